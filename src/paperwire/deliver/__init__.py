@@ -1,0 +1,1 @@
+"""Deliver stage: e-mail (SMTP or an outbox folder) and Slack incoming webhooks."""

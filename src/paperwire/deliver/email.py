@@ -1,0 +1,272 @@
+"""E-mail: build RFC 5322 messages with the standard library, send them with aiosmtplib.
+
+Without ``PAPERWIRE_SMTP_URL`` messages are written to an outbox folder as ``.eml`` files (with
+an ``.html`` preview), so a fresh install can be tried with no mail server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import email.utils
+import re
+import ssl
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from ..errors import ConfigError, DeliveryError
+from ..render import Rendered
+
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_safe(value: str, limit: int = 200) -> str:
+    """A single-line header value: control characters (CR, LF, …) folded to spaces, bounded."""
+    value = _UNSAFE_HEADER.sub(" ", value).strip()
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def build_message(
+    rendered: Rendered,
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    list_id: str,
+    unsubscribe_url: str,
+    date: float | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message (text first, HTML preferred) with list headers (RFC 2369,
+    RFC 8058 one-click unsubscribe)."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Subject"] = header_safe(rendered.subject)
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Date"] = email.utils.formatdate(date, localtime=False)
+    msg["Message-ID"] = message_id
+    msg["List-Id"] = f"Paperwire digest <{list_id}>"
+    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return msg
+
+
+def make_message_id(kind: str, subscriber_id: str, period: str, domain: str) -> str:
+    """A Message-ID stable for one ledger entry, so a resend after a crash is recognisable."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", f"{kind}.{subscriber_id}.{period}")
+    return f"<{safe}.{email.utils.make_msgid().strip('<>').split('@')[0]}@{domain}>"
+
+
+def domain_of(address: str) -> str:
+    _, addr = email.utils.parseaddr(address)
+    return addr.rpartition("@")[2] or "localhost"
+
+
+# -- the outbox --------------------------------------------------------------------------------
+
+
+def write_outbox(folder: Path, name: str, msg: EmailMessage, html: str) -> Path:
+    """Write ``NAME.eml`` (the exact message) and ``NAME.html`` (a preview) atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.eml"
+    for path, data in ((target, msg.as_bytes()), (folder / f"{name}.html", html.encode())):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return target
+
+
+# -- SMTP --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Parsed ``PAPERWIRE_SMTP_URL``: ``smtp://user:pass@host:587`` or ``smtps://…`` (implicit TLS).
+
+    With ``smtp://`` STARTTLS is used whenever the server offers it.
+    """
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    timeout: float = 30.0
+    verify_tls: bool = True
+
+    def __repr__(self) -> str:  # never print the password
+        return f"SmtpSettings(host={self.host!r}, port={self.port}, user={self.username!r})"
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+            raise ConfigError(
+                "PAPERWIRE_SMTP_URL: expected smtp://[user:pass@]host[:port] or smtps://…"
+            )
+        implicit = parsed.scheme == "smtps"
+        try:
+            port = parsed.port or (465 if implicit else 587)
+        except ValueError:
+            raise ConfigError("PAPERWIRE_SMTP_URL: the port is not a number") from None
+        query = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
+        return cls(
+            host=parsed.hostname,
+            port=port,
+            username=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            implicit_tls=implicit,
+            timeout=float(query.get("timeout", 30)),
+            verify_tls=query.get("verify", "1") not in ("0", "false", "no"),
+        )
+
+
+@dataclass
+class Outgoing:
+    """One message to send, and what to do with the outcome."""
+
+    key: int
+    message: EmailMessage
+    recipient: str
+
+
+@dataclass
+class Outcome:
+    key: int
+    ok: bool
+    error: str | None = None
+    permanent: bool = False
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return 400 <= exc.code < 500
+    return isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError
+                      | aiosmtplib.SMTPTimeoutError | ConnectionError | OSError)
+
+
+class SmtpSender:
+    """Sends many messages over a few reused connections, retrying transient failures."""
+
+    def __init__(self, settings: SmtpSettings, *, connections: int = 4, attempts: int = 4,
+                 backoff: float = 1.0):
+        self.settings = settings
+        self.connections = connections
+        self.attempts = attempts
+        self.backoff = backoff
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        if not s.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            use_tls=s.implicit_tls,
+            start_tls=None if not s.implicit_tls else False,
+            timeout=s.timeout,
+            tls_context=context,
+        )
+
+    async def send_all(
+        self, items: Iterable[Outgoing], on_done: Callable[[Outcome], None] | None = None
+    ) -> list[Outcome]:
+        """Send every item; ``on_done`` is called as each finishes (to update the ledger)."""
+        queue: asyncio.Queue[Outgoing] = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+        outcomes: list[Outcome] = []
+
+        def finish(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
+
+        async def worker() -> None:
+            client: aiosmtplib.SMTP | None = None
+            try:
+                while not queue.empty():
+                    item = queue.get_nowait()
+                    try:
+                        client = await self._send_one(client, item)
+                        finish(Outcome(item.key, True))
+                    except DeliveryError as exc:
+                        finish(Outcome(item.key, False, str(exc), exc.permanent))
+                        if not exc.permanent:
+                            client = await _close(client)
+            finally:
+                await _close(client)
+
+        workers = min(self.connections, max(queue.qsize(), 1))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return outcomes
+
+    async def _send_one(self, client: aiosmtplib.SMTP | None, item: Outgoing) -> aiosmtplib.SMTP:
+        """Send on the worker's connection, reconnecting and backing off on transient errors."""
+        holder = [client]
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=self.backoff, min=self.backoff, max=30 * self.backoff),
+                reraise=True,
+            ):
+                with attempt:
+                    if holder[0] is None or not holder[0].is_connected:
+                        holder[0] = self._client()
+                        await holder[0].connect()
+                    try:
+                        errors, _ = await holder[0].send_message(item.message, recipients=[item.recipient])
+                    except BaseException:
+                        holder[0] = await _close(holder[0])
+                        raise
+                    if errors:
+                        code, reason = next(iter(errors.values()))
+                        raise aiosmtplib.SMTPRecipientRefused(code, reason, item.recipient)
+        except aiosmtplib.SMTPResponseException as exc:
+            permanent = exc.code >= 500
+            raise DeliveryError(
+                f"SMTP {exc.code} for {item.recipient}: {header_safe(exc.message, 300)}",
+                permanent=permanent,
+            ) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"SMTP server {self.settings.host}:{self.settings.port} unreachable: {exc}"
+            ) from None
+        return holder[0]
+
+
+async def _close(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None and client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+    return None
+
+
+def valid_address(address: str) -> bool:
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True

@@ -1,0 +1,126 @@
+"""Signed links and the votes they carry.
+
+Every link in a digest is an itsdangerous token that binds the subscriber, the paper and the
+action, with a purpose-specific salt and an expiry. The token is the credential: whoever holds
+it can act for that subscriber on that paper, and for nobody else.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from .config import Config
+from .errors import FeedbackError
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+Action = Literal["up", "down", "undo"]
+VOTE_MAX_AGE = 180 * 86400  # a digest's links work for six months
+UNSUBSCRIBE_MAX_AGE = 5 * 365 * 86400  # RFC 8058 links must keep working for old messages
+PROFILE_MAX_AGE = 365 * 86400
+VOTES = {"up": 1, "down": -1}
+
+
+@dataclass(frozen=True)
+class VoteClaim:
+    subscriber_id: str
+    paper_id: str
+    action: Action
+
+
+class Signer:
+    """Makes and checks the tokens in feedback, unsubscribe and profile links."""
+
+    def __init__(self, secret: str):
+        if not secret:
+            raise FeedbackError("no signing key: set PAPERWIRE_SECRET")
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return "Signer(secret=***)"
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._secret, salt=f"paperwire.{purpose}")
+
+    def vote_token(self, subscriber_id: str, paper_id: str, action: Action) -> str:
+        if action not in ("up", "down", "undo"):
+            raise ValueError(action)
+        return self._serializer("vote").dumps({"s": subscriber_id, "p": paper_id, "a": action})
+
+    def read_vote(self, token: str, max_age: int = VOTE_MAX_AGE) -> VoteClaim:
+        data = self._load("vote", token, max_age)
+        try:
+            claim = VoteClaim(str(data["s"]), str(data["p"]), data["a"])
+        except (KeyError, TypeError):
+            raise FeedbackError("this link is not a valid paperwire feedback link") from None
+        if claim.action not in ("up", "down", "undo"):
+            raise FeedbackError("this link is not a valid paperwire feedback link")
+        return claim
+
+    def subscriber_token(self, purpose: Literal["unsubscribe", "profile"], subscriber_id: str) -> str:
+        return self._serializer(purpose).dumps({"s": subscriber_id})
+
+    def read_subscriber(
+        self, purpose: Literal["unsubscribe", "profile"], token: str, max_age: int | None = None
+    ) -> str:
+        if max_age is None:
+            max_age = UNSUBSCRIBE_MAX_AGE if purpose == "unsubscribe" else PROFILE_MAX_AGE
+        data = self._load(purpose, token, max_age)
+        if not isinstance(data, dict) or not isinstance(data.get("s"), str):
+            raise FeedbackError(f"this link is not a valid paperwire {purpose} link")
+        return data["s"]
+
+    def _load(self, purpose: str, token: str, max_age: int) -> dict:
+        try:
+            return self._serializer(purpose).loads(token, max_age=max_age)
+        except SignatureExpired:
+            raise FeedbackError("this link has expired; use the links in a newer digest") from None
+        except BadSignature:
+            raise FeedbackError(f"this {purpose} link is invalid or was altered") from None
+
+
+def signer_for(config: Config, store: Store) -> Signer:
+    """The signer for this install: ``PAPERWIRE_SECRET``, else a random key kept in the store."""
+    if config.secret is not None:
+        return Signer(config.secret.get_secret_value())
+    log.warning("PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path)
+    return Signer(store.generated_secret())
+
+
+@dataclass(frozen=True)
+class Links:
+    """The signed URLs one digest needs for one subscriber."""
+
+    base_url: str
+    signer: Signer
+    subscriber_id: str
+
+    def vote(self, paper_id: str, action: Action) -> str:
+        return f"{self.base_url.rstrip('/')}/v/{self.signer.vote_token(self.subscriber_id, paper_id, action)}"
+
+    @property
+    def unsubscribe(self) -> str:
+        token = self.signer.subscriber_token("unsubscribe", self.subscriber_id)
+        return f"{self.base_url.rstrip('/')}/unsubscribe/{token}"
+
+    @property
+    def profile(self) -> str:
+        token = self.signer.subscriber_token("profile", self.subscriber_id)
+        return f"{self.base_url.rstrip('/')}/profile/{token}"
+
+
+def apply_vote(store: Store, config: Config, claim: VoteClaim, *, via: str) -> int | None:
+    """Record (or undo) the vote a verified claim carries; returns the vote now stored."""
+    config.subscriber(claim.subscriber_id)  # a removed subscriber's old links act for nobody
+    if claim.action == "undo":
+        store.remove_vote(claim.subscriber_id, claim.paper_id)
+        return None
+    if store.paper(claim.paper_id) is None:
+        raise FeedbackError(f"unknown paper {claim.paper_id!r}")
+    store.record_vote(claim.subscriber_id, claim.paper_id, VOTES[claim.action], via=via)
+    return VOTES[claim.action]

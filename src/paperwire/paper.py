@@ -1,0 +1,81 @@
+"""The one record every source produces, and how a paper is identified.
+
+arXiv papers are keyed by the bare arXiv id without version, whichever feed they came from, so a
+replacement (v2) or a cross-listing is the same paper and is never sent twice.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+# New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style archive/YYMMNNN ids.
+_NEW_ID = r"\d{4}\.\d{4,5}"
+_OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
+_ARXIV_URL = re.compile(
+    rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arXiv\.org:|\barXiv:)({_NEW_ID}|{_OLD_ID})(v\d+)?",
+    re.IGNORECASE,
+)
+_BARE_ID = re.compile(rf"^(?:arXiv:)?({_NEW_ID}|{_OLD_ID})(v\d+)?$", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def arxiv_id(text: str | None) -> str | None:
+    """The versionless arXiv id in a URL, ``oai:`` guid, ``arXiv:`` label or bare id, else None."""
+    if not text:
+        return None
+    text = text.strip()
+    match = _BARE_ID.match(text) or _ARXIV_URL.search(text)
+    return match.group(1) if match else None
+
+
+def arxiv_version(text: str | None) -> int | None:
+    """The version number (``v2`` → 2) in an arXiv URL or id, if it has one."""
+    if not text:
+        return None
+    match = _BARE_ID.match(text.strip()) or _ARXIV_URL.search(text)
+    return int(match.group(2)[1:]) if match and match.group(2) else None
+
+
+def clean_text(markup: str | None) -> str:
+    """Plain text from feed HTML: tags dropped, entities decoded, whitespace collapsed.
+
+    The result is still untrusted; templates escape it on output.
+    """
+    if not markup:
+        return ""
+    text = _TAG.sub(" ", markup)
+    text = html.unescape(text)
+    return _SPACE.sub(" ", text).strip()
+
+
+@dataclass
+class Paper:
+    """A paper as one source saw it, before it is merged into the store."""
+
+    paper_id: str
+    title: str
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    url: str = ""
+    pdf_url: str = ""
+    published: str | None = None  # ISO 8601 date-time in UTC, when the source says
+    source: str = ""
+    version: int | None = None
+    upvotes: int | None = None
+    announce_type: str | None = None
+
+    @property
+    def is_arxiv(self) -> bool:
+        return arxiv_id(self.paper_id) == self.paper_id
+
+    def text(self) -> str:
+        return paper_text(self.title, self.abstract)
+
+
+def paper_text(title: str | None, abstract: str | None) -> str:
+    """What ranking reads: the title twice (it is dense with signal), then the abstract."""
+    return f"{title or ''}. {title or ''}. {abstract or ''}"

@@ -1,0 +1,343 @@
+"""The pipeline's two jobs, as library calls the CLI, the daemon and the tests share:
+:func:`fetch_all` (fetch → store) and :func:`send_due` (rank → render → deliver, via the ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from . import digest as digest_mod
+from . import render, schedule
+from .config import Config, SubscriberConfig
+from .deliver import email as email_mod
+from .deliver import slack
+from .errors import DeliveryError, SourceError
+from .feedback import Links, signer_for
+from .sources import fetch_feed, parse_document
+from .sources.http import HttpCache, get, make_client
+from .store import Store
+
+log = logging.getLogger("paperwire")
+
+
+
+# -- fetch -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeedReport:
+    label: str
+    new: int = 0
+    known: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FetchReport:
+    feeds: list[FeedReport]
+
+    @property
+    def new(self) -> int:
+        return sum(f.new for f in self.feeds)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.feeds if f.error)
+
+
+def fetch_all(
+    store: Store,
+    config: Config,
+    *,
+    client: httpx.Client | None = None,
+    base_dir: Path | None = None,
+    now: dt.datetime | None = None,
+    progress: Callable[[FeedReport], None] | None = None,
+) -> FetchReport:
+    """Fetch every feed (one broken feed never stops the others) and store what is new."""
+    own_client = client is None
+    client = client or make_client()
+    reports = []
+    try:
+        for feed in config.feeds:
+            report = FeedReport(feed.label)
+            state = store.feed_state(feed.url) or {}
+            cache = HttpCache(state.get("etag"), state.get("last_modified")) if state else None
+            try:
+                result = fetch_feed(feed, client=client, cache=cache, base_dir=base_dir)
+            except SourceError as exc:
+                report.error = str(exc)
+                store.record_feed(feed.url, ok=False, error=str(exc), now=now)
+                log.error("fetch %s: %s", feed.label, exc)
+            else:
+                report.not_modified = result.not_modified
+                report.warnings = result.warnings
+                report.new, report.known = store.add_papers(result.papers, now=now)
+                cache = result.cache or HttpCache()
+                store.record_feed(
+                    feed.url, ok=True, new=report.new, etag=cache.etag,
+                    last_modified=cache.last_modified, now=now,
+                )
+                for warning in result.warnings:
+                    log.warning("fetch %s: %s", feed.label, warning)
+                log.info(
+                    "fetch %s: %s",
+                    feed.label,
+                    "not modified" if result.not_modified else f"{report.new} new, {report.known} known",
+                )
+            reports.append(report)
+            if progress:
+                progress(report)
+        seeds = _fetch_missing_seeds(store, config, client, now)
+        if seeds:
+            reports.append(seeds)
+    finally:
+        if own_client:
+            client.close()
+    report = FetchReport(reports)
+    store.log_event("fetch", {"new": report.new, "errors": report.errors})
+    if report.new == 0 and not report.errors:
+        log.info("fetch: nothing new in any feed")
+    return report
+
+
+def _fetch_missing_seeds(
+    store: Store, config: Config, client: httpx.Client, now: dt.datetime | None
+) -> FeedReport | None:
+    """Seed papers named in the config but not yet stored, from the arXiv API."""
+    wanted = sorted({p for s in config.subscribers for p in s.seed_papers})
+    missing = [p for p in wanted if p not in store.papers(wanted)]
+    if not missing:
+        return None
+    report = FeedReport("seed papers (arXiv API)")
+    url = f"{config.arxiv_api_url}?id_list={','.join(missing)}&max_results={len(missing)}"
+    try:
+        fetched = get(client, url, label=report.label)
+        papers, report.warnings = parse_document(fetched.content, source="arxiv-api")
+    except SourceError as exc:
+        report.error = f"{exc} (seed papers stay unused until they can be fetched)"
+        log.warning("%s", report.error)
+        return report
+    report.new, report.known = store.add_papers(papers, now=now)
+    return report
+
+
+# -- send --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendLine:
+    subscriber_id: str
+    status: str  # sent | failed | retry | nothing-new | not-due | unsubscribed | disabled
+    detail: str = ""
+
+
+@dataclass
+class SendReport:
+    lines: list[SendLine] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for line in self.lines if line.status == status)
+
+
+@dataclass
+class _Job:
+    """One ledger entry to deliver now."""
+
+    delivery_id: int
+    sub: SubscriberConfig
+    kind: str
+    period: str
+    channel: str
+    message_id: str
+    picks: list[digest_mod.Pick]
+    since: dt.datetime | None = None
+
+
+def active_subscribers(store: Store, config: Config, subscriber_id: str | None = None) -> tuple[
+    list[SubscriberConfig], list[SendLine]
+]:
+    """Subscribers who should receive mail now, and lines for those who should not."""
+    subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
+    gone = store.unsubscribed()
+    active, skipped = [], []
+    for sub in subs:
+        if not sub.enabled:
+            skipped.append(SendLine(sub.id, "disabled", "enabled: false in the config"))
+        elif sub.id in gone:
+            skipped.append(SendLine(sub.id, "unsubscribed", "unsubscribed by link"))
+        else:
+            active.append(sub)
+    return active, skipped
+
+
+def send_due(
+    store: Store,
+    config: Config,
+    *,
+    now: dt.datetime,
+    subscriber_id: str | None = None,
+    grace: dt.timedelta = dt.timedelta(days=7),
+    outbox: Path | None = None,
+    http: httpx.Client | None = None,
+) -> SendReport:
+    """Deliver every due digest exactly once: first what a crash or outage left pending, then
+    each subscriber whose latest digest slot has no ledger entry yet."""
+    report = SendReport()
+    subs, skipped = active_subscribers(store, config, subscriber_id)
+    report.lines.extend(skipped)
+    by_id = {s.id: s for s in subs}
+    jobs: list[_Job] = []
+    resumed: set[tuple[str, str]] = set()
+    for row in store.unsent_deliveries(subscriber_id):
+        sub = by_id.get(row["subscriber_id"])
+        if sub is None:
+            continue
+        papers = store.papers(p["paper_id"] for p in store.delivery_papers(row["id"]))
+        picks = [
+            digest_mod.Pick(p["paper_id"], papers[p["paper_id"]]["title"], papers[p["paper_id"]]["url"],
+                            p["score"], p["reasons"], papers[p["paper_id"]])
+            for p in store.delivery_papers(row["id"])
+            if p["paper_id"] in papers
+        ]
+        jobs.append(_Job(row["id"], sub, row["kind"], row["period"], row["channel"], row["message_id"], picks))
+        resumed.add((sub.id, row["period"]))
+
+    due: dict[str, tuple[str, list[str]]] = {}
+    for sub in subs:
+        slot = schedule.latest_slot(sub, now, grace)
+        if slot is None:
+            report.lines.append(SendLine(sub.id, "not-due", "no digest slot in the grace period"))
+            continue
+        period = schedule.period(slot)
+        channels = [
+            c for c in _channels(sub)
+            if store.delivery(sub.id, "digest", period, c) is None
+        ]
+        if channels:
+            due[sub.id] = (period, channels)
+        elif (sub.id, period) not in resumed:
+            report.lines.append(SendLine(sub.id, "not-due", f"digest for {period} already handled"))
+
+    if due:
+        digests = digest_mod.compose(store, config, [by_id[s] for s in due], now=now)
+        domain = email_mod.domain_of(config.sender.from_address)
+        for sub_id, (period, channels) in due.items():
+            composed = digests[sub_id]
+            if not composed.picks:
+                since = composed.since.date().isoformat()
+                report.lines.append(SendLine(sub_id, "nothing-new", f"no new papers since {since}"))
+                log.info("send %s: nothing new since %s; no digest sent", sub_id, since)
+                continue
+            content = _content_hash(composed.picks)
+            for channel in channels:
+                message_id = email_mod.make_message_id("digest", sub_id, period, domain)
+                delivery_id = store.open_delivery(
+                    sub_id, "digest", period, channel, message_id=message_id, content_hash=content,
+                    papers=[(p.paper_id, p.score, p.reasons) for p in composed.picks], now=now,
+                )
+                jobs.append(
+                    _Job(delivery_id, by_id[sub_id], "digest", period, channel, message_id,
+                         composed.picks, composed.since)
+                )
+    if jobs:
+        report.lines.extend(deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now))
+    store.log_event("send", {"sent": report.count("sent"), "failed": report.count("failed")})
+    return report
+
+
+def _channels(sub: SubscriberConfig) -> list[str]:
+    return [c for c, present in (("email", sub.email), ("slack", sub.slack_webhook)) if present]
+
+
+def _content_hash(picks: list[digest_mod.Pick]) -> str:
+    return hashlib.sha256("\n".join(p.paper_id for p in picks).encode()).hexdigest()[:16]
+
+
+def deliver_jobs(
+    store: Store,
+    config: Config,
+    jobs: list[_Job],
+    *,
+    outbox: Path | None,
+    http: httpx.Client | None,
+    now: dt.datetime,
+) -> list[SendLine]:
+    """Render and deliver ledger entries; each outcome is written to the ledger as it happens."""
+    signer = signer_for(config, store)
+    lines: list[SendLine] = []
+    outgoing: list[email_mod.Outgoing] = []
+    by_key: dict[int, _Job] = {}
+    smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
+    outbox = outbox or Path(config.outbox)
+    own_http = http is None and any(j.channel == "slack" for j in jobs)
+    http = http or (make_client() if own_http else None)
+    try:
+        for job in jobs:
+            links = Links(config.base_url, signer, job.sub.id)
+            ctx = render.context(
+                subscriber_name=job.sub.name or job.sub.id, picks=job.picks, links=links,
+                kind=job.kind, period=job.period, since=job.since,
+            )
+            subject = render.subject_for(job.kind, job.period, job.picks)
+            if job.channel == "slack":
+                lines.append(_deliver_slack(store, job, http, ctx, subject))
+                continue
+            rendered = render.render_email(ctx, subject)
+            msg = email_mod.build_message(
+                rendered, sender=config.sender.from_address, recipient=str(job.sub.email),
+                message_id=job.message_id, list_id=config.sender.list_id,
+                unsubscribe_url=links.unsubscribe, date=now.timestamp(),
+            )
+            if smtp_url is None:
+                path = email_mod.write_outbox(outbox, f"{job.period}-{job.sub.id}-{job.kind}", msg, rendered.html)
+                store.mark_delivery(job.delivery_id, "sent", now=now)
+                lines.append(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}"))
+            else:
+                outgoing.append(email_mod.Outgoing(job.delivery_id, msg, str(job.sub.email)))
+                by_key[job.delivery_id] = job
+        if outgoing:
+            sender = email_mod.SmtpSender(
+                email_mod.SmtpSettings.from_url(smtp_url), connections=config.sender.smtp_connections
+            )
+
+            def record(outcome: email_mod.Outcome) -> None:
+                job = by_key[outcome.key]
+                if outcome.ok:
+                    store.mark_delivery(job.delivery_id, "sent", now=now)
+                    lines.append(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers by e-mail"))
+                elif outcome.permanent:
+                    store.mark_delivery(job.delivery_id, "failed", error=outcome.error)
+                    lines.append(SendLine(job.sub.id, "failed", outcome.error or ""))
+                else:
+                    store.mark_delivery(job.delivery_id, "pending", error=outcome.error)
+                    lines.append(SendLine(job.sub.id, "retry", f"{outcome.error}; stays due"))
+                log.info("send %s %s: %s", job.sub.id, job.kind, lines[-1].status)
+
+            asyncio.run(sender.send_all(outgoing, on_done=record))
+    finally:
+        if own_http and http is not None:
+            http.close()
+    return lines
+
+
+def _deliver_slack(store: Store, job: _Job, http: httpx.Client, ctx: dict, subject: str) -> SendLine:
+    webhook = job.sub.slack_webhook.get_secret_value()
+    try:
+        count = slack.send_digest(http, webhook, ctx, subject)
+    except DeliveryError as exc:
+        state = "failed" if exc.permanent else "pending"
+        store.mark_delivery(job.delivery_id, state, error=str(exc))
+        return SendLine(job.sub.id, "failed" if exc.permanent else "retry", str(exc))
+    store.mark_delivery(job.delivery_id, "sent")
+    return SendLine(job.sub.id, "sent", f"{len(job.picks)} papers to Slack ({count} message(s))")

@@ -1,0 +1,154 @@
+"""Render stage: Jinja2 templates (``templates/``) for e-mail, and Block Kit for Slack.
+
+One Jinja2 environment with autoescape on for HTML and ``StrictUndefined`` everywhere: a typo in
+a template is an error, not an empty string. Feed text is untrusted and reaches HTML only through
+autoescaping. CSS is inlined by css-inline because mail clients drop ``<style>`` blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+
+from .digest import Pick
+from .errors import RenderError
+from .feedback import Links
+
+ABSTRACT_CHARS = 420
+
+
+def templates_dir() -> Path:
+    """``paperwire/templates`` in an installed wheel, else the repository's ``templates/``."""
+    packaged = Path(str(resources.files("paperwire"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    repo = Path(__file__).resolve().parents[2] / "templates"
+    if repo.is_dir():
+        return repo
+    raise RenderError("cannot find paperwire's templates/ folder; reinstall the package")
+
+
+@functools.cache
+def environment(path: str | None = None) -> jinja2.Environment:
+    """The one Jinja2 environment, compiled once per process."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(path or templates_dir()),
+        autoescape=jinja2.select_autoescape(["html", "htm", "xml"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["shorten"] = shorten
+    env.filters["authors"] = format_authors
+    return env
+
+
+def shorten(text: str | None, limit: int = ABSTRACT_CHARS) -> str:
+    """Cut text at a word boundary near ``limit`` characters, with an ellipsis."""
+    text = (text or "").strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.")
+    return cut + "…"
+
+
+def format_authors(authors: list[str] | None, limit: int = 4) -> str:
+    authors = authors or []
+    if len(authors) <= limit:
+        return ", ".join(authors)
+    return ", ".join(authors[:limit]) + f" and {len(authors) - limit} more"
+
+
+@dataclass
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+def context(
+    *,
+    subscriber_name: str,
+    picks: list[Pick],
+    links: Links,
+    kind: str,
+    period: str,
+    since: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """What the e-mail templates see: plain data, with every link already signed."""
+    items = []
+    for number, pick in enumerate(picks, 1):
+        paper = pick.paper
+        items.append(
+            {
+                "number": number,
+                "paper_id": pick.paper_id,
+                "title": pick.title,
+                "url": pick.url or paper.get("url") or "",
+                "pdf_url": paper.get("pdf_url") or "",
+                "authors": paper.get("authors") or [],
+                "abstract": paper.get("abstract") or "",
+                "published": (paper.get("published") or "")[:10],
+                "upvotes": paper.get("upvotes"),
+                "reasons": pick.reasons,
+                "score": pick.score,
+                "up_url": links.vote(pick.paper_id, "up"),
+                "down_url": links.vote(pick.paper_id, "down"),
+            }
+        )
+    return {
+        "name": subscriber_name,
+        "kind": kind,
+        "period": period,
+        "since": since.date().isoformat() if since else None,
+        "papers": items,
+        "profile_url": links.profile,
+        "unsubscribe_url": links.unsubscribe,
+    }
+
+
+def subject_for(kind: str, period: str, picks: list[Pick]) -> str:
+    """One line naming the date and the top paper; no newlines, bounded length."""
+    top = " ".join((picks[0].title if picks else "").split())
+    if kind == "alert":
+        head = "Paperwire alert: "
+    else:
+        head = f"Paperwire {period}: "
+        if len(picks) > 1:
+            top = f"{top} (+{len(picks) - 1} more)" if len(top) < 60 else top
+    subject = head + top
+    return shorten(subject, 150)
+
+
+def render_email(ctx: dict[str, Any], subject: str) -> Rendered:
+    """The HTML (CSS inlined) and plain-text parts of one digest or alert."""
+    env = environment()
+    try:
+        html = env.get_template("email/digest.html").render(subject=subject, **ctx)
+        text = env.get_template("email/digest.txt").render(subject=subject, **ctx)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"template error: {exc}") from exc
+    html = _inliner().inline(html)
+    return Rendered(subject=subject, html=html, text=text)
+
+
+@functools.cache
+def _inliner() -> css_inline.CSSInliner:
+    # keep_style_tags keeps the @media rules for phones, which cannot be inlined
+    return css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+
+
+def render_page(name: str, **ctx: Any) -> str:
+    """A web page of the feedback app (``templates/web/NAME``)."""
+    try:
+        return environment().get_template(f"web/{name}").render(**ctx)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"template error in web/{name}: {exc}") from exc

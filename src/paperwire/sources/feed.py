@@ -1,0 +1,117 @@
+"""RSS / Atom / RDF documents through feedparser: arXiv's three formats and any other feed."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from typing import Any
+
+import feedparser
+
+from ..errors import SourceError
+from ..paper import Paper, arxiv_id, arxiv_version, clean_text
+
+# arXiv RSS (2024+) descriptions start "arXiv:2504.07119v1 Announce Type: new \nAbstract: ...".
+_ARXIV_RSS_PREFIX = re.compile(
+    r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE
+)
+# Old arXiv RDF titles end "(arXiv:1234.5678v2 [cs.LG] UPDATED)".
+_RDF_TITLE_SUFFIX = re.compile(r"\s*\(arXiv:[^)]*\)\s*$")
+_AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\band\b)\s*")
+
+
+def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
+    """Papers in a feed document, and warnings for entries that had to be skipped."""
+    doc = feedparser.parse(content)
+    if doc.bozo and not doc.entries:
+        exc = doc.get("bozo_exception")
+        where = ""
+        if hasattr(exc, "getLineNumber"):
+            where = f" at line {exc.getLineNumber()}"
+        raise SourceError(f"feed {source}: not a valid RSS/Atom document{where}: {exc}")
+    if not doc.version and not doc.entries:
+        raise SourceError(f"feed {source}: not an RSS/Atom document (no feed or entries found)")
+    papers, warnings = [], []
+    for index, entry in enumerate(doc.entries):
+        try:
+            papers.append(_paper(entry, source))
+        except ValueError as exc:
+            warnings.append(f"feed {source}: entry {index + 1} skipped: {exc}")
+    if doc.bozo:
+        warnings.append(f"feed {source}: recovered from a malformed document: {doc.bozo_exception}")
+    return papers, warnings
+
+
+def _paper(entry: Any, source: str) -> Paper:
+    links = [entry.get("link", "")] + [link.get("href", "") for link in entry.get("links", [])]
+    guid = entry.get("id") or ""
+    candidates = [guid, *links]
+    aid = next((a for a in map(arxiv_id, candidates) if a), None)
+    title = clean_text(entry.get("title"))
+    title = _RDF_TITLE_SUFFIX.sub("", title)
+    if not title:
+        raise ValueError("no title")
+    summary = entry.get("summary") or entry.get("description") or ""
+    announce = entry.get("arxiv_announce_type")
+    abstract = clean_text(summary)
+    prefix = _ARXIV_RSS_PREFIX.match(abstract)
+    if prefix:
+        announce = announce or prefix.group("type")
+        abstract = abstract[prefix.end() :]
+    if aid:
+        paper_id = aid
+        version = next((v for v in map(arxiv_version, candidates) if v), None)
+        url = f"https://arxiv.org/abs/{aid}"
+        pdf_url = f"https://arxiv.org/pdf/{aid}"
+    else:
+        paper_id = guid or entry.get("link")
+        if not paper_id:
+            raise ValueError(f"{title[:60]!r} has neither an id nor a link")
+        version = None
+        url = entry.get("link") or (guid if guid.startswith("http") else "")
+        pdf_url = next(
+            (link["href"] for link in entry.get("links", []) if link.get("type") == "application/pdf"),
+            "",
+        )
+    return Paper(
+        paper_id=paper_id,
+        title=title,
+        abstract=abstract,
+        authors=_authors(entry),
+        categories=_categories(entry),
+        url=url,
+        pdf_url=pdf_url,
+        published=_published(entry),
+        source=source,
+        version=version,
+        announce_type=announce,
+    )
+
+
+def _authors(entry: Any) -> list[str]:
+    names = [clean_text(a.get("name")) for a in entry.get("authors", []) if a.get("name")]
+    if len(names) == 1 and ("," in names[0] or " and " in names[0]):
+        # arXiv RSS puts every author in one dc:creator: "A, B, and C"
+        names = [n for n in _AUTHOR_SPLIT.split(names[0]) if n]
+    if not names and entry.get("author"):
+        names = [n for n in _AUTHOR_SPLIT.split(clean_text(entry["author"])) if n]
+    return names
+
+
+def _categories(entry: Any) -> list[str]:
+    seen: list[str] = []
+    primary = (entry.get("arxiv_primary_category") or {}).get("term")
+    for term in [primary, *(t.get("term") for t in entry.get("tags", []))]:
+        if term and term not in seen:
+            seen.append(term)
+    return seen
+
+
+def _published(entry: Any) -> str | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            stamp = calendar.timegm(parsed)
+            return dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat(timespec="seconds")
+    return None

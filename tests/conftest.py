@@ -1,0 +1,196 @@
+"""Shared fixtures: real SQLite files, a real SMTP server, a real local HTTP server.
+
+Every test runs in its own temporary directory with every PAPERWIRE_* variable cleared, so
+nothing on the developer's machine leaks in.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from paperwire.config import Config, parse_config
+from paperwire.store import Store
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+if not SHARED.exists():  # CI clones the repo with shared/ beside it
+    SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DATA = SHARED / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("PAPERWIRE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "paperwire.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def make_config() -> Callable[..., Config]:
+    """Build a validated Config from YAML text (with an optional environment)."""
+
+    def make(text: str, env: dict[str, str] | None = None) -> Config:
+        return parse_config(text, label="subscribers.yaml", env=env or {})
+
+    return make
+
+
+# -- a real SMTP server --------------------------------------------------------------------
+
+
+@dataclass
+class SmtpSink:
+    """Messages an aiosmtpd server on 127.0.0.1 received; ``behaviour`` shapes its answers."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    # recipient -> SMTP reply to give at RCPT (e.g. "550 5.1.1 no such user")
+    refuse: dict[str, str] = field(default_factory=dict)
+    # replies to give at DATA before accepting, consumed in order (e.g. ["451 try later"])
+    data_replies: list[str] = field(default_factory=list)
+    drop_next: int = 0  # close the connection on the next N DATA commands
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def by_recipient(self) -> dict[str, list[EmailMessage]]:
+        out: dict[str, list[EmailMessage]] = {}
+        for (_, rcpts), msg in zip(self.envelopes, self.messages, strict=True):
+            for rcpt in rcpts:
+                out.setdefault(rcpt, []).append(msg)
+        return out
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink):
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.sink.refuse:
+            return self.sink.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.sink.drop_next > 0:
+            self.sink.drop_next -= 1
+            session.transport.close()
+            return "421 closing"
+        if self.sink.data_replies:
+            return self.sink.data_replies.pop(0)
+        self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink(port=free_port())
+    controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+# -- a real HTTP server ----------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None  # answer 304 when If-None-Match matches
+
+
+@dataclass
+class HttpServer:
+    """A ThreadingHTTPServer on 127.0.0.1 serving ``routes`` and recording every request."""
+
+    port: int
+    routes: dict[str, Route | list[Route]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    server_state = HttpServer(port=free_port())
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def _answer(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            server_state.requests.append((method, self.path, dict(self.headers), body))
+            route = server_state.routes.get(self.path)
+            if isinstance(route, list):  # a sequence of answers, the last one repeats
+                route = route.pop(0) if len(route) > 1 else route[0]
+            if route is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if route.etag and self.headers.get("If-None-Match") == route.etag:
+                self.send_response(304)
+                self.send_header("ETag", route.etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(route.status)
+            for key, value in route.headers.items():
+                self.send_header(key, value)
+            if route.etag:
+                self.send_header("ETag", route.etag)
+            self.send_header("Content-Length", str(len(route.body)))
+            self.end_headers()
+            self.wfile.write(route.body)
+
+        def do_GET(self):
+            self._answer("GET")
+
+        def do_POST(self):
+            self._answer("POST")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", server_state.port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server_state
+    finally:
+        server.shutdown()
+        server.server_close()
