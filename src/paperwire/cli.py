@@ -255,6 +255,26 @@ def run(obj: Context, once: bool) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@pass_ctx
+def serve(obj: Context, host: str, port: int) -> None:
+    """Serve the feedback web app (thumbs links, unsubscribe, profile pages).
+
+    \b
+    Example:
+        PAPERWIRE_BASE_URL=https://papers.example.org paperwire serve --port 8000
+    """
+    import uvicorn
+
+    from .web import create_app
+
+    obj.config  # fail early, with a one-line error, on a broken config
+    app = create_app(lambda: obj.config, obj.db_path)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+
+
+@cli.command()
 @click.option("--subscriber", "subscriber_id", help="Only this subscriber.")
 @pass_ctx
 def status(obj: Context, subscriber_id: str | None) -> None:
