@@ -37,7 +37,7 @@ def main(source: str, target: str) -> None:
         items.append(
             "  <item>\n"
             f"    <title>{escape(record['title'])}</title>\n"
-            f"    <guid isPermaLink=\"false\">{guid}</guid>\n"
+            f'    <guid isPermaLink="false">{guid}</guid>\n'
             f"    <link>https://huggingface.co/papers?q={escape(record['title'][:80].replace(' ', '+'))}</link>\n"
             f"    <description>{escape(record['abstract'])}</description>\n"
             + (f"    <dc:creator>{escape(by)}</dc:creator>\n" if by else "")

@@ -57,13 +57,21 @@ class PaperwireGroup(click.Group):
 
 @click.group(cls=PaperwireGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config_path", envvar="PAPERWIRE_CONFIG", type=click.Path(dir_okay=False),
+    "--config",
+    "config_path",
+    envvar="PAPERWIRE_CONFIG",
+    type=click.Path(dir_okay=False),
     help="subscribers.yaml to use [env PAPERWIRE_CONFIG; default ./subscribers.yaml, else the "
     "bundled example]",
 )
 @click.option(
-    "--db", "db_path", envvar="PAPERWIRE_DB", default=DEFAULT_DB, show_default=True,
-    type=click.Path(dir_okay=False), help="SQLite file [env PAPERWIRE_DB]",
+    "--db",
+    "db_path",
+    envvar="PAPERWIRE_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="SQLite file [env PAPERWIRE_DB]",
 )
 @click.option("-v", "--verbose", count=True, help="More log lines (-v info, -vv debug).")
 @click.version_option(__version__, prog_name="paperwire")
@@ -117,12 +125,21 @@ def _print_fetch(report: pipeline.FetchReport) -> None:
 
 @cli.command(name="digest")
 @click.option("--subscriber", "subscriber_id", help="Only this subscriber.")
-@click.option("--limit", type=click.IntRange(1, 500), help="Papers per digest (default: digest_size).")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Candidates first seen since this day (UTC).")
+@click.option(
+    "--limit", type=click.IntRange(1, 500), help="Papers per digest (default: digest_size)."
+)
+@click.option(
+    "--since", type=click.DateTime(["%Y-%m-%d"]), help="Candidates first seen since this day (UTC)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_ctx
-def digest_cmd(obj: Context, subscriber_id: str | None, limit: int | None, since: dt.datetime | None,
-               as_json: bool) -> None:
+def digest_cmd(
+    obj: Context,
+    subscriber_id: str | None,
+    limit: int | None,
+    since: dt.datetime | None,
+    as_json: bool,
+) -> None:
     """Preview the ranked digest without sending or marking anything.
 
     \b
@@ -137,11 +154,15 @@ def digest_cmd(obj: Context, subscriber_id: str | None, limit: int | None, since
         digests = digest.compose(store, config, subs, now=utcnow(), since=since_utc, limit=limit)
     if as_json:
         data = {sid: [p.as_json() for p in d.picks] for sid, d in digests.items()}
-        click.echo(json.dumps(data[subscriber_id] if subscriber_id else data, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(data[subscriber_id] if subscriber_id else data, indent=2, ensure_ascii=False)
+        )
         return
     for sid, composed in digests.items():
-        click.echo(f"== {sid}: {len(composed.picks)} of {composed.candidates} candidates "
-                   f"since {composed.since.date().isoformat()}")
+        click.echo(
+            f"== {sid}: {len(composed.picks)} of {composed.candidates} candidates "
+            f"since {composed.since.date().isoformat()}"
+        )
         if not composed.picks:
             click.echo("   nothing new; no digest would be sent")
         for number, pick in enumerate(composed.picks, 1):
@@ -163,8 +184,9 @@ def send(obj: Context, subscriber_id: str | None) -> None:
         PAPERWIRE_SMTP_URL=smtp://user:pass@mail.example.org:587 paperwire send
     """
     with obj.store() as store:
-        report = pipeline.send_due(store, obj.config, now=utcnow(), subscriber_id=subscriber_id,
-                                   outbox=_outbox(obj))
+        report = pipeline.send_due(
+            store, obj.config, now=utcnow(), subscriber_id=subscriber_id, outbox=_outbox(obj)
+        )
     _print_send(report)
 
 
@@ -175,9 +197,13 @@ def _outbox(obj: Context) -> Path:
 
 def _print_send(report: pipeline.SendReport) -> None:
     for line in report.lines:
-        click.echo(f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}")
-    click.echo(f"{report.count('sent')} sent, {report.count('failed')} failed, "
-               f"{report.count('retry')} to retry, {report.count('nothing-new')} with nothing new.")
+        click.echo(
+            f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}"
+        )
+    click.echo(
+        f"{report.count('sent')} sent, {report.count('failed')} failed, "
+        f"{report.count('retry')} to retry, {report.count('nothing-new')} with nothing new."
+    )
     if report.count("failed") or report.count("retry"):
         sys.exit(1)
 
@@ -225,7 +251,9 @@ def _read_votes_csv(path: Path, config: Config) -> list[tuple[str, str, int]]:
         for row in reader:
             line = reader.line_num
             if row["subscriber"] not in known:
-                raise ConfigError(f"{path}:{line}: subscriber: unknown subscriber {row['subscriber']!r}")
+                raise ConfigError(
+                    f"{path}:{line}: subscriber: unknown subscriber {row['subscriber']!r}"
+                )
             vote = (row["vote"] or "").strip().lower()
             if vote not in ("up", "down"):
                 raise ConfigError(f"{path}:{line}: vote: {row['vote']!r} is not 'up' or 'down'")
@@ -269,8 +297,8 @@ def serve(obj: Context, host: str, port: int) -> None:
 
     from .web import create_app
 
-    obj.config  # fail early, with a one-line error, on a broken config
-    app = create_app(lambda: obj.config, obj.db_path)
+    config = obj.config  # fail early, with a one-line error, on a broken config
+    app = create_app(lambda: config, obj.db_path)
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 
 
@@ -295,11 +323,15 @@ def status(obj: Context, subscriber_id: str | None) -> None:
             if sub.id in gone:
                 parts.append("unsubscribed")
             if last:
-                parts.append(f"last digest {last['period']} ({last['state']}"
-                             f"{': ' + last['error'] if last['error'] else ''})")
+                parts.append(
+                    f"last digest {last['period']} ({last['state']}"
+                    f"{': ' + last['error'] if last['error'] else ''})"
+                )
             else:
                 parts.append("no digest yet")
-            if slot and not store.delivery(sub.id, "digest", schedule.period(slot), "email" if sub.email else "slack"):
+            if slot and not store.delivery(
+                sub.id, "digest", schedule.period(slot), "email" if sub.email else "slack"
+            ):
                 parts.append(f"due now ({schedule.period(slot)})")
             parts.append(f"next {nxt.isoformat(timespec='minutes')}")
             click.echo(" · ".join(parts))

@@ -97,7 +97,21 @@ class SubscriberConfig(_Frozen):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a known IANA time zone, e.g. Europe/Paris") from None
+            raise ValueError(
+                f"{value!r} is not a known IANA time zone, e.g. Europe/Paris"
+            ) from None
+        return value
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        if isinstance(value, int):  # YAML 1.1 reads an unquoted 07:30 as sexagesimal 450
+            value = f"{value // 60:02d}:{value % 60:02d}"
+        if isinstance(value, str):
+            try:
+                return dt.time.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not a time like 07:30 (24-hour clock)") from None
         return value
 
     @field_validator("digest_days", mode="before")
@@ -187,7 +201,9 @@ def bundled_path(name: str) -> Path:
     return path
 
 
-def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Read, expand ``${VAR}`` references in, and validate a config file.
 
     With no path and no ``./subscribers.yaml``, the bundled example config is used so that

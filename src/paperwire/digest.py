@@ -16,7 +16,7 @@ import numpy as np
 from . import rank
 from .config import Config, SubscriberConfig
 from .paper import paper_text
-from .store import Store
+from .store import Store, iso
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow.
 SUBSCRIBER_CHUNK = 2000
@@ -137,7 +137,7 @@ def compose(
         scores = rank.score(profiles, matrix) + prior
         allowed = np.empty(scores.shape, dtype=bool)
         for row, sub in enumerate(chunk):
-            allowed[row] = first_seen >= starts[sub.id].isoformat(timespec="seconds")
+            allowed[row] = first_seen > iso(starts[sub.id])
             for paper_id in excluded.get(sub.id, ()):
                 if paper_id in column:
                     allowed[row, column[paper_id]] = False

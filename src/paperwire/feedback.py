@@ -62,7 +62,9 @@ class Signer:
             raise FeedbackError("this link is not a valid paperwire feedback link")
         return claim
 
-    def subscriber_token(self, purpose: Literal["unsubscribe", "profile"], subscriber_id: str) -> str:
+    def subscriber_token(
+        self, purpose: Literal["unsubscribe", "profile"], subscriber_id: str
+    ) -> str:
         return self._serializer(purpose).dumps({"s": subscriber_id})
 
     def read_subscriber(
@@ -88,7 +90,9 @@ def signer_for(config: Config, store: Store) -> Signer:
     """The signer for this install: ``PAPERWIRE_SECRET``, else a random key kept in the store."""
     if config.secret is not None:
         return Signer(config.secret.get_secret_value())
-    log.warning("PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path)
+    log.warning(
+        "PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path
+    )
     return Signer(store.generated_secret())
 
 

@@ -28,7 +28,6 @@ from .store import Store
 log = logging.getLogger("paperwire")
 
 
-
 # -- fetch -------------------------------------------------------------------------------------
 
 
@@ -85,15 +84,21 @@ def fetch_all(
                 report.new, report.known = store.add_papers(result.papers, now=now)
                 cache = result.cache or HttpCache()
                 store.record_feed(
-                    feed.url, ok=True, new=report.new, etag=cache.etag,
-                    last_modified=cache.last_modified, now=now,
+                    feed.url,
+                    ok=True,
+                    new=report.new,
+                    etag=cache.etag,
+                    last_modified=cache.last_modified,
+                    now=now,
                 )
                 for warning in result.warnings:
                     log.warning("fetch %s: %s", feed.label, warning)
                 log.info(
                     "fetch %s: %s",
                     feed.label,
-                    "not modified" if result.not_modified else f"{report.new} new, {report.known} known",
+                    "not modified"
+                    if result.not_modified
+                    else f"{report.new} new, {report.known} known",
                 )
             reports.append(report)
             if progress:
@@ -164,9 +169,9 @@ class _Job:
     since: dt.datetime | None = None
 
 
-def active_subscribers(store: Store, config: Config, subscriber_id: str | None = None) -> tuple[
-    list[SubscriberConfig], list[SendLine]
-]:
+def active_subscribers(
+    store: Store, config: Config, subscriber_id: str | None = None
+) -> tuple[list[SubscriberConfig], list[SendLine]]:
     """Subscribers who should receive mail now, and lines for those who should not."""
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
     gone = store.unsubscribed()
@@ -205,12 +210,22 @@ def send_due(
             continue
         papers = store.papers(p["paper_id"] for p in store.delivery_papers(row["id"]))
         picks = [
-            digest_mod.Pick(p["paper_id"], papers[p["paper_id"]]["title"], papers[p["paper_id"]]["url"],
-                            p["score"], p["reasons"], papers[p["paper_id"]])
+            digest_mod.Pick(
+                p["paper_id"],
+                papers[p["paper_id"]]["title"],
+                papers[p["paper_id"]]["url"],
+                p["score"],
+                p["reasons"],
+                papers[p["paper_id"]],
+            )
             for p in store.delivery_papers(row["id"])
             if p["paper_id"] in papers
         ]
-        jobs.append(_Job(row["id"], sub, row["kind"], row["period"], row["channel"], row["message_id"], picks))
+        jobs.append(
+            _Job(
+                row["id"], sub, row["kind"], row["period"], row["channel"], row["message_id"], picks
+            )
+        )
         resumed.add((sub.id, row["period"]))
 
     due: dict[str, tuple[str, list[str]]] = {}
@@ -221,8 +236,7 @@ def send_due(
             continue
         period = schedule.period(slot)
         channels = [
-            c for c in _channels(sub)
-            if store.delivery(sub.id, "digest", period, c) is None
+            c for c in _channels(sub) if store.delivery(sub.id, "digest", period, c) is None
         ]
         if channels:
             due[sub.id] = (period, channels)
@@ -243,12 +257,26 @@ def send_due(
             for channel in channels:
                 message_id = email_mod.make_message_id("digest", sub_id, period, domain)
                 delivery_id = store.open_delivery(
-                    sub_id, "digest", period, channel, message_id=message_id, content_hash=content,
-                    papers=[(p.paper_id, p.score, p.reasons) for p in composed.picks], now=now,
+                    sub_id,
+                    "digest",
+                    period,
+                    channel,
+                    message_id=message_id,
+                    content_hash=content,
+                    papers=[(p.paper_id, p.score, p.reasons) for p in composed.picks],
+                    now=now,
                 )
                 jobs.append(
-                    _Job(delivery_id, by_id[sub_id], "digest", period, channel, message_id,
-                         composed.picks, composed.since)
+                    _Job(
+                        delivery_id,
+                        by_id[sub_id],
+                        "digest",
+                        period,
+                        channel,
+                        message_id,
+                        composed.picks,
+                        composed.since,
+                    )
                 )
     if jobs:
         report.lines.extend(deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now))
@@ -286,8 +314,12 @@ def deliver_jobs(
         for job in jobs:
             links = Links(config.base_url, signer, job.sub.id)
             ctx = render.context(
-                subscriber_name=job.sub.name or job.sub.id, picks=job.picks, links=links,
-                kind=job.kind, period=job.period, since=job.since,
+                subscriber_name=job.sub.name or job.sub.id,
+                picks=job.picks,
+                links=links,
+                kind=job.kind,
+                period=job.period,
+                since=job.since,
             )
             subject = render.subject_for(job.kind, job.period, job.picks)
             if job.channel == "slack":
@@ -295,12 +327,18 @@ def deliver_jobs(
                 continue
             rendered = render.render_email(ctx, subject)
             msg = email_mod.build_message(
-                rendered, sender=config.sender.from_address, recipient=str(job.sub.email),
-                message_id=job.message_id, list_id=config.sender.list_id,
-                unsubscribe_url=links.unsubscribe, date=now.timestamp(),
+                rendered,
+                sender=config.sender.from_address,
+                recipient=str(job.sub.email),
+                message_id=job.message_id,
+                list_id=config.sender.list_id,
+                unsubscribe_url=links.unsubscribe,
+                date=now.timestamp(),
             )
             if smtp_url is None:
-                path = email_mod.write_outbox(outbox, f"{job.period}-{job.sub.id}-{job.kind}", msg, rendered.html)
+                path = email_mod.write_outbox(
+                    outbox, f"{job.period}-{job.sub.id}-{job.kind}", msg, rendered.html
+                )
                 store.mark_delivery(job.delivery_id, "sent", now=now)
                 lines.append(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}"))
             else:
@@ -308,7 +346,8 @@ def deliver_jobs(
                 by_key[job.delivery_id] = job
         if outgoing:
             sender = email_mod.SmtpSender(
-                email_mod.SmtpSettings.from_url(smtp_url), connections=config.sender.smtp_connections
+                email_mod.SmtpSettings.from_url(smtp_url),
+                connections=config.sender.smtp_connections,
             )
 
             def record(outcome: email_mod.Outcome) -> None:
@@ -331,7 +370,9 @@ def deliver_jobs(
     return lines
 
 
-def _deliver_slack(store: Store, job: _Job, http: httpx.Client, ctx: dict, subject: str) -> SendLine:
+def _deliver_slack(
+    store: Store, job: _Job, http: httpx.Client, ctx: dict, subject: str
+) -> SendLine:
     webhook = job.sub.slack_webhook.get_secret_value()
     try:
         count = slack.send_digest(http, webhook, ctx, subject)

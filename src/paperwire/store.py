@@ -102,7 +102,9 @@ def utcnow() -> dt.datetime:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+    """UTC ISO 8601 with microseconds: stored dates compare correctly as text, and a paper
+    fetched just after a digest was composed is not mistaken for one it already covered."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 class Store:
@@ -136,7 +138,9 @@ class Store:
 
     # -- papers ---------------------------------------------------------------------------
 
-    def add_papers(self, papers: Iterable[Paper], now: dt.datetime | None = None) -> tuple[int, int]:
+    def add_papers(
+        self, papers: Iterable[Paper], now: dt.datetime | None = None
+    ) -> tuple[int, int]:
         """Merge papers into the store in one transaction; returns (new, already known).
 
         A known paper keeps its first-seen date (arXiv re-announces replacements and
@@ -182,7 +186,9 @@ class Store:
                         row["upvotes"] = old["upvotes"]
                     row["published"] = old["published"] or row["published"]
                     row["categories"] = json.dumps(
-                        list(dict.fromkeys(json.loads(old["categories"] or "[]") + paper.categories))
+                        list(
+                            dict.fromkeys(json.loads(old["categories"] or "[]") + paper.categories)
+                        )
                     )
                 rows.append(row)
             self.db["papers"].upsert_all(rows, pk="paper_id")
@@ -217,7 +223,7 @@ class Store:
         """Papers first seen since ``since`` not yet sent (or being sent) to, or rated by, them."""
         sql = """
             select p.paper_id from papers p
-            where p.first_seen >= :since
+            where p.first_seen > :since
               and p.paper_id not in (
                 select dp.paper_id from delivery_papers dp
                 join deliveries d on d.id = dp.delivery_id
@@ -225,10 +231,12 @@ class Store:
               and p.paper_id not in (select paper_id from votes where subscriber_id = :sub)
             order by p.first_seen, p.paper_id
         """
-        return [r["paper_id"] for r in self.db.query(sql, {"since": iso(since), "sub": subscriber_id})]
+        return [
+            r["paper_id"] for r in self.db.query(sql, {"since": iso(since), "sub": subscriber_id})
+        ]
 
     def papers_since(self, since: dt.datetime) -> list[str]:
-        sql = "select paper_id from papers where first_seen >= ? order by first_seen, paper_id"
+        sql = "select paper_id from papers where first_seen > ? order by first_seen, paper_id"
         return [r["paper_id"] for r in self.db.query(sql, [iso(since)])]
 
     def excluded_ids(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
@@ -272,7 +280,13 @@ class Store:
     # -- votes ----------------------------------------------------------------------------
 
     def record_vote(
-        self, subscriber_id: str, paper_id: str, vote: int, *, via: str, now: dt.datetime | None = None
+        self,
+        subscriber_id: str,
+        paper_id: str,
+        vote: int,
+        *,
+        via: str,
+        now: dt.datetime | None = None,
     ) -> None:
         """Set the subscriber's vote on a paper (+1 or -1); a later vote replaces an earlier one."""
         if vote not in (1, -1):
@@ -351,19 +365,23 @@ class Store:
         run resends with the same Message-ID (a duplicate is then detectable).
         """
         with self.atomic():
-            delivery_id = self.db["deliveries"].insert(
-                {
-                    "subscriber_id": subscriber_id,
-                    "kind": kind,
-                    "period": period,
-                    "channel": channel,
-                    "state": "pending",
-                    "message_id": message_id,
-                    "content_hash": content_hash,
-                    "created": iso(now or utcnow()),
-                    "attempts": 0,
-                }
-            ).last_pk
+            delivery_id = (
+                self.db["deliveries"]
+                .insert(
+                    {
+                        "subscriber_id": subscriber_id,
+                        "kind": kind,
+                        "period": period,
+                        "channel": channel,
+                        "state": "pending",
+                        "message_id": message_id,
+                        "content_hash": content_hash,
+                        "created": iso(now or utcnow()),
+                        "attempts": 0,
+                    }
+                )
+                .last_pk
+            )
             self.db["delivery_papers"].insert_all(
                 {
                     "delivery_id": delivery_id,
@@ -383,7 +401,12 @@ class Store:
         return [{**r, "reasons": json.loads(r["reasons"] or "[]")} for r in rows]
 
     def mark_delivery(
-        self, delivery_id: int, state: str, *, error: str | None = None, now: dt.datetime | None = None
+        self,
+        delivery_id: int,
+        state: str,
+        *,
+        error: str | None = None,
+        now: dt.datetime | None = None,
     ) -> None:
         """Move a delivery to sent / failed / pending, counting the attempt."""
         if state not in ("pending", "sent", "failed"):

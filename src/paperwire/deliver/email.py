@@ -156,15 +156,27 @@ class Outcome:
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return 400 <= exc.code < 500
-    return isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError
-                      | aiosmtplib.SMTPTimeoutError | ConnectionError | OSError)
+    return isinstance(
+        exc,
+        aiosmtplib.SMTPServerDisconnected
+        | aiosmtplib.SMTPConnectError
+        | aiosmtplib.SMTPTimeoutError
+        | ConnectionError
+        | OSError,
+    )
 
 
 class SmtpSender:
     """Sends many messages over a few reused connections, retrying transient failures."""
 
-    def __init__(self, settings: SmtpSettings, *, connections: int = 4, attempts: int = 4,
-                 backoff: float = 1.0):
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        connections: int = 4,
+        attempts: int = 4,
+        backoff: float = 1.0,
+    ):
         self.settings = settings
         self.connections = connections
         self.attempts = attempts
@@ -227,7 +239,9 @@ class SmtpSender:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),
                 stop=stop_after_attempt(self.attempts),
-                wait=wait_exponential(multiplier=self.backoff, min=self.backoff, max=30 * self.backoff),
+                wait=wait_exponential(
+                    multiplier=self.backoff, min=self.backoff, max=30 * self.backoff
+                ),
                 reraise=True,
             ):
                 with attempt:
@@ -235,7 +249,9 @@ class SmtpSender:
                         holder[0] = self._client()
                         await holder[0].connect()
                     try:
-                        errors, _ = await holder[0].send_message(item.message, recipients=[item.recipient])
+                        errors, _ = await holder[0].send_message(
+                            item.message, recipients=[item.recipient]
+                        )
                     except BaseException:
                         holder[0] = await _close(holder[0])
                         raise

@@ -54,7 +54,10 @@ def digest_blocks(ctx: dict[str, Any], *, interactive: bool = False) -> list[lis
         if len(text) > MAX_SECTION:
             text = shorten(text, MAX_SECTION - 1)
         buttons = []
-        for action, label, style in (("up", "👍 More like this", "primary"), ("down", "👎 Less like this", None)):
+        for action, label, style in (
+            ("up", "👍 More like this", "primary"),
+            ("down", "👎 Less like this", None),
+        ):
             button: dict[str, Any] = {
                 "type": "button",
                 "text": {"type": "plain_text", "text": label, "emoji": True},
@@ -68,7 +71,11 @@ def digest_blocks(ctx: dict[str, Any], *, interactive: bool = False) -> list[lis
         paper_blocks.append(
             [
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                {"type": "actions", "block_id": f"p:{paper['paper_id']}"[:255], "elements": buttons},
+                {
+                    "type": "actions",
+                    "block_id": f"p:{paper['paper_id']}"[:255],
+                    "elements": buttons,
+                },
             ]
         )
     footer = [
@@ -95,7 +102,9 @@ def digest_blocks(ctx: dict[str, Any], *, interactive: bool = False) -> list[lis
     return messages
 
 
-def post(client: httpx.Client, webhook_url: str, payload: dict[str, Any], *, attempts: int = 4) -> None:
+def post(
+    client: httpx.Client, webhook_url: str, payload: dict[str, Any], *, attempts: int = 4
+) -> None:
     """POST one message to an incoming webhook; raises DeliveryError (permanent for 4xx)."""
     for attempt in range(1, attempts + 1):
         try:

@@ -24,20 +24,20 @@ _AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\band\b)\s*")
 def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
     """Papers in a feed document, and warnings for entries that had to be skipped."""
     doc = feedparser.parse(content)
-    if doc.bozo and not doc.entries:
-        exc = doc.get("bozo_exception")
-        where = ""
-        if hasattr(exc, "getLineNumber"):
-            where = f" at line {exc.getLineNumber()}"
-        raise SourceError(f"feed {source}: not a valid RSS/Atom document{where}: {exc}")
-    if not doc.version and not doc.entries:
-        raise SourceError(f"feed {source}: not an RSS/Atom document (no feed or entries found)")
     papers, warnings = [], []
     for index, entry in enumerate(doc.entries):
         try:
             papers.append(_paper(entry, source))
         except ValueError as exc:
             warnings.append(f"feed {source}: entry {index + 1} skipped: {exc}")
+    if doc.bozo and not papers:
+        # Nothing usable came out of a broken document (an HTML error page, a truncated
+        # download): an error, not a quiet day.
+        exc = doc.get("bozo_exception")
+        where = f" at line {exc.getLineNumber()}" if hasattr(exc, "getLineNumber") else ""
+        raise SourceError(f"feed {source}: not a valid RSS/Atom document{where}: {exc}")
+    if not doc.version and not doc.entries:
+        raise SourceError(f"feed {source}: not an RSS/Atom document (no feed or entries found)")
     if doc.bozo:
         warnings.append(f"feed {source}: recovered from a malformed document: {doc.bozo_exception}")
     return papers, warnings
@@ -71,7 +71,11 @@ def _paper(entry: Any, source: str) -> Paper:
         version = None
         url = entry.get("link") or (guid if guid.startswith("http") else "")
         pdf_url = next(
-            (link["href"] for link in entry.get("links", []) if link.get("type") == "application/pdf"),
+            (
+                link["href"]
+                for link in entry.get("links", [])
+                if link.get("type") == "application/pdf"
+            ),
             "",
         )
     return Paper(

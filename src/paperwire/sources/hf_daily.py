@@ -21,7 +21,9 @@ def parse(data: Any, *, source: str) -> list[Paper]:
             raise SourceError(f"feed {source}: item {index}: no 'paper' object")
         aid = arxiv_id(str(paper.get("id", "")))
         if not aid:
-            raise SourceError(f"feed {source}: item {index}: {paper.get('id')!r} is not an arXiv id")
+            raise SourceError(
+                f"feed {source}: item {index}: {paper.get('id')!r} is not an arXiv id"
+            )
         authors = [
             clean_text(a.get("name"))
             for a in paper.get("authors", [])

@@ -18,7 +18,9 @@ from tenacity import (
 from .. import __version__
 from ..errors import SourceError
 
-USER_AGENT = f"paperwire/{__version__} (self-hosted paper digest; +https://pypi.org/project/paperwire/)"
+USER_AGENT = (
+    f"paperwire/{__version__} (self-hosted paper digest; +https://pypi.org/project/paperwire/)"
+)
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 120.0  # seconds; a longer wait means "try on the next scheduled fetch"
 

@@ -1,0 +1,182 @@
+"""The pipeline end to end over real parts: local HTTP feeds, a real SQLite file, aiosmtpd."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from email.message import EmailMessage
+
+import pytest
+
+from paperwire import pipeline
+from paperwire.errors import FeedbackError
+from paperwire.feedback import Signer
+
+from .conftest import FIXTURES, Route
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+CONFIG = """\
+feeds:
+  - url: {cs}
+    name: arxiv-cs
+  - url: {lg}
+    name: arxiv-cs-lg
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "retrieval augmented generation, large language models question answering"
+    digest_size: 5
+    digest_days: daily
+  - id: bob
+    email: bob@example.org
+    interests: "power systems, electrical energy, carbon-neutral grids"
+    digest_size: 5
+    digest_days: daily
+sender:
+  from_address: "Paperwire <digest@paperwire.test>"
+base_url: https://papers.example.org
+"""
+
+
+@pytest.fixture
+def feeds(http_server):
+    http_server.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), etag='"a"')
+    http_server.routes["/rss/cs.LG"] = Route((FIXTURES / "arxiv_rss_cs_LG.xml").read_bytes())
+    return http_server
+
+
+@pytest.fixture
+def config(make_config, feeds, smtp_server):
+    return make_config(
+        CONFIG.format(cs=feeds.url("/rss/cs"), lg=feeds.url("/rss/cs.LG")),
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "test-secret"},
+    )
+
+
+def test_cross_listings_and_new_versions_are_stored_once(store, config, feeds):
+    report = pipeline.fetch_all(store, config, now=NOW)
+    assert [(f.label, f.new, f.known, f.error) for f in report.feeds] == [
+        ("arxiv-cs", 60, 0, None),
+        ("arxiv-cs-lg", 20, 20, None),  # 20 cross-listed from cs, 20 new
+    ]
+    assert store.count_papers() == 80
+    feeds.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs_replaced.xml").read_bytes())
+    later = NOW + dt.timedelta(days=1)
+    again = pipeline.fetch_all(store, config, now=later)
+    assert again.feeds[0].new == 0 and again.feeds[0].known == 10
+    replaced = store.paper("2504.06271")
+    assert replaced["version"] == 3
+    assert replaced["first_seen"] == NOW.isoformat(timespec="microseconds")  # still not "new"
+    assert replaced["sources"] == ["arxiv-cs"]
+    assert store.paper("2504.06373")["sources"] == ["arxiv-cs", "arxiv-cs-lg"]
+
+
+def test_a_broken_feed_does_not_stop_the_others(store, make_config, feeds):
+    feeds.routes["/broken"] = Route(b"<html>Bad gateway</html>", status=200)
+    config = make_config(
+        f"feeds:\n  - url: {feeds.url('/broken')}\n    name: broken\n"
+        f"  - url: {feeds.url('/missing')}\n    name: missing\n"
+        f"  - url: {feeds.url('/rss/cs')}\n    name: cs\n"
+        "subscribers: []\n"
+    )
+    report = pipeline.fetch_all(store, config, now=NOW)
+    assert (
+        report.feeds[0].error == "feed broken: not an RSS/Atom document (no feed or entries found)"
+    )
+    assert report.feeds[1].error == "feed missing: HTTP 404 Not Found"
+    assert report.feeds[2].new == 60
+    assert store.feed_state(feeds.url("/broken"))["last_error"].startswith("feed broken:")
+
+
+def test_an_unchanged_feed_costs_a_304(store, config, feeds):
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.fetch_all(store, config, now=NOW)
+    assert report.feeds[0].not_modified
+    assert report.new == 0
+
+
+def _links(msg: EmailMessage) -> list[str]:
+    html = msg.get_body(("html",)).get_content()
+    return re.findall(r'href="(https://papers\.example\.org/[^"]+)"', html)
+
+
+def test_digests_arrive_by_smtp_with_signed_links(store, config, smtp_server):
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    assert sorted((line.subscriber_id, line.status) for line in report.lines) == [
+        ("ada", "sent"),
+        ("bob", "sent"),
+    ]
+    received = smtp_server.by_recipient()
+    assert set(received) == {"ada@example.org", "bob@example.org"}
+    ada = received["ada@example.org"][0]
+    assert ada.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in ada.iter_parts()] == ["text/plain", "text/html"]
+    assert ada["Subject"].startswith("Paperwire 2026-11-23: ")
+    assert ada["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert ada["Message-ID"].endswith("@paperwire.test>")
+    text = ada.get_body(("plain",)).get_content()
+    assert "Why: matches" in text
+    # the two digests differ: each reader gets their own topic first
+    bob_subject = received["bob@example.org"][0]["Subject"]
+    assert ada["Subject"] != bob_subject
+
+    signer = Signer("test-secret")
+    votes = [u for u in _links(ada) if "/v/" in u]
+    assert len(votes) == 10  # 👍 and 👎 for five papers
+    claims = [signer.read_vote(u.rsplit("/", 1)[1]) for u in votes]
+    assert {c.subscriber_id for c in claims} == {"ada"}
+    assert [c.action for c in claims[:2]] == ["up", "down"]
+    sent_ids = [r["paper_id"] for r in store.delivery_papers(store.last_delivery("ada")["id"])]
+    assert [c.paper_id for c in claims[::2]] == sent_ids
+    token = votes[0].rsplit("/", 1)[1]
+    tampered = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
+    with pytest.raises(FeedbackError, match="invalid or was altered"):
+        signer.read_vote(tampered)
+    with pytest.raises(FeedbackError):
+        Signer("another-key").read_vote(token)
+
+
+def test_send_twice_sends_once_and_a_quiet_day_sends_nothing(store, config, smtp_server):
+    pipeline.fetch_all(store, config, now=NOW)
+    pipeline.send_due(store, config, now=NOW)
+    second = pipeline.send_due(store, config, now=NOW + dt.timedelta(hours=1))
+    assert {line.status for line in second.lines} == {"not-due"}
+    assert len(smtp_server.messages) == 2
+    # next day: nothing new was fetched, so nothing is sent, and the report says why
+    tomorrow = pipeline.send_due(store, config, now=NOW + dt.timedelta(days=1))
+    assert [(line.subscriber_id, line.status, line.detail) for line in tomorrow.lines] == [
+        ("ada", "nothing-new", "no new papers since 2026-11-23"),
+        ("bob", "nothing-new", "no new papers since 2026-11-23"),
+    ]
+    assert len(smtp_server.messages) == 2
+
+
+def test_no_paper_is_sent_twice_across_days(store, config, feeds, smtp_server):
+    pipeline.fetch_all(store, config, now=NOW)
+    pipeline.send_due(store, config, now=NOW)
+    feeds.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs_replaced.xml").read_bytes())
+    feeds.routes["/rss/cs.LG"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes())
+    pipeline.fetch_all(store, config, now=NOW + dt.timedelta(hours=20))
+    pipeline.send_due(store, config, now=NOW + dt.timedelta(days=1))
+    per_sub: dict[str, list[str]] = {}
+    for delivery in store.deliveries():
+        ids = [p["paper_id"] for p in store.delivery_papers(delivery["id"])]
+        per_sub.setdefault(delivery["subscriber_id"], []).extend(ids)
+    for ids in per_sub.values():
+        assert len(ids) == len(set(ids))
+
+
+def test_without_smtp_messages_go_to_the_outbox(store, make_config, feeds, tmp_path):
+    config = make_config(CONFIG.format(cs=feeds.url("/rss/cs"), lg=feeds.url("/rss/cs.LG")))
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert {line.status for line in report.lines} == {"sent"}
+    files = sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    assert files == [
+        "2026-11-23-ada-digest.eml",
+        "2026-11-23-ada-digest.html",
+        "2026-11-23-bob-digest.eml",
+        "2026-11-23-bob-digest.html",
+    ]

@@ -1,0 +1,182 @@
+"""Parsing real feed documents, and fetching them over real local HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+import pytest
+
+from paperwire.config import FeedConfig
+from paperwire.errors import SourceError
+from paperwire.paper import arxiv_id, arxiv_version, clean_text
+from paperwire.sources import fetch_feed, parse_document
+from paperwire.sources.http import HttpCache, get, make_client
+
+from .conftest import DATA, FIXTURES, Route
+
+FEEDS = DATA / "feeds"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "version"),
+    [
+        ("2401.12345", "2401.12345", None),
+        ("2401.12345v2", "2401.12345", 2),
+        ("https://arxiv.org/abs/2401.12345v3", "2401.12345", 3),
+        ("http://arxiv.org/pdf/2401.12345v1.pdf", "2401.12345", 1),
+        ("oai:arXiv.org:2504.07119v1", "2504.07119", 1),
+        ("arXiv:0704.0001", "0704.0001", None),
+        ("hep-th/9901001", "hep-th/9901001", None),
+        ("http://arxiv.org/abs/math.GT/0309136v2", "math.GT/0309136", 2),
+        ("https://example.org/post/1", None, None),
+        ("", None, None),
+    ],
+)
+def test_arxiv_id_normalises_every_form(text, expected, version):
+    assert arxiv_id(text) == expected
+    assert arxiv_version(text) == version
+
+
+def test_clean_text_drops_markup_and_collapses_space():
+    assert clean_text("<p>Fast &amp; <b>exact</b>\n\n attention</p>") == "Fast & exact attention"
+
+
+def test_arxiv_api_atom_2026():
+    papers, warnings = parse_document(
+        (FEEDS / "arxiv_api_atom_2026_transformer-cs.LG_m5.xml").read_bytes(), source="api"
+    )
+    assert warnings == []
+    assert len(papers) == 5
+    first = papers[0]
+    assert first.paper_id == "2606.13677"
+    assert first.version == 1
+    assert first.url == "https://arxiv.org/abs/2606.13677"
+    assert first.authors[:2] == ["Zhao-Heng Yin", "Guanya Shi"]
+    assert first.categories[0] == "cs.RO"  # the primary category comes first
+    assert first.published == "2026-06-11T17:59:49+00:00"
+
+
+def test_arxiv_api_atom_legacy_2016_is_read_the_same_way():
+    papers, _ = parse_document(
+        (FEEDS / "arxiv_api_atom_legacy2016_id-1111.2011v2.xml").read_bytes(), source="api"
+    )
+    assert [p.paper_id for p in papers] == ["1111.2011"]
+    assert papers[0].version == 2
+    assert "\n" not in papers[0].abstract  # hard-wrapped summaries are unwrapped
+
+
+def test_hugging_face_daily_papers_keeps_upvotes():
+    papers, _ = parse_document(
+        (FEEDS / "hf_daily_papers_2026-06-12_sotawhat.json").read_bytes(), source="hf"
+    )
+    raw = json.loads((FEEDS / "hf_daily_papers_2026-06-12_sotawhat.json").read_text())
+    assert len(papers) == len(raw) == 30
+    assert [p.upvotes for p in papers] == [item["paper"]["upvotes"] for item in raw]
+    assert max(p.upvotes for p in papers) == 118
+    assert papers[0].paper_id == raw[0]["paper"]["id"]
+    assert papers[0].authors[0] == "Etienne Casanova"
+
+
+def test_arxiv_rss_announce_types_and_authors():
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="rss")
+    assert len(papers) == 60
+    kinds = {p.announce_type for p in papers}
+    assert {"new", "cross", "replace"} <= kinds
+    ertag = next(p for p in papers if p.paper_id == "2504.06271")
+    assert ertag.title.startswith("ER-RAG")
+    assert not ertag.abstract.startswith("arXiv:")  # the "Announce Type" prefix is stripped
+    assert ertag.authors[:2] == ["Yikuan Xia", "Jiazun Chen"]
+
+
+def test_legacy_rdf_titles_lose_the_arxiv_suffix():
+    papers, _ = parse_document((FIXTURES / "arxiv_rdf_legacy.xml").read_bytes(), source="rdf")
+    assert len(papers) == 10
+    assert all("(arXiv:" not in p.title for p in papers)
+    assert all(p.paper_id == arxiv_id(p.paper_id) for p in papers)
+    assert all(p.authors and "<a" not in p.authors[0] for p in papers)
+
+
+def test_generic_feed_uses_guid_verbatim(tmp_path):
+    doc = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Lab blog</title>
+    <item><title>Our new result</title><guid>tag:lab.example,2026:post-7</guid>
+    <link>https://lab.example/post-7</link><description>Text</description></item>
+    <item><title>Linked arXiv paper</title><link>https://arxiv.org/abs/2401.00001v2</link></item>
+    <item><title>Only a link</title><link>https://lab.example/post-9</link></item>
+    </channel></rss>"""
+    papers, _ = parse_document(doc, source="blog")
+    assert [p.paper_id for p in papers] == [
+        "tag:lab.example,2026:post-7",
+        "2401.00001",
+        "https://lab.example/post-9",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"<html><body><p>Service unavailable</body>", "not a valid RSS/Atom document"),
+        (b'<?xml version="1.0"?><rss><channel><item><title>x</ti', "not a valid RSS/Atom document"),
+        (b'{"error": "rate limited"}', "expected a JSON list of daily papers, got dict"),
+        (b'[{"paper": {"id": "not-an-id"}}]', "item 0: 'not-an-id' is not an arXiv id"),
+        (b"[1, 2", "not valid JSON"),
+    ],
+)
+def test_malformed_documents_raise_a_clear_error(content, message):
+    with pytest.raises(SourceError) as info:
+        parse_document(content, source="broken-feed")
+    assert str(info.value).startswith("feed broken-feed: ")
+    assert message in str(info.value)
+
+
+# -- over real HTTP --------------------------------------------------------------------------
+
+
+def test_conditional_get_turns_an_unchanged_feed_into_a_304(http_server):
+    body = (FIXTURES / "arxiv_rss_cs.xml").read_bytes()
+    http_server.routes["/rss/cs"] = Route(
+        body, headers={"Content-Type": "application/rss+xml"}, etag='"v1"'
+    )
+    feed = FeedConfig(url=http_server.url("/rss/cs"), name="cs")
+    with make_client() as client:
+        first = fetch_feed(feed, client=client)
+        second = fetch_feed(feed, client=client, cache=first.cache)
+    assert len(first.papers) == 60 and first.cache == HttpCache(etag='"v1"', last_modified=None)
+    assert second.not_modified and second.papers == []
+    assert http_server.requests[1][2].get("If-None-Match") == '"v1"'
+    assert "paperwire/" in http_server.requests[0][2]["User-Agent"]
+
+
+def test_gzip_bodies_are_decoded(http_server):
+    body = (FEEDS / "hf_daily_papers_2026-06-12_sotawhat.json").read_bytes()
+    http_server.routes["/api/daily_papers"] = Route(
+        gzip.compress(body),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    with httpx.Client() as client:
+        result = fetch_feed(FeedConfig(url=http_server.url("/api/daily_papers")), client=client)
+    assert len(result.papers) == 30
+
+
+def test_retry_after_is_honoured_then_the_feed_is_read(http_server):
+    body = (FIXTURES / "arxiv_rss_cs.xml").read_bytes()
+    http_server.routes["/rss"] = [
+        Route(b"slow down", status=429, headers={"Retry-After": "0"}),
+        Route(b"busy", status=503, headers={"Retry-After": "0"}),
+        Route(body),
+    ]
+    with httpx.Client() as client:
+        fetched = get(client, http_server.url("/rss"))
+    assert fetched.content == body
+    assert len(http_server.requests) == 3
+
+
+def test_persistent_errors_become_a_source_error(http_server):
+    http_server.routes["/gone"] = Route(b"", status=404)
+    http_server.routes["/down"] = Route(b"", status=503, headers={"Retry-After": "0"})
+    with httpx.Client() as client:
+        with pytest.raises(SourceError, match=r"^feed gone: HTTP 404 Not Found$"):
+            get(client, http_server.url("/gone"), label="gone")
+        with pytest.raises(SourceError, match=r"^feed down: HTTP 503 \(after 2 attempts\)$"):
+            get(client, http_server.url("/down"), label="down", attempts=2)
