@@ -1,0 +1,657 @@
+"""The feedback web app: the pages every 👍 / 👎, unsubscribe and profile link lands on.
+
+Safety rules, in the order a request meets them:
+
+* A GET (or HEAD) never changes anything. Mail scanners fetch every link in a message, so the
+  vote page only *offers* the vote, in a form that ``/static/vote.js`` submits as soon as a
+  person's browser shows it (with a visible button when scripts are off).
+* The signed token in the URL is the only credential: it names the subscriber, the paper and
+  the action, and nothing in a form or query string can change whom a request acts for.
+* POSTs from another site are refused (Origin / Sec-Fetch-Site), except that a POST with no
+  browser headers at all is allowed, because that is how mail providers send the RFC 8058
+  one-click unsubscribe.
+* Redirects only go to paths this app builds, bodies are capped at ``MAX_BODY``, every page is
+  autoescaped Jinja2, and errors are rendered pages, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from itsdangerous import SignatureExpired
+from slack_sdk.signature import SignatureVerifier
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import profile as profile_mod
+from . import rank
+from .config import Config, SubscriberConfig
+from .errors import ConfigError, FeedbackError, PaperwireError
+from .feedback import VOTES, Signer, VoteClaim, apply_vote, signer_for
+from .render import render_page, templates_dir
+from .store import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024  # the largest form here is the interests text
+MAX_INTERESTS = 2000
+RECENT_VOTES = 30
+SLACK_SECRET_ENV = "PAPERWIRE_SLACK_SIGNING_SECRET"  # noqa: S105 (a variable name)
+LABELS = {"up": "👍 More like this", "down": "👎 Less like this"}
+ACTION_OF = {1: "up", -1: "down"}
+OTHER = {"up": "down", "down": "up"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "x-robots-tag": "noindex, nofollow",
+}
+HTTP_ERRORS = {
+    400: ("Bad request", "This request could not be understood."),
+    403: ("Forbidden", "This request is not allowed."),
+    404: ("Not found", "There is nothing at this address."),
+    405: ("Method not allowed", "This page cannot be used that way."),
+    413: ("Request too large", "The request body is larger than this server accepts."),
+}
+
+
+class Refused(Exception):
+    """A request this app turns down with a clear page (bad link, unknown paper, cross-site)."""
+
+    def __init__(self, status: int, title: str, message: str, hint: str = ""):
+        super().__init__(message)
+        self.status, self.title, self.message, self.hint = status, title, message, hint
+
+
+def create_app(
+    get_config: Callable[[], Config],
+    db_path: str | os.PathLike,
+    *,
+    slack_signing_secret: str | None = None,
+) -> ASGIApp:
+    """The ASGI app; ``get_config`` is called per request, so a reloaded config takes effect.
+
+    The Slack signing secret comes from the argument, else ``PAPERWIRE_SLACK_SIGNING_SECRET``;
+    without one, ``/slack/actions`` answers 404.
+    """
+    feedback = FeedbackApp(
+        get_config, Path(db_path), slack_signing_secret or os.environ.get(SLACK_SECRET_ENV) or None
+    )
+    app = Starlette(
+        routes=[
+            Route("/", feedback.index, methods=["GET"]),
+            Route("/healthz", feedback.healthz, methods=["GET"]),
+            Route("/v/{token}", feedback.vote_page, methods=["GET"]),
+            Route("/v/{token}", feedback.vote_post, methods=["POST"]),
+            Route("/unsubscribe/{token}", feedback.unsubscribe_page, methods=["GET"]),
+            Route("/unsubscribe/{token}", feedback.unsubscribe_post, methods=["POST"]),
+            Route("/profile/{token}", feedback.profile_page, methods=["GET"]),
+            Route("/profile/{token}", feedback.profile_post, methods=["POST"]),
+            Route("/slack/actions", feedback.slack_actions, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=templates_dir() / "web" / "static")),
+        ],
+        exception_handlers={
+            Refused: _refused,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    return Guard(app)
+
+
+class FeedbackApp:
+    """The request handlers; each opens its own Store (one SQLite connection per request)."""
+
+    def __init__(self, get_config: Callable[[], Config], db_path: Path, slack_secret: str | None):
+        self.get_config = get_config
+        self.db_path = db_path
+        self._slack_secret = slack_secret
+        self._lock = threading.Lock()
+        self._signer: tuple[str | None, Signer] | None = None
+        self._model: tuple[int, rank.TextModel] | None = None
+
+    def __repr__(self) -> str:
+        return f"FeedbackApp(db_path={os.fspath(self.db_path)!r})"
+
+    # -- shared pieces ----------------------------------------------------------------------
+
+    def store(self) -> Store:
+        return Store(self.db_path)
+
+    def signer(self, config: Config, store: Store) -> Signer:
+        """One signer per key, so an unset PAPERWIRE_SECRET is warned about once, not per click."""
+        key = config.secret.get_secret_value() if config.secret is not None else None
+        with self._lock:
+            if self._signer is None or self._signer[0] != key:
+                self._signer = (key, signer_for(config, store))
+            return self._signer[1]
+
+    def model(self, store: Store) -> rank.TextModel:
+        """The corpus text model, refitted only when the number of stored papers changes."""
+        count = store.count_papers()
+        with self._lock:
+            cached = self._model
+        if cached is not None and cached[0] == count:
+            return cached[1]
+        model = profile_mod.corpus_model(store)
+        with self._lock:
+            self._model = (count, model)
+        return model
+
+    def slack_secret(self, config: Config) -> str | None:
+        # A config that grows a slack_signing_secret setting (file or env) takes precedence.
+        configured = getattr(config, "slack_signing_secret", None)
+        if configured is not None:
+            return (
+                configured.get_secret_value()
+                if hasattr(configured, "get_secret_value")
+                else str(configured)
+            )
+        return self._slack_secret
+
+    # -- pages ------------------------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        return HTMLResponse(render_page("index.html"))
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(self._health))
+
+    def _health(self) -> dict[str, Any]:
+        with self.store() as store:
+            fetch, send = store.last_event("fetch"), store.last_event("send")
+        return {
+            "status": "ok",
+            "last_fetch": _event(fetch),
+            "last_send": _event(send),
+        }
+
+    async def vote_page(self, request: Request) -> Response:
+        return await run_in_threadpool(self._vote_page, request.path_params["token"])
+
+    def _vote_page(self, token: str) -> Response:
+        config = self.get_config()
+        with self.store() as store:
+            signer = self.signer(config, store)
+            claim = _read_vote(signer, token)
+            sub = _subscriber(config, claim.subscriber_id)
+            paper = _paper(store, claim.paper_id)
+            current = store.vote(sub.id, claim.paper_id)
+        if claim.action == "undo":
+            state = "undo" if current is not None else "none"
+        else:
+            state = "recorded" if current == VOTES[claim.action] else "pending"
+        shown = claim.action if claim.action != "undo" else ACTION_OF.get(current or 0, "up")
+
+        def path(action: str) -> str:
+            return f"/v/{signer.vote_token(sub.id, claim.paper_id, action)}"
+
+        html = render_page(
+            "vote.html",
+            paper=paper,
+            action=claim.action,
+            state=state,
+            labels=LABELS,
+            current_action=ACTION_OF.get(current or 0, ""),
+            other_action=OTHER[shown],
+            self_path=f"/v/{token}",
+            change_path=path(OTHER[shown]),
+            undo_path=path("undo"),
+            up_path=path("up"),
+            down_path=path("down"),
+            profile_path=f"/profile/{signer.subscriber_token('profile', sub.id)}",
+        )
+        return HTMLResponse(html)
+
+    async def vote_post(self, request: Request) -> Response:
+        _check_origin(request, self.get_config())
+        async with request.form(max_files=0, max_fields=10) as form:
+            to_profile = form.get("return_to") == "profile"
+        return await run_in_threadpool(self._vote_post, request.path_params["token"], to_profile)
+
+    def _vote_post(self, token: str, to_profile: bool) -> Response:
+        config = self.get_config()
+        with self.store() as store:
+            signer = self.signer(config, store)
+            claim = _read_vote(signer, token)
+            sub = _subscriber(config, claim.subscriber_id)
+            if claim.action != "undo":
+                _paper(store, claim.paper_id)
+            apply_vote(store, config, claim, via="web")
+            log.info("vote %s on %s by %s", claim.action, claim.paper_id, sub.id)
+        # Post/redirect/get: a reload shows the recorded vote instead of posting again.
+        if to_profile:
+            location = f"/profile/{signer.subscriber_token('profile', sub.id)}"
+        else:
+            location = f"/v/{token}"
+        return RedirectResponse(location, status_code=303)
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        return await run_in_threadpool(self._unsubscribe, request.path_params["token"], None)
+
+    async def unsubscribe_post(self, request: Request) -> Response:
+        # RFC 8058: mail providers POST "List-Unsubscribe=One-Click" from their servers, with
+        # no Origin; any POST here unsubscribes, unless it is our own "subscribe again" button.
+        _check_origin(request, self.get_config())
+        async with request.form(max_files=0, max_fields=10) as form:
+            resubscribe = form.get("action") == "resubscribe"
+        return await run_in_threadpool(
+            self._unsubscribe, request.path_params["token"], not resubscribe
+        )
+
+    def _unsubscribe(self, token: str, unsubscribe: bool | None) -> Response:
+        config = self.get_config()
+        with self.store() as store:
+            signer = self.signer(config, store)
+            subscriber_id = _read_subscriber(signer, "unsubscribe", token)
+            sub = _subscriber(config, subscriber_id)
+            if unsubscribe is not None:
+                store.set_unsubscribed(sub.id, unsubscribe)
+                log.info("%s %s", "unsubscribed" if unsubscribe else "resubscribed", sub.id)
+            unsubscribed = sub.id in store.unsubscribed()
+        html = render_page(
+            "unsubscribe.html",
+            subscriber_name=sub.name or sub.id,
+            unsubscribed=unsubscribed,
+            self_path=f"/unsubscribe/{token}",
+            profile_path=f"/profile/{signer.subscriber_token('profile', sub.id)}",
+        )
+        return HTMLResponse(html)
+
+    async def profile_page(self, request: Request) -> Response:
+        saved = request.query_params.get("saved") == "1"
+        return await run_in_threadpool(self._profile_page, request.path_params["token"], saved)
+
+    def _profile_page(self, token: str, saved: bool) -> Response:
+        config = self.get_config()
+        with self.store() as store:
+            signer = self.signer(config, store)
+            sub = _subscriber(config, _read_subscriber(signer, "profile", token))
+            learned = profile_mod.learned_terms(store, sub, now=utcnow(), model=self.model(store))
+            override = store.interests_overrides().get(sub.id)
+            votes = store.votes([sub.id])
+            papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
+            unsubscribed = sub.id in store.unsubscribed()
+        recent = []
+        for vote in votes[:RECENT_VOTES]:
+            paper = papers.get(vote["paper_id"], {})
+            recent.append(
+                {
+                    "title": paper.get("title") or vote["paper_id"],
+                    "url": paper.get("url") or "",
+                    "vote": vote["vote"],
+                    "voted_at": vote["voted_at"] or "",
+                    "via": vote["via"] or "web",
+                    "undo_path": f"/v/{signer.vote_token(sub.id, vote['paper_id'], 'undo')}",
+                }
+            )
+        html = render_page(
+            "profile.html",
+            subscriber_name=sub.name or sub.id,
+            positive=learned.positive,
+            negative=learned.negative,
+            interests=override if override is not None else sub.interests,
+            config_interests=sub.interests,
+            edited=override is not None,
+            saved=saved,
+            max_interests=MAX_INTERESTS,
+            seeds=len(sub.seed_papers),
+            likes=sum(1 for v in votes if v["vote"] > 0),
+            dislikes=sum(1 for v in votes if v["vote"] < 0),
+            votes=recent,
+            unsubscribed=unsubscribed,
+            self_path=f"/profile/{token}",
+            unsubscribe_path=f"/unsubscribe/{signer.subscriber_token('unsubscribe', sub.id)}",
+        )
+        return HTMLResponse(html)
+
+    async def profile_post(self, request: Request) -> Response:
+        _check_origin(request, self.get_config())
+        async with request.form(max_files=0, max_fields=10) as form:
+            action = form.get("action", "save")
+            interests = form.get("interests", "")
+        if not isinstance(interests, str) or action not in ("save", "reset"):
+            raise Refused(400, "Bad request", "This form was not filled in as expected.")
+        interests = " ".join(interests.split())
+        if len(interests) > MAX_INTERESTS:
+            raise Refused(
+                400,
+                "Interests too long",
+                f"Interests can be at most {MAX_INTERESTS} characters; "
+                f"yours have {len(interests)}.",
+                "Shorten them to the topics that matter most and save again.",
+            )
+        token = request.path_params["token"]
+        return await run_in_threadpool(
+            self._profile_post, token, interests if action == "save" else None
+        )
+
+    def _profile_post(self, token: str, interests: str | None) -> Response:
+        config = self.get_config()
+        with self.store() as store:
+            sub = _subscriber(
+                config, _read_subscriber(self.signer(config, store), "profile", token)
+            )
+            # None clears the override, so the config's interests apply again.
+            store.set_interests(sub.id, interests)  # type: ignore[arg-type]
+        return RedirectResponse(f"/profile/{token}?saved=1", status_code=303)
+
+    # -- Slack ------------------------------------------------------------------------------
+
+    async def slack_actions(self, request: Request) -> Response:
+        """Slack's interactivity request URL: verify, record the votes, update the message."""
+        config = self.get_config()
+        secret = self.slack_secret(config)
+        if not secret:
+            raise Refused(404, "Not found", "Slack buttons are not enabled on this server.")
+        body = await request.body()
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if not timestamp.isdigit() or not SignatureVerifier(secret).is_valid(
+            body, timestamp, signature
+        ):
+            return JSONResponse({"error": "invalid or stale Slack signature"}, status_code=401)
+        try:
+            payload = json.loads(parse_qs(body.decode("utf-8"))["payload"][0])
+        except (UnicodeDecodeError, KeyError, IndexError, ValueError):
+            return JSONResponse(
+                {"error": "expected a form field 'payload' with JSON"}, status_code=400
+            )
+        if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+            return Response(status_code=200)
+        reply = await run_in_threadpool(self._slack_votes, config, payload)
+        response_url = payload.get("response_url")
+        if reply is None or not isinstance(response_url, str):
+            return Response(status_code=200)
+        # Slack wants the acknowledgement within 3 s; the message update goes out after it.
+        return Response(
+            status_code=200, background=BackgroundTask(_post_to_slack, response_url, reply)
+        )
+
+    def _slack_votes(self, config: Config, payload: dict[str, Any]) -> dict[str, Any] | None:
+        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+        blocks = message.get("blocks") if isinstance(message.get("blocks"), list) else []
+        recorded: dict[str, str] = {}
+        problem = None
+        with self.store() as store:
+            signer = self.signer(config, store)
+            for action in payload.get("actions") or []:
+                if not isinstance(action, dict):
+                    continue
+                try:
+                    claim = _read_vote(signer, _slack_token(action))
+                    _subscriber(config, claim.subscriber_id)
+                    if claim.action != "undo":
+                        _paper(store, claim.paper_id)
+                    apply_vote(store, config, claim, via="slack")
+                except Refused as exc:
+                    problem = exc.message
+                    continue
+                recorded[str(action.get("block_id", ""))] = claim.action
+        if recorded:
+            return {
+                "replace_original": True,
+                "text": message.get("text", ""),
+                "blocks": [_mark_vote(block, recorded) for block in blocks],
+            }
+        if problem:
+            return {"response_type": "ephemeral", "replace_original": False, "text": problem}
+        return None
+
+
+# -- tokens and lookups ---------------------------------------------------------------------
+
+
+def _read_vote(signer: Signer, token: str) -> VoteClaim:
+    try:
+        return signer.read_vote(token)
+    except FeedbackError as exc:
+        raise _link_refused(exc) from None
+
+
+def _read_subscriber(signer: Signer, purpose: str, token: str) -> str:
+    try:
+        return signer.read_subscriber(purpose, token)  # type: ignore[arg-type]
+    except FeedbackError as exc:
+        raise _link_refused(exc) from None
+
+
+def _link_refused(exc: FeedbackError) -> Refused:
+    # feedback.py raises FeedbackError "from None"; the itsdangerous error is still __context__.
+    message = _sentence(str(exc))
+    if isinstance(exc.__context__, SignatureExpired):
+        return Refused(410, "This link has expired", message, "Use the buttons in a newer digest.")
+    return Refused(
+        400,
+        "This link does not work",
+        message,
+        "Open the link exactly as it appears in your digest, or use a newer digest. "
+        "Nothing was changed.",
+    )
+
+
+def _subscriber(config: Config, subscriber_id: str) -> SubscriberConfig:
+    try:
+        return config.subscriber(subscriber_id)
+    except ConfigError:
+        # The ConfigError lists every subscriber id; a browser must not see that.
+        raise Refused(
+            404,
+            "No such subscriber",
+            "This link belongs to a subscriber who is no longer on this paperwire server.",
+            "Nothing was changed.",
+        ) from None
+
+
+def _paper(store: Store, paper_id: str) -> dict[str, Any]:
+    paper = store.paper(paper_id)
+    if paper is None:
+        raise Refused(404, "Unknown paper", f"Paper {paper_id} is not in this server's store.")
+    return paper
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _event(event: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if event is None else {"at": event["at"], **event["detail"]}
+
+
+# -- cross-site checks ----------------------------------------------------------------------
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _check_origin(request: Request, config: Config) -> None:
+    """Refuse POSTs a browser sends from another site; allow ones with no browser headers.
+
+    Pages here send ``Referrer-Policy: no-referrer``, and browsers then send ``Origin: null``
+    on our own form posts, so a "null" origin is judged by ``Sec-Fetch-Site`` instead.
+    """
+    origin = request.headers.get("origin")
+    site = request.headers.get("sec-fetch-site")
+    if origin and origin != "null":
+        own = {_origin_of(config.base_url)}
+        host = request.headers.get("host")
+        if host:
+            own.add(_origin_of(f"{request.url.scheme}://{host}"))
+        if _origin_of(origin) in own:
+            return
+    elif site is None or site in ("same-origin", "none"):
+        return
+    raise Refused(
+        403,
+        "Cross-site request refused",
+        "This form can only be sent from paperwire's own pages.",
+        "Open the link from your digest and use the buttons on that page.",
+    )
+
+
+# -- Slack helpers --------------------------------------------------------------------------
+
+
+def _slack_token(action: dict[str, Any]) -> str:
+    """The signed vote token of a Slack button: its value, else the token in its /v/ URL."""
+    value = action.get("value")
+    if isinstance(value, str) and "|" not in value and value.count(".") >= 2:
+        return value
+    url = action.get("url")
+    if isinstance(url, str):
+        path = urlsplit(url).path
+        if path.startswith("/v/") or "/v/" in path:
+            return path.rsplit("/v/", 1)[1]
+    return value if isinstance(value, str) else ""
+
+
+def _mark_vote(block: Any, recorded: dict[str, str]) -> Any:
+    """The same block, with a ✓ on the button the person chose (buttons stay, to change it)."""
+    if not isinstance(block, dict) or block.get("type") != "actions":
+        return block
+    chosen = recorded.get(str(block.get("block_id", "")))
+    if chosen is None:
+        return block
+    elements = []
+    for element in block.get("elements") or []:
+        kind = (
+            str(element.get("action_id", "")).removeprefix("vote_")
+            if isinstance(element, dict)
+            else ""
+        )
+        if kind not in LABELS:
+            elements.append(element)
+            continue
+        marked = {k: v for k, v in element.items() if k != "style"}
+        label = ("✓ " if kind == chosen else "") + LABELS[kind]
+        marked["text"] = {"type": "plain_text", "text": label, "emoji": True}
+        if kind == chosen:
+            marked["style"] = "primary"
+        elements.append(marked)
+    return {**block, "elements": elements}
+
+
+async def _post_to_slack(response_url: str, payload: dict[str, Any]) -> None:
+    if urlsplit(response_url).scheme not in ("https", "http"):
+        return
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(response_url, json=payload)
+        if response.status_code >= 400:
+            log.warning("Slack refused the message update: HTTP %s", response.status_code)
+    except httpx.HTTPError as exc:
+        log.warning("could not update the Slack message: %s", type(exc).__name__)
+
+
+# -- error pages ----------------------------------------------------------------------------
+
+
+def _error_page(
+    status: int, title: str, message: str, hint: str = "", headers: dict[str, str] | None = None
+) -> Response:
+    try:
+        html = render_page("error.html", status=status, title=title, message=message, hint=hint)
+    except PaperwireError:
+        return Response(f"{title}\n", status_code=status, media_type="text/plain", headers=headers)
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return _error_page(exc.status, exc.title, exc.message, exc.hint)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    title, message = HTTP_ERRORS.get(exc.status_code, ("Error", "This request failed."))
+    return _error_page(exc.status_code, title, message, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Starlette re-raises after this page is sent, so the server log keeps the traceback.
+    return _error_page(
+        500,
+        "Something went wrong",
+        "The server could not handle this request.",
+        "Nothing you did caused this; try again in a minute.",
+    )
+
+
+# -- the outermost layer --------------------------------------------------------------------
+
+
+class _TooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+class Guard:
+    """Security headers on every response (error pages included) and the request body limit."""
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope.get("path", "").startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", []))
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if not static:  # pages carry signed links; keep them out of shared caches
+                    headers.setdefault("cache-control", "no-store")
+            await send(message)
+
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            title, message = HTTP_ERRORS[413]
+            await _error_page(413, title, message)(scope, receive, send_with_headers)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _TooLarge  # a chunked body; answered 413 by the HTTPException handler
+            return message
+
+        await self.app(scope, limited_receive, send_with_headers)

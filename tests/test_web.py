@@ -1,0 +1,636 @@
+"""The feedback web app under a real uvicorn on 127.0.0.1, driven over HTTP with httpx.
+
+A mail scanner is modelled exactly as it behaves: plain GETs (and HEADs) of every link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import uvicorn
+from itsdangerous import TimestampSigner
+
+from paperwire import digest, pipeline
+from paperwire.config import Config
+from paperwire.feedback import Signer
+from paperwire.paper import Paper
+from paperwire.store import Store
+from paperwire.web import create_app
+
+from .conftest import HttpServer, Route, free_port
+
+SECRET = "test-secret-for-links"
+SLACK_SECRET = "slack-signing-secret"
+CONFIG = """
+base_url: http://127.0.0.1:{port}
+subscribers:
+  - id: ada
+    name: Ada Lovelace
+    email: ada@example.org
+    interests: "KV cache compression and eviction for long-context inference"
+  - id: grace
+    name: Grace Hopper
+    email: grace@example.org
+    interests: "low-bit weight quantization of language models"
+"""
+PAPERS = [
+    Paper(
+        "2401.00001",
+        "Evicting the KV cache: heavy hitters for long-context inference",
+        "We compress the key-value cache by evicting tokens with low attention scores, "
+        "cutting memory for long-context inference by 5x.",
+        authors=["A. Author", "B. Author"],
+        url="https://arxiv.org/abs/2401.00001",
+        published="2024-01-02T00:00:00+00:00",
+        source="test",
+    ),
+    Paper(
+        "2401.00002",
+        "Protein folding with diffusion models",
+        "A diffusion model generates protein backbones; structural biology benchmarks.",
+        authors=["C. Author"],
+        url="https://arxiv.org/abs/2401.00002",
+        source="test",
+    ),
+    Paper(
+        "2401.00003",
+        "GPTQ revisited: 2-bit weight quantization",
+        "Post-training weight quantization to 2 bits with second-order error correction.",
+        authors=["D. Author"],
+        url="https://arxiv.org/abs/2401.00003",
+        source="test",
+    ),
+    Paper(
+        "2401.00666",
+        "<script>alert('x')</script> Attention is <b>all</b> you need",
+        "An abstract with <img src=x onerror=alert(1)> markup.",
+        url="javascript:alert(1)",
+        source="test",
+    ),
+]
+KV, PROTEIN, GPTQ, EVIL = (p.paper_id for p in PAPERS)
+
+
+@dataclass
+class WebApp:
+    """A running feedback app: its URL, config, database, and the signer of its links."""
+
+    url: str
+    config: Config
+    db_path: Path
+    signer: Signer
+
+    def link(self, subscriber_id: str, paper_id: str, action: str) -> str:
+        return f"{self.url}/v/{self.signer.vote_token(subscriber_id, paper_id, action)}"
+
+    def page(self, purpose: str, subscriber_id: str) -> str:
+        return f"{self.url}/{purpose}/{self.signer.subscriber_token(purpose, subscriber_id)}"
+
+    def votes(self) -> list[tuple[str, str, int]]:
+        with Store(self.db_path) as store:
+            return sorted((v["subscriber_id"], v["paper_id"], v["vote"]) for v in store.votes())
+
+    def store(self) -> Store:
+        return Store(self.db_path)
+
+
+def serve(app, port: int) -> Callable[[], None]:
+    """Run an ASGI app under uvicorn in a thread; returns the function that stops it."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="error", ws="none", lifespan="off"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return stop
+
+
+@pytest.fixture
+def web(tmp_path: Path, make_config, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:
+    port = free_port()
+    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    db_path = tmp_path / "paperwire.db"
+    with Store(db_path) as store:
+        store.add_papers(PAPERS)
+    monkeypatch.setenv("PAPERWIRE_SLACK_SIGNING_SECRET", SLACK_SECRET)
+    stop = serve(create_app(lambda: config, db_path), port)
+    try:
+        yield WebApp(f"http://127.0.0.1:{port}", config, db_path, Signer(SECRET))
+    finally:
+        stop()
+
+
+@pytest.fixture
+def client(web: WebApp) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=web.url, timeout=10) as opened:
+        yield opened
+
+
+def path_of(url: str) -> str:
+    return httpx.URL(url).raw_path.decode()
+
+
+def tampered(token: str) -> str:
+    """The token with one character in the middle of its signature changed."""
+    # Not the last character: its low bits are base64 padding, so changing it may not count.
+    head, sig = token.rsplit(".", 1)
+    middle = len(sig) // 2
+    return f"{head}.{sig[:middle]}{'A' if sig[middle] != 'A' else 'B'}{sig[middle + 1 :]}"
+
+
+# -- a scanner's GETs change nothing --------------------------------------------------------
+
+
+def test_scanner_gets_of_both_thumbs_record_nothing(web: WebApp, client: httpx.Client):
+    for action in ("up", "down", "undo"):
+        url = web.link("ada", KV, action)
+        for _ in range(2):
+            assert client.get(url, follow_redirects=True).status_code == 200
+            assert client.head(url).status_code == 200
+    for url in (web.page("profile", "ada"), web.page("unsubscribe", "ada"), web.url + "/healthz"):
+        assert client.get(url).status_code == 200
+    assert web.votes() == []
+    with web.store() as store:
+        assert store.unsubscribed() == set()
+        assert store.interests_overrides() == {}
+
+
+def test_vote_page_offers_the_vote_in_a_form_that_posts_to_itself(
+    web: WebApp, client: httpx.Client
+):
+    url = web.link("ada", KV, "up")
+    page = client.get(url)
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    html = page.text
+    assert "Evicting the KV cache: heavy hitters for long-context inference" in html
+    assert f'<form method="post" action="{path_of(url)}" id="vote-form" data-autosubmit>' in html
+    assert "Record 👍 More like this</button>" in html
+    assert '<script src="/static/vote.js" defer></script>' in html
+    script = client.get("/static/vote.js")
+    assert script.status_code == 200
+    assert "form.submit()" in script.text
+    assert client.get("/static/style.css").status_code == 200
+
+
+# -- a POST records exactly one vote ----------------------------------------------------------
+
+
+def test_post_records_one_vote_and_repeating_it_changes_nothing(web: WebApp, client: httpx.Client):
+    url = web.link("ada", KV, "up")
+    first = client.post(url)
+    assert first.status_code == 303
+    assert first.headers["location"] == path_of(url)
+    assert client.post(url).status_code == 303
+    assert web.votes() == [("ada", KV, 1)]
+    with web.store() as store:
+        assert store.votes()[0]["via"] == "web"
+    page = client.get(url).text
+    assert "✓ Recorded: <strong>👍 More like this</strong>" in page
+    assert "data-autosubmit" not in page  # a reload does not post again
+    assert "Change to 👎 Less like this</button>" in page
+
+
+def test_a_later_vote_replaces_the_earlier_and_undo_removes_it(web: WebApp, client: httpx.Client):
+    client.post(web.link("ada", KV, "up"))
+    client.post(web.link("ada", KV, "down"))
+    assert web.votes() == [("ada", KV, -1)]
+    undo = web.link("ada", KV, "undo")
+    assert "Your vote: <strong>👎 Less like this</strong>. Remove it?" in client.get(undo).text
+    assert web.votes() == [("ada", KV, -1)]
+    assert client.post(undo).headers["location"] == path_of(undo)
+    assert web.votes() == []
+    assert "No vote on this paper." in client.get(undo).text
+    assert client.post(undo).status_code == 303  # undoing nothing is fine
+
+
+def test_change_and_undo_buttons_carry_fresh_tokens_for_the_same_subscriber(
+    web: WebApp, client: httpx.Client
+):
+    url = web.link("ada", KV, "up")
+    client.post(url)
+    html = client.get(url).text
+    forms = [part.split('"', 1)[0] for part in html.split('<form method="post" action="')[1:]]
+    claims = [web.signer.read_vote(path.removeprefix("/v/")) for path in forms]
+    assert [(c.subscriber_id, c.paper_id, c.action) for c in claims] == [
+        ("ada", KV, "down"),
+        ("ada", KV, "undo"),
+    ]
+
+
+def test_votes_are_used_by_the_next_ranking(web: WebApp, client: httpx.Client):
+    client.post(web.link("ada", KV, "up"))
+    client.post(web.link("ada", PROTEIN, "down"))
+    with web.store() as store:
+        (signals,) = digest.subscriber_signals(store, [web.config.subscriber("ada")], {})
+    assert sorted(vote for _, vote, _ in signals.votes) == [-1, 1]
+    assert [paper_id for paper_id, _ in signals.liked_titles] == [KV]
+
+
+# -- refused links change nothing -------------------------------------------------------------
+
+
+def refusal(response: httpx.Response, status: int, title: str) -> str:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert f"<h1>{title}</h1>" in response.text
+    assert "Traceback" not in response.text
+    return response.text
+
+
+def test_tampered_tokens_are_refused_and_change_nothing(web: WebApp, client: httpx.Client):
+    token = web.signer.vote_token("ada", KV, "up")
+    for method in ("GET", "POST"):
+        page = refusal(
+            client.request(method, f"/v/{tampered(token)}"), 400, "This link does not work"
+        )
+        assert "This vote link is invalid or was altered." in page
+    refusal(client.post("/v/not-a-token"), 400, "This link does not work")
+    bad_profile = tampered(web.signer.subscriber_token("profile", "ada"))
+    refusal(client.get(f"/profile/{bad_profile}"), 400, "This link does not work")
+    bad_unsub = tampered(web.signer.subscriber_token("unsubscribe", "ada"))
+    refusal(client.post(f"/unsubscribe/{bad_unsub}"), 400, "This link does not work")
+    assert web.votes() == []
+    with web.store() as store:
+        assert store.unsubscribed() == set()
+
+
+def test_expired_tokens_are_refused_with_410(web: WebApp, client: httpx.Client):
+    class LongAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 200 * 86400  # links work for 180 days
+
+    serializer = web.signer._serializer("vote")
+    serializer.signer = LongAgo
+    token = serializer.dumps({"s": "ada", "p": KV, "a": "up"})
+    page = refusal(client.post(f"/v/{token}"), 410, "This link has expired")
+    assert "This link has expired; use the links in a newer digest." in page
+    assert web.votes() == []
+
+
+def test_links_signed_with_another_key_or_for_another_purpose_are_refused(
+    web: WebApp, client: httpx.Client
+):
+    foreign = Signer("another-install").vote_token("ada", KV, "up")
+    refusal(client.post(f"/v/{foreign}"), 400, "This link does not work")
+    profile_token = web.signer.subscriber_token("profile", "ada")
+    refusal(client.post(f"/v/{profile_token}"), 400, "This link does not work")
+    refusal(client.post(f"/unsubscribe/{profile_token}"), 400, "This link does not work")
+    unsubscribe_token = web.signer.subscriber_token("unsubscribe", "ada")
+    refusal(client.get(f"/profile/{unsubscribe_token}"), 400, "This link does not work")
+    assert web.votes() == []
+    with web.store() as store:
+        assert store.unsubscribed() == set()
+
+
+def test_a_link_for_one_subscriber_never_acts_for_another(web: WebApp, client: httpx.Client):
+    ada = web.signer.vote_token("ada", KV, "up")
+    grace = web.signer.vote_token("grace", KV, "up")
+    # Grace's claim under Ada's signature, and the reverse: both fail the signature check.
+    forged = grace.split(".")[0] + "." + ".".join(ada.split(".")[1:])
+    refusal(client.post(f"/v/{forged}"), 400, "This link does not work")
+    # Form fields and query strings cannot redirect a valid token to someone else.
+    client.post(
+        f"/v/{ada}?s=grace&subscriber_id=grace", data={"s": "grace", "subscriber_id": "grace"}
+    )
+    assert web.votes() == [("ada", KV, 1)]
+
+
+def test_a_removed_subscribers_links_act_for_nobody(web: WebApp, client: httpx.Client):
+    page = refusal(client.post(web.link("carol", KV, "up")), 404, "No such subscriber")
+    assert "ada" not in page and "grace" not in page  # the config's ids stay private
+    refusal(client.get(web.page("profile", "carol")), 404, "No such subscriber")
+    assert web.votes() == []
+
+
+def test_a_vote_on_an_unknown_paper_is_404(web: WebApp, client: httpx.Client):
+    page = refusal(client.get(web.link("ada", "2401.99999", "up")), 404, "Unknown paper")
+    assert "Paper 2401.99999 is not in this server&#39;s store." in page
+    refusal(client.post(web.link("ada", "2401.99999", "down")), 404, "Unknown paper")
+    assert web.votes() == []
+
+
+# -- cross-site POSTs and redirects ---------------------------------------------------------
+
+
+def test_cross_site_posts_are_refused(web: WebApp, client: httpx.Client):
+    url = web.link("ada", KV, "up")
+    refusal(
+        client.post(url, headers={"Origin": "https://evil.example"}),
+        403,
+        "Cross-site request refused",
+    )
+    refusal(
+        client.post(url, headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"}),
+        403,
+        "Cross-site request refused",
+    )
+    refusal(
+        client.post(web.page("unsubscribe", "ada"), headers={"Origin": "http://127.0.0.1:1"}),
+        403,
+        "Cross-site request refused",
+    )
+    assert web.votes() == []
+    # Our own pages: the exact origin, or "null" (no-referrer) from the same origin.
+    assert client.post(url, headers={"Origin": web.url}).status_code == 303
+    same = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    assert client.post(web.link("ada", PROTEIN, "down"), headers=same).status_code == 303
+    assert web.votes() == [("ada", KV, 1), ("ada", PROTEIN, -1)]
+
+
+def test_redirects_only_go_to_paths_the_app_builds(web: WebApp, client: httpx.Client):
+    url = web.link("ada", KV, "up")
+    for data in ({"return_to": "https://evil.example/"}, {"next": "//evil.example"}):
+        response = client.post(url + "?next=https://evil.example", data=data)
+        assert response.headers["location"] == path_of(url)
+    undo = web.link("ada", KV, "undo")
+    location = client.post(undo, data={"return_to": "profile"}).headers["location"]
+    assert location.startswith("/profile/")
+    assert web.signer.read_subscriber("profile", location.removeprefix("/profile/")) == "ada"
+
+
+# -- unsubscribe -----------------------------------------------------------------------------
+
+
+def test_one_click_unsubscribe_with_the_exact_post_mail_providers_send(web: WebApp):
+    url = web.page("unsubscribe", "ada")
+    # RFC 8058 section 3.2: a POST of "List-Unsubscribe=One-Click", no cookies, no Origin.
+    response = httpx.post(
+        url,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 200
+    assert "You are unsubscribed" in response.text
+    with web.store() as store:
+        assert store.unsubscribed() == {"ada"}
+        active, skipped = pipeline.active_subscribers(store, web.config)
+    assert [s.id for s in active] == ["grace"]
+    assert [(line.subscriber_id, line.status) for line in skipped] == [("ada", "unsubscribed")]
+
+
+def test_unsubscribe_get_only_confirms_and_the_page_can_resubscribe(
+    web: WebApp, client: httpx.Client
+):
+    url = web.page("unsubscribe", "ada")
+    page = client.get(url).text
+    assert "<h1>Unsubscribe Ada Lovelace?</h1>" in page
+    assert '<input type="hidden" name="List-Unsubscribe" value="One-Click">' in page
+    with web.store() as store:
+        assert store.unsubscribed() == set()
+    assert "You are unsubscribed" in client.post(url, data={"List-Unsubscribe": "One-Click"}).text
+    assert "You are unsubscribed" in client.get(url).text
+    again = client.post(url, data={"action": "resubscribe"})
+    assert "<h1>Unsubscribe Ada Lovelace?</h1>" in again.text
+    with web.store() as store:
+        assert store.unsubscribed() == set()
+
+
+def test_multipart_one_click_unsubscribe_also_works(web: WebApp):
+    url = web.page("unsubscribe", "grace")
+    response = httpx.post(url, files={"List-Unsubscribe": (None, "One-Click")})
+    assert response.status_code == 200
+    with web.store() as store:
+        assert store.unsubscribed() == {"grace"}
+
+
+# -- the profile page ------------------------------------------------------------------------
+
+
+def test_profile_shows_learned_terms_votes_and_interests(web: WebApp, client: httpx.Client):
+    client.post(web.link("ada", KV, "up"))
+    client.post(web.link("ada", PROTEIN, "down"))
+    html = client.get(web.page("profile", "ada")).text
+    assert "<h1>What paperwire has learned about Ada Lovelace</h1>" in html
+    positive = html.split('id="positive-terms"')[1].split("</ul>")[0]
+    negative = html.split('id="negative-terms"')[1].split("</ul>")[0]
+    assert "kv cache</li>" in positive
+    assert "protein</li>" in negative and "diffusion" in negative
+    assert "protein" not in positive and "kv cache" not in negative
+    assert "KV cache compression and eviction for long-context inference</textarea>" in html
+    assert "(1 👍, 1 👎)" in html
+    votes = html.split('id="votes"')[1].split("</table>")[0]
+    assert votes.count("<tr>") == 2
+    assert "Protein folding with diffusion models" in votes
+    assert web.votes() == [("ada", KV, 1), ("ada", PROTEIN, -1)]
+
+
+def test_profile_undo_removes_the_vote_and_returns_to_the_profile(
+    web: WebApp, client: httpx.Client
+):
+    client.post(web.link("ada", KV, "up"))
+    html = client.get(web.page("profile", "ada")).text
+    undo_path = html.split('id="votes"')[1].split('action="')[1].split('"')[0]
+    response = client.post(undo_path, data={"return_to": "profile"}, follow_redirects=True)
+    assert 'id="no-votes"' in response.text
+    assert web.votes() == []
+
+
+def test_profile_edits_and_resets_interests(web: WebApp, client: httpx.Client):
+    url = web.page("profile", "ada")
+    response = client.post(url, data={"interests": "  speculative   decoding\n", "action": "save"})
+    assert response.status_code == 303
+    assert response.headers["location"] == path_of(url) + "?saved=1"
+    html = client.get(response.headers["location"]).text
+    assert 'id="saved"' in html and "speculative decoding</textarea>" in html
+    assert "speculative decoding</li>" in html.split('id="positive-terms"')[1].split("</ul>")[0]
+    with web.store() as store:
+        assert store.interests_overrides() == {"ada": "speculative decoding"}
+    client.post(url, data={"action": "reset"})
+    with web.store() as store:
+        assert store.interests_overrides() == {}
+    too_long = client.post(url, data={"interests": "x" * 2001})
+    assert "Interests can be at most 2000 characters; yours have 2001." in refusal(
+        too_long, 400, "Interests too long"
+    )
+
+
+# -- safety ----------------------------------------------------------------------------------
+
+
+def test_feed_text_is_escaped_and_unsafe_links_are_not_followed(web: WebApp, client: httpx.Client):
+    html = client.get(web.link("ada", EVIL, "up")).text
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+
+
+def test_every_response_carries_the_security_headers(web: WebApp, client: httpx.Client):
+    for response in (
+        client.get(web.link("ada", KV, "up")),
+        client.get("/no/such/page"),
+        client.post(f"/v/{tampered(web.signer.vote_token('ada', KV, 'up'))}"),
+        client.get("/static/vote.js"),
+    ):
+        headers = response.headers
+        assert headers["content-security-policy"].startswith(
+            "default-src 'none'; script-src 'self'"
+        )
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+    assert client.get(web.link("ada", KV, "up")).headers["cache-control"] == "no-store"
+    refusal(client.get("/no/such/page"), 404, "Not found")
+    refusal(client.put(web.link("ada", KV, "up")), 405, "Method not allowed")
+
+
+def test_request_bodies_are_limited(web: WebApp, client: httpx.Client):
+    url = web.page("profile", "ada")
+    refusal(client.post(url, content=b"interests=" + b"x" * 70_000), 413, "Request too large")
+
+    def chunks():  # no Content-Length: the limit is counted as the body streams in
+        for _ in range(20):
+            yield b"x" * 8192
+
+    response = client.post(
+        url, content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    refusal(response, 413, "Request too large")
+    with web.store() as store:
+        assert store.interests_overrides() == {}
+
+
+def test_a_server_error_is_a_plain_page_without_a_traceback(tmp_path: Path):
+    def broken_config() -> Config:
+        raise RuntimeError("boom: /secret/path/subscribers.yaml")
+
+    port = free_port()
+    stop = serve(create_app(broken_config, tmp_path / "paperwire.db"), port)
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/v/anything")
+    finally:
+        stop()
+    page = refusal(response, 500, "Something went wrong")
+    assert "boom" not in page and "secret" not in page and "RuntimeError" not in page
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_healthz_reports_the_last_fetch_and_send(web: WebApp, client: httpx.Client):
+    assert client.get("/healthz").json() == {"status": "ok", "last_fetch": None, "last_send": None}
+    with web.store() as store:
+        store.log_event("fetch", {"new": 3, "errors": 0})
+        store.log_event("send", {"sent": 2, "failed": 0})
+    health = client.get("/healthz").json()
+    assert health["last_fetch"]["new"] == 3 and health["last_fetch"]["errors"] == 0
+    assert health["last_send"]["sent"] == 2
+    assert health["last_fetch"]["at"].endswith("+00:00")
+
+
+# -- Slack interactivity ---------------------------------------------------------------------
+
+
+def slack_request(payload: dict, *, secret: str = SLACK_SECRET, age: int = 0) -> tuple[bytes, dict]:
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    timestamp = str(int(time.time()) - age)
+    digest_ = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": "v0=" + digest_.hexdigest(),
+    }
+    return body, headers
+
+
+def block_actions(web: WebApp, response_url: str, action: str) -> dict:
+    """A block_actions payload as Slack sends it for a click on one digest button."""
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"vote_{a}",
+            "text": {"type": "plain_text", "text": label, "emoji": True},
+            "value": web.signer.vote_token("ada", KV, a),
+            "url": web.link("ada", KV, a),
+        }
+        for a, label in (("up", "👍 More like this"), ("down", "👎 Less like this"))
+    ]
+    clicked = next(b for b in buttons if b["action_id"] == f"vote_{action}")
+    return {
+        "type": "block_actions",
+        "user": {"id": "U123", "name": "ada"},
+        "response_url": response_url,
+        "message": {
+            "text": "Your papers",
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*1. KV*"}},
+                {"type": "actions", "block_id": f"p:{KV}", "elements": buttons},
+            ],
+        },
+        "actions": [{**clicked, "block_id": f"p:{KV}", "action_ts": str(time.time())}],
+    }
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
+
+
+def test_slack_button_records_the_vote_and_updates_the_message(
+    web: WebApp, client: httpx.Client, http_server: HttpServer
+):
+    http_server.routes["/respond"] = Route(b"ok")
+    body, headers = slack_request(block_actions(web, http_server.url("/respond"), "down"))
+    response = client.post("/slack/actions", content=body, headers=headers)
+    assert response.status_code == 200
+    assert web.votes() == [("ada", KV, -1)]
+    with web.store() as store:
+        assert store.votes()[0]["via"] == "slack"
+    wait_for(lambda: len(http_server.requests) == 1)
+    method, path, _, sent = http_server.requests[0]
+    update = json.loads(sent)
+    assert (method, path, update["replace_original"]) == ("POST", "/respond", True)
+    labels = [e["text"]["text"] for e in update["blocks"][1]["elements"]]
+    assert labels == ["👍 More like this", "✓ 👎 Less like this"]
+    assert update["blocks"][1]["elements"][1]["style"] == "primary"
+
+
+def test_slack_requests_without_a_valid_fresh_signature_get_401(web: WebApp, client: httpx.Client):
+    payload = block_actions(web, "http://127.0.0.1:1/respond", "up")
+    body, headers = slack_request(payload, secret="wrong-secret")
+    assert client.post("/slack/actions", content=body, headers=headers).status_code == 401
+    body, headers = slack_request(payload, age=6 * 60)  # older than Slack's 5-minute window
+    assert client.post("/slack/actions", content=body, headers=headers).status_code == 401
+    body, _ = slack_request(payload)
+    assert client.post("/slack/actions", content=body).status_code == 401
+    assert (
+        client.post(
+            "/slack/actions", content=body, headers={**headers, "X-Slack-Request-Timestamp": "soon"}
+        ).status_code
+        == 401
+    )
+    assert web.votes() == []
+
+
+def test_slack_endpoint_is_off_without_a_signing_secret(tmp_path: Path, make_config, monkeypatch):
+    monkeypatch.delenv("PAPERWIRE_SLACK_SIGNING_SECRET", raising=False)
+    port = free_port()
+    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    stop = serve(create_app(lambda: config, tmp_path / "paperwire.db"), port)
+    try:
+        response = httpx.post(f"http://127.0.0.1:{port}/slack/actions", content=b"payload={}")
+    finally:
+        stop()
+    assert response.status_code == 404
