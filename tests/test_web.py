@@ -126,8 +126,9 @@ def serve(app, port: int) -> Callable[[], None]:
     return stop
 
 
-@pytest.fixture
-def web(tmp_path: Path, make_config, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:
+@pytest.fixture(name="web")
+def web_fixture(tmp_path: Path, make_config, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:
+    """The app on a free port, with papers stored, links signed with SECRET and Slack enabled."""
     port = free_port()
     config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
     db_path = tmp_path / "paperwire.db"
@@ -552,14 +553,20 @@ def slack_request(payload: dict, *, secret: str = SLACK_SECRET, age: int = 0) ->
     return body, headers
 
 
-def block_actions(web: WebApp, response_url: str, action: str) -> dict:
-    """A block_actions payload as Slack sends it for a click on one digest button."""
+def block_actions(
+    web: WebApp, response_url: str, action: str, *, signed_value: bool = True
+) -> dict:
+    """A block_actions payload as Slack sends it for a click on one digest button.
+
+    The button's value is the signed vote token, or (as deliver/slack.py builds it today)
+    "paper|action", when only the button's URL carries the token.
+    """
     buttons = [
         {
             "type": "button",
             "action_id": f"vote_{a}",
             "text": {"type": "plain_text", "text": label, "emoji": True},
-            "value": web.signer.vote_token("ada", KV, a),
+            "value": web.signer.vote_token("ada", KV, a) if signed_value else f"{KV}|{a}",
             "url": web.link("ada", KV, a),
         }
         for a, label in (("up", "👍 More like this"), ("down", "👎 Less like this"))
@@ -588,11 +595,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("signed_value", [True, False], ids=["token-value", "url-only"])
 def test_slack_button_records_the_vote_and_updates_the_message(
-    web: WebApp, client: httpx.Client, http_server: HttpServer
+    web: WebApp, client: httpx.Client, http_server: HttpServer, signed_value: bool
 ):
     http_server.routes["/respond"] = Route(b"ok")
-    body, headers = slack_request(block_actions(web, http_server.url("/respond"), "down"))
+    payload = block_actions(web, http_server.url("/respond"), "down", signed_value=signed_value)
+    body, headers = slack_request(payload)
     response = client.post("/slack/actions", content=body, headers=headers)
     assert response.status_code == 200
     assert web.votes() == [("ada", KV, -1)]

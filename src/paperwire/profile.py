@@ -9,6 +9,7 @@ profile at its hashed column. Hash collisions are possible but rare at 2**20 col
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,8 +57,9 @@ def learned_terms(
     texts = [signals.interests, *signals.seed_texts, *(text for text, _, _ in signals.votes)]
     weights: dict[str, float] = {}
     for text in texts:
+        lowered = text.lower()
         for token in model.tokens(text):
-            if token not in weights:
+            if token not in weights and _written(token, lowered):
                 weights[token] = float(row[model.column(token)])
     # Strongest first; among equal weights a bigram first, since it says more than its words.
     positive = sorted(
@@ -71,16 +73,26 @@ def learned_terms(
     return Learned(_distinct(positive, n), _distinct(negative, n))
 
 
+def _written(token: str, text: str) -> bool:
+    """Whether a bigram's words stand side by side in the text (the analyser drops stop words
+    and punctuation, so "eviction for long" and "models. Protein" also make bigrams)."""
+    words = token.split()
+    if len(words) == 1:
+        return True
+    pattern = r"[\s\-]+".join(re.escape(w) for w in words)
+    return re.search(rf"\b{pattern}\b", text) is not None
+
+
 def _distinct(ranked: list[tuple[str, float]], n: int) -> list[Term]:
-    """The first ``n`` terms, without a word that a chosen bigram already says (or vice versa)."""
+    """The first ``n`` terms, each word said once: a bigram replaces its words already chosen."""
     chosen: list[Term] = []
     for term, weight in ranked:
         words = term.split()
-        names = [c.term for c in chosen]
-        if any(term in c.split() for c in names):
+        if any(term in c.term.split() for c in chosen):
             continue  # "cache" after "kv cache"
-        if len(words) > 1 and all(w in names for w in words):
+        if len(words) > 1 and all(any(c.term == w for c in chosen) for w in words):
             continue  # "kv cache" after both "kv" and "cache"
+        chosen = [c for c in chosen if c.term not in words]  # "cache", then "kv cache"
         chosen.append(Term(term, weight))
         if len(chosen) == n:
             break
