@@ -474,6 +474,9 @@ def test_feed_text_is_escaped_and_unsafe_links_are_not_followed(web: WebApp, cli
     html = client.get(web.link("ada", EVIL, "up")).text
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "javascript:" not in html
+    client.post(web.link("ada", EVIL, "up"))
+    assert "javascript:" not in client.get(web.page("profile", "ada")).text
 
 
 def test_every_response_carries_the_security_headers(web: WebApp, client: httpx.Client):

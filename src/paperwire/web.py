@@ -300,7 +300,7 @@ class FeedbackApp:
             recent.append(
                 {
                     "title": paper.get("title") or vote["paper_id"],
-                    "url": paper.get("url") or "",
+                    "url": _web_url(paper.get("url")),
                     "vote": vote["vote"],
                     "voted_at": vote["voted_at"] or "",
                     "via": vote["via"] or "web",
@@ -469,7 +469,13 @@ def _paper(store: Store, paper_id: str) -> dict[str, Any]:
     paper = store.paper(paper_id)
     if paper is None:
         raise Refused(404, "Unknown paper", f"Paper {paper_id} is not in this server's store.")
-    return paper
+    return {**paper, "url": _web_url(paper.get("url"))}
+
+
+def _web_url(url: str | None) -> str:
+    """A feed's link, if it is http(s); autoescaping does not stop ``javascript:`` URLs."""
+    url = (url or "").strip()
+    return url if urlsplit(url).scheme.lower() in ("http", "https") else ""
 
 
 def _sentence(text: str) -> str:
