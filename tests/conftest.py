@@ -71,6 +71,7 @@ class SmtpSink:
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    peers: list[tuple[str, int]] = field(default_factory=list)  # client address of each message
     # recipient -> SMTP reply to give at RCPT (e.g. "550 5.1.1 no such user")
     refuse: dict[str, str] = field(default_factory=dict)
     # replies to give at DATA before accepting, consumed in order (e.g. ["451 try later"])
@@ -102,11 +103,12 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.sink.drop_next > 0:
             self.sink.drop_next -= 1
-            session.transport.close()
+            server.transport.close()
             return "421 closing"
         if self.sink.data_replies:
             return self.sink.data_replies.pop(0)
         self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.sink.peers.append(session.peer)
         self.sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 Message accepted"
 
@@ -115,6 +117,40 @@ class _Handler:
 def smtp_server() -> Iterator[SmtpSink]:
     sink = SmtpSink(port=free_port())
     controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def tls_smtp_server(tmp_path: Path) -> Iterator[SmtpSink]:
+    """aiosmtpd requiring STARTTLS (a trustme certificate) and AUTH as user/secret-pass."""
+    import ssl
+
+    import trustme
+    from aiosmtpd.smtp import AuthResult
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    sink = SmtpSink(port=free_port())
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"user" and auth_data.password == b"secret-pass"
+        # handled=False makes aiosmtpd answer 535 itself on failure
+        return AuthResult(success=ok, handled=False)
+
+    controller = Controller(
+        _Handler(sink),
+        hostname=sink.host,
+        port=sink.port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
     controller.start()
     try:
         yield sink

@@ -143,6 +143,10 @@ class SenderConfig(_Frozen):
     smtp_url: SecretStr | None = None
     smtp_connections: int = Field(default=4, ge=1, le=64)
     list_id: str = "paperwire.localhost"
+    # A 4xx reply or a dropped connection is retried this many times, backing off from
+    # retry_backoff seconds; after that the digest stays due for the next run.
+    retry_attempts: int = Field(default=4, ge=1, le=10)
+    retry_backoff: float = Field(default=1.0, ge=0, le=60)
 
 
 class Config(_Frozen):

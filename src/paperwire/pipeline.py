@@ -348,6 +348,8 @@ def deliver_jobs(
             sender = email_mod.SmtpSender(
                 email_mod.SmtpSettings.from_url(smtp_url),
                 connections=config.sender.smtp_connections,
+                attempts=config.sender.retry_attempts,
+                backoff=config.sender.retry_backoff,
             )
 
             def record(outcome: email_mod.Outcome) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import email.policy
 import email.utils
 import re
+import secrets
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -67,9 +68,11 @@ def build_message(
 
 
 def make_message_id(kind: str, subscriber_id: str, period: str, domain: str) -> str:
-    """A Message-ID stable for one ledger entry, so a resend after a crash is recognisable."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "-", f"{kind}.{subscriber_id}.{period}")
-    return f"<{safe}.{email.utils.make_msgid().strip('<>').split('@')[0]}@{domain}>"
+    """A Message-ID stored with its ledger entry, so a resend after a crash is recognisable.
+
+    Kept short enough never to be folded across lines."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", f"{kind}.{subscriber_id}.{period}")[:40]
+    return f"<{safe}.{secrets.token_hex(6)}@{domain[:60]}>"
 
 
 def domain_of(address: str) -> str:
@@ -153,17 +156,19 @@ class Outcome:
     permanent: bool = False
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """aiosmtplib reports a refused sole recipient as a list of one refusal: use that one."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        return exc.recipients[0]
+    return exc
+
+
 def _transient(exc: BaseException) -> bool:
+    """4xx replies, dropped connections and time-outs are worth retrying; 5xx replies are not."""
+    exc = _unwrap(exc)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return 400 <= exc.code < 500
-    return isinstance(
-        exc,
-        aiosmtplib.SMTPServerDisconnected
-        | aiosmtplib.SMTPConnectError
-        | aiosmtplib.SMTPTimeoutError
-        | ConnectionError
-        | OSError,
-    )
+        return 400 <= exc.code < 500 or exc.code == -1
+    return isinstance(exc, OSError)  # includes disconnects, connect errors and time-outs
 
 
 class SmtpSender:
@@ -258,7 +263,10 @@ class SmtpSender:
                     if errors:
                         code, reason = next(iter(errors.values()))
                         raise aiosmtplib.SMTPRecipientRefused(code, reason, item.recipient)
-        except aiosmtplib.SMTPResponseException as exc:
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
+            exc = _unwrap(exc)
+            if not isinstance(exc, aiosmtplib.SMTPResponseException):
+                raise DeliveryError(f"SMTP refused {item.recipient}: {exc}") from None
             permanent = exc.code >= 500
             raise DeliveryError(
                 f"SMTP {exc.code} for {item.recipient}: {header_safe(exc.message, 300)}",

@@ -1,0 +1,184 @@
+"""E-mail delivery into a real aiosmtpd server: structure, safety, failures, exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.message import EmailMessage
+
+import pytest
+
+from paperwire import pipeline
+from paperwire.deliver.email import SmtpSettings, header_safe
+from paperwire.errors import ConfigError
+from paperwire.paper import Paper
+
+from .conftest import FIXTURES
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+def config_for(make_config, smtp_url: str | None, n: int = 3, extra: str = ""):
+    subs = "".join(
+        f'  - id: s{i}\n    email: s{i}@example.org\n    interests: "language models retrieval"\n'
+        f"    digest_size: 3\n    digest_days: daily\n"
+        for i in range(n)
+    )
+    env = {"PAPERWIRE_SECRET": "k"}
+    if smtp_url:
+        env["PAPERWIRE_SMTP_URL"] = smtp_url
+    return make_config(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: cs\nsubscribers:\n{subs}"
+        f"sender:\n  from_address: 'Paperwire <digest@paperwire.test>'\n  retry_backoff: 0.05\n"
+        f"  smtp_connections: 2\n{extra}",
+        env=env,
+    )
+
+
+def test_smtp_url_parsing():
+    s = SmtpSettings.from_url("smtps://me%40corp:p%3Ass@mail.example.org")
+    assert (s.host, s.port, s.username, s.password, s.implicit_tls) == (
+        "mail.example.org",
+        465,
+        "me@corp",
+        "p:ss",
+        True,
+    )
+    assert "p:ss" not in repr(s)
+    assert SmtpSettings.from_url("smtp://relay").port == 587
+    with pytest.raises(ConfigError, match="expected smtp://"):
+        SmtpSettings.from_url("http://relay")
+
+
+def test_header_safe_folds_control_characters():
+    assert header_safe("A\r\nBcc: evil@example.org") == "A Bcc: evil@example.org"
+    assert len(header_safe("x" * 500)) == 200
+
+
+def test_feed_text_cannot_inject_html_or_headers(store, make_config, smtp_server):
+    config = config_for(make_config, smtp_server.url, n=1)
+    store.add_papers(
+        [
+            Paper(
+                "2501.00001",
+                "Evil <script>alert(1)</script>\r\nBcc: victim@example.org language models retrieval",
+                abstract="<img src=x onerror=alert(2)> retrieval language models",
+                authors=["<b>Mallory</b>"],
+                url="https://arxiv.org/abs/2501.00001",
+                source="t",
+            )
+        ],
+        now=NOW,
+    )
+    pipeline.send_due(store, config, now=NOW)
+    [msg] = smtp_server.messages
+    assert msg["Bcc"] is None
+    assert smtp_server.envelopes[0][1] == ["s0@example.org"]
+    assert "\n" not in msg["Subject"] and "Evil <script>" in msg["Subject"]
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html
+    assert "<b>Mallory</b>" not in html
+
+
+def test_long_non_ascii_subject_is_encoded_and_folded(store, make_config, smtp_server):
+    config = config_for(make_config, smtp_server.url, n=1)
+    title = "Über-efficient retrieval language models für lange Kontexte — 量子化 " * 4
+    store.add_papers(
+        [Paper("2501.00002", title, abstract="retrieval", url="u", source="t")], now=NOW
+    )
+    pipeline.send_due(store, config, now=NOW)
+    [msg] = smtp_server.messages
+    raw = msg.as_bytes()
+    assert all(len(line) <= 998 for line in raw.splitlines())
+    assert b"=?utf-8?" in raw.split(b"\n\n")[0]  # RFC 2047 encoded words
+    assert msg["Subject"].startswith("Paperwire 2026-11-23: Über-efficient")
+    assert len(msg["Subject"]) <= 150
+
+
+def test_many_messages_share_a_few_connections(store, make_config, smtp_server):
+    config = config_for(make_config, smtp_server.url, n=8)
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    assert report.count("sent") == 8
+    assert len(smtp_server.messages) == 8
+    assert len(set(smtp_server.peers)) == 2  # smtp_connections: 2, several messages on each
+
+
+def test_a_4xx_and_a_dropped_connection_are_retried(store, make_config, smtp_server):
+    config = config_for(make_config, smtp_server.url, n=3)
+    pipeline.fetch_all(store, config, now=NOW)
+    smtp_server.data_replies = ["451 4.3.0 try again later"]
+    smtp_server.drop_next = 1
+    report = pipeline.send_due(store, config, now=NOW)
+    assert report.count("sent") == 3
+    assert sorted(smtp_server.by_recipient()) == [
+        "s0@example.org",
+        "s1@example.org",
+        "s2@example.org",
+    ]
+    assert all(len(v) == 1 for v in smtp_server.by_recipient().values())
+
+
+def test_a_5xx_for_one_recipient_fails_only_that_digest(store, make_config, smtp_server):
+    config = config_for(make_config, smtp_server.url, n=3)
+    pipeline.fetch_all(store, config, now=NOW)
+    smtp_server.refuse["s1@example.org"] = "550 5.1.1 mailbox unavailable"
+    report = pipeline.send_due(store, config, now=NOW)
+    status = {line.subscriber_id: (line.status, line.detail) for line in report.lines}
+    assert status["s0"][0] == status["s2"][0] == "sent"
+    assert status["s1"] == ("failed", "SMTP 550 for s1@example.org: 5.1.1 mailbox unavailable")
+    failed = store.last_delivery("s1")
+    assert (failed["state"], failed["error"]) == (
+        "failed",
+        "SMTP 550 for s1@example.org: 5.1.1 mailbox unavailable",
+    )
+    # a failed digest does not swallow its papers: they are candidates again
+    assert len(store.candidate_ids("s1", NOW - dt.timedelta(days=1))) == 60
+
+
+def test_an_smtp_outage_keeps_digests_due_until_the_next_run(store, make_config, smtp_server):
+    from .conftest import free_port
+
+    down = config_for(
+        make_config, f"smtp://127.0.0.1:{free_port()}", n=2, extra="  retry_attempts: 2\n"
+    )
+    pipeline.fetch_all(store, down, now=NOW)
+    report = pipeline.send_due(store, down, now=NOW)
+    assert [line.status for line in report.lines] == ["retry", "retry"]
+    assert "unreachable" in report.lines[0].detail
+    assert {d["state"] for d in store.deliveries()} == {"pending"}
+    up = config_for(make_config, smtp_server.url, n=2)
+    later = NOW + dt.timedelta(hours=1)
+    again = pipeline.send_due(store, up, now=later)
+    assert [line.status for line in again.lines] == ["sent", "sent"]
+    assert len(smtp_server.messages) == 2
+    ids = {m["Message-ID"] for m in smtp_server.messages}
+    assert ids == {d["message_id"] for d in store.deliveries()}  # the ledger's Message-IDs
+    assert pipeline.send_due(store, up, now=later).count("sent") == 0
+
+
+def test_starttls_and_auth_from_the_url(store, make_config, tls_smtp_server):
+    url = f"smtp://user:secret-pass@127.0.0.1:{tls_smtp_server.port}?verify=0"
+    config = config_for(make_config, url, n=1)
+    pipeline.fetch_all(store, config, now=NOW)
+    assert pipeline.send_due(store, config, now=NOW).count("sent") == 1
+    assert len(tls_smtp_server.messages) == 1
+    wrong = config_for(make_config, url.replace("secret-pass", "wrong"), n=2)
+    report = pipeline.send_due(store, wrong, now=NOW)
+    line = next(line for line in report.lines if line.subscriber_id == "s1")
+    assert line.status == "failed" and "535" in line.detail
+
+
+def test_message_structure(store, make_config, smtp_server):
+    config = config_for(make_config, smtp_server.url, n=1)
+    pipeline.fetch_all(store, config, now=NOW)
+    pipeline.send_due(store, config, now=NOW)
+    msg: EmailMessage = smtp_server.messages[0]
+    for header in ("Date", "Message-ID", "From", "To", "List-Id", "List-Unsubscribe"):
+        assert msg[header], header
+    assert msg["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
+    html = msg.get_body(("html",)).get_content()
+    assert 'style="' in html  # CSS inlined for clients that drop <style>
+    assert "@media" in html  # the phone layout stays in a <style> block
+    text = msg.get_body(("plain",)).get_content()
+    assert text.count("More like this: http://127.0.0.1:8000/v/") == 3
