@@ -437,6 +437,16 @@ def test_profile_shows_learned_terms_votes_and_interests(web: WebApp, client: ht
     assert web.votes() == [("ada", KV, 1), ("ada", PROTEIN, -1)]
 
 
+def test_profile_with_enough_votes_for_the_classifier(web: WebApp, client: httpx.Client):
+    for paper_id in (KV, GPTQ, EVIL):
+        client.post(web.link("ada", paper_id, "up"))
+    client.post(web.link("ada", PROTEIN, "down"))
+    response = client.get(web.page("profile", "ada"))
+    assert response.status_code == 200
+    assert "(3 👍, 1 👎)" in response.text
+    assert 'id="positive-terms"' in response.text
+
+
 def test_profile_undo_removes_the_vote_and_returns_to_the_profile(
     web: WebApp, client: httpx.Client
 ):

@@ -23,6 +23,8 @@ from .store import Store
 
 @dataclass(frozen=True)
 class Term:
+    """One word or bigram and its weight in the profile (negative: it pushes papers down)."""
+
     term: str
     weight: float
 
@@ -35,9 +37,22 @@ class Learned:
     negative: list[Term]
 
 
-def corpus_model(store: Store) -> rank.TextModel:
-    """The text model the next ranking will use: IDF fitted on every stored paper."""
-    return rank.TextModel().fit([paper_text(r["title"], r["abstract"]) for r in store.corpus()])
+@dataclass(frozen=True)
+class Corpus:
+    """The text model the next ranking uses, and every stored paper's vector under it."""
+
+    model: rank.TextModel
+    matrix: sp.csr_matrix  # rows in ``store.corpus()`` order
+    rows: dict[str, int]  # paper id -> row
+
+
+def corpus_model(store: Store) -> Corpus:
+    """Fit IDF on every stored paper, as the ranking does, and vectorise them."""
+    papers = store.corpus()
+    texts = [paper_text(r["title"], r["abstract"]) for r in papers]
+    model = rank.TextModel().fit(texts)
+    matrix = model.transform(texts) if texts else sp.csr_matrix((0, model.n_features))
+    return Corpus(model, matrix, {r["paper_id"]: i for i, r in enumerate(papers)})
 
 
 def learned_terms(
@@ -45,22 +60,27 @@ def learned_terms(
     subscriber: SubscriberConfig,
     *,
     now: dt.datetime,
-    model: rank.TextModel,
+    corpus: Corpus,
     n: int = 12,
 ) -> Learned:
     """The ``n`` largest positive and negative terms of the subscriber's current profile."""
     signals = digest.subscriber_signals(store, [subscriber], store.interests_overrides())[0]
-    profile = rank.build_profiles(model, [signals], now)
-    if profile.shape[0] == 0 or profile.nnz == 0:
+    if hasattr(signals, "corpus_rows") and not signals.corpus_rows:
+        # The classifier must not count the subscriber's own papers as background.
+        mine = [v["paper_id"] for v in store.votes([subscriber.id])] + list(subscriber.seed_papers)
+        signals.corpus_rows = sorted({corpus.rows[p] for p in mine if p in corpus.rows})
+    row = _profile_row(corpus, signals, now)
+    if not row.any():
         return Learned([], [])
-    row = profile[0].toarray().ravel() if sp.issparse(profile) else np.asarray(profile[0]).ravel()
     texts = [signals.interests, *signals.seed_texts, *(text for text, _, _ in signals.votes)]
-    weights: dict[str, float] = {}
+    tokens: dict[str, None] = {}
     for text in texts:
         lowered = text.lower()
-        for token in model.tokens(text):
-            if token not in weights and _written(token, lowered):
-                weights[token] = float(row[model.column(token)])
+        for token in corpus.model.tokens(text):
+            if token not in tokens and _written(token, lowered):
+                tokens[token] = None
+    names = list(tokens)
+    weights = dict(zip(names, (float(w) for w in row[_columns(corpus.model, names)]), strict=True))
     # Strongest first; among equal weights a bigram first, since it says more than its words.
     positive = sorted(
         ((t, w) for t, w in weights.items() if w > 0),
@@ -71,6 +91,28 @@ def learned_terms(
         key=lambda tw: (round(tw[1], 6), -len(tw[0].split()), tw[0]),
     )
     return Learned(_distinct(positive, n), _distinct(negative, n))
+
+
+def _profile_row(corpus: Corpus, signals: rank.Signals, now: dt.datetime) -> np.ndarray:
+    """The subscriber's profile as the next ranking builds it, as a dense row."""
+    # rank.py is moving from a Rocchio-only build_profiles(model, signals, now) to calibrated
+    # Profiles built against the corpus; use whichever this version has.
+    if hasattr(rank, "build_profiles_from_signals"):
+        built = rank.build_profiles_from_signals(corpus.model, [signals], corpus.matrix, now)
+        matrix = built.matrix
+    else:
+        matrix = rank.build_profiles(corpus.model, [signals], now)
+    if matrix.shape[0] == 0:
+        return np.zeros(corpus.model.n_features, dtype=np.float32)
+    return np.asarray(matrix[0].toarray()).ravel()
+
+
+def _columns(model: rank.TextModel, tokens: list[str]) -> np.ndarray:
+    if not tokens:
+        return np.zeros(0, dtype=np.int64)
+    if hasattr(model, "columns"):
+        return model.columns(tokens)
+    return np.array([model.column(t) for t in tokens], dtype=np.int64)
 
 
 def _written(token: str, text: str) -> bool:

@@ -16,6 +16,7 @@ Safety rules, in the order a request meets them:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -40,7 +41,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import profile as profile_mod
-from . import rank
 from .config import Config, SubscriberConfig
 from .errors import ConfigError, FeedbackError, PaperwireError
 from .feedback import VOTES, Signer, VoteClaim, apply_vote, signer_for
@@ -130,7 +130,7 @@ class FeedbackApp:
         self._slack_secret = slack_secret
         self._lock = threading.Lock()
         self._signer: tuple[str | None, Signer] | None = None
-        self._model: tuple[int, rank.TextModel] | None = None
+        self._corpus: tuple[int, profile_mod.Corpus] | None = None
 
     def __repr__(self) -> str:
         return f"FeedbackApp(db_path={os.fspath(self.db_path)!r})"
@@ -142,23 +142,24 @@ class FeedbackApp:
 
     def signer(self, config: Config, store: Store) -> Signer:
         """One signer per key, so an unset PAPERWIRE_SECRET is warned about once, not per click."""
-        key = config.secret.get_secret_value() if config.secret is not None else None
+        secret = config.secret.get_secret_value() if config.secret is not None else None
+        key = hashlib.sha256(secret.encode()).hexdigest() if secret is not None else None
         with self._lock:
             if self._signer is None or self._signer[0] != key:
                 self._signer = (key, signer_for(config, store))
             return self._signer[1]
 
-    def model(self, store: Store) -> rank.TextModel:
+    def corpus(self, store: Store) -> profile_mod.Corpus:
         """The corpus text model, refitted only when the number of stored papers changes."""
         count = store.count_papers()
         with self._lock:
-            cached = self._model
+            cached = self._corpus
         if cached is not None and cached[0] == count:
             return cached[1]
-        model = profile_mod.corpus_model(store)
+        corpus = profile_mod.corpus_model(store)
         with self._lock:
-            self._model = (count, model)
-        return model
+            self._corpus = (count, corpus)
+        return corpus
 
     def slack_secret(self, config: Config) -> str | None:
         # A config that grows a slack_signing_secret setting (file or env) takes precedence.
@@ -289,7 +290,7 @@ class FeedbackApp:
         with self.store() as store:
             signer = self.signer(config, store)
             sub = _subscriber(config, _read_subscriber(signer, "profile", token))
-            learned = profile_mod.learned_terms(store, sub, now=utcnow(), model=self.model(store))
+            learned = profile_mod.learned_terms(store, sub, now=utcnow(), corpus=self.corpus(store))
             override = store.interests_overrides().get(sub.id)
             votes = store.votes([sub.id])
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
