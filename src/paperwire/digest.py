@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import rank
 from .config import Config, SubscriberConfig
@@ -20,8 +21,10 @@ from .store import Store, iso
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow.
 SUBSCRIBER_CHUNK = 2000
-# Rank this many more than the digest holds, then diversify down to the digest size.
+# Rank this many more than the digest holds, then diversify down to the digest size (MMR;
+# the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
+DEFAULT_WEIGHTS = rank.Weights()
 
 
 @dataclass
@@ -63,9 +66,13 @@ def window_start(store: Store, config: Config, subscriber_id: str, now: dt.datet
 
 
 def subscriber_signals(
-    store: Store, subscribers: list[SubscriberConfig], interests: dict[str, str]
+    store: Store,
+    subscribers: list[SubscriberConfig],
+    interests: dict[str, str],
+    corpus_index: dict[str, int] | None = None,
 ) -> list[rank.Signals]:
     """Interests (as edited on the profile page, else the config), seed papers and votes."""
+    corpus_index = corpus_index or {}
     votes_by_sub: dict[str, list[dict]] = {s.id: [] for s in subscribers}
     for vote in store.votes(votes_by_sub):
         votes_by_sub[vote["subscriber_id"]].append(vote)
@@ -74,30 +81,51 @@ def subscriber_signals(
     papers = store.papers(needed)
     out = []
     for sub in subscribers:
-        seeds = [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in sub.seed_papers if p in papers]
-        votes, liked = [], []
+        seed_ids = [p for p in sub.seed_papers if p in papers]
+        seeds = [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in seed_ids]
+        votes, liked, rated = [], [], list(seed_ids)
         for vote in votes_by_sub[sub.id]:
             paper = papers.get(vote["paper_id"])
             if paper is None:
                 continue  # a vote imported for a paper we never stored carries no text
-            votes.append(
-                (paper_text(paper["title"], paper["abstract"]), vote["vote"],
-                 dt.datetime.fromisoformat(vote["voted_at"]))
-            )
+            when = dt.datetime.fromisoformat(vote["voted_at"])
+            votes.append((paper_text(paper["title"], paper["abstract"]), vote["vote"], when))
+            rated.append(paper["paper_id"])
             if vote["vote"] > 0:
                 liked.append((paper["paper_id"], paper["title"]))
-        for paper_id in sub.seed_papers:
-            if paper_id in papers:
-                liked.append((paper_id, papers[paper_id]["title"]))
+        liked.extend((p, papers[p]["title"]) for p in seed_ids)
         out.append(
             rank.Signals(
                 interests=interests.get(sub.id, sub.interests),
                 seed_texts=seeds,
                 votes=votes,
                 liked_titles=liked,
+                corpus_rows=[corpus_index[p] for p in rated if p in corpus_index],
             )
         )
     return out
+
+
+@dataclass
+class _Corpus:
+    """The stored corpus, vectorised once per run: every profile and candidate shares it."""
+
+    model: rank.TextModel
+    ids: list[str]
+    rows: list[dict[str, Any]]
+    texts: list[str]
+    matrix: sp.csr_matrix
+    index: dict[str, int]
+
+    @classmethod
+    def load(cls, store: Store) -> _Corpus:
+        rows = store.corpus()
+        texts = [paper_text(r["title"], r["abstract"]) for r in rows]
+        model = rank.TextModel().fit(texts)
+        ids = [r["paper_id"] for r in rows]
+        return cls(
+            model, ids, rows, texts, model.transform(texts), {p: i for i, p in enumerate(ids)}
+        )
 
 
 def compose(
@@ -108,9 +136,13 @@ def compose(
     now: dt.datetime,
     since: dt.datetime | None = None,
     limit: int | None = None,
-    weights: rank.Weights = rank.Weights(),
+    weights: rank.Weights = DEFAULT_WEIGHTS,
 ) -> dict[str, Digest]:
-    """Rank the candidates of every given subscriber in one pass; returns digests by id."""
+    """Rank the candidates of every given subscriber in one pass; returns digests by id.
+
+    A candidate is a paper first seen after the subscriber's window start that they have not
+    rated and were not already sent (or are being sent).
+    """
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     if not subscribers:
         return {}
@@ -121,20 +153,23 @@ def compose(
         return digests
     candidates = store.papers(candidate_ids)
     rows = [candidates[p] for p in candidate_ids]
-    model = rank.TextModel().fit([paper_text(r["title"], r["abstract"]) for r in store.corpus()])
-    texts = [paper_text(r["title"], r["abstract"]) for r in rows]
-    matrix = model.transform(texts)
+    corpus = _Corpus.load(store)
+    cols = np.array([corpus.index[p] for p in candidate_ids])
+    texts = [corpus.texts[c] for c in cols]
+    matrix = corpus.matrix[cols]
     first_seen = np.array([r["first_seen"] for r in rows])
-    prior = _popularity_prior(rows)
+    prior = rank.popularity_prior([r.get("upvotes") for r in rows])
     excluded = store.excluded_ids(s.id for s in subscribers)
     interests = store.interests_overrides()
     column = {p: i for i, p in enumerate(candidate_ids)}
 
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
-        signals = subscriber_signals(store, chunk, interests)
-        profiles = rank.build_profiles(model, signals, now, weights)
-        scores = rank.score(profiles, matrix) + prior
+        signals = subscriber_signals(store, chunk, interests, corpus.index)
+        profiles = rank.build_profiles_from_signals(
+            corpus.model, signals, corpus.matrix, now, weights
+        )
+        scores = rank.score(profiles, matrix, prior, weights)
         allowed = np.empty(scores.shape, dtype=bool)
         for row, sub in enumerate(chunk):
             allowed[row] = first_seen > iso(starts[sub.id])
@@ -146,30 +181,62 @@ def compose(
         for row, sub in enumerate(chunk):
             digest = digests[sub.id]
             digest.candidates = int(allowed[row].sum())
-            chosen = rank.mmr(pools[row], scores[row], matrix, sizes[row])
-            liked_vecs = (
-                model.transform([t for t, v, _ in signals[row].votes if v > 0] + signals[row].seed_texts)
-                if signals[row].liked_titles
-                else None
-            )
+            chosen = rank.mmr(pools[row], scores[row], matrix, sizes[row], weights.mmr_lambda)
+            sig = signals[row]
+            liked_texts = [t for t, v, _ in sig.votes if v > 0] + sig.seed_texts
+            liked_vecs = corpus.model.transform(liked_texts) if liked_texts else None
+            profile = profiles.matrix[row].toarray().ravel()
             for col in chosen:
                 paper = rows[col]
-                reasons = rank.explain(model, profiles[row], texts[col])
-                reasons = [f"matches “{term}”" for term in reasons]
+                terms = rank.explain(corpus.model, profile, texts[col])
+                reasons = [f"matches “{term}”" for term in terms]
                 similar = rank.similar_liked(matrix[col], liked_vecs)
-                if similar is not None and similar < len(signals[row].liked_titles):
-                    reasons.append(f"similar to “{signals[row].liked_titles[similar][1]}”")
+                if similar is not None and similar < len(sig.liked_titles):
+                    reasons.append(f"similar to “{sig.liked_titles[similar][1]}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
-                digest.picks.append(
-                    Pick(paper["paper_id"], paper["title"], paper["url"], float(scores[row, col]), reasons, paper)
+                pick = Pick(
+                    paper["paper_id"],
+                    paper["title"],
+                    paper["url"],
+                    float(scores[row, col]),
+                    reasons,
+                    paper,
                 )
+                digest.picks.append(pick)
     return digests
 
 
-def _popularity_prior(rows: list[dict]) -> np.ndarray:
-    """A tiny upvote-based tie-breaker (≤ 0.01): it orders papers nobody's profile separates."""
-    upvotes = np.array([r.get("upvotes") or 0 for r in rows], dtype=np.float32)
-    if upvotes.max(initial=0) <= 0:
-        return np.zeros(len(rows), dtype=np.float32)
-    return 0.01 * np.log1p(upvotes) / np.log1p(upvotes.max())
+def score_matrix(
+    store: Store,
+    config: Config,
+    subscribers: list[SubscriberConfig] | None,
+    paper_ids: list[str],
+    *,
+    now: dt.datetime,
+    weights: rank.Weights = DEFAULT_WEIGHTS,
+) -> np.ndarray:
+    """Scores (subscribers × papers) with the very profiles ``compose`` uses, nothing excluded.
+
+    A score is in standard deviations above the subscriber's average stored paper (plus the
+    popularity prior), so a percentile of a subscriber's scores over recent papers is their
+    "usual bar" for instant alerts. Papers not in the store get NaN.
+    """
+    subscribers = list(config.subscribers if subscribers is None else subscribers)
+    out = np.full((len(subscribers), len(paper_ids)), np.nan, dtype=np.float32)
+    corpus = _Corpus.load(store)
+    known = [i for i, p in enumerate(paper_ids) if p in corpus.index]
+    if not subscribers or not known:
+        return out
+    cols = np.array([corpus.index[paper_ids[i]] for i in known])
+    prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
+    interests = store.interests_overrides()
+    for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
+        chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
+        signals = subscriber_signals(store, chunk, interests, corpus.index)
+        profiles = rank.build_profiles_from_signals(
+            corpus.model, signals, corpus.matrix, now, weights
+        )
+        scores = rank.score(profiles, corpus.matrix[cols], prior, weights)
+        out[start : start + len(chunk), known] = scores
+    return out

@@ -1,0 +1,190 @@
+"""rank: profiles move with votes, decay ages them, explanations name the paper's own terms."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from paperwire import rank
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+# Two papers on each of six subjects, so "similar" has a meaning.
+CORPUS = [
+    "KV cache quantization for long context LLM inference on GPUs",
+    "Compressing the KV cache of transformer inference with low-bit quantization",
+    "Retrieval augmented generation with dense passage retrieval for question answering",
+    "Improving retrieval augmented generation by reranking retrieved passages",
+    "Protein structure prediction with deep learning and multiple sequence alignments",
+    "Protein folding dynamics simulated with coarse grained molecular models",
+    "Galaxy cluster masses from weak gravitational lensing surveys",
+    "Weak lensing maps of dark matter around galaxy clusters",
+    "Smart contract vulnerabilities on the Ethereum blockchain",
+    "Detecting fraud in blockchain transactions with graph analysis",
+    "Multi-armed bandit algorithms with regret bounds for recommendation",
+    "Thompson sampling for contextual multi-armed bandit problems",
+]
+KV, RAG, PROTEIN, GALAXY, CHAIN, BANDIT = 0, 2, 4, 6, 8, 10
+
+
+@pytest.fixture(scope="module")
+def model() -> rank.TextModel:
+    return rank.TextModel().fit(CORPUS)
+
+
+@pytest.fixture(scope="module")
+def corpus(model) -> sp.csr_matrix:
+    return model.transform(CORPUS)
+
+
+def scores_for(model, corpus, signals, weights=None, popularity=None) -> np.ndarray:
+    weights = weights or rank.Weights()
+    profiles = rank.build_profiles_from_signals(model, signals, corpus, NOW, weights)
+    return rank.score(profiles, corpus, popularity, weights)
+
+
+def vote(i: int, sign: int, days_ago: float = 0) -> tuple[str, int, dt.datetime]:
+    return (CORPUS[i], sign, NOW - dt.timedelta(days=days_ago))
+
+
+def test_transform_rows_are_unit_length_and_columns_match_the_vectorizer(model):
+    matrix = model.transform(CORPUS)
+    assert np.allclose(sp.linalg.norm(matrix, axis=1), 1.0)
+    tokens = model.tokens(CORPUS[KV])
+    direct = model.vectorizer.transform([CORPUS[KV]])
+    assert set(model.columns(tokens)) == set(direct.indices)
+
+
+def test_interests_text_ranks_its_subject_first(model, corpus):
+    scores = scores_for(model, corpus, [rank.Signals(interests="galaxy clusters, weak lensing")])
+    assert set(rank.top_k(scores, 2)[0]) == {GALAXY, GALAXY + 1}
+
+
+def test_a_thumbs_up_raises_similar_papers(model, corpus):
+    base = rank.Signals(interests="protein structure prediction")
+    before = scores_for(model, corpus, [base])[0]
+    after = scores_for(model, corpus, [replace(base, votes=[vote(RAG, +1)])])[0]
+    # The other retrieval paper gains on the protein papers it was behind.
+    assert before[RAG + 1] < before[PROTEIN + 1]
+    assert after[RAG + 1] - after[PROTEIN + 1] > before[RAG + 1] - before[PROTEIN + 1]
+    assert after[RAG + 1] > after[GALAXY]
+
+
+def test_a_thumbs_down_lowers_similar_papers(model, corpus):
+    base = rank.Signals(interests="blockchain fraud detection, smart contracts, graph analysis")
+    before = scores_for(model, corpus, [base])[0]
+    after = scores_for(model, corpus, [replace(base, votes=[vote(CHAIN, -1)])])[0]
+    # Relative to an unrelated paper, the disliked paper's twin drops.
+    assert after[CHAIN + 1] - after[GALAXY] < before[CHAIN + 1] - before[GALAXY]
+    assert after[CHAIN] - after[GALAXY] < before[CHAIN] - before[GALAXY]
+
+
+def test_decay_halves_a_vote_every_half_life():
+    assert rank.decay_factor(0, 120) == pytest.approx(1.0)
+    assert rank.decay_factor(120, 120) == pytest.approx(0.5)
+    assert rank.decay_factor(360, 120) == pytest.approx(0.125)
+    assert rank.decay_factor(-5, 120) == pytest.approx(1.0)  # a clock skew is not a bonus
+
+
+def test_an_old_like_counts_less_than_a_fresh_one(model, corpus):
+    weights = rank.Weights(half_life_days=30)
+    fresh_bandit = [vote(BANDIT, +1, days_ago=0), vote(GALAXY, +1, days_ago=365)]
+    fresh_galaxy = [vote(BANDIT, +1, days_ago=365), vote(GALAXY, +1, days_ago=0)]
+    a = scores_for(model, corpus, [rank.Signals(votes=fresh_bandit)], weights)[0]
+    b = scores_for(model, corpus, [rank.Signals(votes=fresh_galaxy)], weights)[0]
+    assert a[BANDIT + 1] > a[GALAXY + 1]
+    assert b[GALAXY + 1] > b[BANDIT + 1]
+
+
+def test_every_subscriber_is_scored_in_one_matrix(model, corpus):
+    signals = [
+        rank.Signals(interests="KV cache quantization"),
+        rank.Signals(interests="multi-armed bandits"),
+        rank.Signals(),
+    ]
+    scores = scores_for(model, corpus, signals)
+    assert scores.shape == (3, len(CORPUS))
+    assert rank.top_k(scores[:1], 1)[0] in ([KV], [KV + 1])
+    assert rank.top_k(scores[1:2], 1)[0] in ([BANDIT], [BANDIT + 1])
+
+
+def test_a_subscriber_with_no_data_gets_the_popular_papers(model, corpus):
+    upvotes = [None] * len(CORPUS)
+    upvotes[PROTEIN] = 80
+    upvotes[CHAIN] = 3
+    upvotes[RAG] = 20
+    prior = rank.popularity_prior(upvotes)
+    scores = scores_for(model, corpus, [rank.Signals()], popularity=prior)
+    assert rank.top_k(scores, 2)[0] == [PROTEIN, RAG]
+    # Papers no source counted are neutral, between the popular and the unpopular.
+    assert scores[0, CHAIN] < scores[0, GALAXY] < scores[0, RAG]
+
+
+def test_popularity_prior_is_neutral_without_counts():
+    assert rank.popularity_prior([None, None, None]).tolist() == [0.0, 0.0, 0.0]
+    assert rank.popularity_prior([]).shape == (0,)
+
+
+def test_the_classifier_takes_over_from_enough_likes(model, corpus):
+    weights = rank.Weights(classifier_min_likes=3)
+    few = rank.Signals(votes=[vote(KV, +1), vote(RAG, +1)], corpus_rows=[KV, RAG])
+    many = rank.Signals(
+        votes=[vote(KV, +1), vote(KV + 1, +1), vote(RAG, +1)], corpus_rows=[KV, KV + 1, RAG]
+    )
+    profiles = rank.build_profiles_from_signals(model, [few, many], corpus, NOW, weights)
+    assert profiles.used_classifier.tolist() == [False, True]
+    scores = rank.score(profiles, corpus, None, weights)
+    assert scores[1, RAG + 1] > max(scores[1, [PROTEIN, GALAXY, CHAIN, BANDIT]])
+
+
+def test_scores_are_calibrated_to_the_subscribers_corpus_average(model, corpus):
+    profiles = rank.build_profiles_from_signals(
+        model, [rank.Signals(interests="protein folding")], corpus, NOW
+    )
+    scores = rank.score(profiles, corpus)[0]
+    assert scores.mean() == pytest.approx(0.0, abs=1e-5)
+    assert scores.std() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_explanations_name_terms_of_the_paper(model, corpus):
+    signals = rank.Signals(interests="KV cache compression and quantization for LLM inference")
+    profiles = rank.build_profiles_from_signals(model, [signals], corpus, NOW)
+    for paper in (KV, KV + 1):
+        terms = rank.explain(model, profiles.matrix[0], CORPUS[paper])
+        assert terms, "a matching paper should have reasons"
+        assert len(terms) <= 3
+        lowered = CORPUS[paper].lower()
+        assert all(term in lowered for term in terms), terms
+    assert "cache" in " ".join(rank.explain(model, profiles.matrix[0], CORPUS[KV]))
+    # A paper sharing nothing with the profile gets no term reasons.
+    assert rank.explain(model, profiles.matrix[0], CORPUS[GALAXY]) == []
+
+
+def test_similar_liked_names_the_closest_liked_paper(model, corpus):
+    liked = corpus[[GALAXY, BANDIT]]
+    assert rank.similar_liked(corpus[BANDIT + 1], liked) == 1
+    assert rank.similar_liked(corpus[PROTEIN], liked) is None
+
+
+def test_top_k_respects_allowed_columns():
+    scores = np.array([[0.9, 0.8, 0.7, 0.1]])
+    allowed = np.array([[False, True, True, False]])
+    assert rank.top_k(scores, 3, allowed) == [[1, 2]]
+
+
+def test_mmr_skips_a_near_duplicate(model):
+    texts = [
+        "KV cache quantization for long context LLM inference",
+        "KV cache quantization for long context LLM inference on GPUs",
+        "Thompson sampling for contextual multi-armed bandit problems",
+        "Weak lensing maps of dark matter around galaxy clusters",
+    ]
+    vectors = model.transform(texts)
+    scores = np.array([1.0, 0.99, 0.9, 0.2])
+    assert rank.top_k(scores[None, :], 2)[0] == [0, 1]
+    assert rank.mmr([0, 1, 2, 3], scores, vectors, 2, lam=0.5) == [0, 2]
+    assert rank.mmr([0, 1, 2, 3], scores, vectors, 2, lam=1.0) == [0, 1]
