@@ -6,6 +6,7 @@ nothing on the developer's machine leaks in.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import os
 import socket
@@ -77,6 +78,7 @@ class SmtpSink:
     # replies to give at DATA before accepting, consumed in order (e.g. ["451 try later"])
     data_replies: list[str] = field(default_factory=list)
     drop_next: int = 0  # close the connection on the next N DATA commands
+    delay: float = 0.0  # seconds to wait before answering DATA, like a remote relay
 
     @property
     def url(self) -> str:
@@ -101,6 +103,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         if self.sink.drop_next > 0:
             self.sink.drop_next -= 1
             server.transport.close()

@@ -180,3 +180,16 @@ def test_persistent_errors_become_a_source_error(http_server):
             get(client, http_server.url("/gone"), label="gone")
         with pytest.raises(SourceError, match=r"^feed down: HTTP 503 \(after 2 attempts\)$"):
             get(client, http_server.url("/down"), label="down", attempts=2)
+
+
+@pytest.mark.parametrize(
+    ("tex", "text"),
+    [
+        ("D\\'aniel Gerbner", "Dániel Gerbner"),
+        ('Erd{\\H o}s and G{\\"o}del', "Erdős and Gödel"),
+        ("Fran\\c{c}ois", "François"),
+        ("costs $O(n)$ and 20% less", "costs $O(n)$ and 20% less"),  # math and % untouched
+    ],
+)
+def test_tex_accents_in_names_become_letters(tex, text):
+    assert clean_text(tex) == text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 # New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style archive/YYMMNNN ids.
@@ -19,6 +20,21 @@ _ARXIV_URL = re.compile(
 )
 _BARE_ID = re.compile(rf"^(?:arXiv:)?({_NEW_ID}|{_OLD_ID})(v\d+)?$", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
+# TeX accents as arXiv metadata writes them in author names and titles: D\'aniel, {\"o}, \c{c}
+_TEX_ACCENT = re.compile(r"\{?\\(['`^\"~=.]|[cvuH](?=[\s{]))\s*\{?([A-Za-z])\}?\}?")
+_COMBINING = {
+    "'": "\u0301",
+    "`": "\u0300",
+    "^": "\u0302",
+    '"': "\u0308",
+    "~": "\u0303",
+    "=": "\u0304",
+    ".": "\u0307",
+    "c": "\u0327",
+    "v": "\u030c",
+    "u": "\u0306",
+    "H": "\u030b",
+}
 _SPACE = re.compile(r"\s+")
 
 
@@ -48,6 +64,9 @@ def clean_text(markup: str | None) -> str:
         return ""
     text = _TAG.sub(" ", markup)
     text = html.unescape(text)
+    if "\\" in text:
+        text = _TEX_ACCENT.sub(lambda m: m.group(2) + _COMBINING[m.group(1)], text)
+        text = unicodedata.normalize("NFC", text)
     return _SPACE.sub(" ", text).strip()
 
 

@@ -7,6 +7,7 @@ an ``.html`` preview), so a fresh install can be tried with no mail server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.policy
 import email.utils
 import re
@@ -196,13 +197,23 @@ class SmtpSender:
         return aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
-            username=s.username,
-            password=s.password,
             use_tls=s.implicit_tls,
             start_tls=None if not s.implicit_tls else False,
             timeout=s.timeout,
             tls_context=context,
         )
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """Connect (STARTTLS when offered), then log in; a failure leaves no socket open."""
+        client = self._client()
+        try:
+            await client.connect()
+            if self.settings.username:
+                await client.login(self.settings.username, self.settings.password or "")
+        except BaseException:
+            _abort(client)
+            raise
+        return client
 
     async def send_all(
         self, items: Iterable[Outgoing], on_done: Callable[[Outcome], None] | None = None
@@ -251,14 +262,14 @@ class SmtpSender:
             ):
                 with attempt:
                     if holder[0] is None or not holder[0].is_connected:
-                        holder[0] = self._client()
-                        await holder[0].connect()
+                        holder[0] = await self._connect()
                     try:
                         errors, _ = await holder[0].send_message(
                             item.message, recipients=[item.recipient]
                         )
                     except BaseException:
-                        holder[0] = await _close(holder[0])
+                        _abort(holder[0])
+                        holder[0] = None
                         raise
                     if errors:
                         code, reason = next(iter(errors.values()))
@@ -280,12 +291,23 @@ class SmtpSender:
 
 
 async def _close(client: aiosmtplib.SMTP | None) -> None:
+    """QUIT politely; if the server is gone, drop the connection."""
     if client is not None and client.is_connected:
-        try:
+        transport = client.transport
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+        if transport is not None:
+            transport.abort()  # see _abort: do not leave a TLS shutdown pending
+        _abort(client)
     return None
+
+
+def _abort(client: aiosmtplib.SMTP) -> None:
+    # abort(), not close(): a TLS transport's close() waits for a shutdown handshake that a
+    # broken connection never completes, leaving the socket open.
+    if client.transport is not None:
+        client.transport.abort()
+    client.close()
 
 
 def valid_address(address: str) -> bool:

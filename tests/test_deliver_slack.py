@@ -1,0 +1,125 @@
+"""Slack digests posted to a real local HTTP server standing in for Slack's webhook endpoint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from paperwire import pipeline
+from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape
+from paperwire.paper import Paper
+
+from .conftest import FIXTURES, Route
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+def config_with_hook(make_config, hook: str, size: int = 5):
+    return make_config(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
+        f'  - id: team\n    slack_webhook: {hook}\n    interests: "language models"\n'
+        f"    digest_size: {size}\n    digest_days: daily\n",
+        env={"PAPERWIRE_SECRET": "k"},
+    )
+
+
+def payloads(http_server) -> list[dict]:
+    return [json.loads(body) for method, path, _, body in http_server.requests if method == "POST"]
+
+
+def check_limits(payload: dict) -> None:
+    blocks = payload["blocks"]
+    assert 0 < len(blocks) <= MAX_BLOCKS
+    for block in blocks:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= MAX_HEADER
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= MAX_SECTION
+        if block["type"] == "actions":
+            for element in block["elements"]:
+                assert len(element["text"]["text"]) <= 75
+                assert element["url"].startswith("http://127.0.0.1:8000/v/")
+
+
+def test_a_digest_is_posted_as_block_kit(store, make_config, http_server):
+    http_server.routes["/hook"] = Route(b"ok")
+    config = config_with_hook(make_config, http_server.url("/hook"))
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    assert [(line.status, line.detail) for line in report.lines] == [
+        ("sent", "5 papers to Slack (1 message(s))")
+    ]
+    [payload] = payloads(http_server)
+    check_limits(payload)
+    kinds = [b["type"] for b in payload["blocks"]]
+    assert kinds[0] == "header" and kinds.count("section") == 5 and kinds.count("actions") == 5
+    assert "Why:" in payload["blocks"][1]["text"]["text"]
+    assert payload["text"].startswith("Paperwire 2026-11-23: ")  # notification fallback
+    assert pipeline.send_due(store, config, now=NOW).count("sent") == 0  # once only
+
+
+def test_a_long_digest_is_split_within_the_block_limit(store, make_config, http_server):
+    http_server.routes["/hook"] = Route(b"ok")
+    config = config_with_hook(make_config, http_server.url("/hook"), size=40)
+    pipeline.fetch_all(store, config, now=NOW)
+    pipeline.send_due(store, config, now=NOW)
+    sent = payloads(http_server)
+    assert len(sent) == 2
+    for payload in sent:
+        check_limits(payload)
+    sections = sum(b["type"] == "section" for p in sent for b in p["blocks"])
+    assert sections == 40
+
+
+def test_feed_text_is_escaped_and_long_text_trimmed(store, make_config, http_server):
+    http_server.routes["/hook"] = Route(b"ok")
+    config = config_with_hook(make_config, http_server.url("/hook"))
+    store.add_papers(
+        [
+            Paper(
+                "2501.00009",
+                "Models <!channel> & |pipes| for language",
+                abstract="language models " * 400,
+                authors=["A" * 50] * 200,
+                url="https://arxiv.org/abs/2501.00009",
+                source="t",
+            )
+        ],
+        now=NOW,
+    )
+    pipeline.send_due(store, config, now=NOW)
+    [payload] = payloads(http_server)
+    check_limits(payload)
+    text = payload["blocks"][1]["text"]["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt; &amp; ¦pipes¦" in text
+
+
+def test_429_is_retried_after_retry_after(store, make_config, http_server):
+    http_server.routes["/hook"] = [
+        Route(b"rate_limited", status=429, headers={"Retry-After": "1"}),
+        Route(b"ok"),
+    ]
+    config = config_with_hook(make_config, http_server.url("/hook"))
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    assert report.lines[0].status == "sent"
+    assert len(payloads(http_server)) == 2
+
+
+def test_a_400_is_permanent_and_says_why(store, make_config, http_server):
+    http_server.routes["/hook"] = Route(b"invalid_blocks", status=400)
+    config = config_with_hook(make_config, http_server.url("/hook"))
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    assert [(line.status, line.detail) for line in report.lines] == [
+        ("failed", "Slack webhook refused the message: HTTP 400 invalid_blocks")
+    ]
+    assert len(payloads(http_server)) == 1  # not retried
+    assert store.last_delivery("team")["state"] == "failed"
+    assert http_server.url("/hook") not in str(
+        store.last_delivery("team")
+    )  # the secret URL stays out
+
+
+def test_escape():
+    assert escape("a<b>&c") == "a&lt;b&gt;&amp;c"
