@@ -182,3 +182,27 @@ def test_message_structure(store, make_config, smtp_server):
     assert "@media" in html  # the phone layout stays in a <style> block
     text = msg.get_body(("plain",)).get_content()
     assert text.count("More like this: http://127.0.0.1:8000/v/") == 3
+
+
+def test_status_shows_last_digest_due_and_failures(store, make_config, smtp_server, tmp_path):
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+
+    config = config_for(make_config, smtp_server.url, n=2)
+    pipeline.fetch_all(store, config, now=NOW)
+    smtp_server.refuse["s1@example.org"] = "550 5.1.1 no such user"
+    pipeline.send_due(store, config, now=NOW)
+    (tmp_path / "subscribers.yaml").write_text(
+        "feeds: []\nsubscribers:\n"
+        "  - id: s0\n    email: s0@example.org\n    digest_days: daily\n"
+        "  - id: s1\n    email: s1@example.org\n    digest_days: daily\n"
+    )
+    result = CliRunner().invoke(cli, ["--db", str(store.path), "status"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"60 papers stored in {store.path}"
+    assert lines[1].startswith("s0 · last digest 2026-11-23 (sent) · ")
+    assert lines[2].startswith(
+        "s1 · last digest 2026-11-23 (failed: SMTP 550 for s1@example.org: 5.1.1 no such user) · "
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, digest, pipeline
+from . import __version__, digest, pipeline, schedule
 from .config import DEFAULT_DB, Config, load_config
 from .errors import ConfigError, PaperwireError
 from .store import Store, utcnow
@@ -278,7 +278,9 @@ def run(obj: Context, once: bool) -> None:
     with obj.store() as store:
         fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
         _print_fetch(fetched)
+        alerts = pipeline.send_alerts(store, obj.config, now=utcnow(), outbox=_outbox(obj))
         report = pipeline.send_due(store, obj.config, now=utcnow(), outbox=_outbox(obj))
+    report.lines[:0] = alerts.lines
     _print_send(report)
 
 
@@ -309,8 +311,6 @@ def status(obj: Context, subscriber_id: str | None) -> None:
     """Show, per subscriber, the last digest sent, what is due, and any failure."""
     config = obj.config
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
-    from . import schedule
-
     now = utcnow()
     with obj.store() as store:
         gone = store.unsubscribed()

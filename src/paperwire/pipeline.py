@@ -145,6 +145,7 @@ class SendLine:
     subscriber_id: str
     status: str  # sent | failed | retry | nothing-new | not-due | unsubscribed | disabled
     detail: str = ""
+    kind: str = "digest"  # or alert
 
 
 @dataclass
@@ -284,6 +285,43 @@ def send_due(
     return report
 
 
+def send_alerts(
+    store: Store,
+    config: Config,
+    *,
+    now: dt.datetime,
+    outbox: Path | None = None,
+    http: httpx.Client | None = None,
+) -> SendReport:
+    """Send each instant alert due after a fetch, through the same ledger as digests."""
+    from .alerts import find_alerts
+
+    report = SendReport()
+    subs, _ = active_subscribers(store, config)
+    domain = email_mod.domain_of(config.sender.from_address)
+    jobs: list[_Job] = []
+    for alert in find_alerts(store, config, subs, now=now):
+        sub, pick = alert.subscriber, alert.pick
+        for channel in _channels(sub):
+            if store.delivery(sub.id, "alert", pick.paper_id, channel) is not None:
+                continue
+            message_id = email_mod.make_message_id("alert", sub.id, now.date().isoformat(), domain)
+            delivery_id = store.open_delivery(
+                sub.id,
+                "alert",
+                pick.paper_id,
+                channel,
+                message_id=message_id,
+                content_hash=_content_hash([pick]),
+                papers=[(pick.paper_id, pick.score, pick.reasons)],
+                now=now,
+            )
+            jobs.append(_Job(delivery_id, sub, "alert", pick.paper_id, channel, message_id, [pick]))
+    if jobs:
+        report.lines.extend(deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now))
+    return report
+
+
 def _channels(sub: SubscriberConfig) -> list[str]:
     return [c for c, present in (("email", sub.email), ("slack", sub.slack_webhook)) if present]
 
@@ -336,11 +374,11 @@ def deliver_jobs(
                 date=now.timestamp(),
             )
             if smtp_url is None:
-                path = email_mod.write_outbox(
-                    outbox, f"{job.period}-{job.sub.id}-{job.kind}", msg, rendered.html
-                )
+                path = email_mod.write_outbox(outbox, _outbox_name(job, now), msg, rendered.html)
                 store.mark_delivery(job.delivery_id, "sent", now=now)
-                lines.append(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}"))
+                lines.append(
+                    SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}", job.kind)
+                )
             else:
                 outgoing.append(email_mod.Outgoing(job.delivery_id, msg, str(job.sub.email)))
                 by_key[job.delivery_id] = job
@@ -356,13 +394,17 @@ def deliver_jobs(
                 job = by_key[outcome.key]
                 if outcome.ok:
                     store.mark_delivery(job.delivery_id, "sent", now=now)
-                    lines.append(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers by e-mail"))
+                    lines.append(
+                        SendLine(job.sub.id, "sent", f"{len(job.picks)} papers by e-mail", job.kind)
+                    )
                 elif outcome.permanent:
                     store.mark_delivery(job.delivery_id, "failed", error=outcome.error)
-                    lines.append(SendLine(job.sub.id, "failed", outcome.error or ""))
+                    lines.append(SendLine(job.sub.id, "failed", outcome.error or "", job.kind))
                 else:
                     store.mark_delivery(job.delivery_id, "pending", error=outcome.error)
-                    lines.append(SendLine(job.sub.id, "retry", f"{outcome.error}; stays due"))
+                    lines.append(
+                        SendLine(job.sub.id, "retry", f"{outcome.error}; stays due", job.kind)
+                    )
                 log.info("send %s %s: %s", job.sub.id, job.kind, lines[-1].status)
 
             asyncio.run(sender.send_all(outgoing, on_done=record))
@@ -370,6 +412,13 @@ def deliver_jobs(
         if own_http and http is not None:
             http.close()
     return lines
+
+
+def _outbox_name(job: _Job, now: dt.datetime) -> str:
+    if job.kind == "digest":
+        return f"{job.period}-{job.sub.id}-digest"
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in job.period)[-60:]
+    return f"{now.date().isoformat()}-{job.sub.id}-alert-{safe}"
 
 
 def _deliver_slack(
@@ -381,6 +430,8 @@ def _deliver_slack(
     except DeliveryError as exc:
         state = "failed" if exc.permanent else "pending"
         store.mark_delivery(job.delivery_id, state, error=str(exc))
-        return SendLine(job.sub.id, "failed" if exc.permanent else "retry", str(exc))
+        return SendLine(job.sub.id, "failed" if exc.permanent else "retry", str(exc), job.kind)
     store.mark_delivery(job.delivery_id, "sent")
-    return SendLine(job.sub.id, "sent", f"{len(job.picks)} papers to Slack ({count} message(s))")
+    return SendLine(
+        job.sub.id, "sent", f"{len(job.picks)} papers to Slack ({count} message(s))", job.kind
+    )

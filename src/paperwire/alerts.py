@@ -1,0 +1,95 @@
+"""Instant alerts: after a fetch, a new paper far above a subscriber's usual bar goes out at once.
+
+The bar is a percentile of the subscriber's own scores over the papers of the last weeks, so
+``percentile: 99.5`` means "rarer than one paper in two hundred *for this reader*", whatever
+the scale of their profile. Alerts go through the same ledger as digests (kind ``alert``, the
+paper id as period): never twice, at most ``max_per_day`` a day, and never again in a digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import digest as digest_mod
+from .config import Config, SubscriberConfig
+from .store import Store
+
+log = logging.getLogger("paperwire")
+
+HISTORY_DAYS = 30
+HISTORY_MAX = 3000  # enough recent papers to estimate a 99.5th percentile
+
+
+@dataclass
+class Alert:
+    subscriber: SubscriberConfig
+    pick: digest_mod.Pick
+    bar: float
+
+
+def find_alerts(
+    store: Store,
+    config: Config,
+    subscribers: list[SubscriberConfig],
+    *,
+    now: dt.datetime,
+    fresh_hours: float = 24,
+) -> list[Alert]:
+    """New papers (first seen in the last ``fresh_hours``) above each subscriber's bar."""
+    settings = config.alerts
+    subscribers = [s for s in subscribers if s.alerts]
+    if not settings.enabled or settings.max_per_day == 0 or not subscribers:
+        return []
+    fresh = store.papers_since(now - dt.timedelta(hours=fresh_hours))
+    if not fresh:
+        return []
+    fresh_set = set(fresh)
+    history = [
+        p for p in store.papers_since(now - dt.timedelta(days=HISTORY_DAYS)) if p not in fresh_set
+    ][-HISTORY_MAX:]
+    if len(history) < settings.min_history:
+        # Too few papers to know what "usual" means for anyone yet: say so, send nothing.
+        log.info(
+            "alerts: only %d recent papers to calibrate on (need %d); none sent",
+            len(history),
+            settings.min_history,
+        )
+        return []
+    scores = digest_mod.score_matrix(store, config, subscribers, history + fresh, now=now)
+    bars = np.nanpercentile(scores[:, : len(history)], settings.percentile, axis=1)
+    fresh_scores = scores[:, len(history) :]
+    excluded = store.excluded_ids(s.id for s in subscribers)
+    papers = store.papers(fresh)
+    since = now - dt.timedelta(days=1)
+    alerts: list[Alert] = []
+    for row, sub in enumerate(subscribers):
+        budget = settings.max_per_day - store.alerts_since(sub.id, since)
+        if budget <= 0:
+            continue
+        order = np.argsort(-np.nan_to_num(fresh_scores[row], nan=-np.inf), kind="stable")
+        for col in order[: budget * 4]:
+            value = float(fresh_scores[row, col])
+            if not np.isfinite(value) or value <= bars[row] or budget <= 0:
+                break
+            paper_id = fresh[col]
+            if paper_id in excluded[sub.id]:
+                continue
+            paper = papers[paper_id]
+            share = 100 - settings.percentile
+            reasons = [
+                f"scored {value:.2f}, above your usual bar of {bars[row]:.2f} "
+                f"(your top {share:g}% of recent papers)"
+            ]
+            alerts.append(
+                Alert(
+                    sub,
+                    digest_mod.Pick(paper_id, paper["title"], paper["url"], value, reasons, paper),
+                    float(bars[row]),
+                )
+            )
+            budget -= 1
+    return alerts

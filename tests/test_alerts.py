@@ -1,0 +1,122 @@
+"""Instant alerts: calibrated per subscriber, capped per day, never repeated in a digest."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from paperwire import pipeline
+from paperwire.alerts import find_alerts
+from paperwire.paper import Paper
+from paperwire.sources import parse_document
+
+from .conftest import DATA, FIXTURES
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+RAG = "retrieval augmented generation dense retrieval reranking grounded answers"
+
+CONFIG = f"""\
+feeds: []
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "{RAG}"
+    digest_days: daily
+  - id: bob
+    email: bob@example.org
+    interests: "power systems electrical energy carbon neutral grids"
+    digest_days: daily
+alerts:
+  percentile: 99
+  max_per_day: 2
+"""
+
+
+@pytest.fixture
+def history(store):
+    """~160 real papers first seen over the last days: what 'usual' means."""
+    for name in ("arxiv_rss_cs.xml", "arxiv_rss_cs_LG.xml"):
+        papers, _ = parse_document((FIXTURES / name).read_bytes(), source=name)
+        store.add_papers(papers, now=NOW - dt.timedelta(days=3))
+    api = DATA / "feeds" / "arxiv_api_atom_2026_q-testing_m100.xml"
+    papers, _ = parse_document(api.read_bytes(), source="api")
+    store.add_papers(papers, now=NOW - dt.timedelta(days=5))
+    assert store.count_papers() >= 150
+    return store
+
+
+def rag_paper(n: int) -> Paper:
+    return Paper(
+        f"2611.0000{n}",
+        f"Retrieval-augmented generation with dense retrieval and reranking, part {n}",
+        abstract=f"We ground answers in retrieved documents. {RAG}. Dense retrieval and a reranking "
+        "stage improve retrieval augmented generation on open-domain question answering.",
+        url=f"https://arxiv.org/abs/2611.0000{n}",
+        source="t",
+    )
+
+
+def test_a_paper_far_above_the_bar_goes_out_at_once_and_only_to_its_reader(
+    history, make_config, smtp_server
+):
+    config = make_config(
+        CONFIG, env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "k"}
+    )
+    history.add_papers(
+        [rag_paper(1), Paper("2611.09999", "A survey of tax law", abstract="Taxes.", source="t")],
+        now=NOW,
+    )
+    report = pipeline.send_alerts(history, config, now=NOW)
+    assert [(line.subscriber_id, line.kind, line.status) for line in report.lines] == [
+        ("ada", "alert", "sent")
+    ]
+    [msg] = smtp_server.messages
+    assert msg["To"] == "ada@example.org"
+    assert (
+        msg["Subject"]
+        == "Paperwire alert: Retrieval-augmented generation with dense retrieval and reranking, part 1"
+    )
+    assert "above your usual bar" in msg.get_body(("plain",)).get_content()
+    # the alert is not repeated: not by the next check, not in the next digest
+    assert pipeline.send_alerts(history, config, now=NOW + dt.timedelta(minutes=5)).lines == []
+    pipeline.send_due(history, config, now=NOW + dt.timedelta(hours=1))
+    digest_ids = [
+        p["paper_id"] for p in history.delivery_papers(history.last_delivery("ada")["id"])
+    ]
+    assert "2611.00001" not in digest_ids
+
+
+def test_at_most_max_per_day(history, make_config, smtp_server):
+    config = make_config(CONFIG, env={"PAPERWIRE_SMTP_URL": smtp_server.url})
+    history.add_papers([rag_paper(n) for n in range(1, 5)], now=NOW)
+    first = pipeline.send_alerts(history, config, now=NOW)
+    assert [line.subscriber_id for line in first.lines] == ["ada", "ada"]
+    alerted = {d["period"] for d in history.deliveries() if d["kind"] == "alert"}
+    assert alerted == {"2611.00001", "2611.00002"}  # the two best
+    later = NOW + dt.timedelta(hours=2)
+    history.add_papers([rag_paper(7)], now=later)
+    assert pipeline.send_alerts(history, config, now=later).lines == []
+    # it was the cap that held them back: a larger one lets the rest through, once each
+    roomier = make_config(
+        CONFIG.replace("max_per_day: 2", "max_per_day: 9"),
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url},
+    )
+    more = find_alerts(history, roomier, list(roomier.subscribers), now=later)
+    assert sorted(a.pick.paper_id for a in more) == ["2611.00003", "2611.00004", "2611.00007"]
+
+
+def test_no_alerts_without_enough_history_to_calibrate(store, make_config, smtp_server):
+    config = make_config(CONFIG, env={"PAPERWIRE_SMTP_URL": smtp_server.url})
+    store.add_papers([rag_paper(1)], now=NOW)
+    assert pipeline.send_alerts(store, config, now=NOW).lines == []
+    assert smtp_server.messages == []
+
+
+def test_alerts_can_be_switched_off(history, make_config, smtp_server):
+    config = make_config(
+        CONFIG.replace("  max_per_day: 2", "  enabled: false"),
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url},
+    )
+    history.add_papers([rag_paper(1)], now=NOW)
+    assert pipeline.send_alerts(history, config, now=NOW).lines == []
