@@ -151,6 +151,9 @@ def test_send_twice_sends_once_and_a_quiet_day_sends_nothing(store, config, smtp
         ("bob", "nothing-new", "no new papers since 2026-11-23"),
     ]
     assert len(smtp_server.messages) == 2
+    # reported once per slot, not at every check
+    later = pipeline.send_due(store, config, now=NOW + dt.timedelta(days=1, hours=1))
+    assert {line.status for line in later.lines} == {"not-due"}
 
 
 def test_no_paper_is_sent_twice_across_days(store, config, feeds, smtp_server):

@@ -264,24 +264,76 @@ def _read_votes_csv(path: Path, config: Config) -> list[tuple[str, str, int]]:
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="One cycle (fetch, then send what is due) and exit.")
+@click.option("--once", is_flag=True, help="One cycle (fetch, alerts, due digests) and exit.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Web app interface.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-web", is_flag=True, help="Do not serve the feedback web app.")
+@click.option(
+    "--tick",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.2, 3600),
+    help="Seconds between checks for due digests.",
+)
+@click.option(
+    "--grace-hours",
+    default=12.0,
+    show_default=True,
+    type=click.FloatRange(0, 168),
+    help="A digest missed while the daemon was down still goes out this long after its time.",
+)
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
 @pass_ctx
-def run(obj: Context, once: bool) -> None:
-    """Run paperwire: one cycle with --once, else the long-running daemon.
+def run(
+    obj: Context,
+    once: bool,
+    host: str,
+    port: int,
+    no_web: bool,
+    tick: float,
+    grace_hours: float,
+    log_json: bool,
+) -> None:
+    """Run paperwire: the daemon, or one cycle with --once.
+
+    The daemon fetches every fetch_interval_minutes, sends instant alerts after each fetch,
+    sends each subscriber's digest at their digest_time in their timezone, and serves the
+    feedback web app. SIGTERM or Ctrl-C stops it cleanly; SIGHUP (or editing the config file)
+    reloads the config.
 
     \b
-    Example (offline demo on the bundled sample feed):
-        paperwire run --once
+    Examples:
+        paperwire run --once                 # offline demo on the bundled sample feed
+        paperwire run --port 8000 --log-json # the daemon
     """
-    if not once:
-        raise click.ClickException("the daemon is not built yet; use `paperwire run --once`")
-    with obj.store() as store:
-        fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
-        _print_fetch(fetched)
-        alerts = pipeline.send_alerts(store, obj.config, now=utcnow(), outbox=_outbox(obj))
-        report = pipeline.send_due(store, obj.config, now=utcnow(), outbox=_outbox(obj))
-    report.lines[:0] = alerts.lines
-    _print_send(report)
+    if once:
+        with obj.store() as store:
+            fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
+            _print_fetch(fetched)
+            alerts = pipeline.send_alerts(store, obj.config, now=utcnow(), outbox=_outbox(obj))
+            report = pipeline.send_due(store, obj.config, now=utcnow(), outbox=_outbox(obj))
+        report.lines[:0] = alerts.lines
+        _print_send(report)
+        return
+    from .daemon import ConfigHolder, Daemon, JsonFormatter
+
+    root = logging.getLogger()
+    if log_json:
+        for handler in root.handlers:
+            handler.setFormatter(JsonFormatter())
+    logging.getLogger("paperwire").setLevel(min(root.level, logging.INFO))
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    holder = ConfigHolder(obj.config_path)
+    daemon = Daemon(
+        holder,
+        obj.db_path,
+        base_dir=obj.base_dir,
+        outbox=_outbox(obj),
+        web=None if no_web else (host, port),
+        tick_seconds=tick,
+        grace=dt.timedelta(hours=grace_hours),
+    )
+    sys.exit(daemon.run())
 
 
 @cli.command()

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,13 +63,18 @@ def fetch_all(
     base_dir: Path | None = None,
     now: dt.datetime | None = None,
     progress: Callable[[FeedReport], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> FetchReport:
-    """Fetch every feed (one broken feed never stops the others) and store what is new."""
+    """Fetch every feed (one broken feed never stops the others) and store what is new.
+
+    ``stop``, when set (the daemon is shutting down), ends the run between two feeds."""
     own_client = client is None
     client = client or make_client()
     reports = []
     try:
         for feed in config.feeds:
+            if stop is not None and stop.is_set():
+                break
             report = FeedReport(feed.label)
             state = store.feed_state(feed.url) or {}
             cache = HttpCache(state.get("etag"), state.get("last_modified")) if state else None
@@ -196,6 +202,7 @@ def send_due(
     grace: dt.timedelta = dt.timedelta(days=7),
     outbox: Path | None = None,
     http: httpx.Client | None = None,
+    stop: threading.Event | None = None,
 ) -> SendReport:
     """Deliver every due digest exactly once: first what a crash or outage left pending, then
     each subscriber whose latest digest slot has no ledger entry yet."""
@@ -251,8 +258,11 @@ def send_due(
             composed = digests[sub_id]
             if not composed.picks:
                 since = composed.since.date().isoformat()
-                report.lines.append(SendLine(sub_id, "nothing-new", f"no new papers since {since}"))
+                detail = f"no new papers since {since}"
+                report.lines.append(SendLine(sub_id, "nothing-new", detail))
                 log.info("send %s: nothing new since %s; no digest sent", sub_id, since)
+                for channel in channels:  # reported once; the next slot takes what comes
+                    store.record_empty(sub_id, "digest", period, channel, reason=detail, now=now)
                 continue
             content = _content_hash(composed.picks)
             for channel in channels:
@@ -280,7 +290,9 @@ def send_due(
                     )
                 )
     if jobs:
-        report.lines.extend(deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now))
+        report.lines.extend(
+            deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
+        )
     store.log_event("send", {"sent": report.count("sent"), "failed": report.count("failed")})
     return report
 
@@ -292,6 +304,7 @@ def send_alerts(
     now: dt.datetime,
     outbox: Path | None = None,
     http: httpx.Client | None = None,
+    stop: threading.Event | None = None,
 ) -> SendReport:
     """Send each instant alert due after a fetch, through the same ledger as digests."""
     from .alerts import find_alerts
@@ -318,7 +331,9 @@ def send_alerts(
             )
             jobs.append(_Job(delivery_id, sub, "alert", pick.paper_id, channel, message_id, [pick]))
     if jobs:
-        report.lines.extend(deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now))
+        report.lines.extend(
+            deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
+        )
     return report
 
 
@@ -338,8 +353,12 @@ def deliver_jobs(
     outbox: Path | None,
     http: httpx.Client | None,
     now: dt.datetime,
+    stop: threading.Event | None = None,
 ) -> list[SendLine]:
-    """Render and deliver ledger entries; each outcome is written to the ledger as it happens."""
+    """Render and deliver ledger entries; each outcome is written to the ledger as it happens.
+
+    When ``stop`` is set, delivery ends between two messages; what was not sent stays pending
+    in the ledger and goes out, with the same Message-ID, on the next run."""
     signer = signer_for(config, store)
     lines: list[SendLine] = []
     outgoing: list[email_mod.Outgoing] = []
@@ -350,6 +369,8 @@ def deliver_jobs(
     http = http or (make_client() if own_http else None)
     try:
         for job in jobs:
+            if stop is not None and stop.is_set():
+                break
             links = Links(config.base_url, signer, job.sub.id)
             ctx = render.context(
                 subscriber_name=job.sub.name or job.sub.id,
@@ -405,9 +426,8 @@ def deliver_jobs(
                     lines.append(
                         SendLine(job.sub.id, "retry", f"{outcome.error}; stays due", job.kind)
                     )
-                log.info("send %s %s: %s", job.sub.id, job.kind, lines[-1].status)
 
-            asyncio.run(sender.send_all(outgoing, on_done=record))
+            asyncio.run(sender.send_all(outgoing, on_done=record, stop=stop))
     finally:
         if own_http and http is not None:
             http.close()

@@ -72,7 +72,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "kind": str,  # digest | alert
             "period": str,  # the local date of the digest, or the alert's paper id
             "channel": str,  # email | slack
-            "state": str,  # pending | sent | failed
+            "state": str,  # pending | sent | failed | empty (nothing new for that slot)
             "message_id": str,
             "content_hash": str,
             "created": str,
@@ -393,6 +393,31 @@ class Store:
                 for rank, (paper_id, score, reasons) in enumerate(papers, 1)
             )
         return delivery_id
+
+    def record_empty(
+        self,
+        subscriber_id: str,
+        kind: str,
+        period: str,
+        channel: str,
+        *,
+        reason: str,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Note that a slot had nothing to send, so it is reported once and not re-checked."""
+        self.db["deliveries"].insert(
+            {
+                "subscriber_id": subscriber_id,
+                "kind": kind,
+                "period": period,
+                "channel": channel,
+                "state": "empty",
+                "created": iso(now or utcnow()),
+                "attempts": 0,
+                "error": reason,
+            },
+            ignore=True,
+        )
 
     def delivery_papers(self, delivery_id: int) -> list[dict[str, Any]]:
         rows = self.db.query(

@@ -13,6 +13,7 @@ import email.utils
 import re
 import secrets
 import ssl
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -216,7 +217,10 @@ class SmtpSender:
         return client
 
     async def send_all(
-        self, items: Iterable[Outgoing], on_done: Callable[[Outcome], None] | None = None
+        self,
+        items: Iterable[Outgoing],
+        on_done: Callable[[Outcome], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> list[Outcome]:
         """Send every item; ``on_done`` is called as each finishes (to update the ledger)."""
         queue: asyncio.Queue[Outgoing] = asyncio.Queue()
@@ -232,7 +236,7 @@ class SmtpSender:
         async def worker() -> None:
             client: aiosmtplib.SMTP | None = None
             try:
-                while not queue.empty():
+                while not queue.empty() and not (stop is not None and stop.is_set()):
                     item = queue.get_nowait()
                     try:
                         client = await self._send_one(client, item)

@@ -1,0 +1,255 @@
+"""``paperwire run``: one long-running process with the scheduler and the feedback web app.
+
+Jobs (APScheduler 3, in a background thread):
+
+* **fetch** every ``fetch_interval_minutes``: fetch all feeds, then send instant alerts;
+* **tick** every ``tick_seconds``: send every digest whose slot has come (each subscriber's
+  own time zone, digest time and days), and reload ``subscribers.yaml`` if it changed.
+
+The scheduler only decides *when to look*; the delivery ledger decides *what is due*, so a
+restart, a missed run or a DST change can neither skip nor double a digest. SIGTERM and Ctrl-C
+stop new work, let in-flight sends stop between messages, and exit 0; SIGHUP reloads the config
+(an invalid one is reported and the old one kept).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import pipeline
+from .config import Config, load_config
+from .errors import PaperwireError
+from .store import Store, utcnow
+
+log = logging.getLogger("paperwire")
+
+SHUTDOWN_SECONDS = 8.0  # how long in-flight work may take to stop before we exit anyway
+
+
+class ConfigHolder:
+    """The current config; a reload that fails validation keeps the old one."""
+
+    def __init__(self, path: str | None, loader: Callable[[str | None], Config] = load_config):
+        self.path = path
+        self._loader = loader
+        self._lock = threading.Lock()
+        self.config = loader(path)
+        self._mtime = self._stat()
+
+    def _stat(self) -> float | None:
+        try:
+            return Path(self.path or "subscribers.yaml").stat().st_mtime
+        except OSError:
+            return None
+
+    def get(self) -> Config:
+        return self.config
+
+    def reload(self, reason: str = "SIGHUP") -> bool:
+        """Re-read the file; returns True if the new config is now in use."""
+        with self._lock:
+            self._mtime = self._stat()
+            try:
+                new = self._loader(self.path)
+            except PaperwireError as exc:
+                log.error("config reload (%s) failed, keeping the old config: %s", reason, exc)
+                return False
+            self.config = new
+            log.info(
+                "config reloaded (%s): %d feeds, %d subscribers",
+                reason,
+                len(new.feeds),
+                len(new.subscribers),
+            )
+            return True
+
+    def reload_if_changed(self) -> None:
+        if self._stat() != self._mtime:
+            self.reload("file changed")
+
+
+class Daemon:
+    """Scheduler + web app + signal handling, around the same library calls the CLI makes."""
+
+    def __init__(
+        self,
+        holder: ConfigHolder,
+        db_path: str | os.PathLike,
+        *,
+        base_dir: Path,
+        outbox: Path,
+        web: tuple[str, int] | None = ("127.0.0.1", 8000),
+        tick_seconds: float = 30.0,
+        grace: dt.timedelta = dt.timedelta(hours=12),
+        clock: Callable[[], dt.datetime] = utcnow,
+    ):
+        self.holder = holder
+        self.db_path = Path(db_path)
+        self.base_dir = base_dir
+        self.outbox = outbox
+        self.web = web
+        self.tick_seconds = tick_seconds
+        self.grace = grace
+        self.clock = clock
+        self.stopping = threading.Event()
+        self._work = threading.Lock()  # one fetch or send at a time: they share the ledger
+        self._server = None
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def fetch_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        with self._work, Store(self.db_path) as store:
+            config = self.holder.get()
+            try:
+                report = pipeline.fetch_all(
+                    store, config, base_dir=self.base_dir, stop=self.stopping
+                )
+                if report.new or report.errors:
+                    log.info("fetch: %d new papers, %d feed errors", report.new, report.errors)
+                alerts = pipeline.send_alerts(
+                    store, config, now=self.clock(), outbox=self.outbox, stop=self.stopping
+                )
+                _log_lines(alerts)
+            except PaperwireError as exc:
+                log.error("fetch job failed: %s", exc)
+
+    def tick_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.holder.reload_if_changed()
+        with self._work, Store(self.db_path) as store:
+            try:
+                report = pipeline.send_due(
+                    store,
+                    self.holder.get(),
+                    now=self.clock(),
+                    grace=self.grace,
+                    outbox=self.outbox,
+                    stop=self.stopping,
+                )
+                _log_lines(report)
+            except PaperwireError as exc:
+                log.error("send job failed: %s", exc)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM / SIGINT; returns the exit status."""
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(
+                signal.SIGHUP, lambda *_: threading.Thread(target=self.holder.reload).start()
+            )
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=dt.UTC,
+        )
+        interval = self.holder.get().fetch_interval_minutes
+        now = dt.datetime.now(dt.UTC)
+        scheduler.add_job(
+            self.fetch_job, "interval", minutes=interval, id="fetch", next_run_time=now
+        )
+        scheduler.add_job(
+            self.tick_job,
+            "interval",
+            seconds=self.tick_seconds,
+            id="tick",
+            next_run_time=now + dt.timedelta(seconds=1),
+        )
+        scheduler.start()
+        web_thread = self._start_web() if self.web else None
+        log.info(
+            "paperwire running: fetch every %d min, digests checked every %gs%s",
+            interval,
+            self.tick_seconds,
+            f", web app on http://{self.web[0]}:{self.web[1]}" if self.web else "",
+        )
+        while not self.stopping.wait(0.5):
+            pass
+        log.info("stopping: no new work; in-flight sends stop between messages")
+        scheduler.shutdown(wait=False)
+        if self._server is not None:
+            self._server.should_exit = True
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
+        # Wait for the job in progress (it sees `stopping` between feeds and between messages).
+        if self._work.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            self._work.release()
+        else:
+            log.warning(
+                "a job was still running at shutdown; its pending deliveries resume on restart"
+            )
+        if web_thread is not None:
+            web_thread.join(timeout=max(deadline - time.monotonic(), 0.5))
+        log.info("stopped")
+        return 0
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        self.stopping.set()
+
+    def _start_web(self) -> threading.Thread:
+        import uvicorn
+
+        from .web import create_app
+
+        host, port = self.web
+        app = create_app(self.holder.get, self.db_path)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        # Signals are ours: uvicorn only installs handlers in the main thread.
+        thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        thread.start()
+        return thread
+
+
+def _log_lines(report: pipeline.SendReport) -> None:
+    for line in report.lines:
+        if line.status in ("sent", "failed", "retry", "nothing-new"):
+            level = logging.INFO if line.status in ("sent", "nothing-new") else logging.WARNING
+            log.log(
+                level,
+                "%s %s: %s%s",
+                line.kind,
+                line.subscriber_id,
+                line.status,
+                f" ({line.detail})" if line.detail else "",
+            )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (``--log-json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            },
+            ensure_ascii=False,
+        )

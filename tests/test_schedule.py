@@ -1,0 +1,176 @@
+"""Digest timing with a controllable clock: time zones, DST, weekdays, catch-up, never twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+
+from paperwire import pipeline, schedule
+from paperwire.config import parse_config
+from paperwire.paper import Paper
+
+from .conftest import FIXTURES
+
+UTC = dt.UTC
+
+
+def sub(zone: str, at: str, days: str = "daily"):
+    config = parse_config(
+        f"subscribers:\n  - id: ada\n    email: ada@example.org\n    timezone: {zone}\n"
+        f"    digest_time: '{at}'\n    digest_days: {days}\n",
+        env={},
+    )
+    return config.subscribers[0]
+
+
+def walk(start: dt.datetime, hours: float, step_minutes: int = 10):
+    now = start
+    while now < start + dt.timedelta(hours=hours):
+        yield now
+        now += dt.timedelta(minutes=step_minutes)
+
+
+def slots_seen(s, start, hours):
+    return Counter(
+        schedule.period(slot)
+        for now in walk(start, hours)
+        if (slot := schedule.latest_slot(s, now, dt.timedelta(hours=2)))
+    )
+
+
+def test_the_slot_is_the_subscribers_local_time():
+    ada = sub("Asia/Tokyo", "09:00")
+    slot = schedule.latest_slot(ada, dt.datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    assert slot == dt.datetime(2026, 11, 23, 9, 0, tzinfo=ada.tz)
+    assert slot.astimezone(UTC) == dt.datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    # an hour earlier it was still the day before's slot
+    assert (
+        schedule.period(schedule.latest_slot(ada, dt.datetime(2026, 11, 22, 23, 59, tzinfo=UTC)))
+        == "2026-11-22"
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "day"),
+    [
+        ("Europe/London", "01:30", dt.date(2026, 3, 29)),  # spring forward: 01:30 does not exist
+        ("Europe/London", "01:30", dt.date(2026, 10, 25)),  # fall back: 01:30 happens twice
+        ("America/New_York", "02:30", dt.date(2026, 3, 8)),
+        ("America/New_York", "01:30", dt.date(2026, 11, 1)),
+    ],
+)
+def test_dst_changes_neither_skip_nor_double_a_digest(zone, at, day):
+    s = sub(zone, at)
+    start = dt.datetime.combine(day - dt.timedelta(days=1), dt.time(0), tzinfo=UTC)
+    seen = slots_seen(s, start, 72)
+    expected = {(day + dt.timedelta(days=d)).isoformat() for d in (-1, 0, 1)}
+    assert expected <= set(seen)
+    assert set(seen) <= expected | {
+        (day - dt.timedelta(days=2)).isoformat(),
+        (day + dt.timedelta(days=2)).isoformat(),
+    }
+    # each slot is a single moment, reported within its 2 h grace window only
+    for period in expected:
+        slots = {schedule.latest_slot(s, now, dt.timedelta(hours=2)) for now in walk(start, 72)}
+        assert len({x for x in slots if x and schedule.period(x) == period}) == 1
+
+
+def test_weekdays_only():
+    ada = sub("Europe/Paris", "07:00", "weekdays")
+    saturday = dt.datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert schedule.period(schedule.latest_slot(ada, saturday)) == "2026-11-27"  # Friday's
+    assert schedule.latest_slot(ada, saturday, dt.timedelta(hours=12)) is None
+    assert schedule.next_slot(ada, saturday) == dt.datetime(2026, 11, 30, 7, 0, tzinfo=ada.tz)
+
+
+CONFIG = f"""\
+feeds:
+  - url: {FIXTURES / "arxiv_rss_cs.xml"}
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "language models"
+    digest_size: 2
+    timezone: Europe/London
+    digest_time: "01:30"
+    digest_days: daily
+"""
+
+
+def test_the_ledger_sends_one_digest_per_day_across_a_dst_change(store, tmp_path):
+    """A tick every 20 minutes for four days around the October change: one digest a day."""
+    config = parse_config(CONFIG, label="subscribers.yaml", env={})
+    start = dt.datetime(2026, 10, 23, 12, 0, tzinfo=UTC)
+    pipeline.fetch_all(store, config, now=start - dt.timedelta(days=1))
+    for now in walk(start, 4 * 24, step_minutes=20):
+        if now.minute == 0 and now.hour == 20:  # something new every evening
+            store.add_papers(
+                [
+                    Paper(
+                        f"2610.{now.day:05d}",
+                        f"Language models, day {now.day}",
+                        abstract="language models",
+                        source="t",
+                    )
+                ],
+                now=now,
+            )
+        pipeline.send_due(
+            store, config, now=now, grace=dt.timedelta(hours=12), outbox=tmp_path / "outbox"
+        )
+    periods = Counter(d["period"] for d in store.deliveries() if d["kind"] == "digest")
+    assert periods == {
+        "2026-10-23": 1,
+        "2026-10-24": 1,
+        "2026-10-25": 1,
+        "2026-10-26": 1,
+        "2026-10-27": 1,
+    }
+    sent_at = sorted(d["created"] for d in store.deliveries() if d["state"] == "sent")
+    # 01:30 local is 00:30 UTC in summer time; on the 25th 01:30 happens twice and the first
+    # one counts; from the 26th it is 01:30 UTC. (Ticks every 20 minutes: sent at :40.)
+    assert [t[11:16] for t in sent_at[1:]] == ["00:40", "00:40", "01:40", "01:40"]
+
+
+def test_a_missed_digest_goes_out_once_within_the_grace_period(store, tmp_path):
+    config = parse_config(CONFIG, label="subscribers.yaml", env={})
+    slot = dt.datetime(2026, 11, 23, 1, 30, tzinfo=UTC)  # London is on UTC in November
+    pipeline.fetch_all(store, config, now=slot - dt.timedelta(hours=5))
+    # the daemon was down at 01:30 and comes back at 05:00
+    back = slot + dt.timedelta(hours=3, minutes=30)
+    first = pipeline.send_due(
+        store, config, now=back, grace=dt.timedelta(hours=12), outbox=tmp_path
+    )
+    assert [line.status for line in first.lines] == ["sent"]
+    again = pipeline.send_due(
+        store,
+        config,
+        now=back + dt.timedelta(minutes=1),
+        grace=dt.timedelta(hours=12),
+        outbox=tmp_path,
+    )
+    assert [line.status for line in again.lines] == ["not-due"]
+
+
+def test_past_the_grace_period_the_missed_slot_is_skipped_not_lost(store, tmp_path):
+    config = parse_config(CONFIG, label="subscribers.yaml", env={})
+    slot = dt.datetime(2026, 11, 23, 1, 30, tzinfo=UTC)
+    pipeline.fetch_all(store, config, now=slot - dt.timedelta(hours=5))
+    late = slot + dt.timedelta(hours=13)
+    report = pipeline.send_due(
+        store, config, now=late, grace=dt.timedelta(hours=12), outbox=tmp_path
+    )
+    assert [(line.status, line.detail) for line in report.lines] == [
+        ("not-due", "no digest slot in the grace period")
+    ]
+    # the papers are not lost: the next day's digest has them
+    next_day = pipeline.send_due(
+        store,
+        config,
+        now=slot + dt.timedelta(days=1, minutes=5),
+        grace=dt.timedelta(hours=12),
+        outbox=tmp_path,
+    )
+    assert [line.status for line in next_day.lines] == ["sent"]
