@@ -3,6 +3,7 @@ function and print a summary. Errors become one line on stderr and exit status 1
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -100,8 +101,11 @@ def fetch(obj: Context) -> None:
     Example:
         paperwire fetch
     """
-    with obj.store() as store:
-        report = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
+    config = obj.config
+    with obj.store() as store, _progress("Fetching", len(config.feeds)) as advance:
+        report = pipeline.fetch_all(
+            store, config, base_dir=obj.base_dir, progress=lambda feed: advance(feed.label)
+        )
     _print_fetch(report)
     if report.feeds and report.errors == len(report.feeds):
         raise click.ClickException("every feed failed; see the errors above")
@@ -183,11 +187,31 @@ def send(obj: Context, subscriber_id: str | None) -> None:
     Example:
         PAPERWIRE_SMTP_URL=smtp://user:pass@mail.example.org:587 paperwire send
     """
-    with obj.store() as store:
+    config = obj.config
+    total = 1 if subscriber_id else len(config.subscribers)
+    with obj.store() as store, _progress("Sending", total) as advance:
         report = pipeline.send_due(
-            store, obj.config, now=utcnow(), subscriber_id=subscriber_id, outbox=_outbox(obj)
+            store,
+            config,
+            now=utcnow(),
+            subscriber_id=subscriber_id,
+            outbox=_outbox(obj),
+            progress=lambda line: advance(line.subscriber_id),
         )
     _print_send(report)
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int):
+    """A rich progress bar on an interactive terminal; silent otherwise (cron, CI, pipes)."""
+    if not sys.stderr.isatty() or total < 2:
+        yield lambda item: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda item: bar.update(task, advance=1, description=f"{label} {item}")
 
 
 def _outbox(obj: Context) -> Path:

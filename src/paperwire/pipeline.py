@@ -203,6 +203,7 @@ def send_due(
     outbox: Path | None = None,
     http: httpx.Client | None = None,
     stop: threading.Event | None = None,
+    progress: Callable[[SendLine], None] | None = None,
 ) -> SendReport:
     """Deliver every due digest exactly once: first what a crash or outage left pending, then
     each subscriber whose latest digest slot has no ledger entry yet."""
@@ -291,7 +292,9 @@ def send_due(
                 )
     if jobs:
         report.lines.extend(
-            deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
+            deliver_jobs(
+                store, config, jobs, outbox=outbox, http=http, now=now, stop=stop, progress=progress
+            )
         )
     store.log_event("send", {"sent": report.count("sent"), "failed": report.count("failed")})
     return report
@@ -354,6 +357,7 @@ def deliver_jobs(
     http: httpx.Client | None,
     now: dt.datetime,
     stop: threading.Event | None = None,
+    progress: Callable[[SendLine], None] | None = None,
 ) -> list[SendLine]:
     """Render and deliver ledger entries; each outcome is written to the ledger as it happens.
 
@@ -361,6 +365,12 @@ def deliver_jobs(
     in the ledger and goes out, with the same Message-ID, on the next run."""
     signer = signer_for(config, store)
     lines: list[SendLine] = []
+
+    def done(line: SendLine) -> None:
+        lines.append(line)
+        if progress is not None:
+            progress(line)
+
     outgoing: list[email_mod.Outgoing] = []
     by_key: dict[int, _Job] = {}
     smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
@@ -382,7 +392,7 @@ def deliver_jobs(
             )
             subject = render.subject_for(job.kind, job.period, job.picks)
             if job.channel == "slack":
-                lines.append(_deliver_slack(store, job, http, ctx, subject))
+                done(_deliver_slack(store, job, http, ctx, subject))
                 continue
             rendered = render.render_email(ctx, subject)
             msg = email_mod.build_message(
@@ -397,9 +407,7 @@ def deliver_jobs(
             if smtp_url is None:
                 path = email_mod.write_outbox(outbox, _outbox_name(job, now), msg, rendered.html)
                 store.mark_delivery(job.delivery_id, "sent", now=now)
-                lines.append(
-                    SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}", job.kind)
-                )
+                done(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}", job.kind))
             else:
                 outgoing.append(email_mod.Outgoing(job.delivery_id, msg, str(job.sub.email)))
                 by_key[job.delivery_id] = job
@@ -415,17 +423,15 @@ def deliver_jobs(
                 job = by_key[outcome.key]
                 if outcome.ok:
                     store.mark_delivery(job.delivery_id, "sent", now=now)
-                    lines.append(
+                    done(
                         SendLine(job.sub.id, "sent", f"{len(job.picks)} papers by e-mail", job.kind)
                     )
                 elif outcome.permanent:
                     store.mark_delivery(job.delivery_id, "failed", error=outcome.error)
-                    lines.append(SendLine(job.sub.id, "failed", outcome.error or "", job.kind))
+                    done(SendLine(job.sub.id, "failed", outcome.error or "", job.kind))
                 else:
                     store.mark_delivery(job.delivery_id, "pending", error=outcome.error)
-                    lines.append(
-                        SendLine(job.sub.id, "retry", f"{outcome.error}; stays due", job.kind)
-                    )
+                    done(SendLine(job.sub.id, "retry", f"{outcome.error}; stays due", job.kind))
 
             asyncio.run(sender.send_all(outgoing, on_done=record, stop=stop))
     finally:
