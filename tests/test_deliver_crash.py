@@ -43,7 +43,7 @@ def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(tmp_path, smtp_se
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     env.update(PAPERWIRE_SMTP_URL=smtp_server.url, PAPERWIRE_SECRET="k")
     assert run(["fetch"], tmp_path, env).returncode == 0
-    smtp_server.delay = 0.05  # a relay that takes 50 ms per message keeps the send in flight
+    smtp_server.delay = 0.1  # a relay that takes 100 ms per message keeps the send in flight
 
     first = subprocess.Popen(
         [sys.executable, "-m", "paperwire", "send"],
@@ -52,7 +52,7 @@ def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(tmp_path, smtp_se
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # generous: a loaded CI machine starts Python slowly
     while len(smtp_server.messages) < 8 and time.monotonic() < deadline:
         time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
