@@ -7,6 +7,7 @@ import json
 
 from paperwire import pipeline
 from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape
+from paperwire.feedback import Signer
 from paperwire.paper import Paper
 
 from .conftest import FIXTURES, Route
@@ -54,6 +55,10 @@ def test_a_digest_is_posted_as_block_kit(store, make_config, http_server):
     kinds = [b["type"] for b in payload["blocks"]]
     assert kinds[0] == "header" and kinds.count("section") == 5 and kinds.count("actions") == 5
     assert "Why:" in payload["blocks"][1]["text"]["text"]
+    # with interactivity on, the button's value is the same signed token as its URL
+    buttons = [b for b in payload["blocks"] if b["type"] == "actions"][0]["elements"]
+    claims = [Signer("k").read_vote(button["value"]) for button in buttons]
+    assert [(c.subscriber_id, c.action) for c in claims] == [("team", "up"), ("team", "down")]
     assert payload["text"].startswith("Paperwire 2026-11-23: ")  # notification fallback
     assert pipeline.send_due(store, config, now=NOW).count("sent") == 0  # once only
 

@@ -32,7 +32,7 @@ def _link(url: str, label: str) -> str:
     return f"<{url}|{escape(label).replace('|', '¦')}>"
 
 
-def digest_blocks(ctx: dict[str, Any], *, interactive: bool = False) -> list[list[dict]]:
+def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
     """Block Kit for a rendered digest context, as one or more messages' block lists."""
     if ctx["kind"] == "alert":
         header = "A paper well above your usual bar"
@@ -63,7 +63,8 @@ def digest_blocks(ctx: dict[str, Any], *, interactive: bool = False) -> list[lis
                 "text": {"type": "plain_text", "text": label, "emoji": True},
                 "url": paper[f"{action}_url"],
                 "action_id": f"vote_{action}",
-                "value": f"{paper['paper_id']}|{action}",
+                # the signed vote token: with interactivity on, /slack/actions reads it from here
+                "value": paper[f"{action}_url"].rsplit("/", 1)[-1][:2000],
             }
             if style:
                 button["style"] = style
