@@ -11,6 +11,7 @@ import http.server
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -171,6 +172,7 @@ class Route:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     etag: str | None = None  # answer 304 when If-None-Match matches
+    delay: float = 0.0  # seconds before answering
 
 
 @dataclass
@@ -180,6 +182,9 @@ class HttpServer:
     port: int
     routes: dict[str, Route | list[Route]] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -200,6 +205,15 @@ def http_server() -> Iterator[HttpServer]:
             route = server_state.routes.get(self.path)
             if isinstance(route, list):  # a sequence of answers, the last one repeats
                 route = route.pop(0) if len(route) > 1 else route[0]
+            if route is not None and route.delay:
+                with server_state.lock:
+                    server_state.in_flight += 1
+                    server_state.max_in_flight = max(
+                        server_state.max_in_flight, server_state.in_flight
+                    )
+                time.sleep(route.delay)
+                with server_state.lock:
+                    server_state.in_flight -= 1
             if route is None:
                 self.send_response(404)
                 self.send_header("Content-Length", "0")

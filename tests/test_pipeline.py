@@ -183,3 +183,22 @@ def test_without_smtp_messages_go_to_the_outbox(store, make_config, feeds, tmp_p
         "2026-11-23-bob-digest.eml",
         "2026-11-23-bob-digest.html",
     ]
+
+
+def test_feeds_are_fetched_concurrently_but_one_at_a_time_per_host(store, make_config, http_server):
+    body = (FIXTURES / "arxiv_rss_cs.xml").read_bytes()
+    for n in range(4):
+        http_server.routes[f"/feed{n}"] = Route(body, delay=0.3)
+    # 127.0.0.1 and localhost are two hosts as far as politeness goes
+    urls = [http_server.url(f"/feed{n}") for n in range(2)] + [
+        http_server.url(f"/feed{n}").replace("127.0.0.1", "localhost") for n in range(2, 4)
+    ]
+    config = make_config(
+        "feeds:\n"
+        + "".join(f"  - url: {u}\n    name: f{i}\n" for i, u in enumerate(urls))
+        + "subscribers: []\n"
+    )
+    report = pipeline.fetch_all(store, config, now=NOW)
+    assert [f.label for f in report.feeds] == ["f0", "f1", "f2", "f3"]  # reported in config order
+    assert [f.new for f in report.feeds] == [60, 0, 0, 0]
+    assert http_server.max_in_flight == 2  # both hosts at once, never two requests to one host

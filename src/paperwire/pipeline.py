@@ -10,14 +10,16 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
 from . import digest as digest_mod
 from . import render, schedule
-from .config import Config, SubscriberConfig
+from .config import Config, FeedConfig, SubscriberConfig
 from .deliver import email as email_mod
 from .deliver import slack
 from .errors import DeliveryError, SourceError
@@ -55,6 +57,10 @@ class FetchReport:
         return sum(1 for f in self.feeds if f.error)
 
 
+FETCH_WORKERS = 8  # feeds downloaded at once, across hosts
+PER_HOST = 1  # at once per host: arXiv asks robots to be gentle, and so would any blog
+
+
 def fetch_all(
     store: Store,
     config: Config,
@@ -67,51 +73,48 @@ def fetch_all(
 ) -> FetchReport:
     """Fetch every feed (one broken feed never stops the others) and store what is new.
 
-    ``stop``, when set (the daemon is shutting down), ends the run between two feeds."""
+    Feeds are downloaded and parsed concurrently, one request at a time per host; results are
+    stored in config order by this thread, the database's only writer here. ``stop``, when set
+    (the daemon is shutting down), ends the run between two feeds."""
     own_client = client is None
     client = client or make_client()
+    host_locks: dict[str, threading.Semaphore] = {}
+    for feed in config.feeds:
+        host_locks.setdefault(urlparse(feed.url).netloc, threading.Semaphore(PER_HOST))
+    caches = {}
+    for feed in config.feeds:
+        state = store.feed_state(feed.url)
+        caches[feed.url] = HttpCache(state["etag"], state["last_modified"]) if state else None
+
+    def download(feed: FeedConfig):
+        if stop is not None and stop.is_set():
+            return None
+        with host_locks[urlparse(feed.url).netloc]:
+            return fetch_feed(feed, client=client, cache=caches[feed.url], base_dir=base_dir)
+
     reports = []
     try:
-        for feed in config.feeds:
-            if stop is not None and stop.is_set():
-                break
-            report = FeedReport(feed.label)
-            state = store.feed_state(feed.url) or {}
-            cache = HttpCache(state.get("etag"), state.get("last_modified")) if state else None
-            try:
-                result = fetch_feed(feed, client=client, cache=cache, base_dir=base_dir)
-            except SourceError as exc:
-                report.error = str(exc)
-                store.record_feed(feed.url, ok=False, error=str(exc), now=now)
-                log.error("fetch %s: %s", feed.label, exc)
-            else:
-                report.not_modified = result.not_modified
-                report.warnings = result.warnings
-                report.new, report.known = store.add_papers(result.papers, now=now)
-                cache = result.cache or HttpCache()
-                store.record_feed(
-                    feed.url,
-                    ok=True,
-                    new=report.new,
-                    etag=cache.etag,
-                    last_modified=cache.last_modified,
-                    now=now,
-                )
-                for warning in result.warnings:
-                    log.warning("fetch %s: %s", feed.label, warning)
-                log.info(
-                    "fetch %s: %s",
-                    feed.label,
-                    "not modified"
-                    if result.not_modified
-                    else f"{report.new} new, {report.known} known",
-                )
-            reports.append(report)
-            if progress:
-                progress(report)
-        seeds = _fetch_missing_seeds(store, config, client, now)
-        if seeds:
-            reports.append(seeds)
+        with ThreadPoolExecutor(max_workers=max(1, min(FETCH_WORKERS, len(config.feeds)))) as pool:
+            futures = [(feed, pool.submit(download, feed)) for feed in config.feeds]
+            for feed, future in futures:
+                report = FeedReport(feed.label)
+                try:
+                    result = future.result()
+                except SourceError as exc:
+                    report.error = str(exc)
+                    store.record_feed(feed.url, ok=False, error=str(exc), now=now)
+                    log.error("fetch %s: %s", feed.label, exc)
+                else:
+                    if result is None:  # stopping
+                        continue
+                    _store_result(store, feed, result, report, now)
+                reports.append(report)
+                if progress:
+                    progress(report)
+        if stop is None or not stop.is_set():
+            seeds = _fetch_missing_seeds(store, config, client, now)
+            if seeds:
+                reports.append(seeds)
     finally:
         if own_client:
             client.close()
@@ -120,6 +123,28 @@ def fetch_all(
     if report.new == 0 and not report.errors:
         log.info("fetch: nothing new in any feed")
     return report
+
+
+def _store_result(store: Store, feed: FeedConfig, result, report: FeedReport, now) -> None:
+    report.not_modified = result.not_modified
+    report.warnings = result.warnings
+    report.new, report.known = store.add_papers(result.papers, now=now)
+    cache = result.cache or HttpCache()
+    store.record_feed(
+        feed.url,
+        ok=True,
+        new=report.new,
+        etag=cache.etag,
+        last_modified=cache.last_modified,
+        now=now,
+    )
+    for warning in result.warnings:
+        log.warning("fetch %s: %s", feed.label, warning)
+    log.info(
+        "fetch %s: %s",
+        feed.label,
+        "not modified" if result.not_modified else f"{report.new} new, {report.known} known",
+    )
 
 
 def _fetch_missing_seeds(

@@ -1,0 +1,28 @@
+"""The README's promises that tools rely on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from paperwire.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def test_readme_opens_with_the_two_setup_commands():
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", README, re.S)
+    assert blocks[0].strip() == "pip install . && paperwire run --once"
+    assert blocks[1].strip() == "pip install -e '.[test]' && pytest"
+    assert README.index("```") < README.index("## ")  # before anything else
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "pip install -q -e '.[test]'" in ci and "pytest" in ci
+
+
+def test_every_command_is_in_the_readme():
+    for name in cli.commands:
+        assert f"`paperwire {name}" in README, name
