@@ -202,3 +202,30 @@ def test_feeds_are_fetched_concurrently_but_one_at_a_time_per_host(store, make_c
     assert [f.label for f in report.feeds] == ["f0", "f1", "f2", "f3"]  # reported in config order
     assert [f.new for f in report.feeds] == [60, 0, 0, 0]
     assert http_server.max_in_flight == 2  # both hosts at once, never two requests to one host
+
+
+def test_the_ledger_admits_each_delivery_once(store):
+    first = store.open_delivery(
+        "ada", "digest", "2026-11-23", "email", message_id="<a@x>", content_hash="h", papers=[]
+    )
+    second = store.open_delivery(
+        "ada", "digest", "2026-11-23", "email", message_id="<b@x>", content_hash="h", papers=[]
+    )
+    assert first is not None and second is None  # a concurrent sender backs off
+    assert [d["message_id"] for d in store.deliveries()] == ["<a@x>"]
+
+
+def test_seed_papers_are_fetched_from_the_arxiv_api(store, make_config, http_server):
+    from .conftest import DATA
+
+    http_server.routes["/api/query?id_list=1605.08386&max_results=1"] = Route(
+        (DATA / "feeds" / "arxiv_api_atom_2026_id-1605.08386.xml").read_bytes()
+    )
+    config = make_config(
+        f"feeds: []\narxiv_api_url: {http_server.url('/api/query')}\nsubscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n    seed_papers: ['1605.08386']\n"
+    )
+    report = pipeline.fetch_all(store, config, now=NOW)
+    assert [(f.label, f.new) for f in report.feeds] == [("seed papers (arXiv API)", 1)]
+    assert store.paper("1605.08386")["authors"] == ["Caprice Stanley", "Tobias Windisch"]
+    assert pipeline.fetch_all(store, config, now=NOW).feeds == []  # fetched once

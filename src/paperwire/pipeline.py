@@ -303,6 +303,8 @@ def send_due(
                     papers=[(p.paper_id, p.score, p.reasons) for p in composed.picks],
                     now=now,
                 )
+                if delivery_id is None:  # another send process got there first
+                    continue
                 jobs.append(
                     _Job(
                         delivery_id,
@@ -357,6 +359,8 @@ def send_alerts(
                 papers=[(pick.paper_id, pick.score, pick.reasons)],
                 now=now,
             )
+            if delivery_id is None:
+                continue
             jobs.append(_Job(delivery_id, sub, "alert", pick.paper_id, channel, message_id, [pick]))
     if jobs:
         report.lines.extend(

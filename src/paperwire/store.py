@@ -358,12 +358,39 @@ class Store:
         content_hash: str,
         papers: list[tuple[str, float, list[str]]],
         now: dt.datetime | None = None,
-    ) -> int:
+    ) -> int | None:
         """Record a delivery as pending, with its papers, before anything is sent.
 
         Committed before the first byte goes out, so a crash leaves a pending row that the next
-        run resends with the same Message-ID (a duplicate is then detectable).
+        run resends with the same Message-ID (a duplicate is then detectable). Returns None if
+        another process recorded the same delivery first (the unique index decides).
         """
+        try:
+            return self._open_delivery(
+                subscriber_id,
+                kind,
+                period,
+                channel,
+                message_id=message_id,
+                content_hash=content_hash,
+                papers=papers,
+                now=now,
+            )
+        except sqlite3.IntegrityError:
+            return None
+
+    def _open_delivery(
+        self,
+        subscriber_id: str,
+        kind: str,
+        period: str,
+        channel: str,
+        *,
+        message_id: str,
+        content_hash: str,
+        papers: list[tuple[str, float, list[str]]],
+        now: dt.datetime | None,
+    ) -> int:
         with self.atomic():
             delivery_id = (
                 self.db["deliveries"]
