@@ -193,3 +193,12 @@ def test_persistent_errors_become_a_source_error(http_server):
 )
 def test_tex_accents_in_names_become_letters(tex, text):
     assert clean_text(tex) == text
+
+
+def test_only_web_links_survive():
+    doc = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+    <item><title>Evil</title><guid>g1</guid><link>javascript:alert(1)</link></item>
+    <item><title>Fine</title><guid>g2</guid><link>https://lab.example/p</link></item>
+    </channel></rss>"""
+    papers, _ = parse_document(doc, source="blog")
+    assert [p.url for p in papers] == ["", "https://lab.example/p"]

@@ -6,6 +6,7 @@ import calendar
 import datetime as dt
 import re
 from typing import Any
+from urllib.parse import urlparse
 
 import feedparser
 
@@ -84,13 +85,19 @@ def _paper(entry: Any, source: str) -> Paper:
         abstract=abstract,
         authors=_authors(entry),
         categories=_categories(entry),
-        url=url,
-        pdf_url=pdf_url,
+        url=web_url(url),
+        pdf_url=web_url(pdf_url),
         published=_published(entry),
         source=source,
         version=version,
         announce_type=announce,
     )
+
+
+def web_url(url: str | None) -> str:
+    """The URL if it is http(s), else "": a feed must not put ``javascript:`` into a digest."""
+    url = (url or "").strip()
+    return url if urlparse(url).scheme in ("http", "https") else ""
 
 
 def _authors(entry: Any) -> list[str]:
