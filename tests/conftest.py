@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import os
+import shutil
 import socket
 import threading
 import time
@@ -29,6 +30,19 @@ if not SHARED.exists():  # CI clones the repo with shared/ beside it
     SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DATA = SHARED / "data"
 FIXTURES = Path(__file__).parent / "fixtures"
+# Debian's Chromium, driven by Playwright (which must never download a browser of its own);
+# the flags keep it off the network, which this machine does not have.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(autouse=True)

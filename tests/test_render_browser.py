@@ -11,20 +11,9 @@ import pytest
 
 from paperwire import pipeline
 
-from .conftest import FIXTURES
+from .conftest import CHROMIUM, CHROMIUM_ARGS, FIXTURES
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def render_digest_html(store, make_config, outbox: Path) -> Path:
@@ -44,7 +33,7 @@ def screenshot(html: Path, png: Path, width: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             # offline: the message must not need anything from the network to render
             page = browser.new_page(viewport={"width": width, "height": 900})

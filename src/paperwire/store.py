@@ -366,59 +366,36 @@ class Store:
         another process recorded the same delivery first (the unique index decides).
         """
         try:
-            return self._open_delivery(
-                subscriber_id,
-                kind,
-                period,
-                channel,
-                message_id=message_id,
-                content_hash=content_hash,
-                papers=papers,
-                now=now,
-            )
-        except sqlite3.IntegrityError:
-            return None
-
-    def _open_delivery(
-        self,
-        subscriber_id: str,
-        kind: str,
-        period: str,
-        channel: str,
-        *,
-        message_id: str,
-        content_hash: str,
-        papers: list[tuple[str, float, list[str]]],
-        now: dt.datetime | None,
-    ) -> int:
-        with self.atomic():
-            delivery_id = (
-                self.db["deliveries"]
-                .insert(
-                    {
-                        "subscriber_id": subscriber_id,
-                        "kind": kind,
-                        "period": period,
-                        "channel": channel,
-                        "state": "pending",
-                        "message_id": message_id,
-                        "content_hash": content_hash,
-                        "created": iso(now or utcnow()),
-                        "attempts": 0,
-                    }
+            with self.atomic():
+                delivery_id = (
+                    self.db["deliveries"]
+                    .insert(
+                        {
+                            "subscriber_id": subscriber_id,
+                            "kind": kind,
+                            "period": period,
+                            "channel": channel,
+                            "state": "pending",
+                            "message_id": message_id,
+                            "content_hash": content_hash,
+                            "created": iso(now or utcnow()),
+                            "attempts": 0,
+                        }
+                    )
+                    .last_pk
                 )
-                .last_pk
-            )
-            self.db["delivery_papers"].insert_all(
-                {
-                    "delivery_id": delivery_id,
-                    "paper_id": paper_id,
-                    "rank": rank,
-                    "score": score,
-                    "reasons": json.dumps(reasons),
-                }
-                for rank, (paper_id, score, reasons) in enumerate(papers, 1)
-            )
+                self.db["delivery_papers"].insert_all(
+                    {
+                        "delivery_id": delivery_id,
+                        "paper_id": paper_id,
+                        "rank": rank,
+                        "score": score,
+                        "reasons": json.dumps(reasons),
+                    }
+                    for rank, (paper_id, score, reasons) in enumerate(papers, 1)
+                )
+        except sqlite3.IntegrityError:
+            return None  # the unique index: another process recorded it first
         return delivery_id
 
     def record_empty(
