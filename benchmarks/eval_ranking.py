@@ -249,11 +249,15 @@ def frontpage_auc(weights: rank.Weights) -> dict[str, float]:
     out["+ thumbs-up and -down on half"] = auc(
         replace(base, votes=liked_votes + disliked_votes), weights, rest
     )
-    for d in (0.0, 1.0, 2.0):
-        w = replace(weights, disliked=d, classifier_dislike_weight=5 * d)
-        out[f"  dislike weight {d}"] = auc(
-            replace(base, votes=liked_votes + disliked_votes), w, rest
-        )
+    both = replace(base, votes=liked_votes + disliked_votes)
+    for d in (0.0, weights.classifier_dislike_weight, 2 * weights.classifier_dislike_weight):
+        w = replace(weights, classifier_dislike_weight=d)
+        out[f"  classifier thumbs-down weight {d:g}"] = auc(both, w, rest)
+    rocchio = replace(weights, classifier_min_likes=10**9)
+    out["Rocchio only, thumbs-up"] = auc(replace(base, votes=liked_votes), rocchio, rest)
+    for d in (0.0, weights.disliked, 2 * weights.disliked):
+        w = replace(rocchio, disliked=d)
+        out[f"  Rocchio thumbs-down weight {d:g}"] = auc(both, w, rest)
     return out
 
 

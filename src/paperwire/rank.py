@@ -49,13 +49,13 @@ class Weights:
     interests: float = 1.0
     seeds: float = 1.0
     liked: float = 1.0
-    disliked: float = 0.5
+    disliked: float = 1.0
     half_life_days: float = 180.0
     # The classifier takes over from this many positives (liked + seed papers) on.
     classifier_min_likes: int = 3
     classifier_c: float = 0.5
     # An explicit thumbs-down weighs this many unlabelled background papers in the classifier.
-    classifier_dislike_weight: float = 5.0
+    classifier_dislike_weight: float = 10.0
     # Share of the Rocchio row kept beside the classifier (0: classifier only).
     rocchio_share: float = 0.0
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
