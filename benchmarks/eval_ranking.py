@@ -38,7 +38,7 @@ from paperwire.paper import paper_text
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEED = 20240611
 JOBS = 2
-# What paperwire runs with (rank.Weights defaults); the harness checks it did not drift.
+# What paperwire runs with: the rank.Weights defaults digest.compose uses.
 MODEL = rank.Weights()
 
 
