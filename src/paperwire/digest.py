@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from . import rank
 from .config import Config, SubscriberConfig
 from .paper import paper_text
-from .store import Store, iso
+from .store import Store
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow.
 SUBSCRIBER_CHUNK = 2000
@@ -61,8 +61,16 @@ class Digest:
 
 def window_start(store: Store, config: Config, subscriber_id: str, now: dt.datetime) -> dt.datetime:
     """Papers first seen since the subscriber's last digest (or the last few days if none)."""
-    last = store.last_digest_time(subscriber_id)
-    return last if last is not None else now - dt.timedelta(days=config.first_digest_days)
+    return window_starts(store, config, [subscriber_id], now)[subscriber_id]
+
+
+def window_starts(
+    store: Store, config: Config, subscriber_ids: list[str], now: dt.datetime
+) -> dict[str, dt.datetime]:
+    """``window_start`` for many subscribers, in one query."""
+    last = store.last_digest_times(subscriber_ids)
+    first = now - dt.timedelta(days=config.first_digest_days)
+    return {s: last.get(s, first) for s in subscriber_ids}
 
 
 def subscriber_signals(
@@ -70,26 +78,36 @@ def subscriber_signals(
     subscribers: list[SubscriberConfig],
     interests: dict[str, str],
     corpus_index: dict[str, int] | None = None,
+    corpus_rows: list[dict[str, Any]] | None = None,
 ) -> list[rank.Signals]:
-    """Interests (as edited on the profile page, else the config), seed papers and votes."""
+    """Interests (as edited on the profile page, else the config), seed papers and votes.
+
+    Given the run's corpus (``corpus_index`` and its ``corpus_rows``), stored papers are named
+    by their corpus row and read from memory: no abstracts are loaded or hashed again.
+    """
     corpus_index = corpus_index or {}
     votes_by_sub: dict[str, list[dict]] = {s.id: [] for s in subscribers}
-    for vote in store.votes(votes_by_sub):
+    for vote in store.votes_of(list(votes_by_sub)):
         votes_by_sub[vote["subscriber_id"]].append(vote)
     needed = {v["paper_id"] for vs in votes_by_sub.values() for v in vs}
     needed |= {p for s in subscribers for p in s.seed_papers}
-    papers = store.papers(needed)
+    if corpus_rows is not None:
+        papers = {p: corpus_rows[corpus_index[p]] for p in needed if p in corpus_index}
+    else:
+        papers = store.papers(needed)
+    from_rows = corpus_rows is not None
     out = []
     for sub in subscribers:
         seed_ids = [p for p in sub.seed_papers if p in papers]
-        seeds = [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in seed_ids]
-        votes, liked, rated = [], [], list(seed_ids)
+        votes, liked, rated, vote_ids = [], [], list(seed_ids), []
         for vote in votes_by_sub[sub.id]:
             paper = papers.get(vote["paper_id"])
             if paper is None:
                 continue  # a vote imported for a paper we never stored carries no text
             when = dt.datetime.fromisoformat(vote["voted_at"])
-            votes.append((paper_text(paper["title"], paper["abstract"]), vote["vote"], when))
+            text = "" if from_rows else paper_text(paper["title"], paper["abstract"])
+            votes.append((text, vote["vote"], when))
+            vote_ids.append(paper["paper_id"])
             rated.append(paper["paper_id"])
             if vote["vote"] > 0:
                 liked.append((paper["paper_id"], paper["title"]))
@@ -97,10 +115,14 @@ def subscriber_signals(
         out.append(
             rank.Signals(
                 interests=interests.get(sub.id, sub.interests),
-                seed_texts=seeds,
+                seed_texts=[]
+                if from_rows
+                else [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in seed_ids],
                 votes=votes,
                 liked_titles=liked,
                 corpus_rows=[corpus_index[p] for p in rated if p in corpus_index],
+                seed_rows=[corpus_index[p] for p in seed_ids] if from_rows else None,
+                vote_rows=[corpus_index[p] for p in vote_ids] if from_rows else None,
             )
         )
     return out
@@ -108,7 +130,7 @@ def subscriber_signals(
 
 @dataclass
 class _Corpus:
-    """The stored corpus, vectorised once per run: every profile and candidate shares it."""
+    """The stored corpus, vectorised once: every profile and candidate shares it."""
 
     model: rank.TextModel
     ids: list[str]
@@ -119,13 +141,45 @@ class _Corpus:
 
     @classmethod
     def load(cls, store: Store) -> _Corpus:
+        """The corpus of this store, reused while no paper has been added or changed.
+
+        Hashing every abstract is the most expensive step of a run that ranks few
+        subscribers (the daemon's ticks and alerts), so the last one is kept per database.
+        """
+        key = (str(store.path.resolve()), *store.corpus_version())
+        cached = _CORPUS_CACHE.get(key[0])
+        if cached is not None and cached[0] == key:
+            return cached[1]
         rows = store.corpus()
         texts = [paper_text(r["title"], r["abstract"]) for r in rows]
         model = rank.TextModel().fit(texts)
         ids = [r["paper_id"] for r in rows]
-        return cls(
+        corpus = cls(
             model, ids, rows, texts, model.transform(texts), {p: i for i, p in enumerate(ids)}
         )
+        corpus.matrix.sort_indices()
+        _CORPUS_CACHE.clear()  # one corpus at a time: a daemon serves one database
+        _CORPUS_CACHE[key[0]] = (key, corpus)
+        return corpus
+
+
+# database path -> (version key, corpus); see _Corpus.load
+_CORPUS_CACHE: dict[str, tuple[tuple, _Corpus]] = {}
+
+
+def _profiles(
+    corpus: _Corpus, signals: list[rank.Signals], now: dt.datetime, weights: rank.Weights
+) -> rank.Profiles:
+    """Profiles for a chunk, hashing only the interests texts (in one batch)."""
+    texts = [s.interests for s in signals if s.interests.strip()]
+    batch = corpus.model.transform(texts) if texts else None
+    labels, k = [], 0
+    for sig in signals:
+        vector = None
+        if sig.interests.strip():
+            vector, k = batch[k], k + 1
+        labels.append(rank.labels_from_signals(corpus.model, sig, now, corpus.matrix, vector))
+    return rank.build_profiles(labels, corpus.matrix, weights)
 
 
 def compose(
@@ -146,65 +200,115 @@ def compose(
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     if not subscribers:
         return {}
-    starts = {s.id: since or window_start(store, config, s.id, now) for s in subscribers}
+    starts = (
+        {s.id: since for s in subscribers}
+        if since is not None
+        else window_starts(store, config, [s.id for s in subscribers], now)
+    )
     candidate_ids = store.papers_since(min(starts.values()))
     digests = {s.id: Digest(s, starts[s.id], []) for s in subscribers}
     if not candidate_ids:
         return digests
-    candidates = store.papers(candidate_ids)
-    rows = [candidates[p] for p in candidate_ids]
     corpus = _Corpus.load(store)
+    candidate_ids = [p for p in candidate_ids if p in corpus.index]
     cols = np.array([corpus.index[p] for p in candidate_ids])
-    texts = [corpus.texts[c] for c in cols]
+    rows = [corpus.rows[c] for c in cols]
     matrix = corpus.matrix[cols]
-    first_seen = np.array([r["first_seen"] for r in rows])
+    first_seen = np.array([dt.datetime.fromisoformat(r["first_seen"]).timestamp() for r in rows])
     prior = rank.popularity_prior([r.get("upvotes") for r in rows])
     excluded = store.excluded_ids(s.id for s in subscribers)
     interests = store.interests_overrides()
     column = {p: i for i, p in enumerate(candidate_ids)}
+    # Cosine between candidates, for MMR and "similar to": once per run, not per subscriber.
+    similarity = (matrix @ matrix.T).toarray() if len(cols) <= MAX_DENSE_SIMILARITY else None
+    explainer = _Explainer(corpus, cols)
+    details = store.papers(candidate_ids) if len(candidate_ids) <= 5000 else None
 
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
-        signals = subscriber_signals(store, chunk, interests, corpus.index)
-        profiles = rank.build_profiles_from_signals(
-            corpus.model, signals, corpus.matrix, now, weights
-        )
+        signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
+        profiles = _profiles(corpus, signals, now, weights)
+        profiles.matrix.sort_indices()
         scores = rank.score(profiles, matrix, prior, weights)
-        allowed = np.empty(scores.shape, dtype=bool)
+        window = np.array([starts[sub.id].timestamp() for sub in chunk])
+        allowed = first_seen[None, :] > window[:, None]
         for row, sub in enumerate(chunk):
-            allowed[row] = first_seen > iso(starts[sub.id])
             for paper_id in excluded.get(sub.id, ()):
-                if paper_id in column:
-                    allowed[row, column[paper_id]] = False
+                col = column.get(paper_id)
+                if col is not None:
+                    allowed[row, col] = False
         sizes = [limit or sub.digest_size for sub in chunk]
         pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
         for row, sub in enumerate(chunk):
             digest = digests[sub.id]
             digest.candidates = int(allowed[row].sum())
-            chosen = rank.mmr(pools[row], scores[row], matrix, sizes[row], weights.mmr_lambda)
+            chosen = rank.mmr(
+                pools[row][: sizes[row] * MMR_POOL],
+                scores[row],
+                matrix,
+                sizes[row],
+                weights.mmr_lambda,
+                similarity=similarity,
+            )
             sig = signals[row]
-            liked_texts = [t for t, v, _ in sig.votes if v > 0] + sig.seed_texts
-            liked_vecs = corpus.model.transform(liked_texts) if liked_texts else None
-            profile = profiles.matrix[row].toarray().ravel()
+            liked_rows = [c for c, (_, v, _) in zip(sig.vote_rows, sig.votes, strict=True) if v > 0]
+            liked_rows += sig.seed_rows
+            liked_vecs = corpus.matrix[liked_rows] if liked_rows else None
             for col in chosen:
-                paper = rows[col]
-                terms = rank.explain(corpus.model, profile, texts[col])
+                paper = details[candidate_ids[col]] if details else store.paper(candidate_ids[col])
+                terms = explainer.terms(profiles.matrix[row], col)
                 reasons = [f"matches “{term}”" for term in terms]
                 similar = rank.similar_liked(matrix[col], liked_vecs)
                 if similar is not None and similar < len(sig.liked_titles):
                     reasons.append(f"similar to “{sig.liked_titles[similar][1]}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
-                pick = Pick(
-                    paper["paper_id"],
-                    paper["title"],
-                    paper["url"],
-                    float(scores[row, col]),
-                    reasons,
-                    paper,
+                digest.picks.append(
+                    Pick(
+                        paper["paper_id"],
+                        paper["title"],
+                        paper["url"],
+                        float(scores[row, col]),
+                        reasons,
+                        paper,
+                    )
                 )
-                digest.picks.append(pick)
     return digests
+
+
+MAX_DENSE_SIMILARITY = 6000  # candidates; beyond this MMR computes similarity per pool
+
+
+class _Explainer:
+    """The terms of each candidate and their columns, tokenised once per run, not per pick."""
+
+    def __init__(self, corpus: _Corpus, cols: np.ndarray):
+        self.corpus = corpus
+        self.cols = cols
+        self._cache: dict[int, tuple[list[str], np.ndarray, np.ndarray]] = {}
+
+    def terms(self, profile: sp.csr_matrix, col: int, n: int = 3) -> list[str]:
+        if col not in self._cache:
+            text = self.corpus.texts[self.cols[col]]
+            tokens = list(dict.fromkeys(self.corpus.model.tokens(text)))
+            columns = self.corpus.model.columns(tokens)
+            weights = _values_at(self.corpus.matrix[self.cols[col]], columns)
+            self._cache[col] = (tokens, columns, weights)
+        tokens, columns, weights = self._cache[col]
+        return rank.explain_terms(tokens, _values_at(profile, columns) * weights, n)
+
+
+def _values_at(row: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
+    """The values of a one-row CSR matrix (sorted indices) at the given columns."""
+    out = np.zeros(len(columns), dtype=np.float64)
+    if row.nnz == 0 or len(columns) == 0:
+        return out
+    where = np.searchsorted(row.indices, columns)
+    inside = where < row.indices.size
+    hit = inside.copy()
+    hit[inside] = row.indices[where[inside]] == columns[inside]
+    out[hit] = row.data[where[hit]]
+    return out
 
 
 def score_matrix(
@@ -233,10 +337,8 @@ def score_matrix(
     interests = store.interests_overrides()
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
-        signals = subscriber_signals(store, chunk, interests, corpus.index)
-        profiles = rank.build_profiles_from_signals(
-            corpus.model, signals, corpus.matrix, now, weights
-        )
+        signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
+        profiles = _profiles(corpus, signals, now, weights)
         scores = rank.score(profiles, corpus.matrix[cols], prior, weights)
         out[start : start + len(chunk), known] = scores
     return out

@@ -65,6 +65,10 @@ class Weights:
     classifier_dislike_weight: float = 10.0
     # Share of the Rocchio row kept beside the classifier (0: classifier only).
     rocchio_share: float = 0.0
+    # A logistic regression costs ~0.2-3 s per subscriber (benchmarks/scale/README.md): when
+    # one run would fit more than this many, every profile in it is Rocchio (+ popularity
+    # still beats the arxiv-sanity-lite recipe by 16 % recall@50 on CiteULike-t).
+    classifier_max_subscribers: int = 200
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
     popularity: float = 1.0
     # MMR trade-off: 1.0 is pure relevance.
@@ -82,6 +86,10 @@ class Signals:
     liked_titles: list[tuple[str, str]] = field(default_factory=list)  # (paper_id, title)
     # Corpus rows of the voted and seed papers, kept out of the classifier's background.
     corpus_rows: list[int] = field(default_factory=list)
+    # When set, the vectors of the seed papers and of the voted papers (same order as
+    # seed_texts and votes) are these corpus rows: nothing is re-hashed.
+    seed_rows: list[int] | None = None
+    vote_rows: list[int] | None = None
 
 
 @dataclass
@@ -152,9 +160,10 @@ class TextModel:
 
     def weigh(self, counts: sp.spmatrix) -> sp.csr_matrix:
         """Sublinear tf times IDF, L2-normalised rows, from a count matrix."""
-        counts = sp.csr_matrix(counts, dtype=np.float32, copy=True)
-        counts.data = 1 + np.log(counts.data)
-        weighted = (counts @ sp.diags(self.idf)).tocsr()
+        weighted = sp.csr_matrix(counts, dtype=np.float32, copy=True)
+        # scale each stored value by its column's IDF in place: a 2**20 diagonal matrix
+        # product costs milliseconds per call, this costs microseconds
+        weighted.data = (1 + np.log(weighted.data)) * self.idf[weighted.indices]
         weighted.eliminate_zeros()
         return normalize(weighted, copy=False)
 
@@ -180,30 +189,54 @@ def decay_factor(age_days: float | np.ndarray, half_life_days: float) -> np.ndar
     return np.power(0.5, np.maximum(age_days, 0) / half_life_days)
 
 
-def labels_from_signals(model: TextModel, signals: Signals, now: dt.datetime) -> Labels:
-    """Vectorise one subscriber's texts; votes carry their age at ``now``."""
-    texts: list[str] = []
-    kinds: list[str] = []
-    ages: list[float] = []
-    if signals.interests.strip():
-        texts.append(signals.interests)
-        kinds.append("interests")
-        ages.append(0.0)
-    for text in signals.seed_texts:
-        texts.append(text)
-        kinds.append("seed")
-        ages.append(0.0)
-    for text, vote, when in signals.votes:
-        texts.append(text)
-        kinds.append("liked" if vote > 0 else "disliked")
-        ages.append(max((now - when).total_seconds() / 86400, 0.0))
-    vectors = model.transform(texts) if texts else sp.csr_matrix((0, model.n_features))
+def labels_from_signals(
+    model: TextModel,
+    signals: Signals,
+    now: dt.datetime,
+    corpus: sp.csr_matrix | None = None,
+    interests_vector: sp.csr_matrix | None = None,
+) -> Labels:
+    """Vectorise one subscriber's texts; votes carry their age at ``now``.
+
+    With ``corpus`` and the signals' ``seed_rows`` / ``vote_rows``, stored papers are taken
+    from the already weighted corpus matrix instead of being hashed again, and
+    ``interests_vector`` (one row of a batched ``transform``) does the same for the interests."""
+    has_interests = bool(signals.interests.strip())
+    from_rows = (
+        corpus is not None and signals.seed_rows is not None and signals.vote_rows is not None
+    )
+    n_seeds = len(signals.seed_rows) if from_rows else len(signals.seed_texts)
+    kinds = (["interests"] if has_interests else []) + ["seed"] * n_seeds
+    kinds += ["liked" if vote > 0 else "disliked" for _, vote, _ in signals.votes]
+    if from_rows:
+        parts = []
+        if has_interests:
+            parts.append(
+                interests_vector
+                if interests_vector is not None
+                else model.transform([signals.interests])
+            )
+        rows = list(signals.seed_rows) + list(signals.vote_rows)
+        if rows:
+            parts.append(corpus[rows])
+        vectors = sp.vstack(parts).tocsr() if parts else None
+    else:
+        texts = ([signals.interests] if has_interests else []) + list(signals.seed_texts)
+        texts += [text for text, _, _ in signals.votes]
+        vectors = model.transform(texts) if texts else None
+    if vectors is None:
+        vectors = sp.csr_matrix((0, model.n_features))
     return Labels(
         vectors.astype(np.float32),
         np.array(kinds, dtype=object),
-        np.array(ages, dtype=np.float64),
+        np.array(_ages(kinds, signals, now), dtype=np.float64),
         np.array(signals.corpus_rows, dtype=np.int64),
     )
+
+
+def _ages(kinds: list[str], signals: Signals, now: dt.datetime) -> list[float]:
+    vote_ages = [max((now - when).total_seconds() / 86400, 0.0) for _, _, when in signals.votes]
+    return [0.0] * (len(kinds) - len(vote_ages)) + vote_ages
 
 
 def rocchio_rows(labels: list[Labels], n_features: int, weights: Weights) -> sp.csr_matrix:
@@ -277,10 +310,17 @@ def build_profiles(
     n_features = corpus.shape[1]
     rocchio = rocchio_rows(labels, n_features, weights)
     sample = _calibration_sample(corpus)
-    rows = [_standardised(rocchio[i], sample) for i in range(len(labels))]
+    standardised = _standardised_rows(rocchio, sample)
+    rows = [standardised[i] for i in range(len(labels))]
     used = np.zeros(len(labels), dtype=bool)
+    wants = [
+        lab.positives >= weights.classifier_min_likes and corpus.shape[0] > lab.positives
+        for lab in labels
+    ]
+    if sum(wants) > weights.classifier_max_subscribers:
+        wants = [False] * len(labels)
     for i, lab in enumerate(labels):
-        if lab.positives >= weights.classifier_min_likes and corpus.shape[0] > lab.positives:
+        if wants[i]:
             clf = _standardised(classifier_row(lab, corpus, weights), sample)
             share = weights.rocchio_share
             rows[i] = share * rows[i] + (1 - share) * clf if share else clf
@@ -301,7 +341,9 @@ def build_profiles_from_signals(
     weights: Weights = Weights(),
 ) -> Profiles:
     """The product's entry point: texts and dated votes in, profiles out."""
-    return build_profiles([labels_from_signals(model, s, now) for s in signals], corpus, weights)
+    return build_profiles(
+        [labels_from_signals(model, s, now, corpus) for s in signals], corpus, weights
+    )
 
 
 def popularity_prior(upvotes: list[int | None] | np.ndarray) -> np.ndarray:
@@ -363,7 +405,11 @@ def explain(
         return []
     vector = model.transform([paper_text]).toarray().ravel()
     cols = model.columns(tokens)
-    contributions = dense[cols] * vector[cols]
+    return explain_terms(tokens, dense[cols] * vector[cols], n)
+
+
+def explain_terms(tokens: list[str], contributions: np.ndarray, n: int = 3) -> list[str]:
+    """Up to ``n`` tokens with the largest positive contributions, bigrams preferred."""
     order = np.argsort(-contributions, kind="stable")
     chosen: list[str] = []
     for i in order:
@@ -396,7 +442,12 @@ def similar_liked(
 
 
 def mmr(
-    candidates: list[int], scores: np.ndarray, vectors: sp.csr_matrix, k: int, lam: float = 0.5
+    candidates: list[int],
+    scores: np.ndarray,
+    vectors: sp.csr_matrix,
+    k: int,
+    lam: float = 0.5,
+    similarity: np.ndarray | None = None,
 ) -> list[int]:
     """Maximal marginal relevance: trade a little score for not repeating the same idea.
 
@@ -408,8 +459,11 @@ def mmr(
     pool = np.asarray(scores[candidates], dtype=np.float64)
     spread = pool.max() - pool.min()
     relevance = (pool - pool.min()) / spread if spread > 0 else np.ones_like(pool)
-    sub = vectors[candidates]
-    sim = (sub @ sub.T).toarray()
+    if similarity is not None:  # precomputed for all candidates of a run
+        sim = similarity[np.ix_(candidates, candidates)]
+    else:
+        sub = vectors[candidates]
+        sim = (sub @ sub.T).toarray()
     chosen: list[int] = []
     redundancy = np.zeros(len(candidates))
     available = np.ones(len(candidates), dtype=bool)
@@ -427,6 +481,15 @@ def _calibration_sample(corpus: sp.csr_matrix) -> sp.csr_matrix:
         return corpus
     rows = np.random.default_rng(0).choice(corpus.shape[0], CALIBRATION_SAMPLE, replace=False)
     return corpus[np.sort(rows)]
+
+
+def _standardised_rows(rows: sp.csr_matrix, sample: sp.csr_matrix) -> sp.csr_matrix:
+    """Every row divided by the spread of its scores over the sample, in one product."""
+    if rows.shape[0] == 0 or sample.shape[0] < 2:
+        return rows.tocsr()
+    spread = np.asarray((sample @ rows.T).toarray().std(axis=0), dtype=np.float64)
+    scale = np.where((spread > 0) & np.isfinite(spread), 1 / np.where(spread > 0, spread, 1), 1)
+    return (sp.diags(scale.astype(np.float32)) @ rows).tocsr()
 
 
 def _standardised(row: sp.csr_matrix, sample: sp.csr_matrix) -> sp.csr_matrix:

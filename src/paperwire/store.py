@@ -216,6 +216,11 @@ class Store:
             )
         )
 
+    def corpus_version(self) -> tuple[int, str | None]:
+        """Changes whenever a paper is added or updated: (count, latest update)."""
+        row = next(iter(self.db.query("select count(*) as n, max(updated) as u from papers")))
+        return row["n"], row["u"]
+
     def count_papers(self) -> int:
         return self.db["papers"].count
 
@@ -479,6 +484,30 @@ class Store:
             )
         )
         return dt.datetime.fromisoformat(rows[0]["t"]) if rows and rows[0]["t"] else None
+
+    def last_digest_times(self, subscriber_ids: Iterable[str]) -> dict[str, dt.datetime]:
+        """``last_digest_time`` for many subscribers in one query (those with none are absent)."""
+        wanted = set(subscriber_ids)
+        rows = self.db.query(
+            "select subscriber_id, max(created) as t from deliveries where kind = 'digest' "
+            "and state in ('pending', 'sent') group by subscriber_id"
+        )
+        return {
+            r["subscriber_id"]: dt.datetime.fromisoformat(r["t"])
+            for r in rows
+            if r["subscriber_id"] in wanted
+        }
+
+    def votes_of(self, subscriber_ids: list[str]) -> list[dict[str, Any]]:
+        """The votes of these subscribers only (indexed look-ups), newest first."""
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(list(subscriber_ids), 500):
+            sql = (
+                f"select * from votes where subscriber_id in ({','.join('?' * len(chunk))}) "
+                "order by voted_at desc, rowid desc"
+            )
+            out.extend(self.db.query(sql, chunk))
+        return out
 
     def alerts_since(self, subscriber_id: str, since: dt.datetime) -> int:
         rows = self.db.query(
