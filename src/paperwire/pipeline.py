@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -390,8 +391,10 @@ def deliver_jobs(
 ) -> list[SendLine]:
     """Render and deliver ledger entries; each outcome is written to the ledger as it happens.
 
-    When ``stop`` is set, delivery ends between two messages; what was not sent stays pending
-    in the ledger and goes out, with the same Message-ID, on the next run."""
+    E-mails for SMTP are rendered lazily, as the sending connections ask for the next one, so
+    memory stays flat however many digests go out. When ``stop`` is set, delivery ends between
+    two messages; what was not sent stays pending in the ledger and goes out, with the same
+    Message-ID, on the next run."""
     signer = signer_for(config, store)
     lines: list[SendLine] = []
 
@@ -400,47 +403,57 @@ def deliver_jobs(
         if progress is not None:
             progress(line)
 
-    outgoing: list[email_mod.Outgoing] = []
-    by_key: dict[int, _Job] = {}
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
+    def prepare(job: _Job) -> tuple[dict, str, Links]:
+        links = Links(config.base_url, signer, job.sub.id)
+        ctx = render.context(
+            subscriber_name=job.sub.name or job.sub.id,
+            picks=job.picks,
+            links=links,
+            kind=job.kind,
+            period=job.period,
+            since=job.since,
+        )
+        return ctx, render.subject_for(job.kind, job.period, job.picks), links
+
+    def message(job: _Job) -> tuple[EmailMessage, str]:
+        ctx, subject, links = prepare(job)
+        rendered = render.render_email(ctx, subject)
+        msg = email_mod.build_message(
+            rendered,
+            sender=config.sender.from_address,
+            recipient=str(job.sub.email),
+            message_id=job.message_id,
+            list_id=config.sender.list_id,
+            unsubscribe_url=links.unsubscribe,
+            date=now.timestamp(),
+        )
+        return msg, rendered.html
+
     smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
     outbox = outbox or Path(config.outbox)
+    by_key: dict[int, _Job] = {}
+    by_smtp = []
     own_http = http is None and any(j.channel == "slack" for j in jobs)
     http = http or (make_client() if own_http else None)
     try:
         for job in jobs:
-            if stop is not None and stop.is_set():
+            if stopped():
                 break
-            links = Links(config.base_url, signer, job.sub.id)
-            ctx = render.context(
-                subscriber_name=job.sub.name or job.sub.id,
-                picks=job.picks,
-                links=links,
-                kind=job.kind,
-                period=job.period,
-                since=job.since,
-            )
-            subject = render.subject_for(job.kind, job.period, job.picks)
             if job.channel == "slack":
+                ctx, subject, _ = prepare(job)
                 done(_deliver_slack(store, job, http, ctx, subject))
-                continue
-            rendered = render.render_email(ctx, subject)
-            msg = email_mod.build_message(
-                rendered,
-                sender=config.sender.from_address,
-                recipient=str(job.sub.email),
-                message_id=job.message_id,
-                list_id=config.sender.list_id,
-                unsubscribe_url=links.unsubscribe,
-                date=now.timestamp(),
-            )
-            if smtp_url is None:
-                path = email_mod.write_outbox(outbox, _outbox_name(job, now), msg, rendered.html)
+            elif smtp_url is None:
+                msg, html = message(job)
+                path = email_mod.write_outbox(outbox, _outbox_name(job, now), msg, html)
                 store.mark_delivery(job.delivery_id, "sent", now=now)
                 done(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}", job.kind))
             else:
-                outgoing.append(email_mod.Outgoing(job.delivery_id, msg, str(job.sub.email)))
                 by_key[job.delivery_id] = job
-        if outgoing:
+                by_smtp.append(job)
+        if by_smtp and not stopped():
             sender = email_mod.SmtpSender(
                 email_mod.SmtpSettings.from_url(smtp_url),
                 connections=config.sender.smtp_connections,
@@ -448,13 +461,16 @@ def deliver_jobs(
                 backoff=config.sender.retry_backoff,
             )
 
+            def outgoing():
+                for job in by_smtp:
+                    yield email_mod.Outgoing(job.delivery_id, message(job)[0], str(job.sub.email))
+
             def record(outcome: email_mod.Outcome) -> None:
                 job = by_key[outcome.key]
                 if outcome.ok:
                     store.mark_delivery(job.delivery_id, "sent", now=now)
-                    done(
-                        SendLine(job.sub.id, "sent", f"{len(job.picks)} papers by e-mail", job.kind)
-                    )
+                    detail = f"{len(job.picks)} papers by e-mail"
+                    done(SendLine(job.sub.id, "sent", detail, job.kind))
                 elif outcome.permanent:
                     store.mark_delivery(job.delivery_id, "failed", error=outcome.error)
                     done(SendLine(job.sub.id, "failed", outcome.error or "", job.kind))
@@ -462,7 +478,7 @@ def deliver_jobs(
                     store.mark_delivery(job.delivery_id, "pending", error=outcome.error)
                     done(SendLine(job.sub.id, "retry", f"{outcome.error}; stays due", job.kind))
 
-            asyncio.run(sender.send_all(outgoing, on_done=record, stop=stop))
+            asyncio.run(sender.send_all(outgoing(), on_done=record, stop=stop))
     finally:
         if own_http and http is not None:
             http.close()

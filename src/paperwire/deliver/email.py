@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import email.policy
 import email.utils
+import functools
 import re
 import secrets
 import ssl
@@ -65,7 +66,8 @@ def build_message(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # base64, not quoted-printable: the stdlib's QP encoder is pure Python (~4 ms a digest)
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="base64")
     return msg
 
 
@@ -189,12 +191,18 @@ class SmtpSender:
         self.attempts = attempts
         self.backoff = backoff
 
-    def _client(self) -> aiosmtplib.SMTP:
-        s = self.settings
+    @functools.cached_property
+    def _tls_context(self) -> ssl.SSLContext:
+        # built once per sender: loading the CA store costs ~30 ms per connection otherwise
         context = ssl.create_default_context()
-        if not s.verify_tls:
+        if not self.settings.verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        context = self._tls_context
         return aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
@@ -222,10 +230,14 @@ class SmtpSender:
         on_done: Callable[[Outcome], None] | None = None,
         stop: threading.Event | None = None,
     ) -> list[Outcome]:
-        """Send every item; ``on_done`` is called as each finishes (to update the ledger)."""
-        queue: asyncio.Queue[Outgoing] = asyncio.Queue()
-        for item in items:
-            queue.put_nowait(item)
+        """Send every item; ``on_done`` is called as each finishes (to update the ledger).
+
+        ``items`` is consumed lazily, one message whenever a connection is free, and the next
+        one is produced (rendered) in a worker thread while the others wait on the network:
+        memory stays flat and rendering overlaps sending."""
+        iterator = iter(items)
+        take = asyncio.Lock()
+        loop = asyncio.get_running_loop()
         outcomes: list[Outcome] = []
 
         def finish(outcome: Outcome) -> None:
@@ -233,11 +245,16 @@ class SmtpSender:
             if on_done:
                 on_done(outcome)
 
+        async def next_item() -> Outgoing | None:
+            async with take:
+                if stop is not None and stop.is_set():
+                    return None
+                return await loop.run_in_executor(None, next, iterator, None)
+
         async def worker() -> None:
             client: aiosmtplib.SMTP | None = None
             try:
-                while not queue.empty() and not (stop is not None and stop.is_set()):
-                    item = queue.get_nowait()
+                while (item := await next_item()) is not None:
                     try:
                         client = await self._send_one(client, item)
                         finish(Outcome(item.key, True))
@@ -248,8 +265,7 @@ class SmtpSender:
             finally:
                 await _close(client)
 
-        workers = min(self.connections, max(queue.qsize(), 1))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        await asyncio.gather(*(worker() for _ in range(self.connections)))
         return outcomes
 
     async def _send_one(self, client: aiosmtplib.SMTP | None, item: Outgoing) -> aiosmtplib.SMTP:
