@@ -54,13 +54,16 @@ def _signals(texts, libraries, titles, start, stop, rank):
     out = []
     for i in range(start, stop):
         lib = libraries[i]
-        votes = [(texts[p], 1, NOW - dt.timedelta(days=rng.uniform(0, 365))) for p in lib]
+        # as digest.subscriber_signals builds them: stored papers named by their corpus row
+        votes = [("", 1, NOW - dt.timedelta(days=rng.uniform(0, 365))) for p in lib]
         out.append(
             rank.Signals(
                 interests=titles[i % len(titles)],
                 votes=votes,
                 liked_titles=[(str(p), "") for p in lib],
                 corpus_rows=list(lib),
+                seed_rows=[],
+                vote_rows=list(lib),
             )
         )
     return out
@@ -106,17 +109,21 @@ def job_paperwire(n: int, weights_name: str, profile: bool, background: int = 0)
         signals = _signals(texts, libraries, titles, start, stop, rank)
         stages["signals"] += time.perf_counter() - t
         t = time.perf_counter()
-        labels = [rank.labels_from_signals(model, s, NOW) for s in signals]
-        stages["labels"] += time.perf_counter() - t
-        t = time.perf_counter()
         if position is not None:
+            texts_batch = model.transform([sig.interests for sig in signals])
+            labels = [
+                rank.labels_from_signals(model, sig, NOW, corpus, texts_batch[k])
+                for k, sig in enumerate(signals)
+            ]
+            stages["labels"] += time.perf_counter() - t
+            t = time.perf_counter()
             for lab in labels:
                 lab.corpus_rows = np.array(
                     [position[r] for r in lab.corpus_rows if r in position], dtype=np.int64
                 )
-        profiles = rank.build_profiles(
-            labels, background_matrix if position is not None else corpus, weights
-        )
+            profiles = rank.build_profiles(labels, background_matrix, weights)
+        else:  # the product's path (digest.compose)
+            profiles = rank.build_profiles_from_signals(model, signals, corpus, NOW, weights)
         stages["profiles"] += time.perf_counter() - t
         t = time.perf_counter()
         scores = rank.score(profiles, papers, prior, weights)
@@ -127,7 +134,7 @@ def job_paperwire(n: int, weights_name: str, profile: bool, background: int = 0)
         profile_nnz += profiles.matrix.nnz
         classifier_rows += int(profiles.used_classifier.sum())
         checksum += sum(p[0] for p in pools)
-        del scores, profiles, labels, signals
+        del scores, profiles, signals
     rank_s = sum(stages.values())
     out = {
         "job": f"paperwire-{weights_name}" + (f"-background{background}" if background else ""),

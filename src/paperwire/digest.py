@@ -167,21 +167,6 @@ class _Corpus:
 _CORPUS_CACHE: dict[str, tuple[tuple, _Corpus]] = {}
 
 
-def _profiles(
-    corpus: _Corpus, signals: list[rank.Signals], now: dt.datetime, weights: rank.Weights
-) -> rank.Profiles:
-    """Profiles for a chunk, hashing only the interests texts (in one batch)."""
-    texts = [s.interests for s in signals if s.interests.strip()]
-    batch = corpus.model.transform(texts) if texts else None
-    labels, k = [], 0
-    for sig in signals:
-        vector = None
-        if sig.interests.strip():
-            vector, k = batch[k], k + 1
-        labels.append(rank.labels_from_signals(corpus.model, sig, now, corpus.matrix, vector))
-    return rank.build_profiles(labels, corpus.matrix, weights)
-
-
 def compose(
     store: Store,
     config: Config,
@@ -227,7 +212,9 @@ def compose(
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
-        profiles = _profiles(corpus, signals, now, weights)
+        profiles = rank.build_profiles_from_signals(
+            corpus.model, signals, corpus.matrix, now, weights
+        )
         profiles.matrix.sort_indices()
         scores = rank.score(profiles, matrix, prior, weights)
         window = np.array([starts[sub.id].timestamp() for sub in chunk])
@@ -338,7 +325,9 @@ def score_matrix(
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
-        profiles = _profiles(corpus, signals, now, weights)
+        profiles = rank.build_profiles_from_signals(
+            corpus.model, signals, corpus.matrix, now, weights
+        )
         scores = rank.score(profiles, corpus.matrix[cols], prior, weights)
         out[start : start + len(chunk), known] = scores
     return out

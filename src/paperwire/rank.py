@@ -307,30 +307,9 @@ def build_profiles(
     labels: list[Labels], corpus: sp.csr_matrix, weights: Weights = Weights()
 ) -> Profiles:
     """One calibrated weight row per subscriber (see the module docstring)."""
-    n_features = corpus.shape[1]
-    rocchio = rocchio_rows(labels, n_features, weights)
-    sample = _calibration_sample(corpus)
-    standardised = _standardised_rows(rocchio, sample)
-    rows = [standardised[i] for i in range(len(labels))]
-    used = np.zeros(len(labels), dtype=bool)
-    wants = [
-        lab.positives >= weights.classifier_min_likes and corpus.shape[0] > lab.positives
-        for lab in labels
-    ]
-    if sum(wants) > weights.classifier_max_subscribers:
-        wants = [False] * len(labels)
-    for i, lab in enumerate(labels):
-        if wants[i]:
-            clf = _standardised(classifier_row(lab, corpus, weights), sample)
-            share = weights.rocchio_share
-            rows[i] = share * rows[i] + (1 - share) * clf if share else clf
-            used[i] = True
-    if not rows:
-        return Profiles(sp.csr_matrix((0, n_features), dtype=np.float32), np.zeros(0), used)
-    matrix = sp.vstack(rows).tocsr().astype(np.float32)
-    centre = np.asarray(sample.mean(axis=0)).ravel() if sample.shape[0] else np.zeros(n_features)
-    offset = np.asarray(matrix @ centre, dtype=np.float32).ravel()
-    return Profiles(matrix, offset, used)
+    rocchio = rocchio_rows(labels, corpus.shape[1], weights)
+    positives = np.array([lab.positives for lab in labels], dtype=np.int64)
+    return _calibrated(rocchio, positives, labels.__getitem__, corpus, weights)
 
 
 def build_profiles_from_signals(
@@ -340,10 +319,110 @@ def build_profiles_from_signals(
     now: dt.datetime,
     weights: Weights = Weights(),
 ) -> Profiles:
-    """The product's entry point: texts and dated votes in, profiles out."""
-    return build_profiles(
-        [labels_from_signals(model, s, now, corpus) for s in signals], corpus, weights
+    """The product's entry point: texts and dated votes in, profiles out.
+
+    Interests texts are hashed in one batch. When every subscriber names their stored papers
+    by corpus row (``seed_rows`` / ``vote_rows``, as ``digest`` does), the Rocchio rows of the
+    whole chunk are one sparse product over the corpus, with no per-subscriber matrices."""
+    texts = [s.interests for s in signals if s.interests.strip()]
+    batch = model.transform(texts) if texts else None
+    position, k = {}, 0
+    for i, sig in enumerate(signals):
+        if sig.interests.strip():
+            position[i], k = k, k + 1
+
+    def labels_of(i: int) -> Labels:
+        vector = batch[position[i]] if i in position else None
+        return labels_from_signals(model, signals[i], now, corpus, vector)
+
+    if not all(s.seed_rows is not None and s.vote_rows is not None for s in signals):
+        return build_profiles([labels_of(i) for i in range(len(signals))], corpus, weights)
+    rocchio = _rocchio_from_rows(signals, corpus, batch, now, weights)
+    positives = np.array(
+        [len(s.seed_rows) + sum(1 for _, vote, _ in s.votes if vote > 0) for s in signals],
+        dtype=np.int64,
     )
+    return _calibrated(rocchio, positives, labels_of, corpus, weights)
+
+
+def _rocchio_from_rows(
+    signals: list[Signals],
+    corpus: sp.csr_matrix,
+    interests: sp.csr_matrix | None,
+    now: dt.datetime,
+    weights: Weights,
+) -> sp.csr_matrix:
+    """``rocchio_rows`` for signals whose papers are corpus rows: the same averages and decay,
+    as one coefficient matrix times the corpus (plus the batch of interests vectors)."""
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    k = 0
+    for i, sig in enumerate(signals):
+        if sig.interests.strip():
+            rows.append(i)
+            cols.append(k)
+            vals.append(weights.interests)
+            k += 1
+    interest_coef = sp.csr_matrix(
+        (np.array(vals, dtype=np.float32), (rows, cols)), shape=(len(signals), max(k, 1))
+    )
+    rows, cols, vals = [], [], []
+    for i, sig in enumerate(signals):
+        if sig.seed_rows:
+            rows += [i] * len(sig.seed_rows)
+            cols += list(sig.seed_rows)
+            vals += [weights.seeds / len(sig.seed_rows)] * len(sig.seed_rows)
+        if sig.votes:
+            ages = np.array([(now - when).total_seconds() / 86400 for _, _, when in sig.votes])
+            decay = decay_factor(ages, weights.half_life_days)
+            liked = np.array([vote > 0 for _, vote, _ in sig.votes])
+            n_liked, n_disliked = max(int(liked.sum()), 1), max(int((~liked).sum()), 1)
+            coef = np.where(
+                liked, weights.liked * decay / n_liked, -weights.disliked * decay / n_disliked
+            )
+            rows += [i] * len(sig.votes)
+            cols += list(sig.vote_rows)
+            vals += coef.tolist()
+    corpus_coef = sp.csr_matrix(
+        (np.array(vals, dtype=np.float32), (rows, cols)), shape=(len(signals), corpus.shape[0])
+    )
+    mixed = corpus_coef @ corpus
+    if interests is not None and k:
+        mixed = mixed + interest_coef @ interests
+    return normalize(mixed.tocsr())
+
+
+def _calibrated(
+    rocchio: sp.csr_matrix,
+    positives: np.ndarray,
+    labels_of,
+    corpus: sp.csr_matrix,
+    weights: Weights,
+) -> Profiles:
+    """Standardise the Rocchio rows, swap in classifier rows where there are enough likes
+    (and the run's classifier budget allows), and compute each row's corpus-average score."""
+    n_features = corpus.shape[1]
+    sample = _calibration_sample(corpus)
+    matrix = _standardised_rows(rocchio, sample)
+    used = np.zeros(rocchio.shape[0], dtype=bool)
+    wants = np.flatnonzero(
+        (positives >= weights.classifier_min_likes) & (positives < corpus.shape[0])
+    )
+    if 0 < len(wants) <= weights.classifier_max_subscribers:
+        replaced = {}
+        for i in wants:
+            clf = _standardised(classifier_row(labels_of(int(i)), corpus, weights), sample)
+            share = weights.rocchio_share
+            replaced[int(i)] = share * matrix[i] + (1 - share) * clf if share else clf
+            used[i] = True
+        matrix = sp.vstack([replaced.get(i, matrix[i]) for i in range(matrix.shape[0])]).tocsr()
+    matrix = matrix.astype(np.float32)
+    if matrix.shape[0] == 0:
+        return Profiles(sp.csr_matrix((0, n_features), dtype=np.float32), np.zeros(0), used)
+    centre = np.asarray(sample.mean(axis=0)).ravel() if sample.shape[0] else np.zeros(n_features)
+    offset = np.asarray(matrix @ centre, dtype=np.float32).ravel()
+    return Profiles(matrix, offset, used)
 
 
 def popularity_prior(upvotes: list[int | None] | np.ndarray) -> np.ndarray:
