@@ -41,8 +41,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 N_FEATURES = 2**20
-# Score spreads are measured on at most this many corpus papers (a fixed-seed sample).
-CALIBRATION_SAMPLE = 5000
+# Score spreads are measured on at most this many corpus papers (a fixed-seed sample). The
+# spread only sets each row's scale (a subscriber's own ranking does not depend on it), and
+# 1,500 papers estimate it within a few per cent at a third of the cost of 5,000, the
+# largest single step of a 100,000-subscriber run (benchmarks/scale/README.md).
+CALIBRATION_SAMPLE = 1500
 # The classifier's background is at most this many corpus papers (a fixed-seed sample), so the
 # per-subscriber fit stays bounded as the store grows for years. CiteULike-t's 25,975 papers
 # fit under it, i.e. the evaluation measured the uncapped model.
@@ -463,11 +466,11 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list
     if k == 0:
         return [[] for _ in range(scores.shape[0])]
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    out = []
-    for row, cols in enumerate(part):
-        cols = cols[np.argsort(-scores[row, cols], kind="stable")]
-        out.append([int(c) for c in cols if np.isfinite(scores[row, c])])
-    return out
+    values = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1)
+    finite = np.isfinite(np.take_along_axis(values, order, axis=1))
+    return [row[keep].tolist() for row, keep in zip(best, finite, strict=True)]
 
 
 def explain(
