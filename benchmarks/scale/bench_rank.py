@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     me = Path(__file__).resolve()
     runs = [
         ["--job", "paperwire", "--weights", "rocchio", "--subscribers", "1"],
-        ["--job", "paperwire", "--weights", "rocchio", "--profile",
+        ["--job", "paperwire", "--weights", "rocchio",
          "--subscribers", str(args.rocchio_subscribers)],
         ["--job", "paperwire", "--weights", "default", "--profile",
          "--subscribers", str(args.classifier_subscribers)],
