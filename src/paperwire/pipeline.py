@@ -243,7 +243,8 @@ def send_due(
         sub = by_id.get(row["subscriber_id"])
         if sub is None:
             continue
-        papers = store.papers(p["paper_id"] for p in store.delivery_papers(row["id"]))
+        listed = store.delivery_papers(row["id"])
+        papers = store.papers(p["paper_id"] for p in listed)
         picks = [
             digest_mod.Pick(
                 p["paper_id"],
@@ -253,7 +254,7 @@ def send_due(
                 p["reasons"],
                 papers[p["paper_id"]],
             )
-            for p in store.delivery_papers(row["id"])
+            for p in listed
             if p["paper_id"] in papers
         ]
         jobs.append(
