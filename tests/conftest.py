@@ -144,6 +144,25 @@ def smtp_server() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
+def implicit_tls_smtp_server() -> Iterator[SmtpSink]:
+    """aiosmtpd speaking TLS from the first byte (what ``smtps://`` expects), trustme cert."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    sink = SmtpSink(port=free_port())
+    controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port, ssl_context=context)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
 def tls_smtp_server(tmp_path: Path) -> Iterator[SmtpSink]:
     """aiosmtpd requiring STARTTLS (a trustme certificate) and AUTH as user/secret-pass."""
     import ssl

@@ -206,3 +206,11 @@ def test_status_shows_last_digest_due_and_failures(store, make_config, smtp_serv
     assert lines[2].startswith(
         "s1 · last digest 2026-11-23 (failed: SMTP 550 for s1@example.org: 5.1.1 no such user) · "
     )
+
+
+def test_implicit_tls_with_smtps(store, make_config, implicit_tls_smtp_server):
+    url = f"smtps://127.0.0.1:{implicit_tls_smtp_server.port}?verify=0"
+    config = config_for(make_config, url, n=2)
+    pipeline.fetch_all(store, config, now=NOW)
+    assert pipeline.send_due(store, config, now=NOW).count("sent") == 2
+    assert sorted(implicit_tls_smtp_server.by_recipient()) == ["s0@example.org", "s1@example.org"]
