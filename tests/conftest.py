@@ -143,18 +143,24 @@ def smtp_server() -> Iterator[SmtpSink]:
         controller.stop()
 
 
-@pytest.fixture
-def implicit_tls_smtp_server() -> Iterator[SmtpSink]:
-    """aiosmtpd speaking TLS from the first byte (what ``smtps://`` expects), trustme cert."""
+def _server_tls_context():
+    """A server TLS context with a throwaway trustme certificate for 127.0.0.1."""
     import ssl
 
     import trustme
 
-    ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def implicit_tls_smtp_server() -> Iterator[SmtpSink]:
+    """aiosmtpd speaking TLS from the first byte (what ``smtps://`` expects), trustme cert."""
     sink = SmtpSink(port=free_port())
-    controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port, ssl_context=context)
+    controller = Controller(
+        _Handler(sink), hostname=sink.host, port=sink.port, ssl_context=_server_tls_context()
+    )
     controller.start()
     try:
         yield sink
@@ -165,14 +171,9 @@ def implicit_tls_smtp_server() -> Iterator[SmtpSink]:
 @pytest.fixture
 def tls_smtp_server(tmp_path: Path) -> Iterator[SmtpSink]:
     """aiosmtpd requiring STARTTLS (a trustme certificate) and AUTH as user/secret-pass."""
-    import ssl
-
-    import trustme
     from aiosmtpd.smtp import AuthResult
 
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    context = _server_tls_context()
     sink = SmtpSink(port=free_port())
 
     def authenticator(server, session, envelope, mechanism, auth_data):

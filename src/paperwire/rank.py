@@ -31,7 +31,6 @@ Nothing here touches the database or the clock.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -415,7 +414,7 @@ def _calibrated(
     if 0 < len(wants) <= weights.classifier_max_subscribers:
         replaced = {}
         for i in wants:
-            clf = _standardised(classifier_row(labels_of(int(i)), corpus, weights), sample)
+            clf = _standardised_rows(classifier_row(labels_of(int(i)), corpus, weights), sample)
             share = weights.rocchio_share
             replaced[int(i)] = share * matrix[i] + (1 - share) * clf if share else clf
             used[i] = True
@@ -572,11 +571,3 @@ def _standardised_rows(rows: sp.csr_matrix, sample: sp.csr_matrix) -> sp.csr_mat
     spread = np.asarray((sample @ rows.T).toarray().std(axis=0), dtype=np.float64)
     scale = np.where((spread > 0) & np.isfinite(spread), 1 / np.where(spread > 0, spread, 1), 1)
     return (sp.diags(scale.astype(np.float32)) @ rows).tocsr()
-
-
-def _standardised(row: sp.csr_matrix, sample: sp.csr_matrix) -> sp.csr_matrix:
-    """The row divided by the spread of its scores over the sample (unchanged if flat)."""
-    if row.nnz == 0 or sample.shape[0] < 2:
-        return row
-    spread = float(np.std((sample @ row.T).toarray()))
-    return row / spread if spread > 0 and math.isfinite(spread) else row
