@@ -1,0 +1,65 @@
+"""Rendering: CSS inlined into the e-mail template once gives the same message as inlining
+every rendered message, whatever the feed text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import css_inline
+import jinja2
+
+from paperwire import render
+from paperwire.digest import Pick
+from paperwire.feedback import Links, Signer
+
+
+def test_template_inlined_once_equals_inlining_each_message():
+    paper = {
+        "authors": ["A & B", "<i>C</i>"],
+        "abstract": 'x < y & "quotes" {{ not jinja }}',
+        "published": "2025-01-01",
+        "upvotes": 3,
+        "pdf_url": "https://arxiv.org/pdf/2401.00001",
+    }
+    picks = [
+        Pick(
+            "2401.00001",
+            "A <b>bold</b> & title",
+            "https://arxiv.org/abs/2401.00001",
+            1.0,
+            ["matches “x”"],
+            paper,
+        ),
+        Pick("2401.00002", "Second", "https://arxiv.org/abs/2401.00002", 0.5, ["new"], paper),
+    ]
+    ctx = render.context(
+        subscriber_name="Ada",
+        picks=picks,
+        links=Links("http://x", Signer("k"), "ada"),
+        kind="digest",
+        period="2026-11-23",
+        since=dt.datetime(2026, 11, 20, tzinfo=dt.UTC),
+    )
+    ours = render.render_email(ctx, "Subject").html
+
+    plain = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(render.templates_dir())),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    plain.filters.update(shorten=render.shorten, authors=render.format_authors)
+    rendered = plain.get_template("email/digest.html").render(subject="Subject", **ctx)
+    reference = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(
+        rendered
+    )
+
+    def norm(html: str) -> str:
+        return re.sub(r"\s+", " ", html).strip()
+
+    assert norm(ours) == norm(reference)
+    assert 'class="title" href="https://arxiv.org/abs/2401.00001" style="' in ours
+    assert "A &lt;b&gt;bold&lt;/b&gt; &amp; title" in ours
