@@ -111,3 +111,12 @@ def test_every_command_has_help_with_text(command):
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0
     assert cli.commands[command].help, f"{command} has no help"
+
+
+def test_commands_that_do_not_rank_do_not_import_scikit_learn(tmp_path: Path):
+    """`--help`, `status`, `feedback` start fast: scikit-learn loads only when ranking."""
+    probe = "import sys, paperwire.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stdout

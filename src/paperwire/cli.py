@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, digest, pipeline, schedule
+from . import __version__, pipeline, schedule
 from .config import DEFAULT_DB, Config, load_config
 from .errors import ConfigError, PaperwireError
 from .store import Store, utcnow
@@ -155,6 +155,8 @@ def digest_cmd(
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
     since_utc = since.replace(tzinfo=dt.UTC) if since else None
     with obj.store() as store:
+        from . import digest  # scikit-learn is imported only by the commands that rank
+
         digests = digest.compose(store, config, subs, now=utcnow(), since=since_utc, limit=limit)
     if as_json:
         data = {sid: [p.as_json() for p in d.picks] for sid, d in digests.items()}

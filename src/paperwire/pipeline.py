@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import httpx
 
-from . import digest as digest_mod
 from . import render, schedule
 from .config import Config, FeedConfig, SubscriberConfig
 from .deliver import email as email_mod
@@ -28,6 +28,9 @@ from .feedback import Links, signer_for
 from .sources import fetch_feed, parse_document
 from .sources.http import HttpCache, get, make_client
 from .store import Store
+
+if TYPE_CHECKING:
+    from .digest import Pick
 
 log = logging.getLogger("paperwire")
 
@@ -198,7 +201,7 @@ class _Job:
     period: str
     channel: str
     message_id: str
-    picks: list[digest_mod.Pick]
+    picks: list[Pick]
     since: dt.datetime | None = None
 
 
@@ -233,6 +236,8 @@ def send_due(
 ) -> SendReport:
     """Deliver every due digest exactly once: first what a crash or outage left pending, then
     each subscriber whose latest digest slot has no ledger entry yet."""
+    from . import digest as digest_mod  # scikit-learn only when ranking is needed
+
     report = SendReport()
     subs, skipped = active_subscribers(store, config, subscriber_id)
     report.lines.extend(skipped)
@@ -375,7 +380,7 @@ def _channels(sub: SubscriberConfig) -> list[str]:
     return [c for c, present in (("email", sub.email), ("slack", sub.slack_webhook)) if present]
 
 
-def _content_hash(picks: list[digest_mod.Pick]) -> str:
+def _content_hash(picks: list[Pick]) -> str:
     return hashlib.sha256("\n".join(p.paper_id for p in picks).encode()).hexdigest()[:16]
 
 

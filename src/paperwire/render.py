@@ -12,14 +12,16 @@ import functools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import css_inline
 import jinja2
 
-from .digest import Pick
 from .errors import RenderError
 from .feedback import Links
+
+if TYPE_CHECKING:  # digest pulls in scikit-learn; rendering does not need it
+    from .digest import Pick
 
 ABSTRACT_CHARS = 420
 
