@@ -59,15 +59,11 @@ class Digest:
     candidates: int = 0
 
 
-def window_start(store: Store, config: Config, subscriber_id: str, now: dt.datetime) -> dt.datetime:
-    """Papers first seen since the subscriber's last digest (or the last few days if none)."""
-    return window_starts(store, config, [subscriber_id], now)[subscriber_id]
-
-
 def window_starts(
     store: Store, config: Config, subscriber_ids: list[str], now: dt.datetime
 ) -> dict[str, dt.datetime]:
-    """``window_start`` for many subscribers, in one query."""
+    """Where each subscriber's candidates start: papers first seen since their last digest, or
+    in the last ``first_digest_days`` if they have had none (one query for all)."""
     last = store.last_digest_times(subscriber_ids)
     first = now - dt.timedelta(days=config.first_digest_days)
     return {s: last.get(s, first) for s in subscriber_ids}
@@ -87,7 +83,7 @@ def subscriber_signals(
     """
     corpus_index = corpus_index or {}
     votes_by_sub: dict[str, list[dict]] = {s.id: [] for s in subscribers}
-    for vote in store.votes_of(list(votes_by_sub)):
+    for vote in store.votes(list(votes_by_sub)):
         votes_by_sub[vote["subscriber_id"]].append(vote)
     needed = {v["paper_id"] for vs in votes_by_sub.values() for v in vs}
     needed |= {p for s in subscribers for p in s.seed_papers}

@@ -224,22 +224,6 @@ class Store:
     def count_papers(self) -> int:
         return self.db["papers"].count
 
-    def candidate_ids(self, subscriber_id: str, since: dt.datetime) -> list[str]:
-        """Papers first seen since ``since`` not yet sent (or being sent) to, or rated by, them."""
-        sql = """
-            select p.paper_id from papers p
-            where p.first_seen > :since
-              and p.paper_id not in (
-                select dp.paper_id from delivery_papers dp
-                join deliveries d on d.id = dp.delivery_id
-                where d.subscriber_id = :sub and d.state in ('pending', 'sent'))
-              and p.paper_id not in (select paper_id from votes where subscriber_id = :sub)
-            order by p.first_seen, p.paper_id
-        """
-        return [
-            r["paper_id"] for r in self.db.query(sql, {"since": iso(since), "sub": subscriber_id})
-        ]
-
     def papers_since(self, since: dt.datetime) -> list[str]:
         sql = "select paper_id from papers where first_seen > ? order by first_seen, paper_id"
         return [r["paper_id"] for r in self.db.query(sql, [iso(since)])]
@@ -333,12 +317,16 @@ class Store:
         return rows[0]["vote"] if rows else None
 
     def votes(self, subscriber_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Votes (subscriber_id, paper_id, vote, voted_at), newest first."""
-        rows = self.db.query("select * from votes order by voted_at desc, rowid desc")
+        """Votes (subscriber_id, paper_id, vote, voted_at), newest first; all of them, or only
+        those of the given subscribers (indexed look-ups, 500 ids at a time)."""
+        order = " order by voted_at desc, rowid desc"
         if subscriber_ids is None:
-            return list(rows)
-        wanted = set(subscriber_ids)
-        return [r for r in rows if r["subscriber_id"] in wanted]
+            return list(self.db.query("select * from votes" + order))
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(list(subscriber_ids), 500):
+            where = f" where subscriber_id in ({','.join('?' * len(chunk))})"
+            out.extend(self.db.query("select * from votes" + where + order, chunk))
+        return out
 
     # -- the delivery ledger --------------------------------------------------------------
 
@@ -474,19 +462,9 @@ class Store:
         )
         return rows[0] if rows else None
 
-    def last_digest_time(self, subscriber_id: str) -> dt.datetime | None:
-        """When the last digest (sent or in flight) was composed: the start of the next window."""
-        rows = list(
-            self.db.query(
-                "select max(created) as t from deliveries where subscriber_id = ? and "
-                "kind = 'digest' and state in ('pending', 'sent')",
-                [subscriber_id],
-            )
-        )
-        return dt.datetime.fromisoformat(rows[0]["t"]) if rows and rows[0]["t"] else None
-
     def last_digest_times(self, subscriber_ids: Iterable[str]) -> dict[str, dt.datetime]:
-        """``last_digest_time`` for many subscribers in one query (those with none are absent)."""
+        """When each subscriber's last digest (sent or in flight) was composed: the start of
+        their next window. One query; subscribers with no digest yet are absent."""
         wanted = set(subscriber_ids)
         rows = self.db.query(
             "select subscriber_id, max(created) as t from deliveries where kind = 'digest' "
@@ -497,17 +475,6 @@ class Store:
             for r in rows
             if r["subscriber_id"] in wanted
         }
-
-    def votes_of(self, subscriber_ids: list[str]) -> list[dict[str, Any]]:
-        """The votes of these subscribers only (indexed look-ups), newest first."""
-        out: list[dict[str, Any]] = []
-        for chunk in _chunks(list(subscriber_ids), 500):
-            sql = (
-                f"select * from votes where subscriber_id in ({','.join('?' * len(chunk))}) "
-                "order by voted_at desc, rowid desc"
-            )
-            out.extend(self.db.query(sql, chunk))
-        return out
 
     def alerts_since(self, subscriber_id: str, since: dt.datetime) -> int:
         rows = self.db.query(

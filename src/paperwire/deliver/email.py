@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import aiosmtplib
-from email_validator import EmailNotValidError, validate_email
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -328,11 +327,3 @@ def _abort(client: aiosmtplib.SMTP) -> None:
     if client.transport is not None:
         client.transport.abort()
     client.close()
-
-
-def valid_address(address: str) -> bool:
-    try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError:
-        return False
-    return True
