@@ -163,6 +163,27 @@ class _Corpus:
 _CORPUS_CACHE: dict[str, tuple[tuple, _Corpus]] = {}
 
 
+def _scored_chunks(
+    store: Store,
+    corpus: _Corpus,
+    subscribers: list[SubscriberConfig],
+    papers: sp.csr_matrix,
+    prior: np.ndarray,
+    now: dt.datetime,
+    weights: rank.Weights,
+):
+    """Yield (start, chunk, signals, profiles, scores) per chunk of subscribers: the profiles
+    and scores ``compose`` and ``score_matrix`` share, so memory stays flat as they grow."""
+    interests = store.interests_overrides()
+    for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
+        chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
+        signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
+        profiles = rank.build_profiles_from_signals(
+            corpus.model, signals, corpus.matrix, now, weights
+        )
+        yield start, chunk, signals, profiles, rank.score(profiles, papers, prior, weights)
+
+
 def compose(
     store: Store,
     config: Config,
@@ -198,21 +219,16 @@ def compose(
     first_seen = np.array([dt.datetime.fromisoformat(r["first_seen"]).timestamp() for r in rows])
     prior = rank.popularity_prior([r.get("upvotes") for r in rows])
     excluded = store.excluded_ids(s.id for s in subscribers)
-    interests = store.interests_overrides()
     column = {p: i for i, p in enumerate(candidate_ids)}
-    # Cosine between candidates, for MMR and "similar to": once per run, not per subscriber.
+    # Cosine between candidates, for MMR: once per run, not per subscriber.
     similarity = (matrix @ matrix.T).toarray() if len(cols) <= MAX_DENSE_SIMILARITY else None
     explainer = _Explainer(corpus, cols)
     details = store.papers(candidate_ids) if len(candidate_ids) <= 5000 else None
 
-    for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
-        chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
-        signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
-        profiles = rank.build_profiles_from_signals(
-            corpus.model, signals, corpus.matrix, now, weights
-        )
-        profiles.matrix.sort_indices()
-        scores = rank.score(profiles, matrix, prior, weights)
+    for _, chunk, signals, profiles, scores in _scored_chunks(
+        store, corpus, subscribers, matrix, prior, now, weights
+    ):
+        profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
         window = np.array([starts[sub.id].timestamp() for sub in chunk])
         allowed = first_seen[None, :] > window[:, None]
         for row, sub in enumerate(chunk):
@@ -317,13 +333,8 @@ def score_matrix(
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    interests = store.interests_overrides()
-    for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
-        chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
-        signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
-        profiles = rank.build_profiles_from_signals(
-            corpus.model, signals, corpus.matrix, now, weights
-        )
-        scores = rank.score(profiles, corpus.matrix[cols], prior, weights)
+    for start, chunk, _, _, scores in _scored_chunks(
+        store, corpus, subscribers, corpus.matrix[cols], prior, now, weights
+    ):
         out[start : start + len(chunk), known] = scores
     return out
