@@ -297,33 +297,20 @@ def send_due(
                 for channel in channels:  # reported once; the next slot takes what comes
                     store.record_empty(sub_id, "digest", period, channel, reason=detail, now=now)
                 continue
-            content = _content_hash(composed.picks)
             for channel in channels:
-                message_id = email_mod.make_message_id("digest", sub_id, period, domain)
-                delivery_id = store.open_delivery(
-                    sub_id,
+                job = _open_job(
+                    store,
+                    by_id[sub_id],
                     "digest",
                     period,
                     channel,
-                    message_id=message_id,
-                    content_hash=content,
-                    papers=[(p.paper_id, p.score, p.reasons) for p in composed.picks],
+                    composed.picks,
+                    domain=domain,
                     now=now,
+                    since=composed.since,
                 )
-                if delivery_id is None:  # another send process got there first
-                    continue
-                jobs.append(
-                    _Job(
-                        delivery_id,
-                        by_id[sub_id],
-                        "digest",
-                        period,
-                        channel,
-                        message_id,
-                        composed.picks,
-                        composed.since,
-                    )
-                )
+                if job is not None:
+                    jobs.append(job)
     if jobs:
         report.lines.extend(
             deliver_jobs(
@@ -351,24 +338,20 @@ def send_alerts(
     domain = email_mod.domain_of(config.sender.from_address)
     jobs: list[_Job] = []
     for alert in find_alerts(store, config, subs, now=now):
-        sub, pick = alert.subscriber, alert.pick
-        for channel in _channels(sub):
-            if store.delivery(sub.id, "alert", pick.paper_id, channel) is not None:
-                continue
-            message_id = email_mod.make_message_id("alert", sub.id, now.date().isoformat(), domain)
-            delivery_id = store.open_delivery(
-                sub.id,
+        for channel in _channels(alert.subscriber):
+            # the alert's period is its paper: the ledger admits each alert once
+            job = _open_job(
+                store,
+                alert.subscriber,
                 "alert",
-                pick.paper_id,
+                alert.pick.paper_id,
                 channel,
-                message_id=message_id,
-                content_hash=_content_hash([pick]),
-                papers=[(pick.paper_id, pick.score, pick.reasons)],
+                [alert.pick],
+                domain=domain,
                 now=now,
             )
-            if delivery_id is None:
-                continue
-            jobs.append(_Job(delivery_id, sub, "alert", pick.paper_id, channel, message_id, [pick]))
+            if job is not None:
+                jobs.append(job)
     if jobs:
         report.lines.extend(
             deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
@@ -378,6 +361,38 @@ def send_alerts(
 
 def _channels(sub: SubscriberConfig) -> list[str]:
     return [c for c, present in (("email", sub.email), ("slack", sub.slack_webhook)) if present]
+
+
+def _open_job(
+    store: Store,
+    sub: SubscriberConfig,
+    kind: str,
+    period: str,
+    channel: str,
+    picks: list[Pick],
+    *,
+    domain: str,
+    now: dt.datetime,
+    since: dt.datetime | None = None,
+) -> _Job | None:
+    """Record a delivery as pending in the ledger and return its job; None if it was already
+    recorded (by an earlier run or a concurrent sender)."""
+    # a digest's Message-ID names its date; an alert's (whose period is a paper id) today's
+    dated = now.date().isoformat() if kind == "alert" else period
+    message_id = email_mod.make_message_id(kind, sub.id, dated, domain)
+    delivery_id = store.open_delivery(
+        sub.id,
+        kind,
+        period,
+        channel,
+        message_id=message_id,
+        content_hash=_content_hash(picks),
+        papers=[(p.paper_id, p.score, p.reasons) for p in picks],
+        now=now,
+    )
+    if delivery_id is None:
+        return None
+    return _Job(delivery_id, sub, kind, period, channel, message_id, picks, since)
 
 
 def _content_hash(picks: list[Pick]) -> str:
@@ -440,8 +455,7 @@ def deliver_jobs(
 
     smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
     outbox = outbox or Path(config.outbox)
-    by_key: dict[int, _Job] = {}
-    by_smtp = []
+    by_key: dict[int, _Job] = {}  # SMTP jobs, in order, by ledger id
     own_http = http is None and any(j.channel == "slack" for j in jobs)
     http = http or (make_client() if own_http else None)
     try:
@@ -450,7 +464,7 @@ def deliver_jobs(
                 break
             if job.channel == "slack":
                 ctx, subject, _ = prepare(job)
-                done(_deliver_slack(store, job, http, ctx, subject))
+                done(_deliver_slack(store, job, http, ctx, subject, now))
             elif smtp_url is None:
                 msg, html = message(job)
                 path = email_mod.write_outbox(outbox, _outbox_name(job, now), msg, html)
@@ -458,8 +472,7 @@ def deliver_jobs(
                 done(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}", job.kind))
             else:
                 by_key[job.delivery_id] = job
-                by_smtp.append(job)
-        if by_smtp and not stopped():
+        if by_key and not stopped():
             sender = email_mod.SmtpSender(
                 email_mod.SmtpSettings.from_url(smtp_url),
                 connections=config.sender.smtp_connections,
@@ -468,21 +481,22 @@ def deliver_jobs(
             )
 
             def outgoing():
-                for job in by_smtp:
+                for job in by_key.values():
                     yield email_mod.Outgoing(job.delivery_id, message(job)[0], str(job.sub.email))
 
             def record(outcome: email_mod.Outcome) -> None:
                 job = by_key[outcome.key]
                 if outcome.ok:
-                    store.mark_delivery(job.delivery_id, "sent", now=now)
-                    detail = f"{len(job.picks)} papers by e-mail"
-                    done(SendLine(job.sub.id, "sent", detail, job.kind))
-                elif outcome.permanent:
-                    store.mark_delivery(job.delivery_id, "failed", error=outcome.error)
-                    done(SendLine(job.sub.id, "failed", outcome.error or "", job.kind))
+                    done(_settle(store, job, now, sent=f"{len(job.picks)} papers by e-mail"))
                 else:
-                    store.mark_delivery(job.delivery_id, "pending", error=outcome.error)
-                    done(SendLine(job.sub.id, "retry", f"{outcome.error}; stays due", job.kind))
+                    done(
+                        _settle(
+                            store,
+                            job,
+                            now,
+                            error=DeliveryError(outcome.error or "", permanent=outcome.permanent),
+                        )
+                    )
 
             asyncio.run(sender.send_all(outgoing(), on_done=record, stop=stop))
     finally:
@@ -499,16 +513,31 @@ def _outbox_name(job: _Job, now: dt.datetime) -> str:
 
 
 def _deliver_slack(
-    store: Store, job: _Job, http: httpx.Client, ctx: dict, subject: str
+    store: Store, job: _Job, http: httpx.Client, ctx: dict, subject: str, now: dt.datetime
 ) -> SendLine:
     webhook = job.sub.slack_webhook.get_secret_value()
     try:
         count = slack.send_digest(http, webhook, ctx, subject)
     except DeliveryError as exc:
-        state = "failed" if exc.permanent else "pending"
-        store.mark_delivery(job.delivery_id, state, error=str(exc))
-        return SendLine(job.sub.id, "failed" if exc.permanent else "retry", str(exc), job.kind)
-    store.mark_delivery(job.delivery_id, "sent")
-    return SendLine(
-        job.sub.id, "sent", f"{len(job.picks)} papers to Slack ({count} message(s))", job.kind
-    )
+        return _settle(store, job, now, error=exc)
+    return _settle(store, job, now, sent=f"{len(job.picks)} papers to Slack ({count} message(s))")
+
+
+def _settle(
+    store: Store,
+    job: _Job,
+    now: dt.datetime,
+    *,
+    sent: str | None = None,
+    error: DeliveryError | None = None,
+) -> SendLine:
+    """Write a delivery's outcome to the ledger and say it: sent; failed for good (a refusal);
+    or still pending (an outage: the next run sends it, with the same Message-ID)."""
+    if error is None:
+        store.mark_delivery(job.delivery_id, "sent", now=now)
+        return SendLine(job.sub.id, "sent", sent or "", job.kind)
+    if error.permanent:
+        store.mark_delivery(job.delivery_id, "failed", error=str(error))
+        return SendLine(job.sub.id, "failed", str(error), job.kind)
+    store.mark_delivery(job.delivery_id, "pending", error=str(error))
+    return SendLine(job.sub.id, "retry", f"{error}; stays due", job.kind)
