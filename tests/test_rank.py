@@ -188,3 +188,35 @@ def test_mmr_skips_a_near_duplicate(model):
     assert rank.top_k(scores[None, :], 2)[0] == [0, 1]
     assert rank.mmr([0, 1, 2, 3], scores, vectors, 2, lam=0.5) == [0, 2]
     assert rank.mmr([0, 1, 2, 3], scores, vectors, 2, lam=1.0) == [0, 1]
+
+
+def test_rocchio_from_corpus_rows_equals_rocchio_from_texts():
+    """digest's fast path (stored papers as corpus rows) and the evaluation's path (texts)
+    build the same profiles: one weighting rule, two inputs."""
+    texts = [
+        "kv cache compression for long context inference",
+        "quantization of large language model weights to four bits",
+        "speculative decoding with a small draft model",
+        "retrieval augmented generation with dense retrievers",
+        "protein structure prediction with graph networks",
+    ]
+    model = rank.TextModel().fit(texts)
+    corpus = model.transform(texts)
+    now = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    votes = [
+        (texts[1], 1, now - dt.timedelta(days=30)),
+        (texts[4], -1, now - dt.timedelta(days=400)),
+    ]
+    by_text = rank.Signals(interests="kv cache memory", seed_texts=[texts[2]], votes=votes)
+    by_rows = rank.Signals(
+        interests="kv cache memory",
+        votes=[("", v, w) for _, v, w in votes],
+        seed_rows=[2],
+        vote_rows=[1, 4],
+    )
+    weights = rank.Weights(classifier_min_likes=10**6)  # Rocchio rows only
+    a = rank.build_profiles_from_signals(model, [by_text, rank.Signals()], corpus, now, weights)
+    b = rank.build_profiles_from_signals(model, [by_rows, rank.Signals()], corpus, now, weights)
+    assert a.matrix.nnz > 0
+    assert np.allclose(a.matrix.toarray(), b.matrix.toarray(), atol=1e-6)
+    assert np.allclose(a.offset, b.offset, atol=1e-6)

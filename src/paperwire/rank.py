@@ -241,28 +241,35 @@ def _ages(kinds: list[str], signals: Signals, now: dt.datetime) -> list[float]:
     return [0.0] * (len(kinds) - len(vote_ages)) + vote_ages
 
 
-def rocchio_rows(labels: list[Labels], n_features: int, weights: Weights) -> sp.csr_matrix:
-    """Rocchio rows for every subscriber at once: one sparse product of label weights × vectors.
+def _kind_coefficients(kinds: np.ndarray, ages: np.ndarray, weights: Weights) -> np.ndarray:
+    """Each label's weight in a Rocchio row: its kind's weight, averaged over the labels of
+    that kind (so ten liked papers do not drown the interests text), decayed by age."""
+    decay = decay_factor(ages, weights.half_life_days)
+    out = np.zeros(len(kinds), dtype=np.float64)
+    for kind, weight in (
+        ("interests", weights.interests),
+        ("seed", weights.seeds),
+        ("liked", weights.liked),
+        ("disliked", -weights.disliked),
+    ):
+        idx = kinds == kind
+        count = int(idx.sum())
+        if count:
+            out[idx] = weight * decay[idx] / count
+    return out
 
-    Each kind is averaged (so ten liked papers do not drown the interests text), liked and
-    disliked votes are weighted by their decay, and the result is L2-normalised.
-    """
+
+def rocchio_rows(labels: list[Labels], n_features: int, weights: Weights) -> sp.csr_matrix:
+    """Rocchio rows for every subscriber at once: one sparse product of label weights × vectors,
+    L2-normalised (the weights: :func:`_kind_coefficients`)."""
     coef_rows, coef_cols, coef_vals = [], [], []
     offset = 0
     for row, lab in enumerate(labels):
-        decay = decay_factor(lab.ages, weights.half_life_days)
-        for kind, weight in (
-            ("interests", weights.interests),
-            ("seed", weights.seeds),
-            ("liked", weights.liked),
-            ("disliked", -weights.disliked),
-        ):
-            idx = np.flatnonzero(lab.kinds == kind)
-            if idx.size:
-                coef_rows.extend([row] * idx.size)
-                coef_cols.extend(offset + idx)
-                coef_vals.extend(weight * decay[idx] / idx.size)
-        offset += lab.vectors.shape[0]
+        n = lab.vectors.shape[0]
+        coef_rows.extend([row] * n)
+        coef_cols.extend(range(offset, offset + n))
+        coef_vals.extend(_kind_coefficients(lab.kinds, lab.ages, weights))
+        offset += n
     if offset == 0:
         return sp.csr_matrix((len(labels), n_features), dtype=np.float32)
     mix = sp.csr_matrix(
@@ -354,43 +361,37 @@ def _rocchio_from_rows(
     now: dt.datetime,
     weights: Weights,
 ) -> sp.csr_matrix:
-    """``rocchio_rows`` for signals whose papers are corpus rows: the same averages and decay,
-    as one coefficient matrix times the corpus (plus the batch of interests vectors)."""
+    """``rocchio_rows`` for signals whose papers are corpus rows: the same coefficients, as one
+    matrix times the corpus plus one times the batch of interests vectors (no per-subscriber
+    vector stacks)."""
+    i_rows: list[int] = []
+    i_vals: list[float] = []
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
-    k = 0
     for i, sig in enumerate(signals):
-        if sig.interests.strip():
-            rows.append(i)
-            cols.append(k)
-            vals.append(weights.interests)
-            k += 1
-    interest_coef = sp.csr_matrix(
-        (np.array(vals, dtype=np.float32), (rows, cols)), shape=(len(signals), max(k, 1))
-    )
-    rows, cols, vals = [], [], []
-    for i, sig in enumerate(signals):
-        if sig.seed_rows:
-            rows += [i] * len(sig.seed_rows)
-            cols += list(sig.seed_rows)
-            vals += [weights.seeds / len(sig.seed_rows)] * len(sig.seed_rows)
-        if sig.votes:
-            ages = np.array([(now - when).total_seconds() / 86400 for _, _, when in sig.votes])
-            decay = decay_factor(ages, weights.half_life_days)
-            liked = np.array([vote > 0 for _, vote, _ in sig.votes])
-            n_liked, n_disliked = max(int(liked.sum()), 1), max(int((~liked).sum()), 1)
-            coef = np.where(
-                liked, weights.liked * decay / n_liked, -weights.disliked * decay / n_disliked
-            )
-            rows += [i] * len(sig.votes)
-            cols += list(sig.vote_rows)
-            vals += coef.tolist()
+        has_interests = bool(sig.interests.strip())
+        kinds = (["interests"] if has_interests else []) + ["seed"] * len(sig.seed_rows)
+        kinds += ["liked" if vote > 0 else "disliked" for _, vote, _ in sig.votes]
+        coef = _kind_coefficients(np.array(kinds), np.array(_ages(kinds, sig, now)), weights)
+        if has_interests:
+            i_rows.append(i)
+            i_vals.append(coef[0])
+            coef = coef[1:]
+        papers = list(sig.seed_rows) + list(sig.vote_rows)
+        rows += [i] * len(papers)
+        cols += papers
+        vals += coef.tolist()
     corpus_coef = sp.csr_matrix(
         (np.array(vals, dtype=np.float32), (rows, cols)), shape=(len(signals), corpus.shape[0])
     )
     mixed = corpus_coef @ corpus
-    if interests is not None and k:
+    if interests is not None and i_rows:
+        # the k-th interests vector in the batch belongs to the k-th subscriber that has one
+        interest_coef = sp.csr_matrix(
+            (np.array(i_vals, dtype=np.float32), (i_rows, range(len(i_rows)))),
+            shape=(len(signals), interests.shape[0]),
+        )
         mixed = mixed + interest_coef @ interests
     return normalize(mixed.tocsr())
 
