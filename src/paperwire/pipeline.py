@@ -269,16 +269,17 @@ def send_due(
         )
         resumed.add((sub.id, row["period"]))
 
+    slots = {sub.id: schedule.latest_slot(sub, now, grace) for sub in subs}
+    # what the ledger already holds for those slots, in one query: the daemon asks every tick
+    recorded = store.recorded("digest", {schedule.period(t) for t in slots.values() if t})
     due: dict[str, tuple[str, list[str]]] = {}
     for sub in subs:
-        slot = schedule.latest_slot(sub, now, grace)
+        slot = slots[sub.id]
         if slot is None:
             report.lines.append(SendLine(sub.id, "not-due", "no digest slot in the grace period"))
             continue
         period = schedule.period(slot)
-        channels = [
-            c for c in _channels(sub) if store.delivery(sub.id, "digest", period, c) is None
-        ]
+        channels = [c for c in _channels(sub) if (sub.id, period, c) not in recorded]
         if channels:
             due[sub.id] = (period, channels)
         elif (sub.id, period) not in resumed:

@@ -340,6 +340,20 @@ class Store:
         )
         return rows[0] if rows else None
 
+    def recorded(self, kind: str, periods: Iterable[str]) -> set[tuple[str, str, str]]:
+        """(subscriber, period, channel) of every ledger entry of this kind for these periods."""
+        out: set[tuple[str, str, str]] = set()
+        for chunk in _chunks(sorted(periods), 500):
+            sql = (
+                "select subscriber_id, period, channel from deliveries where kind = ? "
+                f"and period in ({','.join('?' * len(chunk))})"
+            )
+            out.update(
+                (r["subscriber_id"], r["period"], r["channel"])
+                for r in self.db.query(sql, [kind, *chunk])
+            )
+        return out
+
     def open_delivery(
         self,
         subscriber_id: str,
