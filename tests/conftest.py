@@ -86,6 +86,7 @@ class SmtpSink:
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each message's bytes as received
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     peers: list[tuple[str, int]] = field(default_factory=list)  # client address of each message
     # recipient -> SMTP reply to give at RCPT (e.g. "550 5.1.1 no such user")
@@ -128,6 +129,7 @@ class _Handler:
             return self.sink.data_replies.pop(0)
         self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.sink.peers.append(session.peer)
+        self.sink.raw.append(envelope.original_content)
         self.sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 Message accepted"
 

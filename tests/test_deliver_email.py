@@ -187,6 +187,27 @@ def test_message_structure(store, make_config, smtp_server):
     assert text.count("More like this: http://127.0.0.1:8000/v/") == 3
 
 
+def test_list_unsubscribe_is_a_literal_url_and_the_body_is_7bit(store, make_config, smtp_server):
+    # A URL has no space to fold at: refolded at 78 columns it became an RFC 2047 encoded-word
+    # (=?utf-8?q?=3Chttps...), which no mail client offers as an unsubscribe button.
+    base = "https://digest.example.org/a/rather/long/prefix/for/paperwire"
+    config = config_for(make_config, smtp_server.url, n=1, extra=f"base_url: {base}\n")
+    pipeline.fetch_all(store, config, now=NOW)
+    pipeline.send_due(store, config, now=NOW)
+    [raw] = smtp_server.raw
+    head, _, body = raw.partition(b"\r\n\r\n")
+    [line] = [h for h in head.split(b"\r\n") if h.startswith(b"List-Unsubscribe:")]
+    assert line.startswith(f"List-Unsubscribe: <{base}/unsubscribe/".encode())
+    assert line.endswith(b">") and b"=?" not in line
+    assert max(body) < 128  # quoted-printable: safe through any relay, no 8BITMIME needed
+    msg = smtp_server.messages[0]
+    parts = list(msg.iter_parts())
+    assert [p["Content-Transfer-Encoding"] for p in parts] == ["quoted-printable"] * 2
+    text = msg.get_body(("plain",)).get_content()
+    assert text.count(f"More like this: {base}/v/") == 3  # links survive the soft line breaks
+    assert "👍 More like this" in msg.get_body(("html",)).get_content()
+
+
 def test_status_shows_last_digest_due_and_failures(store, make_config, smtp_server, tmp_path):
     from click.testing import CliRunner
 

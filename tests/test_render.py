@@ -66,3 +66,13 @@ def test_template_inlined_once_equals_inlining_each_message():
     assert 'class="title" href="https://arxiv.org/abs/2401.00001" style="' in ours
     assert "A &lt;b&gt;bold&lt;/b&gt; &amp; title" in ours  # still escaped, of course
     assert "<b>bold" not in ours and "<i>C" not in ours
+
+
+def test_plain_abstract_is_the_template_filters_computed_once():
+    env = jinja2.Environment()
+    env.filters["shorten"] = render.shorten
+    chain = env.from_string("{{ text|shorten|wordwrap(72)|indent(3) }}")
+    long = "Sparse attention " * 40 + "with a_very_long_unbreakable_identifier_" * 3
+    for text in (long, "short", "", "two\n\nparagraphs " * 30, None):
+        assert render.plain_abstract(text) == chain.render(text=text)
+    assert render.plain_abstract(long).count("\n   ") >= 5  # wrapped and indented

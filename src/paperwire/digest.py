@@ -8,7 +8,7 @@ deliver.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from . import rank
 from .config import Config, SubscriberConfig
-from .paper import paper_text
+from .paper import Pick, paper_text
 from .store import Store
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow.
@@ -25,30 +25,6 @@ SUBSCRIBER_CHUNK = 2000
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
 DEFAULT_WEIGHTS = rank.Weights()
-
-
-@dataclass
-class Pick:
-    """One paper chosen for one subscriber, with the score and the words that explain it."""
-
-    paper_id: str
-    title: str
-    url: str
-    score: float
-    reasons: list[str]
-    paper: dict[str, Any] = field(repr=False, default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "paper_id": self.paper_id,
-            "title": self.title,
-            "url": self.url,
-            "score": round(float(self.score), 6),
-            "reasons": self.reasons,
-            "authors": self.paper.get("authors", []),
-            "published": self.paper.get("published"),
-            "upvotes": self.paper.get("upvotes"),
-        }
 
 
 @dataclass

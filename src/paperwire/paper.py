@@ -10,6 +10,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 # New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style archive/YYMMNNN ids.
 _NEW_ID = r"\d{4}\.\d{4,5}"
@@ -98,3 +99,30 @@ class Paper:
 def paper_text(title: str | None, abstract: str | None) -> str:
     """What ranking reads: the title twice (it is dense with signal), then the abstract."""
     return f"{title or ''}. {title or ''}. {abstract or ''}"
+
+
+@dataclass
+class Pick:
+    """One paper chosen for one subscriber, with the score and the words that explain it.
+
+    Lives here, not in ``digest``, so rendering (and its worker processes) never imports
+    scikit-learn."""
+
+    paper_id: str
+    title: str
+    url: str
+    score: float
+    reasons: list[str]
+    paper: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "paper_id": self.paper_id,
+            "title": self.title,
+            "url": self.url,
+            "score": round(float(self.score), 6),
+            "reasons": self.reasons,
+            "authors": self.paper.get("authors", []),
+            "published": self.paper.get("published"),
+            "upvotes": self.paper.get("upvotes"),
+        }

@@ -7,6 +7,7 @@ an ``.html`` preview), so a fresh install can be tried with no mail server.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import email.policy
 import email.utils
@@ -17,7 +18,8 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email import headerregistry
+from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -41,6 +43,49 @@ def header_safe(value: str, limit: int = 200) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
+class _VerbatimUrlHeader(headerregistry.UnstructuredHeader):
+    """A header whose value is ``<URL>``: written on one line when it fits RFC 5322's 998.
+
+    The default policy refolds any header past 78 columns, and a URL has no space to fold at,
+    so it would become an RFC 2047 encoded-word (``=?utf-8?q?=3Chttps...``) that no mail client
+    recognises as a List-Unsubscribe link."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        line = f"{self.name}: {self}"
+        if line.isascii() and len(line) <= 998:
+            return line + policy.linesep
+        return super().fold(policy=policy)
+
+
+class _HeaderClasses(headerregistry.HeaderRegistry):
+    """The standard registry, but it builds each header class once: the stdlib's creates a new
+    class for every header it parses (~0.5 ms a digest at 20 headers)."""
+
+    @functools.cache  # noqa: B019 (one registry per process, never freed)
+    def __getitem__(self, name: str) -> type:
+        return super().__getitem__(name)
+
+
+def _policy() -> email.policy.EmailPolicy:
+    registry = _HeaderClasses()
+    registry.map_to_type("list-unsubscribe", _VerbatimUrlHeader)
+    return email.policy.SMTP.clone(header_factory=registry)
+
+
+POLICY = _policy()
+
+
+def _text_part(text: str, subtype: str) -> MIMEPart:
+    """A UTF-8 text part in quoted-printable, encoded by binascii (C): 7-bit safe for any relay
+    and readable as source. (``set_content`` would use the email package's pure-Python
+    encoder, ~1 ms a digest, or base64, a third larger.)"""
+    part = MIMEPart(policy=POLICY)
+    part["Content-Type"] = f"text/{subtype}; charset=utf-8"
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(text.encode(), istext=True).decode("ascii"))
+    return part
+
+
 def build_message(
     rendered: Rendered,
     *,
@@ -53,7 +98,7 @@ def build_message(
 ) -> EmailMessage:
     """A multipart/alternative message (text first, HTML preferred) with list headers (RFC 2369,
     RFC 8058 one-click unsubscribe)."""
-    msg = EmailMessage(policy=email.policy.SMTP)
+    msg = EmailMessage(policy=POLICY)
     msg["Subject"] = header_safe(rendered.subject)
     msg["From"] = sender
     msg["To"] = recipient
@@ -64,9 +109,11 @@ def build_message(
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    # base64, not quoted-printable: the stdlib's QP encoder is pure Python (~4 ms a digest)
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="base64")
+    msg["MIME-Version"] = "1.0"
+    # "=_" never occurs in quoted-printable text, so this boundary needs no search of the parts
+    msg.make_alternative(boundary=f"=_{secrets.token_hex(12)}")
+    msg.attach(_text_part(rendered.text, "plain"))
+    msg.attach(_text_part(rendered.html, "html"))
     return msg
 
 
