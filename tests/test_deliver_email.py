@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from email.message import EmailMessage
 
 import pytest
 
 from paperwire import pipeline
+from paperwire.deliver import messages
 from paperwire.deliver.email import SmtpSettings, header_safe
 from paperwire.errors import ConfigError
+from paperwire.feedback import Signer
 from paperwire.paper import Paper
 
 from .conftest import FIXTURES
@@ -206,6 +210,31 @@ def test_list_unsubscribe_is_a_literal_url_and_the_body_is_7bit(store, make_conf
     text = msg.get_body(("plain",)).get_content()
     assert text.count(f"More like this: {base}/v/") == 3  # links survive the soft line breaks
     assert "👍 More like this" in msg.get_body(("html",)).get_content()
+
+
+def test_a_large_run_renders_in_worker_processes(store, make_config, smtp_server, caplog):
+    # the real spawn pool, its threshold lowered so that nine digests (in tasks of two) use it
+    caplog.set_level(logging.INFO, logger="paperwire")
+    config = config_for(make_config, smtp_server.url, n=9, extra="  render_processes: 2\n")
+    pipeline.fetch_all(store, config, now=NOW)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(messages, "POOL_MIN_MESSAGES", 4)
+        mp.setattr(messages, "BATCH", 2)
+        report = pipeline.send_due(store, config, now=NOW)
+    assert "rendering 9 e-mails in 2 processes" in caplog.messages
+    assert report.count("sent") == 9
+    signer = Signer("k")
+    received = smtp_server.by_recipient()
+    assert sorted(received) == [f"s{i}@example.org" for i in range(9)]
+    for address, [msg] in received.items():
+        sub = address.split("@")[0]
+        assert msg["To"] == address and msg["Subject"].startswith("Paperwire 2026-11-23: ")
+        token = msg["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
+        assert signer.read_subscriber("unsubscribe", token) == sub
+        text = msg.get_body(("plain",)).get_content()
+        votes = [signer.read_vote(t) for t in re.findall(r"/v/(\S+)", text)]
+        assert len(votes) == 6 and {v.subscriber_id for v in votes} == {sub}
+    assert pipeline.send_due(store, config, now=NOW).count("sent") == 0  # ledger: all sent
 
 
 def test_status_shows_last_digest_due_and_failures(store, make_config, smtp_server, tmp_path):

@@ -1,10 +1,11 @@
 """Delivery at scale: N digests rendered and sent into a local aiosmtpd sink (its own process)
 that answers each message after 20 ms, as a remote relay does.
 
-Through paperwire's public code (render.context → render.render_email →
-deliver.email.build_message → SmtpSender.send_all, as ``pipeline.deliver_jobs`` runs them: each
-message rendered lazily when a connection is free), at the default ``smtp_connections`` (4)
-and at higher settings.
+Through paperwire's public code, as ``pipeline.deliver_jobs`` runs it:
+``deliver.messages.render_all`` (render.context → render.render_email →
+deliver.email.build_message → flatten; in worker processes, or in the sending process with
+``--processes 1``) feeding ``SmtpSender.send_all``, each message taken when a connection is
+free; at the default ``smtp_connections`` (4) and at higher settings.
 Beside it, in the same run: the same messages one by one with ``smtplib`` on one connection,
 and the sink's own limit (many connections pushing one prebuilt message).
 
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import smtplib
 import sys
 import time
@@ -58,49 +60,62 @@ def _picks(n: int):
     return out
 
 
-def render_all(n: int):
-    """Render and build n messages exactly as pipeline.deliver_jobs does; timed."""
-    from paperwire import render
-    from paperwire.deliver import email as email_mod
-    from paperwire.feedback import Links, Signer
+def _run():
+    from paperwire.deliver import messages
+    from paperwire.feedback import Signer
 
-    all_picks = _picks(n)
     signer = Signer("bench-secret-not-for-production")
+    return messages.MailRun(
+        "https://paperwire.example", SENDER, "paperwire.example", NOW.timestamp(), signer
+    )
+
+
+def _jobs(n: int):
+    """n digests as the pipeline hands them to delivery (one ledger entry each)."""
+    from paperwire.deliver import email as email_mod
+    from paperwire.deliver import messages
+
     domain = email_mod.domain_of(SENDER)
-    t0 = time.perf_counter()
-    out = []
-    stages = dict.fromkeys(("context_and_signing", "render_email", "build_message"), 0.0)
-    for i, picks in enumerate(all_picks):
-        sub_id = f"s{i:06d}"
-        links = Links("https://paperwire.example", signer, sub_id)
-        period = "2025-04-11"
-        t = time.perf_counter()
-        ctx = render.context(
-            subscriber_name=sub_id,
-            picks=picks,
-            links=links,
+    return [
+        messages.MailJob(
+            key=i,
+            subscriber_id=f"s{i:06d}",
+            name=f"s{i:06d}",
+            recipient=f"s{i:06d}@mail.example",
             kind="digest",
-            period=period,
+            period="2025-04-11",
+            message_id=email_mod.make_message_id("digest", f"s{i:06d}", "2025-04-11", domain),
+            picks=picks,
             since=NOW - dt.timedelta(days=1),
         )
-        subject = render.subject_for("digest", period, picks)
+        for i, picks in enumerate(_picks(n))
+    ]
+
+
+def render_all(n: int):
+    """Render, build and flatten n messages in this process, each stage timed apart."""
+    from paperwire import render
+    from paperwire.deliver import email as email_mod
+    from paperwire.deliver import messages
+
+    run = _run()
+    t0 = time.perf_counter()
+    out = []
+    stages = dict.fromkeys(("context_and_signing", "render_email", "build_message", "flatten"), 0.0)
+    for job in _jobs(n):
+        t = time.perf_counter()
+        ctx, links = messages.context(job, run)
+        subject = render.subject_for(job.kind, job.period, job.picks)
         t1 = time.perf_counter()
         rendered = render.render_email(ctx, subject)
         t2 = time.perf_counter()
-        msg = email_mod.build_message(
-            rendered,
-            sender=SENDER,
-            recipient=f"{sub_id}@mail.example",
-            message_id=email_mod.make_message_id("digest", sub_id, period, domain),
-            list_id="paperwire.example",
-            unsubscribe_url=links.unsubscribe,
-            date=NOW.timestamp(),
-        )
+        msg = messages.message(job, run, rendered, links)
         t3 = time.perf_counter()
-        stages["context_and_signing"] += t1 - t
-        stages["render_email"] += t2 - t1
-        stages["build_message"] += t3 - t2
-        out.append((i, msg, f"{sub_id}@mail.example"))
+        raw = email_mod.flatten(msg)
+        t4 = time.perf_counter()
+        for stage, took in zip(stages, (t1 - t, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            stages[stage] += took
+        out.append(email_mod.Outgoing(job.key, raw, run.mail_from, job.recipient))
     RENDER_STAGES.update({k: round(1000 * v / max(n, 1), 3) for k, v in stages.items()})
     return out, time.perf_counter() - t0
 
@@ -108,10 +123,17 @@ def render_all(n: int):
 RENDER_STAGES: dict[str, float] = {}  # ms per message, filled by render_all
 
 
-def job_paperwire(n: int, port: int, connections: int, profile: bool) -> dict:
-    """As ``pipeline.deliver_jobs`` runs it: each message rendered lazily, when a connection
-    is free, in a worker thread while the other connections wait on the relay."""
+def job_paperwire(n: int, port: int, connections: int, processes: int, profile: bool) -> dict:
+    """As ``pipeline.deliver_jobs`` runs it: ``messages.render_all`` (worker processes when
+    ``processes`` > 1) feeding ``SmtpSender.send_all``, each message taken when a connection
+    is free."""
     from paperwire.deliver import email as email_mod
+    from paperwire.deliver import messages
+
+    items, t_render = render_all(min(n, 200))  # render cost per message, measured apart
+    sizes = [len(o.message) for o in items[:20]]
+    render_ms = 1000 * t_render / len(items)
+    jobs, run = _jobs(n), _run()
 
     prof = None
     if profile:
@@ -119,47 +141,33 @@ def job_paperwire(n: int, port: int, connections: int, profile: bool) -> dict:
 
         prof = cProfile.Profile()
         prof.enable()
-    t0 = time.perf_counter()
-    items, t_render = render_all(min(n, 200))  # render cost per message, measured apart
-    sizes = [len(m.as_bytes()) for _, m, _ in items[:20]]
-    render_ms = 1000 * t_render / len(items)
-    all_picks = _picks(n)
-
-    def lazily():
-        from paperwire import render
-        from paperwire.feedback import Links, Signer
-
-        signer = Signer("bench-secret-not-for-production")
-        domain = email_mod.domain_of(SENDER)
-        for i, picks in enumerate(all_picks):
-            sub_id = f"s{i:06d}"
-            links = Links("https://paperwire.example", signer, sub_id)
-            ctx = render.context(subscriber_name=sub_id, picks=picks, links=links, kind="digest",
-                                 period="2025-04-11", since=NOW - dt.timedelta(days=1))
-            rendered = render.render_email(ctx, render.subject_for("digest", "2025-04-11", picks))
-            msg = email_mod.build_message(
-                rendered, sender=SENDER, recipient=f"{sub_id}@mail.example",
-                message_id=email_mod.make_message_id("digest", sub_id, "2025-04-11", domain),
-                list_id="paperwire.example", unsubscribe_url=links.unsubscribe,
-                date=NOW.timestamp(),
-            )
-            yield email_mod.Outgoing(i, msg, f"{sub_id}@mail.example")
-
     sender = email_mod.SmtpSender(
         email_mod.SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"),
         connections=connections,
         attempts=2,
         backoff=0.1,
     )
+    cpu0 = os.times()
     t0 = time.perf_counter()
-    outcomes = asyncio.run(sender.send_all(lazily()))
+    outcomes = asyncio.run(sender.send_all(messages.render_all(jobs, run, processes=processes)))
     total = time.perf_counter() - t0
+    cpu = os.times()
     out = {
-        "job": f"paperwire-c{connections}",
+        "job": f"paperwire-c{connections}-p{processes}",
         "messages": n,
         "ok": sum(o.ok for o in outcomes),
         "message_bytes": int(sum(sizes) / len(sizes)),
         "total_s": round(total, 2),
+        # CPU of this (sending) process and of its rendering workers, per message
+        "sender_cpu_ms_per_message": round(
+            1000 * (cpu.user + cpu.system - cpu0.user - cpu0.system) / n, 3
+        ),
+        "workers_cpu_ms_per_message": round(
+            1000
+            * (cpu.children_user + cpu.children_system - cpu0.children_user - cpu0.children_system)
+            / n,
+            3,
+        ),
         "render_ms_per_message": round(render_ms, 3),
         "render_stages_ms_per_message": RENDER_STAGES,
         "rate": round(n / total, 1),
@@ -178,8 +186,8 @@ def job_smtplib(n: int, port: int) -> dict:
     t0 = time.perf_counter()
     ok = 0
     with smtplib.SMTP("127.0.0.1", port) as smtp:
-        for _, msg, rcpt in items:
-            smtp.send_message(msg, to_addrs=[rcpt])
+        for item in items:
+            smtp.sendmail(item.mail_from, [item.recipient], item.message)
             ok += 1
     t_send = time.perf_counter() - t0
     return {
@@ -198,7 +206,7 @@ def job_sink_limit(n: int, port: int, connections: int) -> dict:
     import aiosmtplib
 
     items, _ = render_all(1)
-    raw = items[0][1].as_bytes()
+    raw = items[0].message
 
     async def run() -> int:
         queue = list(range(n))
@@ -237,13 +245,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int)
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--connection-settings", default="4,16,64")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="rendering processes for --job paperwire (1: in the sending process)",
+    )
+    ap.add_argument("--process-settings", default=f"1,{os.cpu_count() or 1}")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--delay", type=float, default=0.02)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=_common.HERE / "results" / "delivery.json")
     args = ap.parse_args(argv)
     if args.job == "paperwire":
-        _common.emit(job_paperwire(args.messages, args.port, args.connections, args.profile))
+        _common.emit(
+            job_paperwire(args.messages, args.port, args.connections, args.processes, args.profile)
+        )
         return 0
     if args.job == "smtplib":
         _common.emit(job_smtplib(args.messages, args.port))
@@ -261,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         n = str(args.messages)
         runs = [["--job", "smtplib", "--messages", str(args.smtplib_messages)]]
         runs += [["--job", "sink", "--messages", n, "--connections", c] for c in ("64", "256")]
-        for c in args.connection_settings.split(","):
-            runs.append(["--job", "paperwire", "--messages", n, "--connections", c])
+        for p in args.process_settings.split(","):
+            for c in args.connection_settings.split(","):
+                runs.append(
+                    ["--job", "paperwire", "--messages", n, "--connections", c, "--processes", p]
+                )
         for run in runs:
             print("running", " ".join(run), file=sys.stderr, flush=True)
             results.append(_common.run_job(me, [*run, "--port", str(port)]))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -12,7 +13,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -22,7 +22,7 @@ import httpx
 from . import render, schedule
 from .config import Config, FeedConfig, SubscriberConfig
 from .deliver import email as email_mod
-from .deliver import slack
+from .deliver import messages, slack
 from .errors import DeliveryError, SourceError
 from .feedback import Links, signer_for
 from .sources import fetch_feed, parse_document
@@ -413,8 +413,9 @@ def deliver_jobs(
 ) -> list[SendLine]:
     """Render and deliver ledger entries; each outcome is written to the ledger as it happens.
 
-    E-mails for SMTP are rendered lazily, as the sending connections ask for the next one, so
-    memory stays flat however many digests go out. When ``stop`` is set, delivery ends between
+    E-mails for SMTP are rendered lazily, as the sending connections ask for the next one (in
+    worker processes when there are many: :mod:`.deliver.messages`), so memory stays flat
+    however many digests go out. When ``stop`` is set, delivery ends between
     two messages; what was not sent stays pending in the ledger and goes out, with the same
     Message-ID, on the next run."""
     signer = signer_for(config, store)
@@ -428,32 +429,13 @@ def deliver_jobs(
     def stopped() -> bool:
         return stop is not None and stop.is_set()
 
-    def prepare(job: _Job) -> tuple[dict, str, Links]:
-        links = Links(config.base_url, signer, job.sub.id)
-        ctx = render.context(
-            subscriber_name=job.sub.name or job.sub.id,
-            picks=job.picks,
-            links=links,
-            kind=job.kind,
-            period=job.period,
-            since=job.since,
-        )
-        return ctx, render.subject_for(job.kind, job.period, job.picks), links
-
-    def message(job: _Job) -> tuple[EmailMessage, str]:
-        ctx, subject, links = prepare(job)
-        rendered = render.render_email(ctx, subject)
-        msg = email_mod.build_message(
-            rendered,
-            sender=config.sender.from_address,
-            recipient=str(job.sub.email),
-            message_id=job.message_id,
-            list_id=config.sender.list_id,
-            unsubscribe_url=links.unsubscribe,
-            date=now.timestamp(),
-        )
-        return msg, rendered.html
-
+    run = messages.MailRun(
+        base_url=config.base_url,
+        from_address=config.sender.from_address,
+        list_id=config.sender.list_id,
+        date=now.timestamp(),
+        signer=signer,
+    )
     smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
     outbox = outbox or Path(config.outbox)
     by_key: dict[int, _Job] = {}  # SMTP jobs, in order, by ledger id
@@ -464,11 +446,12 @@ def deliver_jobs(
             if stopped():
                 break
             if job.channel == "slack":
-                ctx, subject, _ = prepare(job)
-                done(_deliver_slack(store, job, http, ctx, subject, now))
+                links = Links(config.base_url, signer, job.sub.id)
+                done(_deliver_slack(store, job, http, _slack_context(job, links), now))
             elif smtp_url is None:
-                msg, html = message(job)
-                path = email_mod.write_outbox(outbox, _outbox_name(job, now), msg, html)
+                msg, rendered = messages.build(_mail_job(job), run)
+                name = _outbox_name(job, now)
+                path = email_mod.write_outbox(outbox, name, msg, rendered.html)
                 store.mark_delivery(job.delivery_id, "sent", now=now)
                 done(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}", job.kind))
             else:
@@ -480,10 +463,6 @@ def deliver_jobs(
                 attempts=config.sender.retry_attempts,
                 backoff=config.sender.retry_backoff,
             )
-
-            def outgoing():
-                for job in by_key.values():
-                    yield email_mod.Outgoing(job.delivery_id, message(job)[0], str(job.sub.email))
 
             def record(outcome: email_mod.Outcome) -> None:
                 job = by_key[outcome.key]
@@ -499,11 +478,41 @@ def deliver_jobs(
                         )
                     )
 
-            asyncio.run(sender.send_all(outgoing(), on_done=record, stop=stop))
+            mail_jobs = [_mail_job(job) for job in by_key.values()]
+            processes = config.sender.render_processes
+            with contextlib.closing(
+                messages.render_all(mail_jobs, run, processes=processes)
+            ) as out:
+                asyncio.run(sender.send_all(out, on_done=record, stop=stop))
     finally:
         if own_http and http is not None:
             http.close()
     return lines
+
+
+def _mail_job(job: _Job) -> messages.MailJob:
+    return messages.MailJob(
+        key=job.delivery_id,
+        subscriber_id=job.sub.id,
+        name=job.sub.name or job.sub.id,
+        recipient=str(job.sub.email),
+        kind=job.kind,
+        period=job.period,
+        message_id=job.message_id,
+        picks=job.picks,
+        since=job.since,
+    )
+
+
+def _slack_context(job: _Job, links: Links) -> dict:
+    return render.context(
+        subscriber_name=job.sub.name or job.sub.id,
+        picks=job.picks,
+        links=links,
+        kind=job.kind,
+        period=job.period,
+        since=job.since,
+    )
 
 
 def _outbox_name(job: _Job, now: dt.datetime) -> str:
@@ -514,9 +523,10 @@ def _outbox_name(job: _Job, now: dt.datetime) -> str:
 
 
 def _deliver_slack(
-    store: Store, job: _Job, http: httpx.Client, ctx: dict, subject: str, now: dt.datetime
+    store: Store, job: _Job, http: httpx.Client, ctx: dict, now: dt.datetime
 ) -> SendLine:
     webhook = job.sub.slack_webhook.get_secret_value()
+    subject = render.subject_for(job.kind, job.period, job.picks)
     try:
         count = slack.send_digest(http, webhook, ctx, subject)
     except DeliveryError as exc:

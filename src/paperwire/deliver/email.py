@@ -125,9 +125,21 @@ def make_message_id(kind: str, subscriber_id: str, period: str, domain: str) -> 
     return f"<{safe}.{secrets.token_hex(6)}@{domain[:60]}>"
 
 
+def bare_address(address: str) -> str:
+    """``digest@example.org`` from ``Paperwire <digest@example.org>``."""
+    return email.utils.parseaddr(address)[1]
+
+
 def domain_of(address: str) -> str:
-    _, addr = email.utils.parseaddr(address)
-    return addr.rpartition("@")[2] or "localhost"
+    return bare_address(address).rpartition("@")[2] or "localhost"
+
+
+def flatten(msg: EmailMessage) -> bytes:
+    """The message as sent: CRLF lines, 7-bit bodies; headers in UTF-8 only when an address
+    needs it (such a message goes out with SMTPUTF8)."""
+    if all(str(msg[h] or "").isascii() for h in ("From", "To")):
+        return msg.as_bytes()
+    return msg.as_bytes(policy=msg.policy.clone(utf8=True))
 
 
 # -- the outbox --------------------------------------------------------------------------------
@@ -191,10 +203,11 @@ class SmtpSettings:
 
 @dataclass
 class Outgoing:
-    """One message to send, and what to do with the outcome."""
+    """One message to send, flattened (:func:`flatten`), with its envelope."""
 
     key: int
-    message: EmailMessage
+    message: bytes
+    mail_from: str
     recipient: str
 
 
@@ -279,8 +292,9 @@ class SmtpSender:
         """Send every item; ``on_done`` is called as each finishes (to update the ledger).
 
         ``items`` is consumed lazily, one message whenever a connection is free, and the next
-        one is produced (rendered) in a worker thread while the others wait on the network:
-        memory stays flat and rendering overlaps sending."""
+        one is taken in a worker thread (where it is rendered, or awaited from the rendering
+        processes: :mod:`.messages`) while the others wait on the network: memory stays flat
+        and rendering overlaps sending."""
         iterator = iter(items)
         take = asyncio.Lock()
         loop = asyncio.get_running_loop()
@@ -330,8 +344,11 @@ class SmtpSender:
                     if holder[0] is None or not holder[0].is_connected:
                         holder[0] = await self._connect()
                     try:
-                        errors, _ = await holder[0].send_message(
-                            item.message, recipients=[item.recipient]
+                        errors, _ = await holder[0].sendmail(
+                            item.mail_from,
+                            [item.recipient],
+                            item.message,
+                            mail_options=_mail_options(item),
                         )
                     except BaseException:
                         _abort(holder[0])
@@ -354,6 +371,11 @@ class SmtpSender:
                 f"SMTP server {self.settings.host}:{self.settings.port} unreachable: {exc}"
             ) from None
         return holder[0]
+
+
+def _mail_options(item: Outgoing) -> list[str]:
+    # bodies are 7-bit (quoted-printable), so only a non-ASCII address needs an extension
+    return [] if (item.mail_from + item.recipient).isascii() else ["SMTPUTF8"]
 
 
 async def _close(client: aiosmtplib.SMTP | None) -> None:
