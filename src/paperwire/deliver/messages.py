@@ -13,9 +13,12 @@ import concurrent.futures
 import datetime as dt
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -108,9 +111,9 @@ def render_all(
 ) -> Iterator[email_mod.Outgoing]:
     """Every job as an :class:`~paperwire.deliver.email.Outgoing`, in order, lazily.
 
-    ``processes``: worker processes to render in (None: one per core; 0 or 1: in this
-    process). Runs under :data:`POOL_MIN_MESSAGES` render here. Closing the iterator (a
-    stopped send) cancels what is queued."""
+    ``processes``: worker processes to render in (None: one per core; 1: in this process).
+    Runs under :data:`POOL_MIN_MESSAGES` render here. Closing the iterator (a stopped send)
+    cancels what is queued; a worker that dies hands its share back to this process."""
     workers = (os.cpu_count() or 1) if processes is None else processes
     if workers > 1 and len(jobs) >= POOL_MIN_MESSAGES:
         try:
@@ -125,24 +128,32 @@ def render_all(
             log.warning("rendering in this process: cannot start worker processes (%s)", exc)
         else:
             log.info("rendering %d e-mails in %d processes", len(jobs), workers)
-            yield from _pooled(pool, jobs, workers)
+            yield from _pooled(pool, jobs, run, workers)
             return
     for job in jobs:
         yield outgoing(job, run)
 
 
 def _pooled(
-    pool: concurrent.futures.ProcessPoolExecutor, jobs: Sequence[MailJob], workers: int
+    pool: concurrent.futures.ProcessPoolExecutor,
+    jobs: Sequence[MailJob],
+    run: MailRun,
+    workers: int,
 ) -> Iterator[email_mod.Outgoing]:
-    batches = (jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH))
+    done = 0  # jobs yielded so far, in order
     queued: deque[concurrent.futures.Future] = deque()
     try:
-        for batch in batches:
-            queued.append(pool.submit(_render_batch, batch))
-            if len(queued) > 2 * workers:  # enough queued to keep every worker busy
-                yield from queued.popleft().result()
-        while queued:
-            yield from queued.popleft().result()
+        for start in range(0, len(jobs), BATCH):
+            queued.append(pool.submit(_render_batch, jobs[start : start + BATCH]))
+            while len(queued) > 2 * workers or (queued and start + BATCH >= len(jobs)):
+                for item in queued.popleft().result():  # keeps every worker busy meanwhile
+                    yield item
+                    done += 1
+    except BrokenProcessPool as exc:
+        # a worker was killed (the OOM killer, an operator): the run goes on, more slowly
+        log.warning("rendering %d e-mails in this process: %s", len(jobs) - done, exc)
+        for job in jobs[done:]:
+            yield outgoing(job, run)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -153,6 +164,16 @@ _worker_run: MailRun | None = None
 def _start_worker(run: MailRun) -> None:
     global _worker_run  # one run per worker process, set once by the pool
     _worker_run = run
+    # A pool's workers outlive a parent killed with SIGKILL (they wait on a queue nobody will
+    # write to): leave as soon as the parent is gone.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def _render_batch(jobs: Sequence[MailJob]) -> list[email_mod.Outgoing]:
