@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import resource
 import smtplib
 import sys
 import time
@@ -171,6 +172,11 @@ def job_paperwire(n: int, port: int, connections: int, processes: int, profile: 
         "render_ms_per_message": round(render_ms, 3),
         "render_stages_ms_per_message": RENDER_STAGES,
         "rate": round(n / total, 1),
+        # the largest rendering worker (Linux: RUSAGE_CHILDREN's maxrss is the largest child);
+        # this process's own peak is peak_rss_mib, added by the runner
+        "worker_peak_rss_mib": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
     }
     if prof:
         prof.disable()
