@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import os
-import resource
+import re
 import smtplib
 import sys
 import time
@@ -150,7 +150,9 @@ def job_paperwire(n: int, port: int, connections: int, processes: int, profile: 
     )
     cpu0 = os.times()
     t0 = time.perf_counter()
-    outcomes = asyncio.run(sender.send_all(messages.render_all(jobs, run, processes=processes)))
+    worker_peaks: dict[int, float] = {}
+    rendered = _sampling_workers(messages.render_all(jobs, run, processes=processes), worker_peaks)
+    outcomes = asyncio.run(sender.send_all(rendered))
     total = time.perf_counter() - t0
     cpu = os.times()
     out = {
@@ -172,11 +174,10 @@ def job_paperwire(n: int, port: int, connections: int, processes: int, profile: 
         "render_ms_per_message": round(render_ms, 3),
         "render_stages_ms_per_message": RENDER_STAGES,
         "rate": round(n / total, 1),
-        # the largest rendering worker (Linux: RUSAGE_CHILDREN's maxrss is the largest child);
-        # this process's own peak is peak_rss_mib, added by the runner
-        "worker_peak_rss_mib": round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-        ),
+        # each rendering worker's own peak (VmHWM, sampled while they run; ru_maxrss of a
+        # spawned child would count the parent's pages it had between fork and exec); this
+        # process's own peak is peak_rss_mib, added by the runner
+        "worker_peak_rss_mib": sorted(worker_peaks.values()),
     }
     if prof:
         prof.disable()
@@ -184,6 +185,19 @@ def job_paperwire(n: int, port: int, connections: int, processes: int, profile: 
 
         out["profile"] = _summary(prof, 15)
     return out
+
+
+def _sampling_workers(items, peaks: dict[int, float], every: int = 500):
+    """Pass items through, noting each live worker process's peak RSS every ``every`` items."""
+    import multiprocessing
+
+    for i, item in enumerate(items):
+        if i % every == every - 1:
+            for proc in multiprocessing.active_children():
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                kib = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+                peaks[proc.pid] = max(peaks.get(proc.pid, 0), round(kib / 1024, 1))
+        yield item
 
 
 def job_smtplib(n: int, port: int) -> dict:

@@ -372,34 +372,31 @@ class Store:
         run resends with the same Message-ID (a duplicate is then detectable). Returns None if
         another process recorded the same delivery first (the unique index decides).
         """
+        # plain SQL: sqlite-utils' insert() inspects the table on every call (16 statements a
+        # delivery), which was 10 s of a 10,000-subscriber send under the profiler
         try:
             with self.atomic():
-                delivery_id = (
-                    self.db["deliveries"]
-                    .insert(
-                        {
-                            "subscriber_id": subscriber_id,
-                            "kind": kind,
-                            "period": period,
-                            "channel": channel,
-                            "state": "pending",
-                            "message_id": message_id,
-                            "content_hash": content_hash,
-                            "created": iso(now or utcnow()),
-                            "attempts": 0,
-                        }
-                    )
-                    .last_pk
-                )
-                self.db["delivery_papers"].insert_all(
-                    {
-                        "delivery_id": delivery_id,
-                        "paper_id": paper_id,
-                        "rank": rank,
-                        "score": score,
-                        "reasons": json.dumps(reasons),
-                    }
-                    for rank, (paper_id, score, reasons) in enumerate(papers, 1)
+                delivery_id = self.db.execute(
+                    "insert into deliveries (subscriber_id, kind, period, channel, state,"
+                    " message_id, content_hash, created, attempts)"
+                    " values (?, ?, ?, ?, 'pending', ?, ?, ?, 0)",
+                    [
+                        subscriber_id,
+                        kind,
+                        period,
+                        channel,
+                        message_id,
+                        content_hash,
+                        iso(now or utcnow()),
+                    ],
+                ).lastrowid
+                self.db.conn.executemany(
+                    "insert into delivery_papers (delivery_id, paper_id, rank, score, reasons)"
+                    " values (?, ?, ?, ?, ?)",
+                    [
+                        (delivery_id, paper_id, rank, float(score), json.dumps(reasons))
+                        for rank, (paper_id, score, reasons) in enumerate(papers, 1)
+                    ],
                 )
         except sqlite3.IntegrityError:
             return None  # the unique index: another process recorded it first
