@@ -212,6 +212,23 @@ def test_list_unsubscribe_is_a_literal_url_and_the_body_is_7bit(store, make_conf
     assert "👍 More like this" in msg.get_body(("html",)).get_content()
 
 
+def test_a_non_ascii_sender_name_is_encoded_and_the_message_stays_7bit(
+    store, make_config, smtp_server
+):
+    config = config_for(make_config, smtp_server.url, n=1)
+    config = config.model_copy(
+        update={
+            "sender": config.sender.model_copy(update={"from_address": "Pâperwire <d@pw.test>"})
+        }
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    assert pipeline.send_due(store, config, now=NOW).count("sent") == 1
+    [raw] = smtp_server.raw
+    assert max(raw) < 128 and b"From: =?utf-8?q?P=C3=A2perwire?= <d@pw.test>" in raw
+    assert smtp_server.envelopes[0][0] == "d@pw.test"
+    assert smtp_server.messages[0]["From"] == "Pâperwire <d@pw.test>"
+
+
 def test_a_large_run_renders_in_worker_processes(store, make_config, smtp_server, caplog):
     # the real spawn pool, its threshold lowered so that nine digests (in tasks of two) use it
     caplog.set_level(logging.INFO, logger="paperwire")

@@ -112,6 +112,19 @@ def test_a_killed_worker_hands_its_share_back(pooled, caplog):
     assert comparable(rest[-1].message)[3] == {"r11"}
 
 
+def test_ctrl_c_in_a_terminal_leaves_the_pool_to_the_sender(pooled, caplog):
+    # a terminal's Ctrl-C (and systemd's SIGTERM) reach every process of the group
+    jobs = make_jobs(12)
+    out = messages.render_all(jobs, RUN, processes=2)
+    first = next(out)
+    for worker in multiprocessing.active_children():
+        os.kill(worker.pid, signal.SIGINT)
+        os.kill(worker.pid, signal.SIGTERM)
+    time.sleep(0.2)
+    assert [o.key for o in [first, *out]] == [j.key for j in jobs]
+    assert not any("in this process" in m for m in caplog.messages)  # no worker died
+
+
 def test_workers_leave_when_the_sender_is_killed(tmp_path: Path):
     script = tmp_path / "sender.py"
     script.write_text(

@@ -148,7 +148,8 @@ class SenderConfig(_Frozen):
     # retry_backoff seconds; after that the digest stays due for the next run.
     retry_attempts: int = Field(default=4, ge=1, le=10)
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
-    # Processes that render e-mails when a run sends many (unset: one per core; 1: none).
+    # Processes that render e-mails when a run sends many (unset: one per core, at most 4;
+    # 1: render in the sending process).
     render_processes: int | None = Field(default=None, ge=1, le=64)
 
 

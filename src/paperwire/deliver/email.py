@@ -136,8 +136,9 @@ def domain_of(address: str) -> str:
 
 def flatten(msg: EmailMessage) -> bytes:
     """The message as sent: CRLF lines, 7-bit bodies; headers in UTF-8 only when an address
-    needs it (such a message goes out with SMTPUTF8)."""
-    if all(str(msg[h] or "").isascii() for h in ("From", "To")):
+    itself is not ASCII (such a message goes out with SMTPUTF8; a display name is encoded)."""
+    addresses = [a.addr_spec for h in ("From", "To") for a in msg[h].addresses]
+    if all(a.isascii() for a in addresses):
         return msg.as_bytes()
     return msg.as_bytes(policy=msg.policy.clone(utf8=True))
 

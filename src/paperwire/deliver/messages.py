@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -111,10 +112,11 @@ def render_all(
 ) -> Iterator[email_mod.Outgoing]:
     """Every job as an :class:`~paperwire.deliver.email.Outgoing`, in order, lazily.
 
-    ``processes``: worker processes to render in (None: one per core; 1: in this process).
+    ``processes``: worker processes to render in (None: one per core, at most 4; 1: in this
+    process).
     Runs under :data:`POOL_MIN_MESSAGES` render here. Closing the iterator (a stopped send)
     cancels what is queued; a worker that dies hands its share back to this process."""
-    workers = (os.cpu_count() or 1) if processes is None else processes
+    workers = _default_workers() if processes is None else processes
     if workers > 1 and len(jobs) >= POOL_MIN_MESSAGES:
         try:
             pool = concurrent.futures.ProcessPoolExecutor(
@@ -132,6 +134,16 @@ def render_all(
             return
     for job in jobs:
         yield outgoing(job, run)
+
+
+def _default_workers() -> int:
+    """One per core this process may use, at most 4: past that the one sending process, not
+    rendering, is the limit (~1.3 ms of its CPU a message, benchmarks/scale/README.md)."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # respects cpusets (containers, taskset)
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores, 4)
 
 
 def _pooled(
@@ -164,6 +176,10 @@ _worker_run: MailRun | None = None
 def _start_worker(run: MailRun) -> None:
     global _worker_run  # one run per worker process, set once by the pool
     _worker_run = run
+    # The sending process owns the pool's life: Ctrl-C in a terminal and systemd's SIGTERM reach
+    # the whole process group, and a worker dying of them would only break the pool mid-run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A pool's workers outlive a parent killed with SIGKILL (they wait on a queue nobody will
     # write to): leave as soon as the parent is gone.
     parent = multiprocessing.parent_process()
