@@ -24,7 +24,7 @@ from .config import Config, FeedConfig, SubscriberConfig
 from .deliver import email as email_mod
 from .deliver import messages, slack
 from .errors import DeliveryError, SourceError
-from .feedback import Links, signer_for
+from .feedback import signer_for
 from .sources import fetch_feed, parse_document
 from .sources.http import HttpCache, get, make_client
 from .store import Store
@@ -446,8 +446,8 @@ def deliver_jobs(
             if stopped():
                 break
             if job.channel == "slack":
-                links = Links(config.base_url, signer, job.sub.id)
-                done(_deliver_slack(store, job, http, _slack_context(job, links), now))
+                ctx, _ = messages.context(_mail_job(job), run)
+                done(_deliver_slack(store, job, http, ctx, now))
             elif smtp_url is None:
                 msg, rendered = messages.build(_mail_job(job), run)
                 name = _outbox_name(job, now)
@@ -495,22 +495,11 @@ def _mail_job(job: _Job) -> messages.MailJob:
         key=job.delivery_id,
         subscriber_id=job.sub.id,
         name=job.sub.name or job.sub.id,
-        recipient=str(job.sub.email),
+        recipient=str(job.sub.email) if job.sub.email else "",  # none for a Slack delivery
         kind=job.kind,
         period=job.period,
         message_id=job.message_id,
         picks=job.picks,
-        since=job.since,
-    )
-
-
-def _slack_context(job: _Job, links: Links) -> dict:
-    return render.context(
-        subscriber_name=job.sub.name or job.sub.id,
-        picks=job.picks,
-        links=links,
-        kind=job.kind,
-        period=job.period,
         since=job.since,
     )
 

@@ -113,9 +113,9 @@ def render_all(
     """Every job as an :class:`~paperwire.deliver.email.Outgoing`, in order, lazily.
 
     ``processes``: worker processes to render in (None: one per core, at most 4; 1: in this
-    process).
-    Runs under :data:`POOL_MIN_MESSAGES` render here. Closing the iterator (a stopped send)
-    cancels what is queued; a worker that dies hands its share back to this process."""
+    process). Runs under :data:`POOL_MIN_MESSAGES` render here. Closing the iterator (a
+    stopped send) cancels what is queued; a worker that dies hands its share back to this
+    process."""
     workers = _default_workers() if processes is None else processes
     if workers > 1 and len(jobs) >= POOL_MIN_MESSAGES:
         try:
