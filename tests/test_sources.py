@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 
-import httpx
 import pytest
 
 from paperwire.config import FeedConfig
 from paperwire.errors import SourceError
 from paperwire.paper import arxiv_id, arxiv_version, clean_text
 from paperwire.sources import fetch_feed, parse_document
-from paperwire.sources.http import HttpCache, get, make_client
+from paperwire.sources.http import HttpCache, Limits, get, make_async_client
 
 from .conftest import DATA, FIXTURES, Route
 
@@ -139,9 +139,8 @@ def test_conditional_get_turns_an_unchanged_feed_into_a_304(http_server):
         body, headers={"Content-Type": "application/rss+xml"}, etag='"v1"'
     )
     feed = FeedConfig(url=http_server.url("/rss/cs"), name="cs")
-    with make_client() as client:
-        first = fetch_feed(feed, client=client)
-        second = fetch_feed(feed, client=client, cache=first.cache)
+    first = fetch_feed(feed)
+    second = fetch_feed(feed, cache=first.cache)
     assert len(first.papers) == 60 and first.cache == HttpCache(etag='"v1"', last_modified=None)
     assert second.not_modified and second.papers == []
     assert http_server.requests[1][2].get("If-None-Match") == '"v1"'
@@ -154,8 +153,7 @@ def test_gzip_bodies_are_decoded(http_server):
         gzip.compress(body),
         headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
     )
-    with httpx.Client() as client:
-        result = fetch_feed(FeedConfig(url=http_server.url("/api/daily_papers")), client=client)
+    result = fetch_feed(FeedConfig(url=http_server.url("/api/daily_papers")))
     assert len(result.papers) == 30
 
 
@@ -166,8 +164,7 @@ def test_retry_after_is_honoured_then_the_feed_is_read(http_server):
         Route(b"busy", status=503, headers={"Retry-After": "0"}),
         Route(body),
     ]
-    with httpx.Client() as client:
-        fetched = get(client, http_server.url("/rss"))
+    fetched = _get(http_server.url("/rss"))
     assert fetched.content == body
     assert len(http_server.requests) == 3
 
@@ -175,11 +172,20 @@ def test_retry_after_is_honoured_then_the_feed_is_read(http_server):
 def test_persistent_errors_become_a_source_error(http_server):
     http_server.routes["/gone"] = Route(b"", status=404)
     http_server.routes["/down"] = Route(b"", status=503, headers={"Retry-After": "0"})
-    with httpx.Client() as client:
-        with pytest.raises(SourceError, match=r"^feed gone: HTTP 404 Not Found$"):
-            get(client, http_server.url("/gone"), label="gone")
-        with pytest.raises(SourceError, match=r"^feed down: HTTP 503 \(after 2 attempts\)$"):
-            get(client, http_server.url("/down"), label="down", attempts=2)
+    with pytest.raises(SourceError, match=r"^feed gone: HTTP 404 Not Found$"):
+        _get(http_server.url("/gone"), label="gone")
+    with pytest.raises(SourceError, match=r"^feed down: HTTP 503 \(after 2 attempts\)$"):
+        _get(http_server.url("/down"), label="down", limits=Limits(attempts=2))
+
+
+def _get(url: str, **options):
+    """One ``sources.http.get`` on its own client and event loop."""
+
+    async def one():
+        async with make_async_client() as client:
+            return await get(client, url, **options)
+
+    return asyncio.run(one())
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from .errors import ConfigError
+from .redact import redact_url
 
 DEFAULT_CONFIG = "subscribers.yaml"
 DEFAULT_DB = "paperwire.db"
@@ -47,13 +48,14 @@ class _Frozen(BaseModel):
 class FeedConfig(_Frozen):
     """One source of papers: a URL, a local file path, or ``bundled:NAME``."""
 
-    url: str
+    url: str = Field(repr=False)  # may carry credentials
     name: str | None = None
     kind: Literal["auto", "feed", "hf-daily"] = "auto"
 
     @property
     def label(self) -> str:
-        return self.name or self.url
+        """How the feed is named in output, logs and the store: never with its credentials."""
+        return self.name or redact_url(self.url)
 
 
 class AlertConfig(_Frozen):
@@ -161,6 +163,10 @@ class Config(_Frozen):
     sender: SenderConfig = SenderConfig()
     alerts: AlertConfig = AlertConfig()
     fetch_interval_minutes: int = Field(default=60, ge=5)
+    # Each feed's whole download (retries included) must finish within this many seconds, and
+    # decompress to at most this many megabytes; otherwise it is that feed's error.
+    fetch_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    fetch_max_mb: float = Field(default=20.0, gt=0, le=1024)
     first_digest_days: int = Field(default=7, ge=1, le=90)
     outbox: str = "outbox"
     base_url: str = "http://127.0.0.1:8000"

@@ -11,7 +11,6 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,14 +18,14 @@ from urllib.parse import urlparse
 
 import httpx
 
-from . import render, schedule
+from . import redact, render, schedule
 from .config import Config, FeedConfig, SubscriberConfig
 from .deliver import email as email_mod
 from .deliver import messages, slack
 from .errors import DeliveryError, SourceError
 from .feedback import signer_for
-from .sources import fetch_feed, parse_document
-from .sources.http import HttpCache, get, make_client
+from .sources import fetch, parse_document
+from .sources.http import MB, HttpCache, Limits, get, make_async_client, make_client
 from .store import Store
 
 if TYPE_CHECKING:
@@ -51,6 +50,7 @@ class FeedReport:
 @dataclass
 class FetchReport:
     feeds: list[FeedReport]
+    stopped: bool = False  # ``stop`` was set: feeds still in flight were left out
 
     @property
     def new(self) -> int:
@@ -63,13 +63,13 @@ class FetchReport:
 
 FETCH_WORKERS = 8  # feeds downloaded at once, across hosts
 PER_HOST = 1  # at once per host: arXiv asks robots to be gentle, and so would any blog
+STOP_POLL_SECONDS = 0.1  # how often a run looks at its ``stop`` event
 
 
 def fetch_all(
     store: Store,
     config: Config,
     *,
-    client: httpx.Client | None = None,
     base_dir: Path | None = None,
     now: dt.datetime | None = None,
     progress: Callable[[FeedReport], None] | None = None,
@@ -77,56 +77,102 @@ def fetch_all(
 ) -> FetchReport:
     """Fetch every feed (one broken feed never stops the others) and store what is new.
 
-    Feeds are downloaded and parsed concurrently, one request at a time per host; results are
-    stored in config order by this thread, the database's only writer here. ``stop``, when set
-    (the daemon is shutting down), ends the run between two feeds."""
-    own_client = client is None
-    client = client or make_client()
-    host_locks: dict[str, threading.Semaphore] = {}
+    Feeds are downloaded concurrently, one request at a time per host, each within
+    ``config.fetch_timeout_seconds`` and ``config.fetch_max_mb``; results are stored in config
+    order by the calling thread, the database's only writer here. Setting ``stop`` (from any
+    thread: the daemon is shutting down) cancels every download in flight within about
+    ``STOP_POLL_SECONDS``; feeds not finished by then are neither stored nor reported, and
+    ``FetchReport.stopped`` is True. It runs its own event loop: call it from a thread that
+    has none running."""
+    # Passwords and tokens in feed URLs are masked in every log line from now on, also in
+    # text that third-party libraries build (httpx logs each request URL).
     for feed in config.feeds:
-        host_locks.setdefault(urlparse(feed.url).netloc, threading.Semaphore(PER_HOST))
+        redact.remember(*redact.secrets_in_url(feed.url))
+    limits = Limits(deadline=config.fetch_timeout_seconds, max_bytes=int(config.fetch_max_mb * MB))
+    reports = asyncio.run(_fetch_and_store(store, config, limits, base_dir, now, progress, stop))
+    report = FetchReport(reports, stopped=stop is not None and stop.is_set())
+    store.log_event("fetch", {"new": report.new, "errors": report.errors})
+    if report.new == 0 and not report.errors and not report.stopped:
+        log.info("fetch: nothing new in any feed")
+    return report
+
+
+async def _fetch_and_store(
+    store: Store,
+    config: Config,
+    limits: Limits,
+    base_dir: Path | None,
+    now: dt.datetime | None,
+    progress: Callable[[FeedReport], None] | None,
+    stop: threading.Event | None,
+) -> list[FeedReport]:
     caches = {}
     for feed in config.feeds:
-        state = store.feed_state(feed.url)
+        state = store.feed_state(redact.redact_url(feed.url))
         caches[feed.url] = HttpCache(state["etag"], state["last_modified"]) if state else None
+    workers = asyncio.Semaphore(FETCH_WORKERS)
+    host_gates = {urlparse(f.url).netloc: asyncio.Semaphore(PER_HOST) for f in config.feeds}
 
-    def download(feed: FeedConfig):
-        if stop is not None and stop.is_set():
-            return None
-        with host_locks[urlparse(feed.url).netloc]:
-            return fetch_feed(feed, client=client, cache=caches[feed.url], base_dir=base_dir)
+    async with make_async_client() as client:
 
-    reports = []
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, min(FETCH_WORKERS, len(config.feeds)))) as pool:
-            futures = [(feed, pool.submit(download, feed)) for feed in config.feeds]
-            for feed, future in futures:
+        async def download(feed: FeedConfig):
+            async with workers, host_gates[urlparse(feed.url).netloc]:
+                return await fetch(
+                    feed, client=client, cache=caches[feed.url], base_dir=base_dir, limits=limits
+                )
+
+        tasks = [(feed, asyncio.create_task(download(feed))) for feed in config.feeds]
+        watcher = asyncio.create_task(_cancel_when_set(stop, [t for _, t in tasks]))
+        reports = []
+        try:
+            for feed, task in tasks:
                 report = FeedReport(feed.label)
                 try:
-                    result = future.result()
+                    result = await task
+                except asyncio.CancelledError:
+                    if not task.cancelled():
+                        raise  # this coroutine itself is being cancelled
+                    continue  # stopping: this feed is neither stored nor reported
                 except SourceError as exc:
-                    report.error = str(exc)
-                    store.record_feed(feed.url, ok=False, error=str(exc), now=now)
-                    log.error("fetch %s: %s", feed.label, exc)
+                    _record_feed_error(store, feed, report, str(exc), now)
+                except (
+                    Exception
+                ) as exc:  # a bug met by one feed is that feed's error, not the run's
+                    log.exception("fetch %s: unexpected error", feed.label)
+                    problem = redact.redact(f"feed {feed.label}: {type(exc).__name__}: {exc}")
+                    _record_feed_error(store, feed, report, problem, now)
                 else:
-                    if result is None:  # stopping
-                        continue
                     _store_result(store, feed, result, report, now)
                 reports.append(report)
                 if progress:
                     progress(report)
-        if stop is None or not stop.is_set():
-            seeds = _fetch_missing_seeds(store, config, client, now)
-            if seeds:
-                reports.append(seeds)
-    finally:
-        if own_client:
-            client.close()
-    report = FetchReport(reports)
-    store.log_event("fetch", {"new": report.new, "errors": report.errors})
-    if report.new == 0 and not report.errors:
-        log.info("fetch: nothing new in any feed")
-    return report
+            if stop is None or not stop.is_set():
+                seeds = await _fetch_missing_seeds(store, config, client, now, limits)
+                if seeds:
+                    reports.append(seeds)
+        finally:
+            watcher.cancel()
+            for _, task in tasks:
+                task.cancel()
+    return reports
+
+
+async def _cancel_when_set(stop: threading.Event | None, tasks: list[asyncio.Task]) -> None:
+    """Cancel ``tasks`` as soon as ``stop`` is set (it is set from another thread)."""
+    if stop is None:
+        return
+    while not stop.is_set():
+        await asyncio.sleep(STOP_POLL_SECONDS)
+    for task in tasks:
+        task.cancel()
+
+
+def _record_feed_error(
+    store: Store, feed: FeedConfig, report: FeedReport, error: str, now: dt.datetime | None
+) -> None:
+    report.error = error
+    store.record_feed(redact.redact_url(feed.url), ok=False, error=error, now=now)
+    log.error("fetch %s: %s", feed.label, error)
 
 
 def _store_result(store: Store, feed: FeedConfig, result, report: FeedReport, now) -> None:
@@ -134,8 +180,12 @@ def _store_result(store: Store, feed: FeedConfig, result, report: FeedReport, no
     report.warnings = result.warnings
     report.new, report.known = store.add_papers(result.papers, now=now)
     cache = result.cache or HttpCache()
+    # Feed state is keyed by the redacted URL: the database never holds a feed's password.
+    key = redact.redact_url(feed.url)
+    if key != feed.url:
+        store.forget_feed(feed.url)  # a row written by a version that stored the full URL
     store.record_feed(
-        feed.url,
+        key,
         ok=True,
         new=report.new,
         etag=cache.etag,
@@ -151,8 +201,12 @@ def _store_result(store: Store, feed: FeedConfig, result, report: FeedReport, no
     )
 
 
-def _fetch_missing_seeds(
-    store: Store, config: Config, client: httpx.Client, now: dt.datetime | None
+async def _fetch_missing_seeds(
+    store: Store,
+    config: Config,
+    client: httpx.AsyncClient,
+    now: dt.datetime | None,
+    limits: Limits,
 ) -> FeedReport | None:
     """Seed papers named in the config but not yet stored, from the arXiv API."""
     wanted = sorted({p for s in config.subscribers for p in s.seed_papers})
@@ -162,8 +216,10 @@ def _fetch_missing_seeds(
     report = FeedReport("seed papers (arXiv API)")
     url = f"{config.arxiv_api_url}?id_list={','.join(missing)}&max_results={len(missing)}"
     try:
-        fetched = get(client, url, label=report.label)
-        papers, report.warnings = parse_document(fetched.content, source="arxiv-api")
+        fetched = await get(client, url, label=report.label, limits=limits)
+        papers, report.warnings = await asyncio.to_thread(
+            parse_document, fetched.content, source="arxiv-api"
+        )
     except SourceError as exc:
         report.error = f"{exc} (seed papers stay unused until they can be fetched)"
         log.warning("%s", report.error)

@@ -266,6 +266,10 @@ class Store:
                 row.update(etag=etag, last_modified=last_modified)
         self.db["feeds"].upsert(row, pk="url")
 
+    def forget_feed(self, url: str) -> None:
+        """Drop the state row kept under ``url`` (one keyed by a URL with credentials)."""
+        self.db["feeds"].delete_where("url = ?", [url])
+
     # -- votes ----------------------------------------------------------------------------
 
     def record_vote(

@@ -4,11 +4,17 @@ One module per kind of document behind one function, :func:`fetch_feed`:
 
 - ``feed``: anything feedparser reads (arXiv RSS and old RDF, arXiv API Atom, any RSS/Atom)
 - ``hf_daily``: the Hugging Face Daily Papers JSON API
-- ``http``: polite conditional GETs with retries, shared by both
+- ``http``: polite conditional GETs with retries, a deadline and a size cap, shared by both
+
+Every paper, from any source, leaves through :func:`parse_document`, which bounds the length of
+each stored field: a feed is untrusted, and one 200-million-character abstract would slow every
+later digest.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +23,24 @@ from urllib.parse import urlparse
 import httpx
 
 from ..config import BUNDLED_PREFIX, FeedConfig, bundled_path
-from ..errors import SourceError
+from ..errors import ConfigError, SourceError
 from ..paper import Paper
 from . import feed, hf_daily
-from .http import Fetched, HttpCache, get
+from .http import Fetched, HttpCache, Limits, feed_error, get, make_async_client
 
-__all__ = ["FetchResult", "fetch_feed", "parse_document"]
+__all__ = ["FetchResult", "Limits", "fetch", "fetch_feed", "parse_document"]
+
+# Longest stored fields. arXiv caps abstracts at 1,920 characters and titles are far shorter;
+# these leave room for any honest feed and stop a hostile one.
+MAX_TITLE = 1_000
+MAX_ABSTRACT = 10_000
+MAX_AUTHORS = 100  # collaborations list thousands; the first hundred, then "et al."
+MAX_AUTHOR_NAME = 200
+MAX_CATEGORIES = 20
+MAX_CATEGORY = 64
+MAX_URL = 2_000  # a longer link is dropped: cut short it would lead nowhere
+MAX_ID = 500  # a longer id is skipped: cut short it could merge two papers
+MAX_SHORT = 64  # dates, announce types
 
 
 @dataclass
@@ -47,31 +65,68 @@ def _local_path(url: str) -> Path | None:
     return Path(url)
 
 
-def fetch_feed(
+async def fetch(
     feed_config: FeedConfig,
     *,
-    client: httpx.Client,
+    client: httpx.AsyncClient,
     cache: HttpCache | None = None,
     base_dir: Path | None = None,
+    limits: Limits = Limits(),  # noqa: B008 (frozen)
 ) -> FetchResult:
-    """Fetch and parse one feed; raises SourceError with the feed's name on any failure."""
+    """Fetch and parse one feed within ``limits``; raises SourceError naming the feed.
+
+    Cancelling the task stops the download at once (the parse, bounded by the size cap,
+    runs in a worker thread and is left to finish)."""
     label = feed_config.label
-    path = _local_path(feed_config.url)
+    try:
+        path = _local_path(feed_config.url)
+    except ConfigError as exc:  # an unknown bundled: name is this feed's error, not the run's
+        raise feed_error(label, str(exc)) from None
     if path is not None:
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
-        try:
-            fetched = Fetched(content=path.read_bytes(), content_type="")
-        except OSError as exc:
-            raise SourceError(f"feed {label}: cannot read {path}: {exc.strerror}") from None
+        fetched = Fetched(content=_read_local(path, label, limits), content_type="")
     else:
-        fetched = get(client, feed_config.url, cache=cache, label=label)
+        fetched = await get(client, feed_config.url, cache=cache, label=label, limits=limits)
         if fetched.not_modified:
             return FetchResult(feed_config, not_modified=True, cache=fetched.cache)
-    papers, warnings = parse_document(
-        fetched.content, source=label, kind=feed_config.kind, content_type=fetched.content_type
+    papers, warnings = await asyncio.to_thread(
+        parse_document,
+        fetched.content,
+        source=label,
+        kind=feed_config.kind,
+        content_type=fetched.content_type,
     )
     return FetchResult(feed_config, papers=papers, cache=fetched.cache, warnings=warnings)
+
+
+def fetch_feed(
+    feed_config: FeedConfig,
+    *,
+    cache: HttpCache | None = None,
+    base_dir: Path | None = None,
+    limits: Limits = Limits(),  # noqa: B008 (frozen)
+) -> FetchResult:
+    """:func:`fetch` for synchronous callers (one feed, its own client and event loop)."""
+
+    async def one() -> FetchResult:
+        async with make_async_client() as client:
+            return await fetch(
+                feed_config, client=client, cache=cache, base_dir=base_dir, limits=limits
+            )
+
+    return asyncio.run(one())
+
+
+def _read_local(path: Path, label: str, limits: Limits) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            content = handle.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise feed_error(label, f"cannot read {path}: {exc.strerror}") from None
+    if len(content) > limits.max_bytes:
+        raise feed_error(label, f"{path} is larger than {limits.max_label} (limit: fetch_max_mb)")
+    return content
 
 
 def parse_document(
@@ -83,8 +138,43 @@ def parse_document(
             data = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SourceError(f"feed {source}: not valid JSON: {exc}") from None
-        return hf_daily.parse(data, source=source), []
-    return feed.parse(content, source=source)
+        except RecursionError:
+            raise SourceError(f"feed {source}: not valid JSON: nested too deeply") from None
+        papers, warnings = hf_daily.parse(data, source=source), []
+    else:
+        papers, warnings = feed.parse(content, source=source)
+    kept = []
+    for paper in papers:
+        if len(paper.paper_id) > MAX_ID:
+            warnings.append(
+                f"feed {source}: {_clip(paper.title, 60)!r} skipped: its id is longer than "
+                f"{MAX_ID} characters"
+            )
+        else:
+            kept.append(bounded(paper))
+    return kept, warnings
+
+
+def bounded(paper: Paper) -> Paper:
+    """The paper with every field cut to a sane length (the one place this is done)."""
+    authors = [_clip(name, MAX_AUTHOR_NAME) for name in paper.authors[:MAX_AUTHORS]]
+    if len(paper.authors) > MAX_AUTHORS:
+        authors.append("et al.")
+    return dataclasses.replace(
+        paper,
+        title=_clip(paper.title, MAX_TITLE),
+        abstract=_clip(paper.abstract, MAX_ABSTRACT),
+        authors=authors,
+        categories=[_clip(c, MAX_CATEGORY) for c in paper.categories[:MAX_CATEGORIES]],
+        url=paper.url if len(paper.url) <= MAX_URL else "",
+        pdf_url=paper.pdf_url if len(paper.pdf_url) <= MAX_URL else "",
+        published=paper.published if len(paper.published or "") <= MAX_SHORT else None,
+        announce_type=_clip(paper.announce_type, MAX_SHORT) if paper.announce_type else None,
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _looks_like_json(content: bytes, content_type: str) -> bool:

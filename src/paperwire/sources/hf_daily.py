@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import SourceError
@@ -22,28 +23,37 @@ def parse(data: Any, *, source: str) -> list[Paper]:
         aid = arxiv_id(str(paper.get("id", "")))
         if not aid:
             raise SourceError(
-                f"feed {source}: item {index}: {paper.get('id')!r} is not an arXiv id"
+                f"feed {source}: item {index}: {str(paper.get('id'))[:60]!r} is not an arXiv id"
             )
+        listed = paper.get("authors")
         authors = [
-            clean_text(a.get("name"))
-            for a in paper.get("authors", [])
-            if isinstance(a, dict) and a.get("name") and not a.get("hidden")
+            _text(a.get("name"))
+            for a in (listed if isinstance(listed, list) else [])
+            if isinstance(a, dict) and _text(a.get("name")) and not a.get("hidden")
         ]
         upvotes = paper.get("upvotes", item.get("upvotes"))
+        # JSON is untrusted: Infinity, NaN or 1e400 must not become an error for the whole feed.
+        if not (isinstance(upvotes, int | float) and math.isfinite(upvotes)):
+            upvotes = None
         papers.append(
             Paper(
                 paper_id=aid,
-                title=clean_text(paper.get("title") or item.get("title")),
-                abstract=clean_text(paper.get("summary") or item.get("summary")),
+                title=_text(paper.get("title") or item.get("title")),
+                abstract=_text(paper.get("summary") or item.get("summary")),
                 authors=authors,
                 url=f"https://arxiv.org/abs/{aid}",
                 pdf_url=f"https://arxiv.org/pdf/{aid}",
                 published=_iso(paper.get("publishedAt") or item.get("publishedAt")),
                 source=source,
-                upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+                upvotes=None if upvotes is None else int(upvotes),
             )
         )
     return papers
+
+
+def _text(value: Any) -> str:
+    """Clean text from a JSON value that should be a string (anything else counts as none)."""
+    return clean_text(value) if isinstance(value, str) else ""
 
 
 def _iso(value: Any) -> str | None:

@@ -1,28 +1,61 @@
-"""Polite HTTP for feeds: conditional GETs, gzip, timeouts and Retry-After-aware retries."""
+"""Polite, bounded HTTP for feeds: conditional GETs, retries, a deadline and a size cap.
+
+Every download is bounded three ways, because a feed is untrusted input:
+
+- a wall-clock **deadline** per feed (``fetch_timeout_seconds``), retries and Retry-After waits
+  included. httpx's own timeouts are per read, so a server sending one byte every 10 s would
+  never time out; the deadline is an asyncio timeout around the whole download, which also
+  makes a download cancellable at once (the daemon stopping);
+- a cap on the **decompressed** size (``fetch_max_mb``): the body is inflated here, chunk by
+  chunk, never asking zlib for more than the bytes left, so a gzip bomb costs at most the cap;
+- every transport or protocol failure (a redirect loop, bad TLS, a dropped connection, broken
+  chunked encoding, a lying Content-Length, invalid gzip) becomes a :class:`SourceError` naming
+  the feed, which is that feed's error and never the run's.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import ssl
 import time
+import zlib
 from dataclasses import dataclass
 
 import httpx
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
-    retry,
-    retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
+    stop_before_delay,
     wait_exponential,
 )
 
 from .. import __version__
 from ..errors import SourceError
+from ..redact import redact
 
 USER_AGENT = (
     f"paperwire/{__version__} (self-hosted paper digest; +https://pypi.org/project/paperwire/)"
 )
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 120.0  # seconds; a longer wait means "try on the next scheduled fetch"
+MAX_REDIRECTS = 10
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one feed may cost: wall-clock seconds (retries included), bytes, attempts."""
+
+    deadline: float = 60.0
+    max_bytes: int = 20 * MB
+    attempts: int = 4
+
+    @property
+    def max_label(self) -> str:
+        return f"{self.max_bytes / MB:g} MB"
 
 
 @dataclass(frozen=True)
@@ -47,12 +80,29 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+def _headers() -> dict[str, str]:
+    # Only encodings we inflate ourselves (under the size cap): no br, no zstd.
+    return {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
+
+
 def make_client(timeout: float = 30.0) -> httpx.Client:
-    """The one HTTP client a fetch run shares (connection reuse, gzip, a real User-Agent)."""
+    """A synchronous client with paperwire's User-Agent (the Slack poster uses it)."""
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=10.0),
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+        headers=_headers(),
         follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+    )
+
+
+def make_async_client(timeout: float = 30.0) -> httpx.AsyncClient:
+    """The one client a fetch run shares (connection reuse, a real User-Agent)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=10.0),
+        headers=_headers(),
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
         limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
     )
 
@@ -79,53 +129,184 @@ def _wait(state: RetryCallState) -> float:
     return backoff
 
 
-def get(
-    client: httpx.Client,
+def feed_error(label: str, problem: str) -> SourceError:
+    """The one-line error of one feed; exception texts may carry URLs, so it is redacted."""
+    return SourceError(redact(f"feed {label}: {problem}"))
+
+
+async def get(
+    client: httpx.AsyncClient,
     url: str,
     *,
     cache: HttpCache | None = None,
     label: str | None = None,
-    attempts: int = 4,
+    limits: Limits = Limits(),  # noqa: B008 (frozen)
 ) -> Fetched:
-    """GET ``url``; a 304 against ``cache`` returns ``not_modified``. Raises SourceError."""
-    label = label or url
+    """GET ``url`` within ``limits``; a 304 against ``cache`` returns ``not_modified``.
+
+    Raises SourceError for every failure, including the deadline passing."""
+    label = label or redact(url)
+    tried = 0
+    last_problem = ""
+
+    async def attempt() -> Fetched:
+        nonlocal tried, last_problem
+        tried += 1
+        try:
+            return await _get_once(client, url, cache=cache, label=label, limits=limits)
+        except _Retryable as exc:
+            last_problem = str(exc)
+            raise
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(_Retryable),
+        # Give up early when the next wait would end past the deadline: the error then names
+        # the server's last answer instead of only "out of time".
+        stop=stop_after_attempt(limits.attempts) | stop_before_delay(limits.deadline),
+        wait=_wait,
+        reraise=True,
+    )
+    try:
+        async with asyncio.timeout(limits.deadline):
+            async for retry_state in retrying:
+                with retry_state:
+                    fetched = await attempt()
+            return fetched
+    except _Retryable as exc:
+        plural = "s" if tried > 1 else ""
+        raise feed_error(label, f"{exc} (after {tried} attempt{plural})") from None
+    except TimeoutError:
+        then = f"; last problem: {last_problem}" if last_problem else ""
+        raise feed_error(
+            label,
+            f"no complete answer within {limits.deadline:g} s (fetch_timeout_seconds){then}",
+        ) from None
+
+
+async def _get_once(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    cache: HttpCache | None,
+    label: str,
+    limits: Limits,
+) -> Fetched:
     headers = {}
     if cache and cache.etag:
         headers["If-None-Match"] = cache.etag
     if cache and cache.last_modified:
         headers["If-Modified-Since"] = cache.last_modified
-
-    @retry(
-        retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
-        stop=stop_after_attempt(attempts),
-        wait=_wait,
-        reraise=True,
-    )
-    def attempt() -> httpx.Response:
-        try:
-            response = client.get(url, headers=headers)
-        except httpx.TimeoutException:
-            raise _Retryable("timed out") from None
-        except httpx.TransportError as exc:
-            raise _Retryable(f"cannot connect: {exc}") from None
-        if response.status_code in RETRY_STATUSES:
-            raise _Retryable(
-                f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After"))
-            )
-        return response
-
     try:
-        response = attempt()
-    except _Retryable as exc:
-        raise SourceError(f"feed {label}: {exc} (after {attempts} attempts)") from None
-    if response.status_code == 304:
-        return Fetched(not_modified=True, cache=cache)
-    if response.status_code >= 400:
-        raise SourceError(f"feed {label}: HTTP {response.status_code} {response.reason_phrase}")
-    return Fetched(
-        content=response.content,
-        content_type=response.headers.get("Content-Type", ""),
-        cache=HttpCache(
-            etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified")
-        ),
+        async with client.stream("GET", url, headers=headers) as response:
+            status = response.status_code
+            if status in RETRY_STATUSES:
+                raise _Retryable(
+                    f"HTTP {status}", _retry_after(response.headers.get("Retry-After"))
+                )
+            if status == 304:
+                return Fetched(not_modified=True, cache=cache)
+            if status >= 400:
+                raise feed_error(label, f"HTTP {status} {response.reason_phrase}")
+            content = await _read_capped(response, label, limits)
+            return Fetched(
+                content=content,
+                content_type=response.headers.get("Content-Type", ""),
+                cache=HttpCache(
+                    etag=response.headers.get("ETag"),
+                    last_modified=response.headers.get("Last-Modified"),
+                ),
+            )
+    except httpx.TooManyRedirects:
+        raise feed_error(label, f"more than {MAX_REDIRECTS} redirects (a redirect loop?)") from None
+    except httpx.ConnectTimeout:
+        raise _Retryable("connection timed out") from None
+    except httpx.TimeoutException:
+        raise _Retryable(f"the server sent nothing for {client.timeout.read:g} s") from None
+    except httpx.ConnectError as exc:
+        if _is_tls(exc):
+            raise feed_error(label, f"TLS failed: {_reason(exc)}") from None
+        raise _Retryable(f"cannot connect: {_reason(exc)}") from None
+    except httpx.RemoteProtocolError as exc:
+        # A dropped connection, a body shorter than its Content-Length, broken chunking.
+        raise _Retryable(f"broken response: {_reason(exc)}") from None
+    except httpx.TransportError as exc:
+        if _is_tls(exc):
+            raise feed_error(label, f"TLS failed: {_reason(exc)}") from None
+        raise _Retryable(f"connection lost: {_reason(exc)}") from None
+    except httpx.HTTPError as exc:  # invalid URL, unsupported scheme, a local protocol error
+        raise feed_error(label, f"{type(exc).__name__}: {_reason(exc)}") from None
+    except httpx.InvalidURL as exc:
+        raise feed_error(label, f"invalid URL: {_reason(exc)}") from None
+
+
+def _is_tls(exc: BaseException) -> bool:
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "SSL" in str(exc) or "TLS" in str(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class _Inflater:
+    """Content-Encoding decoding that never produces more than it is asked for."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding
+        # 32 + MAX_WBITS reads gzip or zlib headers; "deflate" is zlib, or raw from some servers.
+        self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        self._started = False
+
+    def feed(self, data: bytes, max_length: int) -> bytes:
+        try:
+            out = self._zlib.decompress(data, max_length)
+        except zlib.error:
+            if self.encoding != "deflate" or self._started:
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, max_length)
+        self._started = True
+        return out
+
+    @property
+    def complete(self) -> bool:
+        return self._zlib.eof
+
+
+async def _read_capped(response: httpx.Response, label: str, limits: Limits) -> bytes:
+    """The body, decoded, or a SourceError as soon as it would pass ``limits.max_bytes``."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
+        raise feed_error(label, f"unsupported Content-Encoding {encoding!r}")
+    inflater = None if encoding in ("identity", "") else _Inflater(encoding)
+    too_big = feed_error(
+        label, f"larger than {limits.max_label} once decompressed (limit: fetch_max_mb)"
     )
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise too_big  # compressed size already over: no need to download it
+    chunks: list[bytes] = []
+    size = 0
+    received = False
+    async for raw in response.aiter_raw():
+        received = received or bool(raw)
+        if inflater is None:
+            data = raw
+        else:
+            # One byte more than is left tells "over the cap" from "exactly at it".
+            budget = limits.max_bytes - size + 1
+            try:
+                data = inflater.feed(raw, budget)
+            except zlib.error as exc:
+                raise feed_error(label, f"invalid {encoding} body: {exc}") from None
+        size += len(data)
+        if size > limits.max_bytes:
+            raise too_big
+        chunks.append(data)
+    if inflater is not None and received and not inflater.complete:
+        raise feed_error(label, f"the {encoding} body ends early (a truncated download)")
+    return b"".join(chunks)

@@ -1,0 +1,156 @@
+"""Keep secrets out of everything paperwire prints, logs or stores.
+
+Secrets hide in URLs: a password in ``https://user:pass@host/feed``, a token in ``?api_key=``,
+the path of a Slack webhook (``hooks.slack.com/services/T.../B.../XXXX`` *is* the credential).
+:func:`redact_url` masks them in one URL, :func:`redact` in any text, and
+:class:`RedactingFilter` in every log record, ours and third parties' (httpx logs each request
+URL at INFO; uvicorn logs request paths, which carry signed vote tokens).
+
+Messages are also redacted where they are built (feed labels, fetch errors); the log filter is
+the net under that, for text we do not build ourselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+
+# Query parameters whose value is a credential (matched on the name, case-insensitively).
+_SECRET_PARAM = re.compile(
+    r"(?:^|[_-])(?:key|apikey|token|secret|password|passwd|pwd|pass|auth|sig|signature|"
+    r"credential|credentials|session|sid)$|^(?:access|api|client|private)[_-]?\w*$",
+    re.IGNORECASE,
+)
+# A URL inside free text: a scheme, then anything up to whitespace or a quote/bracket.
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
+# Path segments after which everything is a webhook's secret (Mattermost, Discord, ...); on
+# Slack's hook host, /services/ (hooks.slack.com/services/T.../B.../XXXX).
+_WEBHOOK_PATH = re.compile(r"(/(?:hooks|webhooks?)/)[^?#]*", re.IGNORECASE)
+_SLACK_PATH = re.compile(r"(/services/)[^?#]*", re.IGNORECASE)
+# A long random-looking path segment (a bearer token in a path, a signed vote link).
+_TOKEN_SEGMENT = re.compile(
+    r"(?<=/)(?=[A-Za-z0-9_.~=-]*\d)(?=[A-Za-z0-9_.~=-]*[A-Za-z])[A-Za-z0-9_.~=-]{24,}"
+)
+
+# Literal secrets from the configuration (webhook URLs, passwords), masked wherever they appear.
+_known: set[str] = set()
+MIN_LITERAL = 6  # shorter "secrets" would mask ordinary words; URL rules still cover them
+
+
+def remember(*secrets: str | None) -> None:
+    """Mask these exact strings from now on (configured webhook URLs, passwords, keys)."""
+    for secret in secrets:
+        if secret and len(secret) >= MIN_LITERAL:
+            _known.add(secret)
+
+
+def secrets_in_url(url: str) -> list[str]:
+    """The credential parts of one URL: userinfo, secret query values, webhook paths."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = []
+    if parts.password:
+        found.append(parts.password)
+    for name, _, value in (p.partition("=") for p in parts.query.split("&")):
+        if value and _SECRET_PARAM.search(name):
+            found.append(value)
+    webhook = _webhook_rule(parts.hostname).search(parts.path)
+    if webhook:
+        found.append(parts.path[webhook.end(1) :])
+    return found
+
+
+def _webhook_rule(hostname: str | None) -> re.Pattern[str]:
+    return _SLACK_PATH if (hostname or "").endswith("slack.com") else _WEBHOOK_PATH
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo, secret query values and webhook path masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK  # unparseable: show nothing rather than a secret
+    if not parts.scheme or not parts.netloc:
+        return url  # a file path, ``bundled:NAME``: nothing to hide
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
+    path = _webhook_rule(parts.hostname).sub(lambda m: m.group(1) + MASK, parts.path)
+    path = _TOKEN_SEGMENT.sub(MASK, path)
+    query = "&".join(
+        f"{name}={MASK}" if value and _SECRET_PARAM.search(name) else f"{name}{eq}{value}"
+        for name, eq, value in (p.partition("=") for p in parts.query.split("&"))
+    )
+    if not parts.query:
+        query = ""
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL in it redacted and every remembered secret masked."""
+    if not text:
+        return text
+    for secret in sorted(_known, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    return text
+
+
+def _scrub(value: object) -> object:
+    # Numbers keep their type for %d / %f; anything else (str, httpx.URL, exceptions) is text.
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record's message, arguments and traceback before any handler formats it.
+
+    The arguments are scrubbed one by one rather than merged into the message, because some
+    formatters read them (uvicorn's access log unpacks ``record.args``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _scrub(record.msg) if not isinstance(record.msg, str) else redact(record.msg)
+        if isinstance(record.args, dict):
+            record.args = {key: _scrub(value) for key, value in record.args.items()}
+        elif record.args:
+            record.args = tuple(_scrub(value) for value in record.args)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+THIRD_PARTY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "uvicorn",
+    "uvicorn.access",
+    "uvicorn.error",
+    "apscheduler",
+)
+
+
+def install_log_redaction(handlers: Iterable[logging.Handler] | None = None) -> None:
+    """Put one RedactingFilter on the root logger's handlers and on the third-party loggers.
+
+    Handler filters see every record that propagates to them; logger filters cover loggers
+    that keep their own handlers (uvicorn's). Calling it twice adds nothing."""
+    targets: list[logging.Filterer] = list(
+        logging.getLogger().handlers if handlers is None else handlers
+    )
+    targets += [logging.getLogger(name) for name in THIRD_PARTY_LOGGERS]
+    for target in targets:
+        if not any(isinstance(f, RedactingFilter) for f in target.filters):
+            target.addFilter(RedactingFilter())

@@ -1,0 +1,184 @@
+"""A real HTTP server on 127.0.0.1 that misbehaves on purpose, one path per fault.
+
+Used by the hostile-fetch and secrets tests (as a fixture) and runnable on its own to
+reproduce a fault by hand: ``python tests/hostile.py PORT``.
+
+    /ok              a small valid RSS feed (2 papers)
+    /ok2             another valid feed (1 paper), for "the other feeds are stored"
+    /drip            announces 100,000 bytes, then sends one byte every ``drip_every`` seconds
+    /stall           accepts the request and never answers
+    /loop            a redirect to itself, forever
+    /bomb            a gzip body that expands to ``bomb_mb`` MB of zeros
+    /huge            a plain feed of ``huge_mb`` MB (one entry with a giant abstract)
+    /drop            announces 100,000 bytes, sends 200, closes the connection
+    /short           Content-Length says 5,000; 200 bytes come, then the socket closes
+    /badchunk        chunked transfer encoding with a chunk size that is not hex
+    /badgzip         Content-Encoding: gzip over bytes that are not gzip
+    /html            an HTML error page with status 200
+    /private         the valid feed, only with HTTP Basic user ``reader`` / ``s3cret-pa55``
+    /private-token   the valid feed, only with ``?api_key=tok-9f8e7d6c5b4a``
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.server
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+USER = "reader"
+PASSWORD = "s3cret-pa55"  # noqa: S105 (a test credential; the tests grep for it)
+TOKEN = "tok-9f8e7d6c5b4a"  # noqa: S105
+
+ITEM = """<item><title>{title}</title><link>https://arxiv.org/abs/{aid}v1</link>
+<description>{abstract}</description><dc:creator>Ada Lovelace, Alan Turing</dc:creator></item>"""
+HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
+    "<title>{name}</title><link>https://example.org/</link><description>d</description>"
+)
+TAIL = "</channel></rss>"
+
+
+def feed(name: str, *items: tuple[str, str, str]) -> bytes:
+    """An RSS 2.0 document with the given (arXiv id, title, abstract) items."""
+    body = "".join(ITEM.format(aid=a, title=t, abstract=s) for a, t, s in items)
+    return (HEAD.format(name=name) + body + TAIL).encode()
+
+
+OK = feed(
+    "ok",
+    ("2401.00001", "Attention sinks in long context", "We study sinks."),
+    ("2401.00002", "Quantised KV caches", "We quantise caches."),
+)
+OK2 = feed("ok2", ("2401.00003", "Speculative decoding revisited", "Faster decoding."))
+
+
+@dataclass
+class Hostile:
+    port: int
+    drip_every: float = 10.0
+    bomb_mb: int = 200
+    huge_mb: int = 60
+    stop: threading.Event = field(default_factory=threading.Event)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # quiet
+            pass
+
+        def _head(self, status: int, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+
+        def _body(self, body: bytes, status: int = 200, **headers: str) -> None:
+            self._head(status, {"Content-Length": str(len(body)), **headers})
+            self.wfile.write(body)
+
+        def do_GET(self):  # noqa: C901 (one branch per fault, on purpose)
+            state.requests.append((self.path, dict(self.headers)))
+            path, _, query = self.path.partition("?")
+            if path == "/ok":
+                self._body(OK, **{"Content-Type": "application/rss+xml"})
+            elif path == "/ok2":
+                self._body(OK2, **{"Content-Type": "application/rss+xml"})
+            elif path == "/drip":
+                self._head(200, {"Content-Length": "100000"})
+                for _ in range(100000):
+                    if state.stop.wait(state.drip_every):
+                        return
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+            elif path == "/stall":
+                state.stop.wait(600)
+            elif path == "/loop":
+                self._body(b"", 302, Location="/loop")
+            elif path == "/bomb":
+                zeros = b"\0" * (1 << 20)
+                with_gzip = gzip.compress(zeros * state.bomb_mb, compresslevel=9)
+                self._body(with_gzip, **{"Content-Encoding": "gzip"})
+            elif path == "/huge":
+                self._head(200, {"Content-Type": "application/rss+xml"})  # no length: to EOF
+                self.close_connection = True
+                self.wfile.write(HEAD.format(name="huge").encode())
+                self.wfile.write(b"<item><title>Huge</title><link>https://arxiv.org/abs/2401.09999")
+                self.wfile.write(b"</link><description>")
+                block = b"word " * 200_000  # 1 MB
+                for _ in range(state.huge_mb):
+                    self.wfile.write(block)
+                self.wfile.write(b"</description></item>" + TAIL.encode())
+            elif path == "/drop":
+                self._head(200, {"Content-Length": "100000"})
+                self.wfile.write(OK[:200])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+            elif path == "/short":
+                self._head(200, {"Content-Length": "5000"})
+                self.wfile.write(OK[:200])
+                self.wfile.flush()
+                self.close_connection = True
+            elif path == "/badchunk":
+                self._head(200, {"Transfer-Encoding": "chunked"})
+                self.wfile.write(b"zz\r\nnot a chunk\r\n0\r\n\r\n")
+                self.close_connection = True
+            elif path == "/badgzip":
+                self._body(b"this is not gzip at all" * 10, **{"Content-Encoding": "gzip"})
+            elif path == "/html":
+                self._body(b"<html><body><h1>Service unavailable</h1></body></html>")
+            elif path == "/private":
+                expected = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                if self.headers.get("Authorization") == f"Basic {expected}":
+                    self._body(OK, **{"Content-Type": "application/rss+xml"})
+                else:
+                    self._body(b"who are you?", 401)
+            elif path == "/private-token":
+                if f"api_key={TOKEN}" in query:
+                    self._body(OK2, **{"Content-Type": "application/rss+xml"})
+                else:
+                    self._body(b"no token", 403)
+            else:
+                self._body(b"", 404)
+
+    return Handler
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # a drip or stall handler never keeps the test process alive
+
+
+def start(state: Hostile) -> Server:
+    """Serve ``state`` in a background thread; stop with ``stop(server, state)``."""
+    server = Server(("127.0.0.1", state.port), _handler(state))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop(server: Server, state: Hostile) -> None:
+    state.stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    hostile = Hostile(port=int(sys.argv[1]))
+    running = start(hostile)
+    print(f"hostile feeds on http://127.0.0.1:{hostile.port}/", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stop(running, hostile)
