@@ -22,12 +22,14 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
 from __future__ import annotations
 
 import base64
-import gzip
+import functools
 import http.server
 import socket
+import ssl
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 
 USER = "reader"
@@ -56,6 +58,14 @@ OK = feed(
     ("2401.00002", "Quantised KV caches", "We quantise caches."),
 )
 OK2 = feed("ok2", ("2401.00003", "Speculative decoding revisited", "Faster decoding."))
+
+
+@functools.cache
+def _bomb(megabytes: int) -> bytes:
+    """A gzip member of ``megabytes`` MB of zeros (about 1,000:1), built without holding them."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = b"\0" * (1 << 20)
+    return b"".join(packer.compress(zeros) for _ in range(megabytes)) + packer.flush()
 
 
 @dataclass
@@ -88,8 +98,14 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
             self._head(status, {"Content-Length": str(len(body)), **headers})
             self.wfile.write(body)
 
-        def do_GET(self):  # noqa: C901 (one branch per fault, on purpose)
+        def do_GET(self):
             state.requests.append((self.path, dict(self.headers)))
+            try:
+                self._serve()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up on us: that is the point
+
+        def _serve(self):  # noqa: C901 (one branch per fault, on purpose)
             path, _, query = self.path.partition("?")
             if path == "/ok":
                 self._body(OK, **{"Content-Type": "application/rss+xml"})
@@ -107,9 +123,7 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
             elif path == "/loop":
                 self._body(b"", 302, Location="/loop")
             elif path == "/bomb":
-                zeros = b"\0" * (1 << 20)
-                with_gzip = gzip.compress(zeros * state.bomb_mb, compresslevel=9)
-                self._body(with_gzip, **{"Content-Encoding": "gzip"})
+                self._body(_bomb(state.bomb_mb), **{"Content-Encoding": "gzip"})
             elif path == "/huge":
                 self._head(200, {"Content-Type": "application/rss+xml"})  # no length: to EOF
                 self.close_connection = True
@@ -160,9 +174,11 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True  # a drip or stall handler never keeps the test process alive
 
 
-def start(state: Hostile) -> Server:
-    """Serve ``state`` in a background thread; stop with ``stop(server, state)``."""
+def start(state: Hostile, tls: ssl.SSLContext | None = None) -> Server:
+    """Serve ``state`` in a background thread (over TLS with ``tls``); stop with ``stop``."""
     server = Server(("127.0.0.1", state.port), _handler(state))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

@@ -17,6 +17,7 @@ import click
 from . import __version__, pipeline, schedule
 from .config import DEFAULT_DB, Config, load_config
 from .errors import ConfigError, PaperwireError
+from .redact import install_log_redaction
 from .store import Store, utcnow
 
 
@@ -86,6 +87,7 @@ def cli(ctx: click.Context, config_path: str | None, db_path: str, verbose: int)
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # no secret in any log line, ours or httpx's, plain or --log-json
     ctx.obj = Context(config_path, db_path)
 
 

@@ -31,7 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from .errors import ConfigError
-from .redact import redact_url
+from .redact import redact_url, remember_config
 
 DEFAULT_CONFIG = "subscribers.yaml"
 DEFAULT_DB = "paperwire.db"
@@ -236,7 +236,9 @@ def load_config(
         raise ConfigError(f"{label}: no such config file (see `paperwire --help`)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{label}: cannot read: {exc}") from None
-    return parse_config(text, label=label, env=env)
+    config = parse_config(text, label=label, env=env)
+    remember_config(config)  # from now on its secrets are masked in every log line
+    return config
 
 
 def parse_config(text: str, *, label: str = DEFAULT_CONFIG, env: Mapping[str, str]) -> Config:

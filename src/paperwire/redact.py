@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -46,6 +47,20 @@ def remember(*secrets: str | None) -> None:
     for secret in secrets:
         if secret and len(secret) >= MIN_LITERAL:
             _known.add(secret)
+
+
+def remember_config(config: Any) -> None:
+    """Mask the secrets of a loaded config: feed credentials, webhooks, the SMTP password."""
+    for feed in config.feeds:
+        remember(*secrets_in_url(feed.url))
+    for sub in config.subscribers:
+        if sub.slack_webhook is not None:
+            webhook = sub.slack_webhook.get_secret_value()
+            remember(webhook, *secrets_in_url(webhook))
+    if config.sender.smtp_url is not None:
+        remember(*secrets_in_url(config.sender.smtp_url.get_secret_value()))
+    if config.secret is not None:
+        remember(config.secret.get_secret_value())
 
 
 def secrets_in_url(url: str) -> list[str]:

@@ -1,0 +1,221 @@
+"""Feeds that misbehave on purpose, over real local HTTP: each is that feed's error, the run
+completes, and the well-behaved feeds beside it are stored."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from paperwire import pipeline
+from paperwire.paper import Paper
+from paperwire.sources import MAX_ABSTRACT, MAX_AUTHORS, MAX_TITLE, bounded, parse_document
+from paperwire.store import Store
+
+from . import hostile
+from .conftest import _server_tls_context, free_port
+
+CONFIG = """\
+fetch_timeout_seconds: {deadline}
+fetch_max_mb: 4
+feeds:
+  - {{url: "{ok}", name: ok}}
+  - {{url: "{bad}", name: {name}}}
+  - {{url: "{ok2}", name: ok2}}
+subscribers:
+  - {{id: ada, email: ada@example.org, interests: attention}}
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[hostile.Hostile]:
+    state = hostile.Hostile(port=free_port(), drip_every=0.3, bomb_mb=64, huge_mb=16)
+    running = hostile.start(state)
+    try:
+        yield state
+    finally:
+        hostile.stop(running, state)
+
+
+@pytest.fixture
+def tls_server() -> Iterator[hostile.Hostile]:
+    state = hostile.Hostile(port=free_port())
+    running = hostile.start(state, tls=_server_tls_context())  # a CA the client does not know
+    try:
+        yield state
+    finally:
+        hostile.stop(running, state)
+
+
+def fetch_beside_good_feeds(make_config, store, server, bad_url: str, deadline: float = 1.5):
+    """Fetch [ok, the bad feed, ok2]; return the bad feed's error after checking the others."""
+    config = make_config(
+        CONFIG.format(
+            deadline=deadline, ok=server.url("/ok"), ok2=server.url("/ok2"), bad=bad_url, name="bad"
+        )
+    )
+    report = pipeline.fetch_all(store, config)
+    by_label = {f.label: f for f in report.feeds}
+    assert [f.label for f in report.feeds] == ["ok", "bad", "ok2"]
+    assert (by_label["ok"].new, by_label["ok"].error) == (2, None)
+    assert (by_label["ok2"].new, by_label["ok2"].error) == (1, None)
+    assert store.count_papers() == 3
+    assert report.errors == 1
+    state = store.feed_state(bad_url)
+    assert state["last_error"] == by_label["bad"].error  # recorded, not only printed
+    return by_label["bad"].error
+
+
+@pytest.mark.parametrize(
+    ("path", "deadline", "expected"),
+    [
+        ("/drip", 1.5, "feed bad: no complete answer within 1.5 s (fetch_timeout_seconds)"),
+        ("/stall", 1.5, "feed bad: no complete answer within 1.5 s (fetch_timeout_seconds)"),
+        ("/loop", 30, "feed bad: more than 10 redirects (a redirect loop?)"),
+        ("/bomb", 30, "feed bad: larger than 4 MB once decompressed (limit: fetch_max_mb)"),
+        ("/huge", 30, "feed bad: larger than 4 MB once decompressed (limit: fetch_max_mb)"),
+        (
+            "/badgzip",
+            30,
+            "feed bad: invalid gzip body: Error -3 while decompressing data: incorrect header check",
+        ),
+        ("/html", 30, "feed bad: not an RSS/Atom document (no feed or entries found)"),
+    ],
+)
+def test_a_hostile_feed_is_its_own_error(make_config, store, server, path, deadline, expected):
+    assert fetch_beside_good_feeds(make_config, store, server, server.url(path), deadline) == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        (
+            "/drop",
+            "peer closed connection without sending complete message body "
+            "(received 200 bytes, expected 100000)",
+        ),
+        (
+            "/short",
+            "peer closed connection without sending complete message body "
+            "(received 200 bytes, expected 5000)",
+        ),
+        ("/badchunk", "illegal chunk header: bytearray(b'zz\\r\\n')"),
+    ],
+)
+def test_a_broken_response_is_retried_within_the_deadline(
+    make_config, store, server, path, problem
+):
+    error = fetch_beside_good_feeds(make_config, store, server, server.url(path), deadline=1.5)
+    # Retried (a dropped connection may be transient) until the next wait would pass the
+    # deadline: once at once, once after a second's back-off.
+    assert re.fullmatch(
+        rf"feed bad: broken response: {re.escape(problem)} \(after [12] attempts?\)", error
+    ), error
+
+
+def test_an_untrusted_certificate_is_a_tls_error_not_retried(
+    make_config, store, server, tls_server
+):
+    error = fetch_beside_good_feeds(
+        make_config, store, server, f"https://127.0.0.1:{tls_server.port}/ok", deadline=30
+    )
+    assert re.fullmatch(
+        r"feed bad: TLS failed: \[SSL: CERTIFICATE_VERIFY_FAILED\] certificate verify failed: "
+        r"unable to get local issuer certificate \(_ssl\.c:\d+\)",
+        error,
+    ), error
+    assert len(tls_server.requests) == 0  # the handshake failed; nothing was asked twice
+
+
+def test_an_unknown_bundled_name_is_that_feeds_error(make_config, store, server):
+    error = fetch_beside_good_feeds(make_config, store, server, "bundled:nope.xml")
+    assert error == ("feed bad: no bundled file 'nope.xml'; bundled feeds: sample-daily-papers.xml")
+
+
+def test_a_local_file_over_the_cap_is_refused(make_config, store, server, tmp_path):
+    big = tmp_path / "big.xml"
+    big.write_bytes(b" " * (4 * 1024 * 1024 + 1))
+    error = fetch_beside_good_feeds(make_config, store, server, str(big))
+    assert error == f"feed bad: {big} is larger than 4 MB (limit: fetch_max_mb)"
+
+
+def test_setting_stop_cancels_a_download_in_flight(make_config, server, tmp_path):
+    config = make_config(
+        CONFIG.format(
+            deadline=600,
+            ok=server.url("/ok"),
+            ok2=server.url("/ok2"),
+            bad=server.url("/drip"),
+            name="drip",
+        )
+    )
+    stop = threading.Event()
+    reports = []
+
+    def fetch_in_a_thread():  # as the daemon does; a Store belongs to the thread that opens it
+        with Store(tmp_path / "paperwire.db") as store:
+            reports.append(pipeline.fetch_all(store, config, stop=stop))
+
+    worker = threading.Thread(target=fetch_in_a_thread, daemon=True)
+    worker.start()
+    while not any(path == "/drip" for path, _ in server.requests):
+        worker.join(0.05)
+    stop.set()
+    worker.join(10)  # the daemon has 10 s to stop after SIGTERM; a drip would take 8 hours
+    assert not worker.is_alive()
+    (report,) = reports
+    assert report.stopped
+    assert "drip" not in [f.label for f in report.feeds]  # not finished: not reported as an error
+
+
+# -- every stored field has a bound -----------------------------------------------------------
+
+
+def test_fields_are_cut_to_sane_lengths_for_every_source():
+    authors = ", ".join(f"Author {i}" for i in range(500))
+    doc = f"""<?xml version="1.0"?><rss version="2.0"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>t</title>
+    <item><title>{"T" * 50_000}</title><link>https://arxiv.org/abs/2401.00001</link>
+    <description>{"word " * 100_000}</description><dc:creator>{authors}</dc:creator></item>
+    <item><title>Long link</title><guid>g2</guid><link>https://lab.example/{"a" * 5000}</link></item>
+    <item><title>Long id</title><guid>{"x" * 1000}</guid></item>
+    </channel></rss>""".encode()
+    papers, warnings = parse_document(doc, source="blog")
+    first, second = papers
+    assert len(first.title) == MAX_TITLE and first.title.endswith("…")
+    assert len(first.abstract) <= MAX_ABSTRACT and first.abstract.endswith("…")
+    assert first.authors[:2] == ["Author 0", "Author 1"]
+    assert len(first.authors) == MAX_AUTHORS + 1 and first.authors[-1] == "et al."
+    assert second.url == ""  # a link cut short would lead nowhere
+    assert warnings == ["feed blog: 'Long id' skipped: its id is longer than 500 characters"]
+
+    daily = json.dumps(
+        [
+            {
+                "paper": {
+                    "id": "2401.00002",
+                    "title": {"not": "a string"},
+                    "summary": "S" * 20_000,
+                    "authors": [{"name": "N" * 1_000}],
+                    "upvotes": float("inf"),
+                }
+            }
+        ]
+    ).encode()
+    (paper,), _ = parse_document(daily, source="hf", kind="hf-daily")
+    assert (paper.title, len(paper.abstract), len(paper.authors[0]), paper.upvotes) == (
+        "",
+        MAX_ABSTRACT,
+        200,
+        None,
+    )
+
+
+def test_bounded_leaves_an_ordinary_paper_alone():
+    paper = Paper("2401.00001", "Title", "Abstract", ["A", "B"], ["cs.LG"], "https://a.org/x")
+    assert bounded(paper) == paper
