@@ -17,6 +17,7 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     /html            an HTML error page with status 200
     /private         the valid feed, only with HTTP Basic user ``reader`` / ``s3cret-pa55``
     /private-token   the valid feed, only with ``?api_key=tok-9f8e7d6c5b4a``
+    POST /services/… a webhook that accepts anything (records the body)
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Hostile:
     huge_mb: int = 60
     stop: threading.Event = field(default_factory=threading.Event)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    posts: list[tuple[str, bytes]] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -104,6 +106,13 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
                 self._serve()
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up on us: that is the point
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            state.requests.append((self.path, dict(self.headers)))
+            state.posts.append((self.path, body))
+            self._body(b"ok", 200 if self.path.startswith("/services/") else 404)
 
         def _serve(self):  # noqa: C901 (one branch per fault, on purpose)
             path, _, query = self.path.partition("?")

@@ -55,8 +55,9 @@ def remember_config(config: Any) -> None:
         remember(*secrets_in_url(feed.url))
     for sub in config.subscribers:
         if sub.slack_webhook is not None:
-            webhook = sub.slack_webhook.get_secret_value()
-            remember(webhook, *secrets_in_url(webhook))
+            # The path and query are the credential; the host stays readable in the logs.
+            webhook = urlsplit(sub.slack_webhook.get_secret_value())
+            remember(webhook.path.lstrip("/"), webhook.query, *secrets_in_url(webhook.geturl()))
     if config.sender.smtp_url is not None:
         remember(*secrets_in_url(config.sender.smtp_url.get_secret_value()))
     if config.secret is not None:

@@ -1,0 +1,213 @@
+"""Secrets stay secret: feed credentials and webhook URLs never reach stdout, stderr, the logs
+(plain or JSON, ours or httpx's) or the SQLite file. Real processes, a real local server, and
+the bytes of every file they leave behind are searched."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paperwire.redact import RedactingFilter, redact, redact_url
+
+from . import hostile
+from .conftest import free_port
+
+WEBHOOK_SECRET = "XyZ0webhook0Secret0Path"
+SECRETS = [hostile.PASSWORD, hostile.TOKEN, WEBHOOK_SECRET]
+
+CONFIG = """\
+feeds:
+  - url: "http://{user}:{password}@127.0.0.1:{port}/private"
+  - url: "http://127.0.0.1:{port}/private-token?api_key={token}"
+  - url: "http://{user}:{password}@127.0.0.1:{port}/drop"
+subscribers:
+  - id: team
+    slack_webhook: "http://127.0.0.1:{port}/services/T01/B02/{webhook}"
+    interests: "attention, quantised caches, speculative decoding"
+    digest_days: daily
+    digest_time: "00:00"
+fetch_timeout_seconds: 1.5
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[hostile.Hostile]:
+    state = hostile.Hostile(port=free_port())
+    running = hostile.start(state)
+    try:
+        yield state
+    finally:
+        hostile.stop(running, state)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, server: hostile.Hostile) -> Path:
+    (tmp_path / "subscribers.yaml").write_text(
+        CONFIG.format(
+            user=hostile.USER,
+            password=hostile.PASSWORD,
+            token=hostile.TOKEN,
+            port=server.port,
+            webhook=WEBHOOK_SECRET,
+        )
+    )
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    return {**base, "PAPERWIRE_SECRET": "signing-key-for-tests", "PYTHONUNBUFFERED": "1"}
+
+
+def paperwire(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "paperwire", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def assert_no_secret(where: str, data: bytes) -> None:
+    for secret in SECRETS:
+        assert secret.encode() not in data, f"{secret!r} found in {where}"
+
+
+def assert_no_secret_in_files(folder: Path) -> None:
+    """Every file left behind: the database (and its -wal), the outbox, anything else."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != "subscribers.yaml":
+            assert_no_secret(str(path), path.read_bytes())
+
+
+def test_fetch_verbose_prints_and_stores_no_credentials(workdir, server):
+    result = paperwire("-v", "fetch", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert f"http://***@127.0.0.1:{server.port}/private: 2 new, 0 already known" in out
+    assert f"http://127.0.0.1:{server.port}/private-token?api_key=***: 1 new" in out
+    assert (
+        f"http://***@127.0.0.1:{server.port}/drop: error: feed http://***@127.0.0.1:"
+        f"{server.port}/drop: broken response: peer closed connection" in out
+    )
+    err = result.stderr.decode()
+    assert f'HTTP Request: GET http://***@127.0.0.1:{server.port}/private "HTTP/1.1 200' in err
+    assert_no_secret("stdout", result.stdout)
+    assert_no_secret("stderr", result.stderr)
+    assert_no_secret_in_files(workdir)
+    # the credentials were really sent, so the feed really needed them
+    assert server.requests[0][1]["Authorization"].startswith("Basic ")
+
+
+def test_run_once_posts_to_the_webhook_and_logs_none_of_it(workdir, server):
+    result = paperwire("-v", "run", "--once", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert [path for path, _ in server.posts] == [f"/services/T01/B02/{WEBHOOK_SECRET}"]
+    err = result.stderr.decode()
+    # not a Slack host, so it is the configured webhook's path that is masked, exactly
+    assert f'HTTP Request: POST http://127.0.0.1:{server.port}/*** "HTTP/1.1 200' in err
+    assert_no_secret("stdout", result.stdout)
+    assert_no_secret("stderr", result.stderr)
+    assert_no_secret_in_files(workdir)
+
+
+def test_the_daemon_json_log_carries_no_secret(workdir, server):
+    log = workdir / "daemon.log"
+    with log.open("wb") as sink:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "paperwire", "-v", "run", "--log-json", "--no-web"],
+            cwd=workdir,
+            env=_env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while b"fetch:" not in log.read_bytes() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=20)
+    data = log.read_bytes()
+    lines = [json.loads(line) for line in data.decode().splitlines()]
+    messages = [line["message"] for line in lines]
+    assert any(
+        m.startswith(f"HTTP Request: GET http://***@127.0.0.1:{server.port}/private")
+        for m in messages
+    ), messages
+    assert any(m.startswith("fetch http://***@127.0.0.1") for m in messages), messages
+    assert_no_secret("the JSON log", data)
+    assert_no_secret_in_files(workdir)
+
+
+# -- the redaction rules themselves -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:pa55@host.example/feed", "https://***@host.example/feed"),
+        ("https://ghp_token123@host.example/feed", "https://***@host.example/feed"),
+        (
+            "https://host.example/rss?cat=cs.LG&api_key=k1&token=t2&access_token=t3",
+            "https://host.example/rss?cat=cs.LG&api_key=***&token=***&access_token=***",
+        ),
+        ("https://hooks.slack.com/services/T0/B0/XXXX", "https://hooks.slack.com/services/***"),
+        ("https://chat.example/hooks/abcdef", "https://chat.example/hooks/***"),
+        ("https://discord.com/api/webhooks/123/tok", "https://discord.com/api/webhooks/***"),
+        (
+            "https://export.arxiv.org/api/query?id_list=2309.06180&max_results=1",
+            "https://export.arxiv.org/api/query?id_list=2309.06180&max_results=1",
+        ),
+        ("https://arxiv.org/abs/2401.12345v2", "https://arxiv.org/abs/2401.12345v2"),
+        ("smtp://user:pa55@mail.example:587", "smtp://***@mail.example:587"),
+        ("feeds/lab.xml", "feeds/lab.xml"),
+        ("bundled:sample-daily-papers.xml", "bundled:sample-daily-papers.xml"),
+    ],
+)
+def test_redact_url(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_redact_finds_urls_inside_text():
+    text = (
+        'GET https://u:p@h.example/x?key=abc "200 OK", then https://hooks.slack.com/services/T/B/C'
+    )
+    assert redact(text) == (
+        'GET https://***@h.example/x?key=*** "200 OK", then https://hooks.slack.com/services/***'
+    )
+
+
+def test_the_filter_redacts_arguments_and_tracebacks_of_any_logger():
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    handler = Keep()
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("thirdparty.test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("posting to %s (%d)", "https://hooks.slack.com/services/T/B/C", 3)
+        try:
+            raise ValueError("bad https://u:secretpw@h.example/")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    assert records[0] == "posting to https://hooks.slack.com/services/*** (3)"
+    assert records[1].startswith("failed\nTraceback")
+    assert "secretpw" not in records[1] and "https://***@h.example/" in records[1]
