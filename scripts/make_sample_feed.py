@@ -1,61 +1,66 @@
-"""Build the bundled offline sample feed from ../shared/data/daily-papers-seeds.jsonl.
+"""Build the bundled offline sample feeds (``src/paperwire/data/sample-*``) from real records.
 
-The seeds are real Hugging Face Daily Papers listings (title, abstract, date, upvotes) without
-arXiv ids, so each item's guid is a stable ``urn:paperwire:sample:`` id derived from its title.
+- ``sample-arxiv-cs.xml``: 170 of the 690 real items of arXiv's ``cs`` RSS feed of 2025-04-11
+  (``../shared/data/arxiv-frontpage/downloads_2025-04-11.jsonl``), written in rss.arxiv.org's
+  format by ``scripts/arxiv_rss.py``: every item about what the demo readers follow (faster or
+  smaller language models, retrieval), then the day's other items in feed order, as the rest of
+  a real day's listing.
+- ``sample-hf-daily-papers.json``: the 30 papers of Hugging Face's ``/api/daily_papers`` for
+  2026-06-12 (``../shared/data/feeds/hf_daily_papers_2026-06-12_sotawhat.json``), keeping the
+  fields paperwire reads.
 
-    python scripts/make_sample_feed.py ../shared/data/daily-papers-seeds.jsonl \
-        src/paperwire/data/sample-daily-papers.xml
+Every paper keeps its real arXiv id, authors and date, so its links open the real abstract page
+and PDF.
+
+    python scripts/make_sample_feed.py ../shared/data src/paperwire/data
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
-import hashlib
 import json
+import re
 import sys
-from xml.sax.saxutils import escape
+from pathlib import Path
+
+from arxiv_rss import load_items, rss
+
+ARXIV_PAPERS = 170
+# What the three demo readers follow (src/paperwire/data/example-subscribers.yaml).
+DEMO_TOPICS = re.compile(
+    r"retriev|rerank|quantiz|KV cache|key-value|speculative|pruning|distill|low-rank|LoRA|compress",
+    re.IGNORECASE,
+)
+HF_PAPER_FIELDS = ("id", "authors", "publishedAt", "title", "summary", "upvotes")
+
+
+def arxiv_sample(source: Path) -> str:
+    items = load_items(source / "arxiv-frontpage" / "downloads_2025-04-11.jsonl")
+    on_topic = [i for i in items if DEMO_TOPICS.search(f"{i['title']} {i['abstract']}")]
+    others = [i for i in items if i not in on_topic]
+    chosen = {id(i) for i in on_topic + others[: max(0, ARXIV_PAPERS - len(on_topic))]}
+    return rss([i for i in items if id(i) in chosen])  # in the day's own order
+
+
+def hf_sample(source: Path) -> str:
+    raw = json.loads(
+        (source / "feeds" / "hf_daily_papers_2026-06-12_sotawhat.json").read_text("utf-8")
+    )
+    kept = []
+    for item in raw:
+        paper = {key: item["paper"][key] for key in HF_PAPER_FIELDS if key in item["paper"]}
+        paper["authors"] = [
+            {"name": a["name"], "hidden": a.get("hidden", False)} for a in paper["authors"]
+        ]
+        kept.append({"paper": paper, "publishedAt": item["publishedAt"], "title": item["title"]})
+    return json.dumps(kept, ensure_ascii=False, indent=1) + "\n"
 
 
 def main(source: str, target: str) -> None:
-    seen: dict[str, dict] = {}
-    with open(source, encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            key = " ".join(record["title"].lower().split())
-            old = seen.get(key)
-            if old is None or (record.get("upvotes") or 0) > (old.get("upvotes") or 0):
-                seen[key] = record
-    items = []
-    for record in seen.values():
-        guid = "urn:paperwire:sample:" + hashlib.sha1(record["title"].encode()).hexdigest()[:12]
-        try:
-            when = dt.datetime.strptime(record["published"], "%b %d, %Y").replace(tzinfo=dt.UTC)
-        except (KeyError, ValueError):
-            when = None
-        by = record.get("org") or ""  # the listings give an organisation or only a head count
-        items.append(
-            "  <item>\n"
-            f"    <title>{escape(record['title'])}</title>\n"
-            f'    <guid isPermaLink="false">{guid}</guid>\n'
-            f"    <link>https://huggingface.co/papers?q={escape(record['title'][:80].replace(' ', '+'))}</link>\n"
-            f"    <description>{escape(record['abstract'])}</description>\n"
-            + (f"    <dc:creator>{escape(by)}</dc:creator>\n" if by else "")
-            + (f"    <pubDate>{email.utils.format_datetime(when)}</pubDate>\n" if when else "")
-            + "  </item>\n"
-        )
-    with open(target, "w", encoding="utf-8") as out:
-        out.write(
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">\n<channel>\n'
-            "  <title>Paperwire sample: Hugging Face Daily Papers on efficient LLM inference</title>\n"
-            "  <link>https://huggingface.co/papers</link>\n"
-            "  <description>Real Daily Papers listings (KV cache, quantization, RAG, inference "
-            "efficiency), bundled for the offline demo.</description>\n"
-            + "".join(items)
-            + "</channel>\n</rss>\n"
-        )
-    print(f"{len(items)} papers written to {target}")
+    source_dir, target_dir = Path(source), Path(target)
+    arxiv = arxiv_sample(source_dir)
+    (target_dir / "sample-arxiv-cs.xml").write_text(arxiv, encoding="utf-8")
+    (target_dir / "sample-hf-daily-papers.json").write_text(hf_sample(source_dir), "utf-8")
+    print(f"{arxiv.count('<item>')} arXiv items and 30 Daily Papers written to {target_dir}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from paperwire.alerts import find_alerts
 from paperwire.paper import Paper
 from paperwire.sources import parse_document
 
-from .conftest import DATA, FIXTURES
+from .conftest import FIXTURES
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 RAG = "retrieval augmented generation dense retrieval reranking grounded answers"
@@ -39,7 +39,7 @@ def history(store):
     for name in ("arxiv_rss_cs.xml", "arxiv_rss_cs_LG.xml"):
         papers, _ = parse_document((FIXTURES / name).read_bytes(), source=name)
         store.add_papers(papers, now=NOW - dt.timedelta(days=3))
-    api = DATA / "feeds" / "arxiv_api_atom_2026_q-testing_m100.xml"
+    api = FIXTURES / "arxiv_api_atom_2026_q-testing_m100.xml"
     papers, _ = parse_document(api.read_bytes(), source="api")
     store.add_papers(papers, now=NOW - dt.timedelta(days=5))
     assert store.count_papers() >= 150

@@ -34,11 +34,13 @@ def paperwire(
     )
 
 
+@pytest.mark.timeout(150)  # two real runs of the whole pipeline, ~10 s each on an idle machine
 def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     """The README's first command: no config, no network, mail lands in ./outbox."""
     result = paperwire("run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret"})
     assert result.returncode == 0, result.stderr
-    assert "sample-daily-papers: 319 new, 0 already known" in result.stdout
+    assert "arxiv-cs-sample: 170 new, 0 already known" in result.stdout
+    assert "hf-daily-sample: 30 new, 0 already known" in result.stdout
     assert "3 sent, 0 failed" in result.stdout
     emls = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(emls) == 3

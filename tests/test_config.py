@@ -169,7 +169,10 @@ def test_missing_file_and_bundled_default(tmp_path: Path):
         load_config(tmp_path / "nope.yaml", env={})
     # no path and no ./subscribers.yaml: the bundled example makes the demo work anywhere
     config = load_config(None, env={})
-    assert config.feeds[0].url == "bundled:sample-daily-papers.xml"
+    assert [f.url for f in config.feeds] == [
+        "bundled:sample-arxiv-cs.xml",
+        "bundled:sample-hf-daily-papers.json",
+    ]
     assert len(config.subscribers) >= 2
 
 

@@ -26,3 +26,21 @@ def test_ci_runs_the_readme_test_command():
 def test_every_command_is_in_the_readme():
     for name in cli.commands:
         assert f"`paperwire {name}" in README, name
+
+
+def test_ci_requires_the_browser_tests_to_run():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ci.index("export PAPERWIRE_REQUIRE_BROWSER=1\n") < ci.index("&& pytest\n")
+
+
+def test_the_suite_reads_only_its_own_fixtures_and_says_where_each_came_from():
+    # a user's clone has no ../shared/ beside it
+    for test_file in (REPO / "tests").glob("*.py"):
+        if test_file.name == Path(__file__).name:
+            continue
+        assert '"shared"' not in test_file.read_text(), test_file.name
+    fixtures = REPO / "tests" / "fixtures"
+    listed = (fixtures / "README.md").read_text()
+    for fixture in fixtures.iterdir():
+        if fixture.name != "README.md":
+            assert f"| `{fixture.name}` |" in listed, fixture.name

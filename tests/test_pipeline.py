@@ -216,10 +216,10 @@ def test_the_ledger_admits_each_delivery_once(store):
 
 
 def test_seed_papers_are_fetched_from_the_arxiv_api(store, make_config, http_server):
-    from .conftest import DATA
+    from .conftest import FIXTURES
 
     http_server.routes["/api/query?id_list=1605.08386&max_results=1"] = Route(
-        (DATA / "feeds" / "arxiv_api_atom_2026_id-1605.08386.xml").read_bytes()
+        (FIXTURES / "arxiv_api_atom_2026_id-1605.08386.xml").read_bytes()
     )
     config = make_config(
         f"feeds: []\narxiv_api_url: {http_server.url('/api/query')}\nsubscribers:\n"

@@ -76,3 +76,59 @@ def test_plain_abstract_is_the_template_filters_computed_once():
     for text in (long, "short", "", "two\n\nparagraphs " * 30, None):
         assert render.plain_abstract(text) == chain.render(text=text)
     assert render.plain_abstract(long).count("\n   ") >= 5  # wrapped and indented
+
+
+def _digest_text(paper: dict) -> str:
+    pick = Pick("2504.06419", "SPIRe", "https://arxiv.org/abs/2504.06419", 1.0, ["new"], paper)
+    ctx = render.context(
+        subscriber_name="Ada",
+        picks=[pick],
+        links=Links("http://x", Signer("k"), "ada"),
+        kind="digest",
+        period="2026-11-23",
+        since=dt.datetime(2026, 11, 16, tzinfo=dt.UTC),
+    )
+    return render.render_email(ctx, "Subject").text
+
+
+def test_plain_text_part_says_what_the_picks_came_from_and_leaves_no_blank_looking_lines():
+    text = _digest_text(
+        {
+            "authors": ["Sanjit Neelam", "Daniel Heinlein"],
+            "published": "2025-04-11T04:00:00+00:00",
+            "pdf_url": "https://arxiv.org/pdf/2504.06419",
+            "abstract": "Speculative decoding.",
+        }
+    )
+    assert text.splitlines()[:9] == [
+        "Your papers for 2026-11-23, Ada: 1 picked for you from those paperwire received "
+        "since 2026-11-16.",
+        "",
+        "1. SPIRe",
+        "   Sanjit Neelam, Daniel Heinlein · 2025-04-11",
+        "   https://arxiv.org/abs/2504.06419",
+        "   PDF: https://arxiv.org/pdf/2504.06419",
+        "   Why: new",
+        "",
+        "   Speculative decoding.",
+    ]
+    bare = _digest_text({})  # no authors, no date, no PDF: no line of spaces in their place
+    assert [line for line in bare.splitlines() if line and not line.strip()] == []
+    assert "1. SPIRe\n   https://arxiv.org/abs/2504.06419\n   Why: new\n" in bare
+
+
+def test_html_part_says_what_the_picks_came_from():
+    pick = Pick("2504.06419", "SPIRe", "https://arxiv.org/abs/2504.06419", 1.0, ["new"], {})
+    ctx = render.context(
+        subscriber_name="Ada",
+        picks=[pick],
+        links=Links("http://x", Signer("k"), "ada"),
+        kind="digest",
+        period="2026-11-23",
+        since=dt.datetime(2026, 11, 16, tzinfo=dt.UTC),
+    )
+    lede = re.search(r'<p class="lede"[^>]*>(.*?)</p>', render.render_email(ctx, "S").html)
+    assert lede is not None
+    assert lede.group(1) == (
+        "Hello Ada, 1 paper picked for you from those paperwire received since 2026-11-16."
+    )

@@ -14,9 +14,9 @@ from paperwire.paper import arxiv_id, arxiv_version, clean_text
 from paperwire.sources import fetch_feed, parse_document
 from paperwire.sources.http import HttpCache, Limits, get, make_async_client
 
-from .conftest import DATA, FIXTURES, Route
+from .conftest import FIXTURES, Route
 
-FEEDS = DATA / "feeds"
+FEEDS = FIXTURES
 
 
 @pytest.mark.parametrize(

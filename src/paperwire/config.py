@@ -211,7 +211,10 @@ def bundled_path(name: str) -> Path:
     """Path of a file shipped inside the package (``paperwire/data/NAME``)."""
     path = Path(str(resources.files("paperwire") / "data" / name))
     if not path.exists():
-        raise ConfigError(f"no bundled file {name!r}; bundled feeds: sample-daily-papers.xml")
+        raise ConfigError(
+            f"no bundled file {name!r}; bundled feeds: sample-arxiv-cs.xml, "
+            "sample-hf-daily-papers.json"
+        )
     return path
 
 
