@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .config import Config, SubscriberConfig
 from .errors import ConfigError, FeedbackError, PaperwireError
 from .feedback import VOTES, Signer, VoteClaim, apply_vote, signer_for
+from .profile_cache import WAIT_SECONDS as PROFILE_WAIT
 from .profile_cache import ProfileCache
 from .render import render_page, templates_dir
 from .store import Store, utcnow
@@ -102,20 +103,24 @@ def create_app(
     workers: int = WORKERS,
     max_pending: int = MAX_PENDING,
     deadline: float = REQUEST_DEADLINE,
+    profile_wait: float = PROFILE_WAIT,
 ) -> Guard:
     """The ASGI app; ``get_config`` is called per request, so a reloaded config takes effect.
 
     The Slack signing secret comes from the argument, else ``PAPERWIRE_SLACK_SIGNING_SECRET``;
     without one, ``/slack/actions`` answers 404. Page work runs on ``workers`` threads with at
     most ``max_pending`` requests queued or running (more get 503 + Retry-After); the caller
-    that runs the app calls ``close()`` on it after the server stopped.
+    that runs the app calls ``close()`` on it after the server stopped. A profile page waits
+    up to ``profile_wait`` seconds for terms being computed, then shows the previous ones.
     """
     pool = WorkPool(workers=workers, max_pending=max_pending, deadline=deadline)
+    profiles = ProfileCache(Path(db_path), wait=profile_wait)
     feedback = FeedbackApp(
         get_config,
         Path(db_path),
         slack_signing_secret or os.environ.get(SLACK_SECRET_ENV) or None,
         pool=pool,
+        profiles=profiles,
     )
     app = Starlette(
         routes=[
@@ -137,7 +142,13 @@ def create_app(
             Exception: _server_error,
         },
     )
-    return Guard(app, close=pool.close)
+
+    def close(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        pool_done = pool.close(timeout)
+        return profiles.close(max(deadline - time.monotonic(), 0)) and pool_done
+
+    return Guard(app, close=close)
 
 
 class FeedbackApp:
@@ -150,6 +161,7 @@ class FeedbackApp:
         slack_secret: str | None,
         *,
         pool: WorkPool,
+        profiles: ProfileCache,
     ):
         self.get_config = get_config
         self.db_path = db_path
@@ -157,7 +169,7 @@ class FeedbackApp:
         self._pool = pool
         self._lock = threading.Lock()
         self._signer: tuple[str | None, Signer] | None = None
-        self.profiles = ProfileCache()
+        self.profiles = profiles
         # Vote ordering: (subscriber, paper) -> arrival (monotonic) of the click last applied.
         self._votes_lock = threading.Lock()
         self._last_click: dict[tuple[str, str], float] = {}
@@ -376,9 +388,7 @@ class FeedbackApp:
             sub = _subscriber(config, _read_subscriber(signer, "profile", token))
             override = store.interests_overrides().get(sub.id)
             votes = store.votes([sub.id])
-            learned = self.profiles.learned(
-                store, sub, override=override, votes=votes, now=utcnow()
-            )
+            terms = self.profiles.terms(store, sub, override=override, votes=votes, now=utcnow())
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
             unsubscribed = sub.id in store.unsubscribed()
         recent = []
@@ -397,8 +407,10 @@ class FeedbackApp:
         html = render_page(
             "profile.html",
             subscriber_name=sub.name or sub.id,
-            positive=learned.positive,
-            negative=learned.negative,
+            positive=terms.learned.positive if terms.learned else [],
+            negative=terms.learned.negative if terms.learned else [],
+            terms_current=terms.current,
+            terms_known=terms.learned is not None,
             interests=override if override is not None else sub.interests,
             config_interests=sub.interests,
             edited=override is not None,
