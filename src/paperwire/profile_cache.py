@@ -31,7 +31,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 MAX_READERS = 256  # readers whose learned terms are kept; one entry is a few kilobytes
-WAIT_SECONDS = 0.8  # how long a page waits for terms being computed before showing old ones
+WAIT_SECONDS = 0.3  # how long a page waits for terms being computed before showing old ones
 
 
 @dataclass(frozen=True)
