@@ -20,6 +20,7 @@ reloads the config (an invalid one is reported and the old one kept).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -28,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -114,12 +115,29 @@ class Daemon:
         self.stopping = threading.Event()
         self._sending = threading.Lock()  # one send (digests or alerts) at a time: the ledger
         self._fetching = threading.Lock()  # held while a fetch job runs (its own thread)
+        self._running = 0  # jobs in progress; shutdown waits for none (or exits without them)
+        self._idle = threading.Condition()
         self._server = None
         self._app = None
 
     # -- jobs ---------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _job(self) -> Iterator[None]:
+        with self._idle:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
     def fetch_job(self) -> None:
+        with self._job():
+            self._fetch()
+
+    def _fetch(self) -> None:
         if self.stopping.is_set():
             return
         with self._fetching, Store(self.db_path) as store:
@@ -134,6 +152,8 @@ class Daemon:
                 if self.stopping.is_set():
                     return
                 with self._sending:
+                    if self.stopping.is_set():  # it came while this job waited for the lock
+                        return
                     alerts = pipeline.send_alerts(
                         store, config, now=self.clock(), outbox=self.outbox, stop=self.stopping
                     )
@@ -142,10 +162,16 @@ class Daemon:
                 log.error("fetch job failed: %s", exc)
 
     def tick_job(self) -> None:
+        with self._job():
+            self._tick()
+
+    def _tick(self) -> None:
         if self.stopping.is_set():
             return
         self.holder.reload_if_changed()
         with self._sending, Store(self.db_path) as store:
+            if self.stopping.is_set():  # it came while this job waited for the lock
+                return
             try:
                 report = pipeline.send_due(
                     store,
@@ -226,15 +252,17 @@ class Daemon:
         if self._app is not None:
             clean &= self._app.close(timeout=min(2.0, left()))
         # The jobs in progress see `stopping` between feeds and between messages.
-        for name, lock in (("send", self._sending), ("fetch", self._fetching)):
-            if lock.acquire(timeout=left()):
-                lock.release()
-            else:
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._running == 0, timeout=left()):
                 clean = False
                 log.warning(
-                    "a %s job was still running at shutdown; what it had not finished "
-                    "resumes on restart",
-                    name,
+                    "%s still running at shutdown; what it had not finished resumes on restart",
+                    " and ".join(
+                        name
+                        for name, lock in (("a send", self._sending), ("a fetch", self._fetching))
+                        if lock.locked()
+                    )
+                    or "a job",
                 )
         log.info("stopped")
         if not clean:
