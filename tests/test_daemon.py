@@ -119,3 +119,171 @@ def test_daemon_sends_the_digest_once_stops_cleanly_and_does_not_resend(
     finally:
         code, _ = stop(proc, signal.SIGINT)
     assert code == 0
+
+
+# -- SIGTERM at any moment ------------------------------------------------------------------
+
+
+class DripServer:
+    """A feed server that sends its headers, then one byte every ``every`` seconds, forever:
+    each read succeeds, so only an overall deadline (or a stop) ends the download."""
+
+    def __init__(self, every: float = 1.0):
+        import socket
+        import threading
+
+        self.every = every
+        self.requests = 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/drip.xml"
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                self.requests += 1
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                    b"Content-Length: 100000000\r\n\r\n<"
+                )
+                while not self._stop.wait(self.every):
+                    conn.sendall(b" ")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+def _config(tmp_path: Path, feeds: list[str], *, due: str = "00:00:00") -> None:
+    lines = ["feeds:"] + [f"  - url: {url}" for url in feeds]
+    lines += [
+        "subscribers:",
+        '  - id: ada\n    email: ada@example.org\n    interests: "language models"',
+        f'    timezone: UTC\n    digest_time: "{due}"\n    digest_days: daily\n    digest_size: 3',
+    ]
+    (tmp_path / "subscribers.yaml").write_text("\n".join(lines) + "\n")
+
+
+def _env(smtp_server) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env.update(PAPERWIRE_SMTP_URL=smtp_server.url, PAPERWIRE_SECRET="s3cret-signing-key-4711")
+    return env
+
+
+def _answers(url: str) -> dict:
+    try:
+        return httpx.get(url, timeout=5).json()
+    except httpx.HTTPError:
+        return {}
+
+
+def _no_crash(log: str) -> None:
+    assert "Traceback" not in log and "Fatal Python error" not in log, log[-3000:]
+
+
+def test_sigterm_while_serving_concurrent_requests_exits_0(tmp_path, http_server, smtp_server):
+    import threading
+
+    from paperwire.feedback import Signer
+
+    http_server.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes())
+    _config(tmp_path, [http_server.url("/rss/cs")])
+    port = free_port()
+    proc = start(tmp_path, _env(smtp_server), port)
+    signer = Signer("s3cret-signing-key-4711")
+    base = f"http://127.0.0.1:{port}"
+    answers: list[int | str] = []
+    stop_load = threading.Event()
+    try:
+        assert wait_for(lambda: _answers(f"{base}/healthz"), timeout=30)
+        assert wait_for(lambda: _answers(f"{base}/healthz").get("last_fetch"), timeout=30)
+        from paperwire.store import Store
+
+        with Store(tmp_path / "paperwire.db") as store:
+            papers = [p["paper_id"] for p in store.corpus()][:20]
+        assert papers
+        paths = [f"/profile/{signer.subscriber_token('profile', 'ada')}", "/healthz"]
+        paths += [f"/v/{signer.vote_token('ada', p, 'up')}" for p in papers]
+
+        def clicker(k: int) -> None:
+            with httpx.Client(base_url=base, timeout=20) as client:
+                i = k
+                while not stop_load.is_set():
+                    path = paths[i % len(paths)]
+                    i += 1
+                    try:
+                        if path.startswith("/v/") and i % 2:
+                            answers.append(client.post(path).status_code)
+                        else:
+                            answers.append(client.get(path).status_code)
+                    except httpx.HTTPError as exc:
+                        answers.append(type(exc).__name__)
+
+        clickers = [threading.Thread(target=clicker, args=(k,)) for k in range(8)]
+        for thread in clickers:
+            thread.start()
+        assert wait_for(lambda: answers.count(200) >= 20, timeout=30)
+        code, _ = stop(proc)  # in the middle of the requests
+    finally:
+        stop_load.set()
+        if proc.poll() is None:
+            proc.kill()
+    for thread in clickers:
+        thread.join(30)
+    assert code == 0
+    assert {a for a in answers if isinstance(a, int)} <= {200, 303, 503}
+    log = (tmp_path / "daemon.log").read_text()
+    _no_crash(log)
+    assert '"message": "stopped"' in log
+
+
+def test_sigterm_while_a_fetch_drips_exits_0_and_digests_do_not_wait_for_it(
+    tmp_path, http_server, smtp_server
+):
+    http_server.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes())
+    drip = DripServer(every=1.0)
+    env = _env(smtp_server)
+    try:
+        # The papers already stored, from an earlier fetch.
+        _config(tmp_path, [http_server.url("/rss/cs")])
+        fetched = subprocess.run(
+            [sys.executable, "-m", "paperwire", "fetch"], cwd=tmp_path, env=env, timeout=60
+        )
+        assert fetched.returncode == 0
+        due = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)).strftime("%H:%M:%S")
+        _config(tmp_path, [drip.url(), http_server.url("/rss/cs")], due=due)
+        proc = start(tmp_path, env, free_port())
+        try:
+            assert wait_for(lambda: drip.requests >= 1, timeout=30)
+            # The fetch is stuck on the drip feed; the due digest goes out anyway.
+            assert wait_for(lambda: len(smtp_server.messages) == 1, timeout=40), (
+                tmp_path / "daemon.log"
+            ).read_text()
+            assert proc.poll() is None
+            code, _ = stop(proc)  # while the download still drips
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        drip.close()
+    assert code == 0
+    log = (tmp_path / "daemon.log").read_text()
+    _no_crash(log)
+    assert '"message": "stopped"' in log

@@ -135,11 +135,14 @@ def web_fixture(tmp_path: Path, make_config, monkeypatch: pytest.MonkeyPatch) ->
     with Store(db_path) as store:
         store.add_papers(PAPERS)
     monkeypatch.setenv("PAPERWIRE_SLACK_SIGNING_SECRET", SLACK_SECRET)
-    stop = serve(create_app(lambda: config, db_path), port)
+    # Pages wait for the profile model as long as it takes: tests assert terms, not timings.
+    app = create_app(lambda: config, db_path, profile_wait=60)
+    stop = serve(app, port)
     try:
         yield WebApp(f"http://127.0.0.1:{port}", config, db_path, Signer(SECRET))
     finally:
         stop()
+        assert app.close(10)
 
 
 @pytest.fixture

@@ -2,26 +2,34 @@
 
 Jobs (APScheduler 3, in a background thread):
 
-* **fetch** every ``fetch_interval_minutes``: fetch all feeds, then send instant alerts;
+* **fetch** every ``fetch_interval_minutes`` (a thread of its own): fetch all feeds, then send
+  instant alerts;
 * **tick** every ``tick_seconds``: send every digest whose slot has come (each subscriber's
   own time zone, digest time and days), and reload ``subscribers.yaml`` if it changed.
 
+A slow fetch never holds up a tick: digests go out with the papers already stored. Sends (ticks
+and alerts) take turns, since they share the ledger; a tick that comes while a send is running
+is skipped, so a digest whose minute came during a long send goes out when that send ends.
+
 The scheduler only decides *when to look*; the delivery ledger decides *what is due*, so a
 restart, a missed run or a DST change can neither skip nor double a digest. SIGTERM and Ctrl-C
-stop new work, let in-flight sends stop between messages, and exit 0; SIGHUP reloads the config
-(an invalid one is reported and the old one kept).
+stop new work and new requests, let in-flight sends stop between messages and in-flight
+requests finish, join every worker thread, and exit 0 within ``SHUTDOWN_SECONDS``; SIGHUP
+reloads the config (an invalid one is reported and the old one kept).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -35,6 +43,8 @@ from .store import Store, utcnow
 log = logging.getLogger("paperwire")
 
 SHUTDOWN_SECONDS = 8.0  # how long in-flight work may take to stop before we exit anyway
+WEB_GRACE_SECONDS = 3.0  # of those, how long in-flight requests may take to finish
+BLAS_THREADS = 1  # ranking runs beside the web app on a small machine; no BLAS thread pools
 
 
 class ConfigHolder:
@@ -103,34 +113,65 @@ class Daemon:
         self.grace = grace
         self.clock = clock
         self.stopping = threading.Event()
-        self._work = threading.Lock()  # one fetch or send at a time: they share the ledger
+        self._sending = threading.Lock()  # one send (digests or alerts) at a time: the ledger
+        self._fetching = threading.Lock()  # held while a fetch job runs (its own thread)
+        self._running = 0  # jobs in progress; shutdown waits for none (or exits without them)
+        self._idle = threading.Condition()
         self._server = None
+        self._app = None
 
     # -- jobs ---------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _job(self) -> Iterator[None]:
+        with self._idle:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
     def fetch_job(self) -> None:
+        with self._job():
+            self._fetch()
+
+    def _fetch(self) -> None:
         if self.stopping.is_set():
             return
-        with self._work, Store(self.db_path) as store:
+        with self._fetching, Store(self.db_path) as store:
             config = self.holder.get()
             try:
+                # Without the send lock: ticks go on sending with the papers already stored.
                 report = pipeline.fetch_all(
                     store, config, base_dir=self.base_dir, stop=self.stopping
                 )
                 if report.new or report.errors:
                     log.info("fetch: %d new papers, %d feed errors", report.new, report.errors)
-                alerts = pipeline.send_alerts(
-                    store, config, now=self.clock(), outbox=self.outbox, stop=self.stopping
-                )
+                if self.stopping.is_set():
+                    return
+                with self._sending:
+                    if self.stopping.is_set():  # it came while this job waited for the lock
+                        return
+                    alerts = pipeline.send_alerts(
+                        store, config, now=self.clock(), outbox=self.outbox, stop=self.stopping
+                    )
                 _log_lines(alerts)
             except PaperwireError as exc:
                 log.error("fetch job failed: %s", exc)
 
     def tick_job(self) -> None:
+        with self._job():
+            self._tick()
+
+    def _tick(self) -> None:
         if self.stopping.is_set():
             return
         self.holder.reload_if_changed()
-        with self._work, Store(self.db_path) as store:
+        with self._sending, Store(self.db_path) as store:
+            if self.stopping.is_set():  # it came while this job waited for the lock
+                return
             try:
                 report = pipeline.send_due(
                     store,
@@ -148,6 +189,14 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM / SIGINT; returns the exit status."""
+        from threadpoolctl import threadpool_limits
+
+        # BLAS pools of their own would fight the web app's threads for the cores, and a BLAS
+        # thread still working when the interpreter tears down has crashed the process.
+        with threadpool_limits(limits=BLAS_THREADS):
+            return self._run()
+
+    def _run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         if hasattr(signal, "SIGHUP"):
@@ -155,14 +204,20 @@ class Daemon:
                 signal.SIGHUP, lambda *_: threading.Thread(target=self.holder.reload).start()
             )
         scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(2)},
+            # A fetch has a thread of its own, so a slow feed never holds up a tick.
+            executors={"default": ThreadPoolExecutor(1), "fetch": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
         )
         interval = self.holder.get().fetch_interval_minutes
         now = dt.datetime.now(dt.UTC)
         scheduler.add_job(
-            self.fetch_job, "interval", minutes=interval, id="fetch", next_run_time=now
+            self.fetch_job,
+            "interval",
+            minutes=interval,
+            id="fetch",
+            next_run_time=now,
+            executor="fetch",
         )
         scheduler.add_job(
             self.tick_job,
@@ -182,20 +237,41 @@ class Daemon:
         while not self.stopping.wait(0.5):
             pass
         log.info("stopping: no new work; in-flight sends stop between messages")
-        scheduler.shutdown(wait=False)
-        if self._server is not None:
-            self._server.should_exit = True
         deadline = time.monotonic() + SHUTDOWN_SECONDS
-        # Wait for the job in progress (it sees `stopping` between feeds and between messages).
-        if self._work.acquire(timeout=max(deadline - time.monotonic(), 0)):
-            self._work.release()
-        else:
-            log.warning(
-                "a job was still running at shutdown; its pending deliveries resume on restart"
-            )
-        if web_thread is not None:
-            web_thread.join(timeout=max(deadline - time.monotonic(), 0.5))
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.0)
+
+        scheduler.shutdown(wait=False)
+        clean = True
+        if self._server is not None:
+            # Stop accepting; requests in flight get WEB_GRACE_SECONDS, then are cancelled.
+            self._server.should_exit = True
+            web_thread.join(timeout=min(WEB_GRACE_SECONDS + 1, left()))
+            clean &= not web_thread.is_alive()
+        if self._app is not None:
+            clean &= self._app.close(timeout=min(2.0, left()))
+        # The jobs in progress see `stopping` between feeds and between messages.
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._running == 0, timeout=left()):
+                clean = False
+                log.warning(
+                    "%s still running at shutdown; what it had not finished resumes on restart",
+                    " and ".join(
+                        name
+                        for name, lock in (("a send", self._sending), ("a fetch", self._fetching))
+                        if lock.locked()
+                    )
+                    or "a job",
+                )
         log.info("stopped")
+        if not clean:
+            # A thread still inside a download or native code would keep the interpreter from
+            # exiting, or crash it as it tears down; the ledger makes stopping here safe.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
 
     def _on_stop(self, signum: int, frame: object) -> None:
@@ -208,6 +284,7 @@ class Daemon:
 
         host, port = self.web
         app = create_app(self.holder.get, self.db_path)
+        self._app = app
         config = uvicorn.Config(
             app,
             host=host,
@@ -216,6 +293,7 @@ class Daemon:
             access_log=False,
             server_header=False,
             lifespan="off",
+            timeout_graceful_shutdown=WEB_GRACE_SECONDS,
         )
         self._server = uvicorn.Server(config)
         # Signals are ours: uvicorn only installs handlers in the main thread.

@@ -7,15 +7,18 @@ it can act for that subscriber on that paper, and for nobody else.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 from typing import Literal
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from .config import Config
 from .errors import FeedbackError
-from .store import Store
+from .store import Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,8 @@ VOTE_MAX_AGE = 180 * 86400  # a digest's links work for six months
 UNSUBSCRIBE_MAX_AGE = 5 * 365 * 86400  # RFC 8058 links must keep working for old messages
 PROFILE_MAX_AGE = 365 * 86400
 VOTES = {"up": 1, "down": -1}
+# payload.timestamp.signature, each unpadded URL-safe base64 (a compressed payload starts with ".")
+_TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)")
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,28 @@ class Signer:
         return data["s"]
 
     def _load(self, purpose: str, token: str, max_age: int) -> dict:
+        if not _canonical(token):
+            raise FeedbackError(f"this {purpose} link is invalid or was altered")
         try:
             return self._serializer(purpose).loads(token, max_age=max_age)
         except SignatureExpired:
             raise FeedbackError("this link has expired; use the links in a newer digest") from None
         except BadSignature:
             raise FeedbackError(f"this {purpose} link is invalid or was altered") from None
+
+
+def _canonical(token: str) -> bool:
+    """Whether the token is exactly as it was signed: base64 decoding skips characters outside
+    the alphabet and ignores the last character's spare bits, so ``token + "!!"`` would verify
+    too. Only the one spelling we issue is accepted."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        return False
+    signature = match.group(1)
+    try:
+        return base64_encode(base64_decode(signature)).decode("ascii") == signature
+    except BadData:
+        return False
 
 
 def signer_for(config: Config, store: Store) -> Signer:
@@ -118,13 +139,33 @@ class Links:
         return f"{self.base_url.rstrip('/')}/profile/{token}"
 
 
-def apply_vote(store: Store, config: Config, claim: VoteClaim, *, via: str) -> int | None:
-    """Record (or undo) the vote a verified claim carries; returns the vote now stored."""
+def apply_vote(
+    store: Store,
+    config: Config,
+    claim: VoteClaim,
+    *,
+    via: str,
+    clicked_at: dt.datetime | None = None,
+) -> bool:
+    """Record (or undo) the vote a verified claim carries; False if it was not applied.
+
+    With ``clicked_at`` (when the click reached the server), a click older than the stored
+    vote is not applied: the reader's latest click wins, whatever order they are processed in.
+    """
     config.subscriber(claim.subscriber_id)  # a removed subscriber's old links act for nobody
+    if clicked_at is not None:
+        stored = next(
+            (v for v in store.votes([claim.subscriber_id]) if v["paper_id"] == claim.paper_id),
+            None,
+        )
+        if stored is not None and stored["voted_at"] > iso(clicked_at):
+            return False
     if claim.action == "undo":
         store.remove_vote(claim.subscriber_id, claim.paper_id)
-        return None
+        return True
     if store.paper(claim.paper_id) is None:
         raise FeedbackError(f"unknown paper {claim.paper_id!r}")
-    store.record_vote(claim.subscriber_id, claim.paper_id, VOTES[claim.action], via=via)
-    return VOTES[claim.action]
+    store.record_vote(
+        claim.subscriber_id, claim.paper_id, VOTES[claim.action], via=via, now=clicked_at
+    )
+    return True

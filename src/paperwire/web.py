@@ -16,11 +16,14 @@ Safety rules, in the order a request meets them:
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,6 @@ from itsdangerous import SignatureExpired
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -40,12 +42,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import profile as profile_mod
 from .config import Config, SubscriberConfig
 from .errors import ConfigError, FeedbackError, PaperwireError
 from .feedback import VOTES, Signer, VoteClaim, apply_vote, signer_for
+from .profile_cache import WAIT_SECONDS as PROFILE_WAIT
+from .profile_cache import ProfileCache
 from .render import render_page, templates_dir
 from .store import Store, utcnow
+from .webpool import Saturated, WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,13 @@ HTTP_ERRORS = {
     404: ("Not found", "There is nothing at this address."),
     405: ("Method not allowed", "This page cannot be used that way."),
     413: ("Request too large", "The request body is larger than this server accepts."),
+    503: ("Busy", "The server is busy; try again in a few seconds."),
 }
+WORKERS = 4  # threads doing page work (SQLite, signing, the profile model); the rest queue
+MAX_PENDING = 32  # requests queued or running before new ones get 503 + Retry-After
+REQUEST_DEADLINE = 10.0  # seconds a request may wait in the queue before it is dropped (503)
+HEALTH_WAIT = 2.0  # /healthz waits this long for the store, then gives its last answer
+RECEIVED = "paperwire.received"  # scope key: (monotonic, wall clock) when the request arrived
 
 
 class Refused(Exception):
@@ -90,14 +100,27 @@ def create_app(
     db_path: str | os.PathLike,
     *,
     slack_signing_secret: str | None = None,
-) -> ASGIApp:
+    workers: int = WORKERS,
+    max_pending: int = MAX_PENDING,
+    deadline: float = REQUEST_DEADLINE,
+    profile_wait: float = PROFILE_WAIT,
+) -> Guard:
     """The ASGI app; ``get_config`` is called per request, so a reloaded config takes effect.
 
     The Slack signing secret comes from the argument, else ``PAPERWIRE_SLACK_SIGNING_SECRET``;
-    without one, ``/slack/actions`` answers 404.
+    without one, ``/slack/actions`` answers 404. Page work runs on ``workers`` threads with at
+    most ``max_pending`` requests queued or running (more get 503 + Retry-After); the caller
+    that runs the app calls ``close()`` on it after the server stopped. A profile page waits
+    up to ``profile_wait`` seconds for terms being computed, then shows the previous ones.
     """
+    pool = WorkPool(workers=workers, max_pending=max_pending, deadline=deadline)
+    profiles = ProfileCache(Path(db_path), wait=profile_wait)
     feedback = FeedbackApp(
-        get_config, Path(db_path), slack_signing_secret or os.environ.get(SLACK_SECRET_ENV) or None
+        get_config,
+        Path(db_path),
+        slack_signing_secret or os.environ.get(SLACK_SECRET_ENV) or None,
+        pool=pool,
+        profiles=profiles,
     )
     app = Starlette(
         routes=[
@@ -114,23 +137,45 @@ def create_app(
         ],
         exception_handlers={
             Refused: _refused,
+            Saturated: _saturated,
             HTTPException: _http_error,
             Exception: _server_error,
         },
     )
-    return Guard(app)
+
+    def close(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        pool_done = pool.close(timeout)
+        return profiles.close(max(deadline - time.monotonic(), 0)) and pool_done
+
+    return Guard(app, close=close)
 
 
 class FeedbackApp:
     """The request handlers; each opens its own Store (one SQLite connection per request)."""
 
-    def __init__(self, get_config: Callable[[], Config], db_path: Path, slack_secret: str | None):
+    def __init__(
+        self,
+        get_config: Callable[[], Config],
+        db_path: Path,
+        slack_secret: str | None,
+        *,
+        pool: WorkPool,
+        profiles: ProfileCache,
+    ):
         self.get_config = get_config
         self.db_path = db_path
         self._slack_secret = slack_secret
+        self._pool = pool
         self._lock = threading.Lock()
         self._signer: tuple[str | None, Signer] | None = None
-        self._corpus: tuple[int, profile_mod.Corpus] | None = None
+        self.profiles = profiles
+        # Vote ordering: (subscriber, paper) -> arrival (monotonic) of the click last applied.
+        self._votes_lock = threading.Lock()
+        self._last_click: dict[tuple[str, str], float] = {}
+        self._health: dict[str, Any] | None = None  # the last /healthz answer
+        self._health_lock = threading.Lock()
+        self._health_reading: threading.Event | None = None
 
     def __repr__(self) -> str:
         return f"FeedbackApp(db_path={os.fspath(self.db_path)!r})"
@@ -149,17 +194,47 @@ class FeedbackApp:
                 self._signer = (key, signer_for(config, store))
             return self._signer[1]
 
-    def corpus(self, store: Store) -> profile_mod.Corpus:
-        """The corpus text model, refitted only when the number of stored papers changes."""
-        count = store.count_papers()
-        with self._lock:
-            cached = self._corpus
-        if cached is not None and cached[0] == count:
-            return cached[1]
-        corpus = profile_mod.corpus_model(store)
-        with self._lock:
-            self._corpus = (count, corpus)
-        return corpus
+    async def work(self, request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run page work on the bounded pool; its deadline counts from the request's arrival."""
+        received = request.scope.get(RECEIVED, (time.monotonic(), None))[0]
+        return await self._pool.run(fn, *args, received=received)
+
+    def apply_in_order(
+        self,
+        store: Store,
+        config: Config,
+        claim: VoteClaim,
+        received: tuple[float, dt.datetime],
+        *,
+        via: str,
+    ) -> bool:
+        """Apply a click unless a newer click on the same paper by the same reader was applied.
+
+        Clicks are ordered by when they arrived, not by when a worker got to them: two quick
+        clicks (👍 then undo) may be processed in either order, and the reader meant the last.
+        The store's ``voted_at`` (the arrival time) orders clicks against other processes; the
+        memory here also remembers undos, which leave no row behind.
+        """
+        arrived, clicked_at = received
+        key = (claim.subscriber_id, claim.paper_id)
+        with self._votes_lock:
+            newer = self._last_click.get(key, float("-inf")) > arrived
+            if newer or not apply_vote(store, config, claim, via=via, clicked_at=clicked_at):
+                log.info(
+                    "vote %s on %s by %s: a newer click was already applied; ignored",
+                    claim.action,
+                    claim.paper_id,
+                    claim.subscriber_id,
+                )
+                return False
+            self._last_click[key] = arrived
+            if len(self._last_click) > 10_000:
+                # Older clicks than the deadline can no longer arrive at a worker (they are
+                # dropped with 503), so their entries are not needed.
+                horizon = time.monotonic() - 2 * self._pool.deadline
+                self._last_click = {k: t for k, t in self._last_click.items() if t >= horizon}
+        log.info("vote %s on %s by %s", claim.action, claim.paper_id, claim.subscriber_id)
+        return True
 
     def slack_secret(self, config: Config) -> str | None:
         # A config that grows a slack_signing_secret setting (file or env) takes precedence.
@@ -178,19 +253,36 @@ class FeedbackApp:
         return HTMLResponse(render_page("index.html"))
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(self._health))
+        """Always answers, and never behind the page workers: a busy app is still alive.
 
-    def _health(self) -> dict[str, Any]:
-        with self.store() as store:
-            fetch, send = store.last_event("fetch"), store.last_event("send")
-        return {
-            "status": "ok",
-            "last_fetch": _event(fetch),
-            "last_send": _event(send),
-        }
+        The last fetch and send are read by one thread of its own (requests that come while it
+        reads share its answer); if the read is slow (a locked database), the last answer is
+        given instead.
+        """
+        with self._health_lock:
+            done = self._health_reading
+            if done is None:
+                done = self._health_reading = threading.Event()
+                threading.Thread(
+                    target=self._read_health, args=(done,), name="healthz", daemon=True
+                ).start()
+        await _wait_event(done, timeout=HEALTH_WAIT)
+        return JSONResponse(self._health or {"status": "ok"})
+
+    def _read_health(self, done: threading.Event) -> None:
+        try:
+            with self.store() as store:
+                fetch, send = store.last_event("fetch"), store.last_event("send")
+            self._health = {"status": "ok", "last_fetch": _event(fetch), "last_send": _event(send)}
+        except Exception:  # a broken database: the app is up, the details are not
+            log.exception("healthz could not read the store")
+        finally:
+            with self._health_lock:
+                self._health_reading = None
+            done.set()
 
     async def vote_page(self, request: Request) -> Response:
-        return await run_in_threadpool(self._vote_page, request.path_params["token"])
+        return await self.work(request, self._vote_page, request.path_params["token"])
 
     def _vote_page(self, token: str) -> Response:
         config = self.get_config()
@@ -230,9 +322,14 @@ class FeedbackApp:
         _check_origin(request, self.get_config())
         async with request.form(max_files=0, max_fields=10) as form:
             to_profile = form.get("return_to") == "profile"
-        return await run_in_threadpool(self._vote_post, request.path_params["token"], to_profile)
+        received = request.scope.get(RECEIVED) or (time.monotonic(), utcnow())
+        return await self.work(
+            request, self._vote_post, request.path_params["token"], to_profile, received
+        )
 
-    def _vote_post(self, token: str, to_profile: bool) -> Response:
+    def _vote_post(
+        self, token: str, to_profile: bool, received: tuple[float, dt.datetime]
+    ) -> Response:
         config = self.get_config()
         with self.store() as store:
             signer = self.signer(config, store)
@@ -240,8 +337,7 @@ class FeedbackApp:
             sub = _subscriber(config, claim.subscriber_id)
             if claim.action != "undo":
                 _paper(store, claim.paper_id)
-            apply_vote(store, config, claim, via="web")
-            log.info("vote %s on %s by %s", claim.action, claim.paper_id, sub.id)
+            self.apply_in_order(store, config, claim, received, via="web")
         # Post/redirect/get: a reload shows the recorded vote instead of posting again.
         if to_profile:
             location = f"/profile/{signer.subscriber_token('profile', sub.id)}"
@@ -250,7 +346,7 @@ class FeedbackApp:
         return RedirectResponse(location, status_code=303)
 
     async def unsubscribe_page(self, request: Request) -> Response:
-        return await run_in_threadpool(self._unsubscribe, request.path_params["token"], None)
+        return await self.work(request, self._unsubscribe, request.path_params["token"], None)
 
     async def unsubscribe_post(self, request: Request) -> Response:
         # RFC 8058: mail providers POST "List-Unsubscribe=One-Click" from their servers, with
@@ -258,8 +354,8 @@ class FeedbackApp:
         _check_origin(request, self.get_config())
         async with request.form(max_files=0, max_fields=10) as form:
             resubscribe = form.get("action") == "resubscribe"
-        return await run_in_threadpool(
-            self._unsubscribe, request.path_params["token"], not resubscribe
+        return await self.work(
+            request, self._unsubscribe, request.path_params["token"], not resubscribe
         )
 
     def _unsubscribe(self, token: str, unsubscribe: bool | None) -> Response:
@@ -283,16 +379,16 @@ class FeedbackApp:
 
     async def profile_page(self, request: Request) -> Response:
         saved = request.query_params.get("saved") == "1"
-        return await run_in_threadpool(self._profile_page, request.path_params["token"], saved)
+        return await self.work(request, self._profile_page, request.path_params["token"], saved)
 
     def _profile_page(self, token: str, saved: bool) -> Response:
         config = self.get_config()
         with self.store() as store:
             signer = self.signer(config, store)
             sub = _subscriber(config, _read_subscriber(signer, "profile", token))
-            learned = profile_mod.learned_terms(store, sub, now=utcnow(), corpus=self.corpus(store))
             override = store.interests_overrides().get(sub.id)
             votes = store.votes([sub.id])
+            terms = self.profiles.terms(store, sub, override=override, votes=votes, now=utcnow())
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
             unsubscribed = sub.id in store.unsubscribed()
         recent = []
@@ -311,8 +407,10 @@ class FeedbackApp:
         html = render_page(
             "profile.html",
             subscriber_name=sub.name or sub.id,
-            positive=learned.positive,
-            negative=learned.negative,
+            positive=terms.learned.positive if terms.learned else [],
+            negative=terms.learned.negative if terms.learned else [],
+            terms_current=terms.current,
+            terms_known=terms.learned is not None,
             interests=override if override is not None else sub.interests,
             config_interests=sub.interests,
             edited=override is not None,
@@ -345,8 +443,8 @@ class FeedbackApp:
                 "Shorten them to the topics that matter most and save again.",
             )
         token = request.path_params["token"]
-        return await run_in_threadpool(
-            self._profile_post, token, interests if action == "save" else None
+        return await self.work(
+            request, self._profile_post, token, interests if action == "save" else None
         )
 
     def _profile_post(self, token: str, interests: str | None) -> Response:
@@ -382,7 +480,8 @@ class FeedbackApp:
             )
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return Response(status_code=200)
-        reply = await run_in_threadpool(self._slack_votes, config, payload)
+        received = request.scope.get(RECEIVED) or (time.monotonic(), utcnow())
+        reply = await self.work(request, self._slack_votes, config, payload, received)
         response_url = payload.get("response_url")
         if reply is None or not isinstance(response_url, str):
             return Response(status_code=200)
@@ -391,7 +490,9 @@ class FeedbackApp:
             status_code=200, background=BackgroundTask(_post_to_slack, response_url, reply)
         )
 
-    def _slack_votes(self, config: Config, payload: dict[str, Any]) -> dict[str, Any] | None:
+    def _slack_votes(
+        self, config: Config, payload: dict[str, Any], received: tuple[float, dt.datetime]
+    ) -> dict[str, Any] | None:
         message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
         blocks = message.get("blocks") if isinstance(message.get("blocks"), list) else []
         recorded: dict[str, str] = {}
@@ -406,7 +507,7 @@ class FeedbackApp:
                     _subscriber(config, claim.subscriber_id)
                     if claim.action != "undo":
                         _paper(store, claim.paper_id)
-                    apply_vote(store, config, claim, via="slack")
+                    self.apply_in_order(store, config, claim, received, via="slack")
                 except Refused as exc:
                     problem = exc.message
                     continue
@@ -489,6 +590,13 @@ def _event(event: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if event is None else {"at": event["at"], **event["detail"]}
 
 
+async def _wait_event(done: threading.Event, timeout: float) -> None:
+    """Wait for a thread's event without blocking the event loop (or taking a pool thread)."""
+    deadline = time.monotonic() + timeout
+    while not done.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+
+
 # -- cross-site checks ----------------------------------------------------------------------
 
 
@@ -505,16 +613,24 @@ def _check_origin(request: Request, config: Config) -> None:
     """Refuse POSTs a browser sends from another site; allow ones with no browser headers.
 
     Pages here send ``Referrer-Policy: no-referrer``, and browsers then send ``Origin: null``
-    on our own form posts, so a "null" origin is judged by ``Sec-Fetch-Site`` instead.
+    on our own form posts, so a "null" origin is judged by ``Sec-Fetch-Site`` instead. A
+    malformed ``Origin`` or ``Host`` (a bad port, a broken IPv6 literal) is the client's error:
+    400, never a server error.
     """
     origin = request.headers.get("origin")
     site = request.headers.get("sec-fetch-site")
     if origin and origin != "null":
         own = {_origin_of(config.base_url)}
         host = request.headers.get("host")
-        if host:
-            own.add(_origin_of(f"{request.url.scheme}://{host}"))
-        if _origin_of(origin) in own:
+        try:
+            if host:
+                own.add(_origin_of(f"{request.scope.get('scheme', 'http')}://{host}"))
+            theirs = _origin_of(origin)
+        except ValueError:
+            raise Refused(
+                400, "Bad request", "The request's Origin or Host header is malformed."
+            ) from None
+        if theirs in own:
             return
     elif site is None or site in ("same-origin", "none"):
         return
@@ -598,6 +714,13 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return _error_page(exc.status, exc.title, exc.message, exc.hint)
 
 
+async def _saturated(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Saturated)
+    title, message = HTTP_ERRORS[503]
+    headers = {"retry-after": str(exc.retry_after)}
+    return _error_page(503, title, message, "Nothing was changed.", headers=headers)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     title, message = HTTP_ERRORS.get(exc.status_code, ("Error", "This request failed."))
@@ -623,16 +746,28 @@ class _TooLarge(HTTPException):
 
 
 class Guard:
-    """Security headers on every response (error pages included) and the request body limit."""
+    """Security headers on every response (error pages included), the request body limit,
+    and each request's arrival time (deadlines and vote order count from it)."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = MAX_BODY,
+        close: Callable[[float], bool] | None = None,
+    ):
         self.app = app
         self.max_body = max_body
+        self._close = close
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop the app's worker threads (after the server stopped); True if all ended."""
+        return self._close(timeout) if self._close is not None else True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[RECEIVED] = (time.monotonic(), utcnow())
         static = scope.get("path", "").startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:

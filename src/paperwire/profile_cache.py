@@ -1,0 +1,151 @@
+"""The profile page's model work, done once per corpus change and reader, never per request.
+
+Fitting the corpus text model and a reader's calibrated profile cost from a few hundred
+milliseconds to seconds of CPU for a reader with a few 👍; redone on every page view, a few
+readers clicking around saturate the machine. Here:
+
+* the corpus model is fitted once per corpus version (one model in memory);
+* a reader's learned terms are kept in a bounded LRU, with the signals they were computed from
+  (corpus version, config, edited interests, votes, the day: vote weights decay with age);
+* all of that work runs on **one** background thread, so at most one core does model work
+  whatever the request rate. A page whose reader's signals changed waits up to ``wait``
+  seconds for the new terms, then shows the previous ones (marked as being updated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import profile as profile_mod
+from .config import SubscriberConfig
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_READERS = 256  # readers whose learned terms are kept; one entry is a few kilobytes
+WAIT_SECONDS = 0.3  # how long a page waits for terms being computed before showing old ones
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A reader's learned terms, and whether they reflect the reader's current signals."""
+
+    learned: profile_mod.Learned | None  # None: never computed yet
+    current: bool
+
+
+class ProfileCache:
+    """Learned terms per reader, computed by one background thread against one corpus model."""
+
+    def __init__(
+        self, db_path: Path, *, max_readers: int = MAX_READERS, wait: float = WAIT_SECONDS
+    ):
+        self.db_path = db_path
+        self.max_readers = max_readers
+        self.wait = wait
+        self._cond = threading.Condition()
+        self._corpus: tuple[Hashable, profile_mod.Corpus] | None = None
+        self._terms: OrderedDict[str, tuple[Hashable, profile_mod.Learned]] = OrderedDict()
+        self._wanted: OrderedDict[str, tuple[SubscriberConfig, Hashable, dt.datetime]] = (
+            OrderedDict()
+        )
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def terms(
+        self,
+        store: Store,
+        subscriber: SubscriberConfig,
+        *,
+        override: str | None,
+        votes: list[dict[str, Any]],
+        now: dt.datetime,
+    ) -> Terms:
+        """The reader's terms for these signals, if ready within ``wait``; else the last ones."""
+        key = (
+            store.corpus_version(),
+            subscriber.interests,
+            subscriber.seed_papers,
+            override,
+            tuple((v["paper_id"], v["vote"], v["voted_at"]) for v in votes),
+            now.date(),
+        )
+        deadline = time.monotonic() + self.wait
+        with self._cond:
+            entry = self._terms.get(subscriber.id)
+            if entry is not None and entry[0] == key:
+                self._terms.move_to_end(subscriber.id)
+                return Terms(entry[1], True)
+            if self._closed:
+                return Terms(entry[1] if entry else None, False)
+            self._wanted[subscriber.id] = (subscriber, key, now)
+            self._wanted.move_to_end(subscriber.id)
+            while len(self._wanted) > self.max_readers:  # bounded: the oldest wish is dropped
+                self._wanted.popitem(last=False)
+            self._start()
+            self._cond.notify_all()
+            while True:
+                entry = self._terms.get(subscriber.id)
+                if entry is not None and entry[0] == key:
+                    return Terms(entry[1], True)
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    return Terms(entry[1] if entry else None, False)
+                self._cond.wait(left)
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="profiles", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._wanted and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                reader, (subscriber, key, now) = self._wanted.popitem(last=False)
+            try:
+                with Store(self.db_path) as store:
+                    corpus = self._corpus_for(store)
+                    learned = profile_mod.learned_terms(store, subscriber, now=now, corpus=corpus)
+            except Exception:  # one reader's failure must not stop the others' pages
+                log.exception("could not compute the profile of %s", reader)
+                continue
+            with self._cond:
+                self._terms[reader] = (key, learned)
+                self._terms.move_to_end(reader)
+                while len(self._terms) > self.max_readers:
+                    self._terms.popitem(last=False)
+                self._cond.notify_all()
+
+    def _corpus_for(self, store: Store) -> profile_mod.Corpus:
+        # Only this thread fits, so there is never more than one corpus model being built.
+        version = store.corpus_version()
+        if self._corpus is None or self._corpus[0] != version:
+            self._corpus = None  # let the old model go before the new one is built
+            self._corpus = (version, profile_mod.corpus_model(store))
+        return self._corpus[1]
+
+    def close(self, timeout: float) -> bool:
+        """Stop the background thread (after the current reader); True if it has ended."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def __len__(self) -> int:
+        return len(self._terms)
