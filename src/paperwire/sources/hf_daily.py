@@ -30,6 +30,7 @@ def parse(data: Any, *, source: str) -> list[Paper]:
             if isinstance(a, dict) and a.get("name") and not a.get("hidden")
         ]
         upvotes = paper.get("upvotes", item.get("upvotes"))
+        keywords = paper.get("ai_keywords") or []
         papers.append(
             Paper(
                 paper_id=aid,
@@ -41,6 +42,9 @@ def parse(data: Any, *, source: str) -> list[Paper]:
                 published=_iso(paper.get("publishedAt") or item.get("publishedAt")),
                 source=source,
                 upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+                keywords=[clean_text(k) for k in keywords if isinstance(k, str) and k.strip()]
+                if isinstance(keywords, list)
+                else [],
             )
         )
     return papers
