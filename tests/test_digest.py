@@ -72,10 +72,11 @@ def test_interests_pick_the_matching_papers_with_reasons(stocked, config):
     assert set(ids(ada)[:2]) == {"2611.00001", "2611.00002"}
     assert ada.candidates == len(PAPERS)
     top = ada.picks[0]
-    assert top.reasons and top.reasons[0].startswith("matches “")
-    text = f"{top.title} {top.paper['abstract']}".lower()
-    for reason in top.reasons:
-        assert reason.removeprefix("matches “").removesuffix("”") in text
+    # the reader's own phrase first, then key phrases written in the paper
+    assert top.reasons[0] == "matches your interest “KV cache quantization”"
+    text = f"{top.title} {top.paper['abstract']}"
+    for reason in top.reasons[1:]:
+        assert reason.startswith("about “") and reason[7:-1] in text
     assert set(ids(digests["cy"])[:2]) == {"2611.00004", "2611.00005"}
 
 
@@ -106,8 +107,8 @@ def test_a_liked_paper_pulls_its_neighbour_up_and_is_named(stocked, config):
     assert ids(after)[0] == "2611.00005"
     assert before.index("2611.00005") > 0
     reasons = after.picks[0].reasons
-    assert "similar to “Retrieval augmented generation with dense passage retrieval”" in reasons
-    assert any(r.startswith("matches “") for r in reasons)
+    assert reasons[0] == "similar to “Retrieval augmented generation with dense passage retrieval”"
+    assert all(r.startswith("about “") for r in reasons[1:])
 
 
 def test_a_subscriber_with_no_data_still_gets_a_digest(stocked, config):

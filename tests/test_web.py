@@ -429,9 +429,10 @@ def test_profile_shows_learned_terms_votes_and_interests(web: WebApp, client: ht
     assert "<h1>What paperwire has learned about Ada Lovelace</h1>" in html
     positive = html.split('id="positive-terms"')[1].split("</ul>")[0]
     negative = html.split('id="negative-terms"')[1].split("</ul>")[0]
-    assert "kv cache</li>" in positive
-    assert "protein</li>" in negative and "diffusion" in negative
-    assert "protein" not in positive and "kv cache" not in negative
+    # readable phrases as written, never a bare token ("kv") or a generic word
+    assert "KV cache</li>" in positive and ">kv</li>" not in positive.lower()
+    assert "Protein folding</li>" in negative and "diffusion models</li>" in negative
+    assert "protein" not in positive.lower() and "kv cache" not in negative.lower()
     assert "KV cache compression and eviction for long-context inference</textarea>" in html
     assert "(1 👍, 1 👎)" in html
     votes = html.split('id="votes"')[1].split("</table>")[0]

@@ -173,8 +173,10 @@ def digest_cmd(
         )
         if not composed.picks:
             click.echo("   nothing new; no digest would be sent")
+        # In the order the reader gets them. No score here: diversity (MMR) may put a paper
+        # below one that scored less, and the numbers would contradict the order (--json has them).
         for number, pick in enumerate(composed.picks, 1):
-            click.echo(f"{number:3}. [{pick.score:.3f}] {pick.title}  ({pick.paper_id})")
+            click.echo(f"{number:3}. {pick.title}  ({pick.paper_id})")
             click.echo(f"      why: {'; '.join(pick.reasons)}")
 
 

@@ -8,6 +8,7 @@ deliver.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 
 from . import rank
 from .config import Config, SubscriberConfig
-from .paper import Pick, paper_text
+from .paper import Pick, arxiv_id, paper_text
 from .store import Store
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow.
@@ -45,6 +46,13 @@ def window_starts(
     return {s: last.get(s, first) for s in subscriber_ids}
 
 
+def seed_ids(subscriber: SubscriberConfig) -> list[str]:
+    """The subscriber's seed papers as stored ids: ``2309.06180v2``, ``arXiv:2309.06180`` and
+    ``https://arxiv.org/abs/2309.06180v2`` are all the paper ``2309.06180``."""
+    ids = (arxiv_id(p) or p.strip() for p in subscriber.seed_papers)
+    return list(dict.fromkeys(p for p in ids if p))
+
+
 def subscriber_signals(
     store: Store,
     subscribers: list[SubscriberConfig],
@@ -62,7 +70,8 @@ def subscriber_signals(
     for vote in store.votes(list(votes_by_sub)):
         votes_by_sub[vote["subscriber_id"]].append(vote)
     needed = {v["paper_id"] for vs in votes_by_sub.values() for v in vs}
-    needed |= {p for s in subscribers for p in s.seed_papers}
+    seeds = {s.id: seed_ids(s) for s in subscribers}
+    needed |= {p for ids in seeds.values() for p in ids}
     if corpus_rows is not None:
         papers = {p: corpus_rows[corpus_index[p]] for p in needed if p in corpus_index}
     else:
@@ -70,8 +79,8 @@ def subscriber_signals(
     from_rows = corpus_rows is not None
     out = []
     for sub in subscribers:
-        seed_ids = [p for p in sub.seed_papers if p in papers]
-        votes, liked, rated, vote_ids = [], [], list(seed_ids), []
+        stored_seeds = [p for p in seeds[sub.id] if p in papers]
+        votes, liked, rated, vote_ids = [], [], list(stored_seeds), []
         for vote in votes_by_sub[sub.id]:
             paper = papers.get(vote["paper_id"])
             if paper is None:
@@ -83,17 +92,17 @@ def subscriber_signals(
             rated.append(paper["paper_id"])
             if vote["vote"] > 0:
                 liked.append((paper["paper_id"], paper["title"]))
-        liked.extend((p, papers[p]["title"]) for p in seed_ids)
+        liked.extend((p, papers[p]["title"]) for p in stored_seeds)
         out.append(
             rank.Signals(
                 interests=interests.get(sub.id, sub.interests),
                 seed_texts=[]
                 if from_rows
-                else [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in seed_ids],
+                else [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in stored_seeds],
                 votes=votes,
                 liked_titles=liked,
                 corpus_rows=[corpus_index[p] for p in rated if p in corpus_index],
-                seed_rows=[corpus_index[p] for p in seed_ids] if from_rows else None,
+                seed_rows=[corpus_index[p] for p in stored_seeds] if from_rows else None,
                 vote_rows=[corpus_index[p] for p in vote_ids] if from_rows else None,
             )
         )
@@ -110,6 +119,9 @@ class _Corpus:
     texts: list[str]
     matrix: sp.csr_matrix
     index: dict[str, int]
+    # Raw term counts (before IDF): whole interest phrases are looked for in these, since a
+    # phrase of common words ("large language models") has no weight in ``matrix``.
+    counts: sp.csr_matrix
 
     @classmethod
     def load(cls, store: Store) -> _Corpus:
@@ -124,11 +136,13 @@ class _Corpus:
             return cached[1]
         rows = store.corpus()
         texts = [paper_text(r["title"], r["abstract"]) for r in rows]
-        model = rank.TextModel().fit(texts)
+        model = rank.TextModel()
+        counts = model.vectorizer.transform(texts)  # hashed once, for IDF and for the vectors
+        model.fit_counts(counts)
         ids = [r["paper_id"] for r in rows]
-        corpus = cls(
-            model, ids, rows, texts, model.transform(texts), {p: i for i, p in enumerate(ids)}
-        )
+        matrix = model.weigh(counts)
+        counts.data = np.ones_like(counts.data)  # presence is all phrase matching needs
+        corpus = cls(model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts)
         corpus.matrix.sort_indices()
         _CORPUS_CACHE.clear()  # one corpus at a time: a daemon serves one database
         _CORPUS_CACHE[key[0]] = (key, corpus)
@@ -139,6 +153,48 @@ class _Corpus:
 _CORPUS_CACHE: dict[str, tuple[tuple, _Corpus]] = {}
 
 
+class _Phrases:
+    """The interest phrases of a run and the papers that contain each, found once per phrase
+    (thousands of subscribers share "retrieval-augmented generation")."""
+
+    def __init__(self, model: rank.TextModel, counts: sp.csr_matrix):
+        self.model = model
+        self.presence = counts.tocsc()
+        self.index: dict[str, int] = {}
+        self.blocks: list[sp.csr_matrix] = []
+        self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
+        self.papers_of: list[set[int]] = []
+
+    def of(self, signals: list[rank.Signals]) -> list[list[tuple[int, str]]]:
+        """Per subscriber, (phrase index, phrase as the reader wrote it) for each interest."""
+        out, new = [], []
+        for sig in signals:
+            mine = []
+            for phrase in rank.interest_phrases(sig.interests):
+                key = phrase.lower()
+                if key not in self.index:
+                    self.index[key] = len(self.index)
+                    new.append(phrase)
+                mine.append((self.index[key], phrase))
+            out.append(mine)
+        if new:
+            block = rank.phrase_hits(self.model, new, self.presence)
+            self.hits = sp.vstack([self.hits, block]).tocsr()
+            self.papers_of += [set(block.indices[block.indptr[i] : block.indptr[i + 1]].tolist())
+                               for i in range(block.shape[0])]  # fmt: skip
+        return out
+
+    def matched(self, mine: list[list[tuple[int, str]]]) -> np.ndarray:
+        """(subscribers × papers): how many of each subscriber's phrases each paper contains."""
+        rows = [r for r, phrases in enumerate(mine) for _ in phrases]
+        cols = [i for phrases in mine for i, _ in phrases]
+        owner = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+            shape=(len(mine), self.hits.shape[0]),
+        )
+        return (owner @ self.hits).toarray()
+
+
 def _scored_chunks(
     store: Store,
     corpus: _Corpus,
@@ -147,9 +203,13 @@ def _scored_chunks(
     prior: np.ndarray,
     now: dt.datetime,
     weights: rank.Weights,
+    phrases: _Phrases,
 ):
-    """Yield (start, chunk, signals, profiles, scores) per chunk of subscribers: the profiles
-    and scores ``compose`` and ``score_matrix`` share, so memory stays flat as they grow."""
+    """Yield (start, chunk, signals, profiles, scores, interest phrases) per chunk of
+    subscribers: what ``compose`` and ``score_matrix`` share, so memory stays flat as they grow.
+
+    A score is the profile's (calibrated) score plus the popularity prior plus the bonus for
+    whole interest phrases the paper contains (:func:`rank.phrase_bonus`)."""
     interests = store.interests_overrides()
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
@@ -157,7 +217,11 @@ def _scored_chunks(
         profiles = rank.build_profiles_from_signals(
             corpus.model, signals, corpus.matrix, now, weights
         )
-        yield start, chunk, signals, profiles, rank.score(profiles, papers, prior, weights)
+        scores = rank.score(profiles, papers, prior, weights)
+        mine = phrases.of(signals)
+        if weights.phrase_match:
+            scores += rank.phrase_bonus(phrases.matched(mine), weights)
+        yield start, chunk, signals, profiles, scores, mine
 
 
 def compose(
@@ -172,8 +236,10 @@ def compose(
 ) -> dict[str, Digest]:
     """Rank the candidates of every given subscriber in one pass; returns digests by id.
 
-    A candidate is a paper first seen after the subscriber's window start that they have not
-    rated and were not already sent (or are being sent).
+    A candidate is a paper first seen after the subscriber's window start that is not their
+    own: not a seed paper, not rated, not already sent (or being sent) to them. Papers are
+    keyed by bare arXiv id, so another version or another feed's copy is the same paper.
+    Picks come in the order the reader gets them (MMR's, which may differ from score order).
     """
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     if not subscribers:
@@ -195,14 +261,17 @@ def compose(
     first_seen = np.array([dt.datetime.fromisoformat(r["first_seen"]).timestamp() for r in rows])
     prior = rank.popularity_prior([r.get("upvotes") for r in rows])
     excluded = store.excluded_ids(s.id for s in subscribers)
+    for sub in subscribers:  # a seed paper is the reader's own: never a candidate
+        excluded.setdefault(sub.id, set()).update(seed_ids(sub))
     column = {p: i for i, p in enumerate(candidate_ids)}
     # Cosine between candidates, for MMR: once per run, not per subscriber.
     similarity = (matrix @ matrix.T).toarray() if len(cols) <= MAX_DENSE_SIMILARITY else None
     explainer = _Explainer(corpus, cols)
+    phrases = _Phrases(corpus.model, corpus.counts[cols])
     details = store.papers(candidate_ids) if len(candidate_ids) <= 5000 else None
 
-    for _, chunk, signals, profiles, scores in _scored_chunks(
-        store, corpus, subscribers, matrix, prior, now, weights
+    for _, chunk, signals, profiles, scores, mine in _scored_chunks(
+        store, corpus, subscribers, matrix, prior, now, weights, phrases
     ):
         profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
         window = np.array([starts[sub.id].timestamp() for sub in chunk])
@@ -225,20 +294,16 @@ def compose(
                 weights.mmr_lambda,
                 similarity=similarity,
             )
-            sig = signals[row]
-            liked_rows = [c for c, (_, v, _) in zip(sig.vote_rows, sig.votes, strict=True) if v > 0]
-            liked_rows += sig.seed_rows
-            liked_vecs = corpus.matrix[liked_rows] if liked_rows else None
+            similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
             profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
-            for col in chosen:
+            for col, liked in zip(chosen, similar, strict=True):
                 paper = details[candidate_ids[col]] if details else store.paper(candidate_ids[col])
-                terms = explainer.terms(profile, col)
-                reasons = [f"matches “{term}”" for term in terms]
-                similar = (
-                    None if liked_vecs is None else rank.similar_liked(matrix[col], liked_vecs)
-                )
-                if similar is not None and similar < len(sig.liked_titles):
-                    reasons.append(f"similar to “{sig.liked_titles[similar][1]}”")
+                matched = [text for i, text in mine[row] if col in phrases.papers_of[i]][:2]
+                reasons = [f"matches your interest “{text}”" for text in matched]
+                if liked is not None:
+                    reasons.append(f"similar to “{liked}”")
+                for phrase in explainer.phrases(profile, col, 3 - len(reasons), matched):
+                    reasons.append(f"about “{phrase}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
                 digest.picks.append(
@@ -257,23 +322,60 @@ def compose(
 MAX_DENSE_SIMILARITY = 6000  # candidates; beyond this MMR computes similarity per pool
 
 
+def _similar_liked(
+    corpus: _Corpus,
+    signals: rank.Signals,
+    matrix: sp.csr_matrix,
+    chosen: list[int],
+    candidate_ids: list[str],
+) -> list[str | None]:
+    """For each pick, the title of the liked (or seed) paper it resembles, if any: one product
+    for the whole digest. A paper is never "similar to" itself."""
+    liked_rows = [c for c, (_, v, _) in zip(signals.vote_rows, signals.votes, strict=True) if v > 0]
+    liked_rows += signals.seed_rows
+    if not liked_rows or not chosen:
+        return [None] * len(chosen)
+    # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
+    liked = signals.liked_titles[: len(liked_rows)]
+    same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
+    best = rank.most_similar_liked(matrix[chosen], corpus.matrix[liked_rows], same)
+    return [None if b is None else liked[b][1] for b in best]
+
+
 class _Explainer:
-    """The terms of each candidate and their columns, tokenised once per run, not per pick."""
+    """Each candidate's key phrases and its vector's values at their columns, found once per
+    run, not per pick."""
 
     def __init__(self, corpus: _Corpus, cols: np.ndarray):
         self.corpus = corpus
         self.cols = cols
-        self._cache: dict[int, tuple[list[str], np.ndarray, np.ndarray]] = {}
+        self._cache: dict[int, tuple[rank.KeyPhrases, np.ndarray]] = {}
 
-    def terms(self, profile: sp.csr_matrix, col: int, n: int = 3) -> list[str]:
+    def phrases(self, profile: sp.csr_matrix, col: int, n: int, skip: list[str] = ()) -> list[str]:
+        """Up to ``n`` key phrases of candidate ``col`` that this profile weighs most."""
+        if n <= 0:
+            return []
         if col not in self._cache:
-            text = self.corpus.texts[self.cols[col]]
-            tokens = list(dict.fromkeys(self.corpus.model.tokens(text)))
-            columns = self.corpus.model.columns(tokens)
-            weights = _values_at(self.corpus.matrix[self.cols[col]], columns)
-            self._cache[col] = (tokens, columns, weights)
-        tokens, columns, weights = self._cache[col]
-        return rank.explain_terms(tokens, _values_at(profile, columns) * weights, n)
+            row = self.corpus.rows[self.cols[col]]
+            found = rank.key_phrases(
+                self.corpus.model, self.corpus.texts[self.cols[col]], _keywords(row)
+            )
+            paper = _values_at(self.corpus.matrix[self.cols[col]], found.columns)
+            self._cache[col] = (found, paper)
+        found, paper = self._cache[col]
+        contributions = _values_at(profile, found.columns) * paper
+        return rank.best_key_phrases(found, contributions, n, tuple(skip))
+
+
+def _keywords(row: dict[str, Any]) -> list[str]:
+    """The source's key phrases of a stored paper (Hugging Face ``ai_keywords``), if any."""
+    value = row.get("keywords")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return [str(k) for k in value] if isinstance(value, list) else []
 
 
 def _values_at(row: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
@@ -301,8 +403,8 @@ def score_matrix(
     """Scores (subscribers × papers) with the very profiles ``compose`` uses, nothing excluded.
 
     A score is in standard deviations above the subscriber's average stored paper (plus the
-    popularity prior), so a percentile of a subscriber's scores over recent papers is their
-    "usual bar" for instant alerts. Papers not in the store get NaN.
+    popularity prior and the interest-phrase bonus), so a percentile of a subscriber's scores
+    over recent papers is their "usual bar" for instant alerts. Papers not in the store get NaN.
     """
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     out = np.full((len(subscribers), len(paper_ids)), np.nan, dtype=np.float32)
@@ -312,8 +414,9 @@ def score_matrix(
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    for start, chunk, _, _, scores in _scored_chunks(
-        store, corpus, subscribers, corpus.matrix[cols], prior, now, weights
+    phrases = _Phrases(corpus.model, corpus.counts[cols])
+    for start, chunk, *_, scores, _ in _scored_chunks(
+        store, corpus, subscribers, corpus.matrix[cols], prior, now, weights, phrases
     ):
         out[start : start + len(chunk), known] = scores
     return out

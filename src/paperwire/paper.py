@@ -87,6 +87,8 @@ class Paper:
     version: int | None = None
     upvotes: int | None = None
     announce_type: str | None = None
+    # The source's own key phrases (Hugging Face ``ai_keywords``); reasons may name them.
+    keywords: list[str] = field(default_factory=list)
 
     @property
     def is_arxiv(self) -> bool:

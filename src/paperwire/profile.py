@@ -9,7 +9,6 @@ profile at its hashed column. Hash collisions are possible but rare at 2**20 col
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,78 +62,71 @@ def learned_terms(
     corpus: Corpus,
     n: int = 12,
 ) -> Learned:
-    """The ``n`` largest positive and negative terms of the subscriber's current profile."""
+    """The ``n`` phrases the subscriber's current profile weighs most, up and down.
+
+    Only phrases a reader recognises are candidates: their own short interest phrases and the
+    key phrases (:func:`rank.key_phrases`: word pairs as written, the source's keywords) of the
+    interests text and of their seed and voted papers. A single generic word ("software",
+    "benchmark") or a bare token ("kv") is never one."""
     signals = digest.subscriber_signals(store, [subscriber], store.interests_overrides())[0]
-    if hasattr(signals, "corpus_rows") and not signals.corpus_rows:
+    mine = [v["paper_id"] for v in store.votes([subscriber.id])] + digest.seed_ids(subscriber)
+    if not signals.corpus_rows:
         # The classifier must not count the subscriber's own papers as background.
-        mine = [v["paper_id"] for v in store.votes([subscriber.id])] + list(subscriber.seed_papers)
         signals.corpus_rows = sorted({corpus.rows[p] for p in mine if p in corpus.rows})
     row = _profile_row(corpus, signals, now)
     if not row.any():
         return Learned([], [])
-    texts = [signals.interests, *signals.seed_texts, *(text for text, _, _ in signals.votes)]
-    tokens: dict[str, None] = {}
-    for text in texts:
-        lowered = text.lower()
-        for token in corpus.model.tokens(text):
-            if token not in tokens and _written(token, lowered):
-                tokens[token] = None
-    names = list(tokens)
-    weights = dict(zip(names, (float(w) for w in row[_columns(corpus.model, names)]), strict=True))
-    # Strongest first; among equal weights a bigram first, since it says more than its words.
+    weights = {
+        text: float(row[cols].sum())
+        for text, cols in _candidates(corpus.model, signals.interests, store.papers(mine))
+    }
     positive = sorted(
-        ((t, w) for t, w in weights.items() if w > 0),
-        key=lambda tw: (-round(tw[1], 6), -len(tw[0].split()), tw[0]),
+        ((t, w) for t, w in weights.items() if w > 0), key=lambda tw: (-round(tw[1], 6), tw[0])
     )
     negative = sorted(
-        ((t, w) for t, w in weights.items() if w < 0),
-        key=lambda tw: (round(tw[1], 6), -len(tw[0].split()), tw[0]),
+        ((t, w) for t, w in weights.items() if w < 0), key=lambda tw: (round(tw[1], 6), tw[0])
     )
     return Learned(_distinct(positive, n), _distinct(negative, n))
 
 
+def _candidates(
+    model: rank.TextModel, interests: str, papers: dict[str, dict]
+) -> list[tuple[str, np.ndarray]]:
+    """(phrase as written, its hashed columns) for every phrase the page may show, once each."""
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    for phrase in rank.interest_phrases(interests):
+        tokens = model.tokens(phrase)
+        if tokens and len(phrase.split()) <= 3:
+            out.setdefault(phrase.lower(), (phrase, model.columns(tokens)))
+    sources = [(interests, [])] + [
+        (paper_text(p["title"], p["abstract"]), p.get("keywords") or []) for p in papers.values()
+    ]
+    for text, keywords in sources:
+        found = rank.key_phrases(model, text, keywords)
+        for i, phrase in enumerate(found.texts):
+            cols = found.columns[found.starts[i] : found.starts[i + 1]]
+            out.setdefault(phrase.lower(), (phrase, cols))
+    return list(out.values())
+
+
 def _profile_row(corpus: Corpus, signals: rank.Signals, now: dt.datetime) -> np.ndarray:
     """The subscriber's profile as the next ranking builds it, as a dense row."""
-    # rank.py is moving from a Rocchio-only build_profiles(model, signals, now) to calibrated
-    # Profiles built against the corpus; use whichever this version has.
-    if hasattr(rank, "build_profiles_from_signals"):
-        built = rank.build_profiles_from_signals(corpus.model, [signals], corpus.matrix, now)
-        matrix = built.matrix
-    else:
-        matrix = rank.build_profiles(corpus.model, [signals], now)
-    if matrix.shape[0] == 0:
+    built = rank.build_profiles_from_signals(corpus.model, [signals], corpus.matrix, now)
+    if built.matrix.shape[0] == 0:
         return np.zeros(corpus.model.n_features, dtype=np.float32)
-    return np.asarray(matrix[0].toarray()).ravel()
-
-
-def _columns(model: rank.TextModel, tokens: list[str]) -> np.ndarray:
-    if not tokens:
-        return np.zeros(0, dtype=np.int64)
-    if hasattr(model, "columns"):
-        return model.columns(tokens)
-    return np.array([model.column(t) for t in tokens], dtype=np.int64)
-
-
-def _written(token: str, text: str) -> bool:
-    """Whether a bigram's words stand side by side in the text (the analyser drops stop words
-    and punctuation, so "eviction for long" and "models. Protein" also make bigrams)."""
-    words = token.split()
-    if len(words) == 1:
-        return True
-    pattern = r"[\s\-]+".join(re.escape(w) for w in words)
-    return re.search(rf"\b{pattern}\b", text) is not None
+    return np.asarray(built.matrix[0].toarray()).ravel()
 
 
 def _distinct(ranked: list[tuple[str, float]], n: int) -> list[Term]:
-    """The first ``n`` terms, each word said once: a bigram replaces its words already chosen."""
+    """The first ``n`` phrases, none inside another already chosen ("KV cache" after "KV cache
+    compression"), none said twice in other case or hyphenation."""
     chosen: list[Term] = []
+    seen: list[str] = []
     for term, weight in ranked:
-        words = term.split()
-        if any(term in c.term.split() for c in chosen):
-            continue  # "cache" after "kv cache"
-        if len(words) > 1 and all(any(c.term == w for c in chosen) for w in words):
-            continue  # "kv cache" after both "kv" and "cache"
-        chosen = [c for c in chosen if c.term not in words]  # "cache", then "kv cache"
+        key = " ".join(term.lower().replace("-", " ").split())
+        if any(f" {key} " in f" {s} " or f" {s} " in f" {key} " for s in seen):
+            continue
+        seen.append(key)
         chosen.append(Term(term, weight))
         if len(chosen) == n:
             break

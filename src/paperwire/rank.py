@@ -31,6 +31,8 @@ Nothing here touches the database or the clock.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +77,10 @@ class Weights:
     popularity: float = 1.0
     # MMR trade-off: 1.0 is pure relevance.
     mmr_lambda: float = 0.5
+    # Added to the score of a paper that contains a whole interest phrase (log2(1 + phrases
+    # matched) times this), so "graph neural networks" beats "spiking neural networks" for a
+    # reader who wrote the former (benchmarks/README.md, "Reader-facing evaluation").
+    phrase_match: float = 1.0
 
 
 @dataclass
@@ -138,6 +144,7 @@ class TextModel:
         )
         self.idf = np.ones(n_features, dtype=np.float32)
         self._analyzer = self.vectorizer.build_analyzer()
+        self._stop_words = self.vectorizer.get_stop_words()
 
     def fit(self, texts: list[str]) -> TextModel:
         """Learn IDF weights from the corpus texts."""
@@ -173,8 +180,34 @@ class TextModel:
         """Weighted, normalised vectors of texts."""
         return self.weigh(self.vectorizer.transform(texts))
 
+    def interests_counts(self, texts: list[str]) -> sp.csr_matrix:
+        """Term counts of interests texts, each phrase counted on its own.
+
+        "KV cache, long-context" must not make the bigram "cache long": the reader wrote two
+        phrases, so each is hashed separately and the counts are summed per text."""
+        owners, phrases = [], []
+        for i, text in enumerate(texts):
+            for phrase in interest_phrases(text):
+                owners.append(i)
+                phrases.append(phrase)
+        if not phrases:
+            return sp.csr_matrix((len(texts), self.n_features), dtype=np.float32)
+        counts = self.vectorizer.transform(phrases)
+        mix = sp.csr_matrix(
+            (np.ones(len(owners), dtype=np.float32), (owners, np.arange(len(owners)))),
+            shape=(len(texts), len(phrases)),
+        )
+        return (mix @ counts).tocsr()
+
+    def transform_interests(self, texts: list[str]) -> sp.csr_matrix:
+        """Weighted, normalised vectors of interests texts (phrase by phrase, see above)."""
+        return self.weigh(self.interests_counts(texts))
+
     def tokens(self, text: str) -> list[str]:
         return self._analyzer(text)
+
+    def is_stop_word(self, word: str) -> bool:
+        return word.lower() in self._stop_words
 
     def columns(self, tokens: list[str]) -> np.ndarray:
         """The hashed column of each token (the vectorizer's own hashing, one call)."""
@@ -216,16 +249,18 @@ def labels_from_signals(
             parts.append(
                 interests_vector
                 if interests_vector is not None
-                else model.transform([signals.interests])
+                else model.transform_interests([signals.interests])
             )
         rows = list(signals.seed_rows) + list(signals.vote_rows)
         if rows:
             parts.append(corpus[rows])
         vectors = sp.vstack(parts).tocsr() if parts else None
     else:
-        texts = ([signals.interests] if has_interests else []) + list(signals.seed_texts)
-        texts += [text for text, _, _ in signals.votes]
-        vectors = model.transform(texts) if texts else None
+        texts = list(signals.seed_texts) + [text for text, _, _ in signals.votes]
+        parts = [model.transform_interests([signals.interests])] if has_interests else []
+        if texts:
+            parts.append(model.transform(texts))
+        vectors = sp.vstack(parts).tocsr() if parts else None
     if vectors is None:
         vectors = sp.csr_matrix((0, model.n_features))
     return Labels(
@@ -334,7 +369,7 @@ def build_profiles_from_signals(
     by corpus row (``seed_rows`` / ``vote_rows``, as ``digest`` does), the Rocchio rows of the
     whole chunk are one sparse product over the corpus, with no per-subscriber matrices."""
     texts = [s.interests for s in signals if s.interests.strip()]
-    batch = model.transform(texts) if texts else None
+    batch = model.transform_interests(texts) if texts else None
     position, k = {}, 0
     for i, sig in enumerate(signals):
         if sig.interests.strip():
@@ -515,12 +550,11 @@ def explain_terms(tokens: list[str], contributions: np.ndarray, n: int = 3) -> l
 def similar_liked(
     paper_vec: sp.csr_matrix, liked_vecs: sp.csr_matrix | None, threshold: float = 0.25
 ) -> int | None:
-    """Index of the liked paper most similar to this one, if similar enough to mention."""
-    if liked_vecs is None or liked_vecs.shape[0] == 0:
+    """Index of the liked paper most similar to this one, if similar enough to mention (one
+    paper; :func:`most_similar_liked` does a digest's picks in one product)."""
+    if liked_vecs is None:
         return None
-    sims = (liked_vecs @ paper_vec.T).toarray().ravel()
-    best = int(np.argmax(sims))
-    return best if sims[best] >= threshold else None
+    return most_similar_liked(paper_vec, liked_vecs, threshold=threshold)[0]
 
 
 def mmr(
@@ -572,3 +606,184 @@ def _standardised_rows(rows: sp.csr_matrix, sample: sp.csr_matrix) -> sp.csr_mat
     spread = np.asarray((sample @ rows.T).toarray().std(axis=0), dtype=np.float64)
     scale = np.where((spread > 0) & np.isfinite(spread), 1 / np.where(spread > 0, spread, 1), 1)
     return (sp.diags(scale.astype(np.float32)) @ rows).tocsr()
+
+
+# -- interest phrases and the phrases a reason may name ------------------------------------------
+
+# Readers separate what they follow with commas, semicolons or new lines; "and", "of" or a
+# hyphen stay inside one phrase ("eviction and quantization of the KV cache").
+_PHRASE_BREAK = re.compile(r"[,;\n\r]+")
+# Two words as written: nothing but spaces or one hyphen between them (no punctuation).
+_WRITTEN_PAIR = re.compile(r"(?<![\w-])(\w+)(?=(\s+|-)(\w+)(?![\w-]))")
+_HYPHENATED_PAIR = re.compile(r"(?<![\w-])(\w+)-(\w+)(?![\w-])")
+# A term in half of all papers or more says nothing about this paper (smoothed IDF ≤ 1 + ln 2).
+GENERIC_IDF = 1 + math.log(2)
+
+
+def interest_phrases(text: str | None) -> list[str]:
+    """The phrases of an interests text: split on commas, semicolons and new lines."""
+    phrases: dict[str, str] = {}
+    for part in _PHRASE_BREAK.split(text or ""):
+        phrase = " ".join(part.split()).strip(" .:")
+        if phrase and phrase.lower() not in phrases:
+            phrases[phrase.lower()] = phrase
+    return list(phrases.values())
+
+
+def phrase_groups(model: TextModel, phrase: str) -> list[np.ndarray]:
+    """The columns a paper must contain to contain the whole phrase: one group per consecutive
+    word pair (one word if the phrase has one), any column of a group will do.
+
+    The last word may be singular or plural ("graph neural network" matches "... networks").
+    Stop words are left out the way the vectorizer leaves them out, so "quantization of the KV
+    cache" asks for the pairs "quantization kv" and "kv cache"."""
+    words = [t for t in model.tokens(phrase) if " " not in t]
+    if not words:
+        return []
+    last = words[-1]
+    variants = [last, last + "s"] + ([last[:-1]] if last.endswith("s") and len(last) > 3 else [])
+    if len(words) == 1:
+        return [model.columns(variants)]
+    pairs = [[f"{a} {b}"] for a, b in zip(words, words[1:], strict=False)]
+    pairs[-1] = [f"{words[-2]} {v}" for v in variants]
+    return [model.columns(group) for group in pairs]
+
+
+def phrase_hits(model: TextModel, phrases: list[str], presence: sp.csc_matrix) -> sp.csr_matrix:
+    """Which papers contain each phrase: a (phrases × papers) 0/1 matrix.
+
+    ``presence`` holds raw term counts of the papers (not TF-IDF: a phrase made of common
+    words, "large language models", must still be found)."""
+    rows, cols = [], []
+    indptr, indices = presence.indptr, presence.indices
+    for i, phrase in enumerate(phrases):
+        found: np.ndarray | None = None
+        for group in phrase_groups(model, phrase):
+            papers = np.unique(np.concatenate([indices[indptr[c] : indptr[c + 1]] for c in group]))
+            found = papers if found is None else np.intersect1d(found, papers, assume_unique=True)
+            if not len(found):
+                break
+        if found is not None and len(found):
+            rows.extend([i] * len(found))
+            cols.extend(found.tolist())
+    return sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+        shape=(len(phrases), presence.shape[0]),
+    )
+
+
+def phrase_bonus(matched: np.ndarray, weights: Weights) -> np.ndarray:
+    """What whole interest phrases add to a score: ``phrase_match`` × log2(1 + phrases found)."""
+    return weights.phrase_match * np.log2(1 + matched)
+
+
+@dataclass(frozen=True)
+class KeyPhrases:
+    """The phrases of one paper a reason may name, as written, with their hashed columns
+    concatenated (phrase i owns ``columns[starts[i]:starts[i + 1]]``)."""
+
+    texts: list[str]
+    columns: np.ndarray
+    starts: np.ndarray
+
+
+def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -> KeyPhrases:
+    """The phrases of a paper a reader would recognise: the source's own keywords (Hugging Face
+    ``ai_keywords``) and the word pairs written side by side in it.
+
+    A pair never spans punctuation ("KV cache, long-context" gives "KV cache" and
+    "long-context", never "cache long") or a stop word, and a hyphenated compound is taken
+    whole or not at all ("long-context inference" gives "long-context"). Single words only come
+    from the source's keywords: "self", "powered" or "lightweight" alone say nothing. A pair of
+    two words that are each in a large share of papers ("experimental results") and a phrase
+    whose terms are all in half of all papers are dropped."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for keyword in keywords:
+        keyword = " ".join(str(keyword).split())
+        tokens = model.tokens(keyword)
+        if keyword and tokens and keyword.lower() not in found:
+            found[keyword.lower()] = (keyword, tokens)
+    pairs: dict[str, tuple[str, str, str]] = {}
+    for match in _WRITTEN_PAIR.finditer(text):
+        a, sep, b = match.group(1), match.group(2), match.group(3)
+        start, end = match.start(1), match.end(1) + len(sep) + len(b)
+        if sep == "-":
+            whole = _HYPHENATED_PAIR.match(text, start)
+            if whole is None or whole.end() != end:
+                continue  # part of a longer compound ("state-of-the-art")
+        elif (start > 0 and text[start - 1] == "-") or text[end : end + 1] == "-":
+            continue  # "context inference" out of "long-context inference"
+        elif b.endswith("ed") or a.endswith("ly"):
+            continue  # a verb or an adverb, not a name: "codec designed", "greatly improves"
+        if _unusable_word(model, a) or _unusable_word(model, b):
+            continue
+        key = f"{a.lower()} {b.lower()}"
+        if key not in found and key not in pairs:
+            pairs[key] = (text[start:end], a.lower(), b.lower())
+    if pairs:  # one hashing call for both words of every pair
+        words = model.columns([w for _, a, b in pairs.values() for w in (a, b)])
+        specific = (model.idf[words] >= GENERIC_IDF).reshape(-1, 2).any(axis=1)
+        for (key, (written, _, _)), keep in zip(pairs.items(), specific, strict=True):
+            if keep:
+                found[key] = (written, [key])
+    texts = [written for written, _ in found.values()]
+    token_lists = [tokens for _, tokens in found.values()]
+    flat = model.columns([t for tokens in token_lists for t in tokens])
+    offsets = np.r_[0, np.cumsum([len(tokens) for tokens in token_lists])].astype(np.int64)
+    parts = [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
+    keep = [i for i, cols in enumerate(parts) if model.idf[cols].max() >= GENERIC_IDF]
+    texts = [texts[i] for i in keep]
+    parts = [parts[i] for i in keep]
+    return KeyPhrases(
+        texts,
+        np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64),
+        np.r_[0, np.cumsum([len(cols) for cols in parts])].astype(np.int64),
+    )
+
+
+def _unusable_word(model: TextModel, word: str) -> bool:
+    return len(word) < 2 or word.isdigit() or model.is_stop_word(word)
+
+
+def best_key_phrases(
+    phrases: KeyPhrases, contributions: np.ndarray, n: int = 2, skip: tuple[str, ...] = ()
+) -> list[str]:
+    """Up to ``n`` key phrases that raised the score most. ``contributions`` holds, for each of
+    ``phrases.columns``, the profile's weight times the paper's; a phrase inside an already
+    named interest phrase (``skip``), or overlapping a chosen one, is left out."""
+    if n <= 0 or not phrases.texts:
+        return []
+    totals = np.add.reduceat(contributions, phrases.starts[:-1]) if len(contributions) else []
+    order = np.argsort(-np.asarray(totals), kind="stable")
+    taken = [s.lower() for s in skip]
+    chosen: list[str] = []
+    for i in order:
+        if totals[i] <= 0:
+            break
+        lowered = phrases.texts[i].lower()
+        if any(lowered in t or t in lowered for t in taken):
+            continue
+        chosen.append(phrases.texts[i])
+        taken.append(lowered)
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def most_similar_liked(
+    picks: sp.csr_matrix,
+    liked: sp.csr_matrix,
+    same: np.ndarray | None = None,
+    threshold: float = 0.25,
+) -> list[int | None]:
+    """For each pick, the index of the most similar liked paper if similar enough to mention:
+    one product for all picks. ``same[i, j]`` True means pick i *is* liked paper j (it must
+    never be "similar to" itself)."""
+    if liked.shape[0] == 0 or picks.shape[0] == 0:
+        return [None] * picks.shape[0]
+    sims = (picks @ liked.T).toarray()
+    if same is not None:
+        sims[same] = -np.inf
+    best = np.argmax(sims, axis=1)
+    values = sims[np.arange(len(best)), best]
+    return [int(b) if v >= threshold else None for b, v in zip(best, values, strict=True)]

@@ -97,6 +97,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["events"].create({"id": int, "at": str, "kind": str, "detail": str}, pk="id")
 
 
+@migrations()
+def m002_paper_keywords(db: sqlite_utils.Database) -> None:
+    # The source's key phrases (Hugging Face ai_keywords), a JSON list; reasons may name them.
+    db["papers"].add_column("keywords", str)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -184,6 +190,8 @@ class Store:
                             row[key] = old[key]
                     if old["upvotes"] is not None and paper.upvotes is None:
                         row["upvotes"] = old["upvotes"]
+                    if old["keywords"] and not paper.keywords:
+                        row["keywords"] = old["keywords"]
                     row["published"] = old["published"] or row["published"]
                     row["categories"] = json.dumps(
                         list(
@@ -208,10 +216,11 @@ class Store:
         return self.papers([paper_id]).get(paper_id)
 
     def corpus(self) -> list[dict[str, Any]]:
-        """Every paper's id, title, abstract, first-seen date and upvotes, oldest first."""
+        """Every paper's id, title, abstract, first-seen date, upvotes and key phrases (a JSON
+        list or null), oldest first."""
         return list(
             self.db.query(
-                "select paper_id, title, abstract, first_seen, upvotes from papers "
+                "select paper_id, title, abstract, first_seen, upvotes, keywords from papers "
                 "order by first_seen, paper_id"
             )
         )
@@ -585,6 +594,8 @@ def _newer(a: Paper, b: Paper) -> Paper:
     other = a if keep is b else b
     if keep.upvotes is None:
         keep.upvotes = other.upvotes
+    if not keep.keywords:
+        keep.keywords = other.keywords
     return keep
 
 
@@ -604,6 +615,7 @@ def _paper_row(paper: Paper, stamp: str) -> dict[str, Any]:
         "upvotes": paper.upvotes,
         "sources": json.dumps([paper.source]),
         "announce_type": paper.announce_type,
+        "keywords": json.dumps(paper.keywords) if paper.keywords else None,
     }
 
 
@@ -613,4 +625,5 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
         "authors": json.loads(row["authors"] or "[]"),
         "categories": json.loads(row["categories"] or "[]"),
         "sources": json.loads(row["sources"] or "[]"),
+        "keywords": json.loads(row.get("keywords") or "[]"),
     }

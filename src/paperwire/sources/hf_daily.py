@@ -35,6 +35,7 @@ def parse(data: Any, *, source: str) -> list[Paper]:
         # JSON is untrusted: Infinity, NaN or 1e400 must not become an error for the whole feed.
         if not (isinstance(upvotes, int | float) and math.isfinite(upvotes)):
             upvotes = None
+        keywords = paper.get("ai_keywords") or []
         papers.append(
             Paper(
                 paper_id=aid,
@@ -46,6 +47,9 @@ def parse(data: Any, *, source: str) -> list[Paper]:
                 published=_iso(paper.get("publishedAt") or item.get("publishedAt")),
                 source=source,
                 upvotes=None if upvotes is None else int(upvotes),
+                keywords=[_text(k) for k in keywords if isinstance(k, str) and k.strip()]
+                if isinstance(keywords, list)
+                else [],
             )
         )
     return papers
