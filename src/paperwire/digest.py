@@ -62,7 +62,12 @@ def subscriber_signals(
     for vote in store.votes(list(votes_by_sub)):
         votes_by_sub[vote["subscriber_id"]].append(vote)
     needed = {v["paper_id"] for vs in votes_by_sub.values() for v in vs}
-    needed |= {p for s in subscribers for p in s.seed_papers}
+    # seeds: the config's seed_papers, then those imported from the reader's library
+    imported = store.seeds(votes_by_sub)
+    seeds_of = {
+        s.id: list(dict.fromkeys([*s.seed_papers, *imported.get(s.id, ())])) for s in subscribers
+    }
+    needed |= {p for seeds in seeds_of.values() for p in seeds}
     if corpus_rows is not None:
         papers = {p: corpus_rows[corpus_index[p]] for p in needed if p in corpus_index}
     else:
@@ -70,7 +75,7 @@ def subscriber_signals(
     from_rows = corpus_rows is not None
     out = []
     for sub in subscribers:
-        seed_ids = [p for p in sub.seed_papers if p in papers]
+        seed_ids = [p for p in seeds_of[sub.id] if p in papers]
         votes, liked, rated, vote_ids = [], [], list(seed_ids), []
         for vote in votes_by_sub[sub.id]:
             paper = papers.get(vote["paper_id"])
@@ -208,7 +213,8 @@ def compose(
         window = np.array([starts[sub.id].timestamp() for sub in chunk])
         allowed = first_seen[None, :] > window[:, None]
         for row, sub in enumerate(chunk):
-            for paper_id in excluded.get(sub.id, ()):
+            # a seed (config or imported) shapes the profile; it is never a pick
+            for paper_id in [*excluded.get(sub.id, ()), *sub.seed_papers]:
                 col = column.get(paper_id)
                 if col is not None:
                     allowed[row, col] = False

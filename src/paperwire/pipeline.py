@@ -155,7 +155,8 @@ def _fetch_missing_seeds(
     store: Store, config: Config, client: httpx.Client, now: dt.datetime | None
 ) -> FeedReport | None:
     """Seed papers named in the config but not yet stored, from the arXiv API."""
-    wanted = sorted({p for s in config.subscribers for p in s.seed_papers})
+    wanted = {p for s in config.subscribers for p in s.seed_papers}
+    wanted = sorted(wanted | {p for ids in store.seeds().values() for p in ids})  # imported
     missing = [p for p in wanted if p not in store.papers(wanted)]
     if not missing:
         return None

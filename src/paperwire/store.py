@@ -97,6 +97,22 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["events"].create({"id": int, "at": str, "kind": str, "detail": str}, pk="id")
 
 
+@migrations()
+def m_issue16_library_and_extras(db: sqlite_utils.Database) -> None:
+    """Issue 16: seeds imported from a reader's library, the arXiv title look-ups that found
+    them, and what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
+    db["seeds"].create(
+        {"subscriber_id": str, "paper_id": str, "origin": str, "added": str},
+        pk=("subscriber_id", "paper_id"),
+    )
+    db["seeds"].create_index(["paper_id"])
+    db["arxiv_title_lookups"].create(
+        {"title_key": str, "paper_id": str, "looked_up": str}, pk="title_key"
+    )
+    for column in ("tldr", "tldr_source", "keywords", "code_url", "project_url"):
+        db["papers"].add_column(column, str)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -229,12 +245,14 @@ class Store:
         return [r["paper_id"] for r in self.db.query(sql, [iso(since)])]
 
     def excluded_ids(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
-        """For each subscriber, the papers already delivered (or in flight) or rated."""
+        """For each subscriber, the papers already delivered (or in flight), rated, or
+        imported as seeds."""
         out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
         sql = """
             select d.subscriber_id as s, dp.paper_id as p from delivery_papers dp
             join deliveries d on d.id = dp.delivery_id where d.state in ('pending', 'sent')
             union select subscriber_id, paper_id from votes
+            union select subscriber_id, paper_id from seeds
         """
         for row in self.db.query(sql):
             if row["s"] in out:
@@ -568,6 +586,49 @@ class Store:
             self.db.query("select * from events where kind = ? order by id desc limit 1", [kind])
         )
         return {**rows[0], "detail": json.loads(rows[0]["detail"])} if rows else None
+
+    # -- issue 16: seeds from a reader's library, arXiv title look-ups --------------------
+
+    def add_seeds(
+        self, subscriber_id: str, paper_ids: Iterable[str], *, origin: str, now=None
+    ) -> int:
+        """Record papers as a subscriber's seeds (profile signal, never a pick); returns how
+        many were not seeds already."""
+        stamp = iso(now or utcnow())
+        rows = [
+            {"subscriber_id": subscriber_id, "paper_id": p, "origin": origin, "added": stamp}
+            for p in dict.fromkeys(paper_ids)
+        ]
+        before = self.db["seeds"].count
+        with self.atomic():
+            self.db["seeds"].insert_all(rows, pk=("subscriber_id", "paper_id"), ignore=True)
+        return self.db["seeds"].count - before
+
+    def seeds(self, subscriber_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Imported seed papers by subscriber, in the order they were added."""
+        out: dict[str, list[str]] = {}
+        ids = None if subscriber_ids is None else list(subscriber_ids)
+        chunks = [None] if ids is None else list(_chunks(ids, 500))
+        for chunk in chunks:
+            sql = "select subscriber_id, paper_id from seeds"
+            if chunk is not None:
+                sql += f" where subscriber_id in ({','.join('?' * len(chunk))})"
+            for row in self.db.query(sql + " order by rowid", chunk or []):
+                out.setdefault(row["subscriber_id"], []).append(row["paper_id"])
+        return out
+
+    def title_lookup(self, title_key: str) -> dict[str, Any] | None:
+        """A cached arXiv title search: ``paper_id`` (None when nothing matched), ``looked_up``."""
+        rows = list(
+            self.db.query("select * from arxiv_title_lookups where title_key = ?", [title_key])
+        )
+        return rows[0] if rows else None
+
+    def record_title_lookup(self, title_key: str, paper_id: str | None, now=None) -> None:
+        self.db["arxiv_title_lookups"].upsert(
+            {"title_key": title_key, "paper_id": paper_id, "looked_up": iso(now or utcnow())},
+            pk="title_key",
+        )
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
