@@ -200,6 +200,9 @@ class Store:
                             row[key] = old[key]
                     if old["upvotes"] is not None and paper.upvotes is None:
                         row["upvotes"] = old["upvotes"]
+                    for key in _EXTRAS:  # a feed that says less does not erase what another said
+                        if row[key] is None:
+                            row[key] = old[key]
                     row["published"] = old["published"] or row["published"]
                     row["categories"] = json.dumps(
                         list(
@@ -631,6 +634,9 @@ class Store:
         )
 
 
+_EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # issue 16
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -661,6 +667,11 @@ def _paper_row(paper: Paper, stamp: str) -> dict[str, Any]:
         "upvotes": paper.upvotes,
         "sources": json.dumps([paper.source]),
         "announce_type": paper.announce_type,
+        "tldr": paper.tldr,
+        "tldr_source": "feed" if paper.tldr else None,
+        "keywords": json.dumps(paper.keywords) if paper.keywords else None,
+        "code_url": paper.code_url,
+        "project_url": paper.project_url,
     }
 
 
@@ -670,4 +681,5 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
         "authors": json.loads(row["authors"] or "[]"),
         "categories": json.loads(row["categories"] or "[]"),
         "sources": json.loads(row["sources"] or "[]"),
+        "keywords": json.loads(row.get("keywords") or "[]"),
     }

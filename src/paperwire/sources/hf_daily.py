@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SourceError
+from ..extras import hf_extras
 from ..paper import Paper, arxiv_id, clean_text
 
 
@@ -41,6 +42,7 @@ def parse(data: Any, *, source: str) -> list[Paper]:
                 published=_iso(paper.get("publishedAt") or item.get("publishedAt")),
                 source=source,
                 upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+                **hf_extras(paper),
             )
         )
     return papers
