@@ -129,6 +129,7 @@ def context(
         "papers": items,
         "profile_url": links.profile,
         "unsubscribe_url": links.unsubscribe,
+        "feed_url": links.feed,  # issue 16
     }
 
 

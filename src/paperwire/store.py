@@ -620,6 +620,18 @@ class Store:
                 out.setdefault(row["subscriber_id"], []).append(row["paper_id"])
         return out
 
+    def picks_sent(self, subscriber_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The papers a subscriber was sent (any channel, digests and alerts), newest first,
+        each once: paper_id, reasons, when it was first sent (``sent_at``)."""
+        rows = self.db.query(
+            "select dp.paper_id, dp.reasons, min(d.sent_at) as sent_at, min(d.id) as delivery,"
+            " min(dp.rank) as rank from delivery_papers dp join deliveries d"
+            " on d.id = dp.delivery_id where d.subscriber_id = ? and d.state = 'sent'"
+            " group by dp.paper_id order by sent_at desc, delivery desc, rank limit ?",
+            [subscriber_id, limit],
+        )
+        return [{**r, "reasons": json.loads(r["reasons"] or "[]")} for r in rows]
+
     def title_lookup(self, title_key: str) -> dict[str, Any] | None:
         """A cached arXiv title search: ``paper_id`` (None when nothing matched), ``looked_up``."""
         rows = list(
