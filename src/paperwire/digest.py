@@ -15,7 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import rank
+from .authors import Following
 from .config import Config, SubscriberConfig
+from .filters import PhraseFilter, fold_text
 from .paper import Pick, paper_text
 from .store import Store
 
@@ -205,6 +207,7 @@ def compose(
     similarity = (matrix @ matrix.T).toarray() if len(cols) <= MAX_DENSE_SIMILARITY else None
     explainer = _Explainer(corpus, cols)
     details = store.papers(candidate_ids) if len(candidate_ids) <= 5000 else None
+    issue16 = _FollowAndFilter(store, candidate_ids, details)
 
     for _, chunk, signals, profiles, scores in _scored_chunks(
         store, corpus, subscribers, matrix, prior, now, weights
@@ -218,6 +221,7 @@ def compose(
                 col = column.get(paper_id)
                 if col is not None:
                     allowed[row, col] = False
+            issue16.filter(sub, allowed[row])  # must_match / never_match
         sizes = [limit or sub.digest_size for sub in chunk]
         pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
         for row, sub in enumerate(chunk):
@@ -231,6 +235,10 @@ def compose(
                 weights.mmr_lambda,
                 similarity=similarity,
             )
+            followed = issue16.followed(sub, allowed[row])  # always in, and said so
+            if followed:
+                rest = [c for c in chosen if c not in followed]
+                chosen = [*followed, *rest][: max(sizes[row], len(followed))]
             sig = signals[row]
             liked_rows = [c for c, (_, v, _) in zip(sig.vote_rows, sig.votes, strict=True) if v > 0]
             liked_rows += sig.seed_rows
@@ -247,6 +255,8 @@ def compose(
                     reasons.append(f"similar to “{sig.liked_titles[similar][1]}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
+                if col in followed:
+                    reasons.insert(0, f"by an author you follow ({followed[col]})")
                 digest.picks.append(
                     Pick(
                         paper["paper_id"],
@@ -261,6 +271,43 @@ def compose(
 
 
 MAX_DENSE_SIMILARITY = 6000  # candidates; beyond this MMR computes similarity per pool
+
+
+class _FollowAndFilter:
+    """Issue 16: followed authors and must/never phrases over one run's candidates. Author lists
+    and folded texts are read once per run, and only when some subscriber needs them."""
+
+    def __init__(self, store: Store, candidate_ids: list[str], details: dict | None):
+        self.store, self.ids, self.details = store, candidate_ids, details
+        self._papers: dict | None = None
+        self._texts: list[str] | None = None
+
+    def _rows(self) -> dict:
+        if self._papers is None:
+            self._papers = self.details or self.store.papers(self.ids)
+        return self._papers
+
+    def filter(self, sub: SubscriberConfig, allowed: np.ndarray) -> None:
+        phrases = PhraseFilter(sub.must_match, sub.never_match)
+        if not phrases:
+            return
+        if self._texts is None:
+            rows = self._rows()
+            self._texts = [fold_text(rows[p]["title"], rows[p]["abstract"]) for p in self.ids]
+        allowed &= phrases.mask(self._texts)
+
+    def followed(self, sub: SubscriberConfig, allowed: np.ndarray) -> dict[int, str]:
+        """Candidate column -> the followed name, for allowed papers by a followed author."""
+        following = Following(sub.follow_authors)
+        if not following:
+            return {}
+        rows = self._rows()
+        out = {}
+        for col in np.flatnonzero(allowed):
+            name = following.match(rows[self.ids[col]]["authors"])
+            if name is not None:
+                out[int(col)] = name
+        return out
 
 
 class _Explainer:
