@@ -116,7 +116,7 @@ def test_a_subscriber_needs_a_channel():
     )
     assert (
         error_of(text)
-        == "subscribers.yaml:5: subscribers[0]: needs an email or a slack_webhook (or both)"
+        == "subscribers.yaml:5: subscribers[0]: needs an email, a slack_webhook, notify URLs or feed: true"
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import digest as digest_mod
 from .config import Config, SubscriberConfig
+from .filters import PhraseFilter, fold_text
 from .store import Store
 
 log = logging.getLogger("paperwire")
@@ -79,6 +80,10 @@ def find_alerts(
             if paper_id in excluded[sub.id]:
                 continue
             paper = papers[paper_id]
+            if not PhraseFilter(never=sub.never_match).allows(
+                fold_text(paper["title"], paper["abstract"])
+            ):
+                continue  # issue 16: never_match holds for alerts too
             share = 100 - settings.percentile
             reasons = [
                 f"scored {value:.2f}, above your usual bar of {bars[row]:.2f} "

@@ -419,5 +419,53 @@ def status(obj: Context, subscriber_id: str | None) -> None:
             click.echo(" · ".join(parts))
 
 
+# -- issue 16: seeds from the reader's library ---------------------------------------------
+
+
+@cli.group()
+def seeds() -> None:
+    """Seed papers: what a reader already likes, from their own library."""
+
+
+@seeds.command(name="import")
+@click.argument("subscriber_id", metavar="SUBSCRIBER")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
+    """Import a BibTeX, CSL JSON or RIS library (or a list of arXiv ids, URLs, DOIs) as seeds.
+
+    Entries without an arXiv id are looked up by title on the arXiv API (one request every
+    3 seconds, answers cached). Seeds shape the profile and never appear in a digest.
+
+    \b
+    Examples:
+        paperwire seeds import ada ~/zotero-export.bib
+        paperwire seeds import ada reading-list.txt
+    """
+    from . import library
+    from .sources.http import make_client
+
+    config = obj.config
+    sub = config.subscriber(subscriber_id)
+    entries = library.read_library(path)
+    with obj.store() as store, make_client() as client:
+        report = library.import_seeds(
+            store,
+            sub.id,
+            entries,
+            client=client,
+            api_url=config.arxiv_api_url,
+            origin=path.name,
+        )
+    for entry, why in report.unmatched:
+        click.echo(f"{entry.where}: not matched: {entry.label}: {why}")
+    if report.fetch_error:
+        click.echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
+    click.echo(
+        f"{len(report.matched)} of {len(entries)} entries matched to arXiv papers; "
+        f"{report.new_seeds} new seeds for {sub.id}; {len(report.unmatched)} not matched."
+    )
+
+
 def main() -> None:
     cli(prog_name="paperwire")

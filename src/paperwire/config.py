@@ -84,6 +84,13 @@ class SubscriberConfig(_Frozen):
     digest_days: tuple[str, ...] = WEEKDAYS
     alerts: bool = True
     enabled: bool = True
+    # issue 16: a private Atom feed as a channel of its own, followed authors, hard filters,
+    # and Apprise URLs (Discord, Telegram, ntfy, ...: each holds a token, so each is secret)
+    feed: bool = False
+    follow_authors: tuple[str, ...] = ()
+    must_match: tuple[str, ...] = ()
+    never_match: tuple[str, ...] = ()
+    notify: tuple[SecretStr, ...] = ()
 
     @field_validator("id")
     @classmethod
@@ -130,8 +137,8 @@ class SubscriberConfig(_Frozen):
 
     @model_validator(mode="after")
     def _has_a_channel(self) -> SubscriberConfig:
-        if self.email is None and self.slack_webhook is None:
-            raise ValueError("needs an email or a slack_webhook (or both)")
+        if self.email is None and self.slack_webhook is None and not self.feed and not self.notify:
+            raise ValueError("needs an email, a slack_webhook, notify URLs or feed: true")
         return self
 
     @property

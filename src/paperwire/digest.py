@@ -16,7 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import rank
+from .authors import Following
 from .config import Config, SubscriberConfig
+from .filters import PhraseFilter, fold_text
 from .paper import Pick, arxiv_id, paper_text
 from .store import Store
 
@@ -70,7 +72,11 @@ def subscriber_signals(
     for vote in store.votes(list(votes_by_sub)):
         votes_by_sub[vote["subscriber_id"]].append(vote)
     needed = {v["paper_id"] for vs in votes_by_sub.values() for v in vs}
-    seeds = {s.id: seed_ids(s) for s in subscribers}
+    # seeds: the config's seed_papers, then those imported from the reader's library
+    imported = store.seeds(votes_by_sub)
+    seeds = {
+        s.id: list(dict.fromkeys([*seed_ids(s), *imported.get(s.id, ())])) for s in subscribers
+    }
     needed |= {p for ids in seeds.values() for p in ids}
     if corpus_rows is not None:
         papers = {p: corpus_rows[corpus_index[p]] for p in needed if p in corpus_index}
@@ -269,6 +275,7 @@ def compose(
     explainer = _Explainer(corpus, cols)
     phrases = _Phrases(corpus.model, corpus.counts[cols])
     details = store.papers(candidate_ids) if len(candidate_ids) <= 5000 else None
+    issue16 = _FollowAndFilter(store, candidate_ids, details)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
         store, corpus, subscribers, matrix, prior, now, weights, phrases
@@ -277,10 +284,12 @@ def compose(
         window = np.array([starts[sub.id].timestamp() for sub in chunk])
         allowed = first_seen[None, :] > window[:, None]
         for row, sub in enumerate(chunk):
+            # sent, voted or a seed (config or imported): the reader's own, never a pick
             for paper_id in excluded.get(sub.id, ()):
                 col = column.get(paper_id)
                 if col is not None:
                     allowed[row, col] = False
+            issue16.filter(sub, allowed[row])  # must_match / never_match
         sizes = [limit or sub.digest_size for sub in chunk]
         pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
         for row, sub in enumerate(chunk):
@@ -294,6 +303,10 @@ def compose(
                 weights.mmr_lambda,
                 similarity=similarity,
             )
+            followed = issue16.followed(sub, allowed[row])  # always in, and said so
+            if followed:
+                rest = [c for c in chosen if c not in followed]
+                chosen = [*followed, *rest][: max(sizes[row], len(followed))]
             similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
             profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
             for col, liked in zip(chosen, similar, strict=True):
@@ -306,6 +319,8 @@ def compose(
                     reasons.append(f"about “{phrase}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
+                if col in followed:
+                    reasons.insert(0, f"by an author you follow ({followed[col]})")
                 digest.picks.append(
                     Pick(
                         paper["paper_id"],
@@ -340,6 +355,43 @@ def _similar_liked(
     same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
     best = rank.most_similar_liked(matrix[chosen], corpus.matrix[liked_rows], same)
     return [None if b is None else liked[b][1] for b in best]
+
+
+class _FollowAndFilter:
+    """Issue 16: followed authors and must/never phrases over one run's candidates. Author lists
+    and folded texts are read once per run, and only when some subscriber needs them."""
+
+    def __init__(self, store: Store, candidate_ids: list[str], details: dict | None):
+        self.store, self.ids, self.details = store, candidate_ids, details
+        self._papers: dict | None = None
+        self._texts: list[str] | None = None
+
+    def _rows(self) -> dict:
+        if self._papers is None:
+            self._papers = self.details or self.store.papers(self.ids)
+        return self._papers
+
+    def filter(self, sub: SubscriberConfig, allowed: np.ndarray) -> None:
+        phrases = PhraseFilter(sub.must_match, sub.never_match)
+        if not phrases:
+            return
+        if self._texts is None:
+            rows = self._rows()
+            self._texts = [fold_text(rows[p]["title"], rows[p]["abstract"]) for p in self.ids]
+        allowed &= phrases.mask(self._texts)
+
+    def followed(self, sub: SubscriberConfig, allowed: np.ndarray) -> dict[int, str]:
+        """Candidate column -> the followed name, for allowed papers by a followed author."""
+        following = Following(sub.follow_authors)
+        if not following:
+            return {}
+        rows = self._rows()
+        out = {}
+        for col in np.flatnonzero(allowed):
+            name = following.match(rows[self.ids[col]]["authors"])
+            if name is not None:
+                out[int(col)] = name
+        return out
 
 
 class _Explainer:

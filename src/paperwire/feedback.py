@@ -134,6 +134,12 @@ class Links:
         return f"{self.base_url.rstrip('/')}/unsubscribe/{token}"
 
     @property
+    def feed(self) -> str:
+        """The subscriber's private Atom feed (issue 16, :mod:`paperwire.atom`)."""
+        token = self.signer.subscriber_token("feed", self.subscriber_id)  # type: ignore[arg-type]
+        return f"{self.base_url.rstrip('/')}/feed/{token}.atom"
+
+    @property
     def profile(self) -> str:
         token = self.signer.subscriber_token("profile", self.subscriber_id)
         return f"{self.base_url.rstrip('/')}/profile/{token}"

@@ -87,8 +87,11 @@ class Paper:
     version: int | None = None
     upvotes: int | None = None
     announce_type: str | None = None
-    # The source's own key phrases (Hugging Face ``ai_keywords``); reasons may name them.
+    # issue 16: what the feed says beyond the abstract (see extras.py); None when it says nothing
+    tldr: str | None = None
     keywords: list[str] = field(default_factory=list)
+    code_url: str | None = None
+    project_url: str | None = None
 
     @property
     def is_arxiv(self) -> bool:

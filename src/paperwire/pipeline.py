@@ -209,7 +209,8 @@ async def _fetch_missing_seeds(
     limits: Limits,
 ) -> FeedReport | None:
     """Seed papers named in the config but not yet stored, from the arXiv API."""
-    wanted = sorted({p for s in config.subscribers for p in s.seed_papers})
+    wanted = {p for s in config.subscribers for p in s.seed_papers}
+    wanted = sorted(wanted | {p for ids in store.seeds().values() for p in ids})  # imported
     missing = [p for p in wanted if p not in store.papers(wanted)]
     if not missing:
         return None
@@ -417,7 +418,8 @@ def send_alerts(
 
 
 def _channels(sub: SubscriberConfig) -> list[str]:
-    return [c for c, present in (("email", sub.email), ("slack", sub.slack_webhook)) if present]
+    present = (("email", sub.email), ("slack", sub.slack_webhook), ("feed", sub.feed))
+    return [c for c, wanted in present if wanted]
 
 
 def _open_job(
@@ -504,6 +506,8 @@ def deliver_jobs(
             if job.channel == "slack":
                 ctx, _ = messages.context(_mail_job(job), run)
                 done(_deliver_slack(store, job, http, ctx, now))
+            elif job.channel == "feed":  # issue 16: recorded as sent is delivered (atom.py)
+                done(_settle(store, job, now, sent=f"{len(job.picks)} papers to the feed"))
             elif smtp_url is None:
                 msg, rendered = messages.build(_mail_job(job), run)
                 name = _outbox_name(job, now)

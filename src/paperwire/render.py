@@ -115,6 +115,10 @@ def context(
                 "score": pick.score,
                 "up_url": links.vote(pick.paper_id, "up"),
                 "down_url": links.vote(pick.paper_id, "down"),
+                # issue 16: a one-line TL;DR and code/project links, when a feed gave them
+                "tldr": paper.get("tldr") or "",
+                "code_url": paper.get("code_url") or "",
+                "project_url": paper.get("project_url") or "",
             }
         )
     return {
@@ -125,6 +129,7 @@ def context(
         "papers": items,
         "profile_url": links.profile,
         "unsubscribe_url": links.unsubscribe,
+        "feed_url": links.feed,  # issue 16
     }
 
 

@@ -98,9 +98,19 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m002_paper_keywords(db: sqlite_utils.Database) -> None:
-    # The source's key phrases (Hugging Face ai_keywords), a JSON list; reasons may name them.
-    db["papers"].add_column("keywords", str)
+def m_issue16_library_and_extras(db: sqlite_utils.Database) -> None:
+    """Issue 16: seeds imported from a reader's library, the arXiv title look-ups that found
+    them, and what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
+    db["seeds"].create(
+        {"subscriber_id": str, "paper_id": str, "origin": str, "added": str},
+        pk=("subscriber_id", "paper_id"),
+    )
+    db["seeds"].create_index(["paper_id"])
+    db["arxiv_title_lookups"].create(
+        {"title_key": str, "paper_id": str, "looked_up": str}, pk="title_key"
+    )
+    for column in ("tldr", "tldr_source", "keywords", "code_url", "project_url"):
+        db["papers"].add_column(column, str)
 
 
 def utcnow() -> dt.datetime:
@@ -190,8 +200,9 @@ class Store:
                             row[key] = old[key]
                     if old["upvotes"] is not None and paper.upvotes is None:
                         row["upvotes"] = old["upvotes"]
-                    if old["keywords"] and not paper.keywords:
-                        row["keywords"] = old["keywords"]
+                    for key in _EXTRAS:  # a feed that says less does not erase what another said
+                        if row[key] is None:
+                            row[key] = old[key]
                     row["published"] = old["published"] or row["published"]
                     row["categories"] = json.dumps(
                         list(
@@ -238,12 +249,14 @@ class Store:
         return [r["paper_id"] for r in self.db.query(sql, [iso(since)])]
 
     def excluded_ids(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
-        """For each subscriber, the papers already delivered (or in flight) or rated."""
+        """For each subscriber, the papers already delivered (or in flight), rated, or
+        imported as seeds."""
         out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
         sql = """
             select d.subscriber_id as s, dp.paper_id as p from delivery_papers dp
             join deliveries d on d.id = dp.delivery_id where d.state in ('pending', 'sent')
             union select subscriber_id, paper_id from votes
+            union select subscriber_id, paper_id from seeds
         """
         for row in self.db.query(sql):
             if row["s"] in out:
@@ -582,6 +595,64 @@ class Store:
         )
         return {**rows[0], "detail": json.loads(rows[0]["detail"])} if rows else None
 
+    # -- issue 16: seeds from a reader's library, arXiv title look-ups --------------------
+
+    def add_seeds(
+        self, subscriber_id: str, paper_ids: Iterable[str], *, origin: str, now=None
+    ) -> int:
+        """Record papers as a subscriber's seeds (profile signal, never a pick); returns how
+        many were not seeds already."""
+        stamp = iso(now or utcnow())
+        rows = [
+            {"subscriber_id": subscriber_id, "paper_id": p, "origin": origin, "added": stamp}
+            for p in dict.fromkeys(paper_ids)
+        ]
+        before = self.db["seeds"].count
+        with self.atomic():
+            self.db["seeds"].insert_all(rows, pk=("subscriber_id", "paper_id"), ignore=True)
+        return self.db["seeds"].count - before
+
+    def seeds(self, subscriber_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Imported seed papers by subscriber, in the order they were added."""
+        out: dict[str, list[str]] = {}
+        ids = None if subscriber_ids is None else list(subscriber_ids)
+        chunks = [None] if ids is None else list(_chunks(ids, 500))
+        for chunk in chunks:
+            sql = "select subscriber_id, paper_id from seeds"
+            if chunk is not None:
+                sql += f" where subscriber_id in ({','.join('?' * len(chunk))})"
+            for row in self.db.query(sql + " order by rowid", chunk or []):
+                out.setdefault(row["subscriber_id"], []).append(row["paper_id"])
+        return out
+
+    def picks_sent(self, subscriber_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The papers a subscriber was sent (any channel, digests and alerts), newest first,
+        each once: paper_id, reasons, when it was first sent (``sent_at``)."""
+        rows = self.db.query(
+            "select dp.paper_id, dp.reasons, min(d.sent_at) as sent_at, min(d.id) as delivery,"
+            " min(dp.rank) as rank from delivery_papers dp join deliveries d"
+            " on d.id = dp.delivery_id where d.subscriber_id = ? and d.state = 'sent'"
+            " group by dp.paper_id order by sent_at desc, delivery desc, rank limit ?",
+            [subscriber_id, limit],
+        )
+        return [{**r, "reasons": json.loads(r["reasons"] or "[]")} for r in rows]
+
+    def title_lookup(self, title_key: str) -> dict[str, Any] | None:
+        """A cached arXiv title search: ``paper_id`` (None when nothing matched), ``looked_up``."""
+        rows = list(
+            self.db.query("select * from arxiv_title_lookups where title_key = ?", [title_key])
+        )
+        return rows[0] if rows else None
+
+    def record_title_lookup(self, title_key: str, paper_id: str | None, now=None) -> None:
+        self.db["arxiv_title_lookups"].upsert(
+            {"title_key": title_key, "paper_id": paper_id, "looked_up": iso(now or utcnow())},
+            pk="title_key",
+        )
+
+
+_EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # issue 16
+
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
@@ -615,7 +686,11 @@ def _paper_row(paper: Paper, stamp: str) -> dict[str, Any]:
         "upvotes": paper.upvotes,
         "sources": json.dumps([paper.source]),
         "announce_type": paper.announce_type,
+        "tldr": paper.tldr,
+        "tldr_source": "feed" if paper.tldr else None,
         "keywords": json.dumps(paper.keywords) if paper.keywords else None,
+        "code_url": paper.code_url,
+        "project_url": paper.project_url,
     }
 
 

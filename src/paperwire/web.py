@@ -133,6 +133,7 @@ def create_app(
             Route("/profile/{token}", feedback.profile_page, methods=["GET"]),
             Route("/profile/{token}", feedback.profile_post, methods=["POST"]),
             Route("/slack/actions", feedback.slack_actions, methods=["POST"]),
+            Route("/feed/{token}.atom", feedback.atom_feed, methods=["GET"]),  # issue 16
             Mount("/static", StaticFiles(directory=templates_dir() / "web" / "static")),
         ],
         exception_handlers={
@@ -391,6 +392,7 @@ class FeedbackApp:
             terms = self.profiles.terms(store, sub, override=override, votes=votes, now=utcnow())
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
             unsubscribed = sub.id in store.unsubscribed()
+            store_seeds = len(store.seeds([sub.id]).get(sub.id, ()))
         recent = []
         for vote in votes[:RECENT_VOTES]:
             paper = papers.get(vote["paper_id"], {})
@@ -416,13 +418,14 @@ class FeedbackApp:
             edited=override is not None,
             saved=saved,
             max_interests=MAX_INTERESTS,
-            seeds=len(sub.seed_papers),
+            seeds=len(sub.seed_papers) + store_seeds,
             likes=sum(1 for v in votes if v["vote"] > 0),
             dislikes=sum(1 for v in votes if v["vote"] < 0),
             votes=recent,
             unsubscribed=unsubscribed,
             self_path=f"/profile/{token}",
             unsubscribe_path=f"/unsubscribe/{signer.subscriber_token('unsubscribe', sub.id)}",
+            **_issue16_profile(config, sub, signer),
         )
         return HTMLResponse(html)
 
@@ -458,6 +461,23 @@ class FeedbackApp:
         return RedirectResponse(f"/profile/{token}?saved=1", status_code=303)
 
     # -- Slack ------------------------------------------------------------------------------
+
+    async def atom_feed(self, request: Request) -> Response:
+        """Issue 16: the subscriber's private Atom feed of picks (:mod:`paperwire.atom`)."""
+        return await self.work(request, self._atom_feed, request.path_params["token"])
+
+    def _atom_feed(self, token: str) -> Response:
+        from . import atom
+
+        config = self.get_config()
+        with self.store() as store:
+            signer = self.signer(config, store)
+            try:
+                subscriber_id = atom.read_feed_token(signer, token)
+            except FeedbackError as exc:
+                raise _link_refused(exc) from None
+            body = atom.render_feed(store, config, signer, _subscriber(config, subscriber_id))
+        return Response(body, media_type="application/atom+xml; charset=utf-8")
 
     async def slack_actions(self, request: Request) -> Response:
         """Slack's interactivity request URL: verify, record the votes, update the message."""
@@ -524,6 +544,18 @@ class FeedbackApp:
 
 
 # -- tokens and lookups ---------------------------------------------------------------------
+
+
+def _issue16_profile(config: Config, sub: SubscriberConfig, signer: Signer) -> dict[str, Any]:
+    """What the profile page shows of issue 16: the feed link and the hard filters."""
+    from .feedback import Links
+
+    return {
+        "feed_url": Links(config.base_url, signer, sub.id).feed,
+        "follow_authors": list(sub.follow_authors),
+        "must_match": list(sub.must_match),
+        "never_match": list(sub.never_match),
+    }
 
 
 def _read_vote(signer: Signer, token: str) -> VoteClaim:

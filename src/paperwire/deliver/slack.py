@@ -32,6 +32,12 @@ def _link(url: str, label: str) -> str:
     return f"<{url}|{escape(label).replace('|', '¦')}>"
 
 
+def _extra_links(paper: dict[str, Any]) -> str:
+    """The PDF, code and project-page links a paper has, as mrkdwn after its meta line."""
+    pairs = (("pdf_url", "PDF"), ("code_url", "Code"), ("project_url", "Project page"))
+    return "".join(f" · {_link(paper[k], label)}" for k, label in pairs if paper.get(k))
+
+
 def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
     """Block Kit for a rendered digest context, as one or more messages' block lists."""
     if ctx["kind"] == "alert":
@@ -47,9 +53,12 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
         if paper.get("upvotes"):
             meta += f" · ▲ {paper['upvotes']}"
         why = "; ".join(paper["reasons"])
+        links = _extra_links(paper)  # issue 16: PDF, code, project page; a TL;DR over the abstract
+        summary = f"*TL;DR* {escape(paper['tldr'])}" if paper.get("tldr") else ""
         text = (
             f"*{_link(paper['url'], str(paper['number']) + '. ' + paper['title'])}*\n"
-            f"{escape(meta)}\n_Why: {escape(why)}_\n{escape(shorten(paper['abstract'], 300))}"
+            f"{escape(meta)}{links}\n_Why: {escape(why)}_\n"
+            f"{summary or escape(shorten(paper['abstract'], 300))}"
         )
         if len(text) > MAX_SECTION:
             text = shorten(text, MAX_SECTION - 1)

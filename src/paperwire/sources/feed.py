@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 import feedparser
 
 from ..errors import SourceError
+from ..extras import code_link, project_link
 from ..paper import Paper, arxiv_id, arxiv_version, clean_text
 
 # arXiv RSS (2024+) descriptions start "arXiv:2504.07119v1 Announce Type: new \nAbstract: ...".
@@ -79,7 +80,10 @@ def _paper(entry: Any, source: str) -> Paper:
             ),
             "",
         )
+    comment = clean_text(entry.get("arxiv_comment"))  # the arXiv API's "Code: https://..."
     return Paper(
+        code_url=code_link(comment, abstract),
+        project_url=project_link(comment, abstract),
         paper_id=paper_id,
         title=title,
         abstract=abstract,

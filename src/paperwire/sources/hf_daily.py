@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ..errors import SourceError
+from ..extras import hf_extras
 from ..paper import Paper, arxiv_id, clean_text
 
 
@@ -35,7 +36,6 @@ def parse(data: Any, *, source: str) -> list[Paper]:
         # JSON is untrusted: Infinity, NaN or 1e400 must not become an error for the whole feed.
         if not (isinstance(upvotes, int | float) and math.isfinite(upvotes)):
             upvotes = None
-        keywords = paper.get("ai_keywords") or []
         papers.append(
             Paper(
                 paper_id=aid,
@@ -47,9 +47,7 @@ def parse(data: Any, *, source: str) -> list[Paper]:
                 published=_iso(paper.get("publishedAt") or item.get("publishedAt")),
                 source=source,
                 upvotes=None if upvotes is None else int(upvotes),
-                keywords=[_text(k) for k in keywords if isinstance(k, str) and k.strip()]
-                if isinstance(keywords, list)
-                else [],
+                **hf_extras(paper),
             )
         )
     return papers

@@ -1,0 +1,100 @@
+"""The reader's own feed: a private Atom document of each subscriber's picks.
+
+Served at ``/feed/<signed token>.atom``; the token binds the subscriber and is the only key,
+so it never expires (a feed reader polls the same URL for years) and a new ``PAPERWIRE_SECRET``
+revokes every feed at once. The entries are what the ledger says was sent, on any channel,
+including the ``feed`` channel of a subscriber who takes no e-mail or Slack at all. Each entry
+carries the signed 👍/👎 links of the digest. Feed text is untrusted: the template escapes it
+(Jinja autoescape for ``.xml``), and the entry's HTML is escaped once more as Atom ``type="html"``
+content requires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import jinja2
+
+from .config import Config, SubscriberConfig
+from .feedback import Links, Signer
+from .render import RenderError, environment, shorten
+from .sources.feed import web_url
+from .store import Store
+
+FEED_ENTRIES = 50
+FEED_MAX_AGE = 100 * 365 * 86400  # a feed URL lives as long as the signing key
+PURPOSE = "feed"
+
+
+def read_feed_token(signer: Signer, token: str) -> str:
+    """The subscriber a feed token was made for; FeedbackError if forged or for another purpose."""
+    return signer.read_subscriber(PURPOSE, token, max_age=FEED_MAX_AGE)  # type: ignore[arg-type]
+
+
+def feed_url(base_url: str, signer: Signer, subscriber_id: str) -> str:
+    return Links(base_url, signer, subscriber_id).feed
+
+
+def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberConfig) -> str:
+    """The Atom document of a subscriber's latest picks."""
+    links = Links(config.base_url, signer, sub.id)
+    picks = store.picks_sent(sub.id, FEED_ENTRIES)
+    papers = store.papers(p["paper_id"] for p in picks)
+    env = environment()
+    entries = []
+    for pick in picks:
+        paper = papers.get(pick["paper_id"])
+        if paper is None:
+            continue
+        shown = {
+            **paper,
+            "pdf_url": web_url(paper.get("pdf_url")),
+            "code_url": web_url(paper.get("code_url")),
+            "project_url": web_url(paper.get("project_url")),
+        }
+        html = env.get_template("feed/entry.html").render(
+            paper=shown,
+            reasons=pick["reasons"],
+            up_url=links.vote(paper["paper_id"], "up"),
+            down_url=links.vote(paper["paper_id"], "down"),
+        )
+        entries.append(
+            {
+                "id": f"{_feed_id(config, sub)}:{paper['paper_id']}",
+                "title": paper["title"],
+                "updated": _rfc3339(pick["sent_at"]),
+                "published": _rfc3339(paper.get("published")),
+                "url": web_url(paper.get("url")),
+                "pdf_url": shown["pdf_url"],
+                "authors": paper.get("authors") or [],
+                "summary": paper.get("tldr") or shorten(paper.get("abstract"), 300),
+                "html": html,
+            }
+        )
+    try:
+        return env.get_template("feed/picks.xml").render(
+            feed_id=_feed_id(config, sub),
+            name=sub.name or sub.id,
+            updated=entries[0]["updated"] if entries else "1970-01-01T00:00:00Z",
+            self_url=feed_url(config.base_url, signer, sub.id),
+            profile_url=links.profile,
+            entries=entries,
+        )
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"template error in feed/picks.xml: {exc}") from exc
+
+
+def _feed_id(config: Config, sub: SubscriberConfig) -> str:
+    # stable across secret rotations (the URL changes, the feed's identity does not)
+    return f"urn:paperwire:{config.base_url.rstrip('/').split('://', 1)[-1]}:{sub.id}"
+
+
+def _rfc3339(stamp: Any) -> str | None:
+    """Atom dates: RFC 3339 with a zone, no microseconds."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    moment = dt.datetime.fromisoformat(stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,94 @@
+"""Followed authors: is this paper by someone the reader follows?
+
+Feeds spell one person many ways: "Yann LeCun", "Y. LeCun", "LeCun, Yann", "Yann Le Cun",
+"Sebastien Bubeck" for "Sébastien Bubeck". A name is reduced to its family name (accents and
+case folded, particles such as "van" or "le" joined to it, spaces and hyphens dropped) and its
+first given name; two names match when the family names are equal and the first given names
+agree: equal when both are written out, the same initial when either is an initial, or either
+absent. "Yann LeCun" and "Yves LeCun" do not match.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_PARTICLES = {
+    "al", "bin", "da", "das", "de", "del", "della", "der", "di", "dos", "du", "el", "la", "le",
+    "ten", "ter", "van", "von", "zu",
+}  # fmt: skip
+_SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
+_TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class NameKey:
+    family: str  # folded, particles joined: "lecun", "vandermaaten"
+    given: str  # the first given name, folded ("yann"), or its initial ("y"), or ""
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Sébastien" → "sebastien", "Łukasz" → "lukasz"."""
+    text = text.replace("ł", "l").replace("Ł", "L").replace("ø", "o").replace("Ø", "O")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+@functools.lru_cache(maxsize=65536)
+def name_key(name: str) -> NameKey | None:
+    """The family name and first given name of a written name; None if it has no letters."""
+    if "," in name:  # "LeCun, Yann" (BibTeX and library order)
+        family_part, _, given_part = name.partition(",")
+        family = _TOKEN.findall(fold(family_part))
+        given = _TOKEN.findall(fold(given_part))
+    else:
+        tokens = [t for t in _TOKEN.findall(fold(name)) if t not in _SUFFIXES]
+        if not tokens:
+            return None
+        family = [tokens.pop()]
+        while tokens and tokens[-1] in _PARTICLES and len(tokens) > 1:
+            family.insert(0, tokens.pop())
+        given = tokens
+    family = [t for t in family if t not in _SUFFIXES]
+    if not family:
+        return None
+    # "J.-P. Sartre" gives "j", "p": the first is what the reader sees first
+    return NameKey("".join(family), given[0] if given else "")
+
+
+def same_person(a: NameKey, b: NameKey) -> bool:
+    if a.family != b.family:
+        return False
+    if not a.given or not b.given:
+        return True
+    if len(a.given) == 1 or len(b.given) == 1:
+        return a.given[0] == b.given[0]
+    return a.given == b.given
+
+
+class Following:
+    """One reader's followed authors, checked against the author lists of papers."""
+
+    def __init__(self, names: Iterable[str]):
+        self._by_family: dict[str, list[tuple[NameKey, str]]] = {}
+        for name in names:
+            key = name_key(name)
+            if key is not None:
+                self._by_family.setdefault(key.family, []).append((key, name))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_family)
+
+    def match(self, authors: Iterable[str]) -> str | None:
+        """The followed name (as the reader wrote it) among these authors, else None."""
+        for author in authors:
+            key = name_key(author)
+            if key is None:
+                continue
+            for followed, written in self._by_family.get(key.family, ()):
+                if same_person(followed, key):
+                    return written
+        return None

@@ -1,0 +1,314 @@
+"""Seeds from a reader's own library: BibTeX, a Zotero export (CSL JSON or RIS), or a plain list
+of arXiv ids, URLs and DOIs.
+
+Each entry is matched to an arXiv id from what it names (``eprint``, a URL, an arXiv DOI
+``10.48550/arXiv.NNNN.NNNNN``), else by its title through the arXiv API: one request at a time,
+at least :data:`API_PAUSE` seconds apart (arXiv's terms ask robots for 3 s), and every answer,
+a miss included, cached in the store so a second import asks again only after
+:data:`LOOKUP_TTL`. The matched papers are stored as the subscriber's seeds: they shape the
+profile and are never picked for a digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+from .errors import SourceError
+from .paper import Paper, arxiv_id
+from .sources import parse_document
+from .sources.http import get
+from .store import Store, utcnow
+
+API_PAUSE = 3.0  # seconds between two arXiv API requests
+LOOKUP_TTL = dt.timedelta(days=30)  # a cached title miss is asked again after this
+ID_BATCH = 100  # ids per arXiv API id_list request
+_ARXIV_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/)?10\.48550/arxiv\.(.+)$", re.IGNORECASE)
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
+_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
+
+
+@dataclass
+class LibraryEntry:
+    """One reference of a library file, with the arXiv id it names (if it names one)."""
+
+    where: str  # "library.bib:12", for messages
+    title: str = ""
+    arxiv_id: str | None = None
+    doi: str | None = None
+    text: str = ""  # the line itself, for a plain list
+
+    @property
+    def label(self) -> str:
+        return repr(self.title) if self.title else (self.doi or self.text or "(empty entry)")
+
+
+@dataclass
+class ImportReport:
+    """What an import found: matched ids (new seeds counted) and what it could not match."""
+
+    matched: list[tuple[LibraryEntry, str]] = field(default_factory=list)
+    unmatched: list[tuple[LibraryEntry, str]] = field(default_factory=list)  # (entry, why)
+    new_seeds: int = 0
+    fetched: int = 0  # papers whose metadata came from the arXiv API
+    api_requests: int = 0
+    fetch_error: str | None = None
+
+
+# -- reading files ----------------------------------------------------------------------------
+
+
+def read_library(path: Path) -> list[LibraryEntry]:
+    """The entries of a BibTeX (.bib), CSL JSON (.json), RIS (.ris) or plain-list file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read: {exc}") from None
+    suffix = path.suffix.lower()
+    head = text.lstrip()[:1]
+    if suffix in (".bib", ".bibtex") or (suffix == "" and head == "@"):
+        return _read_bibtex(text, path.name)
+    if suffix in (".json", ".csljson") or head in ("[", "{"):
+        return _read_csl_json(text, path.name)
+    if suffix == ".ris" or re.match(r"\s*TY  - ", text):
+        return _read_ris(text, path.name)
+    return _read_plain_list(text, path.name)
+
+
+def _read_bibtex(text: str, name: str) -> list[LibraryEntry]:
+    import bibtexparser
+    from bibtexparser.middlewares import LatexDecodingMiddleware
+
+    library = bibtexparser.parse_string(text, append_middleware=[LatexDecodingMiddleware()])
+    if library.failed_blocks:
+        block = library.failed_blocks[0]
+        raise SourceError(
+            f"{name}:{block.start_line + 1}: not a valid BibTeX entry "
+            f"({type(block.error).__name__ if hasattr(block, 'error') else 'parse error'}); "
+            "fix or remove it and import again"
+        )
+    entries = []
+    for entry in library.entries:
+        fields = {f.key.lower(): str(f.value).strip() for f in entry.fields}
+        found = LibraryEntry(f"{name}:{entry.start_line + 1}", title=_one_line(fields.get("title")))
+        prefix = fields.get("archiveprefix", "").lower()
+        eprint = fields.get("eprint", "")
+        # eprint alone may be another archive's number; with archivePrefix, or id-shaped, it's arXiv
+        if eprint and (prefix == "arxiv" or not prefix):
+            found.arxiv_id = arxiv_id(eprint)
+        _from_links(found, fields.get("doi"), [fields.get("url"), fields.get("journal")])
+        entries.append(found)
+    return entries
+
+
+def _read_csl_json(text: str, name: str) -> list[LibraryEntry]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{name}:{exc.lineno}: not valid CSL JSON: {exc.msg}") from None
+    if isinstance(data, dict):
+        data = data.get("items", [data])
+    if not isinstance(data, list):
+        raise SourceError(f"{name}:1: expected a CSL JSON list of items")
+    entries = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise SourceError(
+                f"{name}: item {index}: expected an object, got {type(item).__name__}"
+            )
+        found = LibraryEntry(f"{name}: item {index}", title=_one_line(item.get("title")))
+        # Zotero writes an arXiv preprint's id as "number": "arXiv:1706.03762"
+        _from_links(
+            found,
+            item.get("DOI"),
+            [item.get("URL"), item.get("number"), item.get("archive_location")],
+        )
+        entries.append(found)
+    return entries
+
+
+def _read_ris(text: str, name: str) -> list[LibraryEntry]:
+    import rispy
+
+    try:
+        records = rispy.loads(text)
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{name}: not valid RIS: {exc}") from None
+    starts = [n for n, line in enumerate(text.splitlines(), 1) if line.startswith("TY  - ")]
+    entries = []
+    for index, record in enumerate(records):
+        line = starts[index] if index < len(starts) else index + 1
+        title = record.get("title") or record.get("primary_title") or ""
+        found = LibraryEntry(f"{name}:{line}", title=_one_line(title))
+        candidates = [*record.get("urls", []), record.get("type_of_work"), record.get("number")]
+        _from_links(found, record.get("doi"), candidates)
+        entries.append(found)
+    return entries
+
+
+def _read_plain_list(text: str, name: str) -> list[LibraryEntry]:
+    entries = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = _COMMENT.sub("", raw).strip()  # "# note" or "id  # note"; a URL's #anchor stays
+        if not line:
+            continue
+        found = LibraryEntry(f"{name}:{number}", text=line)
+        _from_links(found, line if _DOI.match(line) else None, [line])
+        entries.append(found)
+    return entries
+
+
+def _from_links(found: LibraryEntry, doi: str | None, texts: list[str | None]) -> None:
+    """Fill in the arXiv id from an arXiv DOI or any arXiv URL/label among ``texts``."""
+    if doi:
+        doi = doi.strip()
+        match = _DOI.match(doi)
+        found.doi = match.group(1) if match else doi
+        arxiv_doi = _ARXIV_DOI.match(found.doi)
+        if arxiv_doi and not found.arxiv_id:
+            found.arxiv_id = arxiv_id(arxiv_doi.group(1))
+    for text in texts:
+        if found.arxiv_id:
+            return
+        if text:
+            found.arxiv_id = arxiv_id(str(text))
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join(str(text or "").replace("{", "").replace("}", "").split())
+
+
+def title_key(title: str) -> str:
+    """A title reduced to its letters and digits: what two spellings of it share."""
+    folded = unicodedata.normalize("NFKD", title.casefold())
+    return "".join(c for c in folded if c.isalnum())
+
+
+# -- matching and storing ---------------------------------------------------------------------
+
+
+class Throttle:
+    """At least ``pause`` seconds between the starts of two requests (the clock injectable)."""
+
+    def __init__(
+        self,
+        pause: float = API_PAUSE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.pause, self.clock, self.sleep = pause, clock, sleep
+        self._last: float | None = None
+
+    def wait(self) -> None:
+        if self._last is not None:
+            left = self._last + self.pause - self.clock()
+            if left > 0:
+                self.sleep(left)
+        self._last = self.clock()
+
+
+def import_seeds(
+    store: Store,
+    subscriber_id: str,
+    entries: list[LibraryEntry],
+    *,
+    client: httpx.Client,
+    api_url: str,
+    origin: str,
+    throttle: Throttle | None = None,
+    now: dt.datetime | None = None,
+) -> ImportReport:
+    """Match entries to arXiv ids, fetch the papers not yet stored, record them as seeds."""
+    throttle = throttle or Throttle()
+    now = now or utcnow()
+    report = ImportReport()
+    found_papers: dict[str, Paper] = {}
+    for entry in entries:
+        if entry.arxiv_id:
+            report.matched.append((entry, entry.arxiv_id))
+            continue
+        if not entry.title:
+            why = f"DOI {entry.doi} is not an arXiv DOI" if entry.doi else "no arXiv id or title"
+            report.unmatched.append((entry, why))
+            continue
+        try:
+            paper_id = _by_title(store, entry.title, client, api_url, throttle, report, now)
+        except SourceError as exc:
+            report.unmatched.append((entry, f"arXiv API: {exc}"))
+            continue
+        if isinstance(paper_id, Paper):
+            found_papers[paper_id.paper_id] = paper_id
+            paper_id = paper_id.paper_id
+        if paper_id:
+            report.matched.append((entry, paper_id))
+        else:
+            report.unmatched.append((entry, "no arXiv paper has this title"))
+    ids = list(dict.fromkeys(p for _, p in report.matched))
+    _store_seed_papers(store, found_papers.values())
+    missing = [p for p in ids if p not in store.papers(ids)]
+    for start in range(0, len(missing), ID_BATCH):
+        batch = missing[start : start + ID_BATCH]
+        query = urlencode({"id_list": ",".join(batch), "max_results": len(batch)})
+        try:
+            papers = _api(client, f"{api_url}?{query}", throttle, report)
+        except SourceError as exc:
+            # the seeds are kept; the next `paperwire fetch` retries their metadata
+            report.fetch_error = str(exc)
+            break
+        report.fetched += _store_seed_papers(store, papers)
+    report.new_seeds = store.add_seeds(subscriber_id, ids, origin=origin, now=now)
+    return report
+
+
+def _by_title(
+    store: Store,
+    title: str,
+    client: httpx.Client,
+    api_url: str,
+    throttle: Throttle,
+    report: ImportReport,
+    now: dt.datetime,
+) -> Paper | str | None:
+    key = title_key(title)
+    cached = store.title_lookup(key)
+    if cached is not None and (
+        cached["paper_id"] or dt.datetime.fromisoformat(cached["looked_up"]) > now - LOOKUP_TTL
+    ):
+        return cached["paper_id"]
+    # arXiv's search wants words, not punctuation: quotes or colons would end the phrase
+    words = " ".join(re.sub(r"[^\w\s-]", " ", title).split())
+    query = urlencode({"search_query": f'ti:"{words}"', "max_results": 5})
+    papers = _api(client, f"{api_url}?{query}", throttle, report)
+    match = next((p for p in papers if title_key(p.title) == key), None)
+    store.record_title_lookup(key, match.paper_id if match else None, now=now)
+    return match
+
+
+def _api(client: httpx.Client, url: str, throttle: Throttle, report: ImportReport) -> list[Paper]:
+    throttle.wait()
+    report.api_requests += 1
+    fetched = get(client, url, label="arXiv API")
+    papers, _ = parse_document(fetched.content, source="arxiv-api")
+    return [p for p in papers if p.is_arxiv]
+
+
+def _store_seed_papers(store: Store, papers) -> int:
+    """Store seed papers as first seen when they were published, so a 2017 paper imported
+    today is not "new" in anyone's next digest."""
+    count = 0
+    for paper in papers:
+        when = dt.datetime.fromisoformat(paper.published) if paper.published else None
+        store.add_papers([paper], now=when or dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+        count += 1
+    return count

@@ -1,0 +1,150 @@
+"""The reader's own Atom feed, served by a real uvicorn from a real SQLite ledger, read back
+with feedparser and checked element by element against RFC 4287's requirements."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+
+from paperwire import pipeline
+from paperwire.atom import read_feed_token
+from paperwire.config import Config
+from paperwire.feedback import Signer
+from paperwire.paper import Paper
+from paperwire.sources import parse_document
+from paperwire.store import Store
+from paperwire.web import create_app
+
+from .conftest import free_port
+from .test_web import serve
+
+SECRET = "feed-secret"
+NOW = dt.datetime(2026, 6, 12, 9, 0, tzinfo=dt.UTC)
+FIXTURES = Path(__file__).parent / "fixtures"
+ATOM = "{http://www.w3.org/2005/Atom}"
+EVIL_TITLE = "<script>alert('x')</script> & ]]> agents"
+CONFIG = """
+base_url: http://127.0.0.1:{port}
+subscribers:
+  - id: ada
+    name: Ada
+    email: ada@example.org
+    interests: "web agents, multi-agent communication"
+  - id: fay
+    name: Fay
+    feed: true
+    interests: "web agents, multi-agent communication"
+"""
+
+
+@dataclass
+class Served:
+    url: str
+    config: Config
+    db_path: Path
+    outbox: Path
+
+
+@pytest.fixture
+def served(tmp_path: Path, make_config) -> Iterator[Served]:
+    port = free_port()
+    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    db_path = tmp_path / "pw.db"
+    content = (FIXTURES / "hf_daily_papers_extras.json").read_bytes()
+    papers, _ = parse_document(content, source="hf")
+    papers.append(Paper("2606.99999", EVIL_TITLE, "Web agents <b>bold</b> & more.", source="x"))
+    with Store(db_path) as store:
+        store.add_papers(papers, now=NOW - dt.timedelta(hours=2))
+        report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert sorted((line.subscriber_id, line.status) for line in report.lines) == [
+        ("ada", "sent"),
+        ("fay", "sent"),
+    ]
+    stop = serve(create_app(lambda: config, db_path), port)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", config, db_path, tmp_path / "outbox")
+    finally:
+        stop()
+
+
+def feed_path(subscriber_id: str, purpose: str = "feed") -> str:
+    return f"/feed/{Signer(SECRET).subscriber_token(purpose, subscriber_id)}.atom"
+
+
+def test_a_feed_only_subscriber_gets_their_picks_as_valid_atom(served: Served):
+    with Store(served.db_path) as store:
+        ledger = store.deliveries("fay")
+    assert [(d["channel"], d["state"]) for d in ledger] == [("feed", "sent")]
+    response = httpx.get(served.url + feed_path("fay"), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    parsed = feedparser.parse(response.content)
+    assert parsed.bozo == 0 and parsed.version == "atom10"
+    assert parsed.feed.title == "Paperwire picks for Fay"
+    assert len(parsed.entries) == 4
+    titles = {e.title for e in parsed.entries}
+    assert EVIL_TITLE in titles  # escaped on the way out, exactly itself on the way in
+    web = next(e for e in parsed.entries if e.title.startswith("WebChallenger"))
+    assert web.link == "https://arxiv.org/abs/2606.10423"
+    assert web.summary.startswith("WebChallenger presents a web agent framework")
+    html = web.content[0].value
+    assert '<a href="https://github.com/jayoohwang1/webchallenger">Code</a>' in html
+    # the 👍 link is a vote for fay on this very paper
+    up = re.search(r'<a href="([^"]+)">👍 More like this</a>', html).group(1)
+    claim = Signer(SECRET).read_vote(up.rsplit("/", 1)[1])
+    assert (claim.subscriber_id, claim.paper_id, claim.action) == ("fay", "2606.10423", "up")
+    assert "<script>" not in response.text
+
+
+def test_the_feed_meets_rfc_4287(served: Served):
+    root = ET.fromstring(httpx.get(served.url + feed_path("fay"), timeout=10).content)
+    assert root.tag == f"{ATOM}feed"
+    for name in ("id", "title", "updated", "author"):
+        assert len(root.findall(f"{ATOM}{name}")) == 1, name  # §4.1.1: exactly one each
+    own = root.find(f"{ATOM}link[@rel='self']").get("href")
+    assert read_feed_token(Signer(SECRET), own.rsplit("/", 1)[1].removesuffix(".atom")) == "fay"
+    ids = []
+    for entry in root.findall(f"{ATOM}entry"):
+        for name in ("id", "title", "updated"):
+            assert len(entry.findall(f"{ATOM}{name}")) == 1, name  # §4.1.2
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry.findtext(f"{ATOM}updated"))
+        assert entry.find(f"{ATOM}content").get("type") == "html"
+        ids.append(entry.findtext(f"{ATOM}id"))
+    assert len(set(ids)) == len(ids) == 4
+
+
+def test_the_email_footer_links_to_the_feed_of_its_reader(served: Served):
+    [eml] = served.outbox.glob("*ada-digest.eml")
+    msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    html = msg.get_body(("html",)).get_content()
+    link = re.search(r'<a class="feed" href="([^"]+)"', html).group(1)
+    assert link.startswith(served.url + "/feed/") and link.endswith(".atom")
+    assert read_feed_token(Signer(SECRET), link.rsplit("/", 1)[1].removesuffix(".atom")) == "ada"
+    assert f"Your picks as a private Atom feed: {link}" in msg.get_body(("plain",)).get_content()
+    parsed = feedparser.parse(httpx.get(link, timeout=10).content)
+    assert parsed.feed.title == "Paperwire picks for Ada"
+    assert len(parsed.entries) == 4
+
+
+def test_the_profile_page_links_to_the_feed(served: Served):
+    token = Signer(SECRET).subscriber_token("profile", "ada")
+    html = httpx.get(f"{served.url}/profile/{token}", timeout=10).text
+    link = re.search(r'<a href="([^"]+)" id="feed-link">', html).group(1)
+    assert read_feed_token(Signer(SECRET), link.rsplit("/", 1)[1].removesuffix(".atom")) == "ada"
+
+
+def test_a_forged_or_foreign_token_gets_no_feed(served: Served):
+    forged = feed_path("fay").replace(".atom", "x.atom")
+    for path in (forged, feed_path("fay", purpose="profile"), "/feed/nothing.atom"):
+        response = httpx.get(served.url + path, timeout=10)
+        assert response.status_code == 400, path
+        assert "Paperwire picks" not in response.text

@@ -1,0 +1,188 @@
+"""Followed authors and must/never filters: name matching, then digests and alerts over a real
+SQLite store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from paperwire import alerts, digest
+from paperwire.authors import Following, name_key, same_person
+from paperwire.filters import PhraseFilter, fold_text
+from paperwire.paper import Paper
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["Yann LeCun", "Y. LeCun", "LeCun, Yann", "LeCun, Y.", "yann lecun", "Yann Le Cun", "Y LeCun"],
+)
+def test_one_person_written_many_ways(written: str):
+    assert Following(["Yann LeCun"]).match(["A. Author", written]) == "Yann LeCun"
+
+
+@pytest.mark.parametrize(
+    ("followed", "author"),
+    [
+        ("Sébastien Bubeck", "Sebastien Bubeck"),  # accents
+        ("Lukasz Kaiser", "Łukasz Kaiser"),
+        ("Laurens van der Maaten", "L. van der Maaten"),  # particles
+        ("van der Maaten, Laurens", "Laurens van der Maaten"),
+        ("Jean-Pierre Serre", "J.-P. Serre"),
+        ("Geoffrey E. Hinton", "Geoffrey Hinton"),  # a middle initial more or less
+        ("Hinton", "G. E. Hinton"),  # a family name alone follows every Hinton
+    ],
+)
+def test_accents_particles_initials(followed: str, author: str):
+    assert Following([followed]).match([author]) == followed
+
+
+@pytest.mark.parametrize(
+    ("followed", "author"),
+    [
+        ("Yann LeCun", "Yves LeCun"),  # two given names written out differ
+        ("Yann LeCun", "X. LeCun"),
+        ("Yann LeCun", "Yann Lecunn"),
+        ("Kaiming He", "Kaiming Hu"),
+    ],
+)
+def test_different_people_do_not_match(followed: str, author: str):
+    assert Following([followed]).match([author]) is None
+
+
+def test_name_keys():
+    assert name_key("LeCun, Yann") == name_key("Yann LeCun")
+    assert name_key("Yann LeCun").family == "lecun"
+    assert name_key("Smith Jr.").family == "smith"
+    assert name_key("   ") is None
+    assert same_person(name_key("Y. LeCun"), name_key("Yann LeCun"))
+
+
+def test_phrase_filters_are_whole_words_and_fold_case_and_accents():
+    text = fold_text("Diffusion models for protein design", "We use a Transformer; naïve baseline.")
+    assert PhraseFilter(must=["protein design"]).allows(text)
+    assert PhraseFilter(must=["naive"]).allows(text)
+    assert not PhraseFilter(must=["protein designs"]).allows(text)
+    assert not PhraseFilter(must=["transform"]).allows(text)  # whole words only
+    assert not PhraseFilter(never=["DIFFUSION"]).allows(text)
+    # never wins over must
+    assert not PhraseFilter(must=["protein"], never=["diffusion models"]).allows(text)
+    assert not PhraseFilter()
+
+
+PAPERS = [
+    ("2611.00001", "KV cache quantization for long context LLM inference",
+     "We quantize the key value cache to 2 bits.", ["Ada Author"]),
+    ("2611.00002", "Compressing the KV cache of transformer inference",
+     "Low-bit quantization and eviction shrink the KV cache.", ["Bo Author"]),
+    ("2611.00003", "Speculative decoding for faster LLM inference",
+     "A small draft model proposes tokens that the large model verifies.", ["Cy Author"]),
+    ("2611.00004", "Self-supervised learning of image features from video",
+     "Joint-embedding predictive architectures learn from unlabeled video.",
+     ["Adrien Bardes", "Y. LeCun"]),
+    ("2611.00005", "Diffusion models for KV cache eviction",
+     "A diffusion model decides which cache entries to evict.", ["Di Author"]),
+    ("2611.00006", "Weak lensing maps of dark matter",
+     "We map dark matter with weak gravitational lensing.", ["Ed Author"]),
+]  # fmt: skip
+
+CONFIG = """\
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "KV cache quantization, efficient LLM inference"
+    digest_size: 2
+    follow_authors: ["LeCun, Yann"]
+  - id: bob
+    email: bob@example.org
+    interests: "KV cache quantization, efficient LLM inference"
+    digest_size: 5
+    must_match: ["KV cache"]
+    never_match: ["diffusion"]
+"""
+
+
+@pytest.fixture
+def stocked(store):
+    store.add_papers(
+        [
+            Paper(pid, title, abstract, authors=authors, url=f"https://arxiv.org/abs/{pid}")
+            for pid, title, abstract, authors in PAPERS
+        ],
+        now=NOW - dt.timedelta(hours=3),
+    )
+    return store
+
+
+def test_a_followed_authors_paper_is_always_in_the_digest_and_marked(stocked, make_config):
+    config = make_config(CONFIG)
+    ada = digest.compose(stocked, config, now=NOW)["ada"]
+    assert len(ada.picks) == 2  # the digest size holds
+    assert ada.picks[0].paper_id == "2611.00004"  # off-topic for her profile, but followed
+    assert ada.picks[0].reasons[0] == "by an author you follow (LeCun, Yann)"
+    assert not any("follow" in r for p in ada.picks[1:] for r in p.reasons)
+    # without the follow it would not have made a two-paper digest
+    plain = make_config(CONFIG.replace('    follow_authors: ["LeCun, Yann"]\n', ""))
+    assert "2611.00004" not in [
+        p.paper_id for p in digest.compose(stocked, plain, now=NOW)["ada"].picks
+    ]
+
+
+def test_must_and_never_match_are_hard_filters(stocked, make_config):
+    config = make_config(CONFIG)
+    bob = digest.compose(stocked, config, now=NOW)["bob"]
+    assert sorted(p.paper_id for p in bob.picks) == ["2611.00001", "2611.00002"]
+    assert bob.candidates == 2
+
+
+def test_never_match_applies_to_alerts(stocked, make_config):
+    """An alert-worthy paper (far above the bar) is not sent to a reader who never wants it."""
+    history = [
+        Paper(f"2610.{i:05d}", f"Galaxy survey number {i}", "Photometric redshifts of galaxies.")
+        for i in range(120)
+    ]
+    stocked.add_papers(history, now=NOW - dt.timedelta(days=3))
+    text = """\
+alerts: {min_history: 100, percentile: 90}
+subscribers:
+  - id: cy
+    email: cy@example.org
+    interests: "KV cache quantization eviction diffusion"
+    never_match: NEVER
+"""
+
+    def alerted(never: str) -> set[str]:
+        config = make_config(text.replace("NEVER", never))
+        found = alerts.find_alerts(stocked, config, list(config.subscribers), now=NOW)
+        return {a.pick.paper_id for a in found}
+
+    assert "2611.00005" in alerted("[]")
+    assert "2611.00005" not in alerted('["diffusion"]')
+
+
+def test_the_profile_page_shows_follows_and_filters(stocked, make_config):
+    import httpx
+
+    from paperwire.feedback import Signer
+    from paperwire.web import create_app
+
+    from .conftest import free_port
+    from .test_web import serve
+
+    port = free_port()
+    config = make_config(CONFIG + '    follow_authors: ["Yann LeCun", "<b>X</b>"]\n',
+                         env={"PAPERWIRE_SECRET": "s"})  # fmt: skip
+    stop = serve(create_app(lambda: config, stocked.path), port)
+    try:
+        bob = Signer("s").subscriber_token("profile", "bob")
+        html = httpx.get(f"http://127.0.0.1:{port}/profile/{bob}", timeout=10).text
+        ada = Signer("s").subscriber_token("profile", "ada")
+        ada_html = httpx.get(f"http://127.0.0.1:{port}/profile/{ada}", timeout=10).text
+    finally:
+        stop()
+    assert '<span id="must-match">“KV cache”</span>' in html
+    assert '<span id="never-match">“diffusion”</span>' in html
+    assert '<span id="follow-authors">Yann LeCun, &lt;b&gt;X&lt;/b&gt;</span>' in html
+    assert '<span id="follow-authors">LeCun, Yann</span>' in ada_html

@@ -1,0 +1,228 @@
+"""Seeds from a reader's library: real BibTeX / CSL JSON / RIS / plain-list files, a real local
+HTTP server answering like the arXiv API, a real SQLite store, and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from paperwire import digest, library
+from paperwire.cli import cli
+from paperwire.errors import SourceError
+from paperwire.paper import Paper
+from paperwire.sources.http import make_client
+from paperwire.store import Store
+
+from .arxiv_api import arxiv_api_server
+
+LIBRARY = Path(__file__).parent / "fixtures" / "library"
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+class FakeClock:
+    """Time that only moves when the throttle sleeps: the test sees every pause it asked for."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.request_times: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def ids(entries: list[library.LibraryEntry]) -> list[str | None]:
+    return [e.arxiv_id for e in entries]
+
+
+def test_bibtex_ids_come_from_eprint_url_and_arxiv_doi():
+    entries = library.read_library(LIBRARY / "library.bib")
+    assert ids(entries) == ["1706.03762", "1810.04805", "1512.03385", None, None]
+    assert [e.where for e in entries] == [
+        "library.bib:2",
+        "library.bib:12",
+        "library.bib:20",
+        "library.bib:28",
+        "library.bib:35",
+    ]
+    # braces and TeX decoded, so the title search asks for the words a human reads
+    assert entries[3].title == "Adam: A Method for Stochastic Optimization"
+    assert entries[4].doi == "10.1162/neco.1997.9.8.1735"
+
+
+def test_zotero_csl_json_and_ris_and_plain_list():
+    csl = library.read_library(LIBRARY / "zotero.json")
+    assert ids(csl) == ["2106.09685", None, None]
+    assert csl[2].doi == "10.1038/nature14236"
+    ris = library.read_library(LIBRARY / "zotero.ris")
+    assert ids(ris) == ["1512.03385", None, "1810.04805"]
+    assert [e.where for e in ris] == ["zotero.ris:1", "zotero.ris:17", "zotero.ris:31"]
+    plain = library.read_library(LIBRARY / "reading-list.txt")
+    assert ids(plain) == ["1706.03762", "2106.09685", "1810.04805", "1512.03385", None, None]
+    assert plain[4].doi == "10.1038/nature14236"
+    assert plain[5].where == "reading-list.txt:7"
+
+
+def test_a_broken_bibtex_entry_is_named_by_line(tmp_path: Path):
+    bib = tmp_path / "broken.bib"
+    bib.write_text("@article{ok, title={Fine}}\n\n@misc{bad,\n  title = {Never closed}\n")
+    with pytest.raises(SourceError) as caught:
+        library.read_library(bib)
+    assert str(caught.value) == (
+        "broken.bib:3: not a valid BibTeX entry (BlockAbortedException); "
+        "fix or remove it and import again"
+    )
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path):
+    with pytest.raises(SourceError, match=r"^nowhere\.bib: no such file$"):
+        library.read_library(Path("nowhere.bib"))
+
+
+def test_import_matches_by_title_politely_and_reports_what_it_could_not(store: Store):
+    clock = FakeClock()
+    throttle = library.Throttle(clock=clock.clock, sleep=clock.sleep)
+    entries = library.read_library(LIBRARY / "library.bib")
+    with arxiv_api_server() as api, make_client() as client:
+        report = library.import_seeds(
+            store, "ada", entries, client=client, api_url=api.url, origin="library.bib",
+            throttle=throttle, now=NOW,
+        )  # fmt: skip
+        searches = api.searches()
+        id_lists = [q["id_list"][0] for q in api.requests if "id_list" in q]
+    assert [pid for _, pid in report.matched] == [
+        "1706.03762",
+        "1810.04805",
+        "1512.03385",
+        "1412.6980",
+    ]
+    assert [(e.where, why) for e, why in report.unmatched] == [
+        ("library.bib:35", "no arXiv paper has this title")
+    ]
+    assert searches == [
+        'ti:"Adam A Method for Stochastic Optimization"',
+        'ti:"Long Short-Term Memory"',
+    ]
+    # Adam came with its metadata from the search; the three others in one id_list request
+    assert id_lists == ["1706.03762,1810.04805,1512.03385"]
+    # three requests, one at a time, each at least 3 s after the one before
+    assert report.api_requests == 3
+    assert clock.sleeps == [3.0, 3.0]
+    assert report.new_seeds == 4
+    assert store.seeds(["ada"]) == {"ada": ["1706.03762", "1810.04805", "1512.03385", "1412.6980"]}
+    adam = store.paper("1412.6980")
+    assert adam["title"] == "Adam: A Method for Stochastic Optimization"
+    # stored as first seen when published: an old seed is not "new" for anyone's digest
+    assert adam["first_seen"].startswith("2014-12-22")
+
+
+def test_title_answers_are_cached_in_the_store(store: Store):
+    entries = [e for e in library.read_library(LIBRARY / "library.bib") if not e.arxiv_id]
+    clock = FakeClock()
+    with arxiv_api_server() as api, make_client() as client:
+        for _ in range(2):
+            library.import_seeds(
+                store, "ada", entries, client=client, api_url=api.url, origin="library.bib",
+                throttle=library.Throttle(clock=clock.clock, sleep=clock.sleep), now=NOW,
+            )  # fmt: skip
+        assert len(api.searches()) == 2  # the second import asked nothing (miss included)
+        # a cached miss is asked again once it is older than LOOKUP_TTL
+        later = NOW + library.LOOKUP_TTL + dt.timedelta(days=1)
+        report = library.import_seeds(
+            store, "ada", entries, client=client, api_url=api.url, origin="library.bib",
+            throttle=library.Throttle(clock=clock.clock, sleep=clock.sleep), now=later,
+        )  # fmt: skip
+        assert api.searches()[2:] == ['ti:"Long Short-Term Memory"']
+    assert report.new_seeds == 0
+
+
+def test_an_unreachable_api_leaves_title_entries_unmatched_and_keeps_id_seeds(store: Store):
+    entries = library.read_library(LIBRARY / "zotero.json")
+    clock = FakeClock()
+    with arxiv_api_server() as api, make_client() as client:
+        api.fail = True
+        report = library.import_seeds(
+            store, "ada", entries, client=client, api_url=api.url, origin="zotero.json",
+            throttle=library.Throttle(clock=clock.clock, sleep=clock.sleep), now=NOW,
+        )  # fmt: skip
+    assert [pid for _, pid in report.matched] == ["2106.09685"]
+    assert [why for _, why in report.unmatched] == [
+        "arXiv API: feed arXiv API: HTTP 503 (after 4 attempts)",
+        "arXiv API: feed arXiv API: HTTP 503 (after 4 attempts)",
+    ]
+    assert report.fetch_error == "feed arXiv API: HTTP 503 (after 4 attempts)"
+    assert store.seeds(["ada"]) == {"ada": ["2106.09685"]}
+    assert (
+        store.title_lookup(library.title_key("Adam: A Method for Stochastic Optimization")) is None
+    )
+
+
+def test_seeds_shape_the_profile_and_never_appear_in_a_digest(store: Store, make_config):
+    config = make_config(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n    digest_size: 5\n"
+    )
+    fresh = [
+        Paper("2611.00001", "Low-rank adapters for efficient fine-tuning of language models",
+              "Adapters of low rank fine-tune large language models cheaply."),
+        Paper("2611.00002", "Weak lensing maps of dark matter",
+              "We map dark matter with weak gravitational lensing."),
+        Paper("2611.00003", "Protein folding with attention",
+              "Attention predicts protein structure."),
+        Paper("2106.09685", "LoRA: Low-Rank Adaptation of Large Language Models",
+              "Low-rank adaptation of large language models freezes the pretrained weights."),
+    ]  # fmt: skip
+    store.add_papers(fresh, now=NOW - dt.timedelta(hours=2))
+    store.add_seeds("ada", ["2106.09685"], origin="zotero.json")
+    [signals] = digest.subscriber_signals(store, list(config.subscribers), {})
+    assert signals.liked_titles == [
+        ("2106.09685", "LoRA: Low-Rank Adaptation of Large Language Models")
+    ]
+    composed = digest.compose(store, config, now=NOW)["ada"]
+    picked = [p.paper_id for p in composed.picks]
+    assert "2106.09685" not in picked  # a seed, though first seen inside the window
+    assert picked[0] == "2611.00001"  # the seed's neighbour ranks first
+    assert any("LoRA" in reason for reason in composed.picks[0].reasons)
+
+
+def test_cli_imports_a_reading_list(tmp_path: Path):
+    shutil.copy(LIBRARY / "reading-list.txt", tmp_path)
+    with arxiv_api_server() as api:
+        (tmp_path / "subscribers.yaml").write_text(
+            f"arxiv_api_url: {api.url}\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        )
+        result = CliRunner().invoke(
+            cli, ["--db", str(tmp_path / "pw.db"), "seeds", "import", "ada", "reading-list.txt"]
+        )
+        assert len(api.requests) == 1  # ids only: one id_list request, no title search
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "reading-list.txt:6: not matched: 10.1038/nature14236: DOI 10.1038/nature14236 is not an arXiv DOI",
+        "reading-list.txt:7: not matched: not a paper at all: no arXiv id or title",
+        "4 of 6 entries matched to arXiv papers; 4 new seeds for ada; 2 not matched.",
+    ]
+    with Store(tmp_path / "pw.db") as store:
+        assert sorted(store.seeds()["ada"]) == [
+            "1512.03385",
+            "1706.03762",
+            "1810.04805",
+            "2106.09685",
+        ]
+        assert store.count_papers() == 4
+
+
+def test_cli_names_an_unknown_subscriber(tmp_path: Path):
+    (tmp_path / "subscribers.yaml").write_text(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    )
+    (tmp_path / "x.txt").write_text("1706.03762\n")
+    result = CliRunner().invoke(cli, ["seeds", "import", "bob", "x.txt"])
+    assert result.exit_code == 1
+    assert result.output == "Error: subscribers.yaml: no subscriber 'bob' (known: ada)\n"
