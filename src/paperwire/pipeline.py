@@ -289,6 +289,11 @@ def send_due(
 
     if due:
         digests = digest_mod.compose(store, config, [by_id[s] for s in due], now=now)
+        if config.summariser.enabled:  # issue 16: TL;DRs for picks without one; never fails
+            from .summarise import summarise_picks
+
+            picks = [p for d in digests.values() for p in d.picks]
+            summarise_picks(store, config.summariser, picks, now=now, client=http)
         domain = email_mod.domain_of(config.sender.from_address)
         for sub_id, (period, channels) in due.items():
             composed = digests[sub_id]
