@@ -148,3 +148,24 @@ def test_a_forged_or_foreign_token_gets_no_feed(served: Served):
         response = httpx.get(served.url + path, timeout=10)
         assert response.status_code == 400, path
         assert "Paperwire picks" not in response.text
+
+
+def test_status_of_a_feed_only_subscriber(tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+    from paperwire.config import load_config
+
+    (tmp_path / "subscribers.yaml").write_text(
+        "secret: s\nsubscribers:\n  - id: fay\n    feed: true\n    digest_days: daily\n"
+    )
+    now = dt.datetime.now(dt.UTC)
+    with Store(tmp_path / "paperwire.db") as store:
+        store.add_papers([Paper("2606.00001", "A paper", "An abstract.")], now=now)
+        config = load_config(tmp_path / "subscribers.yaml")
+        before = CliRunner().invoke(cli, ["status"]).output
+        pipeline.send_due(store, config, now=now)
+    after = CliRunner().invoke(cli, ["status"]).output
+    assert "due now" in before  # a daily subscriber always has a slot in the last day
+    assert "due now" not in after
+    assert "last digest" in after and "(sent)" in after

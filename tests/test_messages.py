@@ -74,7 +74,7 @@ def comparable(raw: bytes) -> tuple:
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     subscribers = {SIGNER.read_vote(t).subscriber_id for t in re.findall(r"/v/([\w.-]+)", text)}
-    mask = re.compile(r"/(v|unsubscribe|profile)/[\w.-]+")
+    mask = re.compile(r"/(v|unsubscribe|profile|feed)/[\w.-]+")
     return (
         msg["To"],
         msg["Subject"],

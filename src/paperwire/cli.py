@@ -412,7 +412,7 @@ def status(obj: Context, subscriber_id: str | None) -> None:
             else:
                 parts.append("no digest yet")
             if slot and not store.delivery(
-                sub.id, "digest", schedule.period(slot), "email" if sub.email else "slack"
+                sub.id, "digest", schedule.period(slot), pipeline._channels(sub)[0]
             ):
                 parts.append(f"due now ({schedule.period(slot)})")
             parts.append(f"next {nxt.isoformat(timespec='minutes')}")

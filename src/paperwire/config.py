@@ -162,6 +162,19 @@ class SenderConfig(_Frozen):
     render_processes: int | None = Field(default=None, ge=1, le=64)
 
 
+class SummariserConfig(_Frozen):
+    """Issue 16: one-line TL;DRs from any OpenAI-compatible chat endpoint (off by default)."""
+
+    enabled: bool = False
+    base_url: str = "http://127.0.0.1:11434/v1"  # Ollama's; llama.cpp, vLLM and hosted APIs alike
+    model: str = "llama3.2"
+    api_key_env: str = "PAPERWIRE_SUMMARY_API_KEY"  # the key's variable, never the key itself
+    language: str = "English"
+    daily_cap: int = Field(default=200, ge=0)
+    timeout: float = Field(default=20.0, gt=0, le=300)
+    run_budget: float = Field(default=120.0, gt=0)  # seconds a send run may spend summarising
+
+
 class Config(_Frozen):
     """The whole validated configuration."""
 
@@ -179,6 +192,7 @@ class Config(_Frozen):
     base_url: str = "http://127.0.0.1:8000"
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
     secret: SecretStr | None = None
+    summariser: SummariserConfig = SummariserConfig()
     source: str = Field(default=DEFAULT_CONFIG, exclude=True)
 
     @model_validator(mode="after")

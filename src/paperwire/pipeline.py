@@ -20,6 +20,7 @@ import httpx
 
 from . import redact, render, schedule
 from .config import Config, FeedConfig, SubscriberConfig
+from .deliver import apprise as apprise_mod
 from .deliver import email as email_mod
 from .deliver import messages, slack
 from .errors import DeliveryError, SourceError
@@ -344,6 +345,11 @@ def send_due(
 
     if due:
         digests = digest_mod.compose(store, config, [by_id[s] for s in due], now=now)
+        if config.summariser.enabled:  # issue 16: TL;DRs for picks without one; never fails
+            from .summarise import summarise_picks
+
+            picks = [p for d in digests.values() for p in d.picks]
+            summarise_picks(store, config.summariser, picks, now=now, client=http)
         domain = email_mod.domain_of(config.sender.from_address)
         for sub_id, (period, channels) in due.items():
             composed = digests[sub_id]
@@ -419,7 +425,8 @@ def send_alerts(
 
 def _channels(sub: SubscriberConfig) -> list[str]:
     present = (("email", sub.email), ("slack", sub.slack_webhook), ("feed", sub.feed))
-    return [c for c, wanted in present if wanted]
+    notify = [apprise_mod.channel_id(u.get_secret_value()) for u in sub.notify]  # issue 16
+    return [c for c, wanted in present if wanted] + notify
 
 
 def _open_job(
@@ -508,6 +515,9 @@ def deliver_jobs(
                 done(_deliver_slack(store, job, http, ctx, now))
             elif job.channel == "feed":  # issue 16: recorded as sent is delivered (atom.py)
                 done(_settle(store, job, now, sent=f"{len(job.picks)} papers to the feed"))
+            elif job.channel.startswith(apprise_mod.PREFIX):  # issue 16: Apprise URLs
+                ctx, _ = messages.context(_mail_job(job), run)
+                done(_deliver_apprise(store, job, ctx, now))
             elif smtp_url is None:
                 msg, rendered = messages.build(_mail_job(job), run)
                 name = _outbox_name(job, now)
@@ -581,6 +591,23 @@ def _deliver_slack(
     except DeliveryError as exc:
         return _settle(store, job, now, error=exc)
     return _settle(store, job, now, sent=f"{len(job.picks)} papers to Slack ({count} message(s))")
+
+
+def _deliver_apprise(store: Store, job: _Job, ctx: dict, now: dt.datetime) -> SendLine:
+    urls = [u.get_secret_value() for u in job.sub.notify]
+    url = apprise_mod.url_for(job.channel, urls)
+    if url is None:  # the URL left the config while its digest was pending
+        error = DeliveryError(f"{job.channel}: no longer in the config", permanent=True)
+        return _settle(store, job, now, error=error)
+    subject = render.subject_for(job.kind, job.period, job.picks)
+    try:
+        count = apprise_mod.send_digest(url, ctx, subject)
+    except DeliveryError as exc:
+        return _settle(store, job, now, error=exc)
+    scheme = job.channel.split(":")[1]
+    return _settle(
+        store, job, now, sent=f"{len(job.picks)} papers to {scheme} ({count} message(s))"
+    )
 
 
 def _settle(

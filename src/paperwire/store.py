@@ -637,6 +637,30 @@ class Store:
         )
         return [{**r, "reasons": json.loads(r["reasons"] or "[]")} for r in rows]
 
+    def set_tldr(self, paper_id: str, tldr: str, *, source: str) -> None:
+        """Store a TL;DR written for a paper (by the summariser): it is written once."""
+        self.db.execute(
+            "update papers set tldr = ?, tldr_source = ? where paper_id = ?",
+            [tldr, source, paper_id],
+        )
+        self.db.conn.commit()
+
+    def record_summary_request(self, paper_id: str, outcome: str, now: dt.datetime) -> None:
+        """Log one summariser request (each counts against the daily cap, failed ones too)."""
+        self.db["events"].insert(
+            {
+                "at": iso(now),
+                "kind": "summary",
+                "detail": json.dumps({"paper": paper_id, "outcome": outcome}),
+            }
+        )
+
+    def summary_requests_since(self, since: dt.datetime) -> int:
+        rows = self.db.query(
+            "select count(*) as n from events where kind = 'summary' and at >= ?", [iso(since)]
+        )
+        return next(iter(rows))["n"]
+
     def title_lookup(self, title_key: str) -> dict[str, Any] | None:
         """A cached arXiv title search: ``paper_id`` (None when nothing matched), ``looked_up``."""
         rows = list(

@@ -1,0 +1,153 @@
+"""More channels: Discord, Telegram, Teams, Matrix, Mattermost, ntfy and the rest through Apprise.
+
+A subscriber's ``notify: ["discord://...", "tgram://..."]`` lists Apprise URLs. Each is its own
+ledger channel (``notify:<scheme>:<hash of the URL>``: the URL holds a token, so the ledger and
+``status`` name it by scheme and hash only), so a digest goes exactly once to each. The digest is
+written as Markdown for services that render it and as plain text with bare URLs for the others,
+and split between papers into messages that fit the service's length limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import DeliveryError
+from ..render import format_authors, shorten
+
+PREFIX = "notify:"
+
+
+def channel_id(url: str) -> str:
+    """The ledger channel of an Apprise URL: its scheme and a hash, never its token."""
+    scheme = urlsplit(url).scheme or "url"
+    return f"{PREFIX}{scheme}:{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+
+
+def url_for(channel: str, urls: list[str]) -> str | None:
+    """The configured URL a ledger channel stands for (None if the config no longer has it)."""
+    return next((u for u in urls if channel_id(u) == channel), None)
+
+
+def _supports(plugin: Any, fmt: Any) -> bool:
+    formats = plugin.notify_format
+    return fmt in formats if isinstance(formats, tuple | list | set) else fmt == formats
+
+
+def paper_blocks(ctx: dict[str, Any], markdown: bool) -> list[str]:
+    """One block of text per paper, in Markdown or in plain text with bare URLs."""
+    blocks = []
+    for paper in ctx["papers"]:
+        links = [("PDF", paper.get("pdf_url")), ("Code", paper.get("code_url")),
+                 ("Project page", paper.get("project_url"))]  # fmt: skip
+        links = [(label, url) for label, url in links if url]
+        title = f"{paper['number']}. {paper['title']}"
+        why = "Why: " + "; ".join(paper["reasons"])
+        summary = paper.get("tldr") or shorten(paper.get("abstract"), 280)
+        if markdown:
+            lines = [f"**[{_md(title)}]({paper['url']})**" if paper["url"] else f"**{_md(title)}**"]
+            meta = _md(format_authors(paper["authors"]))
+            lines.append(" · ".join([meta, *(f"[{label}]({url})" for label, url in links)]))
+            lines.append(("**TL;DR** " if paper.get("tldr") else "") + _md(summary))
+            lines.append(f"_{_md(why)}_")
+            lines.append(
+                f"[👍 More like this]({paper['up_url']}) · [👎 Less like this]({paper['down_url']})"
+            )
+        else:
+            lines = [title, format_authors(paper["authors"])]
+            if paper["url"]:
+                lines.append(paper["url"])
+            lines += [f"{label}: {url}" for label, url in links]
+            lines.append(("TL;DR: " if paper.get("tldr") else "") + summary)
+            lines.append(why)
+            lines.append(f"👍 More like this: {paper['up_url']}")
+            lines.append(f"👎 Less like this: {paper['down_url']}")
+        blocks.append("\n".join(lines))
+    return blocks
+
+
+def split_messages(blocks: list[str], footer: str, limit: int) -> list[str]:
+    """Join blocks into as few messages as fit ``limit`` characters, splitting between papers;
+    a single block longer than the limit is cut (a service refuses a longer message)."""
+    messages: list[str] = []
+    current = ""
+    for block in [*blocks, footer]:
+        block = block if len(block) <= limit else shorten(block, limit - 1)
+        joined = f"{current}\n\n{block}" if current else block
+        if len(joined) <= limit:
+            current = joined
+        else:
+            messages.append(current)
+            current = block
+    if current:
+        messages.append(current)
+    return messages
+
+
+def send_digest(url: str, ctx: dict[str, Any], subject: str) -> int:
+    """Send a digest to one Apprise URL, split as its service needs; returns messages sent.
+
+    Raises DeliveryError: permanent for a URL Apprise does not understand, otherwise not (the
+    digest stays due and the next run tries again)."""
+    import apprise
+
+    scheme = urlsplit(url).scheme or "?"
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        raise DeliveryError(
+            f"notify {scheme}://…: not a URL Apprise understands (see its wiki for the forms)",
+            permanent=True,
+        )
+    markdown = _supports(plugin, apprise.NotifyFormat.MARKDOWN)
+    body_format = apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT
+    footer = (
+        f"[What paperwire has learned about you]({ctx['profile_url']}) · "
+        f"[Unsubscribe]({ctx['unsubscribe_url']})"
+        if markdown
+        else f"What paperwire has learned about you: {ctx['profile_url']}\n"
+        f"Unsubscribe: {ctx['unsubscribe_url']}"
+    )
+    title = shorten(subject, plugin.title_maxlen) if plugin.title_maxlen else ""
+    # a service without titles gets the subject as the first line of the first message
+    blocks = paper_blocks(ctx, markdown)
+    if not title:
+        blocks[0] = f"{'**' + _md(subject) + '**' if markdown else subject}\n\n{blocks[0]}"
+    messages = split_messages(blocks, footer, plugin.body_maxlen)
+    sender = apprise.Apprise()
+    sender.add(plugin)
+    for number, body in enumerate(messages, 1):
+        with apprise.LogCapture(level=logging.WARNING) as captured:
+            ok = sender.notify(body=body, title=title, body_format=body_format)
+        if not ok:
+            detail = _redact(captured.getvalue().strip().splitlines(), url)
+            raise DeliveryError(
+                f"notify {scheme}://…: message {number} of {len(messages)} failed: {detail}"
+            )
+    return len(messages)
+
+
+def _md(text: str) -> str:
+    """Escape the characters Markdown would read as formatting or link syntax."""
+    for char in "\\`*_[]<>":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _redact(lines: list[str], url: str) -> str:
+    """Apprise's last warning, without any part of the URL that may hold a token."""
+    text = shorten(lines[-1] if lines else "no reason given", 200)
+    parts = urlsplit(url)
+    secrets = [
+        url,
+        parts.netloc,
+        parts.path,
+        parts.query,
+        parts.password or "",
+        parts.username or "",
+    ]
+    secrets += [p for p in parts.path.split("/") if len(p) >= 6]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return text

@@ -1,0 +1,123 @@
+"""Optional TL;DRs written by a language model, for picked papers whose feed gave none.
+
+Any OpenAI-compatible chat endpoint works (a local Ollama, llama.cpp or vLLM server, or a hosted
+one): ``summariser:`` in the config names its base URL, model, the environment variable holding
+the key and the language of the summary. It is off by default and bounded in cost: only papers
+that made someone's digest are summarised, each once (the TL;DR is stored), at most
+``daily_cap`` requests a UTC day (failed ones count), and a send run spends at most
+``run_budget`` seconds on it. It never blocks or fails a digest: a timeout, an error or an
+empty answer leaves the paper with its abstract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+
+import httpx
+
+from .config import SummariserConfig
+from .extras import one_line
+from .paper import Pick
+from .store import Store
+
+log = logging.getLogger("paperwire")
+
+SOURCE = "llm"
+PROMPT = (
+    "You write one-sentence TL;DRs of research papers for busy researchers. Answer in {language} "
+    "with one plain sentence of at most 30 words: what the paper does and what it finds. "
+    "No preamble, no Markdown."
+)
+
+
+def summarise_picks(
+    store: Store,
+    settings: SummariserConfig,
+    picks: Iterable[Pick],
+    *,
+    now: dt.datetime,
+    env: Mapping[str, str] | None = None,
+    client: httpx.Client | None = None,
+) -> int:
+    """Write a TL;DR for each pick without one, within the cap and budget; returns how many.
+
+    Each new TL;DR is stored and set on the pick's paper, so the digest being composed shows it.
+    """
+    if not settings.enabled:
+        return 0
+    wanted: dict[str, list[Pick]] = {}
+    for pick in picks:
+        if not pick.paper.get("tldr"):
+            wanted.setdefault(pick.paper_id, []).append(pick)
+    if not wanted:
+        return 0
+    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    left = settings.daily_cap - store.summary_requests_since(day)
+    if left <= 0:
+        log.info("summariser: daily cap of %d reached; abstracts stay", settings.daily_cap)
+        return 0
+    env = os.environ if env is None else env
+    key = env.get(settings.api_key_env, "")
+    own = client is None
+    client = client or httpx.Client(timeout=settings.timeout)
+    deadline = time.monotonic() + settings.run_budget
+    written = 0
+    try:
+        for paper_id, same in wanted.items():
+            if left <= 0 or time.monotonic() > deadline:
+                break
+            left -= 1
+            paper = same[0].paper
+            tldr, outcome = _ask(client, settings, key, paper.get("title"), paper.get("abstract"))
+            store.record_summary_request(paper_id, outcome, now)
+            if tldr is None:
+                log.warning("summariser: %s: %s; the abstract stays", paper_id, outcome)
+                continue
+            store.set_tldr(paper_id, tldr, source=SOURCE)
+            for pick in same:
+                pick.paper["tldr"] = tldr
+                pick.paper["tldr_source"] = SOURCE
+            written += 1
+    finally:
+        if own:
+            client.close()
+    return written
+
+
+def _ask(
+    client: httpx.Client,
+    settings: SummariserConfig,
+    key: str,
+    title: str | None,
+    abstract: str | None,
+) -> tuple[str | None, str]:
+    """One chat completion: (the TL;DR, "ok") or (None, why not). Never raises."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    payload = {
+        "model": settings.model,
+        "messages": [
+            {"role": "system", "content": PROMPT.format(language=settings.language)},
+            {"role": "user", "content": f"Title: {title or ''}\n\nAbstract: {abstract or ''}"},
+        ],
+        "temperature": 0.2,
+        "max_tokens": 120,
+    }
+    url = settings.base_url.rstrip("/") + "/chat/completions"
+    try:
+        response = client.post(url, json=payload, headers=headers, timeout=settings.timeout)
+    except httpx.TimeoutException:
+        return None, f"no answer within {settings.timeout:g} s"
+    except httpx.HTTPError as exc:
+        return None, f"cannot reach the endpoint ({type(exc).__name__})"
+    if response.status_code != 200:
+        return None, f"HTTP {response.status_code}"
+    try:
+        content = response.json()["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None, "not an OpenAI-style chat completion"
+    text = one_line(content.removeprefix("TL;DR:").strip() if isinstance(content, str) else None)
+    return (text, "ok") if text else (None, "empty answer")

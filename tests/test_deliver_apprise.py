@@ -1,0 +1,132 @@
+"""More channels through Apprise, against real local HTTP servers: Apprise's json:// target and
+Mattermost's self-hosted webhook form (mmost://127.0.0.1:PORT/TOKEN), through the real ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from paperwire import pipeline
+from paperwire.cli import cli
+from paperwire.deliver.apprise import channel_id, split_messages
+from paperwire.sources import parse_document
+from paperwire.store import Store
+
+from .conftest import HttpServer, Route
+
+NOW = dt.datetime(2026, 6, 12, 9, 0, tzinfo=dt.UTC)
+FIXTURES = Path(__file__).parent / "fixtures"
+TOKEN = "abcdefghijklmnop1234"  # Mattermost's webhook token: a secret
+
+
+def config_text(port: int, extra: str = "") -> str:
+    return f"""
+secret: s3cret
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "web agents, multi-agent communication"
+    notify:
+      - "json://127.0.0.1:{port}/notify"
+      - "mmost://127.0.0.1:{port}/{TOKEN}"
+{extra}"""
+
+
+def stocked(db: Path) -> Store:
+    store = Store(db)
+    papers, _ = parse_document((FIXTURES / "hf_daily_papers_extras.json").read_bytes(), source="hf")
+    store.add_papers(papers, now=NOW - dt.timedelta(hours=2))
+    return store
+
+
+def posts(server: HttpServer, path: str) -> list[bytes]:
+    return [body for method, p, _, body in server.requests if method == "POST" and p == path]
+
+
+def test_each_url_gets_the_digest_once_formatted_for_its_service(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    http_server.routes["/notify"] = Route(b"{}")
+    http_server.routes[f"/hooks/{TOKEN}"] = Route(b"ok")
+    config = make_config(config_text(http_server.port))
+    with stocked(tmp_path / "pw.db") as store:
+        report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        again = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        ledger = {d["channel"]: d["state"] for d in store.deliveries("ada")}
+    assert sorted(line.detail for line in report.lines) == [
+        "3 papers to json (1 message(s))",
+        "3 papers to mmost (1 message(s))",
+        f"3 papers → {tmp_path / 'outbox' / '2026-06-12-ada-digest.eml'}",
+    ]
+    assert [line.status for line in again.lines] == ["not-due"]
+    json_channel = channel_id(f"json://127.0.0.1:{http_server.port}/notify")
+    assert ledger == {"email": "sent", json_channel: "sent", channel_id(
+        f"mmost://127.0.0.1:{http_server.port}/{TOKEN}"): "sent"}  # fmt: skip
+    assert TOKEN not in json.dumps(ledger)  # the ledger names a channel by scheme and hash
+    # json:// renders Markdown: links, bold TL;DR, 👍/👎 links
+    [body] = posts(http_server, "/notify")
+    message = json.loads(body)
+    assert message["title"].startswith("Paperwire 2026-06-12: ")
+    text = message["message"]
+    assert "[Code](https://github.com/jayoohwang1/webchallenger)" in text
+    assert "**TL;DR** WebChallenger presents a web agent framework" in text
+    assert text.count("[👍 More like this](http://127.0.0.1:8000/v/") == 3
+    # Mattermost (plain text in Apprise): bare URLs, no Markdown
+    [hook] = posts(http_server, f"/hooks/{TOKEN}")
+    plain = json.loads(hook)["text"]
+    assert "Code: https://github.com/jayoohwang1/webchallenger" in plain
+    assert "TL;DR: WebChallenger presents" in plain
+    assert "**" not in plain and "](" not in plain
+
+
+def test_a_failing_service_stays_due_and_status_says_so(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    http_server.routes["/notify"] = Route(b"{}")
+    http_server.routes[f"/hooks/{TOKEN}"] = Route(b"down", status=500)
+    text = config_text(http_server.port)
+    config = make_config(text)
+    with stocked(tmp_path / "pw.db") as store:
+        report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        failed = [line for line in report.lines if line.status == "retry"]
+        assert len(failed) == 1
+        assert failed[0].detail.startswith("notify mmost://…: message 1 of 1 failed: ")
+        assert TOKEN not in failed[0].detail
+        pending = store.unsent_deliveries("ada")
+        assert [d["channel"].split(":")[1] for d in pending] == ["mmost"]
+        # the service is back: the next run sends the pending digest, and nothing twice
+        http_server.routes[f"/hooks/{TOKEN}"] = Route(b"ok")
+        later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=5))
+    assert [(line.status, line.detail) for line in later.lines] == [
+        ("sent", "3 papers to mmost (1 message(s))")
+    ]
+    assert len(posts(http_server, "/notify")) == 1
+
+
+def test_status_shows_a_failed_channel(http_server: HttpServer, tmp_path: Path):
+    (tmp_path / "subscribers.yaml").write_text(
+        "secret: s3cret\nsubscribers:\n  - id: ada\n    notify: ['bogus://nowhere']\n"
+    )
+    with stocked(tmp_path / "paperwire.db") as store:
+        from paperwire.config import load_config
+
+        report = pipeline.send_due(store, load_config(tmp_path / "subscribers.yaml"), now=NOW)
+    [line] = report.lines
+    assert (line.status, line.detail) == (
+        "failed",
+        "notify bogus://…: not a URL Apprise understands (see its wiki for the forms)",
+    )
+    result = CliRunner().invoke(cli, ["status"])
+    assert "last digest 2026-06-12 (failed: notify bogus://…: not a URL Apprise" in result.output
+
+
+def test_split_between_papers_within_the_limit():
+    blocks = ["a" * 40, "b" * 40, "c" * 40]
+    assert split_messages(blocks, "footer", 90) == [
+        "a" * 40 + "\n\n" + "b" * 40,
+        "c" * 40 + "\n\nfooter",
+    ]
+    assert all(len(m) <= 30 for m in split_messages(["x " * 40], "f", 30))

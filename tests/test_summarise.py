@@ -1,0 +1,122 @@
+"""The optional summariser against a real local HTTP server speaking the OpenAI chat API
+(/v1/chat/completions), through a real send run: stored once, capped, never in the way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from paperwire import pipeline
+from paperwire.paper import Paper
+from paperwire.store import Store
+
+from .conftest import HttpServer, Route
+
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+PATH = "/v1/chat/completions"
+PAPERS = [
+    Paper("2611.00001", "KV cache quantization for long context LLM inference",
+          "We quantize the key value cache to 2 bits and keep long context accuracy.",
+          url="https://arxiv.org/abs/2611.00001"),
+    Paper("2611.00002", "Compressing the KV cache of transformer inference",
+          "Low-bit quantization and eviction shrink the KV cache of large language models.",
+          url="https://arxiv.org/abs/2611.00002"),
+    Paper("2611.00003", "Speculative decoding for faster LLM inference",
+          "A small draft model proposes tokens that the large model verifies in parallel.",
+          url="https://arxiv.org/abs/2611.00003", tldr="Draft, then verify: 2x faster decoding."),
+]  # fmt: skip
+
+
+def completion(text: str) -> bytes:
+    return json.dumps(
+        {"id": "c1", "object": "chat.completion", "model": "m",
+         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                      "finish_reason": "stop"}]}
+    ).encode()  # fmt: skip
+
+
+def config_text(port: int, **summariser) -> str:
+    settings = {"enabled": True, "base_url": f"http://127.0.0.1:{port}/v1", "model": "qwen2.5:3b",
+                "language": "French", "api_key_env": "SUMMARY_KEY", **summariser}  # fmt: skip
+    return (
+        f"summariser: {json.dumps(settings)}\n"
+        "secret: s3cret\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "KV cache quantization, LLM inference"\n    digest_size: 3\n'
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "pw.db") as opened:
+        opened.add_papers(PAPERS, now=NOW - dt.timedelta(hours=2))
+        yield opened
+
+
+def requests_to(server: HttpServer) -> list[dict]:
+    return [json.loads(body) for method, p, _, body in server.requests if p == PATH]
+
+
+def test_picks_without_a_tldr_get_one_once_in_the_configured_language(
+    store: Store, http_server: HttpServer, make_config, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("SUMMARY_KEY", "sk-local-123")
+    http_server.routes[PATH] = Route(completion("TL;DR: Le cache KV tient en 2 bits."))
+    config = make_config(config_text(http_server.port))
+    pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    sent = requests_to(http_server)
+    assert len(sent) == 2  # the third pick came with a TL;DR from its feed
+    assert {r["model"] for r in sent} == {"qwen2.5:3b"}
+    assert "Answer in French" in sent[0]["messages"][0]["content"]
+    assert sent[0]["messages"][1]["content"].startswith("Title: ")
+    headers = [h for _, p, h, _ in http_server.requests if p == PATH]
+    assert headers[0]["Authorization"] == "Bearer sk-local-123"
+    assert store.paper("2611.00001")["tldr"] == "Le cache KV tient en 2 bits."
+    assert store.paper("2611.00001")["tldr_source"] == "llm"
+    assert store.paper("2611.00003")["tldr_source"] == "feed"
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    text = message_from_bytes(eml.read_bytes(), policy=policy.default).get_body(("plain",))
+    assert text.get_content().count("TL;DR: Le cache KV tient en 2 bits.") == 2
+    # stored: the next digest with these papers asks nothing again
+    pipeline.send_due(store, config, now=NOW + dt.timedelta(days=1), outbox=tmp_path / "outbox")
+    assert len(requests_to(http_server)) == 2
+
+
+def test_errors_and_timeouts_leave_the_abstract_and_the_digest_goes_out(
+    store: Store, http_server: HttpServer, make_config, tmp_path: Path
+):
+    http_server.routes[PATH] = [
+        Route(b"overloaded", status=500),
+        Route(completion("late"), delay=2),
+    ]
+    config = make_config(config_text(http_server.port, timeout=0.5))
+    report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert [line.status for line in report.lines] == ["sent"]
+    assert len(requests_to(http_server)) == 2
+    assert store.paper("2611.00001")["tldr"] is None
+    assert store.paper("2611.00002")["tldr"] is None
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    body = message_from_bytes(eml.read_bytes(), policy=policy.default).get_body(("plain",))
+    assert "We quantize the key value cache to 2 bits" in body.get_content()
+
+
+def test_the_daily_cap_counts_every_request(
+    store: Store, http_server: HttpServer, make_config, tmp_path: Path
+):
+    http_server.routes[PATH] = Route(completion("One line."))
+    config = make_config(config_text(http_server.port, daily_cap=1))
+    pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert len(requests_to(http_server)) == 1
+    assert store.summary_requests_since(NOW.replace(hour=0)) == 1
+
+
+def test_off_by_default(store: Store, http_server: HttpServer, make_config, tmp_path: Path):
+    config = make_config(
+        config_text(http_server.port).replace('"enabled": true', '"enabled": false')
+    )
+    assert not config.summariser.enabled
+    pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert http_server.requests == []
