@@ -211,3 +211,21 @@ def test_the_filter_redacts_arguments_and_tracebacks_of_any_logger():
     assert records[0] == "posting to https://hooks.slack.com/services/*** (3)"
     assert records[1].startswith("failed\nTraceback")
     assert "secretpw" not in records[1] and "https://***@h.example/" in records[1]
+
+
+def test_feed_state_is_kept_under_the_redacted_url(store, server, make_config):
+    from paperwire import pipeline
+
+    private = f"http://{hostile.USER}:{hostile.PASSWORD}@127.0.0.1:{server.port}/private"
+    store.record_feed(private, ok=True, etag='"old"')  # as a version before this one kept it
+    config = make_config(
+        f'feeds:\n  - url: "{private}"\nsubscribers:\n  - {{id: a, email: a@example.org}}\n'
+    )
+    report = pipeline.fetch_all(store, config)
+    assert [(f.label, f.new, f.error) for f in report.feeds] == [
+        (f"http://***@127.0.0.1:{server.port}/private", 2, None)
+    ]
+    assert store.feed_state(private) is None  # the row with the password is gone
+    assert store.feed_state(f"http://***@127.0.0.1:{server.port}/private")["last_new"] == 2
+    sources = {tuple(p["sources"]) for p in store.papers(["2401.00001", "2401.00002"]).values()}
+    assert sources == {(f"http://***@127.0.0.1:{server.port}/private",)}

@@ -55,7 +55,7 @@ def job_paperwire(urls: list[str]) -> dict:
 def job_concurrent(urls: list[str]) -> dict:
     """fetch_feed per feed on a thread pool, ≤ PER_ORIGIN in flight per origin; stores in order."""
     from paperwire.sources import fetch_feed
-    from paperwire.sources.http import HttpCache, make_client
+    from paperwire.sources.http import HttpCache
     from paperwire.store import Store
 
     config = _config(urls)
@@ -64,7 +64,6 @@ def job_concurrent(urls: list[str]) -> dict:
         gates.setdefault(urlparse(url).netloc, threading.Semaphore(PER_ORIGIN))
     out = {"job": f"concurrent-{PER_ORIGIN}-per-origin", "feeds": len(urls)}
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "p.db") as store:
-        client = make_client()
         for label in ("cold", "304"):
             t0 = time.perf_counter()
 
@@ -74,7 +73,7 @@ def job_concurrent(urls: list[str]) -> dict:
                 state = states.get(feed.url) or {}
                 cache = HttpCache(state.get("etag"), state.get("last_modified")) if state else None
                 with gates[urlparse(feed.url).netloc]:
-                    return fetch_feed(feed, client=client, cache=cache)
+                    return fetch_feed(feed, cache=cache)  # its own client and event loop
 
             new = not_modified = 0
             with ThreadPoolExecutor(max_workers=len(gates) * PER_ORIGIN) as pool:
@@ -90,7 +89,6 @@ def job_concurrent(urls: list[str]) -> dict:
             out[f"{label}_s"] = round(time.perf_counter() - t0, 2)
             out[f"{label}_new"] = new
             out[f"{label}_not_modified"] = not_modified
-        client.close()
         out["papers_stored"] = store.count_papers()
     return out
 

@@ -25,7 +25,7 @@ from .deliver import email as email_mod
 from .deliver import messages, slack
 from .errors import DeliveryError, SourceError
 from .feedback import signer_for
-from .sources import fetch, parse_document
+from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client, make_client
 from .store import Store
 
@@ -219,9 +219,7 @@ async def _fetch_missing_seeds(
     url = f"{config.arxiv_api_url}?id_list={','.join(missing)}&max_results={len(missing)}"
     try:
         fetched = await get(client, url, label=report.label, limits=limits)
-        papers, report.warnings = await asyncio.to_thread(
-            parse_document, fetched.content, source="arxiv-api"
-        )
+        papers, report.warnings = await parse_off_loop(fetched.content, source="arxiv-api")
     except SourceError as exc:
         report.error = f"{exc} (seed papers stay unused until they can be fetched)"
         log.warning("%s", report.error)

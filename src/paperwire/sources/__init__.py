@@ -14,8 +14,12 @@ later digest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -75,8 +79,8 @@ async def fetch(
 ) -> FetchResult:
     """Fetch and parse one feed within ``limits``; raises SourceError naming the feed.
 
-    Cancelling the task stops the download at once (the parse, bounded by the size cap,
-    runs in a worker thread and is left to finish)."""
+    Cancelling the task stops the download at once; a parse in progress is abandoned (see
+    :func:`parse_off_loop`)."""
     label = feed_config.label
     try:
         path = _local_path(feed_config.url)
@@ -90,12 +94,8 @@ async def fetch(
         fetched = await get(client, feed_config.url, cache=cache, label=label, limits=limits)
         if fetched.not_modified:
             return FetchResult(feed_config, not_modified=True, cache=fetched.cache)
-    papers, warnings = await asyncio.to_thread(
-        parse_document,
-        fetched.content,
-        source=label,
-        kind=feed_config.kind,
-        content_type=fetched.content_type,
+    papers, warnings = await parse_off_loop(
+        fetched.content, source=label, kind=feed_config.kind, content_type=fetched.content_type
     )
     return FetchResult(feed_config, papers=papers, cache=fetched.cache, warnings=warnings)
 
@@ -127,6 +127,35 @@ def _read_local(path: Path, label: str, limits: Limits) -> bytes:
     if len(content) > limits.max_bytes:
         raise feed_error(label, f"{path} is larger than {limits.max_label} (limit: fetch_max_mb)")
     return content
+
+
+async def parse_off_loop(
+    content: bytes, *, source: str, kind: str = "auto", content_type: str = ""
+) -> tuple[list[Paper], list[str]]:
+    """:func:`parse_document` in a daemon thread, so the event loop (downloads, the stop
+    watcher) runs on meanwhile.
+
+    Not ``asyncio.to_thread``: a run that is stopped would then wait for the parse of a large
+    feed (seconds) before it could return, and the process for it before it could exit."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not done.done():  # the run may have been stopped meanwhile
+            outcome()
+
+    def work() -> None:
+        try:
+            result = parse_document(content, source=source, kind=kind, content_type=content_type)
+        except BaseException as exc:  # delivered to the awaiting task, raised there
+            answer = functools.partial(settle, functools.partial(done.set_exception, exc))
+        else:
+            answer = functools.partial(settle, functools.partial(done.set_result, result))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(answer)
+
+    threading.Thread(target=work, name=f"parse {source}", daemon=True).start()
+    return await done
 
 
 def parse_document(
