@@ -14,7 +14,6 @@ from paperwire import digest, library
 from paperwire.cli import cli
 from paperwire.errors import SourceError
 from paperwire.paper import Paper
-from paperwire.sources.http import make_client
 from paperwire.store import Store
 
 from .arxiv_api import arxiv_api_server
@@ -91,9 +90,9 @@ def test_import_matches_by_title_politely_and_reports_what_it_could_not(store: S
     clock = FakeClock()
     throttle = library.Throttle(clock=clock.clock, sleep=clock.sleep)
     entries = library.read_library(LIBRARY / "library.bib")
-    with arxiv_api_server() as api, make_client() as client:
+    with arxiv_api_server() as api:
         report = library.import_seeds(
-            store, "ada", entries, client=client, api_url=api.url, origin="library.bib",
+            store, "ada", entries, api_url=api.url, origin="library.bib",
             throttle=throttle, now=NOW,
         )  # fmt: skip
         searches = api.searches()
@@ -127,17 +126,17 @@ def test_import_matches_by_title_politely_and_reports_what_it_could_not(store: S
 def test_title_answers_are_cached_in_the_store(store: Store):
     entries = [e for e in library.read_library(LIBRARY / "library.bib") if not e.arxiv_id]
     clock = FakeClock()
-    with arxiv_api_server() as api, make_client() as client:
+    with arxiv_api_server() as api:
         for _ in range(2):
             library.import_seeds(
-                store, "ada", entries, client=client, api_url=api.url, origin="library.bib",
+                store, "ada", entries, api_url=api.url, origin="library.bib",
                 throttle=library.Throttle(clock=clock.clock, sleep=clock.sleep), now=NOW,
             )  # fmt: skip
         assert len(api.searches()) == 2  # the second import asked nothing (miss included)
         # a cached miss is asked again once it is older than LOOKUP_TTL
         later = NOW + library.LOOKUP_TTL + dt.timedelta(days=1)
         report = library.import_seeds(
-            store, "ada", entries, client=client, api_url=api.url, origin="library.bib",
+            store, "ada", entries, api_url=api.url, origin="library.bib",
             throttle=library.Throttle(clock=clock.clock, sleep=clock.sleep), now=later,
         )  # fmt: skip
         assert api.searches()[2:] == ['ti:"Long Short-Term Memory"']
@@ -147,10 +146,10 @@ def test_title_answers_are_cached_in_the_store(store: Store):
 def test_an_unreachable_api_leaves_title_entries_unmatched_and_keeps_id_seeds(store: Store):
     entries = library.read_library(LIBRARY / "zotero.json")
     clock = FakeClock()
-    with arxiv_api_server() as api, make_client() as client:
+    with arxiv_api_server() as api:
         api.fail = True
         report = library.import_seeds(
-            store, "ada", entries, client=client, api_url=api.url, origin="zotero.json",
+            store, "ada", entries, api_url=api.url, origin="zotero.json",
             throttle=library.Throttle(clock=clock.clock, sleep=clock.sleep), now=NOW,
         )  # fmt: skip
     assert [pid for _, pid in report.matched] == ["2106.09685"]

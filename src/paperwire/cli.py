@@ -443,17 +443,15 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
         paperwire seeds import ada reading-list.txt
     """
     from . import library
-    from .sources.http import make_client
 
     config = obj.config
     sub = config.subscriber(subscriber_id)
     entries = library.read_library(path)
-    with obj.store() as store, make_client() as client:
+    with obj.store() as store:
         report = library.import_seeds(
             store,
             sub.id,
             entries,
-            client=client,
             api_url=config.arxiv_api_url,
             origin=path.name,
         )

@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
-
+from .config import FeedConfig
 from .errors import SourceError
 from .paper import Paper, arxiv_id
-from .sources import parse_document
-from .sources.http import get
+from .sources import fetch_feed
 from .store import Store, utcnow
 
 API_PAUSE = 3.0  # seconds between two arXiv API requests
@@ -223,7 +221,6 @@ def import_seeds(
     subscriber_id: str,
     entries: list[LibraryEntry],
     *,
-    client: httpx.Client,
     api_url: str,
     origin: str,
     throttle: Throttle | None = None,
@@ -243,7 +240,7 @@ def import_seeds(
             report.unmatched.append((entry, why))
             continue
         try:
-            paper_id = _by_title(store, entry.title, client, api_url, throttle, report, now)
+            paper_id = _by_title(store, entry.title, api_url, throttle, report, now)
         except SourceError as exc:
             report.unmatched.append((entry, f"arXiv API: {exc}"))
             continue
@@ -261,7 +258,7 @@ def import_seeds(
         batch = missing[start : start + ID_BATCH]
         query = urlencode({"id_list": ",".join(batch), "max_results": len(batch)})
         try:
-            papers = _api(client, f"{api_url}?{query}", throttle, report)
+            papers = _api(f"{api_url}?{query}", throttle, report)
         except SourceError as exc:
             # the seeds are kept; the next `paperwire fetch` retries their metadata
             report.fetch_error = str(exc)
@@ -274,7 +271,6 @@ def import_seeds(
 def _by_title(
     store: Store,
     title: str,
-    client: httpx.Client,
     api_url: str,
     throttle: Throttle,
     report: ImportReport,
@@ -289,18 +285,18 @@ def _by_title(
     # arXiv's search wants words, not punctuation: quotes or colons would end the phrase
     words = " ".join(re.sub(r"[^\w\s-]", " ", title).split())
     query = urlencode({"search_query": f'ti:"{words}"', "max_results": 5})
-    papers = _api(client, f"{api_url}?{query}", throttle, report)
+    papers = _api(f"{api_url}?{query}", throttle, report)
     match = next((p for p in papers if title_key(p.title) == key), None)
     store.record_title_lookup(key, match.paper_id if match else None, now=now)
     return match
 
 
-def _api(client: httpx.Client, url: str, throttle: Throttle, report: ImportReport) -> list[Paper]:
+def _api(url: str, throttle: Throttle, report: ImportReport) -> list[Paper]:
+    # the feeds' own download path: its deadline, size cap and one-line errors
     throttle.wait()
     report.api_requests += 1
-    fetched = get(client, url, label="arXiv API")
-    papers, _ = parse_document(fetched.content, source="arxiv-api")
-    return [p for p in papers if p.is_arxiv]
+    fetched = fetch_feed(FeedConfig(url=url, name="arXiv API", kind="feed"))
+    return [p for p in fetched.papers if p.is_arxiv]
 
 
 def _store_seed_papers(store: Store, papers) -> int:
