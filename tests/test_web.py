@@ -660,3 +660,174 @@ def test_slack_endpoint_is_off_without_a_signing_secret(tmp_path: Path, make_con
     finally:
         stop()
     assert response.status_code == 404
+
+
+# -- under load: bounded work, clear refusals, clicks in order -------------------------------
+
+
+def test_a_saturated_app_answers_503_with_retry_after_and_healthz_still_answers(
+    tmp_path: Path, make_config
+):
+    port = free_port()
+    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    db_path = tmp_path / "paperwire.db"
+    with Store(db_path) as store:
+        store.add_papers(PAPERS)
+    gate = threading.Event()
+
+    def slow_config() -> Config:  # every page's work starts by reading the config
+        gate.wait(20)
+        return config
+
+    app = create_app(slow_config, db_path, workers=1, max_pending=2)
+    stop = serve(app, port)
+    url = f"http://127.0.0.1:{port}/v/{Signer(SECRET).vote_token('ada', KV, 'up')}"
+    held: list[int] = []
+    holders = [
+        threading.Thread(target=lambda: held.append(httpx.get(url, timeout=30).status_code))
+        for _ in range(2)
+    ]
+    try:
+        for thread in holders:
+            thread.start()
+        wait_for(lambda: app_pending(app) == 2)
+        busy = httpx.get(url, timeout=10)
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+    finally:
+        gate.set()
+        for thread in holders:
+            thread.join(30)
+        stop()
+        assert app.close(10)
+    assert refusal(busy, 503, "Busy")
+    assert busy.headers["retry-after"] == "2"
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert held == [200, 200]
+
+
+def app_pending(app) -> int:
+    """How many requests the app's page workers hold (running or queued)."""
+    return app.pool.pending
+
+
+def test_a_vote_that_waited_past_the_deadline_is_dropped_not_applied_late(
+    tmp_path: Path, make_config
+):
+    port = free_port()
+    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    db_path = tmp_path / "paperwire.db"
+    with Store(db_path) as store:
+        store.add_papers(PAPERS)
+    gate = threading.Event()
+    calls = []
+
+    def slow_config() -> Config:
+        calls.append(1)
+        if len(calls) == 1:  # the vote page holds the only worker; later calls pass
+            gate.wait(20)
+        return config
+
+    app = create_app(slow_config, db_path, workers=1, deadline=0.2)
+    stop = serve(app, port)
+    signer = Signer(SECRET)
+    base = f"http://127.0.0.1:{port}"
+    answers: dict[str, int] = {}
+    blocker = threading.Thread(
+        target=lambda: answers.update(
+            page=httpx.get(f"{base}/v/{signer.vote_token('ada', GPTQ, 'up')}").status_code
+        )
+    )
+    try:
+        blocker.start()
+        wait_for(lambda: len(calls) >= 1)  # the only worker is now held
+        voter = threading.Thread(
+            target=lambda: answers.update(
+                vote=httpx.post(f"{base}/v/{signer.vote_token('ada', KV, 'up')}").status_code
+            )
+        )
+        voter.start()
+        wait_for(lambda: app_pending(app) == 2)
+        time.sleep(0.5)  # the queued vote is now older than its 0.2 s deadline
+        gate.set()
+        voter.join(20)
+        blocker.join(20)
+    finally:
+        gate.set()
+        stop()
+        assert app.close(10)
+    assert answers == {"page": 200, "vote": 503}
+    with Store(db_path) as store:
+        assert store.votes() == []
+
+
+def test_an_older_click_processed_after_a_newer_one_is_not_applied(web: WebApp):
+    import datetime as dt
+
+    from paperwire.feedback import VoteClaim, apply_vote
+    from paperwire.web import FeedbackApp
+
+    app = FeedbackApp(
+        lambda: web.config,
+        web.db_path,
+        None,
+        pool=_Pool(),
+        profiles=None,  # type: ignore[arg-type]
+    )
+    t0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    up, undo = VoteClaim("ada", KV, "up"), VoteClaim("ada", KV, "undo")
+    with web.store() as store:
+        # Clicked 👍 (arrived at 1.0) then undo (2.0); a worker got to the undo first.
+        assert app.apply_in_order(
+            store, web.config, undo, (2.0, t0 + dt.timedelta(seconds=2)), via="web"
+        )
+        assert not app.apply_in_order(
+            store, web.config, up, (1.0, t0 + dt.timedelta(seconds=1)), via="web"
+        )
+        assert store.vote("ada", KV) is None
+        # 👎 (3.0) then 👍 (4.0), processed in reverse: 👍 stays.
+        down = VoteClaim("ada", KV, "down")
+        assert app.apply_in_order(
+            store, web.config, up, (4.0, t0 + dt.timedelta(seconds=4)), via="web"
+        )
+        assert not app.apply_in_order(
+            store, web.config, down, (3.0, t0 + dt.timedelta(seconds=3)), via="web"
+        )
+        assert store.vote("ada", KV) == 1
+        # Another process's older click (by the stored click time) is not applied either.
+        assert not apply_vote(store, web.config, down, via="slack", clicked_at=t0)
+        assert store.vote("ada", KV) == 1
+        assert apply_vote(
+            store, web.config, down, via="slack", clicked_at=t0 + dt.timedelta(hours=1)
+        )
+        assert store.vote("ada", KV) == -1
+
+
+class _Pool:
+    deadline = 10.0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "http://127.0.0.1:notaport"},
+        {"origin": "http://[::1"},
+        {"origin": "http://127.0.0.1:99999"},
+        {"origin": "https://example.org", "host": "127.0.0.1:notaport"},
+        {"origin": "https://example.org", "host": "[::1"},
+    ],
+)
+def test_a_malformed_origin_or_host_is_a_400(web: WebApp, headers: dict[str, str]):
+    with httpx.Client(base_url=web.url, timeout=10) as client:
+        response = client.post(path_of(web.link("ada", KV, "up")), headers=headers)
+    page = refusal(response, 400, "Bad request")
+    assert "The request&#39;s Origin or Host header is malformed." in page
+    assert web.votes() == []
+
+
+@pytest.mark.parametrize("junk", ["!!", "~", "%20", "=", "==", "%0A", ".", "é"])
+def test_a_signed_link_with_junk_appended_is_refused(web: WebApp, client: httpx.Client, junk: str):
+    link = web.link("ada", KV, "up") + junk
+    assert refusal(client.post(path_of(link)), 400, "This link does not work")
+    profile = web.page("profile", "ada") + junk
+    assert refusal(client.get(path_of(profile)), 400, "This link does not work")
+    assert web.votes() == []

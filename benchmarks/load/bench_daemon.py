@@ -138,6 +138,8 @@ def proc_sample(pid: int) -> tuple[float, float, int] | None:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
+    if "VmRSS" not in status:  # exited, not yet reaped
+        return None
     rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]) / 1024
     threads = int(next(x for x in status.splitlines() if x.startswith("Threads")).split()[1])
     cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
@@ -169,11 +171,11 @@ async def load(url: str, plan: list[tuple[float, str, str, str]], results: list)
         await asyncio.gather(*(one(*item) for item in plan))
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile_ms(values: list[float], q: float) -> int | None:
     if not values:
-        return float("nan")
+        return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000)
 
 
 def main() -> None:
@@ -359,8 +361,8 @@ def main() -> None:
         table[kind] = {
             "requests": len(before),
             "ok": len(ok),
-            "p50_ms": round(percentile(ok, 0.5) * 1000),
-            "p99_ms": round(percentile(ok, 0.99) * 1000),
+            "p50_ms": percentile_ms(ok, 0.5),
+            "p99_ms": percentile_ms(ok, 0.99),
             "max_ms": round(max(ok) * 1000) if ok else None,
             "timeouts": sum(1 for _, _, out in before if out == "timeout"),
             "outcomes": dict(collections.Counter(out for _, _, out in before)),
@@ -415,7 +417,7 @@ def main() -> None:
     )
     for kind, row in table.items():
         print(
-            f"{kind:<10} {row['requests']:>5} {row['ok']:>5} {row['p50_ms']:>7} {row['p99_ms']:>7} "
+            f"{kind:<10} {row['requests']:>5} {row['ok']:>5} {row['p50_ms'] or '-':>7} {row['p99_ms'] or '-':>7} "
             f"{row['max_ms'] or '-':>7} {row['timeouts']:>8}  {row['outcomes']}"
         )
     print(

@@ -149,7 +149,9 @@ def create_app(
         pool_done = pool.close(timeout)
         return profiles.close(max(deadline - time.monotonic(), 0)) and pool_done
 
-    return Guard(app, close=close)
+    guard = Guard(app, close=close)
+    guard.pool = pool  # for tests and metrics: how many requests are queued or running
+    return guard
 
 
 class FeedbackApp:
@@ -790,6 +792,7 @@ class Guard:
         self.app = app
         self.max_body = max_body
         self._close = close
+        self.pool: WorkPool | None = None
 
     def close(self, timeout: float = 5.0) -> bool:
         """Stop the app's worker threads (after the server stopped); True if all ended."""
