@@ -242,7 +242,8 @@ class _Refused(Exception):
     """The server refused a step of the session itself, before any recipient was named."""
 
     def __init__(self, step: str, exc: aiosmtplib.SMTPResponseException):
-        super().__init__(f"{step}: {exc.code} {header_safe(exc.message, 300)}")
+        glue = " " if step == "greeted with" else ": "
+        super().__init__(f"{step}{glue}{exc.code} {header_safe(exc.message, 300)}")
         self.code = exc.code
 
 
