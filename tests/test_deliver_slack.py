@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from paperwire import pipeline
-from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape
+from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape, retry_after
 from paperwire.feedback import Signer
 from paperwire.paper import Paper
 
@@ -158,3 +158,11 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(store, make_co
     assert [b["type"] for b in posted[1]["blocks"]] == [b["type"] for b in posted[2]["blocks"]]
     assert posted[2]["blocks"][0]["type"] == "section"  # the resend is the 2nd message only
     assert store.last_delivery("team")["state"] == "sent"
+
+
+def test_retry_after_in_seconds_or_as_an_http_date():
+    now = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC).timestamp()
+    assert retry_after("7", now=now) == 7.0
+    assert retry_after("Mon, 23 Nov 2026 12:00:30 GMT", now=now) == 30.0
+    assert retry_after("Mon, 23 Nov 2026 11:00:00 GMT", now=now) == 0.0  # already past
+    assert retry_after("soon", now=now) is None
