@@ -1,5 +1,5 @@
 """A broken server is not a broken digest: real aiosmtpd relays that fail on purpose at the
-greeting, EHLO, STARTTLS, AUTH or MAIL FROM. None of these names a recipient, so every digest
+greeting, EHLO and HELO, STARTTLS or MAIL FROM (AUTH: test_deliver_email). None of these names a recipient, so every digest
 stays due, ``paperwire status`` names the server's answer, and the next run sends them."""
 
 from __future__ import annotations
@@ -26,10 +26,16 @@ class Broken(_Handler):
     """The test sink's handler, refusing the step named in ``sink.broken`` until it is fixed."""
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        if self.sink.broken == "ehlo":
+        if self.sink.broken in ("ehlo", "ehlo-only"):
             return ["550 5.7.1 EHLO from this network refused"]
         session.host_name = hostname
         return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        if self.sink.broken == "ehlo":
+            return "550 5.7.1 HELO from this network refused"
+        session.host_name = hostname
+        return f"250 {server.hostname}"
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.sink.broken == "mail":
@@ -72,7 +78,7 @@ def broken_server() -> Iterator[SmtpSink]:
 
 ANSWERS = {
     "greeting": "greeted with 554 5.3.2 paperwire.test: service refused, try another relay",
-    "ehlo": "refused EHLO: 550 5.7.1 EHLO from this network refused",
+    "ehlo": "refused EHLO and HELO: 550 5.7.1 HELO from this network refused",
     "starttls": "refused STARTTLS: 454 4.7.0 TLS not available due to local problem",
     "mail": "refused the sender digest@paperwire.test: 550 5.7.1 sender "
     "digest@paperwire.test not allowed for this account",
@@ -116,3 +122,13 @@ def test_a_broken_server_keeps_every_digest_due(step, store, make_config, broken
 
 def config_env(url: str) -> dict[str, str]:
     return {"PAPERWIRE_SMTP_URL": url, "PAPERWIRE_SECRET": "k"}
+
+
+def test_a_server_without_ehlo_is_spoken_to_with_helo(store, make_config, broken_server):
+    config = config_for(make_config, f"smtp://127.0.0.1:{broken_server.port}", n=2)
+    pipeline.fetch_all(store, config, now=NOW)
+    broken_server.broken = "ehlo-only"  # an old server: no ESMTP, plain SMTP works
+    assert [line.status for line in pipeline.send_due(store, config, now=NOW).lines] == [
+        "sent",
+        "sent",
+    ]

@@ -309,8 +309,11 @@ class SmtpSender:
         step = "greeted with"
         try:
             await client.connect()
-            step = "refused EHLO"
-            await client.ehlo()
+            step = "refused EHLO and HELO"
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()  # an old server without ESMTP: plain SMTP still works
             if not self.settings.implicit_tls and client.supports_extension("starttls"):
                 step = "refused STARTTLS"
                 await client.starttls()
