@@ -172,8 +172,19 @@ def test_starttls_and_auth_from_the_url(store, make_config, tls_smtp_server):
     assert len(tls_smtp_server.messages) == 1
     wrong = config_for(make_config, url.replace("secret-pass", "wrong"), n=2)
     report = pipeline.send_due(store, wrong, now=NOW)
-    line = next(line for line in report.lines if line.subscriber_id == "s1")
-    assert line.status == "failed" and "535" in line.detail
+    # a refused login says nothing about the reader: the digest stays due, with the answer
+    port = tls_smtp_server.port
+    assert [(line.subscriber_id, line.status, line.detail) for line in report.lines][1:] == [
+        (
+            "s1",
+            "retry",
+            f"SMTP server 127.0.0.1:{port} refused the login: 535 5.7.8 Authentication "
+            "credentials invalid; stays due",
+        )
+    ]
+    assert store.last_delivery("s1")["state"] == "pending"
+    assert pipeline.send_due(store, config_for(make_config, url, n=2), now=NOW).count("sent") == 1
+    assert len(tls_smtp_server.messages) == 2
 
 
 def test_message_structure(store, make_config, smtp_server):

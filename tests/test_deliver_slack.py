@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from paperwire import pipeline
-from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape
+from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape, retry_after
 from paperwire.feedback import Signer
 from paperwire.paper import Paper
 
@@ -128,3 +128,41 @@ def test_a_400_is_permanent_and_says_why(store, make_config, http_server):
 
 def test_escape():
     assert escape("a<b>&c") == "a&lt;b&gt;&amp;c"
+
+
+def test_a_split_digest_resumes_at_the_first_message_not_accepted(store, make_config, http_server):
+    # Slack accepts the 1st message, fails the 2nd once (a 500 this run does not retry)
+    http_server.routes["/hook"] = [Route(b"ok"), Route(b"boom", status=500), Route(b"ok")]
+    config = make_config(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
+        f"  - id: team\n    slack_webhook: {http_server.url('/hook')}\n"
+        '    interests: "language models"\n    digest_size: 30\n    digest_days: daily\n'
+        "sender:\n  retry_attempts: 1\n",
+        env={"PAPERWIRE_SECRET": "k"},
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    first = pipeline.send_due(store, config, now=NOW)
+    assert [(line.status, line.detail) for line in first.lines] == [
+        ("retry", "Slack webhook kept answering HTTP 500; stays due")
+    ]
+    row = store.last_delivery("team")
+    assert (row["state"], row["parts_sent"]) == ("pending", 1)
+
+    again = pipeline.send_due(store, config, now=NOW + dt.timedelta(hours=1))
+    assert [(line.status, line.detail) for line in again.lines] == [
+        ("sent", "30 papers to Slack (2 message(s), resumed at message 2)")
+    ]
+    posted = payloads(http_server)
+    assert len(posted) == 3  # the 1st message once; the 2nd failed, then accepted
+    assert posted[0]["blocks"][0]["type"] == "header"  # the start of the digest, posted once
+    assert [b["type"] for b in posted[1]["blocks"]] == [b["type"] for b in posted[2]["blocks"]]
+    assert posted[2]["blocks"][0]["type"] == "section"  # the resend is the 2nd message only
+    assert store.last_delivery("team")["state"] == "sent"
+
+
+def test_retry_after_in_seconds_or_as_an_http_date():
+    now = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC).timestamp()
+    assert retry_after("7", now=now) == 7.0
+    assert retry_after("Mon, 23 Nov 2026 12:00:30 GMT", now=now) == 30.0
+    assert retry_after("Mon, 23 Nov 2026 11:00:00 GMT", now=now) == 0.0  # already past
+    assert retry_after("soon", now=now) is None

@@ -112,14 +112,33 @@ def test_a_killed_worker_hands_its_share_back(pooled, caplog):
     assert comparable(rest[-1].message)[3] == {"r11"}
 
 
+@pytest.mark.timeout(60)  # the bug this guards against was a hang
+def test_one_killed_worker_beside_live_ones_never_hangs_the_sender(pooled, caplog):
+    jobs = make_jobs(12)
+    out = messages.render_all(jobs, RUN, processes=3)
+    first = next(out)
+    workers = multiprocessing.active_children()
+    assert len(workers) == 3
+    os.kill(workers[0].pid, signal.SIGKILL)  # one, as the OOM killer would; two live on
+    rest = list(out)  # the broken pool terminates the survivors: they must obey
+    assert [o.key for o in [first, *rest]] == [j.key for j in jobs]
+    assert any("rendering" in m and "in this process" in m for m in caplog.messages)
+    assert [w for w in workers if w.is_alive()] == []
+
+
 def test_ctrl_c_in_a_terminal_leaves_the_pool_to_the_sender(pooled, caplog):
     # a terminal's Ctrl-C (and systemd's SIGTERM) reach every process of the group
     jobs = make_jobs(12)
     out = messages.render_all(jobs, RUN, processes=2)
     first = next(out)
-    for worker in multiprocessing.active_children():
-        os.kill(worker.pid, signal.SIGINT)
-        os.kill(worker.pid, signal.SIGTERM)
+    workers = multiprocessing.active_children()
+    deadline = time.monotonic() + 30  # a worker still starting up has no handlers yet
+    while not all(_ignores_sigint(w.pid) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for worker in workers:
+        # from another process, as a terminal's or systemd's signals are
+        subprocess.run(["kill", "-INT", str(worker.pid)], check=True)
+        subprocess.run(["kill", "-TERM", str(worker.pid)], check=True)
     time.sleep(0.2)
     assert [o.key for o in [first, *out]] == [j.key for j in jobs]
     assert not any("in this process" in m for m in caplog.messages)  # no worker died
@@ -164,3 +183,11 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
+
+
+def _ignores_sigint(pid: int) -> bool:
+    """True once the worker's initializer ran (it ignores SIGINT from then on)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False

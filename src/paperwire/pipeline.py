@@ -1,11 +1,14 @@
 """The pipeline's two jobs, as library calls the CLI, the daemon and the tests share:
 :func:`fetch_all` (fetch → store) and :func:`send_due` (rank → render → deliver, via the ledger).
+
+Sending is exactly once because each run works only on ledger rows it holds: the ones it opens,
+and pending ones whose holder is gone (:meth:`Store.claim_unsent`); the delivery itself is
+:mod:`.deliver.dispatch`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -18,15 +21,14 @@ from urllib.parse import urlparse
 
 import httpx
 
-from . import redact, render, schedule
+from . import redact, schedule
 from .config import Config, FeedConfig, SubscriberConfig
 from .deliver import apprise as apprise_mod
 from .deliver import email as email_mod
-from .deliver import messages, slack
-from .errors import DeliveryError, SourceError
-from .feedback import signer_for
+from .deliver.dispatch import Job, SendLine, deliver_jobs  # noqa: F401 (SendLine: API)
+from .errors import SourceError
 from .sources import fetch, parse_off_loop
-from .sources.http import MB, HttpCache, Limits, get, make_async_client, make_client
+from .sources.http import MB, HttpCache, Limits, get, make_async_client
 from .store import Store
 
 if TYPE_CHECKING:
@@ -232,33 +234,11 @@ async def _fetch_missing_seeds(
 
 
 @dataclass
-class SendLine:
-    subscriber_id: str
-    status: str  # sent | failed | retry | nothing-new | not-due | unsubscribed | disabled
-    detail: str = ""
-    kind: str = "digest"  # or alert
-
-
-@dataclass
 class SendReport:
     lines: list[SendLine] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for line in self.lines if line.status == status)
-
-
-@dataclass
-class _Job:
-    """One ledger entry to deliver now."""
-
-    delivery_id: int
-    sub: SubscriberConfig
-    kind: str
-    period: str
-    channel: str
-    message_id: str
-    picks: list[Pick]
-    since: dt.datetime | None = None
 
 
 def active_subscribers(
@@ -290,17 +270,55 @@ def send_due(
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
 ) -> SendReport:
-    """Deliver every due digest exactly once: first what a crash or outage left pending, then
-    each subscriber whose latest digest slot has no ledger entry yet."""
-    from . import digest as digest_mod  # scikit-learn only when ranking is needed
+    """Deliver every due digest exactly once: first what a crash or outage left pending (and
+    no live run holds), then each subscriber whose latest digest slot has no ledger entry yet.
 
+    The run holds what it sends (a lease renewed while it lasts) and lets go of what is left
+    when it ends, so a concurrent ``send`` never touches it and the next run resumes it."""
     report = SendReport()
     subs, skipped = active_subscribers(store, config, subscriber_id)
     report.lines.extend(skipped)
+    with store.holding() as claim:
+        jobs = _due_jobs(
+            store, config, report, subs, claim, now=now, grace=grace, only=subscriber_id
+        )
+        if jobs:
+            report.lines.extend(
+                deliver_jobs(
+                    store,
+                    config,
+                    jobs,
+                    outbox=outbox,
+                    http=http,
+                    now=now,
+                    stop=stop,
+                    progress=progress,
+                )
+            )
+    store.log_event("send", {"sent": report.count("sent"), "failed": report.count("failed")})
+    return report
+
+
+def _due_jobs(
+    store: Store,
+    config: Config,
+    report: SendReport,
+    subs: list[SubscriberConfig],
+    claim: str,
+    *,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    only: str | None,
+) -> list[Job]:
+    """The ledger entries this run is to deliver, claimed for it: pending ones nobody holds,
+    then a new one per due digest. Lines for subscribers with nothing to send go to ``report``."""
+    from . import digest as digest_mod  # scikit-learn only when ranking is needed
+
     by_id = {s.id: s for s in subs}
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     resumed: set[tuple[str, str]] = set()
-    for row in store.unsent_deliveries(subscriber_id):
+    # pending rows whose holder is gone (a crash, an outage); those a live run holds are its own
+    for row in store.claim_unsent(claim, only):
         sub = by_id.get(row["subscriber_id"])
         if sub is None:
             continue
@@ -319,8 +337,15 @@ def send_due(
             if p["paper_id"] in papers
         ]
         jobs.append(
-            _Job(
-                row["id"], sub, row["kind"], row["period"], row["channel"], row["message_id"], picks
+            Job(
+                row["id"],
+                sub,
+                row["kind"],
+                row["period"],
+                row["channel"],
+                row["message_id"],
+                picks,
+                parts_sent=row["parts_sent"] or 0,
             )
         )
         resumed.add((sub.id, row["period"]))
@@ -347,7 +372,7 @@ def send_due(
             from .summarise import summarise_picks
 
             picks = [p for d in digests.values() for p in d.picks]
-            summarise_picks(store, config.summariser, picks, now=now, client=http)
+            summarise_picks(store, config.summariser, picks, now=now)
         domain = email_mod.domain_of(config.sender.from_address)
         for sub_id, (period, channels) in due.items():
             composed = digests[sub_id]
@@ -367,20 +392,14 @@ def send_due(
                     period,
                     channel,
                     composed.picks,
+                    claim=claim,
                     domain=domain,
                     now=now,
                     since=composed.since,
                 )
                 if job is not None:
                     jobs.append(job)
-    if jobs:
-        report.lines.extend(
-            deliver_jobs(
-                store, config, jobs, outbox=outbox, http=http, now=now, stop=stop, progress=progress
-            )
-        )
-    store.log_event("send", {"sent": report.count("sent"), "failed": report.count("failed")})
-    return report
+    return jobs
 
 
 def send_alerts(
@@ -398,26 +417,28 @@ def send_alerts(
     report = SendReport()
     subs, _ = active_subscribers(store, config)
     domain = email_mod.domain_of(config.sender.from_address)
-    jobs: list[_Job] = []
-    for alert in find_alerts(store, config, subs, now=now):
-        for channel in _channels(alert.subscriber):
-            # the alert's period is its paper: the ledger admits each alert once
-            job = _open_job(
-                store,
-                alert.subscriber,
-                "alert",
-                alert.pick.paper_id,
-                channel,
-                [alert.pick],
-                domain=domain,
-                now=now,
+    jobs: list[Job] = []
+    with store.holding() as claim:
+        for alert in find_alerts(store, config, subs, now=now):
+            for channel in _channels(alert.subscriber):
+                # the alert's period is its paper: the ledger admits each alert once
+                job = _open_job(
+                    store,
+                    alert.subscriber,
+                    "alert",
+                    alert.pick.paper_id,
+                    channel,
+                    [alert.pick],
+                    claim=claim,
+                    domain=domain,
+                    now=now,
+                )
+                if job is not None:
+                    jobs.append(job)
+        if jobs:
+            report.lines.extend(
+                deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
             )
-            if job is not None:
-                jobs.append(job)
-    if jobs:
-        report.lines.extend(
-            deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
-        )
     return report
 
 
@@ -435,12 +456,13 @@ def _open_job(
     channel: str,
     picks: list[Pick],
     *,
+    claim: str,
     domain: str,
     now: dt.datetime,
     since: dt.datetime | None = None,
-) -> _Job | None:
-    """Record a delivery as pending in the ledger and return its job; None if it was already
-    recorded (by an earlier run or a concurrent sender)."""
+) -> Job | None:
+    """Record a delivery as pending in the ledger, held by this run, and return its job; None
+    if it was already recorded (by an earlier run or a concurrent sender)."""
     # a digest's Message-ID names its date; an alert's (whose period is a paper id) today's
     dated = now.date().isoformat() if kind == "alert" else period
     message_id = email_mod.make_message_id(kind, sub.id, dated, domain)
@@ -452,177 +474,13 @@ def _open_job(
         message_id=message_id,
         content_hash=_content_hash(picks),
         papers=[(p.paper_id, p.score, p.reasons) for p in picks],
+        claim=claim,
         now=now,
     )
     if delivery_id is None:
         return None
-    return _Job(delivery_id, sub, kind, period, channel, message_id, picks, since)
+    return Job(delivery_id, sub, kind, period, channel, message_id, picks, since)
 
 
 def _content_hash(picks: list[Pick]) -> str:
     return hashlib.sha256("\n".join(p.paper_id for p in picks).encode()).hexdigest()[:16]
-
-
-def deliver_jobs(
-    store: Store,
-    config: Config,
-    jobs: list[_Job],
-    *,
-    outbox: Path | None,
-    http: httpx.Client | None,
-    now: dt.datetime,
-    stop: threading.Event | None = None,
-    progress: Callable[[SendLine], None] | None = None,
-) -> list[SendLine]:
-    """Render and deliver ledger entries; each outcome is written to the ledger as it happens.
-
-    E-mails for SMTP are rendered lazily, as the sending connections ask for the next one (in
-    worker processes when there are many: :mod:`.deliver.messages`), so memory stays flat
-    however many digests go out. When ``stop`` is set, delivery ends between
-    two messages; what was not sent stays pending in the ledger and goes out, with the same
-    Message-ID, on the next run."""
-    signer = signer_for(config, store)
-    lines: list[SendLine] = []
-
-    def done(line: SendLine) -> None:
-        lines.append(line)
-        if progress is not None:
-            progress(line)
-
-    def stopped() -> bool:
-        return stop is not None and stop.is_set()
-
-    run = messages.MailRun(
-        base_url=config.base_url,
-        from_address=config.sender.from_address,
-        list_id=config.sender.list_id,
-        date=now.timestamp(),
-        signer=signer,
-    )
-    smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
-    outbox = outbox or Path(config.outbox)
-    by_key: dict[int, _Job] = {}  # SMTP jobs, in order, by ledger id
-    own_http = http is None and any(j.channel == "slack" for j in jobs)
-    http = http or (make_client() if own_http else None)
-    try:
-        for job in jobs:
-            if stopped():
-                break
-            if job.channel == "slack":
-                ctx, _ = messages.context(_mail_job(job), run)
-                done(_deliver_slack(store, job, http, ctx, now))
-            elif job.channel == "feed":  # issue 16: recorded as sent is delivered (atom.py)
-                done(_settle(store, job, now, sent=f"{len(job.picks)} papers to the feed"))
-            elif job.channel.startswith(apprise_mod.PREFIX):  # issue 16: Apprise URLs
-                ctx, _ = messages.context(_mail_job(job), run)
-                done(_deliver_apprise(store, job, ctx, now))
-            elif smtp_url is None:
-                msg, rendered = messages.build(_mail_job(job), run)
-                name = _outbox_name(job, now)
-                path = email_mod.write_outbox(outbox, name, msg, rendered.html)
-                store.mark_delivery(job.delivery_id, "sent", now=now)
-                done(SendLine(job.sub.id, "sent", f"{len(job.picks)} papers → {path}", job.kind))
-            else:
-                by_key[job.delivery_id] = job
-        if by_key and not stopped():
-            sender = email_mod.SmtpSender(
-                email_mod.SmtpSettings.from_url(smtp_url),
-                connections=config.sender.smtp_connections,
-                attempts=config.sender.retry_attempts,
-                backoff=config.sender.retry_backoff,
-            )
-
-            def record(outcome: email_mod.Outcome) -> None:
-                job = by_key[outcome.key]
-                if outcome.ok:
-                    done(_settle(store, job, now, sent=f"{len(job.picks)} papers by e-mail"))
-                else:
-                    done(
-                        _settle(
-                            store,
-                            job,
-                            now,
-                            error=DeliveryError(outcome.error or "", permanent=outcome.permanent),
-                        )
-                    )
-
-            mail_jobs = [_mail_job(job) for job in by_key.values()]
-            processes = config.sender.render_processes
-            with contextlib.closing(
-                messages.render_all(mail_jobs, run, processes=processes)
-            ) as out:
-                asyncio.run(sender.send_all(out, on_done=record, stop=stop))
-    finally:
-        if own_http and http is not None:
-            http.close()
-    return lines
-
-
-def _mail_job(job: _Job) -> messages.MailJob:
-    return messages.MailJob(
-        key=job.delivery_id,
-        subscriber_id=job.sub.id,
-        name=job.sub.name or job.sub.id,
-        recipient=str(job.sub.email) if job.sub.email else "",  # none for a Slack delivery
-        kind=job.kind,
-        period=job.period,
-        message_id=job.message_id,
-        picks=job.picks,
-        since=job.since,
-    )
-
-
-def _outbox_name(job: _Job, now: dt.datetime) -> str:
-    if job.kind == "digest":
-        return f"{job.period}-{job.sub.id}-digest"
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in job.period)[-60:]
-    return f"{now.date().isoformat()}-{job.sub.id}-alert-{safe}"
-
-
-def _deliver_slack(
-    store: Store, job: _Job, http: httpx.Client, ctx: dict, now: dt.datetime
-) -> SendLine:
-    webhook = job.sub.slack_webhook.get_secret_value()
-    subject = render.subject_for(job.kind, job.period, job.picks)
-    try:
-        count = slack.send_digest(http, webhook, ctx, subject)
-    except DeliveryError as exc:
-        return _settle(store, job, now, error=exc)
-    return _settle(store, job, now, sent=f"{len(job.picks)} papers to Slack ({count} message(s))")
-
-
-def _deliver_apprise(store: Store, job: _Job, ctx: dict, now: dt.datetime) -> SendLine:
-    urls = [u.get_secret_value() for u in job.sub.notify]
-    url = apprise_mod.url_for(job.channel, urls)
-    if url is None:  # the URL left the config while its digest was pending
-        error = DeliveryError(f"{job.channel}: no longer in the config", permanent=True)
-        return _settle(store, job, now, error=error)
-    subject = render.subject_for(job.kind, job.period, job.picks)
-    try:
-        count = apprise_mod.send_digest(url, ctx, subject)
-    except DeliveryError as exc:
-        return _settle(store, job, now, error=exc)
-    scheme = job.channel.split(":")[1]
-    return _settle(
-        store, job, now, sent=f"{len(job.picks)} papers to {scheme} ({count} message(s))"
-    )
-
-
-def _settle(
-    store: Store,
-    job: _Job,
-    now: dt.datetime,
-    *,
-    sent: str | None = None,
-    error: DeliveryError | None = None,
-) -> SendLine:
-    """Write a delivery's outcome to the ledger and say it: sent; failed for good (a refusal);
-    or still pending (an outage: the next run sends it, with the same Message-ID)."""
-    if error is None:
-        store.mark_delivery(job.delivery_id, "sent", now=now)
-        return SendLine(job.sub.id, "sent", sent or "", job.kind)
-    if error.permanent:
-        store.mark_delivery(job.delivery_id, "failed", error=str(error))
-        return SendLine(job.sub.id, "failed", str(error), job.kind)
-    store.mark_delivery(job.delivery_id, "pending", error=str(error))
-    return SendLine(job.sub.id, "retry", f"{error}; stays due", job.kind)

@@ -5,18 +5,34 @@ last result per feed), ``votes`` (the latest thumbs per subscriber and paper), `
 and ``delivery_papers`` (the ledger that makes sending exactly-once), ``subscriber_state``
 (unsubscribes, edited interests) and ``settings``. WAL mode lets the web app read and write
 while ``fetch`` and ``send`` run.
+
+Sharing the file safely: every write runs in a transaction that takes the write lock first
+(``BEGIN IMMEDIATE``) and waits up to :data:`BUSY_TIMEOUT` for it. A deferred transaction that
+reads and then writes cannot wait: SQLite fails it at once with "database is locked" when
+another process wrote in between. Every SQLite failure leaves this module as a one-line
+:class:`StoreError` naming the file and what to do.
+
+Who holds a pending delivery: each sending run claims ledger rows with a random token, its
+``pid@host`` and a lease time, in one ``UPDATE ... WHERE`` that only one process can win, and
+renews the lease while it sends. Another run resumes a pending row only when its holder is gone:
+the lease ran out, or the holder's process no longer exists on this host.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import logging
+import os
 import secrets
+import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -24,7 +40,12 @@ from sqlite_utils import Migrations
 from .errors import StoreError
 from .paper import Paper
 
+log = logging.getLogger("paperwire")
+
 migrations = Migrations("paperwire")
+
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write (a vote, a fetch)
+LEASE = dt.timedelta(minutes=5)  # a claim on a pending delivery lasts this long unless renewed
 
 
 @migrations()
@@ -98,7 +119,17 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m_issue16_library_and_extras(db: sqlite_utils.Database) -> None:
+def m002_delivery_claims(db: sqlite_utils.Database) -> None:
+    # who holds a pending delivery (a random token per sending run, its pid@host) and until
+    # when; and, for a Slack digest split across messages, how many were accepted already
+    db["deliveries"].add_column("claim", str)
+    db["deliveries"].add_column("holder", str)
+    db["deliveries"].add_column("lease_until", str)
+    db["deliveries"].add_column("parts_sent", int, not_null_default=0)
+
+
+@migrations()
+def m003_library_and_extras(db: sqlite_utils.Database) -> None:
     """Issue 16: seeds imported from a reader's library, the arXiv title look-ups that found
     them, and what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
     db["seeds"].create(
@@ -113,6 +144,11 @@ def m_issue16_library_and_extras(db: sqlite_utils.Database) -> None:
         db["papers"].add_column(column, str)
 
 
+KNOWN_MIGRATIONS = frozenset(
+    f.__name__ for f in (m001_initial, m002_delivery_claims, m003_library_and_extras)
+)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -123,20 +159,122 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+T = TypeVar("T")
+
+
+def explain(path: Path, exc: sqlite3.Error) -> StoreError:
+    """One line for a SQLite failure: the file, what went wrong, and what to do about it."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_READONLY"):
+        fix = "make the file and its folder writable by the user running paperwire"
+        return StoreError(f"{path}: the database is read-only ({exc}); {fix}")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        fix = f"restore it from a backup (or try `sqlite3 {path} .recover`)"
+        return StoreError(f"{path}: the database is damaged ({exc}); {fix}")
+    if name.startswith("SQLITE_FULL"):
+        fix = "free some space and run again: what was not recorded is done on the next run"
+        return StoreError(f"{path}: the disk is full ({exc}); {fix}")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        fix = "another process held it too long; run again, and look for a stuck paperwire"
+        return StoreError(f"{path}: the database stayed locked for {BUSY_TIMEOUT:g} s; {fix}")
+    if name.startswith("SQLITE_CANTOPEN"):
+        fix = "check that its folder exists and is writable (or pass --db)"
+        return StoreError(f"{path}: cannot open the database ({exc}); {fix}")
+    if name.startswith("SQLITE_IOERR"):
+        fix = "check the disk (dmesg) and free space, then run again"
+        return StoreError(f"{path}: disk I/O error ({exc}); {fix}")
+    return StoreError(f"{path}: SQLite failed: {exc}")
+
+
+def _guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """A Store method whose SQLite failures come out as one-line StoreErrors."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise explain(self.path, exc) from None
+
+    return wrapper
+
+
+def _guard_public_methods(cls: type[T]) -> type[T]:
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_") and name not in ("atomic", "close"):
+            setattr(cls, name, _guarded(value))
+    return cls
+
+
+def holder_id() -> str:
+    """This process, as recorded on the ledger rows it claims: ``pid@hostname``."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def holder_gone(holder: str | None) -> bool:
+    """True when ``pid@host`` names a process of this host that no longer exists.
+
+    A process on another host cannot be checked from here: its lease decides."""
+    pid, _, host = (holder or "").partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, but another user's
+        return False
+    return _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A killed child its parent has not reaped yet: dead, though the pid still answers."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@_guard_public_methods
 class Store:
     """Read and write paperwire's state in one SQLite file, migrating it on open."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT):
         self.path = Path(path)
         try:
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self.db = sqlite_utils.Database(conn)
+            # isolation_level=None: no implicit deferred transactions; atomic() opens each one
+            conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise explain(self.path, exc) from None
+        self.db = sqlite_utils.Database(conn)
+        try:
+            self._refuse_newer()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            migrations.apply(self.db)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the paperwire database: {exc}") from None
+            if migrations.pending(self.db):
+                with self.atomic():  # two processes opening a new file: one migrates it
+                    migrations.apply(self.db)
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise explain(self.path, exc) from None
+        except StoreError:
+            self.db.close()
+            raise
+
+    def _refuse_newer(self) -> None:
+        """Never write into a database a newer paperwire has migrated: its schema is not ours."""
+        from . import __version__
+
+        unknown = [m.name for m in migrations.applied(self.db) if m.name not in KNOWN_MIGRATIONS]
+        if unknown:
+            raise StoreError(
+                f"{self.path}: written by a newer paperwire (migration {unknown[-1]} is unknown "
+                f"to paperwire {__version__}); upgrade paperwire, or pass --db another file"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -149,8 +287,26 @@ class Store:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        with self.db.atomic():
+        """One write transaction: takes the write lock first (waiting up to the busy timeout),
+        so it never fails half-way because another process wrote meanwhile. Nests."""
+        if self.db.conn.in_transaction:
+            with self.db.atomic():  # a savepoint inside the outer transaction
+                yield
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise explain(self.path, exc) from None
+        try:
             yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.db.rollback()
+            raise explain(self.path, exc) from None
 
     # -- papers ---------------------------------------------------------------------------
 
@@ -286,11 +442,13 @@ class Store:
             row.update(last_ok=stamp, last_new=new)
             if etag is not None or last_modified is not None:
                 row.update(etag=etag, last_modified=last_modified)
-        self.db["feeds"].upsert(row, pk="url")
+        with self.atomic():
+            self.db["feeds"].upsert(row, pk="url")
 
     def forget_feed(self, url: str) -> None:
         """Drop the state row kept under ``url`` (one keyed by a URL with credentials)."""
-        self.db["feeds"].delete_where("url = ?", [url])
+        with self.atomic():
+            self.db["feeds"].delete_where("url = ?", [url])
 
     # -- votes ----------------------------------------------------------------------------
 
@@ -306,16 +464,17 @@ class Store:
         """Set the subscriber's vote on a paper (+1 or -1); a later vote replaces an earlier one."""
         if vote not in (1, -1):
             raise ValueError("vote must be +1 or -1")
-        self.db["votes"].upsert(
-            {
-                "subscriber_id": subscriber_id,
-                "paper_id": paper_id,
-                "vote": vote,
-                "voted_at": iso(now or utcnow()),
-                "via": via,
-            },
-            pk=("subscriber_id", "paper_id"),
-        )
+        with self.atomic():
+            self.db["votes"].upsert(
+                {
+                    "subscriber_id": subscriber_id,
+                    "paper_id": paper_id,
+                    "vote": vote,
+                    "voted_at": iso(now or utcnow()),
+                    "via": via,
+                },
+                pk=("subscriber_id", "paper_id"),
+            )
 
     def record_votes(self, votes: Iterable[tuple[str, str, int]], *, via: str) -> int:
         stamp = iso(utcnow())
@@ -328,9 +487,11 @@ class Store:
         return len(rows)
 
     def remove_vote(self, subscriber_id: str, paper_id: str) -> bool:
-        cursor = self.db.execute(
-            "delete from votes where subscriber_id = ? and paper_id = ?", [subscriber_id, paper_id]
-        )
+        with self.atomic():
+            cursor = self.db.execute(
+                "delete from votes where subscriber_id = ? and paper_id = ?",
+                [subscriber_id, paper_id],
+            )
         return cursor.rowcount > 0
 
     def vote(self, subscriber_id: str, paper_id: str) -> int | None:
@@ -390,13 +551,16 @@ class Store:
         message_id: str,
         content_hash: str,
         papers: list[tuple[str, float, list[str]]],
+        claim: str | None = None,
+        lease: dt.timedelta = LEASE,
         now: dt.datetime | None = None,
     ) -> int | None:
         """Record a delivery as pending, with its papers, before anything is sent.
 
         Committed before the first byte goes out, so a crash leaves a pending row that the next
         run resends with the same Message-ID (a duplicate is then detectable). Returns None if
-        another process recorded the same delivery first (the unique index decides).
+        another process recorded the same delivery first (the unique index decides). With
+        ``claim``, the row is born held by that run (see :meth:`claim_unsent`).
         """
         # plain SQL: sqlite-utils' insert() inspects the table on every call (16 statements a
         # delivery), which was 10 s of a 10,000-subscriber send under the profiler
@@ -404,8 +568,8 @@ class Store:
             with self.atomic():
                 delivery_id = self.db.execute(
                     "insert into deliveries (subscriber_id, kind, period, channel, state,"
-                    " message_id, content_hash, created, attempts)"
-                    " values (?, ?, ?, ?, 'pending', ?, ?, ?, 0)",
+                    " message_id, content_hash, created, attempts, claim, holder, lease_until)"
+                    " values (?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?)",
                     [
                         subscriber_id,
                         kind,
@@ -414,6 +578,9 @@ class Store:
                         message_id,
                         content_hash,
                         iso(now or utcnow()),
+                        claim,
+                        holder_id() if claim else None,
+                        iso(utcnow() + lease) if claim else None,
                     ],
                 ).lastrowid
                 self.db.conn.executemany(
@@ -439,19 +606,12 @@ class Store:
         now: dt.datetime | None = None,
     ) -> None:
         """Note that a slot had nothing to send, so it is reported once and not re-checked."""
-        self.db["deliveries"].insert(
-            {
-                "subscriber_id": subscriber_id,
-                "kind": kind,
-                "period": period,
-                "channel": channel,
-                "state": "empty",
-                "created": iso(now or utcnow()),
-                "attempts": 0,
-                "error": reason,
-            },
-            ignore=True,
-        )
+        with self.atomic():
+            self.db.execute(
+                "insert or ignore into deliveries (subscriber_id, kind, period, channel, state,"
+                " created, attempts, error) values (?, ?, ?, ?, 'empty', ?, 0, ?)",
+                [subscriber_id, kind, period, channel, iso(now or utcnow()), reason],
+            )
 
     def delivery_papers(self, delivery_id: int) -> list[dict[str, Any]]:
         rows = self.db.query(
@@ -473,21 +633,120 @@ class Store:
         row = {"state": state, "error": error}
         if state == "sent":
             row["sent_at"] = iso(now or utcnow())
-        self.db.execute(
-            "update deliveries set state = :state, error = :error, "
-            "sent_at = coalesce(:sent_at, sent_at), attempts = attempts + 1 where id = :id",
-            {"sent_at": row.get("sent_at"), "id": delivery_id, **row},
-        )
-        self.db.conn.commit()
+        # whatever the outcome, the run lets go of the row: a pending one is free for the next run
+        with self.atomic():
+            self.db.execute(
+                "update deliveries set state = :state, error = :error, "
+                "sent_at = coalesce(:sent_at, sent_at), attempts = attempts + 1, "
+                "claim = null, holder = null, lease_until = null where id = :id",
+                {"sent_at": row.get("sent_at"), "id": delivery_id, **row},
+            )
 
     def unsent_deliveries(self, subscriber_id: str | None = None) -> list[dict[str, Any]]:
-        """Pending deliveries (a crash or an outage left them): to be sent again as they are."""
+        """Pending deliveries, whoever holds them (a run in flight, a crash, an outage)."""
         sql = "select * from deliveries where state = 'pending'"
         params: list[Any] = []
         if subscriber_id:
             sql += " and subscriber_id = ?"
             params.append(subscriber_id)
         return list(self.db.query(sql + " order by id", params))
+
+    def claim_unsent(
+        self, claim: str, subscriber_id: str | None = None, *, lease: dt.timedelta = LEASE
+    ) -> list[dict[str, Any]]:
+        """Claim, for the run ``claim``, each pending delivery nobody holds any more: never
+        claimed or let go, its lease run out, or its holder's process gone. Returns them.
+
+        Each row is taken with a compare-and-set on its previous claim, so of two runs that
+        both saw it free only one wins, whatever the transaction does."""
+        now = utcnow()
+        won: list[int] = []
+        with self.atomic():
+            for row in self.unsent_deliveries(subscriber_id):
+                free = (
+                    row["claim"] is None
+                    or (row["lease_until"] or "") < iso(now)
+                    or holder_gone(row["holder"])
+                )
+                if free and self._take(row["id"], row["claim"], claim, now + lease):
+                    won.append(row["id"])
+        if not won:
+            return []
+        rows = self.db.query(
+            f"select * from deliveries where id in ({','.join('?' * len(won))}) order by id", won
+        )
+        return list(rows)
+
+    def _take(self, delivery_id: int, previous: str | None, claim: str, until: dt.datetime) -> bool:
+        cursor = self.db.execute(
+            "update deliveries set claim = ?, holder = ?, lease_until = ? "
+            "where id = ? and state = 'pending' and claim is ?",
+            [claim, holder_id(), iso(until), delivery_id, previous],
+        )
+        return cursor.rowcount == 1
+
+    def renew_claim(self, claim: str, *, lease: dt.timedelta = LEASE) -> int:
+        """Push the lease of every row the run still holds; returns how many it holds."""
+        with self.atomic():
+            cursor = self.db.execute(
+                "update deliveries set lease_until = ? where claim = ? and state = 'pending'",
+                [iso(utcnow() + lease), claim],
+            )
+        return cursor.rowcount
+
+    def release_claim(self, claim: str) -> None:
+        """Let go of what the run still holds (it stopped): the next run resumes it at once."""
+        with self.atomic():
+            self.db.execute(
+                "update deliveries set claim = null, holder = null, lease_until = null "
+                "where claim = ? and state = 'pending'",
+                [claim],
+            )
+
+    @contextmanager
+    def holding(self, *, lease: dt.timedelta = LEASE) -> Iterator[str]:
+        """A claim token for one sending run. While the run lasts, a thread renews the lease
+        of every row it holds (on a connection of its own, so a slow message or a long render
+        never lets it lapse); at the end, what the run still holds is let go."""
+        claim = secrets.token_hex(8)
+        finished = threading.Event()
+        keeper = threading.Thread(
+            target=self._keep_lease,
+            args=(claim, lease, finished),
+            name="paperwire-lease",
+            daemon=True,
+        )
+        keeper.start()
+        try:
+            yield claim
+        finally:
+            finished.set()
+            keeper.join()
+            try:
+                self.release_claim(claim)
+            except StoreError as exc:  # the rows' holder is this process: once gone, resumed
+                log.warning("%s", exc)
+
+    def _keep_lease(self, claim: str, lease: dt.timedelta, finished: threading.Event) -> None:
+        every = lease.total_seconds() / 3
+        other: Store | None = None
+        try:
+            while not finished.wait(every):
+                try:
+                    other = other or Store(self.path)
+                    other.renew_claim(claim, lease=lease)
+                except StoreError as exc:
+                    log.warning("cannot renew the claim on pending deliveries: %s", exc)
+        finally:
+            if other is not None:
+                other.close()
+
+    def record_parts(self, delivery_id: int, parts_sent: int) -> None:
+        """How many messages of a split (Slack) delivery were accepted: a resend starts after."""
+        with self.atomic():
+            self.db.execute(
+                "update deliveries set parts_sent = ? where id = ?", [parts_sent, delivery_id]
+            )
 
     def last_delivery(self, subscriber_id: str, kind: str = "digest") -> dict[str, Any] | None:
         rows = list(
@@ -538,20 +797,22 @@ class Store:
         return rows[0] if rows else {"subscriber_id": subscriber_id}
 
     def set_unsubscribed(self, subscriber_id: str, unsubscribed: bool) -> None:
-        self.db["subscriber_state"].upsert(
-            {
-                "subscriber_id": subscriber_id,
-                "unsubscribed_at": iso(utcnow()) if unsubscribed else None,
-                "updated": iso(utcnow()),
-            },
-            pk="subscriber_id",
-        )
+        with self.atomic():
+            self.db["subscriber_state"].upsert(
+                {
+                    "subscriber_id": subscriber_id,
+                    "unsubscribed_at": iso(utcnow()) if unsubscribed else None,
+                    "updated": iso(utcnow()),
+                },
+                pk="subscriber_id",
+            )
 
     def set_interests(self, subscriber_id: str, interests: str) -> None:
-        self.db["subscriber_state"].upsert(
-            {"subscriber_id": subscriber_id, "interests": interests, "updated": iso(utcnow())},
-            pk="subscriber_id",
-        )
+        with self.atomic():
+            self.db["subscriber_state"].upsert(
+                {"subscriber_id": subscriber_id, "interests": interests, "updated": iso(utcnow())},
+                pk="subscriber_id",
+            )
 
     def unsubscribed(self) -> set[str]:
         rows = self.db.query(
@@ -572,22 +833,27 @@ class Store:
         return rows[0]["value"] if rows else None
 
     def set_setting(self, key: str, value: str) -> None:
-        self.db["settings"].upsert({"key": key, "value": value}, pk="key")
+        with self.atomic():
+            self.db["settings"].upsert({"key": key, "value": value}, pk="key")
 
     def generated_secret(self) -> str:
         """A random signing key kept in the database, for installs without PAPERWIRE_SECRET."""
         key = self.setting("generated_secret")
         if key is None:
-            self.db.execute(
-                "insert or ignore into settings (key, value) values ('generated_secret', ?)",
-                [secrets.token_urlsafe(32)],
-            )
-            self.db.conn.commit()
+            with self.atomic():
+                self.db.execute(
+                    "insert or ignore into settings (key, value) values ('generated_secret', ?)",
+                    [secrets.token_urlsafe(32)],
+                )
             key = self.setting("generated_secret")
         return key
 
     def log_event(self, kind: str, detail: dict[str, Any]) -> None:
-        self.db["events"].insert({"at": iso(utcnow()), "kind": kind, "detail": json.dumps(detail)})
+        with self.atomic():
+            self.db.execute(
+                "insert into events (at, kind, detail) values (?, ?, ?)",
+                [iso(utcnow()), kind, json.dumps(detail)],
+            )
 
     def last_event(self, kind: str) -> dict[str, Any] | None:
         rows = list(

@@ -148,12 +148,21 @@ def flatten(msg: EmailMessage) -> bytes:
 
 def write_outbox(folder: Path, name: str, msg: EmailMessage, html: str) -> Path:
     """Write ``NAME.eml`` (the exact message) and ``NAME.html`` (a preview) atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.eml"
-    for path, data in ((target, msg.as_bytes()), (folder / f"{name}.html", html.encode())):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, data in ((target, msg.as_bytes()), (folder / f"{name}.html", html.encode())):
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            try:
+                tmp.write_bytes(data)
+                tmp.replace(path)
+            finally:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file
+    except OSError as exc:
+        raise DeliveryError(
+            f"{folder}: cannot write {target.name}: {exc.strerror or exc}; "
+            "free some space or fix the folder's permissions: the digest stays due"
+        ) from None
     return target
 
 
@@ -220,6 +229,24 @@ class Outcome:
     permanent: bool = False
 
 
+class SmtpServerError(DeliveryError):
+    """The relay or the account failed (connection, greeting, EHLO, STARTTLS, AUTH, MAIL FROM):
+    this says nothing about any recipient, so every digest stays due and the run stops sending.
+    Never permanent: the next run, with the server fixed, sends them."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=False)
+
+
+class _Refused(Exception):
+    """The server refused a step of the session itself, before any recipient was named."""
+
+    def __init__(self, step: str, exc: aiosmtplib.SMTPResponseException):
+        glue = " " if step == "greeted with" else ": "
+        super().__init__(f"{step}{glue}{exc.code} {header_safe(exc.message, 300)}")
+        self.code = exc.code
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """aiosmtplib reports a refused sole recipient as a list of one refusal: use that one."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
@@ -230,7 +257,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 def _transient(exc: BaseException) -> bool:
     """4xx replies, dropped connections and time-outs are worth retrying; 5xx replies are not."""
     exc = _unwrap(exc)
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
+    if isinstance(exc, _Refused | aiosmtplib.SMTPResponseException):
         return 400 <= exc.code < 500 or exc.code == -1
     return isinstance(exc, OSError)  # includes disconnects, connect errors and time-outs
 
@@ -250,6 +277,8 @@ class SmtpSender:
         self.connections = connections
         self.attempts = attempts
         self.backoff = backoff
+        # set when the server or the account failed: the run stops, every digest stays due
+        self.failure: SmtpServerError | None = None
 
     @functools.cached_property
     def _tls_context(self) -> ssl.SSLContext:
@@ -267,18 +296,33 @@ class SmtpSender:
             hostname=s.host,
             port=s.port,
             use_tls=s.implicit_tls,
-            start_tls=None if not s.implicit_tls else False,
+            start_tls=False,  # done step by step in _connect, to name the step that fails
             timeout=s.timeout,
             tls_context=context,
         )
 
     async def _connect(self) -> aiosmtplib.SMTP:
-        """Connect (STARTTLS when offered), then log in; a failure leaves no socket open."""
+        """Connect (STARTTLS when offered), then log in; a failure leaves no socket open.
+
+        A refusal at any of these steps is the server's or the account's (:class:`_Refused`)."""
         client = self._client()
+        step = "greeted with"
         try:
             await client.connect()
+            step = "refused EHLO and HELO"
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()  # an old server without ESMTP: plain SMTP still works
+            if not self.settings.implicit_tls and client.supports_extension("starttls"):
+                step = "refused STARTTLS"
+                await client.starttls()
             if self.settings.username:
+                step = "refused the login"
                 await client.login(self.settings.username, self.settings.password or "")
+        except aiosmtplib.SMTPResponseException as exc:
+            _abort(client)
+            raise _Refused(step, exc) from None
         except BaseException:
             _abort(client)
             raise
@@ -308,7 +352,7 @@ class SmtpSender:
 
         async def next_item() -> Outgoing | None:
             async with take:
-                if stop is not None and stop.is_set():
+                if (stop is not None and stop.is_set()) or self.failure is not None:
                     return None
                 return await loop.run_in_executor(None, next, iterator, None)
 
@@ -320,6 +364,8 @@ class SmtpSender:
                         client = await self._send_one(client, item)
                         finish(Outcome(item.key, True))
                     except DeliveryError as exc:
+                        if isinstance(exc, SmtpServerError) and self.failure is None:
+                            self.failure = exc  # no other message is taken
                         finish(Outcome(item.key, False, str(exc), exc.permanent))
                         if not exc.permanent:
                             client = await _close(client)
@@ -358,7 +404,15 @@ class SmtpSender:
                     if errors:
                         code, reason = next(iter(errors.values()))
                         raise aiosmtplib.SMTPRecipientRefused(code, reason, item.recipient)
+        except _Refused as exc:
+            raise SmtpServerError(f"{self._server} {exc}") from None
+        except aiosmtplib.SMTPSenderRefused as exc:
+            raise SmtpServerError(
+                f"{self._server} refused the sender {item.mail_from}: {exc.code} "
+                f"{header_safe(exc.message, 300)}"
+            ) from None
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
+            # RCPT or DATA: this recipient's answer; a 5xx fails this digest only
             exc = _unwrap(exc)
             if not isinstance(exc, aiosmtplib.SMTPResponseException):
                 raise DeliveryError(f"SMTP refused {item.recipient}: {exc}") from None
@@ -367,11 +421,19 @@ class SmtpSender:
                 f"SMTP {exc.code} for {item.recipient}: {header_safe(exc.message, 300)}",
                 permanent=permanent,
             ) from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except aiosmtplib.SMTPNotSupported as exc:
             raise DeliveryError(
+                f"SMTP cannot deliver to {item.recipient}: {exc}", permanent=True
+            ) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise SmtpServerError(
                 f"SMTP server {self.settings.host}:{self.settings.port} unreachable: {exc}"
             ) from None
         return holder[0]
+
+    @property
+    def _server(self) -> str:
+        return f"SMTP server {self.settings.host}:{self.settings.port}"
 
 
 def _mail_options(item: Outgoing) -> list[str]:

@@ -10,6 +10,7 @@ Messages come back in order and a bounded number at a time, so memory stays flat
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import logging
 import multiprocessing
@@ -163,11 +164,22 @@ def _pooled(
                     done += 1
     except BrokenProcessPool as exc:
         # a worker was killed (the OOM killer, an operator): the run goes on, more slowly
+        _kill_survivors(pool)
         log.warning("rendering %d e-mails in this process: %s", len(jobs) - done, exc)
         for job in jobs[done:]:
             yield outgoing(job, run)
     finally:
+        if getattr(pool, "_broken", False):
+            _kill_survivors(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _kill_survivors(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """SIGKILL the workers of a broken pool. The pool SIGTERMs and joins them itself, but they
+    ignore SIGTERM (see :func:`_start_worker`): without this it would wait forever."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):  # already gone, or already closed
+            process.kill()
 
 
 _worker_run: MailRun | None = None

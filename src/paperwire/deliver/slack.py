@@ -2,16 +2,26 @@
 
 Limits (api.slack.com/reference/block-kit): 50 blocks per message, 3000 characters per section
 text, 150 per header, 75 per button label. A long digest is split across messages; long text is
-trimmed at a word boundary. 429 answers are retried after ``Retry-After``; other 4xx are
-permanent (a revoked webhook does not start working by retrying).
+trimmed at a word boundary. 429 and 5xx answers are retried (after ``Retry-After`` when given,
+in seconds or as an HTTP date); other 4xx are permanent (a revoked webhook does not start
+working by retrying).
 """
 
 from __future__ import annotations
 
+import email.utils
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from ..errors import DeliveryError
 from ..render import format_authors, shorten
@@ -112,37 +122,97 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
     return messages
 
 
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _waiter(backoff: float) -> Callable[[RetryCallState], float]:
+    """The e-mail sender's back-off, unless Slack said how long to wait (then that, capped)."""
+    exponential = wait_exponential(multiplier=backoff, min=backoff, max=30 * backoff)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, MAX_RETRY_AFTER)
+        return exponential(state)
+
+    return wait
+
+
 def post(
-    client: httpx.Client, webhook_url: str, payload: dict[str, Any], *, attempts: int = 4
+    client: httpx.Client,
+    webhook_url: str,
+    payload: dict[str, Any],
+    *,
+    attempts: int = 4,
+    backoff: float = 1.0,
 ) -> None:
-    """POST one message to an incoming webhook; raises DeliveryError (permanent for 4xx)."""
-    for attempt in range(1, attempts + 1):
+    """POST one message to an incoming webhook; raises DeliveryError (permanent for 4xx).
+
+    Transport errors, 429 and 5xx are retried with tenacity, as e-mail is."""
+
+    @retry(
+        retry=retry_if_exception_type(_Retryable),
+        stop=stop_after_attempt(attempts),
+        wait=_waiter(backoff),
+        reraise=True,
+    )
+    def attempt() -> None:
         try:
             response = client.post(webhook_url, json=payload)
         except httpx.TransportError as exc:
-            if attempt == attempts:
-                raise DeliveryError(f"Slack webhook unreachable: {type(exc).__name__}") from None
-            time.sleep(min(2**attempt, 30))
-            continue
+            raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
         if response.status_code == 200:
             return
         if response.status_code == 429 or response.status_code >= 500:
-            if attempt == attempts:
-                break
-            wait = response.headers.get("Retry-After", "")
-            time.sleep(min(float(wait) if wait.isdigit() else 2**attempt, MAX_RETRY_AFTER))
-            continue
+            raise _Retryable(
+                f"Slack webhook kept answering HTTP {response.status_code}",
+                retry_after(response.headers.get("Retry-After")),
+            )
         raise DeliveryError(
             f"Slack webhook refused the message: HTTP {response.status_code} "
             f"{shorten(response.text, 200)}",
             permanent=True,
         )
-    raise DeliveryError(f"Slack webhook kept answering HTTP {response.status_code}")
+
+    try:
+        attempt()
+    except _Retryable as exc:
+        raise DeliveryError(str(exc)) from None
 
 
-def send_digest(client: httpx.Client, webhook_url: str, ctx: dict[str, Any], fallback: str) -> int:
-    """Post a digest (split as needed); returns the number of messages posted."""
+def send_digest(
+    client: httpx.Client,
+    webhook_url: str,
+    ctx: dict[str, Any],
+    fallback: str,
+    *,
+    start: int = 0,
+    on_part: Callable[[int], None] | None = None,
+    attempts: int = 4,
+    backoff: float = 1.0,
+) -> int:
+    """Post a digest (split as needed), from message ``start`` on (those before it were
+    accepted by an earlier run); ``on_part(n)`` after each accepted message, n counted from
+    the first. Returns the number of messages the digest has."""
     messages = digest_blocks(ctx)
-    for blocks in messages:
-        post(client, webhook_url, {"text": shorten(fallback, 300), "blocks": blocks})
+    for number, blocks in enumerate(messages[start:], start + 1):
+        payload = {"text": shorten(fallback, 300), "blocks": blocks}
+        post(client, webhook_url, payload, attempts=attempts, backoff=backoff)
+        if on_part is not None:
+            on_part(number)
     return len(messages)

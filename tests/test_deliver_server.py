@@ -1,0 +1,134 @@
+"""A broken server is not a broken digest: real aiosmtpd relays that fail on purpose at the
+greeting, EHLO and HELO, STARTTLS or MAIL FROM (AUTH: test_deliver_email). None of these names a recipient, so every digest
+stays due, ``paperwire status`` names the server's answer, and the next run sends them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from click.testing import CliRunner
+
+from paperwire import pipeline
+from paperwire.cli import cli
+
+from .conftest import SmtpSink, _Handler, _server_tls_context, free_port
+from .test_deliver_email import config_for
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+class Broken(_Handler):
+    """The test sink's handler, refusing the step named in ``sink.broken`` until it is fixed."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.sink.broken in ("ehlo", "ehlo-only"):
+            return ["550 5.7.1 EHLO from this network refused"]
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        if self.sink.broken == "ehlo":
+            return "550 5.7.1 HELO from this network refused"
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.sink.broken == "mail":
+            return "550 5.7.1 sender digest@paperwire.test not allowed for this account"
+        envelope.mail_from = address
+        return "250 OK"
+
+
+class BrokenSMTP(SMTP):
+    async def push(self, status):
+        if self.event_handler.sink.broken == "greeting" and str(status).startswith("220 "):
+            status = "554 5.3.2 paperwire.test: service refused, try another relay"
+        await super().push(status)
+
+    async def smtp_STARTTLS(self, arg):
+        if self.event_handler.sink.broken == "starttls":
+            await self.push("454 4.7.0 TLS not available due to local problem")
+            return
+        await super().smtp_STARTTLS(arg)
+
+
+class BrokenController(Controller):
+    def factory(self):
+        return BrokenSMTP(self.handler, **self.SMTP_kwargs)
+
+
+@pytest.fixture
+def broken_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink(port=free_port())
+    sink.broken = None
+    controller = BrokenController(
+        Broken(sink), hostname=sink.host, port=sink.port, tls_context=_server_tls_context()
+    )
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+ANSWERS = {
+    "greeting": "greeted with 554 5.3.2 paperwire.test: service refused, try another relay",
+    "ehlo": "refused EHLO and HELO: 550 5.7.1 HELO from this network refused",
+    "starttls": "refused STARTTLS: 454 4.7.0 TLS not available due to local problem",
+    "mail": "refused the sender digest@paperwire.test: 550 5.7.1 sender "
+    "digest@paperwire.test not allowed for this account",
+}
+
+
+@pytest.mark.parametrize("step", list(ANSWERS))
+def test_a_broken_server_keeps_every_digest_due(step, store, make_config, broken_server, tmp_path):
+    url = f"smtp://127.0.0.1:{broken_server.port}?verify=0"
+    texts: list[str] = []
+    config = config_for(
+        lambda text, env: texts.append(text) or make_config(text, env),
+        url,
+        n=3,
+        extra="  retry_attempts: 2\n",
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    broken_server.broken = step
+    report = pipeline.send_due(store, config, now=NOW)
+    answer = f"SMTP server 127.0.0.1:{broken_server.port} {ANSWERS[step]}"
+    assert [(line.status, line.detail) for line in report.lines] == [
+        ("retry", f"{answer}; stays due")
+    ] * 3
+    assert {(d["state"], d["error"]) for d in store.deliveries()} == {("pending", answer)}
+
+    (tmp_path / "subscribers.yaml").write_text(texts[0])
+    status = CliRunner().invoke(
+        cli, ["--db", str(store.path), "status", "--subscriber", "s0"], env=config_env(url)
+    )
+    assert f"last digest 2026-11-23 (pending: {answer})" in status.output, status.output
+
+    broken_server.broken = None  # the server is fixed: the next run sends them, once each
+    again = pipeline.send_due(store, config, now=NOW + dt.timedelta(hours=1))
+    assert [line.status for line in again.lines] == ["sent"] * 3
+    assert Counter(m["To"] for m in broken_server.messages) == {
+        "s0@example.org": 1,
+        "s1@example.org": 1,
+        "s2@example.org": 1,
+    }
+
+
+def config_env(url: str) -> dict[str, str]:
+    return {"PAPERWIRE_SMTP_URL": url, "PAPERWIRE_SECRET": "k"}
+
+
+def test_a_server_without_ehlo_is_spoken_to_with_helo(store, make_config, broken_server):
+    config = config_for(make_config, f"smtp://127.0.0.1:{broken_server.port}", n=2)
+    pipeline.fetch_all(store, config, now=NOW)
+    broken_server.broken = "ehlo-only"  # an old server: no ESMTP, plain SMTP works
+    assert [line.status for line in pipeline.send_due(store, config, now=NOW).lines] == [
+        "sent",
+        "sent",
+    ]

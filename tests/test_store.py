@@ -1,0 +1,249 @@
+"""The store shared safely: real SQLite files written by several processes at once, and every
+way a database can fail at run time (read-only, damaged, full, from a newer paperwire) as a
+one-line StoreError that says what to do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import resource
+import signal
+import socket
+import subprocess
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from paperwire import pipeline
+from paperwire.cli import cli
+from paperwire.deliver.email import write_outbox
+from paperwire.errors import DeliveryError, StoreError
+from paperwire.store import Store, holder_id
+
+from .conftest import FIXTURES
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+FORK = multiprocessing.get_context("fork")
+CONFIG = f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n" + "".join(
+    f'  - id: r{i}\n    email: r{i}@example.org\n    interests: "language models"\n'
+    "    digest_size: 3\n    digest_days: daily\n"
+    for i in range(5)
+)
+
+
+@pytest.fixture
+def config(make_config):
+    return make_config(CONFIG, env={"PAPERWIRE_SECRET": "k"})
+
+
+# -- several processes at once ------------------------------------------------------------------
+
+
+def _vote_hammer(db: str, votes: int, started) -> None:
+    """A forked child voting as fast as it can, as a busy web app would."""
+    with Store(db) as store:
+        started.set()
+        for i in range(votes):
+            store.record_vote(f"web{i % 7}", f"2511.{i:05d}", 1 if i % 2 else -1, via="web")
+    os._exit(0)
+
+
+def test_votes_from_another_process_never_break_fetch_or_send(store, config, tmp_path):
+    votes = 1500
+    started = FORK.Event()
+    voter = FORK.Process(target=_vote_hammer, args=(str(store.path), votes, started))
+    voter.start()
+    started.wait(30)
+    cycles = 0
+    while voter.is_alive() or cycles < 2:  # fetch and send while the votes pour in
+        later = NOW + dt.timedelta(days=cycles)
+        assert pipeline.fetch_all(store, config, now=later).errors == 0
+        report = pipeline.send_due(store, config, now=later, outbox=tmp_path / "outbox")
+        assert report.count("failed") == report.count("retry") == 0
+        cycles += 1
+    voter.join(30)
+    assert voter.exitcode == 0
+    assert len(store.votes([f"web{i}" for i in range(7)])) == votes  # none lost
+
+
+# -- who holds a pending delivery ----------------------------------------------------------------
+
+
+def _pending(store: Store, claim: str | None, subscriber: str = "ada") -> int:
+    return store.open_delivery(
+        subscriber,
+        "digest",
+        "2026-11-23",
+        "email",
+        message_id=f"<{subscriber}@x>",
+        content_hash="h",
+        papers=[],
+        claim=claim,
+    )
+
+
+def _set_holder(store: Store, delivery_id: int, holder: str, lease_until: str) -> None:
+    store.db.execute(
+        "update deliveries set holder = ?, lease_until = ? where id = ?",
+        [holder, lease_until, delivery_id],
+    )
+
+
+def test_a_live_holders_rows_are_never_taken(tmp_path):
+    with Store(tmp_path / "p.db") as a, Store(tmp_path / "p.db") as b:
+        mine = _pending(a, "run-a")
+        assert b.claim_unsent("run-b") == []  # held by a live process (this one)
+        a.release_claim("run-a")  # the run ended, leaving it pending: free at once
+        assert [r["id"] for r in b.claim_unsent("run-b")] == [mine]
+        assert a.claim_unsent("run-a") == []  # one winner
+
+
+def test_a_dead_holders_rows_are_resumed_at_once(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer exists
+    with Store(tmp_path / "p.db") as store:
+        held = _pending(store, "crashed-run")
+        far = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        _set_holder(store, held, f"{dead.pid}@{socket.gethostname()}", far)
+        [row] = store.claim_unsent("next-run")
+        assert (row["id"], row["claim"], row["holder"]) == (held, "next-run", holder_id())
+
+
+def test_another_hosts_rows_wait_for_their_lease(tmp_path):
+    with Store(tmp_path / "p.db") as store:
+        held = _pending(store, "remote-run")
+        soon = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).isoformat()
+        _set_holder(store, held, "4242@another-host", soon)
+        assert store.claim_unsent("local-run") == []  # alive as far as we can tell
+        past = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+        _set_holder(store, held, "4242@another-host", past)
+        assert [r["id"] for r in store.claim_unsent("local-run")] == [held]
+
+
+def test_a_run_renews_its_lease_while_it_lasts(tmp_path):
+    with Store(tmp_path / "p.db") as store:
+        lease = dt.timedelta(seconds=0.6)
+        with store.holding(lease=lease) as claim:
+            held = _pending(store, claim)
+            first = store.delivery("ada", "digest", "2026-11-23", "email")["lease_until"]
+            deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)
+            while store.delivery("ada", "digest", "2026-11-23", "email")["lease_until"] == first:
+                assert dt.datetime.now(dt.UTC) < deadline, "the lease was never renewed"
+            row = store.delivery("ada", "digest", "2026-11-23", "email")
+            assert (row["id"], row["claim"]) == (held, claim)
+        row = store.delivery("ada", "digest", "2026-11-23", "email")
+        assert (row["state"], row["claim"], row["lease_until"]) == ("pending", None, None)
+
+
+# -- runtime failures, one line each -------------------------------------------------------------
+
+
+def test_a_read_only_database_is_one_line(tmp_path, config):
+    db = tmp_path / "p.db"
+    with Store(db) as store:
+        pipeline.fetch_all(store, config, now=NOW)
+    immutable = os.geteuid() == 0  # root writes through file modes: make it immutable instead
+    db.chmod(0o444)
+    if immutable:
+        subprocess.run(["chattr", "+i", str(db)], check=True)
+    try:
+        with Store(db) as store, pytest.raises(StoreError) as caught:
+            store.record_vote("r0", "2511.00001", 1, via="cli")
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(db)], check=True)
+    assert str(caught.value) == (
+        f"{db}: the database is read-only (attempt to write a readonly database); make the "
+        "file and its folder writable by the user running paperwire"
+    )
+
+
+def test_a_damaged_database_is_one_line(tmp_path):
+    db = tmp_path / "p.db"
+    with Store(db) as store:
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with db.open("r+b") as handle:  # pages 3-5 overwritten, as a failing disk would
+        handle.seek(4096 * 2)
+        handle.write(b"\xff" * 4096 * 3)
+    result = CliRunner().invoke(cli, ["--db", str(db), "status"])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {db}: the database is damaged (database disk image is malformed); restore it "
+        f"from a backup (or try `sqlite3 {db} .recover`)\n"
+    )
+
+
+def test_a_full_disk_is_one_line_and_loses_nothing(store, config, tmp_path):
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")  # not one page more: the disk is full
+    with pytest.raises(StoreError) as caught:
+        pipeline.fetch_all(store, config, now=NOW)
+    assert str(caught.value) == (
+        f"{store.path}: the disk is full (database or disk is full); free some space and run "
+        "again: what was not recorded is done on the next run"
+    )
+    assert store.count_papers() == 0  # the transaction was rolled back whole
+    store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    assert pipeline.fetch_all(store, config, now=NOW).new == 60
+    report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert report.count("sent") == 5
+
+
+def _write_with_a_full_disk(folder: str, result: str) -> None:
+    """A forked child whose files may not grow past 2 KB: writes fail half-way (EFBIG)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+    msg = EmailMessage()
+    msg["Subject"] = "digest"
+    msg.set_content("x" * 10_000)
+    try:
+        write_outbox(Path(folder), "2026-11-23-r0-digest", msg, "<p>preview</p>")
+    except DeliveryError as exc:
+        Path(result).write_text(str(exc))
+    os._exit(0)
+
+
+def test_an_outbox_write_that_fails_leaves_no_temporary_file(tmp_path):
+    result = tmp_path / "result.txt"
+    child = FORK.Process(
+        target=_write_with_a_full_disk, args=(str(tmp_path / "outbox"), str(result))
+    )
+    child.start()
+    child.join(30)
+    assert result.read_text() == (
+        f"{tmp_path / 'outbox'}: cannot write 2026-11-23-r0-digest.eml: File too large; free "
+        "some space or fix the folder's permissions: the digest stays due"
+    )
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == []
+
+
+def test_a_database_from_a_newer_paperwire_is_refused_untouched(tmp_path):
+    db = tmp_path / "p.db"
+    with Store(db) as store:
+        store.db.execute(
+            "insert into _sqlite_migrations (migration_set, name, applied_at) "
+            "values ('paperwire', 'm042_from_the_future', '2030-01-01')"
+        )
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = db.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        Store(db)
+    assert str(caught.value) == (
+        f"{db}: written by a newer paperwire (migration m042_from_the_future is unknown to "
+        "paperwire 0.1.0); upgrade paperwire, or pass --db another file"
+    )
+    assert db.read_bytes() == before
+
+
+def test_a_folder_that_does_not_exist_is_one_line(tmp_path):
+    missing = tmp_path / "no" / "such" / "p.db"
+    with pytest.raises(StoreError) as caught:
+        Store(missing)
+    assert str(caught.value) == (
+        f"{missing}: cannot open the database (unable to open database file); check that its "
+        "folder exists and is writable (or pass --db)"
+    )
+    assert not missing.parent.exists()
