@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import httpx
 
 from . import render, schedule
-from .config import Config, FeedConfig, SubscriberConfig
+from .config import DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
 from .deliver import email as email_mod
 from .deliver import messages, slack
 from .errors import DeliveryError, SourceError
@@ -228,7 +228,7 @@ def send_due(
     *,
     now: dt.datetime,
     subscriber_id: str | None = None,
-    grace: dt.timedelta = dt.timedelta(days=7),
+    grace: dt.timedelta = DEFAULT_GRACE,
     outbox: Path | None = None,
     http: httpx.Client | None = None,
     stop: threading.Event | None = None,

@@ -93,12 +93,11 @@ def create_app(
 ) -> ASGIApp:
     """The ASGI app; ``get_config`` is called per request, so a reloaded config takes effect.
 
-    The Slack signing secret comes from the argument, else ``PAPERWIRE_SLACK_SIGNING_SECRET``;
-    without one, ``/slack/actions`` answers 404.
+    The Slack signing secret comes from the config (``slack_signing_secret``, or
+    ``PAPERWIRE_SLACK_SIGNING_SECRET``), else the argument; without one, ``/slack/actions``
+    answers 404.
     """
-    feedback = FeedbackApp(
-        get_config, Path(db_path), slack_signing_secret or os.environ.get(SLACK_SECRET_ENV) or None
-    )
+    feedback = FeedbackApp(get_config, Path(db_path), slack_signing_secret)
     app = Starlette(
         routes=[
             Route("/", feedback.index, methods=["GET"]),
