@@ -24,6 +24,7 @@ ALIAS_BUDGET = 10_000  # values aliases may add beyond the file's own
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF")  # first characters of non-strings
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _OCT = re.compile(r"^0o[0-7]+$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
@@ -62,6 +63,8 @@ class Document:
 
 def plain_scalar(text: str) -> Any:
     """A plain (unquoted) scalar by the YAML 1.2 core schema."""
+    if text and text[0] not in _MAYBE_NOT_TEXT:  # most values are words: skip the patterns
+        return text
     if _NULL.match(text):
         return None
     if text in _BOOL:
