@@ -151,7 +151,9 @@ class SubscriberConfig(_Frozen):
     @classmethod
     def _weekdays(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = {"weekdays": WEEKDAYS[:5], "daily": WEEKDAYS}.get(value.strip().lower(), [value])
+            value = {"weekdays": WEEKDAYS[:5], "daily": WEEKDAYS}.get(
+                value.strip().lower(), [value]
+            )
         if not isinstance(value, (list, tuple)):
             raise ValueError("must be a list of days like [mon, wed], 'weekdays' or 'daily'")
         if not value:
@@ -422,9 +424,7 @@ def _check_unique_ids(data: dict, problems: _Problems) -> None:
         sub_id = sub.get("id") if isinstance(sub, dict) else None
         if isinstance(sub_id, str):
             if sub_id in first:
-                problems.add(
-                    ("subscribers", index, "id"), f"duplicate subscriber id {sub_id!r}"
-                )
+                problems.add(("subscribers", index, "id"), f"duplicate subscriber id {sub_id!r}")
             first.setdefault(sub_id, index)
 
 
