@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -122,3 +125,236 @@ def test_commands_that_do_not_rank_do_not_import_scikit_learn(tmp_path: Path):
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+# -- messages a newcomer meets in the first hour ---------------------------------------------
+
+FIXTURES = REPO / "tests" / "fixtures"
+LOCAL = f"""\
+feeds:
+  - url: {FIXTURES / "arxiv_rss_cs.xml"}
+    name: arxiv-cs
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "retrieval augmented generation, question answering"
+    digest_days: daily
+  - id: bob
+    email: bob@example.org
+"""
+
+
+def invoke(*args: str, config: str | None = LOCAL):
+    if config is not None:
+        Path("subscribers.yaml").write_text(config)
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_every_config_mistake_is_printed_once_each_then_exit_1():
+    text = LOCAL.replace("digest_days: daily", "digest_days: [mon, funday]").replace(
+        "email: bob@example.org", "email: bob@"
+    )
+    result = invoke("send", config=text + "sender: digest@example.org\n")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "Error: subscribers.yaml:8: subscribers[0].digest_days: 'funday' is not a weekday "
+        "(use mon..sun, 'weekdays' or 'daily')",
+        "Error: subscribers.yaml:10: subscribers[1].email: 'bob@' is not a valid address",
+        "Error: subscribers.yaml:11: sender: must be a mapping of settings "
+        "(from_address, smtp_url, …), not text",
+    ]
+
+
+def test_an_empty_config_says_there_is_nothing_to_do_and_how_to_start():
+    result = invoke("run", "--once", config="# nothing yet\n")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: subscribers.yaml: nothing to do: the file has no feeds and no subscribers. "
+        "`paperwire init` writes a commented subscribers.yaml to start from\n"
+    )
+
+
+def test_init_writes_the_commented_example_and_never_overwrites_by_surprise():
+    made = invoke("init", config=None)
+    assert made.exit_code == 0, made.output
+    assert made.stdout == (
+        "Wrote subscribers.yaml: the bundled sample feeds and three example readers. Edit the "
+        "feeds and subscribers, then run `paperwire run --once`.\n"
+    )
+    written = Path("subscribers.yaml").read_text()
+    assert written == (REPO / "subscribers.yaml").read_text()
+    assert written.count("\n#") + written.count("  # ") >= 5  # commented for a newcomer
+    again = invoke("init", config=None)
+    assert again.exit_code == 1
+    assert again.stderr == (
+        "Error: subscribers.yaml already exists; edit it, or add --force to replace it\n"
+    )
+    assert invoke("init", "--force", config=None).exit_code == 0
+
+
+def test_fetch_prints_each_feed_error_once_and_counts_the_failures(tmp_path: Path):
+    config = LOCAL.replace(
+        "subscribers:",
+        f"  - url: {tmp_path / 'gone.xml'}\n    name: gone\nsubscribers:",
+    )
+    (tmp_path / "subscribers.yaml").write_text(config)
+    result = paperwire("fetch", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "arxiv-cs: 60 new, 0 already known",
+        f"gone: error: cannot read {tmp_path / 'gone.xml'}: No such file or directory",
+        "60 new papers stored; 1 of 2 feeds failed (see above).",
+    ]
+    assert "gone" not in result.stderr  # printed once, not logged a second time
+
+
+def test_fetch_fails_when_every_feed_failed(tmp_path: Path):
+    config = f"feeds:\n  - url: {tmp_path / 'a.xml'}\n    name: a\nsubscribers: []\n"
+    result = invoke("fetch", config=config)
+    assert result.exit_code == 1
+    assert (
+        result.stdout == f"a: error: cannot read {tmp_path / 'a.xml'}: No such file or directory\n"
+    )
+    assert result.stderr == "Error: every feed failed (1 of 1); nothing was fetched\n"
+
+
+@pytest.mark.parametrize(
+    ("paper", "vote", "said"),
+    [
+        ("https://arxiv.org/abs/2504.06276v2", "UP", "Recorded 👍 for 2504.06276."),
+        ("arXiv:2504.06276", "Down", "Recorded 👎 for 2504.06276."),
+        ("2504.06276v1", "up", "Recorded 👍 for 2504.06276."),
+        ("http://arxiv.org/pdf/2504.06276", "down", "Recorded 👎 for 2504.06276."),
+    ],
+)
+def test_feedback_takes_any_way_of_writing_an_arxiv_id(paper, vote, said):
+    assert invoke("fetch").exit_code == 0
+    result = invoke("feedback", "ada", paper, vote)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == said + "\n"
+    with Store("paperwire.db") as store:
+        assert store.vote("ada", "2504.06276") == (1 if vote.lower() == "up" else -1)
+
+
+def test_an_unknown_paper_is_refused_alike_by_the_command_and_by_an_import():
+    assert invoke("fetch").exit_code == 0
+    alone = invoke("feedback", "ada", "arXiv:2401.99999", "up")
+    assert alone.exit_code == 1
+    assert alone.stderr == (
+        "Error: unknown paper 'arXiv:2401.99999': no stored paper has this id; run `paperwire "
+        "fetch` first, or check the id\n"
+    )
+    Path("votes.csv").write_text(
+        "subscriber,paper_id,vote\nada,2504.06276,up\nbob,2401.99999,down\n"
+    )
+    imported = invoke("feedback", "import", "votes.csv")
+    assert imported.exit_code == 1
+    assert imported.stderr == (
+        "Error: votes.csv:3: paper_id: unknown paper '2401.99999': no stored paper has this id; "
+        "run `paperwire fetch` first, or check the id\n"
+    )
+    with Store("paperwire.db") as store:
+        assert store.votes() == []  # nothing stored, not even the good first row
+
+
+def test_status_shows_unsubscribed_readers_missing_seed_papers_and_feed_errors(tmp_path: Path):
+    config = LOCAL.replace(
+        "subscribers:", f"  - url: {tmp_path / 'gone.xml'}\n    name: gone\nsubscribers:"
+    )
+    invoke("fetch", config=config)
+    with Store("paperwire.db") as store:
+        store.set_unsubscribed("ada", True)
+    # one seed paper is stored (it came with the feed), the other could not be looked up
+    config += '    seed_papers: ["2504.06276", "1234.56789"]\n'
+    result = invoke("status", config=config)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1] == "ada · no digest yet · unsubscribed: no more digests"
+    assert re.fullmatch(
+        r"bob · no digest yet · (due now \(\d{4}-\d\d-\d\d\) · )?next \S+ · seed papers not "
+        r"found: 1234\.56789 \(1 of 2 in use\)",
+        lines[2],
+    ), lines[2]
+    assert re.fullmatch(
+        r"feed gone: last fetch failed \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\): cannot read "
+        + re.escape(str(tmp_path / "gone.xml"))
+        + ": No such file or directory",
+        lines[3],
+    ), lines[3]
+
+
+def test_digest_after_a_send_says_what_was_sent_and_how_to_preview_earlier_papers():
+    assert invoke("run", "--once").exit_code == 0
+    result = invoke("digest", "--subscriber", "ada")
+    assert result.exit_code == 0, result.output
+    head, why = result.stdout.splitlines()
+    with Store("paperwire.db") as store:
+        period = store.last_delivery("ada")["period"]
+    since = re.fullmatch(r"== ada: 0 of 0 candidates since (\S+)", head).group(1)
+    earlier = (dt.date.fromisoformat(since) - dt.timedelta(days=7)).isoformat()
+    assert why == (
+        f"   nothing new since the last digest ({period}, sent): a digest offers only papers "
+        "first seen after the one before it. To preview earlier papers: "
+        f"paperwire digest --subscriber ada --since {earlier}"
+    )
+    preview = invoke("digest", "--subscriber", "ada", "--since", earlier)
+    assert re.match(r"== ada: \d+ of [1-9]\d* candidates", preview.stdout)
+
+
+def test_serve_refuses_a_port_in_use_in_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: port {port} on 127.0.0.1 is already in use (another paperwire serve or run?); "
+        "stop it or choose another with --port\n"
+    )
+
+
+def test_serve_prints_its_url_and_logs_each_request_at_v(tmp_path: Path):
+    import socket
+
+    import httpx
+
+    (tmp_path / "subscribers.yaml").write_text(LOCAL)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "paperwire", "-v", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = server.stdout.readline()
+        assert first == f"Serving the feedback app on http://127.0.0.1:{port} (Ctrl-C stops it)\n"
+        for _ in range(100):  # the socket listens before the line is printed; the app follows
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=20)
+    assert '"GET /healthz HTTP/1.1" 200' in out + err
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_option_is_described_and_no_summary_is_cut(command):
+    for param in cli.commands[command].params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{command} {param.opts[0]} has no help"
+    listing = CliRunner().invoke(cli, ["--help"]).stdout.split("Commands:")[1]
+    assert "..." not in listing
+    assert "Example" in cli.commands[command].help

@@ -76,7 +76,7 @@ def test_environment_overrides_the_file():
         ),
         (
             ("digest_size: 5", "digest_size: 0"),
-            "subscribers.yaml:11: subscribers[0].digest_size: Input should be greater than or equal to 1",
+            "subscribers.yaml:11: subscribers[0].digest_size: must be at least 1, not 0",
         ),
         (
             ("timezone: Europe/Paris", "timezone: Mars/Olympus"),
@@ -84,11 +84,11 @@ def test_environment_overrides_the_file():
         ),
         (
             ("digest_days: weekdays", "digest_days: [mon, funday]"),
-            "subscribers.yaml:14: subscribers[0].digest_days: 'fun' is not a weekday (use mon..sun, 'weekdays' or 'daily')",
+            "subscribers.yaml:14: subscribers[0].digest_days: 'funday' is not a weekday (use mon..sun, 'weekdays' or 'daily')",
         ),
         (
             ("    name: Ada Lovelace\n", "    nmae: Ada Lovelace\n"),
-            "subscribers.yaml:6: subscribers[0].nmae: is not a known setting",
+            "subscribers.yaml:6: subscribers[0].nmae: is not a known setting (did you mean 'name'?)",
         ),
         (
             ("  - id: ada", "  - id: 'ada lovelace'"),
@@ -96,7 +96,8 @@ def test_environment_overrides_the_file():
         ),
         (
             ("  - url: https://rss.arxiv.org/rss/cs.CL\n", "  - name_only: x\n"),
-            "subscribers.yaml:2: feeds[0].url: is required",
+            "subscribers.yaml:2: feeds[0].url: is required\n"
+            "subscribers.yaml:2: feeds[0].name_only: is not a known setting (did you mean 'name'?)",
         ),
         (
             ('digest_time: "07:30"', 'digest_time: "7 am"'),
@@ -194,3 +195,251 @@ def test_yaml_1_2_semantics_even_on_the_fast_path():
     )
     assert config.subscriber("ada").name == "no"
     assert config.subscriber("ada").interests == "off"
+
+
+SIX_MISTAKES = """\
+feeds:
+  - url: ftp://mirror.example.org/cs.xml
+subscribers:
+  - id: ada
+    email: ada@
+    digest_time: 7:30
+    digest_days: [mon, funday]
+    digest_size: ten
+  - id: grace
+    email: grace@example.org
+    timezone: Mars/Olympus
+    digest_days: weekly
+sender: digest@example.org
+"""
+
+
+def test_every_mistake_is_reported_at_once_in_file_order():
+    assert error_of(SIX_MISTAKES).splitlines() == [
+        "subscribers.yaml:2: feeds[0].url: ftp:// feeds cannot be read; use http(s)://, file://, "
+        "a file path or bundled:NAME",
+        "subscribers.yaml:5: subscribers[0].email: 'ada@' is not a valid address",
+        "subscribers.yaml:7: subscribers[0].digest_days: 'funday' is not a weekday (use mon..sun, "
+        "'weekdays' or 'daily')",
+        "subscribers.yaml:8: subscribers[0].digest_size: 'ten' is not a whole number",
+        "subscribers.yaml:11: subscribers[1].timezone: 'Mars/Olympus' is not a known IANA time "
+        "zone, e.g. Europe/Paris",
+        "subscribers.yaml:12: subscribers[1].digest_days: 'weekly' is not a weekday (use mon..sun, "
+        "'weekdays' or 'daily')",
+        "subscribers.yaml:13: sender: must be a mapping of settings (from_address, smtp_url, …), "
+        "not text",
+    ]
+
+
+@pytest.mark.parametrize("written", ["7:30", "07:30", "'7:30'", '"07:30"', "7:30:00"])
+def test_a_clock_time_is_read_the_same_however_it_is_written(written):
+    config = parse(GOOD.replace('digest_time: "07:30"', f"digest_time: {written}"))
+    assert config.subscriber("ada").digest_time == dt.time(7, 30)
+
+
+def test_yaml_1_2_everywhere_so_a_later_mistake_keeps_its_own_line():
+    text = GOOD.replace('digest_time: "07:30"', "digest_time: 7:30").replace(
+        "digest_days: weekdays", "digest_days: [mon, yes, 2026-01-01]"
+    )
+    assert error_of(text) == (
+        "subscribers.yaml:14: subscribers[0].digest_days: 'yes' is not a weekday "
+        "(use mon..sun, 'weekdays' or 'daily')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "    digest_days: []",
+            "is empty, so no digest would ever be sent: list days like "
+            "[mon, wed], or write 'weekdays' or 'daily'",
+        ),
+        ("    digest_days: 3", "must be a list of days like [mon, wed], 'weekdays' or 'daily'"),
+        ("    digest_time: 25:00", "'25:00' is not a time like 07:30 (24-hour clock)"),
+        ("    digest_size: 500", "must be at most 100, not 500"),
+        ("    digest_size: 2.5", "2.5 is not a whole number"),
+        ("    alerts: maybe", "'maybe' is not true or false"),
+        ("    interests:", "is empty; write a value or remove the line"),
+        ("    interests: [kv, cache]", "must be text, not a list"),
+        ("    seed_papers: 2309.06180", "must be a list, not a number"),
+    ],
+)
+def test_messages_say_what_is_expected_never_the_validators_words(line, message):
+    field = line.split(":")[0].strip()
+    text = "".join(
+        f"{line}\n" if old.strip().startswith(f"{field}:") else old
+        for old in GOOD.splitlines(keepends=True)
+    )
+    if text == GOOD:  # a setting GOOD does not have: add it
+        text = GOOD + f"{line}\n"
+    assert (
+        error_of(text)
+        == f"subscribers.yaml:{1 + text.splitlines().index(line)}: subscribers[0].{field}: {message}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sender", "message"),
+    [
+        (
+            "sender: digest@example.org",
+            "must be a mapping of settings (from_address, smtp_url, …), not text",
+        ),
+        ("sender: [a, b]", "must be a mapping of settings (from_address, smtp_url, …), not a list"),
+        (
+            "sender:\n  smtp_url: http://relay",
+            "http:// is not an SMTP URL; expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)",
+        ),
+    ],
+)
+def test_sender_mistakes_are_one_line_each(sender, message):
+    line = 16 if "smtp_url" in sender else 15
+    field = "sender.smtp_url" if "smtp_url" in sender else "sender"
+    assert error_of(GOOD + sender + "\n") == f"subscribers.yaml:{line}: {field}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "smtp://u:hunter2@mail.example.org:587?tls=yes",
+            "unknown option 'tls'; the options are timeout (seconds, e.g. timeout=30), verify (verify=0 or verify=1)",
+        ),
+        ("smtp://u:hunter2@mail.example.org:99999", "the port is not a number from 1 to 65535"),
+        ("smtp://u:hunter2@mail.example.org:smtp", "the port is not a number from 1 to 65535"),
+        (
+            "smtps://u:hunter2@mail.example.org?timeout=soon",
+            "timeout='soon' is not a number of seconds from 0 to 600",
+        ),
+        ("smtp://u:hunter2@mail.example.org?verify=maybe", "verify='maybe' is not 0 or 1"),
+        (
+            "mail.example.org",
+            "no scheme is not an SMTP URL; expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)",
+        ),
+        (
+            "smtp://:hunter2@:25",
+            "no host name; expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)",
+        ),
+    ],
+)
+def test_the_smtp_url_is_checked_at_load_and_its_password_never_shown(url, message):
+    assert error_of(GOOD, env={"ADA_SLACK_WEBHOOK": "x", "PAPERWIRE_SMTP_URL": url}) == (
+        f"PAPERWIRE_SMTP_URL: {message}"
+    )
+    assert "hunter2" not in message
+
+
+def test_a_good_smtp_url_with_options_is_accepted():
+    config = parse(
+        GOOD,
+        {"ADA_SLACK_WEBHOOK": "x", "PAPERWIRE_SMTP_URL": "smtp://relay:2525?timeout=5&verify=0"},
+    )
+    assert config.sender.smtp_url.get_secret_value() == "smtp://relay:2525?timeout=5&verify=0"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "ftp://mirror.example.org/cs.xml",
+            "ftp:// feeds cannot be read; use http(s)://, file://, a file path or bundled:NAME",
+        ),
+        ("https:///rss/cs", "'https:///rss/cs' has no host name"),
+        (
+            "bundled:nope.xml",
+            "'bundled:nope.xml' is not a bundled feed (bundled: sample-arxiv-cs.xml, sample-hf-daily-papers.json)",
+        ),
+    ],
+)
+def test_feed_urls_are_checked_at_load(url, message):
+    text = GOOD.replace("https://rss.arxiv.org/rss/cs.CL", url)
+    assert error_of(text) == f"subscribers.yaml:2: feeds[0].url: {message}"
+
+
+@pytest.mark.parametrize(
+    "url", ["feeds/lab.xml", "/srv/feeds/lab.xml", "file:///srv/lab.xml", "C:\\feeds\\lab.xml"]
+)
+def test_feed_paths_are_accepted(url):
+    assert parse(GOOD.replace("https://rss.arxiv.org/rss/cs.CL", url)).feeds[0].url == url
+
+
+def test_the_slack_signing_secret_is_read_through_the_config():
+    config = parse(GOOD, {"ADA_SLACK_WEBHOOK": "x", "PAPERWIRE_SLACK_SIGNING_SECRET": "sig"})
+    assert config.slack_signing_secret.get_secret_value() == "sig"
+    assert "sig'" not in repr(config)
+    assert parse(GOOD).slack_signing_secret is None
+
+
+def test_one_grace_period_default_everywhere():
+    import inspect
+
+    from paperwire import cli, daemon, pipeline, schedule
+    from paperwire.config import DEFAULT_GRACE
+
+    assert dt.timedelta(hours=12) == DEFAULT_GRACE
+    for function in (pipeline.send_due, schedule.latest_slot, daemon.Daemon.__init__):
+        assert inspect.signature(function).parameters["grace"].default == DEFAULT_GRACE
+    run_grace = next(p for p in cli.run.params if p.name == "grace_hours")
+    assert run_grace.default == 12
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n", "---\n"])
+def test_an_empty_config_says_there_is_nothing_to_do_and_how_to_start(text):
+    assert error_of(text) == (
+        "subscribers.yaml: nothing to do: the file has no feeds and no subscribers. "
+        "`paperwire init` writes a commented subscribers.yaml to start from"
+    )
+
+
+def test_a_key_written_twice_is_a_mistake():
+    text = GOOD.replace("    digest_size: 5\n", "    digest_size: 5\n    digest_size: 6\n")
+    assert error_of(text) == (
+        "subscribers.yaml:12: subscribers[0].digest_size: appears twice (first on line 11)"
+    )
+
+
+ALIAS_BOMB = "\n".join(
+    ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]" for k in range(1, 10)]
+    + ["subscribers: *a9", ""]
+)
+
+
+def test_an_alias_bomb_is_refused_before_it_expands():
+    assert error_of(ALIAS_BOMB) == (
+        "subscribers.yaml:5: aliases expand to more than 10,020 values; a config needs far "
+        "fewer (an alias bomb?)"
+    )
+
+
+def test_aliases_a_config_would_use_are_fine():
+    text = GOOD + "  - id: bob\n    email: bob@example.org\n    digest_days: &days [mon, fri]\n"
+    text += "  - id: eve\n    email: eve@example.org\n    digest_days: *days\n"
+    assert parse(text).subscriber("eve").digest_days == ("mon", "fri")
+
+
+def test_deep_nesting_is_refused():
+    assert error_of("feeds: " + "[" * 100_000 + "]" * 100_000 + "\n") == (
+        "subscribers.yaml:1: values nested deeper than 32 levels"
+    )
+
+
+def test_a_huge_file_is_refused_without_reading_it(tmp_path: Path):
+    path = tmp_path / "subscribers.yaml"
+    with path.open("wb") as handle:
+        handle.write(b"subscribers:\n  - id: ada\n    email: ada@\n")
+        handle.truncate(50 * 1024 * 1024)  # 50 MB (sparse: quick to write)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value) == (
+        f"{path}: larger than 16 MB, far more than any config needs; is it the right file?"
+    )
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path):
+    path = tmp_path / "subscribers.yaml"
+    path.write_bytes(GOOD.replace("Ada Lovelace", "Ad\xe9").encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value) == f"{path}:6: not UTF-8 text (save the file as UTF-8)"

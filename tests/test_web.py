@@ -130,11 +130,13 @@ def serve(app, port: int) -> Callable[[], None]:
 def web_fixture(tmp_path: Path, make_config, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:
     """The app on a free port, with papers stored, links signed with SECRET and Slack enabled."""
     port = free_port()
-    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    config = make_config(
+        CONFIG.format(port=port),
+        env={"PAPERWIRE_SECRET": SECRET, "PAPERWIRE_SLACK_SIGNING_SECRET": SLACK_SECRET},
+    )
     db_path = tmp_path / "paperwire.db"
     with Store(db_path) as store:
         store.add_papers(PAPERS)
-    monkeypatch.setenv("PAPERWIRE_SLACK_SIGNING_SECRET", SLACK_SECRET)
     # Pages wait for the profile model as long as it takes: tests assert terms, not timings.
     app = create_app(lambda: config, db_path, profile_wait=60)
     stop = serve(app, port)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -15,8 +16,9 @@ from pathlib import Path
 import click
 
 from . import __version__, pipeline, schedule
-from .config import DEFAULT_DB, Config, load_config
+from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
 from .errors import ConfigError, PaperwireError
+from .paper import arxiv_id
 from .redact import install_log_redaction
 from .store import Store, utcnow
 
@@ -48,13 +50,16 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 class PaperwireGroup(click.Group):
-    """Turns PaperwireError into a one-line error; other exceptions stay loud in tests."""
+    """Turns PaperwireError into one line per mistake and exit 1; other exceptions stay loud."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except PaperwireError as exc:
-            raise click.ClickException(str(exc)) from None
+            # a config with several mistakes reports them all, one "Error: file:line: ..." each
+            for line in str(exc).splitlines():
+                click.echo(f"Error: {line}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=PaperwireGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,8 +87,12 @@ def cli(ctx: click.Context, config_path: str | None, db_path: str, verbose: int)
     """Personalised research-paper digests from arXiv and Hugging Face Daily Papers.
 
     \b
-    Quick start (offline, bundled sample feed, messages land in ./outbox):
+    Quick start (offline, bundled sample feeds, messages land in ./outbox):
         paperwire run --once
+    \b
+    Your own setup:
+        paperwire init        # writes a commented ./subscribers.yaml
+        paperwire status      # who gets what, when; what failed
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -104,29 +113,79 @@ def fetch(obj: Context) -> None:
         paperwire fetch
     """
     config = obj.config
-    with obj.store() as store, _progress("Fetching", len(config.feeds)) as advance:
+    with (
+        obj.store() as store,
+        _progress("Fetching", len(config.feeds)) as advance,
+        _reported_here(),
+    ):
         report = pipeline.fetch_all(
             store, config, base_dir=obj.base_dir, progress=lambda feed: advance(feed.label)
         )
-    _print_fetch(report)
-    if report.feeds and report.errors == len(report.feeds):
-        raise click.ClickException("every feed failed; see the errors above")
+    if _print_fetch(report, summary=False):
+        raise click.ClickException(_every_feed_failed(report))
+    _print_fetch_summary(report)
 
 
-def _print_fetch(report: pipeline.FetchReport) -> None:
+def _every_feed_failed(report: pipeline.FetchReport) -> str:
+    return f"every feed failed ({report.errors} of {len(report.feeds)}); nothing was fetched"
+
+
+def _print_fetch(report: pipeline.FetchReport, *, summary: bool = True) -> bool:
+    """One line per feed, then (with ``summary``) a summary; True when every feed failed."""
     for feed in report.feeds:
         if feed.error:
-            click.echo(f"{feed.label}: error: {feed.error}")
+            # SourceError messages start with the feed's name; the line already does
+            click.echo(f"{feed.label}: error: {feed.error.removeprefix(f'feed {feed.label}: ')}")
         elif feed.not_modified:
             click.echo(f"{feed.label}: not modified since the last fetch")
         else:
             click.echo(f"{feed.label}: {feed.new} new, {feed.known} already known")
         for warning in feed.warnings:
             click.echo(f"  warning: {warning}")
-    if report.new == 0:
+    every_feed_failed = bool(report.feeds) and report.errors == len(report.feeds)
+    if summary:
+        _print_fetch_summary(report)
+    return every_feed_failed
+
+
+def _print_fetch_summary(report: pipeline.FetchReport) -> None:
+    failed, total = report.errors, len(report.feeds)
+    if failed and failed == total:
+        click.echo(_every_feed_failed(report).capitalize() + ".")
+    elif failed:
+        stored = f"{report.new} new papers stored" if report.new else "Nothing new"
+        click.echo(f"{stored}; {failed} of {total} feeds failed (see above).")
+    elif report.new == 0:
         click.echo("Nothing new today in any feed.")
     else:
         click.echo(f"{report.new} new papers stored.")
+
+
+class _PrintedByTheCommand(logging.Filter):
+    """Drops the pipeline's per-feed log lines that the command prints itself (with -v they
+    stay: the log is then the detailed view)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.split(".")[0] == "paperwire"
+            and isinstance(record.msg, str)
+            and record.msg.startswith("fetch %s")
+        )
+
+
+@contextlib.contextmanager
+def _reported_here():
+    """While a command prints its own report, the same news is not logged a second time."""
+    handlers = logging.getLogger().handlers
+    quiet = logging.getLogger().level >= logging.WARNING
+    drop = _PrintedByTheCommand()
+    for handler in handlers if quiet else []:
+        handler.addFilter(drop)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop)
 
 
 @cli.command(name="digest")
@@ -166,18 +225,35 @@ def digest_cmd(
             json.dumps(data[subscriber_id] if subscriber_id else data, indent=2, ensure_ascii=False)
         )
         return
+    with obj.store() as store:
+        last_sent = {sid: store.last_delivery(sid) for sid in digests}
     for sid, composed in digests.items():
         click.echo(
             f"== {sid}: {len(composed.picks)} of {composed.candidates} candidates "
             f"since {composed.since.date().isoformat()}"
         )
         if not composed.picks:
-            click.echo("   nothing new; no digest would be sent")
+            click.echo(_why_nothing(sid, composed, last_sent[sid], since_utc is not None))
         # In the order the reader gets them. No score here: diversity (MMR) may put a paper
         # below one that scored less, and the numbers would contradict the order (--json has them).
         for number, pick in enumerate(composed.picks, 1):
             click.echo(f"{number:3}. {pick.title}  ({pick.paper_id})")
             click.echo(f"      why: {'; '.join(pick.reasons)}")
+
+
+def _why_nothing(sid: str, composed, last: dict | None, explicit_since: bool) -> str:
+    """Why a preview is empty, and how to see papers anyway."""
+    earlier = (composed.since - dt.timedelta(days=7)).date().isoformat()
+    again = f"paperwire digest --subscriber {sid} --since {earlier}"
+    if explicit_since:
+        return f"   no papers first seen since {composed.since.date().isoformat()}; try an earlier --since"
+    if last is not None:
+        return (
+            f"   nothing new since the last digest ({last['period']}, {last['state']}): a digest "
+            f"offers only papers first seen after the one before it. To preview earlier papers: "
+            f"{again}"
+        )
+    return f"   no papers stored yet in the window; run `paperwire fetch`, or preview older ones: {again}"
 
 
 @cli.command()
@@ -242,31 +318,60 @@ def _print_send(report: pipeline.SendReport) -> None:
 @click.argument("args", nargs=-1, required=True)
 @pass_ctx
 def feedback(obj: Context, args: tuple[str, ...]) -> None:
-    """Record a vote, or import many from a CSV file.
+    """Record a vote (up or down), or import many from a CSV file.
+
+    PAPER is a stored paper's id; an arXiv id may be written any way arXiv writes it
+    (2504.04514, arXiv:2504.04514v2, https://arxiv.org/abs/2504.04514v2). A paper that is not
+    stored is refused, here and in an import, and nothing is recorded.
 
     \b
     Examples:
-        paperwire feedback ada 2401.12345 up
+        paperwire feedback ada 2504.04514 up
+        paperwire feedback ada https://arxiv.org/abs/2504.04514v2 down
         paperwire feedback import votes.csv    # columns: subscriber,paper_id,vote
     """
     config = obj.config
     if args[0] == "import" and len(args) == 2:
-        votes = _read_votes_csv(Path(args[1]), config)
         with obj.store() as store:
+            # every row is checked before any is stored: a file with a mistake stores nothing
+            votes = _read_votes_csv(Path(args[1]), config, store)
             count = store.record_votes(votes, via="import")
         click.echo(f"Imported {count} votes from {args[1]}.")
         return
-    if len(args) != 3 or args[2] not in ("up", "down"):
-        raise click.UsageError("expected SUBSCRIBER PAPER_ID up|down, or import FILE.csv")
+    vote = _vote_value(args[2]) if len(args) == 3 else None
+    if vote is None:
+        raise click.UsageError("expected SUBSCRIBER PAPER up|down, or import FILE.csv")
     sub = config.subscriber(args[0])
     with obj.store() as store:
-        if store.paper(args[1]) is None:
-            raise click.ClickException(f"unknown paper {args[1]!r}: fetch it first")
-        store.record_vote(sub.id, args[1], 1 if args[2] == "up" else -1, via="cli")
-    click.echo(f"Recorded 👍 for {args[1]}." if args[2] == "up" else f"Recorded 👎 for {args[1]}.")
+        paper_id = _known_paper(store, args[1])
+        if paper_id is None:
+            raise click.ClickException(_unknown_paper(args[1]))
+        store.record_vote(sub.id, paper_id, vote, via="cli")
+    click.echo(f"Recorded 👍 for {paper_id}." if vote > 0 else f"Recorded 👎 for {paper_id}.")
 
 
-def _read_votes_csv(path: Path, config: Config) -> list[tuple[str, str, int]]:
+def _vote_value(word: str) -> int | None:
+    return {"up": 1, "down": -1}.get(word.strip().lower())
+
+
+def _known_paper(store: Store, written: str) -> str | None:
+    """The stored paper a user means: an id as stored, or any way of writing an arXiv id
+    (``arXiv:2504.04514``, ``2504.04514v2``, ``https://arxiv.org/abs/2504.04514v2``)."""
+    written = written.strip()
+    for candidate in (written, arxiv_id(written)):
+        if candidate and store.paper(candidate) is not None:
+            return candidate
+    return None
+
+
+def _unknown_paper(written: str) -> str:
+    return (
+        f"unknown paper {written!r}: no stored paper has this id; "
+        "run `paperwire fetch` first, or check the id"
+    )
+
+
+def _read_votes_csv(path: Path, config: Config, store: Store) -> list[tuple[str, str, int]]:
     known = {s.id for s in config.subscribers}
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -284,19 +389,29 @@ def _read_votes_csv(path: Path, config: Config) -> list[tuple[str, str, int]]:
                 raise ConfigError(
                     f"{path}:{line}: subscriber: unknown subscriber {row['subscriber']!r}"
                 )
-            vote = (row["vote"] or "").strip().lower()
-            if vote not in ("up", "down"):
+            vote = _vote_value(row["vote"] or "")
+            if vote is None:
                 raise ConfigError(f"{path}:{line}: vote: {row['vote']!r} is not 'up' or 'down'")
-            if not (row["paper_id"] or "").strip():
+            written = (row["paper_id"] or "").strip()
+            if not written:
                 raise ConfigError(f"{path}:{line}: paper_id: is empty")
-            votes.append((row["subscriber"], row["paper_id"].strip(), 1 if vote == "up" else -1))
+            paper_id = _known_paper(store, written)
+            if paper_id is None:
+                raise ConfigError(f"{path}:{line}: paper_id: {_unknown_paper(written)}")
+            votes.append((row["subscriber"], paper_id, vote))
     return votes
 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="One cycle (fetch, alerts, due digests) and exit.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Web app interface.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Web app TCP port.",
+)
 @click.option("--no-web", is_flag=True, help="Do not serve the feedback web app.")
 @click.option(
     "--tick",
@@ -307,7 +422,7 @@ def _read_votes_csv(path: Path, config: Config) -> list[tuple[str, str, int]]:
 )
 @click.option(
     "--grace-hours",
-    default=12.0,
+    default=DEFAULT_GRACE.total_seconds() / 3600,
     show_default=True,
     type=click.FloatRange(0, 168),
     help="A digest missed while the daemon was down still goes out this long after its time.",
@@ -338,7 +453,8 @@ def run(
     """
     if once:
         with obj.store() as store:
-            fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
+            with _reported_here():
+                fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
             _print_fetch(fetched)
             alerts = pipeline.send_alerts(store, obj.config, now=utcnow(), outbox=_outbox(obj))
             report = pipeline.send_due(store, obj.config, now=utcnow(), outbox=_outbox(obj))
@@ -366,12 +482,21 @@ def run(
     sys.exit(daemon.run())
 
 
-@cli.command()
+@cli.command(short_help="Serve the feedback web app: votes, unsubscribe, profile pages.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to listen on.",
+)
 @pass_ctx
 def serve(obj: Context, host: str, port: int) -> None:
-    """Serve the feedback web app (thumbs links, unsubscribe, profile pages).
+    """Serve the feedback web app: votes, unsubscribe, profile pages.
+
+    The links in every digest point at PAPERWIRE_BASE_URL (base_url); put this server, or a
+    proxy in front of it, at that address. With -v it logs one line per request.
 
     \b
     Example:
@@ -382,15 +507,62 @@ def serve(obj: Context, host: str, port: int) -> None:
     from .web import create_app
 
     config = obj.config  # fail early, with a one-line error, on a broken config
+    listening = _listen(host, port)
     app = create_app(lambda: config, obj.db_path)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    verbose = logging.getLogger().level <= logging.INFO
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="info" if verbose else "warning",
+            access_log=verbose,
+            server_header=False,
+        )
+    )
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving the feedback app on http://{shown_host}:{port} (Ctrl-C stops it)")
+    server.run(sockets=[listening])
 
 
-@cli.command()
+def _listen(host: str, port: int):
+    """A bound, listening socket, or one line saying why there is none."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        raise click.ClickException(f"cannot listen on {host}: no such host or interface") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another paperwire serve or run?); "
+                "stop it or choose another with --port"
+            ) from None
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+@cli.command(short_help="Show each subscriber's last and next digest, and any failure.")
 @click.option("--subscriber", "subscriber_id", help="Only this subscriber.")
 @pass_ctx
 def status(obj: Context, subscriber_id: str | None) -> None:
-    """Show, per subscriber, the last digest sent, what is due, and any failure."""
+    """Show each subscriber's last and next digest, and any failure.
+
+    One line per subscriber: the last digest and its state (with the server's answer when it
+    failed), whether one is due now, the next one (in the subscriber's own time zone), and seed
+    papers that could not be found. Then every feed whose last fetch failed.
+
+    \b
+    Examples:
+        paperwire status
+        paperwire status --subscriber ada
+    """
     config = obj.config
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
     now = utcnow()
@@ -399,11 +571,7 @@ def status(obj: Context, subscriber_id: str | None) -> None:
         click.echo(f"{store.count_papers()} papers stored in {os.fspath(obj.db_path)}")
         for sub in subs:
             last = store.last_delivery(sub.id)
-            slot = schedule.latest_slot(sub, now)
-            nxt = schedule.next_slot(sub, now)
             parts = [sub.id]
-            if sub.id in gone:
-                parts.append("unsubscribed")
             if last:
                 parts.append(
                     f"last digest {last['period']} ({last['state']}"
@@ -411,12 +579,57 @@ def status(obj: Context, subscriber_id: str | None) -> None:
                 )
             else:
                 parts.append("no digest yet")
-            if slot and not store.delivery(
-                sub.id, "digest", schedule.period(slot), pipeline._channels(sub)[0]
-            ):
-                parts.append(f"due now ({schedule.period(slot)})")
-            parts.append(f"next {nxt.isoformat(timespec='minutes')}")
+            if sub.id in gone:
+                parts.append("unsubscribed: no more digests")
+            else:
+                slot = pipeline.digest_slots(store, [sub], now, DEFAULT_GRACE)[sub.id]
+                if slot and not store.delivery(
+                    sub.id, "digest", schedule.period(slot), pipeline._channels(sub)[0]
+                ):
+                    parts.append(f"due now ({schedule.period(slot)})")
+                parts.append(f"next {schedule.next_slot(sub, now).isoformat(timespec='minutes')}")
+            missing = [p for p in sub.seed_papers if _known_paper(store, p) is None]
+            if missing:
+                parts.append(
+                    f"seed papers not found: {', '.join(missing)} "
+                    f"({len(sub.seed_papers) - len(missing)} of {len(sub.seed_papers)} in use)"
+                )
             click.echo(" · ".join(parts))
+        for feed in config.feeds:
+            state = store.feed_state(feed.url)
+            if state and state.get("last_error"):
+                error = state["last_error"].removeprefix(f"feed {feed.label}: ")
+                when = state["last_fetch"][:16].replace("T", " ")
+                click.echo(f"feed {feed.label}: last fetch failed ({when} UTC): {error}")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented subscribers.yaml to start from.
+
+    It names the bundled sample feeds and three example readers, so `paperwire run --once`
+    works at once; every setting is explained in it. Writes ./subscribers.yaml, or the file
+    given with --config.
+
+    \b
+    Example:
+        paperwire init && paperwire run --once
+    """
+    target = Path(ctx.obj.config_path or DEFAULT_CONFIG)
+    if target.exists() and not force:
+        raise click.ClickException(
+            f"{target} already exists; edit it, or add --force to replace it"
+        )
+    try:
+        target.write_text(bundled_path("example-subscribers.yaml").read_text("utf-8"), "utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror}") from None
+    click.echo(
+        f"Wrote {target}: the bundled sample feeds and three example readers. Edit the feeds "
+        "and subscribers, then run `paperwire run --once`."
+    )
 
 
 # -- issue 16: seeds from the reader's library ---------------------------------------------

@@ -1,13 +1,15 @@
 """Load and validate ``subscribers.yaml`` and the ``PAPERWIRE_*`` environment.
 
 Config is read once into frozen pydantic models. Precedence for each setting: CLI flag, then
-``PAPERWIRE_*`` environment variable, then the file, then the default. Errors name the file,
-the line and the field (``subscribers.yaml:14: subscribers[2].email: ...``), never a traceback.
+``PAPERWIRE_*`` environment variable, then the file, then the default. The file is read one way
+(YAML 1.2, :mod:`paperwire.yamlread`), and every mistake in it is reported at once, in file
+order, each as ``subscribers.yaml:14: subscribers[2].email: ...``, never as a traceback.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
 import zoneinfo
@@ -15,8 +17,8 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,18 +29,29 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 
+from . import yamlread
 from .errors import ConfigError
 from .redact import redact_url, remember_config
 
 DEFAULT_CONFIG = "subscribers.yaml"
 DEFAULT_DB = "paperwire.db"
 BUNDLED_PREFIX = "bundled:"
+BUNDLED_FEEDS = ("sample-arxiv-cs.xml", "sample-hf-daily-papers.json")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# A digest missed while paperwire was down (or between cron runs) still goes out this long after
+# its time; later, its papers wait for the next digest. One default for send, status and run.
+DEFAULT_GRACE = dt.timedelta(hours=12)
+# A config file is untrusted input too: a 10,000-subscriber file is ~2.5 MB.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+FEED_SCHEMES = ("http", "https", "file")
+SMTP_OPTIONS = {"timeout": "seconds, e.g. timeout=30", "verify": "verify=0 or verify=1"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
+# Settings whose value is a secret: an error about them never quotes the value.
+SECRET_FIELDS = {"smtp_url", "slack_webhook", "secret", "slack_signing_secret"}
 
 
 class _Frozen(BaseModel):
@@ -51,6 +64,26 @@ class FeedConfig(_Frozen):
     url: str = Field(repr=False)  # may carry credentials
     name: str | None = None
     kind: Literal["auto", "feed", "hf-daily"] = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _readable_scheme(cls, value: str) -> str:
+        if value.startswith(BUNDLED_PREFIX):
+            if value[len(BUNDLED_PREFIX) :] not in BUNDLED_FEEDS:
+                raise ValueError(
+                    f"{value!r} is not a bundled feed (bundled: {', '.join(BUNDLED_FEEDS)})"
+                )
+            return value
+        scheme = urlsplit(value).scheme.lower()
+        # a one-letter "scheme" is a Windows drive (C:\feeds\x.xml), a path like any other
+        if len(scheme) > 1 and scheme not in FEED_SCHEMES:
+            raise ValueError(
+                f"{scheme}:// feeds cannot be read; use http(s)://, file://, a file path "
+                "or bundled:NAME"
+            )
+        if scheme in ("http", "https") and not urlsplit(value).hostname:
+            raise ValueError(f"{value!r} has no host name")
+        return value
 
     @property
     def label(self) -> str:
@@ -115,25 +148,40 @@ class SubscriberConfig(_Frozen):
     @field_validator("digest_time", mode="before")
     @classmethod
     def _clock_time(cls, value: Any) -> Any:
-        if isinstance(value, int):  # YAML 1.1 reads an unquoted 07:30 as sexagesimal 450
-            value = f"{value // 60:02d}:{value % 60:02d}"
-        if isinstance(value, str):
-            try:
-                return dt.time.fromisoformat(value.strip())
-            except ValueError:
-                raise ValueError(f"{value!r} is not a time like 07:30 (24-hour clock)") from None
-        return value
+        if isinstance(value, dt.time):
+            return value
+        match = _CLOCK.match(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(f"{value!r} is not a time like 07:30 (24-hour clock)")
+        hour, minute, second = match.groups()
+        return dt.time(int(hour), int(minute), int(second or 0))
 
     @field_validator("digest_days", mode="before")
     @classmethod
     def _weekdays(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = {"weekdays": WEEKDAYS[:5], "daily": WEEKDAYS}.get(value, [value])
-        days = [str(d).strip().lower()[:3] for d in value]
-        bad = [d for d in days if d not in WEEKDAYS]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not a weekday (use mon..sun, 'weekdays' or 'daily')")
-        return tuple(days)
+            value = {"weekdays": WEEKDAYS[:5], "daily": WEEKDAYS}.get(
+                value.strip().lower(), [value]
+            )
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("must be a list of days like [mon, wed], 'weekdays' or 'daily'")
+        if not value:
+            raise ValueError(
+                "is empty, so no digest would ever be sent: list days like [mon, wed], "
+                "or write 'weekdays' or 'daily'"
+            )
+        days = []
+        for token in value:
+            word = str(token).strip().lower()
+            if word in WEEKDAYS:
+                days.append(word)
+            elif word in DAY_NAMES:
+                days.append(word[:3])
+            else:
+                raise ValueError(
+                    f"{token!r} is not a weekday (use mon..sun, 'weekdays' or 'daily')"
+                )
+        return tuple(dict.fromkeys(days))
 
     @model_validator(mode="after")
     def _has_a_channel(self) -> SubscriberConfig:
@@ -144,6 +192,37 @@ class SubscriberConfig(_Frozen):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+def smtp_url_problem(url: str) -> str | None:
+    """What is wrong with an SMTP URL, in words that never repeat its password; None if fine."""
+    expected = "expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "the port is not a number from 1 to 65535"
+    if parts.scheme not in ("smtp", "smtps"):
+        scheme = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        return f"{scheme} is not an SMTP URL; {expected}"
+    if not parts.hostname:
+        return f"no host name; {expected}"
+    if port == 0:
+        return "the port is not a number from 1 to 65535"
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in SMTP_OPTIONS:
+            known = ", ".join(f"{k} ({v})" for k, v in SMTP_OPTIONS.items())
+            return f"unknown option {key!r}; the options are {known}"
+        if key == "timeout":
+            try:
+                ok = 0 < float(value) <= 600
+            except ValueError:
+                ok = False
+            if not ok:
+                return f"timeout={value!r} is not a number of seconds from 0 to 600"
+        if key == "verify" and value.lower() not in ("0", "1", "true", "false", "yes", "no"):
+            return f"verify={value!r} is not 0 or 1"
+    return None
 
 
 class SenderConfig(_Frozen):
@@ -160,6 +239,14 @@ class SenderConfig(_Frozen):
     # Processes that render e-mails when a run sends many (unset: one per core, at most 4;
     # 1: render in the sending process).
     render_processes: int | None = Field(default=None, ge=1, le=64)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = value and smtp_url_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class SummariserConfig(_Frozen):
@@ -193,6 +280,8 @@ class Config(_Frozen):
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
     secret: SecretStr | None = None
     summariser: SummariserConfig = SummariserConfig()
+    # Verifies Slack's button clicks (/slack/actions); without it that endpoint is off.
+    slack_signing_secret: SecretStr | None = None
     source: str = Field(default=DEFAULT_CONFIG, exclude=True)
 
     @model_validator(mode="after")
@@ -223,19 +312,21 @@ ENV_SETTINGS = {
     "PAPERWIRE_SMTP_URL": ("sender", "smtp_url"),
     "PAPERWIRE_FROM": ("sender", "from_address"),
     "PAPERWIRE_SECRET": ("secret",),
+    "PAPERWIRE_SLACK_SIGNING_SECRET": ("slack_signing_secret",),
     "PAPERWIRE_BASE_URL": ("base_url",),
     "PAPERWIRE_OUTBOX": ("outbox",),
 }
+EMPTY_CONFIG = (
+    "nothing to do: the file has no feeds and no subscribers. "
+    "`paperwire init` writes a commented subscribers.yaml to start from"
+)
 
 
 def bundled_path(name: str) -> Path:
     """Path of a file shipped inside the package (``paperwire/data/NAME``)."""
     path = Path(str(resources.files("paperwire") / "data" / name))
     if not path.exists():
-        raise ConfigError(
-            f"no bundled file {name!r}; bundled feeds: sample-arxiv-cs.xml, "
-            "sample-hf-daily-papers.json"
-        )
+        raise ConfigError(f"no bundled file {name!r}; bundled feeds: {', '.join(BUNDLED_FEEDS)}")
     return path
 
 
@@ -255,85 +346,124 @@ def load_config(
     path = Path(path)
     label = path.name if path.parent == Path(".") else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            # read one byte past the cap, so a huge file is refused without reading all of it
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{label}: no such config file (see `paperwire --help`)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{label}: cannot read: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(_too_big(label))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{label}:{line}: not UTF-8 text (save the file as UTF-8)") from None
     config = parse_config(text, label=label, env=env)
     remember_config(config)  # from now on its secrets are masked in every log line
     return config
 
 
+def _too_big(label: str) -> str:
+    return (
+        f"{label}: larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MB, far more than any "
+        "config needs; is it the right file?"
+    )
+
+
 def parse_config(text: str, *, label: str = DEFAULT_CONFIG, env: Mapping[str, str]) -> Config:
     """Validate config text; ``label`` names it in error messages.
 
-    A valid file is read with libyaml (C, ~10× faster: a 10,000-subscriber file takes under a
-    second instead of several). Anything that does not validate on that path is read again
-    with ruamel's round-trip loader, the authority: YAML 1.2 semantics and the line numbers
-    that errors report."""
+    Every mistake is collected and raised together as one :class:`ConfigError`, one
+    ``label:line: field: message`` line each, in file order."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(_too_big(label))
     try:
-        fast = yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError:
-        fast = None
-    if isinstance(fast, Mapping):
-        try:
-            return _validated(fast, label, env, tree=None)
-        except (ConfigError, ValidationError):
-            pass  # report it (or accept it, if YAML 1.1 quirks caused it) from the precise path
-    try:
-        tree = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{label}:{line}: invalid YAML: {exc.problem or exc.context}") from None
-    if tree is None:
-        tree = {}
-    if not isinstance(tree, Mapping):
+        document = yamlread.read(text)
+    except yamlread.YamlError as exc:
+        raise ConfigError(f"{label}:{exc.line}: {exc.message}") from None
+    if document.value is None or document.value == {}:
+        raise ConfigError(f"{label}: {EMPTY_CONFIG}")
+    if not isinstance(document.value, dict):
         raise ConfigError(f"{label}:1: the top level must be a mapping with feeds and subscribers")
-    try:
-        return _validated(tree, label, env, tree=tree)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is required"
-        elif error["type"] == "extra_forbidden":
-            message = "is not a known setting"
-        elif "email" in loc and error["type"] == "value_error":
-            message = f"{error['input']!r} is not a valid address"
-        ctx = error.get("ctx") or {}
-        if isinstance(ctx.get("error"), _DuplicateId):
-            loc = ("subscribers", ctx["error"].index, "id")
-        raise ConfigError(f"{label}:{_line_of(tree, loc)}: {_dotted(loc)}: {message}") from None
-
-
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _validated(node: Mapping, label: str, env: Mapping[str, str], tree: Any) -> Config:
-    """Expand ``${VAR}``, apply PAPERWIRE_* overrides, validate. ``tree`` (the round-trip
-    document) gives error lines; without it a missing variable is reported as line 0 and the
-    caller retries with it."""
-    data = _expand_env(node, env, label, (), tree)
+    problems = _Problems(label, document)
+    for line, loc, message in document.problems:
+        problems.add(loc, message, line=line)
+    data = _expand_env(document.value, env, (), problems)
+    from_env: dict[tuple, str] = {}
     for var, keys in ENV_SETTINGS.items():
         if env.get(var):
             target = data
             for key in keys[:-1]:
+                if not isinstance(target.get(key, {}), dict):
+                    break  # the file's own mistake (e.g. `sender: x`) is reported below
                 target = target.setdefault(key, {})
-            target[keys[-1]] = env[var]
+            else:
+                target[keys[-1]] = env[var]
+                from_env[keys] = var
+    _check_unique_ids(data, problems)
     data["source"] = label
-    return Config.model_validate(data)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            ctx = error.get("ctx") or {}
+            if isinstance(ctx.get("error"), _DuplicateId):
+                continue  # _check_unique_ids reported it, at the second id's line
+            loc = tuple(error["loc"])
+            problems.add(loc, _explain(error, loc), env_var=from_env.get(loc))
+        config = None
+    problems.raise_if_any()
+    assert config is not None
+    return config
 
 
-def _expand_env(node: Any, env: Mapping[str, str], label: str, loc: tuple, root: Any) -> Any:
-    """Copy the YAML tree into plain Python, replacing ``${VAR}`` and ``${VAR:-default}``."""
-    if isinstance(node, Mapping):
-        return {k: _expand_env(v, env, label, (*loc, k), root) for k, v in node.items()}
+class _Problems:
+    """Every mistake found in one config, reported together in file order."""
+
+    def __init__(self, label: str, document: yamlread.Document):
+        self.label = label
+        self.document = document
+        self.found: list[tuple[int, int, str]] = []
+
+    def add(
+        self, loc: tuple, message: str, *, line: int | None = None, env_var: str | None = None
+    ) -> None:
+        if env_var is not None:  # the value came from the environment, not from a line
+            text = f"{env_var}: {message}"
+            line = 1 << 30
+        else:
+            line = line or self.document.line(loc)
+            text = f"{self.label}:{line}: {_dotted(loc)}: {message}"
+        self.found.append((line, len(self.found), text))
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            lines = [text for _, _, text in sorted(self.found)]
+            raise ConfigError("\n".join(dict.fromkeys(lines)))
+
+
+def _check_unique_ids(data: dict, problems: _Problems) -> None:
+    subscribers = data.get("subscribers")
+    if not isinstance(subscribers, list):
+        return
+    first: dict[str, int] = {}
+    for index, sub in enumerate(subscribers):
+        sub_id = sub.get("id") if isinstance(sub, dict) else None
+        if isinstance(sub_id, str):
+            if sub_id in first:
+                problems.add(("subscribers", index, "id"), f"duplicate subscriber id {sub_id!r}")
+            first.setdefault(sub_id, index)
+
+
+def _expand_env(node: Any, env: Mapping[str, str], loc: tuple, problems: _Problems) -> Any:
+    """Copy the YAML values, replacing ``${VAR}`` and ``${VAR:-default}`` in strings."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, env, (*loc, k), problems) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand_env(v, env, label, (*loc, i), root) for i, v in enumerate(node)]
-    if isinstance(node, str):
+        return [_expand_env(v, env, (*loc, i), problems) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
 
         def substitute(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
@@ -341,34 +471,99 @@ def _expand_env(node: Any, env: Mapping[str, str], label: str, loc: tuple, root:
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(
-                f"{label}:{_line_of(root, loc)}: {_dotted(loc)}: environment variable "
-                f"{name} is not set (export it, or write ${{{name}:-default}})"
+            problems.add(
+                loc,
+                f"environment variable {name} is not set "
+                f"(export it, or write ${{{name}:-default}})",
             )
+            return ""
 
         return _ENV_REF.sub(substitute, node)
     return node
 
 
-def _line_of(tree: Any, loc: tuple) -> int:
-    """1-based line of the deepest part of ``loc`` that exists in the YAML tree."""
-    line = 0
-    node = tree
-    for part in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if isinstance(node, Mapping) and part in node:
-                line = lc.key(part)[0] if lc else line
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                line = lc.item(part)[0] if lc else line
-                node = node[part]
-            else:
-                line = lc.line if lc else line
-                break
-        except (AttributeError, KeyError, TypeError):
-            break
-    return line + 1
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    return "a number"
+
+
+_SHAPES = {
+    "sender": "from_address, smtp_url, …",
+    "alerts": "enabled, percentile, max_per_day, …",
+}
+
+
+def _explain(error: Mapping[str, Any], loc: tuple) -> str:
+    """A pydantic error in the words the other messages use: what was found, what is expected."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    field = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    secret = field in SECRET_FIELDS
+    value = error.get("input")
+    shown = "the value" if secret else repr(value)
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        known = _known_settings(loc)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        return "is not a known setting" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if kind == "value_error":
+        if field == "email":
+            return f"{value!r} is not a valid address"
+        return str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{shown} is not a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return f"{shown} is not a number"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{shown} is not true or false"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}, not {value}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}, not {value}"
+    if kind == "literal_error":
+        return f"{shown} is not one of {ctx.get('expected')}"
+    if kind in ("string_type", "string_sub_type"):
+        if value is None:
+            return "is empty; write a value or remove the line"
+        return f"must be text, not {_kind(value)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        shape = _SHAPES.get(field) or (
+            "id, email, interests, …" if loc[:1] == ("subscribers",) and len(loc) == 2 else ""
+        )
+        shape = shape or ("url, name" if loc[:1] == ("feeds",) and len(loc) == 2 else "")
+        return f"must be a mapping of settings{f' ({shape})' if shape else ''}, not {_kind(value)}"
+    if kind in ("tuple_type", "list_type"):
+        return f"must be a list, not {_kind(value)}"
+    return str(error["msg"])  # a kind this config cannot produce today; pydantic's words
+
+
+def _known_settings(loc: tuple) -> list[str]:
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields.get(part)
+        if annotation is None:
+            return []
+        model = {
+            "feeds": FeedConfig,
+            "subscribers": SubscriberConfig,
+            "sender": SenderConfig,
+            "alerts": AlertConfig,
+        }.get(part)
+        if model is None:
+            return []
+    return [name for name in model.model_fields if name != "source"]
 
 
 def _dotted(loc: tuple) -> str:

@@ -36,7 +36,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import pipeline
-from .config import Config, load_config
+from .config import DEFAULT_GRACE, Config, load_config
 from .errors import PaperwireError
 from .store import Store, utcnow
 
@@ -101,7 +101,7 @@ class Daemon:
         outbox: Path,
         web: tuple[str, int] | None = ("127.0.0.1", 8000),
         tick_seconds: float = 30.0,
-        grace: dt.timedelta = dt.timedelta(hours=12),
+        grace: dt.timedelta = DEFAULT_GRACE,
         clock: Callable[[], dt.datetime] = utcnow,
     ):
         self.holder = holder

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import httpx
 
 from . import redact, schedule
-from .config import Config, FeedConfig, SubscriberConfig
+from .config import DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
 from .deliver import apprise as apprise_mod
 from .deliver import email as email_mod
 from .deliver.dispatch import Job, SendLine, deliver_jobs  # noqa: F401 (SendLine: API)
@@ -258,13 +258,30 @@ def active_subscribers(
     return active, skipped
 
 
+# A reader who never had a digest gets the first one at the next run after any slot of the past
+# week (a new reader, or the demo at any hour, need not wait for tomorrow); after that, a missed
+# slot is caught up only within the grace period.
+FIRST_DIGEST_REACH = dt.timedelta(days=7)
+
+
+def digest_slots(
+    store: Store, subs: list[SubscriberConfig], now: dt.datetime, grace: dt.timedelta
+) -> dict[str, dt.datetime | None]:
+    """The digest slot each subscriber is due for now, if any (see FIRST_DIGEST_REACH)."""
+    had_one = store.last_digest_times(s.id for s in subs)
+    return {
+        s.id: schedule.latest_slot(s, now, grace if s.id in had_one else FIRST_DIGEST_REACH)
+        for s in subs
+    }
+
+
 def send_due(
     store: Store,
     config: Config,
     *,
     now: dt.datetime,
     subscriber_id: str | None = None,
-    grace: dt.timedelta = dt.timedelta(days=7),
+    grace: dt.timedelta = DEFAULT_GRACE,
     outbox: Path | None = None,
     http: httpx.Client | None = None,
     stop: threading.Event | None = None,
@@ -350,7 +367,7 @@ def _due_jobs(
         )
         resumed.add((sub.id, row["period"]))
 
-    slots = {sub.id: schedule.latest_slot(sub, now, grace) for sub in subs}
+    slots = digest_slots(store, subs, now, grace)
     # what the ledger already holds for those slots, in one query: the daemon asks every tick
     recorded = store.recorded("digest", {schedule.period(t) for t in slots.values() if t})
     due: dict[str, tuple[str, list[str]]] = {}

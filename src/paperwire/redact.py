@@ -50,7 +50,8 @@ def remember(*secrets: str | None) -> None:
 
 
 def remember_config(config: Any) -> None:
-    """Mask the secrets of a loaded config: feed credentials, webhooks, the SMTP password."""
+    """Mask the secrets of a loaded config: feed credentials, webhooks and notification URLs,
+    the SMTP password, the signing keys."""
     for feed in config.feeds:
         remember(*secrets_in_url(feed.url))
     for sub in config.subscribers:
@@ -58,10 +59,14 @@ def remember_config(config: Any) -> None:
             # The path and query are the credential; the host stays readable in the logs.
             webhook = urlsplit(sub.slack_webhook.get_secret_value())
             remember(webhook.path.lstrip("/"), webhook.query, *secrets_in_url(webhook.geturl()))
+        for url in sub.notify:  # an Apprise URL carries its service's token in its path
+            notify = urlsplit(url.get_secret_value())
+            remember(notify.netloc, notify.path.lstrip("/"), notify.query)
     if config.sender.smtp_url is not None:
         remember(*secrets_in_url(config.sender.smtp_url.get_secret_value()))
-    if config.secret is not None:
-        remember(config.secret.get_secret_value())
+    for key in (config.secret, config.slack_signing_secret):
+        if key is not None:
+            remember(key.get_secret_value())
 
 
 def secrets_in_url(url: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .config import WEEKDAYS, SubscriberConfig
+from .config import DEFAULT_GRACE, WEEKDAYS, SubscriberConfig
 
 
 def slot_time(sub: SubscriberConfig, day: dt.date) -> dt.datetime:
@@ -22,7 +22,7 @@ def slot_time(sub: SubscriberConfig, day: dt.date) -> dt.datetime:
 
 
 def latest_slot(
-    sub: SubscriberConfig, now: dt.datetime, grace: dt.timedelta = dt.timedelta(days=7)
+    sub: SubscriberConfig, now: dt.datetime, grace: dt.timedelta = DEFAULT_GRACE
 ) -> dt.datetime | None:
     """The most recent digest slot at or before ``now``, if it is no older than ``grace``."""
     local_now = now.astimezone(sub.tz)

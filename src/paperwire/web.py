@@ -107,8 +107,9 @@ def create_app(
 ) -> Guard:
     """The ASGI app; ``get_config`` is called per request, so a reloaded config takes effect.
 
-    The Slack signing secret comes from the argument, else ``PAPERWIRE_SLACK_SIGNING_SECRET``;
-    without one, ``/slack/actions`` answers 404. Page work runs on ``workers`` threads with at
+    The Slack signing secret comes from the config (``slack_signing_secret``, or
+    ``PAPERWIRE_SLACK_SIGNING_SECRET``), else the argument; without one, ``/slack/actions``
+    answers 404. Page work runs on ``workers`` threads with at
     most ``max_pending`` requests queued or running (more get 503 + Retry-After); the caller
     that runs the app calls ``close()`` on it after the server stopped. A profile page waits
     up to ``profile_wait`` seconds for terms being computed, then shows the previous ones.
@@ -118,7 +119,7 @@ def create_app(
     feedback = FeedbackApp(
         get_config,
         Path(db_path),
-        slack_signing_secret or os.environ.get(SLACK_SECRET_ENV) or None,
+        slack_signing_secret,
         pool=pool,
         profiles=profiles,
     )
