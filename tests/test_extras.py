@@ -47,7 +47,7 @@ def test_hf_daily_papers_carry_tldr_keywords_code_and_project():
 
 
 def test_arxiv_api_comments_give_project_and_code_links():
-    content = (FIXTURES / "arxiv_api_transformer_cs.LG_m5.xml").read_bytes()
+    content = (FIXTURES / "arxiv_api_atom_2026_transformer-cs.LG_m5.xml").read_bytes()
     papers, _ = parse_document(content, source="arxiv-api")
     links = {p.paper_id: (p.code_url, p.project_url) for p in papers}
     assert links["2606.13677"] == (None, "https://zhaohengyin.github.io/mana")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from paperwire import pipeline
+from paperwire.errors import ConfigError
 from paperwire.paper import Paper
 from paperwire.sources import MAX_ABSTRACT, MAX_AUTHORS, MAX_TITLE, bounded, parse_document
 from paperwire.store import Store
@@ -132,9 +133,14 @@ def test_an_untrusted_certificate_is_a_tls_error_not_retried(
     assert len(tls_server.requests) == 0  # the handshake failed; nothing was asked twice
 
 
-def test_an_unknown_bundled_name_is_that_feeds_error(make_config, store, server):
-    error = fetch_beside_good_feeds(make_config, store, server, "bundled:nope.xml")
-    assert error == ("feed bad: no bundled file 'nope.xml'; bundled feeds: sample-daily-papers.xml")
+def test_an_unknown_bundled_name_is_refused_when_the_config_loads(make_config, server):
+    # caught at load, before any feed is fetched: a typo never costs a run
+    with pytest.raises(ConfigError) as caught:
+        fetch_beside_good_feeds(make_config, None, server, "bundled:nope.xml")
+    assert str(caught.value) == (
+        "subscribers.yaml:5: feeds[1].url: 'bundled:nope.xml' is not a bundled feed "
+        "(bundled: sample-arxiv-cs.xml, sample-hf-daily-papers.json)"
+    )
 
 
 def test_a_local_file_over_the_cap_is_refused(make_config, store, server, tmp_path):

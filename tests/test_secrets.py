@@ -97,8 +97,8 @@ def test_fetch_verbose_prints_and_stores_no_credentials(workdir, server):
     assert f"http://***@127.0.0.1:{server.port}/private: 2 new, 0 already known" in out
     assert f"http://127.0.0.1:{server.port}/private-token?api_key=***: 1 new" in out
     assert (
-        f"http://***@127.0.0.1:{server.port}/drop: error: feed http://***@127.0.0.1:"
-        f"{server.port}/drop: broken response: peer closed connection" in out
+        f"http://***@127.0.0.1:{server.port}/drop: error: broken response: peer closed connection"
+        in out
     )
     err = result.stderr.decode()
     assert f'HTTP Request: GET http://***@127.0.0.1:{server.port}/private "HTTP/1.1 200' in err

@@ -169,7 +169,7 @@ class _PrintedByTheCommand(logging.Filter):
         return not (
             record.name.split(".")[0] == "paperwire"
             and isinstance(record.msg, str)
-            and record.msg.startswith("fetch %s")
+            and record.msg.startswith(("fetch %s", "fetch: %s"))
         )
 
 
@@ -637,7 +637,12 @@ def init(ctx: click.Context, force: bool) -> None:
 
 @cli.group()
 def seeds() -> None:
-    """Seed papers: what a reader already likes, from their own library."""
+    """Seed papers: what a reader already likes, from their own library.
+
+    \b
+    Example:
+        paperwire seeds import ada ~/zotero-export.bib
+    """
 
 
 @seeds.command(name="import")

@@ -175,7 +175,7 @@ def _record_feed_error(
 ) -> None:
     report.error = error
     store.record_feed(redact.redact_url(feed.url), ok=False, error=error, now=now)
-    log.error("fetch %s: %s", feed.label, error)
+    log.error("fetch: %s", error)  # the error names the feed already
 
 
 def _store_result(store: Store, feed: FeedConfig, result, report: FeedReport, now) -> None:

@@ -59,9 +59,11 @@ def remember_config(config: Any) -> None:
             # The path and query are the credential; the host stays readable in the logs.
             webhook = urlsplit(sub.slack_webhook.get_secret_value())
             remember(webhook.path.lstrip("/"), webhook.query, *secrets_in_url(webhook.geturl()))
-        for url in sub.notify:  # an Apprise URL carries its service's token in its path
+        for url in sub.notify:  # an Apprise URL carries its token in the path or the "host"
             notify = urlsplit(url.get_secret_value())
-            remember(notify.netloc, notify.path.lstrip("/"), notify.query)
+            token_host = "." not in notify.netloc and ":" not in notify.netloc  # tgram://TOKEN/
+            remember(notify.netloc if token_host else None, notify.path.lstrip("/"), notify.query)
+            remember(*secrets_in_url(notify.geturl()))
     if config.sender.smtp_url is not None:
         remember(*secrets_in_url(config.sender.smtp_url.get_secret_value()))
     for key in (config.secret, config.slack_signing_secret):
