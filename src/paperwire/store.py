@@ -97,6 +97,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["events"].create({"id": int, "at": str, "kind": str, "detail": str}, pk="id")
 
 
+@migrations()
+def m003_embeddings(db: sqlite_utils.Database) -> None:
+    # One vector per paper (float16 blob) from the model named beside it; written by
+    # paperwire.embed, which re-embeds when the model or the text (hash) changes.
+    db["embeddings"].create(
+        {"paper_id": str, "model": str, "text_hash": str, "vector": bytes}, pk="paper_id"
+    )
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
