@@ -183,7 +183,13 @@ def sem_citeulike(corpus_emb, liked, interests, w) -> np.ndarray:
     return np.vstack(parts)
 
 
-def citeulike(spec: str, users_kind: str, max_users: int, sw: semantic.SemanticWeights) -> None:
+def citeulike(
+    spec: str,
+    users_kind: str,
+    max_users: int,
+    sw: semantic.SemanticWeights,
+    skip_baseline: bool = False,
+) -> None:
     started = time.time()
     root = DATA / "citeulike-t"
     counts, libraries = er.load_citeulike(root)
@@ -211,7 +217,9 @@ def citeulike(spec: str, users_kind: str, max_users: int, sw: semantic.SemanticW
         return res
 
     asl_x = er.asl_features(counts)
-    asl = show("arxiv-sanity-lite (LinearSVC C=0.01)", er.arxiv_sanity(asl_x, liked))
+    asl = {"recall@10": np.nan, "recall@50": np.nan}
+    if not skip_baseline:
+        asl = show("arxiv-sanity-lite (LinearSVC C=0.01)", er.arxiv_sanity(asl_x, liked))
     tf_scores, _ = er.paperwire(vectors, liked, popularity, rank.Weights())
     show("paperwire TF-IDF content only", tf_scores)
     none = [None] * len(users)
@@ -229,8 +237,10 @@ def citeulike(spec: str, users_kind: str, max_users: int, sw: semantic.SemanticW
     )
     for label, w in (
         ("centroid only", replace(sw, classifier_min_likes=10**9)),
+        ("classifier C 0.03", replace(sw, classifier_c=0.03)),
         ("classifier C 0.1", replace(sw, classifier_c=0.1)),
-        ("classifier C 10", replace(sw, classifier_c=10.0)),
+        ("classifier C 0.3", replace(sw, classifier_c=0.3)),
+        ("classifier C 3", replace(sw, classifier_c=3.0)),
     ):
         s = sem_citeulike(corpus_emb, liked, none, w)
         show(f"  semantic {label}", s)
@@ -253,7 +263,8 @@ def citeulike(spec: str, users_kind: str, max_users: int, sw: semantic.SemanticW
         few = [train[u][:k] for u in subset]
         tf_k, _ = er.paperwire(vectors, few, popularity, rank.Weights())
         sem_k = sem_citeulike(corpus_emb, few, [None] * len(few), sw)
-        show(f"{k} liked: arxiv-sanity-lite", er.arxiv_sanity(asl_x, few), subset)
+        if not skip_baseline:
+            show(f"{k} liked: arxiv-sanity-lite", er.arxiv_sanity(asl_x, few), subset)
         show(f"{k} liked: TF-IDF", tf_k, subset)
         show(f"{k} liked: TF-IDF + {sw.weight:g} × semantic", tf_k + sw.weight * sem_k, subset)
 
@@ -267,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--citeulike", action="store_true")
     parser.add_argument("--users", choices=("held", "tune"), default="held")
     parser.add_argument("--max-users", type=int, default=0)
+    parser.add_argument("--skip-baseline", action="store_true", help="no arxiv-sanity-lite rows")
     parser.add_argument("--weight", type=float, default=semantic.SemanticWeights().weight)
     args = parser.parse_args(argv)
     sw = replace(semantic.SemanticWeights(), weight=args.weight)
@@ -275,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.frontpage:
         frontpage(args.model, sw, args.vectors)
     if args.citeulike:
-        citeulike(args.model, args.users, args.max_users, sw)
+        citeulike(args.model, args.users, args.max_users, sw, args.skip_baseline)
     return 0
 
 

@@ -153,6 +153,20 @@ class SenderConfig(_Frozen):
     render_processes: int | None = Field(default=None, ge=1, le=64)
 
 
+class RankingConfig(_Frozen):
+    """Ranking beyond TF-IDF: ``embeddings`` names a static embedding model (``wordllama``,
+    from ``pip install 'paperwire[semantic]'``, or a local model2vec folder); off by default."""
+
+    embeddings: str | None = None
+
+    @field_validator("embeddings")
+    @classmethod
+    def _usable_model(cls, value: str | None) -> str | None:
+        from .embed import check_spec  # numpy only; the extra itself is imported when ranking
+
+        return check_spec(value) if value is not None else None
+
+
 class Config(_Frozen):
     """The whole validated configuration."""
 
@@ -160,6 +174,7 @@ class Config(_Frozen):
     subscribers: tuple[SubscriberConfig, ...] = ()
     sender: SenderConfig = SenderConfig()
     alerts: AlertConfig = AlertConfig()
+    ranking: RankingConfig = RankingConfig()
     fetch_interval_minutes: int = Field(default=60, ge=5)
     first_digest_days: int = Field(default=7, ge=1, le=90)
     outbox: str = "outbox"

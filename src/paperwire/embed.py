@@ -111,8 +111,40 @@ def load_model(spec: str) -> StaticModel:
     return _LOADED[spec]
 
 
+def check_spec(spec: str) -> str:
+    """Validate a ``ranking.embeddings`` value without loading the model (ValueError says why,
+    for the config's file:line error)."""
+    spec = spec.strip()
+    if spec == BUNDLED:
+        missing = _missing("tokenizers", "safetensors", "wordllama")
+        if missing:
+            raise ValueError(
+                f"the semantic extra is not installed (missing {', '.join(missing)}): "
+                f"{INSTALL_HINT}"
+            )
+        return spec
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise ValueError(
+            f"{spec!r} is neither {BUNDLED!r} nor a model folder (model.safetensors + tokenizer.json)"
+        )
+    absent = [n for n in ("model.safetensors", "tokenizer.json") if not (folder / n).is_file()]
+    if absent:
+        raise ValueError(f"{spec}: no {absent[0]} (a model2vec folder has both)")
+    missing = _missing("tokenizers", "safetensors")
+    if missing:
+        raise ValueError(
+            f"the semantic extra is not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
+        )
+    return str(folder)
+
+
+def _missing(*modules: str) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
 def _require(*modules: str) -> None:
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    missing = _missing(*modules)
     if missing:
         raise ConfigError(
             f"{_SETTING}: the semantic extra is not installed (missing {', '.join(missing)}): "

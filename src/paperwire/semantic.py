@@ -211,9 +211,28 @@ def extra_scores(
     embedded and stored first (once per paper and model)."""
     if not spec:
         return None
-    from .embed import load_model, paper_vectors
+    from .embed import load_model
 
     model = load_model(spec)
-    corpus = paper_vectors(store, model, corpus_ids, corpus_texts)
+    corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
     profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w)
     return w.weight * profiles.score(corpus[np.asarray(candidate_rows, dtype=np.int64)])
+
+
+# (database, model) -> (corpus version, vectors): digest calls extra_scores once per chunk of
+# subscribers, and the daemon every tick; the vectors are read from SQLite once per corpus.
+_VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray]] = {}
+
+
+def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: list[str]):
+    from .embed import paper_vectors
+
+    key = (str(store.path.resolve()), model.name)
+    version = (*store.corpus_version(), len(ids))
+    cached = _VECTORS.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    vectors = paper_vectors(store, model, ids, texts)
+    _VECTORS.clear()
+    _VECTORS[key] = (version, vectors)
+    return vectors
