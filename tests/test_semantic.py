@@ -66,6 +66,7 @@ def test_the_classifier_takes_over_from_three_likes_and_finds_their_cluster():
     three = signals(None, liked, ["liked"] * 3)
     profiles = semantic.build_profiles([two, three], corpus, W)
     assert profiles.used_classifier.tolist() == [False, True]
+    assert profiles.weights(W).tolist() == [W.weight, W.classifier_weight]
     top = np.argsort(-profiles.score(corpus)[1])[:30]
     assert np.isin(top, np.arange(30)).mean() > 0.8
 

@@ -10,8 +10,9 @@ Each subscriber gets one profile vector in the embedding space:
 
 A row is standardised over a sample of the corpus, so its score reads like the TF-IDF score
 ("standard deviations above this subscriber's average paper") and the two add:
-``total = tfidf + weight × semantic``. Every weight is measured in benchmarks/README.md
-("Semantic ranking"); :func:`extra_scores` is the one hook ``digest`` calls.
+``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Every
+weight is measured in benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the
+one hook ``digest`` calls.
 
 Nothing here touches the clock; only :func:`extra_scores` reads the store (through
 :mod:`paperwire.embed`).
@@ -42,8 +43,11 @@ BACKGROUND = 5000
 class SemanticWeights:
     """How the embedding profile is built and how much it adds to the TF-IDF score."""
 
-    # Share of the (standardised) semantic score added to the TF-IDF score.
+    # Share of the (standardised) semantic score added to the TF-IDF score: for a centroid
+    # profile (cold start, where TF-IDF is weakest) and for a classifier profile (measured:
+    # arxiv-frontpage with half the papers voted loses at 1.0, gains at 0.5).
     weight: float = 1.0
+    classifier_weight: float = 0.5
     interests: float = 1.0
     seeds: float = 1.0
     liked: float = 1.0
@@ -122,6 +126,10 @@ class SemanticProfiles:
     def score(self, papers: np.ndarray) -> np.ndarray:
         raw = self.directions @ papers.T
         return (raw - self.offset[:, None]) / self.scale[:, None]
+
+    def weights(self, w: SemanticWeights) -> np.ndarray:
+        """Each row's share in the sum with TF-IDF (centroid or classifier weight)."""
+        return np.where(self.used_classifier, w.classifier_weight, w.weight).astype(np.float32)
 
 
 def build_profiles(
@@ -204,7 +212,7 @@ def extra_scores(
     w: SemanticWeights = SemanticWeights(),
 ) -> np.ndarray | None:
     """What the embedding model adds to the TF-IDF scores of these candidates (corpus rows) for
-    these subscribers, ``weight`` included; None when ``ranking.embeddings`` is off.
+    these subscribers, the weights included; None when ``ranking.embeddings`` is off.
 
     ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
     ``digest.subscriber_signals`` does given the run's corpus. Papers not yet embedded are
@@ -216,7 +224,8 @@ def extra_scores(
     model = load_model(spec)
     corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
     profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w)
-    return w.weight * profiles.score(corpus[np.asarray(candidate_rows, dtype=np.int64)])
+    scores = profiles.score(corpus[np.asarray(candidate_rows, dtype=np.int64)])
+    return profiles.weights(w)[:, None] * scores
 
 
 # (database, model) -> (corpus version, vectors): digest calls extra_scores once per chunk of
