@@ -84,7 +84,12 @@ def speed(spec: str) -> None:
 # -- arxiv-frontpage --------------------------------------------------------------------------
 
 
-def frontpage(spec: str, sw: semantic.SemanticWeights, vectors_file: str | None = None) -> None:
+def frontpage(
+    spec: str,
+    sw: semantic.SemanticWeights,
+    vectors_file: str | None = None,
+    interests_row: int = 0,
+) -> None:
     items, downloads = frontpage_data()
     texts = [paper_text(p["title"], p["abstract"]) for p in items]
     corpus_texts = texts + [paper_text(r["title"], r["abstract"]) for r in downloads]
@@ -96,7 +101,8 @@ def frontpage(spec: str, sw: semantic.SemanticWeights, vectors_file: str | None 
     interests_emb = model.embed([er.FRONTPAGE_INTERESTS])[0]
     if vectors_file:  # precomputed vectors of another model, for the items only (the order above)
         corpus_emb = np.load(vectors_file)
-        interests_emb = np.load(vectors_file.replace("frontpage", "interests"))[0]
+        # row 0: the interests embedded as a query ("query: " prefix), row 1: as a passage
+        interests_emb = np.load(vectors_file.replace("frontpage", "interests"))[interests_row]
     n = len(items)
     rng = np.random.default_rng(er.SEED)
     voted = rng.random(n) < 0.5
@@ -130,7 +136,10 @@ def frontpage(spec: str, sw: semantic.SemanticWeights, vectors_file: str | None 
         ("+ thumbs-up on half", up, none, rest),
         ("+ thumbs-up and -down on half", up, down, rest),
     )
-    print(f"# arxiv-frontpage AUC, {n} papers, {int(liked.sum())} liked; model {model.name}")
+    label = (
+        f"vectors of {vectors_file} (interests row {interests_row})" if vectors_file else model.name
+    )
+    print(f"# arxiv-frontpage AUC, {n} papers, {int(liked.sum())} liked; {label}")
     print(f"{'case':<34} {'TF-IDF':>7} {'sem.':>7} " + " ".join(f"+{a:g}×sem" for a in WEIGHTS[1:]))
     for name, u, d, mask in cases:
         t = tfidf_scores(u, d)
@@ -294,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--frontpage", action="store_true")
     parser.add_argument("--vectors", help="precomputed frontpage vectors (.npy) of another model")
+    parser.add_argument("--interests-row", type=int, default=0, help="0: query, 1: passage")
     parser.add_argument("--citeulike", action="store_true")
     parser.add_argument("--users", choices=("held", "tune"), default="held")
     parser.add_argument("--max-users", type=int, default=0)
@@ -304,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed:
         speed(args.model)
     if args.frontpage:
-        frontpage(args.model, sw, args.vectors)
+        frontpage(args.model, sw, args.vectors, args.interests_row)
     if args.citeulike:
         citeulike(args.model, args.users, args.max_users, sw, args.skip_baseline)
     return 0
