@@ -98,7 +98,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m003_embeddings(db: sqlite_utils.Database) -> None:
+def m004_embeddings(db: sqlite_utils.Database) -> None:
     # One vector per paper (float16 blob) from the model named beside it; written by
     # paperwire.embed, which re-embeds when the model or the text (hash) changes.
     db["embeddings"].create(
