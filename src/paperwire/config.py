@@ -262,6 +262,20 @@ class SummariserConfig(_Frozen):
     run_budget: float = Field(default=120.0, gt=0)  # seconds a send run may spend summarising
 
 
+class RankingConfig(_Frozen):
+    """Ranking beyond TF-IDF: ``embeddings`` names a static embedding model (``wordllama``,
+    from ``pip install 'paperwire[semantic]'``, or a local model2vec folder); off by default."""
+
+    embeddings: str | None = None
+
+    @field_validator("embeddings")
+    @classmethod
+    def _usable_model(cls, value: str | None) -> str | None:
+        from .embed import check_spec  # numpy only; the extra itself is imported when ranking
+
+        return check_spec(value) if value is not None else None
+
+
 class Config(_Frozen):
     """The whole validated configuration."""
 
@@ -269,6 +283,7 @@ class Config(_Frozen):
     subscribers: tuple[SubscriberConfig, ...] = ()
     sender: SenderConfig = SenderConfig()
     alerts: AlertConfig = AlertConfig()
+    ranking: RankingConfig = RankingConfig()
     fetch_interval_minutes: int = Field(default=60, ge=5)
     # Each feed's whole download (retries included) must finish within this many seconds, and
     # decompress to at most this many megabytes; otherwise it is that feed's error.

@@ -280,6 +280,7 @@ def compose(
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
         store, corpus, subscribers, matrix, prior, now, weights, phrases
     ):
+        scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
         window = np.array([starts[sub.id].timestamp() for sub in chunk])
         allowed = first_seen[None, :] > window[:, None]
@@ -467,8 +468,22 @@ def score_matrix(
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
     phrases = _Phrases(corpus.model, corpus.counts[cols])
-    for start, chunk, *_, scores, _ in _scored_chunks(
+    for start, chunk, signals, _, scores, _ in _scored_chunks(
         store, corpus, subscribers, corpus.matrix[cols], prior, now, weights, phrases
     ):
+        scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         out[start : start + len(chunk), known] = scores
     return out
+
+
+# -- semantic ranking hook (issue 15) ---------------------------------------------------------
+
+
+def _with_semantic(store, config, corpus, cols, signals, now, scores):
+    """The TF-IDF scores plus the embedding model's, when ``ranking.embeddings`` is set."""
+    from . import semantic  # scikit-learn is already loaded; the model only when configured
+
+    extra = semantic.extra_scores(
+        store, config.ranking.embeddings, corpus.ids, corpus.texts, cols, signals, now
+    )
+    return scores if extra is None else scores + extra

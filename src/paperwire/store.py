@@ -144,8 +144,18 @@ def m003_library_and_extras(db: sqlite_utils.Database) -> None:
         db["papers"].add_column(column, str)
 
 
+@migrations()
+def m004_embeddings(db: sqlite_utils.Database) -> None:
+    # One vector per paper (float16 blob) from the model named beside it; written by
+    # paperwire.embed, which re-embeds when the model or the text (hash) changes.
+    db["embeddings"].create(
+        {"paper_id": str, "model": str, "text_hash": str, "vector": bytes}, pk="paper_id"
+    )
+
+
 KNOWN_MIGRATIONS = frozenset(
-    f.__name__ for f in (m001_initial, m002_delivery_claims, m003_library_and_extras)
+    f.__name__
+    for f in (m001_initial, m002_delivery_claims, m003_library_and_extras, m004_embeddings)
 )
 
 

@@ -1,0 +1,247 @@
+"""Semantic scores beside TF-IDF: pure functions from embedded signals to a score matrix.
+
+Each subscriber gets one profile vector in the embedding space:
+
+* a centroid (from zero labels on): interests text, seed papers and time-decayed thumbs-up,
+  minus decayed thumbs-down, each kind averaged (as :func:`paperwire.rank.rocchio_rows`);
+* from ``classifier_min_likes`` positives on, a logistic regression of the positives (and the
+  interests text) against a sample of the corpus, explicit thumbs-down as weighted negatives,
+  the dense twin of ``rank.classifier_row``.
+
+A row is standardised over a sample of the corpus, so its score reads like the TF-IDF score
+("standard deviations above this subscriber's average paper") and the two add:
+``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Every
+weight is measured in benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the
+one hook ``digest`` calls.
+
+Nothing here touches the clock; only :func:`extra_scores` reads the store (through
+:mod:`paperwire.embed`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from .rank import decay_factor
+
+if TYPE_CHECKING:
+    from .embed import StaticModel
+    from .rank import Signals
+    from .store import Store
+
+# Corpus papers the classifier is trained against and the rows are calibrated on (fixed-seed
+# samples): the per-subscriber cost stays bounded as the store grows.
+BACKGROUND = 5000
+
+
+@dataclass(frozen=True)
+class SemanticWeights:
+    """How the embedding profile is built and how much it adds to the TF-IDF score."""
+
+    # Share of the (standardised) semantic score added to the TF-IDF score: for a centroid
+    # profile (cold start, where TF-IDF is weakest) and for a classifier profile (measured:
+    # arxiv-frontpage with half the papers voted loses at 1.0, gains at 0.5).
+    weight: float = 1.0
+    classifier_weight: float = 0.5
+    interests: float = 1.0
+    seeds: float = 1.0
+    liked: float = 1.0
+    disliked: float = 1.0
+    half_life_days: float = 180.0
+    classifier_min_likes: int = 3
+    classifier_c: float = 1.0
+    classifier_dislike_weight: float = 10.0
+    # As rank.Weights.classifier_max_subscribers: beyond this many in one run, centroids only.
+    classifier_max_subscribers: int = 200
+
+
+@dataclass
+class EmbeddedSignals:
+    """One subscriber's signals as vectors: the interests text, then labelled papers."""
+
+    interests: np.ndarray | None  # (dim,), None when there is no interests text
+    vectors: np.ndarray  # (n, dim): seed and voted papers
+    kinds: np.ndarray  # per row: "seed" | "liked" | "disliked"
+    ages: np.ndarray  # per row, days since the vote (0 for seeds)
+    corpus_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def positives(self) -> int:
+        return int(np.isin(self.kinds, ("seed", "liked")).sum())
+
+
+def centroid(sig: EmbeddedSignals, w: SemanticWeights) -> np.ndarray:
+    """Weighted mean of each kind of signal (thumbs-down subtracted), L2-normalised."""
+    dim = sig.vectors.shape[1] if sig.interests is None else len(sig.interests)
+    out = np.zeros(dim, dtype=np.float64)
+    if sig.interests is not None:
+        out += w.interests * sig.interests
+    decay = decay_factor(sig.ages, w.half_life_days)
+    for kind, weight in (("seed", w.seeds), ("liked", w.liked), ("disliked", -w.disliked)):
+        idx = sig.kinds == kind
+        if idx.any():
+            out += weight * (decay[idx, None] * sig.vectors[idx]).sum(axis=0) / idx.sum()
+    norm = np.linalg.norm(out)
+    return (out / norm if norm > 0 else out).astype(np.float32)
+
+
+def classifier(
+    sig: EmbeddedSignals, background: np.ndarray, w: SemanticWeights
+) -> tuple[np.ndarray, float]:
+    """A logistic regression's weights and intercept: positives (seeds, thumbs-up, the interests
+    text) balanced against the background papers, thumbs-down weighted as negatives."""
+    decay = decay_factor(sig.ages, w.half_life_days)
+    pos = np.isin(sig.kinds, ("seed", "liked"))
+    neg = sig.kinds == "disliked"
+    pos_x = sig.vectors[pos]
+    pos_w = decay[pos]
+    if sig.interests is not None:
+        pos_x = np.vstack([pos_x, sig.interests[None, :]])
+        pos_w = np.r_[pos_w, 1.0]
+    x = np.vstack([background, pos_x, sig.vectors[neg]])
+    y = np.r_[np.zeros(len(background)), np.ones(len(pos_x)), np.zeros(int(neg.sum()))]
+    balance = len(background) / max(len(pos_x), 1)
+    sample_weight = np.r_[
+        np.ones(len(background)), balance * pos_w, w.classifier_dislike_weight * decay[neg]
+    ]
+    clf = LogisticRegression(C=w.classifier_c, max_iter=500)
+    clf.fit(x, y, sample_weight=sample_weight)
+    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+
+
+@dataclass
+class SemanticProfiles:
+    """Per subscriber a direction and its standardisation: score = (x·d − offset) / scale."""
+
+    directions: np.ndarray  # (subscribers, dim)
+    offset: np.ndarray
+    scale: np.ndarray
+    used_classifier: np.ndarray
+
+    def score(self, papers: np.ndarray) -> np.ndarray:
+        raw = self.directions @ papers.T
+        return (raw - self.offset[:, None]) / self.scale[:, None]
+
+    def weights(self, w: SemanticWeights) -> np.ndarray:
+        """Each row's share in the sum with TF-IDF (centroid or classifier weight)."""
+        return np.where(self.used_classifier, w.classifier_weight, w.weight).astype(np.float32)
+
+
+def build_profiles(
+    signals: list[EmbeddedSignals], corpus: np.ndarray, w: SemanticWeights = SemanticWeights()
+) -> SemanticProfiles:
+    """Centroids for everyone, classifiers where there are enough positives (and the run's
+    budget allows), every row standardised over a corpus sample."""
+    dim = corpus.shape[1]
+    rng = np.random.default_rng(0)
+    sample_rows = (
+        np.arange(len(corpus))
+        if len(corpus) <= BACKGROUND
+        else np.sort(rng.choice(len(corpus), BACKGROUND, replace=False))
+    )
+    directions = np.zeros((len(signals), dim), dtype=np.float32)
+    used = np.zeros(len(signals), dtype=bool)
+    wants = [
+        i
+        for i, s in enumerate(signals)
+        if s.positives >= w.classifier_min_likes and len(corpus) > s.positives
+    ]
+    fit = set(wants) if len(wants) <= w.classifier_max_subscribers else set()
+    for i, sig in enumerate(signals):
+        if i in fit:
+            keep = np.ones(len(corpus), dtype=bool)
+            keep[sig.corpus_rows[sig.corpus_rows < len(corpus)]] = False
+            background = corpus[sample_rows[keep[sample_rows]]]
+            directions[i], _ = classifier(sig, background, w)
+            used[i] = True
+        else:
+            directions[i] = centroid(sig, w)
+    sample = corpus[sample_rows]
+    raw = directions @ sample.T if len(sample) else np.zeros((len(signals), 0))
+    offset = raw.mean(axis=1) if raw.shape[1] else np.zeros(len(signals))
+    spread = raw.std(axis=1) if raw.shape[1] > 1 else np.ones(len(signals))
+    scale = np.where(spread > 0, spread, 1.0)
+    return SemanticProfiles(directions, offset.astype(np.float32), scale.astype(np.float32), used)
+
+
+# -- the hook digest calls --------------------------------------------------------------------
+
+
+def embedded_signals(
+    model: StaticModel, signals: list[Signals], corpus: np.ndarray, now: dt.datetime
+) -> list[EmbeddedSignals]:
+    """``rank.Signals`` whose papers are corpus rows (as ``digest`` builds them) in vectors."""
+    texts = [s.interests for s in signals]
+    interests = model.embed(texts)
+    out = []
+    for i, sig in enumerate(signals):
+        seed_rows = list(sig.seed_rows or [])
+        vote_rows = list(sig.vote_rows or [])
+        kinds = ["seed"] * len(seed_rows) + [
+            "liked" if vote > 0 else "disliked" for _, vote, _ in sig.votes
+        ]
+        ages = [0.0] * len(seed_rows) + [
+            max((now - when).total_seconds() / 86400, 0.0) for _, _, when in sig.votes
+        ]
+        rows = seed_rows + vote_rows
+        out.append(
+            EmbeddedSignals(
+                interests[i] if sig.interests.strip() else None,
+                corpus[rows] if rows else np.zeros((0, corpus.shape[1]), dtype=np.float32),
+                np.array(kinds, dtype=object),
+                np.array(ages, dtype=np.float64),
+                np.array(sig.corpus_rows, dtype=np.int64),
+            )
+        )
+    return out
+
+
+def extra_scores(
+    store: Store,
+    spec: str | None,
+    corpus_ids: list[str],
+    corpus_texts: list[str],
+    candidate_rows: np.ndarray,
+    signals: list[Signals],
+    now: dt.datetime,
+    w: SemanticWeights = SemanticWeights(),
+) -> np.ndarray | None:
+    """What the embedding model adds to the TF-IDF scores of these candidates (corpus rows) for
+    these subscribers, the weights included; None when ``ranking.embeddings`` is off.
+
+    ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
+    ``digest.subscriber_signals`` does given the run's corpus. Papers not yet embedded are
+    embedded and stored first (once per paper and model)."""
+    if not spec:
+        return None
+    from .embed import load_model
+
+    model = load_model(spec)
+    corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
+    profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w)
+    scores = profiles.score(corpus[np.asarray(candidate_rows, dtype=np.int64)])
+    return profiles.weights(w)[:, None] * scores
+
+
+# (database, model) -> (corpus version, vectors): digest calls extra_scores once per chunk of
+# subscribers, and the daemon every tick; the vectors are read from SQLite once per corpus.
+_VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray]] = {}
+
+
+def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: list[str]):
+    from .embed import paper_vectors
+
+    key = (str(store.path.resolve()), model.name)
+    version = (*store.corpus_version(), len(ids))
+    cached = _VECTORS.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    vectors = paper_vectors(store, model, ids, texts)
+    _VECTORS.clear()
+    _VECTORS[key] = (version, vectors)
+    return vectors

@@ -1,0 +1,188 @@
+"""paperwire.embed: the real bundled model, a model2vec folder built here, the stored vectors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import Whitespace
+
+from paperwire import embed
+from paperwire.errors import ConfigError
+from paperwire.paper import Paper
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def model() -> embed.StaticModel:
+    return embed.load_model("wordllama")
+
+
+def test_the_bundled_model_loads_from_the_installed_package(model):
+    assert model.name == "wordllama-l2-supercat-256"
+    assert model.vectors.shape == (32000, 256)
+    assert model.unk_id == 0  # "<unk>" carries no meaning and is dropped
+
+
+def test_vectors_are_unit_rows_and_an_empty_text_is_a_zero_row(model):
+    vectors = model.embed(["sparse attention for long documents", "", "🙂"])
+    assert vectors.dtype == np.float32
+    assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)
+    assert not vectors[1].any()
+    assert vectors.shape == (3, 256)
+
+
+def test_related_topics_are_closer_than_unrelated_ones(model):
+    # no word in common within a triple: TF-IDF scores every pair 0
+    for query, near, far in (
+        (
+            "KV cache quantization",
+            "compressing memory of language model inference",
+            "galaxy cluster lensing",
+        ),
+        ("multi-armed bandits", "exploration exploitation regret", "protein folding"),
+    ):
+        q, n, f = model.embed([query, near, far])
+        assert q @ n > q @ f + 0.09, query
+
+
+def test_word_sums_give_exactly_the_vector_of_the_words_written_out(model):
+    words = ["quantization", "cache", "cache", "transformer"]
+    sums = model.word_sums(["quantization", "cache", "transformer"])
+    bag = embed._normalised((np.array([1.0, 2.0, 1.0]) @ sums)[None, :])
+    np.testing.assert_allclose(bag, model.embed([" ".join(words)]), atol=1e-5)
+
+
+def test_batches_give_the_same_vectors_as_one_text_at_a_time(model, monkeypatch):
+    texts = [f"paper {i} on reinforcement learning and bandits" for i in range(7)]
+    whole = model.embed(texts)
+    monkeypatch.setattr(embed, "BATCH", 3)
+    np.testing.assert_allclose(model.embed(texts), whole, atol=1e-6)
+
+
+def _model2vec_folder(root: Path, embeddings: np.ndarray, **extra: np.ndarray) -> Path:
+    vocab = {"[UNK]": 0, "bandit": 1, "regret": 2, "galaxy": 3}
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    root.mkdir()
+    tokenizer.save(str(root / "tokenizer.json"))
+    save_file({"embeddings": embeddings, **extra}, str(root / "model.safetensors"))
+    (root / "config.json").write_text(json.dumps({"normalize": True}))
+    return root
+
+
+def test_a_local_model2vec_folder_loads_with_its_name_and_a_weights_hash(tmp_path):
+    table = np.array([[9, 9], [1, 0], [0, 1], [-1, 0]], dtype=np.float32)
+    folder = _model2vec_folder(tmp_path / "tiny-m2v", table)
+    model = embed.load_model(str(folder))
+    assert model.name.startswith("tiny-m2v-") and len(model.name) == len("tiny-m2v-") + 12
+    vectors = model.embed(["bandit regret unknownword", "galaxy", "unknownword"])
+    np.testing.assert_allclose(vectors[0], [2**-0.5, 2**-0.5], atol=1e-6)  # [UNK] dropped
+    np.testing.assert_allclose(vectors[1], [-1, 0])
+    assert not vectors[2].any()
+
+
+def test_model2vec_token_weights_and_vocabulary_mapping_are_applied(tmp_path):
+    table = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    folder = _model2vec_folder(
+        tmp_path / "quantised",
+        table,
+        mapping=np.array([0, 0, 1, 1], dtype=np.int64),
+        weights=np.array([1, 3, 1, 1], dtype=np.float32),
+    )
+    model = embed.load_model(str(folder))
+    # bandit -> row 0 weighted 3, regret -> row 1 weighted 1
+    expected = np.array([3, 1]) / np.sqrt(10)
+    np.testing.assert_allclose(model.embed(["bandit regret"])[0], expected, atol=1e-6)
+
+
+def test_a_folder_without_the_model_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "tokenizer.json").write_text("{}")
+    with pytest.raises(ConfigError) as err:
+        embed.load_model(str(tmp_path / "half"))
+    assert str(err.value) == (
+        f"ranking.embeddings: {tmp_path / 'half'}: no model.safetensors (a model2vec folder has both)"
+    )
+
+
+def test_a_folder_with_a_broken_model_file_is_a_one_line_error(tmp_path):
+    folder = _model2vec_folder(tmp_path / "broken", np.eye(4, dtype=np.float32))
+    (folder / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ConfigError) as err:
+        embed.load_model(str(folder))
+    assert str(err.value).startswith(f"ranking.embeddings: cannot read the model in {folder}: ")
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_extra_names_the_install_command(monkeypatch):
+    real = embed.importlib.util.find_spec
+    monkeypatch.setattr(
+        embed.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "wordllama" else real(name, *a),
+    )
+    with pytest.raises(ValueError) as err:
+        embed.check_spec("wordllama")
+    assert str(err.value) == (
+        "the semantic extra is not installed (missing wordllama): pip install 'paperwire[semantic]'"
+    )
+    with pytest.raises(ConfigError) as err:
+        embed._load_bundled()
+    assert str(err.value) == (
+        "ranking.embeddings: the semantic extra is not installed (missing wordllama): "
+        "pip install 'paperwire[semantic]'"
+    )
+
+
+def test_float16_blobs_round_trip_within_half_precision():
+    vector = np.random.default_rng(0).normal(size=256).astype(np.float32)
+    blob = embed.to_blob(vector)
+    assert len(blob) == 512
+    np.testing.assert_allclose(embed.from_blob(blob), vector, rtol=1e-3, atol=1e-3)
+
+
+class CountingModel(embed.StaticModel):
+    """The real model, counting the texts it embeds (to see what the store spared)."""
+
+    embedded: int = 0
+
+    def embed(self, texts):
+        self.embedded += len(texts)
+        return super().embed(texts)
+
+
+def test_papers_are_embedded_once_and_again_when_text_or_model_changes(store, model):
+    store.add_papers(
+        [
+            Paper("2611.00001", "Bandits", "Regret bounds.", url="u1", source="arxiv"),
+            Paper("2611.00002", "Galaxies", "Lensing maps.", url="u2", source="arxiv"),
+        ],
+        now=NOW,
+    )
+    counting = CountingModel(model.name, model.vectors, model.tokenizer, model.unk_id)
+    ids, texts = ["2611.00001", "2611.00002"], ["bandit regret", "galaxy lensing"]
+    first = embed.paper_vectors(store, counting, ids, texts)
+    assert counting.embedded == 2
+    again = embed.paper_vectors(store, counting, ids, texts)
+    assert counting.embedded == 2  # read back from the embeddings table
+    np.testing.assert_allclose(again, first, atol=1e-3)
+    rows = list(store.db.query("select paper_id, model, length(vector) as n from embeddings"))
+    assert rows == [
+        {"paper_id": "2611.00001", "model": "wordllama-l2-supercat-256", "n": 512},
+        {"paper_id": "2611.00002", "model": "wordllama-l2-supercat-256", "n": 512},
+    ]
+    embed.paper_vectors(store, counting, ids, ["bandit regret", "galaxy clusters"])
+    assert counting.embedded == 3  # only the changed text
+    counting.name = "another-model"
+    embed.paper_vectors(store, counting, ids, ["bandit regret", "galaxy clusters"])
+    assert counting.embedded == 5  # a model change re-embeds everything
+    models = {r["model"] for r in store.db.query("select model from embeddings")}
+    assert models == {"another-model"}

@@ -1,0 +1,146 @@
+"""paperwire.semantic: embedding profiles, and the hook through digest.compose on a real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from paperwire import digest, semantic
+from paperwire.errors import ConfigError
+from paperwire.paper import Paper
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+W = semantic.SemanticWeights()
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def signals(interests=None, rows=(), kinds=(), ages=None) -> semantic.EmbeddedSignals:
+    vectors = np.array(rows, dtype=np.float32).reshape(len(rows), -1) if rows else np.zeros((0, 2))
+    return semantic.EmbeddedSignals(
+        interests,
+        vectors,
+        np.array(kinds, dtype=object),
+        np.zeros(len(rows)) if ages is None else np.array(ages, dtype=np.float64),
+    )
+
+
+def test_centroid_of_interests_alone_is_the_interests_vector():
+    np.testing.assert_allclose(semantic.centroid(signals(unit(3, 4)), W), unit(3, 4), atol=1e-6)
+
+
+def test_a_thumbs_down_pushes_the_centroid_away_and_old_votes_count_less():
+    liked = signals(unit(1, 0), [unit(0, 1)], ["liked"])
+    disliked = signals(unit(1, 0), [unit(0, 1)], ["disliked"])
+    assert semantic.centroid(liked, W)[1] > 0 > semantic.centroid(disliked, W)[1]
+    old = signals(unit(1, 0), [unit(0, 1)], ["liked"], ages=[360.0])  # two half-lives
+    np.testing.assert_allclose(semantic.centroid(old, W), unit(1, 0.25), atol=1e-6)
+
+
+def corpus_of(rows: np.ndarray) -> np.ndarray:
+    """Unit rows, as the model gives."""
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_profiles_read_as_standard_deviations_over_the_corpus():
+    corpus = corpus_of(np.random.default_rng(1).normal(size=(400, 8)))
+    sig = signals(corpus[0])
+    scores = semantic.build_profiles([sig], corpus, W).score(corpus)[0]
+    assert scores.mean() == pytest.approx(0, abs=1e-4)
+    assert scores.std() == pytest.approx(1, abs=1e-4)
+    assert int(np.argmax(scores)) == 0
+
+
+def test_the_classifier_takes_over_from_three_likes_and_finds_their_cluster():
+    rng = np.random.default_rng(2)
+    rows = rng.normal(size=(600, 16))
+    rows[:30, 5] += 6  # a topic: 30 papers along axis 5
+    corpus = corpus_of(rows)
+    liked = [corpus[i] for i in range(3)]
+    two = signals(None, liked[:2], ["liked"] * 2)
+    three = signals(None, liked, ["liked"] * 3)
+    profiles = semantic.build_profiles([two, three], corpus, W)
+    assert profiles.used_classifier.tolist() == [False, True]
+    assert profiles.weights(W).tolist() == [W.weight, W.classifier_weight]
+    top = np.argsort(-profiles.score(corpus)[1])[:30]
+    assert np.isin(top, np.arange(30)).mean() > 0.8
+
+
+def test_the_classifier_budget_falls_back_to_centroids():
+    corpus = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
+    many = [signals(None, [corpus[i] for i in range(3)], ["liked"] * 3) for _ in range(3)]
+    budget = semantic.SemanticWeights(classifier_max_subscribers=2)
+    assert not semantic.build_profiles(many, corpus, budget).used_classifier.any()
+
+
+# -- through the product --------------------------------------------------------------------
+
+PAPERS = [
+    ("2611.00001", "Linear transformers scale to many thousand tokens",
+     "Kernelised softmax replacements make sequence mixing cost grow linearly."),
+    ("2611.00002", "Weak lensing maps of dark matter around galaxy clusters",
+     "We map dark matter with weak gravitational lensing of background galaxies."),
+    ("2611.00003", "Smart contract vulnerabilities on the Ethereum blockchain",
+     "Static analysis finds reentrancy bugs in smart contracts."),
+    ("2611.00004", "Protein folding with multiple sequence alignments",
+     "Coevolution signals in aligned sequences predict residue contacts."),
+]  # fmt: skip
+
+CONFIG = """\
+ranking:
+  embeddings: {model}
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "KV cache quantization and efficient attention for language model inference"
+    digest_size: 1
+"""
+
+
+@pytest.fixture
+def stocked(store):
+    store.add_papers(
+        [Paper(p, t, a, url=f"https://arxiv.org/abs/{p}", source="arxiv") for p, t, a in PAPERS],
+        now=NOW - dt.timedelta(days=1),
+    )
+    return store
+
+
+def test_semantic_ranking_finds_the_paper_that_shares_no_word_with_the_interests(
+    stocked, make_config
+):
+    off = digest.compose(stocked, make_config(CONFIG.format(model="null")), now=NOW)["ada"]
+    on_config = make_config(CONFIG.format(model="wordllama"))
+    on = digest.compose(stocked, on_config, now=NOW)["ada"]
+    # TF-IDF alone has nothing to go on (no shared term): every score is the same
+    assert len({round(p.score, 6) for p in off.picks}) == 1
+    assert [p.paper_id for p in on.picks] == ["2611.00001"]
+    assert on.picks[0].score > 0.5
+    # alerts score with the very same profiles
+    matrix = digest.score_matrix(stocked, on_config, None, ["2611.00001"], now=NOW)
+    assert matrix[0, 0] == pytest.approx(on.picks[0].score, abs=1e-4)
+    stored = {r["paper_id"] for r in stocked.db.query("select paper_id from embeddings")}
+    assert stored == {p for p, _, _ in PAPERS}
+
+
+def test_extra_scores_is_none_when_embeddings_are_off(stocked):
+    assert semantic.extra_scores(stocked, None, [], [], np.zeros(0), [], NOW) is None
+
+
+def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
+    with pytest.raises(ConfigError) as err:
+        make_config(CONFIG.format(model="no-such-model"))
+    assert str(err.value) == (
+        "subscribers.yaml:2: ranking.embeddings: 'no-such-model' is neither 'wordllama' "
+        "nor a model folder (model.safetensors + tokenizer.json)"
+    )
+
+
+def test_embeddings_are_off_by_default(make_config):
+    config = make_config("subscribers: []\n")
+    assert config.ranking.embeddings is None
