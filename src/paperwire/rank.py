@@ -73,6 +73,12 @@ class Weights:
     classifier_max_subscribers: int = 200
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
     popularity: float = 1.0
+    # The crowd prior only orders papers the subscriber already finds relevant: it lifts a
+    # paper scoring at least this many standard deviations above their average paper, and only
+    # if it is among their ``popularity_top`` best by relevance (0: no rank limit). Anything
+    # below the bar keeps its bare relevance, so upvotes never lift it over a paper above it.
+    popularity_bar: float = 0.0
+    popularity_top: int = 0
     # MMR trade-off: 1.0 is pure relevance.
     mmr_lambda: float = 0.5
 
@@ -448,15 +454,34 @@ def score(
     popularity: np.ndarray | None = None,
     weights: Weights = Weights(),
 ) -> np.ndarray:
-    """Every subscriber against every paper in one sparse product, plus the popularity prior.
+    """Every subscriber against every paper in one sparse product, plus the crowd prior.
 
-    A score is in standard deviations above the subscriber's average corpus paper, so the same
-    number means the same rarity for every subscriber (what instant alerts need).
+    Relevance is in standard deviations above the subscriber's average corpus paper, so the
+    same number means the same rarity for every subscriber (what instant alerts need); the
+    prior is added only where :func:`crowd_lift` allows.
     """
-    scores = (profiles.matrix @ papers.T).toarray() - profiles.offset[:, None]
-    if popularity is not None and weights.popularity:
-        scores += weights.popularity * popularity[None, :]
-    return scores
+    relevance = (profiles.matrix @ papers.T).toarray() - profiles.offset[:, None]
+    if popularity is None or not weights.popularity:
+        return relevance
+    return relevance + crowd_lift(relevance, popularity, weights)
+
+
+def crowd_lift(relevance: np.ndarray, popularity: np.ndarray, weights: Weights) -> np.ndarray:
+    """The prior's share of each score: a tie-breaker among relevant papers, never more.
+
+    The standardised prior is shifted to start at 0 (the least upvoted paper gets no lift; a
+    shift changes no order among lifted papers), scaled by ``weights.popularity`` and given
+    only to papers at or above the subscriber's relevance bar (``popularity_bar`` and, if
+    set, their ``popularity_top`` most relevant papers). A paper below the bar keeps its
+    relevance, which is below every lifted paper's: no upvote count lifts it over them.
+    """
+    lift = weights.popularity * (popularity - popularity.min())
+    eligible = relevance >= weights.popularity_bar
+    top = weights.popularity_top
+    if top and top < relevance.shape[1]:
+        kth = -np.partition(-relevance, top - 1, axis=1)[:, top - 1 : top]
+        eligible &= relevance >= kth
+    return np.where(eligible, lift[None, :], 0).astype(relevance.dtype)
 
 
 def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[list[int]]:
