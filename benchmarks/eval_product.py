@@ -377,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeds", default="atom,hf", help="atom, hf or both")
     parser.add_argument("--skip-recipe", action="store_true")
     parser.add_argument("--count-path", action="store_true", help="also the count-matrix table")
-    parser.add_argument("--variants", action="store_true", help="prior/MMR variants (tuning)")
+    parser.add_argument(
+        "--variants", default="", help="prior/MMR variants on 'product', 'count' or both (tuning)"
+    )
     args = parser.parse_args(argv)
     started = time.time()
     weights = parse_weights(args.weights)
@@ -410,13 +412,13 @@ def main(argv: list[str] | None = None) -> int:
             picks = product_digests(db, users, weights, args.batch)
             label = "Atom, no upvotes" if kind == "atom" else "Hugging Face JSON, upvotes"
             report(f"paperwire via compose, {label}", recall(picks, test))
-        if args.variants:
+        if args.variants and "product" in args.variants:
             db = Path(tmp) / "hf.db"
             if not db.exists():
                 build_store(db, feed_document(counts, vocab, pool, upvotes), train)
             rel, prior, excluded, vectors, ids = product_relevance(db, users, weights, args.batch)
             variants(rel, prior, excluded, vectors, users, ids, test, weights, "compose", report)
-    if args.variants:
+    if args.variants and "count" in args.variants:
         cp = count_relevance(counts, pool, users, train, weights)
         prior = rank.popularity_prior(upvotes[pool])
         variants(*cp[:1], prior, cp[1], cp[2], users, pool, test, weights, "count", report)

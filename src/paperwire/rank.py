@@ -476,7 +476,10 @@ def crowd_lift(relevance: np.ndarray, popularity: np.ndarray, weights: Weights) 
     relevance, which is below every lifted paper's: no upvote count lifts it over them.
     """
     lift = weights.popularity * (popularity - popularity.min())
-    eligible = relevance >= weights.popularity_bar
+    # A subscriber with nothing to go on yet (every paper equally relevant) takes the crowd's
+    # word for all of them: the prior is all a cold-start digest has.
+    blank = relevance.max(axis=1, keepdims=True) == relevance.min(axis=1, keepdims=True)
+    eligible = (relevance >= weights.popularity_bar) | blank
     top = weights.popularity_top
     if top and top < relevance.shape[1]:
         kth = -np.partition(-relevance, top - 1, axis=1)[:, top - 1 : top]
