@@ -275,19 +275,19 @@ def pick(
 VARIANTS = {
     "no prior": {"popularity": 0.0},
     "no prior, MMR off": {"popularity": 0.0, "mmr_lambda": 1.0},
-    "prior 1.0 ungated (79c3e51)": {"popularity": 1.0, "popularity_bar": -1e9},
-    "prior 1.0 ungated, MMR off": {"popularity": 1.0, "popularity_bar": -1e9, "mmr_lambda": 1.0},
-    "prior 0.5 ungated": {"popularity": 0.5, "popularity_bar": -1e9},
-    "prior 0.25 ungated": {"popularity": 0.25, "popularity_bar": -1e9},
-    "prior 1.0, bar 0": {"popularity": 1.0, "popularity_bar": 0.0},
-    "prior 1.0, bar 2": {"popularity": 1.0, "popularity_bar": 2.0},
-    "prior 1.0, bar 3": {"popularity": 1.0, "popularity_bar": 3.0},
-    "prior 1.0, bar 4": {"popularity": 1.0, "popularity_bar": 4.0},
+    "prior 1.0 ungated (79c3e51)": {"popularity": 1.0, "popularity_bar": -np.inf},
+    "prior 1.0 ungated, MMR off": {"popularity": 1.0, "popularity_bar": -np.inf, "mmr_lambda": 1.0},
+    "prior 0.75 ungated": {"popularity": 0.75, "popularity_bar": -np.inf},
+    "prior 0.5 ungated": {"popularity": 0.5, "popularity_bar": -np.inf},
+    "prior 0.35 ungated": {"popularity": 0.35, "popularity_bar": -np.inf},
+    "prior 0.75, bar 0": {"popularity": 0.75, "popularity_bar": 0.0},
+    "prior 0.5, bar 0": {"popularity": 0.5, "popularity_bar": 0.0},
+    "prior 0.5, bar 0, MMR off": {"popularity": 0.5, "popularity_bar": 0.0, "mmr_lambda": 1.0},
+    "prior 0.5, bar 0, MMR 0.7": {"popularity": 0.5, "popularity_bar": 0.0, "mmr_lambda": 0.7},
     "prior 0.5, bar 2": {"popularity": 0.5, "popularity_bar": 2.0},
-    "prior 0.5, bar 3": {"popularity": 0.5, "popularity_bar": 3.0},
-    "prior 1.0, top 30": {"popularity": 1.0, "popularity_bar": -1e9, "popularity_top": 30},
-    "prior 1.0, top 100": {"popularity": 1.0, "popularity_bar": -1e9, "popularity_top": 100},
-    "prior 2.0, bar 3": {"popularity": 2.0, "popularity_bar": 3.0},
+    "prior 0.75, bar 2": {"popularity": 0.75, "popularity_bar": 2.0},
+    "prior x top-30 spread 0.5": {"popularity": 0.5, "popularity_bar": 0.0, "relative": True},
+    "prior x top-30 spread 1.0": {"popularity": 1.0, "popularity_bar": 0.0, "relative": True},
 }
 
 
@@ -305,8 +305,14 @@ def variants(
 ) -> None:
     """Each weight variant applied to one relevance matrix, picked the way compose picks."""
     for name, values in VARIANTS.items():
+        values = dict(values)
+        relative = values.pop("relative", False)
         w = replace(base, **values)
-        scores = relevance + (crowd(relevance, prior, w) if w.popularity else 0)
+        lift = crowd(relevance, prior, w) if w.popularity else 0
+        if relative:  # the prior in units of the subscriber's own spread among their best
+            top = -np.partition(-relevance, 29, axis=1)[:, :30]
+            lift = lift * top.std(axis=1, keepdims=True)
+        scores = relevance + lift
         picks = pick(scores, excluded, vectors, w)
         report(
             f"{tag}: {name}",

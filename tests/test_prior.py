@@ -20,7 +20,7 @@ ROBUST_U1 = "2606.08063"  # visual robustness of MLLMs, 74 upvotes
 VIA_SD = "2606.12243"  # speculative decoding, 14 upvotes
 DENSE_LATENT = "2606.13594"  # latent KV-cache communication between agents, 3 upvotes
 # 79c3e51's prior: the same weight, given to every paper whatever its relevance.
-UNGATED = replace(rank.Weights(), popularity_bar=-np.inf, popularity_top=0)
+UNGATED = replace(rank.Weights(), popularity=1.0, popularity_bar=-np.inf)
 
 
 @pytest.fixture

@@ -72,13 +72,14 @@ class Weights:
     # still beats the arxiv-sanity-lite recipe by 16 % recall@50 on CiteULike-t).
     classifier_max_subscribers: int = 200
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
-    popularity: float = 1.0
+    # 1.0 was best for recall@50 over all of CiteULike-t; through compose, at a 10-paper digest
+    # it cost recall and 0.5 gained 12 % (benchmarks/README.md, "through the product").
+    popularity: float = 0.5
     # The crowd prior only orders papers the subscriber already finds relevant: it lifts a
-    # paper scoring at least this many standard deviations above their average paper, and only
-    # if it is among their ``popularity_top`` best by relevance (0: no rank limit). Anything
-    # below the bar keeps its bare relevance, so upvotes never lift it over a paper above it.
-    popularity_bar: float = 0.0
-    popularity_top: int = 0
+    # paper scoring at least this many standard deviations above their average paper. Anything
+    # below the bar keeps its bare relevance, so upvotes never lift it over a paper above it
+    # (on CiteULike-t bars 0 and 2 gave the same recall).
+    popularity_bar: float = 1.0
     # MMR trade-off: 1.0 is pure relevance.
     mmr_lambda: float = 0.5
 
@@ -471,19 +472,15 @@ def crowd_lift(relevance: np.ndarray, popularity: np.ndarray, weights: Weights) 
 
     The standardised prior is shifted to start at 0 (the least upvoted paper gets no lift; a
     shift changes no order among lifted papers), scaled by ``weights.popularity`` and given
-    only to papers at or above the subscriber's relevance bar (``popularity_bar`` and, if
-    set, their ``popularity_top`` most relevant papers). A paper below the bar keeps its
-    relevance, which is below every lifted paper's: no upvote count lifts it over them.
+    only to papers at or above the subscriber's relevance bar (``popularity_bar``). A paper
+    below the bar keeps its relevance, which is below every lifted paper's: no upvote count
+    lifts it over them.
     """
     lift = weights.popularity * (popularity - popularity.min())
     # A subscriber with nothing to go on yet (every paper equally relevant) takes the crowd's
     # word for all of them: the prior is all a cold-start digest has.
     blank = relevance.max(axis=1, keepdims=True) == relevance.min(axis=1, keepdims=True)
     eligible = (relevance >= weights.popularity_bar) | blank
-    top = weights.popularity_top
-    if top and top < relevance.shape[1]:
-        kth = -np.partition(-relevance, top - 1, axis=1)[:, top - 1 : top]
-        eligible &= relevance >= kth
     return np.where(eligible, lift[None, :], 0).astype(relevance.dtype)
 
 
