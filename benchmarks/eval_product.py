@@ -286,6 +286,13 @@ VARIANTS = {
     "prior 0.5, bar 0, MMR 0.7": {"popularity": 0.5, "popularity_bar": 0.0, "mmr_lambda": 0.7},
     "prior 0.5, bar 2": {"popularity": 0.5, "popularity_bar": 2.0},
     "prior 0.75, bar 2": {"popularity": 0.75, "popularity_bar": 2.0},
+    "prior 0.4, bar 1": {"popularity": 0.4, "popularity_bar": 1.0},
+    "prior 0.5, bar 1": {"popularity": 0.5, "popularity_bar": 1.0},
+    "prior 0.6, bar 1": {"popularity": 0.6, "popularity_bar": 1.0},
+    "prior 0.5, bar 1, MMR 0.7": {"popularity": 0.5, "popularity_bar": 1.0, "mmr_lambda": 0.7},
+    "prior 0.5, bar 1, MMR 0.9": {"popularity": 0.5, "popularity_bar": 1.0, "mmr_lambda": 0.9},
+    "prior 0.5, bar 1, MMR off": {"popularity": 0.5, "popularity_bar": 1.0, "mmr_lambda": 1.0},
+    "prior 0.6, bar 1, MMR 0.7": {"popularity": 0.6, "popularity_bar": 1.0, "mmr_lambda": 0.7},
     "prior x top-30 spread 0.5": {"popularity": 0.5, "popularity_bar": 0.0, "relative": True},
     "prior x top-30 spread 1.0": {"popularity": 1.0, "popularity_bar": 0.0, "relative": True},
 }
