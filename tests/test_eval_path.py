@@ -1,0 +1,64 @@
+"""The ranking evaluation (benchmarks/eval_product.py) must measure what ``digest`` ships.
+
+Its headline digests come from ``digest.compose``; its tuning variants re-pick from the
+relevance ``digest.score_matrix`` gives plus ``rank.crowd_lift``. If those ever part (a new
+step in compose, a changed prior), the tuned numbers would describe another product: this
+test catches it on a small store built the way the harness builds its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import eval_product  # noqa: E402
+
+from paperwire import rank  # noqa: E402
+
+
+def small_citeulike(n_papers: int = 160, n_topics: int = 8, seed: int = 7):
+    """Bags of words with topics (so profiles have something to find), and readers' libraries."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"term{j}" for j in range(400)]
+    topic_words = [np.arange(t * 50, (t + 1) * 50) for t in range(n_topics)]
+    topic = rng.integers(0, n_topics, n_papers)
+    rows, cols, vals = [], [], []
+    for i in range(n_papers):
+        words = np.r_[rng.choice(topic_words[topic[i]], 12), rng.choice(400, 6)]
+        for j, c in zip(*np.unique(words, return_counts=True), strict=True):
+            rows.append(i)
+            cols.append(j)
+            vals.append(float(c))
+    counts = sp.csr_matrix((vals, (rows, cols)), shape=(n_papers, len(vocab)), dtype=np.float32)
+    libraries = [np.flatnonzero(topic == t)[:14] for t in range(n_topics)]
+    return counts, libraries, vocab
+
+
+def test_harness_variant_path_gives_compose_top10(tmp_path: Path) -> None:
+    counts, libraries, vocab = small_citeulike()
+    users = list(range(len(libraries)))
+    splits = eval_product.eval_ranking.split(libraries, users, eval_product.SEED)
+    train = {u: splits[u][0] for u in users}
+    upvotes = eval_product.eval_ranking.popularity_counts(libraries, splits, counts.shape[0])
+    upvotes += np.random.default_rng(3).integers(0, 40, counts.shape[0])  # a spread of upvotes
+    pool = np.arange(counts.shape[0])
+    db = tmp_path / "eval.db"
+    eval_product.build_store(db, eval_product.feed_document(counts, vocab, pool, upvotes), train)
+    # Rocchio profiles: both paths build profiles with the same function, so the classifier
+    # (seconds per reader) would only slow the test; what can part is what happens after.
+    weights = replace(rank.Weights(), classifier_min_likes=10**9)
+
+    composed = eval_product.product_digests(db, users, weights, batch=4)
+    relevance, prior, excluded, vectors, ids = eval_product.product_relevance(
+        db, users, weights, batch=4
+    )
+    scores = relevance + rank.crowd_lift(relevance, prior, weights)
+    picked = eval_product.pick(scores, excluded, vectors, weights)
+
+    assert all(len(composed[u]) == 10 for u in users)
+    assert {u: ids[p].tolist() for u, p in zip(users, picked, strict=True)} == composed
