@@ -258,9 +258,11 @@ def test_most_similar_liked_is_one_product_and_never_the_paper_itself():
     model = rank.TextModel().fit([p.text() for p in rss("arxiv_rss_cs.xml")])
     papers = rss("arxiv_rss_cs.xml")
     vectors = model.transform([p.text() for p in papers])
-    liked = vectors[[0, 5]]
-    picks = vectors[[0, 5, 7]]
     same = np.array([[True, False], [False, True], [False, False]])
-    assert rank.most_similar_liked(picks, liked) == [0, 1, None]
-    best = rank.most_similar_liked(picks, liked, same)
+    assert rank.most_similar_liked(vectors, [0, 5, 7], vectors, [0, 5]) == [0, 1, None]
+    best = rank.most_similar_liked(vectors, [0, 5, 7], vectors, [0, 5], same)
     assert best[0] != 0 and best[1] != 1
+    # the same products as scipy's, without its slicing and transposing
+    rows_a, rows_b = [3, 0, 9, 3], [7, 1, 2]
+    expected = (vectors[rows_a] @ vectors[rows_b].T).toarray()
+    assert np.allclose(rank.dot_rows(vectors, rows_a, vectors, rows_b), expected, atol=1e-6)

@@ -265,10 +265,11 @@ def compose(
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
     column = {p: i for i, p in enumerate(candidate_ids)}
     # Cosine between candidates, for MMR: once per run, not per subscriber.
-    similarity = (matrix @ matrix.T).toarray() if len(cols) <= MAX_DENSE_SIMILARITY else None
+    similarity = _similarity(matrix) if len(cols) <= MAX_DENSE_SIMILARITY else None
     explainer = _Explainer(corpus, cols)
     phrases = _Phrases(corpus.model, corpus.counts[cols])
-    details = store.papers(candidate_ids) if len(candidate_ids) <= 5000 else None
+    # the picks' stored records (authors, links ...), read per chunk in one query each
+    details: dict[str, dict[str, Any]] = {}
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
         store, corpus, subscribers, matrix, prior, now, weights, phrases
@@ -283,10 +284,8 @@ def compose(
                     allowed[row, col] = False
         sizes = [limit or sub.digest_size for sub in chunk]
         pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
-        for row, sub in enumerate(chunk):
-            digest = digests[sub.id]
-            digest.candidates = int(allowed[row].sum())
-            chosen = rank.mmr(
+        chosen_rows = [
+            rank.mmr(
                 pools[row][: sizes[row] * MMR_POOL],
                 scores[row],
                 matrix,
@@ -294,10 +293,18 @@ def compose(
                 weights.mmr_lambda,
                 similarity=similarity,
             )
+            for row in range(len(chunk))
+        ]
+        wanted = {candidate_ids[c] for chosen in chosen_rows for c in chosen} - details.keys()
+        details.update(store.papers(wanted))
+        for row, sub in enumerate(chunk):
+            digest = digests[sub.id]
+            digest.candidates = int(allowed[row].sum())
+            chosen = chosen_rows[row]
             similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
             profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
             for col, liked in zip(chosen, similar, strict=True):
-                paper = details[candidate_ids[col]] if details else store.paper(candidate_ids[col])
+                paper = details[candidate_ids[col]]
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]][:2]
                 reasons = [f"matches your interest “{text}”" for text in matched]
                 if liked is not None:
@@ -319,7 +326,19 @@ def compose(
     return digests
 
 
-MAX_DENSE_SIMILARITY = 6000  # candidates; beyond this MMR computes similarity per pool
+# Candidates up to which MMR's cosines are one dense float32 matrix for the run (10,000:
+# 400 MB); beyond, each subscriber's pool computes its own (rank.dot_rows, ~0.3 ms).
+MAX_DENSE_SIMILARITY = 10_000
+
+
+def _similarity(matrix: sp.csr_matrix, block: int = 1000) -> np.ndarray:
+    """Cosine between every two candidates, float32, in row blocks (no dense float64 copy,
+    no sparse product of the whole square at once)."""
+    out = np.empty((matrix.shape[0], matrix.shape[0]), dtype=np.float32)
+    right = matrix.T.tocsr()
+    for start in range(0, matrix.shape[0], block):
+        out[start : start + block] = (matrix[start : start + block] @ right).toarray()
+    return out
 
 
 def _similar_liked(
@@ -338,7 +357,7 @@ def _similar_liked(
     # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
     liked = signals.liked_titles[: len(liked_rows)]
     same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
-    best = rank.most_similar_liked(matrix[chosen], corpus.matrix[liked_rows], same)
+    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
     return [None if b is None else liked[b][1] for b in best]
 
 
