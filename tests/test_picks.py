@@ -123,6 +123,17 @@ def test_interest_phrases_split_on_commas_semicolons_and_new_lines():
     assert rank.interest_phrases(text) == ["KV cache", "long-context inference", "speculative decoding"]  # fmt: skip
 
 
+def test_a_phrase_matches_as_written_with_only_stop_words_between_its_words():
+    stop = rank.TextModel().stop_words
+    kv = rank.phrase_pattern("eviction and quantization of the KV cache", stop)
+    assert kv.search("joint eviction and quantization of KV caches")
+    assert not kv.search("eviction, then quantization of the KV cache")
+    bits = rank.phrase_pattern("4-bit and 2-bit", stop)
+    assert bits.search("weights in 4-bit and 2-bit") and not bits.search("8-bit 4-bit bit")
+    gnn = rank.phrase_pattern("graph neural networks", stop)
+    assert gnn.search("a Graph Neural Network (GNN)") and not gnn.search("spiking neural networks")
+
+
 def test_interests_vector_has_no_bigram_across_phrases():
     model = rank.TextModel()
     cols = set(model.transform_interests(["KV cache, long-context"]).indices.tolist())
@@ -196,7 +207,7 @@ def test_reasons_are_interest_phrases_liked_titles_or_key_phrases(feeds_store, m
         for reason in pick.reasons:
             said = quoted(reason) if "“" in reason else reason
             assert said.lower() not in NOISE, reason
-            if reason.startswith("matches your interest"):
+            if reason.startswith(("matches your interest", "close to your interest")):
                 assert said in ("KV cache", "long-context", "speculative decoding")
             elif reason.startswith("similar to"):
                 assert said == liked_title and pick.paper_id != KV_PAPER

@@ -157,9 +157,13 @@ class _Phrases:
     """The interest phrases of a run and the papers that contain each, found once per phrase
     (thousands of subscribers share "retrieval-augmented generation")."""
 
-    def __init__(self, model: rank.TextModel, counts: sp.csr_matrix):
+    def __init__(self, model: rank.TextModel, counts: sp.csr_matrix, texts: list[str]):
         self.model = model
+        self.texts = texts
         self.presence = counts.tocsc()
+        self.rows = counts.tocsr()
+        self.rows.sort_indices()
+        self.words: list[np.ndarray] = []  # per phrase, the columns of its words
         self.index: dict[str, int] = {}
         self.blocks: list[sp.csr_matrix] = []
         self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
@@ -178,11 +182,28 @@ class _Phrases:
                 mine.append((self.index[key], phrase))
             out.append(mine)
         if new:
-            block = rank.phrase_hits(self.model, new, self.presence)
+            block = rank.phrase_hits(self.model, new, self.presence, self.texts)
+            self.words += [
+                np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
+                for p in new
+            ]
             self.hits = sp.vstack([self.hits, block]).tocsr()
             self.papers_of += [set(block.indices[block.indptr[i] : block.indptr[i + 1]].tolist())
                                for i in range(block.shape[0])]  # fmt: skip
         return out
+
+    def closest(self, mine: list[tuple[int, str]], col: int) -> str | None:
+        """The phrase of which the paper has most words (at least two, at least 60 %), if
+        none is there whole: "close to your interest ..." says more than "new in your feeds"."""
+        present = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
+        best, best_share = None, 0.0
+        for i, text in mine:
+            words = self.words[i]
+            found = int(np.isin(words, present, assume_unique=True).sum())
+            share = found / len(words) if len(words) else 0.0
+            if found >= 2 and share >= 0.6 and share > best_share:
+                best, best_share = text, share
+        return best
 
     def matched(self, mine: list[list[tuple[int, str]]]) -> np.ndarray:
         """(subscribers × papers): how many of each subscriber's phrases each paper contains."""
@@ -267,7 +288,7 @@ def compose(
     # Cosine between candidates, for MMR: once per run, not per subscriber.
     similarity = _similarity(matrix) if len(cols) <= MAX_DENSE_SIMILARITY else None
     explainer = _Explainer(corpus, cols)
-    phrases = _Phrases(corpus.model, corpus.counts[cols])
+    phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     # the picks' stored records (authors, links ...), read per chunk in one query each
     details: dict[str, dict[str, Any]] = {}
 
@@ -307,6 +328,9 @@ def compose(
                 paper = details[candidate_ids[col]]
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]][:2]
                 reasons = [f"matches your interest “{text}”" for text in matched]
+                close = None if matched else phrases.closest(mine[row], col)
+                if close is not None:
+                    reasons.append(f"close to your interest “{close}”")
                 if liked is not None:
                     reasons.append(f"similar to “{liked}”")
                 for phrase in explainer.phrases(profile, col, 3 - len(reasons), matched):
@@ -433,7 +457,7 @@ def score_matrix(
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    phrases = _Phrases(corpus.model, corpus.counts[cols])
+    phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     for start, chunk, *_, scores, _ in _scored_chunks(
         store, corpus, subscribers, corpus.matrix[cols], prior, now, weights, phrases
     ):

@@ -661,11 +661,15 @@ def phrase_groups(model: TextModel, phrase: str) -> list[np.ndarray]:
     return [model.columns(group) for group in pairs]
 
 
-def phrase_hits(model: TextModel, phrases: list[str], presence: sp.csc_matrix) -> sp.csr_matrix:
+def phrase_hits(
+    model: TextModel, phrases: list[str], presence: sp.csc_matrix, texts: list[str]
+) -> sp.csr_matrix:
     """Which papers contain each phrase: a (phrases × papers) 0/1 matrix.
 
     ``presence`` holds raw term counts of the papers (not TF-IDF: a phrase made of common
-    words, "large language models", must still be found)."""
+    words, "large language models", must still be found); papers that have every word pair
+    of the phrase are then read (``texts``) for the phrase itself, in order, only stop words
+    between its words (:func:`phrase_pattern`): "4-bit and 2-bit" is not "bit ... bit"."""
     rows, cols = [], []
     indptr, indices = presence.indptr, presence.indices
     for i, phrase in enumerate(phrases):
@@ -675,13 +679,30 @@ def phrase_hits(model: TextModel, phrases: list[str], presence: sp.csc_matrix) -
             found = papers if found is None else np.intersect1d(found, papers, assume_unique=True)
             if not len(found):
                 break
-        if found is not None and len(found):
-            rows.extend([i] * len(found))
-            cols.extend(found.tolist())
+        if found is None or not len(found):
+            continue
+        pattern = phrase_pattern(phrase, model.stop_words)
+        found = [j for j in found.tolist() if pattern.search(texts[j])]
+        rows.extend([i] * len(found))
+        cols.extend(found)
     return sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)),
         shape=(len(phrases), presence.shape[0]),
     )
+
+
+def phrase_pattern(phrase: str, stop_words: frozenset[str]) -> re.Pattern:
+    """A phrase as a reader means it: its words in order (case, hyphens and punctuation-free
+    spacing aside), stop words allowed between them ("quantization of the KV cache" matches
+    "quantization of KV cache"), the last word singular or plural."""
+    words = [w for w in re.findall(r"\w+", phrase.lower()) if w not in stop_words]
+    if not words:
+        return re.compile(r"(?!)")
+    stops = "|".join(sorted(stop_words, key=len, reverse=True))
+    gap = rf"[\s\-/]+(?:(?:{stops})[\s\-/]+)*"
+    last = re.escape(words[-1].removesuffix("s")) + "s?"
+    body = gap.join([re.escape(w) for w in words[:-1]] + [last])
+    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
 
 
 def phrase_bonus(matched: np.ndarray, weights: Weights) -> np.ndarray:
