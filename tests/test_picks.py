@@ -277,3 +277,19 @@ def test_most_similar_liked_is_one_product_and_never_the_paper_itself():
     rows_a, rows_b = [3, 0, 9, 3], [7, 1, 2]
     expected = (vectors[rows_a] @ vectors[rows_b].T).toarray()
     assert np.allclose(rank.dot_rows(vectors, rows_a, vectors, rows_b), expected, atol=1e-6)
+
+
+def test_a_hash_collision_alone_is_never_a_reason():
+    # "bit bit" (from interests "4-bit and 2-bit") and "vision tokens" share a hashed column
+    model = rank.TextModel().fit([p.text() for p in rss("arxiv_rss_cs.xml")] + ["vision tokens"] * 2)  # fmt: skip
+    assert model.columns(["bit bit"])[0] == model.columns(["vision tokens"])[0]
+    profile = model.transform_interests(["4-bit and 2-bit"])
+    profile.sort_indices()
+    paper = "Fewer vision tokens for video LLMs"
+    found = rank.key_phrases(model, paper)
+    assert "vision tokens" in found.texts
+    vector = model.transform([paper]).toarray().ravel()
+    dense = profile.toarray().ravel()
+    contributions = dense[found.columns] * vector[found.columns]
+    assert contributions.max() > 0  # the shared column raises the score ...
+    assert rank.best_key_phrases(found, contributions) == []  # ... but names nothing

@@ -333,7 +333,8 @@ def compose(
                     reasons.append(f"close to your interest “{close}”")
                 if liked is not None:
                     reasons.append(f"similar to “{liked}”")
-                for phrase in explainer.phrases(profile, col, 3 - len(reasons), matched):
+                named = matched + ([close] if close else [])
+                for phrase in explainer.phrases(profile, col, 3 - len(reasons), named):
                     reasons.append(f"about “{phrase}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]

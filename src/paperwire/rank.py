@@ -765,13 +765,19 @@ def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -
         specific = (model.idf[words] >= GENERIC_IDF).reshape(-1, 2).any(axis=1)
         for (key, (written, _, _)), keep in zip(pairs.items(), specific, strict=True):
             if keep:
-                found[key] = (written, [key])
+                found[key] = (written, [key, *key.split()])  # the pair first, then its words
     texts = [written for written, _ in found.values()]
     token_lists = [tokens for _, tokens in found.values()]
     flat = model.columns([t for tokens in token_lists for t in tokens])
     offsets = np.r_[0, np.cumsum([len(tokens) for tokens in token_lists])].astype(np.int64)
     parts = [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
-    keep = [i for i, cols in enumerate(parts) if model.idf[cols].max() >= GENERIC_IDF]
+    # a pair is judged by its own column (its words may well be common); a keyword by its best
+    keep = [
+        i
+        for i, cols in enumerate(parts)
+        if (model.idf[cols[0]] if len(token_lists[i]) == 3 and " " in token_lists[i][0]
+            else model.idf[cols].max()) >= GENERIC_IDF
+    ]  # fmt: skip
     texts = [texts[i] for i in keep]
     parts = [parts[i] for i in keep]
     return KeyPhrases(
@@ -785,11 +791,17 @@ def best_key_phrases(
     phrases: KeyPhrases, contributions: np.ndarray, n: int = 2, skip: tuple[str, ...] = ()
 ) -> list[str]:
     """Up to ``n`` key phrases that raised the score most. ``contributions`` holds, for each of
-    ``phrases.columns``, the profile's weight times the paper's; a phrase inside an already
-    named interest phrase (``skip``), or overlapping a chosen one, is left out."""
+    ``phrases.columns`` (a pair's own column and its words'), the profile's weight times the
+    paper's; a phrase inside an already named interest phrase (``skip``), or overlapping a
+    chosen one, is left out."""
     if n <= 0 or not phrases.texts:
         return []
-    totals = np.add.reduceat(contributions, phrases.starts[:-1]) if len(contributions) else []
+    totals = np.add.reduceat(contributions, phrases.starts[:-1])
+    # At least two of a phrase's terms (the pair and a word of it, say) must raise the score:
+    # one alone can be a hash collision ("bit bit" and "vision tokens" share a column).
+    raising = np.add.reduceat((contributions > 0).astype(np.int64), phrases.starts[:-1])
+    sizes = np.diff(phrases.starts)
+    totals = np.where(raising >= np.minimum(sizes, 2), totals, 0.0)
     order = np.argsort(-np.asarray(totals), kind="stable")
     taken = [s.lower() for s in skip]
     chosen: list[str] = []
