@@ -234,6 +234,7 @@ def job_cli(n: int) -> dict:
     db, config = _cli_store(n)
     cmd = [sys.executable, "-m", "paperwire", "--config", str(config), "--db", str(db)]
     out = db.parent / "digest.json"
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     with out.open("w") as sink:
         proc = subprocess.Popen([*cmd, "digest", "--json"], stdout=sink)
@@ -249,7 +250,11 @@ def job_cli(n: int) -> dict:
         "candidate_papers": CLI_PAPERS,
         "wall_s": round(wall, 2),
         "per_subscriber_ms": round(1000 * wall / n, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "cpu_per_subscriber_ms": round(1000 * (usage.ru_utime + usage.ru_stime) / n, 3),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
         "picks": len(picks),
         "picks_with_a_liked_reason": sum(
             any(r.startswith("similar to") for r in p["reasons"]) for p in picks

@@ -20,8 +20,9 @@ from .config import Config, SubscriberConfig
 from .paper import Pick, arxiv_id, paper_text
 from .store import Store
 
-# Score rows for this many subscribers at a time, so memory stays flat as subscribers grow.
-SUBSCRIBER_CHUNK = 2000
+# Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
+# (a chunk holds a few float32 subscribers × candidates arrays: 28 MB each at 7,000 papers).
+SUBSCRIBER_CHUNK = 1000
 # Rank this many more than the digest holds, then diversify down to the digest size (MMR;
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
@@ -351,15 +352,16 @@ def compose(
     return digests
 
 
-# Candidates up to which MMR's cosines are one dense float32 matrix for the run (10,000:
-# 400 MB); beyond, each subscriber's pool computes its own (rank.dot_rows, ~0.3 ms).
+# Candidates up to which MMR's cosines are one dense float16 matrix for the run (10,000:
+# 200 MB; 7,000: 98 MB); beyond, each subscriber's pool computes its own (rank.dot_rows,
+# ~2 ms a pool of 30).
 MAX_DENSE_SIMILARITY = 10_000
 
 
 def _similarity(matrix: sp.csr_matrix, block: int = 1000) -> np.ndarray:
-    """Cosine between every two candidates, float32, in row blocks (no dense float64 copy,
-    no sparse product of the whole square at once)."""
-    out = np.empty((matrix.shape[0], matrix.shape[0]), dtype=np.float32)
+    """Cosine between every two candidates in row blocks (no sparse product of the whole
+    square at once), kept as float16: MMR needs two or three digits of a cosine, not seven."""
+    out = np.empty((matrix.shape[0], matrix.shape[0]), dtype=np.float16)
     right = matrix.T.tocsr()
     for start in range(0, matrix.shape[0], block):
         out[start : start + block] = (matrix[start : start + block] @ right).toarray()

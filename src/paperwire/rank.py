@@ -506,18 +506,28 @@ def score(
     return scores
 
 
-def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[list[int]]:
-    """Per row, the column indices of the k best scores (best first), among allowed columns."""
-    scores = np.where(allowed, scores, -np.inf) if allowed is not None else scores
+def top_k(
+    scores: np.ndarray, k: int, allowed: np.ndarray | None = None, block: int = 256
+) -> list[list[int]]:
+    """Per row, the column indices of the k best scores (best first), among allowed columns.
+
+    Rows go ``block`` at a time, so the masked copy and the partition's int64 indices stay a
+    few MB instead of three more arrays the size of ``scores``."""
     k = min(k, scores.shape[1])
     if k == 0:
         return [[] for _ in range(scores.shape[0])]
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    values = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    best = np.take_along_axis(part, order, axis=1)
-    finite = np.isfinite(np.take_along_axis(values, order, axis=1))
-    return [row[keep].tolist() for row, keep in zip(best, finite, strict=True)]
+    out: list[list[int]] = []
+    for start in range(0, scores.shape[0], block):
+        part_scores = scores[start : start + block]
+        if allowed is not None:
+            part_scores = np.where(allowed[start : start + block], part_scores, -np.inf)
+        part = np.argpartition(-part_scores, k - 1, axis=1)[:, :k]
+        values = np.take_along_axis(part_scores, part, axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        best = np.take_along_axis(part, order, axis=1)
+        finite = np.isfinite(np.take_along_axis(values, order, axis=1))
+        out += [row[keep].tolist() for row, keep in zip(best, finite, strict=True)]
+    return out
 
 
 def explain(
