@@ -327,8 +327,8 @@ def compose(
             profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
             for col, liked in zip(chosen, similar, strict=True):
                 paper = details[candidate_ids[col]]
-                matched = [text for i, text in mine[row] if col in phrases.papers_of[i]][:2]
-                reasons = [f"matches your interest “{text}”" for text in matched]
+                matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
+                reasons = [f"matches your interest “{text}”" for text in matched[:2]]
                 close = None if matched else phrases.closest(mine[row], col)
                 if close is not None:
                     reasons.append(f"close to your interest “{close}”")
