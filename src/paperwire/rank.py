@@ -737,9 +737,10 @@ def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -
     A pair never spans punctuation ("KV cache, long-context" gives "KV cache" and
     "long-context", never "cache long") or a stop word, and a hyphenated compound is taken
     whole or not at all ("long-context inference" gives "long-context"). Single words only come
-    from the source's keywords: "self", "powered" or "lightweight" alone say nothing. A pair of
-    two words that are each in a large share of papers ("experimental results") and a phrase
-    whose terms are all in half of all papers are dropped."""
+    from the source's keywords: "self", "powered" or "lightweight" alone say nothing. A pair
+    whose last word is in a large share of papers (more than the model's ``max_df``:
+    "experimental results", "contributions include") and a phrase whose terms are all in half
+    of all papers are dropped."""
     found: dict[str, tuple[str, list[str]]] = {}
     for keyword in keywords:
         keyword = " ".join(str(keyword).split())
@@ -772,7 +773,12 @@ def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -
             pairs[key] = (f"{words[i]}{joint}{words[i + 1]}", lowered[i], lowered[i + 1])
     if pairs:  # one hashing call for both words of every pair
         words = model.columns([w for _, a, b in pairs.values() for w in (a, b)])
-        specific = (model.idf[words] >= GENERIC_IDF).reshape(-1, 2).any(axis=1)
+        # A name ends in a word that tells papers apart ("KV cache", "memory footprint");
+        # "contributions include", "tackle complex", "diverse domains" end in common words. A
+        # hyphenated compound ("long-context") may end in a common word if it starts with a rare one.
+        rare = (model.idf[words] >= GENERIC_IDF).reshape(-1, 2)
+        hyphenated = np.array(["-" in written for written, _, _ in pairs.values()])
+        specific = rare[:, 1] | (hyphenated & rare[:, 0])
         for (key, (written, _, _)), keep in zip(pairs.items(), specific, strict=True):
             if keep:
                 found[key] = (written, [key, *key.split()])  # the pair first, then its words
