@@ -123,6 +123,17 @@ def test_interest_phrases_split_on_commas_semicolons_and_new_lines():
     assert rank.interest_phrases(text) == ["KV cache", "long-context inference", "speculative decoding"]  # fmt: skip
 
 
+def test_a_phrase_matches_as_written_with_only_stop_words_between_its_words():
+    stop = rank.TextModel().stop_words
+    kv = rank.phrase_pattern("eviction and quantization of the KV cache", stop)
+    assert kv.search("joint eviction and quantization of KV caches")
+    assert not kv.search("eviction, then quantization of the KV cache")
+    bits = rank.phrase_pattern("4-bit and 2-bit", stop)
+    assert bits.search("weights in 4-bit and 2-bit") and not bits.search("8-bit 4-bit bit")
+    gnn = rank.phrase_pattern("graph neural networks", stop)
+    assert gnn.search("a Graph Neural Network (GNN)") and not gnn.search("spiking neural networks")
+
+
 def test_interests_vector_has_no_bigram_across_phrases():
     model = rank.TextModel()
     cols = set(model.transform_interests(["KV cache, long-context"]).indices.tolist())
@@ -196,7 +207,7 @@ def test_reasons_are_interest_phrases_liked_titles_or_key_phrases(feeds_store, m
         for reason in pick.reasons:
             said = quoted(reason) if "“" in reason else reason
             assert said.lower() not in NOISE, reason
-            if reason.startswith("matches your interest"):
+            if reason.startswith(("matches your interest", "close to your interest")):
                 assert said in ("KV cache", "long-context", "speculative decoding")
             elif reason.startswith("similar to"):
                 assert said == liked_title and pick.paper_id != KV_PAPER
@@ -258,9 +269,27 @@ def test_most_similar_liked_is_one_product_and_never_the_paper_itself():
     model = rank.TextModel().fit([p.text() for p in rss("arxiv_rss_cs.xml")])
     papers = rss("arxiv_rss_cs.xml")
     vectors = model.transform([p.text() for p in papers])
-    liked = vectors[[0, 5]]
-    picks = vectors[[0, 5, 7]]
     same = np.array([[True, False], [False, True], [False, False]])
-    assert rank.most_similar_liked(picks, liked) == [0, 1, None]
-    best = rank.most_similar_liked(picks, liked, same)
+    assert rank.most_similar_liked(vectors, [0, 5, 7], vectors, [0, 5]) == [0, 1, None]
+    best = rank.most_similar_liked(vectors, [0, 5, 7], vectors, [0, 5], same)
     assert best[0] != 0 and best[1] != 1
+    # the same products as scipy's, without its slicing and transposing
+    rows_a, rows_b = [3, 0, 9, 3], [7, 1, 2]
+    expected = (vectors[rows_a] @ vectors[rows_b].T).toarray()
+    assert np.allclose(rank.dot_rows(vectors, rows_a, vectors, rows_b), expected, atol=1e-6)
+
+
+def test_a_hash_collision_alone_is_never_a_reason():
+    # "bit bit" (from interests "4-bit and 2-bit") and "vision tokens" share a hashed column
+    model = rank.TextModel().fit([p.text() for p in rss("arxiv_rss_cs.xml")] + ["vision tokens"] * 2)  # fmt: skip
+    assert model.columns(["bit bit"])[0] == model.columns(["vision tokens"])[0]
+    profile = model.transform_interests(["4-bit and 2-bit"])
+    profile.sort_indices()
+    paper = "Fewer vision tokens for video LLMs"
+    found = rank.key_phrases(model, paper)
+    assert "vision tokens" in found.texts
+    vector = model.transform([paper]).toarray().ravel()
+    dense = profile.toarray().ravel()
+    contributions = dense[found.columns] * vector[found.columns]
+    assert contributions.max() > 0  # the shared column raises the score ...
+    assert rank.best_key_phrases(found, contributions) == []  # ... but names nothing

@@ -10,6 +10,14 @@ voted on plus the 2,000 new papers. Each job runs in a fresh process (peak RSS i
     python benchmarks/scale/bench_rank.py                   # the figures in README.md
     python benchmarks/scale/bench_rank.py --quick           # a smoke run (under a minute)
     python benchmarks/scale/bench_rank.py --job paperwire --subscribers 100000 --weights rocchio
+    python benchmarks/scale/bench_rank.py --job cli --subscribers 20000   # through the CLI
+
+The ``cli`` job is what a real install runs: a SQLite store of ``CLI_PAPERS`` candidate papers
+of real text (a third with Hugging Face-like upvotes) and a subscribers.yaml of N readers, each
+with an interests text of real phrases, 5 thumbs-up, and in a realistic mix 1-3 seed papers
+(written as versioned ids or arXiv URLs, 30 %) and 1-2 thumbs-down (30 %); then
+``paperwire digest --json`` in a fresh process, timed whole (start-up, corpus, ranking,
+reasons, JSON) with its peak RSS. The store is built once per N under benchmarks/out/.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ import cProfile
 import datetime as dt
 import io
 import json
+import os
 import pstats
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +46,22 @@ POOL = 30  # top-k per subscriber before MMR (digest size 10 × digest.MMR_POOL)
 TARGET_S = 30.0
 TARGET_RSS_MIB = 1024.0
 FULL = 100_000
+CLI_PAPERS = 7000
+# Interests as readers write them (phrases split by commas): the subscribers cycle through these.
+CLI_INTERESTS = [
+    "speculative decoding, KV cache, LLM inference throughput, sparse attention",
+    "graph neural networks",
+    "retrieval-augmented generation; dense retrieval; reranking",
+    "post-training quantization, low-bit LLM weights, GPTQ",
+    "robot manipulation, imitation learning, sim-to-real",
+    "LLM agents, tool use, web navigation",
+    "reinforcement learning from human feedback, reward models, preference optimization",
+    "diffusion models, text-to-image generation, video generation",
+    "federated learning, differential privacy",
+    "multi-armed bandits, Bayesian optimization, hyperparameter optimization",
+    "code generation, program synthesis",
+    "speech recognition; text-to-speech",
+]
 
 
 def _data(n_subscribers: int):
@@ -157,6 +183,85 @@ def job_paperwire(n: int, weights_name: str, profile: bool, background: int = 0)
     return out
 
 
+def _cli_store(n: int) -> tuple[Path, Path]:
+    """A store of CLI_PAPERS real-text papers and a config of n subscribers with votes, seeds
+    and thumbs-down (see the module docstring); built once per n."""
+    from paperwire.paper import Paper
+    from paperwire.store import Store
+
+    folder = _common.REPO / "benchmarks" / "out" / f"cli-{n}"
+    db, config = folder / "paperwire.db", folder / "subscribers.yaml"
+    if db.exists() and config.exists():
+        return db, config
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(_common.SEED)
+    items = _common.new_papers(CLI_PAPERS)
+    papers = [
+        Paper(it["arxiv_id"], it["title"], it["abstract"], authors=it["authors"],
+              url=f"https://arxiv.org/abs/{it['arxiv_id']}", source="bench",
+              upvotes=rng.randint(0, 150) if rng.random() < 0.33 else None)
+        for it in items
+    ]  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+    ids = [p.paper_id for p in papers]
+    lines = ["secret: bench-secret-not-for-production", "first_digest_days: 3", "feeds: []"]
+    lines.append("subscribers:")
+    votes = []
+    for i in range(n):
+        sid = f"s{i:06d}"
+        picked = rng.sample(ids, 9)
+        votes += [(sid, pid, 1) for pid in picked[:5]]
+        if rng.random() < 0.3:
+            votes += [(sid, pid, -1) for pid in picked[5 : 5 + rng.randint(1, 2)]]
+        seeds = []
+        if rng.random() < 0.3:
+            seeds = [f"{pid}v2" if k % 2 else f"https://arxiv.org/abs/{pid}v1"
+                     for k, pid in enumerate(picked[7 : 7 + rng.randint(1, 2)])]  # fmt: skip
+        lines.append(
+            f"  - {{id: {sid}, email: {sid}@mail.example, digest_size: 10, "
+            f"interests: {json.dumps(CLI_INTERESTS[i % len(CLI_INTERESTS)])}, "
+            f"seed_papers: {json.dumps(seeds)}}}"
+        )
+    with Store(db) as store:
+        store.add_papers(papers, now=now - dt.timedelta(hours=12))
+        store.record_votes(votes, via="bench")
+    config.write_text("\n".join(lines) + "\n")
+    return db, config
+
+
+def job_cli(n: int) -> dict:
+    """``paperwire digest --json`` over n subscribers, in a fresh process (wall, peak RSS)."""
+    db, config = _cli_store(n)
+    cmd = [sys.executable, "-m", "paperwire", "--config", str(config), "--db", str(db)]
+    out = db.parent / "digest.json"
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    with out.open("w") as sink:
+        proc = subprocess.Popen([*cmd, "digest", "--json"], stdout=sink)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"paperwire digest failed ({status})")
+    digests = json.loads(out.read_text())
+    picks = [p for picks in digests.values() for p in picks]
+    return {
+        "job": "paperwire-digest-cli",
+        "subscribers": n,
+        "candidate_papers": CLI_PAPERS,
+        "wall_s": round(wall, 2),
+        "per_subscriber_ms": round(1000 * wall / n, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "cpu_per_subscriber_ms": round(1000 * (usage.ru_utime + usage.ru_stime) / n, 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+        "picks": len(picks),
+        "picks_with_a_liked_reason": sum(
+            any(r.startswith("similar to") for r in p["reasons"]) for p in picks
+        ),
+    }
+
+
 def job_svm(n: int) -> dict:
     """arxiv-sanity-lite's recipe (serve.py): TF-IDF as its compute.py, LinearSVC per user."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -223,7 +328,7 @@ def _summary(prof: cProfile.Profile, n: int = 12) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--job", choices=("paperwire", "svm"))
+    ap.add_argument("--job", choices=("paperwire", "svm", "cli"))
     ap.add_argument("--subscribers", type=int)
     ap.add_argument("--weights", choices=("default", "rocchio"), default="default")
     ap.add_argument("--profile", action="store_true", help="add a cProfile summary")
@@ -241,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.job == "svm":
         _common.emit(job_svm(args.subscribers or 200))
+        return 0
+    if args.job == "cli":
+        print(json.dumps(job_cli(args.subscribers or 2000)), flush=True)
         return 0
 
     if args.quick:

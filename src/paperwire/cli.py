@@ -220,10 +220,17 @@ def digest_cmd(
 
         digests = digest.compose(store, config, subs, now=utcnow(), since=since_utc, limit=limit)
     if as_json:
-        data = {sid: [p.as_json() for p in d.picks] for sid, d in digests.items()}
-        click.echo(
-            json.dumps(data[subscriber_id] if subscriber_id else data, indent=2, ensure_ascii=False)
-        )
+        if subscriber_id:
+            picks = [p.as_json() for p in digests[subscriber_id].picks]
+            click.echo(json.dumps(picks, indent=2, ensure_ascii=False))
+            return
+        # one subscriber at a time: 20,000 digests as one string would cost hundreds of MB
+        click.echo("{")
+        for i, (sid, d) in enumerate(digests.items()):
+            picks = json.dumps([p.as_json() for p in d.picks], indent=2, ensure_ascii=False)
+            comma = "," if i < len(digests) - 1 else ""
+            click.echo(f"  {json.dumps(sid)}: {picks.replace(chr(10), chr(10) + '  ')}{comma}")
+        click.echo("}")
         return
     with obj.store() as store:
         last_sent = {sid: store.last_delivery(sid) for sid in digests}

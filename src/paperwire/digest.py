@@ -22,8 +22,9 @@ from .filters import PhraseFilter, fold_text
 from .paper import Pick, arxiv_id, paper_text
 from .store import Store
 
-# Score rows for this many subscribers at a time, so memory stays flat as subscribers grow.
-SUBSCRIBER_CHUNK = 2000
+# Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
+# (a chunk holds a few float32 subscribers × candidates arrays: 28 MB each at 7,000 papers).
+SUBSCRIBER_CHUNK = 1000
 # Rank this many more than the digest holds, then diversify down to the digest size (MMR;
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
@@ -163,9 +164,13 @@ class _Phrases:
     """The interest phrases of a run and the papers that contain each, found once per phrase
     (thousands of subscribers share "retrieval-augmented generation")."""
 
-    def __init__(self, model: rank.TextModel, counts: sp.csr_matrix):
+    def __init__(self, model: rank.TextModel, counts: sp.csr_matrix, texts: list[str]):
         self.model = model
+        self.texts = texts
         self.presence = counts.tocsc()
+        self.rows = counts.tocsr()
+        self.rows.sort_indices()
+        self.words: list[np.ndarray] = []  # per phrase, the columns of its words
         self.index: dict[str, int] = {}
         self.blocks: list[sp.csr_matrix] = []
         self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
@@ -184,11 +189,28 @@ class _Phrases:
                 mine.append((self.index[key], phrase))
             out.append(mine)
         if new:
-            block = rank.phrase_hits(self.model, new, self.presence)
+            block = rank.phrase_hits(self.model, new, self.presence, self.texts)
+            self.words += [
+                np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
+                for p in new
+            ]
             self.hits = sp.vstack([self.hits, block]).tocsr()
             self.papers_of += [set(block.indices[block.indptr[i] : block.indptr[i + 1]].tolist())
                                for i in range(block.shape[0])]  # fmt: skip
         return out
+
+    def closest(self, mine: list[tuple[int, str]], col: int) -> str | None:
+        """The phrase of which the paper has most words (at least two, at least 60 %), if
+        none is there whole: "close to your interest ..." says more than "new in your feeds"."""
+        present = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
+        best, best_share = None, 0.0
+        for i, text in mine:
+            words = self.words[i]
+            found = int(np.isin(words, present, assume_unique=True).sum())
+            share = found / len(words) if len(words) else 0.0
+            if found >= 2 and share >= 0.6 and share > best_share:
+                best, best_share = text, share
+        return best
 
     def matched(self, mine: list[list[tuple[int, str]]]) -> np.ndarray:
         """(subscribers × papers): how many of each subscriber's phrases each paper contains."""
@@ -271,11 +293,12 @@ def compose(
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
     column = {p: i for i, p in enumerate(candidate_ids)}
     # Cosine between candidates, for MMR: once per run, not per subscriber.
-    similarity = (matrix @ matrix.T).toarray() if len(cols) <= MAX_DENSE_SIMILARITY else None
+    similarity = _similarity(matrix) if len(cols) <= MAX_DENSE_SIMILARITY else None
     explainer = _Explainer(corpus, cols)
-    phrases = _Phrases(corpus.model, corpus.counts[cols])
-    details = store.papers(candidate_ids) if len(candidate_ids) <= 5000 else None
-    issue16 = _FollowAndFilter(store, candidate_ids, details)
+    phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
+    # the picks' stored records (authors, links ...), read per chunk in one query each
+    details: dict[str, dict[str, Any]] = {}
+    issue16 = _FollowAndFilter(store, candidate_ids)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
         store, corpus, subscribers, matrix, prior, now, weights, phrases
@@ -293,10 +316,8 @@ def compose(
             issue16.filter(sub, allowed[row])  # must_match / never_match
         sizes = [limit or sub.digest_size for sub in chunk]
         pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
-        for row, sub in enumerate(chunk):
-            digest = digests[sub.id]
-            digest.candidates = int(allowed[row].sum())
-            chosen = rank.mmr(
+        chosen_rows = [
+            rank.mmr(
                 pools[row][: sizes[row] * MMR_POOL],
                 scores[row],
                 matrix,
@@ -304,19 +325,32 @@ def compose(
                 weights.mmr_lambda,
                 similarity=similarity,
             )
+            for row in range(len(chunk))
+        ]
+        wanted = {candidate_ids[c] for chosen in chosen_rows for c in chosen} - details.keys()
+        details.update(store.papers(wanted))
+        for row, sub in enumerate(chunk):
+            digest = digests[sub.id]
+            digest.candidates = int(allowed[row].sum())
+            chosen = chosen_rows[row]
             followed = issue16.followed(sub, allowed[row])  # always in, and said so
             if followed:
                 rest = [c for c in chosen if c not in followed]
                 chosen = [*followed, *rest][: max(sizes[row], len(followed))]
+                details.update(store.papers(candidate_ids[c] for c in followed))
             similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
             profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
             for col, liked in zip(chosen, similar, strict=True):
-                paper = details[candidate_ids[col]] if details else store.paper(candidate_ids[col])
-                matched = [text for i, text in mine[row] if col in phrases.papers_of[i]][:2]
-                reasons = [f"matches your interest “{text}”" for text in matched]
+                paper = details[candidate_ids[col]]
+                matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
+                reasons = [f"matches your interest “{text}”" for text in matched[:2]]
+                close = None if matched else phrases.closest(mine[row], col)
+                if close is not None:
+                    reasons.append(f"close to your interest “{close}”")
                 if liked is not None:
                     reasons.append(f"similar to “{liked}”")
-                for phrase in explainer.phrases(profile, col, 3 - len(reasons), matched):
+                named = matched + ([close] if close else [])
+                for phrase in explainer.phrases(profile, col, 3 - len(reasons), named):
                     reasons.append(f"about “{phrase}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
@@ -335,7 +369,20 @@ def compose(
     return digests
 
 
-MAX_DENSE_SIMILARITY = 6000  # candidates; beyond this MMR computes similarity per pool
+# Candidates up to which MMR's cosines are one dense float16 matrix for the run (10,000:
+# 200 MB; 7,000: 98 MB); beyond, each subscriber's pool computes its own (rank.dot_rows,
+# ~2 ms a pool of 30).
+MAX_DENSE_SIMILARITY = 10_000
+
+
+def _similarity(matrix: sp.csr_matrix, block: int = 1000) -> np.ndarray:
+    """Cosine between every two candidates in row blocks (no sparse product of the whole
+    square at once), kept as float16: MMR needs two or three digits of a cosine, not seven."""
+    out = np.empty((matrix.shape[0], matrix.shape[0]), dtype=np.float16)
+    right = matrix.T.tocsr()
+    for start in range(0, matrix.shape[0], block):
+        out[start : start + block] = (matrix[start : start + block] @ right).toarray()
+    return out
 
 
 def _similar_liked(
@@ -354,7 +401,7 @@ def _similar_liked(
     # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
     liked = signals.liked_titles[: len(liked_rows)]
     same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
-    best = rank.most_similar_liked(matrix[chosen], corpus.matrix[liked_rows], same)
+    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
     return [None if b is None else liked[b][1] for b in best]
 
 
@@ -362,14 +409,14 @@ class _FollowAndFilter:
     """Issue 16: followed authors and must/never phrases over one run's candidates. Author lists
     and folded texts are read once per run, and only when some subscriber needs them."""
 
-    def __init__(self, store: Store, candidate_ids: list[str], details: dict | None):
-        self.store, self.ids, self.details = store, candidate_ids, details
+    def __init__(self, store: Store, candidate_ids: list[str]):
+        self.store, self.ids = store, candidate_ids
         self._papers: dict | None = None
         self._texts: list[str] | None = None
 
     def _rows(self) -> dict:
         if self._papers is None:
-            self._papers = self.details or self.store.papers(self.ids)
+            self._papers = self.store.papers(self.ids)
         return self._papers
 
     def filter(self, sub: SubscriberConfig, allowed: np.ndarray) -> None:
@@ -467,7 +514,7 @@ def score_matrix(
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    phrases = _Phrases(corpus.model, corpus.counts[cols])
+    phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     for start, chunk, signals, _, scores, _ in _scored_chunks(
         store, corpus, subscribers, corpus.matrix[cols], prior, now, weights, phrases
     ):
