@@ -188,6 +188,11 @@ def main() -> None:
     parser.add_argument("--grow-by", type=int, default=50)
     parser.add_argument("--grow-every", type=float, default=120.0)
     parser.add_argument("--label", default="run")
+    parser.add_argument(
+        "--daemon-cpus",
+        help="pin the daemon (and its render workers) to these CPUs, e.g. 0,1: measure it on "
+        "2 cores of a larger machine while the relay and the load run on the others",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
 
@@ -273,8 +278,10 @@ def main() -> None:
         write_config(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10))
         loadavg_start = os.getloadavg()
         daemon_log = open(work / "daemon.log", "wb")  # noqa: SIM115
+        pin = ["taskset", "-c", args.daemon_cpus] if args.daemon_cpus else []
         daemon = subprocess.Popen(
             [
+                *pin,
                 sys.executable,
                 "-m",
                 "paperwire",

@@ -21,7 +21,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-DATA = REPO.parent / "shared" / "data"
+# ../shared/data beside the clone; PAPERWIRE_BENCH_DATA points elsewhere (another machine)
+DATA = Path(os.environ.get("PAPERWIRE_BENCH_DATA") or REPO.parent / "shared" / "data")
 FRONTPAGE = DATA / "arxiv-frontpage" / "downloads_2025-04-11.jsonl"
 SEEDS = DATA / "daily-papers-seeds.jsonl"
 CITEULIKE = DATA / "citeulike-t"
