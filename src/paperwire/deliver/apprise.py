@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,11 +87,20 @@ def split_messages(blocks: list[str], footer: str, limit: int) -> list[str]:
     return messages
 
 
-def send_digest(url: str, ctx: dict[str, Any], subject: str) -> int:
-    """Send a digest to one Apprise URL, split as its service needs; returns messages sent.
+def send_digest(
+    url: str,
+    ctx: dict[str, Any],
+    subject: str,
+    *,
+    start: int = 0,
+    on_part: Callable[[int], None] | None = None,
+) -> int:
+    """Send a digest to one Apprise URL, split as its service needs, from message ``start`` on
+    (those before it were accepted by an earlier run); ``on_part(n)`` after each accepted
+    message, n counted from the first. Returns the number of messages the digest has.
 
     Raises DeliveryError: permanent for a URL Apprise does not understand, otherwise not (the
-    digest stays due and the next run tries again)."""
+    digest stays due and the next run resumes at the first message not accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
@@ -117,7 +127,7 @@ def send_digest(url: str, ctx: dict[str, Any], subject: str) -> int:
     messages = split_messages(blocks, footer, plugin.body_maxlen)
     sender = apprise.Apprise()
     sender.add(plugin)
-    for number, body in enumerate(messages, 1):
+    for number, body in enumerate(messages[start:], start + 1):
         with apprise.LogCapture(level=logging.WARNING) as captured:
             ok = sender.notify(body=body, title=title, body_format=body_format)
         if not ok:
@@ -125,6 +135,8 @@ def send_digest(url: str, ctx: dict[str, Any], subject: str) -> int:
             raise DeliveryError(
                 f"notify {scheme}://…: message {number} of {len(messages)} failed: {detail}"
             )
+        if on_part is not None:
+            on_part(number)
     return len(messages)
 
 
