@@ -4,6 +4,7 @@ with feedparser and checked element by element against RFC 4287's requirements."
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -256,3 +257,30 @@ def test_feed_rotate_gives_one_reader_a_new_url_and_the_old_one_stops(
     with Store(served.db_path) as store:  # the next digest's signer makes the new URL
         links = Links(served.config.base_url, signer_for(served.config, store), "fay")
     assert links.feed == new_fay
+
+
+def test_the_slack_and_apprise_footers_link_to_the_feed_of_their_reader(
+    tmp_path: Path, make_config, http_server
+):
+    from .conftest import Route
+
+    http_server.routes["/slack"] = Route(b"ok")
+    http_server.routes["/notify"] = Route(b"{}")
+    config = make_config(
+        "base_url: http://127.0.0.1:8000\nsubscribers:\n  - id: team\n"
+        f"    slack_webhook: {http_server.url('/slack')}\n"
+        f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n"
+        '    interests: "web agents, multi-agent communication"\n',
+        env={"PAPERWIRE_SECRET": SECRET},
+    )
+    content = (FIXTURES / "hf_daily_papers_extras.json").read_bytes()
+    papers, _ = parse_document(content, source="hf")
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(papers, now=NOW - dt.timedelta(hours=2))
+        report = pipeline.send_due(store, config, now=NOW)
+    assert [line.status for line in report.lines] == ["sent", "sent"]
+    feed = "http://127.0.0.1:8000" + feed_path("team")
+    bodies = {path: body for method, path, _, body in http_server.requests if method == "POST"}
+    [footer] = json.loads(bodies["/slack"])["blocks"][-1]["elements"]
+    assert f"<{feed}|Your picks as an Atom feed>" in footer["text"]
+    assert f"[Your picks as an Atom feed]({feed})" in json.loads(bodies["/notify"])["message"]

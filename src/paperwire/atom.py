@@ -1,8 +1,9 @@
 """The reader's own feed: a private Atom document of each subscriber's picks.
 
-Served at ``/feed/<signed token>.atom``; the token binds the subscriber and is the only key,
-so it never expires (a feed reader polls the same URL for years) and a new ``PAPERWIRE_SECRET``
-revokes every feed at once. The entries are what the ledger says was sent, on any channel,
+Served at ``/feed/<signed token>.atom``; the token binds the subscriber and is the only key.
+It carries no timestamp, so it is the same URL in every digest and never expires (a feed reader
+polls one URL for years); ``paperwire feed rotate`` revokes one reader's URL (a new generation
+in the token), a new ``PAPERWIRE_SECRET`` every feed at once. The entries are what the ledger says was sent, on any channel,
 including the ``feed`` channel of a subscriber who takes no e-mail or Slack at all. Each entry
 carries the signed 👍/👎 links of the digest. Feed text is untrusted: the template escapes it
 (Jinja autoescape for ``.xml``), and the entry's HTML is escaped once more as Atom ``type="html"``

@@ -141,9 +141,11 @@ def send_digest(
     body_format = apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT
     footer = (
         f"[What paperwire has learned about you]({ctx['profile_url']}) · "
+        f"[Your picks as an Atom feed]({ctx['feed_url']}) · "
         f"[Unsubscribe]({ctx['unsubscribe_url']})"
         if markdown
         else f"What paperwire has learned about you: {ctx['profile_url']}\n"
+        f"Your picks as an Atom feed: {ctx['feed_url']}\n"
         f"Unsubscribe: {ctx['unsubscribe_url']}"
     )
     title = shorten(subject, plugin.title_maxlen) if plugin.title_maxlen else ""
