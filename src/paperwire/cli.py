@@ -685,7 +685,14 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
 
 @cli.group()
 def feed() -> None:
-    """A reader's private Atom feed (its URL is in every digest and on the profile page)."""
+    """Each reader's private Atom feed of their picks.
+
+    Its URL is the same in every digest and on the profile page.
+
+    \b
+    Example:
+        paperwire feed rotate ada
+    """
 
 
 @feed.command(name="rotate")
