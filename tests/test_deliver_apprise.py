@@ -172,7 +172,10 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(
     assert total >= 2 and all(len(text) <= 4000 for text in bodies)
     [line] = first.lines
     assert line.status == "retry"
-    assert line.detail.startswith(f"notify mmost://…: message 2 of {total} failed: ")
+    assert line.detail == (
+        f"notify mmost://…: message 2 of {total} failed: Failed to send Mattermost notification "
+        "to channel None: Internal server error., error=500.; stays due"
+    )
     assert TOKEN not in line.detail
     assert pending["parts_sent"] == 1
     assert [(line.status, line.detail) for line in later.lines] == [

@@ -157,7 +157,7 @@ def send_digest(
     sender = apprise.Apprise()
     sender.add(plugin)
     for number, body in enumerate(messages[start:], start + 1):
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = sender.notify(body=body, title=title, body_format=body_format)
         if not ok:
             detail = _redact(captured.getvalue().strip().splitlines(), url)
