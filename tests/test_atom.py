@@ -4,6 +4,7 @@ with feedparser and checked element by element against RFC 4287's requirements."
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -16,9 +17,8 @@ import httpx
 import pytest
 
 from paperwire import pipeline
-from paperwire.atom import read_feed_token
 from paperwire.config import Config
-from paperwire.feedback import Signer
+from paperwire.feedback import Links, Signer, signer_for
 from paperwire.paper import Paper
 from paperwire.sources import parse_document
 from paperwire.store import Store
@@ -77,7 +77,15 @@ def served(tmp_path: Path, make_config) -> Iterator[Served]:
 
 
 def feed_path(subscriber_id: str, purpose: str = "feed") -> str:
-    return f"/feed/{Signer(SECRET).subscriber_token(purpose, subscriber_id)}.atom"
+    signer = Signer(SECRET)
+    if purpose == "feed":
+        return f"/feed/{signer.feed_token(subscriber_id)}.atom"
+    return f"/feed/{signer.subscriber_token(purpose, subscriber_id)}.atom"
+
+
+def feed_owner(url: str) -> str:
+    """The subscriber a feed URL is signed for."""
+    return Signer(SECRET).read_feed(url.rsplit("/", 1)[1].removesuffix(".atom"))[0]
 
 
 def test_a_feed_only_subscriber_gets_their_picks_as_valid_atom(served: Served):
@@ -111,7 +119,7 @@ def test_the_feed_meets_rfc_4287(served: Served):
     for name in ("id", "title", "updated", "author"):
         assert len(root.findall(f"{ATOM}{name}")) == 1, name  # §4.1.1: exactly one each
     own = root.find(f"{ATOM}link[@rel='self']").get("href")
-    assert read_feed_token(Signer(SECRET), own.rsplit("/", 1)[1].removesuffix(".atom")) == "fay"
+    assert feed_owner(own) == "fay"
     ids = []
     for entry in root.findall(f"{ATOM}entry"):
         for name in ("id", "title", "updated"):
@@ -128,7 +136,7 @@ def test_the_email_footer_links_to_the_feed_of_its_reader(served: Served):
     html = msg.get_body(("html",)).get_content()
     link = re.search(r'<a class="feed" href="([^"]+)"', html).group(1)
     assert link.startswith(served.url + "/feed/") and link.endswith(".atom")
-    assert read_feed_token(Signer(SECRET), link.rsplit("/", 1)[1].removesuffix(".atom")) == "ada"
+    assert feed_owner(link) == "ada"
     assert f"Your picks as a private Atom feed: {link}" in msg.get_body(("plain",)).get_content()
     parsed = feedparser.parse(httpx.get(link, timeout=10).content)
     assert parsed.feed.title == "Paperwire picks for Ada"
@@ -139,7 +147,7 @@ def test_the_profile_page_links_to_the_feed(served: Served):
     token = Signer(SECRET).subscriber_token("profile", "ada")
     html = httpx.get(f"{served.url}/profile/{token}", timeout=10).text
     link = re.search(r'<a href="([^"]+)" id="feed-link">', html).group(1)
-    assert read_feed_token(Signer(SECRET), link.rsplit("/", 1)[1].removesuffix(".atom")) == "ada"
+    assert feed_owner(link) == "ada"
 
 
 def test_a_forged_or_foreign_token_gets_no_feed(served: Served):
@@ -169,3 +177,110 @@ def test_status_of_a_feed_only_subscriber(tmp_path: Path, monkeypatch):
     assert "due now" in before  # a daily subscriber always has a slot in the last day
     assert "due now" not in after
     assert "last digest" in after and "(sent)" in after
+
+
+def footer_feed_link(eml: Path) -> str:
+    msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    return re.search(r'<a class="feed" href="([^"]+)"', msg.get_body(("html",)).get_content())[1]
+
+
+def test_one_feed_url_in_every_digest_and_on_the_profile_page(served: Served):
+    """No timestamp in the token: a feed reader subscribes once, to the URL every digest shows."""
+    later = NOW + dt.timedelta(days=1)
+    paper = Paper("2606.88888", "Web agents that coordinate", "Multi-agent web agents.", source="x")
+    with Store(served.db_path) as store:
+        store.add_papers([paper], now=later - dt.timedelta(hours=2))
+        report = pipeline.send_due(store, served.config, now=later, outbox=served.outbox)
+    assert ("ada", "sent") in [(line.subscriber_id, line.status) for line in report.lines]
+    first, second = sorted(served.outbox.glob("*ada-digest.eml"))
+    token = Signer(SECRET).subscriber_token("profile", "ada")
+    profile = httpx.get(f"{served.url}/profile/{token}", timeout=10).text
+    on_profile = re.search(r'<a href="([^"]+)" id="feed-link">', profile)[1]
+    assert footer_feed_link(first) == footer_feed_link(second) == on_profile
+    assert on_profile == served.url + feed_path("ada")
+    root = ET.fromstring(httpx.get(on_profile, timeout=10).content)
+    assert root.find(f"{ATOM}link[@rel='self']").get("href") == on_profile
+
+
+def test_a_feed_token_opens_only_its_own_feed_and_only_as_issued(served: Served):
+    fay, ada = feed_path("fay"), feed_path("ada")
+    assert fay != ada
+    titles = {
+        path: feedparser.parse(httpx.get(served.url + path, timeout=10).content).feed.title
+        for path in (fay, ada)
+    }
+    assert titles == {fay: "Paperwire picks for Fay", ada: "Paperwire picks for Ada"}
+    token = fay.removeprefix("/feed/").removesuffix(".atom")
+    payload, signature = token.split(".")
+    ada_payload = ada.removeprefix("/feed/").split(".")[0]
+    refused = [
+        f"{token}!!",  # junk base64 decoding would skip
+        f"{token}A",
+        f"{token[:-1]}{'B' if token[-1] == 'A' else 'A'}",  # the last character's spare bits
+        f"{ada_payload}.{signature}",  # another reader's payload under fay's signature
+        f"{payload}.{signature}.{signature}",
+        Signer(SECRET).subscriber_token("feed", "fay"),  # the old timed form
+        Signer(SECRET).subscriber_token("profile", "fay"),
+        Signer("another key").feed_token("fay"),
+    ]
+    for bad in refused:
+        response = httpx.get(f"{served.url}/feed/{bad}.atom", timeout=10)
+        assert response.status_code == 400, bad
+        assert "Paperwire picks" not in response.text
+        assert "This feed link is invalid or was altered." in response.text
+
+
+def test_feed_rotate_gives_one_reader_a_new_url_and_the_old_one_stops(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+):
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+
+    old_fay, ada = served.url + feed_path("fay"), served.url + feed_path("ada")
+    (served.db_path.parent / "subscribers.yaml").write_text(
+        CONFIG.format(port=served.url.rsplit(":", 1)[1])
+    )
+    monkeypatch.chdir(served.db_path.parent)
+    monkeypatch.setenv("PAPERWIRE_SECRET", SECRET)
+    result = CliRunner().invoke(cli, ["--db", str(served.db_path), "feed", "rotate", "fay"])
+    assert result.exit_code == 0, result.output
+    new_fay = result.output.strip().rsplit(" ", 1)[1]
+    assert result.output == f"fay: the old feed URL no longer works; the new one is {new_fay}\n"
+    assert new_fay != old_fay and new_fay.startswith(served.url + "/feed/")
+    gone = httpx.get(old_fay, timeout=10)
+    assert gone.status_code == 400
+    assert "This feed link was replaced; use the feed link on your profile page" in gone.text
+    parsed = feedparser.parse(httpx.get(new_fay, timeout=10).content)
+    assert parsed.feed.title == "Paperwire picks for Fay" and len(parsed.entries) == 4
+    assert httpx.get(ada, timeout=10).status_code == 200  # another reader's feed is untouched
+    with Store(served.db_path) as store:  # the next digest's signer makes the new URL
+        links = Links(served.config.base_url, signer_for(served.config, store), "fay")
+    assert links.feed == new_fay
+
+
+def test_the_slack_and_apprise_footers_link_to_the_feed_of_their_reader(
+    tmp_path: Path, make_config, http_server
+):
+    from .conftest import Route
+
+    http_server.routes["/slack"] = Route(b"ok")
+    http_server.routes["/notify"] = Route(b"{}")
+    config = make_config(
+        "base_url: http://127.0.0.1:8000\nsubscribers:\n  - id: team\n"
+        f"    slack_webhook: {http_server.url('/slack')}\n"
+        f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n"
+        '    interests: "web agents, multi-agent communication"\n',
+        env={"PAPERWIRE_SECRET": SECRET},
+    )
+    content = (FIXTURES / "hf_daily_papers_extras.json").read_bytes()
+    papers, _ = parse_document(content, source="hf")
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(papers, now=NOW - dt.timedelta(hours=2))
+        report = pipeline.send_due(store, config, now=NOW)
+    assert [line.status for line in report.lines] == ["sent", "sent"]
+    feed = "http://127.0.0.1:8000" + feed_path("team")
+    bodies = {path: body for method, path, _, body in http_server.requests if method == "POST"}
+    [footer] = json.loads(bodies["/slack"])["blocks"][-1]["elements"]
+    assert f"<{feed}|Your picks as an Atom feed>" in footer["text"]
+    assert f"[Your picks as an Atom feed]({feed})" in json.loads(bodies["/notify"])["message"]

@@ -443,3 +443,39 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path):
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert str(info.value) == f"{path}:6: not UTF-8 text (save the file as UTF-8)"
+
+
+def test_notify_urls_are_checked_by_apprise_at_load_with_the_other_mistakes(http_server, caplog):
+    """Apprise's own parser reads each URL; nothing is sent, and no URL is echoed (tokens)."""
+    from .conftest import Route
+
+    http_server.routes["/notify"] = Route(b"{}")
+    text = GOOD.replace(
+        "    digest_size: 5\n",
+        "    digest_size: 0\n"
+        "    notify:\n"
+        f"      - json://127.0.0.1:{http_server.port}/notify\n"
+        "      - discord://tokenSECRET1\n"
+        "      - bogus://tokenSECRET2\n"
+        "      - tokenSECRET3\n"
+        "      - tgram://123456789:tokenSECRET4/-100200300\n",
+    )
+    message = error_of(text)
+    assert message.splitlines() == [
+        "subscribers.yaml:11: subscribers[0].digest_size: must be at least 1, not 0",
+        "subscribers.yaml:14: subscribers[0].notify[1]: Apprise cannot read this discord:// URL "
+        "(a token, host or target is missing or malformed; see its wiki for the form)",
+        "subscribers.yaml:15: subscribers[0].notify[2]: bogus:// is not a service Apprise knows "
+        "(see its wiki for the URL forms)",
+        "subscribers.yaml:16: subscribers[0].notify[3]: is not a URL (expected SERVICE://…, "
+        "e.g. discord://… or tgram://…)",
+    ]
+    assert "SECRET" not in message and "SECRET" not in caplog.text  # nor in the log
+    assert http_server.requests == []  # reading a URL sends nothing
+    good = parse(text.replace("digest_size: 0", "digest_size: 5").replace(
+        "      - discord://tokenSECRET1\n      - bogus://tokenSECRET2\n      - tokenSECRET3\n", ""
+    ))  # fmt: skip
+    assert [u.get_secret_value().split(":")[0] for u in good.subscriber("ada").notify] == [
+        "json",
+        "tgram",
+    ]

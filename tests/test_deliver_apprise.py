@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from paperwire import pipeline
 from paperwire.cli import cli
 from paperwire.deliver.apprise import channel_id, split_messages
+from paperwire.paper import Paper
 from paperwire.sources import parse_document
 from paperwire.store import Store
 
@@ -107,20 +109,24 @@ def test_a_failing_service_stays_due_and_status_says_so(
 
 
 def test_status_shows_a_failed_channel(http_server: HttpServer, tmp_path: Path):
+    # (a URL Apprise cannot read no longer gets this far: the config refuses it at load)
+    http_server.routes[f"/hooks/{TOKEN}"] = Route(b"down", status=500)
     (tmp_path / "subscribers.yaml").write_text(
-        "secret: s3cret\nsubscribers:\n  - id: ada\n    notify: ['bogus://nowhere']\n"
+        "secret: s3cret\nsubscribers:\n  - id: ada\n"
+        f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
     )
     with stocked(tmp_path / "paperwire.db") as store:
         from paperwire.config import load_config
 
         report = pipeline.send_due(store, load_config(tmp_path / "subscribers.yaml"), now=NOW)
     [line] = report.lines
-    assert (line.status, line.detail) == (
-        "failed",
-        "notify bogus://…: not a URL Apprise understands (see its wiki for the forms)",
-    )
+    assert line.status == "retry"
+    assert line.detail.startswith("notify mmost://…: message 1 of 1 failed: ")
     result = CliRunner().invoke(cli, ["status"])
-    assert "last digest 2026-06-12 (failed: notify bogus://…: not a URL Apprise" in result.output
+    assert "last digest 2026-06-12 (pending: notify mmost://…: message 1 of 1 failed: " in (
+        result.output
+    )
+    assert TOKEN not in result.output
 
 
 def test_split_between_papers_within_the_limit():
@@ -130,3 +136,54 @@ def test_split_between_papers_within_the_limit():
         "c" * 40 + "\n\nfooter",
     ]
     assert all(len(m) <= 30 for m in split_messages(["x " * 40], "f", 30))
+
+
+def test_a_split_digest_resumes_at_the_first_message_not_accepted(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """Mattermost's webhook (4000 characters a message) gets a 10-paper digest in parts; the
+    server fails the 2nd part once: the next run posts from the 2nd on, never the 1st again."""
+    hook = f"/hooks/{TOKEN}"
+    http_server.routes[hook] = [Route(b"ok"), Route(b"down", status=500), Route(b"ok")]
+    config = make_config(
+        "secret: s3cret\nsubscribers:\n  - id: ada\n"
+        '    interests: "web agents, multi-agent communication"\n'
+        f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
+    )
+    more = [
+        Paper(
+            f"2606.200{n:02d}",
+            f"Web agents that talk: multi-agent communication study {n}",
+            "We study web agents and multi-agent communication protocols. " * 8,
+            authors=["A. Author", "B. Author"],
+            url=f"https://arxiv.org/abs/2606.200{n:02d}",
+            source="test",
+        )
+        for n in range(10)
+    ]
+    with stocked(tmp_path / "pw.db") as store:
+        store.add_papers(more, now=NOW - dt.timedelta(hours=2))
+        first = pipeline.send_due(store, config, now=NOW)
+        [pending] = store.unsent_deliveries("ada")
+        later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=5))
+        again = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=10))
+    bodies = [json.loads(body)["text"] for body in posts(http_server, hook)]
+    total = len(bodies) - 1  # the 2nd message was posted twice: refused, then accepted
+    assert total >= 2 and all(len(text) <= 4000 for text in bodies)
+    [line] = first.lines
+    assert line.status == "retry"
+    assert line.detail == (
+        f"notify mmost://…: message 2 of {total} failed: Failed to send Mattermost notification "
+        "to channel None: Internal server error., error=500.; stays due"
+    )
+    assert TOKEN not in line.detail
+    assert pending["parts_sent"] == 1
+    assert [(line.status, line.detail) for line in later.lines] == [
+        ("sent", f"10 papers to mmost ({total} message(s), resumed at message 2)")
+    ]
+    # the refused message was sent again (its vote links signed anew), the accepted one was not
+    unsigned = [re.sub(r"/v/[\w.-]+", "/v/…", text) for text in bodies]
+    assert unsigned[1] == unsigned[2] and unsigned[0] not in unsigned[1:]
+    assert bodies[0].startswith("Paperwire 2026-06-12: ")  # no titles: the subject leads
+    assert "Unsubscribe: " in bodies[-1] and "Unsubscribe: " not in bodies[0]
+    assert [line.status for line in again.lines] == ["not-due"]

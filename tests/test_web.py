@@ -833,3 +833,24 @@ def test_a_signed_link_with_junk_appended_is_refused(web: WebApp, client: httpx.
     profile = web.page("profile", "ada") + junk
     assert refusal(client.get(path_of(profile)), 400, "This link does not work")
     assert web.votes() == []
+
+
+def test_the_profile_page_of_a_fresh_install_with_no_papers(tmp_path: Path, make_config):
+    """No paper stored yet (before the first fetch): the page shows the interests' terms."""
+    port = free_port()
+    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    db_path = tmp_path / "paperwire.db"
+    Store(db_path).close()
+    app = create_app(lambda: config, db_path, profile_wait=60)
+    stop = serve(app, port)
+    try:
+        token = Signer(SECRET).subscriber_token("profile", "grace")
+        response = httpx.get(f"http://127.0.0.1:{port}/profile/{token}", timeout=10)
+    finally:
+        stop()
+        assert app.close(10)
+    assert response.status_code == 200
+    assert "<h1>What paperwire has learned about Grace Hopper</h1>" in response.text
+    assert "low-bit weight quantization of language models</textarea>" in response.text
+    # the terms were computed (from no papers), not left "still being learned" by a failure
+    assert 'id="terms-updating"' not in response.text

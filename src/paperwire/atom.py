@@ -1,8 +1,9 @@
 """The reader's own feed: a private Atom document of each subscriber's picks.
 
-Served at ``/feed/<signed token>.atom``; the token binds the subscriber and is the only key,
-so it never expires (a feed reader polls the same URL for years) and a new ``PAPERWIRE_SECRET``
-revokes every feed at once. The entries are what the ledger says was sent, on any channel,
+Served at ``/feed/<signed token>.atom``; the token binds the subscriber and is the only key.
+It carries no timestamp, so it is the same URL in every digest and never expires (a feed reader
+polls one URL for years); ``paperwire feed rotate`` revokes one reader's URL (a new generation
+in the token), a new ``PAPERWIRE_SECRET`` every feed at once. The entries are what the ledger says was sent, on any channel,
 including the ``feed`` channel of a subscriber who takes no e-mail or Slack at all. Each entry
 carries the signed 👍/👎 links of the digest. Feed text is untrusted: the template escapes it
 (Jinja autoescape for ``.xml``), and the entry's HTML is escaped once more as Atom ``type="html"``
@@ -17,23 +18,33 @@ from typing import Any
 import jinja2
 
 from .config import Config, SubscriberConfig
+from .errors import FeedbackError
 from .feedback import Links, Signer
+from .feedback import feed_url as links_feed_url
 from .render import RenderError, environment, shorten
 from .sources.feed import web_url
 from .store import Store
 
 FEED_ENTRIES = 50
-FEED_MAX_AGE = 100 * 365 * 86400  # a feed URL lives as long as the signing key
-PURPOSE = "feed"
 
 
-def read_feed_token(signer: Signer, token: str) -> str:
-    """The subscriber a feed token was made for; FeedbackError if forged or for another purpose."""
-    return signer.read_subscriber(PURPOSE, token, max_age=FEED_MAX_AGE)  # type: ignore[arg-type]
+def read_feed_token(store: Store, signer: Signer, token: str) -> str:
+    """The subscriber a feed token was made for; FeedbackError if it is not exactly a token
+    this key issued, or if that subscriber's feed URL was rotated since."""
+    subscriber_id, generation = signer.read_feed(token)
+    if generation != store.feed_generations().get(subscriber_id, 0):
+        raise FeedbackError(
+            "this feed link was replaced; use the feed link on your profile page or in your "
+            "newest digest"
+        )
+    return subscriber_id
 
 
-def feed_url(base_url: str, signer: Signer, subscriber_id: str) -> str:
-    return Links(base_url, signer, subscriber_id).feed
+def feed_url(store: Store, base_url: str, signer: Signer, subscriber_id: str) -> str:
+    """The subscriber's one feed URL, under their current generation as the store says now
+    (the web app's signer may be older than a ``paperwire feed rotate``)."""
+    generation = store.feed_generations().get(subscriber_id, 0)
+    return links_feed_url(base_url, signer.feed_token(subscriber_id, generation))
 
 
 def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberConfig) -> str:
@@ -77,7 +88,7 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
             feed_id=_feed_id(config, sub),
             name=sub.name or sub.id,
             updated=entries[0]["updated"] if entries else "1970-01-01T00:00:00Z",
-            self_url=feed_url(config.base_url, signer, sub.id),
+            self_url=feed_url(store, config.base_url, signer, sub.id),
             profile_url=links.profile,
             entries=entries,
         )

@@ -690,5 +690,38 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
     )
 
 
+@cli.group()
+def feed() -> None:
+    """Each reader's private Atom feed of their picks.
+
+    Its URL is the same in every digest and on the profile page.
+
+    \b
+    Example:
+        paperwire feed rotate ada
+    """
+
+
+@feed.command(name="rotate")
+@click.argument("subscriber_id", metavar="SUBSCRIBER")
+@pass_ctx
+def feed_rotate(obj: Context, subscriber_id: str) -> None:
+    """Give a reader a new feed URL; the old one stops working (a leaked URL is revoked).
+
+    \b
+    Example:
+        paperwire feed rotate ada
+    """
+    from .atom import feed_url
+    from .feedback import signer_for
+
+    config = obj.config
+    sub = config.subscriber(subscriber_id)
+    with obj.store() as store:
+        store.rotate_feed(sub.id)
+        url = feed_url(store, config.base_url, signer_for(config, store), sub.id)
+    click.echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
+
+
 def main() -> None:
     cli(prog_name="paperwire")

@@ -16,10 +16,11 @@ import zoneinfo
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -51,7 +52,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 # Settings whose value is a secret: an error about them never quotes the value.
-SECRET_FIELDS = {"smtp_url", "slack_webhook", "secret", "slack_signing_secret"}
+SECRET_FIELDS = {"smtp_url", "slack_webhook", "secret", "slack_signing_secret", "notify"}
 
 
 class _Frozen(BaseModel):
@@ -102,6 +103,19 @@ class AlertConfig(_Frozen):
     min_history: int = Field(default=100, ge=10)
 
 
+def _apprise_url(value: SecretStr) -> SecretStr:
+    """A ``notify`` URL Apprise can parse (checked at load, without sending anything)."""
+    from .deliver.apprise import url_problem  # Apprise loads its plugins: only when used
+
+    problem = url_problem(value.get_secret_value())
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+NotifyURL = Annotated[SecretStr, AfterValidator(_apprise_url)]
+
+
 class SubscriberConfig(_Frozen):
     """One reader (or a team channel) and what they care about."""
 
@@ -123,7 +137,7 @@ class SubscriberConfig(_Frozen):
     follow_authors: tuple[str, ...] = ()
     must_match: tuple[str, ...] = ()
     never_match: tuple[str, ...] = ()
-    notify: tuple[SecretStr, ...] = ()
+    notify: tuple[NotifyURL, ...] = ()
 
     @field_validator("id")
     @classmethod

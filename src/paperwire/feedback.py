@@ -10,10 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import (
+    BadData,
+    BadSignature,
+    SignatureExpired,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from .config import Config
@@ -27,6 +34,7 @@ VOTE_MAX_AGE = 180 * 86400  # a digest's links work for six months
 UNSUBSCRIBE_MAX_AGE = 5 * 365 * 86400  # RFC 8058 links must keep working for old messages
 PROFILE_MAX_AGE = 365 * 86400
 VOTES = {"up": 1, "down": -1}
+FEED_PURPOSE = "feed"
 # payload.timestamp.signature, each unpadded URL-safe base64 (a compressed payload starts with ".")
 _TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)")
 
@@ -41,10 +49,12 @@ class VoteClaim:
 class Signer:
     """Makes and checks the tokens in feedback, unsubscribe and profile links."""
 
-    def __init__(self, secret: str):
+    def __init__(self, secret: str, feed_generations: Mapping[str, int] | None = None):
         if not secret:
             raise FeedbackError("no signing key: set PAPERWIRE_SECRET")
         self._secret = secret
+        # each subscriber's feed key generation (``paperwire feed rotate`` bumps it; default 0)
+        self._feed_generations = dict(feed_generations or {})
 
     def __repr__(self) -> str:
         return "Signer(secret=***)"
@@ -82,6 +92,36 @@ class Signer:
             raise FeedbackError(f"this link is not a valid paperwire {purpose} link")
         return data["s"]
 
+    def feed_token(self, subscriber_id: str, generation: int | None = None) -> str:
+        """The subscriber's feed token: the same string every time (no timestamp), so the feed
+        URL in every digest and on the profile page is one URL a reader subscribes to once. The
+        generation in it lets ``paperwire feed rotate`` revoke a leaked URL for one reader."""
+        if generation is None:
+            generation = self._feed_generations.get(subscriber_id, 0)
+        return self._stable(FEED_PURPOSE).dumps({"s": subscriber_id, "g": generation})
+
+    def read_feed(self, token: str) -> tuple[str, int]:
+        """(subscriber id, feed key generation) of a feed token; FeedbackError unless it is
+        exactly a token this key issued (forged, altered, junk appended, another purpose)."""
+        serializer = self._stable(FEED_PURPOSE)
+        try:
+            data = serializer.loads(token)
+        except BadData:
+            data = None
+        valid = (
+            isinstance(data, dict)
+            and isinstance(data.get("s"), str)
+            and type(data.get("g")) is int
+            # only the one spelling issued: base64 decoding would forgive extra characters
+            and serializer.dumps(data) == token
+        )
+        if not valid:
+            raise FeedbackError("this feed link is invalid or was altered")
+        return data["s"], data["g"]
+
+    def _stable(self, purpose: str) -> URLSafeSerializer:
+        return URLSafeSerializer(self._secret, salt=f"paperwire.{purpose}.stable")
+
     def _load(self, purpose: str, token: str, max_age: int) -> dict:
         if not _canonical(token):
             raise FeedbackError(f"this {purpose} link is invalid or was altered")
@@ -109,12 +149,13 @@ def _canonical(token: str) -> bool:
 
 def signer_for(config: Config, store: Store) -> Signer:
     """The signer for this install: ``PAPERWIRE_SECRET``, else a random key kept in the store."""
+    generations = store.feed_generations()
     if config.secret is not None:
-        return Signer(config.secret.get_secret_value())
+        return Signer(config.secret.get_secret_value(), generations)
     log.warning(
         "PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path
     )
-    return Signer(store.generated_secret())
+    return Signer(store.generated_secret(), generations)
 
 
 @dataclass(frozen=True)
@@ -136,13 +177,16 @@ class Links:
     @property
     def feed(self) -> str:
         """The subscriber's private Atom feed (issue 16, :mod:`paperwire.atom`)."""
-        token = self.signer.subscriber_token("feed", self.subscriber_id)  # type: ignore[arg-type]
-        return f"{self.base_url.rstrip('/')}/feed/{token}.atom"
+        return feed_url(self.base_url, self.signer.feed_token(self.subscriber_id))
 
     @property
     def profile(self) -> str:
         token = self.signer.subscriber_token("profile", self.subscriber_id)
         return f"{self.base_url.rstrip('/')}/profile/{token}"
+
+
+def feed_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/feed/{token}.atom"
 
 
 def apply_vote(

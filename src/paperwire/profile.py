@@ -49,8 +49,14 @@ def corpus_model(store: Store) -> Corpus:
     """Fit IDF on every stored paper, as the ranking does, and vectorise them."""
     papers = store.corpus()
     texts = [paper_text(r["title"], r["abstract"]) for r in papers]
-    model = rank.TextModel().fit(texts)
-    matrix = model.transform(texts) if texts else sp.csr_matrix((0, model.n_features))
+    model = rank.TextModel()
+    if not texts:
+        # A fresh install has no papers yet: the hashing vectorizer cannot take an empty list
+        # (StopIteration), so fit IDF on no rows; the interests still give the page its terms.
+        model.fit_counts(sp.csr_matrix((0, model.n_features)))
+        return Corpus(model, sp.csr_matrix((0, model.n_features), dtype=np.float32), {})
+    model.fit(texts)
+    matrix = model.transform(texts)
     return Corpus(model, matrix, {r["paper_id"]: i for i, r in enumerate(papers)})
 
 

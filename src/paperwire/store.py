@@ -846,6 +846,22 @@ class Store:
         with self.atomic():
             self.db["settings"].upsert({"key": key, "value": value}, pk="key")
 
+    def feed_generations(self) -> dict[str, int]:
+        """Each subscriber's feed key generation, for those whose feed URL was ever rotated."""
+        rows = self.db.query("select key, value from settings where key glob 'feed_generation:*'")
+        return {r["key"].split(":", 1)[1]: int(r["value"]) for r in rows}
+
+    def rotate_feed(self, subscriber_id: str) -> int:
+        """A new feed key generation for one subscriber: their old feed URL stops working."""
+        key = f"feed_generation:{subscriber_id}"
+        with self.atomic():
+            self.db.execute(
+                "insert into settings (key, value) values (?, '1') on conflict(key) "
+                "do update set value = cast(value as integer) + 1",
+                [key],
+            )
+        return int(self.setting(key) or 0)
+
     def generated_secret(self) -> str:
         """A random signing key kept in the database, for installs without PAPERWIRE_SECRET."""
         key = self.setting("generated_secret")

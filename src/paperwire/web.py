@@ -42,6 +42,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import atom
 from .config import Config, SubscriberConfig
 from .errors import ConfigError, FeedbackError, PaperwireError
 from .feedback import VOTES, Signer, VoteClaim, apply_vote, signer_for
@@ -396,6 +397,7 @@ class FeedbackApp:
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
             unsubscribed = sub.id in store.unsubscribed()
             store_seeds = len(store.seeds([sub.id]).get(sub.id, ()))
+            feed_url = atom.feed_url(store, config.base_url, signer, sub.id)
         recent = []
         for vote in votes[:RECENT_VOTES]:
             paper = papers.get(vote["paper_id"], {})
@@ -428,7 +430,7 @@ class FeedbackApp:
             unsubscribed=unsubscribed,
             self_path=f"/profile/{token}",
             unsubscribe_path=f"/unsubscribe/{signer.subscriber_token('unsubscribe', sub.id)}",
-            **_issue16_profile(config, sub, signer),
+            **_issue16_profile(config, sub, signer, feed_url),
         )
         return HTMLResponse(html)
 
@@ -470,13 +472,11 @@ class FeedbackApp:
         return await self.work(request, self._atom_feed, request.path_params["token"])
 
     def _atom_feed(self, token: str) -> Response:
-        from . import atom
-
         config = self.get_config()
         with self.store() as store:
             signer = self.signer(config, store)
             try:
-                subscriber_id = atom.read_feed_token(signer, token)
+                subscriber_id = atom.read_feed_token(store, signer, token)
             except FeedbackError as exc:
                 raise _link_refused(exc) from None
             body = atom.render_feed(store, config, signer, _subscriber(config, subscriber_id))
@@ -549,12 +549,12 @@ class FeedbackApp:
 # -- tokens and lookups ---------------------------------------------------------------------
 
 
-def _issue16_profile(config: Config, sub: SubscriberConfig, signer: Signer) -> dict[str, Any]:
+def _issue16_profile(
+    config: Config, sub: SubscriberConfig, signer: Signer, feed_url: str
+) -> dict[str, Any]:
     """What the profile page shows of issue 16: the feed link and the hard filters."""
-    from .feedback import Links
-
     return {
-        "feed_url": Links(config.base_url, signer, sub.id).feed,
+        "feed_url": feed_url,
         "follow_authors": list(sub.follow_authors),
         "must_match": list(sub.must_match),
         "never_match": list(sub.never_match),

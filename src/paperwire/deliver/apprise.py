@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,33 @@ def channel_id(url: str) -> str:
     """The ledger channel of an Apprise URL: its scheme and a hash, never its token."""
     scheme = urlsplit(url).scheme or "url"
     return f"{PREFIX}{scheme}:{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why Apprise cannot use this URL, naming its scheme only (the rest may be a token); None
+    if Apprise can. Apprise's parser only reads the URL: nothing is sent."""
+    import apprise
+    from apprise.manager_plugins import NotificationManager
+
+    scheme = urlsplit(url.strip()).scheme.lower() if "://" in url else ""
+    if not scheme:
+        return "is not a URL (expected SERVICE://…, e.g. discord://… or tgram://…)"
+    if scheme not in NotificationManager():
+        return f"{scheme}:// is not a service Apprise knows (see its wiki for the URL forms)"
+    # Apprise logs its reasons with the whole URL in them ("Could not load Discord URL:
+    # discord://TOKEN"), before any secret is known to the log redaction: keep them unsaid
+    apprise_log = logging.getLogger("apprise")
+    was_disabled, apprise_log.disabled = apprise_log.disabled, True
+    try:
+        plugin = apprise.Apprise.instantiate(url)
+    finally:
+        apprise_log.disabled = was_disabled
+    if plugin is None:
+        return (
+            f"Apprise cannot read this {scheme}:// URL (a token, host or target is missing or "
+            "malformed; see its wiki for the form)"
+        )
+    return None
 
 
 def url_for(channel: str, urls: list[str]) -> str | None:
@@ -86,11 +114,20 @@ def split_messages(blocks: list[str], footer: str, limit: int) -> list[str]:
     return messages
 
 
-def send_digest(url: str, ctx: dict[str, Any], subject: str) -> int:
-    """Send a digest to one Apprise URL, split as its service needs; returns messages sent.
+def send_digest(
+    url: str,
+    ctx: dict[str, Any],
+    subject: str,
+    *,
+    start: int = 0,
+    on_part: Callable[[int], None] | None = None,
+) -> int:
+    """Send a digest to one Apprise URL, split as its service needs, from message ``start`` on
+    (those before it were accepted by an earlier run); ``on_part(n)`` after each accepted
+    message, n counted from the first. Returns the number of messages the digest has.
 
     Raises DeliveryError: permanent for a URL Apprise does not understand, otherwise not (the
-    digest stays due and the next run tries again)."""
+    digest stays due and the next run resumes at the first message not accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
@@ -104,9 +141,11 @@ def send_digest(url: str, ctx: dict[str, Any], subject: str) -> int:
     body_format = apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT
     footer = (
         f"[What paperwire has learned about you]({ctx['profile_url']}) · "
+        f"[Your picks as an Atom feed]({ctx['feed_url']}) · "
         f"[Unsubscribe]({ctx['unsubscribe_url']})"
         if markdown
         else f"What paperwire has learned about you: {ctx['profile_url']}\n"
+        f"Your picks as an Atom feed: {ctx['feed_url']}\n"
         f"Unsubscribe: {ctx['unsubscribe_url']}"
     )
     title = shorten(subject, plugin.title_maxlen) if plugin.title_maxlen else ""
@@ -117,14 +156,16 @@ def send_digest(url: str, ctx: dict[str, Any], subject: str) -> int:
     messages = split_messages(blocks, footer, plugin.body_maxlen)
     sender = apprise.Apprise()
     sender.add(plugin)
-    for number, body in enumerate(messages, 1):
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+    for number, body in enumerate(messages[start:], start + 1):
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = sender.notify(body=body, title=title, body_format=body_format)
         if not ok:
             detail = _redact(captured.getvalue().strip().splitlines(), url)
             raise DeliveryError(
                 f"notify {scheme}://…: message {number} of {len(messages)} failed: {detail}"
             )
+        if on_part is not None:
+            on_part(number)
     return len(messages)
 
 

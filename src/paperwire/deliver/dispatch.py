@@ -54,7 +54,7 @@ class Job:
     message_id: str
     picks: list[Pick]
     since: dt.datetime | None = None
-    parts_sent: int = 0  # messages of a split Slack digest an earlier run got accepted
+    parts_sent: int = 0  # messages of a split Slack or Apprise digest an earlier run got accepted
 
 
 def deliver_jobs(
@@ -229,11 +229,20 @@ def _deliver_apprise(store: Store, job: Job, ctx: dict, now: dt.datetime) -> Sen
         return settle(store, job, now, error=error)
     subject = render.subject_for(job.kind, job.period, job.picks)
     try:
-        count = apprise_mod.send_digest(url, ctx, subject)
+        count = apprise_mod.send_digest(
+            url,
+            ctx,
+            subject,
+            start=job.parts_sent,  # a split digest resumes at the first message not accepted
+            on_part=lambda n: store.record_parts(job.delivery_id, n),
+        )
     except DeliveryError as exc:
         return settle(store, job, now, error=exc)
     scheme = job.channel.split(":")[1]
-    return settle(store, job, now, sent=f"{len(job.picks)} papers to {scheme} ({count} message(s))")
+    resumed = f", resumed at message {job.parts_sent + 1}" if job.parts_sent else ""
+    return settle(
+        store, job, now, sent=f"{len(job.picks)} papers to {scheme} ({count} message(s){resumed})"
+    )
 
 
 def settle(

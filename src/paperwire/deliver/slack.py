@@ -105,6 +105,7 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
                 {
                     "type": "mrkdwn",
                     "text": f"{_link(ctx['profile_url'], 'What paperwire has learned')} · "
+                    f"{_link(ctx['feed_url'], 'Your picks as an Atom feed')} · "
                     f"{_link(ctx['unsubscribe_url'], 'Unsubscribe')}",
                 }
             ],
