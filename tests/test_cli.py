@@ -358,3 +358,18 @@ def test_every_option_is_described_and_no_summary_is_cut(command):
     listing = CliRunner().invoke(cli, ["--help"]).stdout.split("Commands:")[1]
     assert "..." not in listing
     assert "Example" in cli.commands[command].help
+
+
+def test_an_empty_preview_before_any_fetch_says_what_to_do():
+    result = invoke("digest", "--subscriber", "ada")
+    head, why = result.stdout.splitlines()
+    since = re.fullmatch(r"== ada: 0 of 0 candidates since (\S+)", head).group(1)
+    earlier = (dt.date.fromisoformat(since) - dt.timedelta(days=7)).isoformat()
+    assert why == (
+        "   no papers stored yet in the window; run `paperwire fetch`, or preview older ones: "
+        f"paperwire digest --subscriber ada --since {earlier}"
+    )
+    explicit = invoke("digest", "--subscriber", "ada", "--since", "2026-01-01")
+    assert explicit.stdout.splitlines()[1] == (
+        "   no papers first seen since 2026-01-01; try an earlier --since"
+    )
