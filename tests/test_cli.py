@@ -358,3 +358,46 @@ def test_every_option_is_described_and_no_summary_is_cut(command):
     listing = CliRunner().invoke(cli, ["--help"]).stdout.split("Commands:")[1]
     assert "..." not in listing
     assert "Example" in cli.commands[command].help
+
+
+def test_an_empty_preview_before_any_fetch_says_what_to_do():
+    result = invoke("digest", "--subscriber", "ada")
+    head, why = result.stdout.splitlines()
+    since = re.fullmatch(r"== ada: 0 of 0 candidates since (\S+)", head).group(1)
+    earlier = (dt.date.fromisoformat(since) - dt.timedelta(days=7)).isoformat()
+    assert why == (
+        "   no papers stored yet in the window; run `paperwire fetch`, or preview older ones: "
+        f"paperwire digest --subscriber ada --since {earlier}"
+    )
+    explicit = invoke("digest", "--subscriber", "ada", "--since", "2026-01-01")
+    assert explicit.stdout.splitlines()[1] == (
+        "   no papers first seen since 2026-01-01; try an earlier --since"
+    )
+
+
+def test_one_shot_runs_send_a_readers_first_digest_from_any_slot_of_the_past_week(store, tmp_path):
+    """`send` and `run --once` at any hour: a new reader need not wait for tomorrow's slot."""
+    from paperwire import pipeline
+    from paperwire.config import parse_config
+
+    config = parse_config(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n    timezone: UTC\n"
+        "    digest_time: '01:30'\n    digest_days: daily\n",
+        env={},
+    )
+    slot = dt.datetime(2026, 11, 23, 1, 30, tzinfo=dt.UTC)
+    pipeline.fetch_all(store, config, now=slot - dt.timedelta(hours=1))
+    late = slot + dt.timedelta(hours=20)  # past the 12-hour grace
+    daemonlike = pipeline.send_due(store, config, now=late, outbox=tmp_path)
+    assert [line.status for line in daemonlike.lines] == ["not-due"]
+    one_shot = pipeline.send_due(
+        store, config, now=late, outbox=tmp_path, first_reach=pipeline.FIRST_DIGEST_REACH
+    )
+    assert [(line.status, line.subscriber_id) for line in one_shot.lines] == [("sent", "ada")]
+    # after the first digest, the grace period applies again: the next missed slot waits
+    later = slot + dt.timedelta(days=1, hours=20)
+    again = pipeline.send_due(
+        store, config, now=later, outbox=tmp_path, first_reach=pipeline.FIRST_DIGEST_REACH
+    )
+    assert [line.status for line in again.lines] == ["not-due"]

@@ -285,6 +285,7 @@ def send(obj: Context, subscriber_id: str | None) -> None:
             now=utcnow(),
             subscriber_id=subscriber_id,
             outbox=_outbox(obj),
+            first_reach=pipeline.FIRST_DIGEST_REACH,
             progress=lambda line: advance(line.subscriber_id),
         )
     _print_send(report)
@@ -464,7 +465,13 @@ def run(
                 fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
             _print_fetch(fetched)
             alerts = pipeline.send_alerts(store, obj.config, now=utcnow(), outbox=_outbox(obj))
-            report = pipeline.send_due(store, obj.config, now=utcnow(), outbox=_outbox(obj))
+            report = pipeline.send_due(
+                store,
+                obj.config,
+                now=utcnow(),
+                outbox=_outbox(obj),
+                first_reach=pipeline.FIRST_DIGEST_REACH,
+            )
         report.lines[:0] = alerts.lines
         _print_send(report)
         return
@@ -589,7 +596,9 @@ def status(obj: Context, subscriber_id: str | None) -> None:
             if sub.id in gone:
                 parts.append("unsubscribed: no more digests")
             else:
-                slot = pipeline.digest_slots(store, [sub], now, DEFAULT_GRACE)[sub.id]
+                slot = pipeline.digest_slots(
+                    store, [sub], now, DEFAULT_GRACE, pipeline.FIRST_DIGEST_REACH
+                )[sub.id]
                 if slot and not store.delivery(
                     sub.id, "digest", schedule.period(slot), pipeline._channels(sub)[0]
                 ):

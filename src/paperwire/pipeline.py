@@ -258,19 +258,27 @@ def active_subscribers(
     return active, skipped
 
 
-# A reader who never had a digest gets the first one at the next run after any slot of the past
-# week (a new reader, or the demo at any hour, need not wait for tomorrow); after that, a missed
-# slot is caught up only within the grace period.
+# One-shot runs (`paperwire send`, `run --once`) give a reader who never had a digest the first
+# one from any slot of the past week: a new reader, or the demo at any hour, need not wait for
+# tomorrow. The daemon waits for the slot itself. After a first digest, a missed slot is caught
+# up only within the grace period.
 FIRST_DIGEST_REACH = dt.timedelta(days=7)
 
 
 def digest_slots(
-    store: Store, subs: list[SubscriberConfig], now: dt.datetime, grace: dt.timedelta
+    store: Store,
+    subs: list[SubscriberConfig],
+    now: dt.datetime,
+    grace: dt.timedelta,
+    first_reach: dt.timedelta | None = None,
 ) -> dict[str, dt.datetime | None]:
-    """The digest slot each subscriber is due for now, if any (see FIRST_DIGEST_REACH)."""
-    had_one = store.last_digest_times(s.id for s in subs)
+    """The digest slot each subscriber is due for now, if any; ``first_reach`` (when given)
+    replaces ``grace`` for readers who never had a digest."""
+    had_one = store.last_digest_times(s.id for s in subs) if first_reach else {}
     return {
-        s.id: schedule.latest_slot(s, now, grace if s.id in had_one else FIRST_DIGEST_REACH)
+        s.id: schedule.latest_slot(
+            s, now, grace if first_reach is None or s.id in had_one else first_reach
+        )
         for s in subs
     }
 
@@ -282,6 +290,7 @@ def send_due(
     now: dt.datetime,
     subscriber_id: str | None = None,
     grace: dt.timedelta = DEFAULT_GRACE,
+    first_reach: dt.timedelta | None = None,
     outbox: Path | None = None,
     http: httpx.Client | None = None,
     stop: threading.Event | None = None,
@@ -367,7 +376,7 @@ def _due_jobs(
         )
         resumed.add((sub.id, row["period"]))
 
-    slots = digest_slots(store, subs, now, grace)
+    slots = digest_slots(store, subs, now, grace, first_reach)
     # what the ledger already holds for those slots, in one query: the daemon asks every tick
     recorded = store.recorded("digest", {schedule.period(t) for t in slots.values() if t})
     due: dict[str, tuple[str, list[str]]] = {}
