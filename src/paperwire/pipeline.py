@@ -306,7 +306,15 @@ def send_due(
     report.lines.extend(skipped)
     with store.holding() as claim:
         jobs = _due_jobs(
-            store, config, report, subs, claim, now=now, grace=grace, only=subscriber_id
+            store,
+            config,
+            report,
+            subs,
+            claim,
+            now=now,
+            grace=grace,
+            first_reach=first_reach,
+            only=subscriber_id,
         )
         if jobs:
             report.lines.extend(
@@ -334,6 +342,7 @@ def _due_jobs(
     *,
     now: dt.datetime,
     grace: dt.timedelta,
+    first_reach: dt.timedelta | None,
     only: str | None,
 ) -> list[Job]:
     """The ledger entries this run is to deliver, claimed for it: pending ones nobody holds,
