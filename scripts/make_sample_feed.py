@@ -30,7 +30,11 @@ DEMO_TOPICS = re.compile(
     r"retriev|rerank|quantiz|KV cache|key-value|speculative|pruning|distill|low-rank|LoRA|compress",
     re.IGNORECASE,
 )
-HF_PAPER_FIELDS = ("id", "authors", "publishedAt", "title", "summary", "upvotes")
+HF_PAPER_FIELDS = (
+    "id", "authors", "publishedAt", "title", "summary", "upvotes",
+    # what the digest shows beside the abstract: a one-line TL;DR, key phrases, code and project
+    "ai_summary", "ai_keywords", "githubRepo", "projectPage",
+)  # fmt: skip
 
 
 def arxiv_sample(source: Path) -> str:
