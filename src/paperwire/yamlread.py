@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 MAX_DEPTH = 32
+_TOO_DEEP = f"values nested deeper than {MAX_DEPTH} levels"
 ALIAS_BUDGET = 10_000  # values aliases may add beyond the file's own
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
@@ -177,7 +178,7 @@ def read(text: str) -> Document:
                 line = event.start_mark.line + 1
                 own_values += 1
                 if len(stack) >= MAX_DEPTH:
-                    raise YamlError(line, f"values nested deeper than {MAX_DEPTH} levels")
+                    raise YamlError(line, _TOO_DEEP)
                 container: Any = {} if kind is yaml.MappingStartEvent else []
                 parent = stack[-1] if stack else None
                 if parent is None:
@@ -212,6 +213,8 @@ def read(text: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "not valid YAML"
+        if "nesting depth" in problem:  # newer libyaml's own limit (far above ours) came first
+            raise YamlError(mark.line + 1 if mark else 1, _TOO_DEEP) from None
         raise YamlError(mark.line + 1 if mark else 1, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise YamlError(1, f"invalid YAML: {exc}") from None
