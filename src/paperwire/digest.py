@@ -232,6 +232,7 @@ def _scored_chunks(
     now: dt.datetime,
     weights: rank.Weights,
     phrases: _Phrases,
+    gram: rank.CandidateGram | None = None,
 ):
     """Yield (start, chunk, signals, profiles, scores, interest phrases) per chunk of
     subscribers: what ``compose`` and ``score_matrix`` share, so memory stays flat as they grow.
@@ -245,7 +246,7 @@ def _scored_chunks(
         profiles = rank.build_profiles_from_signals(
             corpus.model, signals, corpus.matrix, now, weights
         )
-        scores = rank.score(profiles, papers, prior, weights)
+        scores = rank.score(profiles, papers, prior, weights, gram)
         mine = phrases.of(signals)
         if weights.phrase_match:
             scores += rank.phrase_bonus(phrases.matched(mine), weights)
@@ -292,8 +293,10 @@ def compose(
     for sub in subscribers:  # a seed paper is the reader's own: never a candidate
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
     column = {p: i for i, p in enumerate(candidate_ids)}
-    # Cosine between candidates, for MMR: once per run, not per subscriber.
-    similarity = _similarity(matrix) if len(cols) <= MAX_DENSE_SIMILARITY else None
+    # Dot products of stored papers with the candidates, once per run: scores are weighted
+    # sums of their rows, and the candidates' own rows are MMR's cosines.
+    gram = rank.CandidateGram(corpus.matrix, cols) if len(cols) <= MAX_DENSE_SIMILARITY else None
+    similarity = None if gram is None else _Float16Cosines(gram.candidates)
     explainer = _Explainer(corpus, cols)
     phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     # the picks' stored records (authors, links ...), read per chunk in one query each
@@ -301,7 +304,7 @@ def compose(
     issue16 = _FollowAndFilter(store, candidate_ids)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
-        store, corpus, subscribers, matrix, prior, now, weights, phrases
+        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
@@ -369,20 +372,22 @@ def compose(
     return digests
 
 
-# Candidates up to which MMR's cosines are one dense float16 matrix for the run (10,000:
-# 200 MB; 7,000: 98 MB); beyond, each subscriber's pool computes its own (rank.dot_rows,
-# ~2 ms a pool of 30).
+# Candidates up to which the run keeps a dense rank.CandidateGram (float32; 10,000: 400 MB;
+# 7,000: 196 MB, plus a row per voted paper that is not a candidate); beyond, scores are one
+# sparse product per chunk and each subscriber's MMR pool computes its own cosines
+# (rank.dot_rows, ~2 ms a pool of 30).
 MAX_DENSE_SIMILARITY = 10_000
 
 
-def _similarity(matrix: sp.csr_matrix, block: int = 1000) -> np.ndarray:
-    """Cosine between every two candidates in row blocks (no sparse product of the whole
-    square at once), kept as float16: MMR needs two or three digits of a cosine, not seven."""
-    out = np.empty((matrix.shape[0], matrix.shape[0]), dtype=np.float16)
-    right = matrix.T.tocsr()
-    for start in range(0, matrix.shape[0], block):
-        out[start : start + block] = (matrix[start : start + block] @ right).toarray()
-    return out
+class _Float16Cosines:
+    """The candidates' cosines as MMR reads them: float16, so the same picks as when the run
+    kept a float16 matrix (MMR needs two or three digits of a cosine, not seven)."""
+
+    def __init__(self, cosines: np.ndarray):
+        self.cosines = cosines
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.cosines[key].astype(np.float16)
 
 
 def _similar_liked(
