@@ -347,7 +347,7 @@ def compose(
                 rest = [c for c in chosen if c not in followed]
                 chosen = [*followed, *rest][: max(sizes[row], len(followed))]
                 details.update(store.papers(candidate_ids[c] for c in followed))
-            similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
+            similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids, gram)
             profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
             drafts = []  # (col, reasons so far, phrases already named) per pick
             for col, liked in zip(chosen, similar, strict=True):
@@ -407,6 +407,7 @@ def _similar_liked(
     matrix: sp.csr_matrix,
     chosen: list[int],
     candidate_ids: list[str],
+    gram: rank.CandidateGram | None = None,
 ) -> list[str | None]:
     """For each pick, the title of the liked (or seed) paper it resembles, if any: one product
     for the whole digest. A paper is never "similar to" itself."""
@@ -417,7 +418,8 @@ def _similar_liked(
     # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
     liked = signals.liked_titles[: len(liked_rows)]
     same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
-    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
+    sims = None if gram is None else gram.dots(liked_rows, chosen)  # no product per digest
+    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same, sims=sims)
     return [None if b is None else liked[b][1] for b in best]
 
 

@@ -581,6 +581,16 @@ class CandidateGram:
         self.slot.update({r: (b, i) for i, r in enumerate(new)})
         self.blocks.append(out)
 
+    def dots(self, rows: list[int], candidates: list[int]) -> np.ndarray:
+        """(candidates × rows) dot products of the given corpus rows with given candidates."""
+        self._add(np.asarray(rows, dtype=np.int64))
+        out = np.empty((len(candidates), len(rows)), dtype=np.float32)
+        picked = np.asarray(candidates, dtype=np.int64)
+        for j, r in enumerate(rows):
+            b, i = self.slot[int(r)]
+            out[:, j] = self.blocks[b][i, picked]
+        return out
+
     def scores(
         self, coef: sp.csr_matrix, interest_part: sp.csr_matrix | None, block: int = 250
     ) -> np.ndarray:
@@ -966,13 +976,18 @@ def most_similar_liked(
     liked_rows: list[int] | np.ndarray,
     same: np.ndarray | None = None,
     threshold: float = 0.25,
+    sims: np.ndarray | None = None,
 ) -> list[int | None]:
     """For each pick (a row of ``papers``), the position in ``liked_rows`` (rows of ``liked``)
     of the most similar liked paper, if similar enough to mention: one product for a whole
-    digest. ``same[i, j]`` True means pick i *is* liked paper j: never "similar to" itself."""
+    digest. ``same[i, j]`` True means pick i *is* liked paper j: never "similar to" itself.
+    ``sims`` (picks × liked) is given when the caller already has them (a CandidateGram)."""
     if len(liked_rows) == 0 or len(picks) == 0:
         return [None] * len(picks)
-    sims = dot_rows(papers, picks, liked, liked_rows)
+    if sims is None:
+        sims = dot_rows(papers, picks, liked, liked_rows)
+    else:
+        sims = np.array(sims, dtype=np.float64)
     if same is not None:
         sims[same] = -np.inf
     best = np.argmax(sims, axis=1)
