@@ -176,7 +176,10 @@ class _Phrases:
         self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
         self.papers_of: list[set[int]] = []
         self._word_sets: list[tuple[int, ...]] = []  # self.words as Python ints, for closest
-        self._present: dict[int, frozenset[int]] = {}  # candidate -> its word columns
+        # candidate -> its columns that are words of some phrase (kept small: a set of all its
+        # columns for 7,000 candidates would hold ~80 MB)
+        self._present: dict[int, frozenset[int]] = {}
+        self._vocabulary: set[int] = set()
 
     def of(self, signals: list[rank.Signals]) -> list[list[tuple[int, str]]]:
         """Per subscriber, (phrase index, phrase as the reader wrote it) for each interest."""
@@ -197,6 +200,8 @@ class _Phrases:
                 for p in new
             ]
             self._word_sets += [tuple(w.tolist()) for w in self.words[len(self._word_sets) :]]
+            self._vocabulary.update(w for words in self._word_sets for w in words)
+            self._present.clear()  # new words: the kept sets may lack them
             self.hits = sp.vstack([self.hits, block]).tocsr()
             self.papers_of += [set(block.indices[block.indptr[i] : block.indptr[i + 1]].tolist())
                                for i in range(block.shape[0])]  # fmt: skip
@@ -208,7 +213,8 @@ class _Phrases:
         present = self._present.get(col)
         if present is None:  # a set per candidate: np.isin per phrase and pick cost ~70 µs
             row = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
-            present = self._present[col] = frozenset(row.tolist())
+            vocabulary = self._vocabulary
+            present = self._present[col] = frozenset(c for c in row.tolist() if c in vocabulary)
         best, best_share = None, 0.0
         for i, text in mine:
             words = self._word_sets[i]

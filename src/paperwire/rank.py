@@ -599,7 +599,6 @@ class CandidateGram:
         self._add(np.unique(coef.indices))
         where = np.array([self.slot[int(c)] for c in coef.indices], dtype=np.int64).reshape(-1, 2)
         out = np.empty((coef.shape[0], self.right.shape[1]), dtype=np.float32)
-        extra = None if interest_part is None else (interest_part @ self.right).tocsr()
         for start in range(0, coef.shape[0], block):
             stop = min(start + block, coef.shape[0])
             lo, hi = coef.indptr[start], coef.indptr[stop]
@@ -614,8 +613,8 @@ class CandidateGram:
                     shape=(stop - start, rows.shape[0]),
                 )
                 total += part @ rows
-            if extra is not None:
-                total += extra[start:stop].toarray()
+            if interest_part is not None:  # per block: the whole chunk's product is ~100 MB
+                total += (interest_part[start:stop] @ self.right).toarray()
             out[start:stop] = total
         return out
 
