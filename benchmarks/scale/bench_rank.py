@@ -229,10 +229,13 @@ def _cli_store(n: int) -> tuple[Path, Path]:
     return db, config
 
 
-def job_cli(n: int) -> dict:
-    """``paperwire digest --json`` over n subscribers, in a fresh process (wall, peak RSS)."""
+def job_cli(n: int, profile: bool = False) -> dict:
+    """``paperwire digest --json`` over n subscribers, in a fresh process (wall, peak RSS);
+    ``profile`` runs that process under cProfile (slower; its top functions are added)."""
     db, config = _cli_store(n)
-    cmd = [sys.executable, "-m", "paperwire", "--config", str(config), "--db", str(db)]
+    stats = db.parent / "digest.prof"
+    under = ["-m", "cProfile", "-o", str(stats)] if profile else []
+    cmd = [sys.executable, *under, "-m", "paperwire", "--config", str(config), "--db", str(db)]
     out = db.parent / "digest.json"
     load = os.getloadavg()[0]
     start = time.perf_counter()
@@ -244,6 +247,7 @@ def job_cli(n: int) -> dict:
         raise RuntimeError(f"paperwire digest failed ({status})")
     digests = json.loads(out.read_text())
     picks = [p for picks in digests.values() for p in picks]
+    summary = {"profile": _summary(pstats.Stats(str(stats)), 20)} if profile else {}
     return {
         "job": "paperwire-digest-cli",
         "subscribers": n,
@@ -259,6 +263,7 @@ def job_cli(n: int) -> dict:
         "picks_with_a_liked_reason": sum(
             any(r.startswith("similar to") for r in p["reasons"]) for p in picks
         ),
+        **summary,
     }
 
 
@@ -313,10 +318,10 @@ def job_svm(n: int) -> dict:
     }
 
 
-def _summary(prof: cProfile.Profile, n: int = 12) -> list[str]:
+def _summary(prof: cProfile.Profile | pstats.Stats, n: int = 12) -> list[str]:
     """The top functions by own time, one line each."""
     stream = io.StringIO()
-    stats = pstats.Stats(prof, stream=stream)
+    stats = prof if isinstance(prof, pstats.Stats) else pstats.Stats(prof, stream=stream)
     rows = []
     for (file, line, name), (_cc, nc, tt, ct, _) in stats.stats.items():
         rows.append((tt, ct, nc, f"{Path(file).name}:{line}({name})"))
@@ -348,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         _common.emit(job_svm(args.subscribers or 200))
         return 0
     if args.job == "cli":
-        print(json.dumps(job_cli(args.subscribers or 2000)), flush=True)
+        print(json.dumps(job_cli(args.subscribers or 2000, args.profile)), flush=True)
         return 0
 
     if args.quick:

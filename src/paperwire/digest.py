@@ -175,6 +175,11 @@ class _Phrases:
         self.blocks: list[sp.csr_matrix] = []
         self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
         self.papers_of: list[set[int]] = []
+        self._word_sets: list[tuple[int, ...]] = []  # self.words as Python ints, for closest
+        # candidate -> its columns that are words of some phrase (kept small: a set of all its
+        # columns for 7,000 candidates would hold ~80 MB)
+        self._present: dict[int, frozenset[int]] = {}
+        self._vocabulary: set[int] = set()
 
     def of(self, signals: list[rank.Signals]) -> list[list[tuple[int, str]]]:
         """Per subscriber, (phrase index, phrase as the reader wrote it) for each interest."""
@@ -194,6 +199,9 @@ class _Phrases:
                 np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
                 for p in new
             ]
+            self._word_sets += [tuple(w.tolist()) for w in self.words[len(self._word_sets) :]]
+            self._vocabulary.update(w for words in self._word_sets for w in words)
+            self._present.clear()  # new words: the kept sets may lack them
             self.hits = sp.vstack([self.hits, block]).tocsr()
             self.papers_of += [set(block.indices[block.indptr[i] : block.indptr[i + 1]].tolist())
                                for i in range(block.shape[0])]  # fmt: skip
@@ -202,11 +210,15 @@ class _Phrases:
     def closest(self, mine: list[tuple[int, str]], col: int) -> str | None:
         """The phrase of which the paper has most words (at least two, at least 60 %), if
         none is there whole: "close to your interest ..." says more than "new in your feeds"."""
-        present = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
+        present = self._present.get(col)
+        if present is None:  # a set per candidate: np.isin per phrase and pick cost ~70 µs
+            row = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
+            vocabulary = self._vocabulary
+            present = self._present[col] = frozenset(c for c in row.tolist() if c in vocabulary)
         best, best_share = None, 0.0
         for i, text in mine:
-            words = self.words[i]
-            found = int(np.isin(words, present, assume_unique=True).sum())
+            words = self._word_sets[i]
+            found = sum(1 for w in words if w in present)
             share = found / len(words) if len(words) else 0.0
             if found >= 2 and share >= 0.6 and share > best_share:
                 best, best_share = text, share
@@ -232,6 +244,7 @@ def _scored_chunks(
     now: dt.datetime,
     weights: rank.Weights,
     phrases: _Phrases,
+    gram: rank.CandidateGram | None = None,
 ):
     """Yield (start, chunk, signals, profiles, scores, interest phrases) per chunk of
     subscribers: what ``compose`` and ``score_matrix`` share, so memory stays flat as they grow.
@@ -245,7 +258,7 @@ def _scored_chunks(
         profiles = rank.build_profiles_from_signals(
             corpus.model, signals, corpus.matrix, now, weights
         )
-        scores = rank.score(profiles, papers, prior, weights)
+        scores = rank.score(profiles, papers, prior, weights, gram)
         mine = phrases.of(signals)
         if weights.phrase_match:
             scores += rank.phrase_bonus(phrases.matched(mine), weights)
@@ -292,8 +305,10 @@ def compose(
     for sub in subscribers:  # a seed paper is the reader's own: never a candidate
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
     column = {p: i for i, p in enumerate(candidate_ids)}
-    # Cosine between candidates, for MMR: once per run, not per subscriber.
-    similarity = _similarity(matrix) if len(cols) <= MAX_DENSE_SIMILARITY else None
+    # Dot products of stored papers with the candidates, once per run: scores are weighted
+    # sums of their rows, and the candidates' own rows are MMR's cosines.
+    gram = rank.CandidateGram(corpus.matrix, cols) if len(cols) <= MAX_DENSE_SIMILARITY else None
+    similarity = None if gram is None else _Float16Cosines(gram.candidates)
     explainer = _Explainer(corpus, cols)
     phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     # the picks' stored records (authors, links ...), read per chunk in one query each
@@ -301,7 +316,7 @@ def compose(
     issue16 = _FollowAndFilter(store, candidate_ids)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
-        store, corpus, subscribers, matrix, prior, now, weights, phrases
+        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
@@ -338,10 +353,10 @@ def compose(
                 rest = [c for c in chosen if c not in followed]
                 chosen = [*followed, *rest][: max(sizes[row], len(followed))]
                 details.update(store.papers(candidate_ids[c] for c in followed))
-            similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
+            similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids, gram)
             profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
+            drafts = []  # (col, reasons so far, phrases already named) per pick
             for col, liked in zip(chosen, similar, strict=True):
-                paper = details[candidate_ids[col]]
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
                 reasons = [f"matches your interest “{text}”" for text in matched[:2]]
                 close = None if matched else phrases.closest(mine[row], col)
@@ -349,8 +364,13 @@ def compose(
                     reasons.append(f"close to your interest “{close}”")
                 if liked is not None:
                     reasons.append(f"similar to “{liked}”")
-                named = matched + ([close] if close else [])
-                for phrase in explainer.phrases(profile, col, 3 - len(reasons), named):
+                drafts.append((col, reasons, matched + ([close] if close else [])))
+            # the profile's values at the key phrases of every pick that still has room for
+            # one, in one lookup (one per pick cost ~50 µs each)
+            values = explainer.values(profile, [col for col, r, _ in drafts if len(r) < 3])
+            for col, reasons, named in drafts:
+                paper = details[candidate_ids[col]]
+                for phrase in explainer.phrases(values, col, 3 - len(reasons), named):
                     reasons.append(f"about “{phrase}”")
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
@@ -369,20 +389,22 @@ def compose(
     return digests
 
 
-# Candidates up to which MMR's cosines are one dense float16 matrix for the run (10,000:
-# 200 MB; 7,000: 98 MB); beyond, each subscriber's pool computes its own (rank.dot_rows,
-# ~2 ms a pool of 30).
+# Candidates up to which the run keeps a dense rank.CandidateGram (float32; 10,000: 400 MB;
+# 7,000: 196 MB, plus a row per voted paper that is not a candidate); beyond, scores are one
+# sparse product per chunk and each subscriber's MMR pool computes its own cosines
+# (rank.dot_rows, ~2 ms a pool of 30).
 MAX_DENSE_SIMILARITY = 10_000
 
 
-def _similarity(matrix: sp.csr_matrix, block: int = 1000) -> np.ndarray:
-    """Cosine between every two candidates in row blocks (no sparse product of the whole
-    square at once), kept as float16: MMR needs two or three digits of a cosine, not seven."""
-    out = np.empty((matrix.shape[0], matrix.shape[0]), dtype=np.float16)
-    right = matrix.T.tocsr()
-    for start in range(0, matrix.shape[0], block):
-        out[start : start + block] = (matrix[start : start + block] @ right).toarray()
-    return out
+class _Float16Cosines:
+    """The candidates' cosines as MMR reads them: float16, so the same picks as when the run
+    kept a float16 matrix (MMR needs two or three digits of a cosine, not seven)."""
+
+    def __init__(self, cosines: np.ndarray):
+        self.cosines = cosines
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.cosines[key].astype(np.float16)
 
 
 def _similar_liked(
@@ -391,6 +413,7 @@ def _similar_liked(
     matrix: sp.csr_matrix,
     chosen: list[int],
     candidate_ids: list[str],
+    gram: rank.CandidateGram | None = None,
 ) -> list[str | None]:
     """For each pick, the title of the liked (or seed) paper it resembles, if any: one product
     for the whole digest. A paper is never "similar to" itself."""
@@ -401,7 +424,8 @@ def _similar_liked(
     # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
     liked = signals.liked_titles[: len(liked_rows)]
     same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
-    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
+    sims = None if gram is None else gram.dots(liked_rows, chosen)  # no product per digest
+    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same, sims=sims)
     return [None if b is None else liked[b][1] for b in best]
 
 
@@ -451,10 +475,7 @@ class _Explainer:
         self.cols = cols
         self._cache: dict[int, tuple[rank.KeyPhrases, np.ndarray]] = {}
 
-    def phrases(self, profile: sp.csr_matrix, col: int, n: int, skip: list[str] = ()) -> list[str]:
-        """Up to ``n`` key phrases of candidate ``col`` that this profile weighs most."""
-        if n <= 0:
-            return []
+    def _found(self, col: int) -> tuple[rank.KeyPhrases, np.ndarray]:
         if col not in self._cache:
             row = self.corpus.rows[self.cols[col]]
             found = rank.key_phrases(
@@ -462,9 +483,31 @@ class _Explainer:
             )
             paper = _values_at(self.corpus.matrix[self.cols[col]], found.columns)
             self._cache[col] = (found, paper)
-        found, paper = self._cache[col]
-        contributions = _values_at(profile, found.columns) * paper
-        return rank.best_key_phrases(found, contributions, n, tuple(skip))
+        return self._cache[col]
+
+    def values(self, profile: sp.csr_matrix, cols: list[int]) -> dict[int, np.ndarray]:
+        """Per candidate ``col``, the profile's weight times the paper's at each column of its
+        key phrases, for one subscriber's picks in one lookup."""
+        found = [self._found(col) for col in cols]
+        if not found:
+            return {}
+        columns = np.concatenate([f.columns for f, _ in found])
+        looked_up = _values_at(profile, columns)
+        bounds = np.cumsum([len(f.columns) for f, _ in found])[:-1]
+        return {
+            col: part * paper
+            for col, part, (_, paper) in zip(cols, np.split(looked_up, bounds), found, strict=True)
+        }
+
+    def phrases(
+        self, values: dict[int, np.ndarray], col: int, n: int, skip: list[str] = ()
+    ) -> list[str]:
+        """Up to ``n`` key phrases of candidate ``col`` that this profile weighs most
+        (``values`` from :meth:`values`)."""
+        if n <= 0:
+            return []
+        found, _ = self._found(col)
+        return rank.best_key_phrases(found, values[col], n, tuple(skip))
 
 
 def _keywords(row: dict[str, Any]) -> list[str]:

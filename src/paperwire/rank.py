@@ -131,6 +131,10 @@ class Profiles:
     matrix: sp.csr_matrix
     offset: np.ndarray
     used_classifier: np.ndarray  # per subscriber, whether the classifier row is in use
+    # Rocchio rows as what they are made of, when no classifier row is in use: ``matrix`` ==
+    # ``mix[0] @ corpus + mix[1]`` (coefficients over corpus rows, the weighted interests
+    # vectors), up to float rounding. :class:`CandidateGram` scores them without the big product.
+    mix: tuple[sp.csr_matrix, sp.csr_matrix | None] | None = None
 
 
 class TextModel:
@@ -400,24 +404,31 @@ def build_profiles_from_signals(
 
     if not all(s.seed_rows is not None and s.vote_rows is not None for s in signals):
         return build_profiles([labels_of(i) for i in range(len(signals))], corpus, weights)
-    rocchio = _rocchio_from_rows(signals, corpus, batch, now, weights)
+    coef, interest_part = _rocchio_parts(signals, corpus, batch, now, weights)
+    mixed = coef @ corpus
+    if interest_part is not None:
+        mixed = mixed + interest_part
+    mixed = mixed.tocsr()
+    norms = np.sqrt(np.asarray(mixed.multiply(mixed).sum(axis=1), dtype=np.float64).ravel())
+    rocchio = normalize(mixed)
+    parts = (coef, interest_part, norms)
     positives = np.array(
         [len(s.seed_rows) + sum(1 for _, vote, _ in s.votes if vote > 0) for s in signals],
         dtype=np.int64,
     )
-    return _calibrated(rocchio, positives, labels_of, corpus, weights)
+    return _calibrated(rocchio, positives, labels_of, corpus, weights, parts)
 
 
-def _rocchio_from_rows(
+def _rocchio_parts(
     signals: list[Signals],
     corpus: sp.csr_matrix,
     interests: sp.csr_matrix | None,
     now: dt.datetime,
     weights: Weights,
-) -> sp.csr_matrix:
-    """``rocchio_rows`` for signals whose papers are corpus rows: the same coefficients, as one
-    matrix times the corpus plus one times the batch of interests vectors (no per-subscriber
-    vector stacks)."""
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """``rocchio_rows`` for signals whose papers are corpus rows, before normalising: the same
+    coefficients, as (a matrix to multiply the corpus by, the weighted interests vectors),
+    with no per-subscriber vector stacks."""
     i_rows: list[int] = []
     i_vals: list[float] = []
     rows: list[int] = []
@@ -439,15 +450,14 @@ def _rocchio_from_rows(
     corpus_coef = sp.csr_matrix(
         (np.array(vals, dtype=np.float32), (rows, cols)), shape=(len(signals), corpus.shape[0])
     )
-    mixed = corpus_coef @ corpus
-    if interests is not None and i_rows:
-        # the k-th interests vector in the batch belongs to the k-th subscriber that has one
-        interest_coef = sp.csr_matrix(
-            (np.array(i_vals, dtype=np.float32), (i_rows, range(len(i_rows)))),
-            shape=(len(signals), interests.shape[0]),
-        )
-        mixed = mixed + interest_coef @ interests
-    return normalize(mixed.tocsr())
+    if interests is None or not i_rows:
+        return corpus_coef, None
+    # the k-th interests vector in the batch belongs to the k-th subscriber that has one
+    interest_coef = sp.csr_matrix(
+        (np.array(i_vals, dtype=np.float32), (i_rows, range(len(i_rows)))),
+        shape=(len(signals), interests.shape[0]),
+    )
+    return corpus_coef, (interest_coef @ interests).tocsr()
 
 
 def _calibrated(
@@ -456,12 +466,15 @@ def _calibrated(
     labels_of,
     corpus: sp.csr_matrix,
     weights: Weights,
+    parts: tuple | None = None,
 ) -> Profiles:
     """Standardise the Rocchio rows, swap in classifier rows where there are enough likes
-    (and the run's classifier budget allows), and compute each row's corpus-average score."""
+    (and the run's classifier budget allows), and compute each row's corpus-average score.
+
+    ``parts`` (from :func:`_rocchio_parts`) are kept, scaled like the rows, as ``mix``."""
     n_features = corpus.shape[1]
     sample = _calibration_sample(corpus)
-    matrix = _standardised_rows(rocchio, sample)
+    matrix, scale = _standardised_rows(rocchio, sample, with_scale=True)
     used = np.zeros(rocchio.shape[0], dtype=bool)
     wants = np.flatnonzero(
         (positives >= weights.classifier_min_likes) & (positives < corpus.shape[0])
@@ -479,7 +492,23 @@ def _calibrated(
         return Profiles(sp.csr_matrix((0, n_features), dtype=np.float32), np.zeros(0), used)
     centre = np.asarray(sample.mean(axis=0)).ravel() if sample.shape[0] else np.zeros(n_features)
     offset = np.asarray(matrix @ centre, dtype=np.float32).ravel()
-    return Profiles(matrix, offset, used)
+    mix = None
+    if parts is not None and not used.any():
+        mix = _scaled_parts(parts, scale)
+    return Profiles(matrix, offset, used, mix)
+
+
+def _scaled_parts(parts: tuple, scale: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """The Rocchio parts times what turned them into profile rows: 1 / the row's norm (as
+    ``normalize``) times its standardising scale."""
+    coef, interest_part, norms = parts
+    factor = sp.diags(scale / np.where(norms > 0, norms, 1.0))
+    # float32 like the profile rows (and like CandidateGram's rows: a mixed product would
+    # copy them to float64)
+    coef = (factor @ coef.astype(np.float64)).tocsr().astype(np.float32)
+    if interest_part is not None:
+        interest_part = (factor @ interest_part.astype(np.float64)).tocsr().astype(np.float32)
+    return coef, interest_part
 
 
 def popularity_prior(upvotes: list[int | None] | np.ndarray) -> np.ndarray:
@@ -501,17 +530,93 @@ def score(
     papers: sp.csr_matrix,
     popularity: np.ndarray | None = None,
     weights: Weights = Weights(),
+    gram: CandidateGram | None = None,
 ) -> np.ndarray:
     """Every subscriber against every paper in one sparse product, plus the crowd prior.
+
+    With ``gram`` (built on these ``papers``), Rocchio profiles are scored as what they are:
+    a few stored papers and an interests vector, weighted (``profiles.mix``).
 
     Relevance is in standard deviations above the subscriber's average corpus paper, so the
     same number means the same rarity for every subscriber (what instant alerts need); the
     prior is added only where :func:`crowd_lift` allows.
     """
-    relevance = (profiles.matrix @ papers.T).toarray() - profiles.offset[:, None]
+    if gram is not None and profiles.mix is not None:
+        relevance = gram.scores(*profiles.mix) - profiles.offset[:, None]
+    else:
+        relevance = (profiles.matrix @ papers.T).toarray() - profiles.offset[:, None]
     if popularity is None or not weights.popularity:
         return relevance
     return relevance + crowd_lift(relevance, popularity, weights)
+
+
+class CandidateGram:
+    """Dot products of corpus rows with one run's candidate papers, each row computed once.
+
+    A Rocchio profile is a weighted sum of a few corpus rows (seeds, votes) and an interests
+    vector, so its scores are the same weighted sum of those rows' dot products with the
+    candidates. The profile × candidates sparse product (~1,200 terms a profile, each meeting
+    every candidate that has it) was the costliest step per subscriber; here a subscriber costs
+    ~7 dense rows and one small interests product. The candidates' own rows come first: they
+    are also MMR's cosines (:attr:`candidates`)."""
+
+    def __init__(self, corpus: sp.csr_matrix, candidate_rows: np.ndarray, block: int = 1000):
+        self.corpus = corpus
+        self.block = block
+        self.right = corpus[candidate_rows].T.tocsr()
+        self.slot: dict[int, tuple[int, int]] = {}  # corpus row -> (block, row in it)
+        self.blocks: list[np.ndarray] = []
+        self._add(np.asarray(candidate_rows))
+        self.candidates = self.blocks[0] if self.blocks else np.zeros((0, 0), np.float32)
+
+    def _add(self, rows: np.ndarray) -> None:
+        new = [int(r) for r in dict.fromkeys(rows.tolist()) if int(r) not in self.slot]
+        if not new:
+            return
+        out = np.empty((len(new), self.right.shape[1]), dtype=np.float32)
+        for start in range(0, len(new), self.block):
+            part = new[start : start + self.block]
+            out[start : start + len(part)] = (self.corpus[part] @ self.right).toarray()
+        b = len(self.blocks)
+        self.slot.update({r: (b, i) for i, r in enumerate(new)})
+        self.blocks.append(out)
+
+    def dots(self, rows: list[int], candidates: list[int]) -> np.ndarray:
+        """(candidates × rows) dot products of the given corpus rows with given candidates."""
+        self._add(np.asarray(rows, dtype=np.int64))
+        out = np.empty((len(candidates), len(rows)), dtype=np.float32)
+        picked = np.asarray(candidates, dtype=np.int64)
+        for j, r in enumerate(rows):
+            b, i = self.slot[int(r)]
+            out[:, j] = self.blocks[b][i, picked]
+        return out
+
+    def scores(
+        self, coef: sp.csr_matrix, interest_part: sp.csr_matrix | None, block: int = 250
+    ) -> np.ndarray:
+        """(rows × candidates) scores of ``coef @ corpus + interest_part``, as float32."""
+        coef = coef.tocsr()
+        self._add(np.unique(coef.indices))
+        where = np.array([self.slot[int(c)] for c in coef.indices], dtype=np.int64).reshape(-1, 2)
+        out = np.empty((coef.shape[0], self.right.shape[1]), dtype=np.float32)
+        for start in range(0, coef.shape[0], block):
+            stop = min(start + block, coef.shape[0])
+            lo, hi = coef.indptr[start], coef.indptr[stop]
+            total = np.zeros((stop - start, self.right.shape[1]))
+            for b, rows in enumerate(self.blocks):
+                mine = np.flatnonzero(where[lo:hi, 0] == b)
+                if not len(mine):
+                    continue
+                owner = np.searchsorted(coef.indptr[start : stop + 1], lo + mine, side="right") - 1
+                part = sp.csr_matrix(
+                    (coef.data[lo + mine], (owner, where[lo + mine, 1])),
+                    shape=(stop - start, rows.shape[0]),
+                )
+                total += part @ rows
+            if interest_part is not None:  # per block: the whole chunk's product is ~100 MB
+                total += (interest_part[start:stop] @ self.right).toarray()
+            out[start:stop] = total
+        return out
 
 
 def crowd_lift(relevance: np.ndarray, popularity: np.ndarray, weights: Weights) -> np.ndarray:
@@ -647,13 +752,17 @@ def _calibration_sample(corpus: sp.csr_matrix) -> sp.csr_matrix:
     return corpus[np.sort(rows)]
 
 
-def _standardised_rows(rows: sp.csr_matrix, sample: sp.csr_matrix) -> sp.csr_matrix:
-    """Every row divided by the spread of its scores over the sample, in one product."""
+def _standardised_rows(rows: sp.csr_matrix, sample: sp.csr_matrix, with_scale: bool = False):
+    """Every row divided by the spread of its scores over the sample, in one product (and,
+    ``with_scale``, the factors)."""
     if rows.shape[0] == 0 or sample.shape[0] < 2:
-        return rows.tocsr()
+        scale = np.ones(rows.shape[0], dtype=np.float32)
+        return (rows.tocsr(), scale) if with_scale else rows.tocsr()
     spread = np.asarray((sample @ rows.T).toarray().std(axis=0), dtype=np.float64)
     scale = np.where((spread > 0) & np.isfinite(spread), 1 / np.where(spread > 0, spread, 1), 1)
-    return (sp.diags(scale.astype(np.float32)) @ rows).tocsr()
+    scale = scale.astype(np.float32)
+    out = (sp.diags(scale) @ rows).tocsr()
+    return (out, scale) if with_scale else out
 
 
 # -- interest phrases and the phrases a reason may name ------------------------------------------
@@ -866,13 +975,18 @@ def most_similar_liked(
     liked_rows: list[int] | np.ndarray,
     same: np.ndarray | None = None,
     threshold: float = 0.25,
+    sims: np.ndarray | None = None,
 ) -> list[int | None]:
     """For each pick (a row of ``papers``), the position in ``liked_rows`` (rows of ``liked``)
     of the most similar liked paper, if similar enough to mention: one product for a whole
-    digest. ``same[i, j]`` True means pick i *is* liked paper j: never "similar to" itself."""
+    digest. ``same[i, j]`` True means pick i *is* liked paper j: never "similar to" itself.
+    ``sims`` (picks × liked) is given when the caller already has them (a CandidateGram)."""
     if len(liked_rows) == 0 or len(picks) == 0:
         return [None] * len(picks)
-    sims = dot_rows(papers, picks, liked, liked_rows)
+    if sims is None:
+        sims = dot_rows(papers, picks, liked, liked_rows)
+    else:
+        sims = np.array(sims, dtype=np.float64)
     if same is not None:
         sims[same] = -np.inf
     best = np.argmax(sims, axis=1)
