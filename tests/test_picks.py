@@ -293,3 +293,38 @@ def test_a_hash_collision_alone_is_never_a_reason():
     contributions = dense[found.columns] * vector[found.columns]
     assert contributions.max() > 0  # the shared column raises the score ...
     assert rank.best_key_phrases(found, contributions) == []  # ... but names nothing
+
+
+# -- the once-per-run candidate Gram scores exactly what the sparse product scores -----------
+
+
+def test_the_candidate_gram_path_picks_what_the_sparse_product_picks(
+    feeds_store, make_config, monkeypatch
+):
+    # readers with interests only, interests + seeds, and 👍/👎 (Rocchio: under 3 positives)
+    config = make_config(
+        "subscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n"
+        "    interests: 'speculative decoding, KV cache; LLM inference throughput'\n"
+        f"  - id: bob\n    email: bob@example.org\n    interests: 'graph neural networks'\n"
+        f"    seed_papers: ['{KV_PAPER}']\n"
+        "  - id: cy\n    email: cy@example.org\n    interests: 'retrieval augmented generation'\n"
+    )
+    ids = sorted(feeds_store.papers_since(NOW - 10 * DAY))
+    feeds_store.record_votes([("cy", ids[0], 1), ("cy", ids[1], -1)], via="import")
+    since = NOW - 3 * DAY
+
+    def digests():
+        return digest.compose(feeds_store, config, now=NOW, since=since, limit=10)
+
+    with_gram = digests()
+    monkeypatch.setattr(digest, "MAX_DENSE_SIMILARITY", 0)  # no Gram: one product per chunk
+    without = digests()
+    for sub in ("ada", "bob", "cy"):
+        got, expected = with_gram[sub].picks, without[sub].picks
+        assert [p.paper_id for p in got] == [p.paper_id for p in expected], sub
+        assert [p.reasons for p in got] == [p.reasons for p in expected], sub
+        np.testing.assert_allclose(
+            [p.score for p in got], [p.score for p in expected], rtol=0, atol=1e-4
+        )
+        assert len(got) == 10
