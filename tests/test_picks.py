@@ -30,7 +30,8 @@ def rss(name: str) -> list[Paper]:
 
 
 def hf() -> list[Paper]:
-    data = json.loads((FIXTURES / "hf_daily_papers_2026-06-12.json").read_text())
+    # the first 10 papers of a real Daily Papers response
+    data = json.loads((FIXTURES / "hf_daily_papers_2026-06-12_sotawhat.json").read_text())[:10]
     return hf_daily.parse(data, source="hf-daily")
 
 
