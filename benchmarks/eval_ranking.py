@@ -204,9 +204,9 @@ FRONTPAGE_INTERESTS = (
 )
 
 
-def frontpage_auc(weights: rank.Weights) -> dict[str, float]:
-    """AUC of liked vs disliked papers for the interests text, then with half the papers voted."""
-    root = DATA / "arxiv-frontpage"
+def frontpage_items(root: Path | None = None) -> list[dict]:
+    """arxiv-frontpage's labelled papers, each once, with its summed topic weight (0 dropped)."""
+    root = root or DATA / "arxiv-frontpage"
     tags = json.loads((root / "tags.json").read_text())
     papers: dict[str, dict] = {}
     for path in sorted((root / "train").glob("*.jsonl")):
@@ -214,7 +214,13 @@ def frontpage_auc(weights: rank.Weights) -> dict[str, float]:
             rec = json.loads(line)
             entry = papers.setdefault(rec["title"], {**rec, "weight": 0.0})
             entry["weight"] += tags[path.stem]
-    items = [p for p in papers.values() if p["weight"] != 0]
+    return [p for p in papers.values() if p["weight"] != 0]
+
+
+def frontpage_auc(weights: rank.Weights) -> dict[str, float]:
+    """AUC of liked vs disliked papers for the interests text, then with half the papers voted."""
+    root = DATA / "arxiv-frontpage"
+    items = frontpage_items(root)
     texts = [paper_text(p["title"], p["abstract"]) for p in items]
     liked = np.array([p["weight"] > 0 for p in items])
     strong = np.array([abs(p["weight"]) >= 1 for p in items])

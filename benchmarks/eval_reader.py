@@ -199,17 +199,10 @@ def evaluate(store: Store, config, papers: list[Paper], own, liked, show: int) -
 def frontpage_auc(tmp: Path) -> dict:
     """AUC of liked vs disliked labelled papers through ``digest.score_matrix``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_ranking import FRONTPAGE_INTERESTS
+    from eval_ranking import FRONTPAGE_INTERESTS, frontpage_items
 
     root = DATA / "arxiv-frontpage"
-    tags = json.loads((root / "tags.json").read_text())
-    labelled: dict[str, dict] = {}
-    for path in sorted((root / "train").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
-            entry = labelled.setdefault(rec["title"], {**rec, "weight": 0.0})
-            entry["weight"] += tags[path.stem]
-    items = [p for p in labelled.values() if p["weight"] != 0]
+    items = frontpage_items(root)
     keys = ["fp-" + hashlib.sha1(p["title"].encode()).hexdigest()[:10] for p in items]
     papers = [Paper(k, p["title"], p["abstract"], source="frontpage") for k, p in zip(keys, items, strict=True)]  # fmt: skip
     for line in (root / "downloads_2025-04-11.jsonl").open():

@@ -49,14 +49,7 @@ NOW = dt.datetime(2025, 4, 30, tzinfo=dt.UTC)
 def frontpage_data() -> tuple[list[dict], list[dict]]:
     """The labelled papers exactly as eval_ranking.frontpage_auc builds them, and the RSS day."""
     root = DATA / "arxiv-frontpage"
-    tags = json.loads((root / "tags.json").read_text())
-    papers: dict[str, dict] = {}
-    for path in sorted((root / "train").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
-            entry = papers.setdefault(rec["title"], {**rec, "weight": 0.0})
-            entry["weight"] += tags[path.stem]
-    items = [p for p in papers.values() if p["weight"] != 0]
+    items = er.frontpage_items(root)
     downloads = [
         json.loads(line) for line in (root / "downloads_2025-04-11.jsonl").read_text().splitlines()
     ]
