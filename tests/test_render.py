@@ -78,9 +78,10 @@ def test_plain_abstract_is_the_template_filters_computed_once():
     assert render.plain_abstract(long).count("\n   ") >= 5  # wrapped and indented
 
 
-def _digest_text(paper: dict) -> str:
+def _one_pick_context(paper: dict) -> dict:
+    """A digest of one pick (SPIRe) for Ada, of papers received since 2026-11-16."""
     pick = Pick("2504.06419", "SPIRe", "https://arxiv.org/abs/2504.06419", 1.0, ["new"], paper)
-    ctx = render.context(
+    return render.context(
         subscriber_name="Ada",
         picks=[pick],
         links=Links("http://x", Signer("k"), "ada"),
@@ -88,6 +89,10 @@ def _digest_text(paper: dict) -> str:
         period="2026-11-23",
         since=dt.datetime(2026, 11, 16, tzinfo=dt.UTC),
     )
+
+
+def _digest_text(paper: dict) -> str:
+    ctx = _one_pick_context(paper)
     return render.render_email(ctx, "Subject").text
 
 
@@ -118,15 +123,7 @@ def test_plain_text_part_says_what_the_picks_came_from_and_leaves_no_blank_looki
 
 
 def test_html_part_says_what_the_picks_came_from():
-    pick = Pick("2504.06419", "SPIRe", "https://arxiv.org/abs/2504.06419", 1.0, ["new"], {})
-    ctx = render.context(
-        subscriber_name="Ada",
-        picks=[pick],
-        links=Links("http://x", Signer("k"), "ada"),
-        kind="digest",
-        period="2026-11-23",
-        since=dt.datetime(2026, 11, 16, tzinfo=dt.UTC),
-    )
+    ctx = _one_pick_context({})
     lede = re.search(r'<p class="lede"[^>]*>(.*?)</p>', render.render_email(ctx, "S").html)
     assert lede is not None
     assert lede.group(1) == (
