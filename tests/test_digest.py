@@ -150,3 +150,57 @@ def test_score_matrix_matches_compose(stocked, config):
             col = paper_ids.index(pick.paper_id)
             assert matrix[row, col] == pytest.approx(pick.score, rel=1e-5)
     assert paper_ids[int(np.nanargmax(matrix[0]))] in {"2611.00001", "2611.00002"}
+
+
+def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(stocked, config, monkeypatch):
+    stocked.record_vote("bob", "2611.00004", 1, via="test", now=NOW - dt.timedelta(hours=1))
+    whole = digest.compose(stocked, config, now=NOW)  # one chunk of three subscribers
+    monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 2)
+    chunks = []  # the subscribers whose signals were read, per chunk, as they were read
+    real = digest.subscriber_signals
+
+    def spy(store, subscribers, *args):
+        chunks.append([s.id for s in subscribers])
+        return real(store, subscribers, *args)
+
+    monkeypatch.setattr(digest, "subscriber_signals", spy)
+    composed = digest.iter_compose(stocked, config, now=NOW)
+    first = next(composed)
+    assert chunks == [["ada", "bob"]]  # the second chunk is not ranked before it is asked for
+    rest = list(composed)
+    assert chunks == [["ada", "bob"], ["cy"]]
+    assert [d.subscriber.id for d in [first, *rest]] == ["ada", "bob", "cy"]
+    for d in [first, *rest]:
+        same = whole[d.subscriber.id]
+        assert (d.since, d.candidates) == (same.since, same.candidates)
+        assert [p.as_json() for p in d.picks] == [p.as_json() for p in same.picks]
+    assert rest[0].picks[0].reasons[0].startswith("similar to “")
+
+
+def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(
+    tmp_path, stocked, monkeypatch
+):
+    import json
+
+    from click.testing import CliRunner
+
+    from paperwire import cli
+    from paperwire.config import load_config
+
+    (tmp_path / "subscribers.yaml").write_text(CONFIG)
+    stocked.record_vote("cy", "2611.00001", -1, via="test", now=NOW - dt.timedelta(hours=1))
+    monkeypatch.setattr(cli, "utcnow", lambda: NOW)
+    where = ["--config", str(tmp_path / "subscribers.yaml"), "--db", str(stocked.path)]
+    result = CliRunner().invoke(cli.cli, [*where, "digest", "--json"])
+    assert result.exit_code == 0, result.output
+    expected = digest.compose(stocked, load_config(tmp_path / "subscribers.yaml"), now=NOW)
+    printed = json.loads(result.output)
+    assert list(printed) == ["ada", "bob", "cy"]
+    assert printed == {sid: [p.as_json() for p in d.picks] for sid, d in expected.items()}
+    lines = result.output.splitlines()
+    assert (lines[0], lines[-1]) == ("{", "}")
+    assert [json.loads("{" + line.rstrip(",") + "}") for line in lines[1:-1]] == [
+        {sid: picks} for sid, picks in printed.items()
+    ]
+    one = CliRunner().invoke(cli.cli, [*where, "digest", "--subscriber", "cy", "--json"])
+    assert json.loads(one.output) == printed["cy"]

@@ -229,18 +229,33 @@ def _cli_store(n: int) -> tuple[Path, Path]:
     return db, config
 
 
-def job_cli(n: int, profile: bool = False) -> dict:
+def job_cli(n: int, profile: bool = False, src: Path | None = None, at: str | None = None) -> dict:
     """``paperwire digest --json`` over n subscribers, in a fresh process (wall, peak RSS);
-    ``profile`` runs that process under cProfile (slower; its top functions are added)."""
+    ``profile`` runs that process under cProfile (slower; its top functions are added).
+
+    ``src`` runs another checkout's ``src`` folder (e.g. main's, extracted with git archive);
+    ``at`` (ISO 8601) fixes the clock the command reads, so that two versions' outputs can be
+    compared pick by pick (``--compare``): vote decay moves scores between runs minutes apart.
+    The output is kept as digest.json (digest-AT.json with ``at``) beside the store."""
     db, config = _cli_store(n)
     stats = db.parent / "digest.prof"
     under = ["-m", "cProfile", "-o", str(stats)] if profile else []
-    cmd = [sys.executable, *under, "-m", "paperwire", "--config", str(config), "--db", str(db)]
-    out = db.parent / "digest.json"
+    entry = ["-m", "paperwire"]
+    if at is not None:  # the CLI with its clock fixed (a benchmark-only launcher)
+        dt.datetime.fromisoformat(at)  # a bad value fails here, not in the child
+        entry = ["-c", _FIXED_CLOCK.format(at=at)]
+        if profile:
+            raise SystemExit("--profile and --at do not combine")
+    cmd = [sys.executable, *under, *entry, "--config", str(config), "--db", str(db)]
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src.resolve()), env.get("PYTHONPATH", "")])
+    name = "digest.json" if at is None else f"digest-{at.replace(':', '')}.json"
+    out = db.parent / name
     load = os.getloadavg()[0]
     start = time.perf_counter()
     with out.open("w") as sink:
-        proc = subprocess.Popen([*cmd, "digest", "--json"], stdout=sink)
+        proc = subprocess.Popen([*cmd, "digest", "--json"], stdout=sink, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status):
@@ -250,6 +265,8 @@ def job_cli(n: int, profile: bool = False) -> dict:
     summary = {"profile": _summary(pstats.Stats(str(stats)), 20)} if profile else {}
     return {
         "job": "paperwire-digest-cli",
+        "paperwire": _paperwire_file(env),
+        "output": str(out),
         "subscribers": n,
         "candidate_papers": CLI_PAPERS,
         "wall_s": round(wall, 2),
@@ -264,6 +281,42 @@ def job_cli(n: int, profile: bool = False) -> dict:
             any(r.startswith("similar to") for r in p["reasons"]) for p in picks
         ),
         **summary,
+    }
+
+
+_FIXED_CLOCK = (
+    "import sys, datetime as dt, paperwire.cli as c; "
+    "c.utcnow = lambda: dt.datetime.fromisoformat({at!r}); "
+    "sys.argv[0] = 'paperwire'; c.main()"
+)
+
+
+def _paperwire_file(env: dict) -> str:
+    """Which paperwire the child imported (``--src`` or the installed one)."""
+    code = "import paperwire; print(paperwire.__file__)"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def compare_digests(before: Path, after: Path) -> dict:
+    """Two ``digest --json`` outputs of the same store and clock, pick by pick."""
+    a, b = json.loads(before.read_text()), json.loads(after.read_text())
+    if a.keys() != b.keys():
+        raise SystemExit(f"different subscribers: {len(a.keys() ^ b.keys())} not in both")
+    ids = [s for s in a if [p["paper_id"] for p in a[s]] != [p["paper_id"] for p in b[s]]]
+    reasons = [s for s in a if [p["reasons"] for p in a[s]] != [p["reasons"] for p in b[s]]]
+    fields = [s for s in a if a[s] != b[s]]
+    pairs = [pair for s in a for pair in zip(a[s], b[s], strict=False)]
+    same = [(x, y) for x, y in pairs if x["paper_id"] == y["paper_id"]]
+    return {
+        "subscribers": len(a),
+        "picks": sum(len(v) for v in a.values()),
+        "pick_lists_differing": len(ids),
+        "reason_lists_differing": len(reasons),
+        "digests_differing_in_any_field": len(fields),
+        "max_score_difference": max((abs(x["score"] - y["score"]) for x, y in same), default=0),
+        "first_differing": ids[:5],
     }
 
 
@@ -343,7 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classifier-subscribers", type=int, default=20)
     ap.add_argument("--svm-subscribers", type=int, default=200)
     ap.add_argument("--out", type=Path, default=_common.HERE / "results" / "rank.json")
+    ap.add_argument("--src", type=Path, help="cli job: run this checkout's src folder")
+    ap.add_argument("--at", help="cli job: fix the clock (ISO 8601), for --compare")
+    ap.add_argument(
+        "--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+        help="compare two digest --json outputs pick by pick, and exit",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.compare:
+        print(json.dumps(compare_digests(*args.compare), indent=1))
+        return 0
     if args.job == "paperwire":
         _common.emit(
             job_paperwire(args.subscribers or 1000, args.weights, args.profile, args.background)
@@ -353,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         _common.emit(job_svm(args.subscribers or 200))
         return 0
     if args.job == "cli":
-        print(json.dumps(job_cli(args.subscribers or 2000, args.profile)), flush=True)
+        result = job_cli(args.subscribers or 2000, args.profile, args.src, args.at)
+        print(json.dumps(result), flush=True)
         return 0
 
     if args.quick:
