@@ -379,7 +379,7 @@ def iter_compose(
                 chosen = [*followed, *rest][: max(sizes[row], len(followed))]
                 details.update(store.papers(candidate_ids[c] for c in followed))
             similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids, gram)
-            profile = profiles.matrix[row]  # sliced once per subscriber: ~70 µs a slice
+            profile = _row_of(profiles.matrix, row)  # a scipy slice costs ~70 µs
             drafts = []  # (col, reasons so far, phrases already named) per pick
             for col, liked in zip(chosen, similar, strict=True):
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
@@ -390,13 +390,12 @@ def iter_compose(
                 if liked is not None:
                     reasons.append(f"similar to “{liked}”")
                 drafts.append((col, reasons, matched + ([close] if close else [])))
-            # the profile's values at the key phrases of every pick that still has room for
+            # the key phrases this profile weighs most, for every pick that still has room for
             # one, in one lookup (one per pick cost ~50 µs each)
-            values = explainer.values(profile, [col for col, r, _ in drafts if len(r) < 3])
-            for col, reasons, named in drafts:
+            about = explainer.best(profile, [(col, 3 - len(r), named) for col, r, named in drafts])
+            for (col, reasons, _), extra in zip(drafts, about, strict=True):
                 paper = details[candidate_ids[col]]
-                for phrase in explainer.phrases(values, col, 3 - len(reasons), named):
-                    reasons.append(f"about “{phrase}”")
+                reasons.extend(f"about “{phrase}”" for phrase in extra)
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
                 if col in followed:
@@ -499,41 +498,58 @@ class _Explainer:
     def __init__(self, corpus: _Corpus, cols: np.ndarray):
         self.corpus = corpus
         self.cols = cols
-        self._cache: dict[int, tuple[rank.KeyPhrases, np.ndarray]] = {}
+        # col -> (its key phrases, the paper's values at their columns, and per phrase how
+        # many of its terms must raise the score: see rank.best_key_phrases)
+        self._cache: dict[int, tuple[rank.KeyPhrases, np.ndarray, np.ndarray]] = {}
 
-    def _found(self, col: int) -> tuple[rank.KeyPhrases, np.ndarray]:
+    def _found(self, col: int) -> tuple[rank.KeyPhrases, np.ndarray, np.ndarray]:
         if col not in self._cache:
-            row = self.corpus.rows[self.cols[col]]
-            found = rank.key_phrases(
-                self.corpus.model, self.corpus.texts[self.cols[col]], _keywords(row)
-            )
-            paper = _values_at(self.corpus.matrix[self.cols[col]], found.columns)
-            self._cache[col] = (found, paper)
+            row = self.cols[col]
+            stored = self.corpus.rows[row]
+            found = rank.key_phrases(self.corpus.model, self.corpus.texts[row], _keywords(stored))
+            paper = _values_at(_row_of(self.corpus.matrix, row), found.columns)
+            self._cache[col] = (found, paper, np.minimum(np.diff(found.starts), 2))
         return self._cache[col]
 
-    def values(self, profile: sp.csr_matrix, cols: list[int]) -> dict[int, np.ndarray]:
-        """Per candidate ``col``, the profile's weight times the paper's at each column of its
-        key phrases, for one subscriber's picks in one lookup."""
-        found = [self._found(col) for col in cols]
-        if not found:
-            return {}
-        columns = np.concatenate([f.columns for f, _ in found])
-        looked_up = _values_at(profile, columns)
-        bounds = np.cumsum([len(f.columns) for f, _ in found])[:-1]
-        return {
-            col: part * paper
-            for col, part, (_, paper) in zip(cols, np.split(looked_up, bounds), found, strict=True)
-        }
+    def best(
+        self, profile: tuple[np.ndarray, np.ndarray], wants: list[tuple[int, int, list[str]]]
+    ) -> list[list[str]]:
+        """For each (candidate ``col``, ``n``, phrases already named) of one subscriber's picks,
+        up to ``n`` of its key phrases that this profile (:func:`_row_of`) weighs most: what
+        :func:`rank.best_key_phrases` gives, with the numbers of every pick in one pass."""
+        out: list[list[str]] = [[] for _ in wants]
+        live = []  # (position in wants, its key phrases, n, skip, the paper's values, needed)
+        for i, (col, n, skip) in enumerate(wants):
+            if n > 0:
+                found, paper, needed = self._found(col)
+                if found.texts:
+                    live.append((i, found, n, skip, paper, needed))
+        if not live:
+            return out
+        columns = np.concatenate([found.columns for _, found, *_ in live])
+        # the profile's weight times the paper's at each column of each pick's phrases
+        contributions = _values_at(profile, columns) * np.concatenate([p for *_, p, _ in live])
+        sizes = np.array([len(found.columns) for _, found, *_ in live])
+        bases = np.cumsum(sizes) - sizes
+        starts = np.concatenate(
+            [found.starts[:-1] + b for (_, found, *_), b in zip(live, bases, strict=True)]
+        )
+        totals = np.add.reduceat(contributions, starts)
+        raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
+        needed = np.concatenate([needed for *_, needed in live])
+        totals = np.where(raising >= needed, totals, 0.0).tolist()
+        first = 0
+        for i, found, n, skip, _, _ in live:
+            mine = totals[first : first + len(found.texts)]
+            first += len(found.texts)
+            out[i] = rank.pick_key_phrases(found.texts, mine, n, skip)
+        return out
 
-    def phrases(
-        self, values: dict[int, np.ndarray], col: int, n: int, skip: list[str] = ()
-    ) -> list[str]:
-        """Up to ``n`` key phrases of candidate ``col`` that this profile weighs most
-        (``values`` from :meth:`values`)."""
-        if n <= 0:
-            return []
-        found, _ = self._found(col)
-        return rank.best_key_phrases(found, values[col], n, tuple(skip))
+
+def _row_of(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, values) of one row of a CSR matrix, as views of its arrays."""
+    lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[lo:hi], matrix.data[lo:hi]
 
 
 def _keywords(row: dict[str, Any]) -> list[str]:
@@ -547,16 +563,17 @@ def _keywords(row: dict[str, Any]) -> list[str]:
     return [str(k) for k in value] if isinstance(value, list) else []
 
 
-def _values_at(row: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
-    """The values of a one-row CSR matrix (sorted indices) at the given columns."""
+def _values_at(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarray:
+    """The values of one CSR row (:func:`_row_of`; sorted indices) at the given columns."""
+    indices, data = row
     out = np.zeros(len(columns), dtype=np.float64)
-    if row.nnz == 0 or len(columns) == 0:
+    if indices.size == 0 or len(columns) == 0:
         return out
-    where = np.searchsorted(row.indices, columns)
-    inside = where < row.indices.size
+    where = np.searchsorted(indices, columns)
+    inside = where < indices.size
     hit = inside.copy()
-    hit[inside] = row.indices[where[inside]] == columns[inside]
-    out[hit] = row.data[where[hit]]
+    hit[inside] = indices[where[inside]] == columns[inside]
+    out[hit] = data[where[hit]]
     return out
 
 
