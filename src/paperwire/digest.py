@@ -370,8 +370,8 @@ def iter_compose(
         ]
         wanted = {candidate_ids[c] for chosen in chosen_rows for c in chosen} - details.keys()
         details.update(store.papers(wanted))
+        drafted = []  # per subscriber: (followed, [(col, reasons so far, named) per pick])
         for row, sub in enumerate(chunk):
-            digest = Digest(sub, starts[sub.id], [], int(allowed[row].sum()))
             chosen = chosen_rows[row]
             followed = issue16.followed(sub, allowed[row])  # always in, and said so
             if followed:
@@ -379,7 +379,6 @@ def iter_compose(
                 chosen = [*followed, *rest][: max(sizes[row], len(followed))]
                 details.update(store.papers(candidate_ids[c] for c in followed))
             similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids, gram)
-            profile = _row_of(profiles.matrix, row)  # a scipy slice costs ~70 µs
             drafts = []  # (col, reasons so far, phrases already named) per pick
             for col, liked in zip(chosen, similar, strict=True):
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
@@ -390,12 +389,21 @@ def iter_compose(
                 if liked is not None:
                     reasons.append(f"similar to “{liked}”")
                 drafts.append((col, reasons, matched + ([close] if close else [])))
-            # the key phrases this profile weighs most, for every pick that still has room for
-            # one, in one lookup (one per pick cost ~50 µs each)
-            about = explainer.best(profile, [(col, 3 - len(r), named) for col, r, named in drafts])
-            for (col, reasons, _), extra in zip(drafts, about, strict=True):
+            drafted.append((followed, drafts))
+        # the key phrases each profile weighs most, for every pick that still has room for
+        # one: the whole chunk in one lookup (one per pick cost ~50 µs each)
+        about = iter(
+            explainer.best(
+                profiles.matrix,
+                [(row, col, 3 - len(r), named) for row, (_, drafts) in enumerate(drafted)
+                 for col, r, named in drafts],
+            )
+        )  # fmt: skip
+        for row, (sub, (followed, drafts)) in enumerate(zip(chunk, drafted, strict=True)):
+            digest = Digest(sub, starts[sub.id], [], int(allowed[row].sum()))
+            for col, reasons, _ in drafts:
                 paper = details[candidate_ids[col]]
-                reasons.extend(f"about “{phrase}”" for phrase in extra)
+                reasons.extend(f"about “{phrase}”" for phrase in next(about))
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
                 if col in followed:
@@ -512,28 +520,32 @@ class _Explainer:
         return self._cache[col]
 
     def best(
-        self, profile: tuple[np.ndarray, np.ndarray], wants: list[tuple[int, int, list[str]]]
+        self, profiles: sp.csr_matrix, wants: list[tuple[int, int, int, list[str]]]
     ) -> list[list[str]]:
-        """For each (candidate ``col``, ``n``, phrases already named) of one subscriber's picks,
-        up to ``n`` of its key phrases that this profile (:func:`_row_of`) weighs most: what
-        :func:`rank.best_key_phrases` gives, with the numbers of every pick in one pass."""
+        """For each (profile row, candidate ``col``, ``n``, phrases already named), up to ``n``
+        key phrases of the candidate that this profile weighs most: what
+        :func:`rank.best_key_phrases` gives, with the numbers of a whole chunk of subscribers'
+        picks worked out in one pass. ``profiles`` must have sorted indices."""
         out: list[list[str]] = [[] for _ in wants]
         live = []  # (position in wants, its key phrases, n, skip, the paper's values, needed)
-        for i, (col, n, skip) in enumerate(wants):
+        rows = []
+        for i, (row, col, n, skip) in enumerate(wants):
             if n > 0:
                 found, paper, needed = self._found(col)
                 if found.texts:
                     live.append((i, found, n, skip, paper, needed))
+                    rows.append(row)
         if not live:
             return out
         columns = np.concatenate([found.columns for _, found, *_ in live])
-        # the profile's weight times the paper's at each column of each pick's phrases
-        contributions = _values_at(profile, columns) * np.concatenate([p for *_, p, _ in live])
         sizes = np.array([len(found.columns) for _, found, *_ in live])
-        bases = np.cumsum(sizes) - sizes
-        starts = np.concatenate(
-            [found.starts[:-1] + b for (_, found, *_), b in zip(live, bases, strict=True)]
-        )
+        owners = np.repeat(np.array(rows, dtype=np.int64), sizes)
+        # the profile's weight times the paper's at each column of each pick's phrases
+        weight = _values_of_rows(profiles, owners, columns)
+        contributions = weight * np.concatenate([paper for *_, paper, _ in live])
+        counts = np.array([len(found.texts) for _, found, *_ in live])
+        starts = np.concatenate([found.starts[:-1] for _, found, *_ in live])
+        starts += np.repeat(np.cumsum(sizes) - sizes, counts)
         totals = np.add.reduceat(contributions, starts)
         raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
         needed = np.concatenate([needed for *_, needed in live])
@@ -544,6 +556,24 @@ class _Explainer:
             first += len(found.texts)
             out[i] = rank.pick_key_phrases(found.texts, mine, n, skip)
         return out
+
+
+def _values_of_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows[i], columns[i]]`` for every i, as float64, by one binary search over
+    (row, column) keys (``matrix`` with sorted indices)."""
+    width = np.int64(matrix.shape[1])
+    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    keys = keys * width + matrix.indices
+    wanted = rows.astype(np.int64) * width + columns
+    out = np.zeros(len(wanted), dtype=np.float64)
+    if keys.size == 0 or wanted.size == 0:
+        return out
+    where = np.searchsorted(keys, wanted)
+    inside = where < keys.size
+    hit = inside.copy()
+    hit[inside] = keys[where[inside]] == wanted[inside]
+    out[hit] = matrix.data[where[hit]]
+    return out
 
 
 def _row_of(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
