@@ -246,6 +246,7 @@ def _scored_chunks(
     weights: rank.Weights,
     phrases: _Phrases,
     gram: rank.CandidateGram | None = None,
+    calibration: rank.CandidateGram | None = None,
 ):
     """Yield (start, chunk, signals, profiles, scores, interest phrases) per chunk of
     subscribers: what ``compose`` and ``score_matrix`` share, so memory stays flat as they grow.
@@ -257,7 +258,7 @@ def _scored_chunks(
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
         profiles = rank.build_profiles_from_signals(
-            corpus.model, signals, corpus.matrix, now, weights
+            corpus.model, signals, corpus.matrix, now, weights, calibration
         )
         scores = rank.score(profiles, papers, prior, weights, gram)
         mine = phrases.of(signals)
@@ -335,6 +336,12 @@ def iter_compose(
     # sums of their rows, and the candidates' own rows are MMR's cosines.
     gram = rank.CandidateGram(corpus.matrix, cols) if len(cols) <= MAX_DENSE_SIMILARITY else None
     similarity = None if gram is None else _Float16Cosines(gram.candidates)
+    # and of stored papers with the calibration sample: each profile's score spread
+    calibration = (
+        None
+        if gram is None
+        else rank.CandidateGram(corpus.matrix, rank.calibration_rows(corpus.matrix))
+    )
     explainer = _Explainer(corpus, cols)
     phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     # the picks' stored records (authors, links ...), read per chunk in one query each
@@ -342,7 +349,7 @@ def iter_compose(
     issue16 = _FollowAndFilter(store, candidate_ids)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
-        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram
+        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram, calibration
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
@@ -357,17 +364,14 @@ def iter_compose(
             issue16.filter(sub, allowed[row])  # must_match / never_match
         sizes = [limit or sub.digest_size for sub in chunk]
         pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
-        chosen_rows = [
-            rank.mmr(
-                pools[row][: sizes[row] * MMR_POOL],
-                scores[row],
-                matrix,
-                sizes[row],
-                weights.mmr_lambda,
-                similarity=similarity,
-            )
-            for row in range(len(chunk))
-        ]
+        pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(chunk))]
+        if similarity is not None:  # the whole chunk side by side
+            chosen_rows = rank.mmr_many(pools, scores, sizes, weights.mmr_lambda, similarity)
+        else:
+            chosen_rows = [
+                rank.mmr(pools[row], scores[row], matrix, sizes[row], weights.mmr_lambda)
+                for row in range(len(chunk))
+            ]
         wanted = {candidate_ids[c] for chosen in chosen_rows for c in chosen} - details.keys()
         details.update(store.papers(wanted))
         drafted = []  # per subscriber: (followed, [(col, reasons so far, named) per pick])
