@@ -204,3 +204,30 @@ def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(
     ]
     one = CliRunner().invoke(cli.cli, [*where, "digest", "--subscriber", "cy", "--json"])
     assert json.loads(one.output) == printed["cy"]
+
+
+def test_the_explainer_names_per_chunk_what_best_key_phrases_names_per_pick(stocked):
+    from paperwire import rank
+
+    corpus = digest._Corpus.load(stocked)
+    cols = np.arange(len(corpus.ids))
+    signals = [
+        rank.Signals(interests="KV cache quantization, LLM inference", seed_rows=[], vote_rows=[]),
+        rank.Signals(interests="retrieval augmented generation", seed_rows=[4], vote_rows=[]),
+    ]
+    profiles = rank.build_profiles_from_signals(
+        corpus.model, signals, corpus.matrix, NOW, rank.Weights(classifier_min_likes=10**6)
+    )
+    profiles.matrix.sort_indices()
+    wants = [(row, col, n, skip) for row in (0, 1) for col in cols.tolist()
+             for n, skip in ((3, []), (1, ["KV cache"]), (0, []))]  # fmt: skip
+    got = digest._Explainer(corpus, cols).best(profiles.matrix, wants)
+    expected = []
+    for row, col, n, skip in wants:
+        found = rank.key_phrases(corpus.model, corpus.texts[col])
+        mine = profiles.matrix[row].toarray()[0, found.columns].astype(np.float64)
+        paper = corpus.matrix[col].toarray()[0, found.columns].astype(np.float64)
+        expected.append(rank.best_key_phrases(found, mine * paper, n, tuple(skip)))
+    assert got == expected
+    assert sum(len(names) for names in got) >= 6  # profiles that weigh something
+    assert all(names == [] for (_, _, n, _), names in zip(wants, got, strict=True) if n == 0)

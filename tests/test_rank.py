@@ -220,3 +220,112 @@ def test_rocchio_from_corpus_rows_equals_rocchio_from_texts():
     assert a.matrix.nnz > 0
     assert np.allclose(a.matrix.toarray(), b.matrix.toarray(), atol=1e-6)
     assert np.allclose(a.offset, b.offset, atol=1e-6)
+
+
+def _row_signals() -> list[rank.Signals]:
+    """Readers as digest builds them (stored papers as corpus rows): interests only, votes
+    only, seeds and votes of both signs, and nothing at all."""
+    ago = [NOW - dt.timedelta(days=d) for d in (1, 20, 200)]
+    return [
+        rank.Signals(interests="KV cache quantization, LLM inference", seed_rows=[], vote_rows=[]),
+        rank.Signals(votes=[("", 1, ago[0]), ("", 1, ago[1])], seed_rows=[], vote_rows=[2, 3]),
+        rank.Signals(
+            interests="weak lensing",
+            votes=[("", 1, ago[0]), ("", -1, ago[2])],
+            seed_rows=[10],
+            vote_rows=[6, 9],
+        ),
+        rank.Signals(seed_rows=[], vote_rows=[]),
+    ]
+
+
+def test_the_candidate_gram_scores_what_the_sparse_product_scores(model, corpus):
+    weights = rank.Weights(classifier_min_likes=10**6)  # Rocchio rows: what the Gram serves
+    profiles = rank.build_profiles_from_signals(model, _row_signals(), corpus, NOW, weights)
+    candidates = np.array([0, 1, 4, 5, 7, 8, 11])  # voted papers 2, 3, 6, 9, 10 are not
+    gram = rank.CandidateGram(corpus, candidates, block=3)  # blocks of 3: rows added in parts
+    assert profiles.mix is not None
+    papers = corpus[candidates]
+    prior = rank.popularity_prior([5, None, 80, 0, 12, None, 3])
+    expected = rank.score(profiles, papers, prior, weights)
+    got = rank.score(profiles, papers, prior, weights, gram)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    assert np.abs(expected).max() > 1  # scores in standard deviations, not all zero
+    # the candidates' own block is their cosines, and dots() reads any stored paper's
+    np.testing.assert_allclose(gram.candidates, (papers @ papers.T).toarray(), atol=1e-6)
+    dots = gram.dots([6, 0], [2, 5])
+    np.testing.assert_allclose(dots, (papers[[2, 5]] @ corpus[[6, 0]].T).toarray(), atol=1e-6)
+
+
+def test_calibration_through_the_sample_gram_equals_the_sample_product(model, corpus):
+    weights = rank.Weights(classifier_min_likes=10**6)
+    signals = _row_signals()
+    plain = rank.build_profiles_from_signals(model, signals, corpus, NOW, weights)
+    sample = rank.CandidateGram(corpus, rank.calibration_rows(corpus))
+    fast = rank.build_profiles_from_signals(model, signals, corpus, NOW, weights, sample)
+    np.testing.assert_allclose(fast.matrix.toarray(), plain.matrix.toarray(), rtol=1e-5)
+    np.testing.assert_allclose(fast.offset, plain.offset, rtol=1e-5, atol=1e-7)
+    for got, expected in zip(fast.mix, plain.mix, strict=True):
+        np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-5)
+    # standardised: every reader with a signal has unit spread over the sample
+    spread = (corpus @ fast.matrix.T).toarray().std(axis=0)
+    np.testing.assert_allclose(spread[:3], 1.0, rtol=1e-5)
+    assert fast.matrix[3].nnz == 0
+
+
+def test_mmr_many_chooses_what_mmr_chooses_row_by_row():
+    rng = np.random.default_rng(7)
+    n = 40
+    vectors = rng.random((n, 6))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosines = (vectors @ vectors.T).astype(np.float32)
+    scores = rng.normal(size=(6, n)).astype(np.float32)
+    scores[3, :] = 1.5  # a flat row: no spread, every paper equally relevant
+    scores[4, [0, 1]] = [2.0, 2.0]  # a tie at the top
+    pools = [
+        list(rng.permutation(n)[:30]),
+        [5, 9, 1],  # fewer than the digest size
+        [7],  # one: taken as it is
+        list(range(0, 30, 2)),
+        [1, 0, 2, 3, 4, 5],
+        [],
+    ]
+    sizes = [10, 10, 10, 5, 3, 10]
+    similarity = _Float16(cosines)
+    expected = [
+        rank.mmr(pool, scores[row], None, sizes[row], 0.7, similarity=similarity)
+        for row, pool in enumerate(pools)
+    ]
+    assert rank.mmr_many(pools, scores, sizes, 0.7, similarity) == expected
+    assert [len(c) for c in expected] == [10, 3, 1, 5, 3, 0]
+    unchanged = [pool[:k] for pool, k in zip(pools, sizes, strict=True)]
+    assert rank.mmr_many(pools, scores, sizes, 1.0, similarity) == unchanged  # no diversity
+
+
+class _Float16:
+    """Cosines as digest hands them to MMR (float16 on reading)."""
+
+    def __init__(self, cosines):
+        self.cosines = cosines
+
+    def __getitem__(self, key):
+        return self.cosines[key].astype(np.float16)
+
+
+def test_key_phrases_are_the_same_once_the_word_caches_are_full(model, monkeypatch):
+    text = (
+        "We compress the KV cache, long-context inference stays accurate; state-of-the-art "
+        "speculative decoding and low-bit quantization (GPTQ) cut memory footprint greatly."
+    )
+    first = rank.key_phrases(model, text, ["KV cache", "speculative decoding"])
+    again = rank.key_phrases(model, text, ["KV cache", "speculative decoding"])  # cached words
+    monkeypatch.setattr(rank, "COLUMN_CACHE", 0)
+    fresh = rank.TextModel()
+    fresh.idf = model.idf
+    uncached = rank.key_phrases(fresh, text, ["KV cache", "speculative decoding"])
+    assert fresh._words == {} and fresh._columns == {}  # nothing was remembered
+    for got in (again, uncached):
+        assert got.texts == first.texts
+        assert got.columns.tolist() == first.columns.tolist()
+        assert got.starts.tolist() == first.starts.tolist()
+    assert "KV cache" in first.texts and "cache long" not in [t.lower() for t in first.texts]
