@@ -201,16 +201,18 @@ class TextModel:
 
         "KV cache, long-context" must not make the bigram "cache long": the reader wrote two
         phrases, so each is hashed separately and the counts are summed per text."""
-        owners, phrases = [], []
+        owners, which = [], []
+        phrases: dict[str, int] = {}  # each distinct phrase hashed once: readers share them
         for i, text in enumerate(texts):
             for phrase in interest_phrases(text):
                 owners.append(i)
-                phrases.append(phrase)
+                which.append(phrases.setdefault(phrase, len(phrases)))
         if not phrases:
             return sp.csr_matrix((len(texts), self.n_features), dtype=np.float32)
-        counts = self.vectorizer.transform(phrases)
+        counts = self.vectorizer.transform(list(phrases))
+        # whole-number counts in float32: their sums are exact in any order
         mix = sp.csr_matrix(
-            (np.ones(len(owners), dtype=np.float32), (owners, np.arange(len(owners)))),
+            (np.ones(len(owners), dtype=np.float32), (owners, which)),
             shape=(len(texts), len(phrases)),
         )
         return (mix @ counts).tocsr()
