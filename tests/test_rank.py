@@ -312,18 +312,18 @@ class _Float16:
         return self.cosines[key].astype(np.float16)
 
 
-def test_key_phrases_are_the_same_once_the_word_caches_are_full(model, monkeypatch):
+def test_key_phrases_are_the_same_once_the_column_cache_is_full(model, monkeypatch):
     text = (
         "We compress the KV cache, long-context inference stays accurate; state-of-the-art "
         "speculative decoding and low-bit quantization (GPTQ) cut memory footprint greatly."
     )
     first = rank.key_phrases(model, text, ["KV cache", "speculative decoding"])
-    again = rank.key_phrases(model, text, ["KV cache", "speculative decoding"])  # cached words
+    again = rank.key_phrases(model, text, ["KV cache", "speculative decoding"])  # cached
     monkeypatch.setattr(rank, "COLUMN_CACHE", 0)
     fresh = rank.TextModel()
     fresh.idf = model.idf
     uncached = rank.key_phrases(fresh, text, ["KV cache", "speculative decoding"])
-    assert fresh._words == {} and fresh._columns == {}  # nothing was remembered
+    assert fresh._columns == {}  # nothing was remembered
     for got in (again, uncached):
         assert got.texts == first.texts
         assert got.columns.tolist() == first.columns.tolist()

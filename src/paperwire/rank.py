@@ -160,7 +160,6 @@ class TextModel:
         self._analyzer = self.vectorizer.build_analyzer()
         self.stop_words = self.vectorizer.get_stop_words()
         self._columns: dict[str, int] = {}
-        self._words: dict[str, tuple[str, bool]] = {}  # see words_info
 
     def fit(self, texts: list[str]) -> TextModel:
         """Learn IDF weights from the corpus texts."""
@@ -224,41 +223,25 @@ class TextModel:
     def tokens(self, text: str) -> list[str]:
         return self._analyzer(text)
 
-    def words_info(self, words: list[str]) -> tuple[list[str], list[bool]]:
-        """Each word lowered, and whether it may be part of a key phrase (two letters or more,
-        not a number, not a stop word), remembered per word: a run reads 7,000 abstracts."""
-        cache = self._words
-        missing = [w for w in words if w not in cache]
-        if missing and len(cache) < COLUMN_CACHE:
-            stop = self.stop_words
-            for w in missing:
-                low = w.lower()
-                cache[w] = (low, len(low) >= 2 and not low.isdigit() and low not in stop)
-        elif missing:  # a full cache: these words are looked at once and forgotten
-            stop = self.stop_words
-            lows = [w.lower() for w in words]
-            return lows, [len(w) >= 2 and not w.isdigit() and w not in stop for w in lows]
-        info = [cache[w] for w in words]
-        return [low for low, _ in info], [ok for _, ok in info]
-
     def columns(self, tokens: list[str]) -> np.ndarray:
         """The hashed column of each token: the vectorizer's own hash (signed 32-bit murmurhash3
         of the UTF-8 token, absolute value modulo ``n_features``), remembered per token, since
         reasons look up the same phrases for thousands of subscribers."""
         cache = self._columns
-        out = [cache.get(token) for token in tokens]
-        for i, col in enumerate(out if None in out else ()):
-            if col is not None:
-                continue
-            h = murmurhash3_32(tokens[i], seed=0)
-            if h == -(2**31):  # abs() cannot negate it: the vectorizer's rule for it
-                col = (2**31 - 1 - (self.n_features - 1)) % self.n_features
-            else:
-                col = abs(h) % self.n_features
-            if len(cache) < COLUMN_CACHE:
-                cache[tokens[i]] = col
+        out = np.empty(len(tokens), dtype=np.int64)
+        for i, token in enumerate(tokens):
+            col = cache.get(token)
+            if col is None:
+                h = murmurhash3_32(token, seed=0)
+                # the vectorizer's rule for the one value abs() cannot negate
+                if h == -(2**31):  # abs() cannot negate it: the vectorizer's rule for it
+                    col = (2**31 - 1 - (self.n_features - 1)) % self.n_features
+                else:
+                    col = abs(h) % self.n_features
+                if len(cache) < COLUMN_CACHE:
+                    cache[token] = col
             out[i] = col
-        return np.array(out, dtype=np.int64)
+        return out
 
 
 def decay_factor(age_days: float | np.ndarray, half_life_days: float) -> np.ndarray:
@@ -979,10 +962,13 @@ def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -
     # words and what separates them: [sep, word, sep, word, ..., sep]
     parts = _WORD.split(text)
     words, seps = parts[1::2], parts[0::2]
-    lowered, usable = model.words_info(words)
-    # the loop below runs for 7,000 candidates a run: only over neighbours that are both usable
-    for i in [i for i, (a, b) in enumerate(zip(usable, usable[1:], strict=False)) if a and b]:
+    lowered = [w.lower() for w in words]
+    stop = model.stop_words
+    usable = [len(w) >= 2 and not w.isdigit() and w not in stop for w in lowered]
+    for i in range(len(words) - 1):
         sep, before, after = seps[i + 1], seps[i], seps[i + 2]
+        if not (usable[i] and usable[i + 1]):
+            continue
         if sep == "-":
             if before.endswith("-") or after.startswith("-"):
                 continue  # part of a longer compound ("state-of-the-art")
@@ -1004,33 +990,28 @@ def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -
         rare = (model.idf[words] >= GENERIC_IDF).reshape(-1, 2)
         hyphenated = np.array(["-" in written for written, _, _ in pairs.values()])
         specific = rare[:, 1] | (hyphenated & rare[:, 0])
-        for (key, (written, _, _)), keep in zip(pairs.items(), specific.tolist(), strict=True):
+        for (key, (written, _, _)), keep in zip(pairs.items(), specific, strict=True):
             if keep:
                 found[key] = (written, [key, *key.split()])  # the pair first, then its words
     texts = [written for written, _ in found.values()]
     token_lists = [tokens for _, tokens in found.values()]
-    if not texts:
-        return KeyPhrases([], np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
     flat = model.columns([t for tokens in token_lists for t in tokens])
-    sizes = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
-    offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    offsets = np.r_[0, np.cumsum([len(tokens) for tokens in token_lists])].astype(np.int64)
+    parts = [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
     # a pair is judged by its own column (its words may well be common); a keyword by its best
-    idf = model.idf[flat]
-    is_pair = np.array([len(t) == 3 and " " in t[0] for t in token_lists])
-    judged = np.where(is_pair, idf[offsets[:-1]], np.maximum.reduceat(idf, offsets[:-1]))
-    keep = np.flatnonzero(judged >= GENERIC_IDF)
-    kept_sizes = sizes[keep]
+    keep = [
+        i
+        for i, cols in enumerate(parts)
+        if (model.idf[cols[0]] if len(token_lists[i]) == 3 and " " in token_lists[i][0]
+            else model.idf[cols].max()) >= GENERIC_IDF
+    ]  # fmt: skip
+    texts = [texts[i] for i in keep]
+    parts = [parts[i] for i in keep]
     return KeyPhrases(
-        [texts[i] for i in keep.tolist()],
-        flat[np.repeat(offsets[keep], kept_sizes) + _ranks_within(kept_sizes)],
-        np.r_[0, np.cumsum(kept_sizes)].astype(np.int64),
+        texts,
+        np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64),
+        np.r_[0, np.cumsum([len(cols) for cols in parts])].astype(np.int64),
     )
-
-
-def _ranks_within(sizes: np.ndarray) -> np.ndarray:
-    """0, 1, ..., size - 1 for each size, concatenated."""
-    total = int(sizes.sum())
-    return np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 
 
 def best_key_phrases(
