@@ -927,8 +927,14 @@ def phrase_pattern(phrase: str, stop_words: frozenset[str]) -> re.Pattern:
 
 
 def phrase_bonus(matched: np.ndarray, weights: Weights) -> np.ndarray:
-    """What whole interest phrases add to a score: ``phrase_match`` × log2(1 + phrases found)."""
-    return weights.phrase_match * np.log2(1 + matched)
+    """What whole interest phrases add to a score: ``phrase_match`` × log2(1 + phrases found).
+
+    Worked out in ``matched``'s own memory (a chunk's is 28 MB at 7,000 candidates), which
+    it then holds."""
+    np.add(matched, 1, out=matched)
+    np.log2(matched, out=matched)
+    np.multiply(matched, weights.phrase_match, out=matched)
+    return matched
 
 
 @dataclass(frozen=True)
