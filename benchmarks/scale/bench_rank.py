@@ -11,6 +11,9 @@ voted on plus the 2,000 new papers. Each job runs in a fresh process (peak RSS i
     python benchmarks/scale/bench_rank.py --quick           # a smoke run (under a minute)
     python benchmarks/scale/bench_rank.py --job paperwire --subscribers 100000 --weights rocchio
     python benchmarks/scale/bench_rank.py --job cli --subscribers 20000   # through the CLI
+    python benchmarks/scale/bench_rank.py --job cli --subscribers 20000 --src /tmp/main/src \
+        --at 2026-12-01T21:00:00+00:00      # another checkout, the clock fixed
+    python benchmarks/scale/bench_rank.py --compare BEFORE.json AFTER.json   # pick by pick
 
 The ``cli`` job is what a real install runs: a SQLite store of ``CLI_PAPERS`` candidate papers
 of real text (a third with Hugging Face-like upvotes) and a subscribers.yaml of N readers, each
