@@ -124,8 +124,7 @@ def test_semantic_ranking_finds_the_paper_that_shares_no_word_with_the_interests
     # alerts score with the very same profiles
     matrix = digest.score_matrix(stocked, on_config, None, ["2611.00001"], now=NOW)
     assert matrix[0, 0] == pytest.approx(on.picks[0].score, abs=1e-4)
-    stored = {r["paper_id"] for r in stocked.db.query("select paper_id from embeddings")}
-    assert stored == {p for p, _, _ in PAPERS}
+    assert set(stocked.embeddings(p for p, _, _ in PAPERS)) == {p for p, _, _ in PAPERS}
 
 
 def test_extra_scores_is_none_when_embeddings_are_off(stocked):
@@ -144,3 +143,49 @@ def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
 def test_embeddings_are_off_by_default(make_config):
     config = make_config("subscribers: []\n")
     assert config.ranking.embeddings is None
+
+
+# A seed paper about efficient attention that shares almost no word with "Linear transformers":
+# TF-IDF cosine 0.05 (its bar is 0.25), wordllama cosine 0.46, the closest pair of the store.
+SEED = (
+    "2611.00005",
+    "Efficient attention for long context transformers",
+    "Softmax attention is approximated with kernels so language models read long inputs cheaply.",
+)
+SEEDED = CONFIG.replace("digest_size: 1", 'seed_papers: ["2611.00005"]\n    digest_size: 2')
+
+
+def test_similar_to_names_the_seed_paper_the_pick_resembles_in_the_embedding(store, make_config):
+    store.add_papers(
+        [Paper(p, t, a, url="u", source="arxiv") for p, t, a in [*PAPERS, SEED]],
+        now=NOW - dt.timedelta(days=1),
+    )
+    off = digest.compose(store, make_config(SEEDED.format(model="null")), now=NOW)["ada"]
+    on = digest.compose(store, make_config(SEEDED.format(model="wordllama")), now=NOW)["ada"]
+    assert [p.reasons for p in off.picks] == [["new in your feeds"]] * 2
+    assert [(p.paper_id, p.reasons) for p in on.picks] == [
+        ("2611.00001", ["similar to “Efficient attention for long context transformers”"]),
+        ("2611.00002", ["new in your feeds"]),  # lensing: the seed is not its closest pair
+    ]
+
+
+def test_a_pick_is_never_similar_to_itself_and_only_a_close_liked_paper_is_named():
+    vectors = np.array([unit(1, 0), unit(1, 0.1), unit(0, 1), unit(1, 1)], dtype=np.float32)
+    # pick 0 is liked paper 0 itself: its closest other liked paper (row 1) is named instead
+    assert semantic.closest_liked(vectors, np.array([0, 2, 3]), [0, 1], bar=0.9) == [1, None, None]
+    assert semantic.closest_liked(vectors, np.array([3]), [0, 1], bar=0.7) == [1]
+    assert semantic.closest_liked(vectors, np.array([0]), [0], bar=0.0) == [None]
+    assert semantic.closest_liked(vectors, np.array([0, 1]), [], bar=0.0) == [None, None]
+
+
+def test_the_similar_bar_lets_only_the_rarest_pairs_of_the_store_through():
+    rng = np.random.default_rng(1)
+    # 19,900 pairs, of which 1 in 38,500 pass the bar: at most one, the near-duplicate
+    corpus = rng.normal(size=(200, 16)).astype(np.float32)
+    corpus[1] = corpus[0] + 0.01
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    cosines = corpus @ corpus.T
+    np.fill_diagonal(cosines, -1)
+    bar = semantic.similar_bar(corpus)
+    assert cosines[0, 1] >= bar
+    assert (cosines >= bar).sum() == 2  # (0, 1) and (1, 0) only

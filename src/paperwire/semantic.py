@@ -14,8 +14,11 @@ A row is standardised over a sample of the corpus, so its score reads like the T
 weight is measured in benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the
 one hook ``digest`` calls.
 
-Nothing here touches the clock; only :func:`extra_scores` reads the store (through
-:mod:`paperwire.embed`).
+:func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
+the "similar to <liked paper>" reason.
+
+Nothing here touches the clock; only :func:`extra_scores` and :func:`similar_liked` read the
+store (through :mod:`paperwire.embed`).
 """
 
 from __future__ import annotations
@@ -228,6 +231,73 @@ def extra_scores(
     return profiles.weights(w)[:, None] * scores
 
 
+# -- "similar to <liked paper>" ----------------------------------------------------------------
+
+# How rarely two stored papers must be alike for one to be named beside the other: the rarity
+# of rank.most_similar_liked's TF-IDF bar (cosine 0.25), which 14 of the 539,241 pairs of the
+# reader evaluation's 1,039 real papers pass (1 in 38,500). wordllama's cosine at that rarity
+# there is 0.80 (a random pair: 0.34 ± 0.11), so a fixed bar would not carry across models.
+SIMILAR_RARITY = 1 / 38_500
+# Papers whose pairs set the bar (2,000: ~2 million pairs, ~0.1 s once per corpus).
+SIMILAR_SAMPLE = 2000
+
+
+def similar_bar(corpus: np.ndarray) -> float:
+    """The cosine that only ``SIMILAR_RARITY`` of the pairs of stored papers reach."""
+    rng = np.random.default_rng(0)
+    rows = (
+        corpus
+        if len(corpus) <= SIMILAR_SAMPLE
+        else corpus[np.sort(rng.choice(len(corpus), SIMILAR_SAMPLE, replace=False))]
+    )
+    pairs = (rows @ rows.T)[np.triu(np.ones((len(rows), len(rows)), dtype=bool), 1)]
+    return float(np.quantile(pairs, 1 - SIMILAR_RARITY)) if len(pairs) else 1.0
+
+
+def closest_liked(
+    vectors: np.ndarray, pick_rows: np.ndarray, liked_rows: list[int], bar: float
+) -> list[int | None]:
+    """For each pick (a row of ``vectors``), the position in ``liked_rows`` of the closest
+    liked paper when its cosine reaches ``bar``. A paper is never "similar to" itself."""
+    picks = np.asarray(pick_rows, dtype=np.int64)
+    if not len(liked_rows) or not len(picks):
+        return [None] * len(picks)
+    liked = np.asarray(liked_rows, dtype=np.int64)
+    sims = vectors[picks] @ vectors[liked].T
+    sims[picks[:, None] == liked[None, :]] = -np.inf
+    best = np.argmax(sims, axis=1)
+    return [
+        int(b) if sims[i, b] >= bar and np.isfinite(sims[i, b]) else None
+        for i, b in enumerate(best)
+    ]
+
+
+def similar_liked(
+    store: Store,
+    spec: str | None,
+    corpus_ids: list[str],
+    corpus_texts: list[str],
+    signals: Signals,
+    pick_rows: np.ndarray,
+) -> list[str | None] | None:
+    """For each pick (a corpus row), the title of the liked or seed paper it is closest to in
+    the embedding, if close enough to mention; None when ``ranking.embeddings`` is off (then
+    ``digest`` compares TF-IDF vectors). ``signals`` name their papers by corpus row."""
+    if not spec:
+        return None
+    from .embed import load_model
+
+    model = load_model(spec)
+    vectors = _corpus_vectors(store, model, corpus_ids, corpus_texts)
+    # thumbs-up first, then seeds: the order of signals.liked_titles
+    votes = zip(signals.vote_rows or [], signals.votes, strict=True)
+    liked_rows = [row for row, (_, vote, _) in votes if vote > 0] + list(signals.seed_rows or [])
+    titles = signals.liked_titles[: len(liked_rows)]
+    bar = _similar_bar(store, model, vectors) if liked_rows else 1.0
+    best = closest_liked(vectors, pick_rows, liked_rows, bar)
+    return [None if b is None else titles[b][1] for b in best]
+
+
 # (database, model) -> (corpus version, vectors): digest calls extra_scores once per chunk of
 # subscribers, and the daemon every tick; the vectors are read from SQLite once per corpus.
 _VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray]] = {}
@@ -244,4 +314,16 @@ def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: lis
     vectors = paper_vectors(store, model, ids, texts)
     _VECTORS.clear()
     _VECTORS[key] = (version, vectors)
+    _BARS.clear()
     return vectors
+
+
+# (database, model) -> similar_bar of the cached corpus vectors (cleared with them)
+_BARS: dict[tuple[str, str], float] = {}
+
+
+def _similar_bar(store: Store, model: StaticModel, vectors: np.ndarray) -> float:
+    key = (str(store.path.resolve()), model.name)
+    if key not in _BARS:
+        _BARS[key] = similar_bar(vectors)
+    return _BARS[key]
