@@ -71,6 +71,31 @@ def test_the_classifier_takes_over_from_three_likes_and_finds_their_cluster():
     assert np.isin(top, np.arange(30)).mean() > 0.8
 
 
+def test_neighbours_lift_papers_near_a_liked_one_and_sink_those_near_a_thumbs_down():
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(500, 16))
+    rows[:20, 3] += 6  # topic A: the reader likes three of its papers
+    rows[20:40, 7] += 6  # topic B: the reader thumbs down three of its papers
+    corpus = corpus_of(rows)
+    sig = signals(
+        None, [corpus[i] for i in (0, 1, 2, 20, 21, 22)], ["liked"] * 3 + ["disliked"] * 3
+    )
+    profiles = semantic.build_profiles([sig], corpus, W)
+    near = profiles.neighbour_score(corpus)[0]
+    assert near[3:20].mean() > 1.5 > -1.5 > near[23:40].mean()  # standard deviations
+    assert abs(near[40:].mean()) < 0.5
+    # the product's sum: classifier and neighbours, each with its measured weight
+    expected = W.classifier_weight * profiles.score(corpus) + W.neighbour_weight * near
+    np.testing.assert_allclose(profiles.added(corpus, W), expected, atol=1e-5)
+
+
+def test_a_centroid_profile_has_no_neighbours():
+    corpus = corpus_of(np.random.default_rng(5).normal(size=(50, 4)))
+    profiles = semantic.build_profiles([signals(None, [corpus[0]], ["liked"])], corpus, W)
+    assert profiles.neighbour_score(corpus).tolist() == [[0.0] * 50]
+    np.testing.assert_allclose(profiles.added(corpus, W), W.weight * profiles.score(corpus))
+
+
 def test_the_classifier_budget_falls_back_to_centroids():
     corpus = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
     many = [signals(None, [corpus[i] for i in range(3)], ["liked"] * 3) for _ in range(3)]

@@ -10,7 +10,11 @@ Each subscriber gets one profile vector in the embedding space:
 
 A row is standardised over a sample of the corpus, so its score reads like the TF-IDF score
 ("standard deviations above this subscriber's average paper") and the two add:
-``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Every
+``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Beside a
+classifier comes a nearest-neighbour contrast: the mean cosine of a paper to its closest liked
+papers minus that to its closest thumbed-down papers, each standardised the same way (a
+classifier of a few hundred background papers hardly hears a handful of thumbs-down; the
+neighbours do). Every
 weight is measured in benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the
 one hook ``digest`` calls.
 
@@ -47,10 +51,14 @@ class SemanticWeights:
     """How the embedding profile is built and how much it adds to the TF-IDF score."""
 
     # Share of the (standardised) semantic score added to the TF-IDF score: for a centroid
-    # profile (cold start, where TF-IDF is weakest) and for a classifier profile (measured:
-    # arxiv-frontpage with half the papers voted loses at 1.0, gains at 0.5).
+    # profile (cold start, where TF-IDF is weakest) and for a classifier profile, with the
+    # neighbour contrast beside it (measured on arxiv-frontpage over 20 random halves voted:
+    # 0.25 / 0.25 beat the classifier alone at 0.5 with and without thumbs-down; CiteULike-t
+    # tuning readers cannot tell these weights apart, benchmarks/README.md).
     weight: float = 1.0
-    classifier_weight: float = 0.5
+    classifier_weight: float = 0.25
+    neighbour_weight: float = 0.25
+    neighbours: int = 3
     interests: float = 1.0
     seeds: float = 1.0
     liked: float = 1.0
@@ -118,13 +126,47 @@ def classifier(
 
 
 @dataclass
+class Neighbours:
+    """Labelled papers of one side (liked or thumbed-down) and how their k-nearest mean
+    cosine is spread over the corpus: score = (mean of the k best cosines − offset) / scale."""
+
+    vectors: np.ndarray  # (n, dim)
+    k: int
+    offset: float = 0.0
+    scale: float = 1.0
+
+    def raw(self, papers: np.ndarray) -> np.ndarray:
+        cosines = papers @ self.vectors.T
+        k = min(self.k, cosines.shape[1])
+        return np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
+
+    def score(self, papers: np.ndarray) -> np.ndarray:
+        return (self.raw(papers) - self.offset) / self.scale
+
+
+def neighbours(vectors: np.ndarray, k: int, sample: np.ndarray) -> Neighbours | None:
+    """One side's neighbours, standardised over the corpus sample; None when it is empty."""
+    if not len(vectors):
+        return None
+    side = Neighbours(np.asarray(vectors, dtype=np.float32), k)
+    raw = side.raw(sample) if len(sample) else np.zeros(0)
+    side.offset = float(raw.mean()) if len(raw) else 0.0
+    spread = float(raw.std()) if len(raw) > 1 else 0.0
+    side.scale = spread if spread > 0 else 1.0
+    return side
+
+
+@dataclass
 class SemanticProfiles:
-    """Per subscriber a direction and its standardisation: score = (x·d − offset) / scale."""
+    """Per subscriber a direction and its standardisation: score = (x·d − offset) / scale;
+    beside each classifier, the liked and thumbed-down neighbours."""
 
     directions: np.ndarray  # (subscribers, dim)
     offset: np.ndarray
     scale: np.ndarray
     used_classifier: np.ndarray
+    # per subscriber (liked, thumbed-down) neighbours, or None beside a centroid
+    sides: list[tuple[Neighbours | None, Neighbours | None] | None] = field(default_factory=list)
 
     def score(self, papers: np.ndarray) -> np.ndarray:
         raw = self.directions @ papers.T
@@ -133,6 +175,25 @@ class SemanticProfiles:
     def weights(self, w: SemanticWeights) -> np.ndarray:
         """Each row's share in the sum with TF-IDF (centroid or classifier weight)."""
         return np.where(self.used_classifier, w.classifier_weight, w.weight).astype(np.float32)
+
+    def neighbour_score(self, papers: np.ndarray) -> np.ndarray:
+        """Closeness to the liked papers minus closeness to the thumbed-down ones (zero rows
+        beside a centroid)."""
+        out = np.zeros((len(self.directions), len(papers)), dtype=np.float32)
+        for row, sides in enumerate(self.sides):
+            liked, disliked = sides or (None, None)
+            if liked is not None:
+                out[row] += liked.score(papers)
+            if disliked is not None:
+                out[row] -= disliked.score(papers)
+        return out
+
+    def added(self, papers: np.ndarray, w: SemanticWeights) -> np.ndarray:
+        """What these profiles add to the TF-IDF scores of these papers, weights included."""
+        total = self.weights(w)[:, None] * self.score(papers)
+        if any(s is not None for s in self.sides):
+            total += w.neighbour_weight * self.neighbour_score(papers)
+        return total
 
 
 def build_profiles(
@@ -149,6 +210,8 @@ def build_profiles(
     )
     directions = np.zeros((len(signals), dim), dtype=np.float32)
     used = np.zeros(len(signals), dtype=bool)
+    sample = corpus[sample_rows]
+    sides: list[tuple[Neighbours | None, Neighbours | None] | None] = [None] * len(signals)
     wants = [
         i
         for i, s in enumerate(signals)
@@ -162,14 +225,22 @@ def build_profiles(
             background = corpus[sample_rows[keep[sample_rows]]]
             directions[i], _ = classifier(sig, background, w)
             used[i] = True
+            if w.neighbour_weight:
+                pos = np.isin(sig.kinds, ("seed", "liked"))
+                neg = sig.kinds == "disliked"
+                sides[i] = (
+                    neighbours(sig.vectors[pos], w.neighbours, sample),
+                    neighbours(sig.vectors[neg], w.neighbours, sample),
+                )
         else:
             directions[i] = centroid(sig, w)
-    sample = corpus[sample_rows]
     raw = directions @ sample.T if len(sample) else np.zeros((len(signals), 0))
     offset = raw.mean(axis=1) if raw.shape[1] else np.zeros(len(signals))
     spread = raw.std(axis=1) if raw.shape[1] > 1 else np.ones(len(signals))
     scale = np.where(spread > 0, spread, 1.0)
-    return SemanticProfiles(directions, offset.astype(np.float32), scale.astype(np.float32), used)
+    return SemanticProfiles(
+        directions, offset.astype(np.float32), scale.astype(np.float32), used, sides
+    )
 
 
 # -- the hook digest calls --------------------------------------------------------------------
@@ -227,8 +298,7 @@ def extra_scores(
     model = load_model(spec)
     corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
     profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w)
-    scores = profiles.score(corpus[np.asarray(candidate_rows, dtype=np.int64)])
-    return profiles.weights(w)[:, None] * scores
+    return profiles.added(corpus[np.asarray(candidate_rows, dtype=np.int64)], w)
 
 
 # -- "similar to <liked paper>" ----------------------------------------------------------------
