@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from paperwire import digest, semantic
+from paperwire import digest, rank, semantic
 from paperwire.errors import ConfigError
 from paperwire.paper import Paper
 
@@ -154,6 +154,12 @@ def test_semantic_ranking_finds_the_paper_that_shares_no_word_with_the_interests
 
 def test_extra_scores_is_none_when_embeddings_are_off(stocked):
     assert semantic.extra_scores(stocked, None, [], [], np.zeros(0), [], NOW) is None
+
+
+def test_similar_liked_is_none_when_embeddings_are_off(stocked):
+    """None tells digest to compare TF-IDF vectors instead (an empty list would not)."""
+    signals = rank.Signals(seed_rows=[0], vote_rows=[], liked_titles=[("2611.00001", "t")])
+    assert semantic.similar_liked(stocked, None, [], [], signals, np.array([1])) is None
 
 
 def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
