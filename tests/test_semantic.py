@@ -162,6 +162,26 @@ def test_similar_liked_is_none_when_embeddings_are_off(stocked):
     assert semantic.similar_liked(stocked, None, [], [], signals, np.array([1])) is None
 
 
+def test_a_digest_reads_the_stored_vectors_once_not_once_per_subscriber(stocked):
+    ids = [p for p, _, _ in PAPERS]
+    texts = [f"{t}. {a}" for _, t, a in PAPERS]
+    signals = rank.Signals(seed_rows=[1], vote_rows=[], liked_titles=[(ids[1], PAPERS[1][1])])
+    first = semantic.similar_liked(stocked, "wordllama", ids, texts, signals, np.array([0, 2]))
+    statements: list[str] = []
+    stocked.db.conn.set_trace_callback(statements.append)
+    again = semantic.similar_liked(stocked, "wordllama", ids, texts, signals, np.array([0, 2]))
+    stocked.db.conn.set_trace_callback(None)
+    assert again == first
+    assert statements == []  # the same run's ids: no query at all
+    stocked.db.conn.set_trace_callback(statements.append)
+    semantic.similar_liked(stocked, "wordllama", list(ids), texts, signals, np.array([0, 2]))
+    stocked.db.conn.set_trace_callback(None)
+    # another list of ids: one look at the corpus version, the vectors are not read again
+    assert [s for s in statements if s.startswith("select")] == [
+        "select count(*) as n, max(updated) as u from papers"
+    ]
+
+
 def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
     with pytest.raises(ConfigError) as err:
         make_config(CONFIG.format(model="no-such-model"))

@@ -368,22 +368,28 @@ def similar_liked(
     return [None if b is None else titles[b][1] for b in best]
 
 
-# (database, model) -> (corpus version, vectors): digest calls extra_scores once per chunk of
-# subscribers, and the daemon every tick; the vectors are read from SQLite once per corpus.
-_VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray]] = {}
+# (database, model) -> (corpus version, vectors, the list of ids they were asked for): digest
+# calls extra_scores once per chunk of subscribers, and the daemon every tick; the vectors are
+# read from SQLite once per corpus.
+_VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray, list[str]]] = {}
 
 
 def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: list[str]):
     from .embed import paper_vectors
 
     key = (str(store.path.resolve()), model.name)
-    version = (*store.corpus_version(), len(ids))
     cached = _VECTORS.get(key)
+    # digest asks once per subscriber (similar_liked) with its run's very list of ids: no
+    # query then (counting a big store's papers 100,000 times would take minutes)
+    if cached is not None and cached[2] is ids:
+        return cached[1]
+    version = (*store.corpus_version(), len(ids))
     if cached is not None and cached[0] == version:
+        _VECTORS[key] = (version, cached[1], ids)
         return cached[1]
     vectors = paper_vectors(store, model, ids, texts)
     _VECTORS.clear()
-    _VECTORS[key] = (version, vectors)
+    _VECTORS[key] = (version, vectors, ids)
     _BARS.clear()
     return vectors
 
