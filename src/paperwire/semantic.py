@@ -13,10 +13,9 @@ A row is standardised over a sample of the corpus, so its score reads like the T
 ``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Beside a
 classifier comes a nearest-neighbour contrast: the mean cosine of a paper to its closest liked
 papers minus that to its closest thumbed-down papers, each standardised the same way (a
-classifier of a few hundred background papers hardly hears a handful of thumbs-down; the
-neighbours do). Every
-weight is measured in benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the
-one hook ``digest`` calls.
+classifier trained against thousands of background papers hardly hears a handful of
+thumbs-down; the neighbours do). Every weight is measured in benchmarks/README.md ("Semantic
+ranking"). :func:`extra_scores` is the one hook ``digest`` calls.
 
 :func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
 the "similar to <liked paper>" reason.
