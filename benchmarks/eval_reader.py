@@ -24,6 +24,7 @@ Reported, over every subscriber's 10 picks:
 
     python benchmarks/eval_reader.py              # about a minute
     python benchmarks/eval_reader.py --show 3     # and each reader's top 3 with reasons
+    python benchmarks/eval_reader.py --embeddings wordllama   # with semantic ranking (issue 15)
 """
 
 from __future__ import annotations
@@ -104,9 +105,14 @@ def _as_given(paper_id: str, i: int) -> str:
     return f"{paper_id}v2" if i % 2 == 0 else f"https://arxiv.org/abs/{paper_id}v3"
 
 
-def build(store: Store, papers: list[Paper]):
+def _ranking(embeddings: str | None) -> str:
+    """The config's ``ranking`` section: semantic ranking on with this model, or nothing."""
+    return f"ranking:\n  embeddings: {embeddings}\n" if embeddings else ""
+
+
+def build(store: Store, papers: list[Paper], embeddings: str | None = None):
     store.add_papers(papers, now=NOW - dt.timedelta(days=1))
-    lines = ["subscribers:"]
+    lines = [_ranking(embeddings) + "subscribers:"]
     own: dict[str, set[str]] = {}
     liked: dict[str, list[str]] = {}
     for i, (sid, interests, seeds, likes) in enumerate(READERS):
@@ -196,7 +202,7 @@ def evaluate(store: Store, config, papers: list[Paper], own, liked, show: int) -
     }
 
 
-def frontpage_auc(tmp: Path) -> dict:
+def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
     """AUC of liked vs disliked labelled papers through ``digest.score_matrix``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from eval_ranking import FRONTPAGE_INTERESTS, frontpage_items
@@ -210,7 +216,7 @@ def frontpage_auc(tmp: Path) -> dict:
         papers.append(Paper(item["url"].rsplit("/", 1)[1], item["title"], item["abstract"]))
     liked = np.array([p["weight"] > 0 for p in items])
     strong = np.array([abs(p["weight"]) >= 1 for p in items])
-    text = f"subscribers:\n  - id: fp\n    email: fp@example.org\n    interests: {json.dumps(FRONTPAGE_INTERESTS)}\n"  # fmt: skip
+    text = _ranking(embeddings) + f"subscribers:\n  - id: fp\n    email: fp@example.org\n    interests: {json.dumps(FRONTPAGE_INTERESTS)}\n"  # fmt: skip
     config = parse_config(text, label="fp.yaml", env={})
     with Store(tmp / "frontpage.db") as store:
         store.add_papers(papers, now=NOW - dt.timedelta(days=1))
@@ -227,14 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", type=int, default=0, help="print each reader's top N")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
+    parser.add_argument("--embeddings", help="ranking.embeddings: wordllama or a model folder")
     args = parser.parse_args(argv)
     globals()["DATA"] = args.data
     papers = corpus_papers()
     with tempfile.TemporaryDirectory() as tmp:
         with Store(Path(tmp) / "reader.db") as store:
-            config, own, liked = build(store, papers)
+            config, own, liked = build(store, papers, args.embeddings)
             result = evaluate(store, config, papers, own, liked, args.show)
-        result["arxiv-frontpage AUC (digest.score_matrix)"] = frontpage_auc(Path(tmp))
+        result["arxiv-frontpage AUC (digest.score_matrix)"] = frontpage_auc(
+            Path(tmp), args.embeddings
+        )
     print(json.dumps(result, indent=1))
     return 0
 

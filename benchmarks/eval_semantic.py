@@ -111,7 +111,7 @@ def frontpage(
         profiles = rank.build_profiles_from_signals(tfidf, [sig], corpus_tfidf, NOW, weights)
         return rank.score(profiles, corpus_tfidf[:n], None, weights)[0]
 
-    def sem_scores(votes_up, votes_down, w) -> np.ndarray:
+    def sem_profiles(votes_up, votes_down, w) -> semantic.SemanticProfiles:
         rows = np.r_[votes_up, votes_down].astype(np.int64)
         sig = semantic.EmbeddedSignals(
             interests_emb,
@@ -120,7 +120,15 @@ def frontpage(
             np.zeros(len(rows)),
             rows,
         )
-        return semantic.build_profiles([sig], corpus_emb, w).score(corpus_emb[:n])[0]
+        return semantic.build_profiles([sig], corpus_emb, w)
+
+    def sem_scores(votes_up, votes_down, w) -> np.ndarray:
+        return sem_profiles(votes_up, votes_down, w).score(corpus_emb[:n])[0]
+
+    def chosen(votes_up, votes_down, w) -> np.ndarray:
+        """TF-IDF plus what the product adds (weights and neighbours included)."""
+        added = sem_profiles(votes_up, votes_down, w).added(corpus_emb[:n], w)[0]
+        return tfidf_scores(votes_up, votes_down) + added
 
     none = np.zeros(0, dtype=np.int64)
     cases = (
@@ -133,28 +141,38 @@ def frontpage(
         f"vectors of {vectors_file} (interests row {interests_row})" if vectors_file else model.name
     )
     print(f"# arxiv-frontpage AUC, {n} papers, {int(liked.sum())} liked; {label}")
-    print(f"{'case':<34} {'TF-IDF':>7} {'sem.':>7} " + " ".join(f"+{a:g}×sem" for a in WEIGHTS[1:]))
+    print(
+        f"{'case':<34} {'TF-IDF':>7} {'chosen':>7} {'sem.':>7} "
+        + " ".join(f"+{a:g}×sem" for a in WEIGHTS[1:])
+    )
     for name, u, d, mask in cases:
         t = tfidf_scores(u, d)
-        cells = [roc_auc_score(liked[mask], t[mask])]
+        cells = [
+            roc_auc_score(liked[mask], t[mask]),
+            roc_auc_score(liked[mask], chosen(u, d, sw)[mask]),
+        ]
         s = sem_scores(u, d, sw)
         cells.append(roc_auc_score(liked[mask], s[mask]))
         cells += [roc_auc_score(liked[mask], (t + a * s)[mask]) for a in WEIGHTS[1:]]
         print(f"{name:<34} " + " ".join(f"{c:7.3f}" for c in cells), flush=True)
-    u, d = up, down
+    print("# variants of the chosen sum (half voted; AUC of the other half): up only / up+down")
+    first_phase = replace(sw, classifier_weight=0.5, neighbour_weight=0.0)
     for label, w in (
+        ("first phase: classifier × 0.5, no neighbours", first_phase),
+        ("no neighbours (classifier × 0.25)", replace(sw, neighbour_weight=0.0)),
+        ("neighbours × 0.5", replace(sw, neighbour_weight=0.5)),
+        ("neighbours k 1", replace(sw, neighbours=1)),
+        ("neighbours k 5", replace(sw, neighbours=5)),
+        ("classifier × 0.5", replace(sw, classifier_weight=0.5)),
         ("centroid only (no classifier)", replace(sw, classifier_min_likes=10**9)),
         ("classifier C 0.1", replace(sw, classifier_c=0.1)),
         ("classifier C 10", replace(sw, classifier_c=10.0)),
         ("classifier thumbs-down weight 1", replace(sw, classifier_dislike_weight=1.0)),
     ):
-        t = tfidf_scores(u, d)
-        s = sem_scores(u, d, w)
-        cells = [roc_auc_score(liked[rest], s[rest])]
-        cells += [roc_auc_score(liked[rest], (t + a * s)[rest]) for a in (1.0, 2.0)]
-        print(
-            f"  up+down, {label:<32} sem {cells[0]:.3f}  +1×sem {cells[1]:.3f}  +2×sem {cells[2]:.3f}"
-        )
+        cells = [
+            roc_auc_score(liked[rest], chosen(u, d, w)[rest]) for u, d in ((up, none), (up, down))
+        ]
+        print(f"  {label:<46} {cells[0]:.3f} / {cells[1]:.3f}", flush=True)
 
 
 # -- CiteULike-t ------------------------------------------------------------------------------
@@ -165,24 +183,36 @@ def _sem_chunk(corpus_emb, signals, w) -> tuple[np.ndarray, np.ndarray]:
     return profiles.score(corpus_emb).astype(np.float32), profiles.weights(w)
 
 
+def _added_chunk(corpus_emb, signals, w) -> np.ndarray:
+    return semantic.build_profiles(signals, corpus_emb, w).added(corpus_emb, w).astype(np.float32)
+
+
 def sem_chosen(corpus_emb, liked, interests, w) -> np.ndarray:
-    """What the product adds: each row times its profile kind's weight."""
-    scores, row_weights = sem_citeulike(corpus_emb, liked, interests, w, with_weights=True)
-    return scores * row_weights[:, None]
+    """What the product adds: each row times its profile kind's weight, plus neighbours."""
+    sigs = _citeulike_signals(corpus_emb, liked, interests)
+    w = replace(w, classifier_max_subscribers=10**9)  # each user is their own run
+    chunks = np.array_split(np.arange(len(sigs)), er.JOBS * 4)
+    parts = Parallel(n_jobs=er.JOBS, max_nbytes=None)(
+        delayed(_added_chunk)(corpus_emb, [sigs[i] for i in c], w) for c in chunks if len(c)
+    )
+    return np.vstack(parts)
+
+
+def _citeulike_signals(corpus_emb, liked, interests) -> list[semantic.EmbeddedSignals]:
+    return [
+        semantic.EmbeddedSignals(
+            it,
+            corpus_emb[lk],
+            np.array(["liked"] * len(lk), dtype=object),
+            np.zeros(len(lk)),
+            np.asarray(lk, dtype=np.int64),
+        )
+        for lk, it in zip(liked, interests, strict=True)
+    ]
 
 
 def sem_citeulike(corpus_emb, liked, interests, w, with_weights=False):
-    sigs = []
-    for lk, it in zip(liked, interests, strict=True):
-        sigs.append(
-            semantic.EmbeddedSignals(
-                it,
-                corpus_emb[lk],
-                np.array(["liked"] * len(lk), dtype=object),
-                np.zeros(len(lk)),
-                np.asarray(lk, dtype=np.int64),
-            )
-        )
+    sigs = _citeulike_signals(corpus_emb, liked, interests)
     # the classifier budget is per run; here each user is their own run
     w = replace(w, classifier_max_subscribers=10**9)
     chunks = np.array_split(np.arange(len(sigs)), er.JOBS * 4)
@@ -241,7 +271,7 @@ def citeulike(
         if best is None or res["recall@10"] > best[1]["recall@10"]:
             best = (a, res)
     chosen = show(
-        "chosen (weight 1.0 centroid / 0.5 classifier)",
+        "chosen (centroid × 1; classifier × 0.25 + neighbours × 0.25)",
         tf_scores + sem_chosen(corpus_emb, liked, none, sw),
     )
     print(
@@ -254,6 +284,14 @@ def citeulike(
         f"recall@50 {best[1]['recall@50'] / asl['recall@50']:.3f}× arxiv-sanity-lite",
         flush=True,
     )
+    first_phase = show(
+        "first phase (classifier × 0.5, no neighbours)",
+        tf_scores
+        + sem_chosen(
+            corpus_emb, liked, none, replace(sw, classifier_weight=0.5, neighbour_weight=0.0)
+        ),
+    )
+    print(f"first phase: recall@10 {first_phase['recall@10'] / asl['recall@10']:.3f}×", flush=True)
     for label, w in (
         ("centroid only", replace(sw, classifier_min_likes=10**9)),
         ("classifier C 0.03", replace(sw, classifier_c=0.03)),

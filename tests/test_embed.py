@@ -174,15 +174,14 @@ def test_papers_are_embedded_once_and_again_when_text_or_model_changes(store, mo
     again = embed.paper_vectors(store, counting, ids, texts)
     assert counting.embedded == 2  # read back from the embeddings table
     np.testing.assert_allclose(again, first, atol=1e-3)
-    rows = list(store.db.query("select paper_id, model, length(vector) as n from embeddings"))
-    assert rows == [
-        {"paper_id": "2611.00001", "model": "wordllama-l2-supercat-256", "n": 512},
-        {"paper_id": "2611.00002", "model": "wordllama-l2-supercat-256", "n": 512},
-    ]
+    stored = store.embeddings(ids)
+    assert {pid: (m, len(blob)) for pid, (m, _, blob) in stored.items()} == {
+        "2611.00001": ("wordllama-l2-supercat-256", 512),
+        "2611.00002": ("wordllama-l2-supercat-256", 512),
+    }
     embed.paper_vectors(store, counting, ids, ["bandit regret", "galaxy clusters"])
     assert counting.embedded == 3  # only the changed text
     counting.name = "another-model"
     embed.paper_vectors(store, counting, ids, ["bandit regret", "galaxy clusters"])
     assert counting.embedded == 5  # a model change re-embeds everything
-    models = {r["model"] for r in store.db.query("select model from embeddings")}
-    assert models == {"another-model"}
+    assert {m for m, _, _ in store.embeddings(ids).values()} == {"another-model"}

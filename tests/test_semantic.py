@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from paperwire import digest, semantic
+from paperwire import digest, rank, semantic
 from paperwire.errors import ConfigError
 from paperwire.paper import Paper
 
@@ -71,6 +71,31 @@ def test_the_classifier_takes_over_from_three_likes_and_finds_their_cluster():
     assert np.isin(top, np.arange(30)).mean() > 0.8
 
 
+def test_neighbours_lift_papers_near_a_liked_one_and_sink_those_near_a_thumbs_down():
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(500, 16))
+    rows[:20, 3] += 6  # topic A: the reader likes three of its papers
+    rows[20:40, 7] += 6  # topic B: the reader thumbs down three of its papers
+    corpus = corpus_of(rows)
+    sig = signals(
+        None, [corpus[i] for i in (0, 1, 2, 20, 21, 22)], ["liked"] * 3 + ["disliked"] * 3
+    )
+    profiles = semantic.build_profiles([sig], corpus, W)
+    near = profiles.neighbour_score(corpus)[0]
+    assert near[3:20].mean() > 1.5 > -1.5 > near[23:40].mean()  # standard deviations
+    assert abs(near[40:].mean()) < 0.5
+    # the product's sum: classifier and neighbours, each with its measured weight
+    expected = W.classifier_weight * profiles.score(corpus) + W.neighbour_weight * near
+    np.testing.assert_allclose(profiles.added(corpus, W), expected, atol=1e-5)
+
+
+def test_a_centroid_profile_has_no_neighbours():
+    corpus = corpus_of(np.random.default_rng(5).normal(size=(50, 4)))
+    profiles = semantic.build_profiles([signals(None, [corpus[0]], ["liked"])], corpus, W)
+    assert profiles.neighbour_score(corpus).tolist() == [[0.0] * 50]
+    np.testing.assert_allclose(profiles.added(corpus, W), W.weight * profiles.score(corpus))
+
+
 def test_the_classifier_budget_falls_back_to_centroids():
     corpus = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
     many = [signals(None, [corpus[i] for i in range(3)], ["liked"] * 3) for _ in range(3)]
@@ -124,12 +149,37 @@ def test_semantic_ranking_finds_the_paper_that_shares_no_word_with_the_interests
     # alerts score with the very same profiles
     matrix = digest.score_matrix(stocked, on_config, None, ["2611.00001"], now=NOW)
     assert matrix[0, 0] == pytest.approx(on.picks[0].score, abs=1e-4)
-    stored = {r["paper_id"] for r in stocked.db.query("select paper_id from embeddings")}
-    assert stored == {p for p, _, _ in PAPERS}
+    assert set(stocked.embeddings(p for p, _, _ in PAPERS)) == {p for p, _, _ in PAPERS}
 
 
 def test_extra_scores_is_none_when_embeddings_are_off(stocked):
     assert semantic.extra_scores(stocked, None, [], [], np.zeros(0), [], NOW) is None
+
+
+def test_similar_liked_is_none_when_embeddings_are_off(stocked):
+    """None tells digest to compare TF-IDF vectors instead (an empty list would not)."""
+    signals = rank.Signals(seed_rows=[0], vote_rows=[], liked_titles=[("2611.00001", "t")])
+    assert semantic.similar_liked(stocked, None, [], [], signals, np.array([1])) is None
+
+
+def test_a_digest_reads_the_stored_vectors_once_not_once_per_subscriber(stocked):
+    ids = [p for p, _, _ in PAPERS]
+    texts = [f"{t}. {a}" for _, t, a in PAPERS]
+    signals = rank.Signals(seed_rows=[1], vote_rows=[], liked_titles=[(ids[1], PAPERS[1][1])])
+    first = semantic.similar_liked(stocked, "wordllama", ids, texts, signals, np.array([0, 2]))
+    statements: list[str] = []
+    stocked.db.conn.set_trace_callback(statements.append)
+    again = semantic.similar_liked(stocked, "wordllama", ids, texts, signals, np.array([0, 2]))
+    stocked.db.conn.set_trace_callback(None)
+    assert again == first
+    assert statements == []  # the same run's ids: no query at all
+    stocked.db.conn.set_trace_callback(statements.append)
+    semantic.similar_liked(stocked, "wordllama", list(ids), texts, signals, np.array([0, 2]))
+    stocked.db.conn.set_trace_callback(None)
+    # another list of ids: one look at the corpus version, the vectors are not read again
+    assert [s for s in statements if s.startswith("select")] == [
+        "select count(*) as n, max(updated) as u from papers"
+    ]
 
 
 def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
@@ -144,3 +194,49 @@ def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
 def test_embeddings_are_off_by_default(make_config):
     config = make_config("subscribers: []\n")
     assert config.ranking.embeddings is None
+
+
+# A seed paper about efficient attention that shares almost no word with "Linear transformers":
+# TF-IDF cosine 0.05 (its bar is 0.25), wordllama cosine 0.46, the closest pair of the store.
+SEED = (
+    "2611.00005",
+    "Efficient attention for long context transformers",
+    "Softmax attention is approximated with kernels so language models read long inputs cheaply.",
+)
+SEEDED = CONFIG.replace("digest_size: 1", 'seed_papers: ["2611.00005"]\n    digest_size: 2')
+
+
+def test_similar_to_names_the_seed_paper_the_pick_resembles_in_the_embedding(store, make_config):
+    store.add_papers(
+        [Paper(p, t, a, url="u", source="arxiv") for p, t, a in [*PAPERS, SEED]],
+        now=NOW - dt.timedelta(days=1),
+    )
+    off = digest.compose(store, make_config(SEEDED.format(model="null")), now=NOW)["ada"]
+    on = digest.compose(store, make_config(SEEDED.format(model="wordllama")), now=NOW)["ada"]
+    assert [p.reasons for p in off.picks] == [["new in your feeds"]] * 2
+    assert [(p.paper_id, p.reasons) for p in on.picks] == [
+        ("2611.00001", ["similar to “Efficient attention for long context transformers”"]),
+        ("2611.00002", ["new in your feeds"]),  # lensing: the seed is not its closest pair
+    ]
+
+
+def test_a_pick_is_never_similar_to_itself_and_only_a_close_liked_paper_is_named():
+    vectors = np.array([unit(1, 0), unit(1, 0.1), unit(0, 1), unit(1, 1)], dtype=np.float32)
+    # pick 0 is liked paper 0 itself: its closest other liked paper (row 1) is named instead
+    assert semantic.closest_liked(vectors, np.array([0, 2, 3]), [0, 1], bar=0.9) == [1, None, None]
+    assert semantic.closest_liked(vectors, np.array([3]), [0, 1], bar=0.7) == [1]
+    assert semantic.closest_liked(vectors, np.array([0]), [0], bar=0.0) == [None]
+    assert semantic.closest_liked(vectors, np.array([0, 1]), [], bar=0.0) == [None, None]
+
+
+def test_the_similar_bar_lets_only_the_rarest_pairs_of_the_store_through():
+    rng = np.random.default_rng(1)
+    # 19,900 pairs, of which 1 in 38,500 pass the bar: at most one, the near-duplicate
+    corpus = rng.normal(size=(200, 16)).astype(np.float32)
+    corpus[1] = corpus[0] + 0.01
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    cosines = corpus @ corpus.T
+    np.fill_diagonal(cosines, -1)
+    bar = semantic.similar_bar(corpus)
+    assert cosines[0, 1] >= bar
+    assert (cosines >= bar).sum() == 2  # (0, 1) and (1, 0) only

@@ -247,3 +247,21 @@ def test_a_folder_that_does_not_exist_is_one_line(tmp_path):
         "folder exists and is writable (or pass --db)"
     )
     assert not missing.parent.exists()
+
+
+def test_embeddings_are_stored_one_per_paper_and_read_back_by_id(tmp_path):
+    ids = [f"2611.{i:05d}" for i in range(1200)]  # more than one query's worth of ids
+    with Store(tmp_path / "p.db") as store:
+        assert store.embeddings(ids) == {}
+        store.set_embeddings(
+            (pid, "m1", f"h{i}", bytes([i % 256]) * 4) for i, pid in enumerate(ids)
+        )
+        store.set_embeddings([("2611.00001", "m2", "new", b"\x01\x02")])  # replaces, not adds
+        got = store.embeddings([*ids, "2611.99999"])
+    assert len(got) == 1200
+    assert got["2611.00000"] == ("m1", "h0", b"\x00" * 4)
+    assert got["2611.01199"] == ("m1", "h1199", bytes([1199 % 256]) * 4)
+    assert got["2611.00001"] == ("m2", "new", b"\x01\x02")
+    assert "2611.99999" not in got
+    with Store(tmp_path / "p.db") as store:  # committed: another connection sees them
+        assert store.embeddings(["2611.00001"]) == {"2611.00001": ("m2", "new", b"\x01\x02")}

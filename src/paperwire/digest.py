@@ -382,7 +382,9 @@ def iter_compose(
                 rest = [c for c in chosen if c not in followed]
                 chosen = [*followed, *rest][: max(sizes[row], len(followed))]
                 details.update(store.papers(candidate_ids[c] for c in followed))
-            similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids, gram)
+            similar = _similar_by_embedding(store, config, corpus, cols[chosen], signals[row])
+            if similar is None:  # embeddings off: TF-IDF cosines
+                similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids, gram)
             drafts = []  # (col, reasons so far, phrases already named) per pick
             for col, liked in zip(chosen, similar, strict=True):
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
@@ -654,3 +656,12 @@ def _with_semantic(store, config, corpus, cols, signals, now, scores):
         store, config.ranking.embeddings, corpus.ids, corpus.texts, cols, signals, now
     )
     return scores if extra is None else scores + extra
+
+
+def _similar_by_embedding(store, config, corpus, pick_rows, signals):
+    """The "similar to" titles by embedding cosine; None when ``ranking.embeddings`` is off."""
+    from . import semantic
+
+    return semantic.similar_liked(
+        store, config.ranking.embeddings, corpus.ids, corpus.texts, signals, pick_rows
+    )

@@ -241,15 +241,7 @@ def paper_vectors(
     if not paper_ids:
         return out
     hashes = [text_hash(t) for t in texts]
-    stored: dict[str, tuple[str, str, bytes]] = {}
-    for start in range(0, len(paper_ids), 900):  # SQLite's bound-parameter limit
-        part = paper_ids[start : start + 900]
-        marks = ",".join("?" * len(part))
-        for row in store.db.execute(
-            f"select paper_id, model, text_hash, vector from embeddings where paper_id in ({marks})",
-            part,
-        ).fetchall():
-            stored[row[0]] = (row[1], row[2], row[3])
+    stored = store.embeddings(paper_ids)
     todo = []
     for i, (pid, digest) in enumerate(zip(paper_ids, hashes, strict=True)):
         hit = stored.get(pid)
@@ -260,17 +252,8 @@ def paper_vectors(
     if todo:
         fresh = model.embed([texts[i] for i in todo])
         out[todo] = fresh
-        with store.atomic():
-            store.db["embeddings"].upsert_all(
-                (
-                    {
-                        "paper_id": paper_ids[i],
-                        "model": model.name,
-                        "text_hash": hashes[i],
-                        "vector": to_blob(vec),
-                    }
-                    for i, vec in zip(todo, fresh, strict=True)
-                ),
-                pk="paper_id",
-            )
+        store.set_embeddings(
+            (paper_ids[i], model.name, hashes[i], to_blob(vec))
+            for i, vec in zip(todo, fresh, strict=True)
+        )
     return out

@@ -10,12 +10,18 @@ Each subscriber gets one profile vector in the embedding space:
 
 A row is standardised over a sample of the corpus, so its score reads like the TF-IDF score
 ("standard deviations above this subscriber's average paper") and the two add:
-``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Every
-weight is measured in benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the
-one hook ``digest`` calls.
+``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Beside a
+classifier comes a nearest-neighbour contrast: the mean cosine of a paper to its closest liked
+papers minus that to its closest thumbed-down papers, each standardised the same way (a
+classifier trained against thousands of background papers hardly hears a handful of
+thumbs-down; the neighbours do). Every weight is measured in benchmarks/README.md ("Semantic
+ranking"). :func:`extra_scores` is the one hook ``digest`` calls.
 
-Nothing here touches the clock; only :func:`extra_scores` reads the store (through
-:mod:`paperwire.embed`).
+:func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
+the "similar to <liked paper>" reason.
+
+Nothing here touches the clock; only :func:`extra_scores` and :func:`similar_liked` read the
+store (through :mod:`paperwire.embed`).
 """
 
 from __future__ import annotations
@@ -44,10 +50,14 @@ class SemanticWeights:
     """How the embedding profile is built and how much it adds to the TF-IDF score."""
 
     # Share of the (standardised) semantic score added to the TF-IDF score: for a centroid
-    # profile (cold start, where TF-IDF is weakest) and for a classifier profile (measured:
-    # arxiv-frontpage with half the papers voted loses at 1.0, gains at 0.5).
+    # profile (cold start, where TF-IDF is weakest) and for a classifier profile, with the
+    # neighbour contrast beside it (measured on arxiv-frontpage over 20 random halves voted:
+    # 0.25 / 0.25 beat the classifier alone at 0.5 with and without thumbs-down; CiteULike-t
+    # tuning readers cannot tell these weights apart, benchmarks/README.md).
     weight: float = 1.0
-    classifier_weight: float = 0.5
+    classifier_weight: float = 0.25
+    neighbour_weight: float = 0.25
+    neighbours: int = 3
     interests: float = 1.0
     seeds: float = 1.0
     liked: float = 1.0
@@ -115,13 +125,47 @@ def classifier(
 
 
 @dataclass
+class Neighbours:
+    """Labelled papers of one side (liked or thumbed-down) and how their k-nearest mean
+    cosine is spread over the corpus: score = (mean of the k best cosines − offset) / scale."""
+
+    vectors: np.ndarray  # (n, dim)
+    k: int
+    offset: float = 0.0
+    scale: float = 1.0
+
+    def raw(self, papers: np.ndarray) -> np.ndarray:
+        cosines = papers @ self.vectors.T
+        k = min(self.k, cosines.shape[1])
+        return np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
+
+    def score(self, papers: np.ndarray) -> np.ndarray:
+        return (self.raw(papers) - self.offset) / self.scale
+
+
+def neighbours(vectors: np.ndarray, k: int, sample: np.ndarray) -> Neighbours | None:
+    """One side's neighbours, standardised over the corpus sample; None when it is empty."""
+    if not len(vectors):
+        return None
+    side = Neighbours(np.asarray(vectors, dtype=np.float32), k)
+    raw = side.raw(sample) if len(sample) else np.zeros(0)
+    side.offset = float(raw.mean()) if len(raw) else 0.0
+    spread = float(raw.std()) if len(raw) > 1 else 0.0
+    side.scale = spread if spread > 0 else 1.0
+    return side
+
+
+@dataclass
 class SemanticProfiles:
-    """Per subscriber a direction and its standardisation: score = (x·d − offset) / scale."""
+    """Per subscriber a direction and its standardisation: score = (x·d − offset) / scale;
+    beside each classifier, the liked and thumbed-down neighbours."""
 
     directions: np.ndarray  # (subscribers, dim)
     offset: np.ndarray
     scale: np.ndarray
     used_classifier: np.ndarray
+    # per subscriber (liked, thumbed-down) neighbours, or None beside a centroid
+    sides: list[tuple[Neighbours | None, Neighbours | None] | None] = field(default_factory=list)
 
     def score(self, papers: np.ndarray) -> np.ndarray:
         raw = self.directions @ papers.T
@@ -130,6 +174,25 @@ class SemanticProfiles:
     def weights(self, w: SemanticWeights) -> np.ndarray:
         """Each row's share in the sum with TF-IDF (centroid or classifier weight)."""
         return np.where(self.used_classifier, w.classifier_weight, w.weight).astype(np.float32)
+
+    def neighbour_score(self, papers: np.ndarray) -> np.ndarray:
+        """Closeness to the liked papers minus closeness to the thumbed-down ones (zero rows
+        beside a centroid)."""
+        out = np.zeros((len(self.directions), len(papers)), dtype=np.float32)
+        for row, sides in enumerate(self.sides):
+            liked, disliked = sides or (None, None)
+            if liked is not None:
+                out[row] += liked.score(papers)
+            if disliked is not None:
+                out[row] -= disliked.score(papers)
+        return out
+
+    def added(self, papers: np.ndarray, w: SemanticWeights) -> np.ndarray:
+        """What these profiles add to the TF-IDF scores of these papers, weights included."""
+        total = self.weights(w)[:, None] * self.score(papers)
+        if any(s is not None for s in self.sides):
+            total += w.neighbour_weight * self.neighbour_score(papers)
+        return total
 
 
 def build_profiles(
@@ -146,6 +209,8 @@ def build_profiles(
     )
     directions = np.zeros((len(signals), dim), dtype=np.float32)
     used = np.zeros(len(signals), dtype=bool)
+    sample = corpus[sample_rows]
+    sides: list[tuple[Neighbours | None, Neighbours | None] | None] = [None] * len(signals)
     wants = [
         i
         for i, s in enumerate(signals)
@@ -159,14 +224,22 @@ def build_profiles(
             background = corpus[sample_rows[keep[sample_rows]]]
             directions[i], _ = classifier(sig, background, w)
             used[i] = True
+            if w.neighbour_weight:
+                pos = np.isin(sig.kinds, ("seed", "liked"))
+                neg = sig.kinds == "disliked"
+                sides[i] = (
+                    neighbours(sig.vectors[pos], w.neighbours, sample),
+                    neighbours(sig.vectors[neg], w.neighbours, sample),
+                )
         else:
             directions[i] = centroid(sig, w)
-    sample = corpus[sample_rows]
     raw = directions @ sample.T if len(sample) else np.zeros((len(signals), 0))
     offset = raw.mean(axis=1) if raw.shape[1] else np.zeros(len(signals))
     spread = raw.std(axis=1) if raw.shape[1] > 1 else np.ones(len(signals))
     scale = np.where(spread > 0, spread, 1.0)
-    return SemanticProfiles(directions, offset.astype(np.float32), scale.astype(np.float32), used)
+    return SemanticProfiles(
+        directions, offset.astype(np.float32), scale.astype(np.float32), used, sides
+    )
 
 
 # -- the hook digest calls --------------------------------------------------------------------
@@ -224,24 +297,108 @@ def extra_scores(
     model = load_model(spec)
     corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
     profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w)
-    scores = profiles.score(corpus[np.asarray(candidate_rows, dtype=np.int64)])
-    return profiles.weights(w)[:, None] * scores
+    return profiles.added(corpus[np.asarray(candidate_rows, dtype=np.int64)], w)
 
 
-# (database, model) -> (corpus version, vectors): digest calls extra_scores once per chunk of
-# subscribers, and the daemon every tick; the vectors are read from SQLite once per corpus.
-_VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray]] = {}
+# -- "similar to <liked paper>" ----------------------------------------------------------------
+
+# How rarely two stored papers must be alike for one to be named beside the other: the rarity
+# of rank.most_similar_liked's TF-IDF bar (cosine 0.25), which 14 of the 539,241 pairs of the
+# reader evaluation's 1,039 real papers pass (1 in 38,500). wordllama's cosine at that rarity
+# there is 0.80 (a random pair: 0.34 ± 0.11), so a fixed bar would not carry across models.
+SIMILAR_RARITY = 1 / 38_500
+# Papers whose pairs set the bar (2,000: ~2 million pairs, ~0.1 s once per corpus).
+SIMILAR_SAMPLE = 2000
+
+
+def similar_bar(corpus: np.ndarray) -> float:
+    """The cosine that only ``SIMILAR_RARITY`` of the pairs of stored papers reach."""
+    rng = np.random.default_rng(0)
+    rows = (
+        corpus
+        if len(corpus) <= SIMILAR_SAMPLE
+        else corpus[np.sort(rng.choice(len(corpus), SIMILAR_SAMPLE, replace=False))]
+    )
+    pairs = (rows @ rows.T)[np.triu(np.ones((len(rows), len(rows)), dtype=bool), 1)]
+    return float(np.quantile(pairs, 1 - SIMILAR_RARITY)) if len(pairs) else 1.0
+
+
+def closest_liked(
+    vectors: np.ndarray, pick_rows: np.ndarray, liked_rows: list[int], bar: float
+) -> list[int | None]:
+    """For each pick (a row of ``vectors``), the position in ``liked_rows`` of the closest
+    liked paper when its cosine reaches ``bar``. A paper is never "similar to" itself."""
+    picks = np.asarray(pick_rows, dtype=np.int64)
+    if not len(liked_rows) or not len(picks):
+        return [None] * len(picks)
+    liked = np.asarray(liked_rows, dtype=np.int64)
+    sims = vectors[picks] @ vectors[liked].T
+    sims[picks[:, None] == liked[None, :]] = -np.inf
+    best = np.argmax(sims, axis=1)
+    return [
+        int(b) if sims[i, b] >= bar and np.isfinite(sims[i, b]) else None
+        for i, b in enumerate(best)
+    ]
+
+
+def similar_liked(
+    store: Store,
+    spec: str | None,
+    corpus_ids: list[str],
+    corpus_texts: list[str],
+    signals: Signals,
+    pick_rows: np.ndarray,
+) -> list[str | None] | None:
+    """For each pick (a corpus row), the title of the liked or seed paper it is closest to in
+    the embedding, if close enough to mention; None when ``ranking.embeddings`` is off (then
+    ``digest`` compares TF-IDF vectors). ``signals`` name their papers by corpus row."""
+    if not spec:
+        return None
+    from .embed import load_model
+
+    model = load_model(spec)
+    vectors = _corpus_vectors(store, model, corpus_ids, corpus_texts)
+    # thumbs-up first, then seeds: the order of signals.liked_titles
+    votes = zip(signals.vote_rows or [], signals.votes, strict=True)
+    liked_rows = [row for row, (_, vote, _) in votes if vote > 0] + list(signals.seed_rows or [])
+    titles = signals.liked_titles[: len(liked_rows)]
+    bar = _similar_bar(store, model, vectors) if liked_rows else 1.0
+    best = closest_liked(vectors, pick_rows, liked_rows, bar)
+    return [None if b is None else titles[b][1] for b in best]
+
+
+# (database, model) -> (corpus version, vectors, the list of ids they were asked for): digest
+# calls extra_scores once per chunk of subscribers, and the daemon every tick; the vectors are
+# read from SQLite once per corpus.
+_VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray, list[str]]] = {}
 
 
 def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: list[str]):
     from .embed import paper_vectors
 
     key = (str(store.path.resolve()), model.name)
-    version = (*store.corpus_version(), len(ids))
     cached = _VECTORS.get(key)
+    # digest asks once per subscriber (similar_liked) with its run's very list of ids: no
+    # query then (counting a big store's papers 100,000 times would take minutes)
+    if cached is not None and cached[2] is ids:
+        return cached[1]
+    version = (*store.corpus_version(), len(ids))
     if cached is not None and cached[0] == version:
+        _VECTORS[key] = (version, cached[1], ids)
         return cached[1]
     vectors = paper_vectors(store, model, ids, texts)
     _VECTORS.clear()
-    _VECTORS[key] = (version, vectors)
+    _VECTORS[key] = (version, vectors, ids)
+    _BARS.clear()
     return vectors
+
+
+# (database, model) -> similar_bar of the cached corpus vectors (cleared with them)
+_BARS: dict[tuple[str, str], float] = {}
+
+
+def _similar_bar(store: Store, model: StaticModel, vectors: np.ndarray) -> float:
+    key = (str(store.path.resolve()), model.name)
+    if key not in _BARS:
+        _BARS[key] = similar_bar(vectors)
+    return _BARS[key]

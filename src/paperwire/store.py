@@ -966,6 +966,33 @@ class Store:
             pk="title_key",
         )
 
+    # -- paper vectors of the semantic extra (issue 15; written by paperwire.embed) ----------
+
+    def embeddings(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, str, bytes]]:
+        """Stored vectors by paper id: (model name, text hash, float16 blob)."""
+        ids = list(dict.fromkeys(paper_ids))
+        out: dict[str, tuple[str, str, bytes]] = {}
+        for chunk in _chunks(ids, 500):
+            sql = (
+                "select paper_id, model, text_hash, vector from embeddings "
+                f"where paper_id in ({','.join('?' * len(chunk))})"
+            )
+            for row in self.db.execute(sql, chunk).fetchall():
+                out[row[0]] = (row[1], row[2], row[3])
+        return out
+
+    def set_embeddings(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
+        """Store (paper id, model name, text hash, blob) rows in one transaction, replacing a
+        paper's earlier vector (one per paper: a model change re-embeds every paper)."""
+        with self.atomic():
+            self.db["embeddings"].upsert_all(
+                (
+                    {"paper_id": pid, "model": model, "text_hash": digest, "vector": blob}
+                    for pid, model, digest, blob in rows
+                ),
+                pk="paper_id",
+            )
+
 
 _EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # issue 16
 
