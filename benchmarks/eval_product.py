@@ -369,6 +369,162 @@ def count_relevance(counts, pool, users, train, weights):
     return plain.astype(np.float64), liked, vectors
 
 
+# -- cheap, paired tuning of the crowd prior -------------------------------------------------
+#
+# A reader's relevance (the classifier: seconds per reader) does not depend on the prior, so it
+# is computed once per tuning group with ``digest.score_matrix`` (compose's profiles, prior 0)
+# and cached; each prior variant is then a lift on that matrix, picked with compose's top_k +
+# MMR (tests/test_eval_path.py holds that path to compose's top-10s).
+
+
+def tuning_groups(libraries: list[np.ndarray], n: int, size: int) -> list[list[int]]:
+    """``n`` seeded tuning readers dealt into groups of ``size``: each group is evaluated the way
+    the held-out readers are (its own pool, upvotes from everyone but its hidden 20 %)."""
+    users = readers(libraries, n, tune=True)
+    order = np.random.default_rng(SEED + 1).permutation(len(users))
+    return [
+        sorted(users[i] for i in order[g :: len(users) // size]) for g in range(len(users) // size)
+    ]
+
+
+def cache_group(path: Path, counts, libraries, vocab, users: list[int], args) -> None:
+    """One group's relevance (no prior), raw upvotes, excluded columns, vectors and hidden papers."""
+    splits = eval_ranking.split(libraries, users, SEED)
+    train = {u: splits[u][0] for u in users}
+    upvotes = eval_ranking.popularity_counts(libraries, splits, counts.shape[0])
+    pool = pool_of(libraries, users, args.pool, counts.shape[0])
+    weights = parse_weights(args.weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "hf.db"
+        build_store(db, feed_document(counts, vocab, pool, upvotes), train)
+        rel, _, excluded, vectors, ids = product_relevance(db, users, weights, args.batch)
+    sp.save_npz(path.with_suffix(".vectors.npz"), vectors.tocsr())
+    np.savez(
+        path,
+        users=np.array(users),
+        relevance=rel.astype(np.float32),
+        upvotes=upvotes[ids],
+        ids=ids,
+        excluded=np.concatenate(excluded),
+        excluded_starts=np.cumsum([0] + [len(e) for e in excluded]),
+        test=np.concatenate([splits[u][1] for u in users]),
+        test_starts=np.cumsum([0] + [len(splits[u][1]) for u in users]),
+    )
+
+
+def load_group(path: Path) -> dict:
+    with np.load(path) as f:
+        g = {k: f[k] for k in f.files}
+    cut = lambda flat, starts: [flat[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]  # noqa: E731
+    g["excluded"] = cut(g["excluded"], g.pop("excluded_starts"))
+    g["test"] = cut(g["test"], g.pop("test_starts"))
+    g["vectors"] = sp.load_npz(path.with_suffix(".vectors.npz")).tocsr()
+    return g
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / x.std() if x.std() > 0 else np.zeros_like(x)
+
+
+def _gate(relevance, bar, lift):
+    blank = relevance.max(axis=1, keepdims=True) == relevance.min(axis=1, keepdims=True)
+    return np.where((relevance >= bar) | blank, lift[None, :] if lift.ndim == 1 else lift, 0)
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def prior_forms() -> dict:
+    """Lift variants: name -> f(relevance, upvotes) giving what is added to relevance."""
+    forms: dict = {"no prior": lambda r, u: np.zeros_like(r)}
+
+    def z_log(u):
+        z = _z(np.log1p(u))
+        return z - z.min()
+
+    def pct(u):  # rank-based: the share of candidates with fewer upvotes, in SDs of a uniform
+        return (np.argsort(np.argsort(u, kind="stable"), kind="stable") / len(u)) * np.sqrt(12)
+
+    def capped(u, cap):
+        return np.minimum(z_log(u), cap)
+
+    for w in (0.25, 0.35, 0.5, 0.75, 1.0):
+        forms[f"shipped form: z log, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * z_log(u))
+    for w in (0.5, 0.75):
+        for bar in (0.0, 2.0, 3.0):
+            forms[f"z log, bar {bar:g}, w {w}"] = lambda r, u, w=w, b=bar: _gate(r, b, w * z_log(u))
+    for w in (0.35, 0.5, 0.75):
+        forms[f"z log ungated, w {w}"] = lambda r, u, w=w: np.broadcast_to(w * z_log(u), r.shape)
+    for w in (0.5, 0.75, 1.0):
+        forms[f"rank pct, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * pct(u))
+    for w in (0.5, 0.75, 1.0):
+        forms[f"z log capped at 2, bar 1, w {w}"] = lambda r, u, w=w: _gate(
+            r, 1.0, w * capped(u, 2.0)
+        )
+    for w in (0.05, 0.1, 0.2):
+        forms[f"raw log1p, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * np.log1p(u))
+    for w in (0.5, 0.75, 1.0):
+        for bar, t in ((1.0, 0.5), (2.0, 0.5), (2.0, 1.0)):
+            forms[f"soft gate sigmoid((r-{bar:g})/{t:g}), w {w}"] = lambda r, u, w=w, b=bar, t=t: (
+                w * z_log(u)[None, :] * _sigmoid((r - b) / t)
+            )
+    for w in (0.1, 0.15, 0.2, 0.3):
+        forms[f"proportional w·max(r,0)·prior, w {w}"] = lambda r, u, w=w: (
+            w * np.maximum(r, 0) * z_log(u)[None, :]
+        )
+    for w in (0.5, 0.75, 1.0):
+        for m in (100, 300):
+            forms[f"top-{m} gate, w {w}"] = lambda r, u, w=w, m=m: np.where(
+                r >= -np.partition(-r, m - 1, axis=1)[:, m - 1 : m], w * z_log(u)[None, :], 0
+            )
+
+    def spread(r, m=100):  # the reader's own scale: SD of their m most relevant scores
+        return (-np.partition(-r, m - 1, axis=1)[:, :m]).std(axis=1, keepdims=True)
+
+    for w in (0.1, 0.2, 0.3, 0.5):
+        forms[f"reader-scaled w·sd(top-100)·prior, bar 1, w {w}"] = lambda r, u, w=w: _gate(
+            r, 1.0, w * spread(r) * z_log(u)[None, :]
+        )
+    return forms
+
+
+def prior_table(paths: list[Path], weights: rank.Weights, only: str = "") -> None:
+    """Each lift form on every cached group: mean recall@10 over all readers, and the paired
+    difference against the shipped form (mean ± standard error over readers)."""
+    groups = [load_group(p) for p in paths]
+    per_reader: dict[str, np.ndarray] = {}
+    forms = prior_forms()
+    names = [n for n in forms if only in n or n == "no prior" or n.startswith("shipped form")]
+    for name in names:
+        values = []
+        for g in groups:
+            scores = g["relevance"] + forms[name](g["relevance"], g["upvotes"].astype(np.float64))
+            picks = pick(scores.astype(np.float32), g["excluded"], g["vectors"], weights)
+            for p, t in zip(picks, g["test"], strict=True):
+                values.append(np.isin(g["ids"][p], t).sum() / len(t))
+        per_reader[name] = np.array(values)
+    base = per_reader.get(f"shipped form: z log, bar 1, w {weights.popularity}")
+    none = per_reader["no prior"]
+    n = len(none)
+    print(
+        f"# {n} tuning readers in {len(groups)} groups; recall@10 (per group); paired "
+        "difference vs no prior and vs the shipped form (mean ± standard error over readers)"
+    )
+
+    def paired(v, ref):
+        return (
+            "" if ref is None else f"{(v - ref).mean():+.4f} ± {(v - ref).std() / np.sqrt(n):.4f}"
+        )
+
+    for name, v in per_reader.items():
+        by_group = " ".join(f"{x.mean():.4f}" for x in np.array_split(v, len(groups)))
+        print(
+            f"{name:<52} {v.mean():.4f} [{by_group}] {paired(v, none)} {paired(v, base)}",
+            flush=True,
+        )
+
+
 def parse_weights(pairs: list[str]) -> rank.Weights:
     kinds = {f.name: f.type for f in fields(rank.Weights)}
     values = {}
@@ -393,10 +549,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default="", help="prior/MMR variants on 'product', 'count' or both (tuning)"
     )
+    parser.add_argument("--cache-dir", type=Path, help="tuning: cache groups' relevance here")
+    parser.add_argument("--group-size", type=int, default=100, help="tuning readers per group")
+    parser.add_argument("--group", type=int, nargs="*", help="tuning: compute these groups")
+    parser.add_argument(
+        "--prior-table", default=None, help="tuning: lift forms on the cached groups (filter)"
+    )
     args = parser.parse_args(argv)
     started = time.time()
     weights = parse_weights(args.weights)
+    if args.prior_table is not None:
+        prior_table(sorted(args.cache_dir.glob("group*[0-9].npz")), weights, args.prior_table)
+        return 0
     counts, libraries, vocab = citeulike()
+    if args.cache_dir is not None:
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+        groups = tuning_groups(libraries, args.users, args.group_size)
+        for g in args.group if args.group is not None else range(len(groups)):
+            path = args.cache_dir / f"group{g}.npz"
+            if not path.exists():
+                cache_group(path, counts, libraries, vocab, groups[g], args)
+                print(f"group {g}: {len(groups[g])} readers ({time.time() - started:.0f}s)")
+        return 0
     users = readers(libraries, args.users, args.tune)
     splits = eval_ranking.split(libraries, users, SEED)
     train = {u: splits[u][0] for u in users}
