@@ -259,17 +259,33 @@ def count_path(
 
 
 def pick(
-    scores: np.ndarray, excluded: list[np.ndarray], vectors: sp.csr_matrix, weights: rank.Weights
+    scores: np.ndarray,
+    excluded: list[np.ndarray],
+    vectors: sp.csr_matrix,
+    weights: rank.Weights,
+    similarity=None,
 ) -> list[list[int]]:
-    """What compose does with a score matrix: the best 3 × 10 allowed papers, MMR down to 10."""
+    """What compose does with a score matrix: the best 3 × 10 allowed papers, MMR down to 10.
+
+    ``similarity`` (:func:`cosines`) gives MMR compose's float16 cosines, so near-ties break
+    the same way; without it MMR computes its own (the same picks but for those)."""
     allowed = np.ones(scores.shape, dtype=bool)
     for row, cols in enumerate(excluded):
         allowed[row, cols] = False
     pools = rank.top_k(scores, DIGEST * digest.MMR_POOL, allowed)
     return [
-        rank.mmr(pools[row], scores[row], vectors, DIGEST, weights.mmr_lambda)
+        rank.mmr(
+            pools[row], scores[row], vectors, DIGEST, weights.mmr_lambda, similarity=similarity
+        )
         for row in range(scores.shape[0])
     ]
+
+
+def cosines(vectors: sp.csr_matrix):
+    """The candidates' cosines as compose hands them to MMR (every stored paper a candidate)."""
+    return digest._Float16Cosines(
+        rank.CandidateGram(vectors, np.arange(vectors.shape[0])).candidates
+    )
 
 
 VARIANTS = {
@@ -419,6 +435,7 @@ def load_group(path: Path) -> dict:
     g["excluded"] = cut(g["excluded"], g.pop("excluded_starts"))
     g["test"] = cut(g["test"], g.pop("test_starts"))
     g["vectors"] = sp.load_npz(path.with_suffix(".vectors.npz")).tocsr()
+    g["similarity"] = cosines(g["vectors"])
     return g
 
 
@@ -435,6 +452,21 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
+SHIPPED = f"rank.crowd_lift (bar {rank.Weights().popularity_bar:g})"
+
+
+def group_picks(g: dict, lift, weights: rank.Weights) -> list[np.ndarray]:
+    """A cached group's digests (CiteULike indices) with ``lift(relevance, upvotes)`` added,
+    picked as compose picks."""
+    scores = g["relevance"] + lift(g["relevance"], g["upvotes"].astype(np.float64))
+    return [
+        g["ids"][p]
+        for p in pick(
+            scores.astype(np.float32), g["excluded"], g["vectors"], weights, g["similarity"]
+        )
+    ]
+
+
 def prior_forms() -> dict:
     """Lift variants: name -> f(relevance, upvotes) giving what is added to relevance."""
     forms: dict = {"no prior": lambda r, u: np.zeros_like(r)}
@@ -449,8 +481,10 @@ def prior_forms() -> dict:
     def capped(u, cap):
         return np.minimum(z_log(u), cap)
 
-    for w in (0.25, 0.35, 0.5, 0.75, 1.0):
-        forms[f"shipped form: z log, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * z_log(u))
+    for w in (0.25, 0.35, 0.5, 0.75, 1.0):  # what compose adds: rank.crowd_lift itself
+        forms[f"{SHIPPED}, w {w}"] = lambda r, u, w=w: rank.crowd_lift(
+            r, rank.popularity_prior(u), replace(rank.Weights(), popularity=w)
+        )
     for w in (0.5, 0.75):
         for bar in (0.0, 2.0, 3.0):
             forms[f"z log, bar {bar:g}, w {w}"] = lambda r, u, w=w, b=bar: _gate(r, b, w * z_log(u))
@@ -479,6 +513,12 @@ def prior_forms() -> dict:
                 r >= -np.partition(-r, m - 1, axis=1)[:, m - 1 : m], w * z_log(u)[None, :], 0
             )
 
+    for w in (0.5, 0.75, 1.0):  # a gate that opens gradually: 0 below the bar, full t above it
+        for bar, t in ((0.0, 1.0), (1.0, 1.0), (1.0, 2.0), (2.0, 2.0)):
+            forms[f"ramp gate clip((r-{bar:g})/{t:g}, 0, 1), w {w}"] = (
+                lambda r, u, w=w, b=bar, t=t: w * z_log(u)[None, :] * np.clip((r - b) / t, 0, 1)
+            )
+
     def spread(r, m=100):  # the reader's own scale: SD of their m most relevant scores
         return (-np.partition(-r, m - 1, axis=1)[:, :m]).std(axis=1, keepdims=True)
 
@@ -495,16 +535,15 @@ def prior_table(paths: list[Path], weights: rank.Weights, only: str = "") -> Non
     groups = [load_group(p) for p in paths]
     per_reader: dict[str, np.ndarray] = {}
     forms = prior_forms()
-    names = [n for n in forms if only in n or n == "no prior" or n.startswith("shipped form")]
+    names = [n for n in forms if only in n or n == "no prior" or n.startswith(SHIPPED)]
     for name in names:
         values = []
         for g in groups:
-            scores = g["relevance"] + forms[name](g["relevance"], g["upvotes"].astype(np.float64))
-            picks = pick(scores.astype(np.float32), g["excluded"], g["vectors"], weights)
+            picks = group_picks(g, forms[name], weights)
             for p, t in zip(picks, g["test"], strict=True):
-                values.append(np.isin(g["ids"][p], t).sum() / len(t))
+                values.append(np.isin(p, t).sum() / len(t))
         per_reader[name] = np.array(values)
-    base = per_reader.get(f"shipped form: z log, bar 1, w {weights.popularity}")
+    base = per_reader.get(f"{SHIPPED}, w {weights.popularity}")
     none = per_reader["no prior"]
     n = len(none)
     print(
