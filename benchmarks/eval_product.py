@@ -393,10 +393,12 @@ def count_relevance(counts, pool, users, train, weights):
 # MMR (tests/test_eval_path.py holds that path to compose's top-10s).
 
 
-def tuning_groups(libraries: list[np.ndarray], n: int, size: int) -> list[list[int]]:
-    """``n`` seeded tuning readers dealt into groups of ``size``: each group is evaluated the way
-    the held-out readers are (its own pool, upvotes from everyone but its hidden 20 %)."""
-    users = readers(libraries, n, tune=True)
+def reader_groups(
+    libraries: list[np.ndarray], n: int, size: int, tune: bool = True
+) -> list[list[int]]:
+    """``n`` seeded readers dealt into groups of ``size``: each group is evaluated the way the
+    issue's table is (its own pool, upvotes from everyone but its hidden 20 %)."""
+    users = readers(libraries, n, tune=tune)
     order = np.random.default_rng(SEED + 1).permutation(len(users))
     return [
         sorted(users[i] for i in order[g :: len(users) // size]) for g in range(len(users) // size)
@@ -590,7 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cache-dir", type=Path, help="tuning: cache groups' relevance here")
     parser.add_argument("--group-size", type=int, default=100, help="tuning readers per group")
-    parser.add_argument("--group", type=int, nargs="*", help="tuning: compute these groups")
+    parser.add_argument(
+        "--group", type=int, nargs="*", help="these groups of --users (tuning: cache them)"
+    )
     parser.add_argument(
         "--prior-table", default=None, help="tuning: lift forms on the cached groups (filter)"
     )
@@ -603,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     counts, libraries, vocab = citeulike()
     if args.cache_dir is not None:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-        groups = tuning_groups(libraries, args.users, args.group_size)
+        groups = reader_groups(libraries, args.users, args.group_size)
         for g in args.group if args.group is not None else range(len(groups)):
             path = args.cache_dir / f"group{g}.npz"
             if not path.exists():
@@ -611,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"group {g}: {len(groups[g])} readers ({time.time() - started:.0f}s)")
         return 0
     users = readers(libraries, args.users, args.tune)
+    if args.group:  # one group of a larger sample, evaluated like the 100-reader table
+        users = reader_groups(libraries, args.users, args.group_size, args.tune)[args.group[0]]
     splits = eval_ranking.split(libraries, users, SEED)
     train = {u: splits[u][0] for u in users}
     test = {u: splits[u][1] for u in users}
