@@ -25,6 +25,10 @@ Readers are the held-out ones (0-based line % 5 == 0 in users.dat) unless ``--tu
     python benchmarks/eval_product.py --users 100 --tune     # tuning readers
     python benchmarks/eval_product.py --users 100 --weights popularity=0 mmr_lambda=1
     python benchmarks/eval_product.py --users 100 --count-path   # + the count-matrix table
+    python benchmarks/eval_product.py --users 300 --group 0      # one of 3 groups of 100 readers
+    # the crowd prior's tuning table: each group's relevance cached once, then every lift form
+    python benchmarks/eval_product.py --tune --users 300 --cache-dir /tmp/crowd --group 0 1 2
+    python benchmarks/eval_product.py --cache-dir /tmp/crowd --prior-table ""
 
 Parsed CiteULike-t is cached in ``~/.cache/paperwire-bench`` (``PAPERWIRE_BENCH_CACHE``).
 """
