@@ -25,6 +25,10 @@ Readers are the held-out ones (0-based line % 5 == 0 in users.dat) unless ``--tu
     python benchmarks/eval_product.py --users 100 --tune     # tuning readers
     python benchmarks/eval_product.py --users 100 --weights popularity=0 mmr_lambda=1
     python benchmarks/eval_product.py --users 100 --count-path   # + the count-matrix table
+    python benchmarks/eval_product.py --users 300 --group 0      # one of 3 groups of 100 readers
+    # the crowd prior's tuning table: each group's relevance cached once, then every lift form
+    python benchmarks/eval_product.py --tune --users 300 --cache-dir /tmp/crowd --group 0 1 2
+    python benchmarks/eval_product.py --cache-dir /tmp/crowd --prior-table ""
 
 Parsed CiteULike-t is cached in ``~/.cache/paperwire-bench`` (``PAPERWIRE_BENCH_CACHE``).
 """
@@ -259,17 +263,33 @@ def count_path(
 
 
 def pick(
-    scores: np.ndarray, excluded: list[np.ndarray], vectors: sp.csr_matrix, weights: rank.Weights
+    scores: np.ndarray,
+    excluded: list[np.ndarray],
+    vectors: sp.csr_matrix,
+    weights: rank.Weights,
+    similarity=None,
 ) -> list[list[int]]:
-    """What compose does with a score matrix: the best 3 × 10 allowed papers, MMR down to 10."""
+    """What compose does with a score matrix: the best 3 × 10 allowed papers, MMR down to 10.
+
+    ``similarity`` (:func:`cosines`) gives MMR compose's float16 cosines, so near-ties break
+    the same way; without it MMR computes its own (the same picks but for those)."""
     allowed = np.ones(scores.shape, dtype=bool)
     for row, cols in enumerate(excluded):
         allowed[row, cols] = False
     pools = rank.top_k(scores, DIGEST * digest.MMR_POOL, allowed)
     return [
-        rank.mmr(pools[row], scores[row], vectors, DIGEST, weights.mmr_lambda)
+        rank.mmr(
+            pools[row], scores[row], vectors, DIGEST, weights.mmr_lambda, similarity=similarity
+        )
         for row in range(scores.shape[0])
     ]
+
+
+def cosines(vectors: sp.csr_matrix):
+    """The candidates' cosines as compose hands them to MMR (every stored paper a candidate)."""
+    return digest._Float16Cosines(
+        rank.CandidateGram(vectors, np.arange(vectors.shape[0])).candidates
+    )
 
 
 VARIANTS = {
@@ -369,6 +389,187 @@ def count_relevance(counts, pool, users, train, weights):
     return plain.astype(np.float64), liked, vectors
 
 
+# -- cheap, paired tuning of the crowd prior -------------------------------------------------
+#
+# A reader's relevance (the classifier: seconds per reader) does not depend on the prior, so it
+# is computed once per tuning group with ``digest.score_matrix`` (compose's profiles, prior 0)
+# and cached; each prior variant is then a lift on that matrix, picked with compose's top_k +
+# MMR (tests/test_eval_path.py holds that path to compose's top-10s).
+
+
+def reader_groups(
+    libraries: list[np.ndarray], n: int, size: int, tune: bool = True
+) -> list[list[int]]:
+    """``n`` seeded readers dealt into groups of ``size``: each group is evaluated the way the
+    issue's table is (its own pool, upvotes from everyone but its hidden 20 %)."""
+    users = readers(libraries, n, tune=tune)
+    order = np.random.default_rng(SEED + 1).permutation(len(users))
+    return [
+        sorted(users[i] for i in order[g :: len(users) // size]) for g in range(len(users) // size)
+    ]
+
+
+def cache_group(path: Path, counts, libraries, vocab, users: list[int], args) -> None:
+    """One group's relevance (no prior), raw upvotes, excluded columns, vectors and hidden papers."""
+    splits = eval_ranking.split(libraries, users, SEED)
+    train = {u: splits[u][0] for u in users}
+    upvotes = eval_ranking.popularity_counts(libraries, splits, counts.shape[0])
+    pool = pool_of(libraries, users, args.pool, counts.shape[0])
+    weights = parse_weights(args.weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "hf.db"
+        build_store(db, feed_document(counts, vocab, pool, upvotes), train)
+        rel, _, excluded, vectors, ids = product_relevance(db, users, weights, args.batch)
+    sp.save_npz(path.with_suffix(".vectors.npz"), vectors.tocsr())
+    np.savez(
+        path,
+        users=np.array(users),
+        relevance=rel.astype(np.float32),
+        upvotes=upvotes[ids],
+        ids=ids,
+        excluded=np.concatenate(excluded),
+        excluded_starts=np.cumsum([0] + [len(e) for e in excluded]),
+        test=np.concatenate([splits[u][1] for u in users]),
+        test_starts=np.cumsum([0] + [len(splits[u][1]) for u in users]),
+    )
+
+
+def load_group(path: Path) -> dict:
+    with np.load(path) as f:
+        g = {k: f[k] for k in f.files}
+    cut = lambda flat, starts: [flat[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]  # noqa: E731
+    g["excluded"] = cut(g["excluded"], g.pop("excluded_starts"))
+    g["test"] = cut(g["test"], g.pop("test_starts"))
+    g["vectors"] = sp.load_npz(path.with_suffix(".vectors.npz")).tocsr()
+    g["similarity"] = cosines(g["vectors"])
+    return g
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / x.std() if x.std() > 0 else np.zeros_like(x)
+
+
+def _gate(relevance, bar, lift):
+    blank = relevance.max(axis=1, keepdims=True) == relevance.min(axis=1, keepdims=True)
+    return np.where((relevance >= bar) | blank, lift[None, :] if lift.ndim == 1 else lift, 0)
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+SHIPPED = f"rank.crowd_lift (bar {rank.Weights().popularity_bar:g})"
+
+
+def group_picks(g: dict, lift, weights: rank.Weights) -> list[np.ndarray]:
+    """A cached group's digests (CiteULike indices) with ``lift(relevance, upvotes)`` added,
+    picked as compose picks."""
+    scores = g["relevance"] + lift(g["relevance"], g["upvotes"].astype(np.float64))
+    return [
+        g["ids"][p]
+        for p in pick(
+            scores.astype(np.float32), g["excluded"], g["vectors"], weights, g["similarity"]
+        )
+    ]
+
+
+def prior_forms() -> dict:
+    """Lift variants: name -> f(relevance, upvotes) giving what is added to relevance."""
+    forms: dict = {"no prior": lambda r, u: np.zeros_like(r)}
+
+    def z_log(u):
+        z = _z(np.log1p(u))
+        return z - z.min()
+
+    def pct(u):  # rank-based: the share of candidates with fewer upvotes, in SDs of a uniform
+        return (np.argsort(np.argsort(u, kind="stable"), kind="stable") / len(u)) * np.sqrt(12)
+
+    def capped(u, cap):
+        return np.minimum(z_log(u), cap)
+
+    for w in (0.25, 0.35, 0.5, 0.75, 1.0):  # what compose adds: rank.crowd_lift itself
+        forms[f"{SHIPPED}, w {w}"] = lambda r, u, w=w: rank.crowd_lift(
+            r, rank.popularity_prior(u), replace(rank.Weights(), popularity=w)
+        )
+    for w in (0.5, 0.75):
+        for bar in (0.0, 2.0, 3.0):
+            forms[f"z log, bar {bar:g}, w {w}"] = lambda r, u, w=w, b=bar: _gate(r, b, w * z_log(u))
+    for w in (0.35, 0.5, 0.75):
+        forms[f"z log ungated, w {w}"] = lambda r, u, w=w: np.broadcast_to(w * z_log(u), r.shape)
+    for w in (0.5, 0.75, 1.0):
+        forms[f"rank pct, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * pct(u))
+    for w in (0.5, 0.75, 1.0):
+        forms[f"z log capped at 2, bar 1, w {w}"] = lambda r, u, w=w: _gate(
+            r, 1.0, w * capped(u, 2.0)
+        )
+    for w in (0.05, 0.1, 0.2):
+        forms[f"raw log1p, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * np.log1p(u))
+    for w in (0.5, 0.75, 1.0):
+        for bar, t in ((1.0, 0.5), (2.0, 0.5), (2.0, 1.0)):
+            forms[f"soft gate sigmoid((r-{bar:g})/{t:g}), w {w}"] = lambda r, u, w=w, b=bar, t=t: (
+                w * z_log(u)[None, :] * _sigmoid((r - b) / t)
+            )
+    for w in (0.1, 0.15, 0.2, 0.3):
+        forms[f"proportional w·max(r,0)·prior, w {w}"] = lambda r, u, w=w: (
+            w * np.maximum(r, 0) * z_log(u)[None, :]
+        )
+    for w in (0.5, 0.75, 1.0):
+        for m in (100, 300):
+            forms[f"top-{m} gate, w {w}"] = lambda r, u, w=w, m=m: np.where(
+                r >= -np.partition(-r, m - 1, axis=1)[:, m - 1 : m], w * z_log(u)[None, :], 0
+            )
+
+    for w in (0.5, 0.75, 1.0):  # a gate that opens gradually: 0 below the bar, full t above it
+        for bar, t in ((0.0, 1.0), (1.0, 1.0), (1.0, 2.0), (2.0, 2.0)):
+            forms[f"ramp gate clip((r-{bar:g})/{t:g}, 0, 1), w {w}"] = (
+                lambda r, u, w=w, b=bar, t=t: w * z_log(u)[None, :] * np.clip((r - b) / t, 0, 1)
+            )
+
+    def spread(r, m=100):  # the reader's own scale: SD of their m most relevant scores
+        return (-np.partition(-r, m - 1, axis=1)[:, :m]).std(axis=1, keepdims=True)
+
+    for w in (0.1, 0.2, 0.3, 0.5):
+        forms[f"reader-scaled w·sd(top-100)·prior, bar 1, w {w}"] = lambda r, u, w=w: _gate(
+            r, 1.0, w * spread(r) * z_log(u)[None, :]
+        )
+    return forms
+
+
+def prior_table(paths: list[Path], weights: rank.Weights, only: str = "") -> None:
+    """Each lift form on every cached group: mean recall@10 over all readers, and the paired
+    difference against the shipped form (mean ± standard error over readers)."""
+    groups = [load_group(p) for p in paths]
+    per_reader: dict[str, np.ndarray] = {}
+    forms = prior_forms()
+    names = [n for n in forms if only in n or n == "no prior" or n.startswith(SHIPPED)]
+    for name in names:
+        values = []
+        for g in groups:
+            picks = group_picks(g, forms[name], weights)
+            for p, t in zip(picks, g["test"], strict=True):
+                values.append(np.isin(p, t).sum() / len(t))
+        per_reader[name] = np.array(values)
+    base = per_reader.get(f"{SHIPPED}, w {weights.popularity}")
+    none = per_reader["no prior"]
+    n = len(none)
+    print(
+        f"# {n} tuning readers in {len(groups)} groups; recall@10 (per group); paired "
+        "difference vs no prior and vs the shipped form (mean ± standard error over readers)"
+    )
+
+    def paired(v, ref):
+        return (
+            "" if ref is None else f"{(v - ref).mean():+.4f} ± {(v - ref).std() / np.sqrt(n):.4f}"
+        )
+
+    for name, v in per_reader.items():
+        by_group = " ".join(f"{x.mean():.4f}" for x in np.array_split(v, len(groups)))
+        print(
+            f"{name:<52} {v.mean():.4f} [{by_group}] {paired(v, none)} {paired(v, base)}",
+            flush=True,
+        )
+
+
 def parse_weights(pairs: list[str]) -> rank.Weights:
     kinds = {f.name: f.type for f in fields(rank.Weights)}
     values = {}
@@ -393,11 +594,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default="", help="prior/MMR variants on 'product', 'count' or both (tuning)"
     )
+    parser.add_argument("--cache-dir", type=Path, help="tuning: cache groups' relevance here")
+    parser.add_argument("--group-size", type=int, default=100, help="tuning readers per group")
+    parser.add_argument(
+        "--group", type=int, nargs="*", help="these groups of --users (tuning: cache them)"
+    )
+    parser.add_argument(
+        "--prior-table", default=None, help="tuning: lift forms on the cached groups (filter)"
+    )
     args = parser.parse_args(argv)
     started = time.time()
     weights = parse_weights(args.weights)
+    if args.prior_table is not None:
+        prior_table(sorted(args.cache_dir.glob("group*[0-9].npz")), weights, args.prior_table)
+        return 0
     counts, libraries, vocab = citeulike()
+    if args.cache_dir is not None:
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+        groups = reader_groups(libraries, args.users, args.group_size)
+        for g in args.group if args.group is not None else range(len(groups)):
+            path = args.cache_dir / f"group{g}.npz"
+            if not path.exists():
+                cache_group(path, counts, libraries, vocab, groups[g], args)
+                print(f"group {g}: {len(groups[g])} readers ({time.time() - started:.0f}s)")
+        return 0
     users = readers(libraries, args.users, args.tune)
+    if args.group:  # one group of a larger sample, evaluated like the 100-reader table
+        users = reader_groups(libraries, args.users, args.group_size, args.tune)[args.group[0]]
     splits = eval_ranking.split(libraries, users, SEED)
     train = {u: splits[u][0] for u in users}
     test = {u: splits[u][1] for u in users}

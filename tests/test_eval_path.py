@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
@@ -62,3 +63,35 @@ def test_harness_variant_path_gives_compose_top10(tmp_path: Path) -> None:
 
     assert all(len(composed[u]) == 10 for u in users)
     assert {u: ids[p].tolist() for u, p in zip(users, picked, strict=True)} == composed
+
+
+def test_cached_tuning_groups_give_compose_top10(tmp_path: Path) -> None:
+    """The prior table's groups (relevance cached once, the shipped lift added afterwards) pick
+    what compose picks for the same readers, pool and upvotes."""
+    counts, libraries, vocab = small_citeulike()
+    users = list(range(len(libraries)))
+    # readers outside the group: their saves are the evaluated readers' upvotes (0 to ~20)
+    crowd = np.random.default_rng(5)
+    libraries += [np.sort(crowd.choice(counts.shape[0], 40, replace=False)) for _ in range(60)]
+    args = SimpleNamespace(
+        pool=counts.shape[0], weights=["classifier_min_likes=1000000000"], batch=4
+    )
+    path = tmp_path / "group0.npz"
+    eval_product.cache_group(path, counts, libraries, vocab, users, args)
+    group = eval_product.load_group(path)
+    weights = eval_product.parse_weights(args.weights)
+    shipped = eval_product.prior_forms()[f"{eval_product.SHIPPED}, w {weights.popularity}"]
+    picked = eval_product.group_picks(group, shipped, weights)
+
+    # the same store built again, the digests from compose itself
+    splits = eval_product.eval_ranking.split(libraries, users, eval_product.SEED)
+    upvotes = eval_product.eval_ranking.popularity_counts(libraries, splits, counts.shape[0])
+    assert np.ptp(group["upvotes"]) > 0  # the lift has something to order
+    db = tmp_path / "eval.db"
+    pool = np.arange(counts.shape[0])
+    train = {u: splits[u][0] for u in users}
+    eval_product.build_store(db, eval_product.feed_document(counts, vocab, pool, upvotes), train)
+    composed = eval_product.product_digests(db, users, weights, batch=4)
+
+    assert all(len(composed[u]) == 10 for u in users)
+    assert {u: p.tolist() for u, p in zip(group["users"], picked, strict=True)} == composed

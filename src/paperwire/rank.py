@@ -77,13 +77,17 @@ class Weights:
     # still beats the arxiv-sanity-lite recipe by 16 % recall@50 on CiteULike-t).
     classifier_max_subscribers: int = 200
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
-    # 1.0 was best for recall@50 over all of CiteULike-t; through compose, at a 10-paper digest
-    # it cost recall and 0.5 gained 12 % (benchmarks/README.md, "through the product").
+    # 1.0 was best for recall@50 over all of CiteULike-t; through compose at a 10-paper digest
+    # it costs 7 % on 300 tuning readers, while 0.35-0.75 are level with no prior (0.5: +1.9 %
+    # ± 3.8 %) and no other form tried did better (rank-based, capped, soft or ramped gates,
+    # lifts proportional to relevance or to the reader's spread): a digest's ten come from far
+    # above the reader's average, where upvotes say little more than the text does
+    # (benchmarks/README.md, "Tuning the crowd prior").
     popularity: float = 0.5
     # The crowd prior only orders papers the subscriber already finds relevant: it lifts a
     # paper scoring at least this many standard deviations above their average paper. Anything
     # below the bar keeps its bare relevance, so upvotes never lift it over a paper above it
-    # (on CiteULike-t bars 0 and 2 gave the same recall).
+    # (issue 14). Bars 0 to 3 gave the same recall on the tuning readers.
     popularity_bar: float = 1.0
     # MMR trade-off: 1.0 is pure relevance.
     mmr_lambda: float = 0.5
