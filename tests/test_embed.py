@@ -185,3 +185,29 @@ def test_papers_are_embedded_once_and_again_when_text_or_model_changes(store, mo
     embed.paper_vectors(store, counting, ids, ["bandit regret", "galaxy clusters"])
     assert counting.embedded == 5  # a model change re-embeds everything
     assert {m for m, _, _ in store.embeddings(ids).values()} == {"another-model"}
+
+
+def test_a_relative_model_folder_is_read_beside_the_config_file(tmp_path, monkeypatch):
+    from paperwire.config import load_config
+
+    home = tmp_path / "paperwire"
+    (home / "models").mkdir(parents=True)
+    folder = _model2vec_folder(home / "models" / "tiny", np.eye(4, dtype=np.float32))
+    (home / "subscribers.yaml").write_text(
+        "secret: s\nranking:\n  embeddings: models/tiny\nsubscribers:\n  - id: ada\n"
+        "    email: ada@example.org\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the daemon may be started from any folder
+    config = load_config(home / "subscribers.yaml")
+    assert config.ranking.embeddings == str(folder.resolve())
+    assert embed.load_model(config.ranking.embeddings).name.startswith("tiny-")
+    (home / "subscribers.yaml").write_text(
+        "secret: s\nranking:\n  embeddings: models/none\nsubscribers:\n  - id: ada\n"
+        "    email: ada@example.org\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(home / "subscribers.yaml")
+    assert str(home.resolve() / "models" / "none") in str(caught.value)
+    assert ":3: ranking.embeddings:" in str(caught.value)

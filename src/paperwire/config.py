@@ -389,7 +389,7 @@ def load_config(
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{label}:{line}: not UTF-8 text (save the file as UTF-8)") from None
-    config = parse_config(text, label=label, env=env)
+    config = parse_config(text, label=label, env=env, base_dir=path.resolve().parent)
     remember_config(config)  # from now on its secrets are masked in every log line
     return config
 
@@ -401,8 +401,15 @@ def _too_big(label: str) -> str:
     )
 
 
-def parse_config(text: str, *, label: str = DEFAULT_CONFIG, env: Mapping[str, str]) -> Config:
-    """Validate config text; ``label`` names it in error messages.
+def parse_config(
+    text: str,
+    *,
+    label: str = DEFAULT_CONFIG,
+    env: Mapping[str, str],
+    base_dir: Path | None = None,
+) -> Config:
+    """Validate config text; ``label`` names it in error messages, and a relative model folder
+    (``ranking.embeddings``) is read relative to ``base_dir``, the config file's folder.
 
     Every mistake is collected and raised together as one :class:`ConfigError`, one
     ``label:line: field: message`` line each, in file order."""
@@ -432,6 +439,8 @@ def parse_config(text: str, *, label: str = DEFAULT_CONFIG, env: Mapping[str, st
                 target[keys[-1]] = env[var]
                 from_env[keys] = var
     _check_unique_ids(data, problems)
+    if base_dir is not None:
+        _model_folder_beside_config(data, base_dir)
     data["source"] = label
     try:
         config = Config.model_validate(data)
@@ -471,6 +480,19 @@ class _Problems:
         if self.found:
             lines = [text for _, _, text in sorted(self.found)]
             raise ConfigError("\n".join(dict.fromkeys(lines)))
+
+
+def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
+    """``ranking.embeddings: models/potion`` names a folder beside the config file, as a
+    relative feed path does, whichever folder the daemon was started from."""
+    from .embed import BUNDLED
+
+    ranking = data.get("ranking")
+    spec = ranking.get("embeddings") if isinstance(ranking, dict) else None
+    if isinstance(spec, str) and spec.strip() and spec != BUNDLED:
+        folder = Path(spec).expanduser()
+        if not folder.is_absolute():
+            ranking["embeddings"] = str(base_dir / folder)
 
 
 def _check_unique_ids(data: dict, problems: _Problems) -> None:
