@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -479,3 +480,58 @@ def test_notify_urls_are_checked_by_apprise_at_load_with_the_other_mistakes(http
         "json",
         "tgram",
     ]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ada@example.org",
+        "Ada.Lovelace+digest@Example.ORG",
+        "o'brien@mail.example.co.uk",
+        "a!#$%&'*+/=?^_`{|}~-b@example.org",
+        "Ada <ada@example.org>",
+        "ü@example.org",
+        "ada@bücher.example",
+        '"quoted local"@example.org',
+        "x" * 64 + "@example.org",
+        "ada@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 57,
+        "ada@",
+        "@example.org",
+        "ada@example",
+        "ada@localhost",
+        "ada..b@example.org",
+        ".ada@example.org",
+        "ada.@example.org",
+        "x" * 65 + "@example.org",
+        "ada@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63,
+        "ada@exa mple.org",
+        "ada@-example.org",
+        "ada@example..org",
+        "ada@example.123",
+        "ada@[127.0.0.1]",
+        "ada@example.invalid",
+        "a@b@example.org",
+        "ada example.org",
+    ],
+)
+def test_an_address_is_accepted_or_refused_as_pydantic_email_check_does(address):
+    # the config's quick path for plain addresses must agree with the full check it replaces
+    from pydantic import TypeAdapter, ValidationError
+    from pydantic.networks import EmailStr
+
+    try:
+        expected = TypeAdapter(EmailStr).validate_python(address)
+    except ValidationError as exc:
+        expected = ("refused", exc.errors()[0]["msg"])
+    text = GOOD.replace("email: ada@example.org", f"email: {json.dumps(address)}")
+    try:
+        got = parse(text).subscribers[0].email
+    except ConfigError as exc:
+        got = ("refused", str(exc))
+    if isinstance(expected, tuple):
+        assert got == (
+            "refused",
+            f"subscribers.yaml:7: subscribers[0].email: {address!r} is not a valid address",
+        )
+    else:
+        assert got == expected

@@ -329,3 +329,16 @@ def test_key_phrases_are_the_same_once_the_column_cache_is_full(model, monkeypat
         assert got.columns.tolist() == first.columns.tolist()
         assert got.starts.tolist() == first.starts.tolist()
     assert "KV cache" in first.texts and "cache long" not in [t.lower() for t in first.texts]
+
+
+def test_the_candidates_own_block_is_the_plain_product_bit_for_bit(corpus):
+    # computed once per pair and mirrored: the same sums as the full product, not just close
+    candidates = np.array([11, 0, 4, 1, 8, 5, 7])  # any order, blocks of 3 with a ragged end
+    gram = rank.CandidateGram(corpus, candidates, block=3)
+    papers = corpus[candidates]
+    full = (papers @ papers.T.tocsr()).toarray().astype(np.float32)
+    assert np.array_equal(gram.candidates, full)
+    assert np.array_equal(gram.candidates, gram.candidates.T)
+    assert (gram.candidates[~np.eye(len(candidates), dtype=bool)] > 0).any()
+    # a paper's dots with the candidates read from the block, as any other stored paper's
+    np.testing.assert_array_equal(gram.dots([8], [0, 6]), full[[0, 6]][:, [4]])
