@@ -33,6 +33,7 @@ import json
 import os
 import pstats
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -232,7 +233,27 @@ def _cli_store(n: int) -> tuple[Path, Path]:
     return db, config
 
 
-def job_cli(n: int, profile: bool = False, src: Path | None = None, at: str | None = None) -> dict:
+def _with_embeddings(db: Path, config: Path, model: str) -> tuple[Path, Path]:
+    """A copy of the store and config with ``ranking.embeddings`` set (issue 15): its first
+    run embeds every stored paper and keeps the vectors, later runs read them."""
+    folder = db.parent.with_name(f"{db.parent.name}-{Path(model).name}")
+    if not (folder / "paperwire.db").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(db, folder / "paperwire.db")
+        text = config.read_text().replace(
+            "feeds: []", f"feeds: []\nranking: {{embeddings: {model}}}"
+        )
+        (folder / "subscribers.yaml").write_text(text)
+    return folder / "paperwire.db", folder / "subscribers.yaml"
+
+
+def job_cli(
+    n: int,
+    profile: bool = False,
+    src: Path | None = None,
+    at: str | None = None,
+    embeddings: str | None = None,
+) -> dict:
     """``paperwire digest --json`` over n subscribers, in a fresh process (wall, peak RSS);
     ``profile`` runs that process under cProfile (slower; its top functions are added).
 
@@ -241,6 +262,8 @@ def job_cli(n: int, profile: bool = False, src: Path | None = None, at: str | No
     compared pick by pick (``--compare``): vote decay moves scores between runs minutes apart.
     The output is kept as digest.json (digest-AT.json with ``at``) beside the store."""
     db, config = _cli_store(n)
+    if embeddings:
+        db, config = _with_embeddings(db, config, embeddings)
     stats = db.parent / "digest.prof"
     under = ["-m", "cProfile", "-o", str(stats)] if profile else []
     entry = ["-m", "paperwire"]
@@ -271,6 +294,7 @@ def job_cli(n: int, profile: bool = False, src: Path | None = None, at: str | No
         "paperwire": _paperwire_file(env),
         "output": str(out),
         "subscribers": n,
+        "embeddings": embeddings,
         "candidate_papers": CLI_PAPERS,
         "wall_s": round(wall, 2),
         "per_subscriber_ms": round(1000 * wall / n, 3),
@@ -400,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--svm-subscribers", type=int, default=200)
     ap.add_argument("--out", type=Path, default=_common.HERE / "results" / "rank.json")
     ap.add_argument("--src", type=Path, help="cli job: run this checkout's src folder")
+    ap.add_argument(
+        "--embeddings", help="cli job: with ranking.embeddings set to this model (issue 15)"
+    )
     ap.add_argument("--at", help="cli job: fix the clock (ISO 8601), for --compare")
     ap.add_argument(
         "--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
@@ -418,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         _common.emit(job_svm(args.subscribers or 200))
         return 0
     if args.job == "cli":
-        result = job_cli(args.subscribers or 2000, args.profile, args.src, args.at)
+        result = job_cli(args.subscribers or 2000, args.profile, args.src, args.at, args.embeddings)
         print(json.dumps(result), flush=True)
         return 0
 
