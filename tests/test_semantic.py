@@ -240,3 +240,45 @@ def test_the_similar_bar_lets_only_the_rarest_pairs_of_the_store_through():
     bar = semantic.similar_bar(corpus)
     assert cosines[0, 1] >= bar
     assert (cosines >= bar).sum() == 2  # (0, 1) and (1, 0) only
+
+
+def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meaning(tmp_path):
+    # the bundled demo: ada's interests, the 200 real sample papers, through fetch and compose
+    from importlib import resources
+
+    from paperwire import pipeline
+    from paperwire.config import parse_config
+    from paperwire.store import Store
+
+    text = resources.files("paperwire").joinpath("data/example-subscribers.yaml").read_text()
+    on = parse_config(text.replace("subscribers:\n", SEMANTIC_ON, 1), env={})
+    off = parse_config(text, env={})
+    now = dt.datetime.now(dt.UTC)
+    with Store(tmp_path / "paperwire.db") as store:
+        assert pipeline.fetch_all(store, on, now=now).new == 200
+        ada = [s for s in on.subscribers if s.id == "ada"]
+        with_meaning = digest.compose(store, on, ada, now=now)["ada"].picks
+        plain = digest.compose(store, off, [s for s in off.subscribers if s.id == "ada"], now=now)
+        hogwild = {p.paper_id: p.reasons for p in with_meaning}["2504.06261"]
+        assert hogwild == [
+            "close in meaning to your interest "
+            "“faster LLM inference: KV cache prefetching and compression”"
+        ]
+        assert not any(r == ["new in your feeds"] for r in (p.reasons for p in with_meaning))
+        # TF-IDF alone cannot say it: no interest phrase, nor most of one, is in the paper
+        bare = {p.paper_id: p.reasons for p in plain["ada"].picks}.get("2504.06261", [])
+        assert not any("interest" in reason for reason in bare)
+        # a phrase names only its own nearest 2 % of stored papers: 4 of 200 each, 12 at most
+        ids = store.papers_since(now - dt.timedelta(days=1))
+        corpus = digest._Corpus.load(store)
+        phrases = rank.interest_phrases(ada[0].interests)
+        named = semantic.closest_interest(
+            store, "wordllama", corpus.ids, corpus.texts, phrases, [corpus.index[p] for p in ids]
+        )
+        assert 3 <= sum(n is not None for n in named) <= 3 * 4
+        assert (
+            semantic.closest_interest(store, None, corpus.ids, corpus.texts, phrases, [0]) is None
+        )
+
+
+SEMANTIC_ON = "ranking:\n  embeddings: wordllama\n\nsubscribers:\n"

@@ -407,9 +407,11 @@ def iter_compose(
         )  # fmt: skip
         for row, (sub, (followed, drafts)) in enumerate(zip(chunk, drafted, strict=True)):
             digest = Digest(sub, starts[sub.id], [], int(allowed[row].sum()))
+            for _col, reasons, _ in drafts:
+                reasons.extend(f"about “{phrase}”" for phrase in next(about))
+            _add_meaning(store, config, corpus, cols, mine[row], drafts)
             for col, reasons, _ in drafts:
                 paper = details[candidate_ids[col]]
-                reasons.extend(f"about “{phrase}”" for phrase in next(about))
                 if not reasons:
                     reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
                 if col in followed:
@@ -656,6 +658,28 @@ def _with_semantic(store, config, corpus, cols, signals, now, scores):
         store, config.ranking.embeddings, corpus.ids, corpus.texts, cols, signals, now
     )
     return scores if extra is None else scores + extra
+
+
+def _add_meaning(store, config, corpus, cols, mine, drafts) -> None:
+    """With embeddings on, a pick that has no reason yet says which interest it is close to in
+    meaning (one a bag of words cannot see): better than "new in your feeds"."""
+    bare = [col for col, reasons, _ in drafts if not reasons]
+    if not bare or not mine or not config.ranking.embeddings:
+        return
+    from . import semantic
+
+    closest = semantic.closest_interest(
+        store,
+        config.ranking.embeddings,
+        corpus.ids,
+        corpus.texts,
+        [text for _, text in mine],
+        [int(cols[col]) for col in bare],
+    )
+    named = dict(zip(bare, closest or [], strict=False))
+    for col, reasons, _ in drafts:
+        if not reasons and named.get(col):
+            reasons.append(f"close in meaning to your interest “{named[col]}”")
 
 
 def _similar_by_embedding(store, config, corpus, pick_rows, signals):

@@ -18,10 +18,11 @@ thumbs-down; the neighbours do). Every weight is measured in benchmarks/README.m
 ranking"). :func:`extra_scores` is the one hook ``digest`` calls.
 
 :func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
-the "similar to <liked paper>" reason.
+the "similar to <liked paper>" reason, and :func:`closest_interest` the interest phrase a pick
+with no other reason is closest to in meaning.
 
-Nothing here touches the clock; only :func:`extra_scores` and :func:`similar_liked` read the
-store (through :mod:`paperwire.embed`).
+Nothing here touches the clock; only those three read the store (through
+:mod:`paperwire.embed`).
 """
 
 from __future__ import annotations
@@ -367,6 +368,63 @@ def similar_liked(
     return [None if b is None else titles[b][1] for b in best]
 
 
+# -- "close in meaning to your interest ..." ----------------------------------------------------
+
+# A pick with no other reason is named beside the interest phrase it is closest to in meaning
+# when no more than this share of the stored papers is closer to that phrase: the phrase's own
+# top 2 %, since a short phrase and an abstract reach very different cosines per phrase.
+MEANING_SHARE = 0.02
+
+
+def closest_interest(
+    store: Store,
+    spec: str | None,
+    corpus_ids: list[str],
+    corpus_texts: list[str],
+    phrases: list[str],
+    pick_rows: list[int],
+) -> list[str | None] | None:
+    """For each pick (a corpus row), the interest phrase it is closest to in meaning, if it
+    is among that phrase's nearest ``MEANING_SHARE`` of stored papers; None when
+    ``ranking.embeddings`` is off."""
+    if not spec:
+        return None
+    if not phrases or not pick_rows:
+        return [None] * len(pick_rows)
+    from .embed import load_model
+
+    model = load_model(spec)
+    vectors = _corpus_vectors(store, model, corpus_ids, corpus_texts)
+    bars, directions = _phrase_bars(store, model, vectors, phrases)
+    sims = vectors[np.asarray(pick_rows, dtype=np.int64)] @ directions.T
+    margins = sims - bars[None, :]
+    best = np.argmax(margins, axis=1)
+    return [phrases[b] if margins[i, b] >= 0 else None for i, b in enumerate(best)]
+
+
+# (database, model, phrase) -> (the phrase's bar, its vector): thousands of readers share a
+# phrase, and the bar costs one product with the corpus (cleared with the corpus vectors)
+_PHRASES: dict[tuple[str, str, str], tuple[float, np.ndarray]] = {}
+
+
+def _phrase_bars(
+    store: Store, model: StaticModel, vectors: np.ndarray, phrases: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    where = str(store.path.resolve())
+    new = [p for p in dict.fromkeys(phrases) if (where, model.name, p) not in _PHRASES]
+    if new:
+        embedded = model.embed(new)
+        for phrase, direction in zip(new, embedded, strict=True):
+            if not direction.any():  # no known word: nothing to be close to
+                _PHRASES[(where, model.name, phrase)] = (np.inf, direction)
+                continue
+            cosines = vectors @ direction
+            bar = float(np.quantile(cosines, 1 - MEANING_SHARE)) if len(cosines) else np.inf
+            _PHRASES[(where, model.name, phrase)] = (bar, direction)
+    found = [_PHRASES[(where, model.name, p)] for p in phrases]
+    return np.array([b for b, _ in found]), np.stack([d for _, d in found])
+
+
 # (database, model) -> (corpus version, vectors, the list of ids they were asked for): digest
 # calls extra_scores once per chunk of subscribers, and the daemon every tick; the vectors are
 # read from SQLite once per corpus.
@@ -390,6 +448,7 @@ def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: lis
     _VECTORS.clear()
     _VECTORS[key] = (version, vectors, ids)
     _BARS.clear()
+    _PHRASES.clear()
     return vectors
 
 
