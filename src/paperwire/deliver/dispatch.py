@@ -202,22 +202,21 @@ def _deliver_slack(
     """Post a digest to Slack, recording each accepted message: a resend starts after them."""
     webhook = job.sub.slack_webhook.get_secret_value()
     subject = render.subject_for(job.kind, job.period, job.picks)
-    try:
-        count = slack.send_digest(
+    return _send_in_parts(
+        store,
+        job,
+        now,
+        "Slack",
+        lambda start, on_part: slack.send_digest(
             http,
             webhook,
             ctx,
             subject,
-            start=job.parts_sent,
-            on_part=lambda n: store.record_parts(job.delivery_id, n),
+            start=start,
+            on_part=on_part,
             attempts=config.sender.retry_attempts,
             backoff=config.sender.retry_backoff,
-        )
-    except DeliveryError as exc:
-        return settle(store, job, now, error=exc)
-    resumed = f", resumed at message {job.parts_sent + 1}" if job.parts_sent else ""
-    return settle(
-        store, job, now, sent=f"{len(job.picks)} papers to Slack ({count} message(s){resumed})"
+        ),
     )
 
 
@@ -228,20 +227,34 @@ def _deliver_apprise(store: Store, job: Job, ctx: dict, now: dt.datetime) -> Sen
         error = DeliveryError(f"{job.channel}: no longer in the config", permanent=True)
         return settle(store, job, now, error=error)
     subject = render.subject_for(job.kind, job.period, job.picks)
+    return _send_in_parts(
+        store,
+        job,
+        now,
+        job.channel.split(":")[1],
+        lambda start, on_part: apprise_mod.send_digest(
+            url, ctx, subject, start=start, on_part=on_part
+        ),
+    )
+
+
+def _send_in_parts(
+    store: Store,
+    job: Job,
+    now: dt.datetime,
+    where: str,
+    send: Callable[[int, Callable[[int], None]], int],
+) -> SendLine:
+    """Send a digest that goes out as several messages (Slack, Apprise), recording each one
+    accepted: a resend starts at the first message not accepted. ``send(start, on_part)``
+    returns how many messages the digest took."""
     try:
-        count = apprise_mod.send_digest(
-            url,
-            ctx,
-            subject,
-            start=job.parts_sent,  # a split digest resumes at the first message not accepted
-            on_part=lambda n: store.record_parts(job.delivery_id, n),
-        )
+        count = send(job.parts_sent, lambda n: store.record_parts(job.delivery_id, n))
     except DeliveryError as exc:
         return settle(store, job, now, error=exc)
-    scheme = job.channel.split(":")[1]
     resumed = f", resumed at message {job.parts_sent + 1}" if job.parts_sent else ""
     return settle(
-        store, job, now, sent=f"{len(job.picks)} papers to {scheme} ({count} message(s){resumed})"
+        store, job, now, sent=f"{len(job.picks)} papers to {where} ({count} message(s){resumed})"
     )
 
 
