@@ -23,6 +23,7 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import http.server
 import socket
@@ -31,6 +32,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 USER = "reader"
@@ -196,6 +198,16 @@ def stop(server: Server, state: Hostile) -> None:
     state.stop.set()
     server.shutdown()
     server.server_close()
+
+
+@contextlib.contextmanager
+def serving(state: Hostile, tls: ssl.SSLContext | None = None) -> Iterator[Hostile]:
+    """``state`` served for the length of a ``with`` block (a test fixture's body)."""
+    running = start(state, tls)
+    try:
+        yield state
+    finally:
+        stop(running, state)
 
 
 if __name__ == "__main__":

@@ -34,21 +34,15 @@ subscribers:
 @pytest.fixture
 def server() -> Iterator[hostile.Hostile]:
     state = hostile.Hostile(port=free_port(), drip_every=0.3, bomb_mb=64, huge_mb=16)
-    running = hostile.start(state)
-    try:
+    with hostile.serving(state):
         yield state
-    finally:
-        hostile.stop(running, state)
 
 
 @pytest.fixture
 def tls_server() -> Iterator[hostile.Hostile]:
-    state = hostile.Hostile(port=free_port())
-    running = hostile.start(state, tls=_server_tls_context())  # a CA the client does not know
-    try:
+    # a CA the client does not know
+    with hostile.serving(hostile.Hostile(port=free_port()), tls=_server_tls_context()) as state:
         yield state
-    finally:
-        hostile.stop(running, state)
 
 
 def fetch_beside_good_feeds(make_config, store, server, bad_url: str, deadline: float = 1.5):

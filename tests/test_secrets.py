@@ -41,12 +41,8 @@ fetch_timeout_seconds: 1.5
 
 @pytest.fixture
 def server() -> Iterator[hostile.Hostile]:
-    state = hostile.Hostile(port=free_port())
-    running = hostile.start(state)
-    try:
+    with hostile.serving(hostile.Hostile(port=free_port())) as state:
         yield state
-    finally:
-        hostile.stop(running, state)
 
 
 @pytest.fixture
