@@ -663,8 +663,10 @@ def _with_semantic(store, config, corpus, cols, signals, now, scores):
 def _add_meaning(store, config, corpus, cols, mine, drafts) -> None:
     """With embeddings on, a pick that has no reason yet says which interest it is close to in
     meaning (one a bag of words cannot see): better than "new in your feeds"."""
+    if not config.ranking.embeddings or not mine:
+        return  # the common case: no list built per subscriber
     bare = [col for col, reasons, _ in drafts if not reasons]
-    if not bare or not mine or not config.ranking.embeddings:
+    if not bare:
         return
     from . import semantic
 
