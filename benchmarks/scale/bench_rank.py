@@ -190,6 +190,7 @@ def job_paperwire(n: int, weights_name: str, profile: bool, background: int = 0)
 def _cli_store(n: int) -> tuple[Path, Path]:
     """A store of CLI_PAPERS real-text papers and a config of n subscribers with votes, seeds
     and thumbs-down (see the module docstring); built once per n."""
+    from paperwire import terms
     from paperwire.paper import Paper
     from paperwire.store import Store
 
@@ -228,6 +229,7 @@ def _cli_store(n: int) -> tuple[Path, Path]:
         )
     with Store(db) as store:
         store.add_papers(papers, now=now - dt.timedelta(hours=12))
+        terms.refresh(store)  # what `fetch` does after storing papers
         store.record_votes(votes, via="bench")
     config.write_text("\n".join(lines) + "\n")
     return db, config

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from . import rank
+from . import rank, terms
 from .authors import Following
 from .config import Config, SubscriberConfig
 from .filters import PhraseFilter, fold_text
@@ -130,13 +130,17 @@ class _Corpus:
     # Raw term counts (before IDF): whole interest phrases are looked for in these, since a
     # phrase of common words ("large language models") has no weight in ``matrix``.
     counts: sp.csr_matrix
+    # Per paper, the word pairs a reason may name and their columns (terms.Analysed).
+    pairs: list[list[str]]
+    pair_columns: list[np.ndarray]
 
     @classmethod
     def load(cls, store: Store) -> _Corpus:
         """The corpus of this store, reused while no paper has been added or changed.
 
-        Hashing every abstract is the most expensive step of a run that ranks few
-        subscribers (the daemon's ticks and alerts), so the last one is kept per database.
+        Each paper's text is analysed once and stored (paperwire.terms); what a run adds is
+        the IDF fit and the weighing. The last corpus is kept per database for the daemon's
+        ticks and alerts, which rank few subscribers.
         """
         key = (str(store.path.resolve()), *store.corpus_version())
         cached = _CORPUS_CACHE.get(key[0])
@@ -145,12 +149,16 @@ class _Corpus:
         rows = store.corpus()
         texts = [paper_text(r["title"], r["abstract"]) for r in rows]
         model = rank.TextModel()
-        counts = model.vectorizer.transform(texts)  # hashed once, for IDF and for the vectors
-        model.fit_counts(counts)
         ids = [r["paper_id"] for r in rows]
+        analysed = terms.load(store, model, ids, texts)
+        counts = analysed.counts  # for IDF and for the vectors
+        model.fit_counts(counts)
         matrix = model.weigh(counts)
         counts.data = np.ones_like(counts.data)  # presence is all phrase matching needs
-        corpus = cls(model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts)
+        corpus = cls(
+            model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts,
+            analysed.pairs, analysed.pair_columns,
+        )  # fmt: skip
         corpus.matrix.sort_indices()
         _CORPUS_CACHE.clear()  # one corpus at a time: a daemon serves one database
         _CORPUS_CACHE[key[0]] = (key, corpus)
@@ -522,7 +530,12 @@ class _Explainer:
         if col not in self._cache:
             row = self.cols[col]
             stored = self.corpus.rows[row]
-            found = rank.key_phrases(self.corpus.model, self.corpus.texts[row], _keywords(stored))
+            found = rank.key_phrases_of(
+                self.corpus.model,
+                self.corpus.pairs[row],
+                self.corpus.pair_columns[row],
+                _keywords(stored),
+            )
             paper = _values_at(_row_of(self.corpus.matrix, row), found.columns)
             self._cache[col] = (found, paper, np.minimum(np.diff(found.starts), 2))
         return self._cache[col]
@@ -557,12 +570,19 @@ class _Explainer:
         totals = np.add.reduceat(contributions, starts)
         raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
         needed = np.concatenate([needed for *_, needed in live])
-        totals = np.where(raising >= needed, totals, 0.0).tolist()
-        first = 0
-        for i, found, n, skip, _, _ in live:
-            mine = totals[first : first + len(found.texts)]
-            first += len(found.texts)
-            out[i] = rank.pick_key_phrases(found.texts, mine, n, skip)
+        totals = np.where(raising >= needed, totals, 0.0)
+        # Every pick's phrases best first in one sort (what rank.pick_key_phrases does per
+        # pick): by pick, then by total, highest first; lexsort is stable, so equal totals keep
+        # the order they were written in.
+        owner = np.repeat(np.arange(len(live)), counts)
+        positive = np.flatnonzero(totals > 0)
+        order = positive[np.lexsort((-totals[positive], owner[positive]))]
+        bounds = np.searchsorted(owner[order], np.arange(len(live) + 1)).tolist()
+        firsts = np.r_[0, np.cumsum(counts)[:-1]]
+        local = (order - firsts[owner[order]]).tolist()  # each phrase's index in its own pick
+        for k, (i, found, n, skip, _, _) in enumerate(live):
+            mine = local[bounds[k] : bounds[k + 1]]
+            out[i] = rank.choose_key_phrases(found.texts, mine, n, skip)
         return out
 
 

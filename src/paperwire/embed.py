@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ConfigError
+from .paper import text_hash
 
 if TYPE_CHECKING:
     from .store import Store
@@ -226,10 +227,6 @@ def to_blob(vector: np.ndarray) -> bytes:
 
 def from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f2").astype(np.float32)
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
 
 
 def paper_vectors(

@@ -6,6 +6,7 @@ replacement (v2) or a cross-listing is the same paper and is never sent twice.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import unicodedata
@@ -104,6 +105,12 @@ class Paper:
 def paper_text(title: str | None, abstract: str | None) -> str:
     """What ranking reads: the title twice (it is dense with signal), then the abstract."""
     return f"{title or ''}. {title or ''}. {abstract or ''}"
+
+
+def text_hash(text: str) -> str:
+    """A short fingerprint of a paper's text: what is derived from it (stored vectors and
+    analyses) is made again when it changes."""
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
 
 
 @dataclass

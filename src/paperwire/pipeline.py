@@ -94,6 +94,11 @@ def fetch_all(
     limits = Limits(deadline=config.fetch_timeout_seconds, max_bytes=int(config.fetch_max_mb * MB))
     reports = asyncio.run(_fetch_and_store(store, config, limits, base_dir, now, progress, stop))
     report = FetchReport(reports, stopped=stop is not None and stop.is_set())
+    if any(f.new or f.known for f in report.feeds) and not report.stopped:
+        # Each paper's text is analysed once, now, not by every run that ranks against it.
+        from . import terms  # scikit-learn only when there is text to analyse
+
+        terms.refresh(store)
     store.log_event("fetch", {"new": report.new, "errors": report.errors})
     if report.new == 0 and not report.errors and not report.stopped:
         log.info("fetch: nothing new in any feed")

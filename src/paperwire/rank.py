@@ -872,6 +872,8 @@ def _standardised_rows(
 _PHRASE_BREAK = re.compile(r"[,;\n\r]+")
 # A word, as the vectorizer's tokens are made of (pairs of words are key-phrase candidates).
 _WORD = re.compile(r"(\w+)")
+# What joins the two words of a pair as written: a space or a hyphen ("long-context").
+_PAIR_JOINT = re.compile(r"[ -]")
 # A term in half of all papers or more says nothing about this paper (smoothed IDF ≤ 1 + ln 2).
 GENERIC_IDF = 1 + math.log(2)
 
@@ -972,28 +974,25 @@ class KeyPhrases:
 
 def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -> KeyPhrases:
     """The phrases of a paper a reader would recognise: the source's own keywords (Hugging Face
-    ``ai_keywords``) and the word pairs written side by side in it.
+    ``ai_keywords``) and the word pairs written side by side in it (:func:`phrase_pairs`,
+    judged by :func:`key_phrases_of`)."""
+    return key_phrases_of(model, phrase_pairs(text, model.stop_words), None, keywords)
+
+
+def phrase_pairs(text: str, stop_words: frozenset[str]) -> list[str]:
+    """The word pairs of a text that may name it, as written, first written first.
 
     A pair never spans punctuation ("KV cache, long-context" gives "KV cache" and
     "long-context", never "cache long") or a stop word, and a hyphenated compound is taken
-    whole or not at all ("long-context inference" gives "long-context"). Single words only come
-    from the source's keywords: "self", "powered" or "lightweight" alone say nothing. A pair
-    whose last word is in a large share of papers (more than the model's ``max_df``:
-    "experimental results", "contributions include") and a phrase whose terms are all in half
-    of all papers are dropped."""
-    found: dict[str, tuple[str, list[str]]] = {}
-    for keyword in keywords:
-        keyword = " ".join(str(keyword).split())
-        tokens = model.tokens(keyword)
-        if keyword and tokens and keyword.lower() not in found:
-            found[keyword.lower()] = (keyword, tokens)
-    pairs: dict[str, tuple[str, str, str]] = {}
+    whole or not at all ("long-context inference" gives "long-context"). Whether a pair is
+    specific enough to name the paper depends on the corpus (:func:`key_phrases_of`); this part
+    does not, so it is worked out once per paper when the paper is stored (paperwire.terms)."""
+    pairs: dict[str, str] = {}
     # words and what separates them: [sep, word, sep, word, ..., sep]
     parts = _WORD.split(text)
     words, seps = parts[1::2], parts[0::2]
     lowered = [w.lower() for w in words]
-    stop = model.stop_words
-    usable = [len(w) >= 2 and not w.isdigit() and w not in stop for w in lowered]
+    usable = [len(w) >= 2 and not w.isdigit() and w not in stop_words for w in lowered]
     for i in range(len(words) - 1):
         sep, before, after = seps[i + 1], seps[i], seps[i + 2]
         if not (usable[i] and usable[i + 1]):
@@ -1008,37 +1007,76 @@ def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -
         elif lowered[i + 1].endswith("ed") or lowered[i].endswith("ly"):
             continue  # a verb or an adverb, not a name: "codec designed", "greatly improves"
         key = f"{lowered[i]} {lowered[i + 1]}"
-        if key not in found and key not in pairs:
-            joint = "-" if sep == "-" else " "
-            pairs[key] = (f"{words[i]}{joint}{words[i + 1]}", lowered[i], lowered[i + 1])
-    if pairs:  # one hashing call for both words of every pair
-        words = model.columns([w for _, a, b in pairs.values() for w in (a, b)])
+        if key not in pairs:
+            pairs[key] = f"{words[i]}{'-' if sep == '-' else ' '}{words[i + 1]}"
+    return list(pairs.values())
+
+
+def pair_tokens(written: str) -> tuple[str, str, str]:
+    """A pair's bigram token and its two words, as the vectorizer writes them."""
+    first, second = _PAIR_JOINT.split(written.lower(), maxsplit=1)
+    return f"{first} {second}", first, second
+
+
+def pair_columns(model: TextModel, pairs: list[str]) -> np.ndarray:
+    """(pairs × 3) hashed columns of each pair's bigram and its two words."""
+    tokens = [t for written in pairs for t in pair_tokens(written)]
+    return model.columns(tokens).reshape(-1, 3)
+
+
+def key_phrases_of(
+    model: TextModel,
+    pairs: list[str],
+    columns: np.ndarray | None,
+    keywords: list[str] | tuple = (),
+) -> KeyPhrases:
+    """The key phrases of a paper from its word pairs (:func:`phrase_pairs`, with their
+    :func:`pair_columns`, worked out when None) and the source's keywords.
+
+    Single words only come from the source's keywords: "self", "powered" or "lightweight" alone
+    say nothing. A pair whose last word is in a large share of papers (more than the model's
+    ``max_df``: "experimental results", "contributions include") and a phrase whose terms are
+    all in half of all papers are dropped."""
+    found: dict[str, tuple[str, np.ndarray]] = {}
+    for keyword in keywords:
+        keyword = " ".join(str(keyword).split())
+        tokens = model.tokens(keyword)
+        if keyword and tokens and keyword.lower() not in found:
+            found[keyword.lower()] = (keyword, tokens)
+    idf = model.idf
+    texts: list[str] = []
+    parts: list[np.ndarray] = []
+    if found:
+        token_lists = [tokens for _, tokens in found.values()]
+        flat = model.columns([t for tokens in token_lists for t in tokens])
+        offsets = np.r_[0, np.cumsum([len(tokens) for tokens in token_lists])]
+        for i, (written, tokens) in enumerate(found.values()):
+            cols = flat[offsets[i] : offsets[i + 1]]
+            # a keyword is judged by its best term (a pair-shaped one by its own column)
+            best = idf[cols[0]] if len(tokens) == 3 and " " in tokens[0] else idf[cols].max()
+            if best >= GENERIC_IDF:
+                texts.append(written)
+                parts.append(cols)
+    if pairs:
+        if columns is None:
+            columns = pair_columns(model, pairs)
+        kept = [i for i, w in enumerate(pairs) if pair_tokens(w)[0] not in found] if found else None
+        if kept is not None:
+            pairs, columns = [pairs[i] for i in kept], columns[kept]
         # A name ends in a word that tells papers apart ("KV cache", "memory footprint");
         # "contributions include", "tackle complex", "diverse domains" end in common words. A
-        # hyphenated compound ("long-context") may end in a common word if it starts with a rare one.
-        rare = (model.idf[words] >= GENERIC_IDF).reshape(-1, 2)
-        hyphenated = np.array(["-" in written for written, _, _ in pairs.values()])
-        specific = rare[:, 1] | (hyphenated & rare[:, 0])
-        for (key, (written, _, _)), keep in zip(pairs.items(), specific, strict=True):
-            if keep:
-                found[key] = (written, [key, *key.split()])  # the pair first, then its words
-    texts = [written for written, _ in found.values()]
-    token_lists = [tokens for _, tokens in found.values()]
-    flat = model.columns([t for tokens in token_lists for t in tokens])
-    offsets = np.r_[0, np.cumsum([len(tokens) for tokens in token_lists])].astype(np.int64)
-    parts = [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
-    # a pair is judged by its own column (its words may well be common); a keyword by its best
-    keep = [
-        i
-        for i, cols in enumerate(parts)
-        if (model.idf[cols[0]] if len(token_lists[i]) == 3 and " " in token_lists[i][0]
-            else model.idf[cols].max()) >= GENERIC_IDF
-    ]  # fmt: skip
-    texts = [texts[i] for i in keep]
-    parts = [parts[i] for i in keep]
+        # hyphenated compound ("long-context") may end in a common word if it starts with a rare
+        # one. A pair is then judged by its own column (its words may well be common).
+        weights = idf[columns] if len(pairs) else np.zeros((0, 3), dtype=idf.dtype)
+        rare = weights >= GENERIC_IDF
+        hyphenated = np.array(["-" in written for written in pairs], dtype=bool)
+        keep = (rare[:, 2] | (hyphenated & rare[:, 1])) & rare[:, 0]
+        for i in np.flatnonzero(keep).tolist():
+            texts.append(pairs[i])
+            parts.append(columns[i])
     return KeyPhrases(
         texts,
-        np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64),
+        np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64),
         np.r_[0, np.cumsum([len(cols) for cols in parts])].astype(np.int64),
     )
 
@@ -1068,6 +1106,14 @@ def pick_key_phrases(
     equals; one inside an already named phrase (``skip``) or overlapping a chosen one is left
     out (:func:`best_key_phrases`, with its totals already worked out)."""
     order = sorted((i for i, t in enumerate(totals) if t > 0), key=lambda i: -totals[i])
+    return choose_key_phrases(texts, order, n, skip)
+
+
+def choose_key_phrases(
+    texts: list[str], order: list[int], n: int, skip: tuple[str, ...] | list[str] = ()
+) -> list[str]:
+    """Up to ``n`` of ``texts`` taken in ``order`` (best first), leaving out one inside an
+    already named phrase (``skip``) or overlapping a chosen one."""
     taken = [s.lower() for s in skip]
     chosen: list[str] = []
     for i in order:

@@ -153,9 +153,34 @@ def m004_embeddings(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_paper_terms(db: sqlite_utils.Database) -> None:
+    # A paper's text analysed once (paperwire.terms): hashed term columns (uint32 blob) and
+    # their counts (uint8 blob), the word pairs a reason may name ("\n"-joined) and their
+    # columns, beside the analyser's version and a hash of the text they were made from.
+    db["paper_terms"].create(
+        {
+            "paper_id": str,
+            "analyser": str,
+            "text_hash": str,
+            "terms": bytes,
+            "counts": bytes,
+            "pairs": str,
+            "pair_columns": bytes,
+        },
+        pk="paper_id",
+    )
+
+
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
-    for f in (m001_initial, m002_delivery_claims, m003_library_and_extras, m004_embeddings)
+    for f in (
+        m001_initial,
+        m002_delivery_claims,
+        m003_library_and_extras,
+        m004_embeddings,
+        m005_paper_terms,
+    )
 )
 
 
@@ -992,6 +1017,28 @@ class Store:
                 ),
                 pk="paper_id",
             )
+
+    # -- each paper's text analysed once (issue 14; written by paperwire.terms) ---------------
+
+    def paper_terms_made(self) -> dict[str, tuple[str, str]]:
+        """(analyser, text hash) of every stored analysis, by paper id: what is up to date."""
+        sql = "select paper_id, analyser, text_hash from paper_terms"
+        return {row[0]: (row[1], row[2]) for row in self.db.execute(sql).fetchall()}
+
+    def paper_terms(self, analyser: str) -> dict[str, tuple[str, bytes, bytes, str, bytes]]:
+        """Every analysis this analyser made, by paper id: (text hash, terms, counts, pairs,
+        pair columns)."""
+        sql = (
+            "select paper_id, text_hash, terms, counts, pairs, pair_columns from paper_terms "
+            "where analyser = ?"
+        )
+        return {row[0]: row[1:] for row in self.db.execute(sql, [analyser]).fetchall()}
+
+    def set_paper_terms(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Store analyses (the columns of ``paper_terms``) in one transaction, replacing a
+        paper's earlier one."""
+        with self.atomic():
+            self.db["paper_terms"].upsert_all(rows, pk="paper_id")
 
 
 _EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # issue 16

@@ -1,0 +1,179 @@
+"""Each paper's text analysed once, when it is stored, not on every run.
+
+Every run ranks against every stored paper: IDF is fitted on all of them and every profile lives
+in their space. Hashing all their abstracts again on each run cost O(store) per run (7 s for
+28,000 papers on two cores, and a year of arXiv is several times that), and finding the word
+pairs a reason may name cost another 0.5 ms per candidate. Neither depends on the other papers,
+so both are kept in the ``paper_terms`` table beside the paper: the hashed term columns and
+counts, and the word pairs with their columns. What does depend on the corpus (IDF, which pairs
+are specific enough to name a paper) is still worked out per run, from these.
+
+An analysis is reused only while the paper's text (its hash) and the analyser (:data:`ANALYSER`:
+the vectorizer's settings and stop words, and this format) are unchanged; anything else is
+analysed again and stored, so an upgrade or an edited abstract never ranks on stale terms.
+``fetch`` analyses the papers it stored (:func:`refresh`); a run that finds papers without an
+analysis (stored by an older paperwire, or by ``library import``) analyses them itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import rank
+from .errors import StoreError
+from .paper import paper_text, text_hash
+from .store import Store
+
+log = logging.getLogger("paperwire")
+
+# Bump when what is stored, or how it is made, changes.
+FORMAT = 1
+# Texts analysed per batch: bounds the memory of one batch's rows, not the speed.
+BATCH = 2000
+# Counts are stored as one byte: a term repeated more often than this in one paper (no abstract
+# does) counts as this many, which sublinear tf (1 + ln 255 = 6.5) barely tells apart.
+MAX_COUNT = np.iinfo(np.uint8).max
+
+
+def analyser(model: rank.TextModel) -> str:
+    """A name for everything an analysis depends on: change any of it and papers are analysed
+    again (a scikit-learn upgrade with a new stop-word list, say)."""
+    v = model.vectorizer
+    settings = repr(
+        (FORMAT, v.n_features, v.ngram_range, v.token_pattern, v.lowercase, v.strip_accents,
+         sorted(model.stop_words))
+    )  # fmt: skip
+    return (
+        f"terms{FORMAT}-" + hashlib.sha1(settings.encode(), usedforsecurity=False).hexdigest()[:12]
+    )
+
+
+@dataclass
+class Analysed:
+    """The analyses of papers, row i for paper i."""
+
+    counts: sp.csr_matrix  # raw term counts, float32, sorted columns (what the vectorizer gives)
+    pairs: list[list[str]]  # per paper, its word pairs as written (rank.phrase_pairs)
+    pair_columns: list[np.ndarray]  # per paper, (pairs × 3) columns (rank.pair_columns)
+
+
+def analyse(model: rank.TextModel, texts: list[str]) -> Analysed:
+    """Analyse texts afresh."""
+    counts = model.vectorizer.transform(texts) if texts else _empty(model, 0)
+    pairs = [rank.phrase_pairs(t, model.stop_words) for t in texts]
+    return Analysed(counts.tocsr(), pairs, [rank.pair_columns(model, p) for p in pairs])
+
+
+def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[str]) -> Analysed:
+    """The analyses of these papers (rows in the given order): the stored ones where they are
+    up to date, the rest analysed now and stored for the next run.
+
+    Storing them is a cache write: if it fails (a read-only database, a lock held past the busy
+    timeout), the run goes on with what it analysed and says so in the log."""
+    name = analyser(model)
+    stored = store.paper_terms(name)
+    hashes = [text_hash(t) for t in texts]
+    todo = [i for i, (p, h) in enumerate(zip(paper_ids, hashes, strict=True))
+            if (hit := stored.get(p)) is None or hit[0] != h]  # fmt: skip
+    fresh = iter(())
+    if todo:
+        made = _analyse_and_store(store, model, name, [paper_ids[i] for i in todo],
+                                  [texts[i] for i in todo], [hashes[i] for i in todo])  # fmt: skip
+        fresh = iter(made)
+    done = set(todo)
+    indices, data, lengths, pairs, pair_cols = [], [], [], [], []
+    for i, paper_id in enumerate(paper_ids):
+        if i in done:
+            cols, counts, written, columns = next(fresh)
+        else:
+            _, terms_blob, counts_blob, pairs_text, columns_blob = stored[paper_id]
+            cols = np.frombuffer(terms_blob, dtype=np.uint32)
+            counts = np.frombuffer(counts_blob, dtype=np.uint8)
+            written = pairs_text.split("\n") if pairs_text else []
+            columns = np.frombuffer(columns_blob, dtype=np.uint32).reshape(-1, 3)
+        indices.append(cols)
+        data.append(counts)
+        lengths.append(len(cols))
+        pairs.append(written)
+        pair_cols.append(columns)
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    matrix = sp.csr_matrix(
+        (
+            np.concatenate(data).astype(np.float32) if data else np.zeros(0, np.float32),
+            np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32),
+            indptr,
+        ),
+        shape=(len(paper_ids), model.n_features),
+    )
+    matrix.has_sorted_indices = True  # stored as the vectorizer gave them: sorted, summed
+    return Analysed(matrix, pairs, pair_cols)
+
+
+def refresh(store: Store, model: rank.TextModel | None = None) -> int:
+    """Analyse and store every stored paper whose analysis is missing or out of date (what
+    ``fetch`` runs after storing papers); returns how many were analysed."""
+    model = model or rank.TextModel()
+    name = analyser(model)
+    made = store.paper_terms_made()
+    rows = store.corpus()
+    todo = []
+    for row in rows:
+        text = paper_text(row["title"], row["abstract"])
+        digest = text_hash(text)
+        if made.get(row["paper_id"]) != (name, digest):
+            todo.append((row["paper_id"], text, digest))
+    if todo:
+        ids, texts, hashes = (list(column) for column in zip(*todo, strict=True))
+        _analyse_and_store(store, model, name, ids, texts, hashes, quiet=False)
+    return len(todo)
+
+
+def _analyse_and_store(
+    store: Store,
+    model: rank.TextModel,
+    name: str,
+    paper_ids: list[str],
+    texts: list[str],
+    hashes: list[str],
+    quiet: bool = True,
+) -> list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]:
+    """Analyse these papers batch by batch and store each batch; returns per paper (term
+    columns, counts, pairs, pair columns) as stored. With ``quiet``, a failed write is logged
+    and the analyses are returned anyway (the caller can rank without the cache)."""
+    out = []
+    for start in range(0, len(texts), BATCH):
+        batch = analyse(model, texts[start : start + BATCH])
+        rows = []
+        for j in range(batch.counts.shape[0]):
+            lo, hi = batch.counts.indptr[j], batch.counts.indptr[j + 1]
+            cols = batch.counts.indices[lo:hi].astype(np.uint32)
+            counts = np.minimum(batch.counts.data[lo:hi], MAX_COUNT).astype(np.uint8)
+            columns = batch.pair_columns[j].astype(np.uint32)
+            out.append((cols, counts, batch.pairs[j], columns))
+            rows.append(
+                {
+                    "paper_id": paper_ids[start + j],
+                    "analyser": name,
+                    "text_hash": hashes[start + j],
+                    "terms": cols.tobytes(),
+                    "counts": counts.tobytes(),
+                    "pairs": "\n".join(batch.pairs[j]),
+                    "pair_columns": columns.tobytes(),
+                }
+            )
+        try:
+            store.set_paper_terms(rows)
+        except StoreError as exc:
+            if not quiet:
+                raise
+            log.warning("could not keep the analysed text of %d papers: %s", len(rows), exc)
+    return out
+
+
+def _empty(model: rank.TextModel, n: int) -> sp.csr_matrix:
+    return sp.csr_matrix((n, model.n_features), dtype=np.float32)

@@ -1,0 +1,148 @@
+"""paperwire.terms: each paper's text analysed once and stored, on real arXiv abstracts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from paperwire import digest, pipeline, rank, terms
+from paperwire.paper import Paper, paper_text
+from paperwire.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+def real_papers(n: int = 120) -> list[Paper]:
+    """Real cs.* arXiv titles and abstracts (tests/fixtures/README.md)."""
+    lines = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines[:n]):
+        item = json.loads(line)
+        pid = f"2504.{i:05d}"
+        out.append(Paper(pid, item["title"], item["abstract"], url=f"https://arxiv.org/abs/{pid}"))
+    return out
+
+
+def texts_of(store: Store) -> tuple[list[str], list[str]]:
+    rows = store.corpus()
+    return [r["paper_id"] for r in rows], [paper_text(r["title"], r["abstract"]) for r in rows]
+
+
+def analysed_rows(store: Store) -> dict[str, tuple[str, str]]:
+    return store.paper_terms_made()
+
+
+def test_stored_analyses_are_what_the_vectorizer_and_key_phrases_give(store):
+    store.add_papers(real_papers(), now=NOW)
+    model = rank.TextModel()
+    ids, texts = texts_of(store)
+    assert terms.refresh(store, model) == len(ids)
+    loaded = terms.load(store, model, ids, texts)
+    direct = model.vectorizer.transform(texts)
+    assert (loaded.counts != direct).nnz == 0
+    assert np.array_equal(loaded.counts.indices, direct.indices)
+    # the key phrases a reason may name are the ones found from the text itself
+    model.fit_counts(direct)
+    for i in range(0, len(ids), 7):
+        keywords = ["neural networks", "Group recommendation"] if i % 2 else []
+        stored = rank.key_phrases_of(model, loaded.pairs[i], loaded.pair_columns[i], keywords)
+        fresh = rank.key_phrases(model, texts[i], keywords)
+        assert stored.texts == fresh.texts
+        assert np.array_equal(stored.columns, fresh.columns)
+        assert np.array_equal(stored.starts, fresh.starts)
+    assert any(len(rank.key_phrases(model, t).texts) >= 3 for t in texts)
+
+
+def test_fetch_analyses_what_it_stored_and_a_run_reads_it_back(tmp_path, make_config):
+    config = make_config(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: cs\n"
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "language models, retrieval"\n',
+        env={"PAPERWIRE_SECRET": "k"},
+    )
+    with Store(tmp_path / "p.db") as store:
+        report = pipeline.fetch_all(store, config, now=NOW)
+        assert report.new > 0
+        made = analysed_rows(store)
+        name = terms.analyser(rank.TextModel())
+        assert len(made) == store.count_papers() == report.new
+        assert {a for a, _ in made.values()} == {name}
+        # a run with everything analysed analyses nothing: it only reads the stored rows
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        digest._CORPUS_CACHE.clear()
+        corpus = digest._Corpus.load(store)
+        store.db.conn.set_trace_callback(None)
+        assert not [s for s in statements if "paper_terms" in s and "INSERT" in s.upper()]
+        assert corpus.counts.shape[0] == report.new
+
+
+def test_an_edited_abstract_or_another_analyser_is_analysed_again(store):
+    papers = real_papers(30)
+    store.add_papers(papers, now=NOW)
+    model = rank.TextModel()
+    terms.refresh(store, model)
+    before = analysed_rows(store)
+    assert terms.refresh(store, model) == 0  # up to date: nothing to do
+
+    # arXiv v2 with a new abstract: the merged paper's text changes, and so does its analysis
+    edited = papers[3]
+    v2 = Paper(edited.paper_id, edited.title, "A graph transformer for protein folding.",
+               url=edited.url, version=2)  # fmt: skip
+    store.add_papers([v2], now=NOW + dt.timedelta(days=1))
+    assert terms.refresh(store, model) == 1
+    after = analysed_rows(store)
+    assert after[edited.paper_id] != before[edited.paper_id]
+    ids, texts = texts_of(store)
+    loaded = terms.load(store, model, ids, texts)
+    row = ids.index(edited.paper_id)
+    assert "protein folding" in loaded.pairs[row]
+    assert (loaded.counts[row] != model.vectorizer.transform([texts[row]])).nnz == 0
+
+    # rows another analyser made (an older paperwire, another scikit-learn) are not trusted
+    with store.atomic():
+        store.db.execute("update paper_terms set analyser = 'terms0-old', counts = x'00'")
+    digest._CORPUS_CACHE.clear()
+    corpus = digest._Corpus.load(store)
+    assert (corpus.counts != (model.vectorizer.transform(texts) > 0)).nnz == 0
+    assert {a for a, _ in analysed_rows(store).values()} == {terms.analyser(model)}
+
+
+def test_a_run_on_a_store_without_analyses_ranks_the_same_and_keeps_them(tmp_path, make_config):
+    """A store written by a paperwire before this table: the first run analyses every paper
+    and stores the analyses; the digest is the one the analyses read back give."""
+    config = make_config(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "graph neural networks, recommendation"\n    digest_size: 5\n',
+        env={"PAPERWIRE_SECRET": "k"},
+    )
+    with Store(tmp_path / "p.db") as store:
+        store.add_papers(real_papers(), now=NOW - dt.timedelta(hours=6))
+        assert analysed_rows(store) == {}
+        digest._CORPUS_CACHE.clear()
+        first = digest.compose(store, config, now=NOW)["ada"]
+        assert len(analysed_rows(store)) == len(real_papers())
+        digest._CORPUS_CACHE.clear()
+        again = digest.compose(store, config, now=NOW)["ada"]
+    assert [p.paper_id for p in first.picks] == [p.paper_id for p in again.picks]
+    assert [p.reasons for p in first.picks] == [p.reasons for p in again.picks]
+    assert any("graph neural networks" in " ".join(p.reasons).lower() for p in first.picks)
+
+
+def test_a_repeated_word_past_the_byte_count_is_stored_as_the_most_it_holds(store):
+    flood = " ".join(["transformer"] * 300)
+    store.add_papers([Paper("2611.00001", "A flood", flood, url="https://arxiv.org/abs/2611.00001")],
+                     now=NOW)  # fmt: skip
+    model = rank.TextModel()
+    terms.refresh(store, model)
+    ids, texts = texts_of(store)
+    loaded = terms.load(store, model, ids, texts)
+    col = model.columns(["transformer"])[0]
+    assert loaded.counts[0, col] == terms.MAX_COUNT == 255
+    raw = sqlite3.connect(store.path).execute("select counts from paper_terms").fetchone()[0]
+    assert len(raw) == loaded.counts.nnz  # one byte a term
