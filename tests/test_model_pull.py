@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Hub:
     # file name -> "stall" (headers and a few bytes, then silence) | "drop" (half, then close)
     misbehave: dict[str, str] = field(default_factory=dict)
     wrong_sha: bool = False
+    gated: set[str] = field(default_factory=set)  # repos that need a token with access
     requests: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)  # port, path
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -75,6 +77,9 @@ def _handler(hub: Hub, cdn: bool) -> type[http.server.BaseHTTPRequestHandler]:
             repo, file = "/".join(parts[:2]), parts[-1]
             if repo not in hub.repos:
                 return self._send(401, X_Error_Code="RepoNotFound")
+            if repo in hub.gated:  # the Hub: 401 without a token, 403 with one lacking access
+                status = 403 if "Authorization" in self.headers else 401
+                return self._send(status, X_Error_Code="GatedRepo")
             files = hub.repos[repo]
             if file not in files:
                 return self._send(404, X_Error_Code="EntryNotFound")
@@ -161,6 +166,9 @@ def test_a_pulled_model_is_what_digest_then_ranks_with(hub, tmp_path):
         "tokenizer.json",
     ]
     assert _left_beside(target) == ["potion-tiny"]
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700: a daemon reads it
     assert {path for port, path, _ in hub.requests if port == hub.port} == {
         f"/{REPO}/resolve/main/{name}"
         for name in ("tokenizer.json", "model.safetensors", "config.json")
@@ -354,3 +362,59 @@ def test_the_config_line_is_relative_beside_the_config_and_quoted_when_it_must_b
     assert model_pull.default_folder(base, "minishlab/potion-base-8M") == (
         base / "models" / "potion-base-8M"
     )
+
+
+@pytest.mark.parametrize(
+    ("token", "said"),
+    [
+        (
+            None,
+            "acme/gated needs a Hugging Face token (HTTP 401): accept its terms on the Hub and "
+            "set HF_TOKEN",
+        ),
+        (TOKEN, "HF_TOKEN does not give access to acme/gated (HTTP 403)"),
+    ],
+)
+def test_a_gated_model_says_what_the_token_must_do(hub, tmp_path, monkeypatch, token, said):
+    hub.repos["acme/gated"] = _model_files(tmp_path)
+    hub.gated.add("acme/gated")
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    result = _pull("acme/gated")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: model pull: {said}\n"
+    assert TOKEN not in result.output
+
+
+def test_hf_hub_offline_is_honoured(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = _pull(REPO)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: HF_HUB_OFFLINE is set; unset it to download a model\n"
+    )
+    assert hub.requests == []
+
+
+def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    hub.misbehave["model.safetensors"] = "stall"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERWIRE_", "HF_"))}
+    pulling = subprocess.Popen(
+        [sys.executable, "-m", "paperwire", "model", "pull", REPO],
+        cwd=tmp_path,
+        env={**base, "HF_ENDPOINT": hub.endpoint},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    models = tmp_path / "models"
+    deadline = time.monotonic() + 20
+    while not list(models.glob(".potion-tiny.pull-*/model.safetensors")):  # half of it arrived
+        assert time.monotonic() < deadline and pulling.poll() is None
+        time.sleep(0.05)
+    pulling.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = pulling.communicate(timeout=20)
+    assert pulling.returncode == 1
+    assert err == "\nAborted!\n"
+    assert list(models.iterdir()) == []

@@ -19,8 +19,8 @@ import errno
 import hashlib
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +134,9 @@ def pull(
             f"model pull: the semantic extra is not installed (missing {', '.join(missing)}): "
             f"{embed.INSTALL_HINT}"
         )
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        # huggingface_hub's switch for "no network": honoured here too
+        raise PullError("model pull: HF_HUB_OFFLINE is set; unset it to download a model")
     folder = Path(folder).expanduser()
     if folder.exists() and not force:
         raise PullError(f"model pull: {folder} already exists; add --force to replace it")
@@ -147,8 +150,7 @@ def pull(
     pulled = Pulled(repo, revision, folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        # beside the target, so the final rename stays on one file system
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.pull-", dir=folder.parent))
+        scratch = _new_folder_beside(folder, "pull")
     except OSError as exc:
         raise PullError(f"model pull: cannot create {folder.parent}: {exc.strerror}") from None
     try:
@@ -229,6 +231,7 @@ def _download(
                 f"({exc.strerror}); nothing was kept"
             ) from None
         raise PullError(f"model pull: cannot write {name}: {exc.strerror}") from None
+    # h11 already refuses a short body (above); this guards any transport that would not
     if expected is not None and got != expected:
         raise PullError(
             f"model pull: {name}: {got} of {expected} bytes arrived; nothing was kept, run it again"
@@ -288,11 +291,22 @@ def _host(url: str) -> str:
     return httpx.URL(url).netloc.decode("ascii")
 
 
+def _new_folder_beside(folder: Path, what: str) -> Path:
+    """A fresh hidden folder beside ``folder``: the final rename stays on one file system, and,
+    unlike mkdtemp's 0700, it gets the umask's permissions, so a daemon running as another
+    user can read the model."""
+    while True:
+        scratch = folder.parent / f".{folder.name}.{what}-{secrets.token_hex(4)}"
+        with contextlib.suppress(FileExistsError):
+            scratch.mkdir()
+            return scratch
+
+
 def _move_into_place(scratch: Path, folder: Path) -> None:
     """Rename the checked folder onto the target; a replaced folder is removed only after."""
     old = None
     if folder.exists():  # --force
-        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        old = _new_folder_beside(folder, "old")
         os.replace(folder, old / folder.name)
     try:
         os.replace(scratch, folder)
