@@ -45,7 +45,7 @@ _PLAIN_YAML = re.compile(r"[\w./~-]+")
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 # called once per file with (name, size or None); returns what to call with each chunk's length
-Progress = Callable[[str, int | None], Callable[[int], None]]
+ProgressStart = Callable[[str, int | None], Callable[[int], None]]
 
 
 class PullError(PaperwireError):
@@ -116,7 +116,7 @@ def pull(
     endpoint: str | None = None,
     token: str | None = None,
     read_timeout: float = READ_TIMEOUT,
-    progress: Progress | None = None,
+    progress: ProgressStart | None = None,
 ) -> Pulled:
     """Download ``repo`` into ``folder`` (``endpoint`` / ``token`` default to ``$HF_ENDPOINT``
     / ``$HF_TOKEN``). Raises PullError, with one line saying why, and leaves no file behind."""
@@ -186,7 +186,7 @@ def _download(
     path: Path,
     pulled: Pulled,
     required: bool,
-    progress: Progress | None,
+    progress: ProgressStart | None,
 ) -> int | None:
     """Stream one file to ``path``; its size, or None for an optional file the model lacks."""
     name = path.name
