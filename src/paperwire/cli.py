@@ -739,5 +739,58 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     click.echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
 
 
+# -- issue 15: the one explicit download of embedding weights -------------------------------
+
+
+@cli.group()
+def model() -> None:
+    """Embedding models for semantic ranking; `model pull` fetches one.
+
+    \b
+    Example:
+        paperwire model pull minishlab/potion-base-8M
+    """
+
+
+@model.command(name="pull")
+@click.argument("name")
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(path_type=Path),
+    help="Where to put it [default: models/NAME].",
+)
+@click.option("--revision", default="main", show_default=True, help="Branch, tag or commit.")
+@click.option("--force", is_flag=True, help="Replace the folder if it exists.")
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds without a byte before giving up.",
+)
+@pass_ctx
+def model_pull(obj: Context, name: str, folder, revision: str, force: bool, timeout: float):
+    """Download a model2vec model from the Hugging Face Hub ($HF_ENDPOINT; $HF_TOKEN if set)
+    into models/NAME beside subscribers.yaml. Nothing else ever downloads weights.
+
+    \b
+    Example:
+        paperwire model pull minishlab/potion-base-8M
+    """
+    from . import model_pull as mp
+
+    target = folder or mp.default_folder(obj.base_dir, name)
+    with mp.terminal_progress(sys.stderr.isatty()) as progress:
+        got = mp.pull(
+            name, target, revision=revision, force=force, read_timeout=timeout, progress=progress
+        )
+    sizes = ", ".join(f"{file} {size / 1e6:.1f} MB" for file, size in got.files)
+    commit = f", commit {got.commit[:12]}" if got.commit else ""
+    click.echo(f"Pulled {got.repo} ({got.revision}{commit}) into {target}: {sizes}.")
+    click.echo("Check its licence on its Hub page. To rank with it, put in subscribers.yaml:")
+    click.echo(mp.config_line(target, obj.base_dir))
+
+
 def main() -> None:
     cli(prog_name="paperwire")

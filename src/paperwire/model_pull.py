@@ -1,0 +1,321 @@
+"""``paperwire model pull``: the one place paperwire downloads model weights, and only when asked.
+
+It fetches the files of a Hugging Face Hub model that :func:`paperwire.embed._load_folder`
+reads (model2vec's layout: ``model.safetensors`` and ``tokenizer.json``, plus ``config.json``
+when the repository has one) from ``{endpoint}/{repo}/resolve/{revision}/{file}``, the URL
+``huggingface_hub`` builds. As there, the endpoint is ``$HF_ENDPOINT`` (default
+https://huggingface.co) and ``$HF_TOKEN``, when set, goes in an ``Authorization: Bearer``
+header (httpx drops it on a redirect to another host, such as the Hub's file CDN).
+
+The files land in a temporary folder beside the target, which becomes the target only after it
+loads with paperwire's own loader: an interrupted or broken pull leaves nothing that ``digest``
+would then read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from . import __version__
+from .errors import ConfigError, PaperwireError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+# (file, required): what _load_folder reads, then config.json (model2vec's settings, e.g.
+# "normalize"), kept beside them so the folder is also a complete model2vec model.
+FILES = (("tokenizer.json", True), ("model.safetensors", True), ("config.json", False))
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0  # seconds without a byte before a stalled server is given up on
+CHUNK = 1 << 20
+# owner/name as the Hub spells them (a few old models have no owner: "gpt2")
+_REPO = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+_SHA256 = re.compile(r'"?([0-9a-f]{64})"?')
+# the target folder may be written into a YAML flow mapping unquoted
+_PLAIN_YAML = re.compile(r"[\w./~-]+")
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+# called once per file with (name, size or None); returns what to call with each chunk's length
+ProgressStart = Callable[[str, int | None], Callable[[int], None]]
+
+
+class PullError(PaperwireError):
+    """A model could not be pulled; nothing was left in the target folder."""
+
+
+@dataclass
+class Pulled:
+    repo: str
+    revision: str
+    folder: Path
+    commit: str | None = None  # the Hub's X-Repo-Commit: the exact version fetched
+    files: list[tuple[str, int]] = field(default_factory=list)  # (name, bytes)
+
+
+def default_folder(base_dir: Path, repo: str) -> Path:
+    """``models/<repo name>`` beside subscribers.yaml, where a relative model folder is read."""
+    return base_dir / "models" / repo.rsplit("/", 1)[-1]
+
+
+def config_line(folder: Path, base_dir: Path) -> str:
+    """The ``ranking:`` line for subscribers.yaml, relative to its folder when the model is
+    inside it (relative model folders are read beside the config file)."""
+    folder = folder.resolve()
+    try:
+        written = folder.relative_to(base_dir.resolve()).as_posix()
+    except ValueError:
+        written = str(folder)
+    if not _PLAIN_YAML.fullmatch(written):
+        written = '"' + written.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"ranking: {{embeddings: {written}}}"
+
+
+@contextlib.contextmanager
+def terminal_progress(enabled: bool):
+    """A download bar per file on stderr when it is a terminal; no progress otherwise (cron,
+    pipes, CI)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    more = (TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, *more, console=Console(stderr=True)) as bar:
+
+        def start(name: str, total: int | None) -> Callable[[int], None]:
+            task = bar.add_task(name, total=total)
+            return lambda n: bar.update(task, advance=n)
+
+        yield start
+
+
+def pull(
+    repo: str,
+    folder: Path,
+    *,
+    revision: str = "main",
+    force: bool = False,
+    endpoint: str | None = None,
+    token: str | None = None,
+    read_timeout: float = READ_TIMEOUT,
+    progress: ProgressStart | None = None,
+) -> Pulled:
+    """Download ``repo`` into ``folder`` (``endpoint`` / ``token`` default to ``$HF_ENDPOINT``
+    / ``$HF_TOKEN``). Raises PullError, with one line saying why, and leaves no file behind."""
+    from . import embed
+
+    repo = repo.strip()
+    if not _REPO.fullmatch(repo) or ".." in repo:
+        raise PullError(
+            f"model pull: {repo!r} is not a Hugging Face model name "
+            "(owner/name, e.g. minishlab/potion-base-8M)"
+        )
+    missing = embed._missing("tokenizers", "safetensors")
+    if missing:  # checked first: the pulled folder must load before it is kept
+        raise PullError(
+            f"model pull: the semantic extra is not installed (missing {', '.join(missing)}): "
+            f"{embed.INSTALL_HINT}"
+        )
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        # huggingface_hub's switch for "no network": honoured here too
+        raise PullError("model pull: HF_HUB_OFFLINE is set; unset it to download a model")
+    folder = Path(folder).expanduser()
+    if folder.exists() and not force:
+        raise PullError(f"model pull: {folder} already exists; add --force to replace it")
+    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    token = token if token is not None else os.environ.get("HF_TOKEN") or None
+    # identity: the byte count is checked against Content-Length, as huggingface_hub does
+    headers = {"User-Agent": f"paperwire/{__version__}", "Accept-Encoding": "identity"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+
+    pulled = Pulled(repo, revision, folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        scratch = _new_folder_beside(folder, "pull")
+    except OSError as exc:
+        raise PullError(f"model pull: cannot create {folder.parent}: {exc.strerror}") from None
+    try:
+        timeout = httpx.Timeout(read_timeout, connect=min(CONNECT_TIMEOUT, read_timeout))
+        with httpx.Client(timeout=timeout, headers=headers, follow_redirects=True) as client:
+            for name, required in FILES:
+                url = f"{endpoint}/{repo}/resolve/{_quote(revision)}/{name}"
+                size = _download(client, url, scratch / name, pulled, required, progress)
+                if size is not None:
+                    pulled.files.append((name, size))
+        try:
+            embed._load_folder(scratch)
+        except ConfigError as exc:
+            why = str(exc).removeprefix("ranking.embeddings: ").replace(str(scratch), "the folder")
+            raise PullError(
+                f"model pull: {repo} downloaded but is not a model paperwire can read: {why}"
+            ) from None
+        _move_into_place(scratch, folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return pulled
+
+
+def _quote(revision: str) -> str:
+    from urllib.parse import quote
+
+    return quote(revision, safe="")  # "refs/pr/1" is one path segment, as huggingface_hub sends
+
+
+def _download(
+    client: httpx.Client,
+    url: str,
+    path: Path,
+    pulled: Pulled,
+    required: bool,
+    progress: ProgressStart | None,
+) -> int | None:
+    """Stream one file to ``path``; its size, or None for an optional file the model lacks."""
+    name = path.name
+    try:
+        with client.stream("GET", url) as response:
+            if response.status_code == 404 and not required and _code(response) != "RepoNotFound":
+                return None
+            if response.status_code != 200:
+                raise PullError(_refused(response, pulled, name, url, client))
+            pulled.commit = pulled.commit or response.headers.get("x-repo-commit")
+            expected = _int(response.headers.get("content-length"))
+            sha256 = _linked_sha256(response)
+            advance = progress(name, expected) if progress else (lambda n: None)
+            digest = hashlib.sha256()
+            with path.open("wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    advance(len(chunk))
+            got = response.num_bytes_downloaded  # on the wire, as Content-Length counts
+    except httpx.ConnectTimeout:
+        raise PullError(
+            f"model pull: {_host(url)} did not answer within {client.timeout.connect:g} s"
+        ) from None
+    except httpx.ReadTimeout:
+        raise PullError(
+            f"model pull: {name}: the server sent nothing for {client.timeout.read:g} s; "
+            "nothing was kept, run it again"
+        ) from None
+    except httpx.RemoteProtocolError:
+        # h11 refuses a body shorter than its Content-Length: the line dropped mid-file
+        raise PullError(
+            f"model pull: {name}: the connection closed before the whole file arrived; "
+            "nothing was kept, run it again"
+        ) from None
+    except httpx.TransportError as exc:
+        raise PullError(f"model pull: cannot reach {_host(url)}: {exc}") from None
+    except OSError as exc:
+        if exc.errno in _NO_ROOM:
+            raise PullError(
+                f"model pull: no room left to write {name} in {path.parent.parent} "
+                f"({exc.strerror}); nothing was kept"
+            ) from None
+        raise PullError(f"model pull: cannot write {name}: {exc.strerror}") from None
+    # h11 already refuses a short body (above); this guards any transport that would not
+    if expected is not None and got != expected:
+        raise PullError(
+            f"model pull: {name}: {got} of {expected} bytes arrived; nothing was kept, run it again"
+        )
+    if sha256 and digest.hexdigest() != sha256:
+        raise PullError(
+            f"model pull: {name}: the bytes do not match the Hub's sha256; nothing was kept, "
+            "run it again"
+        )
+    return got
+
+
+def _refused(response: httpx.Response, pulled: Pulled, name: str, url: str, client) -> str:
+    """One line for a refusal, from the status and the Hub's X-Error-Code header."""
+    status, code = response.status_code, _code(response)
+    repo, at = pulled.repo, _host(url)
+    sent_token = "authorization" in client.headers
+    if code == "RepoNotFound" or (status == 401 and not code and not sent_token):
+        # the Hub answers 401, not 404, for a model that does not exist (or is private)
+        hint = "" if sent_token else "; if it is private, set HF_TOKEN"
+        return f"model pull: no model {repo} on {at} (HTTP {status}){hint}"
+    if code == "RevisionNotFound":
+        return f"model pull: {repo} has no revision {pulled.revision!r} (HTTP {status})"
+    if code == "GatedRepo" or status in (401, 403):
+        if not sent_token:
+            return (
+                f"model pull: {repo} needs a Hugging Face token (HTTP {status}): accept its "
+                "terms on the Hub and set HF_TOKEN"
+            )
+        return f"model pull: HF_TOKEN does not give access to {repo} (HTTP {status})"
+    if status == 404:
+        return (
+            f"model pull: {repo} has no {name} (HTTP 404): no such model, or not in model2vec's "
+            "layout (model.safetensors + tokenizer.json)"
+        )
+    return f"model pull: {name}: {at} answered HTTP {status}"
+
+
+def _code(response: httpx.Response) -> str | None:
+    return response.headers.get("x-error-code")
+
+
+def _linked_sha256(response: httpx.Response) -> str | None:
+    """The sha256 the Hub gives an LFS file (X-Linked-Etag on the redirect to its CDN)."""
+    for hop in [*response.history, response]:
+        match = _SHA256.fullmatch(hop.headers.get("x-linked-etag", ""))
+        if match:
+            return match.group(1)
+    return None
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).netloc.decode("ascii")
+
+
+def _new_folder_beside(folder: Path, what: str) -> Path:
+    """A fresh hidden folder beside ``folder``: the final rename stays on one file system, and,
+    unlike mkdtemp's 0700, it gets the umask's permissions, so a daemon running as another
+    user can read the model."""
+    while True:
+        scratch = folder.parent / f".{folder.name}.{what}-{secrets.token_hex(4)}"
+        with contextlib.suppress(FileExistsError):
+            scratch.mkdir()
+            return scratch
+
+
+def _move_into_place(scratch: Path, folder: Path) -> None:
+    """Rename the checked folder onto the target; a replaced folder is removed only after."""
+    old = None
+    if folder.exists():  # --force
+        old = _new_folder_beside(folder, "old")
+        os.replace(folder, old / folder.name)
+    try:
+        os.replace(scratch, folder)
+    except OSError as exc:
+        if old is not None:
+            os.replace(old / folder.name, folder)
+        raise PullError(
+            f"model pull: cannot rename the download to {folder}: {exc.strerror}"
+        ) from None
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

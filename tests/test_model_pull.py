@@ -1,0 +1,420 @@
+"""``paperwire model pull`` against a real Hub-like HTTP server on 127.0.0.1 (HF_ENDPOINT points
+at it; nothing here reaches the real Hub): a pull that then ranks, refusals, a stalled server,
+a dropped line, a full disk, the token."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from paperwire import model_pull
+from paperwire.cli import cli
+
+from .conftest import FIXTURES, free_port
+from .test_embed import _model2vec_folder
+
+REPO = "minishlab/potion-tiny"
+TOKEN = "hf_0123456789abcdefSECRET"
+
+
+@dataclass
+class Hub:
+    """Answers ``/{owner}/{name}/resolve/{revision}/{file}`` as the Hub does: small files
+    directly, model.safetensors by a redirect to a CDN (another origin) with its sha256 in
+    X-Linked-Etag; an unknown model is 401 RepoNotFound, a missing file 404 EntryNotFound."""
+
+    port: int
+    cdn_port: int
+    repos: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    # file name -> "stall" (headers and a few bytes, then silence) | "drop" (half, then close)
+    misbehave: dict[str, str] = field(default_factory=dict)
+    wrong_sha: bool = False
+    gated: set[str] = field(default_factory=set)  # repos that need a token with access
+    requests: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)  # port, path
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _handler(hub: Hub, cdn: bool) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _send(self, status: int, body: bytes = b"", **headers: str) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key.replace("_", "-"), value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            hub.requests.append((hub.cdn_port if cdn else hub.port, self.path, dict(self.headers)))
+            if cdn:  # /blob/{owner}/{name}/{file}
+                _, _, owner, name, file = self.path.split("/")
+                return self._body(hub.repos[f"{owner}/{name}"][file], file)
+            parts = self.path.strip("/").split("/")
+            repo, file = "/".join(parts[:2]), parts[-1]
+            if repo not in hub.repos:
+                return self._send(401, X_Error_Code="RepoNotFound")
+            if repo in hub.gated:  # the Hub: 401 without a token, 403 with one lacking access
+                status = 403 if "Authorization" in self.headers else 401
+                return self._send(status, X_Error_Code="GatedRepo")
+            files = hub.repos[repo]
+            if file not in files:
+                return self._send(404, X_Error_Code="EntryNotFound")
+            if file == "model.safetensors":
+                sha = hashlib.sha256(files[file] + (b"x" if hub.wrong_sha else b"")).hexdigest()
+                return self._send(
+                    302,
+                    Location=f"http://127.0.0.1:{hub.cdn_port}/blob/{repo}/{file}",
+                    X_Linked_Etag=f'"{sha}"',
+                    X_Repo_Commit="c0ffee" * 6 + "abcd",
+                )
+            self._body(files[file], file, X_Repo_Commit="c0ffee" * 6 + "abcd")
+
+        def _body(self, body: bytes, file: str, **headers: str) -> None:
+            how = hub.misbehave.get(file)
+            if how is None:
+                return self._send(200, body, **headers)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            if how == "stall":
+                hub.stop.wait(30)
+            self.close_connection = True  # "drop": the line goes after half the file
+
+    return Handler
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+@pytest.fixture
+def hub(monkeypatch) -> Iterator[Hub]:
+    state = Hub(port=free_port(), cdn_port=free_port())
+    servers = [
+        _Server(("127.0.0.1", state.port), _handler(state, cdn=False)),
+        _Server(("127.0.0.1", state.cdn_port), _handler(state, cdn=True)),
+    ]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", state.endpoint)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    try:
+        yield state
+    finally:
+        state.stop.set()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def _model_files(tmp_path: Path, name: str = "built") -> dict[str, bytes]:
+    """A real model2vec-layout model, built as tests/test_embed.py builds one."""
+    table = np.array([[9, 9], [1, 0], [0, 1], [-1, 0]], dtype=np.float32)
+    folder = _model2vec_folder(tmp_path / name, table)
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def _pull(*args: str):
+    return CliRunner().invoke(cli, ["model", "pull", *args])
+
+
+def _left_beside(folder: Path) -> list[str]:
+    """What a pull left in the target's parent folder (no scratch folder may remain)."""
+    return sorted(p.name for p in folder.parent.iterdir()) if folder.parent.exists() else []
+
+
+def test_a_pulled_model_is_what_digest_then_ranks_with(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    result = _pull(REPO)
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "models" / "potion-tiny"
+    assert result.stdout.splitlines() == [
+        f"Pulled {REPO} (main, commit c0ffeec0ffee) into {target}: tokenizer.json 0.0 MB, "
+        "model.safetensors 0.0 MB, config.json 0.0 MB.",
+        "Check its licence on its Hub page. To rank with it, put in subscribers.yaml:",
+        "ranking: {embeddings: models/potion-tiny}",
+    ]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
+    assert _left_beside(target) == ["potion-tiny"]
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700: a daemon reads it
+    assert {path for port, path, _ in hub.requests if port == hub.port} == {
+        f"/{REPO}/resolve/main/{name}"
+        for name in ("tokenizer.json", "model.safetensors", "config.json")
+    }
+
+    # the printed line, pasted into subscribers.yaml, is what digest ranks with
+    (tmp_path / "subscribers.yaml").write_text(
+        f"{result.stdout.splitlines()[-1]}\n"
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: arxiv-cs\n"
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "bandit regret"\n    digest_days: daily\n'
+    )
+    assert CliRunner().invoke(cli, ["fetch"]).exit_code == 0
+    ranked = CliRunner().invoke(cli, ["digest", "--json"])
+    assert ranked.exit_code == 0, ranked.output
+    with sqlite3.connect(tmp_path / "paperwire.db") as db:
+        models = {m for (m,) in db.execute("SELECT DISTINCT model FROM embeddings")}
+    digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()[:12]
+    assert models == {f"potion-tiny-{digest}"}
+
+
+def test_a_model_without_config_json_still_pulls(hub, tmp_path):
+    files = _model_files(tmp_path)
+    del files["config.json"]
+    hub.repos[REPO] = files
+    result = _pull(REPO, "--to", "m")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in Path("m").iterdir()) == ["model.safetensors", "tokenizer.json"]
+
+
+def test_no_such_model_and_a_repo_not_in_model2vec_layout_are_one_line_errors(hub, tmp_path):
+    result = _pull("acme/nope")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: model pull: no model acme/nope on 127.0.0.1:{hub.port} (HTTP 401); "
+        "if it is private, set HF_TOKEN\n"
+    )
+    files = _model_files(tmp_path)
+    hub.repos["acme/bert"] = {"config.json": files["config.json"]}  # a transformers model
+    result = _pull("acme/bert")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: acme/bert has no tokenizer.json (HTTP 404): no such model, or not "
+        "in model2vec's layout (model.safetensors + tokenizer.json)\n"
+    )
+    assert _left_beside(tmp_path / "models" / "bert") == []
+
+
+def test_a_download_that_is_not_a_readable_model_is_not_kept(hub, tmp_path):
+    files = _model_files(tmp_path)
+    files["model.safetensors"] = b"not safetensors"
+    hub.repos[REPO] = files
+    result = _pull(REPO)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: model pull: {REPO} downloaded but is not a model paperwire can read: "
+        "cannot read the model in the folder: "
+    )
+    assert result.stderr.count("\n") == 1
+    assert _left_beside(tmp_path / "models" / "potion-tiny") == []
+
+
+def test_a_stalled_server_is_given_up_on_after_the_timeout(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    hub.misbehave["model.safetensors"] = "stall"
+    result = _pull(REPO, "--timeout", "0.5")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: model.safetensors: the server sent nothing for 0.5 s; nothing was "
+        "kept, run it again\n"
+    )
+    assert _left_beside(tmp_path / "models" / "potion-tiny") == []
+
+
+def test_a_line_dropped_mid_file_leaves_nothing(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    hub.misbehave["model.safetensors"] = "drop"
+    result = _pull(REPO)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: model.safetensors: the connection closed before the whole file "
+        "arrived; nothing was kept, run it again\n"
+    )
+    assert _left_beside(tmp_path / "models" / "potion-tiny") == []
+
+
+def test_bytes_that_do_not_match_the_hubs_sha256_are_not_kept(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    hub.wrong_sha = True
+    result = _pull(REPO)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: model.safetensors: the bytes do not match the Hub's sha256; "
+        "nothing was kept, run it again\n"
+    )
+    assert _left_beside(tmp_path / "models" / "potion-tiny") == []
+
+
+def _paperwire(*args: str, cwd: Path, env: dict[str, str], fsize: int | None = None):
+    def limit_file_size():  # a full disk, as the kernel reports it to the writer
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERWIRE_", "HF_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "paperwire", *args],
+        cwd=cwd,
+        env={**base, "PYTHONDONTWRITEBYTECODE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_file_size if fsize else None,
+    )
+
+
+def test_the_token_goes_to_the_hub_only_as_a_header_and_never_to_the_output(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_TOKEN": TOKEN}
+    result = _paperwire("-vv", "model", "pull", REPO, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    assert "HTTP Request: GET" in result.stderr  # -vv does log the requests
+    sent = {(port, headers.get("Authorization")) for port, _, headers in hub.requests}
+    # the CDN is another origin: httpx drops the header on the redirect, as huggingface_hub does
+    assert sent == {(hub.port, f"Bearer {TOKEN}"), (hub.cdn_port, None)}
+
+    hub.requests.clear()
+    result = _paperwire(
+        "model", "pull", REPO, "--to", "again", cwd=tmp_path, env={"HF_ENDPOINT": hub.endpoint}
+    )
+    assert result.returncode == 0, result.stderr
+    assert all("Authorization" not in headers for _, _, headers in hub.requests)
+
+
+def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(hub, tmp_path):
+    files = _model_files(tmp_path)
+    files["model.safetensors"] += b"\0" * 200_000  # trailing bytes; never loaded here
+    hub.repos[REPO] = files
+    env = {"HF_ENDPOINT": hub.endpoint}
+    result = _paperwire("model", "pull", REPO, cwd=tmp_path, env=env, fsize=100_000)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: model pull: no room left to write model.safetensors in {tmp_path / 'models'} "
+        "(File too large); nothing was kept\n"
+    )
+    assert _left_beside(tmp_path / "models" / "potion-tiny") == []
+
+
+def test_an_existing_folder_is_replaced_only_with_force(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    target = tmp_path / "models" / "potion-tiny"
+    target.mkdir(parents=True)
+    (target / "mine.txt").write_text("keep me")
+    result = _pull(REPO)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: model pull: {target} already exists; add --force to replace it\n"
+    )
+    assert hub.requests == []  # refused before any download
+    assert (target / "mine.txt").read_text() == "keep me"
+
+    result = _pull(REPO, "--force")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
+    assert _left_beside(target) == ["potion-tiny"]
+
+
+def test_a_name_that_is_not_owner_slash_name_is_refused_before_any_request(hub):
+    result = _pull("../../etc")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: '../../etc' is not a Hugging Face model name "
+        "(owner/name, e.g. minishlab/potion-base-8M)\n"
+    )
+    assert hub.requests == []
+
+
+def test_the_config_line_is_relative_beside_the_config_and_quoted_when_it_must_be(tmp_path):
+    base = tmp_path / "conf"
+    assert model_pull.config_line(base / "models" / "m", base) == "ranking: {embeddings: models/m}"
+    assert model_pull.config_line(tmp_path / "elsewhere", base) == (
+        f"ranking: {{embeddings: {tmp_path / 'elsewhere'}}}"
+    )
+    assert model_pull.config_line(base / "my models, v2", base) == (
+        'ranking: {embeddings: "my models, v2"}'
+    )
+    assert model_pull.default_folder(base, "minishlab/potion-base-8M") == (
+        base / "models" / "potion-base-8M"
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "said"),
+    [
+        (
+            None,
+            "acme/gated needs a Hugging Face token (HTTP 401): accept its terms on the Hub and "
+            "set HF_TOKEN",
+        ),
+        (TOKEN, "HF_TOKEN does not give access to acme/gated (HTTP 403)"),
+    ],
+)
+def test_a_gated_model_says_what_the_token_must_do(hub, tmp_path, monkeypatch, token, said):
+    hub.repos["acme/gated"] = _model_files(tmp_path)
+    hub.gated.add("acme/gated")
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    result = _pull("acme/gated")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: model pull: {said}\n"
+    assert TOKEN not in result.output
+
+
+def test_hf_hub_offline_is_honoured(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = _pull(REPO)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: HF_HUB_OFFLINE is set; unset it to download a model\n"
+    )
+    assert hub.requests == []
+
+
+def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
+    hub.repos[REPO] = _model_files(tmp_path)
+    hub.misbehave["model.safetensors"] = "stall"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERWIRE_", "HF_"))}
+    pulling = subprocess.Popen(
+        [sys.executable, "-m", "paperwire", "model", "pull", REPO],
+        cwd=tmp_path,
+        env={**base, "HF_ENDPOINT": hub.endpoint},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    models = tmp_path / "models"
+    deadline = time.monotonic() + 20
+    while not list(models.glob(".potion-tiny.pull-*/model.safetensors")):  # half of it arrived
+        assert time.monotonic() < deadline and pulling.poll() is None
+        time.sleep(0.05)
+    pulling.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = pulling.communicate(timeout=20)
+    assert pulling.returncode == 1
+    assert err == "\nAborted!\n"
+    assert list(models.iterdir()) == []
