@@ -548,42 +548,51 @@ class _Explainer:
         :func:`rank.best_key_phrases` gives, with the numbers of a whole chunk of subscribers'
         picks worked out in one pass. ``profiles`` must have sorted indices."""
         out: list[list[str]] = [[] for _ in wants]
-        live = []  # (position in wants, its key phrases, n, skip, the paper's values, needed)
-        rows = []
-        for i, (row, col, n, skip) in enumerate(wants):
-            if n > 0:
-                found, paper, needed = self._found(col)
-                if found.texts:
-                    live.append((i, found, n, skip, paper, needed))
-                    rows.append(row)
+        live = [(i, row, col, n, skip) for i, (row, col, n, skip) in enumerate(wants) if n > 0]
+        # the chunk's distinct candidates, their phrases' numbers side by side, once each
+        distinct = list(dict.fromkeys(col for _, _, col, _, _ in live))
+        found = [self._found(col) for col in distinct]
+        slot = {col: k for k, col in enumerate(distinct)}
+        live = [w for w in live if found[slot[w[2]]][0].texts]
         if not live:
             return out
-        columns = np.concatenate([found.columns for _, found, *_ in live])
-        sizes = np.array([len(found.columns) for _, found, *_ in live])
-        owners = np.repeat(np.array(rows, dtype=np.int64), sizes)
+        which = np.array([slot[col] for _, _, col, _, _ in live], dtype=np.int64)
+        sizes = np.array([len(f.columns) for f, _, _ in found], dtype=np.int64)
+        counts = np.array([len(f.texts) for f, _, _ in found], dtype=np.int64)
+        columns = _gather(np.concatenate([f.columns for f, _, _ in found]), sizes, which)
+        paper = _gather(np.concatenate([p for _, p, _ in found]), sizes, which)
+        needed = _gather(np.concatenate([n for _, _, n in found]), counts, which)
+        local = _gather(np.concatenate([f.starts[:-1] for f, _, _ in found]), counts, which)
+        rows = np.array([row for _, row, _, _, _ in live], dtype=np.int64)
         # the profile's weight times the paper's at each column of each pick's phrases
-        weight = _values_of_rows(profiles, owners, columns)
-        contributions = weight * np.concatenate([paper for *_, paper, _ in live])
-        counts = np.array([len(found.texts) for _, found, *_ in live])
-        starts = np.concatenate([found.starts[:-1] for _, found, *_ in live])
-        starts += np.repeat(np.cumsum(sizes) - sizes, counts)
+        weight = _values_of_rows(profiles, np.repeat(rows, sizes[which]), columns)
+        contributions = weight * paper
+        starts = local + np.repeat(np.cumsum(sizes[which]) - sizes[which], counts[which])
         totals = np.add.reduceat(contributions, starts)
         raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
-        needed = np.concatenate([needed for *_, needed in live])
         totals = np.where(raising >= needed, totals, 0.0)
         # Every pick's phrases best first in one sort (what rank.pick_key_phrases does per
         # pick): by pick, then by total, highest first; lexsort is stable, so equal totals keep
         # the order they were written in.
-        owner = np.repeat(np.arange(len(live)), counts)
+        owner = np.repeat(np.arange(len(live)), counts[which])
         positive = np.flatnonzero(totals > 0)
         order = positive[np.lexsort((-totals[positive], owner[positive]))]
         bounds = np.searchsorted(owner[order], np.arange(len(live) + 1)).tolist()
-        firsts = np.r_[0, np.cumsum(counts)[:-1]]
-        local = (order - firsts[owner[order]]).tolist()  # each phrase's index in its own pick
-        for k, (i, found, n, skip, _, _) in enumerate(live):
-            mine = local[bounds[k] : bounds[k + 1]]
-            out[i] = rank.choose_key_phrases(found.texts, mine, n, skip)
+        firsts = np.r_[0, np.cumsum(counts[which])[:-1]]
+        mine = (order - firsts[owner[order]]).tolist()  # each phrase's index in its own pick
+        for k, (i, _, col, n, skip) in enumerate(live):
+            texts = found[slot[col]][0].texts
+            out[i] = rank.choose_key_phrases(texts, mine[bounds[k] : bounds[k + 1]], n, skip)
         return out
+
+
+def _gather(flat: np.ndarray, lengths: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """The concatenation of the ``which``-th pieces of ``flat``, whose pieces have ``lengths``
+    (piece k is ``flat[offsets[k] : offsets[k] + lengths[k]]``), in one fancy index."""
+    offsets = np.cumsum(lengths) - lengths
+    taken = lengths[which]
+    shift = np.repeat(offsets[which] - (np.cumsum(taken) - taken), taken)
+    return flat[np.arange(int(taken.sum())) + shift]
 
 
 def _values_of_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
