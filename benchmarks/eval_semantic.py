@@ -43,6 +43,19 @@ from paperwire.paper import paper_text  # noqa: E402
 
 DATA = er.DATA
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+# Earlier shipped weights, measured beside the current ones.
+FIRST_PHASE = replace(
+    semantic.SemanticWeights(),
+    classifier_weight=0.5,
+    neighbour_weight=0.0,
+    neighbour_weight_with_dislikes=0.0,
+)
+SECOND_PHASE = replace(
+    semantic.SemanticWeights(),
+    neighbour_weight=0.25,
+    density_weight=0.0,
+    centred=False,
+)
 NOW = dt.datetime(2025, 4, 30, tzinfo=dt.UTC)
 
 
@@ -156,11 +169,21 @@ def frontpage(
         cells += [roc_auc_score(liked[mask], (t + a * s)[mask]) for a in WEIGHTS[1:]]
         print(f"{name:<34} " + " ".join(f"{c:7.3f}" for c in cells), flush=True)
     print("# variants of the chosen sum (half voted; AUC of the other half): up only / up+down")
-    first_phase = replace(sw, classifier_weight=0.5, neighbour_weight=0.0)
     for label, w in (
-        ("first phase: classifier × 0.5, no neighbours", first_phase),
-        ("no neighbours (classifier × 0.25)", replace(sw, neighbour_weight=0.0)),
-        ("neighbours × 0.5", replace(sw, neighbour_weight=0.5)),
+        ("first phase: classifier × 0.5, no neighbours", FIRST_PHASE),
+        ("second phase: raw neighbours × 0.25, no density", SECOND_PHASE),
+        (
+            "no neighbours (classifier × 0.25)",
+            replace(sw, neighbour_weight=0.0, neighbour_weight_with_dislikes=0.0),
+        ),
+        ("no density (centred neighbours)", replace(sw, density_weight=0.0)),
+        ("density, neighbours not centred", replace(sw, centred=False)),
+        ("density × 1", replace(sw, density_weight=1.0)),
+        ("density × 2", replace(sw, density_weight=2.0)),
+        ("density of the 10 / 50 closest: 10", replace(sw, density_neighbours=10)),
+        ("density of the 10 / 50 closest: 50", replace(sw, density_neighbours=50)),
+        ("neighbours × 0.5 with thumbs-down too", replace(sw, neighbour_weight_with_dislikes=0.5)),
+        ("neighbours × 0.25 without thumbs-down too", replace(sw, neighbour_weight=0.25)),
         ("neighbours k 1", replace(sw, neighbours=1)),
         ("neighbours k 5", replace(sw, neighbours=5)),
         ("classifier × 0.5", replace(sw, classifier_weight=0.5)),
@@ -271,7 +294,7 @@ def citeulike(
         if best is None or res["recall@10"] > best[1]["recall@10"]:
             best = (a, res)
     chosen = show(
-        "chosen (centroid × 1; classifier × 0.25 + neighbours × 0.25)",
+        "chosen (classifier × 0.25 + (neighbours − 1.5 density) × 0.5)",
         tf_scores + sem_chosen(corpus_emb, liked, none, sw),
     )
     print(
@@ -284,14 +307,15 @@ def citeulike(
         f"recall@50 {best[1]['recall@50'] / asl['recall@50']:.3f}× arxiv-sanity-lite",
         flush=True,
     )
-    first_phase = show(
-        "first phase (classifier × 0.5, no neighbours)",
-        tf_scores
-        + sem_chosen(
-            corpus_emb, liked, none, replace(sw, classifier_weight=0.5, neighbour_weight=0.0)
-        ),
-    )
-    print(f"first phase: recall@10 {first_phase['recall@10'] / asl['recall@10']:.3f}×", flush=True)
+    for label, w in (
+        ("first phase (classifier × 0.5, no neighbours)", FIRST_PHASE),
+        ("second phase (classifier × 0.25 + raw neighbours × 0.25)", SECOND_PHASE),
+        ("no density (centred neighbours × 0.5)", replace(sw, density_weight=0.0)),
+    ):
+        res = show(label, tf_scores + sem_chosen(corpus_emb, liked, none, w))
+        print(
+            f"  recall@10 {res['recall@10'] / asl['recall@10']:.3f}× arxiv-sanity-lite", flush=True
+        )
     for label, w in (
         ("centroid only", replace(sw, classifier_min_likes=10**9)),
         ("classifier C 0.03", replace(sw, classifier_c=0.03)),
