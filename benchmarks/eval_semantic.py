@@ -294,7 +294,7 @@ def citeulike(
         if best is None or res["recall@10"] > best[1]["recall@10"]:
             best = (a, res)
     chosen = show(
-        "chosen (classifier × 0.25 + (neighbours − 1.5 density) × 0.5)",
+        "chosen (classifier × 0.25 + (neighbours − 1.5 density) × 0.75)",
         tf_scores + sem_chosen(corpus_emb, liked, none, sw),
     )
     print(
