@@ -370,7 +370,7 @@ def citeulike(
     for label, w in (
         ("first phase (classifier × 0.5, no neighbours)", FIRST_PHASE),
         ("second phase (classifier × 0.25 + raw neighbours × 0.25)", SECOND_PHASE),
-        ("no density (centred neighbours × 0.5)", replace(sw, density_weight=0.0)),
+        ("no density (centred neighbours)", replace(sw, density_weight=0.0)),
     ):
         res = show(label, tf_scores + sem_chosen(corpus_emb, liked, none, w))
         print(
