@@ -239,6 +239,35 @@ def test_a_digest_reads_the_stored_vectors_once_not_once_per_subscriber(stocked)
     ]
 
 
+def test_a_reader_with_a_classifier_gets_the_density_term_computed_once_per_corpus(
+    stocked, monkeypatch
+):
+    ids = [p for p, _, _ in PAPERS]
+    texts = [f"{t}. {a}" for _, t, a in PAPERS]
+    # three seed papers: a classifier with its neighbours (and no thumbs-down)
+    signals = rank.Signals(seed_rows=[0, 2, 3], vote_rows=[], corpus_rows=[0, 2, 3])
+    calls = []
+    real_density = semantic.density
+    monkeypatch.setattr(semantic, "density", lambda *a: calls.append(len(a[0])) or real_density(*a))
+    rows = np.array([1, 2])
+    first = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW)
+    # the corpus sample's density and the whole corpus's: both once
+    assert calls == [len(ids), len(ids)]
+    again = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW)
+    assert calls == [len(ids), len(ids)]
+    np.testing.assert_array_equal(again, first)
+    # the same sum as SemanticProfiles.added computes with a fresh density
+    from paperwire.embed import load_model, paper_vectors
+
+    corpus = paper_vectors(stocked, load_model("wordllama"), ids, texts)
+    embedded = semantic.embedded_signals(load_model("wordllama"), [signals], corpus, NOW)
+    profiles = semantic.build_profiles(embedded, corpus, W)
+    assert profiles.used_classifier.tolist() == [True]
+    assert profiles.neighbour_weights(W).tolist() == [W.neighbour_weight]
+    # (float32 products of other shapes: the density of 4 papers is standardised by a small spread)
+    np.testing.assert_allclose(first, profiles.added(corpus[rows], W), atol=1e-3)
+
+
 def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
     with pytest.raises(ConfigError) as err:
         make_config(CONFIG.format(model="no-such-model"))
