@@ -6,7 +6,8 @@ Three checks, each with the command in benchmarks/README.md ("Semantic ranking")
   wall and CPU time, peak memory, the machine's load.
 * arxiv-frontpage: AUC of liked vs disliked papers for the interests text alone and with half
   the papers voted, TF-IDF (``paperwire.rank``, as eval_ranking.py) + ``weight`` × semantic
-  (``paperwire.semantic``) for several weights.
+  (``paperwire.semantic``) for several weights; ``--halves N``: the mean over N other random
+  halves, which the weights are chosen on.
 * CiteULike-t (``--users tune`` to choose, ``held`` to report): recall@10 / @50 of the hidden
   20 %, TF-IDF content model (no popularity) + weight × semantic, beside the arxiv-sanity-lite
   recipe. CiteULike ships bags of words; a static model's text vector is the mean of its
@@ -15,6 +16,7 @@ Three checks, each with the command in benchmarks/README.md ("Semantic ranking")
 
     python benchmarks/eval_semantic.py --speed
     python benchmarks/eval_semantic.py --frontpage
+    python benchmarks/eval_semantic.py --frontpage --halves 40
     python benchmarks/eval_semantic.py --citeulike --users tune --max-users 300
     python benchmarks/eval_semantic.py --citeulike --users held
 """
@@ -43,6 +45,19 @@ from paperwire.paper import paper_text  # noqa: E402
 
 DATA = er.DATA
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+# Earlier shipped weights, measured beside the current ones.
+FIRST_PHASE = replace(
+    semantic.SemanticWeights(),
+    classifier_weight=0.5,
+    neighbour_weight=0.0,
+    neighbour_weight_with_dislikes=0.0,
+)
+SECOND_PHASE = replace(
+    semantic.SemanticWeights(),
+    neighbour_weight=0.25,
+    density_weight=0.0,
+    centred=False,
+)
 NOW = dt.datetime(2025, 4, 30, tzinfo=dt.UTC)
 
 
@@ -156,11 +171,21 @@ def frontpage(
         cells += [roc_auc_score(liked[mask], (t + a * s)[mask]) for a in WEIGHTS[1:]]
         print(f"{name:<34} " + " ".join(f"{c:7.3f}" for c in cells), flush=True)
     print("# variants of the chosen sum (half voted; AUC of the other half): up only / up+down")
-    first_phase = replace(sw, classifier_weight=0.5, neighbour_weight=0.0)
     for label, w in (
-        ("first phase: classifier × 0.5, no neighbours", first_phase),
-        ("no neighbours (classifier × 0.25)", replace(sw, neighbour_weight=0.0)),
-        ("neighbours × 0.5", replace(sw, neighbour_weight=0.5)),
+        ("first phase: classifier × 0.5, no neighbours", FIRST_PHASE),
+        ("second phase: raw neighbours × 0.25, no density", SECOND_PHASE),
+        (
+            "no neighbours (classifier × 0.25)",
+            replace(sw, neighbour_weight=0.0, neighbour_weight_with_dislikes=0.0),
+        ),
+        ("no density (centred neighbours)", replace(sw, density_weight=0.0)),
+        ("density, neighbours not centred", replace(sw, centred=False)),
+        ("density × 1", replace(sw, density_weight=1.0)),
+        ("density × 2", replace(sw, density_weight=2.0)),
+        ("density of the 10 / 50 closest: 10", replace(sw, density_neighbours=10)),
+        ("density of the 10 / 50 closest: 50", replace(sw, density_neighbours=50)),
+        ("neighbours × 0.5 with thumbs-down too", replace(sw, neighbour_weight_with_dislikes=0.5)),
+        ("neighbours × 0.25 without thumbs-down too", replace(sw, neighbour_weight=0.25)),
         ("neighbours k 1", replace(sw, neighbours=1)),
         ("neighbours k 5", replace(sw, neighbours=5)),
         ("classifier × 0.5", replace(sw, classifier_weight=0.5)),
@@ -173,6 +198,64 @@ def frontpage(
             roc_auc_score(liked[rest], chosen(u, d, w)[rest]) for u, d in ((up, none), (up, down))
         ]
         print(f"  {label:<46} {cells[0]:.3f} / {cells[1]:.3f}", flush=True)
+
+
+def frontpage_halves(spec: str, sw: semantic.SemanticWeights, halves: int) -> None:
+    """Mean AUC of the unvoted half over random halves (seeds 100, 101, ...; not the reported
+    split, er.SEED), the product's sum for several weights: what the weights were chosen on."""
+    items, downloads = frontpage_data()
+    texts = [paper_text(p["title"], p["abstract"]) for p in items]
+    corpus_texts = texts + [paper_text(r["title"], r["abstract"]) for r in downloads]
+    liked = np.array([p["weight"] > 0 for p in items])
+    tfidf = rank.TextModel().fit(corpus_texts)
+    corpus_tfidf = tfidf.transform(corpus_texts)
+    model = embed.load_model(spec)
+    corpus_emb = model.embed(corpus_texts)
+    interests_emb = model.embed([er.FRONTPAGE_INTERESTS])[0]
+    n = len(items)
+    weights = rank.Weights()
+    variants = {
+        "TF-IDF alone": None,
+        "first phase": FIRST_PHASE,
+        "second phase": SECOND_PHASE,
+        "chosen": sw,
+        "no density": replace(sw, density_weight=0.0),
+        "neighbours not centred": replace(sw, centred=False),
+        "neighbours × 0.5 without thumbs-down": replace(sw, neighbour_weight=0.5),
+        "neighbours × 1 without thumbs-down": replace(sw, neighbour_weight=1.0),
+    }
+    aucs: dict[tuple[str, str], list[float]] = {}
+    for seed in range(100, 100 + halves):
+        voted = np.random.default_rng(seed).random(n) < 0.5
+        rest = ~voted
+        up = np.flatnonzero(voted & liked)
+        down = np.flatnonzero(voted & ~liked)
+        for case, u, d in (("up", up, up[:0]), ("up+down", up, down)):
+            votes = [(texts[i], 1, NOW) for i in u] + [(texts[i], -1, NOW) for i in d]
+            sig = rank.Signals(interests=er.FRONTPAGE_INTERESTS, votes=votes)
+            profiles = rank.build_profiles_from_signals(tfidf, [sig], corpus_tfidf, NOW, weights)
+            t = rank.score(profiles, corpus_tfidf[:n], None, weights)[0]
+            rows = np.r_[u, d].astype(np.int64)
+            kinds = np.array(["liked"] * len(u) + ["disliked"] * len(d), dtype=object)
+            emb = semantic.EmbeddedSignals(
+                interests_emb, corpus_emb[rows], kinds, np.zeros(len(rows)), rows
+            )
+            for name, w in variants.items():
+                total = t
+                if w is not None:
+                    total = (
+                        t
+                        + semantic.build_profiles([emb], corpus_emb, w).added(corpus_emb[:n], w)[0]
+                    )
+                aucs.setdefault((name, case), []).append(roc_auc_score(liked[rest], total[rest]))
+    print(f"# arxiv-frontpage, {halves} random halves voted (seeds 100-{99 + halves}): mean AUC")
+    print(f"{'':<38} {'thumbs-up only':>16} {'up and down':>16}")
+    for name in variants:
+        cells = []
+        for case in ("up", "up+down"):
+            a = np.array(aucs[(name, case)])
+            cells.append(f"{a.mean():.3f} ± {a.std() / np.sqrt(len(a)):.3f}")
+        print(f"{name:<38} {cells[0]:>16} {cells[1]:>16}", flush=True)
 
 
 # -- CiteULike-t ------------------------------------------------------------------------------
@@ -271,7 +354,7 @@ def citeulike(
         if best is None or res["recall@10"] > best[1]["recall@10"]:
             best = (a, res)
     chosen = show(
-        "chosen (centroid × 1; classifier × 0.25 + neighbours × 0.25)",
+        "chosen (classifier × 0.25 + (neighbours − 1.5 density) × 0.75)",
         tf_scores + sem_chosen(corpus_emb, liked, none, sw),
     )
     print(
@@ -284,14 +367,15 @@ def citeulike(
         f"recall@50 {best[1]['recall@50'] / asl['recall@50']:.3f}× arxiv-sanity-lite",
         flush=True,
     )
-    first_phase = show(
-        "first phase (classifier × 0.5, no neighbours)",
-        tf_scores
-        + sem_chosen(
-            corpus_emb, liked, none, replace(sw, classifier_weight=0.5, neighbour_weight=0.0)
-        ),
-    )
-    print(f"first phase: recall@10 {first_phase['recall@10'] / asl['recall@10']:.3f}×", flush=True)
+    for label, w in (
+        ("first phase (classifier × 0.5, no neighbours)", FIRST_PHASE),
+        ("second phase (classifier × 0.25 + raw neighbours × 0.25)", SECOND_PHASE),
+        ("no density (centred neighbours)", replace(sw, density_weight=0.0)),
+    ):
+        res = show(label, tf_scores + sem_chosen(corpus_emb, liked, none, w))
+        print(
+            f"  recall@10 {res['recall@10'] / asl['recall@10']:.3f}× arxiv-sanity-lite", flush=True
+        )
     for label, w in (
         ("centroid only", replace(sw, classifier_min_likes=10**9)),
         ("classifier C 0.03", replace(sw, classifier_c=0.03)),
@@ -333,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=embed.BUNDLED, help="wordllama or a model folder")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--frontpage", action="store_true")
+    parser.add_argument(
+        "--halves", type=int, default=0, help="with --frontpage: mean AUC over N random halves"
+    )
     parser.add_argument("--vectors", help="precomputed frontpage vectors (.npy) of another model")
     parser.add_argument("--interests-row", type=int, default=0, help="0: query, 1: passage")
     parser.add_argument("--citeulike", action="store_true")
@@ -344,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     sw = replace(semantic.SemanticWeights(), weight=args.weight)
     if args.speed:
         speed(args.model)
-    if args.frontpage:
+    if args.frontpage and args.halves:
+        frontpage_halves(args.model, sw, args.halves)
+    elif args.frontpage:
         frontpage(args.model, sw, args.vectors, args.interests_row)
     if args.citeulike:
         citeulike(args.model, args.users, args.max_users, sw, args.skip_baseline)

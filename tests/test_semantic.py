@@ -84,9 +84,66 @@ def test_neighbours_lift_papers_near_a_liked_one_and_sink_those_near_a_thumbs_do
     near = profiles.neighbour_score(corpus)[0]
     assert near[3:20].mean() > 1.5 > -1.5 > near[23:40].mean()  # standard deviations
     assert abs(near[40:].mean()) < 0.5
-    # the product's sum: classifier and neighbours, each with its measured weight
-    expected = W.classifier_weight * profiles.score(corpus) + W.neighbour_weight * near
+    # the product's sum: classifier, and the contrast less the papers' density, each with its
+    # measured weight (the one for a reader with thumbs-down)
+    contrast = near - W.density_weight * profiles.density(corpus, W)
+    expected = W.classifier_weight * profiles.score(corpus) + (
+        W.neighbour_weight_with_dislikes * contrast
+    )
     np.testing.assert_allclose(profiles.added(corpus, W), expected, atol=1e-5)
+
+
+def test_readers_without_thumbs_down_weigh_the_neighbours_more():
+    corpus = corpus_of(np.random.default_rng(6).normal(size=(200, 8)))
+    up_only = signals(None, [corpus[i] for i in range(3)], ["liked"] * 3)
+    up_down = signals(None, [corpus[i] for i in range(4)], ["liked"] * 3 + ["disliked"])
+    cold = signals(corpus[0])
+    profiles = semantic.build_profiles([up_only, up_down, cold], corpus, W)
+    assert profiles.neighbour_weights(W).tolist() == [
+        W.neighbour_weight,
+        W.neighbour_weight_with_dislikes,
+        0.0,
+    ]
+    assert W.neighbour_weight > W.neighbour_weight_with_dislikes > 0
+
+
+def test_a_paper_in_a_crowded_region_gets_less_than_an_equally_close_lonely_one():
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(400, 16))
+    rows[:60, 2] += 5  # a crowded topic: 60 papers along axis 2
+    corpus = corpus_of(rows)
+    dense = semantic.density(corpus, corpus, 20)
+    assert dense[:60].mean() > dense[60:].max()
+    # a paper is not its own neighbour: alone in the sample, its density is the floor
+    assert semantic.density(corpus[:1], corpus[:1], 20).tolist() == [-1.0]
+    # a reader who liked one crowded and one lonely paper (and a third, far from both)
+    sig = signals(None, [corpus[0], corpus[100], corpus[200]], ["liked"] * 3)
+    profiles = semantic.build_profiles([sig], corpus, W)
+    added = profiles.added(corpus, W)[0] - W.classifier_weight * profiles.score(corpus)[0]
+    near = profiles.neighbour_score(corpus)[0]
+    standardised = profiles.density(corpus, W)
+    np.testing.assert_allclose(
+        added, W.neighbour_weight * (near - W.density_weight * standardised), atol=1e-5
+    )
+    assert standardised[:60].mean() > 1 > -0.1 > standardised[60:].mean()
+
+
+def test_neighbours_compare_papers_after_removing_the_corpus_mean():
+    rng = np.random.default_rng(8)
+    corpus = corpus_of(rng.normal(size=(300, 8)))
+    shifted = corpus + 3 * unit(*range(1, 9))  # a direction every paper shares
+    scores = []
+    for vectors in (corpus, shifted):
+        sig = signals(None, [vectors[i] for i in range(4)], ["liked"] * 3 + ["disliked"])
+        profiles = semantic.build_profiles([sig], vectors, W)
+        np.testing.assert_allclose(profiles.centre, vectors.mean(axis=0), atol=1e-5)
+        scores.append((profiles.neighbour_score(vectors)[0], profiles.density(vectors, W)))
+    np.testing.assert_allclose(scores[0][0], scores[1][0], atol=1e-4)
+    np.testing.assert_allclose(scores[0][1], scores[1][1], atol=1e-4)
+    raw = semantic.SemanticWeights(centred=False)
+    sig = signals(None, [shifted[i] for i in range(4)], ["liked"] * 3 + ["disliked"])
+    uncentred = semantic.build_profiles([sig], shifted, raw).neighbour_score(shifted)[0]
+    assert not np.allclose(uncentred, scores[0][0], atol=1e-2)
 
 
 def test_a_centroid_profile_has_no_neighbours():
@@ -180,6 +237,35 @@ def test_a_digest_reads_the_stored_vectors_once_not_once_per_subscriber(stocked)
     assert [s for s in statements if s.startswith("select")] == [
         "select count(*) as n, max(updated) as u from papers"
     ]
+
+
+def test_a_reader_with_a_classifier_gets_the_density_term_computed_once_per_corpus(
+    stocked, monkeypatch
+):
+    ids = [p for p, _, _ in PAPERS]
+    texts = [f"{t}. {a}" for _, t, a in PAPERS]
+    # three seed papers: a classifier with its neighbours (and no thumbs-down)
+    signals = rank.Signals(seed_rows=[0, 2, 3], vote_rows=[], corpus_rows=[0, 2, 3])
+    calls = []
+    real_density = semantic.density
+    monkeypatch.setattr(semantic, "density", lambda *a: calls.append(len(a[0])) or real_density(*a))
+    rows = np.array([1, 2])
+    first = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW)
+    # the corpus sample's density and the whole corpus's: both once
+    assert calls == [len(ids), len(ids)]
+    again = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW)
+    assert calls == [len(ids), len(ids)]
+    np.testing.assert_array_equal(again, first)
+    # the same sum as SemanticProfiles.added computes with a fresh density
+    from paperwire.embed import load_model, paper_vectors
+
+    corpus = paper_vectors(stocked, load_model("wordllama"), ids, texts)
+    embedded = semantic.embedded_signals(load_model("wordllama"), [signals], corpus, NOW)
+    profiles = semantic.build_profiles(embedded, corpus, W)
+    assert profiles.used_classifier.tolist() == [True]
+    assert profiles.neighbour_weights(W).tolist() == [W.neighbour_weight]
+    # (float32 products of other shapes: the density of 4 papers is standardised by a small spread)
+    np.testing.assert_allclose(first, profiles.added(corpus[rows], W), atol=1e-3)
 
 
 def test_an_unknown_model_is_a_config_error_with_its_line(make_config):

@@ -12,10 +12,15 @@ A row is standardised over a sample of the corpus, so its score reads like the T
 ("standard deviations above this subscriber's average paper") and the two add:
 ``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Beside a
 classifier comes a nearest-neighbour contrast: the mean cosine of a paper to its closest liked
-papers minus that to its closest thumbed-down papers, each standardised the same way (a
-classifier trained against thousands of background papers hardly hears a handful of
-thumbs-down; the neighbours do). Every weight is measured in benchmarks/README.md ("Semantic
-ranking"). :func:`extra_scores` is the one hook ``digest`` calls.
+papers, minus that to its closest thumbed-down papers (a classifier trained against thousands
+of background papers hardly hears a handful of thumbs-down; the neighbours do), minus the
+paper's *density*, its mean cosine to its closest corpus papers. The density is the
+thumbs-down a reader without thumbs-down lacks: a paper in a crowded region is close to some
+liked paper whatever the reader likes (the "hubness" of embedding spaces). Neighbour cosines
+are taken after removing the corpus mean, the common direction every static-embedding vector
+shares. Each term is standardised over the corpus sample. Every weight is measured in
+benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the one hook ``digest``
+calls.
 
 :func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
 the "similar to <liked paper>" reason, and :func:`closest_interest` the interest phrase a pick
@@ -52,13 +57,27 @@ class SemanticWeights:
 
     # Share of the (standardised) semantic score added to the TF-IDF score: for a centroid
     # profile (cold start, where TF-IDF is weakest) and for a classifier profile, with the
-    # neighbour contrast beside it (measured on arxiv-frontpage over 20 random halves voted:
-    # 0.25 / 0.25 beat the classifier alone at 0.5 with and without thumbs-down; CiteULike-t
-    # tuning readers cannot tell these weights apart, benchmarks/README.md).
+    # neighbour contrast beside it. Chosen on arxiv-frontpage's random halves (seeds 100-139)
+    # and 1,200 CiteULike-t tuning readers, never on the reported split or held-out readers
+    # (benchmarks/README.md). Without thumbs-down the two disagree: frontpage's one reader
+    # prefers 0.5 (AUC 0.917 over the halves; 0.909 at 0.75, 0.901 at 1), CiteULike's readers
+    # 1 to 2 (recall@10 0.0954 at 0.5, 0.0986 at 0.75, 0.1003 at 1); 0.75 keeps the larger
+    # share of each one's gain over the second phase's weights (0.899, 0.0907). With
+    # thumbs-down the contrast already has a second side: 0.25 (frontpage up and down 0.935;
+    # 0.930 at 0.5).
     weight: float = 1.0
     classifier_weight: float = 0.25
-    neighbour_weight: float = 0.25
+    neighbour_weight: float = 0.75
+    neighbour_weight_with_dislikes: float = 0.25
     neighbours: int = 3
+    # The density subtracted inside the contrast (× neighbour weight): the mean cosine to the
+    # 20 closest papers of the corpus sample, standardised. 1.5 beat 0.5 / 1 on both data
+    # sets; 2 / 2.5 lost with thumbs-down.
+    density_weight: float = 1.5
+    density_neighbours: int = 20
+    # Neighbour cosines after removing the corpus sample's mean (False: raw cosines, the
+    # second phase's contrast, kept to measure against).
+    centred: bool = True
     interests: float = 1.0
     seeds: float = 1.0
     liked: float = 1.0
@@ -156,6 +175,28 @@ def neighbours(vectors: np.ndarray, k: int, sample: np.ndarray) -> Neighbours | 
     return side
 
 
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay zero)."""
+    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+# Papers whose cosines are computed at once (a 2,000 × 5,000 block: 40 MB).
+_BLOCK = 2000
+
+
+def density(papers: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
+    """Each paper's mean cosine to its ``k`` closest papers of the sample, itself (or an exact
+    duplicate: cosine 1) left out. Both are unit rows."""
+    out = np.zeros(len(papers), dtype=np.float32)
+    k = max(min(k, len(sample) - 1), 1)
+    for start in range(0, len(papers), _BLOCK):
+        cosines = papers[start : start + _BLOCK] @ sample.T
+        cosines[cosines > 0.9999] = -1.0  # the least a cosine can be
+        out[start : start + _BLOCK] = np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
+    return out
+
+
 @dataclass
 class SemanticProfiles:
     """Per subscriber a direction and its standardisation: score = (x·d − offset) / scale;
@@ -167,6 +208,10 @@ class SemanticProfiles:
     used_classifier: np.ndarray
     # per subscriber (liked, thumbed-down) neighbours, or None beside a centroid
     sides: list[tuple[Neighbours | None, Neighbours | None] | None] = field(default_factory=list)
+    # what neighbour cosines are taken against: the corpus sample's mean (subtracted) and the
+    # sample itself, centred (the density's reference)
+    centre: np.ndarray | None = None
+    sample: np.ndarray | None = None
 
     def score(self, papers: np.ndarray) -> np.ndarray:
         raw = self.directions @ papers.T
@@ -176,9 +221,34 @@ class SemanticProfiles:
         """Each row's share in the sum with TF-IDF (centroid or classifier weight)."""
         return np.where(self.used_classifier, w.classifier_weight, w.weight).astype(np.float32)
 
+    def neighbour_weights(self, w: SemanticWeights) -> np.ndarray:
+        """Each row's weight of the neighbour contrast: none beside a centroid, less when the
+        reader has thumbs-down (the contrast then has two sides)."""
+        out = np.zeros(len(self.directions), dtype=np.float32)
+        for row, sides in enumerate(self.sides):
+            if sides is not None:
+                disliked = sides[1] is not None
+                out[row] = w.neighbour_weight_with_dislikes if disliked else w.neighbour_weight
+        return out
+
+    def centred(self, papers: np.ndarray) -> np.ndarray:
+        """Papers as the neighbours compare them (the corpus mean removed, unit rows)."""
+        return papers if self.centre is None else unit_rows(papers - self.centre)
+
+    def density(self, papers: np.ndarray, w: SemanticWeights) -> np.ndarray:
+        """Each paper's density (see :func:`density`), standardised over the corpus sample;
+        zeros without a sample."""
+        if self.sample is None or len(self.sample) < 3:
+            return np.zeros(len(papers), dtype=np.float32)
+        ref = density(self.sample, self.sample, w.density_neighbours)
+        spread = float(ref.std())
+        raw = density(self.centred(papers), self.sample, w.density_neighbours)
+        return (raw - ref.mean()) / (spread if spread > 0 else 1.0)
+
     def neighbour_score(self, papers: np.ndarray) -> np.ndarray:
         """Closeness to the liked papers minus closeness to the thumbed-down ones (zero rows
         beside a centroid)."""
+        papers = self.centred(papers)
         out = np.zeros((len(self.directions), len(papers)), dtype=np.float32)
         for row, sides in enumerate(self.sides):
             liked, disliked = sides or (None, None)
@@ -188,11 +258,19 @@ class SemanticProfiles:
                 out[row] -= disliked.score(papers)
         return out
 
-    def added(self, papers: np.ndarray, w: SemanticWeights) -> np.ndarray:
-        """What these profiles add to the TF-IDF scores of these papers, weights included."""
+    def added(
+        self, papers: np.ndarray, w: SemanticWeights, density: np.ndarray | None = None
+    ) -> np.ndarray:
+        """What these profiles add to the TF-IDF scores of these papers, weights included.
+        ``density``: the papers' :meth:`density`, when the caller has it cached."""
         total = self.weights(w)[:, None] * self.score(papers)
-        if any(s is not None for s in self.sides):
-            total += w.neighbour_weight * self.neighbour_score(papers)
+        near = self.neighbour_weights(w)
+        if near.any():
+            contrast = self.neighbour_score(papers)
+            if w.density_weight:
+                dense = self.density(papers, w) if density is None else density
+                contrast -= w.density_weight * dense[None, :]
+            total += near[:, None] * contrast
         return total
 
 
@@ -211,6 +289,8 @@ def build_profiles(
     directions = np.zeros((len(signals), dim), dtype=np.float32)
     used = np.zeros(len(signals), dtype=bool)
     sample = corpus[sample_rows]
+    centre = sample.mean(axis=0) if w.centred and len(sample) else None
+    centred_sample = sample if centre is None else unit_rows(sample - centre)
     sides: list[tuple[Neighbours | None, Neighbours | None] | None] = [None] * len(signals)
     wants = [
         i
@@ -225,12 +305,13 @@ def build_profiles(
             background = corpus[sample_rows[keep[sample_rows]]]
             directions[i], _ = classifier(sig, background, w)
             used[i] = True
-            if w.neighbour_weight:
+            if w.neighbour_weight or w.neighbour_weight_with_dislikes:
                 pos = np.isin(sig.kinds, ("seed", "liked"))
                 neg = sig.kinds == "disliked"
+                labelled = sig.vectors if centre is None else unit_rows(sig.vectors - centre)
                 sides[i] = (
-                    neighbours(sig.vectors[pos], w.neighbours, sample),
-                    neighbours(sig.vectors[neg], w.neighbours, sample),
+                    neighbours(labelled[pos], w.neighbours, centred_sample),
+                    neighbours(labelled[neg], w.neighbours, centred_sample),
                 )
         else:
             directions[i] = centroid(sig, w)
@@ -239,7 +320,13 @@ def build_profiles(
     spread = raw.std(axis=1) if raw.shape[1] > 1 else np.ones(len(signals))
     scale = np.where(spread > 0, spread, 1.0)
     return SemanticProfiles(
-        directions, offset.astype(np.float32), scale.astype(np.float32), used, sides
+        directions,
+        offset.astype(np.float32),
+        scale.astype(np.float32),
+        used,
+        sides,
+        None if centre is None else centre.astype(np.float32),
+        centred_sample,
     )
 
 
@@ -298,7 +385,11 @@ def extra_scores(
     model = load_model(spec)
     corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
     profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w)
-    return profiles.added(corpus[np.asarray(candidate_rows, dtype=np.int64)], w)
+    rows = np.asarray(candidate_rows, dtype=np.int64)
+    dense = None
+    if profiles.neighbour_weights(w).any() and w.density_weight:
+        dense = _corpus_density(store, model, corpus, profiles, w)[rows]
+    return profiles.added(corpus[rows], w, dense)
 
 
 # -- "similar to <liked paper>" ----------------------------------------------------------------
@@ -449,6 +540,7 @@ def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: lis
     _VECTORS[key] = (version, vectors, ids)
     _BARS.clear()
     _PHRASES.clear()
+    _DENSITY.clear()
     return vectors
 
 
@@ -461,3 +553,22 @@ def _similar_bar(store: Store, model: StaticModel, vectors: np.ndarray) -> float
     if key not in _BARS:
         _BARS[key] = similar_bar(vectors)
     return _BARS[key]
+
+
+# (database, model, density settings) -> every corpus paper's standardised density (cleared
+# with the vectors): digest scores chunks of subscribers against the same corpus, and the
+# sample the density is taken against depends on the corpus only
+_DENSITY: dict[tuple[str, str, int, bool], np.ndarray] = {}
+
+
+def _corpus_density(
+    store: Store,
+    model: StaticModel,
+    corpus: np.ndarray,
+    profiles: SemanticProfiles,
+    w: SemanticWeights,
+) -> np.ndarray:
+    key = (str(store.path.resolve()), model.name, w.density_neighbours, w.centred)
+    if key not in _DENSITY:
+        _DENSITY[key] = profiles.density(corpus, w)
+    return _DENSITY[key]
