@@ -146,3 +146,47 @@ def test_a_repeated_word_past_the_byte_count_is_stored_as_the_most_it_holds(stor
     assert loaded.counts[0, col] == terms.MAX_COUNT == 255
     raw = sqlite3.connect(store.path).execute("select counts from paper_terms").fetchone()[0]
     assert len(raw) == loaded.counts.nnz  # one byte a term
+
+
+def test_a_full_disk_costs_the_cache_not_the_digest(tmp_path, make_config, caplog):
+    """The analyses are a cache: a run that cannot store them (no page left in the database)
+    ranks with what it analysed, says so in the log, and the next run with room stores them."""
+    config = make_config(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "graph neural networks, recommendation"\n    digest_size: 5\n',
+        env={"PAPERWIRE_SECRET": "k"},
+    )
+    with Store(tmp_path / "p.db") as store:
+        store.add_papers(real_papers(), now=NOW - dt.timedelta(hours=6))
+        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+        store.db.execute(f"PRAGMA max_page_count = {pages}")  # not one page more
+        digest._CORPUS_CACHE.clear()
+        with caplog.at_level("WARNING", logger="paperwire"):
+            full = digest.compose(store, config, now=NOW)["ada"]
+        assert analysed_rows(store) == {}
+        assert (
+            f"could not keep the analysed text of 120 papers: {store.path}: the disk is full"
+            in (caplog.text)
+        )
+        store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+        digest._CORPUS_CACHE.clear()
+        roomy = digest.compose(store, config, now=NOW)["ada"]
+        assert len(analysed_rows(store)) == 120
+    assert [(p.paper_id, p.reasons) for p in full.picks] == [
+        (p.paper_id, p.reasons) for p in roomy.picks
+    ]
+    assert len(full.picks) == 5
+
+
+def test_a_damaged_analysis_is_made_again(store):
+    store.add_papers(real_papers(10), now=NOW)
+    model = rank.TextModel()
+    terms.refresh(store, model)
+    ids, texts = texts_of(store)
+    with store.atomic():  # one byte of counts lost: the row no longer fits together
+        store.db.execute("update paper_terms set counts = substr(counts, 2) where paper_id = ?",
+                         [ids[4]])  # fmt: skip
+    loaded = terms.load(store, model, ids, texts)
+    assert (loaded.counts != model.vectorizer.transform(texts)).nnz == 0
+    stored = store.paper_terms(terms.analyser(model))[ids[4]]
+    assert len(stored[1]) == 4 * len(stored[2])  # and stored whole again

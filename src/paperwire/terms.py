@@ -79,7 +79,7 @@ def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[
     stored = store.paper_terms(name)
     hashes = [text_hash(t) for t in texts]
     todo = [i for i, (p, h) in enumerate(zip(paper_ids, hashes, strict=True))
-            if (hit := stored.get(p)) is None or hit[0] != h]  # fmt: skip
+            if not _usable(stored.get(p), h)]  # fmt: skip
     fresh = iter(())
     if todo:
         made = _analyse_and_store(store, model, name, [paper_ids[i] for i in todo],
@@ -114,9 +114,21 @@ def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[
     return Analysed(matrix, pairs, pair_cols)
 
 
+def _usable(hit: tuple | None, digest: str) -> bool:
+    """A stored analysis of this text whose blobs fit together (a damaged row is redone)."""
+    if hit is None or hit[0] != digest:
+        return False
+    _, terms_blob, counts_blob, pairs_text, columns_blob = hit
+    pairs = pairs_text.count("\n") + 1 if pairs_text else 0
+    return len(terms_blob) == 4 * len(counts_blob) and len(columns_blob) == 12 * pairs
+
+
 def refresh(store: Store, model: rank.TextModel | None = None) -> int:
     """Analyse and store every stored paper whose analysis is missing or out of date (what
-    ``fetch`` runs after storing papers); returns how many were analysed."""
+    ``fetch`` runs after storing papers); returns how many were analysed.
+
+    Like :func:`load`, a failed write (a full disk, a lock held too long) is logged, not
+    raised: the papers are stored, and the next run analyses what is missing itself."""
     model = model or rank.TextModel()
     name = analyser(model)
     made = store.paper_terms_made()
@@ -129,7 +141,7 @@ def refresh(store: Store, model: rank.TextModel | None = None) -> int:
             todo.append((row["paper_id"], text, digest))
     if todo:
         ids, texts, hashes = (list(column) for column in zip(*todo, strict=True))
-        _analyse_and_store(store, model, name, ids, texts, hashes, quiet=False)
+        _analyse_and_store(store, model, name, ids, texts, hashes)
     return len(todo)
 
 
@@ -140,11 +152,10 @@ def _analyse_and_store(
     paper_ids: list[str],
     texts: list[str],
     hashes: list[str],
-    quiet: bool = True,
 ) -> list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]:
     """Analyse these papers batch by batch and store each batch; returns per paper (term
-    columns, counts, pairs, pair columns) as stored. With ``quiet``, a failed write is logged
-    and the analyses are returned anyway (the caller can rank without the cache)."""
+    columns, counts, pairs, pair columns) as stored. A failed write is logged and the analyses
+    are returned anyway: they are a cache, and the caller can rank without it."""
     out = []
     for start in range(0, len(texts), BATCH):
         batch = analyse(model, texts[start : start + BATCH])
@@ -169,8 +180,6 @@ def _analyse_and_store(
         try:
             store.set_paper_terms(rows)
         except StoreError as exc:
-            if not quiet:
-                raise
             log.warning("could not keep the analysed text of %d papers: %s", len(rows), exc)
     return out
 
