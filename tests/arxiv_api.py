@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
+from .conftest import SHUTDOWN_POLL
+
 # (id, title, authors, published, abstract's first sentences, arXiv comment): real papers
 PAPERS = {
     "1706.03762": (
@@ -138,7 +140,9 @@ def arxiv_api_server() -> Iterator[ArxivApi]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True
+    )
     thread.start()
     try:
         yield state

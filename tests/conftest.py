@@ -25,6 +25,10 @@ from aiosmtpd.controller import Controller
 from paperwire.config import Config, parse_config
 from paperwire.store import Store
 
+# Seconds a test HTTP server's serve_forever sleeps between looks at shutdown(): the default 0.5
+# made every teardown of a served feed wait up to half a second.
+SHUTDOWN_POLL = 0.05
+
 # Real feed documents the tests read; tests/fixtures/README.md says where each came from. The
 # suite never reads anything outside the repository: a user's clone has nothing beside it.
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -293,7 +297,9 @@ def http_server() -> Iterator[HttpServer]:
             self._answer("POST")
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", server_state.port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True
+    )
     thread.start()
     try:
         yield server_state

@@ -35,6 +35,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .conftest import SHUTDOWN_POLL
+
 USER = "reader"
 PASSWORD = "s3cret-pa55"  # noqa: S105 (a test credential; the tests grep for it)
 TOKEN = "tok-9f8e7d6c5b4a"  # noqa: S105
@@ -190,7 +192,9 @@ def start(state: Hostile, tls: ssl.SSLContext | None = None) -> Server:
     server = Server(("127.0.0.1", state.port), _handler(state))
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True
+    ).start()
     return server
 
 

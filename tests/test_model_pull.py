@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from paperwire import model_pull
 from paperwire.cli import cli
 
-from .conftest import FIXTURES, free_port
+from .conftest import FIXTURES, SHUTDOWN_POLL, free_port
 from .test_embed import _model2vec_folder
 
 REPO = "minishlab/potion-tiny"
@@ -121,7 +121,9 @@ def hub(monkeypatch) -> Iterator[Hub]:
         _Server(("127.0.0.1", state.cdn_port), _handler(state, cdn=True)),
     ]
     for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True
+        ).start()
     monkeypatch.setenv("HF_ENDPOINT", state.endpoint)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     try:
