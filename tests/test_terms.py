@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,25 @@ def test_a_damaged_analysis_is_made_again(store):
     assert (loaded.counts != model.vectorizer.transform(texts)).nnz == 0
     stored = store.paper_terms(terms.analyser(model))[ids[4]]
     assert len(stored[1]) == 4 * len(stored[2])  # and stored whole again
+
+
+def test_a_stopping_daemon_ends_the_analysis_after_the_batch_in_hand(store, monkeypatch):
+    """The first fetch after an upgrade may have a whole store to analyse: a shutdown must not
+    wait for all of it. What is left is analysed by the next fetch or run."""
+    store.add_papers(real_papers(30), now=NOW)
+    monkeypatch.setattr(terms, "BATCH", 10)
+    stop = threading.Event()
+    batches = []
+    real_analyse = terms.analyse
+
+    def analyse_then_stop(model, texts):
+        batches.append(len(texts))
+        stop.set()  # the daemon is told to stop while the first batch is analysed
+        return real_analyse(model, texts)
+
+    monkeypatch.setattr(terms, "analyse", analyse_then_stop)
+    assert terms.refresh(store, stop=stop) == 10
+    assert batches == [10] and len(analysed_rows(store)) == 10
+    monkeypatch.setattr(terms, "analyse", real_analyse)
+    assert terms.refresh(store) == 20  # the next fetch finishes the job
+    assert len(analysed_rows(store)) == 30

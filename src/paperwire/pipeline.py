@@ -98,7 +98,7 @@ def fetch_all(
         # Each paper's text is analysed once, now, not by every run that ranks against it.
         from . import terms  # scikit-learn only when there is text to analyse
 
-        terms.refresh(store)
+        terms.refresh(store, stop=stop)
     store.log_event("fetch", {"new": report.new, "errors": report.errors})
     if report.new == 0 and not report.errors and not report.stopped:
         log.info("fetch: nothing new in any feed")

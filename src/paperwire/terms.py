@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,12 +124,16 @@ def _usable(hit: tuple | None, digest: str) -> bool:
     return len(terms_blob) == 4 * len(counts_blob) and len(columns_blob) == 12 * pairs
 
 
-def refresh(store: Store, model: rank.TextModel | None = None) -> int:
+def refresh(
+    store: Store, model: rank.TextModel | None = None, stop: threading.Event | None = None
+) -> int:
     """Analyse and store every stored paper whose analysis is missing or out of date (what
     ``fetch`` runs after storing papers); returns how many were analysed.
 
     Like :func:`load`, a failed write (a full disk, a lock held too long) is logged, not
-    raised: the papers are stored, and the next run analyses what is missing itself."""
+    raised: the papers are stored, and the next run analyses what is missing itself. Setting
+    ``stop`` (the daemon is shutting down) ends it after the batch in hand: the first fetch
+    after an upgrade may have a whole store to analyse."""
     model = model or rank.TextModel()
     name = analyser(model)
     made = store.paper_terms_made()
@@ -141,8 +146,8 @@ def refresh(store: Store, model: rank.TextModel | None = None) -> int:
             todo.append((row["paper_id"], text, digest))
     if todo:
         ids, texts, hashes = (list(column) for column in zip(*todo, strict=True))
-        _analyse_and_store(store, model, name, ids, texts, hashes)
-    return len(todo)
+        return len(_analyse_and_store(store, model, name, ids, texts, hashes, stop))
+    return 0
 
 
 def _analyse_and_store(
@@ -152,12 +157,15 @@ def _analyse_and_store(
     paper_ids: list[str],
     texts: list[str],
     hashes: list[str],
+    stop: threading.Event | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]:
     """Analyse these papers batch by batch and store each batch; returns per paper (term
     columns, counts, pairs, pair columns) as stored. A failed write is logged and the analyses
     are returned anyway: they are a cache, and the caller can rank without it."""
     out = []
     for start in range(0, len(texts), BATCH):
+        if stop is not None and stop.is_set():
+            break
         batch = analyse(model, texts[start : start + BATCH])
         rows = []
         for j in range(batch.counts.shape[0]):
