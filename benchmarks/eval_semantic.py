@@ -92,12 +92,10 @@ def speed(spec: str) -> None:
 # -- arxiv-frontpage --------------------------------------------------------------------------
 
 
-def frontpage(
-    spec: str,
-    sw: semantic.SemanticWeights,
-    vectors_file: str | None = None,
-    interests_row: int = 0,
-) -> None:
+def _frontpage_setup(spec: str) -> tuple:
+    """The labelled items, their texts and the corpus's (items, then the other downloads),
+    which are liked, the TF-IDF model and vectors, the embedding model, its corpus vectors and
+    the interests' vector."""
     items, downloads = frontpage_data()
     texts = [paper_text(p["title"], p["abstract"]) for p in items]
     corpus_texts = texts + [paper_text(r["title"], r["abstract"]) for r in downloads]
@@ -107,6 +105,18 @@ def frontpage(
     model = embed.load_model(spec)
     corpus_emb = model.embed(corpus_texts)
     interests_emb = model.embed([er.FRONTPAGE_INTERESTS])[0]
+    return items, texts, corpus_texts, liked, tfidf, corpus_tfidf, model, corpus_emb, interests_emb
+
+
+def frontpage(
+    spec: str,
+    sw: semantic.SemanticWeights,
+    vectors_file: str | None = None,
+    interests_row: int = 0,
+) -> None:
+    items, texts, corpus_texts, liked, tfidf, corpus_tfidf, model, corpus_emb, interests_emb = (
+        _frontpage_setup(spec)
+    )
     if vectors_file:  # precomputed vectors of another model, for the items only (the order above)
         corpus_emb = np.load(vectors_file)
         # row 0: the interests embedded as a query ("query: " prefix), row 1: as a passage
@@ -203,15 +213,9 @@ def frontpage(
 def frontpage_halves(spec: str, sw: semantic.SemanticWeights, halves: int) -> None:
     """Mean AUC of the unvoted half over random halves (seeds 100, 101, ...; not the reported
     split, er.SEED), the product's sum for several weights: what the weights were chosen on."""
-    items, downloads = frontpage_data()
-    texts = [paper_text(p["title"], p["abstract"]) for p in items]
-    corpus_texts = texts + [paper_text(r["title"], r["abstract"]) for r in downloads]
-    liked = np.array([p["weight"] > 0 for p in items])
-    tfidf = rank.TextModel().fit(corpus_texts)
-    corpus_tfidf = tfidf.transform(corpus_texts)
-    model = embed.load_model(spec)
-    corpus_emb = model.embed(corpus_texts)
-    interests_emb = model.embed([er.FRONTPAGE_INTERESTS])[0]
+    items, texts, corpus_texts, liked, tfidf, corpus_tfidf, model, corpus_emb, interests_emb = (
+        _frontpage_setup(spec)
+    )
     n = len(items)
     weights = rank.Weights()
     variants = {

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from paperwire import digest, pipeline, rank, terms
 from paperwire.paper import Paper, paper_text
@@ -27,6 +28,15 @@ def real_papers(n: int = 120) -> list[Paper]:
         pid = f"2504.{i:05d}"
         out.append(Paper(pid, item["title"], item["abstract"], url=f"https://arxiv.org/abs/{pid}"))
     return out
+
+
+@pytest.fixture
+def config(make_config):
+    return make_config(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "graph neural networks, recommendation"\n    digest_size: 5\n',
+        env={"PAPERWIRE_SECRET": "k"},
+    )
 
 
 def texts_of(store: Store) -> tuple[list[str], list[str]]:
@@ -114,14 +124,9 @@ def test_an_edited_abstract_or_another_analyser_is_analysed_again(store):
     assert {a for a, _ in analysed_rows(store).values()} == {terms.analyser(model)}
 
 
-def test_a_run_on_a_store_without_analyses_ranks_the_same_and_keeps_them(tmp_path, make_config):
+def test_a_run_on_a_store_without_analyses_ranks_the_same_and_keeps_them(tmp_path, config):
     """A store written by a paperwire before this table: the first run analyses every paper
     and stores the analyses; the digest is the one the analyses read back give."""
-    config = make_config(
-        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
-        '    interests: "graph neural networks, recommendation"\n    digest_size: 5\n',
-        env={"PAPERWIRE_SECRET": "k"},
-    )
     with Store(tmp_path / "p.db") as store:
         store.add_papers(real_papers(), now=NOW - dt.timedelta(hours=6))
         assert analysed_rows(store) == {}
@@ -149,14 +154,9 @@ def test_a_repeated_word_past_the_byte_count_is_stored_as_the_most_it_holds(stor
     assert len(raw) == loaded.counts.nnz  # one byte a term
 
 
-def test_a_full_disk_costs_the_cache_not_the_digest(tmp_path, make_config, caplog):
+def test_a_full_disk_costs_the_cache_not_the_digest(tmp_path, config, caplog):
     """The analyses are a cache: a run that cannot store them (no page left in the database)
     ranks with what it analysed, says so in the log, and the next run with room stores them."""
-    config = make_config(
-        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
-        '    interests: "graph neural networks, recommendation"\n    digest_size: 5\n',
-        env={"PAPERWIRE_SECRET": "k"},
-    )
     with Store(tmp_path / "p.db") as store:
         store.add_papers(real_papers(), now=NOW - dt.timedelta(hours=6))
         pages = store.db.execute("PRAGMA page_count").fetchone()[0]
