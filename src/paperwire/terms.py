@@ -1,9 +1,9 @@
 """Each paper's text analysed once, when it is stored, not on every run.
 
 Every run ranks against every stored paper: IDF is fitted on all of them and every profile lives
-in their space. Hashing all their abstracts again on each run cost O(store) per run (7 s for
-28,000 papers on two cores, and a year of arXiv is several times that), and finding the word
-pairs a reason may name cost another 0.5 ms per candidate. Neither depends on the other papers,
+in their space. Hashing all their abstracts again on each run cost O(store) per run (~2 s for
+7,000 papers on two cores; a year of arXiv is tens of thousands), and finding the word pairs a
+reason may name cost another 0.5 ms per candidate. Neither depends on the other papers,
 so both are kept in the ``paper_terms`` table beside the paper: the hashed term columns and
 counts, and the word pairs with their columns. What does depend on the corpus (IDF, which pairs
 are specific enough to name a paper) is still worked out per run, from these.
