@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from paperwire import model_pull
@@ -126,6 +127,7 @@ def hub(monkeypatch) -> Iterator[Hub]:
         ).start()
     monkeypatch.setenv("HF_ENDPOINT", state.endpoint)
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # a developer's shell may set it
     try:
         yield state
     finally:
@@ -332,6 +334,18 @@ def test_an_existing_folder_is_replaced_only_with_force(hub, tmp_path):
     assert hub.requests == []  # refused before any download
     assert (target / "mine.txt").read_text() == "keep me"
 
+    # --force replaces a model folder, never one with other files in it (a typo'd --to ~)
+    result = _pull(REPO, "--force")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: model pull: {target} holds files that are not a model's (mine.txt); --force "
+        "only replaces a model folder: choose another --to\n"
+    )
+    assert (target / "mine.txt").read_text() == "keep me"
+    assert hub.requests == []
+
+    (target / "mine.txt").unlink()
+    (target / "model.safetensors").write_bytes(b"an older model")
     result = _pull(REPO, "--force")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in target.iterdir()) == [
@@ -339,7 +353,25 @@ def test_an_existing_folder_is_replaced_only_with_force(hub, tmp_path):
         "model.safetensors",
         "tokenizer.json",
     ]
+    assert (target / "model.safetensors").read_bytes() == hub.repos[REPO]["model.safetensors"]
     assert _left_beside(target) == ["potion-tiny"]
+
+
+def test_force_never_replaces_the_config_folder(hub, tmp_path, monkeypatch):
+    hub.repos[REPO] = _model_files(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.chdir(site)
+    (site / "subscribers.yaml").write_text("subscribers: []\n")
+    (site / "paperwire.db").write_bytes(b"")
+    result = _pull(REPO, "--to", ".", "--force")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: . holds files that are not a model's (paperwire.db, "
+        "subscribers.yaml); --force only replaces a model folder: choose another --to\n"
+    )
+    assert sorted(p.name for p in site.iterdir()) == ["paperwire.db", "subscribers.yaml"]
+    assert hub.requests == []
 
 
 def test_a_name_that_is_not_owner_slash_name_is_refused_before_any_request(hub):
@@ -361,6 +393,11 @@ def test_the_config_line_is_relative_beside_the_config_and_quoted_when_it_must_b
     assert model_pull.config_line(base / "my models, v2", base) == (
         'ranking: {embeddings: "my models, v2"}'
     )
+    # names YAML would read as something else than the folder's name
+    for name in ("null", "on", "1.5"):
+        line = model_pull.config_line(base / name, base)
+        assert line == f'ranking: {{embeddings: "{name}"}}'
+        assert yaml.safe_load(line) == {"ranking": {"embeddings": name}}
     assert model_pull.default_folder(base, "minishlab/potion-base-8M") == (
         base / "models" / "potion-base-8M"
     )

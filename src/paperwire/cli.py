@@ -780,7 +780,7 @@ def model_pull(obj: Context, name: str, folder, revision: str, force: bool, time
     """
     from . import model_pull as mp
 
-    target = folder or mp.default_folder(obj.base_dir, name)
+    target = folder or mp.default_folder(obj.base_dir, name.strip())
     with mp.terminal_progress(sys.stderr.isatty()) as progress:
         got = mp.pull(
             name, target, revision=revision, force=force, read_timeout=timeout, progress=progress

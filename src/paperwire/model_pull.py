@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 from . import __version__
 from .errors import ConfigError, PaperwireError
@@ -74,7 +75,8 @@ def config_line(folder: Path, base_dir: Path) -> str:
         written = folder.relative_to(base_dir.resolve()).as_posix()
     except ValueError:
         written = str(folder)
-    if not _PLAIN_YAML.fullmatch(written):
+    # quoted unless YAML reads it back as this very string ("null", "on" or "1.5" it would not)
+    if not _PLAIN_YAML.fullmatch(written) or yaml.safe_load(written) != written:
         written = '"' + written.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"ranking: {{embeddings: {written}}}"
 
@@ -138,8 +140,10 @@ def pull(
         # huggingface_hub's switch for "no network": honoured here too
         raise PullError("model pull: HF_HUB_OFFLINE is set; unset it to download a model")
     folder = Path(folder).expanduser()
-    if folder.exists() and not force:
-        raise PullError(f"model pull: {folder} already exists; add --force to replace it")
+    if os.path.lexists(folder):
+        if not force:
+            raise PullError(f"model pull: {folder} already exists; add --force to replace it")
+        _check_replaceable(folder)
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
     token = token if token is not None else os.environ.get("HF_TOKEN") or None
     # identity: the byte count is checked against Content-Length, as huggingface_hub does
@@ -302,20 +306,42 @@ def _new_folder_beside(folder: Path, what: str) -> Path:
             return scratch
 
 
+def _check_replaceable(folder: Path) -> None:
+    """``--force`` replaces a model folder, nothing else: ``--to ~`` or the folder that holds
+    subscribers.yaml and paperwire.db must never be deleted by a typo."""
+    model_files = {name for name, _ in FILES}
+    if folder.is_symlink() or not folder.is_dir():
+        raise PullError(f"model pull: {folder} is not a model folder; --force only replaces one")
+    others = sorted(p.name for p in folder.iterdir() if p.name not in model_files)
+    if others:
+        shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        raise PullError(
+            f"model pull: {folder} holds files that are not a model's ({shown}); --force only "
+            "replaces a model folder: choose another --to"
+        )
+
+
 def _move_into_place(scratch: Path, folder: Path) -> None:
-    """Rename the checked folder onto the target; a replaced folder is removed only after."""
+    """Rename the checked folder onto the target; a replaced folder is removed only once the
+    new one is in place, and put back if it cannot be."""
     old = None
-    if folder.exists():  # --force
+    if os.path.lexists(folder):  # --force, on a folder _check_replaceable accepted
         old = _new_folder_beside(folder, "old")
-        os.replace(folder, old / folder.name)
+        try:
+            os.replace(folder, old / folder.name)
+        except OSError as exc:
+            old.rmdir()
+            raise PullError(
+                f"model pull: cannot move the old {folder} aside: {exc.strerror}"
+            ) from None
     try:
         os.replace(scratch, folder)
     except OSError as exc:
         if old is not None:
             os.replace(old / folder.name, folder)
+            old.rmdir()
         raise PullError(
             f"model pull: cannot rename the download to {folder}: {exc.strerror}"
         ) from None
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
