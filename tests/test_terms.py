@@ -61,7 +61,7 @@ def test_stored_analyses_are_what_the_vectorizer_and_key_phrases_give(store):
     model.fit_counts(direct)
     for i in range(0, len(ids), 7):
         keywords = ["neural networks", "Group recommendation"] if i % 2 else []
-        stored = rank.key_phrases_of(model, loaded.pairs[i], loaded.pair_columns[i], keywords)
+        stored = rank.key_phrases_of(model, loaded.pairs(i), loaded.columns(i), keywords)
         fresh = rank.key_phrases(model, texts[i], keywords)
         assert stored.texts == fresh.texts
         assert np.array_equal(stored.columns, fresh.columns)
@@ -112,12 +112,15 @@ def test_an_edited_abstract_or_another_analyser_is_analysed_again(store):
     ids, texts = texts_of(store)
     loaded = terms.load(store, model, ids, texts)
     row = ids.index(edited.paper_id)
-    assert "protein folding" in loaded.pairs[row]
+    assert "protein folding" in loaded.pairs(row)
     assert (loaded.counts[row] != model.vectorizer.transform([texts[row]])).nnz == 0
 
-    # rows another analyser made (an older paperwire, another scikit-learn) are not trusted
+    # rows another analyser made (an older paperwire, another scikit-learn) are not trusted,
+    # even when their blobs fit together (here: every term in column 0)
     with store.atomic():
-        store.db.execute("update paper_terms set analyser = 'terms0-old', counts = x'00'")
+        store.db.execute(
+            "update paper_terms set analyser = 'terms0-old', terms = zeroblob(length(terms))"
+        )
     digest._CORPUS_CACHE.clear()
     corpus = digest._Corpus.load(store)
     assert (corpus.counts != (model.vectorizer.transform(texts) > 0)).nnz == 0
@@ -213,3 +216,27 @@ def test_a_stopping_daemon_ends_the_analysis_after_the_batch_in_hand(store, monk
     monkeypatch.setattr(terms, "analyse", real_analyse)
     assert terms.refresh(store) == 20  # the next fetch finishes the job
     assert len(analysed_rows(store)) == 30
+
+
+def test_a_locked_database_costs_one_busy_wait_not_one_per_batch(tmp_path, caplog, monkeypatch):
+    """Another process holds the write lock (a long send, say): the run waits the busy timeout
+    once, logs it, and ranks with what it analysed; it does not wait again for every batch."""
+    db = tmp_path / "p.db"
+    with Store(db) as store:
+        store.add_papers(real_papers(40), now=NOW)
+    monkeypatch.setattr(terms, "BATCH", 10)  # four batches
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held by another connection
+    try:
+        with Store(db, busy_timeout=0.3) as store, caplog.at_level("WARNING", logger="paperwire"):
+            model = rank.TextModel()
+            ids, texts = texts_of(store)
+            loaded = terms.load(store, model, ids, texts)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    warnings = [r.getMessage() for r in caplog.records if "could not keep" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("could not keep the analysed text of 40 papers: ")
+    assert "the database stayed locked" in warnings[0]
+    assert (loaded.counts != model.vectorizer.transform(texts)).nnz == 0

@@ -130,9 +130,8 @@ class _Corpus:
     # Raw term counts (before IDF): whole interest phrases are looked for in these, since a
     # phrase of common words ("large language models") has no weight in ``matrix``.
     counts: sp.csr_matrix
-    # Per paper, the word pairs a reason may name and their columns (terms.Analysed).
-    pairs: list[list[str]]
-    pair_columns: list[np.ndarray]
+    # Per paper, the word pairs a reason may name and their columns.
+    analysed: terms.Analysed
 
     @classmethod
     def load(cls, store: Store) -> _Corpus:
@@ -156,8 +155,7 @@ class _Corpus:
         matrix = model.weigh(counts)
         counts.data = np.ones_like(counts.data)  # presence is all phrase matching needs
         corpus = cls(
-            model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts,
-            analysed.pairs, analysed.pair_columns,
+            model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed
         )  # fmt: skip
         corpus.matrix.sort_indices()
         _CORPUS_CACHE.clear()  # one corpus at a time: a daemon serves one database
@@ -530,11 +528,9 @@ class _Explainer:
         if col not in self._cache:
             row = self.cols[col]
             stored = self.corpus.rows[row]
+            analysed = self.corpus.analysed
             found = rank.key_phrases_of(
-                self.corpus.model,
-                self.corpus.pairs[row],
-                self.corpus.pair_columns[row],
-                _keywords(stored),
+                self.corpus.model, analysed.pairs(row), analysed.columns(row), _keywords(stored)
             )
             paper = _values_at(_row_of(self.corpus.matrix, row), found.columns)
             self._cache[col] = (found, paper, np.minimum(np.diff(found.starts), 2))

@@ -98,7 +98,10 @@ def fetch_all(
         # Each paper's text is analysed once, now, not by every run that ranks against it.
         from . import terms  # scikit-learn only when there is text to analyse
 
-        terms.refresh(store, stop=stop)
+        try:
+            terms.refresh(store, stop=stop)
+        except Exception:  # a cache: the papers are stored, and a run analyses what is missing
+            log.exception("fetch: analysing the stored papers' text failed")
     store.log_event("fetch", {"new": report.new, "errors": report.errors})
     if report.new == 0 and not report.errors and not report.stopped:
         log.info("fetch: nothing new in any feed")

@@ -874,6 +874,8 @@ _PHRASE_BREAK = re.compile(r"[,;\n\r]+")
 _WORD = re.compile(r"(\w+)")
 # What joins the two words of a pair as written: a space or a hyphen ("long-context").
 _PAIR_JOINT = re.compile(r"[ -]")
+# Bump when phrase_pairs' rules change: stored pairs (paperwire.terms) are then made again.
+PAIRS_VERSION = 1
 # A term in half of all papers or more says nothing about this paper (smoothed IDF ≤ 1 + ln 2).
 GENERIC_IDF = 1 + math.log(2)
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 
 from . import rank
 from .errors import StoreError
@@ -43,10 +45,13 @@ MAX_COUNT = np.iinfo(np.uint8).max
 
 def analyser(model: rank.TextModel) -> str:
     """A name for everything an analysis depends on: change any of it and papers are analysed
-    again (a scikit-learn upgrade with a new stop-word list, say)."""
+    again. That is the vectorizer's settings and stop words, scikit-learn's version (its
+    tokenizer) and Python's Unicode tables (what ``\\w`` matches), the word-pair rules
+    (``rank.PAIRS_VERSION``) and this format."""
     v = model.vectorizer
     settings = repr(
-        (FORMAT, v.n_features, v.ngram_range, v.token_pattern, v.lowercase, v.strip_accents,
+        (FORMAT, rank.PAIRS_VERSION, sklearn.__version__, unicodedata.unidata_version,
+         v.n_features, v.ngram_range, v.token_pattern, v.lowercase, v.strip_accents,
          sorted(model.stop_words))
     )  # fmt: skip
     return (
@@ -56,18 +61,39 @@ def analyser(model: rank.TextModel) -> str:
 
 @dataclass
 class Analysed:
-    """The analyses of papers, row i for paper i."""
+    """The analyses of papers, row i for paper i.
+
+    A paper's word pairs are kept as the one string they are stored as, and their columns in
+    one array for all papers: only candidates ever need them, and a list of strings and an
+    array per paper cost ~200 MB at 28,000 papers."""
 
     counts: sp.csr_matrix  # raw term counts, float32, sorted columns (what the vectorizer gives)
-    pairs: list[list[str]]  # per paper, its word pairs as written (rank.phrase_pairs)
-    pair_columns: list[np.ndarray]  # per paper, (pairs × 3) columns (rank.pair_columns)
+    pair_texts: list[str]  # per paper, its word pairs as written, "\n"-joined (rank.phrase_pairs)
+    pair_columns: np.ndarray  # (all pairs × 3) columns (rank.pair_columns), paper after paper
+    pair_starts: np.ndarray  # paper i's pairs are rows pair_starts[i] : pair_starts[i + 1]
+
+    def pairs(self, i: int) -> list[str]:
+        return self.pair_texts[i].split("\n") if self.pair_texts[i] else []
+
+    def columns(self, i: int) -> np.ndarray:
+        return self.pair_columns[self.pair_starts[i] : self.pair_starts[i + 1]]
 
 
 def analyse(model: rank.TextModel, texts: list[str]) -> Analysed:
     """Analyse texts afresh."""
     counts = model.vectorizer.transform(texts) if texts else _empty(model, 0)
     pairs = [rank.phrase_pairs(t, model.stop_words) for t in texts]
-    return Analysed(counts.tocsr(), pairs, [rank.pair_columns(model, p) for p in pairs])
+    return _analysed(
+        counts.tocsr(), ["\n".join(p) for p in pairs], [rank.pair_columns(model, p) for p in pairs]
+    )
+
+
+def _analysed(counts: sp.csr_matrix, pair_texts: list[str], columns: list[np.ndarray]) -> Analysed:
+    sizes = [len(c) for c in columns]
+    flat = np.concatenate(columns) if columns else np.zeros((0, 3))
+    return Analysed(
+        counts, pair_texts, flat.astype(np.uint32).reshape(-1, 3), np.r_[0, np.cumsum(sizes)]
+    )
 
 
 def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[str]) -> Analysed:
@@ -87,20 +113,19 @@ def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[
                                   [texts[i] for i in todo], [hashes[i] for i in todo])  # fmt: skip
         fresh = iter(made)
     done = set(todo)
-    indices, data, lengths, pairs, pair_cols = [], [], [], [], []
+    indices, data, lengths, pair_texts, pair_cols = [], [], [], [], []
     for i, paper_id in enumerate(paper_ids):
         if i in done:
             cols, counts, written, columns = next(fresh)
         else:
-            _, terms_blob, counts_blob, pairs_text, columns_blob = stored[paper_id]
+            _, terms_blob, counts_blob, written, columns_blob = stored.pop(paper_id)
             cols = np.frombuffer(terms_blob, dtype=np.uint32)
             counts = np.frombuffer(counts_blob, dtype=np.uint8)
-            written = pairs_text.split("\n") if pairs_text else []
             columns = np.frombuffer(columns_blob, dtype=np.uint32).reshape(-1, 3)
         indices.append(cols)
         data.append(counts)
         lengths.append(len(cols))
-        pairs.append(written)
+        pair_texts.append(written)
         pair_cols.append(columns)
     indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     matrix = sp.csr_matrix(
@@ -112,7 +137,7 @@ def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[
         shape=(len(paper_ids), model.n_features),
     )
     matrix.has_sorted_indices = True  # stored as the vectorizer gave them: sorted, summed
-    return Analysed(matrix, pairs, pair_cols)
+    return _analysed(matrix, pair_texts, pair_cols)
 
 
 def _usable(hit: tuple | None, digest: str) -> bool:
@@ -163,6 +188,7 @@ def _analyse_and_store(
     columns, counts, pairs, pair columns) as stored. A failed write is logged and the analyses
     are returned anyway: they are a cache, and the caller can rank without it."""
     out = []
+    keep = True
     for start in range(0, len(texts), BATCH):
         if stop is not None and stop.is_set():
             break
@@ -172,8 +198,8 @@ def _analyse_and_store(
             lo, hi = batch.counts.indptr[j], batch.counts.indptr[j + 1]
             cols = batch.counts.indices[lo:hi].astype(np.uint32)
             counts = np.minimum(batch.counts.data[lo:hi], MAX_COUNT).astype(np.uint8)
-            columns = batch.pair_columns[j].astype(np.uint32)
-            out.append((cols, counts, batch.pairs[j], columns))
+            columns = batch.columns(j).astype(np.uint32)
+            out.append((cols, counts, batch.pair_texts[j], columns))
             rows.append(
                 {
                     "paper_id": paper_ids[start + j],
@@ -181,14 +207,18 @@ def _analyse_and_store(
                     "text_hash": hashes[start + j],
                     "terms": cols.tobytes(),
                     "counts": counts.tobytes(),
-                    "pairs": "\n".join(batch.pairs[j]),
+                    "pairs": batch.pair_texts[j],
                     "pair_columns": columns.tobytes(),
                 }
             )
-        try:
-            store.set_paper_terms(rows)
-        except StoreError as exc:
-            log.warning("could not keep the analysed text of %d papers: %s", len(rows), exc)
+        if keep:
+            try:
+                store.set_paper_terms(rows)
+            except StoreError as exc:
+                # one try per call: each attempt on a locked database waits the busy timeout
+                keep = False
+                left = len(texts) - start
+                log.warning("could not keep the analysed text of %d papers: %s", left, exc)
     return out
 
 
