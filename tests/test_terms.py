@@ -240,3 +240,22 @@ def test_a_locked_database_costs_one_busy_wait_not_one_per_batch(tmp_path, caplo
     assert warnings[0].startswith("could not keep the analysed text of 40 papers: ")
     assert "the database stayed locked" in warnings[0]
     assert (loaded.counts != model.vectorizer.transform(texts)).nnz == 0
+
+
+def test_key_phrases_from_stored_pairs_are_those_the_text_gave_before_storing():
+    """Golden: what 659d175's rank.key_phrases (which split the text itself, every run) named
+    for 60 real abstracts and three awkward texts (hyphenated compounds, accents, doubled
+    whitespace, keywords with stray spaces). The stored pairs must name the same phrases."""
+    golden = json.loads((FIXTURES / "key_phrases_659d175.json").read_text())
+    lines = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+    items = [json.loads(line) for line in lines]
+    texts = [paper_text(i["title"], i["abstract"]) for i in items]
+    model = rank.TextModel().fit(texts)
+    for case in golden["cases"]:
+        text = case["text"] if case["text"] is not None else texts[case["text_index"]]
+        analysed = terms.analyse(model, [text])
+        found = rank.key_phrases_of(model, analysed.pairs(0), analysed.columns(0), case["keywords"])
+        assert found.texts == case["texts"]
+        assert found.columns.tolist() == case["columns"]
+        assert found.starts.tolist() == case["starts"]
+    assert sum(len(case["texts"]) for case in golden["cases"]) == 424
