@@ -169,14 +169,17 @@ def test_a_pulled_model_is_what_digest_then_ranks_with(hub, tmp_path):
         "model.safetensors",
         "tokenizer.json",
     ]
+    # the first file at the revision asked for, the rest at the commit it resolved to
+    commit = "c0ffee" * 6 + "abcd"
+    assert [path for port, path, _ in hub.requests if port == hub.port] == [
+        f"/{REPO}/resolve/main/tokenizer.json",
+        f"/{REPO}/resolve/{commit}/model.safetensors",
+        f"/{REPO}/resolve/{commit}/config.json",
+    ]
     assert _left_beside(target) == ["potion-tiny"]
     umask = os.umask(0o22)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700: a daemon reads it
-    assert {path for port, path, _ in hub.requests if port == hub.port} == {
-        f"/{REPO}/resolve/main/{name}"
-        for name in ("tokenizer.json", "model.safetensors", "config.json")
-    }
 
     # the printed line, pasted into subscribers.yaml, is what digest ranks with
     (tmp_path / "subscribers.yaml").write_text(

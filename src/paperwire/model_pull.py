@@ -41,6 +41,7 @@ CHUNK = 1 << 20
 # owner/name as the Hub spells them (a few old models have no owner: "gpt2")
 _REPO = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _SHA256 = re.compile(r'"?([0-9a-f]{64})"?')
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 # the target folder may be written into a YAML flow mapping unquoted
 _PLAIN_YAML = re.compile(r"[\w./~-]+")
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -161,7 +162,9 @@ def pull(
         timeout = httpx.Timeout(read_timeout, connect=min(CONNECT_TIMEOUT, read_timeout))
         with httpx.Client(timeout=timeout, headers=headers, follow_redirects=True) as client:
             for name, required in FILES:
-                url = f"{endpoint}/{repo}/resolve/{_quote(revision)}/{name}"
+                # after the first file, the rest at its commit: a push mid-pull cannot mix
+                # two versions of the model
+                url = f"{endpoint}/{repo}/resolve/{_quote(pulled.commit or revision)}/{name}"
                 size = _download(client, url, scratch / name, pulled, required, progress)
                 if size is not None:
                     pulled.files.append((name, size))
@@ -200,7 +203,7 @@ def _download(
                 return None
             if response.status_code != 200:
                 raise PullError(_refused(response, pulled, name, url, client))
-            pulled.commit = pulled.commit or response.headers.get("x-repo-commit")
+            pulled.commit = pulled.commit or _repo_commit(response)
             expected = _int(response.headers.get("content-length"))
             sha256 = _linked_sha256(response)
             advance = progress(name, expected) if progress else (lambda n: None)
@@ -284,6 +287,16 @@ def _linked_sha256(response: httpx.Response) -> str | None:
         match = _SHA256.fullmatch(hop.headers.get("x-linked-etag", ""))
         if match:
             return match.group(1)
+    return None
+
+
+def _repo_commit(response: httpx.Response) -> str | None:
+    """The Hub's X-Repo-Commit (the commit a revision resolved to), also when the file itself
+    came from the CDN after a redirect."""
+    for hop in (*response.history, response):
+        commit = hop.headers.get("x-repo-commit")
+        if commit and _COMMIT.fullmatch(commit):
+            return commit
     return None
 
 
