@@ -111,6 +111,27 @@ def test_a_liked_paper_pulls_its_neighbour_up_and_is_named(stocked, config):
     assert all(r.startswith("about “") for r in reasons[1:])
 
 
+def test_similar_to_for_a_whole_chunk_names_what_each_digest_alone_names(
+    stocked, config, monkeypatch
+):
+    """The chunk's "similar to" cosines come from one gather over the candidate Gram; they must
+    name the liked paper the per-digest product names, for readers with several likes (bob's
+    best match is his earlier like, the second in his list) and with likes no pick resembles."""
+    votes = [("bob", "2611.00004", 1), ("bob", "2611.00006", 1), ("bob", "2611.00008", -1),
+             ("ada", "2611.00001", 1), ("ada", "2611.00003", 1), ("cy", "2611.00007", 1)]  # fmt: skip
+    for sub, paper, vote in votes:
+        stocked.record_vote(sub, paper, vote, via="test", now=NOW - dt.timedelta(hours=1))
+    batched = digest.compose(stocked, config, now=NOW, limit=6)
+    monkeypatch.setattr(digest, "_similar_liked_many", lambda *args: None)  # per digest
+    alone = digest.compose(stocked, config, now=NOW, limit=6)
+    for sub in ("ada", "bob", "cy"):
+        assert [(p.paper_id, p.reasons) for p in batched[sub].picks] == [
+            (p.paper_id, p.reasons) for p in alone[sub].picks
+        ]
+    named = [r for d in batched.values() for p in d.picks for r in p.reasons if "similar" in r]
+    assert "similar to “Retrieval augmented generation with dense passage retrieval”" in named
+
+
 def test_a_subscriber_with_no_data_still_gets_a_digest(stocked, config):
     bob = digest.compose(stocked, config, [config.subscriber("bob")], now=NOW)["bob"]
     assert len(bob.picks) == 3
