@@ -396,11 +396,12 @@ def iter_compose(
         drafted = []  # per subscriber: (followed, [(col, reasons so far, named) per pick])
         for row, _sub in enumerate(chunk):
             chosen, followed = chosen_rows[row], follows[row]
-            similar = None if alike is None else alike[row]
-            if similar is None:
+            if alike is not None:
+                similar = alike[row]
+            else:
                 similar = _similar_by_embedding(store, config, corpus, cols[chosen], signals[row])
-            if similar is None:  # embeddings off: TF-IDF cosines
-                similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids, gram)
+            if similar is None:  # embeddings off and no Gram: one product per digest
+                similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
             drafts = []  # (col, reasons so far, phrases already named) per pick
             for col, liked in zip(chosen, similar, strict=True):
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
@@ -470,18 +471,17 @@ def _similar_liked(
     matrix: sp.csr_matrix,
     chosen: list[int],
     candidate_ids: list[str],
-    gram: rank.CandidateGram | None = None,
 ) -> list[str | None]:
     """For each pick, the title of the liked (or seed) paper it resembles, if any: one product
-    for the whole digest. A paper is never "similar to" itself."""
+    for the whole digest, for runs without a candidate Gram (:func:`_similar_liked_many`
+    reads the Gram). A paper is never "similar to" itself."""
     liked_rows = _liked_rows(signals)
     if not liked_rows or not chosen:
         return [None] * len(chosen)
     # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
     liked = signals.liked_titles[: len(liked_rows)]
     same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
-    sims = None if gram is None else gram.dots(liked_rows, chosen)  # no product per digest
-    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same, sims=sims)
+    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
     return [None if b is None else liked[b][1] for b in best]
 
 
@@ -499,10 +499,9 @@ def _similar_liked_many(
     gram: rank.CandidateGram,
 ) -> list[list[str | None]]:
     """What :func:`_similar_liked` gives each subscriber of a chunk, with every (pick, liked
-    paper) cosine read from the Gram in one gather per block: the same float32 values, the
-    same first-best rule and the same bar, without ~10 numpy calls per digest."""
+    paper) cosine read from the candidate Gram at once (:meth:`rank.CandidateGram.pair_dots`):
+    the same first-best rule and the same bar, without ~10 numpy calls per digest."""
     liked = [_liked_rows(sig) for sig in signals]
-    gram._add(np.array([r for rows in liked for r in rows], dtype=np.int64))
     # one entry per (subscriber, pick, liked paper), picks in order, liked papers in order
     picks, likes = [], []
     for chosen, rows in zip(chosen_rows, liked, strict=True):
@@ -513,12 +512,7 @@ def _similar_liked_many(
     if not likes:
         return out
     pick = np.array(picks, dtype=np.int64)
-    where = np.array([gram.slot[r] for r in likes], dtype=np.int64).reshape(-1, 2)
-    sims = np.empty(len(pick), dtype=np.float32)
-    for b, block in enumerate(gram.blocks):
-        mine = where[:, 0] == b
-        sims[mine] = block[where[mine, 1], pick[mine]]
-    values = sims.astype(np.float64)
+    values = gram.pair_dots(np.array(likes, dtype=np.int64), pick).astype(np.float64)
     values[cols[pick] == np.array(likes)] = -np.inf  # a pick is never similar to itself
     # the best liked paper per pick: the first of the highest (np.argmax's rule)
     sizes = np.array([len(rows) for rows in liked], dtype=np.int64)

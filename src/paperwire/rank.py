@@ -621,12 +621,21 @@ class CandidateGram:
 
     def dots(self, rows: list[int], candidates: list[int]) -> np.ndarray:
         """(candidates × rows) dot products of the given corpus rows with given candidates."""
-        self._add(np.asarray(rows, dtype=np.int64))
-        out = np.empty((len(candidates), len(rows)), dtype=np.float32)
+        rows = np.asarray(rows, dtype=np.int64)
         picked = np.asarray(candidates, dtype=np.int64)
-        for j, r in enumerate(rows):
-            b, i = self.slot[int(r)]
-            out[:, j] = self.blocks[b][i, picked]
+        pairs = self.pair_dots(np.tile(rows, len(picked)), np.repeat(picked, len(rows)))
+        return pairs.reshape(len(picked), len(rows))
+
+    def pair_dots(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """The dot product of corpus row ``rows[k]`` with candidate ``candidates[k]``, for every
+        k: one gather per block, however many subscribers' pairs are asked for at once."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self._add(rows)
+        where = np.array([self.slot[int(r)] for r in rows], dtype=np.int64).reshape(-1, 2)
+        out = np.empty(len(rows), dtype=np.float32)
+        for b, block in enumerate(self.blocks):
+            mine = where[:, 0] == b
+            out[mine] = block[where[mine, 1], np.asarray(candidates, dtype=np.int64)[mine]]
         return out
 
     def scores(
