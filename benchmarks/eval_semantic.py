@@ -333,7 +333,7 @@ def citeulike(
     popularity = np.zeros(counts.shape[0], dtype=np.float32)  # no crowd signal in this check
 
     model = embed.load_model(spec)
-    corpus_emb = embed._normalised(counts @ model.word_sums(vocab)).astype(np.float32)
+    corpus_emb = embed.unit_rows(counts @ model.word_sums(vocab)).astype(np.float32)
     tfidf = rank.TextModel(n_features=counts.shape[1]).fit_counts(counts)
     vectors = tfidf.weigh(counts)
     print(f"# CiteULike-t {users_kind} users {len(users)}; model {model.name}", flush=True)

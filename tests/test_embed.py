@@ -56,7 +56,7 @@ def test_related_topics_are_closer_than_unrelated_ones(model):
 def test_word_sums_give_exactly_the_vector_of_the_words_written_out(model):
     words = ["quantization", "cache", "cache", "transformer"]
     sums = model.word_sums(["quantization", "cache", "transformer"])
-    bag = embed._normalised((np.array([1.0, 2.0, 1.0]) @ sums)[None, :])
+    bag = embed.unit_rows((np.array([1.0, 2.0, 1.0]) @ sums)[None, :])
     np.testing.assert_allclose(bag, model.embed([" ".join(words)]), atol=1e-5)
 
 

@@ -81,7 +81,7 @@ class StaticModel:
                 shape=(len(ids), len(self.vectors)),
             )
             out[start : start + len(ids)] = counts @ self.vectors
-        return _normalised(out)
+        return unit_rows(out)
 
     def word_sums(self, words: list[str]) -> np.ndarray:
         """Per word, the sum of its tokens' vectors (not normalised). A bag of words' vector is
@@ -94,7 +94,8 @@ class StaticModel:
         return out
 
 
-def _normalised(rows: np.ndarray) -> np.ndarray:
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay zero), in their own dtype."""
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
 

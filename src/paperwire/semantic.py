@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from .embed import unit_rows
 from .rank import decay_factor
 
 if TYPE_CHECKING:
@@ -173,12 +174,6 @@ def neighbours(vectors: np.ndarray, k: int, sample: np.ndarray) -> Neighbours | 
     spread = float(raw.std()) if len(raw) > 1 else 0.0
     side.scale = spread if spread > 0 else 1.0
     return side
-
-
-def unit_rows(rows: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1 (zero rows stay zero)."""
-    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
-    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 # Papers whose cosines are computed at once (a 2,000 × 5,000 block: 40 MB).
