@@ -3,11 +3,14 @@
 What a reader gets comes from ``digest.compose`` (hashed 1-2-grams over the stored text,
 candidate windows, calibration, the crowd prior, MMR), so this harness drives exactly that:
 
-1. A pool of CiteULike-t papers (every evaluated reader's library, filled with seeded random
-   papers up to ``--pool``) is written as a feed document: an Atom feed (no upvotes) or a
-   Hugging Face ``/api/daily_papers`` JSON list whose ``upvotes`` are how many *other* readers
-   saved the paper (an evaluated reader's hidden 20 % is never counted).
-   A paper's text repeats each vocabulary word by its count (../shared/data/README.md).
+1. The candidates are written as a feed document: an Atom feed (no upvotes) or a Hugging Face
+   ``/api/daily_papers`` JSON list whose ``upvotes`` are how many *other* readers saved the
+   paper (an evaluated reader's hidden 20 % is never counted). By default they are every
+   CiteULike-t paper (25,975), as ../shared/data/README.md's protocol ranks "every paper the
+   user has not rated"; ``--pool 6000`` gives issue 17's first pool instead (every evaluated
+   reader's library, filled with seeded random papers up to 6,000), where half the papers
+   are the evaluated readers' own libraries (benchmarks/README.md says why that mutes the
+   crowd prior). A paper's text repeats each vocabulary word by its count.
 2. The document is parsed by ``paperwire.sources.parse_document`` and stored with
    ``Store.add_papers``; each reader's 80 % is recorded with ``Store.record_votes`` (what
    ``paperwire feedback import`` does).
@@ -17,15 +20,17 @@ candidate windows, calibration, the crowd prior, MMR), so this harness drives ex
    give everyone Rocchio profiles; a daemon's run holds the subscribers due at that hour).
 4. recall@10 of the hidden 20 % over the digest, beside the arxiv-sanity-lite recipe
    (per-reader LinearSVC C=0.01 balanced on TF-IDF min_df 5, max_df 0.1, sublinear tf) on the
-   same pool, ranking the same candidates.
+   same candidates.
 
 Readers are the held-out ones (0-based line % 5 == 0 in users.dat) unless ``--tune``.
 
     python benchmarks/eval_product.py --users 100            # the table in benchmarks/README.md
+    python benchmarks/eval_product.py --users 100 --pool 6000     # the same on issue 17's pool
     python benchmarks/eval_product.py --users 100 --tune     # tuning readers
     python benchmarks/eval_product.py --users 100 --weights popularity=0 mmr_lambda=1
     python benchmarks/eval_product.py --users 100 --count-path   # + the count-matrix table
     python benchmarks/eval_product.py --users 300 --group 0      # one of 3 groups of 100 readers
+    python benchmarks/eval_product.py --users 100 --per-reader r.json   # paired comparisons
     # the crowd prior's tuning table: each group's relevance cached once, then every lift form
     python benchmarks/eval_product.py --tune --users 300 --cache-dir /tmp/crowd --group 0 1 2
     python benchmarks/eval_product.py --cache-dir /tmp/crowd --prior-table ""
@@ -104,7 +109,10 @@ def readers(libraries: list[np.ndarray], n: int, tune: bool) -> list[int]:
 
 
 def pool_of(libraries: list[np.ndarray], users: list[int], size: int, n_papers: int) -> np.ndarray:
-    """Every evaluated reader's library, filled with seeded random papers up to ``size``."""
+    """Every evaluated reader's library, filled with seeded random papers up to ``size``
+    (0: every paper)."""
+    if size <= 0 or size >= n_papers:
+        return np.arange(n_papers)
     pool = np.unique(np.concatenate([libraries[u] for u in users]))
     if len(pool) < size:
         rest = np.setdiff1d(np.arange(n_papers), pool)
@@ -182,19 +190,21 @@ def build_store(path: Path, document: bytes, votes: dict[int, np.ndarray]) -> in
     return len(papers)
 
 
-def config_for(users: list[int]):
-    """One subscriber per reader, no interests text (CiteULike has none)."""
-    lines = ["subscribers:"]
+def config_for(users: list[int], embeddings: str | None = None):
+    """One subscriber per reader, no interests text (CiteULike has none); ``embeddings`` turns
+    on semantic ranking (``ranking.embeddings``)."""
+    lines = [f"ranking:\n  embeddings: {embeddings}"] if embeddings else []
+    lines += ["subscribers:"]
     for u in users:
         lines += [f"  - id: u{u}", f"    email: u{u}@example.org"]
     return parse_config("\n".join(lines) + "\n", label="eval.yaml", env={})
 
 
 def product_digests(
-    db: Path, users: list[int], weights: rank.Weights, batch: int
+    db: Path, users: list[int], weights: rank.Weights, batch: int, embeddings: str | None = None
 ) -> dict[int, list[int]]:
     """Each reader's digest from ``digest.compose``: CiteULike indices, in the order shown."""
-    config = config_for(users)
+    config = config_for(users, embeddings)
     out: dict[int, list[int]] = {}
     with Store(db) as store:
         for start in range(0, len(users), batch):
@@ -215,8 +225,12 @@ def product_digests(
     return out
 
 
+def per_reader(picks: dict[int, list[int]], test: dict[int, np.ndarray]) -> dict[int, float]:
+    return {u: float(np.isin(picks[u], test[u]).sum() / len(test[u])) for u in picks}
+
+
 def recall(picks: dict[int, list[int]], test: dict[int, np.ndarray]) -> float:
-    return float(np.mean([np.isin(picks[u], test[u]).sum() / len(test[u]) for u in picks]))
+    return float(np.mean(list(per_reader(picks, test).values())))
 
 
 def recipe_digests(
@@ -585,7 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100, help="readers to evaluate (0: all)")
     parser.add_argument("--tune", action="store_true", help="tuning readers, not held-out ones")
-    parser.add_argument("--pool", type=int, default=6000, help="papers in the pool, at least")
+    parser.add_argument(
+        "--pool", type=int, default=0, help="papers in the pool, at least (0: every paper)"
+    )
     parser.add_argument("--batch", type=int, default=100, help="subscribers per compose call")
     parser.add_argument("--weights", nargs="*", default=[], help="rank.Weights overrides k=v")
     parser.add_argument("--feeds", default="atom,hf", help="atom, hf or both")
@@ -593,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count-path", action="store_true", help="also the count-matrix table")
     parser.add_argument(
         "--variants", default="", help="prior/MMR variants on 'product', 'count' or both (tuning)"
+    )
+    parser.add_argument("--embeddings", help="ranking.embeddings: wordllama or a model folder")
+    parser.add_argument(
+        "--per-reader", type=Path, help="write each reader's recall@10 per row here (JSON)"
     )
     parser.add_argument("--cache-dir", type=Path, help="tuning: cache groups' relevance here")
     parser.add_argument("--group-size", type=int, default=100, help="tuning readers per group")
@@ -629,25 +649,29 @@ def main(argv: list[str] | None = None) -> int:
     which = "tuning" if args.tune else "held-out"
     print(
         f"# CiteULike-t through digest.compose: {len(users)} {which} readers, pool {len(pool)} "
-        f"papers, digest {DIGEST}; weights {weights}",
+        f"papers, digest {DIGEST}; embeddings {args.embeddings}; weights {weights}",
         flush=True,
     )
     results: dict[str, float] = {}
+    readers_recall: dict[str, dict[int, float]] = {}
 
-    def report(name: str, value: float) -> None:
+    def report(name: str, value: float, picks: dict | None = None) -> None:
         results[name] = value
+        if picks is not None:
+            readers_recall[name] = per_reader(picks, test)
         print(f"{name:<52} recall@10 {value:.4f}  ({time.time() - started:.0f}s)", flush=True)
 
     if not args.skip_recipe:
-        report("arxiv-sanity-lite recipe", recall(recipe_digests(counts, pool, users, train), test))
+        picks = recipe_digests(counts, pool, users, train)
+        report("arxiv-sanity-lite recipe", recall(picks, test), picks)
     with tempfile.TemporaryDirectory() as tmp:
         for kind in [k for k in args.feeds.split(",") if k != "none"]:
             document = feed_document(counts, vocab, pool, upvotes if kind == "hf" else None)
             db = Path(tmp) / f"{kind}.db"
             build_store(db, document, train)
-            picks = product_digests(db, users, weights, args.batch)
+            picks = product_digests(db, users, weights, args.batch, args.embeddings)
             label = "Atom, no upvotes" if kind == "atom" else "Hugging Face JSON, upvotes"
-            report(f"paperwire via compose, {label}", recall(picks, test))
+            report(f"paperwire via compose, {label}", recall(picks, test), picks)
         if args.variants and "product" in args.variants:
             db = Path(tmp) / "hf.db"
             if not db.exists():
@@ -666,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in results.items():
             if name.startswith("paperwire"):
                 print(f"ratio {name}: {value / base:.2f}x", flush=True)
+    if args.per_reader is not None:
+        args.per_reader.write_text(json.dumps(readers_recall))
     print(f"# total {time.time() - started:.0f}s", flush=True)
     return 0
 
