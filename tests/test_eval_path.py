@@ -95,3 +95,63 @@ def test_cached_tuning_groups_give_compose_top10(tmp_path: Path) -> None:
 
     assert all(len(composed[u]) == 10 for u in users)
     assert {u: p.tolist() for u, p in zip(group["users"], picked, strict=True)} == composed
+
+
+def test_headline_run_ranks_every_paper_and_reports_each_reader(tmp_path: Path, monkeypatch):
+    """By default the candidates are every paper (the data README's protocol); --pool 6000
+    gives issue 17's first pool; --per-reader writes the recall@10 behind each printed mean."""
+    counts, libraries, vocab = small_citeulike(n_papers=240)
+    assert len(eval_product.pool_of(libraries, [0], 0, 240)) == 240
+    first = eval_product.pool_of(libraries, [0], 100, 240)
+    assert len(first) == 100 and set(libraries[0]) <= set(first.tolist())
+
+    monkeypatch.setattr(eval_product, "citeulike", lambda: (counts, libraries, vocab))
+    sizes: list[int] = []
+    pool_of = eval_product.pool_of
+    monkeypatch.setattr(
+        eval_product,
+        "pool_of",
+        lambda libs, users, size, n: sizes.append(size) or pool_of(libs, users, size, n),
+    )
+    seen: list[int] = []
+    build = eval_product.build_store
+    monkeypatch.setattr(
+        eval_product,
+        "build_store",
+        lambda db, document, votes: seen.append(build(db, document, votes)) or seen[-1],
+    )
+    out = tmp_path / "readers.json"
+    argv = [
+        "--users",
+        "0",
+        "--weights",
+        "classifier_min_likes=1000000000",
+        "--per-reader",
+        str(out),
+    ]
+    assert eval_product.main(argv) == 0
+    assert sizes == [0]  # "every paper", whatever the corpus
+    assert seen == [240, 240]  # the Atom and the Hugging Face store each hold every paper
+    argv_first = ["--users", "0", "--pool", "100", "--feeds", "atom", "--skip-recipe"]
+    assert eval_product.main(argv_first + argv[2:4]) == 0
+    assert seen[-1] == 100
+
+    import json
+
+    readers = json.loads(out.read_text())
+    held_out = [u for u, lib in enumerate(libraries) if len(lib) >= 10 and u % 5 == 0]
+    assert set(readers) == {
+        "arxiv-sanity-lite recipe",
+        "paperwire via compose, Atom, no upvotes",
+        "paperwire via compose, Hugging Face JSON, upvotes",
+    }
+    for per in readers.values():
+        assert sorted(int(u) for u in per) == held_out
+        assert all(0.0 <= r <= 1.0 for r in per.values())
+
+
+def test_semantic_rows_turn_on_the_configured_embeddings() -> None:
+    config = eval_product.config_for([1, 2], embeddings="wordllama")
+    assert config.ranking.embeddings == "wordllama"
+    assert [s.id for s in config.subscribers] == ["u1", "u2"]
+    assert eval_product.config_for([1]).ranking.embeddings is None
