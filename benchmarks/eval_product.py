@@ -334,7 +334,7 @@ VARIANTS = {
 
 def variants(
     relevance: np.ndarray,
-    prior: np.ndarray,
+    upvotes: np.ndarray,
     excluded: list[np.ndarray],
     vectors: sp.csr_matrix,
     users: list[int],
@@ -349,7 +349,7 @@ def variants(
         values = dict(values)
         relative = values.pop("relative", False)
         w = replace(base, **values)
-        lift = crowd(relevance, prior, w) if w.popularity else 0
+        lift = shipped_lift(relevance, upvotes, liked(upvotes, excluded), w) if w.popularity else 0
         if relative:  # the prior in units of the subscriber's own spread among their best
             top = -np.partition(-relevance, 29, axis=1)[:, :30]
             lift = lift * top.std(axis=1, keepdims=True)
@@ -361,13 +361,21 @@ def variants(
         )
 
 
-def crowd(relevance, prior, w):
-    return rank.crowd_lift(relevance, prior, w)
+def liked(upvotes: np.ndarray, excluded: list[np.ndarray]) -> list[np.ndarray]:
+    """Each reader's liked papers' upvotes: every harness vote is a thumbs-up."""
+    return [upvotes[cols] for cols in excluded]
+
+
+def shipped_lift(relevance, upvotes, liked_upvotes, weights: rank.Weights) -> np.ndarray:
+    """What compose adds to relevance: ``rank.crowd_lift`` of the candidates' upvotes (NaN:
+    none), each reader's share from their liked papers' upvotes (``rank.crowd_affinity``)."""
+    affinity = rank.crowd_affinity(liked_upvotes, rank.upvote_scale(upvotes), weights)
+    return rank.crowd_lift(relevance, rank.popularity_prior(upvotes), weights, affinity)
 
 
 def product_relevance(db: Path, users: list[int], weights: rank.Weights, batch: int):
     """Relevance (no prior) of every stored paper with the profiles compose builds, the
-    prior compose would add, the excluded (voted) columns, vectors and CiteULike indices."""
+    papers' upvotes (NaN: none), the excluded (voted) columns, vectors and CiteULike indices."""
     config = config_for(users)
     with Store(db) as store:
         corpus = digest._Corpus.load(store)
@@ -377,7 +385,9 @@ def product_relevance(db: Path, users: list[int], weights: rank.Weights, batch: 
         for start in range(0, len(users), batch):
             subs = list(config.subscribers[start : start + batch])
             parts.append(digest.score_matrix(store, config, subs, ids, now=NOW, weights=bare))
-        prior = rank.popularity_prior([r["upvotes"] for r in corpus.rows])
+        upvotes = np.array(
+            [np.nan if r["upvotes"] is None else r["upvotes"] for r in corpus.rows], dtype=float
+        )
         index = {p: i for i, p in enumerate(ids)}
         votes = store.votes([f"u{u}" for u in users])
     excluded: dict[int, list[int]] = {u: [] for u in users}
@@ -386,7 +396,7 @@ def product_relevance(db: Path, users: list[int], weights: rank.Weights, batch: 
     cite = np.array([int(p.split(".")[1]) for p in ids])
     return (
         np.vstack(parts),
-        prior,
+        upvotes,
         [np.array(excluded[u], dtype=np.int64) for u in users],
         corpus.matrix,
         cite,
@@ -476,9 +486,10 @@ SHIPPED = f"rank.crowd_lift (bar {rank.Weights().popularity_bar:g})"
 
 
 def group_picks(g: dict, lift, weights: rank.Weights) -> list[np.ndarray]:
-    """A cached group's digests (CiteULike indices) with ``lift(relevance, upvotes)`` added,
-    picked as compose picks."""
-    scores = g["relevance"] + lift(g["relevance"], g["upvotes"].astype(np.float64))
+    """A cached group's digests (CiteULike indices) with ``lift(relevance, upvotes, each
+    reader's liked papers' upvotes)`` added, picked as compose picks."""
+    upvotes = g["upvotes"].astype(np.float64)
+    scores = g["relevance"] + lift(g["relevance"], upvotes, liked(upvotes, g["excluded"]))
     return [
         g["ids"][p]
         for p in pick(
@@ -488,8 +499,9 @@ def group_picks(g: dict, lift, weights: rank.Weights) -> list[np.ndarray]:
 
 
 def prior_forms() -> dict:
-    """Lift variants: name -> f(relevance, upvotes) giving what is added to relevance."""
-    forms: dict = {"no prior": lambda r, u: np.zeros_like(r)}
+    """Lift variants: name -> f(relevance, upvotes, each reader's liked papers' upvotes)
+    giving what is added to relevance."""
+    forms: dict = {"no prior": lambda r, u, a: np.zeros_like(r)}
 
     def z_log(u):
         z = _z(np.log1p(u))
@@ -502,48 +514,53 @@ def prior_forms() -> dict:
         return np.minimum(z_log(u), cap)
 
     for w in (0.25, 0.35, 0.5, 0.75, 1.0):  # what compose adds: rank.crowd_lift itself
-        forms[f"{SHIPPED}, w {w}"] = lambda r, u, w=w: rank.crowd_lift(
+        forms[f"{SHIPPED}, w {w}"] = lambda r, u, a, w=w: shipped_lift(
+            r, u, a, replace(rank.Weights(), popularity=w)
+        )
+        forms[f"{SHIPPED}, w {w}, one share for all"] = lambda r, u, a, w=w: rank.crowd_lift(
             r, rank.popularity_prior(u), replace(rank.Weights(), popularity=w)
         )
     for w in (0.5, 0.75):
         for bar in (0.0, 2.0, 3.0):
-            forms[f"z log, bar {bar:g}, w {w}"] = lambda r, u, w=w, b=bar: _gate(r, b, w * z_log(u))
+            forms[f"z log, bar {bar:g}, w {w}"] = lambda r, u, a, w=w, b=bar: _gate(
+                r, b, w * z_log(u)
+            )
     for w in (0.35, 0.5, 0.75):
-        forms[f"z log ungated, w {w}"] = lambda r, u, w=w: np.broadcast_to(w * z_log(u), r.shape)
+        forms[f"z log ungated, w {w}"] = lambda r, u, a, w=w: np.broadcast_to(w * z_log(u), r.shape)
     for w in (0.5, 0.75, 1.0):
-        forms[f"rank pct, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * pct(u))
+        forms[f"rank pct, bar 1, w {w}"] = lambda r, u, a, w=w: _gate(r, 1.0, w * pct(u))
     for w in (0.5, 0.75, 1.0):
-        forms[f"z log capped at 2, bar 1, w {w}"] = lambda r, u, w=w: _gate(
+        forms[f"z log capped at 2, bar 1, w {w}"] = lambda r, u, a, w=w: _gate(
             r, 1.0, w * capped(u, 2.0)
         )
     for w in (0.05, 0.1, 0.2):
-        forms[f"raw log1p, bar 1, w {w}"] = lambda r, u, w=w: _gate(r, 1.0, w * np.log1p(u))
+        forms[f"raw log1p, bar 1, w {w}"] = lambda r, u, a, w=w: _gate(r, 1.0, w * np.log1p(u))
     for w in (0.5, 0.75, 1.0):
         for bar, t in ((1.0, 0.5), (2.0, 0.5), (2.0, 1.0)):
-            forms[f"soft gate sigmoid((r-{bar:g})/{t:g}), w {w}"] = lambda r, u, w=w, b=bar, t=t: (
-                w * z_log(u)[None, :] * _sigmoid((r - b) / t)
+            forms[f"soft gate sigmoid((r-{bar:g})/{t:g}), w {w}"] = (
+                lambda r, u, a, w=w, b=bar, t=t: w * z_log(u)[None, :] * _sigmoid((r - b) / t)
             )
     for w in (0.1, 0.15, 0.2, 0.3):
-        forms[f"proportional w·max(r,0)·prior, w {w}"] = lambda r, u, w=w: (
+        forms[f"proportional w·max(r,0)·prior, w {w}"] = lambda r, u, a, w=w: (
             w * np.maximum(r, 0) * z_log(u)[None, :]
         )
     for w in (0.5, 0.75, 1.0):
         for m in (100, 300):
-            forms[f"top-{m} gate, w {w}"] = lambda r, u, w=w, m=m: np.where(
+            forms[f"top-{m} gate, w {w}"] = lambda r, u, a, w=w, m=m: np.where(
                 r >= -np.partition(-r, m - 1, axis=1)[:, m - 1 : m], w * z_log(u)[None, :], 0
             )
 
     for w in (0.5, 0.75, 1.0):  # a gate that opens gradually: 0 below the bar, full t above it
         for bar, t in ((0.0, 1.0), (1.0, 1.0), (1.0, 2.0), (2.0, 2.0)):
             forms[f"ramp gate clip((r-{bar:g})/{t:g}, 0, 1), w {w}"] = (
-                lambda r, u, w=w, b=bar, t=t: w * z_log(u)[None, :] * np.clip((r - b) / t, 0, 1)
+                lambda r, u, a, w=w, b=bar, t=t: w * z_log(u)[None, :] * np.clip((r - b) / t, 0, 1)
             )
 
     def spread(r, m=100):  # the reader's own scale: SD of their m most relevant scores
         return (-np.partition(-r, m - 1, axis=1)[:, :m]).std(axis=1, keepdims=True)
 
     for w in (0.1, 0.2, 0.3, 0.5):
-        forms[f"reader-scaled w·sd(top-100)·prior, bar 1, w {w}"] = lambda r, u, w=w: _gate(
+        forms[f"reader-scaled w·sd(top-100)·prior, bar 1, w {w}"] = lambda r, u, a, w=w: _gate(
             r, 1.0, w * spread(r) * z_log(u)[None, :]
         )
     return forms
@@ -676,12 +693,12 @@ def main(argv: list[str] | None = None) -> int:
             db = Path(tmp) / "hf.db"
             if not db.exists():
                 build_store(db, feed_document(counts, vocab, pool, upvotes), train)
-            rel, prior, excluded, vectors, ids = product_relevance(db, users, weights, args.batch)
-            variants(rel, prior, excluded, vectors, users, ids, test, weights, "compose", report)
+            rel, ups, excluded, vectors, ids = product_relevance(db, users, weights, args.batch)
+            variants(rel, ups, excluded, vectors, users, ids, test, weights, "compose", report)
     if args.variants and "count" in args.variants:
         cp = count_relevance(counts, pool, users, train, weights)
-        prior = rank.popularity_prior(upvotes[pool])
-        variants(*cp[:1], prior, cp[1], cp[2], users, pool, test, weights, "count", report)
+        ups = upvotes[pool].astype(float)
+        variants(cp[0], ups, cp[1], cp[2], users, pool, test, weights, "count", report)
     if args.count_path:
         for name, picks in count_path(counts, pool, users, train, upvotes, weights).items():
             report(f"count-matrix path (rank only, no MMR), {name}", recall(picks, test))

@@ -55,10 +55,12 @@ def test_harness_variant_path_gives_compose_top10(tmp_path: Path) -> None:
     weights = replace(rank.Weights(), classifier_min_likes=10**9)
 
     composed = eval_product.product_digests(db, users, weights, batch=4)
-    relevance, prior, excluded, vectors, ids = eval_product.product_relevance(
+    relevance, upvotes, excluded, vectors, ids = eval_product.product_relevance(
         db, users, weights, batch=4
     )
-    scores = relevance + rank.crowd_lift(relevance, prior, weights)
+    liked = eval_product.liked(upvotes, excluded)
+    assert len(set(rank.crowd_affinity(liked, rank.upvote_scale(upvotes), weights))) > 1
+    scores = relevance + eval_product.shipped_lift(relevance, upvotes, liked, weights)
     picked = eval_product.pick(scores, excluded, vectors, weights)
 
     assert all(len(composed[u]) == 10 for u in users)

@@ -84,3 +84,53 @@ def test_a_blank_profile_takes_the_prior_for_every_paper():
     prior = rank.popularity_prior([1, 50, 5])
     scores = relevance + rank.crowd_lift(relevance, prior, rank.Weights())
     assert np.argsort(-scores[0]).tolist() == [1, 2, 0]
+
+
+def test_each_reader_hears_the_crowd_as_much_as_their_likes_follow_it():
+    scale = rank.upvote_scale([0, 1, 2, 3, 5, 8, 13, 40, 100, 300])
+    weights = rank.Weights()
+    fan, niche, two, unknown, extreme = rank.crowd_affinity(
+        [[300, 100, 40], [0, 1, 0, 2], [300, 100], [None, None, None, 300], [10**6] * 3],
+        scale,
+        weights,
+    )
+    assert fan > 1 > niche == 0  # the crowd's favourites vs papers nobody upvotes
+    assert two == unknown == 1  # fewer than 3 liked papers with a count: the shared weight
+    assert extreme == weights.popularity_affinity_cap
+    assert rank.crowd_affinity([[300, 100, 40]], None, weights).tolist() == [1.0]
+    off = replace(weights, popularity_affinity_cap=0.0)
+    assert rank.crowd_affinity([[300, 100, 40]], scale, off).tolist() == [1.0]
+
+
+def test_a_reader_of_unupvoted_papers_gets_no_lift_and_a_fan_gets_more(daily, make_config):
+    """Through the product's path (digest.score_matrix, what compose and alerts score with):
+    the same interests, thumbs-up on the most or on the least upvoted papers of a real Hugging
+    Face response."""
+    papers = sorted(daily.papers(daily.papers_since(NOW - dt.timedelta(days=2))).values(),
+                    key=lambda p: p["upvotes"])  # fmt: skip
+    least, most = [p["paper_id"] for p in papers[:3]], [p["paper_id"] for p in papers[-3:]]
+    assert max(p["upvotes"] for p in papers[:3]) < min(p["upvotes"] for p in papers[-3:])
+    interests = '"speculative decoding, KV cache, LLM inference, agents"'
+    config = make_config(
+        "subscribers:\n"
+        f"  - id: fan\n    email: fan@example.org\n    interests: {interests}\n"
+        f"  - id: niche\n    email: niche@example.org\n    interests: {interests}\n"
+    )
+    daily.record_votes(
+        [("fan", p, 1) for p in most] + [("niche", p, 1) for p in least], via="import"
+    )
+    ids = [p["paper_id"] for p in papers if p["paper_id"] not in least + most]
+
+    def scores(weights: rank.Weights) -> np.ndarray:
+        return digest.score_matrix(daily, config, None, ids, now=NOW, weights=weights)
+
+    # every paper past the relevance bar (24 candidates give few above it): the shares alone
+    weights = replace(rank.Weights(), popularity_bar=-np.inf)
+    shipped = scores(weights)
+    bare = scores(replace(weights, popularity=0.0))
+    shared = scores(replace(weights, popularity_affinity_cap=0.0))
+    lifted = shipped[0] > bare[0]
+    assert lifted.any()
+    assert np.all(shipped[0, lifted] - bare[0, lifted] > shared[0, lifted] - bare[0, lifted])
+    assert np.array_equal(shipped[1], bare[1])  # niche: no lift at all
+    assert not np.array_equal(shared[1], bare[1])  # which one shared weight would have given

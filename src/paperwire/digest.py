@@ -253,12 +253,14 @@ def _scored_chunks(
     phrases: _Phrases,
     gram: rank.CandidateGram | None = None,
     calibration: rank.CandidateGram | None = None,
+    upvote_scale: tuple[float, float] | None = None,
 ):
     """Yield (start, chunk, signals, profiles, scores, interest phrases) per chunk of
     subscribers: what ``compose`` and ``score_matrix`` share, so memory stays flat as they grow.
 
-    A score is the profile's (calibrated) score plus the popularity prior plus the bonus for
-    whole interest phrases the paper contains (:func:`rank.phrase_bonus`)."""
+    A score is the profile's (calibrated) score plus the popularity prior (each subscriber's
+    share of it from their liked papers' upvotes on the candidates' ``upvote_scale``) plus the
+    bonus for whole interest phrases the paper contains (:func:`rank.phrase_bonus`)."""
     interests = store.interests_overrides()
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
@@ -266,11 +268,22 @@ def _scored_chunks(
         profiles = rank.build_profiles_from_signals(
             corpus.model, signals, corpus.matrix, now, weights, calibration
         )
-        scores = rank.score(profiles, papers, prior, weights, gram)
+        affinity = rank.crowd_affinity(
+            [_liked_upvotes(corpus, sig) for sig in signals], upvote_scale, weights
+        )
+        scores = rank.score(profiles, papers, prior, weights, gram, affinity)
         mine = phrases.of(signals)
         if weights.phrase_match:
             scores += rank.phrase_bonus(phrases.matched(mine), weights)
         yield start, chunk, signals, profiles, scores, mine
+
+
+def _liked_upvotes(corpus: _Corpus, signals: rank.Signals) -> list[int | None]:
+    """The upvote counts (None: not from a source that counts) of a subscriber's seed papers
+    and thumbed-up papers: what :func:`rank.crowd_affinity` reads their taste from."""
+    if signals.vote_rows is None or signals.seed_rows is None:
+        return []
+    return [corpus.rows[r].get("upvotes") for r in _liked_rows(signals)]
 
 
 def compose(
@@ -333,7 +346,8 @@ def iter_compose(
     rows = [corpus.rows[c] for c in cols]
     matrix = corpus.matrix[cols]
     first_seen = np.array([dt.datetime.fromisoformat(r["first_seen"]).timestamp() for r in rows])
-    prior = rank.popularity_prior([r.get("upvotes") for r in rows])
+    upvotes = [r.get("upvotes") for r in rows]
+    prior, scale = rank.popularity_prior(upvotes), rank.upvote_scale(upvotes)
     excluded = store.excluded_ids(s.id for s in subscribers)
     for sub in subscribers:  # a seed paper is the reader's own: never a candidate
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
@@ -355,7 +369,7 @@ def iter_compose(
     issue16 = _FollowAndFilter(store, candidate_ids)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
-        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram, calibration
+        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram, calibration, scale
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
@@ -721,10 +735,19 @@ def score_matrix(
     if not subscribers or not known:
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
-    prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
+    upvotes = [corpus.rows[c]["upvotes"] for c in cols]
+    prior, scale = rank.popularity_prior(upvotes), rank.upvote_scale(upvotes)
     phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     for start, chunk, signals, _, scores, _ in _scored_chunks(
-        store, corpus, subscribers, corpus.matrix[cols], prior, now, weights, phrases
+        store,
+        corpus,
+        subscribers,
+        corpus.matrix[cols],
+        prior,
+        now,
+        weights,
+        phrases,
+        upvote_scale=scale,
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         out[start : start + len(chunk), known] = scores
