@@ -373,10 +373,12 @@ def shipped_lift(relevance, upvotes, liked_upvotes, weights: rank.Weights) -> np
     return rank.crowd_lift(relevance, rank.popularity_prior(upvotes), weights, affinity)
 
 
-def product_relevance(db: Path, users: list[int], weights: rank.Weights, batch: int):
+def product_relevance(
+    db: Path, users: list[int], weights: rank.Weights, batch: int, embeddings: str | None = None
+):
     """Relevance (no prior) of every stored paper with the profiles compose builds, the
     papers' upvotes (NaN: none), the excluded (voted) columns, vectors and CiteULike indices."""
-    config = config_for(users)
+    config = config_for(users, embeddings)
     with Store(db) as store:
         corpus = digest._Corpus.load(store)
         ids = [r["paper_id"] for r in corpus.rows]
@@ -443,7 +445,9 @@ def cache_group(path: Path, counts, libraries, vocab, users: list[int], args) ->
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "hf.db"
         build_store(db, feed_document(counts, vocab, pool, upvotes), train)
-        rel, _, excluded, vectors, ids = product_relevance(db, users, weights, args.batch)
+        rel, _, excluded, vectors, ids = product_relevance(
+            db, users, weights, args.batch, args.embeddings
+        )
     sp.save_npz(path.with_suffix(".vectors.npz"), vectors.tocsr())
     np.savez(
         path,
@@ -693,7 +697,9 @@ def main(argv: list[str] | None = None) -> int:
             db = Path(tmp) / "hf.db"
             if not db.exists():
                 build_store(db, feed_document(counts, vocab, pool, upvotes), train)
-            rel, ups, excluded, vectors, ids = product_relevance(db, users, weights, args.batch)
+            rel, ups, excluded, vectors, ids = product_relevance(
+                db, users, weights, args.batch, args.embeddings
+            )
             variants(rel, ups, excluded, vectors, users, ids, test, weights, "compose", report)
     if args.variants and "count" in args.variants:
         cp = count_relevance(counts, pool, users, train, weights)

@@ -76,7 +76,10 @@ def test_cached_tuning_groups_give_compose_top10(tmp_path: Path) -> None:
     crowd = np.random.default_rng(5)
     libraries += [np.sort(crowd.choice(counts.shape[0], 40, replace=False)) for _ in range(60)]
     args = SimpleNamespace(
-        pool=counts.shape[0], weights=["classifier_min_likes=1000000000"], batch=4
+        pool=counts.shape[0],
+        weights=["classifier_min_likes=1000000000"],
+        batch=4,
+        embeddings=None,
     )
     path = tmp_path / "group0.npz"
     eval_product.cache_group(path, counts, libraries, vocab, users, args)

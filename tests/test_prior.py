@@ -4,6 +4,7 @@ paper over an on-topic one, on a real Hugging Face Daily Papers response (issue 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,14 +90,15 @@ def test_a_blank_profile_takes_the_prior_for_every_paper():
 def test_each_reader_hears_the_crowd_as_much_as_their_likes_follow_it():
     scale = rank.upvote_scale([0, 1, 2, 3, 5, 8, 13, 40, 100, 300])
     weights = rank.Weights()
-    fan, niche, two, unknown, extreme = rank.crowd_affinity(
-        [[300, 100, 40], [0, 1, 0, 2], [300, 100], [None, None, None, 300], [10**6] * 3],
-        scale,
-        weights,
+    fan, niche, none, extreme = rank.crowd_affinity(
+        [[300, 100, 40], [0, 1, 0, 2], [None, None], [10**6] * 20], scale, weights
     )
-    assert fan > 1 > niche == 0  # the crowd's favourites vs papers nobody upvotes
-    assert two == unknown == 1  # fewer than 3 liked papers with a count: the shared weight
+    assert fan > 1 and niche == 0  # the crowd's favourites vs papers nobody upvotes
+    assert none == 1  # no count to go on: the shared weight
     assert extreme == weights.popularity_affinity_cap
+    # each like moves the share from 1 towards the reader's own, one step at a time
+    steps = rank.crowd_affinity([[300] * k for k in range(6)], scale, weights)
+    assert steps[0] == 1 and np.all(np.diff(steps) > 0) and np.all(np.diff(steps) < 0.5)
     assert rank.crowd_affinity([[300, 100, 40]], None, weights).tolist() == [1.0]
     off = replace(weights, popularity_affinity_cap=0.0)
     assert rank.crowd_affinity([[300, 100, 40]], scale, off).tolist() == [1.0]
@@ -115,9 +117,15 @@ def test_a_reader_of_unupvoted_papers_gets_no_lift_and_a_fan_gets_more(daily, ma
         "subscribers:\n"
         f"  - id: fan\n    email: fan@example.org\n    interests: {interests}\n"
         f"  - id: niche\n    email: niche@example.org\n    interests: {interests}\n"
+        f"  - id: seeder\n    email: s@example.org\n    interests: {interests}\n"
+        f"    seed_papers: {json.dumps(most)}\n"
     )
+    # niche thumbs down the popular papers: a thumbs-down is not taste the crowd shares
     daily.record_votes(
-        [("fan", p, 1) for p in most] + [("niche", p, 1) for p in least], via="import"
+        [("fan", p, 1) for p in most]
+        + [("niche", p, 1) for p in least]
+        + [("niche", p, -1) for p in most],
+        via="import",
     )
     ids = [p["paper_id"] for p in papers if p["paper_id"] not in least + most]
 
@@ -134,3 +142,6 @@ def test_a_reader_of_unupvoted_papers_gets_no_lift_and_a_fan_gets_more(daily, ma
     assert np.all(shipped[0, lifted] - bare[0, lifted] > shared[0, lifted] - bare[0, lifted])
     assert np.array_equal(shipped[1], bare[1])  # niche: no lift at all
     assert not np.array_equal(shared[1], bare[1])  # which one shared weight would have given
+    seeded = shipped[2] > bare[2]  # seed papers are liked papers: the same share as the fan's
+    assert seeded.any()
+    assert np.all(shipped[2, seeded] - bare[2, seeded] > shared[2, seeded] - bare[2, seeded])

@@ -253,15 +253,17 @@ def _scored_chunks(
     phrases: _Phrases,
     gram: rank.CandidateGram | None = None,
     calibration: rank.CandidateGram | None = None,
-    upvote_scale: tuple[float, float] | None = None,
 ):
     """Yield (start, chunk, signals, profiles, scores, interest phrases) per chunk of
     subscribers: what ``compose`` and ``score_matrix`` share, so memory stays flat as they grow.
 
     A score is the profile's (calibrated) score plus the popularity prior (each subscriber's
-    share of it from their liked papers' upvotes on the candidates' ``upvote_scale``) plus the
-    bonus for whole interest phrases the paper contains (:func:`rank.phrase_bonus`)."""
+    share of it from their liked papers' upvotes, :func:`rank.crowd_affinity`) plus the bonus
+    for whole interest phrases the paper contains (:func:`rank.phrase_bonus`)."""
     interests = store.interests_overrides()
+    # the readers' shares are read on every stored paper with a count, not on today's
+    # candidates: a small window (or one absurd count) would swing them from run to run
+    upvote_scale = rank.upvote_scale([r.get("upvotes") for r in corpus.rows])
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
@@ -283,7 +285,8 @@ def _liked_upvotes(corpus: _Corpus, signals: rank.Signals) -> list[int | None]:
     and thumbed-up papers: what :func:`rank.crowd_affinity` reads their taste from."""
     if signals.vote_rows is None or signals.seed_rows is None:
         return []
-    return [corpus.rows[r].get("upvotes") for r in _liked_rows(signals)]
+    # a seed paper the reader also thumbed up is one paper
+    return [corpus.rows[r].get("upvotes") for r in dict.fromkeys(_liked_rows(signals))]
 
 
 def compose(
@@ -346,8 +349,7 @@ def iter_compose(
     rows = [corpus.rows[c] for c in cols]
     matrix = corpus.matrix[cols]
     first_seen = np.array([dt.datetime.fromisoformat(r["first_seen"]).timestamp() for r in rows])
-    upvotes = [r.get("upvotes") for r in rows]
-    prior, scale = rank.popularity_prior(upvotes), rank.upvote_scale(upvotes)
+    prior = rank.popularity_prior([r.get("upvotes") for r in rows])
     excluded = store.excluded_ids(s.id for s in subscribers)
     for sub in subscribers:  # a seed paper is the reader's own: never a candidate
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
@@ -369,7 +371,7 @@ def iter_compose(
     issue16 = _FollowAndFilter(store, candidate_ids)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
-        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram, calibration, scale
+        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram, calibration
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
@@ -735,8 +737,7 @@ def score_matrix(
     if not subscribers or not known:
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
-    upvotes = [corpus.rows[c]["upvotes"] for c in cols]
-    prior, scale = rank.popularity_prior(upvotes), rank.upvote_scale(upvotes)
+    prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
     phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     for start, chunk, signals, _, scores, _ in _scored_chunks(
         store,
@@ -747,7 +748,6 @@ def score_matrix(
         now,
         weights,
         phrases,
-        upvote_scale=scale,
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         out[start : start + len(chunk), known] = scores
