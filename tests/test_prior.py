@@ -100,6 +100,13 @@ def test_each_reader_hears_the_crowd_as_much_as_their_likes_follow_it():
     steps = rank.crowd_affinity([[300] * k for k in range(6)], scale, weights)
     assert steps[0] == 1 and np.all(np.diff(steps) > 0) and np.all(np.diff(steps) < 0.5)
     assert rank.crowd_affinity([[300, 100, 40]], None, weights).tolist() == [1.0]
+    # one absurd count in the store is read as a million: the fan keeps their share
+    stored = np.random.default_rng(2).integers(0, 60, 2000).tolist()
+    sane, hostile = rank.upvote_scale(stored), rank.upvote_scale([*stored, 2**63 - 1])
+    assert rank.crowd_affinity([[300, 100, 40]], hostile, weights)[0] == pytest.approx(
+        rank.crowd_affinity([[300, 100, 40]], sane, weights)[0], abs=0.05
+    )
+    assert rank.popularity_prior([2**63 - 1, 5, 0])[0] == rank.popularity_prior([10**6, 5, 0])[0]
     off = replace(weights, popularity_affinity_cap=0.0)
     assert rank.crowd_affinity([[300, 100, 40]], scale, off).tolist() == [1.0]
 

@@ -82,9 +82,10 @@ class Weights:
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
     # Through compose at a 10-paper digest, on 300 CiteULike-t tuning readers ranking every
     # paper, with each reader's share (below): 0.75 gives recall@10 0.1175 against 0.1114 at
-    # 0.5, 0.1158 at 1.0 and 0.0916 without upvotes; no other form tried did better
-    # (rank-based, capped, soft or ramped gates, lifts proportional to relevance or to the
-    # reader's spread; benchmarks/README.md, "Tuning the crowd prior").
+    # 0.5, 0.1158 at 1.0 and 0.0916 without upvotes; with one share for all, no other form
+    # tried did better than this one (rank-based, capped, soft or ramped gates, lifts
+    # proportional to relevance or to the reader's spread; benchmarks/README.md, "Tuning the
+    # crowd prior").
     popularity: float = 0.75
     # The crowd prior only orders papers the subscriber already finds relevant: it lifts a
     # paper scoring at least this many standard deviations above their average paper. Anything
@@ -537,11 +538,20 @@ def _scaled_parts(parts: tuple, scale: np.ndarray) -> tuple[sp.csr_matrix, sp.cs
     return coef, interest_part
 
 
+# More upvotes than any paper has had: a larger count is a feed's lie, read as this many (so
+# one absurd count cannot flatten every other paper's prior and every reader's share).
+MAX_UPVOTES = 1_000_000
+
+
+def _log_upvotes(values: np.ndarray) -> np.ndarray:
+    return np.log1p(np.clip(values, 0, MAX_UPVOTES))
+
+
 def upvote_scale(upvotes: list[int | None] | np.ndarray) -> tuple[float, float] | None:
     """Mean and standard deviation of log(1 + upvotes) over the papers that have a count: the
     prior's scale. None with fewer than two counts or no spread."""
     values = np.array([np.nan if u is None else u for u in upvotes], dtype=np.float64)
-    logs = np.log1p(np.maximum(values[~np.isnan(values)], 0))
+    logs = _log_upvotes(values[~np.isnan(values)])
     if len(logs) < 2 or not logs.std() > 0:
         return None
     return float(logs.mean()), float(logs.std())
@@ -554,7 +564,7 @@ def popularity_prior(upvotes: list[int | None] | np.ndarray) -> np.ndarray:
     out = np.zeros(len(values), dtype=np.float32)
     scale = upvote_scale(values)
     if scale is not None:
-        out[known] = (np.log1p(np.maximum(values[known], 0)) - scale[0]) / scale[1]
+        out[known] = (_log_upvotes(values[known]) - scale[0]) / scale[1]
     return out
 
 
@@ -571,13 +581,13 @@ def crowd_affinity(
     the crowd and a reader of papers nobody upvotes comes to hear none (benchmarks/README.md,
     "Each reader's share of the crowd")."""
     out = np.ones(len(liked_upvotes), dtype=np.float32)
-    if scale is None or not weights.popularity_affinity_cap or not len(liked_upvotes):
+    if scale is None or not weights.popularity_affinity_cap > 0 or not len(liked_upvotes):
         return out
     # every subscriber's papers in one flat array (20,000 subscribers: ~50 ms, not ~0.7 s)
     owner = np.repeat(np.arange(len(liked_upvotes)), [len(u) for u in liked_upvotes])
     flat = np.array([np.nan if u is None else u for ups in liked_upvotes for u in ups], float)
     known = ~np.isnan(flat)
-    owner, logs = owner[known], np.log1p(np.maximum(flat[known], 0))
+    owner, logs = owner[known], _log_upvotes(flat[known])
     count = np.bincount(owner, minlength=len(out))
     total = np.bincount(owner, weights=(logs - scale[0]) / scale[1], minlength=len(out))
     prior = max(weights.popularity_affinity_prior_likes, 0)
