@@ -633,7 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--embeddings", help="ranking.embeddings: wordllama or a model folder")
     parser.add_argument(
-        "--per-reader", type=Path, help="write each reader's recall@10 per row here (JSON)"
+        "--per-reader",
+        type=Path,
+        help="write each reader's recall@10 here (JSON): the recipe and compose rows",
     )
     parser.add_argument("--cache-dir", type=Path, help="tuning: cache groups' relevance here")
     parser.add_argument("--group-size", type=int, default=100, help="tuning readers per group")

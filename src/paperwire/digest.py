@@ -740,14 +740,7 @@ def score_matrix(
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
     phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     for start, chunk, signals, _, scores, _ in _scored_chunks(
-        store,
-        corpus,
-        subscribers,
-        corpus.matrix[cols],
-        prior,
-        now,
-        weights,
-        phrases,
+        store, corpus, subscribers, corpus.matrix[cols], prior, now, weights, phrases
     ):
         scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
         out[start : start + len(chunk), known] = scores
