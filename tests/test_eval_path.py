@@ -160,3 +160,37 @@ def test_semantic_rows_turn_on_the_configured_embeddings() -> None:
     assert config.ranking.embeddings == "wordllama"
     assert [s.id for s in config.subscribers] == ["u1", "u2"]
     assert eval_product.config_for([1]).ranking.embeddings is None
+
+
+def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None:
+    """benchmarks/eval_content.py's "shipped" row (the classifier refitted per reader on the
+    stored vectors, no upvotes) picks what compose picks from an Atom feed: its variants are
+    measured against the ranking that ships."""
+    import eval_content
+
+    counts, libraries, vocab = small_citeulike()
+    users = list(range(len(libraries)))
+    splits = eval_product.eval_ranking.split(libraries, users, eval_product.SEED)
+    train = {u: splits[u][0] for u in users}
+    db = tmp_path / "atom.db"
+    pool = np.arange(counts.shape[0])
+    eval_product.build_store(db, eval_product.feed_document(counts, vocab, pool, None), train)
+    composed = eval_product.product_digests(db, users, rank.Weights(), batch=len(users))
+
+    monkeypatch.setattr(eval_product, "CACHE", tmp_path / "cache")
+    vectors, cite = eval_content.product_vectors(counts, vocab)
+    again, _ = eval_content.product_vectors(counts, vocab)  # the cached copy
+    assert (again != vectors).nnz == 0
+    row_of = np.empty(len(cite), dtype=np.int64)
+    row_of[cite] = np.arange(len(cite))
+    liked = [row_of[train[u]] for u in users]
+    eval_content.prepare(vectors, ["C=1"], lsa_dims=0)
+    tasks = [eval_content.reader_task((i, rows)) for i, rows in enumerate(liked)]
+    shipped = np.vstack([out["shipped"] for _, out in tasks])
+    picked = eval_product.pick(shipped, liked, vectors, rank.Weights())
+
+    assert all(len(composed[u]) == 10 for u in users)
+    assert {u: cite[p].tolist() for u, p in zip(users, picked, strict=True)} == composed
+    # a variant is a different ranking, not the shipped one under another name
+    other = np.vstack([out["C=1"] for _, out in tasks])
+    assert not np.allclose(other, shipped)

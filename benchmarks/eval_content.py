@@ -1,0 +1,266 @@
+"""Content-only variants of compose's relevance, screened on every tuning reader at once.
+
+Issue 17's last gap is the digest without upvotes (1.05× the arxiv-sanity-lite recipe on the
+592 held-out readers, target 1.10×), i.e. content ranking alone. A 300-reader sample moves by
+±10 % from draw to draw, so a content change that looks like +6 % there may be nothing: this
+harness scores a change on all 2,249 tuning readers (``line % 5 != 0``, ≥ 10 papers), paired
+per reader against what ships, in parallel (one process per core; ~5 min on 16 cores for a
+variant and the shipped ranking).
+
+What it measures is what compose does without upvotes, and nothing else:
+
+* the vectors are the product's own: every CiteULike-t paper written as an Atom feed
+  (``eval_product.feed_document``), parsed and stored with ``Store``, hashed and weighed by
+  ``digest._Corpus.load`` (cached in ``PAPERWIRE_BENCH_CACHE`` after the first run);
+* "shipped" is ``rank.classifier_row`` with the shipped ``rank.Weights`` (every reader here has
+  ≥ 8 liked papers, so every profile is a classifier), scored over every paper
+  (``tests/test_eval_path.py`` fails if its picks ever differ from compose's);
+* the digest is ``eval_product.pick``: compose's ``top_k`` of 3 × 10 and MMR down to 10 with
+  compose's float16 cosines (``tests/test_eval_path.py`` holds that path to compose's top-10s);
+* recall@10 of the hidden 20 %, split as ``eval_ranking.split`` (the data README's protocol).
+
+    python benchmarks/eval_content.py --variants "C=1,pu=100,idf^2,+svm,+lsa"   # all tuning readers
+    python benchmarks/eval_content.py --readers 300 --variants "+lsa"           # a sample
+    python benchmarks/eval_content.py --recipe                                  # + the recipe's row
+
+Variants (each a per-reader score over every paper; "+" adds a standardised term to the
+standardised shipped score):
+
+=========  =====================================================================================
+C=X        the classifier with C = X (shipped 0.5)
+pu=K       positive-unlabelled refit: the K background papers the shipped classifier scores
+           highest are dropped from the negatives (they may be the reader's unsaved likes)
+idf^P      the corpus vectors with IDF raised to the power P (P = 2: squared IDF), re-normalised
+binary     binary term frequency × IDF, re-normalised
++svm       + the recipe's learner (LinearSVC C=0.05, balanced) on the product's vectors
++rocchio   + 0.25 × the cosine to the liked papers' centroid, on squared-IDF vectors
++lsa       + the semantic layer (``paperwire.semantic``, classifier weight 0.5) on a corpus-fitted
+           LSA (TruncatedSVD, ``--lsa-dims``) instead of a static embedding model
+=========  =====================================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.preprocessing import normalize
+from sklearn.svm import LinearSVC
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import eval_product as ep  # noqa: E402
+import eval_ranking  # noqa: E402
+
+from paperwire import digest, rank, semantic  # noqa: E402
+from paperwire.embed import unit_rows  # noqa: E402
+from paperwire.store import Store  # noqa: E402
+
+WEIGHTS = rank.Weights()
+# Set in the parent before the pool forks, so every worker shares them without copying.
+STATE: dict = {}
+
+
+def product_vectors(counts, vocab) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The stored corpus matrix compose ranks with, and each row's CiteULike index (cached)."""
+    cached = ep.CACHE / "product-vectors.npz"
+    if cached.exists():
+        with np.load(cached) as f:
+            cite = f["cite"]
+        return sp.load_npz(cached.with_suffix(".matrix.npz")).tocsr(), cite
+    pool = np.arange(counts.shape[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "atom.db"
+        ep.build_store(db, ep.feed_document(counts, vocab, pool, None), {})
+        with Store(db) as store:
+            corpus = digest._Corpus.load(store)
+            matrix = corpus.matrix.tocsr()
+            cite = np.array([int(r["paper_id"].split(".")[1]) for r in corpus.rows])
+    ep.CACHE.mkdir(parents=True, exist_ok=True)
+    sp.save_npz(cached.with_suffix(".matrix.npz"), matrix)
+    np.savez(cached, cite=cite)
+    return matrix, cite
+
+
+def _z(s: np.ndarray) -> np.ndarray:
+    return (s - s.mean()) / (s.std() or 1.0)
+
+
+def _classifier(vectors: sp.csr_matrix, liked: np.ndarray, weights=WEIGHTS, drop=()) -> np.ndarray:
+    """``rank.classifier_row`` for a reader whose liked papers are these rows; ``drop``: more
+    rows kept out of the background. Scores over every paper."""
+    labels = rank.Labels(
+        vectors[liked],
+        np.array(["liked"] * len(liked), dtype=object),
+        np.zeros(len(liked)),
+        np.r_[liked, np.asarray(drop, dtype=np.int64)].astype(np.int64),
+    )
+    coef = rank.classifier_row(labels, vectors, weights)
+    return np.asarray((vectors @ coef.T).todense()).ravel()
+
+
+def _reweighed(vectors: sp.csr_matrix, power: float | None) -> sp.csr_matrix:
+    """The vectors with IDF to ``power`` (None: binary tf × IDF), rows re-normalised. IDF is
+    read back from the corpus's document frequencies, as ``TextModel.fit_counts`` sets it."""
+    n = vectors.shape[0]
+    df = np.bincount(vectors.indices, minlength=vectors.shape[1])
+    idf = np.where(df > 0, np.log((1 + n) / (1 + df)) + 1, 0).astype(np.float32)
+    if power is None:
+        binary = vectors.copy()
+        binary.data[:] = 1
+        return normalize(binary @ sp.diags(idf)).tocsr().astype(np.float32)
+    factor = np.where(idf > 0, idf ** (power - 1), 0).astype(np.float32)
+    return normalize(vectors @ sp.diags(factor)).tocsr().astype(np.float32)
+
+
+def variant_scores(name: str, liked: np.ndarray, shipped: np.ndarray) -> np.ndarray:
+    v = STATE["vectors"]
+    if name.startswith("C="):
+        return _classifier(v, liked, replace(WEIGHTS, classifier_c=float(name[2:])))
+    if name.startswith("pu="):
+        s = shipped.copy()
+        s[liked] = -np.inf
+        k = int(name[3:])
+        return _classifier(v, liked, drop=np.argpartition(-s, k)[:k])
+    if name.startswith("idf^") or name == "binary":
+        return _classifier(STATE[name], liked)
+    if name == "+svm":
+        y = np.zeros(v.shape[0])
+        y[liked] = 1
+        svm = LinearSVC(C=0.05, class_weight="balanced", max_iter=2000).fit(v, y)
+        return _z(shipped) + _z(np.asarray(v @ svm.coef_.ravel()).ravel())
+    if name == "+rocchio":
+        m = STATE["idf^2"]
+        centroid = np.asarray(m[liked].mean(axis=0)).ravel()
+        return _z(shipped) + 0.25 * _z(m @ centroid)
+    if name == "+lsa":
+        e = STATE["lsa"]
+        w = replace(semantic.SemanticWeights(), classifier_weight=0.5)
+        sig = semantic.EmbeddedSignals(
+            None,
+            e[liked],
+            np.array(["liked"] * len(liked), dtype=object),
+            np.zeros(len(liked)),
+            liked,
+        )
+        profiles = semantic.build_profiles([sig], e, w)
+        return _z(shipped) + profiles.added(e, w, STATE["lsa-density"])[0]
+    raise SystemExit(f"unknown variant {name!r}")
+
+
+def reader_task(args) -> tuple[int, dict[str, np.ndarray]]:
+    index, liked = args
+    shipped = _classifier(STATE["vectors"], liked)
+    out = {"shipped": shipped}
+    for name in STATE["variants"]:
+        out[name] = variant_scores(name, liked, shipped)
+    return index, {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def prepare(vectors: sp.csr_matrix, variants: list[str], lsa_dims: int) -> None:
+    STATE.update(vectors=vectors, variants=variants)
+    for name in variants:
+        if name.startswith("idf^"):
+            STATE[name] = _reweighed(vectors, float(name[4:]))
+        if name == "binary":
+            STATE[name] = _reweighed(vectors, None)
+        if name == "+rocchio" and "idf^2" not in STATE:
+            STATE["idf^2"] = _reweighed(vectors, 2.0)
+        if name == "+lsa":
+            svd = TruncatedSVD(lsa_dims, algorithm="randomized", n_iter=5, random_state=0)
+            STATE["lsa"] = unit_rows(svd.fit_transform(vectors).astype(np.float32))
+            w = semantic.SemanticWeights()
+            STATE["lsa-density"] = semantic.build_profiles([], STATE["lsa"], w).density(
+                STATE["lsa"], w
+            )
+
+
+def recipe_recall(counts, splits, users) -> list[float]:
+    """The arxiv-sanity-lite recipe's recall@10 per reader (every unrated paper ranked)."""
+    eval_ranking.JOBS = os.cpu_count() or 1
+    x = eval_ranking.asl_features(counts)
+    out = []
+    for start in range(0, len(users), 256):
+        chunk = users[start : start + 256]
+        scores = eval_ranking.arxiv_sanity(x, [splits[u][0] for u in chunk])
+        for row, u in enumerate(chunk):
+            s = scores[row].astype(np.float64)
+            s[splits[u][0]] = -np.inf
+            top = np.argsort(-s, kind="stable")[: ep.DIGEST]
+            out.append(float(np.isin(top, splits[u][1]).sum() / len(splits[u][1])))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--readers", type=int, default=0, help="seeded sample (0: every one)")
+    parser.add_argument("--held-out", action="store_true", help="held-out readers (report only)")
+    parser.add_argument("--variants", default="", help="comma-separated (see the docstring)")
+    parser.add_argument("--lsa-dims", type=int, default=128)
+    parser.add_argument("--recipe", action="store_true", help="also the recipe's row and ratios")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    parser.add_argument("--per-reader", type=Path, help="write each reader's recall@10 (JSON)")
+    args = parser.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    started = time.time()
+
+    counts, libraries, vocab = ep.citeulike()
+    users = ep.readers(libraries, args.readers, tune=not args.held_out)
+    splits = eval_ranking.split(libraries, users, ep.SEED)
+    vectors, cite = product_vectors(counts, vocab)
+    row_of = np.empty(len(cite), dtype=np.int64)
+    row_of[cite] = np.arange(len(cite))
+    liked = [row_of[splits[u][0]] for u in users]
+    prepare(vectors, variants, args.lsa_dims)
+    print(f"{len(users)} readers, {vectors.shape[0]} papers, {time.time() - started:.0f} s")
+
+    scores: dict[int, dict[str, np.ndarray]] = {}
+    with Pool(args.jobs) as pool:
+        for index, out in pool.imap_unordered(reader_task, list(enumerate(liked))):
+            scores[index] = out
+    print(f"fits done, {time.time() - started:.0f} s", flush=True)
+
+    similarity = ep.cosines(vectors)
+    results: dict[str, list[float]] = {}
+    for name in ["shipped", *variants]:
+        batch = 256
+        for start in range(0, len(users), batch):
+            rows = range(start, min(start + batch, len(users)))
+            matrix = np.vstack([scores[i][name] for i in rows]).astype(np.float32)
+            picks = ep.pick(matrix, [liked[i] for i in rows], vectors, WEIGHTS, similarity)
+            results.setdefault(name, []).extend(
+                float(np.isin(cite[p], splits[users[i]][1]).sum() / len(splits[users[i]][1]))
+                for i, p in zip(rows, picks, strict=True)
+            )
+    if args.recipe:
+        results["recipe"] = recipe_recall(counts, splits, users)
+
+    shipped = np.array(results["shipped"])
+    recipe = np.array(results["recipe"]) if "recipe" in results else None
+    print(f"\nrecall@10 of a 10-paper digest, {len(users)} readers, no upvotes")
+    print(f"{'variant':<12} {'recall@10':>9}  {'vs shipped (paired ± s.e.)':<26} vs recipe")
+    for name, values in results.items():
+        v = np.array(values)
+        d = v - shipped
+        ratio = f"{v.mean() / recipe.mean():.3f}×" if recipe is not None else ""
+        print(
+            f"{name:<12} {v.mean():>9.4f}  {d.mean():+.4f} ± {d.std() / np.sqrt(len(d)):.4f}"
+            f"{'':<10} {ratio}"
+        )
+    if args.per_reader:
+        args.per_reader.write_text(json.dumps({"users": users, **results}))
+    print(f"{time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
