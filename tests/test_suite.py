@@ -24,6 +24,8 @@ def run_browser_test(**env: str) -> subprocess.CompletedProcess:
             "-rs",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "0",  # one browser test: no worker processes (pyproject's addopts start them)
             "tests/test_render_browser.py::test_digest_html_renders_in_chromium[375]",
         ],
         cwd=ROOT,
