@@ -4,8 +4,9 @@ Issue 17's last gap is the digest without upvotes (1.05× the arxiv-sanity-lite 
 592 held-out readers, target 1.10×), i.e. content ranking alone. A 300-reader sample moves by
 ±10 % from draw to draw, so a content change that looks like +6 % there may be nothing: this
 harness scores a change on all 2,249 tuning readers (``line % 5 != 0``, ≥ 10 papers), paired
-per reader against what ships, in parallel (one process per core; ~5 min on 16 cores for a
-variant and the shipped ranking).
+per reader against what ships, in parallel (one process per core: the shipped ranking, the
++lsa variant and the recipe took 313 s on 16 cores; a variant that refits the classifier
+adds about as much again).
 
 What it measures is what compose does without upvotes, and nothing else:
 
@@ -13,10 +14,10 @@ What it measures is what compose does without upvotes, and nothing else:
   (``eval_product.feed_document``), parsed and stored with ``Store``, hashed and weighed by
   ``digest._Corpus.load`` (cached in ``PAPERWIRE_BENCH_CACHE`` after the first run);
 * "shipped" is ``rank.classifier_row`` with the shipped ``rank.Weights`` (every reader here has
-  ≥ 8 liked papers, so every profile is a classifier), scored over every paper
-  (``tests/test_eval_path.py`` fails if its picks ever differ from compose's);
+  ≥ 8 liked papers, so every profile is a classifier), scored over every paper;
 * the digest is ``eval_product.pick``: compose's ``top_k`` of 3 × 10 and MMR down to 10 with
-  compose's float16 cosines (``tests/test_eval_path.py`` holds that path to compose's top-10s);
+  compose's float16 cosines (``tests/test_eval_path.py`` fails if the shipped row's picks
+  ever differ from compose's top-10s);
 * recall@10 of the hidden 20 %, split as ``eval_ranking.split`` (the data README's protocol).
 
     python benchmarks/eval_content.py --variants "C=1,pu=100,idf^2,+svm,+lsa"   # all tuning readers
@@ -43,12 +44,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
 from dataclasses import replace
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -224,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(users)} readers, {vectors.shape[0]} papers, {time.time() - started:.0f} s")
 
     scores: dict[int, dict[str, np.ndarray]] = {}
-    with Pool(args.jobs) as pool:
+    # fork: the workers inherit STATE (the vectors, the LSA) instead of pickling it per task
+    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         for index, out in pool.imap_unordered(reader_task, list(enumerate(liked))):
             scores[index] = out
     print(f"fits done, {time.time() - started:.0f} s", flush=True)
