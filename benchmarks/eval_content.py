@@ -15,9 +15,10 @@ What it measures is what compose does without upvotes, and nothing else:
   ``digest._Corpus.load`` (cached in ``PAPERWIRE_BENCH_CACHE`` after the first run);
 * "shipped" is ``rank.classifier_row`` with the shipped ``rank.Weights`` (every reader here has
   ≥ 8 liked papers, so every profile is a classifier), scored over every paper;
-* the digest is ``eval_product.pick``: compose's ``top_k`` of 3 × 10 and MMR down to 10 with
-  compose's float16 cosines (``tests/test_eval_path.py`` fails if the shipped row's picks
-  ever differ from compose's top-10s);
+* the digest is :func:`digests`: compose's ``top_k`` of 3 × 10 and MMR down to 10
+  (``eval_product.pick``), with the cosines compose gives MMR at this many candidates
+  (``tests/test_eval_path.py`` fails if the shipped row's picks ever differ from compose's
+  top-10s);
 * recall@10 of the hidden 20 %, split as ``eval_ranking.split`` (the data README's protocol).
 
     python benchmarks/eval_content.py --variants "C=1,pu=100,idf^2,+svm,+lsa"   # all tuning readers
@@ -27,25 +28,30 @@ What it measures is what compose does without upvotes, and nothing else:
 Variants (each a per-reader score over every paper; "+" adds a standardised term to the
 standardised shipped score):
 
-=========  =====================================================================================
-C=X        the classifier with C = X (shipped 0.5)
-pu=K       positive-unlabelled refit: the K background papers the shipped classifier scores
-           highest are dropped from the negatives (they may be the reader's unsaved likes)
-idf^P      the corpus vectors with IDF raised to the power P (P = 2: squared IDF), re-normalised
-binary     binary term frequency × IDF, re-normalised
-+svm       + the recipe's learner (LinearSVC C=0.05, balanced) on the product's vectors
-+rocchio   + 0.25 × the cosine to the liked papers' centroid, on squared-IDF vectors
-+lsa       + the semantic layer (``paperwire.semantic``, classifier weight 0.5) on a corpus-fitted
-           LSA (TruncatedSVD, ``--lsa-dims``) instead of a static embedding model
-=========  =====================================================================================
+============  ==================================================================================
+C=X           the classifier with C = X (shipped 0.5)
+pu=K          positive-unlabelled refit: the K background papers the shipped classifier scores
+              highest are dropped from the negatives (they may be the reader's unsaved likes)
+idf^P         the corpus vectors with IDF raised to the power P (P = 2: squared IDF),
+              re-normalised (MMR then compares papers on those vectors too)
+binary        binary term frequency × IDF, re-normalised (likewise)
+mmr-off       the shipped scores, the top 10 without MMR
++svm          + a LinearSVC (balanced, C 0.05: the best of 0.01 / 0.05 / 0.2 on these vectors;
+              the recipe's learner, at the recipe's C 0.01) on the product's vectors
++rocchio=A    + A × the cosine to the liked papers' centroid, on squared-IDF vectors (A: 0.25)
++lsa=W        + the semantic layer (``paperwire.semantic``, classifier weight W, default 0.5) on
+              a corpus-fitted LSA (TruncatedSVD, ``--lsa-dims``) instead of a static model
+============  ==================================================================================
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import time
@@ -57,6 +63,7 @@ import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_product as ep  # noqa: E402
@@ -71,9 +78,17 @@ WEIGHTS = rank.Weights()
 STATE: dict = {}
 
 
+# What the stored vectors are made by: a change to any of these makes a new cache file.
+MADE_BY = ("eval_product.py", "../src/paperwire/rank.py", "../src/paperwire/terms.py",
+           "../src/paperwire/digest.py", "../src/paperwire/store.py")  # fmt: skip
+
+
 def product_vectors(counts, vocab) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The stored corpus matrix compose ranks with, and each row's CiteULike index (cached)."""
-    cached = ep.CACHE / "product-vectors.npz"
+    """The stored corpus matrix compose ranks with, and each row's CiteULike index (cached
+    under a fingerprint of the code that makes them)."""
+    here = Path(__file__).resolve().parent
+    code = hashlib.sha256(b"".join((here / name).read_bytes() for name in MADE_BY))
+    cached = ep.CACHE / f"product-vectors-{code.hexdigest()[:12]}.npz"
     if cached.exists():
         with np.load(cached) as f:
             cite = f["cite"]
@@ -87,8 +102,14 @@ def product_vectors(counts, vocab) -> tuple[sp.csr_matrix, np.ndarray]:
             matrix = corpus.matrix.tocsr()
             cite = np.array([int(r["paper_id"].split(".")[1]) for r in corpus.rows])
     ep.CACHE.mkdir(parents=True, exist_ok=True)
-    sp.save_npz(cached.with_suffix(".matrix.npz"), matrix)
-    np.savez(cached, cite=cite)
+    # the index file last, each written whole and renamed: a killed run leaves no half cache
+    for target, save in (
+        (cached.with_suffix(".matrix.npz"), lambda f: sp.save_npz(f, matrix)),
+        (cached, lambda f: np.savez(f, cite=cite)),
+    ):
+        with tempfile.NamedTemporaryFile(dir=ep.CACHE, suffix=".npz", delete=False) as f:
+            save(f)
+        os.replace(f.name, target)
     return matrix, cite
 
 
@@ -123,6 +144,22 @@ def _reweighed(vectors: sp.csr_matrix, power: float | None) -> sp.csr_matrix:
     return normalize(vectors @ sp.diags(factor)).tocsr().astype(np.float32)
 
 
+VARIANT = re.compile(
+    r"C=[\d.]+|pu=\d+|idf\^[\d.]+|binary|mmr-off|\+svm|\+rocchio(=[\d.]+)?|\+lsa(=[\d.]+)?"
+)
+
+
+def check_variants(names: list[str]) -> None:
+    """Unknown names fail here, before the pool: a worker that raised would hang the run."""
+    bad = [n for n in names if not VARIANT.fullmatch(n)]
+    if bad:
+        raise SystemExit(f"unknown variant(s) {', '.join(map(repr, bad))} (see --help)")
+
+
+def _parameter(name: str, default: float) -> float:
+    return float(name.split("=", 1)[1]) if "=" in name else default
+
+
 def variant_scores(name: str, liked: np.ndarray, shipped: np.ndarray) -> np.ndarray:
     v = STATE["vectors"]
     if name.startswith("C="):
@@ -134,18 +171,20 @@ def variant_scores(name: str, liked: np.ndarray, shipped: np.ndarray) -> np.ndar
         return _classifier(v, liked, drop=np.argpartition(-s, k)[:k])
     if name.startswith("idf^") or name == "binary":
         return _classifier(STATE[name], liked)
+    if name == "mmr-off":
+        return shipped
     if name == "+svm":
         y = np.zeros(v.shape[0])
         y[liked] = 1
         svm = LinearSVC(C=0.05, class_weight="balanced", max_iter=2000).fit(v, y)
         return _z(shipped) + _z(np.asarray(v @ svm.coef_.ravel()).ravel())
-    if name == "+rocchio":
+    if name.startswith("+rocchio"):
         m = STATE["idf^2"]
         centroid = np.asarray(m[liked].mean(axis=0)).ravel()
-        return _z(shipped) + 0.25 * _z(m @ centroid)
-    if name == "+lsa":
+        return _z(shipped) + _parameter(name, 0.25) * _z(m @ centroid)
+    if name.startswith("+lsa"):
         e = STATE["lsa"]
-        w = replace(semantic.SemanticWeights(), classifier_weight=0.5)
+        w = replace(semantic.SemanticWeights(), classifier_weight=_parameter(name, 0.5))
         sig = semantic.EmbeddedSignals(
             None,
             e[liked],
@@ -155,7 +194,12 @@ def variant_scores(name: str, liked: np.ndarray, shipped: np.ndarray) -> np.ndar
         )
         profiles = semantic.build_profiles([sig], e, w)
         return _z(shipped) + profiles.added(e, w, STATE["lsa-density"])[0]
-    raise SystemExit(f"unknown variant {name!r}")
+    raise ValueError(f"unknown variant {name!r}")
+
+
+def _one_thread() -> None:
+    """Each worker fits one reader at a time on one core: no BLAS thread pool per worker."""
+    threadpool_limits(1)
 
 
 def reader_task(args) -> tuple[int, dict[str, np.ndarray]]:
@@ -168,15 +212,17 @@ def reader_task(args) -> tuple[int, dict[str, np.ndarray]]:
 
 
 def prepare(vectors: sp.csr_matrix, variants: list[str], lsa_dims: int) -> None:
+    check_variants(variants)
+    STATE.clear()
     STATE.update(vectors=vectors, variants=variants)
     for name in variants:
         if name.startswith("idf^"):
             STATE[name] = _reweighed(vectors, float(name[4:]))
         if name == "binary":
             STATE[name] = _reweighed(vectors, None)
-        if name == "+rocchio" and "idf^2" not in STATE:
+        if name.startswith("+rocchio") and "idf^2" not in STATE:
             STATE["idf^2"] = _reweighed(vectors, 2.0)
-        if name == "+lsa":
+        if name.startswith("+lsa") and "lsa" not in STATE:
             svd = TruncatedSVD(lsa_dims, algorithm="randomized", n_iter=5, random_state=0)
             STATE["lsa"] = unit_rows(svd.fit_transform(vectors).astype(np.float32))
             w = semantic.SemanticWeights()
@@ -185,9 +231,21 @@ def prepare(vectors: sp.csr_matrix, variants: list[str], lsa_dims: int) -> None:
             )
 
 
-def recipe_recall(counts, splits, users) -> list[float]:
+def digests(name: str, scores: np.ndarray, liked: list[np.ndarray]) -> list[list[int]]:
+    """Each reader's 10 picks (corpus rows) from one variant's scores, as compose picks them:
+    MMR on the vectors the variant ranks with, over compose's float16 cosines where it keeps
+    them (up to ``digest.MAX_DENSE_SIMILARITY`` candidates), else the exact cosines it
+    computes per pool (``eval_product.cosines``); ``mmr-off`` is the plain top 10."""
+    vectors = STATE.get(name, STATE["vectors"])
+    weights = replace(WEIGHTS, mmr_lambda=1.0) if name == "mmr-off" else WEIGHTS
+    if "cosines" not in STATE or STATE["cosines"][0] is not vectors:
+        STATE["cosines"] = (vectors, ep.cosines(vectors))
+    return ep.pick(scores, liked, vectors, weights, STATE["cosines"][1])
+
+
+def recipe_recall(counts, splits, users, jobs: int) -> list[float]:
     """The arxiv-sanity-lite recipe's recall@10 per reader (every unrated paper ranked)."""
-    eval_ranking.JOBS = os.cpu_count() or 1
+    eval_ranking.JOBS = jobs
     x = eval_ranking.asl_features(counts)
     out = []
     for start in range(0, len(users), 256):
@@ -212,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-reader", type=Path, help="write each reader's recall@10 (JSON)")
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
+    check_variants(variants)
     started = time.time()
 
     counts, libraries, vocab = ep.citeulike()
@@ -226,25 +285,24 @@ def main(argv: list[str] | None = None) -> int:
 
     scores: dict[int, dict[str, np.ndarray]] = {}
     # fork: the workers inherit STATE (the vectors, the LSA) instead of pickling it per task
-    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+    with multiprocessing.get_context("fork").Pool(args.jobs, _one_thread) as pool:
         for index, out in pool.imap_unordered(reader_task, list(enumerate(liked))):
             scores[index] = out
     print(f"fits done, {time.time() - started:.0f} s", flush=True)
 
-    similarity = ep.cosines(vectors)
     results: dict[str, list[float]] = {}
     for name in ["shipped", *variants]:
         batch = 256
         for start in range(0, len(users), batch):
             rows = range(start, min(start + batch, len(users)))
             matrix = np.vstack([scores[i][name] for i in rows]).astype(np.float32)
-            picks = ep.pick(matrix, [liked[i] for i in rows], vectors, WEIGHTS, similarity)
+            picks = digests(name, matrix, [liked[i] for i in rows])
             results.setdefault(name, []).extend(
                 float(np.isin(cite[p], splits[users[i]][1]).sum() / len(splits[users[i]][1]))
                 for i, p in zip(rows, picks, strict=True)
             )
     if args.recipe:
-        results["recipe"] = recipe_recall(counts, splits, users)
+        results["recipe"] = recipe_recall(counts, splits, users, args.jobs)
 
     shipped = np.array(results["shipped"])
     recipe = np.array(results["recipe"]) if "recipe" in results else None

@@ -300,7 +300,11 @@ def pick(
 
 
 def cosines(vectors: sp.csr_matrix):
-    """The candidates' cosines as compose hands them to MMR (every stored paper a candidate)."""
+    """The candidates' cosines as compose hands them to MMR (every stored paper a candidate):
+    float16 from its dense Gram up to ``digest.MAX_DENSE_SIMILARITY`` candidates; beyond,
+    compose keeps none and MMR computes each pool's own (None here does the same)."""
+    if vectors.shape[0] > digest.MAX_DENSE_SIMILARITY:
+        return None
     return digest._Float16Cosines(
         rank.CandidateGram(vectors, np.arange(vectors.shape[0])).candidates
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -187,10 +188,13 @@ def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None
     eval_content.prepare(vectors, ["C=1"], lsa_dims=0)
     tasks = [eval_content.reader_task((i, rows)) for i, rows in enumerate(liked)]
     shipped = np.vstack([out["shipped"] for _, out in tasks])
-    picked = eval_product.pick(shipped, liked, vectors, rank.Weights())
+    picked = eval_content.digests("shipped", shipped, liked)
 
     assert all(len(composed[u]) == 10 for u in users)
     assert {u: cite[p].tolist() for u, p in zip(users, picked, strict=True)} == composed
     # a variant is a different ranking, not the shipped one under another name
     other = np.vstack([out["C=1"] for _, out in tasks])
     assert not np.allclose(other, shipped)
+    # a mistyped variant stops the run before any worker starts (a worker's error would hang it)
+    with pytest.raises(SystemExit, match="unknown variant.*'rocchio'"):
+        eval_content.main(["--variants", "C=1,rocchio"])
