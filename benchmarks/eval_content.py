@@ -131,11 +131,10 @@ def _classifier(vectors: sp.csr_matrix, liked: np.ndarray, weights=WEIGHTS, drop
 
 
 def _reweighed(vectors: sp.csr_matrix, power: float | None) -> sp.csr_matrix:
-    """The vectors with IDF to ``power`` (None: binary tf × IDF), rows re-normalised. IDF is
-    read back from the corpus's document frequencies, as ``TextModel.fit_counts`` sets it."""
-    n = vectors.shape[0]
-    df = np.bincount(vectors.indices, minlength=vectors.shape[1])
-    idf = np.where(df > 0, np.log((1 + n) / (1 + df)) + 1, 0).astype(np.float32)
+    """The vectors with IDF to ``power`` (None: binary tf × IDF), rows re-normalised. The
+    stored vectors have a column only where a term passed the IDF filters, so fitting on them
+    gives back the IDF they were weighed with."""
+    idf = rank.TextModel(n_features=vectors.shape[1]).fit_counts(vectors).idf
     if power is None:
         binary = vectors.copy()
         binary.data[:] = 1
@@ -246,17 +245,9 @@ def digests(name: str, scores: np.ndarray, liked: list[np.ndarray]) -> list[list
 def recipe_recall(counts, splits, users, jobs: int) -> list[float]:
     """The arxiv-sanity-lite recipe's recall@10 per reader (every unrated paper ranked)."""
     eval_ranking.JOBS = jobs
-    x = eval_ranking.asl_features(counts)
-    out = []
-    for start in range(0, len(users), 256):
-        chunk = users[start : start + 256]
-        scores = eval_ranking.arxiv_sanity(x, [splits[u][0] for u in chunk])
-        for row, u in enumerate(chunk):
-            s = scores[row].astype(np.float64)
-            s[splits[u][0]] = -np.inf
-            top = np.argsort(-s, kind="stable")[: ep.DIGEST]
-            out.append(float(np.isin(top, splits[u][1]).sum() / len(splits[u][1])))
-    return out
+    train = {u: splits[u][0] for u in users}
+    picks = ep.recipe_digests(counts, np.arange(counts.shape[0]), users, train)
+    return list(ep.per_reader(picks, {u: splits[u][1] for u in users}).values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,10 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             rows = range(start, min(start + batch, len(users)))
             matrix = np.vstack([scores[i][name] for i in rows]).astype(np.float32)
             picks = digests(name, matrix, [liked[i] for i in rows])
-            results.setdefault(name, []).extend(
-                float(np.isin(cite[p], splits[users[i]][1]).sum() / len(splits[users[i]][1]))
-                for i, p in zip(rows, picks, strict=True)
-            )
+            chosen = {users[i]: cite[p] for i, p in zip(rows, picks, strict=True)}
+            hidden = {users[i]: splits[users[i]][1] for i in rows}
+            results.setdefault(name, []).extend(ep.per_reader(chosen, hidden).values())
     if args.recipe:
         results["recipe"] = recipe_recall(counts, splits, users, args.jobs)
 
