@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -132,6 +133,13 @@ class _Corpus:
     counts: sp.csr_matrix
     # Per paper, the word pairs a reason may name and their columns.
     analysed: terms.Analysed
+
+    @cached_property
+    def upvote_scale(self) -> tuple[float, float] | None:
+        """:func:`rank.upvote_scale` of every stored paper with a count, once per corpus: the
+        readers' shares are read on it, not on today's candidates (a small window, or one
+        absurd count, would swing them from run to run)."""
+        return rank.upvote_scale([r.get("upvotes") for r in self.rows])
 
     @classmethod
     def load(cls, store: Store) -> _Corpus:
@@ -261,9 +269,6 @@ def _scored_chunks(
     share of it from their liked papers' upvotes, :func:`rank.crowd_affinity`) plus the bonus
     for whole interest phrases the paper contains (:func:`rank.phrase_bonus`)."""
     interests = store.interests_overrides()
-    # the readers' shares are read on every stored paper with a count, not on today's
-    # candidates: a small window (or one absurd count) would swing them from run to run
-    upvote_scale = rank.upvote_scale([r.get("upvotes") for r in corpus.rows])
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
@@ -271,7 +276,7 @@ def _scored_chunks(
             corpus.model, signals, corpus.matrix, now, weights, calibration
         )
         affinity = rank.crowd_affinity(
-            [_liked_upvotes(corpus, sig) for sig in signals], upvote_scale, weights
+            [_liked_upvotes(corpus, sig) for sig in signals], corpus.upvote_scale, weights
         )
         scores = rank.score(profiles, papers, prior, weights, gram, affinity)
         mine = phrases.of(signals)
