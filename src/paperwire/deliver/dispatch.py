@@ -21,7 +21,7 @@ import httpx
 from .. import render
 from ..config import Config, SubscriberConfig
 from ..errors import DeliveryError
-from ..feedback import signer_for
+from ..links import signer_for
 from ..sources.http import make_client
 from ..store import Store
 from . import apprise as apprise_mod
