@@ -766,8 +766,9 @@ def test_a_vote_that_waited_past_the_deadline_is_dropped_not_applied_late(
 def test_an_older_click_processed_after_a_newer_one_is_not_applied(web: WebApp):
     import datetime as dt
 
-    from paperwire.links import VoteClaim, apply_vote
+    from paperwire.links import VoteClaim
     from paperwire.web.app import FeedbackApp
+    from paperwire.web.votes import apply_vote
 
     app = FeedbackApp(
         lambda: web.config,

@@ -44,12 +44,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config, SubscriberConfig
 from ..errors import ConfigError, FeedbackError, PaperwireError
-from ..links import VOTES, Signer, VoteClaim, apply_vote, signer_for
+from ..links import Signer, VoteClaim, signer_for
 from ..render import atom, render_page, templates_dir
 from ..store import Store, utcnow
 from .pool import Saturated, WorkPool
 from .profile_cache import WAIT_SECONDS as PROFILE_WAIT
 from .profile_cache import ProfileCache
+from .votes import VOTES, apply_vote
 
 log = logging.getLogger(__name__)
 
