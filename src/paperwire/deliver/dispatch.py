@@ -20,6 +20,7 @@ import httpx
 
 from .. import render
 from ..config import Config, SubscriberConfig
+from ..config.channels import SmtpSettings
 from ..errors import DeliveryError
 from ..links import signer_for
 from ..sources.http import make_client
@@ -93,7 +94,7 @@ def deliver_jobs(
         date=now.timestamp(),
         signer=signer,
     )
-    smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
+    smtp = config.sender.smtp
     outbox = outbox or Path(config.outbox)
     by_key: dict[int, Job] = {}  # SMTP jobs, in order, by ledger id
     own_http = http is None and any(j.channel == "slack" for j in jobs)
@@ -110,12 +111,12 @@ def deliver_jobs(
             elif job.channel.startswith(apprise_mod.PREFIX):  # one Apprise URL of `notify`
                 ctx, _ = messages.context(mail_job(job), run)
                 done(_deliver_apprise(store, job, ctx, now))
-            elif smtp_url is None:
+            elif smtp is None:
                 done(_deliver_outbox(store, job, run, outbox, now))
             else:
                 by_key[job.delivery_id] = job
         if by_key and not stopped():
-            for line in _deliver_smtp(store, config, by_key, run, smtp_url, now, stop, done):
+            for line in _deliver_smtp(store, config, by_key, run, smtp, now, stop, done):
                 done(line)
     finally:
         if own_http and http is not None:
@@ -139,14 +140,14 @@ def _deliver_smtp(
     config: Config,
     by_key: dict[int, Job],
     run: messages.MailRun,
-    smtp_url: str,
+    smtp: SmtpSettings,
     now: dt.datetime,
     stop: threading.Event | None,
     done: Callable[[SendLine], None],
 ) -> list[SendLine]:
     """Send over SMTP; returns lines for the digests a failed server left unsent."""
     sender = email_mod.SmtpSender(
-        email_mod.SmtpSettings.from_url(smtp_url),
+        smtp,
         connections=config.sender.smtp_connections,
         attempts=config.sender.retry_attempts,
         backoff=config.sender.retry_backoff,
