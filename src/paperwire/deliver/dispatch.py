@@ -1,7 +1,8 @@
-"""The delivery stage: ledger entries the pipeline opened (and claimed) go out by e-mail
-(SMTP, or the outbox folder), Slack, the reader's Atom feed or an Apprise URL, and each outcome is written back to the ledger as it
-happens: sent; failed for good (a recipient refused); or still pending (an outage), for the
-next run to resend with the same Message-ID.
+"""The delivery stage: ledger entries the pipeline opened (and claimed) go out through their
+:class:`~.channel.Channel`: e-mail (SMTP, or the outbox folder), Slack, the reader's Atom feed or
+an Apprise URL, and each outcome is written back to the ledger as it happens: sent; failed for
+good (a recipient refused); or still pending (an outage), for the next run to resend with the
+same Message-ID.
 """
 
 from __future__ import annotations
@@ -12,50 +13,132 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
 from .. import render
 from ..config import Config, SubscriberConfig
-from ..config.channels import SmtpSettings
+from ..config.channels import SmtpSettings, apprise_url_problem, parse_smtp_url
 from ..errors import DeliveryError
 from ..links import signer_for
-from ..sources.http import make_client
 from ..store import Store
 from . import apprise as apprise_mod
 from . import email as email_mod
 from . import messages, slack
-
-if TYPE_CHECKING:
-    from ..paper import Pick
+from .channel import Channel, Job, Run, SendLine, settle
 
 log = logging.getLogger("paperwire")
 
 
-@dataclass
-class SendLine:
-    subscriber_id: str
-    status: str  # sent | failed | retry | nothing-new | not-due | unsubscribed | disabled
-    detail: str = ""
-    kind: str = "digest"  # or alert
+class EmailChannel:
+    """E-mail: over SMTP when ``PAPERWIRE_SMTP_URL`` is set, else into the outbox folder."""
+
+    name = "email"
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [self.name] if sub.email else []
+
+    def check(self, value: str) -> str | None:
+        try:
+            parse_smtp_url(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def pooled(self, config: Config) -> bool:
+        return config.sender.smtp is not None
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        smtp = run.config.sender.smtp
+        if smtp is None:
+            _one_by_one(jobs, run, lambda job: _deliver_outbox(run, job))
+            return
+        by_key = {job.delivery_id: job for job in jobs}
+        for line in _deliver_smtp(
+            run.store, run.config, by_key, run.mail, smtp, run.now, run.stop, run.done
+        ):
+            run.done(line)
 
 
-@dataclass
-class Job:
-    """One ledger entry to deliver now, held by this run."""
+class SlackChannel:
+    """A Slack incoming webhook (``slack_webhook``): Block Kit messages, split to fit."""
 
-    delivery_id: int
-    sub: SubscriberConfig
-    kind: str
-    period: str
-    channel: str
-    message_id: str
-    picks: list[Pick]
-    since: dt.datetime | None = None
-    parts_sent: int = 0  # messages of a split Slack or Apprise digest an earlier run got accepted
+    name = "slack"
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [self.name] if sub.slack_webhook else []
+
+    def check(self, value: str) -> str | None:
+        return None  # a secret URL, used as given
+
+    def pooled(self, config: Config) -> bool:
+        return False
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        _one_by_one(jobs, run, lambda job: _deliver_slack(run, job))
+
+
+class FeedChannel:
+    """The reader's private Atom feed (``feed: true``): recorded as sent is delivered, since the
+    feed reads the ledger."""
+
+    name = "feed"
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [self.name] if sub.feed else []
+
+    def check(self, value: str) -> str | None:
+        return None
+
+    def pooled(self, config: Config) -> bool:
+        return False
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        _one_by_one(
+            jobs,
+            run,
+            lambda job: settle(
+                run.store, job, run.now, sent=f"{len(job.picks)} papers to the feed"
+            ),
+        )
+
+
+class AppriseChannel:
+    """Each Apprise URL of ``notify`` (Discord, Telegram, ntfy, ...) is a ledger channel of its
+    own, named by scheme and hash, never by its token."""
+
+    name = apprise_mod.PREFIX.rstrip(":")
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [apprise_mod.channel_id(u.get_secret_value()) for u in sub.notify]
+
+    def check(self, value: str) -> str | None:
+        return apprise_url_problem(value)
+
+    def pooled(self, config: Config) -> bool:
+        return False
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        _one_by_one(jobs, run, lambda job: _deliver_apprise(run, job))
+
+
+EMAIL = EmailChannel()
+# in the order a subscriber's channels are opened and listed
+CHANNELS: tuple[Channel, ...] = (EMAIL, SlackChannel(), FeedChannel(), AppriseChannel())
+
+
+def channel_ids(sub: SubscriberConfig) -> list[str]:
+    """Every ledger channel a subscriber has, e-mail first."""
+    return [ledger_id for channel in CHANNELS for ledger_id in channel.ids(sub)]
+
+
+def channel_for(ledger_id: str) -> Channel:
+    """The channel a ledger entry goes out on (e-mail for anything else, as it always was)."""
+    for channel in CHANNELS:
+        if ledger_id == channel.name or ledger_id.startswith(f"{channel.name}:"):
+            return channel
+    return EMAIL
 
 
 def deliver_jobs(
@@ -76,7 +159,6 @@ def deliver_jobs(
     many digests go out. When ``stop`` is set, delivery ends between two messages; what was
     not sent stays pending in the ledger and goes out, with the same Message-ID, on the next
     run. So does everything when the SMTP server or account fails (greeting, AUTH, …)."""
-    signer = signer_for(config, store)
     lines: list[SendLine] = []
 
     def done(line: SendLine) -> None:
@@ -84,55 +166,55 @@ def deliver_jobs(
         if progress is not None:
             progress(line)
 
-    def stopped() -> bool:
-        return stop is not None and stop.is_set()
-
-    run = messages.MailRun(
-        base_url=config.base_url,
-        from_address=config.sender.from_address,
-        list_id=config.sender.list_id,
-        date=now.timestamp(),
-        signer=signer,
+    run = Run(
+        store=store,
+        config=config,
+        now=now,
+        mail=messages.MailRun(
+            base_url=config.base_url,
+            from_address=config.sender.from_address,
+            list_id=config.sender.list_id,
+            date=now.timestamp(),
+            signer=signer_for(config, store),
+        ),
+        outbox=outbox or Path(config.outbox),
+        done=done,
+        stop=stop,
+        http_client=http,
     )
-    smtp = config.sender.smtp
-    outbox = outbox or Path(config.outbox)
-    by_key: dict[int, Job] = {}  # SMTP jobs, in order, by ledger id
-    own_http = http is None and any(j.channel == "slack" for j in jobs)
-    http = http or (make_client() if own_http else None)
+    pooled: dict[str, tuple[Channel, list[Job]]] = {}
     try:
         for job in jobs:
-            if stopped():
+            if run.stopped():
                 break
-            if job.channel == "slack":
-                ctx, _ = messages.context(mail_job(job), run)
-                done(_deliver_slack(store, config, job, http, ctx, now))
-            elif job.channel == "feed":  # recorded as sent is delivered: the Atom feed reads it
-                done(settle(store, job, now, sent=f"{len(job.picks)} papers to the feed"))
-            elif job.channel.startswith(apprise_mod.PREFIX):  # one Apprise URL of `notify`
-                ctx, _ = messages.context(mail_job(job), run)
-                done(_deliver_apprise(store, job, ctx, now))
-            elif smtp is None:
-                done(_deliver_outbox(store, job, run, outbox, now))
+            channel = channel_for(job.channel)
+            if channel.pooled(config):
+                pooled.setdefault(channel.name, (channel, []))[1].append(job)
             else:
-                by_key[job.delivery_id] = job
-        if by_key and not stopped():
-            for line in _deliver_smtp(store, config, by_key, run, smtp, now, stop, done):
-                done(line)
+                channel.deliver([job], run)
+        for channel, held in pooled.values():
+            if run.stopped():
+                break
+            channel.deliver(held, run)
     finally:
-        if own_http and http is not None:
-            http.close()
+        run.close()
     return lines
 
 
-def _deliver_outbox(
-    store: Store, job: Job, run: messages.MailRun, outbox: Path, now: dt.datetime
-) -> SendLine:
-    msg, rendered = messages.build(mail_job(job), run)
+def _one_by_one(jobs: list[Job], run: Run, deliver: Callable[[Job], SendLine]) -> None:
+    for job in jobs:
+        if run.stopped():
+            break
+        run.done(deliver(job))
+
+
+def _deliver_outbox(run: Run, job: Job) -> SendLine:
+    msg, rendered = messages.build(mail_job(job), run.mail)
     try:
-        path = email_mod.write_outbox(outbox, outbox_name(job, now), msg, rendered.html)
+        path = email_mod.write_outbox(run.outbox, outbox_name(job, run.now), msg, rendered.html)
     except DeliveryError as exc:
-        return settle(store, job, now, error=exc)
-    return settle(store, job, now, sent=f"{len(job.picks)} papers → {path}")
+        return settle(run.store, job, run.now, error=exc)
+    return settle(run.store, job, run.now, sent=f"{len(job.picks)} papers → {path}")
 
 
 def _deliver_smtp(
@@ -197,16 +279,16 @@ def outbox_name(job: Job, now: dt.datetime) -> str:
     return f"{now.date().isoformat()}-{job.sub.id}-alert-{safe}"
 
 
-def _deliver_slack(
-    store: Store, config: Config, job: Job, http: httpx.Client, ctx: dict, now: dt.datetime
-) -> SendLine:
+def _deliver_slack(run: Run, job: Job) -> SendLine:
     """Post a digest to Slack, recording each accepted message: a resend starts after them."""
+    ctx, _ = messages.context(mail_job(job), run.mail)
     webhook = job.sub.slack_webhook.get_secret_value()
     subject = render.subject_for(job.kind, job.period, job.picks)
+    config, http = run.config, run.http
     return _send_in_parts(
-        store,
+        run.store,
         job,
-        now,
+        run.now,
         "Slack",
         lambda start, on_part: slack.send_digest(
             http,
@@ -221,17 +303,18 @@ def _deliver_slack(
     )
 
 
-def _deliver_apprise(store: Store, job: Job, ctx: dict, now: dt.datetime) -> SendLine:
+def _deliver_apprise(run: Run, job: Job) -> SendLine:
     urls = [u.get_secret_value() for u in job.sub.notify]
     url = apprise_mod.url_for(job.channel, urls)
     if url is None:  # the URL left the config while its digest was pending
         error = DeliveryError(f"{job.channel}: no longer in the config", permanent=True)
-        return settle(store, job, now, error=error)
+        return settle(run.store, job, run.now, error=error)
+    ctx, _ = messages.context(mail_job(job), run.mail)
     subject = render.subject_for(job.kind, job.period, job.picks)
     return _send_in_parts(
-        store,
+        run.store,
         job,
-        now,
+        run.now,
         job.channel.split(":")[1],
         lambda start, on_part: apprise_mod.send_digest(
             url, ctx, subject, start=start, on_part=on_part
@@ -257,23 +340,3 @@ def _send_in_parts(
     return settle(
         store, job, now, sent=f"{len(job.picks)} papers to {where} ({count} message(s){resumed})"
     )
-
-
-def settle(
-    store: Store,
-    job: Job,
-    now: dt.datetime,
-    *,
-    sent: str | None = None,
-    error: DeliveryError | None = None,
-) -> SendLine:
-    """Write a delivery's outcome to the ledger and say it: sent; failed for good (a refusal);
-    or still pending (an outage: the next run sends it, with the same Message-ID)."""
-    if error is None:
-        store.mark_delivery(job.delivery_id, "sent", now=now)
-        return SendLine(job.sub.id, "sent", sent or "", job.kind)
-    if error.permanent:
-        store.mark_delivery(job.delivery_id, "failed", error=str(error))
-        return SendLine(job.sub.id, "failed", str(error), job.kind)
-    store.mark_delivery(job.delivery_id, "pending", error=str(error))
-    return SendLine(job.sub.id, "retry", f"{error}; stays due", job.kind)
