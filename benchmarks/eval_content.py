@@ -14,7 +14,9 @@ What it measures is what compose does without upvotes, and nothing else:
   (``eval_product.feed_document``), parsed and stored with ``Store``, hashed and weighed by
   ``digest._Corpus.load`` (cached in ``PAPERWIRE_BENCH_CACHE`` after the first run);
 * "shipped" is ``rank.classifier_row`` with the shipped ``rank.Weights`` (every reader here has
-  ≥ 8 liked papers, so every profile is a classifier), scored over every paper;
+  ≥ 8 liked papers, so every profile is a classifier where a run allows one:
+  ``classifier_max_subscribers``, 0 since the sentence encoder shipped), scored over every
+  paper: the TF-IDF content path these variants were screened against;
 * the digest is :func:`digests`: compose's ``top_k`` of 3 × 10 and MMR down to 10
   (``eval_product.pick``), with the cosines compose gives MMR at this many candidates
   (``tests/test_eval_path.py`` fails if the shipped row's picks ever differ from compose's

@@ -15,9 +15,12 @@ candidate windows, calibration, the crowd prior, MMR), so this harness drives ex
    ``Store.add_papers``; each reader's 80 % is recorded with ``Store.record_votes`` (what
    ``paperwire feedback import`` does).
 3. ``digest.compose`` with the shipped ``rank.Weights``, MMR on, ``limit=10`` gives each
-   reader's digest (what ``paperwire digest --limit 10 --json`` prints), at most
-   ``--batch`` readers per call (a run with more than ``classifier_max_subscribers`` would
-   give everyone Rocchio profiles; a daemon's run holds the subscribers due at that hour).
+   reader's digest (what ``paperwire digest --limit 10 --json`` prints), every evaluated
+   reader in one call, as a deployment's run holds everyone due at that hour (``--batch N``
+   splits them). Ranking uses the bundled sentence encoder, as installed (``--embeddings
+   off`` for TF-IDF alone); ``--vectors`` gives the papers' vectors, made once by
+   ``encode_citeulike.py`` with the product's own encoder, so that a run does not spend three
+   minutes encoding 25,975 papers (the store then holds exactly what ``fetch`` would store).
 4. recall@10 of the hidden 20 % over the digest, beside the arxiv-sanity-lite recipe
    (per-reader LinearSVC C=0.01 balanced on TF-IDF min_df 5, max_df 0.1, sublinear tf) on the
    same candidates.
@@ -58,8 +61,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_ranking  # noqa: E402  (the protocol's split, metrics and the recipe)
 
 from paperwire.config import parse_config  # noqa: E402
+from paperwire.paper import paper_text, text_hash  # noqa: E402
 from paperwire.rank import compose as digest  # noqa: E402
 from paperwire.rank import core as rank  # noqa: E402
+from paperwire.rank import embed  # noqa: E402
 from paperwire.sources import parse_document  # noqa: E402
 from paperwire.store import Store  # noqa: E402
 
@@ -177,13 +182,30 @@ def feed_document(
     return json.dumps(items).encode()
 
 
-def build_store(path: Path, document: bytes, votes: dict[int, np.ndarray]) -> int:
-    """Parse the document and store it as ``paperwire fetch`` does; record the readers' votes."""
+def build_store(
+    path: Path,
+    document: bytes,
+    votes: dict[int, np.ndarray],
+    vectors: tuple[str, np.ndarray] | None = None,
+) -> int:
+    """Parse the document and store it as ``paperwire fetch`` does; record the readers' votes.
+    ``vectors``: (model name, one row per CiteULike paper) stored as ``fetch`` stores them."""
     papers, warnings = parse_document(document, source="citeulike-t")
     if warnings:
         raise SystemExit(f"feed warnings: {warnings[:3]}")
     with Store(path) as store:
         store.add_papers(papers, now=NOW - dt.timedelta(hours=12))
+        if vectors is not None:
+            name, rows = vectors
+            store.set_embeddings(
+                (
+                    r["paper_id"],
+                    name,
+                    text_hash(paper_text(r["title"], r["abstract"])),
+                    embed.to_blob(rows[int(r["paper_id"].split(".")[1])]),
+                )
+                for r in store.corpus()
+            )
         store.record_votes(
             ((f"u{u}", paper_id(i), 1) for u, items in votes.items() for i in items),
             via="import",
@@ -191,10 +213,17 @@ def build_store(path: Path, document: bytes, votes: dict[int, np.ndarray]) -> in
     return len(papers)
 
 
+def stored_vectors(args) -> tuple[str, np.ndarray] | None:
+    """The precomputed vectors and the name the product stores them under, when given."""
+    if args.vectors is None or args.embeddings != embed.ENCODER:
+        return None
+    return embed.load_model(embed.ENCODER).name, np.load(args.vectors).astype(np.float32)
+
+
 def config_for(users: list[int], embeddings: str | None = None):
     """One subscriber per reader, no interests text (CiteULike has none); ``embeddings`` turns
     on semantic ranking (``ranking.embeddings``)."""
-    lines = [f"ranking:\n  embeddings: {embeddings}"] if embeddings else []
+    lines = [f"ranking:\n  embeddings: {embeddings or 'off'}"]
     lines += ["subscribers:"]
     for u in users:
         lines += [f"  - id: u{u}", f"    email: u{u}@example.org"]
@@ -208,6 +237,7 @@ def product_digests(
     config = config_for(users, embeddings)
     out: dict[int, list[int]] = {}
     with Store(db) as store:
+        batch = batch or len(users)
         for start in range(0, len(users), batch):
             subs = list(config.subscribers[start : start + batch])
             composed = digest.compose(
@@ -224,6 +254,22 @@ def product_digests(
                     int(p.paper_id.split(".")[1]) for p in composed[sub.id].picks
                 ]
     return out
+
+
+def ratio_interval(
+    mine: dict[int, float] | None, base: dict[int, float], draws: int = 2000
+) -> tuple[float, float]:
+    """The 90 % bootstrap interval of mean recall / the recipe's mean recall, readers
+    resampled (paired: one draw of readers for both)."""
+    if not mine:
+        return float("nan"), float("nan")
+    users = sorted(base)
+    a = np.array([mine[u] for u in users])
+    b = np.array([base[u] for u in users])
+    draw = np.random.default_rng(0).integers(0, len(users), (draws, len(users)))
+    ratios = a[draw].mean(axis=1) / np.maximum(b[draw].mean(axis=1), 1e-12)
+    low, high = np.quantile(ratios, [0.05, 0.95])
+    return float(low), float(high)
 
 
 def per_reader(picks: dict[int, list[int]], test: dict[int, np.ndarray]) -> dict[int, float]:
@@ -389,6 +435,7 @@ def product_relevance(
         ids = [r["paper_id"] for r in corpus.rows]
         bare = replace(weights, popularity=0.0)
         parts = []
+        batch = batch or len(users)
         for start in range(0, len(users), batch):
             subs = list(config.subscribers[start : start + batch])
             parts.append(digest.score_matrix(store, config, subs, ids, now=NOW, weights=bare))
@@ -628,7 +675,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pool", type=int, default=0, help="papers in the pool, at least (0: every paper)"
     )
-    parser.add_argument("--batch", type=int, default=100, help="subscribers per compose call")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="subscribers per compose call (0: all in one)"
+    )
     parser.add_argument("--weights", nargs="*", default=[], help="rank.Weights overrides k=v")
     parser.add_argument("--feeds", default="atom,hf", help="atom, hf or both")
     parser.add_argument("--skip-recipe", action="store_true")
@@ -636,7 +685,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default="", help="prior/MMR variants on 'product', 'count' or both (tuning)"
     )
-    parser.add_argument("--embeddings", help="ranking.embeddings: wordllama or a model folder")
+    parser.add_argument(
+        "--embeddings",
+        default="minilm",
+        help="ranking.embeddings: minilm, off, wordllama, a folder",
+    )
+    parser.add_argument(
+        "--vectors", type=Path, help="the papers' vectors from encode_citeulike.py (minilm)"
+    )
     parser.add_argument(
         "--per-reader",
         type=Path,
@@ -696,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in [k for k in args.feeds.split(",") if k != "none"]:
             document = feed_document(counts, vocab, pool, upvotes if kind == "hf" else None)
             db = Path(tmp) / f"{kind}.db"
-            build_store(db, document, train)
+            build_store(db, document, train, stored_vectors(args))
             picks = product_digests(db, users, weights, args.batch, args.embeddings)
             label = "Atom, no upvotes" if kind == "atom" else "Hugging Face JSON, upvotes"
             report(f"paperwire via compose, {label}", recall(picks, test), picks)
@@ -719,7 +775,14 @@ def main(argv: list[str] | None = None) -> int:
         base = results["arxiv-sanity-lite recipe"]
         for name, value in results.items():
             if name.startswith("paperwire"):
-                print(f"ratio {name}: {value / base:.2f}x", flush=True)
+                low, high = ratio_interval(
+                    readers_recall.get(name), readers_recall["arxiv-sanity-lite recipe"]
+                )
+                print(
+                    f"ratio {name}: {value / base:.3f}x (90 % bootstrap over readers "
+                    f"{low:.2f}-{high:.2f})",
+                    flush=True,
+                )
     if args.per_reader is not None:
         args.per_reader.write_text(json.dumps(readers_recall))
     print(f"# total {time.time() - started:.0f}s", flush=True)

@@ -1,24 +1,19 @@
-"""Semantic ranking: the embedding profile beside TF-IDF, measured (issue 15).
+"""The sentence encoder beside TF-IDF, measured on real arXiv text (issue 25).
 
-Three checks, each with the command in benchmarks/README.md ("Semantic ranking"):
+Two checks, each with the command in benchmarks/README.md ("Sentence encoder"):
 
 * ``--speed``: embed 2,000 real abstracts (arxiv-frontpage papers and the 2025-04-11 RSS day),
-  wall and CPU time, peak memory, the machine's load.
-* arxiv-frontpage: AUC of liked vs disliked papers for the interests text alone and with half
-  the papers voted, TF-IDF (``paperwire.rank``, as eval_ranking.py) + ``weight`` × semantic
-  (``paperwire.semantic``) for several weights; ``--halves N``: the mean over N other random
-  halves, which the weights are chosen on.
-* CiteULike-t (``--users tune`` to choose, ``held`` to report): recall@10 / @50 of the hidden
-  20 %, TF-IDF content model (no popularity) + weight × semantic, beside the arxiv-sanity-lite
-  recipe. CiteULike ships bags of words; a static model's text vector is the mean of its
-  tokens' vectors, so ``counts @ word_sums(vocabulary)`` is exactly the vector of the words
-  written out.
+  wall and CPU time, peak memory, the machine's load (``taskset -c 0,1`` for two cores).
+* arxiv-frontpage: AUC of liked vs disliked papers for the interests text alone (cold start)
+  and with half the papers voted, TF-IDF (``paperwire.rank``, as eval_ranking.py) plus what
+  ``paperwire.rank.semantic`` adds, for several variants; ``--halves N``: the mean over N
+  other random halves, which the weights are chosen on.
+
+CiteULike-t is measured through the product instead (eval_product.py).
 
     python benchmarks/eval_semantic.py --speed
     python benchmarks/eval_semantic.py --frontpage
     python benchmarks/eval_semantic.py --frontpage --halves 40
-    python benchmarks/eval_semantic.py --citeulike --users tune --max-users 300
-    python benchmarks/eval_semantic.py --citeulike --users held
 """
 
 from __future__ import annotations
@@ -34,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,19 +40,6 @@ from paperwire.rank import embed, semantic  # noqa: E402
 
 DATA = er.DATA
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
-# Earlier shipped weights, measured beside the current ones.
-FIRST_PHASE = replace(
-    semantic.SemanticWeights(),
-    classifier_weight=0.5,
-    neighbour_weight=0.0,
-    neighbour_weight_with_dislikes=0.0,
-)
-SECOND_PHASE = replace(
-    semantic.SemanticWeights(),
-    neighbour_weight=0.25,
-    density_weight=0.0,
-    centred=False,
-)
 NOW = dt.datetime(2025, 4, 30, tzinfo=dt.UTC)
 
 
@@ -183,27 +164,23 @@ def frontpage(
         print(f"{name:<34} " + " ".join(f"{c:7.3f}" for c in cells), flush=True)
     print("# variants of the chosen sum (half voted; AUC of the other half): up only / up+down")
     for label, w in (
-        ("first phase: classifier × 0.5, no neighbours", FIRST_PHASE),
-        ("second phase: raw neighbours × 0.25, no density", SECOND_PHASE),
         (
-            "no neighbours (classifier × 0.25)",
+            "no neighbours (whitened centroid alone)",
             replace(sw, neighbour_weight=0.0, neighbour_weight_with_dislikes=0.0),
         ),
-        ("no density (centred neighbours)", replace(sw, density_weight=0.0)),
-        ("density, neighbours not centred", replace(sw, centred=False)),
-        ("density × 1", replace(sw, density_weight=1.0)),
-        ("density × 2", replace(sw, density_weight=2.0)),
-        ("density of the 10 / 50 closest: 10", replace(sw, density_neighbours=10)),
-        ("density of the 10 / 50 closest: 50", replace(sw, density_neighbours=50)),
-        ("neighbours × 0.5 with thumbs-down too", replace(sw, neighbour_weight_with_dislikes=0.5)),
-        ("neighbours × 0.25 without thumbs-down too", replace(sw, neighbour_weight=0.25)),
+        ("no whitened centroid (neighbours alone)", replace(sw, weight=0.0)),
+        ("plain centroid (shrinkage 1)", replace(sw, shrinkage=1.0)),
+        ("shrinkage 0.02", replace(sw, shrinkage=0.02)),
+        ("shrinkage 0.3", replace(sw, shrinkage=0.3)),
+        ("no density", replace(sw, density_weight=0.0)),
+        ("density × 1.5", replace(sw, density_weight=1.5)),
+        ("neighbours not centred", replace(sw, centred=False)),
         ("neighbours k 1", replace(sw, neighbours=1)),
         ("neighbours k 5", replace(sw, neighbours=5)),
-        ("classifier × 0.5", replace(sw, classifier_weight=0.5)),
-        ("centroid only (no classifier)", replace(sw, classifier_min_likes=10**9)),
-        ("classifier C 0.1", replace(sw, classifier_c=0.1)),
-        ("classifier C 10", replace(sw, classifier_c=10.0)),
-        ("classifier thumbs-down weight 1", replace(sw, classifier_dislike_weight=1.0)),
+        ("centroid × 0.5", replace(sw, weight=0.5)),
+        ("centroid × 2", replace(sw, weight=2.0)),
+        ("neighbours × 0.5", replace(sw, neighbour_weight=0.5, neighbour_weight_with_dislikes=0.5)),
+        ("neighbours × 2", replace(sw, neighbour_weight=2.0, neighbour_weight_with_dislikes=2.0)),
     ):
         cells = [
             roc_auc_score(liked[rest], chosen(u, d, w)[rest]) for u, d in ((up, none), (up, down))
@@ -221,13 +198,15 @@ def frontpage_halves(spec: str, sw: semantic.SemanticWeights, halves: int) -> No
     weights = rank.Weights()
     variants = {
         "TF-IDF alone": None,
-        "first phase": FIRST_PHASE,
-        "second phase": SECOND_PHASE,
         "chosen": sw,
+        "no neighbours": replace(sw, neighbour_weight=0.0, neighbour_weight_with_dislikes=0.0),
+        "plain centroid (shrinkage 1)": replace(sw, shrinkage=1.0),
+        "shrinkage 0.3": replace(sw, shrinkage=0.3),
         "no density": replace(sw, density_weight=0.0),
-        "neighbours not centred": replace(sw, centred=False),
-        "neighbours × 0.5 without thumbs-down": replace(sw, neighbour_weight=0.5),
-        "neighbours × 1 without thumbs-down": replace(sw, neighbour_weight=1.0),
+        "centroid × 0.5": replace(sw, weight=0.5),
+        "centroid × 2": replace(sw, weight=2.0),
+        "neighbours × 0.5": replace(sw, neighbour_weight=0.5, neighbour_weight_with_dislikes=0.5),
+        "neighbours × 2": replace(sw, neighbour_weight=2.0, neighbour_weight_with_dislikes=2.0),
     }
     aucs: dict[tuple[str, str], list[float]] = {}
     for seed in range(100, 100 + halves):
@@ -263,163 +242,9 @@ def frontpage_halves(spec: str, sw: semantic.SemanticWeights, halves: int) -> No
         print(f"{name:<38} {cells[0]:>16} {cells[1]:>16}", flush=True)
 
 
-# -- CiteULike-t ------------------------------------------------------------------------------
-
-
-def _sem_chunk(corpus_emb, signals, w) -> tuple[np.ndarray, np.ndarray]:
-    profiles = semantic.build_profiles(signals, corpus_emb, w)
-    return profiles.score(corpus_emb).astype(np.float32), profiles.weights(w)
-
-
-def _added_chunk(corpus_emb, signals, w) -> np.ndarray:
-    return semantic.build_profiles(signals, corpus_emb, w).added(corpus_emb, w).astype(np.float32)
-
-
-def sem_chosen(corpus_emb, liked, interests, w) -> np.ndarray:
-    """What the product adds: each row times its profile kind's weight, plus neighbours."""
-    sigs = _citeulike_signals(corpus_emb, liked, interests)
-    w = replace(w, classifier_max_subscribers=10**9)  # each user is their own run
-    chunks = np.array_split(np.arange(len(sigs)), er.JOBS * 4)
-    parts = Parallel(n_jobs=er.JOBS, max_nbytes=None)(
-        delayed(_added_chunk)(corpus_emb, [sigs[i] for i in c], w) for c in chunks if len(c)
-    )
-    return np.vstack(parts)
-
-
-def _citeulike_signals(corpus_emb, liked, interests) -> list[semantic.EmbeddedSignals]:
-    return [
-        semantic.EmbeddedSignals(
-            it,
-            corpus_emb[lk],
-            np.array(["liked"] * len(lk), dtype=object),
-            np.zeros(len(lk)),
-            np.asarray(lk, dtype=np.int64),
-        )
-        for lk, it in zip(liked, interests, strict=True)
-    ]
-
-
-def sem_citeulike(corpus_emb, liked, interests, w, with_weights=False):
-    sigs = _citeulike_signals(corpus_emb, liked, interests)
-    # the classifier budget is per run; here each user is their own run
-    w = replace(w, classifier_max_subscribers=10**9)
-    chunks = np.array_split(np.arange(len(sigs)), er.JOBS * 4)
-    parts = Parallel(n_jobs=er.JOBS, max_nbytes=None)(
-        delayed(_sem_chunk)(corpus_emb, [sigs[i] for i in c], w) for c in chunks if len(c)
-    )
-    scores = np.vstack([p for p, _ in parts])
-    return (scores, np.concatenate([r for _, r in parts])) if with_weights else scores
-
-
-def citeulike(
-    spec: str,
-    users_kind: str,
-    max_users: int,
-    sw: semantic.SemanticWeights,
-    skip_baseline: bool = False,
-) -> None:
-    started = time.time()
-    root = DATA / "citeulike-t"
-    counts, libraries = er.load_citeulike(root)
-    vocab = (root / "vocabulary.dat").read_text().split("\n")[: counts.shape[1]]
-    eligible = [u for u, lib in enumerate(libraries) if len(lib) >= 10]
-    users = [u for u in eligible if (u % 5 == 0) == (users_kind == "held")]
-    if max_users and len(users) > max_users:
-        rng = np.random.default_rng(er.SEED)
-        users = sorted(rng.choice(users, max_users, replace=False).tolist())
-    splits = er.split(libraries, users, er.SEED)
-    train = {u: splits[u][0] for u in users}
-    test = {u: splits[u][1] for u in users}
-    liked = [train[u] for u in users]
-    popularity = np.zeros(counts.shape[0], dtype=np.float32)  # no crowd signal in this check
-
-    model = embed.load_model(spec)
-    corpus_emb = embed.unit_rows(counts @ model.word_sums(vocab)).astype(np.float32)
-    tfidf = rank.TextModel(n_features=counts.shape[1]).fit_counts(counts)
-    vectors = tfidf.weigh(counts)
-    print(f"# CiteULike-t {users_kind} users {len(users)}; model {model.name}", flush=True)
-
-    def show(name, scores, subset=None, tr=None):
-        res = er.evaluate(scores, subset or users, tr or train, test)
-        print(f"{name:<52} {er._cells(res)}  ({time.time() - started:.0f}s)", flush=True)
-        return res
-
-    asl_x = er.asl_features(counts)
-    asl = {"recall@10": np.nan, "recall@50": np.nan}
-    if not skip_baseline:
-        asl = show("arxiv-sanity-lite (LinearSVC C=0.01)", er.arxiv_sanity(asl_x, liked))
-    tf_scores, _ = er.paperwire(vectors, liked, popularity, rank.Weights())
-    show("paperwire TF-IDF content only", tf_scores)
-    none = [None] * len(users)
-    sem = sem_citeulike(corpus_emb, liked, none, sw)
-    show("semantic only", sem)
-    best = None
-    for a in WEIGHTS[1:]:
-        res = show(f"TF-IDF + {a:g} × semantic", tf_scores + a * sem)
-        if best is None or res["recall@10"] > best[1]["recall@10"]:
-            best = (a, res)
-    chosen = show(
-        "chosen (classifier × 0.25 + (neighbours − 1.5 density) × 0.75)",
-        tf_scores + sem_chosen(corpus_emb, liked, none, sw),
-    )
-    print(
-        f"chosen: recall@10 {chosen['recall@10'] / asl['recall@10']:.3f}× and "
-        f"recall@50 {chosen['recall@50'] / asl['recall@50']:.3f}× arxiv-sanity-lite",
-        flush=True,
-    )
-    print(
-        f"best weight {best[0]:g}: recall@10 {best[1]['recall@10'] / asl['recall@10']:.3f}× and "
-        f"recall@50 {best[1]['recall@50'] / asl['recall@50']:.3f}× arxiv-sanity-lite",
-        flush=True,
-    )
-    for label, w in (
-        ("first phase (classifier × 0.5, no neighbours)", FIRST_PHASE),
-        ("second phase (classifier × 0.25 + raw neighbours × 0.25)", SECOND_PHASE),
-        ("no density (centred neighbours)", replace(sw, density_weight=0.0)),
-    ):
-        res = show(label, tf_scores + sem_chosen(corpus_emb, liked, none, w))
-        print(
-            f"  recall@10 {res['recall@10'] / asl['recall@10']:.3f}× arxiv-sanity-lite", flush=True
-        )
-    for label, w in (
-        ("centroid only", replace(sw, classifier_min_likes=10**9)),
-        ("classifier C 0.03", replace(sw, classifier_c=0.03)),
-        ("classifier C 0.1", replace(sw, classifier_c=0.1)),
-        ("classifier C 0.3", replace(sw, classifier_c=0.3)),
-        ("classifier C 3", replace(sw, classifier_c=3.0)),
-    ):
-        s = sem_citeulike(corpus_emb, liked, none, w)
-        show(f"  semantic {label}", s)
-        show(f"  TF-IDF + {sw.weight:g} × semantic {label}", tf_scores + sw.weight * s)
-
-    # Cold start: interests text only (the 8 heaviest terms, as eval_ranking.py) and few likes.
-    print("# cold start", flush=True)
-    texts = [er.keywords(vectors, train[u], vocab) for u in users]
-    it_tfidf = [tfidf.weigh(er._bag(t, vocab)) for t in texts]
-    it_emb = list(model.embed(texts))
-    empty = [np.zeros(0, dtype=np.int64)] * len(users)
-    tf_cold, _ = er.paperwire(vectors, empty, popularity, rank.Weights(), it_tfidf)
-    sem_cold = sem_citeulike(corpus_emb, empty, it_emb, sw)
-    show("interests text: TF-IDF", tf_cold)
-    show("interests text: semantic", sem_cold)
-    for a in WEIGHTS[1:]:
-        show(f"interests text: TF-IDF + {a:g} × semantic", tf_cold + a * sem_cold)
-    for k in (1, 3):
-        subset = [u for u in users if len(train[u]) >= k]
-        few = [train[u][:k] for u in subset]
-        tf_k, _ = er.paperwire(vectors, few, popularity, rank.Weights())
-        sem_k = sem_citeulike(corpus_emb, few, [None] * len(few), sw)
-        if not skip_baseline:
-            show(f"{k} liked: arxiv-sanity-lite", er.arxiv_sanity(asl_x, few), subset)
-        show(f"{k} liked: TF-IDF", tf_k, subset)
-        show(f"{k} liked: TF-IDF + {sw.weight:g} × semantic", tf_k + sw.weight * sem_k, subset)
-        chosen_k = tf_k + sem_chosen(corpus_emb, few, [None] * len(few), sw)
-        show(f"{k} liked: chosen weights", chosen_k, subset)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=embed.BUNDLED, help="wordllama or a model folder")
+    parser.add_argument("--model", default=embed.ENCODER, help="minilm, wordllama or a folder")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--frontpage", action="store_true")
     parser.add_argument(
@@ -427,10 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--vectors", help="precomputed frontpage vectors (.npy) of another model")
     parser.add_argument("--interests-row", type=int, default=0, help="0: query, 1: passage")
-    parser.add_argument("--citeulike", action="store_true")
-    parser.add_argument("--users", choices=("held", "tune"), default="held")
-    parser.add_argument("--max-users", type=int, default=0)
-    parser.add_argument("--skip-baseline", action="store_true", help="no arxiv-sanity-lite rows")
     parser.add_argument("--weight", type=float, default=semantic.SemanticWeights().weight)
     args = parser.parse_args(argv)
     sw = replace(semantic.SemanticWeights(), weight=args.weight)
@@ -440,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
         frontpage_halves(args.model, sw, args.halves)
     elif args.frontpage:
         frontpage(args.model, sw, args.vectors, args.interests_row)
-    if args.citeulike:
-        citeulike(args.model, args.users, args.max_users, sw, args.skip_baseline)
     return 0
 
 

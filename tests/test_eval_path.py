@@ -124,7 +124,9 @@ def test_headline_run_ranks_every_paper_and_reports_each_reader(tmp_path: Path, 
     monkeypatch.setattr(
         eval_product,
         "build_store",
-        lambda db, document, votes: seen.append(build(db, document, votes)) or seen[-1],
+        lambda db, document, votes, vectors=None: (
+            seen.append(build(db, document, votes, vectors)) or seen[-1]
+        ),
     )
     out = tmp_path / "readers.json"
     argv = [
@@ -132,6 +134,8 @@ def test_headline_run_ranks_every_paper_and_reports_each_reader(tmp_path: Path, 
         "0",
         "--weights",
         "classifier_min_likes=1000000000",
+        "--embeddings",
+        "off",
         "--per-reader",
         str(out),
     ]
@@ -139,7 +143,7 @@ def test_headline_run_ranks_every_paper_and_reports_each_reader(tmp_path: Path, 
     assert sizes == [0]  # "every paper", whatever the corpus
     assert seen == [240, 240]  # the Atom and the Hugging Face store each hold every paper
     argv_first = ["--users", "0", "--pool", "100", "--feeds", "atom", "--skip-recipe"]
-    assert eval_product.main(argv_first + argv[2:4]) == 0
+    assert eval_product.main(argv_first + argv[2:6]) == 0
     assert seen[-1] == 100
 
     import json
@@ -164,9 +168,9 @@ def test_semantic_rows_turn_on_the_configured_embeddings() -> None:
 
 
 def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None:
-    """benchmarks/eval_content.py's "shipped" row (the classifier refitted per reader on the
-    stored vectors, no upvotes) picks what compose picks from an Atom feed: its variants are
-    measured against the ranking that ships."""
+    """benchmarks/eval_content.py's "classifier" row (the TF-IDF classifier refitted per reader
+    on the stored vectors, no upvotes) picks what compose picks from an Atom feed with the
+    classifier on and the encoder off: its variants are measured against that path."""
     import eval_content
 
     counts, libraries, vocab = small_citeulike()
@@ -176,7 +180,8 @@ def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None
     db = tmp_path / "atom.db"
     pool = np.arange(counts.shape[0])
     eval_product.build_store(db, eval_product.feed_document(counts, vocab, pool, None), train)
-    composed = eval_product.product_digests(db, users, rank.Weights(), batch=len(users))
+    classifier = rank.Weights(classifier_max_subscribers=10**6)
+    composed = eval_product.product_digests(db, users, classifier, batch=len(users))
 
     monkeypatch.setattr(eval_product, "CACHE", tmp_path / "cache")
     vectors, cite = eval_content.product_vectors(counts, vocab)

@@ -32,15 +32,18 @@ def daily(store):
     return store
 
 
+CONFIG_TEXT = (
+    "subscribers:\n"
+    "  - id: ada\n"
+    "    email: ada@example.org\n"
+    '    interests: "speculative decoding, KV cache, LLM inference throughput, '
+    'sparse attention"\n'
+)
+
+
 @pytest.fixture
 def config(make_config):
-    return make_config(
-        "subscribers:\n"
-        "  - id: ada\n"
-        "    email: ada@example.org\n"
-        '    interests: "speculative decoding, KV cache, LLM inference throughput, '
-        'sparse attention"\n'
-    )
+    return make_config(CONFIG_TEXT)
 
 
 def order(store, config, weights: rank.Weights) -> list[str]:
@@ -48,15 +51,21 @@ def order(store, config, weights: rank.Weights) -> list[str]:
     return [p.paper_id for p in picks]
 
 
-def test_popular_off_topic_papers_rank_below_on_topic_ones(daily, config):
+def test_popular_off_topic_papers_rank_below_on_topic_ones(daily, config, make_config):
     ranked = order(daily, config, rank.Weights())
     upvotes = {p["paper_id"]: p["upvotes"] for p in daily.papers(ranked).values()}
     assert (upvotes[EVOARENA], upvotes[ROBUST_U1], upvotes[DENSE_LATENT]) == (118, 74, 3)
     for off_topic in (EVOARENA, ROBUST_U1):
         assert ranked.index(off_topic) > ranked.index(VIA_SD)
         assert ranked.index(off_topic) > ranked.index(DENSE_LATENT)
-    # The same store under 79c3e51's ungated prior is the issue: EvoArena over a KV-cache paper.
-    before = order(daily, config, UNGATED)
+    # The same store under 79c3e51's ungated prior (and its TF-IDF-only ranking) is the issue:
+    # EvoArena over a KV-cache paper.
+    tfidf_only = make_config(
+        "ranking: {embeddings: off}\n"
+        + "\n".join(f"{line}" for line in CONFIG_TEXT.splitlines())
+        + "\n"
+    )
+    before = order(daily, tfidf_only, UNGATED)
     assert before.index(EVOARENA) < before.index(DENSE_LATENT)
 
 

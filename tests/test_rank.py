@@ -129,8 +129,8 @@ def test_popularity_prior_is_neutral_without_counts():
     assert rank.popularity_prior([]).shape == (0,)
 
 
-def test_the_classifier_takes_over_from_enough_likes(model, corpus):
-    weights = rank.Weights(classifier_min_likes=3)
+def test_the_classifier_takes_over_from_enough_likes_where_a_run_allows_it(model, corpus):
+    weights = rank.Weights(classifier_min_likes=3, classifier_max_subscribers=200)
     few = rank.Signals(votes=[vote(KV, +1), vote(RAG, +1)], corpus_rows=[KV, RAG])
     many = rank.Signals(
         votes=[vote(KV, +1), vote(KV + 1, +1), vote(RAG, +1)], corpus_rows=[KV, KV + 1, RAG]
@@ -139,6 +139,9 @@ def test_the_classifier_takes_over_from_enough_likes(model, corpus):
     assert profiles.used_classifier.tolist() == [False, True]
     scores = rank.score(profiles, corpus, None, weights)
     assert scores[1, RAG + 1] > max(scores[1, [PROTEIN, GALAXY, CHAIN, BANDIT]])
+    # shipped: no run fits one (the sentence encoder's profile does that work for everyone)
+    shipped = rank.build_profiles_from_signals(model, [few, many], corpus, NOW, rank.Weights())
+    assert shipped.used_classifier.tolist() == [False, False]
 
 
 def test_scores_are_calibrated_to_the_subscribers_corpus_average(model, corpus):

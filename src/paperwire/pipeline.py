@@ -26,7 +26,7 @@ from .config import DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
 from .deliver import email as email_mod
 from .deliver.channel import Job, SendLine
 from .deliver.dispatch import channel_ids, deliver_jobs
-from .errors import SourceError
+from .errors import PaperwireError, SourceError
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
 from .store import Store
@@ -102,6 +102,15 @@ def fetch_all(
             terms.refresh(store, stop=stop)
         except Exception:  # a cache: the papers are stored, and a run analyses what is missing
             log.exception("fetch: analysing the stored papers' text failed")
+        # ... and encoded once, now, by the sentence encoder (ranking.embeddings)
+        from .rank import embed
+
+        try:
+            embed.refresh(store, config.ranking.embeddings, stop=stop)
+        except PaperwireError as exc:  # a missing model says how to fix it, once per fetch
+            log.error("fetch: %s", exc)
+        except Exception:  # a cache too: a run embeds what is missing itself
+            log.exception("fetch: embedding the stored papers failed")
     store.log_event("fetch", {"new": report.new, "errors": report.errors})
     if report.new == 0 and not report.errors and not report.stopped:
         log.info("fetch: nothing new in any feed")

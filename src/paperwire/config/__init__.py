@@ -277,15 +277,27 @@ class SummariserConfig(_Frozen):
 
 
 class RankingConfig(_Frozen):
-    """Ranking beyond TF-IDF: ``embeddings`` names a static embedding model (``wordllama``,
-    from ``pip install 'paperwire[semantic]'``, or a local model2vec folder); off by default."""
+    """Ranking beyond TF-IDF: ``embeddings`` names the model papers and interests are embedded
+    with: ``minilm``, the sentence encoder bundled in the package (the default), ``wordllama``
+    (``pip install 'paperwire[semantic]'``), a local model2vec folder, or ``off`` for TF-IDF
+    alone."""
 
-    embeddings: str | None = None
+    embeddings: str | None = "minilm"
+
+    @field_validator("embeddings", mode="before")
+    @classmethod
+    def _off(cls, value: object) -> object:
+        # YAML reads a bare `off` / `no` / `false` as False; `none` and `null` mean off too
+        if value is False or value is None:
+            return None
+        if isinstance(value, str) and value.strip().lower() in ("off", "none", "false", "no", ""):
+            return None
+        return value
 
     @field_validator("embeddings")
     @classmethod
     def _usable_model(cls, value: str | None) -> str | None:
-        from ..rank.embed import check_spec  # numpy only; the extra itself is imported when ranking
+        from ..rank.embed import check_spec  # numpy only; the model is loaded when ranking
 
         return check_spec(value) if value is not None else None
 
@@ -485,11 +497,12 @@ class _Problems:
 def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
     """``ranking.embeddings: models/potion`` names a folder beside the config file, as a
     relative feed path does, whichever folder the daemon was started from."""
-    from ..rank.embed import BUNDLED
+    from ..rank.embed import BUNDLED, ENCODER
 
     ranking = data.get("ranking")
     spec = ranking.get("embeddings") if isinstance(ranking, dict) else None
-    if isinstance(spec, str) and spec.strip() and spec != BUNDLED:
+    named = (BUNDLED, ENCODER, "off", "none", "false", "no")
+    if isinstance(spec, str) and spec.strip() and spec.strip().lower() not in named:
         folder = Path(spec).expanduser()
         if not folder.is_absolute():
             ranking["embeddings"] = str(base_dir / folder)

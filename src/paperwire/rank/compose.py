@@ -761,7 +761,7 @@ def _with_semantic(store, config, corpus, cols, signals, now, scores):
     from . import semantic  # scikit-learn is already loaded; the model only when configured
 
     extra = semantic.extra_scores(
-        store, config.ranking.embeddings, corpus.ids, corpus.texts, cols, signals, now
+        store, config.ranking.embeddings, corpus.ids, corpus.texts, cols, signals, now, base=scores
     )
     return scores if extra is None else scores + extra
 

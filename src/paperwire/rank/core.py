@@ -75,10 +75,12 @@ class Weights:
     classifier_dislike_weight: float = 10.0
     # Share of the Rocchio row kept beside the classifier (0: classifier only).
     rocchio_share: float = 0.0
-    # A logistic regression costs ~0.2-3 s per subscriber (benchmarks/scale/README.md): when
-    # one run would fit more than this many, every profile in it is Rocchio (+ popularity
-    # still beats the arxiv-sanity-lite recipe by 16 % recall@50 on CiteULike-t).
-    classifier_max_subscribers: int = 200
+    # A logistic regression on TF-IDF costs ~1 s per subscriber, which a run of 20,000 cannot
+    # afford, and beside the sentence encoder's whitened centroid it adds nothing measurable
+    # (benchmarks/README.md, "Sentence encoder"): so no run fits one, and every subscriber gets
+    # the same model whatever the size of the run. A positive number brings it back for runs
+    # of at most that many subscribers (benchmarks compare with it).
+    classifier_max_subscribers: int = 0
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
     # Through compose at a 10-paper digest, on 300 CiteULike-t tuning readers ranking every
     # paper, with each reader's share (below): 0.75 gives recall@10 0.1175 against 0.1114 at

@@ -24,20 +24,24 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import ConfigError
-from ..paper import text_hash
+from ..errors import ConfigError, StoreError
+from ..paper import paper_text, text_hash
 
 if TYPE_CHECKING:
     from ..store import Store
 
+ENCODER = "minilm"  # the sentence encoder inside the package (rank/encoder.py), the default
 BUNDLED = "wordllama"
+log = logging.getLogger("paperwire")
 INSTALL_HINT = "pip install 'paperwire[semantic]'"
 # Tokens read per text: an abstract is ~250; this bounds the cost of a pasted book.
 MAX_TOKENS = 1024
@@ -102,14 +106,34 @@ def unit_rows(rows: np.ndarray) -> np.ndarray:
 
 # -- loading ----------------------------------------------------------------------------------
 
-_LOADED: dict[str, StaticModel] = {}
+
+class EmbeddingModel(Protocol):
+    """What ranking needs of a model: a name (stored beside each vector), a width, and texts
+    to unit rows. The bundled encoder and the static models both are one."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-def load_model(spec: str) -> StaticModel:
-    """The model named in the config: ``wordllama`` or a local model2vec folder (cached per
-    process: the tokenizer takes about a second to read)."""
+_LOADED: dict[str, EmbeddingModel] = {}
+
+
+def load_model(spec: str) -> EmbeddingModel:
+    """The model named in the config: ``minilm`` (the bundled sentence encoder, the default),
+    ``wordllama`` or a local model2vec folder (cached per process: loading takes a second)."""
     if spec not in _LOADED:
-        _LOADED[spec] = _load_bundled() if spec == BUNDLED else _load_folder(Path(spec))
+        if spec == ENCODER:
+            from . import encoder
+
+            _LOADED[spec] = encoder.load()
+        elif spec == BUNDLED:
+            _LOADED[spec] = _load_bundled()
+        else:
+            _LOADED[spec] = _load_folder(Path(spec))
     return _LOADED[spec]
 
 
@@ -117,6 +141,8 @@ def check_spec(spec: str) -> str:
     """Validate a ``ranking.embeddings`` value without loading the model (ValueError says why,
     for the config's file:line error)."""
     spec = spec.strip()
+    if spec == ENCODER:
+        return spec
     if spec == BUNDLED:
         missing = _missing("tokenizers", "safetensors", "wordllama")
         if missing:
@@ -128,7 +154,8 @@ def check_spec(spec: str) -> str:
     folder = Path(spec).expanduser()
     if not folder.is_dir():
         raise ValueError(
-            f"{spec!r} is neither {BUNDLED!r} nor a model folder (model.safetensors + tokenizer.json)"
+            f"{spec!r} is neither {ENCODER!r}, {BUNDLED!r}, 'off' nor a model folder "
+            "(model.safetensors + tokenizer.json)"
         )
     absent = [n for n in ("model.safetensors", "tokenizer.json") if not (folder / n).is_file()]
     if absent:
@@ -231,7 +258,7 @@ def from_blob(blob: bytes) -> np.ndarray:
 
 
 def paper_vectors(
-    store: Store, model: StaticModel, paper_ids: list[str], texts: list[str]
+    store: Store, model: EmbeddingModel, paper_ids: list[str], texts: list[str]
 ) -> np.ndarray:
     """The stored vectors of these papers (rows in the given order), embedding and storing the
     ones that are missing, were made by another model, or whose text changed."""
@@ -248,10 +275,49 @@ def paper_vectors(
         else:
             todo.append(i)
     if todo:
-        fresh = model.embed([texts[i] for i in todo])
+        # as stored (float16): a run that embeds a paper ranks it as every later run will
+        fresh = from_blob(to_blob(model.embed([texts[i] for i in todo]))).reshape(len(todo), -1)
         out[todo] = fresh
-        store.set_embeddings(
-            (paper_ids[i], model.name, hashes[i], to_blob(vec))
-            for i, vec in zip(todo, fresh, strict=True)
-        )
+        try:
+            store.set_embeddings(
+                (paper_ids[i], model.name, hashes[i], to_blob(vec))
+                for i, vec in zip(todo, fresh, strict=True)
+            )
+        except StoreError as exc:  # a cache: a full disk or a held lock costs it, not the run
+            log.warning("could not keep the vectors of %d papers: %s", len(todo), exc)
     return out
+
+
+# Papers encoded and stored at a time by refresh: a crash or a stop loses at most one batch.
+REFRESH_BATCH = 256
+
+
+def refresh(store: Store, spec: str | None, stop: threading.Event | None = None) -> int:
+    """Embed and store every stored paper whose vector is missing, from another model, or of
+    an older text (what ``fetch`` runs after storing papers, so a paper is encoded once, when
+    it arrives, and no digest waits for it); returns how many were embedded. Setting ``stop``
+    ends it after the batch in hand."""
+    if not spec:
+        return 0
+    model = load_model(spec)
+    rows = store.corpus()
+    stored = store.embeddings(r["paper_id"] for r in rows)
+    todo = []
+    for row in rows:
+        text = paper_text(row["title"], row["abstract"])
+        digest = text_hash(text)
+        hit = stored.get(row["paper_id"])
+        if not hit or hit[0] != model.name or hit[1] != digest:
+            todo.append((row["paper_id"], text, digest))
+    done = 0
+    for start in range(0, len(todo), REFRESH_BATCH):
+        if stop is not None and stop.is_set():
+            break
+        batch = todo[start : start + REFRESH_BATCH]
+        vectors = model.embed([text for _, text, _ in batch])  # stored as float16 below
+        store.set_embeddings(
+            (pid, model.name, digest, to_blob(vec))
+            for (pid, _, digest), vec in zip(batch, vectors, strict=True)
+        )
+        done += len(batch)
+    return done

@@ -1,33 +1,35 @@
 """Semantic scores beside TF-IDF: pure functions from embedded signals to a score matrix.
 
-Each subscriber gets one profile vector in the embedding space:
+Every subscriber gets the same model, however many are ranked in one run (a deployment ranks
+everyone due at 07:30 at once, so a model that only small runs can afford is a model most
+readers never get). Two terms, both cheap enough for 20,000 readers in one run:
 
-* a centroid (from zero labels on): interests text, seed papers and time-decayed thumbs-up,
-  minus decayed thumbs-down, each kind averaged (as :func:`paperwire.rank.rocchio_rows`);
-* from ``classifier_min_likes`` positives on, a logistic regression of the positives (and the
-  interests text) against a sample of the corpus, explicit thumbs-down as weighted negatives,
-  the dense twin of ``rank.classifier_row``.
+* a **whitened centroid**: the direction ``Σ⁻¹ (m − μ)``, where ``m`` is the weighted mean of
+  the reader's interests text, seed papers and time-decayed thumbs-up (thumbs-down pull the
+  other way), ``μ`` the corpus mean and ``Σ`` the corpus covariance, shrunk towards its mean
+  variance. It is the linear classifier of the reader's papers against the corpus that a
+  shared Gaussian gives in closed form (linear discriminant analysis): one 384 × 384 solve per
+  run for everyone, instead of one logistic regression per reader. A reader with only an
+  interests text keeps the plain cosine to it (a short query is not an abstract: whitening
+  its offset from the corpus mean amplifies noise, measured in benchmarks/README.md);
+* a **neighbour contrast**: the mean cosine of a paper to its closest liked papers minus that
+  to the closest thumbed-down ones, minus the paper's *density* (its mean cosine to its closest
+  corpus papers: a paper in a crowded region is close to some liked paper whatever the reader
+  likes). It is what hears a handful of thumbs-down, and a library of several topics, that a
+  single direction averages away. It is computed for each reader's shortlist only (the best
+  ``shortlist`` candidates by everything else), on one calibration shared by the run.
 
-A row is standardised over a sample of the corpus, so its score reads like the TF-IDF score
-("standard deviations above this subscriber's average paper") and the two add:
-``total = tfidf + weight × semantic``, the weight depending on the profile's kind. Beside a
-classifier comes a nearest-neighbour contrast: the mean cosine of a paper to its closest liked
-papers, minus that to its closest thumbed-down papers (a classifier trained against thousands
-of background papers hardly hears a handful of thumbs-down; the neighbours do), minus the
-paper's *density*, its mean cosine to its closest corpus papers. The density is the
-thumbs-down a reader without thumbs-down lacks: a paper in a crowded region is close to some
-liked paper whatever the reader likes (the "hubness" of embedding spaces). Neighbour cosines
-are taken after removing the corpus mean, the common direction every static-embedding vector
-shares. Each term is standardised over the corpus sample. Every weight is measured in
-benchmarks/README.md ("Semantic ranking"). :func:`extra_scores` is the one hook ``digest``
-calls.
+Each term reads as "standard deviations above this subscriber's average paper", like the
+TF-IDF score, and they add: ``total = tfidf + weight × linear + neighbour_weight × contrast``.
+Every weight is measured in benchmarks/README.md ("Sentence encoder"). :func:`extra_scores` is
+the one hook ``compose`` calls.
 
 :func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
-the "similar to <liked paper>" reason, and :func:`closest_interest` the interest phrase a pick
-with no other reason is closest to in meaning.
+the "like <title>" reason, and :func:`closest_interest` the interest phrase a pick with no
+other reason is closest to in meaning.
 
 Nothing here touches the clock; only those three read the store (through
-:mod:`paperwire.embed`).
+:mod:`paperwire.rank.embed`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from .core import decay_factor
 from .embed import unit_rows
@@ -45,50 +46,41 @@ from .embed import unit_rows
 if TYPE_CHECKING:
     from ..store import Store
     from .core import Signals
-    from .embed import StaticModel
+    from .embed import EmbeddingModel
 
-# Corpus papers the classifier is trained against and the rows are calibrated on (fixed-seed
-# samples): the per-subscriber cost stays bounded as the store grows.
+# Corpus papers the covariance and the standardisation are estimated on (a fixed-seed sample):
+# the per-run cost stays bounded as the store grows.
 BACKGROUND = 5000
 
 
 @dataclass(frozen=True)
 class SemanticWeights:
-    """How the embedding profile is built and how much it adds to the TF-IDF score."""
+    """How the embedding profile is built and how much it adds to the TF-IDF score (chosen on
+    CiteULike-t tuning readers and arxiv-frontpage's random halves, never on held-out readers:
+    benchmarks/README.md, "Sentence encoder")."""
 
-    # Share of the (standardised) semantic score added to the TF-IDF score: for a centroid
-    # profile (cold start, where TF-IDF is weakest) and for a classifier profile, with the
-    # neighbour contrast beside it. Chosen on arxiv-frontpage's random halves (seeds 100-139)
-    # and 1,200 CiteULike-t tuning readers, never on the reported split or held-out readers
-    # (benchmarks/README.md). Without thumbs-down the two disagree: frontpage's one reader
-    # prefers 0.5 (AUC 0.917 over the halves; 0.909 at 0.75, 0.901 at 1), CiteULike's readers
-    # 1 to 2 (recall@10 0.0954 at 0.5, 0.0986 at 0.75, 0.1003 at 1); 0.75 keeps the larger
-    # share of each one's gain over the second phase's weights (0.899, 0.0907). With
-    # thumbs-down the contrast already has a second side: 0.25 (frontpage up and down 0.935;
-    # 0.930 at 0.5).
-    weight: float = 1.0
-    classifier_weight: float = 0.25
-    neighbour_weight: float = 0.75
-    neighbour_weight_with_dislikes: float = 0.25
-    neighbours: int = 3
-    # The density subtracted inside the contrast (× neighbour weight): the mean cosine to the
-    # 20 closest papers of the corpus sample, standardised. 1.5 beat 0.5 / 1 on both data
-    # sets; 2 / 2.5 lost with thumbs-down.
-    density_weight: float = 1.5
+    # Shares beside the TF-IDF score (which counts 1): on 200 CiteULike-t tuning readers,
+    # ranking every paper, TF-IDF : whitened centroid : neighbours of 0.4 : 1 : 0.75 gave
+    # recall@10 1.18x the recipe's, against 1.00x for TF-IDF alone and 1.01x for the centroid
+    # alone (benchmarks/README.md, "Sentence encoder").
+    weight: float = 2.5
+    neighbour_weight: float = 1.9
+    neighbour_weight_with_dislikes: float = 1.9
+    neighbours: int = 5
+    # the density subtracted inside the contrast, and how many close papers define it
+    density_weight: float = 0.0
     density_neighbours: int = 20
-    # Neighbour cosines after removing the corpus sample's mean (False: raw cosines, the
-    # second phase's contrast, kept to measure against).
+    # the covariance shrunk towards its mean variance: 0 is plain LDA, 1 a plain centroid
+    shrinkage: float = 0.05
+    # candidates per reader the neighbour contrast is computed for
+    shortlist: int = 300
+    # neighbour cosines after removing the corpus mean (the direction every vector shares)
     centred: bool = True
     interests: float = 1.0
     seeds: float = 1.0
     liked: float = 1.0
     disliked: float = 1.0
     half_life_days: float = 180.0
-    classifier_min_likes: int = 3
-    classifier_c: float = 1.0
-    classifier_dislike_weight: float = 10.0
-    # As rank.Weights.classifier_max_subscribers: beyond this many in one run, centroids only.
-    classifier_max_subscribers: int = 200
 
 
 @dataclass
@@ -106,78 +98,71 @@ class EmbeddedSignals:
         return int(np.isin(self.kinds, ("seed", "liked")).sum())
 
 
-def centroid(sig: EmbeddedSignals, w: SemanticWeights) -> np.ndarray:
-    """Weighted mean of each kind of signal (thumbs-down subtracted), L2-normalised."""
+def _mean_of(sig: EmbeddedSignals, w: SemanticWeights, sides: tuple[str, ...]) -> np.ndarray:
+    """Weighted mean of each kind of signal in ``sides`` (each kind averaged first, so a
+    library of 300 papers does not drown the interests text), as a float64 vector."""
     dim = sig.vectors.shape[1] if sig.interests is None else len(sig.interests)
     out = np.zeros(dim, dtype=np.float64)
-    if sig.interests is not None:
+    if "interests" in sides and sig.interests is not None:
         out += w.interests * sig.interests
     decay = decay_factor(sig.ages, w.half_life_days)
-    for kind, weight in (("seed", w.seeds), ("liked", w.liked), ("disliked", -w.disliked)):
+    for kind, weight in (("seed", w.seeds), ("liked", w.liked), ("disliked", w.disliked)):
         idx = sig.kinds == kind
-        if idx.any():
+        if kind in sides and idx.any():
             out += weight * (decay[idx, None] * sig.vectors[idx]).sum(axis=0) / idx.sum()
+    return out
+
+
+def centroid(sig: EmbeddedSignals, w: SemanticWeights) -> np.ndarray:
+    """Weighted mean of each kind of signal (thumbs-down subtracted), L2-normalised."""
+    out = _mean_of(sig, w, ("interests", "seed", "liked")) - _mean_of(sig, w, ("disliked",))
     norm = np.linalg.norm(out)
     return (out / norm if norm > 0 else out).astype(np.float32)
 
 
-def classifier(
-    sig: EmbeddedSignals, background: np.ndarray, w: SemanticWeights
-) -> tuple[np.ndarray, float]:
-    """A logistic regression's weights and intercept: positives (seeds, thumbs-up, the interests
-    text) balanced against the background papers, thumbs-down weighted as negatives."""
-    decay = decay_factor(sig.ages, w.half_life_days)
-    pos = np.isin(sig.kinds, ("seed", "liked"))
-    neg = sig.kinds == "disliked"
-    pos_x = sig.vectors[pos]
-    pos_w = decay[pos]
-    if sig.interests is not None:
-        pos_x = np.vstack([pos_x, sig.interests[None, :]])
-        pos_w = np.r_[pos_w, 1.0]
-    x = np.vstack([background, pos_x, sig.vectors[neg]])
-    y = np.r_[np.zeros(len(background)), np.ones(len(pos_x)), np.zeros(int(neg.sum()))]
-    balance = len(background) / max(len(pos_x), 1)
-    sample_weight = np.r_[
-        np.ones(len(background)), balance * pos_w, w.classifier_dislike_weight * decay[neg]
-    ]
-    clf = LogisticRegression(C=w.classifier_c, max_iter=500)
-    clf.fit(x, y, sample_weight=sample_weight)
-    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+def whitening(sample: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sample's mean and the inverse of its covariance shrunk towards its mean variance
+    (Ledoit-Wolf's target; ``shrinkage`` fixed, measured): one solve per run."""
+    mean = sample.mean(axis=0).astype(np.float64)
+    if len(sample) < 2:
+        return mean, np.eye(sample.shape[1])
+    cov = np.cov(sample.T.astype(np.float64))
+    target = np.trace(cov) / cov.shape[0]
+    shrunk = (1 - shrinkage) * cov + shrinkage * target * np.eye(cov.shape[0])
+    # a pseudo-inverse: a tiny or degenerate store (every paper alike) has a singular one
+    return mean, np.linalg.pinv(shrunk, hermitian=True)
 
 
-@dataclass
-class Neighbours:
-    """Labelled papers of one side (liked or thumbed-down) and how their k-nearest mean
-    cosine is spread over the corpus: score = (mean of the k best cosines − offset) / scale."""
-
-    vectors: np.ndarray  # (n, dim)
-    k: int
-    offset: float = 0.0
-    scale: float = 1.0
-
-    def raw(self, papers: np.ndarray) -> np.ndarray:
-        cosines = papers @ self.vectors.T
-        k = min(self.k, cosines.shape[1])
-        return np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
-
-    def score(self, papers: np.ndarray) -> np.ndarray:
-        return (self.raw(papers) - self.offset) / self.scale
+def direction(
+    sig: EmbeddedSignals, w: SemanticWeights, mean: np.ndarray, precision: np.ndarray
+) -> np.ndarray:
+    """The reader's whitened centroid: ``Σ⁻¹ (positives − μ) − Σ⁻¹ (thumbs-down − μ)`` (each
+    side's weighted mean), or the plain centroid for an interests text alone."""
+    if not len(sig.vectors):
+        return centroid(sig, w)
+    pos = _mean_of(sig, w, ("interests", "seed", "liked"))
+    out = precision @ (_unit(pos) - mean) if pos.any() else np.zeros_like(mean)
+    neg = _mean_of(sig, w, ("disliked",))
+    if neg.any():
+        out -= precision @ (_unit(neg) - mean)
+    return out.astype(np.float32)
 
 
-def neighbours(vectors: np.ndarray, k: int, sample: np.ndarray) -> Neighbours | None:
-    """One side's neighbours, standardised over the corpus sample; None when it is empty."""
-    if not len(vectors):
-        return None
-    side = Neighbours(np.asarray(vectors, dtype=np.float32), k)
-    raw = side.raw(sample) if len(sample) else np.zeros(0)
-    side.offset = float(raw.mean()) if len(raw) else 0.0
-    spread = float(raw.std()) if len(raw) > 1 else 0.0
-    side.scale = spread if spread > 0 else 1.0
-    return side
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(v)
+    return v / norm if norm > 0 else v
 
 
 # Papers whose cosines are computed at once (a 2,000 × 5,000 block: 40 MB).
 _BLOCK = 2000
+
+
+def top_k_mean(cosines: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the mean of its ``k`` largest values (all of them when there are fewer)."""
+    k = min(k, cosines.shape[1])
+    if k <= 0:
+        return np.zeros(len(cosines), dtype=np.float32)
+    return np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
 
 
 def density(papers: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
@@ -188,150 +173,180 @@ def density(papers: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
     for start in range(0, len(papers), _BLOCK):
         cosines = papers[start : start + _BLOCK] @ sample.T
         cosines[cosines > 0.9999] = -1.0  # the least a cosine can be
-        out[start : start + _BLOCK] = np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
+        out[start : start + _BLOCK] = top_k_mean(cosines, k)
     return out
 
 
 @dataclass
-class SemanticProfiles:
-    """Per subscriber a direction and its standardisation: score = (x·d − offset) / scale;
-    beside each classifier, the liked and thumbed-down neighbours."""
+class Calibration:
+    """What the run's readers share: the corpus mean, the whitening, the sample the linear
+    scores are standardised on, and how the neighbour contrast and the density spread."""
 
-    directions: np.ndarray  # (subscribers, dim)
-    offset: np.ndarray
-    scale: np.ndarray
-    used_classifier: np.ndarray
-    # per subscriber (liked, thumbed-down) neighbours, or None beside a centroid
-    sides: list[tuple[Neighbours | None, Neighbours | None] | None] = field(default_factory=list)
-    # what neighbour cosines are taken against: the corpus sample's mean (subtracted) and the
-    # sample itself, centred (the density's reference)
-    centre: np.ndarray | None = None
-    sample: np.ndarray | None = None
-
-    def score(self, papers: np.ndarray) -> np.ndarray:
-        raw = self.directions @ papers.T
-        return (raw - self.offset[:, None]) / self.scale[:, None]
-
-    def weights(self, w: SemanticWeights) -> np.ndarray:
-        """Each row's share in the sum with TF-IDF (centroid or classifier weight)."""
-        return np.where(self.used_classifier, w.classifier_weight, w.weight).astype(np.float32)
-
-    def neighbour_weights(self, w: SemanticWeights) -> np.ndarray:
-        """Each row's weight of the neighbour contrast: none beside a centroid, less when the
-        reader has thumbs-down (the contrast then has two sides)."""
-        out = np.zeros(len(self.directions), dtype=np.float32)
-        for row, sides in enumerate(self.sides):
-            if sides is not None:
-                disliked = sides[1] is not None
-                out[row] = w.neighbour_weight_with_dislikes if disliked else w.neighbour_weight
-        return out
+    mean: np.ndarray  # (dim,) float64
+    precision: np.ndarray  # (dim, dim) float64
+    sample: np.ndarray  # (n, dim) the corpus sample (unit rows)
+    centre: np.ndarray | None  # subtracted before neighbour cosines (None: raw cosines)
+    centred_sample: np.ndarray
+    near_offset: float = 0.0
+    near_scale: float = 1.0
+    density_offset: float = 0.0
+    density_scale: float = 1.0
 
     def centred(self, papers: np.ndarray) -> np.ndarray:
         """Papers as the neighbours compare them (the corpus mean removed, unit rows)."""
         return papers if self.centre is None else unit_rows(papers - self.centre)
 
-    def density(self, papers: np.ndarray, w: SemanticWeights) -> np.ndarray:
-        """Each paper's density (see :func:`density`), standardised over the corpus sample;
-        zeros without a sample."""
-        if self.sample is None or len(self.sample) < 3:
-            return np.zeros(len(papers), dtype=np.float32)
-        ref = density(self.sample, self.sample, w.density_neighbours)
-        spread = float(ref.std())
-        raw = density(self.centred(papers), self.sample, w.density_neighbours)
-        return (raw - ref.mean()) / (spread if spread > 0 else 1.0)
 
-    def neighbour_score(self, papers: np.ndarray) -> np.ndarray:
-        """Closeness to the liked papers minus closeness to the thumbed-down ones (zero rows
-        beside a centroid)."""
-        papers = self.centred(papers)
-        out = np.zeros((len(self.directions), len(papers)), dtype=np.float32)
-        for row, sides in enumerate(self.sides):
-            liked, disliked = sides or (None, None)
-            if liked is not None:
-                out[row] += liked.score(papers)
-            if disliked is not None:
-                out[row] -= disliked.score(papers)
-        return out
-
-    def added(
-        self, papers: np.ndarray, w: SemanticWeights, density: np.ndarray | None = None
-    ) -> np.ndarray:
-        """What these profiles add to the TF-IDF scores of these papers, weights included.
-        ``density``: the papers' :meth:`density`, when the caller has it cached."""
-        total = self.weights(w)[:, None] * self.score(papers)
-        near = self.neighbour_weights(w)
-        if near.any():
-            contrast = self.neighbour_score(papers)
-            if w.density_weight:
-                dense = self.density(papers, w) if density is None else density
-                contrast -= w.density_weight * dense[None, :]
-            total += near[:, None] * contrast
-        return total
-
-
-def build_profiles(
-    signals: list[EmbeddedSignals], corpus: np.ndarray, w: SemanticWeights = SemanticWeights()
-) -> SemanticProfiles:
-    """Centroids for everyone, classifiers where there are enough positives (and the run's
-    budget allows), every row standardised over a corpus sample."""
-    dim = corpus.shape[1]
+def calibrate(corpus: np.ndarray, w: SemanticWeights) -> Calibration:
+    """One calibration per run and corpus (what ``extra_scores`` caches)."""
     rng = np.random.default_rng(0)
-    sample_rows = (
+    rows = (
         np.arange(len(corpus))
         if len(corpus) <= BACKGROUND
         else np.sort(rng.choice(len(corpus), BACKGROUND, replace=False))
     )
+    sample = corpus[rows]
+    mean, precision = whitening(sample, w.shrinkage)
+    centre = sample.mean(axis=0).astype(np.float32) if w.centred and len(sample) else None
+    cal = Calibration(mean, precision, sample, centre, sample)
+    cal.centred_sample = cal.centred(sample)
+    if len(sample) >= 3:
+        # the contrast's spread: a paper's mean cosine to its k closest of random "libraries"
+        # of 20 papers, over 20 such libraries (one scale for everyone: per reader it would
+        # cost a product with the sample each)
+        probe = cal.centred_sample[rng.choice(len(sample), min(len(sample), 1000), replace=False)]
+        raws = [
+            top_k_mean(probe @ cal.centred_sample[rng.choice(len(sample), 20)].T, w.neighbours)
+            for _ in range(20)
+        ]
+        values = np.concatenate(raws)
+        cal.near_offset, cal.near_scale = float(values.mean()), float(values.std()) or 1.0
+        ref = density(cal.centred_sample, cal.centred_sample, w.density_neighbours)
+        cal.density_offset, cal.density_scale = float(ref.mean()), float(ref.std()) or 1.0
+    return cal
+
+
+@dataclass
+class SemanticProfiles:
+    """Per subscriber a direction and its standardisation, score = (x·d − offset) / scale; and
+    the labelled papers (corpus rows) the neighbour contrast compares with."""
+
+    directions: np.ndarray  # (subscribers, dim)
+    offset: np.ndarray
+    scale: np.ndarray
+    liked: list[np.ndarray]  # per subscriber, centred unit rows of seeds and thumbs-up
+    disliked: list[np.ndarray]  # per subscriber, of thumbs-down
+    calibration: Calibration
+
+    def score(self, papers: np.ndarray) -> np.ndarray:
+        # in float64: a float32 product's last bits depend on how many readers share it, and
+        # a reader's digest must not depend on who else is due in the same run
+        raw = self.directions.astype(np.float64) @ papers.T.astype(np.float64)
+        return (raw - self.offset[:, None]) / self.scale[:, None]
+
+    def neighbour_weights(self, w: SemanticWeights) -> np.ndarray:
+        """Each row's weight of the neighbour contrast: none without a labelled paper."""
+        out = np.zeros(len(self.directions), dtype=np.float32)
+        for row, (up, down) in enumerate(zip(self.liked, self.disliked, strict=True)):
+            if len(up) or len(down):
+                out[row] = w.neighbour_weight_with_dislikes if len(down) else w.neighbour_weight
+        return out
+
+    def density(self, papers: np.ndarray, w: SemanticWeights) -> np.ndarray:
+        """Each paper's density (see :func:`density`), standardised over the corpus sample."""
+        cal = self.calibration
+        if len(cal.sample) < 3:
+            return np.zeros(len(papers), dtype=np.float32)
+        raw = density(cal.centred(papers), cal.centred_sample, w.density_neighbours)
+        return (raw - cal.density_offset) / cal.density_scale
+
+    def contrast(self, row: int, centred: np.ndarray, w: SemanticWeights) -> np.ndarray:
+        """Closeness of these (centred) papers to the reader's liked papers minus closeness to
+        the thumbed-down ones, in the run's standard deviations."""
+        cal = self.calibration
+        out = np.zeros(len(centred), dtype=np.float32)
+        up, down = self.liked[row], self.disliked[row]
+        centred = centred.astype(np.float64)  # as in score(): the same whoever else is due
+        if len(up):
+            near = top_k_mean(centred @ up.T.astype(np.float64), w.neighbours)
+            out += (near - cal.near_offset) / cal.near_scale
+        if len(down):
+            near = top_k_mean(centred @ down.T.astype(np.float64), w.neighbours)
+            out -= (near - cal.near_offset) / cal.near_scale
+        return out
+
+    def added(
+        self,
+        papers: np.ndarray,
+        w: SemanticWeights,
+        base: np.ndarray | None = None,
+        density: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """What these profiles add to the scores ``base`` (subscribers × papers, e.g. TF-IDF)
+        of these papers, weights included. The neighbour contrast is computed for each
+        reader's ``w.shortlist`` best papers by everything else; the rest get the lowest
+        contrast of that shortlist (they were not going to be picked). ``density``: the
+        papers' :meth:`density`, when the caller has it cached."""
+        total = w.weight * self.score(papers)
+        near = self.neighbour_weights(w)
+        if not near.any() or not len(papers):
+            return total.astype(np.float32)
+        if w.density_weight:
+            dense = self.density(papers, w) if density is None else density
+        centred = self.calibration.centred(papers)
+        ranked = total if base is None else total + base
+        short = min(w.shortlist, len(papers))
+        for row in np.flatnonzero(near):
+            cols = np.argpartition(-ranked[row], short - 1)[:short]
+            contrast = self.contrast(row, centred[cols], w)
+            if w.density_weight:
+                contrast -= w.density_weight * dense[cols]
+            weighted = near[row] * contrast
+            total[row] += weighted.min()
+            total[row, cols] += weighted - weighted.min()
+        return total.astype(np.float32)
+
+
+def build_profiles(
+    signals: list[EmbeddedSignals],
+    corpus: np.ndarray,
+    w: SemanticWeights = SemanticWeights(),
+    calibration: Calibration | None = None,
+) -> SemanticProfiles:
+    """Everyone's whitened centroid and labelled papers, standardised over the corpus sample
+    (``calibration``: the run's, when the caller has it cached)."""
+    cal = calibration or calibrate(corpus, w)
+    dim = corpus.shape[1]
     directions = np.zeros((len(signals), dim), dtype=np.float32)
-    used = np.zeros(len(signals), dtype=bool)
-    sample = corpus[sample_rows]
-    centre = sample.mean(axis=0) if w.centred and len(sample) else None
-    centred_sample = sample if centre is None else unit_rows(sample - centre)
-    sides: list[tuple[Neighbours | None, Neighbours | None] | None] = [None] * len(signals)
-    wants = [
-        i
-        for i, s in enumerate(signals)
-        if s.positives >= w.classifier_min_likes and len(corpus) > s.positives
-    ]
-    fit = set(wants) if len(wants) <= w.classifier_max_subscribers else set()
+    liked, disliked = [], []
+    empty = np.zeros((0, dim), dtype=np.float32)
     for i, sig in enumerate(signals):
-        if i in fit:
-            keep = np.ones(len(corpus), dtype=bool)
-            keep[sig.corpus_rows[sig.corpus_rows < len(corpus)]] = False
-            background = corpus[sample_rows[keep[sample_rows]]]
-            directions[i], _ = classifier(sig, background, w)
-            used[i] = True
-            if w.neighbour_weight or w.neighbour_weight_with_dislikes:
-                pos = np.isin(sig.kinds, ("seed", "liked"))
-                neg = sig.kinds == "disliked"
-                labelled = sig.vectors if centre is None else unit_rows(sig.vectors - centre)
-                sides[i] = (
-                    neighbours(labelled[pos], w.neighbours, centred_sample),
-                    neighbours(labelled[neg], w.neighbours, centred_sample),
-                )
-        else:
-            directions[i] = centroid(sig, w)
-    raw = directions @ sample.T if len(sample) else np.zeros((len(signals), 0))
+        directions[i] = direction(sig, w, cal.mean, cal.precision)
+        pos = np.isin(sig.kinds, ("seed", "liked"))
+        neg = sig.kinds == "disliked"
+        labelled = cal.centred(sig.vectors) if len(sig.vectors) else empty
+        liked.append(labelled[pos] if pos.any() else empty)
+        disliked.append(labelled[neg] if neg.any() else empty)
+    raw = (
+        directions.astype(np.float64) @ cal.sample.T.astype(np.float64)
+        if len(cal.sample)
+        else np.zeros((len(signals), 0))
+    )
     offset = raw.mean(axis=1) if raw.shape[1] else np.zeros(len(signals))
     spread = raw.std(axis=1) if raw.shape[1] > 1 else np.ones(len(signals))
     scale = np.where(spread > 0, spread, 1.0)
     return SemanticProfiles(
-        directions,
-        offset.astype(np.float32),
-        scale.astype(np.float32),
-        used,
-        sides,
-        None if centre is None else centre.astype(np.float32),
-        centred_sample,
+        directions, offset.astype(np.float32), scale.astype(np.float32), liked, disliked, cal
     )
 
 
-# -- the hook digest calls --------------------------------------------------------------------
+# -- the hook compose calls -------------------------------------------------------------------
 
 
 def embedded_signals(
-    model: StaticModel, signals: list[Signals], corpus: np.ndarray, now: dt.datetime
+    model: EmbeddingModel, signals: list[Signals], corpus: np.ndarray, now: dt.datetime
 ) -> list[EmbeddedSignals]:
-    """``rank.Signals`` whose papers are corpus rows (as ``digest`` builds them) in vectors."""
+    """``core.Signals`` whose papers are corpus rows (as ``compose`` builds them) in vectors."""
     texts = [s.interests for s in signals]
     interests = model.embed(texts)
     out = []
@@ -366,12 +381,14 @@ def extra_scores(
     signals: list[Signals],
     now: dt.datetime,
     w: SemanticWeights = SemanticWeights(),
+    base: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """What the embedding model adds to the TF-IDF scores of these candidates (corpus rows) for
-    these subscribers, the weights included; None when ``ranking.embeddings`` is off.
+    """What the embedding model adds to the scores ``base`` (subscribers × candidates) of
+    these candidates (corpus rows) for these subscribers, the weights included; None when
+    ``ranking.embeddings`` is off.
 
     ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
-    ``digest.subscriber_signals`` does given the run's corpus. Papers not yet embedded are
+    ``compose.subscriber_signals`` does given the run's corpus. Papers not yet embedded are
     embedded and stored first (once per paper and model)."""
     if not spec:
         return None
@@ -379,19 +396,15 @@ def extra_scores(
 
     model = load_model(spec)
     corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
-    profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w)
+    cal = _calibration(store, model, corpus, w)
+    profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w, cal)
     rows = np.asarray(candidate_rows, dtype=np.int64)
     dense = None
     if profiles.neighbour_weights(w).any() and w.density_weight:
         dense = _corpus_density(store, model, corpus, profiles, w)[rows]
-    return profiles.added(corpus[rows], w, dense)
+    return profiles.added(corpus[rows], w, base, dense)
 
 
-# -- "similar to <liked paper>" ----------------------------------------------------------------
-
-# How rarely two stored papers must be alike for one to be named beside the other: the rarity
-# of rank.most_similar_liked's TF-IDF bar (cosine 0.25), which 14 of the 539,241 pairs of the
-# reader evaluation's 1,039 real papers pass (1 in 38,500). wordllama's cosine at that rarity
 # there is 0.80 (a random pair: 0.34 ± 0.11), so a fixed bar would not carry across models.
 SIMILAR_RARITY = 1 / 38_500
 # Papers whose pairs set the bar (2,000: ~2 million pairs, ~0.1 s once per corpus).
@@ -494,7 +507,7 @@ _PHRASES: dict[tuple[str, str, str], tuple[float, np.ndarray]] = {}
 
 
 def _phrase_bars(
-    store: Store, model: StaticModel, vectors: np.ndarray, phrases: list[str]
+    store: Store, model: EmbeddingModel, vectors: np.ndarray, phrases: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     where = str(store.path.resolve())
     new = [p for p in dict.fromkeys(phrases) if (where, model.name, p) not in _PHRASES]
@@ -517,7 +530,7 @@ def _phrase_bars(
 _VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray, list[str]]] = {}
 
 
-def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: list[str]):
+def _corpus_vectors(store: Store, model: EmbeddingModel, ids: list[str], texts: list[str]):
     from .embed import paper_vectors
 
     key = (str(store.path.resolve()), model.name)
@@ -536,6 +549,7 @@ def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: lis
     _BARS.clear()
     _PHRASES.clear()
     _DENSITY.clear()
+    _CALIBRATIONS.clear()
     return vectors
 
 
@@ -543,7 +557,7 @@ def _corpus_vectors(store: Store, model: StaticModel, ids: list[str], texts: lis
 _BARS: dict[tuple[str, str], float] = {}
 
 
-def _similar_bar(store: Store, model: StaticModel, vectors: np.ndarray) -> float:
+def _similar_bar(store: Store, model: EmbeddingModel, vectors: np.ndarray) -> float:
     key = (str(store.path.resolve()), model.name)
     if key not in _BARS:
         _BARS[key] = similar_bar(vectors)
@@ -558,7 +572,7 @@ _DENSITY: dict[tuple[str, str, int, bool], np.ndarray] = {}
 
 def _corpus_density(
     store: Store,
-    model: StaticModel,
+    model: EmbeddingModel,
     corpus: np.ndarray,
     profiles: SemanticProfiles,
     w: SemanticWeights,
@@ -567,3 +581,17 @@ def _corpus_density(
     if key not in _DENSITY:
         _DENSITY[key] = profiles.density(corpus, w)
     return _DENSITY[key]
+
+
+# (database, model, weights) -> the run's Calibration of the cached corpus vectors (cleared with
+# them): compose scores chunks of subscribers against the same corpus
+_CALIBRATIONS: dict[tuple[str, str, SemanticWeights], Calibration] = {}
+
+
+def _calibration(
+    store: Store, model: EmbeddingModel, corpus: np.ndarray, w: SemanticWeights
+) -> Calibration:
+    key = (str(store.path.resolve()), model.name, w)
+    if key not in _CALIBRATIONS:
+        _CALIBRATIONS[key] = calibrate(corpus, w)
+    return _CALIBRATIONS[key]

@@ -1,0 +1,121 @@
+"""The bundled sentence encoder: all-MiniLM-L6-v2 as an int8 ONNX graph, run by ONNX Runtime.
+
+A contextual encoder reads a title and abstract as a sentence, not as a bag of words: "graph
+neural networks for molecules" and "molecular property prediction with message passing" land
+close together although they share no word. It is what makes a new reader's interests text
+match by meaning (benchmarks/README.md, "Sentence encoder", has the figures).
+
+The model files ship inside the package (``paperwire/data/encoder/``, 23 MB): built by
+``scripts/build_encoder.py`` from hash-checked upstream weights, with their Apache-2.0 LICENSE,
+NOTICE and a PROVENANCE.json. No PyTorch, no network: ONNX Runtime and Hugging Face's
+``tokenizers`` only. Every paper is encoded once, when it is stored (``embed.paper_vectors``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+NAME = "minilm"
+# Word pieces read per text: the model's own limit (256); a title and abstract average ~225.
+MAX_TOKENS = 256
+# Texts run through the network at once. One: the int8 graph quantises each matrix product's
+# input with one scale for the whole batch, so a text batched with others (or with padding)
+# would get a slightly different vector than alone; one at a time, a paper's vector depends on
+# its text only, and costs no more on two cores (padding is work too).
+BATCH = 1
+
+
+def model_folder() -> Path:
+    """Where the bundled model files are (inside the installed package)."""
+    return Path(str(resources.files("paperwire") / "data" / "encoder"))
+
+
+@dataclass
+class SentenceEncoder:
+    """Texts in, L2-normalised 384-dimension float32 rows out (mean-pooled MiniLM)."""
+
+    name: str
+    session: Any  # onnxruntime.InferenceSession
+    tokenizer: Any  # tokenizers.Tokenizer
+    dim: int = 384
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One unit row per text; an empty text is a zero row (it says nothing)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        todo = [i for i, t in enumerate(texts) if t and t.strip()]
+        if not todo:
+            return out
+        encodings = self.tokenizer.encode_batch([texts[i] for i in todo])
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), BATCH):
+            batch = order[start : start + BATCH]
+            width = int(lengths[batch].max())
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, k in enumerate(batch):
+                n = lengths[k]
+                ids[row, :n] = encodings[k].ids
+                mask[row, :n] = 1
+            vectors = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            out[np.asarray(todo)[batch]] = vectors
+        return out
+
+
+def load(folder: Path | None = None, threads: int | None = None) -> SentenceEncoder:
+    """The bundled encoder (or the same files in ``folder``), ready to run."""
+    folder = folder or model_folder()
+    model, tokenizer_file = folder / "model.onnx", folder / "tokenizer.json"
+    for path in (model, tokenizer_file):
+        if not path.is_file():
+            raise ConfigError(
+                f"ranking.embeddings: {NAME}: {path} is missing; reinstall paperwire "
+                "(pip install --force-reinstall paperwire) or set ranking.embeddings: off"
+            )
+    try:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+    except ImportError as exc:  # both are dependencies; a broken environment says which
+        raise ConfigError(
+            f"ranking.embeddings: {NAME} needs {exc.name}, which is not importable: "
+            "pip install paperwire (or set ranking.embeddings: off)"
+        ) from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or _threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # ONNX Runtime's own warnings are not the reader's business
+    session = ort.InferenceSession(
+        str(model), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.no_padding()
+    return SentenceEncoder(f"{NAME}-{_fingerprint(folder)}", session, tokenizer)
+
+
+def _threads() -> int:
+    """The cores this process may use (a container's CPU set, not the host's)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+def _fingerprint(folder: Path) -> str:
+    """A short id of the model's bytes: stored vectors are re-made when the model changes."""
+    provenance = folder / "PROVENANCE.json"
+    if provenance.is_file():
+        digest = json.loads(provenance.read_text()).get("model.onnx_sha256", "")
+        if digest:
+            return str(digest)[:12]
+    return hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()[:12]

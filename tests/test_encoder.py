@@ -1,0 +1,108 @@
+"""paperwire.rank.encoder: the bundled sentence encoder, as installed, on real text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from paperwire.paper import Paper
+from paperwire.rank import compose, embed, encoder
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def model() -> encoder.SentenceEncoder:
+    return encoder.load(threads=1)
+
+
+def test_the_shipped_model_is_the_one_its_provenance_names():
+    folder = encoder.model_folder()
+    provenance = json.loads((folder / "PROVENANCE.json").read_text())
+    built = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
+    assert provenance["model.onnx_sha256"] == built
+    assert provenance["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert provenance["upstream_sha256"]["model.safetensors"] == (
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    )
+    # the tokenizer is upstream's file, byte for byte
+    tokenizer = hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()
+    assert tokenizer == provenance["upstream_sha256"]["tokenizer.json"]
+    assert "Apache License" in (folder / "LICENSE").read_text()
+    assert "all-MiniLM-L6-v2" in (folder / "NOTICE").read_text()
+
+
+def test_texts_become_unit_rows_and_an_empty_text_a_zero_row(model):
+    vectors = model.embed(["Speculative decoding with a draft model", "", "   "])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-4)
+    assert not vectors[1:].any()
+    assert model.name.startswith("minilm-")
+
+
+def test_meaning_not_words_decides_what_is_close(model):
+    query, paraphrase, other = model.embed(
+        [
+            "graph neural networks for molecules",
+            "molecular property prediction with message passing on atoms and bonds",
+            "compressing the key-value cache of large language models",
+        ]
+    )
+    assert query @ paraphrase > 0.4 > query @ other
+
+
+def test_a_text_gets_the_same_vector_alone_or_in_a_batch_of_other_lengths(model):
+    texts = [
+        "A short title",
+        "A much longer abstract about diffusion models for protein structure generation, "
+        "conditioned on sequence, with an equivariant network and a new noise schedule. " * 3,
+        "Reinforcement learning from human feedback",
+    ]
+    batch = model.embed(texts)
+    alone = np.vstack([model.embed([t]) for t in texts])
+    np.testing.assert_allclose(batch, alone, atol=1e-5)
+
+
+def test_a_text_longer_than_the_model_reads_is_cut_not_refused(model):
+    long = "attention " * 5000
+    assert np.linalg.norm(model.embed([long])[0]) == pytest.approx(1.0, abs=1e-4)
+
+
+PAPERS = [
+    ("2611.00011", "Message passing networks predict molecular properties",
+     "Atoms are nodes and bonds are edges; a learned update aggregates neighbours."),
+    ("2611.00012", "Dark energy constraints from supernova distances",
+     "Type Ia supernovae measure the expansion history of the universe."),
+    ("2611.00013", "A survey of smart contract auditing tools",
+     "Static analysers and fuzzers for Ethereum programs are compared."),
+]  # fmt: skip
+
+
+def test_each_paper_is_encoded_once_when_stored_and_never_again(store):
+    store.add_papers(
+        [Paper(p, t, a, url="u", source="arxiv") for p, t, a in PAPERS], now=NOW - dt.timedelta(1)
+    )
+    assert embed.refresh(store, "minilm") == 3
+    stored = store.embeddings(p for p, _, _ in PAPERS)
+    assert {m for m, _, _ in stored.values()} == {embed.load_model("minilm").name}
+    assert embed.refresh(store, "minilm") == 0  # nothing new: nothing encoded
+    assert embed.refresh(store, None) == 0  # switched off: nothing at all
+
+
+def test_a_new_reader_gets_the_paper_that_means_what_their_interests_say(store, make_config):
+    store.add_papers(
+        [Paper(p, t, a, url="u", source="arxiv") for p, t, a in PAPERS], now=NOW - dt.timedelta(1)
+    )
+    text = (
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "graph neural networks for chemistry"\n    digest_size: 1\n'
+    )
+    on = compose.compose(store, make_config(text), now=NOW)["ada"]  # the default: the encoder
+    off = compose.compose(store, make_config("ranking: {embeddings: off}\n" + text), now=NOW)
+    assert [p.paper_id for p in on.picks] == ["2611.00011"]
+    # TF-IDF alone: no interest word is in any paper, every score the same
+    assert len({round(p.score, 6) for p in off["ada"].picks}) == 1
