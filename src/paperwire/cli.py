@@ -4,7 +4,6 @@ function and print a summary. Errors become one line on stderr and exit status 1
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import errno
 import json
@@ -15,13 +14,13 @@ from pathlib import Path
 
 import click
 
-from . import __version__, pipeline, schedule
+from . import __version__, pipeline
+from . import status as status_mod
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
-from .deliver.dispatch import channel_ids
-from .errors import ConfigError, PaperwireError
-from .paper import arxiv_id
+from .errors import PaperwireError
 from .redact import install_log_redaction
 from .store import Store, utcnow
+from .web import votes
 
 
 class Context:
@@ -351,73 +350,16 @@ def feedback(obj: Context, args: tuple[str, ...]) -> None:
     config = obj.config
     if args[0] == "import" and len(args) == 2:
         with obj.store() as store:
-            # every row is checked before any is stored: a file with a mistake stores nothing
-            votes = _read_votes_csv(Path(args[1]), config, store)
-            count = store.record_votes(votes, via="import")
+            count = votes.import_votes(store, config, Path(args[1]))
         click.echo(f"Imported {count} votes from {args[1]}.")
         return
-    vote = _vote_value(args[2]) if len(args) == 3 else None
+    vote = votes.vote_value(args[2]) if len(args) == 3 else None
     if vote is None:
         raise click.UsageError("expected SUBSCRIBER PAPER up|down, or import FILE.csv")
     sub = config.subscriber(args[0])
     with obj.store() as store:
-        paper_id = _known_paper(store, args[1])
-        if paper_id is None:
-            raise click.ClickException(_unknown_paper(args[1]))
-        store.record_vote(sub.id, paper_id, vote, via="cli")
+        paper_id = votes.record_vote(store, sub, args[1], vote)
     click.echo(f"Recorded 👍 for {paper_id}." if vote > 0 else f"Recorded 👎 for {paper_id}.")
-
-
-def _vote_value(word: str) -> int | None:
-    return {"up": 1, "down": -1}.get(word.strip().lower())
-
-
-def _known_paper(store: Store, written: str) -> str | None:
-    """The stored paper a user means: an id as stored, or any way of writing an arXiv id
-    (``arXiv:2504.04514``, ``2504.04514v2``, ``https://arxiv.org/abs/2504.04514v2``)."""
-    written = written.strip()
-    for candidate in (written, arxiv_id(written)):
-        if candidate and store.paper(candidate) is not None:
-            return candidate
-    return None
-
-
-def _unknown_paper(written: str) -> str:
-    return (
-        f"unknown paper {written!r}: no stored paper has this id; "
-        "run `paperwire fetch` first, or check the id"
-    )
-
-
-def _read_votes_csv(path: Path, config: Config, store: Store) -> list[tuple[str, str, int]]:
-    known = {s.id for s in config.subscribers}
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    votes = []
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = {"subscriber", "paper_id", "vote"} - set(reader.fieldnames or [])
-        if missing:
-            raise ConfigError(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
-        for row in reader:
-            line = reader.line_num
-            if row["subscriber"] not in known:
-                raise ConfigError(
-                    f"{path}:{line}: subscriber: unknown subscriber {row['subscriber']!r}"
-                )
-            vote = _vote_value(row["vote"] or "")
-            if vote is None:
-                raise ConfigError(f"{path}:{line}: vote: {row['vote']!r} is not 'up' or 'down'")
-            written = (row["paper_id"] or "").strip()
-            if not written:
-                raise ConfigError(f"{path}:{line}: paper_id: is empty")
-            paper_id = _known_paper(store, written)
-            if paper_id is None:
-                raise ConfigError(f"{path}:{line}: paper_id: {_unknown_paper(written)}")
-            votes.append((row["subscriber"], paper_id, vote))
-    return votes
 
 
 @cli.command()
@@ -588,45 +530,32 @@ def status(obj: Context, subscriber_id: str | None) -> None:
         paperwire status --subscriber ada
     """
     config = obj.config
-    subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
-    now = utcnow()
+    subs = [config.subscriber(subscriber_id)] if subscriber_id else None
     with obj.store() as store:
-        gone = store.unsubscribed()
-        click.echo(f"{store.count_papers()} papers stored in {os.fspath(obj.db_path)}")
-        for sub in subs:
-            last = store.last_delivery(sub.id)
-            parts = [sub.id]
-            if last:
-                parts.append(
-                    f"last digest {last['period']} ({last['state']}"
-                    f"{': ' + last['error'] if last['error'] else ''})"
-                )
-            else:
-                parts.append("no digest yet")
-            if sub.id in gone:
-                parts.append("unsubscribed: no more digests")
-            else:
-                slot = pipeline.digest_slots(
-                    store, [sub], now, DEFAULT_GRACE, pipeline.FIRST_DIGEST_REACH
-                )[sub.id]
-                if slot and not store.delivery(
-                    sub.id, "digest", schedule.period(slot), channel_ids(sub)[0]
-                ):
-                    parts.append(f"due now ({schedule.period(slot)})")
-                parts.append(f"next {schedule.next_slot(sub, now).isoformat(timespec='minutes')}")
-            missing = [p for p in sub.seed_papers if _known_paper(store, p) is None]
-            if missing:
-                parts.append(
-                    f"seed papers not found: {', '.join(missing)} "
-                    f"({len(sub.seed_papers) - len(missing)} of {len(sub.seed_papers)} in use)"
-                )
-            click.echo(" · ".join(parts))
-        for feed in config.feeds:
-            state = store.feed_state(feed.url)
-            if state and state.get("last_error"):
-                error = state["last_error"].removeprefix(f"feed {feed.label}: ")
-                when = state["last_fetch"][:16].replace("T", " ")
-                click.echo(f"feed {feed.label}: last fetch failed ({when} UTC): {error}")
+        report = status_mod.status(store, config, now=utcnow(), subscribers=subs)
+    click.echo(f"{report.papers} papers stored in {os.fspath(obj.db_path)}")
+    for sub in report.subscribers:
+        parts = [sub.id]
+        if sub.last_period is not None:
+            error = f": {sub.last_error}" if sub.last_error else ""
+            parts.append(f"last digest {sub.last_period} ({sub.last_state}{error})")
+        else:
+            parts.append("no digest yet")
+        if sub.unsubscribed:
+            parts.append("unsubscribed: no more digests")
+        else:
+            if sub.due:
+                parts.append(f"due now ({sub.due})")
+            if sub.next_slot:
+                parts.append(f"next {sub.next_slot.isoformat(timespec='minutes')}")
+        if sub.seeds_missing:
+            parts.append(
+                f"seed papers not found: {', '.join(sub.seeds_missing)} "
+                f"({sub.seeds - len(sub.seeds_missing)} of {sub.seeds} in use)"
+            )
+        click.echo(" · ".join(parts))
+    for feed in report.failed_feeds:
+        click.echo(f"feed {feed.label}: last fetch failed ({feed.when} UTC): {feed.error}")
 
 
 @cli.command()

@@ -38,7 +38,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from ..errors import StoreError
-from ..paper import Paper
+from ..paper import Paper, arxiv_id
 
 log = logging.getLogger("paperwire")
 
@@ -416,6 +416,15 @@ class Store:
 
     def paper(self, paper_id: str) -> dict[str, Any] | None:
         return self.papers([paper_id]).get(paper_id)
+
+    def stored_id(self, written: str) -> str | None:
+        """The stored paper a user means: an id as stored, or any way of writing an arXiv id
+        (``arXiv:2504.04514``, ``2504.04514v2``, ``https://arxiv.org/abs/2504.04514v2``)."""
+        written = written.strip()
+        for candidate in (written, arxiv_id(written)):
+            if candidate and self.paper(candidate) is not None:
+                return candidate
+        return None
 
     def corpus(self) -> list[dict[str, Any]]:
         """Every paper's id, title, abstract, first-seen date, upvotes and key phrases (a JSON

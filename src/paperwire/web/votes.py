@@ -1,11 +1,14 @@
-"""Votes: what a verified 👍 / 👎 / undo click changes in the store."""
+"""Votes: what a verified 👍 / 👎 / undo click changes in the store, and votes recorded by
+hand (``paperwire feedback``) or imported from a CSV file."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+from pathlib import Path
 
-from ..config import Config
-from ..errors import FeedbackError
+from ..config import Config, SubscriberConfig
+from ..errors import ConfigError, FeedbackError
 from ..links import VoteClaim
 from ..store import Store, iso
 
@@ -42,3 +45,63 @@ def apply_vote(
         claim.subscriber_id, claim.paper_id, VOTES[claim.action], via=via, now=clicked_at
     )
     return True
+
+
+def vote_value(word: str) -> int | None:
+    """+1 for ``up``, -1 for ``down`` (any case), None for anything else."""
+    return VOTES.get(word.strip().lower())
+
+
+def unknown_paper(written: str) -> str:
+    return (
+        f"unknown paper {written!r}: no stored paper has this id; "
+        "run `paperwire fetch` first, or check the id"
+    )
+
+
+def record_vote(store: Store, sub: SubscriberConfig, written: str, vote: int) -> str:
+    """Record a vote given on the command line; the stored paper's id. ``written`` is a stored
+    id or an arXiv id written any way; a paper that is not stored is refused (FeedbackError)."""
+    paper_id = store.stored_id(written)
+    if paper_id is None:
+        raise FeedbackError(unknown_paper(written))
+    store.record_vote(sub.id, paper_id, vote, via="cli")
+    return paper_id
+
+
+def import_votes(store: Store, config: Config, path: Path) -> int:
+    """Import ``subscriber,paper_id,vote`` rows, all or none: every row is checked before any
+    is stored, so a file with a mistake (ConfigError, with its line) stores nothing."""
+    return store.record_votes(read_votes_csv(path, config, store), via="import")
+
+
+def read_votes_csv(path: Path, config: Config, store: Store) -> list[tuple[str, str, int]]:
+    """The votes in a CSV file, each paper resolved to its stored id."""
+    known = {s.id for s in config.subscribers}
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    votes = []
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = {"subscriber", "paper_id", "vote"} - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
+        for row in reader:
+            line = reader.line_num
+            if row["subscriber"] not in known:
+                raise ConfigError(
+                    f"{path}:{line}: subscriber: unknown subscriber {row['subscriber']!r}"
+                )
+            vote = vote_value(row["vote"] or "")
+            if vote is None:
+                raise ConfigError(f"{path}:{line}: vote: {row['vote']!r} is not 'up' or 'down'")
+            written = (row["paper_id"] or "").strip()
+            if not written:
+                raise ConfigError(f"{path}:{line}: paper_id: is empty")
+            paper_id = store.stored_id(written)
+            if paper_id is None:
+                raise ConfigError(f"{path}:{line}: paper_id: {unknown_paper(written)}")
+            votes.append((row["subscriber"], paper_id, vote))
+    return votes
