@@ -130,8 +130,8 @@ def m002_delivery_claims(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m003_library_and_extras(db: sqlite_utils.Database) -> None:
-    """Issue 16: seeds imported from a reader's library, the arXiv title look-ups that found
-    them, and what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
+    """Seeds imported from a reader's library, the arXiv title look-ups that found them, and
+    what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
     db["seeds"].create(
         {"subscriber_id": str, "paper_id": str, "origin": str, "added": str},
         pk=("subscriber_id", "paper_id"),
@@ -834,12 +834,6 @@ class Store:
 
     # -- subscribers' own changes ---------------------------------------------------------
 
-    def subscriber_state(self, subscriber_id: str) -> dict[str, Any]:
-        rows = list(
-            self.db.query("select * from subscriber_state where subscriber_id = ?", [subscriber_id])
-        )
-        return rows[0] if rows else {"subscriber_id": subscriber_id}
-
     def set_unsubscribed(self, subscriber_id: str, unsubscribed: bool) -> None:
         with self.atomic():
             self.db["subscriber_state"].upsert(
@@ -875,10 +869,6 @@ class Store:
     def setting(self, key: str) -> str | None:
         rows = list(self.db.query("select value from settings where key = ?", [key]))
         return rows[0]["value"] if rows else None
-
-    def set_setting(self, key: str, value: str) -> None:
-        with self.atomic():
-            self.db["settings"].upsert({"key": key, "value": value}, pk="key")
 
     def feed_generations(self) -> dict[str, int]:
         """Each subscriber's feed key generation, for those whose feed URL was ever rotated."""
@@ -921,7 +911,7 @@ class Store:
         )
         return {**rows[0], "detail": json.loads(rows[0]["detail"])} if rows else None
 
-    # -- issue 16: seeds from a reader's library, arXiv title look-ups --------------------
+    # -- seeds from a reader's library, arXiv title look-ups ------------------------------
 
     def add_seeds(
         self, subscriber_id: str, paper_ids: Iterable[str], *, origin: str, now=None
@@ -1000,7 +990,7 @@ class Store:
             pk="title_key",
         )
 
-    # -- paper vectors of the semantic extra (issue 15; written by paperwire.rank.embed) ----------
+    # -- paper vectors for semantic ranking (written by paperwire.rank.embed) ---------------------
 
     def embeddings(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, str, bytes]]:
         """Stored vectors by paper id: (model name, text hash, float16 blob)."""
@@ -1027,7 +1017,7 @@ class Store:
                 pk="paper_id",
             )
 
-    # -- each paper's text analysed once (issue 14; written by paperwire.rank.terms) ---------------
+    # -- each paper's text analysed once (written by paperwire.rank.terms) ------------------------
 
     def paper_terms_made(self) -> dict[str, tuple[str, str]]:
         """(analyser, text hash) of every stored analysis, by paper id: what is up to date."""
@@ -1050,7 +1040,7 @@ class Store:
             self.db["paper_terms"].upsert_all(rows, pk="paper_id")
 
 
-_EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # issue 16
+_EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # beyond the abstract
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
