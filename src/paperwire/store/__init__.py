@@ -172,6 +172,15 @@ def m005_paper_terms(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_text_vectors(db: sqlite_utils.Database) -> None:
+    # Short texts' vectors (subscribers' interests), one per model and text hash: encoded once
+    # by paperwire.rank.embed.text_vectors, not by every run that ranks 20,000 readers.
+    db["text_vectors"].create(
+        {"model": str, "text_hash": str, "vector": bytes}, pk=("model", "text_hash")
+    )
+
+
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
     for f in (
@@ -180,6 +189,7 @@ KNOWN_MIGRATIONS = frozenset(
         m003_library_and_extras,
         m004_embeddings,
         m005_paper_terms,
+        m007_text_vectors,
     )
 )
 
@@ -1004,6 +1014,25 @@ class Store:
             for row in self.db.execute(sql, chunk).fetchall():
                 out[row[0]] = (row[1], row[2], row[3])
         return out
+
+    def text_vectors(self, model: str, hashes: list[str]) -> dict[str, bytes]:
+        """Stored vectors of short texts (interests) by text hash, for this model."""
+        out: dict[str, bytes] = {}
+        for chunk in _chunks(list(dict.fromkeys(hashes)), 500):
+            sql = (
+                "select text_hash, vector from text_vectors where model = ? "
+                f"and text_hash in ({','.join('?' * len(chunk))})"
+            )
+            out.update(self.db.execute(sql, [model, *chunk]).fetchall())
+        return out
+
+    def set_text_vectors(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
+        """Store (model, text hash, float16 blob) rows in one transaction."""
+        with self.atomic():
+            self.db["text_vectors"].upsert_all(
+                ({"model": m, "text_hash": h, "vector": b} for m, h, b in rows),
+                pk=("model", "text_hash"),
+            )
 
     def set_embeddings(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
         """Store (paper id, model name, text hash, blob) rows in one transaction, replacing a
