@@ -5,8 +5,8 @@ The texts are exactly what ``eval_product`` stores (its feed document parsed by 
 vectors equal those the product would store; eval_product ``--vectors`` writes them into its
 stores instead of spending three minutes encoding on every run.
 
-    python benchmarks/encode_citeulike.py            # ~3 min on 2 cores
-    python benchmarks/eval_product.py --users 0 --vectors ~/.cache/paperwire-bench/citeulike-minilm.npy
+    python -m benchmarks.encode_citeulike            # ~3 min on 2 cores
+    python -m benchmarks.eval_product --users 0 --vectors ~/.cache/paperwire-bench/citeulike-minilm.npy
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import eval_product as ep  # noqa: E402
-
-from paperwire.paper import paper_text  # noqa: E402
-from paperwire.rank import encoder  # noqa: E402
-from paperwire.store import Store  # noqa: E402
+from benchmarks import eval_product as ep
+from paperwire.paper import paper_text
+from paperwire.rank import encoder
+from paperwire.store import Store
 
 
 def main() -> int:

@@ -23,9 +23,9 @@ What it measures is what compose does without upvotes, and nothing else:
   top-10s);
 * recall@10 of the hidden 20 %, split as ``eval_ranking.split`` (the data README's protocol).
 
-    python benchmarks/eval_content.py --variants "C=1,pu=100,idf^2,+svm,+lsa"   # all tuning readers
-    python benchmarks/eval_content.py --readers 300 --variants "+lsa"           # a sample
-    python benchmarks/eval_content.py --recipe                                  # + the recipe's row
+    python -m benchmarks.eval_content --variants "C=1,pu=100,idf^2,+svm,+lsa"   # all tuning readers
+    python -m benchmarks.eval_content --readers 300 --variants "+lsa"           # a sample
+    python -m benchmarks.eval_content --recipe                                  # + the recipe's row
 
 Variants (each a per-reader score over every paper; "+" adds a standardised term to the
 standardised shipped score):
@@ -67,15 +67,13 @@ from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import eval_product as ep  # noqa: E402
-import eval_ranking  # noqa: E402
-
-from paperwire.rank import compose as digest  # noqa: E402
-from paperwire.rank import core as rank  # noqa: E402
-from paperwire.rank import semantic  # noqa: E402
-from paperwire.rank.embed import unit_rows  # noqa: E402
-from paperwire.store import Store  # noqa: E402
+from benchmarks import eval_product as ep
+from benchmarks import eval_ranking
+from paperwire.rank import compose as digest
+from paperwire.rank import core as rank
+from paperwire.rank import semantic
+from paperwire.rank.embed import unit_rows
+from paperwire.store import Store
 
 WEIGHTS = rank.Weights()
 # Set in the parent before the pool forks, so every worker shares them without copying.

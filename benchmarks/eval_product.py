@@ -27,16 +27,16 @@ candidate windows, calibration, the crowd prior, MMR), so this harness drives ex
 
 Readers are the held-out ones (0-based line % 5 == 0 in users.dat) unless ``--tune``.
 
-    python benchmarks/eval_product.py --users 100            # the table in benchmarks/README.md
-    python benchmarks/eval_product.py --users 100 --pool 6000     # the same on issue 17's pool
-    python benchmarks/eval_product.py --users 100 --tune     # tuning readers
-    python benchmarks/eval_product.py --users 100 --weights popularity=0 mmr_lambda=1
-    python benchmarks/eval_product.py --users 100 --count-path   # + the count-matrix table
-    python benchmarks/eval_product.py --users 300 --group 0      # one of 3 groups of 100 readers
-    python benchmarks/eval_product.py --users 100 --per-reader r.json   # paired comparisons
+    python -m benchmarks.eval_product --users 100            # the table in benchmarks/README.md
+    python -m benchmarks.eval_product --users 100 --pool 6000     # the same on issue 17's pool
+    python -m benchmarks.eval_product --users 100 --tune     # tuning readers
+    python -m benchmarks.eval_product --users 100 --weights popularity=0 mmr_lambda=1
+    python -m benchmarks.eval_product --users 100 --count-path   # + the count-matrix table
+    python -m benchmarks.eval_product --users 300 --group 0      # one of 3 groups of 100 readers
+    python -m benchmarks.eval_product --users 100 --per-reader r.json   # paired comparisons
     # the crowd prior's tuning table: each group's relevance cached once, then every lift form
-    python benchmarks/eval_product.py --tune --users 300 --cache-dir /tmp/crowd --group 0 1 2
-    python benchmarks/eval_product.py --cache-dir /tmp/crowd --prior-table ""
+    python -m benchmarks.eval_product --tune --users 300 --cache-dir /tmp/crowd --group 0 1 2
+    python -m benchmarks.eval_product --cache-dir /tmp/crowd --prior-table ""
 
 Parsed CiteULike-t is cached in ``~/.cache/paperwire-bench`` (``PAPERWIRE_BENCH_CACHE``).
 """
@@ -57,16 +57,14 @@ from xml.sax.saxutils import escape
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import eval_ranking  # noqa: E402  (the protocol's split, metrics and the recipe)
-
-from paperwire.config import parse_config  # noqa: E402
-from paperwire.paper import paper_text, text_hash  # noqa: E402
-from paperwire.rank import compose as digest  # noqa: E402
-from paperwire.rank import core as rank  # noqa: E402
-from paperwire.rank import embed  # noqa: E402
-from paperwire.sources import parse_document  # noqa: E402
-from paperwire.store import Store  # noqa: E402
+from benchmarks import eval_ranking  # the protocol's split, metrics and the recipe
+from paperwire.config import parse_config
+from paperwire.paper import paper_text, text_hash
+from paperwire.rank import compose as digest
+from paperwire.rank import core as rank
+from paperwire.rank import embed
+from paperwire.sources import parse_document
+from paperwire.store import Store
 
 DATA = eval_ranking.DATA / "citeulike-t"
 SEED = eval_ranking.SEED

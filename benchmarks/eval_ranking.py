@@ -12,8 +12,8 @@ Second check: ../shared/data/arxiv-frontpage, 370 arXiv papers one researcher la
 topic with an interest weight per topic. An interests text written from the liked topics
 ranks the papers; AUC of liked (weight > 0) against disliked (weight < 0) papers.
 
-    python benchmarks/eval_ranking.py                 # the table in benchmarks/README.md
-    python benchmarks/eval_ranking.py --users tune    # the same on tuning users
+    python -m benchmarks.eval_ranking                 # the table in benchmarks/README.md
+    python -m benchmarks.eval_ranking --users tune    # the same on tuning users
 """
 
 from __future__ import annotations

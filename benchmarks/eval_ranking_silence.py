@@ -6,7 +6,7 @@ digest of 10 from paperwire's model trained on their 80 %. Hidden papers in it c
 with the silent papers as thumbs-down at several weights, and the remaining hidden papers are
 ranked; the shown papers are never shown again in any arm.
 
-    python benchmarks/eval_ranking_silence.py
+    python -m benchmarks.eval_ranking_silence
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
-from eval_ranking import (
+from joblib import Parallel, delayed
+
+from benchmarks.eval_ranking import (
     DATA,
     MODEL,
     SEED,
@@ -26,8 +28,6 @@ from eval_ranking import (
     popularity_counts,
     split,
 )
-from joblib import Parallel, delayed
-
 from paperwire.rank import core as rank
 
 

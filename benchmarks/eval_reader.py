@@ -22,9 +22,9 @@ Reported, over every subscriber's 10 picks:
 * **arxiv-frontpage AUC**: one researcher's labelled papers (benchmarks/README.md) scored
   through ``digest.score_matrix`` with the interests text of ``eval_ranking.py``.
 
-    python benchmarks/eval_reader.py              # about a minute
-    python benchmarks/eval_reader.py --show 3     # and each reader's top 3 with reasons
-    python benchmarks/eval_reader.py --embeddings wordllama   # with semantic ranking (issue 15)
+    python -m benchmarks.eval_reader              # about a minute
+    python -m benchmarks.eval_reader --show 3     # and each reader's top 3 with reasons
+    python -m benchmarks.eval_reader --embeddings wordllama   # with semantic ranking (issue 15)
 """
 
 from __future__ import annotations
@@ -204,8 +204,7 @@ def evaluate(store: Store, config, papers: list[Paper], own, liked, show: int) -
 
 def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
     """AUC of liked vs disliked labelled papers through ``digest.score_matrix``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_ranking import FRONTPAGE_INTERESTS, frontpage_items
+    from benchmarks.eval_ranking import FRONTPAGE_INTERESTS, frontpage_items
 
     root = DATA / "arxiv-frontpage"
     items = frontpage_items(root)

@@ -11,9 +11,9 @@ Two checks, each with the command in benchmarks/README.md ("Sentence encoder"):
 
 CiteULike-t is measured through the product instead (eval_product.py).
 
-    python benchmarks/eval_semantic.py --speed
-    python benchmarks/eval_semantic.py --frontpage
-    python benchmarks/eval_semantic.py --frontpage --halves 40
+    python -m benchmarks.eval_semantic --speed
+    python -m benchmarks.eval_semantic --frontpage
+    python -m benchmarks.eval_semantic --frontpage --halves 40
 """
 
 from __future__ import annotations
@@ -26,17 +26,14 @@ import resource
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import eval_ranking as er  # noqa: E402
-
-from paperwire.paper import paper_text  # noqa: E402
-from paperwire.rank import core as rank  # noqa: E402
-from paperwire.rank import embed, semantic  # noqa: E402
+from benchmarks import eval_ranking as er
+from paperwire.paper import paper_text
+from paperwire.rank import core as rank
+from paperwire.rank import embed, semantic
 
 DATA = er.DATA
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)

@@ -8,7 +8,6 @@ test catches it on a small store built the way the harness builds its own.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,10 +16,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import eval_product  # noqa: E402
-
-from paperwire.rank import core as rank  # noqa: E402
+from benchmarks import eval_product
+from paperwire.rank import core as rank
 
 
 def small_citeulike(n_papers: int = 160, n_topics: int = 8, seed: int = 7):
@@ -171,7 +168,7 @@ def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None
     """benchmarks/eval_content.py's "classifier" row (the TF-IDF classifier refitted per reader
     on the stored vectors, no upvotes) picks what compose picks from an Atom feed with the
     classifier on and the encoder off: its variants are measured against that path."""
-    import eval_content
+    from benchmarks import eval_content
 
     counts, libraries, vocab = small_citeulike()
     users = list(range(len(libraries)))

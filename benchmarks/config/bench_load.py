@@ -2,7 +2,7 @@
 it, and one flow mapping per line, as a script writes it), and on hostile files that must be
 refused at once (an alias bomb, a 50 MB file).
 
-    PYTHONPATH=src python benchmarks/config/bench_load.py
+    PYTHONPATH=src python -m benchmarks.config.bench_load
 """
 
 from __future__ import annotations

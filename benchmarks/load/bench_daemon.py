@@ -14,7 +14,7 @@ delivery and the SIGTERM exit, all against real parts on 127.0.0.1.
   vote POSTs, 25 % profile pages, 15 % /healthz, each with a 30 s timeout;
 * SIGTERM one second before the load ends (requests still arriving), then the exit time and code.
 
-    PYTHONPATH=src python benchmarks/load/bench_daemon.py --duration 300 --rate 20 \\
+    PYTHONPATH=src python -m benchmarks.load.bench_daemon --duration 300 --rate 20 \\
         --subscribers 200 --label after
 """
 
@@ -34,9 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.scale import _common
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "scale"))
-import _common  # noqa: E402
 
 SECRET = "bench-secret-not-for-production"  # noqa: S105 (a throwaway key for local links)
 MIX = [("vote_page", 0.35), ("vote_post", 0.25), ("profile", 0.25), ("healthz", 0.15)]
@@ -81,8 +81,7 @@ def serve_relay(port: int, delay: float, log_path: str) -> None:
 
 
 def write_feed(folder: Path, items: list[dict]) -> None:
-    sys.path.insert(0, str(_common.REPO / "scripts"))
-    import arxiv_rss
+    from scripts import arxiv_rss
 
     tmp = folder / "feed.xml.tmp"
     tmp.write_text(arxiv_rss.rss(items, "cs.LG"), encoding="utf-8")
@@ -226,10 +225,14 @@ def main() -> None:
         relay_port = _common.free_port()
         relay_log = work / "relay.tsv"
         code = (
-            f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_daemon; "
+            "from benchmarks.load import bench_daemon; "
             f"bench_daemon.serve_relay({relay_port}, {args.relay_ms / 1000}, {str(relay_log)!r})"
         )
-        children.append(subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL))
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code], cwd=_common.REPO, stderr=subprocess.DEVNULL
+            )
+        )
         _common.wait_port(feed_port)
         _common.wait_port(relay_port)
         web_port = _common.free_port()

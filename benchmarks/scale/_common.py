@@ -33,8 +33,10 @@ SEED = 20250411
 
 
 def run_job(script: Path, args: list[str]) -> dict[str, Any]:
-    """Run ``python script args`` in a fresh process; its JSON result plus its peak RSS."""
-    return run_cmd([sys.executable, str(script), *args])
+    """Run ``python -m <the script's module> args`` from the repository in a fresh process; its
+    JSON result plus its peak RSS."""
+    module = ".".join(script.resolve().relative_to(REPO).with_suffix("").parts)
+    return run_cmd([sys.executable, "-m", module, *args], cwd=REPO)
 
 
 def run_cmd(cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
@@ -228,8 +230,8 @@ def serve_sink(port: int, delay: float) -> None:
 def start_sink(delay: float = 0.02) -> tuple[subprocess.Popen, int]:
     """The sink in its own process (it must not share our CPU or our event loop)."""
     port = free_port()
-    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import _common; _common.serve_sink({port}, {delay})"
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    code = f"from benchmarks.scale import _common; _common.serve_sink({port}, {delay})"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc, port
 

@@ -9,8 +9,8 @@ free; at the default ``smtp_connections`` (4) and at higher settings.
 Beside it, in the same run: the same messages one by one with ``smtplib`` on one connection,
 and the sink's own limit (many connections pushing one prebuilt message).
 
-    python benchmarks/scale/bench_delivery.py              # the figures in README.md
-    python benchmarks/scale/bench_delivery.py --quick
+    python -m benchmarks.scale.bench_delivery              # the figures in README.md
+    python -m benchmarks.scale.bench_delivery --quick
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from benchmarks.scale import _common
 
 NOW = dt.datetime(2025, 4, 11, 6, 0, tzinfo=dt.UTC)
 DIGEST_SIZE = 10

@@ -5,7 +5,7 @@ Through ``pipeline.fetch_all`` (one feed after another), and beside it, in the s
 obvious alternative: the same public ``sources.fetch_feed`` + ``Store.add_papers`` with feeds
 fetched concurrently, at most 2 requests in flight per origin (polite to a single host).
 
-    python benchmarks/scale/bench_fetch.py
+    python -m benchmarks.scale.bench_fetch
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import feeds  # noqa: E402
+from benchmarks.scale import _common, feeds
 
 PER_ORIGIN = 2
 

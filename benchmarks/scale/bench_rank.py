@@ -7,13 +7,13 @@ score → top-k). Beside it, in the same run, arxiv-sanity-lite's recipe: per su
 The corpus (what ``store.corpus()`` would hold): the 25,975 CiteULike-t papers the subscribers
 voted on plus the 2,000 new papers. Each job runs in a fresh process (peak RSS is its own).
 
-    python benchmarks/scale/bench_rank.py                   # the figures in README.md
-    python benchmarks/scale/bench_rank.py --quick           # a smoke run (under a minute)
-    python benchmarks/scale/bench_rank.py --job paperwire --subscribers 100000 --weights rocchio
-    python benchmarks/scale/bench_rank.py --job cli --subscribers 20000   # through the CLI
-    python benchmarks/scale/bench_rank.py --job cli --subscribers 20000 --src /tmp/main/src \
+    python -m benchmarks.scale.bench_rank                   # the figures in README.md
+    python -m benchmarks.scale.bench_rank --quick           # a smoke run (under a minute)
+    python -m benchmarks.scale.bench_rank --job paperwire --subscribers 100000 --weights rocchio
+    python -m benchmarks.scale.bench_rank --job cli --subscribers 20000   # through the CLI
+    python -m benchmarks.scale.bench_rank --job cli --subscribers 20000 --src /tmp/main/src \
         --at 2026-12-01T21:00:00+00:00      # another checkout, the clock fixed
-    python benchmarks/scale/bench_rank.py --compare BEFORE.json AFTER.json   # pick by pick
+    python -m benchmarks.scale.bench_rank --compare BEFORE.json AFTER.json   # pick by pick
 
 The ``cli`` job is what a real install runs: a SQLite store of ``CLI_PAPERS`` candidate papers
 of real text (a third with Hugging Face-like upvotes) and a subscribers.yaml of N readers, each
@@ -41,8 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from benchmarks.scale import _common
 
 NOW = dt.datetime(2025, 4, 11, 6, 0, tzinfo=dt.UTC)
 NEW_PAPERS = 2000

@@ -6,8 +6,8 @@ Both commands are the real CLI in fresh processes (wall time and peak RSS are th
 goes. Subscribers have an interests text (a real paper title) and no votes, so every profile is
 the Rocchio row; bench_rank.py measures what votes (the per-subscriber classifier) add.
 
-    python benchmarks/scale/bench_send.py --subscribers 10000
-    python benchmarks/scale/bench_send.py --quick          # 500 subscribers
+    python -m benchmarks.scale.bench_send --subscribers 10000
+    python -m benchmarks.scale.bench_send --quick          # 500 subscribers
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import feeds  # noqa: E402
+from benchmarks.scale import _common, feeds
 
 
 def _profile_summary(path: Path, n: int = 20) -> dict[str, list[str]]:

@@ -13,8 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from benchmarks.scale import _common
 
 LAST_MODIFIED = "Fri, 11 Apr 2025 04:00:00 GMT"
 
@@ -82,10 +81,9 @@ def start(folder: Path, origins: int, latency: float) -> tuple[list[subprocess.P
     for _ in range(origins):
         port = _common.free_port()
         code = (
-            f"import sys; sys.path.insert(0, {str(_common.HERE)!r}); import feeds; "
-            f"feeds.serve({str(folder)!r}, {port}, {latency})"
+            f"from benchmarks.scale import feeds; feeds.serve({str(folder)!r}, {port}, {latency})"
         )
-        procs.append(subprocess.Popen([sys.executable, "-c", code]))
+        procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=_common.REPO))
         ports.append(port)
     for port in ports:
         _common.wait_port(port)

@@ -1,0 +1,1 @@
+"""The daemon under load: requests, votes and sends at once."""

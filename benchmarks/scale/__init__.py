@@ -1,0 +1,1 @@
+"""Scale benchmarks: ranking, fetching, sending and delivering at many subscribers."""
