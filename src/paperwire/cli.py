@@ -216,21 +216,20 @@ def digest_cmd(
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
     since_utc = since.replace(tzinfo=dt.UTC) if since else None
     with obj.store() as store:
-        from .rank import (
-            compose as digest,  # scikit-learn is imported only by the commands that rank
-        )
+        # scikit-learn is imported only by the commands that rank
+        from .rank import compose as digest
 
-        composed = digest.iter_compose(
+        stream = digest.iter_compose(
             store, config, subs, now=utcnow(), since=since_utc, limit=limit
         )
         if as_json and subscriber_id:
-            picks = [p.as_json() for p in next(composed).picks]
+            picks = [p.as_json() for p in next(stream).picks]
             click.echo(json.dumps(picks, indent=2, ensure_ascii=False))
             return
         if as_json:  # streamed, one subscriber a line: memory stays flat at 100,000 readers
-            _echo_json_digests(composed)
+            _echo_json_digests(stream)
             return
-        digests = {d.subscriber.id: d for d in composed}
+        digests = {d.subscriber.id: d for d in stream}
     with obj.store() as store:
         last_sent = {sid: store.last_delivery(sid) for sid in digests}
     for sid, composed in digests.items():

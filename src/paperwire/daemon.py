@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -40,10 +41,15 @@ from .config import DEFAULT_GRACE, Config, load_config
 from .errors import PaperwireError
 from .store import Store, utcnow
 
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .web.app import Guard
+
 log = logging.getLogger("paperwire")
 
 SHUTDOWN_SECONDS = 8.0  # how long in-flight work may take to stop before we exit anyway
-WEB_GRACE_SECONDS = 3.0  # of those, how long in-flight requests may take to finish
+WEB_GRACE_SECONDS = 3  # of those, how long in-flight requests may take to finish
 BLAS_THREADS = 1  # ranking runs beside the web app on a small machine; no BLAS thread pools
 
 
@@ -117,8 +123,8 @@ class Daemon:
         self._fetching = threading.Lock()  # held while a fetch job runs (its own thread)
         self._running = 0  # jobs in progress; shutdown waits for none (or exits without them)
         self._idle = threading.Condition()
-        self._server = None
-        self._app = None
+        self._server: uvicorn.Server | None = None
+        self._app: Guard | None = None
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -227,7 +233,7 @@ class Daemon:
             next_run_time=now + dt.timedelta(seconds=1),
         )
         scheduler.start()
-        web_thread = self._start_web() if self.web else None
+        web_thread = self._start_web(*self.web) if self.web else None
         log.info(
             "paperwire running: fetch every %d min, digests checked every %gs%s",
             interval,
@@ -244,7 +250,7 @@ class Daemon:
 
         scheduler.shutdown(wait=False)
         clean = True
-        if self._server is not None:
+        if self._server is not None and web_thread is not None:
             # Stop accepting; requests in flight get WEB_GRACE_SECONDS, then are cancelled.
             self._server.should_exit = True
             web_thread.join(timeout=min(WEB_GRACE_SECONDS + 1, left()))
@@ -277,12 +283,11 @@ class Daemon:
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
 
-    def _start_web(self) -> threading.Thread:
+    def _start_web(self, host: str, port: int) -> threading.Thread:
         import uvicorn
 
         from .web.app import create_app
 
-        host, port = self.web
         app = create_app(self.holder.get, self.db_path)
         self._app = app
         config = uvicorn.Config(
@@ -295,9 +300,9 @@ class Daemon:
             lifespan="off",
             timeout_graceful_shutdown=WEB_GRACE_SECONDS,
         )
-        self._server = uvicorn.Server(config)
+        server = self._server = uvicorn.Server(config)
         # Signals are ours: uvicorn only installs handlers in the main thread.
-        thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        thread = threading.Thread(target=server.run, name="web", daemon=True)
         thread.start()
         return thread
 

@@ -229,8 +229,8 @@ async def _fetch_missing_seeds(
     limits: Limits,
 ) -> FeedReport | None:
     """Seed papers named in the config but not yet stored, from the arXiv API."""
-    wanted = {p for s in config.subscribers for p in s.seed_papers}
-    wanted = sorted(wanted | {p for ids in store.seeds().values() for p in ids})  # imported
+    configured = {p for s in config.subscribers for p in s.seed_papers}
+    wanted = sorted(configured | {p for ids in store.seeds().values() for p in ids})  # imported
     missing = [p for p in wanted if p not in store.papers(wanted)]
     if not missing:
         return None

@@ -500,7 +500,9 @@ def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
     from ..rank.embed import BUNDLED, ENCODER
 
     ranking = data.get("ranking")
-    spec = ranking.get("embeddings") if isinstance(ranking, dict) else None
+    if not isinstance(ranking, dict):
+        return
+    spec = ranking.get("embeddings")
     named = (BUNDLED, ENCODER, "off", "none", "false", "no")
     if isinstance(spec, str) and spec.strip() and spec.strip().lower() not in named:
         folder = Path(spec).expanduser()

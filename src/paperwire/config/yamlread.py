@@ -90,12 +90,20 @@ def _tagged(tag: str, text: str, line: int) -> Any:
     if short == "str":
         return text
     value = plain_scalar(text)
-    expected = {"int": int, "float": (int, float), "bool": bool, "null": type(None)}.get(short)
+    types: dict[str, type | tuple[type, ...]] = {
+        "int": int,
+        "float": (int, float),
+        "bool": bool,
+        "null": type(None),
+    }
+    expected = types.get(short)
     if expected is None:
         raise YamlError(line, f"unknown tag {tag!r} (paperwire reads plain YAML values)")
     if not isinstance(value, expected) or (short != "bool" and isinstance(value, bool)):
         raise YamlError(line, f"{text!r} is not a valid !!{short}")
-    return float(value) if short == "float" else value
+    if short == "float" and isinstance(value, int | float):
+        return float(value)
+    return value
 
 
 class _Frame:
@@ -143,7 +151,7 @@ def read(text: str) -> Document:
         if frame.key is _NO_KEY:  # this value is a key
             if isinstance(value, (dict, list)):
                 raise YamlError(line, "a key must be a name, not a list or a mapping")
-            key = (
+            key: object = (
                 value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
             )
             if key in frame.container:

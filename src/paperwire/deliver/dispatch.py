@@ -281,6 +281,9 @@ def outbox_name(job: Job, now: dt.datetime) -> str:
 
 def _deliver_slack(run: Run, job: Job) -> SendLine:
     """Post a digest to Slack, recording each accepted message: a resend starts after them."""
+    if job.sub.slack_webhook is None:  # the webhook left the config while its digest was pending
+        error = DeliveryError("slack: no longer in the config", permanent=True)
+        return settle(run.store, job, run.now, error=error)
     ctx, _ = messages.context(mail_job(job), run.mail)
     webhook = job.sub.slack_webhook.get_secret_value()
     subject = render.subject_for(job.kind, job.period, job.picks)

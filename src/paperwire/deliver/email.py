@@ -43,7 +43,7 @@ def header_safe(value: str, limit: int = 200) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
-class _VerbatimUrlHeader(headerregistry.UnstructuredHeader):
+class _VerbatimUrlHeader(headerregistry.UnstructuredHeader, headerregistry.BaseHeader):
     """A header whose value is ``<URL>``: written on one line when it fits RFC 5322's 998.
 
     The default policy refolds any header past 78 columns, and a URL has no space to fold at,
@@ -66,7 +66,7 @@ class _HeaderClasses(headerregistry.HeaderRegistry):
         return super().__getitem__(name)
 
 
-def _policy() -> email.policy.EmailPolicy:
+def _policy() -> email.policy.EmailPolicy[EmailMessage]:
     registry = _HeaderClasses()
     registry.map_to_type("list-unsubscribe", _VerbatimUrlHeader)
     return email.policy.SMTP.clone(header_factory=registry)
@@ -112,8 +112,9 @@ def build_message(
     msg["MIME-Version"] = "1.0"
     # "=_" never occurs in quoted-printable text, so this boundary needs no search of the parts
     msg.make_alternative(boundary=f"=_{secrets.token_hex(12)}")
-    msg.attach(_text_part(rendered.text, "plain"))
-    msg.attach(_text_part(rendered.html, "html"))
+    # typeshed wants attach()'s part to be the message's own class; any MIME part will do
+    msg.attach(_text_part(rendered.text, "plain"))  # type: ignore[arg-type]
+    msg.attach(_text_part(rendered.html, "html"))  # type: ignore[arg-type]
     return msg
 
 
@@ -140,7 +141,8 @@ def flatten(msg: EmailMessage) -> bytes:
     addresses = [a.addr_spec for h in ("From", "To") for a in msg[h].addresses]
     if all(a.isascii() for a in addresses):
         return msg.as_bytes()
-    return msg.as_bytes(policy=msg.policy.clone(utf8=True))
+    policy = msg.policy if isinstance(msg.policy, email.policy.EmailPolicy) else POLICY
+    return msg.as_bytes(policy=policy.clone(utf8=True))
 
 
 # -- the outbox --------------------------------------------------------------------------------
@@ -326,7 +328,8 @@ class SmtpSender:
                             self.failure = exc  # no other message is taken
                         finish(Outcome(item.key, False, str(exc), exc.permanent))
                         if not exc.permanent:
-                            client = await _close(client)
+                            await _close(client)
+                            client = None
             finally:
                 await _close(client)
 
@@ -335,7 +338,7 @@ class SmtpSender:
 
     async def _send_one(self, client: aiosmtplib.SMTP | None, item: Outgoing) -> aiosmtplib.SMTP:
         """Send on the worker's connection, reconnecting and backing off on transient errors."""
-        holder = [client]
+        connection = client
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),
@@ -346,18 +349,18 @@ class SmtpSender:
                 reraise=True,
             ):
                 with attempt:
-                    if holder[0] is None or not holder[0].is_connected:
-                        holder[0] = await self._connect()
+                    if connection is None or not connection.is_connected:
+                        connection = await self._connect()
                     try:
-                        errors, _ = await holder[0].sendmail(
+                        errors, _ = await connection.sendmail(
                             item.mail_from,
                             [item.recipient],
                             item.message,
                             mail_options=_mail_options(item),
                         )
                     except BaseException:
-                        _abort(holder[0])
-                        holder[0] = None
+                        _abort(connection)
+                        connection = None
                         raise
                     if errors:
                         code, reason = next(iter(errors.values()))
@@ -371,12 +374,12 @@ class SmtpSender:
             ) from None
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
             # RCPT or DATA: this recipient's answer; a 5xx fails this digest only
-            exc = _unwrap(exc)
-            if not isinstance(exc, aiosmtplib.SMTPResponseException):
-                raise DeliveryError(f"SMTP refused {item.recipient}: {exc}") from None
-            permanent = exc.code >= 500
+            refusal = _unwrap(exc)
+            if not isinstance(refusal, aiosmtplib.SMTPResponseException):
+                raise DeliveryError(f"SMTP refused {item.recipient}: {refusal}") from None
+            permanent = refusal.code >= 500
             raise DeliveryError(
-                f"SMTP {exc.code} for {item.recipient}: {header_safe(exc.message, 300)}",
+                f"SMTP {refusal.code} for {item.recipient}: {header_safe(refusal.message, 300)}",
                 permanent=permanent,
             ) from None
         except aiosmtplib.SMTPNotSupported as exc:
@@ -387,7 +390,8 @@ class SmtpSender:
             raise SmtpServerError(
                 f"SMTP server {self.settings.host}:{self.settings.port} unreachable: {exc}"
             ) from None
-        return holder[0]
+        assert connection is not None  # the loop ends only after a message was sent on it
+        return connection
 
     @property
     def _server(self) -> str:
@@ -405,7 +409,7 @@ async def _close(client: aiosmtplib.SMTP | None) -> None:
         transport = client.transport
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await client.quit()
-        if transport is not None:
+        if isinstance(transport, asyncio.Transport):
             transport.abort()  # see _abort: do not leave a TLS shutdown pending
         _abort(client)
     return None
@@ -414,6 +418,6 @@ async def _close(client: aiosmtplib.SMTP | None) -> None:
 def _abort(client: aiosmtplib.SMTP) -> None:
     # abort(), not close(): a TLS transport's close() waits for a shutdown handshake that a
     # broken connection never completes, leaving the socket open.
-    if client.transport is not None:
+    if isinstance(client.transport, asyncio.Transport):
         client.transport.abort()
     client.close()

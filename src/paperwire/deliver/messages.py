@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -110,7 +110,7 @@ def outgoing(job: MailJob, run: MailRun) -> email_mod.Outgoing:
 
 def render_all(
     jobs: Sequence[MailJob], run: MailRun, *, processes: int | None = None
-) -> Iterator[email_mod.Outgoing]:
+) -> Generator[email_mod.Outgoing, None, None]:
     """Every job as an :class:`~paperwire.deliver.email.Outgoing`, in order, lazily.
 
     ``processes``: worker processes to render in (None: one per core, at most 4; 1: in this

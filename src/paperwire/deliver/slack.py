@@ -112,7 +112,7 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
         }
     ]
     messages: list[list[dict]] = []
-    current = list(head)
+    current: list[dict] = list(head)
     for blocks in paper_blocks:
         if len(current) + len(blocks) > MAX_BLOCKS - len(footer):
             messages.append(current)

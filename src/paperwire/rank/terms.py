@@ -21,6 +21,7 @@ import hashlib
 import logging
 import threading
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,13 +108,17 @@ def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[
     hashes = [text_hash(t) for t in texts]
     todo = [i for i, (p, h) in enumerate(zip(paper_ids, hashes, strict=True))
             if not _usable(stored.get(p), h)]  # fmt: skip
-    fresh = iter(())
+    fresh: Iterator[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = iter(())
     if todo:
         made = _analyse_and_store(store, model, name, [paper_ids[i] for i in todo],
                                   [texts[i] for i in todo], [hashes[i] for i in todo])  # fmt: skip
         fresh = iter(made)
     done = set(todo)
-    indices, data, lengths, pair_texts, pair_cols = [], [], [], [], []
+    indices: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    lengths: list[int] = []
+    pair_texts: list[str] = []
+    pair_cols: list[np.ndarray] = []
     for i, paper_id in enumerate(paper_ids):
         if i in done:
             cols, counts, written, columns = next(fresh)
@@ -183,11 +188,11 @@ def _analyse_and_store(
     texts: list[str],
     hashes: list[str],
     stop: threading.Event | None = None,
-) -> list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray, str, np.ndarray]]:
     """Analyse these papers batch by batch and store each batch; returns per paper (term
     columns, counts, pairs, pair columns) as stored. A failed write is logged and the analyses
     are returned anyway: they are a cache, and the caller can rank without it."""
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = []
     keep = True
     for start in range(0, len(texts), BATCH):
         if stop is not None and stop.is_set():

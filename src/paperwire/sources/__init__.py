@@ -171,7 +171,8 @@ def parse_document(
             raise SourceError(f"feed {source}: not valid JSON: {exc}") from None
         except RecursionError:
             raise SourceError(f"feed {source}: not valid JSON: nested too deeply") from None
-        papers, warnings = hf_daily.parse(data, source=source), []
+        papers = hf_daily.parse(data, source=source)
+        warnings: list[str] = []
     else:
         papers, warnings = feed.parse(content, source=source)
     kept = []

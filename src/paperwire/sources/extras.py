@@ -37,9 +37,12 @@ def code_link(*texts: str | None) -> str | None:
     for text in texts:
         for match in _URLS.finditer(text or ""):
             url = web_link(match.group(0))
-            host = urlparse(url).netloc.lower().removeprefix("www.") if url else ""
+            if url is None:
+                continue
+            parts = urlparse(url)
+            host = parts.netloc.lower().removeprefix("www.")
             # a repository, not the host's front page: github.com/owner/name
-            if host in _CODE_HOST_NAMES and len(urlparse(url).path.strip("/").split("/")) >= 2:
+            if host in _CODE_HOST_NAMES and len(parts.path.strip("/").split("/")) >= 2:
                 return url
     return None
 

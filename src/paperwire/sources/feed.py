@@ -35,9 +35,9 @@ def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
     if doc.bozo and not papers:
         # Nothing usable came out of a broken document (an HTML error page, a truncated
         # download): an error, not a quiet day.
-        exc = doc.get("bozo_exception")
-        where = f" at line {exc.getLineNumber()}" if hasattr(exc, "getLineNumber") else ""
-        raise SourceError(f"feed {source}: not a valid RSS/Atom document{where}: {exc}")
+        problem = doc.get("bozo_exception")
+        where = f" at line {problem.getLineNumber()}" if hasattr(problem, "getLineNumber") else ""
+        raise SourceError(f"feed {source}: not a valid RSS/Atom document{where}: {problem}")
     if not doc.version and not doc.entries:
         raise SourceError(f"feed {source}: not an RSS/Atom document (no feed or entries found)")
     if doc.bozo:

@@ -240,7 +240,7 @@ async def _get_once(
 
 
 def _is_tls(exc: BaseException) -> bool:
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError):
             return True

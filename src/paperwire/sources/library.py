@@ -92,14 +92,16 @@ def _read_bibtex(text: str, name: str) -> list[LibraryEntry]:
     if library.failed_blocks:
         block = library.failed_blocks[0]
         raise SourceError(
-            f"{name}:{block.start_line + 1}: not a valid BibTeX entry "
+            f"{name}:{(block.start_line or 0) + 1}: not a valid BibTeX entry "
             f"({type(block.error).__name__ if hasattr(block, 'error') else 'parse error'}); "
             "fix or remove it and import again"
         )
     entries = []
     for entry in library.entries:
         fields = {f.key.lower(): str(f.value).strip() for f in entry.fields}
-        found = LibraryEntry(f"{name}:{entry.start_line + 1}", title=_one_line(fields.get("title")))
+        found = LibraryEntry(
+            f"{name}:{(entry.start_line or 0) + 1}", title=_one_line(fields.get("title"))
+        )
         prefix = fields.get("archiveprefix", "").lower()
         eprint = fields.get("eprint", "")
         # eprint alone may be another archive's number; with archivePrefix, or id-shaped, it's arXiv

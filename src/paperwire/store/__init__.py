@@ -50,7 +50,7 @@ LEASE = dt.timedelta(minutes=5)  # a claim on a pending delivery lasts this long
 
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db["papers"].create(
+    db.table("papers").create(
         {
             "paper_id": str,
             "title": str,
@@ -69,8 +69,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="paper_id",
     )
-    db["papers"].create_index(["first_seen"])
-    db["feeds"].create(
+    db.table("papers").create_index(["first_seen"])
+    db.table("feeds").create(
         {
             "url": str,
             "etag": str,
@@ -82,11 +82,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="url",
     )
-    db["votes"].create(
+    db.table("votes").create(
         {"subscriber_id": str, "paper_id": str, "vote": int, "voted_at": str, "via": str},
         pk=("subscriber_id", "paper_id"),
     )
-    db["deliveries"].create(
+    db.table("deliveries").create(
         {
             "id": int,
             "subscriber_id": str,
@@ -103,52 +103,52 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["deliveries"].create_index(["subscriber_id", "kind", "period", "channel"], unique=True)
-    db["delivery_papers"].create(
+    db.table("deliveries").create_index(["subscriber_id", "kind", "period", "channel"], unique=True)
+    db.table("delivery_papers").create(
         {"delivery_id": int, "paper_id": str, "rank": int, "score": float, "reasons": str},
         pk=("delivery_id", "paper_id"),
         foreign_keys=[("delivery_id", "deliveries", "id")],
     )
-    db["delivery_papers"].create_index(["paper_id"])
-    db["subscriber_state"].create(
+    db.table("delivery_papers").create_index(["paper_id"])
+    db.table("subscriber_state").create(
         {"subscriber_id": str, "unsubscribed_at": str, "interests": str, "updated": str},
         pk="subscriber_id",
     )
-    db["settings"].create({"key": str, "value": str}, pk="key")
-    db["events"].create({"id": int, "at": str, "kind": str, "detail": str}, pk="id")
+    db.table("settings").create({"key": str, "value": str}, pk="key")
+    db.table("events").create({"id": int, "at": str, "kind": str, "detail": str}, pk="id")
 
 
 @migrations()
 def m002_delivery_claims(db: sqlite_utils.Database) -> None:
     # who holds a pending delivery (a random token per sending run, its pid@host) and until
     # when; and, for a Slack digest split across messages, how many were accepted already
-    db["deliveries"].add_column("claim", str)
-    db["deliveries"].add_column("holder", str)
-    db["deliveries"].add_column("lease_until", str)
-    db["deliveries"].add_column("parts_sent", int, not_null_default=0)
+    db.table("deliveries").add_column("claim", str)
+    db.table("deliveries").add_column("holder", str)
+    db.table("deliveries").add_column("lease_until", str)
+    db.table("deliveries").add_column("parts_sent", int, not_null_default=0)
 
 
 @migrations()
 def m003_library_and_extras(db: sqlite_utils.Database) -> None:
     """Seeds imported from a reader's library, the arXiv title look-ups that found them, and
     what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
-    db["seeds"].create(
+    db.table("seeds").create(
         {"subscriber_id": str, "paper_id": str, "origin": str, "added": str},
         pk=("subscriber_id", "paper_id"),
     )
-    db["seeds"].create_index(["paper_id"])
-    db["arxiv_title_lookups"].create(
+    db.table("seeds").create_index(["paper_id"])
+    db.table("arxiv_title_lookups").create(
         {"title_key": str, "paper_id": str, "looked_up": str}, pk="title_key"
     )
     for column in ("tldr", "tldr_source", "keywords", "code_url", "project_url"):
-        db["papers"].add_column(column, str)
+        db.table("papers").add_column(column, str)
 
 
 @migrations()
 def m004_embeddings(db: sqlite_utils.Database) -> None:
     # One vector per paper (float16 blob) from the model named beside it; written by
     # paperwire.rank.embed, which re-embeds when the model or the text (hash) changes.
-    db["embeddings"].create(
+    db.table("embeddings").create(
         {"paper_id": str, "model": str, "text_hash": str, "vector": bytes}, pk="paper_id"
     )
 
@@ -158,7 +158,7 @@ def m005_paper_terms(db: sqlite_utils.Database) -> None:
     # A paper's text analysed once (paperwire.rank.terms): hashed term columns (uint32 blob) and
     # their counts (uint8 blob), the word pairs a reason may name ("\n"-joined) and their
     # columns, beside the analyser's version and a hash of the text they were made from.
-    db["paper_terms"].create(
+    db.table("paper_terms").create(
         {
             "paper_id": str,
             "analyser": str,
@@ -176,7 +176,7 @@ def m005_paper_terms(db: sqlite_utils.Database) -> None:
 def m007_text_vectors(db: sqlite_utils.Database) -> None:
     # Short texts' vectors (subscribers' interests), one per model and text hash: encoded once
     # by paperwire.rank.embed.text_vectors, not by every run that ranks 20,000 readers.
-    db["text_vectors"].create(
+    db.table("text_vectors").create(
         {"model": str, "text_hash": str, "vector": bytes}, pk=("model", "text_hash")
     )
 
@@ -411,7 +411,7 @@ class Store:
                         )
                     )
                 rows.append(row)
-            self.db["papers"].upsert_all(rows, pk="paper_id")
+            self.db.table("papers").upsert_all(rows, pk="paper_id")
         return new, known
 
     def papers(self, paper_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -452,7 +452,7 @@ class Store:
         return row["n"], row["u"]
 
     def count_papers(self) -> int:
-        return self.db["papers"].count
+        return self.db.table("papers").count
 
     def papers_since(self, since: dt.datetime) -> list[str]:
         sql = "select paper_id from papers where first_seen > ? order by first_seen, paper_id"
@@ -497,12 +497,12 @@ class Store:
             if etag is not None or last_modified is not None:
                 row.update(etag=etag, last_modified=last_modified)
         with self.atomic():
-            self.db["feeds"].upsert(row, pk="url")
+            self.db.table("feeds").upsert(row, pk="url")
 
     def forget_feed(self, url: str) -> None:
         """Drop the state row kept under ``url`` (one keyed by a URL with credentials)."""
         with self.atomic():
-            self.db["feeds"].delete_where("url = ?", [url])
+            self.db.table("feeds").delete_where("url = ?", [url])
 
     # -- votes ----------------------------------------------------------------------------
 
@@ -519,7 +519,7 @@ class Store:
         if vote not in (1, -1):
             raise ValueError("vote must be +1 or -1")
         with self.atomic():
-            self.db["votes"].upsert(
+            self.db.table("votes").upsert(
                 {
                     "subscriber_id": subscriber_id,
                     "paper_id": paper_id,
@@ -537,7 +537,7 @@ class Store:
             for s, p, v in votes
         ]
         with self.atomic():
-            self.db["votes"].upsert_all(rows, pk=("subscriber_id", "paper_id"))
+            self.db.table("votes").upsert_all(rows, pk=("subscriber_id", "paper_id"))
         return len(rows)
 
     def remove_vote(self, subscriber_id: str, paper_id: str) -> bool:
@@ -846,7 +846,7 @@ class Store:
 
     def set_unsubscribed(self, subscriber_id: str, unsubscribed: bool) -> None:
         with self.atomic():
-            self.db["subscriber_state"].upsert(
+            self.db.table("subscriber_state").upsert(
                 {
                     "subscriber_id": subscriber_id,
                     "unsubscribed_at": iso(utcnow()) if unsubscribed else None,
@@ -857,7 +857,7 @@ class Store:
 
     def set_interests(self, subscriber_id: str, interests: str) -> None:
         with self.atomic():
-            self.db["subscriber_state"].upsert(
+            self.db.table("subscriber_state").upsert(
                 {"subscriber_id": subscriber_id, "interests": interests, "updated": iso(utcnow())},
                 pk="subscriber_id",
             )
@@ -906,6 +906,8 @@ class Store:
                     [secrets.token_urlsafe(32)],
                 )
             key = self.setting("generated_secret")
+            if key is None:  # the row was just written in this transaction's database
+                raise StoreError(f"{self.path}: could not keep a generated signing key")
         return key
 
     def log_event(self, kind: str, detail: dict[str, Any]) -> None:
@@ -933,10 +935,10 @@ class Store:
             {"subscriber_id": subscriber_id, "paper_id": p, "origin": origin, "added": stamp}
             for p in dict.fromkeys(paper_ids)
         ]
-        before = self.db["seeds"].count
+        before = self.db.table("seeds").count
         with self.atomic():
-            self.db["seeds"].insert_all(rows, pk=("subscriber_id", "paper_id"), ignore=True)
-        return self.db["seeds"].count - before
+            self.db.table("seeds").insert_all(rows, pk=("subscriber_id", "paper_id"), ignore=True)
+        return self.db.table("seeds").count - before
 
     def seeds(self, subscriber_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
         """Imported seed papers by subscriber, in the order they were added."""
@@ -973,7 +975,7 @@ class Store:
 
     def record_summary_request(self, paper_id: str, outcome: str, now: dt.datetime) -> None:
         """Log one summariser request (each counts against the daily cap, failed ones too)."""
-        self.db["events"].insert(
+        self.db.table("events").insert(
             {
                 "at": iso(now),
                 "kind": "summary",
@@ -995,7 +997,7 @@ class Store:
         return rows[0] if rows else None
 
     def record_title_lookup(self, title_key: str, paper_id: str | None, now=None) -> None:
-        self.db["arxiv_title_lookups"].upsert(
+        self.db.table("arxiv_title_lookups").upsert(
             {"title_key": title_key, "paper_id": paper_id, "looked_up": iso(now or utcnow())},
             pk="title_key",
         )
@@ -1029,7 +1031,7 @@ class Store:
     def set_text_vectors(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
         """Store (model, text hash, float16 blob) rows in one transaction."""
         with self.atomic():
-            self.db["text_vectors"].upsert_all(
+            self.db.table("text_vectors").upsert_all(
                 ({"model": m, "text_hash": h, "vector": b} for m, h, b in rows),
                 pk=("model", "text_hash"),
             )
@@ -1038,7 +1040,7 @@ class Store:
         """Store (paper id, model name, text hash, blob) rows in one transaction, replacing a
         paper's earlier vector (one per paper: a model change re-embeds every paper)."""
         with self.atomic():
-            self.db["embeddings"].upsert_all(
+            self.db.table("embeddings").upsert_all(
                 (
                     {"paper_id": pid, "model": model, "text_hash": digest, "vector": blob}
                     for pid, model, digest, blob in rows
@@ -1066,7 +1068,7 @@ class Store:
         """Store analyses (the columns of ``paper_terms``) in one transaction, replacing a
         paper's earlier one."""
         with self.atomic():
-            self.db["paper_terms"].upsert_all(rows, pk="paper_id")
+            self.db.table("paper_terms").upsert_all(rows, pk="paper_id")
 
 
 _EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # beyond the abstract

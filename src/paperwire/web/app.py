@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,7 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config, SubscriberConfig
 from ..errors import ConfigError, FeedbackError, PaperwireError
-from ..links import Signer, VoteClaim, signer_for
+from ..links import Action, Signer, VoteClaim, signer_for
 from ..render import atom, render_page, templates_dir
 from ..store import Store, utcnow
 from .pool import Saturated, WorkPool
@@ -59,7 +59,7 @@ MAX_INTERESTS = 2000
 RECENT_VOTES = 30
 LABELS = {"up": "👍 More like this", "down": "👎 Less like this"}
 ACTION_OF = {1: "up", -1: "down"}
-OTHER = {"up": "down", "down": "up"}
+OTHER: dict[str, Action] = {"up": "down", "down": "up"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -302,7 +302,7 @@ class FeedbackApp:
             state = "recorded" if current == VOTES[claim.action] else "pending"
         shown = claim.action if claim.action != "undo" else ACTION_OF.get(current or 0, "up")
 
-        def path(action: str) -> str:
+        def path(action: Action) -> str:
             return f"/v/{signer.vote_token(sub.id, claim.paper_id, action)}"
 
         html = render_page(
@@ -515,8 +515,12 @@ class FeedbackApp:
     def _slack_votes(
         self, config: Config, payload: dict[str, Any], received: tuple[float, dt.datetime]
     ) -> dict[str, Any] | None:
-        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-        blocks = message.get("blocks") if isinstance(message.get("blocks"), list) else []
+        message = payload.get("message")
+        if not isinstance(message, dict):
+            message = {}
+        blocks = message.get("blocks")
+        if not isinstance(blocks, list):
+            blocks = []
         recorded: dict[str, str] = {}
         problem = None
         with self.store() as store:
@@ -733,7 +737,11 @@ async def _post_to_slack(response_url: str, payload: dict[str, Any]) -> None:
 
 
 def _error_page(
-    status: int, title: str, message: str, hint: str = "", headers: dict[str, str] | None = None
+    status: int,
+    title: str,
+    message: str,
+    hint: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     try:
         html = render_page("error.html", status=status, title=title, message=message, hint=hint)
