@@ -243,7 +243,9 @@ class SemanticProfiles:
         # in float64: a float32 product's last bits depend on how many readers share it, and
         # a reader's digest must not depend on who else is due in the same run
         raw = self.directions.astype(np.float64) @ papers.T.astype(np.float64)
-        return (raw - self.offset[:, None]) / self.scale[:, None]
+        raw -= self.offset[:, None]
+        raw /= self.scale[:, None]
+        return raw.astype(np.float32)  # the sum is float32, like the TF-IDF scores
 
     def neighbour_weights(self, w: SemanticWeights) -> np.ndarray:
         """Each row's weight of the neighbour contrast: none without a labelled paper."""
@@ -288,14 +290,15 @@ class SemanticProfiles:
         reader's ``w.shortlist`` best papers by everything else; the rest get the lowest
         contrast of that shortlist (they were not going to be picked). ``density``: the
         papers' :meth:`density`, when the caller has it cached."""
-        total = w.weight * self.score(papers)
+        total = self.score(papers)
+        total *= w.weight
         near = self.neighbour_weights(w)
         if not near.any() or not len(papers):
             return total.astype(np.float32)
         if w.density_weight:
             dense = self.density(papers, w) if density is None else density
         centred = self.calibration.centred(papers)
-        ranked = total if base is None else total + base
+        ranked = total if base is None else total + base  # float32, like both
         short = min(w.shortlist, len(papers))
         # one BLAS thread: these products are small (300 × 384 by a library), and a second
         # thread waking for each costs ten times the product itself (6 ms a reader, measured)
