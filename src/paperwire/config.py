@@ -363,6 +363,9 @@ class SenderConfig(_Frozen):
     # retry_backoff seconds; after that the digest stays due for the next run.
     retry_attempts: int = Field(default=4, ge=1, le=10)
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
+    # Seconds one message (an e-mail, a Slack or Apprise message) may take in all, retries and
+    # waits included; one sent and not answered by then is "maybe delivered" (see README).
+    timeout: float = Field(default=60.0, gt=0, le=600)
     # Processes that render e-mails when a run sends many (unset: one per core, at most 4;
     # 1: render in the sending process).
     render_processes: int | None = Field(default=None, ge=1, le=64)

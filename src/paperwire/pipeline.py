@@ -29,7 +29,7 @@ from .deliver.dispatch import Job, SendLine, deliver_jobs  # noqa: F401 (SendLin
 from .errors import SourceError
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
-from .store import Store
+from .store import Store, iso
 
 if TYPE_CHECKING:
     from .digest import Pick
@@ -300,7 +300,6 @@ def send_due(
     grace: dt.timedelta = DEFAULT_GRACE,
     first_reach: dt.timedelta | None = None,
     outbox: Path | None = None,
-    http: httpx.Client | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
 ) -> SendReport:
@@ -331,7 +330,6 @@ def send_due(
                     config,
                     jobs,
                     outbox=outbox,
-                    http=http,
                     now=now,
                     stop=stop,
                     progress=progress,
@@ -361,7 +359,7 @@ def _due_jobs(
     jobs: list[Job] = []
     resumed: set[tuple[str, str]] = set()
     # pending rows whose holder is gone (a crash, an outage); those a live run holds are its own
-    for row in store.claim_unsent(claim, only):
+    for row in store.claim_unsent(claim, only, run_time=now):
         sub = by_id.get(row["subscriber_id"])
         if sub is None:
             continue
@@ -389,10 +387,17 @@ def _due_jobs(
                 row["message_id"],
                 picks,
                 parts_sent=row["parts_sent"] or 0,
+                maybe_sent=row["maybe_sent"] or 0,
             )
         )
         resumed.add((sub.id, row["period"]))
 
+    # maybe delivered and waiting out their back-off: said, not sent again yet
+    waiting = {
+        (row["subscriber_id"], row["period"]): row["error"]
+        for row in store.unsent_deliveries(only)
+        if row["kind"] == "digest" and row["retry_at"] and row["retry_at"] > iso(now)
+    }
     slots = digest_slots(store, subs, now, grace, first_reach)
     # what the ledger already holds for those slots, in one query: the daemon asks every tick
     recorded = store.recorded("digest", {schedule.period(t) for t in slots.values() if t})
@@ -406,6 +411,8 @@ def _due_jobs(
         channels = [c for c in _channels(sub) if (sub.id, period, c) not in recorded]
         if channels:
             due[sub.id] = (period, channels)
+        elif (sub.id, period) in waiting:
+            report.lines.append(SendLine(sub.id, "waiting", waiting[sub.id, period]))
         elif (sub.id, period) not in resumed:
             report.lines.append(SendLine(sub.id, "not-due", f"digest for {period} already handled"))
 
@@ -451,7 +458,6 @@ def send_alerts(
     *,
     now: dt.datetime,
     outbox: Path | None = None,
-    http: httpx.Client | None = None,
     stop: threading.Event | None = None,
 ) -> SendReport:
     """Send each instant alert due after a fetch, through the same ledger as digests."""
@@ -480,7 +486,7 @@ def send_alerts(
                     jobs.append(job)
         if jobs:
             report.lines.extend(
-                deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
+                deliver_jobs(store, config, jobs, outbox=outbox, now=now, stop=stop)
             )
     return report
 

@@ -84,6 +84,7 @@ HTTP_ERRORS = {
 WORKERS = 4  # threads doing page work (SQLite, signing, the profile model); the rest queue
 MAX_PENDING = 32  # requests queued or running before new ones get 503 + Retry-After
 REQUEST_DEADLINE = 10.0  # seconds a request may wait in the queue before it is dropped (503)
+SLACK_UPDATE_SECONDS = 10.0  # a vote's update of its Slack message, all of it
 HEALTH_WAIT = 2.0  # /healthz waits this long for the store, then gives its last answer
 RECEIVED = "paperwire.received"  # scope key: (monotonic, wall clock) when the request arrived
 
@@ -723,10 +724,15 @@ async def _post_to_slack(response_url: str, payload: dict[str, Any]) -> None:
     if urlsplit(response_url).scheme not in ("https", "http"):
         return
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        # 10 s for the whole update, however slowly Slack answers (httpx's timeout is per read)
+        async with asyncio.timeout(SLACK_UPDATE_SECONDS), httpx.AsyncClient() as client:
             response = await client.post(response_url, json=payload)
         if response.status_code >= 400:
             log.warning("Slack refused the message update: HTTP %s", response.status_code)
+    except TimeoutError:
+        log.warning(
+            "could not update the Slack message: no answer within %g s", SLACK_UPDATE_SECONDS
+        )
     except httpx.HTTPError as exc:
         log.warning("could not update the Slack message: %s", type(exc).__name__)
 
