@@ -69,8 +69,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_product as ep  # noqa: E402
 import eval_ranking  # noqa: E402
 
-from paperwire import digest, rank, semantic  # noqa: E402
-from paperwire.embed import unit_rows  # noqa: E402
+from paperwire.rank import compose as digest  # noqa: E402
+from paperwire.rank import core as rank  # noqa: E402
+from paperwire.rank import semantic  # noqa: E402
+from paperwire.rank.embed import unit_rows  # noqa: E402
 from paperwire.store import Store  # noqa: E402
 
 WEIGHTS = rank.Weights()
@@ -79,8 +81,8 @@ STATE: dict = {}
 
 
 # What the stored vectors are made by: a change to any of these makes a new cache file.
-MADE_BY = ("eval_product.py", "../src/paperwire/rank.py", "../src/paperwire/terms.py",
-           "../src/paperwire/digest.py", "../src/paperwire/store.py")  # fmt: skip
+MADE_BY = ("eval_product.py", "../src/paperwire/rank/core.py", "../src/paperwire/rank/terms.py",
+           "../src/paperwire/rank/compose.py", "../src/paperwire/store/__init__.py")  # fmt: skip
 
 
 def product_vectors(counts, vocab) -> tuple[sp.csr_matrix, np.ndarray]:

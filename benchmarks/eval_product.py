@@ -57,8 +57,9 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_ranking  # noqa: E402  (the protocol's split, metrics and the recipe)
 
-from paperwire import digest, rank  # noqa: E402
 from paperwire.config import parse_config  # noqa: E402
+from paperwire.rank import compose as digest  # noqa: E402
+from paperwire.rank import core as rank  # noqa: E402
 from paperwire.sources import parse_document  # noqa: E402
 from paperwire.store import Store  # noqa: E402
 

@@ -32,8 +32,8 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.metrics import roc_auc_score
 from sklearn.svm import LinearSVC
 
-from paperwire import rank
 from paperwire.paper import paper_text
+from paperwire.rank import core as rank
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEED = 20240611

@@ -28,7 +28,7 @@ from eval_ranking import (
 )
 from joblib import Parallel, delayed
 
-from paperwire import rank
+from paperwire.rank import core as rank
 
 
 def _scores(vectors, labels, popularity, weights):

@@ -43,9 +43,9 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import roc_auc_score
 
-from paperwire import digest
 from paperwire.config import parse_config
 from paperwire.paper import Paper
+from paperwire.rank import compose as digest
 from paperwire.sources import hf_daily
 from paperwire.store import Store
 

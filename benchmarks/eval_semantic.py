@@ -40,8 +40,9 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_ranking as er  # noqa: E402
 
-from paperwire import embed, rank, semantic  # noqa: E402
 from paperwire.paper import paper_text  # noqa: E402
+from paperwire.rank import core as rank  # noqa: E402
+from paperwire.rank import embed, semantic  # noqa: E402
 
 DATA = er.DATA
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from paperwire import pipeline
-from paperwire.alerts import find_alerts
 from paperwire.paper import Paper
+from paperwire.rank.alerts import find_alerts
 from paperwire.sources import parse_document
 
 from .conftest import FIXTURES

@@ -18,11 +18,11 @@ import pytest
 
 from paperwire import pipeline
 from paperwire.config import Config
-from paperwire.feedback import Links, Signer, signer_for
+from paperwire.links import Links, Signer, signer_for
 from paperwire.paper import Paper
 from paperwire.sources import parse_document
 from paperwire.store import Store
-from paperwire.web import create_app
+from paperwire.web.app import create_app
 
 from .conftest import free_port
 from .test_web import serve

@@ -7,10 +7,11 @@ import datetime as dt
 
 import pytest
 
-from paperwire import alerts, digest
-from paperwire.authors import Following, name_key, same_person
-from paperwire.filters import PhraseFilter, fold_text
 from paperwire.paper import Paper
+from paperwire.rank import alerts
+from paperwire.rank import compose as digest
+from paperwire.rank.authors import Following, name_key, same_person
+from paperwire.rank.filters import PhraseFilter, fold_text
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
@@ -165,8 +166,8 @@ subscribers:
 def test_the_profile_page_shows_follows_and_filters(stocked, make_config):
     import httpx
 
-    from paperwire.feedback import Signer
-    from paperwire.web import create_app
+    from paperwire.links import Signer
+    from paperwire.web.app import create_app
 
     from .conftest import free_port
     from .test_web import serve

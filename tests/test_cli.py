@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from paperwire.cli import cli
-from paperwire.feedback import Signer
+from paperwire.links import Signer
 from paperwire.store import Store
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import paperwire.digest  # noqa: F401 (loaded once here: forked senders start at once)
+import paperwire.rank.compose  # noqa: F401 (loaded once here: forked senders start at once)
 from paperwire.config import load_config
 from paperwire.pipeline import fetch_all
 from paperwire.store import Store

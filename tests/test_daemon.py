@@ -201,7 +201,7 @@ def _no_crash(log: str) -> None:
 def test_sigterm_while_serving_concurrent_requests_exits_0(tmp_path, http_server, smtp_server):
     import threading
 
-    from paperwire.feedback import Signer
+    from paperwire.links import Signer
 
     http_server.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes())
     _config(tmp_path, [http_server.url("/rss/cs")])

@@ -13,7 +13,7 @@ from paperwire import pipeline
 from paperwire.deliver import messages
 from paperwire.deliver.email import SmtpSettings, header_safe
 from paperwire.errors import ConfigError
-from paperwire.feedback import Signer
+from paperwire.links import Signer
 from paperwire.paper import Paper
 
 from .conftest import FIXTURES

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from paperwire import pipeline
 from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape, retry_after
-from paperwire.feedback import Signer
+from paperwire.links import Signer
 from paperwire.paper import Paper
 
 from .conftest import FIXTURES, Route

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from paperwire import digest
 from paperwire.paper import Paper
+from paperwire.rank import compose as digest
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
@@ -228,7 +228,7 @@ def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(
 
 
 def test_the_explainer_names_per_chunk_what_best_key_phrases_names_per_pick(stocked):
-    from paperwire import rank
+    from paperwire.rank import core as rank
 
     corpus = digest._Corpus.load(stocked)
     cols = np.arange(len(corpus.ids))

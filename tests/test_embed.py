@@ -1,4 +1,4 @@
-"""paperwire.embed: the real bundled model, a model2vec folder built here, the stored vectors."""
+"""paperwire.rank.embed: the real bundled model, a model2vec folder built here, the stored vectors."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
-from paperwire import embed
 from paperwire.errors import ConfigError
 from paperwire.paper import Paper
+from paperwire.rank import embed
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 

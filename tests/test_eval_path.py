@@ -20,7 +20,7 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import eval_product  # noqa: E402
 
-from paperwire import rank  # noqa: E402
+from paperwire.rank import core as rank  # noqa: E402
 
 
 def small_citeulike(n_papers: int = 160, n_topics: int = 8, seed: int = 7):

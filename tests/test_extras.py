@@ -9,12 +9,12 @@ import httpx
 
 from paperwire import render
 from paperwire.deliver import slack
-from paperwire.extras import code_link, project_link
-from paperwire.feedback import Links, Signer
+from paperwire.links import Links, Signer
 from paperwire.paper import Paper, Pick
 from paperwire.sources import parse_document
+from paperwire.sources.extras import code_link, project_link
 from paperwire.store import Store
-from paperwire.web import create_app
+from paperwire.web.app import create_app
 
 from .conftest import free_port
 from .test_web import serve

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from paperwire import digest, library
 from paperwire.cli import cli
 from paperwire.errors import SourceError
 from paperwire.paper import Paper
+from paperwire.rank import compose as digest
+from paperwire.sources import library
 from paperwire.store import Store
 
 from .arxiv_api import arxiv_api_server

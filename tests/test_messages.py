@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from paperwire.deliver import messages
-from paperwire.feedback import Signer
+from paperwire.links import Signer
 from paperwire.paper import Pick
 
 NOW = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)

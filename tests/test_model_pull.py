@@ -23,8 +23,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from paperwire import model_pull
 from paperwire.cli import cli
+from paperwire.rank import model_pull
 
 from .conftest import FIXTURES, SHUTDOWN_POLL, free_port
 from .test_embed import _model2vec_folder

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from paperwire import digest, rank
 from paperwire.cli import cli
 from paperwire.paper import Paper
+from paperwire.rank import compose as digest
+from paperwire.rank import core as rank
 from paperwire.sources import feed, hf_daily
 from paperwire.store import Store
 

@@ -10,7 +10,7 @@ import pytest
 
 from paperwire import pipeline
 from paperwire.errors import FeedbackError
-from paperwire.feedback import Signer
+from paperwire.links import Signer
 
 from .conftest import FIXTURES, Route
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperwire import digest, rank
+from paperwire.rank import compose as digest
+from paperwire.rank import core as rank
 from paperwire.sources import parse_document
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2026-06-12_sotawhat.json"

@@ -11,8 +11,8 @@ import css_inline
 import jinja2
 
 from paperwire import render
-from paperwire.digest import Pick
-from paperwire.feedback import Links, Signer
+from paperwire.links import Links, Signer
+from paperwire.rank.compose import Pick
 
 
 def test_template_inlined_once_equals_inlining_each_message():

@@ -1,4 +1,4 @@
-"""paperwire.semantic: embedding profiles, and the hook through digest.compose on a real store."""
+"""paperwire.rank.semantic: embedding profiles, and the hook through digest.compose on a real store."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from paperwire import digest, rank, semantic
 from paperwire.errors import ConfigError
 from paperwire.paper import Paper
+from paperwire.rank import compose as digest
+from paperwire.rank import core as rank
+from paperwire.rank import semantic
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 W = semantic.SemanticWeights()
@@ -257,7 +259,7 @@ def test_a_reader_with_a_classifier_gets_the_density_term_computed_once_per_corp
     assert calls == [len(ids), len(ids)]
     np.testing.assert_array_equal(again, first)
     # the same sum as SemanticProfiles.added computes with a fresh density
-    from paperwire.embed import load_model, paper_vectors
+    from paperwire.rank.embed import load_model, paper_vectors
 
     corpus = paper_vectors(stocked, load_model("wordllama"), ids, texts)
     embedded = semantic.embedded_signals(load_model("wordllama"), [signals], corpus, NOW)

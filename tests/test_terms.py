@@ -1,4 +1,4 @@
-"""paperwire.terms: each paper's text analysed once and stored, on real arXiv abstracts."""
+"""paperwire.rank.terms: each paper's text analysed once and stored, on real arXiv abstracts."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperwire import digest, pipeline, rank, terms
+from paperwire import pipeline
 from paperwire.paper import Paper, paper_text
+from paperwire.rank import compose as digest
+from paperwire.rank import core as rank
+from paperwire.rank import terms
 from paperwire.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"

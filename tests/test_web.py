@@ -20,12 +20,13 @@ import pytest
 import uvicorn
 from itsdangerous import TimestampSigner
 
-from paperwire import digest, pipeline
+from paperwire import pipeline
 from paperwire.config import Config
-from paperwire.feedback import Signer
+from paperwire.links import Signer
 from paperwire.paper import Paper
+from paperwire.rank import compose as digest
 from paperwire.store import Store
-from paperwire.web import create_app
+from paperwire.web.app import create_app
 
 from .conftest import HttpServer, Route, free_port
 
@@ -765,8 +766,9 @@ def test_a_vote_that_waited_past_the_deadline_is_dropped_not_applied_late(
 def test_an_older_click_processed_after_a_newer_one_is_not_applied(web: WebApp):
     import datetime as dt
 
-    from paperwire.feedback import VoteClaim, apply_vote
-    from paperwire.web import FeedbackApp
+    from paperwire.links import VoteClaim
+    from paperwire.web.app import FeedbackApp
+    from paperwire.web.votes import apply_vote
 
     app = FeedbackApp(
         lambda: web.config,

@@ -247,7 +247,7 @@ def main() -> None:
         if fetched.returncode:
             raise SystemExit(f"initial fetch failed: {fetched.stderr}")
 
-        from paperwire.feedback import Signer
+        from paperwire.links import Signer
         from paperwire.store import Store
 
         rng = random.Random(4711)

@@ -36,7 +36,7 @@ SENDER = "Paperwire <digest@paperwire.example>"
 
 def _picks(n: int):
     """n digests' picks: 10 real papers each, drawn round-robin from 2,000 papers."""
-    from paperwire.digest import Pick
+    from paperwire.rank.compose import Pick
 
     papers = _common.new_papers(2000)
     out = []
@@ -63,7 +63,7 @@ def _picks(n: int):
 
 def _run():
     from paperwire.deliver import messages
-    from paperwire.feedback import Signer
+    from paperwire.links import Signer
 
     signer = Signer("bench-secret-not-for-production")
     return messages.MailRun(

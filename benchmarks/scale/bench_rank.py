@@ -106,7 +106,8 @@ def job_paperwire(n: int, weights_name: str, profile: bool, background: int = 0)
     instead of the whole corpus: what recommendation "classifier on a bounded background"
     would cost, measured through the same public function.
     """
-    from paperwire import digest, rank
+    from paperwire.rank import compose as digest
+    from paperwire.rank import core as rank
 
     weights = (
         rank.Weights() if weights_name == "default" else rank.Weights(classifier_min_likes=10**9)
@@ -190,8 +191,8 @@ def job_paperwire(n: int, weights_name: str, profile: bool, background: int = 0)
 def _cli_store(n: int) -> tuple[Path, Path]:
     """A store of CLI_PAPERS real-text papers and a config of n subscribers with votes, seeds
     and thumbs-down (see the module docstring); built once per n."""
-    from paperwire import terms
     from paperwire.paper import Paper
+    from paperwire.rank import terms
     from paperwire.store import Store
 
     folder = _common.REPO / "benchmarks" / "out" / f"cli-{n}"

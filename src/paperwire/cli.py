@@ -216,7 +216,9 @@ def digest_cmd(
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
     since_utc = since.replace(tzinfo=dt.UTC) if since else None
     with obj.store() as store:
-        from . import digest  # scikit-learn is imported only by the commands that rank
+        from .rank import (
+            compose as digest,  # scikit-learn is imported only by the commands that rank
+        )
 
         composed = digest.iter_compose(
             store, config, subs, now=utcnow(), since=since_utc, limit=limit
@@ -525,7 +527,7 @@ def serve(obj: Context, host: str, port: int) -> None:
     """
     import uvicorn
 
-    from .web import create_app
+    from .web.app import create_app
 
     config = obj.config  # fail early, with a one-line error, on a broken config
     listening = _listen(host, port)
@@ -683,7 +685,7 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
         paperwire seeds import ada ~/zotero-export.bib
         paperwire seeds import ada reading-list.txt
     """
-    from . import library
+    from .sources import library
 
     config = obj.config
     sub = config.subscriber(subscriber_id)
@@ -728,8 +730,8 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     Example:
         paperwire feed rotate ada
     """
-    from .atom import feed_url
-    from .feedback import signer_for
+    from .links import signer_for
+    from .render.atom import feed_url
 
     config = obj.config
     sub = config.subscriber(subscriber_id)
@@ -778,7 +780,7 @@ def model_pull(obj: Context, name: str, folder, revision: str, force: bool, time
     Example:
         paperwire model pull minishlab/potion-base-8M
     """
-    from . import model_pull as mp
+    from .rank import model_pull as mp
 
     target = folder or mp.default_folder(obj.base_dir, name.strip())
     with mp.terminal_progress(sys.stderr.isatty()) as progress:

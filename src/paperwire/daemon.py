@@ -280,7 +280,7 @@ class Daemon:
     def _start_web(self) -> threading.Thread:
         import uvicorn
 
-        from .web import create_app
+        from .web.app import create_app
 
         host, port = self.web
         app = create_app(self.holder.get, self.db_path)

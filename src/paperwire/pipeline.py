@@ -32,7 +32,7 @@ from .sources.http import MB, HttpCache, Limits, get, make_async_client
 from .store import Store, iso
 
 if TYPE_CHECKING:
-    from .digest import Pick
+    from .rank.compose import Pick
 
 log = logging.getLogger("paperwire")
 
@@ -96,7 +96,7 @@ def fetch_all(
     report = FetchReport(reports, stopped=stop is not None and stop.is_set())
     if any(f.new or f.known for f in report.feeds) and not report.stopped:
         # Each paper's text is analysed once, now, not by every run that ranks against it.
-        from . import terms  # scikit-learn only when there is text to analyse
+        from .rank import terms  # scikit-learn only when there is text to analyse
 
         try:
             terms.refresh(store, stop=stop)
@@ -353,7 +353,7 @@ def _due_jobs(
 ) -> list[Job]:
     """The ledger entries this run is to deliver, claimed for it: pending ones nobody holds,
     then a new one per due digest. Lines for subscribers with nothing to send go to ``report``."""
-    from . import digest as digest_mod  # scikit-learn only when ranking is needed
+    from .rank import compose as digest_mod  # scikit-learn only when ranking is needed
 
     by_id = {s.id: s for s in subs}
     jobs: list[Job] = []
@@ -419,7 +419,7 @@ def _due_jobs(
     if due:
         digests = digest_mod.compose(store, config, [by_id[s] for s in due], now=now)
         if config.summariser.enabled:  # issue 16: TL;DRs for picks without one; never fails
-            from .summarise import summarise_picks
+            from .render.summarise import summarise_picks
 
             picks = [p for d in digests.values() for p in d.picks]
             summarise_picks(store, config.summariser, picks, now=now)
@@ -461,7 +461,7 @@ def send_alerts(
     stop: threading.Event | None = None,
 ) -> SendReport:
     """Send each instant alert due after a fetch, through the same ledger as digests."""
-    from .alerts import find_alerts
+    from .rank.alerts import find_alerts
 
     report = SendReport()
     subs, _ = active_subscribers(store, config)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import render
 from ..config import Config, SubscriberConfig
 from ..errors import DeliveryError, StoreError
-from ..feedback import signer_for
+from ..links import signer_for
 from ..redact import redact
 from ..sources.http import make_async_client
 from ..store import Store

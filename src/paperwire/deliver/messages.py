@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from .. import render
-from ..feedback import Links, Signer
+from ..links import Links, Signer
 from ..paper import Pick
 from ..redact import redact
 from . import email as email_mod

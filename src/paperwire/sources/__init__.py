@@ -5,6 +5,8 @@ One module per kind of document behind one function, :func:`fetch_feed`:
 - ``feed``: anything feedparser reads (arXiv RSS and old RDF, arXiv API Atom, any RSS/Atom)
 - ``hf_daily``: the Hugging Face Daily Papers JSON API
 - ``http``: polite conditional GETs with retries, a deadline and a size cap, shared by both
+- ``extras``: TL;DRs, keywords, code and project links read from what a feed says
+- ``library``: a reader's own library (BibTeX, CSL JSON, RIS, id lists) as seed papers
 
 Every paper, from any source, leaves through :func:`parse_document`, which bounds the length of
 each stored field: a feed is untrusted, and one 200-million-character abstract would slow every

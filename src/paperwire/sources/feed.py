@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 import feedparser
 
 from ..errors import SourceError
-from ..extras import code_link, project_link
 from ..paper import Paper, arxiv_id, arxiv_version, clean_text
+from .extras import code_link, project_link
 
 # arXiv RSS (2024+) descriptions start "arXiv:2504.07119v1 Announce Type: new \nAbstract: ...".
 _ARXIV_RSS_PREFIX = re.compile(

@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 from ..errors import SourceError
-from ..extras import hf_extras
 from ..paper import Paper, arxiv_id, clean_text
+from .extras import hf_extras
 
 
 def parse(data: Any, *, source: str) -> list[Paper]:

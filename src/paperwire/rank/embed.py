@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import ConfigError
-from .paper import text_hash
+from ..errors import ConfigError
+from ..paper import text_hash
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 BUNDLED = "wordllama"
 INSTALL_HINT = "pip install 'paperwire[semantic]'"

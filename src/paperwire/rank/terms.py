@@ -27,10 +27,10 @@ import numpy as np
 import scipy.sparse as sp
 import sklearn
 
-from . import rank
-from .errors import StoreError
-from .paper import paper_text, text_hash
-from .store import Store
+from ..errors import StoreError
+from ..paper import paper_text, text_hash
+from ..store import Store
+from . import core as rank
 
 log = logging.getLogger("paperwire")
 

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from . import rank, terms
+from ..config import Config, SubscriberConfig
+from ..paper import Pick, arxiv_id, paper_text
+from ..store import Store
+from . import core as rank
+from . import terms
 from .authors import Following
-from .config import Config, SubscriberConfig
 from .filters import PhraseFilter, fold_text
-from .paper import Pick, arxiv_id, paper_text
-from .store import Store
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
 # (a chunk holds a few float32 subscribers × candidates arrays: 28 MB each at 7,000 papers).

@@ -17,13 +17,13 @@ from typing import Any
 
 import jinja2
 
-from .config import Config, SubscriberConfig
-from .errors import FeedbackError
-from .feedback import Links, Signer
-from .feedback import feed_url as links_feed_url
-from .render import RenderError, environment, shorten
-from .sources.feed import web_url
-from .store import Store
+from ..config import Config, SubscriberConfig
+from ..errors import FeedbackError
+from ..links import Links, Signer
+from ..links import feed_url as links_feed_url
+from ..sources.feed import web_url
+from ..store import Store
+from . import RenderError, environment, shorten
 
 FEED_ENTRIES = 50
 

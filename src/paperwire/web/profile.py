@@ -1,6 +1,6 @@
 """What the model has learned about one subscriber, in words: the profile page's terms.
 
-Profiles live in a hashed feature space (see :mod:`paperwire.rank`), so a column cannot be
+Profiles live in a hashed feature space (see :mod:`paperwire.rank.core`), so a column cannot be
 turned back into a term directly. Instead the terms a profile can contain are collected from
 its own signals (the interests text, seed papers and voted papers), and each is read off the
 profile at its hashed column. Hash collisions are possible but rare at 2**20 columns.
@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import digest, rank
-from .config import SubscriberConfig
-from .paper import paper_text
-from .store import Store
+from ..config import SubscriberConfig
+from ..paper import paper_text
+from ..rank import compose as digest
+from ..rank import core as rank
+from ..store import Store
 
 
 @dataclass(frozen=True)

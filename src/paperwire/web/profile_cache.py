@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import SubscriberConfig
+from ..store import Store
 from . import profile as profile_mod
-from .config import SubscriberConfig
-from .store import Store
 
 log = logging.getLogger(__name__)
 

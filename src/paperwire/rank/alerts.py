@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import digest as digest_mod
-from .config import Config, SubscriberConfig
+from ..config import Config, SubscriberConfig
+from ..store import Store
+from . import compose as digest_mod
 from .filters import PhraseFilter, fold_text
-from .store import Store
 
 log = logging.getLogger("paperwire")
 

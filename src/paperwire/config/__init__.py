@@ -2,7 +2,7 @@
 
 Config is read once into frozen pydantic models. Precedence for each setting: CLI flag, then
 ``PAPERWIRE_*`` environment variable, then the file, then the default. The file is read one way
-(YAML 1.2, :mod:`paperwire.yamlread`), and every mistake in it is reported at once, in file
+(YAML 1.2, :mod:`paperwire.config.yamlread`), and every mistake in it is reported at once, in file
 order, each as ``subscribers.yaml:14: subscribers[2].email: ...``, never as a traceback.
 """
 
@@ -35,9 +35,9 @@ from pydantic import (
 )
 from pydantic.networks import validate_email
 
+from ..errors import ConfigError
+from ..redact import redact_url, remember_config
 from . import yamlread
-from .errors import ConfigError
-from .redact import redact_url, remember_config
 
 DEFAULT_CONFIG = "subscribers.yaml"
 DEFAULT_DB = "paperwire.db"
@@ -179,7 +179,7 @@ class AlertConfig(_Frozen):
 
 def _apprise_url(value: SecretStr) -> SecretStr:
     """A ``notify`` URL Apprise can parse (checked at load, without sending anything)."""
-    from .deliver.apprise import url_problem  # Apprise loads its plugins: only when used
+    from ..deliver.apprise import url_problem  # Apprise loads its plugins: only when used
 
     problem = control_problem(value.get_secret_value()) or url_problem(value.get_secret_value())
     if problem:
@@ -415,7 +415,7 @@ class RankingConfig(_Frozen):
     @field_validator("embeddings")
     @classmethod
     def _usable_model(cls, value: str | None) -> str | None:
-        from .embed import check_spec  # numpy only; the extra itself is imported when ranking
+        from ..rank.embed import check_spec  # numpy only; the extra itself is imported when ranking
 
         return check_spec(value) if value is not None else None
 
@@ -630,7 +630,7 @@ class _Problems:
 def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
     """``ranking.embeddings: models/potion`` names a folder beside the config file, as a
     relative feed path does, whichever folder the daemon was started from."""
-    from .embed import BUNDLED
+    from ..rank.embed import BUNDLED
 
     ranking = data.get("ranking")
     spec = ranking.get("embeddings") if isinstance(ranking, dict) else None

@@ -1,4 +1,4 @@
-"""Signed links and the votes they carry.
+"""Signed links: votes, unsubscribe, the profile page and the private feed.
 
 Every link in a digest is an itsdangerous token that binds the subscriber, the paper and the
 action, with a purpose-specific salt and an expiry. The token is the credential: whoever holds
@@ -7,7 +7,6 @@ it can act for that subscriber on that paper, and for nobody else.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from itsdangerous.encoding import base64_decode, base64_encode
 
 from .config import Config
 from .errors import FeedbackError
-from .store import Store, iso
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,6 @@ Action = Literal["up", "down", "undo"]
 VOTE_MAX_AGE = 180 * 86400  # a digest's links work for six months
 UNSUBSCRIBE_MAX_AGE = 5 * 365 * 86400  # RFC 8058 links must keep working for old messages
 PROFILE_MAX_AGE = 365 * 86400
-VOTES = {"up": 1, "down": -1}
 FEED_PURPOSE = "feed"
 # payload.timestamp.signature, each unpadded URL-safe base64 (a compressed payload starts with ".")
 _TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)")
@@ -176,7 +174,7 @@ class Links:
 
     @property
     def feed(self) -> str:
-        """The subscriber's private Atom feed (issue 16, :mod:`paperwire.atom`)."""
+        """The subscriber's private Atom feed (issue 16, :mod:`paperwire.render.atom`)."""
         return feed_url(self.base_url, self.signer.feed_token(self.subscriber_id))
 
     @property
@@ -187,35 +185,3 @@ class Links:
 
 def feed_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/feed/{token}.atom"
-
-
-def apply_vote(
-    store: Store,
-    config: Config,
-    claim: VoteClaim,
-    *,
-    via: str,
-    clicked_at: dt.datetime | None = None,
-) -> bool:
-    """Record (or undo) the vote a verified claim carries; False if it was not applied.
-
-    With ``clicked_at`` (when the click reached the server), a click older than the stored
-    vote is not applied: the reader's latest click wins, whatever order they are processed in.
-    """
-    config.subscriber(claim.subscriber_id)  # a removed subscriber's old links act for nobody
-    if clicked_at is not None:
-        stored = next(
-            (v for v in store.votes([claim.subscriber_id]) if v["paper_id"] == claim.paper_id),
-            None,
-        )
-        if stored is not None and stored["voted_at"] > iso(clicked_at):
-            return False
-    if claim.action == "undo":
-        store.remove_vote(claim.subscriber_id, claim.paper_id)
-        return True
-    if store.paper(claim.paper_id) is None:
-        raise FeedbackError(f"unknown paper {claim.paper_id!r}")
-    store.record_vote(
-        claim.subscriber_id, claim.paper_id, VOTES[claim.action], via=via, now=clicked_at
-    )
-    return True

@@ -42,15 +42,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import atom
-from .config import Config, SubscriberConfig
-from .errors import ConfigError, FeedbackError, PaperwireError
-from .feedback import VOTES, Signer, VoteClaim, apply_vote, signer_for
+from ..config import Config, SubscriberConfig
+from ..errors import ConfigError, FeedbackError, PaperwireError
+from ..links import Signer, VoteClaim, signer_for
+from ..render import atom, render_page, templates_dir
+from ..store import Store, utcnow
+from .pool import Saturated, WorkPool
 from .profile_cache import WAIT_SECONDS as PROFILE_WAIT
 from .profile_cache import ProfileCache
-from .render import render_page, templates_dir
-from .store import Store, utcnow
-from .webpool import Saturated, WorkPool
+from .votes import VOTES, apply_vote
 
 log = logging.getLogger(__name__)
 
@@ -469,7 +469,7 @@ class FeedbackApp:
     # -- Slack ------------------------------------------------------------------------------
 
     async def atom_feed(self, request: Request) -> Response:
-        """Issue 16: the subscriber's private Atom feed of picks (:mod:`paperwire.atom`)."""
+        """Issue 16: the subscriber's private Atom feed of picks (:mod:`paperwire.render.atom`)."""
         return await self.work(request, self._atom_feed, request.path_params["token"])
 
     def _atom_feed(self, token: str) -> Response:
@@ -577,7 +577,7 @@ def _read_subscriber(signer: Signer, purpose: str, token: str) -> str:
 
 
 def _link_refused(exc: FeedbackError) -> Refused:
-    # feedback.py raises FeedbackError "from None"; the itsdangerous error is still __context__.
+    # links.py raises FeedbackError "from None"; the itsdangerous error is still __context__.
     message = _sentence(str(exc))
     if isinstance(exc.__context__, SignatureExpired):
         return Refused(410, "This link has expired", message, "Use the buttons in a newer digest.")

@@ -1,6 +1,6 @@
 """``paperwire model pull``: the one place paperwire downloads model weights, and only when asked.
 
-It fetches the files of a Hugging Face Hub model that :func:`paperwire.embed._load_folder`
+It fetches the files of a Hugging Face Hub model that :func:`paperwire.rank.embed._load_folder`
 reads (model2vec's layout: ``model.safetensors`` and ``tokenizer.json``, plus ``config.json``
 when the repository has one) from ``{endpoint}/{repo}/resolve/{revision}/{file}``, the URL
 ``huggingface_hub`` builds. As there, the endpoint is ``$HF_ENDPOINT`` (default
@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from . import __version__
-from .errors import ConfigError, PaperwireError
+from .. import __version__
+from ..errors import ConfigError, PaperwireError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # (file, required): what _load_folder reads, then config.json (model2vec's settings, e.g.

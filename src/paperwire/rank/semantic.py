@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from .core import decay_factor
 from .embed import unit_rows
-from .rank import decay_factor
 
 if TYPE_CHECKING:
+    from ..store import Store
+    from .core import Signals
     from .embed import StaticModel
-    from .rank import Signals
-    from .store import Store
 
 # Corpus papers the classifier is trained against and the rows are calibrated on (fixed-seed
 # samples): the per-subscriber cost stays bounded as the store grows.

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping
 
 import httpx
 
-from .config import SummariserConfig
-from .deadline import Budget
-from .extras import one_line
-from .paper import Pick
-from .store import Store
+from ..config import SummariserConfig
+from ..deadline import Budget
+from ..paper import Pick
+from ..sources.extras import one_line
+from ..store import Store
 
 log = logging.getLogger("paperwire")
 

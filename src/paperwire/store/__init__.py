@@ -37,8 +37,8 @@ from typing import Any, TypeVar
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .errors import StoreError
-from .paper import Paper
+from ..errors import StoreError
+from ..paper import Paper
 
 log = logging.getLogger("paperwire")
 
@@ -147,7 +147,7 @@ def m003_library_and_extras(db: sqlite_utils.Database) -> None:
 @migrations()
 def m004_embeddings(db: sqlite_utils.Database) -> None:
     # One vector per paper (float16 blob) from the model named beside it; written by
-    # paperwire.embed, which re-embeds when the model or the text (hash) changes.
+    # paperwire.rank.embed, which re-embeds when the model or the text (hash) changes.
     db["embeddings"].create(
         {"paper_id": str, "model": str, "text_hash": str, "vector": bytes}, pk="paper_id"
     )
@@ -155,7 +155,7 @@ def m004_embeddings(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m005_paper_terms(db: sqlite_utils.Database) -> None:
-    # A paper's text analysed once (paperwire.terms): hashed term columns (uint32 blob) and
+    # A paper's text analysed once (paperwire.rank.terms): hashed term columns (uint32 blob) and
     # their counts (uint8 blob), the word pairs a reason may name ("\n"-joined) and their
     # columns, beside the analyser's version and a hash of the text they were made from.
     db["paper_terms"].create(
@@ -323,7 +323,7 @@ class Store:
 
     def _refuse_newer(self) -> None:
         """Never write into a database a newer paperwire has migrated: its schema is not ours."""
-        from . import __version__
+        from .. import __version__
 
         unknown = [m.name for m in migrations.applied(self.db) if m.name not in KNOWN_MIGRATIONS]
         if unknown:
@@ -1031,7 +1031,7 @@ class Store:
             pk="title_key",
         )
 
-    # -- paper vectors of the semantic extra (issue 15; written by paperwire.embed) ----------
+    # -- paper vectors of the semantic extra (issue 15; written by paperwire.rank.embed) ----------
 
     def embeddings(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, str, bytes]]:
         """Stored vectors by paper id: (model name, text hash, float16 blob)."""
@@ -1058,7 +1058,7 @@ class Store:
                 pk="paper_id",
             )
 
-    # -- each paper's text analysed once (issue 14; written by paperwire.terms) ---------------
+    # -- each paper's text analysed once (issue 14; written by paperwire.rank.terms) ---------------
 
     def paper_terms_made(self) -> dict[str, tuple[str, str]]:
         """(analyser, text hash) of every stored analysis, by paper id: what is up to date."""

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .config import FeedConfig
-from .errors import SourceError
-from .paper import Paper, arxiv_id
-from .sources import fetch_feed
-from .store import Store, utcnow
+from ..config import FeedConfig
+from ..errors import SourceError
+from ..paper import Paper, arxiv_id
+from ..store import Store, utcnow
+from . import fetch_feed
 
 API_PAUSE = 3.0  # seconds between two arXiv API requests
 LOOKUP_TTL = dt.timedelta(days=30)  # a cached title miss is asked again after this

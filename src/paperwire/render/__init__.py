@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import css_inline
 import jinja2
 
-from .errors import RenderError
-from .feedback import Links
+from ..errors import RenderError
+from ..links import Links
 
 if TYPE_CHECKING:
-    from .paper import Pick
+    from ..paper import Pick
 
 ABSTRACT_CHARS = 420
 
@@ -31,7 +31,7 @@ def templates_dir() -> Path:
     packaged = Path(str(resources.files("paperwire"))) / "templates"
     if packaged.is_dir():
         return packaged
-    repo = Path(__file__).resolve().parents[2] / "templates"
+    repo = Path(__file__).resolve().parents[3] / "templates"
     if repo.is_dir():
         return repo
     raise RenderError("cannot find paperwire's templates/ folder; reinstall the package")
