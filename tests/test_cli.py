@@ -401,3 +401,47 @@ def test_one_shot_runs_send_a_readers_first_digest_from_any_slot_of_the_past_wee
         store, config, now=later, outbox=tmp_path, first_reach=pipeline.FIRST_DIGEST_REACH
     )
     assert [line.status for line in again.lines] == ["not-due"]
+
+
+# -- issue 26: status shows every failure ---------------------------------------------------
+
+
+def test_status_lists_each_channel_and_every_failing_feed_masked(http_server):
+    """A failed Apprise channel after a reader's e-mail went out showed as "last digest
+    (sent)"; a feed with credentials that failed was not listed at all."""
+    from .conftest import Route
+
+    http_server.routes["/notify"] = Route(b"down", status=500)
+    http_server.routes["/hook"] = Route(b"ok")
+    http_server.routes["/private?api_key=tok-9f8e7d6c"] = Route(b"no", status=401)
+    private = f"http://reader:s3cret-pa55@127.0.0.1:{http_server.port}/private?api_key=tok-9f8e7d6c"
+    config = LOCAL.replace("subscribers:", f"  - url: {private}\nsubscribers:").replace(
+        "    email: ada@example.org\n",
+        "    email: ada@example.org\n"
+        f"    slack_webhook: {http_server.url('/hook')}\n"
+        f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n",
+    )
+    assert invoke("run", "--once", config=config).exit_code == 1  # the Apprise channel failed
+    result = invoke("status", config=config)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    period = re.search(r"ada · last digest (\S+) \(pending: ", lines[1]).group(1)
+    assert lines[1].startswith(
+        f"ada · last digest {period} (pending: notify json://…: message 1 of 1 failed: "
+    )
+    assert re.fullmatch(rf"  email: digest {period} sent \S+ \S+ UTC", lines[2]), lines[2]
+    assert re.fullmatch(rf"  slack: digest {period} sent \S+ \S+ UTC", lines[3]), lines[3]
+    assert re.fullmatch(
+        rf"  notify:json:\w+: digest {period} pending: notify json://…: message 1 of 1 "
+        r"failed: Failed to send JSON POST notification: Internal server error\., error=500\.",
+        lines[4],
+    ), lines[4]
+    assert re.fullmatch(rf"  email: digest {period} sent \S+ \S+ UTC", lines[6]) and lines[
+        5
+    ].startswith("bob · last digest ")
+    failing = [line for line in lines if line.startswith("feed ")]
+    assert failing == [
+        f"feed http://***@127.0.0.1:{http_server.port}/private?api_key=***: last fetch failed "
+        f"({failing[0].split('(')[1].split(')')[0]}): HTTP 401 Unauthorized"
+    ]
+    assert "s3cret-pa55" not in result.stdout and "tok-9f8e7d6c" not in result.stdout

@@ -284,8 +284,12 @@ def test_status_shows_last_digest_due_and_failures(store, make_config, smtp_serv
     lines = result.output.splitlines()
     assert lines[0] == f"60 papers stored in {store.path}"
     assert lines[1].startswith("s0 · last digest 2026-11-23 (sent) · ")
-    assert lines[2].startswith(
+    assert lines[2] == "  email: digest 2026-11-23 sent 2026-11-23 12:00 UTC"
+    assert lines[3].startswith(
         "s1 · last digest 2026-11-23 (failed: SMTP 550 for s1@example.org: 5.1.1 no such user) · "
+    )
+    assert lines[4] == (
+        "  email: digest 2026-11-23 failed: SMTP 550 for s1@example.org: 5.1.1 no such user"
     )
 
 

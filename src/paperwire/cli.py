@@ -19,7 +19,7 @@ from . import __version__, pipeline, schedule
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
 from .errors import ConfigError, PaperwireError
 from .paper import arxiv_id
-from .redact import install_log_redaction
+from .redact import install_log_redaction, redact_url
 from .store import Store, utcnow
 
 
@@ -577,9 +577,12 @@ def _listen(host: str, port: int):
 def status(obj: Context, subscriber_id: str | None) -> None:
     """Show each subscriber's last and next digest, and any failure.
 
-    One line per subscriber: the last digest and its state (with the server's answer when it
-    failed), whether one is due now, the next one (in the subscriber's own time zone), and seed
-    papers that could not be found. Then every feed whose last fetch failed.
+    One line per subscriber: the last digest and its worst state over the reader's channels
+    (with the answer of the channel that failed), whether one is due now, the next one (in
+    the subscriber's own time zone), and seed papers that could not be found. Under it, one
+    line per channel: its last delivery, then every one still pending or failed, with its
+    reason ("maybe delivered" ones say when they are sent again). Then every feed whose last
+    fetch failed, its credentials masked.
 
     \b
     Examples:
@@ -593,7 +596,7 @@ def status(obj: Context, subscriber_id: str | None) -> None:
         gone = store.unsubscribed()
         click.echo(f"{store.count_papers()} papers stored in {os.fspath(obj.db_path)}")
         for sub in subs:
-            last = store.last_delivery(sub.id)
+            last = pipeline.last_digest_state(store, sub)
             parts = [sub.id]
             if last:
                 parts.append(
@@ -620,12 +623,24 @@ def status(obj: Context, subscriber_id: str | None) -> None:
                     f"({len(sub.seed_papers) - len(missing)} of {len(sub.seed_papers)} in use)"
                 )
             click.echo(" · ".join(parts))
+            for channel in pipeline.channel_status(store, sub):
+                for row in [channel.last] + [r for r in channel.open if r is not channel.last]:
+                    click.echo(f"  {channel.channel}: {_delivery_line(row)}")
         for feed in config.feeds:
-            state = store.feed_state(feed.url)
+            # kept under the masked URL: a feed with credentials is listed too, never showing them
+            state = store.feed_state(redact_url(feed.url)) or store.feed_state(feed.url)
             if state and state.get("last_error"):
                 error = state["last_error"].removeprefix(f"feed {feed.label}: ")
                 when = state["last_fetch"][:16].replace("T", " ")
                 click.echo(f"feed {feed.label}: last fetch failed ({when} UTC): {error}")
+
+
+def _delivery_line(row: dict) -> str:
+    """One ledger row for `status`: what, its state, and when it went out or why it did not."""
+    text = f"{row['kind']} {row['period']} {row['state']}"
+    if row["state"] == "sent" and row["sent_at"]:
+        return f"{text} {row['sent_at'][:16].replace('T', ' ')} UTC"
+    return f"{text}: {row['error']}" if row["error"] else text
 
 
 @cli.command()

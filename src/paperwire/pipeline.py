@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
@@ -150,7 +150,7 @@ async def _fetch_and_store(
                     Exception
                 ) as exc:  # a bug met by one feed is that feed's error, not the run's
                     log.exception("fetch %s: unexpected error", feed.label)
-                    problem = redact.redact(f"feed {feed.label}: {type(exc).__name__}: {exc}")
+                    problem = f"feed {feed.label}: " + redact.redact(f"{type(exc).__name__}: {exc}")
                     _record_feed_error(store, feed, report, problem, now)
                 else:
                     _store_result(store, feed, result, report, now)
@@ -533,3 +533,50 @@ def _open_job(
 
 def _content_hash(picks: list[Pick]) -> str:
     return hashlib.sha256("\n".join(p.paper_id for p in picks).encode()).hexdigest()[:16]
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChannelStatus:
+    """One channel of a reader, as ``paperwire status`` shows it: its latest ledger row, and
+    every row still open (pending, or failed since the channel last delivered)."""
+
+    channel: str
+    last: dict[str, Any]
+    open: list[dict[str, Any]]
+
+
+def channel_status(store: Store, sub: SubscriberConfig, history: int = 200) -> list[ChannelStatus]:
+    """Each channel of a reader that the ledger has rows for: the configured ones first, in
+    config order, then any the config no longer names."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in store.deliveries(sub.id, limit=history):  # newest first
+        if row["state"] != "empty":
+            rows.setdefault(row["channel"], []).append(row)
+    order = [c for c in _channels(sub) if c in rows] + [c for c in rows if c not in _channels(sub)]
+    out = []
+    for channel in order:
+        newest = rows[channel]
+        since_sent = next((i for i, r in enumerate(newest) if r["state"] == "sent"), len(newest))
+        still_open = [r for r in newest[:since_sent] if r["state"] in ("pending", "failed")]
+        still_open += [r for r in newest[since_sent:] if r["state"] == "pending"]
+        out.append(ChannelStatus(channel, newest[0], still_open))
+    return out
+
+
+def last_digest_state(store: Store, sub: SubscriberConfig) -> dict[str, Any] | None:
+    """The reader's latest digest over all its channels: its period, and the worst state of
+    any channel (failed, then pending, then sent; empty when it had nothing to send) with that
+    channel's reason."""
+    last = store.last_delivery(sub.id)
+    if last is None:
+        return None
+    rows = [r for r in store.deliveries(sub.id, limit=200) if r["kind"] == "digest"]
+    same = [r for r in rows if r["period"] == last["period"]] or [last]
+    for state in ("failed", "pending", "sent", "empty"):
+        worst = next((r for r in same if r["state"] == state), None)
+        if worst is not None:
+            return worst
+    return last
