@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,24 @@ from .errors import ConfigError, PaperwireError
 from .paper import arxiv_id
 from .redact import install_log_redaction, redact_url
 from .store import Store, utcnow
+
+# Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
+# rest) and other control characters, which a feed, a library file or a config value can carry:
+# printed, they would rewrite the user's terminal. Newlines and tabs stay.
+_TERMINAL_CODES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?"
+    r"|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (newlines, tabs kept)."""
+    return _TERMINAL_CODES.sub("", text)
+
+
+def echo(message: str = "", **kwargs) -> None:
+    """click.echo of printable text: everything the commands print goes through here."""
+    click.echo(printable(str(message)), **kwargs)
 
 
 class Context:
@@ -58,7 +77,7 @@ class PaperwireGroup(click.Group):
         except PaperwireError as exc:
             # a config with several mistakes reports them all, one "Error: file:line: ..." each
             for line in str(exc).splitlines():
-                click.echo(f"Error: {line}", err=True)
+                echo(f"Error: {line}", err=True)
             ctx.exit(1)
 
 
@@ -135,13 +154,13 @@ def _print_fetch(report: pipeline.FetchReport, *, summary: bool = True) -> bool:
     for feed in report.feeds:
         if feed.error:
             # SourceError messages start with the feed's name; the line already does
-            click.echo(f"{feed.label}: error: {feed.error.removeprefix(f'feed {feed.label}: ')}")
+            echo(f"{feed.label}: error: {feed.error.removeprefix(f'feed {feed.label}: ')}")
         elif feed.not_modified:
-            click.echo(f"{feed.label}: not modified since the last fetch")
+            echo(f"{feed.label}: not modified since the last fetch")
         else:
-            click.echo(f"{feed.label}: {feed.new} new, {feed.known} already known")
+            echo(f"{feed.label}: {feed.new} new, {feed.known} already known")
         for warning in feed.warnings:
-            click.echo(f"  warning: {warning}")
+            echo(f"  warning: {warning}")
     every_feed_failed = bool(report.feeds) and report.errors == len(report.feeds)
     if summary:
         _print_fetch_summary(report)
@@ -151,14 +170,14 @@ def _print_fetch(report: pipeline.FetchReport, *, summary: bool = True) -> bool:
 def _print_fetch_summary(report: pipeline.FetchReport) -> None:
     failed, total = report.errors, len(report.feeds)
     if failed and failed == total:
-        click.echo(_every_feed_failed(report).capitalize() + ".")
+        echo(_every_feed_failed(report).capitalize() + ".")
     elif failed:
         stored = f"{report.new} new papers stored" if report.new else "Nothing new"
-        click.echo(f"{stored}; {failed} of {total} feeds failed (see above).")
+        echo(f"{stored}; {failed} of {total} feeds failed (see above).")
     elif report.new == 0:
-        click.echo("Nothing new today in any feed.")
+        echo("Nothing new today in any feed.")
     else:
-        click.echo(f"{report.new} new papers stored.")
+        echo(f"{report.new} new papers stored.")
 
 
 class _PrintedByTheCommand(logging.Filter):
@@ -225,7 +244,7 @@ def digest_cmd(
         )
         if as_json and subscriber_id:
             picks = [p.as_json() for p in next(composed).picks]
-            click.echo(json.dumps(picks, indent=2, ensure_ascii=False))
+            echo(json.dumps(picks, indent=2, ensure_ascii=False))
             return
         if as_json:  # streamed, one subscriber a line: memory stays flat at 100,000 readers
             _echo_json_digests(composed)
@@ -234,27 +253,27 @@ def digest_cmd(
     with obj.store() as store:
         last_sent = {sid: store.last_delivery(sid) for sid in digests}
     for sid, composed in digests.items():
-        click.echo(
+        echo(
             f"== {sid}: {len(composed.picks)} of {composed.candidates} candidates "
             f"since {composed.since.date().isoformat()}"
         )
         if not composed.picks:
-            click.echo(_why_nothing(sid, composed, last_sent[sid], since_utc is not None))
+            echo(_why_nothing(sid, composed, last_sent[sid], since_utc is not None))
         # In the order the reader gets them. No score here: diversity (MMR) may put a paper
         # below one that scored less, and the numbers would contradict the order (--json has them).
         for number, pick in enumerate(composed.picks, 1):
-            click.echo(f"{number:3}. {pick.title}  ({pick.paper_id})")
-            click.echo(f"      why: {'; '.join(pick.reasons)}")
+            echo(f"{number:3}. {pick.title}  ({pick.paper_id})")
+            echo(f"      why: {'; '.join(pick.reasons)}")
 
 
 def _echo_json_digests(digests) -> None:
     """``{"id": [picks...], ...}`` written as each digest is composed, one subscriber a line
     (the compact encoder: ``indent`` forces json's pure-Python one, ~0.8 ms a digest)."""
-    click.echo("{", nl=False)
+    echo("{", nl=False)
     for i, composed in enumerate(digests):
         picks = json.dumps([p.as_json() for p in composed.picks], ensure_ascii=False)
-        click.echo(f"{',' if i else ''}\n{json.dumps(composed.subscriber.id)}: {picks}", nl=False)
-    click.echo("\n}")
+        echo(f"{',' if i else ''}\n{json.dumps(composed.subscriber.id)}: {picks}", nl=False)
+    echo("\n}")
 
 
 def _why_nothing(sid: str, composed, last: dict | None, explicit_since: bool) -> str:
@@ -320,10 +339,8 @@ def _outbox(obj: Context) -> Path:
 
 def _print_send(report: pipeline.SendReport) -> None:
     for line in report.lines:
-        click.echo(
-            f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}"
-        )
-    click.echo(
+        echo(f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}")
+    echo(
         f"{report.count('sent')} sent, {report.count('failed')} failed, "
         f"{report.count('retry')} to retry, {report.count('nothing-new')} with nothing new."
     )
@@ -353,7 +370,7 @@ def feedback(obj: Context, args: tuple[str, ...]) -> None:
             # every row is checked before any is stored: a file with a mistake stores nothing
             votes = _read_votes_csv(Path(args[1]), config, store)
             count = store.record_votes(votes, via="import")
-        click.echo(f"Imported {count} votes from {args[1]}.")
+        echo(f"Imported {count} votes from {args[1]}.")
         return
     vote = _vote_value(args[2]) if len(args) == 3 else None
     if vote is None:
@@ -364,7 +381,7 @@ def feedback(obj: Context, args: tuple[str, ...]) -> None:
         if paper_id is None:
             raise click.ClickException(_unknown_paper(args[1]))
         store.record_vote(sub.id, paper_id, vote, via="cli")
-    click.echo(f"Recorded 👍 for {paper_id}." if vote > 0 else f"Recorded 👎 for {paper_id}.")
+    echo(f"Recorded 👍 for {paper_id}." if vote > 0 else f"Recorded 👎 for {paper_id}.")
 
 
 def _vote_value(word: str) -> int | None:
@@ -542,7 +559,7 @@ def serve(obj: Context, host: str, port: int) -> None:
         )
     )
     shown_host = f"[{host}]" if ":" in host else host
-    click.echo(f"Serving the feedback app on http://{shown_host}:{port} (Ctrl-C stops it)")
+    echo(f"Serving the feedback app on http://{shown_host}:{port} (Ctrl-C stops it)")
     server.run(sockets=[listening])
 
 
@@ -594,7 +611,7 @@ def status(obj: Context, subscriber_id: str | None) -> None:
     now = utcnow()
     with obj.store() as store:
         gone = store.unsubscribed()
-        click.echo(f"{store.count_papers()} papers stored in {os.fspath(obj.db_path)}")
+        echo(f"{store.count_papers()} papers stored in {os.fspath(obj.db_path)}")
         for sub in subs:
             last = pipeline.last_digest_state(store, sub)
             parts = [sub.id]
@@ -616,23 +633,43 @@ def status(obj: Context, subscriber_id: str | None) -> None:
                 ):
                     parts.append(f"due now ({schedule.period(slot)})")
                 parts.append(f"next {schedule.next_slot(sub, now).isoformat(timespec='minutes')}")
-            missing = [p for p in sub.seed_papers if _known_paper(store, p) is None]
+            missing = _seeds_not_found(store, sub, everything=subscriber_id is not None)
             if missing:
-                parts.append(
-                    f"seed papers not found: {', '.join(missing)} "
-                    f"({len(sub.seed_papers) - len(missing)} of {len(sub.seed_papers)} in use)"
-                )
-            click.echo(" · ".join(parts))
+                parts.append(f"seed papers not found: {missing}")
+            echo(" · ".join(parts))
             for channel in pipeline.channel_status(store, sub):
                 for row in [channel.last] + [r for r in channel.open if r is not channel.last]:
-                    click.echo(f"  {channel.channel}: {_delivery_line(row)}")
+                    echo(f"  {channel.channel}: {_delivery_line(row)}")
         for feed in config.feeds:
             # kept under the masked URL: a feed with credentials is listed too, never showing them
             state = store.feed_state(redact_url(feed.url)) or store.feed_state(feed.url)
             if state and state.get("last_error"):
                 error = state["last_error"].removeprefix(f"feed {feed.label}: ")
                 when = state["last_fetch"][:16].replace("T", " ")
-                click.echo(f"feed {feed.label}: last fetch failed ({when} UTC): {error}")
+                echo(f"feed {feed.label}: last fetch failed ({when} UTC): {error}")
+
+
+SHOWN_MISSES = 5  # seed entries named per reader in `status`; --subscriber names them all
+
+
+def _seeds_not_found(store: Store, sub, *, everything: bool) -> str:
+    """The reader's seeds that are not in use: config seed papers and imported ones not
+    stored, and library entries an import could not match; then how many are in use."""
+    missing = [p for p in sub.seed_papers if _known_paper(store, p) is None]
+    imported = store.seeds([sub.id]).get(sub.id, [])
+    stored = store.papers(imported).keys()
+    missing += [f"{p} (imported)" for p in imported if p not in stored]
+    misses = store.seed_misses(sub.id)
+    missing += [f"{m['entry']} {m['label']} ({m['why']})" for m in misses]
+    if not missing:
+        return ""
+    total = len(sub.seed_papers) + len(imported) + len(misses)
+    shown = missing if everything else missing[:SHOWN_MISSES]
+    more = len(missing) - len(shown)
+    text = ", ".join(shown)
+    if more:
+        text += f" and {more} more (`paperwire status --subscriber {sub.id}` lists them)"
+    return f"{text} ({total - len(missing)} of {total} in use)"
 
 
 def _delivery_line(row: dict) -> str:
@@ -666,7 +703,7 @@ def init(ctx: click.Context, force: bool) -> None:
         target.write_text(bundled_path("example-subscribers.yaml").read_text("utf-8"), "utf-8")
     except OSError as exc:
         raise click.ClickException(f"cannot write {target}: {exc.strerror}") from None
-    click.echo(
+    echo(
         f"Wrote {target}: the bundled sample feeds and three example readers. Edit the feeds "
         "and subscribers, then run `paperwire run --once`."
     )
@@ -692,8 +729,11 @@ def seeds() -> None:
 def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
     """Import a BibTeX, CSL JSON or RIS library (or a list of arXiv ids, URLs, DOIs) as seeds.
 
-    Entries without an arXiv id are looked up by title on the arXiv API (one request every
-    3 seconds, answers cached). Seeds shape the profile and never appear in a digest.
+    Entries without an arXiv id are matched to a stored paper with the same title, else looked
+    up by title on the arXiv API (one request every 3 seconds, each within
+    fetch_timeout_seconds, answers cached; after 3 failures in a row the rest are not looked
+    up). Seeds shape the profile and never appear in a digest; `paperwire status` lists the
+    entries not matched.
 
     \b
     Examples:
@@ -712,12 +752,13 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
             entries,
             api_url=config.arxiv_api_url,
             origin=path.name,
+            timeout=config.fetch_timeout_seconds,
         )
     for entry, why in report.unmatched:
-        click.echo(f"{entry.where}: not matched: {entry.label}: {why}")
+        echo(f"{entry.where}: not matched: {entry.label}: {why}")
     if report.fetch_error:
-        click.echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
-    click.echo(
+        echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
+    echo(
         f"{len(report.matched)} of {len(entries)} entries matched to arXiv papers; "
         f"{report.new_seeds} new seeds for {sub.id}; {len(report.unmatched)} not matched."
     )
@@ -753,7 +794,7 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     with obj.store() as store:
         store.rotate_feed(sub.id)
         url = feed_url(store, config.base_url, signer_for(config, store), sub.id)
-    click.echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
+    echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
 
 
 # -- issue 15: the one explicit download of embedding weights -------------------------------
@@ -804,9 +845,9 @@ def model_pull(obj: Context, name: str, folder, revision: str, force: bool, time
         )
     sizes = ", ".join(f"{file} {size / 1e6:.1f} MB" for file, size in got.files)
     commit = f", commit {got.commit[:12]}" if got.commit else ""
-    click.echo(f"Pulled {got.repo} ({got.revision}{commit}) into {target}: {sizes}.")
-    click.echo("Check its licence on its Hub page. To rank with it, put in subscribers.yaml:")
-    click.echo(mp.config_line(target, obj.base_dir))
+    echo(f"Pulled {got.repo} ({got.revision}{commit}) into {target}: {sizes}.")
+    echo("Check its licence on its Hub page. To rank with it, put in subscribers.yaml:")
+    echo(mp.config_line(target, obj.base_dir))
 
 
 def main() -> None:

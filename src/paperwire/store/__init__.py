@@ -982,6 +982,40 @@ class Store:
                 out.setdefault(row["subscriber_id"], []).append(row["paper_id"])
         return out
 
+    def set_seed_misses(
+        self,
+        subscriber_id: str,
+        origin: str,
+        misses: Iterable[tuple[str, str, str]],
+        *,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Replace what an import of ``origin`` could not match: (where, label, why) each."""
+        stamp = iso(now or utcnow())
+        rows = [
+            {"subscriber_id": subscriber_id, "origin": origin, "entry": where, "label": label,
+             "why": why, "added": stamp}
+            for where, label, why in misses
+        ]  # fmt: skip
+        with self.atomic():
+            self.db["seed_misses"].delete_where(
+                "subscriber_id = ? and origin = ?", [subscriber_id, origin]
+            )
+            self.db["seed_misses"].insert_all(rows, pk=("subscriber_id", "origin", "entry"))
+
+    def seed_misses(self, subscriber_id: str) -> list[dict[str, Any]]:
+        """Library entries the reader's imports could not match, in file order per import."""
+        return list(
+            self.db.query(
+                "select * from seed_misses where subscriber_id = ? order by origin, rowid",
+                [subscriber_id],
+            )
+        )
+
+    def titles(self) -> Iterator[tuple[str, str]]:
+        """Every stored paper's (id, title)."""
+        yield from self.db.execute("select paper_id, title from papers").fetchall()
+
     def picks_sent(self, subscriber_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The papers a subscriber was sent (any channel, digests and alerts), newest first,
         each once: paper_id, reasons, when it was first sent (``sent_at``)."""
