@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -140,6 +140,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=templates_dir() / "web" / "static")),
         ],
         exception_handlers={
+            ClientDisconnect: _client_left,
             Refused: _refused,
             Saturated: _saturated,
             HTTPException: _http_error,
@@ -766,6 +767,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     title, message = HTTP_ERRORS.get(exc.status_code, ("Error", "This request failed."))
     return _error_page(exc.status_code, title, message, headers=exc.headers)
+
+
+async def _client_left(request: Request, exc: Exception) -> Response:
+    """A client that hung up before its body arrived: one line, no traceback (nothing is
+    recorded, and nobody is left to answer)."""
+    first = request.url.path.split("/")[1]
+    shown = f"/{first}/…" if request.url.path.count("/") > 1 else f"/{first}"  # no token
+    log.info("%s %s: the client left before its request body had arrived", request.method, shown)
+    return Response(status_code=400)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
