@@ -10,8 +10,9 @@ from email.message import EmailMessage
 import pytest
 
 from paperwire import pipeline
+from paperwire.config.channels import SmtpSettings
 from paperwire.deliver import messages
-from paperwire.deliver.email import SmtpSettings, header_safe
+from paperwire.deliver.email import header_safe
 from paperwire.errors import ConfigError
 from paperwire.links import Signer
 from paperwire.paper import Paper

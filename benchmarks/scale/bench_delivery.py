@@ -128,6 +128,7 @@ def job_paperwire(n: int, port: int, connections: int, processes: int, profile: 
     """As ``pipeline.deliver_jobs`` runs it: ``messages.render_all`` (worker processes when
     ``processes`` > 1) feeding ``SmtpSender.send_all``, each message taken when a connection
     is free."""
+    from paperwire.config.channels import SmtpSettings
     from paperwire.deliver import email as email_mod
     from paperwire.deliver import messages
 
@@ -143,7 +144,7 @@ def job_paperwire(n: int, port: int, connections: int, processes: int, profile: 
         prof = cProfile.Profile()
         prof.enable()
     sender = email_mod.SmtpSender(
-        email_mod.SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"),
+        SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"),
         connections=connections,
         attempts=2,
         backoff=0.1,

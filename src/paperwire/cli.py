@@ -18,6 +18,7 @@ import click
 
 from . import __version__, pipeline, schedule
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
+from .deliver.dispatch import channel_ids
 from .errors import ConfigError, PaperwireError
 from .paper import arxiv_id
 from .redact import install_log_redaction, redact_url
@@ -629,7 +630,7 @@ def status(obj: Context, subscriber_id: str | None) -> None:
                     store, [sub], now, DEFAULT_GRACE, pipeline.FIRST_DIGEST_REACH
                 )[sub.id]
                 if slot and not store.delivery(
-                    sub.id, "digest", schedule.period(slot), pipeline._channels(sub)[0]
+                    sub.id, "digest", schedule.period(slot), channel_ids(sub)[0]
                 ):
                     parts.append(f"due now ({schedule.period(slot)})")
                 parts.append(f"next {schedule.next_slot(sub, now).isoformat(timespec='minutes')}")

@@ -23,9 +23,9 @@ import httpx
 
 from . import redact, schedule
 from .config import DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
-from .deliver import apprise as apprise_mod
 from .deliver import email as email_mod
-from .deliver.dispatch import Job, SendLine, deliver_jobs  # noqa: F401 (SendLine: API)
+from .deliver.channel import Job, SendLine
+from .deliver.dispatch import channel_ids, deliver_jobs
 from .errors import SourceError
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
@@ -408,7 +408,7 @@ def _due_jobs(
             report.lines.append(SendLine(sub.id, "not-due", "no digest slot in the grace period"))
             continue
         period = schedule.period(slot)
-        channels = [c for c in _channels(sub) if (sub.id, period, c) not in recorded]
+        channels = [c for c in channel_ids(sub) if (sub.id, period, c) not in recorded]
         if channels:
             due[sub.id] = (period, channels)
         elif (sub.id, period) in waiting:
@@ -469,7 +469,7 @@ def send_alerts(
     jobs: list[Job] = []
     with store.holding() as claim:
         for alert in find_alerts(store, config, subs, now=now):
-            for channel in _channels(alert.subscriber):
+            for channel in channel_ids(alert.subscriber):
                 # the alert's period is its paper: the ledger admits each alert once
                 job = _open_job(
                     store,
@@ -489,12 +489,6 @@ def send_alerts(
                 deliver_jobs(store, config, jobs, outbox=outbox, now=now, stop=stop)
             )
     return report
-
-
-def _channels(sub: SubscriberConfig) -> list[str]:
-    present = (("email", sub.email), ("slack", sub.slack_webhook), ("feed", sub.feed))
-    notify = [apprise_mod.channel_id(u.get_secret_value()) for u in sub.notify]  # issue 16
-    return [c for c, wanted in present if wanted] + notify
 
 
 def _open_job(
@@ -555,7 +549,8 @@ def channel_status(store: Store, sub: SubscriberConfig, history: int = 200) -> l
     for row in store.deliveries(sub.id, limit=history):  # newest first
         if row["state"] != "empty":
             rows.setdefault(row["channel"], []).append(row)
-    order = [c for c in _channels(sub) if c in rows] + [c for c in rows if c not in _channels(sub)]
+    configured = channel_ids(sub)
+    order = [c for c in configured if c in rows] + [c for c in rows if c not in configured]
     out = []
     for channel in order:
         newest = rows[channel]

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import email_validator
 import httpx
@@ -38,6 +38,7 @@ from pydantic.networks import validate_email
 from ..errors import ConfigError
 from ..redact import redact_url, remember_config
 from . import yamlread
+from .channels import SmtpSettings, apprise_url_problem, parse_smtp_url
 
 DEFAULT_CONFIG = "subscribers.yaml"
 DEFAULT_DB = "paperwire.db"
@@ -51,7 +52,6 @@ DEFAULT_GRACE = dt.timedelta(hours=12)
 # A config file is untrusted input too: a 10,000-subscriber file is ~2.5 MB.
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 FEED_SCHEMES = ("http", "https", "file")
-SMTP_OPTIONS = {"timeout": "seconds, e.g. timeout=30", "verify": "verify=0 or verify=1"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
@@ -179,9 +179,9 @@ class AlertConfig(_Frozen):
 
 def _apprise_url(value: SecretStr) -> SecretStr:
     """A ``notify`` URL Apprise can parse (checked at load, without sending anything)."""
-    from ..deliver.apprise import url_problem  # Apprise loads its plugins: only when used
-
-    problem = control_problem(value.get_secret_value()) or url_problem(value.get_secret_value())
+    problem = control_problem(value.get_secret_value()) or apprise_url_problem(
+        value.get_secret_value()
+    )
     if problem:
         raise ValueError(problem)
     return value
@@ -321,37 +321,6 @@ class SubscriberConfig(_Frozen):
         return zoneinfo.ZoneInfo(self.timezone)
 
 
-def smtp_url_problem(url: str) -> str | None:
-    """What is wrong with an SMTP URL, in words that never repeat its password; None if fine."""
-    expected = "expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return "the port is not a number from 1 to 65535"
-    if parts.scheme not in ("smtp", "smtps"):
-        scheme = f"{parts.scheme}://" if parts.scheme else "no scheme"
-        return f"{scheme} is not an SMTP URL; {expected}"
-    if not parts.hostname:
-        return f"no host name; {expected}"
-    if port == 0:
-        return "the port is not a number from 1 to 65535"
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in SMTP_OPTIONS:
-            known = ", ".join(f"{k} ({v})" for k, v in SMTP_OPTIONS.items())
-            return f"unknown option {key!r}; the options are {known}"
-        if key == "timeout":
-            try:
-                ok = 0 < float(value) <= 600
-            except ValueError:
-                ok = False
-            if not ok:
-                return f"timeout={value!r} is not a number of seconds from 0 to 600"
-        if key == "verify" and value.lower() not in ("0", "1", "true", "false", "yes", "no"):
-            return f"verify={value!r} is not 0 or 1"
-    return None
-
-
 class SenderConfig(_Frozen):
     """Who the digests come from; the SMTP URL usually comes from the environment."""
 
@@ -383,12 +352,17 @@ class SenderConfig(_Frozen):
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
-        problem = value and (
-            control_problem(value.get_secret_value()) or smtp_url_problem(value.get_secret_value())
-        )
-        if problem:
-            raise ValueError(problem)
+        if value:  # an empty URL means none: the outbox
+            problem = control_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(problem)
+            parse_smtp_url(value.get_secret_value())  # ValueError says what is wrong
         return value
+
+    @functools.cached_property
+    def smtp(self) -> SmtpSettings | None:
+        """The SMTP server to send through (None: messages go to the outbox folder)."""
+        return parse_smtp_url(self.smtp_url.get_secret_value()) if self.smtp_url else None
 
 
 class SummariserConfig(_Frozen):

@@ -28,33 +28,6 @@ def channel_id(url: str) -> str:
     return f"{PREFIX}{scheme}:{hashlib.sha256(url.encode()).hexdigest()[:10]}"
 
 
-def url_problem(url: str) -> str | None:
-    """Why Apprise cannot use this URL, naming its scheme only (the rest may be a token); None
-    if Apprise can. Apprise's parser only reads the URL: nothing is sent."""
-    import apprise
-    from apprise.manager_plugins import NotificationManager
-
-    scheme = urlsplit(url.strip()).scheme.lower() if "://" in url else ""
-    if not scheme:
-        return "is not a URL (expected SERVICE://…, e.g. discord://… or tgram://…)"
-    if scheme not in NotificationManager():
-        return f"{scheme}:// is not a service Apprise knows (see its wiki for the URL forms)"
-    # Apprise logs its reasons with the whole URL in them ("Could not load Discord URL:
-    # discord://TOKEN"), before any secret is known to the log redaction: keep them unsaid
-    apprise_log = logging.getLogger("apprise")
-    was_disabled, apprise_log.disabled = apprise_log.disabled, True
-    try:
-        plugin = apprise.Apprise.instantiate(url)
-    finally:
-        apprise_log.disabled = was_disabled
-    if plugin is None:
-        return (
-            f"Apprise cannot read this {scheme}:// URL (a token, host or target is missing or "
-            "malformed; see its wiki for the form)"
-        )
-    return None
-
-
 def url_for(channel: str, urls: list[str]) -> str | None:
     """The configured URL a ledger channel stands for (None if the config no longer has it)."""
     return next((u for u in urls if channel_id(u) == channel), None)

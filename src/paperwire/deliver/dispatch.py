@@ -1,10 +1,10 @@
-"""The delivery stage: ledger entries the pipeline opened (and claimed) go out by e-mail
-(SMTP, or the outbox folder), Slack, the reader's Atom feed or an Apprise URL, and each outcome
-is written back to the ledger as it happens: sent; failed for good (a recipient refused, or
-whatever a channel raised that it should not have: one reader's row, never the run); still
-pending (an outage), for the next run to resend with the same Message-ID; or "maybe delivered"
-(sent, then no answer within ``sender.timeout``), retried only after a back-off and at most
-:data:`MAYBE_TRIES` times, so a slow service never gets the same digest on every run.
+"""The delivery stage: ledger entries the pipeline opened (and claimed) go out through their
+:class:`~.channel.Channel`: e-mail (SMTP, or the outbox folder), Slack, the reader's Atom feed or
+an Apprise URL, and each outcome is written back to the ledger as it happens (see
+:func:`~.channel.settle`): sent; failed for good; still pending, for the next run to resend with
+the same Message-ID; or maybe delivered, sent again only after a back-off. Each outbound call
+ends within ``sender.timeout`` in all, and whatever one reader's channel raises fails that row
+only: the run goes on with everyone else.
 """
 
 from __future__ import annotations
@@ -12,60 +12,133 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import render
 from ..config import Config, SubscriberConfig
+from ..config.channels import SmtpSettings, apprise_url_problem, parse_smtp_url
 from ..errors import DeliveryError, StoreError
 from ..links import signer_for
-from ..redact import redact
-from ..sources.http import make_async_client
 from ..store import Store
 from . import apprise as apprise_mod
 from . import email as email_mod
 from . import messages, slack
-
-if TYPE_CHECKING:
-    from ..paper import Pick
+from .channel import Channel, Job, Run, SendLine, settle, unexpected
 
 log = logging.getLogger("paperwire")
 
-# A message that went out and got no answer in time may have arrived: it is sent again only
-# after MAYBE_BACKOFF (then four times that), and after MAYBE_TRIES such tries not at all.
-MAYBE_TRIES = 3
-MAYBE_BACKOFF = dt.timedelta(minutes=5)
+
+class EmailChannel:
+    """E-mail: over SMTP when ``PAPERWIRE_SMTP_URL`` is set, else into the outbox folder."""
+
+    name = "email"
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [self.name] if sub.email else []
+
+    def check(self, value: str) -> str | None:
+        try:
+            parse_smtp_url(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def pooled(self, config: Config) -> bool:
+        return config.sender.smtp is not None
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        smtp = run.config.sender.smtp
+        if smtp is None:
+            _one_by_one(jobs, run, lambda job: _deliver_outbox(run, job))
+            return
+        by_key = {job.delivery_id: job for job in jobs}
+        for line in _deliver_smtp(
+            run.store, run.config, by_key, run.mail, smtp, run.now, run.stop, run.done
+        ):
+            run.done(line)
 
 
-@dataclass
-class SendLine:
-    subscriber_id: str
-    # sent | failed | retry | waiting (maybe delivered, in back-off) | nothing-new | not-due |
-    # unsubscribed | disabled
-    status: str
-    detail: str = ""
-    kind: str = "digest"  # or alert
+class SlackChannel:
+    """A Slack incoming webhook (``slack_webhook``): Block Kit messages, split to fit."""
+
+    name = "slack"
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [self.name] if sub.slack_webhook else []
+
+    def check(self, value: str) -> str | None:
+        return None  # a secret URL, used as given
+
+    def pooled(self, config: Config) -> bool:
+        return False
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        _one_by_one(jobs, run, lambda job: _deliver_slack(run, job))
 
 
-@dataclass
-class Job:
-    """One ledger entry to deliver now, held by this run."""
+class FeedChannel:
+    """The reader's private Atom feed (``feed: true``): recorded as sent is delivered, since the
+    feed reads the ledger."""
 
-    delivery_id: int
-    sub: SubscriberConfig
-    kind: str
-    period: str
-    channel: str
-    message_id: str
-    picks: list[Pick]
-    since: dt.datetime | None = None
-    parts_sent: int = 0  # messages of a split Slack or Apprise digest an earlier run got accepted
-    maybe_sent: int = 0  # earlier tries that went out and got no answer in time
+    name = "feed"
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [self.name] if sub.feed else []
+
+    def check(self, value: str) -> str | None:
+        return None
+
+    def pooled(self, config: Config) -> bool:
+        return False
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        _one_by_one(
+            jobs,
+            run,
+            lambda job: settle(
+                run.store, job, run.now, sent=f"{len(job.picks)} papers to the feed"
+            ),
+        )
+
+
+class AppriseChannel:
+    """Each Apprise URL of ``notify`` (Discord, Telegram, ntfy, ...) is a ledger channel of its
+    own, named by scheme and hash, never by its token."""
+
+    name = apprise_mod.PREFIX.rstrip(":")
+
+    def ids(self, sub: SubscriberConfig) -> list[str]:
+        return [apprise_mod.channel_id(u.get_secret_value()) for u in sub.notify]
+
+    def check(self, value: str) -> str | None:
+        return apprise_url_problem(value)
+
+    def pooled(self, config: Config) -> bool:
+        return False
+
+    def deliver(self, jobs: list[Job], run: Run) -> None:
+        _one_by_one(jobs, run, lambda job: _deliver_apprise(run, job))
+
+
+EMAIL = EmailChannel()
+# in the order a subscriber's channels are opened and listed
+CHANNELS: tuple[Channel, ...] = (EMAIL, SlackChannel(), FeedChannel(), AppriseChannel())
+
+
+def channel_ids(sub: SubscriberConfig) -> list[str]:
+    """Every ledger channel a subscriber has, e-mail first."""
+    return [ledger_id for channel in CHANNELS for ledger_id in channel.ids(sub)]
+
+
+def channel_for(ledger_id: str) -> Channel:
+    """The channel a ledger entry goes out on (e-mail for anything else, as it always was)."""
+    for channel in CHANNELS:
+        if ledger_id == channel.name or ledger_id.startswith(f"{channel.name}:"):
+            return channel
+    return EMAIL
 
 
 def deliver_jobs(
@@ -85,7 +158,6 @@ def deliver_jobs(
     many digests go out. When ``stop`` is set, delivery ends between two messages; what was
     not sent stays pending in the ledger and goes out, with the same Message-ID, on the next
     run. So does everything when the SMTP server or account fails (greeting, AUTH, …)."""
-    signer = signer_for(config, store)
     lines: list[SendLine] = []
 
     def done(line: SendLine) -> None:
@@ -93,103 +165,60 @@ def deliver_jobs(
         if progress is not None:
             progress(line)
 
-    def stopped() -> bool:
-        return stop is not None and stop.is_set()
-
-    run = messages.MailRun(
-        base_url=config.base_url,
-        from_address=config.sender.from_address,
-        list_id=config.sender.list_id,
-        date=now.timestamp(),
-        signer=signer,
+    run = Run(
+        store=store,
+        config=config,
+        now=now,
+        mail=messages.MailRun(
+            base_url=config.base_url,
+            from_address=config.sender.from_address,
+            list_id=config.sender.list_id,
+            date=now.timestamp(),
+            signer=signer_for(config, store),
+        ),
+        outbox=outbox or Path(config.outbox),
+        done=done,
+        stop=stop,
     )
-    smtp_url = config.sender.smtp_url.get_secret_value() if config.sender.smtp_url else None
-    outbox = outbox or Path(config.outbox)
-    by_key: dict[int, Job] = {}  # SMTP jobs, in order, by ledger id
-    with contextlib.closing(_AsyncPoster()) as poster:
+    pooled: dict[str, tuple[Channel, list[Job]]] = {}
+    try:
         for job in jobs:
-            if stopped():
+            if run.stopped():
                 break
-            if job.channel == "email" and smtp_url is not None:
-                by_key[job.delivery_id] = job
-                continue
-            try:
-                line = _deliver_one(store, config, job, run, outbox, poster, now)
-            except StoreError:
-                raise  # the ledger itself failed: nothing more can be recorded
-            except Exception as exc:  # one reader's channel, never the run
-                line = settle(store, job, now, error=unexpected(job, exc))
-            done(line)
-    if by_key and not stopped():
-        for line in _deliver_smtp(store, config, by_key, run, smtp_url, now, stop, done):
-            done(line)
+            channel = channel_for(job.channel)
+            if channel.pooled(config):
+                pooled.setdefault(channel.name, (channel, []))[1].append(job)
+            else:
+                channel.deliver([job], run)
+        for channel, held in pooled.values():
+            if run.stopped():
+                break
+            channel.deliver(held, run)
+    finally:
+        run.close()
     return lines
 
 
-def _deliver_one(
-    store: Store,
-    config: Config,
-    job: Job,
-    run: messages.MailRun,
-    outbox: Path,
-    poster: _AsyncPoster,
-    now: dt.datetime,
-) -> SendLine:
-    """One delivery through a channel other than SMTP."""
-    if job.channel == "slack":
-        ctx, _ = messages.context(mail_job(job), run)
-        return _deliver_slack(store, config, job, poster, ctx, now)
-    if job.channel == "feed":  # recorded as sent is delivered: the Atom feed reads it
-        return settle(store, job, now, sent=f"{len(job.picks)} papers to the feed")
-    if job.channel.startswith(apprise_mod.PREFIX):  # one Apprise URL of `notify`
-        ctx, _ = messages.context(mail_job(job), run)
-        return _deliver_apprise(store, config, job, ctx, now)
-    return _deliver_outbox(store, job, run, outbox, now)
+def _one_by_one(jobs: list[Job], run: Run, deliver: Callable[[Job], SendLine]) -> None:
+    for job in jobs:
+        if run.stopped():
+            break
+        try:
+            line = deliver(job)
+        except StoreError:
+            raise  # the ledger itself failed: nothing more can be recorded
+        except Exception as exc:  # one reader's channel, never the run
+            line = settle(run.store, job, run.now, error=unexpected(job, exc))
+        run.done(line)
 
 
-def unexpected(job: Job, exc: BaseException) -> DeliveryError:
-    """Whatever a channel raised beyond its own errors (a bug, a value the checks missed), as
-    this delivery's one-line reason: failed for good, and the run goes on with the others."""
-    log.debug("%s %s via %s raised", job.kind, job.sub.id, job.channel, exc_info=exc)
-    text = " ".join(redact(str(exc)).split())
-    reason = f"{job.channel}: unexpected {type(exc).__name__}"
-    return DeliveryError(
-        f"{reason}: {render.shorten(text, 200)}" if text else reason, permanent=True
-    )
-
-
-class _AsyncPoster:
-    """One event loop (in a thread of its own) and one HTTP client for a run's webhook posts,
-    so connections are reused and each post's deadline can cancel it; started at the first."""
-
-    def __init__(self) -> None:
-        self._stack = contextlib.ExitStack()
-        self._portal: Any = None
-        self._client = None
-
-    def call(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
-        """``await fn(client, **kwargs)`` on the poster's loop, from this thread."""
-        if self._portal is None:
-            from anyio.from_thread import start_blocking_portal
-
-            self._portal = self._stack.enter_context(start_blocking_portal())
-            self._client = make_async_client()
-            self._stack.callback(self._portal.call, self._client.aclose)
-        return self._portal.call(functools.partial(fn, self._client, **kwargs))
-
-    def close(self) -> None:
-        self._stack.close()
-
-
-def _deliver_outbox(
-    store: Store, job: Job, run: messages.MailRun, outbox: Path, now: dt.datetime
-) -> SendLine:
-    msg, rendered = messages.build(mail_job(job), run)
+def _deliver_outbox(run: Run, job: Job) -> SendLine:
+    msg, rendered = messages.build(mail_job(job), run.mail)
     try:
-        path = email_mod.write_outbox(outbox, outbox_name(job, now), msg, rendered.html)
+        path = email_mod.write_outbox(run.outbox, outbox_name(job, run.now), msg, rendered.html)
     except DeliveryError as exc:
-        return settle(store, job, now, error=exc)
-    return settle(store, job, now, sent=f"{len(job.picks)} papers → {path}")
+        return settle(run.store, job, run.now, error=exc)
+    return settle(run.store, job, run.now, sent=f"{len(job.picks)} papers → {path}")
 
 
 def _deliver_smtp(
@@ -197,14 +226,14 @@ def _deliver_smtp(
     config: Config,
     by_key: dict[int, Job],
     run: messages.MailRun,
-    smtp_url: str,
+    smtp: SmtpSettings,
     now: dt.datetime,
     stop: threading.Event | None,
     done: Callable[[SendLine], None],
 ) -> list[SendLine]:
     """Send over SMTP; returns lines for the digests a failed server left unsent."""
     sender = email_mod.SmtpSender(
-        email_mod.SmtpSettings.from_url(smtp_url),
+        smtp,
         connections=config.sender.smtp_connections,
         attempts=config.sender.retry_attempts,
         backoff=config.sender.retry_backoff,
@@ -259,47 +288,46 @@ def outbox_name(job: Job, now: dt.datetime) -> str:
     return f"{now.date().isoformat()}-{job.sub.id}-alert-{safe}"
 
 
-def _deliver_slack(
-    store: Store, config: Config, job: Job, poster: _AsyncPoster, ctx: dict, now: dt.datetime
-) -> SendLine:
+def _deliver_slack(run: Run, job: Job) -> SendLine:
     """Post a digest to Slack, recording each accepted message: a resend starts after them."""
+    ctx, _ = messages.context(mail_job(job), run.mail)
     webhook = job.sub.slack_webhook.get_secret_value()
     subject = render.subject_for(job.kind, job.period, job.picks)
+    sender = run.config.sender
     return _send_in_parts(
-        store,
+        run.store,
         job,
-        now,
+        run.now,
         "Slack",
-        lambda start, on_part: poster.call(
+        lambda start, on_part: run.poster.call(
             slack.send_digest,
             webhook_url=webhook,
             ctx=ctx,
             fallback=subject,
             start=start,
             on_part=on_part,
-            attempts=config.sender.retry_attempts,
-            backoff=config.sender.retry_backoff,
-            deadline=config.sender.timeout,
+            attempts=sender.retry_attempts,
+            backoff=sender.retry_backoff,
+            deadline=sender.timeout,
         ),
     )
 
 
-def _deliver_apprise(
-    store: Store, config: Config, job: Job, ctx: dict, now: dt.datetime
-) -> SendLine:
+def _deliver_apprise(run: Run, job: Job) -> SendLine:
     urls = [u.get_secret_value() for u in job.sub.notify]
     url = apprise_mod.url_for(job.channel, urls)
     if url is None:  # the URL left the config while its digest was pending
         error = DeliveryError(f"{job.channel}: no longer in the config", permanent=True)
-        return settle(store, job, now, error=error)
+        return settle(run.store, job, run.now, error=error)
+    ctx, _ = messages.context(mail_job(job), run.mail)
     subject = render.subject_for(job.kind, job.period, job.picks)
     return _send_in_parts(
-        store,
+        run.store,
         job,
-        now,
+        run.now,
         job.channel.split(":")[1],
         lambda start, on_part: apprise_mod.send_digest(
-            url, ctx, subject, start=start, on_part=on_part, deadline=config.sender.timeout
+            url, ctx, subject, start=start, on_part=on_part, deadline=run.config.sender.timeout
         ),
     )
 
@@ -322,40 +350,3 @@ def _send_in_parts(
     return settle(
         store, job, now, sent=f"{len(job.picks)} papers to {where} ({count} message(s){resumed})"
     )
-
-
-def settle(
-    store: Store,
-    job: Job,
-    now: dt.datetime,
-    *,
-    sent: str | None = None,
-    error: DeliveryError | None = None,
-) -> SendLine:
-    """Write a delivery's outcome to the ledger and say it: sent; failed for good (a refusal);
-    still pending (an outage: the next run sends it, with the same Message-ID); or maybe
-    delivered (pending, but not before a back-off, and failed after :data:`MAYBE_TRIES`)."""
-    if error is None:
-        store.mark_delivery(job.delivery_id, "sent", now=now)
-        return SendLine(job.sub.id, "sent", sent or "", job.kind)
-    if error.maybe_delivered:
-        tries = job.maybe_sent + 1
-        if tries >= MAYBE_TRIES:
-            reason = (
-                f"maybe delivered {tries} times: {error}; not sent again (check the service, "
-                "then `paperwire send` sends what is due)"
-            )
-            store.mark_delivery(job.delivery_id, "failed", error=reason, maybe_sent=tries)
-            return SendLine(job.sub.id, "failed", reason, job.kind)
-        retry_at = now + MAYBE_BACKOFF * 4 ** (tries - 1)
-        when = retry_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        reason = f"maybe delivered: {error}; sent again after {when}"
-        store.mark_delivery(
-            job.delivery_id, "pending", error=reason, retry_at=retry_at, maybe_sent=tries
-        )
-        return SendLine(job.sub.id, "retry", reason, job.kind)
-    if error.permanent:
-        store.mark_delivery(job.delivery_id, "failed", error=str(error))
-        return SendLine(job.sub.id, "failed", str(error), job.kind)
-    store.mark_delivery(job.delivery_id, "pending", error=str(error))
-    return SendLine(job.sub.id, "retry", f"{error}; stays due", job.kind)

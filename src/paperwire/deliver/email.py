@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from email import headerregistry
 from email.message import EmailMessage, MIMEPart
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import aiosmtplib
 from tenacity import (
@@ -31,7 +30,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from ..errors import ConfigError, DeliveryError
+from ..config.channels import SmtpSettings
+from ..errors import DeliveryError
 from ..render import Rendered
 
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
@@ -167,48 +167,6 @@ def write_outbox(folder: Path, name: str, msg: EmailMessage, html: str) -> Path:
 
 
 # -- SMTP --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Parsed ``PAPERWIRE_SMTP_URL``: ``smtp://user:pass@host:587`` or ``smtps://…`` (implicit TLS).
-
-    With ``smtp://`` STARTTLS is used whenever the server offers it.
-    """
-
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    implicit_tls: bool
-    timeout: float = 30.0
-    verify_tls: bool = True
-
-    def __repr__(self) -> str:  # never print the password
-        return f"SmtpSettings(host={self.host!r}, port={self.port}, user={self.username!r})"
-
-    @classmethod
-    def from_url(cls, url: str) -> SmtpSettings:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
-            raise ConfigError(
-                "PAPERWIRE_SMTP_URL: expected smtp://[user:pass@]host[:port] or smtps://…"
-            )
-        implicit = parsed.scheme == "smtps"
-        try:
-            port = parsed.port or (465 if implicit else 587)
-        except ValueError:
-            raise ConfigError("PAPERWIRE_SMTP_URL: the port is not a number") from None
-        query = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
-        return cls(
-            host=parsed.hostname,
-            port=port,
-            username=unquote(parsed.username) if parsed.username else None,
-            password=unquote(parsed.password) if parsed.password else None,
-            implicit_tls=implicit,
-            timeout=float(query.get("timeout", 30)),
-            verify_tls=query.get("verify", "1") not in ("0", "false", "no"),
-        )
 
 
 @dataclass

@@ -1,0 +1,113 @@
+"""Each channel's settings as the config reads them: parsed and checked once, when it loads.
+
+The SMTP URL becomes :class:`SmtpSettings` here and nowhere else; an Apprise URL is read by
+Apprise's own parser (nothing is sent). Delivery (:mod:`paperwire.deliver`) uses what this
+module made; the config never reaches up into delivery code to check a value.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..errors import ConfigError
+
+SMTP_OPTIONS = {"timeout": "seconds, e.g. timeout=30", "verify": "verify=0 or verify=1"}
+_SMTP_EXPECTED = "expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Parsed ``PAPERWIRE_SMTP_URL``: ``smtp://user:pass@host:587`` or ``smtps://…`` (implicit TLS).
+
+    With ``smtp://`` STARTTLS is used whenever the server offers it.
+    """
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    timeout: float = 30.0
+    verify_tls: bool = True
+
+    def __repr__(self) -> str:  # never print the password
+        return f"SmtpSettings(host={self.host!r}, port={self.port}, user={self.username!r})"
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        """The settings an SMTP URL gives; ConfigError (never quoting it) if it is not one."""
+        try:
+            return parse_smtp_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"PAPERWIRE_SMTP_URL: {exc}") from None
+
+
+def parse_smtp_url(url: str) -> SmtpSettings:
+    """An SMTP URL's settings; ValueError says what is wrong, in words that never repeat its
+    password (the config reports it at the setting's line)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port is not a number from 1 to 65535") from None
+    if parts.scheme not in ("smtp", "smtps"):
+        scheme = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise ValueError(f"{scheme} is not an SMTP URL; {_SMTP_EXPECTED}")
+    if not parts.hostname:
+        raise ValueError(f"no host name; {_SMTP_EXPECTED}")
+    if port == 0:
+        raise ValueError("the port is not a number from 1 to 65535")
+    options: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in SMTP_OPTIONS:
+            known = ", ".join(f"{k} ({v})" for k, v in SMTP_OPTIONS.items())
+            raise ValueError(f"unknown option {key!r}; the options are {known}")
+        if key == "timeout":
+            try:
+                ok = 0 < float(value) <= 600
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"timeout={value!r} is not a number of seconds from 0 to 600")
+        if key == "verify" and value.lower() not in ("0", "1", "true", "false", "yes", "no"):
+            raise ValueError(f"verify={value!r} is not 0 or 1")
+        options[key] = value
+    implicit = parts.scheme == "smtps"
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port or (465 if implicit else 587),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        implicit_tls=implicit,
+        timeout=float(options.get("timeout", 30)),
+        verify_tls=options.get("verify", "1") not in ("0", "false", "no"),
+    )
+
+
+def apprise_url_problem(url: str) -> str | None:
+    """Why Apprise cannot use this ``notify`` URL, naming its scheme only (the rest may be a
+    token); None if Apprise can. Apprise's parser only reads the URL: nothing is sent."""
+    import apprise  # Apprise loads its plugins: only when a config has notify URLs
+    from apprise.manager_plugins import NotificationManager
+
+    scheme = urlsplit(url.strip()).scheme.lower() if "://" in url else ""
+    if not scheme:
+        return "is not a URL (expected SERVICE://…, e.g. discord://… or tgram://…)"
+    if scheme not in NotificationManager():
+        return f"{scheme}:// is not a service Apprise knows (see its wiki for the URL forms)"
+    # Apprise logs its reasons with the whole URL in them ("Could not load Discord URL:
+    # discord://TOKEN"), before any secret is known to the log redaction: keep them unsaid
+    apprise_log = logging.getLogger("apprise")
+    was_disabled, apprise_log.disabled = apprise_log.disabled, True
+    try:
+        plugin = apprise.Apprise.instantiate(url)
+    finally:
+        apprise_log.disabled = was_disabled
+    if plugin is None:
+        return (
+            f"Apprise cannot read this {scheme}:// URL (a token, host or target is missing or "
+            "malformed; see its wiki for the form)"
+        )
+    return None
