@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,8 +268,9 @@ def active_subscribers(
 
 # One-shot runs (`paperwire send`, `run --once`) give a reader who never had a digest the first
 # one from any slot of the past week: a new reader, or the demo at any hour, need not wait for
-# tomorrow. The daemon waits for the slot itself. After a first digest, a missed slot is caught
-# up only within the grace period.
+# tomorrow. The daemon waits for the reader's next slot after it first saw them (``first_after``):
+# starting it, or adding a reader, sends nothing at once. After a first digest, a missed slot is
+# caught up only within the grace period.
 FIRST_DIGEST_REACH = dt.timedelta(days=7)
 
 
@@ -279,16 +280,21 @@ def digest_slots(
     now: dt.datetime,
     grace: dt.timedelta,
     first_reach: dt.timedelta | None = None,
+    first_after: Mapping[str, dt.datetime] | None = None,
 ) -> dict[str, dt.datetime | None]:
-    """The digest slot each subscriber is due for now, if any; ``first_reach`` (when given)
-    replaces ``grace`` for readers who never had a digest."""
-    had_one = store.last_digest_times(s.id for s in subs) if first_reach else {}
-    return {
-        s.id: schedule.latest_slot(
-            s, now, grace if first_reach is None or s.id in had_one else first_reach
-        )
-        for s in subs
-    }
+    """The digest slot each subscriber is due for now, if any. For readers who never had a
+    digest, ``first_reach`` (when given) replaces ``grace``, and ``first_after`` (when given)
+    keeps only a slot at or after the moment it gives for them."""
+    new_rules = first_reach is not None or first_after is not None
+    had_one = store.last_digest_times(s.id for s in subs) if new_rules else {}
+    slots = {}
+    for s in subs:
+        first = new_rules and s.id not in had_one
+        slot = schedule.latest_slot(s, now, first_reach if first and first_reach else grace)
+        if first and slot is not None and first_after is not None and s.id in first_after:
+            slot = slot if slot >= first_after[s.id] else None
+        slots[s.id] = slot
+    return slots
 
 
 def send_due(
@@ -299,6 +305,7 @@ def send_due(
     subscriber_id: str | None = None,
     grace: dt.timedelta = DEFAULT_GRACE,
     first_reach: dt.timedelta | None = None,
+    first_after: Mapping[str, dt.datetime] | None = None,
     outbox: Path | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
@@ -321,6 +328,7 @@ def send_due(
             now=now,
             grace=grace,
             first_reach=first_reach,
+            first_after=first_after,
             only=subscriber_id,
         )
         if jobs:
@@ -349,6 +357,7 @@ def _due_jobs(
     now: dt.datetime,
     grace: dt.timedelta,
     first_reach: dt.timedelta | None,
+    first_after: Mapping[str, dt.datetime] | None,
     only: str | None,
 ) -> list[Job]:
     """The ledger entries this run is to deliver, claimed for it: pending ones nobody holds,
@@ -398,7 +407,7 @@ def _due_jobs(
         for row in store.unsent_deliveries(only)
         if row["kind"] == "digest" and row["retry_at"] and row["retry_at"] > iso(now)
     }
-    slots = digest_slots(store, subs, now, grace, first_reach)
+    slots = digest_slots(store, subs, now, grace, first_reach, first_after)
     # what the ledger already holds for those slots, in one query: the daemon asks every tick
     recorded = store.recorded("digest", {schedule.period(t) for t in slots.values() if t})
     due: dict[str, tuple[str, list[str]]] = {}
