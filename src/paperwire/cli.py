@@ -600,7 +600,8 @@ def status(obj: Context, subscriber_id: str | None) -> None:
     the subscriber's own time zone), and seed papers that could not be found. Under it, one
     line per channel: its last delivery, then every one still pending or failed, with its
     reason ("maybe delivered" ones say when they are sent again). Then every feed whose last
-    fetch failed, its credentials masked.
+    fetch failed, its credentials masked. With --subscriber, also the reader's private feed
+    URL (as `feed show` prints it).
 
     \b
     Examples:
@@ -641,6 +642,8 @@ def status(obj: Context, subscriber_id: str | None) -> None:
             for channel in pipeline.channel_status(store, sub):
                 for row in [channel.last] + [r for r in channel.open if r is not channel.last]:
                     echo(f"  {channel.channel}: {_delivery_line(row)}")
+            if subscriber_id is not None:  # asked for one reader: their private feed's URL
+                echo(f"  feed URL: {_feed_url(config, store, sub.id)}")
         for feed in config.feeds:
             # kept under the masked URL: a feed with credentials is listed too, never showing them
             state = store.feed_state(redact_url(feed.url)) or store.feed_state(feed.url)
@@ -777,6 +780,33 @@ def feed() -> None:
     """
 
 
+@feed.command(name="show")
+@click.argument("subscriber_id", metavar="SUBSCRIBER")
+@pass_ctx
+def feed_show(obj: Context, subscriber_id: str) -> None:
+    """Print a reader's private feed URL, without changing it (`feed rotate` gives a new one).
+
+    The URL is the key to the feed: give it to that reader only. `status --subscriber` shows
+    it too.
+
+    \b
+    Example:
+        paperwire feed show fay
+    """
+    config = obj.config
+    sub = config.subscriber(subscriber_id)
+    with obj.store() as store:
+        echo(f"{sub.id}: {_feed_url(config, store, sub.id)}")
+
+
+def _feed_url(config: Config, store: Store, subscriber_id: str) -> str:
+    """The reader's current feed URL, as their digests and profile page give it."""
+    from .links import signer_for
+    from .render.atom import feed_url
+
+    return feed_url(store, config.base_url, signer_for(config, store), subscriber_id)
+
+
 @feed.command(name="rotate")
 @click.argument("subscriber_id", metavar="SUBSCRIBER")
 @pass_ctx
@@ -787,14 +817,11 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     Example:
         paperwire feed rotate ada
     """
-    from .links import signer_for
-    from .render.atom import feed_url
-
     config = obj.config
     sub = config.subscriber(subscriber_id)
     with obj.store() as store:
         store.rotate_feed(sub.id)
-        url = feed_url(store, config.base_url, signer_for(config, store), sub.id)
+        url = _feed_url(config, store, sub.id)
     echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
 
 
