@@ -44,8 +44,11 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "arxiv-cs-sample: 170 new, 0 already known" in result.stdout
     assert "hf-daily-sample: 30 new, 0 already known" in result.stdout
-    assert "3 sent, 0 failed" in result.stdout
-    emls = sorted((tmp_path / "outbox").glob("*.eml"))
+    # each reader's best of the 200 as an instant alert (a new install calibrates on what is
+    # there), then the three digests
+    assert "6 sent, 0 failed" in result.stdout
+    assert len(list((tmp_path / "outbox").glob("*-alert-*.eml"))) == 3
+    emls = sorted((tmp_path / "outbox").glob("*-digest.eml"))
     assert len(emls) == 3
     msg = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     html = msg.get_body(("html",)).get_content()
@@ -60,7 +63,7 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     again = paperwire("run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret"})
     assert "Nothing new today in any feed." in again.stdout
     assert "0 sent" in again.stdout
-    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 6
 
 
 def test_digest_json_is_a_ranked_preview_that_marks_nothing(tmp_path: Path):
