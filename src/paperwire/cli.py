@@ -691,8 +691,8 @@ def init(ctx: click.Context, force: bool) -> None:
     """Write a commented subscribers.yaml to start from.
 
     It names the bundled sample feeds and three example readers, so `paperwire run --once`
-    works at once; every setting is explained in it. Writes ./subscribers.yaml, or the file
-    given with --config.
+    works at once; every other setting is in it too, commented out with its default and what
+    it does. Writes ./subscribers.yaml, or the file given with --config.
 
     \b
     Example:
