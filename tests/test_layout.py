@@ -16,7 +16,11 @@ PACKAGE = Path(paperwire.__file__).resolve().parent
 
 # Lowest first. A module belongs to the first entry that is it or a package above it.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("paperwire", "paperwire.errors", "paperwire.paper", "paperwire.redact")),
+    (
+        "base",
+        ("paperwire", "paperwire.errors", "paperwire.paper", "paperwire.redact",
+         "paperwire.deadline"),
+    ),
     ("config", ("paperwire.config",)),
     ("store", ("paperwire.store",)),
     ("links", ("paperwire.links",)),
@@ -114,7 +118,7 @@ def test_imports_point_down_the_stages():
 
 def test_the_allowed_upward_imports_are_still_needed():
     edges = {(m, t) for m, targets in graph().items() for t in targets}
-    assert ALLOWED_UPWARD <= edges
+    assert edges >= ALLOWED_UPWARD
 
 
 def test_no_import_cycle():
