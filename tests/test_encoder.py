@@ -106,3 +106,22 @@ def test_a_new_reader_gets_the_paper_that_means_what_their_interests_say(store, 
     assert [p.paper_id for p in on.picks] == ["2611.00011"]
     # TF-IDF alone: no interest word is in any paper, every score the same
     assert len({round(p.score, 6) for p in off["ada"].picks}) == 1
+
+
+def test_interests_are_encoded_once_per_text_and_read_back_by_later_runs(store, monkeypatch):
+    model = embed.load_model("minilm")
+    texts = ["speculative decoding", "protein structure generation", "speculative decoding", ""]
+    first = embed.text_vectors(store, model, texts)
+    np.testing.assert_array_equal(first[0], first[2])  # one text, one vector
+    assert not first[3].any()  # no interests: nothing to be close to
+    encoded: list[int] = []
+    real = model.embed
+    monkeypatch.setattr(model, "embed", lambda t, batch=1: encoded.append(len(t)) or real(t))
+    again = embed.text_vectors(store, model, texts)
+    np.testing.assert_array_equal(again, first)
+    assert encoded == []  # read from the store
+    embed.text_vectors(store, model, ["speculative decoding", "graph neural networks"])
+    assert encoded == [1]  # only the new text
+    # a run's reader gets the stored vector: cosine ~1 with encoding the text alone
+    alone = model.embed(["protein structure generation"])[0]
+    assert float(alone @ first[1]) > 0.98

@@ -143,11 +143,9 @@ def test_only_readers_with_labelled_papers_get_the_neighbour_contrast():
     up_down = signals(None, [corpus[i] for i in range(4)], ["liked"] * 3 + ["disliked"])
     cold = signals(corpus[0])
     profiles = semantic.build_profiles([up_only, up_down, cold], corpus, W)
-    assert profiles.neighbour_weights(W).tolist() == [
-        W.neighbour_weight,
-        W.neighbour_weight_with_dislikes,
-        0.0,
-    ]
+    assert profiles.neighbour_weights(W).tolist() == pytest.approx(
+        [W.neighbour_weight, W.neighbour_weight_with_dislikes, 0.0]
+    )
     # an interests text alone is a plain cosine, standardised
     np.testing.assert_allclose(profiles.directions[2], corpus[0], atol=1e-6)
 
@@ -274,10 +272,11 @@ def test_a_reader_with_papers_gets_the_density_term_computed_once_per_corpus(sto
     real_density = semantic.density
     monkeypatch.setattr(semantic, "density", lambda *a: calls.append(len(a[0])) or real_density(*a))
     rows = np.array([1, 2])
-    first = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW)
+    dense = semantic.SemanticWeights(density_weight=0.5)  # shipped: 0 (measured, no gain)
+    first = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW, dense)
     # the corpus sample's density and the whole corpus's: both once
     assert calls == [len(ids), len(ids)]
-    again = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW)
+    again = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW, dense)
     assert calls == [len(ids), len(ids)]
     np.testing.assert_array_equal(again, first)
     # the same sum as SemanticProfiles.added computes with a fresh density
@@ -285,10 +284,10 @@ def test_a_reader_with_papers_gets_the_density_term_computed_once_per_corpus(sto
 
     corpus = paper_vectors(stocked, load_model("wordllama"), ids, texts)
     embedded = semantic.embedded_signals(load_model("wordllama"), [signals], corpus, NOW)
-    profiles = semantic.build_profiles(embedded, corpus, W)
-    assert profiles.neighbour_weights(W).tolist() == [W.neighbour_weight]
+    profiles = semantic.build_profiles(embedded, corpus, dense)
+    assert profiles.neighbour_weights(dense).tolist() == pytest.approx([dense.neighbour_weight])
     # (float32 products of other shapes: the density of 4 papers is standardised by a small spread)
-    np.testing.assert_allclose(first, profiles.added(corpus[rows], W), atol=1e-3)
+    np.testing.assert_allclose(first, profiles.added(corpus[rows], dense), atol=1e-3)
 
 
 def test_an_unknown_model_is_a_config_error_with_its_line(make_config):

@@ -192,7 +192,7 @@ def _cli_store(n: int) -> tuple[Path, Path]:
     """A store of CLI_PAPERS real-text papers and a config of n subscribers with votes, seeds
     and thumbs-down (see the module docstring); built once per n."""
     from paperwire.paper import Paper
-    from paperwire.rank import terms
+    from paperwire.rank import embed, terms
     from paperwire.store import Store
 
     folder = _common.REPO / "benchmarks" / "out" / f"cli-{n}"
@@ -230,7 +230,8 @@ def _cli_store(n: int) -> tuple[Path, Path]:
         )
     with Store(db) as store:
         store.add_papers(papers, now=now - dt.timedelta(hours=12))
-        terms.refresh(store)  # what `fetch` does after storing papers
+        terms.refresh(store)  # what `fetch` does after storing papers ...
+        embed.refresh(store, embed.ENCODER)  # ... with the default sentence encoder
         store.record_votes(votes, via="bench")
     config.write_text("\n".join(lines) + "\n")
     return db, config

@@ -635,7 +635,7 @@ def init(ctx: click.Context, force: bool) -> None:
     )
 
 
-# -- issue 16: seeds from the reader's library ---------------------------------------------
+# -- seeds from the reader's library ------------------------------------------------------
 
 
 @cli.group()
@@ -747,7 +747,7 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
 
 
-# -- issue 15: the one explicit download of embedding weights -------------------------------
+# -- the one explicit download of embedding weights ----------------------------------------
 
 
 @cli.group()

@@ -174,7 +174,7 @@ class Links:
 
     @property
     def feed(self) -> str:
-        """The subscriber's private Atom feed (issue 16, :mod:`paperwire.render.atom`)."""
+        """The subscriber's private Atom feed (:mod:`paperwire.render.atom`)."""
         return feed_url(self.base_url, self.signer.feed_token(self.subscriber_id))
 
     @property

@@ -88,7 +88,7 @@ class Paper:
     version: int | None = None
     upvotes: int | None = None
     announce_type: str | None = None
-    # issue 16: what the feed says beyond the abstract (see sources/extras.py); None when it says nothing
+    # what the feed says beyond the abstract (see sources/extras.py); None when it says nothing
     tldr: str | None = None
     keywords: list[str] = field(default_factory=list)
     code_url: str | None = None

@@ -436,7 +436,7 @@ def _due_jobs(
 
     if due:
         digests = digest_mod.compose(store, config, [by_id[s] for s in due], now=now)
-        if config.summariser.enabled:  # issue 16: TL;DRs for picks without one; never fails
+        if config.summariser.enabled:  # TL;DRs for picks without one; never fails
             from .render.summarise import summarise_picks
 
             picks = [p for d in digests.values() for p in d.picks]

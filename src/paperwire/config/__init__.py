@@ -244,7 +244,7 @@ class SubscriberConfig(_Frozen):
     digest_days: tuple[str, ...] = WEEKDAYS
     alerts: bool = True
     enabled: bool = True
-    # issue 16: a private Atom feed as a channel of its own, followed authors, hard filters,
+    # a private Atom feed as a channel of its own, followed authors, hard filters,
     # and Apprise URLs (Discord, Telegram, ntfy, ...: each holds a token, so each is secret)
     feed: bool = False
     follow_authors: tuple[str, ...] = ()
@@ -366,7 +366,7 @@ class SenderConfig(_Frozen):
 
 
 class SummariserConfig(_Frozen):
-    """Issue 16: one-line TL;DRs from any OpenAI-compatible chat endpoint (off by default)."""
+    """One-line TL;DRs from any OpenAI-compatible chat endpoint (off by default)."""
 
     enabled: bool = False
     base_url: Annotated[str, _http_url_field("http://127.0.0.1:11434/v1")] = (

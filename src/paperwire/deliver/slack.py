@@ -66,7 +66,7 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
         if paper.get("upvotes"):
             meta += f" · ▲ {paper['upvotes']}"
         why = "; ".join(paper["reasons"])
-        links = _extra_links(paper)  # issue 16: PDF, code, project page; a TL;DR over the abstract
+        links = _extra_links(paper)  # PDF, code, project page; a TL;DR over the abstract
         summary = f"*TL;DR* {escape(paper['tldr'])}" if paper.get("tldr") else ""
         text = (
             f"*{_link(paper['url'], str(paper['number']) + '. ' + paper['title'])}*\n"

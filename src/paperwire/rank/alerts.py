@@ -92,7 +92,7 @@ def find_alerts(
             if not PhraseFilter(never=sub.never_match).allows(
                 fold_text(paper["title"], paper["abstract"])
             ):
-                continue  # issue 16: never_match holds for alerts too
+                continue  # never_match holds for alerts too
             share = 100 - settings.percentile
             reasons = [
                 f"scored {value:.2f}, above your usual bar of {bars[row]:.2f} "

@@ -83,12 +83,10 @@ class Weights:
     classifier_max_subscribers: int = 0
     # Weight of the standardised log-upvotes in the final score (0 turns popularity off).
     # Through compose at a 10-paper digest, on 300 CiteULike-t tuning readers ranking every
-    # paper, with each reader's share (below): 0.75 gives recall@10 0.1175 against 0.1114 at
-    # 0.5, 0.1158 at 1.0 and 0.0916 without upvotes; with one share for all, no other form
-    # tried did better than this one (rank-based, capped, soft or ramped gates, lifts
-    # proportional to relevance or to the reader's spread; benchmarks/README.md, "Tuning the
-    # crowd prior").
-    popularity: float = 0.75
+    # paper with the sentence encoder on (whose terms widen the relevance scale): 3.5 gives
+    # recall@10 0.1247 against 0.1105 at 0.75, 0.1157 at 1.5, 0.1184 at 2.5 and 0.1249 at 5
+    # (benchmarks/README.md, "Sentence encoder").
+    popularity: float = 3.5
     # The crowd prior only orders papers the subscriber already finds relevant: it lifts a
     # paper scoring at least this many standard deviations above their average paper. Anything
     # below the bar keeps its bare relevance, so upvotes never lift it over a paper above it

@@ -71,8 +71,9 @@ class StaticModel:
             out.append([i for i in ids if i != self.unk_id] if self.unk_id is not None else ids)
         return out
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """One L2-normalised float32 row per text; a text with no known token is a zero row."""
+    def embed(self, texts: list[str], batch: int = 1) -> np.ndarray:
+        """One L2-normalised float32 row per text; a text with no known token is a zero row.
+        (``batch`` is the encoder's: a static model's vectors never depend on batch mates.)"""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), BATCH):
             ids = self.token_ids([t or "" for t in texts[start : start + BATCH]])
@@ -116,7 +117,7 @@ class EmbeddingModel(Protocol):
     @property
     def dim(self) -> int: ...
 
-    def embed(self, texts: list[str]) -> np.ndarray: ...
+    def embed(self, texts: list[str], batch: int = 1) -> np.ndarray: ...
 
 
 _LOADED: dict[str, EmbeddingModel] = {}
@@ -321,3 +322,32 @@ def refresh(store: Store, spec: str | None, stop: threading.Event | None = None)
         )
         done += len(batch)
     return done
+
+
+# Short texts (interests) encoded at once: ~5x faster than one by one on two cores.
+SHORT_BATCH = 64
+
+
+def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.ndarray:
+    """Vectors of short texts (subscribers' interests), each encoded once per model and kept
+    in the store: a run of 20,000 readers reads them instead of encoding 20,000 texts, and a
+    reader's vector changes only when their text does."""
+    out = np.zeros((len(texts), model.dim), dtype=np.float32)
+    hashes = [text_hash(t) for t in texts]
+    wanted = {h: t for h, t in zip(hashes, texts, strict=True) if t and t.strip()}
+    if not wanted:
+        return out
+    known = {h: from_blob(b) for h, b in store.text_vectors(model.name, list(wanted)).items()}
+    missing = [h for h in wanted if h not in known]
+    if missing:
+        fresh = model.embed([wanted[h] for h in missing], batch=SHORT_BATCH)
+        blobs = [to_blob(v) for v in fresh]
+        known.update({h: from_blob(b) for h, b in zip(missing, blobs, strict=True)})
+        try:
+            store.set_text_vectors((model.name, h, b) for h, b in zip(missing, blobs, strict=True))
+        except StoreError as exc:  # a cache: the run goes on with the vectors in hand
+            log.warning("could not keep the vectors of %d interests: %s", len(missing), exc)
+    for row, h in enumerate(hashes):
+        if h in known:
+            out[row] = known[h]
+    return out

@@ -344,11 +344,16 @@ def build_profiles(
 
 
 def embedded_signals(
-    model: EmbeddingModel, signals: list[Signals], corpus: np.ndarray, now: dt.datetime
+    model: EmbeddingModel,
+    signals: list[Signals],
+    corpus: np.ndarray,
+    now: dt.datetime,
+    interests: np.ndarray | None = None,
 ) -> list[EmbeddedSignals]:
-    """``core.Signals`` whose papers are corpus rows (as ``compose`` builds them) in vectors."""
-    texts = [s.interests for s in signals]
-    interests = model.embed(texts)
+    """``core.Signals`` whose papers are corpus rows (as ``compose`` builds them) in vectors;
+    ``interests``: the interests texts' vectors, when the caller has them (stored ones)."""
+    if interests is None:
+        interests = model.embed([s.interests for s in signals])
     out = []
     for i, sig in enumerate(signals):
         seed_rows = list(sig.seed_rows or [])
@@ -392,12 +397,14 @@ def extra_scores(
     embedded and stored first (once per paper and model)."""
     if not spec:
         return None
-    from .embed import load_model
+    from .embed import load_model, text_vectors
 
     model = load_model(spec)
     corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
     cal = _calibration(store, model, corpus, w)
-    profiles = build_profiles(embedded_signals(model, signals, corpus, now), corpus, w, cal)
+    interests = text_vectors(store, model, [s.interests for s in signals])
+    embedded = embedded_signals(model, signals, corpus, now, interests)
+    profiles = build_profiles(embedded, corpus, w, cal)
     rows = np.asarray(candidate_rows, dtype=np.int64)
     dense = None
     if profiles.neighbour_weights(w).any() and w.density_weight:

@@ -115,7 +115,7 @@ def context(
                 "score": pick.score,
                 "up_url": links.vote(pick.paper_id, "up"),
                 "down_url": links.vote(pick.paper_id, "down"),
-                # issue 16: a one-line TL;DR and code/project links, when a feed gave them
+                # a one-line TL;DR and code/project links, when a feed gave them
                 "tldr": paper.get("tldr") or "",
                 "code_url": paper.get("code_url") or "",
                 "project_url": paper.get("project_url") or "",
@@ -129,7 +129,7 @@ def context(
         "papers": items,
         "profile_url": links.profile,
         "unsubscribe_url": links.unsubscribe,
-        "feed_url": links.feed,  # issue 16
+        "feed_url": links.feed,  # the reader's private Atom feed
     }
 
 

@@ -130,8 +130,8 @@ def m002_delivery_claims(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m003_library_and_extras(db: sqlite_utils.Database) -> None:
-    """Issue 16: seeds imported from a reader's library, the arXiv title look-ups that found
-    them, and what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
+    """Seeds imported from a reader's library, the arXiv title look-ups that found them, and
+    what a paper says beyond its abstract (TL;DR, keywords, code and project links)."""
     db["seeds"].create(
         {"subscriber_id": str, "paper_id": str, "origin": str, "added": str},
         pk=("subscriber_id", "paper_id"),
@@ -174,7 +174,7 @@ def m005_paper_terms(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m006_retries_and_seed_misses(db: sqlite_utils.Database) -> None:
-    """Issue 26: a delivery that went out and got no answer in time ("maybe delivered") is
+    """A delivery that went out and got no answer in time ("maybe delivered") is
     retried only after ``retry_at``, and counted; library entries a seeds import could not
     match are kept, for ``status``."""
     db["deliveries"].add_column("retry_at", str)
@@ -192,6 +192,15 @@ def m006_retries_and_seed_misses(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_text_vectors(db: sqlite_utils.Database) -> None:
+    # Short texts' vectors (subscribers' interests), one per model and text hash: encoded once
+    # by paperwire.rank.embed.text_vectors, not by every run that ranks 20,000 readers.
+    db["text_vectors"].create(
+        {"model": str, "text_hash": str, "vector": bytes}, pk=("model", "text_hash")
+    )
+
+
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
     for f in (
@@ -201,6 +210,7 @@ KNOWN_MIGRATIONS = frozenset(
         m004_embeddings,
         m005_paper_terms,
         m006_retries_and_seed_misses,
+        m007_text_vectors,
     )
 )
 
@@ -874,12 +884,6 @@ class Store:
 
     # -- subscribers' own changes ---------------------------------------------------------
 
-    def subscriber_state(self, subscriber_id: str) -> dict[str, Any]:
-        rows = list(
-            self.db.query("select * from subscriber_state where subscriber_id = ?", [subscriber_id])
-        )
-        return rows[0] if rows else {"subscriber_id": subscriber_id}
-
     def set_unsubscribed(self, subscriber_id: str, unsubscribed: bool) -> None:
         with self.atomic():
             self.db["subscriber_state"].upsert(
@@ -915,10 +919,6 @@ class Store:
     def setting(self, key: str) -> str | None:
         rows = list(self.db.query("select value from settings where key = ?", [key]))
         return rows[0]["value"] if rows else None
-
-    def set_setting(self, key: str, value: str) -> None:
-        with self.atomic():
-            self.db["settings"].upsert({"key": key, "value": value}, pk="key")
 
     def feed_generations(self) -> dict[str, int]:
         """Each subscriber's feed key generation, for those whose feed URL was ever rotated."""
@@ -961,7 +961,7 @@ class Store:
         )
         return {**rows[0], "detail": json.loads(rows[0]["detail"])} if rows else None
 
-    # -- issue 16: seeds from a reader's library, arXiv title look-ups --------------------
+    # -- seeds from a reader's library, arXiv title look-ups ------------------------------
 
     def add_seeds(
         self, subscriber_id: str, paper_ids: Iterable[str], *, origin: str, now=None
@@ -1074,7 +1074,7 @@ class Store:
             pk="title_key",
         )
 
-    # -- paper vectors of the semantic extra (issue 15; written by paperwire.rank.embed) ----------
+    # -- paper vectors for semantic ranking (written by paperwire.rank.embed) ---------------------
 
     def embeddings(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, str, bytes]]:
         """Stored vectors by paper id: (model name, text hash, float16 blob)."""
@@ -1089,6 +1089,25 @@ class Store:
                 out[row[0]] = (row[1], row[2], row[3])
         return out
 
+    def text_vectors(self, model: str, hashes: list[str]) -> dict[str, bytes]:
+        """Stored vectors of short texts (interests) by text hash, for this model."""
+        out: dict[str, bytes] = {}
+        for chunk in _chunks(list(dict.fromkeys(hashes)), 500):
+            sql = (
+                "select text_hash, vector from text_vectors where model = ? "
+                f"and text_hash in ({','.join('?' * len(chunk))})"
+            )
+            out.update(self.db.execute(sql, [model, *chunk]).fetchall())
+        return out
+
+    def set_text_vectors(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
+        """Store (model, text hash, float16 blob) rows in one transaction."""
+        with self.atomic():
+            self.db["text_vectors"].upsert_all(
+                ({"model": m, "text_hash": h, "vector": b} for m, h, b in rows),
+                pk=("model", "text_hash"),
+            )
+
     def set_embeddings(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
         """Store (paper id, model name, text hash, blob) rows in one transaction, replacing a
         paper's earlier vector (one per paper: a model change re-embeds every paper)."""
@@ -1101,7 +1120,7 @@ class Store:
                 pk="paper_id",
             )
 
-    # -- each paper's text analysed once (issue 14; written by paperwire.rank.terms) ---------------
+    # -- each paper's text analysed once (written by paperwire.rank.terms) ------------------------
 
     def paper_terms_made(self) -> dict[str, tuple[str, str]]:
         """(analyser, text hash) of every stored analysis, by paper id: what is up to date."""
@@ -1124,7 +1143,7 @@ class Store:
             self.db["paper_terms"].upsert_all(rows, pk="paper_id")
 
 
-_EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # issue 16
+_EXTRAS = ("tldr", "tldr_source", "keywords", "code_url", "project_url")  # beyond the abstract
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # the largest form here is the interests text
 MAX_INTERESTS = 2000
 RECENT_VOTES = 30
-SLACK_SECRET_ENV = "PAPERWIRE_SLACK_SIGNING_SECRET"  # noqa: S105 (a variable name)
 LABELS = {"up": "👍 More like this", "down": "👎 Less like this"}
 ACTION_OF = {1: "up", -1: "down"}
 OTHER = {"up": "down", "down": "up"}
@@ -136,7 +135,7 @@ def create_app(
             Route("/profile/{token}", feedback.profile_page, methods=["GET"]),
             Route("/profile/{token}", feedback.profile_post, methods=["POST"]),
             Route("/slack/actions", feedback.slack_actions, methods=["POST"]),
-            Route("/feed/{token}.atom", feedback.atom_feed, methods=["GET"]),  # issue 16
+            Route("/feed/{token}.atom", feedback.atom_feed, methods=["GET"]),  # the private feed
             Mount("/static", StaticFiles(directory=templates_dir() / "web" / "static")),
         ],
         exception_handlers={
@@ -432,7 +431,7 @@ class FeedbackApp:
             unsubscribed=unsubscribed,
             self_path=f"/profile/{token}",
             unsubscribe_path=f"/unsubscribe/{signer.subscriber_token('unsubscribe', sub.id)}",
-            **_issue16_profile(config, sub, signer, feed_url),
+            **_feed_and_filters(sub, feed_url),
         )
         return HTMLResponse(html)
 
@@ -470,7 +469,7 @@ class FeedbackApp:
     # -- Slack ------------------------------------------------------------------------------
 
     async def atom_feed(self, request: Request) -> Response:
-        """Issue 16: the subscriber's private Atom feed of picks (:mod:`paperwire.render.atom`)."""
+        """The subscriber's private Atom feed of picks (:mod:`paperwire.render.atom`)."""
         return await self.work(request, self._atom_feed, request.path_params["token"])
 
     def _atom_feed(self, token: str) -> Response:
@@ -551,10 +550,9 @@ class FeedbackApp:
 # -- tokens and lookups ---------------------------------------------------------------------
 
 
-def _issue16_profile(
-    config: Config, sub: SubscriberConfig, signer: Signer, feed_url: str
-) -> dict[str, Any]:
-    """What the profile page shows of issue 16: the feed link and the hard filters."""
+def _feed_and_filters(sub: SubscriberConfig, feed_url: str) -> dict[str, Any]:
+    """What the profile page shows beside the model: the feed link, followed authors and the
+    hard filters."""
     return {
         "feed_url": feed_url,
         "follow_authors": list(sub.follow_authors),
