@@ -18,6 +18,8 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     /private         the valid feed, only with HTTP Basic user ``reader`` / ``s3cret-pa55``
     /private-token   the valid feed, only with ``?api_key=tok-9f8e7d6c5b4a``
     POST /services/… a webhook that accepts anything (records the body)
+    POST /drip…      reads the request, then answers as GET /drip does (a dripping webhook or
+                     summariser: headers at once, then one byte every ``drip_every`` seconds)
 """
 
 from __future__ import annotations
@@ -116,7 +118,21 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             state.requests.append((self.path, dict(self.headers)))
             state.posts.append((self.path, body))
+            if self.path.startswith("/drip"):
+                try:
+                    self._drip({"Content-Type": "application/json"})
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                return
             self._body(b"ok", 200 if self.path.startswith("/services/") else 404)
+
+        def _drip(self, headers: dict[str, str] | None = None):
+            self._head(200, {"Content-Length": "100000", **(headers or {})})
+            for _ in range(100000):
+                if state.stop.wait(state.drip_every):
+                    return
+                self.wfile.write(b" ")
+                self.wfile.flush()
 
         def _serve(self):  # noqa: C901 (one branch per fault, on purpose)
             path, _, query = self.path.partition("?")
@@ -125,12 +141,7 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
             elif path == "/ok2":
                 self._body(OK2, **{"Content-Type": "application/rss+xml"})
             elif path == "/drip":
-                self._head(200, {"Content-Length": "100000"})
-                for _ in range(100000):
-                    if state.stop.wait(state.drip_every):
-                        return
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
+                self._drip()
             elif path == "/stall":
                 state.stop.wait(600)
             elif path == "/loop":

@@ -127,3 +127,30 @@ def test_alerts_can_be_switched_off(history, make_config, smtp_server):
     )
     history.add_papers([rag_paper(1)], now=NOW)
     assert pipeline.send_alerts(history, config, now=NOW).lines == []
+
+
+def test_a_new_install_calibrates_on_what_is_there_and_alerts_stay_rare(store, tmp_path):
+    """After the demo's first fetch (200 papers, all new) alerts said "only 0 recent papers
+    to calibrate on" until 100 papers were older than a day. Now the bar is set over what is
+    there: a reader's one best paper of the 200 may go out at once, never more."""
+    from paperwire.config import bundled_path, load_config
+
+    config = load_config(bundled_path("example-subscribers.yaml"))
+    pipeline.fetch_all(store, config, now=NOW)
+    assert store.count_papers() == 200
+    subs = list(config.subscribers)
+    later = NOW + dt.timedelta(minutes=1)
+    alerts = find_alerts(store, config, subs, now=later)
+    per_reader = {s.id: [a.pick.paper_id for a in alerts if a.subscriber.id == s.id] for s in subs}
+    assert alerts and all(len(found) <= 1 for found in per_reader.values()), per_reader
+    assert all(alert.pick.score > alert.bar for alert in alerts)
+    # sent once: the next fetch's check finds nothing more above the bar
+    report = pipeline.send_alerts(store, config, now=later, outbox=tmp_path / "outbox")
+    assert [line.status for line in report.lines] == ["sent"] * len(alerts)
+    assert find_alerts(store, config, subs, now=NOW + dt.timedelta(hours=1)) == []
+
+
+def test_below_min_history_papers_in_all_there_are_no_alerts(store, make_config):
+    config = make_config(CONFIG)
+    store.add_papers([rag_paper(n) for n in range(1, 9)], now=NOW)
+    assert find_alerts(store, config, list(config.subscribers), now=NOW) == []

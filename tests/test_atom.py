@@ -286,3 +286,29 @@ def test_the_slack_and_apprise_footers_link_to_the_feed_of_their_reader(
     [footer] = json.loads(bodies["/slack"])["blocks"][-1]["elements"]
     assert f"<{feed}|Your picks as an Atom feed>" in footer["text"]
     assert f"[Your picks as an Atom feed]({feed})" in json.loads(bodies["/notify"])["message"]
+
+
+def test_feed_show_and_status_give_a_feed_only_reader_their_url_without_rotating_it(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+):
+    """A `feed: true` reader's URL could only be seen through `feed rotate`, which also
+    revoked the one they had."""
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+
+    fay = served.url + feed_path("fay")
+    (served.db_path.parent / "subscribers.yaml").write_text(
+        CONFIG.format(port=served.url.rsplit(":", 1)[1])
+    )
+    monkeypatch.chdir(served.db_path.parent)
+    monkeypatch.setenv("PAPERWIRE_SECRET", SECRET)
+    db = ["--db", str(served.db_path)]
+    shown = CliRunner().invoke(cli, [*db, "feed", "show", "fay"])
+    assert (shown.exit_code, shown.output) == (0, f"fay: {fay}\n")
+    status = CliRunner().invoke(cli, [*db, "status", "--subscriber", "fay"])
+    assert status.exit_code == 0, status.output
+    assert f"  feed URL: {fay}" in status.output.splitlines()
+    everyone = CliRunner().invoke(cli, [*db, "status"])
+    assert "/feed/" not in everyone.output  # each reader's key only when asked for that reader
+    assert httpx.get(fay, timeout=10).status_code == 200  # still the one they subscribed to

@@ -138,6 +138,22 @@ def test_must_and_never_match_are_hard_filters(stocked, make_config):
     assert bob.candidates == 2
 
 
+def test_a_followed_author_wins_over_must_match_but_not_over_never_match(stocked, make_config):
+    """A reader who follows an author expects that author's papers: must_match used to drop
+    a followed author's paper without the phrase. never_match still keeps one out."""
+    follows = '    follow_authors: ["LeCun, Yann", "Di Author"]\n'
+    config = make_config(
+        CONFIG.replace('    must_match: ["KV cache"]\n', f'    must_match: ["KV cache"]\n{follows}')
+    )
+    bob = digest.compose(stocked, config, now=NOW)["bob"]
+    picked = [p.paper_id for p in bob.picks]
+    # 2611.00004: no "KV cache", but by LeCun; 2611.00005: by Di Author, but "diffusion"
+    assert picked[0] == "2611.00004"
+    assert bob.picks[0].reasons[0] == "by an author you follow (LeCun, Yann)"
+    assert sorted(picked[1:]) == ["2611.00001", "2611.00002"]
+    assert "2611.00005" not in picked
+
+
 def test_never_match_applies_to_alerts(stocked, make_config):
     """An alert-worthy paper (far above the bar) is not sent to a reader who never wants it."""
     history = [

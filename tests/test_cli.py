@@ -44,8 +44,11 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "arxiv-cs-sample: 170 new, 0 already known" in result.stdout
     assert "hf-daily-sample: 30 new, 0 already known" in result.stdout
-    assert "3 sent, 0 failed" in result.stdout
-    emls = sorted((tmp_path / "outbox").glob("*.eml"))
+    # each reader's best of the 200 as an instant alert (a new install calibrates on what is
+    # there), then the three digests
+    assert "6 sent, 0 failed" in result.stdout
+    assert len(list((tmp_path / "outbox").glob("*-alert-*.eml"))) == 3
+    emls = sorted((tmp_path / "outbox").glob("*-digest.eml"))
     assert len(emls) == 3
     msg = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     html = msg.get_body(("html",)).get_content()
@@ -60,7 +63,7 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     again = paperwire("run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret"})
     assert "Nothing new today in any feed." in again.stdout
     assert "0 sent" in again.stdout
-    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 6
 
 
 def test_digest_json_is_a_ranked_preview_that_marks_nothing(tmp_path: Path):
@@ -191,6 +194,66 @@ def test_init_writes_the_commented_example_and_never_overwrites_by_surprise():
         "Error: subscribers.yaml already exists; edit it, or add --force to replace it\n"
     )
     assert invoke("init", "--force", config=None).exit_code == 0
+
+
+def _commented_block(text: str, heading: str) -> dict:
+    """The settings commented out under ``heading`` ("# name: default  # why"), read as YAML."""
+    import yaml
+
+    lines = text.split(heading + "\n", 1)[1].splitlines()
+    indent = heading[: len(heading) - len(heading.lstrip())] + "# "
+    block = []
+    for line in lines:
+        if not line.startswith(indent):
+            break
+        block.append(line[len(indent) :])
+    return yaml.safe_load("\n".join(block))
+
+
+def test_init_writes_every_setting_commented_with_its_default():
+    """The file `init` writes named none of follow_authors, must_match, never_match, notify,
+    feed, summariser, ranking, fetch_interval_minutes or alerts, though its --help says every
+    setting is explained there."""
+    from paperwire.config import (
+        AlertConfig,
+        Config,
+        FeedConfig,
+        RankingConfig,
+        SenderConfig,
+        SubscriberConfig,
+        SummariserConfig,
+        load_config,
+    )
+
+    assert invoke("init", config=None).exit_code == 0
+    text = Path("subscribers.yaml").read_text()
+    assert load_config("subscribers.yaml").subscribers  # it loads as it is
+
+    def default(model, name):
+        value = model.model_fields[name].default
+        return list(value) if isinstance(value, tuple) else value
+
+    reader = _commented_block(text, "    # Every other setting of a reader, with its default:")
+    sender = _commented_block(text, "  # Every other sender setting, with its default:")
+    other = _commented_block(text, "# Every other setting, with its default:")
+    sections = {"alerts": AlertConfig, "ranking": RankingConfig, "summariser": SummariserConfig}
+    for name, value in reader.items():
+        assert value == default(SubscriberConfig, name), name
+    for name, value in sender.items():
+        assert value == default(SenderConfig, name), name
+    for name, value in other.items():
+        if name in sections:
+            for key, inner in value.items():
+                assert inner == default(sections[name], key), f"{name}.{key}"
+        else:
+            assert value == default(Config, name), name
+    assert "    # kind: auto " in text
+    # and every setting is there, in use or commented with its default
+    written = set(re.findall(r"^[ #-]*(\w+):", text, re.MULTILINE))
+    for model in (Config, SenderConfig, AlertConfig, RankingConfig, SummariserConfig,
+                  SubscriberConfig, FeedConfig):  # fmt: skip
+        missing = set(model.model_fields) - {"source"} - written
+        assert not missing, (model.__name__, missing)
 
 
 def test_fetch_prints_each_feed_error_once_and_counts_the_failures(tmp_path: Path):
@@ -401,3 +464,47 @@ def test_one_shot_runs_send_a_readers_first_digest_from_any_slot_of_the_past_wee
         store, config, now=later, outbox=tmp_path, first_reach=pipeline.FIRST_DIGEST_REACH
     )
     assert [line.status for line in again.lines] == ["not-due"]
+
+
+# -- issue 26: status shows every failure ---------------------------------------------------
+
+
+def test_status_lists_each_channel_and_every_failing_feed_masked(http_server):
+    """A failed Apprise channel after a reader's e-mail went out showed as "last digest
+    (sent)"; a feed with credentials that failed was not listed at all."""
+    from .conftest import Route
+
+    http_server.routes["/notify"] = Route(b"down", status=500)
+    http_server.routes["/hook"] = Route(b"ok")
+    http_server.routes["/private?api_key=tok-9f8e7d6c"] = Route(b"no", status=401)
+    private = f"http://reader:s3cret-pa55@127.0.0.1:{http_server.port}/private?api_key=tok-9f8e7d6c"
+    config = LOCAL.replace("subscribers:", f"  - url: {private}\nsubscribers:").replace(
+        "    email: ada@example.org\n",
+        "    email: ada@example.org\n"
+        f"    slack_webhook: {http_server.url('/hook')}\n"
+        f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n",
+    )
+    assert invoke("run", "--once", config=config).exit_code == 1  # the Apprise channel failed
+    result = invoke("status", config=config)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    period = re.search(r"ada · last digest (\S+) \(pending: ", lines[1]).group(1)
+    assert lines[1].startswith(
+        f"ada · last digest {period} (pending: notify json://…: message 1 of 1 failed: "
+    )
+    assert re.fullmatch(rf"  email: digest {period} sent \S+ \S+ UTC", lines[2]), lines[2]
+    assert re.fullmatch(rf"  slack: digest {period} sent \S+ \S+ UTC", lines[3]), lines[3]
+    assert re.fullmatch(
+        rf"  notify:json:\w+: digest {period} pending: notify json://…: message 1 of 1 "
+        r"failed: Failed to send JSON POST notification: Internal server error\., error=500\.",
+        lines[4],
+    ), lines[4]
+    assert re.fullmatch(rf"  email: digest {period} sent \S+ \S+ UTC", lines[6]) and lines[
+        5
+    ].startswith("bob · last digest ")
+    failing = [line for line in lines if line.startswith("feed ")]
+    assert failing == [
+        f"feed http://***@127.0.0.1:{http_server.port}/private?api_key=***: last fetch failed "
+        f"({failing[0].split('(')[1].split(')')[0]}): HTTP 401 Unauthorized"
+    ]
+    assert "s3cret-pa55" not in result.stdout and "tok-9f8e7d6c" not in result.stdout

@@ -55,7 +55,7 @@ def test_environment_overrides_the_file():
     config = parse(
         GOOD,
         {
-            "ADA_SLACK_WEBHOOK": "x",
+            "ADA_SLACK_WEBHOOK": "https://hooks.example/x",
             "PAPERWIRE_SMTP_URL": "smtp://mail:25",
             "PAPERWIRE_FROM": "Bot <bot@example.org>",
             "PAPERWIRE_SECRET": "s3",
@@ -325,16 +325,19 @@ def test_sender_mistakes_are_one_line_each(sender, message):
     ],
 )
 def test_the_smtp_url_is_checked_at_load_and_its_password_never_shown(url, message):
-    assert error_of(GOOD, env={"ADA_SLACK_WEBHOOK": "x", "PAPERWIRE_SMTP_URL": url}) == (
-        f"PAPERWIRE_SMTP_URL: {message}"
-    )
+    assert error_of(
+        GOOD, env={"ADA_SLACK_WEBHOOK": "https://hooks.example/x", "PAPERWIRE_SMTP_URL": url}
+    ) == (f"PAPERWIRE_SMTP_URL: {message}")
     assert "hunter2" not in message
 
 
 def test_a_good_smtp_url_with_options_is_accepted():
     config = parse(
         GOOD,
-        {"ADA_SLACK_WEBHOOK": "x", "PAPERWIRE_SMTP_URL": "smtp://relay:2525?timeout=5&verify=0"},
+        {
+            "ADA_SLACK_WEBHOOK": "https://hooks.example/x",
+            "PAPERWIRE_SMTP_URL": "smtp://relay:2525?timeout=5&verify=0",
+        },
     )
     assert config.sender.smtp_url.get_secret_value() == "smtp://relay:2525?timeout=5&verify=0"
 
@@ -366,7 +369,10 @@ def test_feed_paths_are_accepted(url):
 
 
 def test_the_slack_signing_secret_is_read_through_the_config():
-    config = parse(GOOD, {"ADA_SLACK_WEBHOOK": "x", "PAPERWIRE_SLACK_SIGNING_SECRET": "sig"})
+    config = parse(
+        GOOD,
+        {"ADA_SLACK_WEBHOOK": "https://hooks.example/x", "PAPERWIRE_SLACK_SIGNING_SECRET": "sig"},
+    )
     assert config.slack_signing_secret.get_secret_value() == "sig"
     assert "sig'" not in repr(config)
     assert parse(GOOD).slack_signing_secret is None
@@ -535,3 +541,95 @@ def test_an_address_is_accepted_or_refused_as_pydantic_email_check_does(address)
         )
     else:
         assert got == expected
+
+
+# -- issue 26: control characters and URLs that would only fail at send time ---------------
+
+CR = "contains a carriage return (\\r, as a file or .env saved with Windows line endings leaves)"
+
+
+def test_a_crlf_config_loads_and_a_cr_from_the_environment_is_refused_at_its_line(
+    tmp_path: Path,
+):
+    """A CRLF file is fine YAML; a webhook read from a CRLF .env file ends in \\r, which httpx
+    refused mid-send (a traceback, and the next reader's e-mail never went out)."""
+    path = tmp_path / "subscribers.yaml"
+    path.write_bytes(GOOD.replace("\n", "\r\n").encode())
+    hook = "https://hooks.slack.com/services/T0/B0/abcdef"
+    config = load_config(path, env={"ADA_SLACK_WEBHOOK": hook})
+    assert config.subscriber("ada").slack_webhook.get_secret_value() == hook
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"ADA_SLACK_WEBHOOK": hook + "\r"})
+    assert str(info.value) == (
+        f"{path}:8: subscribers[0].slack_webhook: {CR} at character 46; remove it"
+    )
+    assert "abcdef" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"PAPERWIRE_FROM": "Paperwire <digest@example.org>\r\nBcc: x@example.org"},
+            f"PAPERWIRE_FROM: {CR} at character 31; remove it",
+        ),
+        (
+            {"PAPERWIRE_BASE_URL": "https://papers.example.org\r"},
+            f"PAPERWIRE_BASE_URL: {CR} at character 27; remove it",
+        ),
+        (
+            {"PAPERWIRE_SMTP_URL": "smtp://u:hunter2@mail.example.org:587\r"},
+            f"PAPERWIRE_SMTP_URL: {CR} at character 38; remove it",
+        ),
+        (
+            {"PAPERWIRE_FROM": "digest"},
+            "PAPERWIRE_FROM: 'digest' is not an address like digest@example.org or "
+            "'Paperwire <digest@example.org>'",
+        ),
+    ],
+)
+def test_header_and_url_values_from_the_environment_are_checked_at_load(env, message):
+    assert error_of(GOOD, env={"ADA_SLACK_WEBHOOK": "https://hooks.example/x", **env}) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('base_url: "not a url"', "base_url: 'not a url' is not an http(s) URL (expected one like https://papers.example.org)"),
+        ("base_url: ftp://papers.example.org", "base_url: 'ftp://papers.example.org' is not an http(s) URL (expected one like https://papers.example.org)"),
+        ('base_url: "https://papers.example.org\\e[2J"', "base_url: contains an escape character (\\x1b) at character 27; remove it"),
+        ("arxiv_api_url: export.arxiv.org/api/query", "arxiv_api_url: 'export.arxiv.org/api/query' is not an http(s) URL (expected one like https://export.arxiv.org/api/query)"),
+        ('summariser: {enabled: true, base_url: "http://127.0.0.1:99999/v1"}', "summariser.base_url: 'http://127.0.0.1:99999/v1' is not a valid URL (expected one like http://127.0.0.1:11434/v1)"),
+        ('sender: {list_id: "papers.example.org\\n"}', "sender.list_id: contains a line break (\\n) at character 19; remove it"),
+    ],
+)  # fmt: skip
+def test_base_url_and_service_urls_are_checked_at_load(text, message):
+    assert error_of(GOOD + text + "\n") == f"subscribers.yaml:15: {message}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("url: https://rss.arxiv.org/rss/cs.CL", 'url: "https://u:pw@rss.example.org/cs\\t"', "feeds[0].url: contains a tab (\\t) at character 32; remove it"),
+        ("name: arxiv-cs-cl", 'name: "arxiv\\e]8;;"', "feeds[0].name: contains an escape character (\\x1b) at character 6; remove it"),
+        ("email: ada@example.org", 'email: "ada@example.org\\r"', f"subscribers[0].email: {CR} at character 16; remove it"),
+        ("name: Ada Lovelace", 'name: "Ada\\nBcc: x@example.org"', "subscribers[0].name: contains a line break (\\n) at character 4; remove it"),
+        ("slack_webhook: ${ADA_SLACK_WEBHOOK}", "slack_webhook: hooks.slack.com/services/T0/B0/abcdef", "subscribers[0].slack_webhook: the value is not an http(s) URL (expected one like https://hooks.slack.com/services/T…/B…/…)"),
+        ("slack_webhook: ${ADA_SLACK_WEBHOOK}", 'notify: ["json://127.0.0.1/hook\\r"]', f"subscribers[0].notify[0]: {CR} at character 22; remove it"),
+    ],
+)  # fmt: skip
+def test_control_characters_are_refused_in_every_url_address_and_header(old, new, message):
+    text = GOOD.replace(old, new)
+    assert text != GOOD
+    line = 1 + next(i for i, row in enumerate(text.splitlines()) if new[:14] in row)
+    assert error_of(text) == f"subscribers.yaml:{line}: {message}"
+    assert "pw@" not in message and "abcdef" not in message
+
+
+def test_the_summariser_key_is_checked_at_load_without_showing_it():
+    text = GOOD + "summariser: {enabled: true, api_key_env: SUMMARY_KEY}\n"
+    env = {"ADA_SLACK_WEBHOOK": "https://hooks.example/x", "SUMMARY_KEY": "sk-123456\r"}
+    assert error_of(text, env) == (
+        f"subscribers.yaml:15: summariser.api_key_env: the key in $SUMMARY_KEY {CR} at "
+        "character 10; remove it"
+    )

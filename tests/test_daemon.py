@@ -287,3 +287,53 @@ def test_sigterm_while_a_fetch_drips_exits_0_and_digests_do_not_wait_for_it(
     log = (tmp_path / "daemon.log").read_text()
     _no_crash(log)
     assert '"message": "stopped"' in log
+
+
+def test_the_daemon_sends_a_new_readers_first_digest_at_their_next_slot_not_at_start_up(
+    tmp_path, smtp_server
+):
+    """README: "the daemon waits for the reader's next slot". It sent a new reader's digest at
+    start-up whenever their slot was less than 12 hours old. A reader who had digests before
+    still gets a slot missed while the daemon was down (within the grace period)."""
+    from paperwire import pipeline
+    from paperwire.config import load_config
+    from paperwire.paper import Paper
+    from paperwire.store import Store
+
+    earlier = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%H:%M:%S")
+    (tmp_path / "subscribers.yaml").write_text(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
+        + "".join(
+            f'  - id: {sid}\n    email: {sid}@example.org\n    interests: "language models"\n'
+            f'    timezone: UTC\n    digest_time: "{earlier}"\n    digest_days: daily\n'
+            "    digest_size: 3\n"
+            for sid in ("new", "old")
+        )
+    )
+    config = load_config(tmp_path / "subscribers.yaml")
+    with Store(tmp_path / "paperwire.db") as store:  # "old" had yesterday's digest
+        pipeline.fetch_all(store, config, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+        yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        old = [s for s in config.subscribers if s.id == "old"]
+        report = pipeline.send_due(
+            store, config.model_copy(update={"subscribers": tuple(old)}), now=yesterday,
+            outbox=tmp_path / "outbox",
+        )  # fmt: skip
+        assert [line.status for line in report.lines] == ["sent"]
+        fresh = [
+            Paper(f"2612.0000{n}", f"Small language models, study {n}", "Language models.")
+            for n in (1, 2)
+        ]
+        store.add_papers(fresh, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+    proc = start(tmp_path, _env(smtp_server), free_port())
+    try:
+        assert wait_for(lambda: len(smtp_server.messages) >= 1, timeout=30), (
+            tmp_path / "daemon.log"
+        ).read_text()
+        time.sleep(2)  # four more ticks
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+    assert [m["To"] for m in smtp_server.messages] == ["old@example.org"]
+    with Store(tmp_path / "paperwire.db") as store:
+        assert store.last_delivery("new") is None

@@ -187,3 +187,65 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(
     assert bodies[0].startswith("Paperwire 2026-06-12: ")  # no titles: the subject leads
     assert "Unsubscribe: " in bodies[-1] and "Unsubscribe: " not in bodies[0]
     assert [line.status for line in again.lines] == ["not-due"]
+
+
+# -- issue 26: a slow service gets a digest once, not on every run ---------------------------
+
+
+def test_a_slow_service_is_maybe_delivered_and_retried_after_a_back_off_not_every_run(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """The endpoint takes the POST and answers after 6 s. Apprise gave up after its own 4 s
+    read timeout and the digest stayed due: every daemon tick (30 s) posted it again. Now the
+    post ends at sender.timeout as "maybe delivered", and is sent again only after 5 minutes."""
+    import time
+
+    http_server.routes["/slow"] = [Route(b"{}", delay=6), Route(b"{}")]
+    config = make_config(  # what is timed is the post, not loading the sentence encoder
+        "ranking: {embeddings: off}\n"
+        "secret: s3cret\nsender: {timeout: 1}\nsubscribers:\n  - id: ada\n"
+        '    interests: "web agents, multi-agent communication"\n'
+        f"    notify: ['json://127.0.0.1:{http_server.port}/slow']\n"
+    )
+    with stocked(tmp_path / "pw.db") as store:
+        began = time.monotonic()
+        first = pipeline.send_due(store, config, now=NOW)
+        took = time.monotonic() - began
+        tick = pipeline.send_due(store, config, now=NOW + dt.timedelta(seconds=30))
+        tick_posts = len(posts(http_server, "/slow"))
+        later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
+        row = store.deliveries("ada")[0]
+    assert took < 2.5, took
+    [line] = first.lines
+    assert (line.status, line.detail) == (
+        "retry",
+        "maybe delivered: notify json://…: message 1 of 1: no answer within 1 s "
+        "(sender.timeout); it may have arrived; sent again after 2026-06-12 09:05 UTC",
+    )
+    assert [(line.status, line.detail) for line in tick.lines] == [("waiting", line.detail)]
+    assert tick_posts == 1  # not posted again on the next tick
+    assert [(line.status, line.detail) for line in later.lines] == [
+        ("sent", "3 papers to json (1 message(s))")
+    ]
+    assert len(posts(http_server, "/slow")) == 2
+    assert (row["state"], row["maybe_sent"]) == ("sent", 1)
+
+
+def test_a_service_that_is_maybe_delivered_three_times_is_not_sent_again(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    http_server.routes["/slow"] = Route(b"{}", delay=3)
+    config = make_config(
+        "secret: s3cret\nsender: {timeout: 0.5}\nsubscribers:\n  - id: ada\n"
+        '    interests: "web agents"\n'
+        f"    notify: ['json://127.0.0.1:{http_server.port}/slow']\n"
+    )
+    with stocked(tmp_path / "pw.db") as store:
+        runs = [
+            pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=minutes))
+            for minutes in (0, 6, 30, 200)
+        ]
+    statuses = [[line.status for line in run.lines] for run in runs]
+    assert statuses == [["retry"], ["retry"], ["failed"], ["not-due"]]
+    assert runs[2].lines[0].detail.startswith("maybe delivered 3 times: notify json://…: ")
+    assert len(posts(http_server, "/slow")) == 3

@@ -285,8 +285,12 @@ def test_status_shows_last_digest_due_and_failures(store, make_config, smtp_serv
     lines = result.output.splitlines()
     assert lines[0] == f"60 papers stored in {store.path}"
     assert lines[1].startswith("s0 · last digest 2026-11-23 (sent) · ")
-    assert lines[2].startswith(
+    assert lines[2] == "  email: digest 2026-11-23 sent 2026-11-23 12:00 UTC"
+    assert lines[3].startswith(
         "s1 · last digest 2026-11-23 (failed: SMTP 550 for s1@example.org: 5.1.1 no such user) · "
+    )
+    assert lines[4] == (
+        "  email: digest 2026-11-23 failed: SMTP 550 for s1@example.org: 5.1.1 no such user"
     )
 
 
@@ -296,3 +300,54 @@ def test_implicit_tls_with_smtps(store, make_config, implicit_tls_smtp_server):
     pipeline.fetch_all(store, config, now=NOW)
     assert pipeline.send_due(store, config, now=NOW).count("sent") == 2
     assert sorted(implicit_tls_smtp_server.by_recipient()) == ["s0@example.org", "s1@example.org"]
+
+
+# -- issue 26: a relay that answers slowly --------------------------------------------------
+
+
+def test_a_slow_relay_ends_at_the_deadline_and_the_message_is_maybe_delivered(
+    store, make_config, smtp_server
+):
+    """aiosmtplib's timeout is per command (30 s by default): a relay answering DATA after 3 s
+    held the run that long per message. With sender.timeout 1 the message ends at 1 s,
+    "maybe delivered" (sent again only after a back-off), and the run stops: the relay is too
+    slow for the others as well, which stay due."""
+    import time
+
+    smtp_server.delay = 3
+    config = config_for(make_config, smtp_server.url, n=3, extra="  timeout: 1\n")
+    pipeline.fetch_all(store, config, now=NOW)
+    began = time.monotonic()
+    report = pipeline.send_due(store, config, now=NOW)
+    took = time.monotonic() - began
+    assert took < 2.5, took
+    port = smtp_server.port
+    assert sorted((line.status, line.detail) for line in report.lines) == [
+        (
+            "retry",
+            f"SMTP server 127.0.0.1:{port} did not answer within 1 s (sender.timeout); stays due",
+        ),
+        *(
+            (
+                "retry",
+                f"maybe delivered: SMTP server 127.0.0.1:{port}: no answer for s{i}@example.org "
+                "within 1 s (sender.timeout) after the message was sent; it may have arrived; "
+                "sent again after 2026-11-23 12:05 UTC",
+            )
+            for i in (0, 1)  # one on each of the two connections
+        ),
+    ]
+    smtp_server.delay = 0
+    later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=1))
+    assert sorted((line.subscriber_id, line.status) for line in later.lines) == [
+        ("s0", "waiting"),
+        ("s1", "waiting"),
+        ("s2", "sent"),
+    ]
+    after = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
+    assert sorted((line.subscriber_id, line.status) for line in after.lines) == [
+        ("s0", "sent"),
+        ("s1", "sent"),
+        ("s2", "not-due"),
+    ]
+    assert {d["state"] for d in store.deliveries()} == {"sent"}

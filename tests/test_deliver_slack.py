@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
+
+import pytest
+from pydantic import SecretStr
 
 from paperwire import pipeline
 from paperwire.deliver.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, escape, retry_after
@@ -15,11 +19,11 @@ from .conftest import FIXTURES, Route
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 
-def config_with_hook(make_config, hook: str, size: int = 5):
+def config_with_hook(make_config, hook: str, size: int = 5, extra: str = ""):
     return make_config(
         f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
         f'  - id: team\n    slack_webhook: {hook}\n    interests: "language models"\n'
-        f"    digest_size: {size}\n    digest_days: daily\n",
+        f"    digest_size: {size}\n    digest_days: daily\n{extra}",
         env={"PAPERWIRE_SECRET": "k"},
     )
 
@@ -166,3 +170,67 @@ def test_retry_after_in_seconds_or_as_an_http_date():
     assert retry_after("Mon, 23 Nov 2026 12:00:30 GMT", now=now) == 30.0
     assert retry_after("Mon, 23 Nov 2026 11:00:00 GMT", now=now) == 0.0  # already past
     assert retry_after("soon", now=now) is None
+
+
+# -- issue 26: a slow webhook, and one reader's broken channel ------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_dripping_webhook_ends_at_the_deadline_maybe_delivered_not_posted_again(
+    store, make_config
+):
+    """Headers at once, then a byte every 0.3 s: every read succeeds, so only a deadline
+    around the whole post ends it; the post went out, so it is not re-posted on the next run."""
+    from . import hostile
+    from .conftest import free_port
+
+    state = hostile.Hostile(port=free_port(), drip_every=0.3)
+    with hostile.serving(state):
+        config = config_with_hook(
+            make_config, state.url("/drip/hook"), size=3, extra="sender: {timeout: 1}\n"
+        )
+        pipeline.fetch_all(store, config, now=NOW)
+        began = time.monotonic()
+        first = pipeline.send_due(store, config, now=NOW)
+        took = time.monotonic() - began
+        again = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=1))
+        posted = len(state.posts)
+    [line] = first.lines
+    assert took < 2.5, took
+    assert (line.status, line.detail) == (
+        "retry",
+        "maybe delivered: Slack webhook: no answer within 1 s (sender.timeout) after the "
+        "message was sent; it may have arrived; sent again after 2026-11-23 12:05 UTC",
+    )
+    assert [(line.status, line.detail) for line in again.lines] == [("waiting", line.detail)]
+    assert posted == 1
+    row = store.last_delivery("team")
+    assert (row["state"], row["maybe_sent"]) == ("pending", 1)
+
+
+def test_whatever_one_readers_channel_raises_fails_that_row_and_the_run_goes_on(
+    store, make_config, http_server, tmp_path
+):
+    """A webhook httpx cannot use (here a CR the config check would now refuse, put in behind
+    its back) raised httpx.InvalidURL out of `send`: the next reader's e-mail never went out."""
+    http_server.routes["/hook"] = Route(b"ok")
+    config = config_with_hook(
+        make_config,
+        http_server.url("/hook"),
+        size=3,
+        extra='  - id: ada\n    email: ada@example.org\n    interests: "language models"\n'
+        "    digest_size: 3\n    digest_days: daily\n",
+    )
+    team = config.subscribers[0].model_copy(
+        update={"slack_webhook": SecretStr(http_server.url("/hook") + "\r")}
+    )
+    config = config.model_copy(update={"subscribers": (team, config.subscribers[1])})
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    lines = {line.subscriber_id: (line.status, line.detail) for line in report.lines}
+    assert lines["team"][0] == "failed"
+    assert lines["team"][1].startswith("slack: unexpected InvalidURL: ")
+    assert "\n" not in lines["team"][1] and "/hook" not in lines["team"][1]
+    assert lines["ada"][0] == "sent"
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    assert store.last_delivery("team")["state"] == "failed"

@@ -16,7 +16,11 @@ PACKAGE = Path(paperwire.__file__).resolve().parent
 
 # Lowest first. A module belongs to the first entry that is it or a package above it.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("paperwire", "paperwire.errors", "paperwire.paper", "paperwire.redact")),
+    (
+        "base",
+        ("paperwire", "paperwire.errors", "paperwire.paper", "paperwire.redact",
+         "paperwire.deadline"),
+    ),
     ("config", ("paperwire.config",)),
     ("store", ("paperwire.store",)),
     ("links", ("paperwire.links",)),

@@ -226,3 +226,145 @@ def test_cli_names_an_unknown_subscriber(tmp_path: Path):
     result = CliRunner().invoke(cli, ["seeds", "import", "bob", "x.txt"])
     assert result.exit_code == 1
     assert result.output == "Error: subscribers.yaml: no subscriber 'bob' (known: ada)\n"
+
+
+# -- issue 26 and 27: a library at its real size, offline, and hostile ----------------------
+
+
+@pytest.mark.timeout(40)
+def test_a_hanging_api_is_given_up_after_three_look_ups_and_the_rest_are_not_looked_up(
+    tmp_path: Path,
+):
+    """Each title look-up waited the full 60 s on an arXiv API that never answers (a 500-entry
+    library: hours). Each now ends at fetch_timeout_seconds, and after three in a row the API
+    is left alone."""
+    from . import hostile
+    from .conftest import free_port
+
+    titles = [f"A study of hanging servers, part {n}" for n in range(1, 6)]
+    (tmp_path / "lib.bib").write_text(
+        "".join(f"@article{{k{n},\n  title = {{{t}}},\n}}\n" for n, t in enumerate(titles))
+    )
+    state = hostile.Hostile(port=free_port())
+    with hostile.serving(state):
+        (tmp_path / "subscribers.yaml").write_text(
+            f"arxiv_api_url: {state.url('/stall')}\nfetch_timeout_seconds: 1\n"
+            "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+        )
+        result = CliRunner().invoke(
+            cli, ["--db", str(tmp_path / "pw.db"), "seeds", "import", "ada", "lib.bib"]
+        )
+        asked = len(state.requests)
+    assert result.exit_code == 0, result.output
+    assert asked == 3
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        f"lib.bib:{1 + 3 * n}: not matched: '{titles[n]}': arXiv API: feed arXiv API: no "
+        "complete answer within 1 s (fetch_timeout_seconds)"
+        for n in range(3)
+    ]
+    assert lines[3:] == [
+        f"lib.bib:{1 + 3 * n}: not matched: '{titles[n]}': not looked up: the arXiv API failed "
+        "3 times in a row (import again later)"
+        for n in (3, 4)
+    ] + ["0 of 5 entries matched to arXiv papers; 0 new seeds for ada; 5 not matched."]
+
+
+def test_an_import_asks_the_store_once_for_its_papers_not_once_per_entry(store: Store, tmp_path):
+    """library.py called store.papers(ids) once per id: 10,000 entries took 37 s, 100,000
+    about an hour (benchmarks/README.md has the figures now)."""
+    (tmp_path / "big.txt").write_text("".join(f"2401.{n:05d}\n" for n in range(3000)))
+    entries = library.read_library(tmp_path / "big.txt")
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    report = library.import_seeds(
+        store, "ada", entries, api_url="http://127.0.0.1:9/api/query", origin="big.txt",
+        throttle=library.Throttle(pause=0), now=NOW, timeout=2,
+    )  # fmt: skip
+    store.db.conn.set_trace_callback(None)
+    assert report.new_seeds == 3000
+    reads = [s for s in statements if s.lower().startswith("select * from papers")]
+    assert len(reads) <= 3000 // 500 + 1  # one query per 500 ids, once
+
+
+def test_stored_titles_and_arxivs_own_bibtex_match_without_asking_the_api(
+    store: Store, tmp_path: Path
+):
+    """Offline, two entries whose exact titles were already stored came back "not matched"
+    after 34 s of retries; arXiv's own BibTeX (note = {arXiv:…}) was not read."""
+    store.add_papers(
+        [
+            Paper("2309.06180", "Efficient Memory Management for Large Language Model Serving "
+                  "with PagedAttention", "vLLM."),
+            Paper("2211.17192", "Fast Inference from Transformers via Speculative Decoding", "S."),
+        ],
+        now=NOW,
+    )  # fmt: skip
+    (tmp_path / "mine.bib").write_text(
+        "@article{kwon,\n  title = {Efficient memory management for large language model "
+        "serving with {PagedAttention}},\n  year = {2023}\n}\n"
+        "@inproceedings{leviathan,\n  title = {Fast Inference from {T}ransformers via "
+        "Speculative Decoding},\n  booktitle = {ICML},\n}\n"
+        "@article{vaswani,\n  title = {Attention Is All You Need},\n"
+        "  journal = {arXiv preprint arXiv:1706.03762},\n}\n"
+        "@misc{lora,\n  title = {LoRA},\n  note = {arXiv:2106.09685},\n}\n"
+    )
+    entries = library.read_library(tmp_path / "mine.bib")
+    with arxiv_api_server() as api:
+        api.fail = True  # offline: any request would fail
+        report = library.import_seeds(
+            store, "ada", entries, api_url=api.url, origin="mine.bib",
+            throttle=library.Throttle(pause=0), now=NOW, timeout=2,
+        )  # fmt: skip
+        searched = api.searches()
+    assert [pid for _, pid in report.matched] == [
+        "2309.06180", "2211.17192", "1706.03762", "2106.09685",
+    ]  # fmt: skip
+    assert searched == []  # the stored titles needed no request
+
+
+def test_status_lists_imported_seeds_that_could_not_be_found(tmp_path: Path):
+    shutil.copy(LIBRARY / "library.bib", tmp_path)
+    with arxiv_api_server() as api:
+        (tmp_path / "subscribers.yaml").write_text(
+            f"arxiv_api_url: {api.url}\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        )
+        args = ["--db", str(tmp_path / "pw.db")]
+        assert (
+            CliRunner().invoke(cli, [*args, "seeds", "import", "ada", "library.bib"]).exit_code == 0
+        )
+        result = CliRunner().invoke(cli, [*args, "status"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].endswith(
+        " · seed papers not found: library.bib:35 'Long Short-Term Memory' (no arXiv paper has "
+        "this title) (4 of 5 in use)"
+    )
+
+
+def test_a_deeply_nested_csl_json_is_one_line(tmp_path: Path):
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    (tmp_path / "subscribers.yaml").write_text(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    )
+    result = CliRunner().invoke(cli, ["seeds", "import", "ada", str(tmp_path / "deep.json")])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: deep.json: not valid CSL JSON: nested too deeply (an export is a list of items)\n"
+    )
+
+
+def test_terminal_escape_codes_in_a_library_are_not_printed(tmp_path: Path):
+    (tmp_path / "list.txt").write_text(
+        "\x1b[2J\x1b]0;pwned\x07\x1b]8;;https://evil.example\x07click me\x1b]8;;\x07\r\n"
+    )
+    (tmp_path / "subscribers.yaml").write_text(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["--db", str(tmp_path / "pw.db"), "seeds", "import", "ada", str(tmp_path / "list.txt")]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        "list.txt:1: not matched: click me: no arXiv id or title"
+    )
+    assert "\x1b" not in result.output and "\x07" not in result.output

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from paperwire import pipeline
 from paperwire.config import FeedConfig
 from paperwire.errors import SourceError
 from paperwire.paper import arxiv_id, arxiv_version, clean_text
@@ -208,3 +209,49 @@ def test_only_web_links_survive():
     </channel></rss>"""
     papers, _ = parse_document(doc, source="blog")
     assert [p.url for p in papers] == ["", "https://lab.example/p"]
+
+
+# -- issue 26: an arXiv API error document is the feed's error ------------------------------
+
+# The arXiv API's answer to a bad query (HTTP 200), as its user manual (section 3.4) shows it.
+ARXIV_API_ERROR = b"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <link href="http://arxiv.org/api/query?search_query%3D%26id_list%3D1234.12345%26start%3D0%26max_results%3D10" rel="self" type="application/atom+xml"/>
+  <title type="html">ArXiv Query: search_query=&amp;id_list=1234.12345&amp;start=0&amp;max_results=10</title>
+  <id>http://arxiv.org/api/kvuntZ8c9a4Eq5CF7KY03nMug+Q</id>
+  <updated>2007-10-12T00:00:00-04:00</updated>
+  <opensearch:totalResults xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/">1</opensearch:totalResults>
+  <opensearch:startIndex xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/">0</opensearch:startIndex>
+  <opensearch:itemsPerPage xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/">1</opensearch:itemsPerPage>
+  <entry>
+    <id>http://arxiv.org/api/errors#incorrect_id_format_for_1234.12345</id>
+    <title>Error</title>
+    <summary>incorrect id format for 1234.12345</summary>
+    <updated>2007-10-12T00:00:00-04:00</updated>
+    <link href="http://arxiv.org/api/errors#incorrect_id_format_for_1234.12345" rel="alternate" type="text/html"/>
+    <author>
+      <name>arXiv api core</name>
+    </author>
+  </entry>
+</feed>
+"""
+
+
+def test_an_arxiv_api_error_document_is_the_feeds_error_not_a_paper(
+    store, make_config, http_server
+):
+    """It was stored, and mailed, as a paper titled "Error"."""
+    http_server.routes["/api/query?id_list=1234.12345"] = Route(
+        ARXIV_API_ERROR, headers={"Content-Type": "application/atom+xml"}
+    )
+    config = make_config(
+        f"feeds:\n  - url: {http_server.url('/api/query?id_list=1234.12345')}\n"
+        "    name: arxiv-api\n"
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    )
+    report = pipeline.fetch_all(store, config)
+    [feed] = report.feeds
+    assert feed.error == (
+        "feed arxiv-api: the arXiv API answered with an error: incorrect id format for 1234.12345"
+    )
+    assert store.count_papers() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -120,3 +121,63 @@ def test_off_by_default(store: Store, http_server: HttpServer, make_config, tmp_
     assert not config.summariser.enabled
     pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
     assert http_server.requests == []
+
+
+# -- issue 26: a slow or dripping endpoint never holds a digest past the budget ------------
+
+# what these tests time is the summaries' deadline, not loading the sentence encoder
+NO_ENCODER = "ranking: {embeddings: off}\n"
+
+
+@pytest.mark.timeout(30)
+def test_a_dripping_endpoint_ends_at_the_timeout_and_the_digest_goes_out(
+    store: Store, make_config, tmp_path: Path
+):
+    """One byte every 0.3 s passes every per-read timeout: the timeout is around the whole
+    answer, and the run's budget around every request."""
+    from . import hostile
+    from .conftest import free_port
+
+    state = hostile.Hostile(port=free_port(), drip_every=0.3)
+    with hostile.serving(state):
+        text = config_text(state.port, timeout=1, run_budget=1.5)
+        config = make_config(
+            NO_ENCODER + text.replace(f"127.0.0.1:{state.port}/v1", f"127.0.0.1:{state.port}/drip")
+        )
+        began = time.monotonic()
+        report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        took = time.monotonic() - began
+        asked = [path for path, _ in state.posts]
+    assert [line.status for line in report.lines] == ["sent"]
+    assert took < 2.5, took
+    assert asked == ["/drip/chat/completions"] * 2  # both at once, not one after the other
+    assert store.paper("2611.00001")["tldr"] is None
+    outcomes = {
+        json.loads(e["detail"])["outcome"]
+        for e in store.db["events"].rows_where("kind = 'summary'")
+    }
+    assert outcomes == {"no answer within 1 s"}
+
+
+def test_summaries_are_asked_at_once_so_a_slow_endpoint_costs_one_timeout(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """Four picks, an endpoint answering after 3 s, timeout 1: the digest waits ~1 s, not 4."""
+    papers = [
+        Paper(f"2611.0010{i}", f"KV cache quantization method {i}", "We quantize the KV cache.")
+        for i in range(4)
+    ]
+    http_server.routes[PATH] = Route(completion("late"), delay=3)
+    config = make_config(
+        NO_ENCODER
+        + config_text(http_server.port, timeout=1).replace("digest_size: 3", "digest_size: 4")
+    )
+    with Store(tmp_path / "many.db") as many:
+        many.add_papers(papers, now=NOW - dt.timedelta(hours=2))
+        began = time.monotonic()
+        report = pipeline.send_due(many, config, now=NOW, outbox=tmp_path / "outbox")
+        took = time.monotonic() - began
+    assert [line.status for line in report.lines] == ["sent"]
+    assert len(requests_to(http_server)) == 4
+    assert http_server.max_in_flight == 4
+    assert took < 2.5, took

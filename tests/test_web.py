@@ -856,3 +856,37 @@ def test_the_profile_page_of_a_fresh_install_with_no_papers(tmp_path: Path, make
     assert "low-bit weight quantization of language models</textarea>" in response.text
     # the terms were computed (from no papers), not left "still being learned" by a failure
     assert 'id="terms-updating"' not in response.text
+
+
+# -- issue 26: a client that leaves mid-body -------------------------------------------------
+
+
+def test_a_client_leaving_mid_body_is_one_log_line_not_a_traceback(web: WebApp, caplog):
+    """20 sockets that announce a form and hang up after a few bytes wrote 20 ERRORs with a
+    30-line traceback each."""
+    import logging
+    import socket
+
+    uvicorn_log = logging.getLogger("uvicorn")
+    uvicorn_log.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO)
+    port = int(web.url.rsplit(":", 1)[1])
+    path = path_of(web.link("ada", KV, "up"))
+    try:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                    "Content-Length: 1000\r\n\r\nvote=u".encode()
+                )
+                time.sleep(0.2)
+        time.sleep(0.5)  # the app notices the third one leave
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert web.votes() == []
+    said = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert all(r.exc_info is None and r.exc_text is None for r in said), caplog.text
+    left = [r.getMessage() for r in said if "left" in r.getMessage()]
+    assert left == ["POST /v/…: the client left before its request body had arrived"] * 3
+    assert "Traceback" not in caplog.text

@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,24 @@ from .errors import PaperwireError
 from .redact import install_log_redaction
 from .store import Store, utcnow
 from .web import votes
+
+# Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
+# rest) and other control characters, which a feed, a library file or a config value can carry:
+# printed, they would rewrite the user's terminal. Newlines and tabs stay.
+_TERMINAL_CODES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?"
+    r"|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (newlines, tabs kept)."""
+    return _TERMINAL_CODES.sub("", text)
+
+
+def echo(message: str = "", **kwargs) -> None:
+    """click.echo of printable text: everything the commands print goes through here."""
+    click.echo(printable(str(message)), **kwargs)
 
 
 class Context:
@@ -58,7 +77,7 @@ class PaperwireGroup(click.Group):
         except PaperwireError as exc:
             # a config with several mistakes reports them all, one "Error: file:line: ..." each
             for line in str(exc).splitlines():
-                click.echo(f"Error: {line}", err=True)
+                echo(f"Error: {line}", err=True)
             ctx.exit(1)
 
 
@@ -135,13 +154,13 @@ def _print_fetch(report: pipeline.FetchReport, *, summary: bool = True) -> bool:
     for feed in report.feeds:
         if feed.error:
             # SourceError messages start with the feed's name; the line already does
-            click.echo(f"{feed.label}: error: {feed.error.removeprefix(f'feed {feed.label}: ')}")
+            echo(f"{feed.label}: error: {feed.error.removeprefix(f'feed {feed.label}: ')}")
         elif feed.not_modified:
-            click.echo(f"{feed.label}: not modified since the last fetch")
+            echo(f"{feed.label}: not modified since the last fetch")
         else:
-            click.echo(f"{feed.label}: {feed.new} new, {feed.known} already known")
+            echo(f"{feed.label}: {feed.new} new, {feed.known} already known")
         for warning in feed.warnings:
-            click.echo(f"  warning: {warning}")
+            echo(f"  warning: {warning}")
     every_feed_failed = bool(report.feeds) and report.errors == len(report.feeds)
     if summary:
         _print_fetch_summary(report)
@@ -151,14 +170,14 @@ def _print_fetch(report: pipeline.FetchReport, *, summary: bool = True) -> bool:
 def _print_fetch_summary(report: pipeline.FetchReport) -> None:
     failed, total = report.errors, len(report.feeds)
     if failed and failed == total:
-        click.echo(_every_feed_failed(report).capitalize() + ".")
+        echo(_every_feed_failed(report).capitalize() + ".")
     elif failed:
         stored = f"{report.new} new papers stored" if report.new else "Nothing new"
-        click.echo(f"{stored}; {failed} of {total} feeds failed (see above).")
+        echo(f"{stored}; {failed} of {total} feeds failed (see above).")
     elif report.new == 0:
-        click.echo("Nothing new today in any feed.")
+        echo("Nothing new today in any feed.")
     else:
-        click.echo(f"{report.new} new papers stored.")
+        echo(f"{report.new} new papers stored.")
 
 
 class _PrintedByTheCommand(logging.Filter):
@@ -224,7 +243,7 @@ def digest_cmd(
         )
         if as_json and subscriber_id:
             picks = [p.as_json() for p in next(stream).picks]
-            click.echo(json.dumps(picks, indent=2, ensure_ascii=False))
+            echo(json.dumps(picks, indent=2, ensure_ascii=False))
             return
         if as_json:  # streamed, one subscriber a line: memory stays flat at 100,000 readers
             _echo_json_digests(stream)
@@ -233,27 +252,27 @@ def digest_cmd(
     with obj.store() as store:
         last_sent = {sid: store.last_delivery(sid) for sid in digests}
     for sid, composed in digests.items():
-        click.echo(
+        echo(
             f"== {sid}: {len(composed.picks)} of {composed.candidates} candidates "
             f"since {composed.since.date().isoformat()}"
         )
         if not composed.picks:
-            click.echo(_why_nothing(sid, composed, last_sent[sid], since_utc is not None))
+            echo(_why_nothing(sid, composed, last_sent[sid], since_utc is not None))
         # In the order the reader gets them. No score here: diversity (MMR) may put a paper
         # below one that scored less, and the numbers would contradict the order (--json has them).
         for number, pick in enumerate(composed.picks, 1):
-            click.echo(f"{number:3}. {pick.title}  ({pick.paper_id})")
-            click.echo(f"      why: {'; '.join(pick.reasons)}")
+            echo(f"{number:3}. {pick.title}  ({pick.paper_id})")
+            echo(f"      why: {'; '.join(pick.reasons)}")
 
 
 def _echo_json_digests(digests) -> None:
     """``{"id": [picks...], ...}`` written as each digest is composed, one subscriber a line
     (the compact encoder: ``indent`` forces json's pure-Python one, ~0.8 ms a digest)."""
-    click.echo("{", nl=False)
+    echo("{", nl=False)
     for i, composed in enumerate(digests):
         picks = json.dumps([p.as_json() for p in composed.picks], ensure_ascii=False)
-        click.echo(f"{',' if i else ''}\n{json.dumps(composed.subscriber.id)}: {picks}", nl=False)
-    click.echo("\n}")
+        echo(f"{',' if i else ''}\n{json.dumps(composed.subscriber.id)}: {picks}", nl=False)
+    echo("\n}")
 
 
 def _why_nothing(sid: str, composed, last: dict | None, explicit_since: bool) -> str:
@@ -319,10 +338,8 @@ def _outbox(obj: Context) -> Path:
 
 def _print_send(report: pipeline.SendReport) -> None:
     for line in report.lines:
-        click.echo(
-            f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}"
-        )
-    click.echo(
+        echo(f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}")
+    echo(
         f"{report.count('sent')} sent, {report.count('failed')} failed, "
         f"{report.count('retry')} to retry, {report.count('nothing-new')} with nothing new."
     )
@@ -350,7 +367,7 @@ def feedback(obj: Context, args: tuple[str, ...]) -> None:
     if args[0] == "import" and len(args) == 2:
         with obj.store() as store:
             count = votes.import_votes(store, config, Path(args[1]))
-        click.echo(f"Imported {count} votes from {args[1]}.")
+        echo(f"Imported {count} votes from {args[1]}.")
         return
     vote = votes.vote_value(args[2]) if len(args) == 3 else None
     if vote is None:
@@ -358,7 +375,7 @@ def feedback(obj: Context, args: tuple[str, ...]) -> None:
     sub = config.subscriber(args[0])
     with obj.store() as store:
         paper_id = votes.record_vote(store, sub, args[1], vote)
-    click.echo(f"Recorded 👍 for {paper_id}." if vote > 0 else f"Recorded 👎 for {paper_id}.")
+    echo(f"Recorded 👍 for {paper_id}." if vote > 0 else f"Recorded 👎 for {paper_id}.")
 
 
 @cli.command()
@@ -484,7 +501,7 @@ def serve(obj: Context, host: str, port: int) -> None:
         )
     )
     shown_host = f"[{host}]" if ":" in host else host
-    click.echo(f"Serving the feedback app on http://{shown_host}:{port} (Ctrl-C stops it)")
+    echo(f"Serving the feedback app on http://{shown_host}:{port} (Ctrl-C stops it)")
     server.run(sockets=[listening])
 
 
@@ -519,9 +536,13 @@ def _listen(host: str, port: int):
 def status(obj: Context, subscriber_id: str | None) -> None:
     """Show each subscriber's last and next digest, and any failure.
 
-    One line per subscriber: the last digest and its state (with the server's answer when it
-    failed), whether one is due now, the next one (in the subscriber's own time zone), and seed
-    papers that could not be found. Then every feed whose last fetch failed.
+    One line per subscriber: the last digest and its worst state over the reader's channels
+    (with the answer of the channel that failed), whether one is due now, the next one (in
+    the subscriber's own time zone), and seed papers that could not be found. Under it, one
+    line per channel: its last delivery, then every one still pending or failed, with its
+    reason ("maybe delivered" ones say when they are sent again). Then every feed whose last
+    fetch failed, its credentials masked. With --subscriber, also the reader's private feed
+    URL (as `feed show` prints it).
 
     \b
     Examples:
@@ -531,8 +552,15 @@ def status(obj: Context, subscriber_id: str | None) -> None:
     config = obj.config
     subs = [config.subscriber(subscriber_id)] if subscriber_id else None
     with obj.store() as store:
-        report = status_mod.status(store, config, now=utcnow(), subscribers=subs)
-    click.echo(f"{report.papers} papers stored in {os.fspath(obj.db_path)}")
+        report = status_mod.status(
+            store,
+            config,
+            now=utcnow(),
+            subscribers=subs,
+            all_seed_misses=subscriber_id is not None,
+            feed_urls=subscriber_id is not None,  # asked for one reader: their private feed
+        )
+    echo(f"{report.papers} papers stored in {os.fspath(obj.db_path)}")
     for sub in report.subscribers:
         parts = [sub.id]
         if sub.last_period is not None:
@@ -547,14 +575,34 @@ def status(obj: Context, subscriber_id: str | None) -> None:
                 parts.append(f"due now ({sub.due})")
             if sub.next_slot:
                 parts.append(f"next {sub.next_slot.isoformat(timespec='minutes')}")
-        if sub.seeds_missing:
-            parts.append(
-                f"seed papers not found: {', '.join(sub.seeds_missing)} "
-                f"({sub.seeds - len(sub.seeds_missing)} of {sub.seeds} in use)"
-            )
-        click.echo(" · ".join(parts))
+        if sub.seeds_missing_count:
+            parts.append(f"seed papers not found: {_seeds_not_found(sub)}")
+        echo(" · ".join(parts))
+        for channel in sub.channels:
+            for delivery in channel.deliveries:
+                echo(f"  {channel.channel}: {_delivery_line(delivery)}")
+        if sub.feed_url is not None:
+            echo(f"  feed URL: {sub.feed_url}")
     for feed in report.failed_feeds:
-        click.echo(f"feed {feed.label}: last fetch failed ({feed.when} UTC): {feed.error}")
+        echo(f"feed {feed.label}: last fetch failed ({feed.when} UTC): {feed.error}")
+
+
+def _seeds_not_found(sub: status_mod.SubscriberStatus) -> str:
+    """The seeds not in use that the status names, how many more there are, and how many of
+    the reader's seeds are in use."""
+    text = ", ".join(sub.seeds_missing)
+    more = sub.seeds_missing_count - len(sub.seeds_missing)
+    if more:
+        text += f" and {more} more (`paperwire status --subscriber {sub.id}` lists them)"
+    return f"{text} ({sub.seeds - sub.seeds_missing_count} of {sub.seeds} in use)"
+
+
+def _delivery_line(delivery: status_mod.Delivery) -> str:
+    """One ledger row for `status`: what, its state, and when it went out or why it did not."""
+    text = f"{delivery.kind} {delivery.period} {delivery.state}"
+    if delivery.sent_at:
+        return f"{text} {delivery.sent_at} UTC"
+    return f"{text}: {delivery.error}" if delivery.error else text
 
 
 @cli.command()
@@ -564,8 +612,8 @@ def init(ctx: click.Context, force: bool) -> None:
     """Write a commented subscribers.yaml to start from.
 
     It names the bundled sample feeds and three example readers, so `paperwire run --once`
-    works at once; every setting is explained in it. Writes ./subscribers.yaml, or the file
-    given with --config.
+    works at once; every other setting is in it too, commented out with its default and what
+    it does. Writes ./subscribers.yaml, or the file given with --config.
 
     \b
     Example:
@@ -580,7 +628,7 @@ def init(ctx: click.Context, force: bool) -> None:
         target.write_text(bundled_path("example-subscribers.yaml").read_text("utf-8"), "utf-8")
     except OSError as exc:
         raise click.ClickException(f"cannot write {target}: {exc.strerror}") from None
-    click.echo(
+    echo(
         f"Wrote {target}: the bundled sample feeds and three example readers. Edit the feeds "
         "and subscribers, then run `paperwire run --once`."
     )
@@ -606,8 +654,11 @@ def seeds() -> None:
 def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
     """Import a BibTeX, CSL JSON or RIS library (or a list of arXiv ids, URLs, DOIs) as seeds.
 
-    Entries without an arXiv id are looked up by title on the arXiv API (one request every
-    3 seconds, answers cached). Seeds shape the profile and never appear in a digest.
+    Entries without an arXiv id are matched to a stored paper with the same title, else looked
+    up by title on the arXiv API (one request every 3 seconds, each within
+    fetch_timeout_seconds, answers cached; after 3 failures in a row the rest are not looked
+    up). Seeds shape the profile and never appear in a digest; `paperwire status` lists the
+    entries not matched.
 
     \b
     Examples:
@@ -626,12 +677,13 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
             entries,
             api_url=config.arxiv_api_url,
             origin=path.name,
+            timeout=config.fetch_timeout_seconds,
         )
     for entry, why in report.unmatched:
-        click.echo(f"{entry.where}: not matched: {entry.label}: {why}")
+        echo(f"{entry.where}: not matched: {entry.label}: {why}")
     if report.fetch_error:
-        click.echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
-    click.echo(
+        echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
+    echo(
         f"{len(report.matched)} of {len(entries)} entries matched to arXiv papers; "
         f"{report.new_seeds} new seeds for {sub.id}; {len(report.unmatched)} not matched."
     )
@@ -649,6 +701,33 @@ def feed() -> None:
     """
 
 
+@feed.command(name="show")
+@click.argument("subscriber_id", metavar="SUBSCRIBER")
+@pass_ctx
+def feed_show(obj: Context, subscriber_id: str) -> None:
+    """Print a reader's private feed URL, without changing it (`feed rotate` gives a new one).
+
+    The URL is the key to the feed: give it to that reader only. `status --subscriber` shows
+    it too.
+
+    \b
+    Example:
+        paperwire feed show fay
+    """
+    config = obj.config
+    sub = config.subscriber(subscriber_id)
+    with obj.store() as store:
+        echo(f"{sub.id}: {_feed_url(config, store, sub.id)}")
+
+
+def _feed_url(config: Config, store: Store, subscriber_id: str) -> str:
+    """The reader's current feed URL, as their digests and profile page give it."""
+    from .links import signer_for
+    from .render.atom import feed_url
+
+    return feed_url(store, config.base_url, signer_for(config, store), subscriber_id)
+
+
 @feed.command(name="rotate")
 @click.argument("subscriber_id", metavar="SUBSCRIBER")
 @pass_ctx
@@ -659,15 +738,12 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     Example:
         paperwire feed rotate ada
     """
-    from .links import signer_for
-    from .render.atom import feed_url
-
     config = obj.config
     sub = config.subscriber(subscriber_id)
     with obj.store() as store:
         store.rotate_feed(sub.id)
-        url = feed_url(store, config.base_url, signer_for(config, store), sub.id)
-    click.echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
+        url = _feed_url(config, store, sub.id)
+    echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
 
 
 # -- the one explicit download of embedding weights ----------------------------------------
@@ -718,9 +794,9 @@ def model_pull(obj: Context, name: str, folder, revision: str, force: bool, time
         )
     sizes = ", ".join(f"{file} {size / 1e6:.1f} MB" for file, size in got.files)
     commit = f", commit {got.commit[:12]}" if got.commit else ""
-    click.echo(f"Pulled {got.repo} ({got.revision}{commit}) into {target}: {sizes}.")
-    click.echo("Check its licence on its Hub page. To rank with it, put in subscribers.yaml:")
-    click.echo(mp.config_line(target, obj.base_dir))
+    echo(f"Pulled {got.repo} ({got.revision}{commit}) into {target}: {sizes}.")
+    echo("Check its licence on its Hub page. To rank with it, put in subscribers.yaml:")
+    echo(mp.config_line(target, obj.base_dir))
 
 
 def main() -> None:

@@ -5,7 +5,10 @@ Jobs (APScheduler 3, in a background thread):
 * **fetch** every ``fetch_interval_minutes`` (a thread of its own): fetch all feeds, then send
   instant alerts;
 * **tick** every ``tick_seconds``: send every digest whose slot has come (each subscriber's
-  own time zone, digest time and days), and reload ``subscribers.yaml`` if it changed.
+  own time zone, digest time and days), and reload ``subscribers.yaml`` if it changed. A
+  reader who never had a digest gets the first at their next slot after the daemon first saw
+  them (never at start-up, nor at the reload that adds them); ``send`` and ``run --once`` send
+  it at once.
 
 A slow fetch never holds up a tick: digests go out with the papers already stored. Sends (ticks
 and alerts) take turns, since they share the ledger; a tick that comes while a send is running
@@ -125,6 +128,9 @@ class Daemon:
         self._idle = threading.Condition()
         self._server: uvicorn.Server | None = None
         self._app: Guard | None = None
+        # when this process first saw each reader: one who never had a digest gets the first at
+        # their next slot after it, never at start-up or at a reload that adds them
+        self._first_seen: dict[str, dt.datetime] = {}
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -179,11 +185,15 @@ class Daemon:
             if self.stopping.is_set():  # it came while this job waited for the lock
                 return
             try:
+                config, now = self.holder.get(), self.clock()
+                for sub in config.subscribers:  # a reader's first digest: their next slot
+                    self._first_seen.setdefault(sub.id, now)
                 report = pipeline.send_due(
                     store,
-                    self.holder.get(),
-                    now=self.clock(),
+                    config,
+                    now=now,
                     grace=self.grace,
+                    first_after=self._first_seen,
                     outbox=self.outbox,
                     stop=self.stopping,
                 )

@@ -39,11 +39,14 @@ class DeliveryError(PaperwireError):
 
     ``permanent`` distinguishes a refusal (5xx, Slack 4xx: do not retry) from an outage
     (connection refused, 4xx: the digest stays due and is retried on the next run).
+    ``maybe_delivered``: the message went out and no answer came within its deadline, so it
+    may have arrived; it is retried with back-off, never on every run (see ``dispatch``).
     """
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, maybe_delivered: bool = False):
         super().__init__(message)
         self.permanent = permanent
+        self.maybe_delivered = maybe_delivered
 
 
 class FeedbackError(PaperwireError):

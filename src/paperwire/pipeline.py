@@ -13,10 +13,10 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
@@ -29,7 +29,7 @@ from .deliver.dispatch import channel_ids, deliver_jobs
 from .errors import PaperwireError, SourceError
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
-from .store import Store
+from .store import Store, iso
 
 if TYPE_CHECKING:
     from .rank.compose import Pick
@@ -159,7 +159,7 @@ async def _fetch_and_store(
                     Exception
                 ) as exc:  # a bug met by one feed is that feed's error, not the run's
                     log.exception("fetch %s: unexpected error", feed.label)
-                    problem = redact.redact(f"feed {feed.label}: {type(exc).__name__}: {exc}")
+                    problem = f"feed {feed.label}: " + redact.redact(f"{type(exc).__name__}: {exc}")
                     _record_feed_error(store, feed, report, problem, now)
                 else:
                     _store_result(store, feed, result, report, now)
@@ -277,8 +277,9 @@ def active_subscribers(
 
 # One-shot runs (`paperwire send`, `run --once`) give a reader who never had a digest the first
 # one from any slot of the past week: a new reader, or the demo at any hour, need not wait for
-# tomorrow. The daemon waits for the slot itself. After a first digest, a missed slot is caught
-# up only within the grace period.
+# tomorrow. The daemon waits for the reader's next slot after it first saw them (``first_after``):
+# starting it, or adding a reader, sends nothing at once. After a first digest, a missed slot is
+# caught up only within the grace period.
 FIRST_DIGEST_REACH = dt.timedelta(days=7)
 
 
@@ -288,16 +289,21 @@ def digest_slots(
     now: dt.datetime,
     grace: dt.timedelta,
     first_reach: dt.timedelta | None = None,
+    first_after: Mapping[str, dt.datetime] | None = None,
 ) -> dict[str, dt.datetime | None]:
-    """The digest slot each subscriber is due for now, if any; ``first_reach`` (when given)
-    replaces ``grace`` for readers who never had a digest."""
-    had_one = store.last_digest_times(s.id for s in subs) if first_reach else {}
-    return {
-        s.id: schedule.latest_slot(
-            s, now, grace if first_reach is None or s.id in had_one else first_reach
-        )
-        for s in subs
-    }
+    """The digest slot each subscriber is due for now, if any. For readers who never had a
+    digest, ``first_reach`` (when given) replaces ``grace``, and ``first_after`` (when given)
+    keeps only a slot at or after the moment it gives for them."""
+    new_rules = first_reach is not None or first_after is not None
+    had_one = store.last_digest_times(s.id for s in subs) if new_rules else {}
+    slots = {}
+    for s in subs:
+        first = new_rules and s.id not in had_one
+        slot = schedule.latest_slot(s, now, first_reach if first and first_reach else grace)
+        if first and slot is not None and first_after is not None and s.id in first_after:
+            slot = slot if slot >= first_after[s.id] else None
+        slots[s.id] = slot
+    return slots
 
 
 def send_due(
@@ -308,8 +314,8 @@ def send_due(
     subscriber_id: str | None = None,
     grace: dt.timedelta = DEFAULT_GRACE,
     first_reach: dt.timedelta | None = None,
+    first_after: Mapping[str, dt.datetime] | None = None,
     outbox: Path | None = None,
-    http: httpx.Client | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
 ) -> SendReport:
@@ -331,6 +337,7 @@ def send_due(
             now=now,
             grace=grace,
             first_reach=first_reach,
+            first_after=first_after,
             only=subscriber_id,
         )
         if jobs:
@@ -340,7 +347,6 @@ def send_due(
                     config,
                     jobs,
                     outbox=outbox,
-                    http=http,
                     now=now,
                     stop=stop,
                     progress=progress,
@@ -360,6 +366,7 @@ def _due_jobs(
     now: dt.datetime,
     grace: dt.timedelta,
     first_reach: dt.timedelta | None,
+    first_after: Mapping[str, dt.datetime] | None,
     only: str | None,
 ) -> list[Job]:
     """The ledger entries this run is to deliver, claimed for it: pending ones nobody holds,
@@ -370,7 +377,7 @@ def _due_jobs(
     jobs: list[Job] = []
     resumed: set[tuple[str, str]] = set()
     # pending rows whose holder is gone (a crash, an outage); those a live run holds are its own
-    for row in store.claim_unsent(claim, only):
+    for row in store.claim_unsent(claim, only, run_time=now):
         sub = by_id.get(row["subscriber_id"])
         if sub is None:
             continue
@@ -398,11 +405,18 @@ def _due_jobs(
                 row["message_id"],
                 picks,
                 parts_sent=row["parts_sent"] or 0,
+                maybe_sent=row["maybe_sent"] or 0,
             )
         )
         resumed.add((sub.id, row["period"]))
 
-    slots = digest_slots(store, subs, now, grace, first_reach)
+    # maybe delivered and waiting out their back-off: said, not sent again yet
+    waiting = {
+        (row["subscriber_id"], row["period"]): row["error"]
+        for row in store.unsent_deliveries(only)
+        if row["kind"] == "digest" and row["retry_at"] and row["retry_at"] > iso(now)
+    }
+    slots = digest_slots(store, subs, now, grace, first_reach, first_after)
     # what the ledger already holds for those slots, in one query: the daemon asks every tick
     recorded = store.recorded("digest", {schedule.period(t) for t in slots.values() if t})
     due: dict[str, tuple[str, list[str]]] = {}
@@ -415,6 +429,8 @@ def _due_jobs(
         channels = [c for c in channel_ids(sub) if (sub.id, period, c) not in recorded]
         if channels:
             due[sub.id] = (period, channels)
+        elif (sub.id, period) in waiting:
+            report.lines.append(SendLine(sub.id, "waiting", waiting[sub.id, period]))
         elif (sub.id, period) not in resumed:
             report.lines.append(SendLine(sub.id, "not-due", f"digest for {period} already handled"))
 
@@ -460,7 +476,6 @@ def send_alerts(
     *,
     now: dt.datetime,
     outbox: Path | None = None,
-    http: httpx.Client | None = None,
     stop: threading.Event | None = None,
 ) -> SendReport:
     """Send each instant alert due after a fetch, through the same ledger as digests."""
@@ -489,7 +504,7 @@ def send_alerts(
                     jobs.append(job)
         if jobs:
             report.lines.extend(
-                deliver_jobs(store, config, jobs, outbox=outbox, http=http, now=now, stop=stop)
+                deliver_jobs(store, config, jobs, outbox=outbox, now=now, stop=stop)
             )
     return report
 
@@ -530,3 +545,51 @@ def _open_job(
 
 def _content_hash(picks: list[Pick]) -> str:
     return hashlib.sha256("\n".join(p.paper_id for p in picks).encode()).hexdigest()[:16]
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChannelStatus:
+    """One channel of a reader, as ``paperwire status`` shows it: its latest ledger row, and
+    every row still open (pending, or failed since the channel last delivered)."""
+
+    channel: str
+    last: dict[str, Any]
+    open: list[dict[str, Any]]
+
+
+def channel_status(store: Store, sub: SubscriberConfig, history: int = 200) -> list[ChannelStatus]:
+    """Each channel of a reader that the ledger has rows for: the configured ones first, in
+    config order, then any the config no longer names."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in store.deliveries(sub.id, limit=history):  # newest first
+        if row["state"] != "empty":
+            rows.setdefault(row["channel"], []).append(row)
+    configured = channel_ids(sub)
+    order = [c for c in configured if c in rows] + [c for c in rows if c not in configured]
+    out = []
+    for channel in order:
+        newest = rows[channel]
+        since_sent = next((i for i, r in enumerate(newest) if r["state"] == "sent"), len(newest))
+        still_open = [r for r in newest[:since_sent] if r["state"] in ("pending", "failed")]
+        still_open += [r for r in newest[since_sent:] if r["state"] == "pending"]
+        out.append(ChannelStatus(channel, newest[0], still_open))
+    return out
+
+
+def last_digest_state(store: Store, sub: SubscriberConfig) -> dict[str, Any] | None:
+    """The reader's latest digest over all its channels: its period, and the worst state of
+    any channel (failed, then pending, then sent; empty when it had nothing to send) with that
+    channel's reason."""
+    last = store.last_delivery(sub.id)
+    if last is None:
+        return None
+    rows = [r for r in store.deliveries(sub.id, limit=200) if r["kind"] == "digest"]
+    same = [r for r in rows if r["period"] == last["period"]] or [last]
+    for state in ("failed", "pending", "sent", "empty"):
+        worst = next((r for r in same if r["state"] == state), None)
+        if worst is not None:
+            return worst
+    return last

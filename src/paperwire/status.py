@@ -1,28 +1,59 @@
-"""``paperwire status`` as a library call: where each subscriber's digests stand, and the feeds
-whose last fetch failed, read from the store and the config (nothing is changed)."""
+"""``paperwire status`` as a library call: where each subscriber's digests stand, channel by
+channel, and the feeds whose last fetch failed, read from the store and the config (nothing is
+changed)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from . import pipeline, schedule
 from .config import DEFAULT_GRACE, Config, SubscriberConfig
 from .deliver.dispatch import channel_ids
+from .redact import redact_url
 from .store import Store
+
+SHOWN_MISSES = 5  # seed entries named per reader; all of them with ``all_seed_misses``
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One ledger row of a channel: what went out (or did not), and why."""
+
+    kind: str  # digest, alert
+    period: str
+    state: str  # sent, pending, failed
+    sent_at: str | None  # when it was sent, "YYYY-MM-DD HH:MM" UTC; None if it was not
+    error: str | None  # why it is pending or failed
+
+
+@dataclass(frozen=True)
+class ChannelDeliveries:
+    """One channel of a reader that the ledger has rows for: its last delivery first, then
+    every other one still pending, or failed since the channel last delivered."""
+
+    channel: str
+    deliveries: tuple[Delivery, ...]
 
 
 @dataclass(frozen=True)
 class SubscriberStatus:
     id: str
     last_period: str | None  # the last digest's period, None before the first
-    last_state: str | None  # its ledger state: sent, pending, failed, ...
-    last_error: str | None  # the server's answer when it failed
+    last_state: str | None  # its worst ledger state over the channels: failed, pending, sent
+    last_error: str | None  # the reason of the channel with that state
     unsubscribed: bool
     due: str | None  # the period of a digest due now, if any
     next_slot: dt.datetime | None  # None once unsubscribed
-    seeds_missing: tuple[str, ...]  # seed papers not stored (yet)
-    seeds: int  # how many seed papers the config names
+    # seeds not in use: config seed papers and imported ones not stored ("… (imported)"), and
+    # library entries an import could not match ("library.bib:35 'Title' (why)"); the first
+    # SHOWN_MISSES of them, or all with ``all_seed_misses``
+    seeds_missing: tuple[str, ...]
+    seeds_missing_count: int  # all of them, shown or not
+    seeds: int  # config seed papers, imported seeds and unmatched entries, in all
+    channels: tuple[ChannelDeliveries, ...]  # configured channels first, then any no longer named
+    feed_url: str | None  # the reader's private feed URL, only with ``feed_urls``
 
 
 @dataclass(frozen=True)
@@ -46,14 +77,26 @@ def status(
     now: dt.datetime,
     subscribers: list[SubscriberConfig] | None = None,
     grace: dt.timedelta = DEFAULT_GRACE,
+    all_seed_misses: bool = False,
+    feed_urls: bool = False,
 ) -> Status:
     """Each subscriber's (all, or those given) last digest, whether one is due now, the next
-    one and missing seed papers; then every feed whose last fetch failed."""
+    one, the seeds not in use and each channel's deliveries; then every feed whose last fetch
+    failed (its state is kept under the masked URL, so a feed with credentials is listed too).
+
+    ``all_seed_misses`` names every seed not in use, not only the first SHOWN_MISSES;
+    ``feed_urls`` adds each reader's private feed URL (the key to their feed: ask for it only
+    for the reader it is shown to)."""
     subs = list(config.subscribers) if subscribers is None else subscribers
     gone = store.unsubscribed()
+    signer = None
+    if feed_urls:
+        from .links import signer_for
+
+        signer = signer_for(config, store)
     out = []
     for sub in subs:
-        last = store.last_delivery(sub.id)
+        last = pipeline.last_digest_state(store, sub)
         due = next_slot = None
         if sub.id not in gone:
             slot = pipeline.digest_slots(store, [sub], now, grace, pipeline.FIRST_DIGEST_REACH)[
@@ -64,6 +107,12 @@ def status(
             ):
                 due = schedule.period(slot)
             next_slot = schedule.next_slot(sub, now)
+        missing, seeds = _seeds_not_found(store, sub)
+        url = None
+        if signer is not None:
+            from .render.atom import feed_url
+
+            url = feed_url(store, config.base_url, signer, sub.id)
         out.append(
             SubscriberStatus(
                 id=sub.id,
@@ -73,19 +122,63 @@ def status(
                 unsubscribed=sub.id in gone,
                 due=due,
                 next_slot=next_slot,
-                seeds_missing=tuple(p for p in sub.seed_papers if store.stored_id(p) is None),
-                seeds=len(sub.seed_papers),
+                seeds_missing=tuple(missing if all_seed_misses else missing[:SHOWN_MISSES]),
+                seeds_missing_count=len(missing),
+                seeds=seeds,
+                channels=_channels(store, sub),
+                feed_url=url,
             )
         )
     failed = []
     for feed in config.feeds:
-        state = store.feed_state(feed.url)
+        state = store.feed_state(redact_url(feed.url)) or store.feed_state(feed.url)
         if state and state.get("last_error"):
             failed.append(
                 FeedFailure(
                     feed.label,
-                    state["last_fetch"][:16].replace("T", " "),
+                    _minutes(state["last_fetch"]),
                     state["last_error"].removeprefix(f"feed {feed.label}: "),
                 )
             )
     return Status(store.count_papers(), out, failed)
+
+
+def _seeds_not_found(store: Store, sub: SubscriberConfig) -> tuple[list[str], int]:
+    """The reader's seeds not in use: config seed papers and imported ones not stored, and
+    library entries an import could not match; and how many seeds there are in all."""
+    missing = [p for p in sub.seed_papers if store.stored_id(p) is None]
+    imported = store.seeds([sub.id]).get(sub.id, [])
+    stored = store.papers(imported).keys()
+    missing += [f"{p} (imported)" for p in imported if p not in stored]
+    misses = store.seed_misses(sub.id)
+    missing += [f"{m['entry']} {m['label']} ({m['why']})" for m in misses]
+    return missing, len(sub.seed_papers) + len(imported) + len(misses)
+
+
+def _channels(store: Store, sub: SubscriberConfig) -> tuple[ChannelDeliveries, ...]:
+    return tuple(
+        ChannelDeliveries(
+            channel.channel,
+            tuple(
+                _delivery(row)
+                for row in [channel.last] + [r for r in channel.open if r is not channel.last]
+            ),
+        )
+        for channel in pipeline.channel_status(store, sub)
+    )
+
+
+def _delivery(row: dict[str, Any]) -> Delivery:
+    sent = row["sent_at"] if row["state"] == "sent" and row["sent_at"] else None
+    return Delivery(
+        row["kind"],
+        row["period"],
+        row["state"],
+        _minutes(sent) if sent else None,
+        row["error"],
+    )
+
+
+def _minutes(stamp: str) -> str:
+    """An ISO timestamp to the minute, "YYYY-MM-DD HH:MM"."""
+    return stamp[:16].replace("T", " ")

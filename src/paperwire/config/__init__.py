@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import email.utils as email_utils
 import functools
 import os
 import re
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import email_validator
+import httpx
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -55,6 +57,69 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 # Settings whose value is a secret: an error about them never quotes the value.
 SECRET_FIELDS = {"smtp_url", "slack_webhook", "secret", "slack_signing_secret", "notify"}
+# Control characters have no place in a URL, an address or a header: a CR from a .env file
+# saved with Windows line endings made httpx refuse a webhook mid-send, and one in From made
+# the e-mail package refuse every message. Refused at load instead (C0, DEL, C1, and the
+# Unicode line and paragraph separators).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_NAMES = {
+    "\r": "a carriage return (\\r, as a file or .env saved with Windows line endings leaves)",
+    "\n": "a line break (\\n)",
+    "\t": "a tab (\\t)",
+    "\x1b": "an escape character (\\x1b)",
+    "\x00": "a NUL byte",
+}
+
+
+def control_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a URL, address or header value (a control character in it,
+    named, never quoted: the value may be a secret); None when it has none."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    name = _CONTROL_NAMES.get(char) or f"the control character U+{ord(char):04X}"
+    return f"contains {name} at character {found.start() + 1}; remove it"
+
+
+def _one_line(value: str) -> str:
+    problem = control_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def http_url_problem(value: str, *, example: str, secret: bool = False) -> str | None:
+    """Why ``value`` is not an http(s) URL httpx can request (a secret one is never quoted);
+    None when it is one."""
+    problem = control_problem(value)
+    if problem:
+        return problem
+    shown = "the value" if secret else repr(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        httpx.URL(value)
+    except (ValueError, httpx.InvalidURL):
+        return f"{shown} is not a valid URL (expected one like {example})"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return f"{shown} is not an http(s) URL (expected one like {example})"
+    return None
+
+
+def _http_url_field(example: str, *, secret: bool = False) -> AfterValidator:
+    def check(value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        problem = http_url_problem(text, example=example, secret=secret)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+# a URL, address or header value: one line, no control characters
+Line = Annotated[str, AfterValidator(_one_line)]
 
 
 class _Frozen(BaseModel):
@@ -65,12 +130,15 @@ class FeedConfig(_Frozen):
     """One source of papers: a URL, a local file path, or ``bundled:NAME``."""
 
     url: str = Field(repr=False)  # may carry credentials
-    name: str | None = None
+    name: Line | None = None
     kind: Literal["auto", "feed", "hf-daily"] = "auto"
 
     @field_validator("url")
     @classmethod
     def _readable_scheme(cls, value: str) -> str:
+        problem = control_problem(value)
+        if problem:  # never quoted: a feed URL may carry a password
+            raise ValueError(problem)
         if value.startswith(BUNDLED_PREFIX):
             if value[len(BUNDLED_PREFIX) :] not in BUNDLED_FEEDS:
                 raise ValueError(
@@ -85,7 +153,11 @@ class FeedConfig(_Frozen):
                 "or bundled:NAME"
             )
         if scheme in ("http", "https") and not urlsplit(value).hostname:
-            raise ValueError(f"{value!r} has no host name")
+            raise ValueError(f"{redact_url(value)!r} has no host name")
+        if scheme in ("http", "https"):
+            problem = http_url_problem(value, example="https://rss.arxiv.org/rss/cs.CL")
+            if problem:
+                raise ValueError(problem.replace(repr(value), repr(redact_url(value))))
         return value
 
     @property
@@ -107,7 +179,9 @@ class AlertConfig(_Frozen):
 
 def _apprise_url(value: SecretStr) -> SecretStr:
     """A ``notify`` URL Apprise can parse (checked at load, without sending anything)."""
-    problem = apprise_url_problem(value.get_secret_value())
+    problem = control_problem(value.get_secret_value()) or apprise_url_problem(
+        value.get_secret_value()
+    )
     if problem:
         raise ValueError(problem)
     return value
@@ -130,7 +204,14 @@ def _normalised_domain(domain: str) -> str:
     return email_validator.validate_email(f"postmaster@{domain}", check_deliverability=False).domain
 
 
+class _ControlInAddress(ValueError):
+    """An address with a control character: said as such, not as "not a valid address"."""
+
+
 def _email_address(value: str) -> str:
+    problem = control_problem(value)
+    if problem:
+        raise _ControlInAddress(problem)
     local, at, domain = value.rpartition("@")
     if at and len(local) <= 64 and len(value) <= 254 and _DOT_ATOM.fullmatch(local):
         try:
@@ -147,9 +228,14 @@ class SubscriberConfig(_Frozen):
     """One reader (or a team channel) and what they care about."""
 
     id: str
-    name: str | None = None
+    name: Line | None = None
     email: EmailAddress | None = None
-    slack_webhook: SecretStr | None = None
+    slack_webhook: (
+        Annotated[
+            SecretStr, _http_url_field("https://hooks.slack.com/services/T…/B…/…", secret=True)
+        ]
+        | None
+    ) = None
     interests: str = ""
     seed_papers: tuple[str, ...] = ()
     digest_size: int = Field(default=10, ge=1, le=100)
@@ -238,22 +324,38 @@ class SubscriberConfig(_Frozen):
 class SenderConfig(_Frozen):
     """Who the digests come from; the SMTP URL usually comes from the environment."""
 
-    from_address: str = "Paperwire <paperwire@localhost>"
+    from_address: Line = "Paperwire <paperwire@localhost>"
     smtp_url: SecretStr | None = None
     smtp_connections: int = Field(default=4, ge=1, le=64)
-    list_id: str = "paperwire.localhost"
+    list_id: Line = "paperwire.localhost"
     # A 4xx reply or a dropped connection is retried this many times, backing off from
     # retry_backoff seconds; after that the digest stays due for the next run.
     retry_attempts: int = Field(default=4, ge=1, le=10)
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
+    # Seconds one message (an e-mail, a Slack or Apprise message) may take in all, retries and
+    # waits included; one sent and not answered by then is "maybe delivered" (see README).
+    timeout: float = Field(default=60.0, gt=0, le=600)
     # Processes that render e-mails when a run sends many (unset: one per core, at most 4;
     # 1: render in the sending process).
     render_processes: int | None = Field(default=None, ge=1, le=64)
+
+    @field_validator("from_address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if "@" not in email_utils.parseaddr(value)[1]:
+            raise ValueError(
+                f"{value!r} is not an address like digest@example.org or "
+                "'Paperwire <digest@example.org>'"
+            )
+        return value
 
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value:  # an empty URL means none: the outbox
+            problem = control_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(problem)
             parse_smtp_url(value.get_secret_value())  # ValueError says what is wrong
         return value
 
@@ -267,7 +369,9 @@ class SummariserConfig(_Frozen):
     """One-line TL;DRs from any OpenAI-compatible chat endpoint (off by default)."""
 
     enabled: bool = False
-    base_url: str = "http://127.0.0.1:11434/v1"  # Ollama's; llama.cpp, vLLM and hosted APIs alike
+    base_url: Annotated[str, _http_url_field("http://127.0.0.1:11434/v1")] = (
+        "http://127.0.0.1:11434/v1"  # Ollama's; llama.cpp, vLLM and hosted APIs alike
+    )
     model: str = "llama3.2"
     api_key_env: str = "PAPERWIRE_SUMMARY_API_KEY"  # the key's variable, never the key itself
     language: str = "English"
@@ -317,8 +421,13 @@ class Config(_Frozen):
     fetch_max_mb: float = Field(default=20.0, gt=0, le=1024)
     first_digest_days: int = Field(default=7, ge=1, le=90)
     outbox: str = "outbox"
-    base_url: str = "http://127.0.0.1:8000"
-    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    # the public address of `paperwire serve`: every link in a digest starts with it
+    base_url: Annotated[str, _http_url_field("https://papers.example.org")] = (
+        "http://127.0.0.1:8000"
+    )
+    arxiv_api_url: Annotated[str, _http_url_field("https://export.arxiv.org/api/query")] = (
+        "https://export.arxiv.org/api/query"
+    )
     secret: SecretStr | None = None
     summariser: SummariserConfig = SummariserConfig()
     # Verifies Slack's button clicks (/slack/actions); without it that endpoint is off.
@@ -462,8 +571,16 @@ def parse_config(
             if isinstance(ctx.get("error"), _DuplicateId):
                 continue  # _check_unique_ids reported it, at the second id's line
             loc = tuple(error["loc"])
+            if loc in problems.locs:
+                continue  # said already (an unset variable): one mistake, one line
             problems.add(loc, _explain(error, loc), env_var=from_env.get(loc))
         config = None
+    if config is not None and config.summariser.enabled:
+        # the key goes into a header of every request: a CR from a .env file would fail them
+        variable = config.summariser.api_key_env
+        problem = control_problem(env.get(variable, ""))
+        if problem:
+            problems.add(("summariser", "api_key_env"), f"the key in ${variable} {problem}")
     problems.raise_if_any()
     assert config is not None
     return config
@@ -476,10 +593,12 @@ class _Problems:
         self.label = label
         self.document = document
         self.found: list[tuple[int, int, str]] = []
+        self.locs: set[tuple] = set()
 
     def add(
         self, loc: tuple, message: str, *, line: int | None = None, env_var: str | None = None
     ) -> None:
+        self.locs.add(loc)
         if env_var is not None:  # the value came from the environment, not from a line
             text = f"{env_var}: {message}"
             line = 1 << 30
@@ -583,7 +702,7 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         return "is not a known setting" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "value_error":
-        if field == "email":
+        if field == "email" and not isinstance(ctx.get("error"), _ControlInAddress):
             return f"{value!r} is not a valid address"
         return str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
     if kind in ("int_parsing", "int_type", "int_from_float"):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..deadline import blocking_call
 from ..errors import DeliveryError
 from ..render import format_authors, shorten
 
@@ -94,13 +95,16 @@ def send_digest(
     *,
     start: int = 0,
     on_part: Callable[[int], None] | None = None,
+    deadline: float = 60.0,
 ) -> int:
     """Send a digest to one Apprise URL, split as its service needs, from message ``start`` on
     (those before it were accepted by an earlier run); ``on_part(n)`` after each accepted
-    message, n counted from the first. Returns the number of messages the digest has.
+    message, n counted from the first; each message within ``deadline`` seconds. Returns the
+    number of messages the digest has.
 
-    Raises DeliveryError: permanent for a URL Apprise does not understand, otherwise not (the
-    digest stays due and the next run resumes at the first message not accepted)."""
+    Raises DeliveryError: permanent for a URL Apprise does not understand; ``maybe_delivered``
+    for a message not answered within its deadline (it may have arrived); otherwise neither
+    (the digest stays due and the next run resumes at the first message not accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
@@ -110,6 +114,11 @@ def send_digest(
             f"notify {scheme}://…: not a URL Apprise understands (see its wiki for the forms)",
             permanent=True,
         )
+    # Apprise's own read timeout (4 s, per read) would end a slow answer as a plain failure,
+    # retried on every run; the deadline around each message decides instead, and a slow
+    # answer is "maybe delivered". Connecting stays Apprise's: a refused connection is a failure.
+    plugin.socket_read_timeout = deadline + 1
+    plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, deadline)
     markdown = _supports(plugin, apprise.NotifyFormat.MARKDOWN)
     body_format = apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT
     footer = (
@@ -130,10 +139,22 @@ def send_digest(
     sender = apprise.Apprise()
     sender.add(plugin)
     for number, body in enumerate(messages[start:], start + 1):
-        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
-            ok = sender.notify(body=body, title=title, body_format=body_format)
+
+        def notify(body: str = body) -> tuple[bool, str]:
+            with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+                ok = sender.notify(body=body, title=title, body_format=body_format)
+            return bool(ok), captured.getvalue()
+
+        try:  # Apprise's requests cannot be cancelled: it is waited for, up to the deadline
+            ok, said = blocking_call(notify, deadline, name=f"notify {scheme}")
+        except TimeoutError:
+            raise DeliveryError(
+                f"notify {scheme}://…: message {number} of {len(messages)}: no answer within "
+                f"{deadline:g} s (sender.timeout); it may have arrived",
+                maybe_delivered=True,
+            ) from None
         if not ok:
-            detail = _redact(captured.getvalue().strip().splitlines(), url)
+            detail = _redact(said.strip().splitlines(), url)
             raise DeliveryError(
                 f"notify {scheme}://…: message {number} of {len(messages)} failed: {detail}"
             )

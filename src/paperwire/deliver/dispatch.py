@@ -1,8 +1,10 @@
 """The delivery stage: ledger entries the pipeline opened (and claimed) go out through their
 :class:`~.channel.Channel`: e-mail (SMTP, or the outbox folder), Slack, the reader's Atom feed or
-an Apprise URL, and each outcome is written back to the ledger as it happens: sent; failed for
-good (a recipient refused); or still pending (an outage), for the next run to resend with the
-same Message-ID.
+an Apprise URL, and each outcome is written back to the ledger as it happens (see
+:func:`~.channel.settle`): sent; failed for good; still pending, for the next run to resend with
+the same Message-ID; or maybe delivered, sent again only after a back-off. Each outbound call
+ends within ``sender.timeout`` in all, and whatever one reader's channel raises fails that row
+only: the run goes on with everyone else.
 """
 
 from __future__ import annotations
@@ -15,18 +17,16 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from .. import render
 from ..config import Config, SubscriberConfig
 from ..config.channels import SmtpSettings, apprise_url_problem, parse_smtp_url
-from ..errors import DeliveryError
+from ..errors import DeliveryError, StoreError
 from ..links import signer_for
 from ..store import Store
 from . import apprise as apprise_mod
 from . import email as email_mod
 from . import messages, slack
-from .channel import Channel, Job, Run, SendLine, settle
+from .channel import Channel, Job, Run, SendLine, settle, unexpected
 
 log = logging.getLogger("paperwire")
 
@@ -147,7 +147,6 @@ def deliver_jobs(
     jobs: list[Job],
     *,
     outbox: Path | None,
-    http: httpx.Client | None,
     now: dt.datetime,
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
@@ -180,7 +179,6 @@ def deliver_jobs(
         outbox=outbox or Path(config.outbox),
         done=done,
         stop=stop,
-        http_client=http,
     )
     pooled: dict[str, tuple[Channel, list[Job]]] = {}
     try:
@@ -205,7 +203,13 @@ def _one_by_one(jobs: list[Job], run: Run, deliver: Callable[[Job], SendLine]) -
     for job in jobs:
         if run.stopped():
             break
-        run.done(deliver(job))
+        try:
+            line = deliver(job)
+        except StoreError:
+            raise  # the ledger itself failed: nothing more can be recorded
+        except Exception as exc:  # one reader's channel, never the run
+            line = settle(run.store, job, run.now, error=unexpected(job, exc))
+        run.done(line)
 
 
 def _deliver_outbox(run: Run, job: Job) -> SendLine:
@@ -233,6 +237,7 @@ def _deliver_smtp(
         connections=config.sender.smtp_connections,
         attempts=config.sender.retry_attempts,
         backoff=config.sender.retry_backoff,
+        deadline=config.sender.timeout,
     )
     settled: set[int] = set()
 
@@ -242,7 +247,11 @@ def _deliver_smtp(
         if outcome.ok:
             done(settle(store, job, now, sent=f"{len(job.picks)} papers by e-mail"))
         else:
-            error = DeliveryError(outcome.error or "", permanent=outcome.permanent)
+            error = DeliveryError(
+                outcome.error or "",
+                permanent=outcome.permanent,
+                maybe_delivered=outcome.maybe_delivered,
+            )
             done(settle(store, job, now, error=error))
 
     mail_jobs = [mail_job(job) for job in by_key.values()]
@@ -287,21 +296,22 @@ def _deliver_slack(run: Run, job: Job) -> SendLine:
     ctx, _ = messages.context(mail_job(job), run.mail)
     webhook = job.sub.slack_webhook.get_secret_value()
     subject = render.subject_for(job.kind, job.period, job.picks)
-    config, http = run.config, run.http
+    sender = run.config.sender
     return _send_in_parts(
         run.store,
         job,
         run.now,
         "Slack",
-        lambda start, on_part: slack.send_digest(
-            http,
-            webhook,
-            ctx,
-            subject,
+        lambda start, on_part: run.poster.call(
+            slack.send_digest,
+            webhook_url=webhook,
+            ctx=ctx,
+            fallback=subject,
             start=start,
             on_part=on_part,
-            attempts=config.sender.retry_attempts,
-            backoff=config.sender.retry_backoff,
+            attempts=sender.retry_attempts,
+            backoff=sender.retry_backoff,
+            deadline=sender.timeout,
         ),
     )
 
@@ -320,7 +330,7 @@ def _deliver_apprise(run: Run, job: Job) -> SendLine:
         run.now,
         job.channel.split(":")[1],
         lambda start, on_part: apprise_mod.send_digest(
-            url, ctx, subject, start=start, on_part=on_part
+            url, ctx, subject, start=start, on_part=on_part, deadline=run.config.sender.timeout
         ),
     )
 

@@ -173,12 +173,14 @@ def write_outbox(folder: Path, name: str, msg: EmailMessage, html: str) -> Path:
 
 @dataclass
 class Outgoing:
-    """One message to send, flattened (:func:`flatten`), with its envelope."""
+    """One message to send, flattened (:func:`flatten`), with its envelope; or, with
+    ``problem``, one that could not be built (that digest fails, the others go out)."""
 
     key: int
     message: bytes
     mail_from: str
     recipient: str
+    problem: str | None = None
 
 
 @dataclass
@@ -187,6 +189,7 @@ class Outcome:
     ok: bool
     error: str | None = None
     permanent: bool = False
+    maybe_delivered: bool = False  # sent, then no answer within the deadline
 
 
 class SmtpServerError(DeliveryError):
@@ -232,11 +235,15 @@ class SmtpSender:
         connections: int = 4,
         attempts: int = 4,
         backoff: float = 1.0,
+        deadline: float = 60.0,
     ):
         self.settings = settings
         self.connections = connections
         self.attempts = attempts
         self.backoff = backoff
+        # seconds one message may take in all (connecting, retries, waits): aiosmtplib's own
+        # timeout is per command, and a relay answering slowly never trips it
+        self.deadline = deadline
         # set when the server or the account failed: the run stops, every digest stays due
         self.failure: SmtpServerError | None = None
 
@@ -320,13 +327,18 @@ class SmtpSender:
             client: aiosmtplib.SMTP | None = None
             try:
                 while (item := await next_item()) is not None:
+                    if item.problem is not None:
+                        finish(Outcome(item.key, False, item.problem, permanent=True))
+                        continue
                     try:
-                        client = await self._send_one(client, item)
+                        client = await self._send_within_deadline(client, item)
                         finish(Outcome(item.key, True))
                     except DeliveryError as exc:
                         if isinstance(exc, SmtpServerError) and self.failure is None:
                             self.failure = exc  # no other message is taken
-                        finish(Outcome(item.key, False, str(exc), exc.permanent))
+                        finish(
+                            Outcome(item.key, False, str(exc), exc.permanent, exc.maybe_delivered)
+                        )
                         if not exc.permanent:
                             await _close(client)
                             client = None
@@ -336,7 +348,37 @@ class SmtpSender:
         await asyncio.gather(*(worker() for _ in range(self.connections)))
         return outcomes
 
-    async def _send_one(self, client: aiosmtplib.SMTP | None, item: Outgoing) -> aiosmtplib.SMTP:
+    async def _send_within_deadline(
+        self, client: aiosmtplib.SMTP | None, item: Outgoing
+    ) -> aiosmtplib.SMTP:
+        """:meth:`_send_one` within :attr:`deadline` seconds in all. A message whose DATA went
+        out unanswered is "maybe delivered"; a relay too slow to take it, a failure of the
+        server: either way the run stops sending (the relay is too slow for the others too)."""
+        phase = {"sending": False}
+        try:
+            async with asyncio.timeout(self.deadline) as scope:
+                return await self._send_one(client, item, phase)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            if phase["sending"]:
+                failure = SmtpServerError(
+                    f"{self._server} did not answer within {self.deadline:g} s (sender.timeout)"
+                )
+                self.failure = self.failure or failure
+                raise DeliveryError(
+                    f"{self._server}: no answer for {item.recipient} within {self.deadline:g} s "
+                    "(sender.timeout) after the message was sent; it may have arrived",
+                    maybe_delivered=True,
+                ) from None
+            raise SmtpServerError(
+                f"{self._server} could not take a message within {self.deadline:g} s "
+                "(sender.timeout)"
+            ) from None
+
+    async def _send_one(
+        self, client: aiosmtplib.SMTP | None, item: Outgoing, phase: dict[str, bool]
+    ) -> aiosmtplib.SMTP:
         """Send on the worker's connection, reconnecting and backing off on transient errors."""
         connection = client
         try:
@@ -349,8 +391,10 @@ class SmtpSender:
                 reraise=True,
             ):
                 with attempt:
+                    phase["sending"] = False
                     if connection is None or not connection.is_connected:
                         connection = await self._connect()
+                    phase["sending"] = True
                     try:
                         errors, _ = await connection.sendmail(
                             item.mail_from,

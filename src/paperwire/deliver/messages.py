@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from .. import render
 from ..links import Links, Signer
 from ..paper import Pick
+from ..redact import redact
 from . import email as email_mod
 
 log = logging.getLogger("paperwire")
@@ -103,9 +104,18 @@ def message(job: MailJob, run: MailRun, rendered: render.Rendered, links: Links)
 
 
 def outgoing(job: MailJob, run: MailRun) -> email_mod.Outgoing:
-    """One job as the exact bytes to send."""
-    msg, _ = build(job, run)
-    return email_mod.Outgoing(job.key, email_mod.flatten(msg), run.mail_from, job.recipient)
+    """One job as the exact bytes to send; one that cannot be built (a bug, a value the config
+    checks missed) carries its one-line reason instead, and only that digest fails."""
+    try:
+        msg, _ = build(job, run)
+        message = email_mod.flatten(msg)
+    except Exception as exc:  # one reader's e-mail, never the run
+        text = " ".join(redact(str(exc)).split())
+        problem = (
+            f"email: cannot build the message: {type(exc).__name__}: {render.shorten(text, 200)}"
+        )
+        return email_mod.Outgoing(job.key, b"", run.mail_from, job.recipient, problem=problem)
+    return email_mod.Outgoing(job.key, message, run.mail_from, job.recipient)
 
 
 def render_all(

@@ -4,11 +4,14 @@ Limits (api.slack.com/reference/block-kit): 50 blocks per message, 3000 characte
 text, 150 per header, 75 per button label. A long digest is split across messages; long text is
 trimmed at a word boundary. 429 and 5xx answers are retried (after ``Retry-After`` when given,
 in seconds or as an HTTP date); other 4xx are permanent (a revoked webhook does not start
-working by retrying).
+working by retrying). Each message, retries and waits included, must end within its deadline
+(``sender.timeout``); one sent and not answered by then is "maybe delivered", never re-posted
+at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Callable
@@ -16,8 +19,8 @@ from typing import Any
 
 import httpx
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
-    retry,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -154,27 +157,38 @@ def _waiter(backoff: float) -> Callable[[RetryCallState], float]:
     return wait
 
 
-def post(
-    client: httpx.Client,
+async def post(
+    client: httpx.AsyncClient,
     webhook_url: str,
     payload: dict[str, Any],
     *,
     attempts: int = 4,
     backoff: float = 1.0,
+    deadline: float = 60.0,
 ) -> None:
-    """POST one message to an incoming webhook; raises DeliveryError (permanent for 4xx).
+    """POST one message to an incoming webhook within ``deadline`` seconds in all; raises
+    DeliveryError (permanent for 4xx; ``maybe_delivered`` when the deadline passed after the
+    message was sent).
 
     Transport errors, 429 and 5xx are retried with tenacity, as e-mail is."""
+    sent = False  # this attempt's body went out: a timeout from now on may hide a delivery
 
-    @retry(
-        retry=retry_if_exception_type(_Retryable),
-        stop=stop_after_attempt(attempts),
-        wait=_waiter(backoff),
-        reraise=True,
-    )
-    def attempt() -> None:
+    async def trace(event: str, info: dict) -> None:
+        nonlocal sent
+        if event == "http11.send_request_body.complete":
+            sent = True
+
+    async def attempt() -> None:
+        nonlocal sent
+        sent = False
         try:
-            response = client.post(webhook_url, json=payload)
+            # no per-read timeout: the deadline around the whole message is the timeout
+            response = await client.post(
+                webhook_url,
+                json=payload,
+                timeout=httpx.Timeout(None),
+                extensions={"trace": trace},
+            )
         except httpx.TransportError as exc:
             raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
         if response.status_code == 200:
@@ -190,14 +204,35 @@ def post(
             permanent=True,
         )
 
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(_Retryable),
+        stop=stop_after_attempt(attempts),
+        wait=_waiter(backoff),
+        reraise=True,
+    )
     try:
-        attempt()
+        async with asyncio.timeout(deadline) as scope:
+            async for state in retrying:
+                with state:
+                    await attempt()
     except _Retryable as exc:
         raise DeliveryError(str(exc)) from None
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        if sent:
+            raise DeliveryError(
+                f"Slack webhook: no answer within {deadline:g} s (sender.timeout) after the "
+                "message was sent; it may have arrived",
+                maybe_delivered=True,
+            ) from None
+        raise DeliveryError(
+            f"Slack webhook: the message could not be sent within {deadline:g} s (sender.timeout)"
+        ) from None
 
 
-def send_digest(
-    client: httpx.Client,
+async def send_digest(
+    client: httpx.AsyncClient,
     webhook_url: str,
     ctx: dict[str, Any],
     fallback: str,
@@ -206,14 +241,18 @@ def send_digest(
     on_part: Callable[[int], None] | None = None,
     attempts: int = 4,
     backoff: float = 1.0,
+    deadline: float = 60.0,
 ) -> int:
     """Post a digest (split as needed), from message ``start`` on (those before it were
     accepted by an earlier run); ``on_part(n)`` after each accepted message, n counted from
-    the first. Returns the number of messages the digest has."""
+    the first; each message within ``deadline`` seconds. Returns the number of messages the
+    digest has."""
     messages = digest_blocks(ctx)
     for number, blocks in enumerate(messages[start:], start + 1):
         payload = {"text": shorten(fallback, 300), "blocks": blocks}
-        post(client, webhook_url, payload, attempts=attempts, backoff=backoff)
+        await post(
+            client, webhook_url, payload, attempts=attempts, backoff=backoff, deadline=deadline
+        )
         if on_part is not None:
             on_part(number)
     return len(messages)

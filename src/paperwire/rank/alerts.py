@@ -2,8 +2,11 @@
 
 The bar is a percentile of the subscriber's own scores over the papers of the last weeks, so
 ``percentile: 99.5`` means "rarer than one paper in two hundred *for this reader*", whatever
-the scale of their profile. Alerts go through the same ledger as digests (kind ``alert``, the
-paper id as period): never twice, at most ``max_per_day`` a day, and never again in a digest.
+the scale of their profile. On a new install, with fewer than ``alerts.min_history`` papers
+older than a day, the bar is set over every recent paper, the new ones included: alerts work
+from the first week and stay as rare. Alerts go through the same ledger as digests (kind
+``alert``, the paper id as period): never twice, at most ``max_per_day`` a day, and never again
+in a digest.
 """
 
 from __future__ import annotations
@@ -49,20 +52,26 @@ def find_alerts(
     if not fresh:
         return []
     fresh_set = set(fresh)
-    history = [
-        p for p in store.papers_since(now - dt.timedelta(days=HISTORY_DAYS)) if p not in fresh_set
-    ][-HISTORY_MAX:]
+    recent = store.papers_since(now - dt.timedelta(days=HISTORY_DAYS))
+    history = [p for p in recent if p not in fresh_set][-HISTORY_MAX:]
     if len(history) < settings.min_history:
-        # Too few papers to know what "usual" means for anyone yet: say so, send nothing.
-        log.info(
-            "alerts: only %d recent papers to calibrate on (need %d); none sent",
-            len(history),
-            settings.min_history,
-        )
-        return []
-    scores = digest_mod.score_matrix(store, config, subscribers, history + fresh, now=now)
-    bars = np.nanpercentile(scores[:, : len(history)], settings.percentile, axis=1)
-    fresh_scores = scores[:, len(history) :]
+        # A new install: too few older papers to know what "usual" is. Calibrate on what is
+        # there, the new papers included: no more than (100 - percentile) % of them can be
+        # above the bar, so alerts stay as rare as the percentile says (at most one in 200
+        # papers by default), and below min_history papers in all there are none.
+        history = recent[-HISTORY_MAX:]
+        if len(history) < settings.min_history:
+            log.info(
+                "alerts: only %d recent papers to calibrate on (need %d); none sent",
+                len(history),
+                settings.min_history,
+            )
+            return []
+    columns = list(dict.fromkeys(history + fresh))
+    at = {paper_id: i for i, paper_id in enumerate(columns)}
+    scores = digest_mod.score_matrix(store, config, subscribers, columns, now=now)
+    bars = np.nanpercentile(scores[:, [at[p] for p in history]], settings.percentile, axis=1)
+    fresh_scores = scores[:, [at[p] for p in fresh]]
     excluded = store.excluded_ids(s.id for s in subscribers)
     papers = store.papers(fresh)
     since = now - dt.timedelta(days=1)

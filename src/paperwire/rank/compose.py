@@ -559,12 +559,17 @@ def _similar_liked_many(
 
 class _FollowAndFilter:
     """Issue 16: followed authors and must/never phrases over one run's candidates. Author lists
-    and folded texts are read once per run, and only when some subscriber needs them."""
+    and folded texts are read once per run, and only when some subscriber needs them.
+
+    A followed author's paper is in the digest even without a ``must_match`` phrase (a reader
+    who follows an author expects their papers); ``never_match`` still keeps it out."""
 
     def __init__(self, store: Store, candidate_ids: list[str]):
         self.store, self.ids = store, candidate_ids
         self._papers: dict | None = None
         self._texts: list[str] | None = None
+        # per subscriber with both follow_authors and must_match: candidates before must_match
+        self._followable: dict[str, np.ndarray] = {}
 
     def _rows(self) -> dict:
         if self._papers is None:
@@ -578,16 +583,20 @@ class _FollowAndFilter:
         if self._texts is None:
             rows = self._rows()
             self._texts = [fold_text(rows[p]["title"], rows[p]["abstract"]) for p in self.ids]
+        if sub.follow_authors and phrases.must is not None:
+            never = PhraseFilter(never=sub.never_match)
+            self._followable[sub.id] = allowed & never.mask(self._texts)
         allowed &= phrases.mask(self._texts)
 
     def followed(self, sub: SubscriberConfig, allowed: np.ndarray) -> dict[int, str]:
-        """Candidate column -> the followed name, for allowed papers by a followed author."""
+        """Candidate column -> the followed name, for papers by a followed author that are
+        allowed, or that only ``must_match`` kept out."""
         following = Following(sub.follow_authors)
         if not following:
             return {}
         rows = self._rows()
         out = {}
-        for col in np.flatnonzero(allowed):
+        for col in np.flatnonzero(self._followable.pop(sub.id, allowed)):
             name = following.match(rows[self.ids[col]]["authors"])
             if name is not None:
                 out[int(col)] = name

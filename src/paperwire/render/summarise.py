@@ -5,21 +5,24 @@ one): ``summariser:`` in the config names its base URL, model, the environment v
 the key and the language of the summary. It is off by default and bounded in cost: only papers
 that made someone's digest are summarised, each once (the TL;DR is stored), at most
 ``daily_cap`` requests a UTC day (failed ones count), and a send run spends at most
-``run_budget`` seconds on it. It never blocks or fails a digest: a timeout, an error or an
-empty answer leaves the paper with its abstract.
+``run_budget`` seconds on it: up to :data:`CONCURRENCY` requests at once, each ending within
+``timeout`` seconds (all of it, however slowly the endpoint answers) and never past the run's
+budget. It never blocks or fails a digest: a timeout, an error or an empty answer leaves the
+paper with its abstract.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
-import time
 from collections.abc import Iterable, Mapping
 
 import httpx
 
 from ..config import SummariserConfig
+from ..deadline import Budget
 from ..paper import Pick
 from ..sources.extras import one_line
 from ..store import Store
@@ -27,6 +30,7 @@ from ..store import Store
 log = logging.getLogger("paperwire")
 
 SOURCE = "llm"
+CONCURRENCY = 4  # requests at once: a local model serves a few in parallel, a hosted one more
 PROMPT = (
     "You write one-sentence TL;DRs of research papers for busy researchers. Answer in {language} "
     "with one plain sentence of at most 30 words: what the paper does and what it finds. "
@@ -41,7 +45,6 @@ def summarise_picks(
     *,
     now: dt.datetime,
     env: Mapping[str, str] | None = None,
-    client: httpx.Client | None = None,
 ) -> int:
     """Write a TL;DR for each pick without one, within the cap and budget; returns how many.
 
@@ -62,40 +65,58 @@ def summarise_picks(
         return 0
     env = os.environ if env is None else env
     key = env.get(settings.api_key_env, "")
-    own = client is None
-    client = client or httpx.Client(timeout=settings.timeout)
-    deadline = time.monotonic() + settings.run_budget
+    asked = dict(list(wanted.items())[:left])
+    return asyncio.run(_summarise(store, settings, key, asked, now, Budget(settings.run_budget)))
+
+
+async def _summarise(
+    store: Store,
+    settings: SummariserConfig,
+    key: str,
+    wanted: dict[str, list[Pick]],
+    now: dt.datetime,
+    budget: Budget,
+) -> int:
+    gate = asyncio.Semaphore(CONCURRENCY)
     written = 0
-    try:
-        for paper_id, same in wanted.items():
-            if left <= 0 or time.monotonic() > deadline:
-                break
-            left -= 1
+
+    async def one(client: httpx.AsyncClient, paper_id: str, same: list[Pick]) -> None:
+        nonlocal written
+        async with gate:
+            if budget.spent:
+                return  # not asked: it does not count against the cap
             paper = same[0].paper
-            tldr, outcome = _ask(client, settings, key, paper.get("title"), paper.get("abstract"))
-            store.record_summary_request(paper_id, outcome, now)
-            if tldr is None:
-                log.warning("summariser: %s: %s; the abstract stays", paper_id, outcome)
-                continue
-            store.set_tldr(paper_id, tldr, source=SOURCE)
-            for pick in same:
-                pick.paper["tldr"] = tldr
-                pick.paper["tldr_source"] = SOURCE
-            written += 1
-    finally:
-        if own:
-            client.close()
+            tldr, outcome = await _ask(
+                client, settings, key, paper.get("title"), paper.get("abstract"), budget
+            )
+        # the store is written from this one thread (the loop's), one request at a time
+        store.record_summary_request(paper_id, outcome, now)
+        if tldr is None:
+            log.warning("summariser: %s: %s; the abstract stays", paper_id, outcome)
+            return
+        store.set_tldr(paper_id, tldr, source=SOURCE)
+        for pick in same:
+            pick.paper["tldr"] = tldr
+            pick.paper["tldr_source"] = SOURCE
+        written += 1
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(None)) as client:
+        await asyncio.gather(*(one(client, pid, same) for pid, same in wanted.items()))
+    if budget.spent:
+        log.info("summariser: run_budget of %g s spent; abstracts stay", settings.run_budget)
     return written
 
 
-def _ask(
-    client: httpx.Client,
+async def _ask(
+    client: httpx.AsyncClient,
     settings: SummariserConfig,
     key: str,
     title: str | None,
     abstract: str | None,
+    budget: Budget,
 ) -> tuple[str | None, str]:
-    """One chat completion: (the TL;DR, "ok") or (None, why not). Never raises."""
+    """One chat completion within ``timeout`` (and what is left of the run's budget): (the
+    TL;DR, "ok") or (None, why not). Never raises."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     payload = {
         "model": settings.model,
@@ -107,10 +128,12 @@ def _ask(
         "max_tokens": 120,
     }
     url = settings.base_url.rstrip("/") + "/chat/completions"
+    deadline = budget.cap(settings.timeout)
     try:
-        response = client.post(url, json=payload, headers=headers, timeout=settings.timeout)
-    except httpx.TimeoutException:
-        return None, f"no answer within {settings.timeout:g} s"
+        async with asyncio.timeout(deadline):  # the whole answer, not each read of it
+            response = await client.post(url, json=payload, headers=headers)
+    except TimeoutError:
+        return None, f"no answer within {deadline:.3g} s"
     except httpx.HTTPError as exc:
         return None, f"cannot reach the endpoint ({type(exc).__name__})"
     if response.status_code != 200:

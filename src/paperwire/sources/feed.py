@@ -24,8 +24,12 @@ _AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\band\b)\s*")
 
 
 def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
-    """Papers in a feed document, and warnings for entries that had to be skipped."""
+    """Papers in a feed document, and warnings for entries that had to be skipped.
+
+    An arXiv API error document (an entry titled "Error" whose id is under
+    ``arxiv.org/api/errors``) is the feed's error, never a paper."""
     doc = feedparser.parse(content)
+    _raise_arxiv_api_error(doc, source)
     papers, warnings = [], []
     for index, entry in enumerate(doc.entries):
         try:
@@ -43,6 +47,20 @@ def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
     if doc.bozo:
         warnings.append(f"feed {source}: recovered from a malformed document: {doc.bozo_exception}")
     return papers, warnings
+
+
+_ARXIV_API_ERROR = re.compile(r"^https?://(?:export\.)?arxiv\.org/api/errors\b", re.IGNORECASE)
+
+
+def _raise_arxiv_api_error(doc: Any, source: str) -> None:
+    """The arXiv API answers a bad query with HTTP 200 and an Atom feed of one entry that
+    describes the error: that is the feed's error."""
+    for entry in doc.entries:
+        if _ARXIV_API_ERROR.match(entry.get("id") or "") or _ARXIV_API_ERROR.match(
+            entry.get("link") or ""
+        ):
+            said = clean_text(entry.get("summary")) or clean_text(entry.get("title")) or "?"
+            raise SourceError(f"feed {source}: the arXiv API answered with an error: {said}")
 
 
 def _paper(entry: Any, source: str) -> Paper:

@@ -130,8 +130,9 @@ def _wait(state: RetryCallState) -> float:
 
 
 def feed_error(label: str, problem: str) -> SourceError:
-    """The one-line error of one feed; exception texts may carry URLs, so it is redacted."""
-    return SourceError(redact(f"feed {label}: {problem}"))
+    """The one-line error of one feed; exception texts may carry URLs, so it is redacted (the
+    label is masked already: redacting it again would eat the colon after a masked query)."""
+    return SourceError(f"feed {label}: {redact(problem)}")
 
 
 async def get(

@@ -173,6 +173,26 @@ def m005_paper_terms(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m006_retries_and_seed_misses(db: sqlite_utils.Database) -> None:
+    """A delivery that went out and got no answer in time ("maybe delivered") is
+    retried only after ``retry_at``, and counted; library entries a seeds import could not
+    match are kept, for ``status``."""
+    db.table("deliveries").add_column("retry_at", str)
+    db.table("deliveries").add_column("maybe_sent", int, not_null_default=0)
+    db.table("seed_misses").create(
+        {
+            "subscriber_id": str,
+            "origin": str,
+            "entry": str,  # where in the file ("library.bib:12")
+            "label": str,  # its title or text
+            "why": str,
+            "added": str,
+        },
+        pk=("subscriber_id", "origin", "entry"),
+    )
+
+
+@migrations()
 def m007_text_vectors(db: sqlite_utils.Database) -> None:
     # Short texts' vectors (subscribers' interests), one per model and text hash: encoded once
     # by paperwire.rank.embed.text_vectors, not by every run that ranks 20,000 readers.
@@ -189,6 +209,7 @@ KNOWN_MIGRATIONS = frozenset(
         m003_library_and_extras,
         m004_embeddings,
         m005_paper_terms,
+        m006_retries_and_seed_misses,
         m007_text_vectors,
     )
 )
@@ -680,8 +701,11 @@ class Store:
         *,
         error: str | None = None,
         now: dt.datetime | None = None,
+        retry_at: dt.datetime | None = None,
+        maybe_sent: int | None = None,
     ) -> None:
-        """Move a delivery to sent / failed / pending, counting the attempt."""
+        """Move a delivery to sent / failed / pending, counting the attempt; a pending one
+        with ``retry_at`` waits until then (it was maybe delivered ``maybe_sent`` times)."""
         if state not in ("pending", "sent", "failed"):
             raise ValueError(state)
         row = {"state": state, "error": error}
@@ -692,8 +716,15 @@ class Store:
             self.db.execute(
                 "update deliveries set state = :state, error = :error, "
                 "sent_at = coalesce(:sent_at, sent_at), attempts = attempts + 1, "
+                "retry_at = :retry_at, maybe_sent = coalesce(:maybe_sent, maybe_sent), "
                 "claim = null, holder = null, lease_until = null where id = :id",
-                {"sent_at": row.get("sent_at"), "id": delivery_id, **row},
+                {
+                    "sent_at": row.get("sent_at"),
+                    "id": delivery_id,
+                    "retry_at": iso(retry_at) if retry_at else None,
+                    "maybe_sent": maybe_sent,
+                    **row,
+                },
             )
 
     def unsent_deliveries(self, subscriber_id: str | None = None) -> list[dict[str, Any]]:
@@ -706,17 +737,26 @@ class Store:
         return list(self.db.query(sql + " order by id", params))
 
     def claim_unsent(
-        self, claim: str, subscriber_id: str | None = None, *, lease: dt.timedelta = LEASE
+        self,
+        claim: str,
+        subscriber_id: str | None = None,
+        *,
+        lease: dt.timedelta = LEASE,
+        run_time: dt.datetime | None = None,
     ) -> list[dict[str, Any]]:
         """Claim, for the run ``claim``, each pending delivery nobody holds any more: never
-        claimed or let go, its lease run out, or its holder's process gone. Returns them.
+        claimed or let go, its lease run out, or its holder's process gone; and not waiting
+        for a retry later than ``run_time`` (the run's clock). Returns them.
 
         Each row is taken with a compare-and-set on its previous claim, so of two runs that
         both saw it free only one wins, whatever the transaction does."""
         now = utcnow()
+        due = iso(run_time or now)
         won: list[int] = []
         with self.atomic():
             for row in self.unsent_deliveries(subscriber_id):
+                if row["retry_at"] and row["retry_at"] > due:
+                    continue  # maybe delivered: sent again only after its back-off
                 free = (
                     row["claim"] is None
                     or (row["lease_until"] or "") < iso(now)
@@ -952,6 +992,40 @@ class Store:
             for row in self.db.query(sql + " order by rowid", chunk or []):
                 out.setdefault(row["subscriber_id"], []).append(row["paper_id"])
         return out
+
+    def set_seed_misses(
+        self,
+        subscriber_id: str,
+        origin: str,
+        misses: Iterable[tuple[str, str, str]],
+        *,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Replace what an import of ``origin`` could not match: (where, label, why) each."""
+        stamp = iso(now or utcnow())
+        rows = [
+            {"subscriber_id": subscriber_id, "origin": origin, "entry": where, "label": label,
+             "why": why, "added": stamp}
+            for where, label, why in misses
+        ]  # fmt: skip
+        with self.atomic():
+            self.db.table("seed_misses").delete_where(
+                "subscriber_id = ? and origin = ?", [subscriber_id, origin]
+            )
+            self.db.table("seed_misses").insert_all(rows, pk=("subscriber_id", "origin", "entry"))
+
+    def seed_misses(self, subscriber_id: str) -> list[dict[str, Any]]:
+        """Library entries the reader's imports could not match, in file order per import."""
+        return list(
+            self.db.query(
+                "select * from seed_misses where subscriber_id = ? order by origin, rowid",
+                [subscriber_id],
+            )
+        )
+
+    def titles(self) -> Iterator[tuple[str, str]]:
+        """Every stored paper's (id, title)."""
+        yield from self.db.execute("select paper_id, title from papers").fetchall()
 
     def picks_sent(self, subscriber_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The papers a subscriber was sent (any channel, digests and alerts), newest first,

@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -83,6 +83,7 @@ HTTP_ERRORS = {
 WORKERS = 4  # threads doing page work (SQLite, signing, the profile model); the rest queue
 MAX_PENDING = 32  # requests queued or running before new ones get 503 + Retry-After
 REQUEST_DEADLINE = 10.0  # seconds a request may wait in the queue before it is dropped (503)
+SLACK_UPDATE_SECONDS = 10.0  # a vote's update of its Slack message, all of it
 HEALTH_WAIT = 2.0  # /healthz waits this long for the store, then gives its last answer
 RECEIVED = "paperwire.received"  # scope key: (monotonic, wall clock) when the request arrived
 
@@ -138,6 +139,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=templates_dir() / "web" / "static")),
         ],
         exception_handlers={
+            ClientDisconnect: _client_left,
             Refused: _refused,
             Saturated: _saturated,
             HTTPException: _http_error,
@@ -725,10 +727,15 @@ async def _post_to_slack(response_url: str, payload: dict[str, Any]) -> None:
     if urlsplit(response_url).scheme not in ("https", "http"):
         return
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        # 10 s for the whole update, however slowly Slack answers (httpx's timeout is per read)
+        async with asyncio.timeout(SLACK_UPDATE_SECONDS), httpx.AsyncClient() as client:
             response = await client.post(response_url, json=payload)
         if response.status_code >= 400:
             log.warning("Slack refused the message update: HTTP %s", response.status_code)
+    except TimeoutError:
+        log.warning(
+            "could not update the Slack message: no answer within %g s", SLACK_UPDATE_SECONDS
+        )
     except httpx.HTTPError as exc:
         log.warning("could not update the Slack message: %s", type(exc).__name__)
 
@@ -766,6 +773,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     title, message = HTTP_ERRORS.get(exc.status_code, ("Error", "This request failed."))
     return _error_page(exc.status_code, title, message, headers=exc.headers)
+
+
+async def _client_left(request: Request, exc: Exception) -> Response:
+    """A client that hung up before its body arrived: one line, no traceback (nothing is
+    recorded, and nobody is left to answer)."""
+    first = request.url.path.split("/")[1]
+    shown = f"/{first}/…" if request.url.path.count("/") > 1 else f"/{first}"  # no token
+    log.info("%s %s: the client left before its request body had arrived", request.method, shown)
+    return Response(status_code=400)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
