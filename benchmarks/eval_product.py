@@ -567,7 +567,7 @@ def prior_forms() -> dict:
     def capped(u, cap):
         return np.minimum(z_log(u), cap)
 
-    for w in (0.25, 0.35, 0.5, 0.75, 1.0):  # what compose adds: rank.crowd_lift itself
+    for w in (0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 3.5, 5.0):  # what compose adds: crowd_lift
         forms[f"{SHIPPED}, w {w}"] = lambda r, u, a, w=w: shipped_lift(
             r, u, a, replace(rank.Weights(), popularity=w)
         )
