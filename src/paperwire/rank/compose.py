@@ -26,8 +26,9 @@ from .authors import Following
 from .filters import PhraseFilter, fold_text
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
-# (a chunk holds a few float32 subscribers × candidates arrays: 28 MB each at 7,000 papers).
-SUBSCRIBER_CHUNK = 1000
+# (a chunk holds a few subscribers × candidates arrays, the encoder's in float64 while they are
+# made: 28 MB each at 7,000 papers). 500: 20,000 readers peak at 887 MiB, 1,026 at 1,000.
+SUBSCRIBER_CHUNK = 500
 # Rank this many more than the digest holds, then diversify down to the digest size (MMR;
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
