@@ -374,22 +374,21 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
         with_meaning = digest.compose(store, on, ada, now=now)["ada"].picks
         plain = digest.compose(store, off, [s for s in off.subscribers if s.id == "ada"], now=now)
         hogwild = {p.paper_id: p.reasons for p in with_meaning}["2504.06261"]
-        assert hogwild == [
-            "close in meaning to your interest "
-            "“faster LLM inference: KV cache prefetching and compression”"
-        ]
+        # (the heading before ada's colon is a phrase of its own: issue 27)
+        assert hogwild == ["close in meaning to your interest “faster LLM inference”"]
         assert not any(r == ["new in your feeds"] for r in (p.reasons for p in with_meaning))
         # TF-IDF alone cannot say it: no interest phrase, nor most of one, is in the paper
         bare = {p.paper_id: p.reasons for p in plain["ada"].picks}.get("2504.06261", [])
         assert not any("interest" in reason for reason in bare)
-        # a phrase names only its own nearest 2 % of stored papers: 4 of 200 each, 12 at most
+        # a phrase names only its own nearest 5 % of stored papers: 10 of 200 each, 40 at most
         ids = store.papers_since(now - dt.timedelta(days=1))
         corpus = digest._Corpus.load(store)
         phrases = rank.interest_phrases(ada[0].interests)
         named = semantic.closest_interest(
             store, "wordllama", corpus.ids, corpus.texts, phrases, [corpus.index[p] for p in ids]
         )
-        assert 3 <= sum(n is not None for n in named) <= 3 * 4
+        assert len(phrases) == 4
+        assert 3 <= sum(n is not None for n in named) <= 4 * 10
         assert (
             semantic.closest_interest(store, None, corpus.ids, corpus.texts, phrases, [0]) is None
         )

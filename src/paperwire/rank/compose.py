@@ -192,6 +192,8 @@ class _Phrases:
         self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
         self.papers_of: list[set[int]] = []
         self._word_sets: list[tuple[int, ...]] = []  # self.words as Python ints, for closest
+        # per phrase, each word's weight in it: its IDF over the run's candidates (closest)
+        self._word_weights: list[tuple[float, ...]] = []
         # candidate -> its columns that are words of some phrase (kept small: a set of all its
         # columns for 7,000 candidates would hold ~80 MB)
         self._present: dict[int, frozenset[int]] = {}
@@ -215,7 +217,13 @@ class _Phrases:
                 np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
                 for p in new
             ]
-            self._word_sets += [tuple(w.tolist()) for w in self.words[len(self._word_sets) :]]
+            added = self.words[len(self._word_sets) :]
+            self._word_sets += [tuple(w.tolist()) for w in added]
+            papers = self.presence.shape[0]
+            found_in = np.diff(self.presence.indptr)
+            self._word_weights += [
+                tuple((np.log((1 + papers) / (1 + found_in[w])) + 1).tolist()) for w in added
+            ]
             self._vocabulary.update(w for words in self._word_sets for w in words)
             self._present.clear()  # new words: the kept sets may lack them
             self.hits = sp.vstack([self.hits, block]).tocsr()
@@ -224,8 +232,10 @@ class _Phrases:
         return out
 
     def closest(self, mine: list[tuple[int, str]], col: int) -> str | None:
-        """The phrase of which the paper has most words (at least two, at least 60 %), if
-        none is there whole: "close to your interest ..." says more than "new in your feeds"."""
+        """The phrase of which the paper has most words, if none is there whole: at least two
+        of them, carrying at least 60 % of the phrase's weight (each word weighs its IDF over
+        the candidates, so "large language models" in every paper does not make a paper close
+        to "smaller, cheaper large language models")."""
         present = self._present.get(col)
         if present is None:  # a set per candidate: np.isin per phrase and pick cost ~70 µs
             row = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
@@ -233,10 +243,10 @@ class _Phrases:
             present = self._present[col] = frozenset(c for c in row.tolist() if c in vocabulary)
         best, best_share = None, 0.0
         for i, text in mine:
-            words = self._word_sets[i]
-            found = sum(1 for w in words if w in present)
-            share = found / len(words) if len(words) else 0.0
-            if found >= 2 and share >= 0.6 and share > best_share:
+            words, weights = self._word_sets[i], self._word_weights[i]
+            found = [k for k, w in enumerate(words) if w in present]
+            share = sum(weights[k] for k in found) / sum(weights) if words else 0.0
+            if len(found) >= 2 and share >= 0.6 and share > best_share:
                 best, best_share = text, share
         return best
 

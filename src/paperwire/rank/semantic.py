@@ -471,8 +471,13 @@ def similar_liked(
 
 # A pick with no other reason is named beside the interest phrase it is closest to in meaning
 # when no more than this share of the stored papers is closer to that phrase: the phrase's own
-# top 2 %, since a short phrase and an abstract reach very different cosines per phrase.
-MEANING_SHARE = 0.02
+# top 5 %, since a short phrase and an abstract reach very different cosines per phrase. A pick
+# nothing explains is left out of the digest (compose), so this bar decides between a shorter
+# digest and "close in meaning": 2 % left out a paper on KV-cache reuse for LLM serving, 5th
+# closest of the demo's 200 to ada's "faster LLM inference", and 5 % still leaves out a
+# recommender paper 15th closest to grace's "weight quantization" (benchmarks/README.md,
+# "Reasons a reader recognises").
+MEANING_SHARE = 0.05
 
 
 def closest_interest(
