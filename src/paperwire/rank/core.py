@@ -121,6 +121,9 @@ class Signals:
     # (text, +1/-1, when) for each vote
     votes: list[tuple[str, int, dt.datetime]] = field(default_factory=list)
     liked_titles: list[tuple[str, str]] = field(default_factory=list)  # (paper_id, title)
+    # what each of liked_titles is to the reader: "liked" (a thumbs-up), "seed" (a config
+    # seed paper) or "library" (imported with `seeds import`); "like <title> ..." says which
+    liked_kinds: list[str] = field(default_factory=list)
     # Corpus rows of the voted and seed papers, kept out of the classifier's background.
     corpus_rows: list[int] = field(default_factory=list)
     # When set, the vectors of the seed papers and of the voted papers (same order as
