@@ -114,7 +114,7 @@ def test_imports_point_down_the_stages():
 
 def test_the_allowed_upward_imports_are_still_needed():
     edges = {(m, t) for m, targets in graph().items() for t in targets}
-    assert ALLOWED_UPWARD <= edges
+    assert edges >= ALLOWED_UPWARD
 
 
 def test_no_import_cycle():
