@@ -1,9 +1,11 @@
-"""Screenshot the demo's first digest (README's first command) in headless Chromium for docs/.
+"""Screenshot the demo's digests (README's first command) in headless Chromium for docs/.
 
 Runs ``paperwire run --once`` in a fresh folder, then photographs the first reader's HTML part
-as a desktop mail client (1024 px) and a phone (375 px) show it, offline.
+as a desktop mail client (1024 px) and a phone (375 px) show it, and the demo's two other
+readers' digests (grace, rag-team: what each pick is and why, issue 27) at 760 px, offline.
 
-    python scripts/screenshot_digest.py docs        # writes digest-email.png, digest-email-phone.png
+    python scripts/screenshot_digest.py docs
+    # writes digest-email.png, digest-email-phone.png (ada), digest-grace.png, digest-rag-team.png
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# the checkout this script is in: the demo runs its code, not whatever paperwire is installed
+SRC = Path(__file__).resolve().parents[1] / "src"
+READERS = ("grace", "rag-team")  # and ada: digest-email.png
 
 
 def main(target: str) -> None:
@@ -30,25 +35,32 @@ def main(target: str) -> None:
             env={
                 **{k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")},
                 "PAPERWIRE_SECRET": "demo",
+                "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
             },
         )
-        html = sorted(Path(folder, "outbox").glob("*-ada-digest.html"))[0]
+        outbox = Path(folder, "outbox")
+        html = sorted(outbox.glob("*-ada-digest.html"))[0]
+        shots = [(html, 1024, "digest-email.png"), (html, 375, "digest-email-phone.png")]
+        for reader in READERS:
+            shots.append(
+                (sorted(outbox.glob(f"*-{reader}-digest.html"))[0], 760, f"digest-{reader}.png")
+            )
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
             )
-            for width, name in ((1024, "digest-email.png"), (375, "digest-email-phone.png")):
+            for shown, width, name in shots:
                 page = browser.new_page(viewport={"width": width, "height": 900})
                 # offline: a message must not need the network to render
                 page.route(
                     "**/*",
                     lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort(),
                 )
-                page.goto(html.as_uri())
+                page.goto(shown.as_uri())
                 page.screenshot(path=str(docs / name), full_page=True)
                 page.close()
             browser.close()
-    print(f"screenshots of {html.name} written to {docs}")
+    print(f"screenshots of {', '.join(h.name for h, _, _ in shots[1:])} written to {docs}")
 
 
 if __name__ == "__main__":

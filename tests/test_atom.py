@@ -38,12 +38,11 @@ subscribers:
   - id: ada
     name: Ada
     email: ada@example.org
-    interests: "web agents, multi-agent communication"
   - id: fay
     name: Fay
     feed: true
-    interests: "web agents, multi-agent communication"
 """
+# (no interests: every stored paper is a pick, with "new in your feeds" or its upvotes: issue 27)
 
 
 @dataclass

@@ -30,7 +30,6 @@ secret: s3cret
 subscribers:
   - id: ada
     email: ada@example.org
-    interests: "web agents, multi-agent communication"
     notify:
       - "json://127.0.0.1:{port}/notify"
       - "mmost://127.0.0.1:{port}/{TOKEN}"
@@ -147,7 +146,6 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(
     http_server.routes[hook] = [Route(b"ok"), Route(b"down", status=500), Route(b"ok")]
     config = make_config(
         "secret: s3cret\nsubscribers:\n  - id: ada\n"
-        '    interests: "web agents, multi-agent communication"\n'
         f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
     )
     more = [

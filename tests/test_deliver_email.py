@@ -24,7 +24,7 @@ NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 def config_for(make_config, smtp_url: str | None, n: int = 3, extra: str = ""):
     subs = "".join(
-        f'  - id: s{i}\n    email: s{i}@example.org\n    interests: "language models retrieval"\n'
+        f"  - id: s{i}\n    email: s{i}@example.org\n"  # no interests: every paper is a pick
         f"    digest_size: 3\n    digest_days: daily\n"
         for i in range(n)
     )

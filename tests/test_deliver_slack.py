@@ -22,7 +22,7 @@ NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 def config_with_hook(make_config, hook: str, size: int = 5, extra: str = ""):
     return make_config(
         f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
-        f'  - id: team\n    slack_webhook: {hook}\n    interests: "language models"\n'
+        f"  - id: team\n    slack_webhook: {hook}\n"  # no interests: every paper is a pick
         f"    digest_size: {size}\n    digest_days: daily\n{extra}",
         env={"PAPERWIRE_SECRET": "k"},
     )
@@ -140,7 +140,7 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(store, make_co
     config = make_config(
         f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
         f"  - id: team\n    slack_webhook: {http_server.url('/hook')}\n"
-        '    interests: "language models"\n    digest_size: 30\n    digest_days: daily\n'
+        "    digest_size: 30\n    digest_days: daily\n"  # no interests: every paper a pick
         "sender:\n  retry_attempts: 1\n",
         env={"PAPERWIRE_SECRET": "k"},
     )

@@ -90,9 +90,10 @@ def test_rated_and_sent_papers_are_never_picked_again(stocked, config):
     # The delivery moved ada's window past these papers; widen it to see the exclusions work.
     since = NOW - dt.timedelta(days=3)
     ada = digest.compose(stocked, config, [config.subscriber("ada")], now=NOW, since=since)["ada"]
-    picks = ids(ada)
-    assert len(picks) == 3
-    assert not {"2611.00001", "2611.00002", "2611.00003"} & set(picks)
+    assert ada.candidates == len(PAPERS) - 3  # the three are not candidates at all ...
+    assert not {"2611.00001", "2611.00002", "2611.00003"} & set(ids(ada))
+    # ... and nothing left is about her KV cache or LLM inference: no pick has a reason
+    assert ids(ada) == []
     # Only ada's history is excluded: bob can still get them.
     bob = digest.compose(stocked, config, [config.subscriber("bob")], now=NOW, limit=8)["bob"]
     assert {"2611.00001", "2611.00002", "2611.00003"} <= set(ids(bob))
@@ -107,14 +108,16 @@ def test_a_liked_paper_pulls_its_neighbour_up_and_is_named(stocked, config):
     assert ids(after)[0] == "2611.00005"
     assert before.index("2611.00005") > 0
     reasons = after.picks[0].reasons
-    assert reasons[0] == "similar to “Retrieval augmented generation with dense passage retrieval”"
+    assert reasons[0] == (
+        "like “Retrieval augmented generation with dense passage retrieval”, which you liked"
+    )
     assert all(r.startswith("about “") for r in reasons[1:])
 
 
 def test_similar_to_for_a_whole_chunk_names_what_each_digest_alone_names(
     stocked, config, monkeypatch
 ):
-    """The chunk's "similar to" cosines come from one gather over the candidate Gram; they must
+    """The chunk's "like <liked paper>" cosines come from one gather over the candidate Gram; they must
     name the liked paper the per-digest product names, for readers with several likes (bob's
     best match is his earlier like, the second in his list) and with likes no pick resembles."""
     votes = [("bob", "2611.00004", 1), ("bob", "2611.00006", 1), ("bob", "2611.00008", -1),
@@ -128,8 +131,10 @@ def test_similar_to_for_a_whole_chunk_names_what_each_digest_alone_names(
         assert [(p.paper_id, p.reasons) for p in batched[sub].picks] == [
             (p.paper_id, p.reasons) for p in alone[sub].picks
         ]
-    named = [r for d in batched.values() for p in d.picks for r in p.reasons if "similar" in r]
-    assert "similar to “Retrieval augmented generation with dense passage retrieval”" in named
+    named = [r for d in batched.values() for p in d.picks for r in p.reasons if "like" in r]
+    assert (
+        "like “Retrieval augmented generation with dense passage retrieval”, which you liked"
+    ) in named
 
 
 def test_a_subscriber_with_no_data_still_gets_a_digest(stocked, config):
@@ -147,7 +152,13 @@ def test_popular_papers_lead_a_cold_start_digest(store, config):
     store.add_papers(papers, now=NOW - dt.timedelta(days=1))
     bob = digest.compose(store, config, [config.subscriber("bob")], now=NOW)["bob"]
     assert ids(bob)[:2] == ["2611.00003", "2611.00006"]
-    assert bob.picks[0].reasons == ["popular today"]
+    assert [p.reasons for p in bob.picks[:2]] == [
+        ["popular today: 90 upvotes"],
+        ["popular today: 40 upvotes"],
+    ]
+    # the third has fewer upvotes than the candidates' average: for a reader who told us
+    # nothing, it is simply new in their feeds
+    assert bob.picks[2].reasons == ["new in your feeds"]
 
 
 def test_only_papers_after_the_window_start_are_candidates(stocked, config):
@@ -195,7 +206,7 @@ def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(stocked, c
         same = whole[d.subscriber.id]
         assert (d.since, d.candidates) == (same.since, same.candidates)
         assert [p.as_json() for p in d.picks] == [p.as_json() for p in same.picks]
-    assert rest[0].picks[0].reasons[0].startswith("similar to “")
+    assert rest[0].picks[0].reasons[0].startswith("like “")
 
 
 def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(

@@ -38,6 +38,18 @@ def small_citeulike(n_papers: int = 160, n_topics: int = 8, seed: int = 7):
     return counts, libraries, vocab
 
 
+def assert_ships(harness: dict[int, list[int]], composed: dict[int, list[int]]) -> None:
+    """compose's digest is the harness's top 10 in the same order, less the picks compose could
+    give no reason for (issue 27: a paper nothing of the reader's explains is left out). Most
+    picks are kept: 89-96 % of these synthetic bags of words, all 300 picks of 30 CiteULike-t
+    readers (benchmarks/README.md, "Reasons a reader recognises")."""
+    assert set(harness) == set(composed)
+    for u, picks in harness.items():
+        assert composed[u] == [p for p in picks if p in set(composed[u])], u
+        assert len(picks) == 10
+    assert sum(len(p) for p in composed.values()) >= 0.85 * 10 * len(harness)
+
+
 def test_harness_variant_path_gives_compose_top10(tmp_path: Path) -> None:
     counts, libraries, vocab = small_citeulike()
     users = list(range(len(libraries)))
@@ -61,8 +73,7 @@ def test_harness_variant_path_gives_compose_top10(tmp_path: Path) -> None:
     scores = relevance + eval_product.shipped_lift(relevance, upvotes, liked, weights)
     picked = eval_product.pick(scores, excluded, vectors, weights)
 
-    assert all(len(composed[u]) == 10 for u in users)
-    assert {u: ids[p].tolist() for u, p in zip(users, picked, strict=True)} == composed
+    assert_ships({u: ids[p].tolist() for u, p in zip(users, picked, strict=True)}, composed)
 
 
 def test_cached_tuning_groups_give_compose_top10(tmp_path: Path) -> None:
@@ -96,8 +107,7 @@ def test_cached_tuning_groups_give_compose_top10(tmp_path: Path) -> None:
     eval_product.build_store(db, eval_product.feed_document(counts, vocab, pool, upvotes), train)
     composed = eval_product.product_digests(db, users, weights, batch=4)
 
-    assert all(len(composed[u]) == 10 for u in users)
-    assert {u: p.tolist() for u, p in zip(group["users"], picked, strict=True)} == composed
+    assert_ships({u: p.tolist() for u, p in zip(group["users"], picked, strict=True)}, composed)
 
 
 def test_headline_run_ranks_every_paper_and_reports_each_reader(tmp_path: Path, monkeypatch):
@@ -194,8 +204,7 @@ def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None
     shipped = np.vstack([out["shipped"] for _, out in tasks])
     picked = eval_content.digests("shipped", shipped, liked)
 
-    assert all(len(composed[u]) == 10 for u in users)
-    assert {u: cite[p].tolist() for u, p in zip(users, picked, strict=True)} == composed
+    assert_ships({u: cite[p].tolist() for u, p in zip(users, picked, strict=True)}, composed)
     # a variant is a different ranking, not the shipped one under another name
     other = np.vstack([out["C=1"] for _, out in tasks])
     assert not np.allclose(other, shipped)

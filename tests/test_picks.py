@@ -83,14 +83,16 @@ def test_a_seed_paper_is_never_picked_however_it_is_written(feeds_store, make_co
     plain = one_reader(make_config, title)
     first = digest.compose(feeds_store, plain, now=NOW, since=since, limit=5)["ada"]
     assert first.picks[0].paper_id == KV_PAPER
-    # ... with it as a seed, in any spelling, never, and nothing is "similar to" itself.
+    # ... with it as a seed, in any spelling, never, and nothing is "like" itself.
     config = one_reader(make_config, title, [given])
     assert digest.seed_ids(config.subscriber("ada")) == [KV_PAPER]
     ada = digest.compose(feeds_store, config, now=NOW, since=since, limit=500)["ada"]
     assert KV_PAPER not in [p.paper_id for p in ada.picks]
-    assert len(ada.picks) == ada.candidates == feeds_store.count_papers() - 1
+    assert ada.candidates == feeds_store.count_papers() - 1
+    like_seed = [p for p in ada.picks if p.reasons[0].startswith(f"like “{title}”")]
+    assert 3 <= len(like_seed) < len(ada.picks) <= ada.candidates
     for pick in ada.picks:
-        assert f"similar to “{pick.title}”" not in pick.reasons
+        assert not any(r.startswith(f"like “{pick.title}”") for r in pick.reasons)
 
 
 def test_voted_sent_and_alerted_papers_never_come_back_from_any_source(feeds_store, make_config):
@@ -114,7 +116,7 @@ def test_voted_sent_and_alerted_papers_never_come_back_from_any_source(feeds_sto
     ada = digest.compose(feeds_store, config, now=NOW, since=NOW - 3 * DAY, limit=500)["ada"]
     picked = {p.paper_id for p in ada.picks}
     assert not own & picked
-    assert len(picked) == feeds_store.count_papers() - len(own)
+    assert ada.candidates == feeds_store.count_papers() - len(own) and picked
 
 
 # -- one phrase, not its words ---------------------------------------------------------------
@@ -198,7 +200,9 @@ def test_key_phrases_never_span_punctuation_stop_words_or_stand_alone():
     # real papers as the corpus, and the text twice so that its terms are not too rare to count
     model = rank.TextModel().fit([p.text() for p in rss("arxiv_rss_cs.xml")] + [text, text])
     found = rank.key_phrases(model, text).texts
-    assert "KV cache" in found and "long-context" in found and "self-supervised" in found
+    assert "KV cache" in found and "long-context" in found
+    # "self-supervised" qualifies "SD models" and names no topic of its own (rank.topics)
+    assert "self-supervised" not in found and "LLM-powered" not in found
     lowered = {f.lower() for f in found}
     assert not lowered & NOISE
     assert all(" " in f or "-" in f for f in found)  # no single words without the source's say
@@ -217,14 +221,18 @@ def test_reasons_are_interest_phrases_liked_titles_or_key_phrases(feeds_store, m
         for reason in pick.reasons:
             said = quoted(reason) if "“" in reason else reason
             assert said.lower() not in NOISE, reason
-            if reason.startswith(("matches your interest", "close to your interest")):
+            if reason.startswith(("matches your interest", "close to your interest",
+                                  "close in meaning to your interest")):  # fmt: skip
                 assert said in ("KV cache", "long-context", "speculative decoding")
-            elif reason.startswith("similar to"):
-                assert said == liked_title and pick.paper_id != KV_PAPER
+            elif reason.startswith("like"):
+                assert reason == f"like “{liked_title}”, which you liked"
+                assert pick.paper_id != KV_PAPER
             elif reason.startswith("about"):
-                assert said in text and (" " in said or "-" in said or said in pick.paper["keywords"])  # fmt: skip
+                # two words at least, as written in the paper or its source's keywords
+                assert said in text or said in pick.paper["keywords"]
+                assert " " in said or "-" in said
             else:
-                assert reason in ("popular today", "new in your feeds")
+                assert re.fullmatch(r"popular today: \d+ upvotes", reason), reason
     # the interest phrase is named when the paper contains it
     kv = [p for p in ada.picks if "kv cache" in f"{p.title} {p.paper['abstract']}".lower()]
     assert kv and all("matches your interest “KV cache”" in p.reasons for p in kv)
@@ -337,4 +345,5 @@ def test_the_candidate_gram_path_picks_what_the_sparse_product_picks(
         np.testing.assert_allclose(
             [p.score for p in got], [p.score for p in expected], rtol=0, atol=1e-4
         )
-        assert len(got) == 10
+        # ten at most: a pick nothing of the reader's explains is left out (issue 27)
+        assert 5 <= len(got) <= 10 and all(p.reasons for p in got)

@@ -124,11 +124,12 @@ def test_digests_arrive_by_smtp_with_signed_links(store, config, smtp_server):
 
     signer = Signer("test-secret")
     votes = [u for u in _links(ada) if "/v/" in u]
-    assert len(votes) == 10  # 👍 and 👎 for five papers
+    sent_ids = [r["paper_id"] for r in store.delivery_papers(store.last_delivery("ada")["id"])]
+    # up to five papers (those her interests explain: issue 27), 👍 and 👎 for each
+    assert 3 <= len(sent_ids) <= 5 and len(votes) == 2 * len(sent_ids)
     claims = [signer.read_vote(u.rsplit("/", 1)[1]) for u in votes]
     assert {c.subscriber_id for c in claims} == {"ada"}
     assert [c.action for c in claims[:2]] == ["up", "down"]
-    sent_ids = [r["paper_id"] for r in store.delivery_papers(store.last_delivery("ada")["id"])]
     assert [c.paper_id for c in claims[::2]] == sent_ids
     token = votes[0].rsplit("/", 1)[1]
     tampered = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")

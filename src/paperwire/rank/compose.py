@@ -82,6 +82,7 @@ def subscriber_signals(
     seeds = {
         s.id: list(dict.fromkeys([*seed_ids(s), *imported.get(s.id, ())])) for s in subscribers
     }
+    configured = {s.id: set(seed_ids(s)) for s in subscribers}
     needed |= {p for ids in seeds.values() for p in ids}
     if corpus_rows is not None:
         papers = {p: corpus_rows[corpus_index[p]] for p in needed if p in corpus_index}
@@ -103,7 +104,9 @@ def subscriber_signals(
             rated.append(paper["paper_id"])
             if vote["vote"] > 0:
                 liked.append((paper["paper_id"], paper["title"]))
+        kinds = ["liked"] * len(liked)
         liked.extend((p, papers[p]["title"]) for p in stored_seeds)
+        kinds += ["seed" if p in configured[sub.id] else "library" for p in stored_seeds]
         out.append(
             rank.Signals(
                 interests=interests.get(sub.id, sub.interests),
@@ -112,6 +115,7 @@ def subscriber_signals(
                 else [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in stored_seeds],
                 votes=votes,
                 liked_titles=liked,
+                liked_kinds=kinds,
                 corpus_rows=[corpus_index[p] for p in rated if p in corpus_index],
                 seed_rows=[corpus_index[p] for p in stored_seeds] if from_rows else None,
                 vote_rows=[corpus_index[p] for p in vote_ids] if from_rows else None,
@@ -193,6 +197,8 @@ class _Phrases:
         self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
         self.papers_of: list[set[int]] = []
         self._word_sets: list[tuple[int, ...]] = []  # self.words as Python ints, for closest
+        # per phrase, each word's weight in it: its IDF over the run's candidates (closest)
+        self._word_weights: list[tuple[float, ...]] = []
         # candidate -> its columns that are words of some phrase (kept small: a set of all its
         # columns for 7,000 candidates would hold ~80 MB)
         self._present: dict[int, frozenset[int]] = {}
@@ -216,7 +222,13 @@ class _Phrases:
                 np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
                 for p in new
             ]
-            self._word_sets += [tuple(w.tolist()) for w in self.words[len(self._word_sets) :]]
+            added = self.words[len(self._word_sets) :]
+            self._word_sets += [tuple(w.tolist()) for w in added]
+            papers = self.presence.shape[0]
+            found_in = np.diff(self.presence.indptr)
+            self._word_weights += [
+                tuple((np.log((1 + papers) / (1 + found_in[w])) + 1).tolist()) for w in added
+            ]
             self._vocabulary.update(w for words in self._word_sets for w in words)
             self._present.clear()  # new words: the kept sets may lack them
             self.hits = sp.vstack([self.hits, block]).tocsr()
@@ -225,8 +237,10 @@ class _Phrases:
         return out
 
     def closest(self, mine: list[tuple[int, str]], col: int) -> str | None:
-        """The phrase of which the paper has most words (at least two, at least 60 %), if
-        none is there whole: "close to your interest ..." says more than "new in your feeds"."""
+        """The phrase of which the paper has most words, if none is there whole: at least two
+        of them, carrying at least 60 % of the phrase's weight (each word weighs its IDF over
+        the candidates, so "large language models" in every paper does not make a paper close
+        to "smaller, cheaper large language models")."""
         present = self._present.get(col)
         if present is None:  # a set per candidate: np.isin per phrase and pick cost ~70 µs
             row = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
@@ -234,10 +248,10 @@ class _Phrases:
             present = self._present[col] = frozenset(c for c in row.tolist() if c in vocabulary)
         best, best_share = None, 0.0
         for i, text in mine:
-            words = self._word_sets[i]
-            found = sum(1 for w in words if w in present)
-            share = found / len(words) if len(words) else 0.0
-            if found >= 2 and share >= 0.6 and share > best_share:
+            words, weights = self._word_sets[i], self._word_weights[i]
+            found = [k for k, w in enumerate(words) if w in present]
+            share = sum(weights[k] for k in found) / sum(weights) if words else 0.0
+            if len(found) >= 2 and share >= 0.6 and share > best_share:
                 best, best_share = text, share
         return best
 
@@ -334,8 +348,11 @@ def iter_compose(
     A candidate is a paper first seen after the subscriber's window start that is not their
     own: not a seed paper, not rated, not already sent (or being sent) to them. Papers are
     keyed by bare arXiv id, so another version or another feed's copy is the same paper.
-    Picks come in the order the reader gets them (MMR's, which may differ from score order).
-    The store must stay open until the last digest is taken.
+    Picks come in the order the reader gets them (MMR's, which may differ from score order),
+    each with its reasons; a pick that nothing of a reader's (interests, seeds, votes, followed
+    authors) nor its upvotes explain is left out, so a digest may hold fewer than its size
+    (README.md, "Why each paper is in your digest"). The store must stay open until the last
+    digest is taken.
     """
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     if not subscribers:
@@ -411,8 +428,8 @@ def iter_compose(
                 chosen_rows[row] = [*followed, *rest][: max(sizes[row], len(followed))]
                 details.update(store.papers(candidate_ids[c] for c in followed))
             follows.append(followed)
-        # "similar to": by embedding when ranking.embeddings is on, else the TF-IDF cosines,
-        # the whole chunk's in one pass when the run keeps the candidate Gram
+        # "like <your paper>": by embedding when ranking.embeddings is on, else the TF-IDF
+        # cosines, the whole chunk's in one pass when the run keeps the candidate Gram
         alike = None
         if not config.ranking.embeddings and gram is not None:
             alike = _similar_liked_many(corpus, signals, chosen_rows, cols, gram)
@@ -427,13 +444,13 @@ def iter_compose(
                 similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
             drafts = []  # (col, reasons so far, phrases already named) per pick
             for col, liked in zip(chosen, similar, strict=True):
+                # the reader's own paper first: it is what a reader recognises at once
+                reasons = [] if liked is None else [_like_reason(signals[row], liked)]
                 matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
-                reasons = [f"matches your interest “{text}”" for text in matched[:2]]
+                reasons += [f"matches your interest “{text}”" for text in matched[:2]]
                 close = None if matched else phrases.closest(mine[row], col)
                 if close is not None:
                     reasons.append(f"close to your interest “{close}”")
-                if liked is not None:
-                    reasons.append(f"similar to “{liked}”")
                 drafts.append((col, reasons, matched + ([close] if close else [])))
             drafted.append((followed, drafts))
         # the key phrases each profile weighs most, for every pick that still has room for
@@ -450,12 +467,15 @@ def iter_compose(
             for _col, reasons, _ in drafts:
                 reasons.extend(f"about “{phrase}”" for phrase in next(about))
             _add_meaning(store, config, corpus, cols, mine[row], drafts)
+            profiled = _has_profile(signals[row])
             for col, reasons, _ in drafts:
                 paper = details[candidate_ids[col]]
                 if not reasons:
-                    reasons = ["popular today" if paper.get("upvotes") else "new in your feeds"]
+                    reasons = _fallback(paper, prior[col], profiled)
                 if col in followed:
                     reasons.insert(0, f"by an author you follow ({followed[col]})")
+                if not reasons:
+                    continue  # nothing of the reader's explains it: not in their digest
                 digest.picks.append(
                     Pick(
                         paper["paper_id"],
@@ -494,18 +514,43 @@ def _similar_liked(
     matrix: sp.csr_matrix,
     chosen: list[int],
     candidate_ids: list[str],
-) -> list[str | None]:
-    """For each pick, the title of the liked (or seed) paper it resembles, if any: one product
-    for the whole digest, for runs without a candidate Gram (:func:`_similar_liked_many`
-    reads the Gram). A paper is never "similar to" itself."""
+) -> list[int | None]:
+    """For each pick, the liked (or seed) paper it resembles, if any, as its position in
+    ``signals.liked_titles``: one product for the whole digest, for runs without a candidate
+    Gram (:func:`_similar_liked_many` reads the Gram). A paper is never "like" itself."""
     liked_rows = _liked_rows(signals)
     if not liked_rows or not chosen:
         return [None] * len(chosen)
     # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
     liked = signals.liked_titles[: len(liked_rows)]
     same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
-    best = rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
-    return [None if b is None else liked[b][1] for b in best]
+    return rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
+
+
+def _has_profile(signals: rank.Signals) -> bool:
+    """Whether a reader told us anything: an interests text, a seed paper or a vote."""
+    return bool(signals.interests.strip() or signals.liked_titles or signals.votes)
+
+
+def _fallback(paper: dict[str, Any], popularity: float, profiled: bool) -> list[str]:
+    """The reason of a pick that nothing of the reader's explains: popular today (more
+    upvotes than the candidates' average with a count), else, for a reader who told us nothing
+    and so follows the feeds for everything, new in them; else none (the pick is left out)."""
+    if paper.get("upvotes") and popularity > 0:
+        return [f"popular today: {paper['upvotes']} upvotes"]
+    return [] if profiled else ["new in your feeds"]
+
+
+def _like_reason(signals: rank.Signals, position: int) -> str:
+    """ "like <title> ...": the reader's own paper a pick resembles, and what it is to them."""
+    title = signals.liked_titles[position][1]
+    kinds = signals.liked_kinds
+    kind = kinds[position] if position < len(kinds) else "liked"
+    if kind == "library":
+        return f"like “{title}” in your library"
+    if kind == "seed":
+        return f"like “{title}”, one of your seed papers"
+    return f"like “{title}”, which you liked"
 
 
 def _liked_rows(signals: rank.Signals) -> list[int]:
@@ -520,7 +565,7 @@ def _similar_liked_many(
     chosen_rows: list[list[int]],
     cols: np.ndarray,
     gram: rank.CandidateGram,
-) -> list[list[str | None]]:
+) -> list[list[int | None]]:
     """What :func:`_similar_liked` gives each subscriber of a chunk, with every (pick, liked
     paper) cosine read from the candidate Gram at once (:meth:`rank.CandidateGram.pair_dots`):
     the same first-best rule and the same bar, without ~10 numpy calls per digest."""
@@ -531,7 +576,7 @@ def _similar_liked_many(
         for c in chosen:
             picks += [c] * len(rows)
             likes += rows
-    out = [[None] * len(chosen) for chosen in chosen_rows]
+    out: list[list[int | None]] = [[None] * len(chosen) for chosen in chosen_rows]
     if not likes:
         return out
     pick = np.array(picks, dtype=np.int64)
@@ -550,10 +595,9 @@ def _similar_liked_many(
     for row, (chosen, rows) in enumerate(zip(chosen_rows, liked, strict=True)):
         if not rows:
             continue
-        titles = signals[row].liked_titles
         for i in range(len(chosen)):
             if best[k] >= rank.SIMILAR_LIKED_BAR:
-                out[row][i] = titles[first[k]][1]
+                out[row][i] = int(first[k])
             k += 1
     return out
 

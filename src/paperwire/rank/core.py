@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 from sklearn.utils import murmurhash3_32
+
+from . import topics
 
 N_FEATURES = 2**20
 # Score spreads are measured on at most this many corpus papers (a fixed-seed sample). The
@@ -117,6 +119,9 @@ class Signals:
     # (text, +1/-1, when) for each vote
     votes: list[tuple[str, int, dt.datetime]] = field(default_factory=list)
     liked_titles: list[tuple[str, str]] = field(default_factory=list)  # (paper_id, title)
+    # what each of liked_titles is to the reader: "liked" (a thumbs-up), "seed" (a config
+    # seed paper) or "library" (imported with `seeds import`); "like <title> ..." says which
+    liked_kinds: list[str] = field(default_factory=list)
     # Corpus rows of the voted and seed papers, kept out of the classifier's background.
     corpus_rows: list[int] = field(default_factory=list)
     # When set, the vectors of the seed papers and of the voted papers (same order as
@@ -218,7 +223,7 @@ class TextModel:
         owners, which = [], []
         phrases: dict[str, int] = {}  # each distinct phrase hashed once: readers share them
         for i, text in enumerate(texts):
-            for phrase in interest_phrases(text):
+            for phrase in interest_parts(text):
                 owners.append(i)
                 which.append(phrases.setdefault(phrase, len(phrases)))
         if not phrases:
@@ -947,7 +952,11 @@ def _standardised_rows(
 
 # Readers separate what they follow with commas, semicolons or new lines; "and", "of" or a
 # hyphen stay inside one phrase ("eviction and quantization of the KV cache").
-_PHRASE_BREAK = re.compile(r"[,;\n\r]+")
+_PART_BREAK = re.compile(r"[,;\n\r]+")
+# ... and a heading from its list with a colon ("faster LLM inference: KV cache prefetching,
+# speculative decoding"); a comma between two adjectives separates no topics ("smaller, cheaper
+# large language models"), which interest_phrases tells apart.
+_PHRASE_BREAK = re.compile(r"([,;\n\r]+|:(?=\s|$))")
 # A word, as the vectorizer's tokens are made of (pairs of words are key-phrase candidates).
 _WORD = re.compile(r"(\w+)")
 # What joins the two words of a pair as written: a space or a hyphen ("long-context").
@@ -958,14 +967,46 @@ PAIRS_VERSION = 1
 GENERIC_IDF = 1 + math.log(2)
 
 
+def interest_parts(text: str | None) -> list[str]:
+    """The pieces of an interests text as the reader separated them (commas, semicolons, new
+    lines), each once: what the interests vector hashes one by one, so that no bigram spans two
+    of them ("KV cache, long-context" has no "cache long")."""
+    parts: dict[str, str] = {}
+    for part in _PART_BREAK.split(text or ""):
+        part = " ".join(part.split()).strip(" .:")
+        if part and part.lower() not in parts:
+            parts[part.lower()] = part
+    return list(parts.values())
+
+
 def interest_phrases(text: str | None) -> list[str]:
-    """The phrases of an interests text: split on commas, semicolons and new lines."""
+    """The topics of an interests text, as written: what is matched whole, named in reasons and
+    shown on the profile page.
+
+    The text is split at commas, semicolons, new lines and a colon after a heading, and each
+    piece must stand as a topic (:func:`topics.stands_alone`). A piece of adjectives alone qualifies
+    the next one when a comma separates them: "smaller, cheaper large language models" is one
+    phrase, never "smaller"; a generic word alone ("applications", "etc.") is no phrase."""
+    pieces = _PHRASE_BREAK.split(text or "")
     phrases: dict[str, str] = {}
-    for part in _PHRASE_BREAK.split(text or ""):
-        phrase = " ".join(part.split()).strip(" .:")
-        if phrase and phrase.lower() not in phrases:
-            phrases[phrase.lower()] = phrase
+    pending = ""  # adjectives waiting for the noun phrase they qualify
+    for i in range(0, len(pieces), 2):
+        part = " ".join(pieces[i].split()).strip(" .:")
+        if not part:
+            pending = ""
+            continue
+        phrase = f"{pending}, {part}" if pending else part
+        pending = ""
+        if topics.stands_alone(phrase, ENGLISH_STOP_WORDS):
+            phrases.setdefault(phrase.lower(), phrase)
+        elif i + 1 < len(pieces) and "," in pieces[i + 1] and _only_adjectives(part):
+            pending = phrase
     return list(phrases.values())
+
+
+def _only_adjectives(part: str) -> bool:
+    words = [w for w in _WORD.findall(part.lower()) if w not in ENGLISH_STOP_WORDS]
+    return bool(words) and all(topics.adjective_like(w) for w in words)
 
 
 def phrase_groups(model: TextModel, phrase: str) -> list[np.ndarray]:
@@ -1113,15 +1154,22 @@ def key_phrases_of(
     """The key phrases of a paper from its word pairs (:func:`phrase_pairs`, with their
     :func:`pair_columns`, worked out when None) and the source's keywords.
 
-    Single words only come from the source's keywords: "self", "powered" or "lightweight" alone
-    say nothing. A pair whose last word is in a large share of papers (more than the model's
+    A key phrase names a topic (:func:`topics.is_topic`: no boilerplate verb, a noun-like head,
+    a topical word: never "work presents", "important benefits" or "fine-grained") and has two
+    words at least: a single word, even the source's ("decoding", "lightweight"), says too
+    little. A pair whose last word is in a large share of papers (more than the model's
     ``max_df``: "experimental results", "contributions include") and a phrase whose terms are
     all in half of all papers are dropped."""
     found: dict[str, tuple[str, np.ndarray]] = {}
     for keyword in keywords:
         keyword = " ".join(str(keyword).split())
         tokens = model.tokens(keyword)
-        if keyword and tokens and keyword.lower() not in found:
+        if (
+            tokens
+            and keyword.lower() not in found
+            and len(_PAIR_JOINT.split(keyword)) > 1
+            and topics.is_topic(keyword, model.stop_words)
+        ):
             found[keyword.lower()] = (keyword, tokens)
     idf = model.idf
     texts: list[str] = []
@@ -1152,6 +1200,8 @@ def key_phrases_of(
         hyphenated = np.array(["-" in written for written in pairs], dtype=bool)
         keep = (rare[:, 2] | (hyphenated & rare[:, 1])) & rare[:, 0]
         for i in np.flatnonzero(keep).tolist():
+            if not topics.is_topic(pairs[i], model.stop_words):
+                continue
             texts.append(pairs[i])
             parts.append(columns[i])
     return KeyPhrases(

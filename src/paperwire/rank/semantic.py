@@ -25,7 +25,7 @@ Every weight is measured in benchmarks/README.md ("Sentence encoder"). :func:`ex
 the one hook ``compose`` calls.
 
 :func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
-the "like <title>" reason, and :func:`closest_interest` the interest phrase a pick with no
+the "like <title> in your library" reason, and :func:`closest_interest` the interest phrase a pick with no
 other reason is closest to in meaning.
 
 Nothing here touches the clock; only those three read the store (through
@@ -35,6 +35,7 @@ Nothing here touches the clock; only those three read the store (through
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -419,29 +420,68 @@ def extra_scores(
     return profiles.added(corpus[rows], w, base, dense)
 
 
-# there is 0.80 (a random pair: 0.34 ± 0.11), so a fixed bar would not carry across models.
-SIMILAR_RARITY = 1 / 38_500
-# Papers whose pairs set the bar (2,000: ~2 million pairs, ~0.1 s once per corpus).
+# "Like <your paper>": a pick is named beside the liked or seed paper it is closest to when the
+# two are close as few pairs of stored papers are. Cosines differ from model to model (MiniLM: a
+# random pair of the reader evaluation's papers 0.24 ± 0.15; wordllama: 0.34 ± 0.11), so each bar
+# is a rarity among the store's own pairs, not a number. Two ways to be close, measured on the
+# reader evaluation's seeded readers (benchmarks/README.md, "Reasons a reader recognises"):
+# * closer than all but SIMILAR_RARITY of the pairs (1 in 50: MiniLM 0.56 there), which a paper
+#   in a crowded region (LLM quantization) reaches with its many close papers;
+# * or among the liked paper's own nearest SIMILAR_SHARE of stored papers, and still closer than
+#   all but SIMILAR_FLOOR of the pairs (1 in 10: 0.44): what a paper in a sparse region
+#   (multi-robot planning) reaches with the few papers near it.
+SIMILAR_RARITY = 1 / 50
+SIMILAR_SHARE = 0.01
+SIMILAR_FLOOR = 1 / 10
+# Papers whose pairs set the bars (2,000: ~2 million pairs, ~0.1 s once per corpus), and whose
+# cosines with a liked paper set its own bar (once per liked paper and corpus).
 SIMILAR_SAMPLE = 2000
 
 
-def similar_bar(corpus: np.ndarray) -> float:
-    """The cosine that only ``SIMILAR_RARITY`` of the pairs of stored papers reach."""
-    rng = np.random.default_rng(0)
-    rows = (
-        corpus
-        if len(corpus) <= SIMILAR_SAMPLE
-        else corpus[np.sort(rng.choice(len(corpus), SIMILAR_SAMPLE, replace=False))]
-    )
+def similar_bar(corpus: np.ndarray, rarity: float = SIMILAR_RARITY) -> float:
+    """The cosine that only ``rarity`` of the pairs of stored papers reach."""
+    return similar_bars(corpus, (rarity,))[0]
+
+
+def similar_bars(corpus: np.ndarray, rarities: tuple[float, ...]) -> tuple[float, ...]:
+    """:func:`similar_bar` at each rarity, from one look at the pairs."""
+    rows = corpus[_similar_sample(len(corpus))]
     pairs = (rows @ rows.T)[np.triu(np.ones((len(rows), len(rows)), dtype=bool), 1)]
-    return float(np.quantile(pairs, 1 - SIMILAR_RARITY)) if len(pairs) else 1.0
+    if not len(pairs):
+        return tuple(1.0 for _ in rarities)
+    return tuple(float(q) for q in np.quantile(pairs, [1 - r for r in rarities]))
+
+
+def _similar_sample(n: int) -> np.ndarray:
+    """The stored papers (rows) the bars are measured on: all, or a fixed-seed sample."""
+    if n <= SIMILAR_SAMPLE:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, SIMILAR_SAMPLE, replace=False))
+
+
+def own_bars(corpus: np.ndarray, rows: np.ndarray, share: float = SIMILAR_SHARE) -> np.ndarray:
+    """Per stored paper (``rows``), the cosine its nearest ``share`` of the stored papers reach
+    (the paper itself, and an exact duplicate, left out)."""
+    sample = corpus[_similar_sample(len(corpus))]
+    out = np.ones(len(rows), dtype=np.float64)
+    if len(sample) < 2 or not len(rows):
+        return out
+    cosines = corpus[np.asarray(rows, dtype=np.int64)] @ sample.T
+    cosines[cosines > 0.9999] = -1.0
+    return np.quantile(cosines, 1 - share, axis=1)
 
 
 def closest_liked(
-    vectors: np.ndarray, pick_rows: np.ndarray, liked_rows: list[int], bar: float
+    vectors: np.ndarray,
+    pick_rows: np.ndarray,
+    liked_rows: list[int],
+    bar: float,
+    floor: float | None = None,
+    own: Callable[[list[int]], np.ndarray] | None = None,
 ) -> list[int | None]:
     """For each pick (a row of ``vectors``), the position in ``liked_rows`` of the closest
-    liked paper when its cosine reaches ``bar``. A paper is never "similar to" itself."""
+    liked paper when their cosine reaches ``bar``, or reaches ``floor`` and that paper's own
+    bar (``own``: rows to their :func:`own_bars`). A paper is never "like" itself."""
     picks = np.asarray(pick_rows, dtype=np.int64)
     if not len(liked_rows) or not len(picks):
         return [None] * len(picks)
@@ -449,10 +489,12 @@ def closest_liked(
     sims = vectors[picks] @ vectors[liked].T
     sims[picks[:, None] == liked[None, :]] = -np.inf
     best = np.argmax(sims, axis=1)
-    return [
-        int(b) if sims[i, b] >= bar and np.isfinite(sims[i, b]) else None
-        for i, b in enumerate(best)
-    ]
+    values = sims[np.arange(len(picks)), best]
+    near = np.isfinite(values) & (values >= bar)
+    maybe = np.isfinite(values) & ~near & (values >= (bar if floor is None else floor))
+    if own is not None and maybe.any():
+        near[maybe] = values[maybe] >= own([int(liked[b]) for b in best[maybe]])
+    return [int(b) if ok else None for b, ok in zip(best, near, strict=True)]
 
 
 def similar_liked(
@@ -462,10 +504,11 @@ def similar_liked(
     corpus_texts: list[str],
     signals: Signals,
     pick_rows: np.ndarray,
-) -> list[str | None] | None:
-    """For each pick (a corpus row), the title of the liked or seed paper it is closest to in
-    the embedding, if close enough to mention; None when ``ranking.embeddings`` is off (then
-    ``digest`` compares TF-IDF vectors). ``signals`` name their papers by corpus row."""
+) -> list[int | None] | None:
+    """For each pick (a corpus row), the liked or seed paper it is closest to in the embedding,
+    if close enough to mention (:func:`closest_liked`), as its position in
+    ``signals.liked_titles``; None when ``ranking.embeddings`` is off (then ``digest``
+    compares TF-IDF vectors). ``signals`` name their papers by corpus row."""
     if not spec:
         return None
     from .embed import load_model
@@ -475,18 +518,30 @@ def similar_liked(
     # thumbs-up first, then seeds: the order of signals.liked_titles
     votes = zip(signals.vote_rows or [], signals.votes, strict=True)
     liked_rows = [row for row, (_, vote, _) in votes if vote > 0] + list(signals.seed_rows or [])
-    titles = signals.liked_titles[: len(liked_rows)]
-    bar = _similar_bar(store, model, vectors) if liked_rows else 1.0
-    best = closest_liked(vectors, pick_rows, liked_rows, bar)
-    return [None if b is None else titles[b][1] for b in best]
+    if not liked_rows:
+        return [None] * len(pick_rows)
+    bar, floor = _similar_bars(store, model, vectors)
+    return closest_liked(
+        vectors,
+        pick_rows,
+        liked_rows,
+        bar,
+        floor,
+        lambda rows: _own_bars(store, model, vectors, rows),
+    )
 
 
 # -- "close in meaning to your interest ..." ----------------------------------------------------
 
 # A pick with no other reason is named beside the interest phrase it is closest to in meaning
 # when no more than this share of the stored papers is closer to that phrase: the phrase's own
-# top 2 %, since a short phrase and an abstract reach very different cosines per phrase.
-MEANING_SHARE = 0.02
+# top 5 %, since a short phrase and an abstract reach very different cosines per phrase. A pick
+# nothing explains is left out of the digest (compose), so this bar decides between a shorter
+# digest and "close in meaning": 2 % left out a paper on KV-cache reuse for LLM serving, 5th
+# closest of the demo's 200 to ada's "faster LLM inference", and 5 % still leaves out a
+# recommender paper 15th closest to grace's "weight quantization" (benchmarks/README.md,
+# "Reasons a reader recognises").
+MEANING_SHARE = 0.05
 
 
 def closest_interest(
@@ -561,21 +616,35 @@ def _corpus_vectors(store: Store, model: EmbeddingModel, ids: list[str], texts: 
     _VECTORS.clear()
     _VECTORS[key] = (version, vectors, ids)
     _BARS.clear()
+    _OWN_BARS.clear()
     _PHRASES.clear()
     _DENSITY.clear()
     _CALIBRATIONS.clear()
     return vectors
 
 
-# (database, model) -> similar_bar of the cached corpus vectors (cleared with them)
-_BARS: dict[tuple[str, str], float] = {}
+# (database, model) -> the rarity bars of the cached corpus vectors (similar_bar at
+# SIMILAR_RARITY and at SIMILAR_FLOOR), and per corpus row its own bar (own_bars): cleared with
+# the vectors
+_BARS: dict[tuple[str, str], tuple[float, float]] = {}
+_OWN_BARS: dict[tuple[str, str], dict[int, float]] = {}
 
 
-def _similar_bar(store: Store, model: EmbeddingModel, vectors: np.ndarray) -> float:
+def _similar_bars(store: Store, model: EmbeddingModel, vectors: np.ndarray) -> tuple[float, float]:
     key = (str(store.path.resolve()), model.name)
     if key not in _BARS:
-        _BARS[key] = similar_bar(vectors)
+        _BARS[key] = similar_bars(vectors, (SIMILAR_RARITY, SIMILAR_FLOOR))
     return _BARS[key]
+
+
+def _own_bars(
+    store: Store, model: EmbeddingModel, vectors: np.ndarray, rows: list[int]
+) -> np.ndarray:
+    known = _OWN_BARS.setdefault((str(store.path.resolve()), model.name), {})
+    new = [r for r in dict.fromkeys(rows) if r not in known]
+    if new:
+        known.update(zip(new, own_bars(vectors, np.array(new)).tolist(), strict=True))
+    return np.array([known[r] for r in rows], dtype=np.float64)
 
 
 # (database, model, density settings) -> every corpus paper's standardised density (cleared
