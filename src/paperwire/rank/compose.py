@@ -392,7 +392,7 @@ def iter_compose(
     phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
     # the picks' stored records (authors, links ...), read per chunk in one query each
     details: dict[str, dict[str, Any]] = {}
-    issue16 = _FollowAndFilter(store, candidate_ids)
+    follow_and_filter = _FollowAndFilter(store, candidate_ids)
 
     for _, chunk, signals, profiles, scores, mine in _scored_chunks(
         store, corpus, subscribers, matrix, prior, now, weights, phrases, gram, calibration
@@ -407,7 +407,7 @@ def iter_compose(
                 col = column.get(paper_id)
                 if col is not None:
                     allowed[row, col] = False
-            issue16.filter(sub, allowed[row])  # must_match / never_match
+            follow_and_filter.filter(sub, allowed[row])  # must_match / never_match
         sizes = [limit or sub.digest_size for sub in chunk]
         pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
         pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(chunk))]
@@ -422,7 +422,7 @@ def iter_compose(
         details.update(store.papers(wanted))
         follows = []
         for row, sub in enumerate(chunk):
-            followed = issue16.followed(sub, allowed[row])  # always in, and said so
+            followed = follow_and_filter.followed(sub, allowed[row])  # always in, and said so
             if followed:
                 rest = [c for c in chosen_rows[row] if c not in followed]
                 chosen_rows[row] = [*followed, *rest][: max(sizes[row], len(followed))]
@@ -603,7 +603,7 @@ def _similar_liked_many(
 
 
 class _FollowAndFilter:
-    """Issue 16: followed authors and must/never phrases over one run's candidates. Author lists
+    """Followed authors and must/never phrases over one run's candidates. Author lists
     and folded texts are read once per run, and only when some subscriber needs them.
 
     A followed author's paper is in the digest even without a ``must_match`` phrase (a reader
@@ -807,7 +807,7 @@ def score_matrix(
     return out
 
 
-# -- semantic ranking hook (issue 15) ---------------------------------------------------------
+# -- the embedding model's hook --------------------------------------------------------------------
 
 
 def _with_semantic(store, config, corpus, cols, signals, now, scores):

@@ -92,7 +92,7 @@ class Weights:
     # The crowd prior only orders papers the subscriber already finds relevant: it lifts a
     # paper scoring at least this many standard deviations above their average paper. Anything
     # below the bar keeps its bare relevance, so upvotes never lift it over a paper above it
-    # (issue 14). Bars 0 to 3 gave the same recall on the tuning readers.
+    # (benchmarks/README.md). Bars 0 to 3 gave the same recall on the tuning readers.
     popularity_bar: float = 1.0
     # Each reader's share of that weight (rank.crowd_affinity): the mean standardised
     # log-upvotes of their liked and seed papers, shrunk towards 1 as if this many papers of
