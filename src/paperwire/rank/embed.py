@@ -271,22 +271,40 @@ def paper_vectors(
     todo = []
     for i, (pid, digest) in enumerate(zip(paper_ids, hashes, strict=True)):
         hit = stored.get(pid)
-        if hit and hit[0] == model.name and hit[1] == digest:
+        if hit is not None and _current(hit, model, digest):
             out[i] = from_blob(hit[2])
         else:
             todo.append(i)
     if todo:
-        # as stored (float16): a run that embeds a paper ranks it as every later run will
-        fresh = from_blob(to_blob(model.embed([texts[i] for i in todo]))).reshape(len(todo), -1)
+        fresh = _embedded(model, [texts[i] for i in todo])
         out[todo] = fresh
+        rows = _stored_rows(model, [paper_ids[i] for i in todo], [hashes[i] for i in todo], fresh)
         try:
-            store.set_embeddings(
-                (paper_ids[i], model.name, hashes[i], to_blob(vec))
-                for i, vec in zip(todo, fresh, strict=True)
-            )
+            store.set_embeddings(rows)
         except StoreError as exc:  # a cache: a full disk or a held lock costs it, not the run
             log.warning("could not keep the vectors of %d papers: %s", len(todo), exc)
     return out
+
+
+def _current(hit: tuple[str, str, bytes], model: EmbeddingModel, digest: str) -> bool:
+    """Whether a stored (model, text hash, vector) was made by this model from this text."""
+    return hit[0] == model.name and hit[1] == digest
+
+
+def _embedded(model: EmbeddingModel, texts: list[str]) -> np.ndarray:
+    """The texts' vectors as stored (float16): a run that embeds a paper ranks it as every
+    later run will."""
+    return from_blob(to_blob(model.embed(texts))).reshape(len(texts), -1)
+
+
+def _stored_rows(
+    model: EmbeddingModel, ids: list[str], hashes: list[str], vectors: np.ndarray
+) -> list[tuple[str, str, str, bytes]]:
+    """Rows for ``Store.set_embeddings``."""
+    return [
+        (pid, model.name, digest, to_blob(vec))
+        for pid, digest, vec in zip(ids, hashes, vectors, strict=True)
+    ]
 
 
 # Papers encoded and stored at a time by refresh: a crash or a stop loses at most one batch.
@@ -308,18 +326,16 @@ def refresh(store: Store, spec: str | None, stop: threading.Event | None = None)
         text = paper_text(row["title"], row["abstract"])
         digest = text_hash(text)
         hit = stored.get(row["paper_id"])
-        if not hit or hit[0] != model.name or hit[1] != digest:
+        if hit is None or not _current(hit, model, digest):
             todo.append((row["paper_id"], text, digest))
     done = 0
     for start in range(0, len(todo), REFRESH_BATCH):
         if stop is not None and stop.is_set():
             break
         batch = todo[start : start + REFRESH_BATCH]
-        vectors = model.embed([text for _, text, _ in batch])  # stored as float16 below
-        store.set_embeddings(
-            (pid, model.name, digest, to_blob(vec))
-            for (pid, _, digest), vec in zip(batch, vectors, strict=True)
-        )
+        vectors = _embedded(model, [text for _, text, _ in batch])
+        ids, hashes = [pid for pid, _, _ in batch], [digest for _, _, digest in batch]
+        store.set_embeddings(_stored_rows(model, ids, hashes, vectors))
         done += len(batch)
     return done
 
