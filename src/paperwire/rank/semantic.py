@@ -191,12 +191,20 @@ class Calibration:
     centred_sample: np.ndarray
     near_offset: float = 0.0
     near_scale: float = 1.0
-    density_offset: float = 0.0
-    density_scale: float = 1.0
+    # closest-papers count -> (mean, spread) of the sample's own densities, made when first
+    # asked for: the shipped weights subtract no density, and it costs a sample × sample product
+    _density_spreads: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     def centred(self, papers: np.ndarray) -> np.ndarray:
         """Papers as the neighbours compare them (the corpus mean removed, unit rows)."""
         return papers if self.centre is None else unit_rows(papers - self.centre)
+
+    def density_spread(self, k: int) -> tuple[float, float]:
+        """Mean and spread of the sample papers' densities (:func:`density`) at ``k``."""
+        if k not in self._density_spreads:
+            ref = density(self.centred_sample, self.centred_sample, k)
+            self._density_spreads[k] = (float(ref.mean()), float(ref.std()) or 1.0)
+        return self._density_spreads[k]
 
 
 def calibrate(corpus: np.ndarray, w: SemanticWeights) -> Calibration:
@@ -223,8 +231,6 @@ def calibrate(corpus: np.ndarray, w: SemanticWeights) -> Calibration:
         ]
         values = np.concatenate(raws)
         cal.near_offset, cal.near_scale = float(values.mean()), float(values.std()) or 1.0
-        ref = density(cal.centred_sample, cal.centred_sample, w.density_neighbours)
-        cal.density_offset, cal.density_scale = float(ref.mean()), float(ref.std()) or 1.0
     return cal
 
 
@@ -261,8 +267,9 @@ class SemanticProfiles:
         cal = self.calibration
         if len(cal.sample) < 3:
             return np.zeros(len(papers), dtype=np.float32)
+        offset, scale = cal.density_spread(w.density_neighbours)
         raw = density(cal.centred(papers), cal.centred_sample, w.density_neighbours)
-        return (raw - cal.density_offset) / cal.density_scale
+        return (raw - offset) / scale
 
     def contrast(self, row: int, centred: np.ndarray, w: SemanticWeights) -> np.ndarray:
         """Closeness of these (centred) papers to the reader's liked papers minus closeness to
