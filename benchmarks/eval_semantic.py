@@ -26,6 +26,7 @@ import resource
 import sys
 import time
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -71,10 +72,21 @@ def speed(spec: str) -> None:
 # -- arxiv-frontpage --------------------------------------------------------------------------
 
 
-def _frontpage_setup(spec: str) -> tuple:
-    """The labelled items, their texts and the corpus's (items, then the other downloads),
-    which are liked, the TF-IDF model and vectors, the embedding model, its corpus vectors and
-    the interests' vector."""
+class Frontpage(NamedTuple):
+    items: list[dict]
+    texts: list[str]
+    liked: np.ndarray
+    tfidf: rank.TextModel
+    corpus_tfidf: object
+    corpus_emb: np.ndarray
+    interests_emb: np.ndarray
+    phrases: np.ndarray | None
+
+
+def _frontpage_setup(spec: str, interests: str = er.FRONTPAGE_INTERESTS) -> Frontpage:
+    """The labelled items, their texts, which are liked, the TF-IDF model and vectors and the
+    encoder's vectors of the corpus (the items, then the other downloads), the interests text's
+    vector and its phrases' vectors (as compose builds them)."""
     items, downloads = frontpage_data()
     texts = [paper_text(p["title"], p["abstract"]) for p in items]
     corpus_texts = texts + [paper_text(r["title"], r["abstract"]) for r in downloads]
@@ -83,8 +95,9 @@ def _frontpage_setup(spec: str) -> tuple:
     corpus_tfidf = tfidf.transform(corpus_texts)
     model = embed.load_model(spec)
     corpus_emb = model.embed(corpus_texts)
-    interests_emb = model.embed([er.FRONTPAGE_INTERESTS])[0]
-    return items, texts, corpus_texts, liked, tfidf, corpus_tfidf, model, corpus_emb, interests_emb
+    interests_emb = model.embed([interests])[0]
+    phrases = semantic.phrase_vectors(model.embed, [interests])[0]
+    return Frontpage(items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases)
 
 
 def frontpage(
@@ -92,9 +105,10 @@ def frontpage(
     sw: semantic.SemanticWeights,
     vectors_file: str | None = None,
     interests_row: int = 0,
+    interests: str = er.FRONTPAGE_INTERESTS,
 ) -> None:
-    items, texts, corpus_texts, liked, tfidf, corpus_tfidf, model, corpus_emb, interests_emb = (
-        _frontpage_setup(spec)
+    items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases = _frontpage_setup(
+        spec, interests
     )
     if vectors_file:  # precomputed vectors of another model, for the items only (the order above)
         corpus_emb = np.load(vectors_file)
@@ -111,7 +125,7 @@ def frontpage(
 
     def tfidf_scores(votes_up, votes_down) -> np.ndarray:
         votes = [(texts[i], 1, NOW) for i in votes_up] + [(texts[i], -1, NOW) for i in votes_down]
-        sig = rank.Signals(interests=er.FRONTPAGE_INTERESTS, votes=votes)
+        sig = rank.Signals(interests=interests, votes=votes)
         profiles = rank.build_profiles_from_signals(tfidf, [sig], corpus_tfidf, NOW, weights)
         return rank.score(profiles, corpus_tfidf[:n], None, weights)[0]
 
@@ -123,11 +137,13 @@ def frontpage(
             np.array(["liked"] * len(votes_up) + ["disliked"] * len(votes_down), dtype=object),
             np.zeros(len(rows)),
             rows,
+            phrases,
         )
         return semantic.build_profiles([sig], corpus_emb, w)
 
     def sem_scores(votes_up, votes_down, w) -> np.ndarray:
-        return sem_profiles(votes_up, votes_down, w).score(corpus_emb[:n])[0]
+        """What the encoder adds, alone (no TF-IDF under it)."""
+        return sem_profiles(votes_up, votes_down, w).added(corpus_emb[:n], w)[0]
 
     def chosen(votes_up, votes_down, w) -> np.ndarray:
         """TF-IDF plus what the product adds (weights and neighbours included)."""
@@ -142,7 +158,9 @@ def frontpage(
         ("+ thumbs-up and -down on half", up, down, rest),
     )
     label = (
-        f"vectors of {vectors_file} (interests row {interests_row})" if vectors_file else model.name
+        f"vectors of {vectors_file} (interests row {interests_row})"
+        if vectors_file
+        else embed.load_model(spec).name
     )
     print(f"# arxiv-frontpage AUC, {n} papers, {int(liked.sum())} liked; {label}")
     print(
@@ -161,6 +179,9 @@ def frontpage(
         print(f"{name:<34} " + " ".join(f"{c:7.3f}" for c in cells), flush=True)
     print("# variants of the chosen sum (half voted; AUC of the other half): up only / up+down")
     for label, w in (
+        ("no phrase match (the whole interests text)", replace(sw, phrases=0.0)),
+        ("phrase match × 0.5", replace(sw, phrases=sw.phrases * 0.5)),
+        ("phrase match × 2", replace(sw, phrases=sw.phrases * 2)),
         (
             "no neighbours (whitened centroid alone)",
             replace(sw, neighbour_weight=0.0, neighbour_weight_with_dislikes=0.0),
@@ -185,11 +206,13 @@ def frontpage(
         print(f"  {label:<46} {cells[0]:.3f} / {cells[1]:.3f}", flush=True)
 
 
-def frontpage_halves(spec: str, sw: semantic.SemanticWeights, halves: int) -> None:
+def frontpage_halves(
+    spec: str, sw: semantic.SemanticWeights, halves: int, interests: str = er.FRONTPAGE_INTERESTS
+) -> None:
     """Mean AUC of the unvoted half over random halves (seeds 100, 101, ...; not the reported
     split, er.SEED), the product's sum for several weights: what the weights were chosen on."""
-    items, texts, corpus_texts, liked, tfidf, corpus_tfidf, model, corpus_emb, interests_emb = (
-        _frontpage_setup(spec)
+    items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases = _frontpage_setup(
+        spec, interests
     )
     n = len(items)
     weights = rank.Weights()
@@ -197,6 +220,9 @@ def frontpage_halves(spec: str, sw: semantic.SemanticWeights, halves: int) -> No
         "TF-IDF alone": None,
         "chosen": sw,
         "no neighbours": replace(sw, neighbour_weight=0.0, neighbour_weight_with_dislikes=0.0),
+        "no phrase match": replace(sw, phrases=0.0),
+        "phrase match × 0.5": replace(sw, phrases=sw.phrases * 0.5),
+        "phrase match × 2": replace(sw, phrases=sw.phrases * 2),
         "plain centroid (shrinkage 1)": replace(sw, shrinkage=1.0),
         "shrinkage 0.3": replace(sw, shrinkage=0.3),
         "no density": replace(sw, density_weight=0.0),
@@ -213,13 +239,13 @@ def frontpage_halves(spec: str, sw: semantic.SemanticWeights, halves: int) -> No
         down = np.flatnonzero(voted & ~liked)
         for case, u, d in (("up", up, up[:0]), ("up+down", up, down)):
             votes = [(texts[i], 1, NOW) for i in u] + [(texts[i], -1, NOW) for i in d]
-            sig = rank.Signals(interests=er.FRONTPAGE_INTERESTS, votes=votes)
+            sig = rank.Signals(interests=interests, votes=votes)
             profiles = rank.build_profiles_from_signals(tfidf, [sig], corpus_tfidf, NOW, weights)
             t = rank.score(profiles, corpus_tfidf[:n], None, weights)[0]
             rows = np.r_[u, d].astype(np.int64)
             kinds = np.array(["liked"] * len(u) + ["disliked"] * len(d), dtype=object)
             emb = semantic.EmbeddedSignals(
-                interests_emb, corpus_emb[rows], kinds, np.zeros(len(rows)), rows
+                interests_emb, corpus_emb[rows], kinds, np.zeros(len(rows)), rows, phrases
             )
             for name, w in variants.items():
                 total = t
@@ -250,14 +276,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", help="precomputed frontpage vectors (.npy) of another model")
     parser.add_argument("--interests-row", type=int, default=0, help="0: query, 1: passage")
     parser.add_argument("--weight", type=float, default=semantic.SemanticWeights().weight)
+    parser.add_argument(
+        "--interests",
+        choices=("strong", "every"),
+        default="strong",
+        help="the reader's strongest topics (the default) or every topic they weight above zero",
+    )
     args = parser.parse_args(argv)
     sw = replace(semantic.SemanticWeights(), weight=args.weight)
+    interests = {"strong": er.FRONTPAGE_INTERESTS, "every": er.FRONTPAGE_INTERESTS_EVERY}[
+        args.interests
+    ]
     if args.speed:
         speed(args.model)
     if args.frontpage and args.halves:
-        frontpage_halves(args.model, sw, args.halves)
+        frontpage_halves(args.model, sw, args.halves, interests)
     elif args.frontpage:
-        frontpage(args.model, sw, args.vectors, args.interests_row)
+        frontpage(args.model, sw, args.vectors, args.interests_row, interests)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,13 +23,14 @@ def unit(*values: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def signals(interests=None, rows=(), kinds=(), ages=None) -> semantic.EmbeddedSignals:
+def signals(interests=None, rows=(), kinds=(), ages=None, phrases=None) -> semantic.EmbeddedSignals:
     vectors = np.array(rows, dtype=np.float32).reshape(len(rows), -1) if rows else np.zeros((0, 2))
     return semantic.EmbeddedSignals(
         interests,
         vectors,
         np.array(kinds, dtype=object),
         np.zeros(len(rows)) if ages is None else np.array(ages, dtype=np.float64),
+        phrases=None if phrases is None else np.array(phrases, dtype=np.float32),
     )
 
 
@@ -47,6 +49,34 @@ def test_a_thumbs_down_pushes_the_centroid_away_and_old_votes_count_less():
 def corpus_of(rows: np.ndarray) -> np.ndarray:
     """Unit rows, as the model gives."""
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_an_interests_text_of_two_topics_matches_each_not_their_average():
+    # two unrelated topics; "both" sits between them and is close to neither
+    rng = np.random.default_rng(4)
+    corpus = corpus_of(np.vstack([rng.normal(size=(200, 8)), np.eye(8)[:2], [[1, 1] + [0] * 6]]))
+    topic_a, topic_b, both = 200, 201, 202
+    whole = unit(1, 1, 0, 0, 0, 0, 0, 0)  # the whole text's vector: the two topics averaged
+    cold = signals(whole, phrases=[corpus[topic_a], corpus[topic_b]])
+    by_phrase = semantic.build_profiles([cold], corpus, W).added(corpus, W)[0]
+    assert by_phrase[topic_a] > by_phrase[both] and by_phrase[topic_b] > by_phrase[both]
+    no_phrases = replace(W, phrases=0.0)
+    by_text = semantic.build_profiles([cold], corpus, no_phrases).added(corpus, no_phrases)[0]
+    assert by_text[both] > by_text[topic_a]
+
+
+def test_each_distinct_phrase_is_encoded_once_for_the_whole_run():
+    asked: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        asked.append(texts)
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    out = semantic.phrase_vectors(encode, ["graph neural networks, RAG", "RAG; robotics", ""])
+    assert asked == [["graph neural networks", "RAG", "robotics"]]
+    assert [None if v is None else len(v) for v in out] == [2, 2, None]
+    np.testing.assert_allclose(out[0][1], out[1][0])  # "RAG", the same vector for both
+    np.testing.assert_allclose(np.linalg.norm(out[0], axis=1), 1.0, atol=1e-6)
 
 
 def test_profiles_read_as_standard_deviations_over_the_corpus():
@@ -72,8 +102,13 @@ def test_the_whitened_centroid_finds_the_cluster_of_three_likes():
 def test_every_reader_gets_the_same_model_however_many_are_ranked_at_once():
     rng = np.random.default_rng(3)
     corpus = corpus_of(rng.normal(size=(300, 8)))
-    reader = signals(corpus[7], [corpus[i] for i in range(4)], ["liked"] * 3 + ["disliked"])
-    crowd = [signals(None, [corpus[j] for j in rng.choice(300, 5)], ["liked"] * 5)] * 499
+    reader = signals(
+        corpus[7], [corpus[i] for i in range(4)], ["liked"] * 3 + ["disliked"], None, corpus[8:10]
+    )
+    crowd = [
+        signals(None, [corpus[j] for j in rng.choice(300, 5)], ["liked"] * 5),
+        signals(corpus[11], phrases=corpus[11:14]),  # phrases compared in blocks of readers
+    ] * 250
     alone = semantic.build_profiles([reader], corpus, W).added(corpus, W)[0]
     among = semantic.build_profiles([reader, *crowd], corpus, W).added(corpus, W)[0]
     np.testing.assert_allclose(alone, among, atol=1e-5)
@@ -395,7 +430,7 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
 
     text = resources.files("paperwire").joinpath("data/example-subscribers.yaml").read_text()
     on = parse_config(text.replace("subscribers:\n", SEMANTIC_ON, 1), env={})
-    off = parse_config(text, env={})
+    off = parse_config(text.replace("subscribers:\n", SEMANTIC_OFF, 1), env={})
     now = dt.datetime.now(dt.UTC)
     with Store(tmp_path / "paperwire.db") as store:
         assert pipeline.fetch_all(store, on, now=now).new == 200
@@ -408,7 +443,7 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
         assert not any(r == ["new in your feeds"] for r in (p.reasons for p in with_meaning))
         # TF-IDF alone cannot say it: no interest phrase, nor most of one, is in the paper
         bare = {p.paper_id: p.reasons for p in plain["ada"].picks}.get("2504.06261", [])
-        assert not any("interest" in reason for reason in bare)
+        assert not any("interest" in reason for reason in bare), bare
         # a phrase names only its own nearest 5 % of stored papers: 10 of 200 each, 40 at most
         ids = store.papers_since(now - dt.timedelta(days=1))
         corpus = digest._Corpus.load(store)
@@ -424,3 +459,4 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
 
 
 SEMANTIC_ON = "ranking:\n  embeddings: wordllama\n\nsubscribers:\n"
+SEMANTIC_OFF = "ranking:\n  embeddings: off\n\nsubscribers:\n"

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .core import decay_factor
+from .core import decay_factor, interest_phrases
 from .embed import unit_rows
 
 if TYPE_CHECKING:
@@ -79,6 +79,10 @@ class SemanticWeights:
     # neighbour cosines after removing the corpus mean (the direction every vector shares)
     centred: bool = True
     interests: float = 1.0
+    # the interests text matched phrase by phrase: a paper's best cosine to any one of its
+    # phrases, standardised (a text of ten topics averaged into one vector matches none of
+    # them well: arxiv-frontpage's cold start, benchmarks/README.md "Interest phrases")
+    phrases: float = 2.0
     seeds: float = 1.0
     liked: float = 1.0
     disliked: float = 1.0
@@ -94,6 +98,8 @@ class EmbeddedSignals:
     kinds: np.ndarray  # per row: "seed" | "liked" | "disliked"
     ages: np.ndarray  # per row, days since the vote (0 for seeds)
     corpus_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # (p, dim) unit rows: the interests text's phrases (core.interest_phrases); None: none
+    phrases: np.ndarray | None = None
 
     @property
     def positives(self) -> int:
@@ -139,8 +145,11 @@ def direction(
     sig: EmbeddedSignals, w: SemanticWeights, mean: np.ndarray, precision: np.ndarray
 ) -> np.ndarray:
     """The reader's whitened centroid: ``Σ⁻¹ (positives − μ) − Σ⁻¹ (thumbs-down − μ)`` (each
-    side's weighted mean), or the plain centroid for an interests text alone."""
+    side's weighted mean), or the plain centroid for an interests text alone (none when its
+    phrases are matched one by one instead: :func:`phrase_match`)."""
     if not len(sig.vectors):
+        if w.phrases and sig.phrases is not None and len(sig.phrases):
+            return np.zeros(sig.phrases.shape[1], dtype=np.float32)
         return centroid(sig, w)
     pos = _mean_of(sig, w, ("interests", "seed", "liked"))
     out = precision @ (_unit(pos) - mean) if pos.any() else np.zeros_like(mean)
@@ -176,6 +185,32 @@ def density(papers: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
         cosines = papers[start : start + _BLOCK] @ sample.T
         cosines[cosines > 0.9999] = -1.0  # the least a cosine can be
         out[start : start + _BLOCK] = top_k_mean(cosines, k)
+    return out
+
+
+# Readers whose phrases are compared with the papers at once (~4 phrases each: a 2,000 × 26,000
+# float64 block is 400 MB, so 128 readers keep it near 100 MB).
+_PHRASE_READERS = 128
+
+
+def phrase_match(phrases: list[np.ndarray | None], papers: np.ndarray) -> np.ndarray:
+    """Per reader, each paper's largest cosine to one of the reader's phrases (0 for a reader
+    with none). In float64, like the linear scores: the same whoever else is due."""
+    out = np.zeros((len(phrases), len(papers)), dtype=np.float32)
+    papers64 = papers.T.astype(np.float64)
+    for start in range(0, len(phrases), _PHRASE_READERS):
+        block = [
+            (row, p)
+            for row, p in enumerate(phrases[start : start + _PHRASE_READERS], start)
+            if p is not None and len(p)
+        ]
+        if not block:
+            continue
+        cosines = np.vstack([p for _, p in block]).astype(np.float64) @ papers64
+        at = 0
+        for row, p in block:
+            out[row] = cosines[at : at + len(p)].max(axis=0)
+            at += len(p)
     return out
 
 
@@ -245,6 +280,11 @@ class SemanticProfiles:
     liked: list[np.ndarray]  # per subscriber, centred unit rows of seeds and thumbs-up
     disliked: list[np.ndarray]  # per subscriber, of thumbs-down
     calibration: Calibration
+    # per subscriber, the interests' phrase vectors (None: no phrases), and the phrase match's
+    # standardisation over the corpus sample
+    phrases: list[np.ndarray | None] = field(default_factory=list)
+    phrase_offset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    phrase_scale: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=np.float32))
 
     def score(self, papers: np.ndarray) -> np.ndarray:
         # in float64: a float32 product's last bits depend on how many readers share it, and
@@ -253,6 +293,15 @@ class SemanticProfiles:
         raw -= self.offset[:, None]
         raw /= self.scale[:, None]
         return raw.astype(np.float32)  # the sum is float32, like the TF-IDF scores
+
+    def phrase_scores(self, papers: np.ndarray) -> np.ndarray:
+        """:func:`phrase_match` in standard deviations above the reader's average paper."""
+        if not any(p is not None for p in self.phrases):
+            return np.zeros((len(self.directions), len(papers)), dtype=np.float32)
+        out = phrase_match(self.phrases, papers)
+        out -= self.phrase_offset[:, None]
+        out /= self.phrase_scale[:, None]
+        return out
 
     def neighbour_weights(self, w: SemanticWeights) -> np.ndarray:
         """Each row's weight of the neighbour contrast: none without a labelled paper."""
@@ -300,6 +349,8 @@ class SemanticProfiles:
         papers' :meth:`density`, when the caller has it cached."""
         total = self.score(papers)
         total *= w.weight
+        if w.phrases:
+            total += w.phrases * self.phrase_scores(papers)
         near = self.neighbour_weights(w)
         if not near.any() or not len(papers):
             return total.astype(np.float32)
@@ -347,12 +398,22 @@ def build_profiles(
         if len(cal.sample)
         else np.zeros((len(signals), 0))
     )
-    offset = raw.mean(axis=1) if raw.shape[1] else np.zeros(len(signals))
-    spread = raw.std(axis=1) if raw.shape[1] > 1 else np.ones(len(signals))
-    scale = np.where(spread > 0, spread, 1.0)
-    return SemanticProfiles(
-        directions, offset.astype(np.float32), scale.astype(np.float32), liked, disliked, cal
+    offset, scale = _standardisation(raw)
+    phrases = [sig.phrases for sig in signals]
+    phrase_offset, phrase_scale = _standardisation(
+        phrase_match(phrases, cal.sample) if any(p is not None for p in phrases) else raw[:, :0]
     )
+    return SemanticProfiles(
+        directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale
+    )
+
+
+def _standardisation(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (reader) of scores over the corpus sample, their mean and spread (1 if none)."""
+    offset = raw.mean(axis=1) if raw.shape[1] else np.zeros(len(raw))
+    spread = raw.std(axis=1) if raw.shape[1] > 1 else np.ones(len(raw))
+    scale = np.where(spread > 0, spread, 1.0)
+    return offset.astype(np.float32), scale.astype(np.float32)
 
 
 # -- the hook compose calls -------------------------------------------------------------------
@@ -364,9 +425,11 @@ def embedded_signals(
     corpus: np.ndarray,
     now: dt.datetime,
     interests: np.ndarray | None = None,
+    phrases: list[np.ndarray | None] | None = None,
 ) -> list[EmbeddedSignals]:
     """``core.Signals`` whose papers are corpus rows (as ``compose`` builds them) in vectors;
-    ``interests``: the interests texts' vectors, when the caller has them (stored ones)."""
+    ``interests``: the interests texts' vectors, when the caller has them (stored ones), and
+    ``phrases`` each text's phrase vectors (:func:`phrase_vectors`; None: not matched)."""
     if interests is None:
         interests = model.embed([s.interests for s in signals])
     out = []
@@ -387,9 +450,24 @@ def embedded_signals(
                 np.array(kinds, dtype=object),
                 np.array(ages, dtype=np.float64),
                 np.array(sig.corpus_rows, dtype=np.int64),
+                phrases[i] if phrases is not None else None,
             )
         )
     return out
+
+
+def phrase_vectors(
+    embed_texts: Callable[[list[str]], np.ndarray], texts: list[str]
+) -> list[np.ndarray | None]:
+    """Per interests text, its phrases' vectors (:func:`core.interest_phrases`; None for a
+    text with none); ``embed_texts`` encodes each distinct phrase once for the whole run."""
+    per_text = [interest_phrases(t) for t in texts]
+    distinct = list(dict.fromkeys(p for phrases in per_text for p in phrases))
+    if not distinct:
+        return [None] * len(texts)
+    vectors = unit_rows(np.asarray(embed_texts(distinct), dtype=np.float32))
+    where = {p: i for i, p in enumerate(distinct)}
+    return [vectors[[where[p] for p in ps]] if ps else None for ps in per_text]
 
 
 def extra_scores(
@@ -417,8 +495,10 @@ def extra_scores(
     model = load_model(spec)
     corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
     cal = _calibration(store, model, corpus, w)
-    interests = text_vectors(store, model, [s.interests for s in signals])
-    embedded = embedded_signals(model, signals, corpus, now, interests)
+    texts = [s.interests for s in signals]
+    interests = text_vectors(store, model, texts)
+    phrases = phrase_vectors(lambda p: text_vectors(store, model, p), texts) if w.phrases else None
+    embedded = embedded_signals(model, signals, corpus, now, interests, phrases)
     profiles = build_profiles(embedded, corpus, w, cal)
     rows = np.asarray(candidate_rows, dtype=np.int64)
     dense = None
