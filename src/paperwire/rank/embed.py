@@ -33,16 +33,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from ..config.embeddings import BUNDLED, ENCODER, INSTALL_HINT, missing_modules
 from ..errors import ConfigError, StoreError
 from ..paper import paper_text, text_hash
 
 if TYPE_CHECKING:
     from ..store import Store
 
-ENCODER = "minilm"  # the sentence encoder inside the package (rank/encoder.py), the default
-BUNDLED = "wordllama"
 log = logging.getLogger("paperwire")
-INSTALL_HINT = "pip install 'paperwire[semantic]'"
 # Tokens read per text: an abstract is ~250; this bounds the cost of a pasted book.
 MAX_TOKENS = 1024
 # Texts tokenised per call: bounds the memory of the token lists, not the speed.
@@ -138,43 +136,8 @@ def load_model(spec: str) -> EmbeddingModel:
     return _LOADED[spec]
 
 
-def check_spec(spec: str) -> str:
-    """Validate a ``ranking.embeddings`` value without loading the model (ValueError says why,
-    for the config's file:line error)."""
-    spec = spec.strip()
-    if spec == ENCODER:
-        return spec
-    if spec == BUNDLED:
-        missing = _missing("tokenizers", "safetensors", "wordllama")
-        if missing:
-            raise ValueError(
-                f"the semantic extra is not installed (missing {', '.join(missing)}): "
-                f"{INSTALL_HINT}"
-            )
-        return spec
-    folder = Path(spec).expanduser()
-    if not folder.is_dir():
-        raise ValueError(
-            f"{spec!r} is neither {ENCODER!r}, {BUNDLED!r}, 'off' nor a model folder "
-            "(model.safetensors + tokenizer.json)"
-        )
-    absent = [n for n in ("model.safetensors", "tokenizer.json") if not (folder / n).is_file()]
-    if absent:
-        raise ValueError(f"{spec}: no {absent[0]} (a model2vec folder has both)")
-    missing = _missing("tokenizers", "safetensors")
-    if missing:
-        raise ValueError(
-            f"the semantic extra is not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
-        )
-    return str(folder)
-
-
-def _missing(*modules: str) -> list[str]:
-    return [m for m in modules if importlib.util.find_spec(m) is None]
-
-
 def _require(*modules: str) -> None:
-    missing = _missing(*modules)
+    missing = missing_modules(*modules)
     if missing:
         raise ConfigError(
             f"{_SETTING}: the semantic extra is not installed (missing {', '.join(missing)}): "
