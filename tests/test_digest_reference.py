@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from paperwire import pipeline, render
+from paperwire import digests, pipeline, render
 from paperwire.config import parse_config
 from paperwire.deliver.slack import digest_blocks
 from paperwire.links import Links, Signer
@@ -112,7 +112,7 @@ def _composed(stocked, embeddings: str, monkeypatch) -> dict:
     signer = Signer("reference-secret")
     out = {}
     with Store(path) as store:
-        for composed in digest.iter_compose(store, config, now=NOW, since=NOW - 3 * DAY):
+        for composed in digests.iter_compose(store, config, now=NOW, since=NOW - 3 * DAY):
             picks = composed.picks
             links = Links("https://papers.example.org", signer, composed.subscriber.id)
             ctx = render.context(

@@ -31,7 +31,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("web", ("paperwire.web",)),
     (
         "orchestration",
-        ("paperwire.schedule", "paperwire.pipeline", "paperwire.status", "paperwire.daemon",
+        ("paperwire.digests", "paperwire.schedule", "paperwire.pipeline", "paperwire.status",
+         "paperwire.daemon",
          "paperwire.cli", "paperwire.__main__"),
     ),
 ]  # fmt: skip

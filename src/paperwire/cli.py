@@ -236,11 +236,9 @@ def digest_cmd(
     since_utc = since.replace(tzinfo=dt.UTC) if since else None
     with obj.store() as store:
         # scikit-learn is imported only by the commands that rank
-        from .rank import compose as digest
+        from .digests import iter_compose
 
-        stream = digest.iter_compose(
-            store, config, subs, now=utcnow(), since=since_utc, limit=limit
-        )
+        stream = iter_compose(store, config, subs, now=utcnow(), since=since_utc, limit=limit)
         if as_json and subscriber_id:
             picks = [p.as_json() for p in next(stream).picks]
             echo(json.dumps(picks, indent=2, ensure_ascii=False))
@@ -428,19 +426,16 @@ def run(
         paperwire run --port 8000 --log-json # the daemon
     """
     if once:
-        with obj.store() as store:
-            with _reported_here():
-                fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
-            _print_fetch(fetched)
-            alerts = pipeline.send_alerts(store, obj.config, now=utcnow(), outbox=_outbox(obj))
-            report = pipeline.send_due(
+        with obj.store() as store, _reported_here():
+            fetched, report = pipeline.run_once(
                 store,
                 obj.config,
-                now=utcnow(),
+                now=utcnow,
+                base_dir=obj.base_dir,
                 outbox=_outbox(obj),
                 first_reach=pipeline.FIRST_DIGEST_REACH,
             )
-        report.lines[:0] = alerts.lines
+        _print_fetch(fetched)
         _print_send(report)
         return
     from .daemon import ConfigHolder, Daemon, JsonFormatter

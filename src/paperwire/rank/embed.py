@@ -118,22 +118,18 @@ class EmbeddingModel(Protocol):
     def embed(self, texts: list[str], batch: int = 1) -> np.ndarray: ...
 
 
-_LOADED: dict[str, EmbeddingModel] = {}
-
-
 def load_model(spec: str) -> EmbeddingModel:
     """The model named in the config: ``minilm`` (the bundled sentence encoder, the default),
-    ``wordllama`` or a local model2vec folder (cached per process: loading takes a second)."""
-    if spec not in _LOADED:
-        if spec == ENCODER:
-            from . import encoder
+    ``wordllama`` or a local model2vec folder. Loading takes a second: a caller that ranks
+    more than once keeps it (:meth:`RankingSession.model
+    <paperwire.rank.session.RankingSession.model>`)."""
+    if spec == ENCODER:
+        from . import encoder
 
-            _LOADED[spec] = encoder.load()
-        elif spec == BUNDLED:
-            _LOADED[spec] = _load_bundled()
-        else:
-            _LOADED[spec] = _load_folder(Path(spec))
-    return _LOADED[spec]
+        return encoder.load()
+    if spec == BUNDLED:
+        return _load_bundled()
+    return _load_folder(Path(spec))
 
 
 def _require(*modules: str) -> None:
@@ -274,14 +270,13 @@ def _stored_rows(
 REFRESH_BATCH = 256
 
 
-def refresh(store: Store, spec: str | None, stop: threading.Event | None = None) -> int:
+def refresh(store: Store, model: EmbeddingModel | None, stop: threading.Event | None = None) -> int:
     """Embed and store every stored paper whose vector is missing, from another model, or of
     an older text (what ``fetch`` runs after storing papers, so a paper is encoded once, when
-    it arrives, and no digest waits for it); returns how many were embedded. Setting ``stop``
-    ends it after the batch in hand."""
-    if not spec:
+    it arrives, and no digest waits for it); returns how many were embedded (none without a
+    model: ``ranking.embeddings`` off). Setting ``stop`` ends it after the batch in hand."""
+    if model is None:
         return 0
-    model = load_model(spec)
     rows = store.corpus()
     stored = store.embeddings(r["paper_id"] for r in rows)
     todo = []
