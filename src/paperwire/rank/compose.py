@@ -434,7 +434,7 @@ def explain(
             _add_meaning(embedded, cols, mine[row], drafts)
         profiled = evidence.has_profile(signals[row])
         followed = chosen.followed[row]
-        picks = []
+        ranked = []
         for col, reasons, _ in drafts:
             paper = details[run.ids[col]]
             if not reasons:
@@ -443,7 +443,7 @@ def explain(
                 reasons.insert(0, Reason("followed_author", followed[col]))
             if not reasons:
                 continue  # nothing of the reader's explains it: not in their digest
-            picks.append(
+            ranked.append(
                 Ranked(
                     paper["paper_id"],
                     paper["title"],
@@ -453,7 +453,7 @@ def explain(
                     paper,
                 )
             )
-        out.append(picks)
+        out.append(ranked)
     return out
 
 

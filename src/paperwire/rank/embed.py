@@ -144,7 +144,9 @@ def _require(*modules: str) -> None:
 def _load_bundled() -> StaticModel:
     _require("tokenizers", "safetensors", "wordllama")
     spec = importlib.util.find_spec("wordllama")
-    root = Path(next(iter(spec.submodule_search_locations)))  # type: ignore[union-attr]
+    if spec is None or not spec.submodule_search_locations:  # _require found it
+        raise ConfigError(f"{_SETTING}: the wordllama package is not installed: {INSTALL_HINT}")
+    root = Path(next(iter(spec.submodule_search_locations)))
     weights = root / "weights" / "l2_supercat_256.safetensors"
     tokenizer = root / "tokenizers" / "l2_supercat_tokenizer_config.json"
     for path in (weights, tokenizer):

@@ -311,7 +311,7 @@ class SemanticProfiles:
         with threadpool_limits(limits=1):
             for row in np.flatnonzero(near):
                 cols = np.argpartition(-ranked[row], short - 1)[:short]
-                contrast = self.contrast(row, centred[cols], w)
+                contrast = self.contrast(int(row), centred[cols], w)
                 if w.density_weight:
                     contrast -= w.density_weight * dense[cols]
                 weighted = near[row] * contrast
