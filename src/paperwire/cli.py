@@ -660,26 +660,15 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
         paperwire seeds import ada ~/zotero-export.bib
         paperwire seeds import ada reading-list.txt
     """
-    from .sources import library
-
-    config = obj.config
-    sub = config.subscriber(subscriber_id)
-    entries = library.read_library(path)
+    sub = obj.config.subscriber(subscriber_id)
     with obj.store() as store:
-        report = library.import_seeds(
-            store,
-            sub.id,
-            entries,
-            api_url=config.arxiv_api_url,
-            origin=path.name,
-            timeout=config.fetch_timeout_seconds,
-        )
+        report, entries = pipeline.import_library(store, obj.config, sub.id, path)
     for entry, why in report.unmatched:
         echo(f"{entry.where}: not matched: {entry.label}: {why}")
     if report.fetch_error:
         echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
     echo(
-        f"{len(report.matched)} of {len(entries)} entries matched to arXiv papers; "
+        f"{len(report.matched)} of {entries} entries matched to arXiv papers; "
         f"{report.new_seeds} new seeds for {sub.id}; {len(report.unmatched)} not matched."
     )
 
@@ -709,18 +698,11 @@ def feed_show(obj: Context, subscriber_id: str) -> None:
     Example:
         paperwire feed show fay
     """
-    config = obj.config
-    sub = config.subscriber(subscriber_id)
+    from .render.atom import subscriber_feed_url
+
+    sub = obj.config.subscriber(subscriber_id)
     with obj.store() as store:
-        echo(f"{sub.id}: {_feed_url(config, store, sub.id)}")
-
-
-def _feed_url(config: Config, store: Store, subscriber_id: str) -> str:
-    """The reader's current feed URL, as their digests and profile page give it."""
-    from .links import signer_for
-    from .render.atom import feed_url
-
-    return feed_url(store, config.base_url, signer_for(config, store), subscriber_id)
+        echo(f"{sub.id}: {subscriber_feed_url(store, obj.config, sub.id)}")
 
 
 @feed.command(name="rotate")
@@ -733,11 +715,11 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     Example:
         paperwire feed rotate ada
     """
-    config = obj.config
-    sub = config.subscriber(subscriber_id)
+    from .render.atom import rotate_feed
+
+    sub = obj.config.subscriber(subscriber_id)
     with obj.store() as store:
-        store.rotate_feed(sub.id)
-        url = _feed_url(config, store, sub.id)
+        url = rotate_feed(store, obj.config, sub.id)
     echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
 
 

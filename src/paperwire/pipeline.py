@@ -34,6 +34,7 @@ from .store import Store, iso
 
 if TYPE_CHECKING:
     from .paper import Pick
+    from .sources.library import ImportReport
 
 log = logging.getLogger("paperwire")
 
@@ -516,6 +517,26 @@ def send_alerts(
                 deliver_jobs(store, config, jobs, outbox=outbox, now=now, stop=stop)
             )
     return report
+
+
+def import_library(
+    store: Store, config: Config, subscriber_id: str, path: Path
+) -> tuple[ImportReport, int]:
+    """Import a reader's library file (BibTeX, CSL JSON, RIS or a list of ids) as their seed
+    papers, looking entries up on the arXiv API as the config says; the report and how many
+    entries the file held."""
+    from .sources import library
+
+    entries = library.read_library(path)
+    report = library.import_seeds(
+        store,
+        subscriber_id,
+        entries,
+        api_url=config.arxiv_api_url,
+        origin=path.name,
+        timeout=config.fetch_timeout_seconds,
+    )
+    return report, len(entries)
 
 
 def run_once(
