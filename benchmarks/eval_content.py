@@ -12,7 +12,7 @@ What it measures is what compose does without upvotes, and nothing else:
 
 * the vectors are the product's own: every CiteULike-t paper written as an Atom feed
   (``eval_product.feed_document``), parsed and stored with ``Store``, hashed and weighed by
-  ``digest._Corpus.load`` (cached in ``PAPERWIRE_BENCH_CACHE`` after the first run);
+  ``RankingSession().corpus`` (cached in ``PAPERWIRE_BENCH_CACHE`` after the first run);
 * "shipped" is ``rank.classifier_row`` with the shipped ``rank.Weights`` (every reader here has
   ≥ 8 liked papers, so every profile is a classifier where a run allows one:
   ``classifier_max_subscribers``, 0 since the sentence encoder shipped), scored over every
@@ -69,10 +69,10 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks import eval_product as ep
 from benchmarks import eval_ranking
-from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.rank import semantic
 from paperwire.rank.embed import unit_rows
+from paperwire.rank.session import RankingSession
 from paperwire.store import Store
 
 WEIGHTS = rank.Weights()
@@ -100,7 +100,7 @@ def product_vectors(counts, vocab) -> tuple[sp.csr_matrix, np.ndarray]:
         db = Path(tmp) / "atom.db"
         ep.build_store(db, ep.feed_document(counts, vocab, pool, None), {})
         with Store(db) as store:
-            corpus = digest._Corpus.load(store)
+            corpus = RankingSession().corpus(store)
             matrix = corpus.matrix.tocsr()
             cite = np.array([int(r["paper_id"].split(".")[1]) for r in corpus.rows])
     ep.CACHE.mkdir(parents=True, exist_ok=True)

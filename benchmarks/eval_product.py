@@ -58,11 +58,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from benchmarks import eval_ranking  # the protocol's split, metrics and the recipe
+from paperwire import digests
 from paperwire.config import parse_config
 from paperwire.paper import paper_text, text_hash
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.rank import embed
+from paperwire.rank.session import RankingSession
 from paperwire.sources import parse_document
 from paperwire.store import Store
 
@@ -238,7 +240,7 @@ def product_digests(
         batch = batch or len(users)
         for start in range(0, len(users), batch):
             subs = list(config.subscribers[start : start + batch])
-            composed = digest.compose(
+            composed = digests.compose(
                 store,
                 config,
                 subs,
@@ -350,7 +352,7 @@ def cosines(vectors: sp.csr_matrix):
     compose keeps none and MMR computes each pool's own (None here does the same)."""
     if vectors.shape[0] > digest.MAX_DENSE_SIMILARITY:
         return None
-    return digest._Float16Cosines(
+    return digest.Float16Cosines(
         rank.CandidateGram(vectors, np.arange(vectors.shape[0])).candidates
     )
 
@@ -429,7 +431,7 @@ def product_relevance(
     papers' upvotes (NaN: none), the excluded (voted) columns, vectors and CiteULike indices."""
     config = config_for(users, embeddings)
     with Store(db) as store:
-        corpus = digest._Corpus.load(store)
+        corpus = RankingSession().corpus(store)
         ids = [r["paper_id"] for r in corpus.rows]
         bare = replace(weights, popularity=0.0)
         parts = []

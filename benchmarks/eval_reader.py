@@ -62,7 +62,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import roc_auc_score
 
-from paperwire import pipeline
+from paperwire import digests, pipeline
 from paperwire.config import parse_config
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
@@ -238,8 +238,8 @@ def evaluate(
                        for lp in liked[sub.id])  # fmt: skip
 
     since = NOW - dt.timedelta(days=3)
-    default = digest.compose(store, config, now=NOW, since=since, limit=10)
-    no_pop = digest.compose(
+    default = digests.compose(store, config, now=NOW, since=since, limit=10)
+    no_pop = digests.compose(
         store, config, now=NOW, since=since, limit=10,
         weights=replace(digest.DEFAULT_WEIGHTS, popularity=0.0),
     )  # fmt: skip
@@ -370,7 +370,7 @@ def demo_digests(tmp: Path, embeddings: str | None = None):
     config = parse_config(text, label="example-subscribers.yaml", env={})
     store = Store(tmp / "demo.db")
     pipeline.fetch_all(store, config, now=NOW)
-    return store, config, digest.compose(store, config, now=NOW)
+    return store, config, digests.compose(store, config, now=NOW)
 
 
 def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 store, papers, args.embeddings, READERS + seeded, LIBRARY_READERS
             )
             result = evaluate(store, config, papers, own, liked, args.show, {r[0] for r in READERS})
-            composed = digest.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=3))
+            composed = digests.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=3))
             interests = {s.id: s.interests for s in config.subscribers}
             titles = {sid: {by_id[p].title for p in ids} for sid, ids in own.items()}
             limit = {s.id: s.digest_size for s in config.subscribers}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import eval_product as ep  # the store, readers and split of the recall evaluation
-from paperwire.rank import compose as digest  # noqa: E402
+from paperwire import digests  # noqa: E402
 from paperwire.store import Store  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         ep.build_store(db, ep.feed_document(counts, vocab, pool, upvotes), train, vectors)
         config = ep.config_for(users, ep.embed.ENCODER)
         with Store(db) as store:
-            composed = digest.compose(
+            composed = digests.compose(
                 store, config, now=ep.NOW, since=ep.NOW - dt.timedelta(days=7), limit=ep.DIGEST
             )
     picks = {

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
+from paperwire import digests as worded
 from paperwire.paper import Paper
 from paperwire.rank import alerts
-from paperwire.rank import compose as digest
 from paperwire.rank.authors import Following, name_key, same_person
 from paperwire.rank.filters import PhraseFilter, fold_text
 
@@ -119,7 +119,7 @@ def stocked(store):
 
 def test_a_followed_authors_paper_is_always_in_the_digest_and_marked(stocked, make_config):
     config = make_config(CONFIG)
-    ada = digest.compose(stocked, config, now=NOW)["ada"]
+    ada = worded.compose(stocked, config, now=NOW)["ada"]
     assert len(ada.picks) == 2  # the digest size holds
     assert ada.picks[0].paper_id == "2611.00004"  # off-topic for her profile, but followed
     assert ada.picks[0].reasons[0] == "by an author you follow (LeCun, Yann)"
@@ -127,13 +127,13 @@ def test_a_followed_authors_paper_is_always_in_the_digest_and_marked(stocked, ma
     # without the follow it would not have made a two-paper digest
     plain = make_config(CONFIG.replace('    follow_authors: ["LeCun, Yann"]\n', ""))
     assert "2611.00004" not in [
-        p.paper_id for p in digest.compose(stocked, plain, now=NOW)["ada"].picks
+        p.paper_id for p in worded.compose(stocked, plain, now=NOW)["ada"].picks
     ]
 
 
 def test_must_and_never_match_are_hard_filters(stocked, make_config):
     config = make_config(CONFIG)
-    bob = digest.compose(stocked, config, now=NOW)["bob"]
+    bob = worded.compose(stocked, config, now=NOW)["bob"]
     assert sorted(p.paper_id for p in bob.picks) == ["2611.00001", "2611.00002"]
     assert bob.candidates == 2
 
@@ -145,7 +145,7 @@ def test_a_followed_author_wins_over_must_match_but_not_over_never_match(stocked
     config = make_config(
         CONFIG.replace('    must_match: ["KV cache"]\n', f'    must_match: ["KV cache"]\n{follows}')
     )
-    bob = digest.compose(stocked, config, now=NOW)["bob"]
+    bob = worded.compose(stocked, config, now=NOW)["bob"]
     picked = [p.paper_id for p in bob.picks]
     # 2611.00004: no "KV cache", but by LeCun; 2611.00005: by Di Author, but "diffusion"
     assert picked[0] == "2611.00004"

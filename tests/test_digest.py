@@ -7,8 +7,11 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from paperwire import digests as worded
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
+from paperwire.rank import evidence
+from paperwire.rank.session import RankingSession
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
@@ -62,12 +65,12 @@ def stocked(store):
     return store
 
 
-def ids(d: digest.Digest) -> list[str]:
+def ids(d: worded.Digest) -> list[str]:
     return [p.paper_id for p in d.picks]
 
 
 def test_interests_pick_the_matching_papers_with_reasons(stocked, config):
-    digests = digest.compose(stocked, config, now=NOW)
+    digests = worded.compose(stocked, config, now=NOW)
     ada = digests["ada"]
     assert set(ids(ada)[:2]) == {"2611.00001", "2611.00002"}
     assert ada.candidates == len(PAPERS)
@@ -89,21 +92,21 @@ def test_rated_and_sent_papers_are_never_picked_again(stocked, config):
     )  # fmt: skip
     # The delivery moved ada's window past these papers; widen it to see the exclusions work.
     since = NOW - dt.timedelta(days=3)
-    ada = digest.compose(stocked, config, [config.subscriber("ada")], now=NOW, since=since)["ada"]
+    ada = worded.compose(stocked, config, [config.subscriber("ada")], now=NOW, since=since)["ada"]
     assert ada.candidates == len(PAPERS) - 3  # the three are not candidates at all ...
     assert not {"2611.00001", "2611.00002", "2611.00003"} & set(ids(ada))
     # ... and nothing left is about her KV cache or LLM inference: no pick has a reason
     assert ids(ada) == []
     # Only ada's history is excluded: bob can still get them.
-    bob = digest.compose(stocked, config, [config.subscriber("bob")], now=NOW, limit=8)["bob"]
+    bob = worded.compose(stocked, config, [config.subscriber("bob")], now=NOW, limit=8)["bob"]
     assert {"2611.00001", "2611.00002", "2611.00003"} <= set(ids(bob))
 
 
 def test_a_liked_paper_pulls_its_neighbour_up_and_is_named(stocked, config):
     bob = config.subscriber("bob")
-    before = ids(digest.compose(stocked, config, [bob], now=NOW, limit=8)["bob"])
+    before = ids(worded.compose(stocked, config, [bob], now=NOW, limit=8)["bob"])
     stocked.record_vote("bob", "2611.00004", 1, via="test", now=NOW - dt.timedelta(hours=1))
-    after = digest.compose(stocked, config, [bob], now=NOW, limit=8)["bob"]
+    after = worded.compose(stocked, config, [bob], now=NOW, limit=8)["bob"]
     assert "2611.00004" not in ids(after)
     assert ids(after)[0] == "2611.00005"
     assert before.index("2611.00005") > 0
@@ -124,9 +127,9 @@ def test_similar_to_for_a_whole_chunk_names_what_each_digest_alone_names(
              ("ada", "2611.00001", 1), ("ada", "2611.00003", 1), ("cy", "2611.00007", 1)]  # fmt: skip
     for sub, paper, vote in votes:
         stocked.record_vote(sub, paper, vote, via="test", now=NOW - dt.timedelta(hours=1))
-    batched = digest.compose(stocked, config, now=NOW, limit=6)
-    monkeypatch.setattr(digest, "_similar_liked_many", lambda *args: None)  # per digest
-    alone = digest.compose(stocked, config, now=NOW, limit=6)
+    batched = worded.compose(stocked, config, now=NOW, limit=6)
+    monkeypatch.setattr(evidence, "similar_liked_many", lambda *args: None)  # per digest
+    alone = worded.compose(stocked, config, now=NOW, limit=6)
     for sub in ("ada", "bob", "cy"):
         assert [(p.paper_id, p.reasons) for p in batched[sub].picks] == [
             (p.paper_id, p.reasons) for p in alone[sub].picks
@@ -138,7 +141,7 @@ def test_similar_to_for_a_whole_chunk_names_what_each_digest_alone_names(
 
 
 def test_a_subscriber_with_no_data_still_gets_a_digest(stocked, config):
-    bob = digest.compose(stocked, config, [config.subscriber("bob")], now=NOW)["bob"]
+    bob = worded.compose(stocked, config, [config.subscriber("bob")], now=NOW)["bob"]
     assert len(bob.picks) == 3
     assert all(p.reasons == ["new in your feeds"] for p in bob.picks)
 
@@ -150,7 +153,7 @@ def test_popular_papers_lead_a_cold_start_digest(store, config):
         for (pid, title, abstract), votes in zip(PAPERS, [1, 2, 90, 3, 1, 40, 2, 1], strict=True)
     ]  # fmt: skip
     store.add_papers(papers, now=NOW - dt.timedelta(days=1))
-    bob = digest.compose(store, config, [config.subscriber("bob")], now=NOW)["bob"]
+    bob = worded.compose(store, config, [config.subscriber("bob")], now=NOW)["bob"]
     assert ids(bob)[:2] == ["2611.00003", "2611.00006"]
     assert [p.reasons for p in bob.picks[:2]] == [
         ["popular today: 90 upvotes"],
@@ -165,7 +168,7 @@ def test_only_papers_after_the_window_start_are_candidates(stocked, config):
     late = Paper("2611.00009", "KV cache eviction policies", "Which KV cache entries to keep.")
     stocked.add_papers([late], now=NOW - dt.timedelta(hours=1))
     since = NOW - dt.timedelta(hours=2)
-    ada = digest.compose(stocked, config, [config.subscriber("ada")], now=NOW, since=since)["ada"]
+    ada = worded.compose(stocked, config, [config.subscriber("ada")], now=NOW, since=since)["ada"]
     assert ids(ada) == ["2611.00009"]
     assert ada.candidates == 1
 
@@ -176,7 +179,7 @@ def test_score_matrix_matches_compose(stocked, config):
     matrix = digest.score_matrix(stocked, config, subs, paper_ids, now=NOW)
     assert matrix.shape == (2, len(PAPERS) + 1)
     assert np.isnan(matrix[:, -1]).all()  # not in the store
-    digests = digest.compose(stocked, config, subs, now=NOW)
+    digests = worded.compose(stocked, config, subs, now=NOW)
     for row, sub in enumerate(subs):
         for pick in digests[sub.id].picks:
             col = paper_ids.index(pick.paper_id)
@@ -186,7 +189,7 @@ def test_score_matrix_matches_compose(stocked, config):
 
 def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(stocked, config, monkeypatch):
     stocked.record_vote("bob", "2611.00004", 1, via="test", now=NOW - dt.timedelta(hours=1))
-    whole = digest.compose(stocked, config, now=NOW)  # one chunk of three subscribers
+    whole = worded.compose(stocked, config, now=NOW)  # one chunk of three subscribers
     monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 2)
     chunks = []  # the subscribers whose signals were read, per chunk, as they were read
     real = digest.subscriber_signals
@@ -196,7 +199,7 @@ def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(stocked, c
         return real(store, subscribers, *args)
 
     monkeypatch.setattr(digest, "subscriber_signals", spy)
-    composed = digest.iter_compose(stocked, config, now=NOW)
+    composed = worded.iter_compose(stocked, config, now=NOW)
     first = next(composed)
     assert chunks == [["ada", "bob"]]  # the second chunk is not ranked before it is asked for
     rest = list(composed)
@@ -225,7 +228,7 @@ def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(
     where = ["--config", str(tmp_path / "subscribers.yaml"), "--db", str(stocked.path)]
     result = CliRunner().invoke(cli.cli, [*where, "digest", "--json"])
     assert result.exit_code == 0, result.output
-    expected = digest.compose(stocked, load_config(tmp_path / "subscribers.yaml"), now=NOW)
+    expected = worded.compose(stocked, load_config(tmp_path / "subscribers.yaml"), now=NOW)
     printed = json.loads(result.output)
     assert list(printed) == ["ada", "bob", "cy"]
     assert printed == {sid: [p.as_json() for p in d.picks] for sid, d in expected.items()}
@@ -241,7 +244,7 @@ def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(
 def test_the_explainer_names_per_chunk_what_best_key_phrases_names_per_pick(stocked):
     from paperwire.rank import core as rank
 
-    corpus = digest._Corpus.load(stocked)
+    corpus = RankingSession().corpus(stocked)
     cols = np.arange(len(corpus.ids))
     signals = [
         rank.Signals(interests="KV cache quantization, LLM inference", seed_rows=[], vote_rows=[]),
@@ -253,7 +256,7 @@ def test_the_explainer_names_per_chunk_what_best_key_phrases_names_per_pick(stoc
     profiles.matrix.sort_indices()
     wants = [(row, col, n, skip) for row in (0, 1) for col in cols.tolist()
              for n, skip in ((3, []), (1, ["KV cache"]), (0, []))]  # fmt: skip
-    got = digest._Explainer(corpus, cols).best(profiles.matrix, wants)
+    got = evidence.ProfilePhrases(corpus, cols).best(profiles.matrix, wants)
     expected = []
     for row, col, n, skip in wants:
         found = rank.key_phrases(corpus.model, corpus.texts[col])

@@ -13,6 +13,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
+from paperwire.config import embeddings
 from paperwire.errors import ConfigError
 from paperwire.paper import Paper
 from paperwire.rank import embed
@@ -130,7 +131,7 @@ def test_a_missing_extra_names_the_install_command(monkeypatch):
         lambda name, *a: None if name == "wordllama" else real(name, *a),
     )
     with pytest.raises(ValueError) as err:
-        embed.check_spec("wordllama")
+        embeddings.check_spec("wordllama")
     assert str(err.value) == (
         "the semantic extra is not installed (missing wordllama): pip install 'paperwire[semantic]'"
     )

@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pytest
 
+from paperwire import digests as worded
 from paperwire.paper import Paper
-from paperwire.rank import compose, embed, encoder
+from paperwire.rank import embed, encoder
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
@@ -86,10 +87,11 @@ def test_each_paper_is_encoded_once_when_stored_and_never_again(store):
     store.add_papers(
         [Paper(p, t, a, url="u", source="arxiv") for p, t, a in PAPERS], now=NOW - dt.timedelta(1)
     )
-    assert embed.refresh(store, "minilm") == 3
+    model = embed.load_model("minilm")
+    assert embed.refresh(store, model) == 3
     stored = store.embeddings(p for p, _, _ in PAPERS)
-    assert {m for m, _, _ in stored.values()} == {embed.load_model("minilm").name}
-    assert embed.refresh(store, "minilm") == 0  # nothing new: nothing encoded
+    assert {m for m, _, _ in stored.values()} == {model.name}
+    assert embed.refresh(store, model) == 0  # nothing new: nothing encoded
     assert embed.refresh(store, None) == 0  # switched off: nothing at all
 
 
@@ -101,8 +103,8 @@ def test_a_new_reader_gets_the_paper_that_means_what_their_interests_say(store, 
         "subscribers:\n  - id: ada\n    email: ada@example.org\n"
         '    interests: "graph neural networks for chemistry"\n    digest_size: 1\n'
     )
-    on = compose.compose(store, make_config(text), now=NOW)["ada"]  # the default: the encoder
-    off = compose.compose(store, make_config("ranking: {embeddings: off}\n" + text), now=NOW)
+    on = worded.compose(store, make_config(text), now=NOW)["ada"]  # the default: the encoder
+    off = worded.compose(store, make_config("ranking: {embeddings: off}\n" + text), now=NOW)
     assert [p.paper_id for p in on.picks] == ["2611.00011"]
     # TF-IDF alone shares one word with one paper ("networks"): nothing a reader would
     # recognise as theirs, so ada's digest holds no paper (issue 27: it is left out)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from paperwire import digests as worded
 from paperwire.cli import cli
 from paperwire.errors import SourceError
 from paperwire.paper import Paper
@@ -185,7 +186,7 @@ def test_seeds_shape_the_profile_and_never_appear_in_a_digest(store: Store, make
     assert signals.liked_titles == [
         ("2106.09685", "LoRA: Low-Rank Adaptation of Large Language Models")
     ]
-    composed = digest.compose(store, config, now=NOW)["ada"]
+    composed = worded.compose(store, config, now=NOW)["ada"]
     picked = [p.paper_id for p in composed.picks]
     assert "2106.09685" not in picked  # a seed, though first seen inside the window
     assert picked[0] == "2611.00001"  # the seed's neighbour ranks first

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from paperwire import digests as worded
 from paperwire.cli import cli
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
+from paperwire.rank.session import RankingSession
 from paperwire.sources import feed, hf_daily
 from paperwire.store import Store
 
@@ -81,12 +83,12 @@ def test_a_seed_paper_is_never_picked_however_it_is_written(feeds_store, make_co
     since = NOW - 3 * DAY
     # Without the seed, a reader whose interests are that paper's own title gets it first ...
     plain = one_reader(make_config, title)
-    first = digest.compose(feeds_store, plain, now=NOW, since=since, limit=5)["ada"]
+    first = worded.compose(feeds_store, plain, now=NOW, since=since, limit=5)["ada"]
     assert first.picks[0].paper_id == KV_PAPER
     # ... with it as a seed, in any spelling, never, and nothing is "like" itself.
     config = one_reader(make_config, title, [given])
     assert digest.seed_ids(config.subscriber("ada")) == [KV_PAPER]
-    ada = digest.compose(feeds_store, config, now=NOW, since=since, limit=500)["ada"]
+    ada = worded.compose(feeds_store, config, now=NOW, since=since, limit=500)["ada"]
     assert KV_PAPER not in [p.paper_id for p in ada.picks]
     assert ada.candidates == feeds_store.count_papers() - 1
     like_seed = [p for p in ada.picks if p.reasons[0].startswith(f"like “{title}”")]
@@ -113,7 +115,7 @@ def test_voted_sent_and_alerted_papers_never_come_back_from_any_source(feeds_sto
         papers=[(replaced[2], 5.0, [])], now=NOW - DAY,
     )  # fmt: skip
     own = {hf_paper, cross, replaced[0], replaced[1], replaced[2]}
-    ada = digest.compose(feeds_store, config, now=NOW, since=NOW - 3 * DAY, limit=500)["ada"]
+    ada = worded.compose(feeds_store, config, now=NOW, since=NOW - 3 * DAY, limit=500)["ada"]
     picked = {p.paper_id for p in ada.picks}
     assert not own & picked
     assert ada.candidates == feeds_store.count_papers() - len(own) and picked
@@ -170,7 +172,7 @@ def test_a_whole_phrase_beats_papers_that_share_only_its_common_words(store, mak
     # ... so every paper with it is above every paper with only its words (spiking, quantum,
     # tropical "neural networks")
     assert min(with_phrase[i] for i in whole) > max(with_phrase[i] for i in words_only)
-    top = digest.compose(store, config, now=NOW, since=NOW - 3 * DAY, limit=len(whole))["ada"]
+    top = worded.compose(store, config, now=NOW, since=NOW - 3 * DAY, limit=len(whole))["ada"]
     picked = {p.paper_id for p in top.picks}
     # none of the spiking / quantum / tropical "neural networks"; a paper about graph learning
     # that never writes the phrase may take the place of one that mentions it in passing (the
@@ -213,7 +215,7 @@ def test_key_phrases_never_span_punctuation_stop_words_or_stand_alone():
 def test_reasons_are_interest_phrases_liked_titles_or_key_phrases(feeds_store, make_config):
     config = one_reader(make_config, "KV cache, long-context; speculative decoding")
     feeds_store.record_vote("ada", KV_PAPER, 1, via="test", now=NOW - DAY)
-    ada = digest.compose(feeds_store, config, now=NOW, since=NOW - 3 * DAY, limit=20)["ada"]
+    ada = worded.compose(feeds_store, config, now=NOW, since=NOW - 3 * DAY, limit=20)["ada"]
     liked_title = feeds_store.paper(KV_PAPER)["title"]
     assert ada.picks
     for pick in ada.picks:
@@ -247,7 +249,7 @@ def test_hugging_face_ai_keywords_are_stored_and_named(store, make_config):
     assert store.paper(target.paper_id)["keywords"] == target.keywords
     store.record_vote("ada", papers[2].paper_id, 1, via="test", now=NOW - DAY)
     store.add_papers(rss("arxiv_rss_cs.xml"), now=NOW - DAY)
-    corpus = digest._Corpus.load(store)
+    corpus = RankingSession().corpus(store)
     found = rank.key_phrases(corpus.model, corpus.texts[corpus.index[target.paper_id]], target.keywords)  # fmt: skip
     assert "KV-cache communication" in found.texts
 
@@ -266,7 +268,7 @@ def test_digest_prints_the_order_the_reader_gets_without_contradicting_scores(
     config = one_reader(make_config, "KV cache, LLM inference, speculative decoding, quantization")
     feeds_store.close()
     with Store(feeds_store.path) as store:
-        picks = digest.compose(store, config, now=dt.datetime.now(dt.UTC), since=NOW - 400 * DAY, limit=10)["ada"].picks  # fmt: skip
+        picks = worded.compose(store, config, now=dt.datetime.now(dt.UTC), since=NOW - 400 * DAY, limit=10)["ada"].picks  # fmt: skip
     scores = [p.score for p in picks]
     assert scores != sorted(scores, reverse=True)  # MMR reordered: the case the issue saw
     result = CliRunner().invoke(
@@ -333,7 +335,7 @@ def test_the_candidate_gram_path_picks_what_the_sparse_product_picks(
     since = NOW - 3 * DAY
 
     def digests():
-        return digest.compose(feeds_store, config, now=NOW, since=since, limit=10)
+        return worded.compose(feeds_store, config, now=NOW, since=since, limit=10)
 
     with_gram = digests()
     monkeypatch.setattr(digest, "MAX_DENSE_SIMILARITY", 0)  # no Gram: one product per chunk

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paperwire import digests as worded
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.sources import parse_document
@@ -47,7 +48,7 @@ def config(make_config):
 
 
 def order(store, config, weights: rank.Weights) -> list[str]:
-    picks = digest.compose(store, config, now=NOW, limit=30, weights=weights)["ada"].picks
+    picks = worded.compose(store, config, now=NOW, limit=30, weights=weights)["ada"].picks
     return [p.paper_id for p in picks]
 
 

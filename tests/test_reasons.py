@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from paperwire import digests as worded
 from paperwire import pipeline
 from paperwire.config import parse_config
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
-from paperwire.rank import topics
+from paperwire.rank import evidence, topics
+from paperwire.rank.session import RankingSession
 from paperwire.sources import hf_daily
 from paperwire.store import Store
 from paperwire.web import profile
@@ -86,7 +88,7 @@ def seeded(tmp_path_factory):
         for paper in liked:
             store.record_vote("thumbs", paper.paper_id, 1, via="test", now=NOW - DAY)
         config = parse_config(SEEDED.format(seed=seed.paper_id), env={})
-        digests = digest.compose(store, config, now=NOW, since=NOW - 3 * DAY)
+        digests = worded.compose(store, config, now=NOW, since=NOW - 3 * DAY)
     return digests, {"lib": library, "thumbs": liked, "seed": [seed]}
 
 
@@ -176,7 +178,7 @@ def demo(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo") / "paperwire.db"
     with Store(path) as store:
         assert pipeline.fetch_all(store, config, now=NOW).new == 200
-        digests = digest.compose(store, config, now=NOW)
+        digests = worded.compose(store, config, now=NOW)
     return path, config, digests
 
 
@@ -186,7 +188,7 @@ def _with_fay() -> str:
     return text.replace("\nsender:", f"\n{fay}sender:", 1)
 
 
-def by_title(digest_: digest.Digest, start: str) -> list:
+def by_title(digest_: worded.Digest, start: str) -> list:
     return [p for p in digest_.picks if p.title.startswith(start)]
 
 
@@ -219,7 +221,7 @@ BOILERPLATE = ["work presents", "important benefits", "models spanning", "unders
 def test_boilerplate_is_never_a_reason_or_a_profile_term(demo):
     path, config, digests = demo
     with Store(path) as store:
-        corpus = digest._Corpus.load(store)
+        corpus = RankingSession().corpus(store)
         pairs = {p.lower() for i in range(len(corpus.ids)) for p in corpus.analysed.pairs(i)}
         # all four are written side by side in the demo's abstracts ...
         assert set(BOILERPLATE) <= pairs
@@ -227,7 +229,7 @@ def test_boilerplate_is_never_a_reason_or_a_profile_term(demo):
         for i, row in enumerate(corpus.rows):
             found = rank.key_phrases_of(
                 corpus.model, corpus.analysed.pairs(i), corpus.analysed.columns(i),
-                digest._keywords(row),
+                evidence._keywords(row),
             )  # fmt: skip
             named |= {t.lower() for t in found.texts}
         # ... and none is ever a key phrase; every key phrase names a topic, in two words or more

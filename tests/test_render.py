@@ -12,7 +12,7 @@ import jinja2
 
 from paperwire import render
 from paperwire.links import Links, Signer
-from paperwire.rank.compose import Pick
+from paperwire.paper import Pick
 
 
 def test_template_inlined_once_equals_inlining_each_message():

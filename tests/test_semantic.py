@@ -8,11 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from paperwire import digests as worded
 from paperwire.errors import ConfigError
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.rank import semantic
+from paperwire.rank.session import RankingSession
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 W = semantic.SemanticWeights()
@@ -256,9 +258,9 @@ def test_semantic_ranking_finds_the_paper_that_shares_no_word_with_the_interests
     stocked, make_config
 ):
     off_config = make_config(CONFIG.format(model="null"))
-    off = digest.compose(stocked, off_config, now=NOW)["ada"]
+    off = worded.compose(stocked, off_config, now=NOW)["ada"]
     on_config = make_config(CONFIG.format(model="wordllama"))
-    on = digest.compose(stocked, on_config, now=NOW)["ada"]
+    on = worded.compose(stocked, on_config, now=NOW)["ada"]
     # TF-IDF alone has nothing to go on (no shared term): every score is the same, and no
     # paper has a reason to be in ada's digest
     ids = [p for p, _, _ in PAPERS]
@@ -273,29 +275,32 @@ def test_semantic_ranking_finds_the_paper_that_shares_no_word_with_the_interests
     assert set(stocked.embeddings(p for p, _, _ in PAPERS)) == {p for p, _, _ in PAPERS}
 
 
-def test_extra_scores_is_none_when_embeddings_are_off(stocked):
-    assert semantic.extra_scores(stocked, None, [], [], np.zeros(0), [], NOW) is None
-
-
-def test_similar_liked_is_none_when_embeddings_are_off(stocked):
-    """None tells digest to compare TF-IDF vectors instead (an empty list would not)."""
-    signals = rank.Signals(seed_rows=[0], vote_rows=[], liked_titles=[("2611.00001", "t")])
-    assert semantic.similar_liked(stocked, None, [], [], signals, np.array([1])) is None
+def test_no_embedded_corpus_when_embeddings_are_off(stocked):
+    """None tells compose to add no semantic scores and to compare TF-IDF vectors for "like"
+    (an empty list would not)."""
+    assert RankingSession().embedded(stocked, None, [], []) is None
 
 
 def test_a_digest_reads_the_stored_vectors_once_not_once_per_subscriber(stocked):
     ids = [p for p, _, _ in PAPERS]
     texts = [f"{t}. {a}" for _, t, a in PAPERS]
     signals = rank.Signals(seed_rows=[1], vote_rows=[], liked_titles=[(ids[1], PAPERS[1][1])])
-    first = semantic.similar_liked(stocked, "wordllama", ids, texts, signals, np.array([0, 2]))
+    session = RankingSession()
+
+    def similar_liked(ids: list[str]) -> list[int | None]:
+        embedded = session.embedded(stocked, "wordllama", ids, texts)
+        assert embedded is not None
+        return embedded.similar_liked(signals, np.array([0, 2]))
+
+    first = similar_liked(ids)
     statements: list[str] = []
     stocked.db.conn.set_trace_callback(statements.append)
-    again = semantic.similar_liked(stocked, "wordllama", ids, texts, signals, np.array([0, 2]))
+    again = similar_liked(ids)
     stocked.db.conn.set_trace_callback(None)
     assert again == first
     assert statements == []  # the same run's ids: no query at all
     stocked.db.conn.set_trace_callback(statements.append)
-    semantic.similar_liked(stocked, "wordllama", list(ids), texts, signals, np.array([0, 2]))
+    similar_liked(list(ids))
     stocked.db.conn.set_trace_callback(None)
     # another list of ids: one look at the corpus version, the vectors are not read again
     assert [s for s in statements if s.startswith("select")] == [
@@ -313,10 +318,17 @@ def test_a_reader_with_papers_gets_the_density_term_computed_once_per_corpus(sto
     monkeypatch.setattr(semantic, "density", lambda *a: calls.append(len(a[0])) or real_density(*a))
     rows = np.array([1, 2])
     dense = semantic.SemanticWeights(density_weight=0.5)  # shipped: 0 (measured, no gain)
-    first = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW, dense)
+    session = RankingSession()
+
+    def extra_scores() -> np.ndarray:
+        embedded = session.embedded(stocked, "wordllama", ids, texts)
+        assert embedded is not None
+        return embedded.extra_scores(stocked, rows, [signals], NOW, dense)
+
+    first = extra_scores()
     # the corpus sample's density and the whole corpus's: both once
     assert calls == [len(ids), len(ids)]
-    again = semantic.extra_scores(stocked, "wordllama", ids, texts, rows, [signals], NOW, dense)
+    again = extra_scores()
     assert calls == [len(ids), len(ids)]
     np.testing.assert_array_equal(again, first)
     # the same sum as SemanticProfiles.added computes with a fresh density
@@ -361,8 +373,8 @@ def test_similar_to_names_the_seed_paper_the_pick_resembles_in_the_embedding(sto
         [Paper(p, t, a, url="u", source="arxiv") for p, t, a in [*PAPERS, SEED]],
         now=NOW - dt.timedelta(days=1),
     )
-    off = digest.compose(store, make_config(SEEDED.format(model="null")), now=NOW)["ada"]
-    on = digest.compose(store, make_config(SEEDED.format(model="wordllama")), now=NOW)["ada"]
+    off = worded.compose(store, make_config(SEEDED.format(model="null")), now=NOW)["ada"]
+    on = worded.compose(store, make_config(SEEDED.format(model="wordllama")), now=NOW)["ada"]
     # TF-IDF sees no shared word: nothing explains any paper, so ada gets none
     assert off.picks == []
     # the embedding sees the seed in "Linear transformers"; the runner-up (lensing, smart
@@ -435,8 +447,8 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
     with Store(tmp_path / "paperwire.db") as store:
         assert pipeline.fetch_all(store, on, now=now).new == 200
         ada = [s for s in on.subscribers if s.id == "ada"]
-        with_meaning = digest.compose(store, on, ada, now=now)["ada"].picks
-        plain = digest.compose(store, off, [s for s in off.subscribers if s.id == "ada"], now=now)
+        with_meaning = worded.compose(store, on, ada, now=now)["ada"].picks
+        plain = worded.compose(store, off, [s for s in off.subscribers if s.id == "ada"], now=now)
         hogwild = {p.paper_id: p.reasons for p in with_meaning}["2504.06261"]
         # (the heading before ada's colon is a phrase of its own: issue 27)
         assert hogwild == ["close in meaning to your interest “faster LLM inference”"]
@@ -446,16 +458,15 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
         assert not any("interest" in reason for reason in bare), bare
         # a phrase names only its own nearest 5 % of stored papers: 10 of 200 each, 40 at most
         ids = store.papers_since(now - dt.timedelta(days=1))
-        corpus = digest._Corpus.load(store)
+        session = RankingSession()
+        corpus = session.corpus(store)
         phrases = rank.interest_phrases(ada[0].interests)
-        named = semantic.closest_interest(
-            store, "wordllama", corpus.ids, corpus.texts, phrases, [corpus.index[p] for p in ids]
-        )
+        embedded = session.embedded(store, "wordllama", corpus.ids, corpus.texts)
+        assert embedded is not None
+        named = embedded.closest_interest(phrases, [corpus.index[p] for p in ids])
         assert len(phrases) == 4
         assert 3 <= sum(n is not None for n in named) <= 4 * 10
-        assert (
-            semantic.closest_interest(store, None, corpus.ids, corpus.texts, phrases, [0]) is None
-        )
+        assert session.embedded(store, None, corpus.ids, corpus.texts) is None
 
 
 SEMANTIC_ON = "ranking:\n  embeddings: wordllama\n\nsubscribers:\n"

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paperwire import digests as worded
 from paperwire import pipeline
 from paperwire.paper import Paper, paper_text
-from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.rank import terms, topics
+from paperwire.rank.session import RankingSession
 from paperwire.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -90,8 +91,7 @@ def test_fetch_analyses_what_it_stored_and_a_run_reads_it_back(tmp_path, make_co
         # a run with everything analysed analyses nothing: it only reads the stored rows
         statements: list[str] = []
         store.db.conn.set_trace_callback(statements.append)
-        digest._CORPUS_CACHE.clear()
-        corpus = digest._Corpus.load(store)
+        corpus = RankingSession().corpus(store)
         store.db.conn.set_trace_callback(None)
         assert not [s for s in statements if "paper_terms" in s and "INSERT" in s.upper()]
         assert corpus.counts.shape[0] == report.new
@@ -125,8 +125,7 @@ def test_an_edited_abstract_or_another_analyser_is_analysed_again(store):
         store.db.execute(
             "update paper_terms set analyser = 'terms0-old', terms = zeroblob(length(terms))"
         )
-    digest._CORPUS_CACHE.clear()
-    corpus = digest._Corpus.load(store)
+    corpus = RankingSession().corpus(store)
     assert (corpus.counts != (model.vectorizer.transform(texts) > 0)).nnz == 0
     assert {a for a, _ in analysed_rows(store).values()} == {terms.analyser(model)}
 
@@ -137,11 +136,9 @@ def test_a_run_on_a_store_without_analyses_ranks_the_same_and_keeps_them(tmp_pat
     with Store(tmp_path / "p.db") as store:
         store.add_papers(real_papers(), now=NOW - dt.timedelta(hours=6))
         assert analysed_rows(store) == {}
-        digest._CORPUS_CACHE.clear()
-        first = digest.compose(store, config, now=NOW)["ada"]
+        first = worded.compose(store, config, now=NOW)["ada"]
         assert len(analysed_rows(store)) == len(real_papers())
-        digest._CORPUS_CACHE.clear()
-        again = digest.compose(store, config, now=NOW)["ada"]
+        again = worded.compose(store, config, now=NOW)["ada"]
     assert [p.paper_id for p in first.picks] == [p.paper_id for p in again.picks]
     assert [p.reasons for p in first.picks] == [p.reasons for p in again.picks]
     assert any("graph neural networks" in " ".join(p.reasons).lower() for p in first.picks)
@@ -168,17 +165,15 @@ def test_a_full_disk_costs_the_cache_not_the_digest(tmp_path, config, caplog):
         store.add_papers(real_papers(), now=NOW - dt.timedelta(hours=6))
         pages = store.db.execute("PRAGMA page_count").fetchone()[0]
         store.db.execute(f"PRAGMA max_page_count = {pages}")  # not one page more
-        digest._CORPUS_CACHE.clear()
         with caplog.at_level("WARNING", logger="paperwire"):
-            full = digest.compose(store, config, now=NOW)["ada"]
+            full = worded.compose(store, config, now=NOW)["ada"]
         assert analysed_rows(store) == {}
         assert (
             f"could not keep the analysed text of 120 papers: {store.path}: the disk is full"
             in (caplog.text)
         )
         store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
-        digest._CORPUS_CACHE.clear()
-        roomy = digest.compose(store, config, now=NOW)["ada"]
+        roomy = worded.compose(store, config, now=NOW)["ada"]
         assert len(analysed_rows(store)) == 120
     assert [(p.paper_id, p.reasons) for p in full.picks] == [
         (p.paper_id, p.reasons) for p in roomy.picks

@@ -35,7 +35,7 @@ SENDER = "Paperwire <digest@paperwire.example>"
 
 def _picks(n: int):
     """n digests' picks: 10 real papers each, drawn round-robin from 2,000 papers."""
-    from paperwire.rank.compose import Pick
+    from paperwire.paper import Pick
 
     papers = _common.new_papers(2000)
     out = []

@@ -192,6 +192,7 @@ def _cli_store(n: int) -> tuple[Path, Path]:
     and thumbs-down (see the module docstring); built once per n."""
     from paperwire.paper import Paper
     from paperwire.rank import embed, terms
+    from paperwire.rank.session import RankingSession
     from paperwire.store import Store
 
     folder = _common.REPO / "benchmarks" / "out" / f"cli-{n}"
@@ -230,7 +231,7 @@ def _cli_store(n: int) -> tuple[Path, Path]:
     with Store(db) as store:
         store.add_papers(papers, now=now - dt.timedelta(hours=12))
         terms.refresh(store)  # what `fetch` does after storing papers ...
-        embed.refresh(store, embed.ENCODER)  # ... with the default sentence encoder
+        RankingSession().embed_stored(store, embed.ENCODER)  # ... with the default sentence encoder
         store.record_votes(votes, via="bench")
     config.write_text("\n".join(lines) + "\n")
     return db, config

@@ -236,11 +236,9 @@ def digest_cmd(
     since_utc = since.replace(tzinfo=dt.UTC) if since else None
     with obj.store() as store:
         # scikit-learn is imported only by the commands that rank
-        from .rank import compose as digest
+        from .digests import iter_compose
 
-        stream = digest.iter_compose(
-            store, config, subs, now=utcnow(), since=since_utc, limit=limit
-        )
+        stream = iter_compose(store, config, subs, now=utcnow(), since=since_utc, limit=limit)
         if as_json and subscriber_id:
             picks = [p.as_json() for p in next(stream).picks]
             echo(json.dumps(picks, indent=2, ensure_ascii=False))
@@ -428,19 +426,16 @@ def run(
         paperwire run --port 8000 --log-json # the daemon
     """
     if once:
-        with obj.store() as store:
-            with _reported_here():
-                fetched = pipeline.fetch_all(store, obj.config, base_dir=obj.base_dir)
-            _print_fetch(fetched)
-            alerts = pipeline.send_alerts(store, obj.config, now=utcnow(), outbox=_outbox(obj))
-            report = pipeline.send_due(
+        with obj.store() as store, _reported_here():
+            fetched, report = pipeline.run_once(
                 store,
                 obj.config,
-                now=utcnow(),
+                now=utcnow,
+                base_dir=obj.base_dir,
                 outbox=_outbox(obj),
                 first_reach=pipeline.FIRST_DIGEST_REACH,
             )
-        report.lines[:0] = alerts.lines
+        _print_fetch(fetched)
         _print_send(report)
         return
     from .daemon import ConfigHolder, Daemon, JsonFormatter
@@ -665,26 +660,15 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
         paperwire seeds import ada ~/zotero-export.bib
         paperwire seeds import ada reading-list.txt
     """
-    from .sources import library
-
-    config = obj.config
-    sub = config.subscriber(subscriber_id)
-    entries = library.read_library(path)
+    sub = obj.config.subscriber(subscriber_id)
     with obj.store() as store:
-        report = library.import_seeds(
-            store,
-            sub.id,
-            entries,
-            api_url=config.arxiv_api_url,
-            origin=path.name,
-            timeout=config.fetch_timeout_seconds,
-        )
+        report, entries = pipeline.import_library(store, obj.config, sub.id, path)
     for entry, why in report.unmatched:
         echo(f"{entry.where}: not matched: {entry.label}: {why}")
     if report.fetch_error:
         echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
     echo(
-        f"{len(report.matched)} of {len(entries)} entries matched to arXiv papers; "
+        f"{len(report.matched)} of {entries} entries matched to arXiv papers; "
         f"{report.new_seeds} new seeds for {sub.id}; {len(report.unmatched)} not matched."
     )
 
@@ -714,18 +698,11 @@ def feed_show(obj: Context, subscriber_id: str) -> None:
     Example:
         paperwire feed show fay
     """
-    config = obj.config
-    sub = config.subscriber(subscriber_id)
+    from .render.atom import subscriber_feed_url
+
+    sub = obj.config.subscriber(subscriber_id)
     with obj.store() as store:
-        echo(f"{sub.id}: {_feed_url(config, store, sub.id)}")
-
-
-def _feed_url(config: Config, store: Store, subscriber_id: str) -> str:
-    """The reader's current feed URL, as their digests and profile page give it."""
-    from .links import signer_for
-    from .render.atom import feed_url
-
-    return feed_url(store, config.base_url, signer_for(config, store), subscriber_id)
+        echo(f"{sub.id}: {subscriber_feed_url(store, obj.config, sub.id)}")
 
 
 @feed.command(name="rotate")
@@ -738,11 +715,11 @@ def feed_rotate(obj: Context, subscriber_id: str) -> None:
     Example:
         paperwire feed rotate ada
     """
-    config = obj.config
-    sub = config.subscriber(subscriber_id)
+    from .render.atom import rotate_feed
+
+    sub = obj.config.subscriber(subscriber_id)
     with obj.store() as store:
-        store.rotate_feed(sub.id)
-        url = _feed_url(config, store, sub.id)
+        url = rotate_feed(store, obj.config, sub.id)
     echo(f"{sub.id}: the old feed URL no longer works; the new one is {url}")
 
 

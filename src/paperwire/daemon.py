@@ -42,6 +42,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from . import pipeline
 from .config import DEFAULT_GRACE, Config, load_config
 from .errors import PaperwireError
+from .rank.session import RankingSession
 from .store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -131,6 +132,9 @@ class Daemon:
         # when this process first saw each reader: one who never had a digest gets the first at
         # their next slot after it, never at start-up or at a reload that adds them
         self._first_seen: dict[str, dt.datetime] = {}
+        # the embedding model and the corpus, kept for the daemon's life: a tick whose store has
+        # not changed ranks without reloading or recomputing either
+        self.ranking = RankingSession()
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -157,7 +161,7 @@ class Daemon:
             try:
                 # Without the send lock: ticks go on sending with the papers already stored.
                 report = pipeline.fetch_all(
-                    store, config, base_dir=self.base_dir, stop=self.stopping
+                    store, config, base_dir=self.base_dir, stop=self.stopping, session=self.ranking
                 )
                 if report.new or report.errors:
                     log.info("fetch: %d new papers, %d feed errors", report.new, report.errors)
@@ -167,7 +171,12 @@ class Daemon:
                     if self.stopping.is_set():  # it came while this job waited for the lock
                         return
                     alerts = pipeline.send_alerts(
-                        store, config, now=self.clock(), outbox=self.outbox, stop=self.stopping
+                        store,
+                        config,
+                        now=self.clock(),
+                        outbox=self.outbox,
+                        stop=self.stopping,
+                        session=self.ranking,
                     )
                 _log_lines(alerts)
             except PaperwireError as exc:
@@ -196,6 +205,7 @@ class Daemon:
                     first_after=self._first_seen,
                     outbox=self.outbox,
                     stop=self.stopping,
+                    session=self.ranking,
                 )
                 _log_lines(report)
             except PaperwireError as exc:

@@ -27,12 +27,14 @@ from .deliver import email as email_mod
 from .deliver.channel import Job, SendLine
 from .deliver.dispatch import channel_ids, deliver_jobs
 from .errors import PaperwireError, SourceError
+from .rank.session import RankingSession
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
 from .store import Store, iso
 
 if TYPE_CHECKING:
-    from .rank.compose import Pick
+    from .paper import Pick
+    from .sources.library import ImportReport
 
 log = logging.getLogger("paperwire")
 
@@ -77,6 +79,7 @@ def fetch_all(
     now: dt.datetime | None = None,
     progress: Callable[[FeedReport], None] | None = None,
     stop: threading.Event | None = None,
+    session: RankingSession | None = None,
 ) -> FetchReport:
     """Fetch every feed (one broken feed never stops the others) and store what is new.
 
@@ -103,10 +106,9 @@ def fetch_all(
         except Exception:  # a cache: the papers are stored, and a run analyses what is missing
             log.exception("fetch: analysing the stored papers' text failed")
         # ... and encoded once, now, by the sentence encoder (ranking.embeddings)
-        from .rank import embed
-
         try:
-            embed.refresh(store, config.ranking.embeddings, stop=stop)
+            session = session or RankingSession()
+            session.embed_stored(store, config.ranking.embeddings, stop=stop)
         except PaperwireError as exc:  # a missing model says how to fix it, once per fetch
             log.error("fetch: %s", exc)
         except Exception:  # a cache too: a run embeds what is missing itself
@@ -318,6 +320,7 @@ def send_due(
     outbox: Path | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
+    session: RankingSession | None = None,
 ) -> SendReport:
     """Deliver every due digest exactly once: first what a crash or outage left pending (and
     no live run holds), then each subscriber whose latest digest slot has no ledger entry yet.
@@ -339,6 +342,7 @@ def send_due(
             first_reach=first_reach,
             first_after=first_after,
             only=subscriber_id,
+            session=session,
         )
         if jobs:
             report.lines.extend(
@@ -368,10 +372,12 @@ def _due_jobs(
     first_reach: dt.timedelta | None,
     first_after: Mapping[str, dt.datetime] | None,
     only: str | None,
+    session: RankingSession | None,
 ) -> list[Job]:
     """The ledger entries this run is to deliver, claimed for it: pending ones nobody holds,
     then a new one per due digest. Lines for subscribers with nothing to send go to ``report``."""
-    from .rank import compose as digest_mod  # scikit-learn only when ranking is needed
+    from . import digests  # scikit-learn only when ranking is needed
+    from .paper import Pick
 
     by_id = {s.id: s for s in subs}
     jobs: list[Job] = []
@@ -384,7 +390,7 @@ def _due_jobs(
         listed = store.delivery_papers(row["id"])
         papers = store.papers(p["paper_id"] for p in listed)
         picks = [
-            digest_mod.Pick(
+            Pick(
                 p["paper_id"],
                 papers[p["paper_id"]]["title"],
                 papers[p["paper_id"]]["url"],
@@ -435,15 +441,17 @@ def _due_jobs(
             report.lines.append(SendLine(sub.id, "not-due", f"digest for {period} already handled"))
 
     if due:
-        digests = digest_mod.compose(store, config, [by_id[s] for s in due], now=now)
+        composed_by_id = digests.compose(
+            store, config, [by_id[s] for s in due], now=now, session=session
+        )
         if config.summariser.enabled:  # TL;DRs for picks without one; never fails
             from .render.summarise import summarise_picks
 
-            picks = [p for d in digests.values() for p in d.picks]
+            picks = [p for d in composed_by_id.values() for p in d.picks]
             summarise_picks(store, config.summariser, picks, now=now)
         domain = email_mod.domain_of(config.sender.from_address)
         for sub_id, (period, channels) in due.items():
-            composed = digests[sub_id]
+            composed = composed_by_id[sub_id]
             if not composed.picks:
                 since = composed.since.date().isoformat()
                 detail = f"no new papers since {since}"
@@ -477,16 +485,18 @@ def send_alerts(
     now: dt.datetime,
     outbox: Path | None = None,
     stop: threading.Event | None = None,
+    session: RankingSession | None = None,
 ) -> SendReport:
     """Send each instant alert due after a fetch, through the same ledger as digests."""
     from .rank.alerts import find_alerts
+    from .render.reasons import worded
 
     report = SendReport()
     subs, _ = active_subscribers(store, config)
     domain = email_mod.domain_of(config.sender.from_address)
     jobs: list[Job] = []
     with store.holding() as claim:
-        for alert in find_alerts(store, config, subs, now=now):
+        for alert in find_alerts(store, config, subs, now=now, session=session):
             for channel in channel_ids(alert.subscriber):
                 # the alert's period is its paper: the ledger admits each alert once
                 job = _open_job(
@@ -495,7 +505,7 @@ def send_alerts(
                     "alert",
                     alert.pick.paper_id,
                     channel,
-                    [alert.pick],
+                    [worded(alert.pick)],
                     claim=claim,
                     domain=domain,
                     now=now,
@@ -507,6 +517,49 @@ def send_alerts(
                 deliver_jobs(store, config, jobs, outbox=outbox, now=now, stop=stop)
             )
     return report
+
+
+def import_library(
+    store: Store, config: Config, subscriber_id: str, path: Path
+) -> tuple[ImportReport, int]:
+    """Import a reader's library file (BibTeX, CSL JSON, RIS or a list of ids) as their seed
+    papers, looking entries up on the arXiv API as the config says; the report and how many
+    entries the file held."""
+    from .sources import library
+
+    entries = library.read_library(path)
+    report = library.import_seeds(
+        store,
+        subscriber_id,
+        entries,
+        api_url=config.arxiv_api_url,
+        origin=path.name,
+        timeout=config.fetch_timeout_seconds,
+    )
+    return report, len(entries)
+
+
+def run_once(
+    store: Store,
+    config: Config,
+    *,
+    now: Callable[[], dt.datetime],
+    base_dir: Path | None = None,
+    outbox: Path | None = None,
+    first_reach: dt.timedelta | None = None,
+) -> tuple[FetchReport, SendReport]:
+    """One cycle, as ``paperwire run --once`` does it: fetch, the instant alerts, then the
+    digests that are due (``now``: the clock, read at each step). One ranking session for the
+    whole cycle: the model is loaded once. The report's lines are the alerts', then the
+    digests'."""
+    session = RankingSession()
+    fetched = fetch_all(store, config, base_dir=base_dir, session=session)
+    alerts = send_alerts(store, config, now=now(), outbox=outbox, session=session)
+    report = send_due(
+        store, config, now=now(), outbox=outbox, first_reach=first_reach, session=session
+    )
+    report.lines[:0] = alerts.lines
+    return fetched, report
 
 
 def _open_job(

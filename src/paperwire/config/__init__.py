@@ -39,6 +39,7 @@ from ..errors import ConfigError
 from ..redact import redact_url, remember_config
 from . import yamlread
 from .channels import SmtpSettings, apprise_url_problem, parse_smtp_url
+from .embeddings import BUNDLED, ENCODER, check_spec
 
 DEFAULT_CONFIG = "subscribers.yaml"
 DEFAULT_DB = "paperwire.db"
@@ -401,8 +402,6 @@ class RankingConfig(_Frozen):
     @field_validator("embeddings")
     @classmethod
     def _usable_model(cls, value: str | None) -> str | None:
-        from ..rank.embed import check_spec  # numpy only; the model is loaded when ranking
-
         return check_spec(value) if value is not None else None
 
 
@@ -616,8 +615,6 @@ class _Problems:
 def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
     """``ranking.embeddings: models/potion`` names a folder beside the config file, as a
     relative feed path does, whichever folder the daemon was started from."""
-    from ..rank.embed import BUNDLED, ENCODER
-
     ranking = data.get("ranking")
     if not isinstance(ranking, dict):
         return

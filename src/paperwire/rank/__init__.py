@@ -2,9 +2,16 @@
 
 - ``core``: text models, weights, profiles, the crowd prior, MMR and key phrases (pure functions)
 - ``terms``: each stored paper's text analysed once (the ``paper_terms`` table)
-- ``compose``: a digest for each subscriber from the store: candidates, scores, picks, reasons
-- ``semantic``, ``embed``: optional embedding profiles beside TF-IDF, and the static model
+- ``session``: ``RankingSession``, what ranking keeps between runs (model, corpora), owned by
+  its caller
+- ``corpus``: the stored corpus as TF-IDF vectors, and a run's interest phrases
+- ``compose``: digests in four stages: candidates → score → diversify → explain
+- ``evidence``: what the reasons rest on (key phrases, the reader's paper a pick resembles)
+- ``reasons``: reasons as data (render/reasons.py words them)
+- ``semantic``, ``embedded``, ``embed``, ``encoder``: embedding scores beside TF-IDF (the math;
+  the corpus under one model and its caches; vectors stored per paper; the bundled encoder)
 - ``filters``, ``authors``: ``must_match`` / ``never_match`` phrases and followed authors
 - ``alerts``: instant alerts after a fetch
+- ``topics``: which key phrases are topics, not boilerplate
 - ``model_pull``: ``paperwire model pull``, the one command that downloads weights
 """

@@ -21,6 +21,8 @@ from ..config import Config, SubscriberConfig
 from ..store import Store
 from . import compose as digest_mod
 from .filters import PhraseFilter, fold_text
+from .reasons import Ranked, Reason
+from .session import RankingSession
 
 log = logging.getLogger("paperwire")
 
@@ -31,7 +33,7 @@ HISTORY_MAX = 3000  # enough recent papers to estimate a 99.5th percentile
 @dataclass
 class Alert:
     subscriber: SubscriberConfig
-    pick: digest_mod.Pick
+    pick: Ranked
     bar: float
 
 
@@ -42,8 +44,10 @@ def find_alerts(
     *,
     now: dt.datetime,
     fresh_hours: float = 24,
+    session: RankingSession | None = None,
 ) -> list[Alert]:
-    """New papers (first seen in the last ``fresh_hours``) above each subscriber's bar."""
+    """New papers (first seen in the last ``fresh_hours``) above each subscriber's bar
+    (``session``: the caller's, whose corpus and model the scores reuse)."""
     settings = config.alerts
     subscribers = [s for s in subscribers if s.alerts]
     if not settings.enabled or settings.max_per_day == 0 or not subscribers:
@@ -69,7 +73,7 @@ def find_alerts(
             return []
     columns = list(dict.fromkeys(history + fresh))
     at = {paper_id: i for i, paper_id in enumerate(columns)}
-    scores = digest_mod.score_matrix(store, config, subscribers, columns, now=now)
+    scores = digest_mod.score_matrix(store, config, subscribers, columns, now=now, session=session)
     bars = np.nanpercentile(scores[:, [at[p] for p in history]], settings.percentile, axis=1)
     fresh_scores = scores[:, [at[p] for p in fresh]]
     excluded = store.excluded_ids(s.id for s in subscribers)
@@ -94,14 +98,11 @@ def find_alerts(
             ):
                 continue  # never_match holds for alerts too
             share = 100 - settings.percentile
-            reasons = [
-                f"scored {value:.2f}, above your usual bar of {bars[row]:.2f} "
-                f"(your top {share:g}% of recent papers)"
-            ]
+            reasons = [Reason("above_bar", numbers=(value, float(bars[row]), share))]
             alerts.append(
                 Alert(
                     sub,
-                    digest_mod.Pick(paper_id, paper["title"], paper["url"], value, reasons, paper),
+                    Ranked(paper_id, paper["title"], paper["url"], value, reasons, paper),
                     float(bars[row]),
                 )
             )

@@ -1,29 +1,35 @@
 """Compose digests: gather each subscriber's signals and candidates from the store, rank them
-all in one pass with :mod:`paperwire.rank`, and return the picks with their reasons.
+all in one pass with :mod:`paperwire.rank.core`, and return the picks with their reasons.
 
-Nothing here sends or marks anything; ``paperwire digest`` previews exactly what ``send`` would
-deliver.
+A run goes through four stages, a chunk of subscribers at a time after the first:
+:func:`candidates` (the papers a run may pick, and what every chunk shares) → :func:`score`
+(every subscriber's profile against every candidate) → :func:`diversify` (each reader's
+allowed best, MMR, followed authors first) → :func:`explain` (the reasons, as data: render
+words them). Nothing here sends or marks anything; ``paperwire digest`` previews exactly what
+``send`` would deliver.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..config import Config, SubscriberConfig
-from ..paper import Pick, arxiv_id, paper_text
+from ..paper import arxiv_id, paper_text
 from ..store import Store
 from . import core as rank
-from . import terms
+from . import evidence
 from .authors import Following
+from .corpus import Corpus, InterestPhrases
+from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
+from .reasons import Ranked, Reason
+from .session import RankingSession
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
 # (a chunk holds a few subscribers × candidates arrays, the encoder's in float64 while they are
@@ -33,13 +39,21 @@ SUBSCRIBER_CHUNK = 500
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
 DEFAULT_WEIGHTS = rank.Weights()
+# Candidates up to which the run keeps a dense rank.CandidateGram (float32; 10,000: 400 MB;
+# 7,000: 196 MB, plus a row per voted paper that is not a candidate); beyond, scores are one
+# sparse product per chunk and each subscriber's MMR pool computes its own cosines
+# (rank.dot_rows, ~2 ms a pool of 30).
+MAX_DENSE_SIMILARITY = 10_000
 
 
 @dataclass
 class Digest:
+    """One subscriber's picks in the order they get them, each with the reasons that hold
+    (render/reasons.py words them), and how many candidates they were chosen from."""
+
     subscriber: SubscriberConfig
     since: dt.datetime
-    picks: list[Pick]
+    picks: list[Ranked]
     candidates: int = 0
 
 
@@ -124,166 +138,121 @@ def subscriber_signals(
     return out
 
 
+# -- stage 1: candidates -------------------------------------------------------------------------
+
+
 @dataclass
-class _Corpus:
-    """The stored corpus, vectorised once: every profile and candidate shares it."""
+class Candidates:
+    """The papers a run may pick (first seen since the earliest window start, in the corpus)
+    and what every chunk of subscribers shares about them."""
 
-    model: rank.TextModel
     ids: list[str]
-    rows: list[dict[str, Any]]
-    texts: list[str]
-    matrix: sp.csr_matrix
-    index: dict[str, int]
-    # Raw term counts (before IDF): whole interest phrases are looked for in these, since a
-    # phrase of common words ("large language models") has no weight in ``matrix``.
-    counts: sp.csr_matrix
-    # Per paper, the word pairs a reason may name and their columns.
-    analysed: terms.Analysed
-
-    @cached_property
-    def upvote_scale(self) -> tuple[float, float] | None:
-        """:func:`rank.upvote_scale` of every stored paper with a count, once per corpus: the
-        readers' shares are read on it, not on today's candidates (a small window, or one
-        absurd count, would swing them from run to run)."""
-        return rank.upvote_scale([r.get("upvotes") for r in self.rows])
-
-    @classmethod
-    def load(cls, store: Store) -> _Corpus:
-        """The corpus of this store, reused while no paper has been added or changed.
-
-        Each paper's text is analysed once and stored (paperwire.terms); what a run adds is
-        the IDF fit and the weighing. The last corpus is kept per database for the daemon's
-        ticks and alerts, which rank few subscribers.
-        """
-        key = (str(store.path.resolve()), *store.corpus_version())
-        cached = _CORPUS_CACHE.get(key[0])
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        rows = store.corpus()
-        texts = [paper_text(r["title"], r["abstract"]) for r in rows]
-        model = rank.TextModel()
-        ids = [r["paper_id"] for r in rows]
-        analysed = terms.load(store, model, ids, texts)
-        counts = analysed.counts  # for IDF and for the vectors
-        model.fit_counts(counts)
-        matrix = model.weigh(counts)
-        counts.data = np.ones_like(counts.data)  # presence is all phrase matching needs
-        corpus = cls(
-            model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed
-        )  # fmt: skip
-        corpus.matrix.sort_indices()
-        _CORPUS_CACHE.clear()  # one corpus at a time: a daemon serves one database
-        _CORPUS_CACHE[key[0]] = (key, corpus)
-        return corpus
+    cols: np.ndarray  # their corpus rows
+    matrix: sp.csr_matrix  # their TF-IDF rows
+    first_seen: np.ndarray  # POSIX seconds
+    prior: np.ndarray  # rank.popularity_prior of their upvotes
+    column: dict[str, int]  # paper id -> candidate column
+    # per subscriber: sent, voted or a seed (config or imported), the reader's own, never a pick
+    excluded: dict[str, set[str]]
+    # Dot products of stored papers with the candidates, once per run: scores are weighted sums
+    # of their rows, and the candidates' own rows are MMR's cosines (None past
+    # MAX_DENSE_SIMILARITY candidates) ...
+    gram: rank.CandidateGram | None
+    similarity: Float16Cosines | None
+    # ... and of stored papers with the calibration sample: each profile's score spread
+    calibration: rank.CandidateGram | None
+    phrases: InterestPhrases
+    explainer: evidence.ProfilePhrases
+    follow_and_filter: FollowAndFilter
 
 
-# database path -> (version key, corpus); see _Corpus.load
-_CORPUS_CACHE: dict[str, tuple[tuple, _Corpus]] = {}
+def candidates(
+    store: Store, corpus: Corpus, subscribers: list[SubscriberConfig], ids: list[str]
+) -> Candidates:
+    """What the run shares about the papers ``ids`` (those of the corpus are kept)."""
+    ids = [p for p in ids if p in corpus.index]
+    cols = np.array([corpus.index[p] for p in ids])
+    rows = [corpus.rows[c] for c in cols]
+    first_seen = np.array([dt.datetime.fromisoformat(r["first_seen"]).timestamp() for r in rows])
+    excluded = store.excluded_ids(s.id for s in subscribers)
+    for sub in subscribers:  # a seed paper is the reader's own: never a candidate
+        excluded.setdefault(sub.id, set()).update(seed_ids(sub))
+    gram = rank.CandidateGram(corpus.matrix, cols) if len(cols) <= MAX_DENSE_SIMILARITY else None
+    return Candidates(
+        ids=ids,
+        cols=cols,
+        matrix=corpus.matrix[cols],
+        first_seen=first_seen,
+        prior=rank.popularity_prior([r.get("upvotes") for r in rows]),
+        column={p: i for i, p in enumerate(ids)},
+        excluded=excluded,
+        gram=gram,
+        similarity=None if gram is None else Float16Cosines(gram.candidates),
+        calibration=(
+            None
+            if gram is None
+            else rank.CandidateGram(corpus.matrix, rank.calibration_rows(corpus.matrix))
+        ),
+        phrases=_phrases_of(corpus, cols),
+        explainer=evidence.ProfilePhrases(corpus, cols),
+        follow_and_filter=FollowAndFilter(store, ids),
+    )
 
 
-class _Phrases:
-    """The interest phrases of a run and the papers that contain each, found once per phrase
-    (thousands of subscribers share "retrieval-augmented generation")."""
-
-    def __init__(self, model: rank.TextModel, counts: sp.csr_matrix, texts: list[str]):
-        self.model = model
-        self.texts = texts
-        self.presence = counts.tocsc()
-        self.rows = counts.tocsr()
-        self.rows.sort_indices()
-        self.words: list[np.ndarray] = []  # per phrase, the columns of its words
-        self.index: dict[str, int] = {}
-        self.blocks: list[sp.csr_matrix] = []
-        self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
-        self.papers_of: list[set[int]] = []
-        self._word_sets: list[tuple[int, ...]] = []  # self.words as Python ints, for closest
-        # per phrase, each word's weight in it: its IDF over the run's candidates (closest)
-        self._word_weights: list[tuple[float, ...]] = []
-        # candidate -> its columns that are words of some phrase (kept small: a set of all its
-        # columns for 7,000 candidates would hold ~80 MB)
-        self._present: dict[int, frozenset[int]] = {}
-        self._vocabulary: set[int] = set()
-
-    def of(self, signals: list[rank.Signals]) -> list[list[tuple[int, str]]]:
-        """Per subscriber, (phrase index, phrase as the reader wrote it) for each interest."""
-        out, new = [], []
-        for sig in signals:
-            mine = []
-            for phrase in rank.interest_phrases(sig.interests):
-                key = phrase.lower()
-                if key not in self.index:
-                    self.index[key] = len(self.index)
-                    new.append(phrase)
-                mine.append((self.index[key], phrase))
-            out.append(mine)
-        if new:
-            block = rank.phrase_hits(self.model, new, self.presence, self.texts)
-            self.words += [
-                np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
-                for p in new
-            ]
-            added = self.words[len(self._word_sets) :]
-            self._word_sets += [tuple(w.tolist()) for w in added]
-            papers = self.presence.shape[0]
-            found_in = np.diff(self.presence.indptr)
-            self._word_weights += [
-                tuple((np.log((1 + papers) / (1 + found_in[w])) + 1).tolist()) for w in added
-            ]
-            self._vocabulary.update(w for words in self._word_sets for w in words)
-            self._present.clear()  # new words: the kept sets may lack them
-            self.hits = sp.vstack([self.hits, block]).tocsr()
-            self.papers_of += [set(block.indices[block.indptr[i] : block.indptr[i + 1]].tolist())
-                               for i in range(block.shape[0])]  # fmt: skip
-        return out
-
-    def closest(self, mine: list[tuple[int, str]], col: int) -> str | None:
-        """The phrase of which the paper has most words, if none is there whole: at least two
-        of them, carrying at least 60 % of the phrase's weight (each word weighs its IDF over
-        the candidates, so "large language models" in every paper does not make a paper close
-        to "smaller, cheaper large language models")."""
-        present = self._present.get(col)
-        if present is None:  # a set per candidate: np.isin per phrase and pick cost ~70 µs
-            row = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
-            vocabulary = self._vocabulary
-            present = self._present[col] = frozenset(c for c in row.tolist() if c in vocabulary)
-        best, best_share = None, 0.0
-        for i, text in mine:
-            words, weights = self._word_sets[i], self._word_weights[i]
-            found = [k for k, w in enumerate(words) if w in present]
-            share = sum(weights[k] for k in found) / sum(weights) if words else 0.0
-            if len(found) >= 2 and share >= 0.6 and share > best_share:
-                best, best_share = text, share
-        return best
-
-    def matched(self, mine: list[list[tuple[int, str]]]) -> np.ndarray:
-        """(subscribers × papers): how many of each subscriber's phrases each paper contains."""
-        rows = [r for r, phrases in enumerate(mine) for _ in phrases]
-        cols = [i for phrases in mine for i, _ in phrases]
-        owner = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
-            shape=(len(mine), self.hits.shape[0]),
-        )
-        return (owner @ self.hits).toarray()
+def _phrases_of(corpus: Corpus, cols: np.ndarray) -> InterestPhrases:
+    return InterestPhrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
 
 
-def _scored_chunks(
+class Float16Cosines:
+    """The candidates' cosines as MMR reads them: float16, so the same picks as when the run
+    kept a float16 matrix (MMR needs two or three digits of a cosine, not seven)."""
+
+    def __init__(self, cosines: np.ndarray):
+        self.cosines = cosines
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.cosines[key].astype(np.float16)
+
+
+# -- stage 2: score ------------------------------------------------------------------------------
+
+
+@dataclass
+class Scored:
+    """A chunk of subscribers (from ``start`` in the run's list) scored against the
+    candidates: their signals, profiles, scores and interest phrases (index, text)."""
+
+    start: int
+    chunk: list[SubscriberConfig]
+    signals: list[rank.Signals]
+    profiles: rank.Profiles
+    scores: np.ndarray  # (subscribers × candidates)
+    mine: list[list[tuple[int, str]]]
+
+
+def score(
     store: Store,
-    corpus: _Corpus,
+    corpus: Corpus,
+    embedded: EmbeddedCorpus | None,
     subscribers: list[SubscriberConfig],
+    cols: np.ndarray,
     papers: sp.csr_matrix,
     prior: np.ndarray,
+    phrases: InterestPhrases,
+    *,
     now: dt.datetime,
     weights: rank.Weights,
-    phrases: _Phrases,
     gram: rank.CandidateGram | None = None,
     calibration: rank.CandidateGram | None = None,
-):
-    """Yield (start, chunk, signals, profiles, scores, interest phrases) per chunk of
-    subscribers: what ``compose`` and ``score_matrix`` share, so memory stays flat as they grow.
+) -> Iterator[Scored]:
+    """Each chunk of subscribers scored: what ``compose`` and ``score_matrix`` share, so memory
+    stays flat as they grow.
 
     A score is the profile's (calibrated) score plus the popularity prior (each subscriber's
     share of it from their liked papers' upvotes, :func:`rank.crowd_affinity`) plus the bonus
-    for whole interest phrases the paper contains (:func:`rank.phrase_bonus`)."""
+    for whole interest phrases the paper contains (:func:`rank.phrase_bonus`), plus the
+    embedding model's terms when ``ranking.embeddings`` is on (``embedded``). ``cols``: the
+    candidates' corpus rows, ``papers`` their TF-IDF rows."""
     interests = store.interests_overrides()
     for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
@@ -292,317 +261,72 @@ def _scored_chunks(
             corpus.model, signals, corpus.matrix, now, weights, calibration
         )
         affinity = rank.crowd_affinity(
-            [_liked_upvotes(corpus, sig) for sig in signals], corpus.upvote_scale, weights
+            [evidence.liked_upvotes(corpus, sig) for sig in signals], corpus.upvote_scale, weights
         )
         scores = rank.score(profiles, papers, prior, weights, gram, affinity)
         mine = phrases.of(signals)
         if weights.phrase_match:
             scores += rank.phrase_bonus(phrases.matched(mine), weights)
-        yield start, chunk, signals, profiles, scores, mine
+        if embedded is not None:
+            scores = scores + embedded.extra_scores(store, cols, signals, now, base=scores)
+        yield Scored(start, chunk, signals, profiles, scores, mine)
 
 
-def _liked_upvotes(corpus: _Corpus, signals: rank.Signals) -> list[int | None]:
-    """The upvote counts (None: not from a source that counts) of a subscriber's seed papers
-    and thumbed-up papers: what :func:`rank.crowd_affinity` reads their taste from."""
-    if signals.vote_rows is None or signals.seed_rows is None:
-        return []
-    # a seed paper the reader also thumbed up is one paper
-    return [corpus.rows[r].get("upvotes") for r in dict.fromkeys(_liked_rows(signals))]
+# -- stage 3: diversify --------------------------------------------------------------------------
 
 
-def compose(
-    store: Store,
-    config: Config,
-    subscribers: list[SubscriberConfig] | None = None,
+@dataclass
+class Chosen:
+    """Per subscriber of a chunk: the candidates they may get, their picks (candidate columns,
+    in the order they get them) and the followed author of each pick by one."""
+
+    allowed: np.ndarray  # (subscribers × candidates) bool
+    picks: list[list[int]]
+    followed: list[dict[int, str]]
+
+
+def diversify(
+    run: Candidates,
+    scored: Scored,
+    starts: dict[str, dt.datetime],
     *,
-    now: dt.datetime,
-    since: dt.datetime | None = None,
-    limit: int | None = None,
-    weights: rank.Weights = DEFAULT_WEIGHTS,
-) -> dict[str, Digest]:
-    """Every given subscriber's digest, by id: :func:`iter_compose` collected.
-
-    Callers that go through the digests one by one (``paperwire digest --json``) should
-    iterate :func:`iter_compose` instead: 100,000 digests held at once cost ~1 GB."""
-    return {
-        d.subscriber.id: d
-        for d in iter_compose(
-            store, config, subscribers, now=now, since=since, limit=limit, weights=weights
-        )
-    }
-
-
-def iter_compose(
-    store: Store,
-    config: Config,
-    subscribers: list[SubscriberConfig] | None = None,
-    *,
-    now: dt.datetime,
-    since: dt.datetime | None = None,
-    limit: int | None = None,
-    weights: rank.Weights = DEFAULT_WEIGHTS,
-) -> Iterator[Digest]:
-    """Rank the candidates of every given subscriber in one pass; yields their digests in the
-    order given, a chunk of subscribers at a time (memory does not grow with subscribers).
-
-    A candidate is a paper first seen after the subscriber's window start that is not their
-    own: not a seed paper, not rated, not already sent (or being sent) to them. Papers are
-    keyed by bare arXiv id, so another version or another feed's copy is the same paper.
-    Picks come in the order the reader gets them (MMR's, which may differ from score order),
-    each with its reasons; a pick that nothing of a reader's (interests, seeds, votes, followed
-    authors) nor its upvotes explain is left out, so a digest may hold fewer than its size
-    (README.md, "Why each paper is in your digest"). The store must stay open until the last
-    digest is taken.
-    """
-    subscribers = list(config.subscribers if subscribers is None else subscribers)
-    if not subscribers:
-        return
-    starts = (
-        {s.id: since for s in subscribers}
-        if since is not None
-        else window_starts(store, config, [s.id for s in subscribers], now)
-    )
-    candidate_ids = store.papers_since(min(starts.values()))
-    if not candidate_ids:
-        for sub in subscribers:
-            yield Digest(sub, starts[sub.id], [])
-        return
-    corpus = _Corpus.load(store)
-    candidate_ids = [p for p in candidate_ids if p in corpus.index]
-    cols = np.array([corpus.index[p] for p in candidate_ids])
-    rows = [corpus.rows[c] for c in cols]
-    matrix = corpus.matrix[cols]
-    first_seen = np.array([dt.datetime.fromisoformat(r["first_seen"]).timestamp() for r in rows])
-    prior = rank.popularity_prior([r.get("upvotes") for r in rows])
-    excluded = store.excluded_ids(s.id for s in subscribers)
-    for sub in subscribers:  # a seed paper is the reader's own: never a candidate
-        excluded.setdefault(sub.id, set()).update(seed_ids(sub))
-    column = {p: i for i, p in enumerate(candidate_ids)}
-    # Dot products of stored papers with the candidates, once per run: scores are weighted
-    # sums of their rows, and the candidates' own rows are MMR's cosines.
-    gram = rank.CandidateGram(corpus.matrix, cols) if len(cols) <= MAX_DENSE_SIMILARITY else None
-    similarity = None if gram is None else _Float16Cosines(gram.candidates)
-    # and of stored papers with the calibration sample: each profile's score spread
-    calibration = (
-        None
-        if gram is None
-        else rank.CandidateGram(corpus.matrix, rank.calibration_rows(corpus.matrix))
-    )
-    explainer = _Explainer(corpus, cols)
-    phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
-    # the picks' stored records (authors, links ...), read per chunk in one query each
-    details: dict[str, dict[str, Any]] = {}
-    follow_and_filter = _FollowAndFilter(store, candidate_ids)
-
-    for _, chunk, signals, profiles, scores, mine in _scored_chunks(
-        store, corpus, subscribers, matrix, prior, now, weights, phrases, gram, calibration
-    ):
-        scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
-        profiles.matrix.sort_indices()  # _Explainer looks values up by binary search
-        window = np.array([starts[sub.id].timestamp() for sub in chunk])
-        allowed = first_seen[None, :] > window[:, None]
-        for row, sub in enumerate(chunk):
-            # sent, voted or a seed (config or imported): the reader's own, never a pick
-            for paper_id in excluded.get(sub.id, ()):
-                col = column.get(paper_id)
-                if col is not None:
-                    allowed[row, col] = False
-            follow_and_filter.filter(sub, allowed[row])  # must_match / never_match
-        sizes = [limit or sub.digest_size for sub in chunk]
-        pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
-        pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(chunk))]
-        if similarity is not None:  # the whole chunk side by side
-            chosen_rows = rank.mmr_many(pools, scores, sizes, weights.mmr_lambda, similarity)
-        else:
-            chosen_rows = [
-                rank.mmr(pools[row], scores[row], matrix, sizes[row], weights.mmr_lambda)
-                for row in range(len(chunk))
-            ]
-        wanted = {candidate_ids[c] for chosen in chosen_rows for c in chosen} - details.keys()
-        details.update(store.papers(wanted))
-        follows = []
-        for row, sub in enumerate(chunk):
-            followed = follow_and_filter.followed(sub, allowed[row])  # always in, and said so
-            if followed:
-                rest = [c for c in chosen_rows[row] if c not in followed]
-                chosen_rows[row] = [*followed, *rest][: max(sizes[row], len(followed))]
-                details.update(store.papers(candidate_ids[c] for c in followed))
-            follows.append(followed)
-        # "like <your paper>": by embedding when ranking.embeddings is on, else the TF-IDF
-        # cosines, the whole chunk's in one pass when the run keeps the candidate Gram
-        alike = None
-        if not config.ranking.embeddings and gram is not None:
-            alike = _similar_liked_many(corpus, signals, chosen_rows, cols, gram)
-        drafted = []  # per subscriber: (followed, [(col, reasons so far, named) per pick])
-        for row, _sub in enumerate(chunk):
-            chosen, followed = chosen_rows[row], follows[row]
-            if alike is not None:
-                similar = alike[row]
-            else:
-                similar = _similar_by_embedding(store, config, corpus, cols[chosen], signals[row])
-            if similar is None:  # embeddings off and no Gram: one product per digest
-                similar = _similar_liked(corpus, signals[row], matrix, chosen, candidate_ids)
-            drafts = []  # (col, reasons so far, phrases already named) per pick
-            for col, liked in zip(chosen, similar, strict=True):
-                # the reader's own paper first: it is what a reader recognises at once
-                reasons = [] if liked is None else [_like_reason(signals[row], liked)]
-                matched = [text for i, text in mine[row] if col in phrases.papers_of[i]]
-                reasons += [f"matches your interest “{text}”" for text in matched[:2]]
-                close = None if matched else phrases.closest(mine[row], col)
-                if close is not None:
-                    reasons.append(f"close to your interest “{close}”")
-                drafts.append((col, reasons, matched + ([close] if close else [])))
-            drafted.append((followed, drafts))
-        # the key phrases each profile weighs most, for every pick that still has room for
-        # one: the whole chunk in one lookup (one per pick cost ~50 µs each)
-        about = iter(
-            explainer.best(
-                profiles.matrix,
-                [(row, col, 3 - len(r), named) for row, (_, drafts) in enumerate(drafted)
-                 for col, r, named in drafts],
-            )
-        )  # fmt: skip
-        for row, (sub, (followed, drafts)) in enumerate(zip(chunk, drafted, strict=True)):
-            digest = Digest(sub, starts[sub.id], [], int(allowed[row].sum()))
-            for _col, reasons, _ in drafts:
-                reasons.extend(f"about “{phrase}”" for phrase in next(about))
-            _add_meaning(store, config, corpus, cols, mine[row], drafts)
-            profiled = _has_profile(signals[row])
-            for col, reasons, _ in drafts:
-                paper = details[candidate_ids[col]]
-                if not reasons:
-                    reasons = _fallback(paper, prior[col], profiled)
-                if col in followed:
-                    reasons.insert(0, f"by an author you follow ({followed[col]})")
-                if not reasons:
-                    continue  # nothing of the reader's explains it: not in their digest
-                digest.picks.append(
-                    Pick(
-                        paper["paper_id"],
-                        paper["title"],
-                        paper["url"],
-                        float(scores[row, col]),
-                        reasons,
-                        paper,
-                    )
-                )
-            yield digest
-            excluded.pop(sub.id, None)  # taken: a run of 100,000 need not keep them all
+    limit: int | None,
+    weights: rank.Weights,
+) -> Chosen:
+    """Each reader's allowed candidates (in their window, not their own, through their
+    must/never phrases), the best ``MMR_POOL`` × digest size of them diversified down to the
+    digest size (MMR), and every allowed paper by a followed author first."""
+    chunk, scores = scored.chunk, scored.scores
+    window = np.array([starts[sub.id].timestamp() for sub in chunk])
+    allowed = run.first_seen[None, :] > window[:, None]
+    for row, sub in enumerate(chunk):
+        # sent, voted or a seed (config or imported): the reader's own, never a pick
+        for paper_id in run.excluded.get(sub.id, ()):
+            col = run.column.get(paper_id)
+            if col is not None:
+                allowed[row, col] = False
+        run.follow_and_filter.filter(sub, allowed[row])  # must_match / never_match
+    sizes = [limit or sub.digest_size for sub in chunk]
+    pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
+    pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(chunk))]
+    if run.similarity is not None:  # the whole chunk side by side
+        picks = rank.mmr_many(pools, scores, sizes, weights.mmr_lambda, run.similarity)
+    else:
+        picks = [
+            rank.mmr(pools[row], scores[row], run.matrix, sizes[row], weights.mmr_lambda)
+            for row in range(len(chunk))
+        ]
+    follows = []
+    for row, sub in enumerate(chunk):
+        followed = run.follow_and_filter.followed(sub, allowed[row])  # always in, and said so
+        if followed:
+            rest = [c for c in picks[row] if c not in followed]
+            picks[row] = [*followed, *rest][: max(sizes[row], len(followed))]
+        follows.append(followed)
+    return Chosen(allowed, picks, follows)
 
 
-# Candidates up to which the run keeps a dense rank.CandidateGram (float32; 10,000: 400 MB;
-# 7,000: 196 MB, plus a row per voted paper that is not a candidate); beyond, scores are one
-# sparse product per chunk and each subscriber's MMR pool computes its own cosines
-# (rank.dot_rows, ~2 ms a pool of 30).
-MAX_DENSE_SIMILARITY = 10_000
-
-
-class _Float16Cosines:
-    """The candidates' cosines as MMR reads them: float16, so the same picks as when the run
-    kept a float16 matrix (MMR needs two or three digits of a cosine, not seven)."""
-
-    def __init__(self, cosines: np.ndarray):
-        self.cosines = cosines
-
-    def __getitem__(self, key) -> np.ndarray:
-        return self.cosines[key].astype(np.float16)
-
-
-def _similar_liked(
-    corpus: _Corpus,
-    signals: rank.Signals,
-    matrix: sp.csr_matrix,
-    chosen: list[int],
-    candidate_ids: list[str],
-) -> list[int | None]:
-    """For each pick, the liked (or seed) paper it resembles, if any, as its position in
-    ``signals.liked_titles``: one product for the whole digest, for runs without a candidate
-    Gram (:func:`_similar_liked_many` reads the Gram). A paper is never "like" itself."""
-    liked_rows = _liked_rows(signals)
-    if not liked_rows or not chosen:
-        return [None] * len(chosen)
-    # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
-    liked = signals.liked_titles[: len(liked_rows)]
-    same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
-    return rank.most_similar_liked(matrix, chosen, corpus.matrix, liked_rows, same)
-
-
-def _has_profile(signals: rank.Signals) -> bool:
-    """Whether a reader told us anything: an interests text, a seed paper or a vote."""
-    return bool(signals.interests.strip() or signals.liked_titles or signals.votes)
-
-
-def _fallback(paper: dict[str, Any], popularity: float, profiled: bool) -> list[str]:
-    """The reason of a pick that nothing of the reader's explains: popular today (more
-    upvotes than the candidates' average with a count), else, for a reader who told us nothing
-    and so follows the feeds for everything, new in them; else none (the pick is left out)."""
-    if paper.get("upvotes") and popularity > 0:
-        return [f"popular today: {paper['upvotes']} upvotes"]
-    return [] if profiled else ["new in your feeds"]
-
-
-def _like_reason(signals: rank.Signals, position: int) -> str:
-    """ "like <title> ...": the reader's own paper a pick resembles, and what it is to them."""
-    title = signals.liked_titles[position][1]
-    kinds = signals.liked_kinds
-    kind = kinds[position] if position < len(kinds) else "liked"
-    if kind == "library":
-        return f"like “{title}” in your library"
-    if kind == "seed":
-        return f"like “{title}”, one of your seed papers"
-    return f"like “{title}”, which you liked"
-
-
-def _liked_rows(signals: rank.Signals) -> list[int]:
-    """The corpus rows of the reader's thumbs-up, then seeds: the order of liked_titles."""
-    rows = [c for c, (_, v, _) in zip(signals.vote_rows, signals.votes, strict=True) if v > 0]
-    return rows + list(signals.seed_rows)
-
-
-def _similar_liked_many(
-    corpus: _Corpus,
-    signals: list[rank.Signals],
-    chosen_rows: list[list[int]],
-    cols: np.ndarray,
-    gram: rank.CandidateGram,
-) -> list[list[int | None]]:
-    """What :func:`_similar_liked` gives each subscriber of a chunk, with every (pick, liked
-    paper) cosine read from the candidate Gram at once (:meth:`rank.CandidateGram.pair_dots`):
-    the same first-best rule and the same bar, without ~10 numpy calls per digest."""
-    liked = [_liked_rows(sig) for sig in signals]
-    # one entry per (subscriber, pick, liked paper), picks in order, liked papers in order
-    picks, likes = [], []
-    for chosen, rows in zip(chosen_rows, liked, strict=True):
-        for c in chosen:
-            picks += [c] * len(rows)
-            likes += rows
-    out: list[list[int | None]] = [[None] * len(chosen) for chosen in chosen_rows]
-    if not likes:
-        return out
-    pick = np.array(picks, dtype=np.int64)
-    values = gram.pair_dots(np.array(likes, dtype=np.int64), pick).astype(np.float64)
-    values[cols[pick] == np.array(likes)] = -np.inf  # a pick is never similar to itself
-    # the best liked paper per pick: the first of the highest (np.argmax's rule)
-    sizes = np.array([len(rows) for rows in liked], dtype=np.int64)
-    per_pick = np.repeat(sizes, [len(chosen) for chosen in chosen_rows])
-    per_pick = per_pick[per_pick > 0]
-    starts = np.r_[0, np.cumsum(per_pick)[:-1]]
-    best = np.maximum.reduceat(values, starts)
-    position = np.arange(len(values))
-    first = np.where(values == np.repeat(best, per_pick), position, len(values))
-    first = np.minimum.reduceat(first, starts) - starts
-    k = 0
-    for row, (chosen, rows) in enumerate(zip(chosen_rows, liked, strict=True)):
-        if not rows:
-            continue
-        for i in range(len(chosen)):
-            if best[k] >= rank.SIMILAR_LIKED_BAR:
-                out[row][i] = int(first[k])
-            k += 1
-    return out
-
-
-class _FollowAndFilter:
+class FollowAndFilter:
     """Followed authors and must/never phrases over one run's candidates. Author lists
     and folded texts are read once per run, and only when some subscriber needs them.
 
@@ -648,131 +372,166 @@ class _FollowAndFilter:
         return out
 
 
-class _Explainer:
-    """Each candidate's key phrases and its vector's values at their columns, found once per
-    run, not per pick."""
+# -- stage 4: explain ----------------------------------------------------------------------------
 
-    def __init__(self, corpus: _Corpus, cols: np.ndarray):
-        self.corpus = corpus
-        self.cols = cols
-        # col -> (its key phrases, the paper's values at their columns, and per phrase how
-        # many of its terms must raise the score: see rank.best_key_phrases)
-        self._cache: dict[int, tuple[rank.KeyPhrases, np.ndarray, np.ndarray]] = {}
 
-    def _found(self, col: int) -> tuple[rank.KeyPhrases, np.ndarray, np.ndarray]:
-        if col not in self._cache:
-            row = self.cols[col]
-            stored = self.corpus.rows[row]
-            analysed = self.corpus.analysed
-            found = rank.key_phrases_of(
-                self.corpus.model, analysed.pairs(row), analysed.columns(row), _keywords(stored)
+def explain(
+    store: Store,
+    corpus: Corpus,
+    embedded: EmbeddedCorpus | None,
+    run: Candidates,
+    scored: Scored,
+    chosen: Chosen,
+    details: dict[str, dict[str, Any]],
+) -> list[list[Ranked]]:
+    """Each subscriber's picks with their reasons, in order: the reader's own paper a pick
+    resembles, the interest phrases it matches or is close to, the key phrases the profile
+    weighs in it, then (embeddings on) the interest it is close to in meaning, else popular or
+    new; a followed author's paper says so first. A pick with no reason is left out.
+    ``details`` keeps the picks' stored records (authors, links ...) across chunks."""
+    cols, signals, mine = run.cols, scored.signals, scored.mine
+    wanted = {run.ids[c] for picks in chosen.picks for c in picks} - details.keys()
+    details.update(store.papers(wanted))
+    # "like <your paper>": by embedding when ranking.embeddings is on, else the TF-IDF
+    # cosines, the whole chunk's in one pass when the run keeps the candidate Gram
+    alike = None
+    if embedded is None and run.gram is not None:
+        alike = evidence.similar_liked_many(corpus, signals, chosen.picks, cols, run.gram)
+    drafted = []  # per subscriber: [(col, reasons so far, phrases already named) per pick]
+    for row, picks in enumerate(chosen.picks):
+        if alike is not None:
+            similar = alike[row]
+        elif embedded is not None:
+            similar = embedded.similar_liked(signals[row], cols[picks])
+        else:  # embeddings off and no Gram: one product per digest
+            similar = evidence.similar_liked(corpus, signals[row], run.matrix, picks, run.ids)
+        drafts = []
+        for col, liked in zip(picks, similar, strict=True):
+            # the reader's own paper first: it is what a reader recognises at once
+            reasons = [] if liked is None else [evidence.like_reason(signals[row], liked)]
+            matched = [text for i, text in mine[row] if col in run.phrases.papers_of[i]]
+            reasons += [Reason("matches_interest", text) for text in matched[:2]]
+            close = None if matched else run.phrases.closest(mine[row], col)
+            if close is not None:
+                reasons.append(Reason("close_to_interest", close))
+            drafts.append((col, reasons, matched + ([close] if close else [])))
+        drafted.append(drafts)
+    # the key phrases each profile weighs most, for every pick that still has room for one:
+    # the whole chunk in one lookup (one per pick cost ~50 µs each)
+    scored.profiles.matrix.sort_indices()  # ProfilePhrases looks values up by binary search
+    about = iter(
+        run.explainer.best(
+            scored.profiles.matrix,
+            [(row, col, 3 - len(r), named) for row, drafts in enumerate(drafted)
+             for col, r, named in drafts],
+        )
+    )  # fmt: skip
+    out = []
+    for row, drafts in enumerate(drafted):
+        for _col, reasons, _ in drafts:
+            reasons.extend(Reason("about", phrase) for phrase in next(about))
+        if embedded is not None:
+            _add_meaning(embedded, cols, mine[row], drafts)
+        profiled = evidence.has_profile(signals[row])
+        followed = chosen.followed[row]
+        ranked = []
+        for col, reasons, _ in drafts:
+            paper = details[run.ids[col]]
+            if not reasons:
+                reasons = evidence.fallback(paper, run.prior[col], profiled)
+            if col in followed:
+                reasons.insert(0, Reason("followed_author", followed[col]))
+            if not reasons:
+                continue  # nothing of the reader's explains it: not in their digest
+            ranked.append(
+                Ranked(
+                    paper["paper_id"],
+                    paper["title"],
+                    paper["url"],
+                    float(scored.scores[row, col]),
+                    reasons,
+                    paper,
+                )
             )
-            paper = _values_at(_row_of(self.corpus.matrix, row), found.columns)
-            self._cache[col] = (found, paper, np.minimum(np.diff(found.starts), 2))
-        return self._cache[col]
-
-    def best(
-        self, profiles: sp.csr_matrix, wants: list[tuple[int, int, int, list[str]]]
-    ) -> list[list[str]]:
-        """For each (profile row, candidate ``col``, ``n``, phrases already named), up to ``n``
-        key phrases of the candidate that this profile weighs most: what
-        :func:`rank.best_key_phrases` gives, with the numbers of a whole chunk of subscribers'
-        picks worked out in one pass. ``profiles`` must have sorted indices."""
-        out: list[list[str]] = [[] for _ in wants]
-        live = [(i, row, col, n, skip) for i, (row, col, n, skip) in enumerate(wants) if n > 0]
-        # the chunk's distinct candidates, their phrases' numbers side by side, once each
-        distinct = list(dict.fromkeys(col for _, _, col, _, _ in live))
-        found = [self._found(col) for col in distinct]
-        slot = {col: k for k, col in enumerate(distinct)}
-        live = [w for w in live if found[slot[w[2]]][0].texts]
-        if not live:
-            return out
-        which = np.array([slot[col] for _, _, col, _, _ in live], dtype=np.int64)
-        sizes = np.array([len(f.columns) for f, _, _ in found], dtype=np.int64)
-        counts = np.array([len(f.texts) for f, _, _ in found], dtype=np.int64)
-        columns = _gather(np.concatenate([f.columns for f, _, _ in found]), sizes, which)
-        paper = _gather(np.concatenate([p for _, p, _ in found]), sizes, which)
-        needed = _gather(np.concatenate([n for _, _, n in found]), counts, which)
-        local = _gather(np.concatenate([f.starts[:-1] for f, _, _ in found]), counts, which)
-        rows = np.array([row for _, row, _, _, _ in live], dtype=np.int64)
-        # the profile's weight times the paper's at each column of each pick's phrases
-        weight = _values_of_rows(profiles, np.repeat(rows, sizes[which]), columns)
-        contributions = weight * paper
-        starts = local + np.repeat(np.cumsum(sizes[which]) - sizes[which], counts[which])
-        totals = np.add.reduceat(contributions, starts)
-        raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
-        totals = np.where(raising >= needed, totals, 0.0)
-        # Every pick's phrases best first in one sort (what rank.pick_key_phrases does per
-        # pick): by pick, then by total, highest first; lexsort is stable, so equal totals keep
-        # the order they were written in.
-        owner = np.repeat(np.arange(len(live)), counts[which])
-        positive = np.flatnonzero(totals > 0)
-        order = positive[np.lexsort((-totals[positive], owner[positive]))]
-        bounds = np.searchsorted(owner[order], np.arange(len(live) + 1)).tolist()
-        firsts = np.r_[0, np.cumsum(counts[which])[:-1]]
-        mine = (order - firsts[owner[order]]).tolist()  # each phrase's index in its own pick
-        for k, (i, _, col, n, skip) in enumerate(live):
-            texts = found[slot[col]][0].texts
-            out[i] = rank.choose_key_phrases(texts, mine[bounds[k] : bounds[k + 1]], n, skip)
-        return out
-
-
-def _gather(flat: np.ndarray, lengths: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """The concatenation of the ``which``-th pieces of ``flat``, whose pieces have ``lengths``
-    (piece k is ``flat[offsets[k] : offsets[k] + lengths[k]]``), in one fancy index."""
-    offsets = np.cumsum(lengths) - lengths
-    taken = lengths[which]
-    shift = np.repeat(offsets[which] - (np.cumsum(taken) - taken), taken)
-    return flat[np.arange(int(taken.sum())) + shift]
-
-
-def _values_of_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """``matrix[rows[i], columns[i]]`` for every i, as float64, by one binary search over
-    (row, column) keys (``matrix`` with sorted indices)."""
-    width = np.int64(matrix.shape[1])
-    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    keys = keys * width + matrix.indices
-    wanted = rows.astype(np.int64) * width + columns
-    out = np.zeros(len(wanted), dtype=np.float64)
-    if keys.size == 0 or wanted.size == 0:
-        return out
-    where = np.searchsorted(keys, wanted)
-    inside = where < keys.size
-    hit = inside.copy()
-    hit[inside] = keys[where[inside]] == wanted[inside]
-    out[hit] = matrix.data[where[hit]]
+        out.append(ranked)
     return out
 
 
-def _row_of(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, values) of one row of a CSR matrix, as views of its arrays."""
-    lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
-    return matrix.indices[lo:hi], matrix.data[lo:hi]
+def _add_meaning(
+    embedded: EmbeddedCorpus,
+    cols: np.ndarray,
+    mine: list[tuple[int, str]],
+    drafts: list[tuple[int, list[Reason], list[str]]],
+) -> None:
+    """With embeddings on, a pick that has no reason yet says which interest it is close to in
+    meaning (one a bag of words cannot see): better than "new in your feeds"."""
+    if not mine:
+        return  # the common case: no list built per subscriber
+    bare = [col for col, reasons, _ in drafts if not reasons]
+    if not bare:
+        return
+    closest = embedded.closest_interest([text for _, text in mine], [int(cols[c]) for c in bare])
+    named = dict(zip(bare, closest, strict=False))
+    for col, reasons, _ in drafts:
+        phrase = named.get(col)
+        if not reasons and phrase:
+            reasons.append(Reason("close_in_meaning", phrase))
 
 
-def _keywords(row: dict[str, Any]) -> list[str]:
-    """The source's key phrases of a stored paper (Hugging Face ``ai_keywords``), if any."""
-    value = row.get("keywords")
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return [str(k) for k in value] if isinstance(value, list) else []
+# -- the run ----------------------------------------------------------------------------------
 
 
-def _values_at(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarray:
-    """The values of one CSR row (:func:`_row_of`; sorted indices) at the given columns."""
-    indices, data = row
-    out = np.zeros(len(columns), dtype=np.float64)
-    if indices.size == 0 or len(columns) == 0:
-        return out
-    where = np.searchsorted(indices, columns)
-    inside = where < indices.size
-    hit = inside.copy()
-    hit[inside] = indices[where[inside]] == columns[inside]
-    out[hit] = data[where[hit]]
-    return out
+def iter_compose(
+    store: Store,
+    config: Config,
+    subscribers: list[SubscriberConfig] | None = None,
+    *,
+    now: dt.datetime,
+    since: dt.datetime | None = None,
+    limit: int | None = None,
+    weights: rank.Weights = DEFAULT_WEIGHTS,
+    session: RankingSession | None = None,
+) -> Iterator[Digest]:
+    """Rank the candidates of every given subscriber in one pass; yields their digests in the
+    order given, a chunk of subscribers at a time (memory does not grow with subscribers).
+
+    A candidate is a paper first seen after the subscriber's window start that is not their
+    own: not a seed paper, not rated, not already sent (or being sent) to them. Papers are
+    keyed by bare arXiv id, so another version or another feed's copy is the same paper.
+    Picks come in the order the reader gets them (MMR's, which may differ from score order),
+    each with its reasons; a pick that nothing of a reader's (interests, seeds, votes, followed
+    authors) nor its upvotes explain is left out, so a digest may hold fewer than its size
+    (README.md, "Why each paper is in your digest"). The store must stay open until the last
+    digest is taken. ``session``: the caller's, to reuse its corpus and model across runs.
+    The reasons are data: ``paperwire.digests`` gives the digests with them in words.
+    """
+    subscribers = list(config.subscribers if subscribers is None else subscribers)
+    if not subscribers:
+        return
+    starts = (
+        {s.id: since for s in subscribers}
+        if since is not None
+        else window_starts(store, config, [s.id for s in subscribers], now)
+    )
+    candidate_ids = store.papers_since(min(starts.values()))
+    if not candidate_ids:
+        for sub in subscribers:
+            yield Digest(sub, starts[sub.id], [])
+        return
+    session = session or RankingSession()
+    corpus = session.corpus(store)
+    run = candidates(store, corpus, subscribers, candidate_ids)
+    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts)
+    details: dict[str, dict[str, Any]] = {}  # the picks' stored records, read once per chunk
+    for scored in score(
+        store, corpus, embedded, subscribers, run.cols, run.matrix, run.prior, run.phrases,
+        now=now, weights=weights, gram=run.gram, calibration=run.calibration,
+    ):  # fmt: skip
+        chosen = diversify(run, scored, starts, limit=limit, weights=weights)
+        picks = explain(store, corpus, embedded, run, scored, chosen, details)
+        for row, sub in enumerate(scored.chunk):
+            yield Digest(sub, starts[sub.id], picks[row], int(chosen.allowed[row].sum()))
+            run.excluded.pop(sub.id, None)  # taken: a run of 100,000 need not keep them all
 
 
 def score_matrix(
@@ -783,6 +542,7 @@ def score_matrix(
     *,
     now: dt.datetime,
     weights: rank.Weights = DEFAULT_WEIGHTS,
+    session: RankingSession | None = None,
 ) -> np.ndarray:
     """Scores (subscribers × papers) with the very profiles ``compose`` uses, nothing excluded.
 
@@ -792,62 +552,18 @@ def score_matrix(
     """
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     out = np.full((len(subscribers), len(paper_ids)), np.nan, dtype=np.float32)
-    corpus = _Corpus.load(store)
+    session = session or RankingSession()
+    corpus = session.corpus(store)
     known = [i for i, p in enumerate(paper_ids) if p in corpus.index]
     if not subscribers or not known:
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    phrases = _Phrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
-    for start, chunk, signals, _, scores, _ in _scored_chunks(
-        store, corpus, subscribers, corpus.matrix[cols], prior, now, weights, phrases
-    ):
-        scores = _with_semantic(store, config, corpus, cols, signals, now, scores)
-        out[start : start + len(chunk), known] = scores
+    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts)
+    for scored in score(
+        store, corpus, embedded, subscribers, cols, corpus.matrix[cols], prior,
+        _phrases_of(corpus, cols),
+        now=now, weights=weights,
+    ):  # fmt: skip
+        out[scored.start : scored.start + len(scored.chunk), known] = scored.scores
     return out
-
-
-# -- the embedding model's hook --------------------------------------------------------------------
-
-
-def _with_semantic(store, config, corpus, cols, signals, now, scores):
-    """The TF-IDF scores plus the embedding model's, when ``ranking.embeddings`` is set."""
-    from . import semantic  # scikit-learn is already loaded; the model only when configured
-
-    extra = semantic.extra_scores(
-        store, config.ranking.embeddings, corpus.ids, corpus.texts, cols, signals, now, base=scores
-    )
-    return scores if extra is None else scores + extra
-
-
-def _add_meaning(store, config, corpus, cols, mine, drafts) -> None:
-    """With embeddings on, a pick that has no reason yet says which interest it is close to in
-    meaning (one a bag of words cannot see): better than "new in your feeds"."""
-    if not config.ranking.embeddings or not mine:
-        return  # the common case: no list built per subscriber
-    bare = [col for col, reasons, _ in drafts if not reasons]
-    if not bare:
-        return
-    from . import semantic
-
-    closest = semantic.closest_interest(
-        store,
-        config.ranking.embeddings,
-        corpus.ids,
-        corpus.texts,
-        [text for _, text in mine],
-        [int(cols[col]) for col in bare],
-    )
-    named = dict(zip(bare, closest or [], strict=False))
-    for col, reasons, _ in drafts:
-        if not reasons and named.get(col):
-            reasons.append(f"close in meaning to your interest “{named[col]}”")
-
-
-def _similar_by_embedding(store, config, corpus, pick_rows, signals):
-    """The "similar to" titles by embedding cosine; None when ``ranking.embeddings`` is off."""
-    from . import semantic
-
-    return semantic.similar_liked(
-        store, config.ranking.embeddings, corpus.ids, corpus.texts, signals, pick_rows
-    )

@@ -129,6 +129,12 @@ class Signals:
     seed_rows: list[int] | None = None
     vote_rows: list[int] | None = None
 
+    def paper_rows(self) -> tuple[list[int], list[int]] | None:
+        """(seed rows, vote rows) when the papers are named by corpus row, else None."""
+        if self.seed_rows is None or self.vote_rows is None:
+            return None
+        return self.seed_rows, self.vote_rows
+
 
 @dataclass
 class Labels:
@@ -282,13 +288,12 @@ def labels_from_signals(
     from the already weighted corpus matrix instead of being hashed again, and
     ``interests_vector`` (one row of a batched ``transform``) does the same for the interests."""
     has_interests = bool(signals.interests.strip())
-    from_rows = (
-        corpus is not None and signals.seed_rows is not None and signals.vote_rows is not None
-    )
-    n_seeds = len(signals.seed_rows) if from_rows else len(signals.seed_texts)
+    given = signals.paper_rows() if corpus is not None else None
+    n_seeds = len(given[0]) if given is not None else len(signals.seed_texts)
     kinds = (["interests"] if has_interests else []) + ["seed"] * n_seeds
     kinds += ["liked" if vote > 0 else "disliked" for _, vote, _ in signals.votes]
-    if from_rows:
+    vectors: sp.csr_matrix | None
+    if given is not None and corpus is not None:
         parts = []
         if has_interests:
             parts.append(
@@ -296,7 +301,7 @@ def labels_from_signals(
                 if interests_vector is not None
                 else model.transform_interests([signals.interests])
             )
-        rows = list(signals.seed_rows) + list(signals.vote_rows)
+        rows = list(given[0]) + list(given[1])
         if rows:
             parts.append(corpus[rows])
         vectors = sp.vstack(parts).tocsr() if parts else None
@@ -342,7 +347,9 @@ def _kind_coefficients(kinds: np.ndarray, ages: np.ndarray, weights: Weights) ->
 def rocchio_rows(labels: list[Labels], n_features: int, weights: Weights) -> sp.csr_matrix:
     """Rocchio rows for every subscriber at once: one sparse product of label weights × vectors,
     L2-normalised (the weights: :func:`_kind_coefficients`)."""
-    coef_rows, coef_cols, coef_vals = [], [], []
+    coef_rows: list[int] = []
+    coef_cols: list[int] = []
+    coef_vals: list[float] = []
     offset = 0
     for row, lab in enumerate(labels):
         n = lab.vectors.shape[0]
@@ -424,12 +431,14 @@ def build_profiles_from_signals(
             position[i], k = k, k + 1
 
     def labels_of(i: int) -> Labels:
-        vector = batch[position[i]] if i in position else None
+        vector = batch[position[i]] if batch is not None and i in position else None
         return labels_from_signals(model, signals[i], now, corpus, vector)
 
-    if not all(s.seed_rows is not None and s.vote_rows is not None for s in signals):
+    given = [s.paper_rows() for s in signals]
+    named = [rows for rows in given if rows is not None]
+    if len(named) < len(signals):
         return build_profiles([labels_of(i) for i in range(len(signals))], corpus, weights)
-    coef, interest_part = _rocchio_parts(signals, corpus, batch, now, weights)
+    coef, interest_part = _rocchio_parts(signals, named, corpus, batch, now, weights)
     mixed = coef @ corpus
     if interest_part is not None:
         mixed = mixed + interest_part
@@ -438,7 +447,10 @@ def build_profiles_from_signals(
     rocchio = normalize(mixed)
     parts = (coef, interest_part, norms)
     positives = np.array(
-        [len(s.seed_rows) + sum(1 for _, vote, _ in s.votes if vote > 0) for s in signals],
+        [
+            len(seeds) + sum(1 for _, vote, _ in s.votes if vote > 0)
+            for s, (seeds, _) in zip(signals, named, strict=True)
+        ],
         dtype=np.int64,
     )
     spread = None
@@ -451,6 +463,7 @@ def build_profiles_from_signals(
 
 def _rocchio_parts(
     signals: list[Signals],
+    paper_rows: list[tuple[list[int], list[int]]],
     corpus: sp.csr_matrix,
     interests: sp.csr_matrix | None,
     now: dt.datetime,
@@ -458,22 +471,22 @@ def _rocchio_parts(
 ) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
     """``rocchio_rows`` for signals whose papers are corpus rows, before normalising: the same
     coefficients, as (a matrix to multiply the corpus by, the weighted interests vectors),
-    with no per-subscriber vector stacks."""
+    with no per-subscriber vector stacks. ``paper_rows``: each one's (seed rows, vote rows)."""
     i_rows: list[int] = []
     i_vals: list[float] = []
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
-    for i, sig in enumerate(signals):
+    for i, (sig, (seed_rows, vote_rows)) in enumerate(zip(signals, paper_rows, strict=True)):
         has_interests = bool(sig.interests.strip())
-        kinds = (["interests"] if has_interests else []) + ["seed"] * len(sig.seed_rows)
+        kinds = (["interests"] if has_interests else []) + ["seed"] * len(seed_rows)
         kinds += ["liked" if vote > 0 else "disliked" for _, vote, _ in sig.votes]
         coef = _kind_coefficients(np.array(kinds), np.array(_ages(kinds, sig, now)), weights)
         if has_interests:
             i_rows.append(i)
             i_vals.append(coef[0])
             coef = coef[1:]
-        papers = list(sig.seed_rows) + list(sig.vote_rows)
+        papers = list(seed_rows) + list(vote_rows)
         rows += [i] * len(papers)
         cols += papers
         vals += coef.tolist()
@@ -684,10 +697,10 @@ class CandidateGram:
 
     def dots(self, rows: list[int], candidates: list[int]) -> np.ndarray:
         """(candidates × rows) dot products of the given corpus rows with given candidates."""
-        rows = np.asarray(rows, dtype=np.int64)
+        wanted = np.asarray(rows, dtype=np.int64)
         picked = np.asarray(candidates, dtype=np.int64)
-        pairs = self.pair_dots(np.tile(rows, len(picked)), np.repeat(picked, len(rows)))
-        return pairs.reshape(len(picked), len(rows))
+        pairs = self.pair_dots(np.tile(wanted, len(picked)), np.repeat(picked, len(wanted)))
+        return pairs.reshape(len(picked), len(wanted))
 
     def pair_dots(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """The dot product of corpus row ``rows[k]`` with candidate ``candidates[k]``, for every
@@ -786,7 +799,8 @@ def explain(
     A term's contribution is its weight in the profile times its weight in the paper; only
     terms that raised the score are named, and every one of them occurs in ``paper_text``.
     """
-    dense = profile.toarray().ravel() if sp.issparse(profile) else np.asarray(profile).ravel()
+    # scipy ships no type information: issparse does not narrow ``profile`` for mypy
+    dense = profile.toarray().ravel() if sp.issparse(profile) else np.asarray(profile).ravel()  # type: ignore[union-attr]
     tokens = list(dict.fromkeys(model.tokens(paper_text)))
     if not tokens:
         return []
@@ -875,9 +889,9 @@ def mmr_many(
     same arithmetic on every row, side by side, instead of ~60 small numpy calls a digest."""
     out: list[list[int] | None] = [None] * len(pools)
     rows = []
-    for i, pool in enumerate(pools):
-        if len(pool) <= 1 or lam >= 1:
-            out[i] = list(pool[: ks[i]])
+    for i, candidates in enumerate(pools):
+        if len(candidates) <= 1 or lam >= 1:
+            out[i] = list(candidates[: ks[i]])
         else:
             rows.append(i)
     if rows:
@@ -1037,7 +1051,8 @@ def phrase_hits(
     words, "large language models", must still be found); papers that have every word pair
     of the phrase are then read (``texts``) for the phrase itself, in order, only stop words
     between its words (:func:`phrase_pattern`): "4-bit and 2-bit" is not "bit ... bit"."""
-    rows, cols = [], []
+    rows: list[int] = []
+    cols: list[int] = []
     indptr, indices = presence.indptr, presence.indices
     for i, phrase in enumerate(phrases):
         found: np.ndarray | None = None
@@ -1049,9 +1064,9 @@ def phrase_hits(
         if found is None or not len(found):
             continue
         pattern = phrase_pattern(phrase, model.stop_words)
-        found = [j for j in found.tolist() if pattern.search(texts[j])]
-        rows.extend([i] * len(found))
-        cols.extend(found)
+        kept = [j for j in found.tolist() if pattern.search(texts[j])]
+        rows.extend([i] * len(kept))
+        cols.extend(kept)
     return sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)),
         shape=(len(phrases), presence.shape[0]),
@@ -1160,7 +1175,7 @@ def key_phrases_of(
     little. A pair whose last word is in a large share of papers (more than the model's
     ``max_df``: "experimental results", "contributions include") and a phrase whose terms are
     all in half of all papers are dropped."""
-    found: dict[str, tuple[str, np.ndarray]] = {}
+    found: dict[str, tuple[str, list[str]]] = {}
     for keyword in keywords:
         keyword = " ".join(str(keyword).split())
         tokens = model.tokens(keyword)

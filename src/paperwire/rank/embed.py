@@ -33,16 +33,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from ..config.embeddings import BUNDLED, ENCODER, INSTALL_HINT, missing_modules
 from ..errors import ConfigError, StoreError
 from ..paper import paper_text, text_hash
 
 if TYPE_CHECKING:
     from ..store import Store
 
-ENCODER = "minilm"  # the sentence encoder inside the package (rank/encoder.py), the default
-BUNDLED = "wordllama"
 log = logging.getLogger("paperwire")
-INSTALL_HINT = "pip install 'paperwire[semantic]'"
 # Tokens read per text: an abstract is ~250; this bounds the cost of a pasted book.
 MAX_TOKENS = 1024
 # Texts tokenised per call: bounds the memory of the token lists, not the speed.
@@ -120,61 +118,22 @@ class EmbeddingModel(Protocol):
     def embed(self, texts: list[str], batch: int = 1) -> np.ndarray: ...
 
 
-_LOADED: dict[str, EmbeddingModel] = {}
-
-
 def load_model(spec: str) -> EmbeddingModel:
     """The model named in the config: ``minilm`` (the bundled sentence encoder, the default),
-    ``wordllama`` or a local model2vec folder (cached per process: loading takes a second)."""
-    if spec not in _LOADED:
-        if spec == ENCODER:
-            from . import encoder
-
-            _LOADED[spec] = encoder.load()
-        elif spec == BUNDLED:
-            _LOADED[spec] = _load_bundled()
-        else:
-            _LOADED[spec] = _load_folder(Path(spec))
-    return _LOADED[spec]
-
-
-def check_spec(spec: str) -> str:
-    """Validate a ``ranking.embeddings`` value without loading the model (ValueError says why,
-    for the config's file:line error)."""
-    spec = spec.strip()
+    ``wordllama`` or a local model2vec folder. Loading takes a second: a caller that ranks
+    more than once keeps it (:meth:`RankingSession.model
+    <paperwire.rank.session.RankingSession.model>`)."""
     if spec == ENCODER:
-        return spec
+        from . import encoder
+
+        return encoder.load()
     if spec == BUNDLED:
-        missing = _missing("tokenizers", "safetensors", "wordllama")
-        if missing:
-            raise ValueError(
-                f"the semantic extra is not installed (missing {', '.join(missing)}): "
-                f"{INSTALL_HINT}"
-            )
-        return spec
-    folder = Path(spec).expanduser()
-    if not folder.is_dir():
-        raise ValueError(
-            f"{spec!r} is neither {ENCODER!r}, {BUNDLED!r}, 'off' nor a model folder "
-            "(model.safetensors + tokenizer.json)"
-        )
-    absent = [n for n in ("model.safetensors", "tokenizer.json") if not (folder / n).is_file()]
-    if absent:
-        raise ValueError(f"{spec}: no {absent[0]} (a model2vec folder has both)")
-    missing = _missing("tokenizers", "safetensors")
-    if missing:
-        raise ValueError(
-            f"the semantic extra is not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
-        )
-    return str(folder)
-
-
-def _missing(*modules: str) -> list[str]:
-    return [m for m in modules if importlib.util.find_spec(m) is None]
+        return _load_bundled()
+    return _load_folder(Path(spec))
 
 
 def _require(*modules: str) -> None:
-    missing = _missing(*modules)
+    missing = missing_modules(*modules)
     if missing:
         raise ConfigError(
             f"{_SETTING}: the semantic extra is not installed (missing {', '.join(missing)}): "
@@ -185,7 +144,9 @@ def _require(*modules: str) -> None:
 def _load_bundled() -> StaticModel:
     _require("tokenizers", "safetensors", "wordllama")
     spec = importlib.util.find_spec("wordllama")
-    root = Path(next(iter(spec.submodule_search_locations)))  # type: ignore[union-attr]
+    if spec is None or not spec.submodule_search_locations:  # _require found it
+        raise ConfigError(f"{_SETTING}: the wordllama package is not installed: {INSTALL_HINT}")
+    root = Path(next(iter(spec.submodule_search_locations)))
     weights = root / "weights" / "l2_supercat_256.safetensors"
     tokenizer = root / "tokenizers" / "l2_supercat_tokenizer_config.json"
     for path in (weights, tokenizer):
@@ -311,14 +272,13 @@ def _stored_rows(
 REFRESH_BATCH = 256
 
 
-def refresh(store: Store, spec: str | None, stop: threading.Event | None = None) -> int:
+def refresh(store: Store, model: EmbeddingModel | None, stop: threading.Event | None = None) -> int:
     """Embed and store every stored paper whose vector is missing, from another model, or of
     an older text (what ``fetch`` runs after storing papers, so a paper is encoded once, when
-    it arrives, and no digest waits for it); returns how many were embedded. Setting ``stop``
-    ends it after the batch in hand."""
-    if not spec:
+    it arrives, and no digest waits for it); returns how many were embedded (none without a
+    model: ``ranking.embeddings`` off). Setting ``stop`` ends it after the batch in hand."""
+    if model is None:
         return 0
-    model = load_model(spec)
     rows = store.corpus()
     stored = store.embeddings(r["paper_id"] for r in rows)
     todo = []

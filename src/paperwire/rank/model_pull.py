@@ -29,6 +29,7 @@ import httpx
 import yaml
 
 from .. import __version__
+from ..config.embeddings import INSTALL_HINT, missing_modules
 from ..errors import ConfigError, PaperwireError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -131,11 +132,11 @@ def pull(
             f"model pull: {repo!r} is not a Hugging Face model name "
             "(owner/name, e.g. minishlab/potion-base-8M)"
         )
-    missing = embed._missing("tokenizers", "safetensors")
+    missing = missing_modules("tokenizers", "safetensors")
     if missing:  # checked first: the pulled folder must load before it is kept
         raise PullError(
             f"model pull: the semantic extra is not installed (missing {', '.join(missing)}): "
-            f"{embed.INSTALL_HINT}"
+            f"{INSTALL_HINT}"
         )
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
         # huggingface_hub's switch for "no network": honoured here too

@@ -21,15 +21,14 @@ readers never get). Two terms, both cheap enough for 20,000 readers in one run:
 
 Each term reads as "standard deviations above this subscriber's average paper", like the
 TF-IDF score, and they add: ``total = tfidf + weight × linear + neighbour_weight × contrast``.
-Every weight is measured in benchmarks/README.md ("Sentence encoder"). :func:`extra_scores` is
-the one hook ``compose`` calls.
+Every weight is measured in benchmarks/README.md ("Sentence encoder").
 
-:func:`similar_liked` names the liked or seed paper a pick is closest to in the embedding, for
-the "like <title> in your library" reason, and :func:`closest_interest` the interest phrase a pick with no
-other reason is closest to in meaning.
+:func:`closest_liked` (with the bars :func:`similar_bars` and :func:`own_bars`) names the liked
+or seed paper a pick is closest to in the embedding, for the "like <title> in your library"
+reason, and :func:`phrase_bar` says how close to an interest phrase is close in meaning.
 
-Nothing here touches the clock; only those three read the store (through
-:mod:`paperwire.rank.embed`).
+Nothing here touches the clock or the store: rank/embedded.py applies these to a store's corpus
+and keeps what a run derives from it.
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ from .core import decay_factor, interest_phrases
 from .embed import unit_rows
 
 if TYPE_CHECKING:
-    from ..store import Store
     from .core import Signals
     from .embed import EmbeddingModel
 
@@ -364,7 +362,7 @@ class SemanticProfiles:
         with threadpool_limits(limits=1):
             for row in np.flatnonzero(near):
                 cols = np.argpartition(-ranked[row], short - 1)[:short]
-                contrast = self.contrast(row, centred[cols], w)
+                contrast = self.contrast(int(row), centred[cols], w)
                 if w.density_weight:
                     contrast -= w.density_weight * dense[cols]
                 weighted = near[row] * contrast
@@ -416,7 +414,7 @@ def _standardisation(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return offset.astype(np.float32), scale.astype(np.float32)
 
 
-# -- the hook compose calls -------------------------------------------------------------------
+# -- signals as vectors ------------------------------------------------------------------------
 
 
 def embedded_signals(
@@ -468,43 +466,6 @@ def phrase_vectors(
     vectors = unit_rows(np.asarray(embed_texts(distinct), dtype=np.float32))
     where = {p: i for i, p in enumerate(distinct)}
     return [vectors[[where[p] for p in ps]] if ps else None for ps in per_text]
-
-
-def extra_scores(
-    store: Store,
-    spec: str | None,
-    corpus_ids: list[str],
-    corpus_texts: list[str],
-    candidate_rows: np.ndarray,
-    signals: list[Signals],
-    now: dt.datetime,
-    w: SemanticWeights = SemanticWeights(),
-    base: np.ndarray | None = None,
-) -> np.ndarray | None:
-    """What the embedding model adds to the scores ``base`` (subscribers × candidates) of
-    these candidates (corpus rows) for these subscribers, the weights included; None when
-    ``ranking.embeddings`` is off.
-
-    ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
-    ``compose.subscriber_signals`` does given the run's corpus. Papers not yet embedded are
-    embedded and stored first (once per paper and model)."""
-    if not spec:
-        return None
-    from .embed import load_model, text_vectors
-
-    model = load_model(spec)
-    corpus = _corpus_vectors(store, model, corpus_ids, corpus_texts)
-    cal = _calibration(store, model, corpus, w)
-    texts = [s.interests for s in signals]
-    interests = text_vectors(store, model, texts)
-    phrases = phrase_vectors(lambda p: text_vectors(store, model, p), texts) if w.phrases else None
-    embedded = embedded_signals(model, signals, corpus, now, interests, phrases)
-    profiles = build_profiles(embedded, corpus, w, cal)
-    rows = np.asarray(candidate_rows, dtype=np.int64)
-    dense = None
-    if profiles.neighbour_weights(w).any() and w.density_weight:
-        dense = _corpus_density(store, model, corpus, profiles, w)[rows]
-    return profiles.added(corpus[rows], w, base, dense)
 
 
 # "Like <your paper>": a pick is named beside the liked or seed paper it is closest to when the
@@ -584,40 +545,6 @@ def closest_liked(
     return [int(b) if ok else None for b, ok in zip(best, near, strict=True)]
 
 
-def similar_liked(
-    store: Store,
-    spec: str | None,
-    corpus_ids: list[str],
-    corpus_texts: list[str],
-    signals: Signals,
-    pick_rows: np.ndarray,
-) -> list[int | None] | None:
-    """For each pick (a corpus row), the liked or seed paper it is closest to in the embedding,
-    if close enough to mention (:func:`closest_liked`), as its position in
-    ``signals.liked_titles``; None when ``ranking.embeddings`` is off (then ``digest``
-    compares TF-IDF vectors). ``signals`` name their papers by corpus row."""
-    if not spec:
-        return None
-    from .embed import load_model
-
-    model = load_model(spec)
-    vectors = _corpus_vectors(store, model, corpus_ids, corpus_texts)
-    # thumbs-up first, then seeds: the order of signals.liked_titles
-    votes = zip(signals.vote_rows or [], signals.votes, strict=True)
-    liked_rows = [row for row, (_, vote, _) in votes if vote > 0] + list(signals.seed_rows or [])
-    if not liked_rows:
-        return [None] * len(pick_rows)
-    bar, floor = _similar_bars(store, model, vectors)
-    return closest_liked(
-        vectors,
-        pick_rows,
-        liked_rows,
-        bar,
-        floor,
-        lambda rows: _own_bars(store, model, vectors, rows),
-    )
-
-
 # -- "close in meaning to your interest ..." ----------------------------------------------------
 
 # A pick with no other reason is named beside the interest phrase it is closest to in meaning
@@ -631,137 +558,9 @@ def similar_liked(
 MEANING_SHARE = 0.05
 
 
-def closest_interest(
-    store: Store,
-    spec: str | None,
-    corpus_ids: list[str],
-    corpus_texts: list[str],
-    phrases: list[str],
-    pick_rows: list[int],
-) -> list[str | None] | None:
-    """For each pick (a corpus row), the interest phrase it is closest to in meaning, if it
-    is among that phrase's nearest ``MEANING_SHARE`` of stored papers; None when
-    ``ranking.embeddings`` is off."""
-    if not spec:
-        return None
-    if not phrases or not pick_rows:
-        return [None] * len(pick_rows)
-    from .embed import load_model
-
-    model = load_model(spec)
-    vectors = _corpus_vectors(store, model, corpus_ids, corpus_texts)
-    bars, directions = _phrase_bars(store, model, vectors, phrases)
-    sims = vectors[np.asarray(pick_rows, dtype=np.int64)] @ directions.T
-    margins = sims - bars[None, :]
-    best = np.argmax(margins, axis=1)
-    return [phrases[b] if margins[i, b] >= 0 else None for i, b in enumerate(best)]
-
-
-# (database, model, phrase) -> (the phrase's bar, its vector): thousands of readers share a
-# phrase, and the bar costs one product with the corpus (cleared with the corpus vectors)
-_PHRASES: dict[tuple[str, str, str], tuple[float, np.ndarray]] = {}
-
-
-def _phrase_bars(
-    store: Store, model: EmbeddingModel, vectors: np.ndarray, phrases: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    where = str(store.path.resolve())
-    new = [p for p in dict.fromkeys(phrases) if (where, model.name, p) not in _PHRASES]
-    if new:
-        embedded = model.embed(new)
-        for phrase, direction in zip(new, embedded, strict=True):
-            if not direction.any():  # no known word: nothing to be close to
-                _PHRASES[(where, model.name, phrase)] = (np.inf, direction)
-                continue
-            cosines = vectors @ direction
-            bar = float(np.quantile(cosines, 1 - MEANING_SHARE)) if len(cosines) else np.inf
-            _PHRASES[(where, model.name, phrase)] = (bar, direction)
-    found = [_PHRASES[(where, model.name, p)] for p in phrases]
-    return np.array([b for b, _ in found]), np.stack([d for _, d in found])
-
-
-# (database, model) -> (corpus version, vectors, the list of ids they were asked for): digest
-# calls extra_scores once per chunk of subscribers, and the daemon every tick; the vectors are
-# read from SQLite once per corpus.
-_VECTORS: dict[tuple[str, str], tuple[tuple, np.ndarray, list[str]]] = {}
-
-
-def _corpus_vectors(store: Store, model: EmbeddingModel, ids: list[str], texts: list[str]):
-    from .embed import paper_vectors
-
-    key = (str(store.path.resolve()), model.name)
-    cached = _VECTORS.get(key)
-    # digest asks once per subscriber (similar_liked) with its run's very list of ids: no
-    # query then (counting a big store's papers 100,000 times would take minutes)
-    if cached is not None and cached[2] is ids:
-        return cached[1]
-    version = (*store.corpus_version(), len(ids))
-    if cached is not None and cached[0] == version:
-        _VECTORS[key] = (version, cached[1], ids)
-        return cached[1]
-    vectors = paper_vectors(store, model, ids, texts)
-    _VECTORS.clear()
-    _VECTORS[key] = (version, vectors, ids)
-    _BARS.clear()
-    _OWN_BARS.clear()
-    _PHRASES.clear()
-    _DENSITY.clear()
-    _CALIBRATIONS.clear()
-    return vectors
-
-
-# (database, model) -> the rarity bars of the cached corpus vectors (similar_bar at
-# SIMILAR_RARITY and at SIMILAR_FLOOR), and per corpus row its own bar (own_bars): cleared with
-# the vectors
-_BARS: dict[tuple[str, str], tuple[float, float]] = {}
-_OWN_BARS: dict[tuple[str, str], dict[int, float]] = {}
-
-
-def _similar_bars(store: Store, model: EmbeddingModel, vectors: np.ndarray) -> tuple[float, float]:
-    key = (str(store.path.resolve()), model.name)
-    if key not in _BARS:
-        _BARS[key] = similar_bars(vectors, (SIMILAR_RARITY, SIMILAR_FLOOR))
-    return _BARS[key]
-
-
-def _own_bars(
-    store: Store, model: EmbeddingModel, vectors: np.ndarray, rows: list[int]
-) -> np.ndarray:
-    known = _OWN_BARS.setdefault((str(store.path.resolve()), model.name), {})
-    new = [r for r in dict.fromkeys(rows) if r not in known]
-    if new:
-        known.update(zip(new, own_bars(vectors, np.array(new)).tolist(), strict=True))
-    return np.array([known[r] for r in rows], dtype=np.float64)
-
-
-# (database, model, density settings) -> every corpus paper's standardised density (cleared
-# with the vectors): digest scores chunks of subscribers against the same corpus, and the
-# sample the density is taken against depends on the corpus only
-_DENSITY: dict[tuple[str, str, int, bool], np.ndarray] = {}
-
-
-def _corpus_density(
-    store: Store,
-    model: EmbeddingModel,
-    corpus: np.ndarray,
-    profiles: SemanticProfiles,
-    w: SemanticWeights,
-) -> np.ndarray:
-    key = (str(store.path.resolve()), model.name, w.density_neighbours, w.centred)
-    if key not in _DENSITY:
-        _DENSITY[key] = profiles.density(corpus, w)
-    return _DENSITY[key]
-
-
-# (database, model, weights) -> the run's Calibration of the cached corpus vectors (cleared with
-# them): compose scores chunks of subscribers against the same corpus
-_CALIBRATIONS: dict[tuple[str, str, SemanticWeights], Calibration] = {}
-
-
-def _calibration(
-    store: Store, model: EmbeddingModel, corpus: np.ndarray, w: SemanticWeights
-) -> Calibration:
-    key = (str(store.path.resolve()), model.name, w)
-    if key not in _CALIBRATIONS:
-        _CALIBRATIONS[key] = calibrate(corpus, w)
-    return _CALIBRATIONS[key]
+def phrase_bar(vectors: np.ndarray, direction: np.ndarray) -> float:
+    """The cosine to a phrase's vector that only its nearest ``MEANING_SHARE`` of the stored
+    papers reach (infinite for a phrase with no known word: nothing is close to it)."""
+    if not direction.any() or not len(vectors):
+        return np.inf
+    return float(np.quantile(vectors @ direction, 1 - MEANING_SHARE))

@@ -19,7 +19,7 @@ import jinja2
 
 from ..config import Config, SubscriberConfig
 from ..errors import FeedbackError
-from ..links import Links, Signer
+from ..links import Links, Signer, signer_for
 from ..links import feed_url as links_feed_url
 from ..sources.feed import web_url
 from ..store import Store
@@ -45,6 +45,18 @@ def feed_url(store: Store, base_url: str, signer: Signer, subscriber_id: str) ->
     (the web app's signer may be older than a ``paperwire feed rotate``)."""
     generation = store.feed_generations().get(subscriber_id, 0)
     return links_feed_url(base_url, signer.feed_token(subscriber_id, generation))
+
+
+def subscriber_feed_url(store: Store, config: Config, subscriber_id: str) -> str:
+    """The reader's current feed URL, as their digests and profile page give it."""
+    return feed_url(store, config.base_url, signer_for(config, store), subscriber_id)
+
+
+def rotate_feed(store: Store, config: Config, subscriber_id: str) -> str:
+    """Give the reader a new feed URL (the old one stops working: a leaked URL is revoked);
+    the new URL."""
+    store.rotate_feed(subscriber_id)
+    return subscriber_feed_url(store, config, subscriber_id)
 
 
 def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberConfig) -> str:

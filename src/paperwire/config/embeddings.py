@@ -1,0 +1,47 @@
+"""The names ``ranking.embeddings`` may hold, and their check at load: which models exist and
+whether a folder holds one, without loading any (rank/embed.py loads them when ranking)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ENCODER = "minilm"  # the sentence encoder inside the package (rank/encoder.py), the default
+BUNDLED = "wordllama"
+INSTALL_HINT = "pip install 'paperwire[semantic]'"
+
+
+def check_spec(spec: str) -> str:
+    """Validate a ``ranking.embeddings`` value without loading the model (ValueError says why,
+    for the config's file:line error)."""
+    spec = spec.strip()
+    if spec == ENCODER:
+        return spec
+    if spec == BUNDLED:
+        missing = missing_modules("tokenizers", "safetensors", "wordllama")
+        if missing:
+            raise ValueError(
+                f"the semantic extra is not installed (missing {', '.join(missing)}): "
+                f"{INSTALL_HINT}"
+            )
+        return spec
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise ValueError(
+            f"{spec!r} is neither {ENCODER!r}, {BUNDLED!r}, 'off' nor a model folder "
+            "(model.safetensors + tokenizer.json)"
+        )
+    absent = [n for n in ("model.safetensors", "tokenizer.json") if not (folder / n).is_file()]
+    if absent:
+        raise ValueError(f"{spec}: no {absent[0]} (a model2vec folder has both)")
+    missing = missing_modules("tokenizers", "safetensors")
+    if missing:
+        raise ValueError(
+            f"the semantic extra is not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
+        )
+    return str(folder)
+
+
+def missing_modules(*modules: str) -> list[str]:
+    """Those of ``modules`` that are not installed."""
+    return [m for m in modules if importlib.util.find_spec(m) is None]

@@ -1,0 +1,146 @@
+"""The stored corpus as ranking reads it (TF-IDF vectors, term counts, analysed word pairs), and
+the interest phrases of a run found in its candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..paper import paper_text
+from ..store import Store
+from . import core as rank
+from . import terms
+
+
+@dataclass
+class Corpus:
+    """The stored corpus, vectorised once: every profile and candidate shares it."""
+
+    model: rank.TextModel
+    ids: list[str]
+    rows: list[dict[str, Any]]
+    texts: list[str]
+    matrix: sp.csr_matrix
+    index: dict[str, int]
+    # Raw term counts (before IDF): whole interest phrases are looked for in these, since a
+    # phrase of common words ("large language models") has no weight in ``matrix``.
+    counts: sp.csr_matrix
+    # Per paper, the word pairs a reason may name and their columns.
+    analysed: terms.Analysed
+
+    @cached_property
+    def upvote_scale(self) -> tuple[float, float] | None:
+        """:func:`rank.upvote_scale` of every stored paper with a count, once per corpus: the
+        readers' shares are read on it, not on today's candidates (a small window, or one
+        absurd count, would swing them from run to run)."""
+        return rank.upvote_scale([r.get("upvotes") for r in self.rows])
+
+    @classmethod
+    def build(cls, store: Store) -> Corpus:
+        """The corpus of this store, vectorised. Each paper's text is analysed once and stored
+        (rank/terms.py); what a build adds is the IDF fit and the weighing.
+        :meth:`RankingSession.corpus <paperwire.rank.session.RankingSession.corpus>` keeps one
+        while no paper is added or changed."""
+        rows = store.corpus()
+        texts = [paper_text(r["title"], r["abstract"]) for r in rows]
+        model = rank.TextModel()
+        ids = [r["paper_id"] for r in rows]
+        analysed = terms.load(store, model, ids, texts)
+        counts = analysed.counts  # for IDF and for the vectors
+        model.fit_counts(counts)
+        matrix = model.weigh(counts)
+        counts.data = np.ones_like(counts.data)  # presence is all phrase matching needs
+        corpus = cls(
+            model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed
+        )  # fmt: skip
+        corpus.matrix.sort_indices()
+        return corpus
+
+
+class InterestPhrases:
+    """The interest phrases of a run and the papers that contain each, found once per phrase
+    (thousands of subscribers share "retrieval-augmented generation")."""
+
+    def __init__(self, model: rank.TextModel, counts: sp.csr_matrix, texts: list[str]):
+        self.model = model
+        self.texts = texts
+        self.presence = counts.tocsc()
+        self.rows = counts.tocsr()
+        self.rows.sort_indices()
+        self.words: list[np.ndarray] = []  # per phrase, the columns of its words
+        self.index: dict[str, int] = {}
+        self.blocks: list[sp.csr_matrix] = []
+        self.hits = sp.csr_matrix((0, counts.shape[0]), dtype=np.float32)
+        self.papers_of: list[set[int]] = []
+        self._word_sets: list[tuple[int, ...]] = []  # self.words as Python ints, for closest
+        # per phrase, each word's weight in it: its IDF over the run's candidates (closest)
+        self._word_weights: list[tuple[float, ...]] = []
+        # candidate -> its columns that are words of some phrase (kept small: a set of all its
+        # columns for 7,000 candidates would hold ~80 MB)
+        self._present: dict[int, frozenset[int]] = {}
+        self._vocabulary: set[int] = set()
+
+    def of(self, signals: list[rank.Signals]) -> list[list[tuple[int, str]]]:
+        """Per subscriber, (phrase index, phrase as the reader wrote it) for each interest."""
+        out, new = [], []
+        for sig in signals:
+            mine = []
+            for phrase in rank.interest_phrases(sig.interests):
+                key = phrase.lower()
+                if key not in self.index:
+                    self.index[key] = len(self.index)
+                    new.append(phrase)
+                mine.append((self.index[key], phrase))
+            out.append(mine)
+        if new:
+            block = rank.phrase_hits(self.model, new, self.presence, self.texts)
+            self.words += [
+                np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
+                for p in new
+            ]
+            added = self.words[len(self._word_sets) :]
+            self._word_sets += [tuple(w.tolist()) for w in added]
+            papers = self.presence.shape[0]
+            found_in = np.diff(self.presence.indptr)
+            self._word_weights += [
+                tuple((np.log((1 + papers) / (1 + found_in[w])) + 1).tolist()) for w in added
+            ]
+            self._vocabulary.update(w for words in self._word_sets for w in words)
+            self._present.clear()  # new words: the kept sets may lack them
+            self.hits = sp.vstack([self.hits, block]).tocsr()
+            self.papers_of += [set(block.indices[block.indptr[i] : block.indptr[i + 1]].tolist())
+                               for i in range(block.shape[0])]  # fmt: skip
+        return out
+
+    def closest(self, mine: list[tuple[int, str]], col: int) -> str | None:
+        """The phrase of which the paper has most words, if none is there whole: at least two
+        of them, carrying at least 60 % of the phrase's weight (each word weighs its IDF over
+        the candidates, so "large language models" in every paper does not make a paper close
+        to "smaller, cheaper large language models")."""
+        present = self._present.get(col)
+        if present is None:  # a set per candidate: np.isin per phrase and pick cost ~70 µs
+            row = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
+            vocabulary = self._vocabulary
+            present = self._present[col] = frozenset(c for c in row.tolist() if c in vocabulary)
+        best, best_share = None, 0.0
+        for i, text in mine:
+            words, weights = self._word_sets[i], self._word_weights[i]
+            found = [k for k, w in enumerate(words) if w in present]
+            share = sum(weights[k] for k in found) / sum(weights) if words else 0.0
+            if len(found) >= 2 and share >= 0.6 and share > best_share:
+                best, best_share = text, share
+        return best
+
+    def matched(self, mine: list[list[tuple[int, str]]]) -> np.ndarray:
+        """(subscribers × papers): how many of each subscriber's phrases each paper contains."""
+        rows = [r for r, phrases in enumerate(mine) for _ in phrases]
+        cols = [i for phrases in mine for i, _ in phrases]
+        owner = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+            shape=(len(mine), self.hits.shape[0]),
+        )
+        return (owner @ self.hits).toarray()

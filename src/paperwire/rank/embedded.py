@@ -1,0 +1,121 @@
+"""The stored corpus under one embedding model, and what ranking derives from it once: the
+run's calibration, the rarity bars of "like <your paper>", each interest phrase's bar, each
+paper's density. :class:`~paperwire.rank.session.RankingSession` keeps one while the corpus is
+unchanged, so a daemon's ticks and a run's chunks of subscribers share them; the math is
+rank/semantic.py's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import semantic
+from .embed import EmbeddingModel, text_vectors
+from .semantic import Calibration, SemanticWeights
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from .core import Signals
+
+SHIPPED = SemanticWeights()
+
+
+class EmbeddedCorpus:
+    """Every stored paper's vector under ``model`` (rows in the TF-IDF corpus's order)."""
+
+    def __init__(self, model: EmbeddingModel, vectors: np.ndarray):
+        self.model = model
+        self.vectors = vectors
+        self._calibrations: dict[SemanticWeights, Calibration] = {}
+        # (density neighbours, centred) -> every paper's standardised density
+        self._density: dict[tuple[int, bool], np.ndarray] = {}
+        self._bars: tuple[float, float] | None = None  # at SIMILAR_RARITY, SIMILAR_FLOOR
+        self._own_bars: dict[int, float] = {}  # corpus row -> its own bar
+        # phrase -> (its bar, its vector): thousands of readers share a phrase
+        self._phrases: dict[str, tuple[float, np.ndarray]] = {}
+
+    def extra_scores(
+        self,
+        store: Store,
+        candidate_rows: np.ndarray,
+        signals: list[Signals],
+        now: dt.datetime,
+        w: SemanticWeights = SHIPPED,
+        base: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """What the embedding model adds to the scores ``base`` (subscribers × candidates) of
+        these candidates (corpus rows) for these subscribers, the weights included.
+
+        ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
+        ``compose.subscriber_signals`` does given the run's corpus. The interests texts'
+        vectors, and their phrases', are read from the store, or embedded and stored once."""
+        corpus = self.vectors
+        cal = self.calibration(w)
+        texts = [s.interests for s in signals]
+        interests = text_vectors(store, self.model, texts)
+        phrases = (
+            semantic.phrase_vectors(lambda p: text_vectors(store, self.model, p), texts)
+            if w.phrases
+            else None
+        )
+        embedded = semantic.embedded_signals(self.model, signals, corpus, now, interests, phrases)
+        profiles = semantic.build_profiles(embedded, corpus, w, cal)
+        rows = np.asarray(candidate_rows, dtype=np.int64)
+        dense = None
+        if profiles.neighbour_weights(w).any() and w.density_weight:
+            key = (w.density_neighbours, w.centred)
+            if key not in self._density:
+                self._density[key] = profiles.density(corpus, w)
+            dense = self._density[key][rows]
+        return profiles.added(corpus[rows], w, base, dense)
+
+    def calibration(self, w: SemanticWeights) -> Calibration:
+        """The corpus's :func:`semantic.calibrate` under these weights, made once."""
+        if w not in self._calibrations:
+            self._calibrations[w] = semantic.calibrate(self.vectors, w)
+        return self._calibrations[w]
+
+    def similar_liked(self, signals: Signals, pick_rows: np.ndarray) -> list[int | None]:
+        """For each pick (a corpus row), the liked or seed paper it is closest to, if close
+        enough to mention (:func:`semantic.closest_liked`), as its position in
+        ``signals.liked_titles``. ``signals`` name their papers by corpus row."""
+        # thumbs-up first, then seeds: the order of signals.liked_titles
+        votes = zip(signals.vote_rows or [], signals.votes, strict=True)
+        liked_rows = [row for row, (_, vote, _) in votes if vote > 0] + list(
+            signals.seed_rows or []
+        )
+        if not liked_rows:
+            return [None] * len(pick_rows)
+        if self._bars is None:
+            bars = semantic.similar_bars(
+                self.vectors, (semantic.SIMILAR_RARITY, semantic.SIMILAR_FLOOR)
+            )
+            self._bars = (bars[0], bars[1])
+        bar, floor = self._bars
+        return semantic.closest_liked(self.vectors, pick_rows, liked_rows, bar, floor, self._own)
+
+    def _own(self, rows: list[int]) -> np.ndarray:
+        """:func:`semantic.own_bars` of these corpus rows, each computed once."""
+        new = [r for r in dict.fromkeys(rows) if r not in self._own_bars]
+        if new:
+            found = semantic.own_bars(self.vectors, np.array(new)).tolist()
+            self._own_bars.update(zip(new, found, strict=True))
+        return np.array([self._own_bars[r] for r in rows], dtype=np.float64)
+
+    def closest_interest(self, phrases: list[str], pick_rows: list[int]) -> list[str | None]:
+        """For each pick (a corpus row), the interest phrase it is closest to in meaning, if it
+        is among that phrase's nearest ``semantic.MEANING_SHARE`` of stored papers."""
+        if not phrases or not pick_rows:
+            return [None] * len(pick_rows)
+        new = [p for p in dict.fromkeys(phrases) if p not in self._phrases]
+        if new:
+            for phrase, direction in zip(new, self.model.embed(new), strict=True):
+                self._phrases[phrase] = (semantic.phrase_bar(self.vectors, direction), direction)
+        found = [self._phrases[p] for p in phrases]
+        bars, directions = np.array([b for b, _ in found]), np.stack([d for _, d in found])
+        sims = self.vectors[np.asarray(pick_rows, dtype=np.int64)] @ directions.T
+        margins = sims - bars[None, :]
+        best = np.argmax(margins, axis=1)
+        return [phrases[b] if margins[i, b] >= 0 else None for i, b in enumerate(best)]

@@ -1,0 +1,247 @@
+"""Why each pick is there, found for a whole chunk of subscribers at once: the key phrases a
+reader's profile weighs in a pick, the reader's own paper a pick resembles, and the fallback
+when nothing of the reader's explains it. Reasons are data (rank/reasons.py); render words them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import core as rank
+from .corpus import Corpus
+from .reasons import Reason
+
+
+class ProfilePhrases:
+    """Each candidate's key phrases and its vector's values at their columns, found once per
+    run, not per pick."""
+
+    def __init__(self, corpus: Corpus, cols: np.ndarray):
+        self.corpus = corpus
+        self.cols = cols
+        # col -> (its key phrases, the paper's values at their columns, and per phrase how
+        # many of its terms must raise the score: see rank.best_key_phrases)
+        self._cache: dict[int, tuple[rank.KeyPhrases, np.ndarray, np.ndarray]] = {}
+
+    def _found(self, col: int) -> tuple[rank.KeyPhrases, np.ndarray, np.ndarray]:
+        if col not in self._cache:
+            row = self.cols[col]
+            stored = self.corpus.rows[row]
+            analysed = self.corpus.analysed
+            found = rank.key_phrases_of(
+                self.corpus.model, analysed.pairs(row), analysed.columns(row), _keywords(stored)
+            )
+            paper = _values_at(_row_of(self.corpus.matrix, row), found.columns)
+            self._cache[col] = (found, paper, np.minimum(np.diff(found.starts), 2))
+        return self._cache[col]
+
+    def best(
+        self, profiles: sp.csr_matrix, wants: list[tuple[int, int, int, list[str]]]
+    ) -> list[list[str]]:
+        """For each (profile row, candidate ``col``, ``n``, phrases already named), up to ``n``
+        key phrases of the candidate that this profile weighs most: what
+        :func:`rank.best_key_phrases` gives, with the numbers of a whole chunk of subscribers'
+        picks worked out in one pass. ``profiles`` must have sorted indices."""
+        out: list[list[str]] = [[] for _ in wants]
+        live = [(i, row, col, n, skip) for i, (row, col, n, skip) in enumerate(wants) if n > 0]
+        # the chunk's distinct candidates, their phrases' numbers side by side, once each
+        distinct = list(dict.fromkeys(col for _, _, col, _, _ in live))
+        found = [self._found(col) for col in distinct]
+        slot = {col: k for k, col in enumerate(distinct)}
+        live = [w for w in live if found[slot[w[2]]][0].texts]
+        if not live:
+            return out
+        which = np.array([slot[col] for _, _, col, _, _ in live], dtype=np.int64)
+        sizes = np.array([len(f.columns) for f, _, _ in found], dtype=np.int64)
+        counts = np.array([len(f.texts) for f, _, _ in found], dtype=np.int64)
+        columns = _gather(np.concatenate([f.columns for f, _, _ in found]), sizes, which)
+        paper = _gather(np.concatenate([p for _, p, _ in found]), sizes, which)
+        needed = _gather(np.concatenate([n for _, _, n in found]), counts, which)
+        local = _gather(np.concatenate([f.starts[:-1] for f, _, _ in found]), counts, which)
+        rows = np.array([row for _, row, _, _, _ in live], dtype=np.int64)
+        # the profile's weight times the paper's at each column of each pick's phrases
+        weight = _values_of_rows(profiles, np.repeat(rows, sizes[which]), columns)
+        contributions = weight * paper
+        starts = local + np.repeat(np.cumsum(sizes[which]) - sizes[which], counts[which])
+        totals = np.add.reduceat(contributions, starts)
+        raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
+        totals = np.where(raising >= needed, totals, 0.0)
+        # Every pick's phrases best first in one sort (what rank.pick_key_phrases does per
+        # pick): by pick, then by total, highest first; lexsort is stable, so equal totals keep
+        # the order they were written in.
+        owner = np.repeat(np.arange(len(live)), counts[which])
+        positive = np.flatnonzero(totals > 0)
+        order = positive[np.lexsort((-totals[positive], owner[positive]))]
+        bounds = np.searchsorted(owner[order], np.arange(len(live) + 1)).tolist()
+        firsts = np.r_[0, np.cumsum(counts[which])[:-1]]
+        mine = (order - firsts[owner[order]]).tolist()  # each phrase's index in its own pick
+        for k, (i, _, col, n, skip) in enumerate(live):
+            texts = found[slot[col]][0].texts
+            out[i] = rank.choose_key_phrases(texts, mine[bounds[k] : bounds[k + 1]], n, skip)
+        return out
+
+
+def _gather(flat: np.ndarray, lengths: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """The concatenation of the ``which``-th pieces of ``flat``, whose pieces have ``lengths``
+    (piece k is ``flat[offsets[k] : offsets[k] + lengths[k]]``), in one fancy index."""
+    offsets = np.cumsum(lengths) - lengths
+    taken = lengths[which]
+    shift = np.repeat(offsets[which] - (np.cumsum(taken) - taken), taken)
+    return flat[np.arange(int(taken.sum())) + shift]
+
+
+def _values_of_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows[i], columns[i]]`` for every i, as float64, by one binary search over
+    (row, column) keys (``matrix`` with sorted indices)."""
+    width = np.int64(matrix.shape[1])
+    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    keys = keys * width + matrix.indices
+    wanted = rows.astype(np.int64) * width + columns
+    out = np.zeros(len(wanted), dtype=np.float64)
+    if keys.size == 0 or wanted.size == 0:
+        return out
+    where = np.searchsorted(keys, wanted)
+    inside = where < keys.size
+    hit = inside.copy()
+    hit[inside] = keys[where[inside]] == wanted[inside]
+    out[hit] = matrix.data[where[hit]]
+    return out
+
+
+def _row_of(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, values) of one row of a CSR matrix, as views of its arrays."""
+    lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[lo:hi], matrix.data[lo:hi]
+
+
+def _keywords(row: dict[str, Any]) -> list[str]:
+    """The source's key phrases of a stored paper (Hugging Face ``ai_keywords``), if any."""
+    value = row.get("keywords")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return [str(k) for k in value] if isinstance(value, list) else []
+
+
+def _values_at(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarray:
+    """The values of one CSR row (:func:`_row_of`; sorted indices) at the given columns."""
+    indices, data = row
+    out = np.zeros(len(columns), dtype=np.float64)
+    if indices.size == 0 or len(columns) == 0:
+        return out
+    where = np.searchsorted(indices, columns)
+    inside = where < indices.size
+    hit = inside.copy()
+    hit[inside] = indices[where[inside]] == columns[inside]
+    out[hit] = data[where[hit]]
+    return out
+
+
+def similar_liked(
+    corpus: Corpus,
+    signals: rank.Signals,
+    matrix: sp.csr_matrix,
+    chosen: list[int],
+    candidate_ids: list[str],
+) -> list[int | None]:
+    """For each pick, the liked (or seed) paper it resembles, if any, as its position in
+    ``signals.liked_titles``: one product for the whole digest, for runs without a candidate
+    Gram (:func:`similar_liked_many` reads the Gram). A paper is never "like" itself."""
+    rows = liked_rows(signals)
+    if not rows or not chosen:
+        return [None] * len(chosen)
+    # liked_titles lists the liked papers in the same order: thumbs-up first, then seeds
+    liked = signals.liked_titles[: len(rows)]
+    same = np.array([[candidate_ids[c] == pid for pid, _ in liked] for c in chosen])
+    return rank.most_similar_liked(matrix, chosen, corpus.matrix, rows, same)
+
+
+def similar_liked_many(
+    corpus: Corpus,
+    signals: list[rank.Signals],
+    chosen_rows: list[list[int]],
+    cols: np.ndarray,
+    gram: rank.CandidateGram,
+) -> list[list[int | None]]:
+    """What :func:`similar_liked` gives each subscriber of a chunk, with every (pick, liked
+    paper) cosine read from the candidate Gram at once (:meth:`rank.CandidateGram.pair_dots`):
+    the same first-best rule and the same bar, without ~10 numpy calls per digest."""
+    liked = [liked_rows(sig) for sig in signals]
+    # one entry per (subscriber, pick, liked paper), picks in order, liked papers in order
+    picks, likes = [], []
+    for chosen, rows in zip(chosen_rows, liked, strict=True):
+        for c in chosen:
+            picks += [c] * len(rows)
+            likes += rows
+    out: list[list[int | None]] = [[None] * len(chosen) for chosen in chosen_rows]
+    if not likes:
+        return out
+    pick = np.array(picks, dtype=np.int64)
+    values = gram.pair_dots(np.array(likes, dtype=np.int64), pick).astype(np.float64)
+    values[cols[pick] == np.array(likes)] = -np.inf  # a pick is never similar to itself
+    # the best liked paper per pick: the first of the highest (np.argmax's rule)
+    sizes = np.array([len(rows) for rows in liked], dtype=np.int64)
+    per_pick = np.repeat(sizes, [len(chosen) for chosen in chosen_rows])
+    per_pick = per_pick[per_pick > 0]
+    starts = np.r_[0, np.cumsum(per_pick)[:-1]]
+    best = np.maximum.reduceat(values, starts)
+    position = np.arange(len(values))
+    first = np.where(values == np.repeat(best, per_pick), position, len(values))
+    first = np.minimum.reduceat(first, starts) - starts
+    k = 0
+    for row, (chosen, rows) in enumerate(zip(chosen_rows, liked, strict=True)):
+        if not rows:
+            continue
+        for i in range(len(chosen)):
+            if best[k] >= rank.SIMILAR_LIKED_BAR:
+                out[row][i] = int(first[k])
+            k += 1
+    return out
+
+
+def liked_rows(signals: rank.Signals) -> list[int]:
+    """The corpus rows of the reader's thumbs-up, then seeds: the order of liked_titles (none
+    for signals that do not name their papers by corpus row)."""
+    votes = zip(signals.vote_rows or [], signals.votes, strict=True)
+    return [c for c, (_, v, _) in votes if v > 0] + list(signals.seed_rows or [])
+
+
+def liked_upvotes(corpus: Corpus, signals: rank.Signals) -> list[int | None]:
+    """The upvote counts (None: not from a source that counts) of a subscriber's seed papers
+    and thumbed-up papers: what :func:`rank.crowd_affinity` reads their taste from."""
+    if signals.vote_rows is None or signals.seed_rows is None:
+        return []
+    # a seed paper the reader also thumbed up is one paper
+    return [corpus.rows[r].get("upvotes") for r in dict.fromkeys(liked_rows(signals))]
+
+
+def has_profile(signals: rank.Signals) -> bool:
+    """Whether a reader told us anything: an interests text, a seed paper or a vote."""
+    return bool(signals.interests.strip() or signals.liked_titles or signals.votes)
+
+
+def fallback(paper: dict[str, Any], popularity: float, profiled: bool) -> list[Reason]:
+    """The reason of a pick that nothing of the reader's explains: popular today (more
+    upvotes than the candidates' average with a count), else, for a reader who told us nothing
+    and so follows the feeds for everything, new in them; else none (the pick is left out)."""
+    if paper.get("upvotes") and popularity > 0:
+        return [Reason("popular", count=paper["upvotes"])]
+    return [] if profiled else [Reason("new")]
+
+
+def like_reason(signals: rank.Signals, position: int) -> Reason:
+    """ "like <title> ...": the reader's own paper a pick resembles, and what it is to them."""
+    title = signals.liked_titles[position][1]
+    kinds = signals.liked_kinds
+    kind = kinds[position] if position < len(kinds) else "liked"
+    if kind == "library":
+        return Reason("like_library", title)
+    if kind == "seed":
+        return Reason("like_seed", title)
+    return Reason("like_liked", title)

@@ -1,0 +1,41 @@
+"""Why a paper is picked, as data: what kind of reason, and what it names. The words a reader
+sees are render's (render/reasons.py); ranking only says which reasons hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ReasonKind = Literal[
+    "followed_author",  # text: the followed name as the reader wrote it
+    "like_liked",  # text: the title of a paper the reader thumbed up that the pick resembles
+    "like_seed",  # text: ... of one of the config's seed papers
+    "like_library",  # text: ... of a paper imported from the reader's library
+    "matches_interest",  # text: an interest phrase the paper contains whole
+    "close_to_interest",  # text: an interest phrase of which the paper has most words
+    "about",  # text: a key phrase of the paper that the reader's profile weighs
+    "close_in_meaning",  # text: the interest phrase the paper is closest to in meaning
+    "popular",  # count: the paper's upvotes
+    "new",  # a reader who told us nothing follows the feeds for everything
+    "above_bar",  # numbers: (score, the reader's usual bar, the share of papers above it, %)
+]
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: ReasonKind
+    text: str = ""
+    count: int = 0
+    numbers: tuple[float, ...] = ()
+
+
+@dataclass
+class Ranked:
+    """One paper chosen for one subscriber, with its score and the reasons that hold."""
+
+    paper_id: str
+    title: str
+    url: str
+    score: float
+    reasons: list[Reason]
+    paper: dict[str, Any] = field(repr=False, default_factory=dict)

@@ -1,0 +1,88 @@
+"""What ranking keeps between runs, owned by whoever ranks: the daemon keeps one session for its
+lifetime, a command makes its own, a test its own. Nothing in rank/ is kept per process.
+
+A session holds the loaded embedding model (loading takes a second), the stored corpus's TF-IDF
+vectors (seconds at 100,000 papers) and its embedding-derived numbers (calibration, bars). Both
+corpora are kept while the store's papers are unchanged, so a daemon tick that ranks a few
+subscribers neither reloads nor recomputes them. One corpus at a time: a session serves one
+database (another one, or a changed one, replaces it).
+
+Importing this module is cheap (no scikit-learn): the daemon makes its session at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from .corpus import Corpus
+    from .embed import EmbeddingModel
+    from .embedded import EmbeddedCorpus
+
+
+class RankingSession:
+    def __init__(self) -> None:
+        self._models: dict[str, EmbeddingModel] = {}
+        self._loading = threading.Lock()  # a daemon's fetch and tick threads share the model
+        self._corpus: tuple[tuple[Any, ...], Corpus] | None = None
+        # (database, model name) -> (corpus version, its vectors, the list of ids they are for)
+        self._embedded: tuple[tuple[str, str], tuple[Any, ...], EmbeddedCorpus, list[str]] | None
+        self._embedded = None
+
+    def model(self, spec: str) -> EmbeddingModel:
+        """The model ``ranking.embeddings`` names, loaded once: the one place a model is
+        loaded from the config."""
+        with self._loading:
+            if spec not in self._models:
+                from .embed import load_model
+
+                self._models[spec] = load_model(spec)
+            return self._models[spec]
+
+    def corpus(self, store: Store) -> Corpus:
+        """The store's corpus (:meth:`Corpus.build`), reused while no paper is added or
+        changed."""
+        from .corpus import Corpus
+
+        key = (str(store.path.resolve()), *store.corpus_version())
+        if self._corpus is None or self._corpus[0] != key:
+            self._corpus = None  # one at a time: the old one is freed before the new is built
+            self._corpus = (key, Corpus.build(store))
+        return self._corpus[1]
+
+    def embedded(
+        self, store: Store, spec: str | None, ids: list[str], texts: list[str]
+    ) -> EmbeddedCorpus | None:
+        """The corpus (``ids``, ``texts``) under the model ``spec`` names; None when
+        ``ranking.embeddings`` is off. Papers not yet embedded are embedded and stored first
+        (once per paper and model). Asked again with the very list of ids (every chunk of a
+        run, every tick of an unchanged store), it costs no query at all."""
+        if not spec:
+            return None
+        from .embed import paper_vectors
+        from .embedded import EmbeddedCorpus
+
+        model = self.model(spec)
+        key = (str(store.path.resolve()), model.name)
+        kept = self._embedded if self._embedded is not None and self._embedded[0] == key else None
+        if kept is not None and kept[3] is ids:
+            return kept[2]
+        version = (*store.corpus_version(), len(ids))
+        if kept is not None and kept[1] == version:
+            self._embedded = (key, version, kept[2], ids)
+            return kept[2]
+        self._embedded = None
+        embedded = EmbeddedCorpus(model, paper_vectors(store, model, ids, texts))
+        self._embedded = (key, version, embedded, ids)
+        return embedded
+
+    def embed_stored(
+        self, store: Store, spec: str | None, stop: threading.Event | None = None
+    ) -> int:
+        """Embed every stored paper not yet embedded by the model ``spec`` names (what a fetch
+        does after storing papers); how many were embedded."""
+        from .embed import refresh
+
+        return refresh(store, self.model(spec) if spec else None, stop)
