@@ -9,7 +9,6 @@ import errno
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -19,22 +18,9 @@ from . import __version__, pipeline
 from . import status as status_mod
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
 from .errors import PaperwireError
-from .redact import install_log_redaction
+from .redact import install_log_redaction, printable
 from .store import Store, utcnow
 from .web import votes
-
-# Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
-# rest) and other control characters, which a feed, a library file or a config value can carry:
-# printed, they would rewrite the user's terminal. Newlines and tabs stay.
-_TERMINAL_CODES = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?"
-    r"|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]"
-)
-
-
-def printable(text: str) -> str:
-    """``text`` without terminal escape sequences or control characters (newlines, tabs kept)."""
-    return _TERMINAL_CODES.sub("", text)
 
 
 def echo(message: str = "", **kwargs) -> None:
