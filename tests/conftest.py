@@ -115,6 +115,7 @@ class SmtpSink:
     data_replies: list[str] = field(default_factory=list)
     drop_next: int = 0  # close the connection on the next N DATA commands
     delay: float = 0.0  # seconds to wait before answering DATA, like a remote relay
+    rcpt_delay: float = 0.0  # seconds to wait before answering RCPT (nothing sent yet)
 
     @property
     def url(self) -> str:
@@ -133,6 +134,8 @@ class _Handler:
         self.sink = sink
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.sink.rcpt_delay:
+            await asyncio.sleep(self.sink.rcpt_delay)
         if address in self.sink.refuse:
             return self.sink.refuse[address]
         envelope.rcpt_tos.append(address)

@@ -496,7 +496,8 @@ def test_status_lists_each_channel_and_every_failing_feed_masked(http_server):
     assert re.fullmatch(rf"  slack: digest {period} sent \S+ \S+ UTC", lines[3]), lines[3]
     assert re.fullmatch(
         rf"  notify:json:\w+: digest {period} pending: notify json://…: message 1 of 1 "
-        r"failed: Failed to send JSON POST notification: Internal server error\., error=500\.",
+        r"failed: Failed to send JSON POST notification: Internal server error\., error=500\.; "
+        r"tried again after \S+ \S+ UTC",
         lines[4],
     ), lines[4]
     assert re.fullmatch(rf"  email: digest {period} sent \S+ \S+ UTC", lines[6]) and lines[

@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from paperwire import pipeline
@@ -172,7 +173,7 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(
     assert line.status == "retry"
     assert line.detail == (
         f"notify mmost://…: message 2 of {total} failed: Failed to send Mattermost notification "
-        "to channel None: Internal server error., error=500.; stays due"
+        "to channel None: Internal server error., error=500.; tried again after 2026-06-12 09:05 UTC"
     )
     assert TOKEN not in line.detail
     assert pending["parts_sent"] == 1
@@ -190,15 +191,28 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(
 # -- issue 26: a slow service gets a digest once, not on every run ---------------------------
 
 
+def wait_for_late_answers(seconds: float = 5.0) -> None:
+    """Until every Apprise call given up on at its deadline has ended (its thread is left to)."""
+    import time
+
+    from paperwire.deadline import running_late
+
+    end = time.monotonic() + seconds
+    while running_late() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert not running_late()
+
+
 def test_a_slow_service_is_maybe_delivered_and_retried_after_a_back_off_not_every_run(
     http_server: HttpServer, make_config, tmp_path: Path
 ):
-    """The endpoint takes the POST and answers after 6 s. Apprise gave up after its own 4 s
-    read timeout and the digest stayed due: every daemon tick (30 s) posted it again. Now the
-    post ends at sender.timeout as "maybe delivered", and is sent again only after 5 minutes."""
+    """The endpoint takes the POST and answers (a 500) after 1.6 s. Apprise gave up after its
+    own 4 s read timeout and the digest stayed due: every daemon tick (30 s) posted it again.
+    Now the post ends at sender.timeout as "maybe delivered", and is sent again only after 5
+    minutes (once the call given up on has ended: it was not accepted)."""
     import time
 
-    http_server.routes["/slow"] = [Route(b"{}", delay=6), Route(b"{}")]
+    http_server.routes["/slow"] = [Route(b"down", status=500, delay=1.6), Route(b"{}")]
     config = make_config(  # what is timed is the post, not loading the sentence encoder
         "ranking: {embeddings: off}\n"
         "secret: s3cret\nsender: {timeout: 1}\nsubscribers:\n  - id: ada\n"
@@ -211,6 +225,7 @@ def test_a_slow_service_is_maybe_delivered_and_retried_after_a_back_off_not_ever
         took = time.monotonic() - began
         tick = pipeline.send_due(store, config, now=NOW + dt.timedelta(seconds=30))
         tick_posts = len(posts(http_server, "/slow"))
+        wait_for_late_answers()
         later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
         row = store.deliveries("ada")[0]
     assert took < 2.5, took
@@ -232,18 +247,111 @@ def test_a_slow_service_is_maybe_delivered_and_retried_after_a_back_off_not_ever
 def test_a_service_that_is_maybe_delivered_three_times_is_not_sent_again(
     http_server: HttpServer, make_config, tmp_path: Path
 ):
-    http_server.routes["/slow"] = Route(b"{}", delay=3)
+    http_server.routes["/slow"] = Route(b"down", status=500, delay=0.8)
     config = make_config(
-        "secret: s3cret\nsender: {timeout: 0.5}\nsubscribers:\n  - id: ada\n"
+        "secret: s3cret\nsender: {timeout: 0.3}\nsubscribers:\n  - id: ada\n"
         '    interests: "web agents"\n'
         f"    notify: ['json://127.0.0.1:{http_server.port}/slow']\n"
     )
+    runs = []
     with stocked(tmp_path / "pw.db") as store:
-        runs = [
-            pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=minutes))
-            for minutes in (0, 6, 30, 200)
-        ]
+        for minutes in (0, 6, 30, 200):
+            runs.append(pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=minutes)))
+            wait_for_late_answers()
     statuses = [[line.status for line in run.lines] for run in runs]
     assert statuses == [["retry"], ["retry"], ["failed"], ["not-due"]]
     assert runs[2].lines[0].detail.startswith("maybe delivered 3 times: notify json://…: ")
     assert len(posts(http_server, "/slow")) == 3
+
+
+# -- an Apprise call given up on at its deadline -----------------------------------------------
+
+
+def test_an_answer_after_the_deadline_is_recorded_and_the_digest_never_sent_twice(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """Apprise's request cannot be cancelled: at the deadline its thread is left running. It
+    used to be forgotten: the next run after the back-off posted the digest again, while the
+    first post was still waiting, or after it had been accepted. Now no second try starts
+    while the first runs, and an acceptance that comes late is recorded as sent."""
+    import threading
+    import time
+
+    http_server.routes["/late"] = Route(b"{}", delay=1.2)  # accepted, after the deadline
+    config = make_config(
+        "ranking: {embeddings: off}\n"
+        "secret: s3cret\nsender: {timeout: 0.4}\nsubscribers:\n  - id: ada\n"
+        '    interests: "web agents"\n'
+        f"    notify: ['json://127.0.0.1:{http_server.port}/late']\n"
+    )
+    with stocked(tmp_path / "pw.db") as store:
+        began = time.monotonic()
+        first = pipeline.send_due(store, config, now=NOW)
+        took = time.monotonic() - began
+        # the abandoned call holds up neither this run nor the process's exit
+        waiting = [t for t in threading.enumerate() if t.name.startswith("notify json")]
+        retried = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
+        wait_for_late_answers()
+        row = store.deliveries("ada")[0]
+        later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=30))
+    assert took < 1.2, took
+    assert waiting and all(t.daemon for t in waiting)
+    assert [line.status for line in first.lines] == ["retry"]
+    [line] = retried.lines
+    assert (line.status, line.detail.split("; sent again")[0]) == (
+        "retry",
+        "maybe delivered: notify json://…: message 1 of 1: the earlier try still waits for its "
+        "answer; it may yet arrive",
+    )
+    assert (row["state"], row["error"], row["parts_sent"]) == ("sent", None, 1)
+    assert [line.status for line in later.lines] == ["not-due"]
+    assert len(posts(http_server, "/late")) == 1
+
+
+def test_calls_left_running_are_bounded():
+    import threading
+
+    from paperwire.deadline import MAX_ABANDONED, StillRunning, blocking_call, running_late
+
+    release = threading.Event()
+    try:
+        for n in range(MAX_ABANDONED):
+            with pytest.raises(TimeoutError):
+                blocking_call(lambda: release.wait(5), 0.01, name="stuck", key=f"k{n}")
+        with pytest.raises(StillRunning) as same:
+            blocking_call(lambda: None, 1, name="again", key="k0")
+        with pytest.raises(StillRunning) as full:
+            blocking_call(lambda: None, 1, name="another", key="new")
+    finally:
+        release.set()
+    wait_for_late_answers()
+    assert same.value.same_key and not full.value.same_key
+    assert running_late() == 0
+    assert blocking_call(lambda: 7, 1, name="now", key="k0") == 7
+
+
+def test_a_refusal_fails_at_once_and_an_outage_waits_out_a_back_off(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """Every failure was "stays due", posted again on every daemon tick: a revoked hook (403)
+    forever, a 500 every 30 s. Now a 4xx refusal fails at once, with the service's one-line
+    answer, and a 5xx is tried again only after the back-off."""
+    http_server.routes["/notify"] = Route(b"down", status=500)
+    http_server.routes[f"/hooks/{TOKEN}"] = Route(b"revoked", status=403)
+    config = make_config(config_text(http_server.port))
+    with stocked(tmp_path / "pw.db") as store:
+        first = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        tick = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=1))
+    said = {line.detail.split(":")[0]: (line.status, line.detail) for line in first.lines}
+    assert said["notify mmost"][0] == "failed"
+    assert said["notify mmost"][1].startswith("notify mmost://…: message 1 of 1 failed: ")
+    assert "error=403" in said["notify mmost"][1] and "\n" not in said["notify mmost"][1]
+    assert said["notify json"] == (
+        "retry",
+        "notify json://…: message 1 of 1 failed: Failed to send JSON POST notification: "
+        "Internal server error., error=500.; tried again after 2026-06-12 09:05 UTC",
+    )
+    assert [line.status for line in tick.lines] == ["waiting"]
+    assert (
+        len(posts(http_server, "/notify")) == 1 and len(posts(http_server, f"/hooks/{TOKEN}")) == 1
+    )

@@ -180,11 +180,12 @@ def test_starttls_and_auth_from_the_url(store, make_config, tls_smtp_server):
             "s1",
             "retry",
             f"SMTP server 127.0.0.1:{port} refused the login: 535 5.7.8 Authentication "
-            "credentials invalid; stays due",
+            "credentials invalid; tried again after 2026-11-23 12:05 UTC",
         )
     ]
     assert store.last_delivery("s1")["state"] == "pending"
-    assert pipeline.send_due(store, config_for(make_config, url, n=2), now=NOW).count("sent") == 1
+    fixed, later = config_for(make_config, url, n=2), NOW + dt.timedelta(minutes=5)
+    assert pipeline.send_due(store, fixed, now=later).count("sent") == 1
     assert len(tls_smtp_server.messages) == 2
 
 
@@ -311,7 +312,7 @@ def test_a_slow_relay_ends_at_the_deadline_and_the_message_is_maybe_delivered(
     """aiosmtplib's timeout is per command (30 s by default): a relay answering DATA after 3 s
     held the run that long per message. With sender.timeout 1 the message ends at 1 s,
     "maybe delivered" (sent again only after a back-off), and the run stops: the relay is too
-    slow for the others as well, which stay due."""
+    slow for the others as well, which stay due (untried, after the same back-off)."""
     import time
 
     smtp_server.delay = 3
@@ -325,7 +326,8 @@ def test_a_slow_relay_ends_at_the_deadline_and_the_message_is_maybe_delivered(
     assert sorted((line.status, line.detail) for line in report.lines) == [
         (
             "retry",
-            f"SMTP server 127.0.0.1:{port} did not answer within 1 s (sender.timeout); stays due",
+            f"SMTP server 127.0.0.1:{port} did not answer within 1 s (sender.timeout); "
+            "tried again after 2026-11-23 12:05 UTC",
         ),
         *(
             (
@@ -342,12 +344,74 @@ def test_a_slow_relay_ends_at_the_deadline_and_the_message_is_maybe_delivered(
     assert sorted((line.subscriber_id, line.status) for line in later.lines) == [
         ("s0", "waiting"),
         ("s1", "waiting"),
-        ("s2", "sent"),
+        ("s2", "waiting"),
     ]
     after = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
     assert sorted((line.subscriber_id, line.status) for line in after.lines) == [
         ("s0", "sent"),
         ("s1", "sent"),
-        ("s2", "not-due"),
+        ("s2", "sent"),
     ]
     assert {d["state"] for d in store.deliveries()} == {"sent"}
+    tries = {d["subscriber_id"]: d["attempts"] for d in store.deliveries()}
+    assert tries == {"s0": 2, "s1": 2, "s2": 1}  # s2 was not tried the first time
+
+
+@pytest.mark.parametrize("slow", ["rcpt", "data"])
+def test_a_relay_slow_before_data_did_not_deliver_and_one_slow_after_data_maybe_did(
+    store, make_config, smtp_server, slow
+):
+    """The whole SMTP transaction counted as "maybe delivered" once the connection was open:
+    a relay slow to answer RCPT (nothing sent yet) made the digest wait out the maybe-delivered
+    back-off and count towards its three maybe tries. Now only a message whose DATA went out
+    unanswered may have arrived; one stuck before DATA was not delivered."""
+    if slow == "rcpt":
+        smtp_server.rcpt_delay = 3
+    else:
+        smtp_server.delay = 3
+    config = config_for(make_config, smtp_server.url, n=1, extra="  timeout: 0.5\n")
+    pipeline.fetch_all(store, config, now=NOW)
+    [line] = pipeline.send_due(store, config, now=NOW).lines
+    [row] = store.deliveries()
+    port = smtp_server.port
+    assert line.status == "retry"
+    if slow == "rcpt":
+        assert line.detail == (
+            f"SMTP server 127.0.0.1:{port} could not take a message within 0.5 s "
+            "(sender.timeout); it was not sent; tried again after 2026-11-23 12:05 UTC"
+        )
+        assert row["maybe_sent"] == 0
+    else:
+        assert line.detail.startswith("maybe delivered: ")
+        assert row["maybe_sent"] == 1
+    assert (row["state"], row["attempts"]) == ("pending", 1)
+
+
+def test_an_smtp_4xx_is_tried_again_after_a_back_off_not_on_every_run(
+    store, make_config, smtp_server
+):
+    """A 451 that outlasted the run's retries left the digest due, and every daemon tick (30 s)
+    tried again. Now it waits 5 minutes, then 20, and fails after three tries, saying why."""
+    smtp_server.data_replies = ["451 4.3.0 mailbox busy"] * 8
+    config = config_for(make_config, smtp_server.url, n=1, extra="  retry_attempts: 2\n")
+    pipeline.fetch_all(store, config, now=NOW)
+    runs = [
+        pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=minutes))
+        for minutes in (0, 1, 6, 7, 26)
+    ]
+    said = [[(line.status, line.detail) for line in run.lines] for run in runs]
+    busy = "SMTP 451 for s0@example.org: 4.3.0 mailbox busy"
+    assert said == [
+        [("retry", f"{busy}; tried again after 2026-11-23 12:05 UTC")],
+        [("waiting", f"{busy}; tried again after 2026-11-23 12:05 UTC")],
+        [("retry", f"{busy}; tried again after 2026-11-23 12:26 UTC")],
+        [("waiting", f"{busy}; tried again after 2026-11-23 12:26 UTC")],
+        [
+            (
+                "failed",
+                f"failed 3 times: {busy}; not sent again (check the service, then "
+                "`paperwire send` sends what is due)",
+            )
+        ],
+    ]
+    assert smtp_server.messages == [] and len(smtp_server.data_replies) == 2  # 3 runs × 2 tries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 
 import pytest
@@ -147,7 +148,7 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(store, make_co
     pipeline.fetch_all(store, config, now=NOW)
     first = pipeline.send_due(store, config, now=NOW)
     assert [(line.status, line.detail) for line in first.lines] == [
-        ("retry", "Slack webhook kept answering HTTP 500; stays due")
+        ("retry", "Slack webhook kept answering HTTP 500; tried again after 2026-11-23 12:05 UTC")
     ]
     row = store.last_delivery("team")
     assert (row["state"], row["parts_sent"]) == ("pending", 1)
@@ -238,3 +239,97 @@ def test_whatever_one_readers_channel_raises_fails_that_row_and_the_run_goes_on(
     assert lines["ada"][0] == "sent"
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     assert store.last_delivery("team")["state"] == "failed"
+
+
+# -- the send run's budget; back-off for every failure ---------------------------------------
+
+
+def test_stuck_channels_cost_the_run_its_budget_not_each_its_timeout(
+    store, make_config, http_server, caplog
+):
+    """Three readers' webhooks answer after 3 s. Each post had sender.timeout (1 s) of its own,
+    so N stuck channels held a run N seconds. With run_budget 1.5 the first post gets 1 s, the
+    second what is left (0.5 s), and the third is not tried: it stays due, untried, says why in
+    the log and in `status`, and the next run sends it."""
+    http_server.routes["/slow"] = Route(b"ok", delay=3)
+    http_server.routes["/fast"] = Route(b"ok")
+    readers = "".join(
+        f"  - id: {name}\n    slack_webhook: {http_server.url('/slow')}\n"
+        "    digest_size: 3\n    digest_days: daily\n"
+        for name in ("a", "b", "c")
+    )
+    config = make_config(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n{readers}"
+        "sender: {timeout: 1, run_budget: 1.5}\nranking: {embeddings: off}\n",
+        env={"PAPERWIRE_SECRET": "k"},
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    began = time.monotonic()
+    with caplog.at_level("WARNING", logger="paperwire"):
+        first = pipeline.send_due(store, config, now=NOW)
+    took = time.monotonic() - began
+    lines = {line.subscriber_id: (line.status, line.detail) for line in first.lines}
+    assert took < 2.5, took
+    assert lines["a"][1].startswith("maybe delivered: Slack webhook: no answer within 1 s ")
+    assert re.match(  # what was left of the budget, about 0.5 s
+        r"maybe delivered: Slack webhook: no answer within 0\.\d+ s \(sender\.run_budget\) ",
+        lines["b"][1],
+    )
+    untried = (
+        "not sent: the send run's budget of 1.5 s (sender.run_budget) was spent before it; "
+        "the next run sends it"
+    )
+    assert lines["c"] == ("retry", untried)
+    row = store.last_delivery("c")
+    assert (row["state"], row["attempts"], row["error"]) == ("pending", 0, untried)
+    assert "1 deliveries stay due for the next run" in caplog.text
+
+    from paperwire.status import status
+
+    [shown] = [s for s in status(store, config, now=NOW).subscribers if s.id == "c"]
+    assert shown.channels[0].deliveries[0].error == untried
+
+    fast = config.model_copy(
+        update={
+            "subscribers": tuple(
+                s.model_copy(update={"slack_webhook": SecretStr(http_server.url("/fast"))})
+                for s in config.subscribers
+            )
+        }
+    )
+    later = pipeline.send_due(store, fast, now=NOW + dt.timedelta(minutes=1))
+    assert sorted((line.subscriber_id, line.status) for line in later.lines) == [
+        ("a", "waiting"),
+        ("b", "waiting"),
+        ("c", "sent"),
+    ]
+
+
+def test_a_500_is_tried_again_after_a_back_off_and_retry_after_is_honoured(
+    store, make_config, http_server
+):
+    """Slack answering 500 (after this run's retries) left the digest due, posted again on
+    every daemon tick. Now a later run tries only after the back-off (5 minutes, then 20), or
+    after the Retry-After Slack gave when that is longer; a 408 is retried like a 5xx."""
+    http_server.routes["/hook"] = [
+        Route(b"slow", status=408),
+        Route(b"busy", status=503, headers={"Retry-After": "1800"}),
+        Route(b"ok"),
+    ]
+    config = config_with_hook(
+        make_config, http_server.url("/hook"), extra="sender:\n  retry_backoff: 0.01\n"
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    first = pipeline.send_due(store, config, now=NOW)
+    tick = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=10))
+    later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=31))
+    assert [(line.status, line.detail) for line in first.lines] == [
+        (
+            "retry",
+            "Slack webhook answered HTTP 503 and asked to wait 1800 s; tried again after "
+            "2026-11-23 12:30 UTC",
+        )
+    ]
+    assert [line.status for line in tick.lines] == ["waiting"]
+    assert [line.status for line in later.lines] == ["sent"]
+    assert len(payloads(http_server)) == 3  # 408, then 503 (not waited for in the run), then ok

@@ -219,3 +219,39 @@ def test_fields_are_cut_to_sane_lengths_for_every_source():
 def test_bounded_leaves_an_ordinary_paper_alone():
     paper = Paper("2401.00001", "Title", "Abstract", ["A", "B"], ["cs.LG"], "https://a.org/x")
     assert bounded(paper) == paper
+
+
+def test_a_fetch_run_ends_within_its_budget_however_many_feeds_drip(make_config, store, server):
+    """Three dripping feeds on one host (fetched one after another) held a fetch run 3 ×
+    fetch_timeout_seconds. With fetch_run_budget_seconds 1.5 the first gets 1 s, the second
+    what is left, and a feed whose turn comes after that is not fetched: that run's error, in
+    the log and in `status`, and fetched the next time."""
+    import time
+
+    from paperwire.status import status
+    from paperwire.store import utcnow
+
+    feeds = "".join(
+        f"  - {{url: '{server.url(path)}', name: {name}}}\n"
+        for path, name in (("/drip", "d1"), ("/drip?2", "d2"), ("/drip?3", "d3"), ("/ok", "ok"))
+    )
+    config = make_config(
+        f"fetch_timeout_seconds: 1\nfetch_run_budget_seconds: 1.5\nfeeds:\n{feeds}"
+        "subscribers:\n  - {id: a, email: a@example.org}\n"
+    )
+    began = time.monotonic()
+    report = pipeline.fetch_all(store, config)
+    took = time.monotonic() - began
+    errors = {f.label: f.error for f in report.feeds}
+    assert took < 2.5, took
+    assert errors["d1"] == "feed d1: no complete answer within 1 s (fetch_timeout_seconds)"
+    assert re.fullmatch(
+        r"feed d2: no complete answer within 0\.\d+ s \(fetch_run_budget_seconds\)", errors["d2"]
+    )
+    left = (
+        "not fetched: the fetch run's budget of 1.5 s (fetch_run_budget_seconds) was spent "
+        "before its turn; it is fetched the next time"
+    )
+    assert errors["d3"] == f"feed d3: {left}" and errors["ok"] == f"feed ok: {left}"
+    failing = {f.label: f.error for f in status(store, config, now=utcnow()).failed_feeds}
+    assert failing["ok"] == left

@@ -43,6 +43,7 @@ class Hub:
     cdn_port: int
     repos: dict[str, dict[str, bytes]] = field(default_factory=dict)
     # file name -> "stall" (headers and a few bytes, then silence) | "drop" (half, then close)
+    # | "drip" (half, then a byte every 0.2 s)
     misbehave: dict[str, str] = field(default_factory=dict)
     wrong_sha: bool = False
     gated: set[str] = field(default_factory=set)  # repos that need a token with access
@@ -105,6 +106,12 @@ def _handler(hub: Hub, cdn: bool) -> type[http.server.BaseHTTPRequestHandler]:
             self.wfile.flush()
             if how == "stall":
                 hub.stop.wait(30)
+            while how == "drip" and not hub.stop.wait(0.2):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:  # the client gave up: that is the point
+                    break
             self.close_connection = True  # "drop": the line goes after half the file
 
     return Handler
@@ -247,6 +254,23 @@ def test_a_stalled_server_is_given_up_on_after_the_timeout(hub, tmp_path):
         "Error: model pull: model.safetensors: the server sent nothing for 0.5 s; nothing was "
         "kept, run it again\n"
     )
+    assert _left_beside(tmp_path / "models" / "potion-tiny") == []
+
+
+def test_a_dripping_server_is_given_up_on_at_the_deadline(hub, tmp_path):
+    """A byte every 0.2 s never trips --timeout (a read timeout): the pull hung for as long as
+    the server dripped. The deadline ends it, and leaves nothing behind."""
+    hub.repos[REPO] = _model_files(tmp_path)
+    hub.misbehave["model.safetensors"] = "drip"
+    began = time.monotonic()
+    result = _pull(REPO, "--timeout", "0.5", "--deadline", "1")
+    took = time.monotonic() - began
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: model pull: {REPO}: not finished within 1 s (--deadline); nothing was kept, "
+        "run it again\n"
+    )
+    assert took < 3, took
     assert _left_beside(tmp_path / "models" / "potion-tiny") == []
 
 

@@ -227,3 +227,31 @@ def test_feed_state_is_kept_under_the_redacted_url(store, server, make_config):
     assert store.feed_state(f"http://***@127.0.0.1:{server.port}/private")["last_new"] == 2
     sources = {tuple(p["sources"]) for p in store.papers(["2401.00001", "2401.00002"]).values()}
     assert sources == {(f"http://***@127.0.0.1:{server.port}/private",)}
+
+
+def test_escape_codes_from_a_server_never_reach_the_log(http_server, tmp_path):
+    """An error document whose text carries terminal escapes (a screen clear, a window title,
+    a bell) and a line break: `paperwire -v fetch` logged them raw, so tailing the log rewrote
+    the terminal and a feed could forge a log line. Now the log line is printable, one line."""
+    from .conftest import Route
+    from .test_cli import paperwire
+
+    said = "bad id \x1b[2J\x1b]0;pwned\x07 ok\r\n2026-01-01 ERROR forged"
+    http_server.routes["/api"] = Route(
+        (
+            '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><entry>'
+            "<id>http://arxiv.org/api/errors#bad</id><title>Error</title>"
+            f"<summary>{said}</summary></entry></feed>"
+        ).encode()
+    )
+    (tmp_path / "subscribers.yaml").write_text(
+        f"feeds:\n  - {{url: '{http_server.url('/api')}', name: api}}\n"
+        "subscribers:\n  - {id: a, email: a@example.org}\n"
+    )
+    result = paperwire("-v", "fetch", cwd=tmp_path)
+    [line] = [x for x in result.stderr.splitlines() if "answered with an error" in x]
+    assert line.endswith(
+        "ERROR paperwire: fetch: feed api: the arXiv API answered with an error: bad id "
+        " ok 2026-01-01 ERROR forged"  # the window title went with its escape
+    ), line
+    assert not any(c in result.stderr for c in "\x1b\x07\r")

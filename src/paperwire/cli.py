@@ -9,7 +9,6 @@ import errno
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -18,23 +17,11 @@ import click
 from . import __version__, pipeline
 from . import status as status_mod
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
+from .deadline import wall_clock
 from .errors import PaperwireError
-from .redact import install_log_redaction
+from .redact import install_log_redaction, printable
 from .store import Store, utcnow
 from .web import votes
-
-# Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
-# rest) and other control characters, which a feed, a library file or a config value can carry:
-# printed, they would rewrite the user's terminal. Newlines and tabs stay.
-_TERMINAL_CODES = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?"
-    r"|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]"
-)
-
-
-def printable(text: str) -> str:
-    """``text`` without terminal escape sequences or control characters (newlines, tabs kept)."""
-    return _TERMINAL_CODES.sub("", text)
 
 
 def echo(message: str = "", **kwargs) -> None:
@@ -753,8 +740,17 @@ def model() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds without a byte before giving up.",
 )
+@click.option(
+    "--deadline",
+    default=1800.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds the whole pull may take, however the server answers.",
+)
 @pass_ctx
-def model_pull(obj: Context, name: str, folder, revision: str, force: bool, timeout: float):
+def model_pull(
+    obj: Context, name: str, folder, revision: str, force: bool, timeout: float, deadline: float
+):
     """Download a model2vec model from the Hugging Face Hub ($HF_ENDPOINT; $HF_TOKEN if set)
     into models/NAME beside subscribers.yaml. Nothing else ever downloads weights.
 
@@ -765,7 +761,16 @@ def model_pull(obj: Context, name: str, folder, revision: str, force: bool, time
     from .rank import model_pull as mp
 
     target = folder or mp.default_folder(obj.base_dir, name.strip())
-    with mp.terminal_progress(sys.stderr.isatty()) as progress:
+    # --timeout is per read: a server sending a byte every few seconds never trips it. The
+    # deadline interrupts the pull wherever it waits; its clean-up leaves nothing behind.
+    late = mp.PullError(
+        f"model pull: {name.strip()}: not finished within {deadline:g} s (--deadline); "
+        "nothing was kept, run it again"
+    )
+    with (
+        wall_clock(deadline, lambda: late),
+        mp.terminal_progress(sys.stderr.isatty()) as progress,
+    ):
         got = mp.pull(
             name, target, revision=revision, force=force, read_timeout=timeout, progress=progress
         )

@@ -37,16 +37,25 @@ class RenderError(PaperwireError):
 class DeliveryError(PaperwireError):
     """Raised when a message cannot be delivered.
 
-    ``permanent`` distinguishes a refusal (5xx, Slack 4xx: do not retry) from an outage
-    (connection refused, 4xx: the digest stays due and is retried on the next run).
-    ``maybe_delivered``: the message went out and no answer came within its deadline, so it
-    may have arrived; it is retried with back-off, never on every run (see ``dispatch``).
+    ``permanent`` distinguishes a refusal (SMTP 5xx, HTTP 4xx but 408 and 429: do not retry)
+    from an outage (connection refused, SMTP 4xx, HTTP 5xx: the digest stays due and a later
+    run tries again, after a back-off). ``maybe_delivered``: the message went out and no answer
+    came within its deadline, so it may have arrived; retried with back-off too.
+    ``retry_after``: seconds the service asked to be left alone (``Retry-After``), if it said.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False, maybe_delivered: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        maybe_delivered: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.maybe_delivered = maybe_delivered
+        self.retry_after = retry_after
 
 
 class FeedbackError(PaperwireError):

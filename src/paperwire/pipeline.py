@@ -9,6 +9,7 @@ and pending ones whose holder is gone (:meth:`Store.claim_unsent`); the delivery
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -23,6 +24,7 @@ import httpx
 
 from . import redact, schedule
 from .config import DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
+from .deadline import Budget
 from .deliver import email as email_mod
 from .deliver.channel import Job, SendLine
 from .deliver.dispatch import channel_ids, deliver_jobs
@@ -84,8 +86,10 @@ def fetch_all(
     """Fetch every feed (one broken feed never stops the others) and store what is new.
 
     Feeds are downloaded concurrently, one request at a time per host, each within
-    ``config.fetch_timeout_seconds`` and ``config.fetch_max_mb``; results are stored in config
-    order by the calling thread, the database's only writer here. Setting ``stop`` (from any
+    ``config.fetch_timeout_seconds`` and ``config.fetch_max_mb``, and all of them within
+    ``config.fetch_run_budget_seconds`` (a feed whose turn comes after that is this run's error,
+    fetched the next time); results are stored in config order by the calling thread, the
+    database's only writer here. Setting ``stop`` (from any
     thread: the daemon is shutting down) cancels every download in flight within about
     ``STOP_POLL_SECONDS``; feeds not finished by then are neither stored nor reported, and
     ``FetchReport.stopped`` is True. It runs its own event loop: call it from a thread that
@@ -134,13 +138,19 @@ async def _fetch_and_store(
         caches[feed.url] = HttpCache(state["etag"], state["last_modified"]) if state else None
     workers = asyncio.Semaphore(FETCH_WORKERS)
     host_gates = {urlparse(f.url).netloc: asyncio.Semaphore(PER_HOST) for f in config.feeds}
+    budget = Budget(config.fetch_run_budget_seconds, setting="fetch_run_budget_seconds")
 
     async with make_async_client() as client:
 
         async def download(feed: FeedConfig):
             async with workers, host_gates[urlparse(feed.url).netloc]:
+                # the deadline is set when the download starts, after its turn came
                 return await fetch(
-                    feed, client=client, cache=caches[feed.url], base_dir=base_dir, limits=limits
+                    feed,
+                    client=client,
+                    cache=caches[feed.url],
+                    base_dir=base_dir,
+                    limits=_within(limits, budget, feed.label),
                 )
 
         tasks = [(feed, asyncio.create_task(download(feed))) for feed in config.feeds]
@@ -169,7 +179,7 @@ async def _fetch_and_store(
                 if progress:
                     progress(report)
             if stop is None or not stop.is_set():
-                seeds = await _fetch_missing_seeds(store, config, client, now, limits)
+                seeds = await _fetch_missing_seeds(store, config, client, now, limits, budget)
                 if seeds:
                     reports.append(seeds)
         finally:
@@ -177,6 +187,18 @@ async def _fetch_and_store(
             for _, task in tasks:
                 task.cancel()
     return reports
+
+
+def _within(limits: Limits, budget: Budget, label: str) -> Limits:
+    """``limits`` with the deadline cut to what is left of the run's budget; a SourceError once
+    it is spent (the run has no time left for this download)."""
+    deadline, setting = budget.deadline(limits.deadline, limits.deadline_setting)
+    if deadline <= 0:
+        raise SourceError(
+            f"feed {label}: not fetched: the fetch run's budget of {budget.seconds:g} s "
+            f"({setting}) was spent before its turn; it is fetched the next time"
+        )
+    return dataclasses.replace(limits, deadline=deadline, deadline_setting=setting)
 
 
 async def _cancel_when_set(stop: threading.Event | None, tasks: list[asyncio.Task]) -> None:
@@ -229,6 +251,7 @@ async def _fetch_missing_seeds(
     client: httpx.AsyncClient,
     now: dt.datetime | None,
     limits: Limits,
+    budget: Budget,
 ) -> FeedReport | None:
     """Seed papers named in the config but not yet stored, from the arXiv API."""
     configured = {p for s in config.subscribers for p in s.seed_papers}
@@ -239,7 +262,9 @@ async def _fetch_missing_seeds(
     report = FeedReport("seed papers (arXiv API)")
     url = f"{config.arxiv_api_url}?id_list={','.join(missing)}&max_results={len(missing)}"
     try:
-        fetched = await get(client, url, label=report.label, limits=limits)
+        fetched = await get(
+            client, url, label=report.label, limits=_within(limits, budget, report.label)
+        )
         papers, report.warnings = await parse_off_loop(fetched.content, source="arxiv-api")
     except SourceError as exc:
         report.error = f"{exc} (seed papers stay unused until they can be fetched)"
@@ -412,6 +437,7 @@ def _due_jobs(
                 picks,
                 parts_sent=row["parts_sent"] or 0,
                 maybe_sent=row["maybe_sent"] or 0,
+                tries=row["attempts"] or 0,
             )
         )
         resumed.add((sub.id, row["period"]))

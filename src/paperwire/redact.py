@@ -8,6 +8,11 @@ URL at INFO; uvicorn logs request paths, which carry signed vote tokens).
 
 Messages are also redacted where they are built (feed labels, fetch errors); the log filter is
 the net under that, for text we do not build ourselves.
+
+Untrusted text (a feed's titles, a server's error body, an exception's message) can also carry
+terminal escape sequences and control characters: :func:`printable` removes them from what the
+CLI prints, and the same filter removes them from every log line (and folds line breaks in a
+record's arguments, so no value can forge a log line of its own).
 """
 
 from __future__ import annotations
@@ -36,6 +41,20 @@ _SLACK_PATH = re.compile(r"(/services/)[^?#]*", re.IGNORECASE)
 _TOKEN_SEGMENT = re.compile(
     r"(?<=/)(?=[A-Za-z0-9_.~=-]*\d)(?=[A-Za-z0-9_.~=-]*[A-Za-z])[A-Za-z0-9_.~=-]{24,}"
 )
+
+# Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
+# rest) and other control characters, which a feed, a library file or a config value can carry:
+# printed, they would rewrite the user's terminal. Newlines and tabs stay.
+_TERMINAL_CODES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?"
+    r"|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (newlines, tabs kept)."""
+    return _TERMINAL_CODES.sub("", text)
+
 
 # Literal secrets from the configuration (webhook URLs, passwords), masked wherever they appear.
 _known: set[str] = set()
@@ -128,20 +147,25 @@ def redact(text: str) -> str:
 
 
 def _scrub(value: object) -> object:
-    # Numbers keep their type for %d / %f; anything else (str, httpx.URL, exceptions) is text.
+    # Numbers keep their type for %d / %f; anything else (str, httpx.URL, exceptions) is text,
+    # on one line: a value is never a log line of its own.
     if value is None or isinstance(value, bool | int | float):
         return value
-    return redact(str(value))
+    return " ".join(printable(redact(str(value))).splitlines())
 
 
 class RedactingFilter(logging.Filter):
-    """Redacts a record's message, arguments and traceback before any handler formats it.
+    """Redacts a record's message, arguments and traceback before any handler formats it, and
+    removes escape sequences and control characters from them.
 
     The arguments are scrubbed one by one rather than merged into the message, because some
     formatters read them (uvicorn's access log unpacks ``record.args``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _scrub(record.msg) if not isinstance(record.msg, str) else redact(record.msg)
+        if isinstance(record.msg, str):
+            record.msg = printable(redact(record.msg))
+        else:
+            record.msg = _scrub(record.msg)
         if isinstance(record.args, dict):
             record.args = {key: _scrub(value) for key, value in record.args.items()}
         elif record.args:
@@ -149,9 +173,9 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = printable(redact(record.exc_text))
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = printable(redact(record.stack_info))
         return True
 
 

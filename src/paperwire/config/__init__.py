@@ -329,13 +329,18 @@ class SenderConfig(_Frozen):
     smtp_url: SecretStr | None = None
     smtp_connections: int = Field(default=4, ge=1, le=64)
     list_id: Line = "paperwire.localhost"
-    # A 4xx reply or a dropped connection is retried this many times, backing off from
-    # retry_backoff seconds; after that the digest stays due for the next run.
+    # A 4xx reply or a dropped connection is retried this many times in a run, backing off from
+    # retry_backoff seconds; after that the digest stays due and is tried again by a later run
+    # after a back-off (5 minutes, then 20), and failed after three tries (see README).
     retry_attempts: int = Field(default=4, ge=1, le=10)
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
     # Seconds one message (an e-mail, a Slack or Apprise message) may take in all, retries and
     # waits included; one sent and not answered by then is "maybe delivered" (see README).
     timeout: float = Field(default=60.0, gt=0, le=600)
+    # Seconds one send run may spend delivering, all its messages together: each message's
+    # deadline is `timeout` or what is left of this, whichever is shorter, and what the run
+    # did not get to stays due for the next run.
+    run_budget: float = Field(default=900.0, gt=0)
     # Processes that render e-mails when a run sends many (unset: one per core, at most 4;
     # 1: render in the sending process).
     render_processes: int | None = Field(default=None, ge=1, le=64)
@@ -417,6 +422,10 @@ class Config(_Frozen):
     # Each feed's whole download (retries included) must finish within this many seconds, and
     # decompress to at most this many megabytes; otherwise it is that feed's error.
     fetch_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Seconds one fetch run may spend downloading, all feeds together: each download ends
+    # within fetch_timeout_seconds or what is left of this; feeds not fetched by then are
+    # that run's errors and are fetched the next time.
+    fetch_run_budget_seconds: float = Field(default=600.0, gt=0)
     fetch_max_mb: float = Field(default=20.0, gt=0, le=1024)
     first_digest_days: int = Field(default=7, ge=1, le=90)
     outbox: str = "outbox"

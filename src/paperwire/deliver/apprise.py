@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..deadline import blocking_call
+from ..deadline import Budget, StillRunning, blocking_call
 from ..errors import DeliveryError
 from ..render import format_authors, shorten
 
 PREFIX = "notify:"
+# Apprise's plugins end a refused request's warning with the HTTP status ("…, error=500.")
+_HTTP_STATUS = re.compile(r"\berror=(\d{3})\b")
 
 
 def channel_id(url: str) -> str:
@@ -96,15 +99,25 @@ def send_digest(
     start: int = 0,
     on_part: Callable[[int], None] | None = None,
     deadline: float = 60.0,
+    budget: Budget | None = None,
+    key: str | None = None,
+    on_late: Callable[[int, int], None] | None = None,
 ) -> int:
     """Send a digest to one Apprise URL, split as its service needs, from message ``start`` on
     (those before it were accepted by an earlier run); ``on_part(n)`` after each accepted
-    message, n counted from the first; each message within ``deadline`` seconds. Returns the
-    number of messages the digest has.
+    message, n counted from the first; each message within ``deadline`` seconds and what is left
+    of the run's ``budget``. Returns the number of messages the digest has.
 
-    Raises DeliveryError: permanent for a URL Apprise does not understand; ``maybe_delivered``
-    for a message not answered within its deadline (it may have arrived); otherwise neither
-    (the digest stays due and the next run resumes at the first message not accepted)."""
+    Apprise's requests cannot be cancelled: a message not answered in time is left to its
+    daemon thread (:func:`~paperwire.deadline.blocking_call`, under ``key``: one per delivery),
+    ``on_late(n, total)`` runs there if it is accepted after all, and while it runs no other
+    try of the same delivery starts.
+
+    Raises DeliveryError: permanent for a URL Apprise does not understand or an HTTP 4xx
+    refusal (but 408 and 429); ``maybe_delivered`` for a message not answered within its
+    deadline, or whose earlier try is still waiting for its answer (it may have arrived);
+    otherwise neither (the digest stays due and a later run resumes at the first message not
+    accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
@@ -145,22 +158,42 @@ def send_digest(
                 ok = sender.notify(body=body, title=title, body_format=body_format)
             return bool(ok), captured.getvalue()
 
+        which = f"notify {scheme}://…: message {number} of {len(messages)}"
+
+        def late(ok: bool, answer: object, number: int = number) -> None:
+            if ok and isinstance(answer, tuple) and answer[0] and on_late is not None:
+                on_late(number, len(messages))
+
+        seconds, limit = (budget or Budget()).deadline(deadline, "sender.timeout")
         try:  # Apprise's requests cannot be cancelled: it is waited for, up to the deadline
-            ok, said = blocking_call(notify, deadline, name=f"notify {scheme}")
+            ok, said = blocking_call(
+                notify, seconds, name=f"notify {scheme}", key=key, on_late=late
+            )
+        except StillRunning as exc:
+            raise DeliveryError(
+                f"{which}: the earlier try still waits for its answer; it may yet arrive"
+                if exc.same_key
+                else f"{which}: not sent, too many earlier messages still wait for answers",
+                maybe_delivered=exc.same_key,
+            ) from None
         except TimeoutError:
             raise DeliveryError(
-                f"notify {scheme}://…: message {number} of {len(messages)}: no answer within "
-                f"{deadline:g} s (sender.timeout); it may have arrived",
+                f"{which}: no answer within {seconds:.3g} s ({limit}); it may have arrived",
                 maybe_delivered=True,
             ) from None
         if not ok:
             detail = _redact(said.strip().splitlines(), url)
-            raise DeliveryError(
-                f"notify {scheme}://…: message {number} of {len(messages)} failed: {detail}"
-            )
+            raise DeliveryError(f"{which} failed: {detail}", permanent=_refused(said))
         if on_part is not None:
             on_part(number)
     return len(messages)
+
+
+def _refused(said: str) -> bool:
+    """Whether Apprise's warning reports an HTTP 4xx refusal, which retrying does not cure
+    (408 and 429 do: the service was slow or busy)."""
+    codes = [int(code) for code in _HTTP_STATUS.findall(said)]
+    return bool(codes) and 400 <= codes[-1] < 500 and codes[-1] not in (408, 429)
 
 
 def _md(text: str) -> str:

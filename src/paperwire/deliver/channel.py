@@ -3,11 +3,13 @@ reader's private Atom feed (:mod:`.dispatch` implements it for each).
 
 A :class:`Channel` says which ledger channels a subscriber has on it, names the check its setting
 gets when the config loads, and delivers ledger entries, writing each outcome to the ledger as it
-happens (:func:`settle`): sent; failed for good (a recipient refused, or whatever a channel
-raised that it should not have: one reader's row, never the run); still pending (an outage),
-for the next run to resend with the same Message-ID; or "maybe delivered" (sent, then no answer
-within ``sender.timeout``), sent again only after a back-off and at most :data:`MAYBE_TRIES`
-times, so a slow service never gets the same digest on every run.
+happens (:meth:`Run.settle`): sent; failed for good (a refusal, or whatever a channel raised that
+it should not have: one reader's row, never the run); or still pending, tried again by a later
+run only after a back-off (:data:`BACKOFF`, then four times that) and failed after :data:`TRIES`
+tries — whether it failed for now (an HTTP 5xx, an SMTP 4xx, a service out of reach) or was
+"maybe delivered" (sent, then no answer within ``sender.timeout``). So a slow or failing service
+never gets the same digest on every run. A run also has a budget (``sender.run_budget``): what it
+had no time left for stays pending, untried, for the next run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import Config, SubscriberConfig
+from ..deadline import Budget
 from ..errors import DeliveryError
 from ..redact import redact
 from ..render import shorten
@@ -37,10 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("paperwire")
 
-# A message that went out and got no answer in time may have arrived: it is sent again only
-# after MAYBE_BACKOFF (then four times that), and after MAYBE_TRIES such tries not at all.
-MAYBE_TRIES = 3
-MAYBE_BACKOFF = dt.timedelta(minutes=5)
+# A delivery that failed for now, or went out and got no answer in time (it may have arrived),
+# is tried again only after BACKOFF (then four times that), or later if the service asked to be
+# left alone for longer (Retry-After, up to MAX_RETRY_AFTER); after TRIES tries, not at all.
+TRIES = 3
+BACKOFF = dt.timedelta(minutes=5)
+MAX_RETRY_AFTER = dt.timedelta(hours=1)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Job:
     since: dt.datetime | None = None
     parts_sent: int = 0  # messages of a split Slack or Apprise digest an earlier run got accepted
     maybe_sent: int = 0  # earlier tries that went out and got no answer in time
+    tries: int = 0  # earlier tries, whatever their outcome
 
 
 @dataclass
@@ -81,12 +87,42 @@ class Run:
     done: Callable[[SendLine], None]  # each outcome, as it is settled
     stop: threading.Event | None = None
     poster: AsyncPoster = field(default_factory=lambda: AsyncPoster())
+    budget: Budget = field(default_factory=Budget)  # what is left of sender.run_budget
+    left_for_later: int = 0  # deliveries the budget left untried
 
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
+    def out_of_time(self, job: Job) -> SendLine:
+        """Leave a delivery the run has no time left for pending, untried: the next run sends
+        it (with the same Message-ID), and ``status`` says why it waits."""
+        self.left_for_later += 1
+        reason = (
+            f"not sent: the send run's budget of {self.config.sender.run_budget:g} s "
+            "(sender.run_budget) was spent before it; the next run sends it"
+        )
+        return untried(self.store, job, reason)
+
+    def settle(
+        self, job: Job, *, sent: str | None = None, error: DeliveryError | None = None
+    ) -> SendLine:
+        """:func:`settle`, except that a message the run's budget cut short before it went out
+        (a failure once the budget is spent, neither a refusal nor maybe delivered) counts as
+        not tried: the next run sends it, with no back-off."""
+        cut_short = error is not None and not (error.permanent or error.maybe_delivered)
+        if cut_short and self.budget.spent:
+            return self.out_of_time(job)
+        return settle(self.store, job, self.now, sent=sent, error=error)
+
     def close(self) -> None:
         self.poster.close()
+        if self.left_for_later:
+            log.warning(
+                "send: the run's budget of %g s (sender.run_budget) was spent; %d deliveries "
+                "stay due for the next run",
+                self.config.sender.run_budget,
+                self.left_for_later,
+            )
 
 
 class AsyncPoster:
@@ -150,32 +186,60 @@ def settle(
     error: DeliveryError | None = None,
 ) -> SendLine:
     """Write a delivery's outcome to the ledger and say it: sent; failed for good (a refusal);
-    still pending (an outage: the next run sends it, with the same Message-ID); or maybe
-    delivered (pending, but not before a back-off, and failed after :data:`MAYBE_TRIES`)."""
+    or pending, tried again after a back-off (:func:`retry_time`) — an outage, or maybe
+    delivered — and failed once it was tried :data:`TRIES` times."""
     if error is None:
         store.mark_delivery(job.delivery_id, "sent", now=now)
         return SendLine(job.sub.id, "sent", sent or "", job.kind)
-    if error.maybe_delivered:
-        tries = job.maybe_sent + 1
-        if tries >= MAYBE_TRIES:
-            reason = (
-                f"maybe delivered {tries} times: {error}; not sent again (check the service, "
-                "then `paperwire send` sends what is due)"
-            )
-            store.mark_delivery(job.delivery_id, "failed", error=reason, maybe_sent=tries)
-            return SendLine(job.sub.id, "failed", reason, job.kind)
-        retry_at = now + MAYBE_BACKOFF * 4 ** (tries - 1)
-        when = retry_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        reason = f"maybe delivered: {error}; sent again after {when}"
-        store.mark_delivery(
-            job.delivery_id, "pending", error=reason, retry_at=retry_at, maybe_sent=tries
-        )
-        return SendLine(job.sub.id, "retry", reason, job.kind)
     if error.permanent:
         store.mark_delivery(job.delivery_id, "failed", error=str(error))
         return SendLine(job.sub.id, "failed", str(error), job.kind)
-    store.mark_delivery(job.delivery_id, "pending", error=str(error))
-    return SendLine(job.sub.id, "retry", f"{error}; stays due", job.kind)
+    tries = job.tries + 1
+    maybe = job.maybe_sent + int(error.maybe_delivered)
+    if tries >= TRIES:
+        if maybe == tries:
+            what = f"maybe delivered {tries} times"
+        else:
+            what = f"failed {tries} times" + (f" ({maybe} maybe delivered)" if maybe else "")
+        reason = (
+            f"{what}: {error}; not sent again (check the service, then `paperwire send` sends "
+            "what is due)"
+        )
+        store.mark_delivery(job.delivery_id, "failed", error=reason, maybe_sent=maybe)
+        return SendLine(job.sub.id, "failed", reason, job.kind)
+    retry_at = retry_time(now, tries, error.retry_after)
+    if error.maybe_delivered:
+        reason = f"maybe delivered: {error}; sent again after {_utc(retry_at)}"
+    else:
+        reason = again_after(error, retry_at)
+    store.mark_delivery(
+        job.delivery_id, "pending", error=reason, retry_at=retry_at, maybe_sent=maybe
+    )
+    return SendLine(job.sub.id, "retry", reason, job.kind)
+
+
+def untried(store: Store, job: Job, reason: str, retry_at: dt.datetime | None = None) -> SendLine:
+    """Leave a delivery pending with its reason, not counted as a try (it was not tried: the
+    run ran out of time, or the server failed before it); with ``retry_at``, not before then."""
+    store.mark_delivery(job.delivery_id, "pending", error=reason, retry_at=retry_at, tried=False)
+    return SendLine(job.sub.id, "retry", reason, job.kind)
+
+
+def retry_time(now: dt.datetime, tries: int, retry_after: float | None = None) -> dt.datetime:
+    """When a delivery that failed for now is tried again: :data:`BACKOFF` after its first try,
+    four times longer after each next one, and never before the service asked (capped)."""
+    wait = BACKOFF * 4 ** (max(tries, 1) - 1)
+    if retry_after:
+        wait = max(wait, min(dt.timedelta(seconds=retry_after), MAX_RETRY_AFTER))
+    return now + wait
+
+
+def again_after(reason: object, retry_at: dt.datetime) -> str:
+    return f"{reason}; tried again after {_utc(retry_at)}"
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def unexpected(job: Job, exc: BaseException) -> DeliveryError:

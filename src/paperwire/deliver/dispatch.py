@@ -2,9 +2,10 @@
 :class:`~.channel.Channel`: e-mail (SMTP, or the outbox folder), Slack, the reader's Atom feed or
 an Apprise URL, and each outcome is written back to the ledger as it happens (see
 :func:`~.channel.settle`): sent; failed for good; still pending, for the next run to resend with
-the same Message-ID; or maybe delivered, sent again only after a back-off. Each outbound call
-ends within ``sender.timeout`` in all, and whatever one reader's channel raises fails that row
-only: the run goes on with everyone else.
+the same Message-ID, after a back-off. Each outbound call ends within ``sender.timeout`` in
+all and within what is left of the run's ``sender.run_budget``; what the run had no time left
+for stays pending, untried. Whatever one reader's channel raises fails that row only: the run
+goes on with everyone else.
 """
 
 from __future__ import annotations
@@ -19,14 +20,24 @@ from pathlib import Path
 
 from .. import render
 from ..config import Config, SubscriberConfig
-from ..config.channels import SmtpSettings, apprise_url_problem, parse_smtp_url
+from ..config.channels import apprise_url_problem, parse_smtp_url
+from ..deadline import Budget, still_running
 from ..errors import DeliveryError, StoreError
 from ..links import signer_for
 from ..store import Store
 from . import apprise as apprise_mod
 from . import email as email_mod
 from . import messages, slack
-from .channel import Channel, Job, Run, SendLine, settle, unexpected
+from .channel import (
+    Channel,
+    Job,
+    Run,
+    SendLine,
+    again_after,
+    retry_time,
+    unexpected,
+    untried,
+)
 
 log = logging.getLogger("paperwire")
 
@@ -50,14 +61,10 @@ class EmailChannel:
         return config.sender.smtp is not None
 
     def deliver(self, jobs: list[Job], run: Run) -> None:
-        smtp = run.config.sender.smtp
-        if smtp is None:
+        if run.config.sender.smtp is None:
             _one_by_one(jobs, run, lambda job: _deliver_outbox(run, job))
             return
-        by_key = {job.delivery_id: job for job in jobs}
-        for line in _deliver_smtp(
-            run.store, run.config, by_key, run.mail, smtp, run.now, run.stop, run.done
-        ):
+        for line in _deliver_smtp(run, {job.delivery_id: job for job in jobs}):
             run.done(line)
 
 
@@ -98,9 +105,7 @@ class FeedChannel:
         _one_by_one(
             jobs,
             run,
-            lambda job: settle(
-                run.store, job, run.now, sent=f"{len(job.picks)} papers to the feed"
-            ),
+            lambda job: run.settle(job, sent=f"{len(job.picks)} papers to the feed"),
         )
 
 
@@ -155,9 +160,10 @@ def deliver_jobs(
 
     E-mails for SMTP are rendered lazily, as the sending connections ask for the next one (in
     worker processes when there are many: :mod:`.messages`), so memory stays flat however
-    many digests go out. When ``stop`` is set, delivery ends between two messages; what was
-    not sent stays pending in the ledger and goes out, with the same Message-ID, on the next
-    run. So does everything when the SMTP server or account fails (greeting, AUTH, …)."""
+    many digests go out. When ``stop`` is set, or ``sender.run_budget`` is spent, delivery
+    ends between two messages; what was not sent stays pending in the ledger and goes out,
+    with the same Message-ID, on the next run. So does everything when the SMTP server or
+    account fails (greeting, AUTH, …), after a back-off."""
     lines: list[SendLine] = []
 
     def done(line: SendLine) -> None:
@@ -179,6 +185,7 @@ def deliver_jobs(
         outbox=outbox or Path(config.outbox),
         done=done,
         stop=stop,
+        budget=Budget(config.sender.run_budget, setting="sender.run_budget"),
     )
     pooled: dict[str, tuple[Channel, list[Job]]] = {}
     try:
@@ -203,12 +210,15 @@ def _one_by_one(jobs: list[Job], run: Run, deliver: Callable[[Job], SendLine]) -
     for job in jobs:
         if run.stopped():
             break
+        if run.budget.spent:
+            run.done(run.out_of_time(job))
+            continue
         try:
             line = deliver(job)
         except StoreError:
             raise  # the ledger itself failed: nothing more can be recorded
         except Exception as exc:  # one reader's channel, never the run
-            line = settle(run.store, job, run.now, error=unexpected(job, exc))
+            line = run.settle(job, error=unexpected(job, exc))
         run.done(line)
 
 
@@ -217,27 +227,21 @@ def _deliver_outbox(run: Run, job: Job) -> SendLine:
     try:
         path = email_mod.write_outbox(run.outbox, outbox_name(job, run.now), msg, rendered.html)
     except DeliveryError as exc:
-        return settle(run.store, job, run.now, error=exc)
-    return settle(run.store, job, run.now, sent=f"{len(job.picks)} papers → {path}")
+        return run.settle(job, error=exc)
+    return run.settle(job, sent=f"{len(job.picks)} papers → {path}")
 
 
-def _deliver_smtp(
-    store: Store,
-    config: Config,
-    by_key: dict[int, Job],
-    run: messages.MailRun,
-    smtp: SmtpSettings,
-    now: dt.datetime,
-    stop: threading.Event | None,
-    done: Callable[[SendLine], None],
-) -> list[SendLine]:
-    """Send over SMTP; returns lines for the digests a failed server left unsent."""
+def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
+    """Send over SMTP; returns lines for the digests the run did not get to."""
+    config = run.config
+    assert config.sender.smtp is not None
     sender = email_mod.SmtpSender(
-        smtp,
+        config.sender.smtp,
         connections=config.sender.smtp_connections,
         attempts=config.sender.retry_attempts,
         backoff=config.sender.retry_backoff,
         deadline=config.sender.timeout,
+        budget=run.budget,
     )
     settled: set[int] = set()
 
@@ -245,26 +249,32 @@ def _deliver_smtp(
         job = by_key[outcome.key]
         settled.add(outcome.key)
         if outcome.ok:
-            done(settle(store, job, now, sent=f"{len(job.picks)} papers by e-mail"))
+            run.done(run.settle(job, sent=f"{len(job.picks)} papers by e-mail"))
         else:
             error = DeliveryError(
                 outcome.error or "",
                 permanent=outcome.permanent,
                 maybe_delivered=outcome.maybe_delivered,
             )
-            done(settle(store, job, now, error=error))
+            run.done(run.settle(job, error=error))
 
     mail_jobs = [mail_job(job) for job in by_key.values()]
     processes = config.sender.render_processes
-    with contextlib.closing(messages.render_all(mail_jobs, run, processes=processes)) as out:
-        asyncio.run(sender.send_all(out, on_done=record, stop=stop))
+    with contextlib.closing(messages.render_all(mail_jobs, run.mail, processes=processes)) as out:
+        asyncio.run(sender.send_all(out, on_done=record, stop=run.stop))
+    left = [job for key, job in by_key.items() if key not in settled]
+    if run.budget.spent and sender.failure is None:
+        return [run.out_of_time(job) for job in left]
     if sender.failure is None:
         return []  # (stopped: what was not sent stays pending, let go for the next run)
-    # the server or the account failed: no recipient was refused, every digest stays due, and
-    # the ledger says why (``paperwire status``)
-    left = [job for key, job in by_key.items() if key not in settled]
+    # the server or the account failed: no recipient was refused, and none of these was tried;
+    # each stays due, tried again after a back-off, and the ledger says why (`paperwire status`)
     log.error("send: %s (%d more digests stay due)", sender.failure, len(left))
-    return [settle(store, job, now, error=sender.failure) for job in left]
+    lines = []
+    for job in left:
+        retry_at = retry_time(run.now, job.tries + 1)
+        lines.append(untried(run.store, job, again_after(sender.failure, retry_at), retry_at))
+    return lines
 
 
 def mail_job(job: Job) -> messages.MailJob:
@@ -292,15 +302,14 @@ def _deliver_slack(run: Run, job: Job) -> SendLine:
     """Post a digest to Slack, recording each accepted message: a resend starts after them."""
     if job.sub.slack_webhook is None:  # the webhook left the config while its digest was pending
         error = DeliveryError("slack: no longer in the config", permanent=True)
-        return settle(run.store, job, run.now, error=error)
+        return run.settle(job, error=error)
     ctx, _ = messages.context(mail_job(job), run.mail)
     webhook = job.sub.slack_webhook.get_secret_value()
     subject = render.subject_for(job.kind, job.period, job.picks)
     sender = run.config.sender
     return _send_in_parts(
-        run.store,
+        run,
         job,
-        run.now,
         "Slack",
         lambda start, on_part: run.poster.call(
             slack.send_digest,
@@ -312,6 +321,7 @@ def _deliver_slack(run: Run, job: Job) -> SendLine:
             attempts=sender.retry_attempts,
             backoff=sender.retry_backoff,
             deadline=sender.timeout,
+            budget=run.budget,
         ),
     )
 
@@ -321,24 +331,55 @@ def _deliver_apprise(run: Run, job: Job) -> SendLine:
     url = apprise_mod.url_for(job.channel, urls)
     if url is None:  # the URL left the config while its digest was pending
         error = DeliveryError(f"{job.channel}: no longer in the config", permanent=True)
-        return settle(run.store, job, run.now, error=error)
+        return run.settle(job, error=error)
+    path, delivery_id = run.store.path, job.delivery_id
+    key = f"{path}#{delivery_id}"  # one try at a time per delivery, whatever the database
+    if not still_running(key):
+        # an earlier try, given up on, may have been answered since this run read the row
+        fresh = run.store.delivery(job.sub.id, job.kind, job.period, job.channel)
+        if fresh is not None and fresh["state"] == "sent":
+            return SendLine(
+                job.sub.id, "sent", "accepted after an earlier try's deadline", job.kind
+            )
+        job.parts_sent = max(job.parts_sent, (fresh or {}).get("parts_sent") or 0)
     ctx, _ = messages.context(mail_job(job), run.mail)
     subject = render.subject_for(job.kind, job.period, job.picks)
+
+    def late(number: int, total: int) -> None:
+        # Apprise's thread was given up on at the deadline and its message was accepted after
+        # all: recorded, so that no later run sends it again. This runs in that thread, maybe
+        # after the run ended: it opens a connection of its own.
+        with Store(path) as store:
+            store.record_late_part(delivery_id, number, total, now=dt.datetime.now(dt.UTC))
+        log.info(
+            "send %s: %s message %d of %d was accepted after its deadline; recorded",
+            job.sub.id,
+            job.channel,
+            number,
+            total,
+        )
+
     return _send_in_parts(
-        run.store,
+        run,
         job,
-        run.now,
         job.channel.split(":")[1],
         lambda start, on_part: apprise_mod.send_digest(
-            url, ctx, subject, start=start, on_part=on_part, deadline=run.config.sender.timeout
+            url,
+            ctx,
+            subject,
+            start=start,
+            on_part=on_part,
+            deadline=run.config.sender.timeout,
+            budget=run.budget,
+            key=key,
+            on_late=late,
         ),
     )
 
 
 def _send_in_parts(
-    store: Store,
+    run: Run,
     job: Job,
-    now: dt.datetime,
     where: str,
     send: Callable[[int, Callable[[int], None]], int],
 ) -> SendLine:
@@ -346,10 +387,8 @@ def _send_in_parts(
     accepted: a resend starts at the first message not accepted. ``send(start, on_part)``
     returns how many messages the digest took."""
     try:
-        count = send(job.parts_sent, lambda n: store.record_parts(job.delivery_id, n))
+        count = send(job.parts_sent, lambda n: run.store.record_parts(job.delivery_id, n))
     except DeliveryError as exc:
-        return settle(store, job, now, error=exc)
+        return run.settle(job, error=exc)
     resumed = f", resumed at message {job.parts_sent + 1}" if job.parts_sent else ""
-    return settle(
-        store, job, now, sent=f"{len(job.picks)} papers to {where} ({count} message(s){resumed})"
-    )
+    return run.settle(job, sent=f"{len(job.picks)} papers to {where} ({count} message(s){resumed})")

@@ -31,6 +31,7 @@ from tenacity import (
 )
 
 from ..config.channels import SmtpSettings
+from ..deadline import Budget
 from ..errors import DeliveryError
 from ..render import Rendered
 
@@ -189,7 +190,7 @@ class Outcome:
     ok: bool
     error: str | None = None
     permanent: bool = False
-    maybe_delivered: bool = False  # sent, then no answer within the deadline
+    maybe_delivered: bool = False  # DATA sent, then no answer within the deadline
 
 
 class SmtpServerError(DeliveryError):
@@ -236,14 +237,17 @@ class SmtpSender:
         attempts: int = 4,
         backoff: float = 1.0,
         deadline: float = 60.0,
+        budget: Budget | None = None,
     ):
         self.settings = settings
         self.connections = connections
         self.attempts = attempts
         self.backoff = backoff
         # seconds one message may take in all (connecting, retries, waits): aiosmtplib's own
-        # timeout is per command, and a relay answering slowly never trips it
+        # timeout is per command, and a relay answering slowly never trips it; and never past
+        # what is left of the run's budget, when it runs out no message is taken
         self.deadline = deadline
+        self.budget = budget or Budget()
         # set when the server or the account failed: the run stops, every digest stays due
         self.failure: SmtpServerError | None = None
 
@@ -321,6 +325,8 @@ class SmtpSender:
             async with take:
                 if (stop is not None and stop.is_set()) or self.failure is not None:
                     return None
+                if self.budget.spent:
+                    return None  # what is left stays due for the next run
                 return await loop.run_in_executor(None, next, iterator, None)
 
         async def worker() -> None:
@@ -351,29 +357,38 @@ class SmtpSender:
     async def _send_within_deadline(
         self, client: aiosmtplib.SMTP | None, item: Outgoing
     ) -> aiosmtplib.SMTP:
-        """:meth:`_send_one` within :attr:`deadline` seconds in all. A message whose DATA went
-        out unanswered is "maybe delivered"; a relay too slow to take it, a failure of the
-        server: either way the run stops sending (the relay is too slow for the others too)."""
-        phase = {"sending": False}
+        """:meth:`_send_one` within :attr:`deadline` seconds in all (or what is left of the
+        run's budget). A message whose DATA command went out unanswered is "maybe delivered";
+        one that timed out before (connecting, MAIL, RCPT) was not delivered: a relay too slow
+        to take it is a failure of the server. Either way the run stops sending (the relay is
+        too slow for the others too), unless it was the run's budget that ran out."""
+        phase = {"data": False}
+        deadline, limit = self.budget.deadline(self.deadline, "sender.timeout")
         try:
-            async with asyncio.timeout(self.deadline) as scope:
+            async with asyncio.timeout(deadline) as scope:
                 return await self._send_one(client, item, phase)
         except TimeoutError:
             if not scope.expired():
                 raise
-            if phase["sending"]:
-                failure = SmtpServerError(
-                    f"{self._server} did not answer within {self.deadline:g} s (sender.timeout)"
-                )
-                self.failure = self.failure or failure
+            budget = limit != "sender.timeout"
+            if phase["data"]:
+                if not budget:
+                    self.failure = self.failure or SmtpServerError(
+                        f"{self._server} did not answer within {deadline:.3g} s ({limit})"
+                    )
                 raise DeliveryError(
-                    f"{self._server}: no answer for {item.recipient} within {self.deadline:g} s "
-                    "(sender.timeout) after the message was sent; it may have arrived",
+                    f"{self._server}: no answer for {item.recipient} within {deadline:.3g} s "
+                    f"({limit}) after the message was sent; it may have arrived",
                     maybe_delivered=True,
                 ) from None
+            if budget:  # not the server's fault: it stays due, untried
+                raise DeliveryError(
+                    f"{self._server}: not sent to {item.recipient}: the run's budget ran out "
+                    f"({limit})"
+                ) from None
             raise SmtpServerError(
-                f"{self._server} could not take a message within {self.deadline:g} s "
-                "(sender.timeout)"
+                f"{self._server} could not take a message within {deadline:.3g} s ({limit}); "
+                "it was not sent"
             ) from None
 
     async def _send_one(
@@ -391,24 +406,15 @@ class SmtpSender:
                 reraise=True,
             ):
                 with attempt:
-                    phase["sending"] = False
+                    phase["data"] = False
                     if connection is None or not connection.is_connected:
                         connection = await self._connect()
-                    phase["sending"] = True
                     try:
-                        errors, _ = await connection.sendmail(
-                            item.mail_from,
-                            [item.recipient],
-                            item.message,
-                            mail_options=_mail_options(item),
-                        )
+                        await _transaction(connection, item, phase)
                     except BaseException:
                         _abort(connection)
                         connection = None
                         raise
-                    if errors:
-                        code, reason = next(iter(errors.values()))
-                        raise aiosmtplib.SMTPRecipientRefused(code, reason, item.recipient)
         except _Refused as exc:
             raise SmtpServerError(f"{self._server} {exc}") from None
         except aiosmtplib.SMTPSenderRefused as exc:
@@ -440,6 +446,29 @@ class SmtpSender:
     @property
     def _server(self) -> str:
         return f"SMTP server {self.settings.host}:{self.settings.port}"
+
+
+async def _transaction(connection: aiosmtplib.SMTP, item: Outgoing, phase: dict[str, bool]) -> None:
+    """MAIL, RCPT and DATA, step by step (what ``sendmail`` does) so the moment the message
+    may have arrived is known: ``phase["data"]`` is set as the DATA command goes out. Before
+    it nothing was delivered and a retry is safe; after it, an unanswered message may have
+    arrived. A refusal resets the envelope, so the connection serves the next message."""
+    options = _mail_options(item)
+    utf8 = bool(options)
+    if utf8 and not connection.supports_extension("smtputf8"):
+        raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+    if connection.supports_extension("size"):
+        options.insert(0, f"size={len(item.message)}")  # flatten() wrote CRLF lines already
+    encoding = "utf-8" if utf8 else "ascii"
+    try:
+        await connection.mail(item.mail_from, options=options, encoding=encoding)
+        await connection.rcpt(item.recipient, encoding=encoding)
+        phase["data"] = True
+        await connection.data(item.message)
+    except aiosmtplib.SMTPResponseException:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await connection.rset()
+        raise
 
 
 def _mail_options(item: Outgoing) -> list[str]:

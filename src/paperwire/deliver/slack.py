@@ -2,11 +2,12 @@
 
 Limits (api.slack.com/reference/block-kit): 50 blocks per message, 3000 characters per section
 text, 150 per header, 75 per button label. A long digest is split across messages; long text is
-trimmed at a word boundary. 429 and 5xx answers are retried (after ``Retry-After`` when given,
-in seconds or as an HTTP date); other 4xx are permanent (a revoked webhook does not start
-working by retrying). Each message, retries and waits included, must end within its deadline
-(``sender.timeout``); one sent and not answered by then is "maybe delivered", never re-posted
-at once.
+trimmed at a word boundary. 408, 429 and 5xx answers are retried (after ``Retry-After`` when
+given, in seconds or as an HTTP date; a wait longer than the message's deadline ends the run's
+tries at once, and a later run waits for it); other 4xx are permanent (a revoked webhook does
+not start working by retrying). Each message, retries and waits included, must end within its
+deadline (``sender.timeout``); one sent and not answered by then is "maybe delivered", never
+re-posted at once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from ..deadline import Budget
 from ..errors import DeliveryError
 from ..render import format_authors, shorten
 
@@ -165,10 +167,12 @@ async def post(
     attempts: int = 4,
     backoff: float = 1.0,
     deadline: float = 60.0,
+    budget: Budget | None = None,
 ) -> None:
-    """POST one message to an incoming webhook within ``deadline`` seconds in all; raises
-    DeliveryError (permanent for 4xx; ``maybe_delivered`` when the deadline passed after the
-    message was sent).
+    """POST one message to an incoming webhook within ``deadline`` seconds in all (and what is
+    left of the run's ``budget``); raises DeliveryError (permanent for 4xx but 408 and 429;
+    ``maybe_delivered`` when the deadline passed after the message was sent; with
+    ``retry_after`` when Slack said how long to wait).
 
     Transport errors, 429 and 5xx are retried with tenacity, as e-mail is."""
     sent = False  # this attempt's body went out: a timeout from now on may hide a delivery
@@ -193,11 +197,17 @@ async def post(
             raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
         if response.status_code == 200:
             return
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(
-                f"Slack webhook kept answering HTTP {response.status_code}",
-                retry_after(response.headers.get("Retry-After")),
-            )
+        if response.status_code in (408, 429) or response.status_code >= 500:
+            wait = retry_after(response.headers.get("Retry-After"))
+            problem = f"Slack webhook kept answering HTTP {response.status_code}"
+            if wait is not None and wait > scope_left():
+                # asked to wait past this message's deadline: a later run waits instead
+                raise DeliveryError(
+                    f"Slack webhook answered HTTP {response.status_code} and asked to wait "
+                    f"{wait:g} s",
+                    retry_after=wait,
+                )
+            raise _Retryable(problem, wait)
         raise DeliveryError(
             f"Slack webhook refused the message: HTTP {response.status_code} "
             f"{shorten(response.text, 200)}",
@@ -210,24 +220,31 @@ async def post(
         wait=_waiter(backoff),
         reraise=True,
     )
+    deadline, limit = (budget or Budget()).deadline(deadline, "sender.timeout")
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + deadline
+
+    def scope_left() -> float:
+        return ends - loop.time()
+
     try:
         async with asyncio.timeout(deadline) as scope:
             async for state in retrying:
                 with state:
                     await attempt()
     except _Retryable as exc:
-        raise DeliveryError(str(exc)) from None
+        raise DeliveryError(str(exc), retry_after=exc.retry_after) from None
     except TimeoutError:
         if not scope.expired():
             raise
         if sent:
             raise DeliveryError(
-                f"Slack webhook: no answer within {deadline:g} s (sender.timeout) after the "
+                f"Slack webhook: no answer within {deadline:.3g} s ({limit}) after the "
                 "message was sent; it may have arrived",
                 maybe_delivered=True,
             ) from None
         raise DeliveryError(
-            f"Slack webhook: the message could not be sent within {deadline:g} s (sender.timeout)"
+            f"Slack webhook: the message could not be sent within {deadline:.3g} s ({limit})"
         ) from None
 
 
@@ -242,6 +259,7 @@ async def send_digest(
     attempts: int = 4,
     backoff: float = 1.0,
     deadline: float = 60.0,
+    budget: Budget | None = None,
 ) -> int:
     """Post a digest (split as needed), from message ``start`` on (those before it were
     accepted by an earlier run); ``on_part(n)`` after each accepted message, n counted from
@@ -251,7 +269,13 @@ async def send_digest(
     for number, blocks in enumerate(messages[start:], start + 1):
         payload = {"text": shorten(fallback, 300), "blocks": blocks}
         await post(
-            client, webhook_url, payload, attempts=attempts, backoff=backoff, deadline=deadline
+            client,
+            webhook_url,
+            payload,
+            attempts=attempts,
+            backoff=backoff,
+            deadline=deadline,
+            budget=budget,
         )
         if on_part is not None:
             on_part(number)

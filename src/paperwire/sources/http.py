@@ -52,6 +52,7 @@ class Limits:
     deadline: float = 60.0
     max_bytes: int = 20 * MB
     attempts: int = 4
+    deadline_setting: str = "fetch_timeout_seconds"  # named when the deadline passes
 
     @property
     def max_label(self) -> str:
@@ -180,7 +181,7 @@ async def get(
         then = f"; last problem: {last_problem}" if last_problem else ""
         raise feed_error(
             label,
-            f"no complete answer within {limits.deadline:g} s (fetch_timeout_seconds){then}",
+            f"no complete answer within {limits.deadline:g} s ({limits.deadline_setting}){then}",
         ) from None
 
 

@@ -703,9 +703,11 @@ class Store:
         now: dt.datetime | None = None,
         retry_at: dt.datetime | None = None,
         maybe_sent: int | None = None,
+        tried: bool = True,
     ) -> None:
-        """Move a delivery to sent / failed / pending, counting the attempt; a pending one
-        with ``retry_at`` waits until then (it was maybe delivered ``maybe_sent`` times)."""
+        """Move a delivery to sent / failed / pending, counting the attempt (unless it was
+        not ``tried``: the run ran out of time first); a pending one with ``retry_at`` waits
+        until then (it was maybe delivered ``maybe_sent`` times)."""
         if state not in ("pending", "sent", "failed"):
             raise ValueError(state)
         row = {"state": state, "error": error}
@@ -715,7 +717,7 @@ class Store:
         with self.atomic():
             self.db.execute(
                 "update deliveries set state = :state, error = :error, "
-                "sent_at = coalesce(:sent_at, sent_at), attempts = attempts + 1, "
+                "sent_at = coalesce(:sent_at, sent_at), attempts = attempts + :tried, "
                 "retry_at = :retry_at, maybe_sent = coalesce(:maybe_sent, maybe_sent), "
                 "claim = null, holder = null, lease_until = null where id = :id",
                 {
@@ -723,6 +725,7 @@ class Store:
                     "id": delivery_id,
                     "retry_at": iso(retry_at) if retry_at else None,
                     "maybe_sent": maybe_sent,
+                    "tried": int(tried),
                     **row,
                 },
             )
@@ -841,6 +844,25 @@ class Store:
             self.db.execute(
                 "update deliveries set parts_sent = ? where id = ?", [parts_sent, delivery_id]
             )
+
+    def record_late_part(
+        self, delivery_id: int, part: int, parts: int, *, now: dt.datetime | None = None
+    ) -> None:
+        """Message ``part`` of ``parts`` of a delivery was accepted after its run gave up
+        waiting for it: a resend starts after it, and the last one makes the delivery sent
+        (also one failed meanwhile for being maybe delivered too often: it did arrive)."""
+        with self.atomic():
+            self.db.execute(
+                "update deliveries set parts_sent = max(coalesce(parts_sent, 0), ?) "
+                "where id = ? and state in ('pending', 'failed')",
+                [part, delivery_id],
+            )
+            if part >= parts:
+                self.db.execute(
+                    "update deliveries set state = 'sent', sent_at = ?, error = null, "
+                    "retry_at = null where id = ? and state in ('pending', 'failed')",
+                    [iso(now or utcnow()), delivery_id],
+                )
 
     def last_delivery(self, subscriber_id: str, kind: str = "digest") -> dict[str, Any] | None:
         rows = list(
