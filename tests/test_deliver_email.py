@@ -391,13 +391,14 @@ def test_an_smtp_4xx_is_tried_again_after_a_back_off_not_on_every_run(
     store, make_config, smtp_server
 ):
     """A 451 that outlasted the run's retries left the digest due, and every daemon tick (30 s)
-    tried again. Now it waits 5 minutes, then 20, and fails after three tries, saying why."""
-    smtp_server.data_replies = ["451 4.3.0 mailbox busy"] * 8
+    tried again. Now it waits 5 minutes, then 20, then an hour at a time, and fails after six
+    tries (an outage of about three and a half hours), saying why."""
+    smtp_server.data_replies = ["451 4.3.0 mailbox busy"] * 14
     config = config_for(make_config, smtp_server.url, n=1, extra="  retry_attempts: 2\n")
     pipeline.fetch_all(store, config, now=NOW)
     runs = [
         pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=minutes))
-        for minutes in (0, 1, 6, 7, 26)
+        for minutes in (0, 1, 6, 7, 26, 86, 146, 206)
     ]
     said = [[(line.status, line.detail) for line in run.lines] for run in runs]
     busy = "SMTP 451 for s0@example.org: 4.3.0 mailbox busy"
@@ -406,12 +407,15 @@ def test_an_smtp_4xx_is_tried_again_after_a_back_off_not_on_every_run(
         [("waiting", f"{busy}; tried again after 2026-11-23 12:05 UTC")],
         [("retry", f"{busy}; tried again after 2026-11-23 12:26 UTC")],
         [("waiting", f"{busy}; tried again after 2026-11-23 12:26 UTC")],
+        [("retry", f"{busy}; tried again after 2026-11-23 13:26 UTC")],
+        [("retry", f"{busy}; tried again after 2026-11-23 14:26 UTC")],
+        [("retry", f"{busy}; tried again after 2026-11-23 15:26 UTC")],
         [
             (
                 "failed",
-                f"failed 3 times: {busy}; not sent again (check the service, then "
+                f"failed 6 times: {busy}; not sent again (check the service, then "
                 "`paperwire send` sends what is due)",
             )
         ],
     ]
-    assert smtp_server.messages == [] and len(smtp_server.data_replies) == 2  # 3 runs × 2 tries
+    assert smtp_server.messages == [] and len(smtp_server.data_replies) == 2  # 6 runs × 2 tries

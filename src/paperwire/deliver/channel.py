@@ -5,9 +5,10 @@ A :class:`Channel` says which ledger channels a subscriber has on it, names the 
 gets when the config loads, and delivers ledger entries, writing each outcome to the ledger as it
 happens (:meth:`Run.settle`): sent; failed for good (a refusal, or whatever a channel raised that
 it should not have: one reader's row, never the run); or still pending, tried again by a later
-run only after a back-off (:data:`BACKOFF`, then four times that) and failed after :data:`TRIES`
-tries — whether it failed for now (an HTTP 5xx, an SMTP 4xx, a service out of reach) or was
-"maybe delivered" (sent, then no answer within ``sender.timeout``). So a slow or failing service
+run only after a back-off (:data:`BACKOFF`, four times that, then hourly). A delivery that failed
+for now (an HTTP 5xx, an SMTP 4xx, a service out of reach) fails after :data:`TRIES` tries, about
+three and a half hours of outage; one that was "maybe delivered" (sent, then no answer within
+``sender.timeout``) after :data:`MAYBE_TRIES`, since each of those may have arrived. So a slow or failing service
 never gets the same digest on every run. A run also has a budget (``sender.run_budget``): what it
 had no time left for stays pending, untried, for the next run.
 """
@@ -41,10 +42,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("paperwire")
 
 # A delivery that failed for now, or went out and got no answer in time (it may have arrived),
-# is tried again only after BACKOFF (then four times that), or later if the service asked to be
-# left alone for longer (Retry-After, up to MAX_RETRY_AFTER); after TRIES tries, not at all.
-TRIES = 3
+# is tried again only after BACKOFF (then four times that, then every MAX_BACKOFF), or later if
+# the service asked to be left alone for longer (Retry-After, up to MAX_RETRY_AFTER). An outage
+# (a relay restarting, a 503 for an hour) is waited out for TRIES tries; a delivery that may have
+# arrived is sent at most MAYBE_TRIES times, so a reader gets at most that many copies.
+TRIES = 6
+MAYBE_TRIES = 3
 BACKOFF = dt.timedelta(minutes=5)
+MAX_BACKOFF = dt.timedelta(hours=1)
 MAX_RETRY_AFTER = dt.timedelta(hours=1)
 
 
@@ -187,7 +192,8 @@ def settle(
 ) -> SendLine:
     """Write a delivery's outcome to the ledger and say it: sent; failed for good (a refusal);
     or pending, tried again after a back-off (:func:`retry_time`) — an outage, or maybe
-    delivered — and failed once it was tried :data:`TRIES` times."""
+    delivered — and failed once it was tried :data:`TRIES` times, or maybe delivered
+    :data:`MAYBE_TRIES` times."""
     if error is None:
         store.mark_delivery(job.delivery_id, "sent", now=now)
         return SendLine(job.sub.id, "sent", sent or "", job.kind)
@@ -196,7 +202,7 @@ def settle(
         return SendLine(job.sub.id, "failed", str(error), job.kind)
     tries = job.tries + 1
     maybe = job.maybe_sent + int(error.maybe_delivered)
-    if tries >= TRIES:
+    if tries >= TRIES or maybe >= MAYBE_TRIES:
         if maybe == tries:
             what = f"maybe delivered {tries} times"
         else:
@@ -227,8 +233,9 @@ def untried(store: Store, job: Job, reason: str, retry_at: dt.datetime | None = 
 
 def retry_time(now: dt.datetime, tries: int, retry_after: float | None = None) -> dt.datetime:
     """When a delivery that failed for now is tried again: :data:`BACKOFF` after its first try,
-    four times longer after each next one, and never before the service asked (capped)."""
-    wait = BACKOFF * 4 ** (max(tries, 1) - 1)
+    four times longer after each next one up to :data:`MAX_BACKOFF`, and never before the
+    service asked (capped)."""
+    wait = min(BACKOFF * 4 ** min(max(tries, 1) - 1, 8), MAX_BACKOFF)
     if retry_after:
         wait = max(wait, min(dt.timedelta(seconds=retry_after), MAX_RETRY_AFTER))
     return now + wait
