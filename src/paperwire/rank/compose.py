@@ -12,8 +12,8 @@ words them). Nothing here sends or marks anything; ``paperwire digest`` previews
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,9 @@ SUBSCRIBER_CHUNK = 500
 # Rank this many more than the digest holds, then diversify down to the digest size (MMR;
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
+# Picks past the digest size kept in MMR's order, as a share of it: they stand in for picks that
+# nothing of the reader's explains (left out of the digest).
+SPARE = 1
 DEFAULT_WEIGHTS = rank.Weights()
 # Candidates up to which the run keeps a dense rank.CandidateGram (float32; 10,000: 400 MB;
 # 7,000: 196 MB, plus a row per voted paper that is not a candidate); beyond, scores are one
@@ -283,6 +286,9 @@ class Chosen:
     allowed: np.ndarray  # (subscribers × candidates) bool
     picks: list[list[int]]
     followed: list[dict[int, str]]
+    # per subscriber, the next picks in MMR's order: what takes the place of a pick that
+    # nothing explains (see explain), so a digest keeps its size while the pool lasts
+    spare: list[list[int]] = field(default_factory=list)
 
 
 def diversify(
@@ -309,21 +315,24 @@ def diversify(
     sizes = [limit or sub.digest_size for sub in chunk]
     pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
     pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(chunk))]
+    # MMR is greedy: its first k picks of k + SPARE are its k picks, and the rest come next
+    longer = [size + SPARE * size for size in sizes]
     if run.similarity is not None:  # the whole chunk side by side
-        picks = rank.mmr_many(pools, scores, sizes, weights.mmr_lambda, run.similarity)
+        ordered = rank.mmr_many(pools, scores, longer, weights.mmr_lambda, run.similarity)
     else:
-        picks = [
-            rank.mmr(pools[row], scores[row], run.matrix, sizes[row], weights.mmr_lambda)
+        ordered = [
+            rank.mmr(pools[row], scores[row], run.matrix, longer[row], weights.mmr_lambda)
             for row in range(len(chunk))
         ]
-    follows = []
+    picks, spare, follows = [], [], []
     for row, sub in enumerate(chunk):
         followed = run.follow_and_filter.followed(sub, allowed[row])  # always in, and said so
-        if followed:
-            rest = [c for c in picks[row] if c not in followed]
-            picks[row] = [*followed, *rest][: max(sizes[row], len(followed))]
+        rest = [c for c in ordered[row] if c not in followed]
+        size = max(sizes[row], len(followed))
+        picks.append([*followed, *rest][:size])
+        spare.append(rest[size - len(followed) :] if size > len(followed) else rest)
         follows.append(followed)
-    return Chosen(allowed, picks, follows)
+    return Chosen(allowed, picks, follows, spare)
 
 
 class FollowAndFilter:
@@ -457,6 +466,27 @@ def explain(
     return out
 
 
+def _fill_in(
+    chosen: Chosen,
+    picks: list[list[Ranked]],
+    explained: Callable[[Chosen], list[list[Ranked]]],
+) -> None:
+    """Digests short of their size because a pick had no reason take the next explained
+    picks in MMR's order (``chosen.spare``), explained for those readers only."""
+    short = [len(picks[row]) < len(chosen.picks[row]) for row in range(len(picks))]
+    if not any(short) or not any(chosen.spare):
+        return
+    more = Chosen(
+        chosen.allowed,
+        [chosen.spare[row] if short[row] else [] for row in range(len(picks))],
+        [{} for _ in picks],
+    )
+    extra = explained(more)
+    for row, wanted in enumerate(short):
+        if wanted:
+            picks[row].extend(extra[row][: len(chosen.picks[row]) - len(picks[row])])
+
+
 def _add_meaning(
     embedded: EmbeddedCorpus,
     cols: np.ndarray,
@@ -528,7 +558,12 @@ def iter_compose(
         now=now, weights=weights, gram=run.gram, calibration=run.calibration,
     ):  # fmt: skip
         chosen = diversify(run, scored, starts, limit=limit, weights=weights)
-        picks = explain(store, corpus, embedded, run, scored, chosen, details)
+
+        def explained(picked: Chosen, scored: Scored = scored) -> list[list[Ranked]]:
+            return explain(store, corpus, embedded, run, scored, picked, details)
+
+        picks = explained(chosen)
+        _fill_in(chosen, picks, explained)
         for row, sub in enumerate(scored.chunk):
             yield Digest(sub, starts[sub.id], picks[row], int(chosen.allowed[row].sum()))
             run.excluded.pop(sub.id, None)  # taken: a run of 100,000 need not keep them all
