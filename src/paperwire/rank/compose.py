@@ -406,8 +406,12 @@ def explain(
     alike = None
     if embedded is None and run.gram is not None:
         alike = evidence.similar_liked_many(corpus, signals, chosen.picks, cols, run.gram)
-    drafted = []  # per subscriber: [(col, reasons so far, phrases already named) per pick]
+    # per subscriber: [(col, reasons so far, phrases already named) per pick]
+    drafted: list[list[tuple[int, list[Reason], list[str]]]] = []
     for row, picks in enumerate(chosen.picks):
+        if not picks:  # e.g. a reader whose digest needs no stand-ins (_fill_in)
+            drafted.append([])
+            continue
         if alike is not None:
             similar = alike[row]
         elif embedded is not None:

@@ -33,6 +33,7 @@ class EmbeddedCorpus:
         self._density: dict[tuple[int, bool], np.ndarray] = {}
         self._bars: tuple[float, float] | None = None  # at SIMILAR_RARITY, SIMILAR_FLOOR
         self._own_bars: dict[int, float] = {}  # corpus row -> its own bar
+        self._sample: np.ndarray | None = None  # the papers own bars are measured on
         # phrase -> (its bar, its vector): thousands of readers share a phrase
         self._phrases: dict[str, tuple[float, np.ndarray]] = {}
 
@@ -100,7 +101,9 @@ class EmbeddedCorpus:
         """:func:`semantic.own_bars` of these corpus rows, each computed once."""
         new = [r for r in dict.fromkeys(rows) if r not in self._own_bars]
         if new:
-            found = semantic.own_bars(self.vectors, np.array(new)).tolist()
+            if self._sample is None:
+                self._sample = semantic.similar_sample(self.vectors)
+            found = semantic.own_bars(self.vectors, np.array(new), sample=self._sample).tolist()
             self._own_bars.update(zip(new, found, strict=True))
         return np.array([self._own_bars[r] for r in rows], dtype=np.float64)
 

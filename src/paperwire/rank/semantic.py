@@ -186,6 +186,8 @@ def density(papers: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+# Papers of the corpus sample the phrase match is standardised on.
+PHRASE_SAMPLE = 1000
 # Readers whose phrases are compared with the papers at once (~4 phrases each: a 2,000 × 26,000
 # float64 block is 400 MB, so 128 readers keep it near 100 MB).
 _PHRASE_READERS = 128
@@ -398,8 +400,11 @@ def build_profiles(
     )
     offset, scale = _standardisation(raw)
     phrases = [sig.phrases for sig in signals]
+    # every PHRASE_SAMPLE-th paper of the sample is enough for a mean and a spread, and the
+    # phrase match costs a product per phrase (four a reader) where the linear term costs one
+    spaced = cal.sample[:: max(1, len(cal.sample) // PHRASE_SAMPLE)]
     phrase_offset, phrase_scale = _standardisation(
-        phrase_match(phrases, cal.sample) if any(p is not None for p in phrases) else raw[:, :0]
+        phrase_match(phrases, spaced) if any(p is not None for p in phrases) else raw[:, :0]
     )
     return SemanticProfiles(
         directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale
@@ -507,10 +512,21 @@ def _similar_sample(n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(n, SIMILAR_SAMPLE, replace=False))
 
 
-def own_bars(corpus: np.ndarray, rows: np.ndarray, share: float = SIMILAR_SHARE) -> np.ndarray:
+def similar_sample(corpus: np.ndarray) -> np.ndarray:
+    """The stored papers' vectors the bars are measured on (:func:`_similar_sample`)."""
+    return corpus[_similar_sample(len(corpus))]
+
+
+def own_bars(
+    corpus: np.ndarray,
+    rows: np.ndarray,
+    share: float = SIMILAR_SHARE,
+    sample: np.ndarray | None = None,
+) -> np.ndarray:
     """Per stored paper (``rows``), the cosine its nearest ``share`` of the stored papers reach
-    (the paper itself, and an exact duplicate, left out)."""
-    sample = corpus[_similar_sample(len(corpus))]
+    (the paper itself, and an exact duplicate, left out); ``sample``: :func:`similar_sample`,
+    when the caller keeps it (drawing it costs more than a few rows' bars)."""
+    sample = similar_sample(corpus) if sample is None else sample
     out = np.ones(len(rows), dtype=np.float64)
     if len(sample) < 2 or not len(rows):
         return out
