@@ -125,6 +125,7 @@ def test_interests_are_encoded_once_per_text_and_read_back_by_later_runs(store, 
     assert encoded == []  # read from the store
     embed.text_vectors(store, model, ["speculative decoding", "graph neural networks"])
     assert encoded == [1]  # only the new text
-    # a run's reader gets the stored vector: cosine ~1 with encoding the text alone
+    # a reader's stored vector is the one the text gets alone, whoever else was new that run
+    # (batched with them it moved by ~1e-2, and so did the reader's first scores)
     alone = model.embed(["protein structure generation"])[0]
-    assert float(alone @ first[1]) > 0.98
+    np.testing.assert_allclose(first[1], alone, atol=2e-3)  # kept as float16

@@ -151,7 +151,7 @@ def _scrub(value: object) -> object:
     # on one line: a value is never a log line of its own.
     if value is None or isinstance(value, bool | int | float):
         return value
-    return " ".join(printable(redact(str(value))).splitlines())
+    return " ".join(redact(printable(str(value))).splitlines())
 
 
 class RedactingFilter(logging.Filter):
@@ -163,7 +163,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
-            record.msg = printable(redact(record.msg))
+            record.msg = redact(printable(record.msg))
         else:
             record.msg = _scrub(record.msg)
         if isinstance(record.args, dict):
@@ -173,9 +173,9 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = printable(redact(record.exc_text))
+            record.exc_text = redact(printable(record.exc_text))
         if record.stack_info:
-            record.stack_info = printable(redact(record.stack_info))
+            record.stack_info = redact(printable(record.stack_info))
         return True
 
 

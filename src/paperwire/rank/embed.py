@@ -300,10 +300,6 @@ def refresh(store: Store, model: EmbeddingModel | None, stop: threading.Event | 
     return done
 
 
-# Short texts (interests) encoded at once: ~5x faster than one by one on two cores.
-SHORT_BATCH = 64
-
-
 def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.ndarray:
     """Vectors of short texts (subscribers' interests), each encoded once per model and kept
     in the store: a run of 20,000 readers reads them instead of encoding 20,000 texts, and a
@@ -316,7 +312,9 @@ def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.nd
     known = {h: from_blob(b) for h, b in store.text_vectors(model.name, list(wanted)).items()}
     missing = [h for h in wanted if h not in known]
     if missing:
-        fresh = model.embed([wanted[h] for h in missing], batch=SHORT_BATCH)
+        # one at a time, like papers: batched with others (~5x faster) a text's vector would
+        # move with its batch mates, and so would a reader's scores with who else was new
+        fresh = model.embed([wanted[h] for h in missing])
         blobs = [to_blob(v) for v in fresh]
         known.update({h: from_blob(b) for h, b in zip(missing, blobs, strict=True)})
         try:
