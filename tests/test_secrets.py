@@ -4,6 +4,7 @@ the bytes of every file they leave behind are searched."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -186,8 +187,10 @@ def test_redact_finds_urls_inside_text():
     )
 
 
-def test_the_filter_redacts_arguments_and_tracebacks_of_any_logger():
-    records = []
+@contextlib.contextmanager
+def filtered_log(name: str):
+    """A logger whose records are kept, formatted, through the RedactingFilter."""
+    records: list[str] = []
 
     class Keep(logging.Handler):
         def emit(self, record):
@@ -195,17 +198,22 @@ def test_the_filter_redacts_arguments_and_tracebacks_of_any_logger():
 
     handler = Keep()
     handler.addFilter(RedactingFilter())
-    logger = logging.getLogger("thirdparty.test")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.propagate = False
     try:
+        yield logger, records
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_the_filter_redacts_arguments_and_tracebacks_of_any_logger():
+    with filtered_log("thirdparty.test") as (logger, records):
         logger.warning("posting to %s (%d)", "https://hooks.slack.com/services/T/B/C", 3)
         try:
             raise ValueError("bad https://u:secretpw@h.example/")
         except ValueError:
             logger.exception("failed")
-    finally:
-        logger.removeHandler(handler)
     assert records[0] == "posting to https://hooks.slack.com/services/*** (3)"
     assert records[1].startswith("failed\nTraceback")
     assert "secretpw" not in records[1] and "https://***@h.example/" in records[1]
@@ -216,22 +224,13 @@ def test_a_secret_split_by_a_control_character_is_still_masked():
     written with an escape inside it would pass the mask and be joined up again."""
     from paperwire import redact as redact_module
 
-    records = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(self.format(record))
-
     redact_module.remember("s3cret-smtp-password")
-    handler = Keep()
-    handler.addFilter(RedactingFilter())
-    logger = logging.getLogger("thirdparty.split")
-    logger.addHandler(handler)
-    logger.propagate = False
     try:
-        logger.warning("relay said: s3cret-\x1b[0msmtp-password and %s", "s3cret-smtp\x07-password")
+        with filtered_log("thirdparty.split") as (logger, records):
+            logger.warning(
+                "relay said: s3cret-\x1b[0msmtp-password and %s", "s3cret-smtp\x07-password"
+            )
     finally:
-        logger.removeHandler(handler)
         redact_module._known.discard("s3cret-smtp-password")
     assert records == ["relay said: *** and ***"]
 
