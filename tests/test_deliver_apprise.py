@@ -298,10 +298,9 @@ def test_an_answer_after_the_deadline_is_recorded_and_the_digest_never_sent_twic
     assert waiting and all(t.daemon for t in waiting)
     assert [line.status for line in first.lines] == ["retry"]
     [line] = retried.lines
-    assert (line.status, line.detail.split("; sent again")[0]) == (
+    assert (line.status, line.detail.split("; tried again")[0]) == (
         "retry",
-        "maybe delivered: notify json://…: message 1 of 1: the earlier try still waits for its "
-        "answer; it may yet arrive",
+        "notify json://…: not sent, an earlier try is still waiting for an answer",
     )
     assert (row["state"], row["error"], row["parts_sent"]) == ("sent", None, 1)
     assert [line.status for line in later.lines] == ["not-due"]
@@ -355,3 +354,79 @@ def test_a_refusal_fails_at_once_and_an_outage_waits_out_a_back_off(
     assert (
         len(posts(http_server, "/notify")) == 1 and len(posts(http_server, f"/hooks/{TOKEN}")) == 1
     )
+
+
+# -- review fixes: a try never made is not a try, and never a second send --------------------
+
+
+def test_a_try_still_running_is_not_resent_even_if_it_ends_in_the_gap(
+    http_server: HttpServer, make_config, tmp_path: Path, monkeypatch
+):
+    """While the previous try of a delivery still waits for its answer, the next run used to
+    skip re-reading the row and call Apprise with the old progress: if the earlier try was
+    accepted in between, the message was posted again. Now no call is made at all: the row
+    stays pending, not counted as a try, and the late acceptance makes it sent."""
+    from paperwire.deliver import dispatch
+
+    http_server.routes["/late"] = Route(b"{}", delay=1.0)  # accepted, after the deadline
+    config = make_config(
+        "ranking: {embeddings: off}\n"
+        "secret: s3cret\nsender: {timeout: 0.3}\nsubscribers:\n  - id: ada\n"
+        '    interests: "web agents"\n'
+        f"    notify: ['json://127.0.0.1:{http_server.port}/late']\n"
+    )
+    real_context = dispatch.messages.context
+
+    def context_after_the_late_answer(*args, **kwargs):  # the gap, made wide
+        wait_for_late_answers()
+        return real_context(*args, **kwargs)
+
+    with stocked(tmp_path / "pw.db") as store:
+        pipeline.send_due(store, config, now=NOW)
+        tried = store.deliveries("ada")[0]
+        monkeypatch.setattr(dispatch.messages, "context", context_after_the_late_answer)
+        retried = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
+        wait_for_late_answers()
+        row = store.deliveries("ada")[0]
+    [line] = retried.lines
+    assert line.status == "retry"
+    assert "not sent, an earlier try is still waiting for an answer" in line.detail
+    assert len(posts(http_server, "/late")) == 1
+    assert (row["state"], row["attempts"], row["maybe_sent"]) == (
+        "sent",
+        tried["attempts"],
+        tried["maybe_sent"],
+    )
+
+
+def test_a_call_not_made_because_eight_are_running_is_not_a_try(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    import threading
+
+    from paperwire.deadline import MAX_ABANDONED, blocking_call
+
+    http_server.routes["/notify"] = Route(b"{}")
+    config = make_config(
+        "secret: s3cret\nsubscribers:\n  - id: ada\n"
+        f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n"
+    )
+    release = threading.Event()
+    try:
+        for n in range(MAX_ABANDONED):
+            with pytest.raises(TimeoutError):
+                blocking_call(lambda: release.wait(5), 0.01, name="stuck", key=f"busy{n}")
+        with stocked(tmp_path / "pw.db") as store:
+            report = pipeline.send_due(store, config, now=NOW)
+            row = store.deliveries("ada")[0]
+    finally:
+        release.set()
+    wait_for_late_answers()
+    [line] = report.lines
+    assert line.status == "retry"
+    assert line.detail.startswith(
+        "notify json://…: message 1 of 1: not sent, too many earlier messages still wait for "
+        "answers; tried again after 2026-06-12 09:05 UTC"
+    )
+    assert (row["state"], row["attempts"], row["maybe_sent"]) == ("pending", 0, 0)
+    assert row["retry_at"] and not posts(http_server, "/notify")

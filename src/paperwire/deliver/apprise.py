@@ -115,9 +115,9 @@ def send_digest(
 
     Raises DeliveryError: permanent for a URL Apprise does not understand or an HTTP 4xx
     refusal (but 408 and 429); ``maybe_delivered`` for a message not answered within its
-    deadline, or whose earlier try is still waiting for its answer (it may have arrived);
-    otherwise neither (the digest stays due and a later run resumes at the first message not
-    accepted)."""
+    deadline (it may have arrived); ``untried`` for a message not sent because an earlier try
+    is still waiting for its answer, or too many are; otherwise none (the digest stays due and
+    a later run resumes at the first message not accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
@@ -169,12 +169,12 @@ def send_digest(
             ok, said = blocking_call(
                 notify, seconds, name=f"notify {scheme}", key=key, on_late=late
             )
-        except StillRunning as exc:
+        except StillRunning as exc:  # the call was not made: not a try
             raise DeliveryError(
-                f"{which}: the earlier try still waits for its answer; it may yet arrive"
+                f"{which}: not sent, an earlier try is still waiting for an answer"
                 if exc.same_key
                 else f"{which}: not sent, too many earlier messages still wait for answers",
-                maybe_delivered=exc.same_key,
+                untried=True,
             ) from None
         except TimeoutError:
             raise DeliveryError(

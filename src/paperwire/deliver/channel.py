@@ -113,10 +113,14 @@ class Run:
     ) -> SendLine:
         """:func:`settle`, except that a message the run's budget cut short before it went out
         (a failure once the budget is spent, neither a refusal nor maybe delivered) counts as
-        not tried: the next run sends it, with no back-off."""
-        cut_short = error is not None and not (error.permanent or error.maybe_delivered)
-        if cut_short and self.budget.spent:
-            return self.out_of_time(job)
+        not tried: the next run sends it, with no back-off; and a call that was never made
+        (``error.untried``) is not counted as a try either, only tried again after a back-off."""
+        if error is not None and not (error.permanent or error.maybe_delivered):
+            if self.budget.spent:
+                return self.out_of_time(job)
+            if error.untried:  # the call was not made: not a try
+                retry_at = retry_time(self.now, job.tries + 1, error.retry_after)
+                return untried(self.store, job, again_after(error, retry_at), retry_at)
         return settle(self.store, job, self.now, sent=sent, error=error)
 
     def close(self) -> None:

@@ -334,14 +334,18 @@ def _deliver_apprise(run: Run, job: Job) -> SendLine:
         return run.settle(job, error=error)
     path, delivery_id = run.store.path, job.delivery_id
     key = f"{path}#{delivery_id}"  # one try at a time per delivery, whatever the database
-    if not still_running(key):
-        # an earlier try, given up on, may have been answered since this run read the row
-        fresh = run.store.delivery(job.sub.id, job.kind, job.period, job.channel)
-        if fresh is not None and fresh["state"] == "sent":
-            return SendLine(
-                job.sub.id, "sent", "accepted after an earlier try's deadline", job.kind
-            )
-        job.parts_sent = max(job.parts_sent, (fresh or {}).get("parts_sent") or 0)
+    if still_running(key):
+        # not sent at all: the earlier try's answer may yet come, and once it has, the row
+        # says which messages were accepted. Not a try; tried again after a back-off.
+        retry_at = retry_time(run.now, job.tries + 1)
+        scheme = job.channel.split(":")[1]
+        reason = f"notify {scheme}://…: not sent, an earlier try is still waiting for an answer"
+        return untried(run.store, job, again_after(reason, retry_at), retry_at)
+    # an earlier try, given up on, may have been answered since this run read the row
+    fresh = run.store.delivery(job.sub.id, job.kind, job.period, job.channel)
+    if fresh is not None and fresh["state"] == "sent":
+        return SendLine(job.sub.id, "sent", "accepted after an earlier try's deadline", job.kind)
+    job.parts_sent = max(job.parts_sent, (fresh or {}).get("parts_sent") or 0)
     ctx, _ = messages.context(mail_job(job), run.mail)
     subject = render.subject_for(job.kind, job.period, job.picks)
 
