@@ -430,3 +430,68 @@ def test_a_call_not_made_because_eight_are_running_is_not_a_try(
     )
     assert (row["state"], row["attempts"], row["maybe_sent"]) == ("pending", 0, 0)
     assert row["retry_at"] and not posts(http_server, "/notify")
+
+
+def test_a_call_sees_only_its_own_apprise_warnings(http_server: HttpServer):
+    """Apprise's LogCapture listens on the process-wide ``apprise`` logger: a call that failed
+    without an HTTP status read another thread's "error=404" as its own refusal (failed for
+    good) while both were in flight."""
+    import socket
+    import threading
+    import time
+
+    from paperwire.deliver import apprise as apprise_mod
+    from paperwire.errors import DeliveryError
+
+    from .conftest import free_port
+
+    http_server.routes["/gone"] = Route(b"no", status=404, delay=0.3)
+    listener = socket.create_server(("127.0.0.1", free_port()))
+
+    def hang_up() -> None:  # reads the request, then closes without an answer
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            time.sleep(0.8)
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    ctx = {
+        "papers": [
+            {
+                "number": 1,
+                "title": "T",
+                "url": "https://arxiv.org/abs/1",
+                "authors": ["A. B"],
+                "reasons": ["r"],
+                "abstract": "a",
+                "up_url": "u",
+                "down_url": "d",
+            }  # fmt: skip
+        ],
+        "profile_url": "p",
+        "feed_url": "f",
+        "unsubscribe_url": "x",
+    }
+    errors: dict[str, DeliveryError] = {}
+
+    def send(name: str, url: str) -> None:
+        try:
+            apprise_mod.send_digest(url, ctx, "S", deadline=3)
+        except DeliveryError as exc:
+            errors[name] = exc
+
+    port = listener.getsockname()[1]
+    threads = [
+        threading.Thread(target=send, args=("hung", f"json://127.0.0.1:{port}/x")),
+        threading.Thread(target=send, args=("gone", f"json://127.0.0.1:{http_server.port}/gone")),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+    finally:
+        listener.close()
+    assert errors["gone"].permanent and "error=404" in str(errors["gone"])
+    assert not errors["hung"].permanent, str(errors["hung"])
+    assert "error=404" not in str(errors["hung"])

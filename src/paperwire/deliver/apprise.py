@@ -9,10 +9,14 @@ and split between papers into messages that fit the service's length limit.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+import io
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +27,45 @@ from ..render import format_authors, shorten
 PREFIX = "notify:"
 # Apprise's plugins end a refused request's warning with the HTTP status ("…, error=500.")
 _HTTP_STATUS = re.compile(r"\berror=(\d{3})\b")
+
+
+class _CallCapture(logging.Handler):
+    """The warnings Apprise logs for one call. ``apprise.LogCapture`` adds its handler to the
+    process-wide ``apprise`` logger, so a capture saw every other thread's warnings too (an
+    abandoned call's among them): another call's "error=404" read as this one's refusal. This
+    keeps only the records logged in the calling thread, or in a worker Apprise ran the call
+    on (it copies the caller's context there: :data:`_CURRENT`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.text = io.StringIO()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread or _CURRENT.get() is self:
+            self.text.write(self.format(record) + "\n")
+
+
+_CURRENT: contextvars.ContextVar[_CallCapture | None] = contextvars.ContextVar(
+    "paperwire_apprise_capture", default=None
+)
+
+
+@contextlib.contextmanager
+def _captured() -> Iterator[_CallCapture]:
+    """Capture the warnings the ``apprise`` logger gets for this call, for the block."""
+    logger = logging.getLogger("apprise")
+    if logger.getEffectiveLevel() > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    handler = _CallCapture()
+    token = _CURRENT.set(handler)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        _CURRENT.reset(token)
 
 
 def channel_id(url: str) -> str:
@@ -154,9 +197,9 @@ def send_digest(
     for number, body in enumerate(messages[start:], start + 1):
 
         def notify(body: str = body) -> tuple[bool, str]:
-            with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            with _captured() as captured:
                 ok = sender.notify(body=body, title=title, body_format=body_format)
-            return bool(ok), captured.getvalue()
+            return bool(ok), captured.text.getvalue()
 
         which = f"notify {scheme}://…: message {number} of {len(messages)}"
 
