@@ -138,6 +138,21 @@ def test_split_between_papers_within_the_limit():
     assert all(len(m) <= 30 for m in split_messages(["x " * 40], "f", 30))
 
 
+def ten_more() -> list[Paper]:
+    """Ten long papers: a digest Mattermost (4000 characters a message) gets in several parts."""
+    return [
+        Paper(
+            f"2606.200{n:02d}",
+            f"Web agents that talk: multi-agent communication study {n}",
+            "We study web agents and multi-agent communication protocols. " * 8,
+            authors=["A. Author", "B. Author"],
+            url=f"https://arxiv.org/abs/2606.200{n:02d}",
+            source="test",
+        )
+        for n in range(10)
+    ]
+
+
 def test_a_split_digest_resumes_at_the_first_message_not_accepted(
     http_server: HttpServer, make_config, tmp_path: Path
 ):
@@ -149,19 +164,8 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(
         "secret: s3cret\nsubscribers:\n  - id: ada\n"
         f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
     )
-    more = [
-        Paper(
-            f"2606.200{n:02d}",
-            f"Web agents that talk: multi-agent communication study {n}",
-            "We study web agents and multi-agent communication protocols. " * 8,
-            authors=["A. Author", "B. Author"],
-            url=f"https://arxiv.org/abs/2606.200{n:02d}",
-            source="test",
-        )
-        for n in range(10)
-    ]
     with stocked(tmp_path / "pw.db") as store:
-        store.add_papers(more, now=NOW - dt.timedelta(hours=2))
+        store.add_papers(ten_more(), now=NOW - dt.timedelta(hours=2))
         first = pipeline.send_due(store, config, now=NOW)
         [pending] = store.unsent_deliveries("ada")
         later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=5))
@@ -430,6 +434,34 @@ def test_a_call_not_made_because_eight_are_running_is_not_a_try(
     )
     assert (row["state"], row["attempts"], row["maybe_sent"]) == ("pending", 0, 0)
     assert row["retry_at"] and not posts(http_server, "/notify")
+
+
+def test_a_run_budget_spent_midway_leaves_the_rest_of_a_split_digest_untried(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """The run's budget was checked per digest only: the 2nd message of a split digest was
+    still posted with the few tenths of a second left, and ended "maybe delivered"."""
+    hook = f"/hooks/{TOKEN}"
+    http_server.routes[hook] = Route(b"ok", delay=1.3)
+    config = make_config(
+        "ranking: {embeddings: off}\n"
+        "secret: s3cret\nsender: {timeout: 5, run_budget: 2}\nsubscribers:\n  - id: ada\n"
+        f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
+    )
+    with stocked(tmp_path / "pw.db") as store:
+        store.add_papers(ten_more(), now=NOW - dt.timedelta(hours=2))
+        report = pipeline.send_due(store, config, now=NOW)
+        row = store.deliveries("ada")[0]
+    [line] = report.lines
+    assert line.status == "retry" and "sender.run_budget" in line.detail, line.detail
+    assert len(posts(http_server, hook)) == 1
+    assert (row["state"], row["parts_sent"], row["attempts"], row["maybe_sent"]) == (
+        "pending",
+        1,
+        0,
+        0,
+    )
+    assert row["retry_at"] is None  # the next run sends the rest
 
 
 def test_a_call_sees_only_its_own_apprise_warnings(http_server: HttpServer):

@@ -27,6 +27,9 @@ from ..render import format_authors, shorten
 PREFIX = "notify:"
 # Apprise's plugins end a refused request's warning with the HTTP status ("…, error=500.")
 _HTTP_STATUS = re.compile(r"\berror=(\d{3})\b")
+# a message is not started with less than this (or its own deadline) left of the run's budget:
+# it would end as "maybe delivered" at the budget's end; the next run sends it instead
+MIN_LEFT = 1.0
 
 
 class _CallCapture(logging.Handler):
@@ -159,8 +162,9 @@ def send_digest(
     Raises DeliveryError: permanent for a URL Apprise does not understand or an HTTP 4xx
     refusal (but 408 and 429); ``maybe_delivered`` for a message not answered within its
     deadline (it may have arrived); ``untried`` for a message not sent because an earlier try
-    is still waiting for its answer, or too many are; otherwise none (the digest stays due and
-    a later run resumes at the first message not accepted)."""
+    is still waiting for its answer, or too many are; ``out_of_time`` for one not sent because
+    less than :data:`MIN_LEFT` seconds of the run's ``budget`` were left; otherwise none (the
+    digest stays due and a later run resumes at the first message not accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
@@ -202,6 +206,16 @@ def send_digest(
             return bool(ok), captured.text.getvalue()
 
         which = f"notify {scheme}://…: message {number} of {len(messages)}"
+        if (
+            budget is not None
+            and budget.seconds is not None
+            and budget.left() < min(MIN_LEFT, deadline)
+        ):
+            # the run's time is (about) spent: not this message, nor the ones after it
+            raise DeliveryError(
+                f"{which}: not sent, the run's budget ({budget.setting}) is spent",
+                out_of_time=True,
+            )
 
         def late(ok: bool, answer: object, number: int = number) -> None:
             if ok and isinstance(answer, tuple) and answer[0] and on_late is not None:

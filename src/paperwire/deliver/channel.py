@@ -116,7 +116,7 @@ class Run:
         not tried: the next run sends it, with no back-off; and a call that was never made
         (``error.untried``) is not counted as a try either, only tried again after a back-off."""
         if error is not None and not (error.permanent or error.maybe_delivered):
-            if self.budget.spent:
+            if self.budget.spent or error.out_of_time:
                 return self.out_of_time(job)
             if error.untried:  # the call was not made: not a try
                 retry_at = retry_time(self.now, job.tries + 1, error.retry_after)
