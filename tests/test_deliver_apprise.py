@@ -271,6 +271,16 @@ def test_a_service_that_is_maybe_delivered_three_times_is_not_sent_again(
 # -- an Apprise call given up on at its deadline -----------------------------------------------
 
 
+def late_config(port: int, timeout: float) -> str:
+    """Ada, on a json:// endpoint at /late, each message given ``timeout`` seconds."""
+    return (
+        "ranking: {embeddings: off}\n"
+        f"secret: s3cret\nsender: {{timeout: {timeout}}}\nsubscribers:\n  - id: ada\n"
+        '    interests: "web agents"\n'
+        f"    notify: ['json://127.0.0.1:{port}/late']\n"
+    )
+
+
 def test_an_answer_after_the_deadline_is_recorded_and_the_digest_never_sent_twice(
     http_server: HttpServer, make_config, tmp_path: Path
 ):
@@ -282,12 +292,7 @@ def test_an_answer_after_the_deadline_is_recorded_and_the_digest_never_sent_twic
     import time
 
     http_server.routes["/late"] = Route(b"{}", delay=1.2)  # accepted, after the deadline
-    config = make_config(
-        "ranking: {embeddings: off}\n"
-        "secret: s3cret\nsender: {timeout: 0.4}\nsubscribers:\n  - id: ada\n"
-        '    interests: "web agents"\n'
-        f"    notify: ['json://127.0.0.1:{http_server.port}/late']\n"
-    )
+    config = make_config(late_config(http_server.port, 0.4))
     with stocked(tmp_path / "pw.db") as store:
         began = time.monotonic()
         first = pipeline.send_due(store, config, now=NOW)
@@ -373,12 +378,7 @@ def test_a_try_still_running_is_not_resent_even_if_it_ends_in_the_gap(
     from paperwire.deliver import dispatch
 
     http_server.routes["/late"] = Route(b"{}", delay=1.0)  # accepted, after the deadline
-    config = make_config(
-        "ranking: {embeddings: off}\n"
-        "secret: s3cret\nsender: {timeout: 0.3}\nsubscribers:\n  - id: ada\n"
-        '    interests: "web agents"\n'
-        f"    notify: ['json://127.0.0.1:{http_server.port}/late']\n"
-    )
+    config = make_config(late_config(http_server.port, 0.3))
     real_context = dispatch.messages.context
 
     def context_after_the_late_answer(*args, **kwargs):  # the gap, made wide
@@ -527,3 +527,36 @@ def test_a_call_sees_only_its_own_apprise_warnings(http_server: HttpServer):
     assert errors["gone"].permanent and "error=404" in str(errors["gone"])
     assert not errors["hung"].permanent, str(errors["hung"])
     assert "error=404" not in str(errors["hung"])
+
+
+def test_a_late_acceptance_is_recorded_even_if_the_first_write_fails(
+    http_server: HttpServer, make_config, tmp_path: Path, monkeypatch
+):
+    """Recording a message accepted after its deadline runs in the thread left behind; if that
+    write failed (the database locked too long), the key was freed and the acceptance lost:
+    the next run posted the message again. Now it is tried again after a short wait. (The
+    fault is injected: a lock held past the 30 s busy timeout is too slow for a test.)"""
+    from paperwire.deliver import dispatch
+    from paperwire.errors import StoreError
+
+    http_server.routes["/late"] = Route(b"{}", delay=0.8)  # accepted, after the deadline
+    config = make_config(late_config(http_server.port, 0.3))
+    real = Store.record_late_part
+    failures = [StoreError("pw.db: the database stayed locked for 30 s")]
+
+    def locked_once(self, *args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "record_late_part", locked_once)
+    monkeypatch.setattr(dispatch, "LATE_RECORD_WAITS", (0.1,), raising=False)
+    with stocked(tmp_path / "pw.db") as store:
+        pipeline.send_due(store, config, now=NOW)
+        wait_for_late_answers()
+        row = store.deliveries("ada")[0]
+        later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
+    assert not failures
+    assert (row["state"], row["parts_sent"]) == ("sent", 1)
+    assert [line.status for line in later.lines] == ["not-due"]
+    assert len(posts(http_server, "/late")) == 1
