@@ -255,3 +255,22 @@ def test_a_fetch_run_ends_within_its_budget_however_many_feeds_drip(make_config,
     assert errors["d3"] == f"feed d3: {left}" and errors["ok"] == f"feed ok: {left}"
     failing = {f.label: f.error for f in status(store, config, now=utcnow()).failed_feeds}
     assert failing["ok"] == left
+
+
+def test_feeds_the_budget_left_out_go_first_the_next_run(make_config, store, server):
+    """Feeds started in config order: two dripping feeds first spent the budget on every run,
+    and the good feed after them was never fetched, not "the next time" as promised. Now the
+    least recently fetched feed starts first."""
+    feeds = "".join(
+        f"  - {{url: '{server.url(path)}', name: {name}}}\n"
+        for path, name in (("/drip", "d1"), ("/drip?2", "d2"), ("/ok", "ok"))
+    )
+    config = make_config(
+        f"fetch_timeout_seconds: 0.5\nfetch_run_budget_seconds: 0.8\nfeeds:\n{feeds}"
+        "subscribers:\n  - {id: a, email: a@example.org}\n"
+    )
+    first = {f.label: f for f in pipeline.fetch_all(store, config).feeds}
+    second = {f.label: f for f in pipeline.fetch_all(store, config).feeds}
+    assert "was spent before its turn" in (first["ok"].error or "")
+    assert second["ok"].error is None and second["ok"].new == 2
+    assert [f.label for f in pipeline.fetch_all(store, config).feeds] == ["d1", "d2", "ok"]

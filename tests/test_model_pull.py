@@ -484,3 +484,23 @@ def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
     assert pulling.returncode == 1
     assert err == "\nAborted!\n"
     assert list(models.iterdir()) == []
+
+
+def test_an_alarm_handled_after_the_deadlines_block_ended_ends_nothing():
+    """SIGALRM's Python handler runs a few bytecodes after the signal: an alarm delivered as
+    the block ended (before the timer was cancelled) raised the deadline's error after the
+    work was done, out of its clean-up. Here the handler runs, as such a late one would, once
+    the block has ended."""
+    import signal
+
+    from paperwire.deadline import wall_clock
+
+    class Late(Exception):
+        pass
+
+    with wall_clock(30, Late):
+        ring = signal.getsignal(signal.SIGALRM)
+        assert callable(ring)
+    ring(signal.SIGALRM, None)  # no error: the block had ended
+    with pytest.raises(Late), wall_clock(0.05, Late):
+        signal.pause()  # the alarm still ends a block that runs past its deadline

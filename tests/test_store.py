@@ -265,3 +265,21 @@ def test_embeddings_are_stored_one_per_paper_and_read_back_by_id(tmp_path):
     assert "2611.99999" not in got
     with Store(tmp_path / "p.db") as store:  # committed: another connection sees them
         assert store.embeddings(["2611.00001"]) == {"2611.00001": ("m2", "new", b"\x01\x02")}
+
+
+# -- a message accepted after its deadline ------------------------------------------------------
+
+
+def test_a_delivery_recorded_sent_late_is_never_moved_back(tmp_path):
+    """The thread left behind at a deadline can record the message accepted between the
+    TimeoutError and its run settling the row: that settling used to overwrite sent with
+    pending (sent again later) or failed."""
+    with Store(tmp_path / "p.db") as store:
+        row = _pending(store, "run-a")
+        store.record_late_part(row, 1, 1, now=NOW)
+        assert not store.mark_delivery(row, "pending", error="maybe delivered", retry_at=NOW)
+        assert not store.mark_delivery(row, "failed", error="maybe delivered 3 times")
+        [after] = store.deliveries("ada")
+        assert (after["state"], after["error"], after["attempts"]) == ("sent", None, 0)
+        assert after["claim"] is None  # let go of all the same
+        assert store.mark_delivery(_pending(store, None, "bob"), "pending", error="x")

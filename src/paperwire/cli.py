@@ -767,9 +767,10 @@ def model_pull(
         f"model pull: {name.strip()}: not finished within {deadline:g} s (--deadline); "
         "nothing was kept, run it again"
     )
+    # the deadline covers the pull only: the progress line's clean-up comes after it is off
     with (
-        wall_clock(deadline, lambda: late),
         mp.terminal_progress(sys.stderr.isatty()) as progress,
+        wall_clock(deadline, lambda: late),
     ):
         got = mp.pull(
             name, target, revision=revision, force=force, read_timeout=timeout, progress=progress

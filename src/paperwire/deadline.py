@@ -166,8 +166,13 @@ def wall_clock(seconds: float, error: Callable[[], BaseException]) -> Iterator[N
         yield
         return
 
+    ended = threading.Event()
+
     def ring(signum: int, frame: object) -> None:
-        raise error()
+        # an alarm handled once the block has ended (delivered just before the timer was
+        # cancelled, run a few bytecodes later) ends nothing: the block's work is done
+        if not ended.is_set():
+            raise error()
 
     began = time.monotonic()
     previous = signal.signal(signal.SIGALRM, ring)
@@ -175,6 +180,7 @@ def wall_clock(seconds: float, error: Callable[[], BaseException]) -> Iterator[N
     try:
         yield
     finally:
+        ended.set()  # before anything else: the timer is off before any clean-up runs
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if earlier:  # someone else's alarm: what is left of it

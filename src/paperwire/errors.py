@@ -42,6 +42,9 @@ class DeliveryError(PaperwireError):
     run tries again, after a back-off). ``maybe_delivered``: the message went out and no answer
     came within its deadline, so it may have arrived; retried with back-off too.
     ``retry_after``: seconds the service asked to be left alone (``Retry-After``), if it said.
+    ``untried``: the message was never sent (an earlier call still waits for its answer), so
+    it does not count as a try; tried again after a back-off. ``out_of_time``: never sent
+    either, the run's budget ran out first; the next run sends it.
     """
 
     def __init__(
@@ -51,11 +54,15 @@ class DeliveryError(PaperwireError):
         permanent: bool = False,
         maybe_delivered: bool = False,
         retry_after: float | None = None,
+        untried: bool = False,
+        out_of_time: bool = False,
     ):
         super().__init__(message)
         self.permanent = permanent
         self.maybe_delivered = maybe_delivered
         self.retry_after = retry_after
+        self.untried = untried
+        self.out_of_time = out_of_time
 
 
 class FeedbackError(PaperwireError):

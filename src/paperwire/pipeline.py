@@ -85,7 +85,8 @@ def fetch_all(
 ) -> FetchReport:
     """Fetch every feed (one broken feed never stops the others) and store what is new.
 
-    Feeds are downloaded concurrently, one request at a time per host, each within
+    Feeds are downloaded concurrently, least recently fetched first, one request at a time
+    per host, each within
     ``config.fetch_timeout_seconds`` and ``config.fetch_max_mb``, and all of them within
     ``config.fetch_run_budget_seconds`` (a feed whose turn comes after that is this run's error,
     fetched the next time); results are stored in config order by the calling thread, the
@@ -133,9 +134,15 @@ async def _fetch_and_store(
     stop: threading.Event | None,
 ) -> list[FeedReport]:
     caches = {}
+    turns: dict[str, str] = {}
     for feed in config.feeds:
         state = store.feed_state(redact.redact_url(feed.url))
         caches[feed.url] = HttpCache(state["etag"], state["last_modified"]) if state else None
+        turns[feed.url] = _last_turn(state)
+    # Feeds start (and take their turn at a host) least recently fetched first, ties in config
+    # order: when the budget runs out, the feeds it left out go first the next time, instead of
+    # the same first feeds dripping until it is spent on every run.
+    starting = sorted(config.feeds, key=lambda feed: turns[feed.url])
     workers = asyncio.Semaphore(FETCH_WORKERS)
     host_gates = {urlparse(f.url).netloc: asyncio.Semaphore(PER_HOST) for f in config.feeds}
     budget = Budget(config.fetch_run_budget_seconds, setting="fetch_run_budget_seconds")
@@ -153,7 +160,8 @@ async def _fetch_and_store(
                     limits=_within(limits, budget, feed.label),
                 )
 
-        tasks = [(feed, asyncio.create_task(download(feed))) for feed in config.feeds]
+        started = {feed.url: asyncio.create_task(download(feed)) for feed in starting}
+        tasks = [(feed, started[feed.url]) for feed in config.feeds]  # stored in config order
         watcher = asyncio.create_task(_cancel_when_set(stop, [t for _, t in tasks]))
         reports = []
         try:
@@ -189,6 +197,20 @@ async def _fetch_and_store(
     return reports
 
 
+# how a feed the fetch budget left out says so (its last_error): it did not have its turn
+_NO_TURN = "was spent before its turn"
+
+
+def _last_turn(state: dict[str, Any] | None) -> str:
+    """When a feed was last fetched, successfully or not ("" if never): a try the run's budget
+    left out does not count (so it goes first the next time)."""
+    if not state:
+        return ""
+    if _NO_TURN in (state.get("last_error") or ""):
+        return state.get("last_ok") or ""
+    return state.get("last_fetch") or state.get("last_ok") or ""
+
+
 def _within(limits: Limits, budget: Budget, label: str) -> Limits:
     """``limits`` with the deadline cut to what is left of the run's budget; a SourceError once
     it is spent (the run has no time left for this download)."""
@@ -196,7 +218,7 @@ def _within(limits: Limits, budget: Budget, label: str) -> Limits:
     if deadline <= 0:
         raise SourceError(
             f"feed {label}: not fetched: the fetch run's budget of {budget.seconds:g} s "
-            f"({setting}) was spent before its turn; it is fetched the next time"
+            f"({setting}) {_NO_TURN}; it is fetched the next time"
         )
     return dataclasses.replace(limits, deadline=deadline, deadline_setting=setting)
 

@@ -331,7 +331,9 @@ class SenderConfig(_Frozen):
     list_id: Line = "paperwire.localhost"
     # A 4xx reply or a dropped connection is retried this many times in a run, backing off from
     # retry_backoff seconds; after that the digest stays due and is tried again by a later run
-    # after a back-off (5 minutes, then 20), and failed after three tries (see README).
+    # after a back-off (5 minutes, then 20, then hourly), and failed after six tries of an
+    # outage, or three that were "maybe delivered" (deliver/channel.py TRIES, MAYBE_TRIES; see
+    # README).
     retry_attempts: int = Field(default=4, ge=1, le=10)
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
     # Seconds one message (an e-mail, a Slack or Apprise message) may take in all, retries and

@@ -9,10 +9,14 @@ and split between papers into messages that fit the service's length limit.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+import io
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +27,48 @@ from ..render import format_authors, shorten
 PREFIX = "notify:"
 # Apprise's plugins end a refused request's warning with the HTTP status ("…, error=500.")
 _HTTP_STATUS = re.compile(r"\berror=(\d{3})\b")
+# a message is not started with less than this (or its own deadline) left of the run's budget:
+# it would end as "maybe delivered" at the budget's end; the next run sends it instead
+MIN_LEFT = 1.0
+
+
+class _CallCapture(logging.Handler):
+    """The warnings Apprise logs for one call. ``apprise.LogCapture`` adds its handler to the
+    process-wide ``apprise`` logger, so a capture saw every other thread's warnings too (an
+    abandoned call's among them): another call's "error=404" read as this one's refusal. This
+    keeps only the records logged in the calling thread, or in a worker Apprise ran the call
+    on (it copies the caller's context there: :data:`_CURRENT`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.text = io.StringIO()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread or _CURRENT.get() is self:
+            self.text.write(self.format(record) + "\n")
+
+
+_CURRENT: contextvars.ContextVar[_CallCapture | None] = contextvars.ContextVar(
+    "paperwire_apprise_capture", default=None
+)
+
+
+@contextlib.contextmanager
+def _captured() -> Iterator[_CallCapture]:
+    """Capture the warnings the ``apprise`` logger gets for this call, for the block."""
+    logger = logging.getLogger("apprise")
+    if logger.getEffectiveLevel() > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    handler = _CallCapture()
+    token = _CURRENT.set(handler)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        _CURRENT.reset(token)
 
 
 def channel_id(url: str) -> str:
@@ -115,9 +161,10 @@ def send_digest(
 
     Raises DeliveryError: permanent for a URL Apprise does not understand or an HTTP 4xx
     refusal (but 408 and 429); ``maybe_delivered`` for a message not answered within its
-    deadline, or whose earlier try is still waiting for its answer (it may have arrived);
-    otherwise neither (the digest stays due and a later run resumes at the first message not
-    accepted)."""
+    deadline (it may have arrived); ``untried`` for a message not sent because an earlier try
+    is still waiting for its answer, or too many are; ``out_of_time`` for one not sent because
+    less than :data:`MIN_LEFT` seconds of the run's ``budget`` were left; otherwise none (the
+    digest stays due and a later run resumes at the first message not accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
@@ -154,11 +201,21 @@ def send_digest(
     for number, body in enumerate(messages[start:], start + 1):
 
         def notify(body: str = body) -> tuple[bool, str]:
-            with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            with _captured() as captured:
                 ok = sender.notify(body=body, title=title, body_format=body_format)
-            return bool(ok), captured.getvalue()
+            return bool(ok), captured.text.getvalue()
 
         which = f"notify {scheme}://…: message {number} of {len(messages)}"
+        if (
+            budget is not None
+            and budget.seconds is not None
+            and budget.left() < min(MIN_LEFT, deadline)
+        ):
+            # the run's time is (about) spent: not this message, nor the ones after it
+            raise DeliveryError(
+                f"{which}: not sent, the run's budget ({budget.setting}) is spent",
+                out_of_time=True,
+            )
 
         def late(ok: bool, answer: object, number: int = number) -> None:
             if ok and isinstance(answer, tuple) and answer[0] and on_late is not None:
@@ -169,12 +226,12 @@ def send_digest(
             ok, said = blocking_call(
                 notify, seconds, name=f"notify {scheme}", key=key, on_late=late
             )
-        except StillRunning as exc:
+        except StillRunning as exc:  # the call was not made: not a try
             raise DeliveryError(
-                f"{which}: the earlier try still waits for its answer; it may yet arrive"
+                f"{which}: not sent, an earlier try is still waiting for an answer"
                 if exc.same_key
                 else f"{which}: not sent, too many earlier messages still wait for answers",
-                maybe_delivered=exc.same_key,
+                untried=True,
             ) from None
         except TimeoutError:
             raise DeliveryError(

@@ -113,10 +113,14 @@ class Run:
     ) -> SendLine:
         """:func:`settle`, except that a message the run's budget cut short before it went out
         (a failure once the budget is spent, neither a refusal nor maybe delivered) counts as
-        not tried: the next run sends it, with no back-off."""
-        cut_short = error is not None and not (error.permanent or error.maybe_delivered)
-        if cut_short and self.budget.spent:
-            return self.out_of_time(job)
+        not tried: the next run sends it, with no back-off; and a call that was never made
+        (``error.untried``) is not counted as a try either, only tried again after a back-off."""
+        if error is not None and not (error.permanent or error.maybe_delivered):
+            if self.budget.spent or error.out_of_time:
+                return self.out_of_time(job)
+            if error.untried:  # the call was not made: not a try
+                retry_at = retry_time(self.now, job.tries + 1, error.retry_after)
+                return untried(self.store, job, again_after(error, retry_at), retry_at)
         return settle(self.store, job, self.now, sent=sent, error=error)
 
     def close(self) -> None:
@@ -198,7 +202,8 @@ def settle(
         store.mark_delivery(job.delivery_id, "sent", now=now)
         return SendLine(job.sub.id, "sent", sent or "", job.kind)
     if error.permanent:
-        store.mark_delivery(job.delivery_id, "failed", error=str(error))
+        if not store.mark_delivery(job.delivery_id, "failed", error=str(error)):
+            return accepted_late(job)
         return SendLine(job.sub.id, "failed", str(error), job.kind)
     tries = job.tries + 1
     maybe = job.maybe_sent + int(error.maybe_delivered)
@@ -211,24 +216,35 @@ def settle(
             f"{what}: {error}; not sent again (check the service, then `paperwire send` sends "
             "what is due)"
         )
-        store.mark_delivery(job.delivery_id, "failed", error=reason, maybe_sent=maybe)
+        if not store.mark_delivery(job.delivery_id, "failed", error=reason, maybe_sent=maybe):
+            return accepted_late(job)
         return SendLine(job.sub.id, "failed", reason, job.kind)
     retry_at = retry_time(now, tries, error.retry_after)
     if error.maybe_delivered:
         reason = f"maybe delivered: {error}; sent again after {_utc(retry_at)}"
     else:
         reason = again_after(error, retry_at)
-    store.mark_delivery(
+    if not store.mark_delivery(
         job.delivery_id, "pending", error=reason, retry_at=retry_at, maybe_sent=maybe
-    )
+    ):
+        return accepted_late(job)
     return SendLine(job.sub.id, "retry", reason, job.kind)
 
 
 def untried(store: Store, job: Job, reason: str, retry_at: dt.datetime | None = None) -> SendLine:
     """Leave a delivery pending with its reason, not counted as a try (it was not tried: the
     run ran out of time, or the server failed before it); with ``retry_at``, not before then."""
-    store.mark_delivery(job.delivery_id, "pending", error=reason, retry_at=retry_at, tried=False)
+    if not store.mark_delivery(
+        job.delivery_id, "pending", error=reason, retry_at=retry_at, tried=False
+    ):
+        return accepted_late(job)
     return SendLine(job.sub.id, "retry", reason, job.kind)
+
+
+def accepted_late(job: Job) -> SendLine:
+    """A delivery whose message, given up on at its deadline, was accepted after all (the
+    ledger says sent: :meth:`~paperwire.store.Store.record_late_part`)."""
+    return SendLine(job.sub.id, "sent", "accepted after an earlier try's deadline", job.kind)
 
 
 def retry_time(now: dt.datetime, tries: int, retry_after: float | None = None) -> dt.datetime:

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from .channel import (
     Job,
     Run,
     SendLine,
+    accepted_late,
     again_after,
     retry_time,
     unexpected,
@@ -40,6 +42,9 @@ from .channel import (
 )
 
 log = logging.getLogger("paperwire")
+
+# seconds between the tries at recording a message accepted after its deadline
+LATE_RECORD_WAITS = (0.2, 0.5, 1.0, 2.0)
 
 
 class EmailChannel:
@@ -334,23 +339,48 @@ def _deliver_apprise(run: Run, job: Job) -> SendLine:
         return run.settle(job, error=error)
     path, delivery_id = run.store.path, job.delivery_id
     key = f"{path}#{delivery_id}"  # one try at a time per delivery, whatever the database
-    if not still_running(key):
-        # an earlier try, given up on, may have been answered since this run read the row
-        fresh = run.store.delivery(job.sub.id, job.kind, job.period, job.channel)
-        if fresh is not None and fresh["state"] == "sent":
-            return SendLine(
-                job.sub.id, "sent", "accepted after an earlier try's deadline", job.kind
-            )
-        job.parts_sent = max(job.parts_sent, (fresh or {}).get("parts_sent") or 0)
+    if still_running(key):
+        # not sent at all: the earlier try's answer may yet come, and once it has, the row
+        # says which messages were accepted. Not a try; tried again after a back-off.
+        retry_at = retry_time(run.now, job.tries + 1)
+        scheme = job.channel.split(":")[1]
+        reason = f"notify {scheme}://…: not sent, an earlier try is still waiting for an answer"
+        return untried(run.store, job, again_after(reason, retry_at), retry_at)
+    # an earlier try, given up on, may have been answered since this run read the row
+    fresh = run.store.delivery(job.sub.id, job.kind, job.period, job.channel)
+    if fresh is not None and fresh["state"] == "sent":
+        return accepted_late(job)
+    job.parts_sent = max(job.parts_sent, (fresh or {}).get("parts_sent") or 0)
     ctx, _ = messages.context(mail_job(job), run.mail)
     subject = render.subject_for(job.kind, job.period, job.picks)
 
     def late(number: int, total: int) -> None:
         # Apprise's thread was given up on at the deadline and its message was accepted after
         # all: recorded, so that no later run sends it again. This runs in that thread, maybe
-        # after the run ended: it opens a connection of its own.
-        with Store(path) as store:
-            store.record_late_part(delivery_id, number, total, now=dt.datetime.now(dt.UTC))
+        # after the run ended: it opens a connection of its own. Should that fail (the
+        # database locked, say), it is tried again a few times: once this returns, the key is
+        # free and the acceptance, unrecorded, would be sent again.
+        for wait in (*LATE_RECORD_WAITS, None):
+            try:
+                with Store(path) as store:
+                    now = dt.datetime.now(dt.UTC)
+                    store.record_late_part(delivery_id, number, total, now=now)
+                break
+            except Exception as exc:  # any failure: this thread's last word
+                again = f"; trying again in {wait:g} s" if wait is not None else "; given up"
+                log.warning(
+                    "send %s: %s message %d of %d was accepted after its deadline, not "
+                    "recorded: %s%s",
+                    job.sub.id,
+                    job.channel,
+                    number,
+                    total,
+                    " ".join(str(exc).split()),
+                    again,
+                )
+                if wait is None:
+                    return
+                time.sleep(wait)
         log.info(
             "send %s: %s message %d of %d was accepted after its deadline; recorded",
             job.sub.id,

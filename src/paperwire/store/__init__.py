@@ -704,10 +704,12 @@ class Store:
         retry_at: dt.datetime | None = None,
         maybe_sent: int | None = None,
         tried: bool = True,
-    ) -> None:
+    ) -> bool:
         """Move a delivery to sent / failed / pending, counting the attempt (unless it was
         not ``tried``: the run ran out of time first); a pending one with ``retry_at`` waits
-        until then (it was maybe delivered ``maybe_sent`` times)."""
+        until then (it was maybe delivered ``maybe_sent`` times). Never out of sent: a message
+        given up on at its deadline may be accepted, and recorded (:meth:`record_late_part`),
+        before its run settles it. Returns False when the row was sent already and stays so."""
         if state not in ("pending", "sent", "failed"):
             raise ValueError(state)
         row = {"state": state, "error": error}
@@ -715,11 +717,18 @@ class Store:
             row["sent_at"] = iso(now or utcnow())
         # whatever the outcome, the run lets go of the row: a pending one is free for the next run
         with self.atomic():
+            # a row already sent stays sent (only let go of)
             self.db.execute(
+                "update deliveries set claim = null, holder = null, lease_until = null "
+                "where id = :id and state = 'sent' and :state != 'sent'",
+                {"id": delivery_id, "state": state},
+            )
+            cursor = self.db.execute(
                 "update deliveries set state = :state, error = :error, "
                 "sent_at = coalesce(:sent_at, sent_at), attempts = attempts + :tried, "
                 "retry_at = :retry_at, maybe_sent = coalesce(:maybe_sent, maybe_sent), "
-                "claim = null, holder = null, lease_until = null where id = :id",
+                "claim = null, holder = null, lease_until = null "
+                "where id = :id and (state != 'sent' or :state = 'sent')",
                 {
                     "sent_at": row.get("sent_at"),
                     "id": delivery_id,
@@ -729,6 +738,7 @@ class Store:
                     **row,
                 },
             )
+        return cursor.rowcount > 0
 
     def unsent_deliveries(self, subscriber_id: str | None = None) -> list[dict[str, Any]]:
         """Pending deliveries, whoever holds them (a run in flight, a crash, an outage)."""
