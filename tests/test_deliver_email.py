@@ -321,7 +321,9 @@ def test_a_slow_relay_ends_at_the_deadline_and_the_message_is_maybe_delivered(
     began = time.monotonic()
     report = pipeline.send_due(store, config, now=NOW)
     took = time.monotonic() - began
-    assert took < 2.5, took
+    # at the relay's pace the three messages take 9 s at least; at the deadline, 1 s plus
+    # rendering (over 2 s on a loaded two-core machine): a bound between the two, not a timing
+    assert took < 2 * smtp_server.delay, took
     port = smtp_server.port
     assert sorted((line.status, line.detail) for line in report.lines) == [
         (
