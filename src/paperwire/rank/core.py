@@ -640,7 +640,13 @@ def score(
         relevance = gram.scores(*profiles.mix) - profiles.offset[:, None]
     else:
         relevance = (profiles.matrix @ papers.T).toarray() - profiles.offset[:, None]
-    if popularity is None or not weights.popularity:
+    # no paper with more upvotes than another (an arXiv feed: none has a count) lifts nothing
+    if (
+        popularity is None
+        or not weights.popularity
+        or not len(popularity)
+        or not np.ptp(popularity)
+    ):
         return relevance
     return relevance + crowd_lift(relevance, popularity, weights, affinity)
 
