@@ -5,30 +5,28 @@ from __future__ import annotations
 from ..paper import Pick
 from ..rank.reasons import Ranked, Reason
 
+# Each kind of reason as the reader reads it; ``{text}`` is the reason's phrase or title.
+_WORDS = {
+    "followed_author": "by an author you follow ({text})",
+    "like_library": "like “{text}” in your library",
+    "like_seed": "like “{text}”, one of your seed papers",
+    "like_liked": "like “{text}”, which you liked",
+    "matches_interest": "matches your interest “{text}”",
+    "close_to_interest": "close to your interest “{text}”",
+    "about": "about “{text}”",
+    "close_in_meaning": "close in meaning to your interest “{text}”",
+    "new": "new in your feeds",
+}
+
 
 def words(reason: Reason) -> str:
     """One reason as the reader reads it, in the e-mail, Slack, the feed and ``digest``."""
-    kind, text = reason.kind, reason.text
-    if kind == "followed_author":
-        return f"by an author you follow ({text})"
-    if kind == "like_library":
-        return f"like “{text}” in your library"
-    if kind == "like_seed":
-        return f"like “{text}”, one of your seed papers"
-    if kind == "like_liked":
-        return f"like “{text}”, which you liked"
-    if kind == "matches_interest":
-        return f"matches your interest “{text}”"
-    if kind == "close_to_interest":
-        return f"close to your interest “{text}”"
-    if kind == "about":
-        return f"about “{text}”"
-    if kind == "close_in_meaning":
-        return f"close in meaning to your interest “{text}”"
+    kind = reason.kind
+    if kind in _WORDS:
+        # str.replace, not str.format: a title may hold braces of its own
+        return _WORDS[kind].replace("{text}", reason.text)
     if kind == "popular":
         return f"popular today: {reason.count} upvotes"
-    if kind == "new":
-        return "new in your feeds"
     if kind == "above_bar":
         score, bar, share = reason.numbers
         return f"scored {score:.2f}, above your usual bar of {bar:.2f} (your top {share:g}% of recent papers)"
