@@ -30,15 +30,10 @@ import numpy as np
 
 from benchmarks import eval_product as ep
 from benchmarks import eval_ranking
+from benchmarks.scale.bench_rank import FIXED_CLOCK
 from paperwire.store import Store
 
 OUT = Path(__file__).resolve().parent / "out"
-# the CLI with its clock fixed at the evaluation's "now" (a benchmark-only launcher)
-_AT_NOW = (
-    "import sys, datetime as dt, paperwire.cli as c; "
-    "c.utcnow = lambda: dt.datetime.fromisoformat({at!r}); "
-    "sys.argv[0] = 'paperwire'; c.main()"
-)
 
 
 def crowd(libraries: list[np.ndarray], users: list[int], n: int) -> list[np.ndarray]:
@@ -81,7 +76,7 @@ def build(
 def digest_run(db: Path, config: Path, out: Path) -> dict:
     """``paperwire digest --json --limit 10`` in a fresh process: wall, CPU, peak RSS."""
     since = (ep.NOW - dt.timedelta(days=7)).strftime("%Y-%m-%d")
-    cmd = [sys.executable, "-c", _AT_NOW.format(at=ep.NOW.isoformat())]
+    cmd = [sys.executable, "-c", FIXED_CLOCK.format(at=ep.NOW.isoformat())]
     cmd += ["--config", str(config), "--db", str(db), "digest", "--json", "--limit", "10"]
     cmd += ["--since", since]
     load = os.getloadavg()[0]

@@ -273,7 +273,7 @@ def job_cli(
     entry = ["-m", "paperwire"]
     if at is not None:  # the CLI with its clock fixed (a benchmark-only launcher)
         dt.datetime.fromisoformat(at)  # a bad value fails here, not in the child
-        entry = ["-c", _FIXED_CLOCK.format(at=at)]
+        entry = ["-c", FIXED_CLOCK.format(at=at)]
         if profile:
             raise SystemExit("--profile and --at do not combine")
     cmd = [sys.executable, *under, *entry, "--config", str(config), "--db", str(db)]
@@ -315,7 +315,8 @@ def job_cli(
     }
 
 
-_FIXED_CLOCK = (
+# The CLI with its clock fixed at ``at`` (a benchmark-only launcher; eval_crowd uses it too).
+FIXED_CLOCK = (
     "import sys, datetime as dt, paperwire.cli as c; "
     "c.utcnow = lambda: dt.datetime.fromisoformat({at!r}); "
     "sys.argv[0] = 'paperwire'; c.main()"
