@@ -330,7 +330,7 @@ def diversify(
         rest = [c for c in ordered[row] if c not in followed]
         size = max(sizes[row], len(followed))
         picks.append([*followed, *rest][:size])
-        spare.append(rest[size - len(followed) :] if size > len(followed) else rest)
+        spare.append(rest[size - len(followed) :])  # size >= len(followed)
         follows.append(followed)
     return Chosen(allowed, picks, follows, spare)
 

@@ -197,6 +197,8 @@ def phrase_match(phrases: list[np.ndarray | None], papers: np.ndarray) -> np.nda
     """Per reader, each paper's largest cosine to one of the reader's phrases (0 for a reader
     with none). In float64, like the linear scores: the same whoever else is due."""
     out = np.zeros((len(phrases), len(papers)), dtype=np.float32)
+    if all(p is None for p in phrases):
+        return out  # the common case without interests texts: no float64 copy of the papers
     papers64 = papers.T.astype(np.float64)
     for start in range(0, len(phrases), _PHRASE_READERS):
         block = [
@@ -282,9 +284,9 @@ class SemanticProfiles:
     calibration: Calibration
     # per subscriber, the interests' phrase vectors (None: no phrases), and the phrase match's
     # standardisation over the corpus sample
-    phrases: list[np.ndarray | None] = field(default_factory=list)
-    phrase_offset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    phrase_scale: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=np.float32))
+    phrases: list[np.ndarray | None]
+    phrase_offset: np.ndarray
+    phrase_scale: np.ndarray
 
     def score(self, papers: np.ndarray) -> np.ndarray:
         # in float64: a float32 product's last bits depend on how many readers share it, and
@@ -296,8 +298,6 @@ class SemanticProfiles:
 
     def phrase_scores(self, papers: np.ndarray) -> np.ndarray:
         """:func:`phrase_match` in standard deviations above the reader's average paper."""
-        if not any(p is not None for p in self.phrases):
-            return np.zeros((len(self.directions), len(papers)), dtype=np.float32)
         out = phrase_match(self.phrases, papers)
         out -= self.phrase_offset[:, None]
         out /= self.phrase_scale[:, None]
@@ -403,9 +403,7 @@ def build_profiles(
     # every PHRASE_SAMPLE-th paper of the sample is enough for a mean and a spread, and the
     # phrase match costs a product per phrase (four a reader) where the linear term costs one
     spaced = cal.sample[:: max(1, len(cal.sample) // PHRASE_SAMPLE)]
-    phrase_offset, phrase_scale = _standardisation(
-        phrase_match(phrases, spaced) if any(p is not None for p in phrases) else raw[:, :0]
-    )
+    phrase_offset, phrase_scale = _standardisation(phrase_match(phrases, spaced))
     return SemanticProfiles(
         directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale
     )
