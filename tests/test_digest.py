@@ -187,10 +187,16 @@ def test_score_matrix_matches_compose(stocked, config):
     assert paper_ids[int(np.nanargmax(matrix[0]))] in {"2611.00001", "2611.00002"}
 
 
-def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(stocked, config, monkeypatch):
+@pytest.mark.parametrize("ranking", ["", "ranking: {embeddings: off}\n"])
+def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(
+    stocked, make_config, monkeypatch, ranking
+):
+    # embeddings off, the run's candidate Gram serves both the scores of the chunk being
+    # worked out and the "like your paper" reasons of the chunk before it, on two threads
+    config = make_config(ranking + CONFIG)
     stocked.record_vote("bob", "2611.00004", 1, via="test", now=NOW - dt.timedelta(hours=1))
     whole = worded.compose(stocked, config, now=NOW)  # one chunk of three subscribers
-    monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 2)
+    monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 1)
     chunks = []  # the subscribers whose signals were read, per chunk, as they were read
     real = digest.subscriber_signals
 
@@ -201,9 +207,10 @@ def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(stocked, c
     monkeypatch.setattr(digest, "subscriber_signals", spy)
     composed = worded.iter_compose(stocked, config, now=NOW)
     first = next(composed)
-    assert chunks == [["ada", "bob"]]  # the second chunk is not ranked before it is asked for
+    # the next chunk is scored while this one is explained, and no further one is started
+    assert chunks == [["ada"], ["bob"]]
     rest = list(composed)
-    assert chunks == [["ada", "bob"], ["cy"]]
+    assert chunks == [["ada"], ["bob"], ["cy"]]
     assert [d.subscriber.id for d in [first, *rest]] == ["ada", "bob", "cy"]
     for d in [first, *rest]:
         same = whole[d.subscriber.id]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,14 @@ from .corpus import Corpus, InterestPhrases
 from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
 from .reasons import Ranked, Reason
+from .semantic import EmbeddedSignals
 from .session import RankingSession
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
-# (a chunk holds a few subscribers × candidates arrays, the encoder's in float64 while they are
-# made: 28 MB each at 7,000 papers). 500: 20,000 readers peak at 887 MiB, 1,026 at 1,000.
-SUBSCRIBER_CHUNK = 500
+# (a chunk holds a few subscribers × candidates arrays: 26 MB each at 26,000 papers, and two
+# chunks are in hand at once, one scored while the other is explained). 20,000 readers of
+# 25,975 papers peak at 887 MiB with 250, 1,020 MiB with 500 (benchmarks/README.md).
+SUBSCRIBER_CHUNK = 250
 # Rank this many more than the digest holds, then diversify down to the digest size (MMR;
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
@@ -255,24 +258,61 @@ def score(
     share of it from their liked papers' upvotes, :func:`rank.crowd_affinity`) plus the bonus
     for whole interest phrases the paper contains (:func:`rank.phrase_bonus`), plus the
     embedding model's terms when ``ranking.embeddings`` is on (``embedded``). ``cols``: the
-    candidates' corpus rows, ``papers`` their TF-IDF rows."""
+    candidates' corpus rows, ``papers`` their TF-IDF rows.
+
+    A chunk's numbers are worked out on a second thread while the caller diversifies and
+    explains the chunk before it (two cores: the products release the GIL, the reasons are
+    Python). Everything that reads the store, or fills a cache the reasons read, is gathered
+    on the caller's thread first, and one chunk at a time is in the works, so memory holds
+    two chunks, not three, and a chunk's scores are what they would be alone."""
     interests = store.interests_overrides()
-    for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
+
+    def gather(start: int) -> _Gathered:
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
+        vectors = None if embedded is None else embedded.vectors_of(store, signals, now)
+        return _Gathered(start, chunk, signals, phrases.of(signals), vectors)
+
+    def work_out(got: _Gathered) -> Scored:
         profiles = rank.build_profiles_from_signals(
-            corpus.model, signals, corpus.matrix, now, weights, calibration
+            corpus.model, got.signals, corpus.matrix, now, weights, calibration
         )
         affinity = rank.crowd_affinity(
-            [evidence.liked_upvotes(corpus, sig) for sig in signals], corpus.upvote_scale, weights
+            [evidence.liked_upvotes(corpus, sig) for sig in got.signals],
+            corpus.upvote_scale,
+            weights,
         )
         scores = rank.score(profiles, papers, prior, weights, gram, affinity)
-        mine = phrases.of(signals)
         if weights.phrase_match:
-            scores += rank.phrase_bonus(phrases.matched(mine), weights)
-        if embedded is not None:
-            scores = scores + embedded.extra_scores(store, cols, signals, now, base=scores)
-        yield Scored(start, chunk, signals, profiles, scores, mine)
+            scores += rank.phrase_bonus(phrases.matched(got.mine), weights)
+        if embedded is not None and got.vectors is not None:
+            scores = scores + embedded.added(got.vectors, cols, base=scores)
+        return Scored(got.start, got.chunk, got.signals, profiles, scores, got.mine)
+
+    starts = list(range(0, len(subscribers), SUBSCRIBER_CHUNK))
+    if len(starts) <= 1:  # nothing to overlap: no thread
+        for start in starts:
+            yield work_out(gather(start))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paperwire-score") as worker:
+        pending = worker.submit(work_out, gather(starts[0]))
+        for following in [*starts[1:], None]:
+            scored = pending.result()
+            if following is not None:
+                pending = worker.submit(work_out, gather(following))
+            yield scored
+            del scored  # the caller's copy is all that keeps it
+
+
+@dataclass
+class _Gathered:
+    """What scoring a chunk needs from the store, read on the caller's thread."""
+
+    start: int
+    chunk: list[SubscriberConfig]
+    signals: list[rank.Signals]
+    mine: list[list[tuple[int, str]]]
+    vectors: list[EmbeddedSignals] | None
 
 
 # -- stage 3: diversify --------------------------------------------------------------------------

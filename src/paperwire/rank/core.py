@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -639,7 +640,7 @@ def score(
     if gram is not None and profiles.mix is not None:
         relevance = gram.scores(*profiles.mix) - profiles.offset[:, None]
     else:
-        relevance = (profiles.matrix @ papers.T).toarray() - profiles.offset[:, None]
+        relevance = _sparse_scores(profiles.matrix, papers) - profiles.offset[:, None]
     # no paper with more upvotes than another (an arXiv feed: none has a count) lifts nothing
     if (
         popularity is None
@@ -649,6 +650,25 @@ def score(
     ):
         return relevance
     return relevance + crowd_lift(relevance, popularity, weights, affinity)
+
+
+# Profiles multiplied with the papers at once: the product is nearly dense, and scipy holds it
+# as a sparse matrix (12 bytes an entry) before it is made dense (100 rows of 26,000 papers:
+# 31 MB, where a chunk of 500 held 156 MB).
+_SPARSE_ROWS = 100
+
+
+def _sparse_scores(profiles: sp.csr_matrix, papers: sp.csr_matrix) -> np.ndarray:
+    """``profiles @ papers.T`` as a dense array, ``_SPARSE_ROWS`` profiles at a time
+    (a row of the product is the same sum whichever rows come with it)."""
+    right = papers.T.tocsr()
+    dtype = np.result_type(profiles.dtype, papers.dtype)
+    out = np.empty((profiles.shape[0], papers.shape[0]), dtype=dtype)
+    for start in range(0, profiles.shape[0], _SPARSE_ROWS):
+        out[start : start + _SPARSE_ROWS] = (
+            profiles[start : start + _SPARSE_ROWS] @ right
+        ).toarray()
+    return out
 
 
 class CandidateGram:
@@ -664,6 +684,9 @@ class CandidateGram:
     def __init__(self, corpus: sp.csr_matrix, candidate_rows: np.ndarray, block: int = 1000):
         self.corpus = corpus
         self.block = block
+        # compose scores a chunk (scores) while it explains the one before (pair_dots): both
+        # add rows, and a row's slot must not be seen before its block is there
+        self._adding = threading.RLock()
         self.right = corpus[candidate_rows].T.tocsr()
         self.slot: dict[int, tuple[int, int]] = {}  # corpus row -> (block, row in it)
         self.blocks: list[np.ndarray] = []
@@ -712,10 +735,12 @@ class CandidateGram:
         """The dot product of corpus row ``rows[k]`` with candidate ``candidates[k]``, for every
         k: one gather per block, however many subscribers' pairs are asked for at once."""
         rows = np.asarray(rows, dtype=np.int64)
-        self._add(rows)
-        where = np.array([self.slot[int(r)] for r in rows], dtype=np.int64).reshape(-1, 2)
+        with self._adding:
+            self._add(rows)
+            where = np.array([self.slot[int(r)] for r in rows], dtype=np.int64).reshape(-1, 2)
+            blocks = list(self.blocks)
         out = np.empty(len(rows), dtype=np.float32)
-        for b, block in enumerate(self.blocks):
+        for b, block in enumerate(blocks):
             mine = where[:, 0] == b
             out[mine] = block[where[mine, 1], np.asarray(candidates, dtype=np.int64)[mine]]
         return out
@@ -725,14 +750,17 @@ class CandidateGram:
     ) -> np.ndarray:
         """(rows × candidates) scores of ``coef @ corpus + interest_part``, as float32."""
         coef = coef.tocsr()
-        self._add(np.unique(coef.indices))
-        where = np.array([self.slot[int(c)] for c in coef.indices], dtype=np.int64).reshape(-1, 2)
+        with self._adding:
+            self._add(np.unique(coef.indices))
+            where = np.array([self.slot[int(c)] for c in coef.indices], dtype=np.int64)
+            blocks = list(self.blocks)
+        where = where.reshape(-1, 2)
         out = np.empty((coef.shape[0], self.right.shape[1]), dtype=np.float32)
         for start in range(0, coef.shape[0], block):
             stop = min(start + block, coef.shape[0])
             lo, hi = coef.indptr[start], coef.indptr[stop]
             total = np.zeros((stop - start, self.right.shape[1]))
-            for b, rows in enumerate(self.blocks):
+            for b, rows in enumerate(blocks):
                 mine = np.flatnonzero(where[lo:hi, 0] == b)
                 if not len(mine):
                     continue

@@ -47,13 +47,21 @@ class EmbeddedCorpus:
         base: np.ndarray | None = None,
     ) -> np.ndarray:
         """What the embedding model adds to the scores ``base`` (subscribers × candidates) of
-        these candidates (corpus rows) for these subscribers, the weights included.
+        these candidates (corpus rows) for these subscribers, the weights included: the two
+        halves below, :meth:`vectors_of` then :meth:`added`, in one call."""
+        return self.added(self.vectors_of(store, signals, now, w), candidate_rows, w, base)
+
+    def vectors_of(
+        self, store: Store, signals: list[Signals], now: dt.datetime, w: SemanticWeights = SHIPPED
+    ) -> list[semantic.EmbeddedSignals]:
+        """The subscribers' signals as vectors: everything :meth:`added` needs from the store.
 
         ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
         ``compose.subscriber_signals`` does given the run's corpus. The interests texts'
-        vectors, and their phrases', are read from the store, or embedded and stored once."""
-        corpus = self.vectors
-        cal = self.calibration(w)
+        vectors, and their phrases', are read from the store, or embedded and stored once. The
+        run's calibration is made here too, so :meth:`added` reads no store and fills no
+        cache that another thread reads: compose runs it beside the next chunk's reasons."""
+        self.calibration(w)
         texts = [s.interests for s in signals]
         interests = text_vectors(store, self.model, texts)
         phrases = (
@@ -61,8 +69,19 @@ class EmbeddedCorpus:
             if w.phrases
             else None
         )
-        embedded = semantic.embedded_signals(self.model, signals, corpus, now, interests, phrases)
-        profiles = semantic.build_profiles(embedded, corpus, w, cal)
+        return semantic.embedded_signals(self.model, signals, self.vectors, now, interests, phrases)
+
+    def added(
+        self,
+        embedded: list[semantic.EmbeddedSignals],
+        candidate_rows: np.ndarray,
+        w: SemanticWeights = SHIPPED,
+        base: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """What the profiles of these signals (:meth:`vectors_of`) add to the scores ``base``
+        of these candidates (corpus rows): numbers only, no store."""
+        corpus = self.vectors
+        profiles = semantic.build_profiles(embedded, corpus, w, self.calibration(w))
         rows = np.asarray(candidate_rows, dtype=np.int64)
         dense = None
         if profiles.neighbour_weights(w).any() and w.density_weight:
