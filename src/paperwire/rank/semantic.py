@@ -231,6 +231,27 @@ class Calibration:
     # closest-papers count -> (mean, spread) of the sample's own densities, made when first
     # asked for: the shipped weights subtract no density, and it costs a sample × sample product
     _density_spreads: dict[int, tuple[float, float]] = field(default_factory=dict)
+    # the sample's mean and (population) covariance in float64, made when first asked for
+    _moments: tuple[np.ndarray, np.ndarray] | None = None
+
+    def spread_of(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per direction d, the mean and spread of ``x · d`` over the sample's papers x (1 for
+        no spread), in closed form: ``d · mean`` and ``√(dᵀ C d)``, C the sample's covariance,
+        one 384 × 384 form a reader instead of a product with 5,000 papers."""
+        if not len(self.sample):
+            return np.zeros(len(directions), np.float32), np.ones(len(directions), np.float32)
+        if self._moments is None:
+            sample = self.sample.astype(np.float64)
+            self._moments = (
+                sample.mean(axis=0),
+                np.cov(sample.T, bias=True).reshape(sample.shape[1], sample.shape[1]),
+            )
+        mean, cov = self._moments
+        d = directions.astype(np.float64)
+        variance = ((d @ cov) * d).sum(axis=1) if len(self.sample) > 1 else 0 * d[:, 0]
+        spread = np.sqrt(np.maximum(variance, 0.0))
+        scale = np.where(spread > 0, spread, 1.0)
+        return (d @ mean).astype(np.float32), scale.astype(np.float32)
 
     def centred(self, papers: np.ndarray) -> np.ndarray:
         """Papers as the neighbours compare them (the corpus mean removed, unit rows)."""
@@ -350,12 +371,14 @@ class SemanticProfiles:
         w: SemanticWeights,
         base: np.ndarray | None = None,
         density: np.ndarray | None = None,
+        centred: np.ndarray | None = None,
     ) -> np.ndarray:
         """What these profiles add to the scores ``base`` (subscribers × papers, e.g. TF-IDF)
         of these papers, weights included. The neighbour contrast is computed for each
         reader's ``w.shortlist`` best papers by everything else; the rest get the lowest
         contrast of that shortlist (they were not going to be picked). ``density``: the
-        papers' :meth:`density`, when the caller has it cached."""
+        papers' :meth:`density`, and ``centred`` their :meth:`Calibration.centred` form, when
+        the caller has them cached."""
         total = self.score(papers)
         total *= w.weight
         if w.phrases:
@@ -365,7 +388,8 @@ class SemanticProfiles:
             return total.astype(np.float32)
         if w.density_weight:
             dense = self.density(papers, w) if density is None else density
-        centred = self.calibration.centred(papers)
+        if centred is None:
+            centred = self.calibration.centred(papers)
         ranked = total if base is None else total + base  # float32, like both
         short = min(w.shortlist, len(papers))
         # one BLAS thread: these products are small (300 × 384 by a library), and a second
@@ -402,12 +426,7 @@ def build_profiles(
         labelled = cal.centred(sig.vectors) if len(sig.vectors) else empty
         liked.append(labelled[pos] if pos.any() else empty)
         disliked.append(labelled[neg] if neg.any() else empty)
-    raw = (
-        directions.astype(np.float64) @ cal.sample.T.astype(np.float64)
-        if len(cal.sample)
-        else np.zeros((len(signals), 0))
-    )
-    offset, scale = _standardisation(raw)
+    offset, scale = cal.spread_of(directions)
     phrases = [sig.phrases for sig in signals]
     # every PHRASE_SAMPLE-th paper of the sample is enough for a mean and a spread, and the
     # phrase match costs a product per phrase (four a reader) where the linear term costs one
