@@ -116,6 +116,19 @@ def test_every_reader_gets_the_same_model_however_many_are_ranked_at_once():
     np.testing.assert_allclose(alone, among, atol=1e-5)
 
 
+def test_a_readers_linear_scores_are_the_same_bits_wherever_they_are_in_the_run():
+    # float32 products: a row's last bits could follow the product's shape, so every product
+    # has the same shape; a reader alone, 300th of 501, or last of 257 gets the same numbers
+    rng = np.random.default_rng(4)
+    corpus = corpus_of(rng.normal(size=(700, 384)))
+    reader = signals(None, [corpus[i] for i in range(6)], ["liked"] * 5 + ["disliked"])
+    crowd = [signals(None, [corpus[j] for j in rng.choice(700, 4)], ["liked"] * 4)] * 500
+    alone = semantic.build_profiles([reader], corpus, W).score(corpus)[0]
+    for run, row in (([*crowd[:300], reader, *crowd[300:]], 300), ([*crowd[:256], reader], 256)):
+        among = semantic.build_profiles(run, corpus, W).score(corpus)[row]
+        np.testing.assert_array_equal(alone, among)
+
+
 def test_whitening_lifts_what_is_rare_in_the_corpus_above_what_is_everywhere():
     rng = np.random.default_rng(9)
     rows = rng.normal(size=(800, 8)) * 0.1
