@@ -332,24 +332,20 @@ def pick(
 ) -> list[list[int]]:
     """What compose does with a score matrix: the best 3 × 10 allowed papers, MMR down to 10.
 
-    ``similarity`` (:func:`cosines`) gives MMR compose's float16 cosines, so near-ties break
-    the same way; without it MMR computes its own (the same picks but for those)."""
+    ``similarity`` (:func:`cosines`) gives MMR compose's float16 cosines; without it each
+    pool's own are made (``rank.pool_cosines``: the same numbers), as compose does."""
     allowed = np.ones(scores.shape, dtype=bool)
     for row, cols in enumerate(excluded):
         allowed[row, cols] = False
     pools = rank.top_k(scores, DIGEST * digest.MMR_POOL, allowed)
-    return [
-        rank.mmr(
-            pools[row], scores[row], vectors, DIGEST, weights.mmr_lambda, similarity=similarity
-        )
-        for row in range(scores.shape[0])
-    ]
+    sizes = [DIGEST] * scores.shape[0]
+    return rank.mmr_many(pools, scores, sizes, weights.mmr_lambda, similarity, vectors)
 
 
 def cosines(vectors: sp.csr_matrix):
     """The candidates' cosines as compose hands them to MMR (every stored paper a candidate):
     float16 from its dense Gram up to ``digest.MAX_DENSE_SIMILARITY`` candidates; beyond,
-    compose keeps none and MMR computes each pool's own (None here does the same)."""
+    compose keeps none and each pool's own are made (None here does the same)."""
     if vectors.shape[0] > digest.MAX_DENSE_SIMILARITY:
         return None
     return digest.Float16Cosines(

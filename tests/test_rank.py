@@ -305,6 +305,29 @@ def test_mmr_many_chooses_what_mmr_chooses_row_by_row():
     assert rank.mmr_many(pools, scores, sizes, 1.0, similarity) == unchanged  # no diversity
 
 
+def test_each_pools_own_cosines_are_the_runs_gram_to_the_bit():
+    # past MAX_DENSE_SIMILARITY candidates a run keeps no Gram: each pool's cosines are made
+    # apart, and a reader must get the digest a smaller run would have given them
+    rng = np.random.default_rng(8)
+    dense = rng.random((120, 4000)) * (rng.random((120, 4000)) < 0.02)
+    vectors = sp.csr_matrix(dense.astype(np.float32))
+    vectors = sp.csr_matrix(vectors.multiply(1 / np.sqrt(vectors.multiply(vectors).sum(axis=1))))
+    vectors.sort_indices()
+    gram = rank.CandidateGram(vectors, np.arange(120))
+    pools = [list(rng.permutation(120)[:30]), [5, 9, 1], [], list(range(0, 60, 2)), [3]]
+    own = rank.pool_cosines(vectors, pools)
+    assert own.shape == (5, 30, 30) and own.dtype == np.float16
+    for k, pool in enumerate(pools):
+        want = gram.candidates[np.ix_(pool, pool)].astype(np.float16)
+        np.testing.assert_array_equal(own[k, : len(pool), : len(pool)], want)
+        assert not own[k, len(pool) :].any() and not own[k, :, len(pool) :].any()
+    assert own[0].any() and own[1].any()  # not a matrix of zeros that matches zeros
+    sizes = [10, 10, 10, 10, 10]
+    scores = rng.normal(size=(5, 120)).astype(np.float32)
+    with_gram = rank.mmr_many(pools, scores, sizes, 0.7, _Float16(gram.candidates))
+    assert rank.mmr_many(pools, scores, sizes, 0.7, None, vectors) == with_gram
+
+
 class _Float16:
     """Cosines as digest hands them to MMR (float16 on reading)."""
 

@@ -47,8 +47,8 @@ SPARE = 1
 DEFAULT_WEIGHTS = rank.Weights()
 # Candidates up to which the run keeps a dense rank.CandidateGram (float32; 10,000: 400 MB;
 # 7,000: 196 MB, plus a row per voted paper that is not a candidate); beyond, scores are one
-# sparse product per chunk and each subscriber's MMR pool computes its own cosines
-# (rank.dot_rows, ~2 ms a pool of 30).
+# sparse product per chunk and MMR's pools get their own cosines, the same numbers, a chunk's
+# in one product (rank.pool_cosines).
 MAX_DENSE_SIMILARITY = 10_000
 
 
@@ -357,13 +357,9 @@ def diversify(
     pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(chunk))]
     # MMR is greedy: its first k picks of k + SPARE are its k picks, and the rest come next
     longer = [size + SPARE * size for size in sizes]
-    if run.similarity is not None:  # the whole chunk side by side
-        ordered = rank.mmr_many(pools, scores, longer, weights.mmr_lambda, run.similarity)
-    else:
-        ordered = [
-            rank.mmr(pools[row], scores[row], run.matrix, longer[row], weights.mmr_lambda)
-            for row in range(len(chunk))
-        ]
+    # the whole chunk side by side, with the run's cosines or, past MAX_DENSE_SIMILARITY
+    # candidates, each pool's own (the same numbers)
+    ordered = rank.mmr_many(pools, scores, longer, weights.mmr_lambda, run.similarity, run.matrix)
     picks, spare, follows = [], [], []
     for row, sub in enumerate(chunk):
         followed = run.follow_and_filter.followed(sub, allowed[row])  # always in, and said so

@@ -916,11 +916,14 @@ def mmr_many(
     scores: np.ndarray,
     ks: list[int],
     lam: float,
-    similarity,
+    similarity=None,
+    vectors: sp.csr_matrix | None = None,
 ) -> list[list[int]]:
     """:func:`mmr` for many subscribers at once (row i of ``scores``, its pool ``pools[i]``
-    and digest size ``ks[i]``), with the run's ``similarity`` (indexable like an array): the
-    same arithmetic on every row, side by side, instead of ~60 small numpy calls a digest."""
+    and digest size ``ks[i]``), with the run's ``similarity`` (indexable like an array), or
+    without one each pool's own cosines of ``vectors`` (:func:`pool_cosines`, the same
+    numbers): the same arithmetic on every row, side by side, instead of ~60 small numpy calls
+    a digest."""
     out: list[list[int] | None] = [None] * len(pools)
     rows = []
     for i, candidates in enumerate(pools):
@@ -941,7 +944,12 @@ def mmr_many(
         relevance = np.where(
             spread > 0, (pool - low) / np.where(spread > 0, spread, 1), np.ones_like(pool)
         )
-        sim = similarity[cols[:, :, None], cols[:, None, :]]
+        if similarity is not None:
+            sim = similarity[cols[:, :, None], cols[:, None, :]]
+        elif vectors is not None:
+            sim = pool_cosines(vectors, [pools[i] for i in rows])
+        else:
+            raise ValueError("mmr_many needs the run's similarity or the papers' vectors")
         redundancy = np.zeros(pool.shape)
         wanted = np.array([ks[i] for i in rows])
         picks = np.zeros((len(rows), width), dtype=np.int64)
@@ -961,6 +969,36 @@ def mmr_many(
         for r, i in enumerate(rows):
             out[i] = [pools[i][j] for j in picks[r, : taken[r]].tolist()]
     return out  # type: ignore[return-value]
+
+
+def pool_cosines(vectors: sp.csr_matrix, pools: list[list[int]]) -> np.ndarray:
+    """(pools × width × width) the cosines of each pool's papers (rows of ``vectors``, unit
+    rows with sorted columns) with each other, as float16, zero past a pool's end: each is
+    the very number the run's dense Gram gives (:class:`CandidateGram`, float32 sums over the
+    shared columns in column order) and MMR reads (``compose.Float16Cosines``), so a digest is
+    diversified the same way whether its run kept the Gram or not.
+
+    One sparse product for all the pools: each pool's columns are renumbered apart from every
+    other pool's (in order), so the product is block diagonal and holds each pool's pairs and
+    no others (a chunk of 250 digests: 225,000 pairs, not 250 products of 30 rows)."""
+    width = max((len(p) for p in pools), default=0)
+    out = np.zeros((len(pools), width, width), dtype=np.float16)
+    sizes = np.array([len(p) for p in pools], dtype=np.int64)
+    if not sizes.sum():
+        return out
+    flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in pools])
+    rows = vectors[flat]
+    rows.sort_indices()
+    owner = np.repeat(np.arange(len(pools), dtype=np.int64), sizes)
+    keys = np.repeat(owner, np.diff(rows.indptr)) * np.int64(vectors.shape[1]) + rows.indices
+    distinct, compact = np.unique(keys, return_inverse=True)
+    apart = sp.csr_matrix(
+        (rows.data, compact.ravel(), rows.indptr), shape=(len(flat), len(distinct))
+    )
+    pairs = (apart @ apart.T.tocsr()).tocoo()
+    local = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    out[owner[pairs.row], local[pairs.row], local[pairs.col]] = pairs.data
+    return out
 
 
 def calibration_rows(corpus: sp.csr_matrix) -> np.ndarray:
