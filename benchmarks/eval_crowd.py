@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         run = digest_run(db, config, folder / f"digest-{kind}.json")
         digests = json.loads((folder / f"digest-{kind}.json").read_text())
+        if len(digests) != args.subscribers:  # a run that drops readers is no faster run
+            raise SystemExit(f"{len(digests)} digests for {args.subscribers} subscribers")
         picks = {u: [int(p["paper_id"].split(".")[1]) for p in digests[f"u{u}"]] for u in users}
         mine = ep.per_reader(picks, test)
         value = float(np.mean(list(mine.values())))

@@ -187,9 +187,10 @@ def test_score_matrix_matches_compose(stocked, config):
     assert paper_ids[int(np.nanargmax(matrix[0]))] in {"2611.00001", "2611.00002"}
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("ranking", ["", "ranking: {embeddings: off}\n"])
 def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(
-    stocked, make_config, monkeypatch, ranking
+    stocked, make_config, monkeypatch, ranking, threads
 ):
     # embeddings off, the run's candidate Gram serves both the scores of the chunk being
     # worked out and the "like your paper" reasons of the chunk before it, on two threads
@@ -197,6 +198,7 @@ def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(
     stocked.record_vote("bob", "2611.00004", 1, via="test", now=NOW - dt.timedelta(hours=1))
     whole = worded.compose(stocked, config, now=NOW)  # one chunk of three subscribers
     monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 1)
+    monkeypatch.setattr(digest, "SCORING_THREADS", threads)
     chunks = []  # the subscribers whose signals were read, per chunk, as they were read
     real = digest.subscriber_signals
 
@@ -207,8 +209,9 @@ def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(
     monkeypatch.setattr(digest, "subscriber_signals", spy)
     composed = worded.iter_compose(stocked, config, now=NOW)
     first = next(composed)
-    # the next chunk is scored while this one is explained, and no further one is started
-    assert chunks == [["ada"], ["bob"]]
+    # the next chunks (one a scoring thread) are scored while this one is explained, and no
+    # further one is started
+    assert chunks == [["ada"], ["bob"], ["cy"]][: 1 + threads]
     rest = list(composed)
     assert chunks == [["ada"], ["bob"], ["cy"]]
     assert [d.subscriber.id for d in [first, *rest]] == ["ada", "bob", "cy"]

@@ -12,6 +12,7 @@ words them). Nothing here sends or marks anything; ``paperwire digest`` previews
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from ..config import Config, SubscriberConfig
 from ..paper import arxiv_id, paper_text
@@ -34,10 +36,12 @@ from .semantic import EmbeddedSignals
 from .session import RankingSession
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
-# (a chunk holds a few subscribers × candidates arrays: 26 MB each at 26,000 papers, and two
-# chunks are in hand at once, one scored while the other is explained). 20,000 readers of
-# 25,975 papers peak at 887 MiB with 250, 1,020 MiB with 500 (benchmarks/README.md).
-SUBSCRIBER_CHUNK = 250
+# (a chunk holds a few subscribers × candidates arrays: 17 MB each at 26,000 papers, and
+# three chunks are in hand at once, two scored while the third is explained). 20,000 readers
+# of 25,975 papers peak at 914 MiB with 160, 1,087 MiB with 250 (benchmarks/README.md).
+SUBSCRIBER_CHUNK = 160
+# Chunks scored at once, each on its own thread, while the caller explains the one before.
+SCORING_THREADS = 2
 # Rank this many more than the digest holds, then diversify down to the digest size (MMR;
 # the effect of its trade-off, weights.mmr_lambda, is measured in benchmarks/README.md).
 MMR_POOL = 3
@@ -294,12 +298,18 @@ def score(
         for start in starts:
             yield work_out(gather(start))
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paperwire-score") as worker:
-        pending = worker.submit(work_out, gather(starts[0]))
-        for following in [*starts[1:], None]:
-            scored = pending.result()
-            if following is not None:
-                pending = worker.submit(work_out, gather(following))
+    # the threads are the run's parallelism: a BLAS pool beside them only spins (measured)
+    with (
+        threadpool_limits(limits=1),
+        ThreadPoolExecutor(max_workers=SCORING_THREADS, thread_name_prefix="paperwire") as pool,
+    ):
+        ahead = deque(pool.submit(work_out, gather(s)) for s in starts[:SCORING_THREADS])
+        following = iter(starts[SCORING_THREADS:])
+        while ahead:
+            scored = ahead.popleft().result()
+            start = next(following, None)
+            if start is not None:
+                ahead.append(pool.submit(work_out, gather(start)))
             yield scored
             del scored  # the caller's copy is all that keeps it
 
