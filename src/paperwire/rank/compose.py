@@ -307,9 +307,9 @@ def score(
         following = iter(starts[SCORING_THREADS:])
         while ahead:
             scored = ahead.popleft().result()
-            start = next(following, None)
-            if start is not None:
-                ahead.append(pool.submit(work_out, gather(start)))
+            upcoming = next(following, None)
+            if upcoming is not None:
+                ahead.append(pool.submit(work_out, gather(upcoming)))
             yield scored
             del scored  # the caller's copy is all that keeps it
 
