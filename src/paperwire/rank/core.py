@@ -1048,7 +1048,7 @@ _WORD = re.compile(r"(\w+)")
 # What joins the two words of a pair as written: a space or a hyphen ("long-context").
 _PAIR_JOINT = re.compile(r"[ -]")
 # Bump when phrase_pairs' rules change: stored pairs (paperwire.terms) are then made again.
-PAIRS_VERSION = 1
+PAIRS_VERSION = 2
 # A term in half of all papers or more says nothing about this paper (smoothed IDF ≤ 1 + ln 2).
 GENERIC_IDF = 1 + math.log(2)
 
@@ -1188,7 +1188,8 @@ def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -
 
 
 def phrase_pairs(text: str, stop_words: frozenset[str]) -> list[str]:
-    """The word pairs of a text that may name it, as written, first written first.
+    """The word pairs of a text that may name it, as written, first written first: those
+    that name a topic (:func:`topics.is_topic`).
 
     A pair never spans punctuation ("KV cache, long-context" gives "KV cache" and
     "long-context", never "cache long") or a stop word, and a hyphenated compound is taken
@@ -1217,7 +1218,8 @@ def phrase_pairs(text: str, stop_words: frozenset[str]) -> list[str]:
         key = f"{lowered[i]} {lowered[i + 1]}"
         if key not in pairs:
             pairs[key] = f"{words[i]}{'-' if sep == '-' else ' '}{words[i + 1]}"
-    return list(pairs.values())
+    # judged here, once a paper, and kept: not for every pick of every run (0.2 ms a paper)
+    return [pair for pair in pairs.values() if topics.is_topic(pair, stop_words)]
 
 
 def pair_tokens(written: str) -> tuple[str, str, str]:
@@ -1238,8 +1240,8 @@ def key_phrases_of(
     columns: np.ndarray | None,
     keywords: list[str] | tuple = (),
 ) -> KeyPhrases:
-    """The key phrases of a paper from its word pairs (:func:`phrase_pairs`, with their
-    :func:`pair_columns`, worked out when None) and the source's keywords.
+    """The key phrases of a paper from its word pairs (:func:`phrase_pairs`: topics only, with
+    their :func:`pair_columns`, worked out when None) and the source's keywords.
 
     A key phrase names a topic (:func:`topics.is_topic`: no boilerplate verb, a noun-like head,
     a topical word: never "work presents", "important benefits" or "fine-grained") and has two
@@ -1286,9 +1288,7 @@ def key_phrases_of(
         rare = weights >= GENERIC_IDF
         hyphenated = np.array(["-" in written for written in pairs], dtype=bool)
         keep = (rare[:, 2] | (hyphenated & rare[:, 1])) & rare[:, 0]
-        for i in np.flatnonzero(keep).tolist():
-            if not topics.is_topic(pairs[i], model.stop_words):
-                continue
+        for i in np.flatnonzero(keep).tolist():  # pairs name topics (phrase_pairs)
             texts.append(pairs[i])
             parts.append(columns[i])
     return KeyPhrases(

@@ -32,6 +32,7 @@ from ..errors import StoreError
 from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
+from . import topics
 
 log = logging.getLogger("paperwire")
 
@@ -48,10 +49,10 @@ def analyser(model: rank.TextModel) -> str:
     """A name for everything an analysis depends on: change any of it and papers are analysed
     again. That is the vectorizer's settings and stop words, scikit-learn's version (its
     tokenizer) and Python's Unicode tables (what ``\\w`` matches), the word-pair rules
-    (``rank.PAIRS_VERSION``) and this format."""
+    (``rank.PAIRS_VERSION``, ``topics.RULES_VERSION``) and this format."""
     v = model.vectorizer
     settings = repr(
-        (FORMAT, rank.PAIRS_VERSION, sklearn.__version__, unicodedata.unidata_version,
+        (FORMAT, rank.PAIRS_VERSION, topics.RULES_VERSION, sklearn.__version__, unicodedata.unidata_version,
          v.n_features, v.ngram_range, v.token_pattern, v.lowercase, v.strip_accents,
          sorted(model.stop_words))
     )  # fmt: skip

@@ -26,6 +26,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+# Bump when what is_topic says of a phrase changes (its lists or rules): each paper's word
+# pairs are judged once, when it is analysed (rank.phrase_pairs), and are then judged again.
+RULES_VERSION = 1
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
