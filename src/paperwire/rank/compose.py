@@ -36,10 +36,12 @@ from .semantic import EmbeddedSignals
 from .session import RankingSession
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
-# (a chunk holds a few subscribers × candidates arrays: 17 MB each at 26,000 papers, and
-# three chunks are in hand at once, two scored while the third is explained). 20,000 readers
-# of 25,975 papers peak at 914 MiB with 160, 1,087 MiB with 250 (benchmarks/README.md).
-SUBSCRIBER_CHUNK = 160
+# (a chunk holds a few subscribers × candidates arrays: 13 MB each at 26,000 papers, and
+# three chunks are in hand at once, two scored while the third is explained). A multiple of
+# semantic's product height (128): a chunk of 160 is two products, one mostly padding.
+# 20,000 readers of 25,975 papers peak at 914 MiB with 160, 1,087 MiB with 250
+# (benchmarks/README.md).
+SUBSCRIBER_CHUNK = 128
 # Chunks scored at once, each on its own thread, while the caller explains the one before.
 SCORING_THREADS = 2
 # Rank this many more than the digest holds, then diversify down to the digest size (MMR;

@@ -366,12 +366,13 @@ class SemanticProfiles:
         cal = self.calibration
         out = np.zeros(len(centred), dtype=np.float32)
         up, down = self.liked[row], self.disliked[row]
-        centred = centred.astype(np.float64)  # as in score(): the same whoever else is due
+        # float32 products of this reader's papers alone: their shape is the reader's own, so
+        # the numbers are whoever else is due
         if len(up):
-            near = top_k_mean(centred @ up.T.astype(np.float64), w.neighbours)
+            near = top_k_mean(centred @ up.T, w.neighbours)
             out += (near - cal.near_offset) / cal.near_scale
         if len(down):
-            near = top_k_mean(centred @ down.T.astype(np.float64), w.neighbours)
+            near = top_k_mean(centred @ down.T, w.neighbours)
             out -= (near - cal.near_offset) / cal.near_scale
         return out
 
@@ -395,7 +396,7 @@ class SemanticProfiles:
             total += w.phrases * self.phrase_scores(papers)
         near = self.neighbour_weights(w)
         if not near.any() or not len(papers):
-            return total.astype(np.float32)
+            return total
         if w.density_weight:
             dense = self.density(papers, w) if density is None else density
         if centred is None:
@@ -413,7 +414,7 @@ class SemanticProfiles:
                 weighted = near[row] * contrast
                 total[row] += weighted.min()
                 total[row, cols] += weighted - weighted.min()
-        return total.astype(np.float32)
+        return total
 
 
 def build_profiles(
