@@ -272,6 +272,7 @@ def score(
     on the caller's thread first, and one chunk at a time is in the works, so memory holds
     two chunks, not three, and a chunk's scores are what they would be alone."""
     interests = store.interests_overrides()
+    papers_t = papers.T.tocsr()  # the products' right side, once a run, not once a chunk
 
     def gather(start: int) -> _Gathered:
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
@@ -288,7 +289,7 @@ def score(
             corpus.upvote_scale,
             weights,
         )
-        scores = rank.score(profiles, papers, prior, weights, gram, affinity)
+        scores = rank.score(profiles, papers, prior, weights, gram, affinity, papers_t)
         if weights.phrase_match:
             scores += rank.phrase_bonus(phrases.matched(got.mine), weights)
         if embedded is not None and got.vectors is not None:

@@ -626,9 +626,11 @@ def score(
     weights: Weights = Weights(),
     gram: CandidateGram | None = None,
     affinity: np.ndarray | None = None,
+    papers_t: sp.csr_matrix | None = None,
 ) -> np.ndarray:
     """Every subscriber against every paper in one sparse product, plus the crowd prior
     (scaled per subscriber by ``affinity``, :func:`crowd_affinity`, when given).
+    ``papers_t``: ``papers.T`` as CSR, when the caller keeps it for a run's chunks.
 
     With ``gram`` (built on these ``papers``), Rocchio profiles are scored as what they are:
     a few stored papers and an interests vector, weighted (``profiles.mix``).
@@ -640,7 +642,12 @@ def score(
     if gram is not None and profiles.mix is not None:
         relevance = gram.scores(*profiles.mix) - profiles.offset[:, None]
     else:
-        relevance = _sparse_scores(profiles.matrix, papers) - profiles.offset[:, None]
+        right = papers.T.tocsr() if papers_t is None else papers_t
+        relevance = _sparse_scores(profiles.matrix, right)
+        if np.result_type(relevance, profiles.offset) == relevance.dtype:
+            relevance -= profiles.offset[:, None]  # in place: one array of the chunk's size
+        else:
+            relevance = relevance - profiles.offset[:, None]
     # no paper with more upvotes than another (an arXiv feed: none has a count) lifts nothing
     if (
         popularity is None
@@ -658,12 +665,11 @@ def score(
 _SPARSE_ROWS = 100
 
 
-def _sparse_scores(profiles: sp.csr_matrix, papers: sp.csr_matrix) -> np.ndarray:
-    """``profiles @ papers.T`` as a dense array, ``_SPARSE_ROWS`` profiles at a time
-    (a row of the product is the same sum whichever rows come with it)."""
-    right = papers.T.tocsr()
-    dtype = np.result_type(profiles.dtype, papers.dtype)
-    out = np.empty((profiles.shape[0], papers.shape[0]), dtype=dtype)
+def _sparse_scores(profiles: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
+    """``profiles @ right`` (the papers transposed, CSR) as a dense array, ``_SPARSE_ROWS``
+    profiles at a time (a row of the product is the same sum whichever rows come with it)."""
+    dtype = np.result_type(profiles.dtype, right.dtype)
+    out = np.empty((profiles.shape[0], right.shape[1]), dtype=dtype)
     for start in range(0, profiles.shape[0], _SPARSE_ROWS):
         out[start : start + _SPARSE_ROWS] = (
             profiles[start : start + _SPARSE_ROWS] @ right
@@ -791,14 +797,17 @@ def crowd_lift(
     bar keeps its relevance, which is below every lifted paper's: no upvote count lifts it
     over them.
     """
-    lift = weights.popularity * (popularity - popularity.min())[None, :]
-    if affinity is not None:
-        lift = affinity[:, None] * lift
+    lift = weights.popularity * (popularity - popularity.min())
     # A subscriber with nothing to go on yet (every paper equally relevant) takes the crowd's
     # word for all of them: the prior is all a cold-start digest has.
     blank = relevance.max(axis=1, keepdims=True) == relevance.min(axis=1, keepdims=True)
-    eligible = (relevance >= weights.popularity_bar) | blank
-    return np.where(eligible, lift, 0).astype(relevance.dtype)
+    eligible = relevance >= weights.popularity_bar
+    eligible |= blank
+    if affinity is None:
+        return np.where(eligible, lift[None, :], 0).astype(relevance.dtype)
+    out = np.multiply.outer(affinity, lift)  # float64, then rounded once, as it always was
+    out *= eligible
+    return out.astype(relevance.dtype, copy=False)
 
 
 def top_k(
