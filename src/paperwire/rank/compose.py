@@ -240,6 +240,10 @@ class Scored:
     profiles: rank.Profiles
     scores: np.ndarray  # (subscribers × candidates)
     mine: list[list[tuple[int, str]]]
+    # what iter_compose asks of the scoring thread (see score's ``select`` and ``order``): the
+    # candidates each reader may get, and the allowed best of them in MMR's order
+    allowed: np.ndarray | None = None
+    ordered: list[list[int]] | None = None
 
 
 def score(
@@ -256,6 +260,9 @@ def score(
     weights: rank.Weights,
     gram: rank.CandidateGram | None = None,
     calibration: rank.CandidateGram | None = None,
+    select: Callable[[list[SubscriberConfig]], np.ndarray] | None = None,
+    order: Callable[[np.ndarray, np.ndarray, list[SubscriberConfig]], list[list[int]]]
+    | None = None,
 ) -> Iterator[Scored]:
     """Each chunk of subscribers scored: what ``compose`` and ``score_matrix`` share, so memory
     stays flat as they grow.
@@ -264,7 +271,9 @@ def score(
     share of it from their liked papers' upvotes, :func:`rank.crowd_affinity`) plus the bonus
     for whole interest phrases the paper contains (:func:`rank.phrase_bonus`), plus the
     embedding model's terms when ``ranking.embeddings`` is on (``embedded``). ``cols``: the
-    candidates' corpus rows, ``papers`` their TF-IDF rows.
+    candidates' corpus rows, ``papers`` their TF-IDF rows. ``select`` (a chunk's allowed
+    candidates, from the store: the caller's thread) and ``order`` (their best in the order
+    the readers get them, from the scores: the scoring thread) go with each chunk, when given.
 
     A chunk's numbers are worked out on a second thread while the caller diversifies and
     explains the chunk before it (two cores: the products release the GIL, the reasons are
@@ -278,7 +287,8 @@ def score(
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
         vectors = None if embedded is None else embedded.vectors_of(store, signals, now)
-        return _Gathered(start, chunk, signals, phrases.of(signals), vectors)
+        allowed = None if select is None else select(chunk)
+        return _Gathered(start, chunk, signals, phrases.of(signals), vectors, allowed)
 
     def work_out(got: _Gathered) -> Scored:
         profiles = rank.build_profiles_from_signals(
@@ -294,7 +304,10 @@ def score(
             scores += rank.phrase_bonus(phrases.matched(got.mine), weights)
         if embedded is not None and got.vectors is not None:
             scores = scores + embedded.added(got.vectors, cols, base=scores)
-        return Scored(got.start, got.chunk, got.signals, profiles, scores, got.mine)
+        scored = Scored(got.start, got.chunk, got.signals, profiles, scores, got.mine)
+        if got.allowed is not None and order is not None:
+            scored.allowed, scored.ordered = got.allowed, order(scores, got.allowed, got.chunk)
+        return scored
 
     starts = list(range(0, len(subscribers), SUBSCRIBER_CHUNK))
     if len(starts) <= 1:  # nothing to overlap: no thread
@@ -326,6 +339,7 @@ class _Gathered:
     signals: list[rank.Signals]
     mine: list[list[tuple[int, str]]]
     vectors: list[EmbeddedSignals] | None
+    allowed: np.ndarray | None
 
 
 # -- stage 3: diversify --------------------------------------------------------------------------
@@ -344,18 +358,11 @@ class Chosen:
     spare: list[list[int]] = field(default_factory=list)
 
 
-def diversify(
-    run: Candidates,
-    scored: Scored,
-    starts: dict[str, dt.datetime],
-    *,
-    limit: int | None,
-    weights: rank.Weights,
-) -> Chosen:
-    """Each reader's allowed candidates (in their window, not their own, through their
-    must/never phrases), the best ``MMR_POOL`` × digest size of them diversified down to the
-    digest size (MMR), and every allowed paper by a followed author first."""
-    chunk, scores = scored.chunk, scored.scores
+def allowed_of(
+    run: Candidates, chunk: list[SubscriberConfig], starts: dict[str, dt.datetime]
+) -> np.ndarray:
+    """(subscribers × candidates) what each reader may get: in their window, not their own,
+    through their must/never phrases (read from the store: the caller's thread)."""
     window = np.array([starts[sub.id].timestamp() for sub in chunk])
     allowed = run.first_seen[None, :] > window[:, None]
     for row, sub in enumerate(chunk):
@@ -365,14 +372,47 @@ def diversify(
             if col is not None:
                 allowed[row, col] = False
         run.follow_and_filter.filter(sub, allowed[row])  # must_match / never_match
-    sizes = [limit or sub.digest_size for sub in chunk]
+    return allowed
+
+
+def ordered_of(
+    run: Candidates,
+    scores: np.ndarray,
+    allowed: np.ndarray,
+    sizes: list[int],
+    weights: rank.Weights,
+) -> list[list[int]]:
+    """Per reader, the best ``MMR_POOL`` × digest size allowed candidates diversified (MMR)
+    into the order they get them, digest size + ``SPARE`` long: numbers only, no store."""
     pools = rank.top_k(scores, max(sizes) * MMR_POOL, allowed)
-    pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(chunk))]
+    pools = [pools[row][: sizes[row] * MMR_POOL] for row in range(len(sizes))]
     # MMR is greedy: its first k picks of k + SPARE are its k picks, and the rest come next
     longer = [size + SPARE * size for size in sizes]
     # the whole chunk side by side, with the run's cosines or, past MAX_DENSE_SIMILARITY
     # candidates, each pool's own (the same numbers)
-    ordered = rank.mmr_many(pools, scores, longer, weights.mmr_lambda, run.similarity, run.matrix)
+    return rank.mmr_many(pools, scores, longer, weights.mmr_lambda, run.similarity, run.matrix)
+
+
+def digest_sizes(chunk: list[SubscriberConfig], limit: int | None) -> list[int]:
+    return [limit or sub.digest_size for sub in chunk]
+
+
+def diversify(
+    run: Candidates,
+    scored: Scored,
+    starts: dict[str, dt.datetime],
+    *,
+    limit: int | None,
+    weights: rank.Weights,
+) -> Chosen:
+    """Each reader's allowed candidates (:func:`allowed_of`), the best of them diversified
+    down to the digest size (:func:`ordered_of`; both done already when ``score`` was asked
+    to), and every allowed paper by a followed author first."""
+    chunk, sizes = scored.chunk, digest_sizes(scored.chunk, limit)
+    allowed = allowed_of(run, chunk, starts) if scored.allowed is None else scored.allowed
+    ordered = scored.ordered
+    if ordered is None or scored.allowed is None:
+        ordered = ordered_of(run, scored.scores, allowed, sizes, weights)
     picks, spare, follows = [], [], []
     for row, sub in enumerate(chunk):
         followed = run.follow_and_filter.followed(sub, allowed[row])  # always in, and said so
@@ -606,9 +646,18 @@ def iter_compose(
     run = candidates(store, corpus, subscribers, candidate_ids)
     embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts)
     details: dict[str, dict[str, Any]] = {}  # the picks' stored records, read once per chunk
+
+    def select(chunk: list[SubscriberConfig]) -> np.ndarray:
+        return allowed_of(run, chunk, starts)
+
+    def order(scores: np.ndarray, allowed: np.ndarray, chunk: list[SubscriberConfig]):
+        return ordered_of(run, scores, allowed, digest_sizes(chunk, limit), weights)
+
+    # each chunk's selection is made beside its scores, on the scoring thread
     for scored in score(
         store, corpus, embedded, subscribers, run.cols, run.matrix, run.prior, run.phrases,
         now=now, weights=weights, gram=run.gram, calibration=run.calibration,
+        select=select, order=order,
     ):  # fmt: skip
         chosen = diversify(run, scored, starts, limit=limit, weights=weights)
 
