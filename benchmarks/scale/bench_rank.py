@@ -309,7 +309,7 @@ def job_cli(
         "load_after": os.getloadavg()[0],
         "picks": len(picks),
         "picks_with_a_liked_reason": sum(
-            any(r.startswith("similar to") for r in p["reasons"]) for p in picks
+            any(r.startswith("like “") for r in p["reasons"]) for p in picks
         ),
         **summary,
     }
