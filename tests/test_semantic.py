@@ -288,6 +288,31 @@ def test_semantic_ranking_finds_the_paper_that_shares_no_word_with_the_interests
     assert set(stocked.embeddings(p for p, _, _ in PAPERS)) == {p for p, _, _ in PAPERS}
 
 
+def test_close_in_meaning_reads_the_phrase_vectors_the_scores_used(stocked, monkeypatch):
+    # a run's scores store each phrase's vector; the reason's bar reads it back, so a phrase
+    # is encoded once ever (a fresh run of 20,000 readers encoded every phrase again) and the
+    # reason is judged on the very vector that ranked the pick
+    from paperwire.rank.embed import text_vectors
+
+    ids = [p for p, _, _ in PAPERS]
+    texts = [f"{t}. {a}" for _, t, a in PAPERS]
+    phrases = ["linear attention", "dark matter maps"]
+    first = RankingSession().embedded(stocked, "wordllama", ids, texts)
+    assert first is not None
+    stored = text_vectors(stocked, first.model, phrases)  # what scoring them stores
+    session = RankingSession()  # a later run, a fresh process
+    embedded = session.embedded(stocked, "wordllama", ids, texts)
+    assert embedded is not None
+
+    def encode(texts):
+        raise AssertionError(f"encoded again: {texts}")
+
+    monkeypatch.setattr(embedded.model, "embed", encode)
+    named = embedded.closest_interest(stocked, phrases, [0, 1])
+    assert named == ["linear attention", "dark matter maps"]
+    assert stored.any(axis=1).all()
+
+
 def test_no_embedded_corpus_when_embeddings_are_off(stocked):
     """None tells compose to add no semantic scores and to compare TF-IDF vectors for "like"
     (an empty list would not)."""
@@ -476,7 +501,7 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
         phrases = rank.interest_phrases(ada[0].interests)
         embedded = session.embedded(store, "wordllama", corpus.ids, corpus.texts)
         assert embedded is not None
-        named = embedded.closest_interest(phrases, [corpus.index[p] for p in ids])
+        named = embedded.closest_interest(store, phrases, [corpus.index[p] for p in ids])
         assert len(phrases) == 4
         assert 3 <= sum(n is not None for n in named) <= 4 * 10
         assert session.embedded(store, None, corpus.ids, corpus.texts) is None

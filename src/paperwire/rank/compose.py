@@ -533,7 +533,7 @@ def explain(
         for _col, reasons, _ in drafts:
             reasons.extend(Reason("about", phrase) for phrase in next(about))
         if embedded is not None:
-            _add_meaning(embedded, cols, mine[row], drafts)
+            _add_meaning(embedded, store, cols, mine[row], drafts)
         profiled = evidence.has_profile(signals[row])
         followed = chosen.followed[row]
         ranked = []
@@ -582,6 +582,7 @@ def _fill_in(
 
 def _add_meaning(
     embedded: EmbeddedCorpus,
+    store: Store,
     cols: np.ndarray,
     mine: list[tuple[int, str]],
     drafts: list[tuple[int, list[Reason], list[str]]],
@@ -593,7 +594,9 @@ def _add_meaning(
     bare = [col for col, reasons, _ in drafts if not reasons]
     if not bare:
         return
-    closest = embedded.closest_interest([text for _, text in mine], [int(cols[c]) for c in bare])
+    closest = embedded.closest_interest(
+        store, [text for _, text in mine], [int(cols[c]) for c in bare]
+    )
     named = dict(zip(bare, closest, strict=False))
     for col, reasons, _ in drafts:
         phrase = named.get(col)

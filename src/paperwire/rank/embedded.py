@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import semantic
-from .embed import EmbeddingModel, text_vectors
+from .embed import EmbeddingModel, text_vectors, unit_rows
 from .semantic import Calibration, SemanticWeights
 
 if TYPE_CHECKING:
@@ -141,14 +141,19 @@ class EmbeddedCorpus:
             self._own_bars.update(zip(new, found, strict=True))
         return np.array([self._own_bars[r] for r in rows], dtype=np.float64)
 
-    def closest_interest(self, phrases: list[str], pick_rows: list[int]) -> list[str | None]:
+    def closest_interest(
+        self, store: Store, phrases: list[str], pick_rows: list[int]
+    ) -> list[str | None]:
         """For each pick (a corpus row), the interest phrase it is closest to in meaning, if it
-        is among that phrase's nearest ``semantic.MEANING_SHARE`` of stored papers."""
+        is among that phrase's nearest ``semantic.MEANING_SHARE`` of stored papers. A phrase's
+        vector is the one its score used (stored, :func:`text_vectors`): encoded once ever,
+        not once a run, and the reason judged on the very number that ranked the pick."""
         if not phrases or not pick_rows:
             return [None] * len(pick_rows)
         new = [p for p in dict.fromkeys(phrases) if p not in self._phrases]
         if new:
-            for phrase, direction in zip(new, self.model.embed(new), strict=True):
+            stored = unit_rows(text_vectors(store, self.model, new))
+            for phrase, direction in zip(new, stored, strict=True):
                 self._phrases[phrase] = (semantic.phrase_bar(self.vectors, direction), direction)
         found = [self._phrases[p] for p in phrases]
         bars, directions = np.array([b for b, _ in found]), np.stack([d for _, d in found])
