@@ -222,6 +222,27 @@ def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(
     assert rest[0].picks[0].reasons[0].startswith("like “")
 
 
+def test_a_chunk_that_fails_on_a_scoring_thread_fails_the_run_with_its_error(
+    stocked, config, monkeypatch
+):
+    # the digests before it are given; the error is the scoring thread's own, not a hang
+    monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 1)
+    real = digest.rank.score
+    calls = []
+
+    def score(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("the second chunk")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(digest.rank, "score", score)
+    composed = worded.iter_compose(stocked, config, now=NOW)
+    assert next(composed).subscriber.id == "ada"
+    with pytest.raises(MemoryError, match="the second chunk"):
+        next(composed)
+
+
 def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(
     tmp_path, stocked, monkeypatch
 ):
