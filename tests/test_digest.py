@@ -227,16 +227,14 @@ def test_a_chunk_that_fails_on_a_scoring_thread_fails_the_run_with_its_error(
 ):
     # the digests before it are given; the error is the scoring thread's own, not a hang
     monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 1)
-    real = digest.rank.score
-    calls = []
+    real = digest.rank.build_profiles_from_signals
 
-    def score(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
+    def profiles(model, signals, *args, **kwargs):
+        if not signals[0].interests:  # bob's chunk, the second (scored beside ada's)
             raise MemoryError("the second chunk")
-        return real(*args, **kwargs)
+        return real(model, signals, *args, **kwargs)
 
-    monkeypatch.setattr(digest.rank, "score", score)
+    monkeypatch.setattr(digest.rank, "build_profiles_from_signals", profiles)
     composed = worded.iter_compose(stocked, config, now=NOW)
     assert next(composed).subscriber.id == "ada"
     with pytest.raises(MemoryError, match="the second chunk"):
