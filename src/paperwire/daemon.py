@@ -229,6 +229,7 @@ class Daemon:
             signal.signal(
                 signal.SIGHUP, lambda *_: threading.Thread(target=self.holder.reload).start()
             )
+        _import_before_threads(web=bool(self.web))
         scheduler = BackgroundScheduler(
             # A fetch has a thread of its own, so a slow feed never holds up a tick.
             executors={"default": ThreadPoolExecutor(1), "fetch": ThreadPoolExecutor(1)},
@@ -325,6 +326,19 @@ class Daemon:
         thread = threading.Thread(target=server.run, name="web", daemon=True)
         thread.start()
         return thread
+
+
+def _import_before_threads(web: bool) -> None:
+    """Import what the daemon's threads import, here, before they start. Two threads importing
+    scikit-learn for the first time at once (the first fetch analysing papers, the web app
+    importing the ranking stack) can each find the other's half-made module and fail with
+    "cannot import name ... from partially initialized module" (seen in CI)."""
+    from .rank import compose, terms  # noqa: F401  (scikit-learn, SciPy, NumPy)
+
+    if web:
+        import uvicorn  # noqa: F401
+
+        from .web import app  # noqa: F401
 
 
 def _log_lines(report: pipeline.SendReport) -> None:
