@@ -60,7 +60,9 @@ def test_daemon_sends_the_digest_once_stops_cleanly_and_does_not_resend(
 
     http_server.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), etag='"1"')
     berlin = ZoneInfo("Europe/Berlin")
-    due = (dt.datetime.now(berlin) + dt.timedelta(seconds=4)).replace(microsecond=0)
+    # after start-up has seen the reader (imports and the encoder: seconds on a loaded machine;
+    # a reader who never had a digest gets the first at their next slot after that)
+    due = (dt.datetime.now(berlin) + dt.timedelta(seconds=8)).replace(microsecond=0)
     (tmp_path / "subscribers.yaml").write_text(
         f"feeds:\n  - url: {http_server.url('/rss/cs')}\n    name: arxiv-cs\n"
         "subscribers:\n"
