@@ -275,11 +275,12 @@ def score(
     candidates, from the store: the caller's thread) and ``order`` (their best in the order
     the readers get them, from the scores: the scoring thread) go with each chunk, when given.
 
-    A chunk's numbers are worked out on a second thread while the caller diversifies and
-    explains the chunk before it (two cores: the products release the GIL, the reasons are
-    Python). Everything that reads the store, or fills a cache the reasons read, is gathered
-    on the caller's thread first, and one chunk at a time is in the works, so memory holds
-    two chunks, not three, and a chunk's scores are what they would be alone."""
+    The next ``SCORING_THREADS`` chunks' numbers are worked out on threads of their own while
+    the caller diversifies and explains the chunk before them (the products and selections
+    release the GIL, the reasons are Python). Everything that reads the store, or fills a
+    cache the reasons read, is gathered on the caller's thread first; no chunk is started
+    before one is taken, so memory holds ``SCORING_THREADS`` + 1 chunks; and a chunk's scores
+    are what they would be alone, on one thread."""
     interests = store.interests_overrides()
     papers_t = papers.T.tocsr()  # the products' right side, once a run, not once a chunk
 
@@ -655,7 +656,9 @@ def iter_compose(
     def select(chunk: list[SubscriberConfig]) -> np.ndarray:
         return allowed_of(run, chunk, starts)
 
-    def order(scores: np.ndarray, allowed: np.ndarray, chunk: list[SubscriberConfig]):
+    def order(
+        scores: np.ndarray, allowed: np.ndarray, chunk: list[SubscriberConfig]
+    ) -> list[list[int]]:
         return ordered_of(run, scores, allowed, digest_sizes(chunk, limit), weights)
 
     # each chunk's selection is made beside its scores, on the scoring thread

@@ -100,11 +100,12 @@ class EmbeddedCorpus:
         for the run's candidates: every chunk of a run asks for the same ones (26,000 papers:
         40 MB each, and 0.16 ms a reader to make again per chunk of 250)."""
         key = (rows.tobytes(), id(cal))
-        if self._kept is None or self._kept[0] != key:
+        kept = self._kept  # once: scoring threads, or two runs of a daemon, share it
+        if kept is None or kept[0] != key:
             self._kept = None  # one run's at a time: the old pair is freed first
             papers = self.vectors[rows]
-            self._kept = (key, papers, cal.centred(papers))
-        return self._kept[1], self._kept[2]
+            kept = self._kept = (key, papers, cal.centred(papers))
+        return kept[1], kept[2]
 
     def calibration(self, w: SemanticWeights) -> Calibration:
         """The corpus's :func:`semantic.calibrate` under these weights, made once."""
