@@ -209,8 +209,8 @@ def test_iter_compose_yields_the_digests_of_compose_a_chunk_at_a_time(
     monkeypatch.setattr(digest, "subscriber_signals", spy)
     composed = worded.iter_compose(stocked, config, now=NOW)
     first = next(composed)
-    # the next chunks (one a scoring thread) are scored while this one is explained, and no
-    # further one is started
+    # the next chunks, one a scoring thread, are scored while this one is explained, and no
+    # further one is started before this one is taken
     assert chunks == [["ada"], ["bob"], ["cy"]][: 1 + threads]
     rest = list(composed)
     assert chunks == [["ada"], ["bob"], ["cy"]]
