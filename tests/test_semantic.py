@@ -358,15 +358,15 @@ def test_a_reader_with_papers_gets_the_density_term_computed_once_per_corpus(sto
     dense = semantic.SemanticWeights(density_weight=0.5)  # shipped: 0 (measured, no gain)
     session = RankingSession()
 
-    def extra_scores() -> np.ndarray:
+    def added() -> np.ndarray:
         embedded = session.embedded(stocked, "wordllama", ids, texts)
         assert embedded is not None
-        return embedded.extra_scores(stocked, rows, [signals], NOW, dense)
+        return embedded.added(embedded.vectors_of(stocked, [signals], NOW, dense), rows, dense)
 
-    first = extra_scores()
+    first = added()
     # the corpus sample's density and the whole corpus's: both once
     assert calls == [len(ids), len(ids)]
-    again = extra_scores()
+    again = added()
     assert calls == [len(ids), len(ids)]
     np.testing.assert_array_equal(again, first)
     # the same sum as SemanticProfiles.added computes with a fresh density

@@ -400,22 +400,15 @@ def digest_sizes(chunk: list[SubscriberConfig], limit: int | None) -> list[int]:
     return [limit or sub.digest_size for sub in chunk]
 
 
-def diversify(
-    run: Candidates,
-    scored: Scored,
-    starts: dict[str, dt.datetime],
-    *,
-    limit: int | None,
-    weights: rank.Weights,
-) -> Chosen:
-    """Each reader's allowed candidates (:func:`allowed_of`), the best of them diversified
-    down to the digest size (:func:`ordered_of`; both done already when ``score`` was asked
-    to), and every allowed paper by a followed author first."""
+def diversify(run: Candidates, scored: Scored, *, limit: int | None) -> Chosen:
+    """Each reader's allowed candidates and their best in MMR's order, made beside the
+    chunk's scores (``score``'s ``select`` and ``order``: :func:`allowed_of`,
+    :func:`ordered_of`), cut to the digest size with every allowed paper by a followed author
+    first."""
+    allowed, ordered = scored.allowed, scored.ordered
+    if allowed is None or ordered is None:
+        raise ValueError("diversify needs a chunk scored with select and order")
     chunk, sizes = scored.chunk, digest_sizes(scored.chunk, limit)
-    allowed = allowed_of(run, chunk, starts) if scored.allowed is None else scored.allowed
-    ordered = scored.ordered
-    if ordered is None or scored.allowed is None:
-        ordered = ordered_of(run, scored.scores, allowed, sizes, weights)
     picks, spare, follows = [], [], []
     for row, sub in enumerate(chunk):
         followed = run.follow_and_filter.followed(sub, allowed[row])  # always in, and said so
@@ -667,7 +660,7 @@ def iter_compose(
         now=now, weights=weights, gram=run.gram, calibration=run.calibration,
         select=select, order=order,
     ):  # fmt: skip
-        chosen = diversify(run, scored, starts, limit=limit, weights=weights)
+        chosen = diversify(run, scored, limit=limit)
 
         def explained(picked: Chosen, scored: Scored = scored) -> list[list[Ranked]]:
             return explain(store, corpus, embedded, run, scored, picked, details)

@@ -39,20 +39,6 @@ class EmbeddedCorpus:
         # (the run's candidate rows, its calibration) -> their vectors, and centred
         self._kept: tuple[tuple[bytes, int], np.ndarray, np.ndarray] | None = None
 
-    def extra_scores(
-        self,
-        store: Store,
-        candidate_rows: np.ndarray,
-        signals: list[Signals],
-        now: dt.datetime,
-        w: SemanticWeights = SHIPPED,
-        base: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """What the embedding model adds to the scores ``base`` (subscribers × candidates) of
-        these candidates (corpus rows) for these subscribers, the weights included: the two
-        halves below, :meth:`vectors_of` then :meth:`added`, in one call."""
-        return self.added(self.vectors_of(store, signals, now, w), candidate_rows, w, base)
-
     def vectors_of(
         self, store: Store, signals: list[Signals], now: dt.datetime, w: SemanticWeights = SHIPPED
     ) -> list[semantic.EmbeddedSignals]:

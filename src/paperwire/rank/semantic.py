@@ -266,7 +266,7 @@ class Calibration:
 
 
 def calibrate(corpus: np.ndarray, w: SemanticWeights) -> Calibration:
-    """One calibration per run and corpus (what ``extra_scores`` caches)."""
+    """One calibration per run and corpus (what ``EmbeddedCorpus.calibration`` keeps)."""
     rng = np.random.default_rng(0)
     rows = (
         np.arange(len(corpus))
