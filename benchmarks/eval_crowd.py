@@ -11,7 +11,8 @@ protocol and split): the quality figure of a run that size, not of a small one.
     python -m benchmarks.eval_crowd --subscribers 20000 --vectors ~/.cache/paperwire-bench/citeulike-minilm.npy
     python -m benchmarks.eval_crowd --subscribers 20000 --vectors V.npy --feeds atom,hf
 
-The store and its config are kept under benchmarks/out/crowd-N/ (git-ignored); ``--vectors``
+The store and its config are kept under benchmarks/out/crowd-N/ (git-ignored) and reused while
+they were built from the same feed, readers and vectors; ``--vectors``
 is what ``encode_citeulike.py`` writes (without it, the first run encodes every paper).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -54,11 +56,20 @@ def build(
     folder: Path, kind: str, counts, vocab, libraries, users, train, upvotes, extra, vectors
 ) -> tuple[Path, Path]:
     db, config = folder / f"{kind}.db", folder / "subscribers.yaml"
-    if db.exists():
-        return db, config
-    folder.mkdir(parents=True, exist_ok=True)
     pool = np.arange(counts.shape[0])
     document = ep.feed_document(counts, vocab, pool, upvotes if kind == "hf" else None)
+    # A kept store is reused only if it was built from this very feed and these vectors and
+    # crowd: the stamp beside it says what it was built from.
+    made_of = hashlib.sha256(document)
+    made_of.update(json.dumps([[int(u) for u in users], int(extra)]).encode())
+    if vectors is not None:
+        made_of.update(vectors[0].encode() + np.ascontiguousarray(vectors[1]).tobytes())
+    stamp = folder / f"{kind}.built-from"
+    if db.exists() and stamp.exists() and stamp.read_text() == made_of.hexdigest():
+        return db, config
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in (db, stamp, *folder.glob(f"{kind}.db-*")):
+        stale.unlink(missing_ok=True)
     ep.build_store(db, document, train, vectors)
     with Store(db) as store:
         store.record_votes(
@@ -70,6 +81,7 @@ def build(
             via="import",
         )
     config.write_text(config_text(users, extra))
+    stamp.write_text(made_of.hexdigest())
     return db, config
 
 
