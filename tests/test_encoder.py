@@ -68,6 +68,19 @@ def test_a_text_gets_the_same_vector_alone_or_in_a_batch_of_other_lengths(model)
     np.testing.assert_allclose(batch, alone, atol=1e-5)
 
 
+def test_texts_run_on_several_threads_get_the_very_bits_they_get_on_one(model):
+    """Each text is one run on one thread, so how many run at once changes nothing: every
+    row is the same bits, in its own place (the lengths differ, so the runs finish out of
+    order)."""
+    texts = [f"{'Sparse attention for long documents, ' * (1 + i % 7)}part {i}" for i in range(40)]
+    texts[5] = ""  # a zero row stays in its place too
+    one = model.embed(texts)
+    several = encoder.load(threads=4)
+    assert several.threads == 4
+    assert np.array_equal(several.embed(texts), one)
+    assert not one[5].any() and np.linalg.norm(one[6]) == pytest.approx(1.0, abs=1e-4)
+
+
 def test_a_text_longer_than_the_model_reads_is_cut_not_refused(model):
     long = "attention " * 5000
     assert np.linalg.norm(model.embed([long])[0]) == pytest.approx(1.0, abs=1e-4)
