@@ -713,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
         "--prior-table", default=None, help="tuning: lift forms on the cached groups (filter)"
     )
     args = parser.parse_args(argv)
+    unknown = set(args.feeds.split(",")) - {"atom", "hf", "none"}
+    if unknown:  # "both" once ran the Atom feed under the Hugging Face label
+        parser.error(f"--feeds: {', '.join(sorted(unknown))}: not atom, hf or none")
     started = time.time()
     weights = parse_weights(args.weights)
     if args.prior_table is not None:
