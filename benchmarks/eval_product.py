@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -221,11 +222,28 @@ def build_store(
     return len(papers)
 
 
+def vectors_made_from(counts: sp.csr_matrix, vocab: list[str], model_name: str) -> dict:
+    """What encode_citeulike's vectors were made from, written beside them: the model and the
+    feed whose papers it encoded (every paper, as eval_product writes them)."""
+    document = feed_document(counts, vocab, np.arange(counts.shape[0]), None)
+    return {"model": model_name, "feed_sha256": hashlib.sha256(document).hexdigest()}
+
+
 def stored_vectors(args) -> tuple[str, np.ndarray] | None:
-    """The precomputed vectors and the name the product stores them under, when given."""
+    """The precomputed vectors and the name the product stores them under, when given; refused
+    when they were made from other texts or by another model (the product would trust them)."""
     if args.vectors is None or args.embeddings != embed.ENCODER:
         return None
-    return embed.load_model(embed.ENCODER).name, np.load(args.vectors).astype(np.float32)
+    name = embed.load_model(embed.ENCODER).name
+    counts, _, vocab = citeulike()
+    beside = Path(args.vectors).with_suffix(".json")
+    made = json.loads(beside.read_text()) if beside.is_file() else None
+    if made != vectors_made_from(counts, vocab, name):
+        raise SystemExit(
+            f"{args.vectors} was not encoded from this harness's papers by {name} "
+            f"({beside} says {made}): run python -m benchmarks.encode_citeulike again"
+        )
+    return name, np.load(args.vectors).astype(np.float32)
 
 
 def config_for(users: list[int], embeddings: str | None = None):
