@@ -27,9 +27,9 @@ from paperwire.store import Store
 
 # The suite's worker processes (pyproject's -n auto: one per core) each get one BLAS thread, and
 # so does every process they start: a pool per worker sized for the whole machine spins while it
-# waits, against the other workers (on two cores, 5 min 52 s of CPU and 222 s instead of 4 min
-# 54 s and 198 s). Set here, in the first process, before it starts the workers; the sums are
-# the same on any number of threads.
+# waits, against the other workers. On two cores the suite took 222 s and 5 min 52 s of CPU with
+# those pools, 198 s and 4 min 54 s without. Set here, in the first process, before it starts
+# the workers; the sums are the same on any number of threads.
 for _blas in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_blas, "1")
 
