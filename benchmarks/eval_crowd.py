@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = OUT / f"crowd-{args.subscribers}"
     vectors = None
     if args.vectors is not None:
-        vectors = ep.stored_vectors(argparse.Namespace(vectors=args.vectors, embeddings="minilm"))
+        vectors = ep.stored_vectors(
+            argparse.Namespace(vectors=args.vectors, embeddings="minilm"), counts, vocab
+        )
     recipe_file = ep.CACHE / f"recipe-heldout-{len(users)}.json"
     if recipe_file.exists():
         recipe = {int(u): r for u, r in json.loads(recipe_file.read_text()).items()}

@@ -229,13 +229,12 @@ def vectors_made_from(counts: sp.csr_matrix, vocab: list[str], model_name: str) 
     return {"model": model_name, "feed_sha256": hashlib.sha256(document).hexdigest()}
 
 
-def stored_vectors(args) -> tuple[str, np.ndarray] | None:
+def stored_vectors(args, counts: sp.csr_matrix, vocab: list[str]) -> tuple[str, np.ndarray] | None:
     """The precomputed vectors and the name the product stores them under, when given; refused
     when they were made from other texts or by another model (the product would trust them)."""
     if args.vectors is None or args.embeddings != embed.ENCODER:
         return None
     name = embed.load_model(embed.ENCODER).name
-    counts, _, vocab = citeulike()
     beside = Path(args.vectors).with_suffix(".json")
     made = json.loads(beside.read_text()) if beside.is_file() else None
     if made != vectors_made_from(counts, vocab, name):
@@ -779,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in [k for k in args.feeds.split(",") if k != "none"]:
             document = feed_document(counts, vocab, pool, upvotes if kind == "hf" else None)
             db = Path(tmp) / f"{kind}.db"
-            build_store(db, document, train, stored_vectors(args))
+            build_store(db, document, train, stored_vectors(args, counts, vocab))
             picks = product_digests(db, users, weights, args.batch, args.embeddings)
             label = "Atom, no upvotes" if kind == "atom" else "Hugging Face JSON, upvotes"
             report(f"paperwire via compose, {label}", recall(picks, test), picks)

@@ -31,13 +31,15 @@ from benchmarks import eval_product as ep
 from benchmarks import eval_ranking as er
 from paperwire.paper import paper_text
 from paperwire.rank import core as rank
+from paperwire.rank import semantic
 
-SHRINKAGE = 0.05  # the encoder's shipped covariance shrinkage (SemanticWeights)
+SHIPPED = semantic.SemanticWeights()  # the encoder's shipped shrinkage, weights, neighbours
+z = ep._z
 
 
-def features(kind: str, counts, vocab) -> np.ndarray:
+def features(kind: str, counts, vocab, asl):
     if kind == "asl":
-        return er.asl_features(counts).tocsr().astype(np.float64)
+        return asl.astype(np.float64)
     texts = [paper_text(ep.TITLE, ep.text_of(counts, i, vocab)) for i in range(counts.shape[0])]
     model = rank.TextModel()
     if kind == "product-words":
@@ -46,24 +48,9 @@ def features(kind: str, counts, vocab) -> np.ndarray:
     return model.fit(texts).transform(texts).tocsr().astype(np.float64)
 
 
-def z(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / (x.std() or 1.0)
-
-
 def closest_mean(cosines: np.ndarray, k: int) -> np.ndarray:
     k = min(k, cosines.shape[1])
     return np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
-
-
-def recall(scores, train: list[np.ndarray], test: list[np.ndarray]) -> float:
-    """Mean recall@10 of the hidden papers, each reader's own papers left out."""
-    out = []
-    for r, liked in enumerate(train):
-        s = np.asarray(scores[r], dtype=np.float64).copy()
-        s[liked] = -np.inf
-        top = np.argpartition(-s, 10)[:10]
-        out.append(np.isin(top, test[r]).sum() / len(test[r]))
-    return float(np.mean(out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,37 +63,40 @@ def main(argv: list[str] | None = None) -> int:
     taken = set(first)
     others = [u for u, lib in enumerate(libraries) if len(lib) >= 10 and u % 5 and u not in taken]
     second = sorted(np.random.default_rng(7).choice(others, 300, replace=False).tolist())
-    x = features(args.features, counts, vocab)
+    asl = er.asl_features(counts).tocsr()
+    x = features(args.features, counts, vocab, asl)
     x_mean = np.asarray(x.mean(axis=0)).ravel()
     x_var = np.asarray(x.multiply(x).mean(axis=0)).ravel() - x_mean**2
     spread = x_var + x_var.mean()
     sample = vectors[np.sort(np.random.default_rng(0).choice(len(vectors), 5000, replace=False))]
-    mu, cov = sample.mean(axis=0), np.cov(sample.T)
-    shrunk = (1 - SHRINKAGE) * cov + SHRINKAGE * np.trace(cov) / len(cov) * np.eye(len(cov))
-    precision = np.linalg.inv(shrunk)
+    mu, precision = semantic.whitening(sample, SHIPPED.shrinkage)
     centred = vectors - mu
     centred /= np.linalg.norm(centred, axis=1, keepdims=True)
     for name, users in (("first 300", first), ("other 300", second)):
         split = er.split(libraries, users, er.SEED)
-        train = [split[u][0] for u in users]
-        test = [split[u][1] for u in users]
-        recipe = er.arxiv_sanity(er.asl_features(counts), train)
+        train = {u: split[u][0] for u in users}
+        test = {u: split[u][1] for u in users}
+
+        def recall(scores, users=users, train=train, test=test) -> float:
+            return er.evaluate(np.asarray(scores), users, train, test)["recall@10"]
+
+        recipe = er.arxiv_sanity(asl, [train[u] for u in users])
         terms: dict[str, list[np.ndarray]] = {k: [] for k in ("tf", "td", "reweight", "meansub")}
         encoder = []
-        for liked in train:
+        for liked in (train[u] for u in users):
             whitened = vectors @ (precision @ (vectors[liked].mean(axis=0) - mu))
-            neighbours = closest_mean(centred @ centred[liked].T, 5)
-            encoder.append(2.5 * z(whitened) + 1.9 * z(neighbours))
+            neighbours = closest_mean(centred @ centred[liked].T, SHIPPED.neighbours)
+            encoder.append(SHIPPED.weight * z(whitened) + SHIPPED.neighbour_weight * z(neighbours))
             m = np.asarray(x[liked].mean(axis=0)).ravel()
             terms["tf"].append(z(x @ m))
             terms["td"].append(z(x @ ((m - x_mean) / spread)))
             terms["reweight"].append(z(x @ (m / spread)))
             terms["meansub"].append(z(x @ (m - x_mean)))
 
-        base = recall(recipe, train, test)
+        base = recall(recipe)
         cells = [
-            f"{k} alone {recall(v, train, test) / base:.3f}, with the encoder "
-            f"{recall([e + t for e, t in zip(encoder, v, strict=True)], train, test) / base:.3f}"
+            f"{k} alone {recall(v) / base:.3f}, with the encoder "
+            f"{recall([e + t for e, t in zip(encoder, v, strict=True)]) / base:.3f}"
             for k, v in terms.items()
         ]
         print(f"{name} ({args.features}): " + "; ".join(cells), flush=True)
