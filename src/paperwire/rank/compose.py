@@ -282,7 +282,9 @@ def score(
     before one is taken, so memory holds ``SCORING_THREADS`` + 1 chunks; and a chunk's scores
     are what they would be alone, on one thread."""
     interests = store.interests_overrides()
-    papers_t = papers.T.tocsr()  # the products' right side, once a run, not once a chunk
+    # the sparse products' right side, once a run, not once a chunk; with the dense Gram the
+    # scores come from it instead (rank.score transposes for itself if a chunk ever needs it)
+    papers_t = papers.T.tocsr() if gram is None else None
 
     def gather(start: int) -> _Gathered:
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
