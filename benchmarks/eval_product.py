@@ -689,6 +689,32 @@ def parse_weights(pairs: list[str]) -> rank.Weights:
     return replace(rank.Weights(), **values)
 
 
+def use_semantic_weights(pairs: list[str]) -> None:
+    """Make these ``SemanticWeights`` overrides (k=v) what every run of this process uses.
+
+    The encoder's weights are the defaults of ``EmbeddedCorpus``' methods, which compose
+    does not pass, so the defaults themselves are replaced: a benchmark's lever, not an API."""
+    if not pairs:
+        return
+    from paperwire.rank import embedded, semantic
+
+    kinds = {f.name: f.type for f in fields(semantic.SemanticWeights)}
+    values: dict[str, object] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in kinds:
+            raise SystemExit(f"--semantic: unknown weight {key!r}")
+        kind = kinds[key]
+        values[key] = (
+            value in ("1", "true") if kind in ("bool", bool)
+            else int(value) if kind in ("int", int) else float(value)
+        )  # fmt: skip
+    chosen = replace(semantic.SemanticWeights(), **values)
+    corpus = embedded.EmbeddedCorpus
+    corpus.vectors_of.__defaults__ = (chosen,)
+    corpus.added.__defaults__ = (chosen, None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100, help="readers to evaluate (0: all)")
@@ -700,6 +726,9 @@ def main(argv: list[str] | None = None) -> int:
         "--batch", type=int, default=0, help="subscribers per compose call (0: all in one)"
     )
     parser.add_argument("--weights", nargs="*", default=[], help="rank.Weights overrides k=v")
+    parser.add_argument(
+        "--semantic", nargs="*", default=[], help="semantic.SemanticWeights overrides k=v"
+    )
     parser.add_argument(
         "--feeds", default="atom,hf", help="comma-separated: atom, hf (default both)"
     )
@@ -735,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--feeds: {', '.join(sorted(unknown))}: not atom, hf or none")
     started = time.time()
     weights = parse_weights(args.weights)
+    use_semantic_weights(args.semantic)
     if args.prior_table is not None:
         prior_table(sorted(args.cache_dir.glob("group*[0-9].npz")), weights, args.prior_table)
         return 0
@@ -759,7 +789,8 @@ def main(argv: list[str] | None = None) -> int:
     which = "tuning" if args.tune else "held-out"
     print(
         f"# CiteULike-t through digest.compose: {len(users)} {which} readers, pool {len(pool)} "
-        f"papers, digest {DIGEST}; embeddings {args.embeddings}; weights {weights}",
+        f"papers, digest {DIGEST}; embeddings {args.embeddings}; weights {weights}"
+        + (f"; encoder weights {' '.join(args.semantic)}" if args.semantic else ""),
         flush=True,
     )
     results: dict[str, float] = {}
