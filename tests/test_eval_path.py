@@ -215,3 +215,21 @@ def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None
     # a mistyped variant stops the run before any worker starts (a worker's error would hang it)
     with pytest.raises(SystemExit, match="unknown variant.*'rocchio'"):
         eval_content.main(["--variants", "C=1,rocchio"])
+
+
+def test_semantic_overrides_reach_every_run_and_unknown_names_are_refused():
+    from paperwire.rank import embedded, semantic
+
+    corpus = embedded.EmbeddedCorpus
+    kept = (corpus.vectors_of.__defaults__, corpus.added.__defaults__)
+    try:
+        eval_product.use_semantic_weights(["neighbours=3", "weight=3.0", "centred=0"])
+        chosen = corpus.added.__defaults__[0]
+        assert corpus.vectors_of.__defaults__ == (chosen,)
+        assert (chosen.neighbours, chosen.weight, chosen.centred) == (3, 3.0, False)
+        assert chosen.shrinkage == semantic.SemanticWeights().shrinkage  # the rest as shipped
+        with pytest.raises(SystemExit, match="unknown weight 'nieghbours'"):
+            eval_product.use_semantic_weights(["nieghbours=3"])
+    finally:
+        corpus.vectors_of.__defaults__, corpus.added.__defaults__ = kept
+    assert corpus.added.__defaults__[0] == semantic.SemanticWeights()
