@@ -138,7 +138,7 @@ def test_ctrl_c_in_a_terminal_leaves_the_pool_to_the_sender(pooled, caplog):
     first = next(out)
     workers = multiprocessing.active_children()
     deadline = time.monotonic() + 30  # a worker still starting up has no handlers yet
-    while not all(_ignores_sigint(w.pid) for w in workers) and time.monotonic() < deadline:
+    while not all(_ignores_stop_signals(w.pid) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     for worker in workers:
         # from another process, as a terminal's or systemd's signals are
@@ -190,9 +190,11 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def _ignores_sigint(pid: int) -> bool:
-    """True once the worker's initializer ran (it ignores SIGINT from then on)."""
+def _ignores_stop_signals(pid: int) -> bool:
+    """True once the worker's initializer ran: it ignores SIGINT, then SIGTERM. Both are read:
+    a worker seen between the two (a loaded machine deschedules it there) dies of SIGTERM."""
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("SigIgn:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+            return int(line.split()[1], 16) & wanted == wanted
     return False

@@ -467,7 +467,8 @@ def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
     hub.misbehave["model.safetensors"] = "stall"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERWIRE_", "HF_"))}
     pulling = subprocess.Popen(
-        [sys.executable, "-m", "paperwire", "model", "pull", REPO],
+        # -X faulthandler: a pull that ignores Ctrl-C says where it is stuck (see below)
+        [sys.executable, "-X", "faulthandler", "-m", "paperwire", "model", "pull", REPO],
         cwd=tmp_path,
         env={**base, "HF_ENDPOINT": hub.endpoint},
         stdout=subprocess.PIPE,
@@ -480,7 +481,15 @@ def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
         assert time.monotonic() < deadline and pulling.poll() is None
         time.sleep(0.05)
     pulling.send_signal(signal.SIGINT)  # Ctrl-C
-    _, err = pulling.communicate(timeout=20)
+    try:
+        _, err = pulling.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        # once in a clean-clone CI run the pull outlived Ctrl-C by 20 s and was never seen
+        # again: SIGABRT makes faulthandler print every thread's stack, and the process dies
+        # here instead of leaking into the next test
+        pulling.send_signal(signal.SIGABRT)
+        _, stuck = pulling.communicate(timeout=20)
+        pytest.fail(f"the pull was still running 20 s after Ctrl-C:\n{stuck}")
     assert pulling.returncode == 1
     assert err == "\nAborted!\n"
     assert list(models.iterdir()) == []
