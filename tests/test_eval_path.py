@@ -8,6 +8,7 @@ test catches it on a small store built the way the harness builds its own.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -233,3 +234,28 @@ def test_semantic_overrides_reach_every_run_and_unknown_names_are_refused():
     finally:
         corpus.vectors_of.__defaults__, corpus.added.__defaults__ = kept
     assert corpus.added.__defaults__[0] == semantic.SemanticWeights()
+
+
+def test_compare_readers_pairs_the_same_readers_and_says_which_way(tmp_path, capsys):
+    from benchmarks import compare_readers
+
+    rng = np.random.default_rng(3)
+    readers = [str(u) for u in range(1, 301)]
+    before = {r: float(v) for r, v in zip(readers, rng.random(300) / 4, strict=True)}
+    after = {r: v + (0.02 if int(r) % 3 else 0.0) for r, v in before.items()}  # 200 gain
+    after["9999"] = 1.0  # a reader only one run scored is left out of the pairing
+    got = compare_readers.paired(before, after)
+    assert (got.better, got.worse) == (200, 0)
+    assert 0 < got.low < 0.02 * 2 / 3 < got.high < 0.02
+    assert got.after - got.before == pytest.approx(0.02 * 200 / 300)
+    name = "paperwire via compose, Atom, no upvotes"
+    recipe = {r: 0.1 for r in readers}
+    for path, runs in (("b.json", {name: before, compare_readers.RECIPE: recipe}),
+                       ("a.json", {name: after})):  # fmt: skip
+        (tmp_path / path).write_text(json.dumps(runs))
+    compare_readers.main([str(tmp_path / "b.json"), str(tmp_path / "a.json")])
+    line = capsys.readouterr().out
+    assert line.startswith(f"{name}: ") and "200 readers better, 0 worse" in line
+    assert f"ratio {got.before / 0.1:.3f}x -> {got.after / 0.1:.3f}x" in line
+    with pytest.raises(SystemExit, match="share no reader"):
+        compare_readers.paired({"1": 0.1}, {"2": 0.1})
