@@ -192,7 +192,8 @@ def _running(pid: int) -> bool:
 
 def _ignores_stop_signals(pid: int) -> bool:
     """True once the worker's initializer ran: it ignores SIGINT, then SIGTERM. Both are read:
-    a worker seen between the two (a loaded machine deschedules it there) dies of SIGTERM."""
+    a suite run as a script's background job starts every process with SIGINT ignored
+    already, so SIGINT alone said "ready" before the initializer ran, and SIGTERM killed it."""
     wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("SigIgn:"):

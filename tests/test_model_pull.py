@@ -466,15 +466,23 @@ def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
     hub.repos[REPO] = _model_files(tmp_path)
     hub.misbehave["model.safetensors"] = "stall"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERWIRE_", "HF_"))}
-    pulling = subprocess.Popen(
-        # -X faulthandler: a pull that ignores Ctrl-C says where it is stuck (see below)
-        [sys.executable, "-X", "faulthandler", "-m", "paperwire", "model", "pull", REPO],
-        cwd=tmp_path,
-        env={**base, "HF_ENDPOINT": hub.endpoint},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # The pull must start as a terminal's foreground job does, with SIGINT not ignored. A
+    # suite run as a background job of a script (`.ci/run &`) has it ignored, the child would
+    # inherit that through exec, and Python (rightly) leaves an ignored SIGINT ignored: the
+    # pull would never see this Ctrl-C. A handler in this process is reset by exec instead.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        pulling = subprocess.Popen(
+            # -X faulthandler: a pull that ignores Ctrl-C says where it is stuck (see below)
+            [sys.executable, "-X", "faulthandler", "-m", "paperwire", "model", "pull", REPO],
+            cwd=tmp_path,
+            env={**base, "HF_ENDPOINT": hub.endpoint},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     models = tmp_path / "models"
     deadline = time.monotonic() + 20
     while not list(models.glob(".potion-tiny.pull-*/model.safetensors")):  # half of it arrived
@@ -484,9 +492,8 @@ def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
     try:
         _, err = pulling.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        # once in a clean-clone CI run the pull outlived Ctrl-C by 20 s and was never seen
-        # again: SIGABRT makes faulthandler print every thread's stack, and the process dies
-        # here instead of leaking into the next test
+        # SIGABRT makes faulthandler print every thread's stack (what found the inherited
+        # ignored SIGINT above), and the process dies here instead of leaking into the next test
         pulling.send_signal(signal.SIGABRT)
         _, stuck = pulling.communicate(timeout=20)
         pytest.fail(f"the pull was still running 20 s after Ctrl-C:\n{stuck}")
