@@ -678,15 +678,24 @@ def prior_table(paths: list[Path], weights: rank.Weights, only: str = "") -> Non
         )
 
 
-def parse_weights(pairs: list[str]) -> rank.Weights:
-    kinds = {f.name: f.type for f in fields(rank.Weights)}
-    values = {}
+def overrides(shipped, pairs: list[str], option: str):
+    """``shipped`` (a weights dataclass) with the ``k=v`` pairs of ``option`` in place."""
+    kinds = {f.name: f.type for f in fields(shipped)}
+    values: dict[str, object] = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
         if key not in kinds:
-            raise SystemExit(f"--weights: unknown weight {key!r}")
-        values[key] = int(value) if kinds[key] in ("int", int) else float(value)
-    return replace(rank.Weights(), **values)
+            raise SystemExit(f"{option}: unknown weight {key!r}")
+        kind = kinds[key]
+        values[key] = (
+            value in ("1", "true") if kind in ("bool", bool)
+            else int(value) if kind in ("int", int) else float(value)
+        )  # fmt: skip
+    return replace(shipped, **values)
+
+
+def parse_weights(pairs: list[str]) -> rank.Weights:
+    return overrides(rank.Weights(), pairs, "--weights")
 
 
 def use_semantic_weights(pairs: list[str]) -> None:
@@ -698,18 +707,7 @@ def use_semantic_weights(pairs: list[str]) -> None:
         return
     from paperwire.rank import embedded, semantic
 
-    kinds = {f.name: f.type for f in fields(semantic.SemanticWeights)}
-    values: dict[str, object] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in kinds:
-            raise SystemExit(f"--semantic: unknown weight {key!r}")
-        kind = kinds[key]
-        values[key] = (
-            value in ("1", "true") if kind in ("bool", bool)
-            else int(value) if kind in ("int", int) else float(value)
-        )  # fmt: skip
-    chosen = replace(semantic.SemanticWeights(), **values)
+    chosen = overrides(semantic.SemanticWeights(), pairs, "--semantic")
     corpus = embedded.EmbeddedCorpus
     corpus.vectors_of.__defaults__ = (chosen,)
     corpus.added.__defaults__ = (chosen, None)

@@ -48,11 +48,6 @@ def features(kind: str, counts, vocab, asl):
     return model.fit(texts).transform(texts).tocsr().astype(np.float64)
 
 
-def closest_mean(cosines: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, cosines.shape[1])
-    return np.partition(cosines, -k, axis=1)[:, -k:].mean(axis=1)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", default="asl", choices=["asl", "product", "product-words"])
@@ -85,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         encoder = []
         for liked in (train[u] for u in users):
             whitened = vectors @ (precision @ (vectors[liked].mean(axis=0) - mu))
-            neighbours = closest_mean(centred @ centred[liked].T, SHIPPED.neighbours)
+            neighbours = semantic.top_k_mean(centred @ centred[liked].T, SHIPPED.neighbours)
             encoder.append(SHIPPED.weight * z(whitened) + SHIPPED.neighbour_weight * z(neighbours))
             m = np.asarray(x[liked].mean(axis=0)).ravel()
             terms["tf"].append(z(x @ m))
