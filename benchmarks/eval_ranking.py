@@ -209,6 +209,12 @@ FRONTPAGE_INTERESTS_EVERY = (
     FRONTPAGE_INTERESTS
     + ", computer vision, Bayesian optimization, attention, text-to-image generation, fuzzy logic"
 )
+# The same reader's topics not wanted (``not_interested``), written by the mirror of the rule
+# above: every topic weighted ≤ -1 in tags.json, as a subscriber would write it.
+FRONTPAGE_NOT_INTERESTED = (
+    "blockchain, quantum computing, graph neural networks, astronomy, finance, medicine, "
+    "spiking neural networks, new datasets and benchmarks, 3D vision, hardware, robotics"
+)
 
 
 def frontpage_items(root: Path | None = None) -> list[dict]:

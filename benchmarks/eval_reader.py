@@ -374,8 +374,13 @@ def demo_digests(tmp: Path, embeddings: str | None = None):
 
 
 def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
-    """AUC of liked vs disliked labelled papers through ``digest.score_matrix``."""
-    from benchmarks.eval_ranking import FRONTPAGE_INTERESTS, frontpage_items
+    """AUC of liked vs disliked labelled papers through ``digest.score_matrix``: the reader
+    with their interests text, and again with the topics they do not want as well."""
+    from benchmarks.eval_ranking import (
+        FRONTPAGE_INTERESTS,
+        FRONTPAGE_NOT_INTERESTED,
+        frontpage_items,
+    )
 
     root = DATA / "arxiv-frontpage"
     items = frontpage_items(root)
@@ -386,17 +391,21 @@ def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
         papers.append(Paper(item["url"].rsplit("/", 1)[1], item["title"], item["abstract"]))
     liked = np.array([p["weight"] > 0 for p in items])
     strong = np.array([abs(p["weight"]) >= 1 for p in items])
-    text = _ranking(embeddings) + f"subscribers:\n  - id: fp\n    email: fp@example.org\n    interests: {json.dumps(FRONTPAGE_INTERESTS)}\n"  # fmt: skip
+    text = _ranking(embeddings) + (
+        "subscribers:\n"
+        f"  - id: fp\n    email: fp@example.org\n    interests: {json.dumps(FRONTPAGE_INTERESTS)}\n"
+        f"  - id: fp-not\n    email: fp@example.org\n    interests: {json.dumps(FRONTPAGE_INTERESTS)}\n"
+        f"    not_interested: {json.dumps(FRONTPAGE_NOT_INTERESTED)}\n"
+    )  # fmt: skip
     config = parse_config(text, label="fp.yaml", env={})
     with Store(tmp / "frontpage.db") as store:
         store.add_papers(papers, now=NOW - dt.timedelta(days=1))
-        scores = digest.score_matrix(store, config, None, keys, now=NOW)[0]
-    return {
-        "interests text, all labelled papers": round(float(roc_auc_score(liked, scores)), 3),
-        "interests text, |weight| >= 1": round(
-            float(roc_auc_score(liked[strong], scores[strong])), 3
-        ),
-    }
+        scores, avoiding = digest.score_matrix(store, config, None, keys, now=NOW)
+    out = {}
+    for label, row in (("interests text", scores), ("+ topics not wanted", avoiding)):
+        out[f"{label}, all labelled papers"] = round(float(roc_auc_score(liked, row)), 3)
+        out[f"{label}, |weight| >= 1"] = round(float(roc_auc_score(liked[strong], row[strong])), 3)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,6 +101,13 @@ def test_environment_overrides_the_file():
             "subscribers.yaml:2: feeds[0].name_only: is not a known setting (did you mean 'name'?)",
         ),
         (
+            (
+                "    name: Ada Lovelace\n",
+                "    name: Ada\n    not_interested: [blockchain, robotics]\n",
+            ),
+            "subscribers.yaml:7: subscribers[0].not_interested: must be text, not a list",
+        ),
+        (
             ('digest_time: "07:30"', 'digest_time: "7 am"'),
             "subscribers.yaml:13: subscribers[0].digest_time: '7 am' is not a time like 07:30 (24-hour clock)",
         ),

@@ -83,6 +83,36 @@ def test_interests_pick_the_matching_papers_with_reasons(stocked, config):
     assert set(ids(digests["cy"])[:2]) == {"2611.00004", "2611.00005"}
 
 
+@pytest.mark.parametrize("ranking", ["", "ranking: {embeddings: off}\n"])
+def test_topics_not_wanted_push_their_papers_down_for_that_reader_only(
+    stocked, make_config, ranking
+):
+    config = make_config(
+        ranking
+        + """\
+subscribers:
+  - id: plain
+    email: plain@example.org
+    interests: "efficient LLM inference"
+  - id: picky
+    email: picky@example.org
+    interests: "efficient LLM inference"
+    not_interested: "speculative decoding"
+"""
+    )
+    paper_ids = [p for p, _, _ in PAPERS]
+    plain, picky = digest.score_matrix(stocked, config, None, paper_ids, now=NOW)
+    ranked = {name: [paper_ids[i] for i in np.argsort(-row)] for name, row in
+              (("plain", plain), ("picky", picky))}  # fmt: skip
+    # the speculative-decoding paper leads the plain reader's list and is last of the picky
+    # reader's, below blockchain and astronomy; the other LLM inference papers stay on top
+    assert ranked["plain"][0] == "2611.00003"
+    assert ranked["picky"][-1] == "2611.00003"
+    assert ranked["picky"][:2] == ["2611.00001", "2611.00002"]
+    digests = worded.compose(stocked, config, now=NOW, limit=3)
+    assert "2611.00003" in ids(digests["plain"]) and "2611.00003" not in ids(digests["picky"])
+
+
 def test_rated_and_sent_papers_are_never_picked_again(stocked, config):
     stocked.record_vote("ada", "2611.00001", 1, via="test", now=NOW - dt.timedelta(hours=2))
     stocked.record_vote("ada", "2611.00003", -1, via="test", now=NOW - dt.timedelta(hours=2))

@@ -67,6 +67,31 @@ def test_an_interests_text_of_two_topics_matches_each_not_their_average():
     assert by_text[both] > by_text[topic_a]
 
 
+def test_a_topic_not_wanted_only_pushes_down_what_is_close_to_it():
+    rng = np.random.default_rng(5)
+    corpus = corpus_of(rng.normal(size=(300, 8)))
+    unwanted = corpus[0]
+    reader = signals(unit(*corpus[1]), phrases=[corpus[1]])
+    picky = replace(reader, avoid=unwanted[None, :])
+    plain_scores = semantic.build_profiles([reader], corpus, W).added(corpus, W)[0]
+    profiles = semantic.build_profiles([picky], corpus, W)
+    picky_scores = profiles.added(corpus, W)[0]
+    lowered = plain_scores - picky_scores
+    closeness = corpus @ unwanted
+    # in standard deviations of closeness above the corpus sample's average, at the weight
+    np.testing.assert_allclose(
+        lowered, W.not_interested * profiles.avoid_penalty(corpus)[0], rtol=1e-5, atol=1e-5
+    )
+    above = closeness > profiles.avoid_offset[0]
+    assert lowered[0] == lowered.max() > 0  # the topic's own paper loses most
+    assert (lowered[above] > 0).all()
+    assert (lowered[~above] == 0).all() and (~above).sum() > 100  # far from it: no bonus either
+    off = replace(W, not_interested=0.0)
+    np.testing.assert_array_equal(
+        semantic.build_profiles([picky], corpus, off).added(corpus, off)[0], plain_scores
+    )
+
+
 def test_each_distinct_phrase_is_encoded_once_for_the_whole_run():
     asked: list[list[str]] = []
 

@@ -15,9 +15,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from click.testing import CliRunner
 
 from paperwire import pipeline
+from paperwire import store as store_mod
 from paperwire.cli import cli
 from paperwire.deliver.email import write_outbox
 from paperwire.errors import DeliveryError, StoreError
@@ -236,6 +238,21 @@ def test_a_database_from_a_newer_paperwire_is_refused_untouched(tmp_path):
         "paperwire 0.1.0); upgrade paperwire, or pass --db another file"
     )
     assert db.read_bytes() == before
+
+
+def test_a_database_from_before_topics_not_wanted_keeps_its_edits(tmp_path):
+    db_path = tmp_path / "old.db"
+    old = sqlite_utils.Database(db_path)
+    store_mod.migrations.apply(old, stop_before="m008_not_interested")
+    old["subscriber_state"].insert(
+        {"subscriber_id": "ada", "interests": "KV cache eviction", "updated": "2026-01-01"}
+    )
+    old.close()
+    with Store(db_path) as store:  # migrated on open
+        assert store.interests_overrides() == {"ada": "KV cache eviction"}
+        assert store.not_interested_overrides() == {}
+        store.set_interests("ada", "KV cache eviction", "robotics")
+        assert store.not_interested_overrides() == {"ada": "robotics"}
 
 
 def test_a_folder_that_does_not_exist_is_one_line(tmp_path):

@@ -484,6 +484,42 @@ def test_profile_edits_and_resets_interests(web: WebApp, client: httpx.Client):
     )
 
 
+def test_profile_edits_the_topics_not_wanted_beside_the_interests(
+    web: WebApp, client: httpx.Client
+):
+    url = web.page("profile", "ada")
+    form = {
+        "interests": "KV cache eviction",
+        "not_interested": " protein  folding ",
+        "action": "save",
+    }
+    response = client.post(url, data=form, follow_redirects=True)
+    assert "protein folding</textarea>" in response.text
+    # the page's learned terms say what now pushes papers down
+    negative = response.text.split('id="negative-terms"')[1].split("</ul>")[0]
+    assert "protein folding</li>" in negative
+    with web.store() as store:
+        assert store.not_interested_overrides() == {"ada": "protein folding"}
+        assert store.interests_overrides() == {"ada": "KV cache eviction"}
+        assert store.not_interested_overrides().get("grace") is None  # ada's alone
+    # the next ranking reads the edit
+    with web.store() as store:
+        (signals,) = digest.subscriber_signals(
+            store,
+            [web.config.subscriber("ada")],
+            store.interests_overrides(),
+            not_interested=store.not_interested_overrides(),
+        )
+    assert signals.not_interested == "protein folding"
+    client.post(url, data={"action": "reset"})
+    with web.store() as store:
+        assert store.not_interested_overrides() == {} and store.interests_overrides() == {}
+    too_long = {"interests": "x", "not_interested": "y" * 2001}
+    assert "Topics not wanted can be at most 2000 characters; yours have 2001." in refusal(
+        client.post(url, data=too_long), 400, "Topics not wanted too long"
+    )
+
+
 # -- safety ----------------------------------------------------------------------------------
 
 

@@ -124,11 +124,16 @@ def test_profile_page_edit_interests_and_undo_a_vote(web: WebApp, page, tmp_path
     screenshot(page, tmp_path, "profile-page.png")
 
     page.fill("#interests", "KV cache eviction, speculative decoding")
+    page.fill("#not_interested", "weight quantization")
     page.get_by_role("button", name="Save interests").click()
     page.wait_for_selector("#saved")
     assert "speculative decoding" in page.locator("#positive-terms").inner_text()
+    assert "weight quantization" in page.locator("#negative-terms").inner_text()
+    assert page.locator("#not_interested").input_value() == "weight quantization"
     with web.store() as store:
         assert store.interests_overrides() == {"ada": "KV cache eviction, speculative decoding"}
+        assert store.not_interested_overrides() == {"ada": "weight quantization"}
+    screenshot(page, tmp_path, "profile-page-edited.png")
 
     page.locator("#votes tr", has_text="Protein folding").get_by_role("button", name="Undo").click()
     page.wait_for_selector("#votes")

@@ -238,6 +238,9 @@ class SubscriberConfig(_Frozen):
         | None
     ) = None
     interests: str = ""
+    # topics to see less of, written like the interests: a soft penalty, not a filter
+    # (never_match is the filter)
+    not_interested: str = ""
     seed_papers: tuple[str, ...] = ()
     digest_size: int = Field(default=10, ge=1, le=100)
     timezone: str = "UTC"

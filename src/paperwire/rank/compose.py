@@ -92,13 +92,16 @@ def subscriber_signals(
     interests: dict[str, str],
     corpus_index: dict[str, int] | None = None,
     corpus_rows: list[dict[str, Any]] | None = None,
+    not_interested: dict[str, str] | None = None,
 ) -> list[rank.Signals]:
-    """Interests (as edited on the profile page, else the config), seed papers and votes.
+    """Interests and the topics not wanted (as edited on the profile page, else the config:
+    ``interests`` and ``not_interested`` are the edits), seed papers and votes.
 
     Given the run's corpus (``corpus_index`` and its ``corpus_rows``), stored papers are named
     by their corpus row and read from memory: no abstracts are loaded or hashed again.
     """
     corpus_index = corpus_index or {}
+    not_interested = not_interested or {}
     votes_by_sub: dict[str, list[dict]] = {s.id: [] for s in subscribers}
     for vote in store.votes(list(votes_by_sub)):
         votes_by_sub[vote["subscriber_id"]].append(vote)
@@ -136,6 +139,7 @@ def subscriber_signals(
         out.append(
             rank.Signals(
                 interests=interests.get(sub.id, sub.interests),
+                not_interested=not_interested.get(sub.id, sub.not_interested),
                 seed_texts=[]
                 if from_rows
                 else [paper_text(papers[p]["title"], papers[p]["abstract"]) for p in stored_seeds],
@@ -281,14 +285,16 @@ def score(
     cache the reasons read, is gathered on the caller's thread first; no chunk is started
     before one is taken, so memory holds ``SCORING_THREADS`` + 1 chunks; and a chunk's scores
     are what they would be alone, on one thread."""
-    interests = store.interests_overrides()
+    interests, not_interested = store.interests_overrides(), store.not_interested_overrides()
     # the sparse products' right side, once a run, not once a chunk; with the dense Gram the
     # scores come from it instead (rank.score transposes for itself if a chunk ever needs it)
     papers_t = papers.T.tocsr() if gram is None else None
 
     def gather(start: int) -> _Gathered:
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
-        signals = subscriber_signals(store, chunk, interests, corpus.index, corpus.rows)
+        signals = subscriber_signals(
+            store, chunk, interests, corpus.index, corpus.rows, not_interested
+        )
         vectors = None if embedded is None else embedded.vectors_of(store, signals, now)
         allowed = None if select is None else select(chunk)
         return _Gathered(start, chunk, signals, phrases.of(signals), vectors, allowed)

@@ -70,6 +70,9 @@ class Weights:
     seeds: float = 1.0
     liked: float = 1.0
     disliked: float = 1.0
+    # the topics a reader said they do not want (``not_interested``), pulling the other way
+    # like a thumbs-down (benchmarks/README.md, "Topics a reader does not want")
+    not_interested: float = 1.0
     half_life_days: float = 180.0
     # The classifier takes over from this many positives (liked + seed papers) on.
     classifier_min_likes: int = 3
@@ -116,6 +119,8 @@ class Signals:
     """Everything known about one subscriber's taste, as texts and dated votes."""
 
     interests: str = ""
+    # topics the reader does not want, written like the interests ("blockchain, robotics")
+    not_interested: str = ""
     seed_texts: list[str] = field(default_factory=list)
     # (text, +1/-1, when) for each vote
     votes: list[tuple[str, int, dt.datetime]] = field(default_factory=list)
@@ -141,8 +146,8 @@ class Signals:
 class Labels:
     """One subscriber's signals in vector space: rows with a kind and an age in days."""
 
-    vectors: sp.csr_matrix  # interests text, seed papers, voted papers
-    kinds: np.ndarray  # per row: "interests" | "seed" | "liked" | "disliked"
+    vectors: sp.csr_matrix  # interests text, the topics not wanted, seed papers, voted papers
+    kinds: np.ndarray  # per row: "interests" | "not_interested" | "seed" | "liked" | "disliked"
     ages: np.ndarray  # per row, days since the vote (0 for interests and seeds)
     corpus_rows: np.ndarray  # corpus rows to leave out of the background
 
@@ -282,33 +287,32 @@ def labels_from_signals(
     now: dt.datetime,
     corpus: sp.csr_matrix | None = None,
     interests_vector: sp.csr_matrix | None = None,
+    avoid_vector: sp.csr_matrix | None = None,
 ) -> Labels:
     """Vectorise one subscriber's texts; votes carry their age at ``now``.
 
     With ``corpus`` and the signals' ``seed_rows`` / ``vote_rows``, stored papers are taken
     from the already weighted corpus matrix instead of being hashed again, and
-    ``interests_vector`` (one row of a batched ``transform``) does the same for the interests."""
-    has_interests = bool(signals.interests.strip())
+    ``interests_vector`` / ``avoid_vector`` (rows of a batched ``transform_interests``) do the
+    same for the interests and the topics not wanted."""
+    texts_of_reader = _reader_texts(signals)
     given = signals.paper_rows() if corpus is not None else None
     n_seeds = len(given[0]) if given is not None else len(signals.seed_texts)
-    kinds = (["interests"] if has_interests else []) + ["seed"] * n_seeds
+    kinds = [kind for kind, _ in texts_of_reader] + ["seed"] * n_seeds
     kinds += ["liked" if vote > 0 else "disliked" for _, vote, _ in signals.votes]
+    batched = {"interests": interests_vector, "not_interested": avoid_vector}
+    parts = [
+        batched[kind] if batched[kind] is not None else model.transform_interests([text])
+        for kind, text in texts_of_reader
+    ]
     vectors: sp.csr_matrix | None
     if given is not None and corpus is not None:
-        parts = []
-        if has_interests:
-            parts.append(
-                interests_vector
-                if interests_vector is not None
-                else model.transform_interests([signals.interests])
-            )
         rows = list(given[0]) + list(given[1])
         if rows:
             parts.append(corpus[rows])
         vectors = sp.vstack(parts).tocsr() if parts else None
     else:
         texts = list(signals.seed_texts) + [text for text, _, _ in signals.votes]
-        parts = [model.transform_interests([signals.interests])] if has_interests else []
         if texts:
             parts.append(model.transform(texts))
         vectors = sp.vstack(parts).tocsr() if parts else None
@@ -320,6 +324,12 @@ def labels_from_signals(
         np.array(_ages(kinds, signals, now), dtype=np.float64),
         np.array(signals.corpus_rows, dtype=np.int64),
     )
+
+
+def _reader_texts(signals: Signals) -> list[tuple[str, str]]:
+    """(kind, text) of the texts a reader wrote: the interests, then the topics not wanted."""
+    texts = [("interests", signals.interests), ("not_interested", signals.not_interested)]
+    return [(kind, text) for kind, text in texts if text.strip()]
 
 
 def _ages(kinds: list[str], signals: Signals, now: dt.datetime) -> list[float]:
@@ -337,6 +347,7 @@ def _kind_coefficients(kinds: np.ndarray, ages: np.ndarray, weights: Weights) ->
         ("seed", weights.seeds),
         ("liked", weights.liked),
         ("disliked", -weights.disliked),
+        ("not_interested", -weights.not_interested),
     ):
         idx = kinds == kind
         count = int(idx.sum())
@@ -384,7 +395,7 @@ def classifier_row(lab: Labels, corpus: sp.csr_matrix, weights: Weights) -> sp.c
         keep[np.random.default_rng(0).choice(rows, CLASSIFIER_BACKGROUND, replace=False)] = True
     background = corpus[keep]
     pos = np.isin(lab.kinds, ("seed", "liked", "interests"))
-    neg = lab.kinds == "disliked"
+    neg = np.isin(lab.kinds, ("disliked", "not_interested"))
     x = sp.vstack([background, lab.vectors[pos], lab.vectors[neg]]).tocsr()
     y = np.r_[np.zeros(background.shape[0]), np.ones(pos.sum()), np.zeros(neg.sum())]
     balance = background.shape[0] / max(pos.sum(), 1)
@@ -419,21 +430,29 @@ def build_profiles_from_signals(
 ) -> Profiles:
     """The product's entry point: texts and dated votes in, profiles out.
 
-    Interests texts are hashed in one batch. When every subscriber names their stored papers
+    Interests texts (and the topics not wanted) are hashed in one batch. When every subscriber
+    names their stored papers
     by corpus row (``seed_rows`` / ``vote_rows``, as ``digest`` does), the Rocchio rows of the
     whole chunk are one sparse product over the corpus, with no per-subscriber matrices.
     ``calibration`` (a :class:`CandidateGram` over :func:`calibration_rows`, kept by the run)
     then gives the rows' score spreads over the calibration sample without that product."""
-    texts = [s.interests for s in signals if s.interests.strip()]
-    batch = model.transform_interests(texts) if texts else None
-    position, k = {}, 0
+    # (reader, kind) -> row of the batch, in reading order: the interests part's rows
+    position: dict[tuple[int, str], int] = {}
+    texts: list[str] = []
     for i, sig in enumerate(signals):
-        if sig.interests.strip():
-            position[i], k = k, k + 1
+        for kind, text in _reader_texts(sig):
+            position[i, kind] = len(texts)
+            texts.append(text)
+    batch = model.transform_interests(texts) if texts else None
 
     def labels_of(i: int) -> Labels:
-        vector = batch[position[i]] if batch is not None and i in position else None
-        return labels_from_signals(model, signals[i], now, corpus, vector)
+        rows = {
+            kind: batch[position[i, kind]] if batch is not None and (i, kind) in position else None
+            for kind in ("interests", "not_interested")
+        }
+        return labels_from_signals(
+            model, signals[i], now, corpus, rows["interests"], rows["not_interested"]
+        )
 
     given = [s.paper_rows() for s in signals]
     named = [rows for rows in given if rows is not None]
@@ -471,22 +490,26 @@ def _rocchio_parts(
     weights: Weights,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
     """``rocchio_rows`` for signals whose papers are corpus rows, before normalising: the same
-    coefficients, as (a matrix to multiply the corpus by, the weighted interests vectors),
-    with no per-subscriber vector stacks. ``paper_rows``: each one's (seed rows, vote rows)."""
+    coefficients, as (a matrix to multiply the corpus by, the weighted vectors of the texts the
+    readers wrote), with no per-subscriber vector stacks. ``paper_rows``: each one's (seed
+    rows, vote rows); ``interests``: the texts' batch, each reader's in :func:`_reader_texts`
+    order, reader after reader."""
     i_rows: list[int] = []
+    i_cols: list[int] = []
     i_vals: list[float] = []
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
     for i, (sig, (seed_rows, vote_rows)) in enumerate(zip(signals, paper_rows, strict=True)):
-        has_interests = bool(sig.interests.strip())
-        kinds = (["interests"] if has_interests else []) + ["seed"] * len(seed_rows)
+        written = [kind for kind, _ in _reader_texts(sig)]
+        kinds = written + ["seed"] * len(seed_rows)
         kinds += ["liked" if vote > 0 else "disliked" for _, vote, _ in sig.votes]
         coef = _kind_coefficients(np.array(kinds), np.array(_ages(kinds, sig, now)), weights)
-        if has_interests:
+        for k in range(len(written)):
             i_rows.append(i)
-            i_vals.append(coef[0])
-            coef = coef[1:]
+            i_cols.append(len(i_cols))
+            i_vals.append(coef[k])
+        coef = coef[len(written) :]
         papers = list(seed_rows) + list(vote_rows)
         rows += [i] * len(papers)
         cols += papers
@@ -496,9 +519,9 @@ def _rocchio_parts(
     )
     if interests is None or not i_rows:
         return corpus_coef, None
-    # the k-th interests vector in the batch belongs to the k-th subscriber that has one
+    # the batch's rows are the readers' texts in the order they were met here
     interest_coef = sp.csr_matrix(
-        (np.array(i_vals, dtype=np.float32), (i_rows, range(len(i_rows)))),
+        (np.array(i_vals, dtype=np.float32), (i_rows, i_cols)),
         shape=(len(signals), interests.shape[0]),
     )
     return corpus_coef, (interest_coef @ interests).tocsr()

@@ -46,18 +46,26 @@ class EmbeddedCorpus:
 
         ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
         ``compose.subscriber_signals`` does given the run's corpus. The interests texts'
-        vectors, and their phrases', are read from the store, or embedded and stored once. The
+        vectors, their phrases' and those of the topics not wanted, are read from the store,
+        or embedded and stored once. The
         run's calibration is made here too, so :meth:`added` reads no store and fills no
         cache that another thread reads: compose runs it beside the next chunk's reasons."""
         self.calibration(w)
         texts = [s.interests for s in signals]
         interests = text_vectors(store, self.model, texts)
-        phrases = (
-            semantic.phrase_vectors(lambda p: text_vectors(store, self.model, p), texts)
-            if w.phrases
+
+        def stored(phrases: list[str]) -> np.ndarray:
+            return text_vectors(store, self.model, phrases)
+
+        phrases = semantic.phrase_vectors(stored, texts) if w.phrases else None
+        avoid = (
+            semantic.phrase_vectors(stored, [s.not_interested for s in signals])
+            if w.not_interested
             else None
         )
-        return semantic.embedded_signals(self.model, signals, self.vectors, now, interests, phrases)
+        return semantic.embedded_signals(
+            self.model, signals, self.vectors, now, interests, phrases, avoid
+        )
 
     def added(
         self,

@@ -81,6 +81,11 @@ class SemanticWeights:
     # phrases, standardised (a text of ten topics averaged into one vector matches none of
     # them well: arxiv-frontpage's cold start, benchmarks/README.md "Interest phrases")
     phrases: float = 2.0
+    # the topics a reader does not want (``not_interested``), matched phrase by phrase the same
+    # way: a paper closer than average to one of them loses this many of its standard
+    # deviations above average (only above: being far from a dislike is no merit), the same
+    # weight as the interests' phrases (benchmarks/README.md, "Topics a reader does not want")
+    not_interested: float = 2.0
     seeds: float = 1.0
     liked: float = 1.0
     disliked: float = 1.0
@@ -98,6 +103,8 @@ class EmbeddedSignals:
     corpus_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # (p, dim) unit rows: the interests text's phrases (core.interest_phrases); None: none
     phrases: np.ndarray | None = None
+    # (q, dim) unit rows: the phrases of the topics the reader does not want; None: none
+    avoid: np.ndarray | None = None
 
     @property
     def positives(self) -> int:
@@ -313,6 +320,10 @@ class SemanticProfiles:
     phrases: list[np.ndarray | None]
     phrase_offset: np.ndarray
     phrase_scale: np.ndarray
+    # the same for the topics each reader does not want
+    avoid: list[np.ndarray | None] = field(default_factory=list)
+    avoid_offset: np.ndarray | None = None
+    avoid_scale: np.ndarray | None = None
 
     def score(self, papers: np.ndarray) -> np.ndarray:
         """Each reader's linear score of these papers, in standard deviations.
@@ -341,6 +352,17 @@ class SemanticProfiles:
         out = phrase_match(self.phrases, papers)
         out -= self.phrase_offset[:, None]
         out /= self.phrase_scale[:, None]
+        return out
+
+    def avoid_penalty(self, papers: np.ndarray) -> np.ndarray | None:
+        """Per reader, how much closer than average each paper is to one of the topics they
+        do not want, in standard deviations (0 at or below average); None: nobody has any."""
+        if self.avoid_offset is None or self.avoid_scale is None:
+            return None
+        out = phrase_match(self.avoid, papers)
+        out -= self.avoid_offset[:, None]
+        out /= self.avoid_scale[:, None]
+        np.maximum(out, 0, out=out)
         return out
 
     def neighbour_weights(self, w: SemanticWeights) -> np.ndarray:
@@ -394,6 +416,10 @@ class SemanticProfiles:
         total *= w.weight
         if w.phrases:
             total += w.phrases * self.phrase_scores(papers)
+        if w.not_interested:
+            penalty = self.avoid_penalty(papers)
+            if penalty is not None:
+                total -= w.not_interested * penalty
         near = self.neighbour_weights(w)
         if not near.any() or not len(papers):
             return total
@@ -449,9 +475,14 @@ def build_profiles(
     # phrase match costs a product per phrase (four a reader) where the linear term costs one
     spaced = cal.sample[:: max(1, len(cal.sample) // PHRASE_SAMPLE)]
     phrase_offset, phrase_scale = _standardisation(phrase_match(phrases, spaced))
+    avoid = [sig.avoid for sig in signals]
+    avoid_offset = avoid_scale = None
+    if any(a is not None and len(a) for a in avoid):
+        avoid_offset, avoid_scale = _standardisation(phrase_match(avoid, spaced))
     return SemanticProfiles(
-        directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale
-    )
+        directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale,
+        avoid, avoid_offset, avoid_scale,
+    )  # fmt: skip
 
 
 def _standardisation(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -472,10 +503,12 @@ def embedded_signals(
     now: dt.datetime,
     interests: np.ndarray | None = None,
     phrases: list[np.ndarray | None] | None = None,
+    avoid: list[np.ndarray | None] | None = None,
 ) -> list[EmbeddedSignals]:
     """``core.Signals`` whose papers are corpus rows (as ``compose`` builds them) in vectors;
-    ``interests``: the interests texts' vectors, when the caller has them (stored ones), and
-    ``phrases`` each text's phrase vectors (:func:`phrase_vectors`; None: not matched)."""
+    ``interests``: the interests texts' vectors, when the caller has them (stored ones),
+    ``phrases`` each text's phrase vectors (:func:`phrase_vectors`; None: not matched) and
+    ``avoid`` those of each reader's topics not wanted."""
     if interests is None:
         interests = model.embed([s.interests for s in signals])
     out = []
@@ -497,6 +530,7 @@ def embedded_signals(
                 np.array(ages, dtype=np.float64),
                 np.array(sig.corpus_rows, dtype=np.int64),
                 phrases[i] if phrases is not None else None,
+                avoid[i] if avoid is not None else None,
             )
         )
     return out

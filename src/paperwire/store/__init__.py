@@ -201,6 +201,12 @@ def m007_text_vectors(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_not_interested(db: sqlite_utils.Database) -> None:
+    # The topics a reader does not want, as edited on the profile page beside the interests.
+    db.table("subscriber_state").add_column("not_interested", str)
+
+
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
     for f in (
@@ -211,6 +217,7 @@ KNOWN_MIGRATIONS = frozenset(
         m005_paper_terms,
         m006_retries_and_seed_misses,
         m007_text_vectors,
+        m008_not_interested,
     )
 )
 
@@ -927,10 +934,19 @@ class Store:
                 pk="subscriber_id",
             )
 
-    def set_interests(self, subscriber_id: str, interests: str) -> None:
+    def set_interests(
+        self, subscriber_id: str, interests: str | None, not_interested: str | None = None
+    ) -> None:
+        """The interests and the topics not wanted, as the profile form saves them together;
+        None clears an edit, so the config's text applies again."""
         with self.atomic():
             self.db.table("subscriber_state").upsert(
-                {"subscriber_id": subscriber_id, "interests": interests, "updated": iso(utcnow())},
+                {
+                    "subscriber_id": subscriber_id,
+                    "interests": interests,
+                    "not_interested": not_interested,
+                    "updated": iso(utcnow()),
+                },
                 pk="subscriber_id",
             )
 
@@ -945,6 +961,13 @@ class Store:
             "select subscriber_id, interests from subscriber_state where interests is not null"
         )
         return {r["subscriber_id"]: r["interests"] for r in rows}
+
+    def not_interested_overrides(self) -> dict[str, str]:
+        rows = self.db.query(
+            "select subscriber_id, not_interested from subscriber_state"
+            " where not_interested is not null"
+        )
+        return {r["subscriber_id"]: r["not_interested"] for r in rows}
 
     # -- settings and events --------------------------------------------------------------
 

@@ -393,8 +393,11 @@ class FeedbackApp:
             signer = self.signer(config, store)
             sub = _subscriber(config, _read_subscriber(signer, "profile", token))
             override = store.interests_overrides().get(sub.id)
+            avoid = store.not_interested_overrides().get(sub.id)
             votes = store.votes([sub.id])
-            terms = self.profiles.terms(store, sub, override=override, votes=votes, now=utcnow())
+            terms = self.profiles.terms(
+                store, sub, override=(override, avoid), votes=votes, now=utcnow()
+            )
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
             unsubscribed = sub.id in store.unsubscribed()
             store_seeds = len(store.seeds([sub.id]).get(sub.id, ()))
@@ -421,7 +424,9 @@ class FeedbackApp:
             terms_known=terms.learned is not None,
             interests=override if override is not None else sub.interests,
             config_interests=sub.interests,
-            edited=override is not None,
+            not_interested=avoid if avoid is not None else sub.not_interested,
+            config_not_interested=sub.not_interested,
+            edited=override is not None or avoid is not None,
             saved=saved,
             max_interests=MAX_INTERESTS,
             seeds=len(sub.seed_papers) + store_seeds,
@@ -439,31 +444,31 @@ class FeedbackApp:
         _check_origin(request, self.get_config())
         async with request.form(max_files=0, max_fields=10) as form:
             action = form.get("action", "save")
-            interests = form.get("interests", "")
-        if not isinstance(interests, str) or action not in ("save", "reset"):
+            texts = {field: form.get(field, "") for field in ("interests", "not_interested")}
+        if not all(isinstance(t, str) for t in texts.values()) or action not in ("save", "reset"):
             raise Refused(400, "Bad request", "This form was not filled in as expected.")
-        interests = " ".join(interests.split())
-        if len(interests) > MAX_INTERESTS:
-            raise Refused(
-                400,
-                "Interests too long",
-                f"Interests can be at most {MAX_INTERESTS} characters; "
-                f"yours have {len(interests)}.",
-                "Shorten them to the topics that matter most and save again.",
-            )
+        written = {field: " ".join(str(text).split()) for field, text in texts.items()}
+        for field, text in written.items():
+            if len(text) > MAX_INTERESTS:
+                what = "Interests" if field == "interests" else "Topics not wanted"
+                raise Refused(
+                    400,
+                    f"{what} too long",
+                    f"{what} can be at most {MAX_INTERESTS} characters; yours have {len(text)}.",
+                    "Shorten them to the topics that matter most and save again.",
+                )
         token = request.path_params["token"]
-        return await self.work(
-            request, self._profile_post, token, interests if action == "save" else None
-        )
+        saved = (written["interests"], written["not_interested"]) if action == "save" else None
+        return await self.work(request, self._profile_post, token, saved)
 
-    def _profile_post(self, token: str, interests: str | None) -> Response:
+    def _profile_post(self, token: str, written: tuple[str, str] | None) -> Response:
         config = self.get_config()
         with self.store() as store:
             sub = _subscriber(
                 config, _read_subscriber(self.signer(config, store), "profile", token)
             )
-            # None clears the override, so the config's interests apply again.
-            store.set_interests(sub.id, interests)  # type: ignore[arg-type]
+            # None clears both edits, so the config's texts apply again.
+            store.set_interests(sub.id, *(written or (None, None)))
         return RedirectResponse(f"/profile/{token}?saved=1", status_code=303)
 
     # -- Slack ------------------------------------------------------------------------------

@@ -75,7 +75,12 @@ def learned_terms(
     key phrases (:func:`rank.key_phrases`: word pairs as written, the source's keywords) of the
     interests text and of their seed and voted papers. A single generic word ("software",
     "benchmark") or a bare token ("kv") is never one."""
-    signals = digest.subscriber_signals(store, [subscriber], store.interests_overrides())[0]
+    signals = digest.subscriber_signals(
+        store,
+        [subscriber],
+        store.interests_overrides(),
+        not_interested=store.not_interested_overrides(),
+    )[0]
     mine = [v["paper_id"] for v in store.votes([subscriber.id])] + digest.seed_ids(subscriber)
     if not signals.corpus_rows:
         # The classifier must not count the subscriber's own papers as background.
@@ -85,7 +90,9 @@ def learned_terms(
         return Learned([], [])
     weights = {
         text: float(row[cols].sum())
-        for text, cols in _candidates(corpus.model, signals.interests, store.papers(mine))
+        for text, cols in _candidates(
+            corpus.model, [signals.interests, signals.not_interested], store.papers(mine)
+        )
     }
     positive = sorted(
         ((t, w) for t, w in weights.items() if w > 0), key=lambda tw: (-round(tw[1], 6), tw[0])
@@ -97,15 +104,16 @@ def learned_terms(
 
 
 def _candidates(
-    model: rank.TextModel, interests: str, papers: dict[str, dict]
+    model: rank.TextModel, written: list[str], papers: dict[str, dict]
 ) -> list[tuple[str, np.ndarray]]:
-    """(phrase as written, its hashed columns) for every phrase the page may show, once each."""
+    """(phrase as written, its hashed columns) for every phrase the page may show, once each:
+    from the texts the reader ``written`` (interests, topics not wanted) and their papers."""
     out: dict[str, tuple[str, np.ndarray]] = {}
-    for phrase in rank.interest_phrases(interests):
+    for phrase in (p for text in written for p in rank.interest_phrases(text)):
         tokens = model.tokens(phrase)
         if tokens and len(phrase.split()) <= 3:
             out.setdefault(phrase.lower(), (phrase, model.columns(tokens)))
-    sources = [(interests, [])] + [
+    sources = [(text, []) for text in written] + [
         (paper_text(p["title"], p["abstract"]), p.get("keywords") or []) for p in papers.values()
     ]
     for text, keywords in sources:

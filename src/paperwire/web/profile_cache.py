@@ -65,7 +65,7 @@ class ProfileCache:
         store: Store,
         subscriber: SubscriberConfig,
         *,
-        override: str | None,
+        override: tuple[str | None, str | None],
         votes: list[dict[str, Any]],
         now: dt.datetime,
     ) -> Terms:
@@ -73,6 +73,7 @@ class ProfileCache:
         key = (
             store.corpus_version(),
             subscriber.interests,
+            subscriber.not_interested,
             subscriber.seed_papers,
             override,
             tuple((v["paper_id"], v["vote"], v["voted_at"]) for v in votes),
