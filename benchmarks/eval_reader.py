@@ -417,8 +417,15 @@ def main(argv: list[str] | None = None) -> int:
         "--reasons", type=int, default=0, help="print each issue 27 reader's top N and reasons"
     )
     parser.add_argument("--no-auc", action="store_true", help="leave out arxiv-frontpage's AUC")
+    parser.add_argument(
+        "--auc-only", action="store_true", help="only arxiv-frontpage's AUC (score_matrix)"
+    )
     args = parser.parse_args(argv)
     globals()["DATA"] = args.data
+    if args.auc_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(frontpage_auc(Path(tmp), args.embeddings), indent=1))
+        return 0
     papers = corpus_papers()
     by_id = {p.paper_id: p for p in papers}
     seeded = SEED_READERS + THUMBS_READERS

@@ -14,6 +14,7 @@ CiteULike-t is measured through the product instead (eval_product.py).
     python -m benchmarks.eval_semantic --speed
     python -m benchmarks.eval_semantic --frontpage
     python -m benchmarks.eval_semantic --frontpage --halves 40
+    python -m benchmarks.eval_semantic --frontpage --not-interested reader   # + topics not wanted
 """
 
 from __future__ import annotations
@@ -81,12 +82,16 @@ class Frontpage(NamedTuple):
     corpus_emb: np.ndarray
     interests_emb: np.ndarray
     phrases: np.ndarray | None
+    avoid: np.ndarray | None
 
 
-def _frontpage_setup(spec: str, interests: str = er.FRONTPAGE_INTERESTS) -> Frontpage:
+def _frontpage_setup(
+    spec: str, interests: str = er.FRONTPAGE_INTERESTS, not_interested: str = ""
+) -> Frontpage:
     """The labelled items, their texts, which are liked, the TF-IDF model and vectors and the
     encoder's vectors of the corpus (the items, then the other downloads), the interests text's
-    vector and its phrases' vectors (as compose builds them)."""
+    vector and its phrases' vectors, and those of the topics not wanted (as compose builds
+    them)."""
     items, downloads = frontpage_data()
     texts = [paper_text(p["title"], p["abstract"]) for p in items]
     corpus_texts = texts + [paper_text(r["title"], r["abstract"]) for r in downloads]
@@ -96,8 +101,10 @@ def _frontpage_setup(spec: str, interests: str = er.FRONTPAGE_INTERESTS) -> Fron
     model = embed.load_model(spec)
     corpus_emb = model.embed(corpus_texts)
     interests_emb = model.embed([interests])[0]
-    phrases = semantic.phrase_vectors(model.embed, [interests])[0]
-    return Frontpage(items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases)
+    phrases, avoid = semantic.phrase_vectors(model.embed, [interests, not_interested])
+    return Frontpage(
+        items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases, avoid
+    )
 
 
 def frontpage(
@@ -106,10 +113,10 @@ def frontpage(
     vectors_file: str | None = None,
     interests_row: int = 0,
     interests: str = er.FRONTPAGE_INTERESTS,
+    not_interested: str = "",
 ) -> None:
-    items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases = _frontpage_setup(
-        spec, interests
-    )
+    fp = _frontpage_setup(spec, interests, not_interested)
+    items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases, avoid = fp
     if vectors_file:  # precomputed vectors of another model, for the items only (the order above)
         corpus_emb = np.load(vectors_file)
         # row 0: the interests embedded as a query ("query: " prefix), row 1: as a passage
@@ -125,7 +132,7 @@ def frontpage(
 
     def tfidf_scores(votes_up, votes_down) -> np.ndarray:
         votes = [(texts[i], 1, NOW) for i in votes_up] + [(texts[i], -1, NOW) for i in votes_down]
-        sig = rank.Signals(interests=interests, votes=votes)
+        sig = rank.Signals(interests=interests, not_interested=not_interested, votes=votes)
         profiles = rank.build_profiles_from_signals(tfidf, [sig], corpus_tfidf, NOW, weights)
         return rank.score(profiles, corpus_tfidf[:n], None, weights)[0]
 
@@ -138,6 +145,7 @@ def frontpage(
             np.zeros(len(rows)),
             rows,
             phrases,
+            avoid,
         )
         return semantic.build_profiles([sig], corpus_emb, w)
 
@@ -207,13 +215,16 @@ def frontpage(
 
 
 def frontpage_halves(
-    spec: str, sw: semantic.SemanticWeights, halves: int, interests: str = er.FRONTPAGE_INTERESTS
+    spec: str,
+    sw: semantic.SemanticWeights,
+    halves: int,
+    interests: str = er.FRONTPAGE_INTERESTS,
+    not_interested: str = "",
 ) -> None:
     """Mean AUC of the unvoted half over random halves (seeds 100, 101, ...; not the reported
     split, er.SEED), the product's sum for several weights: what the weights were chosen on."""
-    items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases = _frontpage_setup(
-        spec, interests
-    )
+    fp = _frontpage_setup(spec, interests, not_interested)
+    items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases, avoid = fp
     n = len(items)
     weights = rank.Weights()
     variants = {
@@ -231,6 +242,11 @@ def frontpage_halves(
         "neighbours × 0.5": replace(sw, neighbour_weight=0.5, neighbour_weight_with_dislikes=0.5),
         "neighbours × 2": replace(sw, neighbour_weight=2.0, neighbour_weight_with_dislikes=2.0),
     }
+    if not_interested:
+        variants |= {
+            f"topics not wanted × {k:g}": replace(sw, not_interested=sw.not_interested * k)
+            for k in (0.0, 0.5, 2.0)
+        }
     aucs: dict[tuple[str, str], list[float]] = {}
     for seed in range(100, 100 + halves):
         voted = np.random.default_rng(seed).random(n) < 0.5
@@ -239,13 +255,13 @@ def frontpage_halves(
         down = np.flatnonzero(voted & ~liked)
         for case, u, d in (("up", up, up[:0]), ("up+down", up, down)):
             votes = [(texts[i], 1, NOW) for i in u] + [(texts[i], -1, NOW) for i in d]
-            sig = rank.Signals(interests=interests, votes=votes)
+            sig = rank.Signals(interests=interests, not_interested=not_interested, votes=votes)
             profiles = rank.build_profiles_from_signals(tfidf, [sig], corpus_tfidf, NOW, weights)
             t = rank.score(profiles, corpus_tfidf[:n], None, weights)[0]
             rows = np.r_[u, d].astype(np.int64)
             kinds = np.array(["liked"] * len(u) + ["disliked"] * len(d), dtype=object)
             emb = semantic.EmbeddedSignals(
-                interests_emb, corpus_emb[rows], kinds, np.zeros(len(rows)), rows, phrases
+                interests_emb, corpus_emb[rows], kinds, np.zeros(len(rows)), rows, phrases, avoid
             )
             for name, w in variants.items():
                 total = t
@@ -282,7 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         default="strong",
         help="the reader's strongest topics (the default) or every topic they weight above zero",
     )
+    parser.add_argument(
+        "--not-interested",
+        choices=("none", "reader"),
+        default="none",
+        help="reader: the topics they weight -1 or less, as not_interested (eval_ranking.py)",
+    )
     args = parser.parse_args(argv)
+    not_interested = {"none": "", "reader": er.FRONTPAGE_NOT_INTERESTED}[args.not_interested]
     sw = replace(semantic.SemanticWeights(), weight=args.weight)
     interests = {"strong": er.FRONTPAGE_INTERESTS, "every": er.FRONTPAGE_INTERESTS_EVERY}[
         args.interests
@@ -290,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed:
         speed(args.model)
     if args.frontpage and args.halves:
-        frontpage_halves(args.model, sw, args.halves, interests)
+        frontpage_halves(args.model, sw, args.halves, interests, not_interested)
     elif args.frontpage:
-        frontpage(args.model, sw, args.vectors, args.interests_row, interests)
+        frontpage(args.model, sw, args.vectors, args.interests_row, interests, not_interested)
     return 0
 
 

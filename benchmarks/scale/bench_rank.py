@@ -251,12 +251,34 @@ def _with_embeddings(db: Path, config: Path, model: str) -> tuple[Path, Path]:
     return folder / "paperwire.db", folder / "subscribers.yaml"
 
 
+def _with_not_interested(db: Path, config: Path) -> tuple[Path, Path]:
+    """A copy of the store and config where every subscriber also writes topics they do not
+    want (``not_interested``: another reader's interests, six along the list): the worst case,
+    each reader's phrases matched twice."""
+    folder = db.parent.with_name(f"{db.parent.name}-not-interested")
+    if not (folder / "paperwire.db").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(db, folder / "paperwire.db")
+        lines, k = [], 0
+        for line in config.read_text().splitlines():
+            if line.startswith("  - {id: "):
+                avoid = CLI_INTERESTS[(k + len(CLI_INTERESTS) // 2) % len(CLI_INTERESTS)]
+                line = line.replace(
+                    ", seed_papers:", f", not_interested: {json.dumps(avoid)}, seed_papers:"
+                )
+                k += 1
+            lines.append(line)
+        (folder / "subscribers.yaml").write_text("\n".join(lines) + "\n")
+    return folder / "paperwire.db", folder / "subscribers.yaml"
+
+
 def job_cli(
     n: int,
     profile: bool = False,
     src: Path | None = None,
     at: str | None = None,
     embeddings: str | None = None,
+    not_interested: bool = False,
 ) -> dict:
     """``paperwire digest --json`` over n subscribers, in a fresh process (wall, peak RSS);
     ``profile`` runs that process under cProfile (slower; its top functions are added).
@@ -268,6 +290,8 @@ def job_cli(
     db, config = _cli_store(n)
     if embeddings:
         db, config = _with_embeddings(db, config, embeddings)
+    if not_interested:
+        db, config = _with_not_interested(db, config)
     stats = db.parent / "digest.prof"
     under = ["-m", "cProfile", "-o", str(stats)] if profile else []
     entry = ["-m", "paperwire"]
@@ -299,6 +323,7 @@ def job_cli(
         "output": str(out),
         "subscribers": n,
         "embeddings": embeddings,
+        "not_interested": not_interested,
         "candidate_papers": CLI_PAPERS,
         "wall_s": round(wall, 2),
         "per_subscriber_ms": round(1000 * wall / n, 3),
@@ -437,6 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         "--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
         help="compare two digest --json outputs pick by pick, and exit",
     )  # fmt: skip
+    ap.add_argument(
+        "--not-interested",
+        action="store_true",
+        help="cli job: every subscriber also writes topics they do not want",
+    )
     args = ap.parse_args(argv)
     if args.compare:
         print(json.dumps(compare_digests(*args.compare), indent=1))
@@ -450,7 +480,14 @@ def main(argv: list[str] | None = None) -> int:
         _common.emit(job_svm(args.subscribers or 200))
         return 0
     if args.job == "cli":
-        result = job_cli(args.subscribers or 2000, args.profile, args.src, args.at, args.embeddings)
+        result = job_cli(
+            args.subscribers or 2000,
+            args.profile,
+            args.src,
+            args.at,
+            args.embeddings,
+            args.not_interested,
+        )
         print(json.dumps(result), flush=True)
         return 0
 
