@@ -98,6 +98,26 @@ def test_a_blank_profile_takes_the_prior_for_every_paper():
     assert np.argsort(-scores[0]).tolist() == [1, 2, 0]
 
 
+@pytest.mark.parametrize("ranking", ["", "ranking: {embeddings: off}\n"])
+def test_a_reader_who_only_says_what_they_do_not_want_gets_the_crowds_picks_less_those(
+    daily, make_config, ranking
+):
+    config = make_config(
+        ranking
+        + "subscribers:\n"
+        + "  - {id: blank, email: blank@example.org}\n"
+        + '  - {id: dan, email: dan@example.org, not_interested: "agent memory, LLM agents"}\n'
+    )
+    digests = worded.compose(daily, config, now=NOW, limit=8)
+    upvotes = {p["paper_id"]: p["upvotes"] for p in daily.papers([EVOARENA, ROBUST_U1]).values()}
+    blank, dan = ([p.paper_id for p in digests[s].picks] for s in ("blank", "dan"))
+    assert blank[0] == EVOARENA and upvotes[EVOARENA] > upvotes[ROBUST_U1]  # the crowd's first
+    # dan's scores say only what to avoid: the crowd still orders the rest (every paper is
+    # lifted, not only those above a relevance bar no paper of his reaches), less agent memory
+    assert len(dan) == 8 and ROBUST_U1 in dan[:2]
+    assert EVOARENA not in dan or dan.index(EVOARENA) > dan.index(ROBUST_U1)
+
+
 def test_each_reader_hears_the_crowd_as_much_as_their_likes_follow_it():
     scale = rank.upvote_scale([0, 1, 2, 3, 5, 8, 13, 40, 100, 300])
     weights = rank.Weights()

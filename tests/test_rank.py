@@ -193,9 +193,11 @@ def test_mmr_skips_a_near_duplicate(model):
     assert rank.mmr([0, 1, 2, 3], scores, vectors, 2, lam=1.0) == [0, 1]
 
 
-def test_rocchio_from_corpus_rows_equals_rocchio_from_texts():
+@pytest.mark.parametrize("not_interested", ["", "protein structure, graph networks"])
+def test_rocchio_from_corpus_rows_equals_rocchio_from_texts(not_interested):
     """digest's fast path (stored papers as corpus rows) and the evaluation's path (texts)
-    build the same profiles: one weighting rule, two inputs."""
+    build the same profiles: one weighting rule, two inputs (and a batch of texts whose rows
+    are each reader's interests, then topics not wanted, reader after reader)."""
     texts = [
         "kv cache compression for long context inference",
         "quantization of large language model weights to four bits",
@@ -210,19 +212,39 @@ def test_rocchio_from_corpus_rows_equals_rocchio_from_texts():
         (texts[1], 1, now - dt.timedelta(days=30)),
         (texts[4], -1, now - dt.timedelta(days=400)),
     ]
-    by_text = rank.Signals(interests="kv cache memory", seed_texts=[texts[2]], votes=votes)
+    by_text = rank.Signals(
+        interests="kv cache memory",
+        not_interested=not_interested,
+        seed_texts=[texts[2]],
+        votes=votes,
+    )
     by_rows = rank.Signals(
         interests="kv cache memory",
+        not_interested=not_interested,
         votes=[("", v, w) for _, v, w in votes],
         seed_rows=[2],
         vote_rows=[1, 4],
     )
+    only_text = rank.Signals(not_interested="speculative decoding")
+    only_rows = rank.Signals(not_interested="speculative decoding", seed_rows=[], vote_rows=[])
     weights = rank.Weights(classifier_min_likes=10**6)  # Rocchio rows only
-    a = rank.build_profiles_from_signals(model, [by_text, rank.Signals()], corpus, now, weights)
-    b = rank.build_profiles_from_signals(model, [by_rows, rank.Signals()], corpus, now, weights)
-    assert a.matrix.nnz > 0
+    a = rank.build_profiles_from_signals(
+        model, [by_text, rank.Signals(), only_text], corpus, now, weights
+    )
+    b = rank.build_profiles_from_signals(
+        model, [by_rows, rank.Signals(seed_rows=[], vote_rows=[]), only_rows], corpus, now, weights
+    )
+    assert b.mix is not None  # the batch path, not the per-reader one
+    assert a.matrix.nnz > 0 and a.matrix[2].nnz > 0
     assert np.allclose(a.matrix.toarray(), b.matrix.toarray(), atol=1e-6)
     assert np.allclose(a.offset, b.offset, atol=1e-6)
+    # the text pulls the other way: speculative decoding is the one paper scored lowest
+    assert np.argmin(rank.score(b, corpus)[2]) == 2
+    assert list(a.nothing_liked) == list(b.nothing_liked) == [False, True, True]
+    if not_interested:  # and it lowers the protein paper for the reader who wrote it
+        plain = replace(by_rows, not_interested="")
+        c = rank.build_profiles_from_signals(model, [plain], corpus, now, weights)
+        assert rank.score(b, corpus)[0, 4] < rank.score(c, corpus)[0, 4]
 
 
 def _row_signals() -> list[rank.Signals]:
@@ -239,6 +261,14 @@ def _row_signals() -> list[rank.Signals]:
             vote_rows=[6, 9],
         ),
         rank.Signals(seed_rows=[], vote_rows=[]),
+        rank.Signals(not_interested="weak lensing, dark matter", seed_rows=[], vote_rows=[]),
+        rank.Signals(
+            interests="speculative decoding",
+            not_interested="protein folding",
+            votes=[("", 1, ago[1])],
+            seed_rows=[],
+            vote_rows=[4],
+        ),
     ]
 
 

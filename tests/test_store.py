@@ -253,6 +253,11 @@ def test_a_database_from_before_topics_not_wanted_keeps_its_edits(tmp_path):
         assert store.not_interested_overrides() == {}
         store.set_interests("ada", "KV cache eviction", "robotics")
         assert store.not_interested_overrides() == {"ada": "robotics"}
+        store.set_unsubscribed("ada", True)  # another column of the same row: kept
+        assert store.not_interested_overrides() == {"ada": "robotics"}
+        assert store.unsubscribed() == {"ada"}
+        store.set_interests("ada", None, None)
+        assert store.unsubscribed() == {"ada"} and store.interests_overrides() == {}
 
 
 def test_a_folder_that_does_not_exist_is_one_line(tmp_path):

@@ -25,7 +25,7 @@ from paperwire.config import Config
 from paperwire.links import Signer
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
-from paperwire.store import Store
+from paperwire.store import Store, utcnow
 from paperwire.web.app import create_app
 
 from .conftest import HttpServer, Route, free_port
@@ -488,11 +488,16 @@ def test_profile_edits_the_topics_not_wanted_beside_the_interests(
     web: WebApp, client: httpx.Client
 ):
     url = web.page("profile", "ada")
-    form = {
-        "interests": "KV cache eviction",
-        "not_interested": " protein  folding ",
-        "action": "save",
-    }
+    ada = web.config.subscriber("ada")
+
+    def protein_score() -> float:
+        with web.store() as store:  # the next ranking, as compose reads the edits
+            return float(
+                digest.score_matrix(store, web.config, [ada], [PROTEIN], now=utcnow())[0, 0]
+            )
+
+    before = protein_score()
+    form = {"interests": ada.interests, "not_interested": " protein  folding ", "action": "save"}
     response = client.post(url, data=form, follow_redirects=True)
     assert "protein folding</textarea>" in response.text
     # the page's learned terms say what now pushes papers down
@@ -500,20 +505,18 @@ def test_profile_edits_the_topics_not_wanted_beside_the_interests(
     assert "protein folding</li>" in negative
     with web.store() as store:
         assert store.not_interested_overrides() == {"ada": "protein folding"}
-        assert store.interests_overrides() == {"ada": "KV cache eviction"}
-        assert store.not_interested_overrides().get("grace") is None  # ada's alone
-    # the next ranking reads the edit
+        # the config's own interests, saved unchanged, are no edit: the config still rules them
+        assert store.interests_overrides() == {}
+    assert protein_score() < before - 1  # standard deviations
+    # a form without the field (a page from before it had one) keeps the edit
+    client.post(url, data={"interests": "KV cache eviction", "action": "save"})
     with web.store() as store:
-        (signals,) = digest.subscriber_signals(
-            store,
-            [web.config.subscriber("ada")],
-            store.interests_overrides(),
-            not_interested=store.not_interested_overrides(),
-        )
-    assert signals.not_interested == "protein folding"
+        assert store.not_interested_overrides() == {"ada": "protein folding"}
+        assert store.interests_overrides() == {"ada": "KV cache eviction"}
     client.post(url, data={"action": "reset"})
     with web.store() as store:
         assert store.not_interested_overrides() == {} and store.interests_overrides() == {}
+    assert protein_score() == pytest.approx(before, abs=1e-5)
     too_long = {"interests": "x", "not_interested": "y" * 2001}
     assert "Topics not wanted can be at most 2000 characters; yours have 2001." in refusal(
         client.post(url, data=too_long), 400, "Topics not wanted too long"

@@ -170,6 +170,10 @@ class Profiles:
     # ``mix[0] @ corpus + mix[1]`` (coefficients over corpus rows, the weighted interests
     # vectors), up to float rounding. :class:`CandidateGram` scores them without the big product.
     mix: tuple[sp.csr_matrix, sp.csr_matrix | None] | None = None
+    # per subscriber, whether nothing says what they like (no interests text, seed paper or
+    # thumbs-up): their scores only say what they do not want, and the crowd is all they have
+    # to go on for the rest (crowd_lift)
+    nothing_liked: np.ndarray | None = None
 
 
 class TextModel:
@@ -420,7 +424,10 @@ def build_profiles(
     """One calibrated weight row per subscriber (see the module docstring)."""
     rocchio = rocchio_rows(labels, corpus.shape[1], weights)
     positives = np.array([lab.positives for lab in labels], dtype=np.int64)
-    return _calibrated(rocchio, positives, labels.__getitem__, corpus, weights)
+    nothing_liked = np.array(
+        [not np.isin(lab.kinds, ("interests", "seed", "liked")).any() for lab in labels], dtype=bool
+    )
+    return _calibrated(rocchio, positives, labels.__getitem__, corpus, weights, nothing_liked)
 
 
 def build_profiles_from_signals(
@@ -481,7 +488,11 @@ def build_profiles_from_signals(
         # the normalised rows' scores over the sample: the raw rows' scores / their norms
         dots = calibration.scores(coef, interest_part) / np.where(norms > 0, norms, 1.0)[:, None]
         spread = dots.astype(np.float32).std(axis=1).astype(np.float64)
-    return _calibrated(rocchio, positives, labels_of, corpus, weights, parts, spread)
+    nothing_liked = np.array(
+        [not sig.interests.strip() and not n for sig, n in zip(signals, positives, strict=True)],
+        dtype=bool,
+    )
+    return _calibrated(rocchio, positives, labels_of, corpus, weights, nothing_liked, parts, spread)
 
 
 def _rocchio_parts(
@@ -536,6 +547,7 @@ def _calibrated(
     labels_of,
     corpus: sp.csr_matrix,
     weights: Weights,
+    nothing_liked: np.ndarray,
     parts: tuple | None = None,
     spread: np.ndarray | None = None,
 ) -> Profiles:
@@ -561,13 +573,14 @@ def _calibrated(
         matrix = sp.vstack([replaced.get(i, matrix[i]) for i in range(matrix.shape[0])]).tocsr()
     matrix = matrix.astype(np.float32)
     if matrix.shape[0] == 0:
-        return Profiles(sp.csr_matrix((0, n_features), dtype=np.float32), np.zeros(0), used)
+        empty = sp.csr_matrix((0, n_features), dtype=np.float32)
+        return Profiles(empty, np.zeros(0), used, nothing_liked=nothing_liked)
     centre = np.asarray(sample.mean(axis=0)).ravel() if sample.shape[0] else np.zeros(n_features)
     offset = np.asarray(matrix @ centre, dtype=np.float32).ravel()
     mix = None
     if parts is not None and not used.any():
         mix = _scaled_parts(parts, scale)
-    return Profiles(matrix, offset, used, mix)
+    return Profiles(matrix, offset, used, mix, nothing_liked)
 
 
 def _scaled_parts(parts: tuple, scale: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
@@ -682,7 +695,7 @@ def score(
         or not np.ptp(popularity)
     ):
         return relevance
-    return relevance + crowd_lift(relevance, popularity, weights, affinity)
+    return relevance + crowd_lift(relevance, popularity, weights, affinity, profiles.nothing_liked)
 
 
 # Profiles multiplied with the papers at once: the product is nearly dense, and scipy holds it
@@ -813,6 +826,7 @@ def crowd_lift(
     popularity: np.ndarray,
     weights: Weights,
     affinity: np.ndarray | None = None,
+    nothing_liked: np.ndarray | None = None,
 ) -> np.ndarray:
     """The prior's share of each score: a tie-breaker among relevant papers, never more.
 
@@ -821,7 +835,8 @@ def crowd_lift(
     subscriber's ``affinity`` (:func:`crowd_affinity`; 1 when not given) and given only to
     papers at or above the subscriber's relevance bar (``popularity_bar``). A paper below the
     bar keeps its relevance, which is below every lifted paper's: no upvote count lifts it
-    over them.
+    over them. A subscriber with ``nothing_liked`` (only thumbs-down or topics not wanted) gets
+    it on every paper too: their scores say what to avoid, not what is relevant.
     """
     lift = weights.popularity * (popularity - popularity.min())
     # A subscriber with nothing to go on yet (every paper equally relevant) takes the crowd's
@@ -829,6 +844,8 @@ def crowd_lift(
     blank = relevance.max(axis=1, keepdims=True) == relevance.min(axis=1, keepdims=True)
     eligible = relevance >= weights.popularity_bar
     eligible |= blank
+    if nothing_liked is not None:
+        eligible |= nothing_liked[:, None]
     if affinity is None:
         return np.where(eligible, lift[None, :], 0).astype(relevance.dtype)
     out = np.multiply.outer(affinity, lift)  # float64, then rounded once, as it always was

@@ -935,7 +935,7 @@ class Store:
             )
 
     def set_interests(
-        self, subscriber_id: str, interests: str | None, not_interested: str | None = None
+        self, subscriber_id: str, interests: str | None, not_interested: str | None
     ) -> None:
         """The interests and the topics not wanted, as the profile form saves them together;
         None clears an edit, so the config's text applies again."""

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # the largest form here is the interests text
 MAX_INTERESTS = 2000
+# the texts a reader writes on the profile page (SubscriberConfig fields of the same names)
+WRITTEN = ("interests", "not_interested")
 RECENT_VOTES = 30
 LABELS = {"up": "👍 More like this", "down": "👎 Less like this"}
 ACTION_OF = {1: "up", -1: "down"}
@@ -426,6 +428,8 @@ class FeedbackApp:
             config_interests=sub.interests,
             not_interested=avoid if avoid is not None else sub.not_interested,
             config_not_interested=sub.not_interested,
+            interests_edited=override is not None,
+            not_interested_edited=avoid is not None,
             edited=override is not None or avoid is not None,
             saved=saved,
             max_interests=MAX_INTERESTS,
@@ -444,12 +448,15 @@ class FeedbackApp:
         _check_origin(request, self.get_config())
         async with request.form(max_files=0, max_fields=10) as form:
             action = form.get("action", "save")
-            texts = {field: form.get(field, "") for field in ("interests", "not_interested")}
-        if not all(isinstance(t, str) for t in texts.values()) or action not in ("save", "reset"):
+            texts = {field: form.get(field) for field in WRITTEN}
+        if action not in ("save", "reset") or not all(
+            t is None or isinstance(t, str) for t in texts.values()
+        ):
             raise Refused(400, "Bad request", "This form was not filled in as expected.")
-        written = {field: " ".join(str(text).split()) for field, text in texts.items()}
+        # a field the form did not send (a page from before it had one) keeps its edit
+        written = {f: None if t is None else " ".join(str(t).split()) for f, t in texts.items()}
         for field, text in written.items():
-            if len(text) > MAX_INTERESTS:
+            if text is not None and len(text) > MAX_INTERESTS:
                 what = "Interests" if field == "interests" else "Topics not wanted"
                 raise Refused(
                     400,
@@ -458,17 +465,26 @@ class FeedbackApp:
                     "Shorten them to the topics that matter most and save again.",
                 )
         token = request.path_params["token"]
-        saved = (written["interests"], written["not_interested"]) if action == "save" else None
+        saved = written if action == "save" else None
         return await self.work(request, self._profile_post, token, saved)
 
-    def _profile_post(self, token: str, written: tuple[str, str] | None) -> Response:
+    def _profile_post(self, token: str, written: dict[str, str | None] | None) -> Response:
+        """Save the reader's texts (``written``; None: reset both to the config's)."""
         config = self.get_config()
         with self.store() as store:
             sub = _subscriber(
                 config, _read_subscriber(self.signer(config, store), "profile", token)
             )
-            # None clears both edits, so the config's texts apply again.
-            store.set_interests(sub.id, *(written or (None, None)))
+            edits: dict[str, str | None] = dict.fromkeys(WRITTEN)  # None: the config's
+            if written is not None:
+                edits["interests"] = store.interests_overrides().get(sub.id)
+                edits["not_interested"] = store.not_interested_overrides().get(sub.id)
+                for field, text in written.items():
+                    if text is not None:
+                        # the config's own text is no edit: a later change to the config applies
+                        same = text == " ".join(getattr(sub, field).split())
+                        edits[field] = None if same else text
+            store.set_interests(sub.id, edits["interests"], edits["not_interested"])
         return RedirectResponse(f"/profile/{token}?saved=1", status_code=303)
 
     # -- Slack ------------------------------------------------------------------------------
