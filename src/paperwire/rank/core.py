@@ -441,9 +441,9 @@ def build_profiles_from_signals(
     """The product's entry point: texts and dated votes in, profiles out.
 
     Interests texts (and the topics not wanted) are hashed in one batch. When every subscriber
-    names their stored papers
-    by corpus row (``seed_rows`` / ``vote_rows``, as ``digest`` does), the Rocchio rows of the
-    whole chunk are one sparse product over the corpus, with no per-subscriber matrices.
+    names their stored papers by corpus row (``seed_rows`` / ``vote_rows``, as ``digest``
+    does), the Rocchio rows of the whole chunk are one sparse product over the corpus, with no
+    per-subscriber matrices.
     ``calibration`` (a :class:`CandidateGram` over :func:`calibration_rows`, kept by the run)
     then gives the rows' score spreads over the calibration sample without that product."""
     # (reader, kind) -> row of the batch, in reading order: the interests part's rows

@@ -47,9 +47,9 @@ class EmbeddedCorpus:
         ``signals`` must name their papers by corpus row (``seed_rows`` / ``vote_rows``), as
         ``compose.subscriber_signals`` does given the run's corpus. The interests texts'
         vectors, their phrases' and those of the topics not wanted, are read from the store,
-        or embedded and stored once. The
-        run's calibration is made here too, so :meth:`added` reads no store and fills no
-        cache that another thread reads: compose runs it beside the next chunk's reasons."""
+        or embedded and stored once. The run's calibration is made here too, so :meth:`added`
+        reads no store and fills no cache that another thread reads: compose runs it beside
+        the next chunk's reasons."""
         self.calibration(w)
         texts = [s.interests for s in signals]
         interests = text_vectors(store, self.model, texts)
