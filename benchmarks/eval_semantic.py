@@ -199,14 +199,21 @@ def frontpage(
         ("shrinkage 0.02", replace(sw, shrinkage=0.02)),
         ("shrinkage 0.3", replace(sw, shrinkage=0.3)),
         ("no density", replace(sw, density_weight=0.0)),
-        ("density × 1.5", replace(sw, density_weight=1.5)),
+        (f"density weight 1.5 (shipped {sw.density_weight:g})", replace(sw, density_weight=1.5)),
         ("neighbours not centred", replace(sw, centred=False)),
         ("neighbours k 1", replace(sw, neighbours=1)),
         ("neighbours k 5", replace(sw, neighbours=5)),
-        ("centroid × 0.5", replace(sw, weight=0.5)),
-        ("centroid × 2", replace(sw, weight=2.0)),
-        ("neighbours × 0.5", replace(sw, neighbour_weight=0.5, neighbour_weight_with_dislikes=0.5)),
-        ("neighbours × 2", replace(sw, neighbour_weight=2.0, neighbour_weight_with_dislikes=2.0)),
+        *(
+            (f"centroid weight {v:g} (shipped {sw.weight:g})", replace(sw, weight=v))
+            for v in (0.5, 1.0, 1.5, 2.0)
+        ),
+        *(
+            (
+                f"neighbour weight {v:g} (shipped {sw.neighbour_weight:g})",
+                replace(sw, neighbour_weight=v, neighbour_weight_with_dislikes=v),
+            )
+            for v in (0.5, 2.0)
+        ),
     ):
         cells = [
             roc_auc_score(liked[rest], chosen(u, d, w)[rest]) for u, d in ((up, none), (up, down))
@@ -237,10 +244,16 @@ def frontpage_halves(
         "plain centroid (shrinkage 1)": replace(sw, shrinkage=1.0),
         "shrinkage 0.3": replace(sw, shrinkage=0.3),
         "no density": replace(sw, density_weight=0.0),
-        "centroid × 0.5": replace(sw, weight=0.5),
-        "centroid × 2": replace(sw, weight=2.0),
-        "neighbours × 0.5": replace(sw, neighbour_weight=0.5, neighbour_weight_with_dislikes=0.5),
-        "neighbours × 2": replace(sw, neighbour_weight=2.0, neighbour_weight_with_dislikes=2.0),
+        **{
+            f"centroid weight {v:g} (shipped {sw.weight:g})": replace(sw, weight=v)
+            for v in (0.5, 1.0, 1.5, 2.0)
+        },
+        **{
+            f"neighbour weight {v:g} (shipped {sw.neighbour_weight:g})": replace(
+                sw, neighbour_weight=v, neighbour_weight_with_dislikes=v
+            )
+            for v in (0.5, 2.0)
+        },
     }
     if not_interested:
         variants |= {
