@@ -203,22 +203,29 @@ def frontpage(
         ("neighbours not centred", replace(sw, centred=False)),
         ("neighbours k 1", replace(sw, neighbours=1)),
         ("neighbours k 5", replace(sw, neighbours=5)),
-        *(
-            (f"centroid weight {v:g} (shipped {sw.weight:g})", replace(sw, weight=v))
-            for v in (0.5, 1.0, 1.5, 2.0)
-        ),
-        *(
-            (
-                f"neighbour weight {v:g} (shipped {sw.neighbour_weight:g})",
-                replace(sw, neighbour_weight=v, neighbour_weight_with_dislikes=v),
-            )
-            for v in (0.5, 2.0)
-        ),
+        *weight_sweep(sw),
     ):
         cells = [
             roc_auc_score(liked[rest], chosen(u, d, w)[rest]) for u, d in ((up, none), (up, down))
         ]
         print(f"  {label:<46} {cells[0]:.3f} / {cells[1]:.3f}", flush=True)
+
+
+def weight_sweep(sw: semantic.SemanticWeights) -> list[tuple[str, semantic.SemanticWeights]]:
+    """The centroid's and the neighbours' weights set to other values, each labelled with the
+    value it sets (both frontpage tables try them)."""
+    centroid = [
+        (f"centroid weight {v:g} (shipped {sw.weight:g})", replace(sw, weight=v))
+        for v in (0.5, 1.0, 1.5, 2.0)
+    ]
+    neighbours = [
+        (
+            f"neighbour weight {v:g} (shipped {sw.neighbour_weight:g})",
+            replace(sw, neighbour_weight=v, neighbour_weight_with_dislikes=v),
+        )
+        for v in (0.5, 2.0)
+    ]
+    return centroid + neighbours
 
 
 def frontpage_halves(
@@ -244,16 +251,7 @@ def frontpage_halves(
         "plain centroid (shrinkage 1)": replace(sw, shrinkage=1.0),
         "shrinkage 0.3": replace(sw, shrinkage=0.3),
         "no density": replace(sw, density_weight=0.0),
-        **{
-            f"centroid weight {v:g} (shipped {sw.weight:g})": replace(sw, weight=v)
-            for v in (0.5, 1.0, 1.5, 2.0)
-        },
-        **{
-            f"neighbour weight {v:g} (shipped {sw.neighbour_weight:g})": replace(
-                sw, neighbour_weight=v, neighbour_weight_with_dislikes=v
-            )
-            for v in (0.5, 2.0)
-        },
+        **dict(weight_sweep(sw)),
     }
     if not_interested:
         variants |= {

@@ -223,6 +223,16 @@ def phrase_match(phrases: list[np.ndarray | None], papers: np.ndarray) -> np.nda
     return out
 
 
+def _standardised_match(
+    phrases: list[np.ndarray | None], papers: np.ndarray, offset: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """:func:`phrase_match` less each reader's ``offset``, over their ``scale``."""
+    out = phrase_match(phrases, papers)
+    out -= offset[:, None]
+    out /= scale[:, None]
+    return out
+
+
 @dataclass
 class Calibration:
     """What the run's readers share: the corpus mean, the whitening, the sample the linear
@@ -349,19 +359,14 @@ class SemanticProfiles:
 
     def phrase_scores(self, papers: np.ndarray) -> np.ndarray:
         """:func:`phrase_match` in standard deviations above the reader's average paper."""
-        out = phrase_match(self.phrases, papers)
-        out -= self.phrase_offset[:, None]
-        out /= self.phrase_scale[:, None]
-        return out
+        return _standardised_match(self.phrases, papers, self.phrase_offset, self.phrase_scale)
 
     def avoid_penalty(self, papers: np.ndarray) -> np.ndarray | None:
         """Per reader, how much closer than average each paper is to one of the topics they
         do not want, in standard deviations (0 at or below average); None: nobody has any."""
         if self.avoid_offset is None or self.avoid_scale is None:
             return None
-        out = phrase_match(self.avoid, papers)
-        out -= self.avoid_offset[:, None]
-        out /= self.avoid_scale[:, None]
+        out = _standardised_match(self.avoid, papers, self.avoid_offset, self.avoid_scale)
         np.maximum(out, 0, out=out)
         return out
 

@@ -957,17 +957,18 @@ class Store:
         return {r["subscriber_id"] for r in rows}
 
     def interests_overrides(self) -> dict[str, str]:
-        rows = self.db.query(
-            "select subscriber_id, interests from subscriber_state where interests is not null"
-        )
-        return {r["subscriber_id"]: r["interests"] for r in rows}
+        return self._edits("interests")
 
     def not_interested_overrides(self) -> dict[str, str]:
+        return self._edits("not_interested")
+
+    def _edits(self, column: str) -> dict[str, str]:
+        """Subscriber id -> the text they edited on the profile page (``column``: one of
+        subscriber_state's text columns, never a caller's string)."""
         rows = self.db.query(
-            "select subscriber_id, not_interested from subscriber_state"
-            " where not_interested is not null"
+            f"select subscriber_id, {column} from subscriber_state where {column} is not null"
         )
-        return {r["subscriber_id"]: r["not_interested"] for r in rows}
+        return {r["subscriber_id"]: r[column] for r in rows}
 
     # -- settings and events --------------------------------------------------------------
 
