@@ -11,6 +11,7 @@ from paperwire import digests as worded
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import evidence
+from paperwire.rank.paper_phrases import best_key_phrases, key_phrases
 from paperwire.rank.session import RankingSession
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -319,10 +320,10 @@ def test_the_explainer_names_per_chunk_what_best_key_phrases_names_per_pick(stoc
     got = evidence.ProfilePhrases(corpus, cols).best(profiles.matrix, wants)
     expected = []
     for row, col, n, skip in wants:
-        found = rank.key_phrases(corpus.model, corpus.texts[col])
+        found = key_phrases(corpus.model, corpus.texts[col])
         mine = profiles.matrix[row].toarray()[0, found.columns].astype(np.float64)
         paper = corpus.matrix[col].toarray()[0, found.columns].astype(np.float64)
-        expected.append(rank.best_key_phrases(found, mine * paper, n, tuple(skip)))
+        expected.append(best_key_phrases(found, mine * paper, n, tuple(skip)))
     assert got == expected
     assert sum(len(names) for names in got) >= 6  # profiles that weigh something
     assert all(names == [] for (_, _, n, _), names in zip(wants, got, strict=True) if n == 0)

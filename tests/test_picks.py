@@ -18,6 +18,8 @@ from paperwire.cli import cli
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
+from paperwire.rank.paper_phrases import best_key_phrases, key_phrases
+from paperwire.rank.phrases import interest_phrases, phrase_pattern
 from paperwire.rank.session import RankingSession
 from paperwire.sources import feed, hf_daily
 from paperwire.store import Store
@@ -126,17 +128,17 @@ def test_voted_sent_and_alerted_papers_never_come_back_from_any_source(feeds_sto
 
 def test_interest_phrases_split_on_commas_semicolons_and_new_lines():
     text = "KV cache, long-context inference;\nspeculative decoding\n\n kv CACHE ,"
-    assert rank.interest_phrases(text) == ["KV cache", "long-context inference", "speculative decoding"]  # fmt: skip
+    assert interest_phrases(text) == ["KV cache", "long-context inference", "speculative decoding"]  # fmt: skip
 
 
 def test_a_phrase_matches_as_written_with_only_stop_words_between_its_words():
     stop = rank.TextModel().stop_words
-    kv = rank.phrase_pattern("eviction and quantization of the KV cache", stop)
+    kv = phrase_pattern("eviction and quantization of the KV cache", stop)
     assert kv.search("joint eviction and quantization of KV caches")
     assert not kv.search("eviction, then quantization of the KV cache")
-    bits = rank.phrase_pattern("4-bit and 2-bit", stop)
+    bits = phrase_pattern("4-bit and 2-bit", stop)
     assert bits.search("weights in 4-bit and 2-bit") and not bits.search("8-bit 4-bit bit")
-    gnn = rank.phrase_pattern("graph neural networks", stop)
+    gnn = phrase_pattern("graph neural networks", stop)
     assert gnn.search("a Graph Neural Network (GNN)") and not gnn.search("spiking neural networks")
 
 
@@ -201,7 +203,7 @@ def test_key_phrases_never_span_punctuation_stop_words_or_stand_alone():
     )
     # real papers as the corpus, and the text twice so that its terms are not too rare to count
     model = rank.TextModel().fit([p.text() for p in rss("arxiv_rss_cs.xml")] + [text, text])
-    found = rank.key_phrases(model, text).texts
+    found = key_phrases(model, text).texts
     assert "KV cache" in found and "long-context" in found
     # "self-supervised" qualifies "SD models" and names no topic of its own (rank.topics)
     assert "self-supervised" not in found and "LLM-powered" not in found
@@ -250,7 +252,7 @@ def test_hugging_face_ai_keywords_are_stored_and_named(store, make_config):
     store.record_vote("ada", papers[2].paper_id, 1, via="test", now=NOW - DAY)
     store.add_papers(rss("arxiv_rss_cs.xml"), now=NOW - DAY)
     corpus = RankingSession().corpus(store)
-    found = rank.key_phrases(corpus.model, corpus.texts[corpus.index[target.paper_id]], target.keywords)  # fmt: skip
+    found = key_phrases(corpus.model, corpus.texts[corpus.index[target.paper_id]], target.keywords)  # fmt: skip
     assert "KV-cache communication" in found.texts
 
 
@@ -306,13 +308,13 @@ def test_a_hash_collision_alone_is_never_a_reason():
     profile = model.transform_interests(["4-bit and 2-bit"])
     profile.sort_indices()
     paper = "Fewer vision tokens for video LLMs"
-    found = rank.key_phrases(model, paper)
+    found = key_phrases(model, paper)
     assert "vision tokens" in found.texts
     vector = model.transform([paper]).toarray().ravel()
     dense = profile.toarray().ravel()
     contributions = dense[found.columns] * vector[found.columns]
     assert contributions.max() > 0  # the shared column raises the score ...
-    assert rank.best_key_phrases(found, contributions) == []  # ... but names nothing
+    assert best_key_phrases(found, contributions) == []  # ... but names nothing
 
 
 # -- the once-per-run candidate Gram scores exactly what the sparse product scores -----------

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from paperwire.rank import core as rank
+from paperwire.rank.paper_phrases import key_phrases
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
@@ -373,12 +374,12 @@ def test_key_phrases_are_the_same_once_the_column_cache_is_full(model, monkeypat
         "We compress the KV cache, long-context inference stays accurate; state-of-the-art "
         "speculative decoding and low-bit quantization (GPTQ) cut memory footprint greatly."
     )
-    first = rank.key_phrases(model, text, ["KV cache", "speculative decoding"])
-    again = rank.key_phrases(model, text, ["KV cache", "speculative decoding"])  # cached
+    first = key_phrases(model, text, ["KV cache", "speculative decoding"])
+    again = key_phrases(model, text, ["KV cache", "speculative decoding"])  # cached
     monkeypatch.setattr(rank, "COLUMN_CACHE", 0)
     fresh = rank.TextModel()
     fresh.idf = model.idf
-    uncached = rank.key_phrases(fresh, text, ["KV cache", "speculative decoding"])
+    uncached = key_phrases(fresh, text, ["KV cache", "speculative decoding"])
     assert fresh._columns == {}  # nothing was remembered
     for got in (again, uncached):
         assert got.texts == first.texts

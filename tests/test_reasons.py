@@ -25,6 +25,8 @@ from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.rank import evidence, topics
+from paperwire.rank.paper_phrases import key_phrases_of
+from paperwire.rank.phrases import interest_parts, interest_phrases
 from paperwire.rank.session import RankingSession
 from paperwire.sources import hf_daily
 from paperwire.store import Store
@@ -137,14 +139,14 @@ ADA = (
 
 
 def test_interests_are_split_where_the_reader_separated_topics():
-    assert rank.interest_phrases(GRACE) == [
+    assert interest_phrases(GRACE) == [
         "smaller, cheaper large language models",
         "weight quantization",
         "pruning and sparsity in LLMs",
         "parameter-efficient fine-tuning",
     ]
     # a heading before a colon is a topic of its own, and so is each item after it
-    assert rank.interest_phrases(ADA) == [
+    assert interest_phrases(ADA) == [
         "faster LLM inference",
         "KV cache prefetching and compression",
         "speculative decoding",
@@ -152,17 +154,17 @@ def test_interests_are_split_where_the_reader_separated_topics():
     ]
     # a lone adjective qualifies what follows a comma, or is no phrase; a generic word is none;
     # a reader's two-word phrase stands even when its words are common ones
-    assert rank.interest_phrases("efficient, scalable inference; robust\nGPTQ, etc.") == [
+    assert interest_phrases("efficient, scalable inference; robust\nGPTQ, etc.") == [
         "efficient, scalable inference",
         "GPTQ",
     ]
-    assert rank.interest_phrases("LLM agents, tool use, applications, sim-to-real") == [
+    assert interest_phrases("LLM agents, tool use, applications, sim-to-real") == [
         "LLM agents",
         "tool use",
         "sim-to-real",
     ]
     # the interests vector still reads every word, split where the reader separated them
-    assert rank.interest_parts(GRACE) == [
+    assert interest_parts(GRACE) == [
         "smaller",
         "cheaper large language models: weight quantization",
         "pruning and sparsity in LLMs",
@@ -231,7 +233,7 @@ def test_boilerplate_is_never_a_reason_or_a_profile_term(demo):
         assert len(pairs) > 1000
         named = set()
         for i, row in enumerate(corpus.rows):
-            found = rank.key_phrases_of(
+            found = key_phrases_of(
                 corpus.model, corpus.analysed.pairs(i), corpus.analysed.columns(i),
                 evidence._keywords(row),
             )  # fmt: skip
@@ -254,7 +256,7 @@ def test_boilerplate_is_never_a_reason_or_a_profile_term(demo):
         assert "smaller" not in terms
     # in the digests: every quoted phrase is the reader's own or a topic of two words at least
     for sid in ("ada", "grace", "rag-team"):
-        mine = [p.lower() for p in rank.interest_phrases(config.subscriber(sid).interests)]
+        mine = [p.lower() for p in interest_phrases(config.subscriber(sid).interests)]
         for pick in digests[sid].picks:
             for reason in pick.reasons:
                 said = (quoted(reason) or "").lower()

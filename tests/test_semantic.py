@@ -14,6 +14,7 @@ from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.rank import semantic
+from paperwire.rank.phrases import interest_phrases
 from paperwire.rank.session import RankingSession
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -523,7 +524,7 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
         ids = store.papers_since(now - dt.timedelta(days=1))
         session = RankingSession()
         corpus = session.corpus(store)
-        phrases = rank.interest_phrases(ada[0].interests)
+        phrases = interest_phrases(ada[0].interests)
         embedded = session.embedded(store, "wordllama", corpus.ids, corpus.texts)
         assert embedded is not None
         named = embedded.closest_interest(store, phrases, [corpus.index[p] for p in ids])

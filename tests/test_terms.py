@@ -17,6 +17,7 @@ from paperwire import pipeline
 from paperwire.paper import Paper, paper_text
 from paperwire.rank import core as rank
 from paperwire.rank import terms, topics
+from paperwire.rank.paper_phrases import key_phrases, key_phrases_of
 from paperwire.rank.session import RankingSession
 from paperwire.store import Store
 
@@ -66,12 +67,12 @@ def test_stored_analyses_are_what_the_vectorizer_and_key_phrases_give(store):
     model.fit_counts(direct)
     for i in range(0, len(ids), 7):
         keywords = ["neural networks", "Group recommendation"] if i % 2 else []
-        stored = rank.key_phrases_of(model, loaded.pairs(i), loaded.columns(i), keywords)
-        fresh = rank.key_phrases(model, texts[i], keywords)
+        stored = key_phrases_of(model, loaded.pairs(i), loaded.columns(i), keywords)
+        fresh = key_phrases(model, texts[i], keywords)
         assert stored.texts == fresh.texts
         assert np.array_equal(stored.columns, fresh.columns)
         assert np.array_equal(stored.starts, fresh.starts)
-    assert any(len(rank.key_phrases(model, t).texts) >= 3 for t in texts)
+    assert any(len(key_phrases(model, t).texts) >= 3 for t in texts)
 
 
 def test_fetch_analyses_what_it_stored_and_a_run_reads_it_back(tmp_path, make_config):
@@ -242,7 +243,7 @@ def test_a_locked_database_costs_one_busy_wait_not_one_per_batch(tmp_path, caplo
 
 
 def test_key_phrases_from_stored_pairs_are_those_the_text_gave_before_storing():
-    """Golden: what 659d175's rank.key_phrases (which split the text itself, every run) named
+    """Golden: what 659d175's key_phrases (which split the text itself, every run) named
     for 60 real abstracts and three awkward texts (hyphenated compounds, accents, doubled
     whitespace, keywords with stray spaces). The stored pairs must name the same phrases, less
     those issue 27 leaves out: single words and phrases that name no topic (rank.topics)."""
@@ -255,7 +256,7 @@ def test_key_phrases_from_stored_pairs_are_those_the_text_gave_before_storing():
     for case in golden["cases"]:
         text = case["text"] if case["text"] is not None else texts[case["text_index"]]
         analysed = terms.analyse(model, [text])
-        found = rank.key_phrases_of(model, analysed.pairs(0), analysed.columns(0), case["keywords"])
+        found = key_phrases_of(model, analysed.pairs(0), analysed.columns(0), case["keywords"])
         starts = case["starts"]
         topics_only = [
             i for i, t in enumerate(case["texts"])

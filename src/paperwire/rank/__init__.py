@@ -1,6 +1,8 @@
 """Rank stage: each subscriber's profile, every candidate's score, the digest's picks and why.
 
-- ``core``: text models, weights, profiles, the crowd prior, MMR and key phrases (pure functions)
+- ``core``: the TF-IDF model, weights, profiles, the crowd prior and MMR (pure functions)
+- ``phrases``: an interests text's topics and the papers that contain one whole
+- ``paper_phrases``: the phrases of a paper a reason may name, and which raised a score
 - ``terms``: each stored paper's text analysed once (the ``paper_terms`` table)
 - ``session``: ``RankingSession``, what ranking keeps between runs (model, corpora), owned by
   its caller

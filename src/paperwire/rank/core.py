@@ -1,29 +1,28 @@
-"""Rank stage: pure functions from vectors, labels and ``now`` to scores and reasons.
+"""The TF-IDF half of ranking: pure functions from vectors, labels and ``now`` to scores.
 
 Feature space. A ``HashingVectorizer`` (word 1-2-grams, English stop words) with an IDF vector
-fitted on the stored corpus. Hashing keeps the columns fixed while the corpus grows every day
-(a term means the same column tomorrow), and we do not try to keep old profiles alive across
-days: every run refits the IDF and rebuilds every profile from its raw signals (interests, seed
-papers, dated votes), so all profiles always live in the same, current space. The per-subscriber
-classifier is refitted the same way; at the sizes paperwire runs at this costs well under a
-second per subscriber (benchmarks/README.md, "Ranking quality").
+fitted on the stored corpus (:class:`TextModel`). Hashing keeps the columns fixed while the
+corpus grows every day (a term means the same column tomorrow), and we do not try to keep old
+profiles alive across days: every run refits the IDF and rebuilds every profile from its raw
+signals (interests, topics not wanted, seed papers, dated votes), so all profiles always live
+in the same, current space.
 
 Profile. Each subscriber gets one linear weight row, so scoring every subscriber against every
-candidate is one sparse product (:func:`score`):
+candidate is one sparse product (:func:`score`): Rocchio over the interests text, seed papers
+and time-decayed thumbs-up, minus the topics not wanted and decayed thumbs-down. No training;
+it works from zero labels, and every reader gets the same model however many are due. The
+row is divided by its score spread over (a sample of) the corpus, so a score reads as
+"standard deviations above this subscriber's average paper" and rows mix and compare. The
+crowd prior is added on that scale here (:func:`crowd_lift`); the sentence encoder's terms
+(``semantic``) and the whole interest phrases a paper contains (``phrases``) by ``compose``.
 
-* Rocchio (below ``classifier_min_likes`` positives): interests text, seed papers and
-  time-decayed thumbs-up, minus decayed thumbs-down. No training; works from zero labels.
-* A logistic regression (once there are ``classifier_min_likes`` positives): the subscriber's
-  liked and seed papers against the rest of the corpus, explicit thumbs-down as weighted
-  negatives. On CiteULike-t it ties Rocchio at 3-5 likes and beats it clearly from 10 on;
-  ``rocchio_share`` can keep some Rocchio beside it (0 measured best).
-
-Both rows are divided by their score spread over (a sample of) the corpus, so a score reads as
-"standard deviations above this subscriber's average paper" and rows mix and compare.
+A per-subscriber logistic regression (:func:`classifier_row`) is still here for the
+benchmarks: beside the encoder it adds nothing measurable for ~1 s a reader, so no run fits
+one unless ``Weights.classifier_max_subscribers`` asks (benchmarks/README.md, "Sentence
+encoder").
 
 Silence ("sent, never voted on") is not a thumbs-down: simulated on CiteULike-t it helped a
-little in one setting and hurt in another (benchmarks/README.md). Unrated corpus papers act only
-as the classifier's background, the way arxiv-sanity-lite uses them.
+little in one setting and hurt in another (benchmarks/README.md).
 
 Nothing here touches the database or the clock.
 """
@@ -31,19 +30,17 @@ Nothing here touches the database or the clock.
 from __future__ import annotations
 
 import datetime as dt
-import math
-import re
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 from sklearn.utils import murmurhash3_32
 
-from . import topics
+from .phrases import interest_parts
 
 N_FEATURES = 2**20
 # Score spreads are measured on at most this many corpus papers (a fixed-seed sample). The
@@ -1084,316 +1081,6 @@ def _standardised_rows(
     scale = scale.astype(np.float32)
     out = (sp.diags(scale) @ rows).tocsr()
     return (out, scale) if with_scale else out
-
-
-# -- interest phrases and the phrases a reason may name ------------------------------------------
-
-# Readers separate what they follow with commas, semicolons or new lines; "and", "of" or a
-# hyphen stay inside one phrase ("eviction and quantization of the KV cache").
-_PART_BREAK = re.compile(r"[,;\n\r]+")
-# ... and a heading from its list with a colon ("faster LLM inference: KV cache prefetching,
-# speculative decoding"); a comma between two adjectives separates no topics ("smaller, cheaper
-# large language models"), which interest_phrases tells apart.
-_PHRASE_BREAK = re.compile(r"([,;\n\r]+|:(?=\s|$))")
-# A word, as the vectorizer's tokens are made of (pairs of words are key-phrase candidates).
-_WORD = re.compile(r"(\w+)")
-# What joins the two words of a pair as written: a space or a hyphen ("long-context").
-_PAIR_JOINT = re.compile(r"[ -]")
-# Bump when phrase_pairs' rules change: stored pairs (paperwire.terms) are then made again.
-PAIRS_VERSION = 2
-# A term in half of all papers or more says nothing about this paper (smoothed IDF ≤ 1 + ln 2).
-GENERIC_IDF = 1 + math.log(2)
-
-
-def interest_parts(text: str | None) -> list[str]:
-    """The pieces of an interests text as the reader separated them (commas, semicolons, new
-    lines), each once: what the interests vector hashes one by one, so that no bigram spans two
-    of them ("KV cache, long-context" has no "cache long")."""
-    parts: dict[str, str] = {}
-    for part in _PART_BREAK.split(text or ""):
-        part = " ".join(part.split()).strip(" .:")
-        if part and part.lower() not in parts:
-            parts[part.lower()] = part
-    return list(parts.values())
-
-
-def interest_phrases(text: str | None) -> list[str]:
-    """The topics of an interests text, as written: what is matched whole, named in reasons and
-    shown on the profile page.
-
-    The text is split at commas, semicolons, new lines and a colon after a heading, and each
-    piece must stand as a topic (:func:`topics.stands_alone`). A piece of adjectives alone qualifies
-    the next one when a comma separates them: "smaller, cheaper large language models" is one
-    phrase, never "smaller"; a generic word alone ("applications", "etc.") is no phrase."""
-    pieces = _PHRASE_BREAK.split(text or "")
-    phrases: dict[str, str] = {}
-    pending = ""  # adjectives waiting for the noun phrase they qualify
-    for i in range(0, len(pieces), 2):
-        part = " ".join(pieces[i].split()).strip(" .:")
-        if not part:
-            pending = ""
-            continue
-        phrase = f"{pending}, {part}" if pending else part
-        pending = ""
-        if topics.stands_alone(phrase, ENGLISH_STOP_WORDS):
-            phrases.setdefault(phrase.lower(), phrase)
-        elif i + 1 < len(pieces) and "," in pieces[i + 1] and _only_adjectives(part):
-            pending = phrase
-    return list(phrases.values())
-
-
-def _only_adjectives(part: str) -> bool:
-    words = [w for w in _WORD.findall(part.lower()) if w not in ENGLISH_STOP_WORDS]
-    return bool(words) and all(topics.adjective_like(w) for w in words)
-
-
-def phrase_groups(model: TextModel, phrase: str) -> list[np.ndarray]:
-    """The columns a paper must contain to contain the whole phrase: one group per consecutive
-    word pair (one word if the phrase has one), any column of a group will do.
-
-    The last word may be singular or plural ("graph neural network" matches "... networks").
-    Stop words are left out the way the vectorizer leaves them out, so "quantization of the KV
-    cache" asks for the pairs "quantization kv" and "kv cache"."""
-    words = [t for t in model.tokens(phrase) if " " not in t]
-    if not words:
-        return []
-    last = words[-1]
-    variants = [last, last + "s"] + ([last[:-1]] if last.endswith("s") and len(last) > 3 else [])
-    if len(words) == 1:
-        return [model.columns(variants)]
-    pairs = [[f"{a} {b}"] for a, b in zip(words, words[1:], strict=False)]
-    pairs[-1] = [f"{words[-2]} {v}" for v in variants]
-    return [model.columns(group) for group in pairs]
-
-
-def phrase_hits(
-    model: TextModel, phrases: list[str], presence: sp.csc_matrix, texts: list[str]
-) -> sp.csr_matrix:
-    """Which papers contain each phrase: a (phrases × papers) 0/1 matrix.
-
-    ``presence`` holds raw term counts of the papers (not TF-IDF: a phrase made of common
-    words, "large language models", must still be found); papers that have every word pair
-    of the phrase are then read (``texts``) for the phrase itself, in order, only stop words
-    between its words (:func:`phrase_pattern`): "4-bit and 2-bit" is not "bit ... bit"."""
-    rows: list[int] = []
-    cols: list[int] = []
-    indptr, indices = presence.indptr, presence.indices
-    for i, phrase in enumerate(phrases):
-        found: np.ndarray | None = None
-        for group in phrase_groups(model, phrase):
-            papers = np.unique(np.concatenate([indices[indptr[c] : indptr[c + 1]] for c in group]))
-            found = papers if found is None else np.intersect1d(found, papers, assume_unique=True)
-            if not len(found):
-                break
-        if found is None or not len(found):
-            continue
-        pattern = phrase_pattern(phrase, model.stop_words)
-        kept = [j for j in found.tolist() if pattern.search(texts[j])]
-        rows.extend([i] * len(kept))
-        cols.extend(kept)
-    return sp.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
-        shape=(len(phrases), presence.shape[0]),
-    )
-
-
-def phrase_pattern(phrase: str, stop_words: frozenset[str]) -> re.Pattern:
-    """A phrase as a reader means it: its words in order (case, hyphens and punctuation-free
-    spacing aside), stop words allowed between them ("quantization of the KV cache" matches
-    "quantization of KV cache"), the last word singular or plural."""
-    words = [w for w in re.findall(r"\w+", phrase.lower()) if w not in stop_words]
-    if not words:
-        return re.compile(r"(?!)")
-    stops = "|".join(sorted(stop_words, key=len, reverse=True))
-    gap = rf"[\s\-/]+(?:(?:{stops})[\s\-/]+)*"
-    last = re.escape(words[-1].removesuffix("s")) + "s?"
-    body = gap.join([re.escape(w) for w in words[:-1]] + [last])
-    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
-
-
-def phrase_bonus(matched: np.ndarray, weights: Weights) -> np.ndarray:
-    """What whole interest phrases add to a score: ``phrase_match`` × log2(1 + phrases found).
-
-    Worked out in ``matched``'s own memory (a chunk's is 28 MB at 7,000 candidates), which
-    it then holds."""
-    np.add(matched, 1, out=matched)
-    np.log2(matched, out=matched)
-    np.multiply(matched, weights.phrase_match, out=matched)
-    return matched
-
-
-@dataclass(frozen=True)
-class KeyPhrases:
-    """The phrases of one paper a reason may name, as written, with their hashed columns
-    concatenated (phrase i owns ``columns[starts[i]:starts[i + 1]]``)."""
-
-    texts: list[str]
-    columns: np.ndarray
-    starts: np.ndarray
-
-
-def key_phrases(model: TextModel, text: str, keywords: list[str] | tuple = ()) -> KeyPhrases:
-    """The phrases of a paper a reader would recognise: the source's own keywords (Hugging Face
-    ``ai_keywords``) and the word pairs written side by side in it (:func:`phrase_pairs`,
-    judged by :func:`key_phrases_of`)."""
-    return key_phrases_of(model, phrase_pairs(text, model.stop_words), None, keywords)
-
-
-def phrase_pairs(text: str, stop_words: frozenset[str]) -> list[str]:
-    """The word pairs of a text that may name it, as written, first written first: those
-    that name a topic (:func:`topics.is_topic`).
-
-    A pair never spans punctuation ("KV cache, long-context" gives "KV cache" and
-    "long-context", never "cache long") or a stop word, and a hyphenated compound is taken
-    whole or not at all ("long-context inference" gives "long-context"). Whether a pair is
-    specific enough to name the paper depends on the corpus (:func:`key_phrases_of`); this part
-    does not, so it is worked out once per paper when the paper is stored (paperwire.terms)."""
-    pairs: dict[str, str] = {}
-    # words and what separates them: [sep, word, sep, word, ..., sep]
-    parts = _WORD.split(text)
-    words, seps = parts[1::2], parts[0::2]
-    lowered = [w.lower() for w in words]
-    usable = [len(w) >= 2 and not w.isdigit() and w not in stop_words for w in lowered]
-    for i in range(len(words) - 1):
-        sep, before, after = seps[i + 1], seps[i], seps[i + 2]
-        if not (usable[i] and usable[i + 1]):
-            continue
-        if sep == "-":
-            if before.endswith("-") or after.startswith("-"):
-                continue  # part of a longer compound ("state-of-the-art")
-        elif sep.strip() or not sep:
-            continue  # punctuation between them: "KV cache, long-context" has no "cache long"
-        elif before.endswith("-") or after.startswith("-"):
-            continue  # "context inference" out of "long-context inference"
-        elif lowered[i + 1].endswith("ed") or lowered[i].endswith("ly"):
-            continue  # a verb or an adverb, not a name: "codec designed", "greatly improves"
-        key = f"{lowered[i]} {lowered[i + 1]}"
-        if key not in pairs:
-            pairs[key] = f"{words[i]}{'-' if sep == '-' else ' '}{words[i + 1]}"
-    # judged here, once a paper, and kept: not for every pick of every run (0.2 ms a paper)
-    return [pair for pair in pairs.values() if topics.is_topic(pair, stop_words)]
-
-
-def pair_tokens(written: str) -> tuple[str, str, str]:
-    """A pair's bigram token and its two words, as the vectorizer writes them."""
-    first, second = _PAIR_JOINT.split(written.lower(), maxsplit=1)
-    return f"{first} {second}", first, second
-
-
-def pair_columns(model: TextModel, pairs: list[str]) -> np.ndarray:
-    """(pairs × 3) hashed columns of each pair's bigram and its two words."""
-    tokens = [t for written in pairs for t in pair_tokens(written)]
-    return model.columns(tokens).reshape(-1, 3)
-
-
-def key_phrases_of(
-    model: TextModel,
-    pairs: list[str],
-    columns: np.ndarray | None,
-    keywords: list[str] | tuple = (),
-) -> KeyPhrases:
-    """The key phrases of a paper from its word pairs (:func:`phrase_pairs`: topics only, with
-    their :func:`pair_columns`, worked out when None) and the source's keywords.
-
-    A key phrase names a topic (:func:`topics.is_topic`: no boilerplate verb, a noun-like head,
-    a topical word: never "work presents", "important benefits" or "fine-grained") and has two
-    words at least: a single word, even the source's ("decoding", "lightweight"), says too
-    little. A pair whose last word is in a large share of papers (more than the model's
-    ``max_df``: "experimental results", "contributions include") and a phrase whose terms are
-    all in half of all papers are dropped."""
-    found: dict[str, tuple[str, list[str]]] = {}
-    for keyword in keywords:
-        keyword = " ".join(str(keyword).split())
-        tokens = model.tokens(keyword)
-        if (
-            tokens
-            and keyword.lower() not in found
-            and len(_PAIR_JOINT.split(keyword)) > 1
-            and topics.is_topic(keyword, model.stop_words)
-        ):
-            found[keyword.lower()] = (keyword, tokens)
-    idf = model.idf
-    texts: list[str] = []
-    parts: list[np.ndarray] = []
-    if found:
-        token_lists = [tokens for _, tokens in found.values()]
-        flat = model.columns([t for tokens in token_lists for t in tokens])
-        offsets = np.r_[0, np.cumsum([len(tokens) for tokens in token_lists])]
-        for i, (written, tokens) in enumerate(found.values()):
-            cols = flat[offsets[i] : offsets[i + 1]]
-            # a keyword is judged by its best term (a pair-shaped one by its own column)
-            best = idf[cols[0]] if len(tokens) == 3 and " " in tokens[0] else idf[cols].max()
-            if best >= GENERIC_IDF:
-                texts.append(written)
-                parts.append(cols)
-    if pairs:
-        if columns is None:
-            columns = pair_columns(model, pairs)
-        kept = [i for i, w in enumerate(pairs) if pair_tokens(w)[0] not in found] if found else None
-        if kept is not None:
-            pairs, columns = [pairs[i] for i in kept], columns[kept]
-        # A name ends in a word that tells papers apart ("KV cache", "memory footprint");
-        # "contributions include", "tackle complex", "diverse domains" end in common words. A
-        # hyphenated compound ("long-context") may end in a common word if it starts with a rare
-        # one. A pair is then judged by its own column (its words may well be common).
-        weights = idf[columns] if len(pairs) else np.zeros((0, 3), dtype=idf.dtype)
-        rare = weights >= GENERIC_IDF
-        hyphenated = np.array(["-" in written for written in pairs], dtype=bool)
-        keep = (rare[:, 2] | (hyphenated & rare[:, 1])) & rare[:, 0]
-        for i in np.flatnonzero(keep).tolist():  # pairs name topics (phrase_pairs)
-            texts.append(pairs[i])
-            parts.append(columns[i])
-    return KeyPhrases(
-        texts,
-        np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64),
-        np.r_[0, np.cumsum([len(cols) for cols in parts])].astype(np.int64),
-    )
-
-
-def best_key_phrases(
-    phrases: KeyPhrases, contributions: np.ndarray, n: int = 2, skip: tuple[str, ...] = ()
-) -> list[str]:
-    """Up to ``n`` key phrases that raised the score most. ``contributions`` holds, for each of
-    ``phrases.columns`` (a pair's own column and its words'), the profile's weight times the
-    paper's; a phrase inside an already named interest phrase (``skip``), or overlapping a
-    chosen one, is left out."""
-    if n <= 0 or not phrases.texts:
-        return []
-    totals = np.add.reduceat(contributions, phrases.starts[:-1])
-    # At least two of a phrase's terms (the pair and a word of it, say) must raise the score:
-    # one alone can be a hash collision ("bit bit" and "vision tokens" share a column).
-    raising = np.add.reduceat((contributions > 0).astype(np.int64), phrases.starts[:-1])
-    sizes = np.diff(phrases.starts)
-    totals = np.where(raising >= np.minimum(sizes, 2), totals, 0.0)
-    return pick_key_phrases(phrases.texts, np.asarray(totals).tolist(), n, skip)
-
-
-def pick_key_phrases(
-    texts: list[str], totals: list[float], n: int, skip: tuple[str, ...] | list[str] = ()
-) -> list[str]:
-    """Up to ``n`` of ``texts`` with the highest positive ``totals``, first written first among
-    equals; one inside an already named phrase (``skip``) or overlapping a chosen one is left
-    out (:func:`best_key_phrases`, with its totals already worked out)."""
-    order = sorted((i for i, t in enumerate(totals) if t > 0), key=lambda i: -totals[i])
-    return choose_key_phrases(texts, order, n, skip)
-
-
-def choose_key_phrases(
-    texts: list[str], order: list[int], n: int, skip: tuple[str, ...] | list[str] = ()
-) -> list[str]:
-    """Up to ``n`` of ``texts`` taken in ``order`` (best first), leaving out one inside an
-    already named phrase (``skip``) or overlapping a chosen one."""
-    taken = [s.lower() for s in skip]
-    chosen: list[str] = []
-    for i in order:
-        lowered = texts[i].lower()
-        if any(lowered in t or t in lowered for t in taken):
-            continue
-        chosen.append(texts[i])
-        taken.append(lowered)
-        if len(chosen) == n:
-            break
-    return chosen
 
 
 def most_similar_liked(

@@ -14,6 +14,7 @@ from ..paper import paper_text
 from ..store import Store
 from . import core as rank
 from . import terms
+from .phrases import interest_phrases, phrase_hits
 
 
 @dataclass
@@ -89,7 +90,7 @@ class InterestPhrases:
         out, new = [], []
         for sig in signals:
             mine = []
-            for phrase in rank.interest_phrases(sig.interests):
+            for phrase in interest_phrases(sig.interests):
                 key = phrase.lower()
                 if key not in self.index:
                     self.index[key] = len(self.index)
@@ -97,7 +98,7 @@ class InterestPhrases:
                 mine.append((self.index[key], phrase))
             out.append(mine)
         if new:
-            block = rank.phrase_hits(self.model, new, self.presence, self.texts)
+            block = phrase_hits(self.model, new, self.presence, self.texts)
             self.words += [
                 np.unique(self.model.columns([t for t in self.model.tokens(p) if " " not in t]))
                 for p in new

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from . import core as rank
 from .corpus import Corpus
+from .paper_phrases import KeyPhrases, choose_key_phrases, key_phrases_of
 from .reasons import Reason
 
 
@@ -24,15 +25,15 @@ class ProfilePhrases:
         self.corpus = corpus
         self.cols = cols
         # col -> (its key phrases, the paper's values at their columns, and per phrase how
-        # many of its terms must raise the score: see rank.best_key_phrases)
-        self._cache: dict[int, tuple[rank.KeyPhrases, np.ndarray, np.ndarray]] = {}
+        # many of its terms must raise the score: see paper_phrases.best_key_phrases)
+        self._cache: dict[int, tuple[KeyPhrases, np.ndarray, np.ndarray]] = {}
 
-    def _found(self, col: int) -> tuple[rank.KeyPhrases, np.ndarray, np.ndarray]:
+    def _found(self, col: int) -> tuple[KeyPhrases, np.ndarray, np.ndarray]:
         if col not in self._cache:
             row = self.cols[col]
             stored = self.corpus.rows[row]
             analysed = self.corpus.analysed
-            found = rank.key_phrases_of(
+            found = key_phrases_of(
                 self.corpus.model, analysed.pairs(row), analysed.columns(row), _keywords(stored)
             )
             paper = _values_at(_row_of(self.corpus.matrix, row), found.columns)
@@ -44,7 +45,7 @@ class ProfilePhrases:
     ) -> list[list[str]]:
         """For each (profile row, candidate ``col``, ``n``, phrases already named), up to ``n``
         key phrases of the candidate that this profile weighs most: what
-        :func:`rank.best_key_phrases` gives, with the numbers of a whole chunk of subscribers'
+        :func:`paper_phrases.best_key_phrases` gives, with the numbers of a whole chunk of subscribers'
         picks worked out in one pass. ``profiles`` must have sorted indices."""
         out: list[list[str]] = [[] for _ in wants]
         live = [(i, row, col, n, skip) for i, (row, col, n, skip) in enumerate(wants) if n > 0]
@@ -70,7 +71,7 @@ class ProfilePhrases:
         totals = np.add.reduceat(contributions, starts)
         raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
         totals = np.where(raising >= needed, totals, 0.0)
-        # Every pick's phrases best first in one sort (what rank.pick_key_phrases does per
+        # Every pick's phrases best first in one sort (what paper_phrases.pick_key_phrases does per
         # pick): by pick, then by total, highest first; lexsort is stable, so equal totals keep
         # the order they were written in.
         owner = np.repeat(np.arange(len(live)), counts[which])
@@ -81,7 +82,7 @@ class ProfilePhrases:
         mine = (order - firsts[owner[order]]).tolist()  # each phrase's index in its own pick
         for k, (i, _, col, n, skip) in enumerate(live):
             texts = found[slot[col]][0].texts
-            out[i] = rank.choose_key_phrases(texts, mine[bounds[k] : bounds[k + 1]], n, skip)
+            out[i] = choose_key_phrases(texts, mine[bounds[k] : bounds[k + 1]], n, skip)
         return out
 
 

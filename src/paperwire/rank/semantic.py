@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .core import decay_factor, interest_phrases
+from .core import decay_factor
 from .embed import unit_rows
+from .phrases import interest_phrases
 
 if TYPE_CHECKING:
     from .core import Signals
@@ -101,7 +102,7 @@ class EmbeddedSignals:
     kinds: np.ndarray  # per row: "seed" | "liked" | "disliked"
     ages: np.ndarray  # per row, days since the vote (0 for seeds)
     corpus_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    # (p, dim) unit rows: the interests text's phrases (core.interest_phrases); None: none
+    # (p, dim) unit rows: the interests text's phrases (phrases.interest_phrases); None: none
     phrases: np.ndarray | None = None
     # (q, dim) unit rows: the phrases of the topics the reader does not want; None: none
     avoid: np.ndarray | None = None
@@ -544,7 +545,7 @@ def embedded_signals(
 def phrase_vectors(
     embed_texts: Callable[[list[str]], np.ndarray], texts: list[str]
 ) -> list[np.ndarray | None]:
-    """Per interests text, its phrases' vectors (:func:`core.interest_phrases`; None for a
+    """Per interests text, its phrases' vectors (:func:`interest_phrases`; None for a
     text with none); ``embed_texts`` encodes each distinct phrase once for the whole run."""
     per_text = [interest_phrases(t) for t in texts]
     distinct = list(dict.fromkeys(p for phrases in per_text for p in phrases))

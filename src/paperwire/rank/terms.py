@@ -33,6 +33,7 @@ from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
 from . import topics
+from .paper_phrases import PAIRS_VERSION, pair_columns, phrase_pairs
 
 log = logging.getLogger("paperwire")
 
@@ -49,10 +50,10 @@ def analyser(model: rank.TextModel) -> str:
     """A name for everything an analysis depends on: change any of it and papers are analysed
     again. That is the vectorizer's settings and stop words, scikit-learn's version (its
     tokenizer) and Python's Unicode tables (what ``\\w`` matches), the word-pair rules
-    (``rank.PAIRS_VERSION``, ``topics.RULES_VERSION``) and this format."""
+    (``PAIRS_VERSION``, ``topics.RULES_VERSION``) and this format."""
     v = model.vectorizer
     settings = repr(
-        (FORMAT, rank.PAIRS_VERSION, topics.RULES_VERSION, sklearn.__version__, unicodedata.unidata_version,
+        (FORMAT, PAIRS_VERSION, topics.RULES_VERSION, sklearn.__version__, unicodedata.unidata_version,
          v.n_features, v.ngram_range, v.token_pattern, v.lowercase, v.strip_accents,
          sorted(model.stop_words))
     )  # fmt: skip
@@ -70,8 +71,8 @@ class Analysed:
     array per paper cost ~200 MB at 28,000 papers."""
 
     counts: sp.csr_matrix  # raw term counts, float32, sorted columns (what the vectorizer gives)
-    pair_texts: list[str]  # per paper, its word pairs as written, "\n"-joined (rank.phrase_pairs)
-    pair_columns: np.ndarray  # (all pairs × 3) columns (rank.pair_columns), paper after paper
+    pair_texts: list[str]  # per paper, its word pairs as written, "\n"-joined (phrase_pairs)
+    pair_columns: np.ndarray  # (all pairs × 3) columns (pair_columns), paper after paper
     pair_starts: np.ndarray  # paper i's pairs are rows pair_starts[i] : pair_starts[i + 1]
 
     def pairs(self, i: int) -> list[str]:
@@ -84,9 +85,9 @@ class Analysed:
 def analyse(model: rank.TextModel, texts: list[str]) -> Analysed:
     """Analyse texts afresh."""
     counts = model.vectorizer.transform(texts) if texts else _empty(model, 0)
-    pairs = [rank.phrase_pairs(t, model.stop_words) for t in texts]
+    pairs = [phrase_pairs(t, model.stop_words) for t in texts]
     return _analysed(
-        counts.tocsr(), ["\n".join(p) for p in pairs], [rank.pair_columns(model, p) for p in pairs]
+        counts.tocsr(), ["\n".join(p) for p in pairs], [pair_columns(model, p) for p in pairs]
     )
 
 

@@ -27,7 +27,8 @@ import re
 from functools import lru_cache
 
 # Bump when what is_topic says of a phrase changes (its lists or rules): each paper's word
-# pairs are judged once, when it is analysed (rank.phrase_pairs), and are then judged again.
+# pairs are judged once, when it is analysed (paper_phrases.phrase_pairs), and are then judged
+# again.
 RULES_VERSION = 1
 
 

@@ -18,6 +18,8 @@ from ..config import SubscriberConfig
 from ..paper import paper_text
 from ..rank import compose as digest
 from ..rank import core as rank
+from ..rank.paper_phrases import key_phrases
+from ..rank.phrases import interest_phrases
 from ..store import Store
 
 
@@ -72,7 +74,7 @@ def learned_terms(
     """The ``n`` phrases the subscriber's current profile weighs most, up and down.
 
     Only phrases a reader recognises are candidates: their own short interest phrases and the
-    key phrases (:func:`rank.key_phrases`: word pairs as written, the source's keywords) of the
+    key phrases (:func:`paper_phrases.key_phrases`: word pairs as written, the source's keywords) of the
     interests text and of their seed and voted papers. A single generic word ("software",
     "benchmark") or a bare token ("kv") is never one."""
     signals = digest.subscriber_signals(
@@ -109,7 +111,7 @@ def _candidates(
     """(phrase as written, its hashed columns) for every phrase the page may show, once each:
     from the texts the reader ``written`` (interests, topics not wanted) and their papers."""
     out: dict[str, tuple[str, np.ndarray]] = {}
-    for phrase in (p for text in written for p in rank.interest_phrases(text)):
+    for phrase in (p for text in written for p in interest_phrases(text)):
         tokens = model.tokens(phrase)
         if tokens and len(phrase.split()) <= 3:
             out.setdefault(phrase.lower(), (phrase, model.columns(tokens)))
@@ -117,7 +119,7 @@ def _candidates(
         (paper_text(p["title"], p["abstract"]), p.get("keywords") or []) for p in papers.values()
     ]
     for text, keywords in sources:
-        found = rank.key_phrases(model, text, keywords)
+        found = key_phrases(model, text, keywords)
         for i, phrase in enumerate(found.texts):
             cols = found.columns[found.starts[i] : found.starts[i + 1]]
             out.setdefault(phrase.lower(), (phrase, cols))

@@ -1,0 +1,195 @@
+"""The phrases of a paper a reason may name (:func:`key_phrases`): the source's keywords and the
+word pairs written side by side in it that name a topic, and which of them raised a score
+(:func:`best_key_phrases`)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import topics
+from .phrases import WORD, Vocabulary
+
+# What joins the two words of a pair as written: a space or a hyphen ("long-context").
+_PAIR_JOINT = re.compile(r"[ -]")
+# Bump when phrase_pairs' rules change: stored pairs (paperwire.terms) are then made again.
+PAIRS_VERSION = 2
+# A term in half of all papers or more says nothing about this paper (smoothed IDF ≤ 1 + ln 2).
+GENERIC_IDF = 1 + math.log(2)
+
+
+@dataclass(frozen=True)
+class KeyPhrases:
+    """The phrases of one paper a reason may name, as written, with their hashed columns
+    concatenated (phrase i owns ``columns[starts[i]:starts[i + 1]]``)."""
+
+    texts: list[str]
+    columns: np.ndarray
+    starts: np.ndarray
+
+
+def key_phrases(model: Vocabulary, text: str, keywords: list[str] | tuple = ()) -> KeyPhrases:
+    """The phrases of a paper a reader would recognise: the source's own keywords (Hugging Face
+    ``ai_keywords``) and the word pairs written side by side in it (:func:`phrase_pairs`,
+    judged by :func:`key_phrases_of`)."""
+    return key_phrases_of(model, phrase_pairs(text, model.stop_words), None, keywords)
+
+
+def phrase_pairs(text: str, stop_words: frozenset[str]) -> list[str]:
+    """The word pairs of a text that may name it, as written, first written first: those
+    that name a topic (:func:`topics.is_topic`).
+
+    A pair never spans punctuation ("KV cache, long-context" gives "KV cache" and
+    "long-context", never "cache long") or a stop word, and a hyphenated compound is taken
+    whole or not at all ("long-context inference" gives "long-context"). Whether a pair is
+    specific enough to name the paper depends on the corpus (:func:`key_phrases_of`); this part
+    does not, so it is worked out once per paper when the paper is stored (paperwire.terms)."""
+    pairs: dict[str, str] = {}
+    # words and what separates them: [sep, word, sep, word, ..., sep]
+    parts = WORD.split(text)
+    words, seps = parts[1::2], parts[0::2]
+    lowered = [w.lower() for w in words]
+    usable = [len(w) >= 2 and not w.isdigit() and w not in stop_words for w in lowered]
+    for i in range(len(words) - 1):
+        sep, before, after = seps[i + 1], seps[i], seps[i + 2]
+        if not (usable[i] and usable[i + 1]):
+            continue
+        if sep == "-":
+            if before.endswith("-") or after.startswith("-"):
+                continue  # part of a longer compound ("state-of-the-art")
+        elif sep.strip() or not sep:
+            continue  # punctuation between them: "KV cache, long-context" has no "cache long"
+        elif before.endswith("-") or after.startswith("-"):
+            continue  # "context inference" out of "long-context inference"
+        elif lowered[i + 1].endswith("ed") or lowered[i].endswith("ly"):
+            continue  # a verb or an adverb, not a name: "codec designed", "greatly improves"
+        key = f"{lowered[i]} {lowered[i + 1]}"
+        if key not in pairs:
+            pairs[key] = f"{words[i]}{'-' if sep == '-' else ' '}{words[i + 1]}"
+    # judged here, once a paper, and kept: not for every pick of every run (0.2 ms a paper)
+    return [pair for pair in pairs.values() if topics.is_topic(pair, stop_words)]
+
+
+def pair_tokens(written: str) -> tuple[str, str, str]:
+    """A pair's bigram token and its two words, as the vectorizer writes them."""
+    first, second = _PAIR_JOINT.split(written.lower(), maxsplit=1)
+    return f"{first} {second}", first, second
+
+
+def pair_columns(model: Vocabulary, pairs: list[str]) -> np.ndarray:
+    """(pairs × 3) hashed columns of each pair's bigram and its two words."""
+    tokens = [t for written in pairs for t in pair_tokens(written)]
+    return model.columns(tokens).reshape(-1, 3)
+
+
+def key_phrases_of(
+    model: Vocabulary,
+    pairs: list[str],
+    columns: np.ndarray | None,
+    keywords: list[str] | tuple = (),
+) -> KeyPhrases:
+    """The key phrases of a paper from its word pairs (:func:`phrase_pairs`: topics only, with
+    their :func:`pair_columns`, worked out when None) and the source's keywords.
+
+    A key phrase names a topic (:func:`topics.is_topic`: no boilerplate verb, a noun-like head,
+    a topical word: never "work presents", "important benefits" or "fine-grained") and has two
+    words at least: a single word, even the source's ("decoding", "lightweight"), says too
+    little. A pair whose last word is in a large share of papers (more than the model's
+    ``max_df``: "experimental results", "contributions include") and a phrase whose terms are
+    all in half of all papers are dropped."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for keyword in keywords:
+        keyword = " ".join(str(keyword).split())
+        tokens = model.tokens(keyword)
+        if (
+            tokens
+            and keyword.lower() not in found
+            and len(_PAIR_JOINT.split(keyword)) > 1
+            and topics.is_topic(keyword, model.stop_words)
+        ):
+            found[keyword.lower()] = (keyword, tokens)
+    idf = model.idf
+    texts: list[str] = []
+    parts: list[np.ndarray] = []
+    if found:
+        token_lists = [tokens for _, tokens in found.values()]
+        flat = model.columns([t for tokens in token_lists for t in tokens])
+        offsets = np.r_[0, np.cumsum([len(tokens) for tokens in token_lists])]
+        for i, (written, tokens) in enumerate(found.values()):
+            cols = flat[offsets[i] : offsets[i + 1]]
+            # a keyword is judged by its best term (a pair-shaped one by its own column)
+            best = idf[cols[0]] if len(tokens) == 3 and " " in tokens[0] else idf[cols].max()
+            if best >= GENERIC_IDF:
+                texts.append(written)
+                parts.append(cols)
+    if pairs:
+        if columns is None:
+            columns = pair_columns(model, pairs)
+        kept = [i for i, w in enumerate(pairs) if pair_tokens(w)[0] not in found] if found else None
+        if kept is not None:
+            pairs, columns = [pairs[i] for i in kept], columns[kept]
+        # A name ends in a word that tells papers apart ("KV cache", "memory footprint");
+        # "contributions include", "tackle complex", "diverse domains" end in common words. A
+        # hyphenated compound ("long-context") may end in a common word if it starts with a rare
+        # one. A pair is then judged by its own column (its words may well be common).
+        weights = idf[columns] if len(pairs) else np.zeros((0, 3), dtype=idf.dtype)
+        rare = weights >= GENERIC_IDF
+        hyphenated = np.array(["-" in written for written in pairs], dtype=bool)
+        keep = (rare[:, 2] | (hyphenated & rare[:, 1])) & rare[:, 0]
+        for i in np.flatnonzero(keep).tolist():  # pairs name topics (phrase_pairs)
+            texts.append(pairs[i])
+            parts.append(columns[i])
+    return KeyPhrases(
+        texts,
+        np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64),
+        np.r_[0, np.cumsum([len(cols) for cols in parts])].astype(np.int64),
+    )
+
+
+def best_key_phrases(
+    phrases: KeyPhrases, contributions: np.ndarray, n: int = 2, skip: tuple[str, ...] = ()
+) -> list[str]:
+    """Up to ``n`` key phrases that raised the score most. ``contributions`` holds, for each of
+    ``phrases.columns`` (a pair's own column and its words'), the profile's weight times the
+    paper's; a phrase inside an already named interest phrase (``skip``), or overlapping a
+    chosen one, is left out."""
+    if n <= 0 or not phrases.texts:
+        return []
+    totals = np.add.reduceat(contributions, phrases.starts[:-1])
+    # At least two of a phrase's terms (the pair and a word of it, say) must raise the score:
+    # one alone can be a hash collision ("bit bit" and "vision tokens" share a column).
+    raising = np.add.reduceat((contributions > 0).astype(np.int64), phrases.starts[:-1])
+    sizes = np.diff(phrases.starts)
+    totals = np.where(raising >= np.minimum(sizes, 2), totals, 0.0)
+    return pick_key_phrases(phrases.texts, np.asarray(totals).tolist(), n, skip)
+
+
+def pick_key_phrases(
+    texts: list[str], totals: list[float], n: int, skip: tuple[str, ...] | list[str] = ()
+) -> list[str]:
+    """Up to ``n`` of ``texts`` with the highest positive ``totals``, first written first among
+    equals; one inside an already named phrase (``skip``) or overlapping a chosen one is left
+    out (:func:`best_key_phrases`, with its totals already worked out)."""
+    order = sorted((i for i, t in enumerate(totals) if t > 0), key=lambda i: -totals[i])
+    return choose_key_phrases(texts, order, n, skip)
+
+
+def choose_key_phrases(
+    texts: list[str], order: list[int], n: int, skip: tuple[str, ...] | list[str] = ()
+) -> list[str]:
+    """Up to ``n`` of ``texts`` taken in ``order`` (best first), leaving out one inside an
+    already named phrase (``skip``) or overlapping a chosen one."""
+    taken = [s.lower() for s in skip]
+    chosen: list[str] = []
+    for i in order:
+        lowered = texts[i].lower()
+        if any(lowered in t or t in lowered for t in taken):
+            continue
+        chosen.append(texts[i])
+        taken.append(lowered)
+        if len(chosen) == n:
+            break
+    return chosen
