@@ -440,7 +440,9 @@ def liked(upvotes: np.ndarray, excluded: list[np.ndarray]) -> list[np.ndarray]:
 
 def shipped_lift(relevance, upvotes, liked_upvotes, weights: rank.Weights) -> np.ndarray:
     """What compose adds to relevance: ``rank.crowd_lift`` of the candidates' upvotes (NaN:
-    none), each reader's share from their liked papers' upvotes (``rank.crowd_affinity``)."""
+    none), each reader's share from their liked papers' upvotes (``rank.crowd_affinity``).
+    Every harness reader has thumbs-up, so none is ``nothing_liked`` (the prior on every
+    paper), and the lift is compose's."""
     affinity = rank.crowd_affinity(liked_upvotes, rank.upvote_scale(upvotes), weights)
     return rank.crowd_lift(relevance, rank.popularity_prior(upvotes), weights, affinity)
 

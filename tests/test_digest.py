@@ -178,6 +178,18 @@ def test_a_subscriber_with_no_data_still_gets_a_digest(stocked, config):
     assert all(p.reasons == ["new in your feeds"] for p in bob.picks)
 
 
+@pytest.mark.parametrize("ranking", ["", "ranking: {embeddings: off}\n"])
+def test_a_reader_with_only_a_thumbs_down_still_gets_a_digest(stocked, make_config, ranking):
+    """A 👎 says what to avoid, not what to read: on a feed without upvotes the reader is
+    still new to it, and their picks say so (they used to be dropped for want of a reason,
+    and the digest came out empty)."""
+    config = make_config(ranking + CONFIG)
+    stocked.record_vote("bob", "2611.00008", -1, via="test", now=NOW - dt.timedelta(hours=1))
+    bob = worded.compose(stocked, config, [config.subscriber("bob")], now=NOW)["bob"]
+    assert len(bob.picks) == 3 and "2611.00008" not in ids(bob)
+    assert all(p.reasons == ["new in your feeds"] for p in bob.picks)
+
+
 def test_popular_papers_lead_a_cold_start_digest(store, config):
     papers = [
         Paper(pid, title, abstract, url=f"https://arxiv.org/abs/{pid}", source="hf",

@@ -107,15 +107,21 @@ def test_a_reader_who_only_says_what_they_do_not_want_gets_the_crowds_picks_less
         + "subscribers:\n"
         + "  - {id: blank, email: blank@example.org}\n"
         + '  - {id: dan, email: dan@example.org, not_interested: "agent memory, LLM agents"}\n'
+        # interests with no word any paper has ("R" and "C" are not even tokens) say no more
+        + '  - {id: cy, email: cy@example.org, interests: "R, C",'
+        + ' not_interested: "agent memory, LLM agents"}\n'
     )
     digests = worded.compose(daily, config, now=NOW, limit=8)
     upvotes = {p["paper_id"]: p["upvotes"] for p in daily.papers([EVOARENA, ROBUST_U1]).values()}
-    blank, dan = ([p.paper_id for p in digests[s].picks] for s in ("blank", "dan"))
+    blank, dan, cy = ([p.paper_id for p in digests[s].picks] for s in ("blank", "dan", "cy"))
     assert blank[0] == EVOARENA and upvotes[EVOARENA] > upvotes[ROBUST_U1]  # the crowd's first
     # dan's scores say only what to avoid: the crowd still orders the rest (every paper is
     # lifted, not only those above a relevance bar no paper of his reaches), less agent memory
     assert len(dan) == 8 and ROBUST_U1 in dan[:2]
     assert EVOARENA not in dan or dan.index(EVOARENA) > dan.index(ROBUST_U1)
+    # cy's words weigh nothing in TF-IDF: the same picks as dan's (the encoder reads something
+    # into "R, C", so there only a full digest)
+    assert cy == dan if "off" in ranking else len(cy) == 8
 
 
 def test_each_reader_hears_the_crowd_as_much_as_their_likes_follow_it():

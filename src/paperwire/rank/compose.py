@@ -539,7 +539,10 @@ def explain(
             reasons.extend(Reason("about", phrase) for phrase in next(about))
         if embedded is not None:
             _add_meaning(embedded, store, cols, mine[row], drafts)
-        profiled = evidence.has_profile(signals[row])
+        # a reader with nothing liked (none of their words in any stored paper, only 👎 or
+        # topics not wanted) is new to the feeds, as a blank one is: their picks say so
+        nothing = scored.profiles.nothing_liked
+        profiled = not (nothing is not None and nothing[row])
         followed = chosen.followed[row]
         ranked = []
         for col, reasons, _ in drafts:

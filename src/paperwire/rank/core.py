@@ -167,9 +167,10 @@ class Profiles:
     # ``mix[0] @ corpus + mix[1]`` (coefficients over corpus rows, the weighted interests
     # vectors), up to float rounding. :class:`CandidateGram` scores them without the big product.
     mix: tuple[sp.csr_matrix, sp.csr_matrix | None] | None = None
-    # per subscriber, whether nothing says what they like (no interests text, seed paper or
-    # thumbs-up): their scores only say what they do not want, and the crowd is all they have
-    # to go on for the rest (crowd_lift)
+    # per subscriber, whether nothing says what they like (no seed paper, no thumbs-up and no
+    # interests text with a word the corpus weighs): their scores only say what they do not
+    # want, the crowd is all they have to go on for the rest (crowd_lift), and their picks are
+    # new in their feeds as a blank reader's are
     nothing_liked: np.ndarray | None = None
 
 
@@ -422,7 +423,14 @@ def build_profiles(
     rocchio = rocchio_rows(labels, corpus.shape[1], weights)
     positives = np.array([lab.positives for lab in labels], dtype=np.int64)
     nothing_liked = np.array(
-        [not np.isin(lab.kinds, ("interests", "seed", "liked")).any() for lab in labels], dtype=bool
+        [
+            not (
+                np.isin(lab.kinds, ("seed", "liked")).any()
+                or lab.vectors[lab.kinds == "interests"].nnz
+            )
+            for lab in labels
+        ],
+        dtype=bool,
     )
     return _calibrated(rocchio, positives, labels.__getitem__, corpus, weights, nothing_liked)
 
@@ -485,10 +493,14 @@ def build_profiles_from_signals(
         # the normalised rows' scores over the sample: the raw rows' scores / their norms
         dots = calibration.scores(coef, interest_part) / np.where(norms > 0, norms, 1.0)[:, None]
         spread = dots.astype(np.float32).std(axis=1).astype(np.float64)
-    nothing_liked = np.array(
-        [not sig.interests.strip() and not n for sig, n in zip(signals, positives, strict=True)],
-        dtype=bool,
-    )
+    # an interests text none of whose words the corpus weighs (all unseen, or stop words)
+    # says nothing about what is relevant either
+    worded = np.zeros(len(signals), dtype=bool)
+    if batch is not None:
+        terms = np.diff(batch.indptr)
+        for (i, kind), k in position.items():
+            worded[i] |= kind == "interests" and terms[k] > 0
+    nothing_liked = (positives == 0) & ~worded
     return _calibrated(rocchio, positives, labels_of, corpus, weights, nothing_liked, parts, spread)
 
 

@@ -222,11 +222,6 @@ def liked_upvotes(corpus: Corpus, signals: rank.Signals) -> list[int | None]:
     return [corpus.rows[r].get("upvotes") for r in dict.fromkeys(liked_rows(signals))]
 
 
-def has_profile(signals: rank.Signals) -> bool:
-    """Whether a reader told us anything: an interests text, a seed paper or a vote."""
-    return bool(signals.interests.strip() or signals.liked_titles or signals.votes)
-
-
 def fallback(paper: dict[str, Any], popularity: float, profiled: bool) -> list[Reason]:
     """The reason of a pick that nothing of the reader's explains: popular today (more
     upvotes than the candidates' average with a count), else, for a reader who told us nothing
