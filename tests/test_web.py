@@ -25,6 +25,7 @@ from paperwire.config import Config
 from paperwire.links import Signer
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
+from paperwire.rank.phrases import interest_phrases
 from paperwire.store import Store, utcnow
 from paperwire.web.app import create_app
 
@@ -520,6 +521,55 @@ def test_profile_edits_the_topics_not_wanted_beside_the_interests(
     too_long = {"interests": "x", "not_interested": "y" * 2001}
     assert "Topics not wanted can be at most 2000 characters; yours have 2001." in refusal(
         client.post(url, data=too_long), 400, "Topics not wanted too long"
+    )
+
+
+def test_profile_keeps_one_topic_a_line(web: WebApp, client: httpx.Client):
+    """A new line separates topics as a comma does: saving must not fold three topics into
+    one ("robotics speech recognition blockchain") that matches nothing."""
+    url = web.page("profile", "ada")
+    written = " robotics \r\n  speech   recognition\r\n\r\nblockchain "
+    client.post(url, data={"interests": "KV cache", "not_interested": written, "action": "save"})
+    with web.store() as store:
+        kept = store.not_interested_overrides()["ada"]
+    assert kept == "robotics\nspeech recognition\nblockchain"
+    assert interest_phrases(kept) == ["robotics", "speech recognition", "blockchain"]
+    assert "robotics\nspeech recognition\nblockchain</textarea>" in client.get(url).text
+
+
+def test_a_config_text_over_the_page_limit_does_not_stop_the_reader_saving(
+    tmp_path: Path, make_config
+):
+    """The form sends back the config's own text unasked (a textarea's maxlength does not
+    stop a filled-in value): it is no edit, so the page's limit is not its to enforce."""
+    port = free_port()
+    long_topics = ", ".join(f"topic number {i}" for i in range(200))
+    assert len(long_topics) > 2000
+    config = make_config(
+        CONFIG.format(port=port) + f'    not_interested: "{long_topics}"\n',
+        env={"PAPERWIRE_SECRET": SECRET},
+    )
+    db_path = tmp_path / "paperwire.db"
+    Store(db_path).close()
+    app = create_app(lambda: config, db_path, profile_wait=60)
+    stop = serve(app, port)
+    try:
+        url = (
+            f"http://127.0.0.1:{port}/profile/{Signer(SECRET).subscriber_token('profile', 'grace')}"
+        )
+        form = {"interests": "KV cache", "not_interested": long_topics, "action": "save"}
+        saved = httpx.post(url, data=form, timeout=10)
+        too_long = httpx.post(url, data={**form, "not_interested": long_topics + ", more"})
+    finally:
+        stop()
+        assert app.close(10)
+    assert saved.status_code == 303
+    with Store(db_path) as store:
+        assert store.interests_overrides() == {"grace": "KV cache"}
+        assert store.not_interested_overrides() == {}
+    # an edit of it is held to the limit
+    assert "Topics not wanted can be at most 2000 characters" in refusal(
+        too_long, 400, "Topics not wanted too long"
     )
 
 

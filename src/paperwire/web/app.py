@@ -90,6 +90,12 @@ HEALTH_WAIT = 2.0  # /healthz waits this long for the store, then gives its last
 RECEIVED = "paperwire.received"  # scope key: (monotonic, wall clock) when the request arrived
 
 
+def tidy(text: str) -> str:
+    """A text written in the profile form as it is kept: spaces inside a line collapsed, blank
+    lines dropped, line breaks kept (one topic a line is a way to separate them)."""
+    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+
 class Refused(Exception):
     """A request this app turns down with a clear page (bad link, unknown paper, cross-site)."""
 
@@ -454,16 +460,7 @@ class FeedbackApp:
         ):
             raise Refused(400, "Bad request", "This form was not filled in as expected.")
         # a field the form did not send (a page from before it had one) keeps its edit
-        written = {f: None if t is None else " ".join(str(t).split()) for f, t in texts.items()}
-        for field, text in written.items():
-            if text is not None and len(text) > MAX_INTERESTS:
-                what = "Interests" if field == "interests" else "Topics not wanted"
-                raise Refused(
-                    400,
-                    f"{what} too long",
-                    f"{what} can be at most {MAX_INTERESTS} characters; yours have {len(text)}.",
-                    "Shorten them to the topics that matter most and save again.",
-                )
+        written = {f: None if t is None else tidy(str(t)) for f, t in texts.items()}
         token = request.path_params["token"]
         saved = written if action == "save" else None
         return await self.work(request, self._profile_post, token, saved)
@@ -480,10 +477,23 @@ class FeedbackApp:
                 edits["interests"] = store.interests_overrides().get(sub.id)
                 edits["not_interested"] = store.not_interested_overrides().get(sub.id)
                 for field, text in written.items():
-                    if text is not None:
-                        # the config's own text is no edit: a later change to the config applies
-                        same = text == " ".join(getattr(sub, field).split())
-                        edits[field] = None if same else text
+                    if text is None:
+                        continue
+                    # the config's own text is no edit: a later change to the config applies,
+                    # and it is not held to the page's limit (the form sends it back unasked)
+                    if text == tidy(getattr(sub, field)):
+                        edits[field] = None
+                        continue
+                    if len(text) > MAX_INTERESTS:
+                        what = "Interests" if field == "interests" else "Topics not wanted"
+                        raise Refused(
+                            400,
+                            f"{what} too long",
+                            f"{what} can be at most {MAX_INTERESTS} characters; "
+                            f"yours have {len(text)}.",
+                            "Shorten them to the topics that matter most and save again.",
+                        )
+                    edits[field] = text
             store.set_interests(sub.id, edits["interests"], edits["not_interested"])
         return RedirectResponse(f"/profile/{token}?saved=1", status_code=303)
 
