@@ -101,7 +101,8 @@ def _frontpage_setup(
     model = embed.load_model(spec)
     corpus_emb = model.embed(corpus_texts)
     interests_emb = model.embed([interests])[0]
-    phrases, avoid = semantic.phrase_vectors(model.embed, [interests, not_interested])
+    (phrases,) = semantic.phrase_vectors(model.embed, [interests])
+    (avoid,) = semantic.phrase_vectors(model.embed, [not_interested], unwanted=True)
     return Frontpage(
         items, texts, liked, tfidf, corpus_tfidf, corpus_emb, interests_emb, phrases, avoid
     )

@@ -20,6 +20,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "hf_daily_papers_2026-06-12_sotaw
 NOW = dt.datetime(2026, 6, 13, 8, 0, tzinfo=dt.UTC)
 EVOARENA = "2606.13681"  # agent-memory benchmark, 118 upvotes
 ROBUST_U1 = "2606.08063"  # visual robustness of MLLMs, 74 upvotes
+BROWSECOMP = "2606.13120"  # EvoBrowseComp: benchmarking search agents
 VIA_SD = "2606.12243"  # speculative decoding, 14 upvotes
 DENSE_LATENT = "2606.13594"  # latent KV-cache communication between agents, 3 upvotes
 # 79c3e51's prior: the same weight, given to every paper whatever its relevance.
@@ -122,6 +123,25 @@ def test_a_reader_who_only_says_what_they_do_not_want_gets_the_crowds_picks_less
     # cy's words weigh nothing in TF-IDF: the same picks as dan's (the encoder reads something
     # into "R, C", so there only a full digest)
     assert cy == dan if "off" in ranking else len(cy) == 8
+
+
+def test_a_kind_of_paper_named_in_one_word_among_the_topics_not_wanted_sinks(daily, make_config):
+    """ "benchmarks" alone is no interest (it would match everything), but among the topics
+    not wanted it names the papers a reader skips: the encoder's penalty applies to it (it
+    used to be dropped as too generic, leaving TF-IDF's small pull: 1.25 -> 0.98, no place
+    lost)."""
+    config = make_config(
+        "subscribers:\n"
+        '  - {id: plain, email: p@example.org, interests: "LLM agents"}\n'
+        '  - {id: nobench, email: n@example.org, interests: "LLM agents",'
+        ' not_interested: "benchmarks"}\n'
+    )
+    ids = daily.papers_since(NOW - dt.timedelta(days=2))
+    scores = digest.score_matrix(daily, config, None, ids, now=NOW)
+    col = ids.index(BROWSECOMP)
+    above = (scores > scores[:, [col]]).sum(axis=1)  # papers ranked above it, per reader
+    assert scores[0, col] - scores[1, col] > 1  # standard deviations
+    assert above[1] >= above[0] + 4
 
 
 def test_each_reader_hears_the_crowd_as_much_as_their_likes_follow_it():

@@ -163,6 +163,11 @@ def test_interests_are_split_where_the_reader_separated_topics():
         "tool use",
         "sim-to-real",
     ]
+    # among the topics a reader does not want, a generic word is a kind of paper they skip;
+    # an adjective or a stop word alone still says nothing
+    unwanted = "benchmarks, surveys; efficient\nrobotics, etc."
+    assert interest_phrases(unwanted) == ["surveys", "robotics"]
+    assert interest_phrases(unwanted, unwanted=True) == ["benchmarks", "surveys", "robotics"]
     # the interests vector still reads every word, split where the reader separated them
     assert interest_parts(GRACE) == [
         "smaller",

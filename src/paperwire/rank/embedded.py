@@ -59,7 +59,7 @@ class EmbeddedCorpus:
 
         phrases = semantic.phrase_vectors(stored, texts) if w.phrases else None
         avoid = (
-            semantic.phrase_vectors(stored, [s.not_interested for s in signals])
+            semantic.phrase_vectors(stored, [s.not_interested for s in signals], unwanted=True)
             if w.not_interested
             else None
         )

@@ -49,14 +49,15 @@ def interest_parts(text: str | None) -> list[str]:
     return list(parts.values())
 
 
-def interest_phrases(text: str | None) -> list[str]:
+def interest_phrases(text: str | None, unwanted: bool = False) -> list[str]:
     """The topics of an interests text, as written: what is matched whole, named in reasons and
     shown on the profile page.
 
     The text is split at commas, semicolons, new lines and a colon after a heading, and each
     piece must stand as a topic (:func:`topics.stands_alone`). A piece of adjectives alone qualifies
     the next one when a comma separates them: "smaller, cheaper large language models" is one
-    phrase, never "smaller"; a generic word alone ("applications", "etc.") is no phrase."""
+    phrase, never "smaller"; a generic word alone ("applications", "etc.") is no phrase, except
+    in the topics a reader does not want (``unwanted``: "benchmarks" is then a kind of paper)."""
     pieces = _PHRASE_BREAK.split(text or "")
     phrases: dict[str, str] = {}
     pending = ""  # adjectives waiting for the noun phrase they qualify
@@ -67,7 +68,7 @@ def interest_phrases(text: str | None) -> list[str]:
             continue
         phrase = f"{pending}, {part}" if pending else part
         pending = ""
-        if topics.stands_alone(phrase, ENGLISH_STOP_WORDS):
+        if topics.stands_alone(phrase, ENGLISH_STOP_WORDS, unwanted):
             phrases.setdefault(phrase.lower(), phrase)
         elif i + 1 < len(pieces) and "," in pieces[i + 1] and _only_adjectives(part):
             pending = phrase

@@ -543,11 +543,12 @@ def embedded_signals(
 
 
 def phrase_vectors(
-    embed_texts: Callable[[list[str]], np.ndarray], texts: list[str]
+    embed_texts: Callable[[list[str]], np.ndarray], texts: list[str], unwanted: bool = False
 ) -> list[np.ndarray | None]:
-    """Per interests text, its phrases' vectors (:func:`interest_phrases`; None for a
-    text with none); ``embed_texts`` encodes each distinct phrase once for the whole run."""
-    per_text = [interest_phrases(t) for t in texts]
+    """Per interests text (or topics-not-wanted text: ``unwanted``), its phrases' vectors
+    (:func:`interest_phrases`; None for a text with none); ``embed_texts`` encodes each
+    distinct phrase once for the whole run."""
+    per_text = [interest_phrases(t, unwanted) for t in texts]
     distinct = list(dict.fromkeys(p for phrases in per_text for p in phrases))
     if not distinct:
         return [None] * len(texts)

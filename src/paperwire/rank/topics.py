@@ -260,14 +260,20 @@ def _plural(word: str) -> bool:
     return word.endswith("s") and not word.endswith(("ss", "us", "is", "ics", "news"))
 
 
-def stands_alone(piece: str, stop_words: frozenset[str] = frozenset()) -> bool:
+def stands_alone(
+    piece: str, stop_words: frozenset[str] = frozenset(), unwanted: bool = False
+) -> bool:
     """Whether a piece of a reader's interests text is a topic of its own.
 
     The reader chose their words, so this is looser than :func:`is_topic`: any piece of two
     words or more that is not all adjectives stands ("tool use", "sim-to-real"); a single word
     must be a topical one ("GPTQ", "reranking"), never an adjective ("smaller", "efficient")
-    or a generic word ("applications")."""
+    or a generic word ("applications"). In the topics a reader does *not* want (``unwanted``)
+    a generic word stands too: "benchmarks" or "surveys" there is a kind of paper they skip,
+    where among their interests it would match everything."""
     words = [w for w, _ in _split(piece) if w not in stop_words]
     if not words or all(adjective_like(w) for w in words):
         return False
-    return len(words) > 1 or topical(words[0])
+    if len(words) > 1 or topical(words[0]):
+        return True
+    return unwanted and words[0] in GENERIC

@@ -93,7 +93,7 @@ def learned_terms(
     weights = {
         text: float(row[cols].sum())
         for text, cols in _candidates(
-            corpus.model, [signals.interests, signals.not_interested], store.papers(mine)
+            corpus.model, signals.interests, signals.not_interested, store.papers(mine)
         )
     }
     positive = sorted(
@@ -106,12 +106,15 @@ def learned_terms(
 
 
 def _candidates(
-    model: rank.TextModel, written: list[str], papers: dict[str, dict]
+    model: rank.TextModel, interests: str, not_interested: str, papers: dict[str, dict]
 ) -> list[tuple[str, np.ndarray]]:
     """(phrase as written, its hashed columns) for every phrase the page may show, once each:
-    from the texts the reader ``written`` (interests, topics not wanted) and their papers."""
+    from the texts the reader wrote (interests, topics not wanted: where "benchmarks" alone
+    is a topic) and their papers."""
     out: dict[str, tuple[str, np.ndarray]] = {}
-    for phrase in (p for text in written for p in interest_phrases(text)):
+    written = [interests, not_interested]
+    mine = interest_phrases(interests) + interest_phrases(not_interested, unwanted=True)
+    for phrase in mine:
         tokens = model.tokens(phrase)
         if tokens and len(phrase.split()) <= 3:
             out.setdefault(phrase.lower(), (phrase, model.columns(tokens)))
