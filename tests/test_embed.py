@@ -15,7 +15,7 @@ from tokenizers.pre_tokenizers import Whitespace
 
 from paperwire.config import embeddings
 from paperwire.errors import ConfigError
-from paperwire.paper import Paper
+from paperwire.paper import Paper, paper_text
 from paperwire.rank import embed
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -123,6 +123,17 @@ def test_a_folder_with_a_broken_model_file_is_a_one_line_error(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_a_tokenizer_from_another_model_is_a_one_line_error_not_a_crash(tmp_path):
+    """Token ids past the end of the table were read from outside it: a segfault."""
+    folder = _model2vec_folder(tmp_path / "mixed", np.eye(2, dtype=np.float32))  # 4 tokens
+    with pytest.raises(ConfigError) as err:
+        embed.load_model(str(folder))
+    assert str(err.value) == (
+        f"ranking.embeddings: {folder / 'tokenizer.json'}: a vocabulary of 4 tokens, but "
+        "model.safetensors's 'embeddings' has 2 rows: the two files come from different models"
+    )
+
+
 def test_a_missing_extra_names_the_install_command(monkeypatch):
     real = embed.importlib.util.find_spec
     monkeypatch.setattr(
@@ -186,6 +197,71 @@ def test_papers_are_embedded_once_and_again_when_text_or_model_changes(store, mo
     embed.paper_vectors(store, counting, ids, ["bandit regret", "galaxy clusters"])
     assert counting.embedded == 5  # a model change re-embeds everything
     assert {m for m, _, _ in store.embeddings(ids).values()} == {"another-model"}
+
+
+def _papers(store, n: int) -> tuple[list[str], list[str]]:
+    """``n`` stored papers: their ids and texts as fetch encodes them."""
+    ids = [f"2611.{i:05d}" for i in range(n)]
+    titles = [f"bandit regret {i}" for i in range(n)]
+    store.add_papers(
+        [Paper(p, t, "", url=p, source="arxiv") for p, t in zip(ids, titles, strict=True)], now=NOW
+    )
+    return ids, [paper_text(t, "") for t in titles]
+
+
+def test_a_damaged_vector_is_encoded_again_not_read(store, model, caplog):
+    """A torn or hand-edited blob used to raise numpy's "buffer size must be a multiple of
+    element size" in every digest, and no fetch repaired it."""
+    ids, texts = _papers(store, 3)
+    first = embed.paper_vectors(store, model, ids, texts)
+    store.db.execute(
+        "update embeddings set vector = substr(vector, 1, 101) where paper_id = ?", [ids[1]]
+    )
+    store.db.execute(
+        "update embeddings set vector = substr(vector, 1, 100) where paper_id = ?", [ids[2]]
+    )
+    store.db.conn.commit()
+    assert embed.refresh(store, model) == 2  # fetch's pass finds both
+    for pid, (_, _, blob) in store.embeddings(ids).items():
+        assert len(blob) == 2 * model.dim, pid
+    store.db.execute("update embeddings set vector = x'00' where paper_id = ?", [ids[0]])
+    store.db.conn.commit()
+    again = embed.paper_vectors(store, model, ids, texts)  # ... and so does a digest
+    np.testing.assert_allclose(again, first, atol=1e-3)
+    assert "1 stored paper vectors were damaged (wrong length): encoding again" in caplog.text
+    # an interests text's vector too
+    embed.text_vectors(store, model, ["bandit regret"])
+    store.db.execute("update text_vectors set vector = x'0000'")
+    store.db.conn.commit()
+    np.testing.assert_allclose(
+        embed.text_vectors(store, model, ["bandit regret"])[0],
+        model.embed(["bandit regret"])[0],
+        atol=1e-3,
+    )
+
+
+def test_papers_a_digest_must_encode_are_said_and_kept_batch_by_batch(
+    store, model, monkeypatch, caplog
+):
+    """A digest over papers no fetch encoded (stored before the encoder was on) used to encode
+    them all in one call, silently, and keep nothing if it was stopped."""
+    ids, texts = _papers(store, 5)
+    monkeypatch.setattr(embed, "REFRESH_BATCH", 2)
+    calls = []
+
+    class Interrupted(CountingModel):
+        def embed(self, texts):
+            calls.append(len(texts))
+            if len(calls) == 3:
+                raise KeyboardInterrupt  # Ctrl-C during the third batch
+            return super().embed(texts)
+
+    stopping = Interrupted(model.name, model.vectors, model.tokenizer, model.unk_id)
+    with caplog.at_level("INFO", logger="paperwire.rank.embed"), pytest.raises(KeyboardInterrupt):
+        embed.paper_vectors(store, stopping, ids, texts)
+    assert f"encoding 5 stored papers no fetch has encoded with {model.name} yet" in caplog.text
+    assert calls == [2, 2, 1]
+    assert sorted(store.embeddings(ids)) == ids[:4]  # the two batches done are kept
 
 
 def test_a_relative_model_folder_is_read_beside_the_config_file(tmp_path, monkeypatch):

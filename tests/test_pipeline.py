@@ -11,6 +11,7 @@ import pytest
 from paperwire import pipeline
 from paperwire.errors import FeedbackError
 from paperwire.links import Signer
+from paperwire.rank import embed
 
 from .conftest import FIXTURES, Route
 
@@ -94,6 +95,21 @@ def test_an_unchanged_feed_costs_a_304(store, config, feeds):
     report = pipeline.fetch_all(store, config, now=NOW)
     assert report.feeds[0].not_modified
     assert report.new == 0
+
+
+def test_switching_the_encoder_on_encodes_the_store_at_the_next_fetch_even_if_nothing_is_new(
+    store, make_config, feeds
+):
+    """The feed says "not modified"; before, only a fetch that brought papers encoded, and
+    the whole store fell to the next digest, encoded there in one silent call."""
+    feed = f"feeds:\n  - url: {feeds.url('/rss/cs')}\n    name: cs\nsubscribers: []\n"
+    pipeline.fetch_all(store, make_config("ranking: {embeddings: off}\n" + feed), now=NOW)
+    assert store.count_papers() == 60 and store.embeddings_made() == {}
+    report = pipeline.fetch_all(store, make_config(feed), now=NOW)  # the default: the encoder
+    assert report.feeds[0].not_modified
+    made = store.embeddings_made()
+    bundled = embed.load_model("minilm").name
+    assert len(made) == 60 and {m for m, _, _ in made.values()} == {bundled}
 
 
 def _links(msg: EmailMessage) -> list[str]:

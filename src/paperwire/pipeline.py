@@ -102,7 +102,10 @@ def fetch_all(
     limits = Limits(deadline=config.fetch_timeout_seconds, max_bytes=int(config.fetch_max_mb * MB))
     reports = asyncio.run(_fetch_and_store(store, config, limits, base_dir, now, progress, stop))
     report = FetchReport(reports, stopped=stop is not None and stop.is_set())
-    if any(f.new or f.known for f in report.feeds) and not report.stopped:
+    # Not only when a feed brought papers: after the encoder is switched on or to another
+    # model, or a fetch stopped half-way, the feeds may well say "not modified", and what is
+    # missing would otherwise fall to the next digest (both passes skip what is up to date).
+    if not report.stopped and store.count_papers():
         # Each paper's text is analysed once, now, not by every run that ranks against it.
         from .rank import terms  # scikit-learn only when there is text to analyse
 

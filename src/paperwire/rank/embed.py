@@ -194,6 +194,13 @@ def _static_model(name: str, weights: Path, tokenizer_path: Path, key: str) -> S
         raise ConfigError(f"{_SETTING}: cannot read the model in {weights.parent}: {exc}") from None
     if vectors.ndim != 2:
         raise ConfigError(f"{_SETTING}: {weights}: {key!r} is not a matrix")
+    # a token id past the table's end would be read from outside it (scipy does not check)
+    if tokenizer.get_vocab_size() > len(vectors):
+        raise ConfigError(
+            f"{_SETTING}: {tokenizer_path}: a vocabulary of {tokenizer.get_vocab_size()} tokens, "
+            f"but {weights.name}'s {key!r} has {len(vectors)} rows: the two files come from "
+            "different models"
+        )
     tokenizer.no_truncation()
     tokenizer.no_padding()
     unk = _unk_id(tokenizer)
@@ -232,24 +239,33 @@ def paper_vectors(
     todo = []
     for i, (pid, digest) in enumerate(zip(paper_ids, hashes, strict=True)):
         hit = stored.get(pid)
-        if hit is not None and _current(hit, model, digest):
+        if hit is not None and _current((hit[0], hit[1], len(hit[2])), model, digest):
             out[i] = from_blob(hit[2])
         else:
             todo.append(i)
     if todo:
-        fresh = _embedded(model, [texts[i] for i in todo])
-        out[todo] = fresh
-        rows = _stored_rows(model, [paper_ids[i] for i in todo], [hashes[i] for i in todo], fresh)
-        try:
-            store.set_embeddings(rows)
-        except StoreError as exc:  # a cache: a full disk or a held lock costs it, not the run
-            log.warning("could not keep the vectors of %d papers: %s", len(todo), exc)
+        # fetch encodes each paper when it stores it; papers it did not (stored before the
+        # encoder was on, a model changed, a fetch stopped half-way) are encoded here, said so,
+        # and kept batch by batch: a run stopped half-way keeps what it encoded
+        _say_missing(model, len(todo), [stored.get(paper_ids[i]) for i in todo])
+        ids, hashes_todo = [paper_ids[i] for i in todo], [hashes[i] for i in todo]
+        out[todo] = _encode_and_keep(store, model, ids, [texts[i] for i in todo], hashes_todo)
     return out
 
 
-def _current(hit: tuple[str, str, bytes], model: EmbeddingModel, digest: str) -> bool:
-    """Whether a stored (model, text hash, vector) was made by this model from this text."""
-    return hit[0] == model.name and hit[1] == digest
+def _say_missing(model: EmbeddingModel, n: int, hits: list[tuple[str, str, bytes] | None]) -> None:
+    """One log line for papers a digest must encode first; a damaged vector is named as one."""
+    damaged = sum(1 for hit in hits if hit is not None and len(hit[2]) != 2 * model.dim)
+    if damaged:
+        log.warning("%d stored paper vectors were damaged (wrong length): encoding again", damaged)
+    level = logging.WARNING if n > REFRESH_BATCH else logging.INFO
+    log.log(level, "encoding %d stored papers no fetch has encoded with %s yet", n, model.name)
+
+
+def _current(made: tuple[str, str, int], model: EmbeddingModel, digest: str) -> bool:
+    """Whether a stored (model, text hash, vector length in bytes) was made by this model from
+    this text and is whole (a torn or edited blob is encoded again, not read)."""
+    return made[0] == model.name and made[1] == digest and made[2] == 2 * model.dim
 
 
 def _embedded(model: EmbeddingModel, texts: list[str]) -> np.ndarray:
@@ -273,31 +289,60 @@ REFRESH_BATCH = 256
 
 
 def refresh(store: Store, model: EmbeddingModel | None, stop: threading.Event | None = None) -> int:
-    """Embed and store every stored paper whose vector is missing, from another model, or of
-    an older text (what ``fetch`` runs after storing papers, so a paper is encoded once, when
-    it arrives, and no digest waits for it); returns how many were embedded (none without a
-    model: ``ranking.embeddings`` off). Setting ``stop`` ends it after the batch in hand."""
+    """Embed and store every stored paper whose vector is missing, from another model, of an
+    older text or damaged (what ``fetch`` runs after storing papers, so a paper is encoded
+    once, when it arrives, and no digest waits for it); returns how many were embedded (none
+    without a model: ``ranking.embeddings`` off). Setting ``stop`` ends it after the batch in
+    hand. What is stored is read without the vectors themselves."""
     if model is None:
         return 0
-    rows = store.corpus()
-    stored = store.embeddings(r["paper_id"] for r in rows)
+    made = store.embeddings_made()
     todo = []
-    for row in rows:
+    for row in store.corpus():
         text = paper_text(row["title"], row["abstract"])
         digest = text_hash(text)
-        hit = stored.get(row["paper_id"])
+        hit = made.get(row["paper_id"])
         if hit is None or not _current(hit, model, digest):
             todo.append((row["paper_id"], text, digest))
-    done = 0
-    for start in range(0, len(todo), REFRESH_BATCH):
+    if not todo:
+        return 0
+    ids, texts, hashes = (list(column) for column in zip(*todo, strict=True))
+    return len(_encode_and_keep(store, model, ids, texts, hashes, stop, keep_going=False))
+
+
+def _encode_and_keep(
+    store: Store,
+    model: EmbeddingModel,
+    ids: list[str],
+    texts: list[str],
+    hashes: list[str],
+    stop: threading.Event | None = None,
+    keep_going: bool = True,
+) -> np.ndarray:
+    """Encode these papers ``REFRESH_BATCH`` at a time and store each batch as it is made:
+    their vectors as stored (those done before ``stop`` was set). A failed write is raised,
+    or with ``keep_going`` logged once (a cache: a full disk or a held lock costs it, not the
+    run, which goes on with the vectors in hand)."""
+    out = np.zeros((len(ids), model.dim), dtype=np.float32)
+    keep, done = True, 0
+    for start in range(0, len(ids), REFRESH_BATCH):
         if stop is not None and stop.is_set():
             break
-        batch = todo[start : start + REFRESH_BATCH]
-        vectors = _embedded(model, [text for _, text, _ in batch])
-        ids, hashes = [pid for pid, _, _ in batch], [digest for _, _, digest in batch]
-        store.set_embeddings(_stored_rows(model, ids, hashes, vectors))
-        done += len(batch)
-    return done
+        end = min(start + REFRESH_BATCH, len(ids))
+        out[start:end] = _embedded(model, texts[start:end])
+        done = end
+        if not keep:
+            continue
+        try:
+            store.set_embeddings(
+                _stored_rows(model, ids[start:end], hashes[start:end], out[start:end])
+            )
+        except StoreError as exc:
+            if not keep_going:
+                raise
+            log.warning("could not keep the vectors of %d papers: %s", len(ids) - start, exc)
+            keep = False
+    return out[:done]
 
 
 def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.ndarray:
@@ -309,7 +354,9 @@ def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.nd
     wanted = {h: t for h, t in zip(hashes, texts, strict=True) if t and t.strip()}
     if not wanted:
         return out
-    known = {h: from_blob(b) for h, b in store.text_vectors(model.name, list(wanted)).items()}
+    stored = store.text_vectors(model.name, list(wanted))
+    # a damaged blob (the wrong length) is encoded again, not read
+    known = {h: from_blob(b) for h, b in stored.items() if len(b) == 2 * model.dim}
     missing = [h for h in wanted if h not in known]
     if missing:
         # one at a time, like papers: batched with others (~5x faster) a text's vector would

@@ -1147,6 +1147,12 @@ class Store:
                 out[row[0]] = (row[1], row[2], row[3])
         return out
 
+    def embeddings_made(self) -> dict[str, tuple[str, str, int]]:
+        """(model name, text hash, vector length in bytes) of every stored paper vector, by
+        paper id: what is up to date, without reading the vectors."""
+        sql = "select paper_id, model, text_hash, length(vector) from embeddings"
+        return {row[0]: (row[1], row[2], row[3]) for row in self.db.execute(sql).fetchall()}
+
     def text_vectors(self, model: str, hashes: list[str]) -> dict[str, bytes]:
         """Stored vectors of short texts (interests) by text hash, for this model."""
         out: dict[str, bytes] = {}
