@@ -3,6 +3,7 @@ worker or to the parent."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import multiprocessing
 import os
@@ -128,6 +129,40 @@ def test_one_killed_worker_beside_live_ones_never_hangs_the_sender(pooled, caplo
     rest = list(out)  # the broken pool terminates the survivors: they must obey
     assert [o.key for o in [first, *rest]] == [j.key for j in jobs]
     assert any("rendering" in m and "in this process" in m for m in caplog.messages)
+    assert [w for w in workers if w.is_alive()] == []
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_killed_while_it_sends_a_result_never_hangs_the_sender(
+    pooled, caplog, monkeypatch
+):
+    """Killed half-way through writing a result, a worker leaves the pool reading the rest of
+    that message for ever, and the pool never says it broke: a CI run hung so, in the pool's
+    shutdown. Here the half message is written by hand, and every worker is then stopped."""
+    import struct
+
+    pools = []
+
+    class Recorded(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recorded)
+    jobs = make_jobs(KILL_TEST_JOBS)
+    out = messages.render_all(jobs, RUN, processes=2)
+    first = next(out)
+    workers = multiprocessing.active_children()
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGSTOP)  # no worker writes any more
+    # the head of a 1 MB message and 16 bytes of it: the pool's reader waits for the rest
+    os.write(pools[0]._result_queue._writer.fileno(), struct.pack("!i", 1 << 20) + bytes(16))
+    time.sleep(0.5)
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGKILL)
+    rest = list(out)
+    assert [o.key for o in [first, *rest]] == [j.key for j in jobs]
+    assert any("the pool did not notice" in m for m in caplog.messages)
     assert [w for w in workers if w.is_alive()] == []
 
 

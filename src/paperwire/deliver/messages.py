@@ -169,7 +169,7 @@ def _pooled(
         for start in range(0, len(jobs), BATCH):
             queued.append(pool.submit(_render_batch, jobs[start : start + BATCH]))
             while len(queued) > 2 * workers or (queued and start + BATCH >= len(jobs)):
-                for item in queued.popleft().result():  # keeps every worker busy meanwhile
+                for item in _result(pool, queued.popleft()):  # every worker busy meanwhile
                     yield item
                     done += 1
     except BrokenProcessPool as exc:
@@ -184,12 +184,40 @@ def _pooled(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+# How often the sender looks for a worker that died without the pool noticing.
+DEATH_POLL_SECONDS = 1.0
+
+
+def _result(pool: concurrent.futures.ProcessPoolExecutor, future: concurrent.futures.Future):
+    """The task's result. A worker killed while it was sending a result leaves the pool's
+    reader waiting for the rest of that message, forever, and the pool never says it broke
+    (a CI run hung so): a worker found dead on two polls running, with the result still
+    missing, is a broken pool here."""
+    deaths = 0
+    while True:
+        try:
+            return future.result(timeout=DEATH_POLL_SECONDS)
+        except concurrent.futures.TimeoutError:
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            dead = [p.exitcode for p in processes if p.exitcode is not None]
+            deaths = deaths + 1 if dead else 0
+            if deaths >= 2:  # the pool had a poll to notice by itself
+                raise BrokenProcessPool(
+                    f"a worker process died (exit code {dead[0]}) and the pool did not notice"
+                ) from None
+
+
 def _kill_survivors(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     """SIGKILL the workers of a broken pool. The pool SIGTERMs and joins them itself, but they
-    ignore SIGTERM (see :func:`_start_worker`): without this it would wait forever."""
+    ignore SIGTERM (see :func:`_start_worker`): without this it would wait forever. Then close
+    this process's end of the results pipe: a pool left reading half a message from a killed
+    worker reads an end of file once every writer is gone, and can shut down."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         with contextlib.suppress(OSError, ValueError):  # already gone, or already closed
             process.kill()
+    results = getattr(pool, "_result_queue", None)
+    with contextlib.suppress(OSError, AttributeError):
+        results._writer.close()  # type: ignore[union-attr]
 
 
 _worker_run: MailRun | None = None
