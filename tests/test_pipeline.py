@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -95,6 +96,54 @@ def test_an_unchanged_feed_costs_a_304(store, config, feeds):
     report = pipeline.fetch_all(store, config, now=NOW)
     assert report.feeds[0].not_modified
     assert report.new == 0
+
+
+def test_papers_a_fetch_writes_while_a_send_reads_are_in_a_later_digest(tmp_path, make_config):
+    """A fetch stamped its papers, then waited for the write lock (the web app or another
+    send held it); a send started meanwhile composed without them and began its reader's next
+    window after them: they were never offered to anyone again."""
+    import sqlite3
+    import threading
+
+    from paperwire import digests as worded
+    from paperwire.sources import parse_document
+    from paperwire.store import Store, utcnow
+
+    due = (utcnow() - dt.timedelta(minutes=1)).strftime("%H:%M")  # her slot has just passed
+    config = make_config(
+        "ranking: {embeddings: off}\nsubscribers:\n"
+        '  - {id: ada, email: ada@example.org, interests: "language models", digest_size: 5,'
+        f' timezone: UTC, digest_time: "{due}", digest_days: daily}}\n'
+    )
+    db = tmp_path / "race.db"
+    arxiv, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    daily, _ = parse_document(
+        (FIXTURES / "hf_daily_papers_2026-06-12_sotawhat.json").read_bytes(), source="hf"
+    )
+    with Store(db) as store:
+        store.add_papers(arxiv, now=utcnow() - dt.timedelta(hours=1))
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    fetching = threading.Thread(target=lambda: Store(db).add_papers(daily))
+    fetching.start()
+    time.sleep(0.5)  # the fetch waits for the lock
+    sent_at = utcnow()
+    sending = threading.Thread(
+        target=lambda: pipeline.send_due(Store(db), config, now=sent_at, outbox=tmp_path / "out")
+    )
+    sending.start()
+    time.sleep(2)  # the send reads (or waits to) meanwhile
+    holder.rollback()
+    fetching.join(30)
+    sending.join(30)
+    with Store(db) as store:
+        first = store.last_delivery("ada")
+        delivered = {p["paper_id"] for p in store.delivery_papers(first["id"])}
+        later = worded.compose(store, config, now=sent_at + dt.timedelta(days=1))["ada"]
+        next_window = set(store.papers_since(later.since))
+    assert first["state"] == "sent" and later.since == sent_at
+    # each Hugging Face paper went out in that digest or is in her next window
+    assert {p.paper_id for p in daily} - delivered <= next_window
 
 
 def test_switching_the_encoder_on_encodes_the_store_at_the_next_fetch_even_if_nothing_is_new(

@@ -380,6 +380,10 @@ def send_due(
     report = SendReport()
     subs, skipped = active_subscribers(store, config, subscriber_id)
     report.lines.extend(skipped)
+    # Each digest's reader starts their next window at ``now``: a fetch that stamped papers
+    # before it (it holds the write lock when it stamps) must be written before we read, or
+    # its papers fall between this window and the next
+    store.settle()
     with store.holding() as claim:
         jobs = _due_jobs(
             store,

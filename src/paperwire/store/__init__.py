@@ -391,8 +391,12 @@ class Store:
         A known paper keeps its first-seen date (arXiv re-announces replacements and
         cross-lists; they must not look new), gains the new source, and takes the newest
         version's title and abstract.
+
+        Without ``now``, a new paper is first seen when this transaction holds the write lock,
+        not before it waited for it: a send starts its readers' next windows at its own start,
+        and a paper stamped before that but written after the send read would fall between
+        two windows for good (:meth:`settle` is the send's side of it).
         """
-        stamp = iso(now or utcnow())
         batch: dict[str, Paper] = {}
         for paper in papers:
             if paper.paper_id in batch:
@@ -403,6 +407,7 @@ class Store:
             return 0, 0
         new = known = 0
         with self.atomic():
+            stamp = iso(now or utcnow())
             existing = {
                 row["paper_id"]: row
                 for chunk in _chunks(list(batch), 500)
@@ -816,6 +821,13 @@ class Store:
                 "where claim = ? and state = 'pending'",
                 [claim],
             )
+
+    def settle(self) -> None:
+        """Wait until every write that holds or waits for the write lock now has committed:
+        an empty write transaction (SQLite grants the lock only once the writer before is
+        done). What a writer stamped before this call is then visible to what reads after."""
+        with self.atomic():
+            pass
 
     @contextmanager
     def holding(self, *, lease: dt.timedelta = LEASE) -> Iterator[str]:
