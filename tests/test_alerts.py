@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -87,6 +88,32 @@ def test_a_paper_far_above_the_bar_goes_out_at_once_and_only_to_its_reader(
         p["paper_id"] for p in history.delivery_papers(history.last_delivery("ada")["id"])
     ]
     assert "2611.00001" not in digest_ids
+
+
+def test_an_alert_keeps_the_digest_s_rules_seed_papers_and_must_match(history, make_config):
+    """Alerts used to skip a reader's own seed papers from the config and ``must_match``
+    (only ``never_match`` held), so a reader could be alerted to their own paper, or to one
+    their digest would never show."""
+    readers = (
+        "  - id: seeder\n    email: s@example.org\n"
+        f'    interests: "{RAG}"\n    seed_papers: ["2611.00001"]\n'
+        "  - id: strict\n    email: t@example.org\n"
+        f'    interests: "{RAG}"\n    must_match: ["knowledge graphs"]\n'
+        "  - id: plain\n    email: p@example.org\n"
+        f'    interests: "{RAG}"\n'
+        # ... and, as in a digest, a followed author's paper passes must_match
+        "  - id: fan\n    email: f@example.org\n"
+        f'    interests: "{RAG}"\n    must_match: ["knowledge graphs"]\n'
+        '    follow_authors: ["Grace Hopper"]\n'
+    )
+    config = make_config(CONFIG.split("subscribers:")[0] + "subscribers:\n" + readers
+                         + "alerts:\n  percentile: 99\n  max_per_day: 2\n")  # fmt: skip
+    history.add_papers([replace(rag_paper(1), authors=["Grace Hopper", "A. Author"])], now=NOW)
+    found = find_alerts(history, config, config.subscribers, now=NOW)
+    assert [(a.subscriber.id, a.pick.paper_id) for a in found] == [
+        ("plain", "2611.00001"),
+        ("fan", "2611.00001"),
+    ]
 
 
 def test_at_most_max_per_day(history, make_config, smtp_server):

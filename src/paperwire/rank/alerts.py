@@ -20,6 +20,7 @@ import numpy as np
 from ..config import Config, SubscriberConfig
 from ..store import Store
 from . import compose as digest_mod
+from .authors import Following
 from .filters import PhraseFilter, fold_text
 from .reasons import Ranked, Reason
 from .session import RankingSession
@@ -77,6 +78,7 @@ def find_alerts(
     bars = np.nanpercentile(scores[:, [at[p] for p in history]], settings.percentile, axis=1)
     fresh_scores = scores[:, [at[p] for p in fresh]]
     excluded = store.excluded_ids(s.id for s in subscribers)
+    seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
     papers = store.papers(fresh)
     since = now - dt.timedelta(days=1)
     alerts: list[Alert] = []
@@ -90,13 +92,11 @@ def find_alerts(
             if not np.isfinite(value) or value <= bars[row] or budget <= 0:
                 break
             paper_id = fresh[col]
-            if paper_id in excluded[sub.id]:
-                continue
+            if paper_id in excluded[sub.id] or paper_id in seeds[sub.id]:
+                continue  # delivered, rated, or the reader's own seed paper, as in a digest
             paper = papers[paper_id]
-            if not PhraseFilter(never=sub.never_match).allows(
-                fold_text(paper["title"], paper["abstract"])
-            ):
-                continue  # never_match holds for alerts too
+            if not _passes(sub, paper):
+                continue
             share = 100 - settings.percentile
             reasons = [Reason("above_bar", numbers=(value, float(bars[row]), share))]
             alerts.append(
@@ -108,3 +108,14 @@ def find_alerts(
             )
             budget -= 1
     return alerts
+
+
+def _passes(sub: SubscriberConfig, paper: dict) -> bool:
+    """The digest's rules for one paper: ``never_match`` keeps it out; ``must_match`` too,
+    unless a followed author wrote it (compose.FollowAndFilter)."""
+    text = fold_text(paper["title"], paper["abstract"])
+    if not PhraseFilter(never=sub.never_match).allows(text):
+        return False
+    if PhraseFilter(must=sub.must_match).allows(text):
+        return True
+    return bool(Following(sub.follow_authors).match(paper.get("authors") or []))
