@@ -34,6 +34,8 @@ def test_one_person_written_many_ways(written: str):
         ("Jean-Pierre Serre", "J.-P. Serre"),
         ("Geoffrey E. Hinton", "Geoffrey Hinton"),  # a middle initial more or less
         ("Hinton", "G. E. Hinton"),  # a family name alone follows every Hinton
+        ("van der Maaten", "Laurens van der Maaten"),  # ... particles and all
+        ("Van den Broeck", "Guy Van den Broeck"),
     ],
 )
 def test_accents_particles_initials(followed: str, author: str):
@@ -47,6 +49,7 @@ def test_accents_particles_initials(followed: str, author: str):
         ("Yann LeCun", "X. LeCun"),
         ("Yann LeCun", "Yann Lecunn"),
         ("Kaiming He", "Kaiming Hu"),
+        ("Le Song", "Yang Song"),  # one particle before a name is a given name
     ],
 )
 def test_different_people_do_not_match(followed: str, author: str):

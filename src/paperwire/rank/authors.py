@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 _PARTICLES = {
-    "al", "bin", "da", "das", "de", "del", "della", "der", "di", "dos", "du", "el", "la", "le",
-    "ten", "ter", "van", "von", "zu",
+    "al", "bin", "da", "das", "de", "del", "della", "den", "der", "di", "dos", "du", "el", "la",
+    "le", "ten", "ter", "van", "von", "zu",
 }  # fmt: skip
 _SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
 _TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -50,6 +50,10 @@ def name_key(name: str) -> NameKey | None:
             return None
         family = [tokens.pop()]
         while tokens and tokens[-1] in _PARTICLES and len(tokens) > 1:
+            family.insert(0, tokens.pop())
+        # "van der Maaten" written without a given name: the first particle is no given name
+        # (one particle alone before a name is: "Le Song", "Da Yan")
+        if len(family) > 1 and len(tokens) == 1 and tokens[0] in _PARTICLES:
             family.insert(0, tokens.pop())
         given = tokens
     family = [t for t in family if t not in _SUFFIXES]
