@@ -222,6 +222,25 @@ def test_send_twice_sends_once_and_a_quiet_day_sends_nothing(store, config, smtp
     assert {line.status for line in later.lines} == {"not-due"}
 
 
+def test_a_day_whose_new_papers_are_all_filtered_out_says_so_not_that_nothing_came(
+    store, make_config, feeds
+):
+    """'No new papers' sent a reader whose must_match kept out all 60 to fetch, or to wait."""
+    config = make_config(
+        f"feeds:\n  - url: {feeds.url('/rss/cs')}\n    name: cs\nsubscribers:\n"
+        '  - {id: qcd, email: q@example.org, must_match: ["quantum chromodynamics"]}\n'
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW, outbox=store.path.parent / "out")
+    assert [(line.status, line.detail) for line in report.lines] == [
+        (
+            "nothing-new",
+            "60 new papers since 2026-11-16, none left for you: already sent or rated, or kept "
+            "out by must_match / never_match",
+        )
+    ]
+
+
 def test_no_paper_is_sent_twice_across_days(store, config, feeds, smtp_server):
     pipeline.fetch_all(store, config, now=NOW)
     pipeline.send_due(store, config, now=NOW)

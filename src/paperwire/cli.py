@@ -264,6 +264,8 @@ def _why_nothing(sid: str, composed, last: dict | None, explicit_since: bool) ->
     """Why a preview is empty, and how to see papers anyway."""
     earlier = (composed.since - dt.timedelta(days=7)).date().isoformat()
     again = f"paperwire digest --subscriber {sid} --since {earlier}"
+    if composed.new:  # new papers there were, but none for this reader: say why
+        return f"   {composed.why_empty()}"
     if explicit_since:
         return f"   no papers first seen since {composed.since.date().isoformat()}; try an earlier --since"
     if last is not None:

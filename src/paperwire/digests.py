@@ -22,6 +22,26 @@ class Digest:
     since: dt.datetime
     picks: list[Pick]
     candidates: int = 0
+    new: int = 0  # first seen in the window, before exclusions and filters
+
+    def why_empty(self) -> str:
+        """Why a digest has no picks, in a line a reader (or ``paperwire status``) can act on."""
+        since = self.since.date().isoformat()
+        if not self.new:
+            return f"no new papers since {since}"
+        if not self.candidates:
+            return (
+                f"{_papers(self.new)} since {since}, none left for you: already sent or "
+                "rated, or kept out by must_match / never_match"
+            )
+        return (
+            f"{_papers(self.candidates)} since {since}, none close enough to your interests "
+            "to say why"
+        )
+
+
+def _papers(n: int) -> str:
+    return f"{n} new paper{'' if n == 1 else 's'}"
 
 
 def iter_compose(
@@ -42,7 +62,7 @@ def iter_compose(
         session=session,
     ):  # fmt: skip
         picks = [worded(pick) for pick in ranked.picks]
-        yield Digest(ranked.subscriber, ranked.since, picks, ranked.candidates)
+        yield Digest(ranked.subscriber, ranked.since, picks, ranked.candidates, ranked.new)
 
 
 def compose(

@@ -508,10 +508,9 @@ def _due_jobs(
         for sub_id, (period, channels) in due.items():
             composed = composed_by_id[sub_id]
             if not composed.picks:
-                since = composed.since.date().isoformat()
-                detail = f"no new papers since {since}"
+                detail = composed.why_empty()
                 report.lines.append(SendLine(sub_id, "nothing-new", detail))
-                log.info("send %s: nothing new since %s; no digest sent", sub_id, since)
+                log.info("send %s: %s; no digest sent", sub_id, detail)
                 for channel in channels:  # reported once; the next slot takes what comes
                     store.record_empty(sub_id, "digest", period, channel, reason=detail, now=now)
                 continue

@@ -68,6 +68,9 @@ class Digest:
     since: dt.datetime
     picks: list[Ranked]
     candidates: int = 0
+    # papers first seen in the window, before what the reader has had, rated or filtered out
+    # (must_match / never_match) is taken away: an empty digest says which it was
+    new: int = 0
 
 
 def window_starts(
@@ -680,7 +683,8 @@ def iter_compose(
         picks = explained(chosen)
         _fill_in(chosen, picks, explained)
         for row, sub in enumerate(scored.chunk):
-            yield Digest(sub, starts[sub.id], picks[row], int(chosen.allowed[row].sum()))
+            new = int((run.first_seen > starts[sub.id].timestamp()).sum())
+            yield Digest(sub, starts[sub.id], picks[row], int(chosen.allowed[row].sum()), new)
             run.excluded.pop(sub.id, None)  # taken: a run of 100,000 need not keep them all
 
 
