@@ -100,7 +100,7 @@ def test_an_alert_keeps_the_digest_s_rules_seed_papers_and_must_match(history, m
         "  - id: strict\n    email: t@example.org\n"
         f'    interests: "{RAG}"\n    must_match: ["knowledge graphs"]\n'
         "  - id: plain\n    email: p@example.org\n"
-        f'    interests: "{RAG}"\n'
+        '    interests: "retrieval augmented generation, dense retrieval, protein folding"\n'
         # ... and, as in a digest, a followed author's paper passes must_match
         "  - id: fan\n    email: f@example.org\n"
         f'    interests: "{RAG}"\n    must_match: ["knowledge graphs"]\n'
@@ -113,6 +113,12 @@ def test_an_alert_keeps_the_digest_s_rules_seed_papers_and_must_match(history, m
     assert [(a.subscriber.id, a.pick.paper_id) for a in found] == [
         ("plain", "2611.00001"),
         ("fan", "2611.00001"),
+    ]
+    # the alert names the reader's own words it contains, as a digest does, before its rarity
+    assert [(r.kind, r.text) for r in found[0].pick.reasons] == [
+        ("matches_interest", "retrieval augmented generation"),
+        ("matches_interest", "dense retrieval"),
+        ("above_bar", ""),
     ]
 
 

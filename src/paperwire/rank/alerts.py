@@ -16,12 +16,14 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from ..config import Config, SubscriberConfig
 from ..store import Store
 from . import compose as digest_mod
 from .authors import Following
 from .filters import PhraseFilter, fold_text
+from .phrases import interest_phrases, phrase_pattern
 from .reasons import Ranked, Reason
 from .session import RankingSession
 
@@ -79,6 +81,7 @@ def find_alerts(
     fresh_scores = scores[:, [at[p] for p in fresh]]
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
+    edited = store.interests_overrides()
     papers = store.papers(fresh)
     since = now - dt.timedelta(days=1)
     alerts: list[Alert] = []
@@ -98,7 +101,12 @@ def find_alerts(
             if not _passes(sub, paper):
                 continue
             share = 100 - settings.percentile
-            reasons = [Reason("above_bar", numbers=(value, float(bars[row]), share))]
+            # the reader's own words first, as a digest names them; then how rare the score is
+            reasons = [
+                Reason("matches_interest", phrase)
+                for phrase in _interests_in(edited.get(sub.id, sub.interests), paper)[:2]
+            ]
+            reasons.append(Reason("above_bar", numbers=(value, float(bars[row]), share)))
             alerts.append(
                 Alert(
                     sub,
@@ -108,6 +116,16 @@ def find_alerts(
             )
             budget -= 1
     return alerts
+
+
+def _interests_in(interests: str, paper: dict) -> list[str]:
+    """The reader's interest phrases the paper contains whole (as compose finds them)."""
+    text = f"{paper['title'] or ''}\n{paper['abstract'] or ''}"
+    return [
+        phrase
+        for phrase in interest_phrases(interests)
+        if phrase_pattern(phrase, ENGLISH_STOP_WORDS).search(text)
+    ]
 
 
 def _passes(sub: SubscriberConfig, paper: dict) -> bool:
