@@ -469,6 +469,33 @@ def test_one_shot_runs_send_a_readers_first_digest_from_any_slot_of_the_past_wee
 # -- issue 26: status shows every failure ---------------------------------------------------
 
 
+def test_status_says_a_digest_is_due_to_a_channel_added_since_it_went_out(http_server):
+    """status looked at a reader's first channel only: for a Slack webhook added after the
+    day's e-mail went out, send still had that slot to handle, and status said nothing was
+    due. (What send does with it: the papers went out by e-mail already, so the new channel's
+    slot is marked empty, and the next digest goes to both.)"""
+    from .conftest import Route
+
+    slot = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%H:%M")
+    config = LOCAL.replace(
+        "    email: ada@example.org\n",
+        f'    email: ada@example.org\n    timezone: UTC\n    digest_time: "{slot}"\n',
+    )  # her slot has just passed: her digest is due now
+    assert invoke("run", "--once", config=config).exit_code == 0
+    assert "due now" not in invoke("status", config=config).stdout.splitlines()[1]
+    http_server.routes["/hook"] = Route(b"ok")
+    with_slack = config.replace(
+        "    email: ada@example.org\n",
+        f"    email: ada@example.org\n    slack_webhook: {http_server.url('/hook')}\n",
+    )
+    ada = invoke("status", config=with_slack).stdout.splitlines()[1]
+    assert re.search(r"due now \(\S+\)", ada), ada
+    sent = invoke("send", config=with_slack)
+    assert sent.exit_code == 0 and "ada: nothing-new: no new papers since" in sent.stdout
+    assert http_server.requests == []  # nothing is sent twice, to any channel
+    assert "due now" not in invoke("status", config=with_slack).stdout.splitlines()[1]
+
+
 def test_status_lists_each_channel_and_every_failing_feed_masked(http_server):
     """A failed Apprise channel after a reader's e-mail went out showed as "last digest
     (sent)"; a feed with credentials that failed was not listed at all."""

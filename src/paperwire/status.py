@@ -102,8 +102,11 @@ def status(
             slot = pipeline.digest_slots(store, [sub], now, grace, pipeline.FIRST_DIGEST_REACH)[
                 sub.id
             ]
-            if slot and not store.delivery(
-                sub.id, "digest", schedule.period(slot), channel_ids(sub)[0]
+            # due while any of the reader's channels has no ledger row for the slot (a channel
+            # added since is owed that digest too: send delivers it)
+            if slot and any(
+                not store.delivery(sub.id, "digest", schedule.period(slot), channel)
+                for channel in channel_ids(sub)
             ):
                 due = schedule.period(slot)
             next_slot = schedule.next_slot(sub, now)
