@@ -141,6 +141,26 @@ def test_must_and_never_match_are_hard_filters(stocked, make_config):
     assert bob.candidates == 2
 
 
+def test_a_pick_kept_by_must_match_alone_names_the_phrase(stocked, make_config):
+    """A reader with must_match and nothing else was told "new in your feeds" under every
+    pick: the words they asked for are what the pick answers."""
+    config = make_config(
+        "subscribers:\n"
+        '  - {id: cy, email: cy@example.org, must_match: ["speculative decoding", "KV cache"]}\n'
+    )
+    cy = worded.compose(stocked, config, now=NOW)["cy"]
+    kv, spec = (
+        ["mentions “KV cache”, as you asked"],
+        ["mentions “speculative decoding”, as you asked"],
+    )
+    assert {p.paper_id: p.reasons for p in cy.picks} == {
+        "2611.00001": kv,
+        "2611.00002": kv,
+        "2611.00003": spec,
+        "2611.00005": kv,
+    }
+
+
 def test_a_followed_author_wins_over_must_match_but_not_over_never_match(stocked, make_config):
     """A reader who follows an author expects that author's papers: must_match used to drop
     a followed author's paper without the phrase. never_match still keeps one out."""

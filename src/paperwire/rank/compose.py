@@ -463,6 +463,14 @@ class FollowAndFilter:
             self._followable[sub.id] = allowed & never.mask(self._texts)
         allowed &= phrases.mask(self._texts)
 
+    def asked_for(self, sub: SubscriberConfig, col: int) -> str | None:
+        """The reader's first ``must_match`` phrase that candidate ``col`` mentions, as they
+        wrote it (None without one)."""
+        if not sub.must_match or self._texts is None:
+            return None
+        text = self._texts[col]
+        return next((p for p in sub.must_match if PhraseFilter(must=[p]).allows(text)), None)
+
     def followed(self, sub: SubscriberConfig, allowed: np.ndarray) -> dict[int, str]:
         """Candidate column -> the followed name, for papers by a followed author that are
         allowed, or that only ``must_match`` kept out."""
@@ -546,12 +554,18 @@ def explain(
         # topics not wanted) is new to the feeds, as a blank one is: their picks say so
         nothing = scored.profiles.nothing_liked
         profiled = not (nothing is not None and nothing[row])
+        sub = scored.chunk[row]
         followed = chosen.followed[row]
         ranked = []
         for col, reasons, _ in drafts:
             paper = details[run.ids[col]]
-            if not reasons:
-                reasons = evidence.fallback(paper, run.prior[col], profiled)
+            if not reasons:  # the phrase the reader required, else the feeds' own reasons
+                asked = run.follow_and_filter.asked_for(sub, col)
+                reasons = (
+                    [Reason("must_match", asked)]
+                    if asked
+                    else evidence.fallback(paper, run.prior[col], profiled)
+                )
             if col in followed:
                 reasons.insert(0, Reason("followed_author", followed[col]))
             if not reasons:

@@ -16,6 +16,7 @@ ReasonKind = Literal[
     "about",  # text: a key phrase of the paper that the reader's profile weighs
     "close_in_meaning",  # text: the interest phrase the paper is closest to in meaning
     "popular",  # count: the paper's upvotes
+    "must_match",  # text: the reader's must_match phrase the paper mentions
     "new",  # a reader who told us nothing follows the feeds for everything
     "above_bar",  # numbers: (score, the reader's usual bar, the share of papers above it, %)
 ]

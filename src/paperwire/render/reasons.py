@@ -15,6 +15,7 @@ _WORDS = {
     "close_to_interest": "close to your interest “{text}”",
     "about": "about “{text}”",
     "close_in_meaning": "close in meaning to your interest “{text}”",
+    "must_match": "mentions “{text}”, as you asked",
     "new": "new in your feeds",
 }
 
