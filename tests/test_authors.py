@@ -161,6 +161,19 @@ def test_a_pick_kept_by_must_match_alone_names_the_phrase(stocked, make_config):
     }
 
 
+def test_a_reader_with_interests_is_not_given_must_match_as_a_reason(stocked, make_config):
+    """must_match only filters for a reader who said what they like: a pick their interests
+    do not explain is still left out, however wide the phrases ("model")."""
+    config = make_config(
+        "ranking: {embeddings: off}\nsubscribers:\n"
+        '  - {id: di, email: di@example.org, interests: "KV cache quantization",'
+        ' must_match: ["model", "cache"]}\n'
+    )
+    di = worded.compose(stocked, config, now=NOW)["di"]
+    assert "2611.00003" not in [p.paper_id for p in di.picks]  # a draft model: no reason
+    assert not any("as you asked" in r for p in di.picks for r in p.reasons)
+
+
 def test_a_followed_author_wins_over_must_match_but_not_over_never_match(stocked, make_config):
     """A reader who follows an author expects that author's papers: must_match used to drop
     a followed author's paper without the phrase. never_match still keeps one out."""

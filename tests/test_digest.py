@@ -190,6 +190,27 @@ def test_a_reader_with_only_a_thumbs_down_still_gets_a_digest(stocked, make_conf
     assert all(p.reasons == ["new in your feeds"] for p in bob.picks)
 
 
+def test_interests_whose_words_the_corpus_weighs_nothing_yet_still_leave_out_the_unexplained(
+    store, make_config
+):
+    """Past 50 papers a term in fewer than two of them weighs 0; a reader who wrote such
+    words still said what they like: their digest must not fill up with papers under "new in
+    your feeds", as a blank reader's does (a review caught this on the way)."""
+    from paperwire.sources import parse_document
+
+    from .conftest import FIXTURES
+
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    store.add_papers(papers, now=NOW - dt.timedelta(hours=3))
+    config = make_config(
+        "ranking: {embeddings: off}\nsubscribers:\n"
+        '  - {id: ada, email: a@example.org, interests: "speculative decoding, KV cache",'
+        " digest_size: 5}\n"
+    )
+    ada = worded.compose(store, config, now=NOW)["ada"]
+    assert ada.picks and all("new in your feeds" not in p.reasons for p in ada.picks)
+
+
 def test_popular_papers_lead_a_cold_start_digest(store, config):
     papers = [
         Paper(pid, title, abstract, url=f"https://arxiv.org/abs/{pid}", source="hf",

@@ -226,9 +226,17 @@ def test_a_damaged_vector_is_encoded_again_not_read(store, model, caplog):
         assert len(blob) == 2 * model.dim, pid
     store.db.execute("update embeddings set vector = x'00' where paper_id = ?", [ids[0]])
     store.db.conn.commit()
+    store.db.execute("update embeddings set vector = null where paper_id = ?", [ids[1]])
+    store.db.conn.commit()
     again = embed.paper_vectors(store, model, ids, texts)  # ... and so does a digest
     np.testing.assert_allclose(again, first, atol=1e-3)
-    assert "1 stored paper vectors were damaged (wrong length): encoding again" in caplog.text
+    assert "2 stored paper vectors were damaged (wrong length): encoding again" in caplog.text
+    # another model's vectors are another width, not damage
+    caplog.clear()
+    other = CountingModel("another-model", model.vectors[:, :8], model.tokenizer, model.unk_id)
+    with caplog.at_level("INFO", logger="paperwire"):
+        embed.paper_vectors(store, other, ids, texts)
+    assert "damaged" not in caplog.text and "encoding 3 stored papers" in caplog.text
     # an interests text's vector too
     embed.text_vectors(store, model, ["bandit regret"])
     store.db.execute("update text_vectors set vector = x'0000'")
@@ -257,7 +265,7 @@ def test_papers_a_digest_must_encode_are_said_and_kept_batch_by_batch(
             return super().embed(texts)
 
     stopping = Interrupted(model.name, model.vectors, model.tokenizer, model.unk_id)
-    with caplog.at_level("INFO", logger="paperwire.rank.embed"), pytest.raises(KeyboardInterrupt):
+    with caplog.at_level("INFO", logger="paperwire"), pytest.raises(KeyboardInterrupt):
         embed.paper_vectors(store, stopping, ids, texts)
     assert f"encoding 5 stored papers no fetch has encoded with {model.name} yet" in caplog.text
     assert calls == [2, 2, 1]

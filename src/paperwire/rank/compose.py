@@ -550,8 +550,8 @@ def explain(
             reasons.extend(Reason("about", phrase) for phrase in next(about))
         if embedded is not None:
             _add_meaning(embedded, store, cols, mine[row], drafts)
-        # a reader with nothing liked (none of their words in any stored paper, only 👎 or
-        # topics not wanted) is new to the feeds, as a blank one is: their picks say so
+        # a reader with nothing liked (only 👎, topics not wanted or must_match, or interests
+        # with no word in them) is new to the feeds, as a blank one is: their picks say so
         nothing = scored.profiles.nothing_liked
         profiled = not (nothing is not None and nothing[row])
         sub = scored.chunk[row]
@@ -559,8 +559,8 @@ def explain(
         ranked = []
         for col, reasons, _ in drafts:
             paper = details[run.ids[col]]
-            if not reasons:  # the phrase the reader required, else the feeds' own reasons
-                asked = run.follow_and_filter.asked_for(sub, col)
+            if not reasons:  # for a reader with nothing liked: the phrase they required
+                asked = None if profiled else run.follow_and_filter.asked_for(sub, col)
                 reasons = (
                     [Reason("must_match", asked)]
                     if asked

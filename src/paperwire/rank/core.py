@@ -168,9 +168,9 @@ class Profiles:
     # vectors), up to float rounding. :class:`CandidateGram` scores them without the big product.
     mix: tuple[sp.csr_matrix, sp.csr_matrix | None] | None = None
     # per subscriber, whether nothing says what they like (no seed paper, no thumbs-up and no
-    # interests text with a word the corpus weighs): their scores only say what they do not
-    # want, the crowd is all they have to go on for the rest (crowd_lift), and their picks are
-    # new in their feeds as a blank reader's are
+    # interests text with a word in it): their scores only say what they do not want, the
+    # crowd is all they have to go on for the rest (crowd_lift), and their picks are new in
+    # their feeds as a blank reader's are
     nothing_liked: np.ndarray | None = None
 
 
@@ -417,21 +417,21 @@ def classifier_row(lab: Labels, corpus: sp.csr_matrix, weights: Weights) -> sp.c
 
 
 def build_profiles(
-    labels: list[Labels], corpus: sp.csr_matrix, weights: Weights = Weights()
+    labels: list[Labels],
+    corpus: sp.csr_matrix,
+    weights: Weights = Weights(),
+    nothing_liked: np.ndarray | None = None,
 ) -> Profiles:
-    """One calibrated weight row per subscriber (see the module docstring)."""
+    """One calibrated weight row per subscriber (see the module docstring). ``nothing_liked``
+    (:attr:`Profiles.nothing_liked`) when the caller knows it from the texts; else a reader
+    with an interests text, a seed or a thumbs-up likes something."""
     rocchio = rocchio_rows(labels, corpus.shape[1], weights)
     positives = np.array([lab.positives for lab in labels], dtype=np.int64)
-    nothing_liked = np.array(
-        [
-            not (
-                np.isin(lab.kinds, ("seed", "liked")).any()
-                or lab.vectors[lab.kinds == "interests"].nnz
-            )
-            for lab in labels
-        ],
-        dtype=bool,
-    )
+    if nothing_liked is None:
+        nothing_liked = np.array(
+            [not np.isin(lab.kinds, ("interests", "seed", "liked")).any() for lab in labels],
+            dtype=bool,
+        )
     return _calibrated(rocchio, positives, labels.__getitem__, corpus, weights, nothing_liked)
 
 
@@ -458,7 +458,22 @@ def build_profiles_from_signals(
         for kind, text in _reader_texts(sig):
             position[i, kind] = len(texts)
             texts.append(text)
-    batch = model.transform_interests(texts) if texts else None
+    counts = model.interests_counts(texts) if texts else None
+    batch = model.weigh(counts) if counts is not None else None
+    # what says a reader likes something: a seed, a thumbs-up, or an interests text with a
+    # word the vectorizer keeps, even one the corpus weighs 0 as yet (too rare, too common);
+    # "R, C" has none, and a reader who wrote only that is as blank as one who wrote nothing
+    liked = np.array(
+        [
+            bool(s.seed_texts or s.seed_rows or any(vote > 0 for _, vote, _ in s.votes))
+            for s in signals
+        ],
+        dtype=bool,
+    )
+    if counts is not None:
+        terms = np.diff(counts.indptr)
+        for (i, kind), k in position.items():
+            liked[i] |= kind == "interests" and terms[k] > 0
 
     def labels_of(i: int) -> Labels:
         rows = {
@@ -472,7 +487,8 @@ def build_profiles_from_signals(
     given = [s.paper_rows() for s in signals]
     named = [rows for rows in given if rows is not None]
     if len(named) < len(signals):
-        return build_profiles([labels_of(i) for i in range(len(signals))], corpus, weights)
+        labels = [labels_of(i) for i in range(len(signals))]
+        return build_profiles(labels, corpus, weights, nothing_liked=~liked)
     coef, interest_part = _rocchio_parts(signals, named, corpus, batch, now, weights)
     mixed = coef @ corpus
     if interest_part is not None:
@@ -493,15 +509,7 @@ def build_profiles_from_signals(
         # the normalised rows' scores over the sample: the raw rows' scores / their norms
         dots = calibration.scores(coef, interest_part) / np.where(norms > 0, norms, 1.0)[:, None]
         spread = dots.astype(np.float32).std(axis=1).astype(np.float64)
-    # an interests text none of whose words the corpus weighs (all unseen, or stop words)
-    # says nothing about what is relevant either
-    worded = np.zeros(len(signals), dtype=bool)
-    if batch is not None:
-        terms = np.diff(batch.indptr)
-        for (i, kind), k in position.items():
-            worded[i] |= kind == "interests" and terms[k] > 0
-    nothing_liked = (positives == 0) & ~worded
-    return _calibrated(rocchio, positives, labels_of, corpus, weights, nothing_liked, parts, spread)
+    return _calibrated(rocchio, positives, labels_of, corpus, weights, ~liked, parts, spread)
 
 
 def _rocchio_parts(

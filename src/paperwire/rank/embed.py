@@ -239,7 +239,7 @@ def paper_vectors(
     todo = []
     for i, (pid, digest) in enumerate(zip(paper_ids, hashes, strict=True)):
         hit = stored.get(pid)
-        if hit is not None and _current((hit[0], hit[1], len(hit[2])), model, digest):
+        if hit is not None and _current((hit[0], hit[1], len(hit[2] or b"")), model, digest):
             out[i] = from_blob(hit[2])
         else:
             todo.append(i)
@@ -255,7 +255,12 @@ def paper_vectors(
 
 def _say_missing(model: EmbeddingModel, n: int, hits: list[tuple[str, str, bytes] | None]) -> None:
     """One log line for papers a digest must encode first; a damaged vector is named as one."""
-    damaged = sum(1 for hit in hits if hit is not None and len(hit[2]) != 2 * model.dim)
+    # this model's own vector of the wrong length (another model's is simply another width)
+    damaged = sum(
+        1
+        for hit in hits
+        if hit is not None and hit[0] == model.name and len(hit[2] or b"") != 2 * model.dim
+    )
     if damaged:
         log.warning("%d stored paper vectors were damaged (wrong length): encoding again", damaged)
     level = logging.WARNING if n > REFRESH_BATCH else logging.INFO
@@ -356,7 +361,7 @@ def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.nd
         return out
     stored = store.text_vectors(model.name, list(wanted))
     # a damaged blob (the wrong length) is encoded again, not read
-    known = {h: from_blob(b) for h, b in stored.items() if len(b) == 2 * model.dim}
+    known = {h: from_blob(b) for h, b in stored.items() if b and len(b) == 2 * model.dim}
     missing = [h for h in wanted if h not in known]
     if missing:
         # one at a time, like papers: batched with others (~5x faster) a text's vector would

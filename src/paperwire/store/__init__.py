@@ -823,9 +823,10 @@ class Store:
             )
 
     def settle(self) -> None:
-        """Wait until every write that holds or waits for the write lock now has committed:
-        an empty write transaction (SQLite grants the lock only once the writer before is
-        done). What a writer stamped before this call is then visible to what reads after."""
+        """Wait until the write that holds the write lock now has committed: an empty write
+        transaction (SQLite grants the lock only once that writer is done). What a writer
+        stamped while holding the lock before this call is then visible to what reads after
+        (one still waiting for the lock stamps after it gets it)."""
         with self.atomic():
             pass
 
