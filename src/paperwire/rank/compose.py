@@ -248,8 +248,9 @@ class Scored:
     profiles: rank.Profiles
     scores: np.ndarray  # (subscribers × candidates)
     mine: list[list[tuple[int, str]]]
-    # what iter_compose asks of the scoring thread (see score's ``select`` and ``order``): the
-    # candidates each reader may get, and the allowed best of them in MMR's order
+    # what iter_compose asks with the chunk (see score's ``select``, on the caller's thread,
+    # and ``order``, on the scoring thread): the candidates each reader may get, and the
+    # allowed best of them in MMR's order
     allowed: np.ndarray | None = None
     ordered: list[list[int]] | None = None
 
@@ -683,7 +684,8 @@ def iter_compose(
     ) -> list[list[int]]:
         return ordered_of(run, scores, allowed, digest_sizes(chunk, limit), weights)
 
-    # each chunk's selection is made beside its scores, on the scoring thread
+    # each chunk's allowed candidates are read on this thread (select: the store, and the
+    # must/never texts asked_for reads later), its order beside its scores (the scoring thread)
     for scored in score(
         store, corpus, embedded, subscribers, run.cols, run.matrix, run.prior, run.phrases,
         now=now, weights=weights, gram=run.gram, calibration=run.calibration,
