@@ -102,8 +102,9 @@ def status(
             slot = pipeline.digest_slots(store, [sub], now, grace, pipeline.FIRST_DIGEST_REACH)[
                 sub.id
             ]
-            # due while any of the reader's channels has no ledger row for the slot (a channel
-            # added since is owed that digest too: send delivers it)
+            # due while any of the reader's channels has no ledger row for the slot, as send
+            # decides it (a channel added since the slot's digest went out: send handles the
+            # slot for it too, and marks it empty, the papers having gone out already)
             if slot and any(
                 not store.delivery(sub.id, "digest", schedule.period(slot), channel)
                 for channel in channel_ids(sub)
