@@ -217,13 +217,23 @@ def _unk_id(tokenizer: Any) -> int | None:
 # -- storage ----------------------------------------------------------------------------------
 
 
+# what a stored vector is made of: little-endian float16 (half the size; cosines move by < 1e-3)
+_BLOB = np.dtype("<f2")
+
+
 def to_blob(vector: np.ndarray) -> bytes:
-    """A vector as little-endian float16 bytes (half the size; cosines move by < 1e-3)."""
-    return np.asarray(vector, dtype="<f2").tobytes()
+    """A vector as the bytes it is stored as."""
+    return np.asarray(vector, dtype=_BLOB).tobytes()
 
 
 def from_blob(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f2").astype(np.float32)
+    return np.frombuffer(blob, dtype=_BLOB).astype(np.float32)
+
+
+def _whole(size: int, model: EmbeddingModel) -> bool:
+    """Whether a stored blob of ``size`` bytes holds one vector of this model (a torn or edited
+    blob, or a NULL one, is encoded again, not read)."""
+    return size == model.dim * _BLOB.itemsize
 
 
 def paper_vectors(
@@ -239,7 +249,7 @@ def paper_vectors(
     todo = []
     for i, (pid, digest) in enumerate(zip(paper_ids, hashes, strict=True)):
         hit = stored.get(pid)
-        if hit is not None and _current((hit[0], hit[1], len(hit[2] or b"")), model, digest):
+        if hit is not None and _current(_made(hit), model, digest):
             out[i] = from_blob(hit[2])
         else:
             todo.append(i)
@@ -259,7 +269,7 @@ def _say_missing(model: EmbeddingModel, n: int, hits: list[tuple[str, str, bytes
     damaged = sum(
         1
         for hit in hits
-        if hit is not None and hit[0] == model.name and len(hit[2] or b"") != 2 * model.dim
+        if hit is not None and hit[0] == model.name and not _whole(_made(hit)[2], model)
     )
     if damaged:
         log.warning("%d stored paper vectors were damaged (wrong length): encoding again", damaged)
@@ -267,10 +277,15 @@ def _say_missing(model: EmbeddingModel, n: int, hits: list[tuple[str, str, bytes
     log.log(level, "encoding %d stored papers no fetch has encoded with %s yet", n, model.name)
 
 
+def _made(hit: tuple[str, str, bytes | None]) -> tuple[str, str, int]:
+    """A stored (model, text hash, blob) as :meth:`Store.embeddings_made` gives it."""
+    return hit[0], hit[1], len(hit[2] or b"")
+
+
 def _current(made: tuple[str, str, int], model: EmbeddingModel, digest: str) -> bool:
     """Whether a stored (model, text hash, vector length in bytes) was made by this model from
-    this text and is whole (a torn or edited blob is encoded again, not read)."""
-    return made[0] == model.name and made[1] == digest and made[2] == 2 * model.dim
+    this text and is whole."""
+    return made[0] == model.name and made[1] == digest and _whole(made[2], model)
 
 
 def _embedded(model: EmbeddingModel, texts: list[str]) -> np.ndarray:
@@ -361,7 +376,7 @@ def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.nd
         return out
     stored = store.text_vectors(model.name, list(wanted))
     # a damaged blob (the wrong length) is encoded again, not read
-    known = {h: from_blob(b) for h, b in stored.items() if b and len(b) == 2 * model.dim}
+    known = {h: from_blob(b) for h, b in stored.items() if _whole(len(b or b""), model)}
     missing = [h for h in wanted if h not in known]
     if missing:
         # one at a time, like papers: batched with others (~5x faster) a text's vector would
