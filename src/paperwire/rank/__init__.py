@@ -4,6 +4,7 @@
 - ``phrases``: an interests text's topics and the papers that contain one whole
 - ``paper_phrases``: the phrases of a paper a reason may name, and which raised a score
 - ``terms``: each stored paper's text analysed once (the ``paper_terms`` table)
+- ``batches``: such per-paper caches written batch by batch (terms', embed's vectors)
 - ``session``: ``RankingSession``, what ranking keeps between runs (model, corpora), owned by
   its caller
 - ``corpus``: the stored corpus as TF-IDF vectors, and a run's interest phrases

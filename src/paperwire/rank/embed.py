@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +37,7 @@ import scipy.sparse as sp
 from ..config.embeddings import BUNDLED, ENCODER, INSTALL_HINT, missing_modules
 from ..errors import ConfigError, StoreError
 from ..paper import paper_text, text_hash
+from .batches import CacheWrites, batch_bounds
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -344,24 +346,12 @@ def _encode_and_keep(
     or with ``keep_going`` logged once (a cache: a full disk or a held lock costs it, not the
     run, which goes on with the vectors in hand)."""
     out = np.zeros((len(ids), model.dim), dtype=np.float32)
-    keep, done = True, 0
-    for start in range(0, len(ids), REFRESH_BATCH):
-        if stop is not None and stop.is_set():
-            break
-        end = min(start + REFRESH_BATCH, len(ids))
+    writes, done = CacheWrites("vectors", len(ids), strict=not keep_going), 0
+    for start, end in batch_bounds(len(ids), REFRESH_BATCH, stop):
         out[start:end] = _embedded(model, texts[start:end])
         done = end
-        if not keep:
-            continue
-        try:
-            store.set_embeddings(
-                _stored_rows(model, ids[start:end], hashes[start:end], out[start:end])
-            )
-        except StoreError as exc:
-            if not keep_going:
-                raise
-            log.warning("could not keep the vectors of %d papers: %s", len(ids) - start, exc)
-            keep = False
+        rows = _stored_rows(model, ids[start:end], hashes[start:end], out[start:end])
+        writes.write(partial(store.set_embeddings, rows), start)
     return out[:done]
 
 

@@ -18,24 +18,22 @@ analysis (stored by an older paperwire, or by ``library import``) analyses them 
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 import sklearn
 
-from ..errors import StoreError
 from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
 from . import topics
+from .batches import CacheWrites, batch_bounds
 from .paper_phrases import PAIRS_VERSION, pair_columns, phrase_pairs
-
-log = logging.getLogger("paperwire")
 
 # Bump when what is stored, or how it is made, changes.
 FORMAT = 1
@@ -195,11 +193,9 @@ def _analyse_and_store(
     columns, counts, pairs, pair columns) as stored. A failed write is logged and the analyses
     are returned anyway: they are a cache, and the caller can rank without it."""
     out: list[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = []
-    keep = True
-    for start in range(0, len(texts), BATCH):
-        if stop is not None and stop.is_set():
-            break
-        batch = analyse(model, texts[start : start + BATCH])
+    writes = CacheWrites("analysed text", len(texts))
+    for start, end in batch_bounds(len(texts), BATCH, stop):
+        batch = analyse(model, texts[start:end])
         rows = []
         for j in range(batch.counts.shape[0]):
             lo, hi = batch.counts.indptr[j], batch.counts.indptr[j + 1]
@@ -218,14 +214,7 @@ def _analyse_and_store(
                     "pair_columns": columns.tobytes(),
                 }
             )
-        if keep:
-            try:
-                store.set_paper_terms(rows)
-            except StoreError as exc:
-                # one try per call: each attempt on a locked database waits the busy timeout
-                keep = False
-                left = len(texts) - start
-                log.warning("could not keep the analysed text of %d papers: %s", left, exc)
+        writes.write(partial(store.set_paper_terms, rows), start)
     return out
 
 
