@@ -36,6 +36,12 @@ def test_one_person_written_many_ways(written: str):
         ("Hinton", "G. E. Hinton"),  # a family name alone follows every Hinton
         ("van der Maaten", "Laurens van der Maaten"),  # ... particles and all
         ("Van den Broeck", "Guy Van den Broeck"),
+        ("Jürgen Schmidhuber", "Juergen Schmidhuber"),  # umlauts spelt out, either way round
+        ("Juergen Schmidhuber", "Jürgen Schmidhuber"),
+        ("Jürgen Schmidhuber", "Jurgen Schmidhuber"),
+        ("Klaus-Robert Müller", "K.-R. Mueller"),
+        ("Ju\u0308rgen Schmidhuber", "Juergen Schmidhuber"),  # a combining diaeresis
+        ("Bjørn Ommer", "Bjoern Ommer"),
     ],
 )
 def test_accents_particles_initials(followed: str, author: str):
@@ -50,6 +56,8 @@ def test_accents_particles_initials(followed: str, author: str):
         ("Yann LeCun", "Yann Lecunn"),
         ("Kaiming He", "Kaiming Hu"),
         ("Le Song", "Yang Song"),  # one particle before a name is a given name
+        ("Michał Nowak", "Michael Nowak"),  # only a letter written with an umlaut is spelt out
+        ("Jürgen Schmidhuber", "Jörgen Schmidhuber"),
     ],
 )
 def test_different_people_do_not_match(followed: str, author: str):

@@ -1,7 +1,7 @@
 """Followed authors: is this paper by someone the reader follows?
 
 Feeds spell one person many ways: "Yann LeCun", "Y. LeCun", "LeCun, Yann", "Yann Le Cun",
-"Sebastien Bubeck" for "Sébastien Bubeck". A name is reduced to its family name (accents and
+"Sebastien Bubeck" for "Sébastien Bubeck", "Juergen" or "Jurgen" for "Jürgen". A name is reduced to its family name (accents and
 case folded, particles such as "van" or "le" joined to it, spaces and hyphens dropped) and its
 first given name; two names match when the family names are equal and the first given names
 agree: equal when both are written out, the same initial when either is an initial, or either
@@ -22,6 +22,11 @@ _PARTICLES = {
 }  # fmt: skip
 _SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
 _TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Letters that feeds spell out as often as they drop the accent: "Jürgen" is "Juergen" in one
+# feed and "Jurgen" in another, so a name holding one has both spellings. Spelling out every
+# "u" as "ue" instead would make "Michael" (→ "michal") Michał.
+_SPELT_OUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue",
+                            "ø": "oe", "Ø": "Oe", "æ": "ae", "Æ": "Ae"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class NameKey:
 def fold(text: str) -> str:
     """Lower case without accents: "Sébastien" → "sebastien", "Łukasz" → "lukasz"."""
     text = text.replace("ł", "l").replace("Ł", "L").replace("ø", "o").replace("Ø", "O")
+    text = text.replace("æ", "ae").replace("Æ", "Ae")
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
@@ -63,6 +69,14 @@ def name_key(name: str) -> NameKey | None:
     return NameKey("".join(family), given[0] if given else "")
 
 
+def name_keys(name: str) -> tuple[NameKey, ...]:
+    """The keys of a name in each way feeds spell it: one, or two for "Jürgen" (see _SPELT_OUT)."""
+    composed = unicodedata.normalize("NFC", name)  # "u" + a combining diaeresis is "ü"
+    spelt_out = composed.translate(_SPELT_OUT)
+    keys = [name_key(composed)] + ([name_key(spelt_out)] if spelt_out != composed else [])
+    return tuple(dict.fromkeys(k for k in keys if k is not None))
+
+
 def same_person(a: NameKey, b: NameKey) -> bool:
     if a.family != b.family:
         return False
@@ -79,8 +93,7 @@ class Following:
     def __init__(self, names: Iterable[str]):
         self._by_family: dict[str, list[tuple[NameKey, str]]] = {}
         for name in names:
-            key = name_key(name)
-            if key is not None:
+            for key in name_keys(name):
                 self._by_family.setdefault(key.family, []).append((key, name))
 
     def __bool__(self) -> bool:
@@ -89,10 +102,8 @@ class Following:
     def match(self, authors: Iterable[str]) -> str | None:
         """The followed name (as the reader wrote it) among these authors, else None."""
         for author in authors:
-            key = name_key(author)
-            if key is None:
-                continue
-            for followed, written in self._by_family.get(key.family, ()):
-                if same_person(followed, key):
-                    return written
+            for key in name_keys(author):
+                for followed, written in self._by_family.get(key.family, ()):
+                    if same_person(followed, key):
+                        return written
         return None
