@@ -221,8 +221,8 @@ def test_popular_papers_lead_a_cold_start_digest(store, config):
     bob = worded.compose(store, config, [config.subscriber("bob")], now=NOW)["bob"]
     assert ids(bob)[:2] == ["2611.00003", "2611.00006"]
     assert [p.reasons for p in bob.picks[:2]] == [
-        ["popular today: 90 upvotes"],
-        ["popular today: 40 upvotes"],
+        ["popular on Hugging Face: 90 upvotes"],
+        ["popular on Hugging Face: 40 upvotes"],
     ]
     # the third has fewer upvotes than the candidates' average: for a reader who told us
     # nothing, it is simply new in their feeds

@@ -236,7 +236,7 @@ def test_reasons_are_interest_phrases_liked_titles_or_key_phrases(feeds_store, m
                 assert said in text or said in pick.paper["keywords"]
                 assert " " in said or "-" in said
             else:
-                assert re.fullmatch(r"popular today: \d+ upvotes", reason), reason
+                assert re.fullmatch(r"popular on Hugging Face: \d+ upvotes?", reason), reason
     # the interest phrase is named when the paper contains it
     kv = [p for p in ada.picks if "kv cache" in f"{p.title} {p.paper['abstract']}".lower()]
     assert kv and all("matches your interest “KV cache”" in p.reasons for p in kv)

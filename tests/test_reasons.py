@@ -122,8 +122,20 @@ def test_a_reader_who_told_us_nothing_gets_what_is_new_or_popular(seeded):
     assert len(picks) == 10
     for pick in picks:
         upvotes = pick.paper.get("upvotes")
-        assert pick.reasons in (["new in your feeds"], [f"popular today: {upvotes} upvotes"])
-    assert any(p.reasons[0].startswith("popular today") for p in picks)
+        assert pick.reasons in (
+            ["new in your feeds"],
+            [f"popular on Hugging Face: {upvotes} upvotes"],
+        )
+    assert any(p.reasons[0].startswith("popular on Hugging Face") for p in picks)
+
+
+def test_the_popular_reason_says_where_and_never_today():
+    # a weekly digest's counts are not today's; only Hugging Face's feed carries upvotes
+    from paperwire.rank.reasons import Reason
+    from paperwire.render.reasons import words
+
+    assert words(Reason("popular", count=1)) == "popular on Hugging Face: 1 upvote"
+    assert words(Reason("popular", count=42)) == "popular on Hugging Face: 42 upvotes"
 
 
 # -- 2. interests split only at real list separators ----------------------------------------
@@ -291,7 +303,7 @@ def test_new_in_your_feeds_is_never_the_only_reason_in_a_normal_digest(demo):
     fay = digests["fay"].picks
     assert len(fay) == 8
     assert {r for p in fay for r in p.reasons} <= {"new in your feeds"} | {
-        f"popular today: {p.paper['upvotes']} upvotes" for p in fay
+        f"popular on Hugging Face: {p.paper['upvotes']} upvotes" for p in fay
     }
 
 

@@ -223,7 +223,7 @@ def liked_upvotes(corpus: Corpus, signals: rank.Signals) -> list[int | None]:
 
 
 def fallback(paper: dict[str, Any], popularity: float, profiled: bool) -> list[Reason]:
-    """The reason of a pick that nothing of the reader's explains: popular today (more
+    """The reason of a pick that nothing of the reader's explains: popular (more
     upvotes than the candidates' average with a count), else, for a reader who told us nothing
     and so follows the feeds for everything, new in them; else none (the pick is left out)."""
     if paper.get("upvotes") and popularity > 0:

@@ -27,7 +27,10 @@ def words(reason: Reason) -> str:
         # str.replace, not str.format: a title may hold braces of its own
         return _WORDS[kind].replace("{text}", reason.text)
     if kind == "popular":
-        return f"popular today: {reason.count} upvotes"
+        # the count is the one Hugging Face showed when the paper was last fetched: "today"
+        # would be wrong in a weekly digest, and only that feed carries upvotes
+        count = reason.count
+        return f"popular on Hugging Face: {count} upvote{'' if count == 1 else 's'}"
     if kind == "above_bar":
         score, bar, share = reason.numbers
         return f"scored {score:.2f}, above your usual bar of {bar:.2f} (your top {share:g}% of recent papers)"
