@@ -314,3 +314,18 @@ def test_seed_papers_are_fetched_from_the_arxiv_api(store, make_config, http_ser
     assert [(f.label, f.new) for f in report.feeds] == [("seed papers (arXiv API)", 1)]
     assert store.paper("1605.08386")["authors"] == ["Caprice Stanley", "Tobias Windisch"]
     assert pipeline.fetch_all(store, config, now=NOW).feeds == []  # fetched once
+
+
+def test_a_config_seed_is_stored_as_first_seen_when_published(store, make_config):
+    # one reader's 2017 seed must not be "new" for another reader's digest today
+    from .arxiv_api import arxiv_api_server
+
+    with arxiv_api_server() as api:
+        config = make_config(
+            f"feeds: []\narxiv_api_url: {api.url}\nsubscribers:\n"
+            "  - id: ada\n    email: ada@example.org\n    seed_papers: ['1706.03762']\n"
+        )
+        report = pipeline.fetch_all(store, config, now=NOW)
+    assert [(f.label, f.new) for f in report.feeds] == [("seed papers (arXiv API)", 1)]
+    assert store.paper("1706.03762")["first_seen"].startswith("2017-06-12")
+    assert store.papers_since(NOW - dt.timedelta(days=7)) == []

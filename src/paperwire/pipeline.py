@@ -32,6 +32,7 @@ from .errors import PaperwireError, SourceError
 from .rank.session import RankingSession
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
+from .sources.library import store_seed_papers
 from .store import Store, iso
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ async def _fetch_and_store(
                 if progress:
                     progress(report)
             if stop is None or not stop.is_set():
-                seeds = await _fetch_missing_seeds(store, config, client, now, limits, budget)
+                seeds = await _fetch_missing_seeds(store, config, client, limits, budget)
                 if seeds:
                     reports.append(seeds)
         finally:
@@ -274,7 +275,6 @@ async def _fetch_missing_seeds(
     store: Store,
     config: Config,
     client: httpx.AsyncClient,
-    now: dt.datetime | None,
     limits: Limits,
     budget: Budget,
 ) -> FeedReport | None:
@@ -295,7 +295,9 @@ async def _fetch_missing_seeds(
         report.error = f"{exc} (seed papers stay unused until they can be fetched)"
         log.warning("%s", report.error)
         return report
-    report.new, report.known = store.add_papers(papers, now=now)
+    # as the library import stores them: first seen when published, so one reader's 2017 seed
+    # is not another reader's news today
+    report.new, report.known = store_seed_papers(store, papers)
     return report
 
 

@@ -23,7 +23,7 @@ import json
 import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,7 +306,7 @@ def import_seeds(
         else:
             report.unmatched.append((entry, "no arXiv paper has this title"))
     ids = list(dict.fromkeys(p for _, p in report.matched))
-    _store_seed_papers(store, found_papers.values())
+    store_seed_papers(store, found_papers.values())
     known = store.papers(ids).keys()  # one pass over the ids, not one per id
     missing = [p for p in ids if p not in known]
     if missing and failures >= MAX_FAILURES:
@@ -322,7 +322,7 @@ def import_seeds(
             # the seeds are kept; the next `paperwire fetch` retries their metadata
             report.fetch_error = str(exc)
             break
-        report.fetched += _store_seed_papers(store, papers)
+        report.fetched += sum(store_seed_papers(store, papers))
     report.new_seeds = store.add_seeds(subscriber_id, ids, origin=origin, now=now)
     store.set_seed_misses(
         subscriber_id, origin, [(e.where, e.label, why) for e, why in report.unmatched], now=now
@@ -374,13 +374,16 @@ def _api(url: str, throttle: Throttle, report: ImportReport, limits: Limits) -> 
     return [p for p in fetched.papers if p.is_arxiv]
 
 
-def _store_seed_papers(store: Store, papers) -> int:
+def store_seed_papers(store: Store, papers: Iterable[Paper]) -> tuple[int, int]:
     """Store seed papers as first seen when they were published, so a 2017 paper imported
-    today is not "new" in anyone's next digest (one write per publication date)."""
+    today, or named in one reader's ``seed_papers``, is not "new" in anyone's next digest (one
+    write per publication date); returns (new, already known), as :meth:`Store.add_papers`."""
     by_date: dict[str | None, list[Paper]] = {}
     for paper in papers:
         by_date.setdefault(paper.published or None, []).append(paper)
+    new = known = 0
     for published, same in by_date.items():
         when = dt.datetime.fromisoformat(published) if published else None
-        store.add_papers(same, now=when or dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
-    return sum(len(same) for same in by_date.values())
+        added, had = store.add_papers(same, now=when or dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+        new, known = new + added, known + had
+    return new, known
