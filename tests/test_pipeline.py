@@ -329,3 +329,19 @@ def test_a_config_seed_is_stored_as_first_seen_when_published(store, make_config
     assert [(f.label, f.new) for f in report.feeds] == [("seed papers (arXiv API)", 1)]
     assert store.paper("1706.03762")["first_seen"].startswith("2017-06-12")
     assert store.papers_since(NOW - dt.timedelta(days=7)) == []
+
+
+def test_a_seed_written_with_a_version_or_prefix_is_fetched_once(store, make_config):
+    from .arxiv_api import arxiv_api_server
+
+    with arxiv_api_server() as api:
+        config = make_config(
+            f"feeds: []\narxiv_api_url: {api.url}\nsubscribers:\n"
+            "  - id: ada\n    email: ada@example.org\n    seed_papers: ['1706.03762v5', "
+            "'arXiv:1810.04805', 'https://arxiv.org/abs/1512.03385v2']\n"
+        )
+        report = pipeline.fetch_all(store, config, now=NOW)
+        assert [(f.label, f.new) for f in report.feeds] == [("seed papers (arXiv API)", 3)]
+        assert [q["id_list"] for q in api.requests] == [["1512.03385,1706.03762,1810.04805"]]
+        assert pipeline.fetch_all(store, config, now=NOW).feeds == []  # stored: not asked again
+        assert len(api.requests) == 1

@@ -10,6 +10,7 @@ import hashlib
 import html
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,14 @@ def arxiv_id(text: str | None) -> str | None:
     text = text.strip()
     match = _BARE_ID.match(text) or _ARXIV_URL.search(text)
     return match.group(1) if match else None
+
+
+def seed_ids(written: Iterable[str]) -> list[str]:
+    """Seed papers as stored ids, each once: ``2309.06180v2``, ``arXiv:2309.06180`` and
+    ``https://arxiv.org/abs/2309.06180v2`` are all the paper ``2309.06180``; an id of no
+    arXiv shape stays as written."""
+    ids = (arxiv_id(p) or p.strip() for p in written)
+    return list(dict.fromkeys(p for p in ids if p))
 
 
 def arxiv_version(text: str | None) -> int | None:

@@ -29,6 +29,7 @@ from .deliver import email as email_mod
 from .deliver.channel import Job, SendLine
 from .deliver.dispatch import channel_ids, deliver_jobs
 from .errors import PaperwireError, SourceError
+from .paper import seed_ids
 from .rank.session import RankingSession
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
@@ -279,9 +280,11 @@ async def _fetch_missing_seeds(
     budget: Budget,
 ) -> FeedReport | None:
     """Seed papers named in the config but not yet stored, from the arXiv API."""
-    configured = {p for s in config.subscribers for p in s.seed_papers}
+    # as stored: "1706.03762v5" or "arXiv:1706.03762" is the stored 1706.03762, not missing
+    configured = set(seed_ids(p for s in config.subscribers for p in s.seed_papers))
     wanted = sorted(configured | {p for ids in store.seeds().values() for p in ids})  # imported
-    missing = [p for p in wanted if p not in store.papers(wanted)]
+    known = store.papers(wanted).keys()
+    missing = [p for p in wanted if p not in known]
     if not missing:
         return None
     report = FeedReport("seed papers (arXiv API)")

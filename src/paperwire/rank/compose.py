@@ -23,7 +23,8 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ..config import Config, SubscriberConfig
-from ..paper import arxiv_id, paper_text
+from ..paper import paper_text
+from ..paper import seed_ids as paper_seed_ids
 from ..store import Store
 from . import core as rank
 from . import evidence
@@ -86,8 +87,7 @@ def window_starts(
 def seed_ids(subscriber: SubscriberConfig) -> list[str]:
     """The subscriber's seed papers as stored ids: ``2309.06180v2``, ``arXiv:2309.06180`` and
     ``https://arxiv.org/abs/2309.06180v2`` are all the paper ``2309.06180``."""
-    ids = (arxiv_id(p) or p.strip() for p in subscriber.seed_papers)
-    return list(dict.fromkeys(p for p in ids if p))
+    return paper_seed_ids(subscriber.seed_papers)
 
 
 def subscriber_signals(
