@@ -282,6 +282,31 @@ def test_fetch_fails_when_every_feed_failed(tmp_path: Path):
     assert result.stderr == "Error: every feed failed (1 of 1); nothing was fetched\n"
 
 
+def test_a_seed_look_up_is_no_feed_when_every_feed_failed(tmp_path: Path):
+    """The arXiv API's answer for a seed paper counted as a feed that worked: `fetch` said
+    '1 new papers stored; 1 of 2 feeds failed' with exit 0. `run --once` still sends what is
+    due, then fails the same way."""
+    from .arxiv_api import arxiv_api_server
+
+    gone = tmp_path / "a.xml"
+    with arxiv_api_server() as api:
+        config = (
+            f"feeds:\n  - url: {gone}\n    name: a\narxiv_api_url: {api.url}\nsubscribers:\n"
+            "  - {id: ada, email: ada@example.org, seed_papers: ['1706.03762']}\n"
+        )
+        fetched = invoke("fetch", config=config)
+        once = invoke("run", "--once", config=config)
+    assert fetched.exit_code == 1
+    assert fetched.stdout.splitlines() == [
+        f"a: error: cannot read {gone}: No such file or directory",
+        "seed papers (arXiv API): 1 new, 0 already known",
+    ]
+    assert fetched.stderr == "Error: every feed failed (1 of 1); nothing was fetched\n"
+    assert once.exit_code == 1
+    assert once.stdout.splitlines()[-1] == "0 sent, 0 failed, 0 to retry, 1 with nothing new."
+    assert once.stderr == "Error: every feed failed (1 of 1); nothing was fetched\n"
+
+
 @pytest.mark.parametrize(
     ("paper", "vote", "said"),
     [

@@ -112,7 +112,8 @@ def fetch(obj: Context) -> None:
     """Fetch every configured feed and store new papers.
 
     Prints per feed how many papers were new, already known, or the error. One broken feed
-    never stops the others; the exit status is 1 only if every feed failed.
+    never stops the others; the exit status is 1 only if every feed failed (the seed papers'
+    arXiv API look-up is no feed).
 
     \b
     Example:
@@ -127,9 +128,8 @@ def fetch(obj: Context) -> None:
         report = pipeline.fetch_all(
             store, config, base_dir=obj.base_dir, progress=lambda feed: advance(feed.label)
         )
-    if _print_fetch(report, summary=False):
+    if _print_fetch(report):
         raise click.ClickException(_every_feed_failed(report))
-    _print_fetch_summary(report)
 
 
 def _every_feed_failed(report: pipeline.FetchReport) -> str:
@@ -137,8 +137,10 @@ def _every_feed_failed(report: pipeline.FetchReport) -> str:
 
 
 def _print_fetch(report: pipeline.FetchReport, *, summary: bool = True) -> bool:
-    """One line per feed, then (with ``summary``) a summary; True when every feed failed."""
-    for feed in report.feeds:
+    """One line per feed and one for the seed papers' look-up if one ran, then (with
+    ``summary``, unless every feed failed) a summary; True when every feed failed (the seed
+    look-up is no feed: it neither counts as one nor saves a run whose feeds all failed)."""
+    for feed in [*report.feeds, *([report.seeds] if report.seeds else [])]:
         if feed.error:
             # SourceError messages start with the feed's name; the line already does
             echo(f"{feed.label}: error: {feed.error.removeprefix(f'feed {feed.label}: ')}")
@@ -149,7 +151,7 @@ def _print_fetch(report: pipeline.FetchReport, *, summary: bool = True) -> bool:
         for warning in feed.warnings:
             echo(f"  warning: {warning}")
     every_feed_failed = bool(report.feeds) and report.errors == len(report.feeds)
-    if summary:
+    if summary and not every_feed_failed:
         _print_fetch_summary(report)
     return every_feed_failed
 
@@ -302,7 +304,8 @@ def send(obj: Context, subscriber_id: str | None) -> None:
             first_reach=pipeline.FIRST_DIGEST_REACH,
             progress=lambda line: advance(line.subscriber_id),
         )
-    _print_send(report)
+    if _print_send(report):
+        sys.exit(1)
 
 
 @contextlib.contextmanager
@@ -323,15 +326,15 @@ def _outbox(obj: Context) -> Path:
     return outbox if outbox.is_absolute() else Path.cwd() / outbox
 
 
-def _print_send(report: pipeline.SendReport) -> None:
+def _print_send(report: pipeline.SendReport) -> bool:
+    """One line per reader, then the counts; True when a delivery failed or is to retry."""
     for line in report.lines:
         echo(f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}")
     echo(
         f"{report.count('sent')} sent, {report.count('failed')} failed, "
         f"{report.count('retry')} to retry, {report.count('nothing-new')} with nothing new."
     )
-    if report.count("failed") or report.count("retry"):
-        sys.exit(1)
+    return bool(report.count("failed") or report.count("retry"))
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})
@@ -409,6 +412,9 @@ def run(
     feedback web app. SIGTERM or Ctrl-C stops it cleanly; SIGHUP (or editing the config file)
     reloads the config.
 
+    One cycle sends what is due even when every feed failed, then exits 1, as it does when a
+    delivery failed.
+
     \b
     Examples:
         paperwire run --once                 # offline demo on the bundled sample feed
@@ -424,8 +430,14 @@ def run(
                 outbox=_outbox(obj),
                 first_reach=pipeline.FIRST_DIGEST_REACH,
             )
-        _print_fetch(fetched)
-        _print_send(report)
+        # every feed failed: what is due is still sent (with the papers already stored),
+        # then the run fails, as `fetch` would
+        every_feed_failed = _print_fetch(fetched)
+        send_failed = _print_send(report)
+        if every_feed_failed:
+            raise click.ClickException(_every_feed_failed(fetched))
+        if send_failed:
+            sys.exit(1)
         return
     from .daemon import ConfigHolder, Daemon, JsonFormatter
 

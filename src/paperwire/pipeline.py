@@ -58,8 +58,11 @@ class FeedReport:
 
 @dataclass
 class FetchReport:
-    feeds: list[FeedReport]
+    feeds: list[FeedReport]  # the configured feeds only: what "every feed failed" counts
     stopped: bool = False  # ``stop`` was set: feeds still in flight were left out
+    # the seed papers looked up in the arXiv API, if any were missing: no feed, so neither in
+    # ``new`` (they are stored as first seen when published) nor in ``errors``
+    seeds: FeedReport | None = None
 
     @property
     def new(self) -> int:
@@ -102,8 +105,10 @@ def fetch_all(
     for feed in config.feeds:
         redact.remember(*redact.secrets_in_url(feed.url))
     limits = Limits(deadline=config.fetch_timeout_seconds, max_bytes=int(config.fetch_max_mb * MB))
-    reports = asyncio.run(_fetch_and_store(store, config, limits, base_dir, now, progress, stop))
-    report = FetchReport(reports, stopped=stop is not None and stop.is_set())
+    reports, seeds = asyncio.run(
+        _fetch_and_store(store, config, limits, base_dir, now, progress, stop)
+    )
+    report = FetchReport(reports, stopped=stop is not None and stop.is_set(), seeds=seeds)
     # Not only when a feed brought papers: after the encoder is switched on or to another
     # model, or a fetch stopped half-way, the feeds may well say "not modified", and what is
     # missing would otherwise fall to the next digest (both passes skip what is up to date).
@@ -137,7 +142,8 @@ async def _fetch_and_store(
     now: dt.datetime | None,
     progress: Callable[[FeedReport], None] | None,
     stop: threading.Event | None,
-) -> list[FeedReport]:
+) -> tuple[list[FeedReport], FeedReport | None]:
+    """The feeds' reports in config order, and the seed look-up's (None if none ran)."""
     caches = {}
     turns: dict[str, str] = {}
     for feed in config.feeds:
@@ -169,6 +175,7 @@ async def _fetch_and_store(
         tasks = [(feed, started[feed.url]) for feed in config.feeds]  # stored in config order
         watcher = asyncio.create_task(_cancel_when_set(stop, [t for _, t in tasks]))
         reports = []
+        seeds = None
         try:
             for feed, task in tasks:
                 report = FeedReport(feed.label)
@@ -193,13 +200,11 @@ async def _fetch_and_store(
                     progress(report)
             if stop is None or not stop.is_set():
                 seeds = await _fetch_missing_seeds(store, config, client, limits, budget)
-                if seeds:
-                    reports.append(seeds)
         finally:
             watcher.cancel()
             for _, task in tasks:
                 task.cancel()
-    return reports
+    return reports, seeds
 
 
 # how a feed the fetch budget left out says so (its last_error): it did not have its turn
