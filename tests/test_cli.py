@@ -405,6 +405,34 @@ def test_serve_refuses_a_port_in_use_in_one_line():
     )
 
 
+def test_run_refuses_a_port_in_use_in_one_line_before_starting(tmp_path: Path):
+    """It logged 'web app on http://127.0.0.1:P', then uvicorn's 'address already in use', and
+    ran on without its web app: every vote and unsubscribe link dead."""
+    import socket
+
+    (tmp_path / "subscribers.yaml").write_text(LOCAL)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "paperwire", "run", "--port", str(port)],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("paperwire run kept running without its web app")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: port {port} on 127.0.0.1 is already in use (another paperwire serve or run?); "
+        "stop it or choose another with --port\n"
+    )
+    assert not (tmp_path / "paperwire.db").exists()  # nothing started: not even a fetch
+
+
 def test_serve_prints_its_url_and_logs_each_request_at_v(tmp_path: Path):
     import socket
 

@@ -441,6 +441,10 @@ def run(
         return
     from .daemon import ConfigHolder, Daemon, JsonFormatter
 
+    outbox = _outbox(obj)  # a broken config is one line, before the port is bound
+    # bound before anything starts: a port in use is one line and exit 1, as for `serve`, not a
+    # daemon running on without its web app (every vote and unsubscribe link dead)
+    listening = None if no_web else _listen(host, port)
     root = logging.getLogger()
     if log_json:
         for handler in root.handlers:
@@ -452,8 +456,9 @@ def run(
         holder,
         obj.db_path,
         base_dir=obj.base_dir,
-        outbox=_outbox(obj),
+        outbox=outbox,
         web=None if no_web else (host, port),
+        listening=listening,
         tick_seconds=tick,
         grace=dt.timedelta(hours=grace_hours),
     )

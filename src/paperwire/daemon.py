@@ -46,6 +46,8 @@ from .rank.session import RankingSession
 from .store import Store, utcnow
 
 if TYPE_CHECKING:
+    import socket
+
     import uvicorn
 
     from .web.app import Guard
@@ -110,6 +112,7 @@ class Daemon:
         base_dir: Path,
         outbox: Path,
         web: tuple[str, int] | None = ("127.0.0.1", 8000),
+        listening: socket.socket | None = None,
         tick_seconds: float = 30.0,
         grace: dt.timedelta = DEFAULT_GRACE,
         clock: Callable[[], dt.datetime] = utcnow,
@@ -119,6 +122,9 @@ class Daemon:
         self.base_dir = base_dir
         self.outbox = outbox
         self.web = web
+        # the web app's socket, bound and listening before anything started (``paperwire run``
+        # refuses a port in use in one line, as ``serve`` does); without it uvicorn binds ``web``
+        self.listening = listening
         self.tick_seconds = tick_seconds
         self.grace = grace
         self.clock = clock
@@ -323,7 +329,10 @@ class Daemon:
         )
         server = self._server = uvicorn.Server(config)
         # Signals are ours: uvicorn only installs handlers in the main thread.
-        thread = threading.Thread(target=server.run, name="web", daemon=True)
+        sockets = [self.listening] if self.listening is not None else None
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": sockets}, name="web", daemon=True
+        )
         thread.start()
         return thread
 
