@@ -359,6 +359,12 @@ def test_status_shows_unsubscribed_readers_missing_seed_papers_and_feed_errors(t
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[1] == "ada · no digest yet · unsubscribed: no more digests"
+    # bob with enabled: false is never due (send skips him): no due or next slot either
+    disabled = invoke("status", config=config + "    enabled: false\n")
+    assert disabled.stdout.splitlines()[2] == (
+        "bob · no digest yet · disabled (enabled: false in the config): no digests · "
+        "seed papers not found: 1234.56789 (1 of 2 in use)"
+    )
     assert re.fullmatch(
         r"bob · no digest yet · (due now \(\d{4}-\d\d-\d\d\) · )?next \S+ · seed papers not "
         r"found: 1234\.56789 \(1 of 2 in use\)",

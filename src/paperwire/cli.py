@@ -539,7 +539,8 @@ def status(obj: Context, subscriber_id: str | None) -> None:
 
     One line per subscriber: the last digest and its worst state over the reader's channels
     (with the answer of the channel that failed), whether one is due now, the next one (in
-    the subscriber's own time zone), and seed papers that could not be found. Under it, one
+    the subscriber's own time zone; for a reader disabled or unsubscribed, that they are), and
+    seed papers that could not be found. Under it, one
     line per channel: its last delivery, then every one still pending or failed, with its
     reason ("maybe delivered" ones say when they are sent again). Then every feed whose last
     fetch failed, its credentials masked. With --subscriber, also the reader's private feed
@@ -569,7 +570,9 @@ def status(obj: Context, subscriber_id: str | None) -> None:
             parts.append(f"last digest {sub.last_period} ({sub.last_state}{error})")
         else:
             parts.append("no digest yet")
-        if sub.unsubscribed:
+        if sub.disabled:  # as send words it
+            parts.append("disabled (enabled: false in the config): no digests")
+        elif sub.unsubscribed:
             parts.append("unsubscribed: no more digests")
         else:
             if sub.due:

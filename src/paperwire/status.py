@@ -44,8 +44,9 @@ class SubscriberStatus:
     last_state: str | None  # its worst ledger state over the channels: failed, pending, sent
     last_error: str | None  # the reason of the channel with that state
     unsubscribed: bool
-    due: str | None  # the period of a digest due now, if any
-    next_slot: dt.datetime | None  # None once unsubscribed
+    disabled: bool  # ``enabled: false`` in the config: send skips the reader
+    due: str | None  # the period of a digest due now, if any; None while disabled or unsubscribed
+    next_slot: dt.datetime | None  # None while disabled or unsubscribed
     # seeds not in use: config seed papers and imported ones not stored ("… (imported)"), and
     # library entries an import could not match ("library.bib:35 'Title' (why)"); the first
     # SHOWN_MISSES of them, or all with ``all_seed_misses``
@@ -98,7 +99,7 @@ def status(
     for sub in subs:
         last = pipeline.last_digest_state(store, sub)
         due = next_slot = None
-        if sub.id not in gone:
+        if sub.enabled and sub.id not in gone:  # as send decides who gets mail
             slot = pipeline.digest_slots(store, [sub], now, grace, pipeline.FIRST_DIGEST_REACH)[
                 sub.id
             ]
@@ -124,6 +125,7 @@ def status(
                 last_state=last["state"] if last else None,
                 last_error=last["error"] if last else None,
                 unsubscribed=sub.id in gone,
+                disabled=not sub.enabled,
                 due=due,
                 next_slot=next_slot,
                 seeds_missing=tuple(missing if all_seed_misses else missing[:SHOWN_MISSES]),
