@@ -346,6 +346,28 @@ def test_an_unknown_paper_is_refused_alike_by_the_command_and_by_an_import():
         assert store.votes() == []  # nothing stored, not even the good first row
 
 
+def test_a_votes_csv_with_a_byte_order_mark_imports_and_latin_1_is_one_line():
+    """Excel's "CSV UTF-8" starts with a BOM: 'bom.csv:1: missing column(s): subscriber'.
+    A Latin-1 file was a UnicodeDecodeError traceback."""
+    assert invoke("fetch").exit_code == 0
+    Path("bom.csv").write_bytes(b"\xef\xbb\xbfsubscriber,paper_id,vote\r\nada,2504.06276,up\r\n")
+    imported = invoke("feedback", "import", "bom.csv")
+    assert imported.exit_code == 0, imported.output
+    assert imported.stdout == "Imported 1 votes from bom.csv.\n"
+    Path("latin1.csv").write_bytes(
+        "subscriber,paper_id,vote\nada,2504.06276,up\nbob,2504.06276,down # très\n".encode(
+            "latin-1"
+        )
+    )
+    latin = invoke("feedback", "import", "latin1.csv")
+    assert latin.exit_code == 1
+    assert latin.stderr == (
+        "Error: latin1.csv:3: not UTF-8 text (byte 0xe8); save it as CSV UTF-8\n"
+    )
+    with Store("paperwire.db") as store:
+        assert [(v["subscriber_id"], v["vote"]) for v in store.votes()] == [("ada", 1)]
+
+
 def test_status_shows_unsubscribed_readers_missing_seed_papers_and_feed_errors(tmp_path: Path):
     config = LOCAL.replace(
         "subscribers:", f"  - url: {tmp_path / 'gone.xml'}\n    name: gone\nsubscribers:"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from pathlib import Path
 
 from ..config import Config, SubscriberConfig
@@ -79,11 +80,19 @@ def read_votes_csv(path: Path, config: Config, store: Store) -> list[tuple[str, 
     """The votes in a CSV file, each paper resolved to its stored id."""
     known = {s.id for s in config.subscribers}
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, not part of "subscriber"
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as CSV UTF-8"
+        ) from None
     votes = []
-    with handle:
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"subscriber", "paper_id", "vote"} - set(reader.fieldnames or [])
         if missing:
