@@ -344,3 +344,38 @@ def test_the_daemon_sends_a_new_readers_first_digest_at_their_next_slot_not_at_s
     assert [m["To"] for m in smtp_server.messages] == ["old@example.org"]
     with Store(tmp_path / "paperwire.db") as store:
         assert store.last_delivery("new") is None
+
+
+def test_a_reload_that_changes_fetch_interval_minutes_reschedules_the_fetch_job(tmp_path, caplog):
+    """fetch_interval_minutes was read once at start: after 'config reloaded (file changed)'
+    the fetch job kept the old interval."""
+    import logging
+
+    from paperwire.daemon import ConfigHolder, Daemon
+
+    config = tmp_path / "subscribers.yaml"
+    base = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+    config.write_text(base + "fetch_interval_minutes: 60\n")
+    daemon = Daemon(
+        ConfigHolder(str(config)),
+        tmp_path / "pw.db",
+        base_dir=tmp_path,
+        outbox=tmp_path / "outbox",
+        web=None,
+    )
+    scheduler = daemon.schedule(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    scheduler.start(paused=True)  # no job runs: only the schedule is looked at
+    try:
+        assert scheduler.get_job("fetch").trigger.interval == dt.timedelta(minutes=60)
+        config.write_text(base + "fetch_interval_minutes: 15\n")
+        os.utime(config, (time.time() + 5, time.time() + 5))  # a changed mtime, however fast
+        with caplog.at_level(logging.INFO, logger="paperwire"):
+            daemon.holder.reload_if_changed()
+            daemon.holder.reload("SIGHUP")  # the same interval again: nothing to reschedule
+        job = scheduler.get_job("fetch")
+        assert job.trigger.interval == dt.timedelta(minutes=15)
+        assert job.next_run_time <= dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15)
+        moved = [r.getMessage() for r in caplog.records if "fetch interval" in r.getMessage()]
+        assert len(moved) == 1 and moved[0].startswith("fetch interval now 15 min (was 60)")
+    finally:
+        scheduler.shutdown(wait=False)

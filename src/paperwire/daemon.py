@@ -2,8 +2,8 @@
 
 Jobs (APScheduler 3, in a background thread):
 
-* **fetch** every ``fetch_interval_minutes`` (a thread of its own): fetch all feeds, then send
-  instant alerts;
+* **fetch** every ``fetch_interval_minutes`` (a thread of its own; a reload that changes it
+  reschedules the job): fetch all feeds, then send instant alerts;
 * **tick** every ``tick_seconds``: send every digest whose slot has come (each subscriber's
   own time zone, digest time and days), and reload ``subscribers.yaml`` if it changed. A
   reader who never had a digest gets the first at their next slot after the daemon first saw
@@ -68,6 +68,8 @@ class ConfigHolder:
         self._lock = threading.Lock()
         self.config = loader(path)
         self._mtime = self._stat()
+        # called with each config a reload puts in use (the daemon's fetch interval follows it)
+        self.listeners: list[Callable[[Config], None]] = []
 
     def _stat(self) -> float | None:
         try:
@@ -94,6 +96,8 @@ class ConfigHolder:
                 len(new.feeds),
                 len(new.subscribers),
             )
+            for listener in self.listeners:
+                listener(new)
             return True
 
     def reload_if_changed(self) -> None:
@@ -133,6 +137,8 @@ class Daemon:
         self._fetching = threading.Lock()  # held while a fetch job runs (its own thread)
         self._running = 0  # jobs in progress; shutdown waits for none (or exits without them)
         self._idle = threading.Condition()
+        self._scheduler: BackgroundScheduler | None = None
+        self._interval = holder.get().fetch_interval_minutes  # the fetch job's, in minutes
         self._server: uvicorn.Server | None = None
         self._app: Guard | None = None
         # when this process first saw each reader: one who never had a digest gets the first at
@@ -236,34 +242,12 @@ class Daemon:
                 signal.SIGHUP, lambda *_: threading.Thread(target=self.holder.reload).start()
             )
         _import_before_threads(web=bool(self.web))
-        scheduler = BackgroundScheduler(
-            # A fetch has a thread of its own, so a slow feed never holds up a tick.
-            executors={"default": ThreadPoolExecutor(1), "fetch": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=dt.UTC,
-        )
-        interval = self.holder.get().fetch_interval_minutes
-        now = dt.datetime.now(dt.UTC)
-        scheduler.add_job(
-            self.fetch_job,
-            "interval",
-            minutes=interval,
-            id="fetch",
-            next_run_time=now,
-            executor="fetch",
-        )
-        scheduler.add_job(
-            self.tick_job,
-            "interval",
-            seconds=self.tick_seconds,
-            id="tick",
-            next_run_time=now + dt.timedelta(seconds=1),
-        )
+        scheduler = self.schedule(dt.datetime.now(dt.UTC))
         scheduler.start()
         web_thread = self._start_web(*self.web) if self.web else None
         log.info(
             "paperwire running: fetch every %d min, digests checked every %gs%s",
-            interval,
+            self._interval,
             self.tick_seconds,
             f", web app on http://{self.web[0]}:{self.web[1]}" if self.web else "",
         )
@@ -306,6 +290,49 @@ class Daemon:
             sys.stderr.flush()
             os._exit(0)
         return 0
+
+    def schedule(self, now: dt.datetime) -> BackgroundScheduler:
+        """The scheduler with the fetch job (first at ``now``) and the tick job, not started;
+        from now on a reloaded config's ``fetch_interval_minutes`` reschedules the fetch job."""
+        scheduler = self._scheduler = BackgroundScheduler(
+            # A fetch has a thread of its own, so a slow feed never holds up a tick.
+            executors={"default": ThreadPoolExecutor(1), "fetch": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=dt.UTC,
+        )
+        self._interval = self.holder.get().fetch_interval_minutes
+        scheduler.add_job(
+            self.fetch_job,
+            "interval",
+            minutes=self._interval,
+            id="fetch",
+            next_run_time=now,
+            executor="fetch",
+        )
+        scheduler.add_job(
+            self.tick_job,
+            "interval",
+            seconds=self.tick_seconds,
+            id="tick",
+            next_run_time=now + dt.timedelta(seconds=1),
+        )
+        self.holder.listeners.append(self._follow_interval)
+        return scheduler
+
+    def _follow_interval(self, config: Config) -> None:
+        """Reschedule the fetch job when a reloaded config changed its interval: the next fetch
+        comes one new interval after the reload."""
+        interval = config.fetch_interval_minutes
+        if self._scheduler is None or interval == self._interval:
+            return
+        job = self._scheduler.reschedule_job("fetch", trigger="interval", minutes=interval)
+        log.info(
+            "fetch interval now %d min (was %d); next fetch at %s",
+            interval,
+            self._interval,
+            job.next_run_time.isoformat(timespec="seconds") if job.next_run_time else "(paused)",
+        )
+        self._interval = interval
 
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
