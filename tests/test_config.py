@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,6 +269,7 @@ def test_yaml_1_2_everywhere_so_a_later_mistake_keeps_its_own_line():
         ("    digest_time: 25:00", "'25:00' is not a time like 07:30 (24-hour clock)"),
         ("    digest_size: 500", "must be at most 100, not 500"),
         ("    digest_size: 2.5", "2.5 is not a whole number"),
+        ("    digest_size: .nan", "must be a finite number, not .nan"),
         ("    alerts: maybe", "'maybe' is not true or false"),
         ("    interests:", "is empty; write a value or remove the line"),
         ("    interests: [kv, cache]", "must be text, not a list"),
@@ -285,6 +288,81 @@ def test_messages_say_what_is_expected_never_the_validators_words(line, message)
         error_of(text)
         == f"subscribers.yaml:{1 + text.splitlines().index(line)}: subscribers[0].{field}: {message}"
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("fetch_timeout_seconds: 0", "fetch_timeout_seconds: must be more than 0, not 0"),
+        ("fetch_timeout_seconds: 5000", "fetch_timeout_seconds: must be at most 3600, not 5000"),
+        ("fetch_timeout_seconds: .nan", "fetch_timeout_seconds: must be a finite number, not .nan"),
+        (
+            "fetch_run_budget_seconds: .inf",
+            "fetch_run_budget_seconds: must be a finite number, not .inf",
+        ),
+        ("fetch_max_mb: -0.5", "fetch_max_mb: must be more than 0, not -0.5"),
+        ("sender:\n  timeout: 0", "sender.timeout: must be more than 0, not 0"),
+        ("alerts:\n  percentile: .nan", "alerts.percentile: must be a finite number, not .nan"),
+    ],
+)
+def test_range_and_finite_checks_say_what_is_expected_too(setting, message):
+    # 'Input should be greater than 0' was pydantic's, for every gt=0 setting
+    line = 15 + setting.count("\n")
+    assert error_of(GOOD + setting + "\n") == f"subscribers.yaml:{line}: {message}"
+
+
+def _every_bound_broken() -> list[Any]:
+    """(GOOD with one setting out of range, the setting's dotted name): each range check of
+    every numeric setting broken once, and each one's finiteness (.nan)."""
+    import annotated_types as at
+
+    from paperwire.config import (
+        AlertConfig,
+        Config,
+        SenderConfig,
+        SubscriberConfig,
+        SummariserConfig,
+    )
+
+    where = {Config: "", SenderConfig: "sender", AlertConfig: "alerts"}
+    where |= {SummariserConfig: "summariser", SubscriberConfig: "subscribers[0]"}
+    cases = []
+    for model, section in where.items():
+        for name, field in model.model_fields.items():
+            values = [".nan"] if field.annotation in (int, float, int | None) else []
+            for bound in field.metadata:
+                if isinstance(bound, at.Gt):
+                    values.append(str(bound.gt))
+                elif isinstance(bound, at.Ge):
+                    values.append(str(bound.ge - 1))
+                elif isinstance(bound, at.Lt):
+                    values.append(str(bound.lt))
+                elif isinstance(bound, at.Le):
+                    values.append(str(bound.le + 1))
+            for value in values:
+                if section == "subscribers[0]":  # ada, GOOD's last subscriber
+                    line = f"    {name}: {value}"
+                    kept = [old for old in GOOD.splitlines() if not old.startswith(f"    {name}:")]
+                    text = "\n".join([*kept, line]) + "\n"
+                else:
+                    text = GOOD + (
+                        f"{section}:\n  {name}: {value}\n" if section else f"{name}: {value}\n"
+                    )
+                dotted = f"{section}.{name}" if section else name
+                cases.append(pytest.param(text, dotted, id=f"{dotted}={value}"))
+    return cases
+
+
+@pytest.mark.parametrize(("text", "name"), _every_bound_broken())
+def test_no_range_check_speaks_in_the_validators_words(text, name):
+    """Every gt / ge / lt / le / finite check of every setting is in paperwire's words."""
+    message = error_of(text)
+    assert "Input should" not in message
+    assert re.fullmatch(
+        rf"subscribers\.yaml:\d+: {re.escape(name)}: (must be (at least|at most|more than|"
+        r"less than) -?[\d.]+, not \S+|must be a finite number, not \.nan)",
+        message,
+    ), message
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,9 @@ Line = Annotated[str, AfterValidator(_one_line)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no setting is a NaN or infinity: YAML's .nan passed every range check but one (NaN
+    # compares false), and .inf made a budget endless
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class FeedConfig(_Frozen):
@@ -723,9 +725,15 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
     if kind in ("bool_parsing", "bool_type"):
         return f"{shown} is not true or false"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}, not {value}"
+        return f"must be at least {_number(ctx['ge'])}, not {_number(value)}"
+    if kind == "greater_than":
+        return f"must be more than {_number(ctx['gt'])}, not {_number(value)}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}, not {value}"
+        return f"must be at most {_number(ctx['le'])}, not {_number(value)}"
+    if kind == "less_than":
+        return f"must be less than {_number(ctx['lt'])}, not {_number(value)}"
+    if kind == "finite_number":
+        return f"must be a finite number, not {_number(value)}"
     if kind == "literal_error":
         return f"{shown} is not one of {ctx.get('expected')}"
     if kind in ("string_type", "string_sub_type"):
@@ -741,6 +749,18 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
     if kind in ("tuple_type", "list_type"):
         return f"must be a list, not {_kind(value)}"
     return str(error["msg"])  # a kind this config cannot produce today; pydantic's words
+
+
+def _number(value: Any) -> str:
+    """A bound or value as written in YAML: 3600, not 3600.0; 0.5; .nan and .inf as such."""
+    if isinstance(value, float):
+        if value != value:
+            return ".nan"
+        if value in (float("inf"), float("-inf")):
+            return "-.inf" if value < 0 else ".inf"
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
 
 
 def _known_settings(loc: tuple) -> list[str]:
