@@ -547,6 +547,31 @@ def test_one_shot_runs_send_a_readers_first_digest_from_any_slot_of_the_past_wee
     assert [line.status for line in again.lines] == ["not-due"]
 
 
+def test_send_and_status_take_grace_hours_as_the_readme_says():
+    """README: a missed digest goes out 'within --grace-hours (default 12, for send and status
+    too)'; both said 'No such option'. A reader who had a digest, whose slot was 14 h ago."""
+    now = dt.datetime.now(dt.UTC)
+    slot = (now - dt.timedelta(hours=14)).strftime("%H:%M")
+    config = (
+        "feeds: []\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        f"    timezone: UTC\n    digest_time: '{slot}'\n    digest_days: daily\n"
+    )
+    Path("subscribers.yaml").write_text(config)
+    with Store("paperwire.db") as store:  # an earlier digest: the grace applies, not first_reach
+        earlier = (now - dt.timedelta(days=3)).date().isoformat()
+        row = store.open_delivery(
+            "ada", "digest", earlier, "email", message_id="<a@x>", content_hash="h", papers=[],
+            now=now - dt.timedelta(days=3),
+        )  # fmt: skip
+        store.mark_delivery(row, "sent", now=now - dt.timedelta(days=3))
+    assert "due now" not in invoke("status", config=None).stdout
+    assert "due now (" in invoke("status", "--grace-hours", "24", config=None).stdout
+    assert invoke("send", config=None).stdout.startswith("ada: not-due")
+    late = invoke("send", "--grace-hours", "24", config=None)
+    assert late.exit_code == 0, late.output
+    assert late.stdout.startswith("ada: nothing-new")  # handled: nothing came since
+
+
 # -- issue 26: status shows every failure ---------------------------------------------------
 
 

@@ -279,10 +279,21 @@ def _why_nothing(sid: str, composed, last: dict | None, explicit_since: bool) ->
     return f"   no papers stored yet in the window; run `paperwire fetch`, or preview older ones: {again}"
 
 
+# one option for run, send and status: a slot missed by more than this is not due any more
+_grace_hours = click.option(
+    "--grace-hours",
+    default=DEFAULT_GRACE.total_seconds() / 3600,
+    show_default=True,
+    type=click.FloatRange(0, 168),
+    help="A digest missed (the daemon or cron was down) still goes out this long after its time.",
+)
+
+
 @cli.command()
 @click.option("--subscriber", "subscriber_id", help="Only this subscriber.")
+@_grace_hours
 @pass_ctx
-def send(obj: Context, subscriber_id: str | None) -> None:
+def send(obj: Context, subscriber_id: str | None, grace_hours: float) -> None:
     """Render and deliver every digest that is due.
 
     Running it twice never sends the same digest twice: a ledger in the database records each
@@ -300,6 +311,7 @@ def send(obj: Context, subscriber_id: str | None) -> None:
             config,
             now=utcnow(),
             subscriber_id=subscriber_id,
+            grace=dt.timedelta(hours=grace_hours),
             outbox=_outbox(obj),
             first_reach=pipeline.FIRST_DIGEST_REACH,
             progress=lambda line: advance(line.subscriber_id),
@@ -386,13 +398,7 @@ def feedback(obj: Context, args: tuple[str, ...]) -> None:
     type=click.FloatRange(0.2, 3600),
     help="Seconds between checks for due digests.",
 )
-@click.option(
-    "--grace-hours",
-    default=DEFAULT_GRACE.total_seconds() / 3600,
-    show_default=True,
-    type=click.FloatRange(0, 168),
-    help="A digest missed while the daemon was down still goes out this long after its time.",
-)
+@_grace_hours
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
 @pass_ctx
 def run(
@@ -427,6 +433,7 @@ def run(
                 obj.config,
                 now=utcnow,
                 base_dir=obj.base_dir,
+                grace=dt.timedelta(hours=grace_hours),
                 outbox=_outbox(obj),
                 first_reach=pipeline.FIRST_DIGEST_REACH,
             )
@@ -533,8 +540,9 @@ def _listen(host: str, port: int):
 
 @cli.command(short_help="Show each subscriber's last and next digest, and any failure.")
 @click.option("--subscriber", "subscriber_id", help="Only this subscriber.")
+@_grace_hours
 @pass_ctx
-def status(obj: Context, subscriber_id: str | None) -> None:
+def status(obj: Context, subscriber_id: str | None, grace_hours: float) -> None:
     """Show each subscriber's last and next digest, and any failure.
 
     One line per subscriber: the last digest and its worst state over the reader's channels
@@ -559,6 +567,7 @@ def status(obj: Context, subscriber_id: str | None) -> None:
             config,
             now=utcnow(),
             subscribers=subs,
+            grace=dt.timedelta(hours=grace_hours),
             all_seed_misses=subscriber_id is not None,
             feed_urls=subscriber_id is not None,  # asked for one reader: their private feed
         )

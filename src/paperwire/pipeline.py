@@ -609,6 +609,7 @@ def run_once(
     *,
     now: Callable[[], dt.datetime],
     base_dir: Path | None = None,
+    grace: dt.timedelta = DEFAULT_GRACE,
     outbox: Path | None = None,
     first_reach: dt.timedelta | None = None,
 ) -> tuple[FetchReport, SendReport]:
@@ -620,7 +621,13 @@ def run_once(
     fetched = fetch_all(store, config, base_dir=base_dir, session=session)
     alerts = send_alerts(store, config, now=now(), outbox=outbox, session=session)
     report = send_due(
-        store, config, now=now(), outbox=outbox, first_reach=first_reach, session=session
+        store,
+        config,
+        now=now(),
+        grace=grace,
+        outbox=outbox,
+        first_reach=first_reach,
+        session=session,
     )
     report.lines[:0] = alerts.lines
     return fetched, report
