@@ -572,6 +572,16 @@ def test_send_and_status_take_grace_hours_as_the_readme_says():
     assert late.stdout.startswith("ada: nothing-new")  # handled: nothing came since
 
 
+def test_status_words_a_quiet_day_as_send_and_the_readme_do():
+    # the ledger's own word for it, '(empty: ...)', was what status printed
+    config = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org, digest_days: daily}\n"
+    assert "ada: nothing-new: no new papers since" in invoke("send", config=config).stdout
+    line = invoke("status", config=None).stdout.splitlines()[1]
+    assert re.fullmatch(
+        r"ada · last digest \S+ \(nothing-new: no new papers since \S+\) · next \S+", line
+    ), line
+
+
 # -- issue 26: status shows every failure ---------------------------------------------------
 
 

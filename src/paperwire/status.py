@@ -41,7 +41,9 @@ class ChannelDeliveries:
 class SubscriberStatus:
     id: str
     last_period: str | None  # the last digest's period, None before the first
-    last_state: str | None  # its worst ledger state over the channels: failed, pending, sent
+    # its worst ledger state over the channels: failed, pending, sent; or nothing-new (the
+    # ledger's "empty"), as send and the logs word a quiet day
+    last_state: str | None
     last_error: str | None  # the reason of the channel with that state
     unsubscribed: bool
     disabled: bool  # ``enabled: false`` in the config: send skips the reader
@@ -122,7 +124,7 @@ def status(
             SubscriberStatus(
                 id=sub.id,
                 last_period=last["period"] if last else None,
-                last_state=last["state"] if last else None,
+                last_state=_worded(last["state"]) if last else None,
                 last_error=last["error"] if last else None,
                 unsubscribed=sub.id in gone,
                 disabled=not sub.enabled,
@@ -147,6 +149,10 @@ def status(
                 )
             )
     return Status(store.count_papers(), out, failed)
+
+
+def _worded(state: str) -> str:
+    return "nothing-new" if state == "empty" else state
 
 
 def _seeds_not_found(store: Store, sub: SubscriberConfig) -> tuple[list[str], int]:
