@@ -348,3 +348,25 @@ def test_a_seed_written_with_a_version_or_prefix_is_fetched_once(store, make_con
         assert [q["id_list"] for q in api.requests] == [["1512.03385,1706.03762,1810.04805"]]
         assert pipeline.fetch_all(store, config, now=NOW).seeds is None  # stored: not asked again
         assert len(api.requests) == 1
+
+
+def test_a_backlog_of_seeds_is_looked_up_a_batch_a_fetch(store, make_config):
+    """A library whose import could not fetch its papers left hundreds missing: the next
+    fetch asked for all of them in one id_list (one huge URL, one huge answer)."""
+    from paperwire.sources.library import ID_BATCH
+
+    from .arxiv_api import arxiv_api_server
+
+    # real ids that the API does not know stay missing, so every fetch asks again
+    wanted = [f"2401.{n:05d}" for n in range(ID_BATCH + 30)]
+    store.add_seeds("ada", wanted, origin="library.bib", now=NOW)
+    with arxiv_api_server() as api:
+        config = make_config(
+            f"feeds: []\narxiv_api_url: {api.url}\nsubscribers:\n"
+            "  - id: ada\n    email: ada@example.org\n"
+        )
+        report = pipeline.fetch_all(store, config, now=NOW)
+        asked = api.requests[0]["id_list"][0].split(",")
+        assert asked == wanted[:ID_BATCH]
+        assert api.requests[0]["max_results"] == [str(ID_BATCH)]
+        assert report.seeds.warnings == ["30 more seed papers are looked up in the next fetches"]

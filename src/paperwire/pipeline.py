@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import httpx
 
@@ -33,7 +33,7 @@ from .paper import seed_ids
 from .rank.session import RankingSession
 from .sources import fetch, parse_off_loop
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
-from .sources.library import store_seed_papers
+from .sources.library import ID_BATCH, store_seed_papers
 from .store import Store, iso
 
 if TYPE_CHECKING:
@@ -293,16 +293,26 @@ async def _fetch_missing_seeds(
     if not missing:
         return None
     report = FeedReport("seed papers (arXiv API)")
-    url = f"{config.arxiv_api_url}?id_list={','.join(missing)}&max_results={len(missing)}"
+    # one request of at most ID_BATCH ids a fetch, as the library import asks: a library whose
+    # import could not fetch its papers is looked up a batch a fetch, never in one huge URL,
+    # and the arXiv API is asked at most once a fetch for them
+    batch = missing[:ID_BATCH]
+    if len(missing) > len(batch):
+        report.warnings.append(
+            f"{len(missing) - len(batch)} more seed papers are looked up in the next fetches"
+        )
+    query = urlencode({"id_list": ",".join(batch), "max_results": len(batch)}, safe=",")
+    url = f"{config.arxiv_api_url}?{query}"
     try:
         fetched = await get(
             client, url, label=report.label, limits=_within(limits, budget, report.label)
         )
-        papers, report.warnings = await parse_off_loop(fetched.content, source="arxiv-api")
+        papers, warnings = await parse_off_loop(fetched.content, source="arxiv-api")
     except SourceError as exc:
         report.error = f"{exc} (seed papers stay unused until they can be fetched)"
         log.warning("%s", report.error)
         return report
+    report.warnings += warnings
     # as the library import stores them: first seen when published, so one reader's 2017 seed
     # is not another reader's news today
     report.new, report.known = store_seed_papers(store, papers)
