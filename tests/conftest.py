@@ -121,7 +121,11 @@ class SmtpSink:
     refuse: dict[str, str] = field(default_factory=dict)
     # replies to give at DATA before accepting, consumed in order (e.g. ["451 try later"])
     data_replies: list[str] = field(default_factory=list)
-    drop_next: int = 0  # close the connection on the next N DATA commands
+    # close the connection on the next N RCPT commands (nothing sent yet: a retry is safe)
+    drop_rcpt_next: int = 0
+    # take the next N messages, then close the connection before answering: a relay that got
+    # the message (it is kept in ``messages``) and lost the line
+    drop_next: int = 0
     delay: float = 0.0  # seconds to wait before answering DATA, like a remote relay
     rcpt_delay: float = 0.0  # seconds to wait before answering RCPT (nothing sent yet)
 
@@ -144,6 +148,10 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.sink.rcpt_delay:
             await asyncio.sleep(self.sink.rcpt_delay)
+        if self.sink.drop_rcpt_next > 0:
+            self.sink.drop_rcpt_next -= 1
+            server.transport.close()
+            return "421 closing"
         if address in self.sink.refuse:
             return self.sink.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -152,16 +160,16 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.sink.delay:
             await asyncio.sleep(self.sink.delay)
-        if self.sink.drop_next > 0:
-            self.sink.drop_next -= 1
-            server.transport.close()
-            return "421 closing"
         if self.sink.data_replies:
             return self.sink.data_replies.pop(0)
         self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.sink.peers.append(session.peer)
         self.sink.raw.append(envelope.original_content)
         self.sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        if self.sink.drop_next > 0:
+            self.sink.drop_next -= 1
+            server.transport.close()
+            return "421 closing"
         return "250 Message accepted"
 
 

@@ -109,11 +109,11 @@ def test_many_messages_share_a_few_connections(store, make_config, smtp_server):
     assert len(set(smtp_server.peers)) == 2  # smtp_connections: 2, several messages on each
 
 
-def test_a_4xx_and_a_dropped_connection_are_retried(store, make_config, smtp_server):
+def test_a_4xx_and_a_line_dropped_before_data_are_retried(store, make_config, smtp_server):
     config = config_for(make_config, smtp_server.url, n=3)
     pipeline.fetch_all(store, config, now=NOW)
     smtp_server.data_replies = ["451 4.3.0 try again later"]
-    smtp_server.drop_next = 1
+    smtp_server.drop_rcpt_next = 1
     report = pipeline.send_due(store, config, now=NOW)
     assert report.count("sent") == 3
     assert sorted(smtp_server.by_recipient()) == [
@@ -122,6 +122,32 @@ def test_a_4xx_and_a_dropped_connection_are_retried(store, make_config, smtp_ser
         "s2@example.org",
     ]
     assert all(len(v) == 1 for v in smtp_server.by_recipient().values())
+
+
+def test_a_line_dropped_after_the_message_is_maybe_delivered_not_sent_again_at_once(
+    store, make_config, smtp_server
+):
+    """A relay that took the whole message and dropped the line before answering got it four
+    times in one run (a dropped line was retried like any other) and 24 times over six runs.
+    The message may have arrived: it is "maybe delivered", sent again only after the back-off,
+    and the run stops sending to that relay (the others stay due)."""
+    config = config_for(make_config, smtp_server.url, n=1)
+    pipeline.fetch_all(store, config, now=NOW)
+    smtp_server.drop_next = 10
+    [line] = pipeline.send_due(store, config, now=NOW).lines
+    assert len(smtp_server.messages) == 1
+    assert line.status == "retry"
+    assert line.detail.startswith("maybe delivered: ")
+    assert "it may have arrived" in line.detail
+    [row] = store.deliveries()
+    assert (row["state"], row["maybe_sent"], row["attempts"]) == ("pending", 1, 1)
+    # not on the next tick: after the back-off, once
+    assert pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=1)).lines[0].status == (
+        "waiting"
+    )
+    assert len(smtp_server.messages) == 1
+    pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6))
+    assert len(smtp_server.messages) == 2
 
 
 def test_a_5xx_for_one_recipient_fails_only_that_digest(store, make_config, smtp_server):

@@ -226,6 +226,13 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError)  # includes disconnects, connect errors and time-outs
 
 
+def _answered(exc: BaseException, phase: dict[str, bool]) -> bool:
+    """Before DATA, anything; after it, only a reply (a 4xx said the message was not taken)."""
+    return not phase["data"] or isinstance(
+        _unwrap(exc), _Refused | aiosmtplib.SMTPResponseException
+    )
+
+
 class SmtpSender:
     """Sends many messages over a few reused connections, retrying transient failures."""
 
@@ -398,7 +405,9 @@ class SmtpSender:
         connection = client
         try:
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_transient),
+                # once DATA went out, a dropped line is no answer: the message may have
+                # arrived, and sending it again at once could deliver it twice
+                retry=retry_if_exception(lambda exc: _transient(exc) and _answered(exc, phase)),
                 stop=stop_after_attempt(self.attempts),
                 wait=wait_exponential(
                     multiplier=self.backoff, min=self.backoff, max=30 * self.backoff
@@ -437,6 +446,17 @@ class SmtpSender:
                 f"SMTP cannot deliver to {item.recipient}: {exc}", permanent=True
             ) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
+            if phase["data"]:
+                # as a relay silent after the message (_send_within_deadline): too broken for
+                # the others, which stay due
+                self.failure = self.failure or SmtpServerError(
+                    f"{self._server} dropped the line after a message: {exc}"
+                )
+                raise DeliveryError(
+                    f"{self._server}: the line dropped after the message to {item.recipient} "
+                    "was sent; it may have arrived",
+                    maybe_delivered=True,
+                ) from None
             raise SmtpServerError(
                 f"SMTP server {self.settings.host}:{self.settings.port} unreachable: {exc}"
             ) from None
