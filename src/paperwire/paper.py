@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 # New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style archive/YYMMNNN ids.
 _NEW_ID = r"\d{4}\.\d{4,5}"
@@ -39,6 +40,9 @@ _COMBINING = {
     "H": "\u030b",
 }
 _SPACE = re.compile(r"\s+")
+# RFC 3986's reserved and unreserved characters, and "%" so an escape already made is kept:
+# quote() encodes the rest (whitespace, controls, <>"|\\^`{} and non-ASCII), once only.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
 
 
 def arxiv_id(text: str | None) -> str | None:
@@ -79,6 +83,23 @@ def clean_text(markup: str | None) -> str:
         text = _TEX_ACCENT.sub(lambda m: m.group(2) + _COMBINING[m.group(1)], text)
         text = unicodedata.normalize("NFC", text)
     return _SPACE.sub(" ", text).strip()
+
+
+def web_url(url: object) -> str:
+    """A feed's link made safe to write anywhere: an http(s) URL with a host, with every
+    character no URL may hold bare percent-encoded (a CR/LF, "<", "|" or space would end the
+    link in a text e-mail, Slack or Markdown and start the sender's own text); else "".
+
+    Idempotent, so it is applied at ingest and again when rendering (older stored links)."""
+    if not isinstance(url, str):
+        return ""
+    url = quote(url.strip(), safe=_URL_SAFE)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a malformed IPv6 host
+        return ""
+    return url if parts.scheme.lower() in ("http", "https") and host else ""
 
 
 @dataclass

@@ -98,9 +98,9 @@ def paper_blocks(ctx: dict[str, Any], markdown: bool) -> list[str]:
         why = "Why: " + "; ".join(paper["reasons"])
         summary = paper.get("tldr") or shorten(paper.get("abstract"), 280)
         if markdown:
-            lines = [f"**[{_md(title)}]({paper['url']})**" if paper["url"] else f"**{_md(title)}**"]
+            lines = [f"**{_md_link(title, paper['url'])}**"]
             meta = _md(format_authors(paper["authors"]))
-            lines.append(" · ".join([meta, *(f"[{label}]({url})" for label, url in links)]))
+            lines.append(" · ".join([meta, *(_md_link(label, url) for label, url in links)]))
             lines.append(("**TL;DR** " if paper.get("tldr") else "") + _md(summary))
             lines.append(f"_{_md(why)}_")
             lines.append(
@@ -258,6 +258,15 @@ def _md(text: str) -> str:
     for char in "\\`*_[]<>":
         text = text.replace(char, "\\" + char)
     return text
+
+
+# what would end a Markdown link's target early, or open another link, in an http(s) URL
+_MD_TARGET = str.maketrans({"(": "%28", ")": "%29", "[": "%5B", "]": "%5D", " ": "%20"})
+
+
+def _md_link(label: str, url: str) -> str:
+    """``[label](url)``, or the label alone when there is no URL."""
+    return f"[{_md(label)}]({url.translate(_MD_TARGET)})" if url else _md(label)
 
 
 def _redact(lines: list[str], url: str) -> str:

@@ -43,8 +43,9 @@ def escape(text: str) -> str:
 
 
 def _link(url: str, label: str) -> str:
-    # '|' would end the label of a <url|label> link early
-    return f"<{url}|{escape(label).replace('|', '¦')}>"
+    # '|' would end the label of a <url|label> link early; the URL is already web_url's (no
+    # '<', '>', '|' or space), and Slack wants its '&' escaped too
+    return f"<{escape(url)}|{escape(label).replace('|', '¦')}>"
 
 
 def _extra_links(paper: dict[str, Any]) -> str:

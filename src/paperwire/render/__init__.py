@@ -19,6 +19,7 @@ import jinja2
 
 from ..errors import RenderError
 from ..links import Links
+from ..paper import web_url
 
 if TYPE_CHECKING:
     from ..paper import Pick
@@ -96,7 +97,9 @@ def context(
     period: str,
     since: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """What the e-mail templates see: plain data, with every link already signed."""
+    """What the e-mail templates see: plain data, with every link already signed, and every
+    feed link made safe again (:func:`~paperwire.paper.web_url`: a store filled by an older
+    paperwire may hold links that are not)."""
     items = []
     for number, pick in enumerate(picks, 1):
         paper = pick.paper
@@ -105,8 +108,8 @@ def context(
                 "number": number,
                 "paper_id": pick.paper_id,
                 "title": pick.title,
-                "url": pick.url or paper.get("url") or "",
-                "pdf_url": paper.get("pdf_url") or "",
+                "url": web_url(pick.url or paper.get("url")),
+                "pdf_url": web_url(paper.get("pdf_url")),
                 "authors": paper.get("authors") or [],
                 "abstract": paper.get("abstract") or "",
                 "published": (paper.get("published") or "")[:10],
@@ -117,8 +120,8 @@ def context(
                 "down_url": links.vote(pick.paper_id, "down"),
                 # a one-line TL;DR and code/project links, when a feed gave them
                 "tldr": paper.get("tldr") or "",
-                "code_url": paper.get("code_url") or "",
-                "project_url": paper.get("project_url") or "",
+                "code_url": web_url(paper.get("code_url")),
+                "project_url": web_url(paper.get("project_url")),
             }
         )
     return {

@@ -21,7 +21,7 @@ from ..config import Config, SubscriberConfig
 from ..errors import FeedbackError
 from ..links import Links, Signer, signer_for
 from ..links import feed_url as links_feed_url
-from ..sources.feed import web_url
+from ..paper import web_url
 from ..store import Store
 from . import RenderError, environment, shorten
 

@@ -3,7 +3,7 @@
 The Hugging Face Daily Papers JSON carries them (``ai_summary``, ``ai_keywords``,
 ``githubRepo``, ``projectPage``); arXiv has only free text, so links are read from the comments
 field ("Code: https://github.com/...") and the abstract. Every link is untrusted feed content:
-only http(s) URLs are kept, and templates escape them.
+only http(s) URLs are kept, made safe by :func:`~paperwire.paper.web_url`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 from urllib.parse import urlparse
+
+from ..paper import web_url
 
 TLDR_CHARS = 300  # a TL;DR is one line; anything longer is cut at a word
 KEYWORDS_MAX = 8
@@ -24,12 +26,11 @@ _PROJECT = re.compile(
 
 
 def web_link(url: Any) -> str | None:
-    """The URL if it is an http(s) URL with a host, else None (``javascript:`` never passes)."""
+    """The URL made safe if it is an http(s) URL with a host, else None (``javascript:`` never
+    passes); a sentence's full stop after it is not part of it."""
     if not isinstance(url, str):
         return None
-    url = url.strip().rstrip(".,;:")
-    parsed = urlparse(url)
-    return url if parsed.scheme in ("http", "https") and parsed.netloc else None
+    return web_url(url.strip().rstrip(".,;:")) or None
 
 
 def code_link(*texts: str | None) -> str | None:

@@ -6,12 +6,11 @@ import calendar
 import datetime as dt
 import re
 from typing import Any
-from urllib.parse import urlparse
 
 import feedparser
 
 from ..errors import SourceError
-from ..paper import Paper, arxiv_id, arxiv_version, clean_text
+from ..paper import Paper, arxiv_id, arxiv_version, clean_text, web_url
 from .extras import code_link, project_link
 
 # arXiv RSS (2024+) descriptions start "arXiv:2504.07119v1 Announce Type: new \nAbstract: ...".
@@ -114,12 +113,6 @@ def _paper(entry: Any, source: str) -> Paper:
         version=version,
         announce_type=announce,
     )
-
-
-def web_url(url: str | None) -> str:
-    """The URL if it is http(s), else "": a feed must not put ``javascript:`` into a digest."""
-    url = (url or "").strip()
-    return url if urlparse(url).scheme in ("http", "https") else ""
 
 
 def _authors(entry: Any) -> list[str]:

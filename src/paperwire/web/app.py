@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..config import Config, SubscriberConfig
 from ..errors import ConfigError, FeedbackError, PaperwireError
 from ..links import Action, Signer, VoteClaim, signer_for
+from ..paper import web_url
 from ..render import atom, render_page, templates_dir
 from ..store import Store, utcnow
 from .pool import Saturated, WorkPool
@@ -416,7 +417,7 @@ class FeedbackApp:
             recent.append(
                 {
                     "title": paper.get("title") or vote["paper_id"],
-                    "url": _web_url(paper.get("url")),
+                    "url": web_url(paper.get("url")),
                     "vote": vote["vote"],
                     "voted_at": vote["voted_at"] or "",
                     "via": vote["via"] or "web",
@@ -641,13 +642,9 @@ def _paper(store: Store, paper_id: str) -> dict[str, Any]:
     paper = store.paper(paper_id)
     if paper is None:
         raise Refused(404, "Unknown paper", f"Paper {paper_id} is not in this server's store.")
-    return {**paper, "url": _web_url(paper.get("url"))}
-
-
-def _web_url(url: str | None) -> str:
-    """A feed's link, if it is http(s); autoescaping does not stop ``javascript:`` URLs."""
-    url = (url or "").strip()
-    return url if urlsplit(url).scheme.lower() in ("http", "https") else ""
+    # autoescaping does not stop a javascript: URL; web_url does
+    links = ("url", "code_url", "project_url")
+    return {**paper, **{key: web_url(paper.get(key)) for key in links}}
 
 
 def _sentence(text: str) -> str:

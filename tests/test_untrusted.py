@@ -1,0 +1,176 @@
+"""Feed text and links written to break out of their place in a digest: hostile feeds served
+over real local HTTP, fetched into a real SQLite store, sent to a real Slack webhook stand-in,
+Apprise's json:// target and the e-mail outbox, and read back from what arrived."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from paperwire import pipeline
+from paperwire.paper import Paper, web_url
+from paperwire.store import Store
+
+from .conftest import HttpServer, Route
+
+NOW = dt.datetime(2026, 6, 12, 9, 0, tzinfo=dt.UTC)
+SECRET = "untrusted-tests-signing-key-0123456789"
+EVIL_CODE = "https://github.com/a/b><!channel><http://evil.example|Totally legit"
+EVIL_PROJECT = (
+    "https://proj.example/x) **URGENT** [Reset your password](https://phish.example/login"
+)
+EVIL_LINK = "https://blog.example/p1\r\n\r\n   More like this: https://phish.example/v"
+
+
+def hf_json(*papers: dict) -> bytes:
+    """A Hugging Face Daily Papers answer of the given ``paper`` objects."""
+    items = []
+    for number, fields in enumerate(papers, 1):
+        paper = {
+            "id": f"2606.{number:05d}",
+            "title": f"Paper {number}",
+            "summary": "An abstract.",
+            "authors": [{"name": "Ada Lovelace"}],
+            **fields,
+        }
+        items.append({"paper": paper})
+    return json.dumps(items).encode()
+
+
+def rss(*items: str) -> bytes:
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>blog</title>'
+        f"<link>https://blog.example/</link><description>d</description>{''.join(items)}"
+        "</channel></rss>"
+    ).encode()
+
+
+def item(guid: str, link: str, title: str = "A blog post") -> str:
+    link = link.replace("\r", "&#13;").replace("\n", "&#10;")
+    return f"<item><title>{title}</title><guid>{guid}</guid><link>{link}</link></item>"
+
+
+def deliver(http_server: HttpServer, make_config, tmp_path: Path, **feeds: bytes) -> dict:
+    """Serve ``feeds`` (name → document), fetch them and send one reader's digest by e-mail,
+    Slack and Apprise (json://); what each channel received."""
+    config_feeds = ""
+    for name, body in feeds.items():
+        http_server.routes[f"/{name}"] = Route(body)
+        config_feeds += f"  - {{url: '{http_server.url('/' + name)}', name: {name}}}\n"
+    http_server.routes["/hook"] = Route(b"ok")
+    http_server.routes["/notify"] = Route(b"{}")
+    config = make_config(
+        f"feeds:\n{config_feeds}subscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n    digest_size: 20\n"
+        f"    slack_webhook: {http_server.url('/hook')}\n"
+        f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n",
+        env={"PAPERWIRE_SECRET": SECRET},
+    )
+    with Store(tmp_path / "pw.db") as store:
+        report = pipeline.fetch_all(store, config, now=NOW - dt.timedelta(hours=1))
+        assert report.errors == 0
+        sent = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert sorted(line.status for line in sent.lines) == ["sent", "sent", "sent"], sent.lines
+    posts = {path: body for method, path, _, body in http_server.requests if method == "POST"}
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    return {
+        "slack": json.loads(posts["/hook"]),
+        "markdown": json.loads(posts["/notify"])["message"],
+        "text": mail.get_body(("plain",)).get_content().replace("\r\n", "\n"),
+        "html": mail.get_body(("html",)).get_content(),
+        "subject": mail["Subject"],
+    }
+
+
+def phishing_lines(text: str) -> list[str]:
+    """Lines that a link's CR/LF would have made look like the digest's own."""
+    return [line for line in text.splitlines() if "More like this: https://phish" in line[:40]]
+
+
+def slack_text(payload: dict) -> str:
+    return "\n".join(b["text"]["text"] for b in payload["blocks"] if b["type"] == "section")
+
+
+def test_web_url_encodes_what_would_end_a_link_and_is_idempotent():
+    assert web_url(EVIL_CODE) == (
+        "https://github.com/a/b%3E%3C!channel%3E%3Chttp://evil.example%7CTotally%20legit"
+    )
+    assert web_url(EVIL_LINK) == (
+        "https://blog.example/p1%0D%0A%0D%0A%20%20%20More%20like%20this:%20https://phish.example/v"
+    )
+    for url in (EVIL_CODE, EVIL_PROJECT, EVIL_LINK, 'https://x.example/a"b\\c^d`e{f}g é\x07'):
+        once = web_url(url)
+        assert once and web_url(once) == once  # never encoded twice
+        assert not re.search(r"[\s<>\"|\\^`{}\x00-\x1f\x7f-\uffff]", once)
+    assert web_url("https://arxiv.org/abs/2401.00001?a=1&b=%20#x") == (
+        "https://arxiv.org/abs/2401.00001?a=1&b=%20#x"  # a good link is left as it is
+    )
+    for bad in ("javascript:alert(1)", "http://", "https:///path", "ftp://x.example/", None, 7):
+        assert web_url(bad) == ""
+
+
+def test_hostile_links_stay_links_in_every_channel(http_server, make_config, tmp_path):
+    got = deliver(
+        http_server,
+        make_config,
+        tmp_path,
+        hf=hf_json({"githubRepo": EVIL_CODE, "projectPage": EVIL_PROJECT}),
+        blog=rss(item("https://blog.example/p1", EVIL_LINK)),
+    )
+    slack = slack_text(got["slack"])
+    assert "<!channel>" not in slack and "<http://evil.example" not in slack
+    # every mrkdwn link is one <url|label>: no '<', '>' or '|' inside a URL
+    links = re.findall(r"<([^<>]*)>", slack)
+    assert [link.count("|") for link in links] == [1] * len(links)
+    assert "|Code>" in slack
+    markdown = got["markdown"]
+    assert "[Reset your password](https://phish.example/login)" not in markdown
+    assert ") **URGENT**" not in markdown
+    assert "[Project page](https://proj.example/x%29%20**URGENT**%20%5BReset%20your" in markdown
+    for text in (got["text"], markdown):
+        assert not phishing_lines(text)
+        assert "https://blog.example/p1%0D%0A%0D%0A%20%20%20More" in text
+    assert 'href="https://github.com/a/b%3E%3C!channel%3E%3Chttp://evil.example%7C' in got["html"]
+
+
+def test_links_stored_before_the_fix_are_made_safe_when_rendering(
+    http_server, make_config, tmp_path
+):
+    with Store(tmp_path / "pw.db") as store:  # a store filled by an older paperwire
+        store.add_papers(
+            [
+                Paper(
+                    "2606.00001",
+                    "Old paper",
+                    url=EVIL_LINK,
+                    pdf_url="https://x.example/a.pdf|<!here>",
+                    code_url=EVIL_CODE,
+                    project_url=EVIL_PROJECT,
+                    source="old",
+                )
+            ],
+            now=NOW - dt.timedelta(hours=1),
+        )
+    got = deliver(http_server, make_config, tmp_path, empty=hf_json())
+    slack = slack_text(got["slack"])
+    assert "<!channel>" not in slack and "<!here>" not in slack
+    assert "[Reset your password](https://phish.example/login)" not in got["markdown"]
+    assert not phishing_lines(got["text"])
+
+
+def test_a_safe_link_is_unchanged(http_server, make_config, tmp_path):
+    got = deliver(
+        http_server,
+        make_config,
+        tmp_path,
+        hf=hf_json({"githubRepo": "https://github.com/a/b", "projectPage": "https://p.example/"}),
+    )
+    assert "<https://github.com/a/b|Code> · <https://p.example/|Project page>" in slack_text(
+        got["slack"]
+    )
+    assert "[Code](https://github.com/a/b) · [Project page](https://p.example/)" in got["markdown"]
+    assert "   Code: https://github.com/a/b\n   Project page: https://p.example/\n" in got["text"]
