@@ -174,3 +174,16 @@ def test_a_safe_link_is_unchanged(http_server, make_config, tmp_path):
     )
     assert "[Code](https://github.com/a/b) · [Project page](https://p.example/)" in got["markdown"]
     assert "   Code: https://github.com/a/b\n   Project page: https://p.example/\n" in got["text"]
+
+
+def test_a_title_cannot_mention_the_channel_in_the_slack_notification(
+    http_server, make_config, tmp_path
+):
+    # "&lt;" in the JSON decodes to "<": the title reads "<!channel> Attention sinks"
+    got = deliver(
+        http_server, make_config, tmp_path, hf=hf_json({"title": "&lt;!channel&gt; Sinks"})
+    )
+    assert got["subject"] == "Paperwire 2026-06-12: <!channel> Sinks"  # e-mail: plain text
+    fallback = got["slack"]["text"]
+    assert "<!channel>" not in fallback
+    assert fallback == "Paperwire 2026-06-12: &lt;!channel&gt; Sinks"

@@ -268,7 +268,8 @@ async def send_digest(
     digest has."""
     messages = digest_blocks(ctx)
     for number, blocks in enumerate(messages[start:], start + 1):
-        payload = {"text": shorten(fallback, 300), "blocks": blocks}
+        # the notification's text is mrkdwn too: a title's "<!channel>" would notify everyone
+        payload = {"text": escape(shorten(fallback, 300)), "blocks": blocks}
         await post(
             client,
             webhook_url,
