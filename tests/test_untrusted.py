@@ -9,9 +9,12 @@ import json
 import re
 from email import message_from_bytes, policy
 from pathlib import Path
+from xml.dom import minidom
 
 from paperwire import pipeline
+from paperwire.links import signer_for
 from paperwire.paper import Paper, web_url
+from paperwire.render.atom import render_feed
 from paperwire.store import Store
 
 from .conftest import HttpServer, Route
@@ -64,7 +67,7 @@ def deliver(http_server: HttpServer, make_config, tmp_path: Path, **feeds: bytes
     http_server.routes["/notify"] = Route(b"{}")
     config = make_config(
         f"feeds:\n{config_feeds}subscribers:\n"
-        "  - id: ada\n    email: ada@example.org\n    digest_size: 20\n"
+        "  - id: ada\n    email: ada@example.org\n    digest_size: 20\n    feed: true\n"
         f"    slack_webhook: {http_server.url('/hook')}\n"
         f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n",
         env={"PAPERWIRE_SECRET": SECRET},
@@ -73,7 +76,7 @@ def deliver(http_server: HttpServer, make_config, tmp_path: Path, **feeds: bytes
         report = pipeline.fetch_all(store, config, now=NOW - dt.timedelta(hours=1))
         assert report.errors == 0
         sent = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
-    assert sorted(line.status for line in sent.lines) == ["sent", "sent", "sent"], sent.lines
+    assert {line.status for line in sent.lines} == {"sent"}, sent.lines
     posts = {path: body for method, path, _, body in http_server.requests if method == "POST"}
     [eml] = (tmp_path / "outbox").glob("*.eml")
     mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
@@ -83,7 +86,14 @@ def deliver(http_server: HttpServer, make_config, tmp_path: Path, **feeds: bytes
         "text": mail.get_body(("plain",)).get_content().replace("\r\n", "\n"),
         "html": mail.get_body(("html",)).get_content(),
         "subject": mail["Subject"],
+        "atom": atom_feed(config, tmp_path / "pw.db"),
     }
+
+
+def atom_feed(config, db: Path) -> str:
+    """The reader's private Atom feed, as the web app serves it."""
+    with Store(db) as store:
+        return render_feed(store, config, signer_for(config, store), config.subscribers[0])
 
 
 def phishing_lines(text: str) -> list[str]:
@@ -187,3 +197,40 @@ def test_a_title_cannot_mention_the_channel_in_the_slack_notification(
     fallback = got["slack"]["text"]
     assert "<!channel>" not in fallback
     assert fallback == "Paperwire 2026-06-12: &lt;!channel&gt; Sinks"
+
+
+CONTROLS = "\x1b[31m\x07\x00\x7f\x85\ud800\ufffe\uffff"
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_control_and_bidi_characters_are_dropped_and_the_atom_feed_stays_well_formed(
+    http_server, make_config, tmp_path
+):
+    title = f"Sinks{CONTROLS} in {BIDI}attention \u200fmarked"
+    got = deliver(
+        http_server,
+        make_config,
+        tmp_path,
+        hf=hf_json({"title": title, "ai_summary": f"TL{CONTROLS};DR", "ai_keywords": ["k\x07w"]}),
+    )
+    with Store(tmp_path / "pw.db") as store:
+        paper = store.paper("2606.00001")
+    assert paper["title"] == "Sinks[31m in attention \u200fmarked"  # U+200F, a mark, is kept
+    assert (paper["tldr"], paper["keywords"]) == ("TL[31m;DR", ["kw"])
+    assert got["subject"] == "Paperwire 2026-06-12: Sinks[31m in attention \u200fmarked"
+    entry = minidom.parseString(got["atom"].encode()).getElementsByTagName("entry")[0]
+    assert entry.getElementsByTagName("title")[0].firstChild.data == paper["title"]
+
+
+def test_a_title_stored_before_the_fix_leaves_the_atom_feed_well_formed(
+    http_server, make_config, tmp_path
+):
+    with Store(tmp_path / "pw.db") as store:  # a store filled by an older paperwire
+        stored = CONTROLS.replace("\ud800", "")  # SQLite cannot hold a lone surrogate
+        old = Paper("2606.00001", f"Old{stored}{BIDI} paper", f"ab{stored}stract", source="o")
+        store.add_papers([old], now=NOW - dt.timedelta(hours=1))
+    got = deliver(http_server, make_config, tmp_path, empty=hf_json())
+    feed = minidom.parseString(got["atom"].encode())  # raised "not well-formed" before
+    titles = [t.firstChild.data for t in feed.getElementsByTagName("title")]
+    assert titles[1] == "Old[31m\x7f\x85" + BIDI + " paper"  # only what XML cannot hold is gone
+    assert got["subject"] == "Paperwire 2026-06-12: Old[31m paper"

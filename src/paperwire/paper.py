@@ -40,6 +40,13 @@ _COMBINING = {
     "H": "\u030b",
 }
 _SPACE = re.compile(r"\s+")
+# What no feed text may keep: C0/C1 controls (whitespace aside: it is collapsed), what XML 1.0
+# cannot hold (lone surrogates, U+FFFE/U+FFFF: one made the reader's Atom feed unreadable), and
+# the bidi embeddings/overrides/isolates that reverse the text after them (a Subject line).
+# U+200E/U+200F, single marks, stay.
+_UNSAFE_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]"
+)
 # RFC 3986's reserved and unreserved characters, and "%" so an escape already made is kept:
 # quote() encodes the rest (whitespace, controls, <>"|\\^`{} and non-ASCII), once only.
 _URL_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
@@ -70,8 +77,14 @@ def arxiv_version(text: str | None) -> int | None:
     return int(match.group(2)[1:]) if match and match.group(2) else None
 
 
+def safe_chars(text: str) -> str:
+    """``text`` without control, XML-invalid and bidi override characters."""
+    return _UNSAFE_CHARS.sub("", text)
+
+
 def clean_text(markup: str | None) -> str:
-    """Plain text from feed HTML: tags dropped, entities decoded, whitespace collapsed.
+    """Plain text from feed HTML: tags dropped, entities decoded, control and bidi override
+    characters dropped (:func:`safe_chars`), whitespace collapsed.
 
     The result is still untrusted; templates escape it on output.
     """
@@ -82,7 +95,7 @@ def clean_text(markup: str | None) -> str:
     if "\\" in text:
         text = _TEX_ACCENT.sub(lambda m: m.group(2) + _COMBINING[m.group(1)], text)
         text = unicodedata.normalize("NFC", text)
-    return _SPACE.sub(" ", text).strip()
+    return _SPACE.sub(" ", safe_chars(text)).strip()
 
 
 def web_url(url: object) -> str:

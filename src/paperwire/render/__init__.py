@@ -19,7 +19,7 @@ import jinja2
 
 from ..errors import RenderError
 from ..links import Links
-from ..paper import web_url
+from ..paper import safe_chars, web_url
 
 if TYPE_CHECKING:
     from ..paper import Pick
@@ -138,7 +138,8 @@ def context(
 
 def subject_for(kind: str, period: str, picks: list[Pick]) -> str:
     """One line naming the date and the top paper; no newlines, bounded length."""
-    top = " ".join((picks[0].title if picks else "").split())
+    # a title stored before ingest dropped them may hold controls or a bidi override
+    top = " ".join(safe_chars(picks[0].title if picks else "").split())
     if kind == "alert":
         head = "Paperwire alert: "
     else:

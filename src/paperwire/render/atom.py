@@ -13,6 +13,7 @@ content requires.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import jinja2
@@ -26,6 +27,9 @@ from ..store import Store
 from . import RenderError, environment, shorten
 
 FEED_ENTRIES = 50
+# What XML 1.0 cannot hold (a Char is none of these): one such character from a feed, stored
+# before paperwire dropped them at ingest, makes a strict reader drop the whole feed
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def read_feed_token(store: Store, signer: Signer, token: str) -> str:
@@ -96,7 +100,7 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
             }
         )
     try:
-        return env.get_template("feed/picks.xml").render(
+        document = env.get_template("feed/picks.xml").render(
             feed_id=_feed_id(config, sub),
             name=sub.name or sub.id,
             updated=entries[0]["updated"] if entries else "1970-01-01T00:00:00Z",
@@ -106,6 +110,7 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
         )
     except jinja2.TemplateError as exc:
         raise RenderError(f"template error in feed/picks.xml: {exc}") from exc
+    return _NOT_XML.sub("", document)
 
 
 def _feed_id(config: Config, sub: SubscriberConfig) -> str:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from ..paper import web_url
+from ..paper import safe_chars, web_url
 
 TLDR_CHARS = 300  # a TL;DR is one line; anything longer is cut at a word
 KEYWORDS_MAX = 8
@@ -61,7 +61,7 @@ def one_line(text: Any, limit: int = TLDR_CHARS) -> str | None:
     """A summary as one line of at most ``limit`` characters (cut at a word), or None."""
     if not isinstance(text, str):
         return None
-    text = " ".join(text.split())
+    text = " ".join(safe_chars(text).split())
     if not text:
         return None
     if len(text) > limit:
@@ -74,9 +74,10 @@ def hf_extras(paper: dict[str, Any]) -> dict[str, Any]:
     keywords = paper.get("ai_keywords")
     if not isinstance(keywords, list):
         keywords = []
+    words = (" ".join(safe_chars(str(k)).split()) for k in keywords)
     return {
         "tldr": one_line(paper.get("ai_summary")),
-        "keywords": [" ".join(str(k).split()) for k in keywords if str(k).strip()][:KEYWORDS_MAX],
+        "keywords": [word for word in words if word][:KEYWORDS_MAX],
         "code_url": web_link(paper.get("githubRepo")),
         "project_url": web_link(paper.get("projectPage")),
     }
