@@ -15,6 +15,7 @@ from paperwire import pipeline
 from paperwire.links import signer_for
 from paperwire.paper import Paper, web_url
 from paperwire.render.atom import render_feed
+from paperwire.sources import MAX_KEYWORDS, MAX_URL, bounded
 from paperwire.store import Store
 
 from .conftest import HttpServer, Route
@@ -56,7 +57,9 @@ def item(guid: str, link: str, title: str = "A blog post") -> str:
     return f"<item><title>{title}</title><guid>{guid}</guid><link>{link}</link></item>"
 
 
-def deliver(http_server: HttpServer, make_config, tmp_path: Path, **feeds: bytes) -> dict:
+def deliver(
+    http_server: HttpServer, make_config, tmp_path: Path, interests: str = "", **feeds: bytes
+) -> dict:
     """Serve ``feeds`` (name → document), fetch them and send one reader's digest by e-mail,
     Slack and Apprise (json://); what each channel received."""
     config_feeds = ""
@@ -68,6 +71,7 @@ def deliver(http_server: HttpServer, make_config, tmp_path: Path, **feeds: bytes
     config = make_config(
         f"feeds:\n{config_feeds}subscribers:\n"
         "  - id: ada\n    email: ada@example.org\n    digest_size: 20\n    feed: true\n"
+        f"    interests: '{interests}'\n"
         f"    slack_webhook: {http_server.url('/hook')}\n"
         f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n",
         env={"PAPERWIRE_SECRET": SECRET},
@@ -86,6 +90,7 @@ def deliver(http_server: HttpServer, make_config, tmp_path: Path, **feeds: bytes
         "text": mail.get_body(("plain",)).get_content().replace("\r\n", "\n"),
         "html": mail.get_body(("html",)).get_content(),
         "subject": mail["Subject"],
+        "eml": eml.read_bytes(),
         "atom": atom_feed(config, tmp_path / "pw.db"),
     }
 
@@ -234,3 +239,39 @@ def test_a_title_stored_before_the_fix_leaves_the_atom_feed_well_formed(
     titles = [t.firstChild.data for t in feed.getElementsByTagName("title")]
     assert titles[1] == "Old[31m\x7f\x85" + BIDI + " paper"  # only what XML cannot hold is gone
     assert got["subject"] == "Paperwire 2026-06-12: Old[31m paper"
+
+
+def test_huge_links_and_keywords_from_a_feed_are_capped(http_server, make_config, tmp_path):
+    huge = "https://github.com/a/" + "b" * 300_000
+    keyword = "attention sinks " + "in attention " * 10_000
+    got = deliver(
+        http_server,
+        make_config,
+        tmp_path,
+        interests="attention sinks",
+        hf=hf_json(
+            *[
+                {"githubRepo": huge, "projectPage": huge, "ai_keywords": [keyword] * 8}
+                for _ in range(2)
+            ]
+        ),
+    )
+    assert len(got["eml"]) < 100_000  # 15 MB for every reader before
+    with Store(tmp_path / "pw.db") as store:
+        papers = store.papers(["2606.00001", "2606.00002"]).values()
+    for paper in papers:
+        assert (paper["code_url"], paper["project_url"]) == (None, None)  # too long: dropped
+        assert max(map(len, paper["keywords"])) <= 200
+
+
+def test_bounded_caps_every_list_and_link():
+    paper = Paper(
+        "2606.00001",
+        "t",
+        keywords=[f"keyword {n}" for n in range(1000)],
+        code_url="https://c.example/" + "x" * MAX_URL,
+        project_url="https://p.example/x",
+    )
+    capped = bounded(paper)
+    assert (capped.code_url, capped.project_url) == (None, "https://p.example/x")
+    assert capped.keywords == paper.keywords[:MAX_KEYWORDS]

@@ -47,6 +47,8 @@ MAX_CATEGORY = 64
 MAX_URL = 2_000  # a longer link is dropped: cut short it would lead nowhere
 MAX_ID = 500  # a longer id is skipped: cut short it could merge two papers
 MAX_SHORT = 64  # dates, announce types
+MAX_KEYWORDS = 20  # a source's key phrases (Hugging Face gives about 15)
+MAX_KEYWORD = 200  # one becomes a reason: 'about "<keyword>"'
 
 
 @dataclass
@@ -198,11 +200,19 @@ def bounded(paper: Paper) -> Paper:
         abstract=_clip(paper.abstract, MAX_ABSTRACT),
         authors=authors,
         categories=[_clip(c, MAX_CATEGORY) for c in paper.categories[:MAX_CATEGORIES]],
-        url=paper.url if len(paper.url) <= MAX_URL else "",
-        pdf_url=paper.pdf_url if len(paper.pdf_url) <= MAX_URL else "",
+        url=_link(paper.url) or "",
+        pdf_url=_link(paper.pdf_url) or "",
+        code_url=_link(paper.code_url),
+        project_url=_link(paper.project_url),
+        keywords=[_clip(k, MAX_KEYWORD) for k in paper.keywords[:MAX_KEYWORDS]],
         published=paper.published if len(paper.published or "") <= MAX_SHORT else None,
         announce_type=_clip(paper.announce_type, MAX_SHORT) if paper.announce_type else None,
     )
+
+
+def _link(url: str | None) -> str | None:
+    """The link, unless it is too long (cut short it would lead nowhere): then None."""
+    return url if url and len(url) <= MAX_URL else None
 
 
 def _clip(text: str, limit: int) -> str:
