@@ -20,10 +20,11 @@ import pytest
 import uvicorn
 from itsdangerous import TimestampSigner
 
-from paperwire import pipeline
+from paperwire import pipeline, render
 from paperwire.config import Config
-from paperwire.links import Signer
-from paperwire.paper import Paper
+from paperwire.deliver.slack import digest_blocks
+from paperwire.links import Links, Signer
+from paperwire.paper import Paper, Pick
 from paperwire.rank import compose as digest
 from paperwire.rank.phrases import interest_phrases
 from paperwire.store import Store, utcnow
@@ -982,3 +983,43 @@ def test_a_client_leaving_mid_body_is_one_log_line_not_a_traceback(web: WebApp, 
     left = [r.getMessage() for r in said if "left" in r.getMessage()]
     assert left == ["POST /v/…: the client left before its request body had arrived"] * 3
     assert "Traceback" not in caplog.text
+
+
+def test_papers_whose_long_ids_share_a_prefix_get_their_own_slack_block_and_vote(
+    web: WebApp, client: httpx.Client, http_server: HttpServer
+):
+    # non-arXiv ids may have 500 characters; these two share their first 300
+    ids = [f"https://blog.example/{'a' * 280}/post-{n}" for n in (1, 2)]
+    with web.store() as store:
+        store.add_papers([Paper(i, f"Post {i[-1]}", source="blog") for i in ids])
+    ctx = render.context(
+        subscriber_name="Ada",
+        picks=[Pick(i, f"Post {i[-1]}", "", 1.0, ["new"], {}) for i in ids],
+        links=Links(web.url, web.signer, "ada"),
+        kind="digest",
+        period="2026-11-23",
+    )
+    [blocks] = digest_blocks(ctx)
+    actions = [b for b in blocks if b["type"] == "actions"]
+    block_ids = [b["block_id"] for b in actions]
+    assert len(set(block_ids)) == 2 and max(map(len, block_ids)) <= 255
+    http_server.routes["/respond"] = Route(b"ok")
+    clicked = actions[0]["elements"][0]  # 👍 on the first post
+    payload = {
+        "type": "block_actions",
+        "response_url": http_server.url("/respond"),
+        "message": {"text": "Your papers", "blocks": blocks},
+        "actions": [{**clicked, "block_id": block_ids[0], "action_ts": str(time.time())}],
+    }
+    body, headers = slack_request(payload)
+    assert client.post("/slack/actions", content=body, headers=headers).status_code == 200
+    assert web.votes() == [("ada", ids[0], 1)]
+    wait_for(lambda: len(http_server.requests) == 1)
+    update = json.loads(http_server.requests[0][3])
+    marked = [
+        [e["text"]["text"] for e in b["elements"]] for b in update["blocks"] if "block_id" in b
+    ]
+    assert marked == [
+        ["✓ 👍 More like this", "👎 Less like this"],  # the post voted on
+        ["👍 More like this", "👎 Less like this"],  # not its namesake
+    ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,17 @@ MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_RETRY_AFTER = 60.0
+MAX_BLOCK_ID = 255
+
+
+def block_id(paper_id: str) -> str:
+    """The id of a paper's buttons block: ``p:<paper id>``, or a digest of a longer id (a
+    feed's id may have 500 characters; cut short, two would share an id, which Slack refuses
+    and the vote handler would mark both). The vote handler finds the block by it."""
+    whole = f"p:{paper_id}"
+    if len(whole) <= MAX_BLOCK_ID:
+        return whole
+    return "p#" + hashlib.sha256(paper_id.encode()).hexdigest()
 
 
 def escape(text: str) -> str:
@@ -99,7 +111,7 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}},
                 {
                     "type": "actions",
-                    "block_id": f"p:{paper['paper_id']}"[:255],
+                    "block_id": block_id(paper["paper_id"]),
                     "elements": buttons,
                 },
             ]

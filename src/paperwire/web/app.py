@@ -43,6 +43,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config, SubscriberConfig
+from ..deliver.slack import block_id
 from ..errors import ConfigError, FeedbackError, PaperwireError
 from ..links import Action, Signer, VoteClaim, signer_for
 from ..paper import web_url
@@ -571,7 +572,8 @@ class FeedbackApp:
                 except Refused as exc:
                     problem = exc.message
                     continue
-                recorded[str(action.get("block_id", ""))] = claim.action
+                # the block of the signed paper, as the digest named it (not the payload's word)
+                recorded[block_id(claim.paper_id)] = claim.action
         if recorded:
             return {
                 "replace_original": True,
