@@ -275,3 +275,19 @@ def test_bounded_caps_every_list_and_link():
     capped = bounded(paper)
     assert (capped.code_url, capped.project_url) == (None, "https://p.example/x")
     assert capped.keywords == paper.keywords[:MAX_KEYWORDS]
+
+
+def test_a_paper_without_a_safe_link_has_a_title_without_a_link(http_server, make_config, tmp_path):
+    got = deliver(
+        http_server,
+        make_config,
+        tmp_path,
+        blog=rss(item("urn:blog:1", "javascript:alert(document.cookie)", "Scripted")),
+    )
+    assert b"javascript" not in got["eml"] and "javascript" not in json.dumps(got["slack"])
+    assert 'href=""' not in got["html"]
+    assert re.search(r'<span class="title"[^>]*>1\. Scripted</span>', got["html"])
+    assert "*1. Scripted*\n" in slack_text(got["slack"])  # was "*<|1. Scripted>*"
+    assert got["markdown"].startswith("**1. Scripted**\n")
+    # the text part: the title, then the why; no line of spaces where the link was
+    assert "\n1. Scripted\n   Why: new in your feeds\n" in got["text"]

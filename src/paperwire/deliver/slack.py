@@ -55,6 +55,9 @@ def escape(text: str) -> str:
 
 
 def _link(url: str, label: str) -> str:
+    """``<url|label>``, or the label alone when there is no URL (a feed's was not http)."""
+    if not url:
+        return escape(label)
     # '|' would end the label of a <url|label> link early; the URL is already web_url's (no
     # '<', '>', '|' or space), and Slack wants its '&' escaped too
     return f"<{escape(url)}|{escape(label).replace('|', '¦')}>"
