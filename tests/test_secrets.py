@@ -276,6 +276,6 @@ def test_escape_codes_from_a_server_never_reach_the_log(http_server, tmp_path):
     [line] = [x for x in result.stderr.splitlines() if "answered with an error" in x]
     assert line.endswith(
         "ERROR paperwire: fetch: feed api: the arXiv API answered with an error: bad id "
-        " ok 2026-01-01 ERROR forged"  # the window title went with its escape
+        "ok 2026-01-01 ERROR forged"  # the window title went with its escape (at ingest)
     ), line
     assert not any(c in result.stderr for c in "\x1b\x07\r")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .redact import printable
+
 # New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style archive/YYMMNNN ids.
 _NEW_ID = r"\d{4}\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
@@ -78,8 +80,9 @@ def arxiv_version(text: str | None) -> int | None:
 
 
 def safe_chars(text: str) -> str:
-    """``text`` without control, XML-invalid and bidi override characters."""
-    return _UNSAFE_CHARS.sub("", text)
+    """``text`` without terminal escape sequences (whole: an ESC alone would leave "[2J"),
+    control, XML-invalid and bidi override characters."""
+    return _UNSAFE_CHARS.sub("", printable(text))
 
 
 def clean_text(markup: str | None) -> str:
