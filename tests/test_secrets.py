@@ -9,14 +9,17 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from paperwire.links import Signer
 from paperwire.redact import RedactingFilter, redact, redact_url
 
 from . import hostile
@@ -279,3 +282,47 @@ def test_escape_codes_from_a_server_never_reach_the_log(http_server, tmp_path):
         "ok 2026-01-01 ERROR forged"  # the window title went with its escape (at ingest)
     ), line
     assert not any(c in result.stderr for c in "\x1b\x07\r")
+
+
+def test_serve_verbose_logs_no_signed_token_of_any_link(tmp_path: Path):
+    """``paperwire -v serve`` logs every request path; vote, unsubscribe, profile and feed
+    links carry a signed token there (a feed's never expires)."""
+    (tmp_path / "subscribers.yaml").write_text(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    )
+    signer = Signer(_env()["PAPERWIRE_SECRET"])
+    tokens = [
+        signer.vote_token("ada", "2401.00001", "up"),
+        signer.subscriber_token("unsubscribe", "ada"),
+        signer.subscriber_token("profile", "ada"),
+        signer.feed_token("ada"),
+    ]
+    paths = [f"/v/{tokens[0]}", f"/unsubscribe/{tokens[1]}", f"/profile/{tokens[2]}"]
+    paths.append(f"/feed/{tokens[3]}.atom")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paperwire", "-v", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        for path in paths:
+            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    log = out.decode() + err.decode()
+    for token in tokens:
+        assert token not in log
+        assert token.split(".")[0] not in log  # not even the readable part
+    for shown in ("/v/***", "/unsubscribe/***", "/profile/***", "/feed/***.atom"):
+        assert f'"GET {shown} HTTP/1.1"' in log  # the access log still says what was asked

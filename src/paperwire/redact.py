@@ -4,7 +4,8 @@ Secrets hide in URLs: a password in ``https://user:pass@host/feed``, a token in 
 the path of a Slack webhook (``hooks.slack.com/services/T.../B.../XXXX`` *is* the credential).
 :func:`redact_url` masks them in one URL, :func:`redact` in any text, and
 :class:`RedactingFilter` in every log record, ours and third parties' (httpx logs each request
-URL at INFO; uvicorn logs request paths, which carry signed vote tokens).
+URL at INFO; uvicorn's access log has request paths, which carry signed tokens: those of the
+web app's /v/, /unsubscribe/, /profile/ and /feed/ are masked, with or without a host).
 
 Messages are also redacted where they are built (feed labels, fetch errors); the log filter is
 the net under that, for text we do not build ourselves.
@@ -40,6 +41,12 @@ _SLACK_PATH = re.compile(r"(/services/)[^?#]*", re.IGNORECASE)
 # A long random-looking path segment (a bearer token in a path, a signed vote link).
 _TOKEN_SEGMENT = re.compile(
     r"(?<=/)(?=[A-Za-z0-9_.~=-]*\d)(?=[A-Za-z0-9_.~=-]*[A-Za-z])[A-Za-z0-9_.~=-]{24,}"
+)
+# A path of the web app whose last segment is a signed token (web/app.py's routes), standing
+# alone (uvicorn's access log: "GET /v/<token> HTTP/1.1"), not inside a URL, where the token
+# rule above applies and a feed's own /feed/atom stays readable. A feed token never expires.
+_SIGNED_PATH = re.compile(
+    r"(?<![^\s\"'(=])(/(?:v|unsubscribe|profile|feed)/)[^\s/?#\"'<>]+?(\.atom)?(?=[\s/?#\"'<>]|$)"
 )
 
 # Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
@@ -143,7 +150,7 @@ def redact(text: str) -> str:
             text = text.replace(secret, MASK)
     if "://" in text:
         text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
-    return text
+    return _SIGNED_PATH.sub(lambda m: f"{m.group(1)}{MASK}{m.group(2) or ''}", text)
 
 
 def _scrub(value: object) -> object:
