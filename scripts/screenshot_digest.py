@@ -34,7 +34,7 @@ def main(target: str) -> None:
             check=True,
             env={
                 **{k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")},
-                "PAPERWIRE_SECRET": "demo",
+                "PAPERWIRE_SECRET": "demo-screenshot-signing-key",
                 "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
             },
         )

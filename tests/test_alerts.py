@@ -64,7 +64,8 @@ def test_a_paper_far_above_the_bar_goes_out_at_once_and_only_to_its_reader(
     history, make_config, smtp_server
 ):
     config = make_config(
-        CONFIG, env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "k"}
+        CONFIG,
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "k-test-signing-key"},
     )
     history.add_papers(
         [rag_paper(1), Paper("2611.09999", "A survey of tax law", abstract="Taxes.", source="t")],

@@ -27,7 +27,7 @@ from paperwire.web.app import create_app
 from .conftest import free_port
 from .test_web import serve
 
-SECRET = "feed-secret"
+SECRET = "feed-secret-signing-key"
 NOW = dt.datetime(2026, 6, 12, 9, 0, tzinfo=dt.UTC)
 FIXTURES = Path(__file__).parent / "fixtures"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -164,7 +164,7 @@ def test_status_of_a_feed_only_subscriber(tmp_path: Path, monkeypatch):
     from paperwire.config import load_config
 
     (tmp_path / "subscribers.yaml").write_text(
-        "secret: s\nsubscribers:\n  - id: fay\n    feed: true\n    digest_days: daily\n"
+        "secret: s-test-signing-key\nsubscribers:\n  - id: fay\n    feed: true\n    digest_days: daily\n"
     )
     now = dt.datetime.now(dt.UTC)
     with Store(tmp_path / "paperwire.db") as store:

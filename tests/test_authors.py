@@ -234,12 +234,12 @@ def test_the_profile_page_shows_follows_and_filters(stocked, make_config):
 
     port = free_port()
     config = make_config(CONFIG + '    follow_authors: ["Yann LeCun", "<b>X</b>"]\n',
-                         env={"PAPERWIRE_SECRET": "s"})  # fmt: skip
+                         env={"PAPERWIRE_SECRET": "s-test-signing-key"})  # fmt: skip
     stop = serve(create_app(lambda: config, stocked.path), port)
     try:
-        bob = Signer("s").subscriber_token("profile", "bob")
+        bob = Signer("s-test-signing-key").subscriber_token("profile", "bob")
         html = httpx.get(f"http://127.0.0.1:{port}/profile/{bob}", timeout=10).text
-        ada = Signer("s").subscriber_token("profile", "ada")
+        ada = Signer("s-test-signing-key").subscriber_token("profile", "ada")
         ada_html = httpx.get(f"http://127.0.0.1:{port}/profile/{ada}", timeout=10).text
     finally:
         stop()

@@ -40,7 +40,9 @@ def paperwire(
 @pytest.mark.timeout(150)  # two real runs of the whole pipeline, ~10 s each on an idle machine
 def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     """The README's first command: no config, no network, mail lands in ./outbox."""
-    result = paperwire("run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret"})
+    result = paperwire(
+        "run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret-signing-key"}
+    )
     assert result.returncode == 0, result.stderr
     assert "arxiv-cs-sample: 170 new, 0 already known" in result.stdout
     assert "hf-daily-sample: 30 new, 0 already known" in result.stdout
@@ -53,14 +55,16 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     msg = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     html = msg.get_body(("html",)).get_content()
     token = re.search(r'href="http://127\.0\.0\.1:8000/v/([^"]+)"', html).group(1)
-    claim = Signer("demo-secret").read_vote(token)
+    claim = Signer("demo-secret-signing-key").read_vote(token)
     assert claim.subscriber_id == emls[0].name.split("-digest")[0].split("-", 3)[3]
     with Store(tmp_path / "paperwire.db") as store:
         assert store.paper(claim.paper_id) is not None
     # the three readers got different papers
     tops = {message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"] for p in emls}
     assert len(tops) == 3
-    again = paperwire("run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret"})
+    again = paperwire(
+        "run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret-signing-key"}
+    )
     assert "Nothing new today in any feed." in again.stdout
     assert "0 sent" in again.stdout
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 6
@@ -652,3 +656,16 @@ def test_status_lists_each_channel_and_every_failing_feed_masked(http_server):
         f"({failing[0].split('(')[1].split(')')[0]}): HTTP 401 Unauthorized"
     ]
     assert "s3cret-pa55" not in result.stdout and "tok-9f8e7d6c" not in result.stdout
+
+
+def test_a_short_signing_key_is_refused_in_one_line_that_says_how_to_make_one(tmp_path: Path):
+    """A 2-character key was found from one vote link by brute force, and another reader's
+    unsubscribe link forged with it."""
+    result = paperwire("status", cwd=tmp_path, env={"PAPERWIRE_SECRET": "hunter2-xyz"})
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert "PAPERWIRE_SECRET" in line and "shorter than 16 characters" in line
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in line
+    assert "hunter2" not in result.stdout + result.stderr
+    sixteen = paperwire("status", cwd=tmp_path, env={"PAPERWIRE_SECRET": "x" * 16})
+    assert sixteen.returncode == 0, sixteen.stderr

@@ -41,7 +41,7 @@ def fetched(tmp_path: Path, smtp_server, monkeypatch) -> Path:
     """A config of N daily readers, its papers fetched into ./paperwire.db; the relay slow."""
     write_config(tmp_path / "subscribers.yaml")
     monkeypatch.setenv("PAPERWIRE_SMTP_URL", smtp_server.url)
-    monkeypatch.setenv("PAPERWIRE_SECRET", "k")
+    monkeypatch.setenv("PAPERWIRE_SECRET", "k-test-signing-key")
     with Store(tmp_path / "paperwire.db") as store:
         fetch_all(store, load_config(tmp_path / "subscribers.yaml"))
     smtp_server.delay = 0.3  # per DATA: every sender is still sending when the others start

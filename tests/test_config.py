@@ -60,13 +60,13 @@ def test_environment_overrides_the_file():
             "ADA_SLACK_WEBHOOK": "https://hooks.example/x",
             "PAPERWIRE_SMTP_URL": "smtp://mail:25",
             "PAPERWIRE_FROM": "Bot <bot@example.org>",
-            "PAPERWIRE_SECRET": "s3",
+            "PAPERWIRE_SECRET": "s3-signing-key-0123",
             "PAPERWIRE_BASE_URL": "https://papers.example.org",
         },
     )
     assert config.sender.smtp_url.get_secret_value() == "smtp://mail:25"
     assert config.sender.from_address == "Bot <bot@example.org>"
-    assert config.secret.get_secret_value() == "s3"
+    assert config.secret.get_secret_value() == "s3-signing-key-0123"
     assert config.base_url == "https://papers.example.org"
 
 
@@ -718,3 +718,11 @@ def test_the_summariser_key_is_checked_at_load_without_showing_it():
         f"subscribers.yaml:15: summariser.api_key_env: the key in $SUMMARY_KEY {CR} at "
         "character 10; remove it"
     )
+
+
+def test_a_short_secret_in_the_file_is_refused_without_quoting_it():
+    with pytest.raises(ConfigError) as caught:
+        parse("secret: tiny-key\n" + GOOD)
+    message = str(caught.value)
+    assert message.startswith("subscribers.yaml:1: secret: is shorter than 16 characters")
+    assert "tiny-key" not in message

@@ -27,7 +27,7 @@ TOKEN = "abcdefghijklmnop1234"  # Mattermost's webhook token: a secret
 
 def config_text(port: int, extra: str = "") -> str:
     return f"""
-secret: s3cret
+secret: s3cret-signing-key
 subscribers:
   - id: ada
     email: ada@example.org
@@ -112,7 +112,7 @@ def test_status_shows_a_failed_channel(http_server: HttpServer, tmp_path: Path):
     # (a URL Apprise cannot read no longer gets this far: the config refuses it at load)
     http_server.routes[f"/hooks/{TOKEN}"] = Route(b"down", status=500)
     (tmp_path / "subscribers.yaml").write_text(
-        "secret: s3cret\nsubscribers:\n  - id: ada\n"
+        "secret: s3cret-signing-key\nsubscribers:\n  - id: ada\n"
         f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
     )
     with stocked(tmp_path / "paperwire.db") as store:
@@ -161,7 +161,7 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(
     hook = f"/hooks/{TOKEN}"
     http_server.routes[hook] = [Route(b"ok"), Route(b"down", status=500), Route(b"ok")]
     config = make_config(
-        "secret: s3cret\nsubscribers:\n  - id: ada\n"
+        "secret: s3cret-signing-key\nsubscribers:\n  - id: ada\n"
         f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
     )
     with stocked(tmp_path / "pw.db") as store:
@@ -219,7 +219,7 @@ def test_a_slow_service_is_maybe_delivered_and_retried_after_a_back_off_not_ever
     http_server.routes["/slow"] = [Route(b"down", status=500, delay=1.6), Route(b"{}")]
     config = make_config(  # what is timed is the post, not loading the sentence encoder
         "ranking: {embeddings: off}\n"
-        "secret: s3cret\nsender: {timeout: 1}\nsubscribers:\n  - id: ada\n"
+        "secret: s3cret-signing-key\nsender: {timeout: 1}\nsubscribers:\n  - id: ada\n"
         '    interests: "web agents, multi-agent communication"\n'
         f"    notify: ['json://127.0.0.1:{http_server.port}/slow']\n"
     )
@@ -253,7 +253,7 @@ def test_a_service_that_is_maybe_delivered_three_times_is_not_sent_again(
 ):
     http_server.routes["/slow"] = Route(b"down", status=500, delay=0.8)
     config = make_config(
-        "secret: s3cret\nsender: {timeout: 0.3}\nsubscribers:\n  - id: ada\n"
+        "secret: s3cret-signing-key\nsender: {timeout: 0.3}\nsubscribers:\n  - id: ada\n"
         '    interests: "web agents"\n'
         f"    notify: ['json://127.0.0.1:{http_server.port}/slow']\n"
     )
@@ -275,7 +275,7 @@ def late_config(port: int, timeout: float) -> str:
     """Ada, on a json:// endpoint at /late, each message given ``timeout`` seconds."""
     return (
         "ranking: {embeddings: off}\n"
-        f"secret: s3cret\nsender: {{timeout: {timeout}}}\nsubscribers:\n  - id: ada\n"
+        f"secret: s3cret-signing-key\nsender: {{timeout: {timeout}}}\nsubscribers:\n  - id: ada\n"
         '    interests: "web agents"\n'
         f"    notify: ['json://127.0.0.1:{port}/late']\n"
     )
@@ -412,7 +412,7 @@ def test_a_call_not_made_because_eight_are_running_is_not_a_try(
 
     http_server.routes["/notify"] = Route(b"{}")
     config = make_config(
-        "secret: s3cret\nsubscribers:\n  - id: ada\n"
+        "secret: s3cret-signing-key\nsubscribers:\n  - id: ada\n"
         f"    notify: ['json://127.0.0.1:{http_server.port}/notify']\n"
     )
     release = threading.Event()
@@ -445,7 +445,7 @@ def test_a_run_budget_spent_midway_leaves_the_rest_of_a_split_digest_untried(
     http_server.routes[hook] = Route(b"ok", delay=1.3)
     config = make_config(
         "ranking: {embeddings: off}\n"
-        "secret: s3cret\nsender: {timeout: 5, run_budget: 2}\nsubscribers:\n  - id: ada\n"
+        "secret: s3cret-signing-key\nsender: {timeout: 5, run_budget: 2}\nsubscribers:\n  - id: ada\n"
         f"    notify: ['mmost://127.0.0.1:{http_server.port}/{TOKEN}']\n"
     )
     with stocked(tmp_path / "pw.db") as store:

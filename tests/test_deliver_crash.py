@@ -41,7 +41,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(tmp_path, smtp_server):
     write_config(tmp_path / "subscribers.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
-    env.update(PAPERWIRE_SMTP_URL=smtp_server.url, PAPERWIRE_SECRET="k")
+    env.update(PAPERWIRE_SMTP_URL=smtp_server.url, PAPERWIRE_SECRET="k-test-signing-key")
     assert run(["fetch"], tmp_path, env).returncode == 0
     smtp_server.delay = 0.1  # a relay that takes 100 ms per message keeps the send in flight
 

@@ -28,7 +28,7 @@ def config_for(make_config, smtp_url: str | None, n: int = 3, extra: str = ""):
         f"    digest_size: 3\n    digest_days: daily\n"
         for i in range(n)
     )
-    env = {"PAPERWIRE_SECRET": "k"}
+    env = {"PAPERWIRE_SECRET": "k-test-signing-key"}
     if smtp_url:
         env["PAPERWIRE_SMTP_URL"] = smtp_url
     return make_config(
@@ -279,7 +279,7 @@ def test_a_large_run_renders_in_worker_processes(store, make_config, smtp_server
         report = pipeline.send_due(store, config, now=NOW)
     assert "rendering 9 e-mails in 2 processes" in caplog.messages
     assert report.count("sent") == 9
-    signer = Signer("k")
+    signer = Signer("k-test-signing-key")
     received = smtp_server.by_recipient()
     assert sorted(received) == [f"s{i}@example.org" for i in range(9)]
     for address, [msg] in received.items():

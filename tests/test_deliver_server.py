@@ -121,7 +121,7 @@ def test_a_broken_server_keeps_every_digest_due(step, store, make_config, broken
 
 
 def config_env(url: str) -> dict[str, str]:
-    return {"PAPERWIRE_SMTP_URL": url, "PAPERWIRE_SECRET": "k"}
+    return {"PAPERWIRE_SMTP_URL": url, "PAPERWIRE_SECRET": "k-test-signing-key"}
 
 
 def test_a_server_without_ehlo_is_spoken_to_with_helo(store, make_config, broken_server):

@@ -25,7 +25,7 @@ def config_with_hook(make_config, hook: str, size: int = 5, extra: str = ""):
         f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n"
         f"  - id: team\n    slack_webhook: {hook}\n"  # no interests: every paper is a pick
         f"    digest_size: {size}\n    digest_days: daily\n{extra}",
-        env={"PAPERWIRE_SECRET": "k"},
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
     )
 
 
@@ -62,7 +62,7 @@ def test_a_digest_is_posted_as_block_kit(store, make_config, http_server):
     assert "Why:" in payload["blocks"][1]["text"]["text"]
     # with interactivity on, the button's value is the same signed token as its URL
     buttons = [b for b in payload["blocks"] if b["type"] == "actions"][0]["elements"]
-    claims = [Signer("k").read_vote(button["value"]) for button in buttons]
+    claims = [Signer("k-test-signing-key").read_vote(button["value"]) for button in buttons]
     assert [(c.subscriber_id, c.action) for c in claims] == [("team", "up"), ("team", "down")]
     assert payload["text"].startswith("Paperwire 2026-11-23: ")  # notification fallback
     assert pipeline.send_due(store, config, now=NOW).count("sent") == 0  # once only
@@ -143,7 +143,7 @@ def test_a_split_digest_resumes_at_the_first_message_not_accepted(store, make_co
         f"  - id: team\n    slack_webhook: {http_server.url('/hook')}\n"
         "    digest_size: 30\n    digest_days: daily\n"  # no interests: every paper a pick
         "sender:\n  retry_attempts: 1\n",
-        env={"PAPERWIRE_SECRET": "k"},
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
     )
     pipeline.fetch_all(store, config, now=NOW)
     first = pipeline.send_due(store, config, now=NOW)
@@ -261,7 +261,7 @@ def test_stuck_channels_cost_the_run_its_budget_not_each_its_timeout(
     config = make_config(
         f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n{readers}"
         "sender: {timeout: 1, run_budget: 1.5}\nranking: {embeddings: off}\n",
-        env={"PAPERWIRE_SECRET": "k"},
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
     )
     pipeline.fetch_all(store, config, now=NOW)
     began = time.monotonic()

@@ -279,7 +279,7 @@ def test_a_relative_model_folder_is_read_beside_the_config_file(tmp_path, monkey
     (home / "models").mkdir(parents=True)
     folder = _model2vec_folder(home / "models" / "tiny", np.eye(4, dtype=np.float32))
     (home / "subscribers.yaml").write_text(
-        "secret: s\nranking:\n  embeddings: models/tiny\nsubscribers:\n  - id: ada\n"
+        "secret: s-test-signing-key\nranking:\n  embeddings: models/tiny\nsubscribers:\n  - id: ada\n"
         "    email: ada@example.org\n"
     )
     elsewhere = tmp_path / "elsewhere"
@@ -289,7 +289,7 @@ def test_a_relative_model_folder_is_read_beside_the_config_file(tmp_path, monkey
     assert config.ranking.embeddings == str(folder.resolve())
     assert embed.load_model(config.ranking.embeddings).name.startswith("tiny-")
     (home / "subscribers.yaml").write_text(
-        "secret: s\nranking:\n  embeddings: models/none\nsubscribers:\n  - id: ada\n"
+        "secret: s-test-signing-key\nranking:\n  embeddings: models/none\nsubscribers:\n  - id: ada\n"
         "    email: ada@example.org\n"
     )
     with pytest.raises(ConfigError) as caught:

@@ -81,7 +81,7 @@ def _context(store: Store) -> dict:
     papers = store.papers(["2606.00467", WEBCHALLENGER])
     picks = [Pick(p, papers[p]["title"], papers[p]["url"], 1.0, ["matches “agents”"], papers[p])
              for p in papers]  # fmt: skip
-    links = Links("http://127.0.0.1:8000", Signer("s3cret"), "ada")
+    links = Links("http://127.0.0.1:8000", Signer("s3cret-signing-key"), "ada")
     return render.context(
         subscriber_name="Ada", picks=picks, links=links, kind="digest", period="2026-06-12"
     )
@@ -126,13 +126,13 @@ def test_vote_page_shows_tldr_and_links(tmp_path: Path, make_config):
     port = free_port()
     config = make_config(
         f"base_url: http://127.0.0.1:{port}\nsubscribers:\n  - id: ada\n    email: a@example.org\n",
-        env={"PAPERWIRE_SECRET": "s3cret"},
+        env={"PAPERWIRE_SECRET": "s3cret-signing-key"},
     )
     with Store(tmp_path / "pw.db") as store:
         store.add_papers(hf_papers())
     stop = serve(create_app(lambda: config, tmp_path / "pw.db"), port)
     try:
-        token = Signer("s3cret").vote_token("ada", WEBCHALLENGER, "up")
+        token = Signer("s3cret-signing-key").vote_token("ada", WEBCHALLENGER, "up")
         html = httpx.get(f"http://127.0.0.1:{port}/v/{token}", timeout=10).text
     finally:
         stop()

@@ -52,7 +52,7 @@ def feeds(http_server):
 def config(make_config, feeds, smtp_server):
     return make_config(
         CONFIG.format(cs=feeds.url("/rss/cs"), lg=feeds.url("/rss/cs.LG")),
-        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "test-secret"},
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "test-secret-signing-key"},
     )
 
 
@@ -187,7 +187,7 @@ def test_digests_arrive_by_smtp_with_signed_links(store, config, smtp_server):
     bob_subject = received["bob@example.org"][0]["Subject"]
     assert ada["Subject"] != bob_subject
 
-    signer = Signer("test-secret")
+    signer = Signer("test-secret-signing-key")
     votes = [u for u in _links(ada) if "/v/" in u]
     sent_ids = [r["paper_id"] for r in store.delivery_papers(store.last_delivery("ada")["id"])]
     # up to five papers (those her interests explain: issue 27), 👍 and 👎 for each

@@ -37,7 +37,7 @@ def test_template_inlined_once_equals_inlining_each_message():
     ctx = render.context(
         subscriber_name="Ada",
         picks=picks,
-        links=Links("http://x", Signer("k"), "ada"),
+        links=Links("http://x", Signer("k-test-signing-key"), "ada"),
         kind="digest",
         period="2026-11-23",
         since=dt.datetime(2026, 11, 20, tzinfo=dt.UTC),
@@ -84,7 +84,7 @@ def _one_pick_context(paper: dict) -> dict:
     return render.context(
         subscriber_name="Ada",
         picks=[pick],
-        links=Links("http://x", Signer("k"), "ada"),
+        links=Links("http://x", Signer("k-test-signing-key"), "ada"),
         kind="digest",
         period="2026-11-23",
         since=dt.datetime(2026, 11, 16, tzinfo=dt.UTC),

@@ -20,7 +20,7 @@ def render_digest_html(store, make_config, outbox: Path) -> Path:
         "  - id: ada\n    name: Ada Lovelace\n    email: ada@example.org\n"
         '    interests: "retrieval augmented generation, question answering"\n'
         "    digest_size: 5\n    digest_days: daily\n",
-        env={"PAPERWIRE_SECRET": "k"},
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
     )
     pipeline.fetch_all(store, config, now=NOW)
     pipeline.send_due(store, config, now=NOW, outbox=outbox)

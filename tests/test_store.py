@@ -38,7 +38,7 @@ CONFIG = f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\nsubscribers:\n" + "
 
 @pytest.fixture
 def config(make_config):
-    return make_config(CONFIG, env={"PAPERWIRE_SECRET": "k"})
+    return make_config(CONFIG, env={"PAPERWIRE_SECRET": "k-test-signing-key"})
 
 
 # -- several processes at once ------------------------------------------------------------------

@@ -45,7 +45,7 @@ def config_text(port: int, **summariser) -> str:
                 "language": "French", "api_key_env": "SUMMARY_KEY", **summariser}  # fmt: skip
     return (
         f"summariser: {json.dumps(settings)}\n"
-        "secret: s3cret\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        "secret: s3cret-signing-key\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
         '    interests: "KV cache quantization, LLM inference"\n    digest_size: 3\n'
     )
 

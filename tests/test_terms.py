@@ -41,7 +41,7 @@ def config(make_config):
     return make_config(
         "subscribers:\n  - id: ada\n    email: ada@example.org\n"
         '    interests: "graph neural networks, recommendation"\n    digest_size: 5\n',
-        env={"PAPERWIRE_SECRET": "k"},
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
     )
 
 
@@ -80,7 +80,7 @@ def test_fetch_analyses_what_it_stored_and_a_run_reads_it_back(tmp_path, make_co
         f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: cs\n"
         "subscribers:\n  - id: ada\n    email: ada@example.org\n"
         '    interests: "language models, retrieval"\n',
-        env={"PAPERWIRE_SECRET": "k"},
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
     )
     with Store(tmp_path / "p.db") as store:
         report = pipeline.fetch_all(store, config, now=NOW)

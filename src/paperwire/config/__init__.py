@@ -56,6 +56,7 @@ FEED_SCHEMES = ("http", "https", "file")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
+MIN_SECRET = 16  # characters of PAPERWIRE_SECRET (secret:) at least
 # Settings whose value is a secret: an error about them never quotes the value.
 SECRET_FIELDS = {"smtp_url", "slack_webhook", "secret", "slack_signing_secret", "notify"}
 # Control characters have no place in a URL, an address or a header: a CR from a .env file
@@ -448,6 +449,17 @@ class Config(_Frozen):
     # Verifies Slack's button clicks (/slack/actions); without it that endpoint is off.
     slack_signing_secret: SecretStr | None = None
     source: str = Field(default=DEFAULT_CONFIG, exclude=True)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # a short key is found from one signed link by brute force, then any link is forged
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET:
+            raise ValueError(
+                f"is shorter than {MIN_SECRET} characters, so one signed link gives it away; "
+                'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
