@@ -560,3 +560,51 @@ def test_a_late_acceptance_is_recorded_even_if_the_first_write_fails(
     assert (row["state"], row["parts_sent"]) == ("sent", 1)
     assert [line.status for line in later.lines] == ["not-due"]
     assert len(posts(http_server, "/late")) == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_service_that_drips_its_answer_never_keeps_send_from_exiting(tmp_path: Path):
+    """An endpoint that sends its headers, then a byte a second: each read succeeds, so
+    Apprise's per-read timeout never trips. The digest was reported "maybe delivered" on time,
+    but `paperwire send` never exited: Apprise sent from its own thread pool, whose threads the
+    interpreter joins at exit. Now the call runs in paperwire's own daemon thread only."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from .test_daemon import DripServer
+
+    drip = DripServer(every=0.5)
+    try:
+        (tmp_path / "subscribers.yaml").write_text(
+            "ranking: {embeddings: off}\nsender: {timeout: 1}\nsubscribers:\n  - id: ada\n"
+            '    interests: "web agents, multi-agent communication"\n'
+            f"    notify: ['json://127.0.0.1:{drip.port}/notify']\n"
+        )
+        papers, _ = parse_document(
+            (FIXTURES / "hf_daily_papers_extras.json").read_bytes(), source="hf"
+        )
+        with Store(tmp_path / "paperwire.db") as store:  # stored an hour ago: due today
+            store.add_papers(papers, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+        env["PAPERWIRE_SECRET"] = "s3cret-signing-key-4711"
+        began = time.monotonic()
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "paperwire", "send"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"send did not exit: {exc.stdout!r}")
+        took = time.monotonic() - began
+    finally:
+        drip.close()
+    assert drip.requests == 1
+    assert "maybe delivered: notify json://…: message 1 of 1: no answer within 1 s" in result.stdout
+    assert result.returncode == 1  # a delivery to retry
+    assert took < 20, took

@@ -168,7 +168,12 @@ def send_digest(
     import apprise
 
     scheme = urlsplit(url).scheme or "?"
-    plugin = apprise.Apprise.instantiate(url)
+    # Apprise sends from a shared thread pool of its own when a service has a deadline (its
+    # default is 60 s) or runs in parallel; the interpreter joins those threads at exit, so an
+    # endpoint dripping its answer kept `send` and the daemon from ever exiting. Without either,
+    # it sends in the calling thread: blocking_call's daemon thread, which holds up nothing.
+    asset = apprise.AppriseAsset(async_mode=False, service_timeout=0)
+    plugin = apprise.Apprise.instantiate(url, asset=asset)
     if plugin is None:
         raise DeliveryError(
             f"notify {scheme}://…: not a URL Apprise understands (see its wiki for the forms)",
@@ -196,7 +201,7 @@ def send_digest(
     if not title:
         blocks[0] = f"{'**' + _md(subject) + '**' if markdown else subject}\n\n{blocks[0]}"
     messages = split_messages(blocks, footer, plugin.body_maxlen)
-    sender = apprise.Apprise()
+    sender = apprise.Apprise(asset=asset)
     sender.add(plugin)
     for number, body in enumerate(messages[start:], start + 1):
 
