@@ -124,6 +124,11 @@ def test_web_url_encodes_what_would_end_a_link_and_is_idempotent():
     assert web_url("https://arxiv.org/abs/2401.00001?a=1&b=%20#x") == (
         "https://arxiv.org/abs/2401.00001?a=1&b=%20#x"  # a good link is left as it is
     )
+    # an international host name in its ASCII form, the path percent-encoded
+    assert web_url("https://münchen.de:8443/straße?q=ü") == (
+        "https://xn--mnchen-3ya.de:8443/stra%C3%9Fe?q=%C3%BC"
+    )
+    assert web_url("https://user@bücher.example/") == "https://user@xn--bcher-kva.example/"
     for bad in ("javascript:alert(1)", "http://", "https:///path", "ftp://x.example/", None, 7):
         assert web_url(bad) == ""
 

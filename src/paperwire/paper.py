@@ -109,13 +109,34 @@ def web_url(url: object) -> str:
     Idempotent, so it is applied at ingest and again when rendering (older stored links)."""
     if not isinstance(url, str):
         return ""
-    url = quote(url.strip(), safe=_URL_SAFE)
+    url = quote(_ascii_host(url.strip()), safe=_URL_SAFE)
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:  # a malformed IPv6 host
         return ""
     return url if parts.scheme.lower() in ("http", "https") and host else ""
+
+
+def _ascii_host(url: str) -> str:
+    """The URL with an international host name in its ASCII form ("münchen.de" is
+    "xn--mnchen-3ya.de"): percent-encoded, as the rest of a URL is, a host name is no host.
+    A host IDNA cannot encode is left for web_url to refuse."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return url
+    if not host or host.isascii():
+        return url
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+    user, at, host_port = parts.netloc.rpartition("@")
+    _, colon, port = host_port.rpartition(":")  # a non-ASCII host is no IPv6 address
+    netloc = f"{user}{at}{ascii_host}{colon}{port if colon else ''}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass
