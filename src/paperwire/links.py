@@ -2,7 +2,10 @@
 
 Every link in a digest is an itsdangerous token that binds the subscriber, the paper and the
 action, with a purpose-specific salt and an expiry. The token is the credential: whoever holds
-it can act for that subscriber on that paper, and for nobody else.
+it can act for that subscriber, and for nobody else. A vote link acts on its paper; the page it
+opens links on to the reader's profile (a fresh profile token), as the digest's own footer does
+with its profile, feed and unsubscribe links: a digest, or any one link of it, forwarded to a
+colleague lets them manage that one reader's subscription, never another's.
 """
 
 from __future__ import annotations
