@@ -333,3 +333,40 @@ def test_a_500_is_tried_again_after_a_back_off_and_retry_after_is_honoured(
     assert [line.status for line in tick.lines] == ["waiting"]
     assert [line.status for line in later.lines] == ["sent"]
     assert len(payloads(http_server)) == 3  # 408, then 503 (not waited for in the run), then ok
+
+
+# -- a webhook that redirects ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        ("/landing", "http://127.0.0.1:{port}/landing"),  # relative: shown resolved
+        # the target's secret path is masked, as the webhook's own would be
+        (
+            "ftp://files.example/hooks/T0001/B0002/s3cretWebhookPathXyz",
+            "ftp://files.example/hooks/***",
+        ),
+    ],
+)
+def test_a_redirecting_webhook_is_a_permanent_failure_never_followed(
+    store, make_config, http_server, location, shown
+):
+    """A 301 was followed with a GET (nothing posted, recorded as sent); one to ftp:// was
+    posted 4 times (retried as unreachable). Webhooks never redirect: one POST, failed."""
+    http_server.routes["/post-redirect"] = Route(status=301, headers={"Location": location})
+    http_server.routes["/landing"] = Route(b"<html>welcome</html>")
+    config = config_with_hook(
+        make_config, http_server.url("/post-redirect"), size=3, extra="ranking: {embeddings: off}\n"
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    reason = (
+        f"Slack webhook answered HTTP 301 (a redirect to {shown.format(port=http_server.port)}): "
+        "webhooks are not redirected; check the URL"
+    )
+    assert [(line.status, line.detail) for line in report.lines] == [("failed", reason)]
+    assert [(m, p) for m, p, _, _ in http_server.requests] == [("POST", "/post-redirect")]
+    row = store.last_delivery("team")
+    assert (row["state"], row["error"]) == ("failed", reason)
+    assert "s3cretWebhookPathXyz" not in str(row)

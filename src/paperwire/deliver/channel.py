@@ -136,7 +136,9 @@ class Run:
 
 class AsyncPoster:
     """One event loop (in a thread of its own) and one HTTP client for a run's webhook posts,
-    so connections are reused and each post's deadline can cancel it; started at the first."""
+    so connections are reused and each post's deadline can cancel it; started at the first.
+    The client follows no redirect: a webhook that redirects has a wrong URL, and a followed
+    301 or 302 turns the POST into a GET that posts nothing (slack.py says so, permanently)."""
 
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
@@ -149,7 +151,7 @@ class AsyncPoster:
             from anyio.from_thread import start_blocking_portal
 
             self._portal = self._stack.enter_context(start_blocking_portal())
-            client = make_async_client()
+            client = make_async_client(follow_redirects=False)
             self._client = client
             self._stack.callback(self._portal.call, client.aclose)
         return self._portal.call(functools.partial(fn, self._client, **kwargs))

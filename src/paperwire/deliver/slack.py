@@ -5,7 +5,9 @@ text, 150 per header, 75 per button label. A long digest is split across message
 trimmed at a word boundary. 408, 429 and 5xx answers are retried (after ``Retry-After`` when
 given, in seconds or as an HTTP date; a wait longer than the message's deadline ends the run's
 tries at once, and a later run waits for it); other 4xx are permanent (a revoked webhook does
-not start working by retrying). Each message, retries and waits included, must end within its
+not start working by retrying). A 3xx is permanent too and never followed: Slack's webhooks do
+not redirect, so a redirect is a wrong URL (followed, a 301 became a GET of some page, "sent"
+with nothing posted). Each message, retries and waits included, must end within its
 deadline (``sender.timeout``); one sent and not answered by then is "maybe delivered", never
 re-posted at once.
 """
@@ -30,6 +32,7 @@ from tenacity import (
 
 from ..deadline import Budget
 from ..errors import DeliveryError
+from ..redact import printable, redact, redact_url
 from ..render import format_authors, shorten
 
 MAX_BLOCKS = 50
@@ -202,17 +205,26 @@ async def post(
         nonlocal sent
         sent = False
         try:
-            # no per-read timeout: the deadline around the whole message is the timeout
+            # no per-read timeout: the deadline around the whole message is the timeout; no
+            # redirects, whatever the client's default
             response = await client.post(
                 webhook_url,
                 json=payload,
                 timeout=httpx.Timeout(None),
+                follow_redirects=False,
                 extensions={"trace": trace},
             )
         except httpx.TransportError as exc:
             raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
         if response.status_code == 200:
             return
+        if 300 <= response.status_code < 400:
+            target = _redirect_target(webhook_url, response.headers)
+            raise DeliveryError(
+                f"Slack webhook answered HTTP {response.status_code} ({target}): webhooks are "
+                "not redirected; check the URL",
+                permanent=True,
+            )
         if response.status_code in (408, 429) or response.status_code >= 500:
             wait = retry_after(response.headers.get("Retry-After"))
             problem = f"Slack webhook kept answering HTTP {response.status_code}"
@@ -262,6 +274,19 @@ async def post(
         raise DeliveryError(
             f"Slack webhook: the message could not be sent within {deadline:.3g} s ({limit})"
         ) from None
+
+
+def _redirect_target(webhook_url: str, headers: httpx.Headers) -> str:
+    """Where a redirect points, resolved against the webhook and redacted (a relative
+    Location would keep the webhook's secret path)."""
+    location = headers.get("Location")
+    if not location:
+        return "a redirect with no Location"
+    try:
+        target = str(httpx.URL(webhook_url).join(location.strip()))
+    except (httpx.InvalidURL, ValueError):
+        return "a redirect to a Location that is no URL"
+    return f"a redirect to {shorten(redact(redact_url(printable(target))), 200)}"
 
 
 async def send_digest(

@@ -97,12 +97,13 @@ def make_client(timeout: float = 30.0) -> httpx.Client:
     )
 
 
-def make_async_client(timeout: float = 30.0) -> httpx.AsyncClient:
-    """The one client a fetch run shares (connection reuse, a real User-Agent)."""
+def make_async_client(timeout: float = 30.0, *, follow_redirects: bool = True) -> httpx.AsyncClient:
+    """The one client a fetch run shares (connection reuse, a real User-Agent); a send run's
+    webhook poster has one that follows no redirect (deliver/channel.py)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=10.0),
         headers=_headers(),
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
         limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
     )
