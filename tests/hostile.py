@@ -20,6 +20,8 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     POST /services/… a webhook that accepts anything (records the body)
     POST /drip…      reads the request, then answers as GET /drip does (a dripping webhook or
                      summariser: headers at once, then one byte every ``drip_every`` seconds)
+    POST /huge/NNN   reads the request, then answers status NNN with ``huge_mb`` MB of text
+                     (``huge_sent`` counts the bytes the client took before it hung up)
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Hostile:
     stop: threading.Event = field(default_factory=threading.Event)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     posts: list[tuple[str, bytes]] = field(default_factory=list)
+    huge_sent: int = 0  # bytes of a POST /huge/NNN answer written before the client hung up
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -124,7 +127,20 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
                 return
+            if self.path.startswith("/huge/"):
+                try:
+                    self._huge_answer(int(self.path.rsplit("/", 1)[-1]))
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                return
             self._body(b"ok", 200 if self.path.startswith("/services/") else 404)
+
+        def _huge_answer(self, status: int) -> None:
+            block = b"<html>" + b"x" * (1 << 20) + b"</html>\n"
+            self._head(status, {"Content-Length": str(len(block) * state.huge_mb)})
+            for _ in range(state.huge_mb):
+                self.wfile.write(block)
+                state.huge_sent += len(block)
 
         def _drip(self, headers: dict[str, str] | None = None):
             self._head(200, {"Content-Length": "100000", **(headers or {})})

@@ -335,7 +335,7 @@ def test_a_500_is_tried_again_after_a_back_off_and_retry_after_is_honoured(
     assert len(payloads(http_server)) == 3  # 408, then 503 (not waited for in the run), then ok
 
 
-# -- a webhook that redirects ------------------------------------------------------------------
+# -- a webhook that redirects, or answers without end ----------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -370,3 +370,31 @@ def test_a_redirecting_webhook_is_a_permanent_failure_never_followed(
     row = store.last_delivery("team")
     assert (row["state"], row["error"]) == ("failed", reason)
     assert "s3cretWebhookPathXyz" not in str(row)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_huge_answer_is_read_no_further_than_a_small_cap(store, make_config, status):
+    """A webhook answering 100 MB (2 GB in the report: 4.45 GB of memory) is read no further
+    than slack.MAX_ANSWER: the decision needs the status and the first bytes."""
+    from . import hostile
+    from .conftest import free_port
+
+    state = hostile.Hostile(port=free_port(), huge_mb=100)
+    with hostile.serving(state):
+        config = config_with_hook(
+            make_config, state.url(f"/huge/{status}"), size=3, extra="ranking: {embeddings: off}\n"
+        )
+        pipeline.fetch_all(store, config, now=NOW)
+        report = pipeline.send_due(store, config, now=NOW)
+        time.sleep(0.2)  # the server's last write fails once the client has hung up
+    [line] = report.lines
+    if status == 200:
+        assert line.status == "sent"
+    else:
+        assert line.status == "failed"
+        assert line.detail.startswith("Slack webhook refused the message: HTTP 400 <html>xxx")
+        assert len(line.detail) < 300
+    assert len(state.posts) == 1
+    # what the kernel's socket buffers took, at most; the whole answer is 100 MB
+    assert state.huge_sent < 32 << 20, state.huge_sent

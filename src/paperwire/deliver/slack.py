@@ -10,6 +10,9 @@ not redirect, so a redirect is a wrong URL (followed, a 301 became a GET of some
 with nothing posted). Each message, retries and waits included, must end within its
 deadline (``sender.timeout``); one sent and not answered by then is "maybe delivered", never
 re-posted at once.
+
+At most :data:`MAX_ANSWER` bytes of an answer are read, whatever its length (a 2 GB answer
+was read whole, 4.45 GB of memory): the status and the first bytes decide.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_RETRY_AFTER = 60.0
 MAX_BLOCK_ID = 255
+MAX_ANSWER = 64 * 1024  # bytes of an answer read at most; Slack's is "ok"
 
 
 def block_id(paper_id: str) -> str:
@@ -206,39 +210,41 @@ async def post(
         sent = False
         try:
             # no per-read timeout: the deadline around the whole message is the timeout; no
-            # redirects, whatever the client's default
-            response = await client.post(
+            # redirects (whatever the client's default); the answer read up to MAX_ANSWER, raw
+            # (not inflated: a small gzip answer could inflate to gigabytes)
+            async with client.stream(
+                "POST",
                 webhook_url,
                 json=payload,
+                headers={"Accept-Encoding": "identity"},
                 timeout=httpx.Timeout(None),
                 follow_redirects=False,
                 extensions={"trace": trace},
-            )
+            ) as response:
+                status, headers = response.status_code, response.headers
+                body = await _read_at_most(response, MAX_ANSWER)
         except httpx.TransportError as exc:
             raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
-        if response.status_code == 200:
+        if status == 200:
             return
-        if 300 <= response.status_code < 400:
-            target = _redirect_target(webhook_url, response.headers)
+        if 300 <= status < 400:
             raise DeliveryError(
-                f"Slack webhook answered HTTP {response.status_code} ({target}): webhooks are "
-                "not redirected; check the URL",
+                f"Slack webhook answered HTTP {status} ({_redirect_target(webhook_url, headers)})"
+                ": webhooks are not redirected; check the URL",
                 permanent=True,
             )
-        if response.status_code in (408, 429) or response.status_code >= 500:
-            wait = retry_after(response.headers.get("Retry-After"))
-            problem = f"Slack webhook kept answering HTTP {response.status_code}"
+        if status in (408, 429) or status >= 500:
+            wait = retry_after(headers.get("Retry-After"))
+            problem = f"Slack webhook kept answering HTTP {status}"
             if wait is not None and wait > scope_left():
                 # asked to wait past this message's deadline: a later run waits instead
                 raise DeliveryError(
-                    f"Slack webhook answered HTTP {response.status_code} and asked to wait "
-                    f"{wait:g} s",
+                    f"Slack webhook answered HTTP {status} and asked to wait {wait:g} s",
                     retry_after=wait,
                 )
             raise _Retryable(problem, wait)
         raise DeliveryError(
-            f"Slack webhook refused the message: HTTP {response.status_code} "
-            f"{shorten(response.text, 200)}",
+            f"Slack webhook refused the message: HTTP {status} {_said(body, 200)}",
             permanent=True,
         )
 
@@ -274,6 +280,23 @@ async def post(
         raise DeliveryError(
             f"Slack webhook: the message could not be sent within {deadline:.3g} s ({limit})"
         ) from None
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The first ``limit`` bytes of an answer, as sent (no content decoding); the rest is never
+    read: leaving the stream closes the connection."""
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+def _said(body: bytes, width: int) -> str:
+    """An answer's body as one short printable line, any URL in it redacted."""
+    text = " ".join(printable(body.decode("utf-8", "replace")).split())
+    return shorten(redact(text), width)
 
 
 def _redirect_target(webhook_url: str, headers: httpx.Headers) -> str:
