@@ -372,6 +372,36 @@ def test_a_redirecting_webhook_is_a_permanent_failure_never_followed(
     assert "s3cretWebhookPathXyz" not in str(row)
 
 
+def test_a_200_that_is_not_slacks_ok_is_sent_with_a_warning(
+    store, make_config, http_server, caplog
+):
+    """Slack (and Mattermost) answer 'ok'; other Slack-compatible receivers answer JSON, so
+    another body is no failure, but it is worth a warning: a proxy's login page answers 200."""
+    http_server.routes["/hook"] = Route(b"<html><body>Sign in to continue</body></html>")
+    http_server.routes["/real"] = Route(b"ok")
+    config = config_with_hook(
+        make_config,
+        http_server.url("/hook"),
+        size=3,
+        extra=(
+            f"  - id: ops\n    slack_webhook: {http_server.url('/real')}\n"
+            "    digest_size: 3\n    digest_days: daily\nranking: {embeddings: off}\n"
+        ),
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    with caplog.at_level("WARNING", logger="paperwire"):
+        report = pipeline.send_due(store, config, now=NOW)
+    assert sorted((line.subscriber_id, line.status) for line in report.lines) == [
+        ("ops", "sent"),
+        ("team", "sent"),
+    ]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "Slack webhook answered HTTP 200 with '<html><body>Sign in to continue</body></html>', "
+        "not Slack's 'ok'; counted as sent (if that is a proxy's or login page, nothing "
+        "arrived: check the URL)"
+    ]
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("status", [200, 400])
 def test_a_huge_answer_is_read_no_further_than_a_small_cap(store, make_config, status):

@@ -12,7 +12,10 @@ deadline (``sender.timeout``); one sent and not answered by then is "maybe deliv
 re-posted at once.
 
 At most :data:`MAX_ANSWER` bytes of an answer are read, whatever its length (a 2 GB answer
-was read whole, 4.45 GB of memory): the status and the first bytes decide.
+was read whole, 4.45 GB of memory): the status and the first bytes decide. Slack (and
+Mattermost) answer ``ok``; a 200 with another body counts as sent, since Slack-compatible
+receivers such as Rocket.Chat or Zulip answer JSON, with a warning: a proxy's login page
+answers 200 too, and then nothing arrived.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +41,8 @@ from ..deadline import Budget
 from ..errors import DeliveryError
 from ..redact import printable, redact, redact_url
 from ..render import format_authors, shorten
+
+log = logging.getLogger("paperwire")
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -226,6 +232,12 @@ async def post(
         except httpx.TransportError as exc:
             raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
         if status == 200:
+            if body.strip() != b"ok":
+                log.warning(
+                    "Slack webhook answered HTTP 200 with %r, not Slack's 'ok'; counted as "
+                    "sent (if that is a proxy's or login page, nothing arrived: check the URL)",
+                    _said(body, 100),
+                )
             return
         if 300 <= status < 400:
             raise DeliveryError(
