@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -80,6 +82,46 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# The bundled sentence encoder is most of the suite's CPU: every test that stores papers
+# encodes them, mostly the same few fixture feeds, over and over. One text's vector depends on
+# that text only (encoder.BATCH = 1: no batch mates), so within a worker process each text is
+# encoded once, by the real model, and the model loaded once; what a test gets is exactly what
+# the uncached encoder gives. Subprocesses (the CLI, the daemon) run it uncached, and
+# test_encoder.py's own tests (marker ``uncached_encoder``) do too.
+_ENCODED: dict[tuple[str, str], Any] = {}
+_ENCODER: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _encode_each_text_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    if request.node.get_closest_marker("uncached_encoder"):
+        return
+    from paperwire.rank import encoder
+
+    real_load, real_embed = encoder.load, encoder.SentenceEncoder.embed
+
+    def load(folder: Path | None = None, threads: int | None = None):
+        if folder is not None or threads is not None:  # another copy of the files: as asked
+            return real_load(folder, threads)
+        if not _ENCODER:
+            _ENCODER.append(real_load())
+        return _ENCODER[0]
+
+    def embed(self, texts: list[str], batch: int = encoder.BATCH):
+        if batch != 1:  # batched texts' vectors move with their batch mates: not cached
+            return real_embed(self, texts, batch)
+        new = [t for t in dict.fromkeys(texts) if (self.name, t) not in _ENCODED]
+        for text, vector in zip(new, real_embed(self, new, batch), strict=True):
+            _ENCODED[self.name, text] = vector
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = _ENCODED[self.name, text]
+        return out
+
+    monkeypatch.setattr(encoder, "load", load)
+    monkeypatch.setattr(encoder.SentenceEncoder, "embed", embed)
 
 
 def free_port() -> int:

@@ -14,6 +14,8 @@ from paperwire.paper import Paper
 from paperwire.rank import embed, encoder
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+# the encoder itself, as shipped: not conftest's per-worker cache of its vectors
+pytestmark = pytest.mark.uncached_encoder
 
 
 @pytest.fixture(scope="module")
