@@ -379,3 +379,46 @@ def test_a_reload_that_changes_fetch_interval_minutes_reschedules_the_fetch_job(
         assert len(moved) == 1 and moved[0].startswith("fetch interval now 15 min (was 60)")
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_a_new_reader_seen_before_a_long_wait_for_the_store_still_gets_today_s_slot(tmp_path):
+    """The daemon's first tick noted when it first saw a reader only once it had the send lock
+    and the store: behind a fetch encoding new papers (9 s on a loaded machine) a slot due
+    meanwhile counted as before the reader was seen, and their first digest waited a day."""
+    import threading
+
+    from paperwire.daemon import ConfigHolder, Daemon
+    from paperwire.sources import parse_document
+    from paperwire.store import Store
+
+    start = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
+    config = tmp_path / "subscribers.yaml"
+    config.write_text(
+        "ranking: {embeddings: off}\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "language models"\n    timezone: UTC\n    digest_time: "07:05"\n'
+    )
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="rss")
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(papers, now=start - dt.timedelta(hours=1))
+    now = [start]
+    read = threading.Event()
+
+    def clock() -> dt.datetime:
+        read.set()
+        return now[0]
+
+    daemon = Daemon(
+        ConfigHolder(str(config)),
+        tmp_path / "pw.db",
+        base_dir=tmp_path,
+        outbox=tmp_path / "outbox",
+        web=None,
+        clock=clock,
+    )
+    with daemon._sending:  # a fetch's alerts (or a send) hold it
+        tick = threading.Thread(target=daemon.tick_job)
+        tick.start()
+        read.wait(timeout=5)  # the tick saw the reader (before the fix: not until it had the lock)
+        now[0] = start + dt.timedelta(minutes=10)  # 07:05 passed while it waited
+    tick.join(timeout=30)
+    assert [p.name.split("-")[-2] for p in (tmp_path / "outbox").glob("*.eml")] == ["ada"]

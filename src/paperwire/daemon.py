@@ -202,13 +202,19 @@ class Daemon:
         if self.stopping.is_set():
             return
         self.holder.reload_if_changed()
+        # a reader's first digest comes at their next slot after this tick saw them in the
+        # config: seen now, not once the lock below is had (a fetch encoding new papers can hold
+        # the store for many seconds, and a slot that passed meanwhile would wait a whole day)
+        seen = self.clock()
+        for sub in self.holder.get().subscribers:
+            self._first_seen.setdefault(sub.id, seen)
         with self._sending, Store(self.db_path) as store:
             if self.stopping.is_set():  # it came while this job waited for the lock
                 return
             try:
                 config, now = self.holder.get(), self.clock()
-                for sub in config.subscribers:  # a reader's first digest: their next slot
-                    self._first_seen.setdefault(sub.id, now)
+                for sub in config.subscribers:  # a reload while this tick waited
+                    self._first_seen.setdefault(sub.id, seen)
                 report = pipeline.send_due(
                     store,
                     config,
