@@ -13,6 +13,10 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     /drop            announces 100,000 bytes, sends 200, closes the connection
     /short           Content-Length says 5,000; 200 bytes come, then the socket closes
     /badchunk        chunked transfer encoding with a chunk size that is not hex
+    /cutchunk        chunked transfer encoding that ends without its last (empty) chunk
+    /cut             ETag "v1", no Content-Length: the first answer closes half-way through
+                     LAB (100 papers), later ones send all of it (304 to If-None-Match "v1")
+    /cutlength       ETag "v1" and LAB's Content-Length, then half of it and the socket closes
     /badgzip         Content-Encoding: gzip over bytes that are not gzip
     /html            an HTML error page with status 200
     /private         the valid feed, only with HTTP Basic user ``reader`` / ``s3cret-pa55``
@@ -67,6 +71,7 @@ OK = feed(
     ("2401.00002", "Quantised KV caches", "We quantise caches."),
 )
 OK2 = feed("ok2", ("2401.00003", "Speculative decoding revisited", "Faster decoding."))
+LAB = feed("lab", *((f"2402.{i:05d}", f"Lab paper {i}", "An abstract.") for i in range(1, 101)))
 
 
 @functools.cache
@@ -188,6 +193,24 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
             elif path == "/badchunk":
                 self._head(200, {"Transfer-Encoding": "chunked"})
                 self.wfile.write(b"zz\r\nnot a chunk\r\n0\r\n\r\n")
+                self.close_connection = True
+            elif path == "/cutchunk":
+                self._head(200, {"Transfer-Encoding": "chunked", "ETag": '"v1"'})
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(OK) // 2, OK[: len(OK) // 2]))
+                self.wfile.flush()
+                self.close_connection = True
+            elif path == "/cut":
+                if self.headers.get("If-None-Match") == '"v1"':
+                    self._body(b"", 304, ETag='"v1"')
+                    return
+                first = sum(1 for asked, _ in state.requests if asked == "/cut") == 1
+                self._head(200, {"ETag": '"v1"', "Content-Type": "application/rss+xml"})
+                self.wfile.write(LAB[: len(LAB) // 2] if first else LAB)  # no length: to EOF
+                self.close_connection = True
+            elif path == "/cutlength":
+                self._head(200, {"ETag": '"v1"', "Content-Length": str(len(LAB))})
+                self.wfile.write(LAB[: len(LAB) // 2])
+                self.wfile.flush()
                 self.close_connection = True
             elif path == "/badgzip":
                 self._body(b"this is not gzip at all" * 10, **{"Content-Encoding": "gzip"})

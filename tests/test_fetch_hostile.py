@@ -100,6 +100,12 @@ def test_a_hostile_feed_is_its_own_error(make_config, store, server, path, deadl
             "(received 200 bytes, expected 5000)",
         ),
         ("/badchunk", "illegal chunk header: bytearray(b'zz\\r\\n')"),
+        # a chunked body that ends without its last (empty) chunk was cut off: no quiet success
+        (
+            "/cutchunk",
+            "peer closed connection without sending complete message body "
+            "(incomplete chunked read)",
+        ),
     ],
 )
 def test_a_broken_response_is_retried_within_the_deadline(
@@ -111,6 +117,59 @@ def test_a_broken_response_is_retried_within_the_deadline(
     assert re.fullmatch(
         rf"feed bad: broken response: {re.escape(problem)} \(after [12] attempts?\)", error
     ), error
+
+
+LAB_ONLY = """\
+feeds:
+  - {{url: "{url}", name: lab}}
+subscribers:
+  - {{id: ada, email: ada@example.org, interests: attention}}
+"""
+
+
+def _asked_with(server: hostile.Hostile, path: str) -> list[str | None]:
+    """The If-None-Match each request for ``path`` sent (None: none)."""
+    return [
+        next((v for k, v in headers.items() if k.lower() == "if-none-match"), None)
+        for asked, headers in server.requests
+        if asked == path
+    ]
+
+
+def test_a_feed_cut_off_without_a_length_keeps_its_papers_but_not_its_etag(
+    make_config, store, server
+):
+    """A 200 with ETag "v1" and no Content-Length that closed half-way was stored with its
+    ETag: every later fetch sent If-None-Match, got 304, and the other half of the feed was
+    never stored. Its papers are kept (with the warning), its ETag is not, so the next fetch
+    downloads it whole; only a whole answer's ETag makes the one after a 304."""
+    config = make_config(LAB_ONLY.format(url=server.url("/cut")))
+    (first,) = pipeline.fetch_all(store, config).feeds
+    assert first.error is None and 0 < first.new < 100, first
+    assert [w for w in first.warnings if "recovered from a malformed document" in w], first
+    assert store.feed_state(server.url("/cut"))["etag"] is None
+    (second,) = pipeline.fetch_all(store, config).feeds
+    assert (second.error, second.not_modified, store.count_papers()) == (None, False, 100)
+    assert store.feed_state(server.url("/cut"))["etag"] == '"v1"'
+    (third,) = pipeline.fetch_all(store, config).feeds
+    assert third.not_modified
+    assert _asked_with(server, "/cut") == [None, None, '"v1"']
+
+
+def test_a_body_shorter_than_its_content_length_is_the_feeds_error(make_config, store, server):
+    """ETag "v1", a Content-Length for 100 papers, half of them sent: the feed's error (httpx
+    raises on the short body), nothing stored from it and no validators kept."""
+    config = make_config(
+        "fetch_timeout_seconds: 1\n" + LAB_ONLY.format(url=server.url("/cutlength"))
+    )
+    (report,) = pipeline.fetch_all(store, config).feeds
+    expected = rf"received {len(hostile.LAB) // 2} bytes, expected {len(hostile.LAB)}"
+    assert report.error and re.fullmatch(
+        rf"feed lab: broken response: .*\({expected}\) \(after [12] attempts?\)", report.error
+    ), report.error
+    assert (report.new, store.count_papers()) == (0, 0)
+    assert store.feed_state(server.url("/cutlength"))["etag"] is None
+    assert set(_asked_with(server, "/cutlength")) == {None}
 
 
 def test_an_untrusted_certificate_is_a_tls_error_not_retried(

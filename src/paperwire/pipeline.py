@@ -266,6 +266,8 @@ def _store_result(store: Store, feed: FeedConfig, result, report: FeedReport, no
         new=report.new,
         etag=cache.etag,
         last_modified=cache.last_modified,
+        # a malformed (maybe cut off) document: the validators of the last whole one go too
+        forget_validators=not result.whole,
         now=now,
     )
     for warning in result.warnings:
@@ -307,15 +309,15 @@ async def _fetch_missing_seeds(
         fetched = await get(
             client, url, label=report.label, limits=_within(limits, budget, report.label)
         )
-        papers, warnings = await parse_off_loop(fetched.content, source="arxiv-api")
+        parsed = await parse_off_loop(fetched.content, source="arxiv-api")
     except SourceError as exc:
         report.error = f"{exc} (seed papers stay unused until they can be fetched)"
         log.warning("%s", report.error)
         return report
-    report.warnings += warnings
+    report.warnings += parsed.warnings
     # as the library import stores them: first seen when published, so one reader's 2017 seed
     # is not another reader's news today
-    report.new, report.known = store_seed_papers(store, papers)
+    report.new, report.known = store_seed_papers(store, parsed.papers)
     return report
 
 

@@ -34,7 +34,7 @@ from ..paper import Paper
 from . import feed, hf_daily
 from .http import Fetched, HttpCache, Limits, feed_error, get, make_async_client
 
-__all__ = ["FetchResult", "Limits", "fetch", "fetch_feed", "parse_document"]
+__all__ = ["FetchResult", "Limits", "Parsed", "fetch", "fetch_feed", "parse_document"]
 
 # Longest stored fields. arXiv caps abstracts at 1,920 characters and titles are far shorter;
 # these leave room for any honest feed and stop a hostile one.
@@ -60,6 +60,18 @@ class FetchResult:
     not_modified: bool = False
     cache: HttpCache | None = None
     warnings: list[str] = field(default_factory=list)
+    # False: a malformed document (maybe cut off) that still gave papers; its validators must
+    # not be kept, so the next fetch downloads it whole instead of getting a 304
+    whole: bool = True
+
+
+@dataclass
+class Parsed:
+    """A parsed document: its papers, warnings, and whether it was whole (see FetchResult)."""
+
+    papers: list[Paper]
+    warnings: list[str]
+    whole: bool = True
 
 
 def _local_path(url: str) -> Path | None:
@@ -98,10 +110,16 @@ async def fetch(
         fetched = await get(client, feed_config.url, cache=cache, label=label, limits=limits)
         if fetched.not_modified:
             return FetchResult(feed_config, not_modified=True, cache=fetched.cache)
-    papers, warnings = await parse_off_loop(
+    parsed = await parse_off_loop(
         fetched.content, source=label, kind=feed_config.kind, content_type=fetched.content_type
     )
-    return FetchResult(feed_config, papers=papers, cache=fetched.cache, warnings=warnings)
+    return FetchResult(
+        feed_config,
+        papers=parsed.papers,
+        cache=fetched.cache if parsed.whole else None,
+        warnings=parsed.warnings,
+        whole=parsed.whole,
+    )
 
 
 def fetch_feed(
@@ -135,7 +153,7 @@ def _read_local(path: Path, label: str, limits: Limits) -> bytes:
 
 async def parse_off_loop(
     content: bytes, *, source: str, kind: str = "auto", content_type: str = ""
-) -> tuple[list[Paper], list[str]]:
+) -> Parsed:
     """:func:`parse_document` in a daemon thread, so the event loop (downloads, the stop
     watcher) runs on meanwhile.
 
@@ -150,7 +168,7 @@ async def parse_off_loop(
 
     def work() -> None:
         try:
-            result = parse_document(content, source=source, kind=kind, content_type=content_type)
+            result = read_document(content, source=source, kind=kind, content_type=content_type)
         except BaseException as exc:  # delivered to the awaiting task, raised there
             answer = functools.partial(settle, functools.partial(done.set_exception, exc))
         else:
@@ -166,6 +184,15 @@ def parse_document(
     content: bytes, *, source: str, kind: str = "auto", content_type: str = ""
 ) -> tuple[list[Paper], list[str]]:
     """Parse a feed document of any supported kind into papers (and non-fatal warnings)."""
+    parsed = read_document(content, source=source, kind=kind, content_type=content_type)
+    return parsed.papers, parsed.warnings
+
+
+def read_document(
+    content: bytes, *, source: str, kind: str = "auto", content_type: str = ""
+) -> Parsed:
+    """:func:`parse_document`, and whether the document was whole."""
+    whole = True
     if kind == "hf-daily" or (kind == "auto" and _looks_like_json(content, content_type)):
         try:
             data = json.loads(content)
@@ -176,7 +203,7 @@ def parse_document(
         papers = hf_daily.parse(data, source=source)
         warnings: list[str] = []
     else:
-        papers, warnings = feed.parse(content, source=source)
+        papers, warnings, whole = feed.read(content, source=source)
     kept = []
     for paper in papers:
         if len(paper.paper_id) > MAX_ID:
@@ -186,7 +213,7 @@ def parse_document(
             )
         else:
             kept.append(bounded(paper))
-    return kept, warnings
+    return Parsed(kept, warnings, whole)
 
 
 def bounded(paper: Paper) -> Paper:

@@ -23,7 +23,15 @@ _AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\band\b)\s*")
 
 
 def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
-    """Papers in a feed document, and warnings for entries that had to be skipped.
+    """Papers in a feed document, and warnings for entries that had to be skipped."""
+    papers, warnings, _ = read(content, source=source)
+    return papers, warnings
+
+
+def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
+    """:func:`parse`, and whether the document was whole: False for a malformed one that still
+    gave papers (a download cut off with no Content-Length to tell), whose papers are kept but
+    whose ETag and Last-Modified must not be, or the rest of it would never be fetched.
 
     An arXiv API error document (an entry titled "Error" whose id is under
     ``arxiv.org/api/errors``) is the feed's error, never a paper."""
@@ -44,8 +52,11 @@ def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
     if not doc.version and not doc.entries:
         raise SourceError(f"feed {source}: not an RSS/Atom document (no feed or entries found)")
     if doc.bozo:
-        warnings.append(f"feed {source}: recovered from a malformed document: {doc.bozo_exception}")
-    return papers, warnings
+        warnings.append(
+            f"feed {source}: recovered from a malformed document: {doc.bozo_exception}; "
+            "it is downloaded whole again the next time"
+        )
+    return papers, warnings, not doc.bozo
 
 
 _ARXIV_API_ERROR = re.compile(r"^https?://(?:export\.)?arxiv\.org/api/errors\b", re.IGNORECASE)

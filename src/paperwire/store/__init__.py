@@ -521,13 +521,18 @@ class Store:
         etag: str | None = None,
         last_modified: str | None = None,
         error: str | None = None,
+        forget_validators: bool = False,
         now: dt.datetime | None = None,
     ) -> None:
+        """A fetch of the feed at ``url``: validators given are kept (none given: the last ones
+        stay), ``forget_validators`` drops them (the next fetch is unconditional)."""
         stamp = iso(now or utcnow())
         row: dict[str, Any] = {"url": url, "last_fetch": stamp, "last_error": error}
         if ok:
             row.update(last_ok=stamp, last_new=new)
-            if etag is not None or last_modified is not None:
+            if forget_validators:
+                row.update(etag=None, last_modified=None)
+            elif etag is not None or last_modified is not None:
                 row.update(etag=etag, last_modified=last_modified)
         with self.atomic():
             self.db.table("feeds").upsert(row, pk="url")
