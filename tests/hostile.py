@@ -17,6 +17,8 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     /cut             ETag "v1", no Content-Length: the first answer closes half-way through
                      LAB (100 papers), later ones send all of it (304 to If-None-Match "v1")
     /cutlength       ETag "v1" and LAB's Content-Length, then half of it and the socket closes
+    /many            a valid feed of ``many_items`` items of a few bytes each (25,000: ~4 MB,
+                     seconds to parse)
     /badgzip         Content-Encoding: gzip over bytes that are not gzip
     /html            an HTML error page with status 200
     /private         the valid feed, only with HTTP Basic user ``reader`` / ``s3cret-pa55``
@@ -82,12 +84,19 @@ def _bomb(megabytes: int) -> bytes:
     return b"".join(packer.compress(zeros) for _ in range(megabytes)) + packer.flush()
 
 
+@functools.cache
+def many(items: int) -> bytes:
+    """A valid feed of ``items`` tiny items: what costs feedparser the most time a byte."""
+    return feed("many", *((f"2403.{i:05d}", f"P{i}", "a") for i in range(items)))
+
+
 @dataclass
 class Hostile:
     port: int
     drip_every: float = 10.0
     bomb_mb: int = 200
     huge_mb: int = 60
+    many_items: int = 25_000
     stop: threading.Event = field(default_factory=threading.Event)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     posts: list[tuple[str, bytes]] = field(default_factory=list)
@@ -194,6 +203,8 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
                 self._head(200, {"Transfer-Encoding": "chunked"})
                 self.wfile.write(b"zz\r\nnot a chunk\r\n0\r\n\r\n")
                 self.close_connection = True
+            elif path == "/many":
+                self._body(many(state.many_items), **{"Content-Type": "application/rss+xml"})
             elif path == "/cutchunk":
                 self._head(200, {"Transfer-Encoding": "chunked", "ETag": '"v1"'})
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(OK) // 2, OK[: len(OK) // 2]))

@@ -4,8 +4,10 @@ completes, and the well-behaved feeds beside it are stored."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -170,6 +172,69 @@ def test_a_body_shorter_than_its_content_length_is_the_feeds_error(make_config, 
     assert (report.new, store.count_papers()) == (0, 0)
     assert store.feed_state(server.url("/cutlength"))["etag"] is None
     assert set(_asked_with(server, "/cutlength")) == {None}
+
+
+def _parsers_left() -> list:
+    """Parse worker processes still running, after a second at most to end."""
+    deadline = time.monotonic() + 1
+    while True:
+        left = [p for p in multiprocessing.active_children() if p.name.startswith("parse ")]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (
+            "fetch_timeout_seconds: 0.5",
+            r"feed lab: not parsed within 0\.5 s \(fetch_timeout_seconds\)",
+        ),
+        (
+            "fetch_timeout_seconds: 30\nfetch_run_budget_seconds: 0.5",
+            r"feed lab: not parsed within 0\.[34]\d* s \(fetch_run_budget_seconds\)",
+        ),
+    ],
+)
+def test_parsing_counts_against_the_feeds_deadline_and_the_run_budget(
+    make_config, store, server, settings, expected
+):
+    """A 4 MB feed of 25,000 tiny items downloads at once and takes seconds to parse (a 19 MB
+    one took 45 s with a 5 s deadline and a 10 s budget: the parse ran after the download's
+    deadline, outside the budget). The parse is in the feed's deadline and the run's budget,
+    and the worker process parsing it is killed when they pass."""
+    config = make_config(f"{settings}\n" + LAB_ONLY.format(url=server.url("/many")))
+    began = time.monotonic()
+    (report,) = pipeline.fetch_all(store, config).feeds
+    took = time.monotonic() - began
+    assert report.error and re.fullmatch(expected, report.error), report.error
+    assert took < 1.5, took
+    assert store.count_papers() == 0
+    assert _parsers_left() == []
+
+
+def test_a_large_document_is_parsed_in_a_worker_process(make_config, store, server, monkeypatch):
+    """Past INLINE_PARSE_MAX a document is parsed in a worker process: its papers, its error
+    and whether it was whole come back as from a parse here."""
+    from paperwire import sources
+
+    monkeypatch.setattr(sources, "INLINE_PARSE_MAX", 0)
+    config = make_config(
+        CONFIG.format(
+            deadline=30,
+            ok=server.url("/ok"),
+            ok2=server.url("/cut"),
+            bad=server.url("/html"),
+            name="bad",
+        )
+    )
+    by_label = {f.label: f for f in pipeline.fetch_all(store, config).feeds}
+    assert (by_label["ok"].new, by_label["ok"].error) == (2, None)
+    assert by_label["bad"].error == "feed bad: not an RSS/Atom document (no feed or entries found)"
+    assert 0 < by_label["ok2"].new < 100 and by_label["ok2"].error is None
+    assert store.feed_state(server.url("/cut"))["etag"] is None  # not whole: no validators
+    assert _parsers_left() == []
 
 
 def test_an_untrusted_certificate_is_a_tls_error_not_retried(

@@ -31,7 +31,7 @@ from .deliver.dispatch import channel_ids, deliver_jobs
 from .errors import PaperwireError, SourceError
 from .paper import seed_ids
 from .rank.session import RankingSession
-from .sources import fetch, parse_off_loop
+from .sources import fetch, parse_in_time
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
 from .sources.library import ID_BATCH, store_seed_papers
 from .store import Store, iso
@@ -223,7 +223,8 @@ def _last_turn(state: dict[str, Any] | None) -> str:
 
 def _within(limits: Limits, budget: Budget, label: str) -> Limits:
     """``limits`` with the deadline cut to what is left of the run's budget; a SourceError once
-    it is spent (the run has no time left for this download)."""
+    it is spent (the run has no time left for this feed). The deadline covers the feed's
+    download and its parse (:func:`~paperwire.sources.parse_in_time`)."""
     deadline, setting = budget.deadline(limits.deadline, limits.deadline_setting)
     if deadline <= 0:
         raise SourceError(
@@ -306,10 +307,12 @@ async def _fetch_missing_seeds(
     query = urlencode({"id_list": ",".join(batch), "max_results": len(batch)}, safe=",")
     url = f"{config.arxiv_api_url}?{query}"
     try:
-        fetched = await get(
-            client, url, label=report.label, limits=_within(limits, budget, report.label)
+        within = _within(limits, budget, report.label)
+        began = asyncio.get_running_loop().time()
+        fetched = await get(client, url, label=report.label, limits=within)
+        parsed = await parse_in_time(
+            fetched, source="arxiv-api", label=report.label, limits=within, began=began
         )
-        parsed = await parse_off_loop(fetched.content, source="arxiv-api")
     except SourceError as exc:
         report.error = f"{exc} (seed papers stay unused until they can be fetched)"
         log.warning("%s", report.error)

@@ -427,10 +427,10 @@ class Config(_Frozen):
     alerts: AlertConfig = AlertConfig()
     ranking: RankingConfig = RankingConfig()
     fetch_interval_minutes: int = Field(default=60, ge=5)
-    # Each feed's whole download (retries included) must finish within this many seconds, and
-    # decompress to at most this many megabytes; otherwise it is that feed's error.
+    # Each feed's whole download (retries included) and parse must finish within this many
+    # seconds, and decompress to at most this many megabytes; otherwise it is that feed's error.
     fetch_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
-    # Seconds one fetch run may spend downloading, all feeds together: each download ends
+    # Seconds one fetch run may spend downloading and parsing, all feeds together: each feed ends
     # within fetch_timeout_seconds or what is left of this; feeds not fetched by then are
     # that run's errors and are fetched the next time.
     fetch_run_budget_seconds: float = Field(default=600.0, gt=0)

@@ -20,6 +20,9 @@ import contextlib
 import dataclasses
 import functools
 import json
+import multiprocessing
+import multiprocessing.connection
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +52,14 @@ MAX_ID = 500  # a longer id is skipped: cut short it could merge two papers
 MAX_SHORT = 64  # dates, announce types
 MAX_KEYWORDS = 20  # a source's key phrases (Hugging Face gives about 15)
 MAX_KEYWORD = 200  # one becomes a reason: 'about "<keyword>"'
+
+# A document up to this size is parsed in a thread of this process; a larger one in a worker
+# process, killed when the feed's deadline passes (a thread cannot be stopped). feedparser takes
+# ~0.3 ms a kB for arXiv's listings (a 200-paper one is ~380 kB, ~0.1 s) and ~1.7 ms a kB at
+# worst (items of a few bytes each), so a parse given up at its deadline here ends by itself
+# within about a second; a 19 MB feed of 122,696 tiny items took 45 s. A process costs ~40 ms
+# a parse, and ~0.5 s once to start the fork server.
+INLINE_PARSE_MAX = 512 * 1024
 
 
 @dataclass
@@ -95,9 +106,10 @@ async def fetch(
 ) -> FetchResult:
     """Fetch and parse one feed within ``limits``; raises SourceError naming the feed.
 
-    Cancelling the task stops the download at once; a parse in progress is abandoned (see
-    :func:`parse_off_loop`)."""
+    The deadline (``limits.deadline``) covers the download and the parse. Cancelling the task
+    stops the download at once, and the parse (see :func:`parse_off_loop`)."""
     label = feed_config.label
+    began = asyncio.get_running_loop().time()
     try:
         path = _local_path(feed_config.url)
     except ConfigError as exc:  # an unknown bundled: name is this feed's error, not the run's
@@ -110,8 +122,13 @@ async def fetch(
         fetched = await get(client, feed_config.url, cache=cache, label=label, limits=limits)
         if fetched.not_modified:
             return FetchResult(feed_config, not_modified=True, cache=fetched.cache)
-    parsed = await parse_off_loop(
-        fetched.content, source=label, kind=feed_config.kind, content_type=fetched.content_type
+    parsed = await parse_in_time(
+        fetched,
+        source=label,
+        label=label,
+        limits=limits,
+        began=began,
+        kind=feed_config.kind,
     )
     return FetchResult(
         feed_config,
@@ -151,24 +168,66 @@ def _read_local(path: Path, label: str, limits: Limits) -> bytes:
     return content
 
 
-async def parse_off_loop(
-    content: bytes, *, source: str, kind: str = "auto", content_type: str = ""
+async def parse_in_time(
+    fetched: Fetched,
+    *,
+    source: str,
+    label: str,
+    limits: Limits,
+    began: float,
+    kind: str = "auto",
 ) -> Parsed:
-    """:func:`parse_document` in a daemon thread, so the event loop (downloads, the stop
-    watcher) runs on meanwhile.
+    """:func:`parse_off_loop` within what is left of ``limits.deadline``, counted from ``began``
+    (the event loop's clock when the download started): a SourceError naming the feed, and the
+    setting that set the deadline, when it passes."""
+    left = limits.deadline - (asyncio.get_running_loop().time() - began)
+    try:
+        if left <= 0:
+            raise TimeoutError
+        return await parse_off_loop(
+            fetched.content,
+            source=source,
+            kind=kind,
+            content_type=fetched.content_type,
+            seconds=left,
+        )
+    except TimeoutError:
+        raise feed_error(
+            label, f"not parsed within {limits.deadline:g} s ({limits.deadline_setting})"
+        ) from None
 
-    Not ``asyncio.to_thread``: a run that is stopped would then wait for the parse of a large
-    feed (seconds) before it could return, and the process for it before it could exit."""
+
+async def parse_off_loop(
+    content: bytes,
+    *,
+    source: str,
+    kind: str = "auto",
+    content_type: str = "",
+    seconds: float | None = None,
+) -> Parsed:
+    """:func:`read_document` off the event loop, so it (downloads, the stop watcher) runs on
+    meanwhile; TimeoutError when it is not done within ``seconds``.
+
+    A document up to :data:`INLINE_PARSE_MAX` is parsed in a daemon thread, a larger one in a
+    worker process (started from a daemon thread). At the deadline, or when the task is
+    cancelled (a run stopped), the worker process is killed; a thread, which cannot be, is left
+    to end by itself (it is small) and its answer dropped. Not ``asyncio.to_thread``: a run that
+    is stopped would then wait for the parse before it could return, and the process for it
+    before it could exit."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
+    worker = _ParseProcess(source) if len(content) > INLINE_PARSE_MAX else None
 
     def settle(outcome: Callable[[], None]) -> None:
-        if not done.done():  # the run may have been stopped meanwhile
+        if not done.done():  # the run may have been stopped, or the deadline passed, meanwhile
             outcome()
 
     def work() -> None:
         try:
-            result = read_document(content, source=source, kind=kind, content_type=content_type)
+            if worker is None:
+                result = read_document(content, source=source, kind=kind, content_type=content_type)
+            else:
+                result = worker.parse(content, kind=kind, content_type=content_type)
         except BaseException as exc:  # delivered to the awaiting task, raised there
             answer = functools.partial(settle, functools.partial(done.set_exception, exc))
         else:
@@ -177,7 +236,87 @@ async def parse_off_loop(
             loop.call_soon_threadsafe(answer)
 
     threading.Thread(target=work, name=f"parse {source}", daemon=True).start()
-    return await done
+    try:
+        async with asyncio.timeout(seconds):
+            return await done
+    finally:
+        if worker is not None:
+            worker.kill()  # nothing when it has ended: its answer is in
+
+
+def _parse_context() -> multiprocessing.context.BaseContext:
+    """Fork server: each worker is forked from a small process that has imported this module
+    once (no threads: this one has the event loop's, the daemon's), not spawned (~0.35 s of
+    imports a worker). Spawn where there is no fork server (Windows)."""
+    try:
+        context = multiprocessing.get_context("forkserver")
+    except ValueError:
+        return multiprocessing.get_context("spawn")
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
+
+
+class _ParseProcess:
+    """One document parsed in a worker process that :meth:`kill` ends at once, from any thread."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._killed = False
+
+    def parse(self, content: bytes, *, kind: str, content_type: str) -> Parsed:
+        context = _parse_context()
+        here, there = context.Pipe()
+        process = context.Process(  # type: ignore[attr-defined]
+            target=_parse_in_worker, args=(there,), name=f"parse {self.source}", daemon=True
+        )
+        process.start()
+        there.close()
+        with self._lock:
+            self._process = process
+            killed = self._killed
+        try:
+            if killed:  # given up on while it started: nobody waits for the answer
+                process.kill()
+            here.send((content, self.source, kind, content_type))
+            ok, value = here.recv()
+        except (EOFError, OSError):  # killed (at the deadline, by an operator, out of memory)
+            process.join()
+            raise SourceError(
+                f"feed {self.source}: the parser process ended without an answer "
+                f"(exit code {process.exitcode})"
+            ) from None
+        finally:
+            here.close()
+        process.join()
+        if ok:
+            return value
+        raise value
+
+    def kill(self) -> None:
+        with self._lock:
+            self._killed = True
+            process = self._process
+        if process is not None:
+            with contextlib.suppress(OSError, ValueError):  # ended already
+                process.kill()
+
+
+def _parse_in_worker(conn: multiprocessing.connection.Connection) -> None:
+    """A worker process's one parse: the document in, ``(ok, Parsed or an exception)`` out."""
+    # Ctrl-C reaches the whole process group: the parent decides (it kills this process).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    content, source, kind, content_type = conn.recv()
+    answer: tuple[bool, object]
+    try:
+        answer = (True, read_document(content, source=source, kind=kind, content_type=content_type))
+    except SourceError as exc:
+        answer = (False, exc)
+    except Exception as exc:  # anything else, as text: it may not survive pickling
+        answer = (False, RuntimeError(f"{type(exc).__name__}: {exc}"))
+    conn.send(answer)
+    conn.close()
 
 
 def parse_document(
