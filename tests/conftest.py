@@ -124,6 +124,20 @@ def _encode_each_text_once(request: pytest.FixtureRequest, monkeypatch: pytest.M
     monkeypatch.setattr(encoder.SentenceEncoder, "embed", embed)
 
 
+def fetch_here(folder: Path) -> None:
+    """What `paperwire fetch` run in ``folder`` does (its subscribers.yaml, or the bundled
+    defaults; its paperwire.db), in this process: a test whose subject is what comes after
+    the fetch encodes the papers with the cache above, not once more in a subprocess."""
+    from paperwire import pipeline
+    from paperwire.config import load_config
+
+    config_file = folder / "subscribers.yaml"
+    config = load_config(config_file if config_file.exists() else None, env={})
+    with Store(folder / "paperwire.db") as store:
+        report = pipeline.fetch_all(store, config, base_dir=folder)
+    assert report.errors == 0, [f.error for f in report.feeds]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -20,6 +20,8 @@ from paperwire.cli import cli
 from paperwire.links import Signer
 from paperwire.store import Store
 
+from .conftest import fetch_here
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -71,7 +73,7 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
 
 
 def test_digest_json_is_a_ranked_preview_that_marks_nothing(tmp_path: Path):
-    assert paperwire("fetch", cwd=tmp_path).returncode == 0
+    fetch_here(tmp_path)  # the bundled defaults' feeds, as `paperwire fetch` stores them
     one = paperwire("digest", "--subscriber", "ada", "--limit", "4", "--json", cwd=tmp_path)
     picks = json.loads(one.stdout)
     assert len(picks) == 4
@@ -85,8 +87,14 @@ def test_digest_json_is_a_ranked_preview_that_marks_nothing(tmp_path: Path):
 
 
 def test_feedback_command_and_csv_import(tmp_path: Path):
-    paperwire("fetch", cwd=tmp_path)
+    from importlib import resources
+
+    from paperwire.sources import parse_document
+
+    # the bundled sample's papers, stored as fetch stores them (a vote needs no ranking)
+    sample = (resources.files("paperwire") / "data" / "sample-arxiv-cs.xml").read_bytes()
     with Store(tmp_path / "paperwire.db") as store:
+        store.add_papers(parse_document(sample, source="arxiv-cs-sample")[0])
         paper_id = store.corpus()[0]["paper_id"]
     ok = paperwire("feedback", "ada", paper_id, "up", cwd=tmp_path)
     assert ok.returncode == 0 and ok.stdout.strip() == f"Recorded 👍 for {paper_id}."

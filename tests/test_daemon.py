@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import FIXTURES, Route, free_port
+from .conftest import FIXTURES, Route, fetch_here, free_port
 
 
 def wait_for(predicate, timeout: float = 30.0, every: float = 0.1) -> bool:
@@ -267,10 +267,7 @@ def test_sigterm_while_a_fetch_drips_exits_0_and_digests_do_not_wait_for_it(
     try:
         # The papers already stored, from an earlier fetch.
         _config(tmp_path, [http_server.url("/rss/cs")])
-        fetched = subprocess.run(
-            [sys.executable, "-m", "paperwire", "fetch"], cwd=tmp_path, env=env, timeout=60
-        )
-        assert fetched.returncode == 0
+        fetch_here(tmp_path)
         # due after the daemon has started and seen the reader (a reader who never had a
         # digest gets the first at their next slot after that): start-up, with the encoder,
         # can take several seconds on a loaded machine

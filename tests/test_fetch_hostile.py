@@ -188,12 +188,12 @@ def _parsers_left() -> list:
     ("settings", "expected"),
     [
         (
-            "fetch_timeout_seconds: 0.5",
-            r"feed lab: not parsed within 0\.5 s \(fetch_timeout_seconds\)",
+            "fetch_timeout_seconds: 1.5",
+            r"feed lab: not parsed within 1\.5 s \(fetch_timeout_seconds\)",
         ),
         (
-            "fetch_timeout_seconds: 30\nfetch_run_budget_seconds: 0.5",
-            r"feed lab: not parsed within 0\.[34]\d* s \(fetch_run_budget_seconds\)",
+            "fetch_timeout_seconds: 30\nfetch_run_budget_seconds: 1.5",
+            r"feed lab: not parsed within 1\.[0-5]\d* s \(fetch_run_budget_seconds\)",
         ),
     ],
 )
@@ -203,13 +203,14 @@ def test_parsing_counts_against_the_feeds_deadline_and_the_run_budget(
     """A 4 MB feed of 25,000 tiny items downloads at once and takes seconds to parse (a 19 MB
     one took 45 s with a 5 s deadline and a 10 s budget: the parse ran after the download's
     deadline, outside the budget). The parse is in the feed's deadline and the run's budget,
-    and the worker process parsing it is killed when they pass."""
+    and the worker process parsing it is killed when they pass. 1.5 s: the download (local,
+    well under a second even on a loaded machine) fits, the parse (6 s here) does not."""
     config = make_config(f"{settings}\n" + LAB_ONLY.format(url=server.url("/many")))
     began = time.monotonic()
     (report,) = pipeline.fetch_all(store, config).feeds
     took = time.monotonic() - began
     assert report.error and re.fullmatch(expected, report.error), report.error
-    assert took < 1.5, took
+    assert took < 3, took
     assert store.count_papers() == 0
     assert _parsers_left() == []
 
