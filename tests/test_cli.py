@@ -67,7 +67,7 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     again = paperwire(
         "run", "--once", cwd=tmp_path, env={"PAPERWIRE_SECRET": "demo-secret-signing-key"}
     )
-    assert "Nothing new today in any feed." in again.stdout
+    assert "Nothing new in any feed since the last fetch." in again.stdout
     assert "0 sent" in again.stdout
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 6
 

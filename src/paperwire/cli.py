@@ -164,7 +164,7 @@ def _print_fetch_summary(report: pipeline.FetchReport) -> None:
         stored = f"{report.new} new papers stored" if report.new else "Nothing new"
         echo(f"{stored}; {failed} of {total} feeds failed (see above).")
     elif report.new == 0:
-        echo("Nothing new today in any feed.")
+        echo("Nothing new in any feed since the last fetch.")  # not "today": cron may run hourly
     else:
         echo(f"{report.new} new papers stored.")
 
