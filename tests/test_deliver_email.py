@@ -415,6 +415,22 @@ def test_a_relay_slow_before_data_did_not_deliver_and_one_slow_after_data_maybe_
     assert (row["state"], row["attempts"]) == ("pending", 1)
 
 
+def test_a_digest_sent_by_a_later_run_reads_as_its_first_try(store, make_config, smtp_server):
+    """A digest resumed from the ledger (a 451, a crash) lost the end of its opening line:
+    'Hello s0, 3 papers picked for you.' instead of '... from those paperwire received since
+    <date>.': the window's start was not kept with the delivery."""
+    smtp_server.data_replies = ["451 4.3.0 mailbox busy"]
+    config = config_for(make_config, smtp_server.url, n=1, extra="  retry_attempts: 1\n")
+    pipeline.fetch_all(store, config, now=NOW)
+    [first] = pipeline.send_due(store, config, now=NOW).lines
+    assert first.status == "retry"
+    [later] = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=6)).lines
+    assert later.status == "sent"
+    [msg] = smtp_server.messages
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    assert "received since 2026-11-16" in " ".join(text.split())
+
+
 def test_an_smtp_4xx_is_tried_again_after_a_back_off_not_on_every_run(
     store, make_config, smtp_server
 ):

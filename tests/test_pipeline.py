@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
@@ -239,6 +240,32 @@ def test_a_day_whose_new_papers_are_all_filtered_out_says_so_not_that_nothing_ca
             "out by must_match / never_match",
         )
     ]
+
+
+def test_received_since_is_the_readers_own_date(store, make_config, feeds, tmp_path):
+    """A Los Angeles reader's digest at 18:30 on the 23rd (02:30 UTC on the 24th) made the next
+    one say 'received since 2026-11-24', a date that had not begun where the reader is."""
+    cs, lg = feeds.url("/rss/cs"), feeds.url("/rss/cs.LG")
+    reader = (
+        "subscribers:\n  - id: lena\n    email: lena@example.org\n    digest_size: 3\n"
+        '    timezone: America/Los_Angeles\n    digest_time: "18:00"\n'
+    )
+    first_day = dt.datetime(2026, 11, 24, 2, 30, tzinfo=dt.UTC)  # the 23rd, 18:30 in LA
+    config = make_config(f"feeds:\n  - url: {cs}\n    name: cs\n{reader}")
+    pipeline.fetch_all(store, config, now=first_day - dt.timedelta(hours=1))
+    outbox = tmp_path / "out"
+    assert pipeline.send_due(store, config, now=first_day, outbox=outbox).count("sent") == 1
+    config = make_config(f"feeds:\n  - url: {lg}\n    name: lg\n{reader}")  # the next day's
+    next_day = first_day + dt.timedelta(days=1)
+    pipeline.fetch_all(store, config, now=next_day - dt.timedelta(hours=1))
+    assert pipeline.send_due(store, config, now=next_day, outbox=outbox).count("sent") == 1
+    [second] = [p for p in outbox.glob("*.eml") if "2026-11-24" in p.name]
+    message = message_from_bytes(second.read_bytes(), policy=policy.default)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "received since 2026-11-23" in " ".join(text.split())
+    # and a quiet day says the same date
+    quiet = pipeline.send_due(store, config, now=next_day + dt.timedelta(days=1), outbox=outbox)
+    assert [line.detail for line in quiet.lines] == ["no new papers since 2026-11-24"]
 
 
 def test_no_paper_is_sent_twice_across_days(store, config, feeds, smtp_server):

@@ -26,7 +26,7 @@ class Digest:
 
     def why_empty(self) -> str:
         """Why a digest has no picks, in a line a reader (or ``paperwire status``) can act on."""
-        since = self.since.date().isoformat()
+        since = self.since.astimezone(self.subscriber.tz).date().isoformat()  # the reader's date
         if not self.new:
             return f"no new papers since {since}"
         if not self.candidates:

@@ -489,6 +489,7 @@ def _due_jobs(
                 row["channel"],
                 row["message_id"],
                 picks,
+                since=dt.datetime.fromisoformat(row["since"]) if row.get("since") else None,
                 parts_sent=row["parts_sent"] or 0,
                 maybe_sent=row["maybe_sent"] or 0,
                 tries=row["attempts"] or 0,
@@ -676,6 +677,7 @@ def _open_job(
         papers=[(p.paper_id, p.score, p.reasons) for p in picks],
         claim=claim,
         now=now,
+        since=since,
     )
     if delivery_id is None:
         return None

@@ -292,7 +292,8 @@ def mail_job(job: Job) -> messages.MailJob:
         period=job.period,
         message_id=job.message_id,
         picks=job.picks,
-        since=job.since,
+        # "received since <date>" in the reader's own time zone, as the digest's date is
+        since=job.since.astimezone(job.sub.tz) if job.since else None,
     )
 
 

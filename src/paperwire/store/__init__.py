@@ -207,6 +207,13 @@ def m008_not_interested(db: sqlite_utils.Database) -> None:
     db.table("subscriber_state").add_column("not_interested", str)
 
 
+@migrations()
+def m009_delivery_since(db: sqlite_utils.Database) -> None:
+    # The start of the window a digest was composed from: a digest resumed by a later run (a
+    # retry, a crash) says "received since ..." as its first try would.
+    db.table("deliveries").add_column("since", str)
+
+
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
     for f in (
@@ -218,6 +225,7 @@ KNOWN_MIGRATIONS = frozenset(
         m006_retries_and_seed_misses,
         m007_text_vectors,
         m008_not_interested,
+        m009_delivery_since,
     )
 )
 
@@ -646,8 +654,10 @@ class Store:
         claim: str | None = None,
         lease: dt.timedelta = LEASE,
         now: dt.datetime | None = None,
+        since: dt.datetime | None = None,
     ) -> int | None:
-        """Record a delivery as pending, with its papers, before anything is sent.
+        """Record a delivery as pending, with its papers (and a digest's window start,
+        ``since``), before anything is sent.
 
         Committed before the first byte goes out, so a crash leaves a pending row that the next
         run resends with the same Message-ID (a duplicate is then detectable). Returns None if
@@ -660,8 +670,8 @@ class Store:
             with self.atomic():
                 delivery_id = self.db.execute(
                     "insert into deliveries (subscriber_id, kind, period, channel, state,"
-                    " message_id, content_hash, created, attempts, claim, holder, lease_until)"
-                    " values (?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?)",
+                    " message_id, content_hash, created, attempts, claim, holder, lease_until,"
+                    " since) values (?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?, ?)",
                     [
                         subscriber_id,
                         kind,
@@ -673,6 +683,7 @@ class Store:
                         claim,
                         holder_id() if claim else None,
                         iso(utcnow() + lease) if claim else None,
+                        iso(since) if since else None,
                     ],
                 ).lastrowid
                 self.db.conn.executemany(
