@@ -396,7 +396,7 @@ def test_a_200_that_is_not_slacks_ok_is_sent_with_a_warning(
         ("team", "sent"),
     ]
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
-        "Slack webhook answered HTTP 200 with '<html><body>Sign in to continue</body></html>', "
+        "Slack webhook of team answered HTTP 200 with '<html><body>Sign in to continue</body></html>', "
         "not Slack's 'ok'; counted as sent (if that is a proxy's or login page, nothing "
         "arrived: check the URL)"
     ]

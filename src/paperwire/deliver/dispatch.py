@@ -328,6 +328,7 @@ def _deliver_slack(run: Run, job: Job) -> SendLine:
             backoff=sender.retry_backoff,
             deadline=sender.timeout,
             budget=run.budget,
+            reader=job.sub.id,
         ),
     )
 

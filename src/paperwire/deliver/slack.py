@@ -197,6 +197,7 @@ async def post(
     backoff: float = 1.0,
     deadline: float = 60.0,
     budget: Budget | None = None,
+    reader: str = "",
 ) -> None:
     """POST one message to an incoming webhook within ``deadline`` seconds in all (and what is
     left of the run's ``budget``); raises DeliveryError (permanent for 4xx but 408 and 429;
@@ -234,8 +235,9 @@ async def post(
         if status == 200:
             if body.strip() != b"ok":
                 log.warning(
-                    "Slack webhook answered HTTP 200 with %r, not Slack's 'ok'; counted as "
+                    "Slack webhook%s answered HTTP 200 with %r, not Slack's 'ok'; counted as "
                     "sent (if that is a proxy's or login page, nothing arrived: check the URL)",
+                    f" of {reader}" if reader else "",  # whose webhook to check
                     _said(body, 100),
                 )
             return
@@ -336,6 +338,7 @@ async def send_digest(
     backoff: float = 1.0,
     deadline: float = 60.0,
     budget: Budget | None = None,
+    reader: str = "",
 ) -> int:
     """Post a digest (split as needed), from message ``start`` on (those before it were
     accepted by an earlier run); ``on_part(n)`` after each accepted message, n counted from
@@ -353,6 +356,7 @@ async def send_digest(
             backoff=backoff,
             deadline=deadline,
             budget=budget,
+            reader=reader,
         )
         if on_part is not None:
             on_part(number)
