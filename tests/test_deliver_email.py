@@ -150,6 +150,63 @@ def test_a_line_dropped_after_the_message_is_maybe_delivered_not_sent_again_at_o
     assert len(smtp_server.messages) == 2
 
 
+class _HangsUpAtData:
+    """A relay that answers 250 to everything and closes the line at the DATA command, before
+    its 354: no message can have reached it."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.data_commands = 0
+        self.bodies = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn) -> None:
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 relay.test ESMTP\r\n")
+            for line in lines:
+                if line.upper().startswith(b"DATA"):
+                    self.data_commands += 1
+                    return  # hang up before the 354
+                if line.upper().startswith(b"QUIT"):
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                conn.sendall(b"250 ok\r\n")
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_line_dropped_at_the_data_command_is_not_maybe_delivered(store, make_config):
+    """The first fix for a line dropped after the message counted one dropped at the DATA
+    command too (before the 354, nothing sent): "maybe delivered" three times, then failed for
+    good, a digest lost that never reached the relay. It stays an outage, tried again."""
+    relay = _HangsUpAtData()
+    try:
+        config = config_for(make_config, f"smtp://127.0.0.1:{relay.port}", n=1)
+        pipeline.fetch_all(store, config, now=NOW)
+        [line] = pipeline.send_due(store, config, now=NOW).lines
+    finally:
+        relay.close()
+    assert relay.data_commands >= 1
+    assert line.status == "retry" and "maybe" not in line.detail, line.detail
+    [row] = store.deliveries()
+    assert (row["state"], row["maybe_sent"]) == ("pending", 0)
+
+
 def test_a_5xx_for_one_recipient_fails_only_that_digest(store, make_config, smtp_server):
     config = config_for(make_config, smtp_server.url, n=3)
     pipeline.fetch_all(store, config, now=NOW)

@@ -16,7 +16,7 @@ import re
 import secrets
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email import headerregistry
 from email.message import EmailMessage, MIMEPart
@@ -483,12 +483,35 @@ async def _transaction(connection: aiosmtplib.SMTP, item: Outgoing, phase: dict[
     try:
         await connection.mail(item.mail_from, options=options, encoding=encoding)
         await connection.rcpt(item.recipient, encoding=encoding)
-        phase["data"] = True
-        await connection.data(item.message)
+        with _noting_the_body(connection, phase):
+            await connection.data(item.message)
     except aiosmtplib.SMTPResponseException:
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await connection.rset()
         raise
+
+
+@contextlib.contextmanager
+def _noting_the_body(connection: aiosmtplib.SMTP, phase: dict[str, bool]) -> Iterator[None]:
+    """Set ``phase["data"]`` as the message itself goes out. aiosmtplib's ``data()`` writes the
+    DATA command, waits for the 354, then writes the message: a line dropped before the 354
+    delivered nothing (a retry is safe), one dropped after it may have delivered it all."""
+    protocol = connection.protocol
+    if protocol is None:  # data() raises "connection lost": nothing goes out
+        yield
+        return
+    write = protocol.write
+
+    def watched(data: bytes) -> None:
+        if data != b"DATA\r\n":
+            phase["data"] = True
+        write(data)
+
+    protocol.write = watched  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del protocol.write  # the class's own again
 
 
 def _mail_options(item: Outgoing) -> list[str]:
