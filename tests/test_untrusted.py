@@ -129,6 +129,10 @@ def test_web_url_encodes_what_would_end_a_link_and_is_idempotent():
         "https://xn--mnchen-3ya.de:8443/stra%C3%9Fe?q=%C3%BC"
     )
     assert web_url("https://user@bücher.example/") == "https://user@xn--bcher-kva.example/"
+    # as browsers resolve them (IDNA 2008, UTS 46), not IDNA 2003: faß.de is not fass.de
+    assert web_url("https://faß.de/") == "https://xn--fa-hia.de/"
+    assert web_url("https://βόλος.gr/") == "https://xn--nxasmm1c.gr/"
+    assert web_url("https://a\u200db.com/") == ""  # a joiner no registry allows there
     for bad in ("javascript:alert(1)", "http://", "https:///path", "ftp://x.example/", None, 7):
         assert web_url(bad) == ""
 

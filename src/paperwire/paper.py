@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import idna
+
 from .redact import printable
 
 # New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style archive/YYMMNNN ids.
@@ -121,7 +123,7 @@ def web_url(url: object) -> str:
 def _ascii_host(url: str) -> str:
     """The URL with an international host name in its ASCII form ("münchen.de" is
     "xn--mnchen-3ya.de"): percent-encoded, as the rest of a URL is, a host name is no host.
-    A host IDNA cannot encode is left for web_url to refuse."""
+    A host IDNA cannot encode is no link ("")."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -130,8 +132,10 @@ def _ascii_host(url: str) -> str:
     if not host or host.isascii():
         return url
     try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
+        # IDNA 2008 with UTS 46 (non-transitional), as browsers resolve it: Python's own
+        # "idna" codec is IDNA 2003, which maps "faß.de" to fass.de, someone else's domain
+        ascii_host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return ""
     user, at, host_port = parts.netloc.rpartition("@")
     _, colon, port = host_port.rpartition(":")  # a non-ASCII host is no IPv6 address
