@@ -188,6 +188,9 @@ def test_redact_finds_urls_inside_text():
     assert redact(text) == (
         'GET https://***@h.example/x?key=*** "200 OK", then https://hooks.slack.com/services/***'
     )
+    # a signed path in parentheses keeps its closing one; other paths are left as they are
+    token = "eyJzIjoiYWRhIiwicCI6IjI1MDEuMDAwMDEiLCJhIjoidXAifQ.axSyyw.806Wyj"
+    assert redact(f"(/v/{token}) and /home/v/notes") == "(/v/***) and /home/v/notes"
 
 
 @contextlib.contextmanager

@@ -46,7 +46,7 @@ _TOKEN_SEGMENT = re.compile(
 # alone (uvicorn's access log: "GET /v/<token> HTTP/1.1"), not inside a URL, where the token
 # rule above applies and a feed's own /feed/atom stays readable. A feed token never expires.
 _SIGNED_PATH = re.compile(
-    r"(?<![^\s\"'(=])(/(?:v|unsubscribe|profile|feed)/)[^\s/?#\"'<>]+?(\.atom)?(?=[\s/?#\"'<>]|$)"
+    r"(?<![^\s\"'(=])(/(?:v|unsubscribe|profile|feed)/)[^\s/?#\"'<>)]+?(\.atom)?(?=[\s/?#\"'<>)]|$)"
 )
 
 # Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
