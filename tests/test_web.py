@@ -743,6 +743,12 @@ def test_slack_requests_without_a_valid_fresh_signature_get_401(web: WebApp, cli
         ).status_code
         == 401
     )
+    # what slack_sdk cannot read was a 500 and a traceback, for a request anyone can send: a
+    # body that is no UTF-8, a timestamp of "²" (a digit to str.isdigit, from latin-1 headers)
+    _, fresh = slack_request(payload)
+    assert client.post("/slack/actions", content=b"\xff", headers=fresh).status_code == 401
+    odd = {**fresh, "X-Slack-Request-Timestamp": b"\xb2"}
+    assert client.post("/slack/actions", content=body, headers=odd).status_code == 401
     assert web.votes() == []
 
 

@@ -525,9 +525,7 @@ class FeedbackApp:
         body = await request.body()
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
-        if not timestamp.isdigit() or not SignatureVerifier(secret).is_valid(
-            body, timestamp, signature
-        ):
+        if not _signed_by_slack(secret, body, timestamp, signature):
             return JSONResponse({"error": "invalid or stale Slack signature"}, status_code=401)
         try:
             payload = json.loads(parse_qs(body.decode("utf-8"))["payload"][0])
@@ -751,6 +749,19 @@ def _mark_vote(block: Any, recorded: dict[str, str]) -> Any:
             marked["style"] = "primary"
         elements.append(marked)
     return {**block, "elements": elements}
+
+
+def _signed_by_slack(secret: str, body: bytes, timestamp: str, signature: str) -> bool:
+    """Slack's signature over this request, fresh. Anything that is not, however malformed,
+    is "no": slack_sdk decodes the body as UTF-8 and the timestamp with int(), so a body of
+    0xff or a timestamp "²" (a digit to str.isdigit, read from latin-1 headers) raised, a 500
+    with a traceback for a request anyone can send."""
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        return False
+    try:
+        return SignatureVerifier(secret).is_valid(body, timestamp, signature)
+    except (UnicodeDecodeError, ValueError):
+        return False
 
 
 async def _post_to_slack(response_url: str, payload: dict[str, Any]) -> None:
