@@ -862,6 +862,38 @@ def test_a_vote_that_waited_past_the_deadline_is_dropped_not_applied_late(
         assert store.votes() == []
 
 
+def test_a_vote_whose_body_arrives_slowly_is_not_busy(tmp_path: Path, make_config):
+    """The queue's deadline counted from the request's first byte: a vote whose three-byte body
+    came after the deadline (a phone on a slow line) was answered 503 "Busy" on an idle server
+    and not recorded."""
+    import socket
+
+    port = free_port()
+    config = make_config(CONFIG.format(port=port), env={"PAPERWIRE_SECRET": SECRET})
+    db_path = tmp_path / "paperwire.db"
+    with Store(db_path) as store:
+        store.add_papers(PAPERS)
+    app = create_app(lambda: config, db_path, deadline=0.2)
+    stop = serve(app, port)
+    token = Signer(SECRET).vote_token("ada", KV, "up")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(
+                f"POST /v/{token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            time.sleep(0.6)  # three times the deadline, with the server idle
+            conn.sendall(b"x=1")
+            answer = conn.makefile("rb").readline()
+    finally:
+        stop()
+        assert app.close(10)
+    assert answer.split()[1] == b"303", answer
+    with Store(db_path) as store:
+        assert [(v["paper_id"], v["vote"]) for v in store.votes()] == [(KV, 1)]
+
+
 def test_an_older_click_processed_after_a_newer_one_is_not_applied(web: WebApp):
     import datetime as dt
 

@@ -211,9 +211,11 @@ class FeedbackApp:
             return self._signer[1]
 
     async def work(self, request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run page work on the bounded pool; its deadline counts from the request's arrival."""
-        received = request.scope.get(RECEIVED, (time.monotonic(), None))[0]
-        return await self._pool.run(fn, *args, received=received)
+        """Run page work on the bounded pool; its deadline counts from now, the request read
+        whole: time in the queue, not a slow phone's upload (a vote whose body took 11 s to
+        arrive was answered "Busy" on an idle server and lost). Clicks are still ordered by
+        their arrival (:meth:`apply_in_order`)."""
+        return await self._pool.run(fn, *args, received=time.monotonic())
 
     def apply_in_order(
         self,
