@@ -539,6 +539,11 @@ def test_profile_keeps_one_topic_a_line(web: WebApp, client: httpx.Client):
     assert "robotics\nspeech recognition\nbenchmarks</textarea>" in page
     # a kind of paper named in one word is shown among what pushes papers down
     assert "benchmarks</li>" in page.split('id="negative-terms"')[1].split("</ul>")[0]
+    # a hand-made request's control characters are not kept (NULs, an escape, a bidi override)
+    hostile = "KV\x00 cache\x1b[2J\u202e, speculative\x07 decoding"
+    client.post(url, data={"interests": hostile, "not_interested": written, "action": "save"})
+    with web.store() as store:
+        assert store.interests_overrides()["ada"] == "KV cache, speculative decoding"
 
 
 def test_a_config_text_over_the_page_limit_does_not_stop_the_reader_saving(

@@ -46,7 +46,7 @@ from ..config import Config, SubscriberConfig
 from ..deliver.slack import block_id
 from ..errors import ConfigError, FeedbackError, PaperwireError
 from ..links import Action, Signer, VoteClaim, signer_for
-from ..paper import web_url
+from ..paper import safe_chars, web_url
 from ..render import atom, render_page, templates_dir
 from ..store import Store, utcnow
 from .pool import Saturated, WorkPool
@@ -93,8 +93,10 @@ RECEIVED = "paperwire.received"  # scope key: (monotonic, wall clock) when the r
 
 
 def tidy(text: str) -> str:
-    """A text written in the profile form as it is kept: spaces inside a line collapsed, blank
-    lines dropped, line breaks kept (one topic a line is a way to separate them)."""
+    """A text written in the profile form as it is kept: control and bidi override characters
+    dropped (a hand-made request put NULs in a reader's interests), spaces inside a line
+    collapsed, blank lines dropped, line breaks kept (one topic a line separates them)."""
+    text = safe_chars(text)
     return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
