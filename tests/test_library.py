@@ -369,3 +369,65 @@ def test_terminal_escape_codes_in_a_library_are_not_printed(tmp_path: Path):
         "list.txt:1: not matched: click me: no arXiv id or title"
     )
     assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+# -- libraries as exports write them, and an import cut short (found in review) -------------
+
+
+def test_a_bibtex_key_written_twice_is_read_not_refused(tmp_path: Path):
+    """Two entries with one key (libraries merged) refused the whole file with 'not a valid
+    BibTeX entry (Exception)': keys mean nothing to a seed, so both are read."""
+    bib = tmp_path / "lib.bib"
+    bib.write_text(
+        "@article{vaswani, title={Attention Is All You Need}, eprint={1706.03762}}\n\n"
+        "@article{vaswani, title={BERT}, eprint={1810.04805}}\n"
+    )
+    entries = library.read_library(bib)
+    assert [(e.where, e.title, e.arxiv_id) for e in entries] == [
+        ("lib.bib:1", "Attention Is All You Need", "1706.03762"),
+        ("lib.bib:3", "BERT", "1810.04805"),
+    ]
+
+
+def test_odd_csl_json_and_ris_are_one_line_errors_or_read(tmp_path: Path):
+    """A number where CSL JSON has a DOI, or a title that is an object, was a traceback; an
+    untagged line in a later RIS record was rispy's KeyError, a traceback."""
+    csl = tmp_path / "lib.json"
+    csl.write_text('[{"title": "Adam", "DOI": 12345}, {"title": {"a": 1}, "URL": 7}]')
+    entries = library.read_library(csl)
+    assert [(e.title, e.doi, e.arxiv_id) for e in entries] == [
+        ("Adam", None, None),
+        ("", None, None),
+    ]
+    ris = tmp_path / "lib.ris"
+    ris.write_text(
+        "TY  - JOUR\nTI  - Paper one\nER  - \n\nTY  - JOUR\ncontinued text\nTI  - Paper two\n"
+        "ER  - \n"
+    )
+    with pytest.raises(SourceError, match=r"^lib\.ris: not valid RIS: KeyError"):
+        library.read_library(ris)
+
+
+def test_an_import_cut_short_while_fetching_papers_keeps_its_seeds(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+):
+    """Seeds were written after the last batch of papers was fetched (100 ids every 3 s): a
+    Ctrl-C half an hour into a large library kept none of it."""
+    entries = [library.LibraryEntry(f"ids.txt:{n}", text=f"2302.{n:05d}") for n in range(1, 251)]
+    for entry in entries:
+        entry.arxiv_id = entry.text
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return []
+
+    monkeypatch.setattr(library, "_api", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        library.import_seeds(
+            store, "ada", entries, api_url="http://127.0.0.1:1/api", origin="ids.txt", now=NOW,
+            throttle=library.Throttle(clock=FakeClock().clock, sleep=FakeClock().sleep),
+        )  # fmt: skip
+    assert len(store.seeds(["ada"])["ada"]) == 250

@@ -97,19 +97,31 @@ def read_library(path: Path) -> list[LibraryEntry]:
 
 def _read_bibtex(text: str, name: str) -> list[LibraryEntry]:
     import bibtexparser
+    from bibtexparser.library import Library
+    from bibtexparser.middlewares import RemoveEnclosingMiddleware
+    from bibtexparser.model import Block, DuplicateBlockKeyBlock, Entry
 
     # no LaTeX-decoding middleware: it decodes every field of every entry (0.5 ms an entry,
     # most of a 100,000-entry import); only titles are read as text, each decoded on its own
     library = bibtexparser.parse_string(text)
-    if library.failed_blocks:
-        block = library.failed_blocks[0]
+    # an entry whose key an earlier one has is still a paper of the reader's (keys mean
+    # nothing here; exports merged from two libraries repeat them): it is read, not refused
+    duplicates = [b for b in library.failed_blocks if isinstance(b, DuplicateBlockKeyBlock)]
+    failed = [b for b in library.failed_blocks if not isinstance(b, DuplicateBlockKeyBlock)]
+    if failed:
+        block = failed[0]
         raise SourceError(
             f"{name}:{(block.start_line or 0) + 1}: not a valid BibTeX entry "
             f"({type(block.error).__name__ if hasattr(block, 'error') else 'parse error'}); "
             "fix or remove it and import again"
         )
+    twins: list[Block] = [
+        b.ignore_error_block for b in duplicates if isinstance(b.ignore_error_block, Entry)
+    ]
+    # the parser's own unwrapping ({...} and "..." around values), which failed blocks skip
+    read = [*library.entries, *RemoveEnclosingMiddleware().transform(Library(twins)).entries]
     entries = []
-    for entry in library.entries:
+    for entry in sorted(read, key=lambda e: e.start_line or 0):
         fields = {f.key.lower(): str(f.value).strip() for f in entry.fields}
         title = _tex_title(fields.get("title", ""))
         found = LibraryEntry(f"{name}:{(entry.start_line or 0) + 1}", title=title)
@@ -162,7 +174,10 @@ def _read_csl_json(text: str, name: str) -> list[LibraryEntry]:
             raise SourceError(
                 f"{name}: item {index}: expected an object, got {type(item).__name__}"
             )
-        found = LibraryEntry(f"{name}: item {index}", title=_one_line(item.get("title")))
+        title = item.get("title")
+        found = LibraryEntry(
+            f"{name}: item {index}", title=_one_line(title if isinstance(title, str) else "")
+        )
         # Zotero writes an arXiv preprint's id as "number": "arXiv:1706.03762"
         _from_links(
             found,
@@ -178,8 +193,9 @@ def _read_ris(text: str, name: str) -> list[LibraryEntry]:
 
     try:
         records = rispy.loads(text)
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"{name}: not valid RIS: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # rispy raises KeyError for an untagged line after TY in a later record
+        raise SourceError(f"{name}: not valid RIS: {type(exc).__name__} {exc}") from None
     starts = [n for n, line in enumerate(text.splitlines(), 1) if line.startswith("TY  - ")]
     entries = []
     for index, record in enumerate(records):
@@ -204,9 +220,9 @@ def _read_plain_list(text: str, name: str) -> list[LibraryEntry]:
     return entries
 
 
-def _from_links(found: LibraryEntry, doi: str | None, texts: list[str | None]) -> None:
+def _from_links(found: LibraryEntry, doi: object, texts: list[object]) -> None:
     """Fill in the arXiv id from an arXiv DOI or any arXiv URL/label among ``texts``."""
-    if doi:
+    if doi and isinstance(doi, str):  # a CSL JSON export may hold a number there
         doi = doi.strip()
         match = _DOI.match(doi)
         found.doi = match.group(1) if match else doi
@@ -216,8 +232,8 @@ def _from_links(found: LibraryEntry, doi: str | None, texts: list[str | None]) -
     for text in texts:
         if found.arxiv_id:
             return
-        if text:
-            found.arxiv_id = arxiv_id(str(text))
+        if text and isinstance(text, str):
+            found.arxiv_id = arxiv_id(text)
 
 
 def _one_line(text: str | None) -> str:
@@ -309,8 +325,14 @@ def import_seeds(
     store_seed_papers(store, found_papers.values())
     known = store.papers(ids).keys()  # one pass over the ids, not one per id
     missing = [p for p in ids if p not in known]
+    # the seeds are kept before their papers are fetched, 100 ids every 3 s (a 1,000-paper
+    # library takes half a minute): a Ctrl-C or an outage on the way loses no seed, and the
+    # next `paperwire fetch` looks up what is still missing
+    report.new_seeds = store.add_seeds(subscriber_id, ids, origin=origin, now=now)
+    store.set_seed_misses(
+        subscriber_id, origin, [(e.where, e.label, why) for e, why in report.unmatched], now=now
+    )
     if missing and failures >= MAX_FAILURES:
-        # the seeds are kept; the next `paperwire fetch` retries their metadata
         report.fetch_error = f"arXiv API: {NOT_LOOKED_UP.format(n=failures)}"
         missing = []
     for start in range(0, len(missing), ID_BATCH):
@@ -319,14 +341,9 @@ def import_seeds(
         try:
             papers = _api(f"{api_url}?{query}", throttle, report, limits)
         except SourceError as exc:
-            # the seeds are kept; the next `paperwire fetch` retries their metadata
-            report.fetch_error = str(exc)
+            report.fetch_error = str(exc)  # the seeds are kept (above)
             break
         report.fetched += sum(store_seed_papers(store, papers))
-    report.new_seeds = store.add_seeds(subscriber_id, ids, origin=origin, now=now)
-    store.set_seed_misses(
-        subscriber_id, origin, [(e.where, e.label, why) for e, why in report.unmatched], now=now
-    )
     return report
 
 
