@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlparse
 
 import httpx
 
@@ -33,7 +33,7 @@ from .paper import seed_ids
 from .rank.session import RankingSession
 from .sources import fetch, parse_in_time
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
-from .sources.library import ID_BATCH, store_seed_papers
+from .sources.library import ID_BATCH, id_list_url, store_seed_papers
 from .store import Store, iso
 
 if TYPE_CHECKING:
@@ -304,8 +304,7 @@ async def _fetch_missing_seeds(
         report.warnings.append(
             f"{len(missing) - len(batch)} more seed papers are looked up in the next fetches"
         )
-    query = urlencode({"id_list": ",".join(batch), "max_results": len(batch)}, safe=",")
-    url = f"{config.arxiv_api_url}?{query}"
+    url = id_list_url(config.arxiv_api_url, batch)
     try:
         within = _within(limits, budget, report.label)
         began = asyncio.get_running_loop().time()

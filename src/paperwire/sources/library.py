@@ -39,6 +39,13 @@ from .http import Limits
 API_PAUSE = 3.0  # seconds between two arXiv API requests
 LOOKUP_TTL = dt.timedelta(days=30)  # a cached title miss is asked again after this
 ID_BATCH = 100  # ids per arXiv API id_list request
+
+
+def id_list_url(api_url: str, ids: list[str]) -> str:
+    """The arXiv API request for these papers by id (at most :data:`ID_BATCH` of them)."""
+    return f"{api_url}?{urlencode({'id_list': ','.join(ids), 'max_results': len(ids)}, safe=',')}"
+
+
 MAX_FAILURES = 3  # title look-ups failing in a row before the API is left alone
 NOT_LOOKED_UP = "not looked up: the arXiv API failed {n} times in a row (import again later)"
 _ARXIV_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/)?10\.48550/arxiv\.(.+)$", re.IGNORECASE)
@@ -337,9 +344,8 @@ def import_seeds(
         missing = []
     for start in range(0, len(missing), ID_BATCH):
         batch = missing[start : start + ID_BATCH]
-        query = urlencode({"id_list": ",".join(batch), "max_results": len(batch)})
         try:
-            papers = _api(f"{api_url}?{query}", throttle, report, limits)
+            papers = _api(id_list_url(api_url, batch), throttle, report, limits)
         except SourceError as exc:
             report.fetch_error = str(exc)  # the seeds are kept (above)
             break
