@@ -348,18 +348,10 @@ def test_a_reload_that_changes_fetch_interval_minutes_reschedules_the_fetch_job(
     the fetch job kept the old interval."""
     import logging
 
-    from paperwire.daemon import ConfigHolder, Daemon
-
     config = tmp_path / "subscribers.yaml"
     base = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
     config.write_text(base + "fetch_interval_minutes: 60\n")
-    daemon = Daemon(
-        ConfigHolder(str(config)),
-        tmp_path / "pw.db",
-        base_dir=tmp_path,
-        outbox=tmp_path / "outbox",
-        web=None,
-    )
+    daemon = in_process_daemon(tmp_path, config)
     scheduler = daemon.schedule(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     scheduler.start(paused=True)  # no job runs: only the schedule is looked at
     try:
@@ -384,7 +376,6 @@ def test_a_new_reader_seen_before_a_long_wait_for_the_store_still_gets_today_s_s
     meanwhile counted as before the reader was seen, and their first digest waited a day."""
     import threading
 
-    from paperwire.daemon import ConfigHolder, Daemon
     from paperwire.sources import parse_document
     from paperwire.store import Store
 
@@ -404,14 +395,7 @@ def test_a_new_reader_seen_before_a_long_wait_for_the_store_still_gets_today_s_s
         read.set()
         return now[0]
 
-    daemon = Daemon(
-        ConfigHolder(str(config)),
-        tmp_path / "pw.db",
-        base_dir=tmp_path,
-        outbox=tmp_path / "outbox",
-        web=None,
-        clock=clock,
-    )
+    daemon = in_process_daemon(tmp_path, config, clock=clock)
     with daemon._sending:  # a fetch's alerts (or a send) hold it
         tick = threading.Thread(target=daemon.tick_job)
         tick.start()
@@ -419,3 +403,17 @@ def test_a_new_reader_seen_before_a_long_wait_for_the_store_still_gets_today_s_s
         now[0] = start + dt.timedelta(minutes=10)  # 07:05 passed while it waited
     tick.join(timeout=30)
     assert [p.name.split("-")[-2] for p in (tmp_path / "outbox").glob("*.eml")] == ["ada"]
+
+
+def in_process_daemon(tmp_path: Path, config: Path, **options):
+    """A daemon in this process on ``config`` (its jobs called by the test; no web app)."""
+    from paperwire.daemon import ConfigHolder, Daemon
+
+    return Daemon(
+        ConfigHolder(str(config)),
+        tmp_path / "pw.db",
+        base_dir=tmp_path,
+        outbox=tmp_path / "outbox",
+        web=None,
+        **options,
+    )
