@@ -227,7 +227,8 @@ def _transient(exc: BaseException) -> bool:
 
 
 def _answered(exc: BaseException, phase: dict[str, bool]) -> bool:
-    """Before DATA, anything; after it, only a reply (a 4xx said the message was not taken)."""
+    """Before the message went out, anything; after it, only a reply (a 4xx said the message
+    was not taken)."""
     return not phase["data"] or isinstance(
         _unwrap(exc), _Refused | aiosmtplib.SMTPResponseException
     )
@@ -365,10 +366,10 @@ class SmtpSender:
         self, client: aiosmtplib.SMTP | None, item: Outgoing
     ) -> aiosmtplib.SMTP:
         """:meth:`_send_one` within :attr:`deadline` seconds in all (or what is left of the
-        run's budget). A message whose DATA command went out unanswered is "maybe delivered";
-        one that timed out before (connecting, MAIL, RCPT) was not delivered: a relay too slow
-        to take it is a failure of the server. Either way the run stops sending (the relay is
-        too slow for the others too), unless it was the run's budget that ran out."""
+        run's budget). A message that went out (after DATA's 354) unanswered is "maybe
+        delivered"; one that timed out before (connecting, MAIL, RCPT, DATA) was not: a relay
+        too slow to take it is a failure of the server. Either way the run stops sending (the
+        relay is too slow for the others too), unless it was the run's budget that ran out."""
         phase = {"data": False}
         deadline, limit = self.budget.deadline(self.deadline, "sender.timeout")
         try:
@@ -405,7 +406,7 @@ class SmtpSender:
         connection = client
         try:
             async for attempt in AsyncRetrying(
-                # once DATA went out, a dropped line is no answer: the message may have
+                # once the message went out, a dropped line is no answer: it may have
                 # arrived, and sending it again at once could deliver it twice
                 retry=retry_if_exception(lambda exc: _transient(exc) and _answered(exc, phase)),
                 stop=stop_after_attempt(self.attempts),
@@ -470,7 +471,8 @@ class SmtpSender:
 
 async def _transaction(connection: aiosmtplib.SMTP, item: Outgoing, phase: dict[str, bool]) -> None:
     """MAIL, RCPT and DATA, step by step (what ``sendmail`` does) so the moment the message
-    may have arrived is known: ``phase["data"]`` is set as the DATA command goes out. Before
+    may have arrived is known: ``phase["data"]`` is set as the message itself goes out, after
+    the DATA command's 354 (:func:`_noting_the_body`). Before
     it nothing was delivered and a retry is safe; after it, an unanswered message may have
     arrived. A refusal resets the envelope, so the connection serves the next message."""
     options = _mail_options(item)
