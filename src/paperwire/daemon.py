@@ -138,7 +138,6 @@ class Daemon:
         self._running = 0  # jobs in progress; shutdown waits for none (or exits without them)
         self._idle = threading.Condition()
         self._scheduler: BackgroundScheduler | None = None
-        self._interval = holder.get().fetch_interval_minutes  # the fetch job's, in minutes
         self._server: uvicorn.Server | None = None
         self._app: Guard | None = None
         # when this process first saw each reader: one who never had a digest gets the first at
@@ -213,8 +212,8 @@ class Daemon:
                 return
             try:
                 config, now = self.holder.get(), self.clock()
-                for sub in config.subscribers:  # a reload while this tick waited
-                    self._first_seen.setdefault(sub.id, seen)
+                for sub in config.subscribers:  # one a reload added while this tick waited
+                    self._first_seen.setdefault(sub.id, now)
                 report = pipeline.send_due(
                     store,
                     config,
@@ -253,7 +252,7 @@ class Daemon:
         web_thread = self._start_web(*self.web) if self.web else None
         log.info(
             "paperwire running: fetch every %d min, digests checked every %gs%s",
-            self._interval,
+            self._fetch_minutes(),
             self.tick_seconds,
             f", web app on http://{self.web[0]}:{self.web[1]}" if self.web else "",
         )
@@ -306,11 +305,10 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
         )
-        self._interval = self.holder.get().fetch_interval_minutes
         scheduler.add_job(
             self.fetch_job,
             "interval",
-            minutes=self._interval,
+            minutes=self.holder.get().fetch_interval_minutes,
             id="fetch",
             next_run_time=now,
             executor="fetch",
@@ -329,16 +327,20 @@ class Daemon:
         """Reschedule the fetch job when a reloaded config changed its interval: the next fetch
         comes one new interval after the reload."""
         interval = config.fetch_interval_minutes
-        if self._scheduler is None or interval == self._interval:
+        if self._scheduler is None or interval == (was := self._fetch_minutes()):
             return
         job = self._scheduler.reschedule_job("fetch", trigger="interval", minutes=interval)
         log.info(
             "fetch interval now %d min (was %d); next fetch at %s",
             interval,
-            self._interval,
+            was,
             job.next_run_time.isoformat(timespec="seconds") if job.next_run_time else "(paused)",
         )
-        self._interval = interval
+
+    def _fetch_minutes(self) -> float:
+        """The fetch job's interval as scheduled (its trigger's own, not a copy of it)."""
+        assert self._scheduler is not None
+        return self._scheduler.get_job("fetch").trigger.interval.total_seconds() / 60
 
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
