@@ -212,12 +212,12 @@ class FeedbackApp:
                 self._signer = (key, signer_for(config, store))
             return self._signer[1]
 
-    async def work(self, request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+    async def work(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run page work on the bounded pool; its deadline counts from now, the request read
         whole: time in the queue, not a slow phone's upload (a vote whose body took 11 s to
         arrive was answered "Busy" on an idle server and lost). Clicks are still ordered by
         their arrival (:meth:`apply_in_order`)."""
-        return await self._pool.run(fn, *args, received=time.monotonic())
+        return await self._pool.run(fn, *args)
 
     def apply_in_order(
         self,
@@ -302,7 +302,7 @@ class FeedbackApp:
             done.set()
 
     async def vote_page(self, request: Request) -> Response:
-        return await self.work(request, self._vote_page, request.path_params["token"])
+        return await self.work(self._vote_page, request.path_params["token"])
 
     def _vote_page(self, token: str) -> Response:
         config = self.get_config()
@@ -343,9 +343,7 @@ class FeedbackApp:
         async with request.form(max_files=0, max_fields=10) as form:
             to_profile = form.get("return_to") == "profile"
         received = request.scope.get(RECEIVED) or (time.monotonic(), utcnow())
-        return await self.work(
-            request, self._vote_post, request.path_params["token"], to_profile, received
-        )
+        return await self.work(self._vote_post, request.path_params["token"], to_profile, received)
 
     def _vote_post(
         self, token: str, to_profile: bool, received: tuple[float, dt.datetime]
@@ -366,7 +364,7 @@ class FeedbackApp:
         return RedirectResponse(location, status_code=303)
 
     async def unsubscribe_page(self, request: Request) -> Response:
-        return await self.work(request, self._unsubscribe, request.path_params["token"], None)
+        return await self.work(self._unsubscribe, request.path_params["token"], None)
 
     async def unsubscribe_post(self, request: Request) -> Response:
         # RFC 8058: mail providers POST "List-Unsubscribe=One-Click" from their servers, with
@@ -374,9 +372,7 @@ class FeedbackApp:
         _check_origin(request, self.get_config())
         async with request.form(max_files=0, max_fields=10) as form:
             resubscribe = form.get("action") == "resubscribe"
-        return await self.work(
-            request, self._unsubscribe, request.path_params["token"], not resubscribe
-        )
+        return await self.work(self._unsubscribe, request.path_params["token"], not resubscribe)
 
     def _unsubscribe(self, token: str, unsubscribe: bool | None) -> Response:
         config = self.get_config()
@@ -399,7 +395,7 @@ class FeedbackApp:
 
     async def profile_page(self, request: Request) -> Response:
         saved = request.query_params.get("saved") == "1"
-        return await self.work(request, self._profile_page, request.path_params["token"], saved)
+        return await self.work(self._profile_page, request.path_params["token"], saved)
 
     def _profile_page(self, token: str, saved: bool) -> Response:
         config = self.get_config()
@@ -469,7 +465,7 @@ class FeedbackApp:
         written = {f: None if t is None else tidy(str(t)) for f, t in texts.items()}
         token = request.path_params["token"]
         saved = written if action == "save" else None
-        return await self.work(request, self._profile_post, token, saved)
+        return await self.work(self._profile_post, token, saved)
 
     def _profile_post(self, token: str, written: dict[str, str | None] | None) -> Response:
         """Save the reader's texts (``written``; None: reset both to the config's)."""
@@ -507,7 +503,7 @@ class FeedbackApp:
 
     async def atom_feed(self, request: Request) -> Response:
         """The subscriber's private Atom feed of picks (:mod:`paperwire.render.atom`)."""
-        return await self.work(request, self._atom_feed, request.path_params["token"])
+        return await self.work(self._atom_feed, request.path_params["token"])
 
     def _atom_feed(self, token: str) -> Response:
         config = self.get_config()
@@ -540,7 +536,7 @@ class FeedbackApp:
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return Response(status_code=200)
         received = request.scope.get(RECEIVED) or (time.monotonic(), utcnow())
-        reply = await self.work(request, self._slack_votes, config, payload, received)
+        reply = await self.work(self._slack_votes, config, payload, received)
         response_url = payload.get("response_url")
         if reply is None or not isinstance(response_url, str):
             return Response(status_code=200)
@@ -849,7 +845,8 @@ class _TooLarge(HTTPException):
 
 class Guard:
     """Security headers on every response (error pages included), the request body limit,
-    and each request's arrival time (deadlines and vote order count from it)."""
+    and each request's arrival time (votes are ordered by it; the queue's deadline counts from
+    when the body was read)."""
 
     def __init__(
         self,

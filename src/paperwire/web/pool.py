@@ -63,8 +63,8 @@ class WorkPool:
     def pending(self) -> int:
         return self._pending
 
-    async def run(self, fn: Callable[..., T], *args: Any, received: float | None = None) -> T:
-        """Run ``fn(*args)`` on a worker; ``received`` (``time.monotonic()``) starts the deadline."""
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on a worker; its deadline counts from now, the time it is queued."""
         with self._lock:
             if self._closed:
                 raise Saturated(self.retry_after, "the server is shutting down")
@@ -73,7 +73,7 @@ class WorkPool:
             self._pending += 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
-        self._jobs.put((fn, args, received or time.monotonic(), loop, future))
+        self._jobs.put((fn, args, time.monotonic(), loop, future))
         return await future
 
     def _work(self) -> None:
@@ -81,12 +81,12 @@ class WorkPool:
             job = self._jobs.get()
             if job is None:
                 return
-            fn, args, received, loop, future = job
+            fn, args, queued, loop, future = job
             outcome: tuple[bool, Any]
             try:
                 if future.cancelled() or self._closed:
                     outcome = (False, Saturated(self.retry_after, "the server is shutting down"))
-                elif time.monotonic() - received > self.deadline:
+                elif time.monotonic() - queued > self.deadline:
                     # Too late to be useful, and maybe harmful (an old click over a newer one).
                     outcome = (False, Saturated(self.retry_after, "the request waited too long"))
                 else:
