@@ -18,6 +18,7 @@ the product stores; ``asl`` arxiv-sanity-lite's features (words only, min_df 5, 
     python -m benchmarks.encode_citeulike    # the vectors, once
     python -m benchmarks.explore_directions --features asl
     python -m benchmarks.explore_directions --features product
+    python -m benchmarks.explore_directions --features asl --sample more   # 1,200 other tuning readers
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def features(kind: str, counts, vocab, asl):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", default="asl", choices=["asl", "product", "product-words"])
+    parser.add_argument(
+        "--sample",
+        default="tuning",
+        choices=["tuning", "more"],
+        help="tuning: the two samples of 300; more: 1,200 other tuning readers",
+    )
     args = parser.parse_args(argv)
     counts, libraries, vocab = ep.citeulike()
     vectors = np.load(ep.CACHE / "citeulike-minilm.npy").astype(np.float32)
@@ -58,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     taken = set(first)
     others = [u for u, lib in enumerate(libraries) if len(lib) >= 10 and u % 5 and u not in taken]
     second = sorted(np.random.default_rng(7).choice(others, 300, replace=False).tolist())
+    rest = sorted(set(others) - set(second))
+    samples = {
+        "tuning": (("first 300", first), ("other 300", second)),
+        "more": (("1,200 others", sorted(np.random.default_rng(11).choice(rest, 1200, False))),),
+    }[args.sample]
     asl = er.asl_features(counts).tocsr()
     x = features(args.features, counts, vocab, asl)
     x_mean = np.asarray(x.mean(axis=0)).ravel()
@@ -67,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     mu, precision = semantic.whitening(sample, SHIPPED.shrinkage)
     centred = vectors - mu
     centred /= np.linalg.norm(centred, axis=1, keepdims=True)
-    for name, users in (("first 300", first), ("other 300", second)):
+    for name, users in samples:
         split = er.split(libraries, users, er.SEED)
         train = {u: split[u][0] for u in users}
         test = {u: split[u][1] for u in users}
