@@ -734,6 +734,26 @@ def test_slack_button_records_the_vote_and_updates_the_message(
     assert update["blocks"][1]["elements"][1]["style"] == "primary"
 
 
+@pytest.mark.timeout(30)
+def test_slack_message_update_reads_no_more_than_a_small_cap_of_the_answer(
+    web: WebApp, client: httpx.Client
+):
+    """The message update needs only the status: a response_url answering 100 MB is read no
+    further than slack.MAX_ANSWER (the whole answer was read, within the update's 10 s)."""
+    from . import hostile
+
+    state = hostile.Hostile(port=free_port(), huge_mb=100)
+    with hostile.serving(state):
+        body, headers = slack_request(block_actions(web, state.url("/huge/200"), "up"))
+        assert client.post("/slack/actions", content=body, headers=headers).status_code == 200
+        wait_for(lambda: len(state.posts) == 1)
+        time.sleep(0.5)  # the server's last write fails once the client has hung up
+    assert web.votes() == [("ada", KV, 1)]
+    assert json.loads(state.posts[0][1])["replace_original"] is True
+    # what the kernel's socket buffers took, at most; the whole answer is 100 MB
+    assert state.huge_sent < 32 << 20, state.huge_sent
+
+
 def test_slack_requests_without_a_valid_fresh_signature_get_401(web: WebApp, client: httpx.Client):
     payload = block_actions(web, "http://127.0.0.1:1/respond", "up")
     body, headers = slack_request(payload, secret="wrong-secret")

@@ -768,11 +768,17 @@ async def _post_to_slack(response_url: str, payload: dict[str, Any]) -> None:
     if urlsplit(response_url).scheme not in ("https", "http"):
         return
     try:
-        # 10 s for the whole update, however slowly Slack answers (httpx's timeout is per read)
-        async with asyncio.timeout(SLACK_UPDATE_SECONDS), httpx.AsyncClient() as client:
-            response = await client.post(response_url, json=payload)
-        if response.status_code >= 400:
-            log.warning("Slack refused the message update: HTTP %s", response.status_code)
+        # 10 s for the whole update, however slowly Slack answers (httpx's timeout is per read);
+        # only the status is needed, so the answer is left unread (leaving closes the line),
+        # as the webhook's is read no further than slack.MAX_ANSWER
+        async with (
+            asyncio.timeout(SLACK_UPDATE_SECONDS),
+            httpx.AsyncClient() as client,
+            client.stream("POST", response_url, json=payload) as response,
+        ):
+            status = response.status_code
+        if status >= 400:
+            log.warning("Slack refused the message update: HTTP %s", status)
     except TimeoutError:
         log.warning(
             "could not update the Slack message: no answer within %g s", SLACK_UPDATE_SECONDS
