@@ -85,9 +85,10 @@ def build(
     return db, config
 
 
-def digest_run(db: Path, config: Path, out: Path) -> dict:
-    """``paperwire digest --json --limit 10`` in a fresh process: wall, CPU, peak RSS."""
-    since = (ep.NOW - dt.timedelta(days=7)).strftime("%Y-%m-%d")
+def digest_run(db: Path, config: Path, out: Path, since: dt.datetime | None = None) -> dict:
+    """``paperwire digest --json --limit 10`` in a fresh process at ``ep.NOW``, for the papers
+    since ``since`` (a week before): wall, CPU, peak RSS."""
+    since = (since or ep.NOW - dt.timedelta(days=7)).strftime("%Y-%m-%d")
     cmd = [sys.executable, "-c", FIXED_CLOCK.format(at=ep.NOW.isoformat())]
     cmd += ["--config", str(config), "--db", str(db), "digest", "--json", "--limit", "10"]
     cmd += ["--since", since]

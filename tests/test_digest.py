@@ -353,7 +353,7 @@ def test_the_explainer_names_per_chunk_what_best_key_phrases_names_per_pick(stoc
     got = evidence.ProfilePhrases(corpus, cols).best(profiles.matrix, wants)
     expected = []
     for row, col, n, skip in wants:
-        found = key_phrases(corpus.model, corpus.texts[col])
+        found = key_phrases(corpus.model, corpus.texts(stocked)[col])
         mine = profiles.matrix[row].toarray()[0, found.columns].astype(np.float64)
         paper = corpus.matrix[col].toarray()[0, found.columns].astype(np.float64)
         expected.append(best_key_phrases(found, mine * paper, n, tuple(skip)))

@@ -252,7 +252,7 @@ def test_hugging_face_ai_keywords_are_stored_and_named(store, make_config):
     store.record_vote("ada", papers[2].paper_id, 1, via="test", now=NOW - DAY)
     store.add_papers(rss("arxiv_rss_cs.xml"), now=NOW - DAY)
     corpus = RankingSession().corpus(store)
-    found = key_phrases(corpus.model, corpus.texts[corpus.index[target.paper_id]], target.keywords)  # fmt: skip
+    found = key_phrases(corpus.model, corpus.texts(store)[corpus.index[target.paper_id]], target.keywords)  # fmt: skip
     assert "KV-cache communication" in found.texts
 
 

@@ -525,12 +525,12 @@ def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meani
         session = RankingSession()
         corpus = session.corpus(store)
         phrases = interest_phrases(ada[0].interests)
-        embedded = session.embedded(store, "wordllama", corpus.ids, corpus.texts)
+        embedded = session.embedded(store, "wordllama", corpus.ids, corpus.texts(store))
         assert embedded is not None
         named = embedded.closest_interest(store, phrases, [corpus.index[p] for p in ids])
         assert len(phrases) == 4
         assert 3 <= sum(n is not None for n in named) <= 4 * 10
-        assert session.embedded(store, None, corpus.ids, corpus.texts) is None
+        assert session.embedded(store, None, corpus.ids, corpus.texts(store)) is None
 
 
 SEMANTIC_ON = "ranking:\n  embeddings: wordllama\n\nsubscribers:\n"

@@ -213,14 +213,15 @@ def candidates(
             if gram is None
             else rank.CandidateGram(corpus.matrix, rank.calibration_rows(corpus.matrix))
         ),
-        phrases=_phrases_of(corpus, cols),
+        phrases=_phrases_of(store, corpus, cols),
         explainer=evidence.ProfilePhrases(corpus, cols),
         follow_and_filter=FollowAndFilter(store, ids),
     )
 
 
-def _phrases_of(corpus: Corpus, cols: np.ndarray) -> InterestPhrases:
-    return InterestPhrases(corpus.model, corpus.counts[cols], [corpus.texts[c] for c in cols])
+def _phrases_of(store: Store, corpus: Corpus, cols: np.ndarray) -> InterestPhrases:
+    texts = corpus.texts(store).many(cols.tolist())
+    return InterestPhrases(corpus.model, corpus.counts[cols], texts)
 
 
 class Float16Cosines:
@@ -673,7 +674,7 @@ def iter_compose(
     session = session or RankingSession()
     corpus = session.corpus(store)
     run = candidates(store, corpus, subscribers, candidate_ids)
-    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts)
+    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
     details: dict[str, dict[str, Any]] = {}  # the picks' stored records, read once per chunk
 
     def select(chunk: list[SubscriberConfig]) -> np.ndarray:
@@ -729,10 +730,10 @@ def score_matrix(
         return out
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts)
+    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
     for scored in score(
         store, corpus, embedded, subscribers, cols, corpus.matrix[cols], prior,
-        _phrases_of(corpus, cols),
+        _phrases_of(store, corpus, cols),
         now=now, weights=weights,
     ):  # fmt: skip
         out[scored.start : scored.start + len(scored.chunk), known] = scored.scores

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..paper import paper_text
+from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
 from . import terms
 from .phrases import interest_phrases, phrase_hits
+from .texts import StoredTexts
 
 
 @dataclass
@@ -23,8 +24,9 @@ class Corpus:
 
     model: rank.TextModel
     ids: list[str]
+    # per paper: id, title, first-seen date, upvotes and key phrases; no abstract (rank/texts.py)
     rows: list[dict[str, Any]]
-    texts: list[str]
+    hashes: list[str]  # per paper, the text_hash of its text when the corpus was read
     matrix: sp.csr_matrix
     index: dict[str, int]
     # Raw term counts (before IDF): whole interest phrases are looked for in these, since a
@@ -46,20 +48,29 @@ class Corpus:
         (rank/terms.py); what a build adds is the IDF fit and the weighing.
         :meth:`RankingSession.corpus <paperwire.rank.session.RankingSession.corpus>` keeps one
         while no paper is added or changed."""
-        rows = store.corpus()
-        texts = [paper_text(r["title"], r["abstract"]) for r in rows]
+        ids: list[str] = []
+        rows: list[dict[str, Any]] = []
+        hashes: list[str] = []
+        for row in store.iter_corpus():  # each abstract hashed, then let go
+            ids.append(row["paper_id"])
+            hashes.append(text_hash(paper_text(row["title"], row.pop("abstract"))))
+            rows.append(row)
         model = rank.TextModel()
-        ids = [r["paper_id"] for r in rows]
-        analysed = terms.load(store, model, ids, texts)
+        analysed = terms.load(store, model, ids, StoredTexts(store, ids, hashes))
         counts = analysed.counts  # for IDF and for the vectors
         model.fit_counts(counts)
         matrix = model.weigh(counts)
         counts.data = np.ones_like(counts.data)  # presence is all phrase matching needs
         corpus = cls(
-            model, ids, rows, texts, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed
+            model, ids, rows, hashes, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed
         )  # fmt: skip
         corpus.matrix.sort_indices()
         return corpus
+
+    def texts(self, store: Store) -> StoredTexts:
+        """The papers' texts, read from ``store`` when asked for (a corpus outlives the
+        store it was read from: the session keeps it for the next run)."""
+        return StoredTexts(store, self.ids, self.hashes)
 
 
 class InterestPhrases:

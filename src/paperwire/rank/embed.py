@@ -26,6 +26,7 @@ import importlib.util
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,7 @@ from ..config.embeddings import BUNDLED, ENCODER, INSTALL_HINT, missing_modules
 from ..errors import ConfigError, StoreError
 from ..paper import paper_text, text_hash
 from .batches import CacheWrites, batch_bounds
+from .texts import hashes_of, texts_at
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -239,14 +241,14 @@ def _whole(size: int, model: EmbeddingModel) -> bool:
 
 
 def paper_vectors(
-    store: Store, model: EmbeddingModel, paper_ids: list[str], texts: list[str]
+    store: Store, model: EmbeddingModel, paper_ids: list[str], texts: Sequence[str]
 ) -> np.ndarray:
     """The stored vectors of these papers (rows in the given order), embedding and storing the
     ones that are missing, were made by another model, or whose text changed."""
     out = np.zeros((len(paper_ids), model.dim), dtype=np.float32)
     if not paper_ids:
         return out
-    hashes = [text_hash(t) for t in texts]
+    hashes = hashes_of(texts)
     stored = store.embeddings(paper_ids)
     todo = []
     for i, (pid, digest) in enumerate(zip(paper_ids, hashes, strict=True)):
@@ -261,7 +263,7 @@ def paper_vectors(
         # and kept batch by batch: a run stopped half-way keeps what it encoded
         _say_missing(model, len(todo), [stored.get(paper_ids[i]) for i in todo])
         ids, hashes_todo = [paper_ids[i] for i in todo], [hashes[i] for i in todo]
-        out[todo] = _encode_and_keep(store, model, ids, [texts[i] for i in todo], hashes_todo)
+        out[todo] = _encode_and_keep(store, model, ids, texts_at(texts, todo), hashes_todo)
     return out
 
 

@@ -13,6 +13,7 @@ Importing this module is cheap (no scikit-learn): the daemon makes its session a
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class RankingSession:
         return self._corpus[1]
 
     def embedded(
-        self, store: Store, spec: str | None, ids: list[str], texts: list[str]
+        self, store: Store, spec: str | None, ids: list[str], texts: Sequence[str]
     ) -> EmbeddedCorpus | None:
         """The corpus (``ids``, ``texts``) under the model ``spec`` names; None when
         ``ranking.embeddings`` is off. Papers not yet embedded are embedded and stored first

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -34,6 +34,7 @@ from . import core as rank
 from . import topics
 from .batches import CacheWrites, batch_bounds
 from .paper_phrases import PAIRS_VERSION, pair_columns, phrase_pairs
+from .texts import hashes_of, texts_at
 
 # Bump when what is stored, or how it is made, changes.
 FORMAT = 1
@@ -97,7 +98,9 @@ def _analysed(counts: sp.csr_matrix, pair_texts: list[str], columns: list[np.nda
     )
 
 
-def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[str]) -> Analysed:
+def load(
+    store: Store, model: rank.TextModel, paper_ids: list[str], texts: Sequence[str]
+) -> Analysed:
     """The analyses of these papers (rows in the given order): the stored ones where they are
     up to date, the rest analysed now and stored for the next run.
 
@@ -105,13 +108,13 @@ def load(store: Store, model: rank.TextModel, paper_ids: list[str], texts: list[
     timeout), the run goes on with what it analysed and says so in the log."""
     name = analyser(model)
     stored = store.paper_terms(name)
-    hashes = [text_hash(t) for t in texts]
+    hashes = hashes_of(texts)
     todo = [i for i, (p, h) in enumerate(zip(paper_ids, hashes, strict=True))
             if not _usable(stored.get(p), h)]  # fmt: skip
     fresh: Iterator[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = iter(())
     if todo:
         made = _analyse_and_store(store, model, name, [paper_ids[i] for i in todo],
-                                  [texts[i] for i in todo], [hashes[i] for i in todo])  # fmt: skip
+                                  texts_at(texts, todo), [hashes[i] for i in todo])  # fmt: skip
         fresh = iter(made)
     done = set(todo)
     indices: list[np.ndarray] = []

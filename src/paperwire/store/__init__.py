@@ -480,11 +480,14 @@ class Store:
     def corpus(self) -> list[dict[str, Any]]:
         """Every paper's id, title, abstract, first-seen date, upvotes and key phrases (a JSON
         list or null), oldest first."""
-        return list(
-            self.db.query(
-                "select paper_id, title, abstract, first_seen, upvotes, keywords from papers "
-                "order by first_seen, paper_id"
-            )
+        return list(self.iter_corpus())
+
+    def iter_corpus(self) -> Iterator[dict[str, Any]]:
+        """:meth:`corpus` row by row, for a reader that keeps only part of each row (read it
+        to the end before the next query)."""
+        return self.db.query(
+            "select paper_id, title, abstract, first_seen, upvotes, keywords from papers "
+            "order by first_seen, paper_id"
         )
 
     def corpus_version(self) -> tuple[int, str | None]:
