@@ -221,7 +221,7 @@ def candidates(
 
 def _phrases_of(store: Store, corpus: Corpus, cols: np.ndarray) -> InterestPhrases:
     texts = corpus.texts(store).many(cols.tolist())
-    return InterestPhrases(corpus.model, corpus.counts[cols], texts)
+    return InterestPhrases(corpus.model, corpus.counts[cols].astype(np.float32), texts)
 
 
 class Float16Cosines:

@@ -29,8 +29,9 @@ class Corpus:
     hashes: list[str]  # per paper, the text_hash of its text when the corpus was read
     matrix: sp.csr_matrix
     index: dict[str, int]
-    # Raw term counts (before IDF): whole interest phrases are looked for in these, since a
-    # phrase of common words ("large language models") has no weight in ``matrix``.
+    # Which terms each paper has (before IDF; bool): whole interest phrases are looked for in
+    # these, since a phrase of common words ("large language models") has no weight in
+    # ``matrix``.
     counts: sp.csr_matrix
     # Per paper, the word pairs a reason may name and their columns.
     analysed: terms.Analysed
@@ -60,7 +61,12 @@ class Corpus:
         counts = analysed.counts  # for IDF and for the vectors
         model.fit_counts(counts)
         matrix = model.weigh(counts)
-        counts.data = np.ones_like(counts.data)  # presence is all phrase matching needs
+        # presence is all phrase matching needs: one byte a term, not four (a year of arXiv
+        # holds ~38 million terms); the float counts go with the analyses' reference to them
+        counts = sp.csr_matrix(
+            (np.ones(len(counts.data), dtype=bool), counts.indices, counts.indptr), counts.shape
+        )
+        analysed.counts = counts
         corpus = cls(
             model, ids, rows, hashes, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed
         )  # fmt: skip
