@@ -597,11 +597,11 @@ def test_status_words_a_quiet_day_as_send_and_the_readme_do():
 # -- issue 26: status shows every failure ---------------------------------------------------
 
 
-def test_status_says_a_digest_is_due_to_a_channel_added_since_it_went_out(http_server):
-    """status looked at a reader's first channel only: for a Slack webhook added after the
-    day's e-mail went out, send still had that slot to handle, and status said nothing was
-    due. (What send does with it: the papers went out by e-mail already, so the new channel's
-    slot is marked empty, and the next digest goes to both.)"""
+def test_a_channel_added_after_the_digest_went_out_gets_the_next_one_as_status_says(http_server):
+    """status looked at a reader's first channel only; then it said a digest was due to a
+    Slack webhook added after the day's e-mail went out, and send marked that slot
+    'nothing-new: no new papers' for it (papers fetched meanwhile went to Slack alone). The
+    slot was handled: the new channel gets the next digest, and status and send say so."""
     from .conftest import Route
 
     slot = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%H:%M")
@@ -616,10 +616,16 @@ def test_status_says_a_digest_is_due_to_a_channel_added_since_it_went_out(http_s
         "    email: ada@example.org\n",
         f"    email: ada@example.org\n    slack_webhook: {http_server.url('/hook')}\n",
     )
-    ada = invoke("status", config=with_slack).stdout.splitlines()[1]
-    assert re.search(r"due now \(\S+\)", ada), ada
+    lines = invoke("status", config=with_slack).stdout.splitlines()
+    assert "due now" not in lines[1]
+    assert re.fullmatch(r"  email: digest \S+ sent .* UTC", lines[2]), lines
+    assert lines[3] == "  slack: no digest yet"
     sent = invoke("send", config=with_slack)
-    assert sent.exit_code == 0 and "ada: nothing-new: no new papers since" in sent.stdout
+    assert sent.exit_code == 0
+    assert re.search(
+        r"ada: not-due: digest for \S+ already handled; slack added since, from the next digest on",
+        sent.stdout,
+    ), sent.stdout
     assert http_server.requests == []  # nothing is sent twice, to any channel
     assert "due now" not in invoke("status", config=with_slack).stdout.splitlines()[1]
 

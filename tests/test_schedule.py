@@ -179,3 +179,53 @@ def test_past_the_grace_period_the_missed_slot_is_skipped_not_lost(store, tmp_pa
         outbox=tmp_path,
     )
     assert [line.status for line in next_day.lines] == ["sent"]
+
+
+def test_a_channel_added_after_the_days_digest_starts_with_the_next_one(store, tmp_path):
+    """A channel added after the day's digest went out got a digest of its own that day from
+    the papers fetched since, which the e-mail then never got (sent to the reader already);
+    with nothing fetched since, its slot was marked 'nothing-new: no new papers', status saying
+    it was due. Now the slot was handled (its digest went out), the new channel gets the next
+    digest, and the papers fetched meanwhile go to every channel then."""
+    from paperwire.status import status
+
+    email_only = CONFIG.replace('"01:30"', '"08:00"')
+    with_feed = email_only + "    feed: true\n"
+    config = parse_config(email_only, label="subscribers.yaml", env={})
+    slot = dt.datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # London is on UTC in November
+    pipeline.fetch_all(store, config, now=slot - dt.timedelta(hours=2))
+    out = tmp_path / "outbox"
+    sent = pipeline.send_due(store, config, now=slot + dt.timedelta(minutes=5), outbox=out)
+    assert [line.status for line in sent.lines] == ["sent"]
+    later = [
+        Paper(
+            f"2611.9000{n}", f"Language models, later {n}", abstract="language models", source="t"
+        )
+        for n in (1, 2)
+    ]
+    store.add_papers(later, now=slot + dt.timedelta(hours=1))
+
+    config = parse_config(with_feed, label="subscribers.yaml", env={})
+    now = slot + dt.timedelta(hours=2)
+    ada = status(store, config, now=now).subscribers[0]
+    assert ada.due is None and ada.next_slot == slot + dt.timedelta(days=1)
+    assert [(c.channel, c.deliveries) for c in ada.channels][1:] == [("feed", ())]
+    report = pipeline.send_due(store, config, now=now, outbox=out)
+    assert [(line.status, line.detail) for line in report.lines] == [
+        (
+            "not-due",
+            "digest for 2026-11-23 already handled; feed added since, from the next digest on",
+        )
+    ]
+    assert [(d["period"], d["channel"]) for d in store.deliveries()] == [("2026-11-23", "email")]
+
+    tomorrow = pipeline.send_due(store, config, now=slot + dt.timedelta(days=1), outbox=out)
+    assert [line.status for line in tomorrow.lines] == ["sent", "sent"]
+    rows = store.deliveries(limit=2)
+    assert sorted((d["period"], d["channel"]) for d in rows) == [
+        ("2026-11-24", "email"),
+        ("2026-11-24", "feed"),
+    ]
+    for row in rows:
+        picked = {p["paper_id"] for p in store.delivery_papers(row["id"])}
+        assert picked == {"2611.90001", "2611.90002"}, row["channel"]

@@ -592,6 +592,8 @@ def status(obj: Context, subscriber_id: str | None, grace_hours: float) -> None:
             parts.append(f"seed papers not found: {_seeds_not_found(sub)}")
         echo(" · ".join(parts))
         for channel in sub.channels:
+            if not channel.deliveries:  # added since the reader's last digest
+                echo(f"  {channel.channel}: no digest yet")
             for delivery in channel.deliveries:
                 echo(f"  {channel.channel}: {_delivery_line(delivery)}")
         if sub.feed_url is not None:

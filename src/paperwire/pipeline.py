@@ -505,6 +505,9 @@ def _due_jobs(
     slots = digest_slots(store, subs, now, grace, first_reach, first_after)
     # what the ledger already holds for those slots, in one query: the daemon asks every tick
     recorded = store.recorded("digest", {schedule.period(t) for t in slots.values() if t})
+    # a slot is handled once its digest was composed for any channel: the rows of all the
+    # reader's channels are opened at once (below), so a channel without one was added since
+    handled = {(sub_id, period) for sub_id, period, _ in recorded}
     due: dict[str, tuple[str, list[str]]] = {}
     for sub in subs:
         slot = slots[sub.id]
@@ -512,13 +515,12 @@ def _due_jobs(
             report.lines.append(SendLine(sub.id, "not-due", "no digest slot in the grace period"))
             continue
         period = schedule.period(slot)
-        channels = [c for c in channel_ids(sub) if (sub.id, period, c) not in recorded]
-        if channels:
-            due[sub.id] = (period, channels)
+        if (sub.id, period) not in handled:
+            due[sub.id] = (period, channel_ids(sub))
         elif (sub.id, period) in waiting:
             report.lines.append(SendLine(sub.id, "waiting", waiting[sub.id, period]))
         elif (sub.id, period) not in resumed:
-            report.lines.append(SendLine(sub.id, "not-due", f"digest for {period} already handled"))
+            report.lines.append(SendLine(sub.id, "not-due", _handled(sub, period, recorded)))
 
     if due:
         composed_by_id = digests.compose(
@@ -536,25 +538,43 @@ def _due_jobs(
                 detail = composed.why_empty()
                 report.lines.append(SendLine(sub_id, "nothing-new", detail))
                 log.info("send %s: %s; no digest sent", sub_id, detail)
-                for channel in channels:  # reported once; the next slot takes what comes
-                    store.record_empty(sub_id, "digest", period, channel, reason=detail, now=now)
+                with store.atomic():  # reported once; the next slot takes what comes
+                    for channel in channels:
+                        store.record_empty(
+                            sub_id, "digest", period, channel, reason=detail, now=now
+                        )
                 continue
-            for channel in channels:
-                job = _open_job(
-                    store,
-                    by_id[sub_id],
-                    "digest",
-                    period,
-                    channel,
-                    composed.picks,
-                    claim=claim,
-                    domain=domain,
-                    now=now,
-                    since=composed.since,
-                )
-                if job is not None:
-                    jobs.append(job)
+            # every channel's row in one transaction: a crash never leaves a channel of this
+            # digest without one, which would read as a channel added after it went out
+            with store.atomic():
+                for channel in channels:
+                    job = _open_job(
+                        store,
+                        by_id[sub_id],
+                        "digest",
+                        period,
+                        channel,
+                        composed.picks,
+                        claim=claim,
+                        domain=domain,
+                        now=now,
+                        since=composed.since,
+                    )
+                    if job is not None:
+                        jobs.append(job)
     return jobs
+
+
+def _handled(sub: SubscriberConfig, period: str, recorded: set[tuple[str, str, str]]) -> str:
+    """Why a reader's slot is not due: its digest was composed already; a channel added
+    after that starts with the next digest (the papers went out on the others)."""
+    added = [c for c in channel_ids(sub) if (sub.id, period, c) not in recorded]
+    if not added:
+        return f"digest for {period} already handled"
+    return (
+        f"digest for {period} already handled; {', '.join(added)} added since, "
+        "from the next digest on"
+    )
 
 
 def send_alerts(

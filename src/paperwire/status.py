@@ -34,7 +34,7 @@ class ChannelDeliveries:
     every other one still pending, or failed since the channel last delivered."""
 
     channel: str
-    deliveries: tuple[Delivery, ...]
+    deliveries: tuple[Delivery, ...]  # none for a channel added since the reader's last digest
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,9 @@ def status(
             slot = pipeline.digest_slots(store, [sub], now, grace, pipeline.FIRST_DIGEST_REACH)[
                 sub.id
             ]
-            # due while any of the reader's channels has no ledger row for the slot, as send
-            # decides it (a channel added since the slot's digest went out: send handles the
-            # slot for it too, and marks it empty, the papers having gone out already)
-            if slot and any(
-                not store.delivery(sub.id, "digest", schedule.period(slot), channel)
-                for channel in channel_ids(sub)
-            ):
+            # due while the slot has no ledger row on any channel, as send decides it (a
+            # channel added after the slot's digest went out starts with the next one)
+            if slot and not store.handled(sub.id, "digest", schedule.period(slot)):
                 due = schedule.period(slot)
             next_slot = schedule.next_slot(sub, now)
         missing, seeds = _seeds_not_found(store, sub)
@@ -133,7 +129,7 @@ def status(
                 seeds_missing=tuple(missing if all_seed_misses else missing[:SHOWN_MISSES]),
                 seeds_missing_count=len(missing),
                 seeds=seeds,
-                channels=_channels(store, sub),
+                channels=_channels(store, sub, had_one=last is not None),
                 feed_url=url,
             )
         )
@@ -167,8 +163,12 @@ def _seeds_not_found(store: Store, sub: SubscriberConfig) -> tuple[list[str], in
     return missing, len(sub.seed_papers) + len(imported) + len(misses)
 
 
-def _channels(store: Store, sub: SubscriberConfig) -> tuple[ChannelDeliveries, ...]:
-    return tuple(
+def _channels(
+    store: Store, sub: SubscriberConfig, *, had_one: bool
+) -> tuple[ChannelDeliveries, ...]:
+    """Each channel the ledger has rows for; and, for a reader who had a digest, each
+    configured channel it has none for, last (no deliveries: added since, it gets the next one)."""
+    listed = tuple(
         ChannelDeliveries(
             channel.channel,
             tuple(
@@ -178,6 +178,11 @@ def _channels(store: Store, sub: SubscriberConfig) -> tuple[ChannelDeliveries, .
         )
         for channel in pipeline.channel_status(store, sub)
     )
+    if not had_one:
+        return listed
+    named = {c.channel for c in listed}
+    added = tuple(ChannelDeliveries(c, ()) for c in channel_ids(sub) if c not in named)
+    return listed + added
 
 
 def _delivery(row: dict[str, Any]) -> Delivery:

@@ -630,6 +630,14 @@ class Store:
         )
         return rows[0] if rows else None
 
+    def handled(self, subscriber_id: str, kind: str, period: str) -> bool:
+        """Whether the ledger has a row of this period for the reader, on any channel."""
+        rows = self.db.query(
+            "select 1 from deliveries where subscriber_id = ? and kind = ? and period = ? limit 1",
+            [subscriber_id, kind, period],
+        )
+        return next(iter(rows), None) is not None
+
     def recorded(self, kind: str, periods: Iterable[str]) -> set[tuple[str, str, str]]:
         """(subscriber, period, channel) of every ledger entry of this kind for these periods."""
         out: set[tuple[str, str, str]] = set()
