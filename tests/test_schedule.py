@@ -229,3 +229,75 @@ def test_a_channel_added_after_the_days_digest_starts_with_the_next_one(store, t
     for row in rows:
         picked = {p["paper_id"] for p in store.delivery_papers(row["id"])}
         assert picked == {"2611.90001", "2611.90002"}, row["channel"]
+
+
+TOKYO = CONFIG.replace("Europe/London", "Asia/Tokyo").replace('"01:30"', '"08:00"')
+
+
+def test_a_reader_moving_west_gets_no_older_slot_after_their_last_digest(store, tmp_path):
+    """A Tokyo reader's digest for the 10th went out at 08:00 (23:00 UTC on the 9th); they
+    moved to Los Angeles, where the 9th's 08:00 had passed 8 hours before: send gave them a
+    digest 'for 2026-03-09' two hours after the one for the 10th, and status said it was due.
+    That slot came before their last digest, which covered it."""
+    from paperwire.status import status
+
+    config = parse_config(TOKYO, label="subscribers.yaml", env={})
+    sent_at = dt.datetime(2026, 3, 9, 23, 5, tzinfo=UTC)
+    pipeline.fetch_all(store, config, now=sent_at - dt.timedelta(hours=3))
+    out = tmp_path / "outbox"
+    assert [
+        line.status for line in pipeline.send_due(store, config, now=sent_at, outbox=out).lines
+    ] == ["sent"]
+    store.add_papers(
+        [Paper("2603.90001", "Language models, later", abstract="language models", source="t")],
+        now=sent_at + dt.timedelta(minutes=30),
+    )
+    config = parse_config(TOKYO.replace("Asia/Tokyo", "America/Los_Angeles"), env={})
+    now = sent_at + dt.timedelta(hours=2)
+    ada = status(store, config, now=now).subscribers[0]
+    assert ada.due is None
+    report = pipeline.send_due(store, config, now=now, outbox=out)
+    assert [(line.status, line.detail) for line in report.lines] == [
+        ("not-due", "the 2026-03-09 slot came before the 2026-03-10 digest")
+    ]
+    assert [d["period"] for d in store.deliveries()] == ["2026-03-10"]
+    # the 10th's digest went out: status names the 11th's 08:00 in Los Angeles as the next,
+    # and that is when the paper fetched since goes out
+    la = config.subscribers[0].tz
+    assert ada.next_slot == dt.datetime(2026, 3, 11, 8, 0, tzinfo=la)
+    assert [
+        line.status
+        for line in pipeline.send_due(
+            store, config, now=dt.datetime(2026, 3, 10, 8, 5, tzinfo=la), outbox=out
+        ).lines
+    ] == ["not-due"]
+    nxt = pipeline.send_due(
+        store, config, now=dt.datetime(2026, 3, 11, 8, 5, tzinfo=la), outbox=out
+    )
+    assert [line.status for line in nxt.lines] == ["sent"]
+    assert [p["paper_id"] for p in store.delivery_papers(store.deliveries(limit=1)[0]["id"])] == [
+        "2603.90001"
+    ]
+
+
+def test_status_names_the_next_slot_that_will_send_after_the_digest_time_moved_later(
+    store, tmp_path
+):
+    """The day's 08:00 digest went out, then the reader moved their time to 18:00: status said
+    'next' was 18:00 that day, when send finds that date handled; it is 18:00 the next day."""
+    from paperwire.status import status
+
+    config = parse_config(TOKYO, label="subscribers.yaml", env={})
+    tz = config.subscribers[0].tz
+    pipeline.fetch_all(store, config, now=dt.datetime(2026, 3, 10, 6, 0, tzinfo=tz))
+    pipeline.send_due(store, config, now=dt.datetime(2026, 3, 10, 8, 5, tzinfo=tz), outbox=tmp_path)
+    later = parse_config(TOKYO.replace('"08:00"', '"18:00"'), env={})
+    ada = status(store, later, now=dt.datetime(2026, 3, 10, 9, 0, tzinfo=tz)).subscribers[0]
+    assert ada.due is None
+    assert ada.next_slot == dt.datetime(2026, 3, 11, 18, 0, tzinfo=tz)
+    at_six = pipeline.send_due(
+        store, later, now=dt.datetime(2026, 3, 10, 18, 5, tzinfo=tz), outbox=tmp_path
+    )
+    assert [(line.status, line.detail) for line in at_six.lines] == [
+        ("not-due", "digest for 2026-03-10 already handled")
+    ]

@@ -382,6 +382,26 @@ def digest_slots(
     return slots
 
 
+def covered(slot: dt.datetime, last: tuple[dt.datetime, str] | None) -> str | None:
+    """The period of the reader's last digest (``last``: when it was composed, and its period)
+    if it was composed at or after ``slot``, and so covered it: a reader whose time zone moved
+    west, or whose digest time moved later, has a latest slot (another date) that passed
+    before their last digest went out. None if the slot is newer."""
+    return last[1] if last is not None and slot <= last[0] else None
+
+
+def next_slot(store: Store, sub: SubscriberConfig, now: dt.datetime) -> dt.datetime:
+    """The reader's next digest slot after ``now`` that is not handled already: after their
+    time zone or digest time changed, the next slot of the new schedule may fall on a date
+    whose digest went out."""
+    slot = schedule.next_slot(sub, now)
+    for _ in range(8):
+        if not store.handled(sub.id, "digest", schedule.period(slot)):
+            break
+        slot = schedule.next_slot(sub, slot)
+    return slot
+
+
 def send_due(
     store: Store,
     config: Config,
@@ -508,6 +528,9 @@ def _due_jobs(
     # a slot is handled once its digest was composed for any channel: the rows of all the
     # reader's channels are opened at once (below), so a channel without one was added since
     handled = {(sub_id, period) for sub_id, period, _ in recorded}
+    last_composed = store.last_composed(
+        s.id for s in subs if (t := slots[s.id]) and (s.id, schedule.period(t)) not in handled
+    )
     due: dict[str, tuple[str, list[str]]] = {}
     for sub in subs:
         slot = slots[sub.id]
@@ -515,7 +538,11 @@ def _due_jobs(
             report.lines.append(SendLine(sub.id, "not-due", "no digest slot in the grace period"))
             continue
         period = schedule.period(slot)
-        if (sub.id, period) not in handled:
+        if (sub.id, period) not in handled and (last := covered(slot, last_composed.get(sub.id))):
+            report.lines.append(
+                SendLine(sub.id, "not-due", f"the {period} slot came before the {last} digest")
+            )
+        elif (sub.id, period) not in handled:
             due[sub.id] = (period, channel_ids(sub))
         elif (sub.id, period) in waiting:
             report.lines.append(SendLine(sub.id, "waiting", waiting[sub.id, period]))

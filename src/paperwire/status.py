@@ -107,9 +107,13 @@ def status(
             ]
             # due while the slot has no ledger row on any channel, as send decides it (a
             # channel added after the slot's digest went out starts with the next one)
-            if slot and not store.handled(sub.id, "digest", schedule.period(slot)):
+            if (
+                slot
+                and not store.handled(sub.id, "digest", schedule.period(slot))
+                and not pipeline.covered(slot, store.last_composed([sub.id]).get(sub.id))
+            ):
                 due = schedule.period(slot)
-            next_slot = schedule.next_slot(sub, now)
+            next_slot = pipeline.next_slot(store, sub, now)
         missing, seeds = _seeds_not_found(store, sub)
         url = None
         if signer is not None:

@@ -945,6 +945,22 @@ class Store:
             if r["subscriber_id"] in wanted
         }
 
+    def last_composed(self, subscriber_ids: Iterable[str]) -> dict[str, tuple[dt.datetime, str]]:
+        """When each subscriber's last digest was composed, whatever became of it (sent, in
+        flight, failed, or empty: nothing to send), and its period; those with none are absent.
+        Indexed look-ups, 500 ids at a time."""
+        out: dict[str, tuple[dt.datetime, str]] = {}
+        for chunk in _chunks(sorted(set(subscriber_ids)), 500):
+            # SQLite: the bare column (period) comes from the row that holds the max
+            sql = (
+                "select subscriber_id, max(created) as t, period from deliveries where "
+                f"kind = 'digest' and subscriber_id in ({','.join('?' * len(chunk))}) "
+                "group by subscriber_id"
+            )
+            for r in self.db.query(sql, chunk):
+                out[r["subscriber_id"]] = (dt.datetime.fromisoformat(r["t"]), r["period"])
+        return out
+
     def alerts_since(self, subscriber_id: str, since: dt.datetime) -> int:
         rows = self.db.query(
             "select count(distinct period) as n from deliveries where subscriber_id = ? "
