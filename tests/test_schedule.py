@@ -301,3 +301,36 @@ def test_status_names_the_next_slot_that_will_send_after_the_digest_time_moved_l
     assert [(line.status, line.detail) for line in at_six.lines] == [
         ("not-due", "digest for 2026-03-10 already handled")
     ]
+
+
+def test_a_reader_whose_days_were_all_quiet_waits_out_the_grace_period_like_anyone(store, tmp_path):
+    """A reader whose must_match had kept every paper out (each slot 'nothing-new') counted as
+    a new reader: back after three days off at 05:00, before the day's 08:00, `send` gave them
+    a digest for the day before (22 h past, outside the 12 h grace), where a reader who had had
+    digests waits for 08:00."""
+    text = CONFIG.replace('"01:30"', '"08:00"') + "    must_match: [zebra]\n"
+    config = parse_config(text, label="subscribers.yaml", env={})
+    slot = dt.datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # London is on UTC in November
+    pipeline.fetch_all(store, config, now=slot - dt.timedelta(hours=2))
+    quiet = pipeline.send_due(
+        store, config, now=slot, first_reach=pipeline.FIRST_DIGEST_REACH, outbox=tmp_path
+    )
+    assert [line.status for line in quiet.lines] == ["nothing-new"]
+    back = slot + dt.timedelta(days=3, hours=-3)
+    zebra = Paper("2611.90001", "Zebra language models", abstract="zebra", source="t")
+    store.add_papers([zebra], now=back - dt.timedelta(minutes=5))
+    early = pipeline.send_due(
+        store, config, now=back, first_reach=pipeline.FIRST_DIGEST_REACH, outbox=tmp_path
+    )
+    assert [(line.status, line.detail) for line in early.lines] == [
+        ("not-due", "no digest slot in the grace period")
+    ]
+    on_time = pipeline.send_due(
+        store,
+        config,
+        now=slot + dt.timedelta(days=3),
+        first_reach=pipeline.FIRST_DIGEST_REACH,
+        outbox=tmp_path,
+    )
+    assert [line.status for line in on_time.lines] == ["sent"]
+    assert [d["period"] for d in store.deliveries(limit=1)] == ["2026-11-26"]

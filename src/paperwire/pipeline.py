@@ -368,10 +368,12 @@ def digest_slots(
     first_after: Mapping[str, dt.datetime] | None = None,
 ) -> dict[str, dt.datetime | None]:
     """The digest slot each subscriber is due for now, if any. For readers who never had a
-    digest, ``first_reach`` (when given) replaces ``grace``, and ``first_after`` (when given)
+    digest composed (not even a quiet day's), ``first_reach`` (when given) replaces ``grace``, and ``first_after`` (when given)
     keeps only a slot at or after the moment it gives for them."""
     new_rules = first_reach is not None or first_after is not None
-    had_one = store.last_digest_times(s.id for s in subs) if new_rules else {}
+    # any digest composed for them, sent or not (a quiet day's 'nothing-new' too): a reader
+    # whose slots were all quiet is no new reader, and a missed slot waits out the grace
+    had_one = store.last_composed(s.id for s in subs) if new_rules else {}
     slots = {}
     for s in subs:
         first = new_rules and s.id not in had_one
