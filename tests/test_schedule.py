@@ -275,6 +275,7 @@ def test_a_reader_moving_west_gets_no_older_slot_after_their_last_digest(store, 
         store, config, now=dt.datetime(2026, 3, 11, 8, 5, tzinfo=la), outbox=out
     )
     assert [line.status for line in nxt.lines] == ["sent"]
+    assert nxt.lines[0].detail.startswith("1 paper → ")  # not '1 papers'
     assert [p["paper_id"] for p in store.delivery_papers(store.deliveries(limit=1)[0]["id"])] == [
         "2603.90001"
     ]

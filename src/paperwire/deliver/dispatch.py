@@ -110,7 +110,7 @@ class FeedChannel:
         _one_by_one(
             jobs,
             run,
-            lambda job: run.settle(job, sent=f"{len(job.picks)} papers to the feed"),
+            lambda job: run.settle(job, sent=f"{_papers(job.picks)} to the feed"),
         )
 
 
@@ -233,7 +233,7 @@ def _deliver_outbox(run: Run, job: Job) -> SendLine:
         path = email_mod.write_outbox(run.outbox, outbox_name(job, run.now), msg, rendered.html)
     except DeliveryError as exc:
         return run.settle(job, error=exc)
-    return run.settle(job, sent=f"{len(job.picks)} papers → {path}")
+    return run.settle(job, sent=f"{_papers(job.picks)} → {path}")
 
 
 def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
@@ -254,7 +254,7 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
         job = by_key[outcome.key]
         settled.add(outcome.key)
         if outcome.ok:
-            run.done(run.settle(job, sent=f"{len(job.picks)} papers by e-mail"))
+            run.done(run.settle(job, sent=f"{_papers(job.picks)} by e-mail"))
         else:
             error = DeliveryError(
                 outcome.error or "",
@@ -423,4 +423,9 @@ def _send_in_parts(
     except DeliveryError as exc:
         return run.settle(job, error=exc)
     resumed = f", resumed at message {job.parts_sent + 1}" if job.parts_sent else ""
-    return run.settle(job, sent=f"{len(job.picks)} papers to {where} ({count} message(s){resumed})")
+    return run.settle(job, sent=f"{_papers(job.picks)} to {where} ({count} message(s){resumed})")
+
+
+def _papers(picks: list) -> str:
+    """'1 paper', '3 papers': how a sent line counts a delivery's papers (an alert has one)."""
+    return f"{len(picks)} paper{'' if len(picks) == 1 else 's'}"
