@@ -260,6 +260,44 @@ def test_a_database_from_before_topics_not_wanted_keeps_its_edits(tmp_path):
         assert store.unsubscribed() == {"ada"} and store.interests_overrides() == {}
 
 
+def _old_store(path: Path, name: str, make) -> None:
+    """A store as an earlier paperwire left it: the first migration, then one under its old
+    name (``make`` is the schema change that name made)."""
+    old = sqlite_utils.Database(path)
+    store_mod.migrations.apply(old, stop_before="m002_delivery_claims")
+    make(old)
+    old["_sqlite_migrations"].insert(
+        {"migration_set": "paperwire", "name": name, "applied_at": "2026-12-01 17:40:00"}
+    )
+    old["papers"].insert({"paper_id": "2504.04713", "title": "NIAH", "first_seen": "2026-12-01"})
+    old.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        # main at 0552de1 (35 minutes): the library migration under its branch's name
+        ("m_issue16_library_and_extras", store_mod.m003_library_and_extras),
+        # main at 62d4acf: only the keywords column, which the library migration adds too
+        ("m002_paper_keywords", lambda db: db["papers"].add_column("keywords", str)),
+        # the semantic branch before its merge numbered the embeddings migration m003
+        ("m003_embeddings", store_mod.m004_embeddings),
+    ],
+)
+def test_a_store_from_a_migration_since_renamed_opens_and_keeps_its_rows(tmp_path, name, make):
+    db = tmp_path / "old.db"
+    _old_store(db, name, make)
+    with Store(db) as store:  # was: "written by a newer paperwire (migration ... is unknown"
+        assert {m.name for m in store_mod.migrations.applied(store.db)} == set(
+            store_mod.KNOWN_MIGRATIONS
+        )
+        assert store.paper("2504.04713")["title"] == "NIAH"
+        store.add_seeds("ada", ["2504.04713"], origin="lib.txt")
+        assert store.seeds(["ada"]) == {"ada": ["2504.04713"]}
+    with Store(db) as store:  # and opens again, nothing left to apply
+        assert not store_mod.migrations.pending(store.db)
+
+
 def test_a_folder_that_does_not_exist_is_one_line(tmp_path):
     missing = tmp_path / "no" / "such" / "p.db"
     with pytest.raises(StoreError) as caught:

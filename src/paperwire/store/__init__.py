@@ -140,8 +140,10 @@ def m003_library_and_extras(db: sqlite_utils.Database) -> None:
     db.table("arxiv_title_lookups").create(
         {"title_key": str, "paper_id": str, "looked_up": str}, pk="title_key"
     )
+    have = set(db.table("papers").columns_dict)  # 'keywords' came first as m002_paper_keywords
     for column in ("tldr", "tldr_source", "keywords", "code_url", "project_url"):
-        db.table("papers").add_column(column, str)
+        if column not in have:
+            db.table("papers").add_column(column, str)
 
 
 @migrations()
@@ -228,6 +230,19 @@ KNOWN_MIGRATIONS = frozenset(
         m009_delivery_since,
     )
 )
+
+
+# Names earlier paperwires recorded for a migration now known by another name (a branch's
+# migration renumbered when it was merged), or, as None, one whose change a later migration
+# makes itself. main ran 'm_issue16_library_and_extras' for 35 minutes (0552de1) and
+# 'm002_paper_keywords' (62d4acf); the semantic branch numbered its embeddings m003. Their
+# schemas are those of the migrations named here, so a store they made is renamed on open,
+# not refused as "written by a newer paperwire".
+RENAMED_MIGRATIONS: dict[str, str | None] = {
+    "m_issue16_library_and_extras": "m003_library_and_extras",
+    "m003_embeddings": "m004_embeddings",
+    "m002_paper_keywords": None,
+}
 
 
 def utcnow() -> dt.datetime:
@@ -332,6 +347,7 @@ class Store:
             raise explain(self.path, exc) from None
         self.db = sqlite_utils.Database(conn)
         try:
+            self._rename_old_migrations()
             self._refuse_newer()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -345,6 +361,26 @@ class Store:
         except StoreError:
             self.db.close()
             raise
+
+    def _rename_old_migrations(self) -> None:
+        """Record a migration an earlier paperwire applied under another name by its name now
+        (:data:`RENAMED_MIGRATIONS`), so it is neither refused as unknown nor applied twice."""
+        applied = {m.name for m in migrations.applied(self.db)}
+        old = [name for name in RENAMED_MIGRATIONS if name in applied]
+        if not old:
+            return
+        where = f"from [{migrations.migrations_table}] where migration_set = ? and name = ?"
+        with self.atomic():
+            for name in old:
+                new = RENAMED_MIGRATIONS[name]
+                if new is None or new in applied:
+                    self.db.execute(f"delete {where}", [migrations.name, name])
+                else:
+                    self.db.execute(
+                        f"update [{migrations.migrations_table}] set name = ? "
+                        "where migration_set = ? and name = ?",
+                        [new, migrations.name, name],
+                    )
 
     def _refuse_newer(self) -> None:
         """Never write into a database a newer paperwire has migrated: its schema is not ours."""
