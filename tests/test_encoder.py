@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
 
 from paperwire import digests as worded
+from paperwire.errors import ConfigError
 from paperwire.paper import Paper
 from paperwire.rank import embed, encoder
 
@@ -144,3 +147,34 @@ def test_interests_are_encoded_once_per_text_and_read_back_by_later_runs(store, 
     # (batched with them it moved by ~1e-2, and so did the reader's first scores)
     alone = model.embed(["protein structure generation"])[0]
     np.testing.assert_allclose(first[1], alone, atol=2e-3)  # kept as float16
+
+
+@pytest.mark.parametrize("damaged", ["model.onnx", "tokenizer.json"])
+def test_a_truncated_model_file_is_one_line_naming_it(tmp_path, damaged):
+    folder = tmp_path / "encoder"
+    shutil.copytree(encoder.model_folder(), folder)
+    path = folder / damaged
+    size = path.stat().st_size // 2
+    os.truncate(path, size)  # an interrupted copy or install
+    with pytest.raises(ConfigError) as caught:  # was ONNX Runtime's InvalidProtobuf traceback
+        encoder.load(folder, threads=1)
+    assert str(caught.value) == (
+        f"ranking.embeddings: minilm: {path} is damaged ({size:,} bytes whose sha256 is not "
+        "PROVENANCE.json's); reinstall paperwire (pip install --force-reinstall paperwire) "
+        "or set ranking.embeddings: off"
+    )
+
+
+def test_altered_weights_are_refused_not_stored_under_the_shipped_models_name(tmp_path):
+    folder = tmp_path / "encoder"
+    shutil.copytree(encoder.model_folder(), folder)
+    data = bytearray((folder / "model.onnx").read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte: the graph may still load, with other weights
+    (folder / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="model.onnx is damaged"):
+        encoder.load(folder, threads=1)
+    # without PROVENANCE.json the bytes name the model: its vectors are another model's
+    (folder / "PROVENANCE.json").unlink()
+    (folder / "model.onnx").write_bytes(b"not an ONNX graph")
+    with pytest.raises(ConfigError, match=r"model.onnx is damaged \(.*\); reinstall paperwire"):
+        encoder.load(folder, threads=1)

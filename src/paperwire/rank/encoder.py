@@ -93,10 +93,8 @@ def load(folder: Path | None = None, threads: int | None = None) -> SentenceEnco
     model, tokenizer_file = folder / "model.onnx", folder / "tokenizer.json"
     for path in (model, tokenizer_file):
         if not path.is_file():
-            raise ConfigError(
-                f"ranking.embeddings: {NAME}: {path} is missing; reinstall paperwire "
-                "(pip install --force-reinstall paperwire) or set ranking.embeddings: off"
-            )
+            raise ConfigError(f"ranking.embeddings: {NAME}: {path} is missing; {_REINSTALL}")
+    fingerprint = _check_files(folder)
     try:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -113,14 +111,20 @@ def load(folder: Path | None = None, threads: int | None = None) -> SentenceEnco
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # ONNX Runtime's own warnings are not the reader's business
-    session = ort.InferenceSession(
-        str(model), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    try:
+        session = ort.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # ONNX Runtime's own errors (a file without provenance)
+        raise _damaged(model, exc) from None
+    try:
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    except Exception as exc:
+        raise _damaged(tokenizer_file, exc) from None
     tokenizer.enable_truncation(MAX_TOKENS)
     tokenizer.no_padding()
     return SentenceEncoder(
-        f"{NAME}-{_fingerprint(folder)}", session, tokenizer, threads=threads or _threads()
+        f"{NAME}-{fingerprint}", session, tokenizer, threads=threads or _threads()
     )
 
 
@@ -132,11 +136,48 @@ def _threads() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def _fingerprint(folder: Path) -> str:
-    """A short id of the model's bytes: stored vectors are re-made when the model changes."""
+_REINSTALL = (
+    "reinstall paperwire (pip install --force-reinstall paperwire) or set ranking.embeddings: off"
+)
+
+
+def _damaged(path: Path, why: object) -> ConfigError:
+    return ConfigError(f"ranking.embeddings: {NAME}: {path} is damaged ({why}); {_REINSTALL}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_files(folder: Path) -> str:
+    """The model's fingerprint (a short id of its bytes, stored beside each vector so vectors
+    are re-made when the model changes), once its files are the ones PROVENANCE.json names.
+
+    A truncated or altered model.onnx or tokenizer.json is a one-line error naming the file,
+    not ONNX Runtime's traceback on every digest, nor, where the damage still parses, vectors
+    from other weights stored under the shipped model's name beside the right ones."""
     provenance = folder / "PROVENANCE.json"
-    if provenance.is_file():
-        digest = json.loads(provenance.read_text()).get("model.onnx_sha256", "")
-        if digest:
-            return str(digest)[:12]
-    return hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()[:12]
+    model = folder / "model.onnx"
+    if not provenance.is_file():
+        return _sha256(model)[:12]
+    try:
+        facts = json.loads(provenance.read_text(encoding="utf-8"))
+        expected = {
+            model: str(facts.get("model.onnx_sha256") or ""),
+            folder / "tokenizer.json": str(
+                (facts.get("upstream_sha256") or {}).get("tokenizer.json") or ""
+            ),
+        }
+    except (ValueError, AttributeError, OSError) as exc:
+        raise _damaged(provenance, exc) from None
+    actual = {}
+    for path, digest in expected.items():
+        actual[path] = _sha256(path)
+        if digest and actual[path] != digest:
+            size = path.stat().st_size
+            raise _damaged(path, f"{size:,} bytes whose sha256 is not {provenance.name}'s")
+    return (expected[model] or actual[model])[:12]
