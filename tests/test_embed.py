@@ -296,3 +296,37 @@ def test_a_relative_model_folder_is_read_beside_the_config_file(tmp_path, monkey
         load_config(home / "subscribers.yaml")
     assert str(home.resolve() / "models" / "none") in str(caught.value)
     assert ":3: ranking.embeddings:" in str(caught.value)
+
+
+def test_fetch_says_when_the_model_cannot_be_read_without_v(tmp_path):
+    """The stored papers not encoded is said by ``paperwire fetch`` itself, not only with -v:
+    the command drops the log lines of feed errors it prints itself ("fetch: %s"), and this
+    one was dropped with them."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "models" / "potion"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"\x00" * 10)  # an interrupted copy
+    (folder / "tokenizer.json").write_text("{}")
+    feed = Path(__file__).parent / "fixtures" / "arxiv_rss_cs.xml"
+    (tmp_path / "subscribers.yaml").write_text(
+        f"feeds:\n  - url: {feed}\nranking:\n  embeddings: models/potion\n"
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "paperwire", "fetch"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0  # the papers are stored; a digest encodes them or says why
+    assert "60 new" in result.stdout
+    assert (
+        "ERROR paperwire: fetch: the stored papers were not encoded: ranking.embeddings: cannot "
+        f"read the model in {folder.resolve()}:"
+    ) in result.stderr

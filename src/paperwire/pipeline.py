@@ -125,7 +125,8 @@ def fetch_all(
             session = session or RankingSession()
             session.embed_stored(store, config.ranking.embeddings, stop=stop)
         except PaperwireError as exc:  # a missing model says how to fix it, once per fetch
-            log.error("fetch: %s", exc)
+            # not "fetch: %s": the command drops those lines, the feed errors it prints itself
+            log.error("fetch: the stored papers were not encoded: %s", exc)
         except Exception:  # a cache too: a run embeds what is missing itself
             log.exception("fetch: embedding the stored papers failed")
     store.log_event("fetch", {"new": report.new, "errors": report.errors})
