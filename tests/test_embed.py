@@ -330,3 +330,27 @@ def test_fetch_says_when_the_model_cannot_be_read_without_v(tmp_path):
         "ERROR paperwire: fetch: the stored papers were not encoded: ranking.embeddings: cannot "
         f"read the model in {folder.resolve()}:"
     ) in result.stderr
+
+
+def test_a_session_reads_a_model_folder_pulled_again_while_it_runs(tmp_path, store):
+    """``paperwire model pull --force`` renames a new folder into place; a daemon's session
+    (kept across reloads) kept the old weights, and its fetches re-encoded the stored papers
+    with them over the vectors a command had made with the new ones."""
+    import os
+
+    from paperwire.rank.session import RankingSession
+
+    folder = _model2vec_folder(tmp_path / "potion", np.eye(4, dtype=np.float32))
+    session = RankingSession()
+    old = session.model(str(folder))
+    assert session.model(str(folder)) is old  # loaded once
+    store.add_papers([Paper("2611.00001", "bandit regret", "galaxy", url="u", source="a")])
+    assert session.embed_stored(store, str(folder)) == 1
+    new_folder = _model2vec_folder(tmp_path / ".potion.pull", np.eye(4, dtype=np.float32)[::-1])
+    os.replace(folder, tmp_path / "old-potion")
+    os.replace(new_folder, folder)
+    new = session.model(str(folder))
+    assert new.name != old.name and new.name.startswith("potion-")
+    assert session.embed_stored(store, str(folder)) == 1  # now encoded with the new weights
+    assert {m for m, _, _ in store.embeddings(["2611.00001"]).values()} == {new.name}
+    assert session.embed_stored(store, str(folder)) == 0

@@ -12,8 +12,10 @@ Importing this module is cheap (no scikit-learn): the daemon makes its session a
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 
 class RankingSession:
     def __init__(self) -> None:
-        self._models: dict[str, EmbeddingModel] = {}
+        # spec -> (the model folder's files as they were when loaded, the model)
+        self._models: dict[str, tuple[tuple[Any, ...], EmbeddingModel]] = {}
         self._loading = threading.Lock()  # a daemon's fetch and tick threads share the model
         self._corpus: tuple[tuple[Any, ...], Corpus] | None = None
         # (database, model name) -> (corpus version, its vectors, the list of ids they are for)
@@ -34,13 +37,17 @@ class RankingSession:
 
     def model(self, spec: str) -> EmbeddingModel:
         """The model ``ranking.embeddings`` names, loaded once: the one place a model is
-        loaded from the config."""
+        loaded from the config. A model folder replaced meanwhile (``paperwire model pull
+        --force``) is loaded again: a daemon kept ranking with the old weights, and its every
+        fetch re-encoded the stored papers with them over the new ones a command had made."""
+        files = _files(spec)
         with self._loading:
-            if spec not in self._models:
+            kept = self._models.get(spec)
+            if kept is None or kept[0] != files:
                 from .embed import load_model
 
-                self._models[spec] = load_model(spec)
-            return self._models[spec]
+                self._models[spec] = (files, load_model(spec))
+            return self._models[spec][1]
 
     def corpus(self, store: Store) -> Corpus:
         """The store's corpus (:meth:`Corpus.build`), reused while no paper is added or
@@ -87,3 +94,18 @@ class RankingSession:
         from .embed import refresh
 
         return refresh(store, self.model(spec) if spec else None, stop)
+
+
+def _files(spec: str) -> tuple[Any, ...]:
+    """What tells a model folder's weights from those a pull put there later: the file's
+    inode, size and time (a pull renames a new folder into place). Nothing for the models
+    inside the installed packages."""
+    from ..config.embeddings import BUNDLED, ENCODER
+
+    if spec in (ENCODER, BUNDLED):
+        return ()
+    try:
+        stat = os.stat(Path(spec) / "model.safetensors")
+    except OSError:
+        return ()
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
