@@ -346,7 +346,9 @@ def test_a_session_reads_a_model_folder_pulled_again_while_it_runs(tmp_path, sto
     assert session.model(str(folder)) is old  # loaded once
     store.add_papers([Paper("2611.00001", "bandit regret", "galaxy", url="u", source="a")])
     assert session.embed_stored(store, str(folder)) == 1
-    new_folder = _model2vec_folder(tmp_path / ".potion.pull", np.eye(4, dtype=np.float32)[::-1])
+    new_folder = _model2vec_folder(
+        tmp_path / ".potion.pull", np.eye(4, dtype=np.float32)[[3, 2, 1, 0]]
+    )
     os.replace(folder, tmp_path / "old-potion")
     os.replace(new_folder, folder)
     new = session.model(str(folder))
