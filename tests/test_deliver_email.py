@@ -520,3 +520,26 @@ def test_an_smtp_4xx_is_tried_again_after_a_back_off_not_on_every_run(
         ],
     ]
     assert smtp_server.messages == [] and len(smtp_server.data_replies) == 2  # 6 runs × 2 tries
+
+
+def test_a_digest_waiting_past_its_grace_period_is_reported_waiting(
+    store, make_config, smtp_server
+):
+    """A digest first tried late in its grace period and maybe delivered waits out its
+    back-off after the grace period ended: still due, so ``send`` says 'waiting', not
+    'not-due: no digest slot in the grace period' (seen on a store whose first digests
+    went out 14 hours after their slot)."""
+    config = config_for(make_config, smtp_server.url, n=1)
+    pipeline.fetch_all(store, config, now=NOW)
+    smtp_server.drop_next = 10
+    [line] = pipeline.send_due(store, config, now=NOW).lines
+    assert line.status == "retry" and line.detail.startswith("maybe delivered: ")
+    later = NOW + dt.timedelta(minutes=1)
+    [line] = pipeline.send_due(store, config, now=later, grace=dt.timedelta(0)).lines
+    assert (line.subscriber_id, line.status) == ("s0", "waiting")
+    assert line.detail.startswith("maybe delivered: ")
+    # and after its back-off it goes, once, said by its send alone
+    smtp_server.drop_next = 0
+    after = dt.datetime.fromisoformat(store.deliveries()[0]["retry_at"]) + dt.timedelta(seconds=1)
+    report = pipeline.send_due(store, config, now=after, grace=dt.timedelta(0))
+    assert [(line.subscriber_id, line.status) for line in report.lines] == [("s0", "sent")]

@@ -538,7 +538,16 @@ def _due_jobs(
     for sub in subs:
         slot = slots[sub.id]
         if slot is None:
-            report.lines.append(SendLine(sub.id, "not-due", "no digest slot in the grace period"))
+            # a digest waiting out its back-off may be for a slot the grace period has passed
+            # since (a first try late in it): still due, and said so, as status says it
+            # (and one resumed now is reported by its send, not as not due)
+            held = [period for s, period in waiting if s == sub.id]
+            if held:
+                report.lines.append(SendLine(sub.id, "waiting", waiting[sub.id, max(held)]))
+            elif not any(s == sub.id for s, _ in resumed):
+                report.lines.append(
+                    SendLine(sub.id, "not-due", "no digest slot in the grace period")
+                )
             continue
         period = schedule.period(slot)
         if (sub.id, period) not in handled and (last := covered(slot, last_composed.get(sub.id))):
