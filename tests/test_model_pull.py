@@ -462,7 +462,15 @@ def test_hf_hub_offline_is_honoured(hub, tmp_path, monkeypatch):
     assert hub.requests == []
 
 
-def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "said"),
+    [
+        (signal.SIGINT, "\nAborted!\n"),  # Ctrl-C
+        # kill, timeout(1), a service stopped: the scratch folder was left behind for good
+        (signal.SIGTERM, f"Error: model pull: {REPO}: stopped (SIGTERM); nothing was kept\n"),
+    ],
+)
+def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path, stop, said):
     hub.repos[REPO] = _model_files(tmp_path)
     hub.misbehave["model.safetensors"] = "stall"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERWIRE_", "HF_"))}
@@ -488,7 +496,7 @@ def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
     while not list(models.glob(".potion-tiny.pull-*/model.safetensors")):  # half of it arrived
         assert time.monotonic() < deadline and pulling.poll() is None
         time.sleep(0.05)
-    pulling.send_signal(signal.SIGINT)  # Ctrl-C
+    pulling.send_signal(stop)
     try:
         _, err = pulling.communicate(timeout=20)
     except subprocess.TimeoutExpired:
@@ -498,7 +506,7 @@ def test_an_interrupted_pull_removes_its_scratch_folder(hub, tmp_path):
         _, stuck = pulling.communicate(timeout=20)
         pytest.fail(f"the pull was still running 20 s after Ctrl-C:\n{stuck}")
     assert pulling.returncode == 1
-    assert err == "\nAborted!\n"
+    assert err == said
     assert list(models.iterdir()) == []
 
 

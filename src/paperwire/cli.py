@@ -803,6 +803,7 @@ def model_pull(
     # the deadline covers the pull only: the progress line's clean-up comes after it is off
     with (
         mp.terminal_progress(sys.stderr.isatty()) as progress,
+        _stopped_by_sigterm(name.strip()),
         wall_clock(deadline, lambda: late),
     ):
         got = mp.pull(
@@ -813,6 +814,25 @@ def model_pull(
     echo(f"Pulled {got.repo} ({got.revision}{commit}) into {target}: {sizes}.")
     echo("Check its licence on its Hub page. To rank with it, put in subscribers.yaml:")
     echo(mp.config_line(target, obj.base_dir))
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm(name: str):
+    """A SIGTERM (``kill``, ``timeout``, a service stopped) ends a pull as Ctrl-C does, through
+    its clean-up: by default it killed the process where it stood, and the half-downloaded
+    scratch folder stayed beside the target for good."""
+    import signal
+
+    from .rank.model_pull import PullError
+
+    def stop(signum: int, frame: object) -> None:
+        raise PullError(f"model pull: {name}: stopped (SIGTERM); nothing was kept")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:
