@@ -322,7 +322,7 @@ def refresh(store: Store, model: EmbeddingModel | None, stop: threading.Event | 
         return 0
     made = store.embeddings_made()
     todo = []
-    for row in store.corpus():
+    for row in store.iter_corpus():  # row by row: a year of abstracts is ~300 MB
         text = paper_text(row["title"], row["abstract"])
         digest = text_hash(text)
         hit = made.get(row["paper_id"])

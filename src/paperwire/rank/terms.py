@@ -170,9 +170,8 @@ def refresh(
     model = model or rank.TextModel()
     name = analyser(model)
     made = store.paper_terms_made()
-    rows = store.corpus()
     todo = []
-    for row in rows:
+    for row in store.iter_corpus():  # row by row: a year of abstracts is ~300 MB
         text = paper_text(row["title"], row["abstract"])
         digest = text_hash(text)
         if made.get(row["paper_id"]) != (name, digest):
