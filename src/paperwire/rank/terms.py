@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -69,7 +69,9 @@ class Analysed:
     one array for all papers: only candidates ever need them, and a list of strings and an
     array per paper cost ~200 MB at 28,000 papers."""
 
-    counts: sp.csr_matrix  # raw term counts, float32, sorted columns (what the vectorizer gives)
+    # raw term counts, sorted columns: float32 as the vectorizer gives them (analyse), uint8 as
+    # stored (load)
+    counts: sp.csr_matrix
     pair_texts: list[str]  # per paper, its word pairs as written, "\n"-joined (phrase_pairs)
     pair_columns: np.ndarray  # (all pairs × 3) columns (pair_columns), paper after paper
     pair_starts: np.ndarray  # paper i's pairs are rows pair_starts[i] : pair_starts[i + 1]
@@ -102,50 +104,60 @@ def load(
     store: Store, model: rank.TextModel, paper_ids: list[str], texts: Sequence[str]
 ) -> Analysed:
     """The analyses of these papers (rows in the given order): the stored ones where they are
-    up to date, the rest analysed now and stored for the next run.
+    up to date, the rest analysed now and stored for the next run. The counts are read back
+    as stored, one byte a term (what a fresh analysis gives is float).
 
     Storing them is a cache write: if it fails (a read-only database, a lock held past the busy
     timeout), the run goes on with what it analysed and says so in the log."""
     name = analyser(model)
-    stored = store.paper_terms(name)
     hashes = hashes_of(texts)
-    todo = [i for i, (p, h) in enumerate(zip(paper_ids, hashes, strict=True))
-            if not _usable(stored.get(p), h)]  # fmt: skip
-    fresh: Iterator[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = iter(())
+    # per paper: (term columns, counts, pairs as written, pair columns)
+    found: list[tuple[np.ndarray, np.ndarray, str, np.ndarray] | None] = [None] * len(paper_ids)
+    todo = []
+    for start in range(0, len(paper_ids), BATCH):
+        # one batch's blobs at a time, copied into three arrays of its own and let go: all of
+        # a year's blobs at once (200,000 papers) held ~450 MB beside what is made of them
+        stored = store.paper_terms(name, paper_ids[start : start + BATCH])
+        usable = []
+        for i in range(start, min(start + BATCH, len(paper_ids))):
+            hit = stored.get(paper_ids[i])
+            if hit is not None and _usable(hit, hashes[i]):
+                usable.append((i, hit))
+            else:
+                todo.append(i)
+        terms_all = np.frombuffer(b"".join(hit[1] for _, hit in usable), dtype=np.uint32)
+        counts_all = np.frombuffer(b"".join(hit[2] for _, hit in usable), dtype=np.uint8)
+        columns_all = np.frombuffer(b"".join(hit[4] for _, hit in usable), dtype=np.uint32)
+        columns_all = columns_all.reshape(-1, 3)
+        at = row = 0
+        for i, hit in usable:
+            size, pairs = len(hit[2]), len(hit[4]) // 12
+            found[i] = (terms_all[at : at + size], counts_all[at : at + size], hit[3],
+                        columns_all[row : row + pairs])  # fmt: skip
+            at, row = at + size, row + pairs
+        del stored, usable
     if todo:
         made = _analyse_and_store(store, model, name, [paper_ids[i] for i in todo],
                                   texts_at(texts, todo), [hashes[i] for i in todo])  # fmt: skip
-        fresh = iter(made)
-    done = set(todo)
-    indices: list[np.ndarray] = []
-    data: list[np.ndarray] = []
-    lengths: list[int] = []
-    pair_texts: list[str] = []
-    pair_cols: list[np.ndarray] = []
-    for i, paper_id in enumerate(paper_ids):
-        if i in done:
-            cols, counts, written, columns = next(fresh)
-        else:
-            _, terms_blob, counts_blob, written, columns_blob = stored.pop(paper_id)
-            cols = np.frombuffer(terms_blob, dtype=np.uint32)
-            counts = np.frombuffer(counts_blob, dtype=np.uint8)
-            columns = np.frombuffer(columns_blob, dtype=np.uint32).reshape(-1, 3)
-        indices.append(cols)
-        data.append(counts)
-        lengths.append(len(cols))
-        pair_texts.append(written)
-        pair_cols.append(columns)
+        for i, analysis in zip(todo, made, strict=True):
+            found[i] = analysis
+    every = [f for f in found if f is not None]
+    if len(every) != len(found):  # each was read back or analysed above
+        raise RuntimeError("terms.load: a paper was neither read back nor analysed")
+    lengths = [len(f[0]) for f in every]
     indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     matrix = sp.csr_matrix(
         (
-            np.concatenate(data).astype(np.float32) if data else np.zeros(0, np.float32),
-            np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32),
+            np.concatenate([f[1] for f in every]) if every else np.zeros(0, np.uint8),
+            np.concatenate([f[0] for f in every], dtype=np.int32, casting="unsafe")
+            if every
+            else np.zeros(0, np.int32),
             indptr,
         ),
         shape=(len(paper_ids), model.n_features),
     )
     matrix.has_sorted_indices = True  # stored as the vectorizer gave them: sorted, summed
-    return _analysed(matrix, pair_texts, pair_cols)
+    return _analysed(matrix, [f[2] for f in every], [f[3] for f in every])
 
 
 def _usable(hit: tuple | None, digest: str) -> bool:

@@ -1283,14 +1283,22 @@ class Store:
         sql = "select paper_id, analyser, text_hash from paper_terms"
         return {row[0]: (row[1], row[2]) for row in self.db.execute(sql).fetchall()}
 
-    def paper_terms(self, analyser: str) -> dict[str, tuple[str, bytes, bytes, str, bytes]]:
-        """Every analysis this analyser made, by paper id: (text hash, terms, counts, pairs,
-        pair columns)."""
+    def paper_terms(
+        self, analyser: str, paper_ids: Iterable[str] | None = None
+    ) -> dict[str, tuple[str, bytes, bytes, str, bytes]]:
+        """Every analysis this analyser made (of these papers, when given), by paper id:
+        (text hash, terms, counts, pairs, pair columns)."""
         sql = (
             "select paper_id, text_hash, terms, counts, pairs, pair_columns from paper_terms "
             "where analyser = ?"
         )
-        return {row[0]: row[1:] for row in self.db.execute(sql, [analyser]).fetchall()}
+        if paper_ids is None:
+            return {row[0]: row[1:] for row in self.db.execute(sql, [analyser]).fetchall()}
+        out: dict[str, tuple[str, bytes, bytes, str, bytes]] = {}
+        for chunk in _chunks(list(paper_ids), 500):
+            query = f"{sql} and paper_id in ({','.join('?' * len(chunk))})"
+            out.update((row[0], row[1:]) for row in self.db.execute(query, [analyser, *chunk]))
+        return out
 
     def set_paper_terms(self, rows: Iterable[dict[str, Any]]) -> None:
         """Store analyses (the columns of ``paper_terms``) in one transaction, replacing a
