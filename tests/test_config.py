@@ -113,6 +113,22 @@ def test_environment_overrides_the_file():
             ('digest_time: "07:30"', 'digest_time: "7 am"'),
             "subscribers.yaml:13: subscribers[0].digest_time: '7 am' is not a time like 07:30 (24-hour clock)",
         ),
+        # a setting at the wrong level says where it belongs, not only that it is unknown
+        (
+            ("    digest_days: weekdays\n", "    digest_days: weekdays\ndigest_time: '08:00'\n"),
+            "subscribers.yaml:15: digest_time: is not a setting at this level; it is a "
+            "subscriber's setting (indent it under a reader in subscribers:)",
+        ),
+        (
+            ("    digest_days: weekdays\n", "    digest_days: weekdays\n    smtp_url: smtp://h\n"),
+            "subscribers.yaml:15: subscribers[0].smtp_url: is not a setting at this level; it is "
+            "a setting of sender: (indent it under sender:)",
+        ),
+        (
+            ("    name: arxiv-cs-cl\n", "    name: arxiv-cs-cl\n    fetch_timeout_seconds: 5\n"),
+            "subscribers.yaml:4: feeds[0].fetch_timeout_seconds: is not a setting at this level; "
+            "it is a top-level setting (write it at the start of a line, outside any section)",
+        ),
     ],
 )
 def test_each_mistake_names_file_line_and_field(edit, message):

@@ -725,7 +725,12 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
     if kind == "extra_forbidden":
         known = _known_settings(loc)
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        return "is not a known setting" + (f" (did you mean {close[0]!r}?)" if close else "")
+        if close:
+            return f"is not a known setting (did you mean {close[0]!r}?)"
+        places = _places_of(str(loc[-1]), loc)
+        if places:
+            return f"is not a setting at this level; it is {' or '.join(places)}"
+        return "is not a known setting"
     if kind == "value_error":
         if field == "email" and not isinstance(ctx.get("error"), _ControlInAddress):
             return f"{value!r} is not a valid address"
@@ -792,6 +797,38 @@ def _known_settings(loc: tuple) -> list[str]:
         if model is None:
             return []
     return [name for name in model.model_fields if name != "source"]
+
+
+def _sections() -> list[tuple[tuple[str, ...], Any, str]]:
+    """Each level a setting can be written at: its place, its model, and how to say it."""
+    return [
+        ((), Config, "a top-level setting (write it at the start of a line, outside any section)"),
+        (
+            ("subscribers",),
+            SubscriberConfig,
+            "a subscriber's setting (indent it under a reader in subscribers:)",
+        ),
+        (("feeds",), FeedConfig, "a feed's setting (indent it under a feed in feeds:)"),
+        (("sender",), SenderConfig, "a setting of sender: (indent it under sender:)"),
+        (("alerts",), AlertConfig, "a setting of alerts: (indent it under alerts:)"),
+        (("ranking",), RankingConfig, "a setting of ranking: (indent it under ranking:)"),
+        (
+            ("summariser",),
+            SummariserConfig,
+            "a setting of summariser: (indent it under summariser:)",
+        ),
+    ]
+
+
+def _places_of(name: str, loc: tuple) -> list[str]:
+    """Where an unknown key written at ``loc`` is a setting: a key at the wrong level (a
+    reader's digest_time at the top, smtp_url under a reader) says where it belongs."""
+    here = tuple(part for part in loc[:-1] if isinstance(part, str))
+    return [
+        said
+        for place, model, said in _sections()
+        if place != here and name in model.model_fields and name != "source"
+    ]
 
 
 def _dotted(loc: tuple) -> str:
