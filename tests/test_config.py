@@ -455,6 +455,15 @@ def test_a_good_smtp_url_with_options_is_accepted():
             "bundled:nope.xml",
             "'bundled:nope.xml' is not a bundled feed (bundled: sample-arxiv-cs.xml, sample-hf-daily-papers.json)",
         ),
+        # arXiv's listing pages are web pages, never a feed: the RSS URL of the same listing
+        (
+            "https://arxiv.org/list/cs.CL/new",
+            "arXiv's listing pages are web pages, not feeds; use https://rss.arxiv.org/rss/cs.CL",
+        ),
+        (
+            "http://export.arxiv.org/list/hep-th/pastweek?show=50",
+            "arXiv's listing pages are web pages, not feeds; use https://rss.arxiv.org/rss/hep-th",
+        ),
     ],
 )
 def test_feed_urls_are_checked_at_load(url, message):

@@ -130,6 +130,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+# https://arxiv.org/list/cs.CL/new (or /recent, /pastweek, a month): arXiv's web page of a
+# listing, which people copy from the browser; https://rss.arxiv.org/rss/cs.CL is its feed
+_ARXIV_LISTING = re.compile(
+    r"https?://(?:www\.|export\.)?arxiv\.org/list/(?P<category>[A-Za-z.-]+)(?:[/?#]|$)",
+    re.IGNORECASE,
+)
+
+
 class FeedConfig(_Frozen):
     """One source of papers: a URL, a local file path, or ``bundled:NAME``."""
 
@@ -162,6 +170,12 @@ class FeedConfig(_Frozen):
             problem = http_url_problem(value, example="https://rss.arxiv.org/rss/cs.CL")
             if problem:
                 raise ValueError(problem.replace(repr(value), repr(redact_url(value))))
+            listing = _ARXIV_LISTING.match(value.strip())
+            if listing:  # the page a browser shows; fetched, it is HTML and never a paper
+                raise ValueError(
+                    "arXiv's listing pages are web pages, not feeds; use "
+                    f"https://rss.arxiv.org/rss/{listing['category']}"
+                )
         return value
 
     @property
