@@ -294,6 +294,18 @@ def test_fetch_fails_when_every_feed_failed(tmp_path: Path):
     assert result.stderr == "Error: every feed failed (1 of 1); nothing was fetched\n"
 
 
+def test_a_web_address_written_without_its_scheme_says_so(tmp_path: Path):
+    """'rss.arxiv.org/rss/cs.CL', copied without https://, is a relative file path: the error
+    was only 'cannot read /…/rss.arxiv.org/rss/cs.CL: No such file or directory'."""
+    config = "feeds:\n  - url: rss.arxiv.org/rss/cs.CL\n    name: a\nsubscribers: []\n"
+    result = invoke("fetch", config=config)
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"a: error: cannot read {Path.cwd() / 'rss.arxiv.org/rss/cs.CL'}: No such file or "
+        "directory (a web address is written with its scheme: https://rss.arxiv.org/rss/cs.CL)\n"
+    )
+
+
 def test_a_seed_look_up_is_no_feed_when_every_feed_failed(tmp_path: Path):
     """The arXiv API's answer for a seed paper counted as a feed that worked: `fetch` said
     '1 new papers stored; 1 of 2 feeds failed' with exit 0. `run --once` still sends what is

@@ -22,6 +22,7 @@ import functools
 import json
 import multiprocessing
 import multiprocessing.connection
+import re
 import signal
 import sys
 import threading
@@ -35,6 +36,7 @@ import httpx
 from ..config import BUNDLED_PREFIX, FeedConfig, bundled_path
 from ..errors import ConfigError, SourceError
 from ..paper import Paper
+from ..redact import redact_url
 from . import feed, hf_daily
 from .http import Fetched, HttpCache, Limits, feed_error, get, make_async_client
 
@@ -97,6 +99,11 @@ def _local_path(url: str) -> Path | None:
     return Path(url)
 
 
+# a relative "path" that starts with a host name and a slash (rss.arxiv.org/rss/cs.CL) is
+# most likely a web address without its https://: said so when no such file exists
+_HOST_FIRST = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63}(?::\d{1,5})?/")
+
+
 async def fetch(
     feed_config: FeedConfig,
     *,
@@ -116,9 +123,20 @@ async def fetch(
     except ConfigError as exc:  # an unknown bundled: name is this feed's error, not the run's
         raise feed_error(label, str(exc)) from None
     if path is not None:
-        if base_dir is not None and not path.is_absolute():
+        relative = not path.is_absolute()
+        if base_dir is not None and relative:
             path = base_dir / path
-        fetched = Fetched(content=_read_local(path, label, limits), content_type="")
+        try:
+            fetched = Fetched(content=_read_local(path, label, limits), content_type="")
+        except SourceError as exc:
+            host = _HOST_FIRST.match(feed_config.url.strip()) if relative else None
+            if host is None or path.exists():
+                raise
+            # rss.arxiv.org/rss/cs.CL, copied without its https://, is read as a file path
+            raise SourceError(
+                f"{exc} (a web address is written with its scheme: "
+                f"https://{redact_url(feed_config.url.strip())})"
+            ) from None
     else:
         fetched = await get(client, feed_config.url, cache=cache, label=label, limits=limits)
         if fetched.not_modified:
