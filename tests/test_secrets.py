@@ -329,3 +329,32 @@ def test_serve_verbose_logs_no_signed_token_of_any_link(tmp_path: Path):
         assert token.split(".")[0] not in log  # not even the readable part
     for shown in ("/v/***", "/unsubscribe/***", "/profile/***", "/feed/***.atom"):
         assert f'"GET {shown} HTTP/1.1"' in log  # the access log still says what was asked
+
+
+def test_a_new_signing_key_is_said_once_since_every_link_already_sent_stops_working(
+    store, make_config, caplog
+):
+    """Setting PAPERWIRE_SECRET on an install that ran without it (a random key kept in the
+    database), or changing it, makes every link of every digest already sent — unsubscribe
+    included — 'invalid or was altered', and nothing said so."""
+    from paperwire.links import signer_for
+
+    text = "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    first_key, second_key = "k" * 16 + "first", "k" * 16 + "second"
+
+    def sign(env: dict[str, str]) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="paperwire.links"):
+            signer_for(make_config(text, env), store)
+        return [r.getMessage() for r in caplog.records if "key" in r.getMessage()]
+
+    assert sign({}) == [  # the random key: its usual warning, nothing about a change
+        f"PAPERWIRE_SECRET is not set; signing links with a random key kept in {store.path}"
+    ]
+    changed = sign({"PAPERWIRE_SECRET": first_key})
+    assert len(changed) == 1 and "not the one links were signed with before" in changed[0]
+    assert "unsubscribe" in changed[0] and first_key not in changed[0]
+    assert sign({"PAPERWIRE_SECRET": first_key}) == []  # said once, not on every run
+    assert len(sign({"PAPERWIRE_SECRET": second_key})) == 1
+    assert first_key not in store.path.read_bytes().decode("latin-1")  # never stored
+    assert second_key not in store.path.read_bytes().decode("latin-1")

@@ -10,6 +10,8 @@ colleague lets them manage that one reader's subscription, never another's.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 from collections.abc import Mapping
@@ -26,7 +28,7 @@ from itsdangerous import (
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from .config import Config
-from .errors import FeedbackError
+from .errors import FeedbackError, StoreError
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -152,11 +154,43 @@ def signer_for(config: Config, store: Store) -> Signer:
     """The signer for this install: ``PAPERWIRE_SECRET``, else a random key kept in the store."""
     generations = store.feed_generations()
     if config.secret is not None:
-        return Signer(config.secret.get_secret_value(), generations)
-    log.warning(
-        "PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path
-    )
-    return Signer(store.generated_secret(), generations)
+        key = config.secret.get_secret_value()
+    else:
+        log.warning(
+            "PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path
+        )
+        key = store.generated_secret()
+    _say_if_the_key_changed(store, key)
+    return Signer(key, generations)
+
+
+def _fingerprint(key: str) -> str:
+    """Which key signs: an HMAC of a constant, never the key (a one-way function of it)."""
+    return hmac.new(key.encode(), b"paperwire.signing-key", hashlib.sha256).hexdigest()[:16]
+
+
+def _say_if_the_key_changed(store: Store, key: str) -> None:
+    """A key other than the last one used (PAPERWIRE_SECRET set on an install that ran on its
+    generated key, or changed) makes every link already sent invalid, unsubscribe links
+    included: said once, in the log, when it happens."""
+    now = _fingerprint(key)
+    before = store.setting("signing_key")
+    if before is None:  # a database from before the fingerprint: its generated key, if any
+        generated = store.setting("generated_secret")
+        before = _fingerprint(generated) if generated is not None else None
+    if before == now:
+        return
+    if before is not None:
+        log.warning(
+            "the signing key (PAPERWIRE_SECRET) is not the one links were signed with before: "
+            "every link in digests already sent (votes, unsubscribe, profile, private feeds) "
+            "no longer works; put the old key back to keep them, or readers use their next "
+            "digest's links"
+        )
+    try:
+        store.set_setting("signing_key", now)
+    except StoreError:  # a read-only database still shows status and serves its pages
+        log.debug("the signing key's fingerprint could not be kept", exc_info=True)
 
 
 @dataclass(frozen=True)

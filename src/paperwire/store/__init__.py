@@ -1068,6 +1068,14 @@ class Store:
         rows = list(self.db.query("select value from settings where key = ?", [key]))
         return rows[0]["value"] if rows else None
 
+    def set_setting(self, key: str, value: str) -> None:
+        with self.atomic():
+            self.db.execute(
+                "insert into settings (key, value) values (?, ?) "
+                "on conflict (key) do update set value = excluded.value",
+                [key, value],
+            )
+
     def feed_generations(self) -> dict[str, int]:
         """Each subscriber's feed key generation, for those whose feed URL was ever rotated."""
         rows = self.db.query("select key, value from settings where key glob 'feed_generation:*'")
