@@ -423,6 +423,19 @@ def test_sender_mistakes_are_one_line_each(sender, message):
             "smtp://:hunter2@:25",
             "no host name; expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)",
         ),
+        # the two TLS styles on each other's port: a 60 s wait for a greeting that never comes
+        # ('could not take a message within 60 s'), or 'SSL: WRONG_VERSION_NUMBER', retried
+        # for hours
+        (
+            "smtp://u:hunter2@mail.example.org:465",
+            "port 465 expects TLS from the start: write smtps://…:465 (smtp:// is for "
+            "STARTTLS, on port 587)",
+        ),
+        (
+            "smtps://u:hunter2@mail.example.org:587",
+            "port 587 takes STARTTLS: write smtp://…:587 (smtps:// is for TLS from the "
+            "start, on port 465)",
+        ),
     ],
 )
 def test_the_smtp_url_is_checked_at_load_and_its_password_never_shown(url, message):

@@ -59,6 +59,19 @@ def parse_smtp_url(url: str) -> SmtpSettings:
         raise ValueError(f"no host name; {_SMTP_EXPECTED}")
     if port == 0:
         raise ValueError("the port is not a number from 1 to 65535")
+    # each TLS style on the other's well-known port never works: smtp:// on 465 waits for a
+    # greeting the relay sends only after TLS (the whole sender.timeout), smtps:// on 587 (or
+    # 25) gets 'SSL: WRONG_VERSION_NUMBER'; both were retried for hours as an outage
+    if parts.scheme == "smtp" and port == 465:
+        raise ValueError(
+            "port 465 expects TLS from the start: write smtps://…:465 (smtp:// is for "
+            "STARTTLS, on port 587)"
+        )
+    if parts.scheme == "smtps" and port in (25, 587):
+        raise ValueError(
+            f"port {port} takes STARTTLS: write smtp://…:{port} (smtps:// is for TLS from the "
+            "start, on port 465)"
+        )
     options: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in SMTP_OPTIONS:
