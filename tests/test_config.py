@@ -289,7 +289,12 @@ def test_yaml_1_2_everywhere_so_a_later_mistake_keeps_its_own_line():
         ("    alerts: maybe", "'maybe' is not true or false"),
         ("    interests:", "is empty; write a value or remove the line"),
         ("    interests: [kv, cache]", "must be text, not a list"),
-        ("    seed_papers: 2309.06180", "must be a list, not a number"),
+        (
+            "    seed_papers: 2309.06180",
+            'must be a list of arXiv ids in quotes, like ["2309.06180"], not a number',
+        ),
+        ("    follow_authors: Yann LeCun", "must be a list, not text: write ['Yann LeCun']"),
+        ("    must_match: agents", "must be a list, not text: write ['agents']"),
     ],
 )
 def test_messages_say_what_is_expected_never_the_validators_words(line, message):
@@ -304,6 +309,18 @@ def test_messages_say_what_is_expected_never_the_validators_words(line, message)
         error_of(text)
         == f"subscribers.yaml:{1 + text.splitlines().index(line)}: subscribers[0].{field}: {message}"
     )
+
+
+def test_an_unquoted_arxiv_id_says_to_quote_it():
+    """YAML reads [2309.06180] as the number 2309.0618: 'must be text, not a number' did not
+    say that quotes are the fix (nor that the id had already lost its last zero)."""
+    text = GOOD.replace('seed_papers: ["2309.06180"]', "seed_papers: [2309.06180, 2504.0641]")
+    assert error_of(text).splitlines() == [
+        f"subscribers.yaml:10: subscribers[0].seed_papers[{i}]: must be text, not a number: "
+        'write arXiv ids in quotes, like "2309.06180" (unquoted, YAML reads a number and '
+        "drops its trailing zeros)"
+        for i in (0, 1)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -770,6 +770,11 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
     if kind in ("string_type", "string_sub_type"):
         if value is None:
             return "is empty; write a value or remove the line"
+        if field == "seed_papers" and _kind(value) == "a number":
+            return (
+                'must be text, not a number: write arXiv ids in quotes, like "2309.06180" '
+                "(unquoted, YAML reads a number and drops its trailing zeros)"
+            )
         return f"must be text, not {_kind(value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         shape = _SHAPES.get(field) or (
@@ -778,6 +783,10 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
         shape = shape or ("url, name" if loc[:1] == ("feeds",) and len(loc) == 2 else "")
         return f"must be a mapping of settings{f' ({shape})' if shape else ''}, not {_kind(value)}"
     if kind in ("tuple_type", "list_type"):
+        if field == "seed_papers" and _kind(value) == "a number":
+            return 'must be a list of arXiv ids in quotes, like ["2309.06180"], not a number'
+        if isinstance(value, str) and not secret:  # one name or phrase written bare
+            return f"must be a list, not text: write [{value!r}]"
         return f"must be a list, not {_kind(value)}"
     return str(error["msg"])  # a kind this config cannot produce today; pydantic's words
 
