@@ -178,6 +178,22 @@ def test_invalid_yaml_gives_the_line():
     )
 
 
+def test_an_unclosed_quote_is_reported_where_it_opens():
+    """A quote left open runs to the end of the file: the error named the file's last line,
+    'found unexpected end of stream', not the line with the open quote."""
+    text = GOOD + 'sender:\n  from_address: "Lab Papers <papers@example.org>\n  list_id: lab\n'
+    assert error_of(text) == (
+        "subscribers.yaml:16: invalid YAML: a quote that opens on this line is never closed "
+        "(found unexpected end of stream at line 18)"
+    )
+    # a Windows path in double quotes: '\\q' is no escape, and single quotes are the fix
+    text = GOOD.replace("https://rss.arxiv.org/rss/cs.CL", '"C:\\qfeeds\\lab.xml"')
+    assert error_of(text) == (
+        "subscribers.yaml:2: invalid YAML: found unknown escape character (in double quotes a "
+        "backslash starts an escape: use single quotes)"
+    )
+
+
 def test_top_level_must_be_a_mapping():
     assert error_of("- just\n- a list\n") == (
         "subscribers.yaml:1: the top level must be a mapping with feeds and subscribers"

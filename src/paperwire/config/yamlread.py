@@ -223,6 +223,23 @@ def read(text: str) -> Document:
         problem = exc.problem or exc.context or "not valid YAML"
         if "nesting depth" in problem:  # newer libyaml's own limit (far above ours) came first
             raise YamlError(mark.line + 1 if mark else 1, _TOO_DEEP) from None
+        opened = exc.context_mark
+        unclosed = ("end of stream", "document separator", "document indicator")
+        if (
+            opened is not None
+            and "quoted scalar" in (exc.context or "")
+            and any(word in (exc.problem or "") for word in unclosed)
+        ):
+            # a quote left open runs on to the end of the file: the line to fix is where it
+            # opened, not the file's last line
+            at = f" at line {mark.line + 1}" if mark and mark.line != opened.line else ""
+            raise YamlError(
+                opened.line + 1,
+                f"invalid YAML: a quote that opens on this line is never closed "
+                f"({exc.problem}{at})",
+            ) from None
+        if problem.startswith("found unknown escape character"):  # "C:\qfeeds" in YAML
+            problem += " (in double quotes a backslash starts an escape: use single quotes)"
         raise YamlError(mark.line + 1 if mark else 1, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise YamlError(1, f"invalid YAML: {exc}") from None
