@@ -194,6 +194,20 @@ def test_an_unclosed_quote_is_reported_where_it_opens():
     )
 
 
+def test_a_space_around_a_time_zone_is_dropped_as_around_a_time_or_an_address():
+    """'Europe/Berlin ' (a space copied with it) was 'not a known IANA time zone', while
+    digest_time and email drop theirs."""
+    text = GOOD.replace("timezone: Europe/Paris", "timezone: 'Europe/Berlin '").replace(
+        'digest_time: "07:30"', 'digest_time: "07:30 "'
+    )
+    ada = parse(text).subscriber("ada")
+    assert (ada.timezone, ada.tz.key, ada.digest_time) == (
+        "Europe/Berlin",
+        "Europe/Berlin",
+        dt.time(7, 30),
+    )
+
+
 def test_top_level_must_be_a_mapping():
     assert error_of("- just\n- a list\n") == (
         "subscribers.yaml:1: the top level must be a mapping with feeds and subscribers"

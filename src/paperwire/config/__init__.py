@@ -285,6 +285,7 @@ class SubscriberConfig(_Frozen):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        value = value.strip()  # 'Europe/Berlin ', copied with a space, as digest_time and email
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
