@@ -751,6 +751,16 @@ def test_a_crlf_config_loads_and_a_cr_from_the_environment_is_refused_at_its_lin
             {"PAPERWIRE_SMTP_URL": "smtp://u:hunter2@mail.example.org:587\r"},
             f"PAPERWIRE_SMTP_URL: {CR} at character 38; remove it",
         ),
+        # a CR left by a .env file is a different key than the same secret typed in a shell:
+        # the links `feed show` printed there did not open what the daemon signed
+        (
+            {"PAPERWIRE_SECRET": "abcdefghijklmnopqrstu\r"},
+            f"PAPERWIRE_SECRET: {CR} at character 22; remove it",
+        ),
+        (
+            {"PAPERWIRE_SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5\r"},
+            f"PAPERWIRE_SLACK_SIGNING_SECRET: {CR} at character 33; remove it",
+        ),
         (
             {"PAPERWIRE_FROM": "digest"},
             "PAPERWIRE_FROM: 'digest' is not an address like digest@example.org or "
