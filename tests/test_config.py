@@ -137,6 +137,18 @@ def test_each_mistake_names_file_line_and_field(edit, message):
     assert error_of(GOOD.replace(old, new)) == message
 
 
+def test_an_interests_text_longer_than_a_list_of_topics_is_refused():
+    """A pasted document as interests cost minutes a run (each phrase is encoded); the error
+    names the line and says what to write instead."""
+    long = "retrieval-augmented generation; " * 400  # 12,800 characters
+    assert error_of(GOOD.replace('"KV cache compression"', f'"{long}"')) == (
+        "subscribers.yaml:9: subscribers[0].interests: is 12,800 characters long; at most "
+        "10,000: write the topics, not a document (seed_papers and 👍 teach the rest)"
+    )
+    fits = "retrieval-augmented generation; " * 300  # 9,600 characters
+    assert parse(GOOD.replace('"KV cache compression"', f'"{fits}"')).subscriber("ada").interests
+
+
 def test_a_subscriber_needs_a_channel():
     text = GOOD.replace("    email: ada@example.org\n", "").replace(
         "    slack_webhook: ${ADA_SLACK_WEBHOOK}\n", ""

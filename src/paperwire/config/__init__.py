@@ -242,6 +242,10 @@ def _email_address(value: str) -> str:
 EmailAddress = Annotated[str, AfterValidator(_email_address)]
 
 
+# characters of an interests (or not_interested) text in subscribers.yaml
+MAX_INTERESTS = 10_000
+
+
 class SubscriberConfig(_Frozen):
     """One reader (or a team channel) and what they care about."""
 
@@ -279,6 +283,18 @@ class SubscriberConfig(_Frozen):
         if not _ID.match(value):
             raise ValueError(
                 f"{value!r} is not a valid id (letters, digits, '.', '_', '-'; at most 64)"
+            )
+        return value
+
+    @field_validator("interests", "not_interested")
+    @classmethod
+    def _a_list_of_topics(cls, value: str) -> str:
+        # each phrase is encoded and matched on its own: a pasted document (1.8 MB) made one
+        # digest run take two minutes; the profile page's form takes 2,000 characters
+        if len(value) > MAX_INTERESTS:
+            raise ValueError(
+                f"is {len(value):,} characters long; at most {MAX_INTERESTS:,}: write the "
+                "topics, not a document (seed_papers and 👍 teach the rest)"
             )
         return value
 
