@@ -164,6 +164,14 @@ def test_duplicate_ids_point_at_the_second_one():
     assert error_of(text) == "subscribers.yaml:15: subscribers[1].id: duplicate subscriber id 'ada'"
 
 
+def test_ids_that_differ_only_in_case_are_refused():
+    """'ada' and 'Ada' share an outbox file on a case-insensitive disk (found in review)."""
+    text = GOOD + "  - id: Ada\n    email: other@example.org\n"
+    assert error_of(text) == (
+        "subscribers.yaml:15: subscribers[1].id: subscriber id 'Ada' differs from 'ada' only in case"
+    )
+
+
 def test_missing_environment_variable_is_named():
     assert error_of(GOOD, env={}) == (
         "subscribers.yaml:8: subscribers[0].slack_webhook: environment variable ADA_SLACK_WEBHOOK "

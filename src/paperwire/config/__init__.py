@@ -510,9 +510,9 @@ class Config(_Frozen):
     def _unique_ids(self) -> Config:
         seen: set[str] = set()
         for index, sub in enumerate(self.subscribers):
-            if sub.id in seen:
+            if sub.id.lower() in seen:  # "Ada" is "ada" (see _check_unique_ids)
                 raise _DuplicateId(index, sub.id)
-            seen.add(sub.id)
+            seen.add(sub.id.lower())
         return self
 
     def subscriber(self, subscriber_id: str) -> SubscriberConfig:
@@ -703,13 +703,22 @@ def _check_unique_ids(data: dict, problems: _Problems) -> None:
     subscribers = data.get("subscribers")
     if not isinstance(subscribers, list):
         return
-    first: dict[str, int] = {}
+    # by lower case: "ada" and "Ada" would share an outbox file on a case-insensitive disk
+    # (macOS, Windows), and no reader tells them apart in a link
+    first: dict[str, tuple[int, str]] = {}
     for index, sub in enumerate(subscribers):
         sub_id = sub.get("id") if isinstance(sub, dict) else None
-        if isinstance(sub_id, str):
-            if sub_id in first:
-                problems.add(("subscribers", index, "id"), f"duplicate subscriber id {sub_id!r}")
-            first.setdefault(sub_id, index)
+        if not isinstance(sub_id, str):
+            continue
+        at, earlier = first.setdefault(sub_id.lower(), (index, sub_id))
+        if at == index:
+            continue
+        problems.add(
+            ("subscribers", index, "id"),
+            f"duplicate subscriber id {sub_id!r}"
+            if earlier == sub_id
+            else f"subscriber id {sub_id!r} differs from {earlier!r} only in case",
+        )
 
 
 def _expand_env(node: Any, env: Mapping[str, str], loc: tuple, problems: _Problems) -> Any:
