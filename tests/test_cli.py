@@ -599,6 +599,11 @@ def test_send_and_status_take_grace_hours_as_the_readme_says():
 def test_status_words_a_quiet_day_as_send_and_the_readme_do():
     # the ledger's own word for it, '(empty: ...)', was what status printed
     config = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org, digest_days: daily}\n"
+    from paperwire.paper import Paper
+
+    with Store(Path("paperwire.db")) as store:  # fetched a month ago, nothing since
+        month_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+        store.add_papers([Paper("2401.00001", "An older paper", "Its abstract.")], now=month_ago)
     assert "ada: nothing-new: no new papers since" in invoke("send", config=config).stdout
     line = invoke("status", config=None).stdout.splitlines()[1]
     assert re.fullmatch(

@@ -223,6 +223,21 @@ def test_send_twice_sends_once_and_a_quiet_day_sends_nothing(store, config, smtp
     assert {line.status for line in later.lines} == {"not-due"}
 
 
+def test_send_before_any_fetch_keeps_the_first_digest_due(store, config, smtp_server):
+    """A newcomer's `send` before their first `fetch` spent every reader's first slot on an
+    empty store ("no new papers since ..."), and the `send` after the fetch said "already
+    handled": their first digest came a day later (found in review)."""
+    early = pipeline.send_due(store, config, now=NOW)
+    assert [(line.subscriber_id, line.status, line.detail) for line in early.lines] == [
+        (sub, "nothing-new", "no papers stored yet: run paperwire fetch; the digest stays due")
+        for sub in ("ada", "bob")
+    ]
+    pipeline.fetch_all(store, config, now=NOW + dt.timedelta(minutes=5))
+    report = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=10))
+    assert {line.status for line in report.lines} == {"sent"}
+    assert len(smtp_server.messages) == 2
+
+
 def test_a_day_whose_new_papers_are_all_filtered_out_says_so_not_that_nothing_came(
     store, make_config, feeds
 ):

@@ -461,6 +461,9 @@ def send_due(
     return report
 
 
+NOTHING_STORED = "no papers stored yet: run paperwire fetch; the digest stays due"
+
+
 def _due_jobs(
     store: Store,
     config: Config,
@@ -561,6 +564,12 @@ def _due_jobs(
         elif (sub.id, period) not in resumed:
             report.lines.append(SendLine(sub.id, "not-due", _handled(sub, period, recorded)))
 
+    if due and not store.count_papers():
+        # send before the first fetch: a slot spent on an empty store would hold the reader's
+        # first digest until the next one ("already handled" after the fetch)
+        for sub_id in due:
+            report.lines.append(SendLine(sub_id, "nothing-new", NOTHING_STORED))
+        return jobs
     if due:
         composed_by_id = digests.compose(
             store, config, [by_id[s] for s in due], now=now, session=session
