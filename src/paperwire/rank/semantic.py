@@ -150,9 +150,10 @@ def whitening(sample: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndar
 def direction(
     sig: EmbeddedSignals, w: SemanticWeights, mean: np.ndarray, precision: np.ndarray
 ) -> np.ndarray:
-    """The reader's whitened centroid: ``Σ⁻¹ (positives − μ) − Σ⁻¹ (thumbs-down − μ)`` (each
-    side's weighted mean), or the plain centroid for an interests text alone (none when its
-    phrases are matched one by one instead: :func:`phrase_match`)."""
+    """The reader's whitened centroid: ``Σ⁻¹ (positives − μ) − f Σ⁻¹ (thumbs-down − μ)`` (each
+    side's weighted mean, ``f`` how much the thumbs-down have faded beside the positives:
+    :func:`fades`), or the plain centroid for an interests text alone (none when its phrases
+    are matched one by one instead: :func:`phrase_match`)."""
     if not len(sig.vectors):
         if w.phrases and sig.phrases is not None and len(sig.phrases):
             return np.zeros(sig.phrases.shape[1], dtype=np.float32)
@@ -161,8 +162,39 @@ def direction(
     out = precision @ (_unit(pos) - mean) if pos.any() else np.zeros_like(mean)
     neg = _mean_of(sig, w, ("disliked",))
     if neg.any():
-        out -= precision @ (_unit(neg) - mean)
+        # each side is a unit vector here, which would undo the thumbs-downs' decay: an old
+        # 👎 would pull as hard as today's, beside an interests text edited today, forever
+        left = weights_left(sig, w)
+        up, down = fades(left, POSITIVE), fades(left, ("disliked",))
+        out -= (down / up if up > 0 else 1.0) * (precision @ (_unit(neg) - mean))
     return out.astype(np.float32)
+
+
+POSITIVE = ("interests", "seed", "liked")
+EVERY_SIGNAL = ("interests", "seed", "liked", "disliked")
+
+
+def weights_left(sig: EmbeddedSignals, w: SemanticWeights) -> dict[str, tuple[float, float]]:
+    """Per kind of signal the reader has: its weight, and the share of it left at the votes'
+    ages (the mean decay; 1 for the interests text and seed papers, which never age)."""
+    out = {}
+    if sig.interests is not None:
+        out["interests"] = (w.interests, 1.0)
+    if len(sig.kinds):
+        decay = decay_factor(sig.ages, w.half_life_days)
+        for kind, weight in (("seed", w.seeds), ("liked", w.liked), ("disliked", w.disliked)):
+            idx = sig.kinds == kind
+            if idx.any():
+                out[kind] = (weight, float(decay[idx].mean()))
+    return out
+
+
+def fades(left: dict[str, tuple[float, float]], sides: tuple[str, ...]) -> float:
+    """How much of these kinds' weight is left (:func:`weights_left`), as a share of what it was
+    when they were new: 1 when all are new, 0 for none."""
+    now = sum(weight * share for kind, (weight, share) in left.items() if kind in sides)
+    fresh = sum(weight for kind, (weight, _) in left.items() if kind in sides)
+    return now / fresh if fresh else 0.0
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -335,6 +367,13 @@ class SemanticProfiles:
     avoid: list[np.ndarray | None] = field(default_factory=list)
     avoid_offset: np.ndarray | None = None
     avoid_scale: np.ndarray | None = None
+    # per subscriber, how much the liked (seeds and thumbs-up) and the thumbed-down side of the
+    # contrast count: what is left of their weight at their ages beside what is left of all
+    # the reader's signals (:func:`contrast_fades`); None: 1 for everyone
+    up_fade: np.ndarray | None = None
+    down_fade: np.ndarray | None = None
+    # ... and how much the whitened centroid counts, the same way (:func:`linear_fade`)
+    linear_fade: np.ndarray | None = None
 
     def score(self, papers: np.ndarray) -> np.ndarray:
         """Each reader's linear score of these papers, in standard deviations.
@@ -398,10 +437,12 @@ class SemanticProfiles:
         # the numbers are whoever else is due
         if len(up):
             near = top_k_mean(centred @ up.T, w.neighbours)
-            out += (near - cal.near_offset) / cal.near_scale
+            fade = 1.0 if self.up_fade is None else float(self.up_fade[row])
+            out += fade * (near - cal.near_offset) / cal.near_scale
         if len(down):
             near = top_k_mean(centred @ down.T, w.neighbours)
-            out -= (near - cal.near_offset) / cal.near_scale
+            fade = 1.0 if self.down_fade is None else float(self.down_fade[row])
+            out -= fade * (near - cal.near_offset) / cal.near_scale
         return out
 
     def added(
@@ -420,6 +461,8 @@ class SemanticProfiles:
         the caller has them cached."""
         total = self.score(papers)
         total *= w.weight
+        if self.linear_fade is not None:
+            total *= self.linear_fade[:, None]
         if w.phrases:
             total += w.phrases * self.phrase_scores(papers)
         if w.not_interested:
@@ -485,10 +528,46 @@ def build_profiles(
     avoid_offset = avoid_scale = None
     if any(a is not None and len(a) for a in avoid):
         avoid_offset, avoid_scale = _standardisation(phrase_match(avoid, spaced))
+    left = [weights_left(sig, w) for sig in signals]
+    fade = np.array([contrast_fades(sig) for sig in left], dtype=np.float32).reshape(-1, 2)
+    linear = np.array(
+        [
+            linear_fade(kinds) if len(sig.vectors) else 1.0
+            for sig, kinds in zip(signals, left, strict=True)
+        ],
+        dtype=np.float32,
+    )
     return SemanticProfiles(
         directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale,
-        avoid, avoid_offset, avoid_scale,
+        avoid, avoid_offset, avoid_scale, fade[:, 0], fade[:, 1], linear,
     )  # fmt: skip
+
+
+def linear_fade(left: dict[str, tuple[float, float]]) -> float:
+    """How much the whitened centroid counts for a reader with papers (:func:`weights_left`),
+    in [0, 1]: 1 unless their seed and voted papers have aged beside an interests text (which
+    never ages), then the papers' weight left over that of all their signals. Each term of the
+    score is standardised per reader, which undoes any decay inside it: without this a
+    reader's months-old votes kept their whole weight beside the interests they edited today,
+    and as they aged the reader's profile did not come back to that of the interests alone."""
+    if "interests" not in left:
+        return 1.0
+    everything = fades(left, EVERY_SIGNAL)
+    papers = fades(left, ("seed", "liked", "disliked"))
+    return min(1.0, papers / everything) if everything > 0 else 1.0
+
+
+def contrast_fades(left: dict[str, tuple[float, float]]) -> tuple[float, float]:
+    """How much the contrast's liked and thumbed-down sides count for a reader
+    (:func:`weights_left`): each side's weight left at its ages over that of all the reader's
+    signals. Both are 1 while nothing has aged, and for a reader whose votes are all as old
+    (nothing newer to weigh them against); beside an interests text (which never ages) an old
+    vote fades as it does in the centroid and in TF-IDF, instead of lifting its neighbours as
+    much as on its day (and a side newer than the rest counts a little more, as there)."""
+    everything = fades(left, EVERY_SIGNAL)
+    if everything <= 0:
+        return 1.0, 1.0
+    return fades(left, ("seed", "liked")) / everything, fades(left, ("disliked",)) / everything
 
 
 def _standardisation(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
