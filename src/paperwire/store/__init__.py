@@ -634,13 +634,19 @@ class Store:
         return cursor.rowcount > 0
 
     def vote(self, subscriber_id: str, paper_id: str) -> int | None:
+        row = self.vote_row(subscriber_id, paper_id)
+        return row["vote"] if row else None
+
+    def vote_row(self, subscriber_id: str, paper_id: str) -> dict[str, Any] | None:
+        """The subscriber's stored vote on one paper (subscriber_id, paper_id, vote, voted_at,
+        via), or None: one row by the primary key, however many votes the reader has."""
         rows = list(
             self.db.query(
-                "select vote from votes where subscriber_id = ? and paper_id = ?",
+                "select * from votes where subscriber_id = ? and paper_id = ?",
                 [subscriber_id, paper_id],
             )
         )
-        return rows[0]["vote"] if rows else None
+        return rows[0] if rows else None
 
     def votes(self, subscriber_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Votes (subscriber_id, paper_id, vote, voted_at), newest first; all of them, or only

@@ -31,10 +31,9 @@ def apply_vote(
     """
     config.subscriber(claim.subscriber_id)  # a removed subscriber's old links act for nobody
     if clicked_at is not None:
-        stored = next(
-            (v for v in store.votes([claim.subscriber_id]) if v["paper_id"] == claim.paper_id),
-            None,
-        )
+        # the one row, not the reader's every vote: a reader with 5,000 votes read them all
+        # on each click (18 ms of a 70 ms vote, growing with every vote they gave)
+        stored = store.vote_row(claim.subscriber_id, claim.paper_id)
         if stored is not None and stored["voted_at"] > iso(clicked_at):
             return False
     if claim.action == "undo":
