@@ -25,7 +25,7 @@ from paperwire.paper import Paper
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
 from paperwire.rank import evidence, topics
-from paperwire.rank.paper_phrases import key_phrases_of
+from paperwire.rank.paper_phrases import key_phrases_of, phrase_pairs
 from paperwire.rank.phrases import interest_parts, interest_phrases
 from paperwire.rank.session import RankingSession
 from paperwire.sources import hf_daily
@@ -280,6 +280,32 @@ def test_boilerplate_is_never_a_reason_or_a_profile_term(demo):
                 assert said not in BOILERPLATE
                 if reason.startswith("about"):
                     assert len(re.split(r"[ -]", said)) > 1 and said not in mine
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    ["produce accurate", "optimizes Transformer", "encodes images", "compresses video",
+     "space grows", "affecting learner", "integrating diversity"],
+)  # fmt: skip
+def test_pieces_of_sentences_a_field_run_named_are_no_topic(phrase):
+    # "about “produce accurate”" was the only reason a plant-identification paper (Floralens)
+    # gave an LLM-inference reader in a month-long field run; the others were reasons there too
+    assert not topics.is_topic(phrase)
+
+
+def test_a_paper_that_produces_accurate_models_is_not_about_produce_accurate():
+    rows = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+    items = [json.loads(r) for r in rows]
+    (floralens,) = [i for i in items if i["title"].startswith("Floralens")]
+    assert "produce accurate models" in floralens["abstract"]
+    # the word pairs a paper may be said to be about, judged once when it is analysed
+    pairs = phrase_pairs(
+        f"{floralens['title']} {floralens['abstract']}", rank.TextModel().stop_words
+    )
+    assert "Native Flora" in pairs
+    assert "produce accurate" not in pairs and "accurate models" not in pairs
+    for kept in ("accurate prediction", "speculative decoding", "KV cache"):
+        assert topics.is_topic(kept)
 
 
 def _says_boilerplate(row: dict) -> bool:

@@ -29,7 +29,7 @@ from functools import lru_cache
 # Bump when what is_topic says of a phrase changes (its lists or rules): each paper's word
 # pairs are judged once, when it is analysed (paper_phrases.phrase_pairs), and are then judged
 # again.
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 
 def _words(text: str) -> frozenset[str]:
@@ -105,6 +105,7 @@ VERBS = _words(
     suggested suggesting suggests surpass surpassed surpasses surpassing tackle tackles
     tackling takes tunes underscore underscored underscores underscoring understand using
     utilize utilized utilizes utilizing validate validates yielding
+    affecting compresses encodes grows integrating optimizes produce produced produces producing
     """
 )
 
@@ -120,7 +121,7 @@ SUBJECTS = _words(
 # those whose form does not give them away (no suffix of ADJECTIVE_ENDINGS: "sparse", "robust").
 ADJECTIVES = _words(
     """
-    able additional advanced agnostic appropriate arbitrary available average aware best
+    able accurate additional advanced agnostic appropriate arbitrary available average aware best
     better broad capable central certain challenging close cold common comparable competitive
     complex comprehensive computational considerable consistent conventional costly critical
     crucial current deep dense detailed different difficult distinct diverse dynamic early
