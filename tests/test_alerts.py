@@ -123,6 +123,26 @@ def test_an_alert_keeps_the_digest_s_rules_seed_papers_and_must_match(history, m
     ]
 
 
+@pytest.mark.parametrize("embeddings", ["minilm", "off"])
+def test_an_alert_names_the_readers_own_paper_it_resembles(history, make_config, embeddings):
+    """A reader with only a seed paper read "scored 33.57, above your usual bar of 23.82" and
+    nothing of theirs (found in review): an alert says which of their papers the new one is
+    like, as a digest does, before how rare its score is."""
+    config = make_config(
+        "feeds: []\nsubscribers:\n  - id: seeder\n    email: s@example.org\n"
+        '    seed_papers: ["2611.00002"]\nalerts:\n  percentile: 99\n  max_per_day: 2\n'
+        f"ranking:\n  embeddings: {embeddings}\n"
+    )
+    history.add_papers([rag_paper(2)], now=NOW - dt.timedelta(days=400))
+    history.add_papers([rag_paper(1)], now=NOW)
+    [alert] = find_alerts(history, config, config.subscribers, now=NOW)
+    assert alert.pick.paper_id == "2611.00001"
+    assert [(r.kind, r.text) for r in alert.pick.reasons] == [
+        ("like_seed", rag_paper(2).title),
+        ("above_bar", ""),
+    ]
+
+
 def test_at_most_max_per_day(history, make_config, smtp_server):
     config = make_config(CONFIG, env={"PAPERWIRE_SMTP_URL": smtp_server.url})
     history.add_papers([rag_paper(n) for n in range(1, 5)], now=NOW)

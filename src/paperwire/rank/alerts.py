@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from ..config import Config, SubscriberConfig
 from ..store import Store
 from . import compose as digest_mod
+from . import evidence
 from .authors import Following
 from .filters import PhraseFilter, fold_text
 from .phrases import interest_phrases, phrase_pattern
@@ -55,6 +57,7 @@ def find_alerts(
     subscribers = [s for s in subscribers if s.alerts]
     if not settings.enabled or settings.max_per_day == 0 or not subscribers:
         return []
+    session = session or RankingSession()  # the scores' corpus and vectors name the reasons
     fresh = store.papers_since(now - dt.timedelta(hours=fresh_hours))
     if not fresh:
         return []
@@ -83,6 +86,7 @@ def find_alerts(
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
     edited = store.interests_overrides()
     papers = store.papers(fresh)
+    mine = _own_papers(store, config, subscribers, session) if len(fresh_scores) else None
     since = now - dt.timedelta(days=1)
     alerts: list[Alert] = []
     for row, sub in enumerate(subscribers):
@@ -101,8 +105,10 @@ def find_alerts(
             if not _passes(sub, paper):
                 continue
             share = 100 - settings.percentile
-            # the reader's own words first, as a digest names them; then how rare the score is
-            reasons = [
+            # the reader's own paper it is like and their own words, as a digest names them;
+            # then how rare the score is
+            reasons = [] if mine is None else mine(row, paper_id)
+            reasons += [
                 Reason("matches_interest", phrase)
                 for phrase in _interests_in(edited.get(sub.id, sub.interests), paper)[:2]
             ]
@@ -116,6 +122,31 @@ def find_alerts(
             )
             budget -= 1
     return alerts
+
+
+def _own_papers(
+    store: Store, config: Config, subscribers: list[SubscriberConfig], session: RankingSession
+) -> Callable[[int, str], list[Reason]]:
+    """For a subscriber (their row) and a new paper: "like <their paper>" when the paper is
+    close to one they liked or seeded, by the digest's rule (compose.explain), else nothing."""
+    corpus = session.corpus(store)
+    signals = digest_mod.subscriber_signals(
+        store, subscribers, store.interests_overrides(), corpus.index, corpus.rows,
+        store.not_interested_overrides(),
+    )  # fmt: skip
+    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
+
+    def like(row: int, paper_id: str) -> list[Reason]:
+        col = corpus.index.get(paper_id)
+        if col is None:
+            return []
+        if embedded is not None:
+            [liked] = embedded.similar_liked(signals[row], np.array([col]))
+        else:
+            [liked] = evidence.similar_liked(corpus, signals[row], corpus.matrix, [col], corpus.ids)
+        return [] if liked is None else [evidence.like_reason(signals[row], liked)]
+
+    return like
 
 
 def _interests_in(interests: str, paper: dict) -> list[str]:
