@@ -306,6 +306,21 @@ def test_a_web_address_written_without_its_scheme_says_so(tmp_path: Path):
     )
 
 
+def test_the_scheme_hint_masks_a_key_in_the_address(tmp_path: Path):
+    """The hint for an address written without https:// printed its ?api_key= in full (the
+    path before it masked it): on the terminal, in the log and in the feed's stored error that
+    status shows."""
+    config = (
+        "feeds:\n  - url: rss.example.org/feed?api_key=SECRET123\n    name: a\nsubscribers: []\n"
+    )
+    result = invoke("fetch", config=config)
+    assert result.exit_code == 1
+    assert "SECRET123" not in result.output
+    assert result.stdout.endswith(
+        "(a web address is written with its scheme: https://rss.example.org/feed?api_key=***)\n"
+    )
+
+
 def test_a_seed_look_up_is_no_feed_when_every_feed_failed(tmp_path: Path):
     """The arXiv API's answer for a seed paper counted as a feed that worked: `fetch` said
     '1 new papers stored; 1 of 2 feeds failed' with exit 0. `run --once` still sends what is

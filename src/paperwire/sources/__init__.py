@@ -133,10 +133,9 @@ async def fetch(
             if host is None or path.exists():
                 raise
             # rss.arxiv.org/rss/cs.CL, copied without its https://, is read as a file path
-            raise SourceError(
-                f"{exc} (a web address is written with its scheme: "
-                f"https://{redact_url(feed_config.url.strip())})"
-            ) from None
+            # masked as the URL it is: without its scheme, redact_url leaves ?api_key= whole
+            web = redact_url(f"https://{feed_config.url.strip()}")
+            raise SourceError(f"{exc} (a web address is written with its scheme: {web})") from None
     else:
         fetched = await get(client, feed_config.url, cache=cache, label=label, limits=limits)
         if fetched.not_modified:
