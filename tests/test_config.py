@@ -345,6 +345,22 @@ def test_yaml_1_2_everywhere_so_a_later_mistake_keeps_its_own_line():
         ),
         ("    follow_authors: Yann LeCun", "must be a list, not text: write ['Yann LeCun']"),
         ("    must_match: agents", "must be a list, not text: write ['agents']"),
+        # the advice, pasted back, must give the items written: ['KV cache, speculative
+        # decoding'] was one phrase no paper has (must_match then kept every paper out)
+        (
+            "    must_match: KV cache, speculative decoding",
+            "must be a list, not text: write ['KV cache', 'speculative decoding']",
+        ),
+        (
+            "    follow_authors: Yann LeCun, Geoffrey Hinton",
+            "must be a list, not text: write ['Yann LeCun', 'Geoffrey Hinton']",
+        ),
+        (
+            "    never_match: robotics; speech",
+            "must be a list, not text: write ['robotics', 'speech']",
+        ),
+        # one name in library order is one name
+        ("    follow_authors: LeCun, Yann", "must be a list, not text: write ['LeCun, Yann']"),
     ],
 )
 def test_messages_say_what_is_expected_never_the_validators_words(line, message):

@@ -826,7 +826,7 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
         if field == "seed_papers" and _kind(value) == "a number":
             return 'must be a list of arXiv ids in quotes, like ["2309.06180"], not a number'
         if isinstance(value, str) and not secret:  # one name or phrase written bare
-            return f"must be a list, not text: write [{value!r}]"
+            return f"must be a list, not text: write {_as_list(field, value)}"
         return f"must be a list, not {_kind(value)}"
     return str(error["msg"])  # a kind this config cannot produce today; pydantic's words
 
@@ -860,6 +860,20 @@ def _known_settings(loc: tuple) -> list[str]:
         if model is None:
             return []
     return [name for name in model.model_fields if name != "source"]
+
+
+def _as_list(field: str, text: str) -> str:
+    """A list setting written as bare text, as the list it was meant to be: 'KV cache,
+    speculative decoding' is two phrases (as one, it is a phrase no paper has), 'LeCun, Yann'
+    one name in library order."""
+    parts = [p.strip() for p in text.split(";" if ";" in text else ",")]
+    parts = [p for p in parts if p]
+    library_order = (
+        field == "follow_authors" and len(parts) == 2 and all(len(p.split()) == 1 for p in parts)
+    )
+    if len(parts) < 2 or library_order:
+        parts = [text.strip()]
+    return f"[{', '.join(repr(p) for p in parts)}]"
 
 
 def _sections() -> list[tuple[tuple[str, ...], Any, str]]:
