@@ -358,3 +358,38 @@ def test_a_new_signing_key_is_said_once_since_every_link_already_sent_stops_work
     assert len(sign({"PAPERWIRE_SECRET": second_key})) == 1
     assert first_key not in store.path.read_bytes().decode("latin-1")  # never stored
     assert second_key not in store.path.read_bytes().decode("latin-1")
+
+
+def test_a_command_that_only_prints_a_link_leaves_the_signing_key_record_alone(
+    store, make_config, caplog
+):
+    """A send signs with PAPERWIRE_SECRET; then `status --subscriber` in a shell without it
+    (the database's generated key) recorded that key as the one links are signed with, and the
+    next send said 'every link in digests already sent ... no longer works', though each was
+    signed with PAPERWIRE_SECRET and still opens. The shell is told its key differs."""
+    import datetime as dt
+
+    from paperwire.links import signer_for
+    from paperwire.status import status
+
+    text = "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+    key = {"PAPERWIRE_SECRET": "k" * 16 + "daemon"}
+
+    def said(step) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="paperwire.links"):
+            step()
+        return [r.getMessage() for r in caplog.records if "not the one links" in r.getMessage()]
+
+    def send(env: dict[str, str]) -> list[str]:
+        return said(lambda: signer_for(make_config(text, env), store))
+
+    def shell_status() -> list[str]:  # status --subscriber ada, PAPERWIRE_SECRET not set
+        now = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+        return said(lambda: status(store, make_config(text, {}), now=now, feed_urls=True))
+
+    assert send(key) == []  # the first send: nothing to compare with
+    shell = shell_status()
+    assert len(shell) == 1 and "a link printed here does not open" in shell[0]
+    assert send(key) == []  # every link sent was signed with this key
+    assert len(send({})) == 1  # a send on the other key: said, as before

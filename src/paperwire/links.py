@@ -150,8 +150,12 @@ def _canonical(token: str) -> bool:
         return False
 
 
-def signer_for(config: Config, store: Store) -> Signer:
-    """The signer for this install: ``PAPERWIRE_SECRET``, else a random key kept in the store."""
+def signer_for(config: Config, store: Store, *, sends: bool = True) -> Signer:
+    """The signer for this install: ``PAPERWIRE_SECRET``, else a random key kept in the store.
+
+    ``sends``: links signed here go out (a send) or are checked (the web app), so the key
+    becomes the one links are signed with; False for a command that only prints a link
+    (``status``, ``feed show``), which a shell without PAPERWIRE_SECRET may run."""
     generations = store.feed_generations()
     if config.secret is not None:
         key = config.secret.get_secret_value()
@@ -160,7 +164,7 @@ def signer_for(config: Config, store: Store) -> Signer:
             "PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path
         )
         key = store.generated_secret()
-    _say_if_the_key_changed(store, key)
+    _say_if_the_key_changed(store, key, sends=sends)
     return Signer(key, generations)
 
 
@@ -169,16 +173,26 @@ def _fingerprint(key: str) -> str:
     return hmac.new(key.encode(), b"paperwire.signing-key", hashlib.sha256).hexdigest()[:16]
 
 
-def _say_if_the_key_changed(store: Store, key: str) -> None:
+def _say_if_the_key_changed(store: Store, key: str, *, sends: bool = True) -> None:
     """A key other than the last one used (PAPERWIRE_SECRET set on an install that ran on its
     generated key, or changed) makes every link already sent invalid, unsubscribe links
-    included: said once, in the log, when it happens."""
+    included: said once, in the log, when it happens. A command that only prints a link says
+    its key differs and leaves the record alone: a ``status`` run in a shell without
+    PAPERWIRE_SECRET made the next send say every link sent (with PAPERWIRE_SECRET) was dead."""
     now = _fingerprint(key)
     before = store.setting("signing_key")
     if before is None:  # a database from before the fingerprint: its generated key, if any
         generated = store.setting("generated_secret")
         before = _fingerprint(generated) if generated is not None else None
     if before == now:
+        return
+    if not sends:
+        if before is not None:
+            log.warning(
+                "the signing key here (PAPERWIRE_SECRET, or the database's generated one if it "
+                "is not set) is not the one links were sent with: a link printed here does not "
+                "open where that one is used; run this with the same PAPERWIRE_SECRET"
+            )
         return
     if before is not None:
         log.warning(

@@ -96,7 +96,7 @@ def status(
     if feed_urls:
         from .links import signer_for
 
-        signer = signer_for(config, store)
+        signer = signer_for(config, store, sends=False)
     out = []
     for sub in subs:
         last = pipeline.last_digest_state(store, sub)

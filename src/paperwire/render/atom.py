@@ -53,7 +53,8 @@ def feed_url(store: Store, base_url: str, signer: Signer, subscriber_id: str) ->
 
 def subscriber_feed_url(store: Store, config: Config, subscriber_id: str) -> str:
     """The reader's current feed URL, as their digests and profile page give it."""
-    return feed_url(store, config.base_url, signer_for(config, store), subscriber_id)
+    signer = signer_for(config, store, sends=False)  # printed, not sent
+    return feed_url(store, config.base_url, signer, subscriber_id)
 
 
 def rotate_feed(store: Store, config: Config, subscriber_id: str) -> str:
