@@ -489,7 +489,9 @@ def test_sender_mistakes_are_one_line_each(sender, message):
     [
         (
             "smtp://u:hunter2@mail.example.org:587?tls=yes",
-            "unknown option 'tls'; the options are timeout (seconds, e.g. timeout=30), verify (verify=0 or verify=1)",
+            "unknown option 'tls'; the options are timeout (seconds, e.g. timeout=30), verify "
+            "(verify=0 or verify=1), starttls (starttls=1 for a relay that offers STARTTLS on "
+            "port 465)",
         ),
         ("smtp://u:hunter2@mail.example.org:99999", "the port is not a number from 1 to 65535"),
         ("smtp://u:hunter2@mail.example.org:smtp", "the port is not a number from 1 to 65535"),
@@ -512,7 +514,7 @@ def test_sender_mistakes_are_one_line_each(sender, message):
         (
             "smtp://u:hunter2@mail.example.org:465",
             "port 465 expects TLS from the start: write smtps://…:465 (smtp:// is for "
-            "STARTTLS, on port 587)",
+            "STARTTLS, on port 587; a relay that offers STARTTLS on 465: add ?starttls=1)",
         ),
         (
             "smtps://u:hunter2@mail.example.org:587",
@@ -526,6 +528,19 @@ def test_the_smtp_url_is_checked_at_load_and_its_password_never_shown(url, messa
         GOOD, env={"ADA_SLACK_WEBHOOK": "https://hooks.example/x", "PAPERWIRE_SMTP_URL": url}
     ) == (f"PAPERWIRE_SMTP_URL: {message}")
     assert "hunter2" not in message
+
+
+def test_starttls_on_port_465_is_taken_when_the_url_says_so():
+    """A relay that offers STARTTLS on 465 (a test sandbox) was refused once the two TLS styles
+    on each other's port were (found in review: it had sent); ?starttls=1 says it is meant."""
+    env = {"ADA_SLACK_WEBHOOK": "https://hooks.example/x"}
+    url = "smtp://u:hunter2@sandbox.example.org:465?starttls=1"
+    smtp = parse(GOOD, {**env, "PAPERWIRE_SMTP_URL": url}).sender.smtp
+    assert (smtp.port, smtp.implicit_tls) == (465, False)
+    bad = "smtps://u:hunter2@sandbox.example.org:465?starttls=1"
+    assert error_of(GOOD, env={**env, "PAPERWIRE_SMTP_URL": bad}) == (
+        "PAPERWIRE_SMTP_URL: starttls=1 goes with smtp:// (smtps:// is TLS from the start)"
+    )
 
 
 def test_a_good_smtp_url_with_options_is_accepted():

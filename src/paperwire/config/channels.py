@@ -13,7 +13,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigError
 
-SMTP_OPTIONS = {"timeout": "seconds, e.g. timeout=30", "verify": "verify=0 or verify=1"}
+SMTP_OPTIONS = {
+    "timeout": "seconds, e.g. timeout=30",
+    "verify": "verify=0 or verify=1",
+    "starttls": "starttls=1 for a relay that offers STARTTLS on port 465",
+}
 _SMTP_EXPECTED = "expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)"
 
 
@@ -59,13 +63,15 @@ def parse_smtp_url(url: str) -> SmtpSettings:
         raise ValueError(f"no host name; {_SMTP_EXPECTED}")
     if port == 0:
         raise ValueError("the port is not a number from 1 to 65535")
-    # each TLS style on the other's well-known port never works: smtp:// on 465 waits for a
-    # greeting the relay sends only after TLS (the whole sender.timeout), smtps:// on 587 (or
-    # 25) gets 'SSL: WRONG_VERSION_NUMBER'; both were retried for hours as an outage
-    if parts.scheme == "smtp" and port == 465:
+    # each TLS style on the other's well-known port almost never works: smtp:// on 465 waits
+    # for a greeting the relay sends only after TLS (the whole sender.timeout), smtps:// on 587
+    # (or 25) gets 'SSL: WRONG_VERSION_NUMBER'; both were retried for hours as an outage. A
+    # few relays (test sandboxes) offer STARTTLS on every port: ?starttls=1 says so.
+    said_starttls = ("starttls", "1") in parse_qsl(parts.query)
+    if parts.scheme == "smtp" and port == 465 and not said_starttls:
         raise ValueError(
             "port 465 expects TLS from the start: write smtps://…:465 (smtp:// is for "
-            "STARTTLS, on port 587)"
+            "STARTTLS, on port 587; a relay that offers STARTTLS on 465: add ?starttls=1)"
         )
     if parts.scheme == "smtps" and port in (25, 587):
         raise ValueError(
@@ -86,6 +92,8 @@ def parse_smtp_url(url: str) -> SmtpSettings:
                 raise ValueError(f"timeout={value!r} is not a number of seconds from 0 to 600")
         if key == "verify" and value.lower() not in ("0", "1", "true", "false", "yes", "no"):
             raise ValueError(f"verify={value!r} is not 0 or 1")
+        if key == "starttls" and (value != "1" or parts.scheme != "smtp"):
+            raise ValueError("starttls=1 goes with smtp:// (smtps:// is TLS from the start)")
         options[key] = value
     implicit = parts.scheme == "smtps"
     return SmtpSettings(
