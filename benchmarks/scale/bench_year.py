@@ -29,6 +29,7 @@ import numpy as np
 from benchmarks import eval_product as ep
 from benchmarks.eval_crowd import digest_run
 from paperwire.paper import Paper, paper_text, text_hash
+from paperwire.rank import core as rank
 from paperwire.rank import embed, terms
 from paperwire.store import Store
 
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=550)
     args = parser.parse_args(argv)
-    folder = OUT / f"year-{args.days}x{args.per_day}"
+    # a store analysed by another analyser (new rules) would be analysed again by every run
+    folder = OUT / f"year-{args.days}x{args.per_day}-{terms.analyser(rank.TextModel())}"
     db, config = folder / "store.db", folder / "subscribers.yaml"
     if not db.exists():
         folder.mkdir(parents=True, exist_ok=True)

@@ -226,6 +226,8 @@ class TextModel:
         # product costs milliseconds per call, this costs microseconds
         weighted.data = (1 + np.log(weighted.data)) * self.idf[weighted.indices]
         weighted.eliminate_zeros()
+        if not weighted.shape[0]:  # no papers yet (a fresh install): scikit-learn refuses
+            return weighted
         return normalize(weighted, copy=False)
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
