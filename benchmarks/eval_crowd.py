@@ -23,8 +23,10 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,23 +91,36 @@ def digest_run(db: Path, config: Path, out: Path, since: dt.datetime | None = No
     """``paperwire digest --json --limit 10`` in a fresh process at ``ep.NOW``, for the papers
     since ``since`` (a week before): wall, CPU, peak RSS."""
     since = (since or ep.NOW - dt.timedelta(days=7)).strftime("%Y-%m-%d")
-    cmd = [sys.executable, "-c", FIXED_CLOCK.format(at=ep.NOW.isoformat())]
+    cmd = [sys.executable, "-c", OWN_PEAK + FIXED_CLOCK.format(at=ep.NOW.isoformat())]
     cmd += ["--config", str(config), "--db", str(db), "digest", "--json", "--limit", "10"]
     cmd += ["--since", since]
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    with out.open("w") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink)
+    with out.open("w") as sink, tempfile.TemporaryFile("w+") as said:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=said)
         _, status, usage = os.wait4(proc.pid, 0)
+        said.seek(0)
+        errors = said.read()
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"paperwire digest failed ({status})")
+        raise SystemExit(f"paperwire digest failed ({status}): {errors[-2000:]}")
+    peak = re.search(r"^VmHWM:\s+(\d+) kB", errors, re.MULTILINE)
     return {
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mib": usage.ru_maxrss / 1024,
+        # the process's own high-water mark since exec; ru_maxrss (beside it) also counts the
+        # parent's memory the child began with (Linux keeps the pre-exec peak)
+        "peak_rss_mib": int(peak.group(1)) / 1024 if peak else usage.ru_maxrss / 1024,
+        "ru_maxrss_mib": usage.ru_maxrss / 1024,
         "load": (load, os.getloadavg()[0]),
     }
+
+
+# the measured process writes its own peak (VmHWM) to stderr as it exits
+OWN_PEAK = (
+    "import atexit, sys; atexit.register(lambda: sys.stderr.write("
+    "next(l for l in open('/proc/self/status') if l.startswith('VmHWM')))); "
+)
 
 
 def main(argv: list[str] | None = None) -> int:

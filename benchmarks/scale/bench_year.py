@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                   f'    interests: "{TOPICS[u % len(TOPICS)]}"']  # fmt: skip
     config.write_text("\n".join(lines) + "\n")
     run = folder / "run.db"
-    run.write_bytes(db.read_bytes())  # each run from the same store: a digest writes caches
+    shutil.copyfile(db, run)  # each run from the same store: a digest writes caches
     figures = digest_run(run, config, folder / "digest.json", since=NOW - dt.timedelta(days=1))
     picks = json.loads((folder / "digest.json").read_text())
     figures["papers"] = args.days * args.per_day
