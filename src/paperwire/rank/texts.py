@@ -44,12 +44,18 @@ class StoredTexts(Sequence[str]):
             yield from self.many(range(start, min(start + 500, len(self))))
 
     def many(self, indices: Sequence[int]) -> list[str]:
-        """The texts at these positions, read in batches (one query per 500 papers)."""
+        """The texts at these positions, read 500 papers at a time (only their texts are kept:
+        after an upgrade a run may analyse a whole store afresh)."""
         wanted = [self.ids[i] for i in indices]
-        rows = self.store.papers(wanted)
-        return [
-            paper_text(rows[p]["title"], rows[p]["abstract"]) if p in rows else "" for p in wanted
-        ]
+        out: list[str] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.store.papers(chunk)
+            out += [
+                paper_text(rows[p]["title"], rows[p]["abstract"]) if p in rows else ""
+                for p in chunk
+            ]
+        return out
 
 
 def hashes_of(texts: Sequence[str]) -> list[str]:
