@@ -86,7 +86,7 @@ def find_alerts(
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
     edited = store.interests_overrides()
     papers = store.papers(fresh)
-    mine = _own_papers(store, config, subscribers, session) if len(fresh_scores) else None
+    mine = _own_papers(store, config, subscribers, session)
     since = now - dt.timedelta(days=1)
     alerts: list[Alert] = []
     for row, sub in enumerate(subscribers):
@@ -107,7 +107,7 @@ def find_alerts(
             share = 100 - settings.percentile
             # the reader's own paper it is like and their own words, as a digest names them;
             # then how rare the score is
-            reasons = [] if mine is None else mine(row, paper_id)
+            reasons = mine(row, paper_id)
             reasons += [
                 Reason("matches_interest", phrase)
                 for phrase in _interests_in(edited.get(sub.id, sub.interests), paper)[:2]
@@ -128,18 +128,30 @@ def _own_papers(
     store: Store, config: Config, subscribers: list[SubscriberConfig], session: RankingSession
 ) -> Callable[[int, str], list[Reason]]:
     """For a subscriber (their row) and a new paper: "like <their paper>" when the paper is
-    close to one they liked or seeded, by the digest's rule (compose.explain), else nothing."""
+    close to one they liked or seeded, by the digest's rule (compose.explain), else nothing.
+    The readers' signals are read at the first alert, not at every fetch that has none."""
     corpus = session.corpus(store)
-    signals = digest_mod.subscriber_signals(
-        store, subscribers, store.interests_overrides(), corpus.index, corpus.rows,
-        store.not_interested_overrides(),
-    )  # fmt: skip
-    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
+    read: list[list] = []
 
     def like(row: int, paper_id: str) -> list[Reason]:
         col = corpus.index.get(paper_id)
         if col is None:
             return []
+        if not read:
+            read.append(
+                digest_mod.subscriber_signals(
+                    store,
+                    subscribers,
+                    store.interests_overrides(),
+                    corpus.index,
+                    corpus.rows,
+                    store.not_interested_overrides(),
+                )  # fmt: skip
+            )
+        signals = read[0]
+        embedded = session.embedded(
+            store, config.ranking.embeddings, corpus.ids, corpus.texts(store)
+        )
         if embedded is not None:
             [liked] = embedded.similar_liked(signals[row], np.array([col]))
         else:
