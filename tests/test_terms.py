@@ -98,6 +98,35 @@ def test_fetch_analyses_what_it_stored_and_a_run_reads_it_back(tmp_path, make_co
         assert corpus.counts.shape[0] == report.new
 
 
+def test_the_corpus_reads_texts_from_the_store_and_keeps_only_their_hashes(store):
+    """The run's corpus holds no text (a year of abstracts is ~300 MB): each is read from the
+    store when asked for, by position, slice or in order, and its hash is the one taken
+    when the corpus was read; a paper updated since reads as it is now."""
+    from paperwire.paper import text_hash
+
+    papers = real_papers(1000)  # all 259
+    # past one batch of 500 reads: the real papers again under other ids
+    store.add_papers(
+        papers
+        + [Paper(f"9{k:03d}.{p.paper_id}", p.title, p.abstract) for k, p in enumerate(papers)],
+        now=NOW,
+    )
+    ids, texts = texts_of(store)
+    corpus = RankingSession().corpus(store)
+    assert not any("abstract" in row for row in corpus.rows)
+    stored = corpus.texts(store)
+    assert len(stored) == len(texts) > 500
+    assert list(stored) == texts
+    assert stored[3] == texts[3] and stored[-2:] == texts[-2:]
+    assert stored.many([7, 2, 7]) == [texts[7], texts[2], texts[7]]
+    assert corpus.hashes == [text_hash(t) for t in texts]
+    edited = papers[5]
+    store.add_papers([Paper(edited.paper_id, edited.title, "A new abstract.", version=2)], now=NOW)
+    row = ids.index(edited.paper_id)
+    assert corpus.texts(store)[row] == paper_text(edited.title, "A new abstract.")
+    assert corpus.hashes[row] == text_hash(texts[row])  # what the analyses were checked with
+
+
 def test_the_profile_page_reads_the_stored_analyses_not_every_abstract(store, monkeypatch):
     """The profile page's corpus hashed every stored abstract again after each fetch (a year
     of papers: 55 s and 1.8 GiB in the daemon's web app); it reads the analyses, and gets the
