@@ -79,7 +79,12 @@ def fetch_beside_good_feeds(make_config, store, server, bad_url: str, deadline: 
             30,
             "feed bad: invalid gzip body: Error -3 while decompressing data: incorrect header check",
         ),
-        ("/html", 30, "feed bad: not an RSS/Atom document (no feed or entries found)"),
+        (
+            "/html",
+            30,
+            "feed bad: an HTML web page, not an RSS/Atom feed (a login or error page, or the "
+            "site itself: use the address of its feed)",
+        ),
     ],
 )
 def test_a_hostile_feed_is_its_own_error(make_config, store, server, path, deadline, expected):
@@ -232,7 +237,7 @@ def test_a_large_document_is_parsed_in_a_worker_process(make_config, store, serv
     )
     by_label = {f.label: f for f in pipeline.fetch_all(store, config).feeds}
     assert (by_label["ok"].new, by_label["ok"].error) == (2, None)
-    assert by_label["bad"].error == "feed bad: not an RSS/Atom document (no feed or entries found)"
+    assert by_label["bad"].error.startswith("feed bad: an HTML web page, not an RSS/Atom feed")
     assert 0 < by_label["ok2"].new < 100 and by_label["ok2"].error is None
     assert store.feed_state(server.url("/cut"))["etag"] is None  # not whole: no validators
     assert _parsers_left() == []

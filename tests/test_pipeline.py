@@ -84,8 +84,9 @@ def test_a_broken_feed_does_not_stop_the_others(store, make_config, feeds):
         "subscribers: []\n"
     )
     report = pipeline.fetch_all(store, config, now=NOW)
-    assert (
-        report.feeds[0].error == "feed broken: not an RSS/Atom document (no feed or entries found)"
+    assert report.feeds[0].error == (
+        "feed broken: an HTML web page, not an RSS/Atom feed (a login or error page, or the "
+        "site itself: use the address of its feed)"
     )
     assert report.feeds[1].error == "feed missing: HTTP 404 Not Found"
     assert report.feeds[2].new == 60

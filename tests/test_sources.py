@@ -12,7 +12,7 @@ from paperwire import pipeline
 from paperwire.config import FeedConfig
 from paperwire.errors import SourceError
 from paperwire.paper import arxiv_id, arxiv_version, clean_text
-from paperwire.sources import fetch_feed, parse_document
+from paperwire.sources import feed, fetch_feed, parse_document
 from paperwire.sources.http import HttpCache, Limits, get, make_async_client
 
 from .conftest import FIXTURES, Route
@@ -117,7 +117,7 @@ def test_generic_feed_uses_guid_verbatim(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"<html><body><p>Service unavailable</body>", "not a valid RSS/Atom document"),
+        (b"<html><body><p>Service unavailable</body>", "an HTML web page, not an RSS/Atom feed"),
         (b'<?xml version="1.0"?><rss><channel><item><title>x</ti', "not a valid RSS/Atom document"),
         (b'{"error": "rate limited"}', "expected a JSON list of daily papers, got dict"),
         (b'[{"paper": {"id": "not-an-id"}}]', "item 0: 'not-an-id' is not an arXiv id"),
@@ -255,3 +255,20 @@ def test_an_arxiv_api_error_document_is_the_feeds_error_not_a_paper(
         "feed arxiv-api: the arXiv API answered with an error: incorrect id format for 1234.12345"
     )
     assert store.count_papers() == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xef\xbb\xbf  <!-- up -->\n<!DOCTYPE html><title>Sign in</title>", "an HTML web page"),
+        (b"<HTML><body>Bad gateway</body></HTML>", "an HTML web page"),
+        (b"Service temporarily unavailable", "not a valid RSS/Atom document"),
+        (b"<html><body><p>unclosed <b>tags</body>", "an HTML web page"),
+    ],
+)
+def test_a_web_page_where_a_feed_was_expected_is_said_to_be_one(content, expected):
+    """A login, error or listing page said only 'not an RSS/Atom document' (found in review):
+    an HTML page now says what it is and what to use instead."""
+    with pytest.raises(SourceError) as info:
+        feed.read(content, source="lab")
+    assert str(info.value).startswith(f"feed lab: {expected}")

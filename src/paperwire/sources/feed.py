@@ -28,6 +28,12 @@ def parse(content: bytes, *, source: str) -> tuple[list[Paper], list[str]]:
     return papers, warnings
 
 
+# an HTML document's start, after any byte-order mark, white space and comments
+_HTML = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S
+)
+
+
 def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
     """:func:`parse`, and whether the document was whole: False for a malformed one that still
     gave papers (a download cut off with no Content-Length to tell), whose papers are kept but
@@ -43,6 +49,12 @@ def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
             papers.append(_paper(entry, source))
         except ValueError as exc:
             warnings.append(f"feed {source}: entry {index + 1} skipped: {exc}")
+    if not papers and not doc.version and _HTML.match(content[:512]):
+        # a login, error or listing page where a feed was expected, well formed or not
+        raise SourceError(
+            f"feed {source}: an HTML web page, not an RSS/Atom feed (a login or error page, "
+            "or the site itself: use the address of its feed)"
+        )
     if doc.bozo and not papers:
         # Nothing usable came out of a broken document (an HTML error page, a truncated
         # download): an error, not a quiet day.
