@@ -481,29 +481,25 @@ class Config(_Frozen):
     slack_signing_secret: SecretStr | None = None
     source: str = Field(default=DEFAULT_CONFIG, exclude=True)
 
-    @field_validator("secret")
+    @field_validator("secret", "slack_signing_secret")
     @classmethod
-    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # a CR from a .env file makes another key than the same secret typed in a shell:
-        # links printed by one would not open in the other
+    def _no_control_characters(cls, value: SecretStr | None) -> SecretStr | None:
+        # a CR from a .env file makes another key than the same secret typed in a shell: links
+        # printed by one would not open in the other, and no Slack click's signature verifies
         problem = control_problem(value.get_secret_value()) if value is not None else None
         if problem:
             raise ValueError(problem)
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         # a short key is found from one signed link by brute force, then any link is forged
         if value is not None and len(value.get_secret_value()) < MIN_SECRET:
             raise ValueError(
                 f"is shorter than {MIN_SECRET} characters, so one signed link gives it away; "
                 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
-        return value
-
-    @field_validator("slack_signing_secret")
-    @classmethod
-    def _clean_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # with a CR from a .env file, every click's signature fails to verify (401)
-        problem = control_problem(value.get_secret_value()) if value is not None else None
-        if problem:
-            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
