@@ -12,6 +12,7 @@ in a digest.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,32 +132,27 @@ def _own_papers(
     close to one they liked or seeded, by the digest's rule (compose.explain), else nothing.
     The readers' signals are read at the first alert, not at every fetch that has none."""
     corpus = session.corpus(store)
-    read: list[list] = []
+
+    @functools.cache
+    def signals() -> list:
+        return digest_mod.subscriber_signals(
+            store, subscribers, store.interests_overrides(), corpus.index, corpus.rows,
+            store.not_interested_overrides(),
+        )  # fmt: skip
 
     def like(row: int, paper_id: str) -> list[Reason]:
         col = corpus.index.get(paper_id)
         if col is None:
             return []
-        if not read:
-            read.append(
-                digest_mod.subscriber_signals(
-                    store,
-                    subscribers,
-                    store.interests_overrides(),
-                    corpus.index,
-                    corpus.rows,
-                    store.not_interested_overrides(),
-                )  # fmt: skip
-            )
-        signals = read[0]
+        mine = signals()[row]
         embedded = session.embedded(
             store, config.ranking.embeddings, corpus.ids, corpus.texts(store)
         )
         if embedded is not None:
-            [liked] = embedded.similar_liked(signals[row], np.array([col]))
+            [liked] = embedded.similar_liked(mine, np.array([col]))
         else:
-            [liked] = evidence.similar_liked(corpus, signals[row], corpus.matrix, [col], corpus.ids)
-        return [] if liked is None else [evidence.like_reason(signals[row], liked)]
+            [liked] = evidence.similar_liked(corpus, mine, corpus.matrix, [col], corpus.ids)
+        return [] if liked is None else [evidence.like_reason(mine, liked)]
 
     return like
 
