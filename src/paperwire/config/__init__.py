@@ -432,6 +432,11 @@ class RankingConfig(_Frozen):
     alone."""
 
     embeddings: str | None = "minilm"
+    # How many of the most recently seen papers a run ranks against (their words' weights, the
+    # spread a score is measured in), beside every paper a reader voted on or seeded: one run
+    # holds ~7 KiB a paper, so a store years old must not all be read (60,000: about four
+    # months of arXiv cs.*, cross-lists included).
+    corpus_papers: int = Field(default=60_000, ge=100)
 
     @field_validator("embeddings", mode="before")
     @classmethod

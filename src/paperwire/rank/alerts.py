@@ -25,6 +25,7 @@ from ..store import Store
 from . import compose as digest_mod
 from . import evidence
 from .authors import Following
+from .corpus import scope as corpus_scope
 from .filters import PhraseFilter, fold_text
 from .phrases import interest_phrases, phrase_pattern
 from .reasons import Ranked, Reason
@@ -131,7 +132,7 @@ def _own_papers(
     """For a subscriber (their row) and a new paper: "like <their paper>" when the paper is
     close to one they liked or seeded, by the digest's rule (compose.explain), else nothing.
     The readers' signals are read at the first alert, not at every fetch that has none."""
-    corpus = session.corpus(store)
+    corpus = session.corpus(store, corpus_scope(store, config))
 
     @functools.cache
     def signals() -> list:

@@ -30,6 +30,7 @@ from . import core as rank
 from . import evidence
 from .authors import Following
 from .corpus import Corpus, InterestPhrases
+from .corpus import scope as corpus_scope
 from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
 from .phrases import phrase_bonus
@@ -672,7 +673,7 @@ def iter_compose(
             yield Digest(sub, starts[sub.id], [])
         return
     session = session or RankingSession()
-    corpus = session.corpus(store)
+    corpus = session.corpus(store, corpus_scope(store, config, min(starts.values())))
     run = candidates(store, corpus, subscribers, candidate_ids)
     embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
     details: dict[str, dict[str, Any]] = {}  # the picks' stored records, read once per chunk
@@ -724,7 +725,7 @@ def score_matrix(
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     out = np.full((len(subscribers), len(paper_ids)), np.nan, dtype=np.float32)
     session = session or RankingSession()
-    corpus = session.corpus(store)
+    corpus = session.corpus(store, corpus_scope(store, config))
     known = [i for i, p in enumerate(paper_ids) if p in corpus.index]
     if not subscribers or not known:
         return out

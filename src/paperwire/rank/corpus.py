@@ -3,6 +3,7 @@ the interest phrases of a run found in its candidates."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -10,12 +11,38 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..paper import paper_text, text_hash
-from ..store import Store
+from ..config import Config
+from ..paper import paper_text, seed_ids, text_hash
+from ..store import Store, iso
 from . import core as rank
 from . import terms
 from .phrases import interest_phrases, phrase_hits
 from .texts import StoredTexts
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which stored papers a run's corpus holds: every one (``since`` None), or those first
+    seen after ``since``, every paper a reader voted on or imported as a seed, and ``keep``
+    (the config's seed papers, stored as first seen when they were published)."""
+
+    since: str | None = None
+    keep: frozenset[str] = frozenset()
+
+
+EVERY_PAPER = Scope()
+
+
+def scope(store: Store, config: Config, earliest: dt.datetime | None = None) -> Scope:
+    """The corpus ``config.ranking.corpus_papers`` asks for, holding every paper first seen
+    after ``earliest`` too (a digest's candidates are always in its corpus)."""
+    since = store.corpus_since(config.ranking.corpus_papers)
+    if since is None:
+        return EVERY_PAPER
+    if earliest is not None:
+        since = min(since, iso(earliest))
+    seeds = seed_ids(p for sub in config.subscribers for p in sub.seed_papers)
+    return Scope(since, frozenset(seeds))
 
 
 @dataclass
@@ -44,7 +71,7 @@ class Corpus:
         return rank.upvote_scale([r.get("upvotes") for r in self.rows])
 
     @classmethod
-    def build(cls, store: Store) -> Corpus:
+    def build(cls, store: Store, scope: Scope = EVERY_PAPER) -> Corpus:
         """The corpus of this store, vectorised. Each paper's text is analysed once and stored
         (rank/terms.py); what a build adds is the IDF fit and the weighing.
         :meth:`RankingSession.corpus <paperwire.rank.session.RankingSession.corpus>` keeps one
@@ -52,7 +79,8 @@ class Corpus:
         ids: list[str] = []
         rows: list[dict[str, Any]] = []
         hashes: list[str] = []
-        for row in store.iter_corpus():  # each abstract hashed, then let go
+        # each abstract hashed, then let go
+        for row in store.iter_corpus(scope.since, scope.keep):
             ids.append(row["paper_id"])
             hashes.append(text_hash(paper_text(row["title"], row.pop("abstract"))))
             rows.append(row)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..store import Store
-    from .corpus import Corpus
+    from .corpus import Corpus, Scope
     from .embed import EmbeddingModel
     from .embedded import EmbeddedCorpus
 
@@ -49,15 +49,18 @@ class RankingSession:
                 self._models[spec] = (files, load_model(spec))
             return self._models[spec][1]
 
-    def corpus(self, store: Store) -> Corpus:
-        """The store's corpus (:meth:`Corpus.build`), reused while no paper is added or
-        changed."""
-        from .corpus import Corpus
+    def corpus(self, store: Store, scope: Scope | None = None) -> Corpus:
+        """The store's corpus (:meth:`Corpus.build`; every stored paper unless ``scope``, from
+        :func:`~paperwire.rank.corpus.scope`, says which), reused while no paper is added or
+        changed. A vote on a paper the scope had left out counts from the next corpus, after
+        the next fetch (a paper months old: the digests' papers are all in it)."""
+        from .corpus import EVERY_PAPER, Corpus
 
-        key = (str(store.path.resolve()), *store.corpus_version())
+        scope = scope or EVERY_PAPER
+        key = (str(store.path.resolve()), *store.corpus_version(), scope)
         if self._corpus is None or self._corpus[0] != key:
             self._corpus = None  # one at a time: the old one is freed before the new is built
-            self._corpus = (key, Corpus.build(store))
+            self._corpus = (key, Corpus.build(store, scope))
         return self._corpus[1]
 
     def embedded(
@@ -77,7 +80,8 @@ class RankingSession:
         kept = self._embedded if self._embedded is not None and self._embedded[0] == key else None
         if kept is not None and kept[3] is ids:
             return kept[2]
-        version = (*store.corpus_version(), len(ids))
+        # the ids themselves, not their count: corpora of two scopes may hold as many papers
+        version = (*store.corpus_version(), hash(tuple(ids)))
         if kept is not None and kept[1] == version:
             self._embedded = (key, version, kept[2], ids)
             return kept[2]

@@ -518,13 +518,34 @@ class Store:
         list or null), oldest first."""
         return list(self.iter_corpus())
 
-    def iter_corpus(self) -> Iterator[dict[str, Any]]:
+    def iter_corpus(
+        self, since: str | None = None, keep: Iterable[str] = ()
+    ) -> Iterator[dict[str, Any]]:
         """:meth:`corpus` row by row, for a reader that keeps only part of each row (read it
-        to the end before the next query)."""
+        to the end before the next query). With ``since`` (a stored first-seen time, as
+        :meth:`corpus_since` gives), only the papers first seen after it, every paper a reader
+        voted on or imported as a seed, and the papers ``keep`` names."""
+        columns = "select paper_id, title, abstract, first_seen, upvotes, keywords from papers"
+        if since is None:
+            return self.db.query(f"{columns} order by first_seen, paper_id")
         return self.db.query(
-            "select paper_id, title, abstract, first_seen, upvotes, keywords from papers "
-            "order by first_seen, paper_id"
+            f"{columns} where first_seen > :since"
+            " or paper_id in (select paper_id from votes union select paper_id from seeds"
+            " union select value from json_each(:keep))"
+            " order by first_seen, paper_id",
+            {"since": since, "keep": json.dumps(sorted(set(keep)))},
         )
+
+    def corpus_since(self, papers: int) -> str | None:
+        """The first-seen time after which the ``papers`` most recently seen papers were first
+        seen (fewer where several share it); None when the store holds no more than that."""
+        rows = list(
+            self.db.query(
+                "select first_seen from papers order by first_seen desc limit 1 offset ?",
+                [papers],
+            )
+        )
+        return rows[0]["first_seen"] if rows else None
 
     def corpus_version(self) -> tuple[int, str | None]:
         """Changes whenever a paper is added or updated: (count, latest update)."""

@@ -47,6 +47,7 @@ from ..deliver.slack import block_id
 from ..errors import ConfigError, FeedbackError, PaperwireError
 from ..links import Action, Signer, VoteClaim, signer_for
 from ..paper import safe_chars, web_url
+from ..rank.corpus import scope as corpus_scope
 from ..render import atom, render_page, templates_dir
 from ..store import Store, utcnow
 from .pool import Saturated, WorkPool
@@ -406,8 +407,9 @@ class FeedbackApp:
             avoid = store.not_interested_overrides().get(sub.id)
             votes = store.votes([sub.id])
             terms = self.profiles.terms(
-                store, sub, override=(override, avoid), votes=votes, now=utcnow()
-            )
+                store, sub, override=(override, avoid), votes=votes, now=utcnow(),
+                scope=corpus_scope(store, config),
+            )  # fmt: skip
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
             unsubscribed = sub.id in store.unsubscribed()
             store_seeds = len(store.seeds([sub.id]).get(sub.id, ()))

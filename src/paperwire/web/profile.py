@@ -18,6 +18,7 @@ from ..config import SubscriberConfig
 from ..paper import paper_text
 from ..rank import compose as digest
 from ..rank import core as rank
+from ..rank.corpus import EVERY_PAPER, Scope
 from ..rank.corpus import Corpus as RankCorpus
 from ..rank.paper_phrases import key_phrases
 from ..rank.phrases import interest_phrases
@@ -49,11 +50,12 @@ class Corpus:
     rows: dict[str, int]  # paper id -> row
 
 
-def corpus_model(store: Store) -> Corpus:
-    """IDF over every stored paper and their vectors, as the ranking has them: read from each
-    paper's stored analysis (rank/terms.py), not hashed again from every abstract (a year of
-    papers, 200,000, took 55 s and 1.8 GiB, after every fetch, in the daemon's web app)."""
-    built = RankCorpus.build(store)
+def corpus_model(store: Store, scope: Scope = EVERY_PAPER) -> Corpus:
+    """IDF over the stored papers the ranking reads (``scope``: :func:`rank.corpus.scope`) and
+    their vectors, as the ranking has them: read from each paper's stored analysis
+    (rank/terms.py), not hashed again from every abstract (a year of papers, 200,000, took 55 s
+    and 1.8 GiB, after every fetch, in the daemon's web app)."""
+    built = RankCorpus.build(store, scope)
     return Corpus(built.model, built.matrix, built.index)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SubscriberConfig
+from ..rank.corpus import EVERY_PAPER, Scope
 from ..store import Store
 from . import profile as profile_mod
 
@@ -54,7 +55,7 @@ class ProfileCache:
         self._cond = threading.Condition()
         self._corpus: tuple[Hashable, profile_mod.Corpus] | None = None
         self._terms: OrderedDict[str, tuple[Hashable, profile_mod.Learned]] = OrderedDict()
-        self._wanted: OrderedDict[str, tuple[SubscriberConfig, Hashable, dt.datetime]] = (
+        self._wanted: OrderedDict[str, tuple[SubscriberConfig, Hashable, dt.datetime, Scope]] = (
             OrderedDict()
         )
         self._closed = False
@@ -68,10 +69,13 @@ class ProfileCache:
         override: tuple[str | None, str | None],
         votes: list[dict[str, Any]],
         now: dt.datetime,
+        scope: Scope = EVERY_PAPER,
     ) -> Terms:
-        """The reader's terms for these signals, if ready within ``wait``; else the last ones."""
+        """The reader's terms for these signals, if ready within ``wait``; else the last ones.
+        ``scope``: the papers the ranking's corpus holds (:func:`rank.corpus.scope`)."""
         key = (
             store.corpus_version(),
+            scope,
             subscriber.interests,
             subscriber.not_interested,
             subscriber.seed_papers,
@@ -87,7 +91,7 @@ class ProfileCache:
                 return Terms(entry[1], True)
             if self._closed:
                 return Terms(entry[1] if entry else None, False)
-            self._wanted[subscriber.id] = (subscriber, key, now)
+            self._wanted[subscriber.id] = (subscriber, key, now, scope)
             self._wanted.move_to_end(subscriber.id)
             while len(self._wanted) > self.max_readers:  # bounded: the oldest wish is dropped
                 self._wanted.popitem(last=False)
@@ -114,10 +118,10 @@ class ProfileCache:
                     self._cond.wait()
                 if self._closed:
                     return
-                reader, (subscriber, key, now) = self._wanted.popitem(last=False)
+                reader, (subscriber, key, now, scope) = self._wanted.popitem(last=False)
             try:
                 with Store(self.db_path) as store:
-                    corpus = self._corpus_for(store)
+                    corpus = self._corpus_for(store, scope)
                     learned = profile_mod.learned_terms(store, subscriber, now=now, corpus=corpus)
             except Exception:  # one reader's failure must not stop the others' pages
                 log.exception("could not compute the profile of %s", reader)
@@ -129,12 +133,12 @@ class ProfileCache:
                     self._terms.popitem(last=False)
                 self._cond.notify_all()
 
-    def _corpus_for(self, store: Store) -> profile_mod.Corpus:
+    def _corpus_for(self, store: Store, scope: Scope) -> profile_mod.Corpus:
         # Only this thread fits, so there is never more than one corpus model being built.
-        version = store.corpus_version()
+        version = (store.corpus_version(), scope)
         if self._corpus is None or self._corpus[0] != version:
             self._corpus = None  # let the old model go before the new one is built
-            self._corpus = (version, profile_mod.corpus_model(store))
+            self._corpus = (version, profile_mod.corpus_model(store, scope))
         return self._corpus[1]
 
     def close(self, timeout: float) -> bool:

@@ -1,0 +1,146 @@
+"""``ranking.corpus_papers``: a store past it is ranked against its newest papers and every
+paper a reader voted on or seeded, not all of it (a year of arXiv took 1.6 GiB a run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paperwire.paper import Paper
+from paperwire.rank import compose as digest
+from paperwire.rank.corpus import EVERY_PAPER, Corpus, Scope
+from paperwire.rank.corpus import scope as corpus_scope
+from paperwire.rank.embed import paper_vectors
+from paperwire.rank.session import RankingSession
+from paperwire.web import profile
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DAY1 = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC)
+NOW = DAY1 + dt.timedelta(days=4)
+PER_DAY = 50
+
+
+def stored_days(store, days: int = 4) -> list[list[str]]:
+    """``days`` fetches of 50 real arXiv papers, a day apart; each day's ids."""
+    lines = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+    out = []
+    for day in range(days):
+        papers = []
+        for i in range(day * PER_DAY, (day + 1) * PER_DAY):
+            item = json.loads(lines[i])
+            pid = f"2504.{i:05d}"
+            papers.append(Paper(pid, item["title"], item["abstract"], url=f"https://x/{pid}"))
+        store.add_papers(papers, now=DAY1 + dt.timedelta(days=day))
+        out.append([p.paper_id for p in papers])
+    return out
+
+
+def config_with(make_config, corpus_papers: int, seed: str, embeddings: str = "off"):
+    return make_config(
+        f"ranking:\n  embeddings: {embeddings}\n  corpus_papers: {corpus_papers}\n"
+        "subscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n    interests: graph neural networks\n"
+        f"    seed_papers: ['{seed}']\n"
+        "  - id: bob\n    email: bob@example.org\n    interests: reinforcement learning\n",
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
+    )
+
+
+def test_past_corpus_papers_a_run_reads_the_newest_and_every_readers_own(store, make_config):
+    days = stored_days(store)
+    config = config_with(make_config, 100, days[0][7])
+    store.record_vote("ada", days[0][3], 1, via="web", now=NOW)
+    store.record_vote("bob", days[0][4], -1, via="web", now=NOW)
+    store.add_seeds("ada", [days[1][5]], origin="library")
+
+    scope = corpus_scope(store, config)
+    corpus = Corpus.build(store, scope)
+
+    # the newest 100 (days 3 and 4), the two papers voted on, the imported seed and the
+    # config's seed (stored as first seen in the past, as seeds are): nothing else
+    own = {days[0][3], days[0][4], days[1][5], days[0][7]}
+    assert set(corpus.ids) == set(days[2] + days[3]) | own
+    assert len(corpus.ids) == 104
+    assert corpus.matrix.shape[0] == 104
+    # the reader's 👍 on a paper the bound would have left out still teaches the model
+    [ada, bob] = digest.subscriber_signals(store, list(config.subscribers), {}, corpus.index,
+                                           corpus.rows)  # fmt: skip
+    assert [p for p, _ in ada.liked_titles] == [days[0][3], days[0][7], days[1][5]]
+    assert [corpus.ids[r] for r in bob.vote_rows or []] == [days[0][4]]
+
+
+def test_a_store_within_corpus_papers_is_read_whole_as_before(store, make_config):
+    days = stored_days(store)
+    config = config_with(make_config, 200, days[0][7])
+    assert corpus_scope(store, config) is EVERY_PAPER
+    corpus = Corpus.build(store, corpus_scope(store, config))
+    assert corpus.ids == [r["paper_id"] for r in store.corpus()]
+    assert len(corpus.ids) == 4 * PER_DAY
+
+
+def test_a_digest_window_reaching_past_the_bound_keeps_every_candidate(store, make_config):
+    """A reader back after weeks, or ``digest --since``: the window's papers are all ranked."""
+    days = stored_days(store)
+    bounded = config_with(make_config, 100, days[0][7])
+    whole = config_with(make_config, 10_000, days[0][7])
+    since = DAY1 - dt.timedelta(hours=1)
+    got = {}
+    for name, config in (("bounded", bounded), ("whole", whole)):
+        [ada, _] = digest.iter_compose(store, config, now=NOW, since=since, limit=10)
+        got[name] = ada
+    # every paper but the config's seed is a candidate under both, and the same are picked
+    assert got["bounded"].candidates == got["whole"].candidates == 4 * PER_DAY - 1
+    assert [p.paper_id for p in got["bounded"].picks] == [p.paper_id for p in got["whole"].picks]
+    assert got["bounded"].picks
+
+
+def test_the_profile_page_reads_the_corpus_the_ranking_reads(store, make_config):
+    days = stored_days(store)
+    config = config_with(make_config, 100, days[0][7])
+    store.record_vote("ada", days[0][3], 1, via="web", now=NOW)
+    scope = corpus_scope(store, config)
+    ranking = RankingSession().corpus(store, scope)
+    page = profile.corpus_model(store, scope)
+    assert page.rows == ranking.index
+    assert np.array_equal(page.model.idf, ranking.model.idf)
+    assert len(page.rows) == 102  # the newest 100, the 👍 and the config seed
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_two_scopes_of_one_size_never_share_vectors(store, make_config, swap):
+    """A config edit that swaps one old seed paper for another keeps the corpus's size: the
+    session must not hand the first corpus's vectors to the second."""
+    days = stored_days(store, 3)
+    day1 = store.paper(days[0][0])["first_seen"]  # after the first day: days 2 and 3
+    first, second = Scope(day1, frozenset({days[0][10]})), Scope(day1, frozenset({days[0][20]}))
+    scopes = [second, first] if swap else [first, second]
+    session = RankingSession()
+    spec = "minilm"
+    for scope in scopes:
+        corpus = session.corpus(store, scope)
+        embedded = session.embedded(store, spec, corpus.ids, corpus.texts(store))
+        assert embedded is not None
+        truth = paper_vectors(store, session.model(spec), corpus.ids, corpus.texts(store))
+        assert np.array_equal(embedded.vectors, truth)
+        assert len(corpus.ids) == 2 * PER_DAY + 1
+
+
+def test_a_vote_on_a_paper_outside_the_bound_counts_from_the_next_fetch(store, make_config):
+    """A daemon keeps its corpus while no paper is added (README.md: "counts from its next
+    fetch on"); a command run afresh has it at once."""
+    days = stored_days(store, 3)
+    config = config_with(make_config, 100, days[2][0])
+    session = RankingSession()
+    before = session.corpus(store, corpus_scope(store, config))
+    assert days[0][9] not in before.index
+    store.record_vote("bob", days[0][9], 1, via="web", now=NOW)
+    assert days[0][9] in RankingSession().corpus(store, corpus_scope(store, config)).index
+    assert session.corpus(store, corpus_scope(store, config)) is before
+    fetched = [Paper("2504.99999", "A new paper", "On graph neural networks.", url="https://x")]
+    store.add_papers(fetched, now=NOW)
+    after = session.corpus(store, corpus_scope(store, config))
+    assert days[0][9] in after.index and "2504.99999" in after.index
