@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paperwire import pipeline
 from paperwire.paper import Paper
 from paperwire.rank import compose as digest
-from paperwire.rank.corpus import EVERY_PAPER, Corpus, Scope
-from paperwire.rank.corpus import scope as corpus_scope
+from paperwire.rank.corpus import Corpus
 from paperwire.rank.embed import paper_vectors
+from paperwire.rank.scope import EVERY_PAPER, Scope
+from paperwire.rank.scope import scope as corpus_scope
 from paperwire.rank.session import RankingSession
 from paperwire.web import profile
 
@@ -144,3 +146,21 @@ def test_a_vote_on_a_paper_outside_the_bound_counts_from_the_next_fetch(store, m
     store.add_papers(fetched, now=NOW)
     after = session.corpus(store, corpus_scope(store, config))
     assert days[0][9] in after.index and "2504.99999" in after.index
+
+
+def test_fetch_analyses_and_encodes_the_papers_a_run_reads_not_a_whole_old_store(
+    store, make_config, tmp_path
+):
+    """After an upgrade or a model switch, the next fetch prepares what digests read (a year
+    of papers would take 38 minutes to encode on two cores), and a digest reaching further
+    back prepares what it needs itself."""
+    days = stored_days(store, 3)
+    config = config_with(make_config, 100, days[0][7], embeddings="minilm")
+    store.record_vote("ada", days[0][3], 1, via="web", now=NOW)
+    pipeline.fetch_all(store, config, base_dir=tmp_path, now=NOW)
+    wanted = set(days[1] + days[2]) | {days[0][3], days[0][7]}
+    assert set(store.paper_terms_made()) == wanted
+    assert set(store.embeddings_made()) == wanted
+    [ada, _] = digest.iter_compose(store, config, now=NOW, since=DAY1 - dt.timedelta(hours=1))
+    assert ada.candidates == 3 * PER_DAY - 2  # every paper but ada's 👍 and seed
+    assert set(store.embeddings_made()) == {p for day in days for p in day}

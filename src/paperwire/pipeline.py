@@ -30,6 +30,7 @@ from .deliver.channel import Job, SendLine
 from .deliver.dispatch import channel_ids, deliver_jobs
 from .errors import PaperwireError, SourceError
 from .paper import seed_ids
+from .rank.scope import scope as corpus_scope
 from .rank.session import RankingSession
 from .sources import fetch, parse_in_time
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
@@ -116,14 +117,17 @@ def fetch_all(
         # Each paper's text is analysed once, now, not by every run that ranks against it.
         from .rank import terms  # scikit-learn only when there is text to analyse
 
+        # the papers a digest ranks against (ranking.corpus_papers): after an upgrade or a
+        # model switch, a store years old is not analysed and encoded whole
+        scope = corpus_scope(store, config)
         try:
-            terms.refresh(store, stop=stop)
+            terms.refresh(store, stop=stop, scope=scope)
         except Exception:  # a cache: the papers are stored, and a run analyses what is missing
             log.exception("fetch: analysing the stored papers' text failed")
         # ... and encoded once, now, by the sentence encoder (ranking.embeddings)
         try:
             session = session or RankingSession()
-            session.embed_stored(store, config.ranking.embeddings, stop=stop)
+            session.embed_stored(store, config.ranking.embeddings, stop=stop, scope=scope)
         except PaperwireError as exc:  # a missing model says how to fix it, once per fetch
             # not "fetch: %s": the command drops those lines, the feed errors it prints itself
             log.error("fetch: the stored papers were not encoded: %s", exc)

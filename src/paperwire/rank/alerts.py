@@ -25,10 +25,10 @@ from ..store import Store
 from . import compose as digest_mod
 from . import evidence
 from .authors import Following
-from .corpus import scope as corpus_scope
 from .filters import PhraseFilter, fold_text
 from .phrases import interest_phrases, phrase_pattern
 from .reasons import Ranked, Reason
+from .scope import scope as corpus_scope
 from .session import RankingSession
 
 log = logging.getLogger("paperwire")

@@ -30,11 +30,11 @@ from . import core as rank
 from . import evidence
 from .authors import Following
 from .corpus import Corpus, InterestPhrases
-from .corpus import scope as corpus_scope
 from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
 from .phrases import phrase_bonus
 from .reasons import Ranked, Reason
+from .scope import scope as corpus_scope
 from .semantic import EmbeddedSignals
 from .session import RankingSession
 

@@ -3,7 +3,6 @@ the interest phrases of a run found in its candidates."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -11,38 +10,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..config import Config
-from ..paper import paper_text, seed_ids, text_hash
-from ..store import Store, iso
+from ..paper import paper_text, text_hash
+from ..store import Store
 from . import core as rank
 from . import terms
 from .phrases import interest_phrases, phrase_hits
+from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which stored papers a run's corpus holds: every one (``since`` None), or those first
-    seen after ``since``, every paper a reader voted on or imported as a seed, and ``keep``
-    (the config's seed papers, stored as first seen when they were published)."""
-
-    since: str | None = None
-    keep: frozenset[str] = frozenset()
-
-
-EVERY_PAPER = Scope()
-
-
-def scope(store: Store, config: Config, earliest: dt.datetime | None = None) -> Scope:
-    """The corpus ``config.ranking.corpus_papers`` asks for, holding every paper first seen
-    after ``earliest`` too (a digest's candidates are always in its corpus)."""
-    since = store.corpus_since(config.ranking.corpus_papers)
-    if since is None:
-        return EVERY_PAPER
-    if earliest is not None:
-        since = min(since, iso(earliest))
-    seeds = seed_ids(p for sub in config.subscribers for p in sub.seed_papers)
-    return Scope(since, frozenset(seeds))
 
 
 @dataclass

@@ -39,6 +39,7 @@ from ..config.embeddings import BUNDLED, ENCODER, INSTALL_HINT, missing_modules
 from ..errors import ConfigError, StoreError
 from ..paper import paper_text, text_hash
 from .batches import CacheWrites, batch_bounds
+from .scope import EVERY_PAPER, Scope
 from .texts import hashes_of, texts_at
 
 if TYPE_CHECKING:
@@ -312,17 +313,26 @@ def _stored_rows(
 REFRESH_BATCH = 256
 
 
-def refresh(store: Store, model: EmbeddingModel | None, stop: threading.Event | None = None) -> int:
-    """Embed and store every stored paper whose vector is missing, from another model, of an
-    older text or damaged (what ``fetch`` runs after storing papers, so a paper is encoded
-    once, when it arrives, and no digest waits for it); returns how many were embedded (none
-    without a model: ``ranking.embeddings`` off). Setting ``stop`` ends it after the batch in
-    hand. What is stored is read without the vectors themselves."""
+def refresh(
+    store: Store,
+    model: EmbeddingModel | None,
+    stop: threading.Event | None = None,
+    scope: Scope | None = None,
+) -> int:
+    """Embed and store every paper of ``scope`` (the papers a run ranks against; without it,
+    every stored paper) whose vector is missing, from another model, of an older text or
+    damaged (what ``fetch`` runs after storing papers, so a paper is encoded once, when it
+    arrives, and no digest waits for it); returns how many were embedded (none without a
+    model: ``ranking.embeddings`` off). Setting ``stop`` ends it after the batch in hand. What
+    is stored is read without the vectors themselves. A paper left out (older than
+    ``ranking.corpus_papers``) is encoded by the first run that needs it, if one does."""
     if model is None:
         return 0
     made = store.embeddings_made()
     todo = []
-    for row in store.iter_corpus():  # row by row: a year of abstracts is ~300 MB
+    scope = scope or EVERY_PAPER
+    # row by row: a year of abstracts is ~300 MB
+    for row in store.iter_corpus(scope.since, scope.keep):
         text = paper_text(row["title"], row["abstract"])
         digest = text_hash(text)
         hit = made.get(row["paper_id"])

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..store import Store
-    from .corpus import Corpus, Scope
+    from .corpus import Corpus
     from .embed import EmbeddingModel
     from .embedded import EmbeddedCorpus
+    from .scope import Scope
 
 
 class RankingSession:
@@ -51,10 +52,11 @@ class RankingSession:
 
     def corpus(self, store: Store, scope: Scope | None = None) -> Corpus:
         """The store's corpus (:meth:`Corpus.build`; every stored paper unless ``scope``, from
-        :func:`~paperwire.rank.corpus.scope`, says which), reused while no paper is added or
+        :func:`~paperwire.rank.scope.scope`, says which), reused while no paper is added or
         changed. A vote on a paper the scope had left out counts from the next corpus, after
         the next fetch (a paper months old: the digests' papers are all in it)."""
-        from .corpus import EVERY_PAPER, Corpus
+        from .corpus import Corpus
+        from .scope import EVERY_PAPER
 
         scope = scope or EVERY_PAPER
         key = (str(store.path.resolve()), *store.corpus_version(), scope)
@@ -91,13 +93,18 @@ class RankingSession:
         return embedded
 
     def embed_stored(
-        self, store: Store, spec: str | None, stop: threading.Event | None = None
+        self,
+        store: Store,
+        spec: str | None,
+        stop: threading.Event | None = None,
+        scope: Scope | None = None,
     ) -> int:
-        """Embed every stored paper not yet embedded by the model ``spec`` names (what a fetch
-        does after storing papers); how many were embedded."""
+        """Embed every paper of ``scope`` (every stored one without) not yet embedded by the
+        model ``spec`` names (what a fetch does after storing papers); how many were
+        embedded."""
         from .embed import refresh
 
-        return refresh(store, self.model(spec) if spec else None, stop)
+        return refresh(store, self.model(spec) if spec else None, stop, scope)
 
 
 def _files(spec: str) -> tuple[Any, ...]:

@@ -34,6 +34,7 @@ from . import core as rank
 from . import topics
 from .batches import CacheWrites, batch_bounds
 from .paper_phrases import PAIRS_VERSION, pair_columns, phrase_pairs
+from .scope import EVERY_PAPER, Scope
 from .texts import hashes_of, texts_at
 
 # Bump when what is stored, or how it is made, changes.
@@ -170,10 +171,15 @@ def _usable(hit: tuple | None, digest: str) -> bool:
 
 
 def refresh(
-    store: Store, model: rank.TextModel | None = None, stop: threading.Event | None = None
+    store: Store,
+    model: rank.TextModel | None = None,
+    stop: threading.Event | None = None,
+    scope: Scope | None = None,
 ) -> int:
-    """Analyse and store every stored paper whose analysis is missing or out of date (what
-    ``fetch`` runs after storing papers); returns how many were analysed.
+    """Analyse and store every paper of ``scope`` (the papers a run ranks against; without
+    it, every stored paper) whose analysis is missing or out of date (what ``fetch`` runs
+    after storing papers); returns how many were analysed. A paper left out (older than
+    ``ranking.corpus_papers``) is analysed by the first run that needs it, if one does.
 
     Like :func:`load`, a failed write (a full disk, a lock held too long) is logged, not
     raised: the papers are stored, and the next run analyses what is missing itself. Setting
@@ -183,7 +189,9 @@ def refresh(
     name = analyser(model)
     made = store.paper_terms_made()
     todo = []
-    for row in store.iter_corpus():  # row by row: a year of abstracts is ~300 MB
+    scope = scope or EVERY_PAPER
+    # row by row: a year of abstracts is ~300 MB
+    for row in store.iter_corpus(scope.since, scope.keep):
         text = paper_text(row["title"], row["abstract"])
         digest = text_hash(text)
         if made.get(row["paper_id"]) != (name, digest):

@@ -47,7 +47,7 @@ from ..deliver.slack import block_id
 from ..errors import ConfigError, FeedbackError, PaperwireError
 from ..links import Action, Signer, VoteClaim, signer_for
 from ..paper import safe_chars, web_url
-from ..rank.corpus import scope as corpus_scope
+from ..rank.scope import scope as corpus_scope
 from ..render import atom, render_page, templates_dir
 from ..store import Store, utcnow
 from .pool import Saturated, WorkPool

@@ -18,10 +18,10 @@ from ..config import SubscriberConfig
 from ..paper import paper_text
 from ..rank import compose as digest
 from ..rank import core as rank
-from ..rank.corpus import EVERY_PAPER, Scope
 from ..rank.corpus import Corpus as RankCorpus
 from ..rank.paper_phrases import key_phrases
 from ..rank.phrases import interest_phrases
+from ..rank.scope import EVERY_PAPER, Scope
 from ..store import Store
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SubscriberConfig
-from ..rank.corpus import EVERY_PAPER, Scope
+from ..rank.scope import EVERY_PAPER, Scope
 from ..store import Store
 from . import profile as profile_mod
 
