@@ -19,6 +19,7 @@ from paperwire.rank.scope import EVERY_PAPER, Scope
 from paperwire.rank.scope import scope as corpus_scope
 from paperwire.rank.session import RankingSession
 from paperwire.web import profile
+from paperwire.web.profile_cache import ProfileCache
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAY1 = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC)
@@ -164,3 +165,24 @@ def test_fetch_analyses_and_encodes_the_papers_a_run_reads_not_a_whole_old_store
     [ada, _] = digest.iter_compose(store, config, now=NOW, since=DAY1 - dt.timedelta(hours=1))
     assert ada.candidates == 3 * PER_DAY - 2  # every paper but ada's 👍 and seed
     assert set(store.embeddings_made()) == {p for day in days for p in day}
+
+
+def test_the_daemons_profile_pages_read_the_corpus_its_digests_built(
+    store, make_config, monkeypatch
+):
+    """One corpus in the daemon's memory, not one for the digests and one for the pages."""
+    days = stored_days(store, 3)
+    config = config_with(make_config, 100, days[0][7])
+    store.record_vote("ada", days[2][3], 1, via="web", now=NOW)
+    session = RankingSession()
+    yesterday = DAY1 + dt.timedelta(days=1, hours=12)  # the last day's papers
+    list(digest.iter_compose(store, config, now=NOW, since=yesterday, session=session))
+    built = []
+    monkeypatch.setattr(Corpus, "build", lambda *a: built.append(a) or pytest.fail("built"))
+    pages = ProfileCache(store.path, wait=30, session=session)
+    ada = config.subscriber("ada")
+    terms = pages.terms(store, ada, override=(None, None), votes=store.votes(["ada"]), now=NOW,
+                        scope=corpus_scope(store, config))  # fmt: skip
+    pages.close(5)
+    assert terms.current and terms.learned is not None and terms.learned.positive
+    assert not built

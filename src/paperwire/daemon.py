@@ -350,7 +350,7 @@ class Daemon:
 
         from .web.app import create_app
 
-        app = create_app(self.holder.get, self.db_path)
+        app = create_app(self.holder.get, self.db_path, session=self.ranking)
         self._app = app
         config = uvicorn.Config(
             app,

@@ -32,6 +32,8 @@ class RankingSession:
         self._models: dict[str, tuple[tuple[Any, ...], EmbeddingModel]] = {}
         self._loading = threading.Lock()  # a daemon's fetch and tick threads share the model
         self._corpus: tuple[tuple[Any, ...], Corpus] | None = None
+        # a daemon's digests, alerts and profile pages ask from their own threads: one builds
+        self._building = threading.Lock()
         # (database, model name) -> (corpus version, its vectors, the list of ids they are for)
         self._embedded: tuple[tuple[str, str], tuple[Any, ...], EmbeddedCorpus, list[str]] | None
         self._embedded = None
@@ -60,10 +62,11 @@ class RankingSession:
 
         scope = scope or EVERY_PAPER
         key = (str(store.path.resolve()), *store.corpus_version(), scope)
-        if self._corpus is None or self._corpus[0] != key:
-            self._corpus = None  # one at a time: the old one is freed before the new is built
-            self._corpus = (key, Corpus.build(store, scope))
-        return self._corpus[1]
+        with self._building:
+            if self._corpus is None or self._corpus[0] != key:
+                self._corpus = None  # one at a time: the old one is freed before the new
+                self._corpus = (key, Corpus.build(store, scope))
+            return self._corpus[1]
 
     def embedded(
         self, store: Store, spec: str | None, ids: list[str], texts: Sequence[str]

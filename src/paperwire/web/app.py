@@ -48,6 +48,7 @@ from ..errors import ConfigError, FeedbackError, PaperwireError
 from ..links import Action, Signer, VoteClaim, signer_for
 from ..paper import safe_chars, web_url
 from ..rank.scope import scope as corpus_scope
+from ..rank.session import RankingSession
 from ..render import atom, render_page, templates_dir
 from ..store import Store, utcnow
 from .pool import Saturated, WorkPool
@@ -118,6 +119,7 @@ def create_app(
     max_pending: int = MAX_PENDING,
     deadline: float = REQUEST_DEADLINE,
     profile_wait: float = PROFILE_WAIT,
+    session: RankingSession | None = None,
 ) -> Guard:
     """The ASGI app; ``get_config`` is called per request, so a reloaded config takes effect.
 
@@ -127,9 +129,11 @@ def create_app(
     most ``max_pending`` requests queued or running (more get 503 + Retry-After); the caller
     that runs the app calls ``close()`` on it after the server stopped. A profile page waits
     up to ``profile_wait`` seconds for terms being computed, then shows the previous ones.
+    ``session``: the daemon's, so the profile pages read the corpus its digests read (one in
+    memory, not two).
     """
     pool = WorkPool(workers=workers, max_pending=max_pending, deadline=deadline)
-    profiles = ProfileCache(Path(db_path), wait=profile_wait)
+    profiles = ProfileCache(Path(db_path), wait=profile_wait, session=session)
     feedback = FeedbackApp(
         get_config,
         Path(db_path),

@@ -4,7 +4,8 @@ Fitting the corpus text model and a reader's calibrated profile cost from a few 
 milliseconds to seconds of CPU for a reader with a few 👍; redone on every page view, a few
 readers clicking around saturate the machine. Here:
 
-* the corpus model is fitted once per corpus version (one model in memory);
+* the corpus model is the ranking session's, fitted once per corpus version (under
+  ``paperwire run``, the daemon's: the very corpus its digests read, one in memory);
 * a reader's learned terms are kept in a bounded LRU, with the signals they were computed from
   (corpus version, config, edited interests, votes, the day: vote weights decay with age);
 * all of that work runs on **one** background thread, so at most one core does model work
@@ -26,6 +27,7 @@ from typing import Any
 
 from ..config import SubscriberConfig
 from ..rank.scope import EVERY_PAPER, Scope
+from ..rank.session import RankingSession
 from ..store import Store
 from . import profile as profile_mod
 
@@ -47,13 +49,20 @@ class ProfileCache:
     """Learned terms per reader, computed by one background thread against one corpus model."""
 
     def __init__(
-        self, db_path: Path, *, max_readers: int = MAX_READERS, wait: float = WAIT_SECONDS
+        self,
+        db_path: Path,
+        *,
+        max_readers: int = MAX_READERS,
+        wait: float = WAIT_SECONDS,
+        session: RankingSession | None = None,
     ):
         self.db_path = db_path
+        # the corpus comes from the ranking's session: the daemon passes its own, so the
+        # pages and the digests share one corpus (a year-old store's took ~1.4 GiB each)
+        self.session = session or RankingSession()
         self.max_readers = max_readers
         self.wait = wait
         self._cond = threading.Condition()
-        self._corpus: tuple[Hashable, profile_mod.Corpus] | None = None
         self._terms: OrderedDict[str, tuple[Hashable, profile_mod.Learned]] = OrderedDict()
         self._wanted: OrderedDict[str, tuple[SubscriberConfig, Hashable, dt.datetime, Scope]] = (
             OrderedDict()
@@ -134,12 +143,8 @@ class ProfileCache:
                 self._cond.notify_all()
 
     def _corpus_for(self, store: Store, scope: Scope) -> profile_mod.Corpus:
-        # Only this thread fits, so there is never more than one corpus model being built.
-        version = (store.corpus_version(), scope)
-        if self._corpus is None or self._corpus[0] != version:
-            self._corpus = None  # let the old model go before the new one is built
-            self._corpus = (version, profile_mod.corpus_model(store, scope))
-        return self._corpus[1]
+        built = self.session.corpus(store, scope)  # built once, whoever asks first
+        return profile_mod.Corpus(built.model, built.matrix, built.index)
 
     def close(self, timeout: float) -> bool:
         """Stop the background thread (after the current reader); True if it has ended."""
