@@ -186,3 +186,31 @@ def test_the_daemons_profile_pages_read_the_corpus_its_digests_built(
     pages.close(5)
     assert terms.current and terms.learned is not None and terms.learned.positive
     assert not built
+
+
+def test_status_says_how_much_of_an_old_store_digests_rank_against(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+    from paperwire.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    with Store(tmp_path / "paperwire.db") as store:
+        days = stored_days(store, 3)
+        store.record_vote("ada", days[0][3], 1, via="web", now=NOW)
+    yaml = (
+        "ranking: {embeddings: off, corpus_papers: CAP}\nsubscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n    interests: graph neural networks\n"
+    )
+    lines = {}
+    for cap in (100, 150):
+        (tmp_path / "subscribers.yaml").write_text(yaml.replace("CAP", str(cap)))
+        result = CliRunner().invoke(cli, ["status"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        lines[cap] = result.stdout.splitlines()
+    assert lines[100][0].startswith("150 papers stored in ")
+    assert lines[100][1] == (
+        "digests rank against 101 of them: those first seen after 2026-11-01 06:00 UTC "
+        "(ranking.corpus_papers: 100) and every paper a reader voted on or seeded"
+    )
+    assert lines[150][1].startswith("ada · ")  # the whole store: nothing to say

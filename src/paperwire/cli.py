@@ -572,6 +572,13 @@ def status(obj: Context, subscriber_id: str | None, grace_hours: float) -> None:
             feed_urls=subscriber_id is not None,  # asked for one reader: their private feed
         )
     echo(f"{report.papers} papers stored in {os.fspath(obj.db_path)}")
+    if report.ranked is not None:
+        count, since = report.ranked
+        echo(
+            f"digests rank against {count} of them: those first seen after {since} UTC "
+            f"(ranking.corpus_papers: {config.ranking.corpus_papers}) and every paper a "
+            "reader voted on or seeded"
+        )
     for sub in report.subscribers:
         parts = [sub.id]
         if sub.last_period is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from . import pipeline, schedule
 from .config import DEFAULT_GRACE, Config, SubscriberConfig
 from .deliver.dispatch import channel_ids
+from .rank.scope import scope as corpus_scope
 from .redact import redact_url
 from .store import Store
 
@@ -69,6 +70,8 @@ class FeedFailure:
 @dataclass(frozen=True)
 class Status:
     papers: int
+    # the papers digests rank against, when ranking.corpus_papers leaves some out, and since
+    ranked: tuple[int, str] | None
     subscribers: list[SubscriberStatus]
     failed_feeds: list[FeedFailure]
 
@@ -148,7 +151,11 @@ def status(
                     state["last_error"].removeprefix(f"feed {feed.label}: "),
                 )
             )
-    return Status(store.count_papers(), out, failed)
+    scope = corpus_scope(store, config)
+    ranked = None
+    if scope.since is not None:
+        ranked = (store.corpus_count(scope.since, scope.keep), _minutes(scope.since))
+    return Status(store.count_papers(), ranked, out, failed)
 
 
 def _worded(state: str) -> str:

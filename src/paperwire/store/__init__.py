@@ -536,6 +536,16 @@ class Store:
             {"since": since, "keep": json.dumps(sorted(set(keep)))},
         )
 
+    def corpus_count(self, since: str, keep: Iterable[str] = ()) -> int:
+        """How many papers :meth:`iter_corpus` gives for ``since`` and ``keep``."""
+        row = self.db.execute(
+            "select count(*) from papers where first_seen > :since or paper_id in (select"
+            " paper_id from votes union select paper_id from seeds union select value from"
+            " json_each(:keep))",
+            {"since": since, "keep": json.dumps(sorted(set(keep)))},
+        ).fetchone()
+        return int(row[0])
+
     def corpus_since(self, papers: int) -> str | None:
         """The first-seen time after which the ``papers`` most recently seen papers were first
         seen (fewer where several share it); None when the store holds no more than that."""
