@@ -129,3 +129,12 @@ def test_html_part_says_what_the_picks_came_from():
     assert lede.group(1) == (
         "Hello Ada, 1 paper picked for you from those paperwire received since 2026-11-16."
     )
+
+
+def test_plain_text_part_counts_one_upvote_in_the_singular():
+    # Hugging Face's Daily Papers of 2026-06-12 list 2606.12488 with one upvote: the plain
+    # part read "… · 2026-06-10 · 1 upvotes"
+    one = _digest_text({"authors": ["Niccolò Biondi"], "published": "2026-06-10", "upvotes": 1})
+    assert "   Niccolò Biondi · 2026-06-10 · 1 upvote\n" in one
+    many = _digest_text({"authors": ["Niccolò Biondi"], "published": "2026-06-10", "upvotes": 14})
+    assert "   Niccolò Biondi · 2026-06-10 · 14 upvotes\n" in many
