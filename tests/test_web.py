@@ -446,6 +446,32 @@ def test_profile_shows_learned_terms_votes_and_interests(web: WebApp, client: ht
     assert web.votes() == [("ada", KV, 1), ("ada", PROTEIN, -1)]
 
 
+def test_profile_with_a_thumbs_down_that_names_no_term_does_not_ask_for_one(
+    web: WebApp, client: httpx.Client
+):
+    # A field review: Ada's one 👎 (a CPU paper, "ShadowBinding") gave no phrase that weighed
+    # against her, and the page under "Terms that push papers down" still told her "Nothing
+    # yet: a 👎 on a paper teaches paperwire what to avoid", right above that 👎.
+    with web.store() as store:
+        store.add_papers(
+            [
+                Paper(
+                    "2401.00010", "Notes", "", url="https://arxiv.org/abs/2401.00010", source="test"
+                )
+            ]
+        )
+    client.post(web.link("ada", "2401.00010", "down"))
+    html = client.get(web.page("profile", "ada")).text
+    assert "(0 👍, 1 👎)" in html and 'id="negative-terms"' not in html
+    assert "teaches paperwire what to avoid" not in html
+    assert 'id="no-negative-terms"' in html
+    assert "No term stands out yet in the 1 paper you marked 👎" in html
+    # without a 👎, the page still says what one does
+    client.post(web.link("ada", "2401.00010", "undo"))
+    html = client.get(web.page("profile", "ada")).text
+    assert "Nothing yet: a 👎 on a paper teaches paperwire what to avoid." in html
+
+
 def test_profile_with_enough_votes_for_the_classifier(web: WebApp, client: httpx.Client):
     for paper_id in (KV, GPTQ, EVIL):
         client.post(web.link("ada", paper_id, "up"))
