@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import html
 import json
 
 import pytest
@@ -42,6 +43,38 @@ def test_arxiv_id_normalises_every_form(text, expected, version):
 
 def test_clean_text_drops_markup_and_collapses_space():
     assert clean_text("<p>Fast &amp; <b>exact</b>\n\n attention</p>") == "Fast & exact attention"
+
+
+def test_a_less_than_sign_in_an_abstract_is_text_not_the_start_of_a_tag():
+    # Two of the 690 items of arXiv's cs feed of 2025-04-11, as rss.arxiv.org escapes them:
+    # everything from "<" to the next ">" was dropped as a tag, and a reader read
+    # "outperformed ($p $ 1cm" and "low latency ( 100 km;"
+    items = [
+        (
+            "2504.06924",
+            "significantly outperformed ($p &lt; .001$) the model trained with anatomy priors. "
+            "For detecting clinically significant lesions $&gt;$ 1cm, a precision of 71.3%",
+        ),
+        (
+            "2409.16507",
+            "low latency (&lt; 10 min) during both day and night, offset by 48 km on average "
+            "and sometimes &gt; 100 km; GeoCenter is tasked with correcting this offset.",
+        ),
+    ]
+    rss = "".join(
+        f"<item><title>T{i}</title><link>https://arxiv.org/abs/{aid}</link>"
+        f"<description>arXiv:{aid}v1 Announce Type: new \nAbstract: {text}</description></item>"
+        for i, (aid, text) in enumerate(items)
+    )
+    document = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>cs</title>{rss}</channel></rss>'
+    )
+    papers, _ = parse_document(document.encode(), source="arxiv")
+    assert [p.abstract for p in papers] == [html.unescape(text) for _, text in items]
+    # markup is still dropped, whatever its case or attributes
+    assert clean_text('<P class="x">Fast <BR/>&amp; <a href="u">exact</a><!-- c --></P>') == (
+        "Fast & exact"
+    )
 
 
 def test_arxiv_api_atom_2026():

@@ -27,7 +27,10 @@ _ARXIV_URL = re.compile(
     re.IGNORECASE,
 )
 _BARE_ID = re.compile(rf"^(?:arXiv:)?({_NEW_ID}|{_OLD_ID})(v\d+)?$", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]+>")
+# A tag: "<", a name ("p", "/b", "o:p") ended by a space, "/" or ">", up to the next ">"; or a
+# comment or declaration. Not every "<" up to the next ">": "($p < .001$) ... $>$ 1cm" and
+# "(< 10 min) ... > 100 km" in arXiv abstracts are text, and were dropped with all between.
+_TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<![A-Za-z\[][^<>]*>", re.DOTALL)
 # TeX accents as arXiv metadata writes them in author names and titles: D\'aniel, {\"o}, \c{c}
 _TEX_ACCENT = re.compile(r"\{?\\(['`^\"~=.]|[cvuH](?=[\s{]))\s*\{?([A-Za-z])\}?\}?")
 _COMBINING = {
