@@ -5,6 +5,7 @@ A mail scanner is modelled exactly as it behaves: plain GETs (and HEADs) of ever
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -470,6 +471,38 @@ def test_profile_with_a_thumbs_down_that_names_no_term_does_not_ask_for_one(
     client.post(web.link("ada", "2401.00010", "undo"))
     html = client.get(web.page("profile", "ada")).text
     assert "Nothing yet: a 👎 on a paper teaches paperwire what to avoid." in html
+
+
+def test_profile_dates_each_vote_in_the_readers_own_time_zone(tmp_path: Path, make_config):
+    # A reader in Tokyo who voted at 08:30 on 7 December read "2026-12-06 · via web": the
+    # UTC date, a day before the one they voted on
+    port = free_port()
+    config = make_config(
+        CONFIG.format(port=port).replace(
+            "    email: ada@example.org\n", "    email: ada@example.org\n    timezone: Asia/Tokyo\n"
+        ),
+        env={"PAPERWIRE_SECRET": SECRET},
+    )
+    db_path = tmp_path / "paperwire.db"
+    with Store(db_path) as store:
+        store.add_papers(PAPERS)
+        store.record_vote(
+            "ada", KV, 1, via="web", now=dt.datetime(2026, 12, 6, 23, 30, tzinfo=dt.UTC)
+        )
+        store.record_vote(
+            "grace", GPTQ, 1, via="web", now=dt.datetime(2026, 12, 6, 23, 30, tzinfo=dt.UTC)
+        )
+    app = create_app(lambda: config, db_path, profile_wait=60)
+    stop = serve(app, port)
+    try:
+        web = WebApp(f"http://127.0.0.1:{port}", config, db_path, Signer(SECRET))
+        ada = httpx.get(web.page("profile", "ada"), timeout=10).text.split('id="votes"')[1]
+        grace = httpx.get(web.page("profile", "grace"), timeout=10).text.split('id="votes"')[1]
+    finally:
+        stop()
+        assert app.close(10)
+    assert "2026-12-07 · via web" in ada and "2026-12-06" not in ada
+    assert "2026-12-06 · via web" in grace  # no time zone: UTC, as before
 
 
 def test_profile_with_enough_votes_for_the_classifier(web: WebApp, client: httpx.Client):

@@ -426,7 +426,7 @@ class FeedbackApp:
                     "title": paper.get("title") or vote["paper_id"],
                     "url": web_url(paper.get("url")),
                     "vote": vote["vote"],
-                    "voted_at": vote["voted_at"] or "",
+                    "voted_at": _local_date(vote["voted_at"], sub.tz),
                     "via": vote["via"] or "web",
                     "undo_path": f"/v/{signer.vote_token(sub.id, vote['paper_id'], 'undo')}",
                 }
@@ -601,6 +601,20 @@ def _feed_and_filters(sub: SubscriberConfig, feed_url: str) -> dict[str, Any]:
         "must_match": list(sub.must_match),
         "never_match": list(sub.never_match),
     }
+
+
+def _local_date(stamp: str | None, tz: dt.tzinfo) -> str:
+    """A stored UTC time as the date it was where the reader lives ("" when unknown): a vote
+    at 08:30 in Tokyo on 7 December is not one of the 6th."""
+    if not stamp:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp[:10]
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(tz).date().isoformat()
 
 
 def _read_vote(signer: Signer, token: str) -> VoteClaim:
