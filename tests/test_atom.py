@@ -311,3 +311,30 @@ def test_feed_show_and_status_give_a_feed_only_reader_their_url_without_rotating
     everyone = CliRunner().invoke(cli, [*db, "status"])
     assert "/feed/" not in everyone.output  # each reader's key only when asked for that reader
     assert httpx.get(fay, timeout=10).status_code == 200  # still the one they subscribed to
+
+
+def test_the_feed_writes_out_the_tex_of_titles_and_abstracts(tmp_path: Path, make_config):
+    # a field feed showed "\emph{DMol}" and "$1.5\%$" (arXiv's cs feed of 2025-04-11)
+    from paperwire.render.atom import render_feed
+
+    config = make_config(CONFIG.format(port=8000), env={"PAPERWIRE_SECRET": SECRET})
+    tex = Paper(
+        "2504.06312",
+        r"$\Pi$-NeSy: \emph{DMol}",
+        r"A graph diffusion model, \emph{DMol}, better by $1.5\%$ with $10$-fold fewer steps.",
+        url="https://arxiv.org/abs/2504.06312",
+        source="x",
+    )
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers([tex], now=NOW - dt.timedelta(hours=2))
+        pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        fay = next(s for s in config.subscribers if s.id == "fay")
+        document = render_feed(store, config, signer_for(config, store), fay)
+    entry = feedparser.parse(document.encode()).entries[0]
+    assert entry.title == "Π-NeSy: DMol"
+    assert (
+        entry.summary == "A graph diffusion model, DMol, better by 1.5% with 10-fold fewer steps."
+    )
+    assert "<p>A graph diffusion model, DMol, better by 1.5% with 10-fold" in entry.content[0].value
+    with Store(tmp_path / "pw.db") as store:  # what is stored, and ranked, keeps the TeX
+        assert store.paper("2504.06312")["title"] == r"$\Pi$-NeSy: \emph{DMol}"

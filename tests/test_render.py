@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 
 import css_inline
@@ -138,3 +139,53 @@ def test_plain_text_part_counts_one_upvote_in_the_singular():
     assert "   Niccolò Biondi · 2026-06-10 · 1 upvote\n" in one
     many = _digest_text({"authors": ["Niccolò Biondi"], "published": "2026-06-10", "upvotes": 14})
     assert "   Niccolò Biondi · 2026-06-10 · 14 upvotes\n" in many
+
+
+def test_tex_in_titles_and_abstracts_reads_as_text_in_every_part():
+    # arXiv's cs feed of 2025-04-11, as a field digest showed them: "\emph{DMol}", "$1.5\%$",
+    # "$10$-fold", "p$<$0.001", "$\Pi$-NeSy" in the subject line
+    from paperwire.deliver.slack import digest_blocks
+
+    abstract = (
+        r"A new graph diffusion model for small molecule generation, \emph{DMol}, which "
+        r"outperforms DiGress in terms of validity by roughly $1.5\%$ while reducing the number "
+        r"of diffusion steps by at least $10$-fold (p$<$0.001, $\alpha \in (0, 2)$, "
+        r"$512\times512$, $150~\mu\text{g/m}^3$, $\mathbb{F}_{2^m}$). Costs \$5 and \& more; "
+        r"runs in $\tilde{O}(\sqrt{nh})$ time."
+    )
+    paper = {"authors": ["Peizhi Niu"], "abstract": abstract}
+    pick = Pick(
+        "2504.06312",
+        r"$\Pi$-NeSy: XOR$-$CNF",
+        "https://arxiv.org/abs/2504.06312",
+        1.0,
+        ["new"],
+        paper,
+    )
+    ctx = render.context(
+        subscriber_name="Chen",
+        picks=[pick],
+        links=Links("http://x", Signer("k-test-signing-key"), "chen"),
+        kind="digest",
+        period="2026-12-06",
+    )
+    subject = render.subject_for("digest", "2026-12-06", [pick])
+    mail = render.render_email(ctx, subject)
+    slack = json.dumps(digest_blocks(ctx), ensure_ascii=False)
+    text = " ".join(mail.text.split())
+    page = " ".join(mail.html.split())
+    expected = (
+        "A new graph diffusion model for small molecule generation, DMol, which outperforms "
+        "DiGress in terms of validity by roughly 1.5% while reducing the number of diffusion "
+        "steps by at least 10-fold (p&lt;0.001, α ∈ (0, 2), 512×512, 150 μg/m^3, F_(2^m)). "
+        "Costs $5 and &amp; more;"
+    )
+    assert subject == "Paperwire 2026-12-06: Π-NeSy: XOR-CNF"
+    assert "1. Π-NeSy: XOR-CNF" in text and "1. Π-NeSy: XOR-CNF</a>" in page
+    assert page.count(expected) == 1
+    assert text.count(html.unescape(expected)) == 1
+    assert "1. Π-NeSy: XOR-CNF>" in slack and "DMol, which" in slack
+    # what cannot be written out is left as the author wrote it, whole
+    assert r"$\tilde{O}(\sqrt{nh})$" in html.unescape(page)
+    for part in (text, html.unescape(page), slack):
+        assert r"\emph" not in part and "$1.5" not in part and "$<$" not in part

@@ -505,6 +505,28 @@ def test_profile_dates_each_vote_in_the_readers_own_time_zone(tmp_path: Path, ma
     assert "2026-12-06 · via web" in grace  # no time zone: UTC, as before
 
 
+def test_vote_page_and_profile_write_out_the_tex_of_a_title_and_abstract(
+    web: WebApp, client: httpx.Client
+):
+    # arXiv's cs feed of 2025-04-11: "$\Pi$-NeSy", "\emph{DMol}", "$1.5\%$"
+    tex = Paper(
+        "2504.06312",
+        r"$\Pi$-NeSy: \emph{DMol}",
+        r"A graph diffusion model, \emph{DMol}, better by $1.5\%$.",
+        url="https://arxiv.org/abs/2504.06312",
+        source="test",
+    )
+    with web.store() as store:
+        store.add_papers([tex])
+    page = client.get(web.link("ada", tex.paper_id, "up")).text
+    assert "<title>👍 More like this: Π-NeSy: DMol · paperwire</title>" in page
+    assert 'rel="noreferrer noopener">Π-NeSy: DMol</a></h1>' in page
+    assert '<p class="abstract">A graph diffusion model, DMol, better by 1.5%.</p>' in page
+    client.post(web.link("ada", tex.paper_id, "up"))
+    votes = client.get(web.page("profile", "ada")).text.split('id="votes"')[1]
+    assert 'rel="noreferrer noopener">Π-NeSy: DMol</a>' in votes
+
+
 def test_profile_with_enough_votes_for_the_classifier(web: WebApp, client: httpx.Client):
     for paper_id in (KV, GPTQ, EVIL):
         client.post(web.link("ada", paper_id, "up"))

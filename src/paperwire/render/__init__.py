@@ -20,6 +20,7 @@ import jinja2
 from ..errors import RenderError
 from ..links import Links
 from ..paper import safe_chars, web_url
+from .tex import readable
 
 if TYPE_CHECKING:
     from ..paper import Pick
@@ -52,6 +53,7 @@ def environment(path: str | None = None) -> jinja2.Environment:
     env.filters["shorten"] = shorten
     env.filters["authors"] = format_authors
     env.filters["plain_abstract"] = plain_abstract
+    env.filters["readable"] = readable  # TeX a reader cannot read, written out (render/tex.py)
     return env
 
 
@@ -107,11 +109,11 @@ def context(
             {
                 "number": number,
                 "paper_id": pick.paper_id,
-                "title": pick.title,
+                "title": readable(pick.title),
                 "url": web_url(pick.url or paper.get("url")),
                 "pdf_url": web_url(paper.get("pdf_url")),
                 "authors": paper.get("authors") or [],
-                "abstract": paper.get("abstract") or "",
+                "abstract": readable(paper.get("abstract") or ""),
                 "published": (paper.get("published") or "")[:10],
                 "upvotes": paper.get("upvotes"),
                 "reasons": pick.reasons,
@@ -139,7 +141,7 @@ def context(
 def subject_for(kind: str, period: str, picks: list[Pick]) -> str:
     """One line naming the date and the top paper; no newlines, bounded length."""
     # a title stored before ingest dropped them may hold controls or a bidi override
-    top = " ".join(safe_chars(picks[0].title if picks else "").split())
+    top = " ".join(safe_chars(readable(picks[0].title) if picks else "").split())
     if kind == "alert":
         head = "Paperwire alert: "
     else:

@@ -25,6 +25,7 @@ from ..links import feed_url as links_feed_url
 from ..paper import web_url
 from ..store import Store
 from . import RenderError, environment, shorten
+from .tex import readable
 
 FEED_ENTRIES = 50
 # What XML 1.0 cannot hold (a Char is none of these): one such character from a feed, stored
@@ -77,6 +78,8 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
             continue
         shown = {
             **paper,
+            "title": readable(paper["title"]),
+            "abstract": readable(paper.get("abstract") or ""),
             "pdf_url": web_url(paper.get("pdf_url")),
             "code_url": web_url(paper.get("code_url")),
             "project_url": web_url(paper.get("project_url")),
@@ -90,13 +93,13 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
         entries.append(
             {
                 "id": f"{_feed_id(config, sub)}:{paper['paper_id']}",
-                "title": paper["title"],
+                "title": shown["title"],
                 "updated": _rfc3339(pick["sent_at"]),
                 "published": _rfc3339(paper.get("published")),
                 "url": web_url(paper.get("url")),
                 "pdf_url": shown["pdf_url"],
                 "authors": paper.get("authors") or [],
-                "summary": paper.get("tldr") or shorten(paper.get("abstract"), 300),
+                "summary": paper.get("tldr") or shorten(shown["abstract"], 300),
                 "html": html,
             }
         )

@@ -1,0 +1,187 @@
+"""Titles and abstracts as a reader reads them, from the TeX arXiv metadata is written in.
+
+arXiv's feeds carry titles and abstracts as their authors typed them for LaTeX: ``\\emph{DMol}``,
+``$1.5\\%$``, ``p$<$0.001``, ``$\\Pi$-NeSy``, ``XOR$-$CNF``. A digest has no MathJax, so what can be
+said in plain characters is (for display only: the stored text, and the ranking, keep the TeX):
+text-style commands give their text, ``\\%`` and its kind their character, and a ``$…$`` span
+whose every command has a character here (Greek letters, ×, ≤, ∼, …) is written out. A span with
+any other command (``\\frac``, ``\\sqrt``, ``\\tilde``) is left as it was, whole: half-converted
+math would read worse than TeX. Accents (``Schr\\"odinger``) were decoded when the feed was read
+(:func:`paperwire.paper.clean_text`).
+
+Not pylatexenc: it reads a whole text as LaTeX, so an abstract's plain "a 50% drop" ends at the
+"%" (a comment), "R&D" loses its "&" and "costs $5 and $10" turns into math; arXiv text is
+mostly not TeX, and only the spans above are converted.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_GREEK = dict(
+    zip(
+        [
+            "alpha",
+            "beta",
+            "gamma",
+            "delta",
+            "epsilon",
+            "zeta",
+            "eta",
+            "theta",
+            "iota",
+            "kappa",
+            "lambda",
+            "mu",
+            "nu",
+            "xi",
+            "pi",
+            "rho",
+            "sigma",
+            "tau",
+            "upsilon",
+            "phi",
+            "chi",
+            "psi",
+            "omega",
+            "Gamma",
+            "Delta",
+            "Theta",
+            "Lambda",
+            "Xi",
+            "Pi",
+            "Sigma",
+            "Phi",
+            "Psi",
+            "Omega",
+        ],
+        "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΦΨΩ",
+        strict=True,
+    )
+)
+_SYMBOLS: dict[str, str] = {
+    **_GREEK,
+    "varepsilon": "ε",
+    "varphi": "φ",
+    "vartheta": "ϑ",
+    "ell": "ℓ",
+    "times": "×",
+    "cdot": "·",
+    "sim": "∼",
+    "approx": "≈",
+    "pm": "±",
+    "mp": "∓",
+    "le": "≤",
+    "leq": "≤",
+    "ge": "≥",
+    "geq": "≥",
+    "neq": "≠",
+    "ne": "≠",
+    "ll": "≪",
+    "gg": "≫",
+    "in": "∈",
+    "notin": "∉",
+    "subset": "⊂",
+    "subseteq": "⊆",
+    "infty": "∞",
+    "to": "→",
+    "rightarrow": "→",
+    "leftarrow": "←",
+    "Rightarrow": "⇒",
+    "mid": "|",
+    "ldots": "…",
+    "cdots": "⋯",
+    "dots": "…",
+    "log": "log",
+    "ln": "ln",
+    "exp": "exp",
+    "min": "min",
+    "max": "max",
+    "deg": "deg",
+    "partial": "∂",
+    "nabla": "∇",
+    "sum": "∑",
+    "prod": "∏",
+    "forall": "∀",
+    "exists": "∃",
+    "star": "⋆",
+    "ast": "∗",
+    "prime": "′",
+}
+# commands whose one argument is shown as it is: \emph{DMol}, $\texttt{ORAL}$, $\mathbb{F}_q$
+_STYLE = re.compile(
+    r"\\(?:emph|textbf|textit|texttt|textsc|textrm|textsf|textup|textnormal|underline|"
+    r"mathrm|mathbf|mathit|mathsf|mathtt|mathbb|mathcal|mathnormal|boldsymbol|text|mbox|"
+    r"operatorname)\s*\{([^{}$\\]*)\}"
+)
+_UNICODE = re.compile(r"\\unicode\{x([0-9A-Fa-f]{1,6})\}")
+_ESCAPED = re.compile(r"\\([%&_#${}])")
+# one inline formula on one line, "$" not escaped, no space just inside either "$": a "$"
+# an author left unescaped ("costs $5 and $10") is no formula
+_MATH = re.compile(r"(?<!\\)\$(?!\s)([^$\n]{1,200}?)(?<![\s\\])\$")
+_COMMAND = re.compile(r"\\([A-Za-z]+)(?![A-Za-z])")
+_SPACING = re.compile(r"\\[,;:! ]|~")
+_DEGREES = re.compile(r"\^\s*\{?\\circ\}?")
+# a sub- or superscript's group: x_{num} is x_num, F_{2^m} is F_(2^m), not F_2^m
+_SCRIPT_GROUP = re.compile(r"([_^])\{([^{}\\]*)\}")
+_SIMPLE_GROUP = re.compile(r"(?<!\\)\{([^{}\\]*)\}")
+_LEFT_OVER = re.compile(r"\\[^%&_#${}]|(?<!\\)[{}]")
+
+
+@functools.lru_cache(maxsize=8192)
+def readable(text: str) -> str:
+    """``text`` with the TeX a reader cannot read written out, where it can be (see above)."""
+    if "\\" not in text and "$" not in text:
+        return text
+    text = _UNICODE.sub(lambda m: _char(m.group(1)), text)
+    text = _MATH.sub(_formula, text)
+    return _ESCAPED.sub(r"\1", _styled(text, "\\1"))
+
+
+def _styled(text: str, keep: str) -> str:
+    """Each text-style command replaced by ``keep`` (its argument, braced or not)."""
+    for _ in range(3):  # \textbf{\emph{x}}: innermost first
+        text, found = _STYLE.subn(keep, text)
+        if not found:
+            break
+    return text
+
+
+def _char(code: str) -> str:
+    point = int(code, 16)
+    return chr(point) if 0x20 <= point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF else ""
+
+
+def _formula(match: re.Match[str]) -> str:
+    """One ``$…$`` span written out, or as it was when a command in it has no character here."""
+    # braced, so "\mu\text{g}" stays two things: "\mu{g}", not the command "\mug"
+    body = _DEGREES.sub("°", _styled(match.group(1), "{\\1}"))
+    body = _SPACING.sub(" ", body)
+    unknown = False
+
+    def command(m: re.Match[str]) -> str:
+        nonlocal unknown
+        name = m.group(1)
+        if name not in _SYMBOLS:
+            unknown = True
+            return m.group(0)
+        return _SYMBOLS[name]
+
+    body = _COMMAND.sub(command, body)
+    if unknown:
+        return match.group(0)
+    for _ in range(3):  # ${F}$, R^{2}: the braces only group
+        body, scripts = _SCRIPT_GROUP.subn(_script, body)
+        body, found = _SIMPLE_GROUP.subn(r"\1", body)
+        found += scripts
+        if not found:
+            break
+    if _LEFT_OVER.search(body):
+        return match.group(0)
+    return _ESCAPED.sub(r"\1", body).strip()
+
+
+def _script(match: re.Match[str]) -> str:
+    mark, inner = match.groups()
+    return f"{mark}{inner}" if re.fullmatch(r"[\w.]+", inner) else f"{mark}({inner})"
