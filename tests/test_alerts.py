@@ -121,6 +121,11 @@ def test_an_alert_keeps_the_digest_s_rules_seed_papers_and_must_match(history, m
         ("matches_interest", "dense retrieval"),
         ("above_bar", ""),
     ]
+    # ... and the author the reader follows, first, as a digest does
+    assert [(r.kind, r.text) for r in found[1].pick.reasons][0] == (
+        "followed_author",
+        "Grace Hopper",
+    )
 
 
 @pytest.mark.parametrize("embeddings", ["minilm", "off"])
@@ -208,3 +213,46 @@ def test_below_min_history_papers_in_all_there_are_no_alerts(store, make_config)
     config = make_config(CONFIG)
     store.add_papers([rag_paper(n) for n in range(1, 9)], now=NOW)
     assert find_alerts(store, config, list(config.subscribers), now=NOW) == []
+
+
+def test_a_paper_above_the_bar_that_nothing_of_the_reader_explains_is_no_alert(
+    history, make_config, caplog
+):
+    """Dana (interests "AI ethics and policy, ...") was alerted at once to a reinforcement
+    learning paper, "Why: scored 18.17, above your usual bar of 13.50" and nothing else (found
+    in review): the profile had read "policy" as her word. A digest leaves out a pick nothing
+    of the reader's explains; an alert, which interrupts, does too."""
+    config = make_config(
+        "feeds: []\nranking: {embeddings: off}\nsubscribers:\n  - id: dana\n"
+        "    email: d@example.org\n"
+        '    interests: "AI ethics and policy, fairness and bias in language models"\n'
+        "alerts:\n  percentile: 99\n  max_per_day: 2\n"
+    )
+    lexical = Paper(
+        "2611.00077",
+        "Policy optimization for fair policies: bias-corrected policy gradients",
+        abstract="We study policy gradient methods whose policy is fair. A bias-corrected policy "
+        "optimization removes the bias of policy gradients; fairness of the policy is ethics "
+        "for agents. Policy, policy and policy again.",
+        url="https://arxiv.org/abs/2611.00077",
+        source="t",
+    )
+    history.add_papers([lexical], now=NOW)
+    [[score]] = digest.score_matrix(history, config, None, [lexical.paper_id], now=NOW)
+    recent = [p for p in history.papers_since(NOW - dt.timedelta(days=30)) if p != "2611.00077"]
+    usual = digest.score_matrix(history, config, None, recent, now=NOW)
+    assert score > np.nanpercentile(usual, 99)  # far above her bar ...
+    with caplog.at_level("INFO", logger="paperwire"):
+        assert find_alerts(history, config, config.subscribers, now=NOW) == []  # ... no alert
+    assert "2611.00077 for dana has no reason to give; not sent" in caplog.text
+    # a paper with her own words in it still goes out, saying so
+    history.add_papers([rag_paper(3)], now=NOW)
+    fair = replace(
+        rag_paper(4),
+        abstract="Fairness and bias in language models: " + (rag_paper(4).abstract or ""),
+    )
+    history.add_papers([fair], now=NOW)
+    found = find_alerts(history, config, config.subscribers, now=NOW)
+    assert [(r.kind, r.text) for a in found for r in a.pick.reasons][:1] == [
+        ("matches_interest", "fairness and bias in language models")
+    ]

@@ -89,6 +89,7 @@ def find_alerts(
     edited = store.interests_overrides()
     papers = store.papers(fresh)
     mine = _own_papers(store, config, subscribers, session)
+    meaning = _close_in_meaning(store, config, session)
     since = now - dt.timedelta(days=1)
     alerts: list[Alert] = []
     for row, sub in enumerate(subscribers):
@@ -109,11 +110,22 @@ def find_alerts(
             share = 100 - settings.percentile
             # the reader's own paper it is like and their own words, as a digest names them;
             # then how rare the score is
+            interests = edited.get(sub.id, sub.interests)
             reasons = mine(row, paper_id)
             reasons += [
-                Reason("matches_interest", phrase)
-                for phrase in _interests_in(edited.get(sub.id, sub.interests), paper)[:2]
+                Reason("matches_interest", phrase) for phrase in _interests_in(interests, paper)[:2]
             ]
+            if not reasons:
+                reasons = meaning(interests, paper_id)
+            followed = Following(sub.follow_authors).match(paper.get("authors") or [])
+            if followed:
+                reasons.insert(0, Reason("followed_author", followed))
+            if not reasons:
+                # as a digest leaves out a pick nothing of the reader's explains: a score far
+                # above the bar with no reason is a word the profile misread ("policy" in
+                # "AI ethics and policy" on a reinforcement-learning paper), not news
+                log.info("alerts: %s for %s has no reason to give; not sent", paper_id, sub.id)
+                continue
             reasons.append(Reason("above_bar", numbers=(value, float(bars[row]), share)))
             alerts.append(
                 Alert(
@@ -156,6 +168,30 @@ def _own_papers(
         return [] if liked is None else [evidence.like_reason(mine, liked)]
 
     return like
+
+
+def _close_in_meaning(
+    store: Store, config: Config, session: RankingSession
+) -> Callable[[str, str], list[Reason]]:
+    """For an interests text and a new paper: "close in meaning to your interest" when the
+    paper is among the papers nearest one of its phrases, by the digest's rule
+    (``EmbeddedCorpus.closest_interest``); nothing with the encoder off."""
+
+    def meaning(interests: str, paper_id: str) -> list[Reason]:
+        phrases = interest_phrases(interests)
+        corpus = session.corpus(store, corpus_scope(store, config))
+        col = corpus.index.get(paper_id)
+        if not phrases or col is None or not config.ranking.embeddings:
+            return []
+        embedded = session.embedded(
+            store, config.ranking.embeddings, corpus.ids, corpus.texts(store)
+        )
+        if embedded is None:
+            return []
+        [phrase] = embedded.closest_interest(store, phrases, [col])
+        return [] if phrase is None else [Reason("close_in_meaning", phrase)]
+
+    return meaning
 
 
 def _interests_in(interests: str, paper: dict) -> list[str]:
