@@ -352,3 +352,31 @@ def test_a_pick_nothing_explains_gives_its_place_to_the_next_explained_one(tmp_p
         [short] = [[p.paper_id for p in d.picks] for d in bare]
     assert len(full) == 5 and len(short) == 4
     assert full[:4] == short  # the explained picks keep their places; the stand-in comes last
+
+
+def test_two_key_phrases_that_are_one_run_of_the_papers_words_read_as_one():
+    """'about “KV cache”; about “cache compression”' under a paper on KV cache compression
+    (found in review) reads 'about “KV cache compression”'; two that the paper never writes
+    as one run stay two, and a liked title's TeX reads as the paper's own title does."""
+    from paperwire.rank.reasons import Ranked, Reason
+    from paperwire.render.reasons import worded as in_words
+
+    abstract = "We compress the KV Cache. KV cache  compression halves memory; cache reuse too."
+    paper = {"title": "Faster decoding", "abstract": abstract}
+
+    def reasons_of(*found: Reason) -> list[str]:
+        return in_words(Ranked("2611.1", "Faster decoding", None, 1.0, list(found), paper)).reasons
+
+    assert reasons_of(
+        Reason("like_seed", r"$\Pi$-NeSy: a seed"),
+        Reason("about", "KV cache"),
+        Reason("about", "cache compression"),
+    ) == ["like “Π-NeSy: a seed”, one of your seed papers", "about “KV cache compression”"]
+    assert reasons_of(Reason("about", "KV cache"), Reason("about", "cache reuse")) == [
+        "about “KV cache”",
+        "about “cache reuse”",
+    ]
+    assert reasons_of(Reason("about", "memory halves"), Reason("about", "KV cache")) == [
+        "about “memory halves”",
+        "about “KV cache”",
+    ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from ..paper import Pick
 from ..rank.reasons import Ranked, Reason
+from .tex import readable
 
 # Each kind of reason as the reader reads it; ``{text}`` is the reason's phrase or title.
 _WORDS = {
@@ -25,7 +28,8 @@ def words(reason: Reason) -> str:
     kind = reason.kind
     if kind in _WORDS:
         # str.replace, not str.format: a title may hold braces of its own
-        return _WORDS[kind].replace("{text}", reason.text)
+        text = readable(reason.text) if kind.startswith("like_") else reason.text
+        return _WORDS[kind].replace("{text}", text)
     if kind == "popular":
         # the count is the one Hugging Face showed when the paper was last fetched: "today"
         # would be wrong in a weekly digest, and only that feed carries upvotes
@@ -39,5 +43,35 @@ def words(reason: Reason) -> str:
 
 def worded(ranked: Ranked) -> Pick:
     """A ranked pick with its reasons in words, as it is delivered and kept in the ledger."""
-    reasons = [words(r) for r in ranked.reasons]
+    reasons = [words(r) for r in _joined(ranked.reasons, ranked.paper or {})]
     return Pick(ranked.paper_id, ranked.title, ranked.url, ranked.score, reasons, ranked.paper)
+
+
+def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
+    """Two key phrases that are one run of the paper's words, 'about “KV cache”; about “cache
+    compression”' (pairs of adjacent words, overlapping), as one: 'about “KV cache
+    compression”', written as the paper writes it."""
+    text = f"{paper.get('title') or ''}\n{paper.get('abstract') or ''}"
+    out: list[Reason] = []
+    for reason in reasons:
+        last = out[-1] if out else None
+        if last is not None and last.kind == reason.kind == "about":
+            run = _one_run(last.text, reason.text, text)
+            if run is not None:
+                out[-1] = Reason("about", run)
+                continue
+        out.append(reason)
+    return out
+
+
+def _one_run(first: str, second: str, text: str) -> str | None:
+    """``first`` and ``second`` as one run of words in ``text``, where the end of one is the
+    start of the other ("KV cache" + "cache compression"); None when they are not."""
+    a, b = first.split(), second.split()
+    for overlap in range(min(len(a), len(b)) - 1, 0, -1):
+        if [w.lower() for w in a[-overlap:]] == [w.lower() for w in b[:overlap]]:
+            words = a + b[overlap:]
+            pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
+            found = re.search(pattern, text, re.IGNORECASE)
+            return None if found is None else " ".join(found.group(0).split())
+    return None
