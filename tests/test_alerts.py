@@ -256,3 +256,31 @@ def test_a_paper_above_the_bar_that_nothing_of_the_reader_explains_is_no_alert(
     assert [(r.kind, r.text) for a in found for r in a.pick.reasons][:1] == [
         ("matches_interest", "fairness and bias in language models")
     ]
+
+
+def test_an_alert_names_the_interest_it_is_close_to_in_meaning(history, make_config):
+    """With the encoder, a paper that holds none of the reader's phrases whole but is near one
+    in meaning says which, as a digest does, and goes out."""
+    config = make_config(
+        "feeds: []\nsubscribers:\n  - id: dana\n    email: d@example.org\n"
+        '    interests: "AI ethics and policy, fairness and bias in language models"\n'
+        "alerts:\n  percentile: 99\n  max_per_day: 2\n"
+    )
+    history.add_papers(
+        [
+            Paper(
+                "2611.00078",
+                "Measuring gender and racial bias in large language models",
+                abstract="We audit large language models for gender and racial bias, and propose "
+                "a fairness benchmark and debiasing method for language models.",
+                url="https://arxiv.org/abs/2611.00078",
+                source="t",
+            )
+        ],
+        now=NOW,
+    )
+    [alert] = find_alerts(history, config, config.subscribers, now=NOW)
+    assert [(r.kind, r.text) for r in alert.pick.reasons] == [
+        ("close_in_meaning", "fairness and bias in language models"),
+        ("above_bar", ""),
+    ]

@@ -25,6 +25,8 @@ from ..store import Store
 from . import compose as digest_mod
 from . import evidence
 from .authors import Following
+from .corpus import Corpus
+from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
 from .phrases import interest_phrases, phrase_pattern
 from .reasons import Ranked, Reason
@@ -177,16 +179,19 @@ def _close_in_meaning(
     paper is among the papers nearest one of its phrases, by the digest's rule
     (``EmbeddedCorpus.closest_interest``); nothing with the encoder off."""
 
+    @functools.cache  # once a fetch, at the first paper that needs it: not once a paper
+    def corpus_and_vectors() -> tuple[Corpus, EmbeddedCorpus | None]:
+        corpus = session.corpus(store, corpus_scope(store, config))
+        spec = config.ranking.embeddings
+        return corpus, session.embedded(store, spec, corpus.ids, corpus.texts(store))
+
     def meaning(interests: str, paper_id: str) -> list[Reason]:
         phrases = interest_phrases(interests)
-        corpus = session.corpus(store, corpus_scope(store, config))
-        col = corpus.index.get(paper_id)
-        if not phrases or col is None or not config.ranking.embeddings:
+        if not phrases or not config.ranking.embeddings:
             return []
-        embedded = session.embedded(
-            store, config.ranking.embeddings, corpus.ids, corpus.texts(store)
-        )
-        if embedded is None:
+        corpus, embedded = corpus_and_vectors()
+        col = corpus.index.get(paper_id)
+        if col is None or embedded is None:
             return []
         [phrase] = embedded.closest_interest(store, phrases, [col])
         return [] if phrase is None else [Reason("close_in_meaning", phrase)]
