@@ -21,6 +21,7 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
                      seconds to parse)
     /badgzip         Content-Encoding: gzip over bytes that are not gzip
     /html            an HTML error page with status 200
+    /empty           status 200 with an empty body (a server mid-deploy, a crashed script)
     /private         the valid feed, only with HTTP Basic user ``reader`` / ``s3cret-pa55``
     /private-token   the valid feed, only with ``?api_key=tok-9f8e7d6c5b4a``
     POST /services/… a webhook that accepts anything (records the body)
@@ -225,6 +226,8 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
                 self.close_connection = True
             elif path == "/badgzip":
                 self._body(b"this is not gzip at all" * 10, **{"Content-Encoding": "gzip"})
+            elif path == "/empty":
+                self._body(b"", **{"Content-Type": "application/rss+xml"})
             elif path == "/html":
                 self._body(b"<html><body><h1>Service unavailable</h1></body></html>")
             elif path == "/private":

@@ -85,6 +85,8 @@ def fetch_beside_good_feeds(make_config, store, server, bad_url: str, deadline: 
             "feed bad: an HTML web page, not an RSS/Atom feed (a login or error page, or the "
             "site itself: use the address of its feed)",
         ),
+        # not an AttributeError from deep in the parser, logged with its traceback
+        ("/empty", 30, "feed bad: an empty document (0 bytes): no RSS/Atom feed in it"),
     ],
 )
 def test_a_hostile_feed_is_its_own_error(make_config, store, server, path, deadline, expected):

@@ -41,6 +41,12 @@ def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
 
     An arXiv API error document (an entry titled "Error" whose id is under
     ``arxiv.org/api/errors``) is the feed's error, never a paper."""
+    if not content.strip():
+        # a 200 with no body (a server mid-deploy, a script that died): feedparser gives an
+        # empty result without even a version for it
+        raise SourceError(
+            f"feed {source}: an empty document ({len(content)} bytes): no RSS/Atom feed in it"
+        )
     doc = feedparser.parse(content)
     _raise_arxiv_api_error(doc, source)
     papers, warnings = [], []
