@@ -8,6 +8,7 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     /drip            announces 100,000 bytes, then sends one byte every ``drip_every`` seconds
     /stall           accepts the request and never answers
     /loop            a redirect to itself, forever
+    /ftp             a redirect to ftp://example.org/feed.xml (a site moved off http)
     /bomb            a gzip body that expands to ``bomb_mb`` MB of zeros
     /huge            a plain feed of ``huge_mb`` MB (one entry with a giant abstract)
     /drop            announces 100,000 bytes, sends 200, closes the connection
@@ -177,6 +178,8 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
                 state.stop.wait(600)
             elif path == "/loop":
                 self._body(b"", 302, Location="/loop")
+            elif path == "/ftp":
+                self._body(b"", 301, Location="ftp://example.org/feed.xml")
             elif path == "/bomb":
                 self._body(_bomb(state.bomb_mb), **{"Content-Encoding": "gzip"})
             elif path == "/huge":

@@ -128,6 +128,17 @@ def test_a_broken_response_is_retried_within_the_deadline(
     ), error
 
 
+def test_a_redirect_off_http_is_the_feeds_error_at_once_not_a_lost_connection(
+    make_config, store, server
+):
+    error = fetch_beside_good_feeds(make_config, store, server, server.url("/ftp"), deadline=30)
+    assert error == (
+        "feed bad: redirected to ftp://example.org/feed.xml, which is not an http(s) address"
+    )
+    # no connection was lost: asking again (four times, 7 s of back-off) changes nothing
+    assert [asked for asked, _ in server.requests].count("/ftp") == 1
+
+
 LAB_ONLY = """\
 feeds:
   - {{url: "{url}", name: lab}}

@@ -221,6 +221,16 @@ async def _get_once(
             )
     except httpx.TooManyRedirects:
         raise feed_error(label, f"more than {MAX_REDIRECTS} redirects (a redirect loop?)") from None
+    except httpx.UnsupportedProtocol as exc:
+        # a redirect to ftp://, file:// or feed:// (a configured URL is http(s) or a file): a
+        # TransportError to httpx, but no connection was lost and asking again changes nothing
+        try:
+            target = str(exc.request.url)
+        except RuntimeError:  # no request attached: the error's own words name the scheme
+            target = f"an address ({_reason(exc)})"
+        raise feed_error(
+            label, f"redirected to {target}, which is not an http(s) address"
+        ) from None
     except httpx.ConnectTimeout:
         raise _Retryable("connection timed out") from None
     except httpx.TimeoutException:
