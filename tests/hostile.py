@@ -28,7 +28,7 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     POST /services/… a webhook that accepts anything (records the body)
     POST /drip…      reads the request, then answers as GET /drip does (a dripping webhook or
                      summariser: headers at once, then one byte every ``drip_every`` seconds)
-    POST /huge/NNN   reads the request, then answers status NNN with ``huge_mb`` MB of text
+    POST /huge/NNN…  reads the request, then answers status NNN with ``huge_mb`` MB of text
                      (``huge_sent`` counts the bytes the client took before it hung up)
 """
 
@@ -145,7 +145,7 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             if self.path.startswith("/huge/"):
                 try:
-                    self._huge_answer(int(self.path.rsplit("/", 1)[-1]))
+                    self._huge_answer(int(self.path.split("/")[2]))
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
                 return

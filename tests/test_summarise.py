@@ -181,3 +181,34 @@ def test_summaries_are_asked_at_once_so_a_slow_endpoint_costs_one_timeout(
     assert len(requests_to(http_server)) == 4
     assert http_server.max_in_flight == 4
     assert took < 2.5, took
+
+
+@pytest.mark.timeout(30)
+def test_a_huge_answer_is_read_no_further_than_a_small_cap(
+    store: Store, make_config, tmp_path: Path
+):
+    """An endpoint (a proxy's page, a wrong base_url) answering 100 MB to each of the two
+    requests was read whole into memory, 200 MB for two TL;DRs of 120 tokens: an answer is read
+    up to summarise.MAX_ANSWER, and one longer is no completion."""
+    from . import hostile
+    from .conftest import free_port
+
+    state = hostile.Hostile(port=free_port(), huge_mb=100)
+    with hostile.serving(state):
+        text = config_text(state.port)
+        config = make_config(
+            NO_ENCODER
+            + text.replace(f"127.0.0.1:{state.port}/v1", f"127.0.0.1:{state.port}/huge/200")
+        )
+        report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        time.sleep(0.2)  # the server's last write fails once the client has hung up
+    assert [line.status for line in report.lines] == ["sent"]
+    assert [path for path, _ in state.posts] == ["/huge/200/chat/completions"] * 2
+    assert store.paper("2611.00001")["tldr"] is None
+    outcomes = {
+        json.loads(e["detail"])["outcome"]
+        for e in store.db["events"].rows_where("kind = 'summary'")
+    }
+    assert outcomes == {"an answer longer than 1 MB"}
+    # what the kernel's socket buffers took, at most; the two answers are 200 MB
+    assert state.huge_sent < 64 << 20, state.huge_sent

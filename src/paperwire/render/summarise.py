@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,9 @@ log = logging.getLogger("paperwire")
 
 SOURCE = "llm"
 CONCURRENCY = 4  # requests at once: a local model serves a few in parallel, a hosted one more
+# bytes of an answer read at most: a completion of 120 tokens is a few kB; a proxy's page or a
+# wrong base_url may answer without end, and the answer was read whole into memory
+MAX_ANSWER = 1024 * 1024
 PROMPT = (
     "You write one-sentence TL;DRs of research papers for busy researchers. Answer in {language} "
     "with one plain sentence of at most 30 words: what the paper does and what it finds. "
@@ -130,16 +134,27 @@ async def _ask(
     url = settings.base_url.rstrip("/") + "/chat/completions"
     deadline = budget.cap(settings.timeout)
     try:
-        async with asyncio.timeout(deadline):  # the whole answer, not each read of it
-            response = await client.post(url, json=payload, headers=headers)
+        async with (
+            asyncio.timeout(deadline),  # the whole answer, not each read of it
+            client.stream("POST", url, json=payload, headers=headers) as response,
+        ):
+            status = response.status_code
+            body = bytearray()
+            if status == 200:
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER:
+                        break  # the rest is never read: leaving the stream closes the line
     except TimeoutError:
         return None, f"no answer within {deadline:.3g} s"
     except httpx.HTTPError as exc:
         return None, f"cannot reach the endpoint ({type(exc).__name__})"
-    if response.status_code != 200:
-        return None, f"HTTP {response.status_code}"
+    if status != 200:
+        return None, f"HTTP {status}"
+    if len(body) > MAX_ANSWER:
+        return None, f"an answer longer than {MAX_ANSWER // (1024 * 1024)} MB"
     try:
-        content = response.json()["choices"][0]["message"]["content"]
+        content = json.loads(body)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         return None, "not an OpenAI-style chat completion"
     text = one_line(content.removeprefix("TL;DR:").strip() if isinstance(content, str) else None)
