@@ -417,3 +417,25 @@ def test_feeds_the_budget_left_out_go_first_the_next_run(make_config, store, ser
     assert "was spent before its turn" in (first["ok"].error or "")
     assert second["ok"].error is None and second["ok"].new == 2
     assert [f.label for f in pipeline.fetch_all(store, config).feeds] == ["d1", "d2", "ok"]
+
+
+def test_feeds_waiting_for_a_slow_host_leave_other_hosts_their_turn(make_config, store, server):
+    """Feeds queued for one host (one request at a time there) each held one of the run's
+    FETCH_WORKERS slots while they waited: nine feeds of a dripping host listed first took all
+    eight, and a feed of another host waited behind them until the budget was spent ('not
+    fetched: ... spent before its turn'), on every run that host dripped. A feed now takes a
+    slot only once its host's turn has come."""
+    feeds = "".join(
+        f"  - {{url: '{server.url(f'/drip?{i}')}', name: d{i}}}\n"
+        for i in range(pipeline.FETCH_WORKERS + 1)
+    )
+    with hostile.serving(hostile.Hostile(port=free_port())) as elsewhere:
+        config = make_config(
+            f"fetch_timeout_seconds: 1\nfetch_run_budget_seconds: 1.5\nfeeds:\n{feeds}"
+            f"  - {{url: '{elsewhere.url('/ok')}', name: elsewhere}}\n"
+            "subscribers:\n  - {id: a, email: a@example.org}\n"
+        )
+        report = pipeline.fetch_all(store, config)
+    by_label = {f.label: f for f in report.feeds}
+    assert (by_label["elsewhere"].new, by_label["elsewhere"].error) == (2, None)
+    assert by_label["d0"].error == "feed d0: no complete answer within 1 s (fetch_timeout_seconds)"

@@ -166,7 +166,9 @@ async def _fetch_and_store(
     async with make_async_client() as client:
 
         async def download(feed: FeedConfig):
-            async with workers, host_gates[urlparse(feed.url).netloc]:
+            # its host's turn first, then a worker: a feed queued behind its host's other
+            # feeds must not hold a worker that a feed of another host could use
+            async with host_gates[urlparse(feed.url).netloc], workers:
                 # the deadline is set when the download starts, after its turn came
                 return await fetch(
                     feed,
