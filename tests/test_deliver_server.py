@@ -5,7 +5,9 @@ them."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -50,6 +52,12 @@ class BrokenSMTP(SMTP):
         if self.event_handler.sink.broken == "greeting" and str(status).startswith("220 "):
             status = "554 5.3.2 paperwire.test: service refused, try another relay"
         await super().push(status)
+
+    async def smtp_QUIT(self, arg):
+        if self.event_handler.sink.broken == "quit":
+            await asyncio.sleep(600)  # every message taken; goodbye never answered
+            return
+        await super().smtp_QUIT(arg)
 
     async def smtp_STARTTLS(self, arg):
         if self.event_handler.sink.broken == "starttls":
@@ -132,3 +140,23 @@ def test_a_server_without_ehlo_is_spoken_to_with_helo(store, make_config, broken
         "sent",
         "sent",
     ]
+
+
+@pytest.mark.timeout(60)
+def test_a_relay_that_never_answers_quit_does_not_hold_the_run(store, make_config, broken_server):
+    """Every message was taken, then the relay never answered QUIT: each connection waited
+    out the URL's per-command timeout (30 s by default) before the run could end, past
+    sender.run_budget, and a daemon's next send waited with it. QUIT, a goodbye, now waits
+    email.QUIT_SECONDS."""
+    config = config_for(
+        make_config, f"{broken_server.url}?verify=0", n=3, extra="  timeout: 5\n  run_budget: 10\n"
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    broken_server.broken = "quit"
+    began = time.monotonic()
+    report = pipeline.send_due(store, config, now=NOW)
+    took = time.monotonic() - began
+    assert [line.status for line in report.lines] == ["sent"] * 3
+    assert len(broken_server.messages) == 3
+    # the relay's 30 s, or the run's budget of 10 s, at least: a bound below both, not a timing
+    assert took < 10, took

@@ -36,6 +36,9 @@ from ..errors import DeliveryError
 from ..render import Rendered
 
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
+# seconds QUIT waits for its answer: a goodbye, after every message was answered; a relay that
+# never answers it held each connection the URL's whole per-command timeout (30 s by default)
+QUIT_SECONDS = 2.0
 
 
 def header_safe(value: str, limit: int = 200) -> str:
@@ -526,7 +529,7 @@ async def _close(client: aiosmtplib.SMTP | None) -> None:
     if client is not None and client.is_connected:
         transport = client.transport
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-            await client.quit()
+            await client.quit(timeout=min(QUIT_SECONDS, client.timeout or QUIT_SECONDS))
         if isinstance(transport, asyncio.Transport):
             transport.abort()  # see _abort: do not leave a TLS shutdown pending
         _abort(client)
