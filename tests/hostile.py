@@ -28,6 +28,7 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     POST /services/… a webhook that accepts anything (records the body)
     POST /drip…      reads the request, then answers as GET /drip does (a dripping webhook or
                      summariser: headers at once, then one byte every ``drip_every`` seconds)
+    POST /hangup…    reads the request, then closes the connection without a word
     POST /huge/NNN…  reads the request, then answers status NNN with ``huge_mb`` MB of text
                      (``huge_sent`` counts the bytes the client took before it hung up)
 """
@@ -142,6 +143,12 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
                     self._drip({"Content-Type": "application/json"})
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+                return
+            if self.path.startswith("/hangup"):
+                # the whole request read (and kept in ``posts``), then the line dropped with no
+                # answer: a proxy timing out upstream, a server restarting mid-request
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
                 return
             if self.path.startswith("/huge/"):
                 try:

@@ -428,3 +428,35 @@ def test_a_huge_answer_is_read_no_further_than_a_small_cap(store, make_config, s
     assert len(state.posts) == 1
     # what the kernel's socket buffers took, at most; the whole answer is 100 MB
     assert state.huge_sent < 32 << 20, state.huge_sent
+
+
+def test_a_webhook_that_hangs_up_after_the_post_is_maybe_delivered_not_posted_again(
+    store, make_config
+):
+    """The post went out whole and the line dropped before any answer: it may have arrived
+    (Slack posted it, a proxy in front timed out), as e-mail's line dropped after the message
+    is. It was retried at once as a webhook out of reach: four posts in one run, and again on
+    every run after a back-off."""
+    from . import hostile
+    from .conftest import free_port
+
+    state = hostile.Hostile(port=free_port())
+    with hostile.serving(state):
+        config = config_with_hook(
+            make_config,
+            state.url("/hangup/hook"),
+            size=3,
+            extra="sender: {retry_backoff: 0.05}\nranking: {embeddings: off}\n",
+        )
+        pipeline.fetch_all(store, config, now=NOW)
+        [line] = pipeline.send_due(store, config, now=NOW).lines
+        posted = len(state.posts)
+    assert posted == 1
+    assert (line.status, line.detail) == (
+        "retry",
+        "maybe delivered: Slack webhook: the line dropped after the message was sent, before "
+        "any answer (RemoteProtocolError); it may have arrived; sent again after "
+        "2026-11-23 12:05 UTC",
+    )
+    row = store.last_delivery("team")
+    assert (row["state"], row["maybe_sent"]) == ("pending", 1)

@@ -8,8 +8,8 @@ tries at once, and a later run waits for it); other 4xx are permanent (a revoked
 not start working by retrying). A 3xx is permanent too and never followed: Slack's webhooks do
 not redirect, so a redirect is a wrong URL (followed, a 301 became a GET of some page, "sent"
 with nothing posted). Each message, retries and waits included, must end within its
-deadline (``sender.timeout``); one sent and not answered by then is "maybe delivered", never
-re-posted at once.
+deadline (``sender.timeout``); one sent and not answered by then, or whose line dropped after
+it was sent, is "maybe delivered", never re-posted at once.
 
 At most :data:`MAX_ANSWER` bytes of an answer are read, whatever its length (a 2 GB answer
 was read whole, 4.45 GB of memory): the status and the first bytes decide. Slack (and
@@ -231,6 +231,15 @@ async def post(
                 status, headers = response.status_code, response.headers
                 body = await _read_at_most(response, MAX_ANSWER)
         except httpx.TransportError as exc:
+            if sent:
+                # the message went out whole and the line dropped before the answer (a proxy
+                # timing out upstream, a server restarting): it may have been posted, and
+                # posting it again at once could post it twice (e-mail's rule, email.py)
+                raise DeliveryError(
+                    "Slack webhook: the line dropped after the message was sent, before any "
+                    f"answer ({type(exc).__name__}); it may have arrived",
+                    maybe_delivered=True,
+                ) from None
             raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
         if status == 200:
             if body.strip() != b"ok":
