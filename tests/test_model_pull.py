@@ -43,7 +43,7 @@ class Hub:
     cdn_port: int
     repos: dict[str, dict[str, bytes]] = field(default_factory=dict)
     # file name -> "stall" (headers and a few bytes, then silence) | "drop" (half, then close)
-    # | "drip" (half, then a byte every 0.2 s)
+    # | "drip" (half, then a byte every 0.2 s) | "loop" (a redirect to itself)
     misbehave: dict[str, str] = field(default_factory=dict)
     wrong_sha: bool = False
     gated: set[str] = field(default_factory=set)  # repos that need a token with access
@@ -99,6 +99,8 @@ def _handler(hub: Hub, cdn: bool) -> type[http.server.BaseHTTPRequestHandler]:
             how = hub.misbehave.get(file)
             if how is None:
                 return self._send(200, body, **headers)
+            if how == "loop":  # a redirect to itself, forever
+                return self._send(302, Location=self.path)
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -282,6 +284,20 @@ def test_a_line_dropped_mid_file_leaves_nothing(hub, tmp_path):
     assert result.stderr == (
         "Error: model pull: model.safetensors: the connection closed before the whole file "
         "arrived; nothing was kept, run it again\n"
+    )
+    assert _left_beside(tmp_path / "models" / "potion-tiny") == []
+
+
+def test_a_redirect_loop_is_a_one_line_error_and_leaves_nothing(hub, tmp_path):
+    """A CDN (or a proxy before it) redirecting to itself ended the pull with httpx's
+    TooManyRedirects traceback."""
+    hub.repos[REPO] = _model_files(tmp_path)
+    hub.misbehave["model.safetensors"] = "loop"
+    result = _pull(REPO)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: model.safetensors: more than 20 redirects (a redirect loop?); "
+        "nothing was kept\n"
     )
     assert _left_beside(tmp_path / "models" / "potion-tiny") == []
 

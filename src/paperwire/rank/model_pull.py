@@ -232,6 +232,11 @@ def _download(
         ) from None
     except httpx.TransportError as exc:
         raise PullError(f"model pull: cannot reach {_host(url)}: {exc}") from None
+    except httpx.TooManyRedirects:  # not a TransportError: it ended the pull with a traceback
+        raise PullError(
+            f"model pull: {name}: more than {client.max_redirects} redirects (a redirect loop?); "
+            "nothing was kept"
+        ) from None
     except OSError as exc:
         if exc.errno in _NO_ROOM:
             raise PullError(
