@@ -460,3 +460,28 @@ def test_a_webhook_that_hangs_up_after_the_post_is_maybe_delivered_not_posted_ag
     )
     row = store.last_delivery("team")
     assert (row["state"], row["maybe_sent"]) == ("pending", 1)
+
+
+def test_a_webhook_whose_certificate_is_not_trusted_says_so(store, make_config):
+    """A self-hosted Slack-compatible server (Mattermost, Rocket.Chat) with a certificate the
+    machine does not trust read 'Slack webhook unreachable: ConnectError' for three and a half
+    hours of tries, in `send` and `status`: nothing said it was the certificate."""
+    from . import hostile
+    from .conftest import _server_tls_context, free_port
+
+    tls = _server_tls_context()  # a CA the client does not know
+    with hostile.serving(hostile.Hostile(port=free_port()), tls=tls) as state:
+        hook = state.url("/services/T/B/x").replace("http://", "https://")
+        config = config_with_hook(
+            make_config,
+            hook,
+            size=3,
+            extra="sender: {retry_backoff: 0.05}\nranking: {embeddings: off}\n",
+        )
+        pipeline.fetch_all(store, config, now=NOW)
+        [line] = pipeline.send_due(store, config, now=NOW).lines
+    assert (line.status, line.detail) == (
+        "retry",
+        "Slack webhook unreachable: ConnectError: TLS failed: certificate verify failed: "
+        "unable to get local issuer certificate; tried again after 2026-11-23 12:05 UTC",
+    )

@@ -24,6 +24,8 @@ import asyncio
 import email.utils
 import hashlib
 import logging
+import re
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -240,7 +242,8 @@ async def post(
                     f"answer ({type(exc).__name__}); it may have arrived",
                     maybe_delivered=True,
                 ) from None
-            raise _Retryable(f"Slack webhook unreachable: {type(exc).__name__}") from None
+            problem = f"{type(exc).__name__}{_tls_problem(exc)}"
+            raise _Retryable(f"Slack webhook unreachable: {problem}") from None
         if status == 200:
             if body.strip() != b"ok":
                 log.warning(
@@ -303,6 +306,22 @@ async def post(
         raise DeliveryError(
             f"Slack webhook: the message could not be sent within {deadline:.3g} s ({limit})"
         ) from None
+
+
+def _tls_problem(exc: BaseException) -> str:
+    """': TLS failed: <OpenSSL's reason>' when TLS is why a connection failed (an untrusted or
+    expired certificate, a server not speaking TLS), else ''. Only OpenSSL's words: no URL."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            reason = _SSL_NOISE.sub("", str(seen)).strip() or type(seen).__name__
+            return f": TLS failed: {reason}"
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
+# "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ... (_ssl.c:1006)" -> its words
+_SSL_NOISE = re.compile(r"^\[SSL(?:: \w+)?\]\s*|\s*\(_ssl\.c:\d+\)$")
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
