@@ -227,10 +227,9 @@ async def _get_once(
         try:
             target = str(exc.request.url)
         except RuntimeError:  # no request attached: the error's own words name the scheme
-            target = f"an address ({_reason(exc)})"
-        raise feed_error(
-            label, f"redirected to {target}, which is not an http(s) address"
-        ) from None
+            target = _reason(exc)
+        # the address last: a masked ?token= would eat the punctuation after it
+        raise feed_error(label, f"redirected to an address that is not http(s): {target}") from None
     except httpx.ConnectTimeout:
         raise _Retryable("connection timed out") from None
     except httpx.TimeoutException:
