@@ -148,6 +148,23 @@ def test_generic_feed_uses_guid_verbatim(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "upvotes",
+    [b"1" + b"0" * 400, b"-1" + b"0" * 30, b"1e400", b"NaN", b"true", b'"12"'],
+    ids=["401 digits", "-1e30", "1e400", "NaN", "true", "a string"],
+)
+def test_an_upvote_count_that_is_no_count_is_none_and_the_feed_is_read(upvotes):
+    """A 401-digit integer made 'OverflowError: int too large to convert to float' the whole
+    feed's error, a traceback in the log (Infinity, NaN and 1e400 were already none); one past
+    SQLite's 64 bits would have failed the store."""
+    content = (
+        b'[{"paper": {"id": "2401.00001", "title": "T", "upvotes": ' + upvotes + b"}},"
+        b' {"paper": {"id": "2401.00002", "title": "U", "upvotes": 7}}]'
+    )
+    papers, _ = parse_document(content, source="hf")
+    assert [(p.paper_id, p.upvotes) for p in papers] == [("2401.00001", None), ("2401.00002", 7)]
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         (b"<html><body><p>Service unavailable</body>", "an HTML web page, not an RSS/Atom feed"),
@@ -155,7 +172,11 @@ def test_generic_feed_uses_guid_verbatim(tmp_path):
         (b'{"error": "rate limited"}', "expected a JSON list of daily papers, got dict"),
         (b'[{"paper": {"id": "not-an-id"}}]', "item 0: 'not-an-id' is not an arXiv id"),
         (b"[1, 2", "not valid JSON"),
+        # Python refuses an integer of more than 4,300 digits with a ValueError of its own:
+        # it was 'unexpected error' with a traceback
+        (b"[" + b"1" * 5000 + b"]", "not valid JSON: a number too long to read"),
     ],
+    ids=["html", "cut xml", "json object", "no arxiv id", "cut json", "5000 digits"],
 )
 def test_malformed_documents_raise_a_clear_error(content, message):
     with pytest.raises(SourceError) as info:

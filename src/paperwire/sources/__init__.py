@@ -362,6 +362,10 @@ def read_document(
             data = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SourceError(f"feed {source}: not valid JSON: {exc}") from None
+        except ValueError:  # Python's own limit on an integer's digits, not a JSON error
+            raise SourceError(
+                f"feed {source}: not valid JSON: a number too long to read (over 4,300 digits)"
+            ) from None
         except RecursionError:
             raise SourceError(f"feed {source}: not valid JSON: nested too deeply") from None
         papers = hf_daily.parse(data, source=source)

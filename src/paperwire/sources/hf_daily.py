@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..errors import SourceError
 from ..paper import Paper, arxiv_id, clean_text
 from .extras import hf_extras
+
+MAX_UPVOTES = 10**15  # far above any real count; compared exactly, never turned into a float
 
 
 def parse(data: Any, *, source: str) -> list[Paper]:
@@ -33,8 +34,11 @@ def parse(data: Any, *, source: str) -> list[Paper]:
             if isinstance(a, dict) and _text(a.get("name")) and not a.get("hidden")
         ]
         upvotes = paper.get("upvotes", item.get("upvotes"))
-        # JSON is untrusted: Infinity, NaN or 1e400 must not become an error for the whole feed.
-        if not (isinstance(upvotes, int | float) and math.isfinite(upvotes)):
+        # JSON is untrusted: Infinity, NaN, 1e400 or a 400-digit integer (too large for a float,
+        # and for SQLite) must not become an error for the whole feed; true is no count.
+        if isinstance(upvotes, bool) or not (
+            isinstance(upvotes, int | float) and -MAX_UPVOTES <= upvotes <= MAX_UPVOTES
+        ):
             upvotes = None
         papers.append(
             Paper(
