@@ -359,6 +359,23 @@ def test_fields_are_cut_to_sane_lengths_for_every_source():
     )
 
 
+def test_an_absurd_version_number_is_none_and_every_feed_is_stored(
+    make_config, store, server, tmp_path
+):
+    """One item linking arxiv.org/abs/2401.00009v<30 nines> stopped the whole fetch run with
+    'OverflowError: Python int too large to convert to SQLite INTEGER' and a traceback: no
+    feed's papers were stored, on every run while the item stayed in its feed."""
+    odd = tmp_path / "odd.xml"
+    odd.write_bytes(hostile.feed("odd", ("2401.00009v" + "9" * 30, "Odd version", "An abstract.")))
+    config = make_config(
+        f"feeds:\n  - {{url: '{odd}', name: odd}}\n  - {{url: '{server.url('/ok')}', name: ok}}\n"
+        "subscribers:\n  - {id: a, email: a@example.org}\n"
+    )
+    report = pipeline.fetch_all(store, config)
+    assert [(f.label, f.new, f.error) for f in report.feeds] == [("odd", 1, None), ("ok", 2, None)]
+    assert store.paper("2401.00009")["version"] is None
+
+
 def test_bounded_leaves_an_ordinary_paper_alone():
     paper = Paper("2401.00001", "Title", "Abstract", ["A", "B"], ["cs.LG"], "https://a.org/x")
     assert bounded(paper) == paper

@@ -53,6 +53,7 @@ MAX_CATEGORY = 64
 MAX_URL = 2_000  # a longer link is dropped: cut short it would lead nowhere
 MAX_ID = 500  # a longer id is skipped: cut short it could merge two papers
 MAX_SHORT = 64  # dates, announce types
+MAX_VERSION = 10_000  # arXiv's v1, v2, …; a larger one (v<30 digits>) is none, not SQLite's error
 MAX_KEYWORDS = 20  # a source's key phrases (Hugging Face gives about 15)
 MAX_KEYWORD = 200  # one becomes a reason: 'about "<keyword>"'
 
@@ -401,6 +402,7 @@ def bounded(paper: Paper) -> Paper:
         project_url=_link(paper.project_url),
         keywords=[_clip(k, MAX_KEYWORD) for k in paper.keywords[:MAX_KEYWORDS]],
         published=paper.published if len(paper.published or "") <= MAX_SHORT else None,
+        version=paper.version if 0 <= (paper.version or 0) <= MAX_VERSION else None,
         announce_type=_clip(paper.announce_type, MAX_SHORT) if paper.announce_type else None,
     )
 
