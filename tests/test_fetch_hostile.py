@@ -376,6 +376,45 @@ def test_an_absurd_version_number_is_none_and_every_feed_is_stored(
     assert store.paper("2401.00009")["version"] is None
 
 
+def test_character_references_to_no_character_do_not_lose_the_feed(
+    make_config, store, server, tmp_path
+):
+    """feedparser 6.0.14 raises on a numeric character reference to a surrogate or past
+    U+10FFFF (its issue #591) instead of calling the document malformed: one emoji written as
+    a UTF-16 pair of references, as some serializers write it, made the whole feed's error
+    'UnicodeEncodeError: ... surrogates not allowed', with a traceback, on every fetch."""
+    odd = tmp_path / "odd.xml"
+    odd.write_bytes(
+        hostile.feed(
+            "odd",
+            ("2401.00021", "Robots &#55357;&#56832; smile", "An abstract."),
+            ("2401.00022", "Lone &#xD800; and &#x110000; and &#99999999999;", "&#xDFFF;"),
+        )
+    )
+    # and whatever else it raises on (a backslash in a DOCTYPE entity, its issue #599) is the
+    # feed's one-line error, not an 'unexpected error' with a traceback in the log
+    entity = tmp_path / "entity.xml"
+    entity.write_bytes(b'<!DOCTYPE rss [\n<!ENTITY path "C:\\data">\n]>\n' + hostile.OK[39:])
+    config = make_config(
+        f"feeds:\n  - {{url: '{odd}', name: odd}}\n  - {{url: '{server.url('/ok')}', name: ok}}\n"
+        f"  - {{url: '{entity}', name: entity}}\n"
+        "subscribers:\n  - {id: a, email: a@example.org}\n"
+    )
+    report = pipeline.fetch_all(store, config)
+    assert [(f.label, f.new, f.error) for f in report.feeds] == [
+        ("odd", 2, None),
+        ("ok", 2, None),
+        (
+            "entity",
+            0,
+            "feed entity: not a readable RSS/Atom document: error: bad escape \\d at position 34 "
+            "(line 2, column 18)",
+        ),
+    ]
+    assert store.paper("2401.00021")["title"] == "Robots \U0001f600 smile"
+    assert store.paper("2401.00022")["title"] == "Lone \ufffd and \ufffd and \ufffd"
+
+
 def test_bounded_leaves_an_ordinary_paper_alone():
     paper = Paper("2401.00001", "Title", "Abstract", ["A", "B"], ["cs.LG"], "https://a.org/x")
     assert bounded(paper) == paper

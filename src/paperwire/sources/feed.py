@@ -47,7 +47,12 @@ def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
         raise SourceError(
             f"feed {source}: an empty document ({len(content)} bytes): no RSS/Atom feed in it"
         )
-    doc = feedparser.parse(content)
+    try:
+        doc = feedparser.parse(_valid_char_refs(content))
+    except Exception as exc:  # feedparser raises on a few malformed documents (its issue #599)
+        raise SourceError(
+            f"feed {source}: not a readable RSS/Atom document: {type(exc).__name__}: {exc}"
+        ) from None
     _raise_arxiv_api_error(doc, source)
     papers, warnings = [], []
     for index, entry in enumerate(doc.entries):
@@ -75,6 +80,58 @@ def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
             "it is downloaded whole again the next time"
         )
     return papers, warnings, not doc.bozo
+
+
+# a numeric character reference: &#xD83D; or &#55357;
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
+_REPLACEMENT = b"&#xFFFD;"
+
+
+def _code_point(ref: re.Match[bytes]) -> int:
+    hex_digits, digits = ref.groups()
+    text = hex_digits or digits
+    if len(text) > 8:  # past U+10FFFF whatever the digits (and never a 4,300-digit int)
+        return 0x110000
+    return int(text, 16 if hex_digits else 10)
+
+
+def _valid_char_refs(content: bytes) -> bytes:
+    """``content`` with every numeric character reference feedparser cannot take (6.0.14
+    raises on one to a surrogate or past U+10FFFF, its issue #591, losing the whole feed) made
+    one it can: a UTF-16 pair of references side by side (``&#55357;&#56832;``, an emoji as
+    some serializers write it) becomes its character, any other such reference U+FFFD. Valid
+    references and everything else are left as they are."""
+    if b"&#" not in content:
+        return content
+    out: list[bytes] = []
+    done = 0  # content[:done] is in out
+    pending: tuple[re.Match[bytes], int] | None = None  # a high surrogate, waiting for its pair
+    for ref in _CHAR_REF.finditer(content):
+        point = _code_point(ref)
+        if pending is not None:
+            high, high_point = pending
+            pending = None
+            if ref.start() == high.end() and 0xDC00 <= point <= 0xDFFF:
+                out += [
+                    content[done : high.start()],
+                    b"&#%d;" % (0x10000 + ((high_point - 0xD800) << 10) + (point - 0xDC00)),
+                ]
+                done = ref.end()
+                continue
+            out += [content[done : high.start()], _REPLACEMENT]
+            done = high.end()
+        if 0xD800 <= point <= 0xDBFF:
+            pending = (ref, point)
+        elif point > 0x10FFFF or 0xDC00 <= point <= 0xDFFF:
+            out += [content[done : ref.start()], _REPLACEMENT]
+            done = ref.end()
+    if pending is not None:
+        out += [content[done : pending[0].start()], _REPLACEMENT]
+        done = pending[0].end()
+    if not out:
+        return content
+    out.append(content[done:])
+    return b"".join(out)
 
 
 _ARXIV_API_ERROR = re.compile(r"^https?://(?:export\.)?arxiv\.org/api/errors\b", re.IGNORECASE)
