@@ -233,6 +233,16 @@ def test_persistent_errors_become_a_source_error(http_server):
         _get(http_server.url("/down"), label="down", limits=Limits(attempts=2))
 
 
+def test_a_wait_longer_than_the_deadline_is_named_in_the_error(http_server):
+    """A 503 asking for an hour read 'HTTP 503 (after 1 attempt)': nothing said why one
+    attempt of four, nor that the server had asked paperwire to come back later."""
+    http_server.routes["/busy"] = Route(b"", status=503, headers={"Retry-After": "3600"})
+    with pytest.raises(SourceError) as info:
+        _get(http_server.url("/busy"), label="busy", limits=Limits(deadline=60))
+    assert str(info.value) == "feed busy: HTTP 503 (after 1 attempt; it asked to wait 3600 s)"
+    assert len(http_server.requests) == 1
+
+
 def _get(url: str, **options):
     """One ``sources.http.get`` on its own client and event loop."""
 

@@ -177,7 +177,9 @@ async def get(
             return fetched
     except _Retryable as exc:
         plural = "s" if tried > 1 else ""
-        raise feed_error(label, f"{exc} (after {tried} attempt{plural})") from None
+        # a wait past the deadline ended the tries: the server's own word for when to come back
+        asked = f"; it asked to wait {exc.retry_after:.0f} s" if exc.retry_after else ""
+        raise feed_error(label, f"{exc} (after {tried} attempt{plural}{asked})") from None
     except TimeoutError:
         then = f"; last problem: {last_problem}" if last_problem else ""
         raise feed_error(
