@@ -233,6 +233,61 @@ def test_persistent_errors_become_a_source_error(http_server):
         _get(http_server.url("/down"), label="down", limits=Limits(attempts=2))
 
 
+def _one_item_rss(title: str, abstract: str) -> str:
+    # no XML declaration: the HTTP header is the document's only word on its encoding
+    return (
+        '<rss version="2.0"><channel><title>c</title><item><title>' + title + "</title>"
+        "<link>https://example.org/p1</link><description>" + abstract + "</description>"
+        "</item></channel></rss>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("charset", "codec", "title", "abstract"),
+    [
+        ("koi8-r", "koi8-r", "Нейронные сети", "Обучение с подкреплением"),
+        # labelled Latin-1 and written by Windows, as browsers read it (WHATWG: windows-1252)
+        ("ISO-8859-1", "cp1252", "Café “au lait” – a study", "Naïve résumé…"),
+    ],
+)
+def test_a_charset_given_only_in_the_http_header_is_the_documents(
+    http_server, charset, codec, title, abstract
+):
+    """A feed without an XML declaration served as 'application/rss+xml; charset=koi8-r' read
+    as 'îÅÊÒÏÎÎÙÅ ÓÅÔÉ' (feedparser, not given the header, fell back to windows-1252), with a
+    'recovered from a malformed document' warning on every fetch and its ETag dropped, so it
+    was downloaded whole every time."""
+    http_server.routes["/feed"] = Route(
+        _one_item_rss(title, abstract).encode(codec),
+        headers={"Content-Type": f"application/rss+xml; charset={charset}"},
+        etag='"v1"',
+    )
+    result = fetch_feed(FeedConfig(url=http_server.url("/feed"), name="lab"))
+    assert [(p.title, p.abstract) for p in result.papers] == [(title, abstract)]
+    assert (result.warnings, result.whole) == ([], True)
+    assert result.cache == HttpCache(etag='"v1"', last_modified=None)
+
+
+def test_an_xml_declaration_or_utf_8_wins_over_the_http_charset(http_server):
+    """The header is used only where the document says nothing itself and is not UTF-8: a
+    server labelling every file Latin-1 (Apache's AddDefaultCharset) leaves UTF-8 feeds, and
+    feeds that declare their encoding, as they are."""
+    title = "Café “au lait” – Нейронные"
+    http_server.routes["/utf8"] = Route(
+        _one_item_rss(title, "x").encode(),
+        headers={"Content-Type": "application/rss+xml; charset=ISO-8859-1"},
+    )
+    declared = '<?xml version="1.0" encoding="koi8-r"?>' + _one_item_rss("Сети", "x")
+    http_server.routes["/declared"] = Route(
+        declared.encode("koi8-r"), headers={"Content-Type": "text/xml; charset=ISO-8859-1"}
+    )
+    utf8 = fetch_feed(FeedConfig(url=http_server.url("/utf8"), name="u"))
+    assert [p.title for p in utf8.papers] == [title]
+    assert fetch_feed(FeedConfig(url=http_server.url("/declared"), name="d")).papers[0].title == (
+        "Сети"
+    )
+
+
 def test_a_wait_longer_than_the_deadline_is_named_in_the_error(http_server):
     """A 503 asking for an hour read 'HTTP 503 (after 1 attempt)': nothing said why one
     attempt of four, nor that the server had asked paperwire to come back later."""

@@ -372,7 +372,7 @@ def read_document(
         papers = hf_daily.parse(data, source=source)
         warnings: list[str] = []
     else:
-        papers, warnings, whole = feed.read(content, source=source)
+        papers, warnings, whole = feed.read(content, source=source, content_type=content_type)
     kept = []
     for paper in papers:
         if len(paper.paper_id) > MAX_ID:

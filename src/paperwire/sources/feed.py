@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import codecs
 import datetime as dt
 import re
 from typing import Any
@@ -34,7 +35,9 @@ _HTML = re.compile(
 )
 
 
-def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
+def read(
+    content: bytes, *, source: str, content_type: str = ""
+) -> tuple[list[Paper], list[str], bool]:
     """:func:`parse`, and whether the document was whole: False for a malformed one that still
     gave papers (a download cut off with no Content-Length to tell), whose papers are kept but
     whose ETag and Last-Modified must not be, or the rest of it would never be fetched.
@@ -48,7 +51,7 @@ def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
             f"feed {source}: an empty document ({len(content)} bytes): no RSS/Atom feed in it"
         )
     try:
-        doc = feedparser.parse(_valid_char_refs(content))
+        doc = feedparser.parse(_valid_char_refs(_in_http_charset(content, content_type)))
     except Exception as exc:  # feedparser raises on a few malformed documents (its issue #599)
         raise SourceError(
             f"feed {source}: not a readable RSS/Atom document: {type(exc).__name__}: {exc}"
@@ -80,6 +83,40 @@ def read(content: bytes, *, source: str) -> tuple[list[Paper], list[str], bool]:
             "it is downloaded whole again the next time"
         )
     return papers, warnings, not doc.bozo
+
+
+# the charset parameter of a Content-Type header
+_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+# an XML declaration that names its encoding (in any ASCII-compatible encoding)
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*\bencoding\s*=", re.IGNORECASE)
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _in_http_charset(content: bytes, content_type: str) -> bytes:
+    """``content`` as UTF-8 when the HTTP header's charset is the only word on its encoding: no
+    byte-order mark, no XML declaration naming one, and not UTF-8 itself (feedparser, never
+    given the header, read such a feed as UTF-8, then as windows-1252: 'îÅÊÒÏÎÎÙÅ' for koi8-r,
+    with a 'malformed document' warning on every fetch). A Latin-1 or ASCII label is read as
+    windows-1252, as browsers do (WHATWG), which it nearly always is. Otherwise unchanged."""
+    found = _CHARSET.search(content_type)
+    if found is None or content.startswith(_BOMS) or _XML_ENCODING.match(content[:512]):
+        return content
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return content  # UTF-8 whatever the header says: a server labelling every file Latin-1
+    try:
+        codec = codecs.lookup(found.group(1)).name
+    except LookupError:
+        return content
+    if codec in ("latin-1", "iso8859-1", "ascii"):
+        codec = "cp1252"
+    try:
+        return content.decode(codec).encode("utf-8")
+    except UnicodeDecodeError:
+        return content
 
 
 # a numeric character reference: &#xD83D; or &#55357;
