@@ -491,7 +491,12 @@ def test_sender_mistakes_are_one_line_each(sender, message):
             "smtp://u:hunter2@mail.example.org:587?tls=yes",
             "unknown option 'tls'; the options are timeout (seconds, e.g. timeout=30), verify "
             "(verify=0 or verify=1), starttls (starttls=1 for a relay that offers STARTTLS on "
-            "port 465)",
+            "port 465), insecure_login (insecure_login=1 to log in where the relay offers no "
+            "TLS)",
+        ),
+        (
+            "smtps://u:hunter2@mail.example.org:465?insecure_login=1",
+            "insecure_login=1 goes with smtp:// (smtps:// is always TLS)",
         ),
         ("smtp://u:hunter2@mail.example.org:99999", "the port is not a number from 1 to 65535"),
         ("smtp://u:hunter2@mail.example.org:smtp", "the port is not a number from 1 to 65535"),

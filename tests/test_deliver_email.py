@@ -272,6 +272,49 @@ def test_starttls_and_auth_from_the_url(store, make_config, tls_smtp_server):
     assert len(tls_smtp_server.messages) == 2
 
 
+def test_a_password_never_crosses_a_line_without_tls(store, make_config):
+    """A relay that offers no STARTTLS (or someone on the way who struck it from the EHLO
+    answer) was sent the password as it is, and the digest counted as sent (found in review).
+    Now the login is not sent: the run ends, the digest stays due and the reason says what to
+    do; ``?insecure_login=1`` says the line is the operator's own."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from .conftest import SmtpSink, _Handler, free_port
+
+    seen: list[bytes] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        seen.append(auth_data.password)
+        return AuthResult(success=auth_data.password == b"secret-pass", handled=False)
+
+    sink = SmtpSink(port=free_port())
+    controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port,
+                            authenticator=authenticator, auth_require_tls=False)  # fmt: skip
+    controller.start()
+    try:
+        url = f"smtp://user:secret-pass@127.0.0.1:{sink.port}"
+        config = config_for(make_config, url, n=1)
+        pipeline.fetch_all(store, config, now=NOW)
+        report = pipeline.send_due(store, config, now=NOW)
+        [line] = report.lines
+        assert (line.status, line.detail) == (
+            "retry",
+            f"SMTP server 127.0.0.1:{sink.port} offered no STARTTLS, so paperwire did not send "
+            "the password without TLS: use smtps://, a relay that offers STARTTLS, or add "
+            "?insecure_login=1 to the URL if the line is your own; tried again after "
+            "2026-11-23 12:05 UTC",
+        )
+        assert seen == [] and sink.messages == []
+        assert store.last_delivery("s0")["state"] == "pending"
+        later = NOW + dt.timedelta(minutes=5)
+        insecure = config_for(make_config, url + "?insecure_login=1", n=1)
+        assert pipeline.send_due(store, insecure, now=later).count("sent") == 1
+        assert seen == [b"secret-pass"] and len(sink.messages) == 1
+    finally:
+        controller.stop()
+
+
 def test_message_structure(store, make_config, smtp_server):
     config = config_for(make_config, smtp_server.url, n=1)
     pipeline.fetch_all(store, config, now=NOW)

@@ -17,6 +17,7 @@ SMTP_OPTIONS = {
     "timeout": "seconds, e.g. timeout=30",
     "verify": "verify=0 or verify=1",
     "starttls": "starttls=1 for a relay that offers STARTTLS on port 465",
+    "insecure_login": "insecure_login=1 to log in where the relay offers no TLS",
 }
 _SMTP_EXPECTED = "expected smtp://[user:pass@]host[:port] or smtps://… (implicit TLS)"
 
@@ -35,6 +36,9 @@ class SmtpSettings:
     implicit_tls: bool
     timeout: float = 30.0
     verify_tls: bool = True
+    # log in on a connection without TLS (a relay that offers no STARTTLS): the password then
+    # crosses the network as it is, so only when the URL says so
+    insecure_login: bool = False
 
     def __repr__(self) -> str:  # never print the password
         return f"SmtpSettings(host={self.host!r}, port={self.port}, user={self.username!r})"
@@ -94,6 +98,8 @@ def parse_smtp_url(url: str) -> SmtpSettings:
             raise ValueError(f"verify={value!r} is not 0 or 1")
         if key == "starttls" and (value != "1" or parts.scheme != "smtp"):
             raise ValueError("starttls=1 goes with smtp:// (smtps:// is TLS from the start)")
+        if key == "insecure_login" and (value != "1" or parts.scheme != "smtp"):
+            raise ValueError("insecure_login=1 goes with smtp:// (smtps:// is always TLS)")
         options[key] = value
     implicit = parts.scheme == "smtps"
     return SmtpSettings(
@@ -104,6 +110,7 @@ def parse_smtp_url(url: str) -> SmtpSettings:
         implicit_tls=implicit,
         timeout=float(options.get("timeout", 30)),
         verify_tls=options.get("verify", "1") not in ("0", "false", "no"),
+        insecure_login=options.get("insecure_login") == "1",
     )
 
 

@@ -214,6 +214,20 @@ class _Refused(Exception):
         self.code = exc.code
 
 
+class _NoTlsForLogin(_Refused):
+    """A relay that offered no STARTTLS to a URL with a password: refused on our side, as a
+    relay's 530 (permanent: the run ends, every digest stays due)."""
+
+    def __init__(self) -> None:
+        Exception.__init__(
+            self,
+            "offered no STARTTLS, so paperwire did not send the password without TLS: use "
+            "smtps://, a relay that offers STARTTLS, or add ?insecure_login=1 to the URL if the "
+            "line is your own",
+        )
+        self.code = 530
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """aiosmtplib reports a refused sole recipient as a list of one refusal: use that one."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
@@ -296,9 +310,15 @@ class SmtpSender:
                 await client.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await client.helo()  # an old server without ESMTP: plain SMTP still works
-            if not self.settings.implicit_tls and client.supports_extension("starttls"):
+            secure = self.settings.implicit_tls
+            if not secure and client.supports_extension("starttls"):
                 step = "refused STARTTLS"
                 await client.starttls()
+                secure = True
+            if self.settings.username and not secure and not self.settings.insecure_login:
+                # a relay without STARTTLS, or someone on the way who struck it from the
+                # EHLO answer: the password would cross the network as it is
+                raise _NoTlsForLogin()
             if self.settings.username:
                 step = "refused the login"
                 await client.login(self.settings.username, self.settings.password or "")
