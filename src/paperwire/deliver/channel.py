@@ -94,6 +94,8 @@ class Run:
     poster: AsyncPoster = field(default_factory=lambda: AsyncPoster())
     budget: Budget = field(default_factory=Budget)  # what is left of sender.run_budget
     left_for_later: int = 0  # deliveries the budget left untried
+    # hosts that let a delivery of this run reach its deadline unanswered (dispatch._one_by_one)
+    stalled: set[str] = field(default_factory=set)
 
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()

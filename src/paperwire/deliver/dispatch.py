@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .. import render
 from ..config import Config, SubscriberConfig
@@ -88,7 +89,7 @@ class SlackChannel:
         return False
 
     def deliver(self, jobs: list[Job], run: Run) -> None:
-        _one_by_one(jobs, run, lambda job: _deliver_slack(run, job))
+        _one_by_one(jobs, run, lambda job: _deliver_slack(run, job), _slack_host)
 
 
 class FeedChannel:
@@ -130,7 +131,7 @@ class AppriseChannel:
         return False
 
     def deliver(self, jobs: list[Job], run: Run) -> None:
-        _one_by_one(jobs, run, lambda job: _deliver_apprise(run, job))
+        _one_by_one(jobs, run, lambda job: _deliver_apprise(run, job), _apprise_host)
 
 
 EMAIL = EmailChannel()
@@ -211,20 +212,60 @@ def deliver_jobs(
     return lines
 
 
-def _one_by_one(jobs: list[Job], run: Run, deliver: Callable[[Job], SendLine]) -> None:
+def _one_by_one(
+    jobs: list[Job],
+    run: Run,
+    deliver: Callable[[Job], SendLine],
+    host_of: Callable[[Job], tuple[str, str] | None] = lambda job: None,
+) -> None:
+    """Deliver each job in turn. A host that let one delivery run to its deadline
+    (``sender.timeout``) without taking it gets no more of this run's time: its other jobs
+    wait, untried, for the next run. Fifteen readers' webhooks on one stalled host took the
+    whole ``sender.run_budget`` (15 × 60 s), and every e-mail after them went unsent."""
+    stalled = run.stalled
     for job in jobs:
         if run.stopped():
             break
         if run.budget.spent:
             run.done(run.out_of_time(job))
             continue
+        found = host_of(job)
+        host, shown = found if found is not None else (None, "")
+        if host is not None and host in stalled:
+            reason = (
+                f"not sent: {shown} let an earlier delivery of this run reach its deadline "
+                "(sender.timeout) unanswered; the next run tries again"
+            )
+            run.done(untried(run.store, job, reason))
+            continue
+        started = time.monotonic()
         try:
             line = deliver(job)
         except StoreError:
             raise  # the ledger itself failed: nothing more can be recorded
         except Exception as exc:  # one reader's channel, never the run
             line = run.settle(job, error=unexpected(job, exc))
+        took = time.monotonic() - started
+        # (its deadline's timer may fire a hair early: 90 % of it is "reached its deadline")
+        if host is not None and line.status != "sent" and took >= 0.9 * run.config.sender.timeout:
+            stalled.add(host)
         run.done(line)
+
+
+def _slack_host(job: Job) -> tuple[str, str] | None:
+    webhook = job.sub.slack_webhook
+    host = urlsplit(webhook.get_secret_value()).hostname if webhook is not None else None
+    return (host, f"the Slack webhook host {host}") if host else None
+
+
+def _apprise_host(job: Job) -> tuple[str, str] | None:
+    """The service and host of the job's Apprise URL, shown as its service alone (in
+    ``discord://ID/TOKEN`` the "host" is the webhook's id)."""
+    url = apprise_mod.url_for(job.channel, [u.get_secret_value() for u in job.sub.notify])
+    parts = urlsplit(url) if url is not None else None
+    if parts is None or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.hostname}", f"the {parts.scheme}:// service"
 
 
 def _deliver_outbox(run: Run, job: Job) -> SendLine:
