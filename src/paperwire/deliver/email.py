@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import collections
 import contextlib
 import email.policy
 import email.utils
 import functools
+import logging
 import re
 import secrets
 import ssl
@@ -39,6 +41,8 @@ _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
 # seconds QUIT waits for its answer: a goodbye, after every message was answered; a relay that
 # never answers it held each connection the URL's whole per-command timeout (30 s by default)
 QUIT_SECONDS = 2.0
+
+log = logging.getLogger("paperwire")
 
 
 def header_safe(value: str, limit: int = 200) -> str:
@@ -201,8 +205,11 @@ class SmtpServerError(DeliveryError):
     this says nothing about any recipient, so every digest stays due and the run stops sending.
     Never permanent: the next run, with the server fixed, sends them."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, connecting: bool = False):
         super().__init__(message, permanent=False)
+        # failed to open a connection (a greeting's 4xx, a refused or dropped connect), with
+        # nothing of a session begun: a relay at its limit of connections from one client
+        self.connecting = connecting
 
 
 class _Refused(Exception):
@@ -211,7 +218,7 @@ class _Refused(Exception):
     def __init__(self, step: str, exc: aiosmtplib.SMTPResponseException):
         glue = " " if step == "greeted with" else ": "
         super().__init__(f"{step}{glue}{exc.code} {header_safe(exc.message, 300)}")
-        self.code = exc.code
+        self.code, self.step = exc.code, step
 
 
 class _NoTlsForLogin(_Refused):
@@ -225,7 +232,7 @@ class _NoTlsForLogin(_Refused):
             "smtps://, a relay that offers STARTTLS, or add ?insecure_login=1 to the URL if the "
             "line is your own",
         )
-        self.code = 530
+        self.code, self.step = 530, "offered no STARTTLS"
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -346,6 +353,9 @@ class SmtpSender:
         take = asyncio.Lock()
         loop = asyncio.get_running_loop()
         outcomes: list[Outcome] = []
+        # messages a connection the relay would not open handed back, for those it did open
+        handed_back: collections.deque[Outgoing] = collections.deque()
+        sending = 0  # connections open and sending
 
         def finish(outcome: Outcome) -> None:
             outcomes.append(outcome)
@@ -358,10 +368,15 @@ class SmtpSender:
                     return None
                 if self.budget.spent:
                     return None  # what is left stays due for the next run
-                return await loop.run_in_executor(None, next, iterator, None)
+                if handed_back:
+                    return handed_back.popleft()
+                item = await loop.run_in_executor(None, next, iterator, None)
+                return item if item is not None or not handed_back else handed_back.popleft()
 
         async def worker() -> None:
+            nonlocal sending
             client: aiosmtplib.SMTP | None = None
+            counted = False  # this worker's connection is among those sending
             try:
                 while (item := await next_item()) is not None:
                     if item.problem is not None:
@@ -369,8 +384,17 @@ class SmtpSender:
                         continue
                     try:
                         client = await self._send_within_deadline(client, item)
+                        if not counted:
+                            counted, sending = True, sending + 1
                         finish(Outcome(item.key, True))
                     except DeliveryError as exc:
+                        if isinstance(exc, SmtpServerError) and exc.connecting and sending:
+                            # a relay that takes fewer connections than smtp_connections from
+                            # one client (Microsoft 365 takes 3: '421 4.3.2'): the ones it took
+                            # send this message and the rest; the run goes on
+                            log.info("send: %s; going on with %d connections", exc, sending)
+                            handed_back.append(item)
+                            return
                         if isinstance(exc, SmtpServerError) and self.failure is None:
                             self.failure = exc  # no other message is taken
                         finish(
@@ -380,9 +404,13 @@ class SmtpSender:
                             await _close(client)
                             client = None
             finally:
+                if counted:
+                    sending -= 1
                 await _close(client)
 
         await asyncio.gather(*(worker() for _ in range(self.connections)))
+        for item in handed_back:  # handed back as the last connection was done: the next run
+            finish(Outcome(item.key, False, f"{self._server} took no connection to send it"))
         return outcomes
 
     async def _send_within_deadline(
@@ -441,7 +469,9 @@ class SmtpSender:
                 with attempt:
                     phase["data"] = False
                     if connection is None or not connection.is_connected:
+                        phase["session"] = False
                         connection = await self._connect()
+                    phase["session"] = True
                     try:
                         await _transaction(connection, item, phase)
                     except BaseException:
@@ -449,7 +479,8 @@ class SmtpSender:
                         connection = None
                         raise
         except _Refused as exc:
-            raise SmtpServerError(f"{self._server} {exc}") from None
+            opening = exc.step == "greeted with" and 400 <= exc.code < 500
+            raise SmtpServerError(f"{self._server} {exc}", connecting=opening) from None
         except aiosmtplib.SMTPSenderRefused as exc:
             raise SmtpServerError(
                 f"{self._server} refused the sender {item.mail_from}: {exc.code} "
@@ -482,7 +513,8 @@ class SmtpSender:
                     maybe_delivered=True,
                 ) from None
             raise SmtpServerError(
-                f"SMTP server {self.settings.host}:{self.settings.port} unreachable: {exc}"
+                f"SMTP server {self.settings.host}:{self.settings.port} unreachable: {exc}",
+                connecting=not phase.get("session", True),
             ) from None
         assert connection is not None  # the loop ends only after a message was sent on it
         return connection
