@@ -391,3 +391,21 @@ def test_a_web_page_where_a_feed_was_expected_is_said_to_be_one(content, expecte
     with pytest.raises(SourceError) as info:
         feed.read(content, source="lab")
     assert str(info.value).startswith(f"feed lab: {expected}")
+
+
+def test_one_daily_papers_item_that_is_no_paper_costs_that_item_not_the_day():
+    """One item without a 'paper' object (or with an id that is no arXiv id) made the whole
+    day's Hugging Face feed 'item 3: no 'paper' object', 0 of its papers stored (found in
+    review), where an RSS entry is skipped with a warning. It is skipped too now, and said."""
+    content = (
+        b'[{"paper": {"id": "2401.00001", "title": "T", "upvotes": 3}},'
+        b' {"kind": "ad", "title": "Sponsored"},'
+        b' {"paper": {"id": "hf-blog-42", "title": "A blog post"}},'
+        b' {"paper": {"id": "2401.00002", "title": "U", "upvotes": 7}}]'
+    )
+    papers, warnings = parse_document(content, source="hf")
+    assert [p.paper_id for p in papers] == ["2401.00001", "2401.00002"]
+    assert warnings == [
+        "feed hf: item 1: no 'paper' object; skipped",
+        "feed hf: item 2: 'hf-blog-42' is not an arXiv id; skipped",
+    ]

@@ -369,8 +369,8 @@ def read_document(
             ) from None
         except RecursionError:
             raise SourceError(f"feed {source}: not valid JSON: nested too deeply") from None
-        papers = hf_daily.parse(data, source=source)
         warnings: list[str] = []
+        papers = hf_daily.parse(data, source=source, warnings=warnings)
     else:
         papers, warnings, whole = feed.read(content, source=source, content_type=content_type)
     kept = []

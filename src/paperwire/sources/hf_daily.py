@@ -11,22 +11,26 @@ from .extras import hf_extras
 MAX_UPVOTES = 10**15  # far above any real count; compared exactly, never turned into a float
 
 
-def parse(data: Any, *, source: str) -> list[Paper]:
-    """Papers in a Daily Papers response; each item is keyed by its arXiv id."""
+def parse(data: Any, *, source: str, warnings: list[str] | None = None) -> list[Paper]:
+    """Papers in a Daily Papers response; each item is keyed by its arXiv id. Given
+    ``warnings``, an item that is no paper (no 'paper' object, no arXiv id) is skipped and
+    said there, as an RSS entry is, unless no item is a paper; without it, it is the error."""
     if not isinstance(data, list):
         raise SourceError(
             f"feed {source}: expected a JSON list of daily papers, got {type(data).__name__}"
         )
     papers = []
+    problems: list[str] = []
     for index, item in enumerate(data):
         paper = item.get("paper") if isinstance(item, dict) else None
         if not isinstance(paper, dict):
-            raise SourceError(f"feed {source}: item {index}: no 'paper' object")
+            problems.append(f"feed {source}: item {index}: no 'paper' object")
+            continue
         aid = arxiv_id(str(paper.get("id", "")))
         if not aid:
-            raise SourceError(
-                f"feed {source}: item {index}: {str(paper.get('id'))[:60]!r} is not an arXiv id"
-            )
+            shown = str(paper.get("id"))[:60]
+            problems.append(f"feed {source}: item {index}: {shown!r} is not an arXiv id")
+            continue
         listed = paper.get("authors")
         authors = [
             _text(a.get("name"))
@@ -54,6 +58,11 @@ def parse(data: Any, *, source: str) -> list[Paper]:
                 **hf_extras(paper),
             )
         )
+    if problems and (warnings is None or not papers):
+        raise SourceError(problems[0])  # nothing read: the feed's error, not a quiet day
+    if warnings is not None:
+        # one odd item (a listing that is no paper) must not cost the day's other papers
+        warnings += [f"{problem}; skipped" for problem in problems]
     return papers
 
 
