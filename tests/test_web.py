@@ -295,6 +295,8 @@ def test_expired_tokens_are_refused_with_410(web: WebApp, client: httpx.Client):
     token = serializer.dumps({"s": "ada", "p": KV, "a": "up"})
     page = refusal(client.post(f"/v/{token}"), 410, "This link has expired")
     assert "This link has expired; use the links in a newer digest." in page
+    assert page.count("newer digest") == 1  # said once (it was said twice; found in review)
+    assert "Nothing was changed." in page
     assert web.votes() == []
 
 

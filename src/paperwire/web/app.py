@@ -635,7 +635,8 @@ def _link_refused(exc: FeedbackError) -> Refused:
     # links.py raises FeedbackError "from None"; the itsdangerous error is still __context__.
     message = _sentence(str(exc))
     if isinstance(exc.__context__, SignatureExpired):
-        return Refused(410, "This link has expired", message, "Use the buttons in a newer digest.")
+        # the message says to use a newer digest's links already: the hint adds what is left
+        return Refused(410, "This link has expired", message, "Nothing was changed.")
     return Refused(
         400,
         "This link does not work",
