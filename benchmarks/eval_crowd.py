@@ -35,6 +35,10 @@ import numpy as np
 from benchmarks import eval_product as ep
 from benchmarks import eval_ranking
 from benchmarks.scale.bench_rank import FIXED_CLOCK
+from paperwire.paper import paper_text, text_hash
+from paperwire.rank import core as rank
+from paperwire.rank import terms
+from paperwire.sources import parse_document
 from paperwire.store import Store
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -64,6 +68,12 @@ def build(
     # crowd: the stamp beside it says what it was built from.
     made_of = hashlib.sha256(document)
     made_of.update(json.dumps([[int(u) for u in users], int(extra)]).encode())
+    # ... and what this code reads from the feed and analyses: a store whose texts were cleaned
+    # by older code (6851fe4 kept "p<0.05" as text) gave the old recall, from the old texts
+    papers, _ = parse_document(document, source="citeulike-t")
+    for paper in papers:
+        made_of.update(text_hash(paper_text(paper.title, paper.abstract)).encode())
+    made_of.update(terms.analyser(rank.TextModel()).encode())
     if vectors is not None:
         made_of.update(vectors[0].encode() + np.ascontiguousarray(vectors[1]).tobytes())
     stamp = folder / f"{kind}.built-from"
