@@ -32,7 +32,7 @@ from .authors import Following
 from .corpus import Corpus, InterestPhrases
 from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
-from .phrases import phrase_bonus
+from .phrases import add_phrase_bonus
 from .reasons import Ranked, Reason
 from .scope import scope as corpus_scope
 from .semantic import EmbeddedSignals
@@ -280,7 +280,7 @@ def score(
 
     A score is the profile's (calibrated) score plus the popularity prior (each subscriber's
     share of it from their liked papers' upvotes, :func:`rank.crowd_affinity`) plus the bonus
-    for whole interest phrases the paper contains (:func:`phrase_bonus`), plus the
+    for whole interest phrases the paper contains (:func:`add_phrase_bonus`), plus the
     embedding model's terms when ``ranking.embeddings`` is on (``embedded``). ``cols``: the
     candidates' corpus rows, ``papers`` their TF-IDF rows. ``select`` (a chunk's allowed
     candidates, from the store: the caller's thread) and ``order`` (their best in the order
@@ -317,7 +317,7 @@ def score(
         )
         scores = rank.score(profiles, papers, prior, weights, gram, affinity, papers_t)
         if weights.phrase_match:
-            scores += phrase_bonus(phrases.matched(got.mine), weights.phrase_match)
+            add_phrase_bonus(scores, phrases.matched(got.mine), weights.phrase_match)
         if embedded is not None and got.vectors is not None:
             scores = scores + embedded.added(got.vectors, cols, base=scores)
         scored = Scored(got.start, got.chunk, got.signals, profiles, scores, got.mine)

@@ -155,12 +155,13 @@ class InterestPhrases:
                 best, best_share = text, share
         return best
 
-    def matched(self, mine: list[list[tuple[int, str]]]) -> np.ndarray:
-        """(subscribers × papers): how many of each subscriber's phrases each paper contains."""
+    def matched(self, mine: list[list[tuple[int, str]]]) -> sp.csr_matrix:
+        """(subscribers × papers, sparse): how many of each subscriber's phrases each paper
+        contains."""
         hits = self.hits  # once: a chunk's :meth:`of` may add rows meanwhile, on another thread
         rows = [r for r, phrases in enumerate(mine) for _ in phrases]
         cols = [i for phrases in mine for i, _ in phrases]
         owner = sp.csr_matrix(
             (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(mine), hits.shape[0])
         )
-        return (owner @ hits).toarray()
+        return (owner @ hits).tocsr()

@@ -1,6 +1,6 @@
 """What a reader wrote they follow: the topics of an interests text (:func:`interest_phrases`)
 and where the papers contain one whole (:func:`phrase_hits`), the match that lifts a paper
-(:func:`phrase_bonus`) and that a reason names."""
+(:func:`add_phrase_bonus`) and that a reason names."""
 
 from __future__ import annotations
 
@@ -144,12 +144,18 @@ def phrase_pattern(phrase: str, stop_words: frozenset[str]) -> re.Pattern:
     return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
 
 
-def phrase_bonus(matched: np.ndarray, weight: float) -> np.ndarray:
-    """What whole interest phrases add to a score: ``weight`` (``Weights.phrase_match``) × log2(1 + phrases found).
+def add_phrase_bonus(scores: np.ndarray, matched: sp.csr_matrix, weight: float) -> None:
+    """Add to ``scores`` what whole interest phrases add: ``weight`` (``Weights.phrase_match``)
+    × log2(1 + phrases found), where ``matched`` (subscribers × papers) found any.
 
-    Worked out in ``matched``'s own memory (a chunk's is 28 MB at 7,000 candidates), which
-    it then holds."""
-    np.add(matched, 1, out=matched)
-    np.log2(matched, out=matched)
-    np.multiply(matched, weight, out=matched)
-    return matched
+    Only there: a paper holds few readers' phrases, and worked out over the whole chunk (a
+    dense log2 of 128 readers × 26,000 papers) it was a tenth of a 20,000-reader run's CPU,
+    most of it for readers who wrote no interests at all. The same float32 numbers."""
+    matched = matched.tocoo()
+    if not matched.nnz:
+        return
+    bonus = matched.data.astype(np.float32)
+    np.add(bonus, 1, out=bonus)
+    np.log2(bonus, out=bonus)
+    np.multiply(bonus, weight, out=bonus)
+    scores[matched.row, matched.col] += bonus
