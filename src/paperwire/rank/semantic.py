@@ -463,7 +463,9 @@ class SemanticProfiles:
         total *= w.weight
         if self.linear_fade is not None:
             total *= self.linear_fade[:, None]
-        if w.phrases:
+        # a reader without phrases scores 0 on them (offset 0, scale 1): a chunk where nobody
+        # has any (readers known only by their papers) needs no three passes over its scores
+        if w.phrases and any(p is not None and len(p) for p in self.phrases):
             total += w.phrases * self.phrase_scores(papers)
         if w.not_interested:
             penalty = self.avoid_penalty(papers)
