@@ -417,3 +417,44 @@ def in_process_daemon(tmp_path: Path, config: Path, **options):
         web=None,
         **options,
     )
+
+
+def test_a_config_file_missing_for_a_moment_keeps_the_config_not_the_bundled_example(
+    tmp_path, caplog
+):
+    """`paperwire run` without --config read ./subscribers.yaml; while the file was gone for a
+    moment (moved aside, replaced by a deploy, a checkout), a reload fell back to the bundled
+    example: 'config reloaded (file changed): 2 feeds, 3 subscribers', the demo's readers and
+    sample feeds in place of the operator's, until the file came back."""
+    import logging
+
+    from paperwire.daemon import ConfigHolder
+
+    config = tmp_path / "subscribers.yaml"  # the test runs in tmp_path (conftest: isolated)
+    config.write_text("feeds: []\nsubscribers:\n  - {id: zed, email: zed@example.org}\n")
+    holder = ConfigHolder(None)
+    assert [s.id for s in holder.get().subscribers] == ["zed"]
+    config.rename(tmp_path / "moved-aside.yaml")
+    with caplog.at_level(logging.ERROR, logger="paperwire"):
+        holder.reload_if_changed()
+    assert [s.id for s in holder.get().subscribers] == ["zed"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "config reload (file changed) failed, keeping the old config: subscribers.yaml: "
+        "no such config file (see `paperwire --help`)"
+    ]
+    (tmp_path / "moved-aside.yaml").rename(config)
+    config.write_text(config.read_text().replace("zed", "amy"))
+    holder.reload_if_changed()
+    assert [s.id for s in holder.get().subscribers] == ["amy"]
+
+
+def test_a_daemon_started_on_the_bundled_example_takes_a_subscribers_yaml_written_later(tmp_path):
+    from paperwire.daemon import ConfigHolder
+
+    holder = ConfigHolder(None)  # no ./subscribers.yaml: the demo's readers
+    assert "ada" in [s.id for s in holder.get().subscribers]
+    (tmp_path / "subscribers.yaml").write_text(
+        "feeds: []\nsubscribers:\n  - {id: zed, email: zed@example.org}\n"
+    )
+    holder.reload_if_changed()
+    assert [s.id for s in holder.get().subscribers] == ["zed"]

@@ -40,7 +40,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import pipeline
-from .config import DEFAULT_GRACE, Config, load_config
+from .config import DEFAULT_CONFIG, DEFAULT_GRACE, Config, load_config
 from .errors import PaperwireError
 from .rank.session import RankingSession
 from .store import Store, utcnow
@@ -66,7 +66,7 @@ class ConfigHolder:
         self.path = path
         self._loader = loader
         self._lock = threading.Lock()
-        self.config = loader(path)
+        self.config = self._load()
         self._mtime = self._stat()
         # called with each config a reload puts in use (the daemon's fetch interval follows it)
         self.listeners: list[Callable[[Config], None]] = []
@@ -77,6 +77,16 @@ class ConfigHolder:
         except OSError:
             return None
 
+    def _load(self) -> Config:
+        """The config file, read. Without a path, ./subscribers.yaml (else the bundled example,
+        the demo's): once it was read, reloads read it, so a moment without it (moved aside,
+        replaced by a deploy) is a failed reload, never the bundled example's readers."""
+        if self.path is not None or not Path(DEFAULT_CONFIG).exists():
+            return self._loader(self.path)
+        config = self._loader(DEFAULT_CONFIG)
+        self.path = DEFAULT_CONFIG
+        return config
+
     def get(self) -> Config:
         return self.config
 
@@ -85,7 +95,7 @@ class ConfigHolder:
         with self._lock:
             self._mtime = self._stat()
             try:
-                new = self._loader(self.path)
+                new = self._load()
             except PaperwireError as exc:
                 log.error("config reload (%s) failed, keeping the old config: %s", reason, exc)
                 return False
