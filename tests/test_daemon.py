@@ -458,3 +458,32 @@ def test_a_daemon_started_on_the_bundled_example_takes_a_subscribers_yaml_writte
     )
     holder.reload_if_changed()
     assert [s.id for s in holder.get().subscribers] == ["zed"]
+
+
+def test_ticks_that_come_while_a_send_runs_are_skipped_without_a_warning_each(tmp_path, caplog):
+    """A tick that comes while a send runs is skipped by design (the digest goes out when the
+    send ends), but APScheduler logged each one as a WARNING: 'Execution of job
+    "Daemon.tick_job (trigger: interval[0:00:30], ...)" skipped: maximum number of running
+    instances reached (1)', every tick of a long send, and every second of a database held
+    locked with --tick 1 (64 lines in a minute)."""
+    import logging
+
+    config = tmp_path / "subscribers.yaml"
+    config.write_text("feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n")
+    daemon = in_process_daemon(tmp_path, config, tick_seconds=0.2)
+    ticks: list[float] = []
+    real_tick = daemon._tick
+    daemon._tick = lambda: (ticks.append(time.monotonic()), real_tick())  # type: ignore[method-assign]
+    scheduler = daemon.schedule(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    scheduler.reschedule_job("tick", trigger="interval", seconds=0.2)  # from now, not in an hour
+    with caplog.at_level(logging.INFO):
+        with daemon._sending:  # a long send
+            scheduler.start()
+            assert wait_for(lambda: len(ticks) == 1, timeout=10)
+            time.sleep(1.0)  # about five ticks come meanwhile
+        try:
+            assert wait_for(lambda: len(ticks) >= 3, timeout=10)  # ticking again
+        finally:
+            scheduler.shutdown(wait=True)
+    skipped = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
+    assert skipped == []
