@@ -487,3 +487,25 @@ def test_ticks_that_come_while_a_send_runs_are_skipped_without_a_warning_each(tm
             scheduler.shutdown(wait=True)
     skipped = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
     assert skipped == []
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_per_job_not_a_traceback(tmp_path, caplog):
+    """The jobs opened the store outside their error handling: with the disk full (reproduced
+    on a full 12 MB tmpfs: 'disk I/O error' as the store opened) every tick and fetch ended in
+    APScheduler's 'Job "Daemon.tick_job (...)" raised an exception' and a 13-line traceback,
+    346 log lines in 50 s with --tick 2. A damaged file fails the same way, as it opens."""
+    import logging
+
+    config = tmp_path / "subscribers.yaml"
+    config.write_text("feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n")
+    (tmp_path / "pw.db").write_bytes(b"this is no SQLite database, " * 100)
+    daemon = in_process_daemon(tmp_path, config)
+    with caplog.at_level(logging.INFO, logger="paperwire"):
+        daemon.tick_job()
+        daemon.fetch_job()
+    errors = [(r.getMessage(), r.exc_info) for r in caplog.records if r.levelno >= logging.ERROR]
+    damaged = f"{tmp_path / 'pw.db'}: the database is damaged"
+    assert [(m.split(damaged)[0], info) for m, info in errors] == [
+        ("send job failed: ", None),
+        ("fetch job failed: ", None),
+    ]

@@ -177,7 +177,9 @@ class Daemon:
     def _fetch(self) -> None:
         if self.stopping.is_set():
             return
-        with self._fetching, Store(self.db_path) as store:
+        with self._fetching, self._store("fetch") as store:
+            if store is None:
+                return
             config = self.holder.get()
             try:
                 # Without the send lock: ticks go on sending with the papers already stored.
@@ -203,6 +205,19 @@ class Daemon:
             except PaperwireError as exc:
                 log.error("fetch job failed: %s", exc)
 
+    @contextlib.contextmanager
+    def _store(self, job: str) -> Iterator[Store | None]:
+        """The store, or None when it cannot be opened (the disk full, the file damaged): one
+        line, as the job's other failures, not a traceback from the scheduler every tick."""
+        try:
+            store = Store(self.db_path)
+        except PaperwireError as exc:
+            log.error("%s job failed: %s", job, exc)
+            yield None
+            return
+        with store:
+            yield store
+
     def tick_job(self) -> None:
         with self._job():
             self._tick()
@@ -217,8 +232,8 @@ class Daemon:
         seen = self.clock()
         for sub in self.holder.get().subscribers:
             self._first_seen.setdefault(sub.id, seen)
-        with self._sending, Store(self.db_path) as store:
-            if self.stopping.is_set():  # it came while this job waited for the lock
+        with self._sending, self._store("send") as store:
+            if store is None or self.stopping.is_set():  # stopping came while this job waited
                 return
             try:
                 config, now = self.holder.get(), self.clock()
