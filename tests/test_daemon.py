@@ -509,3 +509,35 @@ def test_a_store_that_cannot_be_opened_is_one_line_per_job_not_a_traceback(tmp_p
         ("send job failed: ", None),
         ("fetch job failed: ", None),
     ]
+
+
+def _running(tmp_path: Path) -> bool:
+    return '"message": "paperwire running' in (tmp_path / "daemon.log").read_text()
+
+
+def test_the_web_server_s_own_log_lines_are_json_with_log_json(tmp_path, smtp_server):
+    """--log-json: the web server (uvicorn) kept a log format of its own, so any port scanner's
+    request wrote 'WARNING:  Invalid HTTP request received.' into the JSON stream: a line no
+    log shipper parses, without a time."""
+    import socket
+
+    (tmp_path / "subscribers.yaml").write_text(
+        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+    )
+    port = free_port()
+    proc = start(tmp_path, _env(smtp_server), port)
+    try:
+        assert wait_for(lambda: _running(tmp_path), timeout=30)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"NOT HTTP\x01\x02\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 400")
+        assert wait_for(lambda: "Invalid HTTP" in (tmp_path / "daemon.log").read_text(), 10)
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+    lines = (tmp_path / "daemon.log").read_text().splitlines()
+    assert [line for line in lines if not line.startswith('{"time": ')] == []
+    assert any(
+        '"level": "warning", "logger": "uvicorn.error", "message": "Invalid HTTP request' in line
+        for line in lines
+    )

@@ -383,6 +383,9 @@ class Daemon:
             host=host,
             port=port,
             log_level="warning",
+            # uvicorn's lines go through our handlers (one format, JSON with --log-json, redacted),
+            # not a handler and format of its own
+            log_config=None,
             access_log=False,
             server_header=False,
             lifespan="off",
