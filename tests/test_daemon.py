@@ -541,3 +541,33 @@ def test_the_web_server_s_own_log_lines_are_json_with_log_json(tmp_path, smtp_se
         '"level": "warning", "logger": "uvicorn.error", "message": "Invalid HTTP request' in line
         for line in lines
     )
+
+
+def test_log_json_keeps_the_exception_of_a_logged_error(tmp_path, smtp_server):
+    """--log-json wrote only a record's message: 'healthz could not read the store', with
+    neither the exception nor its traceback (the plain format prints both), so the JSON log of
+    a database that does not open (damaged, full, gone) said nothing of why."""
+    import json
+
+    (tmp_path / "subscribers.yaml").write_text(
+        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+    )
+    port = free_port()
+    proc = start(tmp_path, _env(smtp_server), port)
+    try:
+        assert wait_for(lambda: _running(tmp_path), timeout=30)
+        for path in tmp_path.glob("paperwire.db*"):
+            path.unlink()
+        (tmp_path / "paperwire.db").mkdir()  # a store that no longer opens
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert wait_for(lambda: "healthz could not" in (tmp_path / "daemon.log").read_text(), 10)
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+    records = [json.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines()]
+    (health,) = [r for r in records if r["message"] == "healthz could not read the store"]
+    assert health["level"] == "error"
+    assert health["exception"].startswith("Traceback (most recent call last):")
+    assert (
+        "StoreError: " in health["exception"] and "cannot open the database" in health["exception"]
+    )
