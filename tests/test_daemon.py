@@ -571,3 +571,36 @@ def test_log_json_keeps_the_exception_of_a_logged_error(tmp_path, smtp_server):
     assert (
         "StoreError: " in health["exception"] and "cannot open the database" in health["exception"]
     )
+
+
+def test_a_quiet_day_is_one_log_line_per_reader(tmp_path, caplog):
+    """A digest with nothing new was logged twice by the daemon: 'send ada: no new papers since
+    2026-11-23; no digest sent' and 'digest ada: nothing-new (no new papers since 2026-11-23)',
+    two lines per reader on every quiet day (every weekend for a daily reader of arXiv)."""
+    import logging
+
+    from paperwire.sources import parse_document
+    from paperwire.store import Store
+
+    start = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
+    config = tmp_path / "subscribers.yaml"
+    config.write_text(
+        "ranking: {embeddings: off}\nalerts: {enabled: false}\nsubscribers:\n"
+        '  - id: ada\n    email: ada@example.org\n    interests: "language models"\n'
+        '    timezone: UTC\n    digest_time: "07:05"\n    digest_days: daily\n'
+    )
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="rss")
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(papers, now=start - dt.timedelta(hours=1))
+    now = [start]
+    daemon = in_process_daemon(tmp_path, config, clock=lambda: now[0])
+    daemon.tick_job()  # sees ada
+    now[0] = start + dt.timedelta(minutes=10)
+    daemon.tick_job()  # her first digest
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    now[0] += dt.timedelta(days=1)  # nothing fetched since
+    with caplog.at_level(logging.INFO, logger="paperwire"):
+        daemon.tick_job()
+    assert [r.getMessage() for r in caplog.records if "ada" in r.getMessage()] == [
+        "digest ada: nothing-new (no new papers since 2026-11-23)"
+    ]

@@ -590,8 +590,8 @@ def _due_jobs(
             composed = composed_by_id[sub_id]
             if not composed.picks:
                 detail = composed.why_empty()
+                # one line, the report's: the daemon logs it, send and run --once print it
                 report.lines.append(SendLine(sub_id, "nothing-new", detail))
-                log.info("send %s: %s; no digest sent", sub_id, detail)
                 with store.atomic():  # reported once; the next slot takes what comes
                     for channel in channels:
                         store.record_empty(
