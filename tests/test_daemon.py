@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -604,3 +605,48 @@ def test_a_quiet_day_is_one_log_line_per_reader(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records if "ada" in r.getMessage()] == [
         "digest ada: nothing-new (no new papers since 2026-11-23)"
     ]
+
+
+# Debian's faketime: the daemon's wall clock stepped while it runs (its monotonic clock not)
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+@pytest.mark.skipif(not LIBFAKETIME.exists(), reason="needs Debian's faketime (libfaketime)")
+def test_ticks_go_on_when_the_clock_goes_back(tmp_path, smtp_server):
+    """The scheduler sleeps until its next run on the wall clock, measured on the monotonic
+    one: after the clock was set back an hour (an NTP step at boot, a restored VM, `date -s`)
+    no tick and no fetch ran for that hour, even once the clock was set right again, so no
+    digest went out. The daemon now moves its jobs back with the clock (one line says so)."""
+    import sqlite3
+
+    (tmp_path / "subscribers.yaml").write_text(
+        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+    )
+    offset = tmp_path / "faketime"
+    offset.write_text("+0")
+    env = _env(smtp_server) | {
+        "LD_PRELOAD": str(LIBFAKETIME),
+        "FAKETIME_TIMESTAMP_FILE": str(offset),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+    def ticks() -> int:  # each tick records a send event
+        try:
+            with contextlib.closing(sqlite3.connect(tmp_path / "paperwire.db")) as db:
+                return db.execute("select count(*) from events where kind = 'send'").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    proc = start(tmp_path, env, free_port())
+    try:
+        assert wait_for(lambda: ticks() >= 2, timeout=30), (tmp_path / "daemon.log").read_text()
+        offset.write_text("-1h")
+        before = ticks()
+        assert wait_for(lambda: ticks() >= before + 3, timeout=10)
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+    log = (tmp_path / "daemon.log").read_text()
+    _no_crash(log)
+    assert '"message": "the clock went back by 1:00:00' in log

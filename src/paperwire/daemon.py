@@ -56,6 +56,7 @@ log = logging.getLogger("paperwire")
 
 SHUTDOWN_SECONDS = 8.0  # how long in-flight work may take to stop before we exit anyway
 WEB_GRACE_SECONDS = 3  # of those, how long in-flight requests may take to finish
+CLOCK_STEP_SECONDS = 2.0  # a wall clock set back by more than this moves the jobs back with it
 BLAS_THREADS = 1  # ranking runs beside the web app on a small machine; no BLAS thread pools
 
 
@@ -281,8 +282,11 @@ class Daemon:
             self.tick_seconds,
             f", web app on http://{self.web[0]}:{self.web[1]}" if self.web else "",
         )
+        offset = time.time() - time.monotonic()  # the wall clock against the monotonic one
         while not self.stopping.wait(0.5):
-            pass
+            offset, was = time.time() - time.monotonic(), offset
+            if was - offset > CLOCK_STEP_SECONDS:
+                self._clock_went_back(dt.timedelta(seconds=was - offset))
         log.info("stopping: no new work; in-flight sends stop between messages")
         deadline = time.monotonic() + SHUTDOWN_SECONDS
 
@@ -361,6 +365,19 @@ class Daemon:
             interval,
             was,
             job.next_run_time.isoformat(timespec="seconds") if job.next_run_time else "(paused)",
+        )
+
+    def _clock_went_back(self, by: dt.timedelta) -> None:
+        """Move the jobs' next runs back with the wall clock. The scheduler waits for them on
+        the monotonic clock: after the clock was set back an hour, no tick and no fetch came
+        for that hour, even once the clock was set right again."""
+        assert self._scheduler is not None
+        for job in self._scheduler.get_jobs():
+            if job.next_run_time is not None:
+                job.modify(next_run_time=job.next_run_time - by)
+        log.warning(
+            "the clock went back by %s; the next fetch and digest check moved back with it",
+            dt.timedelta(seconds=round(by.total_seconds())),
         )
 
     def _fetch_minutes(self) -> float:
