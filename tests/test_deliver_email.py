@@ -586,3 +586,20 @@ def test_a_digest_waiting_past_its_grace_period_is_reported_waiting(
     after = dt.datetime.fromisoformat(store.deliveries()[0]["retry_at"]) + dt.timedelta(seconds=1)
     report = pipeline.send_due(store, config, now=after, grace=dt.timedelta(0))
     assert [(line.subscriber_id, line.status) for line in report.lines] == [("s0", "sent")]
+
+
+def test_a_relay_that_offers_no_login_says_so_not_unreachable(store, make_config, smtp_server):
+    """A URL with a user and password and a relay without AUTH read 'SMTP server ...
+    unreachable: The SMTP AUTH extension is not supported by this server' (found in review):
+    it was reached, it offers no login."""
+    url = f"smtp://user:secret-pass@127.0.0.1:{smtp_server.port}?insecure_login=1"
+    config = config_for(make_config, url, n=1)
+    pipeline.fetch_all(store, config, now=NOW)
+    [line] = pipeline.send_due(store, config, now=NOW).lines
+    assert (line.status, line.detail) == (
+        "retry",
+        f"SMTP server 127.0.0.1:{smtp_server.port} offers no login (no AUTH in its EHLO "
+        "answer), but the URL has a user and password: remove them from it, or use the "
+        "relay's port for logins (587 or 465); tried again after 2026-11-23 12:05 UTC",
+    )
+    assert smtp_server.messages == []

@@ -235,6 +235,19 @@ class _NoTlsForLogin(_Refused):
         self.code, self.step = 530, "offered no STARTTLS"
 
 
+class _NoLogin(_Refused):
+    """A URL with a user and password, a relay that offers no login (AUTH) at all: aiosmtplib's
+    SMTPException read as 'unreachable', which it is not."""
+
+    def __init__(self) -> None:
+        Exception.__init__(
+            self,
+            "offers no login (no AUTH in its EHLO answer), but the URL has a user and "
+            "password: remove them from it, or use the relay's port for logins (587 or 465)",
+        )
+        self.code, self.step = 530, "offers no login"
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """aiosmtplib reports a refused sole recipient as a list of one refusal: use that one."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
@@ -326,6 +339,8 @@ class SmtpSender:
                 # a relay without STARTTLS, or someone on the way who struck it from the
                 # EHLO answer: the password would cross the network as it is
                 raise _NoTlsForLogin()
+            if self.settings.username and not client.supports_extension("auth"):
+                raise _NoLogin()
             if self.settings.username:
                 step = "refused the login"
                 await client.login(self.settings.username, self.settings.password or "")
