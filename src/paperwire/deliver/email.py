@@ -334,6 +334,7 @@ class SmtpSender:
             if not secure and client.supports_extension("starttls"):
                 step = "refused STARTTLS"
                 await client.starttls()
+                await client.ehlo()  # what it offers over TLS (AUTH, often) is said anew
                 secure = True
             if self.settings.username and not secure and not self.settings.insecure_login:
                 # a relay without STARTTLS, or someone on the way who struck it from the
