@@ -28,9 +28,11 @@ def test_every_command_is_in_the_readme():
         assert f"`paperwire {name}" in README, name
 
 
-def test_ci_requires_the_browser_tests_to_run():
+def test_ci_requires_the_browser_and_clock_tests_to_run():
     ci = (REPO / ".ci" / "run").read_text()
-    assert ci.index("export PAPERWIRE_REQUIRE_BROWSER=1\n") < ci.index("&& pytest\n")
+    required = "export PAPERWIRE_REQUIRE_BROWSER=1 PAPERWIRE_REQUIRE_FAKETIME=1\n"
+    assert ci.index(required) < ci.index("&& pytest\n")
+    assert "libfaketime" in ci.split(required)[0]  # installed before
 
 
 def test_the_suite_reads_only_its_own_fixtures_and_says_where_each_came_from():
