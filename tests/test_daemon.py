@@ -657,3 +657,29 @@ def test_ticks_go_on_when_the_clock_goes_back(tmp_path, smtp_server):
     log = (tmp_path / "daemon.log").read_text()
     _no_crash(log)
     assert '"message": "the clock went back by 1:00:00' in log
+
+
+def test_a_second_daemon_on_the_same_store_says_so_once_and_both_run(tmp_path, smtp_server):
+    """Two `paperwire run` on one store share the digests out safely (the ledger), but both
+    fetch every feed, and nothing said so (found in review). The second says which process
+    holds the store, once; the first says nothing."""
+    (tmp_path / "subscribers.yaml").write_text(
+        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+    )
+    first = start(tmp_path, _env(smtp_server), free_port())
+    second = None
+    try:
+        assert wait_for(lambda: _running(tmp_path), timeout=60)
+        second = start(tmp_path, _env(smtp_server), free_port())
+        assert wait_for(
+            lambda: "another paperwire run" in (tmp_path / "daemon.log").read_text(), timeout=60
+        )
+        assert second.poll() is None  # it runs on
+    finally:
+        codes = [stop(p)[0] for p in (first, second) if p is not None]
+    assert codes == [0, 0]
+    log = (tmp_path / "daemon.log").read_text()
+    _no_crash(log)
+    warned = [line for line in log.splitlines() if "another paperwire run" in line]
+    assert len(warned) == 1
+    assert f"another paperwire run (pid {first.pid} on " in warned[0]

@@ -29,12 +29,13 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -273,6 +274,7 @@ class Daemon:
                 signal.SIGHUP, lambda *_: threading.Thread(target=self.holder.reload).start()
             )
         _import_before_threads(web=bool(self.web))
+        running = _claim_store(self.db_path)  # held (its lock) while this process lives
         scheduler = self.schedule(dt.datetime.now(dt.UTC))
         scheduler.start()
         web_thread = self._start_web(*self.web) if self.web else None
@@ -288,6 +290,8 @@ class Daemon:
             if was - offset > CLOCK_STEP_SECONDS:
                 self._clock_went_back(dt.timedelta(seconds=was - offset))
         log.info("stopping: no new work; in-flight sends stop between messages")
+        if running is not None:
+            running.close()
         deadline = time.monotonic() + SHUTDOWN_SECONDS
 
         def left() -> float:
@@ -474,3 +478,35 @@ class JsonFormatter(logging.Formatter):
         if record.exc_text:
             line["exception"] = record.exc_text
         return json.dumps(line, ensure_ascii=False)
+
+
+def _claim_store(db_path: Path) -> IO[str] | None:
+    """Lock ``<database>.run.lock`` for this daemon's life. Two daemons on one store share the
+    work safely (the ledger's claims), but each fetches every feed and nothing said so: the
+    second says which process holds the store, once, and runs on."""
+    try:
+        import fcntl  # not on Windows: no claim there
+    except ImportError:
+        return None
+    lock = db_path.with_name(db_path.name + ".run.lock")
+    try:
+        held = lock.open("a+", encoding="utf-8")
+    except OSError:  # a read-only folder: the store is read-only too, and says so itself
+        return None
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        held.seek(0)
+        other = held.read().strip() or "another process"
+        log.warning(
+            "another paperwire run (%s) is running on %s: both send (the ledger shares the "
+            "digests out, none twice), and both fetch every feed; stop one unless that is meant",
+            other,
+            db_path,
+        )
+        return held
+    held.seek(0)
+    held.truncate()
+    held.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    held.flush()
+    return held
