@@ -213,3 +213,47 @@ def test_a_relay_that_takes_fewer_connections_gets_every_message_on_those_it_too
     assert len(sink.messages) == 12
     assert "greeted with 421 4.3.2 The maximum number of concurrent connections" in caplog.text
     assert "going on with 2 connections" in caplog.text
+
+
+class GoesDown(SMTP):
+    """A relay that takes ``limit`` messages, then goes down before the next one (a restart, a
+    crash): its listener closed and the connection dropped, so every reconnect is refused."""
+
+    async def smtp_MAIL(self, arg):
+        sink = self.event_handler.sink
+        if len(sink.messages) >= sink.limit:
+            sink.down()
+            self.transport.close()
+            return
+        await super().smtp_MAIL(arg)
+
+
+class DownController(Controller):
+    def factory(self):
+        return GoesDown(self.handler, **self.SMTP_kwargs)
+
+
+def test_a_relay_that_goes_down_mid_run_is_a_server_failure(store, make_config, caplog):
+    """A relay that goes down mid-run refuses every reconnect. Each connection that had sent
+    counted itself among 'the connections it took', so each handed its message back and left:
+    the run ended with no server failure, 'going on with 1 connections' its last word, 2
+    digests 'took no connection' and the other 7 no line at all (12 digests, 3 sent). The last
+    connection's refusal is the server's failure again: every digest has its line."""
+    sink = SmtpSink(port=free_port())
+    sink.limit = 3
+    controller = DownController(_Handler(sink), hostname=sink.host, port=sink.port)
+    sink.down = lambda: controller.server.close()
+    controller.start()
+    try:
+        config = config_for(make_config, sink.url, n=12)
+        pipeline.fetch_all(store, config, now=NOW)
+        with caplog.at_level("INFO", logger="paperwire"):
+            report = pipeline.send_due(store, config, now=NOW)
+    finally:
+        controller.stop()
+    statuses = Counter(line.status for line in report.lines)
+    assert sorted(line.subscriber_id for line in report.lines) == sorted(f"s{i}" for i in range(12))
+    assert statuses == {"sent": len(sink.messages), "retry": 12 - len(sink.messages)}
+    assert "going on with 0 connections" not in caplog.text
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("unreachable" in e and "more digests stay due" in e for e in errors), errors

@@ -404,11 +404,14 @@ class SmtpSender:
                             counted, sending = True, sending + 1
                         finish(Outcome(item.key, True))
                     except DeliveryError as exc:
-                        if isinstance(exc, SmtpServerError) and exc.connecting and sending:
+                        # the connections sending but this one's (whose line was lost): none,
+                        # and the relay is down, not full
+                        others = sending - counted
+                        if isinstance(exc, SmtpServerError) and exc.connecting and others:
                             # a relay that takes fewer connections than smtp_connections from
                             # one client (Microsoft 365 takes 3: '421 4.3.2'): the ones it took
                             # send this message and the rest; the run goes on
-                            log.info("send: %s; going on with %d connections", exc, sending)
+                            log.info("send: %s; going on with %d connections", exc, others)
                             handed_back.append(item)
                             return
                         if isinstance(exc, SmtpServerError) and self.failure is None:
