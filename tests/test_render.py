@@ -189,3 +189,28 @@ def test_tex_in_titles_and_abstracts_reads_as_text_in_every_part():
     assert r"$\tilde{O}(\sqrt{nh})$" in html.unescape(page)
     for part in (text, html.unescape(page), slack):
         assert r"\emph" not in part and "$1.5" not in part and "$<$" not in part
+
+
+def test_tex_unicode_gives_no_character_that_ingest_drops():
+    # ingest drops bidi overrides and controls (paper.safe_chars); "\unicode{x202E}" in a
+    # title or abstract put one back in every part but the subject: a right-to-left override
+    # that reverses what follows it ("…\unicode{x202E}fdp.exe" reads "exe.pdf"), a C1 control
+    from paperwire.deliver.slack import digest_blocks
+
+    title = r"Safe \unicode{x202E}fdp.exe and \unicode{x3B1}"
+    abstract = r"A \unicode{x85}C1 control, an escape \unicode{x9B}2J and $\unicode{x2066}x$."
+    pick = Pick("2504.06312", title, "https://arxiv.org/abs/2504.06312", 1.0, ["new"], {
+        "authors": ["Peizhi Niu"], "abstract": abstract,
+    })  # fmt: skip
+    ctx = render.context(
+        subscriber_name="Chen",
+        picks=[pick],
+        links=Links("http://x", Signer("k-test-signing-key"), "chen"),
+        kind="digest",
+        period="2026-12-06",
+    )
+    mail = render.render_email(ctx, render.subject_for("digest", "2026-12-06", [pick]))
+    slack = json.dumps(digest_blocks(ctx), ensure_ascii=False)
+    for part in (mail.text, mail.html, slack):
+        assert "Safe fdp.exe and α" in part
+        assert not re.search("[\x80-\x9f\u202a-\u202e\u2066-\u2069]", part)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 import re
 
+from ..paper import safe_chars
+
 _GREEK = dict(
     zip(
         [
@@ -150,7 +152,10 @@ def _styled(text: str, keep: str) -> str:
 
 def _char(code: str) -> str:
     point = int(code, 16)
-    return chr(point) if 0x20 <= point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF else ""
+    if not 0x20 <= point <= 0x10FFFF or 0xD800 <= point <= 0xDFFF:
+        return ""
+    # none that ingest drops (a bidi override, a C1 control): the text was cleaned before this
+    return safe_chars(chr(point))
 
 
 def _formula(match: re.Match[str]) -> str:
