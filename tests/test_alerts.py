@@ -284,3 +284,30 @@ def test_an_alert_names_the_interest_it_is_close_to_in_meaning(history, make_con
         ("close_in_meaning", "fairness and bias in language models"),
         ("above_bar", ""),
     ]
+
+
+def test_past_corpus_papers_a_bar_of_no_paper_lets_nothing_through(history, make_config, caplog):
+    """ranking.corpus_papers 100 and 121 papers fetched in the last hours: the corpus is the
+    newest 81 of them and no older paper is scored, so each bar was NaN, no score was 'at or
+    below' it and any fresh paper with a reason went out: 'scored 8.95, above your usual bar
+    of nan'. A reader whose bar rests on fewer than alerts.min_history scored papers gets none,
+    as a new install does."""
+    import json
+
+    lines = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+    for batch in range(3):
+        fetched = []
+        for i in range(batch * 40, batch * 40 + 40):
+            item = json.loads(lines[i])
+            pid = f"2611.{i + 100:05d}"
+            fetched.append(Paper(pid, item["title"], item["abstract"], url=f"https://x/{pid}"))
+        history.add_papers(
+            fetched + [rag_paper(1)] * (batch == 2), now=NOW - dt.timedelta(hours=3 - batch)
+        )
+    whole = make_config(CONFIG + "ranking: {embeddings: off}\n")
+    [alert] = find_alerts(history, whole, list(whole.subscribers), now=NOW)
+    assert alert.pick.paper_id == rag_paper(1).paper_id and np.isfinite(alert.bar)
+    bounded = make_config(CONFIG + "ranking: {embeddings: off, corpus_papers: 100}\n")
+    with caplog.at_level("INFO", logger="paperwire"):
+        assert find_alerts(history, bounded, list(bounded.subscribers), now=NOW) == []
+    assert "alerts: ada: fewer than 100 recent papers scored to set a bar on" in caplog.text

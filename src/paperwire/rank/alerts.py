@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -84,7 +85,14 @@ def find_alerts(
     columns = list(dict.fromkeys(history + fresh))
     at = {paper_id: i for i, paper_id in enumerate(columns)}
     scores = digest_mod.score_matrix(store, config, subscribers, columns, now=now, session=session)
-    bars = np.nanpercentile(scores[:, [at[p] for p in history]], settings.percentile, axis=1)
+    usual = scores[:, [at[p] for p in history]]
+    # the papers each bar is set over are those the reader's scores reach: past
+    # ranking.corpus_papers a day of feeds can be all the corpus holds, and a bar of no paper
+    # (NaN) let every fresh paper with a reason through
+    calibrated = np.isfinite(usual).sum(axis=1) >= settings.min_history
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": not calibrated
+        bars = np.nanpercentile(usual, settings.percentile, axis=1)
     fresh_scores = scores[:, [at[p] for p in fresh]]
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
@@ -95,6 +103,15 @@ def find_alerts(
     since = now - dt.timedelta(days=1)
     alerts: list[Alert] = []
     for row, sub in enumerate(subscribers):
+        if not calibrated[row]:
+            log.info(
+                "alerts: %s: fewer than %d recent papers scored to set a bar on "
+                "(ranking.corpus_papers: %d); none sent",
+                sub.id,
+                settings.min_history,
+                config.ranking.corpus_papers,
+            )
+            continue
         budget = settings.max_per_day - store.alerts_since(sub.id, since)
         if budget <= 0:
             continue
