@@ -288,6 +288,20 @@ def test_an_xml_declaration_or_utf_8_wins_over_the_http_charset(http_server):
     )
 
 
+@pytest.mark.parametrize("charset", ["base64", "hex", "zlib", "undefined"])
+def test_a_charset_label_that_names_no_text_encoding_is_ignored(http_server, charset):
+    """'charset=base64' (or hex, zlib: names Python knows, of no text encoding) made the feed's
+    error 'not a readable RSS/Atom document: LookupError: 'base64' is not a text encoding';
+    'undefined' its UnicodeError. A label that cannot be read leaves the document to feedparser,
+    as an unknown one does."""
+    http_server.routes["/feed"] = Route(
+        _one_item_rss("Café", "Naïve").encode("cp1252"),
+        headers={"Content-Type": f"application/rss+xml; charset={charset}"},
+    )
+    result = fetch_feed(FeedConfig(url=http_server.url("/feed"), name="lab"))
+    assert [(p.title, p.abstract) for p in result.papers] == [("Café", "Naïve")]
+
+
 def test_a_wait_longer_than_the_deadline_is_named_in_the_error(http_server):
     """A 503 asking for an hour read 'HTTP 503 (after 1 attempt)': nothing said why one
     attempt of four, nor that the server had asked paperwire to come back later."""

@@ -115,7 +115,7 @@ def _in_http_charset(content: bytes, content_type: str) -> bytes:
         codec = "cp1252"
     try:
         return content.decode(codec).encode("utf-8")
-    except UnicodeDecodeError:
+    except (UnicodeError, LookupError):  # LookupError: a codec of no text ('base64', 'zlib')
         return content
 
 
