@@ -439,3 +439,11 @@ def test_a_text_summary_of_comment_openers_is_read_in_one_pass():
     papers, _ = feed.parse(doc, source="x")
     assert papers[0].abstract.startswith("<!--<!--")
     assert clean_text("p<!-- a <b> -->q<!-- one <!-- two -->r") == "p q r"
+
+
+def test_a_character_reference_padded_with_zeros_is_its_character():
+    # '&#0000000065;' is 'A' in XML, however many zeros lead; past eight digits it was taken
+    # for one beyond U+10FFFF and became U+FFFD (0911c7a); an emoji's surrogate pair stays one
+    doc = _one_item_rss("&#0000000065;&#x00000000000042; &#x0000D83D;&#000056832;", "x")
+    papers, _ = feed.parse(doc.encode(), source="x")
+    assert papers[0].title == "AB \U0001f600"

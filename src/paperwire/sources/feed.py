@@ -126,7 +126,7 @@ _REPLACEMENT = b"&#xFFFD;"
 
 def _code_point(ref: re.Match[bytes]) -> int:
     hex_digits, digits = ref.groups()
-    text = hex_digits or digits
+    text = (hex_digits or digits).lstrip(b"0") or b"0"  # '&#0000000065;' is 'A'
     if len(text) > 8:  # past U+10FFFF whatever the digits (and never a 4,300-digit int)
         return 0x110000
     return int(text, 16 if hex_digits else 10)
