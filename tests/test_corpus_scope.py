@@ -214,3 +214,29 @@ def test_status_says_how_much_of_an_old_store_digests_rank_against(tmp_path, mon
         "(ranking.corpus_papers: 100) and every paper a reader voted on or seeded"
     )
     assert lines[150][1].startswith("ada · ")  # the whole store: nothing to say
+
+
+def test_a_fetch_of_more_papers_than_the_bound_is_not_left_out(store, make_config, tmp_path):
+    """ranking.corpus_papers 100 and two fetches of 120 papers: the 100th and the 101st newest
+    came in together, 'first seen after' the 101st's time held none of the 240 and the corpus
+    was empty (the profile pages learned nothing, alerts had no paper to score, the fetch
+    analysed and encoded nothing it had just stored). A fetch at the bound's edge is kept whole."""
+    lines = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+    fetches = []
+    for day in range(2):
+        papers = []
+        for i in range(day * 120, day * 120 + 120):
+            item = json.loads(lines[i])
+            papers.append(Paper(f"2504.{i:05d}", item["title"], item["abstract"], url="https://x"))
+        store.add_papers(papers, now=DAY1 + dt.timedelta(days=day))
+        fetches.append([p.paper_id for p in papers])
+    config = config_with(make_config, 100, fetches[0][0])
+    scope = corpus_scope(store, config)
+    assert set(Corpus.build(store, scope).ids) == set(fetches[1]) | {fetches[0][0]}
+    assert store.corpus_count(scope.since or "", scope.keep) == 121
+    # a store of one fetch (nothing older to stop at) is read whole
+    from paperwire.store import Store
+
+    with Store(tmp_path / "one.db") as one:
+        one.add_papers([Paper(f"2504.{i:05d}", "T", "A.", url="https://x") for i in range(150)])
+        assert corpus_scope(one, config) == EVERY_PAPER

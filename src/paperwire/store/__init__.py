@@ -548,14 +548,25 @@ class Store:
 
     def corpus_since(self, papers: int) -> str | None:
         """The first-seen time after which the ``papers`` most recently seen papers were first
-        seen (fewer where several share it); None when the store holds no more than that."""
-        rows = list(
-            self.db.query(
-                "select first_seen from papers order by first_seen desc limit 1 offset ?",
-                [papers],
+        seen (more where the papers first seen at the bound's edge share one time: a fetch's
+        papers are never split, nor left out); None when the store holds no more than that."""
+        rows = [
+            row["first_seen"]
+            for row in self.db.query(
+                "select first_seen from papers order by first_seen desc limit 2 offset ?",
+                [papers - 1],
             )
-        )
-        return rows[0]["first_seen"] if rows else None
+        ]
+        if len(rows) < 2:
+            return None
+        if rows[0] != rows[1]:
+            return rows[1]
+        # the last paper in and the first left out came in together (one fetch of more papers
+        # than the bound): "after it" would leave out all of them, even the newest of all
+        row = self.db.execute(
+            "select max(first_seen) from papers where first_seen < ?", [rows[1]]
+        ).fetchone()
+        return row[0]
 
     def corpus_version(self) -> tuple[int, str | None]:
         """Changes whenever a paper is added or updated: (count, latest update)."""
