@@ -215,6 +215,31 @@ def test_a_relay_that_takes_fewer_connections_gets_every_message_on_those_it_too
     assert "going on with 2 connections" in caplog.text
 
 
+def test_a_relay_slower_than_the_tries_of_the_connections_it_refused(store, make_config, caplog):
+    """The connections a relay greeted with 421 gave up (4 tries, 0.35 s here; 7 s by default)
+    before either connection it took had sent its first message (0.5 s here): none counted as
+    taken yet, so the 421 ended the run as a server failure, 2 of 12 sent. A connection the
+    relay opened counts from its opening."""
+    TwoAtATime.open = set()
+    sink = SmtpSink(port=free_port())
+    sink.delay = 0.5
+    controller = TwoController(_Handler(sink), hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        config = config_for(make_config, sink.url, n=12)
+        config = config.model_copy(
+            update={"sender": config.sender.model_copy(update={"smtp_connections": 4})}
+        )
+        pipeline.fetch_all(store, config, now=NOW)
+        with caplog.at_level("INFO", logger="paperwire"):
+            report = pipeline.send_due(store, config, now=NOW)
+    finally:
+        controller.stop()
+    assert Counter(line.status for line in report.lines) == {"sent": 12}
+    assert len(sink.messages) == 12
+    assert "going on with 2 connections" in caplog.text
+
+
 class GoesDown(SMTP):
     """A relay that takes ``limit`` messages, then goes down before the next one (a restart, a
     crash): its listener closed and the connection dropped, so every reconnect is refused."""

@@ -393,15 +393,23 @@ class SmtpSender:
             nonlocal sending
             client: aiosmtplib.SMTP | None = None
             counted = False  # this worker's connection is among those sending
+
+            def opened() -> None:
+                # the relay took this connection: from now on it is one of those it took,
+                # before its first message is through (a slow relay's first message outlasts
+                # the tries of the connections it greeted with a 4xx)
+                nonlocal counted, sending
+                if not counted:
+                    counted, sending = True, sending + 1
+
             try:
                 while (item := await next_item()) is not None:
                     if item.problem is not None:
                         finish(Outcome(item.key, False, item.problem, permanent=True))
                         continue
                     try:
-                        client = await self._send_within_deadline(client, item)
-                        if not counted:
-                            counted, sending = True, sending + 1
+                        client = await self._send_within_deadline(client, item, opened)
+                        opened()
                         finish(Outcome(item.key, True))
                     except DeliveryError as exc:
                         # the connections sending but this one's (whose line was lost): none,
@@ -433,7 +441,10 @@ class SmtpSender:
         return outcomes
 
     async def _send_within_deadline(
-        self, client: aiosmtplib.SMTP | None, item: Outgoing
+        self,
+        client: aiosmtplib.SMTP | None,
+        item: Outgoing,
+        opened: Callable[[], None] = lambda: None,
     ) -> aiosmtplib.SMTP:
         """:meth:`_send_one` within :attr:`deadline` seconds in all (or what is left of the
         run's budget). A message that went out (after DATA's 354) unanswered is "maybe
@@ -444,7 +455,7 @@ class SmtpSender:
         deadline, limit = self.budget.deadline(self.deadline, "sender.timeout")
         try:
             async with asyncio.timeout(deadline) as scope:
-                return await self._send_one(client, item, phase)
+                return await self._send_one(client, item, phase, opened)
         except TimeoutError:
             if not scope.expired():
                 raise
@@ -470,9 +481,14 @@ class SmtpSender:
             ) from None
 
     async def _send_one(
-        self, client: aiosmtplib.SMTP | None, item: Outgoing, phase: dict[str, bool]
+        self,
+        client: aiosmtplib.SMTP | None,
+        item: Outgoing,
+        phase: dict[str, bool],
+        opened: Callable[[], None],
     ) -> aiosmtplib.SMTP:
-        """Send on the worker's connection, reconnecting and backing off on transient errors."""
+        """Send on the worker's connection, reconnecting and backing off on transient errors;
+        ``opened`` is called as a connection is opened (greeted, TLS and login done)."""
         connection = client
         try:
             async for attempt in AsyncRetrying(
@@ -490,6 +506,7 @@ class SmtpSender:
                     if connection is None or not connection.is_connected:
                         phase["session"] = False
                         connection = await self._connect()
+                        opened()
                     phase["session"] = True
                     try:
                         await _transaction(connection, item, phase)
