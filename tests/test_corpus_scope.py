@@ -240,3 +240,33 @@ def test_a_fetch_of_more_papers_than_the_bound_is_not_left_out(store, make_confi
     with Store(tmp_path / "one.db") as one:
         one.add_papers([Paper(f"2504.{i:05d}", "T", "A.", url="https://x") for i in range(150)])
         assert corpus_scope(one, config) == EVERY_PAPER
+
+
+def test_a_window_reaches_back_a_month_at_most(store, make_config, tmp_path):
+    """A reader whose last digest was months ago (back from leave, or an address that fails
+    every day, whose window then never moves on) gets the last month's best, and their window
+    does not widen every run's corpus back to their last digest for everyone due with them."""
+    lines = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+
+    def fetch(first: int, when: dt.datetime) -> list[str]:
+        items = [json.loads(line) for line in lines[first : first + PER_DAY]]
+        papers = [Paper(f"2504.{first + i:05d}", it["title"], it["abstract"], url="https://x")
+                  for i, it in enumerate(items)]  # fmt: skip
+        store.add_papers(papers, now=when)
+        return [p.paper_id for p in papers]
+
+    fetch(0, DAY1)
+    config = config_with(make_config, 100, "2504.00007")
+    sent = NOW + dt.timedelta(hours=3)  # past the readers' digest time
+    pipeline.send_due(store, config, now=sent, outbox=tmp_path / "outbox")
+    assert store.last_delivery("ada")["state"] == "sent"
+    later = NOW + dt.timedelta(days=90)
+    fetch(PER_DAY, NOW + dt.timedelta(days=30))  # two months before: out of her window
+    recent = fetch(2 * PER_DAY, later - dt.timedelta(days=1))
+    assert digest.window_starts(store, config, ["ada"], later) == {
+        "ada": later - dt.timedelta(days=digest.MAX_WINDOW_DAYS)
+    }
+    [ada, _] = digest.iter_compose(store, config, now=later, limit=10)
+    assert ada.since == later - dt.timedelta(days=digest.MAX_WINDOW_DAYS)
+    assert ada.candidates == len(recent)
+    assert {p.paper_id for p in ada.picks} <= set(recent)

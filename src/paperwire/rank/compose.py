@@ -75,14 +75,22 @@ class Digest:
     new: int = 0
 
 
+# A digest's window reaches back this far at most: a reader back after months gets the last
+# month's best; and one whose every digest fails (a dead address) does not widen every run's
+# corpus (ranking.corpus_papers) to their last digest, months back, for everyone due with them.
+MAX_WINDOW_DAYS = 31
+
+
 def window_starts(
     store: Store, config: Config, subscriber_ids: list[str], now: dt.datetime
 ) -> dict[str, dt.datetime]:
     """Where each subscriber's candidates start: papers first seen since their last digest, or
-    in the last ``first_digest_days`` if they have had none (one query for all)."""
+    in the last ``first_digest_days`` if they have had none (one query for all); never more
+    than :data:`MAX_WINDOW_DAYS` back."""
     last = store.last_digest_times(subscriber_ids)
     first = now - dt.timedelta(days=config.first_digest_days)
-    return {s: last.get(s, first) for s in subscriber_ids}
+    oldest = now - dt.timedelta(days=MAX_WINDOW_DAYS)
+    return {s: max(last.get(s, first), oldest) for s in subscriber_ids}
 
 
 def seed_ids(subscriber: SubscriberConfig) -> list[str]:
