@@ -343,3 +343,33 @@ def test_a_delivery_recorded_sent_late_is_never_moved_back(tmp_path):
         assert (after["state"], after["error"], after["attempts"]) == ("sent", None, 0)
         assert after["claim"] is None  # let go of all the same
         assert store.mark_delivery(_pending(store, None, "bob"), "pending", error="x")
+
+
+def test_a_fetch_lets_go_of_events_older_than_a_month(tmp_path):
+    """The daemon records a send event every tick (2,880 a day at 30 s) and nothing pruned
+    them (found in review): a year held a million rows that nothing reads. A fetch now deletes
+    those older than EVENTS_KEPT_DAYS; the last of each kind (what /healthz reads) and the
+    summariser's day of requests stay."""
+    import json as json_mod
+
+    from paperwire.store import EVENTS_KEPT_DAYS, iso, utcnow
+
+    with Store(tmp_path / "pw.db") as store:
+        now = utcnow()
+        old = iso(now - dt.timedelta(days=EVENTS_KEPT_DAYS + 1))
+        recent = iso(now - dt.timedelta(days=EVENTS_KEPT_DAYS - 1))
+        rows = [(old, "send"), (old, "summary"), (recent, "send"), (recent, "summary")] * 50
+        store.db.conn.executemany(
+            "insert into events (at, kind, detail) values (?, ?, ?)",
+            [(at, kind, json_mod.dumps({"sent": 0})) for at, kind in rows],
+        )
+        store.db.conn.commit()
+        store.log_event("send", {"sent": 1, "failed": 0})
+        assert store.db.execute("select count(*) from events").fetchone()[0] == 201
+        store.log_event("fetch", {"new": 3, "errors": 0})
+        left = store.db.execute("select at, count(*) from events group by at").fetchall()
+        assert sorted(count for _, count in left) == [1, 1, 100]
+        assert all(at >= recent for at, _ in left)
+        assert store.last_event("send")["detail"] == {"sent": 1, "failed": 0}
+        assert store.last_event("fetch")["detail"] == {"new": 3, "errors": 0}
+        assert store.summary_requests_since(now - dt.timedelta(days=EVENTS_KEPT_DAYS)) == 50

@@ -249,6 +249,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# Days of fetch, send and summariser events kept (the summariser's daily cap reads one day).
+EVENTS_KEPT_DAYS = 30
+
+
 def iso(moment: dt.datetime) -> str:
     """UTC ISO 8601 with microseconds: stored dates compare correctly as text, and a paper
     fetched just after a digest was composed is not mistaken for one it already covered."""
@@ -1155,11 +1159,20 @@ class Store:
         return key
 
     def log_event(self, kind: str, detail: dict[str, Any]) -> None:
+        """Record a fetch or send run (``/healthz`` reads the last of each). A fetch also lets
+        go of events older than :data:`EVENTS_KEPT_DAYS`: the daemon records a send every tick
+        (2,880 a day at 30 s), and nothing reads an old one."""
+        now = utcnow()
         with self.atomic():
             self.db.execute(
                 "insert into events (at, kind, detail) values (?, ?, ?)",
-                [iso(utcnow()), kind, json.dumps(detail)],
+                [iso(now), kind, json.dumps(detail)],
             )
+            if kind == "fetch":
+                self.db.execute(
+                    "delete from events where at < ?",
+                    [iso(now - dt.timedelta(days=EVENTS_KEPT_DAYS))],
+                )
 
     def last_event(self, kind: str) -> dict[str, Any] | None:
         rows = list(
