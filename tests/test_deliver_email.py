@@ -323,6 +323,8 @@ def test_message_structure(store, make_config, smtp_server):
     for header in ("Date", "Message-ID", "From", "To", "List-Id", "List-Unsubscribe"):
         assert msg[header], header
     assert msg["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
+    # the run's time in UTC, said as such: "-0000" would mean "zone unknown" (RFC 5322 3.3)
+    assert msg["Date"] == "Mon, 23 Nov 2026 12:00:00 +0000"
     html = msg.get_body(("html",)).get_content()
     assert 'style="' in html  # CSS inlined for clients that drop <style>
     assert "@media" in html  # the phone layout stays in a <style> block

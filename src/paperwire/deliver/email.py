@@ -10,6 +10,7 @@ import asyncio
 import binascii
 import collections
 import contextlib
+import datetime as dt
 import email.policy
 import email.utils
 import functools
@@ -18,6 +19,7 @@ import re
 import secrets
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email import headerregistry
@@ -110,7 +112,10 @@ def build_message(
     msg["Subject"] = header_safe(rendered.subject)
     msg["From"] = sender
     msg["To"] = recipient
-    msg["Date"] = email.utils.formatdate(date, localtime=False)
+    # in UTC, said as "+0000": formatdate's "-0000" means "the sender's zone is unknown"
+    # (RFC 5322 3.3), which some filters count against a message
+    moment = dt.datetime.fromtimestamp(time.time() if date is None else date, dt.UTC)
+    msg["Date"] = email.utils.format_datetime(moment)
     msg["Message-ID"] = message_id
     msg["List-Id"] = f"Paperwire digest <{list_id}>"
     msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
