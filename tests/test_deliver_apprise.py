@@ -608,3 +608,34 @@ def test_a_service_that_drips_its_answer_never_keeps_send_from_exiting(tmp_path:
     assert "maybe delivered: notify json://…: message 1 of 1: no answer within 1 s" in result.stdout
     assert result.returncode == 1  # a delivery to retry
     assert took < 20, took
+
+
+def test_a_stalled_service_host_gets_one_deadline_a_run(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """Three readers' json:// URLs on one host that takes each post and answers after the
+    deadline: the first waits its deadline, the others wait, untried, for the next run, and
+    the reason names the service, never the URL (it holds the token)."""
+    http_server.routes["/slow"] = Route(b"down", status=500, delay=1.6)
+    readers = "".join(
+        f"  - id: r{i}\n    interests: \"web agents, multi-agent communication\"\n"
+        f"    notify: ['json://127.0.0.1:{http_server.port}/slow?token=t{i}']\n"
+        for i in range(3)
+    )
+    config = make_config(
+        "ranking: {embeddings: off}\n"
+        f"secret: s3cret-signing-key\nsender: {{timeout: 1}}\nsubscribers:\n{readers}"
+    )
+    with stocked(tmp_path / "pw.db") as store:
+        report = pipeline.send_due(store, config, now=NOW)
+        tries = [store.deliveries(f"r{i}")[0]["attempts"] for i in range(3)]
+    wait_for_late_answers()
+    lines = {line.subscriber_id: (line.status, line.detail) for line in report.lines}
+    assert lines["r0"][1].startswith("maybe delivered: notify json://…: ")
+    waiting = (
+        "not sent: the json:// service let an earlier delivery of this run reach its deadline "
+        "(sender.timeout) unanswered; the next run tries again"
+    )
+    assert [lines["r1"], lines["r2"]] == [("retry", waiting)] * 2
+    assert tries[1:] == [0, 0]
+    assert len(posts(http_server, "/slow")) == 1
