@@ -618,7 +618,7 @@ def test_a_stalled_service_host_gets_one_deadline_a_run(
     the reason names the service, never the URL (it holds the token)."""
     http_server.routes["/slow"] = Route(b"down", status=500, delay=1.6)
     readers = "".join(
-        f"  - id: r{i}\n    interests: \"web agents, multi-agent communication\"\n"
+        f'  - id: r{i}\n    interests: "web agents, multi-agent communication"\n'
         f"    notify: ['json://127.0.0.1:{http_server.port}/slow?token=t{i}']\n"
         for i in range(3)
     )
