@@ -29,7 +29,7 @@ from paperwire.paper import Paper, Pick
 from paperwire.rank import compose as digest
 from paperwire.rank.phrases import interest_phrases
 from paperwire.store import Store, utcnow
-from paperwire.web.app import create_app
+from paperwire.web.app import SLACK_MAX_BODY, create_app
 
 from .conftest import HttpServer, Route, free_port
 
@@ -870,6 +870,47 @@ def test_slack_endpoint_is_off_without_a_signing_secret(tmp_path: Path, make_con
     finally:
         stop()
     assert response.status_code == 404
+
+
+def test_a_click_in_a_full_slack_message_of_non_latin_text_is_read(
+    web: WebApp, client: httpx.Client, http_server: HttpServer
+):
+    """Slack's block_actions payload carries the whole message, form-encoded: a message as
+    paperwire splits them (24 papers, 48 blocks of 50) whose titles and TL;DRs are Japanese
+    (a character is 8 bytes once \\u-escaped and %-encoded) is over the 64 KiB of the page
+    forms, and its every click was refused 413, the vote lost from Slack."""
+    http_server.routes["/respond"] = Route(b"ok")
+    payload = block_actions(web, http_server.url("/respond"), "up")
+    [section, actions] = payload["message"]["blocks"]
+    title = "長文脈推論のためのキー・バリューキャッシュ圧縮と退避に関する研究"
+    tldr = (
+        "注意スコアの低いトークンを退避することで、長い文脈の推論に必要なメモリを五分の一に削減する。"
+        * 3
+    )
+    others = [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*<https://arxiv.org/abs/2401.{n:05d}|{n}. {title}>*\n"
+                f"山田 太郎, 佐藤 花子, 鈴木 一郎 · <https://arxiv.org/pdf/2401.{n:05d}|PDF>\n"
+                f"_Why: close in meaning to your interest “KV cache compression”_\n"
+                f"*TL;DR* {tldr}",
+            },
+        }
+        for n in range(2, 25)
+    ]
+    payload["message"]["blocks"] = [section, actions] + [
+        block for other in others for block in (other, {**actions, "block_id": "p:other"})
+    ]
+    body, headers = slack_request(payload)
+    assert 64 * 1024 < len(body) < 256 * 1024
+    response = client.post("/slack/actions", content=body, headers=headers)
+    assert response.status_code == 200
+    assert web.votes() == [("ada", KV, 1)]
+    # bounded still: a body no Slack message comes near, read before its signature is checked
+    huge = client.post("/slack/actions", content=b"x" * (SLACK_MAX_BODY + 1), headers=headers)
+    assert huge.status_code == 413
 
 
 # -- under load: bounded work, clear refusals, clicks in order -------------------------------

@@ -59,6 +59,10 @@ from .votes import VOTES, apply_vote
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # the largest form here is the interests text
+# Slack's block_actions payload carries the whole message a button is in (up to 50 blocks of up
+# to 3,000 characters, \u-escaped JSON, then %-encoded: 8 bytes a character of non-Latin text)
+SLACK_PATH = "/slack/actions"
+SLACK_MAX_BODY = 1024 * 1024
 MAX_INTERESTS = 2000
 # the texts a reader writes on the profile page (SubscriberConfig fields of the same names)
 WRITTEN = ("interests", "not_interested")
@@ -151,7 +155,7 @@ def create_app(
             Route("/unsubscribe/{token}", feedback.unsubscribe_post, methods=["POST"]),
             Route("/profile/{token}", feedback.profile_page, methods=["GET"]),
             Route("/profile/{token}", feedback.profile_post, methods=["POST"]),
-            Route("/slack/actions", feedback.slack_actions, methods=["POST"]),
+            Route(SLACK_PATH, feedback.slack_actions, methods=["POST"]),
             Route("/feed/{token}.atom", feedback.atom_feed, methods=["GET"]),  # the private feed
             Mount("/static", StaticFiles(directory=templates_dir() / "web" / "static")),
         ],
@@ -907,8 +911,9 @@ class Guard:
                     headers.setdefault("cache-control", "no-store")
             await send(message)
 
+        limit = SLACK_MAX_BODY if scope.get("path") == SLACK_PATH else self.max_body
         length = Headers(scope=scope).get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if length is not None and length.isdigit() and int(length) > limit:
             title, message = HTTP_ERRORS[413]
             await _error_page(413, title, message)(scope, receive, send_with_headers)
             return
@@ -919,7 +924,7 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > limit:
                     raise _TooLarge  # a chunked body; answered 413 by the HTTPException handler
             return message
 
