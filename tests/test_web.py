@@ -529,6 +529,29 @@ def test_vote_page_and_profile_write_out_the_tex_of_a_title_and_abstract(
     assert 'rel="noreferrer noopener">Π-NeSy: DMol</a>' in votes
 
 
+def test_profile_with_interests_in_no_paper_does_not_ask_for_interests(
+    web: WebApp, client: httpx.Client
+):
+    # The upgrade review: past ranking.corpus_papers (150 on a store of 720 papers) a weekly
+    # reader's interests ("weight quantization of large language models") named no term of the
+    # recent papers, and her profile page said "Nothing yet: write some interests or vote 👍 on
+    # papers" right above those interests.
+    url = web.page("profile", "ada")
+    client.post(url, data={"interests": "new methods and their applications", "action": "save"})
+    html = client.get(url).text
+    assert (
+        'id="positive-terms"' not in html
+        and "new methods and their applications</textarea>" in html
+    )
+    assert "write some interests" not in html
+    assert 'id="no-positive-terms"' in html
+    assert "No term stands out yet in your interests among the papers digests rank" in html
+    # with no interests, no votes and no seeds, the page still says what would teach it
+    client.post(url, data={"interests": "", "action": "save"})
+    html = client.get(url).text
+    assert "Nothing yet: write some interests or vote 👍 on papers." in html
+
+
 def test_profile_with_enough_votes_for_the_classifier(web: WebApp, client: httpx.Client):
     for paper_id in (KV, GPTQ, EVIL):
         client.post(web.link("ada", paper_id, "up"))
