@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -683,3 +684,42 @@ def test_a_second_daemon_on_the_same_store_says_so_once_and_both_run(tmp_path, s
     warned = [line for line in log.splitlines() if "another paperwire run" in line]
     assert len(warned) == 1
     assert f"another paperwire run (pid {first.pid} on " in warned[0]
+
+
+def test_a_daemon_that_found_the_store_held_holds_it_once_the_first_has_stopped(
+    tmp_path, smtp_server
+):
+    """The upgrade review: a daemon that started second (and said so) never took the lock
+    once the first stopped, so a third started beside it said nothing (old daemon A, new B
+    started before A was stopped, then a restarted C: B and C both ran, fetching every feed,
+    and the lock file named C alone)."""
+    (tmp_path / "subscribers.yaml").write_text(
+        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+    )
+    lock = tmp_path / "paperwire.db.run.lock"
+    first = start(tmp_path, _env(smtp_server), free_port())
+    second = third = None
+    try:
+        assert wait_for(lambda: _running(tmp_path), timeout=60)
+        second = start(tmp_path, _env(smtp_server), free_port())
+        assert wait_for(
+            lambda: "another paperwire run" in (tmp_path / "daemon.log").read_text(), timeout=60
+        )
+        assert stop(first)[0] == 0
+        first = None
+        # the second takes the store over, and says which process holds it now
+        assert wait_for(lambda: lock.read_text() == f"pid {second.pid} on {socket.gethostname()}")
+        third = start(tmp_path, _env(smtp_server), free_port())
+        assert wait_for(
+            lambda: (
+                f"another paperwire run (pid {second.pid} on "
+                in (tmp_path / "daemon.log").read_text()
+            ),
+            timeout=60,
+        ), (tmp_path / "daemon.log").read_text()
+    finally:
+        codes = [stop(p)[0] for p in (first, second, third) if p is not None]
+    assert codes == [0, 0]
+    log = (tmp_path / "daemon.log").read_text()
+    _no_crash(log)
+    assert len([line for line in log.splitlines() if "another paperwire run" in line]) == 2

@@ -483,7 +483,7 @@ class JsonFormatter(logging.Formatter):
 def _claim_store(db_path: Path) -> IO[str] | None:
     """Lock ``<database>.run.lock`` for this daemon's life. Two daemons on one store share the
     work safely (the ledger's claims), but each fetches every feed and nothing said so: the
-    second says which process holds the store, once, and runs on."""
+    second says which process holds the store, once, runs on, and holds it once the first stops."""
     try:
         import fcntl  # not on Windows: no claim there
     except ImportError:
@@ -504,9 +504,28 @@ def _claim_store(db_path: Path) -> IO[str] | None:
             other,
             db_path,
         )
+        # once the other stops, this one holds the store: a daemon started after that says so
+        # (it would say nothing, and name no process, while this one ran on without the lock)
+        threading.Thread(
+            target=_hold_when_free, args=(held,), name="store-lock", daemon=True
+        ).start()
         return held
+    _write_holder(held)
+    return held
+
+
+def _hold_when_free(held: IO[str]) -> None:
+    import fcntl
+
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # waits for the other process to let go
+        _write_holder(held)
+    except (OSError, ValueError):  # the file closed as this process ends
+        return
+
+
+def _write_holder(held: IO[str]) -> None:
     held.seek(0)
     held.truncate()
     held.write(f"pid {os.getpid()} on {socket.gethostname()}")
     held.flush()
-    return held
