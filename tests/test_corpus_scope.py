@@ -211,7 +211,8 @@ def test_status_says_how_much_of_an_old_store_digests_rank_against(tmp_path, mon
     assert lines[100][0].startswith("150 papers stored in ")
     assert lines[100][1] == (
         "digests rank against 101 of them: those first seen after 2026-11-01 06:00 UTC "
-        "(ranking.corpus_papers: 100) and every paper a reader voted on or seeded"
+        "(ranking.corpus_papers: 100) and every paper a reader voted on or seeded, and each "
+        "digest's own window (up to 31 days) besides"
     )
     assert lines[150][1].startswith("ada · ")  # the whole store: nothing to say
 

@@ -19,6 +19,7 @@ from . import status as status_mod
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
 from .deadline import wall_clock
 from .errors import PaperwireError
+from .rank.scope import MAX_WINDOW_DAYS
 from .redact import install_log_redaction, printable
 from .store import Store, utcnow
 from .web import votes
@@ -577,7 +578,8 @@ def status(obj: Context, subscriber_id: str | None, grace_hours: float) -> None:
         echo(
             f"digests rank against {count} of them: those first seen after {since} UTC "
             f"(ranking.corpus_papers: {config.ranking.corpus_papers}) and every paper a "
-            "reader voted on or seeded"
+            f"reader voted on or seeded, and each digest's own window (up to {MAX_WINDOW_DAYS} "
+            "days) besides"
         )
     for sub in report.subscribers:
         parts = [sub.id]

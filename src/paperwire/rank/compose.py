@@ -34,6 +34,7 @@ from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
 from .phrases import add_phrase_bonus
 from .reasons import Ranked, Reason
+from .scope import MAX_WINDOW_DAYS
 from .scope import scope as corpus_scope
 from .semantic import EmbeddedSignals
 from .session import RankingSession
@@ -73,12 +74,6 @@ class Digest:
     # papers first seen in the window, before what the reader has had, rated or filtered out
     # (must_match / never_match) is taken away: an empty digest says which it was
     new: int = 0
-
-
-# A digest's window reaches back this far at most: a reader back after months gets the last
-# month's best; and one whose every digest fails (a dead address) does not widen every run's
-# corpus (ranking.corpus_papers) to their last digest, months back, for everyone due with them.
-MAX_WINDOW_DAYS = 31
 
 
 def window_starts(

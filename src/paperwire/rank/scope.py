@@ -10,6 +10,11 @@ from ..config import Config
 from ..paper import seed_ids
 from ..store import Store, iso
 
+# A digest's window reaches back this far at most: a reader back after months gets the last
+# month's best; and one whose every digest fails (a dead address) does not widen every run's
+# corpus (ranking.corpus_papers) to their last digest, months back, for everyone due with them.
+MAX_WINDOW_DAYS = 31
+
 
 @dataclass(frozen=True)
 class Scope:
