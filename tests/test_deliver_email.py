@@ -307,9 +307,14 @@ def test_a_password_never_crosses_a_line_without_tls(store, make_config):
         )
         assert seen == [] and sink.messages == []
         assert store.last_delivery("s0")["state"] == "pending"
-        later = NOW + dt.timedelta(minutes=5)
+        # the same URL waits out the back-off; the operator's fix goes at once, not after it
+        # (it said "waiting ... tried again after 12:05" with the old error; upgrade review)
+        soon = NOW + dt.timedelta(minutes=1)
+        assert [line.status for line in pipeline.send_due(store, config, now=soon).lines] == [
+            "waiting"
+        ]
         insecure = config_for(make_config, url + "?insecure_login=1", n=1)
-        assert pipeline.send_due(store, insecure, now=later).count("sent") == 1
+        assert pipeline.send_due(store, insecure, now=soon).count("sent") == 1
         assert seen == [b"secret-pass"] and len(sink.messages) == 1
     finally:
         controller.stop()

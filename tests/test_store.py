@@ -373,3 +373,25 @@ def test_a_fetch_lets_go_of_events_older_than_a_month(tmp_path):
         assert store.last_event("send")["detail"] == {"sent": 1, "failed": 0}
         assert store.last_event("fetch")["detail"] == {"new": 3, "errors": 0}
         assert store.summary_requests_since(now - dt.timedelta(days=EVENTS_KEPT_DAYS)) == 50
+
+
+def test_retry_now_lets_go_of_waiting_e_mails_but_not_maybe_delivered_ones(tmp_path):
+    """What a changed SMTP URL frees (dispatch.resume_if_relay_changed): e-mails waiting out
+    a relay failure's back-off; one maybe delivered keeps its wait (it may have arrived), and
+    so do other channels."""
+    import datetime as dt
+
+    with Store(tmp_path / "pw.db") as store:
+        later = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+        ids = {}
+        for name, channel, maybe in (("refused", "email", None), ("maybe", "email", 1),
+                                     ("slack", "slack", None)):  # fmt: skip
+            ids[name] = store.open_delivery(
+                name, "digest", "2026-11-23", channel, message_id=f"<{name}@x>",
+                content_hash="h", papers=[],
+            )  # fmt: skip
+            store.mark_delivery(ids[name], "pending", error="x", retry_at=later, maybe_sent=maybe)
+        assert store.retry_now("email") == 1
+        waiting = {row["subscriber_id"]: row["retry_at"] for row in store.unsent_deliveries()}
+        assert waiting["refused"] is None
+        assert waiting["maybe"] is not None and waiting["slack"] is not None

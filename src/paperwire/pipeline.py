@@ -27,7 +27,7 @@ from .config import DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
 from .deadline import Budget
 from .deliver import email as email_mod
 from .deliver.channel import Job, SendLine
-from .deliver.dispatch import channel_ids, deliver_jobs
+from .deliver.dispatch import channel_ids, deliver_jobs, resume_if_relay_changed
 from .errors import PaperwireError, SourceError
 from .paper import seed_ids
 from .rank.scope import scope as corpus_scope
@@ -431,6 +431,7 @@ def send_due(
     The run holds what it sends (a lease renewed while it lasts) and lets go of what is left
     when it ends, so a concurrent ``send`` never touches it and the next run resumes it."""
     report = SendReport()
+    resume_if_relay_changed(store, config)
     subs, skipped = active_subscribers(store, config, subscriber_id)
     report.lines.extend(skipped)
     # Each digest's reader starts their next window at ``now``: a fetch that stamped papers
@@ -645,6 +646,7 @@ def send_alerts(
     from .render.reasons import worded
 
     report = SendReport()
+    resume_if_relay_changed(store, config)
     subs, _ = active_subscribers(store, config)
     domain = email_mod.domain_of(config.sender.from_address)
     jobs: list[Job] = []

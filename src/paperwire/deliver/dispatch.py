@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from .. import render
 from ..config import Config, SubscriberConfig
@@ -316,6 +320,7 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
     # the server or the account failed: no recipient was refused, and none of these was tried;
     # each stays due, tried again after a back-off, and the ledger says why (`paperwire status`)
     log.error("send: %s (%d more digests stay due)", sender.failure, len(left))
+    run.store.set_setting(RELAY_FAILED, relay_fingerprint(run.store, config.sender.smtp_url))
     lines = []
     for job in left:
         retry_at = retry_time(run.now, job.tries + 1)
@@ -470,3 +475,37 @@ def _send_in_parts(
 def _papers(picks: list) -> str:
     """'1 paper', '3 papers': how a sent line counts a delivery's papers (an alert has one)."""
     return f"{len(picks)} paper{'' if len(picks) == 1 else 's'}"
+
+
+# The store setting that holds which SMTP settings the relay last failed with (a salted hash):
+# once the operator changes them, what waits out that failure's back-off goes at once.
+RELAY_FAILED = "smtp_failed_with"
+
+
+def relay_fingerprint(store: Store, url: SecretStr | None) -> str:
+    """A salted hash of the SMTP URL (it holds a password: never stored as it is)."""
+    salt = store.setting("relay_salt")
+    if salt is None:
+        salt = secrets.token_hex(16)
+        store.set_setting("relay_salt", salt)
+    value = url.get_secret_value() if url is not None else ""
+    return hashlib.sha256(f"{salt}\n{value}".encode()).hexdigest()
+
+
+def resume_if_relay_changed(store: Store, config: Config) -> int:
+    """E-mails waiting out the back-off of a relay failure (refused login, no TLS, unreachable)
+    go at once when the SMTP settings changed since: an operator who fixed the URL saw
+    "waiting ... tried again after ..." with the old error for up to an hour. Maybe-delivered
+    ones keep their wait. Returns how many were let go."""
+    failed_with = store.setting(RELAY_FAILED)
+    if not failed_with or failed_with == relay_fingerprint(store, config.sender.smtp_url):
+        return 0
+    freed = store.retry_now("email")
+    store.set_setting(RELAY_FAILED, "")
+    if freed:
+        log.info(
+            "send: the SMTP settings changed since the relay failed: %d e-mails waiting for "
+            "their back-off go now",
+            freed,
+        )
+    return freed

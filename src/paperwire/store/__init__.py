@@ -1116,6 +1116,17 @@ class Store:
 
     # -- settings and events --------------------------------------------------------------
 
+    def retry_now(self, channel: str) -> int:
+        """Let the pending deliveries of ``channel`` waiting out a back-off go at the next run,
+        except those maybe delivered (one may have arrived: they keep their wait); how many."""
+        with self.atomic():
+            cursor = self.db.execute(
+                "update deliveries set retry_at = null where state = 'pending' and channel = ? "
+                "and retry_at is not null and maybe_sent = 0",
+                [channel],
+            )
+        return cursor.rowcount
+
     def setting(self, key: str) -> str | None:
         rows = list(self.db.query("select value from settings where key = ?", [key]))
         return rows[0]["value"] if rows else None
