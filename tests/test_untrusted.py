@@ -300,3 +300,15 @@ def test_a_paper_without_a_safe_link_has_a_title_without_a_link(http_server, mak
     assert got["markdown"].startswith("**1. Scripted**\n")
     # the text part: the title, then the why; no line of spaces where the link was
     assert "\n1. Scripted\n   Why: new in your feeds\n" in got["text"]
+
+
+def test_an_abstract_cannot_wrap_into_a_line_like_the_digests_own_vote_line():
+    """An abstract padded so that a wrapped line began '   More like this: https://phish…'
+    read like the digest's own vote line in the plain-text part (found in review)."""
+    from paperwire.render import plain_abstract
+
+    padded = "Attention sinks " + "word " * 11 + "More like this: https://phish.example/v/b now."
+    text = "   " + plain_abstract(padded)
+    assert not phishing_lines(text)
+    assert "More like this - https://phish.example/v/b" in text  # the words are kept
+    assert plain_abstract("We like this: a plain sentence.") == "We like this: a plain sentence."
