@@ -307,6 +307,13 @@ def test_a_password_never_crosses_a_line_without_tls(store, make_config):
         )
         assert seen == [] and sink.messages == []
         assert store.last_delivery("s0")["state"] == "pending"
+        # what /healthz shows a monitor: nothing sent, nothing failed, one left to retry
+        assert store.last_event("send")["detail"] == {
+            "sent": 0,
+            "failed": 0,
+            "retry": 1,
+            "waiting": 0,
+        }
         # the same URL waits out the back-off; the operator's fix goes at once, not after it
         # (it said "waiting ... tried again after 12:05" with the old error; upgrade review)
         soon = NOW + dt.timedelta(minutes=1)
