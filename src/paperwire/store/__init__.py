@@ -253,6 +253,16 @@ def utcnow() -> dt.datetime:
 EVENTS_KEPT_DAYS = 30
 
 
+def _corpus_scope(since: str, keep: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """The papers a bounded corpus holds (:meth:`Store.iter_corpus`), as a WHERE clause and
+    its parameters: first seen after ``since``, voted on or seeded, or named in ``keep``."""
+    where = (
+        "first_seen > :since or paper_id in (select paper_id from votes union select paper_id"
+        " from seeds union select value from json_each(:keep))"
+    )
+    return where, {"since": since, "keep": json.dumps(sorted(set(keep)))}
+
+
 def iso(moment: dt.datetime) -> str:
     """UTC ISO 8601 with microseconds: stored dates compare correctly as text, and a paper
     fetched just after a digest was composed is not mistaken for one it already covered."""
@@ -532,22 +542,13 @@ class Store:
         columns = "select paper_id, title, abstract, first_seen, upvotes, keywords from papers"
         if since is None:
             return self.db.query(f"{columns} order by first_seen, paper_id")
-        return self.db.query(
-            f"{columns} where first_seen > :since"
-            " or paper_id in (select paper_id from votes union select paper_id from seeds"
-            " union select value from json_each(:keep))"
-            " order by first_seen, paper_id",
-            {"since": since, "keep": json.dumps(sorted(set(keep)))},
-        )
+        where, params = _corpus_scope(since, keep)
+        return self.db.query(f"{columns} where {where} order by first_seen, paper_id", params)
 
     def corpus_count(self, since: str, keep: Iterable[str] = ()) -> int:
         """How many papers :meth:`iter_corpus` gives for ``since`` and ``keep``."""
-        row = self.db.execute(
-            "select count(*) from papers where first_seen > :since or paper_id in (select"
-            " paper_id from votes union select paper_id from seeds union select value from"
-            " json_each(:keep))",
-            {"since": since, "keep": json.dumps(sorted(set(keep)))},
-        ).fetchone()
+        where, params = _corpus_scope(since, keep)
+        row = self.db.execute(f"select count(*) from papers where {where}", params).fetchone()
         return int(row[0])
 
     def corpus_since(self, papers: int) -> str | None:
