@@ -98,8 +98,15 @@ def find_alerts(
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
     edited = store.interests_overrides()
     papers = store.papers(fresh)
-    mine = _own_papers(store, config, subscribers, session)
-    meaning = _close_in_meaning(store, config, session)
+
+    @functools.cache  # read at the first alert's reasons, not at every fetch that has none
+    def ranked_against() -> tuple[Corpus, EmbeddedCorpus | None]:
+        corpus = session.corpus(store, corpus_scope(store, config))
+        spec = config.ranking.embeddings
+        return corpus, session.embedded(store, spec, corpus.ids, corpus.texts(store))
+
+    mine = _own_papers(store, subscribers, ranked_against)
+    meaning = _close_in_meaning(store, ranked_against)
     since = now - dt.timedelta(days=1)
     alerts: list[Alert] = []
     for row, sub in enumerate(subscribers):
@@ -115,6 +122,7 @@ def find_alerts(
         budget = settings.max_per_day - store.alerts_since(sub.id, since)
         if budget <= 0:
             continue
+        following = Following(sub.follow_authors)
         order = np.argsort(-np.nan_to_num(fresh_scores[row], nan=-np.inf), kind="stable")
         for col in order[: budget * 4]:
             value = float(fresh_scores[row, col])
@@ -124,7 +132,7 @@ def find_alerts(
             if paper_id in excluded[sub.id] or paper_id in seeds[sub.id]:
                 continue  # delivered, rated, or the reader's own seed paper, as in a digest
             paper = papers[paper_id]
-            if not _passes(sub, paper):
+            if not _passes(sub, paper, following):
                 continue
             share = 100 - settings.percentile
             # the reader's own paper it is like and their own words, as a digest names them;
@@ -136,7 +144,7 @@ def find_alerts(
             ]
             if not reasons:
                 reasons = meaning(interests, paper_id)
-            followed = Following(sub.follow_authors).match(paper.get("authors") or [])
+            followed = following.match(paper.get("authors") or [])
             if followed:
                 reasons.insert(0, Reason("followed_author", followed))
             if not reasons:
@@ -157,29 +165,31 @@ def find_alerts(
     return alerts
 
 
+# The run's corpus and its vectors (None with the encoder off), read once when first asked for.
+RankedAgainst = Callable[[], tuple[Corpus, EmbeddedCorpus | None]]
+
+
 def _own_papers(
-    store: Store, config: Config, subscribers: list[SubscriberConfig], session: RankingSession
+    store: Store, subscribers: list[SubscriberConfig], ranked_against: RankedAgainst
 ) -> Callable[[int, str], list[Reason]]:
     """For a subscriber (their row) and a new paper: "like <their paper>" when the paper is
     close to one they liked or seeded, by the digest's rule (compose.explain), else nothing.
     The readers' signals are read at the first alert, not at every fetch that has none."""
-    corpus = session.corpus(store, corpus_scope(store, config))
 
     @functools.cache
     def signals() -> list:
+        corpus, _ = ranked_against()
         return digest_mod.subscriber_signals(
             store, subscribers, store.interests_overrides(), corpus.index, corpus.rows,
             store.not_interested_overrides(),
         )  # fmt: skip
 
     def like(row: int, paper_id: str) -> list[Reason]:
+        corpus, embedded = ranked_against()
         col = corpus.index.get(paper_id)
         if col is None:
             return []
         mine = signals()[row]
-        embedded = session.embedded(
-            store, config.ranking.embeddings, corpus.ids, corpus.texts(store)
-        )
         if embedded is not None:
             [liked] = embedded.similar_liked(mine, np.array([col]))
         else:
@@ -190,23 +200,17 @@ def _own_papers(
 
 
 def _close_in_meaning(
-    store: Store, config: Config, session: RankingSession
+    store: Store, ranked_against: RankedAgainst
 ) -> Callable[[str, str], list[Reason]]:
     """For an interests text and a new paper: "close in meaning to your interest" when the
     paper is among the papers nearest one of its phrases, by the digest's rule
     (``EmbeddedCorpus.closest_interest``); nothing with the encoder off."""
 
-    @functools.cache  # once a fetch, at the first paper that needs it: not once a paper
-    def corpus_and_vectors() -> tuple[Corpus, EmbeddedCorpus | None]:
-        corpus = session.corpus(store, corpus_scope(store, config))
-        spec = config.ranking.embeddings
-        return corpus, session.embedded(store, spec, corpus.ids, corpus.texts(store))
-
     def meaning(interests: str, paper_id: str) -> list[Reason]:
         phrases = interest_phrases(interests)
-        if not phrases or not config.ranking.embeddings:
+        if not phrases:
             return []
-        corpus, embedded = corpus_and_vectors()
+        corpus, embedded = ranked_against()
         col = corpus.index.get(paper_id)
         if col is None or embedded is None:
             return []
@@ -226,12 +230,12 @@ def _interests_in(interests: str, paper: dict) -> list[str]:
     ]
 
 
-def _passes(sub: SubscriberConfig, paper: dict) -> bool:
+def _passes(sub: SubscriberConfig, paper: dict, following: Following) -> bool:
     """The digest's rules for one paper: ``never_match`` keeps it out; ``must_match`` too,
-    unless a followed author wrote it (compose.FollowAndFilter)."""
+    unless an author the reader follows (``following``) wrote it (compose.FollowAndFilter)."""
     text = fold_text(paper["title"], paper["abstract"])
     if not PhraseFilter(never=sub.never_match).allows(text):
         return False
     if PhraseFilter(must=sub.must_match).allows(text):
         return True
-    return bool(Following(sub.follow_authors).match(paper.get("authors") or []))
+    return bool(following.match(paper.get("authors") or []))
