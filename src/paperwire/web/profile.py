@@ -51,11 +51,15 @@ class Corpus:
 
 
 def corpus_model(store: Store, scope: Scope = EVERY_PAPER) -> Corpus:
-    """IDF over the stored papers the ranking reads (``scope``: :func:`rank.corpus.scope`) and
+    """IDF over the stored papers the ranking reads (``scope``: :func:`rank.scope.scope`) and
     their vectors, as the ranking has them: read from each paper's stored analysis
     (rank/terms.py), not hashed again from every abstract (a year of papers, 200,000, took 55 s
     and 1.8 GiB, after every fetch, in the daemon's web app)."""
-    built = RankCorpus.build(store, scope)
+    return page_corpus(RankCorpus.build(store, scope))
+
+
+def page_corpus(built: RankCorpus) -> Corpus:
+    """What the page reads of a ranking corpus (shared, not copied: the daemon's own)."""
     return Corpus(built.model, built.matrix, built.index)
 
 

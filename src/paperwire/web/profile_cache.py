@@ -81,7 +81,7 @@ class ProfileCache:
         scope: Scope = EVERY_PAPER,
     ) -> Terms:
         """The reader's terms for these signals, if ready within ``wait``; else the last ones.
-        ``scope``: the papers the ranking's corpus holds (:func:`rank.corpus.scope`)."""
+        ``scope``: the papers the ranking's corpus holds (:func:`rank.scope.scope`)."""
         key = (
             store.corpus_version(),
             scope,
@@ -143,8 +143,8 @@ class ProfileCache:
                 self._cond.notify_all()
 
     def _corpus_for(self, store: Store, scope: Scope) -> profile_mod.Corpus:
-        built = self.session.corpus(store, scope)  # built once, whoever asks first
-        return profile_mod.Corpus(built.model, built.matrix, built.index)
+        # built once, whoever asks first
+        return profile_mod.page_corpus(self.session.corpus(store, scope))
 
     def close(self, timeout: float) -> bool:
         """Stop the background thread (after the current reader); True if it has ended."""
