@@ -17,6 +17,9 @@ import pytest
 
 from .conftest import FIXTURES, Route, fetch_here, free_port
 
+# a config of one e-mail reader and no feeds: the daemon runs, with nothing to fetch
+ONE_READER = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+
 
 def wait_for(predicate, timeout: float = 30.0, every: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
@@ -351,7 +354,7 @@ def test_a_reload_that_changes_fetch_interval_minutes_reschedules_the_fetch_job(
     import logging
 
     config = tmp_path / "subscribers.yaml"
-    base = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
+    base = ONE_READER
     config.write_text(base + "fetch_interval_minutes: 60\n")
     daemon = in_process_daemon(tmp_path, config)
     scheduler = daemon.schedule(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
@@ -471,7 +474,7 @@ def test_ticks_that_come_while_a_send_runs_are_skipped_without_a_warning_each(tm
     import logging
 
     config = tmp_path / "subscribers.yaml"
-    config.write_text("feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n")
+    config.write_text(ONE_READER)
     daemon = in_process_daemon(tmp_path, config, tick_seconds=0.2)
     ticks: list[float] = []
     real_tick = daemon._tick
@@ -499,7 +502,7 @@ def test_a_store_that_cannot_be_opened_is_one_line_per_job_not_a_traceback(tmp_p
     import logging
 
     config = tmp_path / "subscribers.yaml"
-    config.write_text("feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n")
+    config.write_text(ONE_READER)
     (tmp_path / "pw.db").write_bytes(b"this is no SQLite database, " * 100)
     daemon = in_process_daemon(tmp_path, config)
     with caplog.at_level(logging.INFO, logger="paperwire"):
@@ -523,9 +526,7 @@ def test_the_web_server_s_own_log_lines_are_json_with_log_json(tmp_path, smtp_se
     log shipper parses, without a time."""
     import socket
 
-    (tmp_path / "subscribers.yaml").write_text(
-        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
-    )
+    (tmp_path / "subscribers.yaml").write_text(ONE_READER)
     port = free_port()
     proc = start(tmp_path, _env(smtp_server), port)
     try:
@@ -551,9 +552,7 @@ def test_log_json_keeps_the_exception_of_a_logged_error(tmp_path, smtp_server):
     a database that does not open (damaged, full, gone) said nothing of why."""
     import json
 
-    (tmp_path / "subscribers.yaml").write_text(
-        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
-    )
+    (tmp_path / "subscribers.yaml").write_text(ONE_READER)
     port = free_port()
     proc = start(tmp_path, _env(smtp_server), port)
     try:
@@ -627,9 +626,7 @@ def test_ticks_go_on_when_the_clock_goes_back(tmp_path, smtp_server):
             pytest.fail("PAPERWIRE_REQUIRE_FAKETIME=1 but Debian's libfaketime is not installed")
         pytest.skip("needs Debian's libfaketime (apt-get install libfaketime)")
 
-    (tmp_path / "subscribers.yaml").write_text(
-        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
-    )
+    (tmp_path / "subscribers.yaml").write_text(ONE_READER)
     offset = tmp_path / "faketime"
     offset.write_text("+0")
     env = _env(smtp_server) | {
@@ -664,9 +661,7 @@ def test_a_second_daemon_on_the_same_store_says_so_once_and_both_run(tmp_path, s
     """Two `paperwire run` on one store share the digests out safely (the ledger), but both
     fetch every feed, and nothing said so (found in review). The second says which process
     holds the store, once; the first says nothing."""
-    (tmp_path / "subscribers.yaml").write_text(
-        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
-    )
+    (tmp_path / "subscribers.yaml").write_text(ONE_READER)
     first = start(tmp_path, _env(smtp_server), free_port())
     second = None
     try:
@@ -693,9 +688,7 @@ def test_a_daemon_that_found_the_store_held_holds_it_once_the_first_has_stopped(
     once the first stopped, so a third started beside it said nothing (old daemon A, new B
     started before A was stopped, then a restarted C: B and C both ran, fetching every feed,
     and the lock file named C alone)."""
-    (tmp_path / "subscribers.yaml").write_text(
-        "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
-    )
+    (tmp_path / "subscribers.yaml").write_text(ONE_READER)
     lock = tmp_path / "paperwire.db.run.lock"
     first = start(tmp_path, _env(smtp_server), free_port())
     second = third = None

@@ -188,15 +188,12 @@ class TwoController(Controller):
         return TwoAtATime(self.handler, **self.SMTP_kwargs)
 
 
-def test_a_relay_that_takes_fewer_connections_gets_every_message_on_those_it_took(
-    store, make_config, caplog
-):
-    """With smtp_connections 4 and a relay that takes 2, the other two were greeted with 421,
-    retried, and then ended the run: 'SMTP server ... greeted with 421' for every digest not
-    yet sent, which waited five minutes (found in review: 18 of 20 sent, 2 left). The
-    connections the relay took now send them all."""
+def _twelve_digests_to_a_relay_taking_two(store, make_config, caplog, *, delay: float):
+    """One send of 12 digests over 4 connections to a relay that takes 2, ``delay`` seconds a
+    message; the report and what the relay received."""
+    TwoAtATime.open = set()
     sink = SmtpSink(port=free_port())
-    sink.delay = 0.2  # the two connections are busy longer than the others' tries last
+    sink.delay = delay
     controller = TwoController(_Handler(sink), hostname=sink.host, port=sink.port)
     controller.start()
     try:
@@ -209,6 +206,18 @@ def test_a_relay_that_takes_fewer_connections_gets_every_message_on_those_it_too
             report = pipeline.send_due(store, config, now=NOW)
     finally:
         controller.stop()
+    return report, sink
+
+
+def test_a_relay_that_takes_fewer_connections_gets_every_message_on_those_it_took(
+    store, make_config, caplog
+):
+    """With smtp_connections 4 and a relay that takes 2, the other two were greeted with 421,
+    retried, and then ended the run: 'SMTP server ... greeted with 421' for every digest not
+    yet sent, which waited five minutes (found in review: 18 of 20 sent, 2 left). The
+    connections the relay took now send them all."""
+    # the two connections are busy longer than the others' tries last
+    report, sink = _twelve_digests_to_a_relay_taking_two(store, make_config, caplog, delay=0.2)
     assert Counter(line.status for line in report.lines) == {"sent": 12}
     assert len(sink.messages) == 12
     assert "greeted with 421 4.3.2 The maximum number of concurrent connections" in caplog.text
@@ -220,21 +229,7 @@ def test_a_relay_slower_than_the_tries_of_the_connections_it_refused(store, make
     before either connection it took had sent its first message (0.5 s here): none counted as
     taken yet, so the 421 ended the run as a server failure, 2 of 12 sent. A connection the
     relay opened counts from its opening."""
-    TwoAtATime.open = set()
-    sink = SmtpSink(port=free_port())
-    sink.delay = 0.5
-    controller = TwoController(_Handler(sink), hostname=sink.host, port=sink.port)
-    controller.start()
-    try:
-        config = config_for(make_config, sink.url, n=12)
-        config = config.model_copy(
-            update={"sender": config.sender.model_copy(update={"smtp_connections": 4})}
-        )
-        pipeline.fetch_all(store, config, now=NOW)
-        with caplog.at_level("INFO", logger="paperwire"):
-            report = pipeline.send_due(store, config, now=NOW)
-    finally:
-        controller.stop()
+    report, sink = _twelve_digests_to_a_relay_taking_two(store, make_config, caplog, delay=0.5)
     assert Counter(line.status for line in report.lines) == {"sent": 12}
     assert len(sink.messages) == 12
     assert "going on with 2 connections" in caplog.text

@@ -141,10 +141,28 @@ def test_plain_text_part_counts_one_upvote_in_the_singular():
     assert "   Niccolò Biondi · 2026-06-10 · 14 upvotes\n" in many
 
 
+def _every_channel(pick: Pick) -> tuple[str, render.Rendered, str]:
+    """One pick in Chen's digest of 2026-12-06: its subject, e-mail and Slack blocks (JSON)."""
+    from paperwire.deliver.slack import digest_blocks
+
+    ctx = render.context(
+        subscriber_name="Chen",
+        picks=[pick],
+        links=Links("http://x", Signer("k-test-signing-key"), "chen"),
+        kind="digest",
+        period="2026-12-06",
+    )
+    subject = render.subject_for("digest", "2026-12-06", [pick])
+    return (
+        subject,
+        render.render_email(ctx, subject),
+        json.dumps(digest_blocks(ctx), ensure_ascii=False),
+    )
+
+
 def test_tex_in_titles_and_abstracts_reads_as_text_in_every_part():
     # arXiv's cs feed of 2025-04-11, as a field digest showed them: "\emph{DMol}", "$1.5\%$",
     # "$10$-fold", "p$<$0.001", "$\Pi$-NeSy" in the subject line
-    from paperwire.deliver.slack import digest_blocks
 
     abstract = (
         r"A new graph diffusion model for small molecule generation, \emph{DMol}, which "
@@ -162,16 +180,7 @@ def test_tex_in_titles_and_abstracts_reads_as_text_in_every_part():
         ["new"],
         paper,
     )
-    ctx = render.context(
-        subscriber_name="Chen",
-        picks=[pick],
-        links=Links("http://x", Signer("k-test-signing-key"), "chen"),
-        kind="digest",
-        period="2026-12-06",
-    )
-    subject = render.subject_for("digest", "2026-12-06", [pick])
-    mail = render.render_email(ctx, subject)
-    slack = json.dumps(digest_blocks(ctx), ensure_ascii=False)
+    subject, mail, slack = _every_channel(pick)
     text = " ".join(mail.text.split())
     page = " ".join(mail.html.split())
     expected = (
@@ -195,22 +204,13 @@ def test_tex_unicode_gives_no_character_that_ingest_drops():
     # ingest drops bidi overrides and controls (paper.safe_chars); "\unicode{x202E}" in a
     # title or abstract put one back in every part but the subject: a right-to-left override
     # that reverses what follows it ("…\unicode{x202E}fdp.exe" reads "exe.pdf"), a C1 control
-    from paperwire.deliver.slack import digest_blocks
 
     title = r"Safe \unicode{x202E}fdp.exe and \unicode{x3B1}"
     abstract = r"A \unicode{x85}C1 control, an escape \unicode{x9B}2J and $\unicode{x2066}x$."
     pick = Pick("2504.06312", title, "https://arxiv.org/abs/2504.06312", 1.0, ["new"], {
         "authors": ["Peizhi Niu"], "abstract": abstract,
     })  # fmt: skip
-    ctx = render.context(
-        subscriber_name="Chen",
-        picks=[pick],
-        links=Links("http://x", Signer("k-test-signing-key"), "chen"),
-        kind="digest",
-        period="2026-12-06",
-    )
-    mail = render.render_email(ctx, render.subject_for("digest", "2026-12-06", [pick]))
-    slack = json.dumps(digest_blocks(ctx), ensure_ascii=False)
+    _, mail, slack = _every_channel(pick)
     for part in (mail.text, mail.html, slack):
         assert "Safe fdp.exe and α" in part
         assert not re.search("[\x80-\x9f\u202a-\u202e\u2066-\u2069]", part)
