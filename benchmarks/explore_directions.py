@@ -19,6 +19,12 @@ the product stores; ``asl`` arxiv-sanity-lite's features (words only, min_df 5, 
     python -m benchmarks.explore_directions --features asl
     python -m benchmarks.explore_directions --features product
     python -m benchmarks.explore_directions --features asl --sample more   # 1,200 other tuning readers
+    python -m benchmarks.explore_directions --sample more --metric pooled --mix 0.65
+
+``--metric pooled`` whitens the encoder's centroid with a covariance that mixes the corpus's
+(share ``--mix``, scaled to the same trace) with the scatter of papers around their own
+reader's mean, pooled over the deployment's readers (the sample's training papers and 3,000
+other non-held-out libraries): LDA with readers as classes, one covariance for everyone.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=["tuning", "more"],
         help="tuning: the two samples of 300; more: 1,200 other tuning readers",
     )
+    parser.add_argument("--metric", default="corpus", choices=["corpus", "pooled"])
+    parser.add_argument("--mix", type=float, default=0.65, help="the corpus's share (pooled)")
+    parser.add_argument("--shrinkage", type=float, default=SHIPPED.shrinkage)
     args = parser.parse_args(argv)
     counts, libraries, vocab = ep.citeulike()
     vectors = np.load(ep.CACHE / "citeulike-minilm.npy").astype(np.float32)
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     x_var = np.asarray(x.multiply(x).mean(axis=0)).ravel() - x_mean**2
     spread = x_var + x_var.mean()
     sample = vectors[np.sort(np.random.default_rng(0).choice(len(vectors), 5000, replace=False))]
-    mu, precision = semantic.whitening(sample, SHIPPED.shrinkage)
+    mu, precision = semantic.whitening(sample, args.shrinkage)
     centred = vectors - mu
     centred /= np.linalg.norm(centred, axis=1, keepdims=True)
     for name, users in samples:
@@ -88,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             return er.evaluate(np.asarray(scores), users, train, test)["recall@10"]
 
         recipe = er.arxiv_sanity(asl, [train[u] for u in users])
+        if args.metric == "pooled":
+            precision = pooled_precision(vectors, sample, libraries, users, train, args)
         terms: dict[str, list[np.ndarray]] = {k: [] for k in ("tf", "td", "reweight", "meansub")}
         encoder = []
         for liked in (train[u] for u in users):
@@ -108,6 +119,22 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print(f"{name} ({args.features}): " + "; ".join(cells), flush=True)
     return 0
+
+
+def pooled_precision(vectors, sample, libraries, users, train, args) -> np.ndarray:
+    """The inverse of ``mix`` × the corpus covariance + (1 − ``mix``) × the within-reader
+    scatter (scaled to the corpus's trace), shrunk as the product shrinks its own."""
+    chosen = set(users)
+    pool = [u for u, lib in enumerate(libraries) if u % 5 and u not in chosen and len(lib) >= 2]
+    pool = np.random.default_rng(3).choice(pool, min(3000, len(pool)), replace=False)
+    groups = [train[u] for u in users] + [libraries[u] for u in pool]
+    spread = np.concatenate([vectors[g] - vectors[g].mean(axis=0) for g in groups if len(g) > 1])
+    within = spread.T.astype(np.float64) @ spread / len(spread)
+    corpus = np.cov(sample.T.astype(np.float64))
+    mixed = args.mix * corpus + (1 - args.mix) * within * (np.trace(corpus) / np.trace(within))
+    target = np.trace(mixed) / len(mixed)
+    shrunk = (1 - args.shrinkage) * mixed + args.shrinkage * target * np.eye(len(mixed))
+    return np.linalg.pinv(shrunk, hermitian=True)
 
 
 if __name__ == "__main__":
