@@ -411,7 +411,8 @@ def test_an_unknown_model_is_a_config_error_with_its_line(make_config):
         make_config(CONFIG.format(model="no-such-model"))
     assert str(err.value) == (
         "subscribers.yaml:2: ranking.embeddings: 'no-such-model' is neither 'minilm', "
-        "'wordllama', 'off' nor a model folder (model.safetensors + tokenizer.json)"
+        "'wordllama', 'off' nor a model folder (model2vec's model.safetensors + tokenizer.json, "
+        "or an ONNX text encoder's onnx/model.onnx + tokenizer.json)"
     )
 
 

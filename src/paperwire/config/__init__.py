@@ -428,8 +428,8 @@ class SummariserConfig(_Frozen):
 class RankingConfig(_Frozen):
     """Ranking beyond TF-IDF: ``embeddings`` names the model papers and interests are embedded
     with: ``minilm``, the sentence encoder bundled in the package (the default), ``wordllama``
-    (``pip install 'paperwire[semantic]'``), a local model2vec folder, or ``off`` for TF-IDF
-    alone."""
+    (``pip install 'paperwire[semantic]'``), a local folder (a sentence-transformers model
+    exported to ONNX, or a model2vec model), or ``off`` for TF-IDF alone."""
 
     embeddings: str | None = "minilm"
     # How many of the most recently seen papers a run ranks against (their words' weights, the

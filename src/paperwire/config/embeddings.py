@@ -29,8 +29,13 @@ def check_spec(spec: str) -> str:
     if not folder.is_dir():
         raise ValueError(
             f"{spec!r} is neither {ENCODER!r}, {BUNDLED!r}, 'off' nor a model folder "
-            "(model.safetensors + tokenizer.json)"
+            "(model2vec's model.safetensors + tokenizer.json, or an ONNX text encoder's "
+            "onnx/model.onnx + tokenizer.json)"
         )
+    if onnx_graph(folder) is not None:  # a transformer exported to ONNX (rank/encoder.py)
+        if not (folder / "tokenizer.json").is_file():
+            raise ValueError(f"{spec}: no tokenizer.json beside its ONNX graph")
+        return str(folder)
     absent = [n for n in ("model.safetensors", "tokenizer.json") if not (folder / n).is_file()]
     if absent:
         raise ValueError(f"{spec}: no {absent[0]} (a model2vec folder has both)")
@@ -40,6 +45,15 @@ def check_spec(spec: str) -> str:
             f"the semantic extra is not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
         )
     return str(folder)
+
+
+def onnx_graph(folder: Path) -> Path | None:
+    """The folder's ONNX graph, ``model.onnx`` or ``onnx/model.onnx`` (a sentence-transformers
+    repository's layout on the Hub): such a folder is a transformer text encoder."""
+    for path in (folder / "model.onnx", folder / "onnx" / "model.onnx"):
+        if path.is_file():
+            return path
+    return None
 
 
 def missing_modules(*modules: str) -> list[str]:

@@ -13,6 +13,8 @@ Where the model comes from (``ranking: {embeddings: ...}`` in subscribers.yaml):
 * a local folder in model2vec's layout (``model.safetensors`` with an ``embeddings`` tensor,
   optional ``weights`` / ``mapping``, and ``tokenizer.json``), e.g. a ``potion-base-8M`` the
   user downloaded themselves. Nothing is ever downloaded here.
+* a local folder holding a sentence-transformers model exported to ONNX (``onnx/model.onnx``),
+  which is no static model: rank/encoder.py runs it as it runs the bundled encoder.
 
 Vectors are stored as float16 blobs in the ``embeddings`` table beside the model's name and a
 hash of the text, so a paper is embedded once, and again only when its text or the model
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from ..config.embeddings import BUNDLED, ENCODER, INSTALL_HINT, missing_modules
+from ..config.embeddings import BUNDLED, ENCODER, INSTALL_HINT, missing_modules, onnx_graph
 from ..errors import ConfigError, StoreError
 from ..paper import paper_text, text_hash
 from .batches import CacheWrites, batch_bounds
@@ -125,7 +127,7 @@ class EmbeddingModel(Protocol):
 
 def load_model(spec: str) -> EmbeddingModel:
     """The model named in the config: ``minilm`` (the bundled sentence encoder, the default),
-    ``wordllama`` or a local model2vec folder. Loading takes a second: a caller that ranks
+    ``wordllama`` or a local folder (an ONNX export or a model2vec model). Loading takes a second: a caller that ranks
     more than once keeps it (:meth:`RankingSession.model
     <paperwire.rank.session.RankingSession.model>`)."""
     if spec == ENCODER:
@@ -163,7 +165,12 @@ def _load_bundled() -> StaticModel:
     return _static_model("wordllama-l2-supercat-256", weights, tokenizer, "embedding.weight")
 
 
-def _load_folder(folder: Path) -> StaticModel:
+def _load_folder(folder: Path) -> EmbeddingModel:
+    """A model folder: a transformer exported to ONNX (rank/encoder.py), else model2vec's."""
+    if folder.is_dir() and onnx_graph(folder) is not None:
+        from . import encoder
+
+        return encoder.load_folder(folder)
     _require("tokenizers", "safetensors")
     if not folder.is_dir():
         raise ConfigError(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config.embeddings import onnx_graph
 from ..errors import ConfigError
 
 NAME = "minilm"
@@ -43,7 +44,8 @@ def model_folder() -> Path:
 
 @dataclass
 class SentenceEncoder:
-    """Texts in, L2-normalised 384-dimension float32 rows out (mean-pooled MiniLM)."""
+    """Texts in, L2-normalised float32 rows out: the bundled MiniLM (its graph pools and
+    normalises), or a sentence-transformers model exported to ONNX (pooled here)."""
 
     name: str
     session: Any  # onnxruntime.InferenceSession, one thread a run
@@ -51,6 +53,12 @@ class SentenceEncoder:
     dim: int = 384
     # texts run at once, each on its own thread (ONNX Runtime lets threads share a session)
     threads: int = 1
+    # how the graph's token vectors become one vector: "none" (the bundled graph's output is
+    # the unit sentence vector), "given" (a sentence vector, normalised here), "mean" over the
+    # attention mask, "cls" (the first token), "max"
+    pooling: str = "none"
+    # the graph takes token_type_ids too (BERT exports do): all zeros, one sentence
+    token_types: bool = False
 
     def embed(self, texts: list[str], batch: int = BATCH) -> np.ndarray:
         """One unit row per text; an empty text is a zero row (it says nothing). ``batch``
@@ -74,7 +82,10 @@ class SentenceEncoder:
                 n = lengths[k]
                 ids[row, :n] = encodings[k].ids
                 mask[row, :n] = 1
-            return self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if self.token_types:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            return self._pooled(self.session.run(None, feed)[0], mask)
 
         rows = np.asarray(todo)
         if self.threads > 1 and len(groups) > 1:
@@ -86,6 +97,23 @@ class SentenceEncoder:
                 out[rows[group]] = run(group)
         return out
 
+    def _pooled(self, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One unit row per text from the graph's output (sentence-transformers' Pooling and
+        Normalize modules, for a graph that stops at the token vectors)."""
+        if self.pooling == "none":
+            return out
+        if self.pooling == "given":  # pooled by the graph, perhaps not normalised
+            vectors = out
+        elif self.pooling == "cls":
+            vectors = out[:, 0, :]
+        elif self.pooling == "max":
+            vectors = np.where(mask[:, :, None] > 0, out, -np.inf).max(axis=1)
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            vectors = (out * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
 
 def load(folder: Path | None = None, threads: int | None = None) -> SentenceEncoder:
     """The bundled encoder (or the same files in ``folder``), ready to run."""
@@ -95,12 +123,129 @@ def load(folder: Path | None = None, threads: int | None = None) -> SentenceEnco
         if not path.is_file():
             raise ConfigError(f"ranking.embeddings: {NAME}: {path} is missing; {_REINSTALL}")
     fingerprint = _check_files(folder)
+    session, tokenizer = _open(model, tokenizer_file, MAX_TOKENS, NAME, _REINSTALL)
+    return SentenceEncoder(
+        f"{NAME}-{fingerprint}", session, tokenizer, threads=threads or _threads()
+    )
+
+
+# What a sentence-transformers export may take; paperwire fills these and nothing else.
+_INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
+# Word pieces read per text of another encoder, at most: a title and abstract average ~225,
+# and the cost of a text grows with its length squared.
+MAX_TOKENS_OTHER = 512
+_POOLING = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+}
+
+
+def load_folder(folder: Path, threads: int | None = None) -> SentenceEncoder:
+    """A sentence-transformers model exported to ONNX, in its Hub repository's layout:
+    ``onnx/model.onnx`` (or ``model.onnx``), ``tokenizer.json``, and, when it has them,
+    ``1_Pooling/config.json`` (how token vectors become one: mean, CLS or max; mean without
+    it) and ``sentence_bert_config.json`` (its ``max_seq_length``). What ``paperwire model
+    pull`` fetches for such a model (e.g. BAAI/bge-small-en-v1.5). Vectors are L2-normalised,
+    as the product compares them by cosine. Named after the folder and what its vectors are
+    made of (the graph's and tokenizer's bytes, the pooling, the length read), so papers are
+    encoded again when any of it changes."""
+    label = str(folder)
+    model = onnx_graph(folder)
+    tokenizer_file = folder / "tokenizer.json"
+    if model is None:
+        raise ConfigError(f"ranking.embeddings: {label}: no model.onnx or onnx/model.onnx")
+    if not tokenizer_file.is_file():
+        raise ConfigError(
+            f"ranking.embeddings: {label}: no tokenizer.json (an ONNX model folder needs its "
+            "tokenizer beside the graph)"
+        )
+    pooling = _pooling(folder)
+    session, tokenizer = _open(model, tokenizer_file, _max_tokens(folder), label, _RE_PULL)
+    inputs = {i.name for i in session.get_inputs()}
+    if not {"input_ids", "attention_mask"} <= inputs or inputs - _INPUTS:
+        raise ConfigError(
+            f"ranking.embeddings: {label}: {model.name} takes {', '.join(sorted(inputs))}; "
+            "paperwire gives a text encoder input_ids, attention_mask and token_type_ids"
+        )
+    shape = session.get_outputs()[0].shape
+    if len(shape) == 2:  # the graph pools itself: only normalised here
+        pooling = "given"
+    elif len(shape) != 3:
+        raise ConfigError(
+            f"ranking.embeddings: {label}: {model.name}'s first output has {len(shape)} "
+            "dimensions; a text encoder gives token vectors (3) or sentence vectors (2)"
+        )
+    # everything a vector depends on: stored vectors of another pooling, length or tokenizer
+    # are not this model's
+    made_of = f"{_sha256(model)} {_sha256(tokenizer_file)} {pooling} {tokenizer.truncation}"
+    encoder = SentenceEncoder(
+        f"{folder.resolve().name}-{hashlib.sha256(made_of.encode()).hexdigest()[:12]}",
+        session,
+        tokenizer,
+        threads=threads or _threads(),
+        pooling=pooling,
+        token_types="token_type_ids" in inputs,
+    )
+    width = shape[-1]
+    if isinstance(width, int) and width > 0:
+        encoder.dim = width
+    else:  # a symbolic width: one short text tells
+        encoder.dim = 0
+        encoder.dim = int(encoder.embed(["dimension"]).shape[1])
+    return encoder
+
+
+def _pooling(folder: Path) -> str:
+    """sentence-transformers' pooling for this model (modules.json names its folder)."""
+    where = "1_Pooling"
+    modules = _json(folder / "modules.json", folder)
+    if isinstance(modules, list):
+        for module in modules:
+            if isinstance(module, dict) and str(module.get("type", "")).endswith("Pooling"):
+                where = str(module.get("path") or where)
+    config = _json(folder / where / "config.json", folder)
+    if not isinstance(config, dict):
+        return "mean"  # sentence-transformers' own default for a bare transformer
+    chosen = [key for key, on in config.items() if key.startswith("pooling_mode") and on]
+    if not chosen:
+        return "mean"
+    if len(chosen) > 1 or chosen[0] not in _POOLING:
+        raise ConfigError(
+            f"ranking.embeddings: {folder}: {where}/config.json asks for {', '.join(chosen)}; "
+            "paperwire pools by one of mean, CLS token or max"
+        )
+    return _POOLING[chosen[0]]
+
+
+def _max_tokens(folder: Path) -> int:
+    config = _json(folder / "sentence_bert_config.json", folder)
+    length = config.get("max_seq_length") if isinstance(config, dict) else None
+    if isinstance(length, int) and not isinstance(length, bool) and length > 0:
+        return min(length, MAX_TOKENS_OTHER)
+    return MAX_TOKENS_OTHER
+
+
+def _json(path: Path, folder: Path) -> Any:
+    """A settings file's content; None when the model has none."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(
+            f"ranking.embeddings: {folder}: {path.name} is not JSON ({exc})"
+        ) from None
+
+
+def _open(model: Path, tokenizer_file: Path, max_tokens: int, label: str, hint: str):
+    """ONNX Runtime's session for ``model`` and its tokenizer, truncating at ``max_tokens``."""
     try:
         import onnxruntime as ort
         from tokenizers import Tokenizer
     except ImportError as exc:  # both are dependencies; a broken environment says which
         raise ConfigError(
-            f"ranking.embeddings: {NAME} needs {exc.name}, which is not importable: "
+            f"ranking.embeddings: {label} needs {exc.name}, which is not importable: "
             "pip install paperwire (or set ranking.embeddings: off)"
         ) from None
     options = ort.SessionOptions()
@@ -116,16 +261,14 @@ def load(folder: Path | None = None, threads: int | None = None) -> SentenceEnco
             str(model), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # ONNX Runtime's own errors (a file without provenance)
-        raise _damaged(model, exc) from None
+        raise _damaged(model, exc, label, hint) from None
     try:
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
     except Exception as exc:
-        raise _damaged(tokenizer_file, exc) from None
-    tokenizer.enable_truncation(MAX_TOKENS)
+        raise _damaged(tokenizer_file, exc, label, hint) from None
+    tokenizer.enable_truncation(max_tokens)
     tokenizer.no_padding()
-    return SentenceEncoder(
-        f"{NAME}-{fingerprint}", session, tokenizer, threads=threads or _threads()
-    )
+    return session, tokenizer
 
 
 def _threads() -> int:
@@ -141,8 +284,12 @@ _REINSTALL = (
 )
 
 
-def _damaged(path: Path, why: object) -> ConfigError:
-    return ConfigError(f"ranking.embeddings: {NAME}: {path} is damaged ({why}); {_REINSTALL}")
+_RE_PULL = "pull it again (paperwire model pull NAME --force) or set another ranking.embeddings"
+
+
+def _damaged(path: Path, why: object, label: str = NAME, hint: str = _REINSTALL) -> ConfigError:
+    said = " ".join(str(why).split())  # ONNX Runtime's messages span lines
+    return ConfigError(f"ranking.embeddings: {label}: {path} is damaged ({said}); {hint}")
 
 
 def _sha256(path: Path) -> str:

@@ -114,12 +114,13 @@ def _files(spec: str) -> tuple[Any, ...]:
     """What tells a model folder's weights from those a pull put there later: the file's
     inode, size and time (a pull renames a new folder into place). Nothing for the models
     inside the installed packages."""
-    from ..config.embeddings import BUNDLED, ENCODER
+    from ..config.embeddings import BUNDLED, ENCODER, onnx_graph
 
     if spec in (ENCODER, BUNDLED):
         return ()
+    folder = Path(spec)
     try:
-        stat = os.stat(Path(spec) / "model.safetensors")
+        stat = os.stat(onnx_graph(folder) or folder / "model.safetensors")
     except OSError:
         return ()
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
