@@ -24,12 +24,13 @@ import yaml
 from click.testing import CliRunner
 
 from paperwire.cli import cli
-from paperwire.rank import model_pull
+from paperwire.rank import embed, model_pull
 
 from .conftest import FIXTURES, SHUTDOWN_POLL, free_port
 from .test_embed import _model2vec_folder
 
 REPO = "minishlab/potion-tiny"
+TINY_ONNX = FIXTURES / "tiny-st-onnx"
 TOKEN = "hf_0123456789abcdefSECRET"
 
 
@@ -72,11 +73,11 @@ def _handler(hub: Hub, cdn: bool) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self):
             hub.requests.append((hub.cdn_port if cdn else hub.port, self.path, dict(self.headers)))
-            if cdn:  # /blob/{owner}/{name}/{file}
-                _, _, owner, name, file = self.path.split("/")
+            if cdn:  # /blob/{owner}/{name}/{file, perhaps in a folder}
+                _, _, owner, name, file = self.path.split("/", 4)
                 return self._body(hub.repos[f"{owner}/{name}"][file], file)
-            parts = self.path.strip("/").split("/")
-            repo, file = "/".join(parts[:2]), parts[-1]
+            parts = self.path.strip("/").split("/")  # owner/name/resolve/revision/file...
+            repo, file = "/".join(parts[:2]), "/".join(parts[4:])
             if repo not in hub.repos:
                 return self._send(401, X_Error_Code="RepoNotFound")
             if repo in hub.gated:  # the Hub: 401 without a token, 403 with one lacking access
@@ -85,7 +86,7 @@ def _handler(hub: Hub, cdn: bool) -> type[http.server.BaseHTTPRequestHandler]:
             files = hub.repos[repo]
             if file not in files:
                 return self._send(404, X_Error_Code="EntryNotFound")
-            if file == "model.safetensors":
+            if file.endswith((".safetensors", ".onnx")):  # the Hub's LFS files
                 sha = hashlib.sha256(files[file] + (b"x" if hub.wrong_sha else b"")).hexdigest()
                 return self._send(
                     302,
@@ -169,7 +170,7 @@ def test_a_pulled_model_is_what_digest_then_ranks_with(hub, tmp_path):
     target = tmp_path / "models" / "potion-tiny"
     assert result.stdout.splitlines() == [
         f"Pulled {REPO} (main, commit c0ffeec0ffee) into {target}: tokenizer.json 0.0 MB, "
-        "model.safetensors 0.0 MB, config.json 0.0 MB.",
+        "config.json 0.0 MB, model.safetensors 0.0 MB.",
         "Check its licence on its Hub page. To rank with it, put in subscribers.yaml:",
         "ranking: {embeddings: models/potion-tiny}",
     ]
@@ -182,8 +183,9 @@ def test_a_pulled_model_is_what_digest_then_ranks_with(hub, tmp_path):
     commit = "c0ffee" * 6 + "abcd"
     assert [path for port, path, _ in hub.requests if port == hub.port] == [
         f"/{REPO}/resolve/main/tokenizer.json",
-        f"/{REPO}/resolve/{commit}/model.safetensors",
+        f"/{REPO}/resolve/{commit}/onnx/model.onnx",  # 404: not a transformer's export
         f"/{REPO}/resolve/{commit}/config.json",
+        f"/{REPO}/resolve/{commit}/model.safetensors",
     ]
     assert _left_beside(target) == ["potion-tiny"]
     umask = os.umask(0o22)
@@ -191,8 +193,15 @@ def test_a_pulled_model_is_what_digest_then_ranks_with(hub, tmp_path):
     assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700: a daemon reads it
 
     # the printed line, pasted into subscribers.yaml, is what digest ranks with
-    (tmp_path / "subscribers.yaml").write_text(
-        f"{result.stdout.splitlines()[-1]}\n"
+    digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()[:12]
+    assert _ranked_with(result.stdout.splitlines()[-1], tmp_path) == {f"potion-tiny-{digest}"}
+
+
+def _ranked_with(config_line: str, folder: Path) -> set[str]:
+    """The models whose vectors a fetch and a digest stored, with ``config_line`` pasted into
+    ``folder``'s subscribers.yaml."""
+    (folder / "subscribers.yaml").write_text(
+        f"{config_line}\n"
         f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: arxiv-cs\n"
         "subscribers:\n  - id: ada\n    email: ada@example.org\n"
         '    interests: "bandit regret"\n    digest_days: daily\n'
@@ -200,10 +209,8 @@ def test_a_pulled_model_is_what_digest_then_ranks_with(hub, tmp_path):
     assert CliRunner().invoke(cli, ["fetch"]).exit_code == 0
     ranked = CliRunner().invoke(cli, ["digest", "--json"])
     assert ranked.exit_code == 0, ranked.output
-    with sqlite3.connect(tmp_path / "paperwire.db") as db:
-        models = {m for (m,) in db.execute("SELECT DISTINCT model FROM embeddings")}
-    digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()[:12]
-    assert models == {f"potion-tiny-{digest}"}
+    with sqlite3.connect(folder / "paperwire.db") as db:
+        return {m for (m,) in db.execute("SELECT DISTINCT model FROM embeddings")}
 
 
 def test_a_model_without_config_json_still_pulls(hub, tmp_path):
@@ -215,7 +222,7 @@ def test_a_model_without_config_json_still_pulls(hub, tmp_path):
     assert sorted(p.name for p in Path("m").iterdir()) == ["model.safetensors", "tokenizer.json"]
 
 
-def test_no_such_model_and_a_repo_not_in_model2vec_layout_are_one_line_errors(hub, tmp_path):
+def test_no_such_model_and_a_repo_in_neither_layout_are_one_line_errors(hub, tmp_path):
     result = _pull("acme/nope")
     assert result.exit_code == 1
     assert result.stderr == (
@@ -227,9 +234,26 @@ def test_no_such_model_and_a_repo_not_in_model2vec_layout_are_one_line_errors(hu
     result = _pull("acme/bert")
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: model pull: acme/bert has no tokenizer.json (HTTP 404): no such model, or not "
-        "in model2vec's layout (model.safetensors + tokenizer.json)\n"
+        "Error: model pull: acme/bert has no tokenizer.json (HTTP 404): no such model, or in "
+        "neither layout paperwire reads (an ONNX export, onnx/model.onnx + tokenizer.json; or "
+        "model2vec's, model.safetensors + tokenizer.json)\n"
     )
+    assert _left_beside(tmp_path / "models" / "bert") == []
+    # a transformer whose repository has no ONNX export: said before its weights come down
+    hub.repos["acme/bert"] = {
+        "tokenizer.json": files["tokenizer.json"],
+        "config.json": b'{"model_type": "bert", "hidden_size": 768}',
+        "model.safetensors": b"\0" * 1000,  # PyTorch weights no loader here reads
+    }
+    hub.requests.clear()
+    result = _pull("acme/bert")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: model pull: acme/bert is a bert model without an ONNX export (onnx/model.onnx); "
+        "paperwire runs transformers through ONNX Runtime: pull a repository that has one, or "
+        "name its file with --onnx\n"
+    )
+    assert not [path for _, path, _ in hub.requests if path.endswith("model.safetensors")]
     assert _left_beside(tmp_path / "models" / "bert") == []
 
 
@@ -544,3 +568,91 @@ def test_an_alarm_handled_after_the_deadlines_block_ended_ends_nothing():
     ring(signal.SIGALRM, None)  # no error: the block had ended
     with pytest.raises(Late), wall_clock(0.05, Late):
         signal.pause()  # the alarm still ends a block that runs past its deadline
+
+
+ONNX_REPO = "BAAI/bge-tiny"
+
+
+def _onnx_files() -> dict[str, bytes]:
+    """A sentence-transformers repository with its ONNX export (tests/fixtures/tiny-st-onnx),
+    and the PyTorch weights such a repository also has, which a pull must leave alone."""
+    files = {
+        path.relative_to(TINY_ONNX).as_posix(): path.read_bytes()
+        for path in sorted(TINY_ONNX.rglob("*"))
+        if path.is_file() and path.name != "weights.npz"
+    }
+    return files | {"model.safetensors": b"\0" * 4096}
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_sentence_transformers_onnx_export_is_pulled_and_ranked_with(hub, tmp_path):
+    hub.repos[ONNX_REPO] = _onnx_files()
+    result = _pull(ONNX_REPO)
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "models" / "bge-tiny"
+    assert result.stdout.splitlines() == [
+        f"Pulled {ONNX_REPO} (main, commit c0ffeec0ffee) into {target}: tokenizer.json 0.0 MB, "
+        "onnx/model.onnx 0.0 MB, config.json 0.0 MB, modules.json 0.0 MB, "
+        "sentence_bert_config.json 0.0 MB, 1_Pooling/config.json 0.0 MB.",
+        "Check its licence on its Hub page. To rank with it, put in subscribers.yaml:",
+        "ranking: {embeddings: models/bge-tiny}",
+    ]
+    assert _tree(target) == [
+        "1_Pooling/config.json",
+        "config.json",
+        "modules.json",
+        "onnx/model.onnx",
+        "sentence_bert_config.json",
+        "tokenizer.json",
+    ]
+    assert not [path for _, path, _ in hub.requests if path.endswith(".safetensors")]
+    assert _left_beside(target) == ["bge-tiny"]
+    # the same model as the files it came from: the same vectors
+    pulled, source = embed.load_model(str(target)), embed.load_model(str(TINY_ONNX))
+    text = ["graph neural network molecule"]
+    np.testing.assert_array_equal(pulled.embed(text), source.embed(text))
+    assert _ranked_with(result.stdout.splitlines()[-1], tmp_path) == {pulled.name}
+
+
+def test_onnx_picks_another_export_of_the_repository_and_names_one_it_lacks(hub, tmp_path):
+    files = _onnx_files()
+    quantised = files["onnx/model.onnx"] + b""  # any valid graph will do; its bytes are checked
+    files["onnx/model_qint8_avx512.onnx"] = quantised
+    files["onnx/model.onnx"] = b"the fp32 export, which must not be fetched"
+    hub.repos[ONNX_REPO] = files
+    result = _pull(ONNX_REPO, "--onnx", "onnx/model_qint8_avx512.onnx")
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "models" / "bge-tiny"
+    assert (target / "onnx" / "model.onnx").read_bytes() == quantised  # where the loader reads
+    paths = [path for _, path, _ in hub.requests]
+    assert any(p.endswith("/onnx/model_qint8_avx512.onnx") for p in paths)
+    assert not any(p.endswith("/onnx/model.onnx") for p in paths)
+
+    result = _pull(ONNX_REPO, "--onnx", "onnx/model_O4.onnx", "--to", "other")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: model pull: {ONNX_REPO} has no onnx/model_O4.onnx (HTTP 404)"
+    )
+    assert not (tmp_path / "other").exists()
+    hub.requests.clear()
+    for wrong in ("../../secrets.onnx", "onnx/model.bin"):
+        result = _pull(ONNX_REPO, "--onnx", wrong, "--to", "other")
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"Error: model pull: --onnx {wrong!r} is not the path of an .onnx file in {ONNX_REPO}\n"
+        )
+    assert hub.requests == []  # refused before any request
+
+
+def test_force_replaces_an_onnx_model_folder(hub, tmp_path):
+    hub.repos[ONNX_REPO] = _onnx_files()
+    assert _pull(ONNX_REPO).exit_code == 0
+    target = tmp_path / "models" / "bge-tiny"
+    (target / "onnx" / "model.onnx").write_bytes(b"an older export")
+    result = _pull(ONNX_REPO, "--force")
+    assert result.exit_code == 0, result.output
+    assert (target / "onnx" / "model.onnx").read_bytes() == hub.repos[ONNX_REPO]["onnx/model.onnx"]
+    assert _left_beside(target) == ["bge-tiny"]

@@ -760,7 +760,8 @@ def model() -> None:
     """Embedding models for semantic ranking; `model pull` fetches one.
 
     \b
-    Example:
+    Examples:
+        paperwire model pull BAAI/bge-small-en-v1.5
         paperwire model pull minishlab/potion-base-8M
     """
 
@@ -789,15 +790,31 @@ def model() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds the whole pull may take, however the server answers.",
 )
+@click.option(
+    "--onnx",
+    "onnx_file",
+    metavar="PATH",
+    help="The ONNX file of a sentence-transformers repository to pull, e.g. "
+    "onnx/model_qint8_avx512.onnx [default: onnx/model.onnx].",
+)
 @pass_ctx
 def model_pull(
-    obj: Context, name: str, folder, revision: str, force: bool, timeout: float, deadline: float
+    obj: Context,
+    name: str,
+    folder,
+    revision: str,
+    force: bool,
+    timeout: float,
+    deadline: float,
+    onnx_file: str | None,
 ):
-    """Download a model2vec model from the Hugging Face Hub ($HF_ENDPOINT; $HF_TOKEN if set)
-    into models/NAME beside subscribers.yaml. Nothing else ever downloads weights.
+    """Download a model from the Hugging Face Hub ($HF_ENDPOINT; $HF_TOKEN if set) into
+    models/NAME beside subscribers.yaml: a sentence-transformers model's ONNX export, run as
+    the bundled encoder is, or a model2vec model. Nothing else ever downloads weights.
 
     \b
-    Example:
+    Examples:
+        paperwire model pull BAAI/bge-small-en-v1.5
         paperwire model pull minishlab/potion-base-8M
     """
     from .rank import model_pull as mp
@@ -816,7 +833,13 @@ def model_pull(
         wall_clock(deadline, lambda: late),
     ):
         got = mp.pull(
-            name, target, revision=revision, force=force, read_timeout=timeout, progress=progress
+            name,
+            target,
+            revision=revision,
+            force=force,
+            read_timeout=timeout,
+            progress=progress,
+            onnx=onnx_file,
         )
     sizes = ", ".join(f"{file} {size / 1e6:.1f} MB" for file, size in got.files)
     commit = f", commit {got.commit[:12]}" if got.commit else ""

@@ -1,8 +1,11 @@
 """``paperwire model pull``: the one place paperwire downloads model weights, and only when asked.
 
 It fetches the files of a Hugging Face Hub model that :func:`paperwire.rank.embed._load_folder`
-reads (model2vec's layout: ``model.safetensors`` and ``tokenizer.json``, plus ``config.json``
-when the repository has one) from ``{endpoint}/{repo}/resolve/{revision}/{file}``, the URL
+reads, in one of two layouts: a sentence-transformers model's ONNX export (``onnx/model.onnx``,
+``tokenizer.json`` and the settings beside them: a transformer such as BAAI/bge-small-en-v1.5,
+run by ONNX Runtime as the bundled encoder is), else model2vec's (``model.safetensors`` and
+``tokenizer.json``, plus ``config.json`` when the repository has one), each from
+``{endpoint}/{repo}/resolve/{revision}/{file}``, the URL
 ``huggingface_hub`` builds. As there, the endpoint is ``$HF_ENDPOINT`` (default
 https://huggingface.co) and ``$HF_TOKEN``, when set, goes in an ``Authorization: Bearer``
 header (httpx drops it on a redirect to another host, such as the Hub's file CDN).
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -33,9 +37,22 @@ from ..config.embeddings import INSTALL_HINT, missing_modules
 from ..errors import ConfigError, PaperwireError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-# (file, required): what _load_folder reads, then config.json (model2vec's settings, e.g.
-# "normalize"), kept beside them so the folder is also a complete model2vec model.
-FILES = (("tokenizer.json", True), ("model.safetensors", True), ("config.json", False))
+# (file, required) of model2vec's layout after tokenizer.json: its settings (e.g. "normalize"),
+# read first, so that a transformer without an ONNX export is named as one before its weights
+# come down (hundreds of MB that no loader here reads), then its table of token vectors
+FILES = (("config.json", False), ("model.safetensors", True))
+# where a sentence-transformers repository keeps its ONNX export, and the settings of its
+# modules that say how token vectors become one (rank/encoder.py reads them)
+ONNX = "onnx/model.onnx"
+ONNX_SETTINGS = (
+    "config.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+)
+# what a model folder may hold (--force replaces nothing else)
+MODEL_FILES = {"tokenizer.json", "model.safetensors", "config.json", "onnx", "modules.json",
+               "sentence_bert_config.json", "1_Pooling"}  # fmt: skip
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0  # seconds without a byte before a stalled server is given up on
 CHUNK = 1 << 20
@@ -121,9 +138,12 @@ def pull(
     token: str | None = None,
     read_timeout: float = READ_TIMEOUT,
     progress: ProgressStart | None = None,
+    onnx: str | None = None,
 ) -> Pulled:
     """Download ``repo`` into ``folder`` (``endpoint`` / ``token`` default to ``$HF_ENDPOINT``
-    / ``$HF_TOKEN``). Raises PullError, with one line saying why, and leaves no file behind."""
+    / ``$HF_TOKEN``): its ONNX export (``onnx``, default ``onnx/model.onnx``, kept as
+    ``onnx/model.onnx``) when it has one, else its model2vec files. Raises PullError, with one
+    line saying why, and leaves no file behind."""
     from . import embed
 
     repo = repo.strip()
@@ -132,7 +152,10 @@ def pull(
             f"model pull: {repo!r} is not a Hugging Face model name "
             "(owner/name, e.g. minishlab/potion-base-8M)"
         )
-    missing = missing_modules("tokenizers", "safetensors")
+    onnx = onnx.strip().strip("/") if onnx else None
+    if onnx is not None and (not onnx.endswith(".onnx") or ".." in onnx.split("/")):
+        raise PullError(f"model pull: --onnx {onnx!r} is not the path of an .onnx file in {repo}")
+    missing = missing_modules("tokenizers")
     if missing:  # checked first: the pulled folder must load before it is kept
         raise PullError(
             f"model pull: the semantic extra is not installed (missing {', '.join(missing)}): "
@@ -162,13 +185,27 @@ def pull(
     try:
         timeout = httpx.Timeout(read_timeout, connect=min(CONNECT_TIMEOUT, read_timeout))
         with httpx.Client(timeout=timeout, headers=headers, follow_redirects=True) as client:
-            for name, required in FILES:
+
+            def fetch(name: str, required: bool, saved_as: str | None = None) -> int | None:
                 # after the first file, the rest at its commit: a push mid-pull cannot mix
                 # two versions of the model
                 url = f"{endpoint}/{repo}/resolve/{_quote(pulled.commit or revision)}/{name}"
-                size = _download(client, url, scratch / name, pulled, required, progress)
+                path = scratch / (saved_as or name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                size = _download(client, url, path, name, pulled, required, progress, folder.parent)
                 if size is not None:
                     pulled.files.append((name, size))
+                elif path.parent != scratch:  # an optional file the model lacks: no folder
+                    with contextlib.suppress(OSError):
+                        path.parent.rmdir()
+                return size
+
+            fetch("tokenizer.json", True)
+            if fetch(onnx or ONNX, onnx is not None, saved_as=ONNX) is not None:
+                for name in ONNX_SETTINGS:
+                    fetch(name, False)
+            else:
+                _pull_model2vec(fetch, scratch, repo)
         try:
             embed._load_folder(scratch)
         except ConfigError as exc:
@@ -182,6 +219,35 @@ def pull(
     return pulled
 
 
+def _pull_model2vec(fetch: Callable[..., int | None], scratch: Path, repo: str) -> None:
+    """model2vec's files, once config.json shows the repository is not a transformer that
+    only lacks an ONNX export (its PyTorch weights would come down for nothing)."""
+    fetch("config.json", False)
+    kind = _model_type(scratch / "config.json")
+    if kind and kind != "model2vec":
+        raise PullError(
+            f"model pull: {repo} is a {kind} model without an ONNX export ({ONNX}); paperwire "
+            "runs transformers through ONNX Runtime: pull a repository that has one, or name "
+            "its file with --onnx"
+        )
+    missing = missing_modules("safetensors")
+    if missing:
+        raise PullError(
+            f"model pull: {repo} is a model2vec model, which needs the semantic extra "
+            f"(missing {', '.join(missing)}): {INSTALL_HINT}"
+        )
+    fetch("model.safetensors", True)
+
+
+def _model_type(config: Path) -> str | None:
+    """config.json's ``model_type`` ("bert", "model2vec", ...), if it says."""
+    try:
+        kind = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) and kind else None
+
+
 def _quote(revision: str) -> str:
     from urllib.parse import quote
 
@@ -192,12 +258,14 @@ def _download(
     client: httpx.Client,
     url: str,
     path: Path,
+    name: str,
     pulled: Pulled,
     required: bool,
     progress: ProgressStart | None,
+    into: Path | None = None,
 ) -> int | None:
-    """Stream one file to ``path``; its size, or None for an optional file the model lacks."""
-    name = path.name
+    """Stream the repository's file ``name`` to ``path``; its size, or None for an optional
+    file the model lacks. ``into``: the folder a full disk is reported for."""
     try:
         with client.stream("GET", url) as response:
             if response.status_code == 404 and not required and _code(response) != "RepoNotFound":
@@ -240,7 +308,7 @@ def _download(
     except OSError as exc:
         if exc.errno in _NO_ROOM:
             raise PullError(
-                f"model pull: no room left to write {name} in {path.parent.parent} "
+                f"model pull: no room left to write {name} in {path.parent if into is None else into} "
                 f"({exc.strerror}); nothing was kept"
             ) from None
         raise PullError(f"model pull: cannot write {name}: {exc.strerror}") from None
@@ -277,8 +345,9 @@ def _refused(response: httpx.Response, pulled: Pulled, name: str, url: str, clie
         return f"model pull: HF_TOKEN does not give access to {repo} (HTTP {status})"
     if status == 404:
         return (
-            f"model pull: {repo} has no {name} (HTTP 404): no such model, or not in model2vec's "
-            "layout (model.safetensors + tokenizer.json)"
+            f"model pull: {repo} has no {name} (HTTP 404): no such model, or in neither layout "
+            f"paperwire reads (an ONNX export, {ONNX} + tokenizer.json; or model2vec's, "
+            "model.safetensors + tokenizer.json)"
         )
     return f"model pull: {name}: {at} answered HTTP {status}"
 
@@ -328,7 +397,7 @@ def _new_folder_beside(folder: Path, what: str) -> Path:
 def _check_replaceable(folder: Path) -> None:
     """``--force`` replaces a model folder, nothing else: ``--to ~`` or the folder that holds
     subscribers.yaml and paperwire.db must never be deleted by a typo."""
-    model_files = {name for name, _ in FILES}
+    model_files = MODEL_FILES
     if folder.is_symlink() or not folder.is_dir():
         raise PullError(f"model pull: {folder} is not a model folder; --force only replaces one")
     others = sorted(p.name for p in folder.iterdir() if p.name not in model_files)
