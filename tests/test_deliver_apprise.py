@@ -365,6 +365,40 @@ def test_a_refusal_fails_at_once_and_an_outage_waits_out_a_back_off(
     )
 
 
+def test_a_redirect_is_a_failure_never_followed(
+    http_server: HttpServer, make_config, tmp_path: Path
+):
+    """Apprise's requests followed redirects: a 301 or 302 turned the POST into a GET of
+    the Location, answered 200, and the digest counted as sent with nothing delivered (a 307
+    re-posted it, token and all, wherever the Location said). Now a 3xx is not followed and
+    the delivery fails for good, naming the service and the status, as a Slack webhook's
+    redirect does; never the URL, which holds the token."""
+    landing = {"Location": "/landing?token=elsewhere"}
+    for code in (301, 302, 307):
+        http_server.routes[f"/r{code}/{TOKEN}"] = Route(b"", status=code, headers=landing)
+    http_server.routes["/landing?token=elsewhere"] = Route(b"{}")
+    urls = "".join(
+        f"      - json://127.0.0.1:{http_server.port}/r{code}/{TOKEN}\n" for code in (301, 302, 307)
+    )
+    config = make_config(
+        "ranking: {embeddings: off}\nsecret: s3cret-signing-key\nsubscribers:\n"
+        f'  - id: ada\n    interests: "web agents"\n    notify:\n{urls}'
+    )
+    with stocked(tmp_path / "pw.db") as store:
+        report = pipeline.send_due(store, config, now=NOW)
+        ledger = sorted(d["state"] for d in store.deliveries("ada"))
+    assert ledger == ["failed"] * 3
+    assert sorted(line.detail for line in report.lines) == [
+        f"notify json://…: message 1 of 1 failed: the service answered HTTP {code}, a "
+        "redirect; not followed (a followed redirect can turn the message into a GET that "
+        "delivers nothing): check the URL"
+        for code in (301, 302, 307)
+    ]
+    assert [(method, path) for method, path, _, _ in http_server.requests] == [
+        ("POST", f"/r{code}/{TOKEN}") for code in (301, 302, 307)
+    ]
+
+
 # -- review fixes: a try never made is not a try, and never a second send --------------------
 
 

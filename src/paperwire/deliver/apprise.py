@@ -159,8 +159,8 @@ def send_digest(
     ``on_late(n, total)`` runs there if it is accepted after all, and while it runs no other
     try of the same delivery starts.
 
-    Raises DeliveryError: permanent for a URL Apprise does not understand or an HTTP 4xx
-    refusal (but 408 and 429); ``maybe_delivered`` for a message not answered within its
+    Raises DeliveryError: permanent for a URL Apprise does not understand, an HTTP 4xx
+    refusal (but 408 and 429) or a redirect (3xx, not followed); ``maybe_delivered`` for a message not answered within its
     deadline (it may have arrived); ``untried`` for a message not sent because an earlier try
     is still waiting for its answer, or too many are; ``out_of_time`` for one not sent because
     less than :data:`MIN_LEFT` seconds of the run's ``budget`` were left; otherwise none (the
@@ -172,7 +172,11 @@ def send_digest(
     # default is 60 s) or runs in parallel; the interpreter joins those threads at exit, so an
     # endpoint dripping its answer kept `send` and the daemon from ever exiting. Without either,
     # it sends in the calling thread: blocking_call's daemon thread, which holds up nothing.
-    asset = apprise.AppriseAsset(async_mode=False, service_timeout=0)
+    # No redirects (requests follows them by default): a 301 or 302 turned the POST into a GET
+    # of the Location, answered 200, "sent" with nothing delivered (a 307 re-posted the message
+    # wherever it pointed). A redirect fails instead (:func:`_redirected`), as Slack's does.
+    # A URL's own ``redirect=yes`` (Apprise's per-URL switch) still follows them.
+    asset = apprise.AppriseAsset(async_mode=False, service_timeout=0, http_redirects=False)
     plugin = apprise.Apprise.instantiate(url, asset=asset)
     if plugin is None:
         raise DeliveryError(
@@ -244,6 +248,14 @@ def send_digest(
                 maybe_delivered=True,
             ) from None
         if not ok:
+            status = _redirected(said)
+            if status is not None:
+                raise DeliveryError(
+                    f"{which} failed: the service answered HTTP {status}, a redirect; not "
+                    "followed (a followed redirect can turn the message into a GET that "
+                    "delivers nothing): check the URL",
+                    permanent=True,
+                )
             detail = _redact(said.strip().splitlines(), url)
             raise DeliveryError(f"{which} failed: {detail}", permanent=_refused(said))
         if on_part is not None:
@@ -256,6 +268,13 @@ def _refused(said: str) -> bool:
     (408 and 429 do: the service was slow or busy)."""
     codes = [int(code) for code in _HTTP_STATUS.findall(said)]
     return bool(codes) and 400 <= codes[-1] < 500 and codes[-1] not in (408, 429)
+
+
+def _redirected(said: str) -> int | None:
+    """The HTTP status when Apprise's warning reports a redirect (3xx), which is not
+    followed: the URL is wrong, and retrying does not cure it."""
+    codes = [int(code) for code in _HTTP_STATUS.findall(said)]
+    return codes[-1] if codes and 300 <= codes[-1] < 400 else None
 
 
 def _md(text: str) -> str:
