@@ -716,3 +716,56 @@ def test_a_daemon_that_found_the_store_held_holds_it_once_the_first_has_stopped(
     log = (tmp_path / "daemon.log").read_text()
     _no_crash(log)
     assert len([line for line in log.splitlines() if "another paperwire run" in line]) == 2
+
+
+def test_a_digest_missed_past_the_grace_period_is_one_log_line_and_shown_in_status(
+    tmp_path, caplog
+):
+    """A digest whose slot passed more than the grace period ago (the machine asleep, the
+    daemon down) was skipped without a word: nothing in the log, nothing in status. Now the
+    daemon says it once per reader and slot (who, which slot, why, the next one), status
+    shows it, and what is sent stays as it was: nothing for the missed slot."""
+    import logging
+
+    from paperwire import status
+    from paperwire.config import load_config
+    from paperwire.sources import parse_document
+    from paperwire.store import Store
+
+    start = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
+    config = tmp_path / "subscribers.yaml"
+    config.write_text(
+        "ranking: {embeddings: off}\nalerts: {enabled: false}\nsubscribers:\n"
+        '  - id: ada\n    email: ada@example.org\n    interests: "language models"\n'
+        '    timezone: UTC\n    digest_time: "07:05"\n    digest_days: daily\n'
+        '  - id: bob\n    email: bob@example.org\n    interests: "language models"\n'
+        '    timezone: UTC\n    digest_time: "07:05"\n    digest_days: daily\n    enabled: false\n'
+    )
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="rss")
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(papers, now=start - dt.timedelta(hours=1))
+    now = [start]
+    daemon = in_process_daemon(tmp_path, config, clock=lambda: now[0])
+    daemon.tick_job()  # sees ada
+    now[0] = start + dt.timedelta(minutes=10)
+    daemon.tick_job()  # her first digest
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    # asleep from the 23rd to the evening of the 25th: the 24th's and 25th's slots passed,
+    # the 25th's 13 hours ago, past the 12 h grace
+    now[0] = dt.datetime(2026, 11, 25, 20, 5, tzinfo=dt.UTC)
+    with caplog.at_level(logging.INFO, logger="paperwire"):
+        daemon.tick_job()
+        now[0] += dt.timedelta(minutes=1)
+        daemon.tick_job()  # said once, not every tick
+    assert [r.getMessage() for r in caplog.records if "ada" in r.getMessage()] == [
+        "digest ada: missed (the 2026-11-25 digest, due 2026-11-25T07:05+00:00, was skipped: "
+        "its time passed more than the grace period (12 h, --grace-hours) ago with no "
+        "paperwire running to send it (stopped, or the machine asleep); its papers go in the "
+        "next digest, 2026-11-26T07:05+00:00)"
+    ]
+    assert [r.levelname for r in caplog.records if "ada" in r.getMessage()] == ["WARNING"]
+    assert not [r for r in caplog.records if "bob" in r.getMessage()]  # disabled: no digests
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1  # nothing more sent
+    with Store(tmp_path / "pw.db") as store:
+        shown = status.status(store, load_config(config), now=now[0])
+    assert [(s.id, s.missed) for s in shown.subscribers] == [("ada", "2026-11-25"), ("bob", None)]

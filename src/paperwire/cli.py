@@ -547,7 +547,8 @@ def status(obj: Context, subscriber_id: str | None, grace_hours: float) -> None:
     """Show each subscriber's last and next digest, and any failure.
 
     One line per subscriber: the last digest and its worst state over the reader's channels
-    (with the answer of the channel that failed), whether one is due now, the next one (in
+    (with the answer of the channel that failed), whether the latest was missed (its time
+    passed more than --grace-hours ago with none sent), whether one is due now, the next one (in
     the subscriber's own time zone; for a reader disabled or unsubscribed, that they are), and
     seed papers that could not be found. Under it, one
     line per channel: its last delivery, then every one still pending or failed, with its
@@ -593,6 +594,11 @@ def status(obj: Context, subscriber_id: str | None, grace_hours: float) -> None:
         elif sub.unsubscribed:
             parts.append("unsubscribed: no more digests")
         else:
+            if sub.missed:
+                parts.append(
+                    f"missed {sub.missed} (skipped: no paperwire ran within {grace_hours:g} h "
+                    "of its time, --grace-hours; its papers go in the next)"
+                )
             if sub.due:
                 parts.append(f"due now ({sub.due})")
             if sub.next_slot:

@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import pipeline
+from . import pipeline, schedule
 from .config import DEFAULT_CONFIG, DEFAULT_GRACE, Config, load_config
 from .errors import PaperwireError
 from .rank.session import RankingSession
@@ -155,6 +155,9 @@ class Daemon:
         # when this process first saw each reader: one who never had a digest gets the first at
         # their next slot after it, never at start-up or at a reload that adds them
         self._first_seen: dict[str, dt.datetime] = {}
+        # each reader's latest slot past the grace period that a tick looked at (its period):
+        # a missed digest is said once, and each slot looked up once, not every tick
+        self._late_seen: dict[str, str] = {}
         # the embedding model and the corpus, kept for the daemon's life: a tick whose store has
         # not changed ranks without reloading or recomputing either
         self.ranking = RankingSession()
@@ -252,8 +255,25 @@ class Daemon:
                     session=self.ranking,
                 )
                 _log_lines(report)
+                self._tell_missed(store, config, now)
             except PaperwireError as exc:
                 log.error("send job failed: %s", exc)
+
+    def _tell_missed(self, store: Store, config: Config, now: dt.datetime) -> None:
+        """One line for each reader whose latest digest was skipped, its slot passed more than
+        the grace period ago with no digest (the daemon down, the machine asleep): said once
+        per slot. It was skipped without a word, in the log and in ``status`` alike."""
+        subs, _ = pipeline.active_subscribers(store, config)
+        late = {
+            sub_id: slot
+            for sub_id, slot in pipeline.late_slots(subs, now, self.grace).items()
+            if self._late_seen.get(sub_id) != schedule.period(slot)
+        }
+        self._late_seen.update((sub_id, schedule.period(t)) for sub_id, t in late.items())
+        by_id = {s.id: s for s in subs}
+        for sub_id, slot in pipeline.missed_slots(store, late, self._first_seen).items():
+            reason = pipeline.missed_reason(store, by_id[sub_id], slot, now, self.grace)
+            log.warning("digest %s: missed (%s)", sub_id, reason)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -391,6 +391,60 @@ def digest_slots(
     return slots
 
 
+def late_slots(
+    subs: list[SubscriberConfig], now: dt.datetime, grace: dt.timedelta
+) -> dict[str, dt.datetime]:
+    """Each reader's latest digest slot, where it passed more than ``grace`` ago: none is due."""
+    late = {}
+    for sub in subs:
+        slot = schedule.latest_slot(sub, now, dt.timedelta.max)
+        if slot is not None and now - slot > grace:
+            late[sub.id] = slot
+    return late
+
+
+def missed_slots(
+    store: Store,
+    late: Mapping[str, dt.datetime],
+    first_after: Mapping[str, dt.datetime] | None = None,
+) -> dict[str, dt.datetime]:
+    """Of these slots past the grace period (:func:`late_slots`), those skipped: no digest was
+    composed for them (paperwire was not running, the machine slept), nor after them; their
+    papers wait for the next digest. A reader who never had a digest missed none, unless the
+    daemon saw them before the slot (``first_after``). Two queries, whatever the readers."""
+    if not late:
+        return {}
+    recorded = store.recorded("digest", {schedule.period(t) for t in late.values()})
+    handled = {(sub_id, period) for sub_id, period, _ in recorded}
+    last = store.last_composed(late)
+    missed = {}
+    for sub_id, slot in late.items():
+        if (sub_id, schedule.period(slot)) in handled or covered(slot, last.get(sub_id)):
+            continue
+        seen = (first_after or {}).get(sub_id)
+        if sub_id not in last and (seen is None or slot < seen):
+            continue
+        missed[sub_id] = slot
+    return missed
+
+
+def missed_reason(
+    store: Store, sub: SubscriberConfig, slot: dt.datetime, now: dt.datetime, grace: dt.timedelta
+) -> str:
+    """Why a missed slot (:func:`missed_slots`) had no digest, and when the next one comes."""
+    return (
+        f"the {schedule.period(slot)} digest, due {slot.isoformat(timespec='minutes')}, was "
+        f"skipped: its time passed more than the grace period ({_hours(grace)} h, "
+        "--grace-hours) ago with no paperwire running to send it (stopped, or the machine "
+        "asleep); its papers go in the next digest, "
+        f"{next_slot(store, sub, now).isoformat(timespec='minutes')}"
+    )
+
+
+def _hours(span: dt.timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g}"
+
+
 def covered(slot: dt.datetime, last: tuple[dt.datetime, str] | None) -> str | None:
     """The period of the reader's last digest (``last``: when it was composed, and its period)
     if it was composed at or after ``slot``, and so covered it: a reader whose time zone moved

@@ -58,6 +58,9 @@ class SubscriberStatus:
     seeds: int  # config seed papers, imported seeds and unmatched entries, in all
     channels: tuple[ChannelDeliveries, ...]  # configured channels first, then any no longer named
     feed_url: str | None  # the reader's private feed URL, only with ``feed_urls``
+    # the period of the reader's latest digest if it was skipped: its slot passed more than
+    # the grace period ago with none sent (paperwire was not running); None otherwise
+    missed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,10 @@ def status(
     out = []
     for sub in subs:
         last = pipeline.last_digest_state(store, sub)
-        due = next_slot = None
+        due = next_slot = missed = None
         if sub.enabled and sub.id not in gone:  # as send decides who gets mail
+            late = pipeline.missed_slots(store, pipeline.late_slots([sub], now, grace))
+            missed = schedule.period(late[sub.id]) if sub.id in late else None
             slot = pipeline.digest_slots(store, [sub], now, grace, pipeline.FIRST_DIGEST_REACH)[
                 sub.id
             ]
@@ -138,6 +143,7 @@ def status(
                 seeds=seeds,
                 channels=_channels(store, sub, had_one=last is not None),
                 feed_url=url,
+                missed=missed,
             )
         )
     failed = []
