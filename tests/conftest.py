@@ -240,6 +240,21 @@ def smtp_server() -> Iterator[SmtpSink]:
         controller.stop()
 
 
+@pytest.fixture
+def ascii_smtp_server() -> Iterator[SmtpSink]:
+    """A relay without SMTPUTF8 (aiosmtpd's Controller offers it unless told not to): only
+    ASCII addresses, as many small relays."""
+    sink = SmtpSink(port=free_port())
+    controller = Controller(
+        _Handler(sink), hostname=sink.host, port=sink.port, enable_SMTPUTF8=False
+    )
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
 def _server_tls_context():
     """A server TLS context with a throwaway trustme certificate for 127.0.0.1."""
     import ssl

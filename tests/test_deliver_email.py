@@ -382,6 +382,56 @@ def test_a_non_ascii_sender_name_is_encoded_and_the_message_stays_7bit(
     assert smtp_server.messages[0]["From"] == "Pâperwire <d@pw.test>"
 
 
+def test_an_international_domain_goes_as_idna_to_a_relay_without_smtputf8(
+    store, make_config, ascii_smtp_server
+):
+    """A reader at ada@bücher.example (or xn--bcher-kva.example, which the config reads as
+    bücher.example) failed for good on a relay without SMTPUTF8, as many small relays are:
+    'SMTPUTF8 is not supported by this server', and a sender at such a domain failed every
+    reader. The domain goes as its IDNA form (the same address), in the envelope and the
+    headers, the message 7-bit; a local part that is not ASCII, which only SMTPUTF8 carries,
+    fails that reader alone, saying why; the others are sent."""
+    text = (
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: cs\nsubscribers:\n"
+        + "".join(
+            f"  - id: {who}\n    email: {address}\n    digest_size: 3\n"
+            for who, address in (
+                ("ada", "ada@bücher.example"),
+                ("bea", "bea@xn--bcher-kva.example"),
+                ("cyd", "jösé@example.org"),
+                ("dan", "dan@example.org"),
+            )
+        )
+        + "sender:\n  from_address: 'Pâperwire <digest@bücher.example>'\n"
+    )
+    config = make_config(
+        text,
+        env={"PAPERWIRE_SECRET": "k-test-signing-key", "PAPERWIRE_SMTP_URL": ascii_smtp_server.url},
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    lines = {line.subscriber_id: (line.status, line.detail) for line in report.lines}
+    assert [lines[who][0] for who in ("ada", "bea", "dan")] == ["sent"] * 3, lines
+    assert lines["cyd"] == (
+        "failed",
+        "SMTP cannot deliver to jösé@example.org: its local part is not ASCII, which needs "
+        "SMTPUTF8, and the SMTP server 127.0.0.1:"
+        f"{ascii_smtp_server.port} does not offer it",
+    )
+    assert sorted(rcpts[0] for _, rcpts in ascii_smtp_server.envelopes) == [
+        "ada@xn--bcher-kva.example",
+        "bea@xn--bcher-kva.example",
+        "dan@example.org",
+    ]
+    assert {sender for sender, _ in ascii_smtp_server.envelopes} == {"digest@xn--bcher-kva.example"}
+    assert all(max(raw) < 128 for raw in ascii_smtp_server.raw)
+    to = sorted(str(m["To"]) for m in ascii_smtp_server.messages)
+    assert to == ["ada@xn--bcher-kva.example", "bea@xn--bcher-kva.example", "dan@example.org"]
+    assert {str(m["From"]) for m in ascii_smtp_server.messages} == {
+        "Pâperwire <digest@xn--bcher-kva.example>"
+    }
+
+
 def test_a_large_run_renders_in_worker_processes(store, make_config, smtp_server, caplog):
     # the real spawn pool, its threshold lowered so that nine digests (in tasks of two) use it
     caplog.set_level(logging.INFO, logger="paperwire")

@@ -27,6 +27,7 @@ from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 
 import aiosmtplib
+import idna
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -145,7 +146,10 @@ def bare_address(address: str) -> str:
 
 
 def domain_of(address: str) -> str:
-    return bare_address(address).rpartition("@")[2] or "localhost"
+    """The address's domain, in ASCII (IDNA) form: Message-IDs are made of it, and a relay
+    without SMTPUTF8 takes only ASCII headers."""
+    domain = bare_address(address).rpartition("@")[2] or "localhost"
+    return ascii_domain(domain) or domain
 
 
 def flatten(msg: EmailMessage) -> bytes:
@@ -156,6 +160,48 @@ def flatten(msg: EmailMessage) -> bytes:
         return msg.as_bytes()
     policy = msg.policy if isinstance(msg.policy, email.policy.EmailPolicy) else POLICY
     return msg.as_bytes(policy=policy.clone(utf8=True))
+
+
+def ascii_domain(domain: str) -> str | None:
+    """A domain as DNS and a relay without SMTPUTF8 know it: ``xn--bcher-kva.example`` for
+    ``bücher.example`` (IDNA 2008, UTS 46, as feed links' hosts); None if it has no such form."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return None
+
+
+def ascii_address(address: str) -> str | None:
+    """The same address in ASCII, its domain in IDNA form (:func:`ascii_domain`); None if its
+    local part is not ASCII, which only SMTPUTF8 carries."""
+    local, at, domain = address.rpartition("@")
+    if not (at and local.isascii()):
+        return None
+    ascii = ascii_domain(domain)
+    return f"{local}@{ascii}" if ascii is not None else None
+
+
+def ascii_form(msg: EmailMessage) -> bytes | None:
+    """The message for a relay without SMTPUTF8, when its addresses are not all ASCII: each
+    domain in IDNA form (the same addresses), the headers 7-bit; None if an address's local
+    part is not ASCII. Rewrites the message's From and To: flatten it first."""
+    headers = {}
+    for name in ("From", "To"):
+        addresses = []
+        for address in msg[name].addresses:
+            domain = ascii_domain(address.domain)
+            if not address.username.isascii() or domain is None:
+                return None
+            addresses.append(headerregistry.Address(address.display_name, address.username, domain))
+        headers[name] = ", ".join(str(a) for a in addresses)
+    for name, value in headers.items():
+        msg.replace_header(name, value)
+    try:
+        return msg.as_bytes()
+    except UnicodeError:  # another header not ASCII (a Message-ID made before domain_of's IDNA)
+        return None
 
 
 # -- the outbox --------------------------------------------------------------------------------
@@ -194,6 +240,9 @@ class Outgoing:
     mail_from: str
     recipient: str
     problem: str | None = None
+    # the message for a relay without SMTPUTF8 (:func:`ascii_form`), where ``message`` has
+    # an international domain in its addresses
+    ascii_message: bytes | None = None
 
 
 @dataclass
@@ -537,6 +586,12 @@ class SmtpSender:
                 f"SMTP {refusal.code} for {item.recipient}: {header_safe(refusal.message, 300)}",
                 permanent=permanent,
             ) from None
+        except _NoSmtpUtf8 as exc:
+            raise DeliveryError(
+                f"SMTP cannot deliver to {item.recipient}: {exc}, which needs SMTPUTF8, and "
+                f"the {self._server} does not offer it",
+                permanent=True,
+            ) from None
         except aiosmtplib.SMTPNotSupported as exc:
             raise DeliveryError(
                 f"SMTP cannot deliver to {item.recipient}: {exc}", permanent=True
@@ -572,17 +627,26 @@ async def _transaction(connection: aiosmtplib.SMTP, item: Outgoing, phase: dict[
     it nothing was delivered and a retry is safe; after it, an unanswered message may have
     arrived. A refusal resets the envelope, so the connection serves the next message."""
     options = _mail_options(item)
+    message, mail_from, recipient = item.message, item.mail_from, item.recipient
+    if options and not connection.supports_extension("smtputf8"):
+        # an international domain goes in its IDNA form: the same address, in ASCII
+        ascii_from, ascii_to = ascii_address(mail_from), ascii_address(recipient)
+        if ascii_to is None:
+            raise _NoSmtpUtf8("its local part is not ASCII")
+        if ascii_from is None:
+            raise _NoSmtpUtf8(f"the sender {item.mail_from}'s local part is not ASCII")
+        if item.ascii_message is None:
+            raise _NoSmtpUtf8("its headers are not ASCII")
+        message, mail_from, recipient, options = item.ascii_message, ascii_from, ascii_to, []
     utf8 = bool(options)
-    if utf8 and not connection.supports_extension("smtputf8"):
-        raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
     if connection.supports_extension("size"):
-        options.insert(0, f"size={len(item.message)}")  # flatten() wrote CRLF lines already
+        options.insert(0, f"size={len(message)}")  # flatten() wrote CRLF lines already
     encoding = "utf-8" if utf8 else "ascii"
     try:
-        await connection.mail(item.mail_from, options=options, encoding=encoding)
-        await connection.rcpt(item.recipient, encoding=encoding)
+        await connection.mail(mail_from, options=options, encoding=encoding)
+        await connection.rcpt(recipient, encoding=encoding)
         with _noting_the_body(connection, phase):
-            await connection.data(item.message)
+            await connection.data(message)
     except aiosmtplib.SMTPResponseException:
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await connection.rset()
@@ -610,6 +674,11 @@ def _noting_the_body(connection: aiosmtplib.SMTP, phase: dict[str, bool]) -> Ite
         yield
     finally:
         del protocol.write  # the class's own again
+
+
+class _NoSmtpUtf8(aiosmtplib.SMTPNotSupported):
+    """A message only SMTPUTF8 carries (an address's local part is not ASCII), to a relay
+    that does not offer it: why, in a few words."""
 
 
 def _mail_options(item: Outgoing) -> list[str]:

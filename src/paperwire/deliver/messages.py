@@ -109,13 +109,15 @@ def outgoing(job: MailJob, run: MailRun) -> email_mod.Outgoing:
     try:
         msg, _ = build(job, run)
         message = email_mod.flatten(msg)
+        # an international domain: the same message in ASCII too, for a relay without SMTPUTF8
+        ascii = None if message.isascii() else email_mod.ascii_form(msg)
     except Exception as exc:  # one reader's e-mail, never the run
         text = " ".join(redact(str(exc)).split())
         problem = (
             f"email: cannot build the message: {type(exc).__name__}: {render.shorten(text, 200)}"
         )
         return email_mod.Outgoing(job.key, b"", run.mail_from, job.recipient, problem=problem)
-    return email_mod.Outgoing(job.key, message, run.mail_from, job.recipient)
+    return email_mod.Outgoing(job.key, message, run.mail_from, job.recipient, ascii_message=ascii)
 
 
 def render_all(
