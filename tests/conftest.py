@@ -255,6 +255,26 @@ def ascii_smtp_server() -> Iterator[SmtpSink]:
         controller.stop()
 
 
+@pytest.fixture
+def smtp_relay() -> Iterator[Callable[..., SmtpSink]]:
+    """Start a relay with aiosmtpd's own settings (``data_size_limit=...``: the SIZE it
+    announces and holds MAIL FROM to); each is stopped after the test."""
+    controllers: list[Controller] = []
+
+    def start(**settings: Any) -> SmtpSink:
+        sink = SmtpSink(port=free_port())
+        controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port, **settings)
+        controller.start()
+        controllers.append(controller)
+        return sink
+
+    try:
+        yield start
+    finally:
+        for controller in controllers:
+            controller.stop()
+
+
 def _server_tls_context():
     """A server TLS context with a throwaway trustme certificate for 127.0.0.1."""
     import ssl

@@ -432,6 +432,41 @@ def test_an_international_domain_goes_as_idna_to_a_relay_without_smtputf8(
     }
 
 
+def test_a_digest_over_the_relay_s_size_limit_fails_alone(store, make_config, smtp_relay):
+    """A relay announcing SIZE refuses a larger message at MAIL FROM (552, RFC 1870): that
+    was read as the relay refusing the sender, which stops the run, so one reader's long
+    digest kept every other reader's digest due, and on every run (field: aiosmtpd with
+    data_size_limit, a 40-paper digest first: 'refused the sender ...: 552 Error: message
+    size exceeds fixed maximum message size' for all three, 2 small ones that fit). Now that
+    digest fails for good, saying its size and the relay's answer; the others are sent."""
+    relay = smtp_relay(data_size_limit=20_000)
+    subs = "".join(
+        f"  - id: {who}\n    email: {who}@example.org\n    digest_size: {size}\n"
+        for who, size in (("big", 15), ("s1", 3), ("s2", 3))
+    )
+    config = make_config(
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: cs\nsubscribers:\n{subs}"
+        "sender:\n  from_address: 'Paperwire <digest@paperwire.test>'\n  retry_backoff: 0.05\n"
+        "  smtp_connections: 1\n",
+        env={"PAPERWIRE_SECRET": "k-test-signing-key", "PAPERWIRE_SMTP_URL": relay.url},
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    lines = {line.subscriber_id: (line.status, line.detail) for line in report.lines}
+    assert (lines["s1"][0], lines["s2"][0]) == ("sent", "sent"), lines
+    status, detail = lines["big"]
+    assert status == "failed"
+    assert re.fullmatch(
+        r"SMTP 552 for big@example\.org: the message \(\d\d,\d{3} bytes\) is larger than "
+        r"the relay takes: Error: message size exceeds fixed maximum message size",
+        detail,
+    ), detail
+    assert sorted(rcpts[0] for _, rcpts in relay.envelopes) == [
+        "s1@example.org",
+        "s2@example.org",
+    ]
+
+
 def test_a_large_run_renders_in_worker_processes(store, make_config, smtp_server, caplog):
     # the real spawn pool, its threshold lowered so that nine digests (in tasks of two) use it
     caplog.set_level(logging.INFO, logger="paperwire")

@@ -572,6 +572,14 @@ class SmtpSender:
             opening = exc.step == "greeted with" and 400 <= exc.code < 500
             raise SmtpServerError(f"{self._server} {exc}", connecting=opening) from None
         except aiosmtplib.SMTPSenderRefused as exc:
+            if exc.code == 552:
+                # RFC 1870: a relay announcing SIZE refuses a larger message at MAIL FROM with
+                # a 552: this message's size, not the sender; the others go on
+                raise DeliveryError(
+                    f"SMTP 552 for {item.recipient}: the message ({len(item.message):,} bytes) "
+                    f"is larger than the relay takes: {header_safe(exc.message, 300)}",
+                    permanent=True,
+                ) from None
             raise SmtpServerError(
                 f"{self._server} refused the sender {item.mail_from}: {exc.code} "
                 f"{header_safe(exc.message, 300)}"
