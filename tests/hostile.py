@@ -29,6 +29,7 @@ reproduce a fault by hand: ``python tests/hostile.py PORT``.
     POST /drip…      reads the request, then answers as GET /drip does (a dripping webhook or
                      summariser: headers at once, then one byte every ``drip_every`` seconds)
     POST /hangup…    reads the request, then closes the connection without a word
+    POST /cutok…     reads the request, answers 200 announcing 100 bytes, sends 'ok' and closes
     POST /huge/NNN…  reads the request, then answers status NNN with ``huge_mb`` MB of text
                      (``huge_sent`` counts the bytes the client took before it hung up)
 """
@@ -147,6 +148,15 @@ def _handler(state: Hostile) -> type[http.server.BaseHTTPRequestHandler]:
             if self.path.startswith("/hangup"):
                 # the whole request read (and kept in ``posts``), then the line dropped with no
                 # answer: a proxy timing out upstream, a server restarting mid-request
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            if self.path.startswith("/cutok"):
+                # the answer's status and its first bytes, then the line dropped: a proxy
+                # cutting the connection, a server restarting as it answers
+                self._head(200, {"Content-Length": "100"})
+                self.wfile.write(b"ok")
+                self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return

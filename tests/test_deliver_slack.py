@@ -502,6 +502,33 @@ def test_a_webhook_that_hangs_up_after_the_post_is_maybe_delivered_not_posted_ag
     assert (row["state"], row["maybe_sent"]) == ("pending", 1)
 
 
+def test_a_webhook_that_answers_200_and_drops_the_line_is_sent_not_maybe_delivered(
+    store, make_config
+):
+    """Slack answered 200 (it posted the message) and the line dropped within the answer's
+    body: that read as 'the line dropped after the message was sent, before any answer; it may
+    have arrived', and the message was posted again after the back-off, a second copy in the
+    channel. The status came: it decides, and the digest is sent."""
+    from . import hostile
+    from .conftest import free_port
+
+    state = hostile.Hostile(port=free_port())
+    with hostile.serving(state):
+        config = config_with_hook(
+            make_config,
+            state.url("/cutok/hook"),
+            size=3,
+            extra="sender: {retry_backoff: 0.05}\nranking: {embeddings: off}\n",
+        )
+        pipeline.fetch_all(store, config, now=NOW)
+        [line] = pipeline.send_due(store, config, now=NOW).lines
+        again = pipeline.send_due(store, config, now=NOW + dt.timedelta(hours=1)).lines
+    assert (line.status, line.detail) == ("sent", "3 papers to Slack (1 message(s))")
+    assert [entry.status for entry in again] == ["not-due"]
+    assert len(state.posts) == 1
+    assert store.last_delivery("team")["state"] == "sent"
+
+
 def test_a_webhook_whose_certificate_is_not_trusted_says_so(store, make_config):
     """A self-hosted Slack-compatible server (Mattermost, Rocket.Chat) with a certificate the
     machine does not trust read 'Slack webhook unreachable: ConnectError' for three and a half

@@ -326,12 +326,17 @@ _SSL_NOISE = re.compile(r"^\[SSL(?:: \w+)?\]\s*|\s*\(_ssl\.c:\d+\)$")
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
     """The first ``limit`` bytes of an answer, as sent (no content decoding); the rest is never
-    read: leaving the stream closes the connection."""
+    read: leaving the stream closes the connection. A line that drops within the answer ends
+    it there: its status came, and decides (a 200 that read as 'the line dropped ... it may
+    have arrived' was posted again, a second copy in the channel)."""
     body = bytearray()
-    async for chunk in response.aiter_raw():
-        body += chunk
-        if len(body) >= limit:
-            break
+    try:
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) >= limit:
+                break
+    except httpx.TransportError:
+        pass
     return bytes(body[:limit])
 
 
