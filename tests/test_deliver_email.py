@@ -432,6 +432,35 @@ def test_an_international_domain_goes_as_idna_to_a_relay_without_smtputf8(
     }
 
 
+def test_an_international_address_in_the_outbox_is_written_as_it_is_sent(
+    store, make_config, tmp_path
+):
+    """Without SMTP, the .eml of a reader at ada@bücher.example said
+    'To: ada@=?utf-8?q?b=C3=BCcher?=.example' (an encoded word inside an address, which
+    RFC 2047 forbids: a mail client reads another address, or none) and jösé@example.org's
+    '=?utf-8?b?asO2c8Op?=@example.org'. The .eml is now the message as SMTP sends it: those
+    headers in UTF-8 (RFC 6532), the others as before."""
+    text = (
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: cs\nsubscribers:\n"
+        "  - id: ada\n    email: ada@bücher.example\n    digest_size: 3\n"
+        "  - id: cyd\n    email: jösé@example.org\n    digest_size: 3\n"
+        "  - id: dan\n    email: dan@example.org\n    digest_size: 3\n"
+    )
+    config = make_config(text, env={"PAPERWIRE_SECRET": "k-test-signing-key"})
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert {line.status for line in report.lines} == {"sent"}
+    to = {}
+    for eml in (tmp_path / "outbox").glob("*.eml"):
+        [line] = [h for h in eml.read_bytes().split(b"\r\n") if h.startswith(b"To: ")]
+        to[eml.name.split("-")[3]] = line.decode("utf-8")
+    assert to == {
+        "ada": "To: ada@bücher.example",
+        "cyd": "To: jösé@example.org",
+        "dan": "To: dan@example.org",
+    }
+
+
 def test_a_digest_over_the_relay_s_size_limit_fails_alone(store, make_config, smtp_relay):
     """A relay announcing SIZE refuses a larger message at MAIL FROM (552, RFC 1870): that
     was read as the relay refusing the sender, which stops the run, so one reader's long

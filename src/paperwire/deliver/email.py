@@ -155,7 +155,7 @@ def domain_of(address: str) -> str:
 def flatten(msg: EmailMessage) -> bytes:
     """The message as sent: CRLF lines, 7-bit bodies; headers in UTF-8 only when an address
     itself is not ASCII (such a message goes out with SMTPUTF8; a display name is encoded)."""
-    addresses = [a.addr_spec for h in ("From", "To") for a in msg[h].addresses]
+    addresses = [a.addr_spec for h in ("From", "To") if h in msg for a in msg[h].addresses]
     if all(a.isascii() for a in addresses):
         return msg.as_bytes()
     policy = msg.policy if isinstance(msg.policy, email.policy.EmailPolicy) else POLICY
@@ -208,11 +208,13 @@ def ascii_form(msg: EmailMessage) -> bytes | None:
 
 
 def write_outbox(folder: Path, name: str, msg: EmailMessage, html: str) -> Path:
-    """Write ``NAME.eml`` (the exact message) and ``NAME.html`` (a preview) atomically."""
+    """Write ``NAME.eml`` (the exact message, as :func:`flatten` makes it for SMTP: an address
+    that is not ASCII in UTF-8, never an encoded word inside it) and ``NAME.html`` (a preview)
+    atomically."""
     target = folder / f"{name}.eml"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for path, data in ((target, msg.as_bytes()), (folder / f"{name}.html", html.encode())):
+        for path, data in ((target, flatten(msg)), (folder / f"{name}.html", html.encode())):
             tmp = path.with_suffix(path.suffix + ".tmp")
             try:
                 tmp.write_bytes(data)
