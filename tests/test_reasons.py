@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -74,6 +75,10 @@ subscribers:
   - id: nobody
     email: nobody@example.org
     digest_size: 10
+  - id: one
+    email: one@example.org
+    interests: "graph neural networks"
+    digest_size: 10
 """
 
 
@@ -84,14 +89,16 @@ def seeded(tmp_path_factory):
     papers = real_papers()
     library, liked = titled(papers, "graph", 3), titled(papers, "robot", 3)
     seed = titled(papers, "pruning", 1)[0]
+    one = titled(papers, "graph", 2)[1]
     with Store(tmp_path_factory.mktemp("seeded") / "paperwire.db") as store:
         store.add_papers(papers, now=NOW - DAY)
         store.add_seeds("lib", [p.paper_id for p in library], origin="library.bib")
         for paper in liked:
             store.record_vote("thumbs", paper.paper_id, 1, via="test", now=NOW - DAY)
+        store.record_vote("one", one.paper_id, 1, via="test", now=NOW - DAY)
         config = parse_config(SEEDED.format(seed=seed.paper_id), env={})
         digests = worded.compose(store, config, now=NOW, since=NOW - 3 * DAY)
-    return digests, {"lib": library, "thumbs": liked, "seed": [seed]}
+    return digests, {"lib": library, "thumbs": liked, "seed": [seed], "one": [one]}
 
 
 @pytest.mark.parametrize(
@@ -114,6 +121,22 @@ def test_a_seeded_reader_is_told_which_of_their_papers_a_pick_resembles(seeded, 
         assert pick.reasons[0] == f"like “{title}”{'' if said.startswith(',') else ' '}{said}"
     # the reader's own papers never come back
     assert not {p.paper_id for p in picks} & {p.paper_id for p in own[reader]}
+
+
+def test_one_liked_paper_is_named_under_a_few_picks_not_most_of_them(seeded):
+    # a reader of "graph neural networks" with one 👍 read "like “<that paper>”" under 6 of
+    # their 10 picks (found in review: a genomics paper under another reader's one 👍); it is
+    # said under the closest few, where it is the only reason, and the rest say their next one
+    digests, own = seeded
+    picks = digests["one"].picks
+    liked = f"like “{own['one'][0].title}”, which you liked"
+    citing = [p for p in picks if liked in p.reasons]
+    alone = [p for p in citing if p.reasons == [liked]]
+    assert len(picks) == 10
+    assert 1 <= len(citing) <= max(math.ceil(len(picks) / 3), len(alone) + 1)
+    assert all(p.reasons for p in picks)
+    # the picks that no longer name it still say why they are there, in the reader's words
+    assert any(r.startswith(("matches your", "close to your")) for p in picks for r in p.reasons)
 
 
 def test_a_reader_who_told_us_nothing_gets_what_is_new_or_popular(seeded):

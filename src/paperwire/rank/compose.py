@@ -517,11 +517,14 @@ def explain(
     alike = None
     if embedded is None and run.gram is not None:
         alike = evidence.similar_liked_many(corpus, signals, chosen.picks, cols, run.gram)
-    # per subscriber: [(col, reasons so far, phrases already named) per pick]
+    # per subscriber: [(col, reasons so far, phrases already named) per pick], and per pick
+    # the position of the reader's own paper it resembles (signals.liked_titles), if any
     drafted: list[list[tuple[int, list[Reason], list[str]]]] = []
+    likes: list[list[int | None]] = []
     for row, picks in enumerate(chosen.picks):
         if not picks:  # e.g. a reader whose digest needs no stand-ins (_fill_in)
             drafted.append([])
+            likes.append([])
             continue
         if alike is not None:
             similar = alike[row]
@@ -540,20 +543,37 @@ def explain(
                 reasons.append(Reason("close_to_interest", close))
             drafts.append((col, reasons, matched + ([close] if close else [])))
         drafted.append(drafts)
-    # the key phrases each profile weighs most, for every pick that still has room for one:
-    # the whole chunk in one lookup (one per pick cost ~50 µs each)
+        likes.append(similar)
+    # the key phrases each profile weighs most, for every pick that still has room for one
+    # (a "like" counted out: spread_likes may take it back), the whole chunk in one lookup
+    # (one per pick cost ~50 µs each)
     scored.profiles.matrix.sort_indices()  # ProfilePhrases looks values up by binary search
     about = iter(
         run.explainer.best(
             scored.profiles.matrix,
-            [(row, col, 3 - len(r), named) for row, drafts in enumerate(drafted)
-             for col, r, named in drafts],
+            [(row, col, 3 - len(r) + (liked is not None), named)
+             for row, drafts in enumerate(drafted)
+             for (col, r, named), liked in zip(drafts, likes[row], strict=True)],
         )
     )  # fmt: skip
     out = []
     for row, drafts in enumerate(drafted):
-        for _col, reasons, _ in drafts:
-            reasons.extend(Reason("about", phrase) for phrase in next(about))
+        # how close each pick named "like <your paper>" is to it: spread_likes keeps the name
+        # under the closest few once the digest is whole (_fill_in may add picks)
+        likeness: list[float | None] = [None] * len(drafts)
+        for position in {p for p in likes[row] if p is not None}:
+            resembling = [i for i, p in enumerate(likes[row]) if p == position]
+            liked_row = evidence.liked_rows(signals[row])[position]
+            values = _closeness(
+                corpus, embedded, cols[[drafts[i][0] for i in resembling]], liked_row
+            )
+            for i, value in zip(resembling, values.tolist(), strict=True):
+                likeness[i] = value
+        spares: list[list[Reason]] = []
+        for (_col, reasons, _), phrases in zip(drafts, (next(about) for _ in drafts), strict=True):
+            room = 3 - len(reasons)
+            reasons.extend(Reason("about", phrase) for phrase in phrases[:room])
+            spares.append([Reason("about", phrase) for phrase in phrases[room:]])
         if embedded is not None:
             _add_meaning(embedded, store, cols, mine[row], drafts)
         # a reader with nothing liked (only 👎, topics not wanted or must_match, or interests
@@ -563,7 +583,7 @@ def explain(
         sub = scored.chunk[row]
         followed = chosen.followed[row]
         ranked = []
-        for col, reasons, _ in drafts:
+        for (col, reasons, _), near, spare in zip(drafts, likeness, spares, strict=True):
             paper = details[run.ids[col]]
             if not reasons:  # for a reader with nothing liked: the phrase they required
                 asked = None if profiled else run.follow_and_filter.asked_for(sub, col)
@@ -584,10 +604,23 @@ def explain(
                     float(scored.scores[row, col]),
                     reasons,
                     paper,
+                    likeness=near,
+                    spare=spare,
                 )
             )
         out.append(ranked)
     return out
+
+
+def _closeness(
+    corpus: Corpus, embedded: EmbeddedCorpus | None, rows: np.ndarray, liked_row: int
+) -> np.ndarray:
+    """How close each of these corpus rows is to one of the reader's own papers, by the
+    measure that named it (embeddings when on, else TF-IDF)."""
+    if embedded is not None:
+        vectors = embedded.vectors
+        return np.asarray(vectors[np.asarray(rows, dtype=np.int64)] @ vectors[liked_row])
+    return rank.dot_rows(corpus.matrix, rows, corpus.matrix, [liked_row])[:, 0]
 
 
 def _fill_in(
@@ -703,6 +736,8 @@ def iter_compose(
 
         picks = explained(chosen)
         _fill_in(chosen, picks, explained)
+        for digest_picks in picks:
+            evidence.spread_likes(digest_picks)
         for row, sub in enumerate(scored.chunk):
             new = int((run.first_seen > starts[sub.id].timestamp()).sum())
             yield Digest(sub, starts[sub.id], picks[row], int(chosen.allowed[row].sum()), new)
