@@ -7,7 +7,8 @@ tagger (and an abstract's key phrases are read a few words at a time, without th
 so a phrase is judged by its words, as written:
 
 * a **boilerplate verb** anywhere ("presents", "spanning", "underscoring", "achieves") makes it
-  a piece of a sentence, not a name; so does a generic subject followed by anything ("methods
+  a piece of a sentence, not a name, and so does a word that joins or opens clauses
+  ("Despite progress", "loss instead"); so does a generic subject followed by anything ("methods
   rely", "results suggest", "work offers");
 * its **head** (the last word; of a hyphenated compound, the last part) must be noun-like: not an
   adjective ("smaller", "substantial", "neural" in "graph neural"), an adverb, a participle
@@ -29,7 +30,7 @@ from functools import lru_cache
 # Bump when what is_topic says of a phrase changes (its lists or rules): each paper's word
 # pairs are judged once, when it is analysed (paper_phrases.phrase_pairs), and are then judged
 # again.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 
 def _words(text: str) -> frozenset[str]:
@@ -106,6 +107,19 @@ VERBS = _words(
     tackling takes tunes underscore underscored underscores underscoring understand using
     utilize utilized utilizes utilizing validate validates yielding
     affecting compresses encodes grows integrating optimizes produce produced produces producing
+    """
+)
+
+# Words that join or open clauses (prepositions, conjunctions, sentence adverbs) that the
+# vectorizer keeps, and those it drops, for a phrase judged without them: a phrase holding one
+# alone spans two pieces of a sentence ("Despite progress", "loss instead", "vs Human"); in a
+# hyphenated compound it is part of a name ("max-plus").
+CONNECTIVES = _words(
+    """
+    accordingly additionally alongside although amid amidst among amongst atop beneath besides
+    concerning consequently conversely despite furthermore instead likewise nonetheless
+    notwithstanding plus regarding regardless though toward towards underneath unless unlike
+    upon versus via vs whereas whether while whilst
     """
 )
 
@@ -245,6 +259,10 @@ def is_topic(phrase: str, stop_words: frozenset[str] = frozenset()) -> bool:
     if not words:
         return False
     if any(w in VERBS for w, _ in words):
+        return False
+    # a clause word standing alone, not judged away as a stop word
+    alone = {w for c in phrase.lower().split() if "-" not in c for w in _WORDS.findall(c)}
+    if any(w in CONNECTIVES and w in alone for w, _ in words):
         return False
     if len(words) > 1 and words[0][0] in SUBJECTS and "-" not in phrase.split()[0]:
         return False
