@@ -335,3 +335,38 @@ def test_a_reader_whose_days_were_all_quiet_waits_out_the_grace_period_like_anyo
     )
     assert [line.status for line in on_time.lines] == ["sent"]
     assert [d["period"] for d in store.deliveries(limit=1)] == ["2026-11-26"]
+
+
+def test_a_first_digest_is_titled_with_the_day_it_arrives_not_its_slot(store, tmp_path):
+    """`paperwire send` gives a reader's first digest the last slot of the past week: a weekly
+    Monday reader who subscribed on a Sunday read 'Paperwire <last Monday>', and a 07:30 reader
+    in Los Angeles sent theirs at 00:01 read yesterday's date (found in review). The subject
+    and the title name the day it was composed in the reader's time zone; the ledger keeps
+    the slot's date."""
+    import email
+    from email import policy
+
+    text = (
+        CONFIG.replace("Europe/London", "America/Los_Angeles").replace('"01:30"', '"07:30"')
+        + "  - id: weekly\n    email: weekly@example.org\n"
+        + '    interests: "language models"\n    timezone: Europe/Berlin\n'
+        + '    digest_time: "08:00"\n    digest_days: [mon]\n'
+    )
+    config = parse_config(text, label="subscribers.yaml", env={})
+    now = dt.datetime(2026, 12, 6, 8, 1, tzinfo=UTC)  # Sunday: 00:01 in LA, 09:01 in Berlin
+    pipeline.fetch_all(store, config, now=now - dt.timedelta(hours=1))
+    report = pipeline.send_due(
+        store, config, now=now, first_reach=pipeline.FIRST_DIGEST_REACH, outbox=tmp_path
+    )
+    assert sorted((line.subscriber_id, line.status) for line in report.lines) == [
+        ("ada", "sent"),
+        ("weekly", "sent"),
+    ]
+    periods = {d["subscriber_id"]: d["period"] for d in store.deliveries()}
+    assert periods == {"ada": "2026-12-05", "weekly": "2026-11-30"}  # the slots' dates
+    for path in sorted(tmp_path.glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert msg["Subject"].startswith("Paperwire 2026-12-06: "), path.name
+        html = msg.get_body(("html",)).get_content()
+        assert "Your papers for 2026-12-06" in html
+        assert "Your papers for 2026-12-06" in msg.get_body(("plain",)).get_content()

@@ -582,6 +582,7 @@ def _due_jobs(
                 parts_sent=row["parts_sent"] or 0,
                 maybe_sent=row["maybe_sent"] or 0,
                 tries=row["attempts"] or 0,
+                composed=dt.datetime.fromisoformat(row["created"]) if row.get("created") else None,
             )
         )
         resumed.add((sub.id, row["period"]))
@@ -813,7 +814,7 @@ def _open_job(
     )
     if delivery_id is None:
         return None
-    return Job(delivery_id, sub, kind, period, channel, message_id, picks, since)
+    return Job(delivery_id, sub, kind, period, channel, message_id, picks, since, composed=now)
 
 
 def _content_hash(picks: list[Pick]) -> str:

@@ -78,6 +78,17 @@ class Job:
     parts_sent: int = 0  # messages of a split Slack or Apprise digest an earlier run got accepted
     maybe_sent: int = 0  # earlier tries that went out and got no answer in time
     tries: int = 0  # earlier tries, whatever their outcome
+    composed: dt.datetime | None = None  # when the ledger entry was made (its ``created``)
+
+    def dated(self) -> str:
+        """The date a digest's subject and title name: the day it was composed, in the
+        reader's time zone. The period (its slot's local date, the ledger's key) may be days
+        earlier: a reader's first digest takes the last slot of the past week, so a weekly
+        Monday reader who subscribed on a Sunday read 'Paperwire <last Monday>', and a daily
+        07:30 reader in Los Angeles sent one at 00:01 read yesterday's date."""
+        if self.kind != "digest" or self.composed is None:
+            return self.period
+        return self.composed.astimezone(self.sub.tz).date().isoformat()
 
 
 @dataclass

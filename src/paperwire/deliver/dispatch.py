@@ -335,7 +335,7 @@ def mail_job(job: Job) -> messages.MailJob:
         name=job.sub.name or job.sub.id,
         recipient=str(job.sub.email) if job.sub.email else "",  # none for a Slack delivery
         kind=job.kind,
-        period=job.period,
+        period=job.dated(),  # what the subject and title name
         message_id=job.message_id,
         picks=job.picks,
         # "received since <date>" in the reader's own time zone, as the digest's date is
@@ -357,7 +357,7 @@ def _deliver_slack(run: Run, job: Job) -> SendLine:
         return run.settle(job, error=error)
     ctx, _ = messages.context(mail_job(job), run.mail)
     webhook = job.sub.slack_webhook.get_secret_value()
-    subject = render.subject_for(job.kind, job.period, job.picks)
+    subject = render.subject_for(job.kind, job.dated(), job.picks)
     sender = run.config.sender
     return _send_in_parts(
         run,
@@ -400,7 +400,7 @@ def _deliver_apprise(run: Run, job: Job) -> SendLine:
         return accepted_late(job)
     job.parts_sent = max(job.parts_sent, (fresh or {}).get("parts_sent") or 0)
     ctx, _ = messages.context(mail_job(job), run.mail)
-    subject = render.subject_for(job.kind, job.period, job.picks)
+    subject = render.subject_for(job.kind, job.dated(), job.picks)
 
     def late(number: int, total: int) -> None:
         # Apprise's thread was given up on at the deadline and its message was accepted after

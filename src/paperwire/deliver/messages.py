@@ -63,7 +63,7 @@ class MailJob:
     name: str
     recipient: str
     kind: str
-    period: str
+    period: str  # the date the digest names (Job.dated), or an alert's paper
     message_id: str
     picks: list[Pick]
     since: dt.datetime | None = None
