@@ -410,3 +410,38 @@ def test_two_key_phrases_that_are_one_run_of_the_papers_words_read_as_one():
         "about “memory halves”",
         "about “KV cache”",
     ]
+
+
+def test_a_key_phrase_the_paper_only_writes_before_another_word_is_said_whole():
+    """'about “Vision-Language”' under a paper on Vision-Language Models, 'about “Multi-Robot”'
+    under one on multi-robot motion planning (found in review, on real arXiv items): a phrase
+    the paper writes twice or more, each time followed by another word of a name, is said with
+    the words it starts, as the paper first writes them."""
+    from paperwire.rank.reasons import Ranked, Reason
+    from paperwire.render.reasons import worded as in_words
+
+    rows = (FIXTURES / "arxiv_cs_2025-04-11_neural_networks.jsonl").read_text().splitlines()
+    items = {json.loads(r)["url"].rsplit("/", 1)[1]: json.loads(r) for r in rows}
+
+    def said(paper_id: str, *phrases: str) -> list[str]:
+        paper = items[paper_id]
+        about = [Reason("about", phrase) for phrase in phrases]
+        return in_words(Ranked(paper_id, paper["title"], None, 1.0, about, paper)).reasons
+
+    assert said("2504.06389", "Vision-Language") == ["about “Vision-Language Guidance”"]
+    assert said("2504.06429", "Multi-Robot") == ["about “Multi-Robot Motion Planning”"]
+    assert said("2504.06684", "Multi-Robot") == ["about “Multi-Robot Coordination”"]
+    assert said("2504.04514", "large language") == ["about “Large Language Models”"]
+    # two phrases that become one name are said once
+    assert said("2504.04514", "large language", "Large Language Models") == [
+        "about “Large Language Models”"
+    ]
+    # written once before a word, or ending a phrase once: the phrase as it is
+    assert said("2504.06511", "multi-modal") == ["about “multi-modal”"]
+    # "multi-modal large ..." and "... events": no pair names a topic with the word after it
+    assert said("2504.06269", "multi-modal") == ["about “multi-modal”"]
+    paper = {"title": "Faster decoding", "abstract": "The KV cache grows. The KV cache grows fast."}
+    kv = in_words(
+        Ranked("2611.1", "Faster decoding", None, 1.0, [Reason("about", "KV cache")], paper)
+    )
+    assert kv.reasons == ["about “KV cache”"]

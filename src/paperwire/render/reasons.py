@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from ..paper import Pick
+from ..rank.paper_phrases import phrase_pairs
 from ..rank.reasons import Ranked, Reason
 from .tex import readable
 
@@ -50,7 +54,8 @@ def worded(ranked: Ranked) -> Pick:
 def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
     """Two key phrases that are one run of the paper's words, 'about “KV cache”; about “cache
     compression”' (pairs of adjacent words, overlapping), as one: 'about “KV cache
-    compression”', written as the paper writes it."""
+    compression”', written as the paper writes it; and a key phrase the paper only ever writes
+    before another word, as the name it is part of (:func:`_whole`)."""
     text = f"{paper.get('title') or ''}\n{paper.get('abstract') or ''}"
     out: list[Reason] = []
     for reason in reasons:
@@ -61,7 +66,45 @@ def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
                 out[-1] = Reason("about", run)
                 continue
         out.append(reason)
-    return out
+    whole: list[Reason] = []
+    for reason in out:
+        if reason.kind == "about":
+            reason = Reason("about", _whole(reason.text, text))
+        if reason not in whole:
+            whole.append(reason)
+    return whole
+
+
+# A key phrase is a word pair (or a source's keyword) of the paper: one the paper writes only
+# as the start of a longer name ("Vision-Language" in "Vision-Language Model" and
+# "Vision-Language tasks", "large language" in "large language models") is a qualifier, not
+# what the paper is about; up to this many of the words after it make it whole.
+_WHOLE_WORDS = 2
+
+
+@lru_cache(maxsize=20_000)  # a pick's phrases come back in digest after digest of a run
+def _whole(phrase: str, text: str) -> str:
+    """``phrase`` with the words the paper writes after it wherever it writes it: where the
+    paper writes it twice or more and every time followed (one space, same sentence) by a word
+    that is no stop word, it is said with the word after its first use, as written
+    ("Vision-Language Model"), if the last two words are a pair that names a topic
+    (:func:`paper_phrases.phrase_pairs`: never "KV cache grows"). The phrase itself where the
+    paper ever ends a phrase with it, or writes it once."""
+    for _ in range(_WHOLE_WORDS):
+        pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?![\w-])"
+        after = re.compile(pattern + r"(?: ([^\W\d_][\w-]*))?", re.IGNORECASE)
+        uses = list(after.finditer(text))
+        followers = [m.group(1) for m in uses]
+        if len(uses) < 2 or not all(followers):  # once: a name may well go on ("KV cache size")
+            break
+        if any(w.lower() in ENGLISH_STOP_WORDS for w in followers):
+            break
+        first = uses[0]
+        last = re.split(r"[ -]", phrase)[-1]
+        if not phrase_pairs(f"{last} {first.group(1)}", ENGLISH_STOP_WORDS):
+            break
+        phrase = " ".join(first.group(0).split())
+    return phrase
 
 
 def _one_run(first: str, second: str, text: str) -> str | None:
