@@ -565,7 +565,7 @@ def explain(
             resembling = [i for i, p in enumerate(likes[row]) if p == position]
             liked_row = evidence.liked_rows(signals[row])[position]
             values = _closeness(
-                corpus, embedded, cols[[drafts[i][0] for i in resembling]], liked_row
+                corpus, embedded, run, [drafts[i][0] for i in resembling], liked_row
             )
             for i, value in zip(resembling, values.tolist(), strict=True):
                 likeness[i] = value
@@ -613,14 +613,18 @@ def explain(
 
 
 def _closeness(
-    corpus: Corpus, embedded: EmbeddedCorpus | None, rows: np.ndarray, liked_row: int
+    corpus: Corpus, embedded: EmbeddedCorpus | None, run: Candidates, picks: list[int], liked: int
 ) -> np.ndarray:
-    """How close each of these corpus rows is to one of the reader's own papers, by the
-    measure that named it (embeddings when on, else TF-IDF)."""
+    """How close each of these picks (candidate columns) is to one of the reader's own papers
+    (a corpus row), by the measure that named it: embeddings when on, else TF-IDF (from the
+    run's candidate Gram when it keeps one, as similar_liked_many reads it)."""
+    rows = run.cols[np.asarray(picks, dtype=np.int64)]
     if embedded is not None:
-        vectors = embedded.vectors
-        return np.asarray(vectors[np.asarray(rows, dtype=np.int64)] @ vectors[liked_row])
-    return rank.dot_rows(corpus.matrix, rows, corpus.matrix, [liked_row])[:, 0]
+        return np.asarray(embedded.vectors[rows] @ embedded.vectors[liked], dtype=np.float64)
+    if run.gram is not None:
+        wanted = np.full(len(picks), liked, dtype=np.int64)
+        return run.gram.pair_dots(wanted, np.asarray(picks, dtype=np.int64)).astype(np.float64)
+    return rank.dot_rows(corpus.matrix, rows, corpus.matrix, [liked])[:, 0]
 
 
 def _fill_in(
