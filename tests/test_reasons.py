@@ -432,16 +432,24 @@ def test_a_key_phrase_the_paper_only_writes_before_another_word_is_said_whole():
     assert said("2504.06429", "Multi-Robot") == ["about “Multi-Robot Motion Planning”"]
     assert said("2504.06684", "Multi-Robot") == ["about “Multi-Robot Coordination”"]
     assert said("2504.04514", "large language") == ["about “Large Language Models”"]
+    # a hyphenated compound written once, before a word, qualifies it
+    assert said("2504.06442", "multi-robot") == ["about “Multi-robot Control”"]
+    assert said("2504.06439", "closed-loop") == ["about “closed-loop stability”"]
     # two phrases that become one name are said once
     assert said("2504.04514", "large language", "Large Language Models") == [
         "about “Large Language Models”"
     ]
-    # written once before a word, or ending a phrase once: the phrase as it is
+    # a compound that ends a phrase once: the phrase as it is
     assert said("2504.06511", "multi-modal") == ["about “multi-modal”"]
     # "multi-modal large ..." and "... events": no pair names a topic with the word after it
     assert said("2504.06269", "multi-modal") == ["about “multi-modal”"]
-    paper = {"title": "Faster decoding", "abstract": "The KV cache grows. The KV cache grows fast."}
-    kv = in_words(
-        Ranked("2611.1", "Faster decoding", None, 1.0, [Reason("about", "KV cache")], paper)
-    )
-    assert kv.reasons == ["about “KV cache”"]
+    # words before a verb, or before other words each time, or once: the phrase as it is
+    for abstract in (
+        "The KV cache grows. The KV cache grows fast.",
+        "The KV cache size and the KV cache compression.",
+        "The KV cache size matters.",
+    ):
+        paper = {"title": "Faster decoding", "abstract": abstract}
+        about = [Reason("about", "KV cache")]
+        kv = in_words(Ranked("2611.1", "Faster decoding", None, 1.0, about, paper))
+        assert kv.reasons == ["about “KV cache”"], abstract

@@ -84,18 +84,25 @@ _WHOLE_WORDS = 2
 
 @lru_cache(maxsize=20_000)  # a pick's phrases come back in digest after digest of a run
 def _whole(phrase: str, text: str) -> str:
-    """``phrase`` with the words the paper writes after it wherever it writes it: where the
-    paper writes it twice or more and every time followed (one space, same sentence) by a word
-    that is no stop word, it is said with the word after its first use, as written
-    ("Vision-Language Model"), if the last two words are a pair that names a topic
-    (:func:`paper_phrases.phrase_pairs`: never "KV cache grows"). The phrase itself where the
-    paper ever ends a phrase with it, or writes it once."""
+    """``phrase`` with the word the paper writes after it wherever it writes it: a hyphenated
+    compound every time followed (one space, same sentence) by a word that is no stop word, or
+    words followed by the same word twice or more, is said with the word after its first use,
+    as written ("Vision-Language Model", "large language models"), if the last two words are a
+    pair that names a topic (:func:`paper_phrases.phrase_pairs`: never "KV cache grows"). The
+    phrase itself where the paper ever ends a phrase with it."""
     for _ in range(_WHOLE_WORDS):
         pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?![\w-])"
         after = re.compile(pattern + r"(?: ([^\W\d_][\w-]*))?", re.IGNORECASE)
         uses = list(after.finditer(text))
         followers = [m.group(1) for m in uses]
-        if len(uses) < 2 or not all(followers):  # once: a name may well go on ("KV cache size")
+        if not uses or not all(followers):
+            break
+        # a hyphenated compound before a word qualifies it ("multi-robot control"); words
+        # written before the same word each time, twice or more, are the start of that name
+        # ("large language models"), where once may well go on alone ("KV cache size")
+        compound = " " not in phrase and "-" in phrase
+        same = {w.lower().removesuffix("s") for w in followers}
+        if not compound and (len(uses) < 2 or len(same) > 1):
             break
         if any(w.lower() in ENGLISH_STOP_WORDS for w in followers):
             break
