@@ -561,11 +561,12 @@ def explain(
         # how close each pick named "like <your paper>" is to it: spread_likes keeps the name
         # under the closest few once the digest is whole (_fill_in may add picks)
         likeness: list[float | None] = [None] * len(drafts)
-        for position in {p for p in likes[row] if p is not None}:
+        positions = {p for p in likes[row] if p is not None}
+        own = evidence.liked_rows(signals[row]) if positions else []  # once a reader
+        for position in positions:
             resembling = [i for i, p in enumerate(likes[row]) if p == position]
-            liked_row = evidence.liked_rows(signals[row])[position]
             values = _closeness(
-                corpus, embedded, run, [drafts[i][0] for i in resembling], liked_row
+                corpus, embedded, run, [drafts[i][0] for i in resembling], own[position]
             )
             for i, value in zip(resembling, values.tolist(), strict=True):
                 likeness[i] = value

@@ -61,18 +61,15 @@ def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
     for reason in reasons:
         last = out[-1] if out else None
         if last is not None and last.kind == reason.kind == "about":
-            run = _one_run(last.text, reason.text, text)
+            run = _one_run(last.text, reason.text, text, _flat(text))
             if run is not None:
                 out[-1] = Reason("about", run)
                 continue
         out.append(reason)
     whole: list[Reason] = []
-    flat = None
     for reason in out:
-        if reason.kind == "about":
-            flat = flat if flat is not None else " ".join(text.lower().split())
-            if _may_go_on(reason.text, flat):
-                reason = Reason("about", _whole(reason.text, text))
+        if reason.kind == "about" and _may_go_on(reason.text, _flat(text)):
+            reason = Reason("about", _whole(reason.text, text))
         if reason not in whole:
             whole.append(reason)
     return whole
@@ -115,6 +112,12 @@ def _may_go_on(phrase: str, flat: str) -> bool:
     return compound or (len(followers) >= 2 and len(set(followers)) == 1)
 
 
+@lru_cache(maxsize=4096)  # a paper's picks in one chunk of readers share it
+def _flat(text: str) -> str:
+    """The text lowercased, its spaces made single: what the quick looks before a pattern read."""
+    return " ".join(text.lower().split())
+
+
 def _is_word(char: str) -> bool:
     return char.isalnum() or char == "_"
 
@@ -155,13 +158,17 @@ def _whole(phrase: str, text: str) -> str:
     return phrase
 
 
-def _one_run(first: str, second: str, text: str) -> str | None:
+def _one_run(first: str, second: str, text: str, flat: str) -> str | None:
     """``first`` and ``second`` as one run of words in ``text``, where the end of one is the
-    start of the other ("KV cache" + "cache compression"); None when they are not."""
+    start of the other ("KV cache" + "cache compression"); None when they are not. ``flat``:
+    the text as :func:`_flat` makes it, where a run that is not there at all is not looked for
+    with a pattern."""
     a, b = first.split(), second.split()
     for overlap in range(min(len(a), len(b)) - 1, 0, -1):
         if [w.lower() for w in a[-overlap:]] == [w.lower() for w in b[:overlap]]:
             words = a + b[overlap:]
+            if " ".join(words).lower() not in flat:
+                return None
             pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
             found = re.search(pattern, text, re.IGNORECASE)
             return None if found is None else " ".join(found.group(0).split())
