@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -178,3 +179,20 @@ def test_altered_weights_are_refused_not_stored_under_the_shipped_models_name(tm
     (folder / "model.onnx").write_bytes(b"not an ONNX graph")
     with pytest.raises(ConfigError, match=r"model.onnx is damaged \(.*\); reinstall paperwire"):
         encoder.load(folder, threads=1)
+
+
+def test_a_dependency_there_but_failing_to_import_is_named(tmp_path, monkeypatch):
+    """onnxruntime 1.17 installed beside NumPy 2 is there but fails to import, with an
+    ImportError that names no module: the run ended 'minilm needs None, which is not
+    importable'."""
+    broken = tmp_path / "onnxruntime"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError\n")  # as its extension module does
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        encoder.load(threads=1)
+    assert str(caught.value) == (
+        "ranking.embeddings: minilm needs onnxruntime, which is not importable: "
+        "pip install paperwire (or set ranking.embeddings: off)"
+    )

@@ -14,6 +14,7 @@ NOTICE and a PROVENANCE.json. No PyTorch, no network: ONNX Runtime and Hugging F
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -240,14 +241,8 @@ def _json(path: Path, folder: Path) -> Any:
 
 def _open(model: Path, tokenizer_file: Path, max_tokens: int, label: str, hint: str):
     """ONNX Runtime's session for ``model`` and its tokenizer, truncating at ``max_tokens``."""
-    try:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-    except ImportError as exc:  # both are dependencies; a broken environment says which
-        raise ConfigError(
-            f"ranking.embeddings: {label} needs {exc.name}, which is not importable: "
-            "pip install paperwire (or set ranking.embeddings: off)"
-        ) from None
+    ort = _dependency("onnxruntime", label)
+    Tokenizer = _dependency("tokenizers", label).Tokenizer
     options = ort.SessionOptions()
     # One thread a run, and as many runs at once as there are cores: a text of ~225 word
     # pieces is too small a product to split well (two threads on one text: 1.7x the speed
@@ -269,6 +264,20 @@ def _open(model: Path, tokenizer_file: Path, max_tokens: int, label: str, hint: 
     tokenizer.enable_truncation(max_tokens)
     tokenizer.no_padding()
     return session, tokenizer
+
+
+def _dependency(module: str, label: str = NAME) -> Any:
+    """``module`` imported, or a one-line error naming it: both are dependencies, so a broken
+    environment says which. A module that is there but fails to import (onnxruntime 1.17,
+    built for NumPy 1, under NumPy 2) raises an ImportError that names no module."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        why = f" ({exc})" if str(exc) else ""
+        raise ConfigError(
+            f"ranking.embeddings: {label} needs {module}, which is not importable{why}: "
+            "pip install paperwire (or set ranking.embeddings: off)"
+        ) from None
 
 
 def _threads() -> int:
