@@ -3,16 +3,19 @@ completes, and the well-behaved feeds beside it are stored."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import multiprocessing
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from paperwire import pipeline
+from paperwire import pipeline, sources
 from paperwire.errors import ConfigError
 from paperwire.paper import Paper
 from paperwire.sources import MAX_ABSTRACT, MAX_AUTHORS, MAX_TITLE, bounded, parse_document
@@ -253,6 +256,31 @@ def test_a_large_document_is_parsed_in_a_worker_process(make_config, store, serv
     assert by_label["bad"].error.startswith("feed bad: an HTML web page, not an RSS/Atom feed")
     assert 0 < by_label["ok2"].new < 100 and by_label["ok2"].error is None
     assert store.feed_state(server.url("/cut"))["etag"] is None  # not whole: no validators
+    assert _parsers_left() == []
+
+
+def test_a_parse_given_up_on_while_its_document_is_sent_leaves_nothing_broken(monkeypatch):
+    """The document went to the worker pickled into a BytesIO and sent through a view of it.
+    Given up on before the worker had read it all (the deadline, a stopped run), the send
+    failed and left view and buffer in a cycle with its exception; collecting that cycle
+    printed 'Exception ignored in: <_io.BytesIO ...> BufferError' under Python 3.13, and under
+    3.12 'SystemError: deallocated BytesIO object has exported buffers', then the process died
+    of a segmentation fault."""
+    ignored: list = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    # ~9 MB: far more than a pipe holds, so the send waits for the worker, which is killed
+    content = b"<rss><channel>" + b"<item><title>x</title></item>" * 300_000 + b"</channel></rss>"
+
+    async def given_up() -> None:
+        with pytest.raises(TimeoutError):
+            await sources.parse_off_loop(content, source="big", seconds=0.01)
+
+    asyncio.run(given_up())
+    for thread in threading.enumerate():
+        if thread.name == "parse big":
+            thread.join(10)
+    gc.collect()
+    assert [(u.exc_type, str(u.exc_value), u.object) for u in ignored] == []
     assert _parsers_left() == []
 
 

@@ -305,7 +305,11 @@ class _ParseProcess:
         try:
             if killed:  # given up on while it started: nobody waits for the answer
                 process.kill()
-            here.send((content, self.source, kind, content_type))
+            # as bytes, not send()'s pickle: that is a BytesIO sent through a view of it, and a
+            # send cut short (the worker killed) left the two in a cycle with its exception,
+            # whose collection prints a BufferError (3.13) or crashes the process (3.12)
+            here.send_bytes(json.dumps([self.source, kind, content_type]).encode())
+            here.send_bytes(content)
             ok, value = here.recv()
         except (EOFError, OSError):  # killed (at the deadline, by an operator, out of memory)
             process.join()
@@ -333,7 +337,8 @@ def _parse_in_worker(conn: multiprocessing.connection.Connection) -> None:
     """A worker process's one parse: the document in, ``(ok, Parsed or an exception)`` out."""
     # Ctrl-C reaches the whole process group: the parent decides (it kills this process).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    content, source, kind, content_type = conn.recv()
+    source, kind, content_type = json.loads(conn.recv_bytes())
+    content = conn.recv_bytes()
     answer: tuple[bool, object]
     try:
         answer = (True, read_document(content, source=source, kind=kind, content_type=content_type))
