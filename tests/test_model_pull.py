@@ -4,6 +4,7 @@ a dropped line, a full disk, the token."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import os
@@ -209,7 +210,7 @@ def _ranked_with(config_line: str, folder: Path) -> set[str]:
     assert CliRunner().invoke(cli, ["fetch"]).exit_code == 0
     ranked = CliRunner().invoke(cli, ["digest", "--json"])
     assert ranked.exit_code == 0, ranked.output
-    with sqlite3.connect(folder / "paperwire.db") as db:
+    with contextlib.closing(sqlite3.connect(folder / "paperwire.db")) as db:
         return {m for (m,) in db.execute("SELECT DISTINCT model FROM embeddings")}
 
 

@@ -124,18 +124,27 @@ def test_papers_a_fetch_writes_while_a_send_reads_are_in_a_later_digest(tmp_path
     )
     with Store(db) as store:
         store.add_papers(arxiv, now=utcnow() - dt.timedelta(hours=1))
+
+    # each with its store closed after: Python 3.13 warns of a connection left to the collector
+    def fetch() -> None:
+        with Store(db) as store:
+            store.add_papers(daily)
+
+    def send() -> None:
+        with Store(db) as store:
+            pipeline.send_due(store, config, now=sent_at, outbox=tmp_path / "out")
+
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
-    fetching = threading.Thread(target=lambda: Store(db).add_papers(daily))
+    fetching = threading.Thread(target=fetch)
     fetching.start()
     time.sleep(0.5)  # the fetch waits for the lock
     sent_at = utcnow()
-    sending = threading.Thread(
-        target=lambda: pipeline.send_due(Store(db), config, now=sent_at, outbox=tmp_path / "out")
-    )
+    sending = threading.Thread(target=send)
     sending.start()
     time.sleep(2)  # the send reads (or waits to) meanwhile
     holder.rollback()
+    holder.close()
     fetching.join(30)
     sending.join(30)
     with Store(db) as store:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -207,7 +208,8 @@ def test_a_repeated_word_past_the_byte_count_is_stored_as_the_most_it_holds(stor
     loaded = terms.load(store, model, ids, texts)
     col = model.columns(["transformer"])[0]
     assert loaded.counts[0, col] == terms.MAX_COUNT == 255
-    raw = sqlite3.connect(store.path).execute("select counts from paper_terms").fetchone()[0]
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        raw = db.execute("select counts from paper_terms").fetchone()[0]
     assert len(raw) == loaded.counts.nnz  # one byte a term
 
 
