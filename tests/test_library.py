@@ -404,8 +404,13 @@ def test_odd_csl_json_and_ris_are_one_line_errors_or_read(tmp_path: Path):
         "TY  - JOUR\nTI  - Paper one\nER  - \n\nTY  - JOUR\ncontinued text\nTI  - Paper two\n"
         "ER  - \n"
     )
-    with pytest.raises(SourceError, match=r"^lib\.ris: not valid RIS: KeyError"):
-        library.read_library(ris)
+    # rispy 0.10 raises KeyError there: one line; 0.9 (pyproject's lowest) reads both records
+    try:
+        entries = library.read_library(ris)
+    except SourceError as exc:
+        assert str(exc).startswith("lib.ris: not valid RIS: KeyError"), exc
+    else:
+        assert [e.title for e in entries] == ["Paper one", "Paper two"]
 
 
 def test_an_import_cut_short_while_fetching_papers_keeps_its_seeds(
