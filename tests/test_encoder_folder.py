@@ -8,6 +8,7 @@ each vector by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -152,7 +153,7 @@ def test_a_digest_ranks_with_the_onnx_model_and_stores_its_vectors_under_its_nam
     assert ranked.exit_code == 0, ranked.output
     assert json.loads(ranked.stdout)["ada"]  # picks, ranked with the model's vectors
     name = embed.load_model(str(folder)).name
-    with sqlite3.connect(tmp_path / "paperwire.db") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "paperwire.db")) as db:
         models = {m for (m,) in db.execute("SELECT DISTINCT model FROM embeddings")}
         papers = db.execute("SELECT count(*) FROM papers").fetchone()[0]
         encoded = db.execute("SELECT count(*) FROM embeddings WHERE model = ?", (name,)).fetchone()[
