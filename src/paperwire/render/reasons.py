@@ -68,8 +68,8 @@ def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
         out.append(reason)
     whole: list[Reason] = []
     for reason in out:
-        if reason.kind == "about" and _may_go_on(reason.text, _flat(text)):
-            reason = Reason("about", _whole(reason.text, text))
+        if reason.kind == "about":
+            reason = Reason("about", _said_whole(reason.text, text))
         if reason not in whole:
             whole.append(reason)
     return whole
@@ -112,6 +112,13 @@ def _may_go_on(phrase: str, flat: str) -> bool:
     return compound or (len(followers) >= 2 and len(set(followers)) == 1)
 
 
+@lru_cache(maxsize=8192)  # a paper and its phrases come back under reader after reader
+def _said_whole(phrase: str, text: str) -> str:
+    """The key phrase as a reader reads it: the whole name it starts, where the paper only
+    writes it as the start of one (:func:`_whole`, asked only where :func:`_may_go_on`)."""
+    return _whole(phrase, text) if _may_go_on(phrase, _flat(text)) else phrase
+
+
 @lru_cache(maxsize=4096)  # a paper's picks in one chunk of readers share it
 def _flat(text: str) -> str:
     """The text lowercased, its spaces made single: what the quick looks before a pattern read."""
@@ -135,9 +142,7 @@ def _whole(phrase: str, text: str) -> str:
     pair that names a topic (:func:`paper_phrases.phrase_pairs`: never "KV cache grows"). The
     phrase itself where the paper ever ends a phrase with it."""
     for _ in range(_WHOLE_WORDS):
-        pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?![\w-])"
-        after = re.compile(pattern + r"(?: ([^\W\d_][\w-]*))?", re.IGNORECASE)
-        uses = list(after.finditer(text))
+        uses = list(_uses(phrase).finditer(text))
         followers = [m.group(1) for m in uses]
         if not uses or not all(followers):
             break
@@ -156,6 +161,13 @@ def _whole(phrase: str, text: str) -> str:
             break
         phrase = " ".join(first.group(0).split())
     return phrase
+
+
+@lru_cache(maxsize=4096)  # re's own cache keeps 512: a run's phrases overflowed it
+def _uses(phrase: str) -> re.Pattern[str]:
+    """The phrase as whole words (any spaces between them), and the word after it, if any."""
+    pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?![\w-])"
+    return re.compile(pattern + r"(?: ([^\W\d_][\w-]*))?", re.IGNORECASE)
 
 
 def _one_run(first: str, second: str, text: str, flat: str) -> str | None:
