@@ -61,7 +61,7 @@ def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
     for reason in reasons:
         last = out[-1] if out else None
         if last is not None and last.kind == reason.kind == "about":
-            run = _one_run(last.text, reason.text, text, _flat(text))
+            run = _one_run(last.text, reason.text, text)
             if run is not None:
                 out[-1] = Reason("about", run)
                 continue
@@ -170,16 +170,15 @@ def _uses(phrase: str) -> re.Pattern[str]:
     return re.compile(pattern + r"(?: ([^\W\d_][\w-]*))?", re.IGNORECASE)
 
 
-def _one_run(first: str, second: str, text: str, flat: str) -> str | None:
+def _one_run(first: str, second: str, text: str) -> str | None:
     """``first`` and ``second`` as one run of words in ``text``, where the end of one is the
-    start of the other ("KV cache" + "cache compression"); None when they are not. ``flat``:
-    the text as :func:`_flat` makes it, where a run that is not there at all is not looked for
-    with a pattern."""
+    start of the other ("KV cache" + "cache compression"); None when they are not. A run whose
+    words are not in the text at all (:func:`_flat`) is not looked for with a pattern."""
     a, b = first.split(), second.split()
     for overlap in range(min(len(a), len(b)) - 1, 0, -1):
         if [w.lower() for w in a[-overlap:]] == [w.lower() for w in b[:overlap]]:
             words = a + b[overlap:]
-            if " ".join(words).lower() not in flat:
+            if " ".join(words).lower() not in _flat(text):
                 return None
             pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
             found = re.search(pattern, text, re.IGNORECASE)
