@@ -521,15 +521,21 @@ def explain(
     # the position of the reader's own paper it resembles (signals.liked_titles), if any
     drafted: list[list[tuple[int, list[Reason], list[str]]]] = []
     likes: list[list[int | None]] = []
+    # per subscriber, each pick's cosine to the paper it resembles, where the encoder found it
+    # (None: worked out below, by the measure that named it)
+    found_cosines: list[list[float] | None] = []
     for row, picks in enumerate(chosen.picks):
+        cosines: list[float] | None = None
         if not picks:  # e.g. a reader whose digest needs no stand-ins (_fill_in)
             drafted.append([])
             likes.append([])
+            found_cosines.append(None)
             continue
         if alike is not None:
             similar = alike[row]
         elif embedded is not None:
-            similar = embedded.similar_liked(signals[row], cols[picks])
+            cosines = []
+            similar = embedded.similar_liked(signals[row], cols[picks], cosines)
         else:  # embeddings off and no Gram: one product per digest
             similar = evidence.similar_liked(corpus, signals[row], run.matrix, picks, run.ids)
         drafts = []
@@ -544,6 +550,7 @@ def explain(
             drafts.append((col, reasons, matched + ([close] if close else [])))
         drafted.append(drafts)
         likes.append(similar)
+        found_cosines.append(cosines)
     # the key phrases each profile weighs most, for every pick that still has room for one
     # (a "like" counted out: spread_likes may take it back), the whole chunk in one lookup
     # (one per pick cost ~50 µs each)
@@ -562,12 +569,16 @@ def explain(
         # under the closest few once the digest is whole (_fill_in may add picks)
         likeness: list[float | None] = [None] * len(drafts)
         positions = {p for p in likes[row] if p is not None}
+        known = found_cosines[row]
+        if known is not None:  # the encoder's own cosines, as closest_liked found them
+            positions = set()
+            for i, position in enumerate(likes[row]):
+                if position is not None:
+                    likeness[i] = known[i]
         own = evidence.liked_rows(signals[row]) if positions else []  # once a reader
         for position in positions:
             resembling = [i for i, p in enumerate(likes[row]) if p == position]
-            values = _closeness(
-                corpus, embedded, run, [drafts[i][0] for i in resembling], own[position]
-            )
+            values = _closeness(corpus, run, [drafts[i][0] for i in resembling], own[position])
             for i, value in zip(resembling, values.tolist(), strict=True):
                 likeness[i] = value
         spares: list[list[Reason]] = []
@@ -613,17 +624,12 @@ def explain(
     return out
 
 
-def _closeness(
-    corpus: Corpus, embedded: EmbeddedCorpus | None, run: Candidates, picks: list[int], liked: int
-) -> np.ndarray:
+def _closeness(corpus: Corpus, run: Candidates, picks: list[int], liked: int) -> np.ndarray:
     """How close each of these picks (candidate columns) is to one of the reader's own papers
-    (a corpus row), by the measure that named it: embeddings when on, else TF-IDF (from the
-    run's candidate Gram when it keeps one, as similar_liked_many reads it)."""
+    (a corpus row) by TF-IDF, the measure that named it with embeddings off (from the run's
+    candidate Gram when it keeps one, as similar_liked_many reads it); with embeddings on,
+    closest_liked gives the encoder's cosines as it finds the paper."""
     rows = run.cols[np.asarray(picks, dtype=np.int64)]
-    if embedded is not None:  # float32: numpy's float16 products have no BLAS (10x slower)
-        vectors = embedded.vectors
-        picked = vectors[rows].astype(np.float32)
-        return np.asarray(picked @ vectors[liked].astype(np.float32), dtype=np.float64)
     if run.gram is not None:
         wanted = np.full(len(picks), liked, dtype=np.int64)
         return run.gram.pair_dots(wanted, np.asarray(picks, dtype=np.int64)).astype(np.float64)

@@ -107,16 +107,21 @@ class EmbeddedCorpus:
             self._calibrations[w] = semantic.calibrate(self.vectors, w)
         return self._calibrations[w]
 
-    def similar_liked(self, signals: Signals, pick_rows: np.ndarray) -> list[int | None]:
+    def similar_liked(
+        self, signals: Signals, pick_rows: np.ndarray, cosines: list[float] | None = None
+    ) -> list[int | None]:
         """For each pick (a corpus row), the liked or seed paper it is closest to, if close
         enough to mention (:func:`semantic.closest_liked`), as its position in
-        ``signals.liked_titles``. ``signals`` name their papers by corpus row."""
+        ``signals.liked_titles``; ``cosines`` gets how close. ``signals`` name their papers by
+        corpus row."""
         # thumbs-up first, then seeds: the order of signals.liked_titles
         votes = zip(signals.vote_rows or [], signals.votes, strict=True)
         liked_rows = [row for row, (_, vote, _) in votes if vote > 0] + list(
             signals.seed_rows or []
         )
         if not liked_rows:
+            if cosines is not None:
+                cosines.extend([-np.inf] * len(pick_rows))
             return [None] * len(pick_rows)
         if self._bars is None:
             bars = semantic.similar_bars(
@@ -124,7 +129,9 @@ class EmbeddedCorpus:
             )
             self._bars = (bars[0], bars[1])
         bar, floor = self._bars
-        return semantic.closest_liked(self.vectors, pick_rows, liked_rows, bar, floor, self._own)
+        return semantic.closest_liked(
+            self.vectors, pick_rows, liked_rows, bar, floor, self._own, cosines
+        )
 
     def _own(self, rows: list[int]) -> np.ndarray:
         """:func:`semantic.own_bars` of these corpus rows, each computed once."""

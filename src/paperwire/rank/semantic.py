@@ -707,18 +707,24 @@ def closest_liked(
     bar: float,
     floor: float | None = None,
     own: Callable[[list[int]], np.ndarray] | None = None,
+    cosines: list[float] | None = None,
 ) -> list[int | None]:
     """For each pick (a row of ``vectors``), the position in ``liked_rows`` of the closest
     liked paper when their cosine reaches ``bar``, or reaches ``floor`` and that paper's own
-    bar (``own``: rows to their :func:`own_bars`). A paper is never "like" itself."""
+    bar (``own``: rows to their :func:`own_bars`). A paper is never "like" itself.
+    ``cosines``, when given, gets each pick's cosine to that closest paper (-inf: none)."""
     picks = np.asarray(pick_rows, dtype=np.int64)
     if not len(liked_rows) or not len(picks):
+        if cosines is not None:
+            cosines.extend([-np.inf] * len(picks))
         return [None] * len(picks)
     liked = np.asarray(liked_rows, dtype=np.int64)
     sims = vectors[picks] @ vectors[liked].T
     sims[picks[:, None] == liked[None, :]] = -np.inf
     best = np.argmax(sims, axis=1)
     values = sims[np.arange(len(picks)), best]
+    if cosines is not None:
+        cosines.extend(values.astype(np.float64).tolist())
     near = np.isfinite(values) & (values >= bar)
     maybe = np.isfinite(values) & ~near & (values >= (bar if floor is None else floor))
     if own is not None and maybe.any():
