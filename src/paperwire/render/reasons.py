@@ -92,6 +92,7 @@ def _may_go_on(phrase: str, flat: str) -> bool:
     key = " ".join(phrase.lower().split())
     if not key:
         return False
+    last = key.rsplit(" ", 1)[-1]
     followers = []
     start = flat.find(key)
     while start >= 0:
@@ -103,6 +104,8 @@ def _may_go_on(phrase: str, flat: str) -> bool:
             continue
         follower = _FOLLOWER.match(flat, end)
         if follower is None or follower.group(1) in ENGLISH_STOP_WORDS:
+            return False
+        if follower.group(1) == last:  # a name never says its last word twice
             return False
         followers.append(follower.group(1).removesuffix("s"))
         start = flat.find(key, follower.end())
@@ -154,6 +157,10 @@ def _whole(phrase: str, text: str) -> str:
         if not compound and (len(uses) < 2 or len(same) > 1):
             break
         if any(w.lower() in ENGLISH_STOP_WORDS for w in followers):
+            break
+        # a name never says its last word twice: a text that repeats a word ("museum museum",
+        # CiteULike-t's bags of words) makes no longer name of it
+        if any(w.lower() == phrase.split()[-1].lower() for w in followers):
             break
         first = uses[0]
         last = re.split(r"[ -]", phrase)[-1]
