@@ -581,11 +581,11 @@ def explain(
             values = _closeness(corpus, run, [drafts[i][0] for i in resembling], own[position])
             for i, value in zip(resembling, values.tolist(), strict=True):
                 likeness[i] = value
-        spares: list[list[Reason]] = []
+        spares: list[list[str]] = []  # made Reasons only where spread_likes takes one
         for (_col, reasons, _), phrases in zip(drafts, (next(about) for _ in drafts), strict=True):
             room = 3 - len(reasons)
             reasons.extend(Reason("about", phrase) for phrase in phrases[:room])
-            spares.append([Reason("about", phrase) for phrase in phrases[room:]])
+            spares.append(phrases[room:])
         if embedded is not None:
             _add_meaning(embedded, store, cols, mine[row], drafts)
         # a reader with nothing liked (only 👎, topics not wanted or must_match, or interests

@@ -235,7 +235,7 @@ def spread_likes(picks: list[Ranked]) -> None:
         for i in rest[room:]:
             pick = picks[i]
             pick.reasons.remove(like)
-            pick.reasons.extend(pick.spare[:1])
+            pick.reasons.extend(Reason("about", phrase) for phrase in pick.spare[:1])
 
 
 def _like_of(pick: Ranked) -> Reason | None:

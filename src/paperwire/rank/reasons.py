@@ -41,6 +41,6 @@ class Ranked:
     reasons: list[Reason]
     paper: dict[str, Any] = field(repr=False, default_factory=dict)
     # with a "like <your paper>" reason: how close the pick is to that paper, and the reason
-    # said instead where the digest names that paper under enough closer picks
+    # (an about phrase) said instead where the digest names that paper under enough closer picks
     likeness: float | None = field(repr=False, default=None)
-    spare: list[Reason] = field(repr=False, default_factory=list)
+    spare: list[str] = field(repr=False, default_factory=list)

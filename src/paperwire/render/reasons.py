@@ -187,7 +187,12 @@ def _one_run(first: str, second: str, text: str) -> str | None:
             words = a + b[overlap:]
             if " ".join(words).lower() not in _flat(text):
                 return None
-            pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
-            found = re.search(pattern, text, re.IGNORECASE)
+            found = _run_of(tuple(words)).search(text)
             return None if found is None else " ".join(found.group(0).split())
     return None
+
+
+@lru_cache(maxsize=4096)  # compiled once a run, as _uses
+def _run_of(words: tuple[str, ...]) -> re.Pattern[str]:
+    pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
+    return re.compile(pattern, re.IGNORECASE)
