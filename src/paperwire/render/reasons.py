@@ -90,7 +90,9 @@ def _may_go_on(phrase: str, flat: str) -> bool:
     ~400,000 times, and compiling a pattern for each was half its CPU. Never False where
     :func:`_whole` would say more, but for letters whose case folds into another letter."""
     key = " ".join(phrase.lower().split())
-    if not key:
+    compound = " " not in phrase and "-" in phrase
+    # words (not one compound) go on only where written twice or more: most are not
+    if not key or (not compound and flat.count(key) < 2):
         return False
     last = key.rsplit(" ", 1)[-1]
     followers = []
@@ -111,7 +113,6 @@ def _may_go_on(phrase: str, flat: str) -> bool:
         start = flat.find(key, follower.end())
     if not followers:
         return False
-    compound = " " not in phrase and "-" in phrase
     return compound or (len(followers) >= 2 and len(set(followers)) == 1)
 
 
