@@ -116,7 +116,9 @@ def _may_go_on(phrase: str, flat: str) -> bool:
     return compound or (len(followers) >= 2 and len(set(followers)) == 1)
 
 
-@lru_cache(maxsize=8192)  # a paper and its phrases come back under reader after reader
+# a paper and its phrases come back under reader after reader; each entry keeps its text
+# (~1.5 KB), and a daemon keeps the cache for good: a few thousand
+@lru_cache(maxsize=4096)
 def _said_whole(phrase: str, text: str) -> str:
     """The key phrase as a reader reads it: the whole name it starts, where the paper only
     writes it as the start of one (:func:`_whole`, asked only where :func:`_may_go_on`)."""
@@ -137,7 +139,6 @@ def _is_word(char: str) -> bool:
 _FOLLOWER = re.compile(r" ([^\W\d_][\w-]*)")
 
 
-@lru_cache(maxsize=20_000)  # a pick's phrases come back in digest after digest of a run
 def _whole(phrase: str, text: str) -> str:
     """``phrase`` with the word the paper writes after it wherever it writes it: a hyphenated
     compound every time followed (one space, same sentence) by a word that is no stop word, or
