@@ -230,29 +230,15 @@ class _Handler:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=free_port())
-    controller = Controller(_Handler(sink), hostname=sink.host, port=sink.port)
-    controller.start()
-    try:
-        yield sink
-    finally:
-        controller.stop()
+def smtp_server(smtp_relay) -> SmtpSink:
+    return smtp_relay()
 
 
 @pytest.fixture
-def ascii_smtp_server() -> Iterator[SmtpSink]:
+def ascii_smtp_server(smtp_relay) -> SmtpSink:
     """A relay without SMTPUTF8 (aiosmtpd's Controller offers it unless told not to): only
     ASCII addresses, as many small relays."""
-    sink = SmtpSink(port=free_port())
-    controller = Controller(
-        _Handler(sink), hostname=sink.host, port=sink.port, enable_SMTPUTF8=False
-    )
-    controller.start()
-    try:
-        yield sink
-    finally:
-        controller.stop()
+    return smtp_relay(enable_SMTPUTF8=False)
 
 
 @pytest.fixture

@@ -574,12 +574,9 @@ def test_log_json_keeps_the_exception_of_a_logged_error(tmp_path, smtp_server):
     )
 
 
-def test_a_quiet_day_is_one_log_line_per_reader(tmp_path, caplog):
-    """A digest with nothing new was logged twice by the daemon: 'send ada: no new papers since
-    2026-11-23; no digest sent' and 'digest ada: nothing-new (no new papers since 2026-11-23)',
-    two lines per reader on every quiet day (every weekend for a daily reader of arXiv)."""
-    import logging
-
+def _ada_after_her_first_digest(tmp_path, more: str = ""):
+    """An in-process daemon on a fake clock (``now[0]``) and a store of real arXiv items, after
+    ada's first daily 07:05 digest on 2026-11-23 (``more``: other readers' config lines)."""
     from paperwire.sources import parse_document
     from paperwire.store import Store
 
@@ -588,7 +585,7 @@ def test_a_quiet_day_is_one_log_line_per_reader(tmp_path, caplog):
     config.write_text(
         "ranking: {embeddings: off}\nalerts: {enabled: false}\nsubscribers:\n"
         '  - id: ada\n    email: ada@example.org\n    interests: "language models"\n'
-        '    timezone: UTC\n    digest_time: "07:05"\n    digest_days: daily\n'
+        '    timezone: UTC\n    digest_time: "07:05"\n    digest_days: daily\n' + more
     )
     papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="rss")
     with Store(tmp_path / "pw.db") as store:
@@ -599,6 +596,16 @@ def test_a_quiet_day_is_one_log_line_per_reader(tmp_path, caplog):
     now[0] = start + dt.timedelta(minutes=10)
     daemon.tick_job()  # her first digest
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    return daemon, now, config
+
+
+def test_a_quiet_day_is_one_log_line_per_reader(tmp_path, caplog):
+    """A digest with nothing new was logged twice by the daemon: 'send ada: no new papers since
+    2026-11-23; no digest sent' and 'digest ada: nothing-new (no new papers since 2026-11-23)',
+    two lines per reader on every quiet day (every weekend for a daily reader of arXiv)."""
+    import logging
+
+    daemon, now, _ = _ada_after_her_first_digest(tmp_path)
     now[0] += dt.timedelta(days=1)  # nothing fetched since
     with caplog.at_level(logging.INFO, logger="paperwire"):
         daemon.tick_job()
@@ -729,27 +736,13 @@ def test_a_digest_missed_past_the_grace_period_is_one_log_line_and_shown_in_stat
 
     from paperwire import status
     from paperwire.config import load_config
-    from paperwire.sources import parse_document
     from paperwire.store import Store
 
-    start = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
-    config = tmp_path / "subscribers.yaml"
-    config.write_text(
-        "ranking: {embeddings: off}\nalerts: {enabled: false}\nsubscribers:\n"
-        '  - id: ada\n    email: ada@example.org\n    interests: "language models"\n'
-        '    timezone: UTC\n    digest_time: "07:05"\n    digest_days: daily\n'
+    bob = (
         '  - id: bob\n    email: bob@example.org\n    interests: "language models"\n'
         '    timezone: UTC\n    digest_time: "07:05"\n    digest_days: daily\n    enabled: false\n'
     )
-    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="rss")
-    with Store(tmp_path / "pw.db") as store:
-        store.add_papers(papers, now=start - dt.timedelta(hours=1))
-    now = [start]
-    daemon = in_process_daemon(tmp_path, config, clock=lambda: now[0])
-    daemon.tick_job()  # sees ada
-    now[0] = start + dt.timedelta(minutes=10)
-    daemon.tick_job()  # her first digest
-    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    daemon, now, config = _ada_after_her_first_digest(tmp_path, bob)
     # asleep from the 23rd to the evening of the 25th: the 24th's and 25th's slots passed,
     # the 25th's 13 hours ago, past the 12 h grace
     now[0] = dt.datetime(2026, 11, 25, 20, 5, tzinfo=dt.UTC)

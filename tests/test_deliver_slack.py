@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -470,13 +471,10 @@ def test_a_huge_answer_is_read_no_further_than_a_small_cap(store, make_config, s
     assert state.huge_sent < 32 << 20, state.huge_sent
 
 
-def test_a_webhook_that_hangs_up_after_the_post_is_maybe_delivered_not_posted_again(
-    store, make_config
-):
-    """The post went out whole and the line dropped before any answer: it may have arrived
-    (Slack posted it, a proxy in front timed out), as e-mail's line dropped after the message
-    is. It was retried at once as a webhook out of reach: four posts in one run, and again on
-    every run after a back-off."""
+@contextlib.contextmanager
+def _fetched_for_a_hostile_hook(store, make_config, path: str):
+    """A reader whose Slack webhook is ``path`` of a misbehaving server (tests/hostile.py),
+    3 papers a digest, the feeds fetched: (the server's state, the config) while it serves."""
     from . import hostile
     from .conftest import free_port
 
@@ -484,11 +482,22 @@ def test_a_webhook_that_hangs_up_after_the_post_is_maybe_delivered_not_posted_ag
     with hostile.serving(state):
         config = config_with_hook(
             make_config,
-            state.url("/hangup/hook"),
+            state.url(path),
             size=3,
             extra="sender: {retry_backoff: 0.05}\nranking: {embeddings: off}\n",
         )
         pipeline.fetch_all(store, config, now=NOW)
+        yield state, config
+
+
+def test_a_webhook_that_hangs_up_after_the_post_is_maybe_delivered_not_posted_again(
+    store, make_config
+):
+    """The post went out whole and the line dropped before any answer: it may have arrived
+    (Slack posted it, a proxy in front timed out), as e-mail's line dropped after the message
+    is. It was retried at once as a webhook out of reach: four posts in one run, and again on
+    every run after a back-off."""
+    with _fetched_for_a_hostile_hook(store, make_config, "/hangup/hook") as (state, config):
         [line] = pipeline.send_due(store, config, now=NOW).lines
         posted = len(state.posts)
     assert posted == 1
@@ -509,18 +518,7 @@ def test_a_webhook_that_answers_200_and_drops_the_line_is_sent_not_maybe_deliver
     body: that read as 'the line dropped after the message was sent, before any answer; it may
     have arrived', and the message was posted again after the back-off, a second copy in the
     channel. The status came: it decides, and the digest is sent."""
-    from . import hostile
-    from .conftest import free_port
-
-    state = hostile.Hostile(port=free_port())
-    with hostile.serving(state):
-        config = config_with_hook(
-            make_config,
-            state.url("/cutok/hook"),
-            size=3,
-            extra="sender: {retry_backoff: 0.05}\nranking: {embeddings: off}\n",
-        )
-        pipeline.fetch_all(store, config, now=NOW)
+    with _fetched_for_a_hostile_hook(store, make_config, "/cutok/hook") as (state, config):
         [line] = pipeline.send_due(store, config, now=NOW).lines
         again = pipeline.send_due(store, config, now=NOW + dt.timedelta(hours=1)).lines
     assert (line.status, line.detail) == ("sent", "3 papers to Slack (1 message(s))")
