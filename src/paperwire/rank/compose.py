@@ -567,20 +567,9 @@ def explain(
     for row, drafts in enumerate(drafted):
         # how close each pick named "like <your paper>" is to it: spread_likes keeps the name
         # under the closest few once the digest is whole (_fill_in may add picks)
-        likeness: list[float | None] = [None] * len(drafts)
-        positions = {p for p in likes[row] if p is not None}
-        known = found_cosines[row]
-        if known is not None:  # the encoder's own cosines, as closest_liked found them
-            positions = set()
-            for i, position in enumerate(likes[row]):
-                if position is not None:
-                    likeness[i] = known[i]
-        own = evidence.liked_rows(signals[row]) if positions else []  # once a reader
-        for position in positions:
-            resembling = [i for i, p in enumerate(likes[row]) if p == position]
-            values = _closeness(corpus, run, [drafts[i][0] for i in resembling], own[position])
-            for i, value in zip(resembling, values.tolist(), strict=True):
-                likeness[i] = value
+        likeness = _likeness(
+            corpus, run, signals[row], [col for col, _, _ in drafts], likes[row], found_cosines[row]
+        )
         spares: list[list[str]] = []  # made Reasons only where spread_likes takes one
         for (_col, reasons, _), phrases in zip(drafts, (next(about) for _ in drafts), strict=True):
             room = 3 - len(reasons)
@@ -621,6 +610,30 @@ def explain(
                 )
             )
         out.append(ranked)
+    return out
+
+
+def _likeness(
+    corpus: Corpus,
+    run: Candidates,
+    signals: rank.Signals,
+    picks: list[int],
+    similar: list[int | None],
+    cosines: list[float] | None,
+) -> list[float | None]:
+    """Per pick (a candidate column), how close it is to the reader's own paper it resembles
+    (``similar``: its position in liked_rows, or None): the encoder's cosines as closest_liked
+    found them, else TF-IDF's, one product per paper of the reader's."""
+    if cosines is not None:
+        return [None if p is None else c for p, c in zip(similar, cosines, strict=True)]
+    out: list[float | None] = [None] * len(picks)
+    positions = {p for p in similar if p is not None}
+    own = evidence.liked_rows(signals) if positions else []  # once a reader
+    for position in positions:
+        resembling = [i for i, p in enumerate(similar) if p == position]
+        values = _closeness(corpus, run, [picks[i] for i in resembling], own[position])
+        for i, value in zip(resembling, values.tolist(), strict=True):
+            out[i] = value
     return out
 
 
