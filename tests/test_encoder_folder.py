@@ -167,3 +167,31 @@ def test_a_graph_that_pools_itself_is_normalised_and_not_pooled_again(tmp_path):
     model.pooling = "given"  # what load_folder sets for a graph whose output is 2-D
     out = np.array([[[3.0, 4.0, 0, 0, 0, 0]]], dtype=np.float32)[:, 0, :]
     np.testing.assert_allclose(model._pooled(out, np.ones((1, 1))), [[0.6, 0.8, 0, 0, 0, 0]])
+
+
+def test_a_graph_whose_width_is_symbolic_learns_it_from_one_text(monkeypatch):
+    # some exports name the output's last dimension ("hidden") instead of giving its size
+    real_open = encoder._open
+
+    class Output:
+        name, shape = "last_hidden_state", ["batch", "tokens", "hidden"]
+
+    class Symbolic:
+        def __init__(self, session):
+            self.session = session
+
+        def get_outputs(self):
+            return [Output()]
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+    def opened(*args):
+        session, tokenizer = real_open(*args)
+        return Symbolic(session), tokenizer
+
+    monkeypatch.setattr(encoder, "_open", opened)
+    model = encoder.load_folder(TINY, threads=1)
+    assert model.dim == 6
+    np.testing.assert_allclose(model.embed(["bandit regret"])[0], _by_hand(TINY, "bandit regret",
+                               "mean"), atol=1e-5)  # fmt: skip

@@ -83,10 +83,7 @@ class SentenceEncoder:
                 n = lengths[k]
                 ids[row, :n] = encodings[k].ids
                 mask[row, :n] = 1
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if self.token_types:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            return self._pooled(self.session.run(None, feed)[0], mask)
+            return self._vectors(ids, mask)
 
         rows = np.asarray(todo)
         if self.threads > 1 and len(groups) > 1:
@@ -97,6 +94,13 @@ class SentenceEncoder:
             for group in groups:
                 out[rows[group]] = run(group)
         return out
+
+    def _vectors(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The graph run on these word pieces, pooled: one unit row each."""
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if self.token_types:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return self._pooled(self.session.run(None, feed)[0], mask)
 
     def _pooled(self, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """One unit row per text from the graph's output (sentence-transformers' Pooling and
@@ -191,9 +195,9 @@ def load_folder(folder: Path, threads: int | None = None) -> SentenceEncoder:
     width = shape[-1]
     if isinstance(width, int) and width > 0:
         encoder.dim = width
-    else:  # a symbolic width: one short text tells
-        encoder.dim = 0
-        encoder.dim = int(encoder.embed(["dimension"]).shape[1])
+    else:  # a symbolic width: one short text tells (embed's rows need the width first)
+        ids = np.array([tokenizer.encode("dimension").ids], dtype=np.int64)
+        encoder.dim = int(encoder._vectors(ids, np.ones_like(ids)).shape[1])
     return encoder
 
 
@@ -235,7 +239,7 @@ def _json(path: Path, folder: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise ConfigError(
-            f"ranking.embeddings: {folder}: {path.name} is not JSON ({exc})"
+            f"ranking.embeddings: {folder}: {path.relative_to(folder)} is not JSON ({exc})"
         ) from None
 
 
