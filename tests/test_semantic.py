@@ -587,3 +587,22 @@ def test_old_votes_fade_until_the_profile_is_the_interests_alone(store, make_con
     assert agreement(NOW) < 0.9  # two days old, the votes count
     assert agreement(NOW + dt.timedelta(days=365)) > agreement(NOW)
     assert agreement(NOW + dt.timedelta(days=20 * 365)) > 0.99
+
+
+def test_one_blas_thread_limits_blas_inside_and_gives_back_what_it_found():
+    # the limit is taken from one controller found once a process: it must still set every BLAS
+    # library to one thread each time, and restore what was there, nested or not
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == {2}
+        for _ in range(2):  # the second time through the cached controller
+            with semantic.one_blas_thread():
+                assert blas_threads() == {1}
+                with semantic.one_blas_thread():
+                    assert blas_threads() == {1}
+                assert blas_threads() == {1}
+            assert blas_threads() == {2}
