@@ -86,6 +86,34 @@ def test_digest_json_is_a_ranked_preview_that_marks_nothing(tmp_path: Path):
         assert store.deliveries() == []  # a preview sends and marks nothing
 
 
+@pytest.mark.parametrize("readers", [0, 1, 2, 3, 5])
+def test_digest_json_written_in_batches_is_one_object_with_every_reader(
+    monkeypatch, capsys, readers
+):
+    # digest --json writes its digests a batch at a time: every boundary (none, one short of a
+    # batch, a whole batch, one over) must still make one JSON object, each reader once, in order
+    from types import SimpleNamespace
+
+    from paperwire import cli as cli_module
+
+    class Pick:
+        def __init__(self, n: int):
+            self.n = n
+
+        def as_json(self) -> dict:
+            return {"paper_id": f"2501.{self.n:05d}", "title": 'A "quoted" title ✓'}
+
+    monkeypatch.setattr(cli_module, "_JSON_BATCH", 2)
+    digests = [
+        SimpleNamespace(subscriber=SimpleNamespace(id=f"reader-{i}"), picks=[Pick(i), Pick(i + 1)])
+        for i in range(readers)
+    ]
+    cli_module._echo_json_digests(iter(digests))
+    got = json.loads(capsys.readouterr().out)
+    assert list(got) == [f"reader-{i}" for i in range(readers)]
+    assert all(got[f"reader-{i}"][1]["paper_id"] == f"2501.{i + 1:05d}" for i in range(readers))
+
+
 def test_feedback_command_and_csv_import(tmp_path: Path):
     from importlib import resources
 
