@@ -497,6 +497,55 @@ def test_a_liked_paper_in_a_sparse_region_is_named_beside_its_own_nearest_papers
     assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, far) == [None]
 
 
+def test_a_chunk_of_readers_gets_what_each_would_get_alone():
+    # closest_liked_many multiplies readers of about as many liked papers in one stacked product,
+    # padded: each reader's names and cosines must be what plain arithmetic gives them alone,
+    # whoever shares their product (readers of 0 to 70 liked papers, picks among them)
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(300, 24))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    stored = vectors.astype(np.float16)
+    own_bar = {row: 0.2 + 0.3 * (row % 3) / 2 for row in range(300)}
+    asked: list[list[int]] = []
+
+    def own(rows: list[int]) -> np.ndarray:
+        asked.append(list(rows))
+        return np.array([own_bar[r] for r in rows])
+
+    picks, liked = [], []
+    for n_liked in [0, 1, 2, 3, 5, 8, 9, 17, 40, 70, 4, 4, 1]:
+        mine = (1 + rng.choice(299, n_liked, replace=False)).tolist()  # row 0: see below
+        chosen = 1 + rng.choice(299, 6, replace=False)
+        if mine:
+            chosen[0] = mine[0]  # a pick that is one of the reader's own papers
+        picks.append(chosen)
+        liked.append(mine)
+    # the reader of 3 liked papers shares a product with one of 4, so theirs is padded: row 0,
+    # the same as their second pick, would be its closest paper if the padding ever counted
+    stored[0] = stored[picks[3][1]]
+    picks.append(np.zeros(0, dtype=np.int64))  # a reader with no picks
+    liked.append([1, 2])
+    exact = stored.astype(np.float64)
+    bar, floor = 0.45, 0.2
+    found, how_close = semantic.closest_liked_many(stored, picks, liked, bar, floor, own)
+    assert len(asked) == 1  # the floor's own bars asked once for the whole chunk
+    for mine, theirs, names, cosines in zip(picks, liked, found, how_close, strict=True):
+        assert len(names) == len(cosines) == len(mine)
+        for pick, name, cosine in zip(mine, names, cosines, strict=True):
+            sims = [-np.inf if row == pick else exact[pick] @ exact[row] for row in theirs]
+            if not theirs or not np.isfinite(max(sims)):
+                assert (name, cosine) == (None, -np.inf)
+                continue
+            best = int(np.argmax(sims))
+            assert cosine == pytest.approx(sims[best], abs=1e-5)
+            close = sims[best] >= bar or (
+                sims[best] >= floor and sims[best] >= own_bar[theirs[best]]
+            )
+            assert name == (best if close else None)
+    assert any(name is not None for names in found for name in names)
+    assert any(name is None for names, t in zip(found, liked, strict=True) if t for name in names)
+
+
 def test_a_pick_with_no_other_reason_says_which_interest_it_is_close_to_in_meaning(tmp_path):
     # the bundled demo: ada's interests, the 200 real sample papers, through fetch and compose
     from importlib import resources

@@ -523,6 +523,11 @@ def explain(
     # per subscriber, each pick's cosine to the paper it resembles, where the encoder found it
     # (None: worked out below, by the measure that named it)
     found_cosines: list[list[float] | None] = []
+    closeness: list[list[float]] | None = None
+    if embedded is not None:  # the whole chunk's in a few products, not one a reader
+        alike, closeness = embedded.similar_liked_many(
+            signals, [cols[picks] for picks in chosen.picks]
+        )
     for row, picks in enumerate(chosen.picks):
         cosines: list[float] | None = None
         if not picks:  # e.g. a reader whose digest needs no stand-ins (_fill_in)
@@ -532,9 +537,7 @@ def explain(
             continue
         if alike is not None:
             similar = alike[row]
-        elif embedded is not None:
-            cosines = []
-            similar = embedded.similar_liked(signals[row], cols[picks], cosines)
+            cosines = None if closeness is None else closeness[row]
         else:  # embeddings off and no Gram: one product per digest
             similar = evidence.similar_liked(corpus, signals[row], run.matrix, picks, run.ids)
         drafts = []

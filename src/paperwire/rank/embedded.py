@@ -114,24 +114,33 @@ class EmbeddedCorpus:
         enough to mention (:func:`semantic.closest_liked`), as its position in
         ``signals.liked_titles``; ``cosines`` gets how close. ``signals`` name their papers by
         corpus row."""
-        # thumbs-up first, then seeds: the order of signals.liked_titles
-        votes = zip(signals.vote_rows or [], signals.votes, strict=True)
-        liked_rows = [row for row, (_, vote, _) in votes if vote > 0] + list(
-            signals.seed_rows or []
-        )
-        if not liked_rows:
-            if cosines is not None:
-                cosines.extend([-np.inf] * len(pick_rows))
-            return [None] * len(pick_rows)
+        [found], [how_close] = self.similar_liked_many([signals], [pick_rows])
+        if cosines is not None:
+            cosines.extend(how_close)
+        return found
+
+    def similar_liked_many(
+        self, signals: list[Signals], pick_rows: list[np.ndarray]
+    ) -> tuple[list[list[int | None]], list[list[float]]]:
+        """:meth:`similar_liked` for every reader of a chunk at once, with how close each pick
+        is (:func:`semantic.closest_liked_many`)."""
         if self._bars is None:
             bars = semantic.similar_bars(
                 self.vectors, (semantic.SIMILAR_RARITY, semantic.SIMILAR_FLOOR)
             )
             self._bars = (bars[0], bars[1])
         bar, floor = self._bars
-        return semantic.closest_liked(
-            self.vectors, pick_rows, liked_rows, bar, floor, self._own, cosines
-        )
+        # thumbs-up first, then seeds: the order of signals.liked_titles
+        liked = [
+            [
+                row
+                for row, (_, vote, _) in zip(sig.vote_rows or [], sig.votes, strict=True)
+                if vote > 0
+            ]
+            + list(sig.seed_rows or [])
+            for sig in signals
+        ]
+        return semantic.closest_liked_many(self.vectors, pick_rows, liked, bar, floor, self._own)
 
     def _own(self, rows: list[int]) -> np.ndarray:
         """:func:`semantic.own_bars` of these corpus rows, each computed once."""
