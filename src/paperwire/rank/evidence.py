@@ -29,17 +29,31 @@ class ProfilePhrases:
         # many of its terms must raise the score: see paper_phrases.best_key_phrases)
         self._cache: dict[int, tuple[KeyPhrases, np.ndarray, np.ndarray]] = {}
 
-    def _found(self, col: int) -> tuple[KeyPhrases, np.ndarray, np.ndarray]:
-        if col not in self._cache:
-            row = self.cols[col]
-            stored = self.corpus.rows[row]
-            analysed = self.corpus.analysed
-            found = key_phrases_of(
-                self.corpus.model, analysed.pairs(row), analysed.columns(row), _keywords(stored)
+    def _find(self, cols: list[int]) -> None:
+        """Cache the key phrases of the candidates ``cols`` not seen yet, and their values."""
+        new = [col for col in dict.fromkeys(cols) if col not in self._cache]
+        if not new:
+            return
+        analysed, model = self.corpus.analysed, self.corpus.model
+        rows = [int(self.cols[col]) for col in new]
+        found = [
+            key_phrases_of(
+                model, analysed.pairs(row), analysed.columns(row), _keywords(self.corpus.rows[row])
             )
-            paper = _values_at(_row_of(self.corpus.matrix, row), found.columns)
-            self._cache[col] = (found, paper, np.minimum(np.diff(found.starts), 2))
-        return self._cache[col]
+            for row in rows
+        ]
+        # the papers' values at their phrases' columns in one look-up (one a paper let the GIL go
+        # ~17,000 times a run, and the thread that words the reasons waited for it each time)
+        sizes = np.array([len(f.columns) for f in found], dtype=np.int64)
+        values = _values_of_rows(
+            self.corpus.matrix[rows],
+            np.repeat(np.arange(len(rows), dtype=np.int64), sizes),
+            np.concatenate([f.columns for f in found]),
+        )
+        for col, phrases, paper in zip(
+            new, found, np.split(values, np.cumsum(sizes)[:-1]), strict=True
+        ):
+            self._cache[col] = (phrases, paper, np.minimum(np.diff(phrases.starts), 2))
 
     def best(
         self, profiles: sp.csr_matrix, wants: list[tuple[int, int, int, list[str]]]
@@ -52,7 +66,8 @@ class ProfilePhrases:
         live = [(i, row, col, n, skip) for i, (row, col, n, skip) in enumerate(wants) if n > 0]
         # the chunk's distinct candidates, their phrases' numbers side by side, once each
         distinct = list(dict.fromkeys(col for _, _, col, _, _ in live))
-        found = [self._found(col) for col in distinct]
+        self._find(distinct)
+        found = [self._cache[col] for col in distinct]
         slot = {col: k for k, col in enumerate(distinct)}
         live = [w for w in live if found[slot[w[2]]][0].texts]
         if not live:
@@ -114,12 +129,6 @@ def _values_of_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray
     return out
 
 
-def _row_of(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, values) of one row of a CSR matrix, as views of its arrays."""
-    lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
-    return matrix.indices[lo:hi], matrix.data[lo:hi]
-
-
 def _keywords(row: dict[str, Any]) -> list[str]:
     """The source's key phrases of a stored paper (Hugging Face ``ai_keywords``), if any."""
     value = row.get("keywords")
@@ -129,20 +138,6 @@ def _keywords(row: dict[str, Any]) -> list[str]:
         except ValueError:
             return []
     return [str(k) for k in value] if isinstance(value, list) else []
-
-
-def _values_at(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarray:
-    """The values of one CSR row (:func:`_row_of`; sorted indices) at the given columns."""
-    indices, data = row
-    out = np.zeros(len(columns), dtype=np.float64)
-    if indices.size == 0 or len(columns) == 0:
-        return out
-    where = np.searchsorted(indices, columns)
-    inside = where < indices.size
-    hit = inside.copy()
-    hit[inside] = indices[where[inside]] == columns[inside]
-    out[hit] = data[where[hit]]
-    return out
 
 
 def similar_liked(

@@ -789,9 +789,10 @@ def closest_liked_many(
         count = int(maybe.sum())
         near[maybe] = values[maybe] >= bars[used : used + count]
         used += count
+        cosines = values.astype(np.float64)
         for k, r in enumerate(readers):
             n = len(picks[r])
-            how_close[r] = values[k, :n].astype(np.float64).tolist()
+            how_close[r] = cosines[k, :n].tolist()
             found[r] = [
                 int(b) if ok else None for b, ok in zip(best[k, :n], near[k, :n], strict=True)
             ]
