@@ -497,10 +497,13 @@ def test_a_liked_paper_in_a_sparse_region_is_named_beside_its_own_nearest_papers
     assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, far) == [None]
 
 
-def test_a_chunk_of_readers_gets_what_each_would_get_alone():
+@pytest.mark.parametrize("stacked_rows", [semantic._STACKED_ROWS, 8])
+def test_a_chunk_of_readers_gets_what_each_would_get_alone(monkeypatch, stacked_rows):
     # closest_liked_many multiplies readers of about as many liked papers in one stacked product,
     # padded: each reader's names and cosines must be what plain arithmetic gives them alone,
-    # whoever shares their product (readers of 0 to 70 liked papers, picks among them)
+    # whoever shares their product (readers of 0 to 70 liked papers, picks among them), also
+    # where a product holds only a few readers' rows (8: one reader of 40 alone)
+    monkeypatch.setattr(semantic, "_STACKED_ROWS", stacked_rows)
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(300, 24))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

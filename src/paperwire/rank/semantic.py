@@ -732,6 +732,11 @@ def closest_liked(
     return found
 
 
+# the most liked papers' rows (padding included) one stacked product of closest_liked_many
+# holds: 16,384 x 384 float32, 25 MB
+_STACKED_ROWS = 1 << 14
+
+
 def closest_liked_many(
     vectors: np.ndarray,
     picks: list[np.ndarray],
@@ -753,7 +758,13 @@ def closest_liked_many(
         if len(mine) and len(theirs):
             by_size.setdefault((len(theirs) - 1).bit_length(), []).append(r)
     chosen: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = []
-    for readers in by_size.values():
+    # ... in products of at most _STACKED_ROWS liked rows: a chunk of readers who imported
+    # libraries of thousands of papers would otherwise hold them all at once
+    groups = []
+    for size, readers in by_size.items():
+        step = max(1, _STACKED_ROWS >> size)
+        groups += [readers[i : i + step] for i in range(0, len(readers), step)]
+    for readers in groups:
         width = max(len(picks[r]) for r in readers)
         depth = max(len(liked[r]) for r in readers)
         pick_rows = np.full((len(readers), width), -1, dtype=np.int64)
