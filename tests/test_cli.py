@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 import subprocess
@@ -207,6 +208,17 @@ def test_every_config_mistake_is_printed_once_each_then_exit_1():
         "Error: subscribers.yaml:11: sender: must be a mapping of settings "
         "(from_address, smtp_url, …), not text",
     ]
+
+
+def test_run_once_without_a_secret_warns_about_it_once(caplog):
+    """The README's first command, with no PAPERWIRE_SECRET: the alerts' send and the digests'
+    send each made the signer, and each logged the same warning, so a first run said it twice."""
+    with caplog.at_level(logging.WARNING, logger="paperwire.links"):
+        result = invoke("run", "--once", config=None)  # the bundled example, in an empty folder
+    assert result.exit_code == 0, result.output
+    assert "-alert-" in result.stdout and "-digest.eml" in result.stdout  # both sends ran
+    warned = [r for r in caplog.records if "PAPERWIRE_SECRET is not set" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
 
 
 def test_an_empty_config_says_there_is_nothing_to_do_and_how_to_start():

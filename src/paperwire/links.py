@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -160,12 +161,28 @@ def signer_for(config: Config, store: Store, *, sends: bool = True) -> Signer:
     if config.secret is not None:
         key = config.secret.get_secret_value()
     else:
-        log.warning(
-            "PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path
-        )
+        _warn_no_secret_once(store)
         key = store.generated_secret()
     _say_if_the_key_changed(store, key, sends=sends)
     return Signer(key, generations)
+
+
+# The databases whose unset PAPERWIRE_SECRET this process has warned about: one run makes a
+# signer for each send (`run --once`: the alerts', then the digests'; the daemon: every send,
+# and its web app), and each logged the same warning.
+_WARNED_NO_SECRET: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _warn_no_secret_once(store: Store) -> None:
+    where = str(store.path.resolve())
+    with _WARNED_LOCK:
+        if where in _WARNED_NO_SECRET:
+            return
+        _WARNED_NO_SECRET.add(where)
+    log.warning(
+        "PAPERWIRE_SECRET is not set; signing links with a random key kept in %s", store.path
+    )
 
 
 def _fingerprint(key: str) -> str:
