@@ -651,6 +651,21 @@ def test_send_and_status_take_grace_hours_as_the_readme_says():
     assert late.stdout.startswith("ada: nothing-new")  # handled: nothing came since
 
 
+@pytest.mark.parametrize("command", [["send"], ["run", "--once"], ["status"]])
+@pytest.mark.parametrize("hours", ["0", "0.01", "nan"])
+def test_a_grace_period_no_run_can_meet_is_refused_naming_the_option(command, hours):
+    """`--grace-hours 0` was taken, and then no digest after a reader's first was ever due: a
+    digest goes out seconds after its time (the daemon's check, a cron job's start), and a slot
+    passed by more than 0 hours is skipped; the daemon logged 'missed ... with no paperwire
+    running' on the tick just after the slot, every day. The option says so instead."""
+    result = invoke(*command, "--grace-hours", hours)
+    assert result.exit_code == 2
+    assert "Invalid value for '--grace-hours'" in result.stderr
+    assert "at least 0.1" in result.stderr and "Traceback" not in result.output
+    assert not Path("paperwire.db").exists()  # refused before anything ran
+    assert invoke(*command, "--grace-hours", "0.1").exit_code in (0, 1)  # the least it takes
+
+
 def test_status_words_a_quiet_day_as_send_and_the_readme_do():
     # the ledger's own word for it, '(empty: ...)', was what status printed
     config = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org, digest_days: daily}\n"

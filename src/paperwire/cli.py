@@ -289,13 +289,37 @@ def _why_nothing(sid: str, composed, last: dict | None, explicit_since: bool) ->
     return f"   no papers stored yet in the window; run `paperwire fetch`, or preview older ones: {again}"
 
 
+# The least --grace-hours: a digest goes out some seconds after its time (the daemon checks
+# every 30 s, a send may wait for another, cron starts a `send` within its minute), so under a
+# few minutes no run ever finds a slot due after a reader's first digest; 0 was taken, and
+# the daemon logged each day's digest as missed on the tick just after its time.
+MIN_GRACE_HOURS = 0.1
+
+
+def _at_least_min_grace(ctx: click.Context, param: click.Parameter, hours: float) -> float:
+    if hours > 168:
+        raise click.BadParameter(f"{hours:g} h: at most 168 (a week)", ctx=ctx, param=param)
+    if not hours >= MIN_GRACE_HOURS:  # NaN too (FloatRange let it through to a traceback)
+        raise click.BadParameter(
+            f"{hours:g} h: must be at least {MIN_GRACE_HOURS:g} (6 minutes). A digest goes out "
+            "some seconds after its time (the daemon checks every 30 s, cron starts within the "
+            "minute), so with less no digest after a reader's first would ever be due; "
+            f"{MIN_GRACE_HOURS:g} sends each digest on time and skips the ones missed",
+            ctx=ctx,
+            param=param,
+        )
+    return hours
+
+
 # one option for run, send and status: a slot missed by more than this is not due any more
 _grace_hours = click.option(
     "--grace-hours",
     default=DEFAULT_GRACE.total_seconds() / 3600,
     show_default=True,
-    type=click.FloatRange(0, 168),
-    help="A digest missed (the daemon or cron was down) still goes out this long after its time.",
+    type=float,
+    callback=_at_least_min_grace,
+    help="A digest missed (the daemon or cron was down) still goes out this long after its "
+    f"time: {MIN_GRACE_HOURS:g} to 168.",
 )
 
 
