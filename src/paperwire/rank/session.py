@@ -55,13 +55,15 @@ class RankingSession:
     def corpus(self, store: Store, scope: Scope | None = None) -> Corpus:
         """The store's corpus (:meth:`Corpus.build`; every stored paper unless ``scope``, from
         :func:`~paperwire.rank.scope.scope`, says which), reused while no paper is added or
-        changed. A vote on a paper the scope had left out counts from the next corpus, after
-        the next fetch (a paper months old: the digests' papers are all in it)."""
+        changed, and, for a bounded scope, while no reader votes on or seeds a paper older
+        than its bound (which the corpus then holds): a daemon's digests and profile pages
+        left a 👍 on a paper months old out until a fetch brought new papers."""
         from .corpus import Corpus
         from .scope import EVERY_PAPER
 
         scope = scope or EVERY_PAPER
-        key = (str(store.path.resolve()), *store.corpus_version(), scope)
+        old = store.corpus_kept_before(scope.since) if scope.since is not None else ()
+        key = (str(store.path.resolve()), *store.corpus_version(), scope, old)
         with self._building:
             if self._corpus is None or self._corpus[0] != key:
                 self._corpus = None  # one at a time: the old one is freed before the new

@@ -551,6 +551,16 @@ class Store:
         row = self.db.execute(f"select count(*) from papers where {where}", params).fetchone()
         return int(row[0])
 
+    def corpus_kept_before(self, since: str) -> tuple[str, ...]:
+        """The papers a bounded corpus (:meth:`iter_corpus` with ``since``) holds though first
+        seen at or before ``since``: those a reader voted on or imported as a seed. A vote on
+        such a paper changes the corpus without changing :meth:`corpus_version`."""
+        sql = (
+            "select paper_id from papers where first_seen <= ? and paper_id in "
+            "(select paper_id from votes union select paper_id from seeds) order by paper_id"
+        )
+        return tuple(row["paper_id"] for row in self.db.query(sql, [since]))
+
     def corpus_since(self, papers: int) -> str | None:
         """The first-seen time after which the ``papers`` most recently seen papers were first
         seen (more where the papers first seen at the bound's edge share one time: a fetch's
