@@ -75,6 +75,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     pytest.skip(NO_BROWSER)
 
 
+def environ_without_paperwire() -> dict[str, str]:
+    """This process's environment without any PAPERWIRE_* variable: what a test gives the
+    ``paperwire`` process it starts, adding the variables it means to set."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):

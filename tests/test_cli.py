@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from paperwire.cli import cli
 from paperwire.links import Signer
 from paperwire.store import Store
 
-from .conftest import fetch_here
+from .conftest import environ_without_paperwire, fetch_here
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def paperwire(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    base = environ_without_paperwire()
     return subprocess.run(
         [sys.executable, "-m", "paperwire", *args],
         cwd=cwd,
@@ -549,7 +548,7 @@ def test_serve_prints_its_url_and_logs_each_request_at_v(tmp_path: Path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env = environ_without_paperwire()
     server = subprocess.Popen(
         [sys.executable, "-m", "paperwire", "-v", "serve", "--port", str(port)],
         cwd=tmp_path,

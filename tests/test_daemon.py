@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import FIXTURES, Route, fetch_here, free_port
+from .conftest import FIXTURES, Route, environ_without_paperwire, fetch_here, free_port
 
 # a config of one e-mail reader and no feeds: the daemon runs, with nothing to fetch
 ONE_READER = "feeds: []\nsubscribers:\n  - {id: ada, email: ada@example.org}\n"
@@ -75,7 +75,7 @@ def test_daemon_sends_the_digest_once_stops_cleanly_and_does_not_resend(
         f'    timezone: Europe/Berlin\n    digest_time: "{due.strftime("%H:%M:%S")}"\n'
         "    digest_days: daily\n    digest_size: 3\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env = environ_without_paperwire()
     env.update(PAPERWIRE_SMTP_URL=smtp_server.url, PAPERWIRE_SECRET="s3cret-signing-key-4711")
     port = free_port()
     proc = start(tmp_path, env, port)
@@ -190,7 +190,7 @@ def _config(tmp_path: Path, feeds: list[str], *, due: str = "00:00:00") -> None:
 
 
 def _env(smtp_server) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env = environ_without_paperwire()
     env.update(PAPERWIRE_SMTP_URL=smtp_server.url, PAPERWIRE_SECRET="s3cret-signing-key-4711")
     return env
 

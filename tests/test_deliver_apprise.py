@@ -18,7 +18,7 @@ from paperwire.paper import Paper
 from paperwire.sources import parse_document
 from paperwire.store import Store
 
-from .conftest import HttpServer, Route
+from .conftest import HttpServer, Route, environ_without_paperwire
 
 NOW = dt.datetime(2026, 6, 12, 9, 0, tzinfo=dt.UTC)
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -602,7 +602,6 @@ def test_a_service_that_drips_its_answer_never_keeps_send_from_exiting(tmp_path:
     Apprise's per-read timeout never trips. The digest was reported "maybe delivered" on time,
     but `paperwire send` never exited: Apprise sent from its own thread pool, whose threads the
     interpreter joins at exit. Now the call runs in paperwire's own daemon thread only."""
-    import os
     import subprocess
     import sys
     import time
@@ -621,7 +620,7 @@ def test_a_service_that_drips_its_answer_never_keeps_send_from_exiting(tmp_path:
         )
         with Store(tmp_path / "paperwire.db") as store:  # stored an hour ago: due today
             store.add_papers(papers, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+        env = environ_without_paperwire()
         env["PAPERWIRE_SECRET"] = "s3cret-signing-key-4711"
         began = time.monotonic()
         try:

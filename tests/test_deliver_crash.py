@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .conftest import FIXTURES, fetch_here
+from .conftest import FIXTURES, environ_without_paperwire, fetch_here
 
 N = 30
 
@@ -40,7 +39,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(tmp_path, smtp_server):
     write_config(tmp_path / "subscribers.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env = environ_without_paperwire()
     env.update(PAPERWIRE_SMTP_URL=smtp_server.url, PAPERWIRE_SECRET="k-test-signing-key")
     fetch_here(tmp_path)  # the subject is the send
     smtp_server.delay = 0.1  # a relay that takes 100 ms per message keeps the send in flight

@@ -18,6 +18,8 @@ from paperwire.errors import ConfigError
 from paperwire.paper import Paper, paper_text
 from paperwire.rank import embed
 
+from .conftest import environ_without_paperwire
+
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 
@@ -302,7 +304,6 @@ def test_fetch_says_when_the_model_cannot_be_read_without_v(tmp_path):
     """The stored papers not encoded is said by ``paperwire fetch`` itself, not only with -v:
     the command drops the log lines of feed errors it prints itself ("fetch: %s"), and this
     one was dropped with them."""
-    import os
     import subprocess
     import sys
 
@@ -315,7 +316,7 @@ def test_fetch_says_when_the_model_cannot_be_read_without_v(tmp_path):
         f"feeds:\n  - url: {feed}\nranking:\n  embeddings: models/potion\n"
         "subscribers:\n  - id: ada\n    email: ada@example.org\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env = environ_without_paperwire()
     result = subprocess.run(
         [sys.executable, "-m", "paperwire", "fetch"],
         cwd=tmp_path,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -23,7 +22,7 @@ from paperwire.links import Signer
 from paperwire.redact import RedactingFilter, redact, redact_url
 
 from . import hostile
-from .conftest import free_port
+from .conftest import environ_without_paperwire, free_port
 
 WEBHOOK_SECRET = "XyZ0webhook0Secret0Path"
 SECRETS = [hostile.PASSWORD, hostile.TOKEN, WEBHOOK_SECRET]
@@ -64,7 +63,7 @@ def workdir(tmp_path: Path, server: hostile.Hostile) -> Path:
 
 
 def _env() -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    base = environ_without_paperwire()
     return {**base, "PAPERWIRE_SECRET": "signing-key-for-tests", "PYTHONUNBUFFERED": "1"}
 
 

@@ -3,17 +3,18 @@ install it, except where the run requires a browser (.ci/run), where they fail."
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import environ_without_paperwire
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_browser_test(**env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    environ = environ_without_paperwire()
     environ.update(PAPERWIRE_CHROMIUM="/nonexistent/chromium", **env)
     return subprocess.run(
         [
