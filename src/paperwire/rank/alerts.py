@@ -12,32 +12,27 @@ in a digest.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from ..config import Config, SubscriberConfig
 from ..store import Store
 from . import compose as digest_mod
-from . import evidence
 from .authors import Following
-from .corpus import Corpus
-from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
-from .phrases import interest_phrases, phrase_pattern
-from .reasons import Ranked, Reason
-from .scope import scope as corpus_scope
+from .reasons import Ranked, Reason, ReasonKind
 from .session import RankingSession
 
 log = logging.getLogger("paperwire")
 
 HISTORY_DAYS = 30
 HISTORY_MAX = 3000  # enough recent papers to estimate a 99.5th percentile
+# What a digest says of a pick when nothing of the reader's explains it (compose.explain's
+# fallbacks): an alert, which interrupts, is not sent on them
+FALLBACKS: frozenset[ReasonKind] = frozenset({"popular", "new", "must_match"})
 
 
 @dataclass
@@ -96,19 +91,11 @@ def find_alerts(
     fresh_scores = scores[:, [at[p] for p in fresh]]
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
-    edited = store.interests_overrides()
     papers = store.papers(fresh)
-
-    @functools.cache  # read at the first alert's reasons, not at every fetch that has none
-    def ranked_against() -> tuple[Corpus, EmbeddedCorpus | None]:
-        corpus = session.corpus(store, corpus_scope(store, config))
-        spec = config.ranking.embeddings
-        return corpus, session.embedded(store, spec, corpus.ids, corpus.texts(store))
-
-    mine = _own_papers(store, subscribers, ranked_against)
-    meaning = _close_in_meaning(store, ranked_against)
     since = now - dt.timedelta(days=1)
-    alerts: list[Alert] = []
+    # per reader (their row): what they may still get today, and the fresh papers above their
+    # bar that a digest of theirs would allow (score order: the best first)
+    due: dict[int, tuple[int, Following, list[int]]] = {}
     for row, sub in enumerate(subscribers):
         if not calibrated[row]:
             log.info(
@@ -124,26 +111,43 @@ def find_alerts(
             continue
         following = Following(sub.follow_authors)
         order = np.argsort(-np.nan_to_num(fresh_scores[row], nan=-np.inf), kind="stable")
+        above = []
         for col in order[: budget * 4]:
             value = float(fresh_scores[row, col])
-            if not np.isfinite(value) or value <= bars[row] or budget <= 0:
+            if not np.isfinite(value) or value <= bars[row]:
                 break
             paper_id = fresh[col]
             if paper_id in excluded[sub.id] or paper_id in seeds[sub.id]:
                 continue  # delivered, rated, or the reader's own seed paper, as in a digest
+            if _passes(sub, papers[paper_id], following):
+                above.append(int(col))
+        if above:
+            due[row] = (budget, following, above)
+    if not due:
+        return []
+    # the reasons a digest of the fresh papers would give each of them (compose.explain: the
+    # reader's own paper it is like, their words it matches or is close to, the key phrases
+    # their profile weighs in it, the interest it is close to in meaning), found for the
+    # readers with a paper above their bar only
+    readers = list(due)
+    explained = digest_mod.explain_papers(
+        store, config, [subscribers[row] for row in readers],
+        [[fresh[col] for col in due[row][2]] for row in readers], fresh,
+        now=now, session=session,
+    )  # fmt: skip
+    share = 100 - settings.percentile
+    alerts: list[Alert] = []
+    for row, said in zip(readers, explained, strict=True):
+        sub = subscribers[row]
+        budget, following, above = due[row]
+        for col in above:
+            if budget <= 0:
+                break
+            paper_id, value = fresh[col], float(fresh_scores[row, col])
             paper = papers[paper_id]
-            if not _passes(sub, paper, following):
-                continue
-            share = 100 - settings.percentile
-            # the reader's own paper it is like and their own words, as a digest names them;
-            # then how rare the score is
-            interests = edited.get(sub.id, sub.interests)
-            reasons = mine(row, paper_id)
-            reasons += [
-                Reason("matches_interest", phrase) for phrase in _interests_in(interests, paper)[:2]
-            ]
-            if not reasons:
-                reasons = meaning(interests, paper_id)
+            # a digest's fallbacks (popular, new in the feeds, must_match for a reader with
+            # nothing liked) say nothing the reader's profile found
+            reasons = [r for r in said.get(paper_id, []) if r.kind not in FALLBACKS]
             followed = following.match(paper.get("authors") or [])
             if followed:
                 reasons.insert(0, Reason("followed_author", followed))
@@ -163,71 +167,6 @@ def find_alerts(
             )
             budget -= 1
     return alerts
-
-
-# The run's corpus and its vectors (None with the encoder off), read once when first asked for.
-RankedAgainst = Callable[[], tuple[Corpus, EmbeddedCorpus | None]]
-
-
-def _own_papers(
-    store: Store, subscribers: list[SubscriberConfig], ranked_against: RankedAgainst
-) -> Callable[[int, str], list[Reason]]:
-    """For a subscriber (their row) and a new paper: "like <their paper>" when the paper is
-    close to one they liked or seeded, by the digest's rule (compose.explain), else nothing.
-    The readers' signals are read at the first alert, not at every fetch that has none."""
-
-    @functools.cache
-    def signals() -> list:
-        corpus, _ = ranked_against()
-        return digest_mod.subscriber_signals(
-            store, subscribers, store.interests_overrides(), corpus.index, corpus.rows,
-            store.not_interested_overrides(),
-        )  # fmt: skip
-
-    def like(row: int, paper_id: str) -> list[Reason]:
-        corpus, embedded = ranked_against()
-        col = corpus.index.get(paper_id)
-        if col is None:
-            return []
-        mine = signals()[row]
-        if embedded is not None:
-            [liked] = embedded.similar_liked(mine, np.array([col]))
-        else:
-            [liked] = evidence.similar_liked(corpus, mine, corpus.matrix, [col], corpus.ids)
-        return [] if liked is None else [evidence.like_reason(mine, liked)]
-
-    return like
-
-
-def _close_in_meaning(
-    store: Store, ranked_against: RankedAgainst
-) -> Callable[[str, str], list[Reason]]:
-    """For an interests text and a new paper: "close in meaning to your interest" when the
-    paper is among the papers nearest one of its phrases, by the digest's rule
-    (``EmbeddedCorpus.closest_interest``); nothing with the encoder off."""
-
-    def meaning(interests: str, paper_id: str) -> list[Reason]:
-        phrases = interest_phrases(interests)
-        if not phrases:
-            return []
-        corpus, embedded = ranked_against()
-        col = corpus.index.get(paper_id)
-        if col is None or embedded is None:
-            return []
-        [phrase] = embedded.closest_interest(store, phrases, [col])
-        return [] if phrase is None else [Reason("close_in_meaning", phrase)]
-
-    return meaning
-
-
-def _interests_in(interests: str, paper: dict) -> list[str]:
-    """The reader's interest phrases the paper contains whole (as compose finds them)."""
-    text = f"{paper['title'] or ''}\n{paper['abstract'] or ''}"
-    return [
-        phrase
-        for phrase in interest_phrases(interests)
-        if phrase_pattern(phrase, ENGLISH_STOP_WORDS).search(text)
-    ]
 
 
 def _passes(sub: SubscriberConfig, paper: dict, following: Following) -> bool:

@@ -190,9 +190,16 @@ class Candidates:
 
 
 def candidates(
-    store: Store, corpus: Corpus, subscribers: list[SubscriberConfig], ids: list[str]
+    store: Store,
+    corpus: Corpus,
+    subscribers: list[SubscriberConfig],
+    ids: list[str],
+    *,
+    dense: bool = True,
 ) -> Candidates:
-    """What the run shares about the papers ``ids`` (those of the corpus are kept)."""
+    """What the run shares about the papers ``ids`` (those of the corpus are kept); ``dense``
+    False: no candidate Gram at any size (a few readers' reasons, :func:`explain_papers`,
+    do not repay its product over the corpus)."""
     ids = [p for p in ids if p in corpus.index]
     cols = np.array([corpus.index[p] for p in ids])
     rows = [corpus.rows[c] for c in cols]
@@ -200,7 +207,8 @@ def candidates(
     excluded = store.excluded_ids(s.id for s in subscribers)
     for sub in subscribers:  # a seed paper is the reader's own: never a candidate
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
-    gram = rank.CandidateGram(corpus.matrix, cols) if len(cols) <= MAX_DENSE_SIMILARITY else None
+    small = dense and len(cols) <= MAX_DENSE_SIMILARITY
+    gram = rank.CandidateGram(corpus.matrix, cols) if small else None
     return Candidates(
         ids=ids,
         cols=cols,
@@ -809,4 +817,39 @@ def score_matrix(
         now=now, weights=weights,
     ):  # fmt: skip
         out[scored.start : scored.start + len(scored.chunk), known] = scored.scores
+    return out
+
+
+def explain_papers(
+    store: Store,
+    config: Config,
+    subscribers: list[SubscriberConfig],
+    papers: list[list[str]],
+    among: list[str],
+    *,
+    now: dt.datetime,
+    weights: rank.Weights = DEFAULT_WEIGHTS,
+    session: RankingSession | None = None,
+) -> list[dict[str, list[Reason]]]:
+    """The reasons :func:`explain` gives each subscriber's ``papers`` in a digest whose
+    candidates are ``among`` (they include ``papers``): per subscriber, paper id -> reasons,
+    nothing for a paper nothing explains. Followed authors are the caller's to name (instant
+    alerts: a paper far above a reader's bar says what their digest would say of it)."""
+    out: list[dict[str, list[Reason]]] = []
+    if not subscribers:
+        return out
+    session = session or RankingSession()
+    corpus = session.corpus(store, corpus_scope(store, config))
+    run = candidates(store, corpus, subscribers, among, dense=False)
+    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
+    picks = [[run.column[p] for p in wanted if p in run.column] for wanted in papers]
+    for scored in score(
+        store, corpus, embedded, subscribers, run.cols, run.matrix, run.prior, run.phrases,
+        now=now, weights=weights,
+    ):  # fmt: skip
+        chunk = picks[scored.start : scored.start + len(scored.chunk)]
+        allowed = np.ones((len(chunk), len(run.ids)), dtype=bool)
+        chosen = Chosen(allowed, chunk, [{} for _ in chunk])
+        for ranked in explain(store, corpus, embedded, run, scored, chosen, {}):
+            out.append({pick.paper_id: pick.reasons for pick in ranked})
     return out
