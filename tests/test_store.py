@@ -395,3 +395,26 @@ def test_retry_now_lets_go_of_waiting_e_mails_but_not_maybe_delivered_ones(tmp_p
         waiting = {row["subscriber_id"]: row["retry_at"] for row in store.unsent_deliveries()}
         assert waiting["refused"] is None
         assert waiting["maybe"] is not None and waiting["slack"] is not None
+
+
+def test_vote_rows_are_the_votes_ranking_reads_in_the_same_order(tmp_path):
+    # ranking reads votes as tuples (Store.vote_rows), the web app as dicts (Store.votes): the
+    # same votes, newest first, ties in time by the order they came, a reader's alone
+    when = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    with Store(tmp_path / "votes.db") as store:
+        for i, (who, vote, minutes) in enumerate(
+            [("ada", 1, 0), ("bob", -1, 0), ("ada", -1, 5), ("ada", 1, 5), ("ada", 1, 2)]
+        ):
+            stamp = when + dt.timedelta(minutes=minutes)
+            store.record_vote(who, f"2512.{i:05d}", vote, via="web", now=stamp)
+        store.record_vote("ada", "2512.00000", -1, via="web", now=when)  # a changed vote
+        tuples = store.vote_rows(["ada"])
+        dicts = [
+            (v["subscriber_id"], v["paper_id"], v["vote"], v["voted_at"])
+            for v in store.votes(["ada"])
+        ]
+    assert tuples == dicts
+    # newest first; at equal times the later vote first
+    order = ["2512.00003", "2512.00002", "2512.00004", "2512.00000"]
+    assert [paper for _, paper, _, _ in tuples] == order
+    assert tuples[-1][2] == -1

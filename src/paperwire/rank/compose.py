@@ -109,10 +109,11 @@ def subscriber_signals(
     """
     corpus_index = corpus_index or {}
     not_interested = not_interested or {}
-    votes_by_sub: dict[str, list[dict]] = {s.id: [] for s in subscribers}
-    for vote in store.votes(list(votes_by_sub)):
-        votes_by_sub[vote["subscriber_id"]].append(vote)
-    needed = {v["paper_id"] for vs in votes_by_sub.values() for v in vs}
+    # per subscriber: (paper_id, vote, voted_at), newest first
+    votes_by_sub: dict[str, list[tuple[str, int, str]]] = {s.id: [] for s in subscribers}
+    for subscriber_id, paper_id, value, voted_at in store.vote_rows(list(votes_by_sub)):
+        votes_by_sub[subscriber_id].append((paper_id, value, voted_at))
+    needed = {paper_id for vs in votes_by_sub.values() for paper_id, _, _ in vs}
     # seeds: the config's seed_papers, then those imported from the reader's library
     imported = store.seeds(votes_by_sub)
     seeds = {
@@ -129,16 +130,16 @@ def subscriber_signals(
     for sub in subscribers:
         stored_seeds = [p for p in seeds[sub.id] if p in papers]
         votes, liked, rated, vote_ids = [], [], list(stored_seeds), []
-        for vote in votes_by_sub[sub.id]:
-            paper = papers.get(vote["paper_id"])
+        for paper_id, value, voted_at in votes_by_sub[sub.id]:
+            paper = papers.get(paper_id)
             if paper is None:
                 continue  # a vote imported for a paper we never stored carries no text
-            when = dt.datetime.fromisoformat(vote["voted_at"])
+            when = dt.datetime.fromisoformat(voted_at)
             text = "" if from_rows else paper_text(paper["title"], paper["abstract"])
-            votes.append((text, vote["vote"], when))
+            votes.append((text, value, when))
             vote_ids.append(paper["paper_id"])
             rated.append(paper["paper_id"])
-            if vote["vote"] > 0:
+            if value > 0:
                 liked.append((paper["paper_id"], paper["title"]))
         kinds = ["liked"] * len(liked)
         liked.extend((p, papers[p]["title"]) for p in stored_seeds)

@@ -605,9 +605,9 @@ class Store:
             union select subscriber_id, paper_id from votes
             union select subscriber_id, paper_id from seeds
         """
-        for row in self.db.query(sql):
-            if row["s"] in out:
-                out[row["s"]].add(row["p"])
+        for subscriber_id, paper_id in self.db.execute(sql):  # rows as tuples: ~300,000 votes
+            if subscriber_id in out:
+                out[subscriber_id].add(paper_id)
         return out
 
     # -- feeds ----------------------------------------------------------------------------
@@ -715,6 +715,22 @@ class Store:
         for chunk in _chunks(list(subscriber_ids), 500):
             where = f" where subscriber_id in ({','.join('?' * len(chunk))})"
             out.extend(self.db.query("select * from votes" + where + order, chunk))
+        return out
+
+    def vote_rows(self, subscriber_ids: Iterable[str]) -> list[tuple[str, str, int, str]]:
+        """:meth:`votes` of the given subscribers as (subscriber_id, paper_id, vote, voted_at)
+        tuples, in the same order: what ranking reads for every reader of a run (a dict a
+        vote cost a digest of 20,000 readers ~1 s)."""
+        out: list[tuple[str, str, int, str]] = []
+        for chunk in _chunks(list(subscriber_ids), 500):
+            out.extend(
+                self.db.execute(
+                    "select subscriber_id, paper_id, vote, voted_at from votes where "
+                    f"subscriber_id in ({','.join('?' * len(chunk))}) "
+                    "order by voted_at desc, rowid desc",
+                    chunk,
+                )
+            )
         return out
 
     # -- the delivery ledger --------------------------------------------------------------
