@@ -45,8 +45,10 @@ _TOKEN_SEGMENT = re.compile(
 # A path of the web app whose last segment is a signed token (web/app.py's routes), standing
 # alone (uvicorn's access log: "GET /v/<token> HTTP/1.1"), not inside a URL, where the token
 # rule above applies and a feed's own /feed/atom stays readable. A feed token never expires.
+# A token already left out ("/v/…", the web app's own log lines) stays as its ellipsis.
 _SIGNED_PATH = re.compile(
-    r"(?<![^\s\"'(=])(/(?:v|unsubscribe|profile|feed)/)[^\s/?#\"'<>)]+?(\.atom)?(?=[\s/?#\"'<>)]|$)"
+    r"(?<![^\s\"'(=])(/(?:v|unsubscribe|profile|feed)/)(?!…)[^\s/?#\"'<>)]+?(\.atom)?"
+    r"(?=[\s/?#\"'<>)]|$)"
 )
 
 # Terminal escape sequences (CSI colours and screen clears, OSC titles and hyperlinks, the
