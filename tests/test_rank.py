@@ -399,3 +399,23 @@ def test_the_candidates_own_block_is_the_plain_product_bit_for_bit(corpus):
     assert (gram.candidates[~np.eye(len(candidates), dtype=bool)] > 0).any()
     # a paper's dots with the candidates read from the block, as any other stored paper's
     np.testing.assert_array_equal(gram.dots([8], [0, 6]), full[[0, 6]][:, [4]])
+
+
+def test_profile_scores_are_the_sparse_product_and_the_same_whoever_shares_the_block(monkeypatch):
+    # _sparse_scores makes a block of profiles dense over the terms it uses: the scores must be
+    # the sparse product's (up to float32 rounding), a reader's row the same bits alone or among
+    # others (a term only another reader uses adds an exact zero), and a block too wide for it
+    # multiplied sparse, exactly
+    rng = np.random.default_rng(3)
+    papers = sp.random(400, 5000, density=0.01, format="csr", dtype=np.float32, random_state=rng)
+    profiles = sp.random(140, 5000, density=0.02, format="csr", dtype=np.float32, random_state=rng)
+    right = papers.T.tocsr()
+    exact = (profiles.astype(np.float64) @ right.astype(np.float64)).toarray()
+    scores = rank._sparse_scores(profiles, right)
+    assert scores.dtype == np.float32 and scores.shape == (140, 400)
+    assert np.allclose(scores, exact, atol=1e-5, rtol=0)
+    for row in (0, 5, 127, 128, 139):  # the first block of 128 and the next
+        assert np.array_equal(rank._sparse_scores(profiles[row : row + 1], right)[0], scores[row])
+    monkeypatch.setattr(rank, "_DENSE_TERMS", 10)
+    wide = rank._sparse_scores(profiles, right)
+    assert np.array_equal(wide, (profiles @ right).toarray())

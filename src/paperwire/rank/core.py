@@ -717,21 +717,46 @@ def score(
     return relevance + crowd_lift(relevance, popularity, weights, affinity, profiles.nothing_liked)
 
 
-# Profiles multiplied with the papers at once: the product is nearly dense, and scipy holds it
-# as a sparse matrix (12 bytes an entry) before it is made dense (100 rows of 26,000 papers:
-# 31 MB, where a chunk of 500 held 156 MB).
+# Profiles multiplied with the papers at once, this many at a time: the product is nearly
+# dense, and scipy holds it as a sparse matrix (12 bytes an entry) before it is made dense (100
+# rows of 26,000 papers: 31 MB, where a chunk of 500 held 156 MB).
 _SPARSE_ROWS = 100
+# ... unless the block's profiles, made dense over the terms they use, hold at most this many
+# entries (8M float32: 32 MB), when a block is a chunk of readers (compose's 128)
+_DENSE_TERMS = 1 << 23
+_DENSE_ROWS = 128
+_TILE = 512
 
 
 def _sparse_scores(profiles: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
-    """``profiles @ right`` (the papers transposed, CSR) as a dense array, ``_SPARSE_ROWS``
-    profiles at a time (a row of the product is the same sum whichever rows come with it)."""
+    """``profiles @ right`` (the papers transposed, CSR) as a dense array.
+
+    A block of profiles is made dense over the terms it uses, and the papers' rows of those
+    terms multiply it: scipy's sparse product builds the nearly dense result as a sparse
+    matrix first, twice the time (0.105 against 0.053 s for 128 readers of 26,000 papers).
+    Each score is its reader's terms summed in the order of their columns either way, a term
+    only another reader of the block uses adding an exact zero: the same whoever else is in
+    the block (the last bits may differ from the sparse product's, which rounds otherwise).
+    Blocks too wide for that (readers with libraries of thousands of papers) are multiplied
+    sparse, ``_SPARSE_ROWS`` at a time."""
     dtype = np.result_type(profiles.dtype, right.dtype)
     out = np.empty((profiles.shape[0], right.shape[1]), dtype=dtype)
-    for start in range(0, profiles.shape[0], _SPARSE_ROWS):
-        out[start : start + _SPARSE_ROWS] = (
-            profiles[start : start + _SPARSE_ROWS] @ right
-        ).toarray()
+    for start in range(0, profiles.shape[0], _DENSE_ROWS):
+        block = profiles[start : start + _DENSE_ROWS]
+        seen = np.zeros(block.shape[1], dtype=bool)
+        seen[block.indices] = True
+        used = np.flatnonzero(seen)
+        if len(used) * block.shape[0] <= _DENSE_TERMS:
+            # (terms x readers, dense) by (candidates x terms, CSC: right's rows as they are)
+            dense = block[:, used].T.toarray().astype(dtype, copy=False)
+            product = right[used].T @ dense  # candidates x readers
+            scores = out[start : start + block.shape[0]]
+            for at in range(0, len(product), _TILE):  # a transposing copy a cache's worth
+                scores[:, at : at + _TILE] = product[at : at + _TILE].T  # at a time: 25 -> 4 ms
+            continue
+        for at in range(0, block.shape[0], _SPARSE_ROWS):
+            end = start + min(at + _SPARSE_ROWS, block.shape[0])
+            out[start + at : end] = (block[at : at + _SPARSE_ROWS] @ right).toarray()
     return out
 
 
