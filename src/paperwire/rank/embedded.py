@@ -124,12 +124,6 @@ class EmbeddedCorpus:
     ) -> tuple[list[list[int | None]], list[list[float]]]:
         """:meth:`similar_liked` for every reader of a chunk at once, with how close each pick
         is (:func:`semantic.closest_liked_many`)."""
-        if self._bars is None:
-            bars = semantic.similar_bars(
-                self.vectors, (semantic.SIMILAR_RARITY, semantic.SIMILAR_FLOOR)
-            )
-            self._bars = (bars[0], bars[1])
-        bar, floor = self._bars
         # thumbs-up first, then seeds: the order of signals.liked_titles
         liked = [
             [
@@ -140,6 +134,12 @@ class EmbeddedCorpus:
             + list(sig.seed_rows or [])
             for sig in signals
         ]
+        if self._bars is None and any(liked):  # drawn once, and only where there is a paper
+            bars = semantic.similar_bars(
+                self.vectors, (semantic.SIMILAR_RARITY, semantic.SIMILAR_FLOOR)
+            )
+            self._bars = (bars[0], bars[1])
+        bar, floor = self._bars or (np.inf, None)  # nobody liked anything: no bar is read
         return semantic.closest_liked_many(self.vectors, pick_rows, liked, bar, floor, self._own)
 
     def _own(self, rows: list[int]) -> np.ndarray:
