@@ -698,8 +698,7 @@ def test_a_digest_waiting_past_its_grace_period_is_reported_waiting(
 ):
     """A digest first tried late in its grace period and maybe delivered waits out its
     back-off after the grace period ended: still due, so ``send`` says 'waiting', not
-    'not-due: no digest slot in the grace period' (seen on a store whose first digests
-    went out 14 hours after their slot)."""
+    'not-due' (seen on a store whose first digests went out 14 hours after their slot)."""
     config = config_for(make_config, smtp_server.url, n=1)
     pipeline.fetch_all(store, config, now=NOW)
     smtp_server.drop_next = 10

@@ -167,8 +167,9 @@ def test_past_the_grace_period_the_missed_slot_is_skipped_not_lost(store, tmp_pa
     report = pipeline.send_due(
         store, config, now=late, grace=dt.timedelta(hours=12), outbox=tmp_path
     )
+    # not due, and when it will be: the next day's slot
     assert [(line.status, line.detail) for line in report.lines] == [
-        ("not-due", "no digest slot in the grace period")
+        ("not-due", "next digest 2026-11-24T01:30+00:00")
     ]
     # the papers are not lost: the next day's digest has them
     next_day = pipeline.send_due(
@@ -324,7 +325,7 @@ def test_a_reader_whose_days_were_all_quiet_waits_out_the_grace_period_like_anyo
         store, config, now=back, first_reach=pipeline.FIRST_DIGEST_REACH, outbox=tmp_path
     )
     assert [(line.status, line.detail) for line in early.lines] == [
-        ("not-due", "no digest slot in the grace period")
+        ("not-due", "next digest 2026-11-26T08:00+00:00")
     ]
     on_time = pipeline.send_due(
         store,

@@ -613,9 +613,10 @@ def _due_jobs(
             if held:
                 report.lines.append(SendLine(sub.id, "waiting", waiting[sub.id, max(held)]))
             elif not any(s == sub.id for s, _ in resumed):
-                report.lines.append(
-                    SendLine(sub.id, "not-due", "no digest slot in the grace period")
-                )
+                # when it is due, as `status` says it ("no slot in the grace period" told a
+                # first-day user nothing)
+                upcoming = next_slot(store, sub, now).isoformat(timespec="minutes")
+                report.lines.append(SendLine(sub.id, "not-due", f"next digest {upcoming}"))
             continue
         period = schedule.period(slot)
         if (sub.id, period) not in handled and (last := covered(slot, last_composed.get(sub.id))):
