@@ -51,6 +51,8 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     # each reader's best of the 200 as an instant alert (a new install calibrates on what is
     # there), then the three digests
     assert "6 sent, 0 failed" in result.stdout
+    # the links in them need the web app: the demo says what answers them
+    assert "links go to http://127.0.0.1:8000: `paperwire serve` answers them" in result.stdout
     assert len(list((tmp_path / "outbox").glob("*-alert-*.eml"))) == 3
     emls = sorted((tmp_path / "outbox").glob("*-digest.eml"))
     assert len(emls) == 3
@@ -69,6 +71,7 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     )
     assert "Nothing new in any feed since the last fetch." in again.stdout
     assert "0 sent" in again.stdout
+    assert "paperwire serve" not in again.stdout  # nothing sent: nothing to say of links
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 6
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -372,6 +373,11 @@ def _outbox(obj: Context) -> Path:
     return outbox if outbox.is_absolute() else Path.cwd() / outbox
 
 
+# hosts of a base_url that only this machine reaches: a run that sends to them says what
+# answers the links
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 def _print_send(report: pipeline.SendReport) -> bool:
     """One line per reader, then the counts; True when a delivery failed or is to retry."""
     for line in report.lines:
@@ -475,6 +481,13 @@ def run(
         # then the run fails, as `fetch` would
         every_feed_failed = _print_fetch(fetched)
         send_failed = _print_send(report)
+        base_url = obj.config.base_url
+        if report.count("sent") and urlsplit(base_url).hostname in _LOOPBACK:
+            # the demo's readers click 👍 in an e-mail and meet a refused connection
+            echo(
+                f"Their 👍 / 👎 and unsubscribe links go to {base_url}: `paperwire serve` "
+                "answers them (the daemon, `paperwire run`, serves them itself)."
+            )
         if every_feed_failed:
             raise click.ClickException(_every_feed_failed(fetched))
         if send_failed:
