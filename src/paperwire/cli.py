@@ -378,10 +378,13 @@ def _outbox(obj: Context) -> Path:
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def _print_send(report: pipeline.SendReport) -> bool:
-    """One line per reader, then the counts; True when a delivery failed or is to retry."""
+def _print_send(report: pipeline.SendReport, note: str | None = None) -> bool:
+    """One line per reader, the ``note``, then the counts (the last line, which scripts read);
+    True when a delivery failed or is to retry."""
     for line in report.lines:
         echo(f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}")
+    if note:
+        echo(note)
     echo(
         f"{report.count('sent')} sent, {report.count('failed')} failed, "
         f"{report.count('retry')} to retry, {report.count('nothing-new')} with nothing new."
@@ -480,14 +483,15 @@ def run(
         # every feed failed: what is due is still sent (with the papers already stored),
         # then the run fails, as `fetch` would
         every_feed_failed = _print_fetch(fetched)
-        send_failed = _print_send(report)
         base_url = obj.config.base_url
+        links = None
         if report.count("sent") and urlsplit(base_url).hostname in _LOOPBACK:
             # the demo's readers click 👍 in an e-mail and meet a refused connection
-            echo(
-                f"Their 👍 / 👎 and unsubscribe links go to {base_url}: `paperwire serve` "
-                "answers them (the daemon, `paperwire run`, serves them itself)."
+            links = (
+                f"The 👍 / 👎 and unsubscribe links in them go to {base_url}: `paperwire "
+                "serve` answers them (the daemon, `paperwire run`, serves them itself)."
             )
+        send_failed = _print_send(report, links)
         if every_feed_failed:
             raise click.ClickException(_every_feed_failed(fetched))
         if send_failed:
