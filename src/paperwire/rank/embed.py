@@ -127,8 +127,8 @@ class EmbeddingModel(Protocol):
 
 def load_model(spec: str) -> EmbeddingModel:
     """The model named in the config: ``minilm`` (the bundled sentence encoder, the default),
-    ``wordllama`` or a local folder (an ONNX export or a model2vec model). Loading takes a second: a caller that ranks
-    more than once keeps it (:meth:`RankingSession.model
+    ``wordllama`` or a local folder (an ONNX export or a model2vec model). Loading takes a
+    second: a caller that ranks more than once keeps it (:meth:`RankingSession.model
     <paperwire.rank.session.RankingSession.model>`)."""
     if spec == ENCODER:
         from . import encoder

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import semantic
+from . import evidence, semantic
 from .embed import EmbeddingModel, text_vectors, unit_rows
 from .semantic import Calibration, SemanticWeights
 
@@ -107,33 +107,18 @@ class EmbeddedCorpus:
             self._calibrations[w] = semantic.calibrate(self.vectors, w)
         return self._calibrations[w]
 
-    def similar_liked(
-        self, signals: Signals, pick_rows: np.ndarray, cosines: list[float] | None = None
-    ) -> list[int | None]:
+    def similar_liked(self, signals: Signals, pick_rows: np.ndarray) -> list[int | None]:
         """For each pick (a corpus row), the liked or seed paper it is closest to, if close
         enough to mention (:func:`semantic.closest_liked`), as its position in
-        ``signals.liked_titles``; ``cosines`` gets how close. ``signals`` name their papers by
-        corpus row."""
-        [found], [how_close] = self.similar_liked_many([signals], [pick_rows])
-        if cosines is not None:
-            cosines.extend(how_close)
-        return found
+        ``signals.liked_titles``. ``signals`` name their papers by corpus row."""
+        return self.similar_liked_many([signals], [pick_rows])[0][0]
 
     def similar_liked_many(
         self, signals: list[Signals], pick_rows: list[np.ndarray]
     ) -> tuple[list[list[int | None]], list[list[float]]]:
         """:meth:`similar_liked` for every reader of a chunk at once, with how close each pick
         is (:func:`semantic.closest_liked_many`)."""
-        # thumbs-up first, then seeds: the order of signals.liked_titles
-        liked = [
-            [
-                row
-                for row, (_, vote, _) in zip(sig.vote_rows or [], sig.votes, strict=True)
-                if vote > 0
-            ]
-            + list(sig.seed_rows or [])
-            for sig in signals
-        ]
+        liked = [evidence.liked_rows(sig) for sig in signals]  # the order of liked_titles
         if self._bars is None and any(liked):  # drawn once, and only where there is a paper
             bars = semantic.similar_bars(
                 self.vectors, (semantic.SIMILAR_RARITY, semantic.SIMILAR_FLOOR)

@@ -720,16 +720,12 @@ def closest_liked(
     bar: float,
     floor: float | None = None,
     own: Callable[[list[int]], np.ndarray] | None = None,
-    cosines: list[float] | None = None,
 ) -> list[int | None]:
     """For each pick (a row of ``vectors``), the position in ``liked_rows`` of the closest
     liked paper when their cosine reaches ``bar``, or reaches ``floor`` and that paper's own
     bar (``own``: rows to their :func:`own_bars`). A paper is never "like" itself.
-    ``cosines``, when given, gets each pick's cosine to that closest paper (-inf: none)."""
-    [found], [how_close] = closest_liked_many(vectors, [pick_rows], [liked_rows], bar, floor, own)
-    if cosines is not None:
-        cosines.extend(how_close)
-    return found
+    :func:`closest_liked_many` does a chunk of readers, and says how close."""
+    return closest_liked_many(vectors, [pick_rows], [liked_rows], bar, floor, own)[0][0]
 
 
 # the most liked papers' rows (padding included) one stacked product of closest_liked_many
