@@ -160,11 +160,12 @@ def send_digest(
     try of the same delivery starts.
 
     Raises DeliveryError: permanent for a URL Apprise does not understand, an HTTP 4xx
-    refusal (but 408 and 429) or a redirect (3xx, not followed); ``maybe_delivered`` for a message not answered within its
-    deadline (it may have arrived); ``untried`` for a message not sent because an earlier try
-    is still waiting for its answer, or too many are; ``out_of_time`` for one not sent because
-    less than :data:`MIN_LEFT` seconds of the run's ``budget`` were left; otherwise none (the
-    digest stays due and a later run resumes at the first message not accepted)."""
+    refusal (but 408 and 429) or a redirect (3xx, not followed); ``maybe_delivered`` for a
+    message not answered within its deadline (it may have arrived); ``untried`` for a message
+    not sent because an earlier try is still waiting for its answer, or too many are;
+    ``out_of_time`` for one not sent because less than :data:`MIN_LEFT` seconds of the run's
+    ``budget`` were left; otherwise none (the digest stays due and a later run resumes at the
+    first message not accepted)."""
     import apprise
 
     scheme = urlsplit(url).scheme or "?"

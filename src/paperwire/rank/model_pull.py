@@ -307,9 +307,10 @@ def _download(
         ) from None
     except OSError as exc:
         if exc.errno in _NO_ROOM:
+            where = path.parent if into is None else into
             raise PullError(
-                f"model pull: no room left to write {name} in {path.parent if into is None else into} "
-                f"({exc.strerror}); nothing was kept"
+                f"model pull: no room left to write {name} in {where} ({exc.strerror}); "
+                "nothing was kept"
             ) from None
         raise PullError(f"model pull: cannot write {name}: {exc.strerror}") from None
     # h11 already refuses a short body (above); this guards any transport that would not
