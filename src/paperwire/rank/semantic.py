@@ -344,7 +344,7 @@ def calibrate(corpus: np.ndarray, w: SemanticWeights) -> Calibration:
 
 
 # Readers whose linear scores are one product (128 of 26,000 papers: 13 MB), a multiple of
-# every BLAS kernel's tile height, so that no row of it is in a partial tile.
+# the usual BLAS kernels' tile heights, so that no row of it is in a partial tile.
 _SCORE_ROWS = 128
 
 
@@ -383,7 +383,10 @@ class SemanticProfiles:
         product's last bits can depend on the shape of the product it is part of (how many
         readers share it): so every product has the same shape, ``_SCORE_ROWS`` readers (the
         last block padded with zero rows), and a reader's row is the same sums whatever block
-        it is in or where (every row of a block is in a full tile of the BLAS kernel)."""
+        it is in (every row of a block is in a full tile of the BLAS kernel). Where in its
+        block can still move the last bit: OpenBLAS's AVX2 kernel sums rows 6-11 of every 12
+        in another order than rows 0-5 (its AVX-512 kernel sums all alike): a few parts in
+        10^7, float32's rounding."""
         n, dim = self.directions.shape
         out = np.empty((n, len(papers)), dtype=np.float32)
         right = papers.T.astype(np.float32, copy=False)  # a view: BLAS reads it transposed
