@@ -180,6 +180,32 @@ def test_top_k_respects_allowed_columns():
     assert rank.top_k(scores, 3, allowed) == [[1, 2]]
 
 
+def test_top_k_breaks_ties_by_the_later_column_whatever_the_partition_does():
+    """Equal scores go newest (the later candidate) first, in the pool and at its edge, the
+    same as a full sort by (score, column): rows of many ties, ties at the k-th place, NaN
+    (no score) and rows with fewer allowed columns than k, checked against that sort."""
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 6, size=(300, 500)).astype(np.float32)  # ties everywhere
+    scores[0] = 1.0  # a blank reader: every score equal
+    scores[1, ::3] = np.nan
+    allowed = rng.random(scores.shape) > 0.1
+    allowed[0] = True
+    allowed[2] = False
+    allowed[3, :] = False
+    allowed[3, [5, 9, 400]] = True
+    scores[3, [5, 9, 400]] = [2, 2, 3]
+    got = rank.top_k(scores, 30, allowed, block=64)
+
+    def by_full_sort(row: int) -> list[int]:
+        cols = [c for c in range(scores.shape[1]) if allowed[row, c]]
+        cols = [c for c in cols if not np.isnan(scores[row, c])]
+        return sorted(cols, key=lambda c: (-scores[row, c], -c))[:30]
+
+    assert got == [by_full_sort(row) for row in range(len(scores))]
+    assert got[0] == list(range(499, 469, -1))
+    assert got[2] == [] and got[3] == [400, 9, 5]
+
+
 def test_mmr_skips_a_near_duplicate(model):
     texts = [
         "KV cache quantization for long context LLM inference",
