@@ -8,16 +8,24 @@ and with TF-IDF alone past the Gram's size (each pool's own cosines). A refactor
 ranking or the reasons' wording must leave all of it as it was; a deliberate change to ranking
 rewrites the reference with ``WRITE_DIGEST_REFERENCE=1`` (or a path: the digests written
 there, whole, to compare byte for byte).
+
+The encoder's vectors are recorded with the reference (``digest_reference_vectors.npz``): its
+last bits follow the processor (ONNX Runtime sums in other orders with AVX2, AVX-512 and AMX,
+and each layer's int8 rounding carries the difference on: cosine 0.9997 between two machines,
+enough to swap two picks of equal merit), and this test holds ranking and wording to the
+reference, not the CPU. test_encoder holds the live encoder to the recorded vectors.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from paperwire import digests, pipeline, render
@@ -25,9 +33,13 @@ from paperwire.config import parse_config
 from paperwire.deliver.slack import digest_blocks
 from paperwire.links import Links, Signer
 from paperwire.rank import compose as digest
+from paperwire.rank import encoder
 from paperwire.store import Store
 
 REFERENCE = Path(__file__).parent / "fixtures" / "digest_reference.json"
+VECTORS = Path(__file__).parent / "fixtures" / "digest_reference_vectors.npz"
+# the recorded vectors below, not conftest's per-worker cache of the live encoder's
+pytestmark = pytest.mark.uncached_encoder
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 
@@ -70,8 +82,53 @@ def _papers_titled(store: Store, word: str, n: int) -> list[str]:
     return [r["paper_id"] for r in rows if word in r["title"].lower()][:n]
 
 
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def recorded() -> dict[str, tuple[str, np.ndarray]]:
+    """The recorded vectors: text key -> (text, vector)."""
+    kept = np.load(VECTORS)
+    return {
+        text_key(text): (text, vector)
+        for text, vector in zip(kept["texts"].tolist(), kept["vectors"], strict=True)
+    }
+
+
 @pytest.fixture(scope="module")
-def stocked(tmp_path_factory):
+def recorded_vectors():
+    """The bundled encoder gives this module's texts their recorded vectors; with
+    WRITE_DIGEST_REFERENCE set, the live encoder's, recorded for the next run."""
+    writing = bool(os.environ.get("WRITE_DIGEST_REFERENCE"))
+    vectors = {} if writing else recorded()
+    real_embed = encoder.SentenceEncoder.embed
+
+    def embed(self, texts: list[str], batch: int = encoder.BATCH) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            if not text.strip():
+                continue  # a zero row, as the encoder gives
+            if text_key(text) not in vectors:
+                assert writing, f"no recorded vector for {text[:60]!r}: WRITE_DIGEST_REFERENCE=1"
+                vectors[text_key(text)] = (text, real_embed(self, [text], 1)[0])
+            out[row] = vectors[text_key(text)][1]
+        return out
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoder.SentenceEncoder, "embed", embed)
+        yield
+    if writing:
+        texts = sorted(text for text, _ in vectors.values())
+        np.savez_compressed(
+            VECTORS,
+            model=np.array(encoder.load().name),
+            texts=np.array(texts),
+            vectors=np.array([vectors[text_key(t)][1] for t in texts], dtype=np.float32),
+        )
+
+
+@pytest.fixture(scope="module")
+def stocked(tmp_path_factory, recorded_vectors):
     """The sample feeds fetched a day before NOW, with every kind of reader signal."""
     path = tmp_path_factory.mktemp("reference") / "paperwire.db"
     feeds_only = CONFIG.split("ranking:")[0] + "subscribers: [{id: x, email: x@example.org}]\n"
