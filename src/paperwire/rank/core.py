@@ -900,15 +900,11 @@ def crowd_lift(
 def top_k(
     scores: np.ndarray, k: int, allowed: np.ndarray | None = None, block: int = 256
 ) -> list[list[int]]:
-    """Per row, the column indices of the k best scores (best first), among allowed columns.
-
-    Equal scores go to the later column first (the candidates come oldest first, so: the
-    newest paper first): an explicit order, so a reader whose scores tie (a blank reader, a
-    paper stored twice) gets the same digest on every NumPy, whose selection otherwise breaks
-    ties by its internals. Rows go ``block`` at a time, so the masked copy and the partition's
-    int64 indices stay a few MB instead of three more arrays the size of ``scores``."""
-    n = scores.shape[1]
-    k = min(k, n)
+    """Per row, the column indices of the k best scores (best first), among allowed columns;
+    equal scores in :func:`best_columns`' order. Rows go ``block`` at a time, so the masked
+    copy and the partition's int64 indices stay a few MB instead of three more arrays the
+    size of ``scores``."""
+    k = min(k, scores.shape[1])
     if k == 0:
         return [[] for _ in range(scores.shape[0])]
     out: list[list[int]] = []
@@ -916,15 +912,26 @@ def top_k(
         part_scores = scores[start : start + block]
         if allowed is not None:
             part_scores = np.where(allowed[start : start + block], part_scores, -np.inf)
-        # the k largest from the top end: half the time of partitioning the negated copy
-        part = np.argpartition(part_scores, n - k, axis=1)[:, n - k :]
-        values = np.take_along_axis(part_scores, part, axis=1)
-        _settle_ties(part_scores, part, values, k)
-        order = np.lexsort((-part, -values), axis=1)  # best first, then the later column
-        best = np.take_along_axis(part, order, axis=1)
-        finite = np.isfinite(np.take_along_axis(values, order, axis=1))
+        best = best_columns(part_scores, k)
+        finite = np.isfinite(np.take_along_axis(part_scores, best, axis=1))
         out += [row[keep].tolist() for row, keep in zip(best, finite, strict=True)]
     return out
+
+
+def best_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """(rows × k) each row's k best columns, best first; 0 < k <= the number of columns.
+
+    Equal scores go to the later column first (candidates come oldest first, so: the newest
+    paper first): an explicit order, so a reader whose scores tie (a blank reader, a paper
+    stored twice) gets the same digest on every NumPy, whose selection otherwise breaks ties
+    by its internals. A NaN counts as no score (below every number)."""
+    n = scores.shape[1]
+    # the k largest from the top end: half the time of partitioning a negated copy
+    part = np.argpartition(scores, n - k, axis=1)[:, n - k :]
+    values = np.take_along_axis(scores, part, axis=1)
+    _settle_ties(scores, part, values, k)
+    order = np.lexsort((-part, -values), axis=1)  # best first, then the later column
+    return np.take_along_axis(part, order, axis=1)
 
 
 def _settle_ties(scores: np.ndarray, part: np.ndarray, values: np.ndarray, k: int) -> None:

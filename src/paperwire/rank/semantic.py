@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .core import decay_factor
+from .core import best_columns, decay_factor
 from .embed import unit_rows
 from .phrases import interest_phrases
 
@@ -489,7 +489,7 @@ class SemanticProfiles:
         rows = np.flatnonzero(near)
         # every shortlist in one call, and every reader's contrast added in one: long stretches
         # without the GIL (two chunks are scored at once), not a few numpy calls per reader
-        shortlists = np.argpartition(-ranked[rows], short - 1, axis=1)[:, :short]
+        shortlists = best_columns(ranked[rows], short)  # ties: an explicit order
         contrasts = np.empty(shortlists.shape, dtype=np.float32)
         with one_blas_thread():
             for k, (row, cols) in enumerate(zip(rows.tolist(), shortlists, strict=True)):
