@@ -52,6 +52,8 @@ def test_the_digest_references_recorded_vectors_are_this_models_on_this_cpu(mode
     assert str(kept["model"]) == model.name  # a new model rewrites the reference
     texts, recorded = kept["texts"].tolist(), kept["vectors"]
     assert len(texts) > 150
+    # every fourth of them: 14 s on two cores for all 214, and the model is one for all
+    texts, recorded = texts[::4], recorded[::4]
     cosines = (model.embed(texts) * recorded).sum(axis=1)
     # two machines (AVX2; AVX-512 with AMX) gave 0.9975 at the least over 200 real abstracts
     assert cosines.min() > 0.99, texts[int(cosines.argmin())][:80]
