@@ -146,7 +146,7 @@ def test_a_readers_linear_scores_are_the_same_wherever_they_are_in_the_run():
     # float32 products: a row's last bits can follow the product's shape or the row's place in
     # it, so every product has the same shape; a reader alone, 300th of 501, or last of 257
     # gets the same scores to float32's rounding, and the same 30 best papers. (The same
-    # bits where the BLAS kernel sums every row alike, as OpenBLAS's AVX-512 kernel does; its
+    # bits where the BLAS kernel sums every row alike, as on the Xeons CI ran on; OpenBLAS's
     # AVX2 kernel sums rows 6-11 of every 12 in another order.)
     rng = np.random.default_rng(4)
     corpus = corpus_of(rng.normal(size=(700, 384)))

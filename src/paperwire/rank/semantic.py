@@ -385,8 +385,8 @@ class SemanticProfiles:
         last block padded with zero rows), and a reader's row is the same sums whatever block
         it is in (every row of a block is in a full tile of the BLAS kernel). Where in its
         block can still move the last bit: OpenBLAS's AVX2 kernel sums rows 6-11 of every 12
-        in another order than rows 0-5 (its AVX-512 kernel sums all alike): a few parts in
-        10^7, float32's rounding."""
+        in another order than rows 0-5 (on the Xeons CI ran on, every row came out alike): a
+        few parts in 10^7, float32's rounding."""
         n, dim = self.directions.shape
         out = np.empty((n, len(papers)), dtype=np.float32)
         right = papers.T.astype(np.float32, copy=False)  # a view: BLAS reads it transposed
