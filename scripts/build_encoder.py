@@ -319,13 +319,6 @@ def encode_with(session, tokenizer, texts: list[str]) -> np.ndarray:
     return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
 
 
-def one(session, tokenizer, text: str) -> np.ndarray:
-    """One text's vector, run alone (as ``SentenceEncoder.embed`` runs every text)."""
-    enc = tokenizer.encode(text)
-    feed = {"input_ids": np.array([enc.ids]), "attention_mask": np.array([enc.attention_mask])}
-    return session.run(None, feed)[0][0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", type=Path, help="folder with the upstream files")
@@ -386,7 +379,12 @@ def main() -> None:
         # each text alone, as the product runs it (a batch shares one input scale); an empty
         # text is never run (it is a zero vector)
         texts = [t for t in CHECK_SENTENCES if t]
-        cosines = np.array([float(one(s8, tokenizer, t) @ one(s32, tokenizer, t)) for t in texts])
+        cosines = np.array(
+            [
+                float(encode_with(s8, tokenizer, [t])[0] @ encode_with(s32, tokenizer, [t])[0])
+                for t in texts
+            ]
+        )
         print(f"int8 vs float32 cosine per sentence: {np.round(cosines, 4).tolist()}")
         if cosines.min() < MIN_INT8_COSINE:
             sys.exit(
