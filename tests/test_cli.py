@@ -16,6 +16,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from paperwire import cli as cli_module
 from paperwire.cli import cli
 from paperwire.links import Signer
 from paperwire.store import Store
@@ -668,6 +669,23 @@ def test_a_grace_period_no_run_can_meet_is_refused_naming_the_option(command, ho
     assert "at least 0.1" in result.stderr and "Traceback" not in result.output
     assert not Path("paperwire.db").exists()  # refused before anything ran
     assert invoke(*command, "--grace-hours", "0.1").exit_code in (0, 1)  # the least it takes
+
+
+def test_a_daemon_check_interval_that_could_skip_a_digest_is_refused_naming_both_options():
+    """`run --tick 3600 --grace-hours 0.1` was taken: a digest whose time fell just after one
+    check was 59 minutes late at the next, past its 6 minutes of grace, and never sent."""
+    result = invoke("run", "--no-web", "--tick", "3600", "--grace-hours", "0.1")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--tick'" in result.stderr
+    assert "more than half of --grace-hours 0.1 (360 s)" in result.stderr
+    assert "use --tick 180 or less" in result.stderr and "Traceback" not in result.output
+    assert not Path("paperwire.db").exists()  # refused before anything ran
+    cli_module._tick_within_grace(180, 0.1)  # half the grace period is the most it takes
+    cli_module._tick_within_grace(30, 12)  # the defaults
+    with pytest.raises(click.BadParameter):
+        cli_module._tick_within_grace(181, 0.1)
+    # one cycle has no checks to space out: --tick means nothing there
+    assert invoke("run", "--once", "--tick", "3600", "--grace-hours", "0.1").exit_code in (0, 1)
 
 
 def test_status_words_a_quiet_day_as_send_and_the_readme_do():

@@ -312,6 +312,21 @@ def _at_least_min_grace(ctx: click.Context, param: click.Parameter, hours: float
     return hours
 
 
+def _tick_within_grace(tick: float, grace_hours: float) -> None:
+    """The daemon's first check after a digest's time comes up to ``tick`` seconds later, and
+    a send in progress holds it up further: with checks as far apart as the grace period, a
+    digest whose time fell just after one check was past its grace at the next, and skipped."""
+    grace_seconds = grace_hours * 3600
+    if tick > grace_seconds / 2:
+        raise click.BadParameter(
+            f"{tick:g} s is more than half of --grace-hours {grace_hours:g} "
+            f"({grace_seconds:g} s): a digest whose time falls just after one check would be "
+            f"past its grace period at the next and skipped; use --tick {grace_seconds / 2:g} or "
+            "less, or a longer --grace-hours",
+            param_hint="'--tick'",
+        )
+
+
 # one option for run, send and status: a slot missed by more than this is not due any more
 _grace_hours = click.option(
     "--grace-hours",
@@ -497,6 +512,7 @@ def run(
         if send_failed:
             sys.exit(1)
         return
+    _tick_within_grace(tick, grace_hours)
     from .daemon import ConfigHolder, Daemon, JsonFormatter
 
     outbox = _outbox(obj)  # a broken config is one line, before the port is bound
