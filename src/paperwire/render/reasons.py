@@ -40,8 +40,11 @@ def words(reason: Reason) -> str:
         count = reason.count
         return f"popular on Hugging Face: {count} upvote{'' if count == 1 else 's'}"
     if kind == "above_bar":
-        score, bar, share = reason.numbers
-        return f"scored {score:.2f}, above your usual bar of {bar:.2f} (your top {share:g}% of recent papers)"
+        # the score and the bar are standard deviations above the reader's average paper:
+        # numbers no reader can place ("scored 21.65, above your usual bar of 3.12"); where
+        # the bar sits among their recent papers is what they can (both stay in --json)
+        share = reason.numbers[2]
+        return f"in the top {share:g}% of recent papers for you"
     raise ValueError(f"no words for a reason of kind {kind!r}")
 
 
