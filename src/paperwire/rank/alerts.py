@@ -24,6 +24,7 @@ from . import compose as digest_mod
 from .authors import Following
 from .filters import PhraseFilter, fold_text
 from .reasons import Ranked, Reason, ReasonKind
+from .scope import scope as corpus_scope
 from .session import RankingSession
 
 log = logging.getLogger("paperwire")
@@ -91,6 +92,9 @@ def find_alerts(
     fresh_scores = scores[:, [at[p] for p in fresh]]
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
+    # one paper under several ids (rank/twins.py), in score_matrix's corpus (the session's)
+    corpus = session.corpus(store, corpus_scope(store, config))
+    twins = corpus.twins.among(corpus.ids, [corpus.index.get(p, -1) for p in fresh])
     papers = store.papers(fresh)
     since = now - dt.timedelta(days=1)
     # per reader (their row): what they may still get today, and the fresh papers above their
@@ -110,6 +114,9 @@ def find_alerts(
         if budget <= 0:
             continue
         following = Following(sub.follow_authors)
+        mine = excluded[sub.id] | seeds[sub.id]
+        # their own under another id (an alert's paper again from another feed), as in a digest
+        theirs = {col for p in mine for col in twins.others.get(p, ())}
         order = np.argsort(-np.nan_to_num(fresh_scores[row], nan=-np.inf), kind="stable")
         above = []
         for col in order[: budget * 4]:
@@ -117,10 +124,11 @@ def find_alerts(
             if not np.isfinite(value) or value <= bars[row]:
                 break
             paper_id = fresh[col]
-            if paper_id in excluded[sub.id] or paper_id in seeds[sub.id]:
+            if paper_id in mine or col in theirs:
                 continue  # delivered, rated, or the reader's own seed paper, as in a digest
             if _passes(sub, papers[paper_id], following):
                 above.append(int(col))
+        above = twins.distinct(above)  # two feeds' copies of one paper: one alert
         if above:
             due[row] = (budget, following, above)
     if not due:

@@ -37,6 +37,7 @@ from .scope import MAX_WINDOW_DAYS
 from .scope import scope as corpus_scope
 from .semantic import EmbeddedSignals, one_blas_thread
 from .session import RankingSession
+from .twins import Among
 
 # Score rows for this many subscribers at a time, so memory stays flat as subscribers grow
 # (a chunk holds a few subscribers × candidates arrays: 13 MB each at 26,000 papers, and
@@ -178,6 +179,9 @@ class Candidates:
     column: dict[str, int]  # paper id -> candidate column
     # per subscriber: sent, voted or a seed (config or imported), the reader's own, never a pick
     excluded: dict[str, set[str]]
+    # the candidates that are one paper under several ids (rank/twins.py): a reader's own
+    # paper is theirs under every id, and a digest holds a paper once
+    twins: Among
     # Dot products of stored papers with the candidates, once per run: scores are weighted sums
     # of their rows, and the candidates' own rows are MMR's cosines (None past
     # MAX_DENSE_SIMILARITY candidates) ...
@@ -218,6 +222,7 @@ def candidates(
         prior=rank.popularity_prior([r.get("upvotes") for r in rows]),
         column={p: i for i, p in enumerate(ids)},
         excluded=excluded,
+        twins=corpus.twins.among(corpus.ids, cols),
         gram=gram,
         similarity=None if gram is None else Float16Cosines(gram.candidates),
         calibration=(
@@ -390,16 +395,21 @@ class Chosen:
 def allowed_of(
     run: Candidates, chunk: list[SubscriberConfig], starts: dict[str, dt.datetime]
 ) -> np.ndarray:
-    """(subscribers × candidates) what each reader may get: in their window, not their own,
-    through their must/never phrases (read from the store: the caller's thread)."""
+    """(subscribers × candidates) what each reader may get: in their window, not their own
+    (under any id: rank/twins.py), through their must/never phrases (read from the store: the
+    caller's thread)."""
     window = np.array([starts[sub.id].timestamp() for sub in chunk])
     allowed = run.first_seen[None, :] > window[:, None]
+    others = run.twins.others
     for row, sub in enumerate(chunk):
-        # sent, voted or a seed (config or imported): the reader's own, never a pick
+        # sent, voted or a seed (config or imported): the reader's own, never a pick, under
+        # this id or another
         for paper_id in run.excluded.get(sub.id, ()):
             col = run.column.get(paper_id)
             if col is not None:
                 allowed[row, col] = False
+            if paper_id in others:
+                allowed[row, others[paper_id]] = False
         run.follow_and_filter.filter(sub, allowed[row])  # must_match / never_match
     return allowed
 
@@ -438,7 +448,9 @@ def diversify(run: Candidates, scored: Scored, *, limit: int | None) -> Chosen:
     picks, spare, follows = [], [], []
     for row, sub in enumerate(chunk):
         followed = run.follow_and_filter.followed(sub, allowed[row])  # always in, and said so
-        rest = [c for c in ordered[row] if c not in followed]
+        # one paper under two ids (rank/twins.py) once: the first in the reader's order
+        followed = {c: followed[c] for c in run.twins.distinct(followed)}
+        rest = [c for c in run.twins.distinct([*followed, *ordered[row]]) if c not in followed]
         size = max(sizes[row], len(followed))
         picks.append([*followed, *rest][:size])
         spare.append(rest[size - len(followed) :])  # size >= len(followed)
@@ -724,7 +736,9 @@ def iter_compose(
 
     A candidate is a paper first seen after the subscriber's window start that is not their
     own: not a seed paper, not rated, not already sent (or being sent) to them. Papers are
-    keyed by bare arXiv id, so another version or another feed's copy is the same paper.
+    keyed by bare arXiv id, so another version or another feed's copy is the same paper;
+    one paper under other ids (the same title and first author, or the same title and
+    abstract: rank/twins.py) is the reader's own under each, and in a digest once.
     Picks come in the order the reader gets them (MMR's, which may differ from score order),
     each with its reasons; a pick that nothing of a reader's (interests, seeds, votes, followed
     authors) nor its upvotes explain is left out, so a digest may hold fewer than its size

@@ -3,6 +3,7 @@ the interest phrases of a run found in its candidates."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -17,6 +18,8 @@ from . import terms
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
+from .twins import Twins
+from .twins import keys as twin_keys
 
 
 @dataclass
@@ -36,6 +39,8 @@ class Corpus:
     counts: sp.csr_matrix
     # Per paper, the word pairs a reason may name and their columns.
     analysed: terms.Analysed
+    # Which papers are copies of one stored before them under another id (rank/twins.py).
+    twins: Twins
 
     @cached_property
     def upvote_scale(self) -> tuple[float, float] | None:
@@ -53,10 +58,13 @@ class Corpus:
         ids: list[str] = []
         rows: list[dict[str, Any]] = []
         hashes: list[str] = []
-        # each abstract hashed, then let go
+        keyed: list[list[str]] = []
+        # each abstract hashed and keyed, then let go, and the authors with it
         for row in store.iter_corpus(scope.since, scope.keep):
             ids.append(row["paper_id"])
-            hashes.append(text_hash(paper_text(row["title"], row.pop("abstract"))))
+            abstract, authors = row.pop("abstract"), json.loads(row.pop("authors") or "[]")
+            hashes.append(text_hash(paper_text(row["title"], abstract)))
+            keyed.append(twin_keys(row["title"], abstract, authors))
             rows.append(row)
         model = rank.TextModel()
         analysed = terms.load(store, model, ids, StoredTexts(store, ids, hashes))
@@ -70,7 +78,8 @@ class Corpus:
         )
         analysed.counts = counts
         corpus = cls(
-            model, ids, rows, hashes, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed
+            model, ids, rows, hashes, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed,
+            Twins.of(keyed),
         )  # fmt: skip
         corpus.matrix.sort_indices()
         return corpus

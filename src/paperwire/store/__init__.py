@@ -528,8 +528,8 @@ class Store:
         return None
 
     def corpus(self) -> list[dict[str, Any]]:
-        """Every paper's id, title, abstract, first-seen date, upvotes and key phrases (a JSON
-        list or null), oldest first."""
+        """Every paper's id, title, abstract, authors (a JSON list), first-seen date, upvotes
+        and key phrases (a JSON list or null), oldest first."""
         return list(self.iter_corpus())
 
     def iter_corpus(
@@ -539,7 +539,9 @@ class Store:
         to the end before the next query). With ``since`` (a stored first-seen time, as
         :meth:`corpus_since` gives), only the papers first seen after it, every paper a reader
         voted on or imported as a seed, and the papers ``keep`` names."""
-        columns = "select paper_id, title, abstract, first_seen, upvotes, keywords from papers"
+        columns = (
+            "select paper_id, title, abstract, authors, first_seen, upvotes, keywords from papers"
+        )
         if since is None:
             return self.db.query(f"{columns} order by first_seen, paper_id")
         where, params = _corpus_scope(since, keep)

@@ -1,0 +1,245 @@
+"""One paper under two ids (rank/twins.py): a journal's or an aggregator's copy of an arXiv
+paper is never sent beside it or after it, over real local HTTP feeds, a real SQLite file and
+aiosmtpd."""
+
+from __future__ import annotations
+
+import datetime as dt
+from xml.sax.saxutils import escape
+
+import pytest
+
+from paperwire import digests, pipeline
+from paperwire.paper import Paper
+from paperwire.rank.alerts import find_alerts
+from paperwire.rank.twins import Twins, keys, surname
+from paperwire.sources import parse_document
+
+from .conftest import FIXTURES, Route
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+# two papers of the real arXiv feed (tests/fixtures/arxiv_rss_cs.xml)
+PREFETCH, MOSAIC = "2504.06319", "2504.06323"
+
+CONFIG = """\
+feeds:
+  - url: {arxiv}
+    name: arxiv-cs
+  - url: {journal}
+    name: journal
+ranking:
+  embeddings: off
+subscribers:
+  - id: ada
+    email: ada@example.org
+    interests: "KV cache prefetching, LLM inference throughput, pruning LLMs"
+    digest_size: 10
+    digest_days: daily
+  - id: bob
+    email: bob@example.org
+    interests: "KV cache prefetching, LLM inference throughput, pruning LLMs"
+    digest_size: 10
+    digest_days: daily
+sender:
+  from_address: "Paperwire <digest@paperwire.test>"
+"""
+
+
+def test_a_title_key_holds_across_case_punctuation_accents_and_name_orders():
+    arxiv = keys("Accelerating LLM Inference via KV-Cache Prefetching", "", ["Dániel Gerbner"])
+    for title, author in [
+        ("accelerating llm inference via kv cache prefetching.", "D. Gerbner"),
+        ("Accelerating LLM inference via KV cache prefetching", "Gerbner, Daniel"),
+        ("ACCELERATING LLM INFERENCE VIA KV–CACHE PREFETCHING", "Gerbner D"),
+    ]:
+        assert keys(title, "", [author]) == arxiv, (title, author)
+    assert arxiv == ["t:accelerating llm inference via kv cache prefetching|gerbner"]
+    # another first author: another paper of the same name ("A Survey of ...")
+    assert keys("Accelerating LLM Inference via KV-Cache Prefetching", "", ["Jane Smith"]) != arxiv
+    # no author, or too few words, to tell one paper from another: no key
+    assert keys("Accelerating LLM Inference via KV-Cache Prefetching", "", []) == []
+    assert keys("Editorial", "", ["Jane Smith"]) == []
+    assert keys("A short title", "", ["Jane Smith"]) == []
+    assert surname("Abdelghani Maddi (GEMASS)") == "gemass"  # what feeds write is what we get
+
+
+def test_an_abstract_key_needs_twenty_words_and_its_title_and_ignores_layout():
+    words = " ".join(f"word{i}" for i in range(20))
+    assert keys("The", words) == keys("the.", f"  {words.upper()}. ") != []
+    assert keys("The", " ".join(f"word{i}" for i in range(19))) == []
+    # a series' parts may share an abstract: the title tells them apart
+    assert keys("Tensor networks, Part I", words) != keys("Tensor networks, Part II", words)
+    assert keys("", "This paper has been withdrawn by the author.") == []  # many papers' abstract
+
+
+def test_a_copy_of_a_copy_copies_the_first_paper():
+    # row 1 copies row 0 by its title, row 2 copies row 1 by its abstract only
+    twins = Twins.of([["t:x", "a:1"], ["t:x", "a:2"], ["a:2"], ["t:y"]])
+    assert twins.original == {1: 0, 2: 0}
+    # candidates at rows 3, 2 and 0: the paper at rows 0-2 is candidates 1 and 2
+    among = twins.among(["p0", "p1", "p2", "p3"], [3, 2, 0])
+    assert among.group.tolist() == [-1, 0, 0]
+    assert {p: sorted(c) for p, c in among.others.items()} == {"p0": [1], "p1": [1, 2], "p2": [2]}
+    assert among.distinct([2, 0, 1]) == [2, 0]  # the paper once, where it comes first
+
+
+def _journal_feed(items: list[dict]) -> bytes:
+    """An RSS 2.0 feed of a journal: its own links as ids, authors as 'Surname, Given'."""
+    body = "".join(
+        f"<item><title>{escape(i['title'])}</title><link>{i['link']}</link>"
+        f"<guid>{i['link']}</guid><description>{escape(i['abstract'])}</description>"
+        + "".join(f"<dc:creator>{escape(a)}</dc:creator>" for a in i["authors"])
+        + "</item>"
+        for i in items
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"<channel><title>Journal</title><link>https://journal.example</link>{body}"
+        "</channel></rss>"
+    ).encode()
+
+
+@pytest.fixture
+def arxiv_papers() -> dict[str, Paper]:
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    return {p.paper_id: p for p in papers}
+
+
+def _copies(arxiv_papers: dict[str, Paper]) -> list[dict]:
+    prefetch, mosaic = arxiv_papers[PREFETCH], arxiv_papers[MOSAIC]
+    surname_first = f"{prefetch.authors[0].split()[-1]}, {prefetch.authors[0].split()[0]}"
+    return [
+        {  # the journal version: its title's case and hyphens, its abstract's first sentence
+            "link": "https://journal.example/a/101",
+            "title": prefetch.title.lower().replace("kv cache", "KV-cache"),
+            "abstract": prefetch.abstract.split(". ", 1)[1],
+            "authors": [surname_first],
+        },
+        {  # no authors (the title alone names no one paper), the title and abstract as
+            # another aggregator lays them out
+            "link": "https://journal.example/a/102",
+            "title": mosaic.title.upper(),
+            "abstract": "  " + mosaic.abstract.replace(" ", "  "),
+            "authors": [],
+        },
+        {  # another paper under the same name
+            "link": "https://journal.example/a/103",
+            "title": prefetch.title,
+            "abstract": "We prefetch the KV cache of LLM inference from host memory to raise "
+            "throughput on long prompts, a different method by different authors.",
+            "authors": ["Smith, Jane"],
+        },
+    ]
+
+
+def test_a_journal_copy_is_never_sent_beside_or_after_the_arxiv_paper(
+    tmp_path, make_config, http_server, smtp_server, store, arxiv_papers
+):
+    http_server.routes["/rss/cs"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes())
+    copies = _copies(arxiv_papers)
+    http_server.routes["/journal"] = Route(_journal_feed(copies))
+    config = make_config(
+        CONFIG.format(arxiv=http_server.url("/rss/cs"), journal=http_server.url("/journal")),
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "test-secret-key-1"},
+    )
+    report = pipeline.fetch_all(store, config, now=NOW - dt.timedelta(hours=2))
+    assert [f.new for f in report.feeds] == [60, 3]  # the copies are stored: they are papers
+    # bob 👍 the journal's copy of Mosaic in his feed reader: the arXiv paper is his too
+    store.record_votes([("bob", "https://journal.example/a/102", 1)], via="import")
+
+    sent = pipeline.send_due(store, config, now=NOW, first_reach=pipeline.FIRST_DIGEST_REACH)
+    assert sorted((line.subscriber_id, line.status) for line in sent.lines) == [
+        ("ada", "sent"),
+        ("bob", "sent"),
+    ]
+    text = {msg["To"]: msg.get_body(("plain",)).get_content() for msg in smtp_server.messages}
+    ada, bob = text["ada@example.org"], text["bob@example.org"]
+    # ada gets each paper once, under the id her ranking puts first; the paper of the same
+    # name by someone else too
+    assert (f"arxiv.org/abs/{PREFETCH}" in ada) != ("journal.example/a/101" in ada)
+    assert (f"arxiv.org/abs/{MOSAIC}" in ada) != ("journal.example/a/102" in ada)
+    assert "journal.example/a/103" in ada
+    # bob's own paper under the journal's id is his own under arXiv's
+    assert (f"arxiv.org/abs/{PREFETCH}" in bob) != ("journal.example/a/101" in bob)
+    assert f"arxiv.org/abs/{MOSAIC}" not in bob and "journal.example/a/102" not in bob
+
+    # the next day an aggregator posts the prefetching paper again, beside a new paper
+    new = {
+        "link": "https://aggregator.example/p/7",
+        "title": "Prefetching the KV cache across GPUs for LLM inference throughput",
+        "abstract": "A new scheduler prefetches KV cache blocks for LLM inference throughput.",
+        "authors": ["Ng, Ann"],
+    }
+    again = {**copies[0], "link": "https://aggregator.example/p/8", "authors": ["Y. Dong"]}
+    http_server.routes["/journal"] = Route(_journal_feed([again, new]))
+    later = NOW + dt.timedelta(days=1)
+    pipeline.fetch_all(store, config, now=later - dt.timedelta(hours=2))
+    smtp_server.messages.clear()
+    sent = pipeline.send_due(store, config, now=later)
+    assert [(line.subscriber_id, line.status) for line in sent.lines] == [
+        ("ada", "sent"),
+        ("bob", "sent"),
+    ]
+    for msg in smtp_server.messages:
+        body = msg.get_body(("plain",)).get_content()
+        assert "aggregator.example/p/7" in body and "aggregator.example/p/8" not in body
+
+
+def test_compose_offers_one_paper_once_and_a_readers_own_copy_makes_the_others_theirs(
+    store, make_config, arxiv_papers
+):
+    store.add_papers(list(arxiv_papers.values()), now=NOW - dt.timedelta(hours=3))
+    journal, _ = parse_document(_journal_feed(_copies(arxiv_papers)), source="journal")
+    store.add_papers(journal, now=NOW - dt.timedelta(hours=2))
+    # a seed imported later than both: the journal's copy of the prefetching paper
+    store.record_votes([("bob", "https://journal.example/a/101", 1)], via="import")
+    config = make_config(CONFIG.format(arxiv="https://a.example", journal="https://j.example"))
+    composed = digests.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=1))
+    picked = {sub: {p.paper_id for p in d.picks} for sub, d in composed.items()}
+    prefetch = {PREFETCH, "https://journal.example/a/101"}
+    mosaic = {MOSAIC, "https://journal.example/a/102"}
+    assert len(picked["ada"] & prefetch) == 1 and len(picked["ada"] & mosaic) == 1
+    assert "https://journal.example/a/103" in picked["ada"]  # another paper of that name
+    assert not picked["bob"] & prefetch and len(picked["bob"] & mosaic) == 1
+
+
+def test_a_copy_of_a_paper_far_above_the_bar_is_no_second_alert(store, make_config, smtp_server):
+    """A paper far above ada's bar came from two feeds under two ids in one fetch, then from a
+    third the next day."""
+    for name in (
+        "arxiv_rss_cs.xml",
+        "arxiv_rss_cs_LG.xml",
+        "arxiv_api_atom_2026_q-testing_m100.xml",
+    ):
+        papers, _ = parse_document((FIXTURES / name).read_bytes(), source=name)
+        store.add_papers(papers, now=NOW - dt.timedelta(days=3))
+    rag = "retrieval augmented generation dense retrieval reranking grounded answers"
+    config = make_config(
+        "ranking: {embeddings: off}\nalerts: {percentile: 99, max_per_day: 5}\nsubscribers:\n"
+        f'  - {{id: ada, email: ada@example.org, interests: "{rag}"}}\n',
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "test-secret-key-2"},
+    )
+    paper = Paper(
+        "2611.00001",
+        "Retrieval-augmented generation with dense retrieval and reranking",
+        abstract=f"We ground answers in retrieved documents. {rag}. Dense retrieval and a "
+        "reranking stage improve retrieval augmented generation on open-domain questions.",
+        authors=["Grace Hopper"],
+        url="https://arxiv.org/abs/2611.00001",
+        source="arxiv",
+    )
+
+    def copy(n: int, author: str) -> Paper:
+        link = f"https://journal.example/a/{n}"
+        return Paper(link, paper.title.upper(), abstract="Another layout. " + paper.abstract,
+                     authors=[author], url=link, source="journal")  # fmt: skip
+
+    store.add_papers([paper, copy(9, "Hopper, G.")], now=NOW - dt.timedelta(hours=2))
+    found = find_alerts(store, config, list(config.subscribers), now=NOW)
+    assert len(found) == 1 and found[0].pick.paper_id in {paper.paper_id, copy(9, "").paper_id}
+    assert [line.status for line in pipeline.send_alerts(store, config, now=NOW).lines] == ["sent"]
+    store.add_papers([copy(10, "G. Hopper")], now=NOW + dt.timedelta(hours=1))
+    later = NOW + dt.timedelta(hours=2)
+    assert find_alerts(store, config, list(config.subscribers), now=later) == []
+    assert len(smtp_server.messages) == 1
