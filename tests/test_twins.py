@@ -61,7 +61,31 @@ def test_a_title_key_holds_across_case_punctuation_accents_and_name_orders():
     assert keys("Accelerating LLM Inference via KV-Cache Prefetching", "", []) == []
     assert keys("Editorial", "", ["Jane Smith"]) == []
     assert keys("A short title", "", ["Jane Smith"]) == []
-    assert surname("Abdelghani Maddi (GEMASS)") == "gemass"  # what feeds write is what we get
+
+    # accents dropped, not splitting a name: "Ramírez" was "rami" + "rez", one with "Pérez"
+    assert keys("Schrödinger bridges for generative modelling", "", ["Aurora Ramírez"]) == keys(
+        "Schrodinger Bridges for Generative Modelling", "", ["Ramirez, A."]
+    )
+    assert surname("Aurora Ramírez") != surname("Ana Pérez")
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        ("Grace Hopper Jr. (Navy)", "hopper"),  # an affiliation and a suffix aside
+        ("Abdelghani Maddi (GEMASS)", "maddi"),  # as arXiv's feed writes one author
+        ("J. Smith III", "smith"),
+        ("Hopper GM", "hopper"),  # PubMed's order: initials after the surname
+        ("J.-P. Dupont", "dupont"),
+        ("Pérez García, J. M.", "garcia"),
+        ("J. M. Pérez García", "garcia"),
+        ("Karagöz, Betül", "karagoz"),
+        ("ATLAS Collaboration", "atlas collaboration"),  # a body: its whole name
+        ("Plato", "plato"),
+    ],
+)
+def test_the_surname_of_an_author_as_feeds_write_them(written, name):
+    assert surname(written) == name
 
 
 def test_an_abstract_key_needs_twenty_words_and_its_title_and_ignores_layout():
@@ -73,10 +97,14 @@ def test_an_abstract_key_needs_twenty_words_and_its_title_and_ignores_layout():
     assert keys("", "This paper has been withdrawn by the author.") == []  # many papers' abstract
 
 
-def test_a_copy_of_a_copy_copies_the_first_paper():
+def test_a_copy_of_a_copy_copies_the_first_paper_in_any_order():
     # row 1 copies row 0 by its title, row 2 copies row 1 by its abstract only
     twins = Twins.of([["t:x", "a:1"], ["t:x", "a:2"], ["a:2"], ["t:y"]])
     assert twins.original == {1: 0, 2: 0}
+    # the aggregator's copy (its title and abstract only) came before the journal's, which
+    # shares the arXiv paper's title and author and the aggregator's abstract: one paper
+    assert Twins.of([["t:x", "a:1"], ["a:2"], ["t:x", "a:2"]]).original == {1: 0, 2: 0}
+    assert Twins.of([["a:2"], ["t:x", "a:1"], ["t:x", "a:2"]]).original == {1: 0, 2: 0}
     # candidates at rows 3, 2 and 0: the paper at rows 0-2 is candidates 1 and 2
     among = twins.among(["p0", "p1", "p2", "p3"], [3, 2, 0])
     assert among.group.tolist() == [-1, 0, 0]
@@ -177,7 +205,7 @@ def test_a_journal_copy_is_never_sent_beside_or_after_the_arxiv_paper(
     pipeline.fetch_all(store, config, now=later - dt.timedelta(hours=2))
     smtp_server.messages.clear()
     sent = pipeline.send_due(store, config, now=later)
-    assert [(line.subscriber_id, line.status) for line in sent.lines] == [
+    assert sorted((line.subscriber_id, line.status) for line in sent.lines) == [
         ("ada", "sent"),
         ("bob", "sent"),
     ]
@@ -202,6 +230,77 @@ def test_compose_offers_one_paper_once_and_a_readers_own_copy_makes_the_others_t
     assert len(picked["ada"] & prefetch) == 1 and len(picked["ada"] & mosaic) == 1
     assert "https://journal.example/a/103" in picked["ada"]  # another paper of that name
     assert not picked["bob"] & prefetch and len(picked["bob"] & mosaic) == 1
+
+
+def _one_paper_three_ways() -> list[Paper]:
+    abstract = (
+        "We prefetch the key value cache of large language model inference from host memory "
+        "while the previous layer computes, and raise the throughput of long prompts twofold."
+    )
+    title = "Asynchronous KV cache prefetching for LLM inference"
+    return [
+        Paper("2611.00001", title, abstract, authors=["Grace Hopper"], source="arxiv",
+              url="https://arxiv.org/abs/2611.00001"),
+        Paper("https://j.example/1", title.upper() + ".", abstract, authors=["Hopper, G."],
+              source="journal", url="https://j.example/1"),
+        Paper("https://agg.example/1", title, " ".join(abstract.split()).lower(),
+              source="aggregator", url="https://agg.example/1"),
+        Paper("2611.00002", "Speculative decoding for long prompts in LLM inference",
+              "A draft model proposes tokens for long prompts that the large model verifies.",
+              authors=["Ada Lovelace"], source="arxiv", url="https://arxiv.org/abs/2611.00002"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_digest_with_room_to_spare_holds_one_paper_once(store, make_config, follow):
+    """Three copies of one paper and another paper, a digest of ten: MMR had room for all of
+    them (only its diversity had kept copies apart), and a followed author's papers are all
+    in, whatever their ranking."""
+    store.add_papers(_one_paper_three_ways(), now=NOW - dt.timedelta(hours=2))
+    follows = "    follow_authors: [Grace Hopper]\n" if follow else ""
+    config = make_config(
+        "ranking: {embeddings: off}\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        '    interests: "KV cache prefetching, LLM inference"\n    digest_size: 10\n' + follows
+    )
+    composed = digests.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=1))
+    picks = [p.paper_id for p in composed["ada"].picks]
+    copies = {"2611.00001", "https://j.example/1", "https://agg.example/1"}
+    assert len(copies & set(picks)) == 1, picks
+    assert "2611.00002" in picks
+
+
+@pytest.mark.parametrize("corpus_papers", [60_000, 100])
+def test_the_journal_version_of_a_preprint_sent_months_ago_is_the_readers_own(
+    store, make_config, arxiv_papers, corpus_papers
+):
+    """The preprint went out in a digest in spring; past ranking.corpus_papers newer papers a
+    bounded corpus leaves it out, and its journal version came in autumn as news."""
+    prefetch = arxiv_papers[PREFETCH]
+    spring = NOW - dt.timedelta(days=200)
+    store.add_papers([prefetch], now=spring)
+    row = store.open_delivery("ada", "digest", "2026-05-07", "email", message_id="<a@x>",
+                              content_hash="h", papers=[(PREFETCH, 1.0, [])], now=spring)  # fmt: skip
+    store.mark_delivery(row, "sent", now=spring)
+    newer = [p for pid, p in arxiv_papers.items() if pid != PREFETCH]
+    store.add_papers(newer, now=NOW - dt.timedelta(days=100))
+    # 150 more papers since: more than a corpus of 100 holds
+    api = FIXTURES / "arxiv_api_atom_2026_q-testing_m100.xml"
+    store.add_papers(
+        parse_document(api.read_bytes(), source="api")[0], now=NOW - dt.timedelta(days=50)
+    )
+    journal, _ = parse_document(_journal_feed(_copies(arxiv_papers)[:1]), source="journal")
+    store.add_papers(journal, now=NOW - dt.timedelta(hours=2))
+    text = CONFIG.format(arxiv="https://a.example", journal="https://j.example")
+    config = make_config(
+        text.replace(
+            "  embeddings: off\n", f"  embeddings: off\n  corpus_papers: {corpus_papers}\n"
+        )
+    )
+    assert config.ranking.corpus_papers == corpus_papers
+    composed = digests.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=1))
+    picks = {sub: [p.paper_id for p in d.picks] for sub, d in composed.items()}
+    assert "https://journal.example/a/101" in picks["bob"]  # news to bob
+    assert "https://journal.example/a/101" not in picks["ada"]  # ada's since spring
 
 
 def test_a_copy_of_a_paper_far_above_the_bar_is_no_second_alert(store, make_config, smtp_server):

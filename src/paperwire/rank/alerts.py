@@ -114,9 +114,12 @@ def find_alerts(
         if budget <= 0:
             continue
         following = Following(sub.follow_authors)
-        mine = excluded[sub.id] | seeds[sub.id]
-        # their own under another id (an alert's paper again from another feed), as in a digest
-        theirs = {col for p in mine for col in twins.others.get(p, ())}
+        mine, seeded = excluded[sub.id], seeds[sub.id]
+        # their own under another id (an alert's paper again from another feed), as in a digest;
+        # a run's twins are few, a reader's history may be thousands of papers
+        theirs = {
+            col for p, cols in twins.others.items() if p in mine or p in seeded for col in cols
+        }
         order = np.argsort(-np.nan_to_num(fresh_scores[row], nan=-np.inf), kind="stable")
         above = []
         for col in order[: budget * 4]:
@@ -124,7 +127,7 @@ def find_alerts(
             if not np.isfinite(value) or value <= bars[row]:
                 break
             paper_id = fresh[col]
-            if paper_id in mine or col in theirs:
+            if paper_id in mine or paper_id in seeded or col in theirs:
                 continue  # delivered, rated, or the reader's own seed paper, as in a digest
             if _passes(sub, papers[paper_id], following):
                 above.append(int(col))

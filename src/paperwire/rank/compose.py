@@ -449,7 +449,10 @@ def diversify(run: Candidates, scored: Scored, *, limit: int | None) -> Chosen:
     for row, sub in enumerate(chunk):
         followed = run.follow_and_filter.followed(sub, allowed[row])  # always in, and said so
         # one paper under two ids (rank/twins.py) once: the first in the reader's order
-        followed = {c: followed[c] for c in run.twins.distinct(followed)}
+        if len(followed) > 1:
+            place = {c: i for i, c in enumerate(ordered[row])}
+            kept = set(run.twins.distinct(sorted(followed, key=lambda c: place.get(c, len(place)))))
+            followed = {c: author for c, author in followed.items() if c in kept}
         rest = [c for c in run.twins.distinct([*followed, *ordered[row]]) if c not in followed]
         size = max(sizes[row], len(followed))
         picks.append([*followed, *rest][:size])

@@ -18,7 +18,7 @@ from . import terms
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
-from .twins import Twins
+from .twins import Twins, title_words
 from .twins import keys as twin_keys
 
 
@@ -79,7 +79,7 @@ class Corpus:
         analysed.counts = counts
         corpus = cls(
             model, ids, rows, hashes, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed,
-            Twins.of(keyed),
+            _twins(store, scope, keyed),
         )  # fmt: skip
         corpus.matrix.sort_indices()
         return corpus
@@ -88,6 +88,33 @@ class Corpus:
         """The papers' texts, read from ``store`` when asked for (a corpus outlives the
         store it was read from: the session keeps it for the next run)."""
         return StoredTexts(store, self.ids, self.hashes)
+
+
+def _twins(store: Store, scope: Scope, keyed: list[list[str]]) -> Twins:
+    """The corpus's papers that are one paper under several ids (rank/twins.py), and those the
+    store holds outside a bounded corpus: a reader sent a preprint months ago owns its journal
+    version now. Outside, by title and first author only (their abstracts stay unread)."""
+    twins = Twins.of(keyed)
+    if scope.since is None:
+        return twins
+    by_title: dict[str, int] = {}
+    for row, row_keys in enumerate(keyed):
+        for key in row_keys:
+            if key.startswith("t:"):
+                by_title.setdefault(key, row)
+    if not by_title:
+        return twins
+    # most of a year's papers share no title with the corpus: their words are all that is read
+    # of them (~3 µs a paper; their first author too only where the title is one of these)
+    titles = {key[2:].rsplit("|", 1)[0] for key in by_title}
+    for paper_id, title, authors in store.iter_outside_corpus(scope.since, scope.keep):
+        if title_words(title) not in titles:
+            continue
+        for key in twin_keys(title, None, json.loads(authors or "[]")):
+            inside = by_title.get(key)
+            if inside is not None:
+                twins.add_outside(inside, paper_id)
+    return twins
 
 
 class InterestPhrases:

@@ -22,7 +22,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,21 +32,51 @@ MIN_TITLE_WORDS = 4
 MIN_ABSTRACT_WORDS = 20
 
 _WORD = re.compile(r"[^\W_]+")
+# what an author string carries beside the name: an affiliation, "Jr.", "III", "PhD"
+_ASIDE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md"})
+# "G.", "GM", "J.-P.": initials, as PubMed and journals write the given names after the surname
+_INITIALS = re.compile(r"^(?:[A-Z]\.?-?){1,3}$")
+# an author that is a body, not a person: "ATLAS Collaboration" and "CMS Collaboration" are
+# told apart by their whole name, not by the word they share
+_BODIES = frozenset({"collaboration", "consortium", "team", "group", "project", "committee"})
+
+
+def _fold(text: str | None) -> str:
+    """Case-folded, accents dropped: "Ramírez" is "ramirez", not "rami" and "rez"."""
+    text = text or ""
+    if text.isascii():  # most titles and names: a third of the time
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _words(text: str | None) -> list[str]:
-    """The text's words, case-folded, accents dropped (NFKD leaves them as marks apart)."""
-    return _WORD.findall(unicodedata.normalize("NFKD", text or "").casefold())
+    """The text's words, case-folded, accents dropped."""
+    return _WORD.findall(_fold(text))
 
 
 def surname(author: str) -> str:
     """The family name of an author as feeds write them: "Grace Hopper", "G. Hopper", "Hopper,
-    Grace" and "Hopper G" all give "hopper"."""
-    if "," in author:
-        words = _words(author.split(",", 1)[0])
-        return words[-1] if words else ""
-    words = [w for w in _words(author) if len(w) > 1]  # initials are not the surname
-    return words[-1] if words else ""
+    Grace", "Hopper GM" and "Grace Hopper Jr. (Navy)" all give "hopper"; a body its whole name."""
+    author = _ASIDE.sub(" ", author)
+    words = _words(author)
+    if _BODIES.intersection(words):
+        return " ".join(words)
+    if "," in author:  # "Surname, Given" (and "Surname, Jr., Given")
+        author = author.split(",", 1)[0]
+    else:  # "Given Surname" or "Surname GM": the initials and suffixes are not it
+        author = " ".join(
+            t for t in author.split() if not _INITIALS.match(t) or len(author.split()) == 1
+        )
+    family = [w for w in _words(author) if w not in _SUFFIXES]
+    return family[-1] if family else ""
+
+
+def title_words(title: str | None) -> str | None:
+    """The title folded to its words, the first part of its key; None: too short to be one."""
+    words = _words(title)
+    return " ".join(words) if len(words) >= MIN_TITLE_WORDS else None
 
 
 def keys(title: str | None, abstract: str | None, authors: Sequence[str] = ()) -> list[str]:
@@ -69,19 +99,40 @@ class Twins:
     """Which rows of a corpus (oldest first) are copies, and of which row."""
 
     original: dict[int, int]  # a copy's row -> the row of the paper first stored
+    # the first row of a paper -> its copies outside the corpus (a bounded corpus leaves out a
+    # paper sent months ago; its journal version comes now): known by title and author only
+    outside: dict[int, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, keyed: Iterable[list[str]]) -> Twins:
-        """From each row's :func:`keys`, in the corpus's order (first seen, then id)."""
+        """From each row's :func:`keys`, in the corpus's order (first seen, then id): rows that
+        share a key are one paper, and so are rows joined through a third (an arXiv paper, a
+        journal's copy with its title and author, an aggregator's with the journal's title and
+        abstract), whatever order they came in."""
+        parent: list[int] = []
+
+        def root(row: int) -> int:
+            while parent[row] != row:
+                parent[row] = parent[parent[row]]
+                row = parent[row]
+            return row
+
         first: dict[str, int] = {}
-        original: dict[int, int] = {}
         for row, row_keys in enumerate(keyed):
-            found = [first[k] for k in row_keys if k in first]
-            if found:
-                original[row] = min(found)
+            parent.append(row)
             for k in row_keys:
-                first.setdefault(k, original.get(row, row))
+                if k not in first:
+                    first[k] = row
+                    continue
+                a, b = root(first[k]), root(row)
+                if a != b:  # the earlier row stands for the paper
+                    parent[max(a, b)] = min(a, b)
+        original = {row: root(row) for row in range(len(parent)) if root(row) != row}
         return cls(original)
+
+    def add_outside(self, row: int, paper_id: str) -> None:
+        """``paper_id``, a paper outside the corpus, is the paper at ``row`` of it."""
+        self.outside.setdefault(self.original.get(row, row), []).append(paper_id)
 
     def among(self, ids: Sequence[str], cols: Sequence[int] | np.ndarray) -> Among:
         """What the candidates at corpus rows ``cols`` (of a corpus whose papers are ``ids``)
@@ -90,6 +141,8 @@ class Twins:
         groups: dict[int, list[int]] = {}
         for copy, first in self.original.items():
             groups.setdefault(first, [first]).append(copy)
+        for first in self.outside:
+            groups.setdefault(first, [first])
         group = np.full(len(cols), -1, dtype=np.int64)
         others: dict[str, list[int]] = {}
         for first, rows in groups.items():
@@ -101,6 +154,8 @@ class Twins:
                 mine = [c for c in candidates if c != column_of_row.get(r)]
                 if mine:
                     others[ids[r]] = mine
+            for paper_id in self.outside.get(first, ()):
+                others[paper_id] = candidates
         return Among(group, others)
 
 

@@ -547,6 +547,17 @@ class Store:
         where, params = _corpus_scope(since, keep)
         return self.db.query(f"{columns} where {where} order by first_seen, paper_id", params)
 
+    def iter_outside_corpus(
+        self, since: str, keep: Iterable[str] = ()
+    ) -> Iterator[tuple[str, str, str | None]]:
+        """(paper id, title, authors as a JSON list) of every paper a bounded corpus
+        (:meth:`iter_corpus` with ``since`` and ``keep``) leaves out: what a paper sent months
+        ago is known by when its journal version comes (rank/twins.py)."""
+        where, params = _corpus_scope(since, keep)
+        return self.db.execute(
+            f"select paper_id, title, authors from papers where not ({where})", params
+        )
+
     def corpus_count(self, since: str, keep: Iterable[str] = ()) -> int:
         """How many papers :meth:`iter_corpus` gives for ``since`` and ``keep``."""
         where, params = _corpus_scope(since, keep)
