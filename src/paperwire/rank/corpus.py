@@ -39,7 +39,8 @@ class Corpus:
     counts: sp.csr_matrix
     # Per paper, the word pairs a reason may name and their columns.
     analysed: terms.Analysed
-    # Which papers are copies of one stored before them under another id (rank/twins.py).
+    # Which papers are one paper under several ids (rank/twins.py), and, past a bounded
+    # corpus's start, which stored papers it leaves out are one of its papers.
     twins: Twins
 
     @cached_property
