@@ -3,7 +3,6 @@ the interest phrases of a run found in its candidates."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -18,7 +17,7 @@ from . import terms
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
-from .twins import Twins, title_words
+from .twins import Twins, first_author, title_words
 from .twins import keys as twin_keys
 
 
@@ -63,7 +62,7 @@ class Corpus:
         # each abstract hashed and keyed, then let go, and the authors with it
         for row in store.iter_corpus(scope.since, scope.keep):
             ids.append(row["paper_id"])
-            abstract, authors = row.pop("abstract"), json.loads(row.pop("authors") or "[]")
+            abstract, authors = row.pop("abstract"), first_author(row.pop("authors"))
             hashes.append(text_hash(paper_text(row["title"], abstract)))
             keyed.append(twin_keys(row["title"], abstract, authors))
             rows.append(row)
@@ -92,9 +91,10 @@ class Corpus:
 
 
 def _twins(store: Store, scope: Scope, keyed: list[list[str]]) -> Twins:
-    """The corpus's papers that are one paper under several ids (rank/twins.py), and those the
-    store holds outside a bounded corpus: a reader sent a preprint months ago owns its journal
-    version now. Outside, by title and first author only (their abstracts stay unread)."""
+    """The corpus's papers that are one paper under several ids (rank/twins.py), and the papers
+    sent to readers that a bounded corpus leaves out: a reader sent a preprint months ago owns
+    its journal version now. Those by title and first author only (their abstracts stay
+    unread), and only those sent: a year's store holds far more papers nobody was sent."""
     twins = Twins.of(keyed)
     if scope.since is None:
         return twins
@@ -105,13 +105,13 @@ def _twins(store: Store, scope: Scope, keyed: list[list[str]]) -> Twins:
                 by_title.setdefault(key, row)
     if not by_title:
         return twins
-    # most of a year's papers share no title with the corpus: their words are all that is read
-    # of them (~3 µs a paper; their first author too only where the title is one of these)
+    # most share no title with the corpus: their words are all that is read of them (~3 µs a
+    # paper; their first author too only where the title is one of these)
     titles = {key[2:].rsplit("|", 1)[0] for key in by_title}
-    for paper_id, title, authors in store.iter_outside_corpus(scope.since, scope.keep):
+    for paper_id, title, authors in store.iter_sent_outside_corpus(scope.since, scope.keep):
         if title_words(title) not in titles:
             continue
-        for key in twin_keys(title, None, json.loads(authors or "[]")):
+        for key in twin_keys(title, None, first_author(authors)):
             inside = by_title.get(key)
             if inside is not None:
                 twins.add_outside(inside, paper_id)

@@ -547,15 +547,20 @@ class Store:
         where, params = _corpus_scope(since, keep)
         return self.db.query(f"{columns} where {where} order by first_seen, paper_id", params)
 
-    def iter_outside_corpus(
+    def iter_sent_outside_corpus(
         self, since: str, keep: Iterable[str] = ()
     ) -> Iterator[tuple[str, str, str | None]]:
-        """(paper id, title, authors as a JSON list) of every paper a bounded corpus
-        (:meth:`iter_corpus` with ``since`` and ``keep``) leaves out: what a paper sent months
-        ago is known by when its journal version comes (rank/twins.py)."""
+        """(paper id, title, authors as a JSON list) of every paper that went out to a reader
+        (in a digest or an alert) and that a bounded corpus (:meth:`iter_corpus` with ``since``
+        and ``keep``) leaves out: what a preprint sent months ago is known by when its journal
+        version comes (rank/twins.py). Voted and seeded papers are in the corpus already."""
         where, params = _corpus_scope(since, keep)
+        # coalesce: a NULL anywhere in the clause would make "not (...)" NULL for every paper
         return self.db.execute(
-            f"select paper_id, title, authors from papers where not ({where})", params
+            "select paper_id, title, authors from papers where not coalesce(("
+            + where
+            + "), 0) and paper_id in (select paper_id from delivery_papers)",
+            params,
         )
 
     def corpus_count(self, since: str, keep: Iterable[str] = ()) -> int:
