@@ -1,5 +1,5 @@
 """One paper under two ids: the same title by the same first author, or the same title and
-abstract.
+opening of the abstract.
 
 arXiv ids already make a replacement, a cross-listing and Hugging Face's copy of an arXiv
 paper one paper (paper.py). Other feeds name a paper their own way (an RSS item's link or
@@ -8,8 +8,8 @@ aggregators the same item, and a library imported as seeds may hold the journal 
 preprint a feed brings. Such a copy was sent again, or offered back to the reader who owns it.
 
 Two papers are one when they share a key: their titles folded to their words (case, accents
-and punctuation aside) with the surname of their first author, or their titles and abstracts
-folded the same way. A title without an author has no key of its own (two papers titled "A
+and punctuation aside) with the surname of their first author, or their titles and the
+openings of their abstracts (their first 400 characters) folded the same way. A title without an author has no key of its own (two papers titled "A
 Survey of Large Language Models" are not one paper, and nothing else tells them apart), nor has
 an abstract without its title ("..., Part I" and "..., Part II" may share one). A reader's own
 paper (sent, rated or a seed) is theirs under every id, and a digest holds a paper once: the
@@ -101,9 +101,8 @@ def keys(title: str | None, abstract: str | None, authors: Sequence[str] = ()) -
     first = surname(authors[0]) if authors else ""
     if len(words) >= MIN_TITLE_WORDS and first:
         out.append(f"t:{' '.join(words)}|{first}")
-    # the abstract's opening is enough to tell papers of one title apart, and a journal's
-    # version edits its end as often as not; reading 400 characters, not 1,500, is a quarter
-    # of the time a key takes
+    # the abstract's opening is enough to tell papers of one title apart; reading 400
+    # characters, not 1,500, is a quarter of the time a key takes
     opening = (abstract or "")[:ABSTRACT_OPENING]
     if len(opening.split()) >= MIN_ABSTRACT_WORDS:
         text = f"{''.join(words)}|{_letters(opening)[: ABSTRACT_OPENING // 2]}"
