@@ -87,8 +87,8 @@ def test_a_paper_far_above_the_bar_goes_out_at_once_and_only_to_its_reader(
     # its one paper is not numbered as a digest's are ("1. Retrieval-augmented ...")
     title = "Retrieval-augmented generation with dense retrieval and reranking, part 1"
     assert f"\n{title}\n" in text and f"1. {title}" not in text
-    # where the paper stands among the reader's recent papers, not a raw score ("scored 21.65,
-    # above your usual bar of 3.12") no reader can place
+    # where the paper stands among the reader's recent papers, not a raw score ("scored 18.17,
+    # above your usual bar of 13.50") no reader can place
     assert "in the top 1% of recent papers for you" in text
     [why] = [line for line in text.splitlines() if line.lstrip().startswith("Why")]
     assert not re.search(r"scored|\d+\.\d\d", why), text

@@ -41,7 +41,7 @@ def words(reason: Reason) -> str:
         return f"popular on Hugging Face: {count} upvote{'' if count == 1 else 's'}"
     if kind == "above_bar":
         # the score and the bar are standard deviations above the reader's average paper:
-        # numbers no reader can place ("scored 21.65, above your usual bar of 3.12"); where
+        # numbers no reader can place ("scored 18.17, above your usual bar of 13.50"); where
         # the bar sits among their recent papers is what they can (both stay in --json)
         share = reason.numbers[2]
         return f"in the top {share:g}% of recent papers for you"
