@@ -31,6 +31,7 @@ from .authors import Following
 from .corpus import Corpus, InterestPhrases
 from .embedded import EmbeddedCorpus
 from .filters import PhraseFilter, fold_text
+from .gc_chunks import old_objects_frozen
 from .phrases import add_phrase_bonus
 from .reasons import Ranked, Reason
 from .scope import MAX_WINDOW_DAYS
@@ -355,13 +356,18 @@ def score(
     ):
         ahead = deque(pool.submit(work_out, gather(s)) for s in starts[:SCORING_THREADS])
         following = iter(starts[SCORING_THREADS:])
-        while ahead:
-            scored = ahead.popleft().result()
-            upcoming = next(following, None)
-            if upcoming is not None:
-                ahead.append(pool.submit(work_out, gather(upcoming)))
-            yield scored
-            del scored  # the caller's copy is all that keeps it
+
+        def chunks() -> Iterator[Scored]:
+            while ahead:
+                scored = ahead.popleft().result()
+                upcoming = next(following, None)
+                if upcoming is not None:
+                    ahead.append(pool.submit(work_out, gather(upcoming)))
+                yield scored
+                del scored  # the caller's copy is all that keeps it
+
+        # many chunks keep many objects alive: collections walk only each chunk's own
+        yield from old_objects_frozen(chunks())
 
 
 @dataclass
