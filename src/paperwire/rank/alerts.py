@@ -14,11 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Config, SubscriberConfig
+from ..config import AlertConfig, Config, SubscriberConfig
 from ..store import Store
 from . import compose as digest_mod
 from .authors import Following
@@ -80,16 +81,12 @@ def find_alerts(
             return []
     columns = list(dict.fromkeys(history + fresh))
     at = {paper_id: i for i, paper_id in enumerate(columns)}
-    scores = digest_mod.score_matrix(store, config, subscribers, columns, now=now, session=session)
-    usual = scores[:, [at[p] for p in history]]
-    # the papers each bar is set over are those the reader's scores reach: past
-    # ranking.corpus_papers a day of feeds can be all the corpus holds, and a bar of no paper
-    # (NaN) let every fresh paper with a reason through
-    calibrated = np.isfinite(usual).sum(axis=1) >= settings.min_history
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": not calibrated
-        bars = np.nanpercentile(usual, settings.percentile, axis=1)
-    fresh_scores = scores[:, [at[p] for p in fresh]]
+    bars, calibrated, best = _bars_and_best(
+        digest_mod.iter_score_matrix(
+            store, config, subscribers, columns, now=now, session=session
+        ),
+        len(subscribers), [at[p] for p in history], [at[p] for p in fresh], settings,
+    )  # fmt: skip
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
     # one paper under several ids (rank/twins.py), in score_matrix's corpus (the session's)
@@ -120,12 +117,8 @@ def find_alerts(
         theirs = {
             col for p, cols in twins.others.items() if p in mine or p in seeded for col in cols
         }
-        order = np.argsort(-np.nan_to_num(fresh_scores[row], nan=-np.inf), kind="stable")
         above = []
-        for col in order[: budget * 4]:
-            value = float(fresh_scores[row, col])
-            if not np.isfinite(value) or value <= bars[row]:
-                break
+        for col, _ in best[row][: budget * 4]:
             paper_id = fresh[col]
             if paper_id in mine or paper_id in seeded or col in theirs:
                 continue  # delivered, rated, or the reader's own seed paper, as in a digest
@@ -151,10 +144,11 @@ def find_alerts(
     for row, said in zip(readers, explained, strict=True):
         sub = subscribers[row]
         budget, following, above = due[row]
+        value_of = dict(best[row])
         for col in above:
             if budget <= 0:
                 break
-            paper_id, value = fresh[col], float(fresh_scores[row, col])
+            paper_id, value = fresh[col], value_of[col]
             paper = papers[paper_id]
             # a digest's fallbacks (popular, new in the feeds, must_match for a reader with
             # nothing liked) say nothing the reader's profile found
@@ -178,6 +172,44 @@ def find_alerts(
             )
             budget -= 1
     return alerts
+
+
+def _bars_and_best(
+    blocks: Iterator[tuple[int, np.ndarray]],
+    readers: int,
+    history: list[int],
+    fresh: list[int],
+    settings: AlertConfig,
+) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, float]]]]:
+    """From the readers' scores a chunk at a time (:func:`compose.iter_score_matrix`): each
+    reader's bar (their ``percentile`` over the ``history`` columns), whether enough of those
+    were scored to set one, and their best fresh papers above it, best first, as many as a day
+    of alerts may look at (index in ``fresh``, score). Only these outlive their chunk."""
+    bars = np.full(readers, np.nan)
+    calibrated = np.zeros(readers, dtype=bool)
+    best: list[list[tuple[int, float]]] = [[] for _ in range(readers)]
+    looked_at = settings.max_per_day * 4  # some are the reader's own or filtered out
+    for start, block in blocks:
+        usual = block[:, history]
+        rows = slice(start, start + len(block))
+        # the papers each bar is set over are those the reader's scores reach: past
+        # ranking.corpus_papers a day of feeds can be all the corpus holds, and a bar of no
+        # paper (NaN) let every fresh paper with a reason through
+        calibrated[rows] = np.isfinite(usual).sum(axis=1) >= settings.min_history
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": not calibrated
+            bars[rows] = np.nanpercentile(usual, settings.percentile, axis=1)
+        scores = block[:, fresh]
+        order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), axis=1, kind="stable")
+        for row, (bar, ranked) in enumerate(zip(bars[rows], order[:, :looked_at], strict=True)):
+            if not calibrated[start + row]:
+                continue
+            for col in ranked.tolist():
+                value = float(scores[row, col])
+                if not np.isfinite(value) or value <= bar:
+                    break
+                best[start + row].append((col, value))
+    return bars, calibrated, best
 
 
 def _passes(sub: SubscriberConfig, paper: dict, following: Following) -> bool:

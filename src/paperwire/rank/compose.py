@@ -824,14 +824,41 @@ def score_matrix(
     A score is in standard deviations above the subscriber's average stored paper (plus the
     popularity prior and the interest-phrase bonus), so a percentile of a subscriber's scores
     over recent papers is their "usual bar" for instant alerts. Papers not in the store get NaN.
+    The whole matrix at once: :func:`iter_score_matrix` gives it a chunk of readers at a time.
     """
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     out = np.full((len(subscribers), len(paper_ids)), np.nan, dtype=np.float32)
+    for start, block in iter_score_matrix(
+        store, config, subscribers, paper_ids, now=now, weights=weights, session=session
+    ):
+        out[start : start + len(block)] = block
+    return out
+
+
+def iter_score_matrix(
+    store: Store,
+    config: Config,
+    subscribers: list[SubscriberConfig] | None,
+    paper_ids: list[str],
+    *,
+    now: dt.datetime,
+    weights: rank.Weights = DEFAULT_WEIGHTS,
+    session: RankingSession | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`score_matrix` a chunk of subscribers at a time, in order: (the chunk's first
+    row, its scores, chunk × papers). Memory holds a chunk, not every reader's row: alerts
+    over 20,000 readers and a month of papers held 1.5 GiB as one matrix."""
+    subscribers = list(config.subscribers if subscribers is None else subscribers)
     session = session or RankingSession()
     corpus = session.corpus(store, corpus_scope(store, config))
     known = [i for i, p in enumerate(paper_ids) if p in corpus.index]
-    if not subscribers or not known:
-        return out
+    if not subscribers:
+        return
+    if not known:
+        for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
+            rows = len(subscribers[start : start + SUBSCRIBER_CHUNK])
+            yield start, np.full((rows, len(paper_ids)), np.nan, dtype=np.float32)
+        return
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
     embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
@@ -840,8 +867,9 @@ def score_matrix(
         _phrases_of(store, corpus, cols),
         now=now, weights=weights,
     ):  # fmt: skip
-        out[scored.start : scored.start + len(scored.chunk), known] = scored.scores
-    return out
+        block = np.full((len(scored.chunk), len(paper_ids)), np.nan, dtype=np.float32)
+        block[:, known] = scored.scores
+        yield scored.start, block
 
 
 def explain_papers(
