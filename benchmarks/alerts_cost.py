@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from paperwire.store import iso
+
 OUT = Path(__file__).resolve().parent / "out"
 CROWD = OUT / "crowd-20000"
 NOW = dt.datetime.fromisoformat("2026-06-12T08:00:00+00:00")
@@ -46,9 +48,11 @@ if sys.argv[5]:
 
 
 def month_of_feeds(source: Path, path: Path) -> None:
-    """A copy of ``source`` whose papers were first seen over the month before ``NOW``."""
-    shutil.copyfile(source, path)
-    with sqlite3.connect(path) as db:
+    """A copy of ``source`` whose papers were first seen over the month before ``NOW``, in
+    place only once it is whole (an interrupted copy is never taken for a finished one)."""
+    partial = path.with_suffix(".partial")
+    shutil.copyfile(source, partial)
+    with sqlite3.connect(partial) as db:
         rows = [r[0] for r in db.execute("select rowid from papers order by rowid")]
         seen = [
             (NOW - (dt.timedelta(hours=12) if k < 2000 else dt.timedelta(days=1 + k % 29, hours=3)))
@@ -56,8 +60,9 @@ def month_of_feeds(source: Path, path: Path) -> None:
         ]
         db.executemany(
             "update papers set first_seen = ? where rowid = ?",
-            [(t.isoformat(), rowid) for t, rowid in zip(seen, rows, strict=True)],
+            [(iso(t), rowid) for t, rowid in zip(seen, rows, strict=True)],
         )
+    partial.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -332,21 +332,38 @@ def test_a_run_of_many_chunks_collects_only_each_chunk_s_garbage_and_frees_the_r
         older = Node()
         older.me, older_ref = older, weakref.ref(older)
         composed = worded.iter_compose(stocked, config, now=NOW)
-        first = next(composed)
-        assert gc.get_freeze_count() > 0
-        assert [p.as_json() for p in first.picks] == [p.as_json() for p in whole["ada"].picks]
-        del older
-        made_now = cycle()
-        gc.collect()
-        assert made_now() is None  # this chunk's garbage: collected as ever
-        assert older_ref() is not None  # made before the chunk: frozen until the run ends
-        if ends == "exhausted":
-            assert [d.subscriber.id for d in composed] == ["bob", "cy"]
-        else:
+        try:
+            first = next(composed)
+            assert gc.get_freeze_count() > 0
+            assert [p.as_json() for p in first.picks] == [p.as_json() for p in whole["ada"].picks]
+            del older
+            made_now = cycle()
+            gc.collect()
+            assert made_now() is None  # this chunk's garbage: collected as ever
+            assert older_ref() is not None  # made before the chunk: frozen until the run ends
+            if ends == "exhausted":
+                assert [d.subscriber.id for d in composed] == ["bob", "cy"]
+        finally:  # a failed assertion's traceback must not keep the run (and the freeze)
             composed.close()
         assert gc.get_freeze_count() == 0
         gc.collect()
         assert older_ref() is None
+
+    # a run that fails unfreezes too: a scoring thread's error ends it
+    real = digest.rank.build_profiles_from_signals
+
+    def profiles(model, signals, *args, **kwargs):
+        if not signals[0].interests:  # bob's chunk, the second
+            raise MemoryError("the second chunk")
+        return real(model, signals, *args, **kwargs)
+
+    monkeypatch.setattr(digest.rank, "build_profiles_from_signals", profiles)
+    composed = worded.iter_compose(stocked, config, now=NOW)
+    next(composed)
+    assert gc.get_freeze_count() > 0
+    with pytest.raises(MemoryError, match="the second chunk"):
+        next(composed)
+    assert gc.get_freeze_count() == 0
 
 
 def test_digest_json_streams_what_compose_gives_one_subscriber_a_line(

@@ -22,7 +22,9 @@ def old_objects_frozen(chunks: Iterable[T]) -> Iterator[T]:
     caller works on it; all of them unfrozen (collectable again) when the chunks end, fail or
     are dropped. Freezing is the process's, not this run's: a run beside it (the daemon's
     fetch and send) is only collected later, never wrongly, and either run's end unfreezes
-    both."""
+    both. A run dropped unfinished is closed at once by its reference count, as every caller
+    here drops it; one dropped inside a reference cycle would be frozen with it and left
+    unclosed, the process frozen until another run of many chunks ends."""
     try:
         for chunk in chunks:
             gc.freeze()
