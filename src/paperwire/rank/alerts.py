@@ -195,21 +195,37 @@ def _bars_and_best(
         # the papers each bar is set over are those the reader's scores reach: past
         # ranking.corpus_papers a day of feeds can be all the corpus holds, and a bar of no
         # paper (NaN) let every fresh paper with a reason through
-        calibrated[rows] = np.isfinite(usual).sum(axis=1) >= settings.min_history
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": not calibrated
-            bars[rows] = np.nanpercentile(usual, settings.percentile, axis=1)
+        scored = np.isfinite(usual)
+        calibrated[rows] = scored.sum(axis=1) >= settings.min_history
+        bars[rows] = _percentiles(usual, scored.all(axis=1), settings.percentile)
+        # each reader's fresh papers above their bar, best first (equal scores: the earlier
+        # paper first), found among the few above it rather than by sorting all of them
         scores = block[:, fresh]
-        order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), axis=1, kind="stable")
-        for row, (bar, ranked) in enumerate(zip(bars[rows], order[:, :looked_at], strict=True)):
-            if not calibrated[start + row]:
-                continue
+        with np.errstate(invalid="ignore"):
+            above = scores > bars[rows, None]
+        for row in np.flatnonzero(calibrated[rows] & above.any(axis=1)).tolist():
+            cols = np.flatnonzero(above[row])
+            ranked = cols[np.argsort(-scores[row, cols], kind="stable")][:looked_at]
             for col in ranked.tolist():
                 value = float(scores[row, col])
-                if not np.isfinite(value) or value <= bar:
+                if not np.isfinite(value):
                     break
                 best[start + row].append((col, value))
     return bars, calibrated, best
+
+
+def _percentiles(usual: np.ndarray, whole: np.ndarray, percentile: float) -> np.ndarray:
+    """Each row's ``percentile`` of its scores, NaN (a paper the reader's scores do not reach)
+    left out. ``whole``: the rows without NaN, which take numpy's vectorised percentile (the
+    same numbers): ``nanpercentile`` goes row by row, 5.7 s of 20,000 readers' alerts."""
+    out = np.empty(len(usual))
+    if whole.any():
+        out[whole] = np.percentile(usual[whole], percentile, axis=1)
+    if not whole.all():
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": not calibrated
+            out[~whole] = np.nanpercentile(usual[~whole], percentile, axis=1)
+    return out
 
 
 def _passes(sub: SubscriberConfig, paper: dict, following: Following) -> bool:
