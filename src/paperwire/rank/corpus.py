@@ -17,7 +17,7 @@ from . import terms
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
-from .twins import Twins, first_author, title_words
+from .twins import Twins, first_author, title_of, title_words
 from .twins import keys as twin_keys
 
 
@@ -99,15 +99,17 @@ def _twins(store: Store, scope: Scope, keyed: list[list[str]]) -> Twins:
     if scope.since is None:
         return twins
     by_title: dict[str, int] = {}
+    titles: set[str] = set()
     for row, row_keys in enumerate(keyed):
         for key in row_keys:
-            if key.startswith("t:"):
+            title = title_of(key)
+            if title is not None:
                 by_title.setdefault(key, row)
+                titles.add(title)
     if not by_title:
         return twins
     # most share no title with the corpus: their words are all that is read of them (~3 µs a
     # paper; their first author too only where the title is one of these)
-    titles = {key[2:].rsplit("|", 1)[0] for key in by_title}
     for paper_id, title, authors in store.iter_sent_outside_corpus(scope.since, scope.keep):
         if title_words(title) not in titles:
             continue

@@ -94,6 +94,12 @@ def title_words(title: str | None) -> str | None:
     return " ".join(words) if len(words) >= MIN_TITLE_WORDS else None
 
 
+def title_of(key: str) -> str | None:
+    """The title words (:func:`title_words`) a key of :func:`keys` was made of; None for the
+    key of an abstract's opening."""
+    return key[2:].rsplit("|", 1)[0] if key.startswith("t:") else None
+
+
 def keys(title: str | None, abstract: str | None, authors: Sequence[str] = ()) -> list[str]:
     """The keys a paper shares with its copies (none for a paper too short to tell apart)."""
     out = []
