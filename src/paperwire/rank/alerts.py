@@ -231,8 +231,8 @@ def _percentiles(usual: np.ndarray, whole: np.ndarray, percentile: float) -> np.
 def _passes(sub: SubscriberConfig, paper: dict, following: Following) -> bool:
     """The digest's rules for one paper: ``never_match`` keeps it out; ``must_match`` too,
     unless an author the reader follows (``following``) wrote it (compose.FollowAndFilter)."""
-    if not sub.never_match and not sub.must_match:
-        return True  # most readers: no text to fold (3 s of 20,000 readers' alerts)
+    if not PhraseFilter(sub.must_match, sub.never_match):
+        return True  # most readers: no phrase, no text to fold (3 s of 20,000 readers' alerts)
     text = fold_text(paper["title"], paper["abstract"])
     if not PhraseFilter(never=sub.never_match).allows(text):
         return False
