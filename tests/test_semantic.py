@@ -142,6 +142,45 @@ def test_every_reader_gets_the_same_model_however_many_are_ranked_at_once():
     np.testing.assert_allclose(alone, among, atol=1e-5)
 
 
+def test_a_chunks_labelled_papers_give_each_reader_the_sums_and_fades_of_its_own_papers():
+    """build_profiles sums a chunk's labelled papers in a few numpy calls (semantic._Labelled):
+    each reader's per-kind means, decays, sides and profile are bit for bit what the reader's
+    own papers give, taken one kind at a time, wherever the reader is and whoever else is in
+    the chunk (readers with no papers, with one kind, with kinds out of order)."""
+    rng = np.random.default_rng(12)
+    corpus = corpus_of(rng.normal(size=(400, 16)))
+    kinds = ["liked", "seed", "disliked", "liked", "seed", "liked", "disliked"]
+    reader = signals(corpus[3], [corpus[i] for i in range(7)], kinds, rng.uniform(0, 900, 7))
+    crowd = [
+        signals(None, [corpus[j] for j in rng.choice(400, n)], rng.choice(kinds, n).tolist(),
+                rng.uniform(0, 400, n))
+        for n in rng.integers(1, 40, size=60)
+    ] + [signals(corpus[5], phrases=corpus[5:7]), signals(corpus[9])]  # fmt: skip
+    run = [*crowd[:31], reader, *crowd[31:]]
+    chunk = semantic._Labelled(run, W, 16)
+    cal = semantic.calibrate(corpus, W)
+    liked, disliked = chunk.sides(cal)
+    for row, sig in enumerate(run):
+        decay = rank.decay_factor(sig.ages, W.half_life_days)
+        for code, kind in enumerate(("seed", "liked", "disliked")):
+            idx = sig.kinds == kind
+            assert chunk.counts[row, code] == idx.sum()
+            if idx.any():
+                expected = (decay[idx, None] * sig.vectors[idx]).sum(axis=0)
+                np.testing.assert_array_equal(chunk.sums[row, code], expected)
+                assert chunk.decays[row, code] == decay[idx].mean()
+        up = np.isin(sig.kinds, ("seed", "liked"))
+        if up.any():
+            np.testing.assert_array_equal(liked[row], cal.centred(sig.vectors)[up])
+        assert len(disliked[row]) == (sig.kinds == "disliked").sum()
+    alone = semantic.build_profiles([reader], corpus, W)
+    among = semantic.build_profiles(run, corpus, W)
+    np.testing.assert_array_equal(alone.directions[0], among.directions[31])
+    np.testing.assert_array_equal(alone.up_fade[0], among.up_fade[31])
+    np.testing.assert_array_equal(alone.down_fade[0], among.down_fade[31])
+    np.testing.assert_array_equal(alone.linear_fade[0], among.linear_fade[31])
+
+
 def test_a_readers_linear_scores_are_the_same_wherever_they_are_in_the_run():
     # float32 products: a row's last bits can follow the product's shape or the row's place in
     # it, so every product has the same shape; a reader alone, 300th of 501, or last of 257

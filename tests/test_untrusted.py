@@ -312,3 +312,22 @@ def test_an_abstract_cannot_wrap_into_a_line_like_the_digests_own_vote_line():
     assert not phishing_lines(text)
     assert "More like this - https://phish.example/v/b" in text  # the words are kept
     assert plain_abstract("We like this: a plain sentence.") == "We like this: a plain sentence."
+
+
+def test_printable_drops_every_escape_sequence_and_control_character_its_quick_look_admits():
+    """printable() skips the full pattern where one scan finds no control character: every
+    string of escape starts, control characters and plain text comes out as the full pattern
+    makes it, and plain text (newlines, tabs, any script) comes back as it is."""
+    import itertools
+
+    from paperwire.redact import _TERMINAL_CODES, printable
+
+    alphabet = ["\x1b", "[", "]", "3", "1", "m", "\x07", "\\", "\x00", "\x0b", "\x1f", "\x7f"]
+    alphabet += ["\x85", "\x9f", "\xa0", "\n", "\t", "a", "é", "\u2028"]
+    for n in range(4):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            assert printable(text) == _TERMINAL_CODES.sub("", text), repr(text)
+    plain = "Tab\tand line\nbreaks, ünïcode, 数学 and \u2028"
+    assert printable(plain) is plain
+    assert printable("\x1b[31mred\x1b[0m\x9b") == "red"

@@ -60,8 +60,16 @@ _TERMINAL_CODES = re.compile(
 )
 
 
+# every escape sequence above starts with one of these: a text with none (nearly all) is
+# printable as it is, found by one scan for a character, not the alternation's (55 MB of
+# ``digest --json`` at 20,000 readers: 0.25 s against 0.6)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def printable(text: str) -> str:
     """``text`` without terminal escape sequences or control characters (newlines, tabs kept)."""
+    if _CONTROL.search(text) is None:
+        return text
     return _TERMINAL_CODES.sub("", text)
 
 

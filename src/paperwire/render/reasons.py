@@ -59,7 +59,7 @@ def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
     compression”' (pairs of adjacent words, overlapping), as one: 'about “KV cache
     compression”', written as the paper writes it; and a key phrase the paper only ever writes
     before another word, as the name it is part of (:func:`_whole`)."""
-    text = f"{paper.get('title') or ''}\n{paper.get('abstract') or ''}"
+    text = _text_of(paper.get("title") or "", paper.get("abstract") or "")
     out: list[Reason] = []
     for reason in reasons:
         last = out[-1] if out else None
@@ -72,10 +72,19 @@ def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
     whole: list[Reason] = []
     for reason in out:
         if reason.kind == "about":
-            reason = Reason("about", _said_whole(reason.text, text))
+            said = _said_whole(reason.text, text)
+            if said != reason.text:  # a new (frozen, so slow to make) Reason only if it differs
+                reason = Reason("about", said)
         if reason not in whole:
             whole.append(reason)
     return whole
+
+
+# a paper's picks come back under reader after reader: the same text object each time is
+# hashed once, and found at once in the caches below (a new string was hashed for each)
+@lru_cache(maxsize=4096)
+def _text_of(title: str, abstract: str) -> str:
+    return f"{title}\n{abstract}"
 
 
 # A key phrase is a word pair (or a source's keyword) of the paper: one the paper writes only
@@ -119,9 +128,10 @@ def _may_go_on(phrase: str, flat: str) -> bool:
     return compound or (len(followers) >= 2 and len(set(followers)) == 1)
 
 
-# a paper and its phrases come back under reader after reader; each entry keeps its text
-# (~1.5 KB), and a daemon keeps the cache for good: a few thousand
-@lru_cache(maxsize=4096)
+# a paper and its phrases come back under reader after reader (20,000 readers' digests name
+# ~1.1 million, a third of them distinct); entries share their paper's text (_text_of), and a
+# daemon keeps the cache for good: some thousands
+@lru_cache(maxsize=16384)
 def _said_whole(phrase: str, text: str) -> str:
     """The key phrase as a reader reads it: the whole name it starts, where the paper only
     writes it as the start of one (:func:`_whole`, asked only where :func:`_may_go_on`)."""
@@ -132,6 +142,12 @@ def _said_whole(phrase: str, text: str) -> str:
 def _flat(text: str) -> str:
     """The text lowercased, its spaces made single: what the quick looks before a pattern read."""
     return " ".join(text.lower().split())
+
+
+@lru_cache(maxsize=4096)
+def _single_spaced(text: str) -> str:
+    """The text as written, its spaces made single: :func:`_flat` before lowercasing."""
+    return " ".join(text.split())
 
 
 def _is_word(char: str) -> bool:
@@ -184,16 +200,36 @@ def _uses(phrase: str) -> re.Pattern[str]:
 
 def _one_run(first: str, second: str, text: str) -> str | None:
     """``first`` and ``second`` as one run of words in ``text``, where the end of one is the
-    start of the other ("KV cache" + "cache compression"); None when they are not. A run whose
-    words are not in the text at all (:func:`_flat`) is not looked for with a pattern."""
+    start of the other ("KV cache" + "cache compression"), as the paper first writes it (whole
+    words, its spaces made single); None when they are not."""
     a, b = first.split(), second.split()
     for overlap in range(min(len(a), len(b)) - 1, 0, -1):
         if [w.lower() for w in a[-overlap:]] == [w.lower() for w in b[:overlap]]:
             words = a + b[overlap:]
-            if " ".join(words).lower() not in _flat(text):
+            key, flat = " ".join(words).lower(), _flat(text)
+            if key not in flat:
                 return None
+            written = _single_spaced(text)
+            if len(written) == len(flat):  # lowercasing moved no letter: find it in the text
+                return _first_use(key, flat, written)
+            # e.g. "İ", two letters lowercased: a pattern (compiled once per run of words, which
+            # cost 20,000 readers' digests a second where the find above costs nothing)
             found = _run_of(tuple(words)).search(text)
             return None if found is None else " ".join(found.group(0).split())
+    return None
+
+
+def _first_use(key: str, flat: str, written: str) -> str | None:
+    """``written``'s words at the first place where ``flat`` (``written`` lowercased, the same
+    length) has ``key`` as whole words: what :func:`_run_of` finds in the text."""
+    start = flat.find(key)
+    while start >= 0:
+        end = start + len(key)
+        if not (start and _is_word(flat[start - 1])) and not (
+            end < len(flat) and _is_word(flat[end])
+        ):
+            return written[start:end]
+        start = flat.find(key, start + 1)
     return None
 
 
