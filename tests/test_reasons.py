@@ -416,6 +416,34 @@ def test_two_key_phrases_that_are_one_run_of_the_papers_words_read_as_one():
     ]
 
 
+def test_a_run_of_two_key_phrases_is_found_as_the_pattern_finds_it_in_any_text():
+    """_one_run looks for the joined phrase in the text lowercased, its spaces made single,
+    instead of compiling a pattern for each: it finds what the pattern (whole words, any
+    spaces between them, any case) finds first, as written, in texts with words inside longer
+    words, hyphens, underscores, line breaks, capitals and letters that lowercase into two
+    ("İ", where it falls back on the pattern)."""
+    import random
+
+    rng = random.Random(5)
+    words = ["KV", "kv", "cache", "Cache", "caches", "compression", "x_cache", "pre-cache", "İ"]
+    words += ["sKV", "x_kv", "é-kv", "compressions"]
+    gaps = [" ", "  ", "\n", "-", ", ", "_", ""]
+    pairs = [
+        ("KV cache", "cache compression"),
+        ("kv Cache", "Cache caches"),
+        ("İ cache", "cache KV"),
+    ]
+    for _ in range(3000):
+        text = "".join(rng.choice(words) + rng.choice(gaps) for _ in range(rng.randint(1, 9)))
+        for first, second in pairs:
+            a, b = first.split(), second.split()
+            expected = None
+            if a[-1].lower() == b[0].lower():
+                found = reasons_words._run_of(tuple(a + b[1:])).search(text)
+                expected = None if found is None else " ".join(found.group(0).split())
+            assert reasons_words._one_run(first, second, text) == expected, (text, first)
+
+
 def test_a_key_phrase_the_paper_only_writes_before_another_word_is_said_whole():
     """'about “Vision-Language”' under a paper on Vision-Language Models, 'about “Multi-Robot”'
     under one on multi-robot motion planning (found in review, on real arXiv items): a phrase
