@@ -18,7 +18,7 @@ from paperwire import pipeline
 from paperwire.paper import Paper, paper_text
 from paperwire.rank import core as rank
 from paperwire.rank import terms, topics
-from paperwire.rank.paper_phrases import key_phrases, key_phrases_of
+from paperwire.rank.paper_phrases import key_phrases, key_phrases_many, key_phrases_of
 from paperwire.rank.session import RankingSession
 from paperwire.store import Store
 
@@ -74,6 +74,31 @@ def test_stored_analyses_are_what_the_vectorizer_and_key_phrases_give(store):
         assert np.array_equal(stored.columns, fresh.columns)
         assert np.array_equal(stored.starts, fresh.starts)
     assert any(len(key_phrases(model, t).texts) >= 3 for t in texts)
+
+
+def test_the_key_phrases_of_many_papers_at_once_are_each_papers_own(store):
+    """ProfilePhrases judges the pairs of a run's new candidates in one pass
+    (key_phrases_many): each paper gets what key_phrases_of gives it alone, with keywords or
+    without, with hyphenated compounds, with no pairs at all."""
+    store.add_papers(real_papers(), now=NOW)
+    model = rank.TextModel()
+    ids, texts = texts_of(store)
+    texts = [*texts, "Long-context KV-cache compression for on-device LLMs", "", "a b"]
+    analysed = terms.analyse(model, texts)
+    model.fit_counts(model.vectorizer.transform(texts))
+    keywords = [
+        ["KV cache", "long-context inference"] if i % 5 == 0 else [] for i in range(len(texts))
+    ]
+    papers = [(analysed.pairs(i), analysed.columns(i), keywords[i]) for i in range(len(texts))]
+    many = key_phrases_many(model, papers)
+    assert len(many) == len(texts)
+    assert any(len(phrases.texts) >= 3 for phrases in many)
+    assert any("-" in t for phrases in many for t in phrases.texts)
+    for (pairs, columns, words), found in zip(papers, many, strict=True):
+        alone = key_phrases_of(model, pairs, columns, words)
+        assert found.texts == alone.texts
+        assert np.array_equal(found.columns, alone.columns) and found.columns.dtype == np.int64
+        assert np.array_equal(found.starts, alone.starts) and found.starts.dtype == np.int64
 
 
 def test_fetch_analyses_what_it_stored_and_a_run_reads_it_back(tmp_path, make_config):

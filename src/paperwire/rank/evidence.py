@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from . import core as rank
 from .corpus import Corpus
-from .paper_phrases import KeyPhrases, choose_key_phrases, key_phrases_of
+from .paper_phrases import KeyPhrases, choose_key_phrases, key_phrases_many
 from .reasons import Ranked, Reason
 
 
@@ -36,12 +36,13 @@ class ProfilePhrases:
             return
         analysed, model = self.corpus.analysed, self.corpus.model
         rows = [int(self.cols[col]) for col in new]
-        found = [
-            key_phrases_of(
-                model, analysed.pairs(row), analysed.columns(row), _keywords(self.corpus.rows[row])
-            )
-            for row in rows
-        ]
+        found = key_phrases_many(
+            model,
+            [
+                (analysed.pairs(r), analysed.columns(r), _keywords(self.corpus.rows[r]))
+                for r in rows
+            ],
+        )
         # the papers' values at their phrases' columns in one look-up (one a paper let the GIL go
         # ~17,000 times a run, and the thread that words the reasons waited for it each time)
         sizes = np.array([len(f.columns) for f in found], dtype=np.int64)

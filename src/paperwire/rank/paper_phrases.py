@@ -131,14 +131,8 @@ def key_phrases_of(
         kept = [i for i, w in enumerate(pairs) if pair_tokens(w)[0] not in found] if found else None
         if kept is not None:
             pairs, columns = [pairs[i] for i in kept], columns[kept]
-        # A name ends in a word that tells papers apart ("KV cache", "memory footprint");
-        # "contributions include", "tackle complex", "diverse domains" end in common words. A
-        # hyphenated compound ("long-context") may end in a common word if it starts with a rare
-        # one. A pair is then judged by its own column (its words may well be common).
-        weights = idf[columns] if len(pairs) else np.zeros((0, 3), dtype=idf.dtype)
-        rare = weights >= GENERIC_IDF
         hyphenated = np.array(["-" in written for written in pairs], dtype=bool)
-        keep = (rare[:, 2] | (hyphenated & rare[:, 1])) & rare[:, 0]
+        keep = _pairs_kept(idf, columns, hyphenated)
         for i in np.flatnonzero(keep).tolist():  # pairs name topics (phrase_pairs)
             texts.append(pairs[i])
             parts.append(columns[i])
@@ -147,6 +141,50 @@ def key_phrases_of(
         np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64),
         np.r_[0, np.cumsum([len(cols) for cols in parts])].astype(np.int64),
     )
+
+
+def _pairs_kept(idf: np.ndarray, columns: np.ndarray, hyphenated: np.ndarray) -> np.ndarray:
+    """Which word pairs (their :func:`pair_columns`, and whether each is hyphenated) name a
+    topic specific enough. A name ends in a word that tells papers apart ("KV cache", "memory
+    footprint"); "contributions include", "tackle complex", "diverse domains" end in common
+    words. A hyphenated compound ("long-context") may end in a common word if it starts with a
+    rare one. A pair is then judged by its own column (its words may well be common)."""
+    rare = idf[columns] >= GENERIC_IDF if len(columns) else np.zeros((0, 3), dtype=bool)
+    return (rare[:, 2] | (hyphenated & rare[:, 1])) & rare[:, 0]
+
+
+def key_phrases_many(
+    model: Vocabulary, papers: list[tuple[list[str], np.ndarray, list[str] | tuple]]
+) -> list[KeyPhrases]:
+    """:func:`key_phrases_of` of many papers, each (its pairs, their columns, its keywords):
+    the pairs of every paper without keywords judged in one pass (a run's candidates as they
+    are first picked: ~10 numpy calls a paper held the GIL 40 µs each), the rest one by one."""
+    out: list[KeyPhrases | None] = [None] * len(papers)
+    plain = []
+    for i, (pairs, columns, keywords) in enumerate(papers):
+        if keywords:  # the keywords come first, and a pair they name is left out
+            out[i] = key_phrases_of(model, pairs, columns, keywords)
+        else:
+            plain.append(i)
+    sizes = [len(papers[i][0]) for i in plain]
+    keep = np.zeros(0, dtype=bool)
+    if sum(sizes):
+        columns = np.concatenate(
+            [papers[i][1] for i, size in zip(plain, sizes, strict=True) if size]
+        )
+        hyphenated = np.array(["-" in w for i in plain for w in papers[i][0]], dtype=bool)
+        keep = _pairs_kept(model.idf, columns, hyphenated)
+    at = 0
+    for i, size in zip(plain, sizes, strict=True):
+        pairs, columns = papers[i][0], papers[i][1]
+        kept = np.flatnonzero(keep[at : at + size]) if size else np.zeros(0, dtype=np.int64)
+        at += size
+        out[i] = KeyPhrases(
+            [pairs[k] for k in kept.tolist()],
+            columns[kept].reshape(-1).astype(np.int64) if size else np.zeros(0, dtype=np.int64),
+            np.arange(0, 3 * len(kept) + 1, 3, dtype=np.int64),
+        )
+    return [phrases for phrases in out if phrases is not None]
 
 
 def best_key_phrases(
