@@ -418,3 +418,22 @@ def test_vote_rows_are_the_votes_ranking_reads_in_the_same_order(tmp_path):
     order = ["2512.00003", "2512.00002", "2512.00004", "2512.00000"]
     assert [paper for _, paper, _, _ in tuples] == order
     assert tuples[-1][2] == -1
+
+
+def test_texts_are_each_papers_title_and_abstract_as_papers_gives_them(store):
+    """Store.texts reads only what ranking needs of every candidate (title, abstract), 500 ids
+    a query, without papers()' decoding: the same strings, unknown ids left out."""
+    from paperwire.paper import Paper
+
+    now = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    papers = [
+        Paper(f"2611.{i:05d}", f"Title {i} <b>&</b>", f"Abstract {i}\nsecond line" if i % 3 else "",
+              [f"A{i}"], url=f"https://arxiv.org/abs/2611.{i:05d}")
+        for i in range(1203)
+    ]  # fmt: skip
+    store.add_papers(papers, now=now)
+    ids = [p.paper_id for p in papers] + ["2611.99999"]
+    texts = store.texts(ids)
+    full = store.papers(ids)
+    assert len(texts) == len(full) == 1203 and "2611.99999" not in texts
+    assert texts == {pid: (row["title"], row["abstract"]) for pid, row in full.items()}

@@ -50,11 +50,8 @@ class StoredTexts(Sequence[str]):
         out: list[str] = []
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self.store.papers(chunk)
-            out += [
-                paper_text(rows[p]["title"], rows[p]["abstract"]) if p in rows else ""
-                for p in chunk
-            ]
+            rows = self.store.texts(chunk)
+            out += [paper_text(*rows[p]) if p in rows else "" for p in chunk]
         return out
 
 
