@@ -144,9 +144,10 @@ def test_every_reader_gets_the_same_model_however_many_are_ranked_at_once():
 
 def test_a_chunks_labelled_papers_give_each_reader_the_sums_and_fades_of_its_own_papers():
     """build_profiles sums a chunk's labelled papers in a few numpy calls (semantic._Labelled):
-    each reader's per-kind means, decays, sides and profile are bit for bit what the reader's
-    own papers give, taken one kind at a time, wherever the reader is and whoever else is in
-    the chunk (readers with no papers, with one kind, with kinds out of order)."""
+    each reader's per-kind sums, counts, decays, sides and fades are bit for bit what the
+    reader's own papers give, taken one kind at a time, wherever the reader is and whoever
+    else is in the chunk (readers with no papers, with one kind, with kinds out of order); the
+    whitened direction, one row of the chunk's product, the same to float32's rounding."""
     rng = np.random.default_rng(12)
     corpus = corpus_of(rng.normal(size=(400, 16)))
     kinds = ["liked", "seed", "disliked", "liked", "seed", "liked", "disliked"]
@@ -175,7 +176,8 @@ def test_a_chunks_labelled_papers_give_each_reader_the_sums_and_fades_of_its_own
         assert len(disliked[row]) == (sig.kinds == "disliked").sum()
     alone = semantic.build_profiles([reader], corpus, W)
     among = semantic.build_profiles(run, corpus, W)
-    np.testing.assert_array_equal(alone.directions[0], among.directions[31])
+    np.testing.assert_allclose(alone.directions[0], among.directions[31], rtol=1e-6, atol=1e-9)
+    assert alone.directions[0].any()
     np.testing.assert_array_equal(alone.up_fade[0], among.up_fade[31])
     np.testing.assert_array_equal(alone.down_fade[0], among.down_fade[31])
     np.testing.assert_array_equal(alone.linear_fade[0], among.linear_fade[31])

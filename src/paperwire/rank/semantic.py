@@ -166,17 +166,66 @@ class _Labelled:
         ]
         self.decays.reshape(-1)[which] = means
 
-    def mean_of(
-        self, row: int, sig: EmbeddedSignals, w: SemanticWeights, sides: tuple[str, ...]
+    def means(
+        self,
+        rows: np.ndarray,
+        signals: list[EmbeddedSignals],
+        w: SemanticWeights,
+        sides: tuple[str, ...],
     ) -> np.ndarray:
-        """Weighted mean of each kind of signal in ``sides`` (each kind averaged first, so a
-        library of 300 papers does not drown the interests text), as a float64 vector."""
-        out = np.zeros(self.sums.shape[2], dtype=np.float64)
-        if "interests" in sides and sig.interests is not None:
-            out += w.interests * sig.interests
+        """(rows × dim) float64: for each of these readers, the weighted mean of each kind of
+        signal in ``sides`` (each kind averaged first, so a library of 300 papers does not
+        drown the interests text): the interests text's share, then each kind's, added in
+        that order, element by element, as for a reader alone."""
+        out = np.zeros((len(rows), self.sums.shape[2]), dtype=np.float64)
+        if "interests" in sides:
+            wrote = [k for k, row in enumerate(rows.tolist()) if signals[row].interests is not None]
+            if wrote:
+                texts = np.stack([signals[row].interests for row in rows[wrote].tolist()])
+                out[wrote] += w.interests * texts
         for code, (kind, weight) in enumerate(zip(_KINDS, _weights(w), strict=True)):
-            if kind in sides and self.counts[row, code]:
-                out += weight * self.sums[row, code] / self.counts[row, code]
+            has = self.counts[rows, code] > 0
+            if kind in sides and has.any():
+                some = rows[has]
+                out[has] += weight * self.sums[some, code] / self.counts[some, code][:, None]
+        return out
+
+    def directions(
+        self, signals: list[EmbeddedSignals], w: SemanticWeights, cal: Calibration
+    ) -> np.ndarray:
+        """Every reader's whitened centroid, ``Σ⁻¹ (positives − μ) − f Σ⁻¹ (thumbs-down − μ)``
+        (each side's weighted mean, ``f`` how much the thumbs-down have faded beside the
+        positives: :func:`fades`), or the plain centroid for an interests text alone (none when
+        its phrases are matched one by one instead: :func:`phrase_match`). The whitening is one
+        product a side for the chunk, in blocks of ``_SCORE_ROWS`` readers padded with zero
+        rows, as :meth:`SemanticProfiles.score` multiplies (a reader's row the same sums
+        whoever shares its block, but for the last bits of its place in it: float64's, far
+        below the float32 the direction is kept in); per reader it was a matrix-vector product,
+        a norm and a dozen calls holding the GIL (~60 µs)."""
+        dim = self.sums.shape[2]
+        out = np.zeros((len(signals), dim), dtype=np.float32)
+        papers = np.array([len(sig.vectors) > 0 for sig in signals], dtype=bool)
+        for row in np.flatnonzero(~papers).tolist():
+            sig = signals[row]
+            if not (w.phrases and sig.phrases is not None and len(sig.phrases)):
+                out[row] = centroid(sig, w)
+        rows = np.flatnonzero(papers)
+        if not len(rows):
+            return out
+        pos = self.means(rows, signals, w, POSITIVE)
+        neg = self.means(rows, signals, w, ("disliked",))
+        whitened = _whitened(pos, cal)
+        down = np.flatnonzero(neg.any(axis=1))
+        if len(down):
+            # each side is a unit vector here, which would undo the thumbs-downs' decay: an old
+            # 👎 would pull as hard as today's, beside an interests text edited today, forever
+            factor = []
+            for k in down.tolist():
+                left = self.left(int(rows[k]), signals[rows[k]], w)
+                up, gone = fades(left, POSITIVE), fades(left, ("disliked",))
+                factor.append(gone / up if up > 0 else 1.0)
+            whitened[down] -= np.array(factor)[:, None] * _whitened(neg[down], cal)
+        out[rows] = whitened.astype(np.float32)
         return out
 
     def left(
@@ -213,9 +262,9 @@ def _weights(w: SemanticWeights) -> tuple[float, float, float]:
 
 
 def _mean_of(sig: EmbeddedSignals, w: SemanticWeights, sides: tuple[str, ...]) -> np.ndarray:
-    """:meth:`_Labelled.mean_of` for one reader."""
+    """:meth:`_Labelled.means` for one reader."""
     dim = sig.vectors.shape[1] if sig.interests is None else len(sig.interests)
-    return _Labelled([sig], w, dim).mean_of(0, sig, w, sides)
+    return _Labelled([sig], w, dim).means(np.zeros(1, dtype=np.int64), [sig], w, sides)[0]
 
 
 def centroid(sig: EmbeddedSignals, w: SemanticWeights) -> np.ndarray:
@@ -238,35 +287,6 @@ def whitening(sample: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndar
     return mean, np.linalg.pinv(shrunk, hermitian=True)
 
 
-def direction(
-    labelled: _Labelled,
-    row: int,
-    sig: EmbeddedSignals,
-    w: SemanticWeights,
-    mean: np.ndarray,
-    precision: np.ndarray,
-) -> np.ndarray:
-    """The reader's whitened centroid: ``Σ⁻¹ (positives − μ) − f Σ⁻¹ (thumbs-down − μ)`` (each
-    side's weighted mean, ``f`` how much the thumbs-down have faded beside the positives:
-    :func:`fades`), or the plain centroid for an interests text alone (none when its phrases
-    are matched one by one instead: :func:`phrase_match`). ``sig`` is row ``row`` of the
-    chunk ``labelled``."""
-    if not len(sig.vectors):
-        if w.phrases and sig.phrases is not None and len(sig.phrases):
-            return np.zeros(sig.phrases.shape[1], dtype=np.float32)
-        return centroid(sig, w)
-    pos = labelled.mean_of(row, sig, w, POSITIVE)
-    out = precision @ (_unit(pos) - mean) if pos.any() else np.zeros_like(mean)
-    neg = labelled.mean_of(row, sig, w, ("disliked",))
-    if neg.any():
-        # each side is a unit vector here, which would undo the thumbs-downs' decay: an old
-        # 👎 would pull as hard as today's, beside an interests text edited today, forever
-        left = labelled.left(row, sig, w)
-        up, down = fades(left, POSITIVE), fades(left, ("disliked",))
-        out -= (down / up if up > 0 else 1.0) * (precision @ (_unit(neg) - mean))
-    return out.astype(np.float32)
-
-
 POSITIVE = ("interests", "seed", "liked")
 EVERY_SIGNAL = ("interests", "seed", "liked", "disliked")
 
@@ -279,9 +299,20 @@ def fades(left: dict[str, tuple[float, float]], sides: tuple[str, ...]) -> float
     return now / fresh if fresh else 0.0
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(v)
-    return v / norm if norm > 0 else v
+def _whitened(means: np.ndarray, cal: Calibration) -> np.ndarray:
+    """``Σ⁻¹ (m / |m| − μ)`` for each row ``m`` of ``means`` (zero rows stay zero), float64,
+    in blocks of ``_SCORE_ROWS`` rows padded with zero rows: every product the same shape."""
+    norms = np.sqrt(np.einsum("ij,ij->i", means, means))
+    centred = means / np.where(norms > 0, norms, 1.0)[:, None] - cal.mean
+    out = np.zeros_like(means)
+    block = np.zeros((_SCORE_ROWS, means.shape[1]), dtype=np.float64)
+    for start in range(0, len(means), _SCORE_ROWS):
+        part = centred[start : start + _SCORE_ROWS]
+        block[: len(part)] = part
+        block[len(part) :] = 0
+        out[start : start + len(part)] = (block @ cal.precision.T)[: len(part)]
+    out[norms == 0] = 0
+    return out
 
 
 # Papers whose cosines are computed at once (a 2,000 × 5,000 block: 40 MB).
@@ -608,9 +639,7 @@ def build_profiles(
     cal = calibration or calibrate(corpus, w)
     dim = corpus.shape[1]
     labelled = _Labelled(signals, w, dim)
-    directions = np.zeros((len(signals), dim), dtype=np.float32)
-    for i, sig in enumerate(signals):
-        directions[i] = direction(labelled, i, sig, w, cal.mean, cal.precision)
+    directions = labelled.directions(signals, w, cal)
     liked, disliked = labelled.sides(cal)
     offset, scale = cal.spread_of(directions)
     phrases = [sig.phrases for sig in signals]
