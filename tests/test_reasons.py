@@ -158,8 +158,8 @@ def test_the_popular_reason_says_where_and_never_today():
     from paperwire.rank.reasons import Reason
     from paperwire.render.reasons import words
 
-    assert words(Reason("popular", count=1)) == "popular on Hugging Face: 1 upvote"
-    assert words(Reason("popular", count=42)) == "popular on Hugging Face: 42 upvotes"
+    assert words(Reason("popular", upvotes=1)) == "popular on Hugging Face: 1 upvote"
+    assert words(Reason("popular", upvotes=42)) == "popular on Hugging Face: 42 upvotes"
 
 
 # -- 2. interests split only at real list separators ----------------------------------------

@@ -259,7 +259,7 @@ def fallback(paper: dict[str, Any], popularity: float, profiled: bool) -> list[R
     upvotes than the candidates' average with a count), else, for a reader who told us nothing
     and so follows the feeds for everything, new in them; else none (the pick is left out)."""
     if paper.get("upvotes") and popularity > 0:
-        return [Reason("popular", count=paper["upvotes"])]
+        return [Reason("popular", upvotes=paper["upvotes"])]
     return [] if profiled else [Reason("new")]
 
 

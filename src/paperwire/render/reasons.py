@@ -37,7 +37,7 @@ def words(reason: Reason) -> str:
     if kind == "popular":
         # the count is the one Hugging Face showed when the paper was last fetched: "today"
         # would be wrong in a weekly digest, and only that feed carries upvotes
-        count = reason.count
+        count = reason.upvotes
         return f"popular on Hugging Face: {count} upvote{'' if count == 1 else 's'}"
     if kind == "above_bar":
         # the score and the bar are standard deviations above the reader's average paper:
