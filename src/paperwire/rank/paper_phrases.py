@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -184,7 +185,7 @@ def key_phrases_many(
             columns[kept].reshape(-1).astype(np.int64) if size else np.zeros(0, dtype=np.int64),
             np.arange(0, 3 * len(kept) + 1, 3, dtype=np.int64),
         )
-    return [phrases for phrases in out if phrases is not None]
+    return cast(list[KeyPhrases], out)  # every paper's, filled above
 
 
 def best_key_phrases(
