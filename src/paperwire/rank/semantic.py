@@ -191,7 +191,11 @@ class _Labelled:
         return out
 
     def directions(
-        self, signals: list[EmbeddedSignals], w: SemanticWeights, cal: Calibration
+        self,
+        signals: list[EmbeddedSignals],
+        w: SemanticWeights,
+        cal: Calibration,
+        left: list[dict[str, tuple[float, float]]],
     ) -> np.ndarray:
         """Every reader's whitened centroid, ``Σ⁻¹ (positives − μ) − f Σ⁻¹ (thumbs-down − μ)``
         (each side's weighted mean, ``f`` how much the thumbs-down have faded beside the
@@ -201,7 +205,8 @@ class _Labelled:
         rows, as :meth:`SemanticProfiles.score` multiplies (a reader's row the same sums
         whoever shares its block, but for the last bits of its place in it: float64's, far
         below the float32 the direction is kept in); per reader it was a matrix-vector product,
-        a norm and a dozen calls holding the GIL (~60 µs)."""
+        a norm and a dozen calls holding the GIL (~60 µs). ``left``: each reader's
+        :meth:`left`."""
         dim = self.sums.shape[2]
         out = np.zeros((len(signals), dim), dtype=np.float32)
         papers = np.array([len(sig.vectors) > 0 for sig in signals], dtype=bool)
@@ -221,8 +226,8 @@ class _Labelled:
             # 👎 would pull as hard as today's, beside an interests text edited today, forever
             factor = []
             for k in down.tolist():
-                left = self.left(int(rows[k]), signals[rows[k]], w)
-                up, gone = fades(left, POSITIVE), fades(left, ("disliked",))
+                mine = left[rows[k]]
+                up, gone = fades(mine, POSITIVE), fades(mine, ("disliked",))
                 factor.append(gone / up if up > 0 else 1.0)
             whitened[down] -= np.array(factor)[:, None] * _whitened(neg[down], cal)
         out[rows] = whitened.astype(np.float32)
@@ -639,7 +644,8 @@ def build_profiles(
     cal = calibration or calibrate(corpus, w)
     dim = corpus.shape[1]
     labelled = _Labelled(signals, w, dim)
-    directions = labelled.directions(signals, w, cal)
+    left = [labelled.left(i, sig, w) for i, sig in enumerate(signals)]
+    directions = labelled.directions(signals, w, cal, left)
     liked, disliked = labelled.sides(cal)
     offset, scale = cal.spread_of(directions)
     phrases = [sig.phrases for sig in signals]
@@ -651,7 +657,6 @@ def build_profiles(
     avoid_offset = avoid_scale = None
     if any(a is not None and len(a) for a in avoid):
         avoid_offset, avoid_scale = _standardisation(phrase_match(avoid, spaced))
-    left = [labelled.left(i, sig, w) for i, sig in enumerate(signals)]
     fade = np.array([contrast_fades(sig) for sig in left], dtype=np.float32).reshape(-1, 2)
     linear = np.array(
         [
