@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,12 +80,7 @@ def find_alerts(
             return []
     columns = list(dict.fromkeys(history + fresh))
     at = {paper_id: i for i, paper_id in enumerate(columns)}
-    bars, calibrated, best = _bars_and_best(
-        digest_mod.iter_score_matrix(
-            store, config, subscribers, columns, now=now, session=session
-        ),
-        len(subscribers), [at[p] for p in history], [at[p] for p in fresh], settings,
-    )  # fmt: skip
+    history_cols, fresh_cols = [at[p] for p in history], [at[p] for p in fresh]
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
     # one paper under several ids (rank/twins.py), in score_matrix's corpus (the session's)
@@ -94,123 +88,123 @@ def find_alerts(
     twins = corpus.twins.among(corpus.ids, [corpus.index.get(p, -1) for p in fresh])
     papers = store.papers(fresh)
     since = now - dt.timedelta(days=1)
-    # per reader (their row): what they may still get today, and the fresh papers above their
-    # bar that a digest of theirs would allow (score order: the best first)
-    due: dict[int, tuple[int, Following, list[int]]] = {}
-    for row, sub in enumerate(subscribers):
-        if not calibrated[row]:
-            log.info(
-                "alerts: %s: fewer than %d recent papers scored to set a bar on "
-                "(ranking.corpus_papers: %d); none sent",
-                sub.id,
-                settings.min_history,
-                config.ranking.corpus_papers,
-            )
-            continue
-        budget = settings.max_per_day - store.alerts_since(sub.id, since)
-        if budget <= 0:
-            continue
-        following = Following(sub.follow_authors)
-        mine, seeded = excluded[sub.id], seeds[sub.id]
-        # their own under another id (an alert's paper again from another feed), as in a digest;
-        # a run's twins are few, a reader's history may be thousands of papers
-        theirs = {
-            col for p, cols in twins.others.items() if p in mine or p in seeded for col in cols
-        }
-        above = []
-        for col, _ in best[row][: budget * 4]:
-            paper_id = fresh[col]
-            if paper_id in mine or paper_id in seeded or col in theirs:
-                continue  # delivered, rated, or the reader's own seed paper, as in a digest
-            if _passes(sub, papers[paper_id], following):
-                above.append(int(col))
-        above = twins.distinct(above)  # two feeds' copies of one paper: one alert
-        if above:
-            due[row] = (budget, following, above)
-    if not due:
-        return []
-    # the reasons a digest of the fresh papers would give each of them (compose.explain: the
-    # reader's own paper it is like, their words it matches or is close to, the key phrases
-    # their profile weighs in it, the interest it is close to in meaning), found for the
-    # readers with a paper above their bar only
-    readers = list(due)
-    explained = digest_mod.explain_papers(
-        store, config, [subscribers[row] for row in readers],
-        [[fresh[col] for col in due[row][2]] for row in readers], fresh,
-        now=now, session=session,
-    )  # fmt: skip
     share = 100 - settings.percentile
+    explainer: digest_mod.PaperExplainer | None = None  # made at the first paper above a bar
+    explained_at: list[int] = []  # its candidates' columns in the scores
     alerts: list[Alert] = []
-    for row, said in zip(readers, explained, strict=True):
-        sub = subscribers[row]
-        budget, following, above = due[row]
-        value_of = dict(best[row])
-        for col in above:
-            if budget <= 0:
-                break
-            paper_id, value = fresh[col], value_of[col]
-            paper = papers[paper_id]
-            # a digest's fallbacks (popular, new in the feeds, must_match for a reader with
-            # nothing liked) say nothing the reader's profile found
-            reasons = [r for r in said.get(paper_id, []) if r.kind not in FALLBACKS]
-            followed = following.match(paper.get("authors") or [])
-            if followed:
-                reasons.insert(0, Reason("followed_author", followed))
-            if not reasons:
-                # as a digest leaves out a pick nothing of the reader's explains: a score far
-                # above the bar with no reason is a word the profile misread ("policy" in
-                # "AI ethics and policy" on a reinforcement-learning paper), not news
-                log.info("alerts: %s for %s has no reason to give; not sent", paper_id, sub.id)
-                continue
-            reasons.append(Reason("above_bar", numbers=(value, float(bars[row]), share)))
-            alerts.append(
-                Alert(
-                    sub,
-                    Ranked(paper_id, paper["title"], paper["url"], value, reasons, paper),
-                    float(bars[row]),
+    for start, scored, block in digest_mod.iter_scored_blocks(
+        store, config, subscribers, columns, now=now, session=session
+    ):
+        chunk = subscribers[start : start + len(block)]
+        bars, calibrated, best = _bars_and_best(block, history_cols, fresh_cols, settings)
+        # per reader (their row in the chunk): what they may still get today, and the fresh
+        # papers above their bar that a digest of theirs would allow (score order: best first)
+        due: dict[int, tuple[int, Following, list[int]]] = {}
+        for row, sub in enumerate(chunk):
+            if not calibrated[row]:
+                log.info(
+                    "alerts: %s: fewer than %d recent papers scored to set a bar on "
+                    "(ranking.corpus_papers: %d); none sent",
+                    sub.id,
+                    settings.min_history,
+                    config.ranking.corpus_papers,
                 )
-            )
-            budget -= 1
+                continue
+            budget = settings.max_per_day - store.alerts_since(sub.id, since)
+            if budget <= 0:
+                continue
+            following = Following(sub.follow_authors)
+            mine, seeded = excluded[sub.id], seeds[sub.id]
+            # their own under another id (an alert's paper again from another feed), as in a
+            # digest; a run's twins are few, a reader's history may be thousands of papers
+            theirs = {
+                col for p, cols in twins.others.items() if p in mine or p in seeded for col in cols
+            }
+            above = []
+            for col, _ in best[row][: budget * 4]:
+                paper_id = fresh[col]
+                if paper_id in mine or paper_id in seeded or col in theirs:
+                    continue  # delivered, rated, or the reader's own seed paper, as in a digest
+                if _passes(sub, papers[paper_id], following):
+                    above.append(int(col))
+            above = twins.distinct(above)  # two feeds' copies of one paper: one alert
+            if above:
+                due[row] = (budget, following, above)
+        if not due or scored is None:
+            continue
+        # the reasons a digest of the fresh papers would give each of them (compose.explain:
+        # the reader's own paper it is like, their words it matches or is close to, the key
+        # phrases their profile weighs in it, the interest it is close to in meaning), from
+        # the profiles that scored them, for the readers with a paper above their bar only
+        if explainer is None:
+            explainer = digest_mod.PaperExplainer(store, config, fresh, session=session)
+            explained_at = [at[p] for p in explainer.ids]
+        explained = explainer.reasons(
+            scored,
+            block[:, explained_at],
+            {row: [fresh[col] for col in due[row][2]] for row in due},
+        )
+        for row, (budget, following, above) in due.items():
+            sub, said = chunk[row], explained.get(row, {})
+            value_of = dict(best[row])
+            for col in above:
+                if budget <= 0:
+                    break
+                paper_id, value = fresh[col], value_of[col]
+                paper = papers[paper_id]
+                # a digest's fallbacks (popular, new in the feeds, must_match for a reader with
+                # nothing liked) say nothing the reader's profile found
+                reasons = [r for r in said.get(paper_id, []) if r.kind not in FALLBACKS]
+                followed = following.match(paper.get("authors") or [])
+                if followed:
+                    reasons.insert(0, Reason("followed_author", followed))
+                if not reasons:
+                    # as a digest leaves out a pick nothing of the reader's explains: a score
+                    # far above the bar with no reason is a word the profile misread ("policy"
+                    # in "AI ethics and policy" on a reinforcement-learning paper), not news
+                    log.info("alerts: %s for %s has no reason to give; not sent", paper_id, sub.id)
+                    continue
+                reasons.append(Reason("above_bar", numbers=(value, float(bars[row]), share)))
+                alerts.append(
+                    Alert(
+                        sub,
+                        Ranked(paper_id, paper["title"], paper["url"], value, reasons, paper),
+                        float(bars[row]),
+                    )
+                )
+                budget -= 1
     return alerts
 
 
 def _bars_and_best(
-    blocks: Iterator[tuple[int, np.ndarray]],
-    readers: int,
-    history: list[int],
-    fresh: list[int],
-    settings: AlertConfig,
+    block: np.ndarray, history: list[int], fresh: list[int], settings: AlertConfig
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, float]]]]:
-    """From the readers' scores a chunk at a time (:func:`compose.iter_score_matrix`): each
-    reader's bar (their ``percentile`` over the ``history`` columns), whether enough of those
-    were scored to set one, and their best fresh papers above it, best first, as many as a day
-    of alerts may look at (index in ``fresh``, score). Only these outlive their chunk."""
-    bars = np.full(readers, np.nan)
-    calibrated = np.zeros(readers, dtype=bool)
-    best: list[list[tuple[int, float]]] = [[] for _ in range(readers)]
+    """From a chunk of readers' scores (:func:`compose.iter_scored_blocks`): each reader's bar
+    (their ``percentile`` over the ``history`` columns), whether enough of those were scored to
+    set one, and their best fresh papers above it, best first, as many as a day of alerts may
+    look at (index in ``fresh``, score). Only these outlive their chunk."""
+    best: list[list[tuple[int, float]]] = [[] for _ in range(len(block))]
     looked_at = settings.max_per_day * 4  # some are the reader's own or filtered out
-    for start, block in blocks:
-        usual = block[:, history]
-        rows = slice(start, start + len(block))
-        # the papers each bar is set over are those the reader's scores reach: past
-        # ranking.corpus_papers a day of feeds can be all the corpus holds, and a bar of no
-        # paper (NaN) let every fresh paper with a reason through
-        scored = np.isfinite(usual)
-        calibrated[rows] = scored.sum(axis=1) >= settings.min_history
-        bars[rows] = _percentiles(usual, scored.all(axis=1), settings.percentile)
-        # each reader's fresh papers above their bar, best first (equal scores: the earlier
-        # paper first), found among the few above it rather than by sorting all of them
-        scores = block[:, fresh]
-        with np.errstate(invalid="ignore"):
-            above = scores > bars[rows, None]
-        for row in np.flatnonzero(calibrated[rows] & above.any(axis=1)).tolist():
-            cols = np.flatnonzero(above[row])
-            ranked = cols[np.argsort(-scores[row, cols], kind="stable")][:looked_at]
-            for col in ranked.tolist():
-                value = float(scores[row, col])
-                if not np.isfinite(value):
-                    break
-                best[start + row].append((col, value))
+    usual = block[:, history]
+    # the papers each bar is set over are those the reader's scores reach: past
+    # ranking.corpus_papers a day of feeds can be all the corpus holds, and a bar of no paper
+    # (NaN) let every fresh paper with a reason through
+    scored = np.isfinite(usual)
+    calibrated = scored.sum(axis=1) >= settings.min_history
+    bars = _percentiles(usual, scored.all(axis=1), settings.percentile)
+    # each reader's fresh papers above their bar, best first (equal scores: the earlier paper
+    # first), found among the few above it rather than by sorting all of them
+    scores = block[:, fresh]
+    with np.errstate(invalid="ignore"):
+        above = scores > bars[:, None]
+    for row in np.flatnonzero(calibrated & above.any(axis=1)).tolist():
+        cols = np.flatnonzero(above[row])
+        ranked = cols[np.argsort(-scores[row, cols], kind="stable")][:looked_at]
+        for col in ranked.tolist():
+            value = float(scores[row, col])
+            if not np.isfinite(value):
+                break
+            best[row].append((col, value))
     return bars, calibrated, best
 
 

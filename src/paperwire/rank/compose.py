@@ -15,7 +15,7 @@ import datetime as dt
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -204,7 +204,7 @@ def candidates(
     dense: bool = True,
 ) -> Candidates:
     """What the run shares about the papers ``ids`` (those of the corpus are kept); ``dense``
-    False: no candidate Gram at any size (a few readers' reasons, :func:`explain_papers`,
+    False: no candidate Gram at any size (a few readers' reasons, :class:`PaperExplainer`,
     do not repay its product over the corpus)."""
     ids = [p for p in ids if p in corpus.index]
     cols = np.array([corpus.index[p] for p in ids])
@@ -824,18 +824,18 @@ def score_matrix(
     A score is in standard deviations above the subscriber's average stored paper (plus the
     popularity prior and the interest-phrase bonus), so a percentile of a subscriber's scores
     over recent papers is their "usual bar" for instant alerts. Papers not in the store get NaN.
-    The whole matrix at once: :func:`iter_score_matrix` gives it a chunk of readers at a time.
+    The whole matrix at once: :func:`iter_scored_blocks` gives it a chunk of readers at a time.
     """
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     out = np.full((len(subscribers), len(paper_ids)), np.nan, dtype=np.float32)
-    for start, block in iter_score_matrix(
+    for start, _scored, block in iter_scored_blocks(
         store, config, subscribers, paper_ids, now=now, weights=weights, session=session
     ):
         out[start : start + len(block)] = block
     return out
 
 
-def iter_score_matrix(
+def iter_scored_blocks(
     store: Store,
     config: Config,
     subscribers: list[SubscriberConfig] | None,
@@ -844,10 +844,13 @@ def iter_score_matrix(
     now: dt.datetime,
     weights: rank.Weights = DEFAULT_WEIGHTS,
     session: RankingSession | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
+) -> Iterator[tuple[int, Scored | None, np.ndarray]]:
     """:func:`score_matrix` a chunk of subscribers at a time, in order: (the chunk's first
-    row, its scores, chunk × papers). Memory holds a chunk, not every reader's row: alerts
-    over 20,000 readers and a month of papers held 1.5 GiB as one matrix."""
+    row, its :class:`Scored`, its scores, chunk × papers). Memory holds a chunk, not every
+    reader's row (alerts over 20,000 readers and a month of papers held 1.5 GiB as one
+    matrix); the ``Scored`` (None when no paper is in the corpus) keeps the chunk's profiles,
+    so instant alerts explain what the scores found without building them twice
+    (:class:`PaperExplainer`)."""
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     session = session or RankingSession()
     corpus = session.corpus(store, corpus_scope(store, config))
@@ -857,7 +860,7 @@ def iter_score_matrix(
     if not known:
         for start in range(0, len(subscribers), SUBSCRIBER_CHUNK):
             rows = len(subscribers[start : start + SUBSCRIBER_CHUNK])
-            yield start, np.full((rows, len(paper_ids)), np.nan, dtype=np.float32)
+            yield start, None, np.full((rows, len(paper_ids)), np.nan, dtype=np.float32)
         return
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
@@ -869,39 +872,59 @@ def iter_score_matrix(
     ):  # fmt: skip
         block = np.full((len(scored.chunk), len(paper_ids)), np.nan, dtype=np.float32)
         block[:, known] = scored.scores
-        yield scored.start, block
+        yield scored.start, scored, block
 
 
-def explain_papers(
-    store: Store,
-    config: Config,
-    subscribers: list[SubscriberConfig],
-    papers: list[list[str]],
-    among: list[str],
-    *,
-    now: dt.datetime,
-    weights: rank.Weights = DEFAULT_WEIGHTS,
-    session: RankingSession | None = None,
-) -> list[dict[str, list[Reason]]]:
-    """The reasons :func:`explain` gives each subscriber's ``papers`` in a digest whose
-    candidates are ``among`` (they include ``papers``): per subscriber, paper id -> reasons,
-    nothing for a paper nothing explains. Followed authors are the caller's to name (instant
-    alerts: a paper far above a reader's bar says what their digest would say of it)."""
-    out: list[dict[str, list[Reason]]] = []
-    if not subscribers:
-        return out
-    session = session or RankingSession()
-    corpus = session.corpus(store, corpus_scope(store, config))
-    run = candidates(store, corpus, subscribers, among, dense=False)
-    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
-    picks = [[run.column[p] for p in wanted if p in run.column] for wanted in papers]
-    for scored in score(
-        store, corpus, embedded, subscribers, run.cols, run.matrix, run.prior, run.phrases,
-        now=now, weights=weights,
-    ):  # fmt: skip
-        chunk = picks[scored.start : scored.start + len(scored.chunk)]
-        allowed = np.ones((len(chunk), len(run.ids)), dtype=bool)
-        chosen = Chosen(allowed, chunk, [{} for _ in chunk])
-        for ranked in explain(store, corpus, embedded, run, scored, chosen, {}):
-            out.append({pick.paper_id: pick.reasons for pick in ranked})
-    return out
+class PaperExplainer:
+    """The reasons :func:`explain` gives a reader's papers in a digest whose candidates are
+    ``among`` (instant alerts: a paper far above a reader's bar says what their digest of the
+    fresh papers would say of it), from a chunk :func:`iter_scored_blocks` has scored: its
+    profiles, not a second build of them. Followed authors are the caller's to name."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        among: list[str],
+        *,
+        session: RankingSession,
+    ):
+        self.store = store
+        self.corpus = session.corpus(store, corpus_scope(store, config))
+        # the digest's candidates: their interest phrases' matches, key phrases and the IDF
+        # that "close to" weighs words by are those of the fresh papers, as a digest's are
+        # (no reader's own papers: the caller left them out of what it asks about)
+        self.run = candidates(store, self.corpus, [], among, dense=False)
+        self.embedded = session.embedded(
+            store, config.ranking.embeddings, self.corpus.ids, self.corpus.texts(store)
+        )
+        self.details: dict[str, dict[str, Any]] = {}
+
+    @property
+    def ids(self) -> list[str]:
+        """The candidates of ``among`` in the corpus, in the order ``reasons`` reads scores."""
+        return self.run.ids
+
+    def reasons(
+        self, scored: Scored, scores: np.ndarray, papers: dict[int, list[str]]
+    ) -> dict[int, dict[str, list[Reason]]]:
+        """Per row of the chunk in ``papers`` (row -> paper ids): paper id -> its reasons,
+        nothing for a paper nothing explains. ``scores``: the chunk's at :attr:`ids`."""
+        run = self.run
+        rows = [row for row, wanted in papers.items() if wanted]
+        if not rows:
+            return {}
+        picks = [[run.column[p] for p in papers.get(row, ()) if p in run.column]
+                 for row in range(len(scored.chunk))]  # fmt: skip
+        # the phrases' indices are this run's, not the scores': found for these readers only
+        mine: list[list[tuple[int, str]]] = [[] for _ in scored.chunk]
+        for row, phrases in zip(
+            rows, run.phrases.of([scored.signals[r] for r in rows]), strict=True
+        ):
+            mine[row] = phrases
+        chosen = Chosen(np.ones(scores.shape, dtype=bool), picks, [{} for _ in picks])
+        explained = explain(
+            self.store, self.corpus, self.embedded, run,
+            replace(scored, mine=mine, scores=scores), chosen, self.details,
+        )  # fmt: skip
+        return {row: {pick.paper_id: pick.reasons for pick in explained[row]} for row in rows}
