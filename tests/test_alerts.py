@@ -268,7 +268,7 @@ def test_an_alert_names_the_readers_own_paper_it_resembles(history, make_config,
 
 @pytest.mark.parametrize("embeddings", ["minilm", "off"])
 def test_an_alert_says_what_the_readers_digest_would_say_of_its_paper(
-    history, make_config, embeddings
+    history, make_config, embeddings, monkeypatch
 ):
     """An alert gave fewer reasons than a digest of the same papers gives the same paper
     (found in review): never the key phrases the reader's profile weighs in it ("about
@@ -300,6 +300,17 @@ def test_an_alert_says_what_the_readers_digest_would_say_of_its_paper(
         assert any(r.kind == "about" for r in said)  # the digest names key phrases ...
         assert alert.pick.reasons == [*said, alert.pick.reasons[-1]]  # ... and so does the alert
         assert alert.pick.reasons[-1].kind == "above_bar"
+    # a reader a chunk: the second chunk's reasons come from the same explainer, its phrases
+    # found after the first's, and still say what that reader's digest says (the score and
+    # bar alike but for a float32 product's last bits: a reader's row in another block)
+    monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 1)
+    chunked = find_alerts(history, config, config.subscribers, now=NOW)
+    assert [(a.subscriber.id, a.pick.reasons[:-1]) for a in chunked] == [
+        (a.subscriber.id, a.pick.reasons[:-1]) for a in found
+    ]
+    assert [a.pick.reasons[-1].numbers for a in chunked] == [
+        pytest.approx(a.pick.reasons[-1].numbers, rel=1e-5) for a in found
+    ]
 
 
 def test_at_most_max_per_day(history, make_config, smtp_server):
