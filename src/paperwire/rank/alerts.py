@@ -26,6 +26,7 @@ from .filters import PhraseFilter, fold_text
 from .reasons import Ranked, Reason, ReasonKind
 from .scope import scope as corpus_scope
 from .session import RankingSession
+from .twins import Among
 
 log = logging.getLogger("paperwire")
 
@@ -86,9 +87,8 @@ def find_alerts(
     # one paper under several ids (rank/twins.py), in score_matrix's corpus (the session's)
     corpus = session.corpus(store, corpus_scope(store, config))
     twins = corpus.twins.among(corpus.ids, [corpus.index.get(p, -1) for p in fresh])
-    papers = store.papers(fresh)
+    news = _Fresh(fresh, store.papers(fresh), twins)
     since = now - dt.timedelta(days=1)
-    share = 100 - settings.percentile
     explainer: digest_mod.PaperExplainer | None = None  # made at the first paper above a bar
     explained_at: list[int] = []  # its candidates' columns in the scores
     alerts: list[Alert] = []
@@ -114,20 +114,9 @@ def find_alerts(
             if budget <= 0:
                 continue
             following = Following(sub.follow_authors)
-            mine, seeded = excluded[sub.id], seeds[sub.id]
-            # their own under another id (an alert's paper again from another feed), as in a
-            # digest; a run's twins are few, a reader's history may be thousands of papers
-            theirs = {
-                col for p, cols in twins.others.items() if p in mine or p in seeded for col in cols
-            }
-            above = []
-            for col, _ in best[row][: budget * 4]:
-                paper_id = fresh[col]
-                if paper_id in mine or paper_id in seeded or col in theirs:
-                    continue  # delivered, rated, or the reader's own seed paper, as in a digest
-                if _passes(sub, papers[paper_id], following):
-                    above.append(int(col))
-            above = twins.distinct(above)  # two feeds' copies of one paper: one alert
+            above = _allowed(
+                sub, best[row][: budget * 4], excluded[sub.id], seeds[sub.id], news, following
+            )
             if above:
                 due[row] = (budget, following, above)
         if not due or scored is None:
@@ -145,35 +134,87 @@ def find_alerts(
             {row: [fresh[col] for col in due[row][2]] for row in due},
         )
         for row, (budget, following, above) in due.items():
-            sub, said = chunk[row], explained.get(row, {})
-            value_of = dict(best[row])
-            for col in above:
-                if budget <= 0:
-                    break
-                paper_id, value = fresh[col], value_of[col]
-                paper = papers[paper_id]
-                # a digest's fallbacks (popular, new in the feeds, must_match for a reader with
-                # nothing liked) say nothing the reader's profile found
-                reasons = [r for r in said.get(paper_id, []) if r.kind not in FALLBACKS]
-                followed = following.match(paper.get("authors") or [])
-                if followed:
-                    reasons.insert(0, Reason("followed_author", followed))
-                if not reasons:
-                    # as a digest leaves out a pick nothing of the reader's explains: a score
-                    # far above the bar with no reason is a word the profile misread ("policy"
-                    # in "AI ethics and policy" on a reinforcement-learning paper), not news
-                    log.info("alerts: %s for %s has no reason to give; not sent", paper_id, sub.id)
-                    continue
-                reasons.append(Reason("above_bar", numbers=(value, float(bars[row]), share)))
-                alerts.append(
-                    Alert(
-                        sub,
-                        Ranked(paper_id, paper["title"], paper["url"], value, reasons, paper),
-                        float(bars[row]),
-                    )
-                )
-                budget -= 1
+            alerts += _alerts_of(
+                chunk[row], above, budget, explained.get(row, {}), dict(best[row]),
+                float(bars[row]), news, following, settings,
+            )  # fmt: skip
     return alerts
+
+
+@dataclass
+class _Fresh:
+    """The papers an alert may be about: their ids (a column of the scores is an index here),
+    their stored records, and which of them are one paper under two ids."""
+
+    ids: list[str]
+    papers: dict[str, dict]
+    twins: Among
+
+
+def _allowed(
+    sub: SubscriberConfig,
+    best: list[tuple[int, float]],
+    mine: set[str],
+    seeded: set[str],
+    news: _Fresh,
+    following: Following,
+) -> list[int]:
+    """Of a reader's best fresh papers above their bar (index in ``news``, score), those a
+    digest of theirs would allow, best first: not delivered or rated (``mine``), not their own
+    seed paper (``seeded``), under any id, through their must/never phrases; one a paper."""
+    # their own under another id (an alert's paper again from another feed), as in a digest;
+    # a run's twins are few, a reader's history may be thousands of papers
+    theirs = {
+        col for p, cols in news.twins.others.items() if p in mine or p in seeded for col in cols
+    }
+    above = []
+    for col, _ in best:
+        paper_id = news.ids[col]
+        if paper_id in mine or paper_id in seeded or col in theirs:
+            continue  # delivered, rated, or the reader's own seed paper, as in a digest
+        if _passes(sub, news.papers[paper_id], following):
+            above.append(int(col))
+    return news.twins.distinct(above)  # two feeds' copies of one paper: one alert
+
+
+def _alerts_of(
+    sub: SubscriberConfig,
+    above: list[int],
+    budget: int,
+    said: dict[str, list[Reason]],
+    value_of: dict[int, float],
+    bar: float,
+    news: _Fresh,
+    following: Following,
+    settings: AlertConfig,
+) -> list[Alert]:
+    """A reader's alerts for the papers ``above`` their bar, best first, as many as their
+    ``budget`` for the day, with the reasons their digest gives each (``said``), a followed
+    author's name first and how rare the score is last; a paper with no reason of the
+    reader's is none."""
+    out: list[Alert] = []
+    for col in above:
+        if len(out) == budget:
+            break
+        paper_id, value = news.ids[col], value_of[col]
+        paper = news.papers[paper_id]
+        # a digest's fallbacks (popular, new in the feeds, must_match for a reader with
+        # nothing liked) say nothing the reader's profile found
+        reasons = [r for r in said.get(paper_id, []) if r.kind not in FALLBACKS]
+        followed = following.match(paper.get("authors") or [])
+        if followed:
+            reasons.insert(0, Reason("followed_author", followed))
+        if not reasons:
+            # as a digest leaves out a pick nothing of the reader's explains: a score far
+            # above the bar with no reason is a word the profile misread ("policy" in "AI
+            # ethics and policy" on a reinforcement-learning paper), not news
+            log.info("alerts: %s for %s has no reason to give; not sent", paper_id, sub.id)
+            continue
+        share = 100 - settings.percentile
+        reasons.append(Reason("above_bar", numbers=(value, bar, share)))
+        ranked = Ranked(paper_id, paper["title"], paper["url"], value, reasons, paper)
+        out.append(Alert(sub, ranked, bar))
+    return out
 
 
 def _bars_and_best(
