@@ -313,6 +313,48 @@ def test_an_alert_says_what_the_readers_digest_would_say_of_its_paper(
     ]
 
 
+def test_an_alerts_reasons_read_the_corpus_its_scores_read(history, make_config, monkeypatch):
+    """A daemon's web app records votes and its fetches store papers while alerts are being
+    worked out, and the session then builds another corpus, whose rows are other papers'.
+    The reasons named the reader's own paper by the row the scores had read it at, in the new
+    corpus (found in review): here a paper first seen long before every other takes row 0,
+    the seed paper's, and "like <your paper>" compared the pick with it instead."""
+    config = make_config(
+        "feeds: []\nsubscribers:\n"
+        '  - id: seeder\n    email: s@example.org\n    seed_papers: ["2611.00002"]\n'
+        "  - id: asker\n    email: a@example.org\n"
+        '    interests: "retrieval augmented generation, dense passage reranking"\n'
+        "alerts:\n  percentile: 99\n  max_per_day: 2\n"
+    )
+    history.add_papers([rag_paper(2)], now=NOW - dt.timedelta(days=400))
+    history.add_papers([rag_paper(1)], now=NOW)
+
+    def alerts() -> list[tuple[str, str, list]]:
+        found = find_alerts(history, config, config.subscribers, now=NOW)
+        return [(a.subscriber.id, a.pick.paper_id, a.pick.reasons) for a in found]
+
+    undisturbed = alerts()
+    assert any(r.kind == "like_seed" for _, _, reasons in undisturbed for r in reasons)
+    scored_blocks = digest.iter_scored_blocks
+
+    def meanwhile(*args, **kwargs):
+        blocks = scored_blocks(*args, **kwargs)
+        first = next(blocks)  # the run's corpus is taken, its first chunk scored
+        old = Paper("1801.00001", "A survey of protein folding kinetics", abstract=FOLDING)
+        history.add_papers([old], now=NOW - dt.timedelta(days=3000))
+        yield first
+        yield from blocks
+
+    monkeypatch.setattr(digest, "iter_scored_blocks", meanwhile)
+    assert alerts() == undisturbed
+
+
+FOLDING = (
+    "Proteins fold through intermediate states whose kinetics we survey, from two-state "
+    "folders to misfolding and aggregation, with the experiments that measure each."
+)
+
+
 def test_at_most_max_per_day(history, make_config, smtp_server):
     config = make_config(CONFIG, env={"PAPERWIRE_SMTP_URL": smtp_server.url})
     history.add_papers([rag_paper(n) for n in range(1, 5)], now=NOW)

@@ -24,7 +24,6 @@ from . import compose as digest_mod
 from .authors import Following
 from .filters import PhraseFilter, fold_text
 from .reasons import Ranked, Reason, ReasonKind
-from .scope import scope as corpus_scope
 from .session import RankingSession
 from .twins import Among
 
@@ -84,8 +83,10 @@ def find_alerts(
     history_cols, fresh_cols = [at[p] for p in history], [at[p] for p in fresh]
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
-    # one paper under several ids (rank/twins.py), in score_matrix's corpus (the session's)
-    corpus = session.corpus(store, corpus_scope(store, config))
+    # the run's corpus and vectors, once: the scores, the reasons and the twins read its rows
+    models = digest_mod.run_models(store, config, session)
+    corpus = models[0]
+    # one paper under several ids (rank/twins.py)
     twins = corpus.twins.among(corpus.ids, [corpus.index.get(p, -1) for p in fresh])
     news = _Fresh(fresh, store.papers(fresh), twins)
     since = now - dt.timedelta(days=1)
@@ -93,7 +94,7 @@ def find_alerts(
     explained_at: list[int] = []  # its candidates' columns in the scores
     alerts: list[Alert] = []
     for start, scored, block in digest_mod.iter_scored_blocks(
-        store, config, subscribers, columns, now=now, session=session
+        store, config, subscribers, columns, now=now, models=models
     ):
         chunk = subscribers[start : start + len(block)]
         bars, calibrated, best = _bars_and_best(block, history_cols, fresh_cols, settings)
@@ -126,7 +127,7 @@ def find_alerts(
         # phrases their profile weighs in it, the interest it is close to in meaning), from
         # the profiles that scored them, for the readers with a paper above their bar only
         if explainer is None:
-            explainer = digest_mod.PaperExplainer(store, config, fresh, session=session)
+            explainer = digest_mod.PaperExplainer(store, models, fresh)
             explained_at = [at[p] for p in explainer.ids]
         explained = explainer.reasons(
             scored,

@@ -835,6 +835,17 @@ def score_matrix(
     return out
 
 
+def run_models(
+    store: Store, config: Config, session: RankingSession
+) -> tuple[Corpus, EmbeddedCorpus | None]:
+    """The corpus and (embeddings on) its vectors a run ranks with, from ``session``: taken
+    once a run, so that everything the run works out reads the same rows (a vote or a fetch
+    meanwhile makes the session build another corpus, whose rows are other papers')."""
+    corpus = session.corpus(store, corpus_scope(store, config))
+    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
+    return corpus, embedded
+
+
 def iter_scored_blocks(
     store: Store,
     config: Config,
@@ -844,16 +855,17 @@ def iter_scored_blocks(
     now: dt.datetime,
     weights: rank.Weights = DEFAULT_WEIGHTS,
     session: RankingSession | None = None,
+    models: tuple[Corpus, EmbeddedCorpus | None] | None = None,
 ) -> Iterator[tuple[int, Scored | None, np.ndarray]]:
     """:func:`score_matrix` a chunk of subscribers at a time, in order: (the chunk's first
     row, its :class:`Scored`, its scores, chunk × papers). Memory holds a chunk, not every
     reader's row (alerts over 20,000 readers and a month of papers held 1.5 GiB as one
     matrix); the ``Scored`` (None when no paper is in the corpus) keeps the chunk's profiles,
     so instant alerts explain what the scores found without building them twice
-    (:class:`PaperExplainer`)."""
+    (:class:`PaperExplainer`, given the same ``models``: :func:`run_models`)."""
     subscribers = list(config.subscribers if subscribers is None else subscribers)
     session = session or RankingSession()
-    corpus = session.corpus(store, corpus_scope(store, config))
+    corpus = models[0] if models else session.corpus(store, corpus_scope(store, config))
     known = [i for i, p in enumerate(paper_ids) if p in corpus.index]
     if not subscribers:
         return
@@ -864,7 +876,11 @@ def iter_scored_blocks(
         return
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
+    embedded = (
+        models[1]
+        if models
+        else session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
+    )
     for scored in score(
         store, corpus, embedded, subscribers, cols, corpus.matrix[cols], prior,
         _phrases_of(store, corpus, cols),
@@ -884,20 +900,17 @@ class PaperExplainer:
     def __init__(
         self,
         store: Store,
-        config: Config,
+        models: tuple[Corpus, EmbeddedCorpus | None],
         among: list[str],
-        *,
-        session: RankingSession,
     ):
         self.store = store
-        self.corpus = session.corpus(store, corpus_scope(store, config))
+        # the scores' own corpus and vectors (:func:`run_models`): the chunks' signals name
+        # their rows, which another build of the corpus would give to other papers
+        self.corpus, self.embedded = models
         # the digest's candidates: their interest phrases' matches, key phrases and the IDF
         # that "close to" weighs words by are those of the fresh papers, as a digest's are
         # (no reader's own papers: the caller left them out of what it asks about)
         self.run = candidates(store, self.corpus, [], among, dense=False)
-        self.embedded = session.embedded(
-            store, config.ranking.embeddings, self.corpus.ids, self.corpus.texts(store)
-        )
         self.details: dict[str, dict[str, Any]] = {}
 
     @property
