@@ -137,6 +137,30 @@ def test_rated_and_sent_papers_are_never_picked_again(stocked, config):
     assert {"2611.00001", "2611.00002", "2611.00003"} <= set(ids(bob))
 
 
+def test_a_paper_rated_while_the_run_goes_on_is_not_picked_for_its_reader(
+    stocked, make_config, monkeypatch
+):
+    # a run reads who owns what (sent, rated, seeds) when it begins and each chunk's votes when
+    # the chunk is scored; a vote imported in between (`feedback import`, `seeds import` beside
+    # a daemon's digests) put the paper in the reader's profile but not among their own, and it
+    # came back as their first pick, "like" itself (found in review)
+    config = make_config(
+        CONFIG + "  - id: dee\n    email: dee@example.org\n"
+        '    interests: "KV cache quantization, efficient LLM inference"\n    digest_size: 3\n'
+    )
+    monkeypatch.setattr(digest, "SUBSCRIBER_CHUNK", 1)
+    monkeypatch.setattr(digest, "SCORING_THREADS", 2)
+    undisturbed = worded.compose(stocked, config, now=NOW)["dee"]
+    top = undisturbed.picks[0].paper_id
+    composed = worded.iter_compose(stocked, config, now=NOW)
+    assert next(composed).subscriber.id == "ada"  # three chunks are gathered by now, not dee's
+    stocked.record_vote("dee", top, 1, via="import", now=NOW)
+    dee = [d for d in composed if d.subscriber.id == "dee"][0]
+    assert top not in ids(dee)
+    # the vote still counts: the paper most like the one she liked is named by it
+    assert dee.picks and dee.picks[0].reasons[0].startswith("like “")
+
+
 def test_a_liked_paper_pulls_its_neighbour_up_and_is_named(stocked, config):
     bob = config.subscriber("bob")
     before = ids(worded.compose(stocked, config, [bob], now=NOW, limit=8)["bob"])

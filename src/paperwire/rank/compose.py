@@ -178,6 +178,7 @@ class Candidates:
     first_seen: np.ndarray  # POSIX seconds
     prior: np.ndarray  # rank.popularity_prior of their upvotes
     column: dict[str, int]  # paper id -> candidate column
+    column_of_row: np.ndarray  # corpus row -> candidate column, -1 for the rest
     # per subscriber: sent, voted or a seed (config or imported), the reader's own, never a pick
     excluded: dict[str, set[str]]
     # the candidates that are one paper under several ids (rank/twins.py): a reader's own
@@ -214,6 +215,8 @@ def candidates(
     for sub in subscribers:  # a seed paper is the reader's own: never a candidate
         excluded.setdefault(sub.id, set()).update(seed_ids(sub))
     small = dense and len(cols) <= MAX_DENSE_SIMILARITY
+    column_of_row = np.full(len(corpus.ids), -1, dtype=np.int64)
+    column_of_row[cols.astype(np.int64)] = np.arange(len(cols))
     gram = rank.CandidateGram(corpus.matrix, cols) if small else None
     return Candidates(
         ids=ids,
@@ -222,6 +225,7 @@ def candidates(
         first_seen=first_seen,
         prior=rank.popularity_prior([r.get("upvotes") for r in rows]),
         column={p: i for i, p in enumerate(ids)},
+        column_of_row=column_of_row,
         excluded=excluded,
         twins=corpus.twins.among(corpus.ids, cols),
         gram=gram,
@@ -288,7 +292,7 @@ def score(
     weights: rank.Weights,
     gram: rank.CandidateGram | None = None,
     calibration: rank.CandidateGram | None = None,
-    select: Callable[[list[SubscriberConfig]], np.ndarray] | None = None,
+    select: Callable[[list[SubscriberConfig], list[rank.Signals]], np.ndarray] | None = None,
     order: Callable[[np.ndarray, np.ndarray, list[SubscriberConfig]], list[list[int]]]
     | None = None,
 ) -> Iterator[Scored]:
@@ -320,7 +324,7 @@ def score(
             store, chunk, interests, corpus.index, corpus.rows, not_interested
         )
         vectors = None if embedded is None else embedded.vectors_of(store, signals, now)
-        allowed = None if select is None else select(chunk)
+        allowed = None if select is None else select(chunk, signals)
         return _Gathered(start, chunk, signals, phrases.of(signals), vectors, allowed)
 
     def work_out(got: _Gathered) -> Scored:
@@ -399,11 +403,14 @@ class Chosen:
 
 
 def allowed_of(
-    run: Candidates, chunk: list[SubscriberConfig], starts: dict[str, dt.datetime]
+    run: Candidates,
+    chunk: list[SubscriberConfig],
+    starts: dict[str, dt.datetime],
+    signals: list[rank.Signals] | None = None,
 ) -> np.ndarray:
     """(subscribers × candidates) what each reader may get: in their window, not their own
     (under any id: rank/twins.py), through their must/never phrases (read from the store: the
-    caller's thread)."""
+    caller's thread); nor a paper their ``signals`` (the chunk's, as scored) rate."""
     window = np.array([starts[sub.id].timestamp() for sub in chunk])
     allowed = run.first_seen[None, :] > window[:, None]
     others = run.twins.others
@@ -417,6 +424,17 @@ def allowed_of(
             if paper_id in others:
                 allowed[row, others[paper_id]] = False
         run.follow_and_filter.filter(sub, allowed[row])  # must_match / never_match
+    if signals is not None:
+        # the excluded papers were read when the run began, a chunk's votes and seeds when it
+        # is scored: a vote imported meanwhile put a paper in the reader's profile, and it
+        # came back as a pick "like" itself
+        sizes = [len(sig.corpus_rows) for sig in signals]
+        rows = np.fromiter(
+            (r for sig in signals for r in sig.corpus_rows), dtype=np.int64, count=sum(sizes)
+        )
+        cols = run.column_of_row[rows]
+        owners = np.repeat(np.arange(len(signals)), sizes)
+        allowed[owners[cols >= 0], cols[cols >= 0]] = False
     return allowed
 
 
@@ -774,8 +792,8 @@ def iter_compose(
     embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
     details: dict[str, dict[str, Any]] = {}  # the picks' stored records, read once per chunk
 
-    def select(chunk: list[SubscriberConfig]) -> np.ndarray:
-        return allowed_of(run, chunk, starts)
+    def select(chunk: list[SubscriberConfig], signals: list[rank.Signals]) -> np.ndarray:
+        return allowed_of(run, chunk, starts, signals)
 
     def order(
         scores: np.ndarray, allowed: np.ndarray, chunk: list[SubscriberConfig]
