@@ -333,6 +333,45 @@ def test_fetch_says_when_the_model_cannot_be_read_without_v(tmp_path):
     ) in result.stderr
 
 
+def test_two_threads_asking_for_a_corpus_s_vectors_at_once_encode_its_papers_once(
+    store, model, monkeypatch
+):
+    # a daemon's threads share one session, as they share its corpus: the second waits for the
+    # first's vectors rather than encoding the same new papers beside it
+    import threading
+    import time
+
+    from paperwire.rank.session import RankingSession
+    from paperwire.store import Store
+
+    store.add_papers(
+        [Paper("2611.00001", "Bandits", "Regret bounds.", url="u1", source="arxiv")], now=NOW
+    )
+    session = RankingSession()
+    monkeypatch.setattr(session, "model", lambda spec: model)
+    real, built = embed.paper_vectors, []
+
+    def slow(*args, **kwargs):  # a corpus of new papers takes a while to encode
+        built.append(threading.get_ident())
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embed, "paper_vectors", slow)
+    ids, texts, got = ["2611.00001"], ["bandit regret"], []
+
+    def ask() -> None:
+        with Store(store.path) as own:  # each thread its own connection, as the daemon's
+            got.append(session.embedded(own, "wordllama", ids, texts))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(built) == 1
+    assert len(got) == 2 and got[0] is got[1]
+
+
 def test_a_session_reads_a_model_folder_pulled_again_while_it_runs(tmp_path, store):
     """``paperwire model pull --force`` renames a new folder into place; a daemon's session
     (kept across reloads) kept the old weights, and its fetches re-encoded the stored papers

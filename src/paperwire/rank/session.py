@@ -37,6 +37,7 @@ class RankingSession:
         # (database, model name) -> (corpus version, its vectors, the list of ids they are for)
         self._embedded: tuple[tuple[str, str], tuple[Any, ...], EmbeddedCorpus, list[str]] | None
         self._embedded = None
+        self._embedding = threading.Lock()  # ... and one encodes a corpus's missing papers
 
     def model(self, spec: str) -> EmbeddingModel:
         """The model ``ranking.embeddings`` names, loaded once: the one place a model is
@@ -84,18 +85,21 @@ class RankingSession:
 
         model = self.model(spec)
         key = (str(store.path.resolve()), model.name)
-        kept = self._embedded if self._embedded is not None and self._embedded[0] == key else None
-        if kept is not None and kept[3] is ids:
-            return kept[2]
-        # the ids themselves, not their count: corpora of two scopes may hold as many papers
-        version = (*store.corpus_version(), hash(tuple(ids)))
-        if kept is not None and kept[1] == version:
-            self._embedded = (key, version, kept[2], ids)
-            return kept[2]
-        self._embedded = None
-        embedded = EmbeddedCorpus(model, paper_vectors(store, model, ids, texts))
-        self._embedded = (key, version, embedded, ids)
-        return embedded
+        with self._embedding:
+            kept = (
+                self._embedded if self._embedded is not None and self._embedded[0] == key else None
+            )
+            if kept is not None and kept[3] is ids:
+                return kept[2]
+            # the ids themselves, not their count: corpora of two scopes may hold as many papers
+            version = (*store.corpus_version(), hash(tuple(ids)))
+            if kept is not None and kept[1] == version:
+                self._embedded = (key, version, kept[2], ids)
+                return kept[2]
+            self._embedded = None
+            embedded = EmbeddedCorpus(model, paper_vectors(store, model, ids, texts))
+            self._embedded = (key, version, embedded, ids)
+            return embedded
 
     def embed_stored(
         self,
