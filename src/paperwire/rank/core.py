@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 from sklearn.utils import murmurhash3_32
 
@@ -416,6 +415,10 @@ def classifier_row(lab: Labels, corpus: sp.csr_matrix, weights: Weights) -> sp.c
         balance * decay[pos],
         weights.classifier_dislike_weight * decay[neg],
     ]
+    # imported here: the classifier is off by default (classifier_max_subscribers), and its
+    # module adds ~0.15 s to every process that ranks
+    from sklearn.linear_model import LogisticRegression
+
     clf = LogisticRegression(C=weights.classifier_c, solver="liblinear")
     clf.fit(x, y, sample_weight=sample_weight)
     coef = sp.csr_matrix(clf.coef_.astype(np.float32))
