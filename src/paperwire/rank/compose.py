@@ -789,7 +789,7 @@ def iter_compose(
     session = session or RankingSession()
     corpus = session.corpus(store, corpus_scope(store, config, min(starts.values())))
     run = candidates(store, corpus, subscribers, candidate_ids)
-    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
+    embedded = _embedded(store, config, session, corpus)
     details: dict[str, dict[str, Any]] = {}  # the picks' stored records, read once per chunk
 
     def select(chunk: list[SubscriberConfig], signals: list[rank.Signals]) -> np.ndarray:
@@ -860,8 +860,14 @@ def run_models(
     once a run, so that everything the run works out reads the same rows (a vote or a fetch
     meanwhile makes the session build another corpus, whose rows are other papers')."""
     corpus = session.corpus(store, corpus_scope(store, config))
-    embedded = session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
-    return corpus, embedded
+    return corpus, _embedded(store, config, session, corpus)
+
+
+def _embedded(
+    store: Store, config: Config, session: RankingSession, corpus: Corpus
+) -> EmbeddedCorpus | None:
+    """The vectors of ``corpus`` under the model ``ranking.embeddings`` names (None: off)."""
+    return session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
 
 
 def iter_scored_blocks(
@@ -894,11 +900,7 @@ def iter_scored_blocks(
         return
     cols = np.array([corpus.index[paper_ids[i]] for i in known])
     prior = rank.popularity_prior([corpus.rows[c]["upvotes"] for c in cols])
-    embedded = (
-        models[1]
-        if models
-        else session.embedded(store, config.ranking.embeddings, corpus.ids, corpus.texts(store))
-    )
+    embedded = models[1] if models else _embedded(store, config, session, corpus)
     for scored in score(
         store, corpus, embedded, subscribers, cols, corpus.matrix[cols], prior,
         _phrases_of(store, corpus, cols),
