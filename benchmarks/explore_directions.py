@@ -50,8 +50,7 @@ def features(kind: str, counts, vocab, asl):
     texts = [paper_text(ep.TITLE, ep.text_of(counts, i, vocab)) for i in range(counts.shape[0])]
     model = rank.TextModel()
     if kind == "product-words":
-        model.vectorizer.set_params(ngram_range=(1, 1))
-        model._analyzer = model.vectorizer.build_analyzer()
+        model.hasher.ngram_range = (1, 1)
     return model.fit(texts).transform(texts).tocsr().astype(np.float64)
 
 

@@ -168,7 +168,8 @@ def test_every_command_has_help_with_text(command):
 
 
 def test_commands_that_do_not_rank_do_not_import_scikit_learn(tmp_path: Path):
-    """`--help`, `status`, `feedback` start fast: scikit-learn loads only when ranking."""
+    """`--help`, `status`, `feedback` start fast: SciPy loads only when ranking, and
+    scikit-learn not even then (tests/test_hashing.py)."""
     probe = "import sys, paperwire.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))"
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from paperwire.rank import core as rank
+from paperwire.rank import hashing
 from paperwire.rank.paper_phrases import key_phrases
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -52,11 +53,11 @@ def vote(i: int, sign: int, days_ago: float = 0) -> tuple[str, int, dt.datetime]
     return (CORPUS[i], sign, NOW - dt.timedelta(days=days_ago))
 
 
-def test_transform_rows_are_unit_length_and_columns_match_the_vectorizer(model):
+def test_transform_rows_are_unit_length_and_columns_match_the_hasher(model):
     matrix = model.transform(CORPUS)
     assert np.allclose(sp.linalg.norm(matrix, axis=1), 1.0)
     tokens = model.tokens(CORPUS[KV])
-    direct = model.vectorizer.transform([CORPUS[KV]])
+    direct = model.hasher.transform([CORPUS[KV]])
     assert set(model.columns(tokens)) == set(direct.indices)
 
 
@@ -402,11 +403,11 @@ def test_key_phrases_are_the_same_once_the_column_cache_is_full(model, monkeypat
     )
     first = key_phrases(model, text, ["KV cache", "speculative decoding"])
     again = key_phrases(model, text, ["KV cache", "speculative decoding"])  # cached
-    monkeypatch.setattr(rank, "COLUMN_CACHE", 0)
+    monkeypatch.setattr(hashing, "COLUMN_CACHE", 0)
     fresh = rank.TextModel()
     fresh.idf = model.idf
     uncached = key_phrases(fresh, text, ["KV cache", "speculative decoding"])
-    assert fresh._columns == {}  # nothing was remembered
+    assert fresh.hasher._columns == {}  # nothing was remembered
     for got in (again, uncached):
         assert got.texts == first.texts
         assert got.columns.tolist() == first.columns.tolist()

@@ -55,13 +55,13 @@ def analysed_rows(store: Store) -> dict[str, tuple[str, str]]:
     return store.paper_terms_made()
 
 
-def test_stored_analyses_are_what_the_vectorizer_and_key_phrases_give(store):
+def test_stored_analyses_are_what_the_hasher_and_key_phrases_give(store):
     store.add_papers(real_papers(), now=NOW)
     model = rank.TextModel()
     ids, texts = texts_of(store)
     assert terms.refresh(store, model) == len(ids)
     loaded = terms.load(store, model, ids, texts)
-    direct = model.vectorizer.transform(texts)
+    direct = model.hasher.transform(texts)
     assert (loaded.counts != direct).nnz == 0
     assert np.array_equal(loaded.counts.indices, direct.indices)
     # the key phrases a reason may name are the ones found from the text itself
@@ -85,7 +85,7 @@ def test_the_key_phrases_of_many_papers_at_once_are_each_papers_own(store):
     ids, texts = texts_of(store)
     texts = [*texts, "Long-context KV-cache compression for on-device LLMs", "", "a b"]
     analysed = terms.analyse(model, texts)
-    model.fit_counts(model.vectorizer.transform(texts))
+    model.fit_counts(model.hasher.transform(texts))
     keywords = [
         ["KV cache", "long-context inference"] if i % 5 == 0 else [] for i in range(len(texts))
     ]
@@ -196,7 +196,7 @@ def test_an_edited_abstract_or_another_analyser_is_analysed_again(store):
     loaded = terms.load(store, model, ids, texts)
     row = ids.index(edited.paper_id)
     assert "protein folding" in loaded.pairs(row)
-    assert (loaded.counts[row] != model.vectorizer.transform([texts[row]])).nnz == 0
+    assert (loaded.counts[row] != model.hasher.transform([texts[row]])).nnz == 0
 
     # rows another analyser made (an older paperwire, another scikit-learn) are not trusted,
     # even when their blobs fit together (here: every term in column 0)
@@ -205,7 +205,7 @@ def test_an_edited_abstract_or_another_analyser_is_analysed_again(store):
             "update paper_terms set analyser = 'terms0-old', terms = zeroblob(length(terms))"
         )
     corpus = RankingSession().corpus(store)
-    assert (corpus.counts != (model.vectorizer.transform(texts) > 0)).nnz == 0
+    assert (corpus.counts != (model.hasher.transform(texts) > 0)).nnz == 0
     assert {a for a, _ in analysed_rows(store).values()} == {terms.analyser(model)}
 
 
@@ -270,7 +270,7 @@ def test_a_damaged_analysis_is_made_again(store):
         store.db.execute("update paper_terms set counts = substr(counts, 2) where paper_id = ?",
                          [ids[4]])  # fmt: skip
     loaded = terms.load(store, model, ids, texts)
-    assert (loaded.counts != model.vectorizer.transform(texts)).nnz == 0
+    assert (loaded.counts != model.hasher.transform(texts)).nnz == 0
     stored = store.paper_terms(terms.analyser(model))[ids[4]]
     assert len(stored[1]) == 4 * len(stored[2])  # and stored whole again
 
@@ -318,7 +318,7 @@ def test_a_locked_database_costs_one_busy_wait_not_one_per_batch(tmp_path, caplo
     assert len(warnings) == 1
     assert warnings[0].startswith("could not keep the analysed text of 40 papers: ")
     assert "the database stayed locked" in warnings[0]
-    assert (loaded.counts != model.vectorizer.transform(texts)).nnz == 0
+    assert (loaded.counts != model.hasher.transform(texts)).nnz == 0
 
 
 def test_key_phrases_from_stored_pairs_are_those_the_text_gave_before_storing():

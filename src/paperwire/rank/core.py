@@ -1,6 +1,7 @@
 """The TF-IDF half of ranking: pure functions from vectors, labels and ``now`` to scores.
 
-Feature space. A ``HashingVectorizer`` (word 1-2-grams, English stop words) with an IDF vector
+Feature space. Hashed term counts (:mod:`.hashing`: scikit-learn's ``HashingVectorizer`` with
+word 1-2-grams and English stop words, bit for bit) with an IDF vector
 fitted on the stored corpus (:class:`TextModel`). Hashing keeps the columns fixed while the
 corpus grows every day (a term means the same column tomorrow), and we do not try to keep old
 profiles alive across days: every run refits the IDF and rebuilds every profile from its raw
@@ -35,10 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
-from sklearn.utils import murmurhash3_32
 
+from .hashing import TermHasher, unit_rows
 from .phrases import interest_parts
 
 N_FEATURES = 2**20
@@ -51,8 +50,6 @@ CALIBRATION_SAMPLE = 1500
 # per-subscriber fit stays bounded as the store grows for years. CiteULike-t's 25,975 papers
 # fit under it, i.e. the evaluation measured the uncapped model.
 CLASSIFIER_BACKGROUND = 30000
-# Tokens whose hashed column a model remembers (a few MB at most).
-COLUMN_CACHE = 200_000
 # The TF-IDF cosine from which a pick is "similar to" a liked paper: 14 of the 539,241 pairs of
 # the reader evaluation's 1,039 real papers reach it (semantic.SIMILAR_RARITY).
 SIMILAR_LIKED_BAR = 0.25
@@ -184,22 +181,13 @@ class TextModel:
         self.n_features = n_features
         self.min_df = min_df
         self.max_df = max_df
-        self.vectorizer = HashingVectorizer(
-            n_features=n_features,
-            ngram_range=(1, 2),
-            stop_words="english",
-            alternate_sign=False,
-            norm=None,
-            dtype=np.float32,
-        )
+        self.hasher = TermHasher(n_features)
         self.idf = np.ones(n_features, dtype=np.float32)
-        self._analyzer = self.vectorizer.build_analyzer()
-        self.stop_words = self.vectorizer.get_stop_words()
-        self._columns: dict[str, int] = {}
+        self.stop_words = self.hasher.stop_words
 
     def fit(self, texts: list[str]) -> TextModel:
         """Learn IDF weights from the corpus texts."""
-        return self.fit_counts(self.vectorizer.transform(texts))
+        return self.fit_counts(self.hasher.transform(texts))
 
     def fit_counts(self, counts: sp.spmatrix) -> TextModel:
         """Learn smoothed IDF from a count matrix; too rare or too common terms weigh 0.
@@ -225,13 +213,11 @@ class TextModel:
         # product costs milliseconds per call, this costs microseconds
         weighted.data = (1 + np.log(weighted.data)) * self.idf[weighted.indices]
         weighted.eliminate_zeros()
-        if not weighted.shape[0]:  # no papers yet (a fresh install): scikit-learn refuses
-            return weighted
-        return normalize(weighted, copy=False)
+        return unit_rows(weighted)
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
         """Weighted, normalised vectors of texts."""
-        return self.weigh(self.vectorizer.transform(texts))
+        return self.weigh(self.hasher.transform(texts))
 
     def interests_counts(self, texts: list[str]) -> sp.csr_matrix:
         """Term counts of interests texts, each phrase counted on its own.
@@ -246,7 +232,7 @@ class TextModel:
                 which.append(phrases.setdefault(phrase, len(phrases)))
         if not phrases:
             return sp.csr_matrix((len(texts), self.n_features), dtype=np.float32)
-        counts = self.vectorizer.transform(list(phrases))
+        counts = self.hasher.transform(list(phrases))
         # whole-number counts in float32: their sums are exact in any order
         mix = sp.csr_matrix(
             (np.ones(len(owners), dtype=np.float32), (owners, which)),
@@ -259,27 +245,13 @@ class TextModel:
         return self.weigh(self.interests_counts(texts))
 
     def tokens(self, text: str) -> list[str]:
-        return self._analyzer(text)
+        """The text's terms: words, then word pairs (:meth:`.TermHasher.terms`)."""
+        return self.hasher.terms(text)
 
     def columns(self, tokens: list[str]) -> np.ndarray:
-        """The hashed column of each token: the vectorizer's own hash (signed 32-bit murmurhash3
-        of the UTF-8 token, absolute value modulo ``n_features``), remembered per token, since
-        reasons look up the same phrases for thousands of subscribers."""
-        cache = self._columns
-        out = np.empty(len(tokens), dtype=np.int64)
-        for i, token in enumerate(tokens):
-            col = cache.get(token)
-            if col is None:
-                h = murmurhash3_32(token, seed=0)
-                # the vectorizer's rule for the one value abs() cannot negate
-                if h == -(2**31):  # abs() cannot negate it: the vectorizer's rule for it
-                    col = (2**31 - 1 - (self.n_features - 1)) % self.n_features
-                else:
-                    col = abs(h) % self.n_features
-                if len(cache) < COLUMN_CACHE:
-                    cache[token] = col
-            out[i] = col
-        return out
+        """The hashed column of each token, remembered per token, since reasons look up the
+        same phrases for thousands of subscribers."""
+        return self.hasher.columns(tokens)
 
 
 def decay_factor(age_days: float | np.ndarray, half_life_days: float) -> np.ndarray:
@@ -386,7 +358,7 @@ def rocchio_rows(labels: list[Labels], n_features: int, weights: Weights) -> sp.
         (np.array(coef_vals, dtype=np.float32), (coef_rows, coef_cols)), shape=(len(labels), offset)
     )
     stacked = sp.vstack([lab.vectors for lab in labels]).tocsr()
-    return normalize((mix @ stacked).tocsr())
+    return unit_rows((mix @ stacked).tocsr())
 
 
 def classifier_row(lab: Labels, corpus: sp.csr_matrix, weights: Weights) -> sp.csr_matrix:
@@ -471,7 +443,7 @@ def build_profiles_from_signals(
     counts = model.interests_counts(texts) if texts else None
     batch = model.weigh(counts) if counts is not None else None
     # what says a reader likes something: a seed, a thumbs-up, or an interests text with a
-    # word the vectorizer keeps, even one the corpus weighs 0 as yet (too rare, too common);
+    # word the hasher keeps, even one the corpus weighs 0 as yet (too rare, too common);
     # "R, C" has none, and a reader who wrote only that is as blank as one who wrote nothing
     liked = np.array(
         [
@@ -505,7 +477,7 @@ def build_profiles_from_signals(
         mixed = mixed + interest_part
     mixed = mixed.tocsr()
     norms = np.sqrt(np.asarray(mixed.multiply(mixed).sum(axis=1), dtype=np.float64).ravel())
-    rocchio = normalize(mixed)
+    rocchio = unit_rows(mixed)
     parts = (coef, interest_part, norms)
     positives = np.array(
         [
@@ -614,7 +586,7 @@ def _calibrated(
 
 def _scaled_parts(parts: tuple, scale: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
     """The Rocchio parts times what turned them into profile rows: 1 / the row's norm (as
-    ``normalize``) times its standardising scale."""
+    ``unit_rows``) times its standardising scale."""
     coef, interest_part, norms = parts
     factor = sp.diags(scale / np.where(norms > 0, norms, 1.0))
     # float32 like the profile rows (and like CandidateGram's rows: a mixed product would

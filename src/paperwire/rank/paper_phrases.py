@@ -75,7 +75,7 @@ def phrase_pairs(text: str, stop_words: frozenset[str]) -> list[str]:
 
 
 def pair_tokens(written: str) -> tuple[str, str, str]:
-    """A pair's bigram token and its two words, as the vectorizer writes them."""
+    """A pair's bigram token and its two words, as the hasher writes them."""
     first, second = _PAIR_JOINT.split(written.lower(), maxsplit=1)
     return f"{first} {second}", first, second
 

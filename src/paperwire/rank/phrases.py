@@ -9,9 +9,9 @@ from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from . import topics
+from .stop_words import ENGLISH_STOP_WORDS
 
 
 class Vocabulary(Protocol):
@@ -33,7 +33,7 @@ _PART_BREAK = re.compile(r"[,;\n\r]+")
 # speculative decoding"); a comma between two adjectives separates no topics ("smaller, cheaper
 # large language models"), which interest_phrases tells apart.
 _PHRASE_BREAK = re.compile(r"([,;\n\r]+|:(?=\s|$))")
-# A word, as the vectorizer's tokens are made of (pairs of words are key-phrase candidates).
+# A word, as the hasher's terms are made of (pairs of words are key-phrase candidates).
 WORD = re.compile(r"(\w+)")
 
 
@@ -85,7 +85,7 @@ def phrase_groups(model: Vocabulary, phrase: str) -> list[np.ndarray]:
     word pair (one word if the phrase has one), any column of a group will do.
 
     The last word may be singular or plural ("graph neural network" matches "... networks").
-    Stop words are left out the way the vectorizer leaves them out, so "quantization of the KV
+    Stop words are left out the way the hasher leaves them out, so "quantization of the KV
     cache" asks for the pairs "quantization kv" and "kv cache"."""
     words = [t for t in model.tokens(phrase) if " " not in t]
     if not words:

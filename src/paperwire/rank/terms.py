@@ -8,8 +8,8 @@ so both are kept in the ``paper_terms`` table beside the paper: the hashed term 
 counts, and the word pairs with their columns. What does depend on the corpus (IDF, which pairs
 are specific enough to name a paper) is still worked out per run, from these.
 
-An analysis is reused only while the paper's text (its hash) and the analyser (:data:`ANALYSER`:
-the vectorizer's settings and stop words, and this format) are unchanged; anything else is
+An analysis is reused only while the paper's text (its hash) and the analyser (:func:`analyser`:
+the hasher's settings and stop words, and this format) are unchanged; anything else is
 analysed again and stored, so an upgrade or an edited abstract never ranks on stale terms.
 ``fetch`` analyses the papers it stored (:func:`refresh`); a run that finds papers without an
 analysis (stored by an older paperwire, or by ``library import``) analyses them itself.
@@ -26,12 +26,11 @@ from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
-import sklearn
 
 from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
-from . import topics
+from . import hashing, topics
 from .batches import CacheWrites, batch_bounds
 from .paper_phrases import PAIRS_VERSION, pair_columns, phrase_pairs
 from .scope import EVERY_PAPER, Scope
@@ -48,14 +47,13 @@ MAX_COUNT = np.iinfo(np.uint8).max
 
 def analyser(model: rank.TextModel) -> str:
     """A name for everything an analysis depends on: change any of it and papers are analysed
-    again. That is the vectorizer's settings and stop words, scikit-learn's version (its
-    tokenizer) and Python's Unicode tables (what ``\\w`` matches), the word-pair rules
-    (``PAIRS_VERSION``, ``topics.RULES_VERSION``) and this format."""
-    v = model.vectorizer
+    again. That is the hasher's settings, version and stop words and Python's Unicode tables
+    (what ``\\w`` matches), the word-pair rules (``PAIRS_VERSION``, ``topics.RULES_VERSION``) and
+    this format."""
+    h = model.hasher
     settings = repr(
-        (FORMAT, PAIRS_VERSION, topics.RULES_VERSION, sklearn.__version__, unicodedata.unidata_version,
-         v.n_features, v.ngram_range, v.token_pattern, v.lowercase, v.strip_accents,
-         sorted(model.stop_words))
+        (FORMAT, PAIRS_VERSION, topics.RULES_VERSION, hashing.VERSION, unicodedata.unidata_version,
+         h.n_features, h.ngram_range, h.word_pattern, sorted(h.stop_words))
     )  # fmt: skip
     return (
         f"terms{FORMAT}-" + hashlib.sha1(settings.encode(), usedforsecurity=False).hexdigest()[:12]
@@ -70,7 +68,7 @@ class Analysed:
     one array for all papers: only candidates ever need them, and a list of strings and an
     array per paper cost ~200 MB at 28,000 papers."""
 
-    # raw term counts, sorted columns: float32 as the vectorizer gives them (analyse), uint8 as
+    # raw term counts, sorted columns: float32 as the hasher gives them (analyse), uint8 as
     # stored (load)
     counts: sp.csr_matrix
     pair_texts: list[str]  # per paper, its word pairs as written, "\n"-joined (phrase_pairs)
@@ -86,7 +84,7 @@ class Analysed:
 
 def analyse(model: rank.TextModel, texts: list[str]) -> Analysed:
     """Analyse texts afresh."""
-    counts = model.vectorizer.transform(texts) if texts else _empty(model, 0)
+    counts = model.hasher.transform(texts) if texts else _empty(model, 0)
     pairs = [phrase_pairs(t, model.stop_words) for t in texts]
     return _analysed(
         counts.tocsr(), ["\n".join(p) for p in pairs], [pair_columns(model, p) for p in pairs]
@@ -157,7 +155,7 @@ def load(
         ),
         shape=(len(paper_ids), model.n_features),
     )
-    matrix.has_sorted_indices = True  # stored as the vectorizer gave them: sorted, summed
+    matrix.has_sorted_indices = True  # stored as the hasher gave them: sorted, summed
     return _analysed(matrix, [f[2] for f in every], [f[3] for f in every])
 
 

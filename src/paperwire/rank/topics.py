@@ -111,7 +111,7 @@ VERBS = _words(
 )
 
 # Words that join or open clauses (prepositions, conjunctions, sentence adverbs) that the
-# vectorizer keeps, and those it drops, for a phrase judged without them: a phrase holding one
+# hasher keeps, and those it drops, for a phrase judged without them: a phrase holding one
 # alone spans two pieces of a sentence ("Despite progress", "loss instead", "vs Human"); in a
 # hyphenated compound it is part of a name ("max-plus").
 CONNECTIVES = _words(
@@ -251,7 +251,7 @@ def topical(word: str) -> bool:
 def is_topic(phrase: str, stop_words: frozenset[str] = frozenset()) -> bool:
     """Whether a phrase names a topic: no boilerplate verb, a noun-like head, a topical word.
 
-    ``stop_words`` (the vectorizer's) are skipped: "quantization of the KV cache" is judged
+    ``stop_words`` (the hasher's) are skipped: "quantization of the KV cache" is judged
     on "quantization", "kv", "cache"."""
     if phrase.lower() in COMPOUNDS:
         return False
