@@ -7,6 +7,7 @@ nothing on the developer's machine leaks in.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.server
 import os
 import shutil
@@ -93,18 +94,47 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # The bundled sentence encoder is most of the suite's CPU: every test that stores papers
 # encodes them, mostly the same few fixture feeds, over and over. One text's vector depends on
-# that text only (encoder.BATCH = 1: no batch mates), so within a worker process each text is
-# encoded once, by the real model, and the model loaded once; what a test gets is exactly what
-# the uncached encoder gives. Subprocesses (the CLI, the daemon) run it uncached, and
-# test_encoder.py's own tests (marker ``uncached_encoder``) do too.
+# that text only (encoder.BATCH = 1: no batch mates), so within a run each text is encoded
+# once, by the real model, and the model loaded once per worker; what a test gets is exactly
+# what the uncached encoder gives. The worker processes share their vectors through one SQLite
+# file (the first to encode a text stores it); subprocesses (the CLI, the daemon) run the
+# encoder uncached, and test_encoder.py's own tests (marker ``uncached_encoder``) do too.
 _ENCODED: dict[tuple[str, str], Any] = {}
 _ENCODER: list[Any] = []
+
+
+@pytest.fixture(scope="session")
+def _encoded_by_any_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The run's shared vectors: a SQLite file in the folder all workers' temp folders are in."""
+    import sqlite3
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # popen-gwN/: its parent is this run's alone
+        root = root.parent
+    # any test thread may encode (a served web app, a send's workers): one connection, locked
+    db = sqlite3.connect(
+        root / "encoded-texts.sqlite", timeout=60, isolation_level=None, check_same_thread=False
+    )
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")  # a scratch file: a crash loses nothing worth keeping
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS vectors (model TEXT, text BLOB, vector BLOB, "
+        "PRIMARY KEY (model, text))"
+    )
+    yield db, threading.Lock()
+    db.close()
+
+
+def _text_key(text: str) -> bytes:
+    """A text as the shared file keys it: its hash (a feed's lone surrogate included)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 @pytest.fixture(autouse=True)
 def _encode_each_text_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     if request.node.get_closest_marker("uncached_encoder"):
         return
+    shared, shared_lock = request.getfixturevalue("_encoded_by_any_worker")
     from paperwire.rank import encoder
 
     real_load, real_embed = encoder.load, encoder.SentenceEncoder.embed
@@ -120,8 +150,23 @@ def _encode_each_text_once(request: pytest.FixtureRequest, monkeypatch: pytest.M
         if batch != 1:  # batched texts' vectors move with their batch mates: not cached
             return real_embed(self, texts, batch)
         new = [t for t in dict.fromkeys(texts) if (self.name, t) not in _ENCODED]
-        for text, vector in zip(new, real_embed(self, new, batch), strict=True):
+        with shared_lock:
+            for text in new:
+                row = shared.execute(
+                    "SELECT vector FROM vectors WHERE model = ? AND text = ?",
+                    (self.name, _text_key(text)),
+                ).fetchone()
+                if row is not None:
+                    _ENCODED[self.name, text] = np.frombuffer(row[0], dtype=np.float32)
+        new = [t for t in new if (self.name, t) not in _ENCODED]
+        vectors = real_embed(self, new, batch)
+        for text, vector in zip(new, vectors, strict=True):
             _ENCODED[self.name, text] = vector
+        with shared_lock:
+            shared.executemany(
+                "INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)",
+                [(self.name, _text_key(t), v.tobytes()) for t, v in zip(new, vectors, strict=True)],
+            )
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             out[row] = _ENCODED[self.name, text]
