@@ -67,6 +67,13 @@ NO_BROWSER = (
 )
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two worker processes a core. A third of the suite's time is tests waiting
+    (a daemon's next tick, a server that stalls, a browser), which another worker's test
+    fills."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
 @pytest.hookimpl(tryfirst=True)  # before any fixture launches the browser
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip browser tests on a machine without Chromium, unless the run requires a browser."""
@@ -97,32 +104,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # that text only (encoder.BATCH = 1: no batch mates), so within a run each text is encoded
 # once, by the real model, and the model loaded once per worker; what a test gets is exactly
 # what the uncached encoder gives. The worker processes share their vectors through one SQLite
-# file (the first to encode a text stores it); subprocesses (the CLI, the daemon) run the
-# encoder uncached, and test_encoder.py's own tests (marker ``uncached_encoder``) do too.
+# file (the first to encode a text stores it). The cache is in place from the session's start,
+# so module fixtures (a fetched demo) use it too. Subprocesses (the CLI, the daemon) run the
+# encoder uncached, and so do test_encoder.py's own tests (marker ``uncached_encoder``, on a
+# module or a test).
 _ENCODED: dict[tuple[str, str], Any] = {}
 _ENCODER: list[Any] = []
-
-
-@pytest.fixture(scope="session")
-def _encoded_by_any_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The run's shared vectors: a SQLite file in the folder all workers' temp folders are in."""
-    import sqlite3
-
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # popen-gwN/: its parent is this run's alone
-        root = root.parent
-    # any test thread may encode (a served web app, a send's workers): one connection, locked
-    db = sqlite3.connect(
-        root / "encoded-texts.sqlite", timeout=60, isolation_level=None, check_same_thread=False
-    )
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=OFF")  # a scratch file: a crash loses nothing worth keeping
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS vectors (model TEXT, text BLOB, vector BLOB, "
-        "PRIMARY KEY (model, text))"
-    )
-    yield db, threading.Lock()
-    db.close()
+_UNCACHED = [False]  # the running module or test is marked ``uncached_encoder``
 
 
 def _text_key(text: str) -> bytes:
@@ -130,50 +118,101 @@ def _text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
-@pytest.fixture(autouse=True)
-def _encode_each_text_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    if request.node.get_closest_marker("uncached_encoder"):
-        return
-    shared, shared_lock = request.getfixturevalue("_encoded_by_any_worker")
+@pytest.fixture(scope="session", autouse=True)
+def _encode_each_text_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import sqlite3
+
     from paperwire.rank import encoder
 
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # popen-gwN/: its parent is this run's alone
+        root = root.parent
+    # any test thread may encode (a served web app, a send's workers): one connection, locked.
+    # Every write takes the file's write lock first (BEGIN IMMEDIATE), so two workers never
+    # each hold a read lock while waiting for the other's (SQLite refuses that at once,
+    # whatever the timeout); and any error of the file only costs a text's encoding.
+    shared = sqlite3.connect(
+        root / "encoded-texts.sqlite", timeout=60, isolation_level=None, check_same_thread=False
+    )
+    shared.execute("PRAGMA synchronous=OFF")  # a scratch file: a crash loses nothing worth keeping
+    shared_lock = threading.Lock()
+
+    def write(sql: str, rows: list[tuple] | None = None) -> None:
+        with shared_lock:
+            try:
+                shared.execute("BEGIN IMMEDIATE")
+                shared.execute(sql) if rows is None else shared.executemany(sql, rows)
+                shared.execute("COMMIT")
+            except sqlite3.Error:
+                if shared.in_transaction:
+                    shared.execute("ROLLBACK")
+
+    def read(model: str, text: str) -> bytes | None:
+        with shared_lock:
+            try:
+                row = shared.execute(
+                    "SELECT vector FROM vectors WHERE model = ? AND text = ?",
+                    (model, _text_key(text)),
+                ).fetchone()
+            except sqlite3.Error:  # no table yet (its write failed): a miss
+                return None
+        return row[0] if row else None
+
+    write(
+        "CREATE TABLE IF NOT EXISTS vectors (model TEXT, text BLOB, vector BLOB, "
+        "PRIMARY KEY (model, text))"
+    )
     real_load, real_embed = encoder.load, encoder.SentenceEncoder.embed
 
     def load(folder: Path | None = None, threads: int | None = None):
-        if folder is not None or threads is not None:  # another copy of the files: as asked
+        if _UNCACHED[0] or folder is not None or threads is not None:  # as asked
             return real_load(folder, threads)
         if not _ENCODER:
             _ENCODER.append(real_load())
         return _ENCODER[0]
 
     def embed(self, texts: list[str], batch: int = encoder.BATCH):
-        if batch != 1:  # batched texts' vectors move with their batch mates: not cached
+        if _UNCACHED[0] or batch != 1:  # batched texts' vectors move with their batch mates
             return real_embed(self, texts, batch)
         new = [t for t in dict.fromkeys(texts) if (self.name, t) not in _ENCODED]
-        with shared_lock:
-            for text in new:
-                row = shared.execute(
-                    "SELECT vector FROM vectors WHERE model = ? AND text = ?",
-                    (self.name, _text_key(text)),
-                ).fetchone()
-                if row is not None:
-                    _ENCODED[self.name, text] = np.frombuffer(row[0], dtype=np.float32)
+        for text in new:
+            stored = read(self.name, text)
+            if stored is not None:
+                _ENCODED[self.name, text] = np.frombuffer(stored, dtype=np.float32)
         new = [t for t in new if (self.name, t) not in _ENCODED]
         vectors = real_embed(self, new, batch)
         for text, vector in zip(new, vectors, strict=True):
             _ENCODED[self.name, text] = vector
-        with shared_lock:
-            shared.executemany(
-                "INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)",
-                [(self.name, _text_key(t), v.tobytes()) for t, v in zip(new, vectors, strict=True)],
-            )
+        write(
+            "INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)",
+            [(self.name, _text_key(t), v.tobytes()) for t, v in zip(new, vectors, strict=True)],
+        )
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             out[row] = _ENCODED[self.name, text]
         return out
 
-    monkeypatch.setattr(encoder, "load", load)
-    monkeypatch.setattr(encoder.SentenceEncoder, "embed", embed)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoder, "load", load)
+        patch.setattr(encoder.SentenceEncoder, "embed", embed)
+        yield
+    shared.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _uncached_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Before the module's own fixtures: its marker turns the cache off for all of them."""
+    _UNCACHED[0] = request.node.get_closest_marker("uncached_encoder") is not None
+    yield
+    _UNCACHED[0] = False
+
+
+@pytest.fixture(autouse=True)
+def _uncached_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    module = _UNCACHED[0]
+    _UNCACHED[0] = request.node.get_closest_marker("uncached_encoder") is not None
+    yield
+    _UNCACHED[0] = module
 
 
 def fetch_here(folder: Path) -> None:
