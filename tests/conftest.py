@@ -67,13 +67,6 @@ NO_BROWSER = (
 )
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: two worker processes a core. A third of the suite's time is tests waiting
-    (a daemon's next tick, a server that stalls, a browser), which another worker's test
-    fills."""
-    return 2 * len(os.sched_getaffinity(0))
-
-
 @pytest.hookimpl(tryfirst=True)  # before any fixture launches the browser
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip browser tests on a machine without Chromium, unless the run requires a browser."""
@@ -138,6 +131,8 @@ def _encode_each_text_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     shared_lock = threading.Lock()
 
     def write(sql: str, rows: list[tuple] | None = None) -> None:
+        if rows == []:  # nothing new: the other workers need not wait for the lock
+            return
         with shared_lock:
             try:
                 shared.execute("BEGIN IMMEDIATE")

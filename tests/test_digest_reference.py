@@ -6,8 +6,8 @@ who have interests, config seeds, library seeds, votes, followed authors and phr
 ranked three ways: with the default sentence encoder, with TF-IDF alone (the candidate Gram),
 and with TF-IDF alone past the Gram's size (each pool's own cosines). A refactoring of the
 ranking or the reasons' wording must leave all of it as it was; a deliberate change to ranking
-rewrites the reference with ``WRITE_DIGEST_REFERENCE=1`` (or a path: the digests written
-there, whole, to compare byte for byte).
+rewrites the reference with ``WRITE_DIGEST_REFERENCE=1 pytest -n0 tests/test_digest_reference.py``
+(or a path: the digests written there, whole, to compare byte for byte).
 
 The encoder's vectors are recorded with the reference (``digest_reference_vectors.npz``): its
 last bits follow the processor (ONNX Runtime sums in other orders with AVX2, AVX-512 and AMX,
@@ -101,6 +101,10 @@ def recorded_vectors():
     WRITE_DIGEST_REFERENCE=1 (the reference rewritten), the live encoder's, recorded for the
     next run (a path there writes digests only, ranked with the recorded vectors)."""
     writing = os.environ.get("WRITE_DIGEST_REFERENCE") == "1"
+    if os.environ.get("WRITE_DIGEST_REFERENCE") and os.environ.get("PYTEST_XDIST_WORKER"):
+        # worksteal can run this module's tests on two workers: each would write the files
+        # with its own half of the texts and digests
+        pytest.fail("WRITE_DIGEST_REFERENCE: run this file in one process (pytest -n0 …)")
     vectors = {} if writing else recorded()
     real_embed = encoder.SentenceEncoder.embed
 

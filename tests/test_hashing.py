@@ -87,7 +87,10 @@ def test_counts_are_scikit_learns_on_every_feed_the_tests_read_and_on_hostile_te
     texts = real_texts() + HOSTILE
     hasher = hashing.TermHasher()
     assert_same_matrix(hasher.transform(texts), sklearn_vectorizer().transform(texts))
-    # again, every column now remembered: the same
+    # a corpus's terms are not kept: the lasting cache is for the phrases reasons look up
+    assert hasher._columns == {}
+    hasher.columns(["kv cache", "speculative decoding"])
+    assert set(hasher._columns) == {"kv cache", "speculative decoding"}
     assert_same_matrix(hasher.transform(texts), sklearn_vectorizer().transform(texts))
 
 

@@ -226,7 +226,7 @@ def digest_cmd(
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
     since_utc = since.replace(tzinfo=dt.UTC) if since else None
     with obj.store() as store:
-        # scikit-learn is imported only by the commands that rank
+        # SciPy is imported only by the commands that rank
         from .digests import iter_compose
 
         stream = iter_compose(store, config, subs, now=utcnow(), since=since_utc, limit=limit)

@@ -209,8 +209,8 @@ def text_hash(text: str) -> str:
 class Pick:
     """One paper chosen for one subscriber, with the score and the words that explain it.
 
-    Lives here, not in ``digest``, so rendering (and its worker processes) never imports
-    scikit-learn."""
+    Lives here, not in ``digest``, so rendering (and its worker processes) never imports the
+    ranking stack (SciPy)."""
 
     paper_id: str
     title: str

@@ -115,7 +115,7 @@ def fetch_all(
     # missing would otherwise fall to the next digest (both passes skip what is up to date).
     if not report.stopped and store.count_papers():
         # Each paper's text is analysed once, now, not by every run that ranks against it.
-        from .rank import terms  # scikit-learn only when there is text to analyse
+        from .rank import terms  # SciPy only when there is text to analyse
 
         # the papers a digest ranks against (ranking.corpus_papers): after an upgrade or a
         # model switch, a store years old is not analysed and encoded whole
@@ -544,7 +544,7 @@ def _due_jobs(
 ) -> list[Job]:
     """The ledger entries this run is to deliver, claimed for it: pending ones nobody holds,
     then a new one per due digest. Lines for subscribers with nothing to send go to ``report``."""
-    from . import digests  # scikit-learn only when ranking is needed
+    from . import digests  # SciPy only when ranking is needed
     from .paper import Pick
 
     by_id = {s.id: s for s in subs}

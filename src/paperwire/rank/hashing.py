@@ -56,20 +56,23 @@ class TermHasher:
         return out
 
     def column(self, term: str) -> int:
-        """The term's column, remembered."""
+        """The term's column, remembered (up to ``COLUMN_CACHE`` terms: the phrases reasons
+        look up for thousands of readers)."""
         col = self._columns.get(term)
         if col is None:
-            # bytes, not the str: mmh3 crashes the process on a lone surrogate (a JSON feed can
-            # carry one) where encoding raises, as scikit-learn does
-            h = mmh3.hash(term.encode("utf-8"), 0, True)
-            # abs() cannot negate -2**31 in 32 bits: scikit-learn's rule for that one value
-            if h == -(2**31):
-                col = (2**31 - 1 - (self.n_features - 1)) % self.n_features
-            else:
-                col = abs(h) % self.n_features
+            col = self._hashed(term)
             if len(self._columns) < COLUMN_CACHE:
                 self._columns[term] = col
         return col
+
+    def _hashed(self, term: str) -> int:
+        # bytes, not the str: mmh3 crashes the process on a lone surrogate (a JSON feed can
+        # carry one) where encoding raises, as scikit-learn does
+        h = mmh3.hash(term.encode("utf-8"), 0, True)
+        # abs() cannot negate -2**31 in 32 bits: scikit-learn's rule for that one value
+        if h == -(2**31):
+            return (2**31 - 1 - (self.n_features - 1)) % self.n_features
+        return abs(h) % self.n_features
 
     def columns(self, terms: Iterable[str]) -> np.ndarray:
         """Each term's column (int64)."""
@@ -79,18 +82,22 @@ class TermHasher:
         """float32 counts, one row per text, columns sorted and each summed once."""
         if isinstance(texts, str):  # a text is iterable too: each letter would be a row
             raise TypeError("TermHasher.transform takes a list of texts, not one text")
-        remembered = self._columns.get
+        # the texts' own terms are remembered for this call only: a corpus's vocabulary would
+        # fill the lasting cache (~25 MB) and leave no room for the reasons' phrases
+        seen: dict[str, int] = {}
         indptr = [0]
         cols: list[int] = []
         for text in texts:
             terms = self.terms(text)
-            known = list(map(remembered, terms))  # a dict look-up per term, in C
+            known = list(map(seen.get, terms))  # a dict look-up per term, in C
             if None in known:
-                cols += [
-                    self.column(t) if c is None else c for c, t in zip(known, terms, strict=True)
-                ]
-            else:
-                cols += cast(list[int], known)
+                for i, col in enumerate(known):
+                    if col is None:  # new to this call, or met earlier in the same text
+                        col = seen.get(terms[i])
+                        if col is None:
+                            col = seen[terms[i]] = self._hashed(terms[i])
+                        known[i] = col
+            cols += cast(list[int], known)
             indptr.append(len(cols))
         counts = sp.csr_matrix(
             (
