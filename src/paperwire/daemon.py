@@ -455,9 +455,9 @@ def _quiet_tick_skips(record: logging.LogRecord) -> bool:
 
 def _import_before_threads(web: bool) -> None:
     """Import what the daemon's threads import, here, before they start. Two threads importing
-    the ranking stack (then scikit-learn, now SciPy) for the first time at once (the first fetch analysing papers, the web app
-    importing the ranking stack) can each find the other's half-made module and fail with
-    "cannot import name ... from partially initialized module" (seen in CI)."""
+    the ranking stack (scikit-learn then, SciPy now) for the first time at once (the first
+    fetch analysing papers, the web app ranking) can each find the other's half-made module
+    and fail with "cannot import name ... from partially initialized module" (seen in CI)."""
     from .rank import compose, terms  # noqa: F401  (SciPy, NumPy, ONNX Runtime)
 
     if web:
