@@ -37,10 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .hashing import TermHasher, unit_rows
+from .hashing import N_FEATURES, TermHasher, unit_rows
 from .phrases import interest_parts
 
-N_FEATURES = 2**20
 # Score spreads are measured on at most this many corpus papers (a fixed-seed sample). The
 # spread only sets each row's scale (a subscriber's own ranking does not depend on it), and
 # 1,500 papers estimate it within a few per cent at a third of the cost of 5,000, the

@@ -116,15 +116,22 @@ def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     rows stay zero.
 
     Bit for bit ``sklearn.preprocessing.normalize(matrix, copy=False)``: each square is taken
-    in the matrix's own precision and summed left to right in float64 (a CSR product with a
-    column of ones sums a row in order), the root taken in float64, each value divided in
-    float64 and rounded back once."""
+    in the matrix's own precision and summed left to right in float64, the root taken in
+    float64, each value divided in float64 and rounded back once."""
     matrix = sp.csr_matrix(matrix)
     if not matrix.nnz:
         return matrix
-    squares = matrix.copy()
-    squares.data = (matrix.data * matrix.data).astype(np.float64)
-    norms = np.sqrt(squares @ np.ones(matrix.shape[1], dtype=np.float64))
+    # the squares as one column per row: a CSR product with a one sums a row in order, as
+    # scikit-learn's loop does (numpy's sums pair values up: other last bits)
+    squares = sp.csr_matrix(
+        (
+            (matrix.data * matrix.data).astype(np.float64),
+            np.zeros(matrix.nnz, dtype=matrix.indices.dtype),
+            matrix.indptr,
+        ),
+        shape=(matrix.shape[0], 1),
+    )
+    norms = np.sqrt(squares @ np.ones(1))
     norms[norms == 0] = 1.0
     per_value = np.repeat(norms, np.diff(matrix.indptr))
     matrix.data = (matrix.data.astype(np.float64) / per_value).astype(matrix.dtype)

@@ -84,7 +84,7 @@ class Analysed:
 
 def analyse(model: rank.TextModel, texts: list[str]) -> Analysed:
     """Analyse texts afresh."""
-    counts = model.hasher.transform(texts) if texts else _empty(model, 0)
+    counts = model.hasher.transform(texts)
     pairs = [phrase_pairs(t, model.stop_words) for t in texts]
     return _analysed(
         counts.tocsr(), ["\n".join(p) for p in pairs], [pair_columns(model, p) for p in pairs]
@@ -236,7 +236,3 @@ def _analyse_and_store(
             )
         writes.write(partial(store.set_paper_terms, rows), start)
     return out
-
-
-def _empty(model: rank.TextModel, n: int) -> sp.csr_matrix:
-    return sp.csr_matrix((n, model.n_features), dtype=np.float32)
