@@ -18,7 +18,7 @@ PACKAGE = Path(paperwire.__file__).resolve().parent
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     (
         "base",
-        ("paperwire", "paperwire.errors", "paperwire.paper", "paperwire.redact",
+        ("paperwire", "paperwire.errors", "paperwire.paper", "paperwire.tex", "paperwire.redact",
          "paperwire.deadline"),
     ),
     ("config", ("paperwire.config",)),

@@ -9,7 +9,10 @@ preprint a feed brings. Such a copy was sent again, or offered back to the reade
 
 Two papers are one when they share a key: their titles folded to their words (case, accents
 and punctuation aside) with the surname of their first author, or their titles and the
-openings of their abstracts (their first 400 characters) folded the same way. A title without an author has no key of its own (two papers titled "A
+openings of their abstracts (their first 400 characters) folded the same way. TeX is read as
+written out first (``$\\Pi$-NeSy`` is a journal's "Π-NeSy", ``$\\ell_1$`` its "ℓ1"), and the words
+of a title are keyed as one run of letters, so a subscript's place ("ℓ_1", "ℓ1") or a split word
+("KV-Cache", "KVCache") is no other paper. A title without an author has no key of its own (two papers titled "A
 Survey of Large Language Models" are not one paper, and nothing else tells them apart), nor has
 an abstract without its title ("..., Part I" and "..., Part II" may share one). A reader's own
 paper (sent, rated or a seed) is theirs under every id, and a digest holds a paper once: the
@@ -27,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..tex import written_out
 
 # A key needs enough words to name one paper: "Introduction", "Editorial" and "Erratum" are
 # titles many papers share, and a withdrawn paper's one-line abstract is many papers' abstract.
@@ -61,6 +66,11 @@ def _words(text: str | None) -> list[str]:
     return _WORD.findall(_fold(text))
 
 
+def _title_words(title: str | None) -> list[str]:
+    """A title's words as a reader reads it: its TeX written out (tex.py), then folded."""
+    return _words(written_out(title) if title else title)
+
+
 def _letters(text: str | None) -> str:
     """The text's letters and digits in one run, case-folded, accents dropped: what an
     abstract's key is made of (a Unicode word search over 1,500 characters took 40 µs; ASCII
@@ -89,9 +99,9 @@ def surname(author: str) -> str:
 
 
 def title_words(title: str | None) -> str | None:
-    """The title folded to its words, the first part of its key; None: too short to be one."""
-    words = _words(title)
-    return " ".join(words) if len(words) >= MIN_TITLE_WORDS else None
+    """The title folded to its letters, the first part of its key; None: too short to be one."""
+    words = _title_words(title)
+    return "".join(words) if len(words) >= MIN_TITLE_WORDS else None
 
 
 def title_of(key: str) -> str | None:
@@ -103,15 +113,15 @@ def title_of(key: str) -> str | None:
 def keys(title: str | None, abstract: str | None, authors: Sequence[str] = ()) -> list[str]:
     """The keys a paper shares with its copies (none for a paper too short to tell apart)."""
     out = []
-    words = _words(title)
+    words = _title_words(title)
     first = surname(authors[0]) if authors else ""
     if len(words) >= MIN_TITLE_WORDS and first:
-        out.append(f"t:{' '.join(words)}|{first}")
+        out.append(f"t:{''.join(words)}|{first}")
     # the abstract's opening is enough to tell papers of one title apart; reading 400
     # characters, not 1,500, is a quarter of the time a key takes
     opening = (abstract or "")[:ABSTRACT_OPENING]
     if len(opening.split()) >= MIN_ABSTRACT_WORDS:
-        text = f"{''.join(words)}|{_letters(opening)[: ABSTRACT_OPENING // 2]}"
+        text = f"{''.join(words)}|{_letters(written_out(opening))[: ABSTRACT_OPENING // 2]}"
         digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
         out.append(f"a:{digest[:20]}")
     return out

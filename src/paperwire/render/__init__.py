@@ -21,7 +21,7 @@ import jinja2
 from ..errors import RenderError
 from ..links import Links
 from ..paper import safe_chars, web_url
-from .tex import readable
+from ..tex import readable
 
 if TYPE_CHECKING:
     from ..paper import Pick
@@ -54,7 +54,7 @@ def environment(path: str | None = None) -> jinja2.Environment:
     env.filters["shorten"] = shorten
     env.filters["authors"] = format_authors
     env.filters["plain_abstract"] = plain_abstract
-    env.filters["readable"] = readable  # TeX a reader cannot read, written out (render/tex.py)
+    env.filters["readable"] = readable  # TeX a reader cannot read, written out (tex.py)
     return env
 
 

@@ -24,8 +24,8 @@ from ..links import Links, Signer, signer_for
 from ..links import feed_url as links_feed_url
 from ..paper import web_url
 from ..store import Store
+from ..tex import readable
 from . import RenderError, environment, shorten
-from .tex import readable
 
 FEED_ENTRIES = 50
 # What XML 1.0 cannot hold (a Char is none of these): one such character from a feed, stored

@@ -9,7 +9,7 @@ from ..paper import Pick
 from ..rank.paper_phrases import phrase_pairs
 from ..rank.reasons import Ranked, Reason
 from ..rank.stop_words import ENGLISH_STOP_WORDS
-from .tex import readable
+from ..tex import readable
 
 # Each kind of reason as the reader reads it; ``{text}`` is the reason's phrase or title.
 _WORDS = {

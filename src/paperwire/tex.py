@@ -2,7 +2,8 @@
 
 arXiv's feeds carry titles and abstracts as their authors typed them for LaTeX: ``\\emph{DMol}``,
 ``$1.5\\%$``, ``p$<$0.001``, ``$\\Pi$-NeSy``, ``XOR$-$CNF``. A digest has no MathJax, so what can be
-said in plain characters is (for display only: the stored text, and the ranking, keep the TeX):
+said in plain characters is (for display, and for the keys that find one paper under two ids,
+rank/twins.py: the stored text, and the ranking, keep the TeX):
 text-style commands give their text, ``\\%`` and its kind their character, and a ``$…$`` span
 whose every command has a character here (Greek letters, ×, ≤, ∼, …) is written out. A span with
 any other command (``\\frac``, ``\\sqrt``, ``\\tilde``) is left as it was, whole: half-converted
@@ -19,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 
-from ..paper import safe_chars
+from .paper import safe_chars
 
 _GREEK = dict(
     zip(
@@ -131,14 +132,18 @@ _SIMPLE_GROUP = re.compile(r"(?<!\\)\{([^{}\\]*)\}")
 _LEFT_OVER = re.compile(r"\\[^%&_#${}]|(?<!\\)[{}]")
 
 
-@functools.lru_cache(maxsize=8192)
-def readable(text: str) -> str:
+def written_out(text: str) -> str:
     """``text`` with the TeX a reader cannot read written out, where it can be (see above)."""
     if "\\" not in text and "$" not in text:
         return text
     text = _UNICODE.sub(lambda m: _char(m.group(1)), text)
     text = _MATH.sub(_formula, text)
     return _ESCAPED.sub(r"\1", _styled(text, "\\1"))
+
+
+# a digest's titles and abstracts are written out once each, however often a template asks;
+# keys (rank/twins.py) call :func:`written_out`, so a corpus's 60,000 abstracts do not crowd it
+readable = functools.lru_cache(maxsize=8192)(written_out)
 
 
 def _styled(text: str, keep: str) -> str:
