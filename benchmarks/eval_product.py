@@ -713,6 +713,7 @@ def use_semantic_weights(pairs: list[str]) -> None:
     corpus = embedded.EmbeddedCorpus
     corpus.vectors_of.__defaults__ = (chosen,)
     corpus.added.__defaults__ = (chosen, None)
+    corpus.nearest_papers.__defaults__ = (chosen,)
 
 
 def main(argv: list[str] | None = None) -> int:

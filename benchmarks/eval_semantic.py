@@ -36,6 +36,7 @@ from benchmarks import eval_ranking as er
 from paperwire.paper import paper_text
 from paperwire.rank import core as rank
 from paperwire.rank import embed, semantic
+from paperwire.rank.nearest import NearestPapers
 
 DATA = er.DATA
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -253,12 +254,27 @@ def frontpage_halves(
         "shrinkage 0.3": replace(sw, shrinkage=0.3),
         "no density": replace(sw, density_weight=0.0),
         **dict(weight_sweep(sw)),
+        "no nearest-papers vote": replace(sw, nearest=0.0),
+        "nearest-papers vote × 0.5": replace(sw, nearest=sw.nearest * 0.5),
+        "nearest-papers vote × 2": replace(sw, nearest=sw.nearest * 2),
     }
     if not_interested:
         variants |= {
             f"topics not wanted × {k:g}": replace(sw, not_interested=sw.not_interested * k)
             for k in (0.0, 0.5, 2.0)
         }
+    # each item's nearest papers among the corpus (items and downloads), as compose finds them
+    centred = semantic.calibrate(corpus_emb, sw).centred(corpus_emb)
+    columns = corpus_tfidf.T.tocsr()
+    graph = NearestPapers(
+        lambda: [
+            lambda block: centred[block] @ centred.T,
+            lambda block: rank._sparse_scores(corpus_tfidf[block], columns),
+        ],
+        2,
+        len(corpus_emb),
+        sw.nearest_papers,
+    )
     aucs: dict[tuple[str, str], list[float]] = {}
     for seed in range(100, 100 + halves):
         voted = np.random.default_rng(seed).random(n) < 0.5
@@ -282,6 +298,9 @@ def frontpage_halves(
                         t
                         + semantic.build_profiles([emb], corpus_emb, w).added(corpus_emb[:n], w)[0]
                     )
+                    if w.nearest and len(u):
+                        ones = np.ones(len(u), dtype=np.float32)
+                        total = total + w.nearest * graph.votes(np.arange(n), [u], [ones])[0]
                 aucs.setdefault((name, case), []).append(roc_auc_score(liked[rest], total[rest]))
     print(f"# arxiv-frontpage, {halves} random halves voted (seeds 100-{99 + halves}): mean AUC")
     print(f"{'':<38} {'thumbs-up only':>16} {'up and down':>16}")

@@ -74,6 +74,9 @@ subscribers:
   - id: fay
     email: fay@example.org
     digest_size: 30
+  - id: shelf
+    email: shelf@example.org
+    digest_size: 8
 """
 
 
@@ -151,6 +154,8 @@ def stocked(tmp_path_factory, recorded_vectors):
         for paper_id in _papers_titled(store, "image", 2):
             store.record_vote("thumbs", paper_id, -1, via="test", now=NOW - DAY)
         store.record_vote("ada", _papers_titled(store, "decoding", 1)[0], 1, via="test", now=NOW)
+        # a library of six: enough papers for the nearest-papers vote (rank/nearest.py)
+        store.add_seeds("shelf", _papers_titled(store, "attention", 6), origin="library.bib")
     return path, seed, first_author
 
 

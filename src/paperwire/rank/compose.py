@@ -317,6 +317,8 @@ def score(
     # the sparse products' right side, once a run, not once a chunk; with the dense Gram the
     # scores come from it instead (rank.score transposes for itself if a chunk ever needs it)
     papers_t = papers.T.tocsr() if gram is None else None
+    if embedded is not None:
+        embedded.nearest_papers(corpus.matrix, cols)
 
     def gather(start: int) -> _Gathered:
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]

@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import evidence, semantic
+from .core import _sparse_scores
 from .embed import EmbeddingModel, text_vectors, unit_rows
+from .nearest import NearestPapers, View
 from .semantic import Calibration, SemanticWeights
 
 if TYPE_CHECKING:
+    import scipy.sparse as sp
+
     from ..store import Store
     from .core import Signals
 
@@ -38,6 +42,8 @@ class EmbeddedCorpus:
         self._phrases: dict[str, tuple[float, np.ndarray]] = {}
         # (the run's candidate rows, its calibration) -> their vectors, and centred
         self._kept: tuple[tuple[bytes, int], np.ndarray, np.ndarray] | None = None
+        # each paper's nearest papers, found as runs ask for them (:meth:`nearest_papers`)
+        self._nearest: NearestPapers | None = None
 
     def vectors_of(
         self, store: Store, signals: list[Signals], now: dt.datetime, w: SemanticWeights = SHIPPED
@@ -87,7 +93,39 @@ class EmbeddedCorpus:
                 self._density[key] = profiles.density(corpus, w)
             dense = self._density[key][rows]
         papers, centred = self._candidates_of(rows, cal)
-        return profiles.added(papers, w, base, dense, centred)
+        total = profiles.added(papers, w, base, dense, centred)
+        if w.nearest and self._nearest is not None:
+            labelled = [semantic.labelled_rows(sig, w) for sig in embedded]
+            enough = np.array([len(r) >= w.nearest_min_papers for r, _ in labelled])
+            weight = np.where(enough, w.nearest, 0).astype(np.float32)
+            if profiles.up_fade is not None:  # old votes count as much as in the contrast
+                weight *= profiles.up_fade
+            self._nearest.add_votes(
+                total, rows, [r for r, _ in labelled], [s for _, s in labelled], weight
+            )
+        return total
+
+    def nearest_papers(
+        self, tfidf: sp.csr_matrix, rows: np.ndarray, w: SemanticWeights = SHIPPED
+    ) -> None:
+        """Find the nearest papers of these candidates (corpus rows), by the encoder and by
+        ``tfidf`` (the corpus's rows), before :meth:`added` reads them: once per paper while
+        this corpus lasts, on the caller's thread (the scoring threads find none)."""
+        if not w.nearest:
+            return
+        if self._nearest is None:
+            cal = self.calibration(w)
+
+            def views() -> list[View]:
+                centred = cal.centred(self.vectors)
+                columns = tfidf.T.tocsr()
+                return [
+                    lambda block: centred[block] @ centred.T,
+                    lambda block: _sparse_scores(tfidf[block], columns),
+                ]
+
+            self._nearest = NearestPapers(views, 2, len(self.vectors), w.nearest_papers)
+        self._nearest.prepare(rows)
 
     def _candidates_of(self, rows: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
         """The candidates' vectors and their centred form (:meth:`Calibration.centred`), kept

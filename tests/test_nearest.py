@@ -1,0 +1,128 @@
+"""Each candidate's nearest papers and the reader's vote of them (rank/nearest.py), on the
+real encoder's vectors of real arXiv abstracts and through compose on a real SQLite store."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from paperwire.paper import paper_text
+from paperwire.rank import compose, encoder
+from paperwire.rank.embedded import EmbeddedCorpus
+from paperwire.rank.nearest import NearestPapers, nearest, top_positive
+from paperwire.rank.semantic import SemanticWeights
+from paperwire.sources import parse_document
+
+from .conftest import FIXTURES
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+def _dot(matrix: np.ndarray):
+    return lambda block: matrix[block] @ matrix.T
+
+
+def test_the_nearest_papers_are_the_most_similar_others_best_first_ties_by_row():
+    # small integers: every product exact, so equal ones are equal whatever the BLAS kernel
+    x = np.random.default_rng(3).integers(-3, 4, size=(400, 8)).astype(np.float32)
+    x[7] = x[5]  # copies: as near to 5 as 5 itself, and ties go to the lower row
+    x[9] = x[5]
+    rows = np.arange(len(x))
+    for k in (4, 30):
+        idx, weights = nearest(_dot(x), rows, len(x), k=k, threads=2)
+        for row in rows:
+            sims = x @ x[row]
+            sims[row] = -np.inf
+            expected = np.lexsort((np.arange(len(x)), -sims))[:k]
+            positive = sims[expected] > 0
+            assert idx[row][positive].tolist() == expected[positive].tolist()
+            assert row not in idx[row][positive]
+            # weights: the positive similarities as shares of their sum; none for the rest
+            share = np.where(positive, sims[expected], 0)
+            np.testing.assert_allclose(weights[row], share / share.sum(), rtol=1e-5, atol=1e-7)
+        assert idx[5][:2].tolist() == [7, 9]
+    # one thread or two, one block or many: the same lists
+    one = nearest(_dot(x), rows, len(x), k=30, threads=1)
+    assert np.array_equal(one[0], idx) and np.array_equal(one[1], weights)
+
+
+def test_a_paper_with_fewer_similar_papers_than_asked_gets_those_only():
+    # paper 1 is similar to 0 and 2 only (3 is its opposite): two neighbours, then nothing
+    x = np.array([[1, 0.2], [1, 0], [1, -0.2], [-1, 0]], dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx, weights = nearest(_dot(x), np.array([1]), len(x), k=10)
+    assert idx.shape == (1, 3)  # at most the other papers
+    assert sorted(idx[0][:2].tolist()) == [0, 2] and weights[0][2] == 0
+    np.testing.assert_allclose(weights[0][:2], [0.5, 0.5], rtol=1e-6)
+    # TF-IDF's way: most similarities exactly 0, which rank nothing
+    sims = np.zeros((2, 50), dtype=np.float32)
+    sims[0, [3, 9, 4]] = [0.5, 0.5, 0.1]
+    cols, values = top_positive(sims, 5)
+    assert cols[0].tolist() == [3, 9, 4, 0, 0]
+    np.testing.assert_array_equal(values[0], np.float32([0.5, 0.5, 0.1, 0, 0]))
+    assert not values[1].any()
+
+
+@pytest.fixture(scope="module")
+def abstracts():
+    """The real arXiv day's papers and the bundled encoder's vectors of them."""
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    vectors = encoder.load().embed([paper_text(p.title, p.abstract) for p in papers])
+    return papers, np.asarray(vectors, dtype=np.float32)
+
+
+def test_a_readers_vote_is_theirs_alone_and_zero_without_papers(abstracts):
+    _, vectors = abstracts
+    graph = NearestPapers(lambda: [_dot(vectors)], 1, len(vectors), k=5)
+    rows = np.arange(len(vectors))
+    # ada's papers: the five nearest of paper 0, so paper 0's vote is the largest it can be
+    idx, _ = nearest(_dot(vectors), np.array([0]), len(vectors), k=5)
+    ada = idx[0]
+    ones = np.ones(5, dtype=np.float32)
+    alone = graph.votes(rows, [ada], [ones])
+    assert alone[0, 0] == alone[0].max() > 0
+    np.testing.assert_allclose(alone[0].mean(), 0, atol=1e-5)  # standardised per reader
+    np.testing.assert_allclose(alone[0].std(), 1, atol=1e-4)
+    # beside other readers, one with nothing: ada's numbers are the same to the bit
+    bob = np.array([3, 17, 40])
+    together = graph.votes(
+        rows, [np.zeros(0, dtype=np.int64), ada, bob], [ones[:0], ones, ones[:3]]
+    )
+    assert np.array_equal(together[1], alone[0])
+    assert not together[0].any()
+    # an older vote counts less: the vote of its neighbours falls
+    fading = graph.votes(rows, [ada], [np.array([1, 1, 1, 1, 0.1], dtype=np.float32)])
+    lists, _ = nearest(_dot(vectors), rows, len(vectors), k=5)
+    near_last = np.flatnonzero((lists == ada[-1]).any(axis=1))
+    assert len(near_last) and (fading[0, near_last] < alone[0, near_last]).all()
+
+
+def test_the_vote_adds_to_compose_for_a_reader_with_seeds_and_not_for_one_without(
+    store, make_config, monkeypatch
+):
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    store.add_papers(papers, now=NOW - dt.timedelta(hours=3))
+    config = make_config(
+        "subscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n    interests: language models\n"
+        f"    seed_papers: {[p.paper_id for p in papers[:6]]}\n"
+        "  - id: bob\n    email: bob@example.org\n    interests: language models\n"
+        "  - id: cy\n    email: cy@example.org\n    interests: language models\n"
+        f"    seed_papers: {[p.paper_id for p in papers[:4]]}\n",
+    )
+    ids = [p.paper_id for p in papers]
+    shipped = compose.score_matrix(store, config, None, ids, now=NOW)
+    # the same run without the vote: the weights every run reads, switched for this test
+    off = dataclasses.replace(SemanticWeights(), nearest=0.0)
+    monkeypatch.setattr(EmbeddedCorpus.added, "__defaults__", (off, None))
+    monkeypatch.setattr(EmbeddedCorpus.nearest_papers, "__defaults__", (off,))
+    without = compose.score_matrix(store, config, None, ids, now=NOW)
+    changed = ~np.isclose(shipped[0], without[0], atol=1e-6)
+    assert changed.sum() > len(ids) // 2  # ada's six seeds vote on the papers near them
+    np.testing.assert_array_equal(shipped[1], without[1])  # bob has no paper: no vote
+    # four papers are too few to vote with (SemanticWeights.nearest_min_papers)
+    assert SemanticWeights().nearest_min_papers == 5
+    np.testing.assert_array_equal(shipped[2], without[2])
