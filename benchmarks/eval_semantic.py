@@ -264,7 +264,8 @@ def frontpage_halves(
             for k in (0.0, 0.5, 2.0)
         }
     # each item's nearest papers among the corpus (items and downloads), as compose finds them
-    centred = semantic.calibrate(corpus_emb, sw).centred(corpus_emb)
+    cal = semantic.calibrate(corpus_emb, sw)
+    centred = cal.centred(corpus_emb)
     columns = corpus_tfidf.T.tocsr()
     graph = NearestPapers(
         lambda: [
@@ -273,6 +274,7 @@ def frontpage_halves(
         ],
         2,
         len(corpus_emb),
+        cal.rows,
         sw.nearest_papers,
     )
     aucs: dict[tuple[str, str], list[float]] = {}
@@ -298,7 +300,7 @@ def frontpage_halves(
                         t
                         + semantic.build_profiles([emb], corpus_emb, w).added(corpus_emb[:n], w)[0]
                     )
-                    if w.nearest and len(u):
+                    if w.nearest and len(u) >= w.nearest_min_papers:
                         ones = np.ones(len(u), dtype=np.float32)
                         total = total + w.nearest * graph.votes(np.arange(n), [u], [ones])[0]
                 aucs.setdefault((name, case), []).append(roc_auc_score(liked[rest], total[rest]))

@@ -222,18 +222,23 @@ def test_semantic_overrides_reach_every_run_and_unknown_names_are_refused():
     from paperwire.rank import embedded, semantic
 
     corpus = embedded.EmbeddedCorpus
-    kept = (corpus.vectors_of.__defaults__, corpus.added.__defaults__)
+    methods = (corpus.vectors_of, corpus.added, corpus.nearest_papers)
+    kept = [method.__defaults__ for method in methods]
     try:
         eval_product.use_semantic_weights(["neighbours=3", "weight=3.0", "centred=0"])
         chosen = corpus.added.__defaults__[0]
-        assert corpus.vectors_of.__defaults__ == (chosen,)
+        # every method that reads the weights: one left out kept the shipped ones for part of
+        # a run (and, in this process, for the tests after this one)
+        assert corpus.vectors_of.__defaults__ == corpus.nearest_papers.__defaults__ == (chosen,)
         assert (chosen.neighbours, chosen.weight, chosen.centred) == (3, 3.0, False)
         assert chosen.shrinkage == semantic.SemanticWeights().shrinkage  # the rest as shipped
         with pytest.raises(SystemExit, match="unknown weight 'nieghbours'"):
             eval_product.use_semantic_weights(["nieghbours=3"])
     finally:
-        corpus.vectors_of.__defaults__, corpus.added.__defaults__ = kept
-    assert corpus.added.__defaults__[0] == semantic.SemanticWeights()
+        for method, defaults in zip(methods, kept, strict=True):
+            method.__defaults__ = defaults
+    for method in methods:
+        assert method.__defaults__[0] == semantic.SemanticWeights()
 
 
 def test_compare_readers_pairs_the_same_readers_and_says_which_way(tmp_path, capsys):

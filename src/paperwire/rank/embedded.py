@@ -7,6 +7,7 @@ rank/semantic.py's."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,6 +45,7 @@ class EmbeddedCorpus:
         self._kept: tuple[tuple[bytes, int], np.ndarray, np.ndarray] | None = None
         # each paper's nearest papers, found as runs ask for them (:meth:`nearest_papers`)
         self._nearest: NearestPapers | None = None
+        self._making = threading.Lock()
 
     def vectors_of(
         self, store: Store, signals: list[Signals], now: dt.datetime, w: SemanticWeights = SHIPPED
@@ -96,7 +98,8 @@ class EmbeddedCorpus:
         total = profiles.added(papers, w, base, dense, centred)
         if w.nearest and self._nearest is not None:
             labelled = [semantic.labelled_rows(sig, w) for sig in embedded]
-            enough = np.array([len(r) >= w.nearest_min_papers for r, _ in labelled])
+            # distinct papers: a seed also 👍 is one paper
+            enough = np.array([len(np.unique(r)) >= w.nearest_min_papers for r, _ in labelled])
             weight = np.where(enough, w.nearest, 0).astype(np.float32)
             if profiles.up_fade is not None:  # old votes count as much as in the contrast
                 weight *= profiles.up_fade
@@ -113,19 +116,23 @@ class EmbeddedCorpus:
         this corpus lasts, on the caller's thread (the scoring threads find none)."""
         if not w.nearest:
             return
-        if self._nearest is None:
-            cal = self.calibration(w)
-
-            def views() -> list[View]:
-                centred = cal.centred(self.vectors)
-                columns = tfidf.T.tocsr()
-                return [
-                    lambda block: centred[block] @ centred.T,
-                    lambda block: _sparse_scores(tfidf[block], columns),
-                ]
-
-            self._nearest = NearestPapers(views, 2, len(self.vectors), w.nearest_papers)
+        with self._making:  # a daemon's threads may both rank at once: one set of lists
+            if self._nearest is None:
+                self._nearest = self._nearest_of(tfidf, w)
         self._nearest.prepare(rows)
+
+    def _nearest_of(self, tfidf: sp.csr_matrix, w: SemanticWeights) -> NearestPapers:
+        cal = self.calibration(w)
+
+        def views() -> list[View]:
+            centred = cal.centred(self.vectors)
+            columns = tfidf.T.tocsr()
+            return [
+                lambda block: centred[block] @ centred.T,
+                lambda block: _sparse_scores(tfidf[block], columns),
+            ]
+
+        return NearestPapers(views, 2, len(self.vectors), cal.rows, w.nearest_papers)
 
     def _candidates_of(self, rows: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
         """The candidates' vectors and their centred form (:meth:`Calibration.centred`), kept

@@ -416,6 +416,8 @@ class Calibration:
     _density_spreads: dict[int, tuple[float, float]] = field(default_factory=dict)
     # the sample's mean and (population) covariance in float64, made when first asked for
     _moments: tuple[np.ndarray, np.ndarray] | None = None
+    # the sample's rows of the corpus (the nearest-papers vote is standardised over them)
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def spread_of(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per direction d, the mean and spread of ``x · d`` over the sample's papers x (1 for
@@ -459,7 +461,7 @@ def calibrate(corpus: np.ndarray, w: SemanticWeights) -> Calibration:
     sample = corpus[rows]
     mean, precision = whitening(sample, w.shrinkage)
     centre = sample.mean(axis=0).astype(np.float32) if w.centred and len(sample) else None
-    cal = Calibration(mean, precision, sample, centre, sample)
+    cal = Calibration(mean, precision, sample, centre, sample, rows=rows)
     cal.centred_sample = cal.centred(sample)
     if len(sample) >= 3:
         # the contrast's spread: a paper's mean cosine to its k closest of random "libraries"
