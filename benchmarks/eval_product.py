@@ -714,6 +714,7 @@ def use_semantic_weights(pairs: list[str]) -> None:
     corpus.vectors_of.__defaults__ = (chosen,)
     corpus.added.__defaults__ = (chosen, None)
     corpus.nearest_papers.__defaults__ = (chosen,)
+    corpus.votes_nearest.__defaults__ = (chosen,)
 
 
 def main(argv: list[str] | None = None) -> int:

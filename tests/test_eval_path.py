@@ -222,14 +222,15 @@ def test_semantic_overrides_reach_every_run_and_unknown_names_are_refused():
     from paperwire.rank import embedded, semantic
 
     corpus = embedded.EmbeddedCorpus
-    methods = (corpus.vectors_of, corpus.added, corpus.nearest_papers)
+    methods = (corpus.vectors_of, corpus.added, corpus.nearest_papers, corpus.votes_nearest)
     kept = [method.__defaults__ for method in methods]
     try:
         eval_product.use_semantic_weights(["neighbours=3", "weight=3.0", "centred=0"])
         chosen = corpus.added.__defaults__[0]
         # every method that reads the weights: one left out kept the shipped ones for part of
         # a run (and, in this process, for the tests after this one)
-        assert corpus.vectors_of.__defaults__ == corpus.nearest_papers.__defaults__ == (chosen,)
+        for method in (corpus.vectors_of, corpus.nearest_papers, corpus.votes_nearest):
+            assert method.__defaults__ == (chosen,)
         assert (chosen.neighbours, chosen.weight, chosen.centred) == (3, 3.0, False)
         assert chosen.shrinkage == semantic.SemanticWeights().shrinkage  # the rest as shipped
         with pytest.raises(SystemExit, match="unknown weight 'nieghbours'"):

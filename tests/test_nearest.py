@@ -123,6 +123,7 @@ def test_the_vote_adds_to_compose_for_a_reader_with_seeds_and_not_for_one_withou
     off = dataclasses.replace(SemanticWeights(), nearest=0.0)
     monkeypatch.setattr(EmbeddedCorpus.added, "__defaults__", (off, None))
     monkeypatch.setattr(EmbeddedCorpus.nearest_papers, "__defaults__", (off,))
+    monkeypatch.setattr(EmbeddedCorpus.votes_nearest, "__defaults__", (off,))
     without = compose.score_matrix(store, config, None, ids, now=NOW)
     # ada's six seeds vote for the papers that have them among their nearest: those rise
     # above the rest (every other paper only moves by her mean vote, the same for all)
@@ -138,3 +139,23 @@ def test_the_vote_adds_to_compose_for_a_reader_with_seeds_and_not_for_one_withou
     # four papers are too few to vote with (SemanticWeights.nearest_min_papers)
     assert SemanticWeights().nearest_min_papers == 5
     np.testing.assert_array_equal(shipped[2], without[2])
+
+
+def test_a_run_without_a_reader_who_can_vote_finds_no_nearest_papers(store, make_config):
+    """Most readers of a new deployment have an interests text and a vote or two: their runs
+    pay nothing for lists they cannot use."""
+    from paperwire.rank.session import RankingSession
+
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    store.add_papers(papers, now=NOW - dt.timedelta(hours=3))
+    ids = [p.paper_id for p in papers]
+    few = "  - id: cy\n    email: cy@example.org\n    interests: language models\n"
+    session = RankingSession()
+    config = make_config(f"subscribers:\n{few}    seed_papers: {ids[:4]}\n")
+    compose.score_matrix(store, config, None, ids, now=NOW, session=session)
+    embedded = session._embedded[2]
+    assert embedded._nearest is None
+    # a fifth paper: the run finds the lists
+    config = make_config(f"subscribers:\n{few}    seed_papers: {ids[:5]}\n")
+    compose.score_matrix(store, config, None, ids, now=NOW, session=session)
+    assert session._embedded[2]._nearest is not None

@@ -98,8 +98,7 @@ class EmbeddedCorpus:
         total = profiles.added(papers, w, base, dense, centred)
         if w.nearest and self._nearest is not None:
             labelled = [semantic.labelled_rows(sig, w) for sig in embedded]
-            # distinct papers: a seed also 👍 is one paper
-            enough = np.array([len(np.unique(r)) >= w.nearest_min_papers for r, _ in labelled])
+            enough = np.array([_votes(rows, w) for rows, _ in labelled])
             weight = np.where(enough, w.nearest, 0).astype(np.float32)
             if profiles.up_fade is not None:  # old votes count as much as in the contrast
                 weight *= profiles.up_fade
@@ -107,6 +106,14 @@ class EmbeddedCorpus:
                 total, rows, [r for r, _ in labelled], [s for _, s in labelled], weight
             )
         return total
+
+    def votes_nearest(
+        self, embedded: list[semantic.EmbeddedSignals], w: SemanticWeights = SHIPPED
+    ) -> bool:
+        """Whether one of these readers has the papers to vote with (:meth:`added`)."""
+        return bool(w.nearest) and any(
+            _votes(semantic.labelled_rows(sig, w)[0], w) for sig in embedded
+        )
 
     def nearest_papers(
         self, tfidf: sp.csr_matrix, rows: np.ndarray, w: SemanticWeights = SHIPPED
@@ -202,3 +209,9 @@ class EmbeddedCorpus:
         margins = sims - bars[None, :]
         best = np.argmax(margins, axis=1)
         return [phrases[b] if margins[i, b] >= 0 else None for i, b in enumerate(best)]
+
+
+def _votes(rows: np.ndarray, w: SemanticWeights) -> bool:
+    """Whether a reader with these labelled papers gets the nearest-papers vote: enough
+    distinct papers (a seed also 👍 is one paper)."""
+    return len(np.unique(rows)) >= w.nearest_min_papers

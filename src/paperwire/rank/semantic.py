@@ -97,7 +97,7 @@ class SemanticWeights:
     # each view's vote standardised per reader, the encoder's and TF-IDF's summed, this weight.
     # On all 1,949 CiteULike-t tuning readers 0.3 / 0.5 / 0.8 / 1.2 gave recall@10 0.1029 /
     # 0.1056 / 0.1053 / 0.1033 against 0.0960 without; arxiv-frontpage's 40 halves, thumbs-up
-    # only, 0.852 without, 0.857 / 0.860 / 0.867 at 0.15 / 0.3 / 0.6 (benchmarks/README.md,
+    # only, 0.852 without, 0.861 / 0.868 / 0.879 at 0.3 / 0.6 / 1.2 (benchmarks/README.md,
     # "The candidate's nearest papers"); 20 papers, against 10 / 40: 0.1029 / 0.1021 / 0.1019
     nearest: float = 0.6
     nearest_papers: int = 20
