@@ -1,9 +1,9 @@
 """Titles and abstracts as a reader reads them, from the TeX arXiv metadata is written in.
 
-arXiv's feeds carry titles and abstracts as their authors typed them for LaTeX: ``\\emph{DMol}``,
-``$1.5\\%$``, ``p$<$0.001``, ``$\\Pi$-NeSy``, ``XOR$-$CNF``. A digest has no MathJax, so what can be
-said in plain characters is (for display, and for the keys that find one paper under two ids,
-rank/twins.py: the stored text, and the ranking, keep the TeX):
+arXiv's feeds carry titles and abstracts as their authors typed them for LaTeX:
+``\\emph{DMol}``, ``$1.5\\%$``, ``p$<$0.001``, ``$\\Pi$-NeSy``, ``XOR$-$CNF``. A digest has no
+MathJax, so what can be said in plain characters is (for display, and for the keys that find
+one paper under two ids, rank/twins.py: the stored text, and the ranking, keep the TeX):
 text-style commands give their text, ``\\%`` and its kind their character, and a ``$…$`` span
 whose every command has a character here (Greek letters, ×, ≤, ∼, …) is written out. A span with
 any other command (``\\frac``, ``\\sqrt``, ``\\tilde``) is left as it was, whole: half-converted

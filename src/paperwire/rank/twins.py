@@ -10,11 +10,12 @@ preprint a feed brings. Such a copy was sent again, or offered back to the reade
 Two papers are one when they share a key: their titles folded to their words (case, accents
 and punctuation aside) with the surname of their first author, or their titles and the
 openings of their abstracts (their first 400 characters) folded the same way. TeX is read as
-written out first (``$\\Pi$-NeSy`` is a journal's "Π-NeSy", ``$\\ell_1$`` its "ℓ1"), and the words
-of a title are keyed as one run of letters, so a subscript's place ("ℓ_1", "ℓ1") or a split word
-("KV-Cache", "KVCache") is no other paper. A title without an author has no key of its own (two papers titled "A
-Survey of Large Language Models" are not one paper, and nothing else tells them apart), nor has
-an abstract without its title ("..., Part I" and "..., Part II" may share one). A reader's own
+written out first (``$\\Pi$-NeSy`` is a journal's "Π-NeSy", ``$\\ell_1$`` its "ℓ1"), and
+the words of a title are keyed as one run of letters, so a subscript's place ("ℓ_1", "ℓ1")
+or a split word ("KV-Cache", "KVCache") is no other paper. A title without an author has no
+key of its own (two papers titled "A Survey of Large Language Models" are not one paper, and
+nothing else tells them apart), nor has an abstract without its title ("..., Part I" and
+"..., Part II" may share one). A reader's own
 paper (sent, rated or a seed) is theirs under every id, and a digest holds a paper once: the
 id their ranking puts first (no id is "the" paper's: a data set's readers saved either).
 """
