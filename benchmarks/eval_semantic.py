@@ -265,18 +265,7 @@ def frontpage_halves(
         }
     # each item's nearest papers among the corpus (items and downloads), as compose finds them
     cal = semantic.calibrate(corpus_emb, sw)
-    centred = cal.centred(corpus_emb)
-    columns = corpus_tfidf.T.tocsr()
-    graph = NearestPapers(
-        lambda: [
-            lambda block: centred[block] @ centred.T,
-            lambda block: rank._sparse_scores(corpus_tfidf[block], columns),
-        ],
-        2,
-        len(corpus_emb),
-        cal.rows,
-        sw.nearest_papers,
-    )
+    graph = NearestPapers.of_corpus(corpus_emb, corpus_tfidf, cal, sw.nearest_papers)
     aucs: dict[tuple[str, str], list[float]] = {}
     for seed in range(100, 100 + halves):
         voted = np.random.default_rng(seed).random(n) < 0.5

@@ -317,17 +317,21 @@ def score(
     # the sparse products' right side, once a run, not once a chunk; with the dense Gram the
     # scores come from it instead (rank.score transposes for itself if a chunk ever needs it)
     papers_t = papers.T.tocsr() if gram is None else None
+    nearest_found = False  # the candidates' nearest papers (gather runs on this thread only)
 
     def gather(start: int) -> _Gathered:
+        nonlocal nearest_found
         chunk = subscribers[start : start + SUBSCRIBER_CHUNK]
         signals = subscriber_signals(
             store, chunk, interests, corpus.index, corpus.rows, not_interested
         )
         vectors = None if embedded is None else embedded.vectors_of(store, signals, now)
-        if embedded is not None and vectors is not None and embedded.votes_nearest(vectors):
+        if embedded is not None and vectors is not None and not nearest_found:
             # the candidates' nearest papers, once a run and only where a reader has the
             # papers to vote with (most readers of a new deployment have none)
-            embedded.nearest_papers(corpus.matrix, cols)
+            nearest_found = embedded.votes_nearest(vectors)
+            if nearest_found:
+                embedded.nearest_papers(corpus.matrix, cols)
         allowed = None if select is None else select(chunk, signals)
         return _Gathered(start, chunk, signals, phrases.of(signals), vectors, allowed)
 

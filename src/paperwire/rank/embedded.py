@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import evidence, semantic
-from .core import _sparse_scores
 from .embed import EmbeddingModel, text_vectors, unit_rows
-from .nearest import NearestPapers, View
+from .nearest import NearestPapers
 from .semantic import Calibration, SemanticWeights
 
 if TYPE_CHECKING:
@@ -125,21 +124,10 @@ class EmbeddedCorpus:
             return
         with self._making:  # a daemon's threads may both rank at once: one set of lists
             if self._nearest is None:
-                self._nearest = self._nearest_of(tfidf, w)
+                self._nearest = NearestPapers.of_corpus(
+                    self.vectors, tfidf, self.calibration(w), w.nearest_papers
+                )
         self._nearest.prepare(rows)
-
-    def _nearest_of(self, tfidf: sp.csr_matrix, w: SemanticWeights) -> NearestPapers:
-        cal = self.calibration(w)
-
-        def views() -> list[View]:
-            centred = cal.centred(self.vectors)
-            columns = tfidf.T.tocsr()
-            return [
-                lambda block: centred[block] @ centred.T,
-                lambda block: _sparse_scores(tfidf[block], columns),
-            ]
-
-        return NearestPapers(views, 2, len(self.vectors), cal.rows, w.nearest_papers)
 
     def _candidates_of(self, rows: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
         """The candidates' vectors and their centred form (:meth:`Calibration.centred`), kept

@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from .semantic import one_blas_thread
+from .core import _sparse_scores
+from .semantic import Calibration, one_blas_thread
 
 NEAREST = 20  # papers each candidate's vote is taken over
 # candidates a product holds at once: 256 × 60,000 corpus papers is 61 MB of float32 a thread
@@ -136,6 +137,24 @@ class NearestPapers:
         self._finding = threading.Lock()  # two scoring threads may ask at once: one finds
         # rows' bytes -> their graphs (:meth:`_graphs`): the reference's, and the last run's
         self._kept: dict[bytes, list[sp.csr_matrix]] = {}
+
+    @classmethod
+    def of_corpus(
+        cls, vectors: np.ndarray, tfidf: sp.csr_matrix, cal: Calibration, k: int = NEAREST
+    ) -> NearestPapers:
+        """A corpus's two views: its encoder ``vectors`` centred as ``cal`` centres them,
+        and its ``tfidf`` rows (unit rows: their products are cosines); the vote standardised
+        over ``cal``'s sample."""
+
+        def views() -> list[View]:
+            centred = cal.centred(vectors)
+            columns = tfidf.T.tocsr()
+            return [
+                lambda block: centred[block] @ centred.T,
+                lambda block: _sparse_scores(tfidf[block], columns),
+            ]
+
+        return cls(views, 2, len(vectors), cal.rows, k)
 
     def prepare(self, rows: np.ndarray) -> None:
         """Find the lists of these rows, and of the reference, that are not found yet."""
