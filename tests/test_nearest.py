@@ -66,6 +66,30 @@ def test_a_paper_with_fewer_similar_papers_than_asked_gets_those_only():
     assert not values[1].any()
 
 
+def test_a_paper_whose_similarities_are_nan_is_nobodys_neighbour_and_has_none():
+    # a broken vector (NaN) makes its whole column and row NaN: it must rank nowhere, and the
+    # bar read off every eighth column must not let it push a true neighbour out
+    x = np.random.default_rng(5).normal(size=(300, 8)).astype(np.float32)
+    x[16] = np.nan  # column 16 is one of the every-eighth columns the bar is read from
+    clean = x.copy()
+    clean[16] = 0  # what the others' lists must be: as if paper 16 were similar to nothing
+    rows = np.arange(len(x))
+    idx, weights = nearest(_dot(x), rows, len(x), k=10)
+    expected = nearest(_dot(clean), rows, len(x), k=10)
+    others = rows != 16
+    assert not np.isnan(weights).any()
+    assert np.array_equal(idx[others], expected[0][others])
+    np.testing.assert_array_equal(weights[others], expected[1][others])
+    assert not weights[16].any()  # no neighbours: every similarity of its row is NaN
+    # the bar is read off columns 0 and 8: a NaN there, read as the largest, would raise it to
+    # the best value and leave the second best out
+    sims = np.zeros((1, 16), dtype=np.float32)
+    sims[0, [0, 8, 3]] = [np.nan, 0.95, 0.7]
+    cols, values = top_positive(sims, 2)
+    assert cols[0].tolist() == [8, 3]
+    np.testing.assert_array_equal(values[0], np.float32([0.95, 0.7]))
+
+
 @pytest.fixture(scope="module")
 def abstracts():
     """The real arXiv day's papers and the bundled encoder's vectors of them."""

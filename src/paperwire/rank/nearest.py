@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from .core import _sparse_scores
 from .semantic import Calibration, one_blas_thread
 
 NEAREST = 20  # papers each candidate's vote is taken over
@@ -56,8 +55,7 @@ def nearest(
         block = rows[start : start + _BLOCK]
         sims = np.asarray(products(block), dtype=np.float32)
         sims[np.arange(len(block)), block] = -np.inf  # a paper is not its own neighbour
-        np.nan_to_num(sims, copy=False, nan=-np.inf, neginf=-np.inf)  # NaN: never a neighbour
-        cols, values = top_positive(sims, k)
+        cols, values = top_positive(sims, k)  # NaN: never a neighbour (compares false)
         idx[start : start + len(block)] = cols
         total = values.sum(axis=1, keepdims=True)
         weights[start : start + len(block)] = np.divide(
@@ -86,15 +84,21 @@ def top_positive(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     largest of every eighth column, which no entry of the top ``k`` is below: ~160 entries a
     row, not 26,000. (A partition of the whole row took six times as long where most entries
     are 0, as TF-IDF's are: 190 ms for 256 rows.)"""
+    sims = np.ascontiguousarray(sims)
     rows, n = sims.shape
     cols = np.zeros((rows, k), dtype=np.int64)
     values = np.zeros((rows, k), dtype=np.float32)
-    sub = sims[:, ::8]
-    bar = np.zeros(rows, dtype=np.float32)
+    sub = np.nan_to_num(sims[:, ::8], nan=-np.inf)  # a copy, NaN never above the bar
+    bar = np.zeros(rows, dtype=sims.dtype)
     if sub.shape[1] >= k:
-        bar = np.partition(sub, sub.shape[1] - k, axis=1)[:, sub.shape[1] - k]
-    r, c = np.nonzero((sims >= bar[:, None]) & (sims > 0))
-    v = sims[r, c]
+        sub.partition(sub.shape[1] - k, axis=1)
+        bar = sub[:, sub.shape[1] - k]
+    # at or above the smallest positive number is above 0: one comparison, not two; NaN
+    # compares false. Positions found in the flat array: a 2-D nonzero is twice the time
+    tiny = np.nextafter(sims.dtype.type(0), sims.dtype.type(1))
+    flat = np.flatnonzero(sims >= np.maximum(bar, tiny)[:, None])
+    r, c = np.divmod(flat, n)
+    v = sims.reshape(-1)[flat]
     order = np.lexsort((c, -v, r))  # by row, then best first, then by column
     r, c, v = r[order], c[order], v[order]
     first = np.searchsorted(r, np.arange(rows))
@@ -144,14 +148,17 @@ class NearestPapers:
     ) -> NearestPapers:
         """A corpus's two views: its encoder ``vectors`` centred as ``cal`` centres them,
         and its ``tfidf`` rows (unit rows: their products are cosines); the vote standardised
-        over ``cal``'s sample."""
+        over ``cal``'s sample. TF-IDF's products are scipy's sparse product made dense: a
+        paper has ~35 terms, and a block's result is ~15 % filled (26,000 papers: 51 ms for
+        256 rows, where the dense route over the block's terms that scores readers took 164
+        ms; the same numbers, bit for bit)."""
 
         def views() -> list[View]:
             centred = cal.centred(vectors)
             columns = tfidf.T.tocsr()
             return [
                 lambda block: centred[block] @ centred.T,
-                lambda block: _sparse_scores(tfidf[block], columns),
+                lambda block: (tfidf[block] @ columns).toarray(),
             ]
 
         return cls(views, 2, len(vectors), cal.rows, k)
