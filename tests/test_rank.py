@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -144,6 +145,20 @@ def test_the_classifier_takes_over_from_enough_likes_where_a_run_allows_it(model
     # shipped: no run fits one (the sentence encoder's profile does that work for everyone)
     shipped = rank.build_profiles_from_signals(model, [few, many], corpus, NOW, rank.Weights())
     assert shipped.used_classifier.tolist() == [False, False]
+
+
+def test_the_classifier_without_scikit_learn_says_what_to_install(model, corpus, monkeypatch):
+    # scikit-learn is the benchmarks' extra, not everyone's install: a run that asks for the
+    # classifier without it is told which extra brings it, not a bare ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.linear_model", None)  # import fails
+    weights = rank.Weights(classifier_min_likes=3, classifier_max_subscribers=200)
+    many = rank.Signals(
+        votes=[vote(KV, +1), vote(KV + 1, +1), vote(RAG, +1)], corpus_rows=[KV, KV + 1, RAG]
+    )
+    with pytest.raises(RuntimeError, match=r"pip install 'paperwire\[bench\]'"):
+        rank.build_profiles_from_signals(model, [many], corpus, NOW, weights)
+    # the shipped weights fit no classifier, so nothing imports it
+    rank.build_profiles_from_signals(model, [many], corpus, NOW, rank.Weights())
 
 
 def test_scores_are_calibrated_to_the_subscribers_corpus_average(model, corpus):

@@ -386,9 +386,15 @@ def classifier_row(lab: Labels, corpus: sp.csr_matrix, weights: Weights) -> sp.c
         balance * decay[pos],
         weights.classifier_dislike_weight * decay[neg],
     ]
-    # imported here: the classifier is off by default (classifier_max_subscribers), and its
-    # module adds ~0.15 s to every process that ranks
-    from sklearn.linear_model import LogisticRegression
+    # imported here: the classifier is off by default (classifier_max_subscribers), its module
+    # adds ~0.15 s to every process that ranks, and scikit-learn is an extra (benchmarks only)
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as missing:
+        raise RuntimeError(
+            "the per-reader classifier (Weights.classifier_max_subscribers) needs "
+            "scikit-learn, which paperwire does not install: pip install 'paperwire[bench]'"
+        ) from missing
 
     clf = LogisticRegression(C=weights.classifier_c, solver="liblinear")
     clf.fit(x, y, sample_weight=sample_weight)
