@@ -151,7 +151,8 @@ class NearestPapers:
         over ``cal``'s sample. TF-IDF's products are scipy's sparse product made dense: a
         paper has ~35 terms, and a block's result is ~15 % filled (26,000 papers: 51 ms for
         256 rows, where the dense route over the block's terms that scores readers took 164
-        ms; the same numbers, bit for bit)."""
+        ms). Both sum a pair's shared terms in column order in float32: the same numbers, bit
+        for bit (13 blocks across the 20,000-reader store, checked; its digests the same)."""
 
         def views() -> list[View]:
             centred = cal.centred(vectors)
