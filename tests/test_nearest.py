@@ -90,6 +90,16 @@ def test_a_paper_whose_similarities_are_nan_is_nobodys_neighbour_and_has_none():
     np.testing.assert_array_equal(values[0], np.float32([0.95, 0.7]))
 
 
+def test_an_infinite_similarity_gives_shares_not_nan():
+    # a vector with an infinite component: its similarities are +inf or NaN, and no list may
+    # carry a NaN weight into the votes (which would make a reader's whole row NaN)
+    x = np.random.default_rng(8).normal(size=(60, 4)).astype(np.float32)
+    x[7, 0] = np.inf
+    idx, weights = nearest(_dot(x), np.arange(len(x)), len(x), k=5)
+    assert np.isfinite(weights).all()
+    assert np.all((weights >= 0) & (weights <= 1))
+
+
 @pytest.fixture(scope="module")
 def abstracts():
     """The real arXiv day's papers and the bundled encoder's vectors of them."""

@@ -709,13 +709,16 @@ def score(
 # rows of 26,000 papers: 31 MB, where a chunk of 500 held 156 MB).
 _SPARSE_ROWS = 100
 # ... unless the block's profiles, made dense over the terms they use, hold at most this many
-# entries (8M float32: 32 MB). 64 readers a block: each of a paper's terms reads the block's
+# entries (8M float32: 32 MB), when a block is a chunk of readers (compose's 128)
+_DENSE_TERMS = 1 << 23
+_DENSE_ROWS = 128
+# A dense block is multiplied 64 readers at a time: each of a paper's terms reads the block's
 # row for it, and 128 readers' rows (~31,000 terms: 16 MB) left the cache where 64's (~20,000:
 # 5 MB) stay: 230-260 against 460-550 ms for 256 CiteULike-t readers' libraries by 25,975
-# papers on the AMD EPYC (16 to 64 alike), the same numbers bit for bit (a term another
-# reader of the block uses adds an exact 0)
-_DENSE_TERMS = 1 << 23
-_DENSE_ROWS = 64
+# papers on the AMD EPYC (16 to 64 alike). The same numbers bit for bit: which blocks go
+# sparse is still decided 128 readers at a time, and in a dense block a term another reader
+# uses adds an exact 0
+_CACHED_ROWS = 64
 _TILE = 512
 
 
@@ -738,17 +741,26 @@ def _sparse_scores(profiles: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
         seen[block.indices] = True
         used = np.flatnonzero(seen)
         if len(used) * block.shape[0] <= _DENSE_TERMS:
-            # (terms x readers, dense) by (candidates x terms, CSC: right's rows as they are)
-            dense = block[:, used].T.toarray().astype(dtype, copy=False)
-            product = right[used].T @ dense  # candidates x readers
-            scores = out[start : start + block.shape[0]]
-            for at in range(0, len(product), _TILE):  # a transposing copy a cache's worth
-                scores[:, at : at + _TILE] = product[at : at + _TILE].T  # at a time: 25 -> 4 ms
+            for part in range(0, block.shape[0], _CACHED_ROWS):
+                _dense_scores(block[part : part + _CACHED_ROWS], right, out[start + part :])
             continue
         for at in range(0, block.shape[0], _SPARSE_ROWS):
             end = start + min(at + _SPARSE_ROWS, block.shape[0])
             out[start + at : end] = (block[at : at + _SPARSE_ROWS] @ right).toarray()
     return out
+
+
+def _dense_scores(block: sp.csr_matrix, right: sp.csr_matrix, out: np.ndarray) -> None:
+    """:func:`_sparse_scores`' dense route for one block, into ``out``'s first rows."""
+    seen = np.zeros(block.shape[1], dtype=bool)
+    seen[block.indices] = True
+    used = np.flatnonzero(seen)
+    # (terms x readers, dense) by (candidates x terms, CSC: right's rows as they are)
+    dense = block[:, used].T.toarray().astype(out.dtype, copy=False)
+    product = right[used].T @ dense  # candidates x readers
+    scores = out[: block.shape[0]]
+    for at in range(0, len(product), _TILE):  # a transposing copy a cache's worth
+        scores[:, at : at + _TILE] = product[at : at + _TILE].T  # at a time: 25 -> 4 ms
 
 
 class CandidateGram:

@@ -98,7 +98,10 @@ def top_positive(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     tiny = np.nextafter(sims.dtype.type(0), sims.dtype.type(1))
     flat = np.flatnonzero(sims >= np.maximum(bar, tiny)[:, None])
     r, c = np.divmod(flat, n)
-    v = sims.reshape(-1)[flat]
+    # +inf (a broken vector) counts as the largest number k of which still sum in float32:
+    # a neighbour's weight is then a share, never inf / inf (NaN, which a vote would spread
+    # over a reader's whole row)
+    v = np.minimum(sims.reshape(-1)[flat], np.finfo(np.float32).max / k)
     order = np.lexsort((c, -v, r))  # by row, then best first, then by column
     r, c, v = r[order], c[order], v[order]
     first = np.searchsorted(r, np.arange(rows))
@@ -153,6 +156,10 @@ class NearestPapers:
         256 rows, where the dense route over the block's terms that scores readers took 164
         ms). Both sum a pair's shared terms in column order in float32: the same numbers, bit
         for bit (13 blocks across the 20,000-reader store, checked; its digests the same)."""
+
+        # rows with their terms in column order: what makes the sparse product's sums the
+        # dense route's (the corpus's are; a copy otherwise)
+        tfidf = tfidf if tfidf.has_sorted_indices else tfidf.sorted_indices()
 
         def views() -> list[View]:
             centred = cal.centred(vectors)
