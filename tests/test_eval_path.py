@@ -83,7 +83,9 @@ def test_harness_variant_path_gives_compose_top10(tmp_path: Path) -> None:
 
 def test_cached_tuning_groups_give_compose_top10(tmp_path: Path) -> None:
     """The prior table's groups (relevance cached once, the shipped lift added afterwards) pick
-    what compose picks for the same readers, pool and upvotes."""
+    what compose picks for the same readers, pool and upvotes. Without the nearest-papers
+    vote: compose adds it after the lift, and a float32 sum in another order may swap two
+    picks of equal merit (the table compares lifts, each with the same relevance)."""
     counts, libraries, vocab = small_citeulike()
     users = list(range(len(libraries)))
     # readers outside the group: their saves are the evaluated readers' upvotes (0 to ~20)
@@ -91,7 +93,7 @@ def test_cached_tuning_groups_give_compose_top10(tmp_path: Path) -> None:
     libraries += [np.sort(crowd.choice(counts.shape[0], 40, replace=False)) for _ in range(60)]
     args = SimpleNamespace(
         pool=counts.shape[0],
-        weights=["classifier_min_likes=1000000000"],
+        weights=["classifier_min_likes=1000000000", "nearest=0"],
         batch=4,
         embeddings=None,
     )
@@ -182,7 +184,8 @@ def test_semantic_rows_turn_on_the_configured_embeddings() -> None:
 def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None:
     """benchmarks/eval_content.py's "classifier" row (the TF-IDF classifier refitted per reader
     on the stored vectors, no upvotes) picks what compose picks from an Atom feed with the
-    classifier on and the encoder off: its variants are measured against that path."""
+    classifier on and the encoder off: its variants are measured against that path (without
+    the nearest-papers vote, which its rows leave out)."""
     from benchmarks import eval_content
 
     counts, libraries, vocab = small_citeulike()
@@ -194,7 +197,7 @@ def test_content_screen_ships_compose_top10(tmp_path: Path, monkeypatch) -> None
     db = tmp_path / "atom.db"
     pool = np.arange(counts.shape[0])
     eval_product.build_store(db, eval_product.feed_document(counts, vocab, pool, None), train)
-    classifier = rank.Weights(classifier_max_subscribers=10**6)
+    classifier = rank.Weights(classifier_max_subscribers=10**6, nearest=0.0)
     composed = eval_product.product_digests(db, users, classifier, batch=len(users))
 
     monkeypatch.setattr(eval_product, "CACHE", tmp_path / "cache")

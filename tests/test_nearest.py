@@ -193,3 +193,69 @@ def test_a_run_without_a_reader_who_can_vote_finds_no_nearest_papers(store, make
     config = make_config(f"subscribers:\n{few}    seed_papers: {ids[:5]}\n")
     compose.score_matrix(store, config, None, ids, now=NOW, session=session)
     assert session._embedded[2]._nearest is not None
+
+
+def test_with_the_encoder_off_tfidf_s_nearest_papers_vote(store, make_config):
+    """``ranking.embeddings: off`` has no encoder terms to carry the vote: TF-IDF's lists alone
+    vote (rank.Weights.nearest), for readers with five seed and 👍 papers, and only theirs."""
+    from paperwire.rank import core
+    from paperwire.rank.session import RankingSession
+
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    store.add_papers(papers, now=NOW - dt.timedelta(hours=3))
+    ids = [p.paper_id for p in papers]
+    config = make_config(
+        "ranking:\n  embeddings: off\n"
+        "subscribers:\n"
+        "  - id: ada\n    email: ada@example.org\n    interests: language models\n"
+        f"    seed_papers: {ids[:6]}\n"
+        "  - id: bob\n    email: bob@example.org\n    interests: language models\n"
+        "  - id: cy\n    email: cy@example.org\n    interests: language models\n"
+        f"    seed_papers: {ids[:4]}\n",
+    )
+    # five nearest papers of these 60 (the shipped 40 would be most of them)
+    w = dataclasses.replace(core.Weights(), nearest_papers=5)
+    session = RankingSession()
+    shipped = compose.score_matrix(store, config, None, ids, now=NOW, weights=w, session=session)
+    off = dataclasses.replace(w, nearest=0.0)
+    without = compose.score_matrix(store, config, None, ids, now=NOW, weights=off)
+    # ada's six seeds vote for the papers that have them among their TF-IDF nearest
+    corpus = session._corpus[1]
+    lists = corpus.nearest_papers(w.nearest_papers)
+    assert lists.k == 5
+    rows = np.array([corpus.index[i] for i in ids])
+    neighbours, _ = nearest(lambda block: (corpus.matrix[block] @ corpus.matrix.T).toarray(),
+                            rows, len(corpus.ids), k=lists.k)  # fmt: skip
+    seeds = {corpus.index[i] for i in ids[:6]}
+    lift = shipped[0] - without[0]
+    near_seeds = [c for c in range(6, len(ids)) if seeds & set(neighbours[c].tolist())]
+    others = [c for c in range(6, len(ids)) if c not in near_seeds]
+    assert near_seeds and others
+    assert np.median(lift[near_seeds]) > np.median(lift[others]) + 0.3
+    np.testing.assert_array_equal(shipped[1], without[1])  # bob has no paper: no vote
+    np.testing.assert_array_equal(shipped[2], without[2])  # four papers are too few
+    # a run where nobody can vote finds no lists
+    quiet = RankingSession()
+    few = make_config(
+        "ranking:\n  embeddings: off\nsubscribers:\n"
+        f"  - id: cy\n    email: cy@example.org\n    seed_papers: {ids[:4]}\n"
+    )
+    compose.score_matrix(store, few, None, ids, now=NOW, weights=w, session=quiet)
+    assert quiet._corpus[1]._nearest is None
+
+
+def test_with_the_encoder_off_old_votes_vote_less_beside_an_interests_text():
+    """Standardised per reader, the vote would undo its papers' decay: months-old 👍 count as
+    the encoder's vote counts them (semantic.contrast_fades), not as on their day."""
+    from paperwire.rank import core
+
+    w = core.Weights()
+    votes = [("", 1, NOW - dt.timedelta(days=1))] * 6
+    fresh = core.Signals(interests="language models", votes=votes, seed_rows=[], vote_rows=[0] * 6)
+    old = dataclasses.replace(fresh, votes=[("", 1, NOW - dt.timedelta(days=720))] * 6)
+    alone = dataclasses.replace(old, interests="")
+    assert compose._vote_fade(fresh, NOW, w) > 0.99
+    assert compose._vote_fade(old, NOW, w) < 0.2
+    assert compose._vote_fade(alone, NOW, w) == 1.0  # nothing newer to weigh them against
+    rows, shares = core.labelled_rows(old, NOW, w)
+    assert len(rows) == 6 and np.allclose(shares, 0.5**4)

@@ -26,7 +26,7 @@ from ..paper import paper_text
 from ..paper import seed_ids as paper_seed_ids
 from ..store import Store
 from . import core as rank
-from . import evidence
+from . import evidence, nearest
 from .authors import Following
 from .corpus import Corpus, InterestPhrases
 from .embedded import EmbeddedCorpus
@@ -36,7 +36,7 @@ from .phrases import add_phrase_bonus
 from .reasons import Ranked, Reason
 from .scope import MAX_WINDOW_DAYS
 from .scope import scope as corpus_scope
-from .semantic import EmbeddedSignals, one_blas_thread
+from .semantic import EmbeddedSignals, contrast_fades, one_blas_thread
 from .session import RankingSession
 from .twins import Among
 
@@ -332,6 +332,13 @@ def score(
             nearest_found = embedded.votes_nearest(vectors)
             if nearest_found:
                 embedded.nearest_papers(corpus.matrix, cols)
+        elif embedded is None and weights.nearest and not nearest_found:
+            nearest_found = any(
+                nearest.votes(rank.labelled_rows(sig, now, weights)[0], weights.nearest_min_papers)
+                for sig in signals
+            )
+            if nearest_found:
+                corpus.nearest_papers(weights.nearest_papers).prepare(cols)
         allowed = None if select is None else select(chunk, signals)
         return _Gathered(start, chunk, signals, phrases.of(signals), vectors, allowed)
 
@@ -349,6 +356,8 @@ def score(
             add_phrase_bonus(scores, phrases.matched(got.mine), weights.phrase_match)
         if embedded is not None and got.vectors is not None:
             scores = scores + embedded.added(got.vectors, cols, base=scores)
+        elif embedded is None and weights.nearest and nearest_found:
+            _add_terms_vote(corpus, got.signals, cols, scores, now, weights)
         scored = Scored(got.start, got.chunk, got.signals, profiles, scores, got.mine)
         if got.allowed is not None and order is not None:
             scored.allowed, scored.ordered = got.allowed, order(scores, got.allowed, got.chunk)
@@ -380,6 +389,51 @@ def score(
 
         # many chunks keep many objects alive: collections walk only each chunk's own
         yield from old_objects_frozen(chunks())
+
+
+def _add_terms_vote(
+    corpus: Corpus,
+    signals: list[rank.Signals],
+    cols: np.ndarray,
+    scores: np.ndarray,
+    now: dt.datetime,
+    weights: rank.Weights,
+) -> None:
+    """With the encoder off, the candidates' nearest papers by TF-IDF vote (rank/nearest.py),
+    added to ``scores`` in place, for readers with the papers to vote with."""
+    labelled = [rank.labelled_rows(sig, now, weights) for sig in signals]
+    weight = np.array(
+        [
+            weights.nearest * _vote_fade(sig, now, weights)
+            if nearest.votes(rows, weights.nearest_min_papers)
+            else 0.0
+            for sig, (rows, _) in zip(signals, labelled, strict=True)
+        ],
+        dtype=np.float32,
+    )
+    corpus.nearest_papers(weights.nearest_papers).add_votes(
+        scores, cols, [r for r, _ in labelled], [s for _, s in labelled], weight
+    )
+
+
+def _vote_fade(signals: rank.Signals, now: dt.datetime, weights: rank.Weights) -> float:
+    """How much a reader's vote counts (:func:`~paperwire.rank.semantic.contrast_fades`, as the
+    encoder's vote does): standardised per reader, the vote would undo its papers' decay, and
+    months-old 👍 would weigh as much beside an interests text edited today as on their day."""
+    left: dict[str, tuple[float, float]] = {}
+    if signals.interests.strip():
+        left["interests"] = (weights.interests, 1.0)
+    if signals.seed_rows:
+        left["seed"] = (weights.seeds, 1.0)
+    for kind, weight, up in (("liked", weights.liked, True), ("disliked", weights.disliked, False)):
+        ages = [(now - when).total_seconds() / 86400 for _, value, when in signals.votes
+                if (value > 0) == up]  # fmt: skip
+        if ages:
+            left[kind] = (
+                weight,
+                float(rank.decay_factor(np.array(ages), weights.half_life_days).mean()),
+            )
+    return contrast_fades(left)[0]
 
 
 @dataclass

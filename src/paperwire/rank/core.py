@@ -107,6 +107,13 @@ class Weights:
     # matched) times this), so "graph neural networks" beats "spiking neural networks" for a
     # reader who wrote the former (benchmarks/README.md, "Reader-facing evaluation").
     phrase_match: float = 1.0
+    # ``ranking.embeddings: off``: the candidate's own nearest papers by TF-IDF, how many of
+    # them are the reader's (rank/nearest.py), standardised per reader, this weight, for a
+    # reader with ``nearest_min_papers`` seed and 👍 papers (the encoder's terms carry the
+    # vote when it is on: semantic.SemanticWeights.nearest)
+    nearest: float = 0.6
+    nearest_papers: int = 40
+    nearest_min_papers: int = 5
 
 
 @dataclass
@@ -256,6 +263,28 @@ class TextModel:
 def decay_factor(age_days: float | np.ndarray, half_life_days: float) -> np.ndarray:
     """How much a vote of this age still counts: halves every ``half_life_days``."""
     return np.power(0.5, np.maximum(age_days, 0) / half_life_days)
+
+
+def labelled_rows(
+    signals: Signals, now: dt.datetime, weights: Weights
+) -> tuple[np.ndarray, np.ndarray]:
+    """A reader's seed and 👍 papers as corpus rows, each with its weight (seeds
+    ``weights.seeds``, votes ``weights.liked`` decayed by their age): what the nearest-papers
+    vote counts. None when the signals do not name their papers by corpus row."""
+    named = signals.paper_rows()
+    if named is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    seed_rows, vote_rows = named
+    liked = [(row, when) for row, (_, value, when) in zip(vote_rows, signals.votes, strict=True)
+             if value > 0]  # fmt: skip
+    ages = np.array([(now - when).total_seconds() / 86400 for _, when in liked], dtype=np.float64)
+    shares = np.r_[
+        np.full(len(seed_rows), weights.seeds),
+        weights.liked * decay_factor(ages, weights.half_life_days),
+    ].astype(np.float32)
+    rows = np.array([*seed_rows, *(row for row, _ in liked)], dtype=np.int64)
+    keep = shares > 0
+    return rows[keep], shares[keep]
 
 
 def labels_from_signals(

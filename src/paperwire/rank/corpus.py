@@ -3,7 +3,8 @@ the interest phrases of a run found in its candidates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
 from . import terms
+from .nearest import NearestPapers
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
@@ -41,6 +43,21 @@ class Corpus:
     # Which papers are one paper under several ids (rank/twins.py), and, past a bounded
     # corpus's start, which stored papers it leaves out are one of its papers.
     twins: Twins
+    # each paper's nearest papers by TF-IDF, found as runs ask (``ranking.embeddings: off``)
+    _nearest: NearestPapers | None = field(default=None, init=False, repr=False, compare=False)
+    _making: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def nearest_papers(self, k: int) -> NearestPapers:
+        """TF-IDF's nearest-papers lists (:meth:`NearestPapers.of_terms`), made once per
+        corpus (a daemon's threads may both rank at once: one set of lists)."""
+        with self._making:
+            if self._nearest is None or self._nearest.k != min(k, max(len(self.ids) - 1, 0)):
+                self._nearest = NearestPapers.of_terms(
+                    self.matrix, rank.calibration_rows(self.matrix), k
+                )
+            return self._nearest
 
     @cached_property
     def upvote_scale(self) -> tuple[float, float] | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import evidence, semantic
+from . import evidence, nearest, semantic
 from .embed import EmbeddingModel, text_vectors, unit_rows
 from .nearest import NearestPapers
 from .semantic import Calibration, SemanticWeights
@@ -200,6 +200,4 @@ class EmbeddedCorpus:
 
 
 def _votes(rows: np.ndarray, w: SemanticWeights) -> bool:
-    """Whether a reader with these labelled papers gets the nearest-papers vote: enough
-    distinct papers (a seed also 👍 is one paper)."""
-    return len(np.unique(rows)) >= w.nearest_min_papers
+    return nearest.votes(rows, w.nearest_min_papers)

@@ -76,6 +76,23 @@ def nearest(
     return idx, weights
 
 
+def votes(rows: np.ndarray, min_papers: int) -> bool:
+    """Whether a reader with these labelled papers (corpus rows) gets the vote: ``min_papers``
+    distinct papers at least (a seed also 👍 is one paper). From one or two, which candidates
+    happen to have them among their nearest is a lottery, and standardised per reader it
+    outweighed the rest."""
+    return len(np.unique(rows)) >= min_papers
+
+
+def _terms_view(tfidf: sp.csr_matrix) -> View:
+    """TF-IDF's similarities of a block of rows with every paper (unit rows: cosines)."""
+    # rows with their terms in column order: what makes the sparse product's sums the dense
+    # route's (the corpus's are; a copy otherwise)
+    tfidf = tfidf if tfidf.has_sorted_indices else tfidf.sorted_indices()
+    columns = tfidf.T.tocsr()
+    return lambda block: (tfidf[block] @ columns).toarray()
+
+
 def top_positive(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``sims``, its ``k`` largest positive entries, best first and equal ones by
     column (every NumPy alike), as (columns, values); a row with fewer has zeros after them
@@ -157,19 +174,19 @@ class NearestPapers:
         ms). Both sum a pair's shared terms in column order in float32: the same numbers, bit
         for bit (13 blocks across the 20,000-reader store, checked; its digests the same)."""
 
-        # rows with their terms in column order: what makes the sparse product's sums the
-        # dense route's (the corpus's are; a copy otherwise)
-        tfidf = tfidf if tfidf.has_sorted_indices else tfidf.sorted_indices()
-
         def views() -> list[View]:
             centred = cal.centred(vectors)
-            columns = tfidf.T.tocsr()
-            return [
-                lambda block: centred[block] @ centred.T,
-                lambda block: (tfidf[block] @ columns).toarray(),
-            ]
+            return [lambda block: centred[block] @ centred.T, _terms_view(tfidf)]
 
         return cls(views, 2, len(vectors), cal.rows, k)
+
+    @classmethod
+    def of_terms(
+        cls, tfidf: sp.csr_matrix, reference: np.ndarray, k: int = NEAREST
+    ) -> NearestPapers:
+        """TF-IDF's view alone (``ranking.embeddings: off``), the vote standardised over
+        ``reference`` (the rows TF-IDF's score spreads are measured on)."""
+        return cls(lambda: [_terms_view(tfidf)], 1, tfidf.shape[0], reference, k)
 
     def prepare(self, rows: np.ndarray) -> None:
         """Find the lists of these rows, and of the reference, that are not found yet."""
