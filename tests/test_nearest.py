@@ -241,7 +241,7 @@ def test_with_the_encoder_off_tfidf_s_nearest_papers_vote(store, make_config):
         f"  - id: cy\n    email: cy@example.org\n    seed_papers: {ids[:4]}\n"
     )
     compose.score_matrix(store, few, None, ids, now=NOW, weights=w, session=quiet)
-    assert quiet._corpus[1]._nearest is None
+    assert not quiet._corpus[1]._nearest
 
 
 def test_with_the_encoder_off_old_votes_vote_less_beside_an_interests_text():
@@ -259,3 +259,48 @@ def test_with_the_encoder_off_old_votes_vote_less_beside_an_interests_text():
     assert compose._vote_fade(alone, NOW, w) == 1.0  # nothing newer to weigh them against
     rows, shares = core.labelled_rows(old, NOW, w)
     assert len(rows) == 6 and np.allclose(shares, 0.5**4)
+    # a 👎 is not one of the reader's papers: it never votes
+    downs = dataclasses.replace(fresh, votes=[("", -1, NOW)] * 3 + votes[:3])
+    rows, _ = core.labelled_rows(downs, NOW, w)
+    assert len(rows) == 3
+
+
+def test_with_the_encoder_off_the_vote_fades_counts_no_thumbs_down_and_is_each_readers_own(
+    store, make_config, monkeypatch
+):
+    """Through compose with the encoder off: 👍 two years old vote a quarter as much beside an
+    interests text as yesterday's, 👎 never vote, and a reader's scores are the same scored
+    alone, in chunks of one on the scoring threads, or beside the others."""
+    from paperwire.rank import core
+
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    store.add_papers(papers, now=NOW - dt.timedelta(days=800))
+    ids = [p.paper_id for p in papers]
+    for sid, days, value in (("new", 1, 1), ("old", 720, 1), ("downs", 1, -1)):
+        for paper_id in ids[:6]:
+            store.record_vote(sid, paper_id, value, via="test", now=NOW - dt.timedelta(days=days))
+    readers = "".join(
+        f"  - id: {sid}\n    email: {sid}@example.org\n    interests: language models\n"
+        for sid in ("new", "old", "downs")
+    )
+    config = make_config(f"ranking:\n  embeddings: off\nsubscribers:\n{readers}")
+    w = dataclasses.replace(core.Weights(), nearest_papers=5)
+    shipped = compose.score_matrix(store, config, None, ids, now=NOW, weights=w)
+    without = compose.score_matrix(
+        store, config, None, ids, now=NOW, weights=dataclasses.replace(w, nearest=0.0)
+    )
+    lift = shipped - without
+    signals = compose.subscriber_signals(store, config.subscribers, {})
+    new, old = (compose._vote_fade(s, NOW, w) for s in signals[:2])
+    assert new > 0.99 and old < 0.3
+    # the same six papers, standardised: the same vote, in the measure its fade leaves
+    assert np.ptp(lift[0]) > 1
+    np.testing.assert_allclose(lift[1], lift[0] * old / new, atol=1e-4)
+    np.testing.assert_array_equal(lift[2], 0)  # six 👎: nothing to vote with
+    # chunks of one reader, two of them scored at once on the scoring threads
+    monkeypatch.setattr(compose, "SUBSCRIBER_CHUNK", 1)
+    np.testing.assert_array_equal(
+        compose.score_matrix(store, config, None, ids, now=NOW, weights=w), shipped
+    )
+    alone = compose.score_matrix(store, config, config.subscribers[1:2], ids, now=NOW, weights=w)
+    np.testing.assert_array_equal(alone[0], shipped[1])

@@ -270,9 +270,9 @@ def labelled_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A reader's seed and 👍 papers as corpus rows, each with its weight (seeds
     ``weights.seeds``, votes ``weights.liked`` decayed by their age): what the nearest-papers
-    vote counts. None when the signals do not name their papers by corpus row."""
+    vote counts; none when the signals do not name their papers by corpus row."""
     named = signals.paper_rows()
-    if named is None:
+    if named is None or len(named[1]) != len(signals.votes):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     seed_rows, vote_rows = named
     liked = [(row, when) for row, (_, value, when) in zip(vote_rows, signals.votes, strict=True)

@@ -43,8 +43,11 @@ class Corpus:
     # Which papers are one paper under several ids (rank/twins.py), and, past a bounded
     # corpus's start, which stored papers it leaves out are one of its papers.
     twins: Twins
-    # each paper's nearest papers by TF-IDF, found as runs ask (``ranking.embeddings: off``)
-    _nearest: NearestPapers | None = field(default=None, init=False, repr=False, compare=False)
+    # each paper's nearest papers by TF-IDF, found as runs ask (``ranking.embeddings: off``),
+    # by the papers a list holds (runs with other weights, e.g. a benchmark's, keep theirs)
+    _nearest: dict[int, NearestPapers] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     _making: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -53,11 +56,10 @@ class Corpus:
         """TF-IDF's nearest-papers lists (:meth:`NearestPapers.of_terms`), made once per
         corpus (a daemon's threads may both rank at once: one set of lists)."""
         with self._making:
-            if self._nearest is None or self._nearest.k != min(k, max(len(self.ids) - 1, 0)):
-                self._nearest = NearestPapers.of_terms(
-                    self.matrix, rank.calibration_rows(self.matrix), k
-                )
-            return self._nearest
+            if k not in self._nearest:
+                reference = rank.calibration_rows(self.matrix)
+                self._nearest[k] = NearestPapers.of_terms(self.matrix, reference, k)
+            return self._nearest[k]
 
     @cached_property
     def upvote_scale(self) -> tuple[float, float] | None:
