@@ -64,6 +64,35 @@ def test_different_people_do_not_match(followed: str, author: str):
     assert Following([followed]).match([author]) is None
 
 
+@pytest.mark.parametrize(
+    ("followed", "author"),
+    [
+        ("Wang Wei", "Wei Wang"),  # family name first, as the reader writes their own
+        ("Wei Wang", "Wang Wei"),  # ... or as a feed writes it
+        ("Zhang Yuxin", "Yuxin Zhang"),
+        ("Wang Wei", "W. Wang"),  # an initial agrees, as "Wei Wang" and "W. Wang" do
+        ("Müller Klaus", "Klaus Mueller"),  # umlauts spelt out either way, in either order
+    ],
+)
+def test_a_followed_two_word_name_matches_in_either_order(followed: str, author: str):
+    assert Following([followed]).match(["A. Author", author]) == followed
+
+
+@pytest.mark.parametrize(
+    ("followed", "author"),
+    [
+        ("Wang Wei", "Wei Zhang"),
+        ("Wang Wei", "Wang Li"),  # either order, the two given names still differ
+        ("Le Song", "Song Le"),  # a particle says which is the family name
+        ("Wang, Wei", "Wang Wei"),  # so does a comma: Wang Wei is Mr Wei
+        ("W. Wang", "Wang Wei"),
+        ("Wang Xiao Wei", "Wei Wang"),  # three words: only as written
+    ],
+)
+def test_name_order_is_not_a_licence_to_match_anyone(followed: str, author: str):
+    assert Following([followed]).match([author]) is None
+
+
 def test_name_keys():
     assert name_key("LeCun, Yann") == name_key("Yann LeCun")
     assert name_key("Yann LeCun").family == "lecun"

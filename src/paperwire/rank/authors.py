@@ -5,7 +5,9 @@ Feeds spell one person many ways: "Yann LeCun", "Y. LeCun", "LeCun, Yann", "Yann
 case folded, particles such as "van" or "le" joined to it, spaces and hyphens dropped) and its
 first given name; two names match when the family names are equal and the first given names
 agree: equal when both are written out, the same initial when either is an initial, or either
-absent. "Yann LeCun" and "Yves LeCun" do not match.
+absent. "Yann LeCun" and "Yves LeCun" do not match. A followed name of two written-out words
+is read in either order ("Wang Wei" follows "Wei Wang"): many write their own name family
+first, and a reader who follows an author expects their papers.
 """
 
 from __future__ import annotations
@@ -77,6 +79,22 @@ def name_keys(name: str) -> tuple[NameKey, ...]:
     return tuple(dict.fromkeys(k for k in keys if k is not None))
 
 
+def swapped_keys(name: str) -> tuple[NameKey, ...]:
+    """A two-word name's keys read family name first, as many write their own ("Wang Wei" for
+    the "Wei Wang" of arXiv's author lists): for a followed name, so a reader who writes it
+    either way gets the author's papers. Only two written-out words with no comma, initial or
+    particle: "Le Song", "Y. LeCun" and "LeCun, Yann" say which is the family name."""
+    if "," in name or "." in name:
+        return ()
+    out = []
+    composed = unicodedata.normalize("NFC", name)
+    for spelling in dict.fromkeys((composed, composed.translate(_SPELT_OUT))):
+        tokens = [t for t in _TOKEN.findall(fold(spelling)) if t not in _SUFFIXES]
+        if len(tokens) == 2 and all(len(t) > 1 and t not in _PARTICLES for t in tokens):
+            out.append(NameKey(tokens[0], tokens[1]))
+    return tuple(k for k in dict.fromkeys(out) if k not in name_keys(name))
+
+
 def same_person(a: NameKey, b: NameKey) -> bool:
     if a.family != b.family:
         return False
@@ -93,7 +111,7 @@ class Following:
     def __init__(self, names: Iterable[str]):
         self._by_family: dict[str, list[tuple[NameKey, str]]] = {}
         for name in names:
-            for key in name_keys(name):
+            for key in (*name_keys(name), *swapped_keys(name)):
                 self._by_family.setdefault(key.family, []).append((key, name))
 
     def __bool__(self) -> bool:
