@@ -425,8 +425,9 @@ def _vote_fade(signals: rank.Signals, now: dt.datetime, weights: rank.Weights) -
         left["interests"] = (weights.interests, 1.0)
     if signals.seed_rows:
         left["seed"] = (weights.seeds, 1.0)
+    ages_now = rank.vote_ages(signals, now)
     for kind, weight, up in (("liked", weights.liked, True), ("disliked", weights.disliked, False)):
-        ages = [(now - when).total_seconds() / 86400 for _, value, when in signals.votes
+        ages = [age for (_, value, _), age in zip(signals.votes, ages_now, strict=True)
                 if (value > 0) == up]  # fmt: skip
         if ages:
             left[kind] = (

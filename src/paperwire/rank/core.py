@@ -275,9 +275,9 @@ def labelled_rows(
     if named is None or len(named[1]) != len(signals.votes):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     seed_rows, vote_rows = named
-    liked = [(row, when) for row, (_, value, when) in zip(vote_rows, signals.votes, strict=True)
-             if value > 0]  # fmt: skip
-    ages = np.array([(now - when).total_seconds() / 86400 for _, when in liked], dtype=np.float64)
+    dated = zip(vote_rows, signals.votes, vote_ages(signals, now), strict=True)
+    liked = [(row, age) for row, (_, value, _), age in dated if value > 0]
+    ages = np.array([age for _, age in liked], dtype=np.float64)
     shares = np.r_[
         np.full(len(seed_rows), weights.seeds),
         weights.liked * decay_factor(ages, weights.half_life_days),
@@ -339,8 +339,13 @@ def _reader_texts(signals: Signals) -> list[tuple[str, str]]:
 
 
 def _ages(kinds: list[str], signals: Signals, now: dt.datetime) -> list[float]:
-    vote_ages = [max((now - when).total_seconds() / 86400, 0.0) for _, _, when in signals.votes]
-    return [0.0] * (len(kinds) - len(vote_ages)) + vote_ages
+    ages = vote_ages(signals, now)
+    return [0.0] * (len(kinds) - len(ages)) + ages
+
+
+def vote_ages(signals: Signals, now: dt.datetime) -> list[float]:
+    """Each of the reader's votes' age at ``now`` in days (0 for one dated later)."""
+    return [max((now - when).total_seconds() / 86400, 0.0) for _, _, when in signals.votes]
 
 
 def _kind_coefficients(

@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
-from .core import best_columns, decay_factor
+from .core import best_columns, decay_factor, vote_ages
 from .embed import unit_rows
 from .phrases import interest_phrases
 
@@ -748,9 +748,7 @@ def embedded_signals(
         kinds = ["seed"] * len(seed_rows) + [
             "liked" if vote > 0 else "disliked" for _, vote, _ in sig.votes
         ]
-        ages = [0.0] * len(seed_rows) + [
-            max((now - when).total_seconds() / 86400, 0.0) for _, _, when in sig.votes
-        ]
+        ages = [0.0] * len(seed_rows) + vote_ages(sig, now)
         rows = seed_rows + vote_rows
         out.append(
             EmbeddedSignals(
