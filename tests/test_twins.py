@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from xml.sax.saxutils import escape
 
 import pytest
 
 from paperwire import digests, pipeline
 from paperwire.paper import Paper
+from paperwire.rank import terms
+from paperwire.rank import twins as twins_module
 from paperwire.rank.alerts import find_alerts
+from paperwire.rank.corpus import Corpus
 from paperwire.rank.twins import Twins, first_author, keys, surname
 from paperwire.sources import parse_document
+from paperwire.store import Store
 
 from .conftest import FIXTURES, Route
 
@@ -343,25 +348,31 @@ def test_a_digest_with_room_to_spare_holds_one_paper_once(store, make_config, fo
 
 
 @pytest.mark.parametrize("corpus_papers", [60_000, 100])
-def test_the_journal_version_of_a_preprint_sent_months_ago_is_the_readers_own(
-    store, make_config, arxiv_papers, corpus_papers
+@pytest.mark.parametrize(
+    ("copy", "sent"), [(0, PREFETCH), (1, MOSAIC)], ids=["journal", "aggregator-no-authors"]
+)
+def test_the_copy_of_a_paper_sent_months_ago_is_the_readers_own(
+    store, make_config, arxiv_papers, corpus_papers, copy, sent
 ):
-    """The preprint went out in a digest in spring; past ranking.corpus_papers newer papers a
-    bounded corpus leaves it out, and its journal version came in autumn as news."""
-    prefetch = arxiv_papers[PREFETCH]
+    """The paper went out in a digest in spring; past ranking.corpus_papers newer papers a
+    bounded corpus leaves it out, and a copy came in autumn as news: its journal version, or an
+    aggregator's that names no author (only its title and abstract's opening tell it is the
+    paper: until the keys were stored, papers outside the corpus were known by title and first
+    author alone, and ada got the aggregator's copy again)."""
     spring = NOW - dt.timedelta(days=200)
-    store.add_papers([prefetch], now=spring)
+    store.add_papers([arxiv_papers[sent]], now=spring)
     row = store.open_delivery("ada", "digest", "2026-05-07", "email", message_id="<a@x>",
-                              content_hash="h", papers=[(PREFETCH, 1.0, [])], now=spring)  # fmt: skip
+                              content_hash="h", papers=[(sent, 1.0, [])], now=spring)  # fmt: skip
     store.mark_delivery(row, "sent", now=spring)
-    newer = [p for pid, p in arxiv_papers.items() if pid != PREFETCH]
+    newer = [p for pid, p in arxiv_papers.items() if pid != sent]
     store.add_papers(newer, now=NOW - dt.timedelta(days=100))
     # 150 more papers since: more than a corpus of 100 holds
     api = FIXTURES / "arxiv_api_atom_2026_q-testing_m100.xml"
     store.add_papers(
         parse_document(api.read_bytes(), source="api")[0], now=NOW - dt.timedelta(days=50)
     )
-    journal, _ = parse_document(_journal_feed(_copies(arxiv_papers)[:1]), source="journal")
+    item = _copies(arxiv_papers)[copy]
+    journal, _ = parse_document(_journal_feed([item]), source="journal")
     store.add_papers(journal, now=NOW - dt.timedelta(hours=2))
     # a vote row without a paper (the column allows it): "not (... in (votes))" was NULL for
     # every paper then, and no paper was outside the corpus
@@ -373,10 +384,12 @@ def test_the_journal_version_of_a_preprint_sent_months_ago_is_the_readers_own(
         )
     )
     assert config.ranking.corpus_papers == corpus_papers
-    composed = digests.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=1))
-    picks = {sub: [p.paper_id for p in d.picks] for sub, d in composed.items()}
-    assert "https://journal.example/a/101" in picks["bob"]  # news to bob
-    assert "https://journal.example/a/101" not in picks["ada"]  # ada's since spring
+    for _ in range(2):  # the keys made (the spring paper's as by an older paperwire), then read
+        composed = digests.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=1))
+        picks = {sub: [p.paper_id for p in d.picks] for sub, d in composed.items()}
+        assert item["link"] in picks["bob"]  # news to bob
+        assert item["link"] not in picks["ada"]  # ada's since spring
+        assert [k[:2] for k in _stored_keys(store)[sent][1].split()] == ["t:", "a:"]
 
 
 def test_a_copy_of_a_paper_far_above_the_bar_is_no_second_alert(store, make_config, smtp_server):
@@ -418,3 +431,66 @@ def test_a_copy_of_a_paper_far_above_the_bar_is_no_second_alert(store, make_conf
     later = NOW + dt.timedelta(hours=2)
     assert find_alerts(store, config, list(config.subscribers), now=later) == []
     assert len(smtp_server.messages) == 1
+
+
+def _stored_keys(store) -> dict[str, tuple[str, str]]:
+    return {
+        r["paper_id"]: (r["made"], r["keys"]) for r in store.db.query("select * from paper_keys")
+    }
+
+
+def test_a_papers_keys_are_made_once_and_again_only_when_it_changes(
+    store, arxiv_papers, monkeypatch
+):
+    """Keys are stored beside the paper (paper_keys): the next build reads them, and a new
+    version's text, another first author or another version of the keys makes them again."""
+    store.add_papers(list(arxiv_papers.values()), now=NOW)
+    first = Corpus.build(store)
+    made = []
+    monkeypatch.setattr(twins_module, "keys", lambda *a: made.append(a[0]) or keys(*a))
+    again = Corpus.build(store)
+    assert made == [] and again.twins == first.twins
+    assert len(_stored_keys(store)) == len(arxiv_papers)
+    prefetch = arxiv_papers[PREFETCH]
+    v2 = Paper(
+        PREFETCH, prefetch.title, "A new abstract. " * 30, authors=["Someone Else"], version=9
+    )
+    store.add_papers([v2], now=NOW)
+    assert PREFETCH not in _stored_keys(store)  # a paper outside a corpus is read by them
+    Corpus.build(store)
+    assert made == [prefetch.title]  # the changed paper alone
+    assert _stored_keys(store)[PREFETCH][0].endswith("|Someone Else")
+    store.db.execute(
+        "update paper_keys set made = '0' || substr(made, 2) where paper_id = ?", [MOSAIC]
+    )
+    made.clear()
+    Corpus.build(store)
+    assert made == [arxiv_papers[MOSAIC].title]
+
+
+def test_a_locked_database_costs_the_stored_keys_not_the_twins(tmp_path, arxiv_papers, caplog):
+    """Another process holds the write lock: the build finds the same twins from keys it made
+    itself, logs once that it could not keep them, and the next build stores them."""
+    path = tmp_path / "p.db"
+    copies, _ = parse_document(_journal_feed(_copies(arxiv_papers)), source="journal")
+    with Store(path) as store:
+        store.add_papers(list(arxiv_papers.values()) + copies, now=NOW)
+        terms.refresh(store)  # as fetch does: the text analysed and keyed
+        assert len(_stored_keys(store)) == len(arxiv_papers) + len(copies)
+        store.db.execute("delete from paper_keys")  # as stored by an older paperwire
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Store(path, busy_timeout=0.3) as store, caplog.at_level("WARNING", logger="paperwire"):
+            locked = Corpus.build(store)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    warnings = [r.getMessage() for r in caplog.records if "twin keys" in r.getMessage()]
+    assert len(warnings) == 1 and "the database stayed locked" in warnings[0]
+    with Store(path) as store:
+        assert _stored_keys(store) == {}
+        free = Corpus.build(store)
+        assert len(_stored_keys(store)) == len(arxiv_papers) + len(copies)
+    assert locked.twins == free.twins
+    assert len(set(locked.twins.original.values())) == 2  # prefetch's and mosaic's copies

@@ -19,7 +19,7 @@ from .nearest import NearestPapers
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
-from .twins import Twins, first_author, title_of, title_words
+from .twins import Keyed, Twins, keep_keys, keys_of_row, made_from, stored_version
 from .twins import keys as twin_keys
 
 
@@ -78,12 +78,18 @@ class Corpus:
         rows: list[dict[str, Any]] = []
         hashes: list[str] = []
         keyed: list[list[str]] = []
-        # each abstract hashed and keyed, then let go, and the authors with it
-        for row in store.iter_corpus(scope.since, scope.keep):
+        fresh: list[Keyed] = []  # keys made now (``fetch`` stores most), to store
+        # each abstract hashed and keyed (its stored keys read), then let go, and the authors
+        # with it
+        for row in store.iter_corpus(scope.since, scope.keep, keyed=True):
             ids.append(row["paper_id"])
-            abstract, authors = row.pop("abstract"), first_author(row.pop("authors"))
-            hashes.append(text_hash(paper_text(row["title"], abstract)))
-            keyed.append(twin_keys(row["title"], abstract, authors))
+            hashes.append(text_hash(paper_text(row["title"], row["abstract"])))
+            found, made = keys_of_row(row, hashes[-1])
+            keyed.append(found)
+            if made is not None:
+                fresh.append(made)
+            for column in ("abstract", "authors", "keys_made", "twin_keys"):
+                del row[column]
             rows.append(row)
         model = rank.TextModel()
         analysed = terms.load(store, model, ids, StoredTexts(store, ids, hashes))
@@ -98,8 +104,9 @@ class Corpus:
         analysed.counts = counts
         corpus = cls(
             model, ids, rows, hashes, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed,
-            _twins(store, scope, keyed),
+            _twins(store, scope, keyed, fresh),
         )  # fmt: skip
+        keep_keys(store, fresh)
         corpus.matrix.sort_indices()
         return corpus
 
@@ -109,34 +116,43 @@ class Corpus:
         return StoredTexts(store, self.ids, self.hashes)
 
 
-def _twins(store: Store, scope: Scope, keyed: list[list[str]]) -> Twins:
+def _twins(store: Store, scope: Scope, keyed: list[list[str]], fresh: list[Keyed]) -> Twins:
     """The corpus's papers that are one paper under several ids (rank/twins.py), and the papers
     sent to readers that a bounded corpus leaves out: a reader sent a preprint months ago owns
-    its journal version now. Those by title and first author only (their abstracts stay
-    unread), and only those sent: a year's store holds far more papers nobody was sent."""
+    its journal version now. Those by their stored keys (the fetch that stored a paper, or the
+    first run that read it, keyed it; one sent by an older paperwire is keyed here, once), and
+    only those sent: a year's store holds far more papers nobody was sent. The keys made here
+    join ``fresh``."""
     twins = Twins.of(keyed)
     if scope.since is None:
         return twins
-    by_title: dict[str, int] = {}
-    titles: set[str] = set()
+    first: dict[str, int] = {}
     for row, row_keys in enumerate(keyed):
         for key in row_keys:
-            title = title_of(key)
-            if title is not None:
-                by_title.setdefault(key, row)
-                titles.add(title)
-    if not by_title:
+            first.setdefault(key, row)
+    if not first:
         return twins
-    # most share no title with the corpus: their words are all that is read of them (~3 µs a
-    # paper; their first author too only where the title is one of these)
-    for paper_id, title, authors in store.iter_sent_outside_corpus(scope.since, scope.keep):
-        if title_words(title) not in titles:
+    unkeyed = []
+    for paper_id, made, stored in store.iter_sent_outside_corpus(scope.since, scope.keep):
+        if not stored_version(made):
+            unkeyed.append(paper_id)
             continue
-        for key in twin_keys(title, None, first_author(authors)):
-            inside = by_title.get(key)
-            if inside is not None:
-                twins.add_outside(inside, paper_id)
+        _add_outside(twins, first, paper_id, stored.split("\n") if stored else [])
+    for start in range(0, len(unkeyed), terms.BATCH):
+        for paper_id, paper in store.papers(unkeyed[start : start + terms.BATCH]).items():
+            authors = paper["authors"][:1]
+            digest = text_hash(paper_text(paper["title"], paper["abstract"]))
+            found = twin_keys(paper["title"], paper["abstract"], authors)
+            fresh.append((paper_id, made_from(digest, authors), "\n".join(found)))
+            _add_outside(twins, first, paper_id, found)
     return twins
+
+
+def _add_outside(twins: Twins, first: dict[str, int], paper_id: str, keys: list[str]) -> None:
+    """``paper_id`` (outside the corpus) is each corpus paper it shares a key with."""
+    papers = {twins.original.get(first[k], first[k]) for k in keys if k in first}
+    for inside in sorted(papers):
+        twins.add_outside(inside, paper_id)
 
 
 class InterestPhrases:

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
-from . import hashing, topics
+from . import hashing, topics, twins
 from .batches import CacheWrites, batch_bounds
 from .paper_phrases import PAIRS_VERSION, pair_columns, phrase_pairs
 from .scope import EVERY_PAPER, Scope
@@ -176,7 +176,8 @@ def refresh(
 ) -> int:
     """Analyse and store every paper of ``scope`` (the papers a run ranks against; without
     it, every stored paper) whose analysis is missing or out of date (what ``fetch`` runs
-    after storing papers); returns how many were analysed. A paper left out (older than
+    after storing papers), and the keys it shares with its copies (rank/twins.py); returns
+    how many were analysed. A paper left out (older than
     ``ranking.corpus_papers``) is analysed by the first run that needs it, if one does.
 
     Like :func:`load`, a failed write (a full disk, a lock held too long) is logged, not
@@ -187,13 +188,18 @@ def refresh(
     name = analyser(model)
     made = store.paper_terms_made()
     todo = []
+    keyed: list[twins.Keyed] = []  # and the keys it shares with its copies (rank/twins.py)
     scope = scope or EVERY_PAPER
     # row by row: a year of abstracts is ~300 MB
-    for row in store.iter_corpus(scope.since, scope.keep):
+    for row in store.iter_corpus(scope.since, scope.keep, keyed=True):
         text = paper_text(row["title"], row["abstract"])
         digest = text_hash(text)
         if made.get(row["paper_id"]) != (name, digest):
             todo.append((row["paper_id"], text, digest))
+        fresh = twins.keys_of_row(row, digest)[1]
+        if fresh is not None:
+            keyed.append(fresh)
+    twins.keep_keys(store, keyed)
     if todo:
         ids, texts, hashes = (list(column) for column in zip(*todo, strict=True))
         return len(_analyse_and_store(store, model, name, ids, texts, hashes, stop))

@@ -29,16 +29,25 @@ import string
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
 
+from ..store import Store
 from ..tex import written_out
+from .batches import CacheWrites
+
+# a paper's keys to store: (paper id, what they were made from, the keys joined by newlines)
+Keyed = tuple[str, str, str]
 
 # A key needs enough words to name one paper: "Introduction", "Editorial" and "Erratum" are
 # titles many papers share, and a withdrawn paper's one-line abstract is many papers' abstract.
 MIN_TITLE_WORDS = 4
 MIN_ABSTRACT_WORDS = 20
 ABSTRACT_OPENING = 400  # characters of an abstract its key reads (its first ~60 words)
+# Bump when how a key is made changes: keys stored by another version are made again.
+KEYS_VERSION = 1
 
 _WORD = re.compile(r"[^\W_]+")
 _NOT_LETTERS = str.maketrans("", "", string.punctuation + string.whitespace)
@@ -99,18 +108,6 @@ def surname(author: str) -> str:
     return family[-1] if family else ""
 
 
-def title_words(title: str | None) -> str | None:
-    """The title folded to its letters, the first part of its key; None: too short to be one."""
-    words = _title_words(title)
-    return "".join(words) if len(words) >= MIN_TITLE_WORDS else None
-
-
-def title_of(key: str) -> str | None:
-    """The title words (:func:`title_words`) a key of :func:`keys` was made of; None for the
-    key of an abstract's opening."""
-    return key[2:].rsplit("|", 1)[0] if key.startswith("t:") else None
-
-
 def keys(title: str | None, abstract: str | None, authors: Sequence[str] = ()) -> list[str]:
     """The keys a paper shares with its copies (none for a paper too short to tell apart)."""
     out = []
@@ -126,6 +123,39 @@ def keys(title: str | None, abstract: str | None, authors: Sequence[str] = ()) -
         digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
         out.append(f"a:{digest[:20]}")
     return out
+
+
+def made_from(text_digest: str, authors: Sequence[str]) -> str:
+    """What a paper's stored keys were made from: this version of :func:`keys`, the hash of
+    its text (:func:`paperwire.paper.text_hash`) and its first author. Stored keys are used
+    only while this is unchanged."""
+    return f"{KEYS_VERSION}|{text_digest}|{authors[0] if authors else ''}"
+
+
+def stored_version(made: str | None) -> bool:
+    """Whether keys stored with ``made`` were made by this version of :func:`keys`."""
+    return made is not None and made.startswith(f"{KEYS_VERSION}|")
+
+
+def keys_of_row(row: dict[str, Any], digest: str) -> tuple[list[str], Keyed | None]:
+    """The keys of a paper read by ``Store.iter_corpus(keyed=True)`` whose text hashes to
+    ``digest``: its stored ones while they were made from this text and first author, else
+    made now, with the row to store them by (:func:`keep_keys`)."""
+    authors = first_author(row["authors"])
+    made, stored = made_from(digest, authors), row["twin_keys"]
+    if row["keys_made"] == made and stored is not None:
+        return (stored.split("\n") if stored else []), None
+    found = keys(row["title"], row["abstract"], authors)
+    return found, (row["paper_id"], made, "\n".join(found))
+
+
+def keep_keys(store: Store, fresh: list[Keyed], batch: int = 2000) -> None:
+    """Store keys made now (:func:`keys_of_row`) for the next run and for the look-up of papers
+    a bounded corpus leaves out. A cache write: a failure (a read-only database, a lock held
+    too long) is logged once, and the run goes on with the keys it made."""
+    writes = CacheWrites("twin keys", len(fresh))
+    for start in range(0, len(fresh), batch):
+        writes.write(partial(store.set_paper_keys, fresh[start : start + batch]), start)
 
 
 @dataclass

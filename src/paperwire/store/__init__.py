@@ -216,6 +216,15 @@ def m009_delivery_since(db: sqlite_utils.Database) -> None:
     db.table("deliveries").add_column("since", str)
 
 
+@migrations()
+def m010_paper_keys(db: sqlite_utils.Database) -> None:
+    # The keys a paper shares with its copies under other ids (paperwire.rank.twins), worked
+    # out once, beside what they were made from (``made``: the keys' version, the text's hash
+    # and the first author): a corpus build reads them, and a paper sent months ago that a
+    # bounded corpus leaves out is still known by them when its copy comes.
+    db.table("paper_keys").create({"paper_id": str, "made": str, "keys": str}, pk="paper_id")
+
+
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
     for f in (
@@ -228,6 +237,7 @@ KNOWN_MIGRATIONS = frozenset(
         m007_text_vectors,
         m008_not_interested,
         m009_delivery_since,
+        m010_paper_keys,
     )
 )
 
@@ -475,6 +485,7 @@ class Store:
                 )
             }
             rows = []
+            rewritten = []  # known papers whose title, abstract or authors change
             for paper_id, paper in batch.items():
                 old = existing.get(paper_id)
                 row = _paper_row(paper, stamp)
@@ -501,8 +512,17 @@ class Store:
                             dict.fromkeys(json.loads(old["categories"] or "[]") + paper.categories)
                         )
                     )
+                    if any(row[key] != old[key] for key in ("title", "abstract", "authors")):
+                        rewritten.append(paper_id)
                 rows.append(row)
             self.db.table("papers").upsert_all(rows, pk="paper_id")
+            # their twin keys are made again when next read (rank/corpus.py): a paper that a
+            # bounded corpus leaves out is known by its stored keys alone
+            for chunk in _chunks(rewritten, 500):
+                self.db.execute(
+                    f"delete from paper_keys where paper_id in ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
         return new, known
 
     def papers(self, paper_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -547,31 +567,39 @@ class Store:
         return list(self.iter_corpus())
 
     def iter_corpus(
-        self, since: str | None = None, keep: Iterable[str] = ()
+        self, since: str | None = None, keep: Iterable[str] = (), *, keyed: bool = False
     ) -> Iterator[dict[str, Any]]:
         """:meth:`corpus` row by row, for a reader that keeps only part of each row (read it
         to the end before the next query). With ``since`` (a stored first-seen time, as
         :meth:`corpus_since` gives), only the papers first seen after it, every paper a reader
-        voted on or imported as a seed, and the papers ``keep`` names."""
-        columns = (
-            "select paper_id, title, abstract, authors, first_seen, upvotes, keywords from papers"
-        )
+        voted on or imported as a seed, and the papers ``keep`` names. ``keyed``: each row
+        also has its stored twin keys (:meth:`set_paper_keys`: ``keys_made`` and
+        ``twin_keys``, None where the paper has none stored)."""
+        columns = "select paper_id, title, abstract, authors, first_seen, upvotes, keywords"
+        source = " from papers"
+        if keyed:
+            columns += ", paper_keys.made as keys_made, paper_keys.keys as twin_keys"
+            source += " left join paper_keys using (paper_id)"
         if since is None:
-            return self.db.query(f"{columns} order by first_seen, paper_id")
+            return self.db.query(f"{columns}{source} order by first_seen, paper_id")
         where, params = _corpus_scope(since, keep)
-        return self.db.query(f"{columns} where {where} order by first_seen, paper_id", params)
+        return self.db.query(
+            f"{columns}{source} where {where} order by first_seen, paper_id", params
+        )
 
     def iter_sent_outside_corpus(
         self, since: str, keep: Iterable[str] = ()
-    ) -> Iterator[tuple[str, str, str | None]]:
-        """(paper id, title, authors as a JSON list) of every paper that went out to a reader
-        (in a digest or an alert) and that a bounded corpus (:meth:`iter_corpus` with ``since``
-        and ``keep``) leaves out: what a preprint sent months ago is known by when its journal
-        version comes (rank/twins.py). Voted and seeded papers are in the corpus already."""
+    ) -> Iterator[tuple[str, str | None, str | None]]:
+        """(paper id, the stored twin keys' ``made`` and ``keys``, None where there are none)
+        of every paper that went out to a reader (in a digest or an alert) and that a bounded
+        corpus (:meth:`iter_corpus` with ``since`` and ``keep``) leaves out: what a preprint
+        sent months ago is known by when its journal version comes (rank/twins.py). Voted and
+        seeded papers are in the corpus already."""
         where, params = _corpus_scope(since, keep)
         # coalesce: a NULL anywhere in the clause would make "not (...)" NULL for every paper
         return self.db.execute(
-            "select paper_id, title, authors from papers where not coalesce(("
+            "select paper_id, paper_keys.made, paper_keys.keys from papers"
+            " left join paper_keys using (paper_id) where not coalesce(("
             + where
             + "), 0) and paper_id in (select paper_id from delivery_papers)",
             params,
@@ -1439,6 +1467,15 @@ class Store:
             query = f"{sql} and paper_id in ({','.join('?' * len(chunk))})"
             out.update((row[0], row[1:]) for row in self.db.execute(query, [analyser, *chunk]))
         return out
+
+    def set_paper_keys(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Store papers' twin keys as (paper id, what they were made from, the keys joined
+        by newlines) in one transaction, replacing a paper's earlier ones."""
+        with self.atomic():
+            self.db.table("paper_keys").upsert_all(
+                ({"paper_id": p, "made": made, "keys": keys} for p, made, keys in rows),
+                pk="paper_id",
+            )
 
     def set_paper_terms(self, rows: Iterable[dict[str, Any]]) -> None:
         """Store analyses (the columns of ``paper_terms``) in one transaction, replacing a
