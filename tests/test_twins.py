@@ -5,6 +5,7 @@ aiosmtpd."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 from xml.sax.saxutils import escape
@@ -12,11 +13,12 @@ from xml.sax.saxutils import escape
 import pytest
 
 from paperwire import digests, pipeline
-from paperwire.paper import Paper
+from paperwire.paper import Paper, paper_text, text_hash
 from paperwire.rank import terms
 from paperwire.rank import twins as twins_module
 from paperwire.rank.alerts import find_alerts
 from paperwire.rank.corpus import Corpus
+from paperwire.rank.scope import Scope
 from paperwire.rank.twins import Twins, first_author, keys, surname
 from paperwire.sources import parse_document
 from paperwire.store import Store
@@ -27,6 +29,8 @@ NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 # two papers of the real arXiv feed (tests/fixtures/arxiv_rss_cs.xml)
 PREFETCH, MOSAIC = "2504.06319", "2504.06323"
+# test_the_keys_version_names_what_keys_are_made_of
+PINNED_KEYS = "c51d7019357cbe9c"
 
 CONFIG = """\
 feeds:
@@ -347,18 +351,27 @@ def test_a_digest_with_room_to_spare_holds_one_paper_once(store, make_config, fo
     assert "2611.00002" in picks
 
 
+def _aggregator_copy(paper: Paper, link: str) -> dict:
+    """An aggregator's copy: no authors, the title in capitals, the abstract spaced out."""
+    return {"link": link, "title": paper.title.upper(), "abstract": paper.abstract.replace(" ", "  "),
+            "authors": []}  # fmt: skip
+
+
 @pytest.mark.parametrize("corpus_papers", [60_000, 100])
 @pytest.mark.parametrize(
-    ("copy", "sent"), [(0, PREFETCH), (1, MOSAIC)], ids=["journal", "aggregator-no-authors"]
+    ("copies", "sent"),
+    [((0,), PREFETCH), ((1,), MOSAIC), ((0, "aggregator"), PREFETCH)],
+    ids=["journal", "aggregator-no-authors", "journal-and-aggregator"],
 )
 def test_the_copy_of_a_paper_sent_months_ago_is_the_readers_own(
-    store, make_config, arxiv_papers, corpus_papers, copy, sent
+    store, make_config, arxiv_papers, corpus_papers, copies, sent
 ):
     """The paper went out in a digest in spring; past ranking.corpus_papers newer papers a
     bounded corpus leaves it out, and a copy came in autumn as news: its journal version, or an
     aggregator's that names no author (only its title and abstract's opening tell it is the
     paper: until the keys were stored, papers outside the corpus were known by title and first
-    author alone, and ada got the aggregator's copy again)."""
+    author alone, and ada got the aggregator's copy again), or both, which share no key with
+    each other (the journal's abstract was revised): the spring paper is each of them."""
     spring = NOW - dt.timedelta(days=200)
     store.add_papers([arxiv_papers[sent]], now=spring)
     row = store.open_delivery("ada", "digest", "2026-05-07", "email", message_id="<a@x>",
@@ -371,8 +384,9 @@ def test_the_copy_of_a_paper_sent_months_ago_is_the_readers_own(
     store.add_papers(
         parse_document(api.read_bytes(), source="api")[0], now=NOW - dt.timedelta(days=50)
     )
-    item = _copies(arxiv_papers)[copy]
-    journal, _ = parse_document(_journal_feed([item]), source="journal")
+    aggregator = _aggregator_copy(arxiv_papers[sent], "https://journal.example/a/104")
+    items = [aggregator if c == "aggregator" else _copies(arxiv_papers)[c] for c in copies]
+    journal, _ = parse_document(_journal_feed(items), source="journal")
     store.add_papers(journal, now=NOW - dt.timedelta(hours=2))
     # a vote row without a paper (the column allows it): "not (... in (votes))" was NULL for
     # every paper then, and no paper was outside the corpus
@@ -387,8 +401,8 @@ def test_the_copy_of_a_paper_sent_months_ago_is_the_readers_own(
     for _ in range(2):  # the keys made (the spring paper's as by an older paperwire), then read
         composed = digests.compose(store, config, now=NOW, since=NOW - dt.timedelta(days=1))
         picks = {sub: [p.paper_id for p in d.picks] for sub, d in composed.items()}
-        assert item["link"] in picks["bob"]  # news to bob
-        assert item["link"] not in picks["ada"]  # ada's since spring
+        assert items[0]["link"] in picks["bob"]  # news to bob
+        assert not {i["link"] for i in items} & set(picks["ada"])  # ada's since spring
         assert [k[:2] for k in _stored_keys(store)[sent][1].split()] == ["t:", "a:"]
 
 
@@ -468,6 +482,27 @@ def test_a_papers_keys_are_made_once_and_again_only_when_it_changes(
     assert made == [arxiv_papers[MOSAIC].title]
 
 
+@pytest.mark.parametrize("run", ["fetch", "build"])
+def test_a_locked_database_costs_one_busy_wait_for_analyses_and_keys(tmp_path, arxiv_papers,
+                                                                    caplog, run):  # fmt: skip
+    """Neither the analyses nor the keys are stored yet (an upgrade) and another process holds
+    the write lock: the fetch's pass (terms.refresh) or a build waits the busy timeout once,
+    says so once, and does not wait again for the keys."""
+    path = tmp_path / "p.db"
+    with Store(path) as store:
+        store.add_papers(list(arxiv_papers.values()), now=NOW)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Store(path, busy_timeout=0.3) as store, caplog.at_level("WARNING", logger="paperwire"):
+            terms.refresh(store) if run == "fetch" else Corpus.build(store)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    warnings = [r.getMessage() for r in caplog.records if "could not keep" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("could not keep the analysed text")
+
+
 def test_a_locked_database_costs_the_stored_keys_not_the_twins(tmp_path, arxiv_papers, caplog):
     """Another process holds the write lock: the build finds the same twins from keys it made
     itself, logs once that it could not keep them, and the next build stores them."""
@@ -494,3 +529,56 @@ def test_a_locked_database_costs_the_stored_keys_not_the_twins(tmp_path, arxiv_p
         assert len(_stored_keys(store)) == len(arxiv_papers) + len(copies)
     assert locked.twins == free.twins
     assert len(set(locked.twins.original.values())) == 2  # prefetch's and mosaic's copies
+
+
+def test_keys_made_from_a_text_a_fetch_has_since_replaced_are_not_kept(store, arxiv_papers):
+    """A run reads a paper and makes its keys while a fetch stores its new version (and drops
+    the stored keys): the old text's keys must not land after it, or a copy of the new version
+    would never be matched once the paper is outside the corpus."""
+    store.add_papers([arxiv_papers[PREFETCH]], now=NOW)
+    row = next(store.iter_corpus(keyed=True))
+    digest = text_hash(paper_text(row["title"], row["abstract"]))
+    found, keep = twins_module.keys_of_row(row, digest)
+    renamed = Paper(PREFETCH, "A New Title for Version Two of It", "Revised. " * 30, version=9)
+    store.add_papers([renamed], now=NOW + dt.timedelta(hours=1))  # the fetch, meanwhile
+    store.set_paper_keys([keep])
+    assert _stored_keys(store) == {}
+    Corpus.build(store)
+    assert _stored_keys(store)[PREFETCH][0] == twins_module.made_from(
+        text_hash(paper_text(renamed.title, renamed.abstract)), []
+    )
+
+
+@pytest.mark.parametrize("authors", ["[null, 1]", '[["Ann"]]', "null", "{}", '"Ann Smith"'])
+def test_a_sent_paper_with_authors_stored_askew_is_keyed_not_a_failed_run(store, authors):
+    """Hand-edited or old rows: the authors column is not a list of names. Read as the corpus
+    reads it (its first string, if any), never a TypeError that fails the build."""
+    old = Paper("2601.00001", "Four Words In Title", "word " * 30)
+    store.add_papers([old], now=NOW - dt.timedelta(days=300))
+    row = store.open_delivery("ada", "digest", "p", "email", message_id="<a@x>",
+                              content_hash="h", papers=[(old.paper_id, 1.0, [])], now=NOW)  # fmt: skip
+    store.mark_delivery(row, "sent", now=NOW)
+    store.db.execute("update papers set authors = ? where paper_id = ?", [authors, old.paper_id])
+    store.add_papers([Paper(f"2611.{i:05d}", f"Paper number {i} here", "x " * 30) for i in range(5)],
+                     now=NOW)  # fmt: skip
+    since = store.corpus_since(3)
+    corpus = Corpus.build(store, Scope(since, store.corpus_kept_before(since)))
+    assert old.paper_id not in corpus.index
+    assert old.paper_id in _stored_keys(store)
+
+
+def test_the_keys_version_names_what_keys_are_made_of():
+    """Stored keys are used while their version is KEYS_VERSION: a change to how keys are
+    made (folding, TeX, surnames) that keeps the version would leave every stored paper under
+    keys no new copy can match. Change the keys, bump KEYS_VERSION, then this pin."""
+    papers, _ = parse_document((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), source="arxiv")
+    awkward = [
+        Paper(
+            "a", "$\\Pi$-NeSy: Neuro-Symbolic $\\ell_1$ Learning", "w " * 25, authors=["Hopper, G."]
+        ),
+        Paper("b", "Results From The Big Detector", "v " * 25, authors=["ATLAS Collaboration"]),
+        Paper("c", "Ramírez and the KV-Cache Again", "u " * 25, authors=["José Ramírez Jr. (MIT)"]),
+    ]
+    made = [keys(p.title, p.abstract, p.authors[:1]) for p in papers + awkward]
+    digest = hashlib.sha256(json.dumps(made).encode()).hexdigest()[:16]
+    assert (twins_module.KEYS_VERSION, digest) == (1, PINNED_KEYS)

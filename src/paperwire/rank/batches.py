@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from ..errors import StoreError
 
@@ -22,14 +23,29 @@ def batch_bounds(
         yield start, min(start + size, n)
 
 
+@dataclass
+class WriteGate:
+    """Shared by the cache writes of one run (a paper's analysis, its twin keys): once one
+    fails, none is tried, since each try on a locked database waits the busy timeout."""
+
+    closed: bool = False
+
+
 class CacheWrites:
     """The writes of one pass over ``total`` papers. The first that fails is logged, saying
-    how many papers' ``what`` are not kept, and no later one is tried: each try on a locked
-    database waits the busy timeout. ``strict``: the failure is raised instead."""
+    how many papers' ``what`` are not kept, and no later one is tried, nor any other write
+    through the same ``gate``: each try on a locked database waits the busy timeout.
+    ``strict``: the failure is raised instead."""
 
-    def __init__(self, what: str, total: int, *, strict: bool = False):
+    def __init__(
+        self, what: str, total: int, *, strict: bool = False, gate: WriteGate | None = None
+    ):
         self.what, self.total, self.strict = what, total, strict
-        self.keeping = True
+        self.gate = gate or WriteGate()
+
+    @property
+    def keeping(self) -> bool:
+        return not self.gate.closed
 
     def write(self, store_batch: Callable[[], None], start: int) -> None:
         """Run ``store_batch`` (the batch from paper ``start`` on) unless an earlier one failed."""
@@ -40,7 +56,7 @@ class CacheWrites:
         except StoreError as exc:
             if self.strict:
                 raise
-            self.keeping = False
+            self.gate.closed = True
             log.warning(
                 "could not keep the %s of %d papers: %s", self.what, self.total - start, exc
             )

@@ -15,12 +15,12 @@ from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
 from . import terms
+from .batches import WriteGate
 from .nearest import NearestPapers
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
-from .twins import Keyed, Twins, keep_keys, keys_of_row, made_from, stored_version
-from .twins import keys as twin_keys
+from .twins import Keyed, Twins, keep_keys, keys_of_row, stored_version
 
 
 @dataclass
@@ -88,11 +88,12 @@ class Corpus:
             keyed.append(found)
             if made is not None:
                 fresh.append(made)
-            for column in ("abstract", "authors", "keys_made", "twin_keys"):
+            for column in ("abstract", "authors", "updated", "keys_made", "twin_keys"):
                 del row[column]
             rows.append(row)
         model = rank.TextModel()
-        analysed = terms.load(store, model, ids, StoredTexts(store, ids, hashes))
+        gate = WriteGate()  # a locked database: one busy wait for the analyses and keys
+        analysed = terms.load(store, model, ids, StoredTexts(store, ids, hashes), gate)
         counts = analysed.counts  # for IDF and for the vectors
         model.fit_counts(counts)
         matrix = model.weigh(counts)
@@ -106,7 +107,7 @@ class Corpus:
             model, ids, rows, hashes, matrix, {p: i for i, p in enumerate(ids)}, counts, analysed,
             _twins(store, scope, keyed, fresh),
         )  # fmt: skip
-        keep_keys(store, fresh)
+        keep_keys(store, fresh, gate)
         corpus.matrix.sort_indices()
         return corpus
 
@@ -139,12 +140,12 @@ def _twins(store: Store, scope: Scope, keyed: list[list[str]], fresh: list[Keyed
             continue
         _add_outside(twins, first, paper_id, stored.split("\n") if stored else [])
     for start in range(0, len(unkeyed), terms.BATCH):
-        for paper_id, paper in store.papers(unkeyed[start : start + terms.BATCH]).items():
-            authors = paper["authors"][:1]
-            digest = text_hash(paper_text(paper["title"], paper["abstract"]))
-            found = twin_keys(paper["title"], paper["abstract"], authors)
-            fresh.append((paper_id, made_from(digest, authors), "\n".join(found)))
-            _add_outside(twins, first, paper_id, found)
+        for source in store.key_sources(unkeyed[start : start + terms.BATCH]):
+            text = paper_text(source["title"], source["abstract"])
+            found, keep = keys_of_row(source, text_hash(text))
+            if keep is not None:
+                fresh.append(keep)
+            _add_outside(twins, first, source["paper_id"], found)
     return twins
 
 

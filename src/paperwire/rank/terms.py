@@ -31,7 +31,7 @@ from ..paper import paper_text, text_hash
 from ..store import Store
 from . import core as rank
 from . import hashing, topics, twins
-from .batches import CacheWrites, batch_bounds
+from .batches import CacheWrites, WriteGate, batch_bounds
 from .paper_phrases import PAIRS_VERSION, pair_columns, phrase_pairs
 from .scope import EVERY_PAPER, Scope
 from .texts import hashes_of, texts_at
@@ -100,14 +100,19 @@ def _analysed(counts: sp.csr_matrix, pair_texts: list[str], columns: list[np.nda
 
 
 def load(
-    store: Store, model: rank.TextModel, paper_ids: list[str], texts: Sequence[str]
+    store: Store,
+    model: rank.TextModel,
+    paper_ids: list[str],
+    texts: Sequence[str],
+    gate: WriteGate | None = None,
 ) -> Analysed:
     """The analyses of these papers (rows in the given order): the stored ones where they are
     up to date, the rest analysed now and stored for the next run. The counts are read back
     as stored, one byte a term (what a fresh analysis gives is float).
 
     Storing them is a cache write: if it fails (a read-only database, a lock held past the busy
-    timeout), the run goes on with what it analysed and says so in the log."""
+    timeout), the run goes on with what it analysed and says so in the log, and no other write
+    through ``gate`` is tried."""
     name = analyser(model)
     hashes = hashes_of(texts)
     # per paper: (term columns, counts, pairs as written, pair columns)
@@ -137,7 +142,8 @@ def load(
         del stored, usable
     if todo:
         made = _analyse_and_store(store, model, name, [paper_ids[i] for i in todo],
-                                  texts_at(texts, todo), [hashes[i] for i in todo])  # fmt: skip
+                                  texts_at(texts, todo), [hashes[i] for i in todo],
+                                  gate=gate)  # fmt: skip
         for i, analysis in zip(todo, made, strict=True):
             found[i] = analysis
     every = [f for f in found if f is not None]
@@ -199,11 +205,13 @@ def refresh(
         fresh = twins.keys_of_row(row, digest)[1]
         if fresh is not None:
             keyed.append(fresh)
-    twins.keep_keys(store, keyed)
+    gate = WriteGate()  # a locked database: one busy wait for the analyses and keys, not two
+    analysed = 0
     if todo:
         ids, texts, hashes = (list(column) for column in zip(*todo, strict=True))
-        return len(_analyse_and_store(store, model, name, ids, texts, hashes, stop))
-    return 0
+        analysed = len(_analyse_and_store(store, model, name, ids, texts, hashes, stop, gate))
+    twins.keep_keys(store, keyed, gate)
+    return analysed
 
 
 def _analyse_and_store(
@@ -214,12 +222,13 @@ def _analyse_and_store(
     texts: list[str],
     hashes: list[str],
     stop: threading.Event | None = None,
+    gate: WriteGate | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, str, np.ndarray]]:
     """Analyse these papers batch by batch and store each batch; returns per paper (term
     columns, counts, pairs, pair columns) as stored. A failed write is logged and the analyses
     are returned anyway: they are a cache, and the caller can rank without it."""
     out: list[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = []
-    writes = CacheWrites("analysed text", len(texts))
+    writes = CacheWrites("analysed text", len(texts), gate=gate)
     for start, end in batch_bounds(len(texts), BATCH, stop):
         batch = analyse(model, texts[start:end])
         rows = []

@@ -36,10 +36,11 @@ import numpy as np
 
 from ..store import Store
 from ..tex import written_out
-from .batches import CacheWrites
+from .batches import CacheWrites, WriteGate
 
-# a paper's keys to store: (paper id, what they were made from, the keys joined by newlines)
-Keyed = tuple[str, str, str]
+# a paper's keys to store: (paper id, what they were made from, the keys joined by newlines,
+# the paper's ``updated`` when it was read: Store.set_paper_keys)
+Keyed = tuple[str, str, str, str]
 
 # A key needs enough words to name one paper: "Introduction", "Editorial" and "Erratum" are
 # titles many papers share, and a withdrawn paper's one-line abstract is many papers' abstract.
@@ -138,22 +139,26 @@ def stored_version(made: str | None) -> bool:
 
 
 def keys_of_row(row: dict[str, Any], digest: str) -> tuple[list[str], Keyed | None]:
-    """The keys of a paper read by ``Store.iter_corpus(keyed=True)`` whose text hashes to
-    ``digest``: its stored ones while they were made from this text and first author, else
-    made now, with the row to store them by (:func:`keep_keys`)."""
+    """The keys of a paper read by ``Store.iter_corpus(keyed=True)`` (or ``key_sources``,
+    without stored keys) whose text hashes to ``digest``: its stored ones while they were made
+    from this text and first author, else made now, with the row to store them by
+    (:func:`keep_keys`)."""
     authors = first_author(row["authors"])
-    made, stored = made_from(digest, authors), row["twin_keys"]
-    if row["keys_made"] == made and stored is not None:
+    made, stored = made_from(digest, authors), row.get("twin_keys")
+    if row.get("keys_made") == made and stored is not None:
         return (stored.split("\n") if stored else []), None
     found = keys(row["title"], row["abstract"], authors)
-    return found, (row["paper_id"], made, "\n".join(found))
+    return found, (row["paper_id"], made, "\n".join(found), row["updated"])
 
 
-def keep_keys(store: Store, fresh: list[Keyed], batch: int = 2000) -> None:
+def keep_keys(
+    store: Store, fresh: list[Keyed], gate: WriteGate | None = None, batch: int = 2000
+) -> None:
     """Store keys made now (:func:`keys_of_row`) for the next run and for the look-up of papers
     a bounded corpus leaves out. A cache write: a failure (a read-only database, a lock held
-    too long) is logged once, and the run goes on with the keys it made."""
-    writes = CacheWrites("twin keys", len(fresh))
+    too long) is logged once, and the run goes on with the keys it made; none is tried once
+    another write through ``gate`` (the run's analyses) failed."""
+    writes = CacheWrites("twin keys", len(fresh), gate=gate)
     for start in range(0, len(fresh), batch):
         writes.write(partial(store.set_paper_keys, fresh[start : start + batch]), start)
 
@@ -164,7 +169,7 @@ class Twins:
 
     original: dict[int, int]  # a copy's row -> the row of the paper first stored
     # the first row of a paper -> its copies outside the corpus (a bounded corpus leaves out a
-    # paper sent months ago; its journal version comes now): known by title and author only
+    # paper sent months ago; its journal version comes now): known by their stored keys
     outside: dict[int, list[str]] = field(default_factory=dict)
 
     @classmethod
@@ -218,8 +223,10 @@ class Twins:
                 mine = [c for c in candidates if c != column_of_row.get(r)]
                 if mine:
                     others[ids[r]] = mine
+            # a paper outside may be the paper of two groups (its journal version, with a new
+            # abstract, and an aggregator's copy of its first): its reader owns both
             for paper_id in self.outside.get(first, ()):
-                others[paper_id] = candidates
+                others.setdefault(paper_id, []).extend(candidates)
         return Among(group, others)
 
 

@@ -574,11 +574,11 @@ class Store:
         :meth:`corpus_since` gives), only the papers first seen after it, every paper a reader
         voted on or imported as a seed, and the papers ``keep`` names. ``keyed``: each row
         also has its stored twin keys (:meth:`set_paper_keys`: ``keys_made`` and
-        ``twin_keys``, None where the paper has none stored)."""
+        ``twin_keys``, None where the paper has none stored) and when it was last ``updated``."""
         columns = "select paper_id, title, abstract, authors, first_seen, upvotes, keywords"
         source = " from papers"
         if keyed:
-            columns += ", paper_keys.made as keys_made, paper_keys.keys as twin_keys"
+            columns += ", updated, paper_keys.made as keys_made, paper_keys.keys as twin_keys"
             source += " left join paper_keys using (paper_id)"
         if since is None:
             return self.db.query(f"{columns}{source} order by first_seen, paper_id")
@@ -1468,14 +1468,33 @@ class Store:
             out.update((row[0], row[1:]) for row in self.db.execute(query, [analyser, *chunk]))
         return out
 
-    def set_paper_keys(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        """Store papers' twin keys as (paper id, what they were made from, the keys joined
-        by newlines) in one transaction, replacing a paper's earlier ones."""
+    def set_paper_keys(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        """Store papers' twin keys as (paper id, what they were made from, the keys joined by
+        newlines, the paper's ``updated`` when it was read) in one transaction, replacing a
+        paper's earlier ones; not a paper stored again since it was read (a fetch's new
+        version, whose keys :meth:`add_papers` dropped, must not get the old text's back)."""
         with self.atomic():
-            self.db.table("paper_keys").upsert_all(
-                ({"paper_id": p, "made": made, "keys": keys} for p, made, keys in rows),
-                pk="paper_id",
+            for paper_id, made, keys, updated in rows:
+                self.db.execute(
+                    "insert or replace into paper_keys (paper_id, made, keys) select ?, ?, ?"
+                    " where exists (select 1 from papers where paper_id = ? and updated = ?)",
+                    [paper_id, made, keys, paper_id, updated],
+                )
+
+    def key_sources(self, paper_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """What twin keys are made from, by paper id: its title, abstract, authors (the JSON
+        list as stored) and ``updated``, for papers :meth:`iter_sent_outside_corpus` found
+        without keys."""
+        ids = list(dict.fromkeys(paper_ids))
+        columns = "paper_id, title, abstract, authors, updated"
+        return [
+            row
+            for chunk in _chunks(ids, 500)
+            for row in self.db.query(
+                f"select {columns} from papers where paper_id in ({','.join('?' * len(chunk))})",
+                chunk,
             )
+        ]
 
     def set_paper_terms(self, rows: Iterable[dict[str, Any]]) -> None:
         """Store analyses (the columns of ``paper_terms``) in one transaction, replacing a
