@@ -224,6 +224,7 @@ def test_a_journal_copy_is_never_sent_beside_or_after_the_arxiv_paper(
     )
     report = pipeline.fetch_all(store, config, now=NOW - dt.timedelta(hours=2))
     assert [f.new for f in report.feeds] == [60, 3]  # the copies are stored: they are papers
+    assert len(_stored_keys(store)) == 63  # each keyed once, by the fetch that stored it
     # bob 👍 the journal's copy of Mosaic in his feed reader: the arXiv paper is his too
     store.record_votes([("bob", "https://journal.example/a/102", 1)], via="import")
 
