@@ -150,10 +150,12 @@ def _twins(store: Store, scope: Scope, keyed: list[list[str]], fresh: list[Keyed
 
 
 def _add_outside(twins: Twins, first: dict[str, int], paper_id: str, keys: list[str]) -> None:
-    """``paper_id`` (outside the corpus) is each corpus paper it shares a key with."""
-    papers = {twins.original.get(first[k], first[k]) for k in keys if k in first}
-    for inside in sorted(papers):
-        twins.add_outside(inside, paper_id)
+    """``paper_id`` (outside the corpus) is the corpus paper it shares a key with; where it
+    shares keys with two (its journal version with a revised abstract, and an aggregator's copy
+    of its first text), those are one paper too."""
+    rows = [first[k] for k in keys if k in first]
+    if rows:
+        twins.add_outside(twins.join(rows), paper_id)
 
 
 class InterestPhrases:

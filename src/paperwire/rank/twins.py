@@ -203,6 +203,21 @@ class Twins:
         """``paper_id``, a paper outside the corpus, is the paper at ``row`` of it."""
         self.outside.setdefault(self.original.get(row, row), []).append(paper_id)
 
+    def join(self, rows: Iterable[int]) -> int:
+        """The papers at these corpus rows are one paper (a paper outside the corpus shares a
+        key with each: its journal version with a revised abstract, and an aggregator's copy
+        of its first text); returns the row that stands for it, the earliest."""
+        firsts = sorted({self.original.get(r, r) for r in rows})
+        first = firsts[0]
+        later = set(firsts[1:])
+        for copy, was in self.original.items():
+            if was in later:
+                self.original[copy] = first
+        for row in later:
+            self.original[row] = first
+            self.outside.setdefault(first, []).extend(self.outside.pop(row, []))
+        return first
+
     def among(self, ids: Sequence[str], cols: Sequence[int] | np.ndarray) -> Among:
         """What the candidates at corpus rows ``cols`` (of a corpus whose papers are ``ids``)
         have of these twins."""
@@ -223,10 +238,8 @@ class Twins:
                 mine = [c for c in candidates if c != column_of_row.get(r)]
                 if mine:
                     others[ids[r]] = mine
-            # a paper outside may be the paper of two groups (its journal version, with a new
-            # abstract, and an aggregator's copy of its first): its reader owns both
             for paper_id in self.outside.get(first, ()):
-                others.setdefault(paper_id, []).extend(candidates)
+                others[paper_id] = candidates
         return Among(group, others)
 
 
