@@ -153,6 +153,10 @@ def test_papers_joined_by_a_paper_outside_the_corpus_are_one_paper():
     assert twins.original == {1: 0, 2: 0, 3: 0} and twins.outside == {0: ["old"]}
     among = twins.among(["p0", "p1", "p2", "p3"], [3, 2])
     assert among.distinct([1, 0]) == [1] and among.others["old"] == [0, 1]
+    # a group joined with its own copies: each comes to the first row, none through another
+    copies = Twins.of([["t:x"], ["t:y"], ["t:y"]])
+    assert copies.join([0, 2]) == 0 and copies.original == {1: 0, 2: 0}
+    assert copies.join([1]) == 0  # already one paper: nothing to join
 
 
 def test_the_first_author_of_a_stored_list_is_read_alone():

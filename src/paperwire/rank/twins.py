@@ -209,6 +209,8 @@ class Twins:
         of its first text); returns the row that stands for it, the earliest."""
         firsts = sorted({self.original.get(r, r) for r in rows})
         first = firsts[0]
+        if len(firsts) == 1:  # most papers outside share keys with one paper, or its copies
+            return first
         later = set(firsts[1:])
         for copy, was in self.original.items():
             if was in later:
