@@ -20,7 +20,7 @@ from .nearest import NearestPapers
 from .phrases import interest_phrases, phrase_hits
 from .scope import EVERY_PAPER, Scope
 from .texts import StoredTexts
-from .twins import Keyed, Twins, keep_keys, keys_of_row, stored_version
+from .twins import Keyed, Twins, keep_keys, keys_of_row, stored_keys, stored_version
 
 
 @dataclass
@@ -138,7 +138,7 @@ def _twins(store: Store, scope: Scope, keyed: list[list[str]], fresh: list[Keyed
         if not stored_version(made):
             unkeyed.append(paper_id)
             continue
-        _add_outside(twins, first, paper_id, stored.split("\n") if stored else [])
+        _add_outside(twins, first, paper_id, stored_keys(stored or ""))
     for start in range(0, len(unkeyed), terms.BATCH):
         for source in store.key_sources(unkeyed[start : start + terms.BATCH]):
             text = paper_text(source["title"], source["abstract"])

@@ -97,7 +97,7 @@ class EmbeddedCorpus:
         total = profiles.added(papers, w, base, dense, centred)
         if w.nearest and self._nearest is not None:
             labelled = [semantic.labelled_rows(sig, w) for sig in embedded]
-            enough = np.array([_votes(rows, w) for rows, _ in labelled])
+            enough = np.array([nearest.votes(rows, w.nearest_min_papers) for rows, _ in labelled])
             weight = np.where(enough, w.nearest, 0).astype(np.float32)
             if profiles.up_fade is not None:  # old votes count as much as in the contrast
                 weight *= profiles.up_fade
@@ -111,7 +111,8 @@ class EmbeddedCorpus:
     ) -> bool:
         """Whether one of these readers has the papers to vote with (:meth:`added`)."""
         return bool(w.nearest) and any(
-            _votes(semantic.labelled_rows(sig, w)[0], w) for sig in embedded
+            nearest.votes(semantic.labelled_rows(sig, w)[0], w.nearest_min_papers)
+            for sig in embedded
         )
 
     def nearest_papers(
@@ -197,7 +198,3 @@ class EmbeddedCorpus:
         margins = sims - bars[None, :]
         best = np.argmax(margins, axis=1)
         return [phrases[b] if margins[i, b] >= 0 else None for i, b in enumerate(best)]
-
-
-def _votes(rows: np.ndarray, w: SemanticWeights) -> bool:
-    return nearest.votes(rows, w.nearest_min_papers)

@@ -138,6 +138,11 @@ def stored_version(made: str | None) -> bool:
     return made is not None and made.startswith(f"{KEYS_VERSION}|")
 
 
+def stored_keys(stored: str) -> list[str]:
+    """The keys of a ``paper_keys`` row, as :func:`keep_keys` joined them."""
+    return stored.split("\n") if stored else []
+
+
 def keys_of_row(row: dict[str, Any], digest: str) -> tuple[list[str], Keyed | None]:
     """The keys of a paper read by ``Store.iter_corpus(keyed=True)`` (or ``key_sources``,
     without stored keys) whose text hashes to ``digest``: its stored ones while they were made
@@ -146,7 +151,7 @@ def keys_of_row(row: dict[str, Any], digest: str) -> tuple[list[str], Keyed | No
     authors = first_author(row["authors"])
     made, stored = made_from(digest, authors), row.get("twin_keys")
     if row.get("keys_made") == made and stored is not None:
-        return (stored.split("\n") if stored else []), None
+        return stored_keys(stored), None
     found = keys(row["title"], row["abstract"], authors)
     return found, (row["paper_id"], made, "\n".join(found), row["updated"])
 

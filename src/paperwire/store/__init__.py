@@ -1474,12 +1474,14 @@ class Store:
         paper's earlier ones; not a paper stored again since it was read (a fetch's new
         version, whose keys :meth:`add_papers` dropped, must not get the old text's back)."""
         with self.atomic():
-            for paper_id, made, keys, updated in rows:
-                self.db.execute(
-                    "insert or replace into paper_keys (paper_id, made, keys) select ?, ?, ?"
-                    " where exists (select 1 from papers where paper_id = ? and updated = ?)",
-                    [paper_id, made, keys, paper_id, updated],
-                )
+            self.db.conn.executemany(
+                "insert or replace into paper_keys (paper_id, made, keys) select ?, ?, ?"
+                " where exists (select 1 from papers where paper_id = ? and updated = ?)",
+                (
+                    (paper_id, made, keys, paper_id, updated)
+                    for paper_id, made, keys, updated in rows
+                ),
+            )
 
     def key_sources(self, paper_ids: Iterable[str]) -> list[dict[str, Any]]:
         """What twin keys are made from, by paper id: its title, abstract, authors (the JSON
