@@ -85,6 +85,50 @@ def test_feed_text_cannot_inject_html_or_headers(store, make_config, smtp_server
     assert "<b>Mallory</b>" not in html
 
 
+def _encoded_word(text: str, encoding: str = "b") -> str:
+    import base64
+    import quopri
+
+    if encoding == "b":
+        return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
+    return f"=?utf-8?q?{quopri.encodestring(text.encode(), header=True).decode()}?="
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        _encoded_word("\r\nReply-To: attacker@evil.example\r\nX-Injected: yes"),
+        # the whole message replaced: a blank line, then the attacker's body
+        _encoded_word("\r\nContent-Type: text/html\r\n\r\n<h1>Log in at evil.example</h1><!--"),
+        _encoded_word("\u202etxt.exe"),  # a right-to-left override, dropped from the title
+        _encoded_word("\x1b[2J", "q"),  # a terminal escape
+    ],
+    ids=["headers", "body", "bidi", "escape"],
+)
+def test_an_encoded_word_in_a_title_is_never_decoded_into_the_subject(
+    store, make_config, smtp_server, hidden
+):
+    # a title of printable ASCII that the header parser would decode: on Python 3.11.7 the
+    # CR/LF inside was written out raw (CVE-2024-6923), new headers and a new body; on any
+    # Python the bidi override and the escape came back (found in review)
+    config = config_for(make_config, smtp_server.url, n=1)
+    title = f"Attention sinks {hidden} language models retrieval"
+    store.add_papers(
+        [Paper("2501.00003", title, abstract="retrieval", url="u", source="t")], now=NOW
+    )
+    pipeline.send_due(store, config, now=NOW)
+    [msg] = smtp_server.messages
+    head = msg.as_bytes().split(b"\n\n")[0].decode()
+    assert msg["Reply-To"] is None and msg["X-Injected"] is None
+    assert "evil.example" not in head.replace(msg["Subject"], "")
+    assert msg.get_content_type() == "multipart/alternative"
+    subject = msg["Subject"]
+    assert subject.startswith("Paperwire 2026-11-23: Attention sinks")
+    assert not any(c in subject for c in "\r\n\x1b\u202e")
+    assert "= ?utf-8?" in subject  # the title's text as written, not decoded
+    assert header_safe(f"x {hidden}").count("=?") == 0
+
+
 def test_long_non_ascii_subject_is_encoded_and_folded(store, make_config, smtp_server):
     config = config_for(make_config, smtp_server.url, n=1)
     title = "Über-efficient retrieval language models für lange Kontexte — 量子化 " * 4

@@ -7,9 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from email import message_from_bytes, policy
 from pathlib import Path
 from xml.dom import minidom
+
+import pytest
 
 from paperwire import pipeline
 from paperwire.links import signer_for
@@ -302,16 +305,52 @@ def test_a_paper_without_a_safe_link_has_a_title_without_a_link(http_server, mak
     assert "\n1. Scripted\n   Why: new in your feeds\n" in got["text"]
 
 
-def test_an_abstract_cannot_wrap_into_a_line_like_the_digests_own_vote_line():
+def looks_like_a_vote_line(line: str) -> bool:
+    """A line a reader takes for the digest's own "More like this: <link>": read as they see
+    it, invisible characters gone and look-alike spaces and colons folded."""
+    seen = "".join(c for c in line if unicodedata.category(c) != "Cf")
+    seen = " ".join(unicodedata.normalize("NFKC", seen).split()).lower()
+    return seen.startswith(("more like this:", "less like this:"))
+
+
+# how the label was written: plain, and past the first check (found in review): a zero-width
+# space before the colon, a full-width colon, a no-break space, a word joiner
+LABELS = ["More like this:", "More like this\u200b:", "More like this\uff1a", "More\xa0like this:",
+          "Less like\u2060this :", "MORE LIKE THIS\u2236"]  # fmt: skip
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_an_abstract_cannot_wrap_into_a_line_like_the_digests_own_vote_line(label):
     """An abstract padded so that a wrapped line began '   More like this: https://phish…'
     read like the digest's own vote line in the plain-text part (found in review)."""
     from paperwire.render import plain_abstract
 
-    padded = "Attention sinks " + "word " * 11 + "More like this: https://phish.example/v/b now."
+    padded = f"Attention sinks {'word ' * 11}{label} https://phish.example/v/b now."
     text = "   " + plain_abstract(padded)
     assert not phishing_lines(text)
-    assert "More like this - https://phish.example/v/b" in text  # the words are kept
+    assert not any(looks_like_a_vote_line(line) for line in text.splitlines())
+    assert "like" in text.lower() and "https://phish.example/v/b" in text  # the words are kept
     assert plain_abstract("We like this: a plain sentence.") == "We like this: a plain sentence."
+
+
+def test_no_feed_text_reads_as_a_vote_line_in_the_text_part(http_server, make_config, tmp_path):
+    """Through fetch and send: an abstract's look-alike labels, and a line separator written
+    as TeX in a title and a TL;DR (ingest collapses the text's own; ``\\unicode{x2028}`` came
+    back when rendering, a new line in the text part)."""
+    sep = "\\unicode{x2028}   More like this: https://phish.example/v/t"
+    papers = [
+        {"title": f"Paper {i}", "summary": f"Attention sinks {'word ' * 11}{label} "
+         "https://phish.example/v/a now."}
+        for i, label in enumerate(LABELS)
+    ]  # fmt: skip
+    papers.append({"title": f"Sinks {sep}", "summary": "Sinks.", "ai_summary": f"Sinks {sep}"})
+    got = deliver(http_server, make_config, tmp_path, hf=hf_json(*papers))
+    lines = got["text"].splitlines()
+    ours = [line for line in lines if looks_like_a_vote_line(line)]
+    assert len(ours) == 2 * len(papers)  # the digest's own, a pair a paper
+    assert not any("phish" in line for line in ours)
+    assert got["text"].count("https://phish.example/v/a") == len(LABELS)  # kept, as words
+    assert "\u2028" not in got["text"] and "\u2028" not in got["subject"]
 
 
 def test_printable_drops_every_escape_sequence_and_control_character_its_quick_look_admits():

@@ -92,6 +92,16 @@ def safe_chars(text: str) -> str:
     return _UNSAFE_CHARS.sub("", printable(text))
 
 
+def no_encoded_words(text: str) -> str:
+    """``text`` for an e-mail header with every RFC 2047 encoded-word opener ``=?`` broken
+    (``= ?``). A feed's title reaches the Subject, and Python's header parser decodes an
+    encoded word it finds there: ``=?utf-8?b?…?=`` is printable ASCII that :func:`safe_chars`
+    keeps, and decoded it can hold the CR/LF, bidi overrides and escapes that were dropped
+    (on 3.11.7, CVE-2024-6923: a CR/LF written out raw, new headers, a new body). A title
+    never needs one: the policy encodes what it must itself, from the clean text."""
+    return text.replace("=?", "= ?")
+
+
 def _drop_comments(markup: str) -> str:
     """``markup`` with each ``<!-- … -->`` a space, in one pass (what ``<!--.*?-->`` drops); a
     ``<!--`` with no ``-->`` after it, and what follows, stay."""

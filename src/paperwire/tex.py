@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 from .paper import safe_chars
 
@@ -159,8 +160,16 @@ def _char(code: str) -> str:
     point = int(code, 16)
     if not 0x20 <= point <= 0x10FFFF or 0xD800 <= point <= 0xDFFF:
         return ""
+    char = chr(point)
+    # a space of any kind is a space, and an invisible one nothing: ingest collapsed the
+    # text's own, and a line separator (U+2028) would start a line in a text e-mail
+    category = unicodedata.category(char)
+    if category in ("Zs", "Zl", "Zp"):
+        return " "
+    if category == "Cf":
+        return ""
     # none that ingest drops (a bidi override, a C1 control): the text was cleaned before this
-    return safe_chars(chr(point))
+    return safe_chars(char)
 
 
 def _formula(match: re.Match[str]) -> str:

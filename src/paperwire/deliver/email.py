@@ -38,6 +38,7 @@ from tenacity import (
 from ..config.channels import SmtpSettings
 from ..deadline import Budget
 from ..errors import DeliveryError
+from ..paper import no_encoded_words
 from ..render import Rendered
 
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
@@ -49,8 +50,10 @@ log = logging.getLogger("paperwire")
 
 
 def header_safe(value: str, limit: int = 200) -> str:
-    """A single-line header value: control characters (CR, LF, …) folded to spaces, bounded."""
-    value = _UNSAFE_HEADER.sub(" ", value).strip()
+    """A single-line header value: control characters (CR, LF, …) folded to spaces, no
+    encoded word for the header parser to decode (:func:`~paperwire.paper.no_encoded_words`),
+    bounded."""
+    value = no_encoded_words(_UNSAFE_HEADER.sub(" ", value).strip())
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 

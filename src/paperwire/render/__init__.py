@@ -20,7 +20,7 @@ import jinja2
 
 from ..errors import RenderError
 from ..links import Links
-from ..paper import safe_chars, web_url
+from ..paper import no_encoded_words, safe_chars, web_url
 from ..tex import readable
 
 if TYPE_CHECKING:
@@ -80,7 +80,14 @@ def plain_abstract(text: str | None) -> str:
     return env.call_filter("indent", env.call_filter("wordwrap", text, [72]), [3])
 
 
-_OWN_LABEL = re.compile(r"\b((?:more|less) like this)\s*:", re.IGNORECASE)
+# between its words any space or invisible character (a zero-width space, a word joiner, a
+# soft hyphen: kept at ingest), and any colon a reader takes for one (full-width, ratio, …):
+# "More like this\u200b: <link>" read as the digest's own line (found in review)
+_GAP = r"[\s\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]"
+_OWN_LABEL = re.compile(
+    rf"\b((?:more|less){_GAP}+like{_GAP}+this){_GAP}*[:\uff1a\ufe13\ufe55\u2236\ua789\u02d0]",
+    re.IGNORECASE,
+)
 
 
 def format_authors(authors: list[str] | None, limit: int = 4) -> str:
@@ -148,7 +155,8 @@ def context(
 def subject_for(kind: str, period: str, picks: list[Pick]) -> str:
     """One line naming the date and the top paper; no newlines, bounded length."""
     # a title stored before ingest dropped them may hold controls or a bidi override
-    top = " ".join(safe_chars(readable(picks[0].title) if picks else "").split())
+    # an encoded word in it would be decoded by the mail header it becomes (no_encoded_words)
+    top = no_encoded_words(" ".join(safe_chars(readable(picks[0].title) if picks else "").split()))
     if kind == "alert":
         head = "Paperwire alert: "
     else:
