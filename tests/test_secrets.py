@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from paperwire.links import Signer
-from paperwire.redact import RedactingFilter, redact, redact_url
+from paperwire.redact import MASK, RedactingFilter, redact, redact_url
 
 from . import hostile
 from .conftest import environ_without_paperwire, free_port
@@ -323,6 +323,12 @@ def test_serve_verbose_logs_no_signed_token_of_any_link(tmp_path: Path):
             time.sleep(0.05)
         for path in paths:
             httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+        # the same token in paths written otherwise than the routes (a client's escapes, a
+        # proxy's prefix or doubled slash): the log shows them as sent (found in review)
+        for odd in ODD_PATHS:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(f"GET {odd.format(tokens[0])} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                sock.recv(4096)
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
@@ -332,6 +338,11 @@ def test_serve_verbose_logs_no_signed_token_of_any_link(tmp_path: Path):
         assert token.split(".")[0] not in log  # not even the readable part
     for shown in ("/v/***", "/unsubscribe/***", "/profile/***", "/feed/***.atom"):
         assert f'"GET {shown} HTTP/1.1"' in log  # the access log still says what was asked
+    for odd in ODD_PATHS:
+        assert f'"GET {odd.format(MASK)} HTTP/1.1"' in log
+
+
+ODD_PATHS = ["/%76/{}", "/v%2f{}", "//v/{}", "/x/v/{}", "/v/{}/"]
 
 
 def test_a_new_signing_key_is_said_once_since_every_link_already_sent_stops_working(
