@@ -316,7 +316,11 @@ def test_boilerplate_is_never_a_reason_or_a_profile_term(demo):
     ["produce accurate", "optimizes Transformer", "encodes images", "compresses video",
      "space grows", "affecting learner", "integrating diversity",
      # words that join or open clauses, standing alone
-     "Despite progress", "despite simplicity", "loss instead", "vs Human", "Unlike text"],
+     "Despite progress", "despite simplicity", "loss instead", "vs Human", "Unlike text",
+     # a subject and its verb: "While extensive literature on safe robot decision-making
+     # exists, ..." made "about “decision-making exists”" a robot reader's reason
+     "decision-making exists", "question arises", "Quantization emerges", "disruption occurs",
+     "effectiveness depends", "agent learns", "LLMs lack", "challenges persist"],
 )  # fmt: skip
 def test_pieces_of_sentences_a_field_run_named_are_no_topic(phrase):
     # "about “produce accurate”" was the only reason a plant-identification paper (Floralens)
@@ -335,7 +339,8 @@ def test_a_paper_that_produces_accurate_models_is_not_about_produce_accurate():
     )
     assert "Native Flora" in pairs
     assert "produce accurate" not in pairs and "accurate models" not in pairs
-    for kept in ("accurate prediction", "speculative decoding", "KV cache", "max-plus algebra"):
+    for kept in ("accurate prediction", "speculative decoding", "KV cache", "max-plus algebra",
+                 "fail-safe control", "crop yield", "particulate matter"):  # fmt: skip
         assert topics.is_topic(kept)
 
 

@@ -347,5 +347,6 @@ def test_key_phrases_from_stored_pairs_are_those_the_text_gave_before_storing():
         assert found.starts.tolist() == np.r_[0, np.cumsum([len(c) for c in columns])].tolist()
         kept += len(found.texts)
     assert sum(len(case["texts"]) for case in golden["cases"]) == 424
-    # the rest: "paper explores", "fine-grained", "self", "model size", "accurate outcomes" ...
-    assert kept == 236
+    # the rest: "paper explores", "fine-grained", "self", "model size", "accurate outcomes",
+    # "mechanism leads" (a subject and its verb: topics.RULES_VERSION 4) ...
+    assert kept == 235

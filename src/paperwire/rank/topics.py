@@ -30,7 +30,7 @@ from functools import lru_cache
 # Bump when what is_topic says of a phrase changes (its lists or rules): each paper's word
 # pairs are judged once, when it is analysed (paper_phrases.phrase_pairs), and are then judged
 # again.
-RULES_VERSION = 3
+RULES_VERSION = 4
 
 
 def _words(text: str) -> frozenset[str]:
@@ -107,6 +107,10 @@ VERBS = _words(
     tackling takes tunes underscore underscored underscores underscoring understand using
     utilize utilized utilizes utilizing validate validates yielding
     affecting compresses encodes grows integrating optimizes produce produced produces producing
+    appear appeared appears arise arises arose behave behaves depend depended depends differ
+    differs emerge emerged emerges exceeds exist existed exists failed fails holds lack lacks
+    leads learn learns occur occurred occurs operate operates perform performs persist persists
+    seem seemed seems varies vary yields
     """
 )
 
