@@ -222,6 +222,47 @@ def test_top_k_breaks_ties_by_the_later_column_whatever_the_partition_does():
     assert got[2] == [] and got[3] == [400, 9, 5]
 
 
+@pytest.mark.parametrize("k", [1, 3, 30, 299, 300])
+def test_best_columns_is_a_full_sort_by_score_then_the_later_column(k):
+    """Each row's k best columns, checked against a full sort: the rows a partition of the
+    values settles (exactly k at or above the k-th score) and those it leaves to a partition
+    of the indices (ties at the k-th score, NaN, -inf, +inf) alike; a NaN is no score, so it
+    ties with -inf. Past the last finite score, which -inf columns fill the k is the
+    partition's (top_k drops them: not allowed)."""
+    rng = np.random.default_rng(k)
+    scores = rng.standard_normal((200, 300)).astype(np.float32)
+    scores[100:] = np.round(scores[100:])  # ties everywhere
+    scores[rng.random(scores.shape) < 0.03] = np.nan
+    scores[rng.random(scores.shape) < 0.03] = -np.inf
+    scores[rng.random(scores.shape) < 0.01] = np.inf
+    scores[5] = np.nan
+    scores[6] = -np.inf
+    scores[7, :] = 2.0
+    got = rank.best_columns(scores, k)
+
+    for row, best in zip(scores.tolist(), got.tolist(), strict=True):
+        value = [-np.inf if np.isnan(v) else v for v in row]
+        by_full_sort = sorted(range(len(row)), key=lambda c: (-value[c], -c))[:k]
+        assert len(best) == len(set(best)) == k
+        assert [c for c in best if value[c] > -np.inf] == [
+            c for c in by_full_sort if value[c] > -np.inf
+        ]
+
+
+def test_best_columns_gives_what_a_partition_of_the_indices_gives():
+    """The partition of the values settles most rows; every row comes out as the partition of
+    the indices (which it replaced) made it, a NaN tied with -inf at the k-th place too."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        scores = rng.integers(-3, 4, size=rng.integers(1, 20, size=2)).astype(np.float32)
+        scores[rng.random(scores.shape) < 0.1] = np.nan
+        scores[rng.random(scores.shape) < 0.1] = -np.inf
+        k = int(rng.integers(1, scores.shape[1] + 1))
+        assert np.array_equal(
+            rank.best_columns(scores, k), rank._best_columns_partitioned(scores, k)
+        )
+
+
 def test_mmr_skips_a_near_duplicate(model):
     texts = [
         "KV cache quantization for long context LLM inference",

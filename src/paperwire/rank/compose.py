@@ -355,7 +355,12 @@ def score(
         if weights.phrase_match:
             add_phrase_bonus(scores, phrases.matched(got.mine), weights.phrase_match)
         if embedded is not None and got.vectors is not None:
-            scores = scores + embedded.added(got.vectors, cols, base=scores)
+            added = embedded.added(got.vectors, cols, base=scores)
+            if np.result_type(added, scores) == added.dtype:
+                added += scores  # the same sums as scores + added, in the array they are in
+                scores = added
+            else:
+                scores = scores + added
         elif embedded is None and weights.nearest and nearest_found:
             _add_terms_vote(corpus, got.signals, cols, scores, now, weights)
         scored = Scored(got.start, got.chunk, got.signals, profiles, scores, got.mine)

@@ -522,9 +522,15 @@ class SemanticProfiles:
         in another order than rows 0-5 (on the Xeons CI ran on, every row came out alike): a
         few parts in 10^7, float32's rounding."""
         n, dim = self.directions.shape
-        out = np.empty((n, len(papers)), dtype=np.float32)
         right = papers.T.astype(np.float32, copy=False)  # a view: BLAS reads it transposed
         block = np.zeros((_SCORE_ROWS, dim), dtype=np.float32)
+        if n == _SCORE_ROWS:  # a chunk of compose's: the product is the result, no copy
+            block[:] = self.directions
+            out = block @ right
+            np.subtract(out, self.offset[:, None], out=out)
+            out /= self.scale[:, None]
+            return out
+        out = np.empty((n, len(papers)), dtype=np.float32)
         for start in range(0, n, _SCORE_ROWS):
             rows = self.directions[start : start + _SCORE_ROWS]
             block[: len(rows)] = rows
@@ -621,9 +627,11 @@ class SemanticProfiles:
         # one BLAS thread: these products are small (300 × 384 by a library), and a second
         # thread waking for each costs ten times the product itself (6 ms a reader, measured)
         rows = np.flatnonzero(near)
+        every = len(rows) == len(total)  # as a chunk of libraries is: no copy of its rows
         # every shortlist in one call, and every reader's contrast added in one: long stretches
         # without the GIL (two chunks are scored at once), not a few numpy calls per reader
-        shortlists = best_columns(ranked[rows], short)  # ties: an explicit order
+        shortlists = best_columns(ranked if every else ranked[rows], short)  # ties: in order
+        del ranked
         contrasts = np.empty(shortlists.shape, dtype=np.float32)
         with one_blas_thread():
             for k, (row, cols) in enumerate(zip(rows.tolist(), shortlists, strict=True)):
@@ -632,7 +640,10 @@ class SemanticProfiles:
             contrasts -= w.density_weight * dense[shortlists]
         weighted = near[rows, None] * contrasts
         low = weighted.min(axis=1)
-        total[rows] += low[:, None]
+        if every:
+            total += low[:, None]
+        else:
+            total[rows] += low[:, None]
         weighted -= low[:, None]
         total[rows[:, None], shortlists] += weighted
         return total
