@@ -200,6 +200,16 @@ def invoke(*args: str, config: str | None = LOCAL):
     return CliRunner().invoke(cli, list(args))
 
 
+@pytest.mark.parametrize("command", ["run --once", "send", "fetch", "digest", "status"])
+def test_a_broken_config_makes_no_database(command):
+    """`run --once` opened (made, migrated) the database before it read the config: a typo
+    left a new paperwire.db behind (found in review)."""
+    result = invoke(*command.split(), config="subscribers:\n  - id: ada\n    emial: a@b.org\n")
+    assert result.exit_code == 1
+    assert "subscribers[0].emial: is not a known setting (did you mean 'email'?)" in result.stderr
+    assert not Path("paperwire.db").exists()
+
+
 def test_every_config_mistake_is_printed_once_each_then_exit_1():
     text = LOCAL.replace("digest_days: daily", "digest_days: [mon, funday]").replace(
         "email: bob@example.org", "email: bob@"

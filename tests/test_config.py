@@ -877,3 +877,69 @@ def test_a_short_secret_in_the_file_is_refused_without_quoting_it():
     message = str(caught.value)
     assert message.startswith("subscribers.yaml:1: secret: is shorter than 16 characters")
     assert "tiny-key" not in message
+
+
+# -- found in review (2026-12-07): secrets quoted in errors, tracebacks, silent mistakes --------
+
+MINIMAL = "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "secret"),
+    [
+        # a value the environment gave, quoted as it failed
+        (MINIMAL + "    timezone: ${APIKEY}\n", {"APIKEY": "sk-APIKEYSECRET777"}, "APIKEYSECRET"),
+        (MINIMAL.replace("ada@example.org", "${HOOK}"),
+         {"HOOK": "https://hooks.slack.com/services/T1/B1/HOOKSECRETXYZ"}, "HOOKSECRET"),
+        (MINIMAL + "base_url: https://x:${PW}@example.org:99999\n", {"PW": "smtpSECRETpw99"},
+         "SECRETpw"),
+        (MINIMAL, {"PAPERWIRE_BASE_URL": "https://u:ENVSECRET5@example.org:8o"}, "ENVSECRET"),
+        # a URL's credentials and keys, as every log line masks them
+        (MINIMAL + "base_url: 'https://admin:LEAK5@papers.example.org:8o80'\n", {}, "LEAK5"),
+        (MINIMAL + "summariser:\n  base_url: 'https://api.example.org:44o/v1?api_key=sk-LEAK7'\n",
+         {}, "LEAK7"),
+        # a password holding '#' or '/' bare ends the credentials: the rest is read as the host
+        (MINIMAL + "feeds:\n  - url: 'https://alice:2024#Summer-pass@example.org/feed'\n", {},
+         "Summer-pass"),
+        (MINIMAL + "feeds:\n  - url: 'https://alice:pa/ss-LEAK1@example.org/feed'\n", {},
+         "LEAK1"),
+        (MINIMAL, {"PAPERWIRE_SMTP_URL": "smtp://u:1234/SECRET10@mail.example.org:587"},
+         "SECRET10"),
+    ],
+)  # fmt: skip
+def test_an_error_never_quotes_a_secret(text, env, secret):
+    message = error_of(text, env=env)
+    assert secret not in message
+    assert message.count("\n") == 0 and ": " in message  # still one line that says where
+
+
+def test_a_password_cut_by_a_bare_character_says_how_to_write_it():
+    message = error_of(MINIMAL + "feeds:\n  - url: 'https://alice:2024#pw@example.org/feed'\n")
+    assert message.startswith("subscribers.yaml:5: feeds[0].url: a user name or password")
+    assert "%23" in message
+    # an '@' in a path after a host without a port is a path: Medium's feeds
+    config = parse(MINIMAL + "feeds:\n  - url: 'https://medium.com/feed/@someone'\n")
+    assert config.feeds[0].url == "https://medium.com/feed/@someone"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # Path.expanduser's RuntimeError, a traceback in the CLI and in the daemon's reload
+        ("ranking:\n  embeddings: '~nosuchuser-pw/models/x'\n",
+         "subscribers.yaml:5: ranking.embeddings: '~nosuchuser-pw/models/x': the home folder"),
+        # numbers past what SQLite and the scheduler take: OverflowError tracebacks
+        ("ranking:\n  corpus_papers: 100000000000000000000\n",
+         "subscribers.yaml:5: ranking.corpus_papers: must be at most 100000000"),
+        ("fetch_interval_minutes: 100000000000000\n",
+         "subscribers.yaml:4: fetch_interval_minutes: must be at most 43200"),
+        # "$" matched before a last newline: a second "ada" with a newline in her file names
+        ('  - id: "ada\\n"\n    email: a2@example.org\n',
+         "subscribers.yaml:4: subscribers[1].id: 'ada\\n' is not a valid id"),
+        # a reference that was taken as the text itself: a public signing key
+        ("secret: ${LINK_SIGNING_KEY-}\n",
+         "subscribers.yaml:4: secret: a ${…} reference that is not ${NAME}"),
+    ],
+)  # fmt: skip
+def test_a_mistake_a_hand_edit_makes_is_one_line_at_its_line(text, said):
+    assert error_of(MINIMAL + text).startswith(said)

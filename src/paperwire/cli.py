@@ -485,10 +485,11 @@ def run(
         paperwire run --port 8000 --log-json # the daemon
     """
     if once:
+        config = obj.config  # a broken config says so before a database is made for it
         with obj.store() as store, _reported_here():
             fetched, report = pipeline.run_once(
                 store,
-                obj.config,
+                config,
                 now=utcnow,
                 base_dir=obj.base_dir,
                 grace=dt.timedelta(hours=grace_hours),

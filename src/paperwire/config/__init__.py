@@ -36,10 +36,16 @@ from pydantic import (
 from pydantic.networks import validate_email
 
 from ..errors import ConfigError
-from ..redact import redact_url, remember_config
+from ..redact import MASK, redact, redact_url, remember_config
 from . import yamlread
-from .channels import SmtpSettings, apprise_url_problem, parse_smtp_url
-from .embeddings import BUNDLED, ENCODER, check_spec
+from .channels import (
+    CREDENTIALS_CUT,
+    SmtpSettings,
+    apprise_url_problem,
+    credentials_cut,
+    parse_smtp_url,
+)
+from .embeddings import BUNDLED, ENCODER, check_spec, home_path
 
 DEFAULT_CONFIG = "subscribers.yaml"
 DEFAULT_DB = "paperwire.db"
@@ -54,7 +60,8 @@ DEFAULT_GRACE = dt.timedelta(hours=12)
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 FEED_SCHEMES = ("http", "https", "file")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_QUOTED = re.compile(r"'[^'\n]*'")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 MIN_SECRET = 16  # characters of PAPERWIRE_SECRET (secret:) at least
 # Settings whose value is a secret: an error about them never quotes the value.
@@ -100,6 +107,8 @@ def http_url_problem(value: str, *, example: str, secret: bool = False) -> str |
     shown = "the value" if secret else repr(value)
     try:
         parts = urlsplit(value)
+        if credentials_cut(value, parts.netloc):
+            return CREDENTIALS_CUT
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
         httpx.URL(value)
     except (ValueError, httpx.InvalidURL):
@@ -122,6 +131,11 @@ def _http_url_field(example: str, *, secret: bool = False) -> AfterValidator:
 
 # a URL, address or header value: one line, no control characters
 Line = Annotated[str, AfterValidator(_one_line)]
+
+
+# the longest budget a setting takes; every count and size has a bound too: past it a number
+# only overflows what it is handed to (SQLite's integers, the scheduler's C int: a traceback)
+DAY_SECONDS = 86_400
 
 
 class _Frozen(BaseModel):
@@ -192,7 +206,7 @@ class AlertConfig(_Frozen):
     # is an alert. The same number means the same rarity for every subscriber.
     percentile: float = Field(default=99.5, ge=50, le=100)
     max_per_day: int = Field(default=2, ge=0, le=50)
-    min_history: int = Field(default=100, ge=10)
+    min_history: int = Field(default=100, ge=10, le=1_000_000)
 
 
 def _apprise_url(value: SecretStr) -> SecretStr:
@@ -280,7 +294,7 @@ class SubscriberConfig(_Frozen):
     @field_validator("id")
     @classmethod
     def _id_is_slug(cls, value: str) -> str:
-        if not _ID.match(value):
+        if not _ID.fullmatch(value):  # match: "$" also matches before a last newline
             raise ValueError(
                 f"{value!r} is not a valid id (letters, digits, '.', '_', '-'; at most 64)"
             )
@@ -379,7 +393,7 @@ class SenderConfig(_Frozen):
     # Seconds one send run may spend delivering, all its messages together: each message's
     # deadline is `timeout` or what is left of this, whichever is shorter, and what the run
     # did not get to stays due for the next run.
-    run_budget: float = Field(default=900.0, gt=0)
+    run_budget: float = Field(default=900.0, gt=0, le=DAY_SECONDS)
     # Processes that render e-mails when a run sends many (unset: one per core, at most 4;
     # 1: render in the sending process).
     render_processes: int | None = Field(default=None, ge=1, le=64)
@@ -420,9 +434,9 @@ class SummariserConfig(_Frozen):
     model: str = "llama3.2"
     api_key_env: str = "PAPERWIRE_SUMMARY_API_KEY"  # the key's variable, never the key itself
     language: str = "English"
-    daily_cap: int = Field(default=200, ge=0)
+    daily_cap: int = Field(default=200, ge=0, le=1_000_000)
     timeout: float = Field(default=20.0, gt=0, le=300)
-    run_budget: float = Field(default=120.0, gt=0)  # seconds a send run may spend summarising
+    run_budget: float = Field(default=120.0, gt=0, le=DAY_SECONDS)  # a send run's summarising
 
 
 class RankingConfig(_Frozen):
@@ -436,7 +450,7 @@ class RankingConfig(_Frozen):
     # spread a score is measured in), beside every paper a reader voted on or seeded: one run
     # holds ~7 KiB a paper, so a store years old must not all be read (60,000: about four
     # months of arXiv cs.*, cross-lists included).
-    corpus_papers: int = Field(default=60_000, ge=100)
+    corpus_papers: int = Field(default=60_000, ge=100, le=100_000_000)
 
     @field_validator("embeddings", mode="before")
     @classmethod
@@ -462,14 +476,14 @@ class Config(_Frozen):
     sender: SenderConfig = SenderConfig()
     alerts: AlertConfig = AlertConfig()
     ranking: RankingConfig = RankingConfig()
-    fetch_interval_minutes: int = Field(default=60, ge=5)
+    fetch_interval_minutes: int = Field(default=60, ge=5, le=DAY_SECONDS // 60 * 30)
     # Each feed's whole download (retries included) and parse must finish within this many
     # seconds, and decompress to at most this many megabytes; otherwise it is that feed's error.
     fetch_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Seconds one fetch run may spend downloading and parsing, all feeds together: each feed ends
     # within fetch_timeout_seconds or what is left of this; feeds not fetched by then are
     # that run's errors and are fetched the next time.
-    fetch_run_budget_seconds: float = Field(default=600.0, gt=0)
+    fetch_run_budget_seconds: float = Field(default=600.0, gt=0, le=DAY_SECONDS)
     fetch_max_mb: float = Field(default=20.0, gt=0, le=1024)
     first_digest_days: int = Field(default=7, ge=1, le=90)
     outbox: str = "outbox"
@@ -632,6 +646,8 @@ def parse_config(
             else:
                 target[keys[-1]] = env[var]
                 from_env[keys] = var
+                if keys[-1] in SECRET_FIELDS:  # never quoted anyway; a URL's part may be
+                    problems.hide(env[var])
     _check_unique_ids(data, problems)
     if base_dir is not None:
         _model_folder_beside_config(data, base_dir)
@@ -667,11 +683,24 @@ class _Problems:
         self.document = document
         self.found: list[tuple[int, int, str]] = []
         self.locs: set[tuple] = set()
+        self.hidden: set[str] = set()
+
+    def hide(self, value: str) -> None:
+        """Never quote ``value`` (what a ``${VAR}`` or a ``PAPERWIRE_*`` variable gave: a key,
+        a password, a webhook) in an error; an empty one hides nothing."""
+        if value.strip():
+            self.hidden.add(value)
 
     def add(
         self, loc: tuple, message: str, *, line: int | None = None, env_var: str | None = None
     ) -> None:
         self.locs.add(loc)
+        # the value quoted as it failed may be a secret: the environment's, or a URL's
+        # credentials and keys (as in every log line)
+        for value in sorted(self.hidden, key=len, reverse=True):
+            message = message.replace(repr(value), MASK).replace(value, MASK)
+        if "'" in message:  # the value, as quoted; an example the message gives is ours
+            message = _QUOTED.sub(lambda m: redact(m.group(0)), message)
         if env_var is not None:  # the value came from the environment, not from a line
             text = f"{env_var}: {message}"
             line = 1 << 30
@@ -695,7 +724,10 @@ def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
     spec = ranking.get("embeddings")
     named = (BUNDLED, ENCODER, "off", "none", "false", "no")
     if isinstance(spec, str) and spec.strip() and spec.strip().lower() not in named:
-        folder = Path(spec).expanduser()
+        try:
+            folder = home_path(spec)
+        except ValueError:
+            return  # check_spec says why, at its line
         if not folder.is_absolute():
             ranking["embeddings"] = str(base_dir / folder)
 
@@ -723,7 +755,8 @@ def _check_unique_ids(data: dict, problems: _Problems) -> None:
 
 
 def _expand_env(node: Any, env: Mapping[str, str], loc: tuple, problems: _Problems) -> Any:
-    """Copy the YAML values, replacing ``${VAR}`` and ``${VAR:-default}`` in strings."""
+    """Copy the YAML values, replacing ``${VAR}`` and ``${VAR:-default}`` in strings (what the
+    environment gave is never quoted in an error: :meth:`_Problems.hide`)."""
     if isinstance(node, dict):
         return {k: _expand_env(v, env, (*loc, k), problems) for k, v in node.items()}
     if isinstance(node, list):
@@ -733,6 +766,7 @@ def _expand_env(node: Any, env: Mapping[str, str], loc: tuple, problems: _Proble
         def substitute(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
             if name in env:
+                problems.hide(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -743,6 +777,11 @@ def _expand_env(node: Any, env: Mapping[str, str], loc: tuple, problems: _Proble
             )
             return ""
 
+        if "${" in _ENV_REF.sub("", node):
+            # "${KEY-}", "${X:=y}", "${UNCLOSED" were the text itself: a signing key of
+            # "${LINK_SIGNING_KEY-}" is public
+            problems.add(loc, "a ${…} reference that is not ${NAME} or ${NAME:-default}")
+            return ""
         return _ENV_REF.sub(substitute, node)
     return node
 

@@ -52,14 +52,33 @@ class SmtpSettings:
             raise ConfigError(f"PAPERWIRE_SMTP_URL: {exc}") from None
 
 
+CREDENTIALS_CUT = (
+    "a user name or password in this URL holds '#', '/' or '?', which end it (the rest would "
+    "be read, and shown, as the address): write them %23, %2F and %3F (an '@' in the path: %40)"
+)
+
+
+def credentials_cut(url: str, netloc: str) -> bool:
+    """Whether a URL's credentials were cut short by a character they must not hold bare:
+    "https://alice:2024#pass@host/feed" is host "alice", port 2024, and a fragment holding
+    the password and the real host; quoted in an error, or stored and shown as the feed's
+    address, the password would be in the clear. An "@" after a host with a colon (a port,
+    or a cut password) is read as that; "https://medium.com/feed/@user" has none."""
+    rest = url.split("://", 1)[-1][len(netloc) :]
+    return "@" in rest and ":" in netloc and "@" not in netloc
+
+
 def parse_smtp_url(url: str) -> SmtpSettings:
     """An SMTP URL's settings; ValueError says what is wrong, in words that never repeat its
     password (the config reports it at the setting's line)."""
     try:
         parts = urlsplit(url.strip())
-        port = parts.port
+        cut = credentials_cut(url.strip(), parts.netloc)
+        port = None if cut else parts.port
     except ValueError:
         raise ValueError("the port is not a number from 1 to 65535") from None
+    if cut:
+        raise ValueError(CREDENTIALS_CUT)
     if parts.scheme not in ("smtp", "smtps"):
         scheme = f"{parts.scheme}://" if parts.scheme else "no scheme"
         raise ValueError(f"{scheme} is not an SMTP URL; {_SMTP_EXPECTED}")

@@ -25,7 +25,7 @@ def check_spec(spec: str) -> str:
                 f"{INSTALL_HINT}"
             )
         return spec
-    folder = Path(spec).expanduser()
+    folder = home_path(spec)
     if not folder.is_dir():
         raise ValueError(
             f"{spec!r} is neither {ENCODER!r}, {BUNDLED!r}, 'off' nor a model folder "
@@ -45,6 +45,18 @@ def check_spec(spec: str) -> str:
             f"the semantic extra is not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
         )
     return str(folder)
+
+
+def home_path(spec: str) -> Path:
+    """``spec`` with a leading ``~`` or ``~user`` expanded; ValueError, not the RuntimeError
+    of :meth:`Path.expanduser`, where no home folder is found (``HOME`` unset under a uid
+    with no passwd entry, as in many containers; a ``~user`` with no such user)."""
+    try:
+        return Path(spec).expanduser()
+    except RuntimeError:
+        raise ValueError(
+            f"{spec!r}: the home folder its '~' names cannot be found: write the full path"
+        ) from None
 
 
 def onnx_graph(folder: Path) -> Path | None:

@@ -33,7 +33,7 @@ import httpx
 import yaml
 
 from .. import __version__
-from ..config.embeddings import INSTALL_HINT, missing_modules
+from ..config.embeddings import INSTALL_HINT, home_path, missing_modules
 from ..errors import ConfigError, PaperwireError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -164,7 +164,10 @@ def pull(
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
         # huggingface_hub's switch for "no network": honoured here too
         raise PullError("model pull: HF_HUB_OFFLINE is set; unset it to download a model")
-    folder = Path(folder).expanduser()
+    try:
+        folder = home_path(str(folder))
+    except ValueError as exc:
+        raise PullError(f"model pull: {exc}") from None
     if os.path.lexists(folder):
         if not force:
             raise PullError(f"model pull: {folder} already exists; add --force to replace it")
