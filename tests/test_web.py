@@ -419,6 +419,37 @@ def test_unsubscribe_get_only_confirms_and_the_page_can_resubscribe(
         assert store.unsubscribed() == set()
 
 
+@pytest.mark.parametrize(
+    ("edited", "why"),
+    [
+        ("id: Ada", "unsubscribed by link as 'ada'"),  # the same reader to the config
+        ("id: ada-l", "ada@example.org unsubscribed by link as 'ada'"),  # a renamed id
+    ],
+)
+def test_an_unsubscribe_holds_for_the_address_after_the_id_is_edited(
+    web: WebApp, make_config, edited, why
+):
+    """A reader unsubscribed by the link in her e-mail, then her id was edited by hand in
+    subscribers.yaml: she was mailed again that day (found in review)."""
+    response = httpx.post(web.page("unsubscribe", "ada"), data={"List-Unsubscribe": "One-Click"})
+    assert "You are unsubscribed" in response.text
+    text = CONFIG.format(port=1).replace("id: ada", edited)
+    config = make_config(text, env={"PAPERWIRE_SECRET": SECRET})
+    with web.store() as store:
+        active, skipped = pipeline.active_subscribers(store, config)
+        assert [s.id for s in active] == ["grace"]
+        assert [(line.status, line.detail) for line in skipped] == [("unsubscribed", why)]
+        # another reader with another address is not held by it
+        other = make_config(text.replace("ada@example.org", "ada.new@example.org"))
+        if edited == "id: ada-l":
+            assert [s.id for s in pipeline.active_subscribers(store, other)[0]] == [
+                "ada-l",
+                "grace",
+            ]
+        store.set_unsubscribed("ada", False)  # subscribed again from the page: mail again
+        assert len(pipeline.active_subscribers(store, config)[0]) == 2
+
+
 def test_multipart_one_click_unsubscribe_also_works(web: WebApp):
     url = web.page("unsubscribe", "grace")
     response = httpx.post(url, files={"List-Unsubscribe": (None, "One-Click")})

@@ -346,16 +346,36 @@ def active_subscribers(
 ) -> tuple[list[SubscriberConfig], list[SendLine]]:
     """Subscribers who should receive mail now, and lines for those who should not."""
     subs = [config.subscriber(subscriber_id)] if subscriber_id else list(config.subscribers)
-    gone = store.unsubscribed()
+    gone = unsubscribed(store, subs)
     active, skipped = [], []
     for sub in subs:
         if not sub.enabled:
             skipped.append(SendLine(sub.id, "disabled", "enabled: false in the config"))
         elif sub.id in gone:
-            skipped.append(SendLine(sub.id, "unsubscribed", "unsubscribed by link"))
+            skipped.append(SendLine(sub.id, "unsubscribed", gone[sub.id]))
         else:
             active.append(sub)
     return active, skipped
+
+
+def unsubscribed(store: Store, subs: list[SubscriberConfig]) -> dict[str, str]:
+    """Reader id -> how they unsubscribed, for those of ``subs`` who did: by a link to this
+    id, or to the same id in other case (the config holds them for one reader), or by a link
+    to another id with this reader's address (an id edited in subscribers.yaml: "ada" became
+    "ada-l"; an unsubscribe is the address's, and mail after it the one thing never to send)."""
+    ids = store.unsubscribed()
+    by_case = {gone.lower(): gone for gone in ids}
+    addresses = store.unsubscribed_addresses()
+    out = {}
+    for sub in subs:
+        address = (sub.email or "").strip().lower()
+        if sub.id in ids:
+            out[sub.id] = "unsubscribed by link"
+        elif sub.id.lower() in by_case:
+            out[sub.id] = f"unsubscribed by link as {by_case[sub.id.lower()]!r}"
+        elif address and address in addresses:
+            out[sub.id] = f"{address} unsubscribed by link as {addresses[address]!r}"
+    return out
 
 
 # One-shot runs (`paperwire send`, `run --once`) give a reader who never had a digest the first

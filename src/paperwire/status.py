@@ -97,7 +97,7 @@ def status(
     ``feed_urls`` adds each reader's private feed URL (the key to their feed: ask for it only
     for the reader it is shown to)."""
     subs = list(config.subscribers) if subscribers is None else subscribers
-    gone = store.unsubscribed()
+    gone = pipeline.unsubscribed(store, subs)
     signer = None
     if feed_urls:
         from .links import signer_for

@@ -225,6 +225,13 @@ def m010_paper_keys(db: sqlite_utils.Database) -> None:
     db.table("paper_keys").create({"paper_id": str, "made": str, "keys": str}, pk="paper_id")
 
 
+@migrations()
+def m011_unsubscribed_address(db: sqlite_utils.Database) -> None:
+    # The address a reader unsubscribed with: an unsubscribe holds for the address, so a
+    # reader whose id was edited in subscribers.yaml ("ada" to "ada-l") gets no mail again.
+    db.table("subscriber_state").add_column("unsubscribed_address", str)
+
+
 KNOWN_MIGRATIONS = frozenset(
     f.__name__
     for f in (
@@ -238,6 +245,7 @@ KNOWN_MIGRATIONS = frozenset(
         m008_not_interested,
         m009_delivery_since,
         m010_paper_keys,
+        m011_unsubscribed_address,
     )
 )
 
@@ -1155,12 +1163,20 @@ class Store:
 
     # -- subscribers' own changes ---------------------------------------------------------
 
-    def set_unsubscribed(self, subscriber_id: str, unsubscribed: bool) -> None:
+    def set_unsubscribed(
+        self, subscriber_id: str, unsubscribed: bool, address: str | None = None
+    ) -> None:
+        """Unsubscribe a reader (``address``: their e-mail address, which the unsubscribe
+        then holds for under any id: :meth:`unsubscribed_addresses`), or subscribe them
+        again."""
         with self.atomic():
             self.db.table("subscriber_state").upsert(
                 {
                     "subscriber_id": subscriber_id,
                     "unsubscribed_at": iso(utcnow()) if unsubscribed else None,
+                    "unsubscribed_address": address.strip().lower()
+                    if unsubscribed and address
+                    else None,
                     "updated": iso(utcnow()),
                 },
                 pk="subscriber_id",
@@ -1187,6 +1203,14 @@ class Store:
             "select subscriber_id from subscriber_state where unsubscribed_at is not null"
         )
         return {r["subscriber_id"] for r in rows}
+
+    def unsubscribed_addresses(self) -> dict[str, str]:
+        """Address (lower case) -> the id it unsubscribed as."""
+        rows = self.db.query(
+            "select subscriber_id, unsubscribed_address from subscriber_state"
+            " where unsubscribed_at is not null and unsubscribed_address is not null"
+        )
+        return {r["unsubscribed_address"]: r["subscriber_id"] for r in rows}
 
     def interests_overrides(self) -> dict[str, str]:
         return self._edits("interests")

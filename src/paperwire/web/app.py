@@ -390,7 +390,7 @@ class FeedbackApp:
             subscriber_id = _read_subscriber(signer, "unsubscribe", token)
             sub = _subscriber(config, subscriber_id)
             if unsubscribe is not None:
-                store.set_unsubscribed(sub.id, unsubscribe)
+                store.set_unsubscribed(sub.id, unsubscribe, sub.email)
                 log.info("%s %s", "unsubscribed" if unsubscribe else "resubscribed", sub.id)
             unsubscribed = sub.id in store.unsubscribed()
         html = render_page(
