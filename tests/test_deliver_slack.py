@@ -388,6 +388,8 @@ def test_a_500_is_tried_again_after_a_back_off_and_retry_after_is_honoured(
             "ftp://files.example/hooks/T0001/B0002/s3cretWebhookPathXyz",
             "ftp://files.example/hooks/***",
         ),
+        # Slack's own path on another host (found in review: shown whole)
+        ("https://evil.example/services/T/B/SECRET", "https://evil.example/services/***"),
     ],
 )
 def test_a_redirecting_webhook_is_a_permanent_failure_never_followed(
