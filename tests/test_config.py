@@ -943,3 +943,45 @@ def test_a_password_cut_by_a_bare_character_says_how_to_write_it():
 )  # fmt: skip
 def test_a_mistake_a_hand_edit_makes_is_one_line_at_its_line(text, said):
     assert error_of(MINIMAL + text).startswith(said)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # no suggestion was made under ranking: and summariser:, nor for a short key's case
+        ("ranking:\n  embedings: off\n",
+         "subscribers.yaml:5: ranking.embedings: is not a known setting (did you mean "
+         "'embeddings'?)"),
+        ("summariser:\n  modle: x\n",
+         "subscribers.yaml:5: summariser.modle: is not a known setting (did you mean 'model'?)"),
+        ("feeds:\n  - URL: https://example.org/feed\n",
+         "subscribers.yaml:5: feeds[0].URL: is not a known setting (did you mean 'url'?)"),
+        # the key itself where its variable's name goes: requests went out with no key
+        ("summariser:\n  api_key_env: sk-abc123\n",
+         "subscribers.yaml:5: summariser.api_key_env: is the name of the environment variable"),
+        # read as a path (the config's folder) or by httpx, and failing only at fetch
+        ("feeds:\n  - url: ''\n", "subscribers.yaml:5: feeds[0].url: is empty"),
+        ("feeds:\n  - url: 'https://exa mple.org/feed'\n",
+         "subscribers.yaml:5: feeds[0].url: 'https://exa mple.org/feed' is not a valid URL: a "
+         "space in its host name"),
+        # a key pasted with a no-break space looked like the right key in the message
+        ("    \xa0name: x\n", "subscribers.yaml:4: subscribers[0].'\\xa0name': is not a known"),
+        # a control character was said at line 1, over two lines
+        ("    name: x\x0cy\n",
+         "subscribers.yaml:4: invalid YAML: control character U+000C is not allowed; remove it"),
+        ("feeds:\n\t- url: https://example.org/feed\n", "subscribers.yaml:5: invalid YAML: "
+         "found character that cannot start any token (a tab: YAML indents with spaces)"),
+    ],
+)  # fmt: skip
+def test_a_mistake_says_what_to_write(text, said):
+    message = error_of(MINIMAL + text)
+    assert said in message.splitlines()[-1], message
+    assert "sk-abc123" not in message
+
+
+def test_a_wrong_file_prints_its_first_mistakes_and_how_many_more():
+    text = "subscribers:\n" + "".join(f"  - {{id: r{i}, email: nope}}\n" for i in range(500))
+    lines = error_of(text).splitlines()
+    assert len(lines) == 51
+    assert lines[0] == "subscribers.yaml:2: subscribers[0].email: 'nope' is not a valid address"
+    assert lines[-1] == "subscribers.yaml: … and 450 more mistakes"

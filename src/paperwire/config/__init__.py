@@ -60,6 +60,7 @@ DEFAULT_GRACE = dt.timedelta(hours=12)
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 FEED_SCHEMES = ("http", "https", "file")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUOTED = re.compile(r"'[^'\n]*'")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
@@ -115,6 +116,8 @@ def http_url_problem(value: str, *, example: str, secret: bool = False) -> str |
         return f"{shown} is not a valid URL (expected one like {example})"
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return f"{shown} is not an http(s) URL (expected one like {example})"
+    if any(c.isspace() for c in parts.netloc):  # httpx takes "exa mple.org"; no DNS does
+        return f"{shown} is not a valid URL: a space in its host name"
     return None
 
 
@@ -165,6 +168,8 @@ class FeedConfig(_Frozen):
         problem = control_problem(value)
         if problem:  # never quoted: a feed URL may carry a password
             raise ValueError(problem)
+        if not value.strip():  # read as a path: the config's own folder, "cannot read"
+            raise ValueError("is empty: a URL, a file path or bundled:NAME")
         if value.startswith(BUNDLED_PREFIX):
             if value[len(BUNDLED_PREFIX) :] not in BUNDLED_FEEDS:
                 raise ValueError(
@@ -433,6 +438,19 @@ class SummariserConfig(_Frozen):
     )
     model: str = "llama3.2"
     api_key_env: str = "PAPERWIRE_SUMMARY_API_KEY"  # the key's variable, never the key itself
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str) -> str:
+        # the key itself here (`api_key_env: ${OPENAI_API_KEY}`) was read as a variable's
+        # name: every request went out with no key, and nothing said so
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "is the name of the environment variable that holds the key "
+                "(e.g. OPENAI_API_KEY), not the key"
+            )
+        return value
+
     language: str = "English"
     daily_cap: int = Field(default=200, ge=0, le=1_000_000)
     timeout: float = Field(default=20.0, gt=0, le=300)
@@ -675,6 +693,9 @@ def parse_config(
     return config
 
 
+MAX_SHOWN_PROBLEMS = 50
+
+
 class _Problems:
     """Every mistake found in one config, reported together in file order."""
 
@@ -711,8 +732,13 @@ class _Problems:
 
     def raise_if_any(self) -> None:
         if self.found:
-            lines = [text for _, _, text in sorted(self.found)]
-            raise ConfigError("\n".join(dict.fromkeys(lines)))
+            lines = list(dict.fromkeys(text for _, _, text in sorted(self.found)))
+            # the first mistakes, then how many more: a wrong file (100,000 entries of a JSON
+            # export) printed 100,002 lines
+            if len(lines) > MAX_SHOWN_PROBLEMS:
+                more = len(lines) - MAX_SHOWN_PROBLEMS
+                lines = [*lines[:MAX_SHOWN_PROBLEMS], f"{self.label}: … and {more} more mistakes"]
+            raise ConfigError("\n".join(lines))
 
 
 def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
@@ -819,6 +845,8 @@ def _explain(error: Mapping[str, Any], loc: tuple) -> str:
     if kind == "extra_forbidden":
         known = _known_settings(loc)
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        # a case slip of a short key ("ID", "URL") is too far apart for difflib
+        close = [k for k in known if k == str(loc[-1]).lower()] or close
         if close:
             return f"is not a known setting (did you mean {close[0]!r}?)"
         places = _places_of(str(loc[-1]), loc)
@@ -896,6 +924,8 @@ def _known_settings(loc: tuple) -> list[str]:
             "subscribers": SubscriberConfig,
             "sender": SenderConfig,
             "alerts": AlertConfig,
+            "ranking": RankingConfig,
+            "summariser": SummariserConfig,
         }.get(part)
         if model is None:
             return []
@@ -951,5 +981,7 @@ def _places_of(name: str, loc: tuple) -> list[str]:
 def _dotted(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and not part.isprintable():  # a key pasted with a no-break
+            part = repr(part)  # space or a zero-width one looks like the right key otherwise
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"

@@ -240,7 +240,16 @@ def read(text: str) -> Document:
             ) from None
         if problem.startswith("found unknown escape character"):  # "C:\qfeeds" in YAML
             problem += " (in double quotes a backslash starts an escape: use single quotes)"
+        if mark is not None and text[mark.index : mark.index + 1] == "\t" and "tab" not in problem:
+            problem += " (a tab: YAML indents with spaces)"
         raise YamlError(mark.line + 1 if mark else 1, f"invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        # a control character: at its line, in one line (its own message is two, at line 1)
+        line = text[: exc.position].count("\n") + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise YamlError(
+            line, f"invalid YAML: control character U+{code:04X} is not allowed; remove it"
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlError(1, f"invalid YAML: {exc}") from None
     return document
