@@ -374,6 +374,25 @@ def test_a_new_signing_key_is_said_once_since_every_link_already_sent_stops_work
     assert second_key not in store.path.read_bytes().decode("latin-1")
 
 
+def test_the_first_run_with_a_new_key_says_so_with_nothing_to_send(store, make_config, caplog):
+    """The README says the first run with a new key says so; it was said only when a link was
+    first signed: a run with nothing due said nothing (found in review)."""
+    import datetime as dt
+
+    from paperwire import pipeline
+
+    text = "subscribers:\n  - id: ada\n    email: ada@example.org\n    enabled: false\n"
+    now = dt.datetime(2026, 6, 12, 8, 0, tzinfo=dt.UTC)
+    for key in ("k" * 16 + "first", "k" * 16 + "second"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="paperwire.links"):
+            fetched, report = pipeline.run_once(
+                store, make_config(text, {"PAPERWIRE_SECRET": key}), now=lambda: now
+            )
+        assert [line.status for line in report.lines] == ["disabled"]
+    assert [r.getMessage() for r in caplog.records if "not the one links" in r.getMessage()]
+
+
 def test_a_command_that_only_prints_a_link_leaves_the_signing_key_record_alone(
     store, make_config, caplog
 ):

@@ -43,6 +43,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from . import pipeline, schedule
 from .config import DEFAULT_CONFIG, DEFAULT_GRACE, Config, load_config
 from .errors import PaperwireError
+from .links import signer_for
 from .rank.session import RankingSession
 from .store import Store, utcnow
 
@@ -295,6 +296,8 @@ class Daemon:
             )
         _import_before_threads(web=bool(self.web))
         running = _claim_store(self.db_path)  # held (its lock) while this process lives
+        with Store(self.db_path) as store:  # a new signing key is said at start-up
+            signer_for(self.holder.get(), store)
         scheduler = self.schedule(dt.datetime.now(dt.UTC))
         scheduler.start()
         web_thread = self._start_web(*self.web) if self.web else None

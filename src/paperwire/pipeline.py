@@ -29,6 +29,7 @@ from .deliver import email as email_mod
 from .deliver.channel import Job, SendLine
 from .deliver.dispatch import channel_ids, deliver_jobs, resume_if_relay_changed
 from .errors import PaperwireError, SourceError
+from .links import signer_for
 from .paper import seed_ids
 from .rank.scope import scope as corpus_scope
 from .rank.session import RankingSession
@@ -787,6 +788,8 @@ def run_once(
     digests that are due (``now``: the clock, read at each step). One ranking session for the
     whole cycle: the model is loaded once. The report's lines are the alerts', then the
     digests'."""
+    # the key links are signed with: a new one is said now, not at the first link signed
+    signer_for(config, store)
     session = RankingSession()
     fetched = fetch_all(store, config, base_dir=base_dir, session=session)
     alerts = send_alerts(store, config, now=now(), outbox=outbox, session=session)
