@@ -665,7 +665,7 @@ def parse_config(
                 target[keys[-1]] = env[var]
                 from_env[keys] = var
                 if keys[-1] in SECRET_FIELDS:  # never quoted anyway; a URL's part may be
-                    problems.hide(env[var])
+                    problems.hide(keys, env[var])
     _check_unique_ids(data, problems)
     if base_dir is not None:
         _model_folder_beside_config(data, base_dir)
@@ -704,13 +704,14 @@ class _Problems:
         self.document = document
         self.found: list[tuple[int, int, str]] = []
         self.locs: set[tuple] = set()
-        self.hidden: set[str] = set()
+        self.hidden: dict[tuple, set[str]] = {}
 
-    def hide(self, value: str) -> None:
-        """Never quote ``value`` (what a ``${VAR}`` or a ``PAPERWIRE_*`` variable gave: a key,
-        a password, a webhook) in an error; an empty one hides nothing."""
+    def hide(self, loc: tuple, value: str) -> None:
+        """Never quote ``value`` (what a ``${VAR}`` or a ``PAPERWIRE_*`` variable gave the
+        setting at ``loc``: a key, a password, a webhook) in its error; an empty one hides
+        nothing."""
         if value.strip():
-            self.hidden.add(value)
+            self.hidden.setdefault(loc, set()).add(value)
 
     def add(
         self, loc: tuple, message: str, *, line: int | None = None, env_var: str | None = None
@@ -718,7 +719,7 @@ class _Problems:
         self.locs.add(loc)
         # the value quoted as it failed may be a secret: the environment's, or a URL's
         # credentials and keys (as in every log line)
-        for value in sorted(self.hidden, key=len, reverse=True):
+        for value in sorted(self.hidden.get(loc, ()), key=len, reverse=True):
             message = message.replace(repr(value), MASK).replace(value, MASK)
         if "'" in message:  # the value, as quoted; an example the message gives is ours
             message = _QUOTED.sub(lambda m: redact(m.group(0)), message)
@@ -792,7 +793,7 @@ def _expand_env(node: Any, env: Mapping[str, str], loc: tuple, problems: _Proble
         def substitute(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
             if name in env:
-                problems.hide(env[name])
+                problems.hide(loc, env[name])
                 return env[name]
             if default is not None:
                 return default
