@@ -371,3 +371,55 @@ def test_a_first_digest_is_titled_with_the_day_it_arrives_not_its_slot(store, tm
         html = msg.get_body(("html",)).get_content()
         assert "Your papers for 2026-12-06" in html
         assert "Your papers for 2026-12-06" in msg.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "day", "jump"),
+    [
+        ("Europe/Berlin", "02:30", dt.date(2026, 3, 29), "03:00"),  # 02:00 -> 03:00
+        ("America/New_York", "02:30", dt.date(2026, 3, 8), "03:00"),
+        ("Australia/Lord_Howe", "02:15", dt.date(2026, 10, 4), "02:30"),  # a half-hour gap
+        ("Antarctica/Troll", "02:30", dt.date(2026, 3, 29), "03:00"),  # a two-hour gap
+    ],
+)
+def test_a_digest_time_the_clock_skips_goes_out_as_the_clock_jumps_past_it(zone, at, day, jump):
+    # it was read with the offset before the gap: the gap's length after the jump (03:30)
+    s = sub(zone, at)
+    slot = schedule.slot_time(s, day)
+    assert (slot.date(), slot.strftime("%H:%M")) == (day, jump)
+    assert slot.astimezone(s.tz).strftime("%H:%M") == jump
+    before = slot.astimezone(UTC) - dt.timedelta(seconds=1)  # in UTC: aware arithmetic in
+    assert before.astimezone(s.tz).strftime("%H:%M") < at  # one zone is the wall clock's
+    assert schedule.latest_slot(s, slot, dt.timedelta(hours=2)) == slot
+    # a time that exists is where it was
+    assert schedule.slot_time(s, day + dt.timedelta(days=1)).strftime("%H:%M") == at
+
+
+def test_a_run_with_the_clock_ahead_does_not_silence_the_days_before_it(store, tmp_path):
+    """One digest composed while the clock was two days ahead, then the clock set right:
+    Monday's and Tuesday's slots counted as covered by that "Wednesday" digest, and the reader
+    got nothing for three days, nothing said (found in review). They get their digests, of
+    the papers fetched since (not an empty window starting in the future)."""
+    config = parse_config(CONFIG.replace('"01:30"', '"08:00"'), label="subscribers.yaml", env={})
+    out = tmp_path / "outbox"
+
+    def day(n: int, hour: int = 8, minute: int = 5) -> dt.datetime:
+        return dt.datetime(2026, 11, n, hour, minute, tzinfo=UTC)  # London is on UTC
+
+    def paper(n: int) -> None:
+        store.add_papers(
+            [Paper(f"2611.{n:05d}", f"Language models {n}", "language models", source="t")],
+            now=day(n, 6),
+        )
+
+    pipeline.fetch_all(store, config, now=day(14))
+    for n in (15, 18):  # Sunday, then a run on a clock two days ahead (really Sunday night)
+        paper(n)
+        sent = pipeline.send_due(store, config, now=day(n), outbox=out)
+        assert [line.status for line in sent.lines] == ["sent"]
+    for n in (16, 17):  # the clock set right: Monday and Tuesday
+        paper(n)
+        sent = pipeline.send_due(store, config, now=day(n), outbox=out)
+        assert [line.status for line in sent.lines] == ["sent"], sent.lines
+    periods = [d["period"] for d in store.deliveries() if d["state"] == "sent"]
+    assert sorted(periods) == ["2026-11-15", "2026-11-16", "2026-11-17", "2026-11-18"]

@@ -272,7 +272,7 @@ class Daemon:
         }
         self._late_seen.update((sub_id, schedule.period(t)) for sub_id, t in late.items())
         by_id = {s.id: s for s in subs}
-        for sub_id, slot in pipeline.missed_slots(store, late, self._first_seen).items():
+        for sub_id, slot in pipeline.missed_slots(store, late, now, self._first_seen).items():
             reason = pipeline.missed_reason(store, by_id[sub_id], slot, now, self.grace)
             log.warning("digest %s: missed (%s)", sub_id, reason)
 

@@ -427,6 +427,7 @@ def late_slots(
 def missed_slots(
     store: Store,
     late: Mapping[str, dt.datetime],
+    now: dt.datetime,
     first_after: Mapping[str, dt.datetime] | None = None,
 ) -> dict[str, dt.datetime]:
     """Of these slots past the grace period (:func:`late_slots`), those skipped: no digest was
@@ -440,7 +441,7 @@ def missed_slots(
     last = store.last_composed(late)
     missed = {}
     for sub_id, slot in late.items():
-        if (sub_id, schedule.period(slot)) in handled or covered(slot, last.get(sub_id)):
+        if (sub_id, schedule.period(slot)) in handled or covered(slot, last.get(sub_id), now):
             continue
         seen = (first_after or {}).get(sub_id)
         if sub_id not in last and (seen is None or slot < seen):
@@ -466,12 +467,19 @@ def _hours(span: dt.timedelta) -> str:
     return f"{span.total_seconds() / 3600:g}"
 
 
-def covered(slot: dt.datetime, last: tuple[dt.datetime, str] | None) -> str | None:
+def covered(
+    slot: dt.datetime, last: tuple[dt.datetime, str] | None, now: dt.datetime
+) -> str | None:
     """The period of the reader's last digest (``last``: when it was composed, and its period)
     if it was composed at or after ``slot``, and so covered it: a reader whose time zone moved
     west, or whose digest time moved later, has a latest slot (another date) that passed
-    before their last digest went out. None if the slot is newer."""
-    return last[1] if last is not None and slot <= last[0] else None
+    before their last digest went out. None if the slot is newer, or if the digest was
+    composed after ``now``: the clock was ahead then (a wrong RTC, a mistyped ``date -s``),
+    and once set right every slot until that moment would have been "covered", days without
+    a digest and without a word (found in review)."""
+    if last is None or last[0] > now + schedule.CLOCK_SLACK:
+        return None
+    return last[1] if slot <= last[0] else None
 
 
 def next_slot(store: Store, sub: SubscriberConfig, now: dt.datetime) -> dt.datetime:
@@ -640,7 +648,8 @@ def _due_jobs(
                 report.lines.append(SendLine(sub.id, "not-due", f"next digest {upcoming}"))
             continue
         period = schedule.period(slot)
-        if (sub.id, period) not in handled and (last := covered(slot, last_composed.get(sub.id))):
+        last = covered(slot, last_composed.get(sub.id), now)
+        if (sub.id, period) not in handled and last:
             report.lines.append(
                 SendLine(sub.id, "not-due", f"the {period} slot came before the {last} digest")
             )

@@ -11,14 +11,33 @@ import datetime as dt
 
 from .config import DEFAULT_GRACE, WEEKDAYS, SubscriberConfig
 
+# How far a digest's record may be ahead of the clock and still count as composed: further,
+# the clock was ahead when it was made (a wrong RTC, a mistyped `date -s`), and read as it is,
+# every slot until that moment would count as covered and its papers as already reached.
+CLOCK_SLACK = dt.timedelta(minutes=10)
+
 
 def slot_time(sub: SubscriberConfig, day: dt.date) -> dt.datetime:
-    """The aware moment of the digest on a local date (DST gaps resolve forward, folds once)."""
+    """The aware moment of the digest on a local date: in a fall-back fold, the first of the
+    two; inside a spring-forward gap (02:30 on a day the clock goes from 02:00 to 03:00), the
+    moment the clock jumps past it (03:00)."""
     naive = dt.datetime.combine(day, sub.digest_time)
     local = naive.replace(tzinfo=sub.tz, fold=0)
-    # A time inside a spring-forward gap does not exist; zoneinfo maps it consistently, and
-    # round-tripping through UTC gives the moment the wall clock actually reaches it.
-    return local.astimezone(dt.UTC).astimezone(sub.tz)
+    moment = local.astimezone(dt.UTC)
+    if moment.astimezone(sub.tz).replace(tzinfo=None) == naive:
+        return moment.astimezone(sub.tz)
+    # a time that does not exist: zoneinfo reads it with the offset before the gap, which is
+    # the gap's length after the jump (03:30). The jump is the first moment whose wall time
+    # is past it, between that reading and the one with the offset after the gap.
+    early = naive.replace(tzinfo=sub.tz, fold=1).astimezone(dt.UTC)
+    low, high = min(early, moment), max(early, moment)
+    while high - low > dt.timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(sub.tz).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0).astimezone(sub.tz)
 
 
 def latest_slot(

@@ -108,7 +108,7 @@ def status(
         last = pipeline.last_digest_state(store, sub)
         due = next_slot = missed = None
         if sub.enabled and sub.id not in gone:  # as send decides who gets mail
-            late = pipeline.missed_slots(store, pipeline.late_slots([sub], now, grace))
+            late = pipeline.missed_slots(store, pipeline.late_slots([sub], now, grace), now)
             missed = schedule.period(late[sub.id]) if sub.id in late else None
             slot = pipeline.digest_slots(store, [sub], now, grace, pipeline.FIRST_DIGEST_REACH)[
                 sub.id
@@ -118,7 +118,7 @@ def status(
             if (
                 slot
                 and not store.handled(sub.id, "digest", schedule.period(slot))
-                and not pipeline.covered(slot, store.last_composed([sub.id]).get(sub.id))
+                and not pipeline.covered(slot, store.last_composed([sub.id]).get(sub.id), now)
             ):
                 due = schedule.period(slot)
             next_slot = pipeline.next_slot(store, sub, now)

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from ..config import Config, SubscriberConfig
 from ..paper import paper_text
 from ..paper import seed_ids as paper_seed_ids
+from ..schedule import CLOCK_SLACK
 from ..store import Store
 from . import core as rank
 from . import evidence, nearest
@@ -86,7 +87,11 @@ def window_starts(
     last = store.last_digest_times(subscriber_ids)
     first = now - dt.timedelta(days=config.first_digest_days)
     oldest = now - dt.timedelta(days=MAX_WINDOW_DAYS)
-    return {s: max(last.get(s, first), oldest) for s in subscriber_ids}
+    ahead = now + CLOCK_SLACK  # a digest recorded in the future: the clock was ahead then
+    return {
+        s: max(first if last.get(s, first) > ahead else last.get(s, first), oldest)
+        for s in subscriber_ids
+    }
 
 
 def seed_ids(subscriber: SubscriberConfig) -> list[str]:
