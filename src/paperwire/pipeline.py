@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import httpx
 
 from . import redact, schedule
-from .config import DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
+from .config import CLOCK_SLACK, DEFAULT_GRACE, Config, FeedConfig, SubscriberConfig
 from .deadline import Budget
 from .deliver import email as email_mod
 from .deliver.channel import Job, SendLine
@@ -477,7 +477,7 @@ def covered(
     composed after ``now``: the clock was ahead then (a wrong RTC, a mistyped ``date -s``),
     and once set right every slot until that moment would have been "covered", days without
     a digest and without a word (found in review)."""
-    if last is None or last[0] > now + schedule.CLOCK_SLACK:
+    if last is None or last[0] > now + CLOCK_SLACK:
         return None
     return last[1] if slot <= last[0] else None
 

@@ -11,11 +11,6 @@ import datetime as dt
 
 from .config import DEFAULT_GRACE, WEEKDAYS, SubscriberConfig
 
-# How far a digest's record may be ahead of the clock and still count as composed: further,
-# the clock was ahead when it was made (a wrong RTC, a mistyped `date -s`), and read as it is,
-# every slot until that moment would count as covered and its papers as already reached.
-CLOCK_SLACK = dt.timedelta(minutes=10)
-
 
 def slot_time(sub: SubscriberConfig, day: dt.date) -> dt.datetime:
     """The aware moment of the digest on a local date: in a fall-back fold, the first of the

@@ -56,6 +56,10 @@ DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 # A digest missed while paperwire was down (or between cron runs) still goes out this long after
 # its time; later, its papers wait for the next digest. One default for send, status and run.
 DEFAULT_GRACE = dt.timedelta(hours=12)
+# How far a digest's record may be ahead of the clock and still count as composed: further,
+# the clock was ahead when it was made (a wrong RTC, a mistyped `date -s`), and read as it is,
+# every slot until that moment would count as covered and its papers as already reached.
+CLOCK_SLACK = dt.timedelta(minutes=10)
 # A config file is untrusted input too: a 10,000-subscriber file is ~2.5 MB.
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 FEED_SCHEMES = ("http", "https", "file")

@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..config import Config, SubscriberConfig
+from ..config import CLOCK_SLACK, Config, SubscriberConfig
 from ..paper import paper_text
 from ..paper import seed_ids as paper_seed_ids
-from ..schedule import CLOCK_SLACK
 from ..store import Store
 from . import core as rank
 from . import evidence, nearest
