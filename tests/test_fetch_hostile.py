@@ -370,21 +370,25 @@ def test_fields_are_cut_to_sane_lengths_for_every_source():
             {
                 "paper": {
                     "id": "2401.00002",
-                    "title": {"not": "a string"},
+                    "title": "T" * 50_000,
                     "summary": "S" * 20_000,
                     "authors": [{"name": "N" * 1_000}],
                     "upvotes": float("inf"),
                 }
-            }
+            },
+            # a title that is no text is none: skipped with a word, as an RSS entry without
+            # one is (it was stored, a blank pick "by an author you follow", found in review)
+            {"paper": {"id": "2401.00003", "title": {"not": "a string"}, "summary": "S"}},
         ]
     ).encode()
-    (paper,), _ = parse_document(daily, source="hf", kind="hf-daily")
-    assert (paper.title, len(paper.abstract), len(paper.authors[0]), paper.upvotes) == (
-        "",
+    (paper,), warnings = parse_document(daily, source="hf", kind="hf-daily")
+    assert (len(paper.title), len(paper.abstract), len(paper.authors[0]), paper.upvotes) == (
+        MAX_TITLE,
         MAX_ABSTRACT,
         200,
         None,
     )
+    assert warnings == ["feed hf: item 1: 2401.00003 has no title; skipped"]
 
 
 def test_an_absurd_version_number_is_none_and_every_feed_is_stored(

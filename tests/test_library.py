@@ -77,10 +77,60 @@ def test_a_broken_bibtex_entry_is_named_by_line(tmp_path: Path):
     bib.write_text("@article{ok, title={Fine}}\n\n@misc{bad,\n  title = {Never closed}\n")
     with pytest.raises(SourceError) as caught:
         library.read_library(bib)
-    assert str(caught.value) == (
-        "broken.bib:3: not a valid BibTeX entry (BlockAbortedException); "
+    assert str(caught.value) == (  # the parser's reason, not its exception's class name
+        "broken.bib:3: not a valid BibTeX entry (Unexpectedly reached end of file.); "
         "fix or remove it and import again"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("dup.bib", "@article{a, title={One}, title={Two}, eprint={1706.03762}}\n",
+         "dup.bib:1: not a valid BibTeX entry (Duplicate field keys on entry: 'title'); "
+         "fix or remove it and import again"),
+        # a wrong file, or an empty one, was "0 of 0 entries matched", exit 0
+        ("empty.bib", "% nothing here\n", "empty.bib: no entries found: is it BibTeX"),
+        # Python's limit on an integer's digits: a ValueError traceback
+        ("big.json", '[{"title": "a", "number": ' + "9" * 5000 + "}]",
+         "big.json: not valid CSL JSON: Exceeds the limit"),
+    ],
+)  # fmt: skip
+def test_a_library_file_s_mistake_is_said_in_one_line(tmp_path: Path, name, text, said):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(SourceError) as caught:
+        library.read_library(tmp_path / name)
+    assert str(caught.value).startswith(said)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_library_is_read_as_what_it_holds_whatever_its_name(tmp_path: Path):
+    """A Zotero CSL JSON or RIS export named .bib was read as BibTeX: an empty library."""
+    for fixture in ("zotero.json", "zotero.ris"):
+        named = tmp_path / f"{fixture.replace('.', '-')}.bib"
+        shutil.copy(LIBRARY / fixture, named)
+        got = library.read_library(named)
+        assert len(got) == len(library.read_library(LIBRARY / fixture)) > 0
+
+
+def test_entries_sharing_a_line_are_each_their_own_place(tmp_path: Path, store):
+    """Three entries on one line shared "name:1", the key of what an import could not match:
+    'UNIQUE constraint failed' after the seeds were stored, and nothing unmatched kept."""
+    bib = tmp_path / "oneline.bib"
+    bib.write_text(
+        "@article{x, eprint={1706.03762}} @article{a, title={Paper one}} "
+        "@article{b, title={Paper two}}\n"
+    )
+    entries = library.read_library(bib)
+    wheres = [e.where for e in entries]
+    assert len(set(wheres)) == 3 and wheres[0] == "oneline.bib:1"
+    store.set_seed_misses("ada", "oneline.bib", [(e.where, e.title, "no match") for e in entries])
+    assert len(store.seed_misses("ada")) == 3
+
+
+def test_a_title_nested_hundreds_of_commands_deep_is_read_as_written():
+    title = "\\emph{" * 400 + "Deep" + "}" * 400  # pylatexenc: RecursionError
+    assert "Deep" in library._tex_title(title)
 
 
 def test_a_missing_file_is_one_line(tmp_path: Path):

@@ -19,8 +19,11 @@ import idna
 
 from .redact import printable
 
-# New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style archive/YYMMNNN ids.
-_NEW_ID = r"\d{4}\.\d{4,5}"
+# New-style ids (0704.0001 onwards: YYMM.NNNN, YYMM.NNNNN from 1501) and old-style
+# archive/YYMMNNN ids (written with a subject class too: math.DG/0211159). A month that is none
+# ("1234.12345") is no id: arXiv's API answers a batch holding one with an error, and the
+# reader's other seed papers were never looked up (found in review).
+_NEW_ID = r"(?:0[7-9]|[1-9]\d)(?:0[1-9]|1[0-2])\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
 _ARXIV_URL = re.compile(
     rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arXiv\.org:|\barXiv:)({_NEW_ID}|{_OLD_ID})(v\d+)?",
@@ -67,7 +70,18 @@ def arxiv_id(text: str | None) -> str | None:
         return None
     text = text.strip()
     match = _BARE_ID.match(text) or _ARXIV_URL.search(text)
-    return match.group(1) if match else None
+    return _canonical(match.group(1)) if match else None
+
+
+def _canonical(found: str) -> str | None:
+    """An id as arXiv writes it: an old-style one in lower case without its subject class
+    (math.DG/0211159 and MATH/0211159 are math/0211159, the feed's and the API's form); a
+    new-style one with the digits its month takes (four before 2015, five from 1501)."""
+    if "/" in found:
+        archive, number = found.split("/", 1)
+        return f"{archive.split('.', 1)[0].lower()}/{number}"
+    month, number = found.split(".", 1)
+    return found if (len(number) == 5) == (month >= "1501") else None
 
 
 def seed_ids(written: Iterable[str]) -> list[str]:

@@ -207,7 +207,7 @@ def _paper(entry: Any, source: str) -> Paper:
         url = f"https://arxiv.org/abs/{aid}"
         pdf_url = f"https://arxiv.org/pdf/{aid}"
     else:
-        paper_id = guid or entry.get("link")
+        paper_id = _feed_id(guid, entry.get("link") or "", source)
         if not paper_id:
             raise ValueError(f"{title[:60]!r} has neither an id nor a link")
         version = None
@@ -238,6 +238,17 @@ def _paper(entry: Any, source: str) -> Paper:
     )
 
 
+def _feed_id(guid: str, link: str, source: str) -> str:
+    """A non-arXiv entry's id: its guid when that is a URI (a URL, ``urn:``, ``tag:``), unique
+    anywhere; a bare guid ("1", "post-42") is unique in its feed only, and two labs' post "1"
+    were one paper, the second feed's text over the first's (found in review): it is kept
+    under the feed's name. (The same post in two feeds is then two ids, one paper to the
+    twin keys: rank/twins.py.)"""
+    if ":" in guid or not guid:
+        return guid or link
+    return f"{source}#{guid}"
+
+
 def _authors(entry: Any) -> list[str]:
     names = [clean_text(a.get("name")) for a in entry.get("authors", []) if a.get("name")]
     if len(names) == 1 and ("," in names[0] or " and " in names[0]):
@@ -258,9 +269,14 @@ def _categories(entry: Any) -> list[str]:
 
 
 def _published(entry: Any) -> str | None:
+    """The entry's date, or None: a date past what a datetime holds ("0001-01-01T00:00:00+01:00"
+    is year 0) is no date, and cost the whole paper (found in review)."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         parsed = entry.get(key)
         if parsed:
-            stamp = calendar.timegm(parsed)
-            return dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat(timespec="seconds")
+            try:
+                stamp = calendar.timegm(parsed)
+                return dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat(timespec="seconds")
+            except (ValueError, OverflowError, OSError):
+                continue
     return None

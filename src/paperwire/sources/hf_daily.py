@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from ..errors import SourceError
@@ -31,6 +32,10 @@ def parse(data: Any, *, source: str, warnings: list[str] | None = None) -> list[
             shown = str(paper.get("id"))[:60]
             problems.append(f"feed {source}: item {index}: {shown!r} is not an arXiv id")
             continue
+        title = _text(paper.get("title") or item.get("title"))
+        if not title:  # a blank entry in a digest, as an RSS entry without one is skipped
+            problems.append(f"feed {source}: item {index}: {aid} has no title")
+            continue
         listed = paper.get("authors")
         authors = [
             _text(a.get("name"))
@@ -47,7 +52,7 @@ def parse(data: Any, *, source: str, warnings: list[str] | None = None) -> list[
         papers.append(
             Paper(
                 paper_id=aid,
-                title=_text(paper.get("title") or item.get("title")),
+                title=title,
                 abstract=_text(paper.get("summary") or item.get("summary")),
                 authors=authors,
                 url=f"https://arxiv.org/abs/{aid}",
@@ -72,6 +77,12 @@ def _text(value: Any) -> str:
 
 
 def _iso(value: Any) -> str | None:
+    """An ISO date as stored, or None for what is none ("garbage-date" was stored as it was)."""
     if not isinstance(value, str) or not value:
         return None
-    return value.replace(".000Z", "+00:00").replace("Z", "+00:00")
+    value = value.replace(".000Z", "+00:00").replace("Z", "+00:00")
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value

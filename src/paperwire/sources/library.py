@@ -18,6 +18,7 @@ An import is linear in the library's size: 100,000 BibTeX entries take seconds
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -91,13 +92,37 @@ def read_library(path: Path) -> list[LibraryEntry]:
         raise SourceError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read: {exc}") from None
+    entries = _read_any(text, path)
+    if not entries:  # a Zotero export named .bib read as an empty library, "0 of 0", exit 0
+        raise SourceError(
+            f"{path.name}: no entries found: is it BibTeX (.bib), CSL JSON (.json), RIS (.ris) "
+            "or a list of ids, one a line?"
+        )
+    # two entries on one line ("@article{a,...} @article{b,...}") shared a place, the key
+    # of what an import could not match: a UNIQUE failure after the seeds were stored
+    seen: dict[str, int] = {}
+    for entry in entries:
+        seen[entry.where] = seen.get(entry.where, 0) + 1
+        if seen[entry.where] > 1:
+            entry.where = f"{entry.where} (entry {seen[entry.where]} of the line)"
+    return entries
+
+
+def _read_any(text: str, path: Path) -> list[LibraryEntry]:
+    """The entries in the format the text is in: its first character when that says another
+    format than the name (a CSL JSON or RIS export named .bib), else the name's."""
     suffix = path.suffix.lower()
     head = text.lstrip()[:1]
-    if suffix in (".bib", ".bibtex") or (suffix == "" and head == "@"):
-        return _read_bibtex(text, path.name)
-    if suffix in (".json", ".csljson") or head in ("[", "{"):
+    ris = re.match(r"\s*TY  - ", text) is not None
+    if head in ("[", "{"):
         return _read_csl_json(text, path.name)
-    if suffix == ".ris" or re.match(r"\s*TY  - ", text):
+    if ris:
+        return _read_ris(text, path.name)
+    if suffix in (".bib", ".bibtex") or head == "@":
+        return _read_bibtex(text, path.name)
+    if suffix in (".json", ".csljson"):
+        return _read_csl_json(text, path.name)
+    if suffix == ".ris":
         return _read_ris(text, path.name)
     return _read_plain_list(text, path.name)
 
@@ -117,9 +142,13 @@ def _read_bibtex(text: str, name: str) -> list[LibraryEntry]:
     failed = [b for b in library.failed_blocks if not isinstance(b, DuplicateBlockKeyBlock)]
     if failed:
         block = failed[0]
+        error = getattr(block, "error", None)
+        # the parser's own words ("Duplicate field keys on entry: 'title'"), not its class name
+        said = getattr(error, "abort_reason", "") or str(error or "").split(". Note:")[0]
+        said = _one_line(said)[:200]
+        said = said or (type(error).__name__ if error is not None else "parse error")
         raise SourceError(
-            f"{name}:{(block.start_line or 0) + 1}: not a valid BibTeX entry "
-            f"({type(block.error).__name__ if hasattr(block, 'error') else 'parse error'}); "
+            f"{name}:{(block.start_line or 0) + 1}: not a valid BibTeX entry ({said}); "
             "fix or remove it and import again"
         )
     twins: list[Block] = [
@@ -158,7 +187,9 @@ def _tex_title(title: str) -> str:
             from pylatexenc.latex2text import LatexNodes2Text
 
             _LATEX = LatexNodes2Text()
-        text = _LATEX.latex_to_text(text)
+        # commands nested hundreds deep: read as written, not a RecursionError traceback
+        with contextlib.suppress(RecursionError):
+            text = _LATEX.latex_to_text(text)
     return _one_line(text)
 
 
@@ -171,6 +202,8 @@ def _read_csl_json(text: str, name: str) -> list[LibraryEntry]:
         raise SourceError(
             f"{name}: not valid CSL JSON: nested too deeply (an export is a list of items)"
         ) from None
+    except ValueError as exc:  # an integer of thousands of digits: Python's limit, a traceback
+        raise SourceError(f"{name}: not valid CSL JSON: {exc}") from None
     if isinstance(data, dict):
         data = data.get("items", [data])
     if not isinstance(data, list):
