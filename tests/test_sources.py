@@ -510,3 +510,49 @@ def test_a_hugging_face_date_that_is_none_is_not_stored():
     ).encode()  # fmt: skip
     papers, _ = parse_document(daily, source="hf", kind="hf-daily")
     assert [p.published for p in papers] == [None, "2025-04-10T08:00:00+00:00"]
+
+
+def test_an_item_that_only_links_an_arxiv_paper_never_renames_it(store):
+    """A blog's post linking arxiv.org/abs/2401.00013v9999 replaced the paper's title and
+    abstract for good, and arXiv's own feed could not put them back (a lower version). An
+    item that is the paper (arXiv's own, by its guid) still updates it; one that only names
+    it is stored only when it is the first to bring the paper."""
+    arxiv_item = (
+        "<item><title>{title}</title><guid>oai:arXiv.org:2401.00013v{v}</guid>"
+        "<link>https://arxiv.org/abs/2401.00013v{v}</link><description>{text}</description></item>"
+    )
+    blog_item = (
+        "<item><title>BUY CRYPTO NOW</title><guid>https://blog.example/p/1</guid>"
+        "<link>https://arxiv.org/abs/2401.00013v9999</link><description>pwned</description></item>"
+    )
+    (good,), _ = parse_document(
+        _rss(arxiv_item.format(title="Good one", v=1, text="The abstract.")), source="arxiv"
+    )
+    (blog,), _ = parse_document(_rss(blog_item), source="blog")
+    assert (blog.paper_id, blog.names_only, blog.version) == ("2401.00013", True, None)
+    store.add_papers([good])
+    store.add_papers([blog])
+    row = store.papers(["2401.00013"])["2401.00013"]
+    assert (row["title"], row["abstract"], row["version"]) == ("Good one", "The abstract.", 1)
+    assert row["sources"] == ["arxiv", "blog"]
+    (v2,), _ = parse_document(
+        _rss(arxiv_item.format(title="Better one", v=2, text="Revised.")), source="arxiv"
+    )
+    store.add_papers([v2])  # arXiv's own replacement still replaces
+    assert store.papers(["2401.00013"])["2401.00013"]["title"] == "Better one"
+
+
+def test_a_paper_a_blog_brought_first_takes_arxivs_text_when_it_comes(store):
+    blog = "<item><title>Our new paper!</title><guid>https://blog.example/p/2</guid>"
+    blog += "<link>https://arxiv.org/abs/2401.00014</link></item>"
+    (first,), _ = parse_document(_rss(blog), source="blog")
+    store.add_papers([first])
+    assert store.papers(["2401.00014"])["2401.00014"]["title"] == "Our new paper!"
+    own = "<item><title>Sparse attention</title><guid>oai:arXiv.org:2401.00014v1</guid>"
+    own += "<link>https://arxiv.org/abs/2401.00014v1</link></item>"
+    (paper,), _ = parse_document(_rss(own), source="arxiv")
+    store.add_papers([paper])
+    assert store.papers(["2401.00014"])["2401.00014"]["title"] == "Sparse attention"
+    # both in one fetch: the source's own text, whichever came last
+    store.add_papers([first, paper])
+    assert store.papers(["2401.00014"])["2401.00014"]["title"] == "Sparse attention"

@@ -209,6 +209,9 @@ class Paper:
     keywords: list[str] = field(default_factory=list)
     code_url: str | None = None
     project_url: str | None = None
+    # an item that only links an arXiv paper (a blog's post, its own guid): stored when it is
+    # the first to bring the paper, never over what arXiv or another source said of it
+    names_only: bool = False
 
     @property
     def is_arxiv(self) -> bool:

@@ -201,9 +201,14 @@ def _paper(entry: Any, source: str) -> Paper:
     if prefix:
         announce = announce or prefix.group("type")
         abstract = abstract[prefix.end() :]
+    # an item whose own id is another (a blog post's URL) and that links an arXiv paper only
+    # names it: its title is the post's, and its "v9999" replaced the paper's text for good
+    names_only = bool(aid and guid and not arxiv_id(guid))
     if aid:
         paper_id = aid
-        version = next((v for v in map(arxiv_version, candidates) if v), None)
+        version = (
+            None if names_only else next((v for v in map(arxiv_version, candidates) if v), None)
+        )
         url = f"https://arxiv.org/abs/{aid}"
         pdf_url = f"https://arxiv.org/pdf/{aid}"
     else:
@@ -235,6 +240,7 @@ def _paper(entry: Any, source: str) -> Paper:
         source=source,
         version=version,
         announce_type=announce,
+        names_only=names_only,
     )
 
 

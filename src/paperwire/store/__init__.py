@@ -506,7 +506,9 @@ class Store:
                     if paper.source not in sources:
                         sources.append(paper.source)
                     row["sources"] = json.dumps(sources)
-                    if (old["version"] or 0) > (paper.version or 0):
+                    # an older version, or an item that only links the paper (a blog's):
+                    # the stored text stays
+                    if paper.names_only or (old["version"] or 0) > (paper.version or 0):
                         for key in ("title", "abstract", "version", "authors"):
                             row[key] = old[key]
                     if old["upvotes"] is not None and paper.upvotes is None:
@@ -1538,8 +1540,12 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 
 def _newer(a: Paper, b: Paper) -> Paper:
-    """Of two sightings of one paper in the same fetch, keep the later version's text."""
-    keep = b if (b.version or 0) >= (a.version or 0) else a
+    """Of two sightings of one paper in the same fetch, keep the later version's text, and a
+    source's own over an item that only links it."""
+    if a.names_only != b.names_only:
+        keep = a if b.names_only else b
+    else:
+        keep = b if (b.version or 0) >= (a.version or 0) else a
     other = a if keep is b else b
     if keep.upvotes is None:
         keep.upvotes = other.upvotes
