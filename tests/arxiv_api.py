@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ def atom(ids: list[str]) -> bytes:
 class ArxivApi:
     port: int
     requests: list[dict[str, list[str]]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # when each request came (monotonic)
     fail: bool = False  # answer 503 (Retry-After: 0) to everything, like an overloaded arXiv
 
     @property
@@ -121,6 +123,7 @@ def arxiv_api_server() -> Iterator[ArxivApi]:
             parsed = urlparse(self.path)
             query = parse_qs(parsed.query)
             state.requests.append(query)
+            state.times.append(time.monotonic())
             if state.fail or parsed.path != "/api/query":
                 self.send_response(503 if state.fail else 404)
                 self.send_header("Retry-After", "0")

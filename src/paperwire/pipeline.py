@@ -35,7 +35,7 @@ from .rank.scope import scope as corpus_scope
 from .rank.session import RankingSession
 from .sources import fetch, parse_in_time
 from .sources.http import MB, HttpCache, Limits, get, make_async_client
-from .sources.library import ID_BATCH, id_list_url, store_seed_papers
+from .sources.library import API_PAUSE, ID_BATCH, id_list_url, store_seed_papers
 from .store import Store, iso
 
 if TYPE_CHECKING:
@@ -316,6 +316,8 @@ async def _fetch_missing_seeds(
     try:
         within = _within(limits, budget, report.label)
         began = asyncio.get_running_loop().time()
+        # its retries 3 s apart at least, as arXiv's terms ask of robots
+        within = dataclasses.replace(within, retry_pause=API_PAUSE)
         fetched = await get(client, url, label=report.label, limits=within)
         parsed = await parse_in_time(
             fetched, source="arxiv-api", label=report.label, limits=within, began=began

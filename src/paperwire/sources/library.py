@@ -325,7 +325,9 @@ def import_seeds(
     record them as seeds, and keep the entries not matched for ``status``."""
     throttle = throttle or Throttle()
     now = now or utcnow()
-    limits = Limits(deadline=timeout)
+    # a retry waits as long as the next request would: arXiv's 3 s (a 503 with "Retry-After:
+    # 0" had four requests within 20 ms)
+    limits = Limits(deadline=timeout, retry_pause=throttle.pause)
     report = ImportReport()
     found_papers: dict[str, Paper] = {}
     stored_titles: dict[str, str] | None = None
