@@ -936,6 +936,10 @@ def test_a_password_cut_by_a_bare_character_says_how_to_write_it():
         # "$" matched before a last newline: a second "ada" with a newline in her file names
         ('  - id: "ada\\n"\n    email: a2@example.org\n',
          "subscribers.yaml:4: subscribers[1].id: 'ada\\n' is not a valid id"),
+        # two feeds under one name read as one in output, and their posts' bare guids met
+        ("feeds:\n  - {url: 'https://a.example/rss', name: lab}\n"
+         "  - {url: 'https://b.example/rss', name: Lab}\n",
+         "subscribers.yaml:6: feeds[1].name: 'Lab' names feeds[0] too"),
         # a reference that was taken as the text itself: a public signing key
         ("secret: ${LINK_SIGNING_KEY-}\n",
          "subscribers.yaml:4: secret: a ${…} reference that is not ${NAME}"),

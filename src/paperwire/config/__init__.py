@@ -671,6 +671,7 @@ def parse_config(
                 if keys[-1] in SECRET_FIELDS:  # never quoted anyway; a URL's part may be
                     problems.hide(keys, env[var])
     _check_unique_ids(data, problems)
+    _check_unique_feed_names(data, problems)
     if base_dir is not None:
         _model_folder_beside_config(data, base_dir)
     data["source"] = label
@@ -761,6 +762,25 @@ def _model_folder_beside_config(data: dict, base_dir: Path) -> None:
             return  # check_spec says why, at its line
         if not folder.is_absolute():
             ranking["embeddings"] = str(base_dir / folder)
+
+
+def _check_unique_feed_names(data: dict, problems: _Problems) -> None:
+    """Two feeds under one name: their lines in `fetch` and `status` read as one feed, and
+    a post's bare guid, kept under its feed's name (sources/feed.py), would be one paper."""
+    feeds = data.get("feeds")
+    if not isinstance(feeds, list):
+        return
+    first: dict[str, int] = {}
+    for index, feed in enumerate(feeds):
+        name = feed.get("name") if isinstance(feed, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            continue
+        at = first.setdefault(name.strip().lower(), index)
+        if at != index:
+            problems.add(
+                ("feeds", index, "name"),
+                f"{name!r} names feeds[{at}] too: give each feed a name of its own",
+            )
 
 
 def _check_unique_ids(data: dict, problems: _Problems) -> None:
