@@ -136,6 +136,12 @@ def _webhook_rule(hostname: str | None) -> re.Pattern[str]:
     return _SLACK_PATH if (hostname or "").endswith("slack.com") else _WEBHOOK_PATH
 
 
+def slack_path_masked(url: str) -> str:
+    """``url`` with a Slack webhook's secret path masked whatever its host: a webhook's
+    redirect target, where :func:`redact_url` (Slack's host only) would leave it whole."""
+    return _SLACK_PATH.sub(lambda m: m.group(1) + MASK, url)
+
+
 def redact_url(url: str) -> str:
     """``url`` with its userinfo, secret query values and webhook path masked."""
     try:

@@ -41,7 +41,7 @@ from tenacity import (
 
 from ..deadline import Budget
 from ..errors import DeliveryError
-from ..redact import printable, redact, redact_url
+from ..redact import printable, redact, redact_url, slack_path_masked
 from ..render import format_authors, shorten
 
 log = logging.getLogger("paperwire")
@@ -358,11 +358,8 @@ def _redirect_target(webhook_url: str, headers: httpx.Headers) -> str:
         return "a redirect to a Location that is no URL"
     # a Slack webhook's secret path, wherever the redirect sends it (redact_url masks it on
     # Slack's own host only: a redirect to another host is where a leak would go)
-    target = _SERVICES_PATH.sub(r"\1***", printable(target))
+    target = slack_path_masked(printable(target))
     return f"a redirect to {shorten(redact(redact_url(target)), 200)}"
-
-
-_SERVICES_PATH = re.compile(r"(/services/)[^?#]*", re.IGNORECASE)
 
 
 async def send_digest(
