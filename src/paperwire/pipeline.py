@@ -366,9 +366,9 @@ def unsubscribed(store: Store, subs: list[SubscriberConfig]) -> dict[str, str]:
     id, or to the same id in other case (the config holds them for one reader), or by a link
     to another id with this reader's address (an id edited in subscribers.yaml: "ada" became
     "ada-l"; an unsubscribe is the address's, and mail after it the one thing never to send)."""
-    ids = store.unsubscribed()
+    ids = store.unsubscribed_with_address()
     by_case = {gone.lower(): gone for gone in ids}
-    addresses = store.unsubscribed_addresses()
+    addresses = {address: gone for gone, address in ids.items() if address}
     out = {}
     for sub in subs:
         address = (sub.email or "").strip().lower()

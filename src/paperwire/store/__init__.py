@@ -1169,7 +1169,7 @@ class Store:
         self, subscriber_id: str, unsubscribed: bool, address: str | None = None
     ) -> None:
         """Unsubscribe a reader (``address``: their e-mail address, which the unsubscribe
-        then holds for under any id: :meth:`unsubscribed_addresses`), or subscribe them
+        then holds for under any id: :meth:`unsubscribed_with_address`), or subscribe them
         again."""
         with self.atomic():
             self.db.table("subscriber_state").upsert(
@@ -1206,13 +1206,14 @@ class Store:
         )
         return {r["subscriber_id"] for r in rows}
 
-    def unsubscribed_addresses(self) -> dict[str, str]:
-        """Address (lower case) -> the id it unsubscribed as."""
+    def unsubscribed_with_address(self) -> dict[str, str | None]:
+        """:meth:`unsubscribed`, each id with the address (lower case) it unsubscribed with;
+        None for one unsubscribed before addresses were kept, or with none."""
         rows = self.db.query(
             "select subscriber_id, unsubscribed_address from subscriber_state"
-            " where unsubscribed_at is not null and unsubscribed_address is not null"
+            " where unsubscribed_at is not null"
         )
-        return {r["unsubscribed_address"]: r["subscriber_id"] for r in rows}
+        return {r["subscriber_id"]: r["unsubscribed_address"] for r in rows}
 
     def interests_overrides(self) -> dict[str, str]:
         return self._edits("interests")
