@@ -834,6 +834,11 @@ def test_header_and_url_values_from_the_environment_are_checked_at_load(env, mes
         ('base_url: "not a url"', "base_url: 'not a url' is not an http(s) URL (expected one like https://papers.example.org)"),
         ("base_url: ftp://papers.example.org", "base_url: 'ftp://papers.example.org' is not an http(s) URL (expected one like https://papers.example.org)"),
         ('base_url: "https://papers.example.org\\e[2J"', "base_url: contains an escape character (\\x1b) at character 27; remove it"),
+        # serve answers at the root: under a proxy's path every link was a 404, or its pages'
+        # forms and scripts missed the prefix; a password would be in every digest's links
+        ("base_url: https://example.org/paperwire/", "base_url: 'https://example.org/paperwire/' has a path; paperwire serve answers at the root of its address, so give it a host name or port of its own (e.g. https://example.org)"),
+        ("base_url: https://example.org/?x=1", "base_url: 'https://example.org/?x=1' has a path; paperwire serve answers at the root of its address, so give it a host name or port of its own (e.g. https://example.org)"),
+        ("base_url: https://bob@example.org", "base_url: a user name or password in base_url would be in every digest's links"),
         ("arxiv_api_url: export.arxiv.org/api/query", "arxiv_api_url: 'export.arxiv.org/api/query' is not an http(s) URL (expected one like https://export.arxiv.org/api/query)"),
         ('summariser: {enabled: true, base_url: "http://127.0.0.1:99999/v1"}', "summariser.base_url: 'http://127.0.0.1:99999/v1' is not a valid URL (expected one like http://127.0.0.1:11434/v1)"),
         ('sender: {list_id: "papers.example.org\\n"}', "sender.list_id: contains a line break (\\n) at character 19; remove it"),

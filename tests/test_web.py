@@ -285,6 +285,50 @@ def test_tampered_tokens_are_refused_and_change_nothing(web: WebApp, client: htt
         assert store.unsubscribed() == set()
 
 
+def signed_ahead(web: WebApp, purpose: str, payload: dict, seconds: int) -> str:
+    """A token of this install's key, signed while the clock ran ``seconds`` ahead."""
+
+    class Ahead(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) + seconds
+
+    serializer = web.signer._serializer(purpose)
+    serializer.signer = Ahead
+    return serializer.dumps(payload)
+
+
+def test_links_sent_while_the_clock_ran_ahead_work_once_it_is_set_right(
+    web: WebApp, client: httpx.Client
+):
+    """itsdangerous refuses a token dated in the future: a digest sent while the server's
+    clock ran an hour ahead had a one-click unsubscribe that answered 410 "expired" and did
+    not unsubscribe, until the clock caught up (found in review)."""
+    vote = signed_ahead(web, "vote", {"s": "ada", "p": KV, "a": "up"}, 3600)
+    assert client.post(f"/v/{vote}").status_code == 303
+    assert web.votes() == [("ada", KV, 1)]
+    unsubscribe = signed_ahead(web, "unsubscribe", {"s": "grace"}, 3600)
+    response = client.post(f"/unsubscribe/{unsubscribe}", data={"List-Unsubscribe": "One-Click"})
+    assert "You are unsubscribed" in response.text
+    # beyond a day ahead, the page says to look at the clock, and nothing changes
+    far = signed_ahead(web, "vote", {"s": "ada", "p": PROTEIN, "a": "up"}, 3 * 86400)
+    page = refusal(client.post(f"/v/{far}"), 400, "This link does not work")
+    assert "dated more than a day ahead of this server" in page
+    assert web.votes() == [("ada", KV, 1)]
+
+
+def test_a_vote_stored_while_the_clock_ran_ahead_does_not_block_the_next_click(
+    web: WebApp, client: httpx.Client
+):
+    """Clicks are applied in the order they came (a later click wins), by their times: a vote
+    stored with a time in the future made every click after it "older", ignored unseen."""
+    with web.store() as store:
+        store.record_vote("ada", KV, 1, via="web", now=utcnow() + dt.timedelta(minutes=30))
+    client.post(web.link("ada", KV, "down"))
+    assert web.votes() == [("ada", KV, -1)]
+    client.post(web.link("ada", KV, "undo"))
+    assert web.votes() == []
+
+
 def test_expired_tokens_are_refused_with_410(web: WebApp, client: httpx.Client):
     class LongAgo(TimestampSigner):
         def get_timestamp(self) -> int:
@@ -1288,3 +1332,112 @@ def test_papers_whose_long_ids_share_a_prefix_get_their_own_slack_block_and_vote
         ["✓ 👍 More like this", "👎 Less like this"],  # the post voted on
         ["👍 More like this", "👎 Less like this"],  # not its namesake
     ]
+
+
+def test_an_unsubscribe_under_another_id_shows_on_the_page_and_subscribing_again_undoes_it(
+    web: WebApp, make_config, tmp_path: Path
+):
+    """Two ids with one address: the unsubscribe made through one holds for the other (no
+    mail), so the other's pages say so, and "subscribe again" from it mails both again; before,
+    her page said subscribed while nothing was sent, and its button changed nothing (found in
+    review)."""
+    text = CONFIG.format(port=1) + (
+        "  - id: ada2\n    name: Ada second list\n    email: ADA@example.org\n"
+        "    interests: pruning\n"
+    )
+    config = make_config(text, env={"PAPERWIRE_SECRET": SECRET})
+    port = free_port()
+    app = create_app(lambda: config, web.db_path, profile_wait=60)
+    stop = serve(app, port)
+    try:
+        other = WebApp(f"http://127.0.0.1:{port}", config, web.db_path, Signer(SECRET))
+        httpx.post(other.page("unsubscribe", "ada"), data={"List-Unsubscribe": "One-Click"})
+        with web.store() as store:
+            assert [s.id for s in pipeline.active_subscribers(store, config)[0]] == ["grace"]
+        page = httpx.get(other.page("unsubscribe", "ada2")).text
+        assert "<h1>You are unsubscribed</h1>" in page
+        assert '<button type="submit" class="button">Subscribe again</button>' in page
+        assert (
+            "<strong>You are unsubscribed</strong>" in httpx.get(other.page("profile", "ada2")).text
+        )
+        again = httpx.post(other.page("unsubscribe", "ada2"), data={"action": "resubscribe"})
+        assert "<h1>Unsubscribe Ada second list?</h1>" in again.text
+        with web.store() as store:
+            assert store.unsubscribed() == set()
+            active = [s.id for s in pipeline.active_subscribers(store, config)[0]]
+        assert active == ["ada", "grace", "ada2"]
+    finally:
+        stop()
+        assert app.close(10)
+
+
+def test_a_path_with_a_trailing_slash_is_not_redirected_to_the_host_a_request_names(
+    web: WebApp,
+):
+    """Starlette redirected "/v/<token>/" to an absolute URL built from the Host header: behind
+    a proxy that rewrites Host, the token went to the proxy's upstream in clear text."""
+    for method in ("GET", "POST"):
+        response = httpx.request(
+            method,
+            web.link("ada", PAPERS[0].paper_id, "up") + "/",
+            headers={"Host": "evil.example"},
+        )
+        assert response.status_code == 404
+        assert "location" not in response.headers
+    assert web.votes() == []
+
+
+def test_serve_reads_the_config_again_when_it_changes(tmp_path: Path):
+    """`paperwire serve` used the config it started with for every request: a reader added
+    later got 404 from the one-click unsubscribe in their first digest (mail providers do not
+    retry a 404: they kept getting mail), and a removed reader's votes were still stored."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from .conftest import environ_without_paperwire
+
+    port = free_port()
+    path = tmp_path / "subscribers.yaml"
+    path.write_text(CONFIG.format(port=port))
+    db_path = tmp_path / "paperwire.db"
+    with Store(db_path) as store:
+        store.add_papers(PAPERS)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "paperwire", "--config", str(path), "--db", str(db_path),
+         "serve", "--port", str(port)],
+        env={**environ_without_paperwire(), "PAPERWIRE_SECRET": SECRET},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    web = WebApp(f"http://127.0.0.1:{port}", None, db_path, Signer(SECRET))  # type: ignore[arg-type]
+    try:
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        grace_vote = web.link("grace", PAPERS[0].paper_id, "up")
+        assert httpx.post(grace_vote).status_code == 303
+        cy_unsubscribe = web.page("unsubscribe", "cy")
+        assert httpx.post(cy_unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 404
+        # cy joins, grace leaves; the file's time moved on as an editor's save moves it
+        path.write_text(
+            CONFIG.format(port=port).split("  - id: grace")[0]
+            + "  - id: cy\n    email: cy@example.org\n    interests: pruning\n"
+        )
+        later = time.time() + 5
+        os.utime(path, (later, later))
+        response = httpx.post(cy_unsubscribe, data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 200
+        assert "You are unsubscribed" in response.text
+        assert httpx.post(web.link("grace", PAPERS[1].paper_id, "up")).status_code == 404
+        with Store(db_path) as store:
+            assert store.unsubscribed() == {"cy"}
+            assert [(v["subscriber_id"], v["paper_id"]) for v in store.votes()] == [
+                ("grace", PAPERS[0].paper_id)
+            ]
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)

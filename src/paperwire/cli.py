@@ -560,13 +560,30 @@ def serve(obj: Context, host: str, port: int) -> None:
     Example:
         PAPERWIRE_BASE_URL=https://papers.example.org paperwire serve --port 8000
     """
+    import signal
+    import threading
+
     import uvicorn
 
+    from .daemon import ConfigHolder
     from .web.app import create_app
 
-    config = obj.config  # fail early, with a one-line error, on a broken config
+    # fail early, with a one-line error, on a broken config; then each request reads the file
+    # again once it changed (or at SIGHUP), as the daemon does: a reader added since the start
+    # is unsubscribed by the link in their first digest, and a removed one's links are 404
+    holder = ConfigHolder(obj.config_path)
     listening = _listen(host, port)
-    app = create_app(lambda: config, obj.db_path)
+    if not Path(obj.db_path).exists():
+        # a wrong --db answers every link "unknown paper" (and, without PAPERWIRE_SECRET,
+        # signs with a key no digest was signed with) and looks healthy: say so. Not refused:
+        # a serve started before the first send (two services, one store) is how it begins.
+        echo(
+            f"Warning: no database at {os.fspath(obj.db_path)} yet; serve answers the links "
+            "of digests sent from it, so give it the --db (or PAPERWIRE_DB) that send uses",
+            err=True,
+        )
+    app = create_app(holder.current, obj.db_path)
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=holder.reload).start())
     verbose = logging.getLogger().level <= logging.INFO
     server = uvicorn.Server(
         uvicorn.Config(

@@ -96,26 +96,38 @@ class ConfigHolder:
     def reload(self, reason: str = "SIGHUP") -> bool:
         """Re-read the file; returns True if the new config is now in use."""
         with self._lock:
-            self._mtime = self._stat()
-            try:
-                new = self._load()
-            except PaperwireError as exc:
-                log.error("config reload (%s) failed, keeping the old config: %s", reason, exc)
-                return False
-            self.config = new
-            log.info(
-                "config reloaded (%s): %d feeds, %d subscribers",
-                reason,
-                len(new.feeds),
-                len(new.subscribers),
-            )
-            for listener in self.listeners:
-                listener(new)
-            return True
+            return self._reload(reason)
+
+    def _reload(self, reason: str) -> bool:
+        self._mtime = self._stat()
+        try:
+            new = self._load()
+        except PaperwireError as exc:
+            log.error("config reload (%s) failed, keeping the old config: %s", reason, exc)
+            return False
+        self.config = new
+        log.info(
+            "config reloaded (%s): %d feeds, %d subscribers",
+            reason,
+            len(new.feeds),
+            len(new.subscribers),
+        )
+        for listener in self.listeners:
+            listener(new)
+        return True
 
     def reload_if_changed(self) -> None:
         if self._stat() != self._mtime:
-            self.reload("file changed")
+            with self._lock:  # two callers that saw the change: one reload
+                if self._stat() != self._mtime:
+                    self._reload("file changed")
+
+    def current(self) -> Config:
+        """The config, read again first if its file changed: for callers with no tick of their
+        own (``paperwire serve``'s requests), so a reader added or removed since the start
+        is known to the next request."""
+        self.reload_if_changed()
+        return self.config
 
 
 class Daemon:

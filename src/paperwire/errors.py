@@ -7,6 +7,7 @@
     ├── RenderError         a template failed to render
     ├── DeliveryError       SMTP or Slack refused or could not be reached
     └── FeedbackError       a signed link is forged, expired or for someone else
+        └── LinkExpired     ... signed longer ago than its kind of link works
 
 Messages are built from fields and say how to fix the problem; they never include secrets.
 """
@@ -67,3 +68,7 @@ class DeliveryError(PaperwireError):
 
 class FeedbackError(PaperwireError):
     """Raised when a feedback or unsubscribe token is invalid, expired or foreign."""
+
+
+class LinkExpired(FeedbackError):
+    """A signed link that was valid, signed longer ago than its kind of link works."""

@@ -362,23 +362,9 @@ def active_subscribers(
 
 
 def unsubscribed(store: Store, subs: list[SubscriberConfig]) -> dict[str, str]:
-    """Reader id -> how they unsubscribed, for those of ``subs`` who did: by a link to this
-    id, or to the same id in other case (the config holds them for one reader), or by a link
-    to another id with this reader's address (an id edited in subscribers.yaml: "ada" became
-    "ada-l"; an unsubscribe is the address's, and mail after it the one thing never to send)."""
-    ids = store.unsubscribed_with_address()
-    by_case = {gone.lower(): gone for gone in ids}
-    addresses = {address: gone for gone, address in ids.items() if address}
-    out = {}
-    for sub in subs:
-        address = (sub.email or "").strip().lower()
-        if sub.id in ids:
-            out[sub.id] = "unsubscribed by link"
-        elif sub.id.lower() in by_case:
-            out[sub.id] = f"unsubscribed by link as {by_case[sub.id.lower()]!r}"
-        elif address and address in addresses:
-            out[sub.id] = f"{address} unsubscribed by link as {addresses[address]!r}"
-    return out
+    """Reader id -> how they unsubscribed, for those of ``subs`` who did
+    (:meth:`Store.unsubscribes`: by this id, the same id in other case, or this address)."""
+    return store.unsubscribes((sub.id, sub.email) for sub in subs)
 
 
 # One-shot runs (`paperwire send`, `run --once`) give a reader who never had a digest the first

@@ -136,6 +136,22 @@ def _http_url_field(example: str, *, secret: bool = False) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _origin_only(value: str) -> str:
+    """``base_url`` is where ``paperwire serve`` answers, and it answers at the root: its pages
+    post to ``/v/…`` and load ``/static/…``, so under a path (a proxy's ``/paperwire/``)
+    every link would be a 404, or its forms and scripts would miss the prefix."""
+    parts = urlsplit(value)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"{value!r} has a path; paperwire serve answers at the root of its address, so "
+            f"give it a host name or port of its own (e.g. {parts.scheme}://{parts.netloc})"
+        )
+    if parts.username is not None or parts.password is not None:
+        # every digest's links would carry them, to every reader
+        raise ValueError("a user name or password in base_url would be in every digest's links")
+    return value
+
+
 # a URL, address or header value: one line, no control characters
 Line = Annotated[str, AfterValidator(_one_line)]
 
@@ -510,9 +526,9 @@ class Config(_Frozen):
     first_digest_days: int = Field(default=7, ge=1, le=90)
     outbox: str = "outbox"
     # the public address of `paperwire serve`: every link in a digest starts with it
-    base_url: Annotated[str, _http_url_field("https://papers.example.org")] = (
-        "http://127.0.0.1:8000"
-    )
+    base_url: Annotated[
+        str, _http_url_field("https://papers.example.org"), AfterValidator(_origin_only)
+    ] = "http://127.0.0.1:8000"
     arxiv_api_url: Annotated[str, _http_url_field("https://export.arxiv.org/api/query")] = (
         "https://export.arxiv.org/api/query"
     )

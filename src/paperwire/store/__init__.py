@@ -1169,9 +1169,19 @@ class Store:
         self, subscriber_id: str, unsubscribed: bool, address: str | None = None
     ) -> None:
         """Unsubscribe a reader (``address``: their e-mail address, which the unsubscribe
-        then holds for under any id: :meth:`unsubscribed_with_address`), or subscribe them
-        again."""
+        then holds for under any id: :meth:`unsubscribes`), or subscribe them again: then
+        every unsubscribe that holds for them goes, the one under this id, under the same id
+        in other case, and under another id with this ``address``, or "subscribe again"
+        would leave them as unsubscribed as before."""
         with self.atomic():
+            if not unsubscribed:
+                self.db.execute(
+                    "update subscriber_state set unsubscribed_at = null,"
+                    " unsubscribed_address = null, updated = ?"
+                    " where unsubscribed_at is not null and (lower(subscriber_id) = ?"
+                    " or (unsubscribed_address is not null and unsubscribed_address = ?))",
+                    [iso(utcnow()), subscriber_id.lower(), (address or "").strip().lower()],
+                )
             self.db.table("subscriber_state").upsert(
                 {
                     "subscriber_id": subscriber_id,
@@ -1206,14 +1216,30 @@ class Store:
         )
         return {r["subscriber_id"] for r in rows}
 
-    def unsubscribed_with_address(self) -> dict[str, str | None]:
-        """:meth:`unsubscribed`, each id with the address (lower case) it unsubscribed with;
-        None for one unsubscribed before addresses were kept, or with none."""
+    def unsubscribes(self, readers: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+        """Reader id -> how they unsubscribed, for those of ``readers`` (id, e-mail address)
+        who did: by a link to this id, or to the same id in other case (the config holds them
+        for one reader), or by a link to another id with this reader's address (an id edited
+        in subscribers.yaml: "ada" became "ada-l"; an unsubscribe is the address's, and mail
+        after it the one thing never to send). What ``send``, the alerts, ``status`` and the
+        web pages all go by."""
         rows = self.db.query(
             "select subscriber_id, unsubscribed_address from subscriber_state"
             " where unsubscribed_at is not null"
         )
-        return {r["subscriber_id"]: r["unsubscribed_address"] for r in rows}
+        ids = {r["subscriber_id"]: r["unsubscribed_address"] for r in rows}
+        by_case = {gone.lower(): gone for gone in ids}
+        addresses = {address: gone for gone, address in ids.items() if address}
+        out = {}
+        for reader_id, email in readers:
+            address = (email or "").strip().lower()
+            if reader_id in ids:
+                out[reader_id] = "unsubscribed by link"
+            elif reader_id.lower() in by_case:
+                out[reader_id] = f"unsubscribed by link as {by_case[reader_id.lower()]!r}"
+            elif address and address in addresses:
+                out[reader_id] = f"{address} unsubscribed by link as {addresses[address]!r}"
+        return out
 
     def interests_overrides(self) -> dict[str, str]:
         return self._edits("interests")

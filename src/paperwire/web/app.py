@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from itsdangerous import SignatureExpired
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -44,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config, SubscriberConfig
 from ..deliver.slack import block_id
-from ..errors import ConfigError, FeedbackError, PaperwireError
+from ..errors import ConfigError, FeedbackError, LinkExpired, PaperwireError
 from ..links import Action, Signer, VoteClaim, signer_for
 from ..paper import safe_chars, web_url
 from ..rank.scope import scope as corpus_scope
@@ -167,6 +166,12 @@ def create_app(
             Exception: _server_error,
         },
     )
+
+    # Starlette answers "/v/<token>/" with a redirect to an absolute URL built from the
+    # request's Host header: behind a proxy that rewrites Host, the reader's token went to
+    # http://127.0.0.1:8000/... (in clear text). No path here ends in "/": a 404, like any
+    # other path the app does not have.
+    app.router.redirect_slashes = False
 
     def close(timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -392,7 +397,7 @@ class FeedbackApp:
             if unsubscribe is not None:
                 store.set_unsubscribed(sub.id, unsubscribe, sub.email)
                 log.info("%s %s", "unsubscribed" if unsubscribe else "resubscribed", sub.id)
-            unsubscribed = sub.id in store.unsubscribed()
+            unsubscribed = sub.id in store.unsubscribes([(sub.id, sub.email)])
         html = render_page(
             "unsubscribe.html",
             subscriber_name=sub.name or sub.id,
@@ -419,7 +424,7 @@ class FeedbackApp:
                 scope=corpus_scope(store, config),
             )  # fmt: skip
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
-            unsubscribed = sub.id in store.unsubscribed()
+            unsubscribed = sub.id in store.unsubscribes([(sub.id, sub.email)])
             store_seeds = len(store.seeds([sub.id]).get(sub.id, ()))
             feed_url = atom.feed_url(store, config.base_url, signer, sub.id)
         recent = []
@@ -636,9 +641,8 @@ def _read_subscriber(signer: Signer, purpose: str, token: str) -> str:
 
 
 def _link_refused(exc: FeedbackError) -> Refused:
-    # links.py raises FeedbackError "from None"; the itsdangerous error is still __context__.
     message = _sentence(str(exc))
-    if isinstance(exc.__context__, SignatureExpired):
+    if isinstance(exc, LinkExpired):
         # the message says to use a newer digest's links already: the hint adds what is left
         return Refused(410, "This link has expired", message, "Nothing was changed.")
     return Refused(

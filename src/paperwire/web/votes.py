@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import Config, SubscriberConfig
 from ..errors import ConfigError, FeedbackError
 from ..links import VoteClaim
-from ..store import Store, iso
+from ..store import Store, iso, utcnow
 
 VOTES = {"up": 1, "down": -1}
 
@@ -34,7 +34,9 @@ def apply_vote(
         # the one row, not the reader's every vote: a reader with 5,000 votes read them all
         # on each click (18 ms of a 70 ms vote, growing with every vote they gave)
         stored = store.vote_row(claim.subscriber_id, claim.paper_id)
-        if stored is not None and stored["voted_at"] > iso(clicked_at):
+        # a vote stored "in the future" (the clock ran ahead, then was set back) says nothing
+        # of the order of clicks: the click now wins, or every later one was ignored unseen
+        if stored is not None and iso(clicked_at) < stored["voted_at"] <= iso(utcnow()):
             return False
     if claim.action == "undo":
         store.remove_vote(claim.subscriber_id, claim.paper_id)
