@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -338,3 +339,29 @@ def test_the_feed_writes_out_the_tex_of_titles_and_abstracts(tmp_path: Path, mak
     assert "<p>A graph diffusion model, DMol, better by 1.5% with 10-fold" in entry.content[0].value
     with Store(tmp_path / "pw.db") as store:  # what is stored, and ranked, keeps the TeX
         assert store.paper("2504.06312")["title"] == r"$\Pi$-NeSy: \emph{DMol}"
+
+
+def test_the_feed_is_the_same_document_at_every_poll_and_answers_its_etag_with_304(
+    served: Served,
+):
+    """Each request signed the feed's links afresh: two polls a second apart were two different
+    documents, so a reader that compares entries saw all 50 changed at every poll, and every
+    poll downloaded the whole feed (found in review)."""
+    url = served.url + feed_path("fay")
+    first = httpx.get(url, timeout=10)
+    time.sleep(1.1)  # a token's time is in whole seconds: a new one would differ now
+    second = httpx.get(url, timeout=10)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    etag = first.headers["etag"]
+    assert etag == second.headers["etag"] and etag.startswith('"')
+    assert first.headers["cache-control"] == "private, no-cache"
+    again = httpx.get(url, headers={"If-None-Match": f'"other", {etag}'}, timeout=10)
+    assert again.status_code == 304 and again.content == b""
+    assert httpx.get(url, headers={"If-None-Match": '"other"'}, timeout=10).status_code == 200
+    # its links still act: the 👍 of an entry records fay's vote
+    html = feedparser.parse(first.content).entries[0].content[0].value
+    up = re.search(r'<a href="([^"]+)">👍 More like this</a>', html).group(1)
+    assert httpx.post(up, timeout=10).status_code == 303
+    with Store(served.db_path) as store:
+        assert [v["subscriber_id"] for v in store.votes()] == ["fay"]

@@ -391,7 +391,7 @@ def test_message_structure(store, make_config, smtp_server):
 def test_list_unsubscribe_is_a_literal_url_and_the_body_is_7bit(store, make_config, smtp_server):
     # A URL has no space to fold at: refolded at 78 columns it became an RFC 2047 encoded-word
     # (=?utf-8?q?=3Chttps...), which no mail client offers as an unsubscribe button.
-    base = "https://digest.example.org/a/rather/long/prefix/for/paperwire"
+    base = "https://paperwire-digests.department-of-computer-science.example.org:8443"
     config = config_for(make_config, smtp_server.url, n=1, extra=f"base_url: {base}\n")
     pipeline.fetch_all(store, config, now=NOW)
     pipeline.send_due(store, config, now=NOW)

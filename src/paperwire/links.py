@@ -23,6 +23,7 @@ from typing import Literal
 from itsdangerous import (
     BadData,
     BadSignature,
+    TimestampSigner,
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
@@ -64,13 +65,28 @@ class Signer:
     def __repr__(self) -> str:
         return "Signer(secret=***)"
 
-    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self._secret, salt=f"paperwire.{purpose}")
+    def _serializer(self, purpose: str, signed_at: int | None = None) -> URLSafeTimedSerializer:
+        """``signed_at``: the token's signing time (Unix seconds) instead of now, so that a
+        document made again (the private feed, at every poll) has the same links."""
+        serializer = URLSafeTimedSerializer(self._secret, salt=f"paperwire.{purpose}")
+        if signed_at is not None:
+            at = signed_at
 
-    def vote_token(self, subscriber_id: str, paper_id: str, action: Action) -> str:
+            class SignedAt(TimestampSigner):
+                def get_timestamp(self) -> int:
+                    return at
+
+            serializer.signer = SignedAt
+        return serializer
+
+    def vote_token(
+        self, subscriber_id: str, paper_id: str, action: Action, signed_at: int | None = None
+    ) -> str:
         if action not in ("up", "down", "undo"):
             raise ValueError(action)
-        return self._serializer("vote").dumps({"s": subscriber_id, "p": paper_id, "a": action})
+        return self._serializer("vote", signed_at).dumps(
+            {"s": subscriber_id, "p": paper_id, "a": action}
+        )
 
     def read_vote(self, token: str, max_age: int = VOTE_MAX_AGE) -> VoteClaim:
         data = self._load("vote", token, max_age)
@@ -83,9 +99,12 @@ class Signer:
         return claim
 
     def subscriber_token(
-        self, purpose: Literal["unsubscribe", "profile"], subscriber_id: str
+        self,
+        purpose: Literal["unsubscribe", "profile"],
+        subscriber_id: str,
+        signed_at: int | None = None,
     ) -> str:
-        return self._serializer(purpose).dumps({"s": subscriber_id})
+        return self._serializer(purpose, signed_at).dumps({"s": subscriber_id})
 
     def read_subscriber(
         self, purpose: Literal["unsubscribe", "profile"], token: str, max_age: int | None = None
@@ -242,13 +261,16 @@ class Links:
     base_url: str
     signer: Signer
     subscriber_id: str
+    # the links' signing time (Unix seconds), None: now (see Signer._serializer)
+    signed_at: int | None = None
 
     def vote(self, paper_id: str, action: Action) -> str:
-        return f"{self.base_url.rstrip('/')}/v/{self.signer.vote_token(self.subscriber_id, paper_id, action)}"
+        token = self.signer.vote_token(self.subscriber_id, paper_id, action, self.signed_at)
+        return f"{self.base_url.rstrip('/')}/v/{token}"
 
     @property
     def unsubscribe(self) -> str:
-        token = self.signer.subscriber_token("unsubscribe", self.subscriber_id)
+        token = self.signer.subscriber_token("unsubscribe", self.subscriber_id, self.signed_at)
         return f"{self.base_url.rstrip('/')}/unsubscribe/{token}"
 
     @property
@@ -258,7 +280,7 @@ class Links:
 
     @property
     def profile(self) -> str:
-        token = self.signer.subscriber_token("profile", self.subscriber_id)
+        token = self.signer.subscriber_token("profile", self.subscriber_id, self.signed_at)
         return f"{self.base_url.rstrip('/')}/profile/{token}"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Any
 
 import jinja2
@@ -66,8 +67,13 @@ def rotate_feed(store: Store, config: Config, subscriber_id: str) -> str:
 
 
 def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberConfig) -> str:
-    """The Atom document of a subscriber's latest picks."""
-    links = Links(config.base_url, signer, sub.id)
+    """The Atom document of a subscriber's latest picks.
+
+    The same picks give the same document, byte for byte, at every poll of a month: each
+    entry's links are signed when its pick was sent (as its e-mail's were), the feed's own
+    when its newest was, or at the start of this 30-day period where that is later
+    (:func:`_signing_time`). Links signed at each request made every entry look changed to a
+    feed reader that compares them, and no ETag could ever match."""
     picks = store.picks_sent(sub.id, FEED_ENTRIES)
     papers = store.papers(p["paper_id"] for p in picks)
     env = environment()
@@ -84,6 +90,7 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
             "code_url": web_url(paper.get("code_url")),
             "project_url": web_url(paper.get("project_url")),
         }
+        links = Links(config.base_url, signer, sub.id, _signing_time(pick["sent_at"]))
         html = env.get_template("feed/entry.html").render(
             paper=shown,
             reasons=pick["reasons"],
@@ -109,12 +116,34 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
             name=sub.name or sub.id,
             updated=entries[0]["updated"] if entries else "1970-01-01T00:00:00Z",
             self_url=feed_url(store, config.base_url, signer, sub.id),
-            profile_url=links.profile,
+            profile_url=Links(
+                config.base_url,
+                signer,
+                sub.id,
+                _signing_time(picks[0]["sent_at"] if picks else None),
+            ).profile,
             entries=entries,
         )
     except jinja2.TemplateError as exc:
         raise RenderError(f"template error in feed/picks.xml: {exc}") from exc
     return _NOT_XML.sub("", document)
+
+
+# feed links older than this are signed again at the start of the period they are read in: a
+# link works for six months from its signing, and an old entry's must not stop working
+SIGNING_PERIOD = 30 * 86400
+
+
+def _signing_time(sent_at: Any) -> int:
+    """A feed link's signing time: when its pick was sent, or the start of this 30-day period
+    where that is earlier (the same time for every poll of a month: it changes 12 times a
+    year, not at each request)."""
+    period = int(time.time()) // SIGNING_PERIOD * SIGNING_PERIOD
+    stamp = _rfc3339(sent_at)
+    if stamp is None:
+        return period
+    sent = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return max(int(sent.timestamp()), period)
 
 
 def _feed_id(config: Config, sub: SubscriberConfig) -> str:

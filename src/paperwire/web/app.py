@@ -518,9 +518,10 @@ class FeedbackApp:
 
     async def atom_feed(self, request: Request) -> Response:
         """The subscriber's private Atom feed of picks (:mod:`paperwire.render.atom`)."""
-        return await self.work(self._atom_feed, request.path_params["token"])
+        if_none_match = request.headers.get("if-none-match", "")
+        return await self.work(self._atom_feed, request.path_params["token"], if_none_match)
 
-    def _atom_feed(self, token: str) -> Response:
+    def _atom_feed(self, token: str, if_none_match: str) -> Response:
         config = self.get_config()
         with self.store() as store:
             signer = self.signer(config, store)
@@ -529,7 +530,13 @@ class FeedbackApp:
             except FeedbackError as exc:
                 raise _link_refused(exc) from None
             body = atom.render_feed(store, config, signer, _subscriber(config, subscriber_id))
-        return Response(body, media_type="application/atom+xml; charset=utf-8")
+        # a feed reader polls hourly: the same document (render_feed's links are signed at
+        # fixed times) is a 304 to one that sends back its ETag. private: never in a shared cache
+        etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+        headers = {"etag": etag, "cache-control": "private, no-cache"}
+        if etag in (t.strip() for t in if_none_match.split(",")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/atom+xml; charset=utf-8", headers=headers)
 
     async def slack_actions(self, request: Request) -> Response:
         """Slack's interactivity request URL: verify, record the votes, update the message."""
