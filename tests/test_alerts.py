@@ -520,3 +520,47 @@ def test_past_corpus_papers_a_bar_of_no_paper_lets_nothing_through(history, make
     with caplog.at_level("INFO", logger="paperwire"):
         assert find_alerts(history, bounded, list(bounded.subscribers), now=NOW) == []
     assert "alerts: ada: fewer than 100 recent papers scored to set a bar on" in caplog.text
+
+
+def test_a_paper_whose_alert_failed_comes_back_in_the_next_digest(
+    history, make_config, smtp_server
+):
+    """A pending alert's paper is left out of digests, and the next digest's window starts at
+    the last digest: an alert still being retried when the digest went out, then failed, lost
+    its paper for good, the reader's best of the day in no digest and no alert (found in
+    review, with a Slack outage)."""
+    config = make_config(
+        CONFIG + "sender:\n  retry_attempts: 1\n  retry_backoff: 0\n",  # a try a run
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "k-test-signing-key"},
+    )
+    pipeline.send_due(history, config, now=NOW - dt.timedelta(hours=4))  # the day's digests
+    history.add_papers([rag_paper(1)], now=NOW)
+    smtp_server.refuse["ada@example.org"] = "451 4.3.0 try again later"  # an outage
+    alerts = pipeline.send_alerts(history, config, now=NOW)
+    assert [(line.kind, line.status) for line in alerts.lines] == [("alert", "retry")]
+    history.add_papers([rag_paper(2)], now=NOW + dt.timedelta(hours=1))  # no alert run since
+    tomorrow = NOW + dt.timedelta(days=1)
+    # the next digest is composed while the alert is still being tried: without its paper, and
+    # her next window starts after it; the outage goes on until the alert's tries run out
+    pipeline.send_due(history, config, now=tomorrow)
+    [composed] = [d for d in history.deliveries("ada") if d["kind"] == "digest"][:1]
+    assert [p["paper_id"] for p in history.delivery_papers(composed["id"])] == ["2611.00002"]
+    at = tomorrow
+    while {d["state"] for d in history.deliveries("ada") if d["kind"] == "alert"} != {"failed"}:
+        at += dt.timedelta(hours=2)
+        assert at < tomorrow + dt.timedelta(days=1), "the alert was never given up"
+        pipeline.send_due(history, config, now=at)
+    smtp_server.refuse.clear()  # the outage ends: the digest goes out, the alert is over
+    pipeline.send_due(history, config, now=at + dt.timedelta(hours=2))
+    assert history.last_delivery("ada")["state"] == "sent"
+    pipeline.send_due(history, config, now=tomorrow + dt.timedelta(days=1))
+    delivered = history.delivery_papers(history.last_delivery("ada")["id"])
+    assert "2611.00001" in [p["paper_id"] for p in delivered]
+    # once delivered it is the reader's: not in the digest after
+    history.add_papers([rag_paper(3)], now=tomorrow + dt.timedelta(days=1, hours=1))
+    pipeline.send_due(history, config, now=tomorrow + dt.timedelta(days=2))
+    later = history.delivery_papers(history.last_delivery("ada")["id"])
+    assert [p["paper_id"] for p in later] == ["2611.00003"]
+    # and bob, whose alert it never was, is not given it
+    bob = history.delivery_papers(history.last_delivery("bob")["id"])
+    assert "2611.00001" not in [p["paper_id"] for p in bob]

@@ -77,6 +77,10 @@ class Digest:
     new: int = 0
 
 
+# how long a failed alert's paper waits for a digest to take it back (a weekly reader's too)
+FAILED_ALERTS_RETURN = dt.timedelta(days=8)
+
+
 def window_starts(
     store: Store, config: Config, subscriber_ids: list[str], now: dt.datetime
 ) -> dict[str, dt.datetime]:
@@ -479,14 +483,20 @@ def allowed_of(
     chunk: list[SubscriberConfig],
     starts: dict[str, dt.datetime],
     signals: list[rank.Signals] | None = None,
+    returned: dict[str, set[str]] | None = None,
 ) -> np.ndarray:
-    """(subscribers × candidates) what each reader may get: in their window, not their own
-    (under any id: rank/twins.py), through their must/never phrases (read from the store: the
-    caller's thread); nor a paper their ``signals`` (the chunk's, as scored) rate."""
+    """(subscribers × candidates) what each reader may get: in their window (or ``returned``
+    to them: the papers of their failed alerts), not their own (under any id: rank/twins.py),
+    through their must/never phrases (read from the store: the caller's thread); nor a paper
+    their ``signals`` (the chunk's, as scored) rate."""
     window = np.array([starts[sub.id].timestamp() for sub in chunk])
     allowed = run.first_seen[None, :] > window[:, None]
     others = run.twins.others
     for row, sub in enumerate(chunk):
+        for paper_id in (returned or {}).get(sub.id, ()):
+            col = run.column.get(paper_id)
+            if col is not None:
+                allowed[row, col] = True
         # sent, voted or a seed (config or imported): the reader's own, never a pick, under
         # this id or another
         for paper_id in run.excluded.get(sub.id, ()):
@@ -854,18 +864,28 @@ def iter_compose(
         else window_starts(store, config, [s.id for s in subscribers], now)
     )
     candidate_ids = store.papers_since(min(starts.values()))
+    # a paper whose alert failed is in no window (it was left out while the alert was tried):
+    # the next digest takes it back, where it is not delivered, voted or a seed since
+    returned = (
+        {} if since is not None else store.failed_alert_papers(starts, now - FAILED_ALERTS_RETURN)
+    )
+    behind = {p for papers in returned.values() for p in papers}.difference(candidate_ids)
+    candidate_ids += sorted(behind)
     if not candidate_ids:
         for sub in subscribers:
             yield Digest(sub, starts[sub.id], [])
         return
     session = session or RankingSession()
-    corpus = session.corpus(store, corpus_scope(store, config, min(starts.values())))
+    scope = corpus_scope(store, config, min(starts.values()))
+    if behind and scope.since is not None:  # older than every window: kept like seeds
+        scope = replace(scope, keep=scope.keep | behind)
+    corpus = session.corpus(store, scope)
     run = candidates(store, corpus, subscribers, candidate_ids)
     embedded = _embedded(store, config, session, corpus)
     details: dict[str, dict[str, Any]] = {}  # the picks' stored records, read once per chunk
 
     def select(chunk: list[SubscriberConfig], signals: list[rank.Signals]) -> np.ndarray:
-        return allowed_of(run, chunk, starts, signals)
+        return allowed_of(run, chunk, starts, signals, returned)
 
     def order(
         scores: np.ndarray, allowed: np.ndarray, chunk: list[SubscriberConfig]

@@ -665,6 +665,24 @@ class Store:
         sql = "select paper_id from papers where first_seen > ? order by first_seen, paper_id"
         return [r["paper_id"] for r in self.db.query(sql, [iso(since)])]
 
+    def failed_alert_papers(
+        self, subscriber_ids: Iterable[str], since: dt.datetime
+    ) -> dict[str, set[str]]:
+        """For each subscriber, the papers of their alerts made since ``since`` that failed on
+        every channel: papers a digest must take back, or they reach the reader nowhere (a
+        pending alert's paper is left out of digests, and by the time it fails the next
+        digest's window has passed it)."""
+        out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
+        sql = """
+            select d.subscriber_id, dp.paper_id from delivery_papers dp
+            join deliveries d on d.id = dp.delivery_id
+            where d.kind = 'alert' and d.state = 'failed' and d.created >= ?
+        """
+        for subscriber_id, paper_id in self.db.execute(sql, [iso(since)]):
+            if subscriber_id in out:
+                out[subscriber_id].add(paper_id)
+        return out
+
     def excluded_ids(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
         """For each subscriber, the papers already delivered (or in flight), rated, or
         imported as seeds."""
