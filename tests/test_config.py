@@ -498,6 +498,12 @@ def test_sender_mistakes_are_one_line_each(sender, message):
             "smtps://u:hunter2@mail.example.org:465?insecure_login=1",
             "insecure_login=1 goes with smtp:// (smtps:// is always TLS)",
         ),
+        # a value not taken: said as the value's fault (it was "goes with smtp://" on smtp://)
+        (
+            "smtp://u:hunter2@mail.example.org:587?insecure_login=on",
+            "insecure_login='on' is not 0 or 1",
+        ),
+        ("smtp://u:hunter2@mail.example.org:465?starttls=2", "starttls='2' is not 0 or 1"),
         ("smtp://u:hunter2@mail.example.org:99999", "the port is not a number from 1 to 65535"),
         ("smtp://u:hunter2@mail.example.org:smtp", "the port is not a number from 1 to 65535"),
         (

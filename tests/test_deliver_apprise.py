@@ -672,3 +672,26 @@ def test_a_stalled_service_host_gets_one_deadline_a_run(
     assert [lines["r1"], lines["r2"]] == [("retry", waiting)] * 2
     assert tries[1:] == [0, 0]
     assert len(posts(http_server, "/slow")) == 1
+
+
+def test_readers_of_one_service_whose_url_host_is_their_own_token_share_its_stall():
+    """``discord://ID/TOKEN``: the URL's "host" is each reader's webhook id, and every reader's
+    message goes to discord.com. Keyed by that id, one stalled Discord cost each reader's
+    message its whole deadline in turn, and the run's budget before any e-mail went out (found
+    in review). A URL naming a host (a DNS name, an address) is keyed by it."""
+    from types import SimpleNamespace
+
+    from pydantic import SecretStr
+
+    from paperwire.deliver import apprise as apprise_mod
+    from paperwire.deliver.dispatch import _apprise_host
+
+    def key(url: str) -> str:
+        sub = SimpleNamespace(notify=[SecretStr(url)])
+        return _apprise_host(SimpleNamespace(channel=apprise_mod.channel_id(url), sub=sub))[0]
+
+    assert key("discord://111111/tokenA") == key("discord://222222/tokenB") == "discord://"
+    assert key("tgram://123456:ABCdef/987") == key("tgram://654321:XYZabc/555")
+    assert key("json://127.0.0.1:8080/a") == "json://127.0.0.1"
+    assert key("json://hooks.example.org/a") != key("json://other.example.org/a")
+    assert key("json://localhost/a") == "json://localhost"

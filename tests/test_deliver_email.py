@@ -50,6 +50,12 @@ def test_smtp_url_parsing():
     )
     assert "p:ss" not in repr(s)
     assert SmtpSettings.from_url("smtp://relay").port == 587
+    # the on/off options take the spellings verify took (insecure_login=yes was said to be on
+    # the wrong scheme, on the right one)
+    s = SmtpSettings.from_url("smtp://u:p@relay:465?starttls=true&insecure_login=yes&verify=no")
+    assert (s.port, s.implicit_tls, s.insecure_login, s.verify_tls) == (465, False, True, False)
+    off = SmtpSettings.from_url("smtp://relay?insecure_login=0&verify=1")
+    assert (off.insecure_login, off.verify_tls) == (False, True)
     with pytest.raises(ConfigError, match="expected smtp://"):
         SmtpSettings.from_url("http://relay")
 

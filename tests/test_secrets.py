@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -242,6 +243,26 @@ def test_a_secret_split_by_a_control_character_is_still_masked():
     finally:
         redact_module._known.discard("s3cret-smtp-password")
     assert records == ["relay said: *** and ***"]
+
+
+def test_a_remembered_secret_is_masked_percent_encoded_too():
+    """A webhook's path came back inside another URL's query (a proxy's login page: "?return_to=
+    https%3A%2F%2Fhooks…%2Fservices%2F…"), where the raw secret is not found."""
+    from urllib.parse import quote
+
+    from paperwire import redact as redact_module
+
+    path = "services/T0AB12CD3/B0EF45GH6/xYzSeCrEtToKeN1234567890"
+    before = set(redact_module._known)
+    redact_module.remember(path)
+    try:
+        encoded = quote("https://hooks.example/" + path, safe="")
+        lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)
+        for text in (encoded, lower_hex, quote(path)):
+            shown = redact_module.redact(f"went to https://sso.example/login?return_to={text} ok")
+            assert "xYzSeCrEtToKeN" not in shown and "xyzsecrettoken" not in shown.lower(), shown
+    finally:
+        redact_module._known.intersection_update(before)
 
 
 def test_feed_state_is_kept_under_the_redacted_url(store, server, make_config):

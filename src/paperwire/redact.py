@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -89,7 +89,17 @@ def remember(*secrets: str | None) -> None:
     """Mask these exact strings from now on (configured webhook URLs, passwords, keys)."""
     for secret in secrets:
         if secret and len(secret) >= MIN_LITERAL:
-            _known.add(secret)
+            # and as a URL's query or path carries it (a redirect's "return_to=" holds the
+            # webhook percent-encoded), with either case of hex digit
+            encoded = quote(secret, safe="")
+            _known.update(
+                {
+                    secret,
+                    quote(secret),
+                    encoded,
+                    re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded),
+                }
+            )
 
 
 def remember_config(config: Any) -> None:
@@ -134,12 +144,6 @@ def secrets_in_url(url: str) -> list[str]:
 
 def _webhook_rule(hostname: str | None) -> re.Pattern[str]:
     return _SLACK_PATH if (hostname or "").endswith("slack.com") else _WEBHOOK_PATH
-
-
-def slack_path_masked(url: str) -> str:
-    """``url`` with a Slack webhook's secret path masked whatever its host: a webhook's
-    redirect target, where :func:`redact_url` (Slack's host only) would leave it whole."""
-    return _SLACK_PATH.sub(lambda m: m.group(1) + MASK, url)
 
 
 def redact_url(url: str) -> str:

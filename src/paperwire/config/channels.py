@@ -68,6 +68,18 @@ def credentials_cut(url: str, netloc: str) -> bool:
     return "@" in rest and ":" in netloc and "@" not in netloc
 
 
+_FLAGS = ("verify", "starttls", "insecure_login")
+
+
+def _flag(key: str, value: str) -> bool:
+    """An on/off option of the SMTP URL, written as any of them takes it."""
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(f"{key}={value!r} is not 0 or 1")
+
+
 def parse_smtp_url(url: str) -> SmtpSettings:
     """An SMTP URL's settings; ValueError says what is wrong, in words that never repeat its
     password (the config reports it at the setting's line)."""
@@ -90,7 +102,9 @@ def parse_smtp_url(url: str) -> SmtpSettings:
     # for a greeting the relay sends only after TLS (the whole sender.timeout), smtps:// on 587
     # (or 25) gets 'SSL: WRONG_VERSION_NUMBER'; both were retried for hours as an outage. A
     # few relays (test sandboxes) offer STARTTLS on every port: ?starttls=1 says so.
-    said_starttls = ("starttls", "1") in parse_qsl(parts.query)
+    said_starttls = any(
+        key == "starttls" and _flag(key, value) for key, value in parse_qsl(parts.query)
+    )
     if parts.scheme == "smtp" and port == 465 and not said_starttls:
         raise ValueError(
             "port 465 expects TLS from the start: write smtps://…:465 (smtp:// is for "
@@ -113,13 +127,12 @@ def parse_smtp_url(url: str) -> SmtpSettings:
                 ok = False
             if not ok:
                 raise ValueError(f"timeout={value!r} is not a number of seconds from 0 to 600")
-        if key == "verify" and value.lower() not in ("0", "1", "true", "false", "yes", "no"):
-            raise ValueError(f"verify={value!r} is not 0 or 1")
-        if key == "starttls" and (value != "1" or parts.scheme != "smtp"):
+        on = _flag(key, value) if key in _FLAGS else False
+        if key == "starttls" and on and parts.scheme != "smtp":
             raise ValueError("starttls=1 goes with smtp:// (smtps:// is TLS from the start)")
-        if key == "insecure_login" and (value != "1" or parts.scheme != "smtp"):
+        if key == "insecure_login" and on and parts.scheme != "smtp":
             raise ValueError("insecure_login=1 goes with smtp:// (smtps:// is always TLS)")
-        options[key] = value
+        options[key] = ("1" if on else "0") if key in _FLAGS else value
     implicit = parts.scheme == "smtps"
     return SmtpSettings(
         host=parts.hostname,
@@ -128,7 +141,7 @@ def parse_smtp_url(url: str) -> SmtpSettings:
         password=unquote(parts.password) if parts.password else None,
         implicit_tls=implicit,
         timeout=float(options.get("timeout", 30)),
-        verify_tls=options.get("verify", "1") not in ("0", "false", "no"),
+        verify_tls=options.get("verify", "1") == "1",
         insecure_login=options.get("insecure_login") == "1",
     )
 

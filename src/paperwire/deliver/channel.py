@@ -268,7 +268,9 @@ def retry_time(now: dt.datetime, tries: int, retry_after: float | None = None) -
     service asked (capped)."""
     wait = min(BACKOFF * 4 ** min(max(tries, 1) - 1, 8), MAX_BACKOFF)
     if retry_after:
-        wait = max(wait, min(dt.timedelta(seconds=retry_after), MAX_RETRY_AFTER))
+        # capped as seconds first: "Retry-After: 99999999999999" is past what a timedelta
+        # holds (OverflowError: the digest failed for good instead of waiting)
+        wait = max(wait, dt.timedelta(seconds=min(retry_after, MAX_RETRY_AFTER.total_seconds())))
     return now + wait
 
 

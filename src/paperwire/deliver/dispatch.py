@@ -263,13 +263,20 @@ def _slack_host(job: Job) -> tuple[str, str] | None:
 
 
 def _apprise_host(job: Job) -> tuple[str, str] | None:
-    """The service and host of the job's Apprise URL, shown as its service alone (in
-    ``discord://ID/TOKEN`` the "host" is the webhook's id)."""
+    """The server the job's Apprise URL reaches, shown as its service alone: its host where
+    the URL names one (``json://hooks.example.org/…``, an IP address), else the service itself.
+    In ``discord://ID/TOKEN`` or ``tgram://TOKEN/CHAT`` the "host" is a reader's own id or
+    token and every reader's messages go to one server (discord.com): keyed by that id, one
+    stalled Discord cost each reader's message its whole deadline in turn, and the run's
+    budget before any e-mail went out (found in review)."""
     url = apprise_mod.url_for(job.channel, [u.get_secret_value() for u in job.sub.notify])
     parts = urlsplit(url) if url is not None else None
     if parts is None or not parts.hostname:
         return None
-    return f"{parts.scheme}://{parts.hostname}", f"the {parts.scheme}:// service"
+    host = parts.hostname
+    named = "." in host or ":" in host or host == "localhost"  # a DNS name or an address
+    key = f"{parts.scheme}://{host}" if named else f"{parts.scheme}://"
+    return key, f"the {parts.scheme}:// service"
 
 
 def _deliver_outbox(run: Run, job: Job) -> SendLine:

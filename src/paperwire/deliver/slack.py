@@ -41,7 +41,7 @@ from tenacity import (
 
 from ..deadline import Budget
 from ..errors import DeliveryError
-from ..redact import printable, redact, redact_url, slack_path_masked
+from ..redact import printable, redact
 from ..render import format_authors, shorten
 
 log = logging.getLogger("paperwire")
@@ -208,6 +208,7 @@ async def post(
 
     Transport errors, 429 and 5xx are retried with tenacity, as e-mail is."""
     sent = False  # this attempt's body went out: a timeout from now on may hide a delivery
+    answered: int | None = None  # this attempt's status, once its headers came
 
     async def trace(event: str, info: dict) -> None:
         nonlocal sent
@@ -215,8 +216,8 @@ async def post(
             sent = True
 
     async def attempt() -> None:
-        nonlocal sent
-        sent = False
+        nonlocal sent, answered
+        sent, answered = False, None
         try:
             # no per-read timeout: the deadline around the whole message is the timeout; no
             # redirects (whatever the client's default); the answer read up to MAX_ANSWER, raw
@@ -231,6 +232,7 @@ async def post(
                 extensions={"trace": trace},
             ) as response:
                 status, headers = response.status_code, response.headers
+                answered = status
                 body = await _read_at_most(response, MAX_ANSWER)
         except httpx.TransportError as exc:
             if sent:
@@ -297,6 +299,16 @@ async def post(
     except TimeoutError:
         if not scope.expired():
             raise
+        if answered == 200:
+            # Slack said 200 and its body dripped past the deadline: posted. As "maybe
+            # delivered" it was posted again by a later run, a second copy in the channel
+            log.warning(
+                "Slack webhook%s answered HTTP 200 and its body did not end within %.3g s; "
+                "counted as sent",
+                f" of {reader}" if reader else "",
+                deadline,
+            )
+            return
         if sent:
             raise DeliveryError(
                 f"Slack webhook: no answer within {deadline:.3g} s ({limit}) after the "
@@ -356,10 +368,12 @@ def _redirect_target(webhook_url: str, headers: httpx.Headers) -> str:
         target = str(httpx.URL(webhook_url).join(location.strip()))
     except (httpx.InvalidURL, ValueError):
         return "a redirect to a Location that is no URL"
-    # a Slack webhook's secret path, wherever the redirect sends it (redact_url masks it on
-    # Slack's own host only: a redirect to another host is where a leak would go)
-    target = slack_path_masked(printable(target))
-    return f"a redirect to {shorten(redact(redact_url(target)), 200)}"
+    # Only where it goes, never its path or query: a login page's redirect carries the
+    # webhook itself (https://sso.example.com/login?return_to=https%3A%2F%2Fhooks...), which
+    # no mask of the raw URL finds; the host is what a reader of the error needs
+    parts = httpx.URL(target)
+    origin = f"{parts.scheme}://{parts.host}" + (f":{parts.port}" if parts.port else "")
+    return f"a redirect to {shorten(redact(printable(origin)), 200)}"
 
 
 async def send_digest(
