@@ -346,20 +346,31 @@ def test_a_stalled_webhook_host_gets_one_deadline_a_run_and_the_e_mails_still_go
     assert len(smtp_server.messages) == 3
 
 
+def first_send(store, make_config, http_server, answers: list[Route]):
+    """The webhook answering ``answers`` in turn: the config, and the report of the first
+    send (papers fetched first; retries within a run a hundredth of a second apart)."""
+    http_server.routes["/hook"] = answers
+    config = config_with_hook(
+        make_config, http_server.url("/hook"), extra="sender:\n  retry_backoff: 0.01\n"
+    )
+    pipeline.fetch_all(store, config, now=NOW)
+    return config, pipeline.send_due(store, config, now=NOW)
+
+
 def test_a_retry_after_past_what_a_date_holds_waits_the_longest_wait_not_fails(
     store, make_config, http_server
 ):
     """ "Retry-After: 99999999999999" became a timedelta before it was capped: OverflowError,
     and the digest failed for good where a 429 is to be waited out (found in review)."""
-    http_server.routes["/hook"] = [
-        Route(b"rate_limited", status=429, headers={"Retry-After": "99999999999999"}),
-        Route(b"ok"),
-    ]
-    config = config_with_hook(
-        make_config, http_server.url("/hook"), extra="sender:\n  retry_backoff: 0.01\n"
+    config, first = first_send(
+        store,
+        make_config,
+        http_server,
+        [
+            Route(b"rate_limited", status=429, headers={"Retry-After": "99999999999999"}),
+            Route(b"ok"),
+        ],
     )
-    pipeline.fetch_all(store, config, now=NOW)
-    first = pipeline.send_due(store, config, now=NOW)
     assert [(line.status, line.detail) for line in first.lines] == [
         (
             "retry",
@@ -377,16 +388,16 @@ def test_a_500_is_tried_again_after_a_back_off_and_retry_after_is_honoured(
     """Slack answering 500 (after this run's retries) left the digest due, posted again on
     every daemon tick. Now a later run tries only after the back-off (5 minutes, then 20), or
     after the Retry-After Slack gave when that is longer; a 408 is retried like a 5xx."""
-    http_server.routes["/hook"] = [
-        Route(b"slow", status=408),
-        Route(b"busy", status=503, headers={"Retry-After": "1800"}),
-        Route(b"ok"),
-    ]
-    config = config_with_hook(
-        make_config, http_server.url("/hook"), extra="sender:\n  retry_backoff: 0.01\n"
+    config, first = first_send(
+        store,
+        make_config,
+        http_server,
+        [
+            Route(b"slow", status=408),
+            Route(b"busy", status=503, headers={"Retry-After": "1800"}),
+            Route(b"ok"),
+        ],
     )
-    pipeline.fetch_all(store, config, now=NOW)
-    first = pipeline.send_due(store, config, now=NOW)
     tick = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=10))
     later = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=31))
     assert [(line.status, line.detail) for line in first.lines] == [
