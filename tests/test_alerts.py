@@ -564,3 +564,30 @@ def test_a_paper_whose_alert_failed_comes_back_in_the_next_digest(
     # and bob, whose alert it never was, is not given it
     bob = history.delivery_papers(history.last_delivery("bob")["id"])
     assert "2611.00001" not in [p["paper_id"] for p in bob]
+
+
+def test_an_old_papers_new_version_is_no_alert_and_its_digest_says_it_is_a_revision(
+    history, make_config, smtp_server
+):
+    """arXiv's feeds announce every revision again ("replace"): the demo's reader got an alert
+    that a paper of November 2024 "just appeared", and digests showed year-old papers dated
+    today (found reading what a reader receives)."""
+    config = make_config(
+        CONFIG,
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "k-test-signing-key"},
+    )
+    pipeline.send_due(history, config, now=NOW - dt.timedelta(hours=4))
+    revised = replace(rag_paper(1), paper_id="2411.00850", announce_type="replace", version=2)
+    history.add_papers([revised], now=NOW)
+    assert pipeline.send_alerts(history, config, now=NOW).lines == []
+    # the same paper announced as new is alerted: the bar, not the paper, held it back
+    history.add_papers([replace(rag_paper(2), announce_type="new")], now=NOW)
+    [line] = pipeline.send_alerts(history, config, now=NOW + dt.timedelta(minutes=5)).lines
+    assert (line.subscriber_id, line.status) == ("ada", "sent")
+    smtp_server.messages.clear()
+    pipeline.send_due(history, config, now=NOW + dt.timedelta(days=1))
+    [mail] = [m for m in smtp_server.messages if m["To"] == "ada@example.org"]
+    text = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "revised v2, first posted 2024-11" in text
+    html = mail.get_body(("html",)).get_content()
+    assert "revised v2, first posted 2024-11" in html

@@ -84,6 +84,32 @@ def _canonical(found: str) -> str | None:
     return found if (len(number) == 5) == (month >= "1501") else None
 
 
+# arXiv's feeds announce a revised paper again ("replace"; "replace-cross" from another
+# listing): on the day a store first sees it, it is no new paper, whatever its feed date says
+REVISION_ANNOUNCEMENTS = frozenset({"replace", "replace-cross"})
+
+
+def first_posted(paper_id: str) -> str | None:
+    """The month an arXiv paper was first posted (``2411.00850`` → ``2024-11``; ``math/0211159``
+    → ``2002-11``): its id says so, whatever version a feed announces; None for other ids."""
+    if arxiv_id(paper_id) != paper_id:
+        return None
+    digits = paper_id.rsplit("/", 1)[-1][:4]
+    year = int(digits[:2])
+    return f"{(1900 if year >= 91 else 2000) + year}-{digits[2:]}"
+
+
+def revision_note(paper: dict) -> str | None:
+    """What a reader is told of a paper its feed announced as a revision of an older one
+    ("revised v2, first posted 2024-11"), or None for a paper announced as new."""
+    if paper.get("announce_type") not in REVISION_ANNOUNCEMENTS:
+        return None
+    version = paper.get("version")
+    posted = first_posted(str(paper.get("paper_id") or ""))
+    revised = f"revised v{version}" if version else "revised"
+    return f"{revised}, first posted {posted}" if posted else revised
+
+
 def seed_ids(written: Iterable[str]) -> list[str]:
     """Seed papers as stored ids, each once: ``2309.06180v2``, ``arXiv:2309.06180`` and
     ``https://arxiv.org/abs/2309.06180v2`` are all the paper ``2309.06180``; an id of no

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AlertConfig, Config, SubscriberConfig
+from ..paper import revision_note
 from ..store import Store
 from . import compose as digest_mod
 from .authors import Following
@@ -173,6 +174,8 @@ def _allowed(
         paper_id = news.ids[col]
         if paper_id in mine or paper_id in seeded or col in theirs:
             continue  # delivered, rated, or the reader's own seed paper, as in a digest
+        if revision_note(news.papers[paper_id]) is not None:
+            continue  # an old paper's new version: "just appeared" it did not (digests say so)
         if _passes(sub, news.papers[paper_id], following):
             above.append(int(col))
     return news.twins.distinct(above)  # two feeds' copies of one paper: one alert

@@ -20,7 +20,7 @@ import jinja2
 
 from ..errors import RenderError
 from ..links import Links
-from ..paper import no_encoded_words, safe_chars, web_url
+from ..paper import no_encoded_words, revision_note, safe_chars, web_url
 from ..tex import readable
 
 if TYPE_CHECKING:
@@ -128,7 +128,9 @@ def context(
                 "pdf_url": web_url(paper.get("pdf_url")),
                 "authors": paper.get("authors") or [],
                 "abstract": readable(paper.get("abstract") or ""),
-                "published": (paper.get("published") or "")[:10],
+                # a revision's feed date is its re-announcement's: say what it is instead
+                "published": revision_note({**paper, "paper_id": pick.paper_id})
+                or (paper.get("published") or "")[:10],
                 "upvotes": paper.get("upvotes"),
                 "reasons": pick.reasons,
                 "score": pick.score,
