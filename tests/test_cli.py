@@ -465,6 +465,24 @@ def test_a_votes_csv_with_a_byte_order_mark_imports_and_latin_1_is_one_line():
         assert [(v["subscriber_id"], v["vote"]) for v in store.votes()] == [("ada", 1)]
 
 
+def test_a_votes_csv_with_a_quote_never_closed_is_refused_at_its_line_and_nothing_imported():
+    """A title with an opening quote and no closing one swallowed every row after it into one
+    field: "Imported 1 votes" of 101, exit 0; with 10,000 rows, csv.Error's traceback (found
+    in review). The import is all or none: refused, at the row, nothing stored."""
+    assert invoke("fetch").exit_code == 0
+    rows = "".join("ada,2504.06276,up,fine\n" for _ in range(100))
+    Path("stray.csv").write_text(
+        "subscriber,paper_id,vote,title\n"
+        'ada,2504.06276,down,"Attention is all you need, part 2\n' + rows
+    )
+    result = invoke("feedback", "import", "stray.csv")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: stray.csv:2: not CSV as a spreadsheet writes it (")
+    assert result.stderr.endswith("a quote opened in a field must be closed\n")
+    with Store("paperwire.db") as store:
+        assert store.votes() == []
+
+
 def test_status_shows_unsubscribed_readers_missing_seed_papers_and_feed_errors(tmp_path: Path):
     config = LOCAL.replace(
         "subscribers:", f"  - url: {tmp_path / 'gone.xml'}\n    name: gone\nsubscribers:"

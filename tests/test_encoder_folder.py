@@ -123,6 +123,18 @@ def test_an_unsupported_pooling_and_a_damaged_graph_are_one_line_errors(tmp_path
     assert "\n" not in said
 
 
+def test_a_settings_file_nested_past_what_json_reads_is_a_one_line_error(tmp_path):
+    """modules.json of "[" a hundred thousand times: RecursionError's traceback out of every
+    command that ranks (found in review), where a damaged folder is one line."""
+    folder = _copy(tmp_path)
+    (folder / "modules.json").write_text("[" * 100_000)
+    with pytest.raises(ConfigError) as caught:
+        embed.load_model(str(folder))
+    assert str(caught.value) == (
+        f"ranking.embeddings: {folder}: modules.json is not JSON (nested too deep)"
+    )
+
+
 def test_the_config_names_the_file_line_and_what_an_onnx_folder_lacks(tmp_path):
     folder = _copy(tmp_path)
     (folder / "tokenizer.json").unlink()

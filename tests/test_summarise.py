@@ -212,3 +212,54 @@ def test_a_huge_answer_is_read_no_further_than_a_small_cap(
     assert outcomes == {"an answer longer than 1 MB"}
     # what the kernel's socket buffers took, at most; the two answers are 200 MB
     assert state.huge_sent < 64 << 20, state.huge_sent
+
+
+def test_an_answer_nested_past_what_json_reads_is_no_tldr_and_the_digest_goes_out(
+    store: Store, http_server: HttpServer, make_config, tmp_path: Path
+):
+    """`[[[[…` a thousand deep: json.loads raised RecursionError, which nothing caught, out of
+    `send` before any digest went out, on every run (the request was never counted against
+    the cap either). Found in review."""
+    http_server.routes[PATH] = [Route(b"[" * 200_000), Route(completion("Ein TL;DR."))]
+    config = make_config(config_text(http_server.port))
+    report = pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    assert [line.status for line in report.lines] == ["sent"]
+    assert store.summary_requests_since(NOW - dt.timedelta(days=1)) == 2  # both counted
+    tldrs = {store.paper(p)["tldr"] for p in ("2611.00001", "2611.00002")}
+    assert tldrs == {None, "Ein TL;DR."}
+
+
+def test_a_key_no_http_header_carries_is_a_config_error(make_config):
+    """A key pasted with a curly quote or a no-break space: httpx raised UnicodeEncodeError out
+    of every send, before any digest went out (found in review)."""
+    from paperwire.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        make_config(config_text(1), env={"SUMMARY_KEY": "sk-abc\u00a0def\u201d"})
+    message = str(caught.value)
+    assert (
+        "summariser.api_key_env: the key in $SUMMARY_KEY holds U+00A0 (NO-BREAK SPACE)" in message
+    )
+    assert "character 7" in message and "sk-abc" not in message
+
+
+def test_a_base_url_with_a_query_keeps_it_and_the_path_is_joined_before_it(
+    store: Store, http_server: HttpServer, make_config, tmp_path: Path
+):
+    """Azure's deployments take "?api-version=…": the path was joined after the query."""
+    wanted = "/openai/deployments/d1/chat/completions?api-version=2024-02-01"
+    http_server.routes[wanted] = Route(completion("Kurz."))
+    base = f"http://127.0.0.1:{http_server.port}/openai/deployments/d1?api-version=2024-02-01"
+    config = make_config(config_text(http_server.port, base_url=base))
+    pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+    asked = {p for _, p, _, _ in http_server.requests}
+    assert asked == {wanted}
+    assert store.paper("2611.00001")["tldr"] == "Kurz."
+
+
+def test_a_tldr_of_invisible_characters_is_none():
+    from paperwire.sources.extras import one_line
+
+    for invisible in ("\u200b\u200b\u200b", "\ufeff", "\u00ad\u034f", " \u2060 "):
+        assert one_line(invisible) is None, repr(invisible)
+    assert one_line("\u200bA real one.") == "\u200bA real one."

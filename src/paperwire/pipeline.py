@@ -662,7 +662,10 @@ def _due_jobs(
             from .render.summarise import summarise_picks
 
             picks = [p for d in composed_by_id.values() for p in d.picks]
-            summarise_picks(store, config.summariser, picks, now=now)
+            try:
+                summarise_picks(store, config.summariser, picks, now=now)
+            except Exception:  # a TL;DR is a nicety: whatever broke, the digests go out
+                log.exception("summariser failed; the digests go out with their abstracts")
         domain = email_mod.domain_of(config.sender.from_address)
         for sub_id, (period, channels) in due.items():
             composed = composed_by_id[sub_id]

@@ -14,6 +14,7 @@ import email.utils as email_utils
 import functools
 import os
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Mapping
 from importlib import resources
@@ -706,7 +707,17 @@ def parse_config(
     if config is not None and config.summariser.enabled:
         # the key goes into a header of every request: a CR from a .env file would fail them
         variable = config.summariser.api_key_env
-        problem = control_problem(env.get(variable, ""))
+        key = env.get(variable, "")
+        problem = control_problem(key)
+        odd = next((i for i, c in enumerate(key) if not " " < c < "\x7f"), None)
+        if problem is None and odd is not None:
+            # httpx writes headers in ASCII: a key pasted with a curly quote or a no-break
+            # space raised UnicodeEncodeError out of every send, before any digest went out
+            problem = (
+                f"holds U+{ord(key[odd]):04X} ({unicodedata.name(key[odd], 'unnamed')}) at "
+                f"character {odd + 1}, which no HTTP header carries; paste the key again as "
+                "plain text"
+            )
         if problem:
             problems.add(("summariser", "api_key_env"), f"the key in ${variable} {problem}")
     problems.raise_if_any()

@@ -237,9 +237,10 @@ def _json(path: Path, folder: Path) -> Any:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RecursionError) as exc:  # "[[[[…" past what json.loads reads
         raise ConfigError(
-            f"ranking.embeddings: {folder}: {path.relative_to(folder)} is not JSON ({exc})"
+            f"ranking.embeddings: {folder}: {path.relative_to(folder)} is not JSON "
+            f"({'nested too deep' if isinstance(exc, RecursionError) else exc})"
         ) from None
 
 

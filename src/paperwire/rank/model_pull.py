@@ -246,7 +246,7 @@ def _model_type(config: Path) -> str | None:
     """config.json's ``model_type`` ("bert", "model2vec", ...), if it says."""
     try:
         kind = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return kind if isinstance(kind, str) and kind else None
 

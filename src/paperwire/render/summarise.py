@@ -131,7 +131,10 @@ async def _ask(
         "temperature": 0.2,
         "max_tokens": 120,
     }
-    url = settings.base_url.rstrip("/") + "/chat/completions"
+    # the path joined, the query kept: Azure's "…/deployments/d1?api-version=…" put
+    # "/chat/completions" inside its query
+    base = httpx.URL(settings.base_url)
+    url = base.copy_with(path=base.path.rstrip("/") + "/chat/completions")
     deadline = budget.cap(settings.timeout)
     try:
         async with (
@@ -149,13 +152,17 @@ async def _ask(
         return None, f"no answer within {deadline:.3g} s"
     except httpx.HTTPError as exc:
         return None, f"cannot reach the endpoint ({type(exc).__name__})"
+    except Exception as exc:  # noqa: BLE001 (a TL;DR never fails a digest, whatever broke)
+        log.debug("summariser request failed", exc_info=True)
+        return None, f"the request failed ({type(exc).__name__})"
     if status != 200:
         return None, f"HTTP {status}"
     if len(body) > MAX_ANSWER:
         return None, f"an answer longer than {MAX_ANSWER // (1024 * 1024)} MB"
     try:
         content = json.loads(body)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        # RecursionError: "[[[[…" a thousand deep, which json.loads does not survive
         return None, "not an OpenAI-style chat completion"
     text = one_line(content.removeprefix("TL;DR:").strip() if isinstance(content, str) else None)
     return (text, "ok") if text else (None, "empty answer")

@@ -9,6 +9,7 @@ only http(s) URLs are kept, made safe by :func:`~paperwire.paper.web_url`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 from urllib.parse import urlparse
 
@@ -57,13 +58,18 @@ def project_link(*texts: str | None) -> str | None:
     return None
 
 
+# what shows nothing: format characters (zero-width spaces, a BOM, the soft hyphen) and
+# combining marks with nothing to combine with (U+034F)
+_INVISIBLE = frozenset({"Cf", "Mn", "Zs"})
+
+
 def one_line(text: Any, limit: int = TLDR_CHARS) -> str | None:
     """A summary as one line of at most ``limit`` characters (cut at a word), or None."""
     if not isinstance(text, str):
         return None
     text = " ".join(safe_chars(text).split())
-    if not text:
-        return None
+    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
+        return None  # zero-width spaces, a BOM, soft hyphens: nothing a reader would see
     if len(text) > limit:
         text = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
     return text

@@ -92,26 +92,44 @@ def read_votes_csv(path: Path, config: Config, store: Store) -> list[tuple[str, 
         raise ConfigError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as CSV UTF-8"
         ) from None
-    votes = []
     with io.StringIO(text, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"subscriber", "paper_id", "vote"} - set(reader.fieldnames or [])
-        if missing:
-            raise ConfigError(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
-        for row in reader:
-            line = reader.line_num
-            if row["subscriber"] not in known:
-                raise ConfigError(
-                    f"{path}:{line}: subscriber: unknown subscriber {row['subscriber']!r}"
-                )
-            vote = vote_value(row["vote"] or "")
-            if vote is None:
-                raise ConfigError(f"{path}:{line}: vote: {row['vote']!r} is not 'up' or 'down'")
-            written = (row["paper_id"] or "").strip()
-            if not written:
-                raise ConfigError(f"{path}:{line}: paper_id: is empty")
-            paper_id = store.stored_id(written)
-            if paper_id is None:
-                raise ConfigError(f"{path}:{line}: paper_id: {unknown_paper(written)}")
-            votes.append((row["subscriber"], paper_id, vote))
+        # strict: a quote never closed was read as one field holding every row after it
+        # ("Imported 1 votes" from 101, exit 0), or as csv.Error's traceback past 128 KiB
+        reader = csv.DictReader(handle, strict=True)
+        try:
+            missing = {"subscriber", "paper_id", "vote"} - set(reader.fieldnames or [])
+            if missing:
+                raise ConfigError(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
+            votes = _rows(path, reader, known, store)
+        except csv.Error as exc:
+            # the row after the last one read is where it went wrong (the error is raised
+            # where the file ends, for a quote opened and never closed)
+            raise ConfigError(
+                f"{path}:{reader.line_num + 1}: not CSV as a spreadsheet writes it ({exc}); "
+                "a quote opened in a field must be closed"
+            ) from None
+    return votes
+
+
+def _rows(
+    path: Path, reader: csv.DictReader, known: set[str], store: Store
+) -> list[tuple[str, str, int]]:
+    """The votes of the CSV rows, each paper resolved to its stored id."""
+    votes = []
+    for row in reader:
+        line = reader.line_num
+        if row["subscriber"] not in known:
+            raise ConfigError(
+                f"{path}:{line}: subscriber: unknown subscriber {row['subscriber']!r}"
+            )
+        vote = vote_value(row["vote"] or "")
+        if vote is None:
+            raise ConfigError(f"{path}:{line}: vote: {row['vote']!r} is not 'up' or 'down'")
+        written = (row["paper_id"] or "").strip()
+        if not written:
+            raise ConfigError(f"{path}:{line}: paper_id: is empty")
+        paper_id = store.stored_id(written)
+        if paper_id is None:
+            raise ConfigError(f"{path}:{line}: paper_id: {unknown_paper(written)}")
+        votes.append((row["subscriber"], paper_id, vote))
     return votes
