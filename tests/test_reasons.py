@@ -419,6 +419,29 @@ def test_two_key_phrases_that_are_one_run_of_the_papers_words_read_as_one():
         "about “memory halves”",
         "about “KV cache”",
     ]
+    # in the other order too: 'about “Radiance Fields”; about “Neural Radiance”' (found
+    # reading a reader's digest) is one name
+    assert reasons_of(Reason("about", "cache compression"), Reason("about", "KV cache")) == [
+        "about “KV cache compression”"
+    ]
+
+
+def test_a_key_phrase_is_not_said_twice_in_another_case_or_with_a_hyphen():
+    """'about “fine-tuning”' and 'about “Fine-Tuning”', 'about “DeepSeek-R1”' and 'about
+    “Deepseek R1”', and 'about “Decision-Making”' beside the reader's own 'decision making'
+    (found reading a reader's digest): one phrase each."""
+    from paperwire.rank.paper_phrases import choose_key_phrases
+
+    texts = ["fine-tuning", "Fine-Tuning", "DeepSeek-R1", "Deepseek R1", "Decision-Making"]
+    assert choose_key_phrases(texts, [0, 1, 2, 3, 4], 5) == [
+        "fine-tuning", "DeepSeek-R1", "Decision-Making"
+    ]  # fmt: skip
+    skip = ["cognitive support for decision making"]
+    assert choose_key_phrases(texts, [4, 2], 2, skip) == ["DeepSeek-R1"]
+    # one phrase inside another is still one, and two that only share a word are two
+    assert choose_key_phrases(["large language models", "language model", "model size"], [0, 1, 2], 3) == [
+        "large language models", "model size"
+    ]  # fmt: skip
 
 
 def test_a_run_of_two_key_phrases_is_found_as_the_pattern_finds_it_in_any_text():

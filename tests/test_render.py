@@ -10,6 +10,7 @@ import re
 
 import css_inline
 import jinja2
+import pytest
 
 from paperwire import render
 from paperwire.links import Links, Signer
@@ -198,6 +199,33 @@ def test_tex_in_titles_and_abstracts_reads_as_text_in_every_part():
     assert r"$\tilde{O}(\sqrt{nh})$" in html.unescape(page)
     for part in (text, html.unescape(page), slack):
         assert r"\emph" not in part and "$1.5" not in part and "$<$" not in part
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        # found reading a theory reader's digest: left as TeX, or half-converted
+        (r"function $\delta_s \colon R^2 \to R$ of", "function δ_s : R^2 → R of"),
+        (r"uses $O\left(n \log \frac{d}{\delta}\right)$ samples", "uses O(n log d/δ) samples"),
+        (r"to $\frac{\sqrt{n}}{n+1}$ in $\lVert x \rVert_\infty$", "to √n/(n+1) in ‖ x ‖_∞"),
+        (r"$\left\{ x \mid x \in S \setminus T \right.$", "{ x | x ∈ S ∖ T"),
+        (r"Ding and Tang \cite{Ding2020} and~\citep[Thm.~2]{a,b}.", "Ding and Tang and."),
+        (
+            r"see \href{https://x.org/a}{our code} or \url{https://y.org}",
+            "see our code or https://y.org",
+        ),
+        # a formula with a command that has no character stays whole, its \mathrm too: it was
+        # written as "$\frac{a}{tr}\tilde{x}$", half TeX
+        (
+            r"is $\frac{a}{\mathrm{tr}}\tilde{x}$ and \textbf{b}",
+            r"is $\frac{a}{\mathrm{tr}}\tilde{x}$ and b",
+        ),
+    ],
+)
+def test_more_tex_reads_as_text_and_what_cannot_is_left_whole(written, read):
+    from paperwire.tex import written_out
+
+    assert written_out(written) == read
 
 
 def test_tex_unicode_gives_no_character_that_ingest_drops():

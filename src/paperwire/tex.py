@@ -94,6 +94,20 @@ _SYMBOLS: dict[str, str] = {
     "leftarrow": "←",
     "Rightarrow": "⇒",
     "mid": "|",
+    "colon": ":",
+    "setminus": "∖",
+    "vert": "|",
+    "Vert": "‖",
+    "lVert": "‖",
+    "rVert": "‖",
+    "lvert": "|",
+    "rvert": "|",
+    "langle": "⟨",
+    "rangle": "⟩",
+    "lfloor": "⌊",
+    "rfloor": "⌋",
+    "lceil": "⌈",
+    "rceil": "⌉",
     "ldots": "…",
     "cdots": "⋯",
     "dots": "…",
@@ -131,6 +145,25 @@ _DEGREES = re.compile(r"\^\s*\{?\\circ\}?")
 _SCRIPT_GROUP = re.compile(r"([_^])\{([^{}\\]*)\}")
 _SIMPLE_GROUP = re.compile(r"(?<!\\)\{([^{}\\]*)\}")
 _LEFT_OVER = re.compile(r"\\[^%&_#${}]|(?<!\\)[{}]")
+# sizes of delimiters say nothing in plain text: \left( is "(", \right. (no delimiter) nothing
+_SIZED = re.compile(
+    r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?\s*(\.|(?=[(\[|)\]/]|\\[{}|]|\\[A-Za-z]))"
+)
+# \frac{a}{b} as a/b and \sqrt{x} as √x (their groups written in parentheses past one
+# symbol): innermost first, arguments without braces inside
+_GROUP = r"\{((?:[^{}]|\{[^{}]*\})*)\}"  # one level of braces inside: \frac{a}{{tr}(x)}
+_FRAC = re.compile(rf"\\[dt]?frac\s*{_GROUP}\s*{_GROUP}")
+_SQRT = re.compile(rf"\\sqrt\s*{_GROUP}")
+# text-mode references, each with what is shown for it: a link its text, a URL itself, a
+# citation nothing (it names a bibliography key no reader has)
+_REFERENCES = [
+    (re.compile(pattern), shown)
+    for pattern, shown in (
+        (r"\\href\s*\{[^{}]*\}\s*\{([^{}]*)\}", r"\1"),
+        (r"\\url\s*\{([^{}]*)\}", r"\1"),
+        (r"\s*~?\\(?:cite|citep|citet|citealp|citeauthor)\*?\s*(?:\[[^\]]*\]\s*)*\{[^{}]*\}", ""),
+    )
+]
 
 
 def written_out(text: str) -> str:
@@ -138,8 +171,21 @@ def written_out(text: str) -> str:
     if "\\" not in text and "$" not in text:
         return text
     text = _UNICODE.sub(lambda m: _char(m.group(1)), text)
-    text = _MATH.sub(_formula, text)
-    return _ESCAPED.sub(r"\1", _styled(text, "\\1"))
+    for pattern, shown in _REFERENCES:
+        text = pattern.sub(shown, text)
+    # formulas written out whole or left whole; the text between them has its styles and
+    # escapes written out (not a formula left as TeX: "\\frac{a}{\\mathrm{tr}}" half-converted
+    # reads worse than either)
+    out, last = [], 0
+    for match in _MATH.finditer(text):
+        out += [_plain(text[last : match.start()]), _formula(match)]
+        last = match.end()
+    out.append(_plain(text[last:]))
+    return "".join(out)
+
+
+def _plain(text: str) -> str:
+    return _ESCAPED.sub(r"\1", _styled(text, "\\1")) if "\\" in text else text
 
 
 # a digest's titles and abstracts are written out once each, however often a template asks;
@@ -176,7 +222,12 @@ def _formula(match: re.Match[str]) -> str:
     """One ``$…$`` span written out, or as it was when a command in it has no character here."""
     # braced, so "\mu\text{g}" stays two things: "\mu{g}", not the command "\mug"
     body = _DEGREES.sub("°", _styled(match.group(1), "{\\1}"))
-    body = _SPACING.sub(" ", body)
+    body = _SPACING.sub(" ", _SIZED.sub(lambda m: "" if m.group(1) == "." else "", body))
+    for _ in range(3):  # \frac{1}{\sqrt{n}}: the inner one first
+        body, roots = _SQRT.subn(lambda m: f"√{_grouped(m.group(1))}", body)
+        body, fracs = _FRAC.subn(lambda m: f"{_grouped(m.group(1))}/{_grouped(m.group(2))}", body)
+        if not fracs + roots:
+            break
     unknown = False
 
     def command(m: re.Match[str]) -> str:
@@ -199,6 +250,13 @@ def _formula(match: re.Match[str]) -> str:
     if _LEFT_OVER.search(body):
         return match.group(0)
     return _ESCAPED.sub(r"\1", body).strip()
+
+
+def _grouped(inner: str) -> str:
+    """A fraction's or root's argument: as it is when one symbol or word, else in parentheses
+    (d/δ, but (n+1)/2)."""
+    inner = inner.strip()
+    return inner if re.fullmatch(r"[√\\]?[\w.]+", inner) else f"({inner})"
 
 
 def _script(match: re.Match[str]) -> str:

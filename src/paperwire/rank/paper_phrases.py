@@ -221,14 +221,28 @@ def choose_key_phrases(
 ) -> list[str]:
     """Up to ``n`` of ``texts`` taken in ``order`` (best first), leaving out one inside an
     already named phrase (``skip``) or overlapping a chosen one."""
-    taken = [s.lower() for s in skip]
+    taken = [_words(s) for s in skip]
     chosen: list[str] = []
     for i in order:
-        lowered = texts[i].lower()
-        if any(lowered in t or t in lowered for t in taken):
+        words = _words(texts[i])
+        if any(_overlap(words, t) for t in taken):
             continue
         chosen.append(texts[i])
-        taken.append(lowered)
+        taken.append(words)
         if len(chosen) == n:
             break
     return chosen
+
+
+def _words(phrase: str) -> tuple[str, ...]:
+    """A phrase as a reader compares two: its words, any case, a hyphen a space ("Fine-Tuning"
+    and "fine-tuning", "DeepSeek-R1" and "Deepseek R1" are one)."""
+    return tuple(phrase.lower().replace("-", " ").split())
+
+
+def _overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether one phrase is inside the other ("language model" in "large language models").
+    Two that overlap at their ends ("KV cache", "cache compression") are both kept: the
+    reasons say them as the one run of words they are (render/reasons.py)."""
+    joined_a, joined_b = " ".join(a), " ".join(b)
+    return joined_a in joined_b or joined_b in joined_a

@@ -55,7 +55,7 @@ def worded(ranked: Ranked) -> Pick:
 
 def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
     """Two key phrases that are one run of the paper's words, 'about “KV cache”; about “cache
-    compression”' (pairs of adjacent words, overlapping), as one: 'about “KV cache
+    compression”' (pairs of adjacent words, overlapping, in either order), as one: 'about “KV cache
     compression”', written as the paper writes it; and a key phrase the paper only ever writes
     before another word, as the name it is part of (:func:`_whole`)."""
     text = _text_of(paper.get("title") or "", paper.get("abstract") or "")
@@ -63,7 +63,8 @@ def _joined(reasons: list[Reason], paper: dict) -> list[Reason]:
     for reason in reasons:
         last = out[-1] if out else None
         if last is not None and last.kind == reason.kind == "about":
-            run = _one_run(last.text, reason.text, text)
+            # in either order: 'about “Radiance Fields”; about “Neural Radiance”' was said so
+            run = _one_run(last.text, reason.text, text) or _one_run(reason.text, last.text, text)
             if run is not None:
                 out[-1] = Reason("about", run)
                 continue
