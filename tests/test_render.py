@@ -129,8 +129,31 @@ def test_html_part_says_what_the_picks_came_from():
     lede = re.search(r'<p class="lede"[^>]*>(.*?)</p>', render.render_email(ctx, "S").html)
     assert lede is not None
     assert lede.group(1) == (
-        "Hello Ada, 1 paper picked for you from those paperwire received since 2026-11-16."
+        "Hello Ada, 1 paper picked for you from those paperwire received since "
+        # the date never broken over two lines ("2026-11-" / "16." at 375 px; found in review)
+        '<span class="date" style="white-space: nowrap;">2026-11-16</span>.'
     )
+
+
+def test_every_digest_of_several_papers_says_how_many_more_in_its_subject():
+    """'(+N more)' followed a top title under 60 characters only: one reader's subject said
+    it, the next one's did not (found reading what readers receive). A long title is cut."""
+    long = "A" + " very long title" * 12
+    picks = [Pick(f"2504.0000{i}", t, "", 1.0, ["new"], {}) for i, t in enumerate([long, "B"])]
+    subject = render.subject_for("digest", "2026-12-07", picks)
+    assert subject.startswith("Paperwire 2026-12-07: A very long title very")
+    assert subject.endswith("… (+1 more)") and len(subject) <= render.SUBJECT_CHARS + 1
+    short = render.subject_for("digest", "2026-12-07", picks[::-1])
+    assert short == "Paperwire 2026-12-07: B (+1 more)"
+    assert "more)" not in render.subject_for("alert", "2026-12-07", picks[:1])  # one paper
+
+
+def test_the_html_part_says_what_the_upvote_count_is():
+    """'▲ 14' alone read as a triangle to a screen reader (the text part says '14 upvotes')."""
+    one = _one_pick_context({"upvotes": 1})
+    assert re.search(r"▲ 1 upvote(?!s)", render.render_email(one, "S").html)
+    many = _one_pick_context({"upvotes": 14})
+    assert "▲ 14 upvotes" in render.render_email(many, "S").html
 
 
 def test_plain_text_part_counts_one_upvote_in_the_singular():

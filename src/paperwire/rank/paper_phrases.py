@@ -4,6 +4,7 @@ word pairs written side by side in it that name a topic, and which of them raise
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -221,28 +222,24 @@ def choose_key_phrases(
 ) -> list[str]:
     """Up to ``n`` of ``texts`` taken in ``order`` (best first), leaving out one inside an
     already named phrase (``skip``) or overlapping a chosen one."""
-    taken = [_words(s) for s in skip]
+    taken = [_compared(s) for s in skip]
     chosen: list[str] = []
     for i in order:
-        words = _words(texts[i])
-        if any(_overlap(words, t) for t in taken):
+        compared = _compared(texts[i])
+        if any(compared in t or t in compared for t in taken):
             continue
         chosen.append(texts[i])
-        taken.append(words)
+        taken.append(compared)
         if len(chosen) == n:
             break
     return chosen
 
 
-def _words(phrase: str) -> tuple[str, ...]:
-    """A phrase as a reader compares two: its words, any case, a hyphen a space ("Fine-Tuning"
-    and "fine-tuning", "DeepSeek-R1" and "Deepseek R1" are one)."""
-    return tuple(phrase.lower().replace("-", " ").split())
-
-
-def _overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """Whether one phrase is inside the other ("language model" in "large language models").
-    Two that overlap at their ends ("KV cache", "cache compression") are both kept: the
-    reasons say them as the one run of words they are (render/reasons.py)."""
-    joined_a, joined_b = " ".join(a), " ".join(b)
-    return joined_a in joined_b or joined_b in joined_a
+@functools.lru_cache(maxsize=65536)
+def _compared(phrase: str) -> str:
+    """A phrase as a reader compares two: any case, a hyphen a space ("Fine-Tuning" and
+    "fine-tuning", "DeepSeek-R1" and "Deepseek R1" are one). One inside the other is one too
+    ("language model" in "large language models"); two that overlap at their ends ("KV cache",
+    "cache compression") are both kept: the reasons say them as the one run of words they are
+    (render/reasons.py). Cached: a paper's phrases come back under reader after reader."""
+    return " ".join(phrase.lower().replace("-", " ").split())

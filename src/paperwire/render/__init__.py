@@ -154,19 +154,19 @@ def context(
     }
 
 
+SUBJECT_CHARS = 150  # a subject at most this long (the mail library folds it into lines)
+
+
 def subject_for(kind: str, period: str, picks: list[Pick]) -> str:
     """One line naming the date and the top paper; no newlines, bounded length."""
     # a title stored before ingest dropped them may hold controls or a bidi override
     # an encoded word in it would be decoded by the mail header it becomes (no_encoded_words)
     top = no_encoded_words(" ".join(safe_chars(readable(picks[0].title) if picks else "").split()))
-    if kind == "alert":
-        head = "Paperwire alert: "
-    else:
-        head = f"Paperwire {period}: "
-        if len(picks) > 1:
-            top = f"{top} (+{len(picks) - 1} more)" if len(top) < 60 else top
-    subject = head + top
-    return shorten(subject, 150)
+    head = "Paperwire alert: " if kind == "alert" else f"Paperwire {period}: "
+    # every digest of more than one paper says how many more, a long title cut to make room
+    # (it was said only after a title under 60 characters)
+    more = f" (+{len(picks) - 1} more)" if kind != "alert" and len(picks) > 1 else ""
+    return head + shorten(top, SUBJECT_CHARS - len(head) - len(more)) + more
 
 
 def render_email(ctx: dict[str, Any], subject: str) -> Rendered:
