@@ -135,6 +135,24 @@ def test_a_settings_file_nested_past_what_json_reads_is_a_one_line_error(tmp_pat
     )
 
 
+def test_a_tokenizer_of_more_word_pieces_than_the_graph_reads_is_refused_at_load(tmp_path):
+    """A tokenizer.json with a word past the graph's word table (another model's) was
+    accepted; ONNX Runtime failed with a traceback at the first text holding it (found in
+    review). Refused when the folder is loaded, in one line."""
+    folder = _copy(tmp_path)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"]["zzzqqq"] = 40_000
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(ConfigError) as caught:
+        embed.load_model(str(folder))
+    said = str(caught.value)
+    assert said.startswith(
+        f"ranking.embeddings: {folder}: its tokenizer.json has word pieces up to number 40000, "
+        "past what model.onnx reads ("
+    )
+    assert "the tokenizer is not this model's" in said and "\n" not in said
+
+
 def test_the_config_names_the_file_line_and_what_an_onnx_folder_lacks(tmp_path):
     folder = _copy(tmp_path)
     (folder / "tokenizer.json").unlink()

@@ -192,12 +192,21 @@ def load_folder(folder: Path, threads: int | None = None) -> SentenceEncoder:
         pooling=pooling,
         token_types="token_type_ids" in inputs,
     )
+    # the tokenizer's last word piece, once: a tokenizer.json of a larger vocabulary than the
+    # graph's word table was accepted, then failed in ONNX Runtime (a traceback) at the first
+    # text holding such a word, days later
+    highest = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=0)
+    last = np.array([[highest]], dtype=np.int64)
+    try:
+        probe = encoder._vectors(last, np.ones_like(last))
+    except Exception as exc:  # noqa: BLE001 (ONNX Runtime's errors have no common class)
+        raise ConfigError(
+            f"ranking.embeddings: {label}: its tokenizer.json has word pieces up to number "
+            f"{highest}, past what {model.name} reads ({type(exc).__name__}): the tokenizer "
+            f"is not this model's; {_RE_PULL}"
+        ) from None
     width = shape[-1]
-    if isinstance(width, int) and width > 0:
-        encoder.dim = width
-    else:  # a symbolic width: one short text tells (embed's rows need the width first)
-        ids = np.array([tokenizer.encode("dimension").ids], dtype=np.int64)
-        encoder.dim = int(encoder._vectors(ids, np.ones_like(ids)).shape[1])
+    encoder.dim = width if isinstance(width, int) and width > 0 else int(probe.shape[1])
     return encoder
 
 
