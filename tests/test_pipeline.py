@@ -422,3 +422,14 @@ def test_a_backlog_of_seeds_is_looked_up_a_batch_a_fetch(store, make_config):
         assert asked == wanted[:ID_BATCH]
         assert api.requests[0]["max_results"] == [str(ID_BATCH)]
         assert report.seeds.warnings == ["30 more seed papers are looked up in the next fetches"]
+        # the next fetch takes the next batch round the list: the first 100 asked every time,
+        # ids arXiv does not have kept every later seed from ever being looked up (found in
+        # review)
+        pipeline.fetch_all(store, config, now=NOW)
+        second = api.requests[1]["id_list"][0].split(",")
+        assert second == wanted[ID_BATCH:] + wanted[: ID_BATCH - 30]
+        # a reader removed from the config costs no look-up
+        pipeline.fetch_all(store, make_config(
+            f"feeds: []\narxiv_api_url: {api.url}\nsubscribers:\n  - id: bob\n    email: b@example.org\n"
+        ), now=NOW)  # fmt: skip
+        assert len(api.requests) == 2

@@ -5,6 +5,7 @@ A mail scanner is modelled exactly as it behaves: plain GETs (and HEADs) of ever
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -1334,6 +1335,19 @@ def test_papers_whose_long_ids_share_a_prefix_get_their_own_slack_block_and_vote
     ]
 
 
+@contextlib.contextmanager
+def another_app(web: WebApp, config: Config) -> Iterator[WebApp]:
+    """A second app on the web fixture's database, with another config (readers added)."""
+    port = free_port()
+    app = create_app(lambda: config, web.db_path, profile_wait=60)
+    stop = serve(app, port)
+    try:
+        yield WebApp(f"http://127.0.0.1:{port}", config, web.db_path, Signer(SECRET))
+    finally:
+        stop()
+        assert app.close(10)
+
+
 def test_an_unsubscribe_under_another_id_shows_on_the_page_and_subscribing_again_undoes_it(
     web: WebApp, make_config, tmp_path: Path
 ):
@@ -1346,11 +1360,7 @@ def test_an_unsubscribe_under_another_id_shows_on_the_page_and_subscribing_again
         "    interests: pruning\n"
     )
     config = make_config(text, env={"PAPERWIRE_SECRET": SECRET})
-    port = free_port()
-    app = create_app(lambda: config, web.db_path, profile_wait=60)
-    stop = serve(app, port)
-    try:
-        other = WebApp(f"http://127.0.0.1:{port}", config, web.db_path, Signer(SECRET))
+    with another_app(web, config) as other:
         httpx.post(other.page("unsubscribe", "ada"), data={"List-Unsubscribe": "One-Click"})
         with web.store() as store:
             assert [s.id for s in pipeline.active_subscribers(store, config)[0]] == ["grace"]
@@ -1366,9 +1376,6 @@ def test_an_unsubscribe_under_another_id_shows_on_the_page_and_subscribing_again
             assert store.unsubscribed() == set()
             active = [s.id for s in pipeline.active_subscribers(store, config)[0]]
         assert active == ["ada", "grace", "ada2"]
-    finally:
-        stop()
-        assert app.close(10)
 
 
 def test_a_path_with_a_trailing_slash_is_not_redirected_to_the_host_a_request_names(
@@ -1441,3 +1448,31 @@ def test_serve_reads_the_config_again_when_it_changes(tmp_path: Path):
     finally:
         server.terminate()
         server.communicate(timeout=20)
+
+
+def test_the_profile_of_a_reader_known_by_an_imported_library_names_its_terms(
+    web: WebApp, make_config
+):
+    """A reader with no interests and a library imported with `seeds import`: the digest was
+    driven by it, and the profile page said "No term stands out yet" (it read the config's
+    seed papers only; found in review)."""
+    text = CONFIG.format(port=1) + "  - id: lib\n    name: Lib\n    email: lib@example.org\n"
+    config = make_config(text, env={"PAPERWIRE_SECRET": SECRET})
+    with another_app(web, config) as other:
+        before = httpx.get(other.page("profile", "lib"), timeout=30).text
+        assert "weight quantization" not in before.lower()
+        with web.store() as store:
+            store.add_seeds("lib", ["2401.00003"], origin="library.bib")
+        html = httpx.get(other.page("profile", "lib"), timeout=30).text
+        positive = html.split('id="positive-terms"')[1].split("</ul>")[0]
+        assert "weight quantization</li>" in positive.lower(), positive
+
+
+def test_a_profile_edit_of_invisible_characters_only_is_an_empty_one():
+    """'\u00a0\u2028\u200b' was kept as the reader's interests: '\u200b', an edit that looked
+    empty on the page (found in review). Zero-width characters alone make no line."""
+    from paperwire.web.app import tidy
+
+    assert tidy("\u00a0\u2028\u200b") == ""
+    assert tidy("KV cache\n\u200b\u2060\nspeculative decoding") == "KV cache\nspeculative decoding"
+    assert tidy("  KV   cache  ") == "KV cache"

@@ -288,6 +288,9 @@ def _store_result(store: Store, feed: FeedConfig, result, report: FeedReport, no
     )
 
 
+SEED_LOOKUP_TURN = "seed_lookup_turn"  # where the next look-up of missing seeds starts
+
+
 async def _fetch_missing_seeds(
     store: Store,
     config: Config,
@@ -298,7 +301,9 @@ async def _fetch_missing_seeds(
     """Seed papers named in the config but not yet stored, from the arXiv API."""
     # as stored: "1706.03762v5" or "arXiv:1706.03762" is the stored 1706.03762, not missing
     configured = set(seed_ids(p for s in config.subscribers for p in s.seed_papers))
-    wanted = sorted(configured | {p for ids in store.seeds().values() for p in ids})  # imported
+    # imported by the readers in the config: a reader removed from it costs no more look-ups
+    imported = store.seeds([s.id for s in config.subscribers]).values()
+    wanted = sorted(configured | {p for ids in imported for p in ids})
     known = store.papers(wanted).keys()
     missing = [p for p in wanted if p not in known]
     if not missing:
@@ -306,8 +311,12 @@ async def _fetch_missing_seeds(
     report = FeedReport("seed papers (arXiv API)")
     # one request of at most ID_BATCH ids a fetch, as the library import asks: a library whose
     # import could not fetch its papers is looked up a batch a fetch, never in one huge URL,
-    # and the arXiv API is asked at most once a fetch for them
-    batch = missing[:ID_BATCH]
+    # and the arXiv API is asked at most once a fetch for them. Each fetch takes the next
+    # batch round the list: the first 100 asked every time, a hundred ids arXiv does not have
+    # kept every later seed from ever being looked up
+    start = int(store.setting(SEED_LOOKUP_TURN) or 0) % len(missing)
+    batch = (missing[start:] + missing[:start])[:ID_BATCH]
+    store.set_setting(SEED_LOOKUP_TURN, str(start + len(batch)))
     if len(missing) > len(batch):
         report.warnings.append(
             f"{len(missing) - len(batch)} more seed papers are looked up in the next fetches"

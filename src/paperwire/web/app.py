@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,10 @@ def tidy(text: str) -> str:
     dropped (a hand-made request put NULs in a reader's interests), spaces inside a line
     collapsed, blank lines dropped, line breaks kept (one topic a line separates them)."""
     text = safe_chars(text)
-    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    # a line of zero-width characters only is blank too: an edit of nothing but them looked
+    # empty on the page and was kept as the reader's interests
+    return "\n".join(line for line in lines if any(unicodedata.category(c) != "Cf" for c in line))
 
 
 class Refused(Exception):

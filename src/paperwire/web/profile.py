@@ -83,7 +83,11 @@ def learned_terms(
         store.interests_overrides(),
         not_interested=store.not_interested_overrides(),
     )[0]
-    mine = [v["paper_id"] for v in store.votes([subscriber.id])] + digest.seed_ids(subscriber)
+    # the reader's papers: votes, the config's seeds and a library imported with `seeds import`
+    # (left out, a reader known only by an imported library was told nothing stands out)
+    imported = store.seeds([subscriber.id]).get(subscriber.id, [])
+    mine = [v["paper_id"] for v in store.votes([subscriber.id])]
+    mine += list(dict.fromkeys(digest.seed_ids(subscriber) + imported))
     if not signals.corpus_rows:
         # The classifier must not count the subscriber's own papers as background.
         signals.corpus_rows = sorted({corpus.rows[p] for p in mine if p in corpus.rows})

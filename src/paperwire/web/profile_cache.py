@@ -88,6 +88,7 @@ class ProfileCache:
             subscriber.interests,
             subscriber.not_interested,
             subscriber.seed_papers,
+            tuple(store.seeds([subscriber.id]).get(subscriber.id, [])),  # an import changes them
             override,
             tuple((v["paper_id"], v["vote"], v["voted_at"]) for v in votes),
             now.date(),
