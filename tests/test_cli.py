@@ -483,6 +483,33 @@ def test_a_votes_csv_with_a_quote_never_closed_is_refused_at_its_line_and_nothin
         assert store.votes() == []
 
 
+def test_a_library_imported_again_is_the_library_as_it_is_now_and_seeds_can_be_listed_and_removed():
+    """An import only ever added: an entry removed from the library and imported again stayed
+    a seed, an import for the wrong reader could not be undone, and `seeds` had no command but
+    import (found in review)."""
+    assert invoke("fetch").exit_code == 0
+    Path("lib.txt").write_text("2504.06419\n2504.06276\n")
+    assert "2 new seeds for ada" in invoke("seeds", "import", "ada", "lib.txt").stdout
+    Path("lib.txt").write_text("2504.06419\n")
+    again = invoke("seeds", "import", "ada", "lib.txt")
+    assert again.stdout.splitlines()[-1] == (
+        "1 of 1 entries matched to arXiv papers; 0 new seeds for ada; "
+        "1 no longer in lib.txt, removed; 0 not matched."
+    )
+    listed = invoke("seeds", "list", "ada").stdout.splitlines()
+    assert listed[0].startswith("2504.06419  lib.txt  ")
+    assert listed[-1] == "1 imported seed papers for ada."
+    Path("other.txt").write_text("2504.06276\n")
+    invoke("seeds", "import", "ada", "other.txt")
+    assert invoke("seeds", "remove", "ada", "arXiv:2504.06276").stdout == (
+        "1 imported seed papers removed for ada.\n"
+    )
+    assert invoke("seeds", "remove", "ada").exit_code == 2  # what to remove must be said
+    assert invoke("seeds", "remove", "ada", "--origin", "lib.txt").stdout.startswith("1 ")
+    with Store("paperwire.db") as store:
+        assert store.seeds(["ada"]) == {}
+
+
 def test_status_shows_unsubscribed_readers_missing_seed_papers_and_feed_errors(tmp_path: Path):
     config = LOCAL.replace(
         "subscribers:", f"  - url: {tmp_path / 'gone.xml'}\n    name: gone\nsubscribers:"

@@ -20,6 +20,7 @@ from . import status as status_mod
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
 from .deadline import wall_clock
 from .errors import PaperwireError
+from .paper import arxiv_id
 from .rank.scope import MAX_WINDOW_DAYS
 from .redact import install_log_redaction, printable
 from .store import Store, utcnow
@@ -786,10 +787,68 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
         echo(f"{entry.where}: not matched: {entry.label}: {why}")
     if report.fetch_error:
         echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
+    removed = (
+        f"; {report.removed_seeds} no longer in {path.name}, removed"
+        if report.removed_seeds
+        else ""
+    )
     echo(
         f"{len(report.matched)} of {entries} entries matched to arXiv papers; "
-        f"{report.new_seeds} new seeds for {sub.id}; {len(report.unmatched)} not matched."
+        f"{report.new_seeds} new seeds for {sub.id}{removed}; "
+        f"{len(report.unmatched)} not matched."
     )
+
+
+@seeds.command(name="list")
+@click.argument("subscriber_id", metavar="SUBSCRIBER")
+@pass_ctx
+def seeds_list(obj: Context, subscriber_id: str) -> None:
+    """List a reader's imported seed papers: id, the file they came from, title.
+
+    \b
+    Example:
+        paperwire seeds list ada
+    """
+    sub = obj.config.subscriber(subscriber_id)
+    with obj.store() as store:
+        rows = store.seed_rows(sub.id)
+        papers = store.papers(r["paper_id"] for r in rows)
+    for row in rows:
+        title = (papers.get(row["paper_id"]) or {}).get("title") or "(not fetched yet)"
+        echo(f"{row['paper_id']}  {row['origin']}  {' '.join(str(title).split())}")
+    echo(f"{len(rows)} imported seed papers for {sub.id}.")
+
+
+@seeds.command(name="remove")
+@click.argument("subscriber_id", metavar="SUBSCRIBER")
+@click.argument("paper_ids", metavar="[ID]...", nargs=-1)
+@click.option("--origin", metavar="FILE", help="Every seed an import of this file name gave.")
+@click.option("--all", "everything", is_flag=True, help="Every imported seed of the reader.")
+@pass_ctx
+def seeds_remove(
+    obj: Context,
+    subscriber_id: str,
+    paper_ids: tuple[str, ...],
+    origin: str | None,
+    everything: bool,
+) -> None:
+    """Remove imported seed papers: by id, every one a file gave (--origin), or all (--all).
+
+    Seeds named in subscribers.yaml (seed_papers) stay: edit the file for those.
+
+    \b
+    Examples:
+        paperwire seeds remove ada 1706.03762
+        paperwire seeds remove ada --origin zotero-export.bib
+        paperwire seeds remove ada --all
+    """
+    if sum([bool(paper_ids), origin is not None, everything]) != 1:
+        raise click.UsageError("give the ids to remove, or --origin FILE, or --all")
+    sub = obj.config.subscriber(subscriber_id)
+    ids = [arxiv_id(p) or p.strip() for p in paper_ids]
+    with obj.store() as store:
+        removed = store.remove_seeds(sub.id, origin=origin, paper_ids=ids)
+    echo(f"{removed} imported seed papers removed for {sub.id}.")
 
 
 @cli.group()

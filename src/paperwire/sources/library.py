@@ -76,6 +76,7 @@ class ImportReport:
     matched: list[tuple[LibraryEntry, str]] = field(default_factory=list)
     unmatched: list[tuple[LibraryEntry, str]] = field(default_factory=list)  # (entry, why)
     new_seeds: int = 0
+    removed_seeds: int = 0  # an earlier import's of this file, no longer in it
     fetched: int = 0  # papers whose metadata came from the arXiv API
     api_requests: int = 0
     fetch_error: str | None = None
@@ -371,6 +372,8 @@ def import_seeds(
     # library takes half a minute): a Ctrl-C or an outage on the way loses no seed, and the
     # next `paperwire fetch` looks up what is still missing
     report.new_seeds = store.add_seeds(subscriber_id, ids, origin=origin, now=now)
+    # the library as it is now: an entry removed since the last import of this file goes
+    report.removed_seeds = store.drop_seeds_not_in(subscriber_id, origin, ids)
     store.set_seed_misses(
         subscriber_id, origin, [(e.where, e.label, why) for e, why in report.unmatched], now=now
     )

@@ -1367,6 +1367,58 @@ class Store:
             self.db.table("seeds").insert_all(rows, pk=("subscriber_id", "paper_id"), ignore=True)
         return self.db.table("seeds").count - before
 
+    def drop_seeds_not_in(self, subscriber_id: str, origin: str, paper_ids: Iterable[str]) -> int:
+        """Remove the reader's seeds an earlier import of ``origin`` gave that are not among
+        ``paper_ids`` (the library as it is now: an entry removed from it is no seed any more);
+        returns how many."""
+        keep = set(paper_ids)
+        rows = self.db.execute(
+            "select paper_id from seeds where subscriber_id = ? and origin = ?",
+            [subscriber_id, origin],
+        ).fetchall()
+        gone = [p for (p,) in rows if p not in keep]
+        with self.atomic():
+            for chunk in _chunks(gone, 500):
+                self.db.execute(
+                    f"delete from seeds where subscriber_id = ? and origin = ? "
+                    f"and paper_id in ({','.join('?' * len(chunk))})",
+                    [subscriber_id, origin, *chunk],
+                )
+        return len(gone)
+
+    def remove_seeds(
+        self, subscriber_id: str, *, origin: str | None = None, paper_ids: Iterable[str] = ()
+    ) -> int:
+        """Remove a reader's imported seeds: those of ``paper_ids``, else those an import of
+        ``origin`` gave, else all of them; the entries those imports could not match go with
+        them. Returns how many seeds were removed."""
+        ids = list(paper_ids)
+        where, params = "subscriber_id = ?", [subscriber_id]
+        if ids:
+            where += f" and paper_id in ({','.join('?' * len(ids))})"
+            params += ids
+        elif origin is not None:
+            where += " and origin = ?"
+            params.append(origin)
+        with self.atomic():
+            removed = self.db.execute(f"delete from seeds where {where}", params).rowcount
+            if not ids:
+                misses, values = "subscriber_id = ?", [subscriber_id]
+                if origin is not None:
+                    misses += " and origin = ?"
+                    values.append(origin)
+                self.db.execute(f"delete from seed_misses where {misses}", values)
+        return removed
+
+    def seed_rows(self, subscriber_id: str) -> list[dict[str, Any]]:
+        """A reader's imported seeds: paper id, the import (file name) it came from, when."""
+        return list(
+            self.db.query(
+                "select paper_id, origin, added from seeds where subscriber_id = ? order by rowid",
+                [subscriber_id],
+            )
+        )
+
     def seeds(self, subscriber_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
         """Imported seed papers by subscriber, in the order they were added."""
         out: dict[str, list[str]] = {}
