@@ -4,6 +4,7 @@
     ├── ConfigError         subscribers.yaml or the environment is invalid
     ├── SourceError         a feed could not be fetched or parsed
     ├── StoreError          the SQLite store is unusable (locked, wrong schema)
+    │   └── StoreBusy       ... held by another process past the busy timeout (try later)
     ├── RenderError         a template failed to render
     ├── DeliveryError       SMTP or Slack refused or could not be reached
     └── FeedbackError       a signed link is forged, expired or for someone else
@@ -72,3 +73,8 @@ class FeedbackError(PaperwireError):
 
 class LinkExpired(FeedbackError):
     """A signed link that was valid, signed longer ago than its kind of link works."""
+
+
+class StoreBusy(StoreError):
+    """The store stayed locked by another process past the busy timeout: a later try may
+    succeed (the web app answers 503 with Retry-After, not 500)."""

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from ..errors import StoreError
+from ..errors import StoreBusy, StoreError
 from ..paper import Paper, arxiv_id
 
 log = logging.getLogger("paperwire")
@@ -304,7 +304,7 @@ def explain(path: Path, exc: sqlite3.Error) -> StoreError:
         return StoreError(f"{path}: the disk is full ({exc}); {fix}")
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         fix = "another process held it too long; run again, and look for a stuck paperwire"
-        return StoreError(f"{path}: the database stayed locked for {BUSY_TIMEOUT:g} s; {fix}")
+        return StoreBusy(f"{path}: the database stayed locked for {BUSY_TIMEOUT:g} s; {fix}")
     if name.startswith("SQLITE_CANTOPEN"):
         fix = "check that its folder exists and is writable (or pass --db)"
         return StoreError(f"{path}: cannot open the database ({exc}); {fix}")

@@ -44,7 +44,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config, SubscriberConfig
 from ..deliver.slack import block_id
-from ..errors import ConfigError, FeedbackError, LinkExpired, PaperwireError
+from ..errors import (
+    ConfigError,
+    FeedbackError,
+    LinkExpired,
+    PaperwireError,
+    StoreBusy,
+    StoreError,
+)
 from ..links import Action, Signer, VoteClaim, signer_for
 from ..paper import safe_chars, web_url
 from ..rank.scope import scope as corpus_scope
@@ -93,6 +100,7 @@ HTTP_ERRORS = {
 WORKERS = 4  # threads doing page work (SQLite, signing, the profile model); the rest queue
 MAX_PENDING = 32  # requests queued or running before new ones get 503 + Retry-After
 REQUEST_DEADLINE = 10.0  # seconds a request may wait in the queue before it is dropped (503)
+STORE_BUSY_RETRY = 30  # seconds a client is told to wait when the database stayed locked
 SLACK_UPDATE_SECONDS = 10.0  # a vote's update of its Slack message, all of it
 HEALTH_WAIT = 2.0  # /healthz waits this long for the store, then gives its last answer
 RECEIVED = "paperwire.received"  # scope key: (monotonic, wall clock) when the request arrived
@@ -166,6 +174,7 @@ def create_app(
             ClientDisconnect: _client_left,
             Refused: _refused,
             Saturated: _saturated,
+            StoreError: _store_failed,
             HTTPException: _http_error,
             Exception: _server_error,
         },
@@ -869,6 +878,24 @@ async def _client_left(request: Request, exc: Exception) -> Response:
     shown = f"/{first}/…" if request.url.path.count("/") > 1 else f"/{first}"  # no token
     log.info("%s %s: the client left before its request body had arrived", request.method, shown)
     return Response(status_code=400)
+
+
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    """The database refused (locked past its busy timeout by another process, read-only,
+    full): one log line, not a traceback; a lock is temporary, so 503 with when to try again
+    (a locked store was a 500 and ~65 lines of traceback; found in review)."""
+    first = request.url.path.split("/")[1]
+    log.error("%s /%s/…: %s", request.method, first, exc)  # no token in the log
+    if isinstance(exc, StoreBusy):
+        title, message = HTTP_ERRORS[503]
+        headers = {"retry-after": str(STORE_BUSY_RETRY)}
+        return _error_page(503, title, message, "Nothing was changed.", headers=headers)
+    return _error_page(
+        500,
+        "Something went wrong",
+        "The server could not record this.",
+        "Nothing was changed; try again later.",
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
