@@ -249,7 +249,8 @@ def _say_if_the_key_changed(store: Store, key: str, *, sends: bool = True) -> No
             "digest's links"
         )
     try:
-        store.set_setting("signing_key", now)
+        with store.briefly():  # a note for next time, not worth a wait behind another's lock
+            store.set_setting("signing_key", now)
     except StoreError:  # a read-only database still shows status and serves its pages
         log.debug("the signing key's fingerprint could not be kept", exc_info=True)
 

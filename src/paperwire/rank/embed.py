@@ -394,7 +394,10 @@ def text_vectors(store: Store, model: EmbeddingModel, texts: list[str]) -> np.nd
         blobs = [to_blob(v) for v in fresh]
         known.update({h: from_blob(b) for h, b in zip(missing, blobs, strict=True)})
         try:
-            store.set_text_vectors((model.name, h, b) for h, b in zip(missing, blobs, strict=True))
+            with store.briefly():  # a cache: never a wait of the busy timeout for it
+                store.set_text_vectors(
+                    (model.name, h, b) for h, b in zip(missing, blobs, strict=True)
+                )
         except StoreError as exc:  # a cache: the run goes on with the vectors in hand
             log.warning("could not keep the vectors of %d interests: %s", len(missing), exc)
     for row, h in enumerate(hashes):
