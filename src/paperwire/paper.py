@@ -99,13 +99,13 @@ def first_posted(paper_id: str) -> str | None:
     return f"{(1900 if year >= 91 else 2000) + year}-{digits[2:]}"
 
 
-def revision_note(paper: dict) -> str | None:
-    """What a reader is told of a paper its feed announced as a revision of an older one
-    ("revised v2, first posted 2024-11"), or None for a paper announced as new."""
+def revision_note(paper_id: str, paper: dict) -> str | None:
+    """What a reader is told of a paper (``paper``: its stored record) its feed announced as a
+    revision of an older one ("revised v2, first posted 2024-11"), or None for a new one."""
     if paper.get("announce_type") not in REVISION_ANNOUNCEMENTS:
         return None
     version = paper.get("version")
-    posted = first_posted(str(paper.get("paper_id") or ""))
+    posted = first_posted(paper_id)
     revised = f"revised v{version}" if version else "revised"
     return f"{revised}, first posted {posted}" if posted else revised
 
@@ -124,6 +124,17 @@ def arxiv_version(text: str | None) -> int | None:
         return None
     match = _BARE_ID.match(text.strip()) or _ARXIV_URL.search(text)
     return int(match.group(2)[1:]) if match and match.group(2) else None
+
+
+# what shows nothing: format characters (zero-width spaces, a BOM, the soft hyphen), spaces,
+# and combining marks with nothing to combine with (U+034F)
+_INVISIBLE = frozenset({"Cf", "Mn", "Zs"})
+
+
+def shows_something(text: str) -> bool:
+    """Whether ``text`` holds a character a reader would see: a TL;DR or a profile edit of
+    zero-width characters alone is none."""
+    return any(unicodedata.category(c) not in _INVISIBLE for c in text)
 
 
 def safe_chars(text: str) -> str:

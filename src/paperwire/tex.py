@@ -222,7 +222,7 @@ def _formula(match: re.Match[str]) -> str:
     """One ``$…$`` span written out, or as it was when a command in it has no character here."""
     # braced, so "\mu\text{g}" stays two things: "\mu{g}", not the command "\mug"
     body = _DEGREES.sub("°", _styled(match.group(1), "{\\1}"))
-    body = _SPACING.sub(" ", _SIZED.sub(lambda m: "" if m.group(1) == "." else "", body))
+    body = _SPACING.sub(" ", _SIZED.sub("", body))  # "\\left(" is "(", "\\right." nothing
     for _ in range(3):  # \frac{1}{\sqrt{n}}: the inner one first
         body, roots = _SQRT.subn(lambda m: f"√{_grouped(m.group(1))}", body)
         body, fracs = _FRAC.subn(lambda m: f"{_grouped(m.group(1))}/{_grouped(m.group(2))}", body)

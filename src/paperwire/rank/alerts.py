@@ -174,7 +174,7 @@ def _allowed(
         paper_id = news.ids[col]
         if paper_id in mine or paper_id in seeded or col in theirs:
             continue  # delivered, rated, or the reader's own seed paper, as in a digest
-        if revision_note(news.papers[paper_id]) is not None:
+        if revision_note(paper_id, news.papers[paper_id]) is not None:
             continue  # an old paper's new version: "just appeared" it did not (digests say so)
         if _passes(sub, news.papers[paper_id], following):
             above.append(int(col))

@@ -129,7 +129,7 @@ def context(
                 "authors": paper.get("authors") or [],
                 "abstract": readable(paper.get("abstract") or ""),
                 # a revision's feed date is its re-announcement's: say what it is instead
-                "published": revision_note({**paper, "paper_id": pick.paper_id})
+                "published": revision_note(pick.paper_id, paper)
                 or (paper.get("published") or "")[:10],
                 "upvotes": paper.get("upvotes"),
                 "reasons": pick.reasons,

@@ -139,11 +139,8 @@ def _signing_time(sent_at: Any) -> int:
     where that is earlier (the same time for every poll of a month: it changes 12 times a
     year, not at each request)."""
     period = int(time.time()) // SIGNING_PERIOD * SIGNING_PERIOD
-    stamp = _rfc3339(sent_at)
-    if stamp is None:
-        return period
-    sent = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    return max(int(sent.timestamp()), period)
+    sent = _moment(sent_at)
+    return period if sent is None else max(int(sent.timestamp()), period)
 
 
 def _feed_id(config: Config, sub: SubscriberConfig) -> str:
@@ -153,9 +150,13 @@ def _feed_id(config: Config, sub: SubscriberConfig) -> str:
 
 def _rfc3339(stamp: Any) -> str | None:
     """Atom dates: RFC 3339 with a zone, no microseconds."""
+    moment = _moment(stamp)
+    return None if moment is None else moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _moment(stamp: Any) -> dt.datetime | None:
+    """A stored ISO 8601 time, UTC where it names no zone; None for none."""
     if not isinstance(stamp, str) or not stamp:
         return None
     moment = dt.datetime.fromisoformat(stamp)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

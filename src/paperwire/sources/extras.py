@@ -9,11 +9,10 @@ only http(s) URLs are kept, made safe by :func:`~paperwire.paper.web_url`.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 from urllib.parse import urlparse
 
-from ..paper import safe_chars, web_url
+from ..paper import safe_chars, shows_something, web_url
 
 TLDR_CHARS = 300  # a TL;DR is one line; anything longer is cut at a word
 KEYWORDS_MAX = 8
@@ -58,17 +57,12 @@ def project_link(*texts: str | None) -> str | None:
     return None
 
 
-# what shows nothing: format characters (zero-width spaces, a BOM, the soft hyphen) and
-# combining marks with nothing to combine with (U+034F)
-_INVISIBLE = frozenset({"Cf", "Mn", "Zs"})
-
-
 def one_line(text: Any, limit: int = TLDR_CHARS) -> str | None:
     """A summary as one line of at most ``limit`` characters (cut at a word), or None."""
     if not isinstance(text, str):
         return None
     text = " ".join(safe_chars(text).split())
-    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
+    if not shows_something(text):
         return None  # zero-width spaces, a BOM, soft hyphens: nothing a reader would see
     if len(text) > limit:
         text = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"

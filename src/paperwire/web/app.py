@@ -24,7 +24,6 @@ import logging
 import os
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ from ..errors import (
     StoreError,
 )
 from ..links import Action, Signer, VoteClaim, signer_for
-from ..paper import safe_chars, web_url
+from ..paper import safe_chars, shows_something, web_url
 from ..rank.scope import scope as corpus_scope
 from ..rank.session import RankingSession
 from ..render import atom, render_page, templates_dir
@@ -114,7 +113,7 @@ def tidy(text: str) -> str:
     lines = (" ".join(line.split()) for line in text.splitlines())
     # a line of zero-width characters only is blank too: an edit of nothing but them looked
     # empty on the page and was kept as the reader's interests
-    return "\n".join(line for line in lines if any(unicodedata.category(c) != "Cf" for c in line))
+    return "\n".join(line for line in lines if shows_something(line))
 
 
 class Refused(Exception):
