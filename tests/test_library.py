@@ -283,6 +283,28 @@ def test_cli_imports_a_reading_list(tmp_path: Path):
         assert store.count_papers() == 4
 
 
+def test_an_id_arxiv_does_not_return_is_kept_but_not_reported_as_matched(tmp_path: Path):
+    """A mistyped id was counted "matched to arXiv papers" at import, and only `status` said
+    later that no such paper was found (found in review)."""
+    (tmp_path / "list.txt").write_text("1706.03762\n2501.99999\n")
+    with arxiv_api_server() as api:
+        (tmp_path / "subscribers.yaml").write_text(
+            f"arxiv_api_url: {api.url}\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+        )
+        result = CliRunner().invoke(
+            cli, ["--db", str(tmp_path / "pw.db"), "seeds", "import", "ada", "list.txt"]
+        )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "list.txt:2: not found: arXiv has no paper 2501.99999 (kept as a seed; "
+        "`paperwire fetch` looks again)",
+        "1 of 2 entries matched to arXiv papers; 2 new seeds for ada; 0 not matched; "
+        "1 not found on arXiv.",
+    ]
+    with Store(tmp_path / "pw.db") as store:  # kept: the API can lag a new paper by hours
+        assert sorted(store.seeds()["ada"]) == ["1706.03762", "2501.99999"]
+
+
 def test_cli_names_an_unknown_subscriber(tmp_path: Path):
     (tmp_path / "subscribers.yaml").write_text(
         "subscribers:\n  - id: ada\n    email: ada@example.org\n"

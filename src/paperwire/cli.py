@@ -785,6 +785,15 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
         report, entries = pipeline.import_library(store, obj.config, sub.id, path)
     for entry, why in report.unmatched:
         echo(f"{entry.where}: not matched: {entry.label}: {why}")
+    # an id the API did not return is no match, though kept: a paper announced today can be
+    # missing from the API for hours, and `paperwire fetch` asks again
+    unknown = set(report.not_on_arxiv)
+    for entry, paper_id in report.matched:
+        if paper_id in unknown:
+            echo(
+                f"{entry.where}: not found: arXiv has no paper {paper_id} (kept as a seed; "
+                "`paperwire fetch` looks again)"
+            )
     if report.fetch_error:
         echo(f"warning: {report.fetch_error} (the next `paperwire fetch` retries)")
     removed = (
@@ -792,10 +801,13 @@ def seeds_import(obj: Context, subscriber_id: str, path: Path) -> None:
         if report.removed_seeds
         else ""
     )
+    found = sum(1 for _, paper_id in report.matched if paper_id not in unknown)
+    not_found = len(report.matched) - found
     echo(
-        f"{len(report.matched)} of {entries} entries matched to arXiv papers; "
+        f"{found} of {entries} entries matched to arXiv papers; "
         f"{report.new_seeds} new seeds for {sub.id}{removed}; "
-        f"{len(report.unmatched)} not matched."
+        f"{len(report.unmatched)} not matched"
+        + (f"; {not_found} not found on arXiv." if not_found else ".")
     )
 
 

@@ -80,6 +80,9 @@ class ImportReport:
     fetched: int = 0  # papers whose metadata came from the arXiv API
     api_requests: int = 0
     fetch_error: str | None = None
+    # ids the arXiv API was asked for and did not return: kept as seeds (a paper announced
+    # today can be missing from the API for hours), but not reported as matched
+    not_on_arxiv: list[str] = field(default_factory=list)
 
 
 # -- reading files ----------------------------------------------------------------------------
@@ -380,6 +383,7 @@ def import_seeds(
     if missing and failures >= MAX_FAILURES:
         report.fetch_error = f"arXiv API: {NOT_LOOKED_UP.format(n=failures)}"
         missing = []
+    asked: list[str] = []
     for start in range(0, len(missing), ID_BATCH):
         batch = missing[start : start + ID_BATCH]
         try:
@@ -388,6 +392,10 @@ def import_seeds(
             report.fetch_error = str(exc)  # the seeds are kept (above)
             break
         report.fetched += sum(store_seed_papers(store, papers))
+        asked += batch
+    if asked:
+        known = store.papers(asked).keys()
+        report.not_on_arxiv = [p for p in asked if p not in known]
     return report
 
 
