@@ -428,6 +428,24 @@ def test_status_lists_imported_seeds_that_could_not_be_found(tmp_path: Path):
     )
 
 
+def test_status_counts_a_seed_in_the_config_and_the_library_once(tmp_path: Path):
+    """A paper named in ``seed_papers`` and in an imported library was counted (and, missing,
+    named) twice: "(2 of 4 in use)" for two papers (found in review)."""
+    (tmp_path / "list.txt").write_text("1706.03762\n2501.99999\n")
+    with arxiv_api_server() as api:
+        (tmp_path / "subscribers.yaml").write_text(
+            f"arxiv_api_url: {api.url}\nsubscribers:\n  - id: ada\n    email: ada@example.org\n"
+            '    seed_papers: ["arXiv:1706.03762", "2501.99999", "2501.99999v2"]\n'
+        )
+        args = ["--db", str(tmp_path / "pw.db")]
+        assert CliRunner().invoke(cli, [*args, "seeds", "import", "ada", "list.txt"]).exit_code == 0
+        result = CliRunner().invoke(cli, [*args, "status"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].endswith(
+        " · seed papers not found: 2501.99999 (1 of 2 in use)"
+    ), result.output
+
+
 def test_a_deeply_nested_csl_json_is_one_line(tmp_path: Path):
     (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
     (tmp_path / "subscribers.yaml").write_text(

@@ -11,6 +11,7 @@ from typing import Any
 from . import pipeline, schedule
 from .config import DEFAULT_GRACE, Config, SubscriberConfig
 from .deliver.dispatch import channel_ids
+from .paper import arxiv_id
 from .rank.scope import scope as corpus_scope
 from .redact import redact_url
 from .store import Store
@@ -171,13 +172,19 @@ def _worded(state: str) -> str:
 def _seeds_not_found(store: Store, sub: SubscriberConfig) -> tuple[list[str], int]:
     """The reader's seeds not in use: config seed papers and imported ones not stored, and
     library entries an import could not match; and how many seeds there are in all."""
-    missing = [p for p in sub.seed_papers if store.stored_id(p) is None]
-    imported = store.seeds([sub.id]).get(sub.id, [])
+    # a paper written twice (``2501.00001``, ``arXiv:2501.00001v2``), or both in the config and
+    # in an imported library, is one seed: counted and named once, as first written
+    in_config: dict[str, str] = {}
+    for p in sub.seed_papers:
+        in_config.setdefault(arxiv_id(p) or p.strip(), p)
+    written = list(in_config.values())
+    missing = [p for p in written if store.stored_id(p) is None]
+    imported = [p for p in store.seeds([sub.id]).get(sub.id, []) if p not in in_config]
     stored = store.papers(imported).keys()
     missing += [f"{p} (imported)" for p in imported if p not in stored]
     misses = store.seed_misses(sub.id)
     missing += [f"{m['entry']} {m['label']} ({m['why']})" for m in misses]
-    return missing, len(sub.seed_papers) + len(imported) + len(misses)
+    return missing, len(written) + len(imported) + len(misses)
 
 
 def _channels(
