@@ -141,6 +141,17 @@ def test_feedback_command_and_csv_import(tmp_path: Path):
     with Store(tmp_path / "paperwire.db") as store:
         assert store.vote("ada", paper_id) == -1  # the later vote replaced the earlier one
         assert store.vote("grace", paper_id) == -1
+    # a row repeated (an export appended twice) is one vote, the last: not counted twice
+    csv_file.write_text(
+        f"subscriber,paper_id,vote\nada,{paper_id},down\nada,{paper_id},up\nada,{paper_id},up\n"
+    )
+    again = paperwire("feedback", "import", str(csv_file), cwd=tmp_path)
+    assert again.stdout.strip() == (
+        f"Imported 1 votes from {csv_file} (2 later rows for a reader and paper already in the "
+        "file: the last row is the vote)."
+    )
+    with Store(tmp_path / "paperwire.db") as store:
+        assert store.vote("ada", paper_id) == 1
     csv_file.write_text("subscriber,paper_id,vote\nada,x,maybe\n")
     bad = paperwire("feedback", "import", str(csv_file), cwd=tmp_path)
     assert bad.returncode == 1

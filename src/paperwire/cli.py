@@ -427,8 +427,14 @@ def feedback(obj: Context, args: tuple[str, ...]) -> None:
     config = obj.config
     if args[0] == "import" and len(args) == 2:
         with obj.store() as store:
-            count = votes.import_votes(store, config, Path(args[1]))
-        echo(f"Imported {count} votes from {args[1]}.")
+            count, repeated = votes.import_votes(store, config, Path(args[1]))
+        again = (
+            f" ({repeated} later row{'s' if repeated != 1 else ''} for a reader and paper already "
+            "in the file: the last row is the vote)"
+            if repeated
+            else ""
+        )
+        echo(f"Imported {count} votes from {args[1]}{again}.")
         return
     vote = votes.vote_value(args[2]) if len(args) == 3 else None
     if vote is None:

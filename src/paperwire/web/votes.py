@@ -71,10 +71,15 @@ def record_vote(store: Store, sub: SubscriberConfig, written: str, vote: int) ->
     return paper_id
 
 
-def import_votes(store: Store, config: Config, path: Path) -> int:
+def import_votes(store: Store, config: Config, path: Path) -> tuple[int, int]:
     """Import ``subscriber,paper_id,vote`` rows, all or none: every row is checked before any
-    is stored, so a file with a mistake (ConfigError, with its line) stores nothing."""
-    return store.record_votes(read_votes_csv(path, config, store), via="import")
+    is stored, so a file with a mistake (ConfigError, with its line) stores nothing. How many
+    votes were stored, and how many rows repeated an earlier row's reader and paper (the last
+    row of a pair is the vote, as it would be clicked)."""
+    rows = read_votes_csv(path, config, store)
+    last = {(sid, paper_id): vote for sid, paper_id, vote in rows}
+    unique = [(sid, paper_id, vote) for (sid, paper_id), vote in last.items()]
+    return store.record_votes(unique, via="import"), len(rows) - len(unique)
 
 
 def read_votes_csv(path: Path, config: Config, store: Store) -> list[tuple[str, str, int]]:
