@@ -51,6 +51,8 @@ def screenshot(html: Path, png: Path, width: int) -> dict:
                     votes: document.querySelectorAll('a.vote').length,
                     cardWidth: document.querySelector('.card').getBoundingClientRect().width,
                     overflow: document.documentElement.scrollWidth > window.innerWidth,
+                    dates: [...document.querySelectorAll('.date')].map(
+                        d => [d.innerText, d.getClientRects().length]),
                 })"""
             )
         finally:
@@ -68,4 +70,7 @@ def test_digest_html_renders_in_chromium(store, make_config, tmp_path, width):
     assert not seen["overflow"]  # nothing wider than the screen, on a phone too
     assert seen["cardWidth"] <= min(640, width)
     assert png.stat().st_size > 20_000  # a real picture, not a blank page
+    # every date on one line: "2025-⏎04-11" beside the authors broke at 1024 px too
+    assert len(seen["dates"]) == 6, seen["dates"]  # the lede's and each paper's
+    assert all(lines == 1 for _, lines in seen["dates"]), seen["dates"]
     # docs/digest-email*.png show the demo's digest instead: scripts/screenshot_digest.py
