@@ -80,6 +80,20 @@ def test_demo_runs_offline_from_the_bundled_defaults(tmp_path: Path):
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 5
 
 
+def test_the_digest_preview_shows_titles_as_the_e_mail_does(tmp_path: Path):
+    """`paperwire digest` printed "…supporting $t$-designs" where the e-mail says "t-designs"
+    (found in review)."""
+    feed = (FIXTURES / "arxiv_rss_cs.xml").read_text()
+    feed = re.sub(r"<item>(\s*)<title>", r"<item>\1<title>$\\Pi$-NeSy and $t$-designs: ", feed)
+    (tmp_path / "tex.xml").write_text(feed)
+    config = LOCAL.replace(str(FIXTURES / "arxiv_rss_cs.xml"), str(tmp_path / "tex.xml"))
+    assert invoke("fetch", config=config).exit_code == 0
+    result = invoke("digest", "--subscriber", "ada", config=config)
+    titles = [line for line in result.stdout.splitlines() if re.match(r" +\d+\. ", line)]
+    assert titles, result.output
+    assert all("Π-NeSy and t-designs: " in line and "$" not in line for line in titles), titles
+
+
 def test_digest_json_is_a_ranked_preview_that_marks_nothing(tmp_path: Path):
     fetch_here(tmp_path)  # the bundled defaults' feeds, as `paperwire fetch` stores them
     one = paperwire("digest", "--subscriber", "ada", "--limit", "4", "--json", cwd=tmp_path)

@@ -24,6 +24,7 @@ from .paper import arxiv_id
 from .rank.scope import MAX_WINDOW_DAYS
 from .redact import install_log_redaction, printable
 from .store import Store, utcnow
+from .tex import readable
 from .web import votes
 
 
@@ -251,7 +252,9 @@ def digest_cmd(
         # In the order the reader gets them. No score here: diversity (MMR) may put a paper
         # below one that scored less, and the numbers would contradict the order (--json has them).
         for number, pick in enumerate(composed.picks, 1):
-            echo(f"{number:3}. {pick.title}  ({pick.paper_id})")
+            # the title as the e-mail shows it: "$t$-designs" is "t-designs" (--json keeps
+            # the feed's text)
+            echo(f"{number:3}. {readable(pick.title)}  ({pick.paper_id})")
             echo(f"      why: {'; '.join(pick.reasons)}")
 
 
