@@ -237,6 +237,16 @@ def test_tex_in_titles_and_abstracts_reads_as_text_in_every_part():
             r"see \href{https://x.org/a}{our code} or \url{https://y.org}",
             "see our code or https://y.org",
         ),
+        # found reading a digest of real arXiv text: ties, control spaces, TeX quotes, text
+        # symbols and an operator beside a letter came through as typed
+        (r"Chain-of-Thought~(CoT) reward, Fig.~3", "Chain-of-Thought (CoT) reward, Fig. 3"),
+        (r"about ~10x, at https://x.org/~ann", "about ~10x, at https://x.org/~ann"),
+        (
+            "a ``graph noise'' and side-information'', and",
+            "a “graph noise” and side-information”, and",
+        ),
+        (r"Jasper\textregistered\ Formal, i.e.,\ they", "Jasper® Formal, i.e., they"),
+        (r"in $O(n\log^2 n \log \Psi)$ time, $\log(x)$", "in O(n log^2 n log Ψ) time, log(x)"),
         # a formula with a command that has no character stays whole, its \mathrm too: it was
         # written as "$\frac{a}{tr}\tilde{x}$", half TeX
         (

@@ -117,6 +117,15 @@ _SYMBOLS: dict[str, str] = {
     "min": "min",
     "max": "max",
     "deg": "deg",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "lim": "lim",
+    "sup": "sup",
+    "inf": "inf",
+    "det": "det",
+    "dim": "dim",
+    "arg": "arg",
     "partial": "∂",
     "nabla": "∇",
     "sum": "∑",
@@ -134,6 +143,26 @@ _STYLE = re.compile(
     r"operatorname)\s*\{([^{}$\\]*)\}"
 )
 _UNICODE = re.compile(r"\\unicode\{x([0-9A-Fa-f]{1,6})\}")
+# operators written as words: "n\log^2 n" is "n log^2 n", not "nlog^2 n"
+_OPERATORS = frozenset(
+    ("log", "ln", "exp", "min", "max", "deg", "sin", "cos", "tan", "lim", "sup", "inf", "det",
+     "dim", "arg")
+)  # fmt: skip
+# text-mode TeX outside formulas: a tie "~" between two words ("Chain-of-Thought~(CoT)",
+# "Fig.~3"; not "~10x", approximately, nor a URL's "/~user"), a control space ("i.e.,\ they"),
+# the quotes ``...'' and a few text symbols
+_TIE = re.compile(r"(?<=[\w.,;:)\]])~(?=[^\s~])")
+_CONTROL_SPACE = re.compile(r"\\[ ,;:!]")
+_TEXT_SYMBOL = re.compile(
+    r"\\(textregistered|texttrademark|textcopyright|copyright|textdegree)(?![A-Za-z])(?:\{\})?"
+)
+_TEXT_SYMBOLS = {
+    "textregistered": "®",
+    "texttrademark": "™",
+    "textcopyright": "©",
+    "copyright": "©",
+    "textdegree": "°",
+}
 _ESCAPED = re.compile(r"\\([%&_#${}])")
 # one inline formula on one line, "$" not escaped, no space just inside either "$": a "$"
 # an author left unescaped ("costs $5 and $10") is no formula
@@ -168,7 +197,7 @@ _REFERENCES = [
 
 def written_out(text: str) -> str:
     """``text`` with the TeX a reader cannot read written out, where it can be (see above)."""
-    if "\\" not in text and "$" not in text:
+    if "\\" not in text and "$" not in text and not _TEXT_MARKS.search(text):
         return text
     text = _UNICODE.sub(lambda m: _char(m.group(1)), text)
     for pattern, shown in _REFERENCES:
@@ -184,8 +213,20 @@ def written_out(text: str) -> str:
     return "".join(out)
 
 
+# what text-mode TeX without a backslash starts with: most abstracts have none of these
+_TEXT_MARKS = re.compile(r"~|``|''")
+
+
 def _plain(text: str) -> str:
-    return _ESCAPED.sub(r"\1", _styled(text, "\\1")) if "\\" in text else text
+    if "\\" in text:
+        text = _ESCAPED.sub(r"\1", _styled(text, "\\1"))
+        text = _TEXT_SYMBOL.sub(lambda m: _TEXT_SYMBOLS[m.group(1)], text)
+        text = _CONTROL_SPACE.sub(" ", text)
+    if "~" in text:
+        text = _TIE.sub(" ", text)
+    if "``" in text or "''" in text:
+        text = text.replace("``", "“").replace("''", "”")
+    return text
 
 
 # a digest's titles and abstracts are written out once each, however often a template asks;
@@ -236,6 +277,10 @@ def _formula(match: re.Match[str]) -> str:
         if name not in _SYMBOLS:
             unknown = True
             return m.group(0)
+        if name in _OPERATORS:  # a word beside a letter or digit: "n log^2 n", "2 log n"
+            before = body[m.start() - 1 : m.start()]
+            after = body[m.end() : m.end() + 1]
+            return (" " if before.isalnum() else "") + name + (" " if after.isalnum() else "")
         return _SYMBOLS[name]
 
     body = _COMMAND.sub(command, body)
