@@ -828,6 +828,20 @@ def test_a_crlf_config_loads_and_a_cr_from_the_environment_is_refused_at_its_lin
             "PAPERWIRE_FROM: 'digest' is not an address like digest@example.org or "
             "'Paperwire <digest@example.org>'",
         ),
+        # passed, and every e-mail send then died at MAIL FROM with a traceback (found in
+        # review): a name without brackets, two addresses, a bracket never closed
+        *(
+            (
+                {"PAPERWIRE_FROM": value},
+                f"PAPERWIRE_FROM: {value!r} is not an address like digest@example.org or "
+                "'Paperwire <digest@example.org>'",
+            )
+            for value in (
+                "Lab Papers papers@lab.example.org",
+                "papers@lab.example.org, other@x.org",
+                "Lab <papers@lab.example.org",
+            )
+        ),
     ],
 )
 def test_header_and_url_values_from_the_environment_are_checked_at_load(env, message):
