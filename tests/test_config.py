@@ -828,6 +828,12 @@ def test_a_crlf_config_loads_and_a_cr_from_the_environment_is_refused_at_its_lin
             "PAPERWIRE_FROM: 'digest' is not an address like digest@example.org or "
             "'Paperwire <digest@example.org>'",
         ),
+        # a short key was masked inside "shorter" of its own message: "is ***er than"
+        (
+            {"PAPERWIRE_SECRET": "short"},
+            "PAPERWIRE_SECRET: is shorter than 16 characters, so one signed link gives it away; "
+            'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+        ),
         # passed, and every e-mail send then died at MAIL FROM with a traceback (found in
         # review): a name without brackets, two addresses, a bracket never closed
         *(

@@ -765,7 +765,10 @@ class _Problems:
         # the value quoted as it failed may be a secret: the environment's, or a URL's
         # credentials and keys (as in every log line)
         for value in sorted(self.hidden.get(loc, ()), key=len, reverse=True):
-            message = message.replace(repr(value), MASK).replace(value, MASK)
+            # where it stands alone, not inside a word: a key "short" made "is ***er than 16
+            # characters" of the message saying it is too short, and so gave itself away
+            alone = rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
+            message = re.sub(alone, MASK, message.replace(repr(value), MASK))
         if "'" in message:  # the value, as quoted; an example the message gives is ours
             message = _QUOTED.sub(lambda m: redact(m.group(0)), message)
         if env_var is not None:  # the value came from the environment, not from a line
