@@ -591,3 +591,61 @@ def test_an_old_papers_new_version_is_no_alert_and_its_digest_says_it_is_a_revis
     assert "revised v2, first posted 2024-11" in text
     html = mail.get_body(("html",)).get_content()
     assert "revised v2, first posted 2024-11" in html
+
+
+# -- an alert and a digest composed at once (a `send` beside `run --once` or the daemon) -------
+
+
+def _digest_job(store, config, picks):
+    with store.holding() as claim:
+        return pipeline._open_job(
+            store, config.subscriber("ada"), "digest", "2026-11-23", "email", picks,
+            claim=claim, domain="example.org", now=NOW,
+        )  # fmt: skip
+
+
+def test_a_digest_composed_before_an_alert_was_opened_leaves_the_alerted_paper_out(
+    history, make_config, smtp_server
+):
+    """`send` composed its digests while `run --once` opened and sent an alert: the reader got
+    the paper twice, in the alert and in the digest (found in review, 3 tries of 3)."""
+    from paperwire import digests
+
+    config = make_config(
+        CONFIG,
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "k-test-signing-key"},
+    )
+    history.add_papers([rag_paper(1)], now=NOW)
+    composed = digests.compose(history, config, [config.subscriber("ada")], now=NOW)["ada"]
+    assert "2611.00001" in [p.paper_id for p in composed.picks]  # composed before the alert
+    report = pipeline.send_alerts(history, config, now=NOW)
+    assert [(line.subscriber_id, line.kind) for line in report.lines] == [("ada", "alert")]
+    job = _digest_job(history, config, composed.picks)
+    assert job is not None
+    assert [p.paper_id for p in job.picks] == [
+        p.paper_id for p in composed.picks if p.paper_id != "2611.00001"
+    ]
+    # the ledger holds the digest as it will go out, without the alerted paper
+    stored = history.db.execute(
+        "select paper_id from delivery_papers where delivery_id = ? order by rank",
+        [job.delivery_id],
+    )
+    assert [r[0] for r in stored] == [p.paper_id for p in job.picks]
+
+
+def test_an_alert_for_a_paper_a_digest_took_first_is_not_opened(history, make_config):
+    from paperwire import digests
+
+    config = make_config(CONFIG, env={"PAPERWIRE_SECRET": "k-test-signing-key"})
+    history.add_papers([rag_paper(1)], now=NOW)
+    composed = digests.compose(history, config, [config.subscriber("ada")], now=NOW)["ada"]
+    [alert] = [a for a in find_alerts(history, config, config.subscribers, now=NOW)]
+    assert alert.pick.paper_id == "2611.00001"  # found before the digest was opened
+    assert _digest_job(history, config, composed.picks) is not None
+    with history.holding() as claim:
+        opened = pipeline._open_job(
+            history, alert.subscriber, "alert", alert.pick.paper_id, "email", [alert.pick],
+            claim=claim, domain="example.org", now=NOW,
+        )  # fmt: skip
+    assert opened is None
+    assert [row["kind"] for row in history.deliveries("ada")] == ["digest"]

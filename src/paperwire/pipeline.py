@@ -829,22 +829,37 @@ def _open_job(
     since: dt.datetime | None = None,
 ) -> Job | None:
     """Record a delivery as pending in the ledger, held by this run, and return its job; None
-    if it was already recorded (by an earlier run or a concurrent sender)."""
+    if it was already recorded (by an earlier run or a concurrent sender), or, for an alert,
+    if a digest holds its paper.
+
+    A paper goes to a reader once, as an alert or in a digest: a `send` composing digests
+    while `run --once` (or the daemon) opened alerts mailed one paper both ways (found in
+    review). Each side looks at the other's rows in the transaction that writes its own, and
+    write transactions take turns: a digest leaves out the papers alerted before it, an
+    alert is not opened for a paper a digest took first."""
     # a digest's Message-ID names its date; an alert's (whose period is a paper id) today's
     dated = now.date().isoformat() if kind == "alert" else period
     message_id = email_mod.make_message_id(kind, sub.id, dated, domain)
-    delivery_id = store.open_delivery(
-        sub.id,
-        kind,
-        period,
-        channel,
-        message_id=message_id,
-        content_hash=_content_hash(picks),
-        papers=[(p.paper_id, p.score, p.reasons) for p in picks],
-        claim=claim,
-        now=now,
-        since=since,
-    )
+    with store.atomic():
+        if kind == "alert" and store.in_a_digest(sub.id, period):
+            return None
+        if kind == "digest":
+            alerted = store.alerted(sub.id, [p.paper_id for p in picks])
+            picks = [p for p in picks if p.paper_id not in alerted]
+            if not picks:  # every pick went out as an alert: the next run composes again
+                return None
+        delivery_id = store.open_delivery(
+            sub.id,
+            kind,
+            period,
+            channel,
+            message_id=message_id,
+            content_hash=_content_hash(picks),
+            papers=[(p.paper_id, p.score, p.reasons) for p in picks],
+            claim=claim,
+            now=now,
+            since=since,
+        )
     if delivery_id is None:
         return None
     return Job(delivery_id, sub, kind, period, channel, message_id, picks, since, composed=now)

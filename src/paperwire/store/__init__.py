@@ -1182,6 +1182,30 @@ class Store:
                 out[r["subscriber_id"]] = (dt.datetime.fromisoformat(r["t"]), r["period"])
         return out
 
+    def alerted(self, subscriber_id: str, paper_ids: list[str]) -> set[str]:
+        """Of these papers, those whose alert to the reader is in flight or sent (any
+        channel): what a digest opened now must leave out."""
+        found: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(paper_ids)), 500):
+            rows = self.db.execute(
+                "select period from deliveries where subscriber_id = ? and kind = 'alert' "
+                f"and state in ('pending', 'sent') and period in ({','.join('?' * len(chunk))})",
+                [subscriber_id, *chunk],
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    def in_a_digest(self, subscriber_id: str, paper_id: str) -> bool:
+        """Whether a digest to the reader in flight or sent holds this paper: an alert for it
+        opened now would send it twice."""
+        row = self.db.execute(
+            "select 1 from delivery_papers dp join deliveries d on d.id = dp.delivery_id "
+            "where d.subscriber_id = ? and d.kind = 'digest' and d.state in ('pending', 'sent') "
+            "and dp.paper_id = ? limit 1",
+            [subscriber_id, paper_id],
+        ).fetchone()
+        return row is not None
+
     def alerts_since(self, subscriber_id: str, since: dt.datetime) -> int:
         rows = self.db.query(
             "select count(distinct period) as n from deliveries where subscriber_id = ? "
