@@ -482,6 +482,32 @@ def test_an_international_domain_goes_as_idna_to_a_relay_without_smtputf8(
     }
 
 
+def test_a_sender_only_smtputf8_carries_leaves_every_digest_due_and_a_fixed_one_goes_at_once(
+    store, make_config, ascii_smtp_server
+):
+    """A From whose local part is not ASCII, to a relay without SMTPUTF8, failed every
+    reader's digest for good, one by one; fixed, the day's digests were "already handled"
+    (found in review). It is the relay refusing the sender: the run ends, the digests stay
+    due, and a corrected From sends them on the next run, without the back-off."""
+    text = (
+        f"feeds:\n  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: cs\nsubscribers:\n"
+        "  - id: dan\n    email: dan@example.org\n    digest_size: 3\n"
+        "  - id: eve\n    email: eve@example.org\n    digest_size: 3\n"
+        "sender:\n  from_address: '{sender}'\n"
+    )
+    env = {"PAPERWIRE_SECRET": "k-test-signing-key", "PAPERWIRE_SMTP_URL": ascii_smtp_server.url}
+    config = make_config(text.replace("{sender}", "Lab <pápers@lab.example.org>"), env=env)
+    pipeline.fetch_all(store, config, now=NOW)
+    report = pipeline.send_due(store, config, now=NOW)
+    assert report.count("failed") == 0 and report.count("sent") == 0
+    assert {line.status for line in report.lines} == {"retry"}, report.lines
+    assert ascii_smtp_server.envelopes == []
+    fixed = make_config(text.replace("{sender}", "Lab <papers@lab.example.org>"), env=env)
+    again = pipeline.send_due(store, fixed, now=NOW + dt.timedelta(seconds=30))
+    assert again.count("sent") == 2, again.lines
+    assert {sender for sender, _ in ascii_smtp_server.envelopes} == {"papers@lab.example.org"}
+
+
 def test_an_international_address_in_the_outbox_is_written_as_it_is_sent(
     store, make_config, tmp_path
 ):

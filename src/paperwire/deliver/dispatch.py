@@ -327,7 +327,10 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
     # the server or the account failed: no recipient was refused, and none of these was tried;
     # each stays due, tried again after a back-off, and the ledger says why (`paperwire status`)
     log.error("send: %s (%d more digests stay due)", sender.failure, len(left))
-    run.store.set_setting(RELAY_FAILED, relay_fingerprint(run.store, config.sender.smtp_url))
+    run.store.set_setting(
+        RELAY_FAILED,
+        relay_fingerprint(run.store, config.sender.smtp_url, config.sender.from_address),
+    )
     lines = []
     for job in left:
         retry_at = retry_time(run.now, job.tries + 1)
@@ -489,14 +492,15 @@ def _papers(picks: list) -> str:
 RELAY_FAILED = "smtp_failed_with"
 
 
-def relay_fingerprint(store: Store, url: SecretStr | None) -> str:
-    """A salted hash of the SMTP URL (it holds a password: never stored as it is)."""
+def relay_fingerprint(store: Store, url: SecretStr | None, sender: str = "") -> str:
+    """A salted hash of the SMTP URL (it holds a password: never stored as it is) and the
+    sender: a relay that refused the From takes a corrected one at once, as a new URL."""
     salt = store.setting("relay_salt")
     if salt is None:
         salt = secrets.token_hex(16)
         store.set_setting("relay_salt", salt)
     value = url.get_secret_value() if url is not None else ""
-    return hashlib.sha256(f"{salt}\n{value}".encode()).hexdigest()
+    return hashlib.sha256(f"{salt}\n{value}\n{sender}".encode()).hexdigest()
 
 
 def resume_if_relay_changed(store: Store, config: Config) -> int:
@@ -505,7 +509,9 @@ def resume_if_relay_changed(store: Store, config: Config) -> int:
     "waiting ... tried again after ..." with the old error for up to an hour. Maybe-delivered
     ones keep their wait. Returns how many were let go."""
     failed_with = store.setting(RELAY_FAILED)
-    if not failed_with or failed_with == relay_fingerprint(store, config.sender.smtp_url):
+    if not failed_with or failed_with == relay_fingerprint(
+        store, config.sender.smtp_url, config.sender.from_address
+    ):
         return 0
     freed = store.retry_now("email")
     store.set_setting(RELAY_FAILED, "")

@@ -599,6 +599,14 @@ class SmtpSender:
                 f"SMTP {refusal.code} for {item.recipient}: {header_safe(refusal.message, 300)}",
                 permanent=permanent,
             ) from None
+        except _SenderNeedsSmtpUtf8:
+            # the sender, not this reader: every message would fail alike, so the run ends
+            # and every digest stays due, as for a relay refusing the sender (a From fixed in
+            # the config then goes at once: relay_fingerprint)
+            raise SmtpServerError(
+                f"{self._server} cannot take the sender {item.mail_from}: its local part is "
+                "not ASCII, which needs SMTPUTF8, and the server does not offer it"
+            ) from None
         except _NoSmtpUtf8 as exc:
             raise DeliveryError(
                 f"SMTP cannot deliver to {item.recipient}: {exc}, which needs SMTPUTF8, and "
@@ -647,7 +655,7 @@ async def _transaction(connection: aiosmtplib.SMTP, item: Outgoing, phase: dict[
         if ascii_to is None:
             raise _NoSmtpUtf8("its local part is not ASCII")
         if ascii_from is None:
-            raise _NoSmtpUtf8(f"the sender {item.mail_from}'s local part is not ASCII")
+            raise _SenderNeedsSmtpUtf8(item.mail_from)
         if item.ascii_message is None:
             raise _NoSmtpUtf8("its headers are not ASCII")
         message, mail_from, recipient, options = item.ascii_message, ascii_from, ascii_to, []
@@ -692,6 +700,10 @@ def _noting_the_body(connection: aiosmtplib.SMTP, phase: dict[str, bool]) -> Ite
 class _NoSmtpUtf8(aiosmtplib.SMTPNotSupported):
     """A message only SMTPUTF8 carries (an address's local part is not ASCII), to a relay
     that does not offer it: why, in a few words."""
+
+
+class _SenderNeedsSmtpUtf8(_NoSmtpUtf8):
+    """The sender's local part is not ASCII, and the relay does not offer SMTPUTF8."""
 
 
 def _mail_options(item: Outgoing) -> list[str]:
