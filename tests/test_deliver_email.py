@@ -806,3 +806,32 @@ def test_a_relay_that_offers_no_login_says_so_not_unreachable(store, make_config
         "relay's port for logins (587 or 465); tried again after 2026-11-23 12:05 UTC",
     )
     assert smtp_server.messages == []
+
+
+def test_whatever_one_message_raises_is_that_message_s_failure_and_the_others_go(
+    make_config, smtp_server
+):
+    """aiosmtplib raises ValueError for an envelope address it will not write ("Lab Papers
+    papers@lab.example.org", which the From check let through): it came out of every send
+    as a traceback, the digests left pending, and out of each daemon tick (found in review).
+    The README promises that whatever a channel raises fails that delivery, in one line."""
+    import asyncio
+
+    from paperwire.deliver.email import Outgoing, SmtpSender
+
+    config = make_config(
+        "subscribers:\n  - id: ada\n    email: ada@example.org\n",
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url},
+    )
+    message = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
+    items = [
+        Outgoing(1, message, "Lab Papers papers@lab.example.org", "b@example.org"),
+        Outgoing(2, message, "papers@lab.example.org", "b@example.org"),
+    ]
+    sender = SmtpSender(config.sender.smtp, connections=1, attempts=1, backoff=0.01)
+    outcomes = {o.key: o for o in asyncio.run(sender.send_all(items))}
+    assert not outcomes[1].ok and outcomes[1].permanent
+    assert outcomes[1].error.startswith("SMTP: unexpected ValueError: Address ")
+    assert "\n" not in outcomes[1].error
+    assert outcomes[2].ok and sender.failure is None
+    assert [sender for sender, _ in smtp_server.envelopes] == ["papers@lab.example.org"]

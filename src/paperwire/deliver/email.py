@@ -39,7 +39,8 @@ from ..config.channels import SmtpSettings
 from ..deadline import Budget
 from ..errors import DeliveryError
 from ..paper import no_encoded_words
-from ..render import Rendered
+from ..redact import redact
+from ..render import Rendered, shorten
 
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
 # seconds QUIT waits for its answer: a goodbye, after every message was answered; a relay that
@@ -489,6 +490,22 @@ class SmtpSender:
                         if not exc.permanent:
                             await _close(client)
                             client = None
+                    except Exception as exc:  # noqa: BLE001 - one message's, said in a line
+                        # a value the checks missed (aiosmtplib's ValueError for an address it
+                        # will not put in MAIL FROM) escaped as a traceback from every send,
+                        # and each daemon tick: this message fails, the others go on
+                        log.debug("send: message %s raised", item.key, exc_info=exc)
+                        text = " ".join(redact(str(exc)).split())
+                        finish(
+                            Outcome(
+                                item.key,
+                                False,
+                                f"SMTP: unexpected {type(exc).__name__}: {shorten(text, 200)}",
+                                permanent=True,
+                            )
+                        )
+                        await _close(client)  # its state unknown: the next message reconnects
+                        client = None
             finally:
                 if counted:
                     sending -= 1
