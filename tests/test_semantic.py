@@ -703,3 +703,26 @@ def test_one_blas_thread_limits_blas_inside_and_gives_back_what_it_found():
                     assert blas_threads() == {1}
                 assert blas_threads() == {1}
             assert blas_threads() == {2}
+
+
+def test_a_phrase_nothing_in_the_feed_is_about_names_no_pick_close_in_meaning(tmp_path):
+    """The nearest 5 % of a feed are always 5 % of it: a theory reader's "category theory" was
+    "close in meaning" to few-shot object detection, "Sierpinski cones" to attention in the
+    thalamus (found in review). A pick must also be as close to the phrase as papers are to
+    phrases of their own; here none is, and what nothing explains is left out."""
+    from paperwire import pipeline
+    from paperwire.config import parse_config
+    from paperwire.store import Store
+
+    config = parse_config(
+        "feeds:\n  - url: bundled:sample-arxiv-cs.xml\n    name: cs\nsubscribers:\n"
+        "  - id: theory\n    email: theory@example.org\n"
+        '    interests: "category theory, Sierpinski cones"\n',
+        env={},
+    )
+    now = dt.datetime.now(dt.UTC)
+    with Store(tmp_path / "paperwire.db") as store:
+        assert pipeline.fetch_all(store, config, now=now).new > 100
+        picks = worded.compose(store, config, now=now)["theory"].picks
+    said = [r for p in picks for r in p.reasons if r.startswith("close in meaning")]
+    assert said == [], said

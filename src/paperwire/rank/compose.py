@@ -708,7 +708,7 @@ def explain(
             reasons.extend(Reason("about", phrase) for phrase in phrases[:room])
             spares.append(phrases[room:])
         if embedded is not None:
-            _add_meaning(embedded, store, cols, mine[row], drafts)
+            _add_meaning(embedded, store, corpus, cols, mine[row], drafts)
         # a reader with nothing liked (only 👎, topics not wanted or must_match, or interests
         # with no word in them) is new to the feeds, as a blank one is: their picks say so
         nothing = scored.profiles.nothing_liked
@@ -805,6 +805,7 @@ def _fill_in(
 def _add_meaning(
     embedded: EmbeddedCorpus,
     store: Store,
+    corpus: Corpus,
     cols: np.ndarray,
     mine: list[tuple[int, str]],
     drafts: list[tuple[int, list[Reason], list[str]]],
@@ -817,7 +818,10 @@ def _add_meaning(
     if not bare:
         return
     closest = embedded.closest_interest(
-        store, [text for _, text in mine], [int(cols[c]) for c in bare]
+        store,
+        [text for _, text in mine],
+        [int(cols[c]) for c in bare],
+        embedded.meaning_floor(corpus.analysed.pairs),
     )
     named = dict(zip(bare, closest, strict=False))
     for col, reasons, _ in drafts:

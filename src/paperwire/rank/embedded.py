@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +41,7 @@ class EmbeddedCorpus:
         self._sample: np.ndarray | None = None  # the papers own bars are measured on
         # phrase -> (its bar, its vector): thousands of readers share a phrase
         self._phrases: dict[str, tuple[float, np.ndarray]] = {}
+        self._floor: float | None = None  # semantic.meaning_floor, once per corpus
         # (the run's candidate rows, its calibration) -> their vectors, and centred
         self._kept: tuple[tuple[bytes, int], np.ndarray, np.ndarray] | None = None
         # each paper's nearest papers, found as runs ask for them (:meth:`nearest_papers`)
@@ -178,13 +180,21 @@ class EmbeddedCorpus:
             self._own_bars.update(zip(new, found, strict=True))
         return np.array([self._own_bars[r] for r in rows], dtype=np.float64)
 
+    def meaning_floor(self, pairs: Callable[[int], list[str]]) -> float:
+        """:func:`semantic.meaning_floor` of this corpus (``pairs``: a corpus row's key
+        phrases), worked out once: a few hundred short phrases, under a second."""
+        if self._floor is None:
+            self._floor = semantic.meaning_floor(self.vectors, pairs, self.model.embed)
+        return self._floor
+
     def closest_interest(
-        self, store: Store, phrases: list[str], pick_rows: list[int]
+        self, store: Store, phrases: list[str], pick_rows: list[int], floor: float = -np.inf
     ) -> list[str | None]:
         """For each pick (a corpus row), the interest phrase it is closest to in meaning, if it
-        is among that phrase's nearest ``semantic.MEANING_SHARE`` of stored papers. A phrase's
-        vector is the one its score used (stored, :func:`text_vectors`): encoded once ever,
-        not once a run, and the reason judged on the very number that ranked the pick."""
+        is among that phrase's nearest ``semantic.MEANING_SHARE`` of stored papers and no
+        further than ``floor`` (:meth:`meaning_floor`). A phrase's vector is the one its score
+        used (stored, :func:`text_vectors`): encoded once ever, not once a run, and the reason
+        judged on the very number that ranked the pick."""
         if not phrases or not pick_rows:
             return [None] * len(pick_rows)
         new = [p for p in dict.fromkeys(phrases) if p not in self._phrases]
@@ -195,6 +205,6 @@ class EmbeddedCorpus:
         found = [self._phrases[p] for p in phrases]
         bars, directions = np.array([b for b, _ in found]), np.stack([d for _, d in found])
         sims = self.vectors[np.asarray(pick_rows, dtype=np.int64)] @ directions.T
-        margins = sims - bars[None, :]
+        margins = sims - np.maximum(bars, floor)[None, :]
         best = np.argmax(margins, axis=1)
         return [phrases[b] if margins[i, b] >= 0 else None for i, b in enumerate(best)]
