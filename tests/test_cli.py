@@ -237,6 +237,20 @@ def test_a_broken_config_makes_no_database(command):
     assert not Path("paperwire.db").exists()
 
 
+def test_the_bundled_example_never_goes_through_a_configured_relay(monkeypatch):
+    """Run from a folder without subscribers.yaml, with PAPERWIRE_SMTP_URL set, `run --once`
+    mailed the demo's three example readers through the lab's relay (found in review)."""
+    monkeypatch.setenv("PAPERWIRE_SMTP_URL", "smtp://127.0.0.1:9")
+    result = invoke("run", "--once", config=None)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: subscribers.yaml: not in this folder, and the bundled example it stands in for "
+        "is the offline demo's, but PAPERWIRE_SMTP_URL is set: run where your subscribers.yaml "
+        "is, pass --config FILE, or write one with `paperwire init`\n"
+    )
+    assert not Path("paperwire.db").exists()
+
+
 def test_every_config_mistake_is_printed_once_each_then_exit_1():
     text = LOCAL.replace("digest_days: daily", "digest_days: [mon, funday]").replace(
         "email: bob@example.org", "email: bob@"

@@ -631,6 +631,15 @@ def load_config(
     if path is None:
         path = Path(DEFAULT_CONFIG)
         if not path.exists():
+            if (env.get("PAPERWIRE_SMTP_URL") or "").strip():
+                # run from the wrong folder, the demo's three readers went out through the
+                # lab's relay, with its From (found in review)
+                raise ConfigError(
+                    f"{DEFAULT_CONFIG}: not in this folder, and the bundled example it stands "
+                    "in for is the offline demo's, but PAPERWIRE_SMTP_URL is set: run where "
+                    "your subscribers.yaml is, pass --config FILE, or write one with "
+                    "`paperwire init`"
+                )
             path = bundled_path("example-subscribers.yaml")
     path = Path(path)
     label = path.name if path.parent == Path(".") else str(path)
