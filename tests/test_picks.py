@@ -349,5 +349,7 @@ def test_the_candidate_gram_path_picks_what_the_sparse_product_picks(
         np.testing.assert_allclose(
             [p.score for p in got], [p.score for p in expected], rtol=0, atol=1e-4
         )
-        # ten at most: a pick nothing of the reader's explains is left out (issue 27)
-        assert 5 <= len(got) <= 10 and all(p.reasons for p in got)
+        # ten at most: a pick nothing of the reader's explains is left out (issue 27), and a
+        # paper is "close in meaning" only as close as papers are to their own phrases (ada's
+        # "LLM inference throughput" on these 60 papers: four picks)
+        assert 3 <= len(got) <= 10 and all(p.reasons for p in got)
