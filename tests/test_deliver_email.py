@@ -483,7 +483,7 @@ def test_an_international_domain_goes_as_idna_to_a_relay_without_smtputf8(
 
 
 def test_a_sender_only_smtputf8_carries_leaves_every_digest_due_and_a_fixed_one_goes_at_once(
-    store, make_config, ascii_smtp_server
+    store, make_config, ascii_smtp_server, caplog
 ):
     """A From whose local part is not ASCII, to a relay without SMTPUTF8, failed every
     reader's digest for good, one by one; fixed, the day's digests were "already handled"
@@ -502,6 +502,8 @@ def test_a_sender_only_smtputf8_carries_leaves_every_digest_due_and_a_fixed_one_
     assert report.count("failed") == 0 and report.count("sent") == 0
     assert {line.status for line in report.lines} == {"retry"}, report.lines
     assert ascii_smtp_server.envelopes == []
+    # the log counts every one still due ("0 more digests stay due" read as none)
+    assert any(r.getMessage().endswith("(2 e-mails stay due)") for r in caplog.records)
     fixed = make_config(text.replace("{sender}", "Lab <papers@lab.example.org>"), env=env)
     again = pipeline.send_due(store, fixed, now=NOW + dt.timedelta(seconds=30))
     assert again.count("sent") == 2, again.lines

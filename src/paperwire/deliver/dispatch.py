@@ -301,10 +301,13 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
         budget=run.budget,
     )
     settled: set[int] = set()
+    waiting = 0  # settled, not sent, and tried again later: due, as the untried ones are
 
     def record(outcome: email_mod.Outcome) -> None:
+        nonlocal waiting
         job = by_key[outcome.key]
         settled.add(outcome.key)
+        waiting += not outcome.ok and not outcome.permanent
         if outcome.ok:
             run.done(run.settle(job, sent=f"{_papers(job.picks)} by e-mail"))
         else:
@@ -326,7 +329,8 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
         return []  # (stopped: what was not sent stays pending, let go for the next run)
     # the server or the account failed: no recipient was refused, and none of these was tried;
     # each stays due, tried again after a back-off, and the ledger says why (`paperwire status`)
-    log.error("send: %s (%d more digests stay due)", sender.failure, len(left))
+    # every one still due, the failed messages too ("0 more" read as none, with 9 due)
+    log.error("send: %s (%d e-mails stay due)", sender.failure, waiting + len(left))
     run.store.set_setting(
         RELAY_FAILED,
         relay_fingerprint(run.store, config.sender.smtp_url, config.sender.from_address),
