@@ -490,7 +490,7 @@ class SmtpSender:
                         if not exc.permanent:
                             await _close(client)
                             client = None
-                    except Exception as exc:  # noqa: BLE001 - one message's, said in a line
+                    except Exception as exc:  # noqa: BLE001 (one message's failure, said in a line)
                         # a value the checks missed (aiosmtplib's ValueError for an address it
                         # will not put in MAIL FROM) escaped as a traceback from every send,
                         # and each daemon tick: this message fails, the others go on
