@@ -414,6 +414,18 @@ def test_the_first_run_with_a_new_key_says_so_with_nothing_to_send(store, make_c
     assert [r.getMessage() for r in caplog.records if "not the one links" in r.getMessage()]
 
 
+ONE_READER = "subscribers:\n  - id: ada\n    email: ada@example.org\n"
+SENDS_KEY = {"PAPERWIRE_SECRET": "k" * 16 + "daemon"}
+
+
+def key_warnings(caplog, step) -> list[str]:
+    """The "not the one links ..." warnings ``step()`` logs."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="paperwire.links"):
+        step()
+    return [r.getMessage() for r in caplog.records if "not the one links" in r.getMessage()]
+
+
 def test_a_command_that_only_prints_a_link_leaves_the_signing_key_record_alone(
     store, make_config, caplog
 ):
@@ -426,24 +438,44 @@ def test_a_command_that_only_prints_a_link_leaves_the_signing_key_record_alone(
     from paperwire.links import signer_for
     from paperwire.status import status
 
-    text = "subscribers:\n  - id: ada\n    email: ada@example.org\n"
-    key = {"PAPERWIRE_SECRET": "k" * 16 + "daemon"}
-
-    def said(step) -> list[str]:
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="paperwire.links"):
-            step()
-        return [r.getMessage() for r in caplog.records if "not the one links" in r.getMessage()]
+    text, key = ONE_READER, SENDS_KEY
 
     def send(env: dict[str, str]) -> list[str]:
-        return said(lambda: signer_for(make_config(text, env), store))
+        return key_warnings(caplog, lambda: signer_for(make_config(text, env), store))
 
     def shell_status() -> list[str]:  # status --subscriber ada, PAPERWIRE_SECRET not set
         now = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
-        return said(lambda: status(store, make_config(text, {}), now=now, feed_urls=True))
+        config = make_config(text, {})
+        return key_warnings(caplog, lambda: status(store, config, now=now, feed_urls=True))
 
     assert send(key) == []  # the first send: nothing to compare with
     shell = shell_status()
     assert len(shell) == 1 and "a link printed here does not open" in shell[0]
     assert send(key) == []  # every link sent was signed with this key
     assert len(send({})) == 1  # a send on the other key: said, as before
+
+
+def test_the_web_app_on_another_key_says_so_once_and_leaves_the_record_to_the_sends(
+    store, make_config, caplog
+):
+    """`serve` started without the send's PAPERWIRE_SECRET recorded its own key at the first
+    click, refused every link sent, and made the next send say each of them was dead; the
+    warning came only at a click (found in review). It now says at once that the links sent
+    are refused here, once, and the sends' record stays."""
+    from paperwire.links import signer_for
+
+    def send(env: dict[str, str]) -> list[str]:
+        return key_warnings(caplog, lambda: signer_for(make_config(ONE_READER, env), store))
+
+    def serve(env: dict[str, str]) -> list[str]:  # what serve's start and the app ask
+        config = make_config(ONE_READER, env)
+        return key_warnings(caplog, lambda: signer_for(config, store, checks=True))
+
+    key = SENDS_KEY
+
+    assert send(key) == []  # the first send: nothing to compare with
+    refused = serve({})  # serve without PAPERWIRE_SECRET: the database's generated key
+    assert len(refused) == 1 and "is refused here; run serve with" in refused[0]
+    assert serve({}) == []  # once, not at every click
+    assert serve(key) == []  # on the sends' key: nothing to say
+    assert send(key) == []  # the record is still the sends' key: no false "links are dead"

@@ -19,7 +19,8 @@ from . import __version__, pipeline
 from . import status as status_mod
 from .config import DEFAULT_CONFIG, DEFAULT_DB, DEFAULT_GRACE, Config, bundled_path, load_config
 from .deadline import wall_clock
-from .errors import PaperwireError
+from .errors import PaperwireError, StoreError
+from .links import signer_for
 from .paper import arxiv_id
 from .rank.scope import MAX_WINDOW_DAYS
 from .redact import install_log_redaction, printable
@@ -592,6 +593,11 @@ def serve(obj: Context, host: str, port: int) -> None:
             "of digests sent from it, so give it the --db (or PAPERWIRE_DB) that send uses",
             err=True,
         )
+    else:
+        # a key other than the sends' refuses every link sent: said now, not at the first click
+        # (a database locked or read-only now is the requests' to report)
+        with contextlib.suppress(StoreError), Store(obj.db_path) as store:
+            signer_for(holder.current(), store, checks=True)
     app = create_app(holder.current, obj.db_path)
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=holder.reload).start())
     verbose = logging.getLogger().level <= logging.INFO

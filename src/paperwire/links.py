@@ -181,19 +181,22 @@ def _canonical(token: str) -> bool:
         return False
 
 
-def signer_for(config: Config, store: Store, *, sends: bool = True) -> Signer:
+def signer_for(config: Config, store: Store, *, sends: bool = True, checks: bool = False) -> Signer:
     """The signer for this install: ``PAPERWIRE_SECRET``, else a random key kept in the store.
 
-    ``sends``: links signed here go out (a send) or are checked (the web app), so the key
-    becomes the one links are signed with; False for a command that only prints a link
-    (``status``, ``feed show``), which a shell without PAPERWIRE_SECRET may run."""
+    ``sends``: links signed here go out (a send), so the key becomes the one links are signed
+    with; False for a command that only prints a link (``status``, ``feed show``), which a
+    shell without PAPERWIRE_SECRET may run, and for the web app (``checks``), which answers
+    the links the sends signed: a ``serve`` started without the send's PAPERWIRE_SECRET
+    recorded its own key, refused every link, and made the next send say each link sent was
+    dead (found in review)."""
     generations = store.feed_generations()
     if config.secret is not None:
         key = config.secret.get_secret_value()
     else:
         _warn_no_secret_once(store)
         key = store.generated_secret()
-    _say_if_the_key_changed(store, key, sends=sends)
+    _say_if_the_key_changed(store, key, sends=sends and not checks, checks=checks)
     return Signer(key, generations)
 
 
@@ -220,7 +223,13 @@ def _fingerprint(key: str) -> str:
     return hmac.new(key.encode(), b"paperwire.signing-key", hashlib.sha256).hexdigest()[:16]
 
 
-def _say_if_the_key_changed(store: Store, key: str, *, sends: bool = True) -> None:
+# (database, key fingerprint) pairs the web app has said refuse the links sent: once each
+_WARNED_CHECKS: set[tuple[str, str]] = set()
+
+
+def _say_if_the_key_changed(
+    store: Store, key: str, *, sends: bool = True, checks: bool = False
+) -> None:
     """A key other than the last one used (PAPERWIRE_SECRET set on an install that ran on its
     generated key, or changed) makes every link already sent invalid, unsubscribe links
     included: said once, in the log, when it happens. A command that only prints a link says
@@ -232,6 +241,19 @@ def _say_if_the_key_changed(store: Store, key: str, *, sends: bool = True) -> No
         generated = store.setting("generated_secret")
         before = _fingerprint(generated) if generated is not None else None
     if before == now:
+        return
+    if checks:
+        said = (str(store.path.resolve()), now)
+        with _WARNED_LOCK:
+            first = before is not None and said not in _WARNED_CHECKS
+            _WARNED_CHECKS.add(said)
+        if first:
+            log.warning(
+                "the signing key here (PAPERWIRE_SECRET, or the database's generated one if it "
+                "is not set) is not the one links were sent with: every link in digests already "
+                "sent (votes, unsubscribe, profile, private feeds) is refused here; run serve "
+                "with the PAPERWIRE_SECRET that send uses"
+            )
         return
     if not sends:
         if before is not None:

@@ -235,7 +235,7 @@ class FeedbackApp:
         key = hashlib.sha256(secret.encode()).hexdigest() if secret is not None else None
         with self._lock:
             if self._signer is None or self._signer[0] != key:
-                self._signer = (key, signer_for(config, store))
+                self._signer = (key, signer_for(config, store, checks=True))
             return self._signer[1]
 
     async def work(self, fn: Callable[..., Any], *args: Any) -> Any:
