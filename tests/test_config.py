@@ -85,6 +85,15 @@ def test_environment_overrides_the_file():
             ("timezone: Europe/Paris", "timezone: Mars/Olympus"),
             "subscribers.yaml:12: subscribers[0].timezone: 'Mars/Olympus' is not a known IANA time zone, e.g. Europe/Paris",
         ),
+        # a zone in the wrong case or misspelt got the same example (found in review)
+        (
+            ("timezone: Europe/Paris", "timezone: europe/london"),
+            "subscribers.yaml:12: subscribers[0].timezone: 'europe/london' is not a known IANA time zone, did you mean 'Europe/London'?",
+        ),
+        (
+            ("timezone: Europe/Paris", "timezone: Europe/Londn"),
+            "subscribers.yaml:12: subscribers[0].timezone: 'Europe/Londn' is not a known IANA time zone, did you mean 'Europe/London'?",
+        ),
         (
             ("digest_days: weekdays", "digest_days: [mon, funday]"),
             "subscribers.yaml:14: subscribers[0].digest_days: 'funday' is not a weekday (use mon..sun, 'weekdays' or 'daily')",

@@ -280,6 +280,23 @@ def _email_address(value: str) -> str:
 
 EmailAddress = Annotated[str, AfterValidator(_email_address)]
 
+
+@functools.lru_cache(maxsize=1)
+def _zones() -> dict[str, str]:
+    """Every IANA zone name this machine knows, by its lowercase form."""
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def _zone_like(value: str) -> str | None:
+    """The zone a mistyped one most likely means: the same name in another case
+    ("europe/london"), else a close spelling ("Europe/Londn"), else None."""
+    zones = _zones()
+    if value.lower() in zones:
+        return zones[value.lower()]
+    close = difflib.get_close_matches(value.lower(), list(zones), n=1, cutoff=0.85)
+    return zones[close[0]] if close else None
+
+
 # A From header's value: one address, bare or in brackets after a display name (quoted if it
 # holds a comma). Syntax only: a lab's relay may well send as digest@lab.internal or .test,
 # which email_validator refuses as undeliverable names.
@@ -352,9 +369,9 @@ class SubscriberConfig(_Frozen):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not a known IANA time zone, e.g. Europe/Paris"
-            ) from None
+            near = _zone_like(value)
+            hint = f"did you mean {near!r}?" if near else "e.g. Europe/Paris"
+            raise ValueError(f"{value!r} is not a known IANA time zone, {hint}") from None
         return value
 
     @field_validator("digest_time", mode="before")
