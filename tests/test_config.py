@@ -980,6 +980,10 @@ def test_a_password_cut_by_a_bare_character_says_how_to_write_it():
         ("feeds:\n  - {url: 'https://a.example/rss', name: lab}\n"
          "  - {url: 'https://b.example/rss', name: Lab}\n",
          "subscribers.yaml:6: feeds[1].name: 'Lab' names feeds[0] too"),
+        # one URL pasted twice: fetched twice a run, counted as two feeds (found in review)
+        ("feeds:\n  - {url: 'https://u:pw@a.example/rss', name: lab}\n"
+         "  - {url: 'https://u:pw@a.example/rss', name: lab2}\n",
+         "subscribers.yaml:6: feeds[1].url: is feeds[0]'s URL too: list it once"),
         # a reference that was taken as the text itself: a public signing key
         ("secret: ${LINK_SIGNING_KEY-}\n",
          "subscribers.yaml:4: secret: a ${…} reference that is not ${NAME}"),

@@ -840,7 +840,15 @@ def _check_unique_feed_names(data: dict, problems: _Problems) -> None:
     if not isinstance(feeds, list):
         return
     first: dict[str, int] = {}
+    urls: dict[str, int] = {}
     for index, feed in enumerate(feeds):
+        url = feed.get("url") if isinstance(feed, dict) else None
+        if isinstance(url, str) and url.strip():
+            # pasted twice: fetched twice a run, and counted as two feeds (never quoted: a
+            # feed URL may carry a password)
+            at = urls.setdefault(url.strip(), index)
+            if at != index:
+                problems.add(("feeds", index, "url"), f"is feeds[{at}]'s URL too: list it once")
         name = feed.get("name") if isinstance(feed, dict) else None
         if not isinstance(name, str) or not name.strip():
             continue
