@@ -196,7 +196,7 @@ def signer_for(config: Config, store: Store, *, sends: bool = True, checks: bool
     else:
         _warn_no_secret_once(store)
         key = store.generated_secret()
-    _say_if_the_key_changed(store, key, sends=sends and not checks, checks=checks)
+    _say_if_the_key_changed(store, key, sends=sends, checks=checks)
     return Signer(key, generations)
 
 
@@ -234,7 +234,8 @@ def _say_if_the_key_changed(
     generated key, or changed) makes every link already sent invalid, unsubscribe links
     included: said once, in the log, when it happens. A command that only prints a link says
     its key differs and leaves the record alone: a ``status`` run in a shell without
-    PAPERWIRE_SECRET made the next send say every link sent (with PAPERWIRE_SECRET) was dead."""
+    PAPERWIRE_SECRET made the next send say every link sent (with PAPERWIRE_SECRET) was dead.
+    The web app (``checks``) says so too, once a key, that it refuses the links sent."""
     now = _fingerprint(key)
     before = store.setting("signing_key")
     if before is None:  # a database from before the fingerprint: its generated key, if any

@@ -143,11 +143,9 @@ _STYLE = re.compile(
     r"operatorname)\s*\{([^{}$\\]*)\}"
 )
 _UNICODE = re.compile(r"\\unicode\{x([0-9A-Fa-f]{1,6})\}")
-# operators written as words: "n\log^2 n" is "n log^2 n", not "nlog^2 n"
-_OPERATORS = frozenset(
-    ("log", "ln", "exp", "min", "max", "deg", "sin", "cos", "tan", "lim", "sup", "inf", "det",
-     "dim", "arg")
-)  # fmt: skip
+# operators written as words (the commands that are their own text): "n\log^2 n" is
+# "n log^2 n", not "nlog^2 n"
+_OPERATORS = frozenset(name for name, text in _SYMBOLS.items() if name == text)
 # text-mode TeX outside formulas: a tie "~" between two words ("Chain-of-Thought~(CoT)",
 # "Fig.~3"; not "~10x", approximately, nor a URL's "/~user"), a control space ("i.e.,\ they"),
 # the quotes ``...'' and a few text symbols
