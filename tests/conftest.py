@@ -7,7 +7,6 @@ nothing on the developer's machine leaks in.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import http.server
 import os
 import shutil
@@ -22,12 +21,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
 
 from paperwire.config import Config, parse_config
 from paperwire.store import Store
+from tests.encoded_texts import ENV, SharedVectors, cached
 
 # The suite's worker processes (pyproject's -n auto: one per core) each get one BLAS thread, and
 # so does every process they start: a pool per worker sized for the whole machine spins while it
@@ -92,104 +91,32 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-# The bundled sentence encoder is most of the suite's CPU: every test that stores papers
-# encodes them, mostly the same few fixture feeds, over and over. One text's vector depends on
-# that text only (encoder.BATCH = 1: no batch mates), so within a run each text is encoded
-# once, by the real model, and the model loaded once per worker; what a test gets is exactly
-# what the uncached encoder gives. The worker processes share their vectors through one SQLite
-# file (the first to encode a text stores it). The cache is in place from the session's start,
-# so module fixtures (a fetched demo) use it too. Subprocesses (the CLI, the daemon) run the
-# encoder uncached, and so do test_encoder.py's own tests (marker ``uncached_encoder``, on a
-# module or a test).
-_ENCODED: dict[tuple[str, str], Any] = {}
-_ENCODER: list[Any] = []
+# The bundled sentence encoder is most of the suite's CPU: each text is encoded once a run, by
+# the real model (tests/encoded_texts.py says why that is exact), in every worker from the
+# session's start, so module fixtures (a fetched demo) use it too; and in the CLI and daemon
+# processes the tests start, through tests/site/sitecustomize.py on their PYTHONPATH.
+# test_encoder.py's own tests run the encoder uncached (marker ``uncached_encoder``, on a
+# module or a test), and so does a subprocess whose environment a test builds from nothing.
 _UNCACHED = [False]  # the running module or test is marked ``uncached_encoder``
-
-
-def _text_key(text: str) -> bytes:
-    """A text as the shared file keys it: its hash (a feed's lone surrogate included)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+_SITE = Path(__file__).parent / "site"
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _encode_each_text_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    import sqlite3
-
     from paperwire.rank import encoder
 
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # popen-gwN/: its parent is this run's alone
         root = root.parent
-    # any test thread may encode (a served web app, a send's workers): one connection, locked.
-    # Every write takes the file's write lock first (BEGIN IMMEDIATE), so two workers never
-    # each hold a read lock while waiting for the other's (SQLite refuses that at once,
-    # whatever the timeout); and any error of the file only costs a text's encoding.
-    shared = sqlite3.connect(
-        root / "encoded-texts.sqlite", timeout=60, isolation_level=None, check_same_thread=False
-    )
-    shared.execute("PRAGMA synchronous=OFF")  # a scratch file: a crash loses nothing worth keeping
-    shared_lock = threading.Lock()
-
-    def write(sql: str, rows: list[tuple] | None = None) -> None:
-        if rows == []:  # nothing new: the other workers need not wait for the lock
-            return
-        with shared_lock:
-            try:
-                shared.execute("BEGIN IMMEDIATE")
-                shared.execute(sql) if rows is None else shared.executemany(sql, rows)
-                shared.execute("COMMIT")
-            except sqlite3.Error:
-                if shared.in_transaction:
-                    shared.execute("ROLLBACK")
-
-    def read(model: str, text: str) -> bytes | None:
-        with shared_lock:
-            try:
-                row = shared.execute(
-                    "SELECT vector FROM vectors WHERE model = ? AND text = ?",
-                    (model, _text_key(text)),
-                ).fetchone()
-            except sqlite3.Error:  # no table yet (its write failed): a miss
-                return None
-        return row[0] if row else None
-
-    write(
-        "CREATE TABLE IF NOT EXISTS vectors (model TEXT, text BLOB, vector BLOB, "
-        "PRIMARY KEY (model, text))"
-    )
-    real_load, real_embed = encoder.load, encoder.SentenceEncoder.embed
-
-    def load(folder: Path | None = None, threads: int | None = None):
-        if _UNCACHED[0] or folder is not None or threads is not None:  # as asked
-            return real_load(folder, threads)
-        if not _ENCODER:
-            _ENCODER.append(real_load())
-        return _ENCODER[0]
-
-    def embed(self, texts: list[str], batch: int = encoder.BATCH):
-        if _UNCACHED[0] or batch != 1:  # batched texts' vectors move with their batch mates
-            return real_embed(self, texts, batch)
-        new = [t for t in dict.fromkeys(texts) if (self.name, t) not in _ENCODED]
-        for text in new:
-            stored = read(self.name, text)
-            if stored is not None:
-                _ENCODED[self.name, text] = np.frombuffer(stored, dtype=np.float32)
-        new = [t for t in new if (self.name, t) not in _ENCODED]
-        vectors = real_embed(self, new, batch)
-        for text, vector in zip(new, vectors, strict=True):
-            _ENCODED[self.name, text] = vector
-        write(
-            "INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)",
-            [(self.name, _text_key(t), v.tobytes()) for t, v in zip(new, vectors, strict=True)],
-        )
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            out[row] = _ENCODED[self.name, text]
-        return out
-
+    path = root / "encoded-texts.sqlite"
+    shared = SharedVectors(path)
+    load, embed = cached(encoder, shared, uncached=lambda: _UNCACHED[0])
+    python_path = os.pathsep.join(p for p in (str(_SITE), os.environ.get("PYTHONPATH")) if p)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(encoder, "load", load)
         patch.setattr(encoder.SentenceEncoder, "embed", embed)
+        patch.setenv(ENV, str(path))
+        patch.setenv("PYTHONPATH", python_path)
         yield
     shared.close()
 
