@@ -649,3 +649,27 @@ def test_an_alert_for_a_paper_a_digest_took_first_is_not_opened(history, make_co
         )  # fmt: skip
     assert opened is None
     assert [row["kind"] for row in history.deliveries("ada")] == ["digest"]
+
+
+@pytest.mark.parametrize("vote", [1, -1])
+def test_a_readers_votes_do_not_set_their_own_bar(history, make_config, vote):
+    """The bar was a percentile of the reader's scores over every recent paper, their voted ones
+    included: a paper they 👍 scores far above anything (it is in their profile), so a reader
+    who voted on their best papers got no alerts where a twin who never voted did; and 👎 on
+    their best papers pulled the bar down (found in review: an all-👎 reader got the most
+    alerts). The bar is set over the recent papers the reader has not rated."""
+    twin = f'  - id: voter\n    email: voter@example.org\n    interests: "{RAG}"\n'
+    config = make_config(CONFIG.replace("  - id: bob\n", twin + "  - id: bob\n"))
+    recent = history.papers_since(NOW - dt.timedelta(days=30))
+    row = [s.id for s in config.subscribers].index("voter")
+    before = digest.score_matrix(history, config, None, recent, now=NOW)[row]
+    best = [recent[i] for i in np.argsort(-before, kind="stable")[:3]]  # what set the bar
+    for paper_id in best:
+        history.record_vote("voter", paper_id, vote, via="test", now=NOW - dt.timedelta(days=1))
+    history.add_papers([rag_paper(1)], now=NOW)
+    alerts = {a.subscriber.id: a for a in find_alerts(history, config, config.subscribers, now=NOW)}
+    assert alerts["ada"].pick.paper_id == "2611.00001"  # the twin who never voted
+    assert alerts["voter"].pick.paper_id == "2611.00001"
+    after = digest.score_matrix(history, config, None, recent, now=NOW)[row]
+    unrated = [i for i, paper_id in enumerate(recent) if paper_id not in best]
+    assert alerts["voter"].bar == pytest.approx(np.percentile(after[unrated], 99), rel=1e-6)

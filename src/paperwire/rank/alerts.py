@@ -1,6 +1,7 @@
 """Instant alerts: after a fetch, a new paper far above a subscriber's usual bar goes out at once.
 
-The bar is a percentile of the subscriber's own scores over the papers of the last weeks, so
+The bar is a percentile of the subscriber's own scores over the papers of the last weeks (but
+those they rated or seeded, which their profile scores as its own), so
 ``percentile: 99.5`` means "rarer than one paper in two hundred *for this reader*", whatever
 the scale of their profile. On a new install, with fewer than ``alerts.min_history`` papers
 older than a day, the bar is set over every recent paper, the new ones included: alerts work
@@ -84,6 +85,11 @@ def find_alerts(
     history_cols, fresh_cols = [at[p] for p in history], [at[p] for p in fresh]
     excluded = store.excluded_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
+    # a reader's bar is set over the recent papers they have not rated and are not their seeds:
+    # a 👍 paper is in their profile and scores far above anything (a reader who voted on
+    # their best papers got no more alerts), and 👎 on them pulled the bar down
+    own = store.own_paper_ids(s.id for s in subscribers)
+    position = {paper_id: i for i, paper_id in enumerate(history)}
     # the run's corpus and vectors, once: the scores, the reasons and the twins read its rows
     models = digest_mod.run_models(store, config, session)
     corpus = models[0]
@@ -98,7 +104,10 @@ def find_alerts(
         store, config, subscribers, columns, now=now, models=models
     ):
         chunk = subscribers[start : start + len(block)]
-        bars, calibrated, best = _bars_and_best(block, history_cols, fresh_cols, settings)
+        theirs = [
+            [position[p] for p in own[sub.id] | seeds[sub.id] if p in position] for sub in chunk
+        ]
+        bars, calibrated, best = _bars_and_best(block, history_cols, fresh_cols, settings, theirs)
         # per reader (their row in the chunk): what they may still get today, and the fresh
         # papers above their bar that a digest of theirs would allow (score order: best first)
         due: dict[int, tuple[int, Following, list[int]]] = {}
@@ -222,15 +231,22 @@ def _alerts_of(
 
 
 def _bars_and_best(
-    block: np.ndarray, history: list[int], fresh: list[int], settings: AlertConfig
+    block: np.ndarray,
+    history: list[int],
+    fresh: list[int],
+    settings: AlertConfig,
+    theirs: list[list[int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, float]]]]:
     """From a chunk of readers' scores (:func:`compose.iter_scored_blocks`): each reader's bar
-    (their ``percentile`` over the ``history`` columns), whether enough of those were scored to
-    set one, and their best fresh papers above it, best first, as many as a day of alerts may
-    look at (index in ``fresh``, score). Only these outlive their chunk."""
+    (their ``percentile`` over the ``history`` columns but their own papers, ``theirs``: per
+    row, positions in ``history``), whether enough of those were scored to set one, and their
+    best fresh papers above it, best first, as many as a day of alerts may look at (index in
+    ``fresh``, score). Only these outlive their chunk."""
     best: list[list[tuple[int, float]]] = [[] for _ in range(len(block))]
     looked_at = settings.max_per_day * 4  # some are the reader's own or filtered out
-    usual = block[:, history]
+    usual = block[:, history]  # a copy: the reader's own papers are left out of it
+    for row, positions in enumerate(theirs or []):
+        usual[row, positions] = np.nan
     # the papers each bar is set over are those the reader's scores reach: past
     # ranking.corpus_papers a day of feeds can be all the corpus holds, and a bar of no paper
     # (NaN) let every fresh paper with a reason through
