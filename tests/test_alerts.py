@@ -673,3 +673,38 @@ def test_a_readers_votes_do_not_set_their_own_bar(history, make_config, vote):
     after = digest.score_matrix(history, config, None, recent, now=NOW)[row]
     unrated = [i for i, paper_id in enumerate(recent) if paper_id not in best]
     assert alerts["voter"].bar == pytest.approx(np.percentile(after[unrated], 99), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("zone", "first", "next_day"),
+    [
+        # a daily fetch at 04:30 whose fetch took a few seconds less than the day before
+        ("UTC", "2026-11-23T04:30:35", "2026-11-24T04:30:28"),
+        # the reader's own day: 23:00 and 01:00 UTC are two days in Paris (UTC+1)
+        ("Europe/Paris", "2026-11-23T22:00:00", "2026-11-23T23:30:00"),
+    ],
+)
+def test_the_day_of_max_per_day_is_the_readers_calendar_day(
+    history, make_config, smtp_server, zone, first, next_day
+):
+    """``max_per_day`` counted the alerts of the last 24 hours to the microsecond: a daily
+    fetch a few seconds quicker than yesterday's found yesterday's alerts still inside the
+    window, and the day's alerts waited for a later run, hours after the fetch (found in
+    review). A day is the reader's calendar day, in their time zone."""
+    config = make_config(
+        CONFIG.replace(
+            "    digest_days: daily\n", f"    digest_days: daily\n    timezone: {zone}\n", 1
+        ),
+        env={"PAPERWIRE_SMTP_URL": smtp_server.url, "PAPERWIRE_SECRET": "k-test-signing-key"},
+    )
+    day_one = dt.datetime.fromisoformat(first).replace(tzinfo=dt.UTC)
+    history.add_papers([rag_paper(1), rag_paper(2)], now=day_one)
+    assert len(pipeline.send_alerts(history, config, now=day_one).lines) == 2  # the day's two
+    day_two = dt.datetime.fromisoformat(next_day).replace(tzinfo=dt.UTC)
+    history.add_papers([rag_paper(3)], now=day_two)
+    [line] = pipeline.send_alerts(history, config, now=day_two).lines
+    assert (line.subscriber_id, line.status) == ("ada", "sent")
+    # and within one day the cap holds
+    later = day_two + dt.timedelta(minutes=20)
+    history.add_papers([rag_paper(4), rag_paper(5)], now=later)
+    assert len(pipeline.send_alerts(history, config, now=later).lines) == 1

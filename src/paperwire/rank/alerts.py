@@ -96,7 +96,6 @@ def find_alerts(
     # one paper under several ids (rank/twins.py)
     twins = corpus.twins.among(corpus.ids, [corpus.index.get(p, -1) for p in fresh])
     news = _Fresh(fresh, store.papers(fresh), twins)
-    since = now - dt.timedelta(days=1)
     explainer: digest_mod.PaperExplainer | None = None  # made at the first paper above a bar
     explained_at: list[int] = []  # its candidates' columns in the scores
     alerts: list[Alert] = []
@@ -121,7 +120,7 @@ def find_alerts(
                     config.ranking.corpus_papers,
                 )
                 continue
-            budget = settings.max_per_day - store.alerts_since(sub.id, since)
+            budget = settings.max_per_day - store.alerts_since(sub.id, _day_start(sub, now))
             if budget <= 0:
                 continue
             following = Following(sub.follow_authors)
@@ -150,6 +149,14 @@ def find_alerts(
                 float(bars[row]), news, following, settings,
             )  # fmt: skip
     return alerts
+
+
+def _day_start(sub: SubscriberConfig, now: dt.datetime) -> dt.datetime:
+    """The start of the reader's calendar day (their ``timezone``) at ``now``: what
+    ``max_per_day`` counts in. The last 24 hours held a daily fetch's alerts back whenever it
+    ran a few seconds quicker than the day before's."""
+    local = now.astimezone(sub.tz)
+    return dt.datetime.combine(local.date(), dt.time(), tzinfo=sub.tz).astimezone(dt.UTC)
 
 
 @dataclass
