@@ -592,3 +592,28 @@ def test_a_webhook_whose_certificate_is_not_trusted_says_so(store, make_config):
         "Slack webhook unreachable: ConnectError: TLS failed: certificate verify failed: "
         "unable to get local issuer certificate; tried again after 2026-11-23 12:05 UTC",
     )
+
+
+def test_a_section_cut_short_keeps_its_link_its_bold_and_why(store, make_config, http_server):
+    """The section was cut short after escaping: a title of 900 '&' (each '&amp;' in mrkdwn)
+    left "*<http://…|1. KV cache compression…" with the link and the bold never closed and the
+    authors, "Why" and abstract gone (found in review). Each part is cut short as text now."""
+    http_server.routes["/hook"] = Route(b"ok")
+    config = config_with_hook(make_config, http_server.url("/hook"), size=1)
+    paper = Paper(
+        "2501.00010", "KV cache compression for speculative decoding " + "&" * 900,
+        abstract="We compress the cache. " * 40, authors=["Ada Lovelace"],
+        url="https://arxiv.org/abs/2501.00010", source="t",
+    )  # fmt: skip
+    store.add_papers([paper], now=NOW)
+    pipeline.send_due(store, config, now=NOW)
+    [payload] = payloads(http_server)
+    check_limits(payload)
+    text = payload["blocks"][1]["text"]["text"]
+    head, meta, why, summary = text.split("\n")
+    assert re.fullmatch(r"\*<https://arxiv\.org/abs/2501\.00010\|1\. [^<>|]+>\*", head), head
+    assert why.startswith("_Why: ") and why.endswith("_") and len(why) > 8
+    assert summary.startswith("We compress the cache.")
+    # every '&' is a whole entity: none was cut in two
+    assert not re.search(r"&(?!amp;|lt;|gt;)", text), text
+    assert meta

@@ -21,6 +21,7 @@ answers 200 too, and then nothing arrived.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import email.utils
 import hashlib
 import logging
@@ -28,6 +29,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 import httpx
@@ -84,6 +86,45 @@ def _extra_links(paper: dict[str, Any]) -> str:
     return "".join(f" · {_link(paper[k], label)}" for k, label in pairs if paper.get(k))
 
 
+def _section(paper: dict[str, Any], meta: str) -> str:
+    """A paper's mrkdwn: its linked title, authors and links, why it is there, and its TL;DR
+    or the start of its abstract, within ``MAX_SECTION`` characters. Each part is cut short as
+    text, before it is escaped: the whole message cut short after could end inside the
+    title's link, its bold or an entity (a feed's title of 900 '&', each '&amp;'), and lose
+    the rest (found in review). The longest part gives way first."""
+    parts = {
+        "title": f"{paper['number']}. {paper['title']}",
+        "meta": meta,
+        "why": "; ".join(paper["reasons"]),
+        "summary": paper.get("tldr") or shorten(paper["abstract"], 300),
+    }
+    lead = "*TL;DR* " if paper.get("tldr") else ""
+    url, links = paper["url"], _extra_links(paper)  # PDF, code, project page
+
+    def written() -> str:
+        return (
+            f"*{_link(url, parts['title'])}*\n{escape(parts['meta'])}{links}\n"
+            f"_Why: {escape(parts['why'])}_\n{lead}{escape(parts['summary'])}"
+        )
+
+    text = written()
+    while len(text) > MAX_SECTION:
+        longest = max(parts, key=lambda name: len(escape(parts[name])))
+        if parts[longest]:
+            raw = parts[longest]
+            # as many characters as fit once escaped, less one for the ellipsis
+            room = len(escape(raw)) - (len(text) - MAX_SECTION) - 1
+            keep = bisect.bisect_right(list(accumulate(len(escape(c)) for c in raw)), room)
+            cut = shorten(raw, keep)
+            parts[longest] = cut if len(cut) < len(raw) else ""
+        elif links:  # links of 2,000 characters each (sources.MAX_URL): the PDF's go first
+            links = ""
+        else:
+            url = ""  # the title without its link
+        text = written()
+    return text
+
+
 def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
     """Block Kit for a rendered digest context, as one or more messages' block lists."""
     if ctx["kind"] == "alert":
@@ -98,16 +139,7 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
         meta = format_authors(paper["authors"])
         if paper.get("upvotes"):
             meta += f" · ▲ {paper['upvotes']}"
-        why = "; ".join(paper["reasons"])
-        links = _extra_links(paper)  # PDF, code, project page; a TL;DR over the abstract
-        summary = f"*TL;DR* {escape(paper['tldr'])}" if paper.get("tldr") else ""
-        text = (
-            f"*{_link(paper['url'], str(paper['number']) + '. ' + paper['title'])}*\n"
-            f"{escape(meta)}{links}\n_Why: {escape(why)}_\n"
-            f"{summary or escape(shorten(paper['abstract'], 300))}"
-        )
-        if len(text) > MAX_SECTION:
-            text = shorten(text, MAX_SECTION - 1)
+        text = _section(paper, meta)
         buttons = []
         for action, label, style in (
             ("up", "👍 More like this", "primary"),
