@@ -101,14 +101,18 @@ def recorded() -> dict[str, tuple[str, np.ndarray]]:
 @pytest.fixture(scope="module")
 def recorded_vectors():
     """The bundled encoder gives this module's texts their recorded vectors; with
-    WRITE_DIGEST_REFERENCE=1 (the reference rewritten), the live encoder's, recorded for the
-    next run (a path there writes digests only, ranked with the recorded vectors)."""
+    WRITE_DIGEST_REFERENCE=1 (the reference rewritten), the live encoder's for texts new to
+    it, recorded for the next run (a path there writes digests only, ranked with the recorded
+    vectors)."""
     writing = os.environ.get("WRITE_DIGEST_REFERENCE") == "1"
     if os.environ.get("WRITE_DIGEST_REFERENCE") and os.environ.get("PYTEST_XDIST_WORKER"):
         # worksteal can run this module's tests on two workers: each would write the files
         # with its own half of the texts and digests
         pytest.fail("WRITE_DIGEST_REFERENCE: run this file in one process (pytest -n0 …)")
     vectors = {} if writing else recorded()
+    # rewritten, a text the reference had keeps its vector: the new one shows what the change
+    # did, not what another CPU's last bits do
+    kept = recorded() if writing and VECTORS.exists() else {}
     real_embed = encoder.SentenceEncoder.embed
 
     def embed(self, texts: list[str], batch: int = encoder.BATCH) -> np.ndarray:
@@ -118,7 +122,10 @@ def recorded_vectors():
                 continue  # a zero row, as the encoder gives
             if text_key(text) not in vectors:
                 assert writing, f"no recorded vector for {text[:60]!r}: WRITE_DIGEST_REFERENCE=1"
-                vectors[text_key(text)] = (text, real_embed(self, [text], 1)[0])
+                if text_key(text) in kept:
+                    vectors[text_key(text)] = kept[text_key(text)]
+                else:
+                    vectors[text_key(text)] = (text, real_embed(self, [text], 1)[0])
             out[row] = vectors[text_key(text)][1]
         return out
 

@@ -247,6 +247,8 @@ def test_tex_in_titles_and_abstracts_reads_as_text_in_every_part():
         ),
         (r"Jasper\textregistered\ Formal, i.e.,\ they", "Jasper® Formal, i.e., they"),
         (r"in $O(n\log^2 n \log \Psi)$ time, $\log(x)$", "in O(n log^2 n log Ψ) time, log(x)"),
+        # letters stored as TeX before ingest wrote them out, outside formulas only
+        (r"Gr{\o}nneb{\ae}k's \ss\ and $\omega$", "Grønnebæk's ß and ω"),
         # a formula with a command that has no character stays whole, its \mathrm too: it was
         # written as "$\frac{a}{tr}\tilde{x}$", half TeX
         (

@@ -51,6 +51,16 @@ _COMBINING = {
     "u": "\u0306",
     "H": "\u030b",
 }
+# TeX's letters that are commands, as arXiv metadata writes them: Gr{\o}nneb{\ae}k, Pawe\l{},
+# Nis\ae l (a command's word ends at the first non-letter and takes the spaces after it), and
+# the dotless i and j under an accent (\'{\i}). Not a longer command: \omega, \log, \in
+_LETTERS = {
+    "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "o": "ø", "O": "Ø", "ss": "ß",
+    "aa": "å", "AA": "Å", "l": "ł", "L": "Ł", "i": "i", "j": "j",
+}  # fmt: skip
+_TEX_LETTER = re.compile(
+    r"\{\\(ae|AE|oe|OE|o|O|ss|aa|AA|l|L|i|j)\}|\\(ae|AE|oe|OE|o|O|ss|aa|AA|l|L|i|j)(?![A-Za-z])(?:\{\}| +)?"
+)
 _SPACE = re.compile(r"\s+")
 # What no feed text may keep: C0/C1 controls (whitespace aside: it is collapsed), what XML 1.0
 # cannot hold (lone surrogates, U+FFFE/U+FFFF: one made the reader's Atom feed unreadable), and
@@ -180,9 +190,15 @@ def clean_text(markup: str | None) -> str:
     text = _TAG.sub(" ", _drop_comments(markup))
     text = html.unescape(text)
     if "\\" in text:
+        text = tex_letters(text)
         text = _TEX_ACCENT.sub(lambda m: m.group(2) + _COMBINING[m.group(1)], text)
         text = unicodedata.normalize("NFC", text)
     return _SPACE.sub(" ", safe_chars(text)).strip()
+
+
+def tex_letters(text: str) -> str:
+    """TeX's letter commands written as the letters (``Gr{\\o}nneb{\\ae}k``: Grønnebæk)."""
+    return _TEX_LETTER.sub(lambda m: _LETTERS[m.group(1) or m.group(2)], text)
 
 
 def web_url(url: object) -> str:

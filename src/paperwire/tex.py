@@ -21,7 +21,7 @@ import functools
 import re
 import unicodedata
 
-from .paper import safe_chars
+from .paper import safe_chars, tex_letters
 
 _GREEK = dict(
     zip(
@@ -217,6 +217,7 @@ _TEXT_MARKS = re.compile(r"~|``|''")
 
 def _plain(text: str) -> str:
     if "\\" in text:
+        text = tex_letters(text)  # stored before ingest wrote them out
         text = _ESCAPED.sub(r"\1", _styled(text, "\\1"))
         text = _TEXT_SYMBOL.sub(lambda m: _TEXT_SYMBOLS[m.group(1)], text)
         text = _CONTROL_SPACE.sub(" ", text)

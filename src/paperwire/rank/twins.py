@@ -48,7 +48,7 @@ MIN_TITLE_WORDS = 4
 MIN_ABSTRACT_WORDS = 20
 ABSTRACT_OPENING = 400  # characters of an abstract its key reads (its first ~60 words)
 # Bump when how a key is made changes: keys stored by another version are made again.
-KEYS_VERSION = 3  # 3: ties, TeX quotes, control spaces, text symbols (2: fractions, roots, links)
+KEYS_VERSION = 4  # 4: TeX letters (\\o, \\ae); 3: ties, TeX quotes, control spaces, text symbols (2: fractions, roots, links)
 
 _WORD = re.compile(r"[^\W_]+")
 _NOT_LETTERS = str.maketrans("", "", string.punctuation + string.whitespace)
