@@ -365,3 +365,29 @@ def test_the_feed_is_the_same_document_at_every_poll_and_answers_its_etag_with_3
     assert httpx.post(up, timeout=10).status_code == 303
     with Store(served.db_path) as store:
         assert [v["subscriber_id"] for v in store.votes()] == ["fay"]
+
+
+def test_entry_ids_are_iris_whatever_a_feed_calls_its_papers(tmp_path: Path, make_config):
+    """An entry's id is the feed's id and the paper's: a blog's guid "Post 9 <x> & ü" made
+    "urn:paperwire:…:fay:lab-blog#Post 9 <x> & ü", which RFC 4287 (atom:id is an IRI) does not
+    allow (found in review). What an IRI cannot hold is percent-encoded; arXiv ids, which
+    need none, keep the ids feed readers already have."""
+    from paperwire.render.atom import render_feed
+
+    config = make_config(CONFIG.format(port=8000), env={"PAPERWIRE_SECRET": SECRET})
+    odd = [
+        Paper('lab-blog#Post 9 <x> & ü "q" {a|b}', "A post", "Text.", source="blog"),
+        Paper("lab-blog#Post 9 <x> & ü 'q' {a|b}", "Another post", "Text.", source="blog"),
+        Paper("2504.06312", "An arXiv paper", "Text.", source="x"),
+    ]
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(odd, now=NOW - dt.timedelta(hours=2))
+        pipeline.send_due(store, config, now=NOW, outbox=tmp_path / "outbox")
+        fay = next(s for s in config.subscribers if s.id == "fay")
+        document = render_feed(store, config, signer_for(config, store), fay)
+    root = ET.fromstring(document)
+    ids = [entry.findtext(f"{ATOM}id") for entry in root.findall(f"{ATOM}entry")]
+    assert len(set(ids)) == 3
+    for entry_id in ids:  # RFC 3987: none of these, and no space, anywhere in an IRI
+        assert not re.search(r'[\s<>"{}|\\^`]', entry_id), entry_id
+    assert "urn:paperwire:127.0.0.1:8000:fay:2504.06312" in ids

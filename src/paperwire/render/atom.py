@@ -16,6 +16,7 @@ import datetime as dt
 import re
 import time
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 
@@ -99,7 +100,7 @@ def render_feed(store: Store, config: Config, signer: Signer, sub: SubscriberCon
         )
         entries.append(
             {
-                "id": f"{_feed_id(config, sub)}:{paper['paper_id']}",
+                "id": f"{_feed_id(config, sub)}:{_iri_part(paper['paper_id'])}",
                 "title": shown["title"],
                 "updated": _rfc3339(pick["sent_at"]),
                 "published": _rfc3339(paper.get("published")),
@@ -146,6 +147,29 @@ def _signing_time(sent_at: Any) -> int:
 def _feed_id(config: Config, sub: SubscriberConfig) -> str:
     # stable across secret rotations (the URL changes, the feed's identity does not)
     return f"urn:paperwire:{config.base_url.rstrip('/').split('://', 1)[-1]}:{sub.id}"
+
+
+def _iri_part(text: str) -> str:
+    """A paper id as part of an entry's id, an IRI (RFC 4287): what an IRI cannot hold (a
+    blog's "Post 9 <x>") percent-encoded, letters of any script kept; an arXiv id as it is."""
+    return "".join(ch if _in_iri(ch) else quote(ch, safe="") for ch in text)
+
+
+# RFC 3987: ASCII's unreserved characters, sub-delims and ":@/?#"; beyond ASCII, every
+# character but private use, the specials (U+FFF0-U+FFFF) and each plane's last two
+_IRI_ASCII = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?#"
+)
+
+
+def _in_iri(ch: str) -> bool:
+    point = ord(ch)
+    if point < 0x80:
+        return ch in _IRI_ASCII
+    private = 0xE000 <= point <= 0xF8FF or point >= 0xF0000
+    return (
+        point >= 0xA0 and not private and not 0xFFF0 <= point <= 0xFFFF and point & 0xFFFE != 0xFFFE
+    )
 
 
 def _rfc3339(stamp: Any) -> str | None:
