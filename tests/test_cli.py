@@ -278,6 +278,19 @@ def test_run_once_without_a_secret_warns_about_it_once(caplog):
     assert len(warned) == 1, [r.getMessage() for r in warned]
 
 
+def test_run_once_says_which_lines_are_alerts(monkeypatch):
+    """`run --once` printed an alert's line and a digest's alike ("ada: sent: 1 paper to
+    Slack" twice: found in review); the daemon's log said which was which."""
+    monkeypatch.setenv("PAPERWIRE_SECRET", "k-test-signing-key")
+    result = invoke("run", "--once", config=None)
+    assert result.exit_code == 0, result.output
+    alerts = [line for line in result.stdout.splitlines() if ": alert sent: 1 paper" in line]
+    digests = [line for line in result.stdout.splitlines() if re.match(r"[\w-]+: sent: ", line)]
+    alerted = len(list(Path("outbox").glob("*-alert-*.eml")))
+    assert alerted and len(alerts) == alerted, result.stdout
+    assert len(digests) == len(list(Path("outbox").glob("*-digest.eml"))) == 3, result.stdout
+
+
 def test_an_empty_config_says_there_is_nothing_to_do_and_how_to_start():
     result = invoke("run", "--once", config="# nothing yet\n")
     assert result.exit_code == 1

@@ -402,7 +402,10 @@ def _print_send(report: pipeline.SendReport, note: str | None = None) -> bool:
     """One line per reader, the ``note``, then the counts (the last line, which scripts read);
     True when a delivery failed or is to retry."""
     for line in report.lines:
-        echo(f"{line.subscriber_id}: {line.status}{': ' + line.detail if line.detail else ''}")
+        kind = "alert " if line.kind == "alert" else ""  # a digest's line is the plain one
+        echo(
+            f"{line.subscriber_id}: {kind}{line.status}{': ' + line.detail if line.detail else ''}"
+        )
     if note:
         echo(note)
     echo(
