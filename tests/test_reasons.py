@@ -444,6 +444,22 @@ def test_a_key_phrase_is_not_said_twice_in_another_case_or_with_a_hyphen():
     ]  # fmt: skip
 
 
+def test_a_key_phrase_is_not_said_twice_in_the_plural_and_a_word_is_not_inside_another():
+    """'about “Nash Equilibria”; about “Nash Equilibrium”' under one pick (found in review): a
+    plural is its singular. And "GAN" was left out beside "organ transplant", inside which
+    its letters are: phrases are compared word by word."""
+    from paperwire.rank.paper_phrases import choose_key_phrases
+
+    texts = ["Nash Equilibria", "Nash Equilibrium", "Gaussian processes", "Gaussian Process"]
+    assert choose_key_phrases(texts, [0, 1, 2, 3], 4) == ["Nash Equilibria", "Gaussian processes"]
+    assert choose_key_phrases(["policies", "policy gradient"], [1, 0], 2) == ["policy gradient"]
+    assert choose_key_phrases(["organ transplant", "GAN"], [0, 1], 2) == ["organ transplant", "GAN"]
+    # and words that end in "s" without being plurals are themselves
+    assert choose_key_phrases(["analysis", "corpus", "analyses"], [0, 1, 2], 3) == [
+        "analysis", "corpus", "analyses"
+    ]  # fmt: skip
+
+
 def test_a_run_of_two_key_phrases_is_found_as_the_pattern_finds_it_in_any_text():
     """_one_run looks for the joined phrase in the text lowercased, its spaces made single,
     instead of compiling a pattern for each: it finds what the pattern (whole words, any

@@ -226,8 +226,8 @@ def choose_key_phrases(
     chosen: list[str] = []
     for i in order:
         compared = _compared(texts[i])
-        if any(compared in t or t in compared for t in taken):
-            continue
+        if any(compared in t or t in compared for t in taken):  # whole words: " gan " is
+            continue  # not in " organ transplant "
         chosen.append(texts[i])
         taken.append(compared)
         if len(chosen) == n:
@@ -238,8 +238,25 @@ def choose_key_phrases(
 @functools.lru_cache(maxsize=65536)
 def _compared(phrase: str) -> str:
     """A phrase as a reader compares two: any case, a hyphen a space ("Fine-Tuning" and
-    "fine-tuning", "DeepSeek-R1" and "Deepseek R1" are one). One inside the other is one too
-    ("language model" in "large language models"); two that overlap at their ends ("KV cache",
-    "cache compression") are both kept: the reasons say them as the one run of words they are
-    (render/reasons.py). Cached: a paper's phrases come back under reader after reader."""
-    return " ".join(phrase.lower().replace("-", " ").split())
+    "fine-tuning", "DeepSeek-R1" and "Deepseek R1" are one), a plural its singular ("Nash
+    Equilibria" and "Nash Equilibrium" stood under one pick: found in review). One inside the
+    other is one too ("language model" in "large language models"); two that overlap at their
+    ends ("KV cache", "cache compression") are both kept: the reasons say them as the one run
+    of words they are (render/reasons.py). Cached: a paper's phrases come back under reader
+    after reader."""
+    words = " ".join(_singular(word) for word in phrase.lower().replace("-", " ").split())
+    return f" {words} "
+
+
+def _singular(word: str) -> str:
+    """An English or Latin plural's singular, near enough to compare two phrases by."""
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word  # process, corpus, analysis; and short words (gas, bus, its)
+    for plural, singular in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh")):
+        if word.endswith(plural):
+            return word[: -len(plural)] + singular
+    if word.endswith("xes"):
+        return word[:-2]
+    if word.endswith("ia") and len(word) > 5:
+        return word[:-2] + "ium"  # equilibria, criteria (media, bacteria)
+    return word[:-1] if word.endswith("s") else word
