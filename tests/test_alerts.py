@@ -15,7 +15,7 @@ from paperwire.rank import compose as digest
 from paperwire.rank.alerts import find_alerts
 from paperwire.sources import parse_document
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, Route
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 RAG = "retrieval augmented generation dense retrieval reranking grounded answers"
@@ -708,3 +708,31 @@ def test_the_day_of_max_per_day_is_the_readers_calendar_day(
     later = day_two + dt.timedelta(minutes=20)
     history.add_papers([rag_paper(4), rag_paper(5)], now=later)
     assert len(pipeline.send_alerts(history, config, now=later).lines) == 1
+
+
+def test_run_once_waits_for_a_stalled_webhook_host_once_not_once_for_alerts_and_again(
+    history, make_config, http_server
+):
+    """`run --once` sent its alerts and then its digests each with a run of its own: a Slack
+    host that let an alert reach its deadline was waited for again by the digests, for an
+    alert left for later among them (found in review: 55 s where 25 s would do). One run,
+    one deadline for the host: everything else for it waits, untried, for the next run."""
+    http_server.routes["/slow"] = Route(b"ok", delay=3)
+    readers = "".join(
+        f'  - id: s{i}\n    slack_webhook: {http_server.url("/slow")}\n    interests: "{RAG}"\n'
+        "    digest_days: daily\n"
+        for i in range(2)
+    )
+    config = make_config(
+        f"feeds: []\nsubscribers:\n{readers}alerts: {{percentile: 99}}\n"
+        "sender: {timeout: 1, retry_attempts: 1}\n",
+        env={"PAPERWIRE_SECRET": "k-test-signing-key"},
+    )
+    history.add_papers([rag_paper(1)], now=NOW)
+    _, report = pipeline.run_once(history, config, now=lambda: NOW)
+    posts = [r for r in http_server.requests if r[0] == "POST" and r[1] == "/slow"]
+    assert len(posts) == 1, report.lines  # the first alert's, and nothing after it
+    assert {line.status for line in report.lines} == {"retry"}
+    assert sorted(line.subscriber_id for line in report.lines if line.kind == "digest") == [
+        "s0", "s1"
+    ]  # fmt: skip

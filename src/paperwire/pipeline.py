@@ -504,12 +504,15 @@ def send_due(
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
     session: RankingSession | None = None,
+    stalled: set[str] | None = None,
 ) -> SendReport:
     """Deliver every due digest exactly once: first what a crash or outage left pending (and
     no live run holds), then each subscriber whose latest digest slot has no ledger entry yet.
 
     The run holds what it sends (a lease renewed while it lasts) and lets go of what is left
-    when it ends, so a concurrent ``send`` never touches it and the next run resumes it."""
+    when it ends, so a concurrent ``send`` never touches it and the next run resumes it.
+    ``stalled``: the webhook hosts an earlier part of the same run waited out
+    (:func:`~paperwire.deliver.dispatch.deliver_jobs`)."""
     report = SendReport()
     resume_if_relay_changed(store, config)
     subs, skipped = active_subscribers(store, config, subscriber_id)
@@ -542,6 +545,7 @@ def send_due(
                     now=now,
                     stop=stop,
                     progress=progress,
+                    stalled=stalled,
                 )
             )
     # what /healthz shows: a relay refusing every login sends nothing and fails nothing, and
@@ -729,8 +733,10 @@ def send_alerts(
     outbox: Path | None = None,
     stop: threading.Event | None = None,
     session: RankingSession | None = None,
+    stalled: set[str] | None = None,
 ) -> SendReport:
-    """Send each instant alert due after a fetch, through the same ledger as digests."""
+    """Send each instant alert due after a fetch, through the same ledger as digests
+    (``stalled``: as :func:`send_due`'s)."""
     from .rank.alerts import find_alerts
     from .render.reasons import worded
 
@@ -758,7 +764,9 @@ def send_alerts(
                     jobs.append(job)
         if jobs:
             report.lines.extend(
-                deliver_jobs(store, config, jobs, outbox=outbox, now=now, stop=stop)
+                deliver_jobs(
+                    store, config, jobs, outbox=outbox, now=now, stop=stop, stalled=stalled
+                )
             )
     return report
 
@@ -801,7 +809,9 @@ def run_once(
     signer_for(config, store)
     session = RankingSession()
     fetched = fetch_all(store, config, base_dir=base_dir, session=session)
-    alerts = send_alerts(store, config, now=now(), outbox=outbox, session=session)
+    # a webhook host the alerts waited out is not waited for again by the digests: one run
+    stalled: set[str] = set()
+    alerts = send_alerts(store, config, now=now(), outbox=outbox, session=session, stalled=stalled)
     report = send_due(
         store,
         config,
@@ -810,6 +820,7 @@ def run_once(
         outbox=outbox,
         first_reach=first_reach,
         session=session,
+        stalled=stalled,
     )
     report.lines[:0] = alerts.lines
     return fetched, report

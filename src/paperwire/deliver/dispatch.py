@@ -165,6 +165,7 @@ def deliver_jobs(
     now: dt.datetime,
     stop: threading.Event | None = None,
     progress: Callable[[SendLine], None] | None = None,
+    stalled: set[str] | None = None,
 ) -> list[SendLine]:
     """Render and deliver ledger entries; each outcome is written to the ledger as it happens.
 
@@ -173,7 +174,9 @@ def deliver_jobs(
     many digests go out. When ``stop`` is set, or ``sender.run_budget`` is spent, delivery
     ends between two messages; what was not sent stays pending in the ledger and goes out,
     with the same Message-ID, on the next run. So does everything when the SMTP server or
-    account fails (greeting, AUTH, …), after a back-off."""
+    account fails (greeting, AUTH, …), after a back-off. ``stalled``: the hosts an earlier
+    delivery of the same run found stalled (``run --once``: its alerts', for its digests), which
+    this one adds to."""
     lines: list[SendLine] = []
 
     def done(line: SendLine) -> None:
@@ -196,6 +199,7 @@ def deliver_jobs(
         done=done,
         stop=stop,
         budget=Budget(config.sender.run_budget, setting="sender.run_budget"),
+        stalled=set() if stalled is None else stalled,
     )
     pooled: dict[str, tuple[Channel, list[Job]]] = {}
     try:
