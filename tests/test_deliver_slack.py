@@ -617,3 +617,25 @@ def test_a_section_cut_short_keeps_its_link_its_bold_and_why(store, make_config,
     # every '&' is a whole entity: none was cut in two
     assert not re.search(r"&(?!amp;|lt;|gt;)", text), text
     assert meta
+
+
+def test_an_alert_is_not_numbered_and_a_post_without_authors_has_no_empty_line():
+    """In Slack an alert's one paper read "1. …" (its e-mail is not numbered), and a blog post
+    with no authors left an empty line under its title (found in review)."""
+    from paperwire.deliver.slack import digest_blocks
+
+    paper = {
+        "paper_id": "lab-blog#8", "number": 1, "title": "KV cache notes", "authors": [],
+        "reasons": ["about “KV cache”"], "abstract": "Notes on caches.",
+        "url": "https://lab.example/posts/8", "up_url": "http://127.0.0.1:8000/v/a",
+        "down_url": "http://127.0.0.1:8000/v/b",
+    }  # fmt: skip
+    links = {"profile_url": "http://x/p", "feed_url": "http://x/f", "unsubscribe_url": "http://x/u"}
+    for kind, title in (("alert", "KV cache notes"), ("digest", "1. KV cache notes")):
+        [blocks] = digest_blocks({"kind": kind, "period": "2026-11-23", "papers": [paper], **links})
+        text = blocks[1]["text"]["text"]
+        assert text.split("\n") == [
+            f"*<https://lab.example/posts/8|{title}>*",
+            "_Why: about “KV cache”_",
+            "Notes on caches.",
+        ]

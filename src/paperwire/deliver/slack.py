@@ -86,14 +86,15 @@ def _extra_links(paper: dict[str, Any]) -> str:
     return "".join(f" · {_link(paper[k], label)}" for k, label in pairs if paper.get(k))
 
 
-def _section(paper: dict[str, Any], meta: str) -> str:
+def _section(paper: dict[str, Any], meta: str, numbered: bool = True) -> str:
     """A paper's mrkdwn: its linked title, authors and links, why it is there, and its TL;DR
     or the start of its abstract, within ``MAX_SECTION`` characters. Each part is cut short as
     text, before it is escaped: the whole message cut short after could end inside the
     title's link, its bold or an entity (a feed's title of 900 '&', each '&amp;'), and lose
     the rest (found in review). The longest part gives way first."""
     parts = {
-        "title": f"{paper['number']}. {paper['title']}",
+        # an alert's one paper is not numbered, as in its e-mail
+        "title": f"{paper['number']}. {paper['title']}" if numbered else paper["title"],
         "meta": meta,
         "why": "; ".join(paper["reasons"]),
         "summary": paper.get("tldr") or shorten(paper["abstract"], 300),
@@ -102,10 +103,12 @@ def _section(paper: dict[str, Any], meta: str) -> str:
     url, links = paper["url"], _extra_links(paper)  # PDF, code, project page
 
     def written() -> str:
-        return (
-            f"*{_link(url, parts['title'])}*\n{escape(parts['meta'])}{links}\n"
-            f"_Why: {escape(parts['why'])}_\n{lead}{escape(parts['summary'])}"
-        )
+        lines = [f"*{_link(url, parts['title'])}*"]
+        byline = f"{escape(parts['meta'])}{links}"
+        if byline:  # a post with no authors and no links: no empty line
+            lines.append(byline)
+        lines += [f"_Why: {escape(parts['why'])}_", f"{lead}{escape(parts['summary'])}"]
+        return "\n".join(lines)
 
     text = written()
     while len(text) > MAX_SECTION:
@@ -139,7 +142,7 @@ def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
         meta = format_authors(paper["authors"])
         if paper.get("upvotes"):
             meta += f" · ▲ {paper['upvotes']}"
-        text = _section(paper, meta)
+        text = _section(paper, meta, numbered=ctx["kind"] != "alert")
         buttons = []
         for action, label, style in (
             ("up", "👍 More like this", "primary"),
