@@ -208,6 +208,12 @@ def test_each_chunk_s_bars_and_best_papers_are_those_of_its_own_readers():
         assert len(best[row]) < len(fresh) - (row == 2)
     assert calibrated.tolist() == [True, True, True, True, True]
     assert [col for col, _ in best[1][4:6]] == [5, 7]  # equal scores: the earlier paper first
+    # a reader's own papers (rated, seeded) are left out of their bar, not out of anyone else's
+    own = [[0, 1, 2], [], [149], [], [10, 11]]
+    bars, _, _ = _bars_and_best(scores, history, fresh, settings, own)
+    for row, theirs in enumerate(own):
+        rest = [col for col in history if col not in theirs]
+        assert bars[row] == np.nanpercentile(scores[row, rest], 90)
 
 
 def test_an_alert_keeps_the_digest_s_rules_seed_papers_and_must_match(history, make_config):
