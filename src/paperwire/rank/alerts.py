@@ -82,12 +82,11 @@ def find_alerts(
     columns = list(dict.fromkeys(history + fresh))
     at = {paper_id: i for i, paper_id in enumerate(columns)}
     history_cols, fresh_cols = [at[p] for p in history], [at[p] for p in fresh]
-    excluded = store.excluded_ids(s.id for s in subscribers)
+    # a reader's bar is set over the recent papers they have not rated and are not their seeds
+    # (``own``): a 👍 paper is in their profile and scores far above anything (a reader who
+    # voted on their best papers got no more alerts), and 👎 on them pulled the bar down
+    excluded, own = store.excluded_and_own_ids(s.id for s in subscribers)
     seeds = {s.id: set(digest_mod.seed_ids(s)) for s in subscribers}
-    # a reader's bar is set over the recent papers they have not rated and are not their seeds:
-    # a 👍 paper is in their profile and scores far above anything (a reader who voted on
-    # their best papers got no more alerts), and 👎 on them pulled the bar down
-    own = store.own_paper_ids(s.id for s in subscribers)
     position = {paper_id: i for i, paper_id in enumerate(history)}
     # the run's corpus and vectors, once: the scores, the reasons and the twins read its rows
     models = digest_mod.run_models(store, config, session)
@@ -103,7 +102,13 @@ def find_alerts(
     ):
         chunk = subscribers[start : start + len(block)]
         theirs = [
-            [position[p] for p in own[sub.id] | seeds[sub.id] if p in position] for sub in chunk
+            [
+                position[p]
+                for papers in (own[sub.id], seeds[sub.id])
+                for p in papers
+                if p in position
+            ]
+            for sub in chunk
         ]
         bars, calibrated, best = _bars_and_best(block, history_cols, fresh_cols, settings, theirs)
         # per reader (their row in the chunk): what they may still get today, and the fresh

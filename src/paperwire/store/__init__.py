@@ -703,31 +703,28 @@ class Store:
     def excluded_ids(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
         """For each subscriber, the papers already delivered (or in flight), rated, or
         imported as seeds."""
+        return self.excluded_and_own_ids(subscriber_ids)[0]
+
+    def excluded_and_own_ids(
+        self, subscriber_ids: Iterable[str]
+    ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """For each subscriber, :meth:`excluded_ids`, and of those the papers they rated or
+        imported as seeds (their own: their config's seeds are the caller's to add)."""
+        excluded: dict[str, set[str]] = {s: set() for s in subscriber_ids}
+        own: dict[str, set[str]] = {s: set() for s in excluded}
         sql = """
-            select d.subscriber_id as s, dp.paper_id as p from delivery_papers dp
+            select 0, d.subscriber_id as s, dp.paper_id as p from delivery_papers dp
             join deliveries d on d.id = dp.delivery_id where d.state in ('pending', 'sent')
-            union all select subscriber_id, paper_id from votes
-            union all select subscriber_id, paper_id from seeds
+            union all select 1, subscriber_id, paper_id from votes
+            union all select 1, subscriber_id, paper_id from seeds
         """
-        return self._papers_of(subscriber_ids, sql)
-
-    def own_paper_ids(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
-        """For each subscriber, the papers they rated or imported as seeds (their config's
-        seeds are the caller's to add)."""
-        sql = """
-            select subscriber_id, paper_id from votes
-            union all select subscriber_id, paper_id from seeds
-        """
-        return self._papers_of(subscriber_ids, sql)
-
-    def _papers_of(self, subscriber_ids: Iterable[str], sql: str) -> dict[str, set[str]]:
-        """(subscriber, paper) rows of ``sql`` as a set of papers per given subscriber."""
-        out: dict[str, set[str]] = {s: set() for s in subscriber_ids}
         # rows as tuples (~300,000 votes), kept in sets: SQLite need not sort them for "union"
-        for subscriber_id, paper_id in self.db.execute(sql):
-            if subscriber_id in out:
-                out[subscriber_id].add(paper_id)
-        return out
+        for theirs, subscriber_id, paper_id in self.db.execute(sql):
+            if subscriber_id in excluded:
+                excluded[subscriber_id].add(paper_id)
+                if theirs:
+                    own[subscriber_id].add(paper_id)
+        return excluded, own
 
     # -- feeds ----------------------------------------------------------------------------
 
