@@ -344,6 +344,7 @@ def _get(url: str, **options):
         ("Martin Gr{\\o}nneb{\\ae}k Tolsgaard", "Martin Grønnebæk Tolsgaard"),
         ("Nis\\ae l Sh\\'artov", "Nisæl Shártov"),  # a command's word takes the space after
         ("Pawe\\l{} Nowak and Cla{\\ss}en", "Paweł Nowak and Claßen"),
+        ("Pawe\\l Nowak, Gau\\ss -Radau", "Paweł Nowak, Gauß-Radau"),  # a capital: two words
         ("{\\O}stergaard, {\\AA}ngstr{\\\"o}m, Mar{\\'\\i}a", "Østergaard, Ångström, María"),
         ("$\\omega \\log n \\in S$", "$\\omega \\log n \\in S$"),  # longer commands: not letters
     ],
