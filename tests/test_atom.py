@@ -251,7 +251,9 @@ def test_feed_rotate_gives_one_reader_a_new_url_and_the_old_one_stops(
     assert result.output == f"fay: the old feed URL no longer works; the new one is {new_fay}\n"
     assert new_fay != old_fay and new_fay.startswith(served.url + "/feed/")
     gone = httpx.get(old_fay, timeout=10)
-    assert gone.status_code == 400
+    # gone for good, which tells a feed reader to stop polling it (400 said "a bad request":
+    # found in review); a forged or altered link is still a 400
+    assert gone.status_code == 410
     assert "This feed link was replaced; use the feed link on your profile page" in gone.text
     parsed = feedparser.parse(httpx.get(new_fay, timeout=10).content)
     assert parsed.feed.title == "Paperwire picks for Fay" and len(parsed.entries) == 4

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import jinja2
 
 from ..config import Config, SubscriberConfig
-from ..errors import FeedbackError
+from ..errors import LinkExpired
 from ..links import Links, Signer, signer_for
 from ..links import feed_url as links_feed_url
 from ..paper import web_url
@@ -37,10 +37,11 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def read_feed_token(store: Store, signer: Signer, token: str) -> str:
     """The subscriber a feed token was made for; FeedbackError if it is not exactly a token
-    this key issued, or if that subscriber's feed URL was rotated since."""
+    this key issued, LinkExpired if that subscriber's feed URL was rotated since."""
     subscriber_id, generation = signer.read_feed(token)
     if generation != store.feed_generations().get(subscriber_id, 0):
-        raise FeedbackError(
+        # it was this reader's: gone for good (410), not a bad request as a forged one is
+        raise LinkExpired(
             "this feed link was replaced; use the feed link on your profile page or in your "
             "newest digest"
         )
