@@ -89,6 +89,25 @@ def test_change_and_undo_from_the_vote_page(web: WebApp, page):
     assert page.errors == []
 
 
+def test_back_to_a_vote_page_after_a_change_says_which_vote_is_stored(web: WebApp, page):
+    """After "Change to 👎", Back to the 👍 page said "Press the button to record your 👍" and
+    nothing of the 👎 now stored (found in review)."""
+    url = web.link("ada", KV, "up")
+    page.goto(url)
+    page.wait_for_selector("#recorded")
+    page.get_by_role("button", name="Change to 👎 Less like this").click()
+    page.wait_for_selector("text=✓ Recorded: 👎 Less like this")
+    while page.url != url:
+        page.go_back()
+    page.wait_for_selector("#stored")
+    assert page.locator("#stored").inner_text() == "Your vote now: 👎 Less like this."
+    assert page.get_by_text(
+        "Press the button to record your 👍 More like this instead."
+    ).is_visible()
+    assert web.votes() == [("ada", KV, -1)]  # Back changed nothing
+    assert page.errors == []
+
+
 def test_with_scripts_off_the_vote_waits_for_the_button(web: WebApp, browser):
     context = browser.new_context(java_script_enabled=False)
     context.set_default_timeout(5000)
