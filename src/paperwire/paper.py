@@ -52,15 +52,15 @@ _COMBINING = {
     "H": "\u030b",
 }
 # TeX's letters that are commands, as arXiv metadata writes them: Gr{\o}nneb{\ae}k, Pawe\l{},
-# Nis\ae l (a command's word ends at the first non-letter and takes the spaces after it: but
-# not before a capital, where metadata's "Pawe\l Nowak" is two names), and the dotless i and
-# j under an accent (\'{\i}). Not a longer command: \omega, \log, \in
+# the dotless i and j under an accent (\'{\i}). Not a longer command (\omega, \log, \in), nor
+# one after an escaped backslash. The space after a bare command stays: TeX would take it
+# ("Bj\o rn"), but metadata's "6563 \AA emission" and "Pawe\l de Jong" need it more.
 _LETTERS = {
     "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "o": "ø", "O": "Ø", "ss": "ß",
     "aa": "å", "AA": "Å", "l": "ł", "L": "Ł", "i": "i", "j": "j",
 }  # fmt: skip
 _TEX_LETTER = re.compile(
-    r"\{\\(ae|AE|oe|OE|o|O|ss|aa|AA|l|L|i|j)\}|\\(ae|AE|oe|OE|o|O|ss|aa|AA|l|L|i|j)(?![A-Za-z])(?:\{\}| +(?![A-Z]))?"
+    r"\{\\(ae|AE|oe|OE|o|O|ss|aa|AA|l|L|i|j)\}|(?<!\\)\\(ae|AE|oe|OE|o|O|ss|aa|AA|l|L|i|j)(?![A-Za-z])(?:\{\})?"
 )
 _SPACE = re.compile(r"\s+")
 # What no feed text may keep: C0/C1 controls (whitespace aside: it is collapsed), what XML 1.0
