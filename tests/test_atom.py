@@ -381,6 +381,7 @@ def test_entry_ids_are_iris_whatever_a_feed_calls_its_papers(tmp_path: Path, mak
         Paper('lab-blog#Post 9 <x> & ü "q" {a|b}', "A post", "Text.", source="blog"),
         Paper("lab-blog#Post 9 <x> & ü 'q' {a|b}", "Another post", "Text.", source="blog"),
         Paper("2504.06312", "An arXiv paper", "Text.", source="x"),
+        Paper("https://blog.example/caf%C3%A9 100%", "Café", "Text.", source="blog"),
     ]
     with Store(tmp_path / "pw.db") as store:
         store.add_papers(odd, now=NOW - dt.timedelta(hours=2))
@@ -389,7 +390,10 @@ def test_entry_ids_are_iris_whatever_a_feed_calls_its_papers(tmp_path: Path, mak
         document = render_feed(store, config, signer_for(config, store), fay)
     root = ET.fromstring(document)
     ids = [entry.findtext(f"{ATOM}id") for entry in root.findall(f"{ATOM}entry")]
-    assert len(set(ids)) == 3
+    assert len(set(ids)) == 4
     for entry_id in ids:  # RFC 3987: none of these, and no space, anywhere in an IRI
         assert not re.search(r'[\s<>"{}|\\^`]', entry_id), entry_id
     assert "urn:paperwire:127.0.0.1:8000:fay:2504.06312" in ids
+    # an escape already there is kept (its id is what it was), a lone '%' is escaped
+    assert "urn:paperwire:127.0.0.1:8000:fay:https://blog.example/caf%C3%A9%20100%25" in ids
+    assert any("ü" in entry_id for entry_id in ids)  # a letter of any script is kept

@@ -153,7 +153,15 @@ def _feed_id(config: Config, sub: SubscriberConfig) -> str:
 def _iri_part(text: str) -> str:
     """A paper id as part of an entry's id, an IRI (RFC 4287): what an IRI cannot hold (a
     blog's "Post 9 <x>") percent-encoded, letters of any script kept; an arXiv id as it is."""
-    return "".join(ch if _in_iri(ch) else quote(ch, safe="") for ch in text)
+    return "".join(
+        ch if _in_iri(ch) or (ch == "%" and _ESCAPE.match(text, at)) else quote(ch, safe="")
+        for at, ch in enumerate(text)
+    )
+
+
+# a percent-escape already in the id ("caf%C3%A9"): an IRI holds it as it is, and encoding it
+# again would give every such entry a new id, shown again as new by every feed reader
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 # RFC 3987: ASCII's unreserved characters, sub-delims and ":@/?#"; beyond ASCII, every
