@@ -639,3 +639,34 @@ def test_an_alert_is_not_numbered_and_a_post_without_authors_has_no_empty_line()
             "_Why: about “KV cache”_",
             "Notes on caches.",
         ]
+
+
+@pytest.mark.parametrize(
+    ("title", "url", "pdf_url"),
+    [
+        # links of 2,000 characters (sources.MAX_URL) go before the text does
+        ("Sparse attention", "https://x.org/" + "a" * 1980, "https://x.org/" + "b&" * 990),
+        # one long word, or a script without spaces: cut where it must, not to "1…"
+        ("注意力机制的稀疏化" * 400, "https://x.org/p", ""),
+    ],
+)
+def test_a_long_section_gives_up_its_links_before_its_text(title, url, pdf_url):
+    from paperwire.deliver.slack import digest_blocks
+
+    paper = {
+        "paper_id": "p1", "number": 1, "title": title, "authors": ["Ada Lovelace"],
+        "reasons": ["about “sparse attention”"], "abstract": "We sparsify attention. " * 20,
+        "url": url, "pdf_url": pdf_url, "up_url": "http://127.0.0.1:8000/v/a",
+        "down_url": "http://127.0.0.1:8000/v/b",
+    }  # fmt: skip
+    links = {"profile_url": "http://x/p", "feed_url": "http://x/f", "unsubscribe_url": "http://x/u"}
+    [blocks] = digest_blocks({"kind": "digest", "period": "2026-11-23", "papers": [paper], **links})
+    text = blocks[1]["text"]["text"]
+    assert len(text) <= MAX_SECTION
+    head, meta, why, summary = text.split("\n")
+    assert head.startswith("*<https://x.org/") and head.endswith(">*")
+    label = head.split("|", 1)[1][:-2]
+    assert label == "1. " + title or (label.startswith("1. " + title[:20]) and len(label) > 100)
+    assert meta.startswith("Ada Lovelace")
+    assert why == "_Why: about “sparse attention”_"
+    assert summary.startswith("We sparsify attention.")

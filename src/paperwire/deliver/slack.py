@@ -113,19 +113,28 @@ def _section(paper: dict[str, Any], meta: str, numbered: bool = True) -> str:
     text = written()
     while len(text) > MAX_SECTION:
         longest = max(parts, key=lambda name: len(escape(parts[name])))
-        if parts[longest]:
-            raw = parts[longest]
-            # as many characters as fit once escaped, less one for the ellipsis
-            room = len(escape(raw)) - (len(text) - MAX_SECTION) - 1
-            keep = bisect.bisect_right(list(accumulate(len(escape(c)) for c in raw)), room)
-            cut = shorten(raw, keep)
-            parts[longest] = cut if len(cut) < len(raw) else ""
-        elif links:  # links of 2,000 characters each (sources.MAX_URL): the PDF's go first
+        # the PDF, code and project links (2,000 characters each at most: sources.MAX_URL),
+        # then the title's own, go before a part is cut shorter than they are
+        if links and len(links) >= len(escape(parts[longest])):
             links = ""
-        else:
+        elif url and len(escape(url)) >= len(escape(parts[longest])):
             url = ""  # the title without its link
+        else:
+            parts[longest] = _cut(parts[longest], len(text) - MAX_SECTION)
         text = written()
     return text
+
+
+def _cut(raw: str, over: int) -> str:
+    """``raw`` written ``over`` characters shorter once escaped, with an ellipsis: at a word
+    boundary where one is near, else where it must (a title of one long word, or in a script
+    without spaces); empty when nothing of it fits."""
+    room = len(escape(raw)) - over - 1  # less one for the ellipsis
+    keep = bisect.bisect_right(list(accumulate(len(escape(c)) for c in raw)), room)
+    cut = shorten(raw, keep)
+    if len(cut) - 1 < keep // 2:  # the last space was far back
+        cut = raw[:keep] + "…"
+    return cut if keep > 0 and len(cut) < len(raw) else ""
 
 
 def digest_blocks(ctx: dict[str, Any]) -> list[list[dict]]:
