@@ -244,19 +244,27 @@ def _compared(phrase: str) -> str:
     ends ("KV cache", "cache compression") are both kept: the reasons say them as the one run
     of words they are (render/reasons.py). Cached: a paper's phrases come back under reader
     after reader."""
-    words = " ".join(_singular(word) for word in phrase.lower().replace("-", " ").split())
+    words = " ".join(_singular(word) for word in phrase.replace("-", " ").split())
     return f" {words} "
 
 
 def _singular(word: str) -> str:
-    """An English or Latin plural's singular, near enough to compare two phrases by."""
+    """A word as two phrases are compared by: any case, a plural as its singular, near enough
+    (a key, not a word to show: "caches" and "cache" are both "cach", "policies" and "policy"
+    both "polici")."""
+    if re.fullmatch(r"[A-Z]{2,}s", word):  # LMs, GANs, LLMs
+        return word[:-1].lower()
+    word = word.lower()
     if len(word) <= 3 or word.endswith(("ss", "us", "is")):
         return word  # process, corpus, analysis; and short words (gas, bus, its)
-    for plural, singular in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh")):
-        if word.endswith(plural):
-            return word[: -len(plural)] + singular
-    if word.endswith("xes"):
-        return word[:-2]
-    if word.endswith("ia") and len(word) > 5:
-        return word[:-2] + "ium"  # equilibria, criteria (media, bacteria)
-    return word[:-1] if word.endswith("s") else word
+    if word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif word.endswith("es") and word[:-2].endswith(("s", "x", "z", "ch", "sh")):
+        word = word[:-2]  # processes, boxes, matches (and caches, as "cach" below)
+    elif word.endswith("ia") and len(word) > 5:
+        word = word[:-2] + "ium"  # equilibria, criteria (media, bacteria)
+    elif word.endswith("s"):
+        word = word[:-1]
+    if word.endswith("y"):
+        return word[:-1] + "i"
+    return word[:-1] if word.endswith("e") else word
