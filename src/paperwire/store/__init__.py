@@ -703,15 +703,24 @@ class Store:
     def excluded_ids(self, subscriber_ids: Iterable[str]) -> dict[str, set[str]]:
         """For each subscriber, the papers already delivered (or in flight), rated, or
         imported as seeds."""
-        return self.excluded_and_own_ids(subscriber_ids)[0]
+        return self._excluded(subscriber_ids, None)
 
     def excluded_and_own_ids(
         self, subscriber_ids: Iterable[str]
     ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         """For each subscriber, :meth:`excluded_ids`, and of those the papers they rated or
         imported as seeds (their own: their config's seeds are the caller's to add)."""
+        own: dict[str, set[str]] = {}
+        return self._excluded(subscriber_ids, own), own
+
+    def _excluded(
+        self, subscriber_ids: Iterable[str], own: dict[str, set[str]] | None
+    ) -> dict[str, set[str]]:
+        """:meth:`excluded_ids`, filling ``own`` (when given) with the rated and seeded ones in
+        the same pass: a digest run, which needs no such split, builds no second set a reader."""
         excluded: dict[str, set[str]] = {s: set() for s in subscriber_ids}
-        own: dict[str, set[str]] = {s: set() for s in excluded}
+        if own is not None:
+            own.update((s, set()) for s in excluded)
         sql = """
             select 0, d.subscriber_id as s, dp.paper_id as p from delivery_papers dp
             join deliveries d on d.id = dp.delivery_id where d.state in ('pending', 'sent')
@@ -722,9 +731,9 @@ class Store:
         for theirs, subscriber_id, paper_id in self.db.execute(sql):
             if subscriber_id in excluded:
                 excluded[subscriber_id].add(paper_id)
-                if theirs:
+                if theirs and own is not None:
                     own[subscriber_id].add(paper_id)
-        return excluded, own
+        return excluded
 
     # -- feeds ----------------------------------------------------------------------------
 
