@@ -153,32 +153,18 @@ def _feed_id(config: Config, sub: SubscriberConfig) -> str:
 def _iri_part(text: str) -> str:
     """A paper id as part of an entry's id, an IRI (RFC 4287): what an IRI cannot hold (a
     blog's "Post 9 <x>") percent-encoded, letters of any script kept; an arXiv id as it is."""
-    return "".join(
-        ch if _in_iri(ch) or (ch == "%" and _ESCAPE.match(text, at)) else quote(ch, safe="")
-        for at, ch in enumerate(text)
-    )
+    return _NOT_IN_IRI.sub(lambda m: quote(m.group(0), safe=""), text)
 
 
-# a percent-escape already in the id ("caf%C3%A9"): an IRI holds it as it is, and encoding it
-# again would give every such entry a new id, shown again as new by every feed reader
-_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-
-
-# RFC 3987: ASCII's unreserved characters, sub-delims and ":@/?#"; beyond ASCII, every
-# character but private use, the specials (U+FFF0-U+FFFF) and each plane's last two
-_IRI_ASCII = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?#"
+# What RFC 3987 keeps out of an IRI: in ASCII, controls, the space and "<>\"[]\\^`{|}"; beyond,
+# the C1 controls, private use, the specials (U+FFF0-U+FFFF) and each plane's last two; and a
+# "%" that starts no escape (one that does, "caf%C3%A9", stays: encoded again, every such
+# entry would get a new id, and feed readers would show it again as new)
+_NOT_IN_IRI = re.compile(
+    '[\x00-\x20"<>\\[\\]\\\\^`{|}\x7f-\x9f\ue000-\uf8ff\ufff0-\uffff\U000f0000-\U0010ffff'
+    + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(1, 15))
+    + "]|%(?![0-9A-Fa-f]{2})"
 )
-
-
-def _in_iri(ch: str) -> bool:
-    point = ord(ch)
-    if point < 0x80:
-        return ch in _IRI_ASCII
-    private = 0xE000 <= point <= 0xF8FF or point >= 0xF0000
-    return (
-        point >= 0xA0 and not private and not 0xFFF0 <= point <= 0xFFFF and point & 0xFFFE != 0xFFFE
-    )
 
 
 def _rfc3339(stamp: Any) -> str | None:
