@@ -373,14 +373,10 @@ def demo_digests(tmp: Path, embeddings: str | None = None):
     return store, config, digests.compose(store, config, now=NOW)
 
 
-def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
-    """AUC of liked vs disliked labelled papers through ``digest.score_matrix``: the reader
-    with their interests text, and again with the topics they do not want as well."""
-    from benchmarks.eval_ranking import (
-        FRONTPAGE_INTERESTS,
-        FRONTPAGE_NOT_INTERESTED,
-        frontpage_items,
-    )
+def frontpage_papers() -> tuple[list[dict], list[str], list[Paper]]:
+    """arxiv-frontpage's labelled items, their ids, and every paper to store: the labelled
+    ones, then the 690 arXiv items of the day (the ranking's corpus beside them)."""
+    from benchmarks.eval_ranking import frontpage_items
 
     root = DATA / "arxiv-frontpage"
     items = frontpage_items(root)
@@ -389,6 +385,15 @@ def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
     for line in (root / "downloads_2025-04-11.jsonl").open():
         item = json.loads(line)
         papers.append(Paper(item["url"].rsplit("/", 1)[1], item["title"], item["abstract"]))
+    return items, keys, papers
+
+
+def frontpage_auc(tmp: Path, embeddings: str | None = None) -> dict:
+    """AUC of liked vs disliked labelled papers through ``digest.score_matrix``: the reader
+    with their interests text, and again with the topics they do not want as well."""
+    from benchmarks.eval_ranking import FRONTPAGE_INTERESTS, FRONTPAGE_NOT_INTERESTED
+
+    items, keys, papers = frontpage_papers()
     liked = np.array([p["weight"] > 0 for p in items])
     strong = np.array([abs(p["weight"]) >= 1 for p in items])
     text = _ranking(embeddings) + (

@@ -78,9 +78,13 @@ def test_a_thumbs_up_raises_similar_papers(model, corpus):
 
 
 def test_a_thumbs_down_lowers_similar_papers(model, corpus):
+    # TF-IDF as it ranks alone (the encoder off): the vote at its whole weight; beside the
+    # encoder a first vote's Rocchio share is 1/41 and its neighbours fall by the encoder's
+    # contrast (test_semantic's first-vote test)
+    alone = rank.Weights(evidence_prior=0)
     base = rank.Signals(interests="blockchain fraud detection, smart contracts, graph analysis")
-    before = scores_for(model, corpus, [base])[0]
-    after = scores_for(model, corpus, [replace(base, votes=[vote(CHAIN, -1)])])[0]
+    before = scores_for(model, corpus, [base], alone)[0]
+    after = scores_for(model, corpus, [replace(base, votes=[vote(CHAIN, -1)])], alone)[0]
     # Relative to an unrelated paper, the disliked paper's twin drops.
     assert after[CHAIN + 1] - after[GALAXY] < before[CHAIN + 1] - before[GALAXY]
     assert after[CHAIN] - after[GALAXY] < before[CHAIN] - before[GALAXY]
@@ -502,3 +506,16 @@ def test_profile_scores_are_the_sparse_product_and_the_same_whoever_shares_the_b
     monkeypatch.setattr(rank, "_DENSE_TERMS", 10)
     wide = rank._sparse_scores(profiles, right)
     assert np.array_equal(wide, (profiles @ right).toarray())
+
+
+def test_beside_an_interests_text_a_readers_papers_earn_their_weight_in_the_rocchio_row():
+    # one 👎 weighed as much as the whole interests text (rank.Weights.evidence_prior)
+    kinds = np.array(["interests", "disliked", "liked", "seed", "liked"], dtype=object)
+    owners = np.array([0, 0, 1, 1, 1])
+    coef = rank._kind_coefficients(kinds, np.zeros(5), rank.Weights(), owners)
+    np.testing.assert_allclose(coef, [1, -1 / 41, 1 / 2, 1, 1 / 2])  # reader 1 wrote no text
+    bare = rank._kind_coefficients(kinds, np.zeros(5), rank.Weights(evidence_prior=0), owners)
+    np.testing.assert_allclose(bare, [1, -1, 1 / 2, 1, 1 / 2])
+    many = np.array(["interests"] + ["liked"] * 40, dtype=object)
+    coef = rank._kind_coefficients(many, np.zeros(41), rank.Weights())
+    np.testing.assert_allclose(coef[1:].sum(), 40 / 80)  # forty papers: half their kind's weight

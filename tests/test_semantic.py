@@ -10,10 +10,10 @@ import pytest
 
 from paperwire import digests as worded
 from paperwire.errors import ConfigError
-from paperwire.paper import Paper
+from paperwire.paper import Paper, paper_text
 from paperwire.rank import compose as digest
 from paperwire.rank import core as rank
-from paperwire.rank import semantic
+from paperwire.rank import encoder, semantic
 from paperwire.rank.phrases import interest_phrases
 from paperwire.rank.session import RankingSession
 
@@ -635,6 +635,18 @@ SEMANTIC_ON = "ranking:\n  embeddings: wordllama\n\nsubscribers:\n"
 SEMANTIC_OFF = "ranking:\n  embeddings: off\n\nsubscribers:\n"
 
 
+def neural_network_papers() -> list[Paper]:
+    """The 259 real arXiv cs papers of 2025-04-11 that mention neural networks (a fixture)."""
+    import json
+    from pathlib import Path
+
+    rows = Path(__file__).parent / "fixtures" / "arxiv_cs_2025-04-11_neural_networks.jsonl"
+    return [
+        Paper(r["url"].rsplit("/", 1)[1], r["title"], r["abstract"], url=r["url"], source="arxiv")
+        for r in map(json.loads, rows.read_text().splitlines())
+    ]
+
+
 # -- old votes fade, beside an interests text that does not ---------------------------------
 
 FADING = """\
@@ -656,14 +668,7 @@ def test_old_votes_fade_until_the_profile_is_the_interests_alone(store, make_con
     # the whitened centroid, the neighbour contrast and, as votes aged, the centroid itself,
     # which kept the interests whitened: twenty years later the two readers' scores still
     # correlated 0.44 (real papers, bundled encoder).
-    import json
-    from pathlib import Path
-
-    rows = Path(__file__).parent / "fixtures" / "arxiv_cs_2025-04-11_neural_networks.jsonl"
-    papers = [
-        Paper(r["url"].rsplit("/", 1)[1], r["title"], r["abstract"], url=r["url"], source="arxiv")
-        for r in map(json.loads, rows.read_text().splitlines())
-    ]
+    papers = neural_network_papers()
     old, new = papers[:150], papers[150:]
     store.add_papers(old, now=NOW - dt.timedelta(days=30))
     store.add_papers(new, now=NOW - dt.timedelta(days=1))
@@ -684,6 +689,83 @@ def test_old_votes_fade_until_the_profile_is_the_interests_alone(store, make_con
     assert agreement(NOW) < 0.9  # two days old, the votes count
     assert agreement(NOW + dt.timedelta(days=365)) > agreement(NOW)
     assert agreement(NOW + dt.timedelta(days=20 * 365)) > 0.99
+
+
+# -- the first votes beside an interests text ------------------------------------------------
+
+FIRST_VOTES = """\
+subscribers:
+  - id: voter
+    email: voter@example.org
+    interests: "spiking neural networks, graph neural networks, neural network pruning"
+  - id: fresh
+    email: fresh@example.org
+    interests: "spiking neural networks, graph neural networks, neural network pruning"
+"""
+
+
+def test_a_first_vote_beside_an_interests_text_nudges_the_digest_and_many_votes_lead_it(
+    store, make_config
+):
+    # Each of the papers' terms is standardised per reader, so it was as strong from one paper
+    # as from a hundred: one thumbs-down on a paper the reader never asked about took their
+    # scores' agreement with the text alone to 0.2-0.7 and replaced most of their digest. The
+    # papers earn their weight as they accumulate (SemanticWeights.evidence_prior and, in
+    # TF-IDF's Rocchio row, rank.Weights.evidence_prior).
+    papers = neural_network_papers()
+    old, new = papers[:150], papers[150:]
+    store.add_papers(old, now=NOW - dt.timedelta(days=30))
+    store.add_papers(new, now=NOW - dt.timedelta(days=1))
+    config = make_config(FIRST_VOTES)
+    ids = [p.paper_id for p in new]
+    session = RankingSession()
+
+    vectors = encoder.load().embed([paper_text(p.title, p.abstract) for p in new])
+
+    def compared(paper: Paper) -> tuple[float, int, float]:
+        """The two readers' agreement, how many of their ten best they share, and how many
+        places the voted paper's five nearest new papers moved (down: positive)."""
+        voter, fresh = digest.score_matrix(store, config, None, ids, now=NOW, session=session)
+        top = set(np.argsort(-voter)[:10].tolist()) & set(np.argsort(-fresh)[:10].tolist())
+        place = np.argsort(np.argsort(-voter)) - np.argsort(np.argsort(-fresh))
+        (mine,) = encoder.load().embed([paper_text(paper.title, paper.abstract)])
+        near = np.argsort(-(vectors @ mine))[:5]
+        return float(np.corrcoef(voter, fresh)[0, 1]), len(top), float(place[near].mean())
+
+    off_topic = [p for p in old if "neural" not in (p.title + p.abstract).lower()]
+    firsts = [(p, -1) for p in off_topic[:3]] + [(p, 1) for p in old[:3]]
+    for paper, vote in firsts:  # before: agreement 0.21-0.71, 0-4 of the ten kept ...
+        store.record_vote("voter", paper.paper_id, vote, via="test", now=NOW)
+        agreement, kept, moved = compared(paper)
+        assert agreement > 0.95 and kept >= 7, (paper.title, vote, agreement, kept)
+        # ... while the papers nearest the voted one move its way (5-21 places of 109 here)
+        assert -vote * moved > 2, (paper.title, vote, moved)
+        store.remove_vote("voter", paper.paper_id)
+    # forty votes are the reader's own taste: they move the digest as before
+    for p in old[:40]:
+        vote = 1 if "graph" in (p.title + p.abstract).lower() else -1
+        store.record_vote("voter", p.paper_id, vote, via="test", now=NOW)
+    agreement, _, _ = compared(old[0])
+    assert agreement < 0.9, agreement
+
+
+def test_papers_earn_their_weight_beside_a_text_and_have_it_all_without_one():
+    text = signals(unit(1, 0), [unit(0, 1)], ["liked"])
+    many = signals(unit(1, 0), [unit(0, 1)] * 40, ["liked"] * 40)
+    alone = signals(None, [unit(0, 1)], ["disliked"])
+    only_text = signals(unit(1, 0))
+    shares = semantic.evidence_shares([text, many, alone, only_text], 40)
+    np.testing.assert_allclose(shares, [1 / 41, 40 / 80, 1, 1], rtol=1e-6)
+    corpus = corpus_of(np.random.default_rng(0).normal(size=(50, 2)))
+    profiles = semantic.build_profiles([text, alone], corpus, W)
+    bare = semantic.build_profiles(
+        [text, alone], corpus, replace(W, evidence_prior=0, neighbour_evidence_prior=0)
+    )
+    # the centroid moves every paper: 40; the contrast and the nearest-papers vote move the
+    # reader's papers' neighbours most: 10
+    np.testing.assert_allclose(profiles.linear_fade, bare.linear_fade * [1 / 41, 1], rtol=1e-6)
+    np.testing.assert_allclose(profiles.up_fade, bare.up_fade * [1 / 11, 1], rtol=1e-6)
+    np.testing.assert_allclose(profiles.down_fade, bare.down_fade * [1 / 11, 1], rtol=1e-6)
 
 
 def test_one_blas_thread_limits_blas_inside_and_gives_back_what_it_found():
@@ -726,3 +808,23 @@ def test_a_phrase_nothing_in_the_feed_is_about_names_no_pick_close_in_meaning(tm
         picks = worded.compose(store, config, now=now)["theory"].picks
     said = [r for p in picks for r in p.reasons if r.startswith("close in meaning")]
     assert said == [], said
+
+
+def test_with_the_encoder_off_a_readers_papers_count_whole_from_the_first(store, make_config):
+    # TF-IDF alone learned faster from the first votes at their whole weight (compose passes
+    # rank.Weights.evidence_prior 0 when ranking.embeddings is off)
+    papers = neural_network_papers()
+    store.add_papers(papers, now=NOW - dt.timedelta(days=1))
+    store.record_vote("voter", papers[0].paper_id, -1, via="test", now=NOW)
+    ids = [p.paper_id for p in papers[1:]]
+    off = make_config(FIRST_VOTES.replace("subscribers:\n", SEMANTIC_OFF, 1))
+    shipped = digest.score_matrix(store, off, None, ids, now=NOW)
+    whole = digest.score_matrix(
+        store, off, None, ids, now=NOW, weights=replace(digest.DEFAULT_WEIGHTS, evidence_prior=0)
+    )
+    shrunk = digest.score_matrix(
+        store, off, None, ids, now=NOW, weights=replace(digest.DEFAULT_WEIGHTS, evidence_prior=40)
+    )
+    np.testing.assert_array_equal(shipped, whole)
+    np.testing.assert_array_equal(shipped, shrunk)  # whatever the weights say
+    assert not np.array_equal(shipped[0], shipped[1])  # and the vote counts

@@ -115,6 +115,13 @@ class Weights:
     nearest: float = 0.6
     nearest_papers: int = 40
     nearest_min_papers: int = 5
+    # Beside an interests text, a reader's seed and voted papers weigh n / (n + this) of their
+    # kinds' weights in the Rocchio row, n their count: one 👎 weighed as much as the whole
+    # text, and took three of the demo's ada's other nine picks with it (none, with this and
+    # the encoder's own priors). With the encoder on, which carries the text phrase by phrase;
+    # with it off TF-IDF is all there is, its text alone is weak, and full weight from the
+    # first vote learned faster (compose passes 0): benchmarks/README.md, "The first votes"
+    evidence_prior: float = 40.0
 
 
 @dataclass
@@ -353,12 +360,14 @@ def _kind_coefficients(
     kinds: np.ndarray, ages: np.ndarray, weights: Weights, owners: np.ndarray | None = None
 ) -> np.ndarray:
     """Each label's weight in a Rocchio row: its kind's weight, averaged over the labels of
-    that kind (so ten liked papers do not drown the interests text), decayed by age.
-    ``owners``: each label's reader, for a chunk of readers' labels at once (None: one
-    reader's); a kind is averaged over its reader's labels of that kind."""
+    that kind (so ten liked papers do not drown the interests text), decayed by age, and a
+    paper's, beside an interests text, by the share its reader's papers have earned
+    (:func:`_earned`). ``owners``: each label's reader, for a chunk of readers' labels at once
+    (None: one reader's); a kind is averaged over its reader's labels of that kind."""
     decay = decay_factor(ages, weights.half_life_days)
     owners = np.zeros(len(kinds), dtype=np.int64) if owners is None else owners
     out = np.zeros(len(kinds), dtype=np.float64)
+    earned = _earned(kinds, owners, weights.evidence_prior)
     for kind, weight in (
         ("interests", weights.interests),
         ("seed", weights.seeds),
@@ -370,6 +379,27 @@ def _kind_coefficients(
         if idx.any():
             mine = owners[idx]
             out[idx] = weight * decay[idx] / np.bincount(mine)[mine]
+            if kind in PAPER_KINDS:
+                out[idx] *= earned[mine]
+    return out
+
+
+# the kinds of label that are a paper (the rest are texts the reader wrote)
+PAPER_KINDS = ("seed", "liked", "disliked")
+
+
+def _earned(kinds: np.ndarray, owners: np.ndarray, prior: float) -> np.ndarray:
+    """Per owner, the share of their papers' weights their papers have earned beside an
+    interests text (``Weights.evidence_prior``): n / (n + prior) for n papers; 1 without a
+    text or a prior."""
+    size = int(owners.max()) + 1 if len(owners) else 0
+    out = np.ones(size, dtype=np.float64)
+    if prior <= 0 or not size:
+        return out
+    papers = np.bincount(owners[np.isin(kinds, PAPER_KINDS)], minlength=size).astype(np.float64)
+    wrote = np.zeros(size, dtype=bool)
+    wrote[owners[kinds == "interests"]] = True
+    out[wrote] = papers[wrote] / (papers[wrote] + prior)
     return out
 
 
