@@ -38,8 +38,9 @@ from paperwire.rank import core as rank
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEED = 20240611
 JOBS = 2
-# What paperwire runs with: the rank.Weights defaults digest.compose uses.
-MODEL = rank.Weights()
+# What paperwire runs with: the rank.Weights defaults digest.compose uses for TF-IDF alone (a
+# reader's papers at their whole weight beside an interests text: compose.terms_weights).
+MODEL = rank.Weights(evidence_prior=0)
 
 
 # -- data -------------------------------------------------------------------------------------

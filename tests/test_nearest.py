@@ -145,13 +145,15 @@ def test_the_vote_adds_to_compose_for_a_reader_with_seeds_and_not_for_one_withou
     store.add_papers(papers, now=NOW - dt.timedelta(hours=3))
     config = make_config(
         "subscribers:\n"
-        # ada writes no interests: beside a text, six papers' vote would count 6/46 of its
-        # weight (SemanticWeights.evidence_prior), too little to read apart from the rest
+        # ada writes no interests: her six papers' vote has its whole weight; dee's, beside
+        # her text, 6/16 of it (SemanticWeights.neighbour_evidence_prior)
         "  - id: ada\n    email: ada@example.org\n"
         f"    seed_papers: {[p.paper_id for p in papers[:6]]}\n"
         "  - id: bob\n    email: bob@example.org\n    interests: language models\n"
         "  - id: cy\n    email: cy@example.org\n    interests: language models\n"
-        f"    seed_papers: {[p.paper_id for p in papers[:4]]}\n",
+        f"    seed_papers: {[p.paper_id for p in papers[:4]]}\n"
+        "  - id: dee\n    email: dee@example.org\n    interests: language models\n"
+        f"    seed_papers: {[p.paper_id for p in papers[:6]]}\n",
     )
     ids = [p.paper_id for p in papers]
     shipped = compose.score_matrix(store, config, None, ids, now=NOW)
@@ -171,6 +173,9 @@ def test_the_vote_adds_to_compose_for_a_reader_with_seeds_and_not_for_one_withou
     others = [i for i in range(6, len(ids)) if i not in near_seeds]
     assert near_seeds and others
     assert np.median(lift[near_seeds]) > np.median(lift[others]) + 0.5
+    # dee, with the same papers beside an interests text: the same vote at 6/16 of its weight
+    beside = shipped[3] - without[3]
+    np.testing.assert_allclose(beside, lift * 6 / 16, rtol=1e-3, atol=1e-5)
     np.testing.assert_array_equal(shipped[1], without[1])  # bob has no paper: no vote
     # four papers are too few to vote with (SemanticWeights.nearest_min_papers)
     assert SemanticWeights().nearest_min_papers == 5

@@ -519,3 +519,34 @@ def test_beside_an_interests_text_a_readers_papers_earn_their_weight_in_the_rocc
     many = np.array(["interests"] + ["liked"] * 40, dtype=object)
     coef = rank._kind_coefficients(many, np.zeros(41), rank.Weights())
     np.testing.assert_allclose(coef[1:].sum(), 40 / 80)  # forty papers: half their kind's weight
+
+
+def test_an_interests_text_with_no_term_the_corpus_weighs_is_no_text_to_shrink_towards():
+    # "neural networks" is in most of these real papers (max_df drops it): the text pulls
+    # nothing, so the 👍 paper keeps its whole weight beside the topics not wanted, instead of
+    # 1/41 of it against them (found in review: the profile was then mostly what the reader
+    # avoids)
+    import json
+    from pathlib import Path
+
+    rows = Path(__file__).parent / "fixtures" / "arxiv_cs_2025-04-11_neural_networks.jsonl"
+    texts = [
+        f"{r['title']}. {r['abstract']}" for r in map(json.loads, rows.read_text().splitlines())
+    ]
+    model = rank.TextModel().fit(texts)
+    corpus = model.transform(texts)
+    assert model.transform_interests(["neural networks"]).nnz == 0
+    now = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    weights = rank.Weights(classifier_min_likes=10**6)
+    for written, shrunk in (("neural networks", False), ("speech recognition", True)):
+        by_text = rank.Signals(
+            interests=written, not_interested="image segmentation", votes=[(texts[0], 1, now)]
+        )
+        by_rows = replace(by_text, votes=[("", 1, now)], seed_rows=[], vote_rows=[0])
+        for sig in (by_text, by_rows):
+            got = rank.build_profiles_from_signals(model, [sig], corpus, now, weights)
+            whole = rank.build_profiles_from_signals(
+                model, [sig], corpus, now, replace(weights, evidence_prior=0)
+            )
+            same = np.allclose(got.matrix.toarray(), whole.matrix.toarray(), atol=1e-6)
+            assert same != shrunk, (written, sig.vote_rows)

@@ -750,22 +750,47 @@ def test_a_first_vote_beside_an_interests_text_nudges_the_digest_and_many_votes_
 
 
 def test_papers_earn_their_weight_beside_a_text_and_have_it_all_without_one():
-    text = signals(unit(1, 0), [unit(0, 1)], ["liked"])
+    phrased = signals(unit(1, 0), [unit(0, 1)], ["liked"], phrases=[unit(1, 0)])
     many = signals(unit(1, 0), [unit(0, 1)] * 40, ["liked"] * 40)
     alone = signals(None, [unit(0, 1)], ["disliked"])
     only_text = signals(unit(1, 0))
-    shares = semantic.evidence_shares([text, many, alone, only_text], 40)
+    shares = semantic.evidence_shares([phrased, many, alone, only_text], 40)
     np.testing.assert_allclose(shares, [1 / 41, 40 / 80, 1, 1], rtol=1e-6)
     corpus = corpus_of(np.random.default_rng(0).normal(size=(50, 2)))
-    profiles = semantic.build_profiles([text, alone], corpus, W)
+    readers = [phrased, alone]
+    profiles = semantic.build_profiles(readers, corpus, W)
     bare = semantic.build_profiles(
-        [text, alone], corpus, replace(W, evidence_prior=0, neighbour_evidence_prior=0)
+        readers, corpus, replace(W, evidence_prior=0, neighbour_evidence_prior=0)
     )
     # the centroid moves every paper: 40; the contrast and the nearest-papers vote move the
     # reader's papers' neighbours most: 10
     np.testing.assert_allclose(profiles.linear_fade, bare.linear_fade * [1 / 41, 1], rtol=1e-6)
     np.testing.assert_allclose(profiles.up_fade, bare.up_fade * [1 / 11, 1], rtol=1e-6)
     np.testing.assert_allclose(profiles.down_fade, bare.down_fade * [1 / 11, 1], rtol=1e-6)
+    np.testing.assert_array_equal(profiles.directions, bare.directions)
+
+
+def test_a_text_without_phrases_keeps_its_term_when_its_reader_votes():
+    # Such a text (a lone generic word, stop words) is matched by the centroid alone, so
+    # scaling the centroid by the papers' share dropped the text with it at the first vote
+    # (found in review: the term's spread went 2.5 -> 0.06). Its papers earn their share inside
+    # the centroid instead: the term keeps its weight and turns towards them as they add up.
+    corpus = corpus_of(np.random.default_rng(0).normal(size=(200, 2)))
+    text_alone = signals(unit(1, 0))
+    first = signals(unit(1, 0), [unit(0, 1)], ["liked"])
+    forty = signals(unit(1, 0), [unit(0, 1)] * 40, ["liked"] * 40)
+    got = semantic.build_profiles([text_alone, first, forty], corpus, W)
+    bare = semantic.build_profiles([text_alone, first, forty], corpus, replace(W, evidence_prior=0))
+    np.testing.assert_array_equal(got.linear_fade, bare.linear_fade)  # the term's whole weight
+
+    def angle(row: np.ndarray) -> float:
+        return float(np.arctan2(row[1], row[0]))
+
+    # the first paper turns the text's direction a little; forty, part of the way to where the
+    # papers at their whole weight take it
+    towards = angle(bare.directions[1])
+    assert 0 < angle(got.directions[1]) - angle(got.directions[0]) < 0.1 * towards
+    assert angle(got.directions[1]) < angle(got.directions[2]) < angle(bare.directions[2])
 
 
 def test_one_blas_thread_limits_blas_inside_and_gives_back_what_it_found():
@@ -828,3 +853,30 @@ def test_with_the_encoder_off_a_readers_papers_count_whole_from_the_first(store,
     np.testing.assert_array_equal(shipped, whole)
     np.testing.assert_array_equal(shipped, shrunk)  # whatever the weights say
     assert not np.array_equal(shipped[0], shipped[1])  # and the vote counts
+
+
+def test_the_profile_page_weighs_a_readers_papers_as_their_ranking_does(store, make_config):
+    # with the encoder off the ranking gives a first 👍 its whole weight beside the text, and so
+    # must the page that shows what the ranking learned (found in review: it shrank it to 1/41)
+    from paperwire.rank.scope import scope as corpus_scope
+    from paperwire.web.profile_cache import ProfileCache
+
+    papers = neural_network_papers()
+    store.add_papers(papers, now=NOW - dt.timedelta(days=1))
+    store.record_vote("voter", papers[0].paper_id, 1, via="test", now=NOW)
+    share = {}
+    for text in (FIRST_VOTES, FIRST_VOTES.replace("subscribers:\n", SEMANTIC_OFF, 1)):
+        config = make_config(text)
+        pages = ProfileCache(store.path, wait=60)
+        terms = pages.terms(
+            store, config.subscriber("voter"), override=(None, None),
+            votes=store.votes(["voter"]), now=NOW, scope=corpus_scope(store, config),
+            encoder_on=config.ranking.embeddings is not None,
+        )  # fmt: skip
+        pages.close(5)
+        assert terms.learned is not None
+        written = set(interest_phrases(config.subscriber("voter").interests))
+        weights = {t.term: t.weight for t in terms.learned.positive}
+        from_paper = max(w for t, w in weights.items() if t not in written)
+        share[config.ranking.embeddings is not None] = from_paper / max(weights.values())
+    assert share[False] > 0.1 > 0.01 > share[True], share

@@ -322,10 +322,7 @@ def score(
     before one is taken, so memory holds ``SCORING_THREADS`` + 1 chunks; and a chunk's scores
     are what they would be alone, on one thread."""
     interests, not_interested = store.interests_overrides(), store.not_interested_overrides()
-    if embedded is None and weights.evidence_prior:
-        # TF-IDF alone: a reader's papers at their whole weight from the first (rank.Weights.
-        # evidence_prior says why the encoder's runs shrink them beside an interests text)
-        weights = replace(weights, evidence_prior=0.0)
+    weights = terms_weights(weights, encoder_on=embedded is not None)
     # the sparse products' right side, once a run, not once a chunk; with the dense Gram the
     # scores come from it instead (rank.score transposes for itself if a chunk ever needs it)
     papers_t = papers.T.tocsr() if gram is None else None
@@ -406,6 +403,15 @@ def score(
 
         # many chunks keep many objects alive: collections walk only each chunk's own
         yield from old_objects_frozen(chunks())
+
+
+def terms_weights(weights: rank.Weights, *, encoder_on: bool) -> rank.Weights:
+    """The TF-IDF weights a run ranks with: with the encoder off, a reader's papers have their
+    whole weight from the first (``rank.Weights.evidence_prior`` says why the encoder's runs
+    shrink them beside an interests text); the profile page shows the same row."""
+    if encoder_on or not weights.evidence_prior:
+        return weights
+    return replace(weights, evidence_prior=0.0)
 
 
 def _add_terms_vote(

@@ -357,17 +357,26 @@ def vote_ages(signals: Signals, now: dt.datetime) -> list[float]:
 
 
 def _kind_coefficients(
-    kinds: np.ndarray, ages: np.ndarray, weights: Weights, owners: np.ndarray | None = None
+    kinds: np.ndarray,
+    ages: np.ndarray,
+    weights: Weights,
+    owners: np.ndarray | None = None,
+    blank: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each label's weight in a Rocchio row: its kind's weight, averaged over the labels of
     that kind (so ten liked papers do not drown the interests text), decayed by age, and a
     paper's, beside an interests text, by the share its reader's papers have earned
     (:func:`_earned`). ``owners``: each label's reader, for a chunk of readers' labels at once
-    (None: one reader's); a kind is averaged over its reader's labels of that kind."""
+    (None: one reader's); a kind is averaged over its reader's labels of that kind. ``blank``:
+    per label, a text the reader wrote that has no term the corpus weighs (it pulls nothing,
+    so it is no text to shrink the papers towards)."""
     decay = decay_factor(ages, weights.half_life_days)
     owners = np.zeros(len(kinds), dtype=np.int64) if owners is None else owners
     out = np.zeros(len(kinds), dtype=np.float64)
-    earned = _earned(kinds, owners, weights.evidence_prior)
+    wrote = kinds == "interests"
+    if blank is not None:
+        wrote &= ~blank
+    earned = _earned(kinds, owners, wrote, weights.evidence_prior)
     for kind, weight in (
         ("interests", weights.interests),
         ("seed", weights.seeds),
@@ -388,17 +397,17 @@ def _kind_coefficients(
 PAPER_KINDS = ("seed", "liked", "disliked")
 
 
-def _earned(kinds: np.ndarray, owners: np.ndarray, prior: float) -> np.ndarray:
+def _earned(kinds: np.ndarray, owners: np.ndarray, texts: np.ndarray, prior: float) -> np.ndarray:
     """Per owner, the share of their papers' weights their papers have earned beside an
-    interests text (``Weights.evidence_prior``): n / (n + prior) for n papers; 1 without a
-    text or a prior."""
+    interests text (``texts``: the labels that are one, with terms; ``Weights.evidence_prior``):
+    n / (n + prior) for n papers; 1 without such a text or a prior."""
     size = int(owners.max()) + 1 if len(owners) else 0
     out = np.ones(size, dtype=np.float64)
     if prior <= 0 or not size:
         return out
     papers = np.bincount(owners[np.isin(kinds, PAPER_KINDS)], minlength=size).astype(np.float64)
     wrote = np.zeros(size, dtype=bool)
-    wrote[owners[kinds == "interests"]] = True
+    wrote[owners[texts]] = True
     out[wrote] = papers[wrote] / (papers[wrote] + prior)
     return out
 
@@ -414,7 +423,8 @@ def rocchio_rows(labels: list[Labels], n_features: int, weights: Weights) -> sp.
         n = lab.vectors.shape[0]
         coef_rows.extend([row] * n)
         coef_cols.extend(range(offset, offset + n))
-        coef_vals.extend(_kind_coefficients(lab.kinds, lab.ages, weights))
+        blank = np.diff(lab.vectors.indptr) == 0
+        coef_vals.extend(_kind_coefficients(lab.kinds, lab.ages, weights, blank=blank))
         offset += n
     if offset == 0:
         return sp.csr_matrix((len(labels), n_features), dtype=np.float32)
@@ -594,10 +604,13 @@ def _rocchio_parts(
         wrote += [True] * len(written) + [False] * (len(mine) - len(written))
         cols += list(seed_rows) + list(vote_rows)
     owner = np.array(owners, dtype=np.int64)
-    coef = _kind_coefficients(
-        np.array(kinds, dtype=object), np.array(ages, dtype=np.float64), weights, owner
-    )
     text = np.array(wrote, dtype=bool)
+    blank = np.zeros(len(text), dtype=bool)
+    if interests is not None:  # the batch's rows are the texts, in the order met here
+        blank[text] = np.diff(interests.indptr)[: int(text.sum())] == 0
+    coef = _kind_coefficients(
+        np.array(kinds, dtype=object), np.array(ages, dtype=np.float64), weights, owner, blank
+    )
     corpus_coef = sp.csr_matrix(
         (coef[~text].astype(np.float32), (owner[~text], np.array(cols, dtype=np.int64))),
         shape=(len(signals), corpus.shape[0]),

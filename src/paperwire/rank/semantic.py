@@ -199,11 +199,14 @@ class _Labelled:
         signals: list[EmbeddedSignals],
         w: SemanticWeights,
         sides: tuple[str, ...],
+        papers_share: np.ndarray | None = None,
     ) -> np.ndarray:
         """(rows × dim) float64: for each of these readers, the weighted mean of each kind of
         signal in ``sides`` (each kind averaged first, so a library of 300 papers does not
         drown the interests text): the interests text's share, then each kind's, added in
-        that order, element by element, as for a reader alone."""
+        that order, element by element, as for a reader alone. ``papers_share``: per row, what
+        share of their weights the papers' kinds have earned (:func:`evidence_shares`; 1:
+        all)."""
         out = np.zeros((len(rows), self.sums.shape[2]), dtype=np.float64)
         if "interests" in sides:
             wrote = [k for k, row in enumerate(rows.tolist()) if signals[row].interests is not None]
@@ -214,7 +217,10 @@ class _Labelled:
             has = self.counts[rows, code] > 0
             if kind in sides and has.any():
                 some = rows[has]
-                out[has] += weight * self.sums[some, code] / self.counts[some, code][:, None]
+                part = weight * self.sums[some, code] / self.counts[some, code][:, None]
+                if papers_share is not None:
+                    part *= papers_share[has][:, None]
+                out[has] += part
         return out
 
     def directions(
@@ -223,6 +229,7 @@ class _Labelled:
         w: SemanticWeights,
         cal: Calibration,
         left: list[dict[str, tuple[float, float]]],
+        papers_share: np.ndarray | None = None,
     ) -> np.ndarray:
         """Every reader's whitened centroid, ``Σ⁻¹ (positives − μ) − f Σ⁻¹ (thumbs-down − μ)``
         (each side's weighted mean, ``f`` how much the thumbs-down have faded beside the
@@ -233,7 +240,8 @@ class _Labelled:
         whoever shares its block, but for the last bits of its place in it: float64's, far
         below the float32 the direction is kept in); per reader it was a matrix-vector product,
         a norm and a dozen calls holding the GIL (~60 µs). ``left``: each reader's
-        :meth:`left`."""
+        :meth:`left`; ``papers_share``: per reader, the share of their papers' weights inside
+        the centroid (:func:`evidence_shares`; None: whole)."""
         dim = self.sums.shape[2]
         out = np.zeros((len(signals), dim), dtype=np.float32)
         papers = np.array([len(sig.vectors) > 0 for sig in signals], dtype=bool)
@@ -244,7 +252,8 @@ class _Labelled:
         rows = np.flatnonzero(papers)
         if not len(rows):
             return out
-        pos = self.means(rows, signals, w, POSITIVE)
+        share = None if papers_share is None else papers_share[rows]
+        pos = self.means(rows, signals, w, POSITIVE, share)
         neg = self.means(rows, signals, w, ("disliked",))
         whitened = _whitened(pos, cal)
         down = np.flatnonzero(neg.any(axis=1))
@@ -255,7 +264,8 @@ class _Labelled:
             for k in down.tolist():
                 mine = left[rows[k]]
                 up, gone = fades(mine, POSITIVE), fades(mine, ("disliked",))
-                factor.append(gone / up if up > 0 else 1.0)
+                fade = gone / up if up > 0 else 1.0
+                factor.append(fade if share is None else fade * share[k])
             whitened[down] -= np.array(factor)[:, None] * _whitened(neg[down], cal)
         out[rows] = whitened.astype(np.float32)
         return out
@@ -685,7 +695,17 @@ def build_profiles(
     dim = corpus.shape[1]
     labelled = _Labelled(signals, w, dim)
     left = [labelled.left(i, sig, w) for i, sig in enumerate(signals)]
-    directions = labelled.directions(signals, w, cal, left)
+    # Beside an interests text the papers earn their weight (SemanticWeights.evidence_prior):
+    # a text matched phrase by phrase has a term of its own, and the centroid (all papers)
+    # earns its share of its weight; a text without phrases is in the centroid itself, and its
+    # papers earn their share inside it (scaling the whole term would drop the text with it)
+    phrased = np.array(
+        [bool(w.phrases and sig.phrases is not None and len(sig.phrases)) for sig in signals],
+        dtype=bool,
+    )
+    earned = evidence_shares(signals, w.evidence_prior)
+    inside = np.where(phrased, 1.0, earned)
+    directions = labelled.directions(signals, w, cal, left, inside)
     liked, disliked = labelled.sides(cal)
     offset, scale = cal.spread_of(directions)
     phrases = [sig.phrases for sig in signals]
@@ -705,7 +725,7 @@ def build_profiles(
         ],
         dtype=np.float32,
     )
-    linear *= evidence_shares(signals, w.evidence_prior)
+    linear *= np.where(phrased, earned, 1.0).astype(np.float32)
     fade *= evidence_shares(signals, w.neighbour_evidence_prior)[:, None]
     return SemanticProfiles(
         directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale,

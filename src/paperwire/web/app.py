@@ -434,6 +434,7 @@ class FeedbackApp:
             terms = self.profiles.terms(
                 store, sub, override=(override, avoid), votes=votes, now=utcnow(),
                 scope=corpus_scope(store, config),
+                encoder_on=config.ranking.embeddings is not None,
             )  # fmt: skip
             papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
             unsubscribed = sub.id in store.unsubscribes([(sub.id, sub.email)])

@@ -70,13 +70,15 @@ def learned_terms(
     now: dt.datetime,
     corpus: Corpus,
     n: int = 12,
+    encoder_on: bool = True,
 ) -> Learned:
     """The ``n`` phrases the subscriber's current profile weighs most, up and down.
 
     Only phrases a reader recognises are candidates: their own short interest phrases and the
     key phrases (:func:`paper_phrases.key_phrases`: word pairs as written, the source's keywords) of the
     interests text and of their seed and voted papers. A single generic word ("software",
-    "benchmark") or a bare token ("kv") is never one."""
+    "benchmark") or a bare token ("kv") is never one. ``encoder_on``: ``ranking.embeddings``
+    is on (the TF-IDF row's weights follow it: :func:`digest.terms_weights`)."""
     signals = digest.subscriber_signals(
         store,
         [subscriber],
@@ -91,7 +93,9 @@ def learned_terms(
     if not signals.corpus_rows:
         # The classifier must not count the subscriber's own papers as background.
         signals.corpus_rows = sorted({corpus.rows[p] for p in mine if p in corpus.rows})
-    row = _profile_row(corpus, signals, now)
+    row = _profile_row(
+        corpus, signals, now, digest.terms_weights(digest.DEFAULT_WEIGHTS, encoder_on=encoder_on)
+    )
     if not row.any():
         return Learned([], [])
     weights = {
@@ -133,9 +137,11 @@ def _candidates(
     return list(out.values())
 
 
-def _profile_row(corpus: Corpus, signals: rank.Signals, now: dt.datetime) -> np.ndarray:
+def _profile_row(
+    corpus: Corpus, signals: rank.Signals, now: dt.datetime, weights: rank.Weights
+) -> np.ndarray:
     """The subscriber's profile as the next ranking builds it, as a dense row."""
-    built = rank.build_profiles_from_signals(corpus.model, [signals], corpus.matrix, now)
+    built = rank.build_profiles_from_signals(corpus.model, [signals], corpus.matrix, now, weights)
     if built.matrix.shape[0] == 0:
         return np.zeros(corpus.model.n_features, dtype=np.float32)
     return np.asarray(built.matrix[0].toarray()).ravel()

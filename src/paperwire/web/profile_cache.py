@@ -64,9 +64,9 @@ class ProfileCache:
         self.wait = wait
         self._cond = threading.Condition()
         self._terms: OrderedDict[str, tuple[Hashable, profile_mod.Learned]] = OrderedDict()
-        self._wanted: OrderedDict[str, tuple[SubscriberConfig, Hashable, dt.datetime, Scope]] = (
-            OrderedDict()
-        )
+        self._wanted: OrderedDict[
+            str, tuple[SubscriberConfig, Hashable, dt.datetime, Scope, bool]
+        ] = OrderedDict()
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -79,12 +79,15 @@ class ProfileCache:
         votes: list[dict[str, Any]],
         now: dt.datetime,
         scope: Scope = EVERY_PAPER,
+        encoder_on: bool = True,
     ) -> Terms:
         """The reader's terms for these signals, if ready within ``wait``; else the last ones.
-        ``scope``: the papers the ranking's corpus holds (:func:`rank.scope.scope`)."""
+        ``scope``: the papers the ranking's corpus holds (:func:`rank.scope.scope`);
+        ``encoder_on``: ``ranking.embeddings`` is on (:func:`profile.learned_terms`)."""
         key = (
             store.corpus_version(),
             scope,
+            encoder_on,
             subscriber.interests,
             subscriber.not_interested,
             subscriber.seed_papers,
@@ -101,7 +104,7 @@ class ProfileCache:
                 return Terms(entry[1], True)
             if self._closed:
                 return Terms(entry[1] if entry else None, False)
-            self._wanted[subscriber.id] = (subscriber, key, now, scope)
+            self._wanted[subscriber.id] = (subscriber, key, now, scope, encoder_on)
             self._wanted.move_to_end(subscriber.id)
             while len(self._wanted) > self.max_readers:  # bounded: the oldest wish is dropped
                 self._wanted.popitem(last=False)
@@ -128,11 +131,13 @@ class ProfileCache:
                     self._cond.wait()
                 if self._closed:
                     return
-                reader, (subscriber, key, now, scope) = self._wanted.popitem(last=False)
+                reader, (subscriber, key, now, scope, encoder_on) = self._wanted.popitem(last=False)
             try:
                 with Store(self.db_path) as store:
                     corpus = self._corpus_for(store, scope)
-                    learned = profile_mod.learned_terms(store, subscriber, now=now, corpus=corpus)
+                    learned = profile_mod.learned_terms(
+                        store, subscriber, now=now, corpus=corpus, encoder_on=encoder_on
+                    )
             except Exception:  # one reader's failure must not stop the others' pages
                 log.exception("could not compute the profile of %s", reader)
                 continue
