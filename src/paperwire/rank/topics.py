@@ -30,7 +30,7 @@ from functools import lru_cache
 # Bump when what is_topic says of a phrase changes (its lists or rules): each paper's word
 # pairs are judged once, when it is analysed (paper_phrases.phrase_pairs), and are then judged
 # again.
-RULES_VERSION = 4
+RULES_VERSION = 5
 
 
 def _words(text: str) -> frozenset[str]:
@@ -73,6 +73,7 @@ GENERIC = _words(
     tool tools total trend trends truth type types understanding usage use user users utility
     validation value values variant variants variety version versions view views way ways work
     works year years
+    homepage homepages webpage webpages website websites
     """
 )
 
