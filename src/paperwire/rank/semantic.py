@@ -725,7 +725,10 @@ def build_profiles(
         ],
         dtype=np.float32,
     )
-    linear *= np.where(phrased, earned, 1.0).astype(np.float32)
+    # a text without phrases is inside the centroid, whose papers' means are decayed by age
+    # already: fading the whole term as its votes aged faded the text out with them
+    texts = np.array([_wrote(sig) for sig in signals], dtype=bool)
+    linear = np.where(phrased, linear * earned, np.where(texts, 1.0, linear)).astype(np.float32)
     fade *= evidence_shares(signals, w.neighbour_evidence_prior)[:, None]
     return SemanticProfiles(
         directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale,
@@ -751,15 +754,21 @@ def evidence_shares(signals: list[EmbeddedSignals], prior: float) -> np.ndarray:
     """Per reader, the share of a term's weight their papers have earned beside an interests
     text: ``n / (n + prior)`` for n seed and voted papers (a vote counts whatever its age:
     :func:`linear_fade` and :func:`contrast_fades` weigh that); 1 for a reader without an
-    interests text, or without papers (whose linear term is the text's own)."""
+    interests text (:func:`_wrote`), or without papers (whose linear term is the text's own)."""
     out = np.ones(len(signals), dtype=np.float32)
     if prior <= 0:
         return out
     for row, sig in enumerate(signals):
         n = len(sig.vectors)
-        if n and sig.interests is not None:
+        if n and _wrote(sig):
             out[row] = n / (n + prior)
     return out
+
+
+def _wrote(sig: EmbeddedSignals) -> bool:
+    """Whether the reader has an interests text the model read something in (a static model
+    gives a text of no word it knows a zero vector: no text to shrink towards)."""
+    return sig.interests is not None and bool(np.any(sig.interests))
 
 
 def contrast_fades(left: dict[str, tuple[float, float]]) -> tuple[float, float]:
