@@ -246,9 +246,8 @@ class _Labelled:
         out = np.zeros((len(signals), dim), dtype=np.float32)
         papers = np.array([len(sig.vectors) > 0 for sig in signals], dtype=bool)
         for row in np.flatnonzero(~papers).tolist():
-            sig = signals[row]
-            if not (w.phrases and sig.phrases is not None and len(sig.phrases)):
-                out[row] = centroid(sig, w)
+            if not _phrased(signals[row], w):
+                out[row] = centroid(signals[row], w)
         rows = np.flatnonzero(papers)
         if not len(rows):
             return out
@@ -699,11 +698,10 @@ def build_profiles(
     # a text matched phrase by phrase has a term of its own, and the centroid (all papers)
     # earns its share of its weight; a text without phrases is in the centroid itself, and its
     # papers earn their share inside it (scaling the whole term would drop the text with it)
-    phrased = np.array(
-        [bool(w.phrases and sig.phrases is not None and len(sig.phrases)) for sig in signals],
-        dtype=bool,
-    )
-    earned = evidence_shares(signals, w.evidence_prior)
+    phrased = np.array([_phrased(sig, w) for sig in signals], dtype=bool)
+    texts = np.array([_wrote(sig) for sig in signals], dtype=bool)
+    beside = _papers_beside_text(signals, texts)
+    earned = _shares(beside, w.evidence_prior)
     inside = np.where(phrased, 1.0, earned)
     directions = labelled.directions(signals, w, cal, left, inside)
     liked, disliked = labelled.sides(cal)
@@ -727,9 +725,8 @@ def build_profiles(
     )
     # a text without phrases is inside the centroid, whose papers' means are decayed by age
     # already: fading the whole term as its votes aged faded the text out with them
-    texts = np.array([_wrote(sig) for sig in signals], dtype=bool)
     linear = np.where(phrased, linear * earned, np.where(texts, 1.0, linear)).astype(np.float32)
-    fade *= evidence_shares(signals, w.neighbour_evidence_prior)[:, None]
+    fade *= _shares(beside, w.neighbour_evidence_prior)[:, None]
     return SemanticProfiles(
         directions, offset, scale, liked, disliked, cal, phrases, phrase_offset, phrase_scale,
         avoid, avoid_offset, avoid_scale, fade[:, 0], fade[:, 1], linear,
@@ -755,14 +752,27 @@ def evidence_shares(signals: list[EmbeddedSignals], prior: float) -> np.ndarray:
     text: ``n / (n + prior)`` for n seed and voted papers (a vote counts whatever its age:
     :func:`linear_fade` and :func:`contrast_fades` weigh that); 1 for a reader without an
     interests text (:func:`_wrote`), or without papers (whose linear term is the text's own)."""
-    out = np.ones(len(signals), dtype=np.float32)
+    texts = np.array([_wrote(sig) for sig in signals], dtype=bool)
+    return _shares(_papers_beside_text(signals, texts), prior)
+
+
+def _papers_beside_text(signals: list[EmbeddedSignals], texts: np.ndarray) -> np.ndarray:
+    """Per reader, their seed and voted papers where they have an interests text (``texts``:
+    :func:`_wrote`), else 0."""
+    return np.where(texts, [len(sig.vectors) for sig in signals], 0).astype(np.int64)
+
+
+def _shares(papers: np.ndarray, prior: float) -> np.ndarray:
+    """``n / (n + prior)`` for each reader's n papers beside a text; 1 for none (or no prior)."""
     if prior <= 0:
-        return out
-    for row, sig in enumerate(signals):
-        n = len(sig.vectors)
-        if n and _wrote(sig):
-            out[row] = n / (n + prior)
-    return out
+        return np.ones(len(papers), dtype=np.float32)
+    return np.where(papers > 0, papers / (papers + prior), 1.0).astype(np.float32)
+
+
+def _phrased(sig: EmbeddedSignals, w: SemanticWeights) -> bool:
+    """Whether the reader's interests text is matched phrase by phrase (:func:`phrase_match`):
+    then the centroid is their papers' term, not the text's."""
+    return bool(w.phrases and sig.phrases is not None and len(sig.phrases))
 
 
 def _wrote(sig: EmbeddedSignals) -> bool:
