@@ -27,6 +27,7 @@ from aiosmtpd.controller import Controller
 from paperwire.config import Config, parse_config
 from paperwire.store import Store
 from tests.encoded_texts import ENV, SharedVectors, cached
+from tests.site import pwtest_offline
 
 # The suite's worker processes (pyproject's -n auto: one per core) each get one BLAS thread, and
 # so does every process they start: a pool per worker sized for the whole machine spins while it
@@ -117,8 +118,29 @@ def _encode_each_text_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         patch.setattr(encoder.SentenceEncoder, "embed", embed)
         patch.setenv(ENV, str(path))
         patch.setenv("PYTHONPATH", python_path)
+        patch.setenv(pwtest_offline.ENV, str(root / "foreign-hosts.log"))
+        pwtest_offline.keep_off_the_network()
         yield
     shared.close()
+
+
+@pytest.fixture(autouse=True)
+def _stays_on_127_0_0_1(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The brief's rule, kept: a test (or a process it started) that looked up any host but
+    127.0.0.1 fails, naming it. Such a look-up fails at once here, as offline, but its retries'
+    pauses cost the suite ~20 s, and on a machine with a network it would reach a real server."""
+    yield
+    log = Path(os.environ.get(pwtest_offline.ENV, "/nonexistent"))
+    if not log.exists():
+        return
+    hosts = {
+        host
+        for line in log.read_text(encoding="utf-8").splitlines()
+        for who, _, host in [line.partition("\t")]
+        if who == request.node.nodeid
+    }
+    if hosts:
+        pytest.fail(f"looked up {sorted(hosts)}: tests reach 127.0.0.1 only (serve it locally)")
 
 
 @pytest.fixture(scope="module", autouse=True)

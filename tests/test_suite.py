@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import environ_without_paperwire
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +59,27 @@ def test_when_a_browser_is_required_a_missing_one_fails_the_run():
         "/nonexistent/chromium"
     ) in result.stdout
     assert "skipped" not in result.stdout
+
+
+def test_a_look_up_of_another_host_fails_at_once_and_is_written_down(tmp_path, monkeypatch):
+    """In this process and in one it starts (tests/site/sitecustomize.py): the name is never
+    resolved, and the look-up is logged with the test that made it, for the check that fails
+    such a test (conftest.py, ``_stays_on_127_0_0_1``)."""
+    import socket
+
+    from tests.site import pwtest_offline
+
+    log = tmp_path / "hosts.log"
+    monkeypatch.setenv(pwtest_offline.ENV, str(log))  # not the run's: this test must not fail
+    with pytest.raises(socket.gaierror, match="127.0.0.1 only, not export.arxiv.org"):
+        socket.getaddrinfo("export.arxiv.org", 443)
+    child = subprocess.run(
+        [sys.executable, "-c", "import httpx; httpx.get('https://arxiv.org/', timeout=5)"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "127.0.0.1 only, not arxiv.org" in child.stderr
+    assert socket.getaddrinfo("127.0.0.1", 80) and socket.getaddrinfo("localhost", 80)
+    me = "tests/test_suite.py::test_a_look_up_of_another_host_fails_at_once_and_is_written_down"
+    assert log.read_text().splitlines() == [f"{me}\texport.arxiv.org", f"{me}\tarxiv.org"]

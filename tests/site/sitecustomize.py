@@ -62,6 +62,10 @@ def _next_sitecustomize() -> None:
         spec.loader.exec_module(module)
 
 
+if os.environ.get("PWTEST_FOREIGN_HOSTS"):
+    import pwtest_offline  # beside this file: tests reach 127.0.0.1 only
+
+    pwtest_offline.keep_off_the_network()
 if os.environ.get("PWTEST_ENCODED_TEXTS"):
     _watch_for_the_encoder()
 _next_sitecustomize()
