@@ -219,6 +219,7 @@ class SmtpSink:
     drop_next: int = 0
     delay: float = 0.0  # seconds to wait before answering DATA, like a remote relay
     rcpt_delay: float = 0.0  # seconds to wait before answering RCPT (nothing sent yet)
+    on_data: Callable[[], None] | None = None  # called as DATA comes, before it is answered
 
     @property
     def url(self) -> str:
@@ -249,6 +250,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.on_data is not None:
+            self.sink.on_data()
         if self.sink.delay:
             await asyncio.sleep(self.sink.delay)
         if self.sink.data_replies:

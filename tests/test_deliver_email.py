@@ -16,6 +16,7 @@ from paperwire.deliver.email import header_safe
 from paperwire.errors import ConfigError
 from paperwire.links import Signer
 from paperwire.paper import Paper
+from paperwire.store import Store
 
 from .conftest import FIXTURES
 
@@ -633,6 +634,52 @@ def test_implicit_tls_with_smtps(store, make_config, implicit_tls_smtp_server):
     pipeline.fetch_all(store, config, now=NOW)
     assert pipeline.send_due(store, config, now=NOW).count("sent") == 2
     assert sorted(implicit_tls_smtp_server.by_recipient()) == ["s0@example.org", "s1@example.org"]
+
+
+def test_a_digest_the_relay_took_while_the_database_was_locked_is_recorded_sent(
+    store, make_config, smtp_server, monkeypatch
+):
+    """Another process held the database past the busy timeout while a message was in DATA:
+    writing down its acceptance raised StoreBusy, the message was failed ("SMTP: unexpected
+    StoreBusy") and its papers went out again in the next digest (found in review). The write
+    is tried again while the run's claim lasts, and the digest is sent once."""
+    import sqlite3
+    import threading
+    import time
+
+    from paperwire import store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.3)  # each write's wait, shortened
+    config = config_for(make_config, smtp_server.url, n=1)
+    pipeline.fetch_all(store, config, now=NOW)
+    held = threading.Event()
+
+    monkeypatch.setattr(store_module, "LEASE", dt.timedelta(seconds=20))  # tries go on so long
+
+    def hold_the_database() -> None:  # another process's long write, begun as DATA comes
+        other = sqlite3.connect(store.path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        held.set()
+        time.sleep(1.5)  # five of the sender's waits
+        other.execute("COMMIT")
+        other.close()
+
+    def on_data() -> None:
+        threading.Thread(target=hold_the_database).start()
+        held.wait(5)
+
+    smtp_server.on_data = on_data
+    smtp_server.delay = 0.2  # the lock is held before the relay answers
+    with Store(store.path) as impatient:  # opened with the short wait
+        report = pipeline.send_due(impatient, config, now=NOW)
+    assert held.is_set()
+    assert [(line.status, line.detail) for line in report.lines] == [("sent", "3 papers by e-mail")]
+    assert len(smtp_server.messages) == 1
+    state = store.db.execute("select state, error from deliveries").fetchall()
+    assert state == [("sent", None)]
+    again = pipeline.send_due(store, config, now=NOW + dt.timedelta(days=1))
+    assert len(smtp_server.messages) == 1, "the papers went out again"
+    assert [line.status for line in again.lines] == ["nothing-new"]
 
 
 # -- issue 26: a relay that answers slowly --------------------------------------------------

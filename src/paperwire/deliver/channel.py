@@ -20,14 +20,16 @@ import datetime as dt
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import store as store_module
 from ..config import Config, SubscriberConfig
 from ..deadline import Budget
-from ..errors import DeliveryError
+from ..errors import DeliveryError, StoreBusy
 from ..redact import redact
 from ..render import shorten
 from ..sources.http import make_async_client
@@ -214,7 +216,7 @@ def settle(
     delivered — and failed once it was tried :data:`TRIES` times, or maybe delivered
     :data:`MAYBE_TRIES` times."""
     if error is None:
-        store.mark_delivery(job.delivery_id, "sent", now=now)
+        _written_down(lambda: store.mark_delivery(job.delivery_id, "sent", now=now), job)
         return SendLine(job.sub.id, "sent", sent or "", job.kind)
     if error.permanent:
         if not store.mark_delivery(job.delivery_id, "failed", error=str(error)):
@@ -244,6 +246,27 @@ def settle(
     ):
         return accepted_late(job)
     return SendLine(job.sub.id, "retry", reason, job.kind)
+
+
+def _written_down(write: Callable[[], bool], job: Job) -> None:
+    """Record a delivery that went out, whoever holds the database meanwhile. One write waits
+    :data:`~paperwire.store.BUSY_TIMEOUT` for the lock; it is tried again for as long as the
+    run's claim on the row lasts (:data:`~paperwire.store.LEASE`), as no other run takes the
+    row before then. Past that, StoreBusy ends the run and the row stays pending: the next run
+    sends it again with the same Message-ID, as a message in flight at a kill."""
+    ends = time.monotonic() + store_module.LEASE.total_seconds()
+    while True:
+        try:
+            write()
+            return
+        except StoreBusy:
+            if time.monotonic() >= ends:
+                raise
+            log.warning(
+                "%s %s: went out, and the database is locked: writing that down again",
+                job.kind,
+                job.sub.id,
+            )
 
 
 def untried(store: Store, job: Job, reason: str, retry_at: dt.datetime | None = None) -> SendLine:

@@ -469,8 +469,6 @@ class SmtpSender:
                         continue
                     try:
                         client = await self._send_within_deadline(client, item, opened)
-                        opened()
-                        finish(Outcome(item.key, True))
                     except DeliveryError as exc:
                         # the connections sending but this one's (whose line was lost): none,
                         # and the relay is down, not full
@@ -506,6 +504,12 @@ class SmtpSender:
                         )
                         await _close(client)  # its state unknown: the next message reconnects
                         client = None
+                    else:
+                        # accepted: what writing that down raises (a database locked past
+                        # every wait) is no failure of this message; it failed it, and its
+                        # papers went out again in the next digest (found in review)
+                        opened()
+                        finish(Outcome(item.key, True))
             finally:
                 if counted:
                     sending -= 1

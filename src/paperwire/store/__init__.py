@@ -369,8 +369,9 @@ def _zombie(pid: int) -> bool:
 class Store:
     """Read and write paperwire's state in one SQLite file, migrating it on open."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT):
+    def __init__(self, path: str | Path, *, busy_timeout: float | None = None):
         self.path = Path(path)
+        busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         try:
             # isolation_level=None: no implicit deferred transactions; atomic() opens each one
             conn = sqlite3.connect(
