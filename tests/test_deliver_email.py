@@ -51,6 +51,10 @@ def test_smtp_url_parsing():
     )
     assert "p:ss" not in repr(s)
     assert SmtpSettings.from_url("smtp://relay").port == 587
+    # no timeout per command unless the URL gives one: sender.timeout bounds each message (a
+    # per-command 30 s cut off a relay answering DATA at 35 s within the 60 s deadline)
+    assert SmtpSettings.from_url("smtp://relay").timeout is None
+    assert SmtpSettings.from_url("smtp://relay?timeout=45").timeout == 45.0
     # the on/off options take the spellings verify took (insecure_login=yes was said to be on
     # the wrong scheme, on the right one)
     s = SmtpSettings.from_url("smtp://u:p@relay:465?starttls=true&insecure_login=yes&verify=no")

@@ -22,7 +22,7 @@ from paperwire.sources import MAX_ABSTRACT, MAX_AUTHORS, MAX_TITLE, bounded, par
 from paperwire.store import Store
 
 from . import hostile
-from .conftest import _server_tls_context, free_port
+from .conftest import FIXTURES, Route, _server_tls_context, free_port
 
 CONFIG = """\
 fetch_timeout_seconds: {deadline}
@@ -528,3 +528,29 @@ def test_feeds_waiting_for_a_slow_host_leave_other_hosts_their_turn(make_config,
     by_label = {f.label: f for f in report.feeds}
     assert (by_label["elsewhere"].new, by_label["elsewhere"].error) == (2, None)
     assert by_label["d0"].error == "feed d0: no complete answer within 1 s (fetch_timeout_seconds)"
+
+
+def test_a_feed_is_waited_for_up_to_its_deadline_not_a_timeout_per_read(
+    make_config, store, http_server
+):
+    """The README: a wall-clock deadline around all of it, not a timeout per read. The fetch
+    client also cut every read at 30 s, so an arXiv API query answering at 35 s failed a
+    fetch_timeout_seconds of 120, retried to the end (found in review). Only a connection
+    attempt has a limit of its own, and the deadline alone ends a silent server."""
+    from paperwire.sources.http import CONNECT_TIMEOUT, make_async_client
+
+    http_server.routes["/slow"] = Route((FIXTURES / "arxiv_rss_cs.xml").read_bytes(), delay=2.5)
+    config = make_config(
+        f"feeds:\n  - url: {http_server.url('/slow')}\n    name: slow\n"
+        "fetch_timeout_seconds: 20\nsubscribers: []\n"
+    )
+    report = pipeline.fetch_all(store, config)
+    assert [(f.label, f.error) for f in report.feeds] == [("slow", None)]
+    assert store.count_papers() == 60
+    timeout = make_async_client().timeout
+    assert (timeout.read, timeout.write, timeout.pool, timeout.connect) == (
+        None,
+        None,
+        None,
+        CONNECT_TIMEOUT,
+    )

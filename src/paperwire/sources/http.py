@@ -42,6 +42,9 @@ USER_AGENT = (
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 120.0  # seconds; a longer wait means "try on the next scheduled fetch"
 MAX_REDIRECTS = 10
+# seconds one connection attempt may take: a host that drops SYNs is tried again (with back-off)
+# within the deadline, instead of holding one attempt to the end of it
+CONNECT_TIMEOUT = 10.0
 MB = 1024 * 1024
 
 
@@ -100,11 +103,16 @@ def make_client(timeout: float = 30.0) -> httpx.Client:
     )
 
 
-def make_async_client(timeout: float = 30.0, *, follow_redirects: bool = True) -> httpx.AsyncClient:
+def make_async_client(
+    timeout: float | None = None, *, follow_redirects: bool = True
+) -> httpx.AsyncClient:
     """The one client a fetch run shares (connection reuse, a real User-Agent); a send run's
-    webhook poster has one that follows no redirect (deliver/channel.py)."""
+    webhook poster has one that follows no redirect (deliver/channel.py). No timeout per read
+    by default: each caller's wall-clock deadline (``fetch_timeout_seconds``,
+    ``sender.timeout``) is the timeout; a read cut at 30 s failed an arXiv API that took 35 s
+    to answer within a ``fetch_timeout_seconds`` of 120 (found in review)."""
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=10.0),
+        timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
         headers=_headers(),
         follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
@@ -237,8 +245,10 @@ async def _get_once(
         raise feed_error(label, f"redirected to an address that is not http(s): {target}") from None
     except httpx.ConnectTimeout:
         raise _Retryable("connection timed out") from None
-    except httpx.TimeoutException:
-        raise _Retryable(f"the server sent nothing for {client.timeout.read:g} s") from None
+    except httpx.TimeoutException as exc:  # a client given a read timeout, or the pool's
+        waited = client.timeout.read
+        said = f"the server sent nothing for {waited:g} s" if waited else f"timed out: {exc}"
+        raise _Retryable(said) from None
     except httpx.ConnectError as exc:
         if _is_tls(exc):
             raise feed_error(label, f"TLS failed: {_reason(exc)}") from None
