@@ -554,3 +554,39 @@ def test_a_feed_is_waited_for_up_to_its_deadline_not_a_timeout_per_read(
         None,
         CONNECT_TIMEOUT,
     )
+
+
+def test_a_local_feed_file_that_never_answers_is_given_up_at_the_deadline(
+    make_config, store, tmp_path
+):
+    """A named pipe nobody writes (as a stalled NFS or SMB mount) blocked open() in the fetch:
+    `fetch`, `run --once` and every later scheduled fetch hung for good, the good feed beside it
+    lost too (found in review). It is the feed's error at its deadline; the next fetch does not
+    pile another blocked read on the one that has not returned."""
+    import os
+
+    pipe = tmp_path / "stalled.xml"
+    os.mkfifo(pipe)
+    config = make_config(
+        f"feeds:\n  - url: {pipe}\n    name: stalled\n"
+        f"  - url: {FIXTURES / 'arxiv_rss_cs.xml'}\n    name: good\n"
+        "fetch_timeout_seconds: 1\nsubscribers: []\n"
+    )
+    try:
+        began = time.monotonic()
+        report = pipeline.fetch_all(store, config)
+        assert time.monotonic() - began < 10
+        errors = {f.label: f.error for f in report.feeds}
+        assert errors == {
+            "stalled": f"feed stalled: cannot read {pipe}: nothing within 1 s "
+            "(fetch_timeout_seconds; a stalled mount or a pipe nobody writes?)",
+            "good": None,
+        }
+        assert store.count_papers() == 60
+        again = {f.label: f.error for f in pipeline.fetch_all(store, config).feeds}
+        assert again["stalled"] == (
+            f"feed stalled: cannot read {pipe}: an earlier read has not returned yet"
+        )
+    finally:  # a writer lets the blocked read end, so no thread stays behind in this worker
+        writer = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(writer)

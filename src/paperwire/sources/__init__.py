@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -128,7 +129,8 @@ async def fetch(
         if base_dir is not None and relative:
             path = base_dir / path
         try:
-            fetched = Fetched(content=_read_local(path, label, limits), content_type="")
+            content = await _read_local_in_time(path, label, limits, began)
+            fetched = Fetched(content=content, content_type="")
         except SourceError as exc:
             host = _HOST_FIRST.match(feed_config.url.strip()) if relative else None
             if host is None or path.exists():
@@ -174,6 +176,51 @@ def fetch_feed(
             )
 
     return asyncio.run(one())
+
+
+# local files whose read has not returned: a stalled network mount (or a named pipe nobody
+# writes) blocks open() and read() in the kernel, where no deadline reaches them
+_READING: set[Path] = set()
+_READING_LOCK = threading.Lock()
+
+
+async def _read_local_in_time(path: Path, label: str, limits: Limits, began: float) -> bytes:
+    """:func:`_read_local` on a thread of its own, given up on at the feed's deadline (counted
+    from ``began``, as a download's): it held the fetch, ``run --once`` and every later
+    scheduled fetch for good (found in review). The thread is left blocked (a daemon thread:
+    it keeps no process from exiting), and the file is not read again while it is."""
+    loop = asyncio.get_running_loop()
+    with _READING_LOCK:
+        if path in _READING:
+            raise feed_error(label, f"cannot read {path}: an earlier read has not returned yet")
+        _READING.add(path)
+    answer: asyncio.Future[bytes] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not answer.done():
+            (answer.set_result if ok else answer.set_exception)(value)
+
+    def work() -> None:
+        try:
+            result: tuple[bool, Any] = (True, _read_local(path, label, limits))
+        except BaseException as exc:  # noqa: BLE001 (handed to the waiting fetch)
+            result = (False, exc)
+        finally:
+            with _READING_LOCK:
+                _READING.discard(path)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for it
+            loop.call_soon_threadsafe(settle, *result)
+
+    threading.Thread(target=work, name=f"read {label}", daemon=True).start()
+    left = limits.deadline - (loop.time() - began)
+    try:
+        return await asyncio.wait_for(asyncio.shield(answer), max(left, 0.0))
+    except TimeoutError:
+        raise feed_error(
+            label,
+            f"cannot read {path}: nothing within {limits.deadline:g} s "
+            f"({limits.deadline_setting}; a stalled mount or a pipe nobody writes?)",
+        ) from None
 
 
 def _read_local(path: Path, label: str, limits: Limits) -> bytes:
