@@ -370,3 +370,76 @@ def test_printable_drops_every_escape_sequence_and_control_character_its_quick_l
     plain = "Tab\tand line\nbreaks, ünïcode, 数学 and \u2028"
     assert printable(plain) is plain
     assert printable("\x1b[31mred\x1b[0m\x9b") == "red"
+
+
+def test_a_feed_that_is_not_arxivs_never_rewrites_an_arxiv_paper(http_server, tmp_path):
+    """An item whose own guid was https://arxiv.org/abs/ID v99, in a feed of another host,
+    gave the paper its title ("BUY CRYPTO…") for every reader, and for good: no real version
+    was ever newer (found in review). What such a feed says of an arXiv paper is stored only
+    for a paper not stored yet, and arXiv's own next word replaces it."""
+    from paperwire.config import FeedConfig
+    from paperwire.sources import fetch_feed
+
+    def item(guid: str, title: str) -> str:
+        return (
+            f"<item><title>{title}</title><guid>{guid}</guid><link>{guid}</link>"
+            "<description>An abstract.</description></item>"
+        )
+
+    def arxiv_feed(version: int, title: str) -> bytes:  # arXiv's own, on this machine
+        return rss(item(f"oai:arXiv.org:2504.06419v{version}", title))
+
+    def stored(path: str, speaks: bool | None = None) -> dict:
+        feed = FeedConfig(url=http_server.url(path), name=path.strip("/"), kind="feed")
+        with Store(tmp_path / "pw.db") as store:
+            store.add_papers(fetch_feed(feed, speaks_for_papers=speaks).papers, now=NOW)
+            return store.paper("2504.06419")
+
+    http_server.routes["/arxiv"] = Route(arxiv_feed(1, "SPIRe: speculative decoding"))
+    spoof = item("https://arxiv.org/abs/2504.06419v99", "BUY CRYPTO NOW at evil.example")
+    http_server.routes["/evil"] = Route(rss(spoof))
+    assert stored("/arxiv")["title"] == "SPIRe: speculative decoding"
+    # another host's feed (speaks_for_papers=False is what its address decides): no rewrite
+    after = stored("/evil", speaks=False)
+    assert (after["title"], after["version"]) == ("SPIRe: speculative decoding", 1)
+    # a paper first named by such a feed takes its text until arXiv's own word comes
+    (tmp_path / "pw.db").unlink()
+    assert stored("/evil", speaks=False)["title"] == "BUY CRYPTO NOW at evil.example"
+    http_server.routes["/arxiv"] = Route(arxiv_feed(2, "SPIRe, revised"))
+    assert stored("/arxiv")["title"] == "SPIRe, revised"
+
+
+@pytest.mark.parametrize(
+    ("url", "speaks"),
+    [
+        ("https://export.arxiv.org/api/query?id_list=1", True),
+        ("https://rss.arxiv.org/rss/cs", True),
+        ("https://huggingface.co/api/daily_papers", True),
+        ("http://127.0.0.1:8080/mirror.xml", True),  # this machine, as a local file
+        ("https://arxiv.org.evil.example/rss/cs", False),
+        ("https://notarxiv.org/rss", False),
+        ("https://blog.example/feed", False),
+    ],
+)
+def test_only_arxiv_and_hugging_face_speak_for_an_arxiv_papers_text(url, speaks):
+    from paperwire.sources import speaks_for_arxiv
+
+    assert speaks_for_arxiv(url) is speaks
+
+
+@pytest.mark.parametrize(
+    ("link", "paper"),
+    [
+        ("https://arxiv.org/abs/2504.06419v2", "2504.06419"),
+        ("http://export.arxiv.org/pdf/2504.06419v1.pdf", "2504.06419"),
+        ("oai:arXiv.org:2504.06419v1", "2504.06419"),
+        ("https://evil.example/arxiv.org/abs/2504.06419v99", None),
+        ("https://notarxiv.org/abs/2504.06419", None),
+        ("https://evil.example/go?to=https://arxiv.org/abs/2504.06419", None),
+        ("tag:evil.example,2025:arXiv:2504.06419v99", None),
+    ],
+)
+def test_a_feed_items_link_names_an_arxiv_paper_only_on_arxivs_host(link, paper):
+    from paperwire.paper import arxiv_link_id
+
+    assert arxiv_link_id(link) == paper

@@ -84,6 +84,43 @@ def arxiv_id(text: str | None) -> str | None:
     return _canonical(match.group(1)) if match else None
 
 
+# a whole link or guid that is arXiv's own: /abs/, /pdf/ or /html/ and an id on arxiv.org or a
+# subdomain, an "oai:arXiv.org:" or "arXiv:" label
+_ARXIV_PATH = re.compile(rf"^/(?:abs|pdf|html)/({_NEW_ID}|{_OLD_ID})(v\d+)?", re.I)
+_ARXIV_LABEL = re.compile(rf"^(?:oai:arXiv\.org:|arXiv:)({_NEW_ID}|{_OLD_ID})(v\d+)?$", re.I)
+
+
+def _arxiv_link(text: str | None) -> re.Match[str] | None:
+    """The id (group 1) and version (group 2) of a feed item's link or guid that is arXiv's,
+    whole: not an id inside another site's address ("https://evil.example/arxiv.org/abs/…",
+    "notarxiv.org/abs/…", "…?next=https://arxiv.org/abs/…"), which named an arXiv paper, and a
+    "v99" in it, for a feed that was none of arXiv's (found in review)."""
+    text = (text or "").strip()
+    found = _BARE_ID.match(text) or _ARXIV_LABEL.match(text)
+    if found or not text:
+        return found
+    try:
+        parts = urlsplit(text if "://" in text else f"https://{text}")
+        host = (parts.hostname or "").lower().rstrip(".")
+    except ValueError:
+        return None
+    if host != "arxiv.org" and not host.endswith(".arxiv.org"):
+        return None
+    return _ARXIV_PATH.match(parts.path)
+
+
+def arxiv_link_id(text: str | None) -> str | None:
+    """:func:`arxiv_id` of a feed item's link or guid, read whole (:func:`_arxiv_link`)."""
+    match = _arxiv_link(text)
+    return _canonical(match.group(1)) if match else None
+
+
+def arxiv_link_version(text: str | None) -> int | None:
+    """:func:`arxiv_version` of a feed item's link or guid, read whole (:func:`_arxiv_link`)."""
+    match = _arxiv_link(text)
+    return int(match.group(2)[1:]) if match and match.group(2) else None
+
+
 def _canonical(found: str) -> str | None:
     """An id as arXiv writes it: an old-style one in lower case without its subject class
     (math.DG/0211159 and MATH/0211159 are math/0211159, the feed's and the API's form); a

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import ipaddress
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -113,8 +114,12 @@ async def fetch(
     cache: HttpCache | None = None,
     base_dir: Path | None = None,
     limits: Limits = Limits(),  # noqa: B008 (frozen)
+    speaks_for_papers: bool | None = None,
 ) -> FetchResult:
     """Fetch and parse one feed within ``limits``; raises SourceError naming the feed.
+
+    ``speaks_for_papers``: whether the feed's word on an arXiv paper's text is the paper's
+    own; by default a local file's or arXiv's or Hugging Face's (:func:`speaks_for_arxiv`).
 
     The deadline (``limits.deadline``) covers the download and the parse. Cancelling the task
     stops the download at once, and the parse (see :func:`parse_off_loop`)."""
@@ -151,9 +156,14 @@ async def fetch(
         began=began,
         kind=feed_config.kind,
     )
+    papers = parsed.papers
+    if speaks_for_papers is None:
+        speaks_for_papers = path is not None or speaks_for_arxiv(feed_config.url)
+    if not speaks_for_papers:
+        papers = only_naming(papers)
     return FetchResult(
         feed_config,
-        papers=parsed.papers,
+        papers=papers,
         cache=fetched.cache if parsed.whole else None,
         warnings=parsed.warnings,
         whole=parsed.whole,
@@ -166,16 +176,55 @@ def fetch_feed(
     cache: HttpCache | None = None,
     base_dir: Path | None = None,
     limits: Limits = Limits(),  # noqa: B008 (frozen)
+    speaks_for_papers: bool | None = None,
 ) -> FetchResult:
     """:func:`fetch` for synchronous callers (one feed, its own client and event loop)."""
 
     async def one() -> FetchResult:
         async with make_async_client() as client:
             return await fetch(
-                feed_config, client=client, cache=cache, base_dir=base_dir, limits=limits
+                feed_config,
+                client=client,
+                cache=cache,
+                base_dir=base_dir,
+                limits=limits,
+                speaks_for_papers=speaks_for_papers,
             )
 
     return asyncio.run(one())
+
+
+# the hosts whose word on an arXiv paper (title, abstract, authors, version) is the paper's
+# own: arXiv's feeds and API, and Hugging Face's Daily Papers, which quotes them
+PAPER_HOSTS = ("arxiv.org", "huggingface.co")
+
+
+def speaks_for_arxiv(url: str) -> bool:
+    """Whether ``url`` is on one of :data:`PAPER_HOSTS` (or a subdomain of one), or on this
+    machine, as a local file is (a mirror or a caching proxy the operator runs)."""
+    try:
+        host = (urlparse(url.strip()).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host).is_loopback
+    return any(host == known or host.endswith("." + known) for known in PAPER_HOSTS)
+
+
+def only_naming(papers: list[Paper]) -> list[Paper]:
+    """The arXiv papers of a feed that is not arXiv's (a blog, a lab's list, a feed that only
+    looks like arXiv's) as items that name them: what they say of a paper is stored for a paper
+    not stored yet, until arXiv's feeds or API say otherwise, and never over what those said.
+    Such an item titled "BUY CRYPTO" with "v99" in its link replaced a paper's text for every
+    reader, and for good: no real version was ever newer (found in review)."""
+    return [
+        dataclasses.replace(p, names_only=True, version=None)
+        if p.is_arxiv and not p.names_only
+        else p
+        for p in papers
+    ]
 
 
 # local files whose read has not returned: a stalled network mount (or a named pipe nobody

@@ -11,7 +11,7 @@ from typing import Any
 import feedparser
 
 from ..errors import SourceError
-from ..paper import Paper, arxiv_id, arxiv_version, clean_text, web_url
+from ..paper import Paper, arxiv_link_id, arxiv_link_version, clean_text, web_url
 from .extras import code_link, project_link
 
 # arXiv RSS (2024+) descriptions start "arXiv:2504.07119v1 Announce Type: new \nAbstract: ...".
@@ -189,7 +189,7 @@ def _paper(entry: Any, source: str) -> Paper:
     links = [entry.get("link", "")] + [link.get("href", "") for link in entry.get("links", [])]
     guid = entry.get("id") or ""
     candidates = [guid, *links]
-    aid = next((a for a in map(arxiv_id, candidates) if a), None)
+    aid = next((a for a in map(arxiv_link_id, candidates) if a), None)
     title = clean_text(entry.get("title"))
     title = _RDF_TITLE_SUFFIX.sub("", title)
     if not title:
@@ -203,11 +203,13 @@ def _paper(entry: Any, source: str) -> Paper:
         abstract = abstract[prefix.end() :]
     # an item whose own id is another (a blog post's URL) and that links an arXiv paper only
     # names it: its title is the post's, and its "v9999" replaced the paper's text for good
-    names_only = bool(aid and guid and not arxiv_id(guid))
+    names_only = bool(aid and guid and not arxiv_link_id(guid))
     if aid:
         paper_id = aid
         version = (
-            None if names_only else next((v for v in map(arxiv_version, candidates) if v), None)
+            None
+            if names_only
+            else next((v for v in map(arxiv_link_version, candidates) if v), None)
         )
         url = f"https://arxiv.org/abs/{aid}"
         pdf_url = f"https://arxiv.org/pdf/{aid}"

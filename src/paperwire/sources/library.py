@@ -439,7 +439,9 @@ def _api(url: str, throttle: Throttle, report: ImportReport, limits: Limits) -> 
     # the feeds' own download path: its deadline, size cap and one-line errors
     throttle.wait()
     report.api_requests += 1
-    fetched = fetch_feed(FeedConfig(url=url, name="arXiv API", kind="feed"), limits=limits)
+    # the configured arXiv API (a mirror, or a test's server) is arXiv's word wherever it is
+    feed = FeedConfig(url=url, name="arXiv API", kind="feed")
+    fetched = fetch_feed(feed, limits=limits, speaks_for_papers=True)
     return [p for p in fetched.papers if p.is_arxiv]
 
 
