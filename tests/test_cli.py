@@ -463,6 +463,9 @@ def test_a_seed_look_up_is_no_feed_when_every_feed_failed(tmp_path: Path):
         ("arXiv:2504.06276", "Down", "Recorded 👎 for 2504.06276."),
         ("2504.06276v1", "up", "Recorded 👍 for 2504.06276."),
         ("http://arxiv.org/pdf/2504.06276", "down", "Recorded 👎 for 2504.06276."),
+        # arXiv's DOI, as `seeds import` takes it (found in a README audit)
+        ("10.48550/arXiv.2504.06276", "up", "Recorded 👍 for 2504.06276."),
+        ("https://doi.org/10.48550/arXiv.2504.06276", "down", "Recorded 👎 for 2504.06276."),
     ],
 )
 def test_feedback_takes_any_way_of_writing_an_arxiv_id(paper, vote, said):

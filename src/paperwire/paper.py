@@ -26,7 +26,8 @@ from .redact import printable
 _NEW_ID = r"(?:0[7-9]|[1-9]\d)(?:0[1-9]|1[0-2])\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
 _ARXIV_URL = re.compile(
-    rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arXiv\.org:|\barXiv:)({_NEW_ID}|{_OLD_ID})(v\d+)?",
+    rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arXiv\.org:|\barXiv:|\b10\.48550/arXiv\.)"
+    rf"({_NEW_ID}|{_OLD_ID})(v\d+)?",
     re.IGNORECASE,
 )
 _BARE_ID = re.compile(rf"^(?:arXiv:)?({_NEW_ID}|{_OLD_ID})(v\d+)?$", re.IGNORECASE)
