@@ -556,3 +556,18 @@ def test_the_quick_check_never_refuses_a_phrase_that_goes_on():
                 longer += 1
                 refused += not may
     assert longer > 100 and refused == 0
+
+
+def test_popular_alone_keeps_a_pick_for_a_reader_who_said_what_they_like_only_when_it_is():
+    """Two months of a field test's digests held 26 picks whose one reason was "popular on
+    Hugging Face: 2 upvotes" (more than the average candidate with a count), for readers with
+    interests or seeds: a reason of nobody's. For such a reader a pick stands on upvotes alone
+    only among the most upvoted; a reader who told us nothing keeps the average's bar."""
+    from paperwire.rank.evidence import POPULAR_ALONE, fallback
+    from paperwire.rank.reasons import Reason
+
+    paper = {"upvotes": 2}
+    assert fallback(paper, 0.4, profiled=True) == []
+    assert fallback(paper, 0.4, profiled=False) == [Reason("popular", upvotes=2)]
+    assert fallback(paper, POPULAR_ALONE + 0.1, profiled=True) == [Reason("popular", upvotes=2)]
+    assert fallback({"upvotes": 0}, 3.0, profiled=True) == []
