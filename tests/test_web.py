@@ -1466,6 +1466,19 @@ def test_the_profile_of_a_reader_known_by_an_imported_library_names_its_terms(
         html = httpx.get(other.page("profile", "lib"), timeout=30).text
         positive = html.split('id="positive-terms"')[1].split("</ul>")[0]
         assert "weight quantization</li>" in positive.lower(), positive
+        # what ranks this reader's digest, and nothing they did not give (a field test's
+        # seeds-only reader was told of "your interests")
+        lede = html.split('id="lede">')[1].split("</p>")[0]
+        assert lede == (
+            "Your digest is ranked by how close each new paper is to the profile below: "
+            "1 seed paper and your votes (0 👍, 0 👎)."
+        )
+        grace = httpx.get(other.page("profile", "grace"), timeout=30).text
+        assert (
+            grace.split('id="lede">')[1]
+            .split("</p>")[0]
+            .endswith("profile below: your interests and your votes (0 👍, 0 👎).")
+        )
 
 
 def test_a_profile_edit_of_invisible_characters_only_is_an_empty_one():
