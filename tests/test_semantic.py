@@ -528,17 +528,36 @@ def test_the_similar_bars_are_rarities_among_the_pairs_of_the_store():
         assert (others > value).sum() <= 2 <= (others >= value).sum() + 1
 
 
+def test_a_liked_paper_is_named_only_where_each_is_among_the_others_nearest():
+    """Past the store's 1-in-50 bar, in a region of many close papers (a field test's store
+    of LLM papers), a liked paper was named under its 16th-58th nearest of 1,229, papers that
+    mostly had it past their own 40th nearest; the pick and the paper it names must each be among the
+    other's nearest (``own`` at SIMILAR_NEAREST, asked as share -1)."""
+    vectors = np.array([unit(1, 0), unit(1, 0.1), unit(0, 1)], dtype=np.float32)
+    bars = {0: 0.5, 1: 0.999}  # the pick (row 1) has closer papers than the liked one (row 0)
+
+    def own(rows, share):
+        return np.array([bars[r] if share < 0 else 0.5 for r in rows])
+
+    assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, own) == [None]
+    bars[1] = 0.5
+    assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, own) == [0]
+    bars[0] = 0.999  # now the liked paper has closer ones
+    assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, own) == [None]
+    assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95) == [0]  # no own bars
+
+
 def test_a_liked_paper_in_a_sparse_region_is_named_beside_its_own_nearest_papers():
     vectors = np.array([unit(1, 0), unit(1, 0.5), unit(0, 1), unit(1, 2)], dtype=np.float32)
     # pick 1 (cosine 0.89 to liked paper 0) is below the store's bar of 0.95 ...
     assert semantic.closest_liked(vectors, np.array([1]), [0], bar=0.95) == [None]
     # ... but above the floor and among paper 0's own nearest: named
-    own = lambda rows: np.array([0.85] * len(rows))  # noqa: E731
+    own = lambda rows, share: np.array([0.85] * len(rows))  # noqa: E731
     assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, own) == [0]
     # below the floor, however near it is to the liked paper's own neighbours: not named
     assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.9, own) == [None]
     # above the floor, but farther than the liked paper's own nearest: not named
-    far = lambda rows: np.array([0.99] * len(rows))  # noqa: E731
+    far = lambda rows, share: np.array([0.99] * len(rows))  # noqa: E731
     assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, far) == [None]
 
 
@@ -556,7 +575,7 @@ def test_a_chunk_of_readers_gets_what_each_would_get_alone(monkeypatch, stacked_
     own_bar = {row: 0.2 + 0.3 * (row % 3) / 2 for row in range(300)}
     asked: list[list[int]] = []
 
-    def own(rows: list[int]) -> np.ndarray:
+    def own(rows: list[int], share: float) -> np.ndarray:
         asked.append(list(rows))
         return np.array([own_bar[r] for r in rows])
 
@@ -576,7 +595,8 @@ def test_a_chunk_of_readers_gets_what_each_would_get_alone(monkeypatch, stacked_
     exact = stored.astype(np.float64)
     bar, floor = 0.45, 0.2
     found, how_close = semantic.closest_liked_many(stored, picks, liked, bar, floor, own)
-    assert len(asked) == 1  # the floor's own bars asked once for the whole chunk
+    # the floor's own bars, then both papers' of every named pair, each asked once a chunk
+    assert len(asked) == 2
     for mine, theirs, names, cosines in zip(picks, liked, found, how_close, strict=True):
         assert len(names) == len(cosines) == len(mine)
         for pick, name, cosine in zip(mine, names, cosines, strict=True):
@@ -589,6 +609,8 @@ def test_a_chunk_of_readers_gets_what_each_would_get_alone(monkeypatch, stacked_
             close = sims[best] >= bar or (
                 sims[best] >= floor and sims[best] >= own_bar[theirs[best]]
             )
+            # ... and each among the other's nearest (both papers' own bars)
+            close &= sims[best] >= max(own_bar[theirs[best]], own_bar[int(pick)])
             assert name == (best if close else None)
     assert any(name is not None for names in found for name in names)
     assert any(name is None for names, t in zip(found, liked, strict=True) if t for name in names)

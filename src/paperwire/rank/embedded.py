@@ -37,7 +37,7 @@ class EmbeddedCorpus:
         # (density neighbours, centred) -> every paper's standardised density
         self._density: dict[tuple[int, bool], np.ndarray] = {}
         self._bars: tuple[float, float] | None = None  # at SIMILAR_RARITY, SIMILAR_FLOOR
-        self._own_bars: dict[int, float] = {}  # corpus row -> its own bar
+        self._own_bars: dict[tuple[int, float], float] = {}  # (corpus row, share) -> its bar
         self._sample: np.ndarray | None = None  # the papers own bars are measured on
         # phrase -> (its bar, its vector): thousands of readers share a phrase
         self._phrases: dict[str, tuple[float, np.ndarray]] = {}
@@ -170,15 +170,18 @@ class EmbeddedCorpus:
         bar, floor = self._bars or (np.inf, None)  # nobody liked anything: no bar is read
         return semantic.closest_liked_many(self.vectors, pick_rows, liked, bar, floor, self._own)
 
-    def _own(self, rows: list[int]) -> np.ndarray:
-        """:func:`semantic.own_bars` of these corpus rows, each computed once."""
-        new = [r for r in dict.fromkeys(rows) if r not in self._own_bars]
+    def _own(self, rows: list[int], share: float) -> np.ndarray:
+        """:func:`semantic.own_bars` of these corpus rows at ``share`` of the stored papers (a
+        negative one: their nearest ``semantic.SIMILAR_NEAREST``), each computed once."""
+        if share < 0:  # that many of the sample the bars are read on, at most all of it
+            share = min(1.0, semantic.SIMILAR_NEAREST / len(self.vectors))
+        new = [r for r in dict.fromkeys(rows) if (r, share) not in self._own_bars]
         if new:
             if self._sample is None:
                 self._sample = semantic.similar_sample(self.vectors)
-            found = semantic.own_bars(self.vectors, np.array(new), sample=self._sample).tolist()
-            self._own_bars.update(zip(new, found, strict=True))
-        return np.array([self._own_bars[r] for r in rows], dtype=np.float64)
+            found = semantic.own_bars(self.vectors, np.array(new), share, self._sample).tolist()
+            self._own_bars.update(((r, share), bar) for r, bar in zip(new, found, strict=True))
+        return np.array([self._own_bars[(r, share)] for r in rows], dtype=np.float64)
 
     def meaning_floor(self, pairs: Callable[[int], list[str]]) -> float:
         """:func:`semantic.meaning_floor` of this corpus (``pairs``: a corpus row's key

@@ -883,9 +883,22 @@ def phrase_vectors(
 #   in a crowded region (LLM quantization) reaches with its many close papers;
 # * or among the liked paper's own nearest SIMILAR_SHARE of stored papers, and still closer than
 #   all but SIMILAR_FLOOR of the pairs (1 in 10: 0.44): what a paper in a sparse region
-#   (multi-robot planning) reaches with the few papers near it.
+#   (multi-robot planning) reaches with the few papers near it;
+# and either way each among the other's own nearest SIMILAR_NEAREST stored papers. Without it,
+# in a crowded region (a field test's store of LLM papers, 2026-12-08) a quality-diversity
+# reader's one 👍 on "Diverse Prompts: … Prompt Space of Large Language Models with MAP-Elites"
+# was named under 34 picks in two months, LLM-efficiency papers among its 16th to 58th nearest
+# of 1,229 that mostly had it past their own 20th ("Command A: An Enterprise-Ready Large
+# Language Model": 45th and 44th), and a restless-bandits caching paper under "CacheBlend: Fast
+# Large Language Model Serving", its 16th nearest, which has it as its 225th. Asked both ways
+# (40: the length of the nearest-paper lists), 24 of that reader's 42 picks named so keep the
+# name, the 4 they liked among them, and that paper is named under 4 of its 13 (at 20: 15, 3
+# liked; in issue 14's library readers a true "MergeQuant … 4-bit" like "GWQ" lost then, and
+# with its only reason its place). Alone (without the two ways above) it named more in a small
+# store, where 40 papers are a large share.
 SIMILAR_RARITY = 1 / 50
 SIMILAR_SHARE = 0.01
+SIMILAR_NEAREST = 40
 SIMILAR_FLOOR = 1 / 10
 # Papers whose pairs set the bars (2,000: ~2 million pairs, ~0.1 s once per corpus), and whose
 # cosines with a liked paper set its own bar (once per liked paper and corpus).
@@ -942,7 +955,7 @@ def closest_liked(
     liked_rows: list[int],
     bar: float,
     floor: float | None = None,
-    own: Callable[[list[int]], np.ndarray] | None = None,
+    own: Callable[[list[int], float], np.ndarray] | None = None,
 ) -> list[int | None]:
     """For each pick (a row of ``vectors``), the position in ``liked_rows`` of the closest
     liked paper when their cosine reaches ``bar``, or reaches ``floor`` and that paper's own
@@ -962,7 +975,7 @@ def closest_liked_many(
     liked: list[list[int]],
     bar: float,
     floor: float | None = None,
-    own: Callable[[list[int]], np.ndarray] | None = None,
+    own: Callable[[list[int], float], np.ndarray] | None = None,
 ) -> tuple[list[list[int | None]], list[list[float]]]:
     """:func:`closest_liked` for each reader of a chunk (their ``picks`` and ``liked`` rows),
     and each pick's cosine to the paper it is closest to (-inf: none).
@@ -976,7 +989,7 @@ def closest_liked_many(
     for r, (mine, theirs) in enumerate(zip(picks, liked, strict=True)):
         if len(mine) and len(theirs):
             by_size.setdefault((len(theirs) - 1).bit_length(), []).append(r)
-    chosen: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = []
+    chosen: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     # ... in products of at most _STACKED_ROWS liked rows: a chunk of readers who imported
     # libraries of thousands of papers would otherwise hold them all at once
     groups = []
@@ -1002,23 +1015,38 @@ def closest_liked_many(
         ] = -np.inf
         best = np.argmax(sims, axis=2)
         values = np.take_along_axis(sims, best[:, :, None], axis=2)[:, :, 0]
-        chosen.append((readers, best, values, liked_rows))
-    # the floor's own bars for the whole chunk at once
+        chosen.append((readers, best, values, liked_rows, pick_rows))
+    # the liked papers' own bars for the whole chunk at once: the floor's way, then each named
+    # pair asked both ways (without ``own``, the store's bar alone)
     maybe_rows: list[int] = []
     verdicts = []
-    for _, best, values, liked_rows in chosen:
-        near = np.isfinite(values) & (values >= bar)
+    for _, best, values, liked_rows, pick_rows in chosen:
+        near = np.isfinite(values) & (values >= bar) & (pick_rows >= 0)
         maybe = np.isfinite(values) & ~near & (values >= (bar if floor is None else floor))
+        maybe &= pick_rows >= 0
         if own is None:
             maybe[:] = False
         maybe_rows += np.take_along_axis(liked_rows, best, axis=1)[maybe].tolist()
         verdicts.append((near, maybe))
-    bars = own(maybe_rows) if maybe_rows and own is not None else np.zeros(0)
+    bars = own(maybe_rows, SIMILAR_SHARE) if maybe_rows and own is not None else np.zeros(0)
     used = 0
-    for (readers, best, values, _), (near, maybe) in zip(chosen, verdicts, strict=True):
+    mutual: list[int] = []
+    for (_, best, values, liked_rows, pick_rows), (near, maybe) in zip(
+        chosen, verdicts, strict=True
+    ):
         count = int(maybe.sum())
         near[maybe] = values[maybe] >= bars[used : used + count]
         used += count
+        if own is not None:
+            closest = np.take_along_axis(liked_rows, best, axis=1)
+            mutual += np.stack([closest[near], pick_rows[near]], axis=1).ravel().tolist()
+    both = own(mutual, -1.0).reshape(-1, 2).max(axis=1) if mutual and own is not None else None
+    used = 0
+    for (readers, best, values, _, _), (near, _) in zip(chosen, verdicts, strict=True):
+        if both is not None:
+            count = int(near.sum())
+            near[near] = values[near] >= both[used : used + count]
+            used += count
         cosines = values.astype(np.float64)
         for k, r in enumerate(readers):
             n = len(picks[r])
