@@ -686,6 +686,48 @@ def test_a_digest_the_relay_took_while_the_database_was_locked_is_recorded_sent(
     assert [line.status for line in again.lines] == ["nothing-new"]
 
 
+def test_a_locked_database_holds_no_other_message_past_its_deadline(
+    store, make_config, smtp_server, monkeypatch
+):
+    """Writing down one accepted message waited out the lock on the sending loop itself: the
+    other connection's answer, in already, was read only after its deadline, the message was
+    "maybe delivered" and went again in the next run (found in review). An accepted message
+    whose write meets a lock is written down once the sending is over."""
+    import sqlite3
+    import threading
+    import time
+
+    from paperwire import store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.3)
+    config = config_for(make_config, smtp_server.url, n=2, extra="  timeout: 2\n")
+    pipeline.fetch_all(store, config, now=NOW)
+    held = threading.Event()
+
+    def hold_the_database() -> None:
+        other = sqlite3.connect(store.path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        held.set()
+        time.sleep(3.5)  # past the other message's 2 s deadline
+        other.execute("COMMIT")
+        other.close()
+
+    def on_data() -> None:
+        if not held.is_set():  # the first message's DATA: the lock comes as it is answered
+            threading.Thread(target=hold_the_database).start()
+            held.wait(5)
+
+    smtp_server.on_data = on_data
+    smtp_server.delay = 0.3
+    with Store(store.path) as impatient:
+        report = pipeline.send_due(impatient, config, now=NOW)
+    assert sorted(line.status for line in report.lines) == ["sent", "sent"], report.lines
+    assert len(smtp_server.messages) == 2
+    again = pipeline.send_due(store, config, now=NOW + dt.timedelta(minutes=30))
+    assert len(smtp_server.messages) == 2, "a message went twice"
+    assert all(line.status != "sent" for line in again.lines)
+
+
 # -- issue 26: a relay that answers slowly --------------------------------------------------
 
 

@@ -402,6 +402,33 @@ def test_a_feed_that_is_not_arxivs_never_rewrites_an_arxiv_paper(http_server, tm
     # another host's feed (speaks_for_papers=False is what its address decides): no rewrite
     after = stored("/evil", speaks=False)
     assert (after["title"], after["version"]) == ("SPIRe: speculative decoding", 1)
+    # ... nor of what else a source says of a paper: a JSON of any host is read as Hugging
+    # Face's, and its upvotes, TL;DR and code link came through (found in review)
+    http_server.routes["/evil.json"] = Route(
+        hf_json(
+            {
+                "id": "2504.06419",
+                "title": "BUY CRYPTO",
+                "upvotes": 99999,
+                "ai_summary": "Send BTC to evil.example",
+                "githubRepo": "https://github.com/evil/drainer",
+            }
+        )
+    )
+    feed = FeedConfig(url=http_server.url("/evil.json"), name="evil-json", kind="hf-daily")
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(fetch_feed(feed, speaks_for_papers=False).papers, now=NOW)
+        kept = store.paper("2504.06419")
+    assert (kept["title"], kept["upvotes"], kept["tldr"], kept["code_url"]) == (
+        "SPIRe: speculative decoding",
+        None,
+        None,
+        None,
+    )
+    # and the same from Hugging Face itself is its word
+    with Store(tmp_path / "pw.db") as store:
+        store.add_papers(fetch_feed(feed, speaks_for_papers=True).papers, now=NOW)
+        assert store.paper("2504.06419")["upvotes"] == 99999
     # a paper first named by such a feed takes its text until arXiv's own word comes
     (tmp_path / "pw.db").unlink()
     assert stored("/evil", speaks=False)["title"] == "BUY CRYPTO NOW at evil.example"
@@ -415,6 +442,7 @@ def test_a_feed_that_is_not_arxivs_never_rewrites_an_arxiv_paper(http_server, tm
         ("https://export.arxiv.org/api/query?id_list=1", True),
         ("https://rss.arxiv.org/rss/cs", True),
         ("https://huggingface.co/api/daily_papers", True),
+        ("https://huggingface.co/datasets/anyone/feed/resolve/main/daily.json", False),
         ("http://127.0.0.1:8080/mirror.xml", True),  # this machine, as a local file
         ("https://arxiv.org.evil.example/rss/cs", False),
         ("https://notarxiv.org/rss", False),

@@ -124,7 +124,12 @@ class Run:
         return untried(self.store, job, reason)
 
     def settle(
-        self, job: Job, *, sent: str | None = None, error: DeliveryError | None = None
+        self,
+        job: Job,
+        *,
+        sent: str | None = None,
+        error: DeliveryError | None = None,
+        patient: bool = True,
     ) -> SendLine:
         """:func:`settle`, except that a message the run's budget cut short before it went out
         (a failure once the budget is spent, neither a refusal nor maybe delivered) counts as
@@ -136,7 +141,7 @@ class Run:
             if error.untried:  # the call was not made: not a try
                 retry_at = retry_time(self.now, job.tries + 1, error.retry_after)
                 return untried(self.store, job, again_after(error, retry_at), retry_at)
-        return settle(self.store, job, self.now, sent=sent, error=error)
+        return settle(self.store, job, self.now, sent=sent, error=error, patient=patient)
 
     def close(self) -> None:
         self.poster.close()
@@ -210,13 +215,19 @@ def settle(
     *,
     sent: str | None = None,
     error: DeliveryError | None = None,
+    patient: bool = True,
 ) -> SendLine:
     """Write a delivery's outcome to the ledger and say it: sent; failed for good (a refusal);
     or pending, tried again after a back-off (:func:`retry_time`) — an outage, or maybe
     delivered — and failed once it was tried :data:`TRIES` times, or maybe delivered
-    :data:`MAYBE_TRIES` times."""
+    :data:`MAYBE_TRIES` times. Sent is written down through locks (:func:`_written_down`)
+    unless not ``patient``: one try, StoreBusy if the lock stayed."""
     if error is None:
-        _written_down(lambda: store.mark_delivery(job.delivery_id, "sent", now=now), job)
+        write = functools.partial(store.mark_delivery, job.delivery_id, "sent", now=now)
+        if patient:
+            _written_down(write, job)
+        else:
+            write()
         return SendLine(job.sub.id, "sent", sent or "", job.kind)
     if error.permanent:
         if not store.mark_delivery(job.delivery_id, "failed", error=str(error)):
@@ -248,6 +259,9 @@ def settle(
     return SendLine(job.sub.id, "retry", reason, job.kind)
 
 
+RETRY_PAUSE = 1.0  # seconds between two tries at writing down a delivery that went out
+
+
 def _written_down(write: Callable[[], bool], job: Job) -> None:
     """Record a delivery that went out, whoever holds the database meanwhile. One write waits
     :data:`~paperwire.store.BUSY_TIMEOUT` for the lock; it is tried again for as long as the
@@ -267,6 +281,7 @@ def _written_down(write: Callable[[], bool], job: Job) -> None:
                 job.kind,
                 job.sub.id,
             )
+            time.sleep(RETRY_PAUSE)  # a lock refused at once (SQLITE_LOCKED) is no busy wait
 
 
 def untried(store: Store, job: Job, reason: str, retry_at: dt.datetime | None = None) -> SendLine:

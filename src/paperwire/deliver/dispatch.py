@@ -28,7 +28,7 @@ from .. import render
 from ..config import Config, SubscriberConfig
 from ..config.channels import apprise_url_problem, parse_smtp_url
 from ..deadline import Budget, still_running
-from ..errors import DeliveryError, StoreError
+from ..errors import DeliveryError, StoreBusy, StoreError
 from ..links import signer_for
 from ..store import Store
 from . import apprise as apprise_mod
@@ -306,6 +306,10 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
     )
     settled: set[int] = set()
     waiting = 0  # settled, not sent, and tried again later: due, as the untried ones are
+    # accepted while another process held the database: written down once the sending is over.
+    # This runs on the sending loop, and a write waiting out a lock there froze the other
+    # connections until their deadlines passed on answers already in (found in review)
+    accepted: list[Job] = []
 
     def record(outcome: email_mod.Outcome) -> None:
         nonlocal waiting
@@ -313,7 +317,13 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
         settled.add(outcome.key)
         waiting += not outcome.ok and not outcome.permanent
         if outcome.ok:
-            run.done(run.settle(job, sent=f"{_papers(job.picks)} by e-mail"))
+            try:
+                with run.store.briefly():
+                    line = run.settle(job, sent=f"{_papers(job.picks)} by e-mail", patient=False)
+            except StoreBusy:
+                accepted.append(job)
+                return
+            run.done(line)
         else:
             error = DeliveryError(
                 outcome.error or "",
@@ -326,6 +336,8 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
     processes = config.sender.render_processes
     with contextlib.closing(messages.render_all(mail_jobs, run.mail, processes=processes)) as out:
         asyncio.run(sender.send_all(out, on_done=record, stop=run.stop))
+    for job in accepted:  # waiting for the lock as long as the run's claim lasts
+        run.done(run.settle(job, sent=f"{_papers(job.picks)} by e-mail"))
     left = [job for key, job in by_key.items() if key not in settled]
     if run.budget.spent and sender.failure is None:
         return [run.out_of_time(job) for job in left]

@@ -197,31 +197,48 @@ def fetch_feed(
 # the hosts whose word on an arXiv paper (title, abstract, authors, version) is the paper's
 # own: arXiv's feeds and API, and Hugging Face's Daily Papers, which quotes them
 PAPER_HOSTS = ("arxiv.org", "huggingface.co")
+HF_PAPER_PATHS = ("/api/daily_papers", "/api/papers", "/papers")
 
 
 def speaks_for_arxiv(url: str) -> bool:
     """Whether ``url`` is on one of :data:`PAPER_HOSTS` (or a subdomain of one), or on this
     machine, as a local file is (a mirror or a caching proxy the operator runs)."""
     try:
-        host = (urlparse(url.strip()).hostname or "").lower().rstrip(".")
+        parts = urlparse(url.strip())
+        host = (parts.hostname or "").lower().rstrip(".")
     except ValueError:
         return False
     if host == "localhost":
         return True
     with contextlib.suppress(ValueError):
         return ipaddress.ip_address(host).is_loopback
-    return any(host == known or host.endswith("." + known) for known in PAPER_HOSTS)
+    if host == "huggingface.co" or host.endswith(".huggingface.co"):
+        # its papers' pages and API, not the files anyone may upload there (/datasets/…)
+        return parts.path.startswith(HF_PAPER_PATHS)
+    return host == "arxiv.org" or host.endswith(".arxiv.org")
 
 
 def only_naming(papers: list[Paper]) -> list[Paper]:
     """The arXiv papers of a feed that is not arXiv's (a blog, a lab's list, a feed that only
-    looks like arXiv's) as items that name them: what they say of a paper is stored for a paper
-    not stored yet, until arXiv's feeds or API say otherwise, and never over what those said.
+    looks like arXiv's) as items that name them: their title, abstract and authors are stored
+    for a paper not stored yet, until arXiv's feeds or API say otherwise, and never over what
+    those said; nothing else of theirs is.
     Such an item titled "BUY CRYPTO" with "v99" in its link replaced a paper's text for every
     reader, and for good: no real version was ever newer (found in review)."""
     return [
-        dataclasses.replace(p, names_only=True, version=None)
-        if p.is_arxiv and not p.names_only
+        # nor its upvotes, TL;DR, keywords or links: a JSON of any host is read as Hugging
+        # Face's, and "upvotes: 99999" or a "Code:" link to a drainer came through (review)
+        dataclasses.replace(
+            p,
+            names_only=True,
+            version=None,
+            upvotes=None,
+            tldr=None,
+            keywords=[],
+            code_url=None,
+            project_url=None,
+        )
+        if p.is_arxiv
         else p
         for p in papers
     ]
@@ -260,11 +277,17 @@ async def _read_local_in_time(path: Path, label: str, limits: Limits, began: flo
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for it
             loop.call_soon_threadsafe(settle, *result)
 
-    threading.Thread(target=work, name=f"read {label}", daemon=True).start()
+    try:
+        threading.Thread(target=work, name=f"read {label}", daemon=True).start()
+    except BaseException:  # no thread to let the path go
+        with _READING_LOCK:
+            _READING.discard(path)
+        raise
     left = limits.deadline - (loop.time() - began)
     try:
         return await asyncio.wait_for(asyncio.shield(answer), max(left, 0.0))
     except TimeoutError:
+        answer.cancel()  # a late answer (an error too) is nobody's: never logged as unread
         raise feed_error(
             label,
             f"cannot read {path}: nothing within {limits.deadline:g} s "

@@ -529,16 +529,18 @@ class Store:
                     if paper.names_only or (old["version"] or 0) > (paper.version or 0):
                         for key in ("title", "abstract", "version", "authors"):
                             row[key] = old[key]
+                    if paper.names_only:  # nor what else another source said of it
+                        for key in ("upvotes", "published", "url", "pdf_url", *_EXTRAS):
+                            row[key] = old[key]
                     if old["upvotes"] is not None and paper.upvotes is None:
                         row["upvotes"] = old["upvotes"]
                     for key in _EXTRAS:  # a feed that says less does not erase what another said
                         if row[key] is None:
                             row[key] = old[key]
                     row["published"] = old["published"] or row["published"]
+                    said = [] if paper.names_only else paper.categories
                     row["categories"] = json.dumps(
-                        list(
-                            dict.fromkeys(json.loads(old["categories"] or "[]") + paper.categories)
-                        )
+                        list(dict.fromkeys(json.loads(old["categories"] or "[]") + said))
                     )
                     if any(row[key] != old[key] for key in ("title", "abstract", "authors")):
                         rewritten.append(paper_id)
@@ -1705,6 +1707,8 @@ def _newer(a: Paper, b: Paper) -> Paper:
     else:
         keep = b if (b.version or 0) >= (a.version or 0) else a
     other = a if keep is b else b
+    if other.names_only:  # an item that only names the paper lends it nothing
+        return keep
     if keep.upvotes is None:
         keep.upvotes = other.upvotes
     if not keep.keywords:
