@@ -334,10 +334,14 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
 
     mail_jobs = [mail_job(job) for job in by_key.values()]
     processes = config.sender.render_processes
-    with contextlib.closing(messages.render_all(mail_jobs, run.mail, processes=processes)) as out:
-        asyncio.run(sender.send_all(out, on_done=record, stop=run.stop))
-    for job in accepted:  # waiting for the lock as long as the run's claim lasts
-        run.done(run.settle(job, sent=f"{_papers(job.picks)} by e-mail"))
+    try:
+        with contextlib.closing(
+            messages.render_all(mail_jobs, run.mail, processes=processes)
+        ) as out:
+            asyncio.run(sender.send_all(out, on_done=record, stop=run.stop))
+    finally:  # (a run that ended in an error too: these went out)
+        for job in accepted:  # waiting for the lock as long as the run's claim lasts
+            run.done(run.settle(job, sent=f"{_papers(job.picks)} by e-mail"))
     left = [job for key, job in by_key.items() if key not in settled]
     if run.budget.spent and sender.failure is None:
         return [run.out_of_time(job) for job in left]
