@@ -12,7 +12,7 @@ import pytest
 from paperwire import pipeline
 from paperwire.config import FeedConfig
 from paperwire.errors import SourceError
-from paperwire.paper import arxiv_id, arxiv_version, clean_text
+from paperwire.paper import arxiv_id, arxiv_link_id, arxiv_link_version, clean_text
 from paperwire.rank.authors import Following
 from paperwire.sources import feed, fetch_feed, parse_document
 from paperwire.sources.http import HttpCache, Limits, get, make_async_client
@@ -48,7 +48,9 @@ FEEDS = FIXTURES
 )
 def test_arxiv_id_normalises_every_form(text, expected, version):
     assert arxiv_id(text) == expected
-    assert arxiv_version(text) == version
+    # a feed item's link or guid, read whole, the same (the forms here are all arXiv's own)
+    assert arxiv_link_id(text) == expected
+    assert arxiv_link_version(text) == version
 
 
 def test_clean_text_drops_markup_and_collapses_space():

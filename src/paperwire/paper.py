@@ -81,7 +81,11 @@ def arxiv_id(text: str | None) -> str | None:
     if not text:
         return None
     text = text.strip()
-    match = _BARE_ID.match(text) or _ARXIV_URL.search(text)
+    return _id_of(_BARE_ID.match(text) or _ARXIV_URL.search(text))
+
+
+def _id_of(match: re.Match[str] | None) -> str | None:
+    """The canonical id a match of an arXiv id pattern found (group 1), else None."""
     return _canonical(match.group(1)) if match else None
 
 
@@ -105,19 +109,22 @@ def _arxiv_link(text: str | None) -> re.Match[str] | None:
         host = (parts.hostname or "").lower().rstrip(".")
     except ValueError:
         return None
-    if host != "arxiv.org" and not host.endswith(".arxiv.org"):
-        return None
-    return _ARXIV_PATH.match(parts.path)
+    return _ARXIV_PATH.match(parts.path) if on_domain(host, "arxiv.org") else None
+
+
+def on_domain(host: str, domain: str) -> bool:
+    """Whether ``host`` (lower case, no trailing dot) is ``domain`` or one of its subdomains."""
+    return host == domain or host.endswith("." + domain)
 
 
 def arxiv_link_id(text: str | None) -> str | None:
     """:func:`arxiv_id` of a feed item's link or guid, read whole (:func:`_arxiv_link`)."""
-    match = _arxiv_link(text)
-    return _canonical(match.group(1)) if match else None
+    return _id_of(_arxiv_link(text))
 
 
 def arxiv_link_version(text: str | None) -> int | None:
-    """:func:`arxiv_version` of a feed item's link or guid, read whole (:func:`_arxiv_link`)."""
+    """The version number (``v2`` → 2) of a feed item's link or guid that is arXiv's, read
+    whole (:func:`_arxiv_link`), if it has one."""
     match = _arxiv_link(text)
     return int(match.group(2)[1:]) if match and match.group(2) else None
 
@@ -165,14 +172,6 @@ def seed_ids(written: Iterable[str]) -> list[str]:
     arXiv shape stays as written."""
     ids = (arxiv_id(p) or p.strip() for p in written)
     return list(dict.fromkeys(p for p in ids if p))
-
-
-def arxiv_version(text: str | None) -> int | None:
-    """The version number (``v2`` → 2) in an arXiv URL or id, if it has one."""
-    if not text:
-        return None
-    match = _BARE_ID.match(text.strip()) or _ARXIV_URL.search(text)
-    return int(match.group(2)[1:]) if match and match.group(2) else None
 
 
 # what shows nothing: format characters (zero-width spaces, a BOM, the soft hyphen), spaces,

@@ -37,7 +37,7 @@ import httpx
 
 from ..config import BUNDLED_PREFIX, FeedConfig, bundled_path
 from ..errors import ConfigError, SourceError
-from ..paper import Paper
+from ..paper import Paper, on_domain
 from ..redact import redact_url
 from . import feed, hf_daily
 from .http import Fetched, HttpCache, Limits, feed_error, get, make_async_client
@@ -194,15 +194,15 @@ def fetch_feed(
     return asyncio.run(one())
 
 
-# the hosts whose word on an arXiv paper (title, abstract, authors, version) is the paper's
-# own: arXiv's feeds and API, and Hugging Face's Daily Papers, which quotes them
-PAPER_HOSTS = ("arxiv.org", "huggingface.co")
+# Hugging Face's papers API and pages: with arXiv's feeds and API, the sources whose word on an
+# arXiv paper (title, abstract, authors, version, upvotes) is the paper's own
 HF_PAPER_PATHS = ("/api/daily_papers", "/api/papers", "/papers")
 
 
 def speaks_for_arxiv(url: str) -> bool:
-    """Whether ``url`` is on one of :data:`PAPER_HOSTS` (or a subdomain of one), or on this
-    machine, as a local file is (a mirror or a caching proxy the operator runs)."""
+    """Whether ``url`` is on arxiv.org (or a subdomain), under Hugging Face's
+    :data:`HF_PAPER_PATHS`, or on this machine, as a local file is (a mirror or a caching
+    proxy the operator runs)."""
     try:
         parts = urlparse(url.strip())
         host = (parts.hostname or "").lower().rstrip(".")
@@ -212,10 +212,10 @@ def speaks_for_arxiv(url: str) -> bool:
         return True
     with contextlib.suppress(ValueError):
         return ipaddress.ip_address(host).is_loopback
-    if host == "huggingface.co" or host.endswith(".huggingface.co"):
+    if on_domain(host, "huggingface.co"):
         # its papers' pages and API, not the files anyone may upload there (/datasets/…)
         return parts.path.startswith(HF_PAPER_PATHS)
-    return host == "arxiv.org" or host.endswith(".arxiv.org")
+    return on_domain(host, "arxiv.org")
 
 
 def only_naming(papers: list[Paper]) -> list[Paper]:
