@@ -532,12 +532,12 @@ def test_a_liked_paper_is_named_only_where_each_is_among_the_others_nearest():
     """Past the store's 1-in-50 bar, in a region of many close papers (a field test's store
     of LLM papers), a liked paper was named under its 16th-58th nearest of 1,229, papers that
     mostly had it past their own 40th nearest; the pick and the paper it names must each be among the
-    other's nearest (``own`` at SIMILAR_NEAREST, asked as share -1)."""
+    other's nearest (``own`` at the share SIMILAR_NEAREST papers are of the store)."""
     vectors = np.array([unit(1, 0), unit(1, 0.1), unit(0, 1)], dtype=np.float32)
     bars = {0: 0.5, 1: 0.999}  # the pick (row 1) has closer papers than the liked one (row 0)
 
     def own(rows, share):
-        return np.array([bars[r] if share < 0 else 0.5 for r in rows])
+        return np.array([0.5 if share == semantic.SIMILAR_SHARE else bars[r] for r in rows])
 
     assert semantic.closest_liked(vectors, np.array([1]), [0], 0.95, 0.8, own) == [None]
     bars[1] = 0.5

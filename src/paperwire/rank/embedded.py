@@ -171,10 +171,8 @@ class EmbeddedCorpus:
         return semantic.closest_liked_many(self.vectors, pick_rows, liked, bar, floor, self._own)
 
     def _own(self, rows: list[int], share: float) -> np.ndarray:
-        """:func:`semantic.own_bars` of these corpus rows at ``share`` of the stored papers (a
-        negative one: their nearest ``semantic.SIMILAR_NEAREST``), each computed once."""
-        if share < 0:  # that many of the sample the bars are read on, at most all of it
-            share = min(1.0, semantic.SIMILAR_NEAREST / len(self.vectors))
+        """:func:`semantic.own_bars` of these corpus rows at ``share`` of the stored papers,
+        each computed once."""
         new = [r for r in dict.fromkeys(rows) if (r, share) not in self._own_bars]
         if new:
             if self._sample is None:

@@ -1021,9 +1021,9 @@ def closest_liked_many(
     maybe_rows: list[int] = []
     verdicts = []
     for _, best, values, liked_rows, pick_rows in chosen:
-        near = np.isfinite(values) & (values >= bar) & (pick_rows >= 0)
-        maybe = np.isfinite(values) & ~near & (values >= (bar if floor is None else floor))
-        maybe &= pick_rows >= 0
+        named = np.isfinite(values) & (pick_rows >= 0)  # not the padding
+        near = named & (values >= bar)
+        maybe = named & ~near & (values >= (bar if floor is None else floor))
         if own is None:
             maybe[:] = False
         maybe_rows += np.take_along_axis(liked_rows, best, axis=1)[maybe].tolist()
@@ -1040,7 +1040,9 @@ def closest_liked_many(
         if own is not None:
             closest = np.take_along_axis(liked_rows, best, axis=1)
             mutual += np.stack([closest[near], pick_rows[near]], axis=1).ravel().tolist()
-    both = own(mutual, -1.0).reshape(-1, 2).max(axis=1) if mutual and own is not None else None
+    # each paper's nearest SIMILAR_NEAREST: that share of the sample the bars are read on
+    nearest = min(1.0, SIMILAR_NEAREST / max(len(vectors), 1))
+    both = own(mutual, nearest).reshape(-1, 2).max(axis=1) if mutual and own is not None else None
     used = 0
     for (readers, best, values, _, _), (near, _) in zip(chosen, verdicts, strict=True):
         if both is not None:
