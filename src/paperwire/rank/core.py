@@ -402,14 +402,18 @@ def _earned(kinds: np.ndarray, owners: np.ndarray, texts: np.ndarray, prior: flo
     interests text (``texts``: the labels that are one, with terms; ``Weights.evidence_prior``):
     n / (n + prior) for n papers; 1 without such a text or a prior."""
     size = int(owners.max()) + 1 if len(owners) else 0
-    out = np.ones(size, dtype=np.float64)
-    if prior <= 0 or not size:
-        return out
-    papers = np.bincount(owners[np.isin(kinds, PAPER_KINDS)], minlength=size).astype(np.float64)
+    papers = np.bincount(owners[np.isin(kinds, PAPER_KINDS)], minlength=size)
     wrote = np.zeros(size, dtype=bool)
     wrote[owners[texts]] = True
-    out[wrote] = papers[wrote] / (papers[wrote] + prior)
-    return out
+    return earned_shares(np.where(wrote, papers, 0), prior)
+
+
+def earned_shares(papers: np.ndarray, prior: float) -> np.ndarray:
+    """``n / (n + prior)`` for each reader's n papers beside an interests text (the rest of
+    their weight is the text's); 1 for none, or without a prior (float64)."""
+    if prior <= 0:
+        return np.ones(len(papers), dtype=np.float64)
+    return np.where(papers > 0, papers / (papers + prior), 1.0)
 
 
 def rocchio_rows(labels: list[Labels], n_features: int, weights: Weights) -> sp.csr_matrix:

@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
-from .core import best_columns, decay_factor, vote_ages
+from .core import best_columns, decay_factor, earned_shares, vote_ages
 from .embed import unit_rows
 from .phrases import interest_phrases
 
@@ -763,10 +763,8 @@ def _papers_beside_text(signals: list[EmbeddedSignals], texts: np.ndarray) -> np
 
 
 def _shares(papers: np.ndarray, prior: float) -> np.ndarray:
-    """``n / (n + prior)`` for each reader's n papers beside a text; 1 for none (or no prior)."""
-    if prior <= 0:
-        return np.ones(len(papers), dtype=np.float32)
-    return np.where(papers > 0, papers / (papers + prior), 1.0).astype(np.float32)
+    """:func:`core.earned_shares` in float32, the width the terms are kept in."""
+    return earned_shares(papers, prior).astype(np.float32)
 
 
 def _phrased(sig: EmbeddedSignals, w: SemanticWeights) -> bool:
