@@ -311,6 +311,9 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
     # connections until their deadlines passed on answers already in (found in review)
     accepted: list[Job] = []
 
+    def emailed(job: Job) -> str:
+        return f"{_papers(job.picks)} by e-mail"
+
     def record(outcome: email_mod.Outcome) -> None:
         nonlocal waiting
         job = by_key[outcome.key]
@@ -319,7 +322,7 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
         if outcome.ok:
             try:
                 with run.store.briefly():
-                    line = run.settle(job, sent=f"{_papers(job.picks)} by e-mail", patient=False)
+                    line = run.settle(job, sent=emailed(job), patient=False)
             except StoreBusy:
                 accepted.append(job)
                 return
@@ -341,7 +344,7 @@ def _deliver_smtp(run: Run, by_key: dict[int, Job]) -> list[SendLine]:
             asyncio.run(sender.send_all(out, on_done=record, stop=run.stop))
     finally:  # (a run that ended in an error too: these went out)
         for job in accepted:  # waiting for the lock as long as the run's claim lasts
-            run.done(run.settle(job, sent=f"{_papers(job.picks)} by e-mail"))
+            run.done(run.settle(job, sent=emailed(job)))
     left = [job for key, job in by_key.items() if key not in settled]
     if run.budget.spent and sender.failure is None:
         return [run.out_of_time(job) for job in left]
