@@ -317,6 +317,29 @@ def test_a_hash_collision_alone_is_never_a_reason():
     assert best_key_phrases(found, contributions) == []  # ... but names nothing
 
 
+def test_a_phrase_is_the_readers_only_where_their_own_text_holds_it_whole():
+    # A two-month field test: a voter's picks said "about “user collects”", "about “ongoing
+    # updates”": each word was somewhere in her liked papers, the phrase in none of them.
+    paper = "Fewer vision tokens for video LLMs under a KV cache budget"
+    texts = [p.text() for p in rss("arxiv_rss_cs.xml")] + [paper, "Pruning vision tokens"]
+    model = rank.TextModel().fit(texts)
+    vector = model.transform([paper]).toarray().ravel()
+
+    def about(interests: str, keywords: tuple[str, ...] = ()) -> list[str]:
+        found = key_phrases(model, paper, keywords)
+        profile = model.transform_interests([interests]).toarray().ravel()
+        return best_key_phrases(found, profile[found.columns] * vector[found.columns], 3)
+
+    # both words, never side by side: no "vision tokens" of theirs (both words raise the score)
+    assert about("computer vision; tokens of text") == []
+    # ... the pair itself, in their words: named
+    assert about("fewer vision tokens") == ["vision tokens"]
+    # a source's two-word keyword (the hasher writes its words, then its pair) is judged by
+    # its pair the same way, not by whichever of its columns comes first
+    assert about("computer vision; tokens of text", ("Vision Tokens",)) == []
+    assert about("fewer vision tokens", ("Vision Tokens",)) == ["Vision Tokens"]
+
+
 # -- the once-per-run candidate Gram scores exactly what the sparse product scores -----------
 
 

@@ -343,6 +343,13 @@ def test_key_phrases_from_stored_pairs_are_those_the_text_gave_before_storing():
         ]  # fmt: skip
         assert found.texts == [case["texts"][i] for i in topics_only]
         columns = [case["columns"][starts[i] : starts[i + 1]] for i in topics_only]
+        # since a two-word phrase must be the reader's as a pair, a source keyword of two words
+        # keeps its pair's column first, as a written pair does (659d175 kept words, then pair)
+        keywords = {" ".join(k.split()) for k in case["keywords"]}
+        columns = [
+            [c[2], c[0], c[1]] if case["texts"][i] in keywords and len(c) == 3 else c
+            for i, c in zip(topics_only, columns, strict=True)
+        ]
         assert found.columns.tolist() == [c for cols in columns for c in cols]
         assert found.starts.tolist() == np.r_[0, np.cumsum([len(c) for c in columns])].tolist()
         kept += len(found.texts)

@@ -87,7 +87,9 @@ class ProfilePhrases:
         starts = local + np.repeat(np.cumsum(sizes[which]) - sizes[which], counts[which])
         totals = np.add.reduceat(contributions, starts)
         raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
-        totals = np.where(raising >= needed, totals, 0.0)
+        # a two-word phrase needs the pair itself in the profile (best_key_phrases says why)
+        whole = (contributions[starts] > 0) | (np.diff(np.r_[starts, len(contributions)]) != 3)
+        totals = np.where((raising >= needed) & whole, totals, 0.0)
         # Every pick's phrases best first in one sort (what paper_phrases.pick_key_phrases does per
         # pick): by pick, then by total, highest first; lexsort is stable, so equal totals keep
         # the order they were written in.

@@ -126,7 +126,10 @@ def key_phrases_of(
             best = idf[cols[0]] if len(tokens) == 3 and " " in tokens[0] else idf[cols].max()
             if best >= GENERIC_IDF:
                 texts.append(written)
-                parts.append(cols)
+                # two words (the hasher writes the words, then the pair): kept pair first, as a
+                # written pair's columns are, for best_key_phrases to find the pair's
+                two = len(tokens) == 3 and " " in tokens[2]
+                parts.append(cols[[2, 0, 1]] if two else cols)
     if pairs:
         if columns is None:
             columns = pair_columns(model, pairs)
@@ -203,7 +206,13 @@ def best_key_phrases(
     # one alone can be a hash collision ("bit bit" and "vision tokens" share a column).
     raising = np.add.reduceat((contributions > 0).astype(np.int64), phrases.starts[:-1])
     sizes = np.diff(phrases.starts)
-    totals = np.where(raising >= np.minimum(sizes, 2), totals, 0.0)
+    # A two-word phrase (its pair's column, then its two words') is a reader's topic only where
+    # their own papers or interests hold the pair itself: the two words apart ("search" in one
+    # title, "space" in another) make no "search space" of theirs (found in a two-month field
+    # test: "about “user collects”" and "about “ongoing updates”" under a voter's picks).
+    # (Such a phrase's three columns are its pair's and its words', the pair's first.)
+    whole = (contributions[phrases.starts[:-1]] > 0) | (sizes != 3)
+    totals = np.where((raising >= np.minimum(sizes, 2)) & whole, totals, 0.0)
     return pick_key_phrases(phrases.texts, np.asarray(totals).tolist(), n, skip)
 
 
