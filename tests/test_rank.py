@@ -550,3 +550,38 @@ def test_an_interests_text_with_no_term_the_corpus_weighs_is_no_text_to_shrink_t
             )
             same = np.allclose(got.matrix.toarray(), whole.matrix.toarray(), atol=1e-6)
             assert same != shrunk, (written, sig.vote_rows)
+
+
+def test_a_hyphenated_interest_is_close_only_where_the_paper_writes_its_words_together():
+    # A two-month field test: "close to your interest “quality-diversity algorithms”" under
+    # papers that say "maintaining quality" and "diversity" (a lane-detection dataset review)
+    from paperwire.rank.corpus import InterestPhrases
+
+    texts = [
+        "A review of lane detection datasets: the quality and diversity of driving data for "
+        "detection algorithms",
+        "Quality-Diversity search algorithms illuminate the space of robot gaits",
+        "MAP-Elites, a quality diversity method, and other algorithms for open-endedness",
+        # the demo's PiSSA writes the interest's compounds in other forms of their words
+        "PiSSA: we parameter-efficiently fine-tune models, an efficient tuning of fine parameters",
+        "An efficient parameter search and fine control of tuning knobs",
+        # one word of the compound, without the other: not the compound either
+        "Scenario diversity in lane detection: a review of detection algorithms",
+    ]
+    model = rank.TextModel().fit(texts * 3)
+    phrases = InterestPhrases(model, model.hasher.transform(texts).tocsr(), texts)
+    (quality,), (tuning,) = phrases.of(
+        [
+            rank.Signals(interests="quality-diversity algorithms", seed_rows=[], vote_rows=[]),
+            rank.Signals(interests="parameter-efficient fine-tuning", seed_rows=[], vote_rows=[]),
+        ]
+    )
+    close = [phrases.closest([quality, tuning], col) for col in range(len(texts))]
+    assert close == [
+        None,  # "quality" and "diversity" apart: another thing
+        "quality-diversity algorithms",
+        "quality-diversity algorithms",
+        "parameter-efficient fine-tuning",
+        None,  # all four words, none of them side by side
+        None,  # "diversity" and "algorithms", most of the phrase's weight, but no compound
+    ]

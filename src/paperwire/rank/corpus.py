@@ -3,6 +3,7 @@ the interest phrases of a run found in its candidates."""
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -158,6 +159,42 @@ def _add_outside(twins: Twins, first: dict[str, int], paper_id: str, keys: list[
         twins.add_outside(twins.join(rows), paper_id)
 
 
+# a hyphenated compound as a reader writes it ("quality-diversity", "state-of-the-art")
+_HYPHENATED = re.compile(r"\w+(?:-\w+)+")
+# endings cut before two forms of a word are compared: "parameter-efficiently fine-tune" writes
+# "parameter-efficient fine-tuning" (the demo's PiSSA)
+_ENDINGS = ("ations", "ation", "ings", "ing", "edly", "ed", "ly", "es", "s", "e")
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    for ending in _ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            return word[: -len(ending)]
+    return word
+
+
+def _compounds(
+    model: rank.TextModel, phrase: str, words: np.ndarray
+) -> list[tuple[frozenset[int], re.Pattern[str]]]:
+    """The hyphenated compounds of an interest phrase: for each, the positions in ``words``
+    (the phrase's word columns) of its words, and a pattern for the compound as a paper may
+    write it: its words side by side, joined by a hyphen or a space, each in any form that
+    starts like it ("Quality-Diversity", "quality diversity", "fine-tune", "parameter-
+    efficiently"). Two words apart ("quality and diversity") are two other things."""
+    position = {int(column): k for k, column in enumerate(words.tolist())}
+    out = []
+    for compound in _HYPHENATED.findall(phrase):
+        parts = compound.split("-")
+        columns = model.columns([t for t in model.tokens(" ".join(parts)) if " " not in t])
+        at = frozenset(position[c] for c in columns.tolist() if c in position)
+        if len(at) < 2:  # a stop word or a lone letter: nothing of two words to hold apart
+            continue
+        written = r"[\s-]+".join(re.escape(_stem(part)) + r"\w*" for part in parts)
+        out.append((at, re.compile(rf"\b{written}", re.IGNORECASE)))
+    return out
+
+
 class InterestPhrases:
     """The interest phrases of a run and the papers that contain each, found once per phrase
     (thousands of subscribers share "retrieval-augmented generation")."""
@@ -176,6 +213,9 @@ class InterestPhrases:
         self._word_sets: list[tuple[int, ...]] = []  # self.words as Python ints, for closest
         # per phrase, each word's weight in it: its IDF over the run's candidates (closest)
         self._word_weights: list[tuple[float, ...]] = []
+        # per phrase, its hyphenated compounds: the positions of their words in _word_sets, and
+        # how a paper writes the compound (closest)
+        self._compounds: list[list[tuple[frozenset[int], re.Pattern[str]]]] = []
         # candidate -> its columns that are words of some phrase (kept small: a set of all its
         # columns for 7,000 candidates would hold ~80 MB)
         self._present: dict[int, frozenset[int]] = {}
@@ -206,6 +246,7 @@ class InterestPhrases:
             self._word_weights += [
                 tuple((np.log((1 + papers) / (1 + found_in[w])) + 1).tolist()) for w in added
             ]
+            self._compounds += [_compounds(self.model, p, words) for p, words in zip(new, added, strict=True)]  # fmt: skip
             self._vocabulary.update(w for words in self._word_sets for w in words)
             self._present.clear()  # new words: the kept sets may lack them
             self.hits = sp.vstack([self.hits, block]).tocsr()
@@ -217,7 +258,10 @@ class InterestPhrases:
         """The phrase of which the paper has most words, if none is there whole: at least two
         of them, carrying at least 60 % of the phrase's weight (each word weighs its IDF over
         the candidates, so "large language models" in every paper does not make a paper close
-        to "smaller, cheaper large language models")."""
+        to "smaller, cheaper large language models"). A hyphenated compound of the phrase
+        counts only where the paper writes its words side by side (:func:`_compounds`): a paper
+        on "the diversity of driving datasets" (or their "quality and diversity") is not close
+        to "quality-diversity algorithms"."""
         present = self._present.get(col)
         if present is None:  # a set per candidate: np.isin per phrase and pick cost ~70 µs
             row = self.rows.indices[self.rows.indptr[col] : self.rows.indptr[col + 1]]
@@ -227,6 +271,9 @@ class InterestPhrases:
         for i, text in mine:
             words, weights = self._word_sets[i], self._word_weights[i]
             found = [k for k, w in enumerate(words) if w in present]
+            for parts, written in self._compounds[i]:
+                if not parts.isdisjoint(found) and not written.search(self.texts[col]):
+                    found = [k for k in found if k not in parts]  # its words, apart or alone
             share = sum(weights[k] for k in found) / sum(weights) if words else 0.0
             if len(found) >= 2 and share >= 0.6 and share > best_share:
                 best, best_share = text, share
