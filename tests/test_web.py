@@ -1529,3 +1529,31 @@ def test_a_vote_or_unsubscribe_while_another_process_holds_the_database_is_a_503
     # once the lock is gone, the same click is recorded
     assert client.post(web.link("ada", KV, "up")).status_code == 303
     assert web.votes() == [("ada", KV, 1)]
+
+
+def test_profile_lists_every_vote_on_asking_so_an_old_one_can_be_taken_back(
+    web: WebApp, client: httpx.Client, monkeypatch
+):
+    # A field test: a reader whose interests moved on still got papers "like" one of her
+    # first 👍; the page listed her latest 30 of 71 votes, none of the old ones, and no way to
+    # reach them
+    from paperwire.web import app as app_module
+
+    monkeypatch.setattr(app_module, "RECENT_VOTES", 1)
+    client.post(web.link("ada", KV, "up"))  # the old one
+    client.post(web.link("ada", PROTEIN, "down"))
+    html = client.get(web.page("profile", "ada")).text
+    votes = html.split('id="votes"')[1].split("</table>")[0]
+    assert votes.count("<tr>") == 1 and "Protein folding" in votes
+    note = html.split('id="all-votes"')[1].split("</p>")[0]
+    assert "The latest 1 of your 2 votes" in note
+    every = note.split('href="')[1].split('"')[0]
+    assert every.endswith("?votes=all")
+    html = client.get(web.url + every).text
+    assert "<h2>All your votes</h2>" in html and 'id="all-votes"' not in html
+    votes = html.split('id="votes"')[1].split("</table>")[0]
+    assert votes.count("<tr>") == 2
+    # ... and the old 👍 taken back from there
+    undo = votes.split("</tr>")[1].split('action="')[1].split('"')[0]
+    client.post(web.url + undo, data={"return_to": "profile"}, follow_redirects=True)
+    assert web.votes() == [("ada", PROTEIN, -1)]

@@ -53,6 +53,7 @@ from ..errors import (
 )
 from ..links import Action, Signer, VoteClaim, signer_for
 from ..paper import safe_chars, shows_something, web_url
+from ..rank.core import Weights
 from ..rank.scope import scope as corpus_scope
 from ..rank.session import RankingSession
 from ..render import atom, render_page, templates_dir
@@ -421,9 +422,13 @@ class FeedbackApp:
 
     async def profile_page(self, request: Request) -> Response:
         saved = request.query_params.get("saved") == "1"
-        return await self.work(self._profile_page, request.path_params["token"], saved)
+        every = request.query_params.get("votes") == "all"
+        return await self.work(self._profile_page, request.path_params["token"], saved, every)
 
-    def _profile_page(self, token: str, saved: bool) -> Response:
+    def _profile_page(self, token: str, saved: bool, every: bool = False) -> Response:
+        """The profile page: with ``every``, each of the reader's votes, not the latest
+        ``RECENT_VOTES`` (an old 👍 still pulls papers like it in for months, and a reader
+        whose interests moved on must be able to find it and take it back)."""
         config = self.get_config()
         with self.store() as store:
             signer = self.signer(config, store)
@@ -436,12 +441,13 @@ class FeedbackApp:
                 scope=corpus_scope(store, config),
                 encoder_on=config.ranking.embeddings is not None,
             )  # fmt: skip
-            papers = store.papers(v["paper_id"] for v in votes[:RECENT_VOTES])
+            shown = votes if every else votes[:RECENT_VOTES]
+            papers = store.papers(v["paper_id"] for v in shown)
             unsubscribed = sub.id in store.unsubscribes([(sub.id, sub.email)])
             store_seeds = len(store.seeds([sub.id]).get(sub.id, ()))
             feed_url = atom.feed_url(store, config.base_url, signer, sub.id)
         recent = []
-        for vote in votes[:RECENT_VOTES]:
+        for vote in shown:
             paper = papers.get(vote["paper_id"], {})
             recent.append(
                 {
@@ -473,6 +479,10 @@ class FeedbackApp:
             likes=sum(1 for v in votes if v["vote"] > 0),
             dislikes=sum(1 for v in votes if v["vote"] < 0),
             votes=recent,
+            votes_total=len(votes),
+            every_vote=every,
+            all_votes_path=f"/profile/{token}?votes=all",
+            half_life_days=round(Weights().half_life_days),
             unsubscribed=unsubscribed,
             self_path=f"/profile/{token}",
             unsubscribe_path=f"/unsubscribe/{signer.subscriber_token('unsubscribe', sub.id)}",
