@@ -303,9 +303,10 @@ def test_an_alert_says_what_the_readers_digest_would_say_of_its_paper(
     }
     for alert in found:
         said = digests[alert.subscriber.id][alert.pick.paper_id]
-        if alert.subscriber.id == "seeder":  # "dense retrieval" is in her seed paper; the
-            # asker wrote "dense" and "retrieval" apart, which make no phrase of hers
-            assert any(r.kind == "about" for r in said)  # the digest names key phrases ...
+        # "dense retrieval" is in the seeder's seed paper; the asker wrote "dense" and
+        # "retrieval" apart ("retrieval augmented generation, dense passage reranking"), which
+        # make no phrase of hers: the digest names the key phrases that are the reader's ...
+        assert any(r.kind == "about" for r in said) == (alert.subscriber.id == "seeder")
         assert alert.pick.reasons == [*said, alert.pick.reasons[-1]]  # ... and so does the alert
         assert alert.pick.reasons[-1].kind == "above_bar"
     # a reader a chunk: the second chunk's reasons come from the same explainer, its phrases

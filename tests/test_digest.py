@@ -427,12 +427,14 @@ def test_the_explainer_names_per_chunk_what_best_key_phrases_names_per_pick(stoc
     signals = [
         rank.Signals(interests="KV cache quantization, LLM inference", seed_rows=[], vote_rows=[]),
         rank.Signals(interests="retrieval augmented generation", seed_rows=[4], vote_rows=[]),
+        # words apart: a profile that weighs "KV" and "cache" but holds no "KV cache"
+        rank.Signals(interests="KV stores; cache misses; quantization", seed_rows=[], vote_rows=[]),
     ]
     profiles = rank.build_profiles_from_signals(
         corpus.model, signals, corpus.matrix, NOW, rank.Weights(classifier_min_likes=10**6)
     )
     profiles.matrix.sort_indices()
-    wants = [(row, col, n, skip) for row in (0, 1) for col in cols.tolist()
+    wants = [(row, col, n, skip) for row in (0, 1, 2) for col in cols.tolist()
              for n, skip in ((3, []), (1, ["KV cache"]), (0, []))]  # fmt: skip
     got = evidence.ProfilePhrases(corpus, cols).best(profiles.matrix, wants)
     expected = []
