@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from . import core as rank
 from .corpus import Corpus
-from .paper_phrases import KeyPhrases, choose_key_phrases, key_phrases_many
+from .paper_phrases import KeyPhrases, choose_key_phrases, key_phrases_many, raised_totals
 from .reasons import Ranked, Reason
 
 
@@ -25,9 +25,8 @@ class ProfilePhrases:
     def __init__(self, corpus: Corpus, cols: np.ndarray):
         self.corpus = corpus
         self.cols = cols
-        # col -> (its key phrases, the paper's values at their columns, and per phrase how
-        # many of its terms must raise the score: see paper_phrases.best_key_phrases)
-        self._cache: dict[int, tuple[KeyPhrases, np.ndarray, np.ndarray]] = {}
+        # col -> (its key phrases, the paper's values at their columns)
+        self._cache: dict[int, tuple[KeyPhrases, np.ndarray]] = {}
 
     def _find(self, cols: list[int]) -> None:
         """Cache the key phrases of the candidates ``cols`` not seen yet, and their values."""
@@ -54,7 +53,7 @@ class ProfilePhrases:
         for col, phrases, paper in zip(
             new, found, np.split(values, np.cumsum(sizes)[:-1]), strict=True
         ):
-            self._cache[col] = (phrases, paper, np.minimum(np.diff(phrases.starts), 2))
+            self._cache[col] = (phrases, paper)
 
     def best(
         self, profiles: sp.csr_matrix, wants: list[tuple[int, int, int, list[str]]]
@@ -74,22 +73,17 @@ class ProfilePhrases:
         if not live:
             return out
         which = np.array([slot[col] for _, _, col, _, _ in live], dtype=np.int64)
-        sizes = np.array([len(f.columns) for f, _, _ in found], dtype=np.int64)
-        counts = np.array([len(f.texts) for f, _, _ in found], dtype=np.int64)
-        columns = _gather(np.concatenate([f.columns for f, _, _ in found]), sizes, which)
-        paper = _gather(np.concatenate([p for _, p, _ in found]), sizes, which)
-        needed = _gather(np.concatenate([n for _, _, n in found]), counts, which)
-        local = _gather(np.concatenate([f.starts[:-1] for f, _, _ in found]), counts, which)
+        sizes = np.array([len(f.columns) for f, _ in found], dtype=np.int64)
+        counts = np.array([len(f.texts) for f, _ in found], dtype=np.int64)
+        columns = _gather(np.concatenate([f.columns for f, _ in found]), sizes, which)
+        paper = _gather(np.concatenate([p for _, p in found]), sizes, which)
+        local = _gather(np.concatenate([f.starts[:-1] for f, _ in found]), counts, which)
         rows = np.array([row for _, row, _, _, _ in live], dtype=np.int64)
         # the profile's weight times the paper's at each column of each pick's phrases
         weight = _values_of_rows(profiles, np.repeat(rows, sizes[which]), columns)
         contributions = weight * paper
         starts = local + np.repeat(np.cumsum(sizes[which]) - sizes[which], counts[which])
-        totals = np.add.reduceat(contributions, starts)
-        raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
-        # a two-word phrase needs the pair itself in the profile (best_key_phrases says why)
-        whole = (contributions[starts] > 0) | (np.diff(np.r_[starts, len(contributions)]) != 3)
-        totals = np.where((raising >= needed) & whole, totals, 0.0)
+        totals = raised_totals(contributions, starts)  # best_key_phrases' rule, every pick
         # Every pick's phrases best first in one sort (what paper_phrases.pick_key_phrases does per
         # pick): by pick, then by total, highest first; lexsort is stable, so equal totals keep
         # the order they were written in.

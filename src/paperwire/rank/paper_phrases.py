@@ -201,19 +201,26 @@ def best_key_phrases(
     chosen one, is left out."""
     if n <= 0 or not phrases.texts:
         return []
-    totals = np.add.reduceat(contributions, phrases.starts[:-1])
+    totals = raised_totals(contributions, phrases.starts[:-1])
+    return pick_key_phrases(phrases.texts, np.asarray(totals).tolist(), n, skip)
+
+
+def raised_totals(contributions: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per phrase (its columns ``contributions[starts[i] : starts[i + 1]]``, the last to the
+    end), the sum of its contributions where the phrase is the reader's, else 0: what
+    :func:`best_key_phrases` ranks by, and evidence.ProfilePhrases for a whole chunk."""
+    totals = np.add.reduceat(contributions, starts)
     # At least two of a phrase's terms (the pair and a word of it, say) must raise the score:
     # one alone can be a hash collision ("bit bit" and "vision tokens" share a column).
-    raising = np.add.reduceat((contributions > 0).astype(np.int64), phrases.starts[:-1])
-    sizes = np.diff(phrases.starts)
+    raising = np.add.reduceat((contributions > 0).astype(np.int64), starts)
+    sizes = np.diff(np.r_[starts, len(contributions)])
     # A two-word phrase (its pair's column, then its two words') is a reader's topic only where
     # their own papers or interests hold the pair itself: the two words apart ("search" in one
     # title, "space" in another) make no "search space" of theirs (found in a two-month field
     # test: "about “user collects”" and "about “ongoing updates”" under a voter's picks).
     # (Such a phrase's three columns are its pair's and its words', the pair's first.)
-    whole = (contributions[phrases.starts[:-1]] > 0) | (sizes != 3)
-    totals = np.where((raising >= np.minimum(sizes, 2)) & whole, totals, 0.0)
-    return pick_key_phrases(phrases.texts, np.asarray(totals).tolist(), n, skip)
+    whole = (contributions[starts] > 0) | (sizes != 3)
+    return np.where((raising >= np.minimum(sizes, 2)) & whole, totals, 0.0)
 
 
 def pick_key_phrases(
